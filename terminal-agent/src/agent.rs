@@ -1,0 +1,300 @@
+//! The checkout's runtime: the thin layer of I/O around the sans-IO
+//! [`Session`]. It connects to the broker, feeds keys, cards and hub answers to
+//! the session, and carries out what the session asks: screens, slips and
+//! requests. Requests are published with QoS 0 and re-sent with the same id
+//! until answered (the hub decides exactly-once by request id, so no MQTT QoS
+//! handshake is needed on the sale path; see the latency notes in PROTOCOL.md).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Datelike;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::devices::{Display, Printer};
+use crate::journal::{InFlight, Journal};
+use crate::mqtt::{self, BrokerAddr};
+use crate::protocol::{decode_response, encode, Request, Status, TerminalId, Topics};
+use crate::session::{Action, Input, Session, SessionConfig};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub terminal_id: TerminalId,
+    pub store: String,
+    pub broker: BrokerAddr,
+    /// Where the in-flight journal lives.
+    pub state_dir: PathBuf,
+    pub session: SessionConfig,
+    /// Re-send an unanswered request this often.
+    pub retry_every: Duration,
+    /// Tell the cashier the hub is silent after this long.
+    pub silent_after: Duration,
+}
+
+impl AgentConfig {
+    pub fn new(terminal_id: TerminalId, store: &str, broker: BrokerAddr, state_dir: PathBuf) -> Self {
+        AgentConfig {
+            terminal_id,
+            store: store.to_string(),
+            broker,
+            state_dir,
+            session: SessionConfig {
+                currency: "CNY".into(),
+                pin_key: crate::card::pin_block::TEST_PIN_KEY,
+            },
+            retry_every: Duration::from_secs(1),
+            silent_after: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot use the state directory {dir}: {source}")]
+    StateDir { dir: PathBuf, source: std::io::Error },
+}
+
+/// One input, with an optional note back once the session has handled it.
+pub type Command = (Input, Option<oneshot::Sender<()>>);
+
+/// How other tasks (the control API, a real keypad) reach a running agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    pub inputs: mpsc::Sender<Command>,
+    pub state: watch::Receiver<&'static str>,
+}
+
+impl AgentHandle {
+    /// Hands `input` to the session and waits until it was handled.
+    pub async fn send(&self, input: Input) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.inputs.send((input, Some(done))).await.is_err() {
+            return false;
+        }
+        wait.await.is_ok()
+    }
+}
+
+pub struct Agent<D> {
+    config: AgentConfig,
+    devices: D,
+    inputs: mpsc::Receiver<Command>,
+    state: watch::Sender<&'static str>,
+}
+
+impl<D: Display + Printer> Agent<D> {
+    pub fn new(config: AgentConfig, devices: D) -> (Self, AgentHandle) {
+        let (tx, rx) = mpsc::channel(64);
+        let (state_tx, state_rx) = watch::channel("idle");
+        let agent = Agent {
+            config,
+            devices,
+            inputs: rx,
+            state: state_tx,
+        };
+        (agent, AgentHandle { inputs: tx, state: state_rx })
+    }
+
+    /// Runs until `shutdown` turns true; then says goodbye on the status topic.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+        let cfg = self.config.clone();
+        let tid = &cfg.terminal_id;
+        let topics = Topics::new(&cfg.store);
+        let journal = Journal::open(&cfg.state_dir).map_err(|source| AgentError::StateDir {
+            dir: cfg.state_dir.clone(),
+            source,
+        })?;
+        let (client, mut eventloop) =
+            mqtt::connect(&format!("tallybox-term-{tid}"), &cfg.broker, &topics.term_status(tid));
+        let mut run = Running {
+            client,
+            topics: topics.clone(),
+            tid: tid.clone(),
+            session: Session::new(cfg.session.clone()),
+            journal,
+            journaled: None,
+            last_send: Instant::now(),
+            waiting_since: None,
+        };
+        let mut actions = run.session.start(VERSION);
+        match run.journal.load() {
+            Ok(Some(entry)) => {
+                tracing::info!(terminal = %tid, request_id = %entry.request_id, "recalling the sale in flight at last stop");
+                run.journaled = Some(entry.clone());
+                actions.extend(run.session.resume(entry));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(terminal = %tid, error = %e, "in-flight journal unreadable; kept aside as in-flight.damaged"),
+        }
+        run.apply(actions, &mut self.devices);
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+        let mut connected = false;
+        loop {
+            let _ = self.state.send(run.session.state_name());
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        connected = true;
+                        tracing::info!(terminal = %tid, broker = %cfg.broker, "connected to broker");
+                        run.on_connect();
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topics.resp(tid) => {
+                        match decode_response(&p.payload) {
+                            Ok(response) => {
+                                let actions = run.session.handle(Input::Answer(response), today());
+                                run.apply(actions, &mut self.devices);
+                            }
+                            Err(e) => tracing::warn!(terminal = %tid, code = ?e.code, error = %e, "unreadable answer from hub ignored"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if connected {
+                            tracing::warn!(terminal = %tid, error = %e, "lost the broker; reconnecting");
+                        }
+                        connected = false;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+                Some((input, done)) = self.inputs.recv() => {
+                    let actions = run.session.handle(input, today());
+                    run.apply(actions, &mut self.devices);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+                _ = tick.tick() => {
+                    if connected && run.last_send.elapsed() >= cfg.retry_every {
+                        run.resend();
+                    }
+                    if run.silent_for(cfg.silent_after) {
+                        let actions = run.session.handle(Input::HubSilent, today());
+                        run.apply(actions, &mut self.devices);
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    run.publish_request(&Request::Heartbeat { uptime_s: started.elapsed().as_secs() });
+                }
+            }
+        }
+        let offline = Status { online: false, version: VERSION.into(), detail: Some("stopped".into()) };
+        let _ = run
+            .client
+            .publish(topics.term_status(tid), QoS::AtLeastOnce, true, encode(&offline))
+            .await;
+        let _ = run.client.disconnect().await;
+        // Let the goodbye reach the broker before the connection drops.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Local `(year, month)` for the card expiry check.
+fn today() -> (u16, u8) {
+    let now = chrono::Local::now();
+    (now.year() as u16, now.month() as u8)
+}
+
+struct Running {
+    client: AsyncClient,
+    topics: Topics,
+    tid: TerminalId,
+    session: Session,
+    journal: Journal,
+    journaled: Option<InFlight>,
+    last_send: Instant,
+    waiting_since: Option<(InFlight, Instant, bool)>,
+}
+
+impl Running {
+    fn on_connect(&mut self) {
+        let resp = self.topics.resp(&self.tid);
+        if let Err(e) = self.client.try_subscribe(resp, QoS::AtMostOnce) {
+            tracing::error!(terminal = %self.tid, error = %e, "cannot subscribe to answers");
+        }
+        let online = Status { online: true, version: VERSION.into(), detail: None };
+        let _ = self.client.try_publish(
+            self.topics.term_status(&self.tid),
+            QoS::AtLeastOnce,
+            true,
+            encode(&online),
+        );
+        self.resend();
+    }
+
+    fn resend(&mut self) {
+        let outstanding: Vec<Request> = self.session.outstanding().into_iter().cloned().collect();
+        for request in &outstanding {
+            self.publish_request(request);
+        }
+    }
+
+    fn publish_request(&mut self, request: &Request) {
+        self.last_send = Instant::now();
+        let topic = self.topics.req(&self.tid);
+        if let Err(e) = self.client.try_publish(topic, QoS::AtMostOnce, false, encode(request)) {
+            tracing::warn!(terminal = %self.tid, error = %e, "request not queued; will re-send");
+        }
+    }
+
+    /// True once, when the same sale has waited longer than `limit`.
+    fn silent_for(&mut self, limit: Duration) -> bool {
+        let current = self.session.in_flight();
+        match (&mut self.waiting_since, current) {
+            (Some((entry, since, told)), Some(now)) if *entry == now => {
+                if !*told && since.elapsed() >= limit {
+                    *told = true;
+                    return true;
+                }
+                false
+            }
+            (slot, Some(now)) => {
+                *slot = Some((now, Instant::now(), false));
+                false
+            }
+            (slot, None) => {
+                *slot = None;
+                false
+            }
+        }
+    }
+
+    /// Journals the sale in flight first, then shows, prints and sends.
+    fn apply<D: Display + Printer>(&mut self, actions: Vec<Action>, devices: &mut D) {
+        let in_flight = self.session.in_flight();
+        if in_flight != self.journaled {
+            let written = match &in_flight {
+                Some(entry) => self.journal.record(entry),
+                None => self.journal.clear(),
+            };
+            match written {
+                Ok(()) => self.journaled = in_flight,
+                Err(e) => tracing::error!(terminal = %self.tid, error = %e, "cannot write the in-flight journal"),
+            }
+        }
+        for action in actions {
+            match action {
+                Action::Show(screen) => devices.show(&screen),
+                Action::Print(lines) => {
+                    if let Err(e) = devices.print(&lines) {
+                        tracing::error!(terminal = %self.tid, error = %e, "slip not printed");
+                    }
+                }
+                Action::Send(request) => self.publish_request(&request),
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The checkout's devices, behind small traits so the session's runtime does
+//! not care whether it drives real parts or simulated ones. Input devices
+//! (keypad, card reader) feed a channel of [`crate::session::Input`]; output
+//! devices implement [`Display`] and [`Printer`].
+//!
+//! The backend is chosen in one place, [`Backend`]: `sim` for the demo, tests
+//! and development on a laptop. Drivers for the Pi's real parts come next.
+
+pub mod oled;
+pub mod sim;
+
+use crate::session::Screen;
+
+/// Which devices a checkout drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Simulated keypad, card reader, OLED and printer, driven over `--control`.
+    Sim,
+    /// No devices: the hub only coordinates (no own checkout).
+    None,
+}
+
+pub trait Display: Send {
+    fn show(&mut self, screen: &Screen);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrinterError {
+    #[error("printer is out of paper: change the roll, then reprint")]
+    PaperOut,
+}
+
+pub trait Printer: Send {
+    /// Prints one slip; an error leaves the slip to be reprinted.
+    fn print(&mut self, lines: &[String]) -> Result<(), PrinterError>;
+}

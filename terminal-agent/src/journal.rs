@@ -1,0 +1,98 @@
+//! The terminal's only persistent state: the sale it is waiting on, so that a
+//! terminal that restarts mid-sale asks the hub what became of it instead of
+//! forgetting a customer who may have been charged. It holds the request id
+//! and what the screen said, never card data.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::RequestId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub request_id: RequestId,
+    /// What the cashier saw, e.g. "SALE CNY 12.50".
+    pub title: String,
+}
+
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        fs::create_dir_all(dir)?;
+        Ok(Journal {
+            path: dir.join("in-flight.json"),
+        })
+    }
+
+    /// The sale left in flight by the last run. A damaged file is reported and
+    /// kept aside rather than silently ignored.
+    pub fn load(&self) -> std::io::Result<Option<InFlight>> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) => {
+                fs::rename(&self.path, self.path.with_extension("damaged"))?;
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+
+    /// Writes durably (temp file, fsync, rename, fsync dir) before the request leaves.
+    pub fn record(&self, entry: &InFlight) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    pub fn clear(&self) -> std::io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_restart_and_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.load().unwrap(), None);
+        let entry = InFlight {
+            request_id: RequestId::new(),
+            title: "SALE CNY 1.00".into(),
+        };
+        journal.record(&entry).unwrap();
+        assert_eq!(Journal::open(dir.path()).unwrap().load().unwrap(), Some(entry));
+        journal.clear().unwrap();
+        assert_eq!(journal.load().unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_journal_is_an_error_not_a_silent_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("in-flight.json"), b"{half").unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        assert!(journal.load().is_err());
+        assert!(dir.path().join("in-flight.damaged").exists());
+    }
+}

@@ -1,0 +1,39 @@
+//! `tallybox-terminal`: everything a Tallybox checkout point needs, and nothing
+//! heavier (no database, no web server). The hub links this crate too and runs
+//! the same checkout for its own keypad, reader, OLED and printer.
+//!
+//! # Layout
+//!
+//! - [`amount`]: money as integer minor units, parsed strictly.
+//! - [`card`]: PAN (Luhn, masking, brand), expiry, track 2, PIN blocks, test cards.
+//! - [`protocol`]: MQTT topics and the versioned JSON messages (see `PROTOCOL.md`).
+//! - [`session`]: the checkout state machine, sans-IO, and its OLED screens.
+//! - [`slip`]: the receipt slip as text lines.
+//! - [`reason`]: what the cashier is told for each decline, and what to do.
+//! - [`devices`]: display and printer traits; simulated devices and the OLED frame buffer.
+//! - [`agent`]: the runtime that joins session, devices and broker.
+//! - [`journal`]: the one sale in flight, kept across a restart.
+//! - [`control`]: the simulated checkout's JSON-lines control API.
+//! - [`mqtt`], [`discovery`]: reaching the broker, finding the hub by mDNS.
+//!
+//! # The path of a sale
+//!
+//! Keys `A1250#` reach [`session::Session`] → it shows "Swipe or tap card" →
+//! a card read ([`card::CardRead`], Luhn and expiry checked here) → PIN if the
+//! service code asks ([`card::pin_block`]) → a [`protocol::Request::Sale`] with a
+//! fresh [`protocol::RequestId`], journaled by [`journal`] and published by
+//! [`agent`] on `term/{tid}/req` until the hub's [`protocol::Response::Outcome`]
+//! arrives on `term/{tid}/resp` → screen "APPROVED", two slips from [`slip`].
+
+pub mod agent;
+pub mod amount;
+pub mod card;
+pub mod control;
+pub mod devices;
+pub mod discovery;
+pub mod journal;
+pub mod mqtt;
+pub mod protocol;
+pub mod reason;
+pub mod session;
+pub mod slip;

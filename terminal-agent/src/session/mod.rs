@@ -1,0 +1,400 @@
+//! The checkout session: a sans-IO state machine. Keys, cards and the hub's
+//! answers go in; screens to show, slips to print and requests to send come
+//! out. The same session runs on a terminal, on the hub's own checkout, on
+//! simulated devices and in tests: it never touches a socket, a clock or a pin.
+//!
+//! ```text
+//! Idle ─A/digit→ Amount ─#→ Card ─(PIN card)→ Pin ─#→ Waiting ─answer→ Done ─key→ Idle
+//!   └─D→ Menu ─1→ Card (balance)        ─2→ Waiting (reprint)
+//! ```
+//!
+//! While `Waiting`, the runtime re-sends [`Session::outstanding`] with the same
+//! request id until an answer arrives: the hub charges an id once.
+
+pub mod screens;
+#[cfg(test)]
+mod tests;
+
+use crate::amount::Amount;
+use crate::card::{pin_block, CardError, CardRead};
+use crate::journal::InFlight;
+use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
+use crate::reason;
+use crate::slip::{self, Copy};
+pub use screens::Screen;
+
+/// One key of the 4×4 keypad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Digit(u8),
+    /// Backspace.
+    Star,
+    /// Enter.
+    Hash,
+    /// Sale.
+    A,
+    /// Refund / void menu (later version).
+    B,
+    /// Cancel.
+    C,
+    /// Menu.
+    D,
+}
+
+impl Key {
+    pub fn from_char(c: char) -> Option<Key> {
+        Some(match c {
+            '0'..='9' => Key::Digit(c as u8 - b'0'),
+            '*' => Key::Star,
+            '#' => Key::Hash,
+            'A' | 'a' => Key::A,
+            'B' | 'b' => Key::B,
+            'C' | 'c' => Key::C,
+            'D' | 'd' => Key::D,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Key(Key),
+    Card(Result<CardRead, CardError>),
+    Answer(Response),
+    /// The outstanding request went unanswered for too long (runtime's timer).
+    HubSilent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Show(Screen),
+    /// One slip, line by line.
+    Print(Vec<String>),
+    /// Publish this request (again, if it was already sent).
+    Send(Request),
+}
+
+/// Fixed per terminal.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub currency: String,
+    pub pin_key: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Sale(Amount),
+    Balance,
+}
+
+impl Op {
+    fn title(self, currency: &str) -> String {
+        match self {
+            Op::Sale(a) => format!("SALE {currency} {a}"),
+            Op::Balance => "BALANCE INQUIRY".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    Amount { digits: String },
+    Menu,
+    Card { op: Op },
+    Pin { op: Op, card: CardRead, digits: String },
+    Waiting { request: Request, title: String, silent: bool },
+    Done,
+}
+
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    store_name: String,
+    /// The sign-in request until the hub answers it.
+    sign_in: Option<Request>,
+}
+
+/// The amount entry takes at most 9 digits: 9,999,999.99.
+const MAX_AMOUNT_DIGITS: usize = 9;
+const MAX_PIN_DIGITS: usize = 12;
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            config,
+            state: State::Idle,
+            store_name: "Tallybox".to_string(),
+            sign_in: None,
+        }
+    }
+
+    /// First actions after start: sign in and show the idle screen.
+    pub fn start(&mut self, version: &str) -> Vec<Action> {
+        let request = Request::SignIn {
+            request_id: RequestId::new(),
+            version: version.to_string(),
+        };
+        self.sign_in = Some(request.clone());
+        vec![Action::Send(request), Action::Show(self.idle_screen())]
+    }
+
+    /// Picks up the sale that was in flight when the terminal stopped: the hub
+    /// answers from its records, so the slip is printed now (or the cashier
+    /// learns it was not charged).
+    pub fn resume(&mut self, entry: InFlight) -> Vec<Action> {
+        let request = Request::Recall { request_id: entry.request_id };
+        let screen = screens::processing(&entry.title);
+        self.wait(request, entry.title, screen)
+    }
+
+    fn wait(&mut self, request: Request, title: String, screen: Screen) -> Vec<Action> {
+        self.state = State::Waiting { request: request.clone(), title, silent: false };
+        vec![Action::Send(request), Action::Show(screen)]
+    }
+
+    /// Requests the runtime must keep re-sending until answered.
+    pub fn outstanding(&self) -> Vec<&Request> {
+        let mut out: Vec<&Request> = self.sign_in.iter().collect();
+        if let State::Waiting { request, .. } = &self.state {
+            out.push(request);
+        }
+        out
+    }
+
+    /// The sale in flight, if any: the runtime journals it so a restart can
+    /// recall it. Balance inquiries and reprints charge nothing and are not kept.
+    pub fn in_flight(&self) -> Option<InFlight> {
+        match &self.state {
+            State::Waiting { request: Request::Sale { request_id, .. } | Request::Recall { request_id }, title, .. } => {
+                Some(InFlight { request_id: request_id.clone(), title: title.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Idle => "idle",
+            State::Amount { .. } => "amount",
+            State::Menu => "menu",
+            State::Card { .. } => "card",
+            State::Pin { .. } => "pin",
+            State::Waiting { .. } => "waiting",
+            State::Done => "done",
+        }
+    }
+
+    /// Feeds one input; `today` is the local `(year, month)` for the expiry check.
+    pub fn handle(&mut self, input: Input, today: (u16, u8)) -> Vec<Action> {
+        match input {
+            Input::Key(key) => self.on_key(key),
+            Input::Card(card) => self.on_card(card, today),
+            Input::Answer(response) => self.on_answer(response),
+            Input::HubSilent => match &mut self.state {
+                State::Waiting { silent, .. } => {
+                    *silent = true;
+                    vec![Action::Show(screens::hub_silent())]
+                }
+                _ => vec![],
+            },
+        }
+    }
+
+    fn idle_screen(&self) -> Screen {
+        screens::idle(&self.store_name, self.sign_in.is_none())
+    }
+
+    fn go_idle(&mut self) -> Vec<Action> {
+        self.state = State::Idle;
+        vec![Action::Show(self.idle_screen())]
+    }
+
+    fn go(&mut self, state: State, screen: Screen) -> Vec<Action> {
+        self.state = state;
+        vec![Action::Show(screen)]
+    }
+
+    fn on_key(&mut self, key: Key) -> Vec<Action> {
+        let currency = self.config.currency.clone();
+        match (&mut self.state, key) {
+            (State::Idle | State::Done, Key::A) => {
+                self.go(State::Amount { digits: String::new() }, screens::amount_entry(&currency, ""))
+            }
+            (State::Idle | State::Done, Key::Digit(d)) if d > 0 => {
+                let digits = d.to_string();
+                let screen = screens::amount_entry(&currency, &digits);
+                self.go(State::Amount { digits }, screen)
+            }
+            (State::Idle | State::Done, Key::D) => self.go(State::Menu, screens::menu()),
+            (State::Done, _) => self.go_idle(),
+            (State::Amount { digits }, Key::Digit(d)) => {
+                if digits.len() < MAX_AMOUNT_DIGITS && !(digits.is_empty() && d == 0) {
+                    digits.push(char::from(b'0' + d));
+                }
+                let screen = screens::amount_entry(&currency, digits);
+                vec![Action::Show(screen)]
+            }
+            (State::Amount { digits }, Key::Star) => {
+                digits.pop();
+                let screen = screens::amount_entry(&currency, digits);
+                vec![Action::Show(screen)]
+            }
+            (State::Amount { digits }, Key::Hash) => {
+                let minor: u64 = digits.parse().unwrap_or(0);
+                match Amount::from_minor(minor) {
+                    Ok(amount) if !amount.is_zero() => {
+                        let op = Op::Sale(amount);
+                        self.go(State::Card { op }, screens::present_card(&op.title(&currency), None))
+                    }
+                    _ => vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))],
+                }
+            }
+            (State::Menu, Key::Digit(1)) => {
+                let op = Op::Balance;
+                self.go(State::Card { op }, screens::present_card(&op.title(&currency), None))
+            }
+            (State::Menu, Key::Digit(2)) => {
+                let request = Request::Reprint { request_id: RequestId::new(), trace_no: None };
+                self.wait(request, "REPRINT".into(), screens::processing("REPRINT"))
+            }
+            (State::Pin { digits, op, .. }, Key::Digit(d)) => {
+                if digits.len() < MAX_PIN_DIGITS {
+                    digits.push(char::from(b'0' + d));
+                }
+                let screen = screens::pin_entry(&op.title(&currency), digits.len());
+                vec![Action::Show(screen)]
+            }
+            (State::Pin { digits, op, .. }, Key::Star) => {
+                digits.pop();
+                let screen = screens::pin_entry(&op.title(&currency), digits.len());
+                vec![Action::Show(screen)]
+            }
+            (State::Pin { digits, .. }, Key::Hash) if digits.len() >= 4 => {
+                let State::Pin { op, card, digits } = std::mem::replace(&mut self.state, State::Idle)
+                else {
+                    unreachable!("matched Pin above")
+                };
+                self.send(op, card, Some(&digits))
+            }
+            (State::Waiting { silent: true, .. }, Key::C) => {
+                self.go(State::Done, screens::result_unknown())
+            }
+            (State::Amount { .. } | State::Menu | State::Card { .. } | State::Pin { .. }, Key::C) => {
+                self.go_idle()
+            }
+            _ => vec![],
+        }
+    }
+
+    fn on_card(&mut self, card: Result<CardRead, CardError>, today: (u16, u8)) -> Vec<Action> {
+        let State::Card { op } = self.state else {
+            return vec![]; // a swipe when no one asked for a card is ignored
+        };
+        let title = op.title(&self.config.currency);
+        let card = match card.and_then(|c| c.check_at(today.0, today.1).map(|()| c)) {
+            Ok(card) => card,
+            Err(CardError::Expired(_)) => {
+                let notice = reason::explain(reason::EXPIRED_AT_TERMINAL);
+                return vec![Action::Show(screens::present_card(&title, Some(notice)))];
+            }
+            Err(_) => {
+                let notice = reason::explain(reason::READ_ERROR);
+                return vec![Action::Show(screens::present_card(&title, Some(notice)))];
+            }
+        };
+        if card.needs_pin() {
+            let screen = screens::pin_entry(&title, 0);
+            return self.go(State::Pin { op, card, digits: String::new() }, screen);
+        }
+        self.send(op, card, None)
+    }
+
+    fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {
+        let pin_block = match pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &self.config.pin_key)) {
+            Some(Ok(block)) => Some(block),
+            Some(Err(e)) => return vec![Action::Show(screens::message("PIN NOT ACCEPTED", &e.to_string()))],
+            None => None,
+        };
+        let request_id = RequestId::new();
+        let request = match op {
+            Op::Sale(amount) => Request::Sale {
+                request_id,
+                amount,
+                currency: self.config.currency.clone(),
+                card,
+                pin_block,
+            },
+            Op::Balance => Request::Balance { request_id, card, pin_block },
+        };
+        let title = op.title(&self.config.currency);
+        let screen = screens::processing(&title);
+        self.wait(request, title, screen)
+    }
+
+    fn on_answer(&mut self, response: Response) -> Vec<Action> {
+        if let Response::SignedIn { request_id, store_name, .. } = &response {
+            if self.sign_in.as_ref().and_then(Request::request_id) != Some(request_id) {
+                return vec![];
+            }
+            self.sign_in = None;
+            self.store_name = store_name.clone();
+            return match self.state {
+                State::Idle => vec![Action::Show(self.idle_screen())],
+                _ => vec![],
+            };
+        }
+        let State::Waiting { request, .. } = &self.state else {
+            return vec![]; // a late duplicate answer: already handled
+        };
+        if request.request_id().map(RequestId::as_str) != response.request_id() {
+            return vec![];
+        }
+        if matches!(&response, Response::Outcome(o) if o.status == TxnStatus::Pending) {
+            return vec![]; // not final yet: keep waiting
+        }
+        let currency = self.config.currency.clone();
+        self.state = State::Done;
+        match response {
+            Response::Outcome(outcome) => outcome_actions(&currency, outcome),
+            Response::Reprint { receipt: Some(receipt), .. } => vec![
+                Action::Print(slip::render(&receipt, Copy::Cardholder, true)),
+                Action::Show(screens::message("REPRINTED", "Slip printed")),
+            ],
+            Response::Reprint { receipt: None, .. } => {
+                vec![Action::Show(screens::message("REPRINT", "No sale to reprint"))]
+            }
+            Response::Error { code: ErrorCode::InvalidAmount, .. } => {
+                vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))]
+            }
+            Response::Error { message, .. } => {
+                vec![Action::Show(screens::message("HUB ERROR", &message))]
+            }
+            Response::SignedIn { .. } => vec![],
+        }
+    }
+}
+
+fn outcome_actions(currency: &str, outcome: Outcome) -> Vec<Action> {
+    match (outcome.status, outcome.kind) {
+        (TxnStatus::Approved, TxnKind::Sale) => {
+            let Some(receipt) = outcome.receipt else {
+                return vec![Action::Show(screens::message("APPROVED", "Receipt missing"))];
+            };
+            vec![
+                Action::Print(slip::render(&receipt, Copy::Merchant, false)),
+                Action::Print(slip::render(&receipt, Copy::Cardholder, false)),
+                Action::Show(screens::approved(currency, receipt.amount, &receipt.auth_code)),
+            ]
+        }
+        (TxnStatus::Approved, TxnKind::Balance) => {
+            vec![Action::Show(screens::balance(currency, outcome.balance.unwrap_or(Amount::ZERO)))]
+        }
+        (TxnStatus::Reversed | TxnStatus::Failed, _) => {
+            vec![Action::Show(screens::declined(&outcome.response_code, true))]
+        }
+        (TxnStatus::Declined | TxnStatus::Pending, _) => {
+            vec![Action::Show(screens::declined(&outcome.response_code, false))]
+        }
+    }
+}

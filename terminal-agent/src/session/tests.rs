@@ -1,0 +1,258 @@
+//! The checkout session driven key by key, as a cashier would.
+
+use super::*;
+use crate::card::test_cards;
+use crate::card::EntryMode;
+use crate::protocol::Receipt;
+
+const TODAY: (u16, u8) = (2026, 11);
+
+fn session() -> Session {
+    let mut s = Session::new(SessionConfig {
+        currency: "CNY".into(),
+        pin_key: pin_block::TEST_PIN_KEY,
+    });
+    s.start("test");
+    s
+}
+
+fn keys(s: &mut Session, typed: &str) -> Vec<Action> {
+    typed
+        .chars()
+        .flat_map(|c| s.handle(Input::Key(Key::from_char(c).unwrap()), TODAY))
+        .collect()
+}
+
+fn card(s: &mut Session, name: &str) -> Vec<Action> {
+    let read = test_cards::by_name(name).unwrap().read(EntryMode::Swipe);
+    s.handle(Input::Card(Ok(read)), TODAY)
+}
+
+fn last_screen(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Show(s) => Some(s.text()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn sent(actions: &[Action]) -> Option<Request> {
+    actions.iter().find_map(|a| match a {
+        Action::Send(r) => Some(r.clone()),
+        _ => None,
+    })
+}
+
+fn receipt(amount: Amount) -> Receipt {
+    Receipt {
+        merchant_name: "Shop".into(),
+        merchant_id: "M1".into(),
+        terminal_id: "T1".into(),
+        kind: TxnKind::Sale,
+        status: TxnStatus::Approved,
+        amount,
+        currency: "CNY".into(),
+        masked_pan: crate::card::Pan::parse("6222021000000005").unwrap().masked(),
+        brand: crate::card::Brand::UnionPay,
+        entry_mode: EntryMode::Swipe,
+        batch_no: 1,
+        trace_no: 7,
+        reference_no: "000000000007".into(),
+        auth_code: "123456".into(),
+        at: "2026-11-25 10:00:00".into(),
+    }
+}
+
+fn outcome(request: &Request, status: TxnStatus, code: &str, receipt: Option<Receipt>) -> Response {
+    let kind = match request {
+        Request::Balance { .. } => TxnKind::Balance,
+        _ => TxnKind::Sale,
+    };
+    Response::Outcome(Outcome {
+        request_id: request.request_id().unwrap().clone(),
+        kind,
+        status,
+        response_code: code.into(),
+        receipt,
+        balance: None,
+    })
+}
+
+#[test]
+fn a_sale_from_keys_to_two_slips() {
+    let mut s = session();
+    let shown = keys(&mut s, "A1250");
+    assert!(last_screen(&shown).contains("CNY 12.50"));
+    assert!(last_screen(&keys(&mut s, "#")).contains("Swipe or tap"));
+    let actions = card(&mut s, "approved");
+    let request = sent(&actions).expect("a sale request");
+    match &request {
+        Request::Sale { amount, card, pin_block, .. } => {
+            assert_eq!(amount.minor(), 1250);
+            assert_eq!(card.pan.digits(), "6222021000000005");
+            assert!(pin_block.is_none());
+        }
+        other => panic!("sent {other:?}"),
+    }
+    assert_eq!(s.in_flight().unwrap().request_id, *request.request_id().unwrap());
+    let amount = Amount::from_minor(1250).unwrap();
+    let actions = s.handle(
+        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(receipt(amount)))),
+        TODAY,
+    );
+    let slips: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Print(lines) => Some(lines.join("\n")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slips.len(), 2);
+    assert!(slips[0].contains("MERCHANT COPY") && slips[1].contains("CARDHOLDER COPY"));
+    assert!(last_screen(&actions).contains("APPROVED"));
+    assert!(s.in_flight().is_none());
+    // A late duplicate answer prints nothing twice.
+    let again = s.handle(
+        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(receipt(amount)))),
+        TODAY,
+    );
+    assert!(again.is_empty());
+}
+
+#[test]
+fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
+    let mut s = session();
+    keys(&mut s, "A500#");
+    let actions = card(&mut s, "pin");
+    assert!(last_screen(&actions).contains("Enter PIN"));
+    assert!(sent(&actions).is_none());
+    let shown = keys(&mut s, "1234");
+    assert!(last_screen(&shown).contains("****"));
+    assert!(!last_screen(&shown).contains("1234"));
+    let request = sent(&keys(&mut s, "#")).unwrap();
+    let Request::Sale { pin_block: Some(block), card, .. } = &request else {
+        panic!("no PIN block in {request:?}");
+    };
+    assert!(!crate::protocol::encode(&request).windows(4).any(|w| w == b"1234"));
+    let pin = pin_block::decrypt(block, card.pan.digits(), &pin_block::TEST_PIN_KEY).unwrap();
+    assert_eq!(pin.as_deref(), Some("1234"));
+}
+
+#[test]
+fn declines_show_reason_and_hint() {
+    let mut s = session();
+    keys(&mut s, "A20000#");
+    let request = sent(&card(&mut s, "low-balance")).unwrap();
+    let actions = s.handle(Input::Answer(outcome(&request, TxnStatus::Declined, "51", None)), TODAY);
+    let screen = last_screen(&actions);
+    assert!(screen.contains("DECLINED") && screen.contains("Insufficient funds"), "{screen}");
+    assert!(screen.contains("Lower amount"), "{screen}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Print(_))));
+}
+
+#[test]
+fn a_reversal_says_not_charged() {
+    let mut s = session();
+    keys(&mut s, "A100#");
+    let request = sent(&card(&mut s, "no-answer")).unwrap();
+    let actions = s.handle(Input::Answer(outcome(&request, TxnStatus::Reversed, "NC", None)), TODAY);
+    assert!(last_screen(&actions).contains("NOT CHARGED"));
+}
+
+#[test]
+fn an_expired_card_never_leaves_the_terminal() {
+    let mut s = session();
+    keys(&mut s, "A100#");
+    let actions = card(&mut s, "past-expiry");
+    assert!(sent(&actions).is_none());
+    assert!(last_screen(&actions).contains("Card expired"));
+    assert_eq!(s.state_name(), "card");
+    let read = s.handle(Input::Card(Err(CardError::PanLuhn)), TODAY);
+    assert!(last_screen(&read).contains("Card read error"));
+}
+
+#[test]
+fn zero_amount_is_refused_and_cancel_goes_home() {
+    let mut s = session();
+    assert!(last_screen(&keys(&mut s, "A#")).contains("Wrong amount"));
+    assert_eq!(s.state_name(), "amount");
+    assert!(last_screen(&keys(&mut s, "12*3")).contains("CNY 0.13"));
+    let shown = keys(&mut s, "C");
+    assert_eq!(s.state_name(), "idle");
+    assert!(last_screen(&shown).contains("A sale"));
+}
+
+#[test]
+fn amount_entry_caps_at_nine_digits() {
+    let mut s = session();
+    let shown = keys(&mut s, "A99999999999");
+    assert!(last_screen(&shown).contains("CNY 9999999.99"));
+}
+
+#[test]
+fn keys_and_cards_while_waiting_change_nothing() {
+    let mut s = session();
+    keys(&mut s, "A100#");
+    let request = sent(&card(&mut s, "approved")).unwrap();
+    assert!(keys(&mut s, "C123#A").is_empty());
+    assert!(card(&mut s, "visa").is_empty());
+    assert_eq!(s.in_flight().unwrap().title, "SALE CNY 1.00");
+    assert_eq!(s.outstanding().last(), Some(&&request));
+    // After the hub stays silent, C gives up with an honest screen.
+    s.handle(Input::HubSilent, TODAY);
+    assert!(last_screen(&keys(&mut s, "C")).contains("RESULT UNKNOWN"));
+}
+
+#[test]
+fn sign_in_names_the_store_and_stops_being_outstanding() {
+    let mut s = Session::new(SessionConfig { currency: "CNY".into(), pin_key: [0; 16] });
+    let actions = s.start("1.0");
+    let Some(Request::SignIn { request_id, .. }) = sent(&actions) else { panic!() };
+    assert_eq!(s.outstanding().len(), 1);
+    let shown = s.handle(
+        Input::Answer(Response::SignedIn {
+            request_id,
+            store_name: "Corner Shop".into(),
+            merchant_id: "M1".into(),
+            batch_no: 1,
+        }),
+        TODAY,
+    );
+    assert!(last_screen(&shown).contains("Corner Shop"));
+    assert!(s.outstanding().is_empty());
+}
+
+#[test]
+fn after_a_restart_the_sale_is_recalled_and_its_slips_printed() {
+    let mut s = session();
+    keys(&mut s, "A100#");
+    let request = sent(&card(&mut s, "approved")).unwrap();
+    let entry = s.in_flight().unwrap();
+    let mut restarted = session();
+    let actions = restarted.resume(entry);
+    let recall = sent(&actions).unwrap();
+    assert_eq!(recall, Request::Recall { request_id: request.request_id().unwrap().clone() });
+    assert!(last_screen(&actions).contains("SALE CNY 1.00"));
+    let r = receipt(Amount::from_minor(100).unwrap());
+    let done = restarted.handle(
+        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(r))),
+        TODAY,
+    );
+    assert_eq!(done.iter().filter(|a| matches!(a, Action::Print(_))).count(), 2);
+    assert!(restarted.in_flight().is_none());
+}
+
+#[test]
+fn reprint_from_the_menu() {
+    let mut s = session();
+    let request = sent(&keys(&mut s, "D2")).unwrap();
+    let Request::Reprint { request_id, .. } = request else { panic!() };
+    let r = receipt(Amount::from_minor(100).unwrap());
+    let actions = s.handle(Input::Answer(Response::Reprint { request_id, receipt: Some(r) }), TODAY);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Print(l) if l.join("\n").contains("REPRINT"))));
+}

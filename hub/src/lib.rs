@@ -1,1 +1,43 @@
-//! x
+//! `tallybox`: the payment hub of a small shop, running on a Raspberry Pi.
+//!
+//! # Layout
+//!
+//! - [`hub`]: assembles a running hub; `serve` and `demo` start it.
+//! - [`link`]: the hub's MQTT side: requests in, answers out.
+//! - [`coordinator`]: **where a sale gets authorized**: exactly-once by request
+//!   id, pending before authorize, reversal when the acquirer is silent.
+//! - [`acquirer`]: the acquirer trait and the simulated acquirer / issuer.
+//! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the hash-chained
+//!   audit log, receipt search.
+//! - [`broker`]: the embedded MQTT broker.
+//! - [`web`]: the owner's page and the JSON API.
+//! - [`discovery`]: mDNS announcement.
+//! - [`config`]: the settings file and its checks.
+//! - [`cmd`]: one file per subcommand.
+//!
+//! The checkout itself — screens, keys, cards, slips, the wire protocol — lives
+//! in the `tallybox-terminal` crate, which the hub runs in-process for its own
+//! keypad, reader, OLED and printer.
+//!
+//! # The path of a sale
+//!
+//! A terminal publishes a `sale` on `tallybox/v1/{store}/term/{tid}/req` →
+//! [`link`] decodes it and spawns a task → [`coordinator::Coordinator::handle`]
+//! looks the request id up (a repeat gets the stored answer), writes the
+//! transaction `pending` ([`store::Store::begin`], fsync), asks the
+//! [`acquirer::Acquirer`] within the time-out, stores the verdict
+//! ([`store::Store::finish`], fsync, audit record in the same SQLite
+//! transaction) → [`link`] publishes the outcome with the receipt on
+//! `…/term/{tid}/resp` → the terminal prints the slips; the page at
+//! `/api/v1/transactions` shows the row at once.
+
+pub mod acquirer;
+pub mod broker;
+pub mod cmd;
+pub mod config;
+pub mod coordinator;
+pub mod discovery;
+pub mod hub;
+pub mod link;
+pub mod store;
+pub mod web;

@@ -37,6 +37,7 @@ const TABLE: &[Explanation] = &[
     e("96", "System error", "系统故障", "Retry; then call support", "请重试或联系客服"),
     // Local codes: the issuer never decided.
     e("NC", "No answer from bank", "银行无应答,未扣款", "Retry the sale", "请重新交易"),
+    e("NR", "Sale not received", "交易未送达,未扣款", "Retry the sale", "请重新交易"),
     e("XA", "Wrong amount", "金额错误", "Key the amount again", "请重新输入金额"),
     e("XC", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
     e("XR", "Card read error", "读卡失败", "Swipe again slowly", "请重新刷卡"),
@@ -54,6 +55,8 @@ pub fn explain(code: &str) -> Explanation {
 
 /// Local code: reversed after an acquirer time-out; the customer was not charged.
 pub const NOT_CHARGED: &str = "NC";
+/// Local code: the hub never received the request; nothing was charged.
+pub const NOT_RECEIVED: &str = "NR";
 pub const WRONG_AMOUNT: &str = "XA";
 pub const EXPIRED_AT_TERMINAL: &str = "XC";
 pub const READ_ERROR: &str = "XR";
@@ -65,7 +68,7 @@ mod tests {
 
     #[test]
     fn every_decline_the_simulator_gives_has_its_own_words() {
-        for code in ["05", "14", "41", "43", "51", "54", "55", "91", "96", "NC"] {
+        for code in ["05", "14", "41", "43", "51", "54", "55", "91", "96", "NC", "NR"] {
             let x = explain(code);
             assert_eq!(x.code, code);
             // OLED lines are 21 characters wide.

@@ -1,0 +1,61 @@
+//! The link to the acquirer (收单机构), which asks the card's issuer and answers
+//! approve or decline. A trait, so the coordinator does not care whether it is
+//! the built-in simulator ([`sim`]) or, later, an ISO 8583 host.
+
+pub mod sim;
+
+use std::future::Future;
+
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::CardRead;
+use tallybox_terminal::protocol::TxnKind;
+
+/// An authorization request (ISO 8583 0200 in spirit).
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    pub kind: TxnKind,
+    pub terminal_id: String,
+    pub trace_no: u32,
+    pub amount: Amount,
+    pub card: CardRead,
+    pub pin_block: Option<String>,
+}
+
+/// The acquirer's answer (0210).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthResponse {
+    /// `"00"` approved; anything else is a decline.
+    pub response_code: String,
+    pub auth_code: String,
+    pub reference_no: String,
+    /// For a balance inquiry.
+    pub balance: Option<Amount>,
+}
+
+impl AuthResponse {
+    pub fn approved(&self) -> bool {
+        self.response_code == "00"
+    }
+}
+
+/// Cancels an authorization whose answer never arrived (0400).
+#[derive(Debug, Clone)]
+pub struct Reversal {
+    pub terminal_id: String,
+    pub trace_no: u32,
+    pub amount: Amount,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcquirerError {
+    #[error("the acquirer link is down: {0}")]
+    Link(String),
+}
+
+pub trait Acquirer: Send + Sync + 'static {
+    /// Asks for an authorization. May never return: the caller times it out.
+    fn authorize(&self, request: AuthRequest) -> impl Future<Output = Result<AuthResponse, AcquirerError>> + Send;
+
+    /// Reverses an authorization; `Ok` once the acquirer acknowledged it.
+    fn reverse(&self, reversal: Reversal) -> impl Future<Output = Result<(), AcquirerError>> + Send;
+}

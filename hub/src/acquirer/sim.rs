@@ -1,0 +1,189 @@
+//! The simulated acquirer and issuer: decides on the test cards
+//! ([`tallybox_terminal::card::test_cards`]) the way a real issuer would, so a
+//! demo and the tests meet every answer a shop meets. The decision itself is a
+//! plain function ([`SimIssuer::decide`]); [`SimAcquirer`] only adds the delays.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Local;
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::pin_block::{self, TEST_PIN_KEY};
+use tallybox_terminal::card::test_cards::{self, Behaviour};
+use tallybox_terminal::protocol::TxnKind;
+
+use super::{Acquirer, AcquirerError, AuthRequest, AuthResponse, Reversal};
+
+/// What the issuer decided and how long the acquirer takes to say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Answer { response: AuthResponse, delay: Duration },
+    /// The acquirer never answers.
+    Silence,
+}
+
+/// The issuer's memory: balances of the cards that have one.
+#[derive(Debug, Default)]
+pub struct SimIssuer {
+    spent: HashMap<String, u64>,
+    auth_counter: u32,
+}
+
+impl SimIssuer {
+    fn answer(&mut self, code: &str, request: &AuthRequest, balance: Option<Amount>) -> AuthResponse {
+        let approved = code == "00";
+        if approved {
+            self.auth_counter = self.auth_counter.wrapping_add(1);
+        }
+        AuthResponse {
+            response_code: code.to_string(),
+            auth_code: if approved {
+                // Six digits, unique per approval in this run, like a real auth code.
+                format!("{:06}", (u64::from(self.auth_counter) * 7919 + u64::from(request.trace_no)) % 1_000_000)
+            } else {
+                String::new()
+            },
+            reference_no: format!("{}{:06}", Local::now().format("%H%M%S"), request.trace_no % 1_000_000),
+            balance,
+        }
+    }
+
+    pub fn decide(&mut self, request: &AuthRequest) -> Decision {
+        let pan = request.card.pan.digits();
+        let now = |response| Decision::Answer { response, delay: Duration::ZERO };
+        let Some(card) = test_cards::by_pan(pan) else {
+            return now(self.answer("14", request, None));
+        };
+        if card.expiry != request.card.expiry.yymm() {
+            return now(self.answer("54", request, None));
+        }
+        if let Some(expected) = card.pin {
+            let given = request
+                .pin_block
+                .as_deref()
+                .and_then(|block| pin_block::decrypt(block, pan, &TEST_PIN_KEY).ok().flatten());
+            if given.as_deref() != Some(expected) {
+                return now(self.answer("55", request, None));
+            }
+        }
+        let is_balance = request.kind == TxnKind::Balance;
+        match card.behaviour {
+            Behaviour::Approve => {
+                let balance = is_balance.then(|| Amount::from_minor(88_888_888).unwrap_or(Amount::ZERO));
+                now(self.answer("00", request, balance))
+            }
+            Behaviour::Balance { minor } => {
+                let spent = self.spent.entry(pan.to_string()).or_default();
+                let left = minor.saturating_sub(*spent);
+                if is_balance {
+                    let balance = Amount::from_minor(left).ok();
+                    return now(self.answer("00", request, balance));
+                }
+                if request.amount.minor() > left {
+                    return now(self.answer("51", request, None));
+                }
+                *spent += request.amount.minor();
+                now(self.answer("00", request, None))
+            }
+            Behaviour::Decline { code } => now(self.answer(code, request, None)),
+            Behaviour::Slow { ms } => Decision::Answer {
+                response: self.answer("00", request, None),
+                delay: Duration::from_millis(ms),
+            },
+            Behaviour::NoAnswer => Decision::Silence,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SimAcquirer {
+    issuer: Mutex<SimIssuer>,
+}
+
+impl Acquirer for SimAcquirer {
+    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        let decision = self.issuer.lock().unwrap_or_else(|e| e.into_inner()).decide(&request);
+        match decision {
+            Decision::Answer { response, delay } => {
+                tokio::time::sleep(delay).await;
+                Ok(response)
+            }
+            Decision::Silence => std::future::pending().await,
+        }
+    }
+
+    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
+        tracing::info!(terminal = %reversal.terminal_id, trace_no = reversal.trace_no, amount = %reversal.amount, "simulated acquirer acknowledged reversal");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tallybox_terminal::card::EntryMode;
+
+    fn request(name: &str, minor: u64, pin: Option<&str>) -> AuthRequest {
+        let card = test_cards::by_name(name).unwrap().read(EntryMode::Swipe);
+        let pin_block = pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &TEST_PIN_KEY).unwrap());
+        AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no: 1,
+            amount: Amount::from_minor(minor).unwrap(),
+            card,
+            pin_block,
+        }
+    }
+
+    fn code(issuer: &mut SimIssuer, r: &AuthRequest) -> String {
+        match issuer.decide(r) {
+            Decision::Answer { response, .. } => response.response_code,
+            Decision::Silence => "silence".into(),
+        }
+    }
+
+    #[test]
+    fn every_test_card_gets_its_answer() {
+        let mut issuer = SimIssuer::default();
+        let cases = [
+            ("approved", "00"),
+            ("visa", "00"),
+            ("expired", "54"),
+            ("lost", "41"),
+            ("frozen", "43"),
+            ("invalid", "14"),
+            ("pin", "55"),
+            ("no-answer", "silence"),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(code(&mut issuer, &request(name, 100, None)), expected, "{name}");
+        }
+        assert_eq!(code(&mut issuer, &request("pin", 100, Some("1234"))), "00");
+        assert_eq!(code(&mut issuer, &request("pin", 100, Some("9999"))), "55");
+        match issuer.decide(&request("slow", 100, None)) {
+            Decision::Answer { delay, .. } => assert_eq!(delay, Duration::from_secs(3)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn low_balance_approves_until_the_money_runs_out() {
+        let mut issuer = SimIssuer::default();
+        assert_eq!(code(&mut issuer, &request("low-balance", 20_000, None)), "51");
+        assert_eq!(code(&mut issuer, &request("low-balance", 6_000, None)), "00");
+        assert_eq!(code(&mut issuer, &request("low-balance", 6_000, None)), "51");
+        assert_eq!(code(&mut issuer, &request("low-balance", 4_000, None)), "00");
+    }
+
+    #[test]
+    fn approvals_carry_auth_and_reference_numbers() {
+        let mut issuer = SimIssuer::default();
+        let Decision::Answer { response, .. } = issuer.decide(&request("approved", 100, None)) else {
+            panic!()
+        };
+        assert_eq!(response.auth_code.len(), 6);
+        assert_eq!(response.reference_no.len(), 12);
+    }
+}

@@ -1,0 +1,66 @@
+//! `tallybox demo`: the whole system on one laptop — embedded broker, simulated
+//! acquirer, the hub's own checkout and simulated terminals, web on localhost.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::hub::{self, Options, Started};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its database (kept between runs).
+    #[arg(long, default_value = "tallybox-demo-data")]
+    pub data_dir: PathBuf,
+    /// Web page address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Embedded broker address.
+    #[arg(long, default_value = "127.0.0.1:18830")]
+    pub mqtt: SocketAddr,
+    /// Simulated terminals besides the hub's own checkout.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=20))]
+    pub terminals: u16,
+    /// Control API of the first checkout; the others take the next ports.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub control: SocketAddr,
+}
+
+fn banner(s: &Started, data_dir: &std::path::Path) {
+    let mut out = String::new();
+    out.push_str("\nTallybox demo is running. Ctrl-C stops it.\n\n");
+    out.push_str(&format!("  Web page     http://{}\n", s.http));
+    out.push_str(&format!("  MQTT broker  {} (embedded)\n", s.broker));
+    out.push_str(&format!("  Data         {}\n\n", data_dir.display()));
+    out.push_str("  Checkouts (simulated devices):\n");
+    for (tid, control) in &s.checkouts {
+        let who = if tid.as_str() == hub::OWN_CHECKOUT { "the hub's own" } else { "terminal" };
+        let at = control.map(|c| c.to_string()).unwrap_or_default();
+        out.push_str(&format!("    {tid:<4} {who:<14} control {at}\n"));
+    }
+    if let Some((_, Some(first))) = s.checkouts.first() {
+        out.push_str("\n  Make a sale of 12.50 and read the slip:\n");
+        out.push_str(&format!("    tallybox drive --control {first} keys A1250#\n"));
+        out.push_str(&format!("    tallybox drive --control {first} card approved\n"));
+        out.push_str(&format!("    tallybox drive --control {first} screen\n"));
+        out.push_str(&format!("    tallybox drive --control {first} paper\n"));
+        out.push_str("  Then open the web page. Every test card: tallybox test-cards\n");
+    }
+    println!("{out}");
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let config = Config {
+        store_name: "Tallybox Demo Shop".into(),
+        data_dir: args.data_dir.clone(),
+        http: args.http,
+        mqtt: args.mqtt,
+        mdns: false,
+        ..Config::default()
+    };
+    let options = Options { extra_terminals: args.terminals, control: Some(args.control) };
+    let shutdown = super::stop_signal();
+    let data_dir = args.data_dir.clone();
+    hub::run(config, options, shutdown, move |started| banner(started, &data_dir)).await?;
+    Ok(())
+}

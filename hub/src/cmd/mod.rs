@@ -1,0 +1,30 @@
+//! The `tallybox` subcommands, one file each.
+
+pub mod demo;
+pub mod drive;
+pub mod serve;
+pub mod test_cards;
+
+use tokio::sync::watch;
+
+/// A receiver that turns true on Ctrl-C or SIGTERM.
+pub fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}

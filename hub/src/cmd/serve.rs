@@ -1,0 +1,90 @@
+//! `tallybox serve`: the hub as it runs in a shop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tallybox_terminal::mqtt::BrokerAddr;
+
+use crate::config::Config;
+use crate::hub::{self, Options};
+
+pub const DEFAULT_CONFIG: &str = "/etc/tallybox/tallybox.toml";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Settings file (TOML). Default /etc/tallybox/tallybox.toml when it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the database and keys live.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Web page and API address.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Embedded broker's address.
+    #[arg(long, conflicts_with = "broker")]
+    pub mqtt: Option<SocketAddr>,
+    /// Use an external broker (mqtt://HOST:PORT) instead of the embedded one.
+    #[arg(long)]
+    pub broker: Option<BrokerAddr>,
+    /// Acquirer link: `sim`.
+    #[arg(long, value_parser = ["sim"])]
+    pub acquirer: Option<String>,
+    /// The hub's own checkout: `sim` (simulated devices) or `none`.
+    #[arg(long, value_parser = ["sim", "none"])]
+    pub devices: Option<String>,
+    /// Open the own checkout's control API here (simulated devices only).
+    #[arg(long)]
+    pub control: Option<SocketAddr>,
+    /// Do not announce the hub by mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+}
+
+impl ServeArgs {
+    /// The settings file, then these flags on top.
+    pub fn config(&self) -> Result<Config, crate::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path, true)?,
+            None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = self.http {
+            config.http = a;
+        }
+        if let Some(a) = self.mqtt {
+            config.mqtt = a;
+            config.broker = None;
+        }
+        if let Some(b) = &self.broker {
+            config.broker = Some(b.to_string());
+        }
+        if let Some(a) = &self.acquirer {
+            config.acquirer = a.clone();
+        }
+        if let Some(d) = &self.devices {
+            config.devices = d.clone();
+        }
+        if self.no_mdns {
+            config.mdns = false;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let options = Options { extra_terminals: 0, control: args.control };
+    let shutdown = super::stop_signal();
+    hub::run(config, options, shutdown, |started| {
+        tracing::info!(
+            http = %started.http, broker = %started.broker, embedded = started.embedded_broker,
+            "hub ready"
+        );
+    })
+    .await?;
+    Ok(())
+}

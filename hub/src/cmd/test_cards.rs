@@ -1,0 +1,26 @@
+//! `tallybox test-cards`: the simulated issuer's cards, to try every answer.
+
+use serde_json::json;
+use tallybox_terminal::card::test_cards::TEST_CARDS;
+
+pub fn run(as_json: bool) {
+    if as_json {
+        let cards: Vec<_> = TEST_CARDS
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name, "pan": c.pan, "expiry": c.expiry, "track2": c.track2(),
+                    "pin": c.pin, "behaviour": c.description, "rule": c.behaviour,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::from(cards));
+        return;
+    }
+    println!("{:<12} {:<17} {:<6} {:<5} behaviour", "name", "card number", "exp", "PIN");
+    for c in TEST_CARDS {
+        let expiry = format!("{}/{}", &c.expiry[2..], &c.expiry[..2]);
+        println!("{:<12} {:<17} {:<6} {:<5} {}", c.name, c.pan, expiry, c.pin.unwrap_or("-"), c.description);
+    }
+    println!("\nPresent one on a simulated checkout: tallybox drive --control ADDR card NAME");
+}

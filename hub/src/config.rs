@@ -1,0 +1,183 @@
+//! The hub's settings: a TOML file (default `/etc/tallybox/tallybox.toml`),
+//! then command-line flags on top. Every field has a default that works on a
+//! Pi out of the box; a file with an unknown key or a bad value is refused with
+//! one line naming the key, so a typo never silently changes behaviour.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::mqtt::BrokerAddr;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Short id used in MQTT topics.
+    pub store_id: String,
+    /// Printed at the top of every slip.
+    pub store_name: String,
+    /// The acquirer's merchant number (商户号), printed on slips.
+    pub merchant_id: String,
+    pub currency: String,
+    pub data_dir: PathBuf,
+    /// The web page and API.
+    pub http: SocketAddr,
+    /// Where the embedded broker listens. Ignored with `broker`.
+    pub mqtt: SocketAddr,
+    /// Use this external broker instead of the embedded one.
+    pub broker: Option<String>,
+    /// `sim` (the built-in simulated acquirer).
+    pub acquirer: String,
+    /// How long the acquirer has to answer before the sale is reversed.
+    pub acquirer_timeout_ms: u64,
+    /// Largest amount a single sale may carry, in minor units.
+    pub max_sale_minor: u64,
+    /// `sim` runs the hub's own checkout on simulated devices; `none` runs none.
+    pub devices: String,
+    /// Announce the hub on the LAN by mDNS.
+    pub mdns: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store_id: "shop".into(),
+            store_name: "Tallybox Store".into(),
+            merchant_id: "898000000000001".into(),
+            currency: "CNY".into(),
+            data_dir: PathBuf::from("/var/lib/tallybox"),
+            http: ([0, 0, 0, 0], 80).into(),
+            mqtt: ([0, 0, 0, 0], 1883).into(),
+            broker: None,
+            acquirer: "sim".into(),
+            acquirer_timeout_ms: 10_000,
+            max_sale_minor: 5_000_000,
+            devices: "sim".into(),
+            mdns: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Reads `path`; a missing file is an error only when it was asked for.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            // toml's message spans several lines with a source excerpt; keep its first.
+            message: e.message().lines().next().unwrap_or("invalid TOML").to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if tallybox_terminal::protocol::TerminalId::parse(&self.store_id).is_err() {
+            return invalid("store_id", "use 1-32 letters, digits, '-' or '_'");
+        }
+        if self.store_name.trim().is_empty() || self.store_name.chars().count() > 32 {
+            return invalid("store_name", "give a name of 1 to 32 characters");
+        }
+        if tallybox_terminal::amount::Currency::parse(&self.currency).is_none() {
+            return invalid("currency", "use a three-letter ISO 4217 code such as CNY");
+        }
+        if self.acquirer != "sim" {
+            return invalid("acquirer", "only 'sim' is available in this version");
+        }
+        if !(100..=120_000).contains(&self.acquirer_timeout_ms) {
+            return invalid("acquirer_timeout_ms", "use 100 to 120000");
+        }
+        if self.max_sale_minor == 0 || Amount::from_minor(self.max_sale_minor).is_err() {
+            return invalid("max_sale_minor", "use 1 to 999999999 (minor units)");
+        }
+        if !matches!(self.devices.as_str(), "sim" | "none") {
+            return invalid("devices", "use 'sim' or 'none'");
+        }
+        if let Some(url) = &self.broker {
+            url.parse::<BrokerAddr>().map_err(|message| ConfigError::Invalid {
+                key: "broker",
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn broker_addr(&self) -> Option<BrokerAddr> {
+        self.broker.as_deref().and_then(|b| b.parse().ok())
+    }
+
+    pub fn acquirer_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquirer_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tallybox.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path, true)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let c = load("store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\n").unwrap();
+        assert_eq!(c.store_name, "Corner Shop");
+        assert_eq!(c.acquirer_timeout(), Duration::from_secs(4));
+        assert_eq!(c.currency, "CNY");
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let e = load("store_nmae = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("store_nmae"), "{e}");
+        let e = load("acquirer_timeout_ms = \"soon\"").unwrap_err().to_string();
+        assert!(e.contains("acquirer_timeout_ms") || e.contains("invalid type"), "{e}");
+        let e = load("currency = \"yuan\"").unwrap_err().to_string();
+        assert!(e.contains("currency"), "{e}");
+        let e = load("broker = \"localhost\"").unwrap_err().to_string();
+        assert!(e.contains("broker"), "{e}");
+        assert!(!load("this is not toml").unwrap_err().to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_default_file_is_fine_but_an_asked_for_one_is_not() {
+        let missing = Path::new("/nonexistent/tallybox.toml");
+        assert!(Config::load(missing, false).is_ok());
+        assert!(Config::load(missing, true).is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! Where a sale gets authorized. The coordinator takes one decoded request from
+//! one terminal and returns the answer, holding the rules that keep money right:
+//!
+//! - **Exactly once.** A request id is charged at most once. A repeat while the
+//!   first copy is being worked on is not answered (the first copy's answer is
+//!   on its way); a repeat afterwards gets the stored answer.
+//! - **Pending before authorize.** The transaction is on disk as `pending`
+//!   before the acquirer hears of it.
+//! - **Not charged means not charged.** When the acquirer does not answer in
+//!   time, the authorization is reversed; only once the reversal is
+//!   acknowledged does the cashier hear "not charged". Until then the row stays
+//!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
+//!   every start, for sales a crash left behind.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::CardRead;
+use tallybox_terminal::protocol::{
+    ErrorCode, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
+};
+use tallybox_terminal::reason;
+
+use crate::acquirer::{Acquirer, AuthRequest, Reversal};
+use crate::store::{NewTxn, Store, StoreError, Txn, Verdict};
+
+/// The store-wide facts the coordinator answers with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store_name: String,
+    pub merchant_id: String,
+    pub currency: String,
+    pub max_sale: Amount,
+    pub acquirer_timeout: Duration,
+}
+
+pub struct Coordinator<A> {
+    store: Arc<Mutex<Store>>,
+    acquirer: A,
+    settings: Settings,
+    /// Request ids being worked on right now.
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// Removes a request id from the in-flight set however its handling ends.
+struct Claim<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+fn internal(request_id: &RequestId, e: &StoreError) -> Response {
+    tracing::error!(request_id = %request_id, error = %e, "store failure");
+    Response::Error {
+        request_id: Some(request_id.to_string()),
+        code: ErrorCode::Internal,
+        message: "the hub could not record this; the terminal will retry".into(),
+    }
+}
+
+impl<A: Acquirer> Coordinator<A> {
+    pub fn new(store: Store, acquirer: A, settings: Settings) -> Self {
+        Coordinator {
+            store: Arc::new(Mutex::new(store)),
+            acquirer,
+            settings,
+            in_flight: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs `f` on the store in the blocking pool: SQLite's fsyncs must not stall
+    /// the tasks that carry other terminals' messages.
+    async fn store<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+    }
+
+    fn claim(&self, id: &RequestId) -> Option<Claim<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(id.to_string()).then(|| Claim {
+            set: &self.in_flight,
+            id: id.to_string(),
+        })
+    }
+
+    /// The answer to one request, or `None` when no answer is due now.
+    pub async fn handle(&self, terminal: &TerminalId, request: Request) -> Option<Response> {
+        match request {
+            Request::SignIn { request_id, version } => {
+                tracing::info!(terminal = %terminal, %version, "terminal signed in");
+                let t = terminal.clone();
+                let batch = self
+                    .store(move |s| {
+                        s.touch_terminal(&t, Some(true), Some(&version))?;
+                        s.batch_no()
+                    })
+                    .await;
+                Some(match batch {
+                    Ok(batch_no) => Response::SignedIn {
+                        request_id,
+                        store_name: self.settings.store_name.clone(),
+                        merchant_id: self.settings.merchant_id.clone(),
+                        batch_no,
+                    },
+                    Err(e) => internal(&request_id, &e),
+                })
+            }
+            Request::Sale { request_id, amount, currency, card, pin_block } => {
+                self.authorize(terminal, request_id, TxnKind::Sale, amount, &currency, card, pin_block)
+                    .await
+            }
+            Request::Balance { request_id, card, pin_block } => {
+                let currency = self.settings.currency.clone();
+                self.authorize(terminal, request_id, TxnKind::Balance, Amount::ZERO, &currency, card, pin_block)
+                    .await
+            }
+            Request::Reprint { request_id, trace_no } => {
+                let t = terminal.clone();
+                let found = self.store(move |s| s.for_reprint(&t, trace_no)).await;
+                Some(match found {
+                    Ok(txn) => Response::Reprint {
+                        request_id,
+                        receipt: txn.map(|t| self.receipt_of(&t)),
+                    },
+                    Err(e) => internal(&request_id, &e),
+                })
+            }
+            Request::Recall { request_id } => self.recall(terminal, request_id).await,
+            Request::Heartbeat { .. } => {
+                let t = terminal.clone();
+                if let Err(e) = self.store(move |s| s.touch_terminal(&t, Some(true), None)).await {
+                    tracing::warn!(terminal = %terminal, error = %e, "heartbeat not recorded");
+                }
+                None
+            }
+        }
+    }
+
+    fn receipt_of(&self, txn: &Txn) -> tallybox_terminal::protocol::Receipt {
+        txn.receipt(&self.settings.store_name, &self.settings.merchant_id)
+    }
+
+    fn outcome(&self, txn: &Txn, balance: Option<Amount>) -> Response {
+        Response::Outcome(Outcome {
+            request_id: RequestId::parse(&txn.request_id).unwrap_or_default(),
+            kind: txn.kind,
+            status: txn.status,
+            response_code: txn.response_code.clone(),
+            receipt: (txn.status == TxnStatus::Approved && txn.kind == TxnKind::Sale).then(|| self.receipt_of(txn)),
+            balance,
+        })
+    }
+
+    fn not_received(request_id: RequestId, kind: TxnKind) -> Response {
+        Response::Outcome(Outcome {
+            request_id,
+            kind,
+            status: TxnStatus::Failed,
+            response_code: reason::NOT_RECEIVED.into(),
+            receipt: None,
+            balance: None,
+        })
+    }
+
+    /// A stored transaction answering a repeated request id.
+    fn repeat(&self, txn: &Txn, terminal: &TerminalId, kind: TxnKind, amount: Amount) -> Option<Response> {
+        if txn.terminal_id != terminal.as_str() || txn.kind != kind || txn.amount != amount {
+            tracing::warn!(terminal = %terminal, request_id = %txn.request_id, "request id reused for a different request");
+            return Some(Response::Error {
+                request_id: Some(txn.request_id.clone()),
+                code: ErrorCode::DuplicateRequestId,
+                message: "this request id was already used for another request; make a new one".into(),
+            });
+        }
+        // Still pending and not being worked on: the reversal sweep owns it now.
+        (txn.status != TxnStatus::Pending).then(|| self.outcome(txn, None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn authorize(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        kind: TxnKind,
+        amount: Amount,
+        currency: &str,
+        card: CardRead,
+        pin_block: Option<String>,
+    ) -> Option<Response> {
+        let claim = self.claim(&request_id)?;
+        let rid = request_id.clone();
+        let earlier = self
+            .store(move |s| Ok((s.by_request(rid.as_str())?, s.is_lost(&rid)?)))
+            .await;
+        match earlier {
+            Err(e) => return Some(internal(&request_id, &e)),
+            Ok((Some(txn), _)) => return self.repeat(&txn, terminal, kind, amount),
+            Ok((None, true)) => return Some(Self::not_received(request_id, kind)),
+            Ok((None, false)) => {}
+        }
+        if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
+            return Some(Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: ErrorCode::InvalidAmount,
+                message: format!("amount must be 0.01 to {}", self.settings.max_sale),
+            });
+        }
+        if currency != self.settings.currency {
+            return Some(Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: ErrorCode::InvalidAmount,
+                message: format!("this store takes {}, not {currency}", self.settings.currency),
+            });
+        }
+
+        let (rid, tid, cur, c) = (request_id.clone(), terminal.clone(), currency.to_string(), card.clone());
+        let pending = self
+            .store(move |s| {
+                s.begin(&NewTxn { request_id: &rid, terminal_id: &tid, kind, amount, currency: &cur, card: &c })
+            })
+            .await;
+        let txn = match pending {
+            Ok(txn) => txn,
+            Err(e) => return Some(internal(&request_id, &e)),
+        };
+        let auth = AuthRequest {
+            kind,
+            terminal_id: terminal.to_string(),
+            trace_no: txn.trace_no,
+            amount,
+            card,
+            pin_block,
+        };
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.authorize(auth)).await;
+        let response = match answer {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "acquirer failed; reversing");
+                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
+            }
+            Err(_) => {
+                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, "acquirer did not answer in time; reversing");
+                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
+            }
+        };
+        let status = if response.approved() { TxnStatus::Approved } else { TxnStatus::Declined };
+        let (id, r) = (txn.id, response.clone());
+        let done = self
+            .store(move |s| {
+                s.finish(
+                    id,
+                    &Verdict {
+                        status,
+                        response_code: &r.response_code,
+                        auth_code: &r.auth_code,
+                        reference_no: &r.reference_no,
+                    },
+                )
+            })
+            .await;
+        drop(claim);
+        match done {
+            Ok(txn) => {
+                tracing::info!(
+                    terminal = %terminal, request_id = %request_id, kind = kind.as_str(), status = txn.status.as_str(),
+                    code = %txn.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
+                    "transaction finished"
+                );
+                Some(self.outcome(&txn, response.balance))
+            }
+            Err(e) => Some(internal(&request_id, &e)),
+        }
+    }
+
+    /// Reverses a pending transaction; the reversed row once acknowledged.
+    async fn reverse(&self, txn: &Txn) -> Option<Txn> {
+        let reversal = Reversal {
+            terminal_id: txn.terminal_id.clone(),
+            trace_no: txn.trace_no,
+            amount: txn.amount,
+        };
+        match tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.reverse(reversal)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(trace_no = txn.trace_no, "reversal timed out; will retry");
+                return None;
+            }
+        }
+        let id = txn.id;
+        let verdict = move |s: &mut Store| {
+            s.finish(
+                id,
+                &Verdict { status: TxnStatus::Reversed, response_code: reason::NOT_CHARGED, auth_code: "", reference_no: "" },
+            )
+        };
+        match self.store(verdict).await {
+            Ok(t) => {
+                tracing::info!(terminal = %t.terminal_id, trace_no = t.trace_no, "transaction reversed: not charged");
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(trace_no = txn.trace_no, error = %e, "reversal acknowledged but not recorded; will retry");
+                None
+            }
+        }
+    }
+
+    /// Reverses every `pending` transaction nobody is working on: at start-up,
+    /// those a crash left behind; later, those whose reversal failed before.
+    pub async fn reverse_leftovers(&self) -> Result<usize, StoreError> {
+        let pending = self.store(|s| s.pending()).await?;
+        let mut reversed = 0;
+        for txn in pending {
+            let Ok(rid) = RequestId::parse(&txn.request_id) else { continue };
+            let Some(_claim) = self.claim(&rid) else { continue };
+            if self.reverse(&txn).await.is_some() {
+                reversed += 1;
+            }
+        }
+        Ok(reversed)
+    }
+
+    /// Notes a terminal's retained status (online / offline, version).
+    pub async fn terminal_status(&self, terminal: &TerminalId, status: tallybox_terminal::protocol::Status) {
+        let t = terminal.clone();
+        let noted = self
+            .store(move |s| s.touch_terminal(&t, Some(status.online), Some(&status.version)))
+            .await;
+        if let Err(e) = noted {
+            tracing::warn!(terminal = %terminal, error = %e, "terminal status not recorded");
+        }
+    }
+
+    /// "What became of this request?" from a terminal that restarted.
+    async fn recall(&self, terminal: &TerminalId, request_id: RequestId) -> Option<Response> {
+        let _claim = self.claim(&request_id)?;
+        let (rid, tid) = (request_id.clone(), terminal.clone());
+        let found = self
+            .store(move |s| {
+                if let Some(txn) = s.by_request(rid.as_str())? {
+                    return Ok(Some(txn));
+                }
+                s.mark_lost(&rid, &tid)?;
+                Ok(None)
+            })
+            .await;
+        match found {
+            Ok(Some(txn)) if txn.terminal_id != terminal.as_str() => Some(Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: ErrorCode::DuplicateRequestId,
+                message: "this request id belongs to another terminal".into(),
+            }),
+            Ok(Some(txn)) => (txn.status != TxnStatus::Pending).then(|| self.outcome(&txn, None)),
+            Ok(None) => {
+                tracing::info!(terminal = %terminal, request_id = %request_id, "recalled request never arrived: marked lost, not charged");
+                Some(Self::not_received(request_id, TxnKind::Sale))
+            }
+            Err(e) => Some(internal(&request_id, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

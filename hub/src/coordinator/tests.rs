@@ -1,0 +1,173 @@
+//! The coordinator's money rules, with the simulated acquirer and a real store.
+
+use super::*;
+use crate::acquirer::sim::SimAcquirer;
+use tallybox_terminal::card::{test_cards, EntryMode};
+
+fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
+    let store = Store::open(dir).unwrap();
+    Coordinator::new(
+        store,
+        SimAcquirer::default(),
+        Settings {
+            store_name: "Corner Shop".into(),
+            merchant_id: "898000000000001".into(),
+            currency: "CNY".into(),
+            max_sale: Amount::from_minor(5_000_000).unwrap(),
+            acquirer_timeout: Duration::from_millis(4_000),
+        },
+    )
+}
+
+fn sale(card: &str, minor: u64) -> Request {
+    Request::Sale {
+        request_id: RequestId::new(),
+        amount: Amount::from_minor(minor).unwrap(),
+        currency: "CNY".into(),
+        card: test_cards::by_name(card).unwrap().read(EntryMode::Swipe),
+        pin_block: None,
+    }
+}
+
+fn t1() -> TerminalId {
+    TerminalId::parse("T1").unwrap()
+}
+
+fn outcome(r: Option<Response>) -> Outcome {
+    match r {
+        Some(Response::Outcome(o)) => o,
+        other => panic!("expected an outcome, got {other:?}"),
+    }
+}
+
+fn rows(c: &Coordinator<SimAcquirer>) -> Vec<Txn> {
+    c.store.lock().unwrap().list(&Default::default()).unwrap().items
+}
+
+#[tokio::test]
+async fn an_approved_sale_answers_with_its_receipt_and_a_repeat_gets_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let request = sale("approved", 1250);
+    let first = outcome(c.handle(&t1(), request.clone()).await);
+    assert_eq!(first.status, TxnStatus::Approved);
+    let receipt = first.receipt.clone().unwrap();
+    assert_eq!(receipt.merchant_name, "Corner Shop");
+    assert_eq!(receipt.amount.minor(), 1250);
+    assert_eq!(receipt.auth_code.len(), 6);
+    let again = outcome(c.handle(&t1(), request).await);
+    assert_eq!(again, first);
+    assert_eq!(rows(&c).len(), 1);
+}
+
+#[tokio::test]
+async fn a_reused_id_for_another_amount_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let request = sale("approved", 1250);
+    c.handle(&t1(), request.clone()).await;
+    let Request::Sale { request_id, currency, card, .. } = request else { unreachable!() };
+    let other = Request::Sale { request_id, amount: Amount::from_minor(99).unwrap(), currency, card, pin_block: None };
+    match c.handle(&t1(), other).await {
+        Some(Response::Error { code: ErrorCode::DuplicateRequestId, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rows(&c).len(), 1);
+}
+
+#[tokio::test]
+async fn declines_are_stored_with_their_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    for (card, code) in [("lost", "41"), ("frozen", "43"), ("expired", "54"), ("invalid", "14"), ("pin", "55")] {
+        let o = outcome(c.handle(&t1(), sale(card, 100)).await);
+        assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Declined, code), "{card}");
+        assert!(o.receipt.is_none());
+    }
+    assert!(rows(&c).iter().all(|t| t.status == TxnStatus::Declined));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_acquirer_ends_reversed_and_not_charged() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let o = outcome(c.handle(&t1(), sale("no-answer", 100)).await);
+    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Reversed, "NC"));
+    assert_eq!(rows(&c)[0].status, TxnStatus::Reversed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_arriving_while_the_first_is_in_flight_is_not_answered_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let request = sale("slow", 100);
+    let tid = t1();
+    let (a, b) = tokio::join!(c.handle(&tid, request.clone()), c.handle(&tid, request.clone()));
+    let answered: Vec<_> = [a, b].into_iter().flatten().collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(rows(&c).len(), 1);
+    // After it finished, a copy gets the stored answer.
+    assert_eq!(outcome(c.handle(&t1(), request).await).status, TxnStatus::Approved);
+}
+
+#[tokio::test]
+async fn bad_amounts_are_refused_before_anything_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    for minor in [0, 5_000_001] {
+        match c.handle(&t1(), sale("approved", minor)).await {
+            Some(Response::Error { code: ErrorCode::InvalidAmount, .. }) => {}
+            other => panic!("{minor}: {other:?}"),
+        }
+    }
+    assert!(rows(&c).is_empty());
+}
+
+#[tokio::test]
+async fn a_recalled_id_that_never_arrived_can_never_charge_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let request = sale("approved", 100);
+    let request_id = request.request_id().unwrap().clone();
+    let o = outcome(c.handle(&t1(), Request::Recall { request_id }).await);
+    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "NR"));
+    let late = outcome(c.handle(&t1(), request).await);
+    assert_eq!(late.status, TxnStatus::Failed);
+    assert!(rows(&c).is_empty());
+}
+
+#[tokio::test]
+async fn a_recall_of_a_finished_sale_returns_its_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let request = sale("approved", 100);
+    let request_id = request.request_id().unwrap().clone();
+    let first = outcome(c.handle(&t1(), request).await);
+    let recalled = outcome(c.handle(&t1(), Request::Recall { request_id }).await);
+    assert_eq!(recalled.receipt, first.receipt);
+}
+
+#[tokio::test]
+async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        let (rid, tid) = (RequestId::new(), t1());
+        store
+            .begin(&NewTxn {
+                request_id: &rid,
+                terminal_id: &tid,
+                kind: TxnKind::Sale,
+                amount: Amount::from_minor(100).unwrap(),
+                currency: "CNY",
+                card: &card,
+            })
+            .unwrap();
+    }
+    let c = coordinator(dir.path());
+    assert_eq!(c.reverse_leftovers().await.unwrap(), 1);
+    assert_eq!(rows(&c)[0].status, TxnStatus::Reversed);
+    assert_eq!(c.reverse_leftovers().await.unwrap(), 0);
+    assert_eq!(c.store.lock().unwrap().verify_audit().unwrap(), 2);
+}

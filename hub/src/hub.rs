@@ -1,0 +1,186 @@
+//! A running hub, assembled: store → coordinator (reversing what a crash left
+//! pending) → broker → MQTT link → web server → mDNS → the in-process
+//! checkouts. `tallybox serve` and `tallybox demo` both start it from here.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::control;
+use tallybox_terminal::devices::sim::SimDevices;
+use tallybox_terminal::mqtt::BrokerAddr;
+use tallybox_terminal::protocol::{TerminalId, Topics};
+use tokio::sync::watch;
+
+use crate::acquirer::sim::SimAcquirer;
+use crate::broker::{self, BrokerError};
+use crate::config::{Config, ConfigError};
+use crate::coordinator::{Coordinator, Settings};
+use crate::store::{Store, StoreError};
+use crate::web::{self, BindError, WebState};
+use crate::{discovery, link};
+
+/// The hub's own checkout's terminal id.
+pub const OWN_CHECKOUT: &str = "T0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Web(#[from] BindError),
+    #[error(transparent)]
+    Checkout(#[from] AgentError),
+    #[error("cannot open a checkout's control API on {addr}: {source}")]
+    Control { addr: SocketAddr, source: std::io::Error },
+}
+
+/// What to start beside the hub.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Simulated terminals run in-process after the hub's own checkout (the demo's).
+    pub extra_terminals: u16,
+    /// Control API of the hub's own checkout; extra terminals take the next ports.
+    pub control: Option<SocketAddr>,
+}
+
+/// Where things ended up listening, for the banner and for tests.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub http: SocketAddr,
+    pub broker: BrokerAddr,
+    pub embedded_broker: bool,
+    pub checkouts: Vec<(TerminalId, Option<SocketAddr>)>,
+}
+
+/// The address a local client uses to reach a listener on `addr`.
+fn reachable(addr: SocketAddr) -> BrokerAddr {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    BrokerAddr { host: ip.to_string(), port: addr.port() }
+}
+
+pub async fn run(
+    config: Config,
+    options: Options,
+    shutdown: watch::Receiver<bool>,
+    on_start: impl FnOnce(&Started),
+) -> Result<(), HubError> {
+    config.validate()?;
+    let coordinator = Arc::new(Coordinator::new(
+        Store::open(&config.data_dir)?,
+        SimAcquirer::default(),
+        Settings {
+            store_name: config.store_name.clone(),
+            merchant_id: config.merchant_id.clone(),
+            currency: config.currency.clone(),
+            max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
+            acquirer_timeout: config.acquirer_timeout(),
+        },
+    ));
+    // Sales a crash left pending are settled before any new one is taken.
+    let reversed = coordinator.reverse_leftovers().await?;
+    if reversed > 0 {
+        tracing::warn!(reversed, "reversed sales left pending by the last stop: not charged");
+    }
+
+    let (broker_addr, embedded) = match config.broker_addr() {
+        Some(external) => (external, false),
+        None => {
+            broker::start(config.mqtt)?;
+            (reachable(config.mqtt), true)
+        }
+    };
+
+    let (connected_tx, connected_rx) = watch::channel(false);
+    let topics = Topics::new(&config.store_id);
+    let web_state = WebState {
+        store: Arc::new(Mutex::new(Store::open(&config.data_dir)?)),
+        store_name: config.store_name.clone(),
+        merchant_id: config.merchant_id.clone(),
+        broker_connected: connected_rx,
+    };
+    let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(server);
+    tasks.spawn(link::run(
+        Arc::clone(&coordinator),
+        broker_addr.clone(),
+        topics,
+        connected_tx,
+        shutdown.clone(),
+    ));
+    {
+        let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = every.tick() => {
+                        if let Err(e) = coordinator.reverse_leftovers().await {
+                            tracing::error!(error = %e, "reversal sweep failed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let _mdns = if config.mdns {
+        match discovery::announce(&config.store_id, http.port(), broker_addr.port) {
+            Ok(daemon) => Some(daemon),
+            Err(e) => {
+                tracing::warn!(error = %e, "mDNS announcement failed; terminals need --hub");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    // Control APIs never end by themselves; dropping this set stops them.
+    let mut controls = tokio::task::JoinSet::new();
+    let mut checkouts = Vec::new();
+    let own = usize::from(config.devices == "sim");
+    for n in 0..own + usize::from(options.extra_terminals) {
+        let index = n + 1 - own;
+        let id = if index == 0 { OWN_CHECKOUT.to_string() } else { format!("T{index}") };
+        let tid = TerminalId::parse(&id).map_err(|e| ConfigError::Invalid { key: "devices", message: e })?;
+        let control_addr = options.control.map(|c| SocketAddr::new(c.ip(), c.port() + n as u16));
+        let devices = SimDevices::default();
+        let state_dir = config.data_dir.join("checkouts").join(&id);
+        let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
+        let (agent, handle) = Agent::new(agent_config, devices.clone());
+        if let Some(addr) = control_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| HubError::Control { addr, source })?;
+            controls.spawn(control::serve(listener, handle, devices));
+        }
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = agent.run(stop).await {
+                tracing::error!(error = %e, "checkout stopped");
+            }
+        });
+        checkouts.push((tid, control_addr));
+    }
+
+    on_start(&Started { http, broker: broker_addr, embedded_broker: embedded, checkouts });
+    let mut shutdown = shutdown;
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    // Give the link and the checkouts a moment to say "offline".
+    let _ = tokio::time::timeout(Duration::from_secs(3), async { while tasks.join_next().await.is_some() {} }).await;
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The hub's side of MQTT: subscribes to every terminal's requests and status,
+//! hands each request to the [`Coordinator`] on its own task (a slow acquirer
+//! answer for one terminal never holds up another), and publishes the answer
+//! on that terminal's `resp` topic. Undecodable payloads get a typed error
+//! answer and one log line; nothing a terminal sends can stop the hub.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tallybox_terminal::mqtt::{self, BrokerAddr};
+use tallybox_terminal::protocol::{decode_request, decode_status, encode, Request, Response, Status, TerminalId, Topics};
+use tokio::sync::watch;
+
+use crate::acquirer::Acquirer;
+use crate::coordinator::Coordinator;
+
+fn request_kind(r: &Request) -> &'static str {
+    match r {
+        Request::SignIn { .. } => "sign_in",
+        Request::Sale { .. } => "sale",
+        Request::Balance { .. } => "balance",
+        Request::Reprint { .. } => "reprint",
+        Request::Recall { .. } => "recall",
+        Request::Heartbeat { .. } => "heartbeat",
+    }
+}
+
+async fn answer(client: &AsyncClient, topics: &Topics, terminal: &TerminalId, response: &Response) {
+    if let Err(e) = client.publish(topics.resp(terminal), QoS::AtMostOnce, false, encode(response)).await {
+        tracing::warn!(terminal = %terminal, error = %e, "answer not sent; the terminal will ask again");
+    }
+}
+
+/// Serves terminals until `shutdown`; `connected` turns true at each connection.
+pub async fn run<A: Acquirer>(
+    coordinator: Arc<Coordinator<A>>,
+    broker: BrokerAddr,
+    topics: Topics,
+    connected: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
+    let online = |up: bool| Status {
+        online: up,
+        version: env!("CARGO_PKG_VERSION").into(),
+        detail: None,
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            event = eventloop.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!(broker = %broker, "hub connected to broker");
+                    let _ = client.try_subscribe(topics.all_requests(), QoS::AtMostOnce);
+                    let _ = client.try_subscribe(topics.all_statuses(), QoS::AtLeastOnce);
+                    let _ = client.try_publish(topics.hub_status(), QoS::AtLeastOnce, true, encode(&online(true)));
+                    let _ = connected.send(true);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let Some((terminal, leaf)) = topics.parse_term_topic(&p.topic) else {
+                        tracing::warn!(topic = %p.topic, "message on a topic with no valid terminal id ignored");
+                        continue;
+                    };
+                    match leaf {
+                        "req" => {
+                            let (client, topics, coordinator) = (client.clone(), topics.clone(), Arc::clone(&coordinator));
+                            tokio::spawn(async move {
+                                match decode_request(&p.payload) {
+                                    Ok(request) => {
+                                        let kind = request_kind(&request);
+                                        tracing::debug!(terminal = %terminal, kind, "request");
+                                        if let Some(response) = coordinator.handle(&terminal, request).await {
+                                            answer(&client, &topics, &terminal, &response).await;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(terminal = %terminal, code = ?e.code, bytes = p.payload.len(), error = %e, "bad request refused");
+                                        answer(&client, &topics, &terminal, &e.into_response()).await;
+                                    }
+                                }
+                            });
+                        }
+                        "status" => match decode_status(&p.payload) {
+                            Ok(status) => {
+                                tracing::info!(terminal = %terminal, online = status.online, version = %status.version, "terminal status");
+                                coordinator.terminal_status(&terminal, status).await;
+                            }
+                            Err(e) => tracing::warn!(terminal = %terminal, error = %e, "bad status message ignored"),
+                        },
+                        _ => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if *connected.borrow() {
+                        tracing::warn!(broker = %broker, error = %e, "hub lost the broker; reconnecting");
+                    }
+                    let _ = connected.send(false);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+    let _ = client.publish(topics.hub_status(), QoS::AtLeastOnce, true, encode(&online(false))).await;
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,359 @@
+//! The hub's durable memory: one SQLite file in the data directory, in WAL mode
+//! with `synchronous=FULL`, so a row the hub reported is on disk before anyone
+//! is told. Card numbers never enter it: a transaction keeps the masked PAN, the
+//! last four digits for search, and a keyed hash of the PAN for fraud rules.
+//!
+//! Each state change and its audit record ([`audit`]) are one SQLite transaction.
+
+pub mod audit;
+pub mod query;
+mod schema;
+mod secret;
+
+use std::path::Path;
+
+use chrono::{Local, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::{Brand, CardRead, EntryMode, MaskedPan};
+use tallybox_terminal::protocol::{Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
+
+pub use secret::PanHasher;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot prepare the data directory {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error("the database was written by a newer Tallybox (schema {found}, this build knows {known}); update Tallybox")]
+    TooNew { found: u32, known: u32 },
+    #[error("a storage task failed: {0}")]
+    Task(String),
+    #[error("transaction {0} vanished while being written")]
+    Vanished(i64),
+}
+
+/// One transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Txn {
+    pub id: i64,
+    pub request_id: String,
+    pub terminal_id: String,
+    pub kind: TxnKind,
+    pub status: TxnStatus,
+    pub amount: Amount,
+    pub currency: String,
+    pub masked_pan: MaskedPan,
+    pub brand: Brand,
+    pub entry_mode: EntryMode,
+    pub batch_no: u32,
+    pub trace_no: u32,
+    pub reference_no: String,
+    pub auth_code: String,
+    pub response_code: String,
+    /// Local wall-clock time when the request arrived, as printed on the slip.
+    pub local_time: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Txn {
+    pub fn receipt(&self, merchant_name: &str, merchant_id: &str) -> Receipt {
+        Receipt {
+            merchant_name: merchant_name.to_string(),
+            merchant_id: merchant_id.to_string(),
+            terminal_id: self.terminal_id.clone(),
+            kind: self.kind,
+            status: self.status,
+            amount: self.amount,
+            currency: self.currency.clone(),
+            masked_pan: self.masked_pan.clone(),
+            brand: self.brand,
+            entry_mode: self.entry_mode,
+            batch_no: self.batch_no,
+            trace_no: self.trace_no,
+            reference_no: self.reference_no.clone(),
+            auth_code: self.auth_code.clone(),
+            at: self.local_time.clone(),
+        }
+    }
+}
+
+/// What the coordinator knows when a request arrives.
+pub struct NewTxn<'a> {
+    pub request_id: &'a RequestId,
+    pub terminal_id: &'a TerminalId,
+    pub kind: TxnKind,
+    pub amount: Amount,
+    pub currency: &'a str,
+    pub card: &'a CardRead,
+}
+
+/// The acquirer's verdict, to be stored.
+pub struct Verdict<'a> {
+    pub status: TxnStatus,
+    pub response_code: &'a str,
+    pub auth_code: &'a str,
+    pub reference_no: &'a str,
+}
+
+pub struct Store {
+    conn: Connection,
+    hasher: PanHasher,
+}
+
+const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
+     entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at";
+
+fn now_utc() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Reads a serde enum from its stored snake_case name.
+fn parse_enum<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+fn enum_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
+    let id: i64 = row.get(0)?;
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("transaction {id} has a damaged {what}").into(),
+        )
+    };
+    let text = |i: usize| row.get::<_, String>(i);
+    Ok(Txn {
+        id,
+        request_id: text(1)?,
+        terminal_id: text(2)?,
+        kind: parse_enum(&text(3)?).ok_or_else(|| bad(3, "kind"))?,
+        status: TxnStatus::parse(&text(4)?).ok_or_else(|| bad(4, "status"))?,
+        amount: u64::try_from(row.get::<_, i64>(5)?)
+            .ok()
+            .and_then(|m| Amount::from_minor(m).ok())
+            .ok_or_else(|| bad(5, "amount"))?,
+        currency: text(6)?,
+        masked_pan: MaskedPan::from_stored(&text(7)?).ok_or_else(|| bad(7, "masked PAN"))?,
+        brand: parse_enum(&text(8)?).ok_or_else(|| bad(8, "brand"))?,
+        entry_mode: parse_enum(&text(9)?).ok_or_else(|| bad(9, "entry mode"))?,
+        batch_no: row.get(10)?,
+        trace_no: row.get(11)?,
+        reference_no: text(12)?,
+        auth_code: text(13)?,
+        response_code: text(14)?,
+        local_time: text(15)?,
+        created_at: text(16)?,
+        updated_at: text(17)?,
+    })
+}
+
+impl Store {
+    /// Opens (or creates) `tallybox.db` in `dir`, migrating it to the latest schema.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let data_dir = |source| StoreError::DataDir {
+            dir: dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(data_dir)?;
+        let hasher = PanHasher::load_or_create(&dir.join("pan-hash.key")).map_err(data_dir)?;
+        let mut conn = Connection::open(dir.join("tallybox.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > schema::latest() {
+            return Err(StoreError::TooNew {
+                found,
+                known: schema::latest(),
+            });
+        }
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn, hasher })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn one(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Txn>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM transactions {sql}"), params, from_row)
+            .optional()?)
+    }
+
+    pub(crate) fn many(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Txn>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
+        let rows = stmt.query_map(params, from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<Txn>, StoreError> {
+        self.one("WHERE id = ?1", [id])
+    }
+
+    pub fn by_request(&self, request_id: &str) -> Result<Option<Txn>, StoreError> {
+        self.one("WHERE request_id = ?1", [request_id])
+    }
+
+    /// The terminal's most recent approved sale, or the one with `trace_no`.
+    pub fn for_reprint(&self, terminal: &TerminalId, trace_no: Option<u32>) -> Result<Option<Txn>, StoreError> {
+        match trace_no {
+            Some(trace) => self.one(
+                "WHERE terminal_id = ?1 AND trace_no = ?2 AND kind = 'sale' ORDER BY id DESC LIMIT 1",
+                params![terminal.as_str(), trace],
+            ),
+            None => self.one(
+                "WHERE terminal_id = ?1 AND kind = 'sale' AND status = 'approved' ORDER BY id DESC LIMIT 1",
+                [terminal.as_str()],
+            ),
+        }
+    }
+
+    pub fn pending(&self) -> Result<Vec<Txn>, StoreError> {
+        self.many("WHERE status = 'pending' ORDER BY id", [])
+    }
+
+    /// Records the transaction as `pending`, with its trace and batch numbers,
+    /// durably, before the acquirer is asked.
+    pub fn begin(&mut self, new: &NewTxn<'_>) -> Result<Txn, StoreError> {
+        let (utc, local) = (now_utc(), Local::now().format("%Y-%m-%d %H:%M:%S").to_string());
+        let pan = new.card.pan.digits();
+        let pan_hash = self.hasher.hash(pan);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO terminals (id, name, last_seen) VALUES (?1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
+            params![new.terminal_id.as_str(), utc],
+        )?;
+        // The trace number (凭证号) runs 1..=999999 per terminal, then wraps.
+        let trace_no: u32 = tx.query_row(
+            "SELECT next_trace FROM terminals WHERE id = ?1",
+            [new.terminal_id.as_str()],
+            |r| r.get(0),
+        )?;
+        let next = if trace_no >= 999_999 { 1 } else { trace_no + 1 };
+        tx.execute(
+            "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
+            params![new.terminal_id.as_str(), next],
+        )?;
+        let batch_no: u32 = tx.query_row("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'", [], |r| {
+            r.get(0)
+        })?;
+        tx.execute(
+            "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
+             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+            params![
+                new.request_id.as_str(),
+                new.terminal_id.as_str(),
+                new.kind.as_str(),
+                new.amount.minor() as i64,
+                new.currency,
+                new.card.pan.masked().as_str(),
+                new.card.pan.last4(),
+                enum_text(&new.card.pan.brand()),
+                enum_text(&new.card.entry_mode),
+                pan_hash,
+                batch_no,
+                trace_no,
+                local,
+                utc,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        let detail = serde_json::json!({
+            "request_id": new.request_id.as_str(), "terminal": new.terminal_id.as_str(),
+            "kind": new.kind.as_str(), "amount": new.amount.minor(), "trace_no": trace_no,
+        });
+        audit::append(&tx, &utc, "pending", Some(id), &detail.to_string())?;
+        tx.commit()?;
+        self.get(id)?.ok_or(StoreError::Vanished(id))
+    }
+
+    /// Moves a pending transaction to its final state. A transaction that is no
+    /// longer pending is left alone: the first final state wins.
+    pub fn finish(&mut self, id: i64, verdict: &Verdict<'_>) -> Result<Txn, StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE transactions SET status = ?2, response_code = ?3, auth_code = ?4, reference_no = ?5, updated_at = ?6 \
+             WHERE id = ?1 AND status = 'pending'",
+            params![id, verdict.status.as_str(), verdict.response_code, verdict.auth_code, verdict.reference_no, utc],
+        )?;
+        if changed == 1 {
+            let detail = serde_json::json!({
+                "status": verdict.status.as_str(), "response_code": verdict.response_code,
+                "auth_code": verdict.auth_code, "reference_no": verdict.reference_no,
+            });
+            audit::append(&tx, &utc, verdict.status.as_str(), Some(id), &detail.to_string())?;
+        }
+        tx.commit()?;
+        self.get(id)?.ok_or(StoreError::Vanished(id))
+    }
+
+    /// Marks `request_id` as never received. False when it was received after all.
+    pub fn mark_lost(&mut self, request_id: &RequestId, terminal: &TerminalId) -> Result<bool, StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.transaction()?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM transactions WHERE request_id = ?1)",
+            [request_id.as_str()],
+            |r| r.get(0),
+        )?;
+        if !known {
+            let added = tx.execute(
+                "INSERT OR IGNORE INTO lost_requests (request_id, terminal_id, at) VALUES (?1, ?2, ?3)",
+                params![request_id.as_str(), terminal.as_str(), utc],
+            )?;
+            if added == 1 {
+                let detail = serde_json::json!({"request_id": request_id.as_str(), "terminal": terminal.as_str()});
+                audit::append(&tx, &utc, "lost", None, &detail.to_string())?;
+            }
+        }
+        tx.commit()?;
+        Ok(!known)
+    }
+
+    pub fn is_lost(&self, request_id: &RequestId) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM lost_requests WHERE request_id = ?1)",
+            [request_id.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Notes a terminal's status message (online, version) and when it was seen.
+    pub fn touch_terminal(&mut self, terminal: &TerminalId, online: Option<bool>, version: Option<&str>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO terminals (id, name, online, version, last_seen) VALUES (?1, ?1, COALESCE(?2, 1), COALESCE(?3, ''), ?4) \
+             ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
+            params![terminal.as_str(), online, version, now_utc()],
+        )?;
+        Ok(())
+    }
+
+    pub fn batch_no(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'", [], |r| r.get(0))?)
+    }
+
+    pub fn verify_audit(&self) -> Result<u64, audit::AuditError> {
+        audit::verify(&self.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests;

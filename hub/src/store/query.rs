@@ -1,0 +1,172 @@
+//! Searching receipts: the filters the owner's phone sends, checked, turned
+//! into one indexed SQL query, and paged by keyset (`before` = the last id seen)
+//! so page 100 costs what page 1 costs.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use rusqlite::types::Value;
+use serde::{Deserialize, Serialize};
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::protocol::{TerminalId, TxnStatus};
+
+use super::{Store, StoreError, Txn};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// The query string as it arrives; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Local date `YYYY-MM-DD` or date-time `YYYY-MM-DD HH:MM:SS`, inclusive.
+    pub from: Option<String>,
+    /// Same forms; a bare date includes the whole day.
+    pub to: Option<String>,
+    pub terminal: Option<String>,
+    pub status: Option<String>,
+    pub last4: Option<String>,
+    /// Exact amount as written on the slip, e.g. `12.50`.
+    pub amount: Option<String>,
+    /// Keyset cursor: only transactions with a smaller id.
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FilterError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub items: Vec<Txn>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+fn bad(field: &'static str, message: &str) -> FilterError {
+    FilterError {
+        field,
+        message: message.to_string(),
+    }
+}
+
+fn local_time(field: &'static str, text: &str, end_of_day: bool) -> Result<String, FilterError> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+        return Ok(day.format("%Y-%m-%d 00:00:00").to_string());
+    }
+    for form in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, form) {
+            return Ok(t.format("%Y-%m-%d %H:%M:%S").to_string());
+        }
+    }
+    Err(bad(field, "use a date YYYY-MM-DD or a time YYYY-MM-DD HH:MM:SS"))
+}
+
+impl Filter {
+    /// The SQL `WHERE … ORDER BY … LIMIT` and its parameters.
+    fn to_sql(&self) -> Result<(String, Vec<Value>, u32), FilterError> {
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(from) = &self.from {
+            clauses.push("local_time >= ?");
+            params.push(Value::Text(local_time("from", from, false)?));
+        }
+        if let Some(to) = &self.to {
+            let bare_date = NaiveDate::parse_from_str(to, "%Y-%m-%d").is_ok();
+            clauses.push(if bare_date { "local_time < ?" } else { "local_time <= ?" });
+            params.push(Value::Text(local_time("to", to, true)?));
+        }
+        if let Some(terminal) = &self.terminal {
+            let t = TerminalId::parse(terminal).map_err(|m| bad("terminal", &m))?;
+            clauses.push("terminal_id = ?");
+            params.push(Value::Text(t.as_str().to_string()));
+        }
+        if let Some(status) = &self.status {
+            let s = TxnStatus::parse(status)
+                .ok_or_else(|| bad("status", "use pending, approved, declined, failed or reversed"))?;
+            clauses.push("status = ?");
+            params.push(Value::Text(s.as_str().to_string()));
+        }
+        if let Some(last4) = &self.last4 {
+            if last4.len() != 4 || !last4.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("last4", "give the card's last 4 digits"));
+            }
+            clauses.push("last4 = ?");
+            params.push(Value::Text(last4.clone()));
+        }
+        if let Some(amount) = &self.amount {
+            let a: Amount = amount.parse().map_err(|e: tallybox_terminal::amount::AmountError| bad("amount", &e.to_string()))?;
+            clauses.push("amount = ?");
+            params.push(Value::Integer(a.minor() as i64));
+        }
+        if let Some(before) = self.before {
+            clauses.push("id < ?");
+            params.push(Value::Integer(before));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(bad("limit", &format!("use 1 to {MAX_LIMIT}")));
+        }
+        let mut sql = String::new();
+        if !clauses.is_empty() {
+            sql = format!("WHERE {}", clauses.join(" AND "));
+        }
+        // One more than asked tells whether another page exists.
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        Ok((sql, params, limit))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    pub fn list(&self, filter: &Filter) -> Result<Page, ListError> {
+        let (sql, params, limit) = filter.to_sql()?;
+        let mut items = self.many(&sql, rusqlite::params_from_iter(params))?;
+        let next_before = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next_before })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_filters_name_their_field() {
+        let cases = [
+            (Filter { from: Some("yesterday".into()), ..Default::default() }, "from"),
+            (Filter { status: Some("paid".into()), ..Default::default() }, "status"),
+            (Filter { last4: Some("12a4".into()), ..Default::default() }, "last4"),
+            (Filter { amount: Some("1.234".into()), ..Default::default() }, "amount"),
+            (Filter { limit: Some(0), ..Default::default() }, "limit"),
+            (Filter { terminal: Some("T 1".into()), ..Default::default() }, "terminal"),
+        ];
+        for (filter, field) in cases {
+            assert_eq!(filter.to_sql().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn a_bare_to_date_covers_the_whole_day() {
+        let f = Filter { to: Some("2026-11-25".into()), ..Default::default() };
+        let (sql, params, _) = f.to_sql().unwrap();
+        assert!(sql.contains("local_time < ?"));
+        assert_eq!(params, vec![Value::Text("2026-11-26 00:00:00".into())]);
+    }
+}

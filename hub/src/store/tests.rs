@@ -1,0 +1,163 @@
+//! The store against real SQLite files in a temporary directory.
+
+use super::query::Filter;
+use super::*;
+use tallybox_terminal::card::test_cards;
+
+fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
+    NewTxn {
+        request_id: rid,
+        terminal_id: tid,
+        kind: TxnKind::Sale,
+        amount: Amount::from_minor(minor).unwrap(),
+        currency: "CNY",
+        card,
+    }
+}
+
+fn approve(store: &mut Store, id: i64) -> Txn {
+    let verdict = Verdict {
+        status: TxnStatus::Approved,
+        response_code: "00",
+        auth_code: "123456",
+        reference_no: "000000000001",
+    };
+    store.finish(id, &verdict).unwrap()
+}
+
+#[test]
+fn pending_then_approved_with_trace_numbers_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let (r1, r2) = (RequestId::new(), RequestId::new());
+    let a = store.begin(&new_txn(&r1, &tid, &card, 1250)).unwrap();
+    assert_eq!(a.status, TxnStatus::Pending);
+    assert_eq!(store.pending().unwrap().len(), 1);
+    let b = store.begin(&new_txn(&r2, &tid, &card, 99)).unwrap();
+    assert_eq!((a.trace_no, b.trace_no), (1, 2));
+    let a = approve(&mut store, a.id);
+    assert_eq!(a.status, TxnStatus::Approved);
+    assert_eq!(a.masked_pan.as_str(), "622202******0005");
+    // The first final state wins.
+    let again = store
+        .finish(a.id, &Verdict { status: TxnStatus::Declined, response_code: "05", auth_code: "", reference_no: "" })
+        .unwrap();
+    assert_eq!(again.status, TxnStatus::Approved);
+    assert_eq!(store.by_request(r1.as_str()).unwrap().unwrap().id, a.id);
+    assert_eq!(store.verify_audit().unwrap(), 3);
+}
+
+#[test]
+fn the_database_never_holds_the_card_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("visa").unwrap().read(EntryMode::Tap);
+    let rid = RequestId::new();
+    let t = store.begin(&new_txn(&rid, &tid, &card, 500)).unwrap();
+    approve(&mut store, t.id);
+    drop(store);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(16).any(|w| w == b"4111111111111111"));
+    }
+}
+
+#[test]
+fn tampering_with_the_audit_log_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    for _ in 0..3 {
+        let rid = RequestId::new();
+        let t = store.begin(&new_txn(&rid, &tid, &card, 100)).unwrap();
+        approve(&mut store, t.id);
+    }
+    assert_eq!(store.verify_audit().unwrap(), 6);
+    store
+        .connection()
+        .execute("UPDATE audit_log SET detail = replace(detail, '100', '1') WHERE seq = 3", [])
+        .unwrap();
+    assert_eq!(store.verify_audit(), Err(audit::AuditError::Altered { seq: 3 }));
+    store.connection().execute("DELETE FROM audit_log WHERE seq = 3", []).unwrap();
+    assert_eq!(store.verify_audit(), Err(audit::AuditError::Broken { seq: 4 }));
+}
+
+#[test]
+fn lost_requests_are_remembered_only_when_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let seen = RequestId::new();
+    store.begin(&new_txn(&seen, &tid, &card, 100)).unwrap();
+    assert!(!store.mark_lost(&seen, &tid).unwrap());
+    let unseen = RequestId::new();
+    assert!(store.mark_lost(&unseen, &tid).unwrap());
+    assert!(store.is_lost(&unseen).unwrap());
+    assert!(!store.is_lost(&seen).unwrap());
+}
+
+#[test]
+fn pages_by_keyset_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let t1 = TerminalId::parse("T1").unwrap();
+    let t2 = TerminalId::parse("T2").unwrap();
+    let union = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let visa = test_cards::by_name("visa").unwrap().read(EntryMode::Swipe);
+    for i in 0..7u64 {
+        let rid = RequestId::new();
+        let (tid, card) = if i % 2 == 0 { (&t1, &union) } else { (&t2, &visa) };
+        let t = store.begin(&new_txn(&rid, tid, card, 100 + i)).unwrap();
+        approve(&mut store, t.id);
+    }
+    let page1 = store.list(&Filter { limit: Some(3), ..Default::default() }).unwrap();
+    assert_eq!(page1.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(), [106, 105, 104]);
+    let page2 = store
+        .list(&Filter { limit: Some(3), before: page1.next_before, ..Default::default() })
+        .unwrap();
+    assert_eq!(page2.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(), [103, 102, 101]);
+    let page3 = store
+        .list(&Filter { limit: Some(3), before: page2.next_before, ..Default::default() })
+        .unwrap();
+    assert_eq!(page3.items.len(), 1);
+    assert_eq!(page3.next_before, None);
+    let t2_only = store.list(&Filter { terminal: Some("T2".into()), ..Default::default() }).unwrap();
+    assert_eq!(t2_only.items.len(), 3);
+    let by_last4 = store.list(&Filter { last4: Some("1111".into()), ..Default::default() }).unwrap();
+    assert!(by_last4.items.iter().all(|t| t.masked_pan.as_str().ends_with("1111")));
+    assert_eq!(by_last4.items.len(), 3);
+    let by_amount = store.list(&Filter { amount: Some("1.04".into()), ..Default::default() }).unwrap();
+    assert_eq!(by_amount.items.len(), 1);
+    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let today_only = store
+        .list(&Filter { from: Some(today.clone()), to: Some(today), ..Default::default() })
+        .unwrap();
+    assert_eq!(today_only.items.len(), 7);
+    let past = store.list(&Filter { to: Some("2000-01-01".into()), ..Default::default() }).unwrap();
+    assert!(past.items.is_empty());
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("tallybox.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("newer Tallybox"), "{err}");
+}
+
+#[test]
+fn the_key_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let mode = std::fs::metadata(dir.path().join("pan-hash.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -15,7 +15,10 @@ pub const BROKER_MAX_PAYLOAD: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot listen for MQTT on {addr}: {source}; is another broker running? Use --mqtt ADDR or --broker URL")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 fn config(listen: SocketAddr) -> Config {

@@ -75,9 +75,7 @@ impl Config {
     pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(Config::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
@@ -123,10 +121,11 @@ impl Config {
             return invalid("devices", "use 'sim' or 'none'");
         }
         if let Some(url) = &self.broker {
-            url.parse::<BrokerAddr>().map_err(|message| ConfigError::Invalid {
-                key: "broker",
-                message,
-            })?;
+            url.parse::<BrokerAddr>()
+                .map_err(|message| ConfigError::Invalid {
+                    key: "broker",
+                    message,
+                })?;
         }
         Ok(())
     }
@@ -166,7 +165,10 @@ mod tests {
         let e = load("store_nmae = \"x\"").unwrap_err().to_string();
         assert!(e.contains("store_nmae"), "{e}");
         let e = load("acquirer_timeout_ms = \"soon\"").unwrap_err().to_string();
-        assert!(e.contains("acquirer_timeout_ms") || e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains("acquirer_timeout_ms") || e.contains("invalid type"),
+            "{e}"
+        );
         let e = load("currency = \"yuan\"").unwrap_err().to_string();
         assert!(e.contains("currency"), "{e}");
         let e = load("broker = \"localhost\"").unwrap_err().to_string();

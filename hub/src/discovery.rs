@@ -19,10 +19,17 @@ pub fn announce(store: &str, http_port: u16, mqtt_port: u16) -> Result<ServiceDa
         ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
     ]);
     let instance = format!("Tallybox {store}");
-    let hub = ServiceInfo::new(SERVICE_TYPE, &instance, HOST_NAME, "", http_port, properties)?
-        .enable_addr_auto();
-    let mqtt = ServiceInfo::new(MQTT_SERVICE_TYPE, &instance, HOST_NAME, "", mqtt_port, None::<HashMap<String, String>>)?
-        .enable_addr_auto();
+    let hub =
+        ServiceInfo::new(SERVICE_TYPE, &instance, HOST_NAME, "", http_port, properties)?.enable_addr_auto();
+    let mqtt = ServiceInfo::new(
+        MQTT_SERVICE_TYPE,
+        &instance,
+        HOST_NAME,
+        "",
+        mqtt_port,
+        None::<HashMap<String, String>>,
+    )?
+    .enable_addr_auto();
     mdns.register(hub)?;
     mdns.register(mqtt)?;
     Ok(mdns)

@@ -38,7 +38,10 @@ pub enum HubError {
     #[error(transparent)]
     Checkout(#[from] AgentError),
     #[error("cannot open a checkout's control API on {addr}: {source}")]
-    Control { addr: SocketAddr, source: std::io::Error },
+    Control {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What to start beside the hub.
@@ -65,7 +68,10 @@ fn reachable(addr: SocketAddr) -> BrokerAddr {
         ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
     };
-    BrokerAddr { host: ip.to_string(), port: addr.port() }
+    BrokerAddr {
+        host: ip.to_string(),
+        port: addr.port(),
+    }
 }
 
 pub async fn run(
@@ -89,7 +95,10 @@ pub async fn run(
     // Sales a crash left pending are settled before any new one is taken.
     let reversed = coordinator.reverse_leftovers().await?;
     if reversed > 0 {
-        tracing::warn!(reversed, "reversed sales left pending by the last stop: not charged");
+        tracing::warn!(
+            reversed,
+            "reversed sales left pending by the last stop: not charged"
+        );
     }
 
     let (broker_addr, embedded) = match config.broker_addr() {
@@ -155,9 +164,18 @@ pub async fn run(
     let own = usize::from(config.devices == "sim");
     for n in 0..own + usize::from(options.extra_terminals) {
         let index = n + 1 - own;
-        let id = if index == 0 { OWN_CHECKOUT.to_string() } else { format!("T{index}") };
-        let tid = TerminalId::parse(&id).map_err(|e| ConfigError::Invalid { key: "devices", message: e })?;
-        let control_addr = options.control.map(|c| SocketAddr::new(c.ip(), c.port() + n as u16));
+        let id = if index == 0 {
+            OWN_CHECKOUT.to_string()
+        } else {
+            format!("T{index}")
+        };
+        let tid = TerminalId::parse(&id).map_err(|e| ConfigError::Invalid {
+            key: "devices",
+            message: e,
+        })?;
+        let control_addr = options
+            .control
+            .map(|c| SocketAddr::new(c.ip(), c.port() + n as u16));
         let devices = SimDevices::default();
         let state_dir = config.data_dir.join("checkouts").join(&id);
         let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
@@ -177,10 +195,18 @@ pub async fn run(
         checkouts.push((tid, control_addr));
     }
 
-    on_start(&Started { http, broker: broker_addr, embedded_broker: embedded, checkouts });
+    on_start(&Started {
+        http,
+        broker: broker_addr,
+        embedded_broker: embedded,
+        checkouts,
+    });
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|stop| *stop).await;
     // Give the link and the checkouts a moment to say "offline".
-    let _ = tokio::time::timeout(Duration::from_secs(3), async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tallybox_terminal::mqtt::{self, BrokerAddr};
-use tallybox_terminal::protocol::{decode_request, decode_status, encode, Request, Response, Status, TerminalId, Topics};
+use tallybox_terminal::protocol::{
+    decode_request, decode_status, encode, Request, Response, Status, TerminalId, Topics,
+};
 use tokio::sync::watch;
 
 use crate::acquirer::Acquirer;
@@ -27,7 +29,10 @@ fn request_kind(r: &Request) -> &'static str {
 }
 
 async fn answer(client: &AsyncClient, topics: &Topics, terminal: &TerminalId, response: &Response) {
-    if let Err(e) = client.publish(topics.resp(terminal), QoS::AtMostOnce, false, encode(response)).await {
+    if let Err(e) = client
+        .publish(topics.resp(terminal), QoS::AtMostOnce, false, encode(response))
+        .await
+    {
         tracing::warn!(terminal = %terminal, error = %e, "answer not sent; the terminal will ask again");
     }
 }
@@ -102,7 +107,14 @@ pub async fn run<A: Acquirer>(
             }
         }
     }
-    let _ = client.publish(topics.hub_status(), QoS::AtLeastOnce, true, encode(&online(false))).await;
+    let _ = client
+        .publish(
+            topics.hub_status(),
+            QoS::AtLeastOnce,
+            true,
+            encode(&online(false)),
+        )
+        .await;
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
         while let Ok(ev) = eventloop.poll().await {

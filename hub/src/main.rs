@@ -46,7 +46,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: what was wrong. `--help` has the rest.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
             eprintln!("tallybox: {first} (see tallybox --help)");
             return ExitCode::from(2);
         }

@@ -95,7 +95,13 @@ impl<D: Display + Printer> Agent<D> {
             inputs: rx,
             state: state_tx,
         };
-        (agent, AgentHandle { inputs: tx, state: state_rx })
+        (
+            agent,
+            AgentHandle {
+                inputs: tx,
+                state: state_rx,
+            },
+        )
     }
 
     /// Runs until `shutdown` turns true; then says goodbye on the status topic.
@@ -107,8 +113,11 @@ impl<D: Display + Printer> Agent<D> {
             dir: cfg.state_dir.clone(),
             source,
         })?;
-        let (client, mut eventloop) =
-            mqtt::connect(&format!("tallybox-term-{tid}"), &cfg.broker, &topics.term_status(tid));
+        let (client, mut eventloop) = mqtt::connect(
+            &format!("tallybox-term-{tid}"),
+            &cfg.broker,
+            &topics.term_status(tid),
+        );
         let mut run = Running {
             client,
             topics: topics.clone(),
@@ -127,7 +136,9 @@ impl<D: Display + Printer> Agent<D> {
                 actions.extend(run.session.resume(entry));
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(terminal = %tid, error = %e, "in-flight journal unreadable; kept aside as in-flight.damaged"),
+            Err(e) => {
+                tracing::error!(terminal = %tid, error = %e, "in-flight journal unreadable; kept aside as in-flight.damaged")
+            }
         }
         run.apply(actions, &mut self.devices);
         let started = Instant::now();
@@ -147,7 +158,7 @@ impl<D: Display + Printer> Agent<D> {
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topics.resp(tid) => {
                         match decode_response(&p.payload) {
                             Ok(response) => {
-                                let actions = run.session.handle(Input::Answer(response), today());
+                                let actions = run.session.handle(Input::Answer(Box::new(response)), today());
                                 run.apply(actions, &mut self.devices);
                             }
                             Err(e) => tracing::warn!(terminal = %tid, code = ?e.code, error = %e, "unreadable answer from hub ignored"),
@@ -183,7 +194,11 @@ impl<D: Display + Printer> Agent<D> {
                 }
             }
         }
-        let offline = Status { online: false, version: VERSION.into(), detail: Some("stopped".into()) };
+        let offline = Status {
+            online: false,
+            version: VERSION.into(),
+            detail: Some("stopped".into()),
+        };
         let _ = run
             .client
             .publish(topics.term_status(tid), QoS::AtLeastOnce, true, encode(&offline))
@@ -225,7 +240,11 @@ impl Running {
         if let Err(e) = self.client.try_subscribe(resp, QoS::AtMostOnce) {
             tracing::error!(terminal = %self.tid, error = %e, "cannot subscribe to answers");
         }
-        let online = Status { online: true, version: VERSION.into(), detail: None };
+        let online = Status {
+            online: true,
+            version: VERSION.into(),
+            detail: None,
+        };
         let _ = self.client.try_publish(
             self.topics.term_status(&self.tid),
             QoS::AtLeastOnce,
@@ -245,7 +264,10 @@ impl Running {
     fn publish_request(&mut self, request: &Request) {
         self.last_send = Instant::now();
         let topic = self.topics.req(&self.tid);
-        if let Err(e) = self.client.try_publish(topic, QoS::AtMostOnce, false, encode(request)) {
+        if let Err(e) = self
+            .client
+            .try_publish(topic, QoS::AtMostOnce, false, encode(request))
+        {
             tracing::warn!(terminal = %self.tid, error = %e, "request not queued; will re-send");
         }
     }
@@ -282,7 +304,9 @@ impl Running {
             };
             match written {
                 Ok(()) => self.journaled = in_flight,
-                Err(e) => tracing::error!(terminal = %self.tid, error = %e, "cannot write the in-flight journal"),
+                Err(e) => {
+                    tracing::error!(terminal = %self.tid, error = %e, "cannot write the in-flight journal")
+                }
             }
         }
         for action in actions {

@@ -82,7 +82,9 @@ impl FromStr for Amount {
         let cents: u64 = match fraction.len() {
             0 => 0,
             1 => u64::from(fraction.as_bytes()[0] - b'0') * 10,
-            _ => fraction.parse().map_err(|_| AmountError::NotANumber(text.to_string()))?,
+            _ => fraction
+                .parse()
+                .map_err(|_| AmountError::NotANumber(text.to_string()))?,
         };
         let minor = whole
             .checked_mul(100)
@@ -121,8 +123,7 @@ impl Currency {
     }
 
     pub fn parse(code: &str) -> Option<Self> {
-        (code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()))
-            .then(|| Currency(code.to_string()))
+        (code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())).then(|| Currency(code.to_string()))
     }
 
     pub fn code(&self) -> &str {
@@ -145,7 +146,9 @@ mod tests {
 
     #[test]
     fn rejects_mistakes() {
-        for bad in ["-1", "1.234", "", "abc", "1.", ".5", "1,00", " 1", "1e3", "+1", "1.2.3"] {
+        for bad in [
+            "-1", "1.234", "", "abc", "1.", ".5", "1,00", " 1", "1e3", "+1", "1.2.3",
+        ] {
             assert!(bad.parse::<Amount>().is_err(), "{bad:?} must be rejected");
         }
         assert_eq!("10000000".parse::<Amount>(), Err(AmountError::TooLarge));

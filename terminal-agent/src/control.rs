@@ -26,7 +26,9 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 enum ControlRequest {
-    Keys { keys: String },
+    Keys {
+        keys: String,
+    },
     Card {
         #[serde(default)]
         name: Option<String>,
@@ -41,7 +43,9 @@ enum ControlRequest {
 
 pub async fn serve(listener: TcpListener, agent: AgentHandle, devices: SimDevices) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (agent, devices) = (agent.clone(), devices.clone());
         tokio::spawn(async move {
             if let Err(e) = connection(stream, agent, devices).await {
@@ -74,7 +78,11 @@ async fn connection(stream: TcpStream, agent: AgentHandle, devices: SimDevices) 
     }
 }
 
-fn card_from(name: Option<String>, track2: Option<String>, entry: EntryMode) -> Result<Result<CardRead, CardError>, String> {
+fn card_from(
+    name: Option<String>,
+    track2: Option<String>,
+    entry: EntryMode,
+) -> Result<Result<CardRead, CardError>, String> {
     match (name, track2) {
         (Some(name), None) => test_cards::by_name(&name)
             .map(|c| Ok(c.read(entry)))

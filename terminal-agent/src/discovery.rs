@@ -34,14 +34,21 @@ pub fn find_hub(wait: Duration) -> Result<FoundHub, DiscoveryError> {
         if left.is_zero() {
             break;
         }
-        let Ok(event) = events.recv_timeout(left) else { break };
+        let Ok(event) = events.recv_timeout(left) else {
+            break;
+        };
         if let ServiceEvent::ServiceResolved(service) = event {
-            let port = service.get_property_val_str("mqtt_port").and_then(|p| p.parse().ok());
+            let port = service
+                .get_property_val_str("mqtt_port")
+                .and_then(|p| p.parse().ok());
             let store = service.get_property_val_str("store").map(str::to_string);
             let addr = service.get_addresses_v4().into_iter().next();
             if let (Some(port), Some(store), Some(addr)) = (port, store, addr) {
                 found = Some(FoundHub {
-                    broker: BrokerAddr { host: addr.to_string(), port },
+                    broker: BrokerAddr {
+                        host: addr.to_string(),
+                        port,
+                    },
                     store,
                 });
             }

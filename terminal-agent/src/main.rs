@@ -56,7 +56,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     if args.devices != Backend::Sim {
-        anyhow::bail!("a terminal needs devices: use --devices sim (hardware drivers come in a later release)");
+        anyhow::bail!(
+            "a terminal needs devices: use --devices sim (hardware drivers come in a later release)"
+        );
     }
     let (broker, store) = match (args.hub, args.store) {
         (Some(hub), store) => (hub, store.unwrap_or_else(|| "shop".into())),

@@ -58,7 +58,12 @@ pub fn connect(client_id: &str, broker: &BrokerAddr, status_topic: &str) -> (Asy
         version: env!("CARGO_PKG_VERSION").to_string(),
         detail: None,
     };
-    options.set_last_will(LastWill::new(status_topic, encode(&offline), QoS::AtLeastOnce, true));
+    options.set_last_will(LastWill::new(
+        status_topic,
+        encode(&offline),
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut network = NetworkOptions::new();
     network.set_tcp_nodelay(true);

@@ -19,7 +19,9 @@ pub const MAX_PAYLOAD: usize = 16 * 1024;
 
 /// Short id of a store or terminal: 1–32 of `A-Z a-z 0-9 - _`, safe in a topic.
 fn valid_id(s: &str) -> bool {
-    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,7 +33,9 @@ impl TerminalId {
         if valid_id(s) {
             Ok(TerminalId(s.to_string()))
         } else {
-            Err(format!("'{s}' is not a terminal id: use 1-32 letters, digits, '-' or '_'"))
+            Err(format!(
+                "'{s}' is not a terminal id: use 1-32 letters, digits, '-' or '_'"
+            ))
         }
     }
 
@@ -72,7 +76,8 @@ impl RequestId {
 
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = (8..=64).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(RequestId(s.to_string()))
         } else {
@@ -389,10 +394,7 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 /// Checks size, JSON shape and version, then reads the message type `T`.
 /// `known_types` lists the `"type"` tags `T` has, to tell "unknown type" from
 /// "malformed".
-fn decode<T: serde::de::DeserializeOwned>(
-    payload: &[u8],
-    known_types: &[&str],
-) -> Result<T, ProtocolError> {
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], known_types: &[&str]) -> Result<T, ProtocolError> {
     let fail = |code, message: String, request_id| ProtocolError {
         code,
         message,
@@ -408,7 +410,11 @@ fn decode<T: serde::de::DeserializeOwned>(
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| fail(ErrorCode::Malformed, format!("not JSON: {e}"), None))?;
     let Value::Object(mut map) = value else {
-        return Err(fail(ErrorCode::Malformed, "payload is not a JSON object".into(), None));
+        return Err(fail(
+            ErrorCode::Malformed,
+            "payload is not a JSON object".into(),
+            None,
+        ));
     };
     let request_id = map.get("request_id").and_then(Value::as_str).map(str::to_string);
     match map.remove("v") {
@@ -450,7 +456,10 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
-    decode(payload, &["sign_in", "sale", "balance", "reprint", "recall", "heartbeat"])
+    decode(
+        payload,
+        &["sign_in", "sale", "balance", "reprint", "recall", "heartbeat"],
+    )
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
@@ -495,10 +504,9 @@ mod tests {
         assert_eq!(code(br#"{"v":1,"type":"teleport"}"#), ErrorCode::UnknownType);
         assert_eq!(code(br#"{"v":1}"#), ErrorCode::Malformed);
         assert_eq!(code(&vec![b' '; MAX_PAYLOAD + 1]), ErrorCode::TooLarge);
-        let err = decode_request(
-            br#"{"v":1,"type":"sale","request_id":"abcdefgh1","amount":-5,"currency":"CNY"}"#,
-        )
-        .unwrap_err();
+        let err =
+            decode_request(br#"{"v":1,"type":"sale","request_id":"abcdefgh1","amount":-5,"currency":"CNY"}"#)
+                .unwrap_err();
         assert_eq!(err.code, ErrorCode::Malformed);
         assert_eq!(err.request_id.as_deref(), Some("abcdefgh1"));
     }
@@ -521,6 +529,8 @@ mod tests {
         let (back, leaf) = topics.parse_term_topic(&topic).unwrap();
         assert_eq!((back, leaf), (tid, "req"));
         assert!(topics.parse_term_topic("tallybox/v1/other/term/T2/req").is_none());
-        assert!(topics.parse_term_topic("tallybox/v1/shop1/term/bad id/req").is_none());
+        assert!(topics
+            .parse_term_topic("tallybox/v1/shop1/term/bad id/req")
+            .is_none());
     }
 }

@@ -20,37 +20,117 @@ const fn e(
     hint_en: &'static str,
     hint_zh: &'static str,
 ) -> Explanation {
-    Explanation { code, reason_en, reason_zh, hint_en, hint_zh }
+    Explanation {
+        code,
+        reason_en,
+        reason_zh,
+        hint_en,
+        hint_zh,
+    }
 }
 
 const TABLE: &[Explanation] = &[
     e("00", "Approved", "交易成功", "Hand over the slip", "请交付签购单"),
-    e("05", "Do not honour", "不予承兑", "Ask for another card", "请换卡"),
+    e(
+        "05",
+        "Do not honour",
+        "不予承兑",
+        "Ask for another card",
+        "请换卡",
+    ),
     e("14", "Invalid card", "无效卡号", "Ask for another card", "请换卡"),
-    e("41", "Lost card", "挂失卡", "Keep card, call bank", "请没收卡并联系银行"),
-    e("43", "Card frozen", "冻结卡", "Keep card, call bank", "请没收卡并联系银行"),
-    e("51", "Insufficient funds", "余额不足", "Lower amount/other card", "请减少金额或换卡"),
+    e(
+        "41",
+        "Lost card",
+        "挂失卡",
+        "Keep card, call bank",
+        "请没收卡并联系银行",
+    ),
+    e(
+        "43",
+        "Card frozen",
+        "冻结卡",
+        "Keep card, call bank",
+        "请没收卡并联系银行",
+    ),
+    e(
+        "51",
+        "Insufficient funds",
+        "余额不足",
+        "Lower amount/other card",
+        "请减少金额或换卡",
+    ),
     e("54", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
     e("55", "Wrong PIN", "密码错误", "Try PIN again", "请重新输入密码"),
-    e("61", "Over amount limit", "超出金额限制", "Lower amount/other card", "请减少金额或换卡"),
-    e("91", "Bank unavailable", "发卡行无法连接", "Retry in a minute", "请稍后重试"),
-    e("96", "System error", "系统故障", "Retry; then call support", "请重试或联系客服"),
+    e(
+        "61",
+        "Over amount limit",
+        "超出金额限制",
+        "Lower amount/other card",
+        "请减少金额或换卡",
+    ),
+    e(
+        "91",
+        "Bank unavailable",
+        "发卡行无法连接",
+        "Retry in a minute",
+        "请稍后重试",
+    ),
+    e(
+        "96",
+        "System error",
+        "系统故障",
+        "Retry; then call support",
+        "请重试或联系客服",
+    ),
     // Local codes: the issuer never decided.
-    e("NC", "No answer from bank", "银行无应答,未扣款", "Retry the sale", "请重新交易"),
-    e("NR", "Sale not received", "交易未送达,未扣款", "Retry the sale", "请重新交易"),
-    e("XA", "Wrong amount", "金额错误", "Key the amount again", "请重新输入金额"),
+    e(
+        "NC",
+        "No answer from bank",
+        "银行无应答,未扣款",
+        "Retry the sale",
+        "请重新交易",
+    ),
+    e(
+        "NR",
+        "Sale not received",
+        "交易未送达,未扣款",
+        "Retry the sale",
+        "请重新交易",
+    ),
+    e(
+        "XA",
+        "Wrong amount",
+        "金额错误",
+        "Key the amount again",
+        "请重新输入金额",
+    ),
     e("XC", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
-    e("XR", "Card read error", "读卡失败", "Swipe again slowly", "请重新刷卡"),
-    e("XH", "Hub not answering", "主机无应答", "Check network, see phone", "检查网络,查看手机"),
+    e(
+        "XR",
+        "Card read error",
+        "读卡失败",
+        "Swipe again slowly",
+        "请重新刷卡",
+    ),
+    e(
+        "XH",
+        "Hub not answering",
+        "主机无应答",
+        "Check network, see phone",
+        "检查网络,查看手机",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
 pub fn explain(code: &str) -> Explanation {
-    TABLE
-        .iter()
-        .copied()
-        .find(|x| x.code == code)
-        .unwrap_or(e("??", "Declined", "交易被拒", "Ask for another card", "请换卡"))
+    TABLE.iter().copied().find(|x| x.code == code).unwrap_or(e(
+        "??",
+        "Declined",
+        "交易被拒",
+        "Ask for another card",
+        "请换卡",
+    ))
 }
 
 /// Local code: reversed after an acquirer time-out; the customer was not charged.

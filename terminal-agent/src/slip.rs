@@ -118,8 +118,12 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert!(!text.contains("SIGNATURE"));
-        assert!(render(&receipt(), Copy::Merchant, false).join("\n").contains("SIGNATURE"));
-        assert!(render(&receipt(), Copy::Merchant, true).join("\n").contains("REPRINT"));
+        assert!(render(&receipt(), Copy::Merchant, false)
+            .join("\n")
+            .contains("SIGNATURE"));
+        assert!(render(&receipt(), Copy::Merchant, true)
+            .join("\n")
+            .contains("REPRINT"));
     }
 
     #[test]

@@ -1,1 +1,64 @@
-//! x
+//! The end-to-end harness: starts real `tallybox` and `tallybox-terminal`
+//! processes (and mosquitto) on loopback ports, drives checkouts through their
+//! control API, and reads results back through the hub's HTTP API, a raw MQTT
+//! client and the SQLite file itself.
+//!
+//! Every process is killed when its handle drops, so a failing test leaves
+//! nothing running.
+
+pub mod mqtt;
+pub mod procs;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A binary of this workspace, built by `cargo build --workspace --bins`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `check` until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The test cards, as `tallybox test-cards --json` prints them.
+pub fn test_cards() -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(bin("tallybox"))
+        .args(["test-cards", "--json"])
+        .output()
+        .expect("run tallybox test-cards");
+    assert!(out.status.success());
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .expect("test-cards --json prints JSON")
+        .as_array()
+        .cloned()
+        .expect("an array")
+}

@@ -54,7 +54,10 @@ pub enum AcquirerError {
 
 pub trait Acquirer: Send + Sync + 'static {
     /// Asks for an authorization. May never return: the caller times it out.
-    fn authorize(&self, request: AuthRequest) -> impl Future<Output = Result<AuthResponse, AcquirerError>> + Send;
+    fn authorize(
+        &self,
+        request: AuthRequest,
+    ) -> impl Future<Output = Result<AuthResponse, AcquirerError>> + Send;
 
     /// Reverses an authorization; `Ok` once the acquirer acknowledged it.
     fn reverse(&self, reversal: Reversal) -> impl Future<Output = Result<(), AcquirerError>> + Send;

@@ -18,7 +18,10 @@ use super::{Acquirer, AcquirerError, AuthRequest, AuthResponse, Reversal};
 /// What the issuer decided and how long the acquirer takes to say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Answer { response: AuthResponse, delay: Duration },
+    Answer {
+        response: AuthResponse,
+        delay: Duration,
+    },
     /// The acquirer never answers.
     Silence,
 }
@@ -40,18 +43,28 @@ impl SimIssuer {
             response_code: code.to_string(),
             auth_code: if approved {
                 // Six digits, unique per approval in this run, like a real auth code.
-                format!("{:06}", (u64::from(self.auth_counter) * 7919 + u64::from(request.trace_no)) % 1_000_000)
+                format!(
+                    "{:06}",
+                    (u64::from(self.auth_counter) * 7919 + u64::from(request.trace_no)) % 1_000_000
+                )
             } else {
                 String::new()
             },
-            reference_no: format!("{}{:06}", Local::now().format("%H%M%S"), request.trace_no % 1_000_000),
+            reference_no: format!(
+                "{}{:06}",
+                Local::now().format("%H%M%S"),
+                request.trace_no % 1_000_000
+            ),
             balance,
         }
     }
 
     pub fn decide(&mut self, request: &AuthRequest) -> Decision {
         let pan = request.card.pan.digits();
-        let now = |response| Decision::Answer { response, delay: Duration::ZERO };
+        let now = |response| Decision::Answer {
+            response,
+            delay: Duration::ZERO,
+        };
         let Some(card) = test_cards::by_pan(pan) else {
             return now(self.answer("14", request, None));
         };
@@ -103,7 +116,11 @@ pub struct SimAcquirer {
 
 impl Acquirer for SimAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        let decision = self.issuer.lock().unwrap_or_else(|e| e.into_inner()).decide(&request);
+        let decision = self
+            .issuer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .decide(&request);
         match decision {
             Decision::Answer { response, delay } => {
                 tokio::time::sleep(delay).await;

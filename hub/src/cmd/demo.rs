@@ -34,7 +34,11 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
     out.push_str(&format!("  Data         {}\n\n", data_dir.display()));
     out.push_str("  Checkouts (simulated devices):\n");
     for (tid, control) in &s.checkouts {
-        let who = if tid.as_str() == hub::OWN_CHECKOUT { "the hub's own" } else { "terminal" };
+        let who = if tid.as_str() == hub::OWN_CHECKOUT {
+            "the hub's own"
+        } else {
+            "terminal"
+        };
         let at = control.map(|c| c.to_string()).unwrap_or_default();
         out.push_str(&format!("    {tid:<4} {who:<14} control {at}\n"));
     }
@@ -58,9 +62,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         mdns: false,
         ..Config::default()
     };
-    let options = Options { extra_terminals: args.terminals, control: Some(args.control) };
+    let options = Options {
+        extra_terminals: args.terminals,
+        control: Some(args.control),
+    };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();
-    hub::run(config, options, shutdown, move |started| banner(started, &data_dir)).await?;
+    hub::run(config, options, shutdown, move |started| {
+        banner(started, &data_dir)
+    })
+    .await?;
     Ok(())
 }

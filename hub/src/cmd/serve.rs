@@ -77,7 +77,10 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let options = Options { extra_terminals: 0, control: args.control };
+    let options = Options {
+        extra_terminals: 0,
+        control: args.control,
+    };
     let shutdown = super::stop_signal();
     hub::run(config, options, shutdown, |started| {
         tracing::info!(

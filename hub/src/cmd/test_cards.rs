@@ -17,10 +17,20 @@ pub fn run(as_json: bool) {
         println!("{}", serde_json::Value::from(cards));
         return;
     }
-    println!("{:<12} {:<17} {:<6} {:<5} behaviour", "name", "card number", "exp", "PIN");
+    println!(
+        "{:<12} {:<17} {:<6} {:<5} behaviour",
+        "name", "card number", "exp", "PIN"
+    );
     for c in TEST_CARDS {
         let expiry = format!("{}/{}", &c.expiry[2..], &c.expiry[..2]);
-        println!("{:<12} {:<17} {:<6} {:<5} {}", c.name, c.pan, expiry, c.pin.unwrap_or("-"), c.description);
+        println!(
+            "{:<12} {:<17} {:<6} {:<5} {}",
+            c.name,
+            c.pan,
+            expiry,
+            c.pin.unwrap_or("-"),
+            c.description
+        );
     }
     println!("\nPresent one on a simulated checkout: tallybox drive --control ADDR card NAME");
 }

@@ -52,7 +52,10 @@ struct Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -121,14 +124,40 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Sale { request_id, amount, currency, card, pin_block } => {
-                self.authorize(terminal, request_id, TxnKind::Sale, amount, &currency, card, pin_block)
-                    .await
+            Request::Sale {
+                request_id,
+                amount,
+                currency,
+                card,
+                pin_block,
+            } => {
+                self.authorize(
+                    terminal,
+                    request_id,
+                    TxnKind::Sale,
+                    amount,
+                    &currency,
+                    card,
+                    pin_block,
+                )
+                .await
             }
-            Request::Balance { request_id, card, pin_block } => {
+            Request::Balance {
+                request_id,
+                card,
+                pin_block,
+            } => {
                 let currency = self.settings.currency.clone();
-                self.authorize(terminal, request_id, TxnKind::Balance, Amount::ZERO, &currency, card, pin_block)
-                    .await
+                self.authorize(
+                    terminal,
+                    request_id,
+                    TxnKind::Balance,
+                    Amount::ZERO,
+                    &currency,
+                    card,
+                    pin_block,
+                )
+                .await
             }
             Request::Reprint { request_id, trace_no } => {
                 let t = terminal.clone();
@@ -162,7 +191,8 @@ impl<A: Acquirer> Coordinator<A> {
             kind: txn.kind,
             status: txn.status,
             response_code: txn.response_code.clone(),
-            receipt: (txn.status == TxnStatus::Approved && txn.kind == TxnKind::Sale).then(|| self.receipt_of(txn)),
+            receipt: (txn.status == TxnStatus::Approved && txn.kind == TxnKind::Sale)
+                .then(|| self.receipt_of(txn)),
             balance,
         })
     }
@@ -229,10 +259,22 @@ impl<A: Acquirer> Coordinator<A> {
             });
         }
 
-        let (rid, tid, cur, c) = (request_id.clone(), terminal.clone(), currency.to_string(), card.clone());
+        let (rid, tid, cur, c) = (
+            request_id.clone(),
+            terminal.clone(),
+            currency.to_string(),
+            card.clone(),
+        );
         let pending = self
             .store(move |s| {
-                s.begin(&NewTxn { request_id: &rid, terminal_id: &tid, kind, amount, currency: &cur, card: &c })
+                s.begin(&NewTxn {
+                    request_id: &rid,
+                    terminal_id: &tid,
+                    kind,
+                    amount,
+                    currency: &cur,
+                    card: &c,
+                })
             })
             .await;
         let txn = match pending {
@@ -248,7 +290,8 @@ impl<A: Acquirer> Coordinator<A> {
             pin_block,
         };
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.authorize(auth)).await;
+        let answer =
+            tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.authorize(auth)).await;
         let response = match answer {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
@@ -260,7 +303,11 @@ impl<A: Acquirer> Coordinator<A> {
                 return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
             }
         };
-        let status = if response.approved() { TxnStatus::Approved } else { TxnStatus::Declined };
+        let status = if response.approved() {
+            TxnStatus::Approved
+        } else {
+            TxnStatus::Declined
+        };
         let (id, r) = (txn.id, response.clone());
         let done = self
             .store(move |s| {
@@ -311,7 +358,12 @@ impl<A: Acquirer> Coordinator<A> {
         let verdict = move |s: &mut Store| {
             s.finish(
                 id,
-                &Verdict { status: TxnStatus::Reversed, response_code: reason::NOT_CHARGED, auth_code: "", reference_no: "" },
+                &Verdict {
+                    status: TxnStatus::Reversed,
+                    response_code: reason::NOT_CHARGED,
+                    auth_code: "",
+                    reference_no: "",
+                },
             )
         };
         match self.store(verdict).await {
@@ -332,7 +384,9 @@ impl<A: Acquirer> Coordinator<A> {
         let pending = self.store(|s| s.pending()).await?;
         let mut reversed = 0;
         for txn in pending {
-            let Ok(rid) = RequestId::parse(&txn.request_id) else { continue };
+            let Ok(rid) = RequestId::parse(&txn.request_id) else {
+                continue;
+            };
             let Some(_claim) = self.claim(&rid) else { continue };
             if self.reverse(&txn).await.is_some() {
                 reversed += 1;

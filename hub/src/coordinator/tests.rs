@@ -66,10 +66,27 @@ async fn a_reused_id_for_another_amount_is_refused() {
     let c = coordinator(dir.path());
     let request = sale("approved", 1250);
     c.handle(&t1(), request.clone()).await;
-    let Request::Sale { request_id, currency, card, .. } = request else { unreachable!() };
-    let other = Request::Sale { request_id, amount: Amount::from_minor(99).unwrap(), currency, card, pin_block: None };
+    let Request::Sale {
+        request_id,
+        currency,
+        card,
+        ..
+    } = request
+    else {
+        unreachable!()
+    };
+    let other = Request::Sale {
+        request_id,
+        amount: Amount::from_minor(99).unwrap(),
+        currency,
+        card,
+        pin_block: None,
+    };
     match c.handle(&t1(), other).await {
-        Some(Response::Error { code: ErrorCode::DuplicateRequestId, .. }) => {}
+        Some(Response::Error {
+            code: ErrorCode::DuplicateRequestId,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(rows(&c).len(), 1);
@@ -79,9 +96,19 @@ async fn a_reused_id_for_another_amount_is_refused() {
 async fn declines_are_stored_with_their_code() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
-    for (card, code) in [("lost", "41"), ("frozen", "43"), ("expired", "54"), ("invalid", "14"), ("pin", "55")] {
+    for (card, code) in [
+        ("lost", "41"),
+        ("frozen", "43"),
+        ("expired", "54"),
+        ("invalid", "14"),
+        ("pin", "55"),
+    ] {
         let o = outcome(c.handle(&t1(), sale(card, 100)).await);
-        assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Declined, code), "{card}");
+        assert_eq!(
+            (o.status, o.response_code.as_str()),
+            (TxnStatus::Declined, code),
+            "{card}"
+        );
         assert!(o.receipt.is_none());
     }
     assert!(rows(&c).iter().all(|t| t.status == TxnStatus::Declined));
@@ -107,7 +134,10 @@ async fn a_copy_arriving_while_the_first_is_in_flight_is_not_answered_twice() {
     assert_eq!(answered.len(), 1, "{answered:?}");
     assert_eq!(rows(&c).len(), 1);
     // After it finished, a copy gets the stored answer.
-    assert_eq!(outcome(c.handle(&t1(), request).await).status, TxnStatus::Approved);
+    assert_eq!(
+        outcome(c.handle(&t1(), request).await).status,
+        TxnStatus::Approved
+    );
 }
 
 #[tokio::test]
@@ -116,7 +146,10 @@ async fn bad_amounts_are_refused_before_anything_is_stored() {
     let c = coordinator(dir.path());
     for minor in [0, 5_000_001] {
         match c.handle(&t1(), sale("approved", minor)).await {
-            Some(Response::Error { code: ErrorCode::InvalidAmount, .. }) => {}
+            Some(Response::Error {
+                code: ErrorCode::InvalidAmount,
+                ..
+            }) => {}
             other => panic!("{minor}: {other:?}"),
         }
     }

@@ -9,7 +9,14 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 fn digest(prev: &str, seq: i64, at: &str, event: &str, txn_id: Option<i64>, detail: &str) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &seq.to_string(), at, event, &txn_id.map(|t| t.to_string()).unwrap_or_default(), detail] {
+    for part in [
+        prev,
+        &seq.to_string(),
+        at,
+        event,
+        &txn_id.map(|t| t.to_string()).unwrap_or_default(),
+        detail,
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -18,11 +25,19 @@ fn digest(prev: &str, seq: i64, at: &str, event: &str, txn_id: Option<i64>, deta
 
 /// Appends one record inside the caller's transaction, so the change and its
 /// record commit together or not at all.
-pub fn append(tx: &Transaction<'_>, at: &str, event: &str, txn_id: Option<i64>, detail: &str) -> rusqlite::Result<()> {
+pub fn append(
+    tx: &Transaction<'_>,
+    at: &str,
+    event: &str,
+    txn_id: Option<i64>,
+    detail: &str,
+) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = tx
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),

@@ -190,12 +190,18 @@ impl Store {
     fn one(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Txn>, StoreError> {
         Ok(self
             .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM transactions {sql}"), params, from_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM transactions {sql}"),
+                params,
+                from_row,
+            )
             .optional()?)
     }
 
     pub(crate) fn many(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Txn>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
         let rows = stmt.query_map(params, from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -209,7 +215,11 @@ impl Store {
     }
 
     /// The terminal's most recent approved sale, or the one with `trace_no`.
-    pub fn for_reprint(&self, terminal: &TerminalId, trace_no: Option<u32>) -> Result<Option<Txn>, StoreError> {
+    pub fn for_reprint(
+        &self,
+        terminal: &TerminalId,
+        trace_no: Option<u32>,
+    ) -> Result<Option<Txn>, StoreError> {
         match trace_no {
             Some(trace) => self.one(
                 "WHERE terminal_id = ?1 AND trace_no = ?2 AND kind = 'sale' ORDER BY id DESC LIMIT 1",
@@ -248,9 +258,11 @@ impl Store {
             "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
             params![new.terminal_id.as_str(), next],
         )?;
-        let batch_no: u32 = tx.query_row("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'", [], |r| {
-            r.get(0)
-        })?;
+        let batch_no: u32 = tx.query_row(
+            "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
+            [],
+            |r| r.get(0),
+        )?;
         tx.execute(
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
              brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at) \
@@ -318,7 +330,8 @@ impl Store {
                 params![request_id.as_str(), terminal.as_str(), utc],
             )?;
             if added == 1 {
-                let detail = serde_json::json!({"request_id": request_id.as_str(), "terminal": terminal.as_str()});
+                let detail =
+                    serde_json::json!({"request_id": request_id.as_str(), "terminal": terminal.as_str()});
                 audit::append(&tx, &utc, "lost", None, &detail.to_string())?;
             }
         }
@@ -335,7 +348,12 @@ impl Store {
     }
 
     /// Notes a terminal's status message (online, version) and when it was seen.
-    pub fn touch_terminal(&mut self, terminal: &TerminalId, online: Option<bool>, version: Option<&str>) -> Result<(), StoreError> {
+    pub fn touch_terminal(
+        &mut self,
+        terminal: &TerminalId,
+        online: Option<bool>,
+        version: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO terminals (id, name, online, version, last_seen) VALUES (?1, ?1, COALESCE(?2, 1), COALESCE(?3, ''), ?4) \
              ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
@@ -345,9 +363,11 @@ impl Store {
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'", [], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn verify_audit(&self) -> Result<u64, audit::AuditError> {

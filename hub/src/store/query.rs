@@ -55,7 +55,11 @@ fn bad(field: &'static str, message: &str) -> FilterError {
 
 fn local_time(field: &'static str, text: &str, end_of_day: bool) -> Result<String, FilterError> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+        let day = if end_of_day {
+            date.succ_opt().unwrap_or(date)
+        } else {
+            date
+        };
         return Ok(day.format("%Y-%m-%d 00:00:00").to_string());
     }
     for form in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
@@ -77,7 +81,11 @@ impl Filter {
         }
         if let Some(to) = &self.to {
             let bare_date = NaiveDate::parse_from_str(to, "%Y-%m-%d").is_ok();
-            clauses.push(if bare_date { "local_time < ?" } else { "local_time <= ?" });
+            clauses.push(if bare_date {
+                "local_time < ?"
+            } else {
+                "local_time <= ?"
+            });
             params.push(Value::Text(local_time("to", to, true)?));
         }
         if let Some(terminal) = &self.terminal {
@@ -99,7 +107,9 @@ impl Filter {
             params.push(Value::Text(last4.clone()));
         }
         if let Some(amount) = &self.amount {
-            let a: Amount = amount.parse().map_err(|e: tallybox_terminal::amount::AmountError| bad("amount", &e.to_string()))?;
+            let a: Amount = amount
+                .parse()
+                .map_err(|e: tallybox_terminal::amount::AmountError| bad("amount", &e.to_string()))?;
             clauses.push("amount = ?");
             params.push(Value::Integer(a.minor() as i64));
         }
@@ -150,12 +160,48 @@ mod tests {
     #[test]
     fn bad_filters_name_their_field() {
         let cases = [
-            (Filter { from: Some("yesterday".into()), ..Default::default() }, "from"),
-            (Filter { status: Some("paid".into()), ..Default::default() }, "status"),
-            (Filter { last4: Some("12a4".into()), ..Default::default() }, "last4"),
-            (Filter { amount: Some("1.234".into()), ..Default::default() }, "amount"),
-            (Filter { limit: Some(0), ..Default::default() }, "limit"),
-            (Filter { terminal: Some("T 1".into()), ..Default::default() }, "terminal"),
+            (
+                Filter {
+                    from: Some("yesterday".into()),
+                    ..Default::default()
+                },
+                "from",
+            ),
+            (
+                Filter {
+                    status: Some("paid".into()),
+                    ..Default::default()
+                },
+                "status",
+            ),
+            (
+                Filter {
+                    last4: Some("12a4".into()),
+                    ..Default::default()
+                },
+                "last4",
+            ),
+            (
+                Filter {
+                    amount: Some("1.234".into()),
+                    ..Default::default()
+                },
+                "amount",
+            ),
+            (
+                Filter {
+                    limit: Some(0),
+                    ..Default::default()
+                },
+                "limit",
+            ),
+            (
+                Filter {
+                    terminal: Some("T 1".into()),
+                    ..Default::default()
+                },
+                "terminal",
+            ),
         ];
         for (filter, field) in cases {
             assert_eq!(filter.to_sql().unwrap_err().field, field);
@@ -164,7 +210,10 @@ mod tests {
 
     #[test]
     fn a_bare_to_date_covers_the_whole_day() {
-        let f = Filter { to: Some("2026-11-25".into()), ..Default::default() };
+        let f = Filter {
+            to: Some("2026-11-25".into()),
+            ..Default::default()
+        };
         let (sql, params, _) = f.to_sql().unwrap();
         assert!(sql.contains("local_time < ?"));
         assert_eq!(params, vec![Value::Text("2026-11-26 00:00:00".into())]);

@@ -20,7 +20,10 @@ impl PanHasher {
                 let key: [u8; 32] = bytes.try_into().map_err(|_| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
-                        format!("{} is damaged (not 32 bytes); restore it from a backup", path.display()),
+                        format!(
+                            "{} is damaged (not 32 bytes); restore it from a backup",
+                            path.display()
+                        ),
                     )
                 })?;
                 Ok(PanHasher { key })

@@ -42,7 +42,15 @@ fn pending_then_approved_with_trace_numbers_and_audit() {
     assert_eq!(a.masked_pan.as_str(), "622202******0005");
     // The first final state wins.
     let again = store
-        .finish(a.id, &Verdict { status: TxnStatus::Declined, response_code: "05", auth_code: "", reference_no: "" })
+        .finish(
+            a.id,
+            &Verdict {
+                status: TxnStatus::Declined,
+                response_code: "05",
+                auth_code: "",
+                reference_no: "",
+            },
+        )
         .unwrap();
     assert_eq!(again.status, TxnStatus::Approved);
     assert_eq!(store.by_request(r1.as_str()).unwrap().unwrap().id, a.id);
@@ -79,10 +87,16 @@ fn tampering_with_the_audit_log_is_detected() {
     assert_eq!(store.verify_audit().unwrap(), 6);
     store
         .connection()
-        .execute("UPDATE audit_log SET detail = replace(detail, '100', '1') WHERE seq = 3", [])
+        .execute(
+            "UPDATE audit_log SET detail = replace(detail, '100', '1') WHERE seq = 3",
+            [],
+        )
         .unwrap();
     assert_eq!(store.verify_audit(), Err(audit::AuditError::Altered { seq: 3 }));
-    store.connection().execute("DELETE FROM audit_log WHERE seq = 3", []).unwrap();
+    store
+        .connection()
+        .execute("DELETE FROM audit_log WHERE seq = 3", [])
+        .unwrap();
     assert_eq!(store.verify_audit(), Err(audit::AuditError::Broken { seq: 4 }));
 }
 
@@ -115,30 +129,76 @@ fn pages_by_keyset_and_filters() {
         let t = store.begin(&new_txn(&rid, tid, card, 100 + i)).unwrap();
         approve(&mut store, t.id);
     }
-    let page1 = store.list(&Filter { limit: Some(3), ..Default::default() }).unwrap();
-    assert_eq!(page1.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(), [106, 105, 104]);
-    let page2 = store
-        .list(&Filter { limit: Some(3), before: page1.next_before, ..Default::default() })
+    let page1 = store
+        .list(&Filter {
+            limit: Some(3),
+            ..Default::default()
+        })
         .unwrap();
-    assert_eq!(page2.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(), [103, 102, 101]);
+    assert_eq!(
+        page1.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(),
+        [106, 105, 104]
+    );
+    let page2 = store
+        .list(&Filter {
+            limit: Some(3),
+            before: page1.next_before,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        page2.items.iter().map(|t| t.amount.minor()).collect::<Vec<_>>(),
+        [103, 102, 101]
+    );
     let page3 = store
-        .list(&Filter { limit: Some(3), before: page2.next_before, ..Default::default() })
+        .list(&Filter {
+            limit: Some(3),
+            before: page2.next_before,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(page3.items.len(), 1);
     assert_eq!(page3.next_before, None);
-    let t2_only = store.list(&Filter { terminal: Some("T2".into()), ..Default::default() }).unwrap();
+    let t2_only = store
+        .list(&Filter {
+            terminal: Some("T2".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(t2_only.items.len(), 3);
-    let by_last4 = store.list(&Filter { last4: Some("1111".into()), ..Default::default() }).unwrap();
-    assert!(by_last4.items.iter().all(|t| t.masked_pan.as_str().ends_with("1111")));
+    let by_last4 = store
+        .list(&Filter {
+            last4: Some("1111".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(by_last4
+        .items
+        .iter()
+        .all(|t| t.masked_pan.as_str().ends_with("1111")));
     assert_eq!(by_last4.items.len(), 3);
-    let by_amount = store.list(&Filter { amount: Some("1.04".into()), ..Default::default() }).unwrap();
+    let by_amount = store
+        .list(&Filter {
+            amount: Some("1.04".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(by_amount.items.len(), 1);
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
     let today_only = store
-        .list(&Filter { from: Some(today.clone()), to: Some(today), ..Default::default() })
+        .list(&Filter {
+            from: Some(today.clone()),
+            to: Some(today),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(today_only.items.len(), 7);
-    let past = store.list(&Filter { to: Some("2000-01-01".into()), ..Default::default() }).unwrap();
+    let past = store
+        .list(&Filter {
+            to: Some("2000-01-01".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert!(past.items.is_empty());
 }
 
@@ -158,6 +218,9 @@ fn the_key_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
-    let mode = std::fs::metadata(dir.path().join("pan-hash.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("pan-hash.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }

@@ -23,7 +23,11 @@ struct ApiError {
 impl warp::reject::Reject for ApiError {}
 
 fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
-    warp::reject::custom(ApiError { status, code, message: message.into() })
+    warp::reject::custom(ApiError {
+        status,
+        code,
+        message: message.into(),
+    })
 }
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
@@ -38,7 +42,8 @@ fn view(txn: &Txn) -> Value {
     v["amount_text"] = Value::from(txn.amount.to_string());
     if !txn.response_code.is_empty() {
         let x = explain(&txn.response_code);
-        v["reason"] = json!({"en": x.reason_en, "zh-CN": x.reason_zh, "hint_en": x.hint_en, "hint_zh-CN": x.hint_zh});
+        v["reason"] =
+            json!({"en": x.reason_en, "zh-CN": x.reason_zh, "hint_en": x.hint_en, "hint_zh-CN": x.hint_zh});
     }
     v
 }
@@ -55,7 +60,11 @@ async fn with_store<R: Send + 'static>(
 
 fn internal(e: impl std::fmt::Display) -> Rejection {
     tracing::error!(error = %e, "API failure");
-    reject(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the hub could not read its database; see troubleshooting")
+    reject(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the hub could not read its database; see troubleshooting",
+    )
 }
 
 async fn list(filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
@@ -67,13 +76,19 @@ async fn list(filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejectio
     })
     .await?;
     let items: Vec<Value> = page.items.iter().map(view).collect();
-    Ok(warp::reply::json(&json!({"items": items, "next_before": page.next_before})))
+    Ok(warp::reply::json(
+        &json!({"items": items, "next_before": page.next_before}),
+    ))
 }
 
 async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
     let txn = with_store(&state, move |s| s.get(id).map_err(internal)).await?;
     let Some(txn) = txn else {
-        return Err(reject(StatusCode::NOT_FOUND, "not_found", format!("no transaction {id}")));
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no transaction {id}"),
+        ));
     };
     let mut v = view(&txn);
     let receipt = txn.receipt(&state.store_name, &state.merchant_id);
@@ -105,7 +120,11 @@ async fn health(state: WebState) -> Result<impl Reply, Rejection> {
         broker_connected,
         database,
     };
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok(warp::reply::with_status(warp::reply::json(&body), status))
 }
 
@@ -127,7 +146,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(state.clone())
         .and_then(one);
-    let health = warp::path!("healthz").and(warp::get()).and(state).and_then(health);
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .and(state)
+        .and_then(health);
     list.or(one).or(health)
 }
 
@@ -139,7 +161,15 @@ pub async fn recover(e: Rejection) -> Result<warp::reply::Response, Infallible> 
         return Ok(error_body(StatusCode::NOT_FOUND, "not_found", "no such page"));
     }
     if e.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(error_body(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address only answers GET"));
+        return Ok(error_body(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this address only answers GET",
+        ));
     }
-    Ok(error_body(StatusCode::BAD_REQUEST, "bad_request", "the request could not be understood"))
+    Ok(error_body(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the request could not be understood",
+    ))
 }

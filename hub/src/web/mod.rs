@@ -41,8 +41,12 @@ pub async fn bind(
     state: WebState,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), BindError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })?;
-    let local = listener.local_addr().map_err(|source| BindError { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| BindError { addr, source })?;
     let routes = api::routes(state)
         .or(assets::routes())
         .recover(api::recover)

@@ -194,7 +194,10 @@ impl Expiry {
         if !(1..=12).contains(&month) {
             return Err(CardError::BadExpiry);
         }
-        Ok(Expiry { year: 2000 + yy, month })
+        Ok(Expiry {
+            year: 2000 + yy,
+            month,
+        })
     }
 
     pub fn yymm(self) -> String {

@@ -118,13 +118,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_pins_and_blocks() {
-        assert_eq!(encrypt("12", "4111111111111111", &TEST_PIN_KEY), Err(PinError::Length));
-        assert_eq!(encrypt("12a4", "4111111111111111", &TEST_PIN_KEY), Err(PinError::NotDigits));
-        assert_eq!(decrypt("zz", "4111111111111111", &TEST_PIN_KEY), Err(PinError::BadBlock));
+        assert_eq!(
+            encrypt("12", "4111111111111111", &TEST_PIN_KEY),
+            Err(PinError::Length)
+        );
+        assert_eq!(
+            encrypt("12a4", "4111111111111111", &TEST_PIN_KEY),
+            Err(PinError::NotDigits)
+        );
+        assert_eq!(
+            decrypt("zz", "4111111111111111", &TEST_PIN_KEY),
+            Err(PinError::BadBlock)
+        );
         let other_key = [7u8; 16];
         let block = encrypt("1234", "4111111111111111", &TEST_PIN_KEY).unwrap();
         assert_ne!(
-            decrypt(&block, "4111111111111111", &other_key).unwrap().as_deref(),
+            decrypt(&block, "4111111111111111", &other_key)
+                .unwrap()
+                .as_deref(),
             Some("1234")
         );
     }

@@ -20,12 +20,6 @@ pub struct Panel {
     pub state: &'static str,
 }
 
-impl Default for Screen {
-    fn default() -> Self {
-        Screen { lines: Vec::new() }
-    }
-}
-
 #[derive(Clone, Default)]
 pub struct SimDevices {
     panel: Arc<Mutex<Panel>>,

@@ -60,7 +60,7 @@ impl Key {
 pub enum Input {
     Key(Key),
     Card(Result<CardRead, CardError>),
-    Answer(Response),
+    Answer(Box<Response>),
     /// The outstanding request went unanswered for too long (runtime's timer).
     HubSilent,
 }
@@ -99,11 +99,23 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
-    Amount { digits: String },
+    Amount {
+        digits: String,
+    },
     Menu,
-    Card { op: Op },
-    Pin { op: Op, card: CardRead, digits: String },
-    Waiting { request: Request, title: String, silent: bool },
+    Card {
+        op: Op,
+    },
+    Pin {
+        op: Op,
+        card: CardRead,
+        digits: String,
+    },
+    Waiting {
+        request: Request,
+        title: String,
+        silent: bool,
+    },
     Done,
 }
 
@@ -143,13 +155,19 @@ impl Session {
     /// answers from its records, so the slip is printed now (or the cashier
     /// learns it was not charged).
     pub fn resume(&mut self, entry: InFlight) -> Vec<Action> {
-        let request = Request::Recall { request_id: entry.request_id };
+        let request = Request::Recall {
+            request_id: entry.request_id,
+        };
         let screen = screens::processing(&entry.title);
         self.wait(request, entry.title, screen)
     }
 
     fn wait(&mut self, request: Request, title: String, screen: Screen) -> Vec<Action> {
-        self.state = State::Waiting { request: request.clone(), title, silent: false };
+        self.state = State::Waiting {
+            request: request.clone(),
+            title,
+            silent: false,
+        };
         vec![Action::Send(request), Action::Show(screen)]
     }
 
@@ -166,9 +184,14 @@ impl Session {
     /// recall it. Balance inquiries and reprints charge nothing and are not kept.
     pub fn in_flight(&self) -> Option<InFlight> {
         match &self.state {
-            State::Waiting { request: Request::Sale { request_id, .. } | Request::Recall { request_id }, title, .. } => {
-                Some(InFlight { request_id: request_id.clone(), title: title.clone() })
-            }
+            State::Waiting {
+                request: Request::Sale { request_id, .. } | Request::Recall { request_id },
+                title,
+                ..
+            } => Some(InFlight {
+                request_id: request_id.clone(),
+                title: title.clone(),
+            }),
             _ => None,
         }
     }
@@ -190,7 +213,7 @@ impl Session {
         match input {
             Input::Key(key) => self.on_key(key),
             Input::Card(card) => self.on_card(card, today),
-            Input::Answer(response) => self.on_answer(response),
+            Input::Answer(response) => self.on_answer(*response),
             Input::HubSilent => match &mut self.state {
                 State::Waiting { silent, .. } => {
                     *silent = true;
@@ -218,9 +241,12 @@ impl Session {
     fn on_key(&mut self, key: Key) -> Vec<Action> {
         let currency = self.config.currency.clone();
         match (&mut self.state, key) {
-            (State::Idle | State::Done, Key::A) => {
-                self.go(State::Amount { digits: String::new() }, screens::amount_entry(&currency, ""))
-            }
+            (State::Idle | State::Done, Key::A) => self.go(
+                State::Amount {
+                    digits: String::new(),
+                },
+                screens::amount_entry(&currency, ""),
+            ),
             (State::Idle | State::Done, Key::Digit(d)) if d > 0 => {
                 let digits = d.to_string();
                 let screen = screens::amount_entry(&currency, &digits);
@@ -245,17 +271,26 @@ impl Session {
                 match Amount::from_minor(minor) {
                     Ok(amount) if !amount.is_zero() => {
                         let op = Op::Sale(amount);
-                        self.go(State::Card { op }, screens::present_card(&op.title(&currency), None))
+                        self.go(
+                            State::Card { op },
+                            screens::present_card(&op.title(&currency), None),
+                        )
                     }
                     _ => vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))],
                 }
             }
             (State::Menu, Key::Digit(1)) => {
                 let op = Op::Balance;
-                self.go(State::Card { op }, screens::present_card(&op.title(&currency), None))
+                self.go(
+                    State::Card { op },
+                    screens::present_card(&op.title(&currency), None),
+                )
             }
             (State::Menu, Key::Digit(2)) => {
-                let request = Request::Reprint { request_id: RequestId::new(), trace_no: None };
+                let request = Request::Reprint {
+                    request_id: RequestId::new(),
+                    trace_no: None,
+                };
                 self.wait(request, "REPRINT".into(), screens::processing("REPRINT"))
             }
             (State::Pin { digits, op, .. }, Key::Digit(d)) => {
@@ -271,15 +306,12 @@ impl Session {
                 vec![Action::Show(screen)]
             }
             (State::Pin { digits, .. }, Key::Hash) if digits.len() >= 4 => {
-                let State::Pin { op, card, digits } = std::mem::replace(&mut self.state, State::Idle)
-                else {
+                let State::Pin { op, card, digits } = std::mem::replace(&mut self.state, State::Idle) else {
                     unreachable!("matched Pin above")
                 };
                 self.send(op, card, Some(&digits))
             }
-            (State::Waiting { silent: true, .. }, Key::C) => {
-                self.go(State::Done, screens::result_unknown())
-            }
+            (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, screens::result_unknown()),
             (State::Amount { .. } | State::Menu | State::Card { .. } | State::Pin { .. }, Key::C) => {
                 self.go_idle()
             }
@@ -305,7 +337,14 @@ impl Session {
         };
         if card.needs_pin() {
             let screen = screens::pin_entry(&title, 0);
-            return self.go(State::Pin { op, card, digits: String::new() }, screen);
+            return self.go(
+                State::Pin {
+                    op,
+                    card,
+                    digits: String::new(),
+                },
+                screen,
+            );
         }
         self.send(op, card, None)
     }
@@ -325,7 +364,11 @@ impl Session {
                 card,
                 pin_block,
             },
-            Op::Balance => Request::Balance { request_id, card, pin_block },
+            Op::Balance => Request::Balance {
+                request_id,
+                card,
+                pin_block,
+            },
         };
         let title = op.title(&self.config.currency);
         let screen = screens::processing(&title);
@@ -333,7 +376,12 @@ impl Session {
     }
 
     fn on_answer(&mut self, response: Response) -> Vec<Action> {
-        if let Response::SignedIn { request_id, store_name, .. } = &response {
+        if let Response::SignedIn {
+            request_id,
+            store_name,
+            ..
+        } = &response
+        {
             if self.sign_in.as_ref().and_then(Request::request_id) != Some(request_id) {
                 return vec![];
             }
@@ -357,14 +405,20 @@ impl Session {
         self.state = State::Done;
         match response {
             Response::Outcome(outcome) => outcome_actions(&currency, outcome),
-            Response::Reprint { receipt: Some(receipt), .. } => vec![
+            Response::Reprint {
+                receipt: Some(receipt),
+                ..
+            } => vec![
                 Action::Print(slip::render(&receipt, Copy::Cardholder, true)),
                 Action::Show(screens::message("REPRINTED", "Slip printed")),
             ],
             Response::Reprint { receipt: None, .. } => {
                 vec![Action::Show(screens::message("REPRINT", "No sale to reprint"))]
             }
-            Response::Error { code: ErrorCode::InvalidAmount, .. } => {
+            Response::Error {
+                code: ErrorCode::InvalidAmount,
+                ..
+            } => {
                 vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))]
             }
             Response::Error { message, .. } => {
@@ -388,7 +442,10 @@ fn outcome_actions(currency: &str, outcome: Outcome) -> Vec<Action> {
             ]
         }
         (TxnStatus::Approved, TxnKind::Balance) => {
-            vec![Action::Show(screens::balance(currency, outcome.balance.unwrap_or(Amount::ZERO)))]
+            vec![Action::Show(screens::balance(
+                currency,
+                outcome.balance.unwrap_or(Amount::ZERO),
+            ))]
         }
         (TxnStatus::Reversed | TxnStatus::Failed, _) => {
             vec![Action::Show(screens::declined(&outcome.response_code, true))]

@@ -10,7 +10,7 @@ use crate::reason::{explain, Explanation};
 pub const COLUMNS: usize = 21;
 pub const ROWS: usize = 6;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Screen {
     pub lines: Vec<String>,
 }
@@ -36,13 +36,19 @@ fn money(currency: &str, amount: Amount) -> String {
 }
 
 pub fn idle(store_name: &str, signed_in: bool) -> Screen {
-    let link = if signed_in { "Ready" } else { "Connecting to hub..." };
+    let link = if signed_in {
+        "Ready"
+    } else {
+        "Connecting to hub..."
+    };
     Screen::of(&[store_name, link, "", "A sale    D menu"])
 }
 
 pub fn amount_entry(currency: &str, digits: &str) -> Screen {
     let minor: u64 = digits.parse().unwrap_or(0);
-    let shown = Amount::from_minor(minor).map(|a| money(currency, a)).unwrap_or_default();
+    let shown = Amount::from_minor(minor)
+        .map(|a| money(currency, a))
+        .unwrap_or_default();
     Screen::of(&["SALE", "Key amount:", &shown, "", "# OK * del C cancel"])
 }
 
@@ -84,12 +90,24 @@ pub fn balance(currency: &str, balance: Amount) -> Screen {
 pub fn declined(code: &str, not_charged: bool) -> Screen {
     let x = explain(code);
     let title = if not_charged { "NOT CHARGED" } else { "DECLINED" };
-    Screen::of(&[title, x.reason_en, x.hint_en, &format!("Code {code}"), "Any key: next"])
+    Screen::of(&[
+        title,
+        x.reason_en,
+        x.hint_en,
+        &format!("Code {code}"),
+        "Any key: next",
+    ])
 }
 
 pub fn hub_silent() -> Screen {
     let x = explain(crate::reason::HUB_SILENT);
-    Screen::of(&["NO ANSWER YET", x.reason_en, x.hint_en, "Still trying...", "C give up"])
+    Screen::of(&[
+        "NO ANSWER YET",
+        x.reason_en,
+        x.hint_en,
+        "Still trying...",
+        "C give up",
+    ])
 }
 
 pub fn result_unknown() -> Screen {

@@ -28,6 +28,10 @@ fn card(s: &mut Session, name: &str) -> Vec<Action> {
     s.handle(Input::Card(Ok(read)), TODAY)
 }
 
+fn answer(response: Response) -> Input {
+    Input::Answer(Box::new(response))
+}
+
 fn last_screen(actions: &[Action]) -> String {
     actions
         .iter()
@@ -90,7 +94,12 @@ fn a_sale_from_keys_to_two_slips() {
     let actions = card(&mut s, "approved");
     let request = sent(&actions).expect("a sale request");
     match &request {
-        Request::Sale { amount, card, pin_block, .. } => {
+        Request::Sale {
+            amount,
+            card,
+            pin_block,
+            ..
+        } => {
             assert_eq!(amount.minor(), 1250);
             assert_eq!(card.pan.digits(), "6222021000000005");
             assert!(pin_block.is_none());
@@ -100,7 +109,12 @@ fn a_sale_from_keys_to_two_slips() {
     assert_eq!(s.in_flight().unwrap().request_id, *request.request_id().unwrap());
     let amount = Amount::from_minor(1250).unwrap();
     let actions = s.handle(
-        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(receipt(amount)))),
+        answer(outcome(
+            &request,
+            TxnStatus::Approved,
+            "00",
+            Some(receipt(amount)),
+        )),
         TODAY,
     );
     let slips: Vec<_> = actions
@@ -116,7 +130,12 @@ fn a_sale_from_keys_to_two_slips() {
     assert!(s.in_flight().is_none());
     // A late duplicate answer prints nothing twice.
     let again = s.handle(
-        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(receipt(amount)))),
+        answer(outcome(
+            &request,
+            TxnStatus::Approved,
+            "00",
+            Some(receipt(amount)),
+        )),
         TODAY,
     );
     assert!(again.is_empty());
@@ -133,7 +152,12 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
     assert!(last_screen(&shown).contains("****"));
     assert!(!last_screen(&shown).contains("1234"));
     let request = sent(&keys(&mut s, "#")).unwrap();
-    let Request::Sale { pin_block: Some(block), card, .. } = &request else {
+    let Request::Sale {
+        pin_block: Some(block),
+        card,
+        ..
+    } = &request
+    else {
         panic!("no PIN block in {request:?}");
     };
     assert!(!crate::protocol::encode(&request).windows(4).any(|w| w == b"1234"));
@@ -146,9 +170,12 @@ fn declines_show_reason_and_hint() {
     let mut s = session();
     keys(&mut s, "A20000#");
     let request = sent(&card(&mut s, "low-balance")).unwrap();
-    let actions = s.handle(Input::Answer(outcome(&request, TxnStatus::Declined, "51", None)), TODAY);
+    let actions = s.handle(answer(outcome(&request, TxnStatus::Declined, "51", None)), TODAY);
     let screen = last_screen(&actions);
-    assert!(screen.contains("DECLINED") && screen.contains("Insufficient funds"), "{screen}");
+    assert!(
+        screen.contains("DECLINED") && screen.contains("Insufficient funds"),
+        "{screen}"
+    );
     assert!(screen.contains("Lower amount"), "{screen}");
     assert!(!actions.iter().any(|a| matches!(a, Action::Print(_))));
 }
@@ -158,7 +185,7 @@ fn a_reversal_says_not_charged() {
     let mut s = session();
     keys(&mut s, "A100#");
     let request = sent(&card(&mut s, "no-answer")).unwrap();
-    let actions = s.handle(Input::Answer(outcome(&request, TxnStatus::Reversed, "NC", None)), TODAY);
+    let actions = s.handle(answer(outcome(&request, TxnStatus::Reversed, "NC", None)), TODAY);
     assert!(last_screen(&actions).contains("NOT CHARGED"));
 }
 
@@ -208,12 +235,17 @@ fn keys_and_cards_while_waiting_change_nothing() {
 
 #[test]
 fn sign_in_names_the_store_and_stops_being_outstanding() {
-    let mut s = Session::new(SessionConfig { currency: "CNY".into(), pin_key: [0; 16] });
+    let mut s = Session::new(SessionConfig {
+        currency: "CNY".into(),
+        pin_key: [0; 16],
+    });
     let actions = s.start("1.0");
-    let Some(Request::SignIn { request_id, .. }) = sent(&actions) else { panic!() };
+    let Some(Request::SignIn { request_id, .. }) = sent(&actions) else {
+        panic!()
+    };
     assert_eq!(s.outstanding().len(), 1);
     let shown = s.handle(
-        Input::Answer(Response::SignedIn {
+        answer(Response::SignedIn {
             request_id,
             store_name: "Corner Shop".into(),
             merchant_id: "M1".into(),
@@ -234,11 +266,16 @@ fn after_a_restart_the_sale_is_recalled_and_its_slips_printed() {
     let mut restarted = session();
     let actions = restarted.resume(entry);
     let recall = sent(&actions).unwrap();
-    assert_eq!(recall, Request::Recall { request_id: request.request_id().unwrap().clone() });
+    assert_eq!(
+        recall,
+        Request::Recall {
+            request_id: request.request_id().unwrap().clone()
+        }
+    );
     assert!(last_screen(&actions).contains("SALE CNY 1.00"));
     let r = receipt(Amount::from_minor(100).unwrap());
     let done = restarted.handle(
-        Input::Answer(outcome(&request, TxnStatus::Approved, "00", Some(r))),
+        answer(outcome(&request, TxnStatus::Approved, "00", Some(r))),
         TODAY,
     );
     assert_eq!(done.iter().filter(|a| matches!(a, Action::Print(_))).count(), 2);
@@ -249,9 +286,17 @@ fn after_a_restart_the_sale_is_recalled_and_its_slips_printed() {
 fn reprint_from_the_menu() {
     let mut s = session();
     let request = sent(&keys(&mut s, "D2")).unwrap();
-    let Request::Reprint { request_id, .. } = request else { panic!() };
+    let Request::Reprint { request_id, .. } = request else {
+        panic!()
+    };
     let r = receipt(Amount::from_minor(100).unwrap());
-    let actions = s.handle(Input::Answer(Response::Reprint { request_id, receipt: Some(r) }), TODAY);
+    let actions = s.handle(
+        answer(Response::Reprint {
+            request_id,
+            receipt: Some(r),
+        }),
+        TODAY,
+    );
     assert!(actions
         .iter()
         .any(|a| matches!(a, Action::Print(l) if l.join("\n").contains("REPRINT"))));

@@ -1,0 +1,393 @@
+//! Handles on real processes: the hub, terminals, mosquitto. Each is killed
+//! when dropped; logs go to files the tests read.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{bin, free_port, wait_for};
+
+fn log_file(path: &Path) -> File {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log file")
+}
+
+fn terminate(child: &mut Option<Child>, signal: &str) {
+    if let Some(mut c) = child.take() {
+        if signal == "KILL" {
+            let _ = c.kill();
+        } else {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &c.id().to_string()])
+                .status();
+        }
+        let _ = c.wait();
+    }
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// `tallybox serve` in its own data directory.
+pub struct Hub {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    /// The broker terminals use: the embedded one, or the external one given.
+    pub mqtt: u16,
+    pub external_broker: bool,
+    args: Vec<String>,
+}
+
+pub const STORE: &str = "shop";
+
+impl Hub {
+    /// A hub with its embedded broker and no own checkout.
+    pub fn start() -> Hub {
+        Hub::start_with(None, &[])
+    }
+
+    /// `external`: the port of a broker already running; `extra`: more flags.
+    pub fn start_with(external: Option<u16>, extra: &[&str]) -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (http, mqtt) = (free_port(), external.unwrap_or_else(free_port));
+        let config = dir.path().join("tallybox.toml");
+        std::fs::write(
+            &config,
+            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\n",
+        )
+        .expect("write config");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+            "--http".into(),
+            format!("127.0.0.1:{http}"),
+            "--devices".into(),
+            "none".into(),
+            "--no-mdns".into(),
+        ];
+        match external {
+            Some(port) => args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{port}")]),
+            None => args.extend(["--mqtt".into(), format!("127.0.0.1:{mqtt}")]),
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut hub = Hub {
+            child: None,
+            dir,
+            http,
+            mqtt,
+            external_broker: external.is_some(),
+            args,
+        };
+        hub.spawn();
+        hub
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("hub.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let log = log_file(&self.log_path());
+        let child = Command::new(bin("tallybox"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tallybox serve");
+        self.child = Some(child);
+        let ready = wait_for(Duration::from_secs(20), || {
+            let (status, body) = self.get("/healthz");
+            (status == 200 && body["broker_connected"] == true).then_some(())
+        });
+        assert!(ready.is_some(), "hub did not become ready; log:\n{}", self.log());
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill(&mut self) {
+        terminate(&mut self.child, "KILL");
+    }
+
+    pub fn stop(&mut self) {
+        terminate(&mut self.child, "TERM");
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// GET on the hub's HTTP port: status and JSON body (Null when not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http);
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+        match agent.get(&url).call() {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    pub fn transactions(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/v1/transactions?{query}"));
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The transaction with `request_id`, read through the API.
+    pub fn by_request(&self, request_id: &str) -> Option<Value> {
+        self.transactions("limit=200")
+            .into_iter()
+            .find(|t| t["request_id"] == request_id)
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One `tallybox-terminal` process with simulated devices.
+pub struct Terminal {
+    child: Option<Child>,
+    pub id: String,
+    pub control: u16,
+    broker: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Terminal {
+    pub fn start(id: &str, broker: u16) -> Terminal {
+        let mut t = Terminal {
+            child: None,
+            id: id.to_string(),
+            control: free_port(),
+            broker,
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        t.spawn();
+        t
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("terminal.log")).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = log_file(&self.dir.path().join("terminal.log"));
+        let child = Command::new(bin("tallybox-terminal"))
+            .args([
+                "--hub",
+                &format!("mqtt://127.0.0.1:{}", self.broker),
+                "--id",
+                &self.id,
+                "--store",
+                STORE,
+                "--control",
+                &format!("127.0.0.1:{}", self.control),
+                "--state-dir",
+                &self.dir.path().join("state").display().to_string(),
+            ])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tallybox-terminal");
+        self.child = Some(child);
+        let up = wait_for(Duration::from_secs(10), || port_open(self.control).then_some(()));
+        assert!(
+            up.is_some(),
+            "terminal {} control API did not open; log:\n{}",
+            self.id,
+            self.log()
+        );
+    }
+
+    pub fn kill(&mut self) {
+        terminate(&mut self.child, "KILL");
+    }
+
+    /// Restarts on the same state directory, as after a power cut.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn call(&self, request: Value) -> Value {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.control)).expect("control API");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        writeln!(stream, "{request}").expect("write control");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("read control");
+        let answer: Value = serde_json::from_str(&line).expect("control answers JSON");
+        assert_eq!(answer["ok"], true, "control refused {request}: {answer}");
+        answer
+    }
+
+    pub fn keys(&self, keys: &str) {
+        self.call(json!({"cmd": "keys", "keys": keys}));
+    }
+
+    pub fn card(&self, name: &str) {
+        self.call(json!({"cmd": "card", "name": name}));
+    }
+
+    pub fn screen(&self) -> (String, String) {
+        let a = self.call(json!({"cmd": "screen"}));
+        let lines: Vec<&str> = a["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        (
+            lines.join("\n"),
+            a["state"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    pub fn paper(&self) -> Vec<String> {
+        let a = self.call(json!({"cmd": "paper"}));
+        a["slips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|slip| {
+                slip.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect()
+    }
+
+    /// Waits until the screen shows `needle`; the screen text then.
+    pub fn wait_screen(&self, needle: &str, limit: Duration) -> String {
+        let found = wait_for(limit, || {
+            let (text, _) = self.screen();
+            text.contains(needle).then_some(text)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "terminal {} never showed {needle:?}; screen:\n{}\nlog:\n{}",
+                self.id,
+                self.screen().0,
+                self.log()
+            )
+        })
+    }
+
+    /// Waits for the idle screen after sign-in.
+    pub fn wait_ready(&self) {
+        self.wait_screen("Ready", Duration::from_secs(15));
+    }
+
+    /// Keys a sale of `minor` units, presents `card`, and returns the result screen.
+    pub fn sale(&self, minor: u64, card: &str) -> String {
+        self.keys(&format!("A{minor}#"));
+        self.card(card);
+        self.wait_screen("Any key", Duration::from_secs(20))
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// mosquitto on a loopback port, with Nagle off as Tallybox's docs ask.
+pub struct Mosquitto {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn mosquitto_path() -> PathBuf {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("mosquitto is not installed: scripts/test installs it (apt-get install mosquitto)")
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let mut m = Mosquitto {
+            child: None,
+            port,
+            dir,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(mosquitto_path())
+            .args([
+                "-c",
+                &self.dir.path().join("mosquitto.conf").display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.dir.path().join("mosquitto.log")))
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let up = wait_for(Duration::from_secs(10), || port_open(self.port).then_some(()));
+        assert!(up.is_some(), "mosquitto did not start");
+    }
+
+    pub fn restart(&mut self) {
+        terminate(&mut self.child, "KILL");
+        self.spawn();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        terminate(&mut self.child, "KILL");
+    }
+}

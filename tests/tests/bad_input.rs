@@ -1,0 +1,148 @@
+//! Bad input gets a clear, typed refusal and loses nothing: malformed MQTT
+//! payloads, bad command-line arguments, a bad config file.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use tallybox_e2e::mqtt::{sale, RawClient};
+use tallybox_e2e::procs::{Hub, STORE};
+use tallybox_e2e::{bin, test_cards};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn malformed_payloads_get_typed_errors_and_the_hub_keeps_serving() {
+    let hub = Hub::start();
+    let raw = RawClient::connect(hub.mqtt, STORE, "T9");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not json".to_vec(), "malformed"),
+        (b"[1,2,3]".to_vec(), "malformed"),
+        (serde_json::to_vec(&json!({"v": 2, "type": "sale", "request_id": "v2-00000001"})).unwrap(), "unsupported_version"),
+        (serde_json::to_vec(&json!({"type": "sale", "request_id": "nov-0000001"})).unwrap(), "unsupported_version"),
+        (serde_json::to_vec(&json!({"v": 1, "type": "teleport", "request_id": "tp-00000001"})).unwrap(), "unknown_type"),
+        (
+            serde_json::to_vec(&json!({"v": 1, "type": "sale", "request_id": "neg-0000001", "amount": -5, "currency": "CNY"}))
+                .unwrap(),
+            "malformed",
+        ),
+        (vec![b'x'; 20 * 1024], "too_large"),
+        (vec![0xff, 0xfe, 0x00], "malformed"),
+    ];
+    for (payload, code) in cases {
+        let shown = String::from_utf8_lossy(&payload[..payload.len().min(40)]).to_string();
+        raw.publish_raw("T9", payload);
+        let answer = raw
+            .answer(None, WAIT)
+            .unwrap_or_else(|| panic!("no answer to {shown:?}"));
+        assert_eq!(answer["type"], "error", "{shown:?}: {answer}");
+        assert_eq!(answer["code"], code, "{shown:?}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // The request id is echoed when it could be read, so a terminal can match it.
+    raw.publish(
+        "T9",
+        &json!({"v": 9, "type": "sale", "request_id": "echo-000001"}),
+    );
+    let answer = raw.answer(Some("echo-000001"), WAIT).expect("correlated error");
+    assert_eq!(answer["code"], "unsupported_version");
+
+    // A bad card number inside an otherwise good sale.
+    let mut bad_card = sale("luhn-0000001", &test_cards()[0], 100);
+    bad_card["card"]["pan"] = json!("6222021000000006");
+    raw.publish("T9", &bad_card);
+    let answer = raw.answer(Some("luhn-0000001"), WAIT).expect("answer");
+    assert_eq!(answer["code"], "malformed");
+
+    // A bad topic (no valid terminal id) is logged, not answered, not fatal.
+    raw.publish_raw("bad terminal", b"{}".to_vec());
+    // The hub still sells.
+    let ok = raw
+        .request("T9", &sale("after-000001", &test_cards()[0], 100), WAIT)
+        .expect("answer");
+    assert_eq!(ok["status"], "approved");
+    assert!(hub.log().contains("bad request refused"));
+    assert!(
+        hub.transactions("").len() == 1,
+        "none of the bad payloads was stored"
+    );
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin("tallybox"))
+        .args(args)
+        .output()
+        .expect("run tallybox");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line_and_a_failing_exit() {
+    for args in [
+        vec!["serve", "--http", "not-an-address"],
+        vec!["serve", "--broker", "http://x"],
+        vec!["serve", "--devices", "laser"],
+        vec!["serve", "--no-such-flag"],
+        vec!["demo", "--terminals", "500"],
+        vec!["frobnicate"],
+    ] {
+        let (code, stderr) = run(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("tallybox: "), "{args:?}: {stderr}");
+    }
+    let out = Command::new(bin("tallybox-terminal"))
+        .args(["--id", "bad id!"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_bad_config_file_gets_one_clear_line_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("store_nmae = \"typo\"\n", "store_nmae"),
+        ("acquirer_timeout_ms = 5\n", "acquirer_timeout_ms"),
+        ("currency = \"yuan\"\n", "currency"),
+        ("this is = = not toml\n", "config file"),
+    ];
+    for (text, needle) in cases {
+        let path = dir.path().join("tallybox.toml");
+        std::fs::write(&path, text).unwrap();
+        let (code, stderr) = run(&[
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0, "{text}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{text}: {stderr}");
+        assert!(stderr.contains(needle), "{text}: {stderr}");
+    }
+    let (code, stderr) = run(&["serve", "--config", "/nonexistent/tallybox.toml"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+}
+
+#[test]
+fn a_busy_port_is_one_clear_error() {
+    let hub = Hub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&[
+        "serve",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--mqtt",
+        &format!("127.0.0.1:{}", hub.mqtt),
+        "--http",
+        "127.0.0.1:0",
+        "--no-mdns",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot listen for MQTT"), "{stderr}");
+}

@@ -1,0 +1,124 @@
+//! The command-line contract the README promises: `tallybox demo` runs the
+//! whole system, `tallybox test-cards` lists the cards, `tallybox drive` sells.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tallybox_e2e::{bin, free_port, test_cards, wait_for};
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn drive(control: u16, args: &[&str]) -> String {
+    let out = Command::new(bin("tallybox"))
+        .args(["drive", "--control", &format!("127.0.0.1:{control}")])
+        .args(args)
+        .output()
+        .expect("run tallybox drive");
+    assert!(
+        out.status.success(),
+        "drive {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn test_cards_cover_every_answer_a_shop_meets() {
+    let cards = test_cards();
+    for key in ["name", "pan", "expiry", "track2", "pin", "behaviour"] {
+        assert!(cards.iter().all(|c| c.get(key).is_some()), "every card has {key}");
+    }
+    let names: Vec<&str> = cards.iter().filter_map(|c| c["name"].as_str()).collect();
+    for needed in [
+        "approved",
+        "low-balance",
+        "expired",
+        "lost",
+        "frozen",
+        "pin",
+        "invalid",
+        "slow",
+        "no-answer",
+    ] {
+        assert!(names.contains(&needed), "missing test card {needed}");
+    }
+    assert!(cards.iter().any(|c| c["pin"].is_string()));
+    let table = Command::new(bin("tallybox")).arg("test-cards").output().unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("6222021000000005"));
+}
+
+#[test]
+fn the_demo_runs_the_whole_system_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, mqtt, control) = (free_port(), free_port(), free_port());
+    let mut demo = Demo(
+        Command::new(bin("tallybox"))
+            .args([
+                "demo",
+                "--data-dir",
+                dir.path().join("data").to_str().unwrap(),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--mqtt",
+                &format!("127.0.0.1:{mqtt}"),
+                "--control",
+                &format!("127.0.0.1:{control}"),
+                "--terminals",
+                "2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the demo"),
+    );
+    let health = format!("http://127.0.0.1:{http}/healthz");
+    wait_for(Duration::from_secs(20), || {
+        ureq::get(&health).call().ok().map(|_| ())
+    })
+    .expect("the demo's web page answers");
+    let page = ureq::get(&format!("http://127.0.0.1:{http}/"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("Receipts"));
+    // Three checkouts: the hub's own (T0) and two terminals, each drivable.
+    for (offset, tid) in [(0u16, "T0"), (1, "T1"), (2, "T2")] {
+        let port = control + offset;
+        wait_for(Duration::from_secs(10), || {
+            drive(port, &["screen"]).contains("Ready").then_some(())
+        })
+        .unwrap_or_else(|| panic!("{tid} never got ready"));
+        drive(port, &["keys", "A1250#"]);
+        drive(port, &["card", "approved"]);
+        wait_for(Duration::from_secs(10), || {
+            drive(port, &["screen"]).contains("APPROVED").then_some(())
+        })
+        .unwrap_or_else(|| panic!("{tid} sale not approved: {}", drive(port, &["screen"])));
+        assert!(drive(port, &["paper"]).contains(&format!("TERMINAL NO{tid:>21}")));
+    }
+    let list: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/v1/transactions"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+
+    // Ctrl-C stops it cleanly.
+    Command::new("kill")
+        .args(["-INT", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    let stopped = wait_for(Duration::from_secs(10), || demo.0.try_wait().ok().flatten());
+    assert!(stopped.expect("the demo stopped after Ctrl-C").success());
+    let mut banner = String::new();
+    std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    assert!(banner.contains(&format!("http://127.0.0.1:{http}")), "{banner}");
+}

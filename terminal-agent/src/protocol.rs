@@ -534,3 +534,32 @@ mod tests {
             .is_none());
     }
 }
+
+#[cfg(test)]
+mod documented_examples {
+    use super::*;
+
+    /// Every JSON example in PROTOCOL.md decodes as the message it shows.
+    #[test]
+    fn protocol_md_examples_decode() {
+        let doc = include_str!("../PROTOCOL.md");
+        let mut count = 0;
+        for block in doc.split("```json").skip(1) {
+            let json = block.split("```").next().unwrap_or_default();
+            let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            let bytes = json.as_bytes();
+            let decoded = match value["type"].as_str() {
+                Some("sign_in" | "sale" | "balance" | "reprint" | "recall" | "heartbeat")
+                    if value.get("receipt").is_none() && value.get("store_name").is_none() =>
+                {
+                    decode_request(bytes).map(|_| ())
+                }
+                Some("status") => decode_status(bytes).map(|_| ()),
+                _ => decode_response(bytes).map(|_| ()),
+            };
+            decoded.unwrap_or_else(|e| panic!("{e:?}: {json}"));
+            count += 1;
+        }
+        assert!(count >= 17, "only {count} examples found");
+    }
+}

@@ -113,7 +113,7 @@ impl<D: Display + Printer> Agent<D> {
             dir: cfg.state_dir.clone(),
             source,
         })?;
-        let (client, mut eventloop) = mqtt::connect(
+        let (client, eventloop) = mqtt::connect(
             &format!("tallybox-term-{tid}"),
             &cfg.broker,
             &topics.term_status(tid),
@@ -144,19 +144,23 @@ impl<D: Display + Printer> Agent<D> {
         let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+        // The event loop runs on its own task: dropping a half-finished `poll()`
+        // (as a `select!` does when a timer fires) would abort a connection attempt.
+        let (events_tx, mut events) = mpsc::channel(64);
+        let pump = tokio::spawn(pump(eventloop, events_tx));
         let mut connected = false;
         loop {
             let _ = self.state.send(run.session.state_name());
             tokio::select! {
                 _ = shutdown.changed() => break,
-                event = eventloop.poll() => match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Some(event) = events.recv() => match event {
+                    Link::Up => {
                         connected = true;
                         tracing::info!(terminal = %tid, broker = %cfg.broker, "connected to broker");
                         run.on_connect();
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topics.resp(tid) => {
-                        match decode_response(&p.payload) {
+                    Link::Message(topic, payload) if topic == topics.resp(tid) => {
+                        match decode_response(&payload) {
                             Ok(response) => {
                                 let actions = run.session.handle(Input::Answer(Box::new(response)), today());
                                 run.apply(actions, &mut self.devices);
@@ -164,13 +168,12 @@ impl<D: Display + Printer> Agent<D> {
                             Err(e) => tracing::warn!(terminal = %tid, code = ?e.code, error = %e, "unreadable answer from hub ignored"),
                         }
                     }
-                    Ok(_) => {}
-                    Err(e) => {
+                    Link::Message(..) => {}
+                    Link::Down(e) => {
                         if connected {
                             tracing::warn!(terminal = %tid, error = %e, "lost the broker; reconnecting");
                         }
                         connected = false;
-                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 },
                 Some((input, done)) = self.inputs.recv() => {
@@ -201,19 +204,38 @@ impl<D: Display + Printer> Agent<D> {
         };
         let _ = run
             .client
-            .publish(topics.term_status(tid), QoS::AtLeastOnce, true, encode(&offline))
-            .await;
-        let _ = run.client.disconnect().await;
+            .try_publish(topics.term_status(tid), QoS::AtLeastOnce, true, encode(&offline));
+        let _ = run.client.try_disconnect();
         // Let the goodbye reach the broker before the connection drops.
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while let Ok(ev) = eventloop.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), pump).await;
         Ok(())
+    }
+}
+
+/// What the event loop task reports.
+enum Link {
+    Up,
+    Message(String, bytes::Bytes),
+    Down(rumqttc::ConnectionError),
+}
+
+/// Polls the MQTT event loop until the client disconnects or the agent is gone.
+async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
+    loop {
+        let link = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => Link::Up,
+            Ok(Event::Incoming(Packet::Publish(p))) => Link::Message(p.topic, p.payload),
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = events.send(Link::Down(e)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if events.send(link).await.is_err() {
+            return;
+        }
     }
 }
 

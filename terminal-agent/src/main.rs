@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use tallybox_terminal::agent::{Agent, AgentConfig};
+use tallybox_terminal::control;
+use tallybox_terminal::devices::Display;
 use tallybox_terminal::devices::{sim::SimDevices, Backend};
+use tallybox_terminal::discovery::{self, DiscoveryError};
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::TerminalId;
-use tallybox_terminal::{control, discovery};
+use tallybox_terminal::session::screens;
 
 /// A Tallybox checkout point: keypad, card reader, OLED and printer, talking to the hub.
 #[derive(Parser)]
@@ -60,10 +63,21 @@ fn run(args: Args) -> anyhow::Result<()> {
             "a terminal needs devices: use --devices sim (hardware drivers come in a later release)"
         );
     }
+    let mut devices = SimDevices::default();
     let (broker, store) = match (args.hub, args.store) {
         (Some(hub), store) => (hub, store.unwrap_or_else(|| "shop".into())),
         (None, store) => {
-            let found = discovery::find_hub(Duration::from_secs(5))?;
+            // A terminal may boot before the hub: keep looking, and say so.
+            devices.show(&screens::message("STARTING", "Looking for the hub"));
+            let found = loop {
+                match discovery::find_hub(Duration::from_secs(3)) {
+                    Ok(found) => break found,
+                    Err(DiscoveryError::NotFound(_)) => {
+                        tracing::info!("no hub answered on the LAN yet; still looking")
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
             tracing::info!(broker = %found.broker, store = %found.store, "found the hub by mDNS");
             (found.broker, store.unwrap_or(found.store))
         }
@@ -73,7 +87,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let devices = SimDevices::default();
         let config = AgentConfig::new(args.id, &store, broker, args.state_dir);
         let (agent, handle) = Agent::new(config, devices.clone());
         if let Some(addr) = args.control {

@@ -60,7 +60,9 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // rumqttd's router logs every ordinary disconnect at ERROR ("connection
                 // id is already gone"); its other modules still report at WARN.
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttd::router::routing=off,rumqttc=warn,mdns_sd=warn".into()),
+                .unwrap_or_else(|_| {
+                    "info,rumqttd=warn,rumqttd::router::routing=off,rumqttc=warn,mdns_sd=warn".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

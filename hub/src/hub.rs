@@ -18,7 +18,7 @@ use crate::acquirer::sim::SimAcquirer;
 use crate::broker::{self, BrokerError};
 use crate::config::{Config, ConfigError};
 use crate::coordinator::{Coordinator, Settings};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreHandle};
 use crate::web::{self, BindError, WebState};
 use crate::{discovery, link};
 
@@ -81,8 +81,12 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> Result<(), HubError> {
     config.validate()?;
+    let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|source| StoreError::DataDir {
+        dir: config.data_dir.display().to_string(),
+        source,
+    })?;
     let coordinator = Arc::new(Coordinator::new(
-        Store::open(&config.data_dir)?,
+        store,
         SimAcquirer::default(),
         Settings {
             store_name: config.store_name.clone(),

@@ -8,7 +8,8 @@
 //!   id, pending before authorize, reversal when the acquirer is silent.
 //! - [`acquirer`]: the acquirer trait and the simulated acquirer / issuer.
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the hash-chained
-//!   audit log, receipt search.
+//!   audit log, receipt search, and the store thread that group-commits
+//!   concurrent writes ([`store::writer`]).
 //! - [`broker`]: the embedded MQTT broker.
 //! - [`web`]: the owner's page and the JSON API.
 //! - [`discovery`]: mDNS announcement.
@@ -24,10 +25,10 @@
 //! A terminal publishes a `sale` on `tallybox/v1/{store}/term/{tid}/req` →
 //! [`link`] decodes it and spawns a task → [`coordinator::Coordinator::handle`]
 //! looks the request id up (a repeat gets the stored answer), writes the
-//! transaction `pending` ([`store::Store::begin`], fsync), asks the
+//! transaction `pending` ([`store::Store::begin`] on the store thread; durable
+//! before the call returns, sharing its fsync with concurrent sales), asks the
 //! [`acquirer::Acquirer`] within the time-out, stores the verdict
-//! ([`store::Store::finish`], fsync, audit record in the same SQLite
-//! transaction) → [`link`] publishes the outcome with the receipt on
+//! ([`store::Store::finish`], with its audit record in the same savepoint) → [`link`] publishes the outcome with the receipt on
 //! `…/term/{tid}/resp` → the terminal prints the slips; the page at
 //! `/api/v1/transactions` shows the row at once.
 

@@ -13,7 +13,7 @@
 //!   every start, for sales a crash left behind.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tallybox_terminal::amount::Amount;
@@ -24,7 +24,7 @@ use tallybox_terminal::protocol::{
 use tallybox_terminal::reason;
 
 use crate::acquirer::{Acquirer, AuthRequest, Reversal};
-use crate::store::{NewTxn, Store, StoreError, Txn, Verdict};
+use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
 
 /// The store-wide facts the coordinator answers with.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct Settings {
 }
 
 pub struct Coordinator<A> {
-    store: Arc<Mutex<Store>>,
+    store: StoreHandle,
     acquirer: A,
     settings: Settings,
     /// Request ids being worked on right now.
@@ -69,9 +69,9 @@ fn internal(request_id: &RequestId, e: &StoreError) -> Response {
 }
 
 impl<A: Acquirer> Coordinator<A> {
-    pub fn new(store: Store, acquirer: A, settings: Settings) -> Self {
+    pub fn new(store: StoreHandle, acquirer: A, settings: Settings) -> Self {
         Coordinator {
-            store: Arc::new(Mutex::new(store)),
+            store,
             acquirer,
             settings,
             in_flight: Mutex::new(HashSet::new()),
@@ -82,16 +82,13 @@ impl<A: Acquirer> Coordinator<A> {
         &self.settings
     }
 
-    /// Runs `f` on the store in the blocking pool: SQLite's fsyncs must not stall
-    /// the tasks that carry other terminals' messages.
+    /// Runs `f` on the store thread, where concurrent writes share one commit
+    /// (and one fsync); resolves once `f`'s changes are durable.
     async fn store<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+        self.store.call(f).await
     }
 
     fn claim(&self, id: &RequestId) -> Option<Claim<'_>> {

@@ -5,7 +5,7 @@ use crate::acquirer::sim::SimAcquirer;
 use tallybox_terminal::card::{test_cards, EntryMode};
 
 fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
-    let store = Store::open(dir).unwrap();
+    let store = StoreHandle::spawn(Store::open(dir).unwrap()).unwrap();
     Coordinator::new(
         store,
         SimAcquirer::default(),
@@ -40,8 +40,9 @@ fn outcome(r: Option<Response>) -> Outcome {
     }
 }
 
-fn rows(c: &Coordinator<SimAcquirer>) -> Vec<Txn> {
-    c.store.lock().unwrap().list(&Default::default()).unwrap().items
+/// Every transaction, read back through a connection of its own.
+fn rows(dir: &std::path::Path) -> Vec<Txn> {
+    Store::open(dir).unwrap().list(&Default::default()).unwrap().items
 }
 
 #[tokio::test]
@@ -57,7 +58,7 @@ async fn an_approved_sale_answers_with_its_receipt_and_a_repeat_gets_the_same() 
     assert_eq!(receipt.auth_code.len(), 6);
     let again = outcome(c.handle(&t1(), request).await);
     assert_eq!(again, first);
-    assert_eq!(rows(&c).len(), 1);
+    assert_eq!(rows(dir.path()).len(), 1);
 }
 
 #[tokio::test]
@@ -89,7 +90,7 @@ async fn a_reused_id_for_another_amount_is_refused() {
         }) => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(rows(&c).len(), 1);
+    assert_eq!(rows(dir.path()).len(), 1);
 }
 
 #[tokio::test]
@@ -111,7 +112,7 @@ async fn declines_are_stored_with_their_code() {
         );
         assert!(o.receipt.is_none());
     }
-    assert!(rows(&c).iter().all(|t| t.status == TxnStatus::Declined));
+    assert!(rows(dir.path()).iter().all(|t| t.status == TxnStatus::Declined));
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,7 +121,7 @@ async fn a_silent_acquirer_ends_reversed_and_not_charged() {
     let c = coordinator(dir.path());
     let o = outcome(c.handle(&t1(), sale("no-answer", 100)).await);
     assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Reversed, "NC"));
-    assert_eq!(rows(&c)[0].status, TxnStatus::Reversed);
+    assert_eq!(rows(dir.path())[0].status, TxnStatus::Reversed);
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,7 +133,7 @@ async fn a_copy_arriving_while_the_first_is_in_flight_is_not_answered_twice() {
     let (a, b) = tokio::join!(c.handle(&tid, request.clone()), c.handle(&tid, request.clone()));
     let answered: Vec<_> = [a, b].into_iter().flatten().collect();
     assert_eq!(answered.len(), 1, "{answered:?}");
-    assert_eq!(rows(&c).len(), 1);
+    assert_eq!(rows(dir.path()).len(), 1);
     // After it finished, a copy gets the stored answer.
     assert_eq!(
         outcome(c.handle(&t1(), request).await).status,
@@ -153,7 +154,7 @@ async fn bad_amounts_are_refused_before_anything_is_stored() {
             other => panic!("{minor}: {other:?}"),
         }
     }
-    assert!(rows(&c).is_empty());
+    assert!(rows(dir.path()).is_empty());
 }
 
 #[tokio::test]
@@ -166,7 +167,7 @@ async fn a_recalled_id_that_never_arrived_can_never_charge_later() {
     assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "NR"));
     let late = outcome(c.handle(&t1(), request).await);
     assert_eq!(late.status, TxnStatus::Failed);
-    assert!(rows(&c).is_empty());
+    assert!(rows(dir.path()).is_empty());
 }
 
 #[tokio::test]
@@ -200,7 +201,7 @@ async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
     }
     let c = coordinator(dir.path());
     assert_eq!(c.reverse_leftovers().await.unwrap(), 1);
-    assert_eq!(rows(&c)[0].status, TxnStatus::Reversed);
+    assert_eq!(rows(dir.path())[0].status, TxnStatus::Reversed);
     assert_eq!(c.reverse_leftovers().await.unwrap(), 0);
-    assert_eq!(c.store.lock().unwrap().verify_audit().unwrap(), 2);
+    assert_eq!(Store::open(dir.path()).unwrap().verify_audit().unwrap(), 2);
 }

@@ -2,7 +2,7 @@
 //! the row before it. Editing or deleting a past row breaks the chain, and
 //! [`verify`] says where — evidence a shop can hand over after a fraud.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -23,10 +23,10 @@ fn digest(prev: &str, seq: i64, at: &str, event: &str, txn_id: Option<i64>, deta
     hex::encode(h.finalize())
 }
 
-/// Appends one record inside the caller's transaction, so the change and its
-/// record commit together or not at all.
+/// Appends one record inside the caller's transaction (or savepoint), so the
+/// change and its record commit together or not at all.
 pub fn append(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     at: &str,
     event: &str,
     txn_id: Option<i64>,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod query;
 mod schema;
 mod secret;
+pub mod writer;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ use tallybox_terminal::card::{Brand, CardRead, EntryMode, MaskedPan};
 use tallybox_terminal::protocol::{Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
 pub use secret::PanHasher;
+pub use writer::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,8 +31,8 @@ pub enum StoreError {
     DataDir { dir: String, source: std::io::Error },
     #[error("the database was written by a newer Tallybox (schema {found}, this build knows {known}); update Tallybox")]
     TooNew { found: u32, known: u32 },
-    #[error("a storage task failed: {0}")]
-    Task(String),
+    #[error("the database did not commit: {0}")]
+    Commit(String),
     #[error("transaction {0} vanished while being written")]
     Vanished(i64),
 }
@@ -242,7 +244,7 @@ impl Store {
         let (utc, local) = (now_utc(), Local::now().format("%Y-%m-%d %H:%M:%S").to_string());
         let pan = new.card.pan.digits();
         let pan_hash = self.hasher.hash(pan);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO terminals (id, name, last_seen) VALUES (?1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
             params![new.terminal_id.as_str(), utc],
@@ -298,7 +300,7 @@ impl Store {
     /// longer pending is left alone: the first final state wins.
     pub fn finish(&mut self, id: i64, verdict: &Verdict<'_>) -> Result<Txn, StoreError> {
         let utc = now_utc();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let changed = tx.execute(
             "UPDATE transactions SET status = ?2, response_code = ?3, auth_code = ?4, reference_no = ?5, updated_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
@@ -318,7 +320,7 @@ impl Store {
     /// Marks `request_id` as never received. False when it was received after all.
     pub fn mark_lost(&mut self, request_id: &RequestId, terminal: &TerminalId) -> Result<bool, StoreError> {
         let utc = now_utc();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let known: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM transactions WHERE request_id = ?1)",
             [request_id.as_str()],

@@ -1,0 +1,211 @@
+//! Group commit: one thread owns the store's connection and runs every job
+//! sent to it. Jobs that queue up while a commit is in progress run together
+//! in the next SQLite transaction, so one fsync makes a whole batch durable.
+//! Each job runs in its own savepoint (a failing job rolls back alone), and no
+//! job hears its result before the commit that holds it has reached the disk —
+//! durability is exactly what `synchronous=FULL` gives a lone transaction.
+
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError};
+
+/// The most jobs one commit carries; bounds how long the first one waits.
+const MAX_BATCH: usize = 512;
+
+trait Job: Send {
+    /// Runs the job inside the open transaction and keeps its result; false
+    /// when it failed.
+    fn run(&mut self, store: &mut Store) -> bool;
+    /// Hands the kept result over, or `failed` when the commit did not happen.
+    fn deliver(self: Box<Self>, failed: Option<&str>);
+}
+
+struct Typed<R, F> {
+    work: Option<F>,
+    result: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F> Job for Typed<R, F>
+where
+    R: Send,
+    F: FnOnce(&mut Store) -> Result<R, StoreError> + Send,
+{
+    fn run(&mut self, store: &mut Store) -> bool {
+        if let Some(work) = self.work.take() {
+            self.result = Some(work(store));
+        }
+        matches!(self.result, Some(Ok(_)))
+    }
+
+    fn deliver(self: Box<Self>, failed: Option<&str>) {
+        let result = match (failed, self.result) {
+            (Some(why), _) => Err(StoreError::Commit(why.to_string())),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::Commit("the job did not run".into())),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// A cloneable handle to the store thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl StoreHandle {
+    /// Moves `store` onto its own thread.
+    pub fn spawn(store: Store) -> std::io::Result<StoreHandle> {
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || run(store, queue))?;
+        Ok(StoreHandle { jobs })
+    }
+
+    /// Runs `work` on the store; resolves once its transaction is durable.
+    pub async fn call<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Typed {
+            work: Some(work),
+            result: None,
+            reply,
+        };
+        self.jobs
+            .send(Box::new(job))
+            .map_err(|_| StoreError::Commit("the store thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Commit("the store thread has stopped".into()))?
+    }
+}
+
+/// A failed job leaves no trace, whatever it wrote before failing.
+fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) {
+    if let Err(e) = store.connection().execute_batch("SAVEPOINT job") {
+        tracing::error!(error = %e, "cannot open a savepoint");
+        return;
+    }
+    let undo = if job.run(store) {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    if let Err(e) = store.connection().execute_batch(undo) {
+        tracing::error!(error = %e, "cannot close a savepoint");
+    }
+}
+
+fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let failed = match store.connection().execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => {
+                for job in batch.iter_mut() {
+                    run_in_savepoint(&mut store, job.as_mut());
+                }
+                match store.connection().execute_batch("COMMIT") {
+                    Ok(()) => None,
+                    Err(e) => {
+                        let _ = store.connection().execute_batch("ROLLBACK");
+                        Some(e.to_string())
+                    }
+                }
+            }
+        };
+        if let Some(why) = &failed {
+            tracing::error!(error = %why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
+        }
+        for job in batch {
+            job.deliver(failed.as_deref());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tallybox_terminal::amount::Amount;
+    use tallybox_terminal::card::{test_cards, EntryMode};
+    use tallybox_terminal::protocol::{RequestId, TerminalId, TxnKind};
+
+    use crate::store::NewTxn;
+
+    fn begin(minor: u64) -> impl FnOnce(&mut Store) -> Result<i64, StoreError> + Send {
+        move |s| {
+            let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+            let (rid, tid) = (RequestId::new(), TerminalId::parse("T1").unwrap());
+            let new = NewTxn {
+                request_id: &rid,
+                terminal_id: &tid,
+                kind: TxnKind::Sale,
+                amount: Amount::from_minor(minor).unwrap(),
+                currency: "CNY",
+                card: &card,
+            };
+            Ok(s.begin(&new)?.id)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_jobs_all_commit_and_the_chain_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+        let jobs: Vec<_> = (1..=200u64)
+            .map(|i| {
+                tokio::spawn({
+                    let h = handle.clone();
+                    async move { h.call(begin(i)).await }
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        // Read back on a fresh connection: everything is on disk.
+        let reader = Store::open(dir.path()).unwrap();
+        assert_eq!(reader.pending().unwrap().len(), 200);
+        assert_eq!(reader.verify_audit().unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+        // Writes a row, then fails: the row must not survive.
+        let bad = handle.call(|s: &mut Store| {
+            s.connection()
+                .execute("INSERT INTO settings (key, value) VALUES ('half', 'done')", [])?;
+            s.connection()
+                .execute("INSERT INTO settings (key, value) VALUES ('batch_no', 'dup')", [])?;
+            Ok(())
+        });
+        let good = handle.call(begin(100));
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        let id = good.unwrap();
+        let reader = Store::open(dir.path()).unwrap();
+        assert!(reader.get(id).unwrap().is_some());
+        let half: i64 = reader
+            .connection()
+            .query_row("SELECT count(*) FROM settings WHERE key = 'half'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(half, 0);
+    }
+}

@@ -41,8 +41,11 @@ fn config(listen: SocketAddr) -> Config {
         router: RouterConfig {
             max_connections: 1_000,
             max_outgoing_packet_count: 200,
-            max_segment_size: 16 * 1024 * 1024,
-            max_segment_count: 10,
+            // The router keeps recent messages per subscription in memory. Answers
+            // go out at once and retries are the protocol's job, so a short
+            // history is enough and keeps the hub small under load.
+            max_segment_size: 256 * 1024,
+            max_segment_count: 2,
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),

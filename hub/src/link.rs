@@ -51,11 +51,13 @@ pub async fn run<A: Acquirer>(
         version: env!("CARGO_PKG_VERSION").into(),
         detail: None,
     };
+    let mut backoff = mqtt::Backoff::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
                     tracing::info!(broker = %broker, "hub connected to broker");
                     let _ = client.try_subscribe(topics.all_requests(), QoS::AtMostOnce);
                     let _ = client.try_subscribe(topics.all_statuses(), QoS::AtLeastOnce);
@@ -74,10 +76,12 @@ pub async fn run<A: Acquirer>(
                                 match decode_request(&p.payload) {
                                     Ok(request) => {
                                         let kind = request_kind(&request);
-                                        tracing::debug!(terminal = %terminal, kind, "request");
-                                        if let Some(response) = coordinator.handle(&terminal, request).await {
-                                            answer(&client, &topics, &terminal, &response).await;
+                                        let started = std::time::Instant::now();
+                                        let response = coordinator.handle(&terminal, request).await;
+                                        if let Some(response) = &response {
+                                            answer(&client, &topics, &terminal, response).await;
                                         }
+                                        tracing::debug!(terminal = %terminal, kind, us = started.elapsed().as_micros() as u64, answered = response.is_some(), "request handled");
                                     }
                                     Err(e) => {
                                         tracing::warn!(terminal = %terminal, code = ?e.code, bytes = p.payload.len(), error = %e, "bad request refused");
@@ -102,7 +106,7 @@ pub async fn run<A: Acquirer>(
                         tracing::warn!(broker = %broker, error = %e, "hub lost the broker; reconnecting");
                     }
                     let _ = connected.send(false);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    backoff.wait().await;
                 }
             }
         }

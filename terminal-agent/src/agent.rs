@@ -221,15 +221,19 @@ enum Link {
 
 /// Polls the MQTT event loop until the client disconnects or the agent is gone.
 async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
+    let mut backoff = mqtt::Backoff::default();
     loop {
         let link = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Link::Up,
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                Link::Up
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => Link::Message(p.topic, p.payload),
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => continue,
             Err(e) => {
                 let _ = events.send(Link::Down(e)).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                backoff.wait().await;
                 continue;
             }
         };

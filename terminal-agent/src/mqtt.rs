@@ -87,3 +87,30 @@ mod tests {
         assert!("mqtt://:1883".parse::<BrokerAddr>().is_err());
     }
 }
+
+/// Waits before the next connection attempt: 50 ms after the first failure,
+/// doubling to 2 s, and back to 50 ms once connected. A broker that is just
+/// starting (or restarting) is reached within moments; a dead one is not hammered.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Backoff {
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(2));
+    }
+}

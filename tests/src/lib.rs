@@ -6,6 +6,7 @@
 //! Every process is killed when its handle drops, so a failing test leaves
 //! nothing running.
 
+pub mod bench;
 pub mod mqtt;
 pub mod procs;
 
@@ -13,11 +14,15 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// A binary of this workspace, built by `cargo build --workspace --bins`.
+/// A binary of this workspace, built by `cargo build --workspace --bins`, from
+/// the same profile as the running test or benchmark.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    // A test runs from target/<profile>/deps/, the benchmark from target/<profile>/.
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -125,6 +125,37 @@ impl Hub {
         assert!(ready.is_some(), "hub did not become ready; log:\n{}", self.log());
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the hub and starts it again on the same data; the time from
+    /// `exec` to the first healthy `/healthz`, polled every 2 ms.
+    pub fn cold_start(&mut self) -> Duration {
+        self.kill();
+        let started = std::time::Instant::now();
+        let child = Command::new(bin("tallybox"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.log_path()))
+            .spawn()
+            .expect("start tallybox serve");
+        self.child = Some(child);
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(1)).build();
+        let url = format!("http://127.0.0.1:{}/healthz", self.http);
+        loop {
+            if agent.get(&url).call().is_ok() {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "hub did not start; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// `kill -9`: no chance to clean up.
     pub fn kill(&mut self) {
         terminate(&mut self.child, "KILL");
@@ -228,6 +259,10 @@ impl Terminal {
 
     pub fn kill(&mut self) {
         terminate(&mut self.child, "KILL");
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Restarts on the same state directory, as after a power cut.

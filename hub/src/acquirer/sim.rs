@@ -123,7 +123,10 @@ impl Acquirer for SimAcquirer {
             .decide(&request);
         match decision {
             Decision::Answer { response, delay } => {
-                tokio::time::sleep(delay).await;
+                // Even a zero sleep waits for the timer's next 1 ms tick.
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 Ok(response)
             }
             Decision::Silence => std::future::pending().await,

@@ -44,6 +44,16 @@ pub struct Coordinator<A> {
     in_flight: Mutex<HashSet<String>>,
 }
 
+/// What the store found for a sale's request id.
+enum Start {
+    /// Seen before: answer from this.
+    Known(Txn),
+    /// Recalled by its terminal before it arrived: never to be charged.
+    Lost,
+    /// New: now written `pending`.
+    Pending(Txn),
+}
+
 /// Removes a request id from the in-flight set however its handling ends.
 struct Claim<'a> {
     set: &'a Mutex<HashSet<String>>,
@@ -231,16 +241,6 @@ impl<A: Acquirer> Coordinator<A> {
         pin_block: Option<String>,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
-        let rid = request_id.clone();
-        let earlier = self
-            .store(move |s| Ok((s.by_request(rid.as_str())?, s.is_lost(&rid)?)))
-            .await;
-        match earlier {
-            Err(e) => return Some(internal(&request_id, &e)),
-            Ok((Some(txn), _)) => return self.repeat(&txn, terminal, kind, amount),
-            Ok((None, true)) => return Some(Self::not_received(request_id, kind)),
-            Ok((None, false)) => {}
-        }
         if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
             return Some(Response::Error {
                 request_id: Some(request_id.to_string()),
@@ -255,28 +255,38 @@ impl<A: Acquirer> Coordinator<A> {
                 message: format!("this store takes {}, not {currency}", self.settings.currency),
             });
         }
-
+        // One store job looks the id up and, when it is new, writes it pending:
+        // one trip to the store thread, and no gap between the check and the write.
         let (rid, tid, cur, c) = (
             request_id.clone(),
             terminal.clone(),
             currency.to_string(),
             card.clone(),
         );
-        let pending = self
+        let found = self
             .store(move |s| {
-                s.begin(&NewTxn {
+                if let Some(txn) = s.by_request(rid.as_str())? {
+                    return Ok(Start::Known(txn));
+                }
+                if s.is_lost(&rid)? {
+                    return Ok(Start::Lost);
+                }
+                let new = NewTxn {
                     request_id: &rid,
                     terminal_id: &tid,
                     kind,
                     amount,
                     currency: &cur,
                     card: &c,
-                })
+                };
+                Ok(Start::Pending(s.begin(&new)?))
             })
             .await;
-        let txn = match pending {
-            Ok(txn) => txn,
+        let txn = match found {
             Err(e) => return Some(internal(&request_id, &e)),
+            Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
+            Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
+            Ok(Start::Pending(txn)) => txn,
         };
         let auth = AuthRequest {
             kind,

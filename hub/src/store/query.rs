@@ -1,6 +1,7 @@
 //! Searching receipts: the filters the owner's phone sends, checked, turned
-//! into one indexed SQL query, and paged by keyset (`before` = the last id seen)
-//! so page 100 costs what page 1 costs.
+//! into one indexed SQL query, newest first by local time, and paged by keyset
+//! (`before` = the last id seen; the page continues below that row's time and
+//! id) so page 100 costs what page 1 costs.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::types::Value;
@@ -114,7 +115,7 @@ impl Filter {
             params.push(Value::Integer(a.minor() as i64));
         }
         if let Some(before) = self.before {
-            clauses.push("id < ?");
+            clauses.push("(local_time, id) < (SELECT local_time, id FROM transactions WHERE id = ?)");
             params.push(Value::Integer(before));
         }
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
@@ -126,7 +127,7 @@ impl Filter {
             sql = format!("WHERE {}", clauses.join(" AND "));
         }
         // One more than asked tells whether another page exists.
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        sql.push_str(&format!(" ORDER BY local_time DESC, id DESC LIMIT {}", limit + 1));
         Ok((sql, params, limit))
     }
 }

@@ -67,6 +67,17 @@ const MIGRATIONS: &[&str] = &[
         hash      TEXT NOT NULL
     );
     "#,
+    // 2: receipts are listed newest first by local time; every filter's index
+    // ends in (local_time, id) so a page of 50 is an index walk, never a sort.
+    r#"
+    DROP INDEX transactions_terminal;
+    DROP INDEX transactions_status;
+    DROP INDEX transactions_last4;
+    CREATE INDEX transactions_terminal ON transactions (terminal_id, local_time, id);
+    CREATE INDEX transactions_status ON transactions (status, local_time, id);
+    CREATE INDEX transactions_last4 ON transactions (last4, local_time, id);
+    CREATE INDEX transactions_amount ON transactions (amount, local_time, id);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

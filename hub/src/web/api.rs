@@ -107,8 +107,11 @@ struct Health {
 async fn health(state: WebState) -> Result<impl Reply, Rejection> {
     let broker_connected = *state.broker_connected.borrow();
     let database = with_store(&state, |s| {
+        // A read that touches the table but costs the same at ten rows or ten million.
         Ok(s.connection()
-            .query_row("SELECT count(*) FROM transactions", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT max(id) FROM transactions", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
             .map(|_| "ok".to_string())
             .unwrap_or_else(|e| e.to_string()))
     })

@@ -1,0 +1,323 @@
+//! `tallybox-bench`, run by `scripts/bench`: starts the release hub and
+//! terminals on loopback, measures, and prints the table (also written to
+//! `target/bench/latest.json`). Bounded: a few minutes on a 2-core machine.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tallybox::store::query::Filter;
+use tallybox::store::Store;
+use tallybox_e2e::bench::{self, data, load, ms, rss_mib, Figure, Report};
+use tallybox_e2e::procs::{Hub, Terminal, STORE};
+use tallybox_terminal::devices::oled::FrameBuffer;
+use tallybox_terminal::session::screens;
+
+const SALES_ONE_TERMINAL: usize = 1_000;
+const LOAD_TERMINALS: usize = 20;
+const LOAD_RUN: Duration = Duration::from_secs(10);
+const ROWS: u64 = 1_000_000;
+const QUERY_ROUNDS: usize = 300;
+
+/// p50 of `fdatasync` after a 4 KiB append in `dir`, in ms; and p99.
+fn fsync_cost(dir: &Path) -> anyhow::Result<(f64, f64)> {
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = vec![0x5au8; 4096];
+    let mut h = bench::histogram();
+    for _ in 0..300 {
+        file.write_all(&block)?;
+        let started = Instant::now();
+        file.sync_data()?;
+        bench::record(&mut h, started.elapsed());
+    }
+    std::fs::remove_file(&path)?;
+    Ok((ms(&h, 50.0), ms(&h, 99.0)))
+}
+
+fn say(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    let mut hub = Hub::start();
+    let data_dir = hub.data_dir();
+
+    say("fdatasync cost in the data directory");
+    let (fsync_p50, fsync_p99) = fsync_cost(&data_dir)?;
+
+    say("bare MQTT round trip (baseline)");
+    let echo = runtime.block_on(load::echo_rtt(hub.mqtt, 2_000));
+    // A sale needs two durable commits: pending, then the verdict.
+    let base_p50 = ms(&echo, 50.0) + 2.0 * fsync_p50;
+    let base_p99 = ms(&echo, 99.0) + 2.0 * fsync_p99;
+    notes.push((
+        "MQTT publish -> echo round trip p50 (baseline part)".to_string(),
+        ms(&echo, 50.0),
+        "ms",
+    ));
+    notes.push((
+        "MQTT publish -> echo round trip p99 (baseline part)".to_string(),
+        ms(&echo, 99.0),
+        "ms",
+    ));
+    notes.push((
+        "fdatasync of a 4 KiB append p50 (baseline part)".to_string(),
+        fsync_p50,
+        "ms",
+    ));
+    notes.push((
+        "fdatasync of a 4 KiB append p99 (baseline part)".to_string(),
+        fsync_p99,
+        "ms",
+    ));
+
+    let hub_pid = hub.pid().expect("hub running");
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_mib(hub_pid, "VmRSS");
+
+    say("sale round trip, one terminal");
+    let sales = runtime.block_on(load::sale_latency(hub.mqtt, STORE, SALES_ONE_TERMINAL));
+    figures.push(Figure {
+        name: "sale round trip p50, one terminal".into(),
+        value: ms(&sales, 50.0),
+        unit: "ms",
+        baseline: Some(base_p50),
+        target: "<= 2x (MQTT RTT + 2 fsync)".into(),
+        met: ms(&sales, 50.0) <= 2.0 * base_p50,
+    });
+    figures.push(Figure {
+        name: "sale round trip p99, one terminal".into(),
+        value: ms(&sales, 99.0),
+        unit: "ms",
+        baseline: Some(base_p99),
+        target: "<= 5x (MQTT RTT + 2 fsync)".into(),
+        met: ms(&sales, 99.0) <= 5.0 * base_p99,
+    });
+
+    say("sustained sales, 20 terminals");
+    let load = runtime.block_on(load::throughput(hub.mqtt, STORE, LOAD_TERMINALS, LOAD_RUN));
+    let per_second = load.approved as f64 / load.elapsed.as_secs_f64();
+    let loaded_rss = rss_mib(hub_pid, "VmHWM");
+    let stored: u64 = {
+        let conn = rusqlite::Connection::open(data_dir.join("tallybox.db"))?;
+        conn.query_row(
+            "SELECT count(*) FROM transactions WHERE terminal_id LIKE 'B%' AND terminal_id != 'B0' AND status = 'approved'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64
+    };
+    let naive = 1000.0 / fsync_p50;
+    figures.push(Figure {
+        name: format!(
+            "sustained sales/s, {LOAD_TERMINALS} terminals ({stored} stored of {} answered)",
+            load.approved
+        ),
+        value: per_second,
+        unit: "/s",
+        baseline: Some(naive),
+        target: ">= 2000/s, nothing lost".into(),
+        met: per_second >= 2000.0 && stored == load.approved,
+    });
+    notes.push((
+        "sale round trip p50 under the 20-terminal load".to_string(),
+        ms(&load.latency, 50.0),
+        "ms",
+    ));
+    notes.push((
+        "sale round trip p99 under the 20-terminal load".to_string(),
+        ms(&load.latency, 99.0),
+        "ms",
+    ));
+    figures.push(Figure {
+        name: "hub RSS idle".into(),
+        value: idle_rss,
+        unit: "MiB",
+        baseline: None,
+        target: "< 30 MiB".into(),
+        met: idle_rss < 30.0,
+    });
+    figures.push(Figure {
+        name: "hub RSS peak under the 20-terminal load".into(),
+        value: loaded_rss,
+        unit: "MiB",
+        baseline: None,
+        target: "< 60 MiB".into(),
+        met: loaded_rss < 60.0,
+    });
+
+    say("terminal memory");
+    {
+        let t = Terminal::start("BT", hub.mqtt);
+        t.wait_ready();
+        let rss = t.pid().map(|p| rss_mib(p, "VmRSS")).unwrap_or(f64::NAN);
+        figures.push(Figure {
+            name: "tallybox-terminal RSS, signed in".into(),
+            value: rss,
+            unit: "MiB",
+            baseline: None,
+            target: "< 8 MiB".into(),
+            met: rss < 8.0,
+        });
+    }
+
+    say("a million transactions");
+    hub.kill();
+    for entry in std::fs::read_dir(&data_dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("tallybox.db"))
+        {
+            std::fs::remove_file(path)?;
+        }
+    }
+    data::fill(&data_dir, ROWS)?;
+    let cold = hub.cold_start();
+    figures.push(Figure {
+        name: "hub cold start to /healthz, 1M rows".into(),
+        value: cold.as_secs_f64() * 1000.0,
+        unit: "ms",
+        baseline: None,
+        target: "< 300 ms".into(),
+        met: cold < Duration::from_millis(300),
+    });
+
+    say("receipts queries over 1M rows");
+    let queries: [(&str, Filter, &str); 3] = [
+        (
+            "status=approved&terminal=T3&limit=50",
+            Filter { status: Some("approved".into()), terminal: Some("T3".into()), ..Filter::default() },
+            "WHERE status = 'approved' AND terminal_id = 'T3'",
+        ),
+        (
+            "from=2026-08-15&to=2026-08-15&status=declined&limit=50",
+            Filter {
+                from: Some("2026-08-15".into()),
+                to: Some("2026-08-15".into()),
+                status: Some("declined".into()),
+                ..Filter::default()
+            },
+            "WHERE local_time >= '2026-08-15 00:00:00' AND local_time < '2026-08-16 00:00:00' AND status = 'declined'",
+        ),
+        ("last4=0042&limit=50", Filter { last4: Some("0042".into()), ..Filter::default() }, "WHERE last4 = '0042'"),
+    ];
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+    let (mut http, mut code, mut raw) = (bench::histogram(), bench::histogram(), bench::histogram());
+    let reader = Store::open(&data_dir)?;
+    for (query, filter, where_sql) in &queries {
+        let url = format!("http://127.0.0.1:{}/api/v1/transactions?{query}", hub.http);
+        for _ in 0..QUERY_ROUNDS {
+            let started = Instant::now();
+            let body: serde_json::Value = agent.get(&url).call()?.into_json()?;
+            bench::record(&mut http, started.elapsed());
+            anyhow::ensure!(
+                body["items"].as_array().is_some_and(|i| i.len() == 50),
+                "short page for {query}"
+            );
+            let started = Instant::now();
+            let page = reader.list(filter)?;
+            bench::record(&mut code, started.elapsed());
+            anyhow::ensure!(page.items.len() == 50, "short page for {query}");
+        }
+        let _ = raw.add(data::raw_page(&data_dir, where_sql, QUERY_ROUNDS)?);
+    }
+    // The floor any HTTP answer pays here, to tell the query's cost from the transport's.
+    let mut floor = bench::histogram();
+    let health = format!("http://127.0.0.1:{}/healthz", hub.http);
+    for _ in 0..QUERY_ROUNDS {
+        let started = Instant::now();
+        agent.get(&health).call()?.into_string()?;
+        bench::record(&mut floor, started.elapsed());
+    }
+    for (p, name) in [(50.0, "p50"), (99.0, "p99")] {
+        let (value, base) = (ms(&code, p), ms(&raw, p));
+        figures.push(Figure {
+            name: format!("receipts page of 50 with filters, 1M rows, query {name}"),
+            value,
+            unit: "ms",
+            baseline: Some(base),
+            target: "<= 3x the raw SELECT".into(),
+            met: value <= 3.0 * base,
+        });
+    }
+    let (value, base) = (ms(&http, 99.0), ms(&floor, 99.0));
+    figures.push(Figure {
+        name: "receipts page of 50 with filters, 1M rows, over HTTP p99".into(),
+        value,
+        unit: "ms",
+        baseline: Some(base),
+        target: "< 20 ms".into(),
+        met: value < 20.0,
+    });
+    notes.push(("receipts page over HTTP p50".to_string(), ms(&http, 50.0), "ms"));
+    notes.push((
+        "HTTP floor: GET /healthz p50 (baseline of the HTTP row)".to_string(),
+        ms(&floor, 50.0),
+        "ms",
+    ));
+    notes.push((
+        "daily report over 1M rows: not measured, reports come with the web issue".to_string(),
+        f64::NAN,
+        "-",
+    ));
+
+    say("OLED frame");
+    {
+        let screen = screens::approved(
+            "CNY",
+            tallybox_terminal::amount::Amount::from_minor(123_456)?,
+            "123456",
+        );
+        let rounds = 2_000;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(FrameBuffer::render(std::hint::black_box(&screen)));
+        }
+        let render_ms = started.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
+        // I2C at 400 kHz: 9 bit times per byte (8 data + ACK) for the 1 KiB frame.
+        let bus_ms = 1024.0 * 9.0 / 400_000.0 * 1000.0;
+        figures.push(Figure {
+            name: "OLED frame render + 1 KiB at 400 kHz (bus time computed)".into(),
+            value: render_ms + bus_ms,
+            unit: "ms",
+            baseline: Some(bus_ms),
+            target: "<= 1.3x bus limit".into(),
+            met: render_ms + bus_ms <= 1.3 * bus_ms,
+        });
+    }
+
+    for name in ["tallybox", "tallybox-terminal"] {
+        let size = std::fs::metadata(tallybox_e2e::bin(name))?.len() as f64 / (1024.0 * 1024.0);
+        let limit = if name == "tallybox" { 15.0 } else { 8.0 };
+        figures.push(Figure {
+            name: format!("release binary {name}, {} (stripped)", std::env::consts::ARCH),
+            value: size,
+            unit: "MiB",
+            baseline: None,
+            target: format!("< {limit} MiB"),
+            met: size < limit,
+        });
+    }
+
+    let report = Report {
+        machine: bench::machine(),
+        figures,
+        notes,
+    };
+    println!("{}", report.table());
+    let out = Path::new("target/bench");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("latest.json"),
+        serde_json::to_vec_pretty(&report.json())?,
+    )?;
+    println!("written to target/bench/latest.json");
+    Ok(())
+}

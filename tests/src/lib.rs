@@ -40,6 +40,24 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `n` consecutive loopback ports that were free a moment ago (for the demo,
+/// whose checkouts take the ports after the first).
+pub fn free_port_run(n: u16) -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (base..base + n)
+            .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return base;
+        }
+    }
+    panic!("no run of {n} free loopback ports");
+}
+
 /// Polls `check` until it returns `Some` or `limit` passes.
 pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

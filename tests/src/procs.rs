@@ -59,7 +59,13 @@ impl Hub {
     /// `external`: the port of a broker already running; `extra`: more flags.
     pub fn start_with(external: Option<u16>, extra: &[&str]) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (http, mqtt) = (free_port(), external.unwrap_or_else(free_port));
+        let http = free_port();
+        let mqtt = external.unwrap_or_else(|| loop {
+            let p = free_port();
+            if p != http {
+                break p;
+            }
+        });
         let config = dir.path().join("tallybox.toml");
         std::fs::write(
             &config,

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tallybox_e2e::{bin, free_port, test_cards, wait_for};
+use tallybox_e2e::{bin, free_port, free_port_run, test_cards, wait_for};
 
 struct Demo(Child);
 
@@ -57,7 +57,14 @@ fn test_cards_cover_every_answer_a_shop_meets() {
 #[test]
 fn the_demo_runs_the_whole_system_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let (http, mqtt, control) = (free_port(), free_port(), free_port());
+    let control = free_port_run(3);
+    let (http, mqtt) = loop {
+        let (h, m) = (free_port(), free_port());
+        if h != m && ![h, m].iter().any(|p| (control..control + 3).contains(p)) {
+            break (h, m);
+        }
+    };
+    let log = dir.path().join("demo.log");
     let mut demo = Demo(
         Command::new(bin("tallybox"))
             .args([
@@ -74,15 +81,16 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
                 "2",
             ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start the demo"),
     );
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let health = format!("http://127.0.0.1:{http}/healthz");
     wait_for(Duration::from_secs(20), || {
         ureq::get(&health).call().ok().map(|_| ())
     })
-    .expect("the demo's web page answers");
+    .unwrap_or_else(|| panic!("the demo's web page never answered; log:\n{}", log_text()));
     let page = ureq::get(&format!("http://127.0.0.1:{http}/"))
         .call()
         .unwrap()

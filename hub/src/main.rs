@@ -37,35 +37,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match tallybox_terminal::cli::parse("tallybox") {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // One line: what was wrong. `--help` has the rest.
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("tallybox: {first} (see tallybox --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // rumqttd's router logs every ordinary disconnect at ERROR ("connection
-                // id is already gone"); its other modules still report at WARN.
-                .unwrap_or_else(|_| {
-                    "info,rumqttd=warn,rumqttd::router::routing=off,rumqttc=warn,mdns_sd=warn".into()
-                }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // rumqttd's router logs every ordinary disconnect at ERROR ("connection id is
+    // already gone"); its other modules still report at WARN.
+    tallybox_terminal::cli::init_logging(
+        "info,rumqttd=warn,rumqttd::router::routing=off,rumqttc=warn,mdns_sd=warn",
+    );
     let result = match cli.command {
         Command::TestCards { json } => {
             cmd::test_cards::run(json);

@@ -15,6 +15,7 @@
 //! - [`journal`]: the one sale in flight, kept across a restart.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
 //! - [`mqtt`], [`discovery`]: reaching the broker, finding the hub by mDNS.
+//! - [`cli`]: command-line errors and logging shared by both programs.
 //!
 //! # The path of a sale
 //!
@@ -28,6 +29,7 @@
 pub mod agent;
 pub mod amount;
 pub mod card;
+pub mod cli;
 pub mod control;
 pub mod devices;
 pub mod discovery;

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use tallybox_terminal::agent::{Agent, AgentConfig};
-use tallybox_terminal::control;
 use tallybox_terminal::devices::Display;
 use tallybox_terminal::devices::{sim::SimDevices, Backend};
 use tallybox_terminal::discovery::{self, DiscoveryError};
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::TerminalId;
 use tallybox_terminal::session::screens;
+use tallybox_terminal::{cli, control};
 
 /// A Tallybox checkout point: keypad, card reader, OLED and printer, talking to the hub.
 #[derive(Parser)]
@@ -40,30 +40,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match cli::parse("tallybox-terminal") {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("tallybox-terminal: {first} (see tallybox-terminal --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttc=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging("info,rumqttc=warn");
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::devices::{Display, Printer};
 use crate::journal::{InFlight, Journal};
 use crate::mqtt::{self, BrokerAddr};
-use crate::protocol::{decode_response, encode, Request, Status, TerminalId, Topics};
+use crate::protocol::{decode_response, encode, Request, RequestId, Status, TerminalId, Topics};
 use crate::session::{Action, Input, Session, SessionConfig};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -257,7 +257,8 @@ struct Running {
     journal: Journal,
     journaled: Option<InFlight>,
     last_send: Instant,
-    waiting_since: Option<(InFlight, Instant, bool)>,
+    /// The request waited on, since when, and whether the cashier was told.
+    waiting_since: Option<(RequestId, Instant, bool)>,
 }
 
 impl Running {
@@ -300,9 +301,9 @@ impl Running {
 
     /// True once, when the same sale has waited longer than `limit`.
     fn silent_for(&mut self, limit: Duration) -> bool {
-        let current = self.session.in_flight();
+        let current = self.session.waiting_on().cloned();
         match (&mut self.waiting_since, current) {
-            (Some((entry, since, told)), Some(now)) if *entry == now => {
+            (Some((waited, since, told)), Some(now)) if *waited == now => {
                 if !*told && since.elapsed() >= limit {
                     *told = true;
                     return true;

@@ -194,7 +194,7 @@ impl<A: Acquirer> Coordinator<A> {
 
     fn outcome(&self, txn: &Txn, balance: Option<Amount>) -> Response {
         Response::Outcome(Outcome {
-            request_id: RequestId::parse(&txn.request_id).unwrap_or_default(),
+            request_id: txn.request_id.clone(),
             kind: txn.kind,
             status: txn.status,
             response_code: txn.response_code.clone(),
@@ -220,7 +220,7 @@ impl<A: Acquirer> Coordinator<A> {
         if txn.terminal_id != terminal.as_str() || txn.kind != kind || txn.amount != amount {
             tracing::warn!(terminal = %terminal, request_id = %txn.request_id, "request id reused for a different request");
             return Some(Response::Error {
-                request_id: Some(txn.request_id.clone()),
+                request_id: Some(txn.request_id.to_string()),
                 code: ErrorCode::DuplicateRequestId,
                 message: "this request id was already used for another request; make a new one".into(),
             });
@@ -391,10 +391,9 @@ impl<A: Acquirer> Coordinator<A> {
         let pending = self.store(|s| s.pending()).await?;
         let mut reversed = 0;
         for txn in pending {
-            let Ok(rid) = RequestId::parse(&txn.request_id) else {
+            let Some(_claim) = self.claim(&txn.request_id) else {
                 continue;
             };
-            let Some(_claim) = self.claim(&rid) else { continue };
             if self.reverse(&txn).await.is_some() {
                 reversed += 1;
             }

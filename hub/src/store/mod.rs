@@ -41,7 +41,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Txn {
     pub id: i64,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub terminal_id: String,
     pub kind: TxnKind,
     pub status: TxnStatus,
@@ -137,7 +137,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
     let text = |i: usize| row.get::<_, String>(i);
     Ok(Txn {
         id,
-        request_id: text(1)?,
+        request_id: RequestId::parse(&text(1)?).map_err(|_| bad(1, "request id"))?,
         terminal_id: text(2)?,
         kind: parse_enum(&text(3)?).ok_or_else(|| bad(3, "kind"))?,
         status: TxnStatus::parse(&text(4)?).ok_or_else(|| bad(4, "status"))?,

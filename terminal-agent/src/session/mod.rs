@@ -180,6 +180,15 @@ impl Session {
         out
     }
 
+    /// The id of the customer request being waited on (sale, balance, reprint),
+    /// so the runtime can tell the cashier when the hub stays silent.
+    pub fn waiting_on(&self) -> Option<&RequestId> {
+        match &self.state {
+            State::Waiting { request, .. } => request.request_id(),
+            _ => None,
+        }
+    }
+
     /// The sale in flight, if any: the runtime journals it so a restart can
     /// recall it. Balance inquiries and reprints charge nothing and are not kept.
     pub fn in_flight(&self) -> Option<InFlight> {

@@ -228,6 +228,7 @@ fn keys_and_cards_while_waiting_change_nothing() {
     assert!(card(&mut s, "visa").is_empty());
     assert_eq!(s.in_flight().unwrap().title, "SALE CNY 1.00");
     assert_eq!(s.outstanding().last(), Some(&&request));
+    assert_eq!(s.waiting_on(), request.request_id());
     // After the hub stays silent, C gives up with an honest screen.
     s.handle(Input::HubSilent, TODAY);
     assert!(last_screen(&keys(&mut s, "C")).contains("RESULT UNKNOWN"));
@@ -286,6 +287,9 @@ fn after_a_restart_the_sale_is_recalled_and_its_slips_printed() {
 fn reprint_from_the_menu() {
     let mut s = session();
     let request = sent(&keys(&mut s, "D2")).unwrap();
+    // Not a sale: nothing to journal, but still waited on (and cancellable once silent).
+    assert!(s.in_flight().is_none());
+    assert_eq!(s.waiting_on(), request.request_id());
     let Request::Reprint { request_id, .. } = request else {
         panic!()
     };

@@ -149,6 +149,7 @@ impl<D: Display + Printer> Agent<D> {
         let (events_tx, mut events) = mpsc::channel(64);
         let pump = tokio::spawn(pump(eventloop, events_tx));
         let mut connected = false;
+        let answers = topics.resp(tid);
         loop {
             let _ = self.state.send(run.session.state_name());
             tokio::select! {
@@ -159,7 +160,7 @@ impl<D: Display + Printer> Agent<D> {
                         tracing::info!(terminal = %tid, broker = %cfg.broker, "connected to broker");
                         run.on_connect();
                     }
-                    Link::Message(topic, payload) if topic == topics.resp(tid) => {
+                    Link::Message(topic, payload) if topic == answers => {
                         match decode_response(&payload) {
                             Ok(response) => {
                                 let actions = run.session.handle(Input::Answer(Box::new(response)), today());

@@ -72,6 +72,14 @@ pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// The test card called `name`.
+pub fn test_card(name: &str) -> serde_json::Value {
+    test_cards()
+        .into_iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no test card named {name}"))
+}
+
 /// The test cards, as `tallybox test-cards --json` prints them.
 pub fn test_cards() -> Vec<serde_json::Value> {
     let out = std::process::Command::new(bin("tallybox"))

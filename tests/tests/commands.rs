@@ -1,19 +1,11 @@
 //! The command-line contract the README promises: `tallybox demo` runs the
 //! whole system, `tallybox test-cards` lists the cards, `tallybox drive` sells.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tallybox_e2e::procs::Guard;
 use tallybox_e2e::{bin, free_port, free_port_run, test_cards, wait_for};
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn drive(control: u16, args: &[&str]) -> String {
     let out = Command::new(bin("tallybox"))
@@ -65,7 +57,7 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
         }
     };
     let log = dir.path().join("demo.log");
-    let mut demo = Demo(
+    let mut demo = Guard(
         Command::new(bin("tallybox"))
             .args([
                 "demo",

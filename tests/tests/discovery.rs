@@ -2,9 +2,10 @@
 //! the terminal are two hosts (network namespaces made by this test, joined by
 //! a veth pair), so the multicast never leaves this machine.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tallybox_e2e::procs::Guard;
 use tallybox_e2e::{bin, wait_for};
 
 /// Two namespaces joined by a veth pair; removed on drop.
@@ -47,7 +48,7 @@ impl Lan {
         lan
     }
 
-    fn spawn(&self, ns: &str, program: &str, args: &[&str], log: &std::path::Path) -> Proc {
+    fn spawn(&self, ns: &str, program: &str, args: &[&str], log: &std::path::Path) -> Guard {
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(bin(program))
@@ -57,7 +58,7 @@ impl Lan {
             .stderr(std::fs::File::create(log).expect("log file"))
             .spawn()
             .expect("start in namespace");
-        Proc(child)
+        Guard(child)
     }
 
     fn drive(&self, control: &str, args: &[&str]) -> String {
@@ -77,15 +78,6 @@ impl Drop for Lan {
         for ns in [&self.hub, &self.shop] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-    }
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

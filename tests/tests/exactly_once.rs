@@ -7,14 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Mosquitto, STORE};
-use tallybox_e2e::{test_cards, wait_for};
-
-fn card(name: &str) -> Value {
-    test_cards()
-        .into_iter()
-        .find(|c| c["name"] == name)
-        .expect("test card")
-}
+use tallybox_e2e::{test_card, wait_for};
 
 fn rows_for(hub: &Hub, request_id: &str) -> Vec<Value> {
     hub.transactions("limit=200")
@@ -29,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(15);
 fn the_same_request_twice_charges_once_and_gets_the_same_answer() {
     let hub = Hub::start();
     let raw = RawClient::connect(hub.mqtt, STORE, "T7");
-    let request = sale("dup-0000000001", &card("approved"), 990);
+    let request = sale("dup-0000000001", &test_card("approved"), 990);
     let first = raw.request("T7", &request, WAIT).expect("an answer");
     assert_eq!(first["status"], "approved", "{first}");
     raw.publish("T7", &request);
@@ -39,7 +32,7 @@ fn the_same_request_twice_charges_once_and_gets_the_same_answer() {
 
     // Two copies at once (a slow card keeps the first in flight): the copy that
     // arrives while the first is being authorized is not answered separately.
-    let slow = sale("dup-0000000002", &card("slow"), 100);
+    let slow = sale("dup-0000000002", &test_card("slow"), 100);
     raw.publish("T7", &slow);
     raw.publish("T7", &slow);
     let answer = raw.answer(Some("dup-0000000002"), WAIT).expect("answer");
@@ -50,7 +43,7 @@ fn the_same_request_twice_charges_once_and_gets_the_same_answer() {
     assert_eq!(rows_for(&hub, "dup-0000000002").len(), 1);
 
     // The same id for a different amount is refused, not charged.
-    let other = sale("dup-0000000001", &card("approved"), 5);
+    let other = sale("dup-0000000001", &test_card("approved"), 5);
     let refused = raw.request("T7", &other, WAIT).expect("answer");
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["code"], "duplicate_request_id");
@@ -61,7 +54,7 @@ fn the_same_request_twice_charges_once_and_gets_the_same_answer() {
 fn a_retry_after_a_hub_restart_gets_the_original_answer() {
     let mut hub = Hub::start();
     let raw = RawClient::connect(hub.mqtt, STORE, "T7");
-    let request = sale("restart-000001", &card("visa"), 1234);
+    let request = sale("restart-000001", &test_card("visa"), 1234);
     let first = raw.request("T7", &request, WAIT).expect("answer");
     assert_eq!(first["status"], "approved");
     hub.restart();
@@ -76,7 +69,7 @@ fn a_retry_after_a_broker_restart_gets_the_original_answer() {
     let mut broker = Mosquitto::start();
     let hub = Hub::start_with(Some(broker.port), &[]);
     let raw = RawClient::connect(broker.port, STORE, "T7");
-    let request = sale("broker-0000001", &card("mastercard"), 4321);
+    let request = sale("broker-0000001", &test_card("mastercard"), 4321);
     let first = raw.request("T7", &request, WAIT).expect("answer");
     assert_eq!(first["status"], "approved");
     broker.restart();
@@ -94,7 +87,7 @@ fn a_hub_killed_mid_authorization_ends_reversed_never_lost_or_charged_twice() {
     let mut hub = Hub::start();
     let raw = RawClient::connect(hub.mqtt, STORE, "T7");
     // The slow card keeps the acquirer busy for 3 s after "pending" is written.
-    let request = sale("crash-00000001", &card("slow"), 5000);
+    let request = sale("crash-00000001", &test_card("slow"), 5000);
     raw.publish("T7", &request);
     let pending = wait_for(Duration::from_secs(5), || {
         rows_for(&hub, "crash-00000001")

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, STORE};
-use tallybox_e2e::test_cards;
+use tallybox_e2e::test_card;
 
 fn chromium() -> PathBuf {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -59,12 +59,10 @@ fn render(url: &str, profile: &std::path::Path, shot: &std::path::Path) -> Strin
 fn receipts_list_and_slip_render_in_a_real_browser() {
     let hub = Hub::start();
     let raw = RawClient::connect(hub.mqtt, STORE, "T3");
-    let cards = test_cards();
-    let card = |name: &str| cards.iter().find(|c| c["name"] == name).unwrap().clone();
     let wait = Duration::from_secs(10);
-    raw.request("T3", &sale("web-000000001", &card("approved"), 1250), wait)
+    raw.request("T3", &sale("web-000000001", &test_card("approved"), 1250), wait)
         .expect("sale");
-    raw.request("T3", &sale("web-000000002", &card("lost"), 3300), wait)
+    raw.request("T3", &sale("web-000000002", &test_card("lost"), 3300), wait)
         .expect("decline");
 
     let dir = tempfile::tempdir().unwrap();

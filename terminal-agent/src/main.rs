@@ -37,6 +37,9 @@ struct Args {
     /// Where the terminal keeps the sale in flight across restarts.
     #[arg(long, default_value = "/var/lib/tallybox-terminal")]
     state_dir: PathBuf,
+    /// Tell the cashier the hub is silent after this many seconds without an answer.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    hub_silent_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -84,7 +87,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let config = AgentConfig::new(args.id, &store, broker, args.state_dir);
+        let mut config = AgentConfig::new(args.id, &store, broker, args.state_dir);
+        config.silent_after = Duration::from_secs(args.hub_silent_secs);
         let (agent, handle) = Agent::new(config, devices.clone());
         if let Some(addr) = args.control {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -221,6 +221,8 @@ impl Drop for Hub {
 pub struct Terminal {
     child: Option<Child>,
     pub id: String,
+    /// Extra command-line flags.
+    pub extra: Vec<String>,
     pub control: u16,
     broker: u16,
     dir: tempfile::TempDir,
@@ -228,9 +230,14 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn start(id: &str, broker: u16) -> Terminal {
+        Terminal::start_with(id, broker, &[])
+    }
+
+    pub fn start_with(id: &str, broker: u16, extra: &[&str]) -> Terminal {
         let mut t = Terminal {
             child: None,
             id: id.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             control: free_port(),
             broker,
             dir: tempfile::tempdir().expect("temp dir"),
@@ -258,6 +265,7 @@ impl Terminal {
                 "--state-dir",
                 &self.dir.path().join("state").display().to_string(),
             ])
+            .args(&self.extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)

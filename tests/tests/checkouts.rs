@@ -203,3 +203,26 @@ fn no_full_card_number_or_track_in_the_database_logs_or_api() {
     // Masked numbers are what is there instead.
     assert!(list.to_string().contains("622202******0005"));
 }
+
+#[test]
+fn a_silent_hub_is_reported_and_the_cashier_can_give_up_honestly() {
+    let mut hub = Hub::start();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
+    t1.wait_ready();
+    hub.kill();
+    t1.keys("A500#");
+    t1.card("approved");
+    t1.wait_screen("Processing", Duration::from_secs(5));
+    // C does nothing while the answer may still come.
+    t1.keys("C");
+    assert!(t1.screen().0.contains("Processing"));
+    let screen = t1.wait_screen("NO ANSWER YET", Duration::from_secs(10));
+    assert!(
+        screen.contains("Hub not answering") && screen.contains("C give up"),
+        "{screen}"
+    );
+    t1.keys("C");
+    let screen = t1.wait_screen("RESULT UNKNOWN", Duration::from_secs(5));
+    assert!(screen.contains("Check receipts"), "{screen}");
+    assert!(t1.paper().is_empty());
+}

@@ -33,18 +33,16 @@ pub fn append(
     detail: &str,
 ) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_string()),
     };
     let hash = digest(&prev, seq, at, event, txn_id, detail);
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO audit_log (seq, at, event, txn_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![seq, at, event, txn_id, detail, prev, hash],
     )?;

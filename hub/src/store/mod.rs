@@ -109,6 +109,22 @@ pub struct Store {
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
      entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at";
 
+/// Runs `sql` from the connection's statement cache: the sale path repeats the
+/// same few statements, and preparing each anew cost more than running it.
+pub(crate) fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// [`exec`] for a query returning one row.
+pub(crate) fn one_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn now_utc() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -171,6 +187,7 @@ impl Store {
         let hasher = PanHasher::load_or_create(&dir.join("pan-hash.key")).map_err(data_dir)?;
         let mut conn = Connection::open(dir.join("tallybox.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -245,27 +262,32 @@ impl Store {
         let pan = new.card.pan.digits();
         let pan_hash = self.hasher.hash(pan);
         let tx = self.conn.savepoint()?;
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO terminals (id, name, last_seen) VALUES (?1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
             params![new.terminal_id.as_str(), utc],
         )?;
         // The trace number (凭证号) runs 1..=999999 per terminal, then wraps.
-        let trace_no: u32 = tx.query_row(
+        let trace_no: u32 = one_row(
+            &tx,
             "SELECT next_trace FROM terminals WHERE id = ?1",
             [new.terminal_id.as_str()],
             |r| r.get(0),
         )?;
         let next = if trace_no >= 999_999 { 1 } else { trace_no + 1 };
-        tx.execute(
+        exec(
+            &tx,
             "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
             params![new.terminal_id.as_str(), next],
         )?;
-        let batch_no: u32 = tx.query_row(
+        let batch_no: u32 = one_row(
+            &tx,
             "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
             [],
             |r| r.get(0),
         )?;
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
              brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at) \
              VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
@@ -301,7 +323,8 @@ impl Store {
     pub fn finish(&mut self, id: i64, verdict: &Verdict<'_>) -> Result<Txn, StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
-        let changed = tx.execute(
+        let changed = exec(
+            &tx,
             "UPDATE transactions SET status = ?2, response_code = ?3, auth_code = ?4, reference_no = ?5, updated_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
             params![id, verdict.status.as_str(), verdict.response_code, verdict.auth_code, verdict.reference_no, utc],
@@ -321,13 +344,15 @@ impl Store {
     pub fn mark_lost(&mut self, request_id: &RequestId, terminal: &TerminalId) -> Result<bool, StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
-        let known: bool = tx.query_row(
+        let known: bool = one_row(
+            &tx,
             "SELECT EXISTS (SELECT 1 FROM transactions WHERE request_id = ?1)",
             [request_id.as_str()],
             |r| r.get(0),
         )?;
         if !known {
-            let added = tx.execute(
+            let added = exec(
+                &tx,
                 "INSERT OR IGNORE INTO lost_requests (request_id, terminal_id, at) VALUES (?1, ?2, ?3)",
                 params![request_id.as_str(), terminal.as_str(), utc],
             )?;
@@ -342,7 +367,8 @@ impl Store {
     }
 
     pub fn is_lost(&self, request_id: &RequestId) -> Result<bool, StoreError> {
-        Ok(self.conn.query_row(
+        Ok(one_row(
+            &self.conn,
             "SELECT EXISTS (SELECT 1 FROM lost_requests WHERE request_id = ?1)",
             [request_id.as_str()],
             |r| r.get(0),
@@ -356,7 +382,8 @@ impl Store {
         online: Option<bool>,
         version: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        exec(
+            &self.conn,
             "INSERT INTO terminals (id, name, online, version, last_seen) VALUES (?1, ?1, COALESCE(?2, 1), COALESCE(?3, ''), ?4) \
              ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
             params![terminal.as_str(), online, version, now_utc()],
@@ -365,7 +392,8 @@ impl Store {
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {
-        Ok(self.conn.query_row(
+        Ok(one_row(
+            &self.conn,
             "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
             [],
             |r| r.get(0),

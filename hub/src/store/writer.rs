@@ -89,7 +89,7 @@ impl StoreHandle {
 
 /// A failed job leaves no trace, whatever it wrote before failing.
 fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) {
-    if let Err(e) = store.connection().execute_batch("SAVEPOINT job") {
+    if let Err(e) = super::exec(store.connection(), "SAVEPOINT job", []) {
         tracing::error!(error = %e, "cannot open a savepoint");
         return;
     }
@@ -112,14 +112,14 @@ fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let failed = match store.connection().execute_batch("BEGIN IMMEDIATE") {
+        let failed = match super::exec(store.connection(), "BEGIN IMMEDIATE", []) {
             Err(e) => Some(e.to_string()),
-            Ok(()) => {
+            Ok(_) => {
                 for job in batch.iter_mut() {
                     run_in_savepoint(&mut store, job.as_mut());
                 }
-                match store.connection().execute_batch("COMMIT") {
-                    Ok(()) => None,
+                match super::exec(store.connection(), "COMMIT", []) {
+                    Ok(_) => None,
                     Err(e) => {
                         let _ = store.connection().execute_batch("ROLLBACK");
                         Some(e.to_string())

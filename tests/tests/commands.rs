@@ -57,10 +57,14 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
         }
     };
     let log = dir.path().join("demo.log");
+    let config = dir.path().join("tallybox.toml");
+    std::fs::write(&config, "store_name = \"Demo Corner\"\n").unwrap();
     let mut demo = Guard(
         Command::new(bin("tallybox"))
             .args([
                 "demo",
+                "--config",
+                config.to_str().unwrap(),
                 "--data-dir",
                 dir.path().join("data").to_str().unwrap(),
                 "--http",
@@ -102,7 +106,12 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
             drive(port, &["screen"]).contains("APPROVED").then_some(())
         })
         .unwrap_or_else(|| panic!("{tid} sale not approved: {}", drive(port, &["screen"])));
-        assert!(drive(port, &["paper"]).contains(&format!("TERMINAL NO{tid:>21}")));
+        let paper = drive(port, &["paper"]);
+        assert!(paper.contains(&format!("TERMINAL NO{tid:>21}")), "{paper}");
+        assert!(
+            paper.contains("Demo Corner"),
+            "the store name from --config is on the slip: {paper}"
+        );
     }
     let list: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/v1/transactions"))
         .call()

@@ -9,6 +9,10 @@ use crate::hub::{self, Options, Started};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
+    /// Settings file (TOML), e.g. to try a store name or time-out; the demo
+    /// still uses its own addresses, the embedded broker and simulated devices.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Where the demo keeps its database (kept between runs).
     #[arg(long, default_value = "tallybox-demo-data")]
     pub data_dir: PathBuf,
@@ -54,13 +58,22 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let base = match &args.config {
+        Some(path) => Config::load(path, true)?,
+        None => Config {
+            store_name: "Tallybox Demo Shop".into(),
+            ..Config::default()
+        },
+    };
     let config = Config {
-        store_name: "Tallybox Demo Shop".into(),
         data_dir: args.data_dir.clone(),
         http: args.http,
         mqtt: args.mqtt,
+        broker: None,
+        acquirer: "sim".into(),
+        devices: "sim".into(),
         mdns: false,
-        ..Config::default()
+        ..base
     };
     let options = Options {
         extra_terminals: args.terminals,

@@ -93,6 +93,8 @@ pub async fn run<A: Acquirer>(
                         "status" => match decode_status(&p.payload) {
                             Ok(status) => {
                                 tracing::info!(terminal = %terminal, online = status.online, version = %status.version, "terminal status");
+                                // Awaited here, not spawned: an offline and the next online
+                                // of one terminal must be recorded in the order they came.
                                 coordinator.terminal_status(&terminal, status).await;
                             }
                             Err(e) => tracing::warn!(terminal = %terminal, error = %e, "bad status message ignored"),

@@ -177,9 +177,19 @@ pub async fn run(
             key: "devices",
             message: e,
         })?;
-        let control_addr = options
-            .control
-            .map(|c| SocketAddr::new(c.ip(), c.port() + n as u16));
+        let control_addr = match options.control {
+            None => None,
+            Some(c) => {
+                let port = u16::try_from(n)
+                    .ok()
+                    .and_then(|n| c.port().checked_add(n))
+                    .ok_or_else(|| ConfigError::Invalid {
+                        key: "control",
+                        message: format!("no room for {n} more ports after {c}; pick a lower port"),
+                    })?;
+                Some(SocketAddr::new(c.ip(), port))
+            }
+        };
         let devices = SimDevices::default();
         let state_dir = config.data_dir.join("checkouts").join(&id);
         let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);

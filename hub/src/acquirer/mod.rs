@@ -50,6 +50,8 @@ pub struct Reversal {
 pub enum AcquirerError {
     #[error("the acquirer link is down: {0}")]
     Link(String),
+    #[error("the acquirer did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 pub trait Acquirer: Send + Sync + 'static {

@@ -23,7 +23,7 @@ use tallybox_terminal::protocol::{
 };
 use tallybox_terminal::reason;
 
-use crate::acquirer::{Acquirer, AuthRequest, Reversal};
+use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, Reversal};
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
 
 /// The store-wide facts the coordinator answers with.
@@ -297,16 +297,11 @@ impl<A: Acquirer> Coordinator<A> {
             pin_block,
         };
         let started = std::time::Instant::now();
-        let answer =
-            tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.authorize(auth)).await;
+        let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
         let response = match answer {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => {
-                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "acquirer failed; reversing");
-                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
-            }
-            Err(_) => {
-                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, "acquirer did not answer in time; reversing");
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "no answer from the acquirer; reversing");
                 return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
             }
         };
@@ -343,6 +338,17 @@ impl<A: Acquirer> Coordinator<A> {
         }
     }
 
+    /// Waits for the acquirer at most the configured time-out.
+    async fn within_timeout<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, AcquirerError>>,
+    ) -> Result<T, AcquirerError> {
+        let limit = self.settings.acquirer_timeout;
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(AcquirerError::TimedOut(limit)))
+    }
+
     /// Reverses a pending transaction; the reversed row once acknowledged.
     async fn reverse(&self, txn: &Txn) -> Option<Txn> {
         let reversal = Reversal {
@@ -350,16 +356,9 @@ impl<A: Acquirer> Coordinator<A> {
             trace_no: txn.trace_no,
             amount: txn.amount,
         };
-        match tokio::time::timeout(self.settings.acquirer_timeout, self.acquirer.reverse(reversal)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
-                return None;
-            }
-            Err(_) => {
-                tracing::warn!(trace_no = txn.trace_no, "reversal timed out; will retry");
-                return None;
-            }
+        if let Err(e) = self.within_timeout(self.acquirer.reverse(reversal)).await {
+            tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
+            return None;
         }
         let id = txn.id;
         let verdict = move |s: &mut Store| {

@@ -125,6 +125,16 @@ pub(crate) fn one_row<T>(
     conn.prepare_cached(sql)?.query_row(params, f)
 }
 
+/// The number of the open batch (批次号).
+fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
+    one_row(
+        conn,
+        "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
+        [],
+        |r| r.get(0),
+    )
+}
+
 fn now_utc() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -280,12 +290,7 @@ impl Store {
             "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
             params![new.terminal_id.as_str(), next],
         )?;
-        let batch_no: u32 = one_row(
-            &tx,
-            "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
-            [],
-            |r| r.get(0),
-        )?;
+        let batch_no = open_batch(&tx)?;
         exec(
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
@@ -392,12 +397,7 @@ impl Store {
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {
-        Ok(one_row(
-            &self.conn,
-            "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'batch_no'",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(open_batch(&self.conn)?)
     }
 
     pub fn verify_audit(&self) -> Result<u64, audit::AuditError> {

@@ -38,6 +38,8 @@ pub struct Config {
     pub devices: String,
     /// Announce the hub on the LAN by mDNS.
     pub mdns: bool,
+    /// How phones on the shop's Wi-Fi reach the hub; e-receipt links start with it.
+    pub public_url: String,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             max_sale_minor: 5_000_000,
             devices: "sim".into(),
             mdns: true,
+            public_url: "http://tallybox.local".into(),
         }
     }
 }
@@ -119,6 +122,16 @@ impl Config {
         }
         if !matches!(self.devices.as_str(), "sim" | "none") {
             return invalid("devices", "use 'sim' or 'none'");
+        }
+        let url = &self.public_url;
+        let valid_url = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.len() <= 40
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid_url {
+            return invalid(
+                "public_url",
+                "give the address phones use to reach the hub, e.g. http://tallybox.local (at most 40 characters)",
+            );
         }
         if let Some(url) = &self.broker {
             url.parse::<BrokerAddr>()

@@ -94,6 +94,7 @@ pub async fn run(
             currency: config.currency.clone(),
             max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
             acquirer_timeout: config.acquirer_timeout(),
+            public_url: config.public_url.clone(),
         },
     ));
     // Sales a crash left pending are settled before any new one is taken.
@@ -119,6 +120,7 @@ pub async fn run(
         store: Arc::new(Mutex::new(Store::open(&config.data_dir)?)),
         store_name: config.store_name.clone(),
         merchant_id: config.merchant_id.clone(),
+        public_url: config.public_url.clone(),
         broker_connected: connected_rx,
     };
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
@@ -193,7 +195,7 @@ pub async fn run(
         let devices = SimDevices::default();
         let state_dir = config.data_dir.join("checkouts").join(&id);
         let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let (agent, handle) = Agent::new(agent_config, devices.clone());
+        let (agent, handle) = Agent::new(agent_config, devices.clone(), devices.printer_driver());
         if let Some(addr) = control_addr {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

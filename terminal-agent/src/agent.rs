@@ -12,6 +12,8 @@ use chrono::Datelike;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::devices::printer::queue::PrintQueue;
+use crate::devices::printer::spool::{PrintReport, Spool, Spooler};
 use crate::devices::{Display, Printer};
 use crate::journal::{InFlight, Journal};
 use crate::mqtt::{self, BrokerAddr};
@@ -32,6 +34,8 @@ pub struct AgentConfig {
     pub retry_every: Duration,
     /// Tell the cashier the hub is silent after this long.
     pub silent_after: Duration,
+    /// While a printer problem lasts, check the printer this often.
+    pub print_retry_every: Duration,
 }
 
 impl AgentConfig {
@@ -44,9 +48,11 @@ impl AgentConfig {
             session: SessionConfig {
                 currency: "CNY".into(),
                 pin_key: crate::card::pin_block::TEST_PIN_KEY,
+                slip_columns: crate::slip::WIDTH,
             },
             retry_every: Duration::from_secs(1),
             silent_after: Duration::from_secs(15),
+            print_retry_every: Duration::from_secs(2),
         }
     }
 }
@@ -81,17 +87,19 @@ impl AgentHandle {
 pub struct Agent<D> {
     config: AgentConfig,
     devices: D,
+    printer: Box<dyn Printer>,
     inputs: mpsc::Receiver<Command>,
     state: watch::Sender<&'static str>,
 }
 
-impl<D: Display + Printer> Agent<D> {
-    pub fn new(config: AgentConfig, devices: D) -> (Self, AgentHandle) {
+impl<D: Display> Agent<D> {
+    pub fn new(config: AgentConfig, devices: D, printer: Box<dyn Printer>) -> (Self, AgentHandle) {
         let (tx, rx) = mpsc::channel(64);
         let (state_tx, state_rx) = watch::channel("idle");
         let agent = Agent {
             config,
             devices,
+            printer,
             inputs: rx,
             state: state_tx,
         };
@@ -109,10 +117,19 @@ impl<D: Display + Printer> Agent<D> {
         let cfg = self.config.clone();
         let tid = &cfg.terminal_id;
         let topics = Topics::new(&cfg.store);
-        let journal = Journal::open(&cfg.state_dir).map_err(|source| AgentError::StateDir {
+        let state_dir_error = |source| AgentError::StateDir {
             dir: cfg.state_dir.clone(),
             source,
-        })?;
+        };
+        let journal = Journal::open(&cfg.state_dir).map_err(state_dir_error)?;
+        let queue = PrintQueue::open(&cfg.state_dir).map_err(state_dir_error)?;
+        let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        let spool = Spool::new(queue);
+        let waiting_slips = spool.waiting();
+        let spooler = Spooler::start(self.printer, spool, reports_tx, cfg.print_retry_every);
+        if waiting_slips > 0 {
+            tracing::info!(terminal = %tid, slips = waiting_slips, "slips left unprinted at last stop will print once the printer is ready");
+        }
         let (client, eventloop) = mqtt::connect(
             &format!("tallybox-term-{tid}"),
             &cfg.broker,
@@ -120,6 +137,7 @@ impl<D: Display + Printer> Agent<D> {
         );
         let mut run = Running {
             client,
+            spooler,
             topics: topics.clone(),
             tid: tid.clone(),
             session: Session::new(cfg.session.clone()),
@@ -177,6 +195,10 @@ impl<D: Display + Printer> Agent<D> {
                         connected = false;
                     }
                 },
+                Some(report) = reports.recv() => {
+                    let actions = run.session.handle(Input::Printer(report_problem(&report)), today());
+                    run.apply(actions, &mut self.devices);
+                }
                 Some((input, done)) = self.inputs.recv() => {
                     let actions = run.session.handle(input, today());
                     run.apply(actions, &mut self.devices);
@@ -250,8 +272,17 @@ fn today() -> (u16, u8) {
     (now.year() as u16, now.month() as u8)
 }
 
+/// What the session needs to know of a print report: the problem, if any.
+fn report_problem(report: &PrintReport) -> Option<crate::devices::PrinterProblem> {
+    match report {
+        PrintReport::Failed { problem, .. } => Some(*problem),
+        PrintReport::Recovered { .. } => None,
+    }
+}
+
 struct Running {
     client: AsyncClient,
+    spooler: Spooler,
     topics: Topics,
     tid: TerminalId,
     session: Session,
@@ -323,7 +354,7 @@ impl Running {
     }
 
     /// Journals the sale in flight first, then shows, prints and sends.
-    fn apply<D: Display + Printer>(&mut self, actions: Vec<Action>, devices: &mut D) {
+    fn apply<D: Display>(&mut self, actions: Vec<Action>, devices: &mut D) {
         let in_flight = self.session.in_flight();
         if in_flight != self.journaled {
             let written = match &in_flight {
@@ -340,11 +371,7 @@ impl Running {
         for action in actions {
             match action {
                 Action::Show(screen) => devices.show(&screen),
-                Action::Print(lines) => {
-                    if let Err(e) = devices.print(&lines) {
-                        tracing::error!(terminal = %self.tid, error = %e, "slip not printed");
-                    }
-                }
+                Action::Print(lines) => self.spooler.submit(lines),
                 Action::Send(request) => self.publish_request(&request),
             }
         }

@@ -39,6 +39,16 @@ enum ControlRequest {
     },
     Screen,
     Paper,
+    Printer {
+        #[serde(default)]
+        paper: Option<bool>,
+        #[serde(default)]
+        paper_after: Option<u32>,
+        #[serde(default)]
+        cover_open: Option<bool>,
+        #[serde(default)]
+        offline: Option<bool>,
+    },
 }
 
 pub async fn serve(listener: TcpListener, agent: AgentHandle, devices: SimDevices) {
@@ -124,6 +134,29 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
             let panel = devices.panel();
             json!({"ok": true, "lines": panel.screen.lines, "state": *agent.state.borrow()})
         }
-        ControlRequest::Paper => json!({"ok": true, "slips": devices.panel().paper}),
+        ControlRequest::Paper => {
+            let printer = devices.printer.lock();
+            json!({"ok": true, "slips": printer.paper.slips, "torn": printer.paper.torn, "qr_codes": printer.paper.qr_codes})
+        }
+        ControlRequest::Printer {
+            paper,
+            paper_after,
+            cover_open,
+            offline,
+        } => devices.printer.with(|m| {
+            if let Some(present) = paper {
+                m.set_paper(present);
+            }
+            if let Some(lines) = paper_after {
+                m.paper_after(lines);
+            }
+            if let Some(open) = cover_open {
+                m.set_cover_open(open);
+            }
+            if let Some(off) = offline {
+                m.set_offline(off);
+            }
+            json!({"ok": true, "status": m.status})
+        }),
     }
 }

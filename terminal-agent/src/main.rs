@@ -89,7 +89,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut config = AgentConfig::new(args.id, &store, broker, args.state_dir);
         config.silent_after = Duration::from_secs(args.hub_silent_secs);
-        let (agent, handle) = Agent::new(config, devices.clone());
+        let (agent, handle) = Agent::new(config, devices.clone(), devices.printer_driver());
         if let Some(addr) = args.control {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

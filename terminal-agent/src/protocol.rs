@@ -279,6 +279,9 @@ pub struct Receipt {
     pub auth_code: String,
     /// Local date and time of the transaction, `YYYY-MM-DD HH:MM:SS`.
     pub at: String,
+    /// The customer's e-receipt page on the hub, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// The outcome of a sale or balance inquiry.

@@ -1,11 +1,14 @@
-//! The receipt slip as text: the same lines go to the printer (later as ESC/POS)
-//! and to the web page's receipt view, so what the owner sees is what the
-//! customer holds.
+//! The receipt slip as text: the same lines go to the printer (as ESC/POS in
+//! GB18030) and to the web page's receipt view, so what the owner sees is what
+//! the customer holds. Labels are Chinese with English, as on slips in China.
+//! Widths count printer columns: a Chinese character takes two.
 
 use crate::protocol::{Receipt, TxnKind, TxnStatus};
 
 /// 58 mm paper: 32 columns.
 pub const WIDTH: usize = 32;
+/// 80 mm paper: 48 columns.
+pub const WIDE: usize = 48;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Copy {
@@ -15,63 +18,95 @@ pub enum Copy {
     Cardholder,
 }
 
-fn pair(label: &str, value: &str) -> String {
-    let pad = WIDTH.saturating_sub(label.chars().count() + value.chars().count());
-    format!("{label}{}{value}", " ".repeat(pad.max(1)))
+/// Printer columns `text` takes: two for each wide (CJK) character.
+pub fn columns(text: &str) -> usize {
+    text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()
 }
 
-fn centred(text: &str) -> String {
-    let pad = WIDTH.saturating_sub(text.chars().count()) / 2;
-    format!("{}{text}", " ".repeat(pad))
+fn is_wide(c: char) -> bool {
+    matches!(c as u32, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6)
 }
 
-/// The slip for `receipt`, one string per printed line.
+struct Layout {
+    width: usize,
+    lines: Vec<String>,
+}
+
+impl Layout {
+    /// Label left, value right; the value goes on its own line when both do not fit.
+    fn pair(&mut self, label: &str, value: &str) {
+        let used = columns(label) + columns(value);
+        if used < self.width {
+            self.lines
+                .push(format!("{label}{}{value}", " ".repeat(self.width - used)));
+        } else {
+            self.lines.push(label.to_string());
+            let pad = self.width.saturating_sub(columns(value));
+            self.lines.push(format!("{}{value}", " ".repeat(pad)));
+        }
+    }
+
+    fn centred(&mut self, text: &str) {
+        let pad = self.width.saturating_sub(columns(text)) / 2;
+        self.lines.push(format!("{}{text}", " ".repeat(pad)));
+    }
+
+    fn rule(&mut self, c: char) {
+        self.lines.push(c.to_string().repeat(self.width));
+    }
+}
+
+/// The slip for `receipt` on 58 mm paper, one string per printed line.
 pub fn render(receipt: &Receipt, copy: Copy, reprint: bool) -> Vec<String> {
-    let rule = "-".repeat(WIDTH);
-    let mut lines = vec![
-        centred(&receipt.merchant_name),
-        centred(match copy {
-            Copy::Merchant => "MERCHANT COPY",
-            Copy::Cardholder => "CARDHOLDER COPY",
-        }),
-    ];
-    if reprint {
-        lines.push(centred("*** REPRINT ***"));
-    }
-    lines.push(rule.clone());
-    lines.push(pair("MERCHANT NO", &receipt.merchant_id));
-    lines.push(pair("TERMINAL NO", &receipt.terminal_id));
-    lines.push(pair("CARD", receipt.masked_pan.as_str()));
-    lines.push(pair(
-        "BRAND/ENTRY",
-        &format!("{} {}", receipt.brand.label(), receipt.entry_mode.label()),
-    ));
-    let kind = match receipt.kind {
-        TxnKind::Sale => "SALE",
-        TxnKind::Balance => "BALANCE",
+    render_for(receipt, copy, reprint, WIDTH)
+}
+
+/// The slip for paper `width` columns wide.
+pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) -> Vec<String> {
+    let mut slip = Layout {
+        width,
+        lines: Vec::with_capacity(24),
     };
-    lines.push(pair("TYPE", kind));
-    lines.push(pair("BATCH NO", &format!("{:06}", receipt.batch_no)));
-    lines.push(pair("TRACE NO", &format!("{:06}", receipt.trace_no)));
-    lines.push(pair("REF NO", &receipt.reference_no));
-    lines.push(pair("AUTH CODE", &receipt.auth_code));
-    lines.push(pair("DATE/TIME", &receipt.at));
-    lines.push(rule.clone());
-    lines.push(pair(
-        "AMOUNT",
-        &format!("{} {}", receipt.currency, receipt.amount),
-    ));
+    slip.centred(&receipt.merchant_name);
+    slip.centred(match copy {
+        Copy::Merchant => "商户存根 MERCHANT COPY",
+        Copy::Cardholder => "持卡人存根 CARDHOLDER COPY",
+    });
+    if reprint {
+        slip.centred("*** 重打印 REPRINT ***");
+    }
+    slip.rule('-');
+    slip.pair("商户编号 MERCHANT NO", &receipt.merchant_id);
+    slip.pair("终端号 TERMINAL NO", &receipt.terminal_id);
+    slip.pair("卡号 CARD", receipt.masked_pan.as_str());
+    slip.pair(
+        "卡组织 BRAND",
+        &format!("{} {}", receipt.brand.label(), receipt.entry_mode.label()),
+    );
+    let kind = match receipt.kind {
+        TxnKind::Sale => "消费 SALE",
+        TxnKind::Balance => "余额查询 BALANCE",
+    };
+    slip.pair("交易类型 TYPE", kind);
+    slip.pair("批次号 BATCH NO", &format!("{:06}", receipt.batch_no));
+    slip.pair("凭证号 TRACE NO", &format!("{:06}", receipt.trace_no));
+    slip.pair("参考号 REF NO", &receipt.reference_no);
+    slip.pair("授权码 AUTH CODE", &receipt.auth_code);
+    slip.pair("日期时间 DATE/TIME", &receipt.at);
+    slip.rule('-');
+    slip.pair("金额 AMOUNT", &format!("{} {}", receipt.currency, receipt.amount));
     if receipt.status != TxnStatus::Approved {
-        lines.push(pair("STATUS", &receipt.status.as_str().to_uppercase()));
+        slip.pair("状态 STATUS", &receipt.status.as_str().to_uppercase());
     }
-    lines.push(rule);
+    slip.rule('-');
     if copy == Copy::Merchant {
-        lines.push("CARDHOLDER SIGNATURE".to_string());
-        lines.push(String::new());
-        lines.push("_".repeat(WIDTH));
-        lines.push("I agree to pay the above total".to_string());
+        slip.lines.push("持卡人签名 CARDHOLDER SIGNATURE".to_string());
+        slip.lines.push(String::new());
+        slip.rule('_');
+        slip.lines.push("本人确认以上交易".to_string());
+        slip.lines.push("I agree to pay the above total".to_string());
     }
-    lines
+    slip.lines
 }
 
 #[cfg(test)]
@@ -97,6 +132,7 @@ mod tests {
             reference_no: "112519000042".into(),
             auth_code: "A1B2C3".into(),
             at: "2026-11-25 19:00:42".into(),
+            link: None,
         }
     }
 
@@ -109,7 +145,8 @@ mod tests {
             "622202******0005",
             "CNY 12.50",
             "2026-11-25 19:00:42",
-            "TERMINAL NO                   T1",
+            "终端号 TERMINAL NO            T1",
+            "消费 SALE",
             "000001",
             "000042",
             "112519000042",
@@ -127,9 +164,25 @@ mod tests {
     }
 
     #[test]
-    fn lines_fit_58mm_paper() {
-        for line in render(&receipt(), Copy::Merchant, true) {
-            assert!(line.chars().count() <= WIDTH, "{line:?}");
+    fn lines_fit_58mm_and_80mm_paper() {
+        for width in [WIDTH, WIDE] {
+            for line in render_for(&receipt(), Copy::Merchant, true, width) {
+                assert!(columns(&line) <= width, "{line:?}");
+            }
         }
+        // A pair that does not fit moves its value to the next line, right-aligned.
+        let wide = render_for(&receipt(), Copy::Merchant, false, WIDE);
+        assert!(wide
+            .iter()
+            .any(|l| l.starts_with("商户编号 MERCHANT NO") && l.ends_with("898310058120001")));
+        let narrow = render(&receipt(), Copy::Merchant, false);
+        let at = narrow.iter().position(|l| l == "商户编号 MERCHANT NO").unwrap();
+        assert_eq!(columns(&narrow[at + 1]), WIDTH);
+    }
+
+    #[test]
+    fn chinese_characters_take_two_columns() {
+        assert_eq!(columns("消费 SALE"), 9);
+        assert_eq!(columns("CNY 12.50"), 9);
     }
 }

@@ -332,6 +332,20 @@ impl Terminal {
         )
     }
 
+    /// The slips printed once there are `count` (printing runs on its own
+    /// thread, a little after the screen); fails after 10 s.
+    pub fn wait_paper(&self, count: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let paper = self.paper();
+            if paper.len() >= count || std::time::Instant::now() > deadline {
+                assert_eq!(paper.len(), count, "slips printed: {paper:?}");
+                return paper;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn paper(&self) -> Vec<String> {
         let a = self.call(json!({"cmd": "paper"}));
         a["slips"]

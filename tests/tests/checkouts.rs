@@ -73,8 +73,16 @@ fn two_terminals_sell_at_once_and_every_sale_is_recorded_once() {
         traces.sort();
         assert_eq!(traces, [1, 2, 3, 4, 5]);
     }
-    assert_eq!(t1.paper().len(), 8, "two slips for each of T1's four approvals");
-    assert_eq!(t2.paper().len(), 6, "two slips for each of T2's three approvals");
+    assert_eq!(
+        t1.wait_paper(8).len(),
+        8,
+        "two slips for each of T1's four approvals"
+    );
+    assert_eq!(
+        t2.wait_paper(6).len(),
+        6,
+        "two slips for each of T2's three approvals"
+    );
     // Filters the owner uses.
     assert_eq!(hub.transactions("terminal=T2&status=declined").len(), 2);
     assert_eq!(hub.transactions("last4=1111").len(), 2);
@@ -98,8 +106,7 @@ fn a_terminal_restarted_mid_sale_recalls_it_and_prints_the_slip_once_charged_onc
         screen.contains("APPROVED") && screen.contains("CNY 33.00"),
         "{screen}"
     );
-    let paper = t1.paper();
-    assert_eq!(paper.len(), 2, "{paper:?}");
+    let paper = t1.wait_paper(2);
     assert!(paper[1].contains("CNY 33.00"));
     let rows = hub.transactions("amount=33.00");
     assert_eq!(rows.len(), 1);
@@ -145,7 +152,7 @@ fn the_whole_sale_path_works_over_mosquitto() {
     let rows = hub.transactions("");
     let statuses: Vec<&str> = rows.iter().map(|t| t["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["reversed", "declined", "approved"]);
-    assert_eq!(t1.paper().len(), 2);
+    assert_eq!(t1.wait_paper(2).len(), 2);
 }
 
 #[test]

@@ -106,8 +106,13 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
             drive(port, &["screen"]).contains("APPROVED").then_some(())
         })
         .unwrap_or_else(|| panic!("{tid} sale not approved: {}", drive(port, &["screen"])));
-        let paper = drive(port, &["paper"]);
-        assert!(paper.contains(&format!("TERMINAL NO{tid:>21}")), "{paper}");
+        // The slips print a moment after the screen.
+        let paper = wait_for(Duration::from_secs(10), || {
+            let paper = drive(port, &["paper"]);
+            paper.contains("CARDHOLDER COPY").then_some(paper)
+        })
+        .unwrap_or_else(|| panic!("{tid} printed no slip: {}", drive(port, &["paper"])));
+        assert!(paper.contains(&format!("终端号 TERMINAL NO{tid:>14}")), "{paper}");
         assert!(
             paper.contains("Demo Corner"),
             "the store name from --config is on the slip: {paper}"

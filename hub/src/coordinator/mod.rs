@@ -34,6 +34,8 @@ pub struct Settings {
     pub currency: String,
     pub max_sale: Amount,
     pub acquirer_timeout: Duration,
+    /// Where customers reach the hub's e-receipt pages.
+    pub public_url: String,
 }
 
 pub struct Coordinator<A> {
@@ -189,7 +191,11 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     fn receipt_of(&self, txn: &Txn) -> tallybox_terminal::protocol::Receipt {
-        txn.receipt(&self.settings.store_name, &self.settings.merchant_id)
+        txn.receipt(
+            &self.settings.store_name,
+            &self.settings.merchant_id,
+            &self.settings.public_url,
+        )
     }
 
     fn outcome(&self, txn: &Txn, balance: Option<Amount>) -> Response {

@@ -15,6 +15,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
             currency: "CNY".into(),
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
+            public_url: "http://tallybox.local".into(),
         },
     )
 }

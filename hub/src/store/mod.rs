@@ -59,10 +59,14 @@ pub struct Txn {
     pub local_time: String,
     pub created_at: String,
     pub updated_at: String,
+    /// The e-receipt page's token (none for rows older than the e-receipt).
+    pub receipt_token: Option<String>,
 }
 
 impl Txn {
-    pub fn receipt(&self, merchant_name: &str, merchant_id: &str) -> Receipt {
+    /// What the slip shows; `public_url` is where customers reach the hub's
+    /// e-receipt pages (`{public_url}/r/{token}`).
+    pub fn receipt(&self, merchant_name: &str, merchant_id: &str, public_url: &str) -> Receipt {
         Receipt {
             merchant_name: merchant_name.to_string(),
             merchant_id: merchant_id.to_string(),
@@ -79,6 +83,10 @@ impl Txn {
             reference_no: self.reference_no.clone(),
             auth_code: self.auth_code.clone(),
             at: self.local_time.clone(),
+            link: self
+                .receipt_token
+                .as_ref()
+                .map(|t| format!("{}/r/{t}", public_url.trim_end_matches('/'))),
         }
     }
 }
@@ -107,7 +115,8 @@ pub struct Store {
 }
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
-     entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at";
+     entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at, \
+     receipt_token";
 
 /// Runs `sql` from the connection's statement cache: the sale path repeats the
 /// same few statements, and preparing each anew cost more than running it.
@@ -133,6 +142,12 @@ fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
         [],
         |r| r.get(0),
     )
+}
+
+/// 128 random bits in base 32 (26 characters): unguessable, and short enough
+/// for the link to fit a QR code the OLED can show at a scannable size.
+fn receipt_token() -> String {
+    data_encoding::BASE32_NOPAD.encode(&rand::random::<[u8; 16]>())
 }
 
 fn now_utc() -> String {
@@ -183,6 +198,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
         local_time: text(15)?,
         created_at: text(16)?,
         updated_at: text(17)?,
+        receipt_token: row.get(18)?,
     })
 }
 
@@ -233,6 +249,17 @@ impl Store {
             .prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
         let rows = stmt.query_map(params, from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The transaction behind an e-receipt link.
+    pub fn by_receipt_token(&self, token: &str) -> Result<Option<Txn>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM transactions WHERE receipt_token = ?1"
+            ))?
+            .query_row([token], from_row)
+            .optional()
+            .map_err(StoreError::from)
     }
 
     pub fn get(&self, id: i64) -> Result<Option<Txn>, StoreError> {
@@ -294,8 +321,8 @@ impl Store {
         exec(
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
-             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),
@@ -311,6 +338,7 @@ impl Store {
                 trace_no,
                 local,
                 utc,
+                receipt_token(),
             ],
         )?;
         let id = tx.last_insert_rowid();

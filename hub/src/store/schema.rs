@@ -78,6 +78,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX transactions_last4 ON transactions (last4, local_time, id);
     CREATE INDEX transactions_amount ON transactions (amount, local_time, id);
     "#,
+    // 3: each transaction gets an unguessable token for the customer's
+    // e-receipt page `/r/{token}` (shown as a QR code when the slip cannot print).
+    r#"
+    ALTER TABLE transactions ADD COLUMN receipt_token TEXT;
+    CREATE UNIQUE INDEX transactions_receipt_token ON transactions (receipt_token);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

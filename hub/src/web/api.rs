@@ -91,9 +91,51 @@ async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
         ));
     };
     let mut v = view(&txn);
-    let receipt = txn.receipt(&state.store_name, &state.merchant_id);
+    let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
     v["slip"] = Value::from(slip::render(&receipt, Copy::Cardholder, false));
     Ok(warp::reply::json(&v))
+}
+
+/// The customer's e-receipt: one receipt, nothing else, for whoever holds the
+/// link (printed as a QR code). Tokens are 128 random bits; an unknown one
+/// reads like any missing page.
+async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejection> {
+    let valid = token.len() == 26 && token.bytes().all(|b| b.is_ascii_alphanumeric());
+    let txn = if valid {
+        let token = token.to_ascii_uppercase();
+        with_store(&state, move |s| s.by_receipt_token(&token).map_err(internal)).await?
+    } else {
+        None
+    };
+    let Some(txn) = txn else {
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such receipt".to_string(),
+        ));
+    };
+    let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
+    let slip = slip::render(&receipt, Copy::Cardholder, false).join("\n");
+    let page = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+         <body><main><h1>{title}</h1><pre class=\"slip\">{slip}</pre></main></body></html>",
+        title = html_escape(&format!("电子签购单 e-receipt · {}", state.store_name)),
+        slip = html_escape(&slip),
+    );
+    Ok(warp::reply::with_header(
+        warp::reply::html(page),
+        "cache-control",
+        "no-store",
+    ))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[derive(Serialize)]
@@ -149,11 +191,15 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(state.clone())
         .and_then(one);
+    let e_receipt = warp::path!("r" / String)
+        .and(warp::get())
+        .and(state.clone())
+        .and_then(e_receipt);
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(state)
         .and_then(health);
-    list.or(one).or(health)
+    list.or(one).or(e_receipt).or(health)
 }
 
 pub async fn recover(e: Rejection) -> Result<warp::reply::Response, Infallible> {

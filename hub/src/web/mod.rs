@@ -25,6 +25,7 @@ pub struct WebState {
     pub store: Arc<Mutex<Store>>,
     pub store_name: String,
     pub merchant_id: String,
+    pub public_url: String,
     pub broker_connected: watch::Receiver<bool>,
 }
 

@@ -6,7 +6,9 @@
 //! The backend is chosen in one place, [`Backend`]: `sim` for the demo, tests
 //! and development on a laptop. Drivers for the Pi's real parts come next.
 
+pub mod model;
 pub mod oled;
+pub mod printer;
 pub mod sim;
 
 use crate::session::Screen;
@@ -24,13 +26,4 @@ pub trait Display: Send {
     fn show(&mut self, screen: &Screen);
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PrinterError {
-    #[error("printer is out of paper: change the roll, then reprint")]
-    PaperOut,
-}
-
-pub trait Printer: Send {
-    /// Prints one slip; an error leaves the slip to be reprinted.
-    fn print(&mut self, lines: &[String]) -> Result<(), PrinterError>;
-}
+pub use printer::{Printer, PrinterProblem};

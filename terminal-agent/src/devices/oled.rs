@@ -97,9 +97,9 @@ mod tests {
 
     #[test]
     fn text_lights_pixels_inside_the_panel() {
-        let blank = FrameBuffer::render(&Screen { lines: vec![] });
+        let blank = FrameBuffer::render(&Screen::default());
         assert_eq!(blank.lit_pixels(), 0);
-        let fb = FrameBuffer::render(&screens::idle("Corner Shop", true));
+        let fb = FrameBuffer::render(&screens::idle("Corner Shop", true, None));
         assert!(fb.lit_pixels() > 100);
         // Different screens give different pictures.
         assert!(fb != FrameBuffer::render(&screens::menu()));

@@ -17,6 +17,7 @@ mod tests;
 
 use crate::amount::Amount;
 use crate::card::{pin_block, CardError, CardRead};
+use crate::devices::PrinterProblem;
 use crate::journal::InFlight;
 use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use crate::reason;
@@ -63,6 +64,8 @@ pub enum Input {
     Answer(Box<Response>),
     /// The outstanding request went unanswered for too long (runtime's timer).
     HubSilent,
+    /// The printer stopped (`Some`) or is printing again (`None`).
+    Printer(Option<PrinterProblem>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +82,8 @@ pub enum Action {
 pub struct SessionConfig {
     pub currency: String,
     pub pin_key: [u8; 16],
+    /// Printer columns: 32 on 58 mm paper, 48 on 80 mm.
+    pub slip_columns: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +130,11 @@ pub struct Session {
     store_name: String,
     /// The sign-in request until the hub answers it.
     sign_in: Option<Request>,
+    /// What stops the printer, if anything.
+    printer: Option<PrinterProblem>,
+    /// The e-receipt link of the last approved sale, shown as a QR code when
+    /// its slip cannot print.
+    last_link: Option<String>,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -138,6 +148,8 @@ impl Session {
             state: State::Idle,
             store_name: "Tallybox".to_string(),
             sign_in: None,
+            printer: None,
+            last_link: None,
         }
     }
 
@@ -230,11 +242,24 @@ impl Session {
                 }
                 _ => vec![],
             },
+            Input::Printer(problem) => {
+                self.printer = problem;
+                match (&self.state, problem) {
+                    (State::Done, Some(problem)) => {
+                        vec![Action::Show(screens::printer_problem(
+                            problem,
+                            self.last_link.as_deref(),
+                        ))]
+                    }
+                    (State::Idle, _) => vec![Action::Show(self.idle_screen())],
+                    _ => vec![],
+                }
+            }
         }
     }
 
     fn idle_screen(&self) -> Screen {
-        screens::idle(&self.store_name, self.sign_in.is_none())
+        screens::idle(&self.store_name, self.sign_in.is_none(), self.printer)
     }
 
     fn go_idle(&mut self) -> Vec<Action> {
@@ -413,13 +438,23 @@ impl Session {
         let currency = self.config.currency.clone();
         self.state = State::Done;
         match response {
-            Response::Outcome(outcome) => outcome_actions(&currency, outcome),
+            Response::Outcome(outcome) => {
+                if let Some(receipt) = &outcome.receipt {
+                    self.last_link = receipt.link.clone();
+                }
+                outcome_actions(&currency, self.config.slip_columns, outcome)
+            }
             Response::Reprint {
                 receipt: Some(receipt),
                 ..
             } => vec![
-                Action::Print(slip::render(&receipt, Copy::Cardholder, true)),
-                Action::Show(screens::message("REPRINTED", "Slip printed")),
+                Action::Print(slip::render_for(
+                    &receipt,
+                    Copy::Cardholder,
+                    true,
+                    self.config.slip_columns,
+                )),
+                Action::Show(screens::message("REPRINT", "Printing the slip")),
             ],
             Response::Reprint { receipt: None, .. } => {
                 vec![Action::Show(screens::message("REPRINT", "No sale to reprint"))]
@@ -438,15 +473,15 @@ impl Session {
     }
 }
 
-fn outcome_actions(currency: &str, outcome: Outcome) -> Vec<Action> {
+fn outcome_actions(currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
     match (outcome.status, outcome.kind) {
         (TxnStatus::Approved, TxnKind::Sale) => {
             let Some(receipt) = outcome.receipt else {
                 return vec![Action::Show(screens::message("APPROVED", "Receipt missing"))];
             };
             vec![
-                Action::Print(slip::render(&receipt, Copy::Merchant, false)),
-                Action::Print(slip::render(&receipt, Copy::Cardholder, false)),
+                Action::Print(slip::render_for(&receipt, Copy::Merchant, false, slip_columns)),
+                Action::Print(slip::render_for(&receipt, Copy::Cardholder, false, slip_columns)),
                 Action::Show(screens::approved(currency, receipt.amount, &receipt.auth_code)),
             ]
         }

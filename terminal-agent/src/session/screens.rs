@@ -5,14 +5,20 @@
 use serde::Serialize;
 
 use crate::amount::Amount;
+use crate::devices::PrinterProblem;
 use crate::reason::{explain, Explanation};
 
 pub const COLUMNS: usize = 21;
 pub const ROWS: usize = 6;
+/// Text columns left beside a QR code.
+pub const QR_COLUMNS: usize = 10;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Screen {
     pub lines: Vec<String>,
+    /// A QR code drawn on the right half (the text then keeps to the left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
 }
 
 impl Screen {
@@ -23,7 +29,17 @@ impl Screen {
                 .take(ROWS)
                 .map(|l| l.chars().take(COLUMNS).collect())
                 .collect(),
+            qr: None,
         }
+    }
+
+    /// Lines for the left of a QR code: 10 characters.
+    fn of_narrow(lines: &[&str]) -> Screen {
+        let mut screen = Screen::of(lines);
+        for line in &mut screen.lines {
+            *line = line.chars().take(QR_COLUMNS).collect();
+        }
+        screen
     }
 
     pub fn text(&self) -> String {
@@ -35,13 +51,33 @@ fn money(currency: &str, amount: Amount) -> String {
     format!("{currency} {amount}")
 }
 
-pub fn idle(store_name: &str, signed_in: bool) -> Screen {
+pub fn idle(store_name: &str, signed_in: bool, printer: Option<PrinterProblem>) -> Screen {
     let link = if signed_in {
         "Ready"
     } else {
         "Connecting to hub..."
     };
-    Screen::of(&[store_name, link, "", "A sale    D menu"])
+    let printer = printer.map(|p| p.short().0).unwrap_or("");
+    Screen::of(&[store_name, link, printer, "A sale    D menu"])
+}
+
+/// The slip did not print: why, and the e-receipt as a QR code for the
+/// customer's phone when there is one.
+pub fn printer_problem(problem: PrinterProblem, link: Option<&str>) -> Screen {
+    let what = problem.short().0;
+    match link {
+        Some(link) => Screen {
+            qr: Some(link.to_string()),
+            ..Screen::of_narrow(&["NO SLIP", what, "Scan for", "e-receipt", "Any key"])
+        },
+        None => Screen::of(&[
+            "SLIP NOT PRINTED",
+            what,
+            "It prints after",
+            "the fix",
+            "Any key: next",
+        ]),
+    }
 }
 
 pub fn amount_entry(currency: &str, digits: &str) -> Screen {
@@ -77,7 +113,7 @@ pub fn approved(currency: &str, amount: Amount, auth_code: &str) -> Screen {
         "APPROVED",
         &money(currency, amount),
         &format!("Auth {auth_code}"),
-        "Slip printed",
+        "Printing slips",
         "Any key: next",
     ])
 }
@@ -131,7 +167,13 @@ mod tests {
     #[test]
     fn screens_fit_the_oled() {
         let all = [
-            idle("A very long store name indeed", true),
+            idle(
+                "A very long store name indeed",
+                true,
+                Some(PrinterProblem::NotResponding),
+            ),
+            printer_problem(PrinterProblem::CoverOpen, Some("http://tallybox.local/r/x")),
+            printer_problem(PrinterProblem::PaperOut, None),
             amount_entry("CNY", "999999999"),
             menu(),
             present_card("SALE CNY 9999999.99", Some(explain("XC"))),

@@ -11,6 +11,7 @@ fn session() -> Session {
     let mut s = Session::new(SessionConfig {
         currency: "CNY".into(),
         pin_key: pin_block::TEST_PIN_KEY,
+        slip_columns: crate::slip::WIDTH,
     });
     s.start("test");
     s
@@ -67,6 +68,7 @@ fn receipt(amount: Amount) -> Receipt {
         reference_no: "000000000007".into(),
         auth_code: "123456".into(),
         at: "2026-11-25 10:00:00".into(),
+        link: None,
     }
 }
 
@@ -239,6 +241,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
     let mut s = Session::new(SessionConfig {
         currency: "CNY".into(),
         pin_key: [0; 16],
+        slip_columns: crate::slip::WIDTH,
     });
     let actions = s.start("1.0");
     let Some(Request::SignIn { request_id, .. }) = sent(&actions) else {

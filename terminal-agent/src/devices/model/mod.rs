@@ -1,0 +1,5 @@
+//! Byte-level models of the checkout's chips, for tests and the simulated
+//! checkout: each behaves like the part on its bus, so the real drivers run
+//! against them unchanged.
+
+pub mod escpos;

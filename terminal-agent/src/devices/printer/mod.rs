@@ -1,0 +1,141 @@
+//! The receipt printer: an ESC/POS driver over any [`port::Port`], the status
+//! it reads back, and the spool that keeps a slip until it is on paper.
+//!
+//! A slip counts as printed only when the printer answers a `GS r` sent after
+//! it, which a printer does once everything before it is on paper. A slip that
+//! fails stays in the [`queue`] and is printed again, whole, after the fix.
+
+pub mod escpos;
+pub mod port;
+pub mod queue;
+pub mod spool;
+pub mod status;
+
+use std::time::Duration;
+
+use escpos::{Align, Job};
+use port::{Port, PrinterAddr};
+pub use status::{PrinterProblem, PrinterStatus};
+
+/// What the checkout needs from a printer.
+pub trait Printer: Send {
+    /// Prints one slip; `Ok` only once it is on paper.
+    fn print(&mut self, lines: &[String]) -> Result<(), PrinterProblem>;
+    fn status(&mut self) -> Result<PrinterStatus, PrinterProblem>;
+    /// Leaves an error state, dropping whatever of a failed slip the printer
+    /// still holds (the whole slip is printed again).
+    fn recover(&mut self);
+}
+
+pub struct EscPosPrinter {
+    port: Option<Box<dyn Port>>,
+    /// To reconnect after the link dropped (printer switched off and on).
+    addr: Option<PrinterAddr>,
+    /// How long a status answer may take.
+    answer_within: Duration,
+}
+
+impl EscPosPrinter {
+    pub fn new(port: Box<dyn Port>) -> EscPosPrinter {
+        EscPosPrinter {
+            port: Some(port),
+            addr: None,
+            answer_within: Duration::from_millis(500),
+        }
+    }
+
+    /// A printer at `addr`; the link is opened when first needed.
+    pub fn at(addr: PrinterAddr) -> EscPosPrinter {
+        EscPosPrinter {
+            port: None,
+            addr: Some(addr),
+            answer_within: Duration::from_millis(500),
+        }
+    }
+
+    fn port(&mut self) -> Result<&mut Box<dyn Port>, PrinterProblem> {
+        if self.port.is_none() {
+            let addr = self.addr.as_ref().ok_or(PrinterProblem::NotResponding)?;
+            match addr.open() {
+                Ok(port) => self.port = Some(port),
+                Err(e) => {
+                    tracing::debug!(printer = %addr, error = %e, "cannot open the printer");
+                    return Err(PrinterProblem::NotResponding);
+                }
+            }
+        }
+        self.port.as_mut().ok_or(PrinterProblem::NotResponding)
+    }
+
+    /// Runs `f` on the port; an I/O error closes it so the next call reopens.
+    fn with_port<T>(
+        &mut self,
+        f: impl FnOnce(&mut Box<dyn Port>) -> std::io::Result<T>,
+    ) -> Result<T, PrinterProblem> {
+        let port = self.port()?;
+        match f(port) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "printer link failed");
+                if self.addr.is_some() {
+                    self.port = None;
+                }
+                Err(PrinterProblem::NotResponding)
+            }
+        }
+    }
+
+    fn ask(&mut self, request: &[u8], within: Duration) -> Result<Option<u8>, PrinterProblem> {
+        self.with_port(|port| {
+            port.write_all(request)?;
+            port.read_byte(within)
+        })
+    }
+}
+
+/// The printed form of a slip: text lines, a little feed, a cut.
+pub fn slip_job(lines: &[String]) -> Vec<u8> {
+    let mut job = Job::new().align(Align::Left);
+    for line in lines {
+        job = job.line(line);
+    }
+    job.feed(3).cut().into_bytes()
+}
+
+impl Printer for EscPosPrinter {
+    fn print(&mut self, lines: &[String]) -> Result<(), PrinterProblem> {
+        if let Some(problem) = self.status()?.problem() {
+            return Err(problem);
+        }
+        let mut job = slip_job(lines);
+        job.extend_from_slice(&escpos::PRINTED_MARK);
+        // A slip of ~40 lines takes 1-2 s on a 9600-baud thermal printer.
+        let within = Duration::from_secs(3) + Duration::from_millis(50 * lines.len() as u64);
+        match self.ask(&job, within)? {
+            Some(mark) if !status::printed_mark_paper_end(mark) => Ok(()),
+            _ => Err(self.status()?.problem().unwrap_or(PrinterProblem::NotResponding)),
+        }
+    }
+
+    fn status(&mut self) -> Result<PrinterStatus, PrinterProblem> {
+        self.with_port(|port| {
+            port.discard_input();
+            Ok(())
+        })?;
+        let mut answers = [0u8; 4];
+        for (i, answer) in answers.iter_mut().enumerate() {
+            let within = self.answer_within;
+            *answer = self
+                .ask(&escpos::status_request(i as u8 + 1), within)?
+                .ok_or(PrinterProblem::NotResponding)?;
+        }
+        PrinterStatus::from_bytes(answers).ok_or(PrinterProblem::NotResponding)
+    }
+
+    fn recover(&mut self) {
+        let _ = self.with_port(|port| port.write_all(&escpos::RECOVER_AND_CLEAR));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -49,6 +49,7 @@ impl AgentConfig {
                 currency: "CNY".into(),
                 pin_key: crate::card::pin_block::TEST_PIN_KEY,
                 slip_columns: crate::slip::WIDTH,
+                lang: crate::session::Lang::En,
             },
             retry_every: Duration::from_secs(1),
             silent_after: Duration::from_secs(15),

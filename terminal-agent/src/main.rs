@@ -12,7 +12,7 @@ use tallybox_terminal::devices::{sim::SimDevices, Backend};
 use tallybox_terminal::discovery::{self, DiscoveryError};
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::TerminalId;
-use tallybox_terminal::session::screens;
+use tallybox_terminal::session::{Lang, Screens};
 use tallybox_terminal::{cli, control};
 
 /// A Tallybox checkout point: keypad, card reader, OLED and printer, talking to the hub.
@@ -37,6 +37,9 @@ struct Args {
     /// Where the terminal keeps the sale in flight across restarts.
     #[arg(long, default_value = "/var/lib/tallybox-terminal")]
     state_dir: PathBuf,
+    /// Language of the checkout's screens.
+    #[arg(long, value_enum, default_value = "en", env = "TALLYBOX_LANG")]
+    lang: Lang,
     /// Tell the cashier the hub is silent after this many seconds without an answer.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     hub_silent_secs: u64,
@@ -68,7 +71,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         (Some(hub), store) => (hub, store.unwrap_or_else(|| "shop".into())),
         (None, store) => {
             // A terminal may boot before the hub: keep looking, and say so.
-            devices.show(&screens::message("STARTING", "Looking for the hub"));
+            let ui = Screens { lang: args.lang };
+            devices.show(&ui.message(("STARTING", "正在启动"), ("Looking for the hub", "正在查找主机")));
             let found = loop {
                 match discovery::find_hub(Duration::from_secs(3)) {
                     Ok(found) => break found,
@@ -89,6 +93,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut config = AgentConfig::new(args.id, &store, broker, args.state_dir);
         config.silent_after = Duration::from_secs(args.hub_silent_secs);
+        config.session.lang = args.lang;
         let (agent, handle) = Agent::new(config, devices.clone(), devices.printer_driver());
         if let Some(addr) = args.control {
             let listener = tokio::net::TcpListener::bind(addr)

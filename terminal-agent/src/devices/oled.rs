@@ -1,17 +1,97 @@
-//! A 128×64 monochrome frame buffer, the same geometry as the SSD1306, with the
-//! screens' text drawn by `embedded-graphics`. The simulated OLED keeps one; the
-//! real driver will push the same pixels over I2C.
+//! The OLED: a 128×64 SSD1306 on I2C. [`draw`] lays a [`Screen`] out on any
+//! embedded-graphics target: English lines in a 6×10 font, lines with Chinese
+//! in the 12 px WenQuanYi bitmap font (all of GB2312, so a Chinese store name
+//! renders too), and a QR code on the right when the screen carries one.
+//! [`Oled`] pushes that through the `ssd1306` crate to the panel; the
+//! [`FrameBuffer`] is the same picture in memory.
 
 use embedded_graphics::mono_font::ascii::FONT_6X10;
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
+use ssd1306::mode::BufferedGraphicsMode;
+use ssd1306::prelude::*;
+use ssd1306::{I2CDisplayInterface, Ssd1306};
+use u8g2_fonts::types::{FontColor, VerticalPosition};
+use u8g2_fonts::{fonts, FontRenderer};
 
+use super::Display;
 use crate::session::Screen;
 
 pub const WIDTH: u32 = 128;
 pub const HEIGHT: u32 = 64;
+/// The SSD1306's I2C address with its SA0 pin low (most modules).
+pub const ADDRESS: u8 = 0x3C;
+
+static CJK: FontRenderer =
+    FontRenderer::new::<fonts::u8g2_font_wqy12_t_gb2312>().with_ignore_unknown_chars(true);
+
+/// Lays `screen` out on `target` (which is not cleared first).
+pub fn draw<D: DrawTarget<Color = BinaryColor>>(screen: &Screen, target: &mut D) -> Result<(), D::Error> {
+    let ascii = MonoTextStyle::new(&FONT_6X10, BinaryColor::On);
+    let mut y = 1;
+    for line in &screen.lines {
+        if line.is_ascii() {
+            Text::with_baseline(line, Point::new(0, y), ascii, Baseline::Top).draw(target)?;
+            y += 10;
+        } else {
+            let color = FontColor::Transparent(BinaryColor::On);
+            match CJK.render(
+                line.as_str(),
+                Point::new(0, y),
+                VerticalPosition::Top,
+                color,
+                target,
+            ) {
+                Ok(_) => {}
+                Err(u8g2_fonts::Error::DisplayError(e)) => return Err(e),
+                // Unknown glyphs are skipped; nothing else can fail on a valid font.
+                Err(_) => {}
+            }
+            y += 12;
+        }
+    }
+    if let Some(data) = &screen.qr {
+        draw_qr(data, target)?;
+    }
+    Ok(())
+}
+
+/// A QR code in the right half, with its quiet zone, as large as fits: two
+/// pixels a module for links up to version 3 (29 modules).
+fn draw_qr<D: DrawTarget<Color = BinaryColor>>(data: &str, target: &mut D) -> Result<(), D::Error> {
+    let Ok(code) = qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::L) else {
+        return Ok(()); // too long for a QR code: the text still says what to do
+    };
+    let n = code.width() as i32;
+    let scale = if (n + 2) * 2 <= HEIGHT as i32 { 2 } else { 1 };
+    let side = (n + 2) * scale;
+    let left = WIDTH as i32 - side;
+    let top = (HEIGHT as i32 - side) / 2;
+    // Dark modules on a lit square, quiet zone included: the printed look,
+    // which every phone scanner reads (not all read light-on-dark codes).
+    Rectangle::new(Point::new(left, top), Size::new(side as u32, side as u32))
+        .into_styled(PrimitiveStyle::with_fill(BinaryColor::On))
+        .draw(target)?;
+    let colors = code.to_colors();
+    let dark = colors
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == qrcode::Color::Dark);
+    let pixels = dark.flat_map(|(i, _)| {
+        let (mx, my) = (i as i32 % n, i as i32 / n);
+        (0..scale * scale).map(move |k| {
+            let p = Point::new(
+                left + (mx + 1) * scale + k % scale,
+                top + (my + 1) * scale + k / scale,
+            );
+            Pixel(p, BinaryColor::Off)
+        })
+    });
+    target.draw_iter(pixels)
+}
 
 /// One bit a pixel, row-major.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,10 +107,28 @@ impl Default for FrameBuffer {
     }
 }
 
+impl std::fmt::Debug for FrameBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrameBuffer({} lit)\n{}", self.lit_pixels(), self.to_ascii())
+    }
+}
+
 impl FrameBuffer {
     pub fn pixel(&self, x: u32, y: u32) -> bool {
         let i = (y * WIDTH + x) as usize;
         self.bits[i / 8] & (1 << (i % 8)) != 0
+    }
+
+    pub fn set(&mut self, x: u32, y: u32, on: bool) {
+        if x >= WIDTH || y >= HEIGHT {
+            return;
+        }
+        let i = (y * WIDTH + x) as usize;
+        if on {
+            self.bits[i / 8] |= 1 << (i % 8);
+        } else {
+            self.bits[i / 8] &= !(1 << (i % 8));
+        }
     }
 
     pub fn lit_pixels(&self) -> u32 {
@@ -40,12 +138,8 @@ impl FrameBuffer {
     /// Draws `screen` onto a cleared buffer.
     pub fn render(screen: &Screen) -> FrameBuffer {
         let mut fb = FrameBuffer::default();
-        let style = MonoTextStyle::new(&FONT_6X10, BinaryColor::On);
-        for (row, line) in screen.lines.iter().enumerate() {
-            let y = row as i32 * 10 + 2;
-            // Drawing into memory cannot fail: the error type is Infallible.
-            let _ = Text::with_baseline(line, Point::new(0, y), style, Baseline::Top).draw(&mut fb);
-        }
+        // Drawing into memory cannot fail: the error type is Infallible.
+        let _ = draw(screen, &mut fb);
         fb
     }
 
@@ -77,32 +171,60 @@ impl DrawTarget for FrameBuffer {
         I: IntoIterator<Item = Pixel<Self::Color>>,
     {
         for Pixel(p, color) in pixels {
-            if p.x < 0 || p.y < 0 || p.x >= WIDTH as i32 || p.y >= HEIGHT as i32 {
-                continue;
-            }
-            let i = (p.y as u32 * WIDTH + p.x as u32) as usize;
-            match color {
-                BinaryColor::On => self.bits[i / 8] |= 1 << (i % 8),
-                BinaryColor::Off => self.bits[i / 8] &= !(1 << (i % 8)),
+            if p.x >= 0 && p.y >= 0 {
+                self.set(p.x as u32, p.y as u32, color.is_on());
             }
         }
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::screens;
+/// The real OLED, through the `ssd1306` crate on any embedded-hal I2C bus.
+pub struct Oled<I2C> {
+    panel: Ssd1306<I2CInterface<I2C>, DisplaySize128x64, BufferedGraphicsMode<DisplaySize128x64>>,
+    /// The last bus error, logged once until the panel answers again.
+    failing: bool,
+}
 
-    #[test]
-    fn text_lights_pixels_inside_the_panel() {
-        let blank = FrameBuffer::render(&Screen::default());
-        assert_eq!(blank.lit_pixels(), 0);
-        let fb = FrameBuffer::render(&screens::idle("Corner Shop", true, None));
-        assert!(fb.lit_pixels() > 100);
-        // Different screens give different pictures.
-        assert!(fb != FrameBuffer::render(&screens::menu()));
-        assert_eq!(fb.to_ascii().lines().count(), HEIGHT as usize);
+#[derive(Debug, thiserror::Error)]
+#[error("the OLED does not answer on I2C address {address:#04x}: check its 4 wires (VCC 3.3 V, GND, SDA pin 3, SCL pin 5) and that I2C is enabled")]
+pub struct OledError {
+    pub address: u8,
+}
+
+impl<I2C: embedded_hal::i2c::I2c> Oled<I2C> {
+    /// Initialises the panel at `address`; fails when nothing answers there.
+    pub fn new(i2c: I2C, address: u8) -> Result<Oled<I2C>, OledError> {
+        let interface = I2CDisplayInterface::new_custom_address(i2c, address);
+        let mut panel = Ssd1306::new(interface, DisplaySize128x64, DisplayRotation::Rotate0)
+            .into_buffered_graphics_mode();
+        panel.init().map_err(|_| OledError { address })?;
+        Ok(Oled {
+            panel,
+            failing: false,
+        })
+    }
+
+    /// Draws `screen` and sends the changed part of the frame.
+    pub fn try_show(&mut self, screen: &Screen) -> Result<(), display_interface::DisplayError> {
+        self.panel.clear_buffer();
+        draw(screen, &mut self.panel)?;
+        self.panel.flush()
     }
 }
+
+impl<I2C: embedded_hal::i2c::I2c + Send> Display for Oled<I2C> {
+    fn show(&mut self, screen: &Screen) {
+        match self.try_show(screen) {
+            Ok(()) => self.failing = false,
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::error!(error = ?e, "OLED not updated: check its I2C wiring");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

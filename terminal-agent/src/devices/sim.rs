@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::model::escpos::SharedPrinter;
-use super::oled::FrameBuffer;
+use super::model::i2c::I2cBus;
+use super::model::ssd1306::SharedSsd1306;
+use super::oled::{self, FrameBuffer, Oled};
 use super::printer::EscPosPrinter;
 use super::{Display, Printer};
 use crate::session::Screen;
@@ -18,11 +20,32 @@ pub struct Panel {
     pub frame: FrameBuffer,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SimDevices {
     panel: Arc<Mutex<Panel>>,
+    /// The real OLED driver on the model I2C bus, and the chip it talks to.
+    oled: Arc<Mutex<Oled<I2cBus>>>,
+    chip: SharedSsd1306,
+    pub bus: I2cBus,
     /// The printer model the simulated checkout prints on.
     pub printer: SharedPrinter,
+}
+
+impl Default for SimDevices {
+    fn default() -> Self {
+        let bus = I2cBus::default();
+        let chip = SharedSsd1306::default();
+        bus.attach(oled::ADDRESS, Box::new(chip.clone()));
+        // The chip model is on the bus: its initialisation cannot be refused.
+        let oled = Oled::new(bus.clone(), oled::ADDRESS).unwrap_or_else(|e| unreachable!("{e}"));
+        SimDevices {
+            panel: Arc::default(),
+            oled: Arc::new(Mutex::new(oled)),
+            chip,
+            bus,
+            printer: SharedPrinter::default(),
+        }
+    }
 }
 
 impl SimDevices {
@@ -39,7 +62,8 @@ impl SimDevices {
 
 impl Display for SimDevices {
     fn show(&mut self, screen: &Screen) {
-        let frame = FrameBuffer::render(screen);
+        self.oled.lock().unwrap_or_else(|e| e.into_inner()).show(screen);
+        let frame = self.chip.lock().view();
         let mut panel = self.panel();
         panel.screen = screen.clone();
         panel.frame = frame;

@@ -22,7 +22,7 @@ use crate::journal::InFlight;
 use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use crate::reason;
 use crate::slip::{self, Copy};
-pub use screens::Screen;
+pub use screens::{Lang, Screen, Screens};
 
 /// One key of the 4×4 keypad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub struct SessionConfig {
     pub pin_key: [u8; 16],
     /// Printer columns: 32 on 58 mm paper, 48 on 80 mm.
     pub slip_columns: usize,
+    /// The screens' language.
+    pub lang: Lang,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +95,10 @@ enum Op {
 }
 
 impl Op {
-    fn title(self, currency: &str) -> String {
+    fn title(self, ui: Screens, currency: &str) -> String {
         match self {
-            Op::Sale(a) => format!("SALE {currency} {a}"),
-            Op::Balance => "BALANCE INQUIRY".to_string(),
+            Op::Sale(a) => ui.sale_title(currency, a),
+            Op::Balance => ui.balance_title(),
         }
     }
 }
@@ -170,7 +172,7 @@ impl Session {
         let request = Request::Recall {
             request_id: entry.request_id,
         };
-        let screen = screens::processing(&entry.title);
+        let screen = self.ui().processing(&entry.title);
         self.wait(request, entry.title, screen)
     }
 
@@ -238,7 +240,7 @@ impl Session {
             Input::HubSilent => match &mut self.state {
                 State::Waiting { silent, .. } => {
                     *silent = true;
-                    vec![Action::Show(screens::hub_silent())]
+                    vec![Action::Show(self.ui().hub_silent())]
                 }
                 _ => vec![],
             },
@@ -246,10 +248,9 @@ impl Session {
                 self.printer = problem;
                 match (&self.state, problem) {
                     (State::Done, Some(problem)) => {
-                        vec![Action::Show(screens::printer_problem(
-                            problem,
-                            self.last_link.as_deref(),
-                        ))]
+                        vec![Action::Show(
+                            self.ui().printer_problem(problem, self.last_link.as_deref()),
+                        )]
                     }
                     (State::Idle, _) => vec![Action::Show(self.idle_screen())],
                     _ => vec![],
@@ -258,8 +259,15 @@ impl Session {
         }
     }
 
+    fn ui(&self) -> Screens {
+        Screens {
+            lang: self.config.lang,
+        }
+    }
+
     fn idle_screen(&self) -> Screen {
-        screens::idle(&self.store_name, self.sign_in.is_none(), self.printer)
+        self.ui()
+            .idle(&self.store_name, self.sign_in.is_none(), self.printer)
     }
 
     fn go_idle(&mut self) -> Vec<Action> {
@@ -274,30 +282,31 @@ impl Session {
 
     fn on_key(&mut self, key: Key) -> Vec<Action> {
         let currency = self.config.currency.clone();
+        let ui = self.ui();
         match (&mut self.state, key) {
             (State::Idle | State::Done, Key::A) => self.go(
                 State::Amount {
                     digits: String::new(),
                 },
-                screens::amount_entry(&currency, ""),
+                ui.amount_entry(&currency, ""),
             ),
             (State::Idle | State::Done, Key::Digit(d)) if d > 0 => {
                 let digits = d.to_string();
-                let screen = screens::amount_entry(&currency, &digits);
+                let screen = ui.amount_entry(&currency, &digits);
                 self.go(State::Amount { digits }, screen)
             }
-            (State::Idle | State::Done, Key::D) => self.go(State::Menu, screens::menu()),
+            (State::Idle | State::Done, Key::D) => self.go(State::Menu, ui.menu()),
             (State::Done, _) => self.go_idle(),
             (State::Amount { digits }, Key::Digit(d)) => {
                 if digits.len() < MAX_AMOUNT_DIGITS && !(digits.is_empty() && d == 0) {
                     digits.push(char::from(b'0' + d));
                 }
-                let screen = screens::amount_entry(&currency, digits);
+                let screen = ui.amount_entry(&currency, digits);
                 vec![Action::Show(screen)]
             }
             (State::Amount { digits }, Key::Star) => {
                 digits.pop();
-                let screen = screens::amount_entry(&currency, digits);
+                let screen = ui.amount_entry(&currency, digits);
                 vec![Action::Show(screen)]
             }
             (State::Amount { digits }, Key::Hash) => {
@@ -307,17 +316,17 @@ impl Session {
                         let op = Op::Sale(amount);
                         self.go(
                             State::Card { op },
-                            screens::present_card(&op.title(&currency), None),
+                            ui.present_card(&op.title(ui, &currency), None),
                         )
                     }
-                    _ => vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))],
+                    _ => vec![Action::Show(ui.declined(reason::WRONG_AMOUNT, true))],
                 }
             }
             (State::Menu, Key::Digit(1)) => {
                 let op = Op::Balance;
                 self.go(
                     State::Card { op },
-                    screens::present_card(&op.title(&currency), None),
+                    ui.present_card(&op.title(ui, &currency), None),
                 )
             }
             (State::Menu, Key::Digit(2)) => {
@@ -325,18 +334,18 @@ impl Session {
                     request_id: RequestId::new(),
                     trace_no: None,
                 };
-                self.wait(request, "REPRINT".into(), screens::processing("REPRINT"))
+                self.wait(request, ui.reprint_title(), ui.processing(&ui.reprint_title()))
             }
             (State::Pin { digits, op, .. }, Key::Digit(d)) => {
                 if digits.len() < MAX_PIN_DIGITS {
                     digits.push(char::from(b'0' + d));
                 }
-                let screen = screens::pin_entry(&op.title(&currency), digits.len());
+                let screen = ui.pin_entry(&op.title(ui, &currency), digits.len());
                 vec![Action::Show(screen)]
             }
             (State::Pin { digits, op, .. }, Key::Star) => {
                 digits.pop();
-                let screen = screens::pin_entry(&op.title(&currency), digits.len());
+                let screen = ui.pin_entry(&op.title(ui, &currency), digits.len());
                 vec![Action::Show(screen)]
             }
             (State::Pin { digits, .. }, Key::Hash) if digits.len() >= 4 => {
@@ -345,7 +354,7 @@ impl Session {
                 };
                 self.send(op, card, Some(&digits))
             }
-            (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, screens::result_unknown()),
+            (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, ui.result_unknown()),
             (State::Amount { .. } | State::Menu | State::Card { .. } | State::Pin { .. }, Key::C) => {
                 self.go_idle()
             }
@@ -357,20 +366,20 @@ impl Session {
         let State::Card { op } = self.state else {
             return vec![]; // a swipe when no one asked for a card is ignored
         };
-        let title = op.title(&self.config.currency);
+        let title = op.title(self.ui(), &self.config.currency);
         let card = match card.and_then(|c| c.check_at(today.0, today.1).map(|()| c)) {
             Ok(card) => card,
             Err(CardError::Expired(_)) => {
                 let notice = reason::explain(reason::EXPIRED_AT_TERMINAL);
-                return vec![Action::Show(screens::present_card(&title, Some(notice)))];
+                return vec![Action::Show(self.ui().present_card(&title, Some(notice)))];
             }
             Err(_) => {
                 let notice = reason::explain(reason::READ_ERROR);
-                return vec![Action::Show(screens::present_card(&title, Some(notice)))];
+                return vec![Action::Show(self.ui().present_card(&title, Some(notice)))];
             }
         };
         if card.needs_pin() {
-            let screen = screens::pin_entry(&title, 0);
+            let screen = self.ui().pin_entry(&title, 0);
             return self.go(
                 State::Pin {
                     op,
@@ -386,7 +395,12 @@ impl Session {
     fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {
         let pin_block = match pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &self.config.pin_key)) {
             Some(Ok(block)) => Some(block),
-            Some(Err(e)) => return vec![Action::Show(screens::message("PIN NOT ACCEPTED", &e.to_string()))],
+            Some(Err(e)) => {
+                return vec![Action::Show(self.ui().message(
+                    ("PIN NOT ACCEPTED", "密码无法加密"),
+                    (&e.to_string(), &e.to_string()),
+                ))]
+            }
             None => None,
         };
         let request_id = RequestId::new();
@@ -404,8 +418,8 @@ impl Session {
                 pin_block,
             },
         };
-        let title = op.title(&self.config.currency);
-        let screen = screens::processing(&title);
+        let title = op.title(self.ui(), &self.config.currency);
+        let screen = self.ui().processing(&title);
         self.wait(request, title, screen)
     }
 
@@ -442,7 +456,7 @@ impl Session {
                 if let Some(receipt) = &outcome.receipt {
                     self.last_link = receipt.link.clone();
                 }
-                outcome_actions(&currency, self.config.slip_columns, outcome)
+                outcome_actions(self.ui(), &currency, self.config.slip_columns, outcome)
             }
             Response::Reprint {
                 receipt: Some(receipt),
@@ -454,48 +468,57 @@ impl Session {
                     true,
                     self.config.slip_columns,
                 )),
-                Action::Show(screens::message("REPRINT", "Printing the slip")),
+                Action::Show(
+                    self.ui()
+                        .message(("REPRINT", "重打印"), ("Printing the slip", "正在打印签购单")),
+                ),
             ],
             Response::Reprint { receipt: None, .. } => {
-                vec![Action::Show(screens::message("REPRINT", "No sale to reprint"))]
+                vec![Action::Show(self.ui().message(
+                    ("REPRINT", "重打印"),
+                    ("No sale to reprint", "没有可重打印的交易"),
+                ))]
             }
             Response::Error {
                 code: ErrorCode::InvalidAmount,
                 ..
             } => {
-                vec![Action::Show(screens::declined(reason::WRONG_AMOUNT, true))]
+                vec![Action::Show(self.ui().declined(reason::WRONG_AMOUNT, true))]
             }
             Response::Error { message, .. } => {
-                vec![Action::Show(screens::message("HUB ERROR", &message))]
+                vec![Action::Show(
+                    self.ui().message(("HUB ERROR", "主机错误"), (&message, &message)),
+                )]
             }
             Response::SignedIn { .. } => vec![],
         }
     }
 }
 
-fn outcome_actions(currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
+fn outcome_actions(ui: Screens, currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
     match (outcome.status, outcome.kind) {
         (TxnStatus::Approved, TxnKind::Sale) => {
             let Some(receipt) = outcome.receipt else {
-                return vec![Action::Show(screens::message("APPROVED", "Receipt missing"))];
+                return vec![Action::Show(
+                    ui.message(("APPROVED", "交易成功"), ("Receipt missing", "缺少签购单数据")),
+                )];
             };
             vec![
                 Action::Print(slip::render_for(&receipt, Copy::Merchant, false, slip_columns)),
                 Action::Print(slip::render_for(&receipt, Copy::Cardholder, false, slip_columns)),
-                Action::Show(screens::approved(currency, receipt.amount, &receipt.auth_code)),
+                Action::Show(ui.approved(currency, receipt.amount, &receipt.auth_code)),
             ]
         }
         (TxnStatus::Approved, TxnKind::Balance) => {
-            vec![Action::Show(screens::balance(
-                currency,
-                outcome.balance.unwrap_or(Amount::ZERO),
-            ))]
+            vec![Action::Show(
+                ui.balance(currency, outcome.balance.unwrap_or(Amount::ZERO)),
+            )]
         }
         (TxnStatus::Reversed | TxnStatus::Failed, _) => {
-            vec![Action::Show(screens::declined(&outcome.response_code, true))]
+            vec![Action::Show(ui.declined(&outcome.response_code, true))]
         }
         (TxnStatus::Declined | TxnStatus::Pending, _) => {
-            vec![Action::Show(screens::declined(&outcome.response_code, false))]
+            vec![Action::Show(ui.declined(&outcome.response_code, false))]
         }
     }
 }

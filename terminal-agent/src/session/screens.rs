@@ -1,17 +1,31 @@
-//! The OLED's screens as text: up to six lines of 21 characters (6×10 font on
-//! 128×64). Every screen a cashier can meet is built here, so their wording is
-//! in one place.
+//! The OLED's screens as text, in Chinese or English: every screen a cashier
+//! can meet is built here, so their wording is in one place. English screens
+//! have up to six lines of 21 columns (6×10 font on 128×64); Chinese ones up
+//! to five (12 px font), a Chinese character taking two columns.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::devices::PrinterProblem;
 use crate::reason::{explain, Explanation};
+use crate::slip::columns;
 
 pub const COLUMNS: usize = 21;
 pub const ROWS: usize = 6;
 /// Text columns left beside a QR code.
 pub const QR_COLUMNS: usize = 10;
+
+/// The language of the checkout's screens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Lang {
+    #[default]
+    #[serde(rename = "en")]
+    #[value(name = "en")]
+    En,
+    #[serde(rename = "zh-CN")]
+    #[value(name = "zh-CN", alias = "zh")]
+    Zh,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Screen {
@@ -21,25 +35,31 @@ pub struct Screen {
     pub qr: Option<String>,
 }
 
+/// Keeps the first `width` columns of `line`.
+fn clip(line: &str, width: usize) -> String {
+    let mut used = 0;
+    line.chars()
+        .take_while(|c| {
+            used += columns(c.encode_utf8(&mut [0; 4]));
+            used <= width
+        })
+        .collect()
+}
+
 impl Screen {
     fn of(lines: &[&str]) -> Screen {
         Screen {
-            lines: lines
-                .iter()
-                .take(ROWS)
-                .map(|l| l.chars().take(COLUMNS).collect())
-                .collect(),
+            lines: lines.iter().take(ROWS).map(|l| clip(l, COLUMNS)).collect(),
             qr: None,
         }
     }
 
-    /// Lines for the left of a QR code: 10 characters.
-    fn of_narrow(lines: &[&str]) -> Screen {
-        let mut screen = Screen::of(lines);
-        for line in &mut screen.lines {
-            *line = line.chars().take(QR_COLUMNS).collect();
+    /// Lines beside a QR code of `data`.
+    fn with_qr(lines: &[&str], data: &str) -> Screen {
+        Screen {
+            lines: lines.iter().take(ROWS).map(|l| clip(l, QR_COLUMNS)).collect(),
+            qr: Some(data.to_string()),
         }
-        screen
     }
 
     pub fn text(&self) -> String {
@@ -47,152 +67,320 @@ impl Screen {
     }
 }
 
+/// The screens in one language.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Screens {
+    pub lang: Lang,
+}
+
 fn money(currency: &str, amount: Amount) -> String {
     format!("{currency} {amount}")
 }
 
-pub fn idle(store_name: &str, signed_in: bool, printer: Option<PrinterProblem>) -> Screen {
-    let link = if signed_in {
-        "Ready"
-    } else {
-        "Connecting to hub..."
-    };
-    let printer = printer.map(|p| p.short().0).unwrap_or("");
-    Screen::of(&[store_name, link, printer, "A sale    D menu"])
-}
-
-/// The slip did not print: why, and the e-receipt as a QR code for the
-/// customer's phone when there is one.
-pub fn printer_problem(problem: PrinterProblem, link: Option<&str>) -> Screen {
-    let what = problem.short().0;
-    match link {
-        Some(link) => Screen {
-            qr: Some(link.to_string()),
-            ..Screen::of_narrow(&["NO SLIP", what, "Scan for", "e-receipt", "Any key"])
-        },
-        None => Screen::of(&[
-            "SLIP NOT PRINTED",
-            what,
-            "It prints after",
-            "the fix",
-            "Any key: next",
-        ]),
+impl Screens {
+    /// `en` or `zh`, by the screens' language.
+    pub fn pick<'a>(self, en: &'a str, zh: &'a str) -> &'a str {
+        match self.lang {
+            Lang::En => en,
+            Lang::Zh => zh,
+        }
     }
-}
 
-pub fn amount_entry(currency: &str, digits: &str) -> Screen {
-    let minor: u64 = digits.parse().unwrap_or(0);
-    let shown = Amount::from_minor(minor)
-        .map(|a| money(currency, a))
-        .unwrap_or_default();
-    Screen::of(&["SALE", "Key amount:", &shown, "", "# OK * del C cancel"])
-}
-
-pub fn menu() -> Screen {
-    Screen::of(&["MENU", "1 Balance inquiry", "2 Reprint last slip", "", "C back"])
-}
-
-pub fn present_card(title: &str, notice: Option<Explanation>) -> Screen {
-    match notice {
-        Some(x) => Screen::of(&[title, x.reason_en, x.hint_en, "Swipe or tap card", "C cancel"]),
-        None => Screen::of(&[title, "Swipe or tap card", "", "", "C cancel"]),
+    fn reason(self, x: &Explanation) -> (&'static str, &'static str) {
+        match self.lang {
+            Lang::En => (x.reason_en, x.hint_en),
+            Lang::Zh => (x.reason_zh, x.hint_zh),
+        }
     }
-}
 
-pub fn pin_entry(title: &str, typed: usize) -> Screen {
-    let stars = "*".repeat(typed);
-    Screen::of(&[title, "Enter PIN:", &stars, "", "# OK * del C cancel"])
-}
+    fn any_key(self) -> &'static str {
+        self.pick("Any key: next", "按任意键继续")
+    }
 
-pub fn processing(title: &str) -> Screen {
-    Screen::of(&["Processing...", title, "", "Do not remove card"])
-}
+    fn edit_keys(self) -> &'static str {
+        self.pick("# OK * del C cancel", "#确认 *删除 C取消")
+    }
 
-pub fn approved(currency: &str, amount: Amount, auth_code: &str) -> Screen {
-    Screen::of(&[
-        "APPROVED",
-        &money(currency, amount),
-        &format!("Auth {auth_code}"),
-        "Printing slips",
-        "Any key: next",
-    ])
-}
+    pub fn idle(self, store_name: &str, signed_in: bool, printer: Option<PrinterProblem>) -> Screen {
+        let link = if signed_in {
+            self.pick("Ready", "可以交易")
+        } else {
+            self.pick("Connecting to hub...", "正在连接主机...")
+        };
+        let printer = printer.map(|p| self.pick(p.short().0, p.short().1)).unwrap_or("");
+        Screen::of(&[
+            store_name,
+            link,
+            printer,
+            self.pick("A sale    D menu", "A 消费  D 菜单"),
+        ])
+    }
 
-pub fn balance(currency: &str, balance: Amount) -> Screen {
-    Screen::of(&["BALANCE", &money(currency, balance), "", "Any key: next"])
-}
+    /// A sale's title, e.g. `SALE CNY 12.50`.
+    pub fn sale_title(self, currency: &str, amount: Amount) -> String {
+        format!("{} {}", self.pick("SALE", "消费"), money(currency, amount))
+    }
 
-/// A decline or failure: the reason and what to do, from the response code.
-pub fn declined(code: &str, not_charged: bool) -> Screen {
-    let x = explain(code);
-    let title = if not_charged { "NOT CHARGED" } else { "DECLINED" };
-    Screen::of(&[
-        title,
-        x.reason_en,
-        x.hint_en,
-        &format!("Code {code}"),
-        "Any key: next",
-    ])
-}
+    pub fn balance_title(self) -> String {
+        self.pick("BALANCE INQUIRY", "余额查询").to_string()
+    }
 
-pub fn hub_silent() -> Screen {
-    let x = explain(crate::reason::HUB_SILENT);
-    Screen::of(&[
-        "NO ANSWER YET",
-        x.reason_en,
-        x.hint_en,
-        "Still trying...",
-        "C give up",
-    ])
-}
+    pub fn reprint_title(self) -> String {
+        self.pick("REPRINT", "重打印").to_string()
+    }
 
-pub fn result_unknown() -> Screen {
-    Screen::of(&[
-        "RESULT UNKNOWN",
-        "Check receipts on",
-        "the phone before",
-        "charging again",
-        "Any key: next",
-    ])
-}
+    pub fn amount_entry(self, currency: &str, digits: &str) -> Screen {
+        let minor: u64 = digits.parse().unwrap_or(0);
+        let shown = Amount::from_minor(minor)
+            .map(|a| money(currency, a))
+            .unwrap_or_default();
+        Screen::of(&[
+            self.pick("SALE", "消费"),
+            self.pick("Key amount:", "请输入金额:"),
+            &shown,
+            "",
+            self.edit_keys(),
+        ])
+    }
 
-pub fn message(title: &str, line: &str) -> Screen {
-    Screen::of(&[title, line, "", "Any key: next"])
+    pub fn menu(self) -> Screen {
+        Screen::of(&[
+            self.pick("MENU", "菜单"),
+            self.pick("1 Balance inquiry", "1 余额查询"),
+            self.pick("2 Reprint last slip", "2 重打印上一笔"),
+            "",
+            self.pick("C back", "C 返回"),
+        ])
+    }
+
+    pub fn present_card(self, title: &str, notice: Option<Explanation>) -> Screen {
+        let swipe = self.pick("Swipe or tap card", "请刷卡或挥卡");
+        let cancel = self.pick("C cancel", "C 取消");
+        match notice {
+            Some(x) => {
+                let (reason, hint) = self.reason(&x);
+                Screen::of(&[title, reason, hint, swipe, cancel])
+            }
+            None => Screen::of(&[title, swipe, "", "", cancel]),
+        }
+    }
+
+    pub fn pin_entry(self, title: &str, typed: usize) -> Screen {
+        let stars = "*".repeat(typed);
+        Screen::of(&[
+            title,
+            self.pick("Enter PIN:", "请输入密码:"),
+            &stars,
+            "",
+            self.edit_keys(),
+        ])
+    }
+
+    pub fn processing(self, title: &str) -> Screen {
+        Screen::of(&[
+            self.pick("Processing...", "处理中..."),
+            title,
+            "",
+            self.pick("Do not remove card", "请勿移走卡片"),
+        ])
+    }
+
+    pub fn approved(self, currency: &str, amount: Amount, auth_code: &str) -> Screen {
+        Screen::of(&[
+            self.pick("APPROVED", "交易成功"),
+            &money(currency, amount),
+            &format!("{} {auth_code}", self.pick("Auth", "授权码")),
+            self.pick("Printing slips", "正在打印签购单"),
+            self.any_key(),
+        ])
+    }
+
+    pub fn balance(self, currency: &str, balance: Amount) -> Screen {
+        Screen::of(&[
+            self.pick("BALANCE", "余额"),
+            &money(currency, balance),
+            "",
+            self.any_key(),
+        ])
+    }
+
+    /// A decline or failure: the reason and what to do, from the response code.
+    pub fn declined(self, code: &str, not_charged: bool) -> Screen {
+        let x = explain(code);
+        let (reason, hint) = self.reason(&x);
+        let title = if not_charged {
+            self.pick("NOT CHARGED", "未扣款")
+        } else {
+            self.pick("DECLINED", "交易失败")
+        };
+        Screen::of(&[
+            title,
+            reason,
+            hint,
+            &format!("{} {code}", self.pick("Code", "代码")),
+            self.any_key(),
+        ])
+    }
+
+    pub fn hub_silent(self) -> Screen {
+        let (reason, hint) = self.reason(&explain(crate::reason::HUB_SILENT));
+        Screen::of(&[
+            self.pick("NO ANSWER YET", "主机无应答"),
+            reason,
+            hint,
+            self.pick("Still trying...", "仍在重试..."),
+            self.pick("C give up", "C 放弃"),
+        ])
+    }
+
+    pub fn result_unknown(self) -> Screen {
+        match self.lang {
+            Lang::En => Screen::of(&[
+                "RESULT UNKNOWN",
+                "Check receipts on",
+                "the phone before",
+                "charging again",
+                self.any_key(),
+            ]),
+            Lang::Zh => Screen::of(&[
+                "结果未知",
+                "请先在手机上查看",
+                "交易记录再决定",
+                "是否重新收款",
+                self.any_key(),
+            ]),
+        }
+    }
+
+    /// The slip did not print: why, and the e-receipt as a QR code for the
+    /// customer's phone when there is one.
+    pub fn printer_problem(self, problem: PrinterProblem, link: Option<&str>) -> Screen {
+        let what = self.pick(problem.short().0, problem.short().1);
+        match link {
+            Some(link) => Screen::with_qr(
+                &[
+                    self.pick("NO SLIP", "无签购单"),
+                    what,
+                    self.pick("Scan for", "扫码查看"),
+                    self.pick("e-receipt", "电子签购单"),
+                    self.pick("Any key", "按任意键"),
+                ],
+                link,
+            ),
+            None => Screen::of(&[
+                self.pick("SLIP NOT PRINTED", "签购单未打印"),
+                what,
+                self.pick("It prints after", "故障排除后"),
+                self.pick("the fix", "自动补打"),
+                self.any_key(),
+            ]),
+        }
+    }
+
+    /// The terminal may not sell (frozen by the owner or a fraud rule).
+    pub fn frozen(self, reason: &str) -> Screen {
+        Screen::of(&[
+            self.pick("TERMINAL FROZEN", "终端已冻结"),
+            reason,
+            self.pick("No sales possible", "暂停收款"),
+            self.pick("Owner can unfreeze", "请联系店主解冻"),
+        ])
+    }
+
+    /// Too many wrong operator PINs.
+    pub fn locked(self) -> Screen {
+        Screen::of(&[
+            self.pick("LOCKED", "已锁定"),
+            self.pick("Too many wrong PINs", "密码错误次数过多"),
+            self.pick("Owner can unlock", "请店主在手机上解锁"),
+            self.pick("No data is lost", "数据不会丢失"),
+        ])
+    }
+
+    pub fn message(self, title: (&str, &str), line: (&str, &str)) -> Screen {
+        Screen::of(&[
+            self.pick(title.0, title.1),
+            self.pick(line.0, line.1),
+            "",
+            self.any_key(),
+        ])
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Every screen a cashier can meet, in `lang`, with long values.
+    pub(crate) fn all(lang: Lang) -> Vec<(&'static str, Screen)> {
+        let s = Screens { lang };
+        let big = Amount::from_minor(999_999_999).unwrap();
+        vec![
+            ("idle", s.idle("Corner Shop 街角小店", true, None)),
+            (
+                "idle-printer",
+                s.idle("Corner Shop", true, Some(PrinterProblem::PaperOut)),
+            ),
+            ("amount", s.amount_entry("CNY", "1250")),
+            ("menu", s.menu()),
+            ("present-card", s.present_card(&s.sale_title("CNY", big), None)),
+            (
+                "card-notice",
+                s.present_card(&s.sale_title("CNY", big), Some(explain("XR"))),
+            ),
+            ("pin", s.pin_entry(&s.sale_title("CNY", big), 6)),
+            ("processing", s.processing(&s.sale_title("CNY", big))),
+            ("approved", s.approved("CNY", big, "A1B2C3")),
+            ("balance", s.balance("CNY", big)),
+            ("declined", s.declined("51", false)),
+            ("not-charged", s.declined("NC", true)),
+            ("hub-silent", s.hub_silent()),
+            ("result-unknown", s.result_unknown()),
+            (
+                "printer-qr",
+                s.printer_problem(
+                    PrinterProblem::PaperOut,
+                    Some("http://tallybox.local/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+                ),
+            ),
+            ("printer", s.printer_problem(PrinterProblem::CoverOpen, None)),
+            ("frozen", s.frozen("Card testing")),
+            ("locked", s.locked()),
+        ]
+    }
 
     #[test]
     fn screens_fit_the_oled() {
-        let all = [
-            idle(
-                "A very long store name indeed",
-                true,
-                Some(PrinterProblem::NotResponding),
-            ),
-            printer_problem(PrinterProblem::CoverOpen, Some("http://tallybox.local/r/x")),
-            printer_problem(PrinterProblem::PaperOut, None),
-            amount_entry("CNY", "999999999"),
-            menu(),
-            present_card("SALE CNY 9999999.99", Some(explain("XC"))),
-            pin_entry("SALE", 12),
-            processing("SALE CNY 12.50"),
-            approved("CNY", Amount::from_minor(999_999_999).unwrap(), "ABCDEF"),
-            declined("51", false),
-            hub_silent(),
-            result_unknown(),
-        ];
-        for s in all {
-            assert!(s.lines.len() <= ROWS);
-            assert!(s.lines.iter().all(|l| l.chars().count() <= COLUMNS), "{s:?}");
+        for lang in [Lang::En, Lang::Zh] {
+            for (name, s) in all(lang) {
+                let rows = if lang == Lang::Zh { 5 } else { ROWS };
+                assert!(s.lines.len() <= rows, "{name}: {s:?}");
+                let width = if s.qr.is_some() { QR_COLUMNS } else { COLUMNS };
+                assert!(s.lines.iter().all(|l| columns(l) <= width), "{name}: {s:?}");
+            }
         }
     }
 
     #[test]
+    fn chinese_screens_say_it_in_chinese() {
+        let zh = Screens { lang: Lang::Zh };
+        assert!(zh.declined("51", false).text().contains("余额不足"));
+        assert!(zh
+            .approved("CNY", Amount::from_minor(1250).unwrap(), "X")
+            .text()
+            .contains("交易成功"));
+    }
+
+    #[test]
     fn amount_shows_as_money_while_typing() {
-        assert!(amount_entry("CNY", "1250").text().contains("CNY 12.50"));
-        assert!(amount_entry("CNY", "").text().contains("CNY 0.00"));
+        let s = Screens::default();
+        assert!(s.amount_entry("CNY", "1250").text().contains("CNY 12.50"));
+        assert!(s.amount_entry("CNY", "").text().contains("CNY 0.00"));
+    }
+
+    #[test]
+    fn clipping_counts_chinese_as_two_columns() {
+        assert_eq!(clip("一二三四五六七八九十十一", COLUMNS), "一二三四五六七八九十");
+        assert_eq!(clip("abc", 2), "ab");
     }
 }

@@ -12,6 +12,7 @@ fn session() -> Session {
         currency: "CNY".into(),
         pin_key: pin_block::TEST_PIN_KEY,
         slip_columns: crate::slip::WIDTH,
+        lang: crate::session::Lang::En,
     });
     s.start("test");
     s
@@ -242,6 +243,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
         currency: "CNY".into(),
         pin_key: [0; 16],
         slip_columns: crate::slip::WIDTH,
+        lang: crate::session::Lang::En,
     });
     let actions = s.start("1.0");
     let Some(Request::SignIn { request_id, .. }) = sent(&actions) else {

@@ -3,3 +3,5 @@
 //! against them unchanged.
 
 pub mod escpos;
+pub mod i2c;
+pub mod ssd1306;

@@ -4,4 +4,5 @@
 
 pub mod escpos;
 pub mod i2c;
+pub mod magstripe;
 pub mod ssd1306;

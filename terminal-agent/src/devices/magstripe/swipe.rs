@@ -1,0 +1,112 @@
+//! The swipe reader on GPIO, without the GPIO: card-present, clock and data
+//! line events go in, card reads come out. The reader module's own chip may
+//! hand over clocked bits (`strobe` + `data` lines), or the Pi times the raw
+//! F2F reversals on the data line itself; both end in the ABA decoder.
+//!
+//! A card-present line that stays low longer than `stuck_after` means a card
+//! (or a bit of one) is stuck in the slot: that is reported once, so the
+//! cashier and the owner's troubleshooting page can say so.
+
+use std::time::Duration;
+
+use super::aba::{self, SwipeError};
+use super::f2f;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEvent {
+    /// The card-present line changed (`true`: a card is in the slot), at `at`.
+    Present(bool, Duration),
+    /// The strobe clocked in a bit (data line low = 1 on these readers).
+    Bit(bool),
+    /// The data line reversed at `at` (raw F2F mode).
+    Edge(Duration),
+    /// Time passes (for the stuck check), at `at`.
+    Tick(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwipeOutcome {
+    /// The track text `;…?`.
+    Read(String),
+    Failed(SwipeError),
+    CardStuck,
+}
+
+pub struct SwipeDecoder {
+    stuck_after: Duration,
+    present_since: Option<Duration>,
+    told_stuck: bool,
+    bits: Vec<bool>,
+    last_edge: Option<Duration>,
+    intervals: Vec<u32>,
+}
+
+/// More reversals than any track could hold: a swipe this long is noise.
+const MAX_EDGES: usize = 4096;
+
+impl SwipeDecoder {
+    pub fn new(stuck_after: Duration) -> SwipeDecoder {
+        SwipeDecoder {
+            stuck_after,
+            present_since: None,
+            told_stuck: false,
+            bits: Vec::new(),
+            last_edge: None,
+            intervals: Vec::new(),
+        }
+    }
+
+    pub fn feed(&mut self, event: LineEvent) -> Option<SwipeOutcome> {
+        match event {
+            LineEvent::Present(true, at) => {
+                self.present_since = Some(at);
+                self.told_stuck = false;
+                self.bits.clear();
+                self.intervals.clear();
+                self.last_edge = None;
+                None
+            }
+            LineEvent::Present(false, _) => {
+                self.present_since.take()?;
+                if self.told_stuck {
+                    return None; // freed at last; what it read is not a swipe
+                }
+                let bits = if self.intervals.is_empty() {
+                    std::mem::take(&mut self.bits)
+                } else {
+                    f2f::decode(&std::mem::take(&mut self.intervals))
+                };
+                Some(match aba::decode(&bits) {
+                    Ok(track) => SwipeOutcome::Read(track),
+                    Err(e) => SwipeOutcome::Failed(e),
+                })
+            }
+            LineEvent::Bit(bit) => {
+                if self.present_since.is_some() && self.bits.len() < MAX_EDGES {
+                    self.bits.push(bit);
+                }
+                None
+            }
+            LineEvent::Edge(at) => {
+                if self.present_since.is_some() {
+                    if let Some(last) = self.last_edge {
+                        let micros = at.saturating_sub(last).as_micros().min(u32::MAX as u128) as u32;
+                        if self.intervals.len() < MAX_EDGES {
+                            self.intervals.push(micros);
+                        }
+                    }
+                    self.last_edge = Some(at);
+                }
+                None
+            }
+            LineEvent::Tick(now) => {
+                let since = self.present_since?;
+                if !self.told_stuck && now.saturating_sub(since) >= self.stuck_after {
+                    self.told_stuck = true;
+                    return Some(SwipeOutcome::CardStuck);
+                }
+                None
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! The backend is chosen in one place, [`Backend`]: `sim` for the demo, tests
 //! and development on a laptop. Drivers for the Pi's real parts come next.
 
+pub mod contactless;
 pub mod magstripe;
 pub mod model;
 pub mod oled;

@@ -2,7 +2,9 @@
 //! checkout: each behaves like the part on its bus, so the real drivers run
 //! against them unchanged.
 
+pub mod emv_card;
 pub mod escpos;
 pub mod i2c;
 pub mod magstripe;
+pub mod pn532;
 pub mod ssd1306;

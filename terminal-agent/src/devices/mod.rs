@@ -7,6 +7,7 @@
 //! and development on a laptop. Drivers for the Pi's real parts come next.
 
 pub mod contactless;
+pub mod keypad;
 pub mod magstripe;
 pub mod model;
 pub mod oled;

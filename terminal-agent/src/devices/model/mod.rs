@@ -8,3 +8,4 @@ pub mod i2c;
 pub mod magstripe;
 pub mod pn532;
 pub mod ssd1306;
+pub mod keypad;

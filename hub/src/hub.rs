@@ -195,7 +195,12 @@ pub async fn run(
         let devices = SimDevices::default();
         let state_dir = config.data_dir.join("checkouts").join(&id);
         let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let (agent, handle) = Agent::new(agent_config, devices.clone(), devices.printer_driver());
+        let (agent, handle) = Agent::new(
+            agent_config,
+            devices.clone(),
+            devices.printer_driver(),
+            devices.health.clone(),
+        );
         if let Some(addr) = control_addr {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

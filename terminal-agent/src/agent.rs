@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::devices::printer::queue::PrintQueue;
 use crate::devices::printer::spool::{PrintReport, Spool, Spooler};
-use crate::devices::{Display, Printer};
+use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::{InFlight, Journal};
 use crate::mqtt::{self, BrokerAddr};
 use crate::protocol::{decode_response, encode, Request, RequestId, Status, TerminalId, Topics};
@@ -72,6 +72,8 @@ pub type Command = (Input, Option<oneshot::Sender<()>>);
 pub struct AgentHandle {
     pub inputs: mpsc::Sender<Command>,
     pub state: watch::Receiver<&'static str>,
+    /// The amount a card is asked for now, if one is.
+    pub card_wanted: watch::Receiver<Option<crate::amount::Amount>>,
 }
 
 impl AgentHandle {
@@ -91,24 +93,35 @@ pub struct Agent<D> {
     printer: Box<dyn Printer>,
     inputs: mpsc::Receiver<Command>,
     state: watch::Sender<&'static str>,
+    card_wanted: watch::Sender<Option<crate::amount::Amount>>,
+    health: SharedHealth,
 }
 
 impl<D: Display> Agent<D> {
-    pub fn new(config: AgentConfig, devices: D, printer: Box<dyn Printer>) -> (Self, AgentHandle) {
+    pub fn new(
+        config: AgentConfig,
+        devices: D,
+        printer: Box<dyn Printer>,
+        health: SharedHealth,
+    ) -> (Self, AgentHandle) {
         let (tx, rx) = mpsc::channel(64);
         let (state_tx, state_rx) = watch::channel("idle");
+        let (wanted_tx, wanted_rx) = watch::channel(None);
         let agent = Agent {
             config,
             devices,
             printer,
             inputs: rx,
             state: state_tx,
+            card_wanted: wanted_tx,
+            health,
         };
         (
             agent,
             AgentHandle {
                 inputs: tx,
                 state: state_rx,
+                card_wanted: wanted_rx,
             },
         )
     }
@@ -171,6 +184,12 @@ impl<D: Display> Agent<D> {
         let answers = topics.resp(tid);
         loop {
             let _ = self.state.send(run.session.state_name());
+            self.card_wanted.send_if_modified(|w| {
+                let now = run.session.card_wanted();
+                let changed = *w != now;
+                *w = now;
+                changed
+            });
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(event) = events.recv() => match event {
@@ -197,6 +216,10 @@ impl<D: Display> Agent<D> {
                     }
                 },
                 Some(report) = reports.recv() => {
+                    match &report {
+                        PrintReport::Failed { problem, waiting } => self.health.printer(Some(*problem), *waiting as u32),
+                        PrintReport::Recovered { .. } => self.health.printer(None, 0),
+                    }
                     let actions = run.session.handle(Input::Printer(report_problem(&report)), today());
                     run.apply(actions, &mut self.devices);
                 }
@@ -217,7 +240,10 @@ impl<D: Display> Agent<D> {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    run.publish_request(&Request::Heartbeat { uptime_s: started.elapsed().as_secs() });
+                    run.publish_request(&Request::Heartbeat {
+                        uptime_s: started.elapsed().as_secs(),
+                        devices: Some(self.health.snapshot()),
+                    });
                 }
             }
         }

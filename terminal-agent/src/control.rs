@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! → {"cmd":"keys","keys":"A1250#"}        ← {"ok":true}
-//! → {"cmd":"card","name":"approved"}      ← {"ok":true}
+//! → {"cmd":"card","name":"approved"}      ← {"ok":true,"read":"card"}
 //! → {"cmd":"card","track2":";6222…?","entry":"tap"}
+//! → {"cmd":"card","name":"visa","damaged":true}  ← {"ok":true,"read":"error"}
+//! → {"cmd":"card","name":"visa","stuck":true}    ← {"ok":true,"read":"stuck"}
 //! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"state":"idle"}
 //! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…]}
 //! ```
@@ -17,9 +19,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::agent::AgentHandle;
-use crate::card::{test_cards, CardError, CardRead, EntryMode, Track2};
-use crate::devices::sim::SimDevices;
-use crate::session::{Input, Key};
+use crate::card::{test_cards, EntryMode};
+use crate::devices::model::magstripe::SwipeStyle;
+use crate::devices::sim::{rand_bytes, Presented, SimDevices};
+use crate::session::Input;
 
 const MAX_LINE: usize = 64 * 1024;
 
@@ -36,6 +39,12 @@ enum ControlRequest {
         track2: Option<String>,
         #[serde(default)]
         entry: Option<EntryMode>,
+        #[serde(default)]
+        reversed: bool,
+        #[serde(default)]
+        damaged: bool,
+        #[serde(default)]
+        stuck: bool,
     },
     Screen,
     Paper,
@@ -88,17 +97,13 @@ async fn connection(stream: TcpStream, agent: AgentHandle, devices: SimDevices) 
     }
 }
 
-fn card_from(
-    name: Option<String>,
-    track2: Option<String>,
-    entry: EntryMode,
-) -> Result<Result<CardRead, CardError>, String> {
+/// The track 2 text of the card to present.
+fn track_of(name: Option<String>, track2: Option<String>) -> Result<String, String> {
     match (name, track2) {
         (Some(name), None) => test_cards::by_name(&name)
-            .map(|c| Ok(c.read(entry)))
+            .map(|c| c.track2())
             .ok_or_else(|| format!("no test card named '{name}'; see `tallybox test-cards`")),
-        // A bad track is still "presented": the session shows a read error.
-        (None, Some(raw)) => Ok(Track2::parse(&raw).map(|t| CardRead::from_track2(&t, entry))),
+        (None, Some(raw)) => Ok(raw),
         _ => Err("give either \"name\" or \"track2\"".into()),
     }
 }
@@ -107,27 +112,66 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
     let gone = json!({"ok": false, "error": "the checkout has stopped"});
     match request {
         ControlRequest::Keys { keys } => {
-            let parsed: Option<Vec<Key>> = keys.chars().map(Key::from_char).collect();
-            let Some(parsed) = parsed else {
-                return json!({"ok": false, "error": "keys are 0-9 * # A B C D"});
+            let read = {
+                let devices = devices.clone();
+                tokio::task::spawn_blocking(move || devices.press(&keys)).await
             };
-            for key in parsed {
+            let read = match read {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => return json!({"ok": false, "error": e}),
+                Err(e) => return json!({"ok": false, "error": e.to_string()}),
+            };
+            for key in read {
                 if !agent.send(Input::Key(key)).await {
                     return gone;
                 }
             }
             json!({"ok": true})
         }
-        ControlRequest::Card { name, track2, entry } => {
-            match card_from(name, track2, entry.unwrap_or(EntryMode::Swipe)) {
-                Ok(card) => {
-                    if agent.send(Input::Card(card)).await {
-                        json!({"ok": true})
-                    } else {
-                        gone
-                    }
+        ControlRequest::Card {
+            name,
+            track2,
+            entry,
+            reversed,
+            damaged,
+            stuck,
+        } => {
+            let track = match track_of(name, track2) {
+                Ok(track) => track,
+                Err(e) => return json!({"ok": false, "error": e}),
+            };
+            let wanted = *agent.card_wanted.borrow();
+            let entry = entry.unwrap_or(EntryMode::Swipe);
+            let devices = devices.clone();
+            let presented = tokio::task::spawn_blocking(move || match entry {
+                _ if stuck => Some(devices.jam()),
+                // A contactless reader only looks for a card while one is asked for.
+                EntryMode::Tap => wanted.map(|amount| devices.tap(&track, amount, damaged)),
+                _ => {
+                    let style = SwipeStyle {
+                        reversed,
+                        jitter: 0.1,
+                        flip_bits: if damaged { vec![60, 61, 62] } else { vec![] },
+                        seed: u64::from(rand_bytes()[0]) + 1,
+                        ..Default::default()
+                    };
+                    Some(devices.swipe(&track, &style))
                 }
-                Err(e) => json!({"ok": false, "error": e}),
+            })
+            .await;
+            let (input, read) = match presented {
+                Ok(Some(Presented::Card(card))) => {
+                    let read = if card.is_ok() { "card" } else { "error" };
+                    (Input::Card(card), read)
+                }
+                Ok(Some(Presented::Stuck)) => (Input::CardStuck, "stuck"),
+                Ok(None) => return json!({"ok": true, "read": "nothing: no card is asked for"}),
+                Err(e) => return json!({"ok": false, "error": e.to_string()}),
+            };
+            if agent.send(input).await {
+                json!({"ok": true, "read": read})
+            } else {
+                gone
             }
         }
         ControlRequest::Screen => {

@@ -94,7 +94,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut config = AgentConfig::new(args.id, &store, broker, args.state_dir);
         config.silent_after = Duration::from_secs(args.hub_silent_secs);
         config.session.lang = args.lang;
-        let (agent, handle) = Agent::new(config, devices.clone(), devices.printer_driver());
+        let (agent, handle) = Agent::new(
+            config,
+            devices.clone(),
+            devices.printer_driver(),
+            devices.health.clone(),
+        );
         if let Some(addr) = args.control {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

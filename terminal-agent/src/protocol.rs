@@ -244,7 +244,29 @@ pub enum Request {
     /// marked lost, so a late copy of that request can never charge.
     Recall { request_id: RequestId },
     /// Liveness; not answered.
-    Heartbeat { uptime_s: u64 },
+    Heartbeat {
+        uptime_s: u64,
+        /// How the checkout's devices have been doing since it started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        devices: Option<DeviceHealth>,
+    },
+}
+
+/// Counters a checkout keeps about its devices, sent with each heartbeat so
+/// the owner can see a dirty reader or a printer problem from the phone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceHealth {
+    pub swipes: u32,
+    pub swipe_errors: u32,
+    pub taps: u32,
+    pub tap_errors: u32,
+    pub cards_stuck: u32,
+    /// What stops the printer now, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printer: Option<crate::devices::PrinterProblem>,
+    /// Slips waiting in the print queue.
+    #[serde(default)]
+    pub slips_waiting: u32,
 }
 
 impl Request {

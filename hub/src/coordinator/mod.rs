@@ -180,9 +180,18 @@ impl<A: Acquirer> Coordinator<A> {
                 })
             }
             Request::Recall { request_id } => self.recall(terminal, request_id).await,
-            Request::Heartbeat { .. } => {
+            Request::Heartbeat { devices, .. } => {
                 let t = terminal.clone();
-                if let Err(e) = self.store(move |s| s.touch_terminal(&t, Some(true), None)).await {
+                let recorded = self
+                    .store(move |s| {
+                        s.touch_terminal(&t, Some(true), None)?;
+                        match devices {
+                            Some(health) => s.record_device_health(&t, &health),
+                            None => Ok(()),
+                        }
+                    })
+                    .await;
+                if let Err(e) = recorded {
                     tracing::warn!(terminal = %terminal, error = %e, "heartbeat not recorded");
                 }
                 None

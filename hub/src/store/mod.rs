@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::card::{Brand, CardRead, EntryMode, MaskedPan};
-use tallybox_terminal::protocol::{Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
+use tallybox_terminal::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
 pub use secret::PanHasher;
 pub use writer::StoreHandle;
@@ -422,6 +422,35 @@ impl Store {
             params![terminal.as_str(), online, version, now_utc()],
         )?;
         Ok(())
+    }
+
+    /// Keeps the device counters a terminal sent with its heartbeat.
+    pub fn record_device_health(
+        &mut self,
+        terminal: &TerminalId,
+        health: &DeviceHealth,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(health).unwrap_or_default();
+        exec(
+            &self.conn,
+            "UPDATE terminals SET devices = ?2 WHERE id = ?1",
+            params![terminal.as_str(), json],
+        )?;
+        Ok(())
+    }
+
+    /// The device counters `terminal` sent last, if any.
+    pub fn device_health(&self, terminal: &TerminalId) -> Result<Option<DeviceHealth>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT devices FROM terminals WHERE id = ?1",
+                [terminal.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {

@@ -84,6 +84,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE transactions ADD COLUMN receipt_token TEXT;
     CREATE UNIQUE INDEX transactions_receipt_token ON transactions (receipt_token);
     "#,
+    // 4: each terminal's device counters from its last heartbeat (JSON):
+    // swipes and read errors, taps, stuck cards, printer problem.
+    r#"
+    ALTER TABLE terminals ADD COLUMN devices TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -257,6 +257,10 @@ pub struct CardRead {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_code: Option<String>,
     pub entry_mode: EntryMode,
+    /// For a tapped chip card: the EMV data for the authorization (ISO 8583
+    /// field 55) as hex BER-TLV. Never holds the card number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icc_data: Option<String>,
 }
 
 impl CardRead {
@@ -266,6 +270,7 @@ impl CardRead {
             expiry: track.expiry,
             service_code: Some(track.service_code.clone()),
             entry_mode,
+            icc_data: None,
         }
     }
 
@@ -339,6 +344,7 @@ mod tests {
             expiry: Expiry::parse_yymm("3012").unwrap(),
             service_code: Some("201".into()),
             entry_mode: EntryMode::Swipe,
+            icc_data: None,
         };
         assert!(!card.needs_pin());
         card.service_code = Some("220".into());

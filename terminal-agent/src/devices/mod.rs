@@ -7,6 +7,7 @@
 //! and development on a laptop. Drivers for the Pi's real parts come next.
 
 pub mod contactless;
+pub mod health;
 pub mod keypad;
 pub mod magstripe;
 pub mod model;
@@ -29,4 +30,5 @@ pub trait Display: Send {
     fn show(&mut self, screen: &Screen);
 }
 
+pub use health::SharedHealth;
 pub use printer::{Printer, PrinterProblem};

@@ -66,6 +66,8 @@ pub enum Input {
     HubSilent,
     /// The printer stopped (`Some`) or is printing again (`None`).
     Printer(Option<PrinterProblem>),
+    /// A card stays in the swipe slot.
+    CardStuck,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +221,16 @@ impl Session {
         }
     }
 
+    /// The amount a card is wanted for right now (zero for a balance
+    /// inquiry): the contactless reader looks for a card only then.
+    pub fn card_wanted(&self) -> Option<Amount> {
+        match self.state {
+            State::Card { op: Op::Sale(amount) } => Some(amount),
+            State::Card { op: Op::Balance } => Some(Amount::ZERO),
+            _ => None,
+        }
+    }
+
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Idle => "idle",
@@ -244,6 +256,10 @@ impl Session {
                 }
                 _ => vec![],
             },
+            Input::CardStuck => vec![Action::Show(self.ui().message(
+                ("CARD STUCK", "卡片卡住"),
+                ("Pull card out gently", "请轻轻取出卡片"),
+            ))],
             Input::Printer(problem) => {
                 self.printer = problem;
                 match (&self.state, problem) {

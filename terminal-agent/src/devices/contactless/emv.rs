@@ -69,11 +69,10 @@ pub struct Terminal {
     pub unpredictable_number: [u8; 4],
 }
 
-/// A tap's result: the card and the chip data for field 55 (hex TLV).
+/// A tap's result: the card, with the chip data for field 55 in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tap {
     pub card: CardRead,
-    pub icc_data: String,
     pub application: &'static str,
 }
 
@@ -184,11 +183,9 @@ pub fn read(link: &mut dyn CardLink, terminal: &Terminal) -> Result<Tap, TapErro
         .filter_map(|&t| found.iter().find(|(tag, _)| tag.0 == t))
         .flat_map(|(tag, v)| tlv::encode(*tag, v))
         .collect();
-    Ok(Tap {
-        card: CardRead::from_track2(&track, EntryMode::Tap),
-        icc_data: hex::encode_upper(icc_data),
-        application,
-    })
+    let mut card = CardRead::from_track2(&track, EntryMode::Tap);
+    card.icc_data = Some(hex::encode_upper(icc_data));
+    Ok(Tap { card, application })
 }
 
 /// The application to use: the card's own priority (tag 87, lower first)

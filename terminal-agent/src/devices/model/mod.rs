@@ -5,7 +5,7 @@
 pub mod emv_card;
 pub mod escpos;
 pub mod i2c;
+pub mod keypad;
 pub mod magstripe;
 pub mod pn532;
 pub mod ssd1306;
-pub mod keypad;

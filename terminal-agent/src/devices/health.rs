@@ -1,0 +1,42 @@
+//! The checkout's device counters, shared between the readers (which count
+//! swipes, taps, errors and stuck cards) and the runtime (which sends them
+//! with each heartbeat and adds what the printer reports).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::protocol::DeviceHealth;
+
+#[derive(Clone, Default)]
+pub struct SharedHealth(Arc<Mutex<DeviceHealth>>);
+
+impl SharedHealth {
+    fn lock(&self) -> MutexGuard<'_, DeviceHealth> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn swiped(&self, ok: bool) {
+        let mut h = self.lock();
+        h.swipes += 1;
+        h.swipe_errors += u32::from(!ok);
+    }
+
+    pub fn tapped(&self, ok: bool) {
+        let mut h = self.lock();
+        h.taps += 1;
+        h.tap_errors += u32::from(!ok);
+    }
+
+    pub fn stuck(&self) {
+        self.lock().cards_stuck += 1;
+    }
+
+    pub fn printer(&self, problem: Option<super::PrinterProblem>, waiting: u32) {
+        let mut h = self.lock();
+        h.printer = problem;
+        h.slips_waiting = waiting;
+    }
+
+    pub fn snapshot(&self) -> DeviceHealth {
+        self.lock().clone()
+    }
+}

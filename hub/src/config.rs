@@ -34,8 +34,11 @@ pub struct Config {
     pub acquirer_timeout_ms: u64,
     /// Largest amount a single sale may carry, in minor units.
     pub max_sale_minor: u64,
-    /// `sim` runs the hub's own checkout on simulated devices; `none` runs none.
+    /// The hub's own checkout: `hw` on the Pi's keypad, readers, OLED and
+    /// printer; `sim` on chip models (demo, tests); `none` for no checkout.
     pub devices: String,
+    /// How the hub's own checkout is wired (for `devices = "hw"`).
+    pub device_config: PathBuf,
     /// Announce the hub on the LAN by mDNS.
     pub mdns: bool,
     /// How phones on the shop's Wi-Fi reach the hub; e-receipt links start with it.
@@ -56,7 +59,8 @@ impl Default for Config {
             acquirer: "sim".into(),
             acquirer_timeout_ms: 10_000,
             max_sale_minor: 5_000_000,
-            devices: "sim".into(),
+            devices: "hw".into(),
+            device_config: PathBuf::from("/etc/tallybox/devices.toml"),
             mdns: true,
             public_url: "http://tallybox.local".into(),
         }
@@ -120,8 +124,11 @@ impl Config {
         if self.max_sale_minor == 0 || Amount::from_minor(self.max_sale_minor).is_err() {
             return invalid("max_sale_minor", "use 1 to 999999999 (minor units)");
         }
-        if !matches!(self.devices.as_str(), "sim" | "none") {
-            return invalid("devices", "use 'sim' or 'none'");
+        if !matches!(self.devices.as_str(), "hw" | "sim" | "none") {
+            return invalid(
+                "devices",
+                "use 'hw' (the Pi's parts), 'sim' (chip models) or 'none'",
+            );
         }
         let url = &self.public_url;
         let valid_url = (url.starts_with("http://") || url.starts_with("https://"))

@@ -9,9 +9,13 @@ use std::time::Duration;
 use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::control;
+use tallybox_terminal::devices::config::DeviceConfig;
+use tallybox_terminal::devices::hw::Hardware;
 use tallybox_terminal::devices::sim::SimDevices;
+use tallybox_terminal::devices::Display;
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::{TerminalId, Topics};
+use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
 use crate::acquirer::sim::SimAcquirer;
@@ -37,6 +41,8 @@ pub enum HubError {
     Web(#[from] BindError),
     #[error(transparent)]
     Checkout(#[from] AgentError),
+    #[error(transparent)]
+    Devices(#[from] tallybox_terminal::devices::config::DeviceConfigError),
     #[error("cannot open a checkout's control API on {addr}: {source}")]
     Control {
         addr: SocketAddr,
@@ -51,6 +57,8 @@ pub struct Options {
     pub extra_terminals: u16,
     /// Control API of the hub's own checkout; extra terminals take the next ports.
     pub control: Option<SocketAddr>,
+    /// Screen language of simulated checkouts (real ones take the device settings').
+    pub lang: Lang,
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -167,7 +175,12 @@ pub async fn run(
     // Control APIs never end by themselves; dropping this set stops them.
     let mut controls = tokio::task::JoinSet::new();
     let mut checkouts = Vec::new();
-    let own = usize::from(config.devices == "sim");
+    let own = usize::from(config.devices != "none");
+    let hardware = if config.devices == "hw" {
+        Some(DeviceConfig::load(&config.device_config)?)
+    } else {
+        None
+    };
     for n in 0..own + usize::from(options.extra_terminals) {
         let index = n + 1 - own;
         let id = if index == 0 {
@@ -192,21 +205,39 @@ pub async fn run(
                 Some(SocketAddr::new(c.ip(), port))
             }
         };
-        let devices = SimDevices::default();
         let state_dir = config.data_dir.join("checkouts").join(&id);
-        let agent_config = AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let (agent, handle) = Agent::new(
-            agent_config,
-            devices.clone(),
-            devices.printer_driver(),
-            devices.health.clone(),
-        );
-        if let Some(addr) = control_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| HubError::Control { addr, source })?;
-            controls.spawn(control::serve(listener, handle, devices));
-        }
+        let mut agent_config =
+            AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
+        let agent = match (index, &hardware) {
+            (0, Some(wiring)) => {
+                // The hub's own checkout on the Pi's parts.
+                agent_config.session.lang = wiring.lang;
+                agent_config.session.slip_columns = wiring.printer.columns;
+                let hw = Hardware::open(wiring);
+                let mut inputs = hw.inputs;
+                let (agent, handle) = Agent::new(agent_config, hw.display, hw.printer, inputs.health.clone());
+                inputs.start(&handle);
+                agent
+            }
+            _ => {
+                agent_config.session.lang = options.lang;
+                let devices = SimDevices::default();
+                let display: Box<dyn Display> = Box::new(devices.clone());
+                let (agent, handle) = Agent::new(
+                    agent_config,
+                    display,
+                    devices.printer_driver(),
+                    devices.health.clone(),
+                );
+                if let Some(addr) = control_addr {
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| HubError::Control { addr, source })?;
+                    controls.spawn(control::serve(listener, handle, devices));
+                }
+                agent
+            }
+        };
         let stop = shutdown.clone();
         tasks.spawn(async move {
             if let Err(e) = agent.run(stop).await {

@@ -33,6 +33,7 @@ pub mod cli;
 pub mod control;
 pub mod devices;
 pub mod discovery;
+pub mod hwtest;
 pub mod journal;
 pub mod mqtt;
 pub mod protocol;

@@ -5,44 +5,73 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tallybox_terminal::agent::{Agent, AgentConfig};
-use tallybox_terminal::devices::Display;
-use tallybox_terminal::devices::{sim::SimDevices, Backend};
+use tallybox_terminal::devices::config::DeviceConfig;
+use tallybox_terminal::devices::hw::Hardware;
+use tallybox_terminal::devices::printer::EscPosPrinter;
+use tallybox_terminal::devices::{sim::SimDevices, Backend, Display, Printer, SharedHealth};
 use tallybox_terminal::discovery::{self, DiscoveryError};
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::TerminalId;
 use tallybox_terminal::session::{Lang, Screens};
-use tallybox_terminal::{cli, control};
+use tallybox_terminal::{cli, control, hwtest};
 
 /// A Tallybox checkout point: keypad, card reader, OLED and printer, talking to the hub.
 #[derive(Parser)]
-#[command(name = "tallybox-terminal", version)]
+#[command(name = "tallybox-terminal", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The hub's broker, mqtt://HOST:PORT. Found by mDNS when left out.
     #[arg(long, env = "TALLYBOX_HUB")]
     hub: Option<BrokerAddr>,
     /// This checkout's id, e.g. T1 (letters, digits, '-', '_').
     #[arg(long, env = "TALLYBOX_TERMINAL_ID", value_parser = TerminalId::parse)]
-    id: TerminalId,
+    id: Option<TerminalId>,
     /// The store id used in topics (the hub's `store_id`); learned by mDNS when --hub is left out.
     #[arg(long, env = "TALLYBOX_STORE")]
     store: Option<String>,
-    /// Devices to drive.
-    #[arg(long, value_enum, default_value = "sim")]
+    /// Devices to drive: the Pi's parts (hw) or chip models (sim).
+    #[arg(long, value_enum, default_value = "hw")]
     devices: Backend,
+    /// How the parts are wired; missing file: the documented wiring.
+    #[arg(long, default_value = "/etc/tallybox/devices.toml")]
+    device_config: PathBuf,
+    /// Print on this printer instead of the settings' (or the model's, with sim),
+    /// e.g. uart:/dev/serial0@9600, usb:/dev/usb/lp0, tcp:192.168.1.50:9100.
+    #[arg(long)]
+    printer: Option<String>,
     /// Open the simulated devices' control API on this address (loopback).
     #[arg(long)]
     control: Option<SocketAddr>,
-    /// Where the terminal keeps the sale in flight across restarts.
+    /// Where the terminal keeps the sale in flight and unprinted slips across restarts.
     #[arg(long, default_value = "/var/lib/tallybox-terminal")]
     state_dir: PathBuf,
-    /// Language of the checkout's screens.
-    #[arg(long, value_enum, default_value = "en", env = "TALLYBOX_LANG")]
-    lang: Lang,
+    /// Language of the checkout's screens (default: the device settings' with hw, English with sim).
+    #[arg(long, value_enum, env = "TALLYBOX_LANG")]
+    lang: Option<Lang>,
     /// Tell the cashier the hub is silent after this many seconds without an answer.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     hub_silent_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check each wired part: test pattern, test slip, every key, a swipe and a tap.
+    HwTest {
+        #[arg(long, default_value = "/etc/tallybox/devices.toml")]
+        device_config: PathBuf,
+        /// Test this printer instead of the settings' one.
+        #[arg(long)]
+        printer: Option<String>,
+        /// Only the checks that need nobody at the counter.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for each key press, swipe or tap.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,28 +80,87 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     cli::init_logging("info,rumqttc=warn");
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tallybox-terminal: {e:#}");
-            ExitCode::FAILURE
-        }
+    let result = match args.command {
+        Some(Command::HwTest {
+            device_config,
+            printer,
+            no_wait,
+            wait_secs,
+        }) => hw_test(device_config, printer, no_wait, wait_secs),
+        None => run(args).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("tallybox-terminal: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The device settings with the command line's overrides.
+fn device_config(path: &std::path::Path, printer: Option<String>) -> anyhow::Result<DeviceConfig> {
+    let mut config = DeviceConfig::load(path)?;
+    if let Some(printer) = printer {
+        config.printer.connection = printer;
+        config.validate().map_err(|e| anyhow::anyhow!("--printer: {e}"))?;
     }
+    Ok(config)
+}
+
+fn hw_test(
+    path: PathBuf,
+    printer: Option<String>,
+    no_wait: bool,
+    wait_secs: u64,
+) -> anyhow::Result<ExitCode> {
+    let config = device_config(&path, printer)?;
+    let opts = hwtest::Options {
+        wait: Duration::from_secs(wait_secs),
+        unattended: no_wait,
+    };
+    let checks = hwtest::run(&config, &opts, &mut |prompt| println!("{prompt}"));
+    print!("{}", hwtest::report(&checks));
+    let failed = checks.iter().any(|c| c.verdict == hwtest::Verdict::Fail);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    if args.devices != Backend::Sim {
-        anyhow::bail!(
-            "a terminal needs devices: use --devices sim (hardware drivers come in a later release)"
-        );
-    }
-    let mut devices = SimDevices::default();
+    let id = args
+        .id
+        .ok_or_else(|| anyhow::anyhow!("give this checkout's id with --id (e.g. --id T1)"))?;
+    let config = device_config(&args.device_config, args.printer.clone())?;
+    // Simulated checkouts are for development: English unless asked otherwise.
+    let lang = args.lang.unwrap_or(match args.devices {
+        Backend::Sim => Lang::En,
+        _ => config.lang,
+    });
+    let ui = Screens { lang };
+    // One place picks the devices; everything after works on the traits.
+    let sim = SimDevices::default();
+    let (mut display, printer, health, mut hardware): (Box<dyn Display>, Box<dyn Printer>, SharedHealth, _) =
+        match args.devices {
+            Backend::Hw => {
+                let hw = Hardware::open(&config);
+                (hw.display, hw.printer, hw.inputs.health.clone(), Some(hw.inputs))
+            }
+            Backend::Sim => {
+                let printer = match &args.printer {
+                    Some(_) => Box::new(EscPosPrinter::at(
+                        config.printer_addr().map_err(anyhow::Error::msg)?,
+                    )) as Box<dyn Printer>,
+                    None => sim.printer_driver(),
+                };
+                (Box::new(sim.clone()), printer, sim.health.clone(), None)
+            }
+            Backend::None => anyhow::bail!("a terminal needs devices: use --devices hw or --devices sim"),
+        };
     let (broker, store) = match (args.hub, args.store) {
         (Some(hub), store) => (hub, store.unwrap_or_else(|| "shop".into())),
         (None, store) => {
             // A terminal may boot before the hub: keep looking, and say so.
-            let ui = Screens { lang: args.lang };
-            devices.show(&ui.message(("STARTING", "正在启动"), ("Looking for the hub", "正在查找主机")));
+            display.show(&ui.message(("STARTING", "正在启动"), ("Looking for the hub", "正在查找主机")));
             let found = loop {
                 match discovery::find_hub(Duration::from_secs(3)) {
                     Ok(found) => break found,
@@ -91,21 +179,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut config = AgentConfig::new(args.id, &store, broker, args.state_dir);
-        config.silent_after = Duration::from_secs(args.hub_silent_secs);
-        config.session.lang = args.lang;
-        let (agent, handle) = Agent::new(
-            config,
-            devices.clone(),
-            devices.printer_driver(),
-            devices.health.clone(),
-        );
+        let mut agent_config = AgentConfig::new(id, &store, broker, args.state_dir);
+        agent_config.silent_after = Duration::from_secs(args.hub_silent_secs);
+        agent_config.session.lang = lang;
+        agent_config.session.slip_columns = config.printer.columns;
+        let (agent, handle) = Agent::new(agent_config, display, printer, health);
+        if let Some(inputs) = hardware.as_mut() {
+            inputs.start(&handle);
+        }
         if let Some(addr) = args.control {
+            if args.devices != Backend::Sim {
+                anyhow::bail!("--control drives simulated devices: add --devices sim");
+            }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open the control API on {addr}: {e}"))?;
             tracing::info!(%addr, "control API listening");
-            tokio::spawn(control::serve(listener, handle, devices));
+            tokio::spawn(control::serve(listener, handle, sim));
         }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

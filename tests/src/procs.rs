@@ -264,6 +264,10 @@ impl Terminal {
                 &format!("127.0.0.1:{}", self.control),
                 "--state-dir",
                 &self.dir.path().join("state").display().to_string(),
+                "--devices",
+                "sim",
+                "--device-config",
+                &self.dir.path().join("no-devices.toml").display().to_string(),
             ])
             .args(&self.extra)
             .env("NO_COLOR", "1")

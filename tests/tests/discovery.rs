@@ -112,6 +112,10 @@ fn a_terminal_without_an_address_finds_the_hub_by_mdns_and_sells() {
             "127.0.0.1:7000",
             "--state-dir",
             &path("t5"),
+            "--devices",
+            "sim",
+            "--device-config",
+            &path("no-devices.toml"),
         ],
         &dir.path().join("t5.log"),
     );

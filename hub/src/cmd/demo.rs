@@ -28,6 +28,9 @@ pub struct DemoArgs {
     /// Control API of the first checkout; the others take the next ports.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub control: SocketAddr,
+    /// Language of the simulated checkouts' screens.
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: tallybox_terminal::session::Lang,
 }
 
 fn banner(s: &Started, data_dir: &std::path::Path) {
@@ -78,6 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let options = Options {
         extra_terminals: args.terminals,
         control: Some(args.control),
+        lang: args.lang,
     };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();

@@ -30,12 +30,15 @@ pub struct ServeArgs {
     /// Acquirer link: `sim`.
     #[arg(long, value_parser = ["sim"])]
     pub acquirer: Option<String>,
-    /// The hub's own checkout: `sim` (simulated devices) or `none`.
+    /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["sim", "none"])]
     pub devices: Option<String>,
     /// Open the own checkout's control API here (simulated devices only).
     #[arg(long)]
     pub control: Option<SocketAddr>,
+    /// Language of a simulated checkout's screens (real ones: the device settings').
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: tallybox_terminal::session::Lang,
     /// Do not announce the hub by mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -80,6 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = Options {
         extra_terminals: 0,
         control: args.control,
+        lang: args.lang,
     };
     let shutdown = super::stop_signal();
     hub::run(config, options, shutdown, |started| {

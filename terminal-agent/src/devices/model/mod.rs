@@ -8,4 +8,5 @@ pub mod i2c;
 pub mod keypad;
 pub mod magstripe;
 pub mod pn532;
+pub mod pty;
 pub mod ssd1306;

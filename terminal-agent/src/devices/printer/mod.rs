@@ -138,4 +138,6 @@ impl Printer for EscPosPrinter {
 }
 
 #[cfg(test)]
+mod pty_tests;
+#[cfg(test)]
 mod tests;

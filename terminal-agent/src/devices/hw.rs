@@ -1,0 +1,389 @@
+//! The Pi's real parts: the OLED and PN532 on I2C, the keypad and a swipe
+//! reader on GPIO (or a USB swipe reader through evdev), the printer on
+//! whatever connection the settings name. Each input device gets a thread
+//! that turns what it reads into session inputs; the OLED gets one too, so a
+//! 25 ms I2C transfer never holds up the checkout.
+//!
+//! A part that cannot be opened is reported with what to check, and the
+//! checkout starts without it: a missing reader must not stop the keypad and
+//! printer from working (`hw-test` walks through every part).
+
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use rppal::gpio::{Gpio, Level, Trigger};
+use rppal::i2c::I2c;
+
+use super::config::{DeviceConfig, MagstripeKind};
+use super::contactless::{emv, pn532::Pn532};
+use super::keypad::{Keypad, SCAN_EVERY};
+use super::magstripe::hid::HidDecoder;
+use super::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
+use super::magstripe::{self};
+use super::oled::Oled;
+use super::printer::EscPosPrinter;
+use super::{Display, Printer, SharedHealth};
+use crate::agent::AgentHandle;
+use crate::card::CardError;
+use crate::session::{Input, Screen};
+
+/// The opened parts; the input devices start once the checkout runs.
+pub struct Hardware {
+    pub display: Box<dyn Display>,
+    pub printer: Box<dyn Printer>,
+    pub inputs: Inputs,
+}
+
+/// The keypad and card readers, and what could not be opened.
+pub struct Inputs {
+    pub health: SharedHealth,
+    pub problems: Vec<String>,
+    config: DeviceConfig,
+}
+
+/// Shows screens on a thread of its own; only the newest waiting screen is drawn.
+pub struct DisplayThread {
+    screens: std_mpsc::Sender<Screen>,
+}
+
+impl DisplayThread {
+    pub fn start<D: Display + 'static>(mut display: D) -> DisplayThread {
+        let (tx, rx) = std_mpsc::channel::<Screen>();
+        let run = move || {
+            while let Ok(mut screen) = rx.recv() {
+                while let Ok(newer) = rx.try_recv() {
+                    screen = newer;
+                }
+                display.show(&screen);
+            }
+        };
+        if let Err(e) = std::thread::Builder::new().name("oled".into()).spawn(run) {
+            tracing::error!(error = %e, "cannot start the display thread");
+        }
+        DisplayThread { screens: tx }
+    }
+}
+
+impl Display for DisplayThread {
+    fn show(&mut self, screen: &Screen) {
+        let _ = self.screens.send(screen.clone());
+    }
+}
+
+/// Stands in for a display that could not be opened.
+struct NoDisplay;
+
+impl Display for NoDisplay {
+    fn show(&mut self, _: &Screen) {}
+}
+
+pub fn open_i2c(bus: u8) -> Result<I2c, String> {
+    I2c::with_bus(bus).map_err(|e| {
+        format!(
+            "I2C bus {bus}: {e}; enable I2C (dtparam=i2c_arm=on in config.txt, or raspi-config) and reboot"
+        )
+    })
+}
+
+impl Hardware {
+    pub fn open(config: &DeviceConfig) -> Hardware {
+        let mut problems = Vec::new();
+        let display: Box<dyn Display> = if config.oled.enabled {
+            match open_i2c(config.oled.i2c_bus)
+                .and_then(|i2c| Oled::new(i2c, config.oled.address).map_err(|e| e.to_string()))
+            {
+                Ok(oled) => Box::new(DisplayThread::start(oled)),
+                Err(e) => {
+                    problems.push(format!("OLED: {e}"));
+                    Box::new(NoDisplay)
+                }
+            }
+        } else {
+            Box::new(NoDisplay)
+        };
+        let printer: Box<dyn Printer> = match config.printer_addr() {
+            Ok(addr) => Box::new(EscPosPrinter::at(addr)),
+            // Validated when the settings were read.
+            Err(e) => unreachable!("{e}"),
+        };
+        for p in &problems {
+            tracing::error!("{p}");
+        }
+        Hardware {
+            display,
+            printer,
+            inputs: Inputs {
+                health: SharedHealth::default(),
+                problems,
+                config: config.clone(),
+            },
+        }
+    }
+}
+
+impl Inputs {
+    /// Starts a thread for each input device; they feed `agent`.
+    pub fn start(&mut self, agent: &AgentHandle) {
+        let c = &self.config;
+        let sink = |agent: &AgentHandle| {
+            let agent = agent.clone();
+            move |input| agent.inputs.blocking_send((input, None)).is_ok()
+        };
+        let mut started = Vec::new();
+        if c.keypad.enabled {
+            started.push(("keypad", keypad(c, sink(agent))));
+        }
+        started.extend(swipe_reader(c, self.health.clone(), sink(agent)).map(|r| ("swipe reader", r)));
+        if c.contactless.enabled {
+            let wanted = agent.card_wanted.clone();
+            let card_wanted = move || *wanted.borrow();
+            started.push((
+                "contactless reader",
+                contactless(c, self.health.clone(), card_wanted, sink(agent)),
+            ));
+        }
+        for (name, result) in started {
+            if let Err(e) = result {
+                let p = format!("{name}: {e}");
+                tracing::error!("{p}");
+                self.problems.push(p);
+            }
+        }
+    }
+}
+
+/// Where an input device's thread puts what it read; false once nobody listens.
+pub trait Sink: FnMut(Input) -> bool + Send + 'static {}
+impl<F: FnMut(Input) -> bool + Send + 'static> Sink for F {}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn gpio() -> Result<Gpio, String> {
+    Gpio::new()
+        .map_err(|e| format!("GPIO: {e}; is this a Raspberry Pi, and is the service user in the gpio group?"))
+}
+
+pub fn keypad(c: &DeviceConfig, mut sink: impl Sink) -> Result<(), String> {
+    let gpio = gpio()?;
+    let pin = |n: u8| gpio.get(n).map_err(|e| format!("GPIO {n}: {e}"));
+    let mut rows = Vec::new();
+    for n in c.keypad.rows {
+        rows.push(pin(n)?.into_output_high());
+    }
+    let mut cols = Vec::new();
+    for n in c.keypad.cols {
+        cols.push(pin(n)?.into_input_pullup());
+    }
+    let rows: [_; 4] = rows.try_into().map_err(|_| "keypad needs 4 rows")?;
+    let cols: [_; 4] = cols.try_into().map_err(|_| "keypad needs 4 columns")?;
+    let mut pad = Keypad::new(rows, cols, Duration::from_micros(10)).map_err(|e| e.to_string())?;
+    spawn("keypad", move || loop {
+        match pad.scan() {
+            Ok(keys) => {
+                for key in keys {
+                    if !sink(Input::Key(key)) {
+                        return;
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "keypad scan failed"),
+        }
+        std::thread::sleep(SCAN_EVERY);
+    })
+}
+
+/// The swipe reader the settings name, if any, on its thread.
+pub fn swipe_reader(c: &DeviceConfig, health: SharedHealth, sink: impl Sink) -> Option<Result<(), String>> {
+    match c.magstripe.kind {
+        MagstripeKind::Gpio | MagstripeKind::GpioF2f => Some(gpio_swipe(c, health, sink)),
+        MagstripeKind::Hid => Some(hid_swipe(c, health, sink)),
+        MagstripeKind::None => None,
+    }
+}
+
+/// Hands a decoded swipe to the session and counts it.
+fn swiped(sink: &mut impl Sink, health: &SharedHealth, outcome: SwipeOutcome) -> bool {
+    let input = match outcome {
+        SwipeOutcome::Read(track) => Input::Card(magstripe::read_card(Ok(track))),
+        SwipeOutcome::Failed(e) => {
+            tracing::info!(error = %e, "swipe not read");
+            Input::Card(magstripe::read_card(Err(e)))
+        }
+        SwipeOutcome::CardStuck => {
+            health.stuck();
+            return sink(Input::CardStuck);
+        }
+    };
+    if let Input::Card(card) = &input {
+        health.swiped(card.is_ok());
+    }
+    sink(input)
+}
+
+fn gpio_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Result<(), String> {
+    let gpio = gpio()?;
+    let pin = |n: u8| {
+        gpio.get(n)
+            .map(|p| p.into_input_pullup())
+            .map_err(|e| format!("GPIO {n}: {e}"))
+    };
+    let (tx, rx) = std_mpsc::channel::<LineEvent>();
+    let epoch = Instant::now();
+    // Card present is active low on these readers.
+    let mut present = pin(c.magstripe.present)?;
+    let t = tx.clone();
+    present
+        .set_async_interrupt(Trigger::Both, Some(Duration::from_millis(2)), move |e| {
+            let _ = t.send(LineEvent::Present(
+                e.trigger == Trigger::FallingEdge,
+                epoch.elapsed(),
+            ));
+        })
+        .map_err(|e| e.to_string())?;
+    let mut data = pin(c.magstripe.data)?;
+    // Interrupts stay armed while their pins are open: the thread keeps them.
+    let mut pins = vec![present];
+    if c.magstripe.kind == MagstripeKind::Gpio {
+        // The reader clocks each bit out on the strobe's falling edge; data low = 1.
+        let mut strobe = pin(c.magstripe.strobe)?;
+        let t = tx.clone();
+        strobe
+            .set_async_interrupt(Trigger::FallingEdge, None, move |_| {
+                let _ = t.send(LineEvent::Bit(data.read() == Level::Low));
+            })
+            .map_err(|e| e.to_string())?;
+        pins.push(strobe);
+    } else {
+        let t = tx.clone();
+        data.set_async_interrupt(Trigger::Both, None, move |e| {
+            let _ = t.send(LineEvent::Edge(e.timestamp));
+        })
+        .map_err(|e| e.to_string())?;
+        pins.push(data);
+    }
+    let stuck_after = Duration::from_secs(c.magstripe.stuck_after_secs);
+    spawn("swipe", move || {
+        let _pins = pins;
+        let mut decoder = SwipeDecoder::new(stuck_after);
+        loop {
+            let event = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(event) => event,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => LineEvent::Tick(epoch.elapsed()),
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if let Some(outcome) = decoder.feed(event) {
+                if !swiped(&mut sink, &health, outcome) {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The input device of a USB swipe reader: the one named, or the first whose
+/// name says it reads cards.
+pub fn find_hid_reader(named: Option<&std::path::Path>) -> Result<evdev::Device, String> {
+    if let Some(path) = named {
+        return evdev::Device::open(path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    evdev::enumerate()
+        .find(|(_, d)| {
+            let name = d.name().unwrap_or_default().to_ascii_lowercase();
+            ["card", "mag", "msr", "swipe"].iter().any(|w| name.contains(w))
+        })
+        .map(|(_, d)| d)
+        .ok_or_else(|| "no USB card reader found: plug it in, or name it with magstripe.hid_device".into())
+}
+
+fn hid_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Result<(), String> {
+    let mut device = find_hid_reader(c.magstripe.hid_device.as_deref())?;
+    // Keep the reader's typing out of any console.
+    if let Err(e) = device.grab() {
+        tracing::warn!(error = %e, "cannot take the USB card reader for this checkout alone");
+    }
+    spawn("usb-swipe", move || {
+        let mut decoder = HidDecoder::default();
+        loop {
+            let events = match device.fetch_events() {
+                Ok(events) => events.collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::error!(error = %e, "USB card reader gone; plug it back in and restart the checkout");
+                    return;
+                }
+            };
+            for ev in events {
+                if ev.event_type() != evdev::EventType::KEY {
+                    continue;
+                }
+                if let Some(track) = decoder.key(ev.code(), ev.value() != 0) {
+                    let outcome = match track {
+                        Ok(t) => SwipeOutcome::Read(t),
+                        Err(e) => SwipeOutcome::Failed(e),
+                    };
+                    if !swiped(&mut sink, &health, outcome) {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The PN532 on its thread, looking for a card while `card_wanted` says one
+/// is asked for (and for what amount).
+pub fn contactless(
+    c: &DeviceConfig,
+    health: SharedHealth,
+    card_wanted: impl Fn() -> Option<crate::amount::Amount> + Send + 'static,
+    mut sink: impl Sink,
+) -> Result<(), String> {
+    let i2c = open_i2c(c.contactless.i2c_bus)?;
+    let mut reader = Pn532::new(i2c, c.contactless.address);
+    reader.begin().map_err(|e| e.to_string())?;
+    spawn("contactless", move || loop {
+        // Look for a card only while the checkout asks for one.
+        let Some(amount) = card_wanted() else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        match reader.find_card() {
+            Ok(Some(_)) => {
+                let terminal = emv::Terminal {
+                    amount,
+                    currency_code: 156,
+                    country_code: 156,
+                    date: super::sim::today_bcd(),
+                    unpredictable_number: super::sim::rand_bytes(),
+                };
+                let result = emv::read(&mut reader, &terminal);
+                reader.release();
+                health.tapped(result.is_ok());
+                let card = result.map(|t| t.card).map_err(|e| {
+                    tracing::info!(error = %e, "tap not read");
+                    match e {
+                        emv::TapError::Card(e) => e,
+                        _ => CardError::BadTrack2("tap not read"),
+                    }
+                });
+                if !sink(Input::Card(card)) {
+                    return;
+                }
+                // One tap, one read: wait for the card to leave the field.
+                while matches!(reader.find_card(), Ok(Some(_))) {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(150)),
+            Err(e) => {
+                tracing::error!(error = %e, "contactless reader failed");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        }
+    })
+}

@@ -9,7 +9,8 @@
 //! → {"cmd":"card","track2":";6222…?","entry":"tap"}
 //! → {"cmd":"card","name":"visa","damaged":true}  ← {"ok":true,"read":"error"}
 //! → {"cmd":"card","name":"visa","stuck":true}    ← {"ok":true,"read":"stuck"}
-//! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"state":"idle"}
+//! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"qr":null,"state":"idle"}
+//! → {"cmd":"health"}                      ← {"ok":true,"devices":{"swipes":3,"swipe_errors":1,…}}
 //! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…]}
 //! ```
 
@@ -48,6 +49,7 @@ enum ControlRequest {
     },
     Screen,
     Paper,
+    Health,
     Printer {
         #[serde(default)]
         paper: Option<bool>,
@@ -176,8 +178,9 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
         }
         ControlRequest::Screen => {
             let panel = devices.panel();
-            json!({"ok": true, "lines": panel.screen.lines, "state": *agent.state.borrow()})
+            json!({"ok": true, "lines": panel.screen.lines, "qr": panel.screen.qr, "state": *agent.state.borrow()})
         }
+        ControlRequest::Health => json!({"ok": true, "devices": devices.health.snapshot()}),
         ControlRequest::Paper => {
             let printer = devices.printer.lock();
             json!({"ok": true, "slips": printer.paper.slips, "torn": printer.paper.torn, "qr_codes": printer.paper.qr_codes})

@@ -299,7 +299,7 @@ impl Terminal {
         self.spawn();
     }
 
-    fn call(&self, request: Value) -> Value {
+    pub fn call(&self, request: Value) -> Value {
         let mut stream = TcpStream::connect(("127.0.0.1", self.control)).expect("control API");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

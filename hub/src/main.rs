@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use tallybox::cmd::{self, demo::DemoArgs, drive, serve::ServeArgs};
 
@@ -25,6 +27,21 @@ enum Command {
         /// As a JSON array.
         #[arg(long)]
         json: bool,
+    },
+    /// Check the hub's own checkout parts: test pattern, test slip, every key, a swipe and a tap.
+    HwTest {
+        /// The hub's settings, for `device_config`.
+        #[arg(long, default_value = "/etc/tallybox/tallybox.toml")]
+        config: PathBuf,
+        /// Test this printer instead of the settings' one.
+        #[arg(long)]
+        printer: Option<String>,
+        /// Only the checks that need nobody at the counter.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for each key press, swipe or tap.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
     },
     /// Drive a simulated checkout: press keys, present a card, read screen and paper.
     Drive {
@@ -52,6 +69,16 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Drive { control, action } => drive::run(control, action),
+        Command::HwTest {
+            config,
+            printer,
+            no_wait,
+            wait_secs,
+        } => match cmd::hw_test::run(&config, printer, no_wait, wait_secs) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(args))),
     };

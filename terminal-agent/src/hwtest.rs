@@ -93,6 +93,14 @@ pub fn run(config: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> 
     checks
 }
 
+/// The `hw-test` command: runs every check, printing prompts and the report
+/// to stdout; true when no part failed.
+pub fn command(config: &DeviceConfig, opts: &Options) -> bool {
+    let checks = run(config, opts, &mut |prompt| println!("{prompt}"));
+    print!("{}", report(&checks));
+    !checks.iter().any(|c| c.verdict == Verdict::Fail)
+}
+
 /// The report as the command prints it.
 pub fn report(checks: &[Check]) -> String {
     let mut out = String::from("Tallybox hardware test\n");

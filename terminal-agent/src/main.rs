@@ -97,12 +97,9 @@ fn main() -> ExitCode {
 
 /// The device settings with the command line's overrides.
 fn device_config(path: &std::path::Path, printer: Option<String>) -> anyhow::Result<DeviceConfig> {
-    let mut config = DeviceConfig::load(path)?;
-    if let Some(printer) = printer {
-        config.printer.connection = printer;
-        config.validate().map_err(|e| anyhow::anyhow!("--printer: {e}"))?;
-    }
-    Ok(config)
+    DeviceConfig::load(path)?
+        .with_printer(printer)
+        .map_err(anyhow::Error::msg)
 }
 
 fn hw_test(
@@ -116,13 +113,10 @@ fn hw_test(
         wait: Duration::from_secs(wait_secs),
         unattended: no_wait,
     };
-    let checks = hwtest::run(&config, &opts, &mut |prompt| println!("{prompt}"));
-    print!("{}", hwtest::report(&checks));
-    let failed = checks.iter().any(|c| c.verdict == hwtest::Verdict::Fail);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
+    Ok(if hwtest::command(&config, &opts) {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

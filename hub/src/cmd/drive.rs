@@ -14,22 +14,72 @@ pub enum Action {
     /// Present a test card by name (see `tallybox test-cards`).
     Card {
         name: String,
-        /// How it is presented: swipe, tap or manual.
+        /// How it is presented: swipe or tap.
         #[arg(long, default_value = "swipe")]
         entry: String,
+        /// Damage the stripe (or the chip's record): a read error.
+        #[arg(long)]
+        damaged: bool,
+        /// Swipe it back to front.
+        #[arg(long)]
+        reversed: bool,
+        /// Leave it stuck in the swipe slot.
+        #[arg(long)]
+        stuck: bool,
     },
-    /// Print the screen.
+    /// Print the screen (and the QR code's link, when it shows one).
     Screen,
     /// Print every slip the printer printed.
     Paper,
+    /// Change the simulated printer: paper=false|true, paper_after=N, cover_open=true|false, offline=true|false.
+    Printer { settings: Vec<String> },
+    /// Print the checkout's device counters (swipes, read errors, stuck cards, printer).
+    Health,
+}
+
+/// `key=value` words as the control API's JSON fields.
+fn printer_request(settings: &[String]) -> anyhow::Result<Value> {
+    let mut request = json!({"cmd": "printer"});
+    for s in settings {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("'{s}': write settings as key=value, e.g. paper=false"))?;
+        let value: Value = match key {
+            "paper" | "cover_open" | "offline" => Value::Bool(
+                value
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{key}: use true or false"))?,
+            ),
+            "paper_after" => Value::from(
+                value
+                    .parse::<u32>()
+                    .map_err(|_| anyhow::anyhow!("paper_after: give a number of lines"))?,
+            ),
+            _ => anyhow::bail!(
+                "unknown printer setting '{key}': use paper, paper_after, cover_open or offline"
+            ),
+        };
+        request[key] = value;
+    }
+    Ok(request)
 }
 
 pub fn run(control: SocketAddr, action: Action) -> anyhow::Result<()> {
     let request = match &action {
         Action::Keys { keys } => json!({"cmd": "keys", "keys": keys}),
-        Action::Card { name, entry } => json!({"cmd": "card", "name": name, "entry": entry}),
+        Action::Card {
+            name,
+            entry,
+            damaged,
+            reversed,
+            stuck,
+        } => {
+            json!({"cmd": "card", "name": name, "entry": entry, "damaged": damaged, "reversed": reversed, "stuck": stuck})
+        }
         Action::Screen => json!({"cmd": "screen"}),
         Action::Paper => json!({"cmd": "paper"}),
+        Action::Printer { settings } => printer_request(settings)?,
+        Action::Health => json!({"cmd": "health"}),
     };
     let mut stream = TcpStream::connect_timeout(&control, Duration::from_secs(3))
         .map_err(|e| anyhow::anyhow!("cannot reach the checkout at {control}: {e}; is the demo running?"))?;
@@ -46,7 +96,13 @@ pub fn run(control: SocketAddr, action: Action) -> anyhow::Result<()> {
             for l in answer["lines"].as_array().into_iter().flatten() {
                 println!("{}", l.as_str().unwrap_or_default());
             }
+            if let Some(qr) = answer["qr"].as_str() {
+                println!("[QR code: {qr}]");
+            }
         }
+        Action::Card { .. } => println!("read: {}", answer["read"].as_str().unwrap_or_default()),
+        Action::Printer { .. } => println!("{}", answer["status"]),
+        Action::Health => println!("{}", serde_json::to_string_pretty(&answer["devices"])?),
         Action::Paper => {
             for slip in answer["slips"].as_array().into_iter().flatten() {
                 for l in slip.as_array().into_iter().flatten() {

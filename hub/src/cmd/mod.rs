@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod drive;
+pub mod hw_test;
 pub mod serve;
 pub mod test_cards;
 

@@ -224,3 +224,37 @@ fn the_key_file_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let (r1, r2) = (RequestId::new(), RequestId::new());
+    let a = store.begin(&new_txn(&r1, &tid, &card, 1250)).unwrap();
+    let b = store.begin(&new_txn(&r2, &tid, &card, 99)).unwrap();
+    let (ta, tb) = (a.receipt_token.clone().unwrap(), b.receipt_token.clone().unwrap());
+    assert_ne!(ta, tb);
+    assert_eq!(ta.len(), 26);
+    assert_eq!(store.by_receipt_token(&ta).unwrap().unwrap().id, a.id);
+    assert!(store
+        .by_receipt_token("AAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .unwrap()
+        .is_none());
+    let link = a
+        .receipt("Shop", "898000000000001", "http://tallybox.local/")
+        .link;
+    assert_eq!(link, Some(format!("http://tallybox.local/r/{ta}")));
+
+    store.touch_terminal(&tid, Some(true), None).unwrap();
+    assert_eq!(store.device_health(&tid).unwrap(), None);
+    let health = DeviceHealth {
+        swipes: 10,
+        swipe_errors: 4,
+        printer: Some(tallybox_terminal::devices::PrinterProblem::PaperOut),
+        ..Default::default()
+    };
+    store.record_device_health(&tid, &health).unwrap();
+    assert_eq!(store.device_health(&tid).unwrap(), Some(health));
+}

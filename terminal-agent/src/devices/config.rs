@@ -215,6 +215,15 @@ impl DeviceConfig {
         Ok(())
     }
 
+    /// These settings with the printer a command line names instead.
+    pub fn with_printer(mut self, printer: Option<String>) -> Result<DeviceConfig, String> {
+        if let Some(printer) = printer {
+            self.printer.connection = printer;
+            self.validate().map_err(|e| format!("--printer: {e}"))?;
+        }
+        Ok(self)
+    }
+
     pub fn printer_addr(&self) -> Result<PrinterAddr, String> {
         self.printer
             .connection

@@ -181,6 +181,7 @@ impl<D: Display> Agent<D> {
         let (events_tx, mut events) = mpsc::channel(64);
         let pump = tokio::spawn(pump(eventloop, events_tx));
         let mut connected = false;
+        let mut clock = String::new();
         let answers = topics.resp(tid);
         loop {
             let _ = self.state.send(run.session.state_name());
@@ -216,11 +217,18 @@ impl<D: Display> Agent<D> {
                     }
                 },
                 Some(report) = reports.recv() => {
-                    match &report {
-                        PrintReport::Failed { problem, waiting } => self.health.printer(Some(*problem), *waiting as u32),
-                        PrintReport::Recovered { .. } => self.health.printer(None, 0),
-                    }
-                    let actions = run.session.handle(Input::Printer(report_problem(&report)), today());
+                    let input = match report {
+                        PrintReport::Failed { problem, waiting } => {
+                            self.health.printer(Some(problem), waiting as u32);
+                            Input::Printer(Some(problem))
+                        }
+                        PrintReport::Recovered { .. } => {
+                            self.health.printer(None, 0);
+                            Input::Printer(None)
+                        }
+                        PrintReport::PaperLow(low) => Input::PaperLow(low),
+                    };
+                    let actions = run.session.handle(input, today());
                     run.apply(actions, &mut self.devices);
                 }
                 Some((input, done)) = self.inputs.recv() => {
@@ -231,6 +239,12 @@ impl<D: Display> Agent<D> {
                     }
                 }
                 _ = tick.tick() => {
+                    let now = chrono::Local::now().format("%H:%M").to_string();
+                    if now != clock {
+                        clock = now.clone();
+                        let actions = run.session.handle(Input::Clock(now), today());
+                        run.apply(actions, &mut self.devices);
+                    }
                     if connected && run.last_send.elapsed() >= cfg.retry_every {
                         run.resend();
                     }
@@ -297,14 +311,6 @@ async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
 fn today() -> (u16, u8) {
     let now = chrono::Local::now();
     (now.year() as u16, now.month() as u8)
-}
-
-/// What the session needs to know of a print report: the problem, if any.
-fn report_problem(report: &PrintReport) -> Option<crate::devices::PrinterProblem> {
-    match report {
-        PrintReport::Failed { problem, .. } => Some(*problem),
-        PrintReport::Recovered { .. } => None,
-    }
 }
 
 struct Running {

@@ -126,7 +126,7 @@ fn oled(c: &DeviceConfig) -> Result<String, String> {
             "0123456789 ABCD *#".into(),
             "#####################".into(),
         ],
-        qr: None,
+        ..Screen::default()
     };
     oled.try_show(&pattern)
         .map_err(|e| format!("the panel stopped answering: {e:?}"))?;

@@ -9,7 +9,7 @@ use embedded_graphics::mono_font::ascii::FONT_6X10;
 use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_graphics::prelude::*;
-use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
+use embedded_graphics::primitives::{Circle, Line, PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 use ssd1306::mode::BufferedGraphicsMode;
 use ssd1306::prelude::*;
@@ -18,7 +18,7 @@ use u8g2_fonts::types::{FontColor, VerticalPosition};
 use u8g2_fonts::{fonts, FontRenderer};
 
 use super::Display;
-use crate::session::Screen;
+use crate::session::{Screen, StatusBar};
 
 pub const WIDTH: u32 = 128;
 pub const HEIGHT: u32 = 64;
@@ -55,6 +55,56 @@ pub fn draw<D: DrawTarget<Color = BinaryColor>>(screen: &Screen, target: &mut D)
     }
     if let Some(data) = &screen.qr {
         draw_qr(data, target)?;
+    }
+    if let Some(status) = &screen.status {
+        draw_status(status, target)?;
+    }
+    Ok(())
+}
+
+/// The bottom-right corner (below the idle screen's four lines): link bars,
+/// printer, paper roll (when low), clock.
+fn draw_status<D: DrawTarget<Color = BinaryColor>>(s: &StatusBar, target: &mut D) -> Result<(), D::Error> {
+    let target = &mut target.translated(Point::new(0, HEIGHT as i32 - 11));
+    let on = PrimitiveStyle::with_fill(BinaryColor::On);
+    let line = PrimitiveStyle::with_stroke(BinaryColor::On, 1);
+    let clock_x = WIDTH as i32 - 6 * s.clock.chars().count() as i32;
+    let style = MonoTextStyle::new(&FONT_6X10, BinaryColor::On);
+    Text::with_baseline(&s.clock, Point::new(clock_x, 1), style, Baseline::Top).draw(target)?;
+    let mut x = clock_x - 11;
+    // Link to the hub: three rising bars, or a cross when there is none.
+    if s.online {
+        for (i, h) in [3, 5, 7].into_iter().enumerate() {
+            Rectangle::new(Point::new(x + i as i32 * 3, 9 - h), Size::new(2, h as u32))
+                .into_styled(on)
+                .draw(target)?;
+        }
+    } else {
+        Line::new(Point::new(x, 2), Point::new(x + 7, 9))
+            .into_styled(line)
+            .draw(target)?;
+        Line::new(Point::new(x, 9), Point::new(x + 7, 2))
+            .into_styled(line)
+            .draw(target)?;
+    }
+    x -= 12;
+    // Printer: paper on top of a body; struck through when it cannot print.
+    Rectangle::new(Point::new(x + 2, 1), Size::new(5, 3))
+        .into_styled(line)
+        .draw(target)?;
+    Rectangle::new(Point::new(x, 4), Size::new(9, 5))
+        .into_styled(on)
+        .draw(target)?;
+    if !s.printer_ok {
+        Line::new(Point::new(x - 1, 10), Point::new(x + 9, 0))
+            .into_styled(PrimitiveStyle::with_stroke(BinaryColor::On, 2))
+            .draw(target)?;
+    }
+    if s.paper_low {
+        x -= 10;
+        // A nearly empty roll: a ring with a thin edge of paper.
+        Circle::new(Point::new(x, 2), 7).into_styled(line).draw(target)?;
+        Pixel(Point::new(x + 3, 5), BinaryColor::On).draw(target)?;
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::journal::InFlight;
 use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use crate::reason;
 use crate::slip::{self, Copy};
-pub use screens::{Lang, Screen, Screens};
+pub use screens::{Lang, Screen, Screens, StatusBar};
 
 /// One key of the 4×4 keypad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,10 @@ pub enum Input {
     HubSilent,
     /// The printer stopped (`Some`) or is printing again (`None`).
     Printer(Option<PrinterProblem>),
+    /// The printer's roll is running low (`true`) or was changed (`false`).
+    PaperLow(bool),
+    /// The local time, `HH:MM`, for the idle screen's clock.
+    Clock(String),
     /// A card stays in the swipe slot.
     CardStuck,
 }
@@ -136,6 +140,8 @@ pub struct Session {
     sign_in: Option<Request>,
     /// What stops the printer, if anything.
     printer: Option<PrinterProblem>,
+    paper_low: bool,
+    clock: String,
     /// The e-receipt link of the last approved sale, shown as a QR code when
     /// its slip cannot print.
     last_link: Option<String>,
@@ -153,6 +159,8 @@ impl Session {
             store_name: "Tallybox".to_string(),
             sign_in: None,
             printer: None,
+            paper_low: false,
+            clock: String::new(),
             last_link: None,
         }
     }
@@ -260,6 +268,14 @@ impl Session {
                 ("CARD STUCK", "卡片卡住"),
                 ("Pull card out gently", "请轻轻取出卡片"),
             ))],
+            Input::PaperLow(low) => {
+                self.paper_low = low;
+                self.refresh_idle()
+            }
+            Input::Clock(clock) => {
+                self.clock = clock;
+                self.refresh_idle()
+            }
             Input::Printer(problem) => {
                 self.printer = problem;
                 match (&self.state, problem) {
@@ -282,8 +298,21 @@ impl Session {
     }
 
     fn idle_screen(&self) -> Screen {
-        self.ui()
-            .idle(&self.store_name, self.sign_in.is_none(), self.printer)
+        let status = StatusBar {
+            clock: self.clock.clone(),
+            online: self.sign_in.is_none(),
+            printer_ok: self.printer.is_none(),
+            paper_low: self.paper_low,
+        };
+        self.ui().idle(&self.store_name, &status, self.printer)
+    }
+
+    /// The idle screen again when it is showing and something on it changed.
+    fn refresh_idle(&self) -> Vec<Action> {
+        match self.state {
+            State::Idle => vec![Action::Show(self.idle_screen())],
+            _ => vec![],
+        }
     }
 
     fn go_idle(&mut self) -> Vec<Action> {

@@ -33,6 +33,22 @@ pub struct Screen {
     /// A QR code drawn on the right half (the text then keeps to the left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr: Option<String>,
+    /// The idle screen's bottom-right corner: link, printer and paper icons and the clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusBar>,
+}
+
+/// What the idle screen's icons show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusBar {
+    /// Local time `HH:MM`; empty until the runtime has told it.
+    pub clock: String,
+    /// Signed in with the hub.
+    pub online: bool,
+    /// The printer can print.
+    pub printer_ok: bool,
+    /// The roll is running low.
+    pub paper_low: bool,
 }
 
 /// Keeps the first `width` columns of `line`.
@@ -51,6 +67,7 @@ impl Screen {
         Screen {
             lines: lines.iter().take(ROWS).map(|l| clip(l, COLUMNS)).collect(),
             qr: None,
+            status: None,
         }
     }
 
@@ -59,6 +76,7 @@ impl Screen {
         Screen {
             lines: lines.iter().take(ROWS).map(|l| clip(l, QR_COLUMNS)).collect(),
             qr: Some(data.to_string()),
+            status: None,
         }
     }
 
@@ -101,19 +119,25 @@ impl Screens {
         self.pick("# OK * del C cancel", "#确认 *删除 C取消")
     }
 
-    pub fn idle(self, store_name: &str, signed_in: bool, printer: Option<PrinterProblem>) -> Screen {
-        let link = if signed_in {
+    pub fn idle(self, store_name: &str, status: &StatusBar, printer: Option<PrinterProblem>) -> Screen {
+        let link = if status.online {
             self.pick("Ready", "可以交易")
         } else {
             self.pick("Connecting to hub...", "正在连接主机...")
         };
-        let printer = printer.map(|p| self.pick(p.short().0, p.short().1)).unwrap_or("");
-        Screen::of(&[
+        let printer = match (printer, status.paper_low) {
+            (Some(p), _) => self.pick(p.short().0, p.short().1),
+            (None, true) => self.pick("Paper running low", "纸将用完"),
+            (None, false) => "",
+        };
+        let mut screen = Screen::of(&[
             store_name,
             link,
             printer,
             self.pick("A sale    D menu", "A 消费  D 菜单"),
-        ])
+        ]);
+        screen.status = Some(status.clone());
+        screen
     }
 
     /// A sale's title, e.g. `SALE CNY 12.50`.
@@ -311,15 +335,35 @@ impl Screens {
 pub(crate) mod tests {
     use super::*;
 
+    fn bar(online: bool, printer_ok: bool, paper_low: bool) -> StatusBar {
+        StatusBar {
+            clock: "09:41".into(),
+            online,
+            printer_ok,
+            paper_low,
+        }
+    }
+
     /// Every screen a cashier can meet, in `lang`, with long values.
     pub(crate) fn all(lang: Lang) -> Vec<(&'static str, Screen)> {
         let s = Screens { lang };
         let big = Amount::from_minor(999_999_999).unwrap();
         vec![
-            ("idle", s.idle("Corner Shop 街角小店", true, None)),
+            (
+                "idle",
+                s.idle("街角小店 Corner Shop", &bar(true, true, false), None),
+            ),
             (
                 "idle-printer",
-                s.idle("Corner Shop", true, Some(PrinterProblem::PaperOut)),
+                s.idle(
+                    "Corner Shop",
+                    &bar(false, false, false),
+                    Some(PrinterProblem::PaperOut),
+                ),
+            ),
+            (
+                "idle-paper-low",
+                s.idle("Corner Shop", &bar(true, true, true), None),
             ),
             ("amount", s.amount_entry("CNY", "1250")),
             ("menu", s.menu()),

@@ -105,6 +105,11 @@ impl PrinterModel {
         self.run();
     }
 
+    /// The near-end sensor trips with about a metre of paper left.
+    fn near_end(&self) -> bool {
+        self.paper_left.is_some_and(|n| n < 40)
+    }
+
     fn can_print(&self) -> bool {
         self.status.problem().is_none() && !self.awaiting_recovery
     }
@@ -120,8 +125,10 @@ impl PrinterModel {
             Token::Text(text) => self.line_bytes.extend_from_slice(&text),
             Token::Status(k) => {
                 let waiting = if self.awaiting_recovery && k == 1 { 0x20 } else { 0 };
+                let mut status = self.status;
+                status.paper_near_end |= self.near_end();
                 self.replies
-                    .push_back(self.status.to_bytes()[k as usize - 1] | waiting);
+                    .push_back(status.to_bytes()[k as usize - 1] | waiting);
             }
             Token::Resume => self.awaiting_recovery = false,
             Token::ResumeClearing => {
@@ -174,7 +181,7 @@ impl PrinterModel {
                     }
                 }
                 Op::Mark => {
-                    let near_end = self.paper_left.is_some_and(|n| n < 40);
+                    let near_end = self.near_end();
                     self.replies.push_back(if near_end { 0x03 } else { 0x00 });
                 }
             }

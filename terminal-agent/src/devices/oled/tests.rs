@@ -102,7 +102,7 @@ fn every_screen_reaches_the_panel_as_drawn_and_matches_its_golden_image() {
 fn chinese_text_lights_pixels_where_english_would_not_fit() {
     let zh = FrameBuffer::render(&Screen {
         lines: vec!["余额不足".into()],
-        qr: None,
+        ..Screen::default()
     });
     // Four 12×12 glyphs: some ink in each 12-pixel cell of the first row.
     for cell in 0..4 {
@@ -150,7 +150,7 @@ fn a_full_frame_fits_30_frames_a_second_on_a_400_khz_bus() {
     // Every pixel changes: the worst case, a whole 1 KiB frame.
     oled.try_show(&Screen {
         lines: vec!["#".repeat(21); 6],
-        qr: None,
+        ..Screen::default()
     })
     .unwrap();
     let clocks = bus.clocks() - before;

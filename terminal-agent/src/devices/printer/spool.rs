@@ -18,12 +18,15 @@ pub enum PrintReport {
     Failed { problem: PrinterProblem, waiting: usize },
     /// The problem is gone and the `printed` kept slips are on paper.
     Recovered { printed: usize },
+    /// The roll started running low (`true`), or a new one went in (`false`).
+    PaperLow(bool),
 }
 
 /// The spool's rules, without the thread.
 pub struct Spool {
     queue: PrintQueue,
     failing: Option<PrinterProblem>,
+    paper_low: bool,
 }
 
 impl Spool {
@@ -31,7 +34,11 @@ impl Spool {
     /// the first [`Spool::retry`] prints them.
     pub fn new(queue: PrintQueue) -> Spool {
         let failing = (!queue.is_empty()).then_some(PrinterProblem::NotResponding);
-        Spool { queue, failing }
+        Spool {
+            queue,
+            failing,
+            paper_low: false,
+        }
     }
 
     pub fn waiting(&self) -> usize {
@@ -51,7 +58,19 @@ impl Spool {
         if self.failing.is_some() {
             return None; // the retry prints it after the fix
         }
-        self.drain(printer).err()
+        match self.drain(printer) {
+            Err(report) => Some(report),
+            Ok(()) => self.check_paper(printer),
+        }
+    }
+
+    /// Says so when the roll starts running low, or was changed.
+    fn check_paper(&mut self, printer: &mut dyn Printer) -> Option<PrintReport> {
+        let low = printer.status().ok()?.paper_near_end;
+        (low != self.paper_low).then(|| {
+            self.paper_low = low;
+            PrintReport::PaperLow(low)
+        })
     }
 
     /// While failing: checks the printer and prints the queue if it is fixed.

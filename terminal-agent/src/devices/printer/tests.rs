@@ -93,6 +93,26 @@ fn paper_out_mid_slip_keeps_it_and_prints_it_once_after_the_new_roll() {
 }
 
 #[test]
+fn a_roll_running_low_is_reported_once_and_again_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = SharedPrinter::default();
+    let mut p = printer(&model);
+    let mut spool = Spool::new(super::queue::PrintQueue::open(dir.path()).unwrap());
+    assert_eq!(spool.submit(&mut p, slip(3, "A")), None, "plenty of paper");
+    model.with(|m| m.paper_after(45));
+    assert_eq!(
+        spool.submit(&mut p, slip(10, "B")),
+        Some(PrintReport::PaperLow(true))
+    );
+    assert_eq!(spool.submit(&mut p, slip(3, "C")), None, "said once");
+    model.with(|m| m.set_paper(true));
+    assert_eq!(
+        spool.submit(&mut p, slip(3, "D")),
+        Some(PrintReport::PaperLow(false))
+    );
+}
+
+#[test]
 fn slips_left_in_the_queue_print_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let model = SharedPrinter::default();

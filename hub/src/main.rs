@@ -33,15 +33,8 @@ enum Command {
         /// The hub's settings, for `device_config`.
         #[arg(long, default_value = "/etc/tallybox/tallybox.toml")]
         config: PathBuf,
-        /// Test this printer instead of the settings' one.
-        #[arg(long)]
-        printer: Option<String>,
-        /// Only the checks that need nobody at the counter.
-        #[arg(long)]
-        no_wait: bool,
-        /// Seconds to wait for each key press, swipe or tap.
-        #[arg(long, default_value_t = 30)]
-        wait_secs: u64,
+        #[command(flatten)]
+        args: tallybox_terminal::hwtest::HwTestArgs,
     },
     /// Drive a simulated checkout: press keys, present a card, read screen and paper.
     Drive {
@@ -69,12 +62,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Drive { control, action } => drive::run(control, action),
-        Command::HwTest {
-            config,
-            printer,
-            no_wait,
-            wait_secs,
-        } => match cmd::hw_test::run(&config, printer, no_wait, wait_secs) {
+        Command::HwTest { config, args } => match cmd::hw_test::run(&config, &args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),

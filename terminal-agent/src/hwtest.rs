@@ -15,7 +15,7 @@ use crate::devices::keypad::LAYOUT;
 use crate::devices::oled::Oled;
 use crate::devices::printer::{EscPosPrinter, Printer};
 use crate::devices::SharedHealth;
-use crate::session::{Input, Key, Screen};
+use crate::session::{Input, Screen};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -93,12 +93,33 @@ pub fn run(config: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> 
     checks
 }
 
-/// The `hw-test` command: runs every check, printing prompts and the report
-/// to stdout; true when no part failed.
-pub fn command(config: &DeviceConfig, opts: &Options) -> bool {
-    let checks = run(config, opts, &mut |prompt| println!("{prompt}"));
-    print!("{}", report(&checks));
-    !checks.iter().any(|c| c.verdict == Verdict::Fail)
+/// The `hw-test` flags both programs take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HwTestArgs {
+    /// Test this printer instead of the settings' one.
+    #[arg(long)]
+    pub printer: Option<String>,
+    /// Only the checks that need nobody at the counter.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for each key press, swipe or tap.
+    #[arg(long, default_value_t = 30)]
+    pub wait_secs: u64,
+}
+
+impl HwTestArgs {
+    /// The `hw-test` command on the parts `config` names: prompts and the
+    /// report on stdout; true when no part failed.
+    pub fn run(&self, config: DeviceConfig) -> Result<bool, String> {
+        let config = config.with_printer(self.printer.clone())?;
+        let opts = Options {
+            wait: Duration::from_secs(self.wait_secs),
+            unattended: self.no_wait,
+        };
+        let checks = run(&config, &opts, &mut |prompt| println!("{prompt}"));
+        print!("{}", report(&checks));
+        Ok(!checks.iter().any(|c| c.verdict == Verdict::Fail))
+    }
 }
 
 /// The report as the command prints it.
@@ -244,7 +265,7 @@ fn keys(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<S
             break;
         };
         if let Ok(Input::Key(key)) = rx.recv_timeout(left) {
-            seen.insert(key_char(key));
+            seen.insert(key.to_char());
         } else {
             break;
         }
@@ -258,18 +279,6 @@ fn keys(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<S
         missing.iter().collect::<String>(),
         wire_hint(c, &missing)
     ))
-}
-
-fn key_char(key: Key) -> char {
-    match key {
-        Key::Digit(d) => (b'0' + d) as char,
-        Key::Star => '*',
-        Key::Hash => '#',
-        Key::A => 'A',
-        Key::B => 'B',
-        Key::C => 'C',
-        Key::D => 'D',
-    }
 }
 
 /// A whole row or column missing points at one wire.

@@ -62,15 +62,8 @@ enum Command {
     HwTest {
         #[arg(long, default_value = "/etc/tallybox/devices.toml")]
         device_config: PathBuf,
-        /// Test this printer instead of the settings' one.
-        #[arg(long)]
-        printer: Option<String>,
-        /// Only the checks that need nobody at the counter.
-        #[arg(long)]
-        no_wait: bool,
-        /// Seconds to wait for each key press, swipe or tap.
-        #[arg(long, default_value_t = 30)]
-        wait_secs: u64,
+        #[command(flatten)]
+        args: hwtest::HwTestArgs,
     },
 }
 
@@ -81,12 +74,7 @@ fn main() -> ExitCode {
     };
     cli::init_logging("info,rumqttc=warn");
     let result = match args.command {
-        Some(Command::HwTest {
-            device_config,
-            printer,
-            no_wait,
-            wait_secs,
-        }) => hw_test(device_config, printer, no_wait, wait_secs),
+        Some(Command::HwTest { device_config, args }) => hw_test(&device_config, &args),
         None => run(args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -102,18 +90,9 @@ fn device_config(path: &std::path::Path, printer: Option<String>) -> anyhow::Res
         .map_err(anyhow::Error::msg)
 }
 
-fn hw_test(
-    path: PathBuf,
-    printer: Option<String>,
-    no_wait: bool,
-    wait_secs: u64,
-) -> anyhow::Result<ExitCode> {
-    let config = device_config(&path, printer)?;
-    let opts = hwtest::Options {
-        wait: Duration::from_secs(wait_secs),
-        unattended: no_wait,
-    };
-    Ok(if hwtest::command(&config, &opts) {
+fn hw_test(path: &std::path::Path, args: &hwtest::HwTestArgs) -> anyhow::Result<ExitCode> {
+    let passed = args.run(DeviceConfig::load(path)?).map_err(anyhow::Error::msg)?;
+    Ok(if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -134,17 +134,7 @@ mod tests {
     fn scans(k: &mut Keypad<RowPin, ColumnPin>, n: usize) -> String {
         let mut out = String::new();
         for _ in 0..n {
-            for key in k.scan().unwrap() {
-                out.push(match key {
-                    Key::Digit(d) => (b'0' + d) as char,
-                    Key::Star => '*',
-                    Key::Hash => '#',
-                    Key::A => 'A',
-                    Key::B => 'B',
-                    Key::C => 'C',
-                    Key::D => 'D',
-                });
-            }
+            out.extend(k.scan().unwrap().into_iter().map(Key::to_char));
         }
         out
     }

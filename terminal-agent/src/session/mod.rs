@@ -43,6 +43,19 @@ pub enum Key {
 }
 
 impl Key {
+    /// The key's label, as printed on the keypad.
+    pub fn to_char(self) -> char {
+        match self {
+            Key::Digit(d) => (b'0' + d) as char,
+            Key::Star => '*',
+            Key::Hash => '#',
+            Key::A => 'A',
+            Key::B => 'B',
+            Key::C => 'C',
+            Key::D => 'D',
+        }
+    }
+
     pub fn from_char(c: char) -> Option<Key> {
         Some(match c {
             '0'..='9' => Key::Digit(c as u8 - b'0'),

@@ -325,7 +325,11 @@ fn main() -> anyhow::Result<()> {
         }
         for (arch, path) in builds {
             let Ok(meta) = std::fs::metadata(&path) else {
-                notes.push((format!("{name} for {arch}: not built (scripts/cross-build)"), f64::NAN, "-"));
+                notes.push((
+                    format!("{name} for {arch}: not built (scripts/cross-build)"),
+                    f64::NAN,
+                    "-",
+                ));
                 continue;
             };
             let size = meta.len() as f64 / (1024.0 * 1024.0);

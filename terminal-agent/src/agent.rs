@@ -404,7 +404,7 @@ impl Running {
         for action in actions {
             match action {
                 Action::Show(screen) => devices.show(&screen),
-                Action::Print(lines) => self.spooler.submit(lines),
+                Action::Print(slip) => self.spooler.submit(slip),
                 Action::Send(request) => self.publish_request(&request),
             }
         }

@@ -13,7 +13,7 @@ use crate::devices::contactless::pn532::Pn532;
 use crate::devices::hw::{self, open_i2c};
 use crate::devices::keypad::LAYOUT;
 use crate::devices::oled::Oled;
-use crate::devices::printer::{EscPosPrinter, Printer};
+use crate::devices::printer::{EscPosPrinter, Printer, Slip};
 use crate::devices::SharedHealth;
 use crate::session::{Input, Screen};
 
@@ -164,7 +164,7 @@ fn printer(c: &DeviceConfig) -> Result<String, String> {
     if let Some(problem) = status.problem() {
         return Err(format!("{addr}: {problem}"));
     }
-    let slip = vec![
+    let lines = vec![
         "TALLYBOX PRINTER TEST".to_string(),
         "打印测试 中文 GB18030".to_string(),
         "-".repeat(c.printer.columns),
@@ -178,6 +178,11 @@ fn printer(c: &DeviceConfig) -> Result<String, String> {
             }
         ),
     ];
+    // A QR code too: it shows the printer's graphics work, which e-receipts need.
+    let slip = Slip {
+        lines,
+        qr: Some("http://tallybox.local".into()),
+    };
     printer.print(&slip).map_err(|p| format!("{addr}: {p}"))?;
     let low = if status.paper_near_end {
         "; paper running low: have a roll ready"

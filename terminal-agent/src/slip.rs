@@ -3,7 +3,35 @@
 //! the customer holds. Labels are Chinese with English, as on slips in China.
 //! Widths count printer columns: a Chinese character takes two.
 
+use serde::{Deserialize, Serialize};
+
 use crate::protocol::{Receipt, TxnKind, TxnStatus};
+
+/// One slip as the printer gets it: its lines, and the customer's e-receipt
+/// link, printed as a QR code under them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slip {
+    pub lines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
+}
+
+impl Slip {
+    /// The slip for `receipt` as a checkout prints it: the cardholder's copy
+    /// ends with its e-receipt QR code, when the hub gave a link.
+    pub fn of(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) -> Slip {
+        let mut lines = render_for(receipt, copy, reprint, width);
+        let qr = match (copy, &receipt.link) {
+            (Copy::Cardholder, Some(link)) => {
+                lines.push("扫码查看电子签购单".to_string());
+                lines.push("Scan for your e-receipt".to_string());
+                Some(link.clone())
+            }
+            _ => None,
+        };
+        Slip { lines, qr }
+    }
+}
 
 /// 58 mm paper: 32 columns.
 pub const WIDTH: usize = 32;

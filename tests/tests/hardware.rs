@@ -69,6 +69,9 @@ fn sales_through_the_real_drivers_print_chinese_slips_on_a_serial_printer() {
         );
     }
     assert!(slips[0].contains("商户存根 MERCHANT COPY") && slips[0].contains("持卡人签名"));
+    // The customer's copy ends with the e-receipt as a QR code; the shop's has none.
+    assert!(customer.contains("[QR http://tallybox.local/r/"), "{customer}");
+    assert!(!slips[0].contains("[QR"));
     t1.keys("C");
 
     // Tapped: an EMV card on the PN532 model, read by the PN532 driver.
@@ -154,6 +157,10 @@ fn paper_out_mid_slip_shows_the_e_receipt_and_prints_each_slip_once_after_the_ne
     let slips_after = printed(&pty);
     assert_eq!(slips_after, slips, "each slip exactly once");
     assert!(slips[0].contains("MERCHANT COPY") && slips[1].contains("CARDHOLDER COPY"));
+    assert!(
+        slips[1].contains(&format!("[QR {link}]")),
+        "the printed QR is the one shown"
+    );
     assert!(slips.iter().all(|s| s.contains("CNY 42.00")));
     assert_eq!(
         pty.model.lock().paper.torn.len(),
@@ -204,4 +211,8 @@ fn hw_test_reports_each_part_and_prints_a_test_slip() {
     let slips = printed(&pty);
     assert_eq!(slips.len(), 1);
     assert!(slips[0].contains("打印测试"), "{}", slips[0]);
+    assert!(
+        slips[0].contains("[QR "),
+        "the test slip shows the printer draws QR codes"
+    );
 }

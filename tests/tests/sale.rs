@@ -64,7 +64,13 @@ fn an_approved_sale_prints_both_slips_and_reaches_the_api_within_a_second() {
         .iter()
         .filter_map(|l| l.as_str())
         .collect();
-    assert_eq!(lines.join("\n"), *slip);
+    let printed: Vec<&str> = slip.lines().filter(|l| !l.starts_with("[QR ")).collect();
+    assert_eq!(lines, printed);
+    let link = detail["receipt_link"].as_str().unwrap();
+    assert!(
+        slip.contains(&format!("[QR {link}]")),
+        "the printed QR is the receipt's link"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tallybox_terminal::reason::explain;
-use tallybox_terminal::slip::{self, Copy};
+use tallybox_terminal::slip::{self, Copy, Slip};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
@@ -92,7 +92,10 @@ async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
     };
     let mut v = view(&txn);
     let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
-    v["slip"] = Value::from(slip::render(&receipt, Copy::Cardholder, false));
+    // The customer's copy as printed; its QR code is the e-receipt link.
+    let slip = Slip::of(&receipt, Copy::Cardholder, false, slip::WIDTH);
+    v["slip"] = Value::from(slip.lines);
+    v["receipt_link"] = Value::from(slip.qr);
     Ok(warp::reply::json(&v))
 }
 

@@ -21,7 +21,7 @@ use crate::devices::PrinterProblem;
 use crate::journal::InFlight;
 use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use crate::reason;
-use crate::slip::{self, Copy};
+use crate::slip::{Copy, Slip};
 pub use screens::{Lang, Screen, Screens, StatusBar};
 
 /// One key of the 4×4 keypad.
@@ -90,8 +90,8 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Show(Screen),
-    /// One slip, line by line.
-    Print(Vec<String>),
+    /// One slip.
+    Print(Slip),
     /// Publish this request (again, if it was already sent).
     Send(Request),
 }
@@ -520,7 +520,7 @@ impl Session {
                 receipt: Some(receipt),
                 ..
             } => vec![
-                Action::Print(slip::render_for(
+                Action::Print(Slip::of(
                     &receipt,
                     Copy::Cardholder,
                     true,
@@ -562,8 +562,8 @@ fn outcome_actions(ui: Screens, currency: &str, slip_columns: usize, outcome: Ou
                 )];
             };
             vec![
-                Action::Print(slip::render_for(&receipt, Copy::Merchant, false, slip_columns)),
-                Action::Print(slip::render_for(&receipt, Copy::Cardholder, false, slip_columns)),
+                Action::Print(Slip::of(&receipt, Copy::Merchant, false, slip_columns)),
+                Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
                 Action::Show(ui.approved(currency, receipt.amount, &receipt.auth_code)),
             ]
         }

@@ -123,7 +123,7 @@ fn a_sale_from_keys_to_two_slips() {
     let slips: Vec<_> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Print(lines) => Some(lines.join("\n")),
+            Action::Print(slip) => Some(slip.lines.join("\n")),
             _ => None,
         })
         .collect();
@@ -308,5 +308,5 @@ fn reprint_from_the_menu() {
     );
     assert!(actions
         .iter()
-        .any(|a| matches!(a, Action::Print(l) if l.join("\n").contains("REPRINT"))));
+        .any(|a| matches!(a, Action::Print(s) if s.lines.join("\n").contains("REPRINT"))));
 }

@@ -36,7 +36,8 @@ pub struct Paper {
     pub slips: Vec<Vec<String>>,
     /// Pieces torn off when the paper ran out before the cut.
     pub torn: Vec<Vec<String>>,
-    /// QR codes printed, by their content.
+    /// QR codes printed, by their content (each also stands in its slip as
+    /// a line `[QR content]`).
     pub qr_codes: Vec<String>,
 }
 
@@ -177,6 +178,8 @@ impl PrinterModel {
                 Op::Cut => self.paper.slips.push(std::mem::take(&mut self.current)),
                 Op::Qr => {
                     if let Some(data) = self.qr_data.clone() {
+                        // The picture, where it sits on the slip, as text.
+                        self.current.push(format!("[QR {data}]"));
                         self.paper.qr_codes.push(data);
                     }
                 }

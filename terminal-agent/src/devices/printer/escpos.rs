@@ -77,7 +77,6 @@ impl Job {
         self.bytes.extend([GS, b'(', b'k', pl, ph, 49, 80, 48]);
         self.bytes.extend(data.bytes());
         self.bytes.extend([GS, b'(', b'k', 3, 0, 49, 81, 48]);
-        self.bytes.push(LF);
         self
     }
 

@@ -17,10 +17,12 @@ use escpos::{Align, Job};
 use port::{Port, PrinterAddr};
 pub use status::{PrinterProblem, PrinterStatus};
 
+pub use crate::slip::Slip;
+
 /// What the checkout needs from a printer.
 pub trait Printer: Send {
     /// Prints one slip; `Ok` only once it is on paper.
-    fn print(&mut self, lines: &[String]) -> Result<(), PrinterProblem>;
+    fn print(&mut self, slip: &Slip) -> Result<(), PrinterProblem>;
     fn status(&mut self) -> Result<PrinterStatus, PrinterProblem>;
     /// Leaves an error state, dropping whatever of a failed slip the printer
     /// still holds (the whole slip is printed again).
@@ -93,24 +95,28 @@ impl EscPosPrinter {
     }
 }
 
-/// The printed form of a slip: text lines, a little feed, a cut.
-pub fn slip_job(lines: &[String]) -> Vec<u8> {
+/// The printed form of a slip: text lines, the QR code centred under them,
+/// a little feed, a cut.
+pub fn slip_job(slip: &Slip) -> Vec<u8> {
     let mut job = Job::new().align(Align::Left);
-    for line in lines {
+    for line in &slip.lines {
         job = job.line(line);
+    }
+    if let Some(link) = &slip.qr {
+        job = job.align(Align::Centre).qr(link, 5).align(Align::Left);
     }
     job.feed(3).cut().into_bytes()
 }
 
 impl Printer for EscPosPrinter {
-    fn print(&mut self, lines: &[String]) -> Result<(), PrinterProblem> {
+    fn print(&mut self, slip: &Slip) -> Result<(), PrinterProblem> {
         if let Some(problem) = self.status()?.problem() {
             return Err(problem);
         }
-        let mut job = slip_job(lines);
+        let mut job = slip_job(slip);
         job.extend_from_slice(&escpos::PRINTED_MARK);
         // A slip of ~40 lines takes 1-2 s on a 9600-baud thermal printer.
-        let within = Duration::from_secs(3) + Duration::from_millis(50 * lines.len() as u64);
+        let within = Duration::from_secs(3) + Duration::from_millis(50 * slip.lines.len() as u64);
         match self.ask(&job, within)? {
             Some(mark) if !status::printed_mark_paper_end(mark) => Ok(()),
             _ => Err(self.status()?.problem().unwrap_or(PrinterProblem::NotResponding)),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::port::PrinterAddr;
-use super::{EscPosPrinter, Printer, PrinterProblem};
+use super::{EscPosPrinter, Printer, PrinterProblem, Slip};
 use crate::devices::model::pty::PtyPrinter;
 
 #[test]
@@ -11,12 +11,15 @@ fn a_slip_goes_through_a_serial_tty_and_status_comes_back() {
     let pty = PtyPrinter::start().unwrap();
     let addr: PrinterAddr = pty.connection().parse().unwrap();
     let mut printer = EscPosPrinter::at(addr);
-    let slip = vec![
-        "商户存根 MERCHANT COPY".to_string(),
-        "金额 AMOUNT  CNY 12.50".to_string(),
-    ];
+    let slip = Slip {
+        lines: vec![
+            "商户存根 MERCHANT COPY".to_string(),
+            "金额 AMOUNT  CNY 12.50".to_string(),
+        ],
+        qr: None,
+    };
     printer.print(&slip).unwrap();
-    assert_eq!(pty.model.lock().paper.slips, vec![slip.clone()]);
+    assert_eq!(pty.model.lock().paper.slips, vec![slip.lines.clone()]);
     pty.model.with(|m| m.set_cover_open(true));
     assert_eq!(printer.print(&slip), Err(PrinterProblem::CoverOpen));
     pty.model.with(|m| m.set_cover_open(false));

@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::slip::Slip;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedSlip {
     pub id: u64,
-    pub lines: Vec<String>,
+    #[serde(flatten)]
+    pub slip: Slip,
 }
 
 pub struct PrintQueue {
@@ -43,10 +46,10 @@ impl PrintQueue {
         Ok(PrintQueue { path, slips, next_id })
     }
 
-    pub fn push(&mut self, lines: Vec<String>) -> io::Result<()> {
+    pub fn push(&mut self, slip: Slip) -> io::Result<()> {
         self.slips.push_back(QueuedSlip {
             id: self.next_id,
-            lines,
+            slip,
         });
         self.next_id += 1;
         self.save()
@@ -90,14 +93,21 @@ mod tests {
     fn queued_slips_survive_a_restart_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut q = PrintQueue::open(dir.path()).unwrap();
-        q.push(vec!["one".into()]).unwrap();
-        q.push(vec!["two".into()]).unwrap();
+        let slip = |text: &str, qr: Option<&str>| Slip {
+            lines: vec![text.to_string()],
+            qr: qr.map(str::to_string),
+        };
+        q.push(slip("one", None)).unwrap();
+        q.push(slip("two", Some("http://tallybox.local/r/X"))).unwrap();
         q.pop_front().unwrap();
-        q.push(vec!["three".into()]).unwrap();
+        q.push(slip("three", None)).unwrap();
         drop(q);
         let q = PrintQueue::open(dir.path()).unwrap();
         assert_eq!(q.len(), 2);
-        assert_eq!(q.front().unwrap().lines, vec!["two".to_string()]);
+        assert_eq!(
+            q.front().unwrap().slip,
+            slip("two", Some("http://tallybox.local/r/X"))
+        );
     }
 
     #[test]

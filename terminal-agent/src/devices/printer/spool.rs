@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::queue::PrintQueue;
-use super::{Printer, PrinterProblem};
+use super::{Printer, PrinterProblem, Slip};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrintReport {
@@ -45,11 +45,11 @@ impl Spool {
         self.queue.len()
     }
 
-    pub fn submit(&mut self, printer: &mut dyn Printer, lines: Vec<String>) -> Option<PrintReport> {
-        if let Err(e) = self.queue.push(lines.clone()) {
+    pub fn submit(&mut self, printer: &mut dyn Printer, slip: Slip) -> Option<PrintReport> {
+        if let Err(e) = self.queue.push(slip.clone()) {
             tracing::error!(error = %e, "cannot keep the slip in the print queue; printing it anyway");
             if self.failing.is_none() {
-                if let Err(problem) = printer.print(&lines) {
+                if let Err(problem) = printer.print(&slip) {
                     return Some(self.fail(problem));
                 }
             }
@@ -95,8 +95,8 @@ impl Spool {
     }
 
     fn drain(&mut self, printer: &mut dyn Printer) -> Result<(), PrintReport> {
-        while let Some(slip) = self.queue.front() {
-            if let Err(problem) = printer.print(&slip.lines) {
+        while let Some(queued) = self.queue.front() {
+            if let Err(problem) = printer.print(&queued.slip) {
                 return Err(self.fail(problem));
             }
             if let Err(e) = self.queue.pop_front() {
@@ -121,7 +121,7 @@ impl Spool {
 /// The spool on its own thread.
 #[derive(Clone)]
 pub struct Spooler {
-    slips: std_mpsc::Sender<Vec<String>>,
+    slips: std_mpsc::Sender<Slip>,
 }
 
 impl Spooler {
@@ -131,10 +131,10 @@ impl Spooler {
         reports: mpsc::UnboundedSender<PrintReport>,
         retry_every: Duration,
     ) -> Spooler {
-        let (tx, rx) = std_mpsc::channel::<Vec<String>>();
+        let (tx, rx) = std_mpsc::channel::<Slip>();
         let run = move || loop {
             let report = match rx.recv_timeout(retry_every) {
-                Ok(lines) => spool.submit(printer.as_mut(), lines),
+                Ok(slip) => spool.submit(printer.as_mut(), slip),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => spool.retry(printer.as_mut()),
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
@@ -150,8 +150,8 @@ impl Spooler {
         Spooler { slips: tx }
     }
 
-    pub fn submit(&self, lines: Vec<String>) {
-        if self.slips.send(lines).is_err() {
+    pub fn submit(&self, slip: Slip) {
+        if self.slips.send(slip).is_err() {
             tracing::error!("the printer thread has stopped; slip not printed");
         }
     }

@@ -4,8 +4,15 @@ use super::spool::{PrintReport, Spool};
 use super::*;
 use crate::devices::model::escpos::SharedPrinter;
 
-fn slip(n: usize, tag: &str) -> Vec<String> {
+fn lines(n: usize, tag: &str) -> Vec<String> {
     (0..n).map(|i| format!("{tag} 第{i}行 line")).collect()
+}
+
+fn slip(n: usize, tag: &str) -> Slip {
+    Slip {
+        lines: lines(n, tag),
+        qr: None,
+    }
 }
 
 fn printer(model: &SharedPrinter) -> EscPosPrinter {
@@ -20,8 +27,25 @@ fn a_slip_comes_out_whole_with_chinese_intact() {
     let mut p = printer(&model);
     p.print(&slip(5, "A")).unwrap();
     let m = model.lock();
-    assert_eq!(m.paper.slips, vec![slip(5, "A")]);
+    assert_eq!(m.paper.slips, vec![lines(5, "A")]);
     assert_eq!(m.unknown_commands, 0);
+}
+
+#[test]
+fn the_e_receipt_qr_code_prints_under_the_slip() {
+    let model = SharedPrinter::default();
+    let mut p = printer(&model);
+    let link = "http://tallybox.local/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    p.print(&Slip {
+        lines: lines(2, "A"),
+        qr: Some(link.into()),
+    })
+    .unwrap();
+    let m = model.lock();
+    assert_eq!(m.paper.qr_codes, vec![link.to_string()]);
+    let mut expected = lines(2, "A");
+    expected.push(format!("[QR {link}]"));
+    assert_eq!(m.paper.slips, vec![expected]);
 }
 
 #[test]
@@ -81,12 +105,12 @@ fn paper_out_mid_slip_keeps_it_and_prints_it_once_after_the_new_roll() {
     let m = model.lock();
     assert_eq!(
         m.paper.slips,
-        vec![slip(6, "A"), slip(4, "B")],
+        vec![lines(6, "A"), lines(4, "B")],
         "each slip whole, once"
     );
     assert_eq!(
         m.paper.torn,
-        vec![slip(3, "A")],
+        vec![lines(3, "A")],
         "the piece before the paper ran out"
     );
     assert_eq!(spool.waiting(), 0);
@@ -127,5 +151,5 @@ fn slips_left_in_the_queue_print_after_a_restart() {
         spool.retry(&mut printer(&model)),
         Some(PrintReport::Recovered { printed: 1 })
     );
-    assert_eq!(model.lock().paper.slips, vec![slip(2, "A")]);
+    assert_eq!(model.lock().paper.slips, vec![lines(2, "A")]);
 }

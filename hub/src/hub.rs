@@ -213,7 +213,15 @@ pub async fn run(
                 // The hub's own checkout on the Pi's parts.
                 agent_config.session.lang = wiring.lang;
                 agent_config.session.slip_columns = wiring.printer.columns;
-                let hw = Hardware::open(wiring);
+                if control_addr.is_some() {
+                    tracing::warn!(
+                        "--control drives simulated devices only; the own checkout runs on hardware"
+                    );
+                }
+                let hw = Hardware::open(wiring).map_err(|message| ConfigError::Invalid {
+                    key: "device_config",
+                    message,
+                })?;
                 let mut inputs = hw.inputs;
                 let (agent, handle) = Agent::new(agent_config, hw.display, hw.printer, inputs.health.clone());
                 inputs.start(&handle);

@@ -115,7 +115,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let (mut display, printer, health, mut hardware): (Box<dyn Display>, Box<dyn Printer>, SharedHealth, _) =
         match args.devices {
             Backend::Hw => {
-                let hw = Hardware::open(&config);
+                let hw = Hardware::open(&config).map_err(anyhow::Error::msg)?;
                 (hw.display, hw.printer, hw.inputs.health.clone(), Some(hw.inputs))
             }
             Backend::Sim => {

@@ -31,7 +31,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = ["sim"])]
     pub acquirer: Option<String>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
-    #[arg(long, value_parser = ["sim", "none"])]
+    #[arg(long, value_parser = ["hw", "sim", "none"])]
     pub devices: Option<String>,
     /// Open the own checkout's control API here (simulated devices only).
     #[arg(long)]

@@ -86,7 +86,9 @@ pub fn open_i2c(bus: u8) -> Result<I2c, String> {
 }
 
 impl Hardware {
-    pub fn open(config: &DeviceConfig) -> Hardware {
+    /// Opens what can be opened; only settings that make no sense are an error.
+    pub fn open(config: &DeviceConfig) -> Result<Hardware, String> {
+        config.validate()?;
         let mut problems = Vec::new();
         let display: Box<dyn Display> = if config.oled.enabled {
             match open_i2c(config.oled.i2c_bus)
@@ -101,15 +103,11 @@ impl Hardware {
         } else {
             Box::new(NoDisplay)
         };
-        let printer: Box<dyn Printer> = match config.printer_addr() {
-            Ok(addr) => Box::new(EscPosPrinter::at(addr)),
-            // Validated when the settings were read.
-            Err(e) => unreachable!("{e}"),
-        };
+        let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(config.printer_addr()?));
         for p in &problems {
             tracing::error!("{p}");
         }
-        Hardware {
+        Ok(Hardware {
             display,
             printer,
             inputs: Inputs {
@@ -117,7 +115,7 @@ impl Hardware {
                 problems,
                 config: config.clone(),
             },
-        }
+        })
     }
 }
 

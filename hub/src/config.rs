@@ -28,10 +28,14 @@ pub struct Config {
     pub mqtt: SocketAddr,
     /// Use this external broker instead of the embedded one.
     pub broker: Option<String>,
-    /// `sim` (the built-in simulated acquirer).
+    /// `sim` (the built-in simulated acquirer) or `iso8583://HOST:PORT`.
     pub acquirer: String,
+    /// The MAC key shared with the acquirer (32 hex digits); the default is the test key.
+    pub acquirer_mac_key: String,
     /// How long the acquirer has to answer before the sale is reversed.
     pub acquirer_timeout_ms: u64,
+    /// How often reversals the acquirer has not acknowledged yet are sent again.
+    pub reversal_retry_secs: u64,
     /// Largest amount a single sale may carry, in minor units.
     pub max_sale_minor: u64,
     /// The hub's own checkout: `hw` on the Pi's keypad, readers, OLED and
@@ -57,7 +61,9 @@ impl Default for Config {
             mqtt: ([0, 0, 0, 0], 1883).into(),
             broker: None,
             acquirer: "sim".into(),
+            acquirer_mac_key: hex::encode_upper(crate::acquirer::iso8583::mac::TEST_MAC_KEY_BYTES),
             acquirer_timeout_ms: 10_000,
+            reversal_retry_secs: 30,
             max_sale_minor: 5_000_000,
             devices: "hw".into(),
             device_config: PathBuf::from("/etc/tallybox/devices.toml"),
@@ -115,8 +121,14 @@ impl Config {
         if tallybox_terminal::amount::Currency::parse(&self.currency).is_none() {
             return invalid("currency", "use a three-letter ISO 4217 code such as CNY");
         }
-        if self.acquirer != "sim" {
-            return invalid("acquirer", "only 'sim' is available in this version");
+        if self.acquirer != "sim" && self.iso8583_addr().is_none() {
+            return invalid("acquirer", "use 'sim' or iso8583://HOST:PORT");
+        }
+        if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(&self.acquirer_mac_key) {
+            return invalid("acquirer_mac_key", &e);
+        }
+        if !(1..=3600).contains(&self.reversal_retry_secs) {
+            return invalid("reversal_retry_secs", "use 1 to 3600");
         }
         if !(100..=120_000).contains(&self.acquirer_timeout_ms) {
             return invalid("acquirer_timeout_ms", "use 100 to 120000");
@@ -152,6 +164,13 @@ impl Config {
 
     pub fn broker_addr(&self) -> Option<BrokerAddr> {
         self.broker.as_deref().and_then(|b| b.parse().ok())
+    }
+
+    /// `HOST:PORT` of an ISO 8583 acquirer, when the settings name one.
+    pub fn iso8583_addr(&self) -> Option<&str> {
+        let addr = self.acquirer.strip_prefix("iso8583://")?;
+        let (host, port) = addr.rsplit_once(':')?;
+        (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(addr)
     }
 
     pub fn acquirer_timeout(&self) -> Duration {

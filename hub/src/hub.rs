@@ -18,7 +18,10 @@ use tallybox_terminal::protocol::{TerminalId, Topics};
 use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
+use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
+use crate::acquirer::iso8583::mac::MacKey;
 use crate::acquirer::sim::SimAcquirer;
+use crate::acquirer::AnyAcquirer;
 use crate::broker::{self, BrokerError};
 use crate::config::{Config, ConfigError};
 use crate::coordinator::{Coordinator, Settings};
@@ -82,6 +85,23 @@ fn reachable(addr: SocketAddr) -> BrokerAddr {
     }
 }
 
+/// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
+fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
+    let Some(addr) = config.iso8583_addr() else {
+        return Ok(AnyAcquirer::Sim(SimAcquirer::default()));
+    };
+    let mac_key = MacKey::parse(&config.acquirer_mac_key).map_err(|message| ConfigError::Invalid {
+        key: "acquirer_mac_key",
+        message,
+    })?;
+    Ok(AnyAcquirer::Iso(IsoAcquirer::start(IsoConfig {
+        addr: addr.to_string(),
+        merchant_id: config.merchant_id.clone(),
+        mac_key,
+        hub_terminal: OWN_CHECKOUT.to_string(),
+    })))
+}
+
 pub async fn run(
     config: Config,
     options: Options,
@@ -95,7 +115,7 @@ pub async fn run(
     })?;
     let coordinator = Arc::new(Coordinator::new(
         store,
-        SimAcquirer::default(),
+        acquirer(&config)?,
         Settings {
             store_name: config.store_name.clone(),
             merchant_id: config.merchant_id.clone(),
@@ -145,7 +165,7 @@ pub async fn run(
     {
         let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
         tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(30));
+            let mut every = tokio::time::interval(Duration::from_secs(config.reversal_retry_secs));
             every.tick().await;
             loop {
                 tokio::select! {

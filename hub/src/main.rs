@@ -22,6 +22,8 @@ enum Command {
     Serve(ServeArgs),
     /// Run the whole system on this machine with simulated devices and acquirer.
     Demo(DemoArgs),
+    /// Run the simulated acquirer as an ISO 8583 host on TCP.
+    AcquirerSim(tallybox::cmd::acquirer_sim::AcquirerSimArgs),
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         },
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(args))),
+        Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -79,7 +79,7 @@ impl Hub {
         let config = dir.path().join("tallybox.toml");
         std::fs::write(
             &config,
-            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\n",
+            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\nreversal_retry_secs = 2\n",
         )
         .expect("write config");
         let mut args: Vec<String> = vec![
@@ -212,6 +212,70 @@ impl Hub {
 }
 
 impl Drop for Hub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `tallybox acquirer-sim`: the simulated acquirer as an ISO 8583 host, with
+/// its message log.
+pub struct AcquirerSim {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl AcquirerSim {
+    pub fn start() -> AcquirerSim {
+        let mut a = AcquirerSim {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = log_file(&self.dir.path().join("acquirer.log"));
+        let child = Command::new(bin("tallybox"))
+            .args([
+                "acquirer-sim",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--log",
+            ])
+            .arg(self.messages_path())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tallybox acquirer-sim");
+        self.child = Some(child);
+        let up = wait_for(Duration::from_secs(10), || port_open(self.port).then_some(()));
+        assert!(up.is_some(), "acquirer-sim did not listen");
+    }
+
+    /// Every message in and out, one `in|out HEX` line each.
+    pub fn messages_path(&self) -> PathBuf {
+        self.dir.path().join("messages.log")
+    }
+
+    pub fn url(&self) -> String {
+        format!("iso8583://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        terminate(&mut self.child, "KILL");
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for AcquirerSim {
     fn drop(&mut self) {
         self.kill();
     }

@@ -1,7 +1,9 @@
 //! The link to the acquirer (收单机构), which asks the card's issuer and answers
 //! approve or decline. A trait, so the coordinator does not care whether it is
-//! the built-in simulator ([`sim`]) or, later, an ISO 8583 host.
+//! the built-in simulator ([`sim`]) or an ISO 8583 host over TCP ([`iso8583`]);
+//! [`AnyAcquirer`] is the one the settings chose.
 
+pub mod iso8583;
 pub mod sim;
 
 use std::future::Future;
@@ -52,6 +54,28 @@ pub enum AcquirerError {
     Link(String),
     #[error("the acquirer did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+}
+
+/// The acquirer the settings name.
+pub enum AnyAcquirer {
+    Sim(sim::SimAcquirer),
+    Iso(iso8583::client::IsoAcquirer),
+}
+
+impl Acquirer for AnyAcquirer {
+    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        match self {
+            AnyAcquirer::Sim(a) => a.authorize(request).await,
+            AnyAcquirer::Iso(a) => a.authorize(request).await,
+        }
+    }
+
+    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
+        match self {
+            AnyAcquirer::Sim(a) => a.reverse(reversal).await,
+            AnyAcquirer::Iso(a) => a.reverse(reversal).await,
+        }
+    }
 }
 
 pub trait Acquirer: Send + Sync + 'static {

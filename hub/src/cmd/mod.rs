@@ -1,5 +1,6 @@
 //! The `tallybox` subcommands, one file each.
 
+pub mod acquirer_sim;
 pub mod demo;
 pub mod drive;
 pub mod hw_test;

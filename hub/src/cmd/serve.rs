@@ -27,8 +27,8 @@ pub struct ServeArgs {
     /// Use an external broker (mqtt://HOST:PORT) instead of the embedded one.
     #[arg(long)]
     pub broker: Option<BrokerAddr>,
-    /// Acquirer link: `sim`.
-    #[arg(long, value_parser = ["sim"])]
+    /// Acquirer link: `sim` (built in) or `iso8583://HOST:PORT` (see `tallybox acquirer-sim`).
+    #[arg(long)]
     pub acquirer: Option<String>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["hw", "sim", "none"])]

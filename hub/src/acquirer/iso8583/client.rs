@@ -1,0 +1,221 @@
+//! The hub's ISO 8583 client: one TCP connection to the acquirer, kept open
+//! and re-opened with back-off when it drops. It signs in on each new
+//! connection, sends each request with its MAC, and matches answers to
+//! requests by terminal, trace number and message type. While the link is
+//! down a request fails at once (the coordinator then reverses and keeps
+//! trying), rather than waiting out the time-out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Local;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{frame, FrameReader, Message};
+use super::mac::MacKey;
+use super::messages;
+use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, AuthResponse, Reversal};
+
+#[derive(Debug, Clone)]
+pub struct IsoConfig {
+    /// `HOST:PORT` of the acquirer host.
+    pub addr: String,
+    pub merchant_id: String,
+    pub mac_key: MacKey,
+    /// The terminal id the hub signs in with.
+    pub hub_terminal: String,
+}
+
+/// (terminal, trace number, answer type): what ties an answer to its request.
+type Key = (String, String, String);
+
+struct Outgoing {
+    message: Message,
+    reply: oneshot::Sender<Message>,
+}
+
+#[derive(Clone)]
+pub struct IsoAcquirer {
+    requests: mpsc::Sender<Outgoing>,
+    merchant_id: String,
+}
+
+fn key_of(m: &Message, mti: &str) -> Key {
+    (
+        m.text(41).unwrap_or_default().trim_end().to_string(),
+        m.text(11).unwrap_or_default().to_string(),
+        mti.to_string(),
+    )
+}
+
+impl IsoAcquirer {
+    /// Starts the link task; it runs until the acquirer handle is dropped.
+    pub fn start(config: IsoConfig) -> IsoAcquirer {
+        let (tx, rx) = mpsc::channel(256);
+        let merchant_id = config.merchant_id.clone();
+        tokio::spawn(link(config, rx));
+        IsoAcquirer {
+            requests: tx,
+            merchant_id,
+        }
+    }
+
+    async fn exchange(&self, message: Message) -> Result<Message, AcquirerError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Outgoing { message, reply })
+            .await
+            .map_err(|_| AcquirerError::Link("the acquirer link has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))
+    }
+}
+
+impl Acquirer for IsoAcquirer {
+    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        let message = messages::auth_request(&request, &self.merchant_id, Local::now())
+            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let answer = self.exchange(message).await?;
+        messages::auth_response(&answer).map_err(AcquirerError::Link)
+    }
+
+    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
+        let message = messages::reversal(&reversal, &self.merchant_id)
+            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let answer = self.exchange(message).await?;
+        match answer.text(39) {
+            // 25: the host never saw the original: nothing was charged either.
+            Some("00") | Some("25") => Ok(()),
+            other => Err(AcquirerError::Link(format!("reversal answered {other:?}"))),
+        }
+    }
+}
+
+async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut sign_ins = 0u32;
+    loop {
+        let connect = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(&config.addr)).await;
+        let stream = match connect {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(acquirer = %config.addr, error = %e, "cannot reach the acquirer; retrying");
+                if !fail_waiting(&mut requests, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!(acquirer = %config.addr, "acquirer did not accept the connection in 3 s; retrying");
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let _ = stream.set_nodelay(true);
+        tracing::info!(acquirer = %config.addr, "acquirer link up");
+        sign_ins = sign_ins.wrapping_add(1);
+        if !connected(stream, &config, &mut requests, sign_ins).await {
+            return;
+        }
+        tracing::warn!(acquirer = %config.addr, "acquirer link lost; reconnecting");
+    }
+}
+
+/// While there is no link: answers every request with an error at once, for
+/// `wait`. False when the hub has gone.
+async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -> bool {
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return true,
+            r = requests.recv() => match r {
+                // Dropping the reply tells the caller the link is down.
+                Some(outgoing) => drop(outgoing),
+                None => return false,
+            },
+        }
+    }
+}
+
+/// Runs one connection; false when the hub has gone, true when the link dropped.
+async fn connected(
+    stream: TcpStream,
+    config: &IsoConfig,
+    requests: &mut mpsc::Receiver<Outgoing>,
+    sign_in_no: u32,
+) -> bool {
+    let (mut read, mut write) = stream.into_split();
+    let mut waiting: HashMap<Key, oneshot::Sender<Message>> = HashMap::new();
+    if let Ok(mut m) = messages::sign_in(sign_in_no, &config.hub_terminal, &config.merchant_id) {
+        if let Ok(bytes) = config.mac_key.seal(&mut m) {
+            if write.write_all(&frame(&bytes)).await.is_err() {
+                return true;
+            }
+        }
+    }
+    let mut frames = FrameReader::default();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            r = requests.recv() => {
+                let Some(Outgoing { mut message, reply }) = r else { return false };
+                let Some(answer_mti) = messages::answer_type(&message.mti) else { continue };
+                let bytes = match config.mac_key.seal(&mut message) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "request not encodable");
+                        continue;
+                    }
+                };
+                waiting.retain(|_, r| !r.is_closed());
+                waiting.insert(key_of(&message, &answer_mti), reply);
+                if write.write_all(&frame(&bytes)).await.is_err() {
+                    return true;
+                }
+            }
+            n = read.read(&mut buf) => {
+                let n = match n {
+                    Ok(0) | Err(_) => return true,
+                    Ok(n) => n,
+                };
+                frames.push(&buf[..n]);
+                loop {
+                    let bytes = match frames.next_frame() {
+                        Ok(Some(b)) => b,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "garbage from the acquirer; reconnecting");
+                            return true;
+                        }
+                    };
+                    let answer = match Message::decode(&bytes) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
+                            continue;
+                        }
+                    };
+                    if !config.mac_key.verify(&bytes, &answer) {
+                        tracing::warn!(mti = %answer.mti, "answer with a wrong MAC ignored");
+                        continue;
+                    }
+                    if answer.mti == "0810" {
+                        tracing::info!(code = ?answer.text(39), "signed in with the acquirer");
+                        continue;
+                    }
+                    match waiting.remove(&key_of(&answer, &answer.mti)) {
+                        Some(reply) => {
+                            let _ = reply.send(answer);
+                        }
+                        None => tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), "answer nobody waits for (too late?) ignored"),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The simulated acquirer host behind `tallybox acquirer-sim`: an ISO 8583
+//! server on TCP that signs terminals in, answers sales and balance
+//! inquiries as the simulated issuer decides (with its delays and its
+//! silences), and acknowledges reversals. Every frame in and out can be
+//! appended to a log file as hex, for checking with another codec.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::codec::{frame, FrameReader, Message};
+use super::mac::MacKey;
+use super::messages;
+use crate::acquirer::sim::{Decision, SimIssuer};
+
+#[derive(Clone)]
+pub struct Host {
+    key: MacKey,
+    issuer: Arc<Mutex<SimIssuer>>,
+    log: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+impl Host {
+    pub fn new(key: MacKey, log: Option<PathBuf>) -> std::io::Result<Host> {
+        let log = match log {
+            Some(path) => Some(Arc::new(Mutex::new(
+                std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+            ))),
+            None => None,
+        };
+        Ok(Host {
+            key,
+            issuer: Arc::default(),
+            log,
+        })
+    }
+
+    fn log(&self, direction: &str, bytes: &[u8]) {
+        if let Some(log) = &self.log {
+            let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(f, "{direction} {}", hex::encode_upper(bytes));
+        }
+    }
+
+    pub async fn serve(self, listener: TcpListener) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tracing::info!(%peer, "acquirer link opened");
+            let host = self.clone();
+            tokio::spawn(async move {
+                host.connection(stream).await;
+                tracing::info!(%peer, "acquirer link closed");
+            });
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream) {
+        let (mut read, mut write) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if write.write_all(&frame(&bytes)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut frames = FrameReader::default();
+        let mut buf = vec![0u8; 4096];
+        'read: loop {
+            let n = match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            frames.push(&buf[..n]);
+            loop {
+                match frames.next_frame() {
+                    Ok(Some(bytes)) => {
+                        self.log("in", &bytes);
+                        if !self.handle(&bytes, &tx) {
+                            break 'read;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "garbage on the acquirer link; closing it");
+                        break 'read;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let _ = writer.await;
+    }
+
+    /// Answers one message; false when the link should be closed.
+    fn handle(&self, bytes: &[u8], out: &mpsc::UnboundedSender<Vec<u8>>) -> bool {
+        let request = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable message; closing the link");
+                return false;
+            }
+        };
+        let reply = |mut answer: Message, delay: std::time::Duration| {
+            let (host, out) = (self.clone(), out.clone());
+            tokio::spawn(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                match host.key.seal(&mut answer) {
+                    Ok(bytes) => {
+                        host.log("out", &bytes);
+                        let _ = out.send(bytes);
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode an answer"),
+                }
+            });
+        };
+        let answer = |code: &str| messages::answer(&request, code);
+        if !self.key.verify(bytes, &request) {
+            tracing::warn!(mti = %request.mti, "wrong MAC; answered A0");
+            if let Ok(a) = answer("A0") {
+                reply(a, std::time::Duration::ZERO);
+            }
+            return true;
+        }
+        let built = match request.mti.as_str() {
+            "0800" => answer("00").map(|a| Some((a, std::time::Duration::ZERO))),
+            "0400" => {
+                tracing::info!(trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
+                answer("00").map(|a| Some((a, std::time::Duration::ZERO)))
+            }
+            "0200" => match messages::read_auth_request(&request) {
+                Ok(auth) => {
+                    let decision = self
+                        .issuer
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .decide(&auth);
+                    match decision {
+                        Decision::Answer { response, delay } => {
+                            answer(&response.response_code).and_then(|mut a| {
+                                a.set_str(37, &format!("{:0>12}", response.reference_no))?;
+                                if !response.auth_code.is_empty() {
+                                    a.set_str(38, &response.auth_code)?;
+                                }
+                                if let Some(balance) = response.balance {
+                                    a.set_str(54, &messages::balance_field(balance))?;
+                                }
+                                Ok(Some((a, delay)))
+                            })
+                        }
+                        Decision::Silence => Ok(None),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable sale; answered 30 (format error)");
+                    answer("30").map(|a| Some((a, std::time::Duration::ZERO)))
+                }
+            },
+            _ => answer("12").map(|a| Some((a, std::time::Duration::ZERO))),
+        };
+        match built {
+            Ok(Some((a, delay))) => reply(a, delay),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, mti = %request.mti, "no answer possible"),
+        }
+        true
+    }
+}

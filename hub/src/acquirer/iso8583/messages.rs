@@ -1,0 +1,229 @@
+//! What each transaction looks like on the ISO 8583 link, both ways: the
+//! hub's client builds requests and reads answers; the simulated host reads
+//! requests and builds answers. Keeping both here keeps them in agreement.
+//!
+//! | message | fields |
+//! |---|---|
+//! | 0800 / 0810 sign-in | 11 trace, 41 terminal, 42 merchant · 39 |
+//! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
+//! | 0400 / 0410 reversal | 3, 4, 11 of the original, 39 `98` (no answer), 41, 42, 49 · 39 |
+//!
+//! Every message carries a MAC in field 64 (see [`super::mac`]).
+
+use chrono::{DateTime, Local};
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::{CardRead, EntryMode, Track2};
+use tallybox_terminal::protocol::TxnKind;
+
+use super::codec::{CodecError, Message};
+use crate::acquirer::{AuthRequest, AuthResponse, Reversal};
+
+/// ISO 4217 numeric for CNY, the only currency the simulated host settles.
+pub const CNY: &str = "156";
+
+fn trace(n: u32) -> String {
+    format!("{:06}", n % 1_000_000)
+}
+
+/// Field 41 is eight characters: a terminal id of up to eight, space-padded.
+pub fn terminal_field(terminal_id: &str) -> Result<String, CodecError> {
+    if terminal_id.len() > 8 {
+        return Err(CodecError::BadField {
+            field: 41,
+            problem: format!("terminal id {terminal_id} is longer than the 8 characters the acquirer takes"),
+        });
+    }
+    Ok(format!("{terminal_id:<8}"))
+}
+
+fn entry_mode(mode: EntryMode) -> &'static str {
+    // PAN entry (2 digits) then PIN entry capability (1: can take a PIN).
+    match mode {
+        EntryMode::Swipe => "021",
+        EntryMode::Tap => "071",
+        EntryMode::Manual => "011",
+    }
+}
+
+pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Message, CodecError> {
+    let mut m = Message::new("0800");
+    m.set_str(11, &trace(trace_no))?
+        .set_str(41, &terminal_field(terminal_id)?)?
+        .set_str(42, &format!("{merchant_id:<15}"))?;
+    Ok(m)
+}
+
+pub fn auth_request(r: &AuthRequest, merchant_id: &str, now: DateTime<Local>) -> Result<Message, CodecError> {
+    let mut m = Message::new("0200");
+    let pan = r.card.pan.digits();
+    let code = match r.kind {
+        TxnKind::Sale => "000000",
+        TxnKind::Balance => "310000",
+    };
+    m.set_str(2, pan)?
+        .set_str(3, code)?
+        .set_str(4, &format!("{:012}", r.amount.minor()))?
+        .set_str(11, &trace(r.trace_no))?
+        .set_str(12, &now.format("%H%M%S").to_string())?
+        .set_str(13, &now.format("%m%d").to_string())?
+        .set_str(14, &r.card.expiry.yymm())?
+        .set_str(22, entry_mode(r.card.entry_mode))?
+        .set_str(25, "00")?
+        .set_str(41, &terminal_field(&r.terminal_id)?)?
+        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(49, CNY)?;
+    if let Some(sc) = &r.card.service_code {
+        m.set_str(35, &format!("{pan}={}{sc}", r.card.expiry.yymm()))?;
+    }
+    if let Some(block) = &r.pin_block {
+        let bytes = hex::decode(block).map_err(|_| CodecError::BadField {
+            field: 52,
+            problem: "PIN block is not hex".into(),
+        })?;
+        m.set(52, bytes)?;
+    }
+    if let Some(icc) = &r.card.icc_data {
+        if let Ok(bytes) = hex::decode(icc) {
+            m.set(55, bytes)?;
+        }
+    }
+    Ok(m)
+}
+
+pub fn reversal(r: &Reversal, merchant_id: &str) -> Result<Message, CodecError> {
+    let mut m = Message::new("0400");
+    m.set_str(3, "000000")?
+        .set_str(4, &format!("{:012}", r.amount.minor()))?
+        .set_str(11, &trace(r.trace_no))?
+        .set_str(39, "98")?
+        .set_str(41, &terminal_field(&r.terminal_id)?)?
+        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(49, CNY)?;
+    Ok(m)
+}
+
+/// The answer's type for a request's (`0200` → `0210`).
+pub fn answer_type(mti: &str) -> Option<String> {
+    let n: u16 = mti.parse().ok()?;
+    (n % 20 == 0).then(|| format!("{:04}", n + 10))
+}
+
+/// The host's answer to `request`: the request's identifying fields, then `extra`.
+pub fn answer(request: &Message, response_code: &str) -> Result<Message, CodecError> {
+    let mti = answer_type(&request.mti).ok_or_else(|| CodecError::BadType(request.mti.clone()))?;
+    let mut m = Message::new(&mti);
+    for n in [3, 4, 11, 12, 13, 41, 42, 49] {
+        if let Some(v) = request.get(n) {
+            m.set(n, v.to_vec())?;
+        }
+    }
+    m.set_str(39, response_code)?;
+    Ok(m)
+}
+
+/// Field 54, a balance: account type, amount type `02` (available), currency,
+/// `C` (credit) and twelve digits.
+pub fn balance_field(balance: Amount) -> String {
+    format!("1002{CNY}C{:012}", balance.minor())
+}
+
+pub fn auth_response(m: &Message) -> Result<AuthResponse, String> {
+    let code = m.text(39).ok_or("answer without a response code (39)")?;
+    let balance = m
+        .text(54)
+        .and_then(|f| f.get(8..20))
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .and_then(|minor| Amount::from_minor(minor).ok());
+    Ok(AuthResponse {
+        response_code: code.to_string(),
+        auth_code: m.text(38).unwrap_or_default().trim().to_string(),
+        reference_no: m.text(37).unwrap_or_default().trim().to_string(),
+        balance,
+    })
+}
+
+/// The host's reading of a 0200: what the issuer decides on.
+pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
+    let need = |n: u8| m.text(n).ok_or(format!("field {n} missing"));
+    let kind = match need(3)? {
+        "000000" => TxnKind::Sale,
+        "310000" => TxnKind::Balance,
+        other => return Err(format!("processing code {other} not supported")),
+    };
+    let minor: u64 = need(4)?.parse().map_err(|_| "bad amount")?;
+    let amount = Amount::from_minor(minor).map_err(|e| e.to_string())?;
+    let entry = match need(22)?.get(..2) {
+        Some("07") => EntryMode::Tap,
+        Some("01") => EntryMode::Manual,
+        _ => EntryMode::Swipe,
+    };
+    let track = match m.text(35) {
+        Some(t) => t.to_string(),
+        None => format!("{}={}000", need(2)?, need(14)?),
+    };
+    let track = Track2::parse(&track).map_err(|e| e.to_string())?;
+    let mut card = CardRead::from_track2(&track, entry);
+    card.icc_data = m.get(55).map(hex::encode_upper);
+    Ok(AuthRequest {
+        kind,
+        terminal_id: need(41)?.trim_end().to_string(),
+        trace_no: need(11)?.parse().map_err(|_| "bad trace number")?,
+        amount,
+        card,
+        pin_block: m.get(52).map(hex::encode_upper),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tallybox_terminal::card::test_cards;
+
+    #[test]
+    fn a_sale_reads_back_as_the_same_request_on_the_host() {
+        let mut card = test_cards::by_name("pin").unwrap().read(EntryMode::Tap);
+        card.icc_data = Some("9F2602ABCD".into());
+        let request = AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no: 42,
+            amount: Amount::from_minor(1250).unwrap(),
+            card,
+            pin_block: Some("1F2E3D4C5B6A7988".into()),
+        };
+        let m = auth_request(&request, "898000000000001", Local::now()).unwrap();
+        let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();
+        assert_eq!(back.card, request.card);
+        assert_eq!(back.pin_block, request.pin_block);
+        assert_eq!(
+            (back.trace_no, back.amount, back.kind),
+            (42, request.amount, TxnKind::Sale)
+        );
+        assert_eq!(back.terminal_id, "T1");
+    }
+
+    #[test]
+    fn answers_carry_the_request_identity_and_a_balance() {
+        let mut request = Message::new("0200");
+        request
+            .set_str(3, "310000")
+            .unwrap()
+            .set_str(11, "000007")
+            .unwrap();
+        let mut a = answer(&request, "00").unwrap();
+        a.set_str(54, &balance_field(Amount::from_minor(10_000).unwrap()))
+            .unwrap();
+        assert_eq!(a.mti, "0210");
+        assert_eq!(a.text(11), Some("000007"));
+        let r = auth_response(&a).unwrap();
+        assert_eq!(r.balance, Some(Amount::from_minor(10_000).unwrap()));
+        assert_eq!(answer_type("0400").as_deref(), Some("0410"));
+        assert_eq!(answer_type("0210"), None);
+    }
+
+    #[test]
+    fn a_terminal_id_longer_than_field_41_is_refused_not_cut() {
+        assert!(terminal_field("CHECKOUT-12").is_err());
+        assert_eq!(terminal_field("T1").unwrap(), "T1      ");
+    }
+}

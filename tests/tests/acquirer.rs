@@ -1,0 +1,118 @@
+//! The hub's ISO 8583 client against `tallybox acquirer-sim` over a real TCP
+//! socket: sign-in, sales, declines, a PIN, a balance inquiry, a silent
+//! acquirer (time-out, 0400 reversal, "not charged"), and the acquirer going
+//! away mid-day and coming back (the reversal is stored and sent again until
+//! acknowledged). The whole message log is then decoded by an independent
+//! codec (pyiso8583).
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+
+fn last_status(hub: &Hub) -> (String, String) {
+    let rows = hub.transactions("limit=1");
+    let row = rows.first().expect("a transaction");
+    (
+        row["status"].as_str().unwrap().to_string(),
+        row["response_code"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
+    let mut acquirer = AcquirerSim::start();
+    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
+    t1.wait_ready();
+
+    let screen = t1.sale(1250, "approved");
+    assert!(screen.contains("APPROVED"), "{screen}");
+    let row = &hub.transactions("limit=1")[0];
+    assert_eq!(row["status"], "approved");
+    assert_eq!(row["auth_code"].as_str().unwrap().len(), 6);
+    assert!(screen.contains(row["auth_code"].as_str().unwrap()));
+    t1.keys("C");
+
+    let screen = t1.sale(20_000, "low-balance");
+    assert!(screen.contains("Insufficient funds"), "{screen}");
+    assert_eq!(last_status(&hub), ("declined".into(), "51".into()));
+    t1.keys("C");
+
+    // A PIN card: the PIN block travels in field 52 and the host checks it.
+    t1.keys("A500#");
+    t1.card("pin");
+    t1.wait_screen("Enter PIN", Duration::from_secs(5));
+    t1.keys("1234#");
+    t1.wait_screen("APPROVED", Duration::from_secs(10));
+    t1.keys("C");
+
+    t1.keys("D1");
+    t1.card("low-balance");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("CNY 100.00"), "balance from field 54: {screen}");
+    t1.keys("C");
+
+    // The acquirer never answers: time-out, 0400, not charged.
+    t1.keys("A700#");
+    t1.card("no-answer");
+    let screen = t1.wait_screen("NOT CHARGED", Duration::from_secs(15));
+    assert!(screen.contains("NC"), "{screen}");
+    assert_eq!(last_status(&hub), ("reversed".into(), "NC".into()));
+    t1.keys("C");
+
+    // The acquirer goes away: the sale cannot be asked, its reversal cannot be
+    // sent; both wait in the store until the acquirer is back.
+    acquirer.kill();
+    t1.keys("A900#");
+    t1.card("approved");
+    t1.wait_screen("NO ANSWER YET", Duration::from_secs(10));
+    assert_eq!(last_status(&hub).0, "pending");
+    acquirer.restart();
+    let screen = t1.wait_screen("NOT CHARGED", Duration::from_secs(20));
+    assert!(screen.contains("NOT CHARGED"), "{screen}");
+    assert_eq!(last_status(&hub).0, "reversed");
+    t1.keys("C");
+    // And sales go through again on the new connection.
+    let screen = t1.sale(300, "visa");
+    assert!(screen.contains("APPROVED"), "{screen}");
+    assert!(hub.log().contains("signed in with the acquirer"));
+
+    // Every message both ways, decoded by pyiso8583 and encoded back byte for byte.
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
+        .arg(acquirer.messages_path())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the independent codec did not run (scripts/test installs pyiso8583): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    let types: Vec<&str> = report["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for mti in ["0800", "0810", "0200", "0210", "0400", "0410"] {
+        assert!(types.contains(&mti), "no {mti} in the log: {types:?}");
+    }
+    assert!(report["checked"].as_u64().unwrap() >= 14, "{report}");
+    // The sale carried the card, trace, terminal, merchant, PIN or chip data and a MAC.
+    let sale_fields: Vec<u64> = report["fields"]["0200"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    for f in [2, 3, 4, 11, 12, 13, 14, 22, 25, 35, 41, 42, 49, 64] {
+        assert!(
+            sale_fields.contains(&f),
+            "0200 without field {f}: {sale_fields:?}"
+        );
+    }
+}

@@ -24,6 +24,11 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated acquirer as an ISO 8583 host on TCP.
     AcquirerSim(tallybox::cmd::acquirer_sim::AcquirerSimArgs),
+    /// Check the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        action: tallybox::cmd::audit::AuditAction,
+    },
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.
@@ -71,6 +76,11 @@ fn main() -> ExitCode {
         },
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(args))),
+        Command::Audit { action } => match cmd::audit::run(action) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {

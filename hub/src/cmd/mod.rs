@@ -1,6 +1,7 @@
 //! The `tallybox` subcommands, one file each.
 
 pub mod acquirer_sim;
+pub mod audit;
 pub mod demo;
 pub mod drive;
 pub mod hw_test;

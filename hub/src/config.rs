@@ -47,6 +47,9 @@ pub struct Config {
     pub mdns: bool,
     /// How phones on the shop's Wi-Fi reach the hub; e-receipt links start with it.
     pub public_url: String,
+    /// The supervisor's PIN (4 to 8 digits) for voids and refunds at the
+    /// keypad; without one, voids and refunds are refused.
+    pub supervisor_pin: Option<String>,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             device_config: PathBuf::from("/etc/tallybox/devices.toml"),
             mdns: true,
             public_url: "http://tallybox.local".into(),
+            supervisor_pin: None,
         }
     }
 }
@@ -141,6 +145,11 @@ impl Config {
                 "devices",
                 "use 'hw' (the Pi's parts), 'sim' (chip models) or 'none'",
             );
+        }
+        if let Some(pin) = &self.supervisor_pin {
+            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return invalid("supervisor_pin", "use 4 to 8 digits");
+            }
         }
         let url = &self.public_url;
         let valid_url = (url.starts_with("http://") || url.starts_with("https://"))

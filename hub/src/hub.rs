@@ -123,6 +123,7 @@ pub async fn run(
             max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
             acquirer_timeout: config.acquirer_timeout(),
             public_url: config.public_url.clone(),
+            supervisor_pin: config.supervisor_pin.clone(),
         },
     ));
     // Sales a crash left pending are settled before any new one is taken.

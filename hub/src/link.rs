@@ -22,6 +22,8 @@ fn request_kind(r: &Request) -> &'static str {
         Request::SignIn { .. } => "sign_in",
         Request::Sale { .. } => "sale",
         Request::Balance { .. } => "balance",
+        Request::Void { .. } => "void",
+        Request::Refund { .. } => "refund",
         Request::Reprint { .. } => "reprint",
         Request::Recall { .. } => "recall",
         Request::Heartbeat { .. } => "heartbeat",

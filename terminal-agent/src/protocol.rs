@@ -165,6 +165,10 @@ impl Topics {
 pub enum TxnKind {
     Sale,
     Balance,
+    /// 撤销: cancels a sale of the open batch, in full.
+    Void,
+    /// 退货: gives back part or all of an earlier sale.
+    Refund,
 }
 
 impl TxnKind {
@@ -172,6 +176,8 @@ impl TxnKind {
         match self {
             TxnKind::Sale => "sale",
             TxnKind::Balance => "balance",
+            TxnKind::Void => "void",
+            TxnKind::Refund => "refund",
         }
     }
 }
@@ -233,6 +239,23 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pin_block: Option<String>,
     },
+    /// Voids this terminal's sale `trace_no` (open batch), with the same
+    /// card; needs the supervisor PIN.
+    Void {
+        request_id: RequestId,
+        trace_no: u32,
+        card: CardRead,
+        supervisor_pin: String,
+    },
+    /// Refunds `amount` of this terminal's sale `trace_no`, to the card
+    /// presented; needs the supervisor PIN.
+    Refund {
+        request_id: RequestId,
+        trace_no: u32,
+        amount: Amount,
+        card: CardRead,
+        supervisor_pin: String,
+    },
     /// The receipt of this terminal's last approved sale, or of `trace_no`.
     Reprint {
         request_id: RequestId,
@@ -275,6 +298,8 @@ impl Request {
             Request::SignIn { request_id, .. }
             | Request::Sale { request_id, .. }
             | Request::Balance { request_id, .. }
+            | Request::Void { request_id, .. }
+            | Request::Refund { request_id, .. }
             | Request::Reprint { request_id, .. }
             | Request::Recall { request_id } => Some(request_id),
             Request::Heartbeat { .. } => None,
@@ -417,6 +442,18 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 }
 
 /// Checks size, JSON shape and version, then reads the message type `T`.
+/// The `"type"` of every request a terminal sends.
+pub const REQUEST_TYPES: &[&str] = &[
+    "sign_in",
+    "sale",
+    "balance",
+    "void",
+    "refund",
+    "reprint",
+    "recall",
+    "heartbeat",
+];
+
 /// `known_types` lists the `"type"` tags `T` has, to tell "unknown type" from
 /// "malformed".
 fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], known_types: &[&str]) -> Result<T, ProtocolError> {
@@ -481,10 +518,7 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], known_types: &[&str]) 
 }
 
 pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
-    decode(
-        payload,
-        &["sign_in", "sale", "balance", "reprint", "recall", "heartbeat"],
-    )
+    decode(payload, REQUEST_TYPES)
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
@@ -574,8 +608,10 @@ mod documented_examples {
             let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
             let bytes = json.as_bytes();
             let decoded = match value["type"].as_str() {
-                Some("sign_in" | "sale" | "balance" | "reprint" | "recall" | "heartbeat")
-                    if value.get("receipt").is_none() && value.get("store_name").is_none() =>
+                Some(t)
+                    if REQUEST_TYPES.contains(&t)
+                        && value.get("receipt").is_none()
+                        && value.get("store_name").is_none() =>
                 {
                     decode_request(bytes).map(|_| ())
                 }

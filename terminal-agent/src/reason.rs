@@ -120,6 +120,34 @@ const TABLE: &[Explanation] = &[
         "Check network, see phone",
         "检查网络,查看手机",
     ),
+    e(
+        "XS",
+        "Wrong supervisor PIN",
+        "主管密码错误",
+        "Ask the supervisor",
+        "请主管输入密码",
+    ),
+    e(
+        "XO",
+        "No such sale to undo",
+        "原交易不存在或不可撤销",
+        "Check the trace no.",
+        "请核对凭证号",
+    ),
+    e(
+        "XM",
+        "Not the sale's card",
+        "非原交易卡",
+        "Use the card of the sale",
+        "请使用原交易卡",
+    ),
+    e(
+        "XF",
+        "More than the sale",
+        "超出原交易可退金额",
+        "Refund less",
+        "请减少退货金额",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
@@ -141,6 +169,15 @@ pub const WRONG_AMOUNT: &str = "XA";
 pub const EXPIRED_AT_TERMINAL: &str = "XC";
 pub const READ_ERROR: &str = "XR";
 pub const HUB_SILENT: &str = "XH";
+/// Local code: the supervisor PIN was wrong (void, refund).
+pub const SUPERVISOR_PIN: &str = "XS";
+/// Local code: no such sale to void or refund (wrong trace number, already
+/// voided, not approved, or a void outside the open batch).
+pub const NO_ORIGINAL: &str = "XO";
+/// Local code: a void must use the card of the sale.
+pub const OTHER_CARD: &str = "XM";
+/// Local code: the refund is more than what is left of the sale.
+pub const REFUND_TOO_LARGE: &str = "XF";
 
 #[cfg(test)]
 mod tests {

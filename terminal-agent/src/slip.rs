@@ -114,6 +114,8 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     let kind = match receipt.kind {
         TxnKind::Sale => "消费 SALE",
         TxnKind::Balance => "余额查询 BALANCE",
+        TxnKind::Void => "撤销 VOID",
+        TxnKind::Refund => "退货 REFUND",
     };
     slip.pair("交易类型 TYPE", kind);
     slip.pair("批次号 BATCH NO", &format!("{:06}", receipt.batch_no));

@@ -79,7 +79,7 @@ impl Hub {
         let config = dir.path().join("tallybox.toml");
         std::fs::write(
             &config,
-            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\nreversal_retry_secs = 2\n",
+            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\nreversal_retry_secs = 2\nsupervisor_pin = \"8888\"\n",
         )
         .expect("write config");
         let mut args: Vec<String> = vec![

@@ -1,5 +1,5 @@
 //! The hub's ISO 8583 client against `tallybox acquirer-sim` over a real TCP
-//! socket: sign-in, sales, declines, a PIN, a balance inquiry, a silent
+//! socket: sign-in, sales, a void, refunds in parts, declines, a PIN, a balance inquiry, a silent
 //! acquirer (time-out, 0400 reversal, "not charged"), and the acquirer going
 //! away mid-day and coming back (the reversal is stored and sent again until
 //! acknowledged). The whole message log is then decoded by an independent
@@ -33,6 +33,60 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     assert_eq!(row["status"], "approved");
     assert_eq!(row["auth_code"].as_str().unwrap().len(), 6);
     assert!(screen.contains(row["auth_code"].as_str().unwrap()));
+    t1.keys("C");
+
+    // Void it (same card, supervisor PIN), once.
+    let trace = row["trace_no"].as_u64().unwrap();
+    t1.keys(&format!("B18888#{trace}#"));
+    t1.card("approved");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("APPROVED"), "void: {screen}");
+    let void = &hub.transactions("limit=1")[0];
+    assert_eq!(
+        (void["kind"].as_str(), void["status"].as_str()),
+        (Some("void"), Some("approved"))
+    );
+    assert_eq!(void["amount"], row["amount"]);
+    let slips = t1.wait_paper(4);
+    assert!(
+        slips[3].contains("撤销 VOID") && slips[3].contains("CNY 12.50"),
+        "{}",
+        slips[3]
+    );
+    t1.keys("C");
+    t1.keys(&format!("B18888#{trace}#"));
+    t1.card("approved");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("No such sale to undo"), "a second void: {screen}");
+    t1.keys("C");
+
+    // Refunds: in parts, never more than the sale; a wrong supervisor PIN stops it.
+    t1.sale(5000, "visa");
+    let sale = hub.transactions("limit=1")[0].clone();
+    let trace = sale["trace_no"].as_u64().unwrap();
+    t1.keys("C");
+    let refund = |pin: &str, minor: u64, card: &str| {
+        t1.keys(&format!("B2{pin}#{trace}#{minor}#"));
+        t1.card(card);
+        let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+        t1.keys("C");
+        screen
+    };
+    assert!(refund("8888", 2000, "visa").contains("APPROVED"));
+    assert!(refund("8888", 4000, "visa").contains("More than the sale"));
+    assert!(refund("1111", 1000, "visa").contains("Wrong supervisor PIN"));
+    assert!(refund("8888", 3000, "visa").contains("APPROVED"), "the rest");
+    let (status, detail) = hub.get(&format!("/api/v1/transactions/{}", sale["id"]));
+    assert_eq!(status, 200);
+    assert_eq!(detail["refunded"], "50.00", "{detail}");
+    // A void needs the sale's own card.
+    t1.sale(800, "approved");
+    let trace = hub.transactions("limit=1")[0]["trace_no"].as_u64().unwrap();
+    t1.keys("C");
+    t1.keys(&format!("B18888#{trace}#"));
+    t1.card("mastercard");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("Not the sale's card"), "{screen}");
     t1.keys("C");
 
     let screen = t1.sale(20_000, "low-balance");
@@ -98,7 +152,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for mti in ["0800", "0810", "0200", "0210", "0400", "0410"] {
+    for mti in ["0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410"] {
         assert!(types.contains(&mti), "no {mti} in the log: {types:?}");
     }
     assert!(report["checked"].as_u64().unwrap() >= 14, "{report}");

@@ -21,6 +21,16 @@ pub struct AuthRequest {
     pub amount: Amount,
     pub card: CardRead,
     pub pin_block: Option<String>,
+    /// For a void or refund: the sale it undoes.
+    pub original: Option<OriginalRef>,
+}
+
+/// What identifies a sale to the acquirer when it is voided or refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRef {
+    pub trace_no: u32,
+    pub reference_no: String,
+    pub auth_code: String,
 }
 
 /// The acquirer's answer (0210).

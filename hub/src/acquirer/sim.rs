@@ -80,6 +80,13 @@ impl SimIssuer {
                 return now(self.answer("55", request, None));
             }
         }
+        if matches!(request.kind, TxnKind::Void | TxnKind::Refund) {
+            // Money goes back to the card: a card with a balance gets it back.
+            if let Some(spent) = self.spent.get_mut(pan) {
+                *spent = spent.saturating_sub(request.amount.minor());
+            }
+            return now(self.answer("00", request, None));
+        }
         let is_balance = request.kind == TxnKind::Balance;
         match card.behaviour {
             Behaviour::Approve => {
@@ -154,6 +161,7 @@ mod tests {
             amount: Amount::from_minor(minor).unwrap(),
             card,
             pin_block,
+            original: None,
         }
     }
 

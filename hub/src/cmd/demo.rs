@@ -33,6 +33,9 @@ pub struct DemoArgs {
     pub lang: tallybox_terminal::session::Lang,
 }
 
+/// The demo's supervisor PIN when its settings give none.
+const DEMO_SUPERVISOR_PIN: &str = "1234";
+
 fn banner(s: &Started, data_dir: &std::path::Path) {
     let mut out = String::new();
     out.push_str("\nTallybox demo is running. Ctrl-C stops it.\n\n");
@@ -56,6 +59,9 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
         out.push_str(&format!("    tallybox drive --control {first} screen\n"));
         out.push_str(&format!("    tallybox drive --control {first} paper\n"));
         out.push_str("  Then open the web page. Every test card: tallybox test-cards\n");
+        out.push_str(&format!(
+            "  Void it (supervisor PIN {DEMO_SUPERVISOR_PIN}, trace no. from the slip): keys B1{DEMO_SUPERVISOR_PIN}#1#, card approved\n"
+        ));
     }
     println!("{out}");
 }
@@ -76,6 +82,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         acquirer: "sim".into(),
         devices: "sim".into(),
         mdns: false,
+        // Voids and refunds need a supervisor PIN; the demo has a known one.
+        supervisor_pin: base
+            .supervisor_pin
+            .clone()
+            .or_else(|| Some(DEMO_SUPERVISOR_PIN.into())),
         ..base
     };
     let options = Options {

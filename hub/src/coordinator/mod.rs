@@ -23,7 +23,7 @@ use tallybox_terminal::protocol::{
 };
 use tallybox_terminal::reason;
 
-use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, Reversal};
+use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
 
 /// The store-wide facts the coordinator answers with.
@@ -36,6 +36,8 @@ pub struct Settings {
     pub acquirer_timeout: Duration,
     /// Where customers reach the hub's e-receipt pages.
     pub public_url: String,
+    /// The PIN a supervisor types to void or refund; none: both refused.
+    pub supervisor_pin: Option<String>,
 }
 
 pub struct Coordinator<A> {
@@ -52,8 +54,10 @@ enum Start {
     Known(Txn),
     /// Recalled by its terminal before it arrived: never to be charged.
     Lost,
-    /// New: now written `pending`.
-    Pending(Txn),
+    /// New: now written `pending` (with the sale it undoes, for a void or refund).
+    Pending(Txn, Option<OriginalRef>),
+    /// A void or refund that cannot be done; nothing written.
+    Refused(&'static str),
 }
 
 /// Removes a request id from the in-flight set however its handling ends.
@@ -148,6 +152,42 @@ impl<A: Acquirer> Coordinator<A> {
                     &currency,
                     card,
                     pin_block,
+                    None,
+                )
+                .await
+            }
+            Request::Void {
+                request_id,
+                trace_no,
+                card,
+                supervisor_pin,
+            } => {
+                self.undo(
+                    terminal,
+                    request_id,
+                    TxnKind::Void,
+                    trace_no,
+                    Amount::ZERO,
+                    card,
+                    &supervisor_pin,
+                )
+                .await
+            }
+            Request::Refund {
+                request_id,
+                trace_no,
+                amount,
+                card,
+                supervisor_pin,
+            } => {
+                self.undo(
+                    terminal,
+                    request_id,
+                    TxnKind::Refund,
+                    trace_no,
+                    amount,
+                    card,
+                    &supervisor_pin,
                 )
                 .await
             }
@@ -165,6 +205,7 @@ impl<A: Acquirer> Coordinator<A> {
                     &currency,
                     card,
                     pin_block,
+                    None,
                 )
                 .await
             }
@@ -213,10 +254,60 @@ impl<A: Acquirer> Coordinator<A> {
             kind: txn.kind,
             status: txn.status,
             response_code: txn.response_code.clone(),
-            receipt: (txn.status == TxnStatus::Approved && txn.kind == TxnKind::Sale)
+            receipt: (txn.status == TxnStatus::Approved && txn.kind != TxnKind::Balance)
                 .then(|| self.receipt_of(txn)),
             balance,
         })
+    }
+
+    /// A request refused by the hub before the acquirer: nothing charged.
+    fn refused(request_id: RequestId, kind: TxnKind, code: &str) -> Response {
+        Response::Outcome(Outcome {
+            request_id,
+            kind,
+            status: TxnStatus::Failed,
+            response_code: code.into(),
+            receipt: None,
+            balance: None,
+        })
+    }
+
+    /// A void or refund: the supervisor PIN first, then as a sale, with the
+    /// original sale checked in the same store job that writes it pending.
+    #[allow(clippy::too_many_arguments)]
+    async fn undo(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        kind: TxnKind,
+        trace_no: u32,
+        amount: Amount,
+        card: CardRead,
+        supervisor_pin: &str,
+    ) -> Option<Response> {
+        let pin_ok = match &self.settings.supervisor_pin {
+            Some(pin) => same_secret(pin, supervisor_pin),
+            None => {
+                tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
+                false
+            }
+        };
+        if !pin_ok {
+            tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
+            return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
+        }
+        let currency = self.settings.currency.clone();
+        self.authorize(
+            terminal,
+            request_id,
+            kind,
+            amount,
+            &currency,
+            card,
+            None,
+            Some(trace_no),
+        )
+        .await
     }
 
     fn not_received(request_id: RequestId, kind: TxnKind) -> Response {
@@ -232,7 +323,9 @@ impl<A: Acquirer> Coordinator<A> {
 
     /// A stored transaction answering a repeated request id.
     fn repeat(&self, txn: &Txn, terminal: &TerminalId, kind: TxnKind, amount: Amount) -> Option<Response> {
-        if txn.terminal_id != terminal.as_str() || txn.kind != kind || txn.amount != amount {
+        // A void's amount is the sale's, learned from the store: not compared.
+        let amount_differs = kind != TxnKind::Void && txn.amount != amount;
+        if txn.terminal_id != terminal.as_str() || txn.kind != kind || amount_differs {
             tracing::warn!(terminal = %terminal, request_id = %txn.request_id, "request id reused for a different request");
             return Some(Response::Error {
                 request_id: Some(txn.request_id.to_string()),
@@ -254,6 +347,7 @@ impl<A: Acquirer> Coordinator<A> {
         currency: &str,
         card: CardRead,
         pin_block: Option<String>,
+        undo: Option<u32>,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
         if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
@@ -286,6 +380,13 @@ impl<A: Acquirer> Coordinator<A> {
                 if s.is_lost(&rid)? {
                     return Ok(Start::Lost);
                 }
+                let (amount, original) = match undo {
+                    None => (amount, None),
+                    Some(trace_no) => match undo_check(s, &tid, kind, trace_no, amount, &c)? {
+                        Ok(found) => found,
+                        Err(code) => return Ok(Start::Refused(code)),
+                    },
+                };
                 let new = NewTxn {
                     request_id: &rid,
                     terminal_id: &tid,
@@ -293,23 +394,26 @@ impl<A: Acquirer> Coordinator<A> {
                     amount,
                     currency: &cur,
                     card: &c,
+                    original_id: original.as_ref().map(|(id, _)| *id),
                 };
-                Ok(Start::Pending(s.begin(&new)?))
+                Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
             })
             .await;
-        let txn = match found {
+        let (txn, original) = match found {
             Err(e) => return Some(internal(&request_id, &e)),
             Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
             Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
-            Ok(Start::Pending(txn)) => txn,
+            Ok(Start::Refused(code)) => return Some(Self::refused(request_id, kind, code)),
+            Ok(Start::Pending(txn, original)) => (txn, original),
         };
         let auth = AuthRequest {
             kind,
             terminal_id: terminal.to_string(),
             trace_no: txn.trace_no,
-            amount,
+            amount: txn.amount,
             card,
             pin_block,
+            original,
         };
         let started = std::time::Instant::now();
         let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
@@ -457,3 +561,62 @@ impl<A: Acquirer> Coordinator<A> {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks a void or refund against the sale it undoes: this terminal's
+/// approved sale `trace_no`; a void only in the open batch, in full, with the
+/// same card, and not after a refund; a refund only of what is left. The
+/// amount to ask for and the sale, or the code to refuse with.
+#[allow(clippy::type_complexity)]
+fn undo_check(
+    s: &Store,
+    terminal: &TerminalId,
+    kind: TxnKind,
+    trace_no: u32,
+    amount: Amount,
+    card: &CardRead,
+) -> Result<Result<(Amount, Option<(i64, OriginalRef)>), &'static str>, StoreError> {
+    let Some(sale) = s.by_trace(terminal, trace_no)? else {
+        return Ok(Err(reason::NO_ORIGINAL));
+    };
+    if sale.kind != TxnKind::Sale || sale.status != TxnStatus::Approved {
+        return Ok(Err(reason::NO_ORIGINAL));
+    }
+    let (voided, refunded) = s.undone(sale.id)?;
+    if voided {
+        return Ok(Err(reason::NO_ORIGINAL));
+    }
+    let amount = match kind {
+        TxnKind::Void => {
+            if sale.batch_no != s.batch_no()? || refunded > 0 {
+                return Ok(Err(reason::NO_ORIGINAL));
+            }
+            if !s.same_card(sale.id, card.pan.digits())? {
+                return Ok(Err(reason::OTHER_CARD));
+            }
+            sale.amount
+        }
+        _ => {
+            if amount.is_zero() || refunded + amount.minor() > sale.amount.minor() {
+                return Ok(Err(reason::REFUND_TOO_LARGE));
+            }
+            amount
+        }
+    };
+    let original = OriginalRef {
+        trace_no: sale.trace_no,
+        reference_no: sale.reference_no.clone(),
+        auth_code: sale.auth_code.clone(),
+    };
+    Ok(Ok((amount, Some((sale.id, original)))))
+}
+
+/// Compares a typed PIN with the configured one without stopping at the
+/// first differing digit.
+fn same_secret(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |d, (a, b)| d | (a ^ b))
+            == 0
+}

@@ -16,6 +16,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
             public_url: "http://tallybox.local".into(),
+            supervisor_pin: Some("8888".into()),
         },
     )
 }
@@ -197,6 +198,7 @@ async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
                 amount: Amount::from_minor(100).unwrap(),
                 currency: "CNY",
                 card: &card,
+                original_id: None,
             })
             .unwrap();
     }

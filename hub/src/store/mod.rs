@@ -61,6 +61,8 @@ pub struct Txn {
     pub updated_at: String,
     /// The e-receipt page's token (none for rows older than the e-receipt).
     pub receipt_token: Option<String>,
+    /// For a void or refund: the sale it undoes.
+    pub original_id: Option<i64>,
 }
 
 impl Txn {
@@ -99,6 +101,8 @@ pub struct NewTxn<'a> {
     pub amount: Amount,
     pub currency: &'a str,
     pub card: &'a CardRead,
+    /// For a void or refund: the sale it undoes.
+    pub original_id: Option<i64>,
 }
 
 /// The acquirer's verdict, to be stored.
@@ -116,7 +120,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
      entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at, \
-     receipt_token";
+     receipt_token, original_id";
 
 /// Runs `sql` from the connection's statement cache: the sale path repeats the
 /// same few statements, and preparing each anew cost more than running it.
@@ -199,6 +203,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
         created_at: text(16)?,
         updated_at: text(17)?,
         receipt_token: row.get(18)?,
+        original_id: row.get(19)?,
     })
 }
 
@@ -249,6 +254,50 @@ impl Store {
             .prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
         let rows = stmt.query_map(params, from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// This terminal's transaction with this trace number.
+    pub fn by_trace(&self, terminal: &TerminalId, trace_no: u32) -> Result<Option<Txn>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM transactions WHERE terminal_id = ?1 AND trace_no = ?2"
+            ))?
+            .query_row(params![terminal.as_str(), trace_no], from_row)
+            .optional()
+            .map_err(StoreError::from)
+    }
+
+    /// What has been undone of sale `original_id` so far: whether it was
+    /// voided, and how much was refunded. Pending ones count: they may go through.
+    pub fn undone(&self, original_id: i64) -> Result<(bool, u64), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, amount FROM transactions WHERE original_id = ?1 AND status IN ('approved', 'pending')",
+        )?;
+        let rows = stmt.query_map([original_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let (mut voided, mut refunded) = (false, 0u64);
+        for row in rows {
+            let (kind, amount) = row?;
+            match kind.as_str() {
+                "void" => voided = true,
+                "refund" => refunded += amount.max(0) as u64,
+                _ => {}
+            }
+        }
+        Ok((voided, refunded))
+    }
+
+    /// Whether `pan` is the card of transaction `id` (by the keyed hash: the
+    /// card number itself is not stored).
+    pub fn same_card(&self, id: i64, pan: &str) -> Result<bool, StoreError> {
+        let stored: String = one_row(
+            &self.conn,
+            "SELECT pan_hash FROM transactions WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(stored == self.hasher.hash(pan))
     }
 
     /// The transaction behind an e-receipt link.
@@ -321,8 +370,8 @@ impl Store {
         exec(
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
-             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token) \
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
+             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),
@@ -339,6 +388,7 @@ impl Store {
                 local,
                 utc,
                 receipt_token(),
+                new.original_id,
             ],
         )?;
         let id = tx.last_insert_rowid();

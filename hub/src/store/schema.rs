@@ -89,6 +89,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE terminals ADD COLUMN devices TEXT;
     "#,
+    // 5: voids and refunds point at the sale they undo.
+    r#"
+    ALTER TABLE transactions ADD COLUMN original_id INTEGER REFERENCES transactions (id);
+    CREATE INDEX transactions_original ON transactions (original_id) WHERE original_id IS NOT NULL;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -12,6 +12,7 @@ fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, mino
         amount: Amount::from_minor(minor).unwrap(),
         currency: "CNY",
         card,
+        original_id: None,
     }
 }
 

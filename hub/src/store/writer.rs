@@ -156,6 +156,7 @@ mod tests {
                 amount: Amount::from_minor(minor).unwrap(),
                 currency: "CNY",
                 card: &card,
+                original_id: None,
             };
             Ok(s.begin(&new)?.id)
         }

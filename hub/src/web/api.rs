@@ -4,6 +4,7 @@ use std::convert::Infallible;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use tallybox_terminal::amount::Amount;
 use tallybox_terminal::reason::explain;
 use tallybox_terminal::slip::{self, Copy, Slip};
 use warp::http::StatusCode;
@@ -82,8 +83,13 @@ async fn list(filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejectio
 }
 
 async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
-    let txn = with_store(&state, move |s| s.get(id).map_err(internal)).await?;
-    let Some(txn) = txn else {
+    let found = with_store(&state, move |s| {
+        let txn = s.get(id).map_err(internal)?;
+        let undone = s.undone(id).map_err(internal)?;
+        Ok(txn.map(|t| (t, undone)))
+    })
+    .await?;
+    let Some((txn, (voided, refunded))) = found else {
         return Err(reject(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -91,6 +97,9 @@ async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
         ));
     };
     let mut v = view(&txn);
+    // What was undone of a sale (pending voids and refunds count too).
+    v["voided"] = Value::from(voided);
+    v["refunded"] = Value::from(Amount::from_minor(refunded).unwrap_or(Amount::ZERO).to_string());
     let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
     // The customer's copy as printed; its QR code is the e-receipt link.
     let slip = Slip::of(&receipt, Copy::Cardholder, false, slip::WIDTH);

@@ -11,6 +11,7 @@
 //! While `Waiting`, the runtime re-sends [`Session::outstanding`] with the same
 //! request id until an answer arrives: the hub charges an id once.
 
+mod admin;
 pub mod screens;
 #[cfg(test)]
 mod tests;
@@ -34,7 +35,7 @@ pub enum Key {
     Hash,
     /// Sale.
     A,
-    /// Refund / void menu (later version).
+    /// Supervisor menu: void, refund.
     B,
     /// Cancel.
     C,
@@ -111,6 +112,15 @@ pub struct SessionConfig {
 enum Op {
     Sale(Amount),
     Balance,
+    /// Void this terminal's sale with this trace number.
+    Void {
+        trace: u32,
+    },
+    /// Refund this much of this terminal's sale with this trace number.
+    Refund {
+        trace: u32,
+        amount: Amount,
+    },
 }
 
 impl Op {
@@ -118,6 +128,8 @@ impl Op {
         match self {
             Op::Sale(a) => ui.sale_title(currency, a),
             Op::Balance => ui.balance_title(),
+            Op::Void { trace } => ui.void_title(trace),
+            Op::Refund { amount, .. } => ui.refund_title(currency, amount),
         }
     }
 }
@@ -129,6 +141,21 @@ enum State {
         digits: String,
     },
     Menu,
+    /// Void and refund: the supervisor's menu, PIN, the sale's trace number,
+    /// the refund's amount (see `admin.rs`).
+    AdminMenu,
+    Supervisor {
+        op: admin::AdminOp,
+        digits: String,
+    },
+    Trace {
+        op: admin::AdminOp,
+        digits: String,
+    },
+    RefundAmount {
+        trace: u32,
+        digits: String,
+    },
     Card {
         op: Op,
     },
@@ -153,6 +180,8 @@ pub struct Session {
     sign_in: Option<Request>,
     /// What stops the printer, if anything.
     printer: Option<PrinterProblem>,
+    /// The supervisor PIN typed for the void or refund being keyed in.
+    supervisor_pin: Option<String>,
     paper_low: bool,
     clock: String,
     /// The e-receipt link of the last approved sale, shown as a QR code when
@@ -172,6 +201,7 @@ impl Session {
             store_name: "Tallybox".to_string(),
             sign_in: None,
             printer: None,
+            supervisor_pin: None,
             paper_low: false,
             clock: String::new(),
             last_link: None,
@@ -257,6 +287,10 @@ impl Session {
             State::Idle => "idle",
             State::Amount { .. } => "amount",
             State::Menu => "menu",
+            State::AdminMenu => "admin_menu",
+            State::Supervisor { .. } => "supervisor_pin",
+            State::Trace { .. } => "trace",
+            State::RefundAmount { .. } => "refund_amount",
             State::Card { .. } => "card",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
@@ -339,6 +373,9 @@ impl Session {
     }
 
     fn on_key(&mut self, key: Key) -> Vec<Action> {
+        if let Some(actions) = self.on_admin_key(key) {
+            return actions;
+        }
         let currency = self.config.currency.clone();
         let ui = self.ui();
         match (&mut self.state, key) {
@@ -436,7 +473,8 @@ impl Session {
                 return vec![Action::Show(self.ui().present_card(&title, Some(notice)))];
             }
         };
-        if card.needs_pin() {
+        // Voids and refunds are authorised by the supervisor, not the cardholder.
+        if card.needs_pin() && matches!(op, Op::Sale(_) | Op::Balance) {
             let screen = self.ui().pin_entry(&title, 0);
             return self.go(
                 State::Pin {
@@ -474,6 +512,19 @@ impl Session {
                 request_id,
                 card,
                 pin_block,
+            },
+            Op::Void { trace } => Request::Void {
+                request_id,
+                trace_no: trace,
+                card,
+                supervisor_pin: self.supervisor_pin.take().unwrap_or_default(),
+            },
+            Op::Refund { trace, amount } => Request::Refund {
+                request_id,
+                trace_no: trace,
+                amount,
+                card,
+                supervisor_pin: self.supervisor_pin.take().unwrap_or_default(),
             },
         };
         let title = op.title(self.ui(), &self.config.currency);
@@ -555,7 +606,7 @@ impl Session {
 
 fn outcome_actions(ui: Screens, currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
     match (outcome.status, outcome.kind) {
-        (TxnStatus::Approved, TxnKind::Sale) => {
+        (TxnStatus::Approved, TxnKind::Sale | TxnKind::Void | TxnKind::Refund) => {
             let Some(receipt) = outcome.receipt else {
                 return vec![Action::Show(
                     ui.message(("APPROVED", "交易成功"), ("Receipt missing", "缺少签购单数据")),

@@ -149,6 +149,69 @@ impl Screens {
         self.pick("BALANCE INQUIRY", "余额查询").to_string()
     }
 
+    pub fn void_title(self, trace: u32) -> String {
+        format!("{} {trace:06}", self.pick("VOID TRACE", "撤销 凭证号"))
+    }
+
+    pub fn refund_title(self, currency: &str, amount: Amount) -> String {
+        format!("{} {}", self.pick("REFUND", "退货"), money(currency, amount))
+    }
+
+    /// The supervisor's menu (key `B`).
+    pub fn admin_menu(self) -> Screen {
+        Screen::of(&[
+            self.pick("SUPERVISOR", "主管操作"),
+            self.pick("1 Void a sale", "1 消费撤销"),
+            self.pick("2 Refund", "2 退货"),
+            "",
+            self.pick("C back", "C 返回"),
+        ])
+    }
+
+    pub fn supervisor_pin(self, void: bool, typed: usize) -> Screen {
+        let title = if void {
+            self.pick("VOID", "撤销")
+        } else {
+            self.pick("REFUND", "退货")
+        };
+        Screen::of(&[
+            title,
+            self.pick("Supervisor PIN:", "主管密码:"),
+            &"*".repeat(typed),
+            "",
+            self.edit_keys(),
+        ])
+    }
+
+    pub fn trace_entry(self, void: bool, digits: &str) -> Screen {
+        let title = if void {
+            self.pick("VOID", "撤销")
+        } else {
+            self.pick("REFUND", "退货")
+        };
+        Screen::of(&[
+            title,
+            self.pick("Trace no. of sale:", "原交易凭证号:"),
+            digits,
+            "",
+            self.edit_keys(),
+        ])
+    }
+
+    pub fn refund_amount(self, currency: &str, trace: u32, digits: &str) -> Screen {
+        let minor: u64 = digits.parse().unwrap_or(0);
+        let shown = Amount::from_minor(minor)
+            .map(|a| money(currency, a))
+            .unwrap_or_default();
+        Screen::of(&[
+            &format!("{} {trace:06}", self.pick("REFUND TRACE", "退货 凭证号")),
+            self.pick("Refund amount:", "退货金额:"),
+            &shown,
+            "",
+            self.edit_keys(),
+        ])
+    }
+
     pub fn reprint_title(self) -> String {
         self.pick("REPRINT", "重打印").to_string()
     }
@@ -390,6 +453,9 @@ pub(crate) mod tests {
             ("printer", s.printer_problem(PrinterProblem::CoverOpen, None)),
             ("frozen", s.frozen("Card testing")),
             ("locked", s.locked()),
+            ("admin-menu", s.admin_menu()),
+            ("supervisor-pin", s.supervisor_pin(true, 4)),
+            ("refund-amount", s.refund_amount("CNY", 42, "500")),
         ]
     }
 

@@ -310,3 +310,42 @@ fn reprint_from_the_menu() {
         .iter()
         .any(|a| matches!(a, Action::Print(s) if s.lines.join("\n").contains("REPRINT"))));
 }
+
+#[test]
+fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
+    let mut s = session();
+    assert!(last_screen(&keys(&mut s, "B")).contains("1 Void a sale"));
+    assert!(last_screen(&keys(&mut s, "1")).contains("Supervisor PIN"));
+    let typed = last_screen(&keys(&mut s, "8888"));
+    assert!(typed.contains("****") && !typed.contains("8888"), "{typed}");
+    assert!(last_screen(&keys(&mut s, "#")).contains("Trace no."));
+    assert!(last_screen(&keys(&mut s, "42#")).contains("VOID TRACE 000042"));
+    let actions = card(&mut s, "pin");
+    // No cardholder PIN for a void, even on a PIN card: the supervisor authorised it.
+    let Some(Request::Void {
+        trace_no,
+        supervisor_pin,
+        ..
+    }) = sent(&actions)
+    else {
+        panic!("no void sent: {actions:?}")
+    };
+    assert_eq!((trace_no, supervisor_pin.as_str()), (42, "8888"));
+
+    let mut s = session();
+    keys(&mut s, "B2");
+    keys(&mut s, "1234#");
+    assert!(last_screen(&keys(&mut s, "7#")).contains("Refund amount"));
+    assert!(keys(&mut s, "0").is_empty(), "no leading zero");
+    assert!(last_screen(&keys(&mut s, "500#")).contains("REFUND CNY 5.00"));
+    let Some(Request::Refund { trace_no, amount, .. }) = sent(&card(&mut s, "approved")) else {
+        panic!("no refund sent")
+    };
+    assert_eq!((trace_no, amount.minor()), (7, 500));
+
+    // C leaves the flow from any step, forgetting the PIN.
+    let mut s = session();
+    keys(&mut s, "B11234#");
+    assert!(last_screen(&keys(&mut s, "C")).contains("A sale"));
+    assert!(s.supervisor_pin.is_none());
+}

@@ -137,7 +137,7 @@ impl Host {
                 tracing::info!(trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
                 answer("00").map(|a| Some((a, std::time::Duration::ZERO)))
             }
-            "0200" => match messages::read_auth_request(&request) {
+            "0200" | "0220" => match messages::read_auth_request(&request) {
                 Ok(auth) => {
                     let decision = self
                         .issuer

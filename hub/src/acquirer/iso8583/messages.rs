@@ -56,10 +56,15 @@ pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Me
 pub fn auth_request(r: &AuthRequest, merchant_id: &str, now: DateTime<Local>) -> Result<Message, CodecError> {
     let mut m = Message::new("0200");
     let pan = r.card.pan.digits();
-    let code = match r.kind {
-        TxnKind::Sale => "000000",
-        TxnKind::Balance => "310000",
+    // Void (撤销) and refund (退货) both take processing code 20; field 60
+    // says which (23 void, 25 refund), and a refund travels as an advice (0220).
+    let (mti, code, undo) = match r.kind {
+        TxnKind::Sale => ("0200", "000000", None),
+        TxnKind::Balance => ("0200", "310000", None),
+        TxnKind::Void => ("0200", "200000", Some("23")),
+        TxnKind::Refund => ("0220", "200000", Some("25")),
     };
+    m.mti = mti.to_string();
     m.set_str(2, pan)?
         .set_str(3, code)?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
@@ -81,6 +86,15 @@ pub fn auth_request(r: &AuthRequest, merchant_id: &str, now: DateTime<Local>) ->
             problem: "PIN block is not hex".into(),
         })?;
         m.set(52, bytes)?;
+    }
+    if let (Some(kind), Some(original)) = (undo, &r.original) {
+        m.set_str(60, &format!("{kind}{:06}", original.trace_no % 1_000_000))?;
+        if !original.reference_no.is_empty() {
+            m.set_str(37, &format!("{:0>12}", original.reference_no))?;
+        }
+        if !original.auth_code.is_empty() {
+            m.set_str(38, &format!("{:<6}", original.auth_code))?;
+        }
     }
     if let Some(icc) = &r.card.icc_data {
         if let Ok(bytes) = hex::decode(icc) {
@@ -145,10 +159,24 @@ pub fn auth_response(m: &Message) -> Result<AuthResponse, String> {
 /// The host's reading of a 0200: what the issuer decides on.
 pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
     let need = |n: u8| m.text(n).ok_or(format!("field {n} missing"));
-    let kind = match need(3)? {
-        "000000" => TxnKind::Sale,
-        "310000" => TxnKind::Balance,
-        other => return Err(format!("processing code {other} not supported")),
+    let undo = m.text(60).and_then(|f| f.get(..2));
+    let kind = match (need(3)?, undo) {
+        ("000000", _) => TxnKind::Sale,
+        ("310000", _) => TxnKind::Balance,
+        ("200000", Some("23")) => TxnKind::Void,
+        ("200000", Some("25")) => TxnKind::Refund,
+        (other, _) => return Err(format!("processing code {other} not supported")),
+    };
+    let original = match (kind, m.text(60)) {
+        (TxnKind::Void | TxnKind::Refund, Some(f)) => Some(crate::acquirer::OriginalRef {
+            trace_no: f
+                .get(2..8)
+                .and_then(|t| t.parse().ok())
+                .ok_or("field 60 without the original trace")?,
+            reference_no: m.text(37).unwrap_or_default().to_string(),
+            auth_code: m.text(38).unwrap_or_default().trim().to_string(),
+        }),
+        _ => None,
     };
     let minor: u64 = need(4)?.parse().map_err(|_| "bad amount")?;
     let amount = Amount::from_minor(minor).map_err(|e| e.to_string())?;
@@ -171,6 +199,7 @@ pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
         amount,
         card,
         pin_block: m.get(52).map(hex::encode_upper),
+        original,
     })
 }
 
@@ -190,6 +219,7 @@ mod tests {
             amount: Amount::from_minor(1250).unwrap(),
             card,
             pin_block: Some("1F2E3D4C5B6A7988".into()),
+            original: None,
         };
         let m = auth_request(&request, "898000000000001", Local::now()).unwrap();
         let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();

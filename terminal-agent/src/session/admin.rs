@@ -1,0 +1,137 @@
+//! Void (撤销) and refund (退货) at the keypad: `B` opens the supervisor's
+//! menu; the supervisor types their PIN, then the sale's trace number (from
+//! its slip) and, for a refund, the amount; then the card is presented. The
+//! hub checks the PIN, the sale and the amount left, and answers like a sale.
+//!
+//! ```text
+//! Idle ─B→ AdminMenu ─1/2→ Supervisor ─#→ Trace ─#→ (refund: RefundAmount ─#→) Card → Waiting
+//! ```
+
+use super::{Action, Key, Op, Session, State};
+use crate::amount::Amount;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOp {
+    Void,
+    Refund,
+}
+
+const MAX_SUPERVISOR_DIGITS: usize = 8;
+const MAX_TRACE_DIGITS: usize = 6;
+const MAX_AMOUNT_DIGITS: usize = 9;
+
+/// What a key does to a number being typed.
+enum Edit {
+    Changed,
+    Done,
+    Unchanged,
+}
+
+fn edit(digits: &mut String, key: Key, max: usize) -> Edit {
+    match key {
+        Key::Digit(d) if digits.len() < max => {
+            digits.push(char::from(b'0' + d));
+            Edit::Changed
+        }
+        Key::Star => {
+            digits.pop();
+            Edit::Changed
+        }
+        Key::Hash if !digits.is_empty() => Edit::Done,
+        _ => Edit::Unchanged,
+    }
+}
+
+impl Session {
+    /// Keys of the void / refund flow; `None` when `key` is not theirs.
+    pub(super) fn on_admin_key(&mut self, key: Key) -> Option<Vec<Action>> {
+        let ui = self.ui();
+        let currency = self.config.currency.clone();
+        let actions = match (&mut self.state, key) {
+            (State::Idle | State::Done, Key::B) => self.go(State::AdminMenu, ui.admin_menu()),
+            (State::AdminMenu, Key::Digit(n @ 1..=2)) => {
+                let op = if n == 1 { AdminOp::Void } else { AdminOp::Refund };
+                let digits = String::new();
+                self.go(
+                    State::Supervisor { op, digits },
+                    ui.supervisor_pin(op == AdminOp::Void, 0),
+                )
+            }
+            (
+                State::AdminMenu
+                | State::Supervisor { .. }
+                | State::Trace { .. }
+                | State::RefundAmount { .. },
+                Key::C,
+            ) => {
+                self.supervisor_pin = None;
+                self.go_idle()
+            }
+            (State::Supervisor { op, digits }, key) => {
+                let op = *op;
+                match edit(digits, key, MAX_SUPERVISOR_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(op == AdminOp::Void, digits.len()))],
+                    Edit::Done => {
+                        self.supervisor_pin = Some(std::mem::take(digits));
+                        self.go(
+                            State::Trace {
+                                op,
+                                digits: String::new(),
+                            },
+                            ui.trace_entry(op == AdminOp::Void, ""),
+                        )
+                    }
+                    Edit::Unchanged => vec![],
+                }
+            }
+            (State::Trace { op, digits }, key) => {
+                let op = *op;
+                match edit(digits, key, MAX_TRACE_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.trace_entry(op == AdminOp::Void, digits))],
+                    Edit::Done => {
+                        let trace: u32 = digits.parse().unwrap_or(0);
+                        match op {
+                            AdminOp::Void => {
+                                let op = Op::Void { trace };
+                                self.go(
+                                    State::Card { op },
+                                    ui.present_card(&op.title(ui, &currency), None),
+                                )
+                            }
+                            AdminOp::Refund => self.go(
+                                State::RefundAmount {
+                                    trace,
+                                    digits: String::new(),
+                                },
+                                ui.refund_amount(&currency, trace, ""),
+                            ),
+                        }
+                    }
+                    Edit::Unchanged => vec![],
+                }
+            }
+            (State::RefundAmount { trace, digits }, key) => {
+                let trace = *trace;
+                if matches!(key, Key::Digit(0)) && digits.is_empty() {
+                    return Some(vec![]);
+                }
+                match edit(digits, key, MAX_AMOUNT_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.refund_amount(&currency, trace, digits))],
+                    Edit::Done => match Amount::from_minor(digits.parse().unwrap_or(0)) {
+                        Ok(amount) if !amount.is_zero() => {
+                            let op = Op::Refund { trace, amount };
+                            self.go(
+                                State::Card { op },
+                                ui.present_card(&op.title(ui, &currency), None),
+                            )
+                        }
+                        _ => vec![],
+                    },
+                    Edit::Unchanged => vec![],
+                }
+            }
+            _ => return None,
+        };
+        Some(actions)
+    }
+}

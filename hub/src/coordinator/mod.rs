@@ -12,6 +12,8 @@
 //!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
 //!   every start, for sales a crash left behind.
 
+mod undo;
+
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use tallybox_terminal::reason;
 
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
+use undo::undo_check;
 
 /// The store-wide facts the coordinator answers with.
 #[derive(Debug, Clone)]
@@ -270,44 +273,6 @@ impl<A: Acquirer> Coordinator<A> {
             receipt: None,
             balance: None,
         })
-    }
-
-    /// A void or refund: the supervisor PIN first, then as a sale, with the
-    /// original sale checked in the same store job that writes it pending.
-    #[allow(clippy::too_many_arguments)]
-    async fn undo(
-        &self,
-        terminal: &TerminalId,
-        request_id: RequestId,
-        kind: TxnKind,
-        trace_no: u32,
-        amount: Amount,
-        card: CardRead,
-        supervisor_pin: &str,
-    ) -> Option<Response> {
-        let pin_ok = match &self.settings.supervisor_pin {
-            Some(pin) => same_secret(pin, supervisor_pin),
-            None => {
-                tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
-                false
-            }
-        };
-        if !pin_ok {
-            tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
-            return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
-        }
-        let currency = self.settings.currency.clone();
-        self.authorize(
-            terminal,
-            request_id,
-            kind,
-            amount,
-            &currency,
-            card,
-            None,
-            Some(trace_no),
-        )
-        .await
     }
 
     fn not_received(request_id: RequestId, kind: TxnKind) -> Response {
@@ -561,62 +526,3 @@ impl<A: Acquirer> Coordinator<A> {
 
 #[cfg(test)]
 mod tests;
-
-/// Checks a void or refund against the sale it undoes: this terminal's
-/// approved sale `trace_no`; a void only in the open batch, in full, with the
-/// same card, and not after a refund; a refund only of what is left. The
-/// amount to ask for and the sale, or the code to refuse with.
-#[allow(clippy::type_complexity)]
-fn undo_check(
-    s: &Store,
-    terminal: &TerminalId,
-    kind: TxnKind,
-    trace_no: u32,
-    amount: Amount,
-    card: &CardRead,
-) -> Result<Result<(Amount, Option<(i64, OriginalRef)>), &'static str>, StoreError> {
-    let Some(sale) = s.by_trace(terminal, trace_no)? else {
-        return Ok(Err(reason::NO_ORIGINAL));
-    };
-    if sale.kind != TxnKind::Sale || sale.status != TxnStatus::Approved {
-        return Ok(Err(reason::NO_ORIGINAL));
-    }
-    let (voided, refunded) = s.undone(sale.id)?;
-    if voided {
-        return Ok(Err(reason::NO_ORIGINAL));
-    }
-    let amount = match kind {
-        TxnKind::Void => {
-            if sale.batch_no != s.batch_no()? || refunded > 0 {
-                return Ok(Err(reason::NO_ORIGINAL));
-            }
-            if !s.same_card(sale.id, card.pan.digits())? {
-                return Ok(Err(reason::OTHER_CARD));
-            }
-            sale.amount
-        }
-        _ => {
-            if amount.is_zero() || refunded + amount.minor() > sale.amount.minor() {
-                return Ok(Err(reason::REFUND_TOO_LARGE));
-            }
-            amount
-        }
-    };
-    let original = OriginalRef {
-        trace_no: sale.trace_no,
-        reference_no: sale.reference_no.clone(),
-        auth_code: sale.auth_code.clone(),
-    };
-    Ok(Ok((amount, Some((sale.id, original)))))
-}
-
-/// Compares a typed PIN with the configured one without stopping at the
-/// first differing digit.
-fn same_secret(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |d, (a, b)| d | (a ^ b))
-            == 0
-}

@@ -3,7 +3,7 @@
 use super::*;
 use crate::card::test_cards;
 use crate::card::EntryMode;
-use crate::protocol::Receipt;
+use crate::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
 
 const TODAY: (u16, u8) = (2026, 11);
 

@@ -1,0 +1,110 @@
+//! What the session does with the hub's answers: the sign-in, and the
+//! outcome of the request it waits on — slips and the screen that says it.
+
+use super::{Action, Session, State};
+use crate::amount::Amount;
+use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
+use crate::reason;
+use crate::session::Screens;
+use crate::slip::{Copy, Slip};
+
+impl Session {
+    pub(super) fn on_answer(&mut self, response: Response) -> Vec<Action> {
+        if let Response::SignedIn {
+            request_id,
+            store_name,
+            ..
+        } = &response
+        {
+            if self.sign_in.as_ref().and_then(Request::request_id) != Some(request_id) {
+                return vec![];
+            }
+            self.sign_in = None;
+            self.store_name = store_name.clone();
+            return match self.state {
+                State::Idle => vec![Action::Show(self.idle_screen())],
+                _ => vec![],
+            };
+        }
+        let State::Waiting { request, .. } = &self.state else {
+            return vec![]; // a late duplicate answer: already handled
+        };
+        if request.request_id().map(RequestId::as_str) != response.request_id() {
+            return vec![];
+        }
+        if matches!(&response, Response::Outcome(o) if o.status == TxnStatus::Pending) {
+            return vec![]; // not final yet: keep waiting
+        }
+        let currency = self.config.currency.clone();
+        self.state = State::Done;
+        match response {
+            Response::Outcome(outcome) => {
+                if let Some(receipt) = &outcome.receipt {
+                    self.last_link = receipt.link.clone();
+                }
+                outcome_actions(self.ui(), &currency, self.config.slip_columns, outcome)
+            }
+            Response::Reprint {
+                receipt: Some(receipt),
+                ..
+            } => vec![
+                Action::Print(Slip::of(
+                    &receipt,
+                    Copy::Cardholder,
+                    true,
+                    self.config.slip_columns,
+                )),
+                Action::Show(
+                    self.ui()
+                        .message(("REPRINT", "重打印"), ("Printing the slip", "正在打印签购单")),
+                ),
+            ],
+            Response::Reprint { receipt: None, .. } => {
+                vec![Action::Show(self.ui().message(
+                    ("REPRINT", "重打印"),
+                    ("No sale to reprint", "没有可重打印的交易"),
+                ))]
+            }
+            Response::Error {
+                code: ErrorCode::InvalidAmount,
+                ..
+            } => {
+                vec![Action::Show(self.ui().declined(reason::WRONG_AMOUNT, true))]
+            }
+            Response::Error { message, .. } => {
+                vec![Action::Show(
+                    self.ui().message(("HUB ERROR", "主机错误"), (&message, &message)),
+                )]
+            }
+            Response::SignedIn { .. } => vec![],
+        }
+    }
+}
+
+fn outcome_actions(ui: Screens, currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
+    match (outcome.status, outcome.kind) {
+        (TxnStatus::Approved, TxnKind::Sale | TxnKind::Void | TxnKind::Refund) => {
+            let Some(receipt) = outcome.receipt else {
+                return vec![Action::Show(
+                    ui.message(("APPROVED", "交易成功"), ("Receipt missing", "缺少签购单数据")),
+                )];
+            };
+            vec![
+                Action::Print(Slip::of(&receipt, Copy::Merchant, false, slip_columns)),
+                Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
+                Action::Show(ui.approved(currency, receipt.amount, &receipt.auth_code)),
+            ]
+        }
+        (TxnStatus::Approved, TxnKind::Balance) => {
+            vec![Action::Show(
+                ui.balance(currency, outcome.balance.unwrap_or(Amount::ZERO)),
+            )]
+        }
+        (TxnStatus::Reversed | TxnStatus::Failed, _) => {
+            vec![Action::Show(ui.declined(&outcome.response_code, true))]
+        }
+        (TxnStatus::Declined | TxnStatus::Pending, _) => {
+            vec![Action::Show(ui.declined(&outcome.response_code, false))]
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub struct Config {
     /// The supervisor's PIN (4 to 8 digits) for voids and refunds at the
     /// keypad; without one, voids and refunds are refused.
     pub supervisor_pin: Option<String>,
+    /// Settle the open batch every day at this local time, `HH:MM`.
+    pub settle_at: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             mdns: true,
             public_url: "http://tallybox.local".into(),
             supervisor_pin: None,
+            settle_at: None,
         }
     }
 }
@@ -149,6 +152,11 @@ impl Config {
         if let Some(pin) = &self.supervisor_pin {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
                 return invalid("supervisor_pin", "use 4 to 8 digits");
+            }
+        }
+        if let Some(at) = &self.settle_at {
+            if chrono::NaiveTime::parse_from_str(at, "%H:%M").is_err() {
+                return invalid("settle_at", "give a local time as HH:MM, e.g. 23:30");
             }
         }
         let url = &self.public_url;

@@ -181,6 +181,30 @@ pub async fn run(
         });
     }
 
+    if let Some(at) = config.settle_at.clone() {
+        let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(20));
+            let mut done_on = None;
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = every.tick() => {
+                        let now = chrono::Local::now();
+                        if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
+                            continue;
+                        }
+                        done_on = Some(now.date_naive());
+                        match coordinator.settle().await {
+                            Ok(s) => tracing::info!(batch_no = s.batch_no, balanced = s.balanced, "daily settlement done"),
+                            Err(e) => tracing::error!(error = %e, "daily settlement failed; settle from a checkout (D, 3)"),
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     let _mdns = if config.mdns {
         match discovery::announce(&config.store_id, http.port(), broker_addr.port) {
             Ok(daemon) => Some(daemon),

@@ -24,6 +24,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Balance { .. } => "balance",
         Request::Void { .. } => "void",
         Request::Refund { .. } => "refund",
+        Request::Settle { .. } => "settle",
         Request::Reprint { .. } => "reprint",
         Request::Recall { .. } => "recall",
         Request::Heartbeat { .. } => "heartbeat",

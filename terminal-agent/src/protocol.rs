@@ -256,6 +256,8 @@ pub enum Request {
         card: CardRead,
         supervisor_pin: String,
     },
+    /// Settle (结算) the store's open batch with the acquirer and open a new one.
+    Settle { request_id: RequestId },
     /// The receipt of this terminal's last approved sale, or of `trace_no`.
     Reprint {
         request_id: RequestId,
@@ -300,6 +302,7 @@ impl Request {
             | Request::Balance { request_id, .. }
             | Request::Void { request_id, .. }
             | Request::Refund { request_id, .. }
+            | Request::Settle { request_id }
             | Request::Reprint { request_id, .. }
             | Request::Recall { request_id } => Some(request_id),
             Request::Heartbeat { .. } => None,
@@ -363,6 +366,14 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receipt: Option<Receipt>,
     },
+    /// The batch was settled: whether the acquirer's totals agreed, and the
+    /// settlement report to print, line by line.
+    Settled {
+        request_id: RequestId,
+        batch_no: u32,
+        balanced: bool,
+        report: Vec<String>,
+    },
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
@@ -374,9 +385,9 @@ pub enum Response {
 impl Response {
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Response::SignedIn { request_id, .. } | Response::Reprint { request_id, .. } => {
-                Some(request_id.as_str())
-            }
+            Response::SignedIn { request_id, .. }
+            | Response::Reprint { request_id, .. }
+            | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
@@ -449,6 +460,7 @@ pub const REQUEST_TYPES: &[&str] = &[
     "balance",
     "void",
     "refund",
+    "settle",
     "reprint",
     "recall",
     "heartbeat",
@@ -522,7 +534,7 @@ pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
-    decode(payload, &["signed_in", "outcome", "reprint", "error"])
+    decode(payload, &["signed_in", "outcome", "reprint", "settled", "error"])
 }
 
 pub fn decode_status(payload: &[u8]) -> Result<Status, ProtocolError> {

@@ -55,14 +55,30 @@ fn is_wide(c: char) -> bool {
     matches!(c as u32, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6)
 }
 
-struct Layout {
+/// Lines laid out for paper `width` columns wide (slips, settlement reports).
+pub struct Layout {
     width: usize,
     lines: Vec<String>,
 }
 
 impl Layout {
+    pub fn new(width: usize) -> Layout {
+        Layout {
+            width,
+            lines: Vec::with_capacity(24),
+        }
+    }
+
+    pub fn line(&mut self, text: &str) {
+        self.lines.push(text.to_string());
+    }
+
+    pub fn into_lines(self) -> Vec<String> {
+        self.lines
+    }
+
     /// Label left, value right; the value goes on its own line when both do not fit.
-    fn pair(&mut self, label: &str, value: &str) {
+    pub fn pair(&mut self, label: &str, value: &str) {
         let used = columns(label) + columns(value);
         if used < self.width {
             self.lines
@@ -74,12 +90,12 @@ impl Layout {
         }
     }
 
-    fn centred(&mut self, text: &str) {
+    pub fn centred(&mut self, text: &str) {
         let pad = self.width.saturating_sub(columns(text)) / 2;
         self.lines.push(format!("{}{text}", " ".repeat(pad)));
     }
 
-    fn rule(&mut self, c: char) {
+    pub fn rule(&mut self, c: char) {
         self.lines.push(c.to_string().repeat(self.width));
     }
 }
@@ -91,10 +107,7 @@ pub fn render(receipt: &Receipt, copy: Copy, reprint: bool) -> Vec<String> {
 
 /// The slip for paper `width` columns wide.
 pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) -> Vec<String> {
-    let mut slip = Layout {
-        width,
-        lines: Vec::with_capacity(24),
-    };
+    let mut slip = Layout::new(width);
     slip.centred(&receipt.merchant_name);
     slip.centred(match copy {
         Copy::Merchant => "商户存根 MERCHANT COPY",

@@ -10,6 +10,21 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::wait_for;
+
+/// The `n`th settlement report the terminal printed (printing runs a moment
+/// after the screen).
+fn settlement_report(t: &Terminal, n: usize) -> String {
+    wait_for(Duration::from_secs(10), || {
+        let reports: Vec<String> = t
+            .paper()
+            .into_iter()
+            .filter(|s| s.contains("结算单 SETTLEMENT"))
+            .collect();
+        reports.get(n - 1).cloned()
+    })
+    .unwrap_or_else(|| panic!("settlement report {n} not printed"))
+}
 
 fn last_status(hub: &Hub) -> (String, String) {
     let rows = hub.transactions("limit=1");
@@ -133,6 +148,39 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     assert!(screen.contains("APPROVED"), "{screen}");
     assert!(hub.log().contains("signed in with the acquirer"));
 
+    t1.keys("C");
+
+    // Settlement: the restarted acquirer forgot the morning's approvals, so
+    // its totals disagree: reported, not hidden. The next batch balances.
+    let batch = hub.transactions("limit=1")[0]["batch_no"].as_u64().unwrap();
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(
+        screen.contains("OUT OF BALANCE") && screen.contains(&format!("{batch:06}")),
+        "{screen}"
+    );
+    let report = settlement_report(&t1, 1);
+    assert!(report.contains("不平 OUT"), "{report}");
+    t1.keys("C");
+    t1.sale(1500, "approved");
+    t1.keys("C");
+    assert_eq!(
+        hub.transactions("limit=1")[0]["batch_no"].as_u64(),
+        Some(batch + 1),
+        "a new batch"
+    );
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(
+        screen.contains("SETTLED") && screen.contains("Totals agree"),
+        "{screen}"
+    );
+    let report = settlement_report(&t1, 2);
+    assert!(
+        report.contains("CNY 15.00") && report.contains("*** 对账平 BALANCED ***"),
+        "{report}"
+    );
+
     // Every message both ways, decoded by pyiso8583 and encoded back byte for byte.
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
@@ -152,7 +200,9 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for mti in ["0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410"] {
+    for mti in [
+        "0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410", "0500", "0510",
+    ] {
         assert!(types.contains(&mti), "no {mti} in the log: {types:?}");
     }
     assert!(report["checked"].as_u64().unwrap() >= 14, "{report}");

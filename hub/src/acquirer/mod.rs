@@ -58,6 +58,18 @@ pub struct Reversal {
     pub amount: Amount,
 }
 
+/// One terminal's totals for the batch being settled (0500).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchTotals {
+    pub terminal_id: String,
+    pub batch_no: u32,
+    /// Approved sales less the voided ones.
+    pub sales_count: u32,
+    pub sales_minor: u64,
+    pub refunds_count: u32,
+    pub refunds_minor: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AcquirerError {
     #[error("the acquirer link is down: {0}")]
@@ -86,6 +98,13 @@ impl Acquirer for AnyAcquirer {
             AnyAcquirer::Iso(a) => a.reverse(reversal).await,
         }
     }
+
+    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
+        match self {
+            AnyAcquirer::Sim(a) => a.settle(totals).await,
+            AnyAcquirer::Iso(a) => a.settle(totals).await,
+        }
+    }
 }
 
 pub trait Acquirer: Send + Sync + 'static {
@@ -97,4 +116,8 @@ pub trait Acquirer: Send + Sync + 'static {
 
     /// Reverses an authorization; `Ok` once the acquirer acknowledged it.
     fn reverse(&self, reversal: Reversal) -> impl Future<Output = Result<(), AcquirerError>> + Send;
+
+    /// Settles one terminal's batch; `Ok(true)` when the acquirer's totals
+    /// agree with these, `Ok(false)` when they do not.
+    fn settle(&self, totals: BatchTotals) -> impl Future<Output = Result<bool, AcquirerError>> + Send;
 }

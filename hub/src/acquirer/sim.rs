@@ -13,7 +13,7 @@ use tallybox_terminal::card::pin_block::{self, TEST_PIN_KEY};
 use tallybox_terminal::card::test_cards::{self, Behaviour};
 use tallybox_terminal::protocol::TxnKind;
 
-use super::{Acquirer, AcquirerError, AuthRequest, AuthResponse, Reversal};
+use super::{Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, Reversal};
 
 /// What the issuer decided and how long the acquirer takes to say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +26,14 @@ pub enum Decision {
     Silence,
 }
 
-/// The issuer's memory: balances of the cards that have one.
+/// The issuer's memory: balances of the cards that have one, and what the
+/// acquirer approved for each terminal since its last settlement.
 #[derive(Debug, Default)]
 pub struct SimIssuer {
     spent: HashMap<String, u64>,
     auth_counter: u32,
+    /// (terminal, trace) → (kind, amount) of every approval not reversed.
+    approved: HashMap<(String, u32), (TxnKind, u64)>,
 }
 
 impl SimIssuer {
@@ -59,7 +62,82 @@ impl SimIssuer {
         }
     }
 
+    /// Decides, and remembers an approval for the settlement.
     pub fn decide(&mut self, request: &AuthRequest) -> Decision {
+        let decision = self.decide_only(request);
+        if let Decision::Answer { response, .. } = &decision {
+            if response.approved() && request.kind != TxnKind::Balance {
+                self.approved.insert(
+                    (request.terminal_id.clone(), request.trace_no),
+                    (request.kind, request.amount.minor()),
+                );
+            }
+        }
+        decision
+    }
+
+    /// A reversal: that approval never happened.
+    pub fn reversed(&mut self, terminal_id: &str, trace_no: u32) {
+        if let Some((kind, minor)) = self.approved.remove(&(terminal_id.to_string(), trace_no)) {
+            tracing::debug!(
+                terminal = terminal_id,
+                trace_no,
+                kind = kind.as_str(),
+                minor,
+                "approval reversed"
+            );
+        }
+    }
+
+    /// The acquirer's totals for `terminal_id` against the hub's: true when
+    /// they agree. The terminal's approvals are forgotten either way (a new
+    /// batch starts).
+    pub fn settle(&mut self, totals: &BatchTotals) -> bool {
+        let mine = self.totals(&totals.terminal_id);
+        self.approved.retain(|(t, _), _| *t != totals.terminal_id);
+        let balanced = (
+            mine.sales_count,
+            mine.sales_minor,
+            mine.refunds_count,
+            mine.refunds_minor,
+        ) == (
+            totals.sales_count,
+            totals.sales_minor,
+            totals.refunds_count,
+            totals.refunds_minor,
+        );
+        if !balanced {
+            tracing::warn!(terminal = %totals.terminal_id, ?mine, hub = ?totals, "settlement out of balance");
+        }
+        balanced
+    }
+
+    fn totals(&self, terminal_id: &str) -> BatchTotals {
+        let mut t = BatchTotals::default();
+        for ((terminal, _), (kind, minor)) in &self.approved {
+            if terminal != terminal_id {
+                continue;
+            }
+            match kind {
+                TxnKind::Sale => {
+                    t.sales_count += 1;
+                    t.sales_minor += minor;
+                }
+                TxnKind::Void => {
+                    t.sales_count = t.sales_count.saturating_sub(1);
+                    t.sales_minor = t.sales_minor.saturating_sub(*minor);
+                }
+                TxnKind::Refund => {
+                    t.refunds_count += 1;
+                    t.refunds_minor += minor;
+                }
+                TxnKind::Balance => {}
+            }
+        }
+        t
+    }
+
+    fn decide_only(&mut self, request: &AuthRequest) -> Decision {
         let pan = request.card.pan.digits();
         let now = |response| Decision::Answer {
             response,
@@ -121,13 +199,15 @@ pub struct SimAcquirer {
     issuer: Mutex<SimIssuer>,
 }
 
+impl SimAcquirer {
+    fn issuer(&self) -> std::sync::MutexGuard<'_, SimIssuer> {
+        self.issuer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Acquirer for SimAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        let decision = self
-            .issuer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .decide(&request);
+        let decision = self.issuer().decide(&request);
         match decision {
             Decision::Answer { response, delay } => {
                 // Even a zero sleep waits for the timer's next 1 ms tick.
@@ -142,7 +222,12 @@ impl Acquirer for SimAcquirer {
 
     async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
         tracing::info!(terminal = %reversal.terminal_id, trace_no = reversal.trace_no, amount = %reversal.amount, "simulated acquirer acknowledged reversal");
+        self.issuer().reversed(&reversal.terminal_id, reversal.trace_no);
         Ok(())
+    }
+
+    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
+        Ok(self.issuer().settle(&totals))
     }
 }
 

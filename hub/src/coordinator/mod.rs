@@ -12,6 +12,7 @@
 //!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
 //!   every start, for sales a crash left behind.
 
+pub mod settle;
 mod undo;
 
 use std::collections::HashSet;
@@ -49,6 +50,8 @@ pub struct Coordinator<A> {
     settings: Settings,
     /// Request ids being worked on right now.
     in_flight: Mutex<HashSet<String>>,
+    /// The last settlement request and its answer, for a terminal's retry.
+    last_settlement: Mutex<Option<(RequestId, Response)>>,
 }
 
 /// What the store found for a sale's request id.
@@ -94,6 +97,7 @@ impl<A: Acquirer> Coordinator<A> {
             acquirer,
             settings,
             in_flight: Mutex::new(HashSet::new()),
+            last_settlement: Mutex::new(None),
         }
     }
 
@@ -194,6 +198,7 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
+            Request::Settle { request_id } => self.settle_request(request_id).await,
             Request::Balance {
                 request_id,
                 card,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod query;
 mod schema;
 mod secret;
+pub mod settlement;
 pub mod writer;
 
 use std::path::Path;

@@ -94,6 +94,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE transactions ADD COLUMN original_id INTEGER REFERENCES transactions (id);
     CREATE INDEX transactions_original ON transactions (original_id) WHERE original_id IS NOT NULL;
     "#,
+    // 6: each settled batch, its totals and whether the acquirer agreed.
+    r#"
+    CREATE TABLE settlements (
+        batch_no  INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        balanced  INTEGER NOT NULL,
+        report    TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -76,6 +76,18 @@ impl Session {
                     self.ui().message(("HUB ERROR", "主机错误"), (&message, &message)),
                 )]
             }
+            Response::Settled {
+                batch_no,
+                balanced,
+                report,
+                ..
+            } => vec![
+                Action::Print(Slip {
+                    lines: report,
+                    qr: None,
+                }),
+                Action::Show(self.ui().settled(batch_no, balanced)),
+            ],
             Response::SignedIn { .. } => vec![],
         }
     }

@@ -425,6 +425,12 @@ impl Session {
                     ui.present_card(&op.title(ui, &currency), None),
                 )
             }
+            (State::Menu, Key::Digit(3)) => {
+                let request = Request::Settle {
+                    request_id: RequestId::new(),
+                };
+                self.wait(request, ui.settle_title(), ui.processing(&ui.settle_title()))
+            }
             (State::Menu, Key::Digit(2)) => {
                 let request = Request::Reprint {
                     request_id: RequestId::new(),

@@ -212,6 +212,32 @@ impl Screens {
         ])
     }
 
+    pub fn settle_title(self) -> String {
+        self.pick("SETTLEMENT", "结算").to_string()
+    }
+
+    /// The batch is settled: balanced, or not (the report says by how much).
+    pub fn settled(self, batch_no: u32, balanced: bool) -> Screen {
+        let batch = format!("{} {batch_no:06}", self.pick("Batch", "批次号"));
+        if balanced {
+            Screen::of(&[
+                self.pick("SETTLED", "结算完成"),
+                &batch,
+                self.pick("Totals agree", "对账平"),
+                self.pick("Report printed", "已打印结算单"),
+                self.any_key(),
+            ])
+        } else {
+            Screen::of(&[
+                self.pick("OUT OF BALANCE", "对账不平"),
+                &batch,
+                self.pick("Call the acquirer", "请联系收单机构"),
+                self.pick("See the report", "见结算单"),
+                self.any_key(),
+            ])
+        }
+    }
+
     pub fn reprint_title(self) -> String {
         self.pick("REPRINT", "重打印").to_string()
     }
@@ -235,7 +261,7 @@ impl Screens {
             self.pick("MENU", "菜单"),
             self.pick("1 Balance inquiry", "1 余额查询"),
             self.pick("2 Reprint last slip", "2 重打印上一笔"),
-            "",
+            self.pick("3 Settle the batch", "3 结算"),
             self.pick("C back", "C 返回"),
         ])
     }
@@ -454,6 +480,8 @@ pub(crate) mod tests {
             ("frozen", s.frozen("Card testing")),
             ("locked", s.locked()),
             ("admin-menu", s.admin_menu()),
+            ("settled", s.settled(7, true)),
+            ("out-of-balance", s.settled(7, false)),
             ("supervisor-pin", s.supervisor_pin(true, 4)),
             ("refund-amount", s.refund_amount("CNY", 42, "500")),
         ]

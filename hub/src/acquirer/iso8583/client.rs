@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{frame, FrameReader, Message};
 use super::mac::MacKey;
 use super::messages;
-use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, AuthResponse, Reversal};
+use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, Reversal};
 
 #[derive(Debug, Clone)]
 pub struct IsoConfig {
@@ -90,6 +90,17 @@ impl Acquirer for IsoAcquirer {
             // 25: the host never saw the original: nothing was charged either.
             Some("00") | Some("25") => Ok(()),
             other => Err(AcquirerError::Link(format!("reversal answered {other:?}"))),
+        }
+    }
+
+    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
+        let message = messages::settlement(&totals, &self.merchant_id)
+            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let answer = self.exchange(message).await?;
+        match answer.text(39) {
+            Some("00") => Ok(true),
+            Some("95") => Ok(false),
+            other => Err(AcquirerError::Link(format!("settlement answered {other:?}"))),
         }
     }
 }

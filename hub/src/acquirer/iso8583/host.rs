@@ -39,6 +39,10 @@ impl Host {
         })
     }
 
+    fn issuer(&self) -> std::sync::MutexGuard<'_, SimIssuer> {
+        self.issuer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn log(&self, direction: &str, bytes: &[u8]) {
         if let Some(log) = &self.log {
             let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,15 +139,27 @@ impl Host {
             "0800" => answer("00").map(|a| Some((a, std::time::Duration::ZERO))),
             "0400" => {
                 tracing::info!(trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
+                if let (Some(terminal), Some(Ok(trace))) =
+                    (request.text(41), request.text(11).map(str::parse::<u32>))
+                {
+                    self.issuer().reversed(terminal.trim_end(), trace);
+                }
                 answer("00").map(|a| Some((a, std::time::Duration::ZERO)))
             }
+            "0500" => match messages::read_settlement(&request) {
+                Ok(totals) => {
+                    let balanced = self.issuer().settle(&totals);
+                    tracing::info!(terminal = %totals.terminal_id, batch = totals.batch_no, balanced, "settled");
+                    answer(if balanced { "00" } else { "95" }).map(|a| Some((a, std::time::Duration::ZERO)))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable settlement; answered 30 (format error)");
+                    answer("30").map(|a| Some((a, std::time::Duration::ZERO)))
+                }
+            },
             "0200" | "0220" => match messages::read_auth_request(&request) {
                 Ok(auth) => {
-                    let decision = self
-                        .issuer
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .decide(&auth);
+                    let decision = self.issuer().decide(&auth);
                     match decision {
                         Decision::Answer { response, delay } => {
                             answer(&response.response_code).and_then(|mut a| {

@@ -7,6 +7,7 @@
 //! | 0800 / 0810 sign-in | 11 trace, 41 terminal, 42 merchant · 39 |
 //! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
 //! | 0400 / 0410 reversal | 3, 4, 11 of the original, 39 `98` (no answer), 41, 42, 49 · 39 |
+//! | 0500 / 0510 settlement | 11, 41, 42, 48 totals, 60 batch · 39 `00` balanced, `95` out of balance |
 //!
 //! Every message carries a MAC in field 64 (see [`super::mac`]).
 
@@ -16,7 +17,7 @@ use tallybox_terminal::card::{CardRead, EntryMode, Track2};
 use tallybox_terminal::protocol::TxnKind;
 
 use super::codec::{CodecError, Message};
-use crate::acquirer::{AuthRequest, AuthResponse, Reversal};
+use crate::acquirer::{AuthRequest, AuthResponse, BatchTotals, Reversal};
 
 /// ISO 4217 numeric for CNY, the only currency the simulated host settles.
 pub const CNY: &str = "156";
@@ -114,6 +115,51 @@ pub fn reversal(r: &Reversal, merchant_id: &str) -> Result<Message, CodecError> 
         .set_str(42, &format!("{merchant_id:<15}"))?
         .set_str(49, CNY)?;
     Ok(m)
+}
+
+/// Field 48 of a settlement: sales count (3 digits) and amount (12), refunds
+/// count and amount, all net of voids.
+pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecError> {
+    let mut m = Message::new("0500");
+    m.set_str(11, &trace(t.batch_no))?
+        .set_str(41, &terminal_field(&t.terminal_id)?)?
+        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(
+            48,
+            &format!(
+                "{:03}{:012}{:03}{:012}",
+                t.sales_count % 1000,
+                t.sales_minor,
+                t.refunds_count % 1000,
+                t.refunds_minor
+            ),
+        )?
+        .set_str(60, &format!("00{:06}", t.batch_no % 1_000_000))?;
+    Ok(m)
+}
+
+pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
+    let f = m
+        .text(48)
+        .filter(|f| f.len() == 30)
+        .ok_or("field 48 is not 30 digits of totals")?;
+    let n = |a: usize, b: usize| {
+        f[a..b]
+            .parse::<u64>()
+            .map_err(|_| "totals are not digits".to_string())
+    };
+    Ok(BatchTotals {
+        terminal_id: m.text(41).ok_or("field 41 missing")?.trim_end().to_string(),
+        batch_no: m
+            .text(60)
+            .and_then(|b| b.get(2..8))
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0),
+        sales_count: n(0, 3)? as u32,
+        sales_minor: n(3, 15)?,
+        refunds_count: n(15, 18)? as u32,
+        refunds_minor: n(18, 30)?,
+    })
 }
 
 /// The answer's type for a request's (`0200` → `0210`).

@@ -1,0 +1,255 @@
+//! Settlement (结算): the open batch's approved sales (less voids) and refunds
+//! per terminal go to the acquirer, which says whether its totals agree; the
+//! report is printed and stored, and a new batch opens. An out-of-balance
+//! answer is reported as such — the batch still closes, as with a real
+//! acquirer, and the report keeps the figures to take up with them.
+
+use std::collections::BTreeMap;
+
+use chrono::Local;
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::protocol::{RequestId, Response, TxnKind};
+use tallybox_terminal::slip::{Layout, WIDTH};
+
+use super::Coordinator;
+use crate::acquirer::{Acquirer, BatchTotals};
+use crate::store::settlement::BatchRow;
+
+/// A settled batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub batch_no: u32,
+    pub balanced: bool,
+    pub report: Vec<String>,
+}
+
+/// Per terminal: sales net of voids, and refunds.
+fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
+    let mut by_terminal: BTreeMap<&str, BatchTotals> = BTreeMap::new();
+    for r in rows {
+        let t = by_terminal.entry(&r.terminal_id).or_insert_with(|| BatchTotals {
+            terminal_id: r.terminal_id.clone(),
+            batch_no,
+            ..Default::default()
+        });
+        match r.kind {
+            TxnKind::Sale => {
+                t.sales_count += r.count;
+                t.sales_minor += r.minor;
+            }
+            TxnKind::Void => {
+                t.sales_count = t.sales_count.saturating_sub(r.count);
+                t.sales_minor = t.sales_minor.saturating_sub(r.minor);
+            }
+            TxnKind::Refund => {
+                t.refunds_count += r.count;
+                t.refunds_minor += r.minor;
+            }
+            TxnKind::Balance => {}
+        }
+    }
+    by_terminal.into_values().collect()
+}
+
+fn money(currency: &str, minor: u64) -> String {
+    format!("{currency} {}", Amount::from_minor(minor).unwrap_or(Amount::ZERO))
+}
+
+fn report(
+    store_name: &str,
+    currency: &str,
+    batch_no: u32,
+    rows: &[BatchRow],
+    results: &[(BatchTotals, bool)],
+) -> Vec<String> {
+    let mut r = Layout::new(WIDTH);
+    r.centred("结算单 SETTLEMENT");
+    r.centred(store_name);
+    r.pair("批次号 BATCH NO", &format!("{batch_no:06}"));
+    r.pair(
+        "日期时间 DATE/TIME",
+        &Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+    );
+    let (mut net, mut all_balanced) = (0i128, true);
+    for (t, balanced) in results {
+        r.rule('-');
+        r.pair("终端号 TERMINAL NO", &t.terminal_id);
+        r.pair(
+            &format!("消费 SALES {}", t.sales_count),
+            &money(currency, t.sales_minor),
+        );
+        r.pair(
+            &format!("退货 REFUNDS {}", t.refunds_count),
+            &money(currency, t.refunds_minor),
+        );
+        r.pair("对账 RECONCILED", if *balanced { "平 OK" } else { "不平 OUT" });
+        net += t.sales_minor as i128 - t.refunds_minor as i128;
+        all_balanced &= balanced;
+    }
+    let mut brands: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.kind == TxnKind::Sale) {
+        let b = brands.entry(row.brand.label()).or_default();
+        b.0 += row.count;
+        b.1 += row.minor;
+    }
+    if !brands.is_empty() {
+        r.rule('-');
+        r.line("卡组织 BY BRAND (SALES)");
+        for (brand, (count, minor)) in brands {
+            r.pair(&format!("{brand} {count}"), &money(currency, minor));
+        }
+    }
+    r.rule('-');
+    let sign = if net < 0 { "-" } else { "" };
+    r.pair(
+        "净额 NET",
+        &format!("{sign}{}", money(currency, net.unsigned_abs() as u64)),
+    );
+    if results.is_empty() {
+        r.centred("无交易 NO TRANSACTIONS");
+    }
+    r.centred(if all_balanced {
+        "*** 对账平 BALANCED ***"
+    } else {
+        "*** 对账不平 OUT OF BALANCE ***"
+    });
+    r.into_lines()
+}
+
+impl<A: Acquirer> Coordinator<A> {
+    /// Settles the open batch; a person-readable reason when it cannot now.
+    pub async fn settle(&self) -> Result<Settlement, String> {
+        let unreadable = |e: crate::store::StoreError| format!("the hub could not read its database: {e}");
+        let batch_no = self.store(|s| s.batch_no()).await.map_err(unreadable)?;
+        let pending = self
+            .store(move |s| s.pending_in_batch(batch_no))
+            .await
+            .map_err(unreadable)?;
+        if pending > 0 {
+            return Err(format!(
+                "{pending} transactions still wait for the acquirer; settle again in a minute"
+            ));
+        }
+        let rows = self
+            .store(move |s| s.batch_rows(batch_no))
+            .await
+            .map_err(unreadable)?;
+        let mut results = Vec::new();
+        for t in totals(batch_no, &rows) {
+            let balanced = self
+                .within_timeout(self.acquirer.settle(t.clone()))
+                .await
+                .map_err(|e| format!("settlement not done, the batch stays open: {e}"))?;
+            results.push((t, balanced));
+        }
+        let balanced = results.iter().all(|(_, b)| *b);
+        let report = report(
+            &self.settings.store_name,
+            &self.settings.currency,
+            batch_no,
+            &rows,
+            &results,
+        );
+        if results.is_empty() {
+            // Nothing to settle: the batch stays open, nothing to record.
+            return Ok(Settlement {
+                batch_no,
+                balanced,
+                report,
+            });
+        }
+        let lines = report.clone();
+        let next = self
+            .store(move |s| s.close_batch(batch_no, balanced, &lines))
+            .await
+            .map_err(|e| format!("settled with the acquirer but not recorded: {e}"))?;
+        if balanced {
+            tracing::info!(batch_no, next, "batch settled: balanced");
+        } else {
+            tracing::warn!(
+                batch_no,
+                next,
+                "batch settled OUT OF BALANCE: take the report up with the acquirer"
+            );
+        }
+        Ok(Settlement {
+            batch_no,
+            balanced,
+            report,
+        })
+    }
+
+    /// A terminal's settlement request; a repeat of the same request id gets
+    /// the same answer, never a second settlement.
+    pub(super) async fn settle_request(&self, request_id: RequestId) -> Option<Response> {
+        if let Some((id, answer)) = self
+            .last_settlement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if *id == request_id {
+                return Some(answer.clone());
+            }
+        }
+        let _claim = self.claim(&request_id)?;
+        let answer = match self.settle().await {
+            Ok(s) => Response::Settled {
+                request_id: request_id.clone(),
+                batch_no: s.batch_no,
+                balanced: s.balanced,
+                report: s.report,
+            },
+            Err(message) => Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: tallybox_terminal::protocol::ErrorCode::Internal,
+                message,
+            },
+        };
+        *self.last_settlement.lock().unwrap_or_else(|e| e.into_inner()) = Some((request_id, answer.clone()));
+        Some(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tallybox_terminal::card::Brand;
+
+    fn row(t: &str, kind: TxnKind, brand: Brand, count: u32, minor: u64) -> BatchRow {
+        BatchRow {
+            terminal_id: t.into(),
+            kind,
+            brand,
+            count,
+            minor,
+        }
+    }
+
+    #[test]
+    fn voids_come_off_the_sales_and_refunds_count_apart() {
+        let rows = [
+            row("T1", TxnKind::Sale, Brand::UnionPay, 3, 6_250),
+            row("T1", TxnKind::Sale, Brand::Visa, 1, 1_000),
+            row("T1", TxnKind::Void, Brand::UnionPay, 1, 1_250),
+            row("T1", TxnKind::Refund, Brand::Visa, 2, 500),
+            row("T2", TxnKind::Sale, Brand::UnionPay, 1, 99),
+        ];
+        let t = totals(7, &rows);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].sales_count, t[0].sales_minor), (3, 6_000));
+        assert_eq!((t[0].refunds_count, t[0].refunds_minor), (2, 500));
+        assert_eq!((t[1].terminal_id.as_str(), t[1].sales_minor), ("T2", 99));
+        let results: Vec<_> = t.into_iter().map(|t| (t, true)).collect();
+        let text = report("Shop", "CNY", 7, &rows, &results).join("\n");
+        assert!(
+            text.contains("000007") && text.contains("CNY 60.00") && text.contains("BALANCED"),
+            "{text}"
+        );
+        assert!(text.contains("净额 NET") && text.contains("CNY 55.99"), "{text}");
+        let mixed = vec![(results[0].0.clone(), false)];
+        assert!(report("Shop", "CNY", 7, &rows, &mixed)
+            .join("\n")
+            .contains("OUT OF BALANCE"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The open batch's totals and closing it: a settlement is recorded with its
+//! report, the batch number moves on, and the audit log says so — in one
+//! SQLite transaction.
+
+use rusqlite::params;
+use tallybox_terminal::card::Brand;
+use tallybox_terminal::protocol::TxnKind;
+
+use super::{audit, exec, now_utc, one_row, open_batch, parse_enum, Store, StoreError};
+
+/// Approved transactions of one kind and brand at one terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRow {
+    pub terminal_id: String,
+    pub kind: TxnKind,
+    pub brand: Brand,
+    pub count: u32,
+    pub minor: u64,
+}
+
+impl Store {
+    /// The approved transactions of `batch_no`, grouped.
+    pub fn batch_rows(&self, batch_no: u32) -> Result<Vec<BatchRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT terminal_id, kind, brand, count(*), sum(amount) FROM transactions \
+             WHERE batch_no = ?1 AND status = 'approved' AND kind != 'balance' \
+             GROUP BY terminal_id, kind, brand ORDER BY terminal_id, kind, brand",
+        )?;
+        let rows = stmt.query_map([batch_no], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (terminal_id, kind, brand, count, minor) = row?;
+            out.push(BatchRow {
+                terminal_id,
+                kind: parse_enum(&kind).unwrap_or(TxnKind::Sale),
+                brand: parse_enum(&brand).unwrap_or(Brand::Other),
+                count,
+                minor: minor.max(0) as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many of `batch_no`'s transactions are still waiting for an answer.
+    pub fn pending_in_batch(&self, batch_no: u32) -> Result<u32, StoreError> {
+        Ok(one_row(
+            &self.conn,
+            "SELECT count(*) FROM transactions WHERE batch_no = ?1 AND status = 'pending'",
+            [batch_no],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records batch `batch_no` as settled and opens the next; the new
+    /// batch number. Fails when `batch_no` is no longer the open batch.
+    pub fn close_batch(
+        &mut self,
+        batch_no: u32,
+        balanced: bool,
+        report: &[String],
+    ) -> Result<u32, StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        if open_batch(&tx)? != batch_no {
+            return Err(StoreError::Commit(format!(
+                "batch {batch_no} was already settled"
+            )));
+        }
+        exec(
+            &tx,
+            "INSERT INTO settlements (batch_no, at, balanced, report) VALUES (?1, ?2, ?3, ?4)",
+            params![batch_no, utc, balanced, report.join("\n")],
+        )?;
+        exec(
+            &tx,
+            "UPDATE settings SET value = CAST(?1 AS TEXT) WHERE key = 'batch_no'",
+            [batch_no + 1],
+        )?;
+        let detail = serde_json::json!({"batch_no": batch_no, "balanced": balanced});
+        audit::append(&tx, &utc, "settled", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(batch_no + 1)
+    }
+}

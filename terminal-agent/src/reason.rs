@@ -148,6 +148,13 @@ const TABLE: &[Explanation] = &[
         "Refund less",
         "请减少退货金额",
     ),
+    e(
+        "XP",
+        "PIN tries used up",
+        "密码错误次数超限",
+        "Card refused today",
+        "此卡今日不能再用",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
@@ -178,6 +185,8 @@ pub const NO_ORIGINAL: &str = "XO";
 pub const OTHER_CARD: &str = "XM";
 /// Local code: the refund is more than what is left of the sale.
 pub const REFUND_TOO_LARGE: &str = "XF";
+/// Local code: three wrong PINs today; the card is refused until tomorrow.
+pub const PIN_TRIES: &str = "XP";
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,9 @@ pub struct Settings {
     pub supervisor_pin: Option<String>,
 }
 
+/// Wrong PINs a card may have in a day at this store.
+pub const MAX_PIN_TRIES: u32 = 3;
+
 pub struct Coordinator<A> {
     store: StoreHandle,
     acquirer: A,
@@ -349,6 +352,10 @@ impl<A: Acquirer> Coordinator<A> {
                 }
                 if s.is_lost(&rid)? {
                     return Ok(Start::Lost);
+                }
+                // Three wrong PINs today and the card is refused here until tomorrow.
+                if undo.is_none() && s.pin_failures_today(c.pan.digits())? >= MAX_PIN_TRIES {
+                    return Ok(Start::Refused(reason::PIN_TRIES));
                 }
                 let (amount, original) = match undo {
                     None => (amount, None),

@@ -208,3 +208,35 @@ async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
     assert_eq!(c.reverse_leftovers().await.unwrap(), 0);
     assert_eq!(Store::open(dir.path()).unwrap().verify_audit().unwrap(), 2);
 }
+
+#[tokio::test]
+async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let card = test_cards::by_name("pin").unwrap().read(EntryMode::Swipe);
+    let with_pin = |pin: &str| Request::Sale {
+        request_id: RequestId::new(),
+        amount: Amount::from_minor(100).unwrap(),
+        currency: "CNY".into(),
+        card: card.clone(),
+        pin_block: Some(
+            tallybox_terminal::card::pin_block::encrypt(
+                pin,
+                card.pan.digits(),
+                &tallybox_terminal::card::pin_block::TEST_PIN_KEY,
+            )
+            .unwrap(),
+        ),
+    };
+    for _ in 0..3 {
+        let o = outcome(c.handle(&t1(), with_pin("9999")).await);
+        assert_eq!(o.response_code, "55");
+    }
+    // Even the right PIN now: refused at the hub, never sent to the acquirer.
+    let o = outcome(c.handle(&t1(), with_pin("1234")).await);
+    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "XP"));
+    assert_eq!(rows(dir.path()).len(), 3, "the refused try is not a transaction");
+    // Other cards are not affected.
+    let o = outcome(c.handle(&t1(), sale("approved", 100)).await);
+    assert_eq!(o.status, TxnStatus::Approved);
+}

@@ -155,6 +155,14 @@ fn receipt_token() -> String {
     data_encoding::BASE32_NOPAD.encode(&rand::random::<[u8; 16]>())
 }
 
+/// The issuer's answer for a wrong PIN.
+const WRONG_PIN: &str = "55";
+
+/// The local day, `YYYY-MM-DD`: PIN tries are counted per shop day.
+fn today() -> String {
+    Local::now().format("%Y-%m-%d").to_string()
+}
+
 fn now_utc() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -255,6 +263,16 @@ impl Store {
             .prepare(&format!("SELECT {COLUMNS} FROM transactions {sql}"))?;
         let rows = stmt.query_map(params, from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Wrong PINs `pan` had today at this store.
+    pub fn pin_failures_today(&self, pan: &str) -> Result<u32, StoreError> {
+        let count: Option<u32> = self
+            .conn
+            .prepare_cached("SELECT count FROM pin_failures WHERE pan_hash = ?1 AND day = ?2")?
+            .query_row(params![self.hasher.hash(pan), today()], |r| r.get(0))
+            .optional()?;
+        Ok(count.unwrap_or(0))
     }
 
     /// This terminal's transaction with this trace number.
@@ -413,6 +431,16 @@ impl Store {
              WHERE id = ?1 AND status = 'pending'",
             params![id, verdict.status.as_str(), verdict.response_code, verdict.auth_code, verdict.reference_no, utc],
         )?;
+        if changed == 1 && verdict.response_code == WRONG_PIN {
+            // Counted with the verdict, in the same transaction: a crash cannot
+            // lose a wrong PIN and hand the card another try.
+            exec(
+                &tx,
+                "INSERT INTO pin_failures (pan_hash, day, count) SELECT pan_hash, ?2, 1 FROM transactions WHERE id = ?1 \
+                 ON CONFLICT (pan_hash, day) DO UPDATE SET count = count + 1",
+                params![id, today()],
+            )?;
+        }
         if changed == 1 {
             let detail = serde_json::json!({
                 "status": verdict.status.as_str(), "response_code": verdict.response_code,

@@ -103,6 +103,15 @@ const MIGRATIONS: &[&str] = &[
         report    TEXT NOT NULL
     );
     "#,
+    // 7: wrong PINs per card (by its keyed hash) and local day.
+    r#"
+    CREATE TABLE pin_failures (
+        pan_hash TEXT NOT NULL,
+        day      TEXT NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (pan_hash, day)
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

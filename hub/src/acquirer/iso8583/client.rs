@@ -28,6 +28,9 @@ pub struct IsoConfig {
     pub hub_terminal: String,
 }
 
+/// How often the hub signs in again on a connection that stays up.
+const SIGN_IN_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 /// (terminal, trace number, answer type): what ties an answer to its request.
 type Key = (String, String, String);
 
@@ -128,7 +131,7 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>) {
         backoff = Duration::from_millis(100);
         let _ = stream.set_nodelay(true);
         tracing::info!(acquirer = %config.addr, "acquirer link up");
-        sign_ins = sign_ins.wrapping_add(1);
+        sign_ins = sign_ins.wrapping_add(1000);
         if !connected(stream, &config, &mut requests, sign_ins).await {
             return;
         }
@@ -162,17 +165,23 @@ async fn connected(
 ) -> bool {
     let (mut read, mut write) = stream.into_split();
     let mut waiting: HashMap<Key, oneshot::Sender<Message>> = HashMap::new();
-    if let Ok(mut m) = messages::sign_in(sign_in_no, &config.hub_terminal, &config.merchant_id) {
-        if let Ok(bytes) = config.mac_key.seal(&mut m) {
-            if write.write_all(&frame(&bytes)).await.is_err() {
-                return true;
-            }
-        }
-    }
     let mut frames = FrameReader::default();
     let mut buf = vec![0u8; 4096];
+    // Signs in now (the first tick is immediate) and again every day.
+    let mut daily = tokio::time::interval(SIGN_IN_EVERY);
+    let mut sign_in_no = sign_in_no;
     loop {
         tokio::select! {
+            _ = daily.tick() => {
+                sign_in_no = sign_in_no.wrapping_add(1);
+                if let Ok(mut m) = messages::sign_in(sign_in_no, &config.hub_terminal, &config.merchant_id) {
+                    if let Ok(bytes) = config.mac_key.seal(&mut m) {
+                        if write.write_all(&frame(&bytes)).await.is_err() {
+                            return true;
+                        }
+                    }
+                }
+            }
             r = requests.recv() => {
                 let Some(Outgoing { mut message, reply }) = r else { return false };
                 let Some(answer_mti) = messages::answer_type(&message.mti) else { continue };

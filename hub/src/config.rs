@@ -52,6 +52,8 @@ pub struct Config {
     pub supervisor_pin: Option<String>,
     /// Settle the open batch every day at this local time, `HH:MM`.
     pub settle_at: Option<String>,
+    /// The fraud rules (`[fraud]` table).
+    pub fraud: crate::coordinator::fraud::FraudRules,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             public_url: "http://tallybox.local".into(),
             supervisor_pin: None,
             settle_at: None,
+            fraud: Default::default(),
         }
     }
 }
@@ -153,6 +156,9 @@ impl Config {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
                 return invalid("supervisor_pin", "use 4 to 8 digits");
             }
+        }
+        if let Err(e) = self.fraud.validate() {
+            return invalid("fraud", &e);
         }
         if let Some(at) = &self.settle_at {
             if chrono::NaiveTime::parse_from_str(at, "%H:%M").is_err() {

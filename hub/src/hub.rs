@@ -124,6 +124,7 @@ pub async fn run(
             acquirer_timeout: config.acquirer_timeout(),
             public_url: config.public_url.clone(),
             supervisor_pin: config.supervisor_pin.clone(),
+            fraud: config.fraud.clone(),
         },
     ));
     // Sales a crash left pending are settled before any new one is taken.

@@ -29,6 +29,12 @@ enum Command {
         #[command(subcommand)]
         action: tallybox::cmd::audit::AuditAction,
     },
+    /// Write the evidence pack of a period (transactions, slips, audit log, CCTV times, steps).
+    Evidence(tallybox::cmd::evidence::EvidenceArgs),
+    /// Stop a terminal (--terminal T1) or the whole store (--store) from selling.
+    Freeze(tallybox::cmd::evidence::FreezeArgs),
+    /// Let a frozen terminal or store sell again.
+    Unfreeze(tallybox::cmd::evidence::FreezeArgs),
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.
@@ -81,6 +87,9 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Evidence(args) => cmd::evidence::run(args),
+        Command::Freeze(args) => cmd::evidence::freeze(args),
+        Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
         Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {

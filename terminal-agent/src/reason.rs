@@ -57,7 +57,7 @@ const TABLE: &[Explanation] = &[
         "51",
         "Insufficient funds",
         "余额不足",
-        "Lower amount/other card",
+        "Less, or another card",
         "请减少金额或换卡",
     ),
     e("54", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
@@ -66,7 +66,7 @@ const TABLE: &[Explanation] = &[
         "61",
         "Over amount limit",
         "超出金额限制",
-        "Lower amount/other card",
+        "Less, or another card",
         "请减少金额或换卡",
     ),
     e(
@@ -80,7 +80,7 @@ const TABLE: &[Explanation] = &[
         "96",
         "System error",
         "系统故障",
-        "Retry; then call support",
+        "Retry, then call help",
         "请重试或联系客服",
     ),
     // Local codes: the issuer never decided.
@@ -117,7 +117,7 @@ const TABLE: &[Explanation] = &[
         "XH",
         "Hub not answering",
         "主机无应答",
-        "Check network, see phone",
+        "Check network & phone",
         "检查网络,查看手机",
     ),
     e(
@@ -130,7 +130,7 @@ const TABLE: &[Explanation] = &[
     e(
         "XO",
         "No such sale to undo",
-        "原交易不存在或不可撤销",
+        "原交易不可撤销",
         "Check the trace no.",
         "请核对凭证号",
     ),
@@ -138,7 +138,7 @@ const TABLE: &[Explanation] = &[
         "XM",
         "Not the sale's card",
         "非原交易卡",
-        "Use the card of the sale",
+        "Use the sale's card",
         "请使用原交易卡",
     ),
     e(
@@ -154,6 +154,20 @@ const TABLE: &[Explanation] = &[
         "密码错误次数超限",
         "Card refused today",
         "此卡今日不能再用",
+    ),
+    e(
+        "XB",
+        "Suspected fraud",
+        "疑似欺诈,已拒绝",
+        "Keep card, call owner",
+        "请留卡并联系店主",
+    ),
+    e(
+        "XZ",
+        "Terminal frozen",
+        "终端已冻结",
+        "Owner must unfreeze",
+        "请店主解冻",
     ),
 ];
 
@@ -187,10 +201,24 @@ pub const OTHER_CARD: &str = "XM";
 pub const REFUND_TOO_LARGE: &str = "XF";
 /// Local code: three wrong PINs today; the card is refused until tomorrow.
 pub const PIN_TRIES: &str = "XP";
+/// Local code: a fraud rule of the store refused it.
+pub const FRAUD_BLOCKED: &str = "XB";
+/// Local code: the terminal (or the store) is frozen.
+pub const FROZEN: &str = "XZ";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_text_fits_an_oled_line() {
+        let columns = |t: &str| crate::slip::columns(t);
+        for x in TABLE {
+            for text in [x.reason_en, x.hint_en, x.reason_zh, x.hint_zh] {
+                assert!(columns(text) <= 21, "{}: {text:?} is wider than the OLED", x.code);
+            }
+        }
+    }
 
     #[test]
     fn every_decline_the_simulator_gives_has_its_own_words() {

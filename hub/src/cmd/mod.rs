@@ -4,6 +4,7 @@ pub mod acquirer_sim;
 pub mod audit;
 pub mod demo;
 pub mod drive;
+pub mod evidence;
 pub mod hw_test;
 pub mod serve;
 pub mod test_cards;

@@ -12,6 +12,7 @@
 //!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
 //!   every start, for sales a crash left behind.
 
+pub mod fraud;
 pub mod settle;
 mod undo;
 
@@ -42,6 +43,7 @@ pub struct Settings {
     pub public_url: String,
     /// The PIN a supervisor types to void or refund; none: both refused.
     pub supervisor_pin: Option<String>,
+    pub fraud: fraud::FraudRules,
 }
 
 /// Wrong PINs a card may have in a day at this store.
@@ -339,11 +341,12 @@ impl<A: Acquirer> Coordinator<A> {
         }
         // One store job looks the id up and, when it is new, writes it pending:
         // one trip to the store thread, and no gap between the check and the write.
-        let (rid, tid, cur, c) = (
+        let (rid, tid, cur, c, rules) = (
             request_id.clone(),
             terminal.clone(),
             currency.to_string(),
             card.clone(),
+            self.settings.fraud.clone(),
         );
         let found = self
             .store(move |s| {
@@ -353,13 +356,20 @@ impl<A: Acquirer> Coordinator<A> {
                 if s.is_lost(&rid)? {
                     return Ok(Start::Lost);
                 }
+                if let Some(why) = s.frozen(&tid)? {
+                    tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
+                    return Ok(Start::Refused(reason::FROZEN));
+                }
                 // Three wrong PINs today and the card is refused here until tomorrow.
                 if undo.is_none() && s.pin_failures_today(c.pan.digits())? >= MAX_PIN_TRIES {
                     return Ok(Start::Refused(reason::PIN_TRIES));
                 }
+                if kind == TxnKind::Sale && judge(s, &rules, &tid, &c, amount)? {
+                    return Ok(Start::Refused(reason::FRAUD_BLOCKED));
+                }
                 let (amount, original) = match undo {
                     None => (amount, None),
-                    Some(trace_no) => match undo_check(s, &tid, kind, trace_no, amount, &c)? {
+                    Some(trace_no) => match undo_check(s, &rules, &tid, kind, trace_no, amount, &c)? {
                         Ok(found) => found,
                         Err(code) => return Ok(Start::Refused(code)),
                     },
@@ -538,3 +548,31 @@ impl<A: Acquirer> Coordinator<A> {
 
 #[cfg(test)]
 mod tests;
+
+/// Runs the fraud rules on a sale about to be written; records each hit, and
+/// freezes the terminal on card testing when the rules say so. True when the
+/// sale must be refused.
+fn judge(
+    s: &mut Store,
+    rules: &fraud::FraudRules,
+    terminal: &TerminalId,
+    card: &CardRead,
+    amount: Amount,
+) -> Result<bool, StoreError> {
+    let facts = s.fraud_facts(
+        terminal,
+        card,
+        rules.same_card_window_secs,
+        rules.card_testing_window_secs,
+        rules.manual_window_secs,
+    )?;
+    let hits = rules.check(&facts, amount, card.entry_mode, chrono::Local::now().time());
+    for hit in &hits {
+        tracing::warn!(terminal = %terminal, rule = hit.rule, blocked = hit.blocked, detail = %hit.detail, "fraud rule hit");
+        s.record_hit(terminal, hit)?;
+        if hit.rule == fraud::CARD_TESTING && rules.freeze_on_card_testing {
+            s.freeze(terminal.as_str(), &hit.detail)?;
+        }
+    }
+    Ok(hits.iter().any(|h| h.blocked))
+}

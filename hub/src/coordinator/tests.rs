@@ -17,6 +17,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
             acquirer_timeout: Duration::from_millis(4_000),
             public_url: "http://tallybox.local".into(),
             supervisor_pin: Some("8888".into()),
+            fraud: Default::default(),
         },
     )
 }
@@ -239,4 +240,44 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
     // Other cards are not affected.
     let o = outcome(c.handle(&t1(), sale("approved", 100)).await);
     assert_eq!(o.status, TxnStatus::Approved);
+}
+
+#[tokio::test]
+async fn a_card_testing_burst_is_blocked_and_freezes_that_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    // Someone tries numbers: ten declines in a row at T1.
+    for _ in 0..10 {
+        let o = outcome(c.handle(&t1(), sale("invalid", 100)).await);
+        assert_eq!(o.status, TxnStatus::Declined);
+    }
+    let o = outcome(c.handle(&t1(), sale("invalid", 100)).await);
+    assert_eq!(
+        (o.status, o.response_code.as_str()),
+        (TxnStatus::Failed, "XB"),
+        "the eleventh try is refused"
+    );
+    // T1 is now frozen, even for a good card; T2 sells.
+    let o = outcome(c.handle(&t1(), sale("approved", 100)).await);
+    assert_eq!(o.response_code, "XZ");
+    let t2 = TerminalId::parse("T2").unwrap();
+    assert_eq!(
+        outcome(c.handle(&t2, sale("approved", 100)).await).status,
+        TxnStatus::Approved
+    );
+    let mut store = Store::open(dir.path()).unwrap();
+    assert!(store.frozen(&t1()).unwrap().unwrap().contains("declines"));
+    let hits = store.fraud_hits("0000", "9999").unwrap();
+    let action = |rule: &str| hits.iter().find(|h| h.rule == rule).map(|h| h.action.clone());
+    assert_eq!(action("card_testing").as_deref(), Some("blocked"));
+    // The same number five times is also noted, and only noted by default.
+    assert_eq!(action("same_card").as_deref(), Some("allowed"));
+    // The owner unfreezes it; the chain records all of it.
+    assert!(store.unfreeze("T1").unwrap());
+    drop(store);
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 100)).await).status,
+        TxnStatus::Approved
+    );
+    assert!(Store::open(dir.path()).unwrap().verify_audit().is_ok());
 }

@@ -58,7 +58,8 @@ impl<A: Acquirer> Coordinator<A> {
 /// amount to ask for and the sale, or the code to refuse with.
 #[allow(clippy::type_complexity)]
 pub(super) fn undo_check(
-    s: &Store,
+    s: &mut Store,
+    rules: &super::fraud::FraudRules,
     terminal: &TerminalId,
     kind: TxnKind,
     trace_no: u32,
@@ -88,6 +89,18 @@ pub(super) fn undo_check(
         _ => {
             if amount.is_zero() || refunded + amount.minor() > sale.amount.minor() {
                 return Ok(Err(reason::REFUND_TOO_LARGE));
+            }
+            if !s.same_card(sale.id, card.pan.digits())? {
+                let hit = crate::store::fraud::Hit {
+                    rule: super::fraud::REFUND_OTHER_CARD,
+                    blocked: rules.refund_other_card_action == super::fraud::Action::Block,
+                    detail: format!("refund of trace {trace_no} to a card other than the sale's"),
+                };
+                tracing::warn!(terminal = %terminal, detail = %hit.detail, blocked = hit.blocked, "fraud rule hit");
+                s.record_hit(terminal, &hit)?;
+                if hit.blocked {
+                    return Ok(Err(reason::FRAUD_BLOCKED));
+                }
             }
             amount
         }

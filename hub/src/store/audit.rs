@@ -87,3 +87,30 @@ pub fn verify(conn: &Connection) -> Result<u64, AuditError> {
     }
     Ok(count)
 }
+
+/// One audit record, as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Record {
+    pub seq: i64,
+    pub at: String,
+    pub event: String,
+    pub txn_id: Option<i64>,
+    pub detail: String,
+    pub hash: String,
+}
+
+/// Every record of the chain, oldest first.
+pub fn records(conn: &Connection) -> rusqlite::Result<Vec<Record>> {
+    let mut stmt = conn.prepare("SELECT seq, at, event, txn_id, detail, hash FROM audit_log ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Record {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            event: r.get(2)?,
+            txn_id: r.get(3)?,
+            detail: r.get(4)?,
+            hash: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}

@@ -6,6 +6,7 @@
 //! Each state change and its audit record ([`audit`]) are one SQLite transaction.
 
 pub mod audit;
+pub mod fraud;
 pub mod query;
 mod schema;
 mod secret;
@@ -279,7 +280,7 @@ impl Store {
     pub fn by_trace(&self, terminal: &TerminalId, trace_no: u32) -> Result<Option<Txn>, StoreError> {
         self.conn
             .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM transactions WHERE terminal_id = ?1 AND trace_no = ?2"
+                "SELECT {COLUMNS} FROM transactions WHERE terminal_id = ?1 AND trace_no = ?2 ORDER BY id DESC LIMIT 1"
             ))?
             .query_row(params![terminal.as_str(), trace_no], from_row)
             .optional()
@@ -534,6 +535,10 @@ impl Store {
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {
         Ok(open_batch(&self.conn)?)
+    }
+
+    pub fn audit_records(&self) -> Result<Vec<audit::Record>, StoreError> {
+        Ok(audit::records(&self.conn)?)
     }
 
     pub fn verify_audit(&self) -> Result<u64, audit::AuditError> {

@@ -112,6 +112,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (pan_hash, day)
     );
     "#,
+    // 8: fraud rule hits, and what is frozen (a terminal, or 'store').
+    r#"
+    CREATE INDEX transactions_pan ON transactions (pan_hash, local_time);
+    CREATE TABLE fraud_hits (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,
+        local_time  TEXT NOT NULL,
+        terminal_id TEXT NOT NULL,
+        rule        TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        detail      TEXT NOT NULL
+    );
+    CREATE INDEX fraud_hits_time ON fraud_hits (local_time);
+    CREATE TABLE freezes (
+        scope   TEXT PRIMARY KEY,
+        reason  TEXT NOT NULL,
+        at      TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -179,7 +179,7 @@ fn declines_show_reason_and_hint() {
         screen.contains("DECLINED") && screen.contains("Insufficient funds"),
         "{screen}"
     );
-    assert!(screen.contains("Lower amount"), "{screen}");
+    assert!(screen.contains("Less, or another card"), "{screen}");
     assert!(!actions.iter().any(|a| matches!(a, Action::Print(_))));
 }
 

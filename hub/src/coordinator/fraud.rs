@@ -1,0 +1,257 @@
+//! Fraud rules, judged on every sale before it goes to the acquirer (sans-IO:
+//! facts in, hits out). Each rule either lets the sale through and records
+//! the hit for the owner (`allow`), or refuses it (`block`). Card testing — a
+//! run of declines at one terminal, the pattern of someone trying stolen
+//! numbers — also freezes that terminal until the owner unfreezes it.
+
+use chrono::NaiveTime;
+use serde::Deserialize;
+use tallybox_terminal::amount::Amount;
+use tallybox_terminal::card::EntryMode;
+
+use crate::store::fraud::{Facts, Hit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let it through; record the hit and alert the owner.
+    Allow,
+    /// Refuse it; record the hit and alert the owner.
+    Block,
+}
+
+/// The `[fraud]` settings; every rule has a working default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FraudRules {
+    /// The same card more than this many times in the window.
+    pub same_card_max: u32,
+    pub same_card_window_secs: u64,
+    pub same_card_action: Action,
+    /// This many declines at one terminal in the window: card testing.
+    pub card_testing_declines: u32,
+    pub card_testing_window_secs: u64,
+    pub card_testing_action: Action,
+    pub freeze_on_card_testing: bool,
+    /// A sale this many times the store's average (once it has enough history).
+    pub amount_factor: u32,
+    pub amount_min_history: u32,
+    pub amount_action: Action,
+    /// More than this many keyed-in cards at one terminal in the window.
+    pub manual_max: u32,
+    pub manual_window_secs: u64,
+    pub manual_action: Action,
+    /// A refund to a card other than the sale's.
+    pub refund_other_card_action: Action,
+    /// Opening hours, `HH:MM-HH:MM`; sales outside them are a hit.
+    pub opening_hours: Option<String>,
+    pub outside_hours_action: Action,
+}
+
+impl Default for FraudRules {
+    fn default() -> Self {
+        FraudRules {
+            same_card_max: 5,
+            same_card_window_secs: 600,
+            same_card_action: Action::Allow,
+            // A busy counter sees a few declines; a card tester, dozens.
+            card_testing_declines: 10,
+            card_testing_window_secs: 600,
+            card_testing_action: Action::Block,
+            freeze_on_card_testing: true,
+            amount_factor: 10,
+            amount_min_history: 20,
+            amount_action: Action::Allow,
+            manual_max: 3,
+            manual_window_secs: 600,
+            manual_action: Action::Block,
+            refund_other_card_action: Action::Allow,
+            opening_hours: None,
+            outside_hours_action: Action::Allow,
+        }
+    }
+}
+
+pub const CARD_TESTING: &str = "card_testing";
+pub const REFUND_OTHER_CARD: &str = "refund_other_card";
+
+fn hours(spec: &str) -> Option<(NaiveTime, NaiveTime)> {
+    let (a, b) = spec.split_once('-')?;
+    Some((
+        NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?,
+        NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?,
+    ))
+}
+
+impl FraudRules {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(spec) = &self.opening_hours {
+            hours(spec).ok_or("fraud.opening_hours: write it as HH:MM-HH:MM, e.g. 08:00-22:00")?;
+        }
+        if self.card_testing_declines == 0 || self.same_card_max == 0 || self.amount_factor == 0 {
+            return Err("fraud: limits must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn hit(rule: &'static str, action: Action, detail: String) -> Hit {
+        Hit {
+            rule,
+            blocked: action == Action::Block,
+            detail,
+        }
+    }
+
+    /// The rules a sale of `amount` breaks, given `facts` and the local time.
+    pub fn check(&self, facts: &Facts, amount: Amount, entry: EntryMode, now: NaiveTime) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        if facts.declines >= self.card_testing_declines {
+            hits.push(Self::hit(
+                CARD_TESTING,
+                self.card_testing_action,
+                format!(
+                    "{} declines at this terminal in {} s: someone may be trying card numbers",
+                    facts.declines, self.card_testing_window_secs
+                ),
+            ));
+        }
+        if facts.same_card >= self.same_card_max {
+            hits.push(Self::hit(
+                "same_card",
+                self.same_card_action,
+                format!(
+                    "the same card {} times in {} s",
+                    facts.same_card + 1,
+                    self.same_card_window_secs
+                ),
+            ));
+        }
+        if facts.usual_of >= self.amount_min_history
+            && amount.minor() > facts.usual_minor.saturating_mul(self.amount_factor as u64).max(1)
+        {
+            let usual = Amount::from_minor(facts.usual_minor).unwrap_or(Amount::ZERO);
+            hits.push(Self::hit(
+                "large_amount",
+                self.amount_action,
+                format!("{amount} is more than {}× the usual {usual}", self.amount_factor),
+            ));
+        }
+        if entry == EntryMode::Manual && facts.manual >= self.manual_max {
+            hits.push(Self::hit(
+                "manual_entry_burst",
+                self.manual_action,
+                format!(
+                    "{} keyed-in cards in {} s",
+                    facts.manual + 1,
+                    self.manual_window_secs
+                ),
+            ));
+        }
+        if let Some((open, close)) = self.opening_hours.as_deref().and_then(hours) {
+            let inside = if open <= close {
+                now >= open && now < close
+            } else {
+                now >= open || now < close
+            };
+            if !inside {
+                hits.push(Self::hit(
+                    "outside_hours",
+                    self.outside_hours_action,
+                    format!(
+                        "a sale at {} outside opening hours {}",
+                        now.format("%H:%M"),
+                        self.opening_hours.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    fn amount(minor: u64) -> Amount {
+        Amount::from_minor(minor).unwrap()
+    }
+
+    #[test]
+    fn a_quiet_sale_breaks_nothing() {
+        let rules = FraudRules::default();
+        assert!(rules
+            .check(&Facts::default(), amount(1250), EntryMode::Swipe, at(12, 0))
+            .is_empty());
+    }
+
+    #[test]
+    fn card_testing_blocks_and_same_card_only_alerts_by_default() {
+        let rules = FraudRules::default();
+        let facts = Facts {
+            declines: 10,
+            same_card: 5,
+            ..Default::default()
+        };
+        let hits = rules.check(&facts, amount(100), EntryMode::Swipe, at(12, 0));
+        let rule = |name: &str| hits.iter().find(|h| h.rule == name).cloned().unwrap();
+        assert!(rule(CARD_TESTING).blocked);
+        assert!(!rule("same_card").blocked);
+    }
+
+    #[test]
+    fn a_large_amount_needs_history_first() {
+        let rules = FraudRules::default();
+        let mut facts = Facts {
+            usual_minor: 2_000,
+            usual_of: 5,
+            ..Default::default()
+        };
+        assert!(rules
+            .check(&facts, amount(50_000), EntryMode::Swipe, at(12, 0))
+            .is_empty());
+        facts.usual_of = 50;
+        let hits = rules.check(&facts, amount(50_000), EntryMode::Swipe, at(12, 0));
+        assert_eq!(hits[0].rule, "large_amount");
+        assert!(rules
+            .check(&facts, amount(19_000), EntryMode::Swipe, at(12, 0))
+            .is_empty());
+    }
+
+    #[test]
+    fn opening_hours_also_span_midnight() {
+        let rules = FraudRules {
+            opening_hours: Some("22:00-06:00".into()),
+            outside_hours_action: Action::Block,
+            ..Default::default()
+        };
+        rules.validate().unwrap();
+        let f = Facts::default();
+        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(23, 0)).is_empty());
+        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(5, 59)).is_empty());
+        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(12, 0))[0].blocked);
+        assert!(FraudRules {
+            opening_hours: Some("8-22".into()),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn keyed_in_bursts_are_blocked() {
+        let rules = FraudRules::default();
+        let facts = Facts {
+            manual: 3,
+            ..Default::default()
+        };
+        assert!(rules.check(&facts, amount(1), EntryMode::Manual, at(12, 0))[0].blocked);
+        assert!(rules
+            .check(&facts, amount(1), EntryMode::Swipe, at(12, 0))
+            .is_empty());
+    }
+}

@@ -1,0 +1,173 @@
+//! What the fraud rules look at, what they found, and what is frozen. Card
+//! numbers are compared by their keyed hash only.
+
+use chrono::{Duration, Local};
+use rusqlite::{params, OptionalExtension};
+use tallybox_terminal::card::CardRead;
+use tallybox_terminal::protocol::TerminalId;
+
+use super::{audit, exec, now_utc, Store, StoreError};
+
+/// What the rules are judged on, read in the store job that would write the sale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Transactions with this card in the same-card window.
+    pub same_card: u32,
+    /// Declines at this terminal in the card-testing window.
+    pub declines: u32,
+    /// Keyed-in cards at this terminal in the manual-entry window.
+    pub manual: u32,
+    /// The store's average approved sale (minor units) and how many it is over.
+    pub usual_minor: u64,
+    pub usual_of: u32,
+}
+
+/// A rule that fired.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Hit {
+    pub rule: &'static str,
+    pub blocked: bool,
+    pub detail: String,
+}
+
+/// A recorded rule hit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HitRow {
+    pub local_time: String,
+    pub terminal_id: String,
+    pub rule: String,
+    /// `blocked` or `allowed`.
+    pub action: String,
+    pub detail: String,
+}
+
+fn since(seconds: u64) -> String {
+    (Local::now() - Duration::seconds(seconds as i64))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+impl Store {
+    pub fn fraud_facts(
+        &self,
+        terminal: &TerminalId,
+        card: &CardRead,
+        same_card_secs: u64,
+        declines_secs: u64,
+        manual_secs: u64,
+    ) -> Result<Facts, StoreError> {
+        let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u32, StoreError> {
+            Ok(self.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
+        };
+        let pan_hash = self.hasher.hash(card.pan.digits());
+        // Declines before the owner last unfroze the terminal were dealt with:
+        // only transactions after that point (by id) count.
+        let unfrozen_after: i64 = self
+            .conn
+            .prepare_cached("SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?1")?
+            .query_row([format!("unfrozen:{terminal}")], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let (usual, of): (Option<f64>, u32) = self
+            .conn
+            .prepare_cached(
+                "SELECT avg(amount), count(*) FROM (SELECT amount FROM transactions \
+             WHERE kind = 'sale' AND status = 'approved' ORDER BY id DESC LIMIT 200)",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Facts {
+            same_card: count(
+                "SELECT count(*) FROM transactions WHERE pan_hash = ?1 AND local_time >= ?2",
+                &[&pan_hash, &since(same_card_secs)],
+            )?,
+            declines: count(
+                "SELECT count(*) FROM transactions WHERE terminal_id = ?1 AND status = 'declined' AND local_time >= ?2 AND id > ?3",
+                &[&terminal.as_str(), &since(declines_secs), &unfrozen_after],
+            )?,
+            manual: count(
+                "SELECT count(*) FROM transactions WHERE terminal_id = ?1 AND entry_mode = 'manual' AND local_time >= ?2",
+                &[&terminal.as_str(), &since(manual_secs)],
+            )?,
+            usual_minor: usual.unwrap_or(0.0) as u64,
+            usual_of: of,
+        })
+    }
+
+    /// Records a rule hit, in the audit log too.
+    pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let local = Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        let action = if hit.blocked { "blocked" } else { "allowed" };
+        let tx = self.conn.savepoint()?;
+        exec(
+            &tx,
+            "INSERT INTO fraud_hits (at, local_time, terminal_id, rule, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![utc, local, terminal.as_str(), hit.rule, action, hit.detail],
+        )?;
+        let detail = serde_json::json!({"terminal": terminal.as_str(), "rule": hit.rule, "action": action, "detail": hit.detail});
+        audit::append(&tx, &utc, "fraud_rule", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stops `scope` (a terminal id, or `store`) from selling, with a reason.
+    pub fn freeze(&mut self, scope: &str, reason: &str) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        exec(
+            &tx,
+            "INSERT INTO freezes (scope, reason, at) VALUES (?1, ?2, ?3) ON CONFLICT (scope) DO UPDATE SET reason = ?2, at = ?3",
+            params![scope, reason, utc],
+        )?;
+        let detail = serde_json::json!({"scope": scope, "reason": reason});
+        audit::append(&tx, &utc, "frozen", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Lets `scope` sell again; false when it was not frozen.
+    pub fn unfreeze(&mut self, scope: &str) -> Result<bool, StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let removed = exec(&tx, "DELETE FROM freezes WHERE scope = ?1", [scope])?;
+        if removed > 0 {
+            exec(
+                &tx,
+                "INSERT INTO settings (key, value) SELECT ?1, CAST(coalesce(max(id), 0) AS TEXT) FROM transactions WHERE true \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [format!("unfrozen:{scope}")],
+            )?;
+            let detail = serde_json::json!({"scope": scope});
+            audit::append(&tx, &utc, "unfrozen", None, &detail.to_string())?;
+        }
+        tx.commit()?;
+        Ok(removed > 0)
+    }
+
+    /// Why `terminal` may not sell: the store's freeze or its own.
+    pub fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT reason FROM freezes WHERE scope IN ('store', ?1) ORDER BY scope = 'store' DESC LIMIT 1")?
+            .query_row([terminal.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Rule hits between two local times, oldest first.
+    pub fn fraud_hits(&self, from: &str, to: &str) -> Result<Vec<HitRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT local_time, terminal_id, rule, action, detail FROM fraud_hits \
+             WHERE local_time >= ?1 AND local_time <= ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([from, to], |r| {
+            Ok(HitRow {
+                local_time: r.get(0)?,
+                terminal_id: r.get(1)?,
+                rule: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

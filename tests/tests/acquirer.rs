@@ -1,9 +1,10 @@
-//! The hub's ISO 8583 client against `tallybox acquirer-sim` over a real TCP
-//! socket: sign-in, sales, a void, refunds in parts, declines, a PIN, a balance inquiry, a silent
-//! acquirer (time-out, 0400 reversal, "not charged"), and the acquirer going
-//! away mid-day and coming back (the reversal is stored and sent again until
-//! acknowledged). The whole message log is then decoded by an independent
-//! codec (pyiso8583).
+//! A shop's day over the ISO 8583 link, against `tallybox acquirer-sim` on a
+//! real TCP socket: sign-in, sales, a void, refunds in parts, declines, a PIN,
+//! a balance inquiry, a silent acquirer (time-out, 0400, "not charged"), the
+//! hub killed during a 0200 (reversed on restart), the acquirer going away and
+//! coming back (the reversal is stored and sent until acknowledged), and two
+//! settlements (out of balance, then balanced). The whole message log is then
+//! decoded and re-encoded by an independent codec (pyiso8583).
 
 use std::process::Command;
 use std::time::Duration;
@@ -38,7 +39,7 @@ fn last_status(hub: &Hub) -> (String, String) {
 #[test]
 fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     let mut acquirer = AcquirerSim::start();
-    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let mut hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
 
@@ -127,6 +128,21 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     t1.keys("A700#");
     t1.card("no-answer");
     let screen = t1.wait_screen("NOT CHARGED", Duration::from_secs(15));
+    assert!(screen.contains("NC"), "{screen}");
+    assert_eq!(last_status(&hub), ("reversed".into(), "NC".into()));
+    t1.keys("C");
+
+    // The hub is killed while the acquirer works on a sale (this card takes
+    // 3 s): on restart it reverses the pending sale (0400) before anything
+    // else, and the terminal's retry learns "not charged".
+    t1.keys("A1100#");
+    t1.card("slow");
+    wait_for(Duration::from_secs(5), || {
+        (last_status(&hub).0 == "pending").then_some(())
+    })
+    .expect("the sale is pending at the acquirer");
+    hub.restart();
+    let screen = t1.wait_screen("NOT CHARGED", Duration::from_secs(20));
     assert!(screen.contains("NC"), "{screen}");
     assert_eq!(last_status(&hub), ("reversed".into(), "NC".into()));
     t1.keys("C");

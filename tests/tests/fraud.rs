@@ -49,6 +49,16 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
     );
     t2.keys("C");
 
+    // The owner's API shows the hit and the freeze.
+    let (status, fraud) = hub.get("/api/v1/fraud");
+    assert_eq!(status, 200);
+    assert_eq!(fraud["frozen"][0]["scope"], "T1", "{fraud}");
+    assert!(fraud["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["rule"] == "card_testing" && h["action"] == "blocked"));
+
     let (ok, out) = tallybox(&["unfreeze", "--terminal", "T1", "--data-dir", &data]);
     assert!(ok && out.contains("T1 unfrozen"), "{out}");
     assert!(t1.sale(300, "approved").contains("APPROVED"));

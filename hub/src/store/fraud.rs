@@ -30,6 +30,15 @@ pub struct Hit {
     pub detail: String,
 }
 
+/// A terminal, or `store`, that may not sell.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Frozen {
+    pub scope: String,
+    pub reason: String,
+    /// UTC time of the freeze.
+    pub since: String,
+}
+
 /// A recorded rule hit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HitRow {
@@ -142,6 +151,21 @@ impl Store {
         }
         tx.commit()?;
         Ok(removed > 0)
+    }
+
+    /// Everything frozen now: (scope, reason, since when, UTC).
+    pub fn freezes(&self) -> Result<Vec<Frozen>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT scope, reason, at FROM freezes ORDER BY scope")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Frozen {
+                scope: r.get(0)?,
+                reason: r.get(1)?,
+                since: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Why `terminal` may not sell: the store's freeze or its own.

@@ -158,6 +158,31 @@ struct Health {
     database: String,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FraudQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The fraud rules' hits of a period (default: all) and what is frozen now.
+async fn fraud(q: FraudQuery, state: WebState) -> Result<impl Reply, Rejection> {
+    let from = q.from.unwrap_or_else(|| "0000".into());
+    let to = match q.to {
+        Some(d) if d.len() == 10 => format!("{d} 23:59:59"),
+        Some(d) => d,
+        None => "9999".into(),
+    };
+    let (hits, frozen) = with_store(&state, move |s| {
+        Ok((
+            s.fraud_hits(&from, &to).map_err(internal)?,
+            s.freezes().map_err(internal)?,
+        ))
+    })
+    .await?;
+    Ok(warp::reply::json(&json!({"hits": hits, "frozen": frozen})))
+}
+
 async fn health(state: WebState) -> Result<impl Reply, Rejection> {
     let broker_connected = *state.broker_connected.borrow();
     let database = with_store(&state, |s| {
@@ -207,11 +232,16 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(state.clone())
         .and_then(e_receipt);
+    let fraud = warp::path!("api" / "v1" / "fraud")
+        .and(warp::get())
+        .and(warp::query::<FraudQuery>())
+        .and(state.clone())
+        .and_then(fraud);
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(state)
         .and_then(health);
-    list.or(one).or(e_receipt).or(health)
+    list.or(one).or(fraud).or(e_receipt).or(health)
 }
 
 pub async fn recover(e: Rejection) -> Result<warp::reply::Response, Infallible> {

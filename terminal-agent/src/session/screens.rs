@@ -95,6 +95,14 @@ fn money(currency: &str, amount: Amount) -> String {
     format!("{currency} {amount}")
 }
 
+/// Digits keyed in fen, shown as money: `1250` → `CNY 12.50`.
+fn keyed_money(currency: &str, digits: &str) -> String {
+    let minor: u64 = digits.parse().unwrap_or(0);
+    Amount::from_minor(minor)
+        .map(|a| money(currency, a))
+        .unwrap_or_default()
+}
+
 impl Screens {
     /// `en` or `zh`, by the screens' language.
     pub fn pick<'a>(self, en: &'a str, zh: &'a str) -> &'a str {
@@ -168,48 +176,33 @@ impl Screens {
         ])
     }
 
-    pub fn supervisor_pin(self, void: bool, typed: usize) -> Screen {
-        let title = if void {
+    /// A number being keyed in: title, what to key, what is keyed so far.
+    fn entry(self, title: &str, prompt: &str, value: &str) -> Screen {
+        Screen::of(&[title, prompt, value, "", self.edit_keys()])
+    }
+
+    fn undo_title(self, void: bool) -> &'static str {
+        if void {
             self.pick("VOID", "撤销")
         } else {
             self.pick("REFUND", "退货")
-        };
-        Screen::of(&[
-            title,
-            self.pick("Supervisor PIN:", "主管密码:"),
-            &"*".repeat(typed),
-            "",
-            self.edit_keys(),
-        ])
+        }
+    }
+
+    pub fn supervisor_pin(self, void: bool, typed: usize) -> Screen {
+        let prompt = self.pick("Supervisor PIN:", "主管密码:");
+        self.entry(self.undo_title(void), prompt, &"*".repeat(typed))
     }
 
     pub fn trace_entry(self, void: bool, digits: &str) -> Screen {
-        let title = if void {
-            self.pick("VOID", "撤销")
-        } else {
-            self.pick("REFUND", "退货")
-        };
-        Screen::of(&[
-            title,
-            self.pick("Trace no. of sale:", "原交易凭证号:"),
-            digits,
-            "",
-            self.edit_keys(),
-        ])
+        let prompt = self.pick("Trace no. of sale:", "原交易凭证号:");
+        self.entry(self.undo_title(void), prompt, digits)
     }
 
     pub fn refund_amount(self, currency: &str, trace: u32, digits: &str) -> Screen {
-        let minor: u64 = digits.parse().unwrap_or(0);
-        let shown = Amount::from_minor(minor)
-            .map(|a| money(currency, a))
-            .unwrap_or_default();
-        Screen::of(&[
-            &format!("{} {trace:06}", self.pick("REFUND TRACE", "退货 凭证号")),
-            self.pick("Refund amount:", "退货金额:"),
-            &shown,
-            "",
-            self.edit_keys(),
-        ])
+        let title = format!("{} {trace:06}", self.pick("REFUND TRACE", "退货 凭证号"));
+        let prompt = self.pick("Refund amount:", "退货金额:");
+        self.entry(&title, prompt, &keyed_money(currency, digits))
     }
 
     pub fn settle_title(self) -> String {
@@ -243,17 +236,8 @@ impl Screens {
     }
 
     pub fn amount_entry(self, currency: &str, digits: &str) -> Screen {
-        let minor: u64 = digits.parse().unwrap_or(0);
-        let shown = Amount::from_minor(minor)
-            .map(|a| money(currency, a))
-            .unwrap_or_default();
-        Screen::of(&[
-            self.pick("SALE", "消费"),
-            self.pick("Key amount:", "请输入金额:"),
-            &shown,
-            "",
-            self.edit_keys(),
-        ])
+        let prompt = self.pick("Key amount:", "请输入金额:");
+        self.entry(self.pick("SALE", "消费"), prompt, &keyed_money(currency, digits))
     }
 
     pub fn menu(self) -> Screen {
@@ -279,14 +263,7 @@ impl Screens {
     }
 
     pub fn pin_entry(self, title: &str, typed: usize) -> Screen {
-        let stars = "*".repeat(typed);
-        Screen::of(&[
-            title,
-            self.pick("Enter PIN:", "请输入密码:"),
-            &stars,
-            "",
-            self.edit_keys(),
-        ])
+        self.entry(title, self.pick("Enter PIN:", "请输入密码:"), &"*".repeat(typed))
     }
 
     pub fn processing(self, title: &str) -> Screen {

@@ -25,6 +25,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Void { .. } => "void",
         Request::Refund { .. } => "refund",
         Request::Settle { .. } => "settle",
+        Request::Freeze { .. } => "freeze",
         Request::Reprint { .. } => "reprint",
         Request::Recall { .. } => "recall",
         Request::Heartbeat { .. } => "heartbeat",
@@ -40,6 +41,48 @@ async fn answer(client: &AsyncClient, topics: &Topics, terminal: &TerminalId, re
     }
 }
 
+/// Tells the terminals when a freeze changed, whoever made it (a rule, the
+/// supervisor, the owner's `tallybox freeze` in another process): every two
+/// seconds the freeze generation is read, and when it moved, each terminal
+/// hears its state again (a freeze and unfreeze between two readings still
+/// reaches a terminal that had heard only the first).
+async fn announce_freezes<A: Acquirer>(
+    client: AsyncClient,
+    topics: Topics,
+    coordinator: Arc<Coordinator<A>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut seen: Option<i64> = None;
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = every.tick() => {}
+        }
+        let (generation, terminals) = match coordinator.frozen_terminals().await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read freezes");
+                continue;
+            }
+        };
+        // The first reading is the baseline: terminals learn it when they sign in.
+        if seen.is_some_and(|g| g != generation) {
+            for (id, reason) in terminals {
+                let Ok(terminal) = TerminalId::parse(&id) else {
+                    continue;
+                };
+                let notice = Response::Frozen {
+                    request_id: None,
+                    reason,
+                };
+                answer(&client, &topics, &terminal, &notice).await;
+            }
+        }
+        seen = Some(generation);
+    }
+}
+
 /// Serves terminals until `shutdown`; `connected` turns true at each connection.
 pub async fn run<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
@@ -49,6 +92,12 @@ pub async fn run<A: Acquirer>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
+    tokio::spawn(announce_freezes(
+        client.clone(),
+        topics.clone(),
+        Arc::clone(&coordinator),
+        shutdown.clone(),
+    ));
     let online = |up: bool| Status {
         online: up,
         version: env!("CARGO_PKG_VERSION").into(),

@@ -258,6 +258,11 @@ pub enum Request {
     },
     /// Settle (结算) the store's open batch with the acquirer and open a new one.
     Settle { request_id: RequestId },
+    /// The supervisor stops this terminal from selling (only the owner unfreezes).
+    Freeze {
+        request_id: RequestId,
+        supervisor_pin: String,
+    },
     /// The receipt of this terminal's last approved sale, or of `trace_no`.
     Reprint {
         request_id: RequestId,
@@ -303,6 +308,7 @@ impl Request {
             | Request::Void { request_id, .. }
             | Request::Refund { request_id, .. }
             | Request::Settle { request_id }
+            | Request::Freeze { request_id, .. }
             | Request::Reprint { request_id, .. }
             | Request::Recall { request_id } => Some(request_id),
             Request::Heartbeat { .. } => None,
@@ -359,6 +365,17 @@ pub enum Response {
         store_name: String,
         merchant_id: String,
         batch_no: u32,
+        /// Why this terminal may not sell, when it is frozen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frozen: Option<String>,
+    },
+    /// The terminal was frozen (`reason`) or unfrozen (no reason): sent when
+    /// it changes, and as the answer to a `freeze` request.
+    Frozen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Outcome(Outcome),
     Reprint {
@@ -389,6 +406,7 @@ impl Response {
             | Response::Reprint { request_id, .. }
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
+            Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
@@ -461,6 +479,7 @@ pub const REQUEST_TYPES: &[&str] = &[
     "void",
     "refund",
     "settle",
+    "freeze",
     "reprint",
     "recall",
     "heartbeat",
@@ -534,7 +553,10 @@ pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
-    decode(payload, &["signed_in", "outcome", "reprint", "settled", "error"])
+    decode(
+        payload,
+        &["signed_in", "outcome", "reprint", "settled", "frozen", "error"],
+    )
 }
 
 pub fn decode_status(payload: &[u8]) -> Result<Status, ProtocolError> {

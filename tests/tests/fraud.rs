@@ -5,6 +5,7 @@
 //! windows.
 
 use std::process::Command;
+use std::time::Duration;
 
 use tallybox_e2e::bin;
 use tallybox_e2e::procs::{Hub, Terminal};
@@ -59,8 +60,16 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
         .iter()
         .any(|h| h["rule"] == "card_testing" && h["action"] == "blocked"));
 
+    // The frozen checkout says so even at rest, and starts no sale.
+    let idle = t1.wait_screen("declines", Duration::from_secs(5));
+    assert!(idle.contains("TERMINAL FROZEN"), "{idle}");
+    t1.keys("A");
+    assert!(t1.screen().0.contains("TERMINAL FROZEN"));
+
     let (ok, out) = tallybox(&["unfreeze", "--terminal", "T1", "--data-dir", &data]);
     assert!(ok && out.contains("T1 unfrozen"), "{out}");
+    // The owner's unfreeze (another process) reaches the checkout by itself.
+    t1.wait_screen("Ready", Duration::from_secs(5));
     assert!(t1.sale(300, "approved").contains("APPROVED"));
     t1.keys("C");
 
@@ -76,6 +85,15 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
     assert!(t2.sale(400, "approved").contains("Terminal frozen"));
     t2.keys("C");
     assert!(tallybox(&["unfreeze", "--store", "--data-dir", &data]).0);
+    t2.wait_screen("Ready", Duration::from_secs(5));
+
+    // The supervisor freezes T2 at its keypad; only the owner unfreezes it.
+    t2.keys("B3");
+    t2.keys("8888#");
+    let screen = t2.wait_screen("TERMINAL FROZEN", Duration::from_secs(5));
+    assert!(screen.contains("supervisor"), "{screen}");
+    assert!(tallybox(&["unfreeze", "--terminal", "T2", "--data-dir", &data]).0);
+    t2.wait_screen("Ready", Duration::from_secs(5));
 
     let out_file = hub.dir.path().join("evidence.tar");
     // The shop's day, as the hub writes it.

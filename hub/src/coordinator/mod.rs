@@ -136,15 +136,16 @@ impl<A: Acquirer> Coordinator<A> {
                 let batch = self
                     .store(move |s| {
                         s.touch_terminal(&t, Some(true), Some(&version))?;
-                        s.batch_no()
+                        Ok((s.batch_no()?, s.frozen(&t)?))
                     })
                     .await;
                 Some(match batch {
-                    Ok(batch_no) => Response::SignedIn {
+                    Ok((batch_no, frozen)) => Response::SignedIn {
                         request_id,
                         store_name: self.settings.store_name.clone(),
                         merchant_id: self.settings.merchant_id.clone(),
                         batch_no,
+                        frozen,
                     },
                     Err(e) => internal(&request_id, &e),
                 })
@@ -204,6 +205,13 @@ impl<A: Acquirer> Coordinator<A> {
                 .await
             }
             Request::Settle { request_id } => self.settle_request(request_id).await,
+            Request::Freeze {
+                request_id,
+                supervisor_pin,
+            } => Some(
+                self.freeze_by_supervisor(terminal, request_id, &supervisor_pin)
+                    .await,
+            ),
             Request::Balance {
                 request_id,
                 card,
@@ -504,6 +512,14 @@ impl<A: Acquirer> Coordinator<A> {
             }
         }
         Ok(reversed)
+    }
+
+    /// The freeze generation, and every known terminal with why it may not
+    /// sell, if it may not.
+    #[allow(clippy::type_complexity)]
+    pub async fn frozen_terminals(&self) -> Result<(i64, Vec<(String, Option<String>)>), StoreError> {
+        self.store(|s| Ok((s.freeze_generation()?, s.frozen_terminals()?)))
+            .await
     }
 
     /// Notes a terminal's retained status (online / offline, version).

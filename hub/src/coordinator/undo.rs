@@ -13,6 +13,37 @@ use crate::acquirer::{Acquirer, OriginalRef};
 use crate::store::{Store, StoreError};
 
 impl<A: Acquirer> Coordinator<A> {
+    /// The supervisor freezes their own checkout from the keypad; only the
+    /// owner can unfreeze it. A wrong PIN answers like a refused void.
+    pub(super) async fn freeze_by_supervisor(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        supervisor_pin: &str,
+    ) -> Response {
+        let pin_ok = self
+            .settings
+            .supervisor_pin
+            .as_deref()
+            .is_some_and(|pin| same_secret(pin, supervisor_pin));
+        if !pin_ok {
+            tracing::warn!(terminal = %terminal, "freeze refused: wrong supervisor PIN");
+            return Self::refused(request_id, TxnKind::Void, reason::SUPERVISOR_PIN);
+        }
+        let reason = "frozen by supervisor".to_string();
+        let (t, r) = (terminal.clone(), reason.clone());
+        match self.store(move |s| s.freeze(t.as_str(), &r)).await {
+            Ok(()) => {
+                tracing::warn!(terminal = %terminal, "frozen by the supervisor");
+                Response::Frozen {
+                    request_id: Some(request_id),
+                    reason: Some(reason),
+                }
+            }
+            Err(e) => super::internal(&request_id, &e),
+        }
+    }
+
     /// A void or refund: the supervisor PIN first, then as a sale, with the
     /// original sale checked in the same store job that writes it pending.
     #[allow(clippy::too_many_arguments)]

@@ -30,6 +30,16 @@ pub struct Hit {
     pub detail: String,
 }
 
+fn bump_generation(tx: &rusqlite::Savepoint<'_>) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "INSERT INTO settings (key, value) VALUES ('freeze_generation', '1') \
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+        [],
+    )?;
+    Ok(())
+}
+
 /// A terminal, or `store`, that may not sell.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Frozen {
@@ -130,6 +140,7 @@ impl Store {
         )?;
         let detail = serde_json::json!({"scope": scope, "reason": reason});
         audit::append(&tx, &utc, "frozen", None, &detail.to_string())?;
+        bump_generation(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -148,6 +159,7 @@ impl Store {
             )?;
             let detail = serde_json::json!({"scope": scope});
             audit::append(&tx, &utc, "unfrozen", None, &detail.to_string())?;
+            bump_generation(&tx)?;
         }
         tx.commit()?;
         Ok(removed > 0)
@@ -165,6 +177,27 @@ impl Store {
                 since: r.get(2)?,
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many freezes and unfreezes there have been: a change means the
+    /// terminals must hear their state again.
+    pub fn freeze_generation(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'freeze_generation'")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// For every terminal the hub knows: why it may not sell, if it may not.
+    pub fn frozen_terminals(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.id, coalesce(s.reason, f.reason) FROM terminals t \
+             LEFT JOIN freezes s ON s.scope = 'store' LEFT JOIN freezes f ON f.scope = t.id ORDER BY t.id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -5,15 +5,29 @@
 //!
 //! ```text
 //! Idle ─B→ AdminMenu ─1/2→ Supervisor ─#→ Trace ─#→ (refund: RefundAmount ─#→) Card → Waiting
+//!                    └─3→ Supervisor ─#→ Waiting (freeze this checkout)
 //! ```
 
-use super::{Action, Key, Op, Session, State};
+use super::{Action, Key, Op, Screens, Session, State};
 use crate::amount::Amount;
+use crate::protocol::{Request, RequestId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminOp {
     Void,
     Refund,
+    /// Stop this checkout from selling until the owner unfreezes it.
+    Freeze,
+}
+
+impl AdminOp {
+    fn title(self, ui: Screens) -> &'static str {
+        match self {
+            AdminOp::Void => ui.pick("VOID", "撤销"),
+            AdminOp::Refund => ui.pick("REFUND", "退货"),
+            AdminOp::Freeze => ui.pick("FREEZE", "冻结"),
+        }
+    }
 }
 
 const MAX_SUPERVISOR_DIGITS: usize = 8;
@@ -49,12 +63,12 @@ impl Session {
         let currency = self.config.currency.clone();
         let actions = match (&mut self.state, key) {
             (State::Idle | State::Done, Key::B) => self.go(State::AdminMenu, ui.admin_menu()),
-            (State::AdminMenu, Key::Digit(n @ 1..=2)) => {
-                let op = if n == 1 { AdminOp::Void } else { AdminOp::Refund };
+            (State::AdminMenu, Key::Digit(n @ 1..=3)) => {
+                let op = [AdminOp::Void, AdminOp::Refund, AdminOp::Freeze][n as usize - 1];
                 let digits = String::new();
                 self.go(
                     State::Supervisor { op, digits },
-                    ui.supervisor_pin(op == AdminOp::Void, 0),
+                    ui.supervisor_pin(op.title(ui), 0),
                 )
             }
             (
@@ -70,7 +84,16 @@ impl Session {
             (State::Supervisor { op, digits }, key) => {
                 let op = *op;
                 match edit(digits, key, MAX_SUPERVISOR_DIGITS) {
-                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(op == AdminOp::Void, digits.len()))],
+                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(op.title(ui), digits.len()))],
+                    Edit::Done if op == AdminOp::Freeze => {
+                        let request = Request::Freeze {
+                            request_id: RequestId::new(),
+                            supervisor_pin: std::mem::take(digits),
+                        };
+                        let title = op.title(ui).to_string();
+                        let screen = ui.processing(&title);
+                        self.wait(request, title, screen)
+                    }
                     Edit::Done => {
                         self.supervisor_pin = Some(std::mem::take(digits));
                         self.go(
@@ -78,7 +101,7 @@ impl Session {
                                 op,
                                 digits: String::new(),
                             },
-                            ui.trace_entry(op == AdminOp::Void, ""),
+                            ui.trace_entry(op.title(ui), ""),
                         )
                     }
                     Edit::Unchanged => vec![],
@@ -87,10 +110,12 @@ impl Session {
             (State::Trace { op, digits }, key) => {
                 let op = *op;
                 match edit(digits, key, MAX_TRACE_DIGITS) {
-                    Edit::Changed => vec![Action::Show(ui.trace_entry(op == AdminOp::Void, digits))],
+                    Edit::Changed => vec![Action::Show(ui.trace_entry(op.title(ui), digits))],
                     Edit::Done => {
                         let trace: u32 = digits.parse().unwrap_or(0);
                         match op {
+                            // A freeze asks no trace number: it never gets here.
+                            AdminOp::Freeze => self.go_idle(),
                             AdminOp::Void => {
                                 let op = Op::Void { trace };
                                 self.go(

@@ -13,6 +13,7 @@ impl Session {
         if let Response::SignedIn {
             request_id,
             store_name,
+            frozen,
             ..
         } = &response
         {
@@ -21,10 +22,17 @@ impl Session {
             }
             self.sign_in = None;
             self.store_name = store_name.clone();
-            return match self.state {
-                State::Idle => vec![Action::Show(self.idle_screen())],
-                _ => vec![],
-            };
+            self.frozen = frozen.clone();
+            return self.refresh_idle();
+        }
+        // A freeze or unfreeze the owner or a rule made: news, not an answer.
+        if let Response::Frozen {
+            request_id: None,
+            reason,
+        } = &response
+        {
+            self.frozen = reason.clone();
+            return self.refresh_idle();
         }
         let State::Waiting { request, .. } = &self.state else {
             return vec![]; // a late duplicate answer: already handled
@@ -88,6 +96,10 @@ impl Session {
                 }),
                 Action::Show(self.ui().settled(batch_no, balanced)),
             ],
+            Response::Frozen { reason, .. } => {
+                self.frozen = reason;
+                self.go_idle()
+            }
             Response::SignedIn { .. } => vec![],
         }
     }

@@ -183,6 +183,8 @@ pub struct Session {
     printer: Option<PrinterProblem>,
     /// The supervisor PIN typed for the void or refund being keyed in.
     supervisor_pin: Option<String>,
+    /// Why this terminal may not sell, while it is frozen.
+    frozen: Option<String>,
     paper_low: bool,
     clock: String,
     /// The e-receipt link of the last approved sale, shown as a QR code when
@@ -203,6 +205,7 @@ impl Session {
             sign_in: None,
             printer: None,
             supervisor_pin: None,
+            frozen: None,
             paper_low: false,
             clock: String::new(),
             last_link: None,
@@ -346,6 +349,9 @@ impl Session {
     }
 
     fn idle_screen(&self) -> Screen {
+        if let Some(reason) = &self.frozen {
+            return self.ui().frozen(reason);
+        }
         let status = StatusBar {
             clock: self.clock.clone(),
             online: self.sign_in.is_none(),
@@ -374,6 +380,11 @@ impl Session {
     }
 
     fn on_key(&mut self, key: Key) -> Vec<Action> {
+        // A frozen terminal starts no sale, void or refund; the menu still works.
+        let starts_money = matches!(key, Key::A | Key::B | Key::Digit(_));
+        if self.frozen.is_some() && starts_money && matches!(self.state, State::Idle | State::Done) {
+            return self.go_idle();
+        }
         if let Some(actions) = self.on_admin_key(key) {
             return actions;
         }

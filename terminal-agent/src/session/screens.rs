@@ -171,7 +171,7 @@ impl Screens {
             self.pick("SUPERVISOR", "主管操作"),
             self.pick("1 Void a sale", "1 消费撤销"),
             self.pick("2 Refund", "2 退货"),
-            "",
+            self.pick("3 Freeze checkout", "3 冻结本终端"),
             self.pick("C back", "C 返回"),
         ])
     }
@@ -181,22 +181,15 @@ impl Screens {
         Screen::of(&[title, prompt, value, "", self.edit_keys()])
     }
 
-    fn undo_title(self, void: bool) -> &'static str {
-        if void {
-            self.pick("VOID", "撤销")
-        } else {
-            self.pick("REFUND", "退货")
-        }
-    }
-
-    pub fn supervisor_pin(self, void: bool, typed: usize) -> Screen {
+    /// The supervisor's step `title` (VOID, REFUND, FREEZE): their PIN.
+    pub fn supervisor_pin(self, title: &str, typed: usize) -> Screen {
         let prompt = self.pick("Supervisor PIN:", "主管密码:");
-        self.entry(self.undo_title(void), prompt, &"*".repeat(typed))
+        self.entry(title, prompt, &"*".repeat(typed))
     }
 
-    pub fn trace_entry(self, void: bool, digits: &str) -> Screen {
+    pub fn trace_entry(self, title: &str, digits: &str) -> Screen {
         let prompt = self.pick("Trace no. of sale:", "原交易凭证号:");
-        self.entry(self.undo_title(void), prompt, digits)
+        self.entry(title, prompt, digits)
     }
 
     pub fn refund_amount(self, currency: &str, trace: u32, digits: &str) -> Screen {
@@ -459,7 +452,7 @@ pub(crate) mod tests {
             ("admin-menu", s.admin_menu()),
             ("settled", s.settled(7, true)),
             ("out-of-balance", s.settled(7, false)),
-            ("supervisor-pin", s.supervisor_pin(true, 4)),
+            ("supervisor-pin", s.supervisor_pin(s.pick("VOID", "撤销"), 4)),
             ("refund-amount", s.refund_amount("CNY", 42, "500")),
         ]
     }

@@ -256,6 +256,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
             store_name: "Corner Shop".into(),
             merchant_id: "M1".into(),
             batch_no: 1,
+            frozen: None,
         }),
         TODAY,
     );
@@ -348,4 +349,66 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     keys(&mut s, "B11234#");
     assert!(last_screen(&keys(&mut s, "C")).contains("A sale"));
     assert!(s.supervisor_pin.is_none());
+}
+
+#[test]
+fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
+    let mut s = session();
+    let Some(Request::SignIn { request_id, .. }) = s.outstanding().first().cloned().cloned() else {
+        panic!("no sign-in")
+    };
+    s.handle(
+        answer(Response::SignedIn {
+            request_id,
+            store_name: "Shop".into(),
+            merchant_id: "M1".into(),
+            batch_no: 1,
+            frozen: Some("card testing".into()),
+        }),
+        TODAY,
+    );
+    for typed in ["A", "5", "B"] {
+        let screen = last_screen(&keys(&mut s, typed));
+        assert!(
+            screen.contains("TERMINAL FROZEN") && screen.contains("card testing"),
+            "{typed}: {screen}"
+        );
+    }
+    assert!(
+        last_screen(&keys(&mut s, "D")).contains("MENU"),
+        "the menu still works"
+    );
+    keys(&mut s, "C");
+    let shown = s.handle(
+        answer(Response::Frozen {
+            request_id: None,
+            reason: None,
+        }),
+        TODAY,
+    );
+    assert!(last_screen(&shown).contains("A sale"), "unfrozen: {shown:?}");
+    assert!(last_screen(&keys(&mut s, "A")).contains("Key amount"));
+}
+
+#[test]
+fn the_supervisor_freezes_the_checkout_from_the_keypad() {
+    let mut s = session();
+    keys(&mut s, "B3");
+    let actions = keys(&mut s, "8888#");
+    let Some(Request::Freeze {
+        supervisor_pin,
+        request_id,
+    }) = sent(&actions)
+    else {
+        panic!("no freeze sent: {actions:?}")
+    };
+    assert_eq!(supervisor_pin, "8888");
+    let shown = s.handle(
+        answer(Response::Frozen {
+            request_id: Some(request_id),
+            reason: Some("frozen by the supervisor".into()),
+        }),
+        TODAY,
+    );
+    assert!(last_screen(&shown).contains("TERMINAL FROZEN"), "{shown:?}");
 }

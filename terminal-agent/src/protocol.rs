@@ -232,6 +232,9 @@ pub enum Request {
         card: CardRead,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pin_block: Option<String>,
+        /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        supervisor_pin: Option<String>,
     },
     Balance {
         request_id: RequestId,
@@ -575,6 +578,7 @@ mod tests {
             currency: "CNY".into(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,
+            supervisor_pin: None,
         }
     }
 

@@ -169,6 +169,13 @@ const TABLE: &[Explanation] = &[
         "Owner must unfreeze",
         "请店主解冻",
     ),
+    e(
+        "XV",
+        "Needs supervisor OK",
+        "需主管确认",
+        "Supervisor: key PIN",
+        "请主管输入密码",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
@@ -205,6 +212,8 @@ pub const PIN_TRIES: &str = "XP";
 pub const FRAUD_BLOCKED: &str = "XB";
 /// Local code: the terminal (or the store) is frozen.
 pub const FROZEN: &str = "XZ";
+/// Local code: a store rule wants the supervisor to approve this sale.
+pub const NEEDS_SUPERVISOR: &str = "XV";
 
 #[cfg(test)]
 mod tests {

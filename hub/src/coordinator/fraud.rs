@@ -1,6 +1,7 @@
 //! Fraud rules, judged on every sale before it goes to the acquirer (sans-IO:
 //! facts in, hits out). Each rule either lets the sale through and records
-//! the hit for the owner (`allow`), or refuses it (`block`). Card testing — a
+//! the hit for the owner (`allow`), lets it through only with the
+//! supervisor's PIN (`ask_supervisor`), or refuses it (`block`). Card testing — a
 //! run of declines at one terminal, the pattern of someone trying stolen
 //! numbers — also freezes that terminal until the owner unfreezes it.
 
@@ -9,16 +10,8 @@ use serde::Deserialize;
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::card::EntryMode;
 
+pub use crate::store::fraud::Action;
 use crate::store::fraud::{Facts, Hit};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Let it through; record the hit and alert the owner.
-    Allow,
-    /// Refuse it; record the hit and alert the owner.
-    Block,
-}
 
 /// The `[fraud]` settings; every rule has a working default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -95,11 +88,7 @@ impl FraudRules {
     }
 
     fn hit(rule: &'static str, action: Action, detail: String) -> Hit {
-        Hit {
-            rule,
-            blocked: action == Action::Block,
-            detail,
-        }
+        Hit { rule, action, detail }
     }
 
     /// The rules a sale of `amount` breaks, given `facts` and the local time.
@@ -199,8 +188,8 @@ mod tests {
         };
         let hits = rules.check(&facts, amount(100), EntryMode::Swipe, at(12, 0));
         let rule = |name: &str| hits.iter().find(|h| h.rule == name).cloned().unwrap();
-        assert!(rule(CARD_TESTING).blocked);
-        assert!(!rule("same_card").blocked);
+        assert_eq!(rule(CARD_TESTING).action, Action::Block);
+        assert_eq!(rule("same_card").action, Action::Allow);
     }
 
     #[test]
@@ -233,7 +222,10 @@ mod tests {
         let f = Facts::default();
         assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(23, 0)).is_empty());
         assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(5, 59)).is_empty());
-        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(12, 0))[0].blocked);
+        assert_eq!(
+            rules.check(&f, amount(1), EntryMode::Swipe, at(12, 0))[0].action,
+            Action::Block
+        );
         assert!(FraudRules {
             opening_hours: Some("8-22".into()),
             ..Default::default()
@@ -249,7 +241,10 @@ mod tests {
             manual: 3,
             ..Default::default()
         };
-        assert!(rules.check(&facts, amount(1), EntryMode::Manual, at(12, 0))[0].blocked);
+        assert_eq!(
+            rules.check(&facts, amount(1), EntryMode::Manual, at(12, 0))[0].action,
+            Action::Block
+        );
         assert!(rules
             .check(&facts, amount(1), EntryMode::Swipe, at(12, 0))
             .is_empty());

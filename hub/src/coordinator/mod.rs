@@ -156,7 +156,14 @@ impl<A: Acquirer> Coordinator<A> {
                 currency,
                 card,
                 pin_block,
+                supervisor_pin,
             } => {
+                // A supervisor PIN comes only when a rule asked for one; a wrong one stops here.
+                let approved = match supervisor_pin {
+                    None => false,
+                    Some(pin) if self.supervisor_pin_ok(&pin) => true,
+                    Some(_) => return Some(Self::refused(request_id, TxnKind::Sale, reason::SUPERVISOR_PIN)),
+                };
                 self.authorize(
                     terminal,
                     request_id,
@@ -166,6 +173,7 @@ impl<A: Acquirer> Coordinator<A> {
                     card,
                     pin_block,
                     None,
+                    approved,
                 )
                 .await
             }
@@ -227,6 +235,7 @@ impl<A: Acquirer> Coordinator<A> {
                     card,
                     pin_block,
                     None,
+                    false,
                 )
                 .await
             }
@@ -331,6 +340,7 @@ impl<A: Acquirer> Coordinator<A> {
         card: CardRead,
         pin_block: Option<String>,
         undo: Option<u32>,
+        supervisor_approved: bool,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
         if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
@@ -372,8 +382,10 @@ impl<A: Acquirer> Coordinator<A> {
                 if undo.is_none() && s.pin_failures_today(c.pan.digits())? >= MAX_PIN_TRIES {
                     return Ok(Start::Refused(reason::PIN_TRIES));
                 }
-                if kind == TxnKind::Sale && judge(s, &rules, &tid, &c, amount)? {
-                    return Ok(Start::Refused(reason::FRAUD_BLOCKED));
+                if kind == TxnKind::Sale {
+                    if let Some(code) = judge(s, &rules, &tid, &c, amount, supervisor_approved)? {
+                        return Ok(Start::Refused(code));
+                    }
                 }
                 let (amount, original) = match undo {
                     None => (amount, None),
@@ -566,15 +578,17 @@ impl<A: Acquirer> Coordinator<A> {
 mod tests;
 
 /// Runs the fraud rules on a sale about to be written; records each hit, and
-/// freezes the terminal on card testing when the rules say so. True when the
-/// sale must be refused.
+/// freezes the terminal on card testing when the rules say so. The code to
+/// refuse the sale with, if it must be refused: blocked, or waiting for the
+/// supervisor's approval (which `supervisor_approved` gives).
 fn judge(
     s: &mut Store,
     rules: &fraud::FraudRules,
     terminal: &TerminalId,
     card: &CardRead,
     amount: Amount,
-) -> Result<bool, StoreError> {
+    supervisor_approved: bool,
+) -> Result<Option<&'static str>, StoreError> {
     let facts = s.fraud_facts(
         terminal,
         card,
@@ -582,13 +596,23 @@ fn judge(
         rules.card_testing_window_secs,
         rules.manual_window_secs,
     )?;
-    let hits = rules.check(&facts, amount, card.entry_mode, chrono::Local::now().time());
-    for hit in &hits {
-        tracing::warn!(terminal = %terminal, rule = hit.rule, blocked = hit.blocked, detail = %hit.detail, "fraud rule hit");
+    let mut hits = rules.check(&facts, amount, card.entry_mode, chrono::Local::now().time());
+    for hit in &mut hits {
+        if hit.action == fraud::Action::AskSupervisor && supervisor_approved {
+            hit.action = fraud::Action::Allow;
+            hit.detail.push_str("; approved by the supervisor");
+        }
+        tracing::warn!(terminal = %terminal, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
         s.record_hit(terminal, hit)?;
         if hit.rule == fraud::CARD_TESTING && rules.freeze_on_card_testing {
             s.freeze(terminal.as_str(), &hit.detail)?;
         }
     }
-    Ok(hits.iter().any(|h| h.blocked))
+    Ok(if hits.iter().any(|h| h.action == fraud::Action::Block) {
+        Some(reason::FRAUD_BLOCKED)
+    } else if hits.iter().any(|h| h.action == fraud::Action::AskSupervisor) {
+        Some(reason::NEEDS_SUPERVISOR)
+    } else {
+        None
+    })
 }

@@ -29,6 +29,7 @@ fn sale(card: &str, minor: u64) -> Request {
         currency: "CNY".into(),
         card: test_cards::by_name(card).unwrap().read(EntryMode::Swipe),
         pin_block: None,
+        supervisor_pin: None,
     }
 }
 
@@ -85,6 +86,7 @@ async fn a_reused_id_for_another_amount_is_refused() {
         currency,
         card,
         pin_block: None,
+        supervisor_pin: None,
     };
     match c.handle(&t1(), other).await {
         Some(Response::Error {
@@ -228,6 +230,7 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
             )
             .unwrap(),
         ),
+        supervisor_pin: None,
     };
     for _ in 0..3 {
         let o = outcome(c.handle(&t1(), with_pin("9999")).await);
@@ -280,4 +283,46 @@ async fn a_card_testing_burst_is_blocked_and_freezes_that_terminal_only() {
         TxnStatus::Approved
     );
     assert!(Store::open(dir.path()).unwrap().verify_audit().is_ok());
+}
+
+#[tokio::test]
+async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+    let mut settings = coordinator(dir.path()).settings().clone();
+    settings.fraud.same_card_max = 1;
+    settings.fraud.same_card_action = fraud::Action::AskSupervisor;
+    let c = Coordinator::new(store, SimAcquirer::default(), settings);
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 100)).await).status,
+        TxnStatus::Approved
+    );
+    let held = outcome(c.handle(&t1(), sale("approved", 200)).await);
+    assert_eq!(
+        (held.status, held.response_code.as_str()),
+        (TxnStatus::Failed, "XV")
+    );
+    let with = |pin: &str| match sale("approved", 200) {
+        Request::Sale {
+            request_id,
+            amount,
+            currency,
+            card,
+            pin_block,
+            ..
+        } => Request::Sale {
+            request_id,
+            amount,
+            currency,
+            card,
+            pin_block,
+            supervisor_pin: Some(pin.into()),
+        },
+        _ => unreachable!(),
+    };
+    assert_eq!(outcome(c.handle(&t1(), with("1111")).await).response_code, "XS");
+    assert_eq!(
+        outcome(c.handle(&t1(), with("8888")).await).status,
+        TxnStatus::Approved
+    );
 }

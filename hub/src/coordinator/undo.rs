@@ -13,6 +13,14 @@ use crate::acquirer::{Acquirer, OriginalRef};
 use crate::store::{Store, StoreError};
 
 impl<A: Acquirer> Coordinator<A> {
+    /// Whether `given` is the supervisor's PIN (never, when none is set).
+    pub(super) fn supervisor_pin_ok(&self, given: &str) -> bool {
+        self.settings
+            .supervisor_pin
+            .as_deref()
+            .is_some_and(|pin| same_secret(pin, given))
+    }
+
     /// The supervisor freezes their own checkout from the keypad; only the
     /// owner can unfreeze it. A wrong PIN answers like a refused void.
     pub(super) async fn freeze_by_supervisor(
@@ -21,12 +29,7 @@ impl<A: Acquirer> Coordinator<A> {
         request_id: RequestId,
         supervisor_pin: &str,
     ) -> Response {
-        let pin_ok = self
-            .settings
-            .supervisor_pin
-            .as_deref()
-            .is_some_and(|pin| same_secret(pin, supervisor_pin));
-        if !pin_ok {
+        if !self.supervisor_pin_ok(supervisor_pin) {
             tracing::warn!(terminal = %terminal, "freeze refused: wrong supervisor PIN");
             return Self::refused(request_id, TxnKind::Void, reason::SUPERVISOR_PIN);
         }
@@ -78,6 +81,7 @@ impl<A: Acquirer> Coordinator<A> {
             card,
             None,
             Some(trace_no),
+            false,
         )
         .await
     }
@@ -124,12 +128,13 @@ pub(super) fn undo_check(
             if !s.same_card(sale.id, card.pan.digits())? {
                 let hit = crate::store::fraud::Hit {
                     rule: super::fraud::REFUND_OTHER_CARD,
-                    blocked: rules.refund_other_card_action == super::fraud::Action::Block,
+                    action: rules.refund_other_card_action,
                     detail: format!("refund of trace {trace_no} to a card other than the sale's"),
                 };
-                tracing::warn!(terminal = %terminal, detail = %hit.detail, blocked = hit.blocked, "fraud rule hit");
+                tracing::warn!(terminal = %terminal, detail = %hit.detail, action = ?hit.action, "fraud rule hit");
                 s.record_hit(terminal, &hit)?;
-                if hit.blocked {
+                // Refunds carry no supervisor approval of their own: they already needed the PIN.
+                if hit.action == super::fraud::Action::Block {
                     return Ok(Err(reason::FRAUD_BLOCKED));
                 }
             }

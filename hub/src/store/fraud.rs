@@ -22,11 +22,34 @@ pub struct Facts {
     pub usual_of: u32,
 }
 
+/// What a rule does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let it through; record the hit and alert the owner.
+    Allow,
+    /// Only with the supervisor's PIN at the checkout.
+    AskSupervisor,
+    /// Refuse it; record the hit and alert the owner.
+    Block,
+}
+
+impl Action {
+    /// As recorded: what happened to the transaction.
+    pub fn recorded(self) -> &'static str {
+        match self {
+            Action::Allow => "allowed",
+            Action::AskSupervisor => "asked_supervisor",
+            Action::Block => "blocked",
+        }
+    }
+}
+
 /// A rule that fired.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Hit {
     pub rule: &'static str,
-    pub blocked: bool,
+    pub action: Action,
     pub detail: String,
 }
 
@@ -116,7 +139,7 @@ impl Store {
     pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<(), StoreError> {
         let utc = now_utc();
         let local = Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
-        let action = if hit.blocked { "blocked" } else { "allowed" };
+        let action = hit.action.recorded();
         let tx = self.conn.savepoint()?;
         exec(
             &tx,

@@ -6,6 +6,7 @@
 //! ```text
 //! Idle ─B→ AdminMenu ─1/2→ Supervisor ─#→ Trace ─#→ (refund: RefundAmount ─#→) Card → Waiting
 //!                    └─3→ Supervisor ─#→ Waiting (freeze this checkout)
+//! Waiting ─XV (a store rule asks the supervisor)→ Approve ─#→ Waiting (same sale, new id, their PIN)
 //! ```
 
 use super::{Action, Key, Op, Screens, Session, State};
@@ -71,11 +72,35 @@ impl Session {
                     ui.supervisor_pin(op.title(ui), 0),
                 )
             }
+            (State::Approve { request, digits }, key) if key != Key::C => {
+                let title = ui.pick("APPROVE SALE", "主管确认");
+                match edit(digits, key, MAX_SUPERVISOR_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(title, digits.len()))],
+                    Edit::Done => {
+                        let mut request = request.clone();
+                        if let Request::Sale {
+                            request_id,
+                            supervisor_pin,
+                            ..
+                        } = &mut request
+                        {
+                            // A new request: the refused one was never a transaction.
+                            *request_id = RequestId::new();
+                            *supervisor_pin = Some(std::mem::take(digits));
+                        }
+                        let title = ui.pick("SUPERVISOR APPROVED", "主管已确认").to_string();
+                        let screen = ui.processing(&title);
+                        self.wait(request, title, screen)
+                    }
+                    Edit::Unchanged => vec![],
+                }
+            }
             (
                 State::AdminMenu
                 | State::Supervisor { .. }
                 | State::Trace { .. }
-                | State::RefundAmount { .. },
+                | State::RefundAmount { .. }
+                | State::Approve { .. },
                 Key::C,
             ) => {
                 self.supervisor_pin = None;

@@ -43,6 +43,22 @@ impl Session {
         if matches!(&response, Response::Outcome(o) if o.status == TxnStatus::Pending) {
             return vec![]; // not final yet: keep waiting
         }
+        // A store rule asks for the supervisor: the same sale goes again with their PIN.
+        if let (Response::Outcome(o), State::Waiting { request, .. }) = (&response, &self.state) {
+            if o.response_code == reason::NEEDS_SUPERVISOR && matches!(request, Request::Sale { .. }) {
+                let request = request.clone();
+                let screen = self
+                    .ui()
+                    .supervisor_pin(self.ui().pick("APPROVE SALE", "主管确认"), 0);
+                return self.go(
+                    State::Approve {
+                        request,
+                        digits: String::new(),
+                    },
+                    screen,
+                );
+            }
+        }
         let currency = self.config.currency.clone();
         self.state = State::Done;
         match response {

@@ -157,6 +157,11 @@ enum State {
         trace: u32,
         digits: String,
     },
+    /// A store rule wants the supervisor to approve this sale: their PIN.
+    Approve {
+        request: Request,
+        digits: String,
+    },
     Card {
         op: Op,
     },
@@ -295,6 +300,7 @@ impl Session {
             State::Supervisor { .. } => "supervisor_pin",
             State::Trace { .. } => "trace",
             State::RefundAmount { .. } => "refund_amount",
+            State::Approve { .. } => "supervisor_approval",
             State::Card { .. } => "card",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
@@ -525,6 +531,7 @@ impl Session {
                 currency: self.config.currency.clone(),
                 card,
                 pin_block,
+                supervisor_pin: None,
             },
             Op::Balance => Request::Balance {
                 request_id,

@@ -412,3 +412,34 @@ fn the_supervisor_freezes_the_checkout_from_the_keypad() {
     );
     assert!(last_screen(&shown).contains("TERMINAL FROZEN"), "{shown:?}");
 }
+
+#[test]
+fn a_sale_a_rule_holds_goes_again_with_the_supervisors_pin() {
+    let mut s = session();
+    keys(&mut s, "A5000#");
+    let first = sent(&card(&mut s, "approved")).unwrap();
+    let shown = s.handle(answer(outcome(&first, TxnStatus::Failed, "XV", None)), TODAY);
+    assert!(last_screen(&shown).contains("APPROVE SALE"), "{shown:?}");
+    let again = sent(&keys(&mut s, "8888#")).expect("the sale again");
+    let (
+        Request::Sale {
+            request_id: a,
+            amount: x,
+            card: c1,
+            ..
+        },
+        Request::Sale {
+            request_id: b,
+            amount: y,
+            card: c2,
+            supervisor_pin,
+            ..
+        },
+    ) = (&first, &again)
+    else {
+        panic!("not sales")
+    };
+    assert_ne!(a, b, "a new request id");
+    assert_eq!((x, c1), (y, c2), "the same sale");
+    assert_eq!(supervisor_pin.as_deref(), Some("8888"));
+}

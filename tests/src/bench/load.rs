@@ -110,6 +110,7 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
         currency: "CNY".into(),
         card,
         pin_block: None,
+        supervisor_pin: None,
     })
 }
 

@@ -5,8 +5,12 @@
 //! - [`hub`]: assembles a running hub; `serve` and `demo` start it.
 //! - [`link`]: the hub's MQTT side: requests in, answers out.
 //! - [`coordinator`]: **where a sale gets authorized**: exactly-once by request
-//!   id, pending before authorize, reversal when the acquirer is silent.
-//! - [`acquirer`]: the acquirer trait and the simulated acquirer / issuer.
+//!   id, pending before authorize, reversal when the acquirer is silent; the
+//!   fraud rules ([`coordinator::fraud`]), voids and refunds (`undo.rs`) and
+//!   settlement ([`coordinator::settle`]).
+//! - [`acquirer`]: the acquirer trait, the simulated acquirer / issuer, and
+//!   the ISO 8583 link ([`acquirer::iso8583`]: codec, MAC, client, and the host
+//!   that `tallybox acquirer-sim` runs).
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the hash-chained
 //!   audit log, receipt search, and the store thread that group-commits
 //!   concurrent writes ([`store::writer`]).

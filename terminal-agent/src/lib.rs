@@ -7,10 +7,15 @@
 //! - [`amount`]: money as integer minor units, parsed strictly.
 //! - [`card`]: PAN (Luhn, masking, brand), expiry, track 2, PIN blocks, test cards.
 //! - [`protocol`]: MQTT topics and the versioned JSON messages (see `PROTOCOL.md`).
-//! - [`session`]: the checkout state machine, sans-IO, and its OLED screens.
-//! - [`slip`]: the receipt slip as text lines.
+//! - [`session`]: the checkout state machine, sans-IO, and its OLED screens
+//!   (English and Chinese); voids, refunds and freezing in `session/admin.rs`.
+//! - [`slip`]: the receipt slip as text lines (58 or 80 mm, Chinese and English).
 //! - [`reason`]: what the cashier is told for each decline, and what to do.
-//! - [`devices`]: display and printer traits; simulated devices and the OLED frame buffer.
+//! - [`devices`]: the drivers — OLED ([`devices::oled`]), keypad, magstripe and
+//!   contactless readers, ESC/POS printer with its spool — the Pi backend
+//!   ([`devices::hw`], wired by [`devices::config`]), the byte-level chip
+//!   models ([`devices::model`]) and the simulated checkout built on them.
+//! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
 //! - [`agent`]: the runtime that joins session, devices and broker.
 //! - [`journal`]: the one sale in flight, kept across a restart.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
@@ -19,12 +24,14 @@
 //!
 //! # The path of a sale
 //!
-//! Keys `A1250#` reach [`session::Session`] → it shows "Swipe or tap card" →
-//! a card read ([`card::CardRead`], Luhn and expiry checked here) → PIN if the
+//! Keys `A1250#` (the keypad driver's scan) reach [`session::Session`] → it
+//! shows "Swipe or tap card" on the OLED → a card read by the swipe decoder or
+//! the PN532/EMV reader ([`card::CardRead`], Luhn and expiry checked here) → PIN if the
 //! service code asks ([`card::pin_block`]) → a [`protocol::Request::Sale`] with a
 //! fresh [`protocol::RequestId`], journaled by [`journal`] and published by
 //! [`agent`] on `term/{tid}/req` until the hub's [`protocol::Response::Outcome`]
-//! arrives on `term/{tid}/resp` → screen "APPROVED", two slips from [`slip`].
+//! arrives on `term/{tid}/resp` → screen "APPROVED", two slips from [`slip`]
+//! into the print spool, which keeps each until the printer confirms it.
 
 pub mod agent;
 pub mod amount;

@@ -159,7 +159,7 @@ impl Topics {
     }
 }
 
-/// Kind of money movement. Void, refund and settlement join in a later version.
+/// Kind of money movement (settlement is a batch operation, not a transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TxnKind {

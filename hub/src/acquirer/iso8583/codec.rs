@@ -3,7 +3,7 @@
 //! text) or binary (PIN block, chip data, MAC), with ASCII `LL` / `LLL` length
 //! prefixes for the variable ones. On the wire each message is preceded by a
 //! two-byte big-endian length ([`FrameReader`]). The layout of every field is
-//! the table [`format`]; it matches the common "default" 1987 layout (e.g. the
+//! the table [`format()`]; it matches the common "default" 1987 layout (e.g. the
 //! `pyiso8583` package's `default` spec), which the tests check against.
 
 use std::collections::BTreeMap;

@@ -147,7 +147,19 @@ pub async fn run<A: Acquirer>(
                                 tracing::info!(terminal = %terminal, online = status.online, version = %status.version, "terminal status");
                                 // Awaited here, not spawned: an offline and the next online
                                 // of one terminal must be recorded in the order they came.
+                                let online = status.online;
                                 coordinator.terminal_status(&terminal, status).await;
+                                // Back online (a restart, or the network came back): tell it
+                                // whether it is frozen, in case it missed a change meanwhile.
+                                if online {
+                                    match coordinator.frozen(&terminal).await {
+                                        Ok(reason) => {
+                                            let notice = Response::Frozen { request_id: None, reason };
+                                            answer(&client, &topics, &terminal, &notice).await;
+                                        }
+                                        Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
+                                    }
+                                }
                             }
                             Err(e) => tracing::warn!(terminal = %terminal, error = %e, "bad status message ignored"),
                         },

@@ -526,6 +526,12 @@ impl<A: Acquirer> Coordinator<A> {
         Ok(reversed)
     }
 
+    /// Why `terminal` may not sell, if it may not.
+    pub async fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
+        let t = terminal.clone();
+        self.store(move |s| s.frozen(&t)).await
+    }
+
     /// The freeze generation, and every known terminal with why it may not
     /// sell, if it may not.
     #[allow(clippy::type_complexity)]

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::agent::AgentHandle;
 use crate::card::{test_cards, EntryMode};
 use crate::devices::model::magstripe::SwipeStyle;
-use crate::devices::sim::{rand_bytes, Presented, SimDevices};
+use crate::devices::sim::{Presented, SimDevices};
 use crate::session::Input;
 
 const MAX_LINE: usize = 64 * 1024;
@@ -154,7 +154,7 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
                         reversed,
                         jitter: 0.1,
                         flip_bits: if damaged { vec![60, 61, 62] } else { vec![] },
-                        seed: u64::from(rand_bytes()[0]) + 1,
+                        seed: u64::from(uuid::Uuid::new_v4().as_bytes()[0]) + 1,
                         ..Default::default()
                     };
                     Some(devices.swipe(&track, &style))

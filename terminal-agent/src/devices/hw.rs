@@ -15,7 +15,7 @@ use rppal::gpio::{Gpio, Level, Trigger};
 use rppal::i2c::I2c;
 
 use super::config::{DeviceConfig, MagstripeKind};
-use super::contactless::{emv, pn532::Pn532};
+use super::contactless::{pn532::Pn532, read_tap};
 use super::keypad::{Keypad, SCAN_EVERY};
 use super::magstripe::hid::HidDecoder;
 use super::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
@@ -24,7 +24,6 @@ use super::oled::Oled;
 use super::printer::EscPosPrinter;
 use super::{Display, Printer, SharedHealth};
 use crate::agent::AgentHandle;
-use crate::card::CardError;
 use crate::session::{Input, Screen};
 
 /// The opened parts; the input devices start once the checkout runs.
@@ -352,23 +351,7 @@ pub fn contactless(
         };
         match reader.find_card() {
             Ok(Some(_)) => {
-                let terminal = emv::Terminal {
-                    amount,
-                    currency_code: 156,
-                    country_code: 156,
-                    date: super::sim::today_bcd(),
-                    unpredictable_number: super::sim::rand_bytes(),
-                };
-                let result = emv::read(&mut reader, &terminal);
-                reader.release();
-                health.tapped(result.is_ok());
-                let card = result.map(|t| t.card).map_err(|e| {
-                    tracing::info!(error = %e, "tap not read");
-                    match e {
-                        emv::TapError::Card(e) => e,
-                        _ => CardError::BadTrack2("tap not read"),
-                    }
-                });
+                let card = read_tap(&mut reader, amount, &health);
                 if !sink(Input::Card(card)) {
                     return;
                 }

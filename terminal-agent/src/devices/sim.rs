@@ -9,8 +9,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::contactless::emv::{self, TapError};
 use super::contactless::pn532::{self, Pn532};
+use super::contactless::read_tap;
 use super::keypad::{self, Keypad};
 use super::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
 use super::magstripe::{self};
@@ -175,47 +175,19 @@ impl SimDevices {
         };
         card.broken_record = damaged;
         self.nfc_chip.hold(Box::new(card));
-        let result = (|| {
+        let result = {
             let mut nfc = lock(&self.nfc);
-            nfc.find_card()
-                .map_err(|e| TapError::Reader(e.to_string()))?
-                .ok_or(TapError::CardGone)?;
-            let terminal = emv::Terminal {
-                amount,
-                currency_code: 156,
-                country_code: 156,
-                date: today_bcd(),
-                unpredictable_number: rand_bytes(),
-            };
-            let tap = emv::read(&mut *nfc, &terminal);
-            nfc.release();
-            tap
-        })();
-        self.nfc_chip.take_away();
-        self.health.tapped(result.is_ok());
-        Presented::Card(result.map(|t| t.card).map_err(|e| match e {
-            TapError::Card(e) => e,
-            other => {
-                tracing::info!(error = %other, "tap not read");
-                CardError::BadTrack2("tap not read")
+            match nfc.find_card() {
+                Ok(Some(_)) => read_tap(&mut nfc, amount, &self.health),
+                _ => {
+                    self.health.tapped(false);
+                    Err(CardError::BadTrack2("tap not read"))
+                }
             }
-        }))
+        };
+        self.nfc_chip.take_away();
+        Presented::Card(result)
     }
-}
-
-/// Today as `YYMMDD` in BCD, for the card's PDOL.
-pub fn today_bcd() -> [u8; 3] {
-    use chrono::Datelike;
-    let d = chrono::Local::now();
-    let b = |n: u32| (((n / 10) << 4) | (n % 10)) as u8;
-    [b(d.year() as u32 % 100), b(d.month()), b(d.day())]
-}
-
-/// Four unpredictable bytes for the card's cryptogram.
-pub fn rand_bytes() -> [u8; 4] {
-    let n = uuid::Uuid::new_v4();
-    let b = n.as_bytes();
-    [b[0], b[1], b[2], b[3]]
 }
 
 impl Display for SimDevices {

@@ -111,6 +111,23 @@ fn bcd(n: u64, bytes: usize) -> Vec<u8> {
 }
 
 impl Terminal {
+    /// A CNY transaction of `amount` in China, today, with a fresh
+    /// unpredictable number.
+    pub fn for_amount(amount: Amount) -> Terminal {
+        use chrono::Datelike;
+        let d = chrono::Local::now();
+        let b = |n: u32| (((n / 10) << 4) | (n % 10)) as u8;
+        let random = uuid::Uuid::new_v4();
+        let r = random.as_bytes();
+        Terminal {
+            amount,
+            currency_code: 156,
+            country_code: 156,
+            date: [b(d.year() as u32 % 100), b(d.month()), b(d.day())],
+            unpredictable_number: [r[0], r[1], r[2], r[3]],
+        }
+    }
+
     /// The value the terminal gives for `tag`, `len` bytes long (zeros when unknown).
     fn value(&self, tag: Tag, len: usize) -> Vec<u8> {
         let v = match tag.0 {

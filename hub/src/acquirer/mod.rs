@@ -70,6 +70,28 @@ pub struct BatchTotals {
     pub refunds_minor: u64,
 }
 
+impl BatchTotals {
+    /// Counts `count` approved transactions of `kind` worth `minor`: a void
+    /// takes its sale back off the sales.
+    pub fn add(&mut self, kind: TxnKind, count: u32, minor: u64) {
+        match kind {
+            TxnKind::Sale => {
+                self.sales_count += count;
+                self.sales_minor += minor;
+            }
+            TxnKind::Void => {
+                self.sales_count = self.sales_count.saturating_sub(count);
+                self.sales_minor = self.sales_minor.saturating_sub(minor);
+            }
+            TxnKind::Refund => {
+                self.refunds_count += count;
+                self.refunds_minor += minor;
+            }
+            TxnKind::Balance => {}
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AcquirerError {
     #[error("the acquirer link is down: {0}")]

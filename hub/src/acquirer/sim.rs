@@ -118,21 +118,7 @@ impl SimIssuer {
             if terminal != terminal_id {
                 continue;
             }
-            match kind {
-                TxnKind::Sale => {
-                    t.sales_count += 1;
-                    t.sales_minor += minor;
-                }
-                TxnKind::Void => {
-                    t.sales_count = t.sales_count.saturating_sub(1);
-                    t.sales_minor = t.sales_minor.saturating_sub(*minor);
-                }
-                TxnKind::Refund => {
-                    t.refunds_count += 1;
-                    t.refunds_minor += minor;
-                }
-                TxnKind::Balance => {}
-            }
+            t.add(*kind, 1, *minor);
         }
         t
     }

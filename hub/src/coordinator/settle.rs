@@ -32,21 +32,7 @@ fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
             batch_no,
             ..Default::default()
         });
-        match r.kind {
-            TxnKind::Sale => {
-                t.sales_count += r.count;
-                t.sales_minor += r.minor;
-            }
-            TxnKind::Void => {
-                t.sales_count = t.sales_count.saturating_sub(r.count);
-                t.sales_minor = t.sales_minor.saturating_sub(r.minor);
-            }
-            TxnKind::Refund => {
-                t.refunds_count += r.count;
-                t.refunds_minor += r.minor;
-            }
-            TxnKind::Balance => {}
-        }
+        t.add(r.kind, r.count, r.minor);
     }
     by_terminal.into_values().collect()
 }

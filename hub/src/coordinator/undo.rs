@@ -60,14 +60,10 @@ impl<A: Acquirer> Coordinator<A> {
         card: CardRead,
         supervisor_pin: &str,
     ) -> Option<Response> {
-        let pin_ok = match &self.settings.supervisor_pin {
-            Some(pin) => same_secret(pin, supervisor_pin),
-            None => {
-                tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
-                false
-            }
-        };
-        if !pin_ok {
+        if self.settings.supervisor_pin.is_none() {
+            tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
+        }
+        if !self.supervisor_pin_ok(supervisor_pin) {
             tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
             return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
         }

@@ -37,6 +37,11 @@ pub fn terminal_field(terminal_id: &str) -> Result<String, CodecError> {
     Ok(format!("{terminal_id:<8}"))
 }
 
+/// Field 42 is fifteen characters, space-padded.
+fn merchant_field(merchant_id: &str) -> String {
+    format!("{merchant_id:<15}")
+}
+
 fn entry_mode(mode: EntryMode) -> &'static str {
     // PAN entry (2 digits) then PIN entry capability (1: can take a PIN).
     match mode {
@@ -50,7 +55,7 @@ pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Me
     let mut m = Message::new("0800");
     m.set_str(11, &trace(trace_no))?
         .set_str(41, &terminal_field(terminal_id)?)?
-        .set_str(42, &format!("{merchant_id:<15}"))?;
+        .set_str(42, &merchant_field(merchant_id))?;
     Ok(m)
 }
 
@@ -76,7 +81,7 @@ pub fn auth_request(r: &AuthRequest, merchant_id: &str, now: DateTime<Local>) ->
         .set_str(22, entry_mode(r.card.entry_mode))?
         .set_str(25, "00")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
-        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(42, &merchant_field(merchant_id))?
         .set_str(49, CNY)?;
     if let Some(sc) = &r.card.service_code {
         m.set_str(35, &format!("{pan}={}{sc}", r.card.expiry.yymm()))?;
@@ -112,7 +117,7 @@ pub fn reversal(r: &Reversal, merchant_id: &str) -> Result<Message, CodecError> 
         .set_str(11, &trace(r.trace_no))?
         .set_str(39, "98")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
-        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(42, &merchant_field(merchant_id))?
         .set_str(49, CNY)?;
     Ok(m)
 }
@@ -123,7 +128,7 @@ pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecEr
     let mut m = Message::new("0500");
     m.set_str(11, &trace(t.batch_no))?
         .set_str(41, &terminal_field(&t.terminal_id)?)?
-        .set_str(42, &format!("{merchant_id:<15}"))?
+        .set_str(42, &merchant_field(merchant_id))?
         .set_str(
             48,
             &format!(

@@ -11,7 +11,7 @@ use tallybox_terminal::amount::Amount;
 use tallybox_terminal::card::EntryMode;
 
 pub use crate::store::fraud::Action;
-use crate::store::fraud::{Facts, Hit};
+use crate::store::fraud::{FactLimits, Facts, Hit};
 
 /// The `[fraud]` settings; every rule has a working default.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -77,6 +77,15 @@ fn hours(spec: &str) -> Option<(NaiveTime, NaiveTime)> {
 }
 
 impl FraudRules {
+    /// What the store counts for these rules.
+    pub fn limits(&self) -> FactLimits {
+        FactLimits {
+            same_card: (self.same_card_window_secs, self.same_card_max),
+            declines: (self.card_testing_window_secs, self.card_testing_declines),
+            manual: (self.manual_window_secs, self.manual_max),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if let Some(spec) = &self.opening_hours {
             hours(spec).ok_or("fraud.opening_hours: write it as HH:MM-HH:MM, e.g. 08:00-22:00")?;
@@ -88,7 +97,12 @@ impl FraudRules {
     }
 
     fn hit(rule: &'static str, action: Action, detail: String) -> Hit {
-        Hit { rule, action, detail }
+        Hit {
+            rule,
+            action,
+            detail,
+            card: None,
+        }
     }
 
     /// The rules a sale of `amount` breaks, given `facts` and the local time.
@@ -99,21 +113,23 @@ impl FraudRules {
                 CARD_TESTING,
                 self.card_testing_action,
                 format!(
-                    "{} declines at this terminal in {} s: someone may be trying card numbers",
+                    "at least {} declines at this terminal in {} s: someone may be trying card numbers",
                     facts.declines, self.card_testing_window_secs
                 ),
             ));
         }
         if facts.same_card >= self.same_card_max {
-            hits.push(Self::hit(
-                "same_card",
-                self.same_card_action,
-                format!(
-                    "the same card {} times in {} s",
-                    facts.same_card + 1,
-                    self.same_card_window_secs
-                ),
-            ));
+            hits.push(Hit {
+                card: Some(facts.card.clone()),
+                ..Self::hit(
+                    "same_card",
+                    self.same_card_action,
+                    format!(
+                        "the same card more than {} times in {} s",
+                        facts.same_card, self.same_card_window_secs
+                    ),
+                )
+            });
         }
         if facts.usual_of >= self.amount_min_history
             && amount.minor() > facts.usual_minor.saturating_mul(self.amount_factor as u64).max(1)
@@ -130,9 +146,8 @@ impl FraudRules {
                 "manual_entry_burst",
                 self.manual_action,
                 format!(
-                    "{} keyed-in cards in {} s",
-                    facts.manual + 1,
-                    self.manual_window_secs
+                    "more than {} keyed-in cards in {} s",
+                    facts.manual, self.manual_window_secs
                 ),
             ));
         }

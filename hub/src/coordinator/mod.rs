@@ -595,21 +595,16 @@ fn judge(
     amount: Amount,
     supervisor_approved: bool,
 ) -> Result<Option<&'static str>, StoreError> {
-    let facts = s.fraud_facts(
-        terminal,
-        card,
-        rules.same_card_window_secs,
-        rules.card_testing_window_secs,
-        rules.manual_window_secs,
-    )?;
+    let facts = s.fraud_facts(terminal, card, &rules.limits())?;
     let mut hits = rules.check(&facts, amount, card.entry_mode, chrono::Local::now().time());
     for hit in &mut hits {
         if hit.action == fraud::Action::AskSupervisor && supervisor_approved {
             hit.action = fraud::Action::Allow;
             hit.detail.push_str("; approved by the supervisor");
         }
-        tracing::warn!(terminal = %terminal, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-        s.record_hit(terminal, hit)?;
+        if s.record_hit(terminal, hit)? {
+            tracing::warn!(terminal = %terminal, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+        }
         if hit.rule == fraud::CARD_TESTING && rules.freeze_on_card_testing {
             s.freeze(terminal.as_str(), &hit.detail)?;
         }

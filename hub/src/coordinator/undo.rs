@@ -126,9 +126,11 @@ pub(super) fn undo_check(
                     rule: super::fraud::REFUND_OTHER_CARD,
                     action: rules.refund_other_card_action,
                     detail: format!("refund of trace {trace_no} to a card other than the sale's"),
+                    card: None,
                 };
-                tracing::warn!(terminal = %terminal, detail = %hit.detail, action = ?hit.action, "fraud rule hit");
-                s.record_hit(terminal, &hit)?;
+                if s.record_hit(terminal, &hit)? {
+                    tracing::warn!(terminal = %terminal, detail = %hit.detail, action = ?hit.action, "fraud rule hit");
+                }
                 // Refunds carry no supervisor approval of their own: they already needed the PIN.
                 if hit.action == super::fraud::Action::Block {
                     return Ok(Err(reason::FRAUD_BLOCKED));

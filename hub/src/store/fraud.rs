@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Local};
 use rusqlite::{params, OptionalExtension};
-use tallybox_terminal::card::CardRead;
+use tallybox_terminal::card::{CardRead, EntryMode};
 use tallybox_terminal::protocol::TerminalId;
 
 use super::{audit, exec, now_utc, Store, StoreError};
@@ -11,11 +11,14 @@ use super::{audit, exec, now_utc, Store, StoreError};
 /// What the rules are judged on, read in the store job that would write the sale.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
-    /// Transactions with this card in the same-card window.
+    /// The card's keyed hash.
+    pub card: String,
+    /// Transactions with this card in the same-card window (up to the limit).
     pub same_card: u32,
-    /// Declines at this terminal in the card-testing window.
+    /// Declines at this terminal in the card-testing window (up to the limit).
     pub declines: u32,
-    /// Keyed-in cards at this terminal in the manual-entry window.
+    /// Keyed-in cards at this terminal in the manual-entry window (up to the
+    /// limit; counted only for a keyed-in card).
     pub manual: u32,
     /// The store's average approved sale (minor units) and how many it is over.
     pub usual_minor: u64,
@@ -45,13 +48,28 @@ impl Action {
     }
 }
 
+/// The windows (seconds) and limits of the counting rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactLimits {
+    pub same_card: (u64, u32),
+    pub declines: (u64, u32),
+    pub manual: (u64, u32),
+}
+
 /// A rule that fired.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Hit {
     pub rule: &'static str,
     pub action: Action,
     pub detail: String,
+    /// What it is about when not the terminal: the card's keyed hash.
+    #[serde(skip)]
+    pub card: Option<String>,
 }
+
+/// A rule that only notes records the same thing (rule and card or
+/// terminal) once in this long: one alert per burst, not one per sale.
+const NOTE_ONCE_IN_SECS: u64 = 600;
 
 fn bump_generation(tx: &rusqlite::Savepoint<'_>) -> Result<(), StoreError> {
     exec(
@@ -90,13 +108,14 @@ fn since(seconds: u64) -> String {
 }
 
 impl Store {
+    /// The facts the rules need. Each count stops at its rule's limit (a rule
+    /// only asks "at least so many?"), so a busy terminal or a much-used card
+    /// costs no more than a quiet one on the sale path.
     pub fn fraud_facts(
         &self,
         terminal: &TerminalId,
         card: &CardRead,
-        same_card_secs: u64,
-        declines_secs: u64,
-        manual_secs: u64,
+        limits: &FactLimits,
     ) -> Result<Facts, StoreError> {
         let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u32, StoreError> {
             Ok(self.conn.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
@@ -110,46 +129,95 @@ impl Store {
             .query_row([format!("unfrozen:{terminal}")], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        let (usual, of): (Option<f64>, u32) = self
-            .conn
-            .prepare_cached(
-                "SELECT avg(amount), count(*) FROM (SELECT amount FROM transactions \
-             WHERE kind = 'sale' AND status = 'approved' ORDER BY id DESC LIMIT 200)",
-            )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (usual_minor, usual_of) = self.usual_sale()?;
+        let (same_secs, same_max) = limits.same_card;
+        let (declines_secs, declines_max) = limits.declines;
+        let (manual_secs, manual_max) = limits.manual;
         Ok(Facts {
+            card: pan_hash.clone(),
             same_card: count(
-                "SELECT count(*) FROM transactions WHERE pan_hash = ?1 AND local_time >= ?2",
-                &[&pan_hash, &since(same_card_secs)],
+                "SELECT count(*) FROM (SELECT 1 FROM transactions WHERE pan_hash = ?1 AND local_time >= ?2 LIMIT ?3)",
+                &[&pan_hash, &since(same_secs), &same_max],
             )?,
             declines: count(
-                "SELECT count(*) FROM transactions WHERE terminal_id = ?1 AND status = 'declined' AND local_time >= ?2 AND id > ?3",
-                &[&terminal.as_str(), &since(declines_secs), &unfrozen_after],
+                "SELECT count(*) FROM (SELECT 1 FROM transactions \
+                 WHERE terminal_id = ?1 AND status = 'declined' AND local_time >= ?2 AND id > ?3 LIMIT ?4)",
+                &[&terminal.as_str(), &since(declines_secs), &unfrozen_after, &declines_max],
             )?,
-            manual: count(
-                "SELECT count(*) FROM transactions WHERE terminal_id = ?1 AND entry_mode = 'manual' AND local_time >= ?2",
-                &[&terminal.as_str(), &since(manual_secs)],
-            )?,
-            usual_minor: usual.unwrap_or(0.0) as u64,
-            usual_of: of,
+            // Only a keyed-in card is judged on keyed-in bursts.
+            manual: if card.entry_mode == EntryMode::Manual {
+                count(
+                    "SELECT count(*) FROM (SELECT 1 FROM transactions \
+                     WHERE terminal_id = ?1 AND entry_mode = 'manual' AND local_time >= ?2 LIMIT ?3)",
+                    &[&terminal.as_str(), &since(manual_secs), &manual_max],
+                )?
+            } else {
+                0
+            },
+            usual_minor,
+            usual_of,
         })
     }
 
-    /// Records a rule hit, in the audit log too.
-    pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<(), StoreError> {
+    /// The average of the last 200 approved sales and how many there were.
+    /// "Usual" moves slowly: read at most once a minute, not on every sale.
+    fn usual_sale(&self) -> Result<(u64, u32), StoreError> {
+        if let Some((at, minor, of)) = self.usual_sale.get() {
+            if at.elapsed() < std::time::Duration::from_secs(60) {
+                return Ok((minor, of));
+            }
+        }
+        let (avg, of): (Option<f64>, u32) = self
+            .conn
+            .prepare_cached(
+                // NOT INDEXED: walk back from the newest row and stop at 200; through
+                // the status index SQLite would sort every approved sale first.
+                "SELECT avg(amount), count(*) FROM (SELECT amount FROM transactions NOT INDEXED \
+                 WHERE kind = 'sale' AND status = 'approved' ORDER BY id DESC LIMIT 200)",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let minor = avg.unwrap_or(0.0) as u64;
+        self.usual_sale.set(Some((std::time::Instant::now(), minor, of)));
+        Ok((minor, of))
+    }
+
+    /// Records a rule hit, in the audit log too; false when it was a note
+    /// already recorded for the same rule and subject lately.
+    pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<bool, StoreError> {
         let utc = now_utc();
         let local = Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
         let action = hit.action.recorded();
+        let subject = hit.card.as_deref().unwrap_or(terminal.as_str());
+        if hit.action == Action::Allow {
+            let noted: bool = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM fraud_hits WHERE rule = ?1 AND subject = ?2 AND local_time >= ?3)",
+                )?
+                .query_row(params![hit.rule, subject, since(NOTE_ONCE_IN_SECS)], |r| r.get(0))?;
+            if noted {
+                return Ok(false);
+            }
+        }
         let tx = self.conn.savepoint()?;
         exec(
             &tx,
-            "INSERT INTO fraud_hits (at, local_time, terminal_id, rule, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![utc, local, terminal.as_str(), hit.rule, action, hit.detail],
+            "INSERT INTO fraud_hits (at, local_time, terminal_id, rule, action, detail, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                utc,
+                local,
+                terminal.as_str(),
+                hit.rule,
+                action,
+                hit.detail,
+                subject
+            ],
         )?;
         let detail = serde_json::json!({"terminal": terminal.as_str(), "rule": hit.rule, "action": action, "detail": hit.detail});
         audit::append(&tx, &utc, "fraud_rule", None, &detail.to_string())?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Stops `scope` (a terminal id, or `store`) from selling, with a reason.

@@ -118,6 +118,8 @@ pub struct Verdict<'a> {
 pub struct Store {
     conn: Connection,
     hasher: PanHasher,
+    /// The store's usual sale for the large-amount rule, and when it was read.
+    usual_sale: std::cell::Cell<Option<(std::time::Instant, u64, u32)>>,
 }
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
@@ -240,7 +242,11 @@ impl Store {
             });
         }
         schema::migrate(&mut conn)?;
-        Ok(Store { conn, hasher })
+        Ok(Store {
+            conn,
+            hasher,
+            usual_sale: std::cell::Cell::new(None),
+        })
     }
 
     pub fn connection(&self) -> &Connection {

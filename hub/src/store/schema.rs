@@ -122,14 +122,22 @@ const MIGRATIONS: &[&str] = &[
         terminal_id TEXT NOT NULL,
         rule        TEXT NOT NULL,
         action      TEXT NOT NULL,
-        detail      TEXT NOT NULL
+        detail      TEXT NOT NULL,
+        -- what the hit is about: the card's keyed hash, or the terminal
+        subject     TEXT NOT NULL
     );
     CREATE INDEX fraud_hits_time ON fraud_hits (local_time);
+    CREATE INDEX fraud_hits_subject ON fraud_hits (rule, subject, local_time);
     CREATE TABLE freezes (
         scope   TEXT PRIMARY KEY,
         reason  TEXT NOT NULL,
         at      TEXT NOT NULL
     );
+    "#,
+    // 9: the card-testing rule counts a terminal's recent declines on every
+    // sale: an index walk, not a scan of every decline in the store.
+    r#"
+    CREATE INDEX transactions_terminal_status ON transactions (terminal_id, status, local_time);
     "#,
 ];
 

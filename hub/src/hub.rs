@@ -62,6 +62,9 @@ pub struct Options {
     pub control: Option<SocketAddr>,
     /// Screen language of simulated checkouts (real ones take the device settings').
     pub lang: Lang,
+    /// Sets the owner's web password at start (scripted set-ups, tests); without
+    /// it and without an owner yet, the hub makes a one-time setup code.
+    pub owner_password: Option<String>,
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -71,6 +74,8 @@ pub struct Started {
     pub broker: BrokerAddr,
     pub embedded_broker: bool,
     pub checkouts: Vec<(TerminalId, Option<SocketAddr>)>,
+    /// The one-time code that sets the owner's password, while none is set.
+    pub setup_code: Option<String>,
 }
 
 /// The address a local client uses to reach a listener on `addr`.
@@ -100,6 +105,34 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         mac_key,
         hub_terminal: OWN_CHECKOUT.to_string(),
     })))
+}
+
+/// Sets the owner's password when one is given; otherwise, while there is no
+/// owner, makes the one-time setup code the page asks for.
+fn owner_account(store: &mut Store, password: Option<&str>) -> Result<Option<String>, HubError> {
+    use crate::store::accounts::{Role, OWNER};
+    if let Some(password) = password {
+        let n = password.chars().count();
+        if !(8..=128).contains(&n) {
+            return Err(ConfigError::Invalid {
+                key: "owner_password",
+                message: "a password has 8 to 128 characters".into(),
+            }
+            .into());
+        }
+        let hash = web::auth::hash_password(password).map_err(|_| ConfigError::Invalid {
+            key: "owner_password",
+            message: "cannot hash the password".into(),
+        })?;
+        store.set_account(OWNER, Role::Owner, &hash)?;
+        return Ok(None);
+    }
+    if store.has_owner()? {
+        return Ok(None);
+    }
+    let code = web::auth::Auth::new_setup_code();
+    tracing::warn!(setup_code = %code, "no owner password yet: open the web page and enter this setup code");
+    Ok(Some(code))
 }
 
 pub async fn run(
@@ -146,12 +179,17 @@ pub async fn run(
 
     let (connected_tx, connected_rx) = watch::channel(false);
     let topics = Topics::new(&config.store_id);
+    let mut web_store = Store::open(&config.data_dir)?;
+    let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
     let web_state = WebState {
-        store: Arc::new(Mutex::new(Store::open(&config.data_dir)?)),
+        store: Arc::new(Mutex::new(web_store)),
+        auth: Arc::new(web::auth::Auth::new(setup_code.clone())),
         store_name: config.store_name.clone(),
         merchant_id: config.merchant_id.clone(),
         public_url: config.public_url.clone(),
+        currency: config.currency.clone(),
         broker_connected: connected_rx,
+        changes: web::watch_changes(config.data_dir.join("tallybox.db")),
     };
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
 
@@ -306,6 +344,7 @@ pub async fn run(
         broker: broker_addr,
         embedded_broker: embedded,
         checkouts,
+        setup_code,
     });
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|stop| *stop).await;

@@ -42,6 +42,7 @@ pub mod cmd;
 pub mod config;
 pub mod coordinator;
 pub mod discovery;
+pub mod evidence;
 pub mod hub;
 pub mod link;
 pub mod store;

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod mqtt;
 pub mod procs;
+pub mod web;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::web::{status_json, WebClient, OWNER_PASSWORD};
 use crate::{bin, free_port, wait_for};
 
 fn log_file(path: &Path) -> File {
@@ -56,6 +57,8 @@ pub struct Hub {
     pub mqtt: u16,
     pub external_broker: bool,
     args: Vec<String>,
+    /// The owner's session, signed in on first use and again after a restart.
+    owner: std::sync::Mutex<Option<WebClient>>,
 }
 
 pub const STORE: &str = "shop";
@@ -93,6 +96,8 @@ impl Hub {
             "--devices".into(),
             "none".into(),
             "--no-mdns".into(),
+            "--owner-password".into(),
+            OWNER_PASSWORD.into(),
         ];
         match external {
             Some(port) => args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{port}")]),
@@ -106,6 +111,7 @@ impl Hub {
             mqtt,
             external_broker: external.is_some(),
             args,
+            owner: std::sync::Mutex::new(None),
         };
         hub.spawn();
         hub
@@ -135,7 +141,7 @@ impl Hub {
             .expect("start tallybox serve");
         self.child = Some(child);
         let ready = wait_for(Duration::from_secs(20), || {
-            let (status, body) = self.get("/healthz");
+            let (status, body) = self.get_public("/healthz");
             (status == 200 && body["broker_connected"] == true).then_some(())
         });
         assert!(ready.is_some(), "hub did not become ready; log:\n{}", self.log());
@@ -186,15 +192,27 @@ impl Hub {
         self.spawn();
     }
 
-    /// GET on the hub's HTTP port: status and JSON body (Null when not JSON).
-    pub fn get(&self, path: &str) -> (u16, Value) {
+    /// GET without signing in: status and JSON body (Null when not JSON).
+    pub fn get_public(&self, path: &str) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.http);
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-        match agent.get(&url).call() {
-            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
-            Err(_) => (0, Value::Null),
+        status_json(agent.get(&url).call())
+    }
+
+    /// The owner's signed-in API client (a restarted hub forgets sessions:
+    /// this signs in again).
+    pub fn web(&self) -> WebClient {
+        let mut owner = self.owner.lock().unwrap_or_else(|e| e.into_inner());
+        let alive = owner.as_ref().is_some_and(|c| c.get("/api/v1/session").0 == 200);
+        if !alive {
+            *owner = Some(WebClient::owner(self.http));
         }
+        owner.clone().expect("signed in")
+    }
+
+    /// GET as the owner: status and JSON body (Null when not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.web().get(path)
     }
 
     pub fn transactions(&self, query: &str) -> Vec<Value> {

@@ -75,6 +75,8 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
                 &format!("127.0.0.1:{control}"),
                 "--terminals",
                 "2",
+                "--owner-password",
+                tallybox_e2e::web::OWNER_PASSWORD,
             ])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -118,11 +120,8 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
             "the store name from --config is on the slip: {paper}"
         );
     }
-    let list: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{http}/api/v1/transactions"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let (status, list) = tallybox_e2e::web::WebClient::owner(http).get("/api/v1/transactions");
+    assert_eq!(status, 200, "{list}");
     assert_eq!(list["items"].as_array().unwrap().len(), 3);
 
     // Ctrl-C stops it cleanly.

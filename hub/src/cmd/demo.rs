@@ -28,6 +28,10 @@ pub struct DemoArgs {
     /// Control API of the first checkout; the others take the next ports.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub control: SocketAddr,
+    /// Sets the owner's web page password at start (8 to 128 characters);
+    /// without it a new hub shows a one-time setup code instead.
+    #[arg(long, env = "TALLYBOX_OWNER_PASSWORD", hide_env_values = true)]
+    pub owner_password: Option<String>,
     /// Language of the simulated checkouts' screens.
     #[arg(long, value_enum, default_value = "en")]
     pub lang: tallybox_terminal::session::Lang,
@@ -41,7 +45,13 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
     out.push_str("\nTallybox demo is running. Ctrl-C stops it.\n\n");
     out.push_str(&format!("  Web page     http://{}\n", s.http));
     out.push_str(&format!("  MQTT broker  {} (embedded)\n", s.broker));
-    out.push_str(&format!("  Data         {}\n\n", data_dir.display()));
+    out.push_str(&format!("  Data         {}\n", data_dir.display()));
+    match &s.setup_code {
+        Some(code) => out.push_str(&format!(
+            "  Setup code   {code}  (the web page asks for it once, to set the owner password)\n\n"
+        )),
+        None => out.push_str("  Owner        sign in on the web page with the owner password\n\n"),
+    }
     out.push_str("  Checkouts (simulated devices):\n");
     for (tid, control) in &s.checkouts {
         let who = if tid.as_str() == hub::OWN_CHECKOUT {
@@ -93,6 +103,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         extra_terminals: args.terminals,
         control: Some(args.control),
         lang: args.lang,
+        owner_password: args.owner_password.clone(),
     };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();

@@ -5,12 +5,15 @@
 //!
 //! Each state change and its audit record ([`audit`]) are one SQLite transaction.
 
+pub mod accounts;
 pub mod audit;
 pub mod fraud;
 pub mod query;
+pub mod report;
 mod schema;
 mod secret;
 pub mod settlement;
+pub mod terminals;
 pub mod writer;
 
 use std::path::Path;

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 use tallybox_terminal::amount::Amount;
-use tallybox_terminal::protocol::{TerminalId, TxnStatus};
+use tallybox_terminal::protocol::{TerminalId, TxnKind, TxnStatus};
 
 use super::{Store, StoreError, Txn};
 
@@ -27,6 +27,12 @@ pub struct Filter {
     pub last4: Option<String>,
     /// Exact amount as written on the slip, e.g. `12.50`.
     pub amount: Option<String>,
+    /// The issuer's approval code (6 characters).
+    pub auth_code: Option<String>,
+    /// The acquirer's reference number (12 characters).
+    pub reference_no: Option<String>,
+    /// sale, void, refund or balance.
+    pub kind: Option<String>,
     /// Keyset cursor: only transactions with a smaller id.
     pub before: Option<i64>,
     pub limit: Option<u32>,
@@ -114,6 +120,27 @@ impl Filter {
             clauses.push("amount = ?");
             params.push(Value::Integer(a.minor() as i64));
         }
+        if let Some(code) = &self.auth_code {
+            if code.is_empty() || code.len() > 6 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(bad("auth_code", "give the 6-character auth code from the slip"));
+            }
+            // The partial index holds only rows with a code: say so to the planner.
+            clauses.push("auth_code = ? AND auth_code <> ''");
+            params.push(Value::Text(code.to_ascii_uppercase()));
+        }
+        if let Some(reference) = &self.reference_no {
+            if reference.is_empty() || reference.len() > 12 || !reference.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(bad("reference_no", "give the 12-character reference number from the slip"));
+            }
+            clauses.push("reference_no = ? AND reference_no <> ''");
+            params.push(Value::Text(reference.to_ascii_uppercase()));
+        }
+        if let Some(kind) = &self.kind {
+            let k = super::parse_enum::<TxnKind>(kind)
+                .ok_or_else(|| bad("kind", "use sale, void, refund or balance"))?;
+            clauses.push("kind = ?");
+            params.push(Value::Text(super::enum_text(&k)));
+        }
         if let Some(before) = self.before {
             clauses.push("(local_time, id) < (SELECT local_time, id FROM transactions WHERE id = ?)");
             params.push(Value::Integer(before));
@@ -151,6 +178,25 @@ impl Store {
             None
         };
         Ok(Page { items, next_before })
+    }
+
+    /// Every transaction `filter` matches (its `before` and `limit` are
+    /// ignored), newest first, at most `max`.
+    pub fn all(&self, mut filter: Filter, max: usize) -> Result<Vec<Txn>, ListError> {
+        let mut out = Vec::new();
+        filter.before = None;
+        filter.limit = Some(MAX_LIMIT);
+        loop {
+            let page = self.list(&filter)?;
+            out.extend(page.items);
+            match page.next_before {
+                Some(b) if out.len() < max => filter.before = Some(b),
+                _ => {
+                    out.truncate(max);
+                    return Ok(out);
+                }
+            }
+        }
     }
 }
 

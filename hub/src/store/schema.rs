@@ -139,6 +139,33 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX transactions_terminal_status ON transactions (terminal_id, status, local_time);
     "#,
+    // 10: who may open the owner's web page (argon2 hashes), and every login
+    // attempt: the owner sees when and from where; failures lock an account
+    // with a growing back-off.
+    r#"
+    CREATE TABLE accounts (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('owner', 'manager')),
+        password_hash TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX accounts_one_owner ON accounts (role) WHERE role = 'owner';
+    CREATE TABLE logins (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        account TEXT NOT NULL,
+        ip      TEXT NOT NULL,
+        ok      INTEGER NOT NULL
+    );
+    CREATE INDEX logins_account ON logins (account, id);
+    "#,
+    // 11: a customer's dispute quotes the auth code or the reference number;
+    // partial indexes leave out the rows that have none (pending, declined).
+    r#"
+    CREATE INDEX transactions_auth_code ON transactions (auth_code, local_time, id) WHERE auth_code <> '';
+    CREATE INDEX transactions_reference ON transactions (reference_no, local_time, id) WHERE reference_no <> '';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

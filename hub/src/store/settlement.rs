@@ -89,4 +89,30 @@ impl Store {
         tx.commit()?;
         Ok(batch_no + 1)
     }
+
+    /// Batches settled between two UTC times (`YYYY-MM-DDTHH:MM:SS`), oldest first.
+    pub fn settlements_between(&self, from_utc: &str, to_utc: &str) -> Result<Vec<SettlementRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT batch_no, at, balanced, report FROM settlements WHERE at >= ?1 AND at < ?2 ORDER BY batch_no",
+        )?;
+        let rows = stmt.query_map([from_utc, to_utc], |r| {
+            Ok(SettlementRow {
+                batch_no: r.get(0)?,
+                at: r.get(1)?,
+                balanced: r.get(2)?,
+                report: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// One settled batch: when (UTC), whether the acquirer's totals agreed, and
+/// the report as printed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SettlementRow {
+    pub batch_no: u32,
+    pub at: String,
+    pub balanced: bool,
+    pub report: Vec<String>,
 }

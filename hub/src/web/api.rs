@@ -1,7 +1,5 @@
 //! The JSON API under `/api/v1/` and `/healthz`.
 
-use std::convert::Infallible;
-
 use serde::Serialize;
 use serde_json::{json, Value};
 use tallybox_terminal::amount::Amount;
@@ -10,31 +8,12 @@ use tallybox_terminal::slip::{self, Copy, Slip};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::WebState;
+use super::auth::{session, Session};
+use super::error::{internal, not_found, reject};
+use super::{read, WebState};
+use crate::store::accounts::Role;
 use crate::store::query::{Filter as TxnFilter, ListError};
-use crate::store::{Store, Txn};
-
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl warp::reject::Reject for ApiError {}
-
-fn reject(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
-    warp::reject::custom(ApiError {
-        status,
-        code,
-        message: message.into(),
-    })
-}
-
-fn error_body(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
-    let body = json!({"error": {"code": code, "message": message}});
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
-}
+use crate::store::Txn;
 
 /// One transaction as the page sees it: the stored fields plus the amount as
 /// text and, for a decline, what it means.
@@ -49,27 +28,8 @@ fn view(txn: &Txn) -> Value {
     v
 }
 
-async fn with_store<R: Send + 'static>(
-    state: &WebState,
-    f: impl FnOnce(&Store) -> Result<R, Rejection> + Send + 'static,
-) -> Result<R, Rejection> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || f(&store.lock().unwrap_or_else(|e| e.into_inner())))
-        .await
-        .map_err(|e| reject(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-}
-
-fn internal(e: impl std::fmt::Display) -> Rejection {
-    tracing::error!(error = %e, "API failure");
-    reject(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "the hub could not read its database; see troubleshooting",
-    )
-}
-
-async fn list(filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
-    let page = with_store(&state, move |s| {
+async fn list(_: Session, filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
+    let page = read(&state, move |s| {
         s.list(&filter).map_err(|e| match e {
             ListError::Filter(f) => reject(StatusCode::BAD_REQUEST, "bad_filter", f.to_string()),
             ListError::Store(e) => internal(e),
@@ -82,19 +42,15 @@ async fn list(filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejectio
     ))
 }
 
-async fn one(id: i64, state: WebState) -> Result<impl Reply, Rejection> {
-    let found = with_store(&state, move |s| {
+async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let found = read(&state, move |s| {
         let txn = s.get(id).map_err(internal)?;
         let undone = s.undone(id).map_err(internal)?;
         Ok(txn.map(|t| (t, undone)))
     })
     .await?;
     let Some((txn, (voided, refunded))) = found else {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no transaction {id}"),
-        ));
+        return Err(not_found(format!("no transaction {id}")));
     };
     let mut v = view(&txn);
     // What was undone of a sale (pending voids and refunds count too).
@@ -115,16 +71,12 @@ async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejecti
     let valid = token.len() == 26 && token.bytes().all(|b| b.is_ascii_alphanumeric());
     let txn = if valid {
         let token = token.to_ascii_uppercase();
-        with_store(&state, move |s| s.by_receipt_token(&token).map_err(internal)).await?
+        read(&state, move |s| s.by_receipt_token(&token).map_err(internal)).await?
     } else {
         None
     };
     let Some(txn) = txn else {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such receipt".to_string(),
-        ));
+        return Err(not_found("no such receipt"));
     };
     let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
     let slip = slip::render(&receipt, Copy::Cardholder, false).join("\n");
@@ -166,14 +118,14 @@ struct FraudQuery {
 }
 
 /// The fraud rules' hits of a period (default: all) and what is frozen now.
-async fn fraud(q: FraudQuery, state: WebState) -> Result<impl Reply, Rejection> {
+async fn fraud(_: Session, q: FraudQuery, state: WebState) -> Result<impl Reply, Rejection> {
     let from = q.from.unwrap_or_else(|| "0000".into());
     let to = match q.to {
         Some(d) if d.len() == 10 => format!("{d} 23:59:59"),
         Some(d) => d,
         None => "9999".into(),
     };
-    let (hits, frozen) = with_store(&state, move |s| {
+    let (hits, frozen) = read(&state, move |s| {
         Ok((
             s.fraud_hits(&from, &to).map_err(internal)?,
             s.freezes().map_err(internal)?,
@@ -185,7 +137,7 @@ async fn fraud(q: FraudQuery, state: WebState) -> Result<impl Reply, Rejection> 
 
 async fn health(state: WebState) -> Result<impl Reply, Rejection> {
     let broker_connected = *state.broker_connected.borrow();
-    let database = with_store(&state, |s| {
+    let database = read(&state, |s| {
         // A read that touches the table but costs the same at ten rows or ten million.
         Ok(s.connection()
             .query_row("SELECT max(id) FROM transactions", [], |r| {
@@ -210,22 +162,30 @@ async fn health(state: WebState) -> Result<impl Reply, Rejection> {
     Ok(warp::reply::with_status(warp::reply::json(&body), status))
 }
 
-pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let state = warp::any().map(move || state.clone());
-    let query = warp::query::<TxnFilter>().or_else(|e: Rejection| async move {
+/// The receipt filters from the query string; a bad one is a 400 naming it.
+pub fn filter_query() -> impl Filter<Extract = (TxnFilter,), Error = Rejection> + Clone {
+    warp::query::<TxnFilter>().or_else(|e: Rejection| async move {
         let message = match e.find::<warp::reject::InvalidQuery>() {
             Some(q) => format!("bad query: {q}"),
             None => "bad query".to_string(),
         };
         Err::<(TxnFilter,), _>(reject(StatusCode::BAD_REQUEST, "bad_filter", message))
-    });
+    })
+}
+
+pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let state_any = state.clone();
+    let state = warp::any().map(move || state.clone());
+    let query = filter_query();
     let list = warp::path!("api" / "v1" / "transactions")
         .and(warp::get())
+        .and(session(state_any.clone(), Role::Manager))
         .and(query)
         .and(state.clone())
         .and_then(list);
     let one = warp::path!("api" / "v1" / "transactions" / i64)
         .and(warp::get())
+        .and(session(state_any.clone(), Role::Manager))
         .and(state.clone())
         .and_then(one);
     let e_receipt = warp::path!("r" / String)
@@ -234,6 +194,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and_then(e_receipt);
     let fraud = warp::path!("api" / "v1" / "fraud")
         .and(warp::get())
+        .and(session(state_any, Role::Manager))
         .and(warp::query::<FraudQuery>())
         .and(state.clone())
         .and_then(fraud);
@@ -242,25 +203,4 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(state)
         .and_then(health);
     list.or(one).or(fraud).or(e_receipt).or(health)
-}
-
-pub async fn recover(e: Rejection) -> Result<warp::reply::Response, Infallible> {
-    if let Some(api) = e.find::<ApiError>() {
-        return Ok(error_body(api.status, api.code, &api.message));
-    }
-    if e.is_not_found() {
-        return Ok(error_body(StatusCode::NOT_FOUND, "not_found", "no such page"));
-    }
-    if e.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(error_body(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this address only answers GET",
-        ));
-    }
-    Ok(error_body(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        "the request could not be understood",
-    ))
 }

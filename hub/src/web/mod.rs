@@ -2,31 +2,65 @@
 //! in the repository's `web/` folder and are compiled into the binary, so the
 //! hub is one file to install.
 //!
-//! Routes: `GET /healthz`, `GET /api/v1/transactions`, `GET /api/v1/transactions/{id}`,
-//! and the page itself. Errors are `{"error": {"code", "message"}}` with the
-//! matching HTTP status.
+//! Public: `GET /healthz`, the customer's e-receipt `GET /r/{token}`, the page's
+//! static files, and signing in (`POST /api/v1/session`, `POST /api/v1/setup`).
+//! Everything else under `/api/v1/` needs a session ([`auth`]); `web/openapi.yaml`
+//! lists every route. Errors are `{"error": {"code", "message"}}` ([`error`]).
 
 mod api;
 mod assets;
+pub mod auth;
+mod error;
+mod manage;
+mod reports;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use warp::Filter;
+use warp::{Filter, Rejection};
 
 use crate::store::Store;
+use auth::Auth;
+use error::internal;
 
-/// What the handlers share: a read connection to the store (WAL lets it read
-/// while the coordinator writes) and the facts a slip needs.
+/// What the handlers share: a connection to the store (WAL lets it read while
+/// the coordinator writes), the sessions, and the facts a slip needs.
 #[derive(Clone)]
 pub struct WebState {
     pub store: Arc<Mutex<Store>>,
+    pub auth: Arc<Auth>,
     pub store_name: String,
     pub merchant_id: String,
     pub public_url: String,
+    pub currency: String,
     pub broker_connected: watch::Receiver<bool>,
+    /// Bumped whenever anyone commits to the database ([`reports::watch_changes`]).
+    pub changes: watch::Receiver<u64>,
+}
+
+/// Runs `f` on the store off the async threads.
+pub(crate) async fn read<R: Send + 'static>(
+    state: &WebState,
+    f: impl FnOnce(&Store) -> Result<R, Rejection> + Send + 'static,
+) -> Result<R, Rejection> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&store.lock().unwrap_or_else(|e| e.into_inner())))
+        .await
+        .map_err(internal)?
+}
+
+/// Like [`read`], for the page's own few writes (accounts, logins, freezes,
+/// settings); sales are written by the coordinator's store thread alone.
+pub(crate) async fn write<R: Send + 'static>(
+    state: &WebState,
+    f: impl FnOnce(&mut Store) -> Result<R, Rejection> + Send + 'static,
+) -> Result<R, Rejection> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|e| e.into_inner())))
+        .await
+        .map_err(internal)?
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +68,17 @@ pub struct WebState {
 pub struct BindError {
     pub addr: SocketAddr,
     pub source: std::io::Error,
+}
+
+/// No inline script or style, nothing from elsewhere, never inside a frame.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Starts watching `db` for commits; the receiver goes in [`WebState::changes`].
+pub fn watch_changes(db: std::path::PathBuf) -> watch::Receiver<u64> {
+    let (tx, rx) = watch::channel(0);
+    reports::watch_changes(db, tx);
+    rx
 }
 
 /// Binds `addr` now (so a clash is reported at start) and returns the server to run.
@@ -48,10 +93,16 @@ pub async fn bind(
     let local = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
-    let routes = api::routes(state)
+    let routes = auth::routes(state.clone())
+        .or(api::routes(state.clone()))
+        .or(reports::routes(state.clone()))
+        .or(manage::routes(state))
         .or(assets::routes())
-        .recover(api::recover)
-        .with(warp::reply::with::header("x-content-type-options", "nosniff"));
+        .recover(error::recover)
+        .with(warp::reply::with::header("x-content-type-options", "nosniff"))
+        .with(warp::reply::with::header("x-frame-options", "DENY"))
+        .with(warp::reply::with::header("referrer-policy", "no-referrer"))
+        .with(warp::reply::with::header("content-security-policy", CSP));
     let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move {

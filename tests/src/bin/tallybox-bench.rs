@@ -207,13 +207,14 @@ fn main() -> anyhow::Result<()> {
         ("last4=0042&limit=50", Filter { last4: Some("0042".into()), ..Filter::default() }, "WHERE last4 = '0042'"),
     ];
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+    let web = hub.web();
     let (mut http, mut code, mut raw) = (bench::histogram(), bench::histogram(), bench::histogram());
     let reader = Store::open(&data_dir)?;
     for (query, filter, where_sql) in &queries {
         let url = format!("http://127.0.0.1:{}/api/v1/transactions?{query}", hub.http);
         for _ in 0..QUERY_ROUNDS {
             let started = Instant::now();
-            let body: serde_json::Value = agent.get(&url).call()?.into_json()?;
+            let body: serde_json::Value = agent.get(&url).set("cookie", web.cookie()).call()?.into_json()?;
             bench::record(&mut http, started.elapsed());
             anyhow::ensure!(
                 body["items"].as_array().is_some_and(|i| i.len() == 50),

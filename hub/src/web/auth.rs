@@ -1,0 +1,420 @@
+//! Accounts on the owner's page: the first-start setup code, login against an
+//! argon2 hash, the session cookie (HttpOnly, SameSite=Strict, 12 hours), a
+//! CSRF token every state-changing request must echo in `X-CSRF-Token`, and
+//! the lock-out that answers repeated wrong passwords with a growing wait.
+//!
+//! Sessions live in memory: a restart of the hub signs everyone out, which
+//! costs a login and keeps session tokens off the disk.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use warp::http::header::SET_COOKIE;
+use warp::http::{Method, StatusCode};
+use warp::{Filter, Rejection, Reply};
+
+use super::error::{bad_request, internal, reject, ApiError};
+use super::WebState;
+use crate::store::accounts::{Role, OWNER};
+
+pub const COOKIE: &str = "tallybox_session";
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Wrong passwords allowed before the first lock.
+const FREE_FAILURES: u32 = 5;
+const FIRST_LOCK: Duration = Duration::from_secs(30);
+const LONGEST_LOCK: Duration = Duration::from_secs(3600);
+
+/// How long an account stays locked after `failures` wrong passwords in a row:
+/// none for the first five, then 30 s, doubling with each further failure, at
+/// most an hour.
+pub fn lock_for(failures: u32) -> Option<Duration> {
+    let over = failures.checked_sub(FREE_FAILURES)?;
+    let lock = FIRST_LOCK.saturating_mul(1u32.checked_shl(over.min(16)).unwrap_or(u32::MAX));
+    Some(lock.min(LONGEST_LOCK))
+}
+
+/// A new password is 8 to 128 characters.
+pub fn check_new_password(password: &str) -> Result<(), Rejection> {
+    let n = password.chars().count();
+    if !(8..=128).contains(&n) {
+        return Err(bad_request("a password has 8 to 128 characters"));
+    }
+    Ok(())
+}
+
+pub fn hash_password(password: &str) -> Result<String, Rejection> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(internal)?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(internal)
+}
+
+pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn token_key(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Equal-time comparison, so a wrong CSRF token or setup code leaks nothing
+/// through how fast it is refused.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub account: String,
+    pub role: Role,
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip)]
+    expires: Instant,
+}
+
+pub struct Auth {
+    /// Keyed by the SHA-256 of the cookie's token.
+    sessions: Mutex<HashMap<String, Session>>,
+    /// Shown once at start while no owner exists; used once.
+    setup_code: Mutex<Option<String>>,
+}
+
+impl Auth {
+    pub fn new(setup_code: Option<String>) -> Auth {
+        Auth {
+            sessions: Mutex::new(HashMap::new()),
+            setup_code: Mutex::new(setup_code),
+        }
+    }
+
+    /// Eight digits, written as two groups of four.
+    pub fn new_setup_code() -> String {
+        let n = rand::random::<u32>() % 100_000_000;
+        format!("{:04} {:04}", n / 10_000, n % 10_000)
+    }
+
+    /// Spends the setup code when `given` matches it (spaces ignored).
+    fn take_setup_code(&self, given: &str) -> bool {
+        let mut code = self.setup_code.lock().unwrap_or_else(|e| e.into_inner());
+        let digits = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        let ok = code.as_deref().is_some_and(|c| same(&digits(c), &digits(given)));
+        if ok {
+            *code = None;
+        }
+        ok
+    }
+
+    fn open(&self, account: &str, role: Role) -> (String, Session) {
+        let token = random_token();
+        let session = Session {
+            account: account.to_string(),
+            role,
+            csrf: random_token(),
+            expires_at: Utc::now() + SESSION_LIFETIME,
+            expires: Instant::now() + SESSION_LIFETIME,
+        };
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(token_key(&token), session.clone());
+        (token, session)
+    }
+
+    fn find(&self, token: &str) -> Option<Session> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(&token_key(token))
+            .filter(|s| s.expires > Instant::now())
+            .cloned()
+    }
+
+    fn close(&self, token: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(&token_key(token));
+    }
+
+    /// Signs `account` out everywhere (its password changed, or it was removed).
+    pub fn close_all_of(&self, account: &str) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.account != account);
+    }
+}
+
+fn cookie(token: &str, max_age: u64) -> String {
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}")
+}
+
+fn with_cookie(reply: impl Reply, cookie: String) -> warp::reply::Response {
+    warp::reply::with_header(reply, SET_COOKIE, cookie).into_response()
+}
+
+/// The session a request carries, checked: signed in, allowed (`need` =
+/// manager admits both roles), and for anything but a read, the CSRF token.
+pub fn session(
+    state: WebState,
+    need: Role,
+) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::cookie::optional::<String>(COOKIE))
+        .and(warp::header::optional::<String>("x-csrf-token"))
+        .and(warp::any().map(move || state.clone()))
+        .and_then(
+            move |method: Method, token: Option<String>, csrf: Option<String>, state: WebState| async move {
+                let Some(session) = token.and_then(|t| state.auth.find(&t)) else {
+                    return Err(unauthorized(&state).await);
+                };
+                let reading = method == Method::GET || method == Method::HEAD;
+                if !reading && !csrf.is_some_and(|c| same(&c, &session.csrf)) {
+                    return Err(reject(
+                        StatusCode::FORBIDDEN,
+                        "csrf",
+                        "the page's security token is missing or old; reload the page",
+                    ));
+                }
+                if need == Role::Owner && session.role != Role::Owner {
+                    return Err(reject(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "only the owner can do this",
+                    ));
+                }
+                Ok(session)
+            },
+        )
+}
+
+async fn unauthorized(state: &WebState) -> Rejection {
+    let has_owner = super::read(state, |s| s.has_owner().map_err(internal)).await;
+    match has_owner {
+        Ok(false) => reject(
+            StatusCode::UNAUTHORIZED,
+            "setup_required",
+            "no owner password yet: enter the setup code shown on the hub's screen and in its log",
+        ),
+        Ok(true) => reject(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
+        Err(e) => e,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    #[serde(default)]
+    name: Option<String>,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupBody {
+    code: String,
+    password: String,
+}
+
+fn ip_text(addr: Option<SocketAddr>) -> String {
+    addr.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Refuses while `account` is locked; the caller then does not even check
+/// the password, so a lock cannot be probed for the right one.
+async fn refuse_if_locked(state: &WebState, account: &str) -> Result<(), Rejection> {
+    let name = account.to_string();
+    let (failures, last) = super::read(state, move |s| s.failures_since_success(&name).map_err(internal)).await?;
+    let (Some(lock), Some(last)) = (lock_for(failures), last) else {
+        return Ok(());
+    };
+    let Ok(last) = DateTime::parse_from_rfc3339(&last) else {
+        return Ok(());
+    };
+    let until = last.with_timezone(&Utc) + lock;
+    let wait = (until - Utc::now()).num_seconds();
+    if wait <= 0 {
+        return Ok(());
+    }
+    Err(warp::reject::custom(ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "locked",
+        message: format!(
+            "too many wrong passwords: signing in is locked for {wait} s more; the owner sees every attempt under Settings"
+        ),
+        retry_after: Some(wait as u64),
+    }))
+}
+
+async fn record(state: &WebState, account: &str, ip: &str, ok: bool) -> Result<(), Rejection> {
+    let (account, ip) = (account.to_string(), ip.to_string());
+    super::write(state, move |s| s.record_login(&account, &ip, ok).map_err(internal)).await
+}
+
+fn signed_in(token: &str, session: &Session) -> warp::reply::Response {
+    let reply = warp::reply::json(session);
+    with_cookie(reply, cookie(token, SESSION_LIFETIME.as_secs()))
+}
+
+async fn login(body: LoginBody, addr: Option<SocketAddr>, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    let name = body.name.unwrap_or_else(|| OWNER.to_string());
+    if name.is_empty() || name.chars().count() > 32 {
+        return Err(bad_request("name: 1 to 32 characters"));
+    }
+    let ip = ip_text(addr);
+    refuse_if_locked(&state, &name).await?;
+    let lookup = name.clone();
+    let account = super::read(&state, move |s| s.account(&lookup).map_err(internal)).await?;
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || match &account {
+        Some(a) => verify_password(&password, &a.password_hash).then(|| a.role),
+        // Same work for an unknown name, so timing does not tell which names exist.
+        None => {
+            let _ = hash_password(&password);
+            None
+        }
+    })
+    .await
+    .map_err(internal)?;
+    record(&state, &name, &ip, ok.is_some()).await?;
+    let Some(role) = ok else {
+        tracing::warn!(account = %name, %ip, "wrong password on the web page");
+        return Err(reject(
+            StatusCode::UNAUTHORIZED,
+            "wrong_password",
+            "wrong name or password",
+        ));
+    };
+    tracing::info!(account = %name, %ip, "signed in to the web page");
+    let (token, session) = state.auth.open(&name, role);
+    Ok(signed_in(&token, &session))
+}
+
+async fn setup(body: SetupBody, addr: Option<SocketAddr>, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    if super::read(&state, |s| s.has_owner().map_err(internal)).await? {
+        return Err(reject(
+            StatusCode::CONFLICT,
+            "already_set_up",
+            "the owner password is already set; sign in",
+        ));
+    }
+    let ip = ip_text(addr);
+    refuse_if_locked(&state, OWNER).await?;
+    check_new_password(&body.password)?;
+    if !state.auth.take_setup_code(&body.code) {
+        record(&state, OWNER, &ip, false).await?;
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "wrong_setup_code",
+            "that is not the setup code; it is shown on the hub's screen and in its log",
+        ));
+    }
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(internal)??;
+    super::write(&state, move |s| s.set_account(OWNER, Role::Owner, &hash).map_err(internal)).await?;
+    record(&state, OWNER, &ip, true).await?;
+    tracing::info!(%ip, "owner password set with the setup code");
+    let (token, session) = state.auth.open(OWNER, Role::Owner);
+    Ok(signed_in(&token, &session))
+}
+
+async fn logout(token: Option<String>, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    if let Some(t) = token {
+        state.auth.close(&t);
+    }
+    Ok(with_cookie(StatusCode::NO_CONTENT, cookie("", 0)))
+}
+
+/// A JSON body of at most 16 KiB.
+pub fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(16 * 1024).and(warp::body::json())
+}
+
+pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let login = warp::path!("api" / "v1" / "session")
+        .and(warp::post())
+        .and(json_body())
+        .and(warp::addr::remote())
+        .and(with_state.clone())
+        .and_then(login);
+    let current = warp::path!("api" / "v1" / "session")
+        .and(warp::get())
+        .and(session(state.clone(), Role::Manager))
+        .map(|s: Session| warp::reply::json(&s));
+    let logout = warp::path!("api" / "v1" / "session")
+        .and(warp::delete())
+        .and(session(state.clone(), Role::Manager))
+        .and(warp::cookie::optional::<String>(COOKIE))
+        .and(with_state.clone())
+        .and_then(|_: Session, token, state| logout(token, state));
+    let setup = warp::path!("api" / "v1" / "setup")
+        .and(warp::post())
+        .and(json_body())
+        .and(warp::addr::remote())
+        .and(with_state)
+        .and_then(setup);
+    login.or(current).or(logout).or(setup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_grows_and_stops_at_an_hour() {
+        assert_eq!(lock_for(0), None);
+        assert_eq!(lock_for(4), None);
+        assert_eq!(lock_for(5), Some(Duration::from_secs(30)));
+        assert_eq!(lock_for(6), Some(Duration::from_secs(60)));
+        assert_eq!(lock_for(8), Some(Duration::from_secs(240)));
+        assert_eq!(lock_for(12), Some(Duration::from_secs(3600)));
+        assert_eq!(lock_for(u32::MAX), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_password_hash_verifies_only_its_password() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct hors", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn the_setup_code_works_once_with_or_without_its_space() {
+        let auth = Auth::new(Some("1234 5678".into()));
+        assert!(!auth.take_setup_code("1234 5679"));
+        assert!(auth.take_setup_code("12345678"));
+        assert!(!auth.take_setup_code("1234 5678"));
+    }
+
+    #[test]
+    fn sessions_are_found_by_token_and_closed_per_account() {
+        let auth = Auth::new(None);
+        let (t1, s1) = auth.open("owner", Role::Owner);
+        let (t2, _) = auth.open("ann", Role::Manager);
+        assert_eq!(auth.find(&t1).unwrap().csrf, s1.csrf);
+        assert!(auth.find("nope").is_none());
+        auth.close_all_of("owner");
+        assert!(auth.find(&t1).is_none());
+        assert!(auth.find(&t2).is_some());
+        auth.close(&t2);
+        assert!(auth.find(&t2).is_none());
+    }
+}

@@ -1,0 +1,289 @@
+//! What the owner changes: terminals (rename, freeze, unfreeze), accounts
+//! and passwords, and what the owner takes away: the evidence pack after a
+//! fraud and a backup of the whole database. Managers may freeze, rename and
+//! download evidence; accounts and backups are the owner's.
+
+use chrono::Local;
+use serde::Deserialize;
+use serde_json::json;
+use tallybox_terminal::protocol::TerminalId;
+use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{check_new_password, hash_password, json_body, session, Session};
+use super::error::{bad_request, internal, not_found, reject};
+use super::{read, write, WebState};
+use crate::evidence::{self, Shop};
+use crate::store::accounts::{Role, OWNER};
+
+/// The scope a freeze names: a terminal id, or `store` for every checkout.
+fn scope(text: &str) -> Result<String, Rejection> {
+    if text == "store" {
+        return Ok(text.to_string());
+    }
+    TerminalId::parse(text)
+        .map(|t| t.as_str().to_string())
+        .map_err(|m| bad_request(format!("terminal: {m}")))
+}
+
+async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let rows = read(&state, |s| s.terminals().map_err(internal)).await?;
+    Ok(warp::reply::json(&json!({ "terminals": rows })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+async fn rename(id: String, _: Session, body: Rename, state: WebState) -> Result<impl Reply, Rejection> {
+    let terminal = TerminalId::parse(&id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 24 {
+        return Err(bad_request("name: 1 to 24 characters"));
+    }
+    let found = write(&state, move |s| s.rename_terminal(&terminal, &name).map_err(internal)).await?;
+    if !found {
+        return Err(not_found(format!("the hub has never heard from terminal {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreezeBody {
+    scope: String,
+    reason: Option<String>,
+}
+
+async fn freeze(who: Session, body: FreezeBody, state: WebState) -> Result<impl Reply, Rejection> {
+    let scope = scope(&body.scope)?;
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| format!("frozen by {} on the web page", who.account));
+    if reason.chars().count() > 120 {
+        return Err(bad_request("reason: at most 120 characters"));
+    }
+    tracing::warn!(%scope, %reason, account = %who.account, "frozen from the web page");
+    let s2 = scope.clone();
+    write(&state, move |s| s.freeze(&s2, &reason).map_err(internal)).await?;
+    Ok(warp::reply::with_status(
+        warp::reply::json(&json!({ "scope": scope, "frozen": true })),
+        StatusCode::OK,
+    ))
+}
+
+async fn unfreeze(target: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let scope = scope(&target)?;
+    let s2 = scope.clone();
+    let was = write(&state, move |s| s.unfreeze(&s2).map_err(internal)).await?;
+    if !was {
+        return Err(not_found(format!("{scope} is not frozen")));
+    }
+    tracing::warn!(%scope, account = %who.account, "unfrozen from the web page");
+    Ok(warp::reply::json(&json!({ "scope": scope, "frozen": false })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceQuery {
+    from: String,
+    to: String,
+}
+
+async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    let name = format!("tallybox-evidence-{}-{}.tar", q.from, q.to).replace([' ', ':'], "");
+    let st = state.clone();
+    let pack = read(&state, move |s| {
+        let shop = Shop {
+            name: &st.store_name,
+            merchant_id: &st.merchant_id,
+            public_url: &st.public_url,
+        };
+        evidence::pack(s, &shop, &q.from, &q.to).map_err(|e| match e {
+            evidence::EvidenceError::List(l) => bad_request(l.to_string()),
+            other => internal(other),
+        })
+    })
+    .await?;
+    let reply = warp::reply::with_header(pack.tar, CONTENT_TYPE, "application/x-tar");
+    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    Ok(reply.into_response())
+}
+
+/// A consistent copy of the database (SQLite's `VACUUM INTO`), taken while
+/// the hub keeps selling. It holds no card numbers; it does hold the
+/// password hashes, so only the owner may take it.
+async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    let dir = tempfile::tempdir().map_err(internal)?;
+    let path = dir.path().join("backup.db");
+    let p2 = path.clone();
+    read(&state, move |s| {
+        s.connection()
+            .execute("VACUUM INTO ?1", [p2.display().to_string()])
+            .map_err(internal)
+    })
+    .await?;
+    let bytes = tokio::fs::read(&path).await.map_err(internal)?;
+    let name = format!("tallybox-backup-{}.db", Local::now().format("%Y%m%d-%H%M"));
+    let reply = warp::reply::with_header(bytes, CONTENT_TYPE, "application/vnd.sqlite3");
+    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    Ok(reply.into_response())
+}
+
+async fn accounts(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let (accounts, logins) = read(&state, |s| {
+        Ok((s.accounts().map_err(internal)?, s.logins(50).map_err(internal)?))
+    })
+    .await?;
+    Ok(warp::reply::json(&json!({ "accounts": accounts, "logins": logins })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAccount {
+    password: String,
+}
+
+/// Creates a manager, or gives a manager a new password.
+async fn set_manager(name: String, _: Session, body: SetAccount, state: WebState) -> Result<impl Reply, Rejection> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid || name == OWNER {
+        return Err(bad_request(
+            "name: 1 to 32 letters, digits, - or _ (and not \"owner\")",
+        ));
+    }
+    check_new_password(&body.password)?;
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(internal)??;
+    let n2 = name.clone();
+    write(&state, move |s| s.set_account(&n2, Role::Manager, &hash).map_err(internal)).await?;
+    state.auth.close_all_of(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_manager(name: String, _: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let n2 = name.clone();
+    let removed = write(&state, move |s| s.delete_account(&n2).map_err(internal)).await?;
+    if !removed {
+        return Err(not_found(format!("no manager named {name}")));
+    }
+    state.auth.close_all_of(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePassword {
+    current: String,
+    new: String,
+}
+
+/// Anyone signed in changes their own password with the current one; every
+/// other session of theirs is signed out.
+async fn change_password(who: Session, body: ChangePassword, state: WebState) -> Result<impl Reply, Rejection> {
+    check_new_password(&body.new)?;
+    let name = who.account.clone();
+    let account = read(&state, move |s| s.account(&name).map_err(internal))
+        .await?
+        .ok_or_else(|| reject(StatusCode::UNAUTHORIZED, "unauthorized", "sign in again"))?;
+    let (current, new) = (body.current, body.new);
+    let hash = tokio::task::spawn_blocking(move || {
+        if !super::auth::verify_password(&current, &account.password_hash) {
+            return Err(reject(
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "the current password is not right",
+            ));
+        }
+        hash_password(&new)
+    })
+    .await
+    .map_err(internal)??;
+    let (name, role) = (who.account.clone(), who.role);
+    write(&state, move |s| s.set_account(&name, role, &hash).map_err(internal)).await?;
+    state.auth.close_all_of(&who.account);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let anyone = session(state.clone(), Role::Manager);
+    let owner = session(state, Role::Owner);
+    let terminals = warp::path!("api" / "v1" / "terminals")
+        .and(warp::get())
+        .and(anyone.clone())
+        .and(with_state.clone())
+        .and_then(terminals);
+    let rename = warp::path!("api" / "v1" / "terminals" / String)
+        .and(warp::put())
+        .and(anyone.clone())
+        .and(json_body())
+        .and(with_state.clone())
+        .and_then(rename);
+    let freeze = warp::path!("api" / "v1" / "freezes")
+        .and(warp::post())
+        .and(anyone.clone())
+        .and(json_body())
+        .and(with_state.clone())
+        .and_then(freeze);
+    let unfreeze = warp::path!("api" / "v1" / "freezes" / String)
+        .and(warp::delete())
+        .and(anyone.clone())
+        .and(with_state.clone())
+        .and_then(unfreeze);
+    let evidence = warp::path!("api" / "v1" / "evidence")
+        .and(warp::get())
+        .and(anyone.clone())
+        .and(warp::query::<EvidenceQuery>())
+        .and(with_state.clone())
+        .and_then(evidence);
+    let password = warp::path!("api" / "v1" / "password")
+        .and(warp::put())
+        .and(anyone)
+        .and(json_body())
+        .and(with_state.clone())
+        .and_then(change_password);
+    let backup = warp::path!("api" / "v1" / "backup")
+        .and(warp::get())
+        .and(owner.clone())
+        .and(with_state.clone())
+        .and_then(backup);
+    let accounts = warp::path!("api" / "v1" / "accounts")
+        .and(warp::get())
+        .and(owner.clone())
+        .and(with_state.clone())
+        .and_then(accounts);
+    let set_manager = warp::path!("api" / "v1" / "accounts" / String)
+        .and(warp::put())
+        .and(owner.clone())
+        .and(json_body())
+        .and(with_state.clone())
+        .and_then(set_manager);
+    let remove_manager = warp::path!("api" / "v1" / "accounts" / String)
+        .and(warp::delete())
+        .and(owner)
+        .and(with_state)
+        .and_then(remove_manager);
+    terminals
+        .or(rename)
+        .or(freeze)
+        .or(unfreeze)
+        .or(evidence)
+        .or(password)
+        .or(backup)
+        .or(accounts)
+        .or(set_manager)
+        .or(remove_manager)
+}

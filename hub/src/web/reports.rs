@@ -1,0 +1,222 @@
+//! What the owner reads: today's totals, day / week / month reports, the
+//! CSV export, and the live feed (server-sent events) that tells an open page
+//! something changed so it can fetch what it shows.
+
+use std::time::Duration;
+
+use chrono::{Local, NaiveDate};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::StreamExt;
+use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{session, Session};
+use super::error::{bad_request, internal};
+use super::{read, WebState};
+use crate::evidence::csv;
+use crate::store::accounts::Role;
+use crate::store::query::{Filter as TxnFilter, ListError};
+use crate::store::report::Period;
+use crate::store::Txn;
+
+/// The most rows one CSV export carries (a busy shop's quarter).
+const MAX_EXPORT: usize = 200_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    period: Option<String>,
+    date: Option<String>,
+}
+
+fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
+    match text {
+        None => Ok(Local::now().date_naive()),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map_err(|_| bad_request("date: use YYYY-MM-DD")),
+    }
+}
+
+/// Local midnight of `day` in UTC, as settlements record their time.
+fn utc_of(day: NaiveDate) -> String {
+    use chrono::TimeZone;
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    Local
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_else(|| midnight.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
+async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Reply, Rejection> {
+    let period = match q.period.as_deref() {
+        None => Period::Day,
+        Some(p) => Period::parse(p).ok_or_else(|| bad_request("period: use day, week or month"))?,
+    };
+    let (from, to) = period.range(date(q.date.as_deref())?);
+    let (report, settlements) = read(&state, move |s| {
+        let report = s.report(from, to, period == Period::Day).map_err(internal)?;
+        let settlements = s
+            .settlements_between(&utc_of(from), &utc_of(to))
+            .map_err(internal)?;
+        Ok((report, settlements))
+    })
+    .await?;
+    let mut body = serde_json::to_value(&report).map_err(internal)?;
+    body["period"] = json!(q.period.as_deref().unwrap_or("day"));
+    body["currency"] = json!(state.currency);
+    body["settlements"] = json!(settlements);
+    Ok(warp::reply::json(&body))
+}
+
+async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let day = Local::now().date_naive();
+    let (from, to) = Period::Day.range(day);
+    let (report, terminals) = read(&state, move |s| {
+        Ok((
+            s.report(from, to, true).map_err(internal)?,
+            s.terminals().map_err(internal)?,
+        ))
+    })
+    .await?;
+    Ok(warp::reply::json(&json!({
+        "date": report.from,
+        "currency": state.currency,
+        "totals": report.totals,
+        "by_terminal": report.by_terminal,
+        "by_brand": report.by_brand,
+        "terminals": terminals,
+    })))
+}
+
+fn csv_line(t: &Txn) -> String {
+    let reason = if t.response_code.is_empty() {
+        ("".to_string(), "".to_string())
+    } else {
+        let x = tallybox_terminal::reason::explain(&t.response_code);
+        (x.reason_zh.to_string(), x.reason_en.to_string())
+    };
+    [
+        t.id.to_string(),
+        t.local_time.clone(),
+        t.terminal_id.clone(),
+        t.kind.as_str().into(),
+        t.status.as_str().into(),
+        t.amount.to_string(),
+        t.currency.clone(),
+        t.masked_pan.as_str().into(),
+        t.brand.label().into(),
+        t.entry_mode.label().into(),
+        t.batch_no.to_string(),
+        t.trace_no.to_string(),
+        t.reference_no.clone(),
+        t.auth_code.clone(),
+        t.response_code.clone(),
+        reason.0,
+        reason.1,
+    ]
+    .iter()
+    .map(|f| csv(f))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// The filtered transactions as a CSV Excel opens right: UTF-8 with a byte
+/// order mark (or Chinese turns to mojibake), CRLF line ends, oldest first.
+async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    let name = format!(
+        "tallybox-{}-{}.csv",
+        filter.from.as_deref().unwrap_or("start").replace([' ', ':'], ""),
+        filter.to.as_deref().unwrap_or("now").replace([' ', ':'], "")
+    );
+    let rows = read(&state, move |s| {
+        s.all(filter, MAX_EXPORT).map_err(|e| match e {
+            ListError::Filter(f) => bad_request(f.to_string()),
+            ListError::Store(e) => internal(e),
+        })
+    })
+    .await?;
+    let mut out = String::with_capacity(64 + rows.len() * 160);
+    out.push('\u{feff}');
+    out.push_str("id,时间 time,终端 terminal,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n");
+    for t in rows.iter().rev() {
+        out.push_str(&csv_line(t));
+        out.push_str("\r\n");
+    }
+    let reply = warp::reply::with_header(out, CONTENT_TYPE, "text/csv; charset=utf-8");
+    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    Ok(reply.into_response())
+}
+
+/// `change` whenever the store changed (at most four a second), and a
+/// comment every 15 s so proxies and phones keep the connection.
+async fn events(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let changes = WatchStream::new(state.changes.clone()).map(|version| {
+        Ok::<_, std::convert::Infallible>(warp::sse::Event::default().event("change").data(version.to_string()))
+    });
+    let throttled = changes.throttle(Duration::from_millis(250));
+    Ok(warp::sse::reply(
+        warp::sse::keep_alive().interval(Duration::from_secs(15)).stream(throttled),
+    ))
+}
+
+/// Watches the database file for commits by anyone (the coordinator, the
+/// page, `tallybox freeze`) with SQLite's `data_version`, four times a second.
+pub fn watch_changes(db: std::path::PathBuf, tx: watch::Sender<u64>) {
+    std::thread::Builder::new()
+        .name("web-changes".into())
+        .spawn(move || {
+            let conn = match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch the database; the page will not update live");
+                    return;
+                }
+            };
+            let mut last = None;
+            while !tx.is_closed() {
+                let now: Option<i64> = conn.query_row("PRAGMA data_version", [], |r| r.get(0)).ok();
+                if now.is_some() && last.is_some() && now != last {
+                    tx.send_modify(|v| *v += 1);
+                }
+                last = now;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the change watcher"));
+}
+
+pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let signed_in = session(state, Role::Manager);
+    let today = warp::path!("api" / "v1" / "today")
+        .and(warp::get())
+        .and(signed_in.clone())
+        .and(with_state.clone())
+        .and_then(today);
+    let report = warp::path!("api" / "v1" / "reports")
+        .and(warp::get())
+        .and(signed_in.clone())
+        .and(warp::query::<ReportQuery>())
+        .and(with_state.clone())
+        .and_then(report);
+    let export = warp::path!("api" / "v1" / "transactions.csv")
+        .and(warp::get())
+        .and(signed_in.clone())
+        .and(super::api::filter_query())
+        .and(with_state.clone())
+        .and_then(export);
+    let events = warp::path!("api" / "v1" / "events")
+        .and(warp::get())
+        .and(signed_in)
+        .and(with_state)
+        .and_then(events);
+    today.or(report).or(export).or(events)
+}

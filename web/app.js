@@ -1,10 +1,19 @@
-// The receipts page: a list with filters and keyset paging, and a receipt
-// shown as its slip. Plain JavaScript so a cheap phone loads it at once.
+// The owner's page: sign-in, today's totals, receipts with search and keyset
+// paging, a receipt as its slip, reports with SVG charts, terminals, and
+// settings. Plain JavaScript and no libraries, so a cheap phone loads it at
+// once; the hub tells an open page when something changed (server-sent
+// events) and the page fetches what it shows again.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+const VIEWS = ["login", "setup", "today", "list", "detail", "reports", "terminals", "troubleshooting", "settings"];
+let session = null;
+let events = null;
 let nextBefore = null;
-let newestId = 0;
+let pagesShown = 0;
+let current = "list";
+
+// ---- plumbing -------------------------------------------------------------
 
 function showError(message) {
   const box = $("#error");
@@ -12,107 +21,463 @@ function showError(message) {
   box.hidden = !message;
 }
 
-async function getJson(url) {
-  const res = await fetch(url, { headers: { Accept: "application/json" } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    throw new Error((body.error && body.error.message) || `HTTP ${res.status}`);
-  }
-  return body;
+function notice(message) {
+  const box = $("#notice");
+  box.textContent = message;
+  box.hidden = false;
+  setTimeout(() => { box.hidden = true; }, 3000);
 }
+
+async function api(method, url, body) {
+  const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== "GET" && session) opts.headers["X-CSRF-Token"] = session.csrf;
+  const res = await fetch(url, opts);
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error((data.error && data.error.message) || `HTTP ${res.status}`);
+    err.code = data.error && data.error.code;
+    err.status = res.status;
+    if (res.status === 401 && session && !url.endsWith("/password")) {
+      session = null;
+      signedOut(err.code);
+    }
+    throw err;
+  }
+  return data;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function money(minor, currency) {
+  const sign = minor < 0 ? "-" : "";
+  const abs = Math.abs(minor);
+  return `${currency} ${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")}`;
+}
+
+function localTime(utc) {
+  const d = new Date(utc);
+  return isNaN(d) ? utc : d.toLocaleString(LANG);
+}
+
+function table(node, head, rows) {
+  node.replaceChildren();
+  if (!rows.length) {
+    node.append(el("tr", {}, el("td", { class: "muted" }, t("none_yet"))));
+    return;
+  }
+  node.append(el("tr", {}, ...head.map((h) => el("th", {}, h))));
+  for (const r of rows) node.append(el("tr", {}, ...r.map((c) => el("td", {}, c))));
+}
+
+function totalsCards(node, totals, currency) {
+  node.replaceChildren(
+    card(t("sales"), money(totals.sales_minor, currency), `${totals.sales}`),
+    card(t("refunds"), money(totals.refunds_minor, currency), `${totals.refunds}`),
+    card(t("voids"), money(totals.voids_minor, currency), `${totals.voids}`),
+    card(t("net"), money(totals.net_minor, currency), ""),
+    card(t("declined"), `${totals.declined}`, ""),
+  );
+}
+
+function card(label, value, count) {
+  return el("div", { class: "card" }, el("span", { class: "label" }, label), el("strong", {}, value),
+    el("span", { class: "count" }, count ? `× ${count}` : ""));
+}
+
+function lineRows(lines, currency) {
+  return lines.map((l) => [l.key, `${l.sales}`, money(l.net_minor, currency), `${l.declined}`]);
+}
+
+// ---- sign-in --------------------------------------------------------------
+
+function show(view) {
+  current = view;
+  for (const v of VIEWS) $(`#${v}-view`).hidden = v !== view;
+  const signedIn = !!session;
+  $("#nav").hidden = !signedIn;
+  $("#logout").hidden = !signedIn;
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.getAttribute("href") === navHref(view));
+  }
+}
+
+function navHref(view) {
+  return { today: "#/today", list: "#/", detail: "#/", reports: "#/reports", terminals: "#/terminals",
+    troubleshooting: "#/troubleshooting", settings: "#/settings" }[view];
+}
+
+function signedOut(code) {
+  if (events) events.close();
+  events = null;
+  show(code === "setup_required" ? "setup" : "login");
+}
+
+function signedIn(s) {
+  session = s;
+  showError("");
+  $("#owner-only").hidden = s.role !== "owner";
+  if (!events) {
+    events = new EventSource("/api/v1/events");
+    events.addEventListener("change", () => refresh());
+  }
+  if (!location.hash || location.hash === "#") location.hash = "#/today";
+  route();
+}
+
+async function boot() {
+  applyWords();
+  try {
+    signedIn(await api("GET", "/api/v1/session"));
+  } catch (e) {
+    if (e.status !== 401) showError(e.message);
+    signedOut(e.code);
+  }
+}
+
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try {
+    const s = await api("POST", "/api/v1/session", { name: f.get("name") || "owner", password: f.get("password") });
+    e.target.reset();
+    signedIn(s);
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
+$("#setup-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try {
+    signedIn(await api("POST", "/api/v1/setup", { code: f.get("code"), password: f.get("password") }));
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  try { await api("DELETE", "/api/v1/session"); } catch (e) { /* signed out either way */ }
+  session = null;
+  signedOut("unauthorized");
+});
+
+$("#lang").addEventListener("click", () => {
+  switchLang();
+  if (session) route();
+});
+
+// ---- today ----------------------------------------------------------------
+
+async function loadToday() {
+  const d = await api("GET", "/api/v1/today");
+  $("#today-date").textContent = d.date;
+  totalsCards($("#today-totals"), d.totals, d.currency);
+  const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
+  table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
+    lineRows(d.by_terminal, d.currency).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]} (${r[0]})` : r[0], ...r.slice(1)]));
+  table($("#today-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(d.by_brand, d.currency));
+}
+
+// ---- receipts -------------------------------------------------------------
 
 function filterQuery() {
   const params = new URLSearchParams();
   for (const [key, value] of new FormData($("#filters"))) {
-    if (value) params.set(key, value);
+    if (value) params.set(key, value.trim());
   }
   return params;
 }
 
+function statusText(txn) {
+  const s = t(`st_${txn.status}`);
+  if (txn.reason && txn.status !== "approved") return `${s} · ${LANG === "en" ? txn.reason.en : txn.reason["zh-CN"]}`;
+  return s;
+}
+
 function row(txn) {
-  const li = document.createElement("li");
-  const a = document.createElement("a");
-  a.href = `#/receipt/${txn.id}`;
-  a.dataset.id = txn.id;
-  const cells = [
-    ["meta", `${txn.local_time} · ${txn.terminal_id}`],
-    ["amount", `${txn.currency} ${txn.amount_text}`],
-    ["meta", `${txn.masked_pan} · ${txn.kind}`],
-    ["status " + txn.status, txn.reason && txn.status !== "approved" ? `${txn.status} · ${txn.reason.en}` : txn.status],
-  ];
-  for (const [cls, text] of cells) {
-    const span = document.createElement("span");
-    span.className = cls;
-    span.textContent = text;
-    a.appendChild(span);
-  }
-  li.appendChild(a);
-  return li;
+  return el("li", {}, el("a", { href: `#/receipt/${txn.id}`, "data-id": txn.id },
+    el("span", { class: "meta" }, `${txn.local_time} · ${txn.terminal_id}`),
+    el("span", { class: "amount" }, `${txn.currency} ${txn.amount_text}`),
+    el("span", { class: "meta" }, `${txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
+    el("span", { class: `status ${txn.status}` }, statusText(txn))));
 }
 
-async function load(reset) {
+async function loadReceipts(reset) {
   const params = filterQuery();
+  $("#csv").href = `/api/v1/transactions.csv?${params}`;
   if (!reset && nextBefore) params.set("before", nextBefore);
-  try {
-    const page = await getJson(`/api/v1/transactions?${params}`);
-    showError("");
-    const list = $("#receipts");
-    if (reset) {
-      list.replaceChildren();
-      newestId = page.items.length ? page.items[0].id : 0;
-    }
-    page.items.forEach((t) => list.appendChild(row(t)));
-    nextBefore = page.next_before || null;
-    $("#more").hidden = !nextBefore;
-    $("#empty").hidden = list.children.length > 0;
-  } catch (e) {
-    showError(e.message);
+  const page = await api("GET", `/api/v1/transactions?${params}`);
+  const list = $("#receipts");
+  if (reset) {
+    list.replaceChildren();
+    pagesShown = 0;
   }
+  pagesShown += 1;
+  page.items.forEach((x) => list.append(row(x)));
+  nextBefore = page.next_before || null;
+  $("#more").hidden = !nextBefore;
+  $("#empty").hidden = list.children.length > 0;
+  $("#list-end").textContent = !nextBefore && list.children.length ? t("end_of_list") : "";
 }
 
-// New sales appear without a reload: poll for anything newer than the top row.
-async function refresh() {
-  if (!$("#detail-view").hidden) return;
-  try {
-    const page = await getJson(`/api/v1/transactions?${filterQuery()}&limit=1`);
-    const top = page.items[0];
-    if (top && (top.id !== newestId || top.status === "pending")) await load(true);
-  } catch (e) {
-    showError(e.message);
+// Infinite scroll: the next page loads as the end of the list comes into view.
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting) && nextBefore && current === "list") {
+    loadReceipts(false).catch((e) => showError(e.message));
   }
-}
-
-async function showReceipt(id) {
-  $("#list-view").hidden = true;
-  $("#detail-view").hidden = false;
-  $("#slip").textContent = "Loading…";
-  try {
-    const txn = await getJson(`/api/v1/transactions/${encodeURIComponent(id)}`);
-    const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
-    $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}`;
-    $("#slip").textContent = txn.slip.join("\n");
-  } catch (e) {
-    $("#detail-status").textContent = "";
-    $("#slip").textContent = e.message;
-  }
-}
-
-function route() {
-  const m = location.hash.match(/^#\/receipt\/(\d+)$/);
-  if (m) {
-    showReceipt(m[1]);
-  } else {
-    $("#detail-view").hidden = true;
-    $("#list-view").hidden = false;
-    load(true);
-  }
-}
+}).observe($("#list-end"));
 
 $("#filters").addEventListener("submit", (e) => {
   e.preventDefault();
-  load(true);
+  loadReceipts(true).then(() => showError("")).catch((err) => showError(err.message));
 });
-$("#more").addEventListener("click", () => load(false));
+$("#more").addEventListener("click", () => loadReceipts(false).catch((e) => showError(e.message)));
+
+async function loadReceipt(id) {
+  $("#slip").textContent = "…";
+  const txn = await api("GET", `/api/v1/transactions/${encodeURIComponent(id)}`);
+  const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
+  $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}`;
+  $("#slip").textContent = txn.slip.join("\n");
+  const share = $("#share");
+  share.hidden = !txn.receipt_token;
+  if (txn.receipt_token) {
+    $("#share-qr").src = `/r/${txn.receipt_token}/qr.svg`;
+    $("#share-link").href = `/r/${txn.receipt_token}`;
+    $("#share-link").textContent = txn.receipt_link || `/r/${txn.receipt_token}`;
+  }
+}
+
+// ---- reports --------------------------------------------------------------
+
+function chart(buckets, currency, hourly) {
+  const w = 340, h = 160, pad = 18;
+  const max = Math.max(1, ...buckets.map((b) => b.net_minor));
+  const step = (w - pad) / buckets.length;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h + 16}`);
+  svg.setAttribute("role", "img");
+  buckets.forEach((b, i) => {
+    const bh = Math.max(0, (b.net_minor / max) * (h - pad));
+    const r = document.createElementNS(ns, "rect");
+    r.setAttribute("x", (pad + i * step + 1).toFixed(1));
+    r.setAttribute("y", (h - bh).toFixed(1));
+    r.setAttribute("width", Math.max(1, step - 2).toFixed(1));
+    r.setAttribute("height", bh.toFixed(1));
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${b.key}: ${money(b.net_minor, currency)} (${b.sales})`;
+    r.append(title);
+    svg.append(r);
+    const every = hourly ? 3 : Math.ceil(buckets.length / 8);
+    if (i % every === 0) {
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", (pad + i * step).toFixed(1));
+      label.setAttribute("y", h + 13);
+      label.textContent = hourly ? b.key : b.key.slice(5);
+      svg.append(label);
+    }
+  });
+  const top = document.createElementNS(ns, "text");
+  top.setAttribute("x", 0);
+  top.setAttribute("y", 10);
+  top.textContent = money(max, currency);
+  svg.append(top);
+  return svg;
+}
+
+function dayBefore(iso) {
+  const d = new Date(`${iso}T12:00:00`);
+  d.setDate(d.getDate() - 1);
+  return d.toISOString().slice(0, 10);
+}
+
+async function loadReport() {
+  const form = $("#report-form");
+  if (!form.date.value) form.date.value = new Date().toLocaleDateString("sv");
+  const params = new URLSearchParams(new FormData(form));
+  const r = await api("GET", `/api/v1/reports?${params}`);
+  totalsCards($("#report-totals"), r.totals, r.currency);
+  const hourly = r.period === "day";
+  $("#chart-title").textContent = t(hourly ? "chart_hour" : "chart_day");
+  $("#chart").replaceChildren(chart(r.buckets, r.currency, hourly));
+  table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, r.currency));
+  table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, r.currency));
+  $("#report-csv").href = `/api/v1/transactions.csv?from=${r.from}&to=${dayBefore(r.to)}`;
+  const list = $("#report-settlements");
+  list.replaceChildren(...r.settlements.map((s) => el("li", {},
+    el("strong", {}, `${t("batch")} ${s.batch_no} · ${s.balanced ? t("balanced") : t("out_of_balance")}`),
+    el("span", { class: "muted" }, ` ${localTime(s.at)}`),
+    el("pre", { class: "slip" }, s.report.join("\n")))));
+  if (!r.settlements.length) list.append(el("li", { class: "muted" }, t("none_yet")));
+}
+
+$("#report-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  loadReport().catch((err) => showError(err.message));
+});
+
+// ---- terminals ------------------------------------------------------------
+
+function health(d) {
+  if (!d) return "";
+  const parts = [`${t("swipes")} ${d.swipes} (${d.swipe_errors} ${t("swipe_errors")})`,
+    `${t("taps")} ${d.taps} (${d.tap_errors} ${t("tap_errors")})`];
+  if (d.cards_stuck) parts.push(`${t("cards_stuck")} ${d.cards_stuck}`);
+  parts.push(`${t("printer")} ${d.printer ? d.printer : t("ok")}`);
+  if (d.slips_waiting) parts.push(`${t("slips_waiting")} ${d.slips_waiting}`);
+  return parts.join(" · ");
+}
+
+async function act(method, url, body, done) {
+  try {
+    await api(method, url, body);
+    notice(done || t("saved"));
+    await loadTerminals();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function terminalItem(x) {
+  const reason = el("input", { name: "reason", placeholder: t("freeze_reason"), maxlength: "120" });
+  const name = el("input", { name: "name", value: x.name, maxlength: "24", "aria-label": t("name") });
+  const frozenHere = x.frozen && !x.store_frozen;
+  return el("li", { class: `terminal${x.frozen ? " frozen" : ""}`, "data-id": x.id },
+    el("div", { class: "head" },
+      el("span", { class: `dot ${x.online ? "on" : "off"}` }, ""),
+      el("strong", {}, x.name === x.id ? x.id : `${x.name} (${x.id})`),
+      el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
+    el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}`),
+    el("div", { class: "muted" }, health(x.devices)),
+    x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
+    el("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      act("PUT", `/api/v1/terminals/${x.id}`, { name: name.value });
+    } }, name, el("button", { type: "submit", class: "secondary" }, t("rename"))),
+    frozenHere
+      ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/freezes/${x.id}`) }, t("unfreeze"))
+      : el("form", { class: "inline", onsubmit: (e) => {
+        e.preventDefault();
+        act("POST", "/api/v1/freezes", { scope: x.id, reason: reason.value });
+      } }, reason, el("button", { type: "submit", class: "danger" }, t("freeze"))));
+}
+
+async function loadTerminals() {
+  const d = await api("GET", "/api/v1/terminals");
+  const list = $("#terminal-list");
+  list.replaceChildren(...d.terminals.map((x) => terminalItem({ ...x, store_frozen: d.store_frozen })));
+  if (!d.terminals.length) list.append(el("li", { class: "muted" }, t("no_terminals")));
+  $("#store-frozen").textContent = d.store_frozen ? `${t("store_is_frozen")} ${d.store_frozen}` : t("not_frozen");
+  $("#store-freeze").hidden = !!d.store_frozen;
+  $("#store-unfreeze").hidden = !d.store_frozen;
+}
+
+$("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }));
+$("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store"));
+$("#evidence-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  location.href = `/api/v1/evidence?${new URLSearchParams(new FormData(e.target))}`;
+});
+
+// ---- settings -------------------------------------------------------------
+
+async function loadSettings() {
+  const s = await api("GET", "/api/v1/settings");
+  const facts = [["store_name", s.store_name], ["merchant_id", s.merchant_id], ["currency", s.currency],
+    ["public_url", s.public_url], ["hub_version", s.version]];
+  $("#shop-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]),
+    el("dd", { class: "muted" }, t("settings_file")));
+  if (session.role !== "owner") return;
+  const a = await api("GET", "/api/v1/accounts");
+  $("#managers").replaceChildren(...a.accounts.filter((x) => x.role === "manager").map((x) =>
+    el("li", {}, `${x.name} `, el("button", { type: "button", class: "secondary", onclick: async () => {
+      try { await api("DELETE", `/api/v1/accounts/${encodeURIComponent(x.name)}`); await loadSettings(); } catch (e) { showError(e.message); }
+    } }, t("remove")))));
+  table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
+    a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
+}
+
+$("#password-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try {
+    await api("PUT", "/api/v1/password", { current: f.get("current"), new: f.get("new") });
+    e.target.reset();
+    session = null;
+    signedOut("unauthorized");
+    notice(t("password_changed"));
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
+$("#manager-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  try {
+    await api("PUT", `/api/v1/accounts/${encodeURIComponent(f.get("name"))}`, { password: f.get("password") });
+    e.target.reset();
+    notice(t("saved"));
+    await loadSettings();
+  } catch (err) {
+    showError(err.message);
+  }
+});
+
+// ---- routing --------------------------------------------------------------
+
+const LOADERS = {
+  today: loadToday,
+  list: () => loadReceipts(true),
+  reports: loadReport,
+  terminals: loadTerminals,
+  settings: loadSettings,
+  troubleshooting: async () => {},
+};
+
+function route() {
+  if (!session) return;
+  const hash = location.hash;
+  const receipt = hash.match(/^#\/receipt\/(\d+)$/);
+  let view = "list";
+  let load;
+  if (receipt) {
+    view = "detail";
+    load = () => loadReceipt(receipt[1]);
+  } else {
+    view = { "#/today": "today", "#/reports": "reports", "#/terminals": "terminals",
+      "#/troubleshooting": "troubleshooting", "#/settings": "settings" }[hash] || "list";
+    load = LOADERS[view];
+  }
+  show(view);
+  applyWords();
+  load().then(() => showError("")).catch((e) => showError(e.message));
+}
+
+// Something changed in the store: fetch again what this view shows (a
+// receipts list only while its first page is all that is showing).
+function refresh() {
+  if (!session) return;
+  const again = { today: loadToday, terminals: loadTerminals, reports: loadReport }[current];
+  if (again) again().catch((e) => showError(e.message));
+  if (current === "list" && pagesShown <= 1) loadReceipts(true).catch((e) => showError(e.message));
+}
+
 window.addEventListener("hashchange", route);
-route();
-setInterval(refresh, 1000);
+boot();

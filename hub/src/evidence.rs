@@ -196,4 +196,3 @@ pub fn pack(store: &Store, shop: &Shop<'_>, from: &str, to: &str) -> Result<Pack
         verify: verify.trim().to_string(),
     })
 }
-

@@ -71,6 +71,24 @@ impl Hub {
 
     /// `external`: the port of a broker already running; `extra`: more flags.
     pub fn start_with(external: Option<u16>, extra: &[&str]) -> Hub {
+        let mut flags = vec!["--owner-password", OWNER_PASSWORD];
+        flags.extend_from_slice(extra);
+        Hub::start_full(external, &flags)
+    }
+
+    /// A hub as a shop gets it: no owner password yet (see [`Hub::setup_code`]).
+    pub fn start_fresh() -> Hub {
+        Hub::start_full(None, &[])
+    }
+
+    /// The one-time setup code the hub logged at start.
+    pub fn setup_code(&self) -> String {
+        let log = self.log();
+        let at = log.rfind("setup_code=").expect("the hub logged a setup code") + "setup_code=".len();
+        log[at..].chars().take(9).collect()
+    }
+
+    fn start_full(external: Option<u16>, extra: &[&str]) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let http = free_port();
         let mqtt = external.unwrap_or_else(|| loop {
@@ -96,8 +114,6 @@ impl Hub {
             "--devices".into(),
             "none".into(),
             "--no-mdns".into(),
-            "--owner-password".into(),
-            OWNER_PASSWORD.into(),
         ];
         match external {
             Some(port) => args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{port}")]),

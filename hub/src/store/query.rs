@@ -129,8 +129,14 @@ impl Filter {
             params.push(Value::Text(code.to_ascii_uppercase()));
         }
         if let Some(reference) = &self.reference_no {
-            if reference.is_empty() || reference.len() > 12 || !reference.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(bad("reference_no", "give the 12-character reference number from the slip"));
+            if reference.is_empty()
+                || reference.len() > 12
+                || !reference.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(bad(
+                    "reference_no",
+                    "give the 12-character reference number from the slip",
+                ));
             }
             clauses.push("reference_no = ? AND reference_no <> ''");
             params.push(Value::Text(reference.to_ascii_uppercase()));

@@ -114,7 +114,9 @@ pub struct Report {
 }
 
 fn lines(map: BTreeMap<String, Totals>) -> Vec<Line> {
-    map.into_iter().map(|(key, totals)| Line { key, totals }).collect()
+    map.into_iter()
+        .map(|(key, totals)| Line { key, totals })
+        .collect()
 }
 
 impl Store {
@@ -162,7 +164,10 @@ impl Store {
             let minor: i64 = row.get(6)?;
             totals.add(kind, status, count, minor);
             buckets.entry(key).or_default().add(kind, status, count, minor);
-            by_terminal.entry(terminal).or_default().add(kind, status, count, minor);
+            by_terminal
+                .entry(terminal)
+                .or_default()
+                .add(kind, status, count, minor);
             by_brand.entry(brand).or_default().add(kind, status, count, minor);
         }
         Ok(Report {

@@ -91,7 +91,11 @@ impl Store {
     }
 
     /// Batches settled between two UTC times (`YYYY-MM-DDTHH:MM:SS`), oldest first.
-    pub fn settlements_between(&self, from_utc: &str, to_utc: &str) -> Result<Vec<SettlementRow>, StoreError> {
+    pub fn settlements_between(
+        &self,
+        from_utc: &str,
+        to_utc: &str,
+    ) -> Result<Vec<SettlementRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT batch_no, at, balanced, report FROM settlements WHERE at >= ?1 AND at < ?2 ORDER BY batch_no",
         )?;

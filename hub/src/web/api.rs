@@ -67,17 +67,19 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
 /// The customer's e-receipt: one receipt, nothing else, for whoever holds the
 /// link (printed as a QR code). Tokens are 128 random bits; an unknown one
 /// reads like any missing page.
-async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejection> {
+async fn by_token(token: String, state: &WebState) -> Result<Txn, Rejection> {
     let valid = token.len() == 26 && token.bytes().all(|b| b.is_ascii_alphanumeric());
     let txn = if valid {
         let token = token.to_ascii_uppercase();
-        read(&state, move |s| s.by_receipt_token(&token).map_err(internal)).await?
+        read(state, move |s| s.by_receipt_token(&token).map_err(internal)).await?
     } else {
         None
     };
-    let Some(txn) = txn else {
-        return Err(not_found("no such receipt"));
-    };
+    txn.ok_or_else(|| not_found("no such receipt"))
+}
+
+async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejection> {
+    let txn = by_token(token, &state).await?;
     let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
     let slip = slip::render(&receipt, Copy::Cardholder, false).join("\n");
     let page = format!(
@@ -92,6 +94,34 @@ async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejecti
         warp::reply::html(page),
         "cache-control",
         "no-store",
+    ))
+}
+
+/// The e-receipt link as a QR code, for the owner to show a customer.
+async fn e_receipt_qr(token: String, state: WebState) -> Result<impl Reply, Rejection> {
+    let txn = by_token(token, &state).await?;
+    let link = txn
+        .receipt(&state.store_name, &state.merchant_id, &state.public_url)
+        .link
+        .unwrap_or_default();
+    let svg = qr_svg(&link).ok_or_else(|| internal("the e-receipt link does not fit a QR code"))?;
+    Ok(warp::reply::with_header(svg, "content-type", "image/svg+xml"))
+}
+
+/// A QR code as SVG: one path of dark modules inside a 4-module quiet zone.
+fn qr_svg(data: &str) -> Option<String> {
+    let code = qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M).ok()?;
+    let width = code.width();
+    let mut path = String::new();
+    for (i, color) in code.to_colors().iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            path.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
+        }
+    }
+    let size = width + 8;
+    Some(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
     ))
 }
 
@@ -164,13 +194,7 @@ async fn health(state: WebState) -> Result<impl Reply, Rejection> {
 
 /// The receipt filters from the query string; a bad one is a 400 naming it.
 pub fn filter_query() -> impl Filter<Extract = (TxnFilter,), Error = Rejection> + Clone {
-    warp::query::<TxnFilter>().or_else(|e: Rejection| async move {
-        let message = match e.find::<warp::reject::InvalidQuery>() {
-            Some(q) => format!("bad query: {q}"),
-            None => "bad query".to_string(),
-        };
-        Err::<(TxnFilter,), _>(reject(StatusCode::BAD_REQUEST, "bad_filter", message))
-    })
+    super::query::<TxnFilter>()
 }
 
 pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -192,15 +216,19 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(state.clone())
         .and_then(e_receipt);
+    let e_receipt_qr = warp::path!("r" / String / "qr.svg")
+        .and(warp::get())
+        .and(state.clone())
+        .and_then(e_receipt_qr);
     let fraud = warp::path!("api" / "v1" / "fraud")
         .and(warp::get())
         .and(session(state_any, Role::Manager))
-        .and(warp::query::<FraudQuery>())
+        .and(super::query::<FraudQuery>())
         .and(state.clone())
         .and_then(fraud);
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(state)
         .and_then(health);
-    list.or(one).or(fraud).or(e_receipt).or(health)
+    list.or(one).or(fraud).or(e_receipt).or(e_receipt_qr).or(health)
 }

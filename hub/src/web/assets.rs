@@ -1,23 +1,49 @@
-//! The page's static files, compiled in from the repository's `web/` folder.
+//! The page's static files, compiled in from the repository's `web/` folder,
+//! each also gzipped at build time (`build.rs`); a browser that accepts gzip
+//! gets the small copy.
 
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use warp::{Filter, Rejection, Reply};
 
-const INDEX: &str = include_str!("../../../web/index.html");
-const APP_JS: &str = include_str!("../../../web/app.js");
-const STYLE: &str = include_str!("../../../web/style.css");
+struct Asset {
+    plain: &'static [u8],
+    gzip: &'static [u8],
+    content_type: &'static str,
+}
 
-fn file(body: &'static str, content_type: &'static str) -> impl Reply {
-    warp::reply::with_header(
-        warp::reply::with_header(body, CONTENT_TYPE, content_type),
-        CACHE_CONTROL,
-        "no-cache",
-    )
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset {
+            plain: include_bytes!(concat!("../../../web/", $name)),
+            gzip: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".gz")),
+            content_type: $type,
+        }
+    };
+}
+
+const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
+const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+const I18N_JS: Asset = asset!("i18n.js", "text/javascript; charset=utf-8");
+const STYLE: Asset = asset!("style.css", "text/css; charset=utf-8");
+
+fn serve(asset: &'static Asset, accept: Option<String>) -> warp::reply::Response {
+    let gzip = accept.is_some_and(|a| a.split(',').any(|e| e.trim().starts_with("gzip")));
+    let body = if gzip { asset.gzip } else { asset.plain };
+    let mut reply = warp::reply::with_header(body, CONTENT_TYPE, asset.content_type).into_response();
+    let headers = reply.headers_mut();
+    headers.insert(CACHE_CONTROL, warp::http::HeaderValue::from_static("no-cache"));
+    headers.insert(VARY, warp::http::HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, warp::http::HeaderValue::from_static("gzip"));
+    }
+    reply
 }
 
 pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let index = warp::path::end().map(|| file(INDEX, "text/html; charset=utf-8"));
-    let app = warp::path!("app.js").map(|| file(APP_JS, "text/javascript; charset=utf-8"));
-    let style = warp::path!("style.css").map(|| file(STYLE, "text/css; charset=utf-8"));
-    warp::get().and(index.or(app).or(style))
+    let accept = warp::header::optional::<String>("accept-encoding");
+    let index = warp::path::end().and(accept).map(|a| serve(&INDEX, a));
+    let app = warp::path!("app.js").and(accept).map(|a| serve(&APP_JS, a));
+    let i18n = warp::path!("i18n.js").and(accept).map(|a| serve(&I18N_JS, a));
+    let style = warp::path!("style.css").and(accept).map(|a| serve(&STYLE, a));
+    warp::get().and(index.or(app).or(i18n).or(style))
 }

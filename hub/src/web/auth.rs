@@ -165,10 +165,7 @@ fn with_cookie(reply: impl Reply, cookie: String) -> warp::reply::Response {
 
 /// The session a request carries, checked: signed in, allowed (`need` =
 /// manager admits both roles), and for anything but a read, the CSRF token.
-pub fn session(
-    state: WebState,
-    need: Role,
-) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+pub fn session(state: WebState, need: Role) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::cookie::optional::<String>(COOKIE))
         .and(warp::header::optional::<String>("x-csrf-token"))
@@ -227,14 +224,16 @@ struct SetupBody {
 }
 
 fn ip_text(addr: Option<SocketAddr>) -> String {
-    addr.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    addr.map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Refuses while `account` is locked; the caller then does not even check
 /// the password, so a lock cannot be probed for the right one.
 async fn refuse_if_locked(state: &WebState, account: &str) -> Result<(), Rejection> {
     let name = account.to_string();
-    let (failures, last) = super::read(state, move |s| s.failures_since_success(&name).map_err(internal)).await?;
+    let (failures, last) =
+        super::read(state, move |s| s.failures_since_success(&name).map_err(internal)).await?;
     let (Some(lock), Some(last)) = (lock_for(failures), last) else {
         return Ok(());
     };
@@ -258,7 +257,10 @@ async fn refuse_if_locked(state: &WebState, account: &str) -> Result<(), Rejecti
 
 async fn record(state: &WebState, account: &str, ip: &str, ok: bool) -> Result<(), Rejection> {
     let (account, ip) = (account.to_string(), ip.to_string());
-    super::write(state, move |s| s.record_login(&account, &ip, ok).map_err(internal)).await
+    super::write(state, move |s| {
+        s.record_login(&account, &ip, ok).map_err(internal)
+    })
+    .await
 }
 
 fn signed_in(token: &str, session: &Session) -> warp::reply::Response {
@@ -266,7 +268,11 @@ fn signed_in(token: &str, session: &Session) -> warp::reply::Response {
     with_cookie(reply, cookie(token, SESSION_LIFETIME.as_secs()))
 }
 
-async fn login(body: LoginBody, addr: Option<SocketAddr>, state: WebState) -> Result<warp::reply::Response, Rejection> {
+async fn login(
+    body: LoginBody,
+    addr: Option<SocketAddr>,
+    state: WebState,
+) -> Result<warp::reply::Response, Rejection> {
     let name = body.name.unwrap_or_else(|| OWNER.to_string());
     if name.is_empty() || name.chars().count() > 32 {
         return Err(bad_request("name: 1 to 32 characters"));
@@ -300,7 +306,11 @@ async fn login(body: LoginBody, addr: Option<SocketAddr>, state: WebState) -> Re
     Ok(signed_in(&token, &session))
 }
 
-async fn setup(body: SetupBody, addr: Option<SocketAddr>, state: WebState) -> Result<warp::reply::Response, Rejection> {
+async fn setup(
+    body: SetupBody,
+    addr: Option<SocketAddr>,
+    state: WebState,
+) -> Result<warp::reply::Response, Rejection> {
     if super::read(&state, |s| s.has_owner().map_err(internal)).await? {
         return Err(reject(
             StatusCode::CONFLICT,
@@ -323,7 +333,10 @@ async fn setup(body: SetupBody, addr: Option<SocketAddr>, state: WebState) -> Re
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(internal)??;
-    super::write(&state, move |s| s.set_account(OWNER, Role::Owner, &hash).map_err(internal)).await?;
+    super::write(&state, move |s| {
+        s.set_account(OWNER, Role::Owner, &hash).map_err(internal)
+    })
+    .await?;
     record(&state, OWNER, &ip, true).await?;
     tracing::info!(%ip, "owner password set with the setup code");
     let (token, session) = state.auth.open(OWNER, Role::Owner);
@@ -338,7 +351,8 @@ async fn logout(token: Option<String>, state: WebState) -> Result<warp::reply::R
 }
 
 /// A JSON body of at most 16 KiB.
-pub fn json_body<T: serde::de::DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+pub fn json_body<T: serde::de::DeserializeOwned + Send>(
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::body::content_length_limit(16 * 1024).and(warp::body::json())
 }
 

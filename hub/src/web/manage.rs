@@ -28,8 +28,25 @@ fn scope(text: &str) -> Result<String, Rejection> {
 }
 
 async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let rows = read(&state, |s| s.terminals().map_err(internal)).await?;
-    Ok(warp::reply::json(&json!({ "terminals": rows })))
+    let (rows, freezes) = read(&state, |s| {
+        Ok((s.terminals().map_err(internal)?, s.freezes().map_err(internal)?))
+    })
+    .await?;
+    let store_frozen = freezes.into_iter().find(|f| f.scope == "store").map(|f| f.reason);
+    Ok(warp::reply::json(
+        &json!({ "terminals": rows, "store_frozen": store_frozen }),
+    ))
+}
+
+/// The shop's facts as the hub's settings file gives them.
+async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    Ok(warp::reply::json(&json!({
+        "store_name": state.store_name,
+        "merchant_id": state.merchant_id,
+        "currency": state.currency,
+        "public_url": state.public_url,
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,7 +61,10 @@ async fn rename(id: String, _: Session, body: Rename, state: WebState) -> Result
     if name.is_empty() || name.chars().count() > 24 {
         return Err(bad_request("name: 1 to 24 characters"));
     }
-    let found = write(&state, move |s| s.rename_terminal(&terminal, &name).map_err(internal)).await?;
+    let found = write(&state, move |s| {
+        s.rename_terminal(&terminal, &name).map_err(internal)
+    })
+    .await?;
     if !found {
         return Err(not_found(format!("the hub has never heard from terminal {id}")));
     }
@@ -111,7 +131,11 @@ async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp:
     })
     .await?;
     let reply = warp::reply::with_header(pack.tar, CONTENT_TYPE, "application/x-tar");
-    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    let reply = warp::reply::with_header(
+        reply,
+        CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    );
     Ok(reply.into_response())
 }
 
@@ -131,7 +155,11 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
     let bytes = tokio::fs::read(&path).await.map_err(internal)?;
     let name = format!("tallybox-backup-{}.db", Local::now().format("%Y%m%d-%H%M"));
     let reply = warp::reply::with_header(bytes, CONTENT_TYPE, "application/vnd.sqlite3");
-    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    let reply = warp::reply::with_header(
+        reply,
+        CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    );
     Ok(reply.into_response())
 }
 
@@ -140,7 +168,9 @@ async fn accounts(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         Ok((s.accounts().map_err(internal)?, s.logins(50).map_err(internal)?))
     })
     .await?;
-    Ok(warp::reply::json(&json!({ "accounts": accounts, "logins": logins })))
+    Ok(warp::reply::json(
+        &json!({ "accounts": accounts, "logins": logins }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,10 +180,17 @@ struct SetAccount {
 }
 
 /// Creates a manager, or gives a manager a new password.
-async fn set_manager(name: String, _: Session, body: SetAccount, state: WebState) -> Result<impl Reply, Rejection> {
+async fn set_manager(
+    name: String,
+    _: Session,
+    body: SetAccount,
+    state: WebState,
+) -> Result<impl Reply, Rejection> {
     let valid = !name.is_empty()
         && name.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid || name == OWNER {
         return Err(bad_request(
             "name: 1 to 32 letters, digits, - or _ (and not \"owner\")",
@@ -165,7 +202,10 @@ async fn set_manager(name: String, _: Session, body: SetAccount, state: WebState
         .await
         .map_err(internal)??;
     let n2 = name.clone();
-    write(&state, move |s| s.set_account(&n2, Role::Manager, &hash).map_err(internal)).await?;
+    write(&state, move |s| {
+        s.set_account(&n2, Role::Manager, &hash).map_err(internal)
+    })
+    .await?;
     state.auth.close_all_of(&name);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -189,7 +229,11 @@ struct ChangePassword {
 
 /// Anyone signed in changes their own password with the current one; every
 /// other session of theirs is signed out.
-async fn change_password(who: Session, body: ChangePassword, state: WebState) -> Result<impl Reply, Rejection> {
+async fn change_password(
+    who: Session,
+    body: ChangePassword,
+    state: WebState,
+) -> Result<impl Reply, Rejection> {
     check_new_password(&body.new)?;
     let name = who.account.clone();
     let account = read(&state, move |s| s.account(&name).map_err(internal))
@@ -209,7 +253,10 @@ async fn change_password(who: Session, body: ChangePassword, state: WebState) ->
     .await
     .map_err(internal)??;
     let (name, role) = (who.account.clone(), who.role);
-    write(&state, move |s| s.set_account(&name, role, &hash).map_err(internal)).await?;
+    write(&state, move |s| {
+        s.set_account(&name, role, &hash).map_err(internal)
+    })
+    .await?;
     state.auth.close_all_of(&who.account);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -226,6 +273,11 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(anyone.clone())
         .and(with_state.clone())
         .and_then(terminals);
+    let settings = warp::path!("api" / "v1" / "settings")
+        .and(warp::get())
+        .and(anyone.clone())
+        .and(with_state.clone())
+        .and_then(settings);
     let rename = warp::path!("api" / "v1" / "terminals" / String)
         .and(warp::put())
         .and(anyone.clone())
@@ -246,7 +298,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
     let evidence = warp::path!("api" / "v1" / "evidence")
         .and(warp::get())
         .and(anyone.clone())
-        .and(warp::query::<EvidenceQuery>())
+        .and(super::query::<EvidenceQuery>())
         .and(with_state.clone())
         .and_then(evidence);
     let password = warp::path!("api" / "v1" / "password")
@@ -277,6 +329,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(with_state)
         .and_then(remove_manager);
     terminals
+        .or(settings)
         .or(rename)
         .or(freeze)
         .or(unfreeze)

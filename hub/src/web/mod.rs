@@ -63,6 +63,24 @@ pub(crate) async fn write<R: Send + 'static>(
         .map_err(internal)?
 }
 
+/// The query string as `T`; a bad or unknown field is a 400 that names it
+/// (warp's own query filter says only "Invalid query string").
+pub(crate) fn query<T: serde::de::DeserializeOwned + Send + 'static>(
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
+                error::reject(
+                    warp::http::StatusCode::BAD_REQUEST,
+                    "bad_filter",
+                    format!("bad query: {e}"),
+                )
+            })
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve the web page on {addr}: {source}; pick another with --http ADDR")]
 pub struct BindError {

@@ -35,8 +35,7 @@ struct ReportQuery {
 fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
     match text {
         None => Ok(Local::now().date_naive()),
-        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
-            .map_err(|_| bad_request("date: use YYYY-MM-DD")),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_request("date: use YYYY-MM-DD")),
     }
 }
 
@@ -47,7 +46,11 @@ fn utc_of(day: NaiveDate) -> String {
     Local
         .from_local_datetime(&midnight)
         .earliest()
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| midnight.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
@@ -147,7 +150,11 @@ async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::
         out.push_str("\r\n");
     }
     let reply = warp::reply::with_header(out, CONTENT_TYPE, "text/csv; charset=utf-8");
-    let reply = warp::reply::with_header(reply, CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""));
+    let reply = warp::reply::with_header(
+        reply,
+        CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    );
     Ok(reply.into_response())
 }
 
@@ -155,11 +162,17 @@ async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::
 /// comment every 15 s so proxies and phones keep the connection.
 async fn events(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let changes = WatchStream::new(state.changes.clone()).map(|version| {
-        Ok::<_, std::convert::Infallible>(warp::sse::Event::default().event("change").data(version.to_string()))
+        Ok::<_, std::convert::Infallible>(
+            warp::sse::Event::default()
+                .event("change")
+                .data(version.to_string()),
+        )
     });
     let throttled = changes.throttle(Duration::from_millis(250));
     Ok(warp::sse::reply(
-        warp::sse::keep_alive().interval(Duration::from_secs(15)).stream(throttled),
+        warp::sse::keep_alive()
+            .interval(Duration::from_secs(15))
+            .stream(throttled),
     ))
 }
 
@@ -169,7 +182,10 @@ pub fn watch_changes(db: std::path::PathBuf, tx: watch::Sender<u64>) {
     std::thread::Builder::new()
         .name("web-changes".into())
         .spawn(move || {
-            let conn = match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            let conn = match rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot watch the database; the page will not update live");
@@ -204,7 +220,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
     let report = warp::path!("api" / "v1" / "reports")
         .and(warp::get())
         .and(signed_in.clone())
-        .and(warp::query::<ReportQuery>())
+        .and(super::query::<ReportQuery>())
         .and(with_state.clone())
         .and_then(report);
     let export = warp::path!("api" / "v1" / "transactions.csv")

@@ -1,0 +1,21 @@
+//! Gzips the web page's files at build time; the hub serves the compressed
+//! copy to every browser that accepts gzip (all of them) at no run-time cost.
+
+use std::io::Write;
+use std::path::Path;
+
+const FILES: &[&str] = &["index.html", "app.js", "i18n.js", "style.css"];
+
+fn main() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    for name in FILES {
+        let src = web.join(name);
+        println!("cargo:rerun-if-changed={}", src.display());
+        let bytes = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&bytes).expect("gzip in memory");
+        let packed = gz.finish().expect("gzip in memory");
+        std::fs::write(Path::new(&out).join(format!("{name}.gz")), packed).expect("write to OUT_DIR");
+    }
+}

@@ -1,0 +1,323 @@
+//! The owner's API over real HTTP: first start with a setup code, sign-in,
+//! the lock-out, CSRF, roles, security headers, reports and the CSV export,
+//! backup and evidence downloads, and clear errors for bad input.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tallybox_e2e::mqtt::{sale, RawClient};
+use tallybox_e2e::procs::{Hub, STORE};
+use tallybox_e2e::test_card;
+use tallybox_e2e::web::{status_json, WebClient, OWNER_PASSWORD};
+
+fn anon(hub: &Hub) -> ureq::Agent {
+    let _ = hub;
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
+}
+
+fn url(hub: &Hub, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", hub.http)
+}
+
+#[test]
+fn a_new_hub_is_set_up_with_its_one_time_code_and_locks_out_guessers() {
+    let hub = Hub::start_fresh();
+    let agent = anon(&hub);
+    // Nothing private answers before setup, and the page is told why.
+    let (status, body) = hub.get_public("/api/v1/transactions");
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "setup_required", "{body}");
+    // Health and the page itself stay public.
+    assert_eq!(hub.get_public("/healthz").0, 200);
+    assert_eq!(agent.get(&url(&hub, "/")).call().unwrap().status(), 200);
+
+    let code = hub.setup_code();
+    assert_eq!(code.len(), 9, "{code}");
+    let setup = |code: &str, password: &str| {
+        status_json(
+            agent
+                .post(&url(&hub, "/api/v1/setup"))
+                .send_json(json!({"code": code, "password": password})),
+        )
+    };
+    let (status, body) = setup("0000 0000", "a-good-password");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "wrong_setup_code");
+    let (status, body) = setup(&code, "short");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("8 to 128"));
+    let r = agent
+        .post(&url(&hub, "/api/v1/setup"))
+        .send_json(json!({"code": code, "password": "a-good-password"}))
+        .expect("setup with the right code");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body: Value = r.into_json().unwrap();
+    assert_eq!(body["role"], "owner");
+    // The code works once.
+    assert_eq!(setup(&code, "another-password").0, 409);
+
+    // Five wrong passwords are allowed; then the account locks, even for the
+    // right password, and says for how long.
+    for _ in 0..5 {
+        let (status, body) = WebClient::login(hub.http, None, "guess-guess").err().unwrap();
+        assert_eq!(status, 401, "{body}");
+    }
+    let (status, body) = WebClient::login(hub.http, None, "a-good-password").err().unwrap();
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "locked");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("locked for"),
+        "{body}"
+    );
+    let r = agent
+        .post(&url(&hub, "/api/v1/session"))
+        .send_json(json!({"password": "a-good-password"}));
+    match r {
+        Err(ureq::Error::Status(429, r)) => {
+            let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=30).contains(&wait), "{wait}");
+        }
+        other => panic!("expected 429, got {other:?}"),
+    }
+    // The owner (still signed in from the setup) sees every attempt and
+    // where it came from.
+    let (status, accounts) = status_json(
+        agent
+            .get(&url(&hub, "/api/v1/accounts"))
+            .set("cookie", &cookie)
+            .call(),
+    );
+    assert_eq!(status, 200, "{accounts}");
+    let failed = accounts["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ok"] == false && l["ip"] == "127.0.0.1")
+        .count();
+    assert_eq!(
+        failed, 6,
+        "the wrong setup code and five wrong passwords: {accounts}"
+    );
+}
+
+#[test]
+fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
+    let hub = Hub::start();
+    let owner = hub.web();
+    let agent = anon(&hub);
+
+    // Security headers on the page and on the API.
+    let page = agent.get(&url(&hub, "/")).call().unwrap();
+    let csp = page.header("content-security-policy").unwrap().to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let gz = agent
+        .get(&url(&hub, "/app.js"))
+        .set("accept-encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+
+    // The cookie is HttpOnly and SameSite=Strict.
+    let r = agent
+        .post(&url(&hub, "/api/v1/session"))
+        .send_json(json!({"password": OWNER_PASSWORD}))
+        .unwrap();
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // A change without the CSRF token is refused; with it, done.
+    let no_csrf = status_json(
+        agent
+            .put(&url(&hub, "/api/v1/accounts/ann"))
+            .set("cookie", owner.cookie())
+            .send_json(json!({"password": "manager-pass-1"})),
+    );
+    assert_eq!(no_csrf.0, 403, "{:?}", no_csrf.1);
+    assert_eq!(no_csrf.1["error"]["code"], "csrf");
+    let (status, body) = owner.send(
+        "PUT",
+        "/api/v1/accounts/ann",
+        json!({"password": "manager-pass-1"}),
+    );
+    assert_eq!(status, 204, "{body}");
+
+    // A manager reads receipts but not accounts or backups.
+    let ann = WebClient::login(hub.http, Some("ann"), "manager-pass-1").unwrap();
+    assert_eq!(ann.role, "manager");
+    assert_eq!(ann.get("/api/v1/transactions").0, 200);
+    let (status, body) = ann.get("/api/v1/accounts");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(ann.get("/api/v1/backup").0, 403);
+
+    // The owner sees the sign-ins with their address.
+    let (_, accounts) = owner.get("/api/v1/accounts");
+    let logins = accounts["logins"].as_array().unwrap();
+    assert!(logins
+        .iter()
+        .any(|l| l["account"] == "ann" && l["ip"] == "127.0.0.1" && l["ok"] == true));
+
+    // A password change signs that account out everywhere.
+    let (status, _) = ann.send(
+        "PUT",
+        "/api/v1/password",
+        json!({"current": "wrong-one-x", "new": "manager-pass-2"}),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = ann.send(
+        "PUT",
+        "/api/v1/password",
+        json!({"current": "manager-pass-1", "new": "manager-pass-2"}),
+    );
+    assert_eq!(status, 204);
+    assert_eq!(ann.get("/api/v1/transactions").0, 401);
+    assert!(WebClient::login(hub.http, Some("ann"), "manager-pass-2").is_ok());
+
+    // Removing a manager; the owner cannot be removed.
+    assert_eq!(owner.send("DELETE", "/api/v1/accounts/ann", Value::Null).0, 204);
+    assert_eq!(owner.send("DELETE", "/api/v1/accounts/owner", Value::Null).0, 404);
+    // Signing out ends the session.
+    assert_eq!(owner.send("DELETE", "/api/v1/session", Value::Null).0, 204);
+    assert_eq!(owner.get("/api/v1/transactions").0, 401);
+}
+
+#[test]
+fn reports_csv_backup_and_evidence_hold_what_was_sold() {
+    let hub = Hub::start();
+    let raw = RawClient::connect(hub.mqtt, STORE, "T4");
+    let wait = Duration::from_secs(10);
+    raw.request("T4", &sale("rep-000000001", &test_card("approved"), 1250), wait)
+        .expect("sale");
+    raw.request("T4", &sale("rep-000000002", &test_card("approved"), 3300), wait)
+        .expect("sale");
+    raw.request("T4", &sale("rep-000000003", &test_card("lost"), 999), wait)
+        .expect("decline");
+    let web = hub.web();
+
+    let (status, today) = web.get("/api/v1/today");
+    assert_eq!(status, 200, "{today}");
+    assert_eq!(today["totals"]["sales"], 2, "{today}");
+    assert_eq!(today["totals"]["sales_minor"], 4550);
+    assert_eq!(today["totals"]["net_minor"], 4550);
+    assert_eq!(today["totals"]["declined"], 1);
+    assert_eq!(today["by_terminal"][0]["key"], "T4");
+
+    let (status, month) = web.get("/api/v1/reports?period=month");
+    assert_eq!(status, 200, "{month}");
+    assert_eq!(month["totals"]["sales_minor"], 4550);
+    let days = month["buckets"].as_array().unwrap();
+    assert!(
+        (28..=31).contains(&days.len()),
+        "every day of the month is a bucket"
+    );
+    let (_, day) = web.get("/api/v1/reports?period=day");
+    assert_eq!(day["buckets"].as_array().unwrap().len(), 24);
+    let busy: i64 = day["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["net_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(busy, 4550);
+
+    // Bad input says which field and how to fix it.
+    for (path, field) in [
+        ("/api/v1/reports?period=year", "period"),
+        ("/api/v1/reports?date=25/11/2026", "date"),
+        ("/api/v1/transactions?limit=0", "limit"),
+        ("/api/v1/transactions?kind=gift", "kind"),
+        ("/api/v1/transactions?auth_code=%25%25", "auth_code"),
+        ("/api/v1/transactions?colour=red", "colour"),
+    ] {
+        let (status, body) = web.get(path);
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{path}: {message}");
+    }
+    let (status, body) = web.send("POST", "/api/v1/freezes", json!({"scope": "T 4"}));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = web.send("POST", "/api/v1/freezes", json!("not an object"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("JSON"),
+        "{body}"
+    );
+
+    // Searching by the auth code and reference number from a slip.
+    let approved = hub.by_request("rep-000000001").unwrap();
+    for key in ["auth_code", "reference_no"] {
+        let items = hub.transactions(&format!("{key}={}", approved[key].as_str().unwrap()));
+        assert_eq!(items.len(), 1, "{key}");
+        assert_eq!(items[0]["request_id"], "rep-000000001");
+    }
+
+    // CSV for Excel: BOM, Chinese headers, one line per transaction.
+    let (status, kind, csv) = web.get_text("/api/v1/transactions.csv");
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    assert!(csv.starts_with('\u{feff}'), "no byte order mark");
+    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].contains("金额 amount"), "{}", lines[0]);
+    assert!(
+        lines[1].contains("12.50") && lines[1].contains("622202******0005"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[3].contains("挂失") || lines[3].contains("Lost"),
+        "{}",
+        lines[3]
+    );
+    assert!(!csv.contains("6222020000000000005"), "a full card number leaked");
+
+    // The backup is a whole SQLite database with the sales in it.
+    let r = ureq::get(&url(&hub, "/api/v1/backup"))
+        .set("cookie", web.cookie())
+        .call()
+        .unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut bytes).unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.db");
+    std::fs::write(&copy, &bytes).unwrap();
+    let n: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+
+    // The evidence pack, from the page.
+    let date = today["date"].as_str().unwrap();
+    let r = ureq::get(&url(&hub, &format!("/api/v1/evidence?from={date}&to={date}")))
+        .set("cookie", web.cookie())
+        .call()
+        .unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut tar).unwrap();
+    let text = String::from_utf8_lossy(&tar);
+    assert!(text.contains("evidence/transactions.csv") && text.contains("evidence/logins.csv"));
+
+    // The customer's e-receipt and its QR code are public, by token only.
+    let token = approved["receipt_token"].as_str().unwrap();
+    let qr = ureq::get(&url(&hub, &format!("/r/{token}/qr.svg")))
+        .call()
+        .unwrap();
+    assert_eq!(qr.content_type(), "image/svg+xml");
+    assert!(qr.into_string().unwrap().contains("<path d=\"M"));
+    assert_eq!(hub.get_public("/r/AAAAAAAAAAAAAAAAAAAAAAAAAA/qr.svg").0, 404);
+}

@@ -1,0 +1,105 @@
+// The page's words in English and Simplified Chinese. The phone's language
+// picks one at first; the header's button switches and remembers it.
+"use strict";
+
+const WORDS = {
+  en: {
+    logout: "Sign out", nav_today: "Today", nav_receipts: "Receipts", nav_reports: "Reports",
+    nav_terminals: "Terminals", nav_troubleshooting: "Troubleshooting", nav_settings: "Settings",
+    login_title: "Sign in", account: "Account", password: "Password", login: "Sign in",
+    setup_title: "Set the owner password",
+    setup_help: "Enter the setup code shown on the hub's screen (and in its log), then choose the owner password.",
+    setup_code: "Setup code", new_password: "New password (8+ characters)", setup_save: "Set password",
+    today_title: "Today", by_terminal: "By terminal", by_brand: "By card brand",
+    f_last4: "Card last 4", f_amount: "Amount", any_status: "Any status", any_kind: "Any kind",
+    st_approved: "Approved", st_declined: "Declined", st_reversed: "Reversed", st_failed: "Failed", st_pending: "Pending",
+    k_sale: "Sale", k_void: "Void", k_refund: "Refund", k_balance: "Balance",
+    more_filters: "More filters", f_from: "From", f_to: "To", f_terminal: "Terminal (T1)",
+    f_auth: "Auth code", f_ref: "Reference no.", search: "Search", export_csv: "Export CSV",
+    load_more: "Load more", empty: "No receipts yet. Make a sale on a checkout.", back: "← Receipts",
+    share_title: "E-receipt for the customer", p_day: "Day", p_week: "Week", p_month: "Month", show: "Show",
+    chart_hour: "Net takings by hour", chart_day: "Net takings by day", settlements: "Settlements",
+    store_freeze: "Whole store", freeze_store: "Freeze every checkout", unfreeze_store: "Let every checkout sell again",
+    evidence_title: "Evidence pack (after a fraud)", download: "Download",
+    troubleshooting_soon: "Troubleshooting arrives with the next version of the hub.",
+    shop_title: "Shop", change_password: "Change my password", current_password: "Current password", save: "Save",
+    managers: "Managers", manager_name: "Name", add_manager: "Add or reset manager", logins: "Sign-in attempts",
+    backup: "Backup", download_backup: "Download the database",
+    sales: "Sales", refunds: "Refunds", voids: "Voids", net: "Net", declined: "Declined",
+    terminal: "Terminal", brand: "Brand", count: "Count", amount: "Amount", hour: "Hour", day: "Day",
+    online: "online", offline: "offline", last_seen: "last seen", version: "version", frozen: "FROZEN",
+    freeze: "Freeze", unfreeze: "Unfreeze", rename: "Rename", name: "Name",
+    swipes: "swipes", swipe_errors: "swipe errors", taps: "taps", tap_errors: "tap errors", cards_stuck: "stuck cards",
+    printer: "printer", slips_waiting: "slips waiting", ok: "OK", none_yet: "Nothing yet.",
+    no_terminals: "No terminal has connected yet.", balanced: "balanced", out_of_balance: "OUT OF BALANCE",
+    batch: "Batch", when: "When", from_where: "From", result: "Result", success: "signed in", failure: "wrong password",
+    remove: "Remove", freeze_reason: "Why freeze it? (shown on its screen and in the audit log)",
+    saved: "Saved.", password_changed: "Password changed. Sign in again.", new_name: "New name for",
+    store_name: "Store name", merchant_id: "Merchant no.", currency: "Currency", public_url: "Page address",
+    hub_version: "Hub version", settings_file: "Change these in the hub's settings file.",
+    end_of_list: "That is all.", live: "live", sold: "sold", store_is_frozen: "The whole store is frozen:",
+    not_frozen: "Every checkout may sell.", lost_session: "Signed out. Sign in again.",
+  },
+  "zh-CN": {
+    logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
+    nav_terminals: "终端", nav_troubleshooting: "故障排查", nav_settings: "设置",
+    login_title: "登录", account: "账号", password: "密码", login: "登录",
+    setup_title: "设置店主密码",
+    setup_help: "输入主机屏幕上（及日志中）显示的设置码，然后设置店主密码。",
+    setup_code: "设置码", new_password: "新密码（至少 8 位）", setup_save: "设置密码",
+    today_title: "今日", by_terminal: "按终端", by_brand: "按卡组织",
+    f_last4: "卡号后四位", f_amount: "金额", any_status: "全部状态", any_kind: "全部类型",
+    st_approved: "成功", st_declined: "拒绝", st_reversed: "已冲正", st_failed: "失败", st_pending: "处理中",
+    k_sale: "消费", k_void: "撤销", k_refund: "退货", k_balance: "查询余额",
+    more_filters: "更多条件", f_from: "从", f_to: "到", f_terminal: "终端（T1）",
+    f_auth: "授权码", f_ref: "参考号", search: "搜索", export_csv: "导出 CSV",
+    load_more: "加载更多", empty: "还没有签购单。请在收银台做一笔交易。", back: "← 签购单",
+    share_title: "给顾客的电子签购单", p_day: "日", p_week: "周", p_month: "月", show: "显示",
+    chart_hour: "每小时净收入", chart_day: "每日净收入", settlements: "结算",
+    store_freeze: "全店", freeze_store: "冻结所有收银台", unfreeze_store: "恢复所有收银台",
+    evidence_title: "证据包（发生欺诈后）", download: "下载",
+    troubleshooting_soon: "故障排查将在主机的下一版本提供。",
+    shop_title: "商户", change_password: "修改我的密码", current_password: "当前密码", save: "保存",
+    managers: "店长账号", manager_name: "名称", add_manager: "添加或重置店长", logins: "登录记录",
+    backup: "备份", download_backup: "下载数据库",
+    sales: "消费", refunds: "退货", voids: "撤销", net: "净额", declined: "拒绝",
+    terminal: "终端", brand: "卡组织", count: "笔数", amount: "金额", hour: "时", day: "日",
+    online: "在线", offline: "离线", last_seen: "最后在线", version: "版本", frozen: "已冻结",
+    freeze: "冻结", unfreeze: "解冻", rename: "改名", name: "名称",
+    swipes: "刷卡", swipe_errors: "刷卡错误", taps: "挥卡", tap_errors: "挥卡错误", cards_stuck: "卡住",
+    printer: "打印机", slips_waiting: "待打印", ok: "正常", none_yet: "暂无。",
+    no_terminals: "还没有终端连接。", balanced: "平账", out_of_balance: "不平账",
+    batch: "批次", when: "时间", from_where: "来源", result: "结果", success: "登录成功", failure: "密码错误",
+    remove: "删除", freeze_reason: "冻结原因？（显示在终端屏幕和审计日志中）",
+    saved: "已保存。", password_changed: "密码已修改，请重新登录。", new_name: "新名称：",
+    store_name: "商户名称", merchant_id: "商户号", currency: "币种", public_url: "页面地址",
+    hub_version: "主机版本", settings_file: "在主机的设置文件中修改。",
+    end_of_list: "没有更多了。", live: "实时", sold: "消费", store_is_frozen: "全店已冻结：",
+    not_frozen: "所有收银台均可交易。", lost_session: "已退出，请重新登录。",
+  },
+};
+
+function pickLang() {
+  const saved = localStorage.getItem("lang");
+  if (saved && WORDS[saved]) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh-CN" : "en";
+}
+
+let LANG = pickLang();
+
+function t(key) {
+  return (WORDS[LANG] && WORDS[LANG][key]) || WORDS.en[key] || key;
+}
+
+function applyWords() {
+  document.documentElement.lang = LANG;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+  document.getElementById("lang").textContent = LANG === "en" ? "中文" : "English";
+}
+
+function switchLang() {
+  LANG = LANG === "en" ? "zh-CN" : "en";
+  localStorage.setItem("lang", LANG);
+  applyWords();
+}

@@ -11,6 +11,7 @@ let session = null;
 let events = null;
 let nextBefore = null;
 let pagesShown = 0;
+let newestSeen = "";
 let current = "list";
 
 // ---- plumbing -------------------------------------------------------------
@@ -226,6 +227,7 @@ async function loadReceipts(reset) {
   if (reset) {
     list.replaceChildren();
     pagesShown = 0;
+    newestSeen = page.items.length ? `${page.items[0].id}/${page.items[0].updated_at}` : "";
   }
   pagesShown += 1;
   page.items.forEach((x) => list.append(row(x)));
@@ -476,7 +478,16 @@ function refresh() {
   if (!session) return;
   const again = { today: loadToday, terminals: loadTerminals, reports: loadReport }[current];
   if (again) again().catch((e) => showError(e.message));
-  if (current === "list" && pagesShown <= 1) loadReceipts(true).catch((e) => showError(e.message));
+  if (current === "list" && pagesShown <= 1) refreshReceipts().catch((e) => showError(e.message));
+}
+
+// Heartbeats change the store too: reload the list only when its top changed.
+async function refreshReceipts() {
+  const params = filterQuery();
+  params.set("limit", "1");
+  const page = await api("GET", `/api/v1/transactions?${params}`);
+  const top = page.items[0];
+  if ((top ? `${top.id}/${top.updated_at}` : "") !== newestSeen) await loadReceipts(true);
 }
 
 window.addEventListener("hashchange", route);

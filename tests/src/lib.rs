@@ -7,6 +7,7 @@
 //! nothing running.
 
 pub mod bench;
+pub mod browser;
 pub mod mqtt;
 pub mod procs;
 pub mod web;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
+use tallybox_terminal::card::Brand;
 use tallybox_terminal::protocol::{TxnKind, TxnStatus};
 
 use super::{parse_enum, Store, StoreError};
@@ -154,6 +155,8 @@ impl Store {
             let key: String = row.get(0)?;
             let terminal: String = row.get(1)?;
             let brand: String = row.get(2)?;
+            // The card's brand as printed on slips ("UnionPay", not "union_pay").
+            let brand = parse_enum::<Brand>(&brand).map_or(brand, |b| b.label().to_string());
             let (Some(kind), Some(status)) = (
                 parse_enum::<TxnKind>(&row.get::<_, String>(3)?),
                 parse_enum::<TxnStatus>(&row.get::<_, String>(4)?),

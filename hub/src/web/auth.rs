@@ -283,7 +283,7 @@ async fn login(
     let account = super::read(&state, move |s| s.account(&lookup).map_err(internal)).await?;
     let password = body.password;
     let ok = tokio::task::spawn_blocking(move || match &account {
-        Some(a) => verify_password(&password, &a.password_hash).then(|| a.role),
+        Some(a) => verify_password(&password, &a.password_hash).then_some(a.role),
         // Same work for an unknown name, so timing does not tell which names exist.
         None => {
             let _ = hash_password(&password);

@@ -120,6 +120,12 @@ fn owner_account(store: &mut Store, password: Option<&str>) -> Result<Option<Str
             }
             .into());
         }
+        // Unchanged since the last start: nothing to write (or to audit).
+        if let Some(owner) = store.account(OWNER)? {
+            if web::auth::verify_password(password, &owner.password_hash) {
+                return Ok(None);
+            }
+        }
         let hash = web::auth::hash_password(password).map_err(|_| ConfigError::Invalid {
             key: "owner_password",
             message: "cannot hash the password".into(),

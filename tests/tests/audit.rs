@@ -30,19 +30,20 @@ fn audit_verify_passes_a_real_log_and_names_the_first_altered_record() {
 
     let (ok, out) = verify(&hub);
     assert!(ok, "{out}");
-    assert!(out.contains("intact: 4 records"), "{out}");
+    // The owner's password set at start, two sales begun and finished.
+    assert!(out.contains("intact: 5 records"), "{out}");
 
     // Someone turns the decline into an approval behind the hub's back.
     let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
     conn.execute(
-        "UPDATE audit_log SET detail = replace(detail, 'declined', 'approved') WHERE seq = 4",
+        "UPDATE audit_log SET detail = replace(detail, 'declined', 'approved') WHERE seq = 5",
         [],
     )
     .unwrap();
     drop(conn);
     let (ok, out) = verify(&hub);
     assert!(!ok, "{out}");
-    assert!(out.contains("BROKEN") && out.contains("record 4"), "{out}");
+    assert!(out.contains("BROKEN") && out.contains("record 5"), "{out}");
 
     let missing = Command::new(bin("tallybox"))
         .args(["audit", "verify", "--data-dir", "/nonexistent/tallybox"])

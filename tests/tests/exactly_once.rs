@@ -113,11 +113,12 @@ fn a_hub_killed_mid_authorization_ends_reversed_never_lost_or_charged_twice() {
     );
     assert!(answer.get("receipt").is_none());
     assert_eq!(rows_for(&hub, "crash-00000001").len(), 1);
-    // The database is sound and its audit chain whole: pending, then reversed.
+    // The database is sound and its audit chain whole: the owner's password
+    // set at first start, then pending, then reversed.
     let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
-    assert_eq!(tallybox::store::audit::verify(&conn), Ok(2));
+    assert_eq!(tallybox::store::audit::verify(&conn), Ok(3));
 }

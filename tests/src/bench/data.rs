@@ -48,7 +48,8 @@ pub fn fill(dir: &Path, rows: u64) -> anyhow::Result<()> {
                 1 + day as i64,
                 (i % 999_999 + 1) as i64,
                 format!("{:012}", i),
-                if approved { "123456" } else { "" },
+                // A thousand codes, so a search by one fills a page.
+                if approved { format!("{:06}", i % 1000) } else { String::new() },
                 if approved { "00" } else { "51" },
                 local,
                 format!("{}Z", local.replace(' ', "T")),
@@ -78,6 +79,24 @@ pub fn raw_page(dir: &Path, where_sql: &str, rounds: usize) -> anyhow::Result<Hi
             .count();
         record(&mut h, started.elapsed());
         anyhow::ensure!(n > 0, "the raw query found nothing: {sql}");
+    }
+    Ok(h)
+}
+
+/// A local day's totals straight from SQLite, the floor of the daily report:
+/// one aggregate over the day's rows by the time index.
+pub fn raw_day_totals(dir: &Path, day: &str, rounds: usize) -> anyhow::Result<Histogram<u64>> {
+    let conn = Connection::open(dir.join("tallybox.db"))?;
+    let mut stmt = conn.prepare(
+        "SELECT count(*), sum(amount) FROM transactions WHERE local_time >= ?1 || ' 00:00:00' \
+         AND local_time < ?1 || ' 24:00:00' AND status IN ('approved', 'declined')",
+    )?;
+    let mut h = histogram();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let n: i64 = stmt.query_row([day], |r| r.get(0))?;
+        record(&mut h, started.elapsed());
+        anyhow::ensure!(n > 0, "no rows on {day}");
     }
     Ok(h)
 }

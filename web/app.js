@@ -401,11 +401,20 @@ $("#evidence-form").addEventListener("submit", (e) => {
 
 async function loadSettings() {
   const s = await api("GET", "/api/v1/settings");
-  const facts = [["store_name", s.store_name], ["merchant_id", s.merchant_id], ["currency", s.currency],
+  const form = $("#shop-form");
+  form.store_name.value = s.store_name;
+  form.address.value = s.address;
+  form.slip_header.value = s.slip_header.join("\n");
+  form.slip_footer.value = s.slip_footer.join("\n");
+  form.supervisor_pin.value = "";
+  $("#pin-state").textContent = s.supervisor_pin_set ? t("pin_set") : t("pin_unset");
+  const owner = session.role === "owner";
+  for (const input of form.querySelectorAll("input, textarea, button")) input.disabled = !owner;
+  const facts = [["merchant_id", s.merchant_id], ["currency", s.currency],
     ["public_url", s.public_url], ["hub_version", s.version]];
   $("#shop-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]),
-    el("dd", { class: "muted" }, t("settings_file")));
-  if (session.role !== "owner") return;
+    el("dd", { class: "muted" }, owner ? t("settings_file") : t("owner_only")));
+  if (!owner) return;
   const a = await api("GET", "/api/v1/accounts");
   $("#managers").replaceChildren(...a.accounts.filter((x) => x.role === "manager").map((x) =>
     el("li", {}, `${x.name} `, el("button", { type: "button", class: "secondary", onclick: async () => {
@@ -414,6 +423,22 @@ async function loadSettings() {
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
 }
+
+$("#shop-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const lines = (text) => text.split("\n").map((l) => l.trim()).filter((l) => l);
+  const body = { store_name: f.store_name.value, address: f.address.value,
+    slip_header: lines(f.slip_header.value), slip_footer: lines(f.slip_footer.value) };
+  if (f.supervisor_pin.value) body.supervisor_pin = f.supervisor_pin.value;
+  try {
+    await api("PUT", "/api/v1/settings", body);
+    notice(t("saved"));
+    await loadSettings();
+  } catch (err) {
+    showError(err.message);
+  }
+});
 
 $("#password-form").addEventListener("submit", async (e) => {
   e.preventDefault();

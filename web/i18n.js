@@ -39,6 +39,11 @@ const WORDS = {
     hub_version: "Hub version", settings_file: "Change these in the hub's settings file.",
     end_of_list: "That is all.", live: "live", sold: "sold", store_is_frozen: "The whole store is frozen:",
     not_frozen: "Every checkout may sell.", lost_session: "Signed out. Sign in again.",
+    address: "Address", slip_header: "Slip header (up to 3 lines)", slip_footer: "Slip footer (up to 3 lines)",
+    supervisor_pin: "Supervisor PIN for voids and refunds (4-8 digits)",
+    pin_set: "A supervisor PIN is set. Leave the field empty to keep it.",
+    pin_unset: "No supervisor PIN: voids and refunds are refused at the checkouts.",
+    owner_only: "Only the owner can change these.",
   },
   "zh-CN": {
     logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
@@ -76,6 +81,11 @@ const WORDS = {
     hub_version: "主机版本", settings_file: "在主机的设置文件中修改。",
     end_of_list: "没有更多了。", live: "实时", sold: "消费", store_is_frozen: "全店已冻结：",
     not_frozen: "所有收银台均可交易。", lost_session: "已退出，请重新登录。",
+    address: "地址", slip_header: "签购单抬头（最多 3 行）", slip_footer: "签购单结尾（最多 3 行）",
+    supervisor_pin: "主管密码，用于撤销和退货（4-8 位数字）",
+    pin_set: "已设置主管密码。留空则保持不变。",
+    pin_unset: "未设置主管密码：收银台将拒绝撤销和退货。",
+    owner_only: "只有店主可以修改。",
   },
 };
 

@@ -8,6 +8,7 @@ use chrono::{Duration, Local, NaiveDateTime};
 use tallybox_terminal::protocol::TxnStatus;
 use tallybox_terminal::slip::{self, Copy};
 
+use crate::shop::Shop;
 use crate::store::query::{Filter, ListError};
 use crate::store::{Store, StoreError};
 
@@ -19,13 +20,6 @@ pub enum EvidenceError {
     Store(#[from] StoreError),
     #[error("cannot build the archive: {0}")]
     Archive(#[from] std::io::Error),
-}
-
-/// What a slip needs to say about the shop.
-pub struct Shop<'a> {
-    pub name: &'a str,
-    pub merchant_id: &'a str,
-    pub public_url: &'a str,
 }
 
 /// The archive (a tar) and what is in it.
@@ -67,7 +61,7 @@ What to do (按以下步骤处理)
 ";
 
 /// The evidence of local times `from` to `to` (a bare `to` date includes its whole day).
-pub fn pack(store: &Store, shop: &Shop<'_>, from: &str, to: &str) -> Result<Pack, EvidenceError> {
+pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, EvidenceError> {
     let txns = store.all(
         Filter {
             from: Some(from.into()),
@@ -113,7 +107,7 @@ pub fn pack(store: &Store, shop: &Shop<'_>, from: &str, to: &str) -> Result<Pack
         .join(",");
         t.push('\n');
         if x.status == TxnStatus::Approved {
-            let receipt = x.receipt(shop.name, shop.merchant_id, shop.public_url);
+            let receipt = x.receipt(shop);
             slips += &slip::render(&receipt, Copy::Merchant, true).join("\n");
             slips += "\n\n";
         }

@@ -3,10 +3,10 @@
 //! checkouts. `tallybox serve` and `tallybox demo` both start it from here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
+use tallybox_terminal::agent::{Agent, AgentConfig, AgentError, AgentHandle};
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::control;
 use tallybox_terminal::devices::config::DeviceConfig;
@@ -15,7 +15,7 @@ use tallybox_terminal::devices::sim::SimDevices;
 use tallybox_terminal::devices::Display;
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::{TerminalId, Topics};
-use tallybox_terminal::session::Lang;
+use tallybox_terminal::session::{Input, Lang, SetupNotice};
 use tokio::sync::watch;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
@@ -25,6 +25,7 @@ use crate::acquirer::AnyAcquirer;
 use crate::broker::{self, BrokerError};
 use crate::config::{Config, ConfigError};
 use crate::coordinator::{Coordinator, Settings};
+use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreError, StoreHandle};
 use crate::web::{self, BindError, WebState};
 use crate::{discovery, link};
@@ -141,6 +142,28 @@ fn owner_account(store: &mut Store, password: Option<&str>) -> Result<Option<Str
     Ok(Some(code))
 }
 
+/// The hub's own checkout shows the setup code while there is one (and
+/// prints it once), and goes back to its usual idle screen once it is used.
+async fn show_setup_code(mut codes: watch::Receiver<Option<String>>, checkout: AgentHandle, page: String) {
+    loop {
+        let code = codes.borrow_and_update().clone();
+        if let Some(code) = code.clone() {
+            tracing::info!("the hub's own checkout shows and prints the setup code");
+            checkout
+                .send(Input::SetupCode(Some(SetupNotice {
+                    code,
+                    page: page.clone(),
+                })))
+                .await;
+        } else {
+            checkout.send(Input::SetupCode(None)).await;
+        }
+        if code.is_none() || codes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 pub async fn run(
     config: Config,
     options: Options,
@@ -152,17 +175,21 @@ pub async fn run(
         dir: config.data_dir.display().to_string(),
         source,
     })?;
+    // The settings file's shop, with the owner's edit from the page on top.
+    let mut web_store = Store::open(&config.data_dir)?;
+    let from_file = Shop::from_config(&config);
+    let shop: SharedShop = Arc::new(RwLock::new(match web_store.shop_edit()? {
+        Some(edit) => from_file.with_edit(edit),
+        None => from_file,
+    }));
     let coordinator = Arc::new(Coordinator::new(
         store,
         acquirer(&config)?,
         Settings {
-            store_name: config.store_name.clone(),
-            merchant_id: config.merchant_id.clone(),
+            shop: Arc::clone(&shop),
             currency: config.currency.clone(),
             max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
             acquirer_timeout: config.acquirer_timeout(),
-            public_url: config.public_url.clone(),
-            supervisor_pin: config.supervisor_pin.clone(),
             fraud: config.fraud.clone(),
         },
     ));
@@ -185,14 +212,12 @@ pub async fn run(
 
     let (connected_tx, connected_rx) = watch::channel(false);
     let topics = Topics::new(&config.store_id);
-    let mut web_store = Store::open(&config.data_dir)?;
     let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
+    let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
     let web_state = WebState {
         store: Arc::new(Mutex::new(web_store)),
-        auth: Arc::new(web::auth::Auth::new(setup_code.clone())),
-        store_name: config.store_name.clone(),
-        merchant_id: config.merchant_id.clone(),
-        public_url: config.public_url.clone(),
+        auth: Arc::clone(&auth),
+        shop,
         currency: config.currency.clone(),
         broker_connected: connected_rx,
         changes: web::watch_changes(config.data_dir.join("tallybox.db")),
@@ -298,7 +323,7 @@ pub async fn run(
         let state_dir = config.data_dir.join("checkouts").join(&id);
         let mut agent_config =
             AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let agent = match (index, &hardware) {
+        let (agent, handle) = match (index, &hardware) {
             (0, Some(wiring)) => {
                 // The hub's own checkout on the Pi's parts.
                 agent_config.session.lang = wiring.lang;
@@ -315,7 +340,7 @@ pub async fn run(
                 let mut inputs = hw.inputs;
                 let (agent, handle) = Agent::new(agent_config, hw.display, hw.printer, inputs.health.clone());
                 inputs.start(&handle);
-                agent
+                (agent, handle)
             }
             _ => {
                 agent_config.session.lang = options.lang;
@@ -331,11 +356,18 @@ pub async fn run(
                     let listener = tokio::net::TcpListener::bind(addr)
                         .await
                         .map_err(|source| HubError::Control { addr, source })?;
-                    controls.spawn(control::serve(listener, handle, devices));
+                    controls.spawn(control::serve(listener, handle.clone(), devices));
                 }
-                agent
+                (agent, handle)
             }
         };
+        if index == 0 {
+            tasks.spawn(show_setup_code(
+                auth.setup_code(),
+                handle,
+                config.public_url.clone(),
+            ));
+        }
         let stop = shutdown.clone();
         tasks.spawn(async move {
             if let Err(e) = agent.run(stop).await {

@@ -45,5 +45,6 @@ pub mod discovery;
 pub mod evidence;
 pub mod hub;
 pub mod link;
+pub mod shop;
 pub mod store;
 pub mod web;

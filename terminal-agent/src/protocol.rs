@@ -323,6 +323,14 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub merchant_name: String,
+    /// Printed under the name, when the owner gave one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub merchant_address: String,
+    /// The owner's lines above the slip body and at its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footer: Vec<String>,
     pub merchant_id: String,
     pub terminal_id: String,
     pub kind: TxnKind,

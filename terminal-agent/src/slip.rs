@@ -33,6 +33,26 @@ impl Slip {
     }
 }
 
+/// The first slip of a new hub: the one-time code that sets the owner's
+/// password, and where to enter it (also as a QR code).
+pub fn setup(code: &str, page: &str) -> Slip {
+    let lines = [
+        "TALLYBOX",
+        "店主设置码 OWNER SETUP CODE",
+        "",
+        code,
+        "",
+        "用手机打开以下网址并输入设置码",
+        "Open this page on your phone",
+        "and enter the code:",
+        page,
+    ];
+    Slip {
+        lines: lines.iter().map(|l| l.to_string()).collect(),
+        qr: Some(page.to_string()),
+    }
+}
+
 /// 58 mm paper: 32 columns.
 pub const WIDTH: usize = 32;
 /// 80 mm paper: 48 columns.
@@ -109,6 +129,12 @@ pub fn render(receipt: &Receipt, copy: Copy, reprint: bool) -> Vec<String> {
 pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) -> Vec<String> {
     let mut slip = Layout::new(width);
     slip.centred(&receipt.merchant_name);
+    if !receipt.merchant_address.is_empty() {
+        slip.centred(&receipt.merchant_address);
+    }
+    for line in &receipt.header {
+        slip.centred(line);
+    }
     slip.centred(match copy {
         Copy::Merchant => "商户存根 MERCHANT COPY",
         Copy::Cardholder => "持卡人存根 CARDHOLDER COPY",
@@ -149,6 +175,9 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
         slip.lines.push("本人确认以上交易".to_string());
         slip.lines.push("I agree to pay the above total".to_string());
     }
+    for line in &receipt.footer {
+        slip.centred(line);
+    }
     slip.lines
 }
 
@@ -161,6 +190,9 @@ mod tests {
     pub(crate) fn receipt() -> Receipt {
         Receipt {
             merchant_name: "Corner Shop".into(),
+            merchant_address: String::new(),
+            header: Vec::new(),
+            footer: Vec::new(),
             merchant_id: "898310058120001".into(),
             terminal_id: "T1".into(),
             kind: TxnKind::Sale,

@@ -81,6 +81,11 @@ impl Hub {
         Hub::start_full(None, &[])
     }
 
+    /// Like [`Hub::start_fresh`], with more flags.
+    pub fn start_fresh_with(extra: &[&str]) -> Hub {
+        Hub::start_full(None, extra)
+    }
+
     /// The one-time setup code the hub logged at start.
     pub fn setup_code(&self) -> String {
         let log = self.log();
@@ -111,13 +116,14 @@ impl Hub {
             dir.path().join("data").display().to_string(),
             "--http".into(),
             format!("127.0.0.1:{http}"),
-            "--devices".into(),
-            "none".into(),
             "--no-mdns".into(),
         ];
         match external {
             Some(port) => args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{port}")]),
             None => args.extend(["--mqtt".into(), format!("127.0.0.1:{mqtt}")]),
+        }
+        if !extra.contains(&"--devices") {
+            args.extend(["--devices".into(), "none".into()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut hub = Hub {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, STORE};
-use tallybox_e2e::test_card;
 use tallybox_e2e::web::{status_json, WebClient, OWNER_PASSWORD};
+use tallybox_e2e::{bin, free_port, test_card, wait_for};
 
 fn anon(hub: &Hub) -> ureq::Agent {
     let _ = hub;
@@ -320,4 +320,139 @@ fn reports_csv_backup_and_evidence_hold_what_was_sold() {
     assert_eq!(qr.content_type(), "image/svg+xml");
     assert!(qr.into_string().unwrap().contains("<path d=\"M"));
     assert_eq!(hub.get_public("/r/AAAAAAAAAAAAAAAAAAAAAAAAAA/qr.svg").0, 404);
+}
+
+#[test]
+fn the_owner_edits_the_shop_and_the_next_slip_shows_it() {
+    let mut hub = Hub::start();
+    let web = hub.web();
+    let edit = json!({
+        "store_name": "老王便利店",
+        "address": "幸福路 8 号",
+        "slip_header": ["欢迎光临"],
+        "slip_footer": ["谢谢惠顾 Thank you", ""],
+        "supervisor_pin": "4321"
+    });
+    let (status, body) = web.send("PUT", "/api/v1/settings", edit.clone());
+    assert_eq!(status, 204, "{body}");
+    let (_, settings) = web.get("/api/v1/settings");
+    assert_eq!(settings["store_name"], "老王便利店");
+    assert_eq!(
+        settings["slip_footer"],
+        json!(["谢谢惠顾 Thank you"]),
+        "blank lines dropped"
+    );
+    assert_eq!(settings["supervisor_pin_set"], true);
+    assert!(
+        settings.get("supervisor_pin").is_none(),
+        "the PIN is never sent back"
+    );
+
+    // The next sale's slip, on the checkout and on the page.
+    let raw = RawClient::connect(hub.mqtt, STORE, "T2");
+    let answer = raw
+        .request(
+            "T2",
+            &sale("shop-000000001", &test_card("approved"), 500),
+            Duration::from_secs(10),
+        )
+        .expect("sale");
+    assert_eq!(answer["receipt"]["merchant_name"], "老王便利店", "{answer}");
+    assert_eq!(answer["receipt"]["footer"], json!(["谢谢惠顾 Thank you"]));
+    let id = hub.by_request("shop-000000001").unwrap()["id"].clone();
+    let (_, detail) = web.get(&format!("/api/v1/transactions/{id}"));
+    let slip: Vec<&str> = detail["slip"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        slip[0].contains("老王便利店") && slip[1].contains("幸福路 8 号") && slip[2].contains("欢迎光临"),
+        "{slip:?}"
+    );
+    let amount = slip.iter().position(|l| l.contains("AMOUNT")).unwrap();
+    let footer = slip
+        .iter()
+        .position(|l| l.contains("谢谢惠顾"))
+        .expect("the footer is printed");
+    assert!(footer > amount, "the footer ends the slip body: {slip:?}");
+
+    // What does not fit a slip is refused by name; managers cannot edit.
+    let (status, body) = web.send("PUT", "/api/v1/settings", json!({"store_name": "字".repeat(17)}));
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("store_name"),
+        "{body}"
+    );
+    let (status, _) = web.send(
+        "PUT",
+        "/api/v1/settings",
+        json!({"store_name": "X", "supervisor_pin": "12"}),
+    );
+    assert_eq!(status, 400);
+    web.send(
+        "PUT",
+        "/api/v1/accounts/mo",
+        json!({"password": "manager-pass-1"}),
+    );
+    let mo = WebClient::login(hub.http, Some("mo"), "manager-pass-1").unwrap();
+    assert_eq!(mo.send("PUT", "/api/v1/settings", edit).0, 403);
+
+    // Kept across a restart.
+    hub.restart();
+    let (_, settings) = hub.get("/api/v1/settings");
+    assert_eq!(settings["address"], "幸福路 8 号");
+    assert_eq!(settings["supervisor_pin_set"], true);
+}
+
+/// `tallybox drive` against a checkout's control API.
+fn drive(control: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin("tallybox"))
+        .args(["drive", "--control", &format!("127.0.0.1:{control}")])
+        .args(args)
+        .output()
+        .expect("run tallybox drive");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_new_hubs_own_checkout_shows_and_prints_the_setup_code_until_it_is_used() {
+    let control = free_port();
+    let hub = Hub::start_fresh_with(&["--devices", "sim", "--control", &format!("127.0.0.1:{control}")]);
+    let code = hub.setup_code();
+    let screen = wait_for(Duration::from_secs(10), || {
+        let s = drive(control, &["screen"]);
+        s.contains(&code).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the OLED never showed {code}: {}", drive(control, &["screen"])));
+    assert!(screen.contains("Owner setup code"), "{screen}");
+    let paper = wait_for(Duration::from_secs(10), || {
+        let p = drive(control, &["paper"]);
+        p.contains(&code).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("no setup slip: {}", drive(control, &["paper"])));
+    assert!(
+        paper.contains("OWNER SETUP CODE") && paper.contains("http://tallybox.local"),
+        "{paper}"
+    );
+
+    let (status, body) = status_json(
+        anon(&hub)
+            .post(&url(&hub, "/api/v1/setup"))
+            .send_json(json!({"code": code, "password": "a-good-password"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let screen = wait_for(Duration::from_secs(10), || {
+        let s = drive(control, &["screen"]);
+        (!s.contains(&code) && s.contains("Ready")).then_some(s)
+    });
+    assert!(
+        screen.is_some(),
+        "the code stayed on the OLED: {}",
+        drive(control, &["screen"])
+    );
 }

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::evidence::{self, Shop};
+use crate::evidence;
+use crate::shop::Shop;
 use crate::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,11 +42,7 @@ fn open(data_dir: &Path) -> anyhow::Result<Store> {
 pub fn run(args: EvidenceArgs) -> anyhow::Result<()> {
     let store = open(&args.data_dir)?;
     let settings = Config::load(&args.config, false)?;
-    let shop = Shop {
-        name: &settings.store_name,
-        merchant_id: &settings.merchant_id,
-        public_url: &settings.public_url,
-    };
+    let shop = Shop::from_config(&settings);
     let pack = evidence::pack(&store, &shop, &args.from, &args.to)?;
     let mut file = std::fs::File::create(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;

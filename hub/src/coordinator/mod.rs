@@ -28,21 +28,19 @@ use tallybox_terminal::protocol::{
 use tallybox_terminal::reason;
 
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
+use crate::shop::SharedShop;
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
 use undo::undo_check;
 
 /// The store-wide facts the coordinator answers with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub store_name: String,
-    pub merchant_id: String,
+    /// Name, address, slip lines, merchant number and supervisor PIN; the
+    /// owner edits them while the hub runs.
+    pub shop: SharedShop,
     pub currency: String,
     pub max_sale: Amount,
     pub acquirer_timeout: Duration,
-    /// Where customers reach the hub's e-receipt pages.
-    pub public_url: String,
-    /// The PIN a supervisor types to void or refund; none: both refused.
-    pub supervisor_pin: Option<String>,
     pub fraud: fraud::FraudRules,
 }
 
@@ -110,6 +108,11 @@ impl<A: Acquirer> Coordinator<A> {
         &self.settings
     }
 
+    /// The shop as it is now (the owner may have just edited it).
+    fn shop(&self) -> crate::shop::Shop {
+        crate::shop::current(&self.settings.shop)
+    }
+
     /// Runs `f` on the store thread, where concurrent writes share one commit
     /// (and one fsync); resolves once `f`'s changes are durable.
     async fn store<R: Send + 'static>(
@@ -142,8 +145,8 @@ impl<A: Acquirer> Coordinator<A> {
                 Some(match batch {
                     Ok((batch_no, frozen)) => Response::SignedIn {
                         request_id,
-                        store_name: self.settings.store_name.clone(),
-                        merchant_id: self.settings.merchant_id.clone(),
+                        store_name: self.shop().name,
+                        merchant_id: self.shop().merchant_id,
                         batch_no,
                         frozen,
                     },
@@ -271,11 +274,7 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     fn receipt_of(&self, txn: &Txn) -> tallybox_terminal::protocol::Receipt {
-        txn.receipt(
-            &self.settings.store_name,
-            &self.settings.merchant_id,
-            &self.settings.public_url,
-        )
+        txn.receipt(&self.shop())
     }
 
     fn outcome(&self, txn: &Txn, balance: Option<Amount>) -> Response {

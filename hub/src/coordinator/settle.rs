@@ -130,7 +130,7 @@ impl<A: Acquirer> Coordinator<A> {
         }
         let balanced = results.iter().all(|(_, b)| *b);
         let report = report(
-            &self.settings.store_name,
+            &self.shop().name,
             &self.settings.currency,
             batch_no,
             &rows,

@@ -10,13 +10,18 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
         store,
         SimAcquirer::default(),
         Settings {
-            store_name: "Corner Shop".into(),
-            merchant_id: "898000000000001".into(),
+            shop: std::sync::Arc::new(std::sync::RwLock::new(crate::shop::Shop {
+                name: "Corner Shop".into(),
+                address: String::new(),
+                slip_header: Vec::new(),
+                slip_footer: Vec::new(),
+                supervisor_pin: Some("8888".into()),
+                merchant_id: "898000000000001".into(),
+                public_url: "http://tallybox.local".into(),
+            })),
             currency: "CNY".into(),
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
-            public_url: "http://tallybox.local".into(),
-            supervisor_pin: Some("8888".into()),
             fraud: Default::default(),
         },
     )

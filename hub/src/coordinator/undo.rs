@@ -15,7 +15,7 @@ use crate::store::{Store, StoreError};
 impl<A: Acquirer> Coordinator<A> {
     /// Whether `given` is the supervisor's PIN (never, when none is set).
     pub(super) fn supervisor_pin_ok(&self, given: &str) -> bool {
-        self.settings
+        self.shop()
             .supervisor_pin
             .as_deref()
             .is_some_and(|pin| same_secret(pin, given))
@@ -60,7 +60,7 @@ impl<A: Acquirer> Coordinator<A> {
         card: CardRead,
         supervisor_pin: &str,
     ) -> Option<Response> {
-        if self.settings.supervisor_pin.is_none() {
+        if self.shop().supervisor_pin.is_none() {
             tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
         }
         if !self.supervisor_pin_ok(supervisor_pin) {

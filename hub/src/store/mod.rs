@@ -13,6 +13,7 @@ pub mod report;
 mod schema;
 mod secret;
 pub mod settlement;
+mod shop;
 pub mod terminals;
 pub mod writer;
 
@@ -71,12 +72,16 @@ pub struct Txn {
 }
 
 impl Txn {
-    /// What the slip shows; `public_url` is where customers reach the hub's
-    /// e-receipt pages (`{public_url}/r/{token}`).
-    pub fn receipt(&self, merchant_name: &str, merchant_id: &str, public_url: &str) -> Receipt {
+    /// What the slip shows; the shop's `public_url` is where customers reach
+    /// the hub's e-receipt pages (`{public_url}/r/{token}`).
+    pub fn receipt(&self, shop: &crate::shop::Shop) -> Receipt {
+        let public_url = &shop.public_url;
         Receipt {
-            merchant_name: merchant_name.to_string(),
-            merchant_id: merchant_id.to_string(),
+            merchant_name: shop.name.clone(),
+            merchant_address: shop.address.clone(),
+            header: shop.slip_header.clone(),
+            footer: shop.slip_footer.clone(),
+            merchant_id: shop.merchant_id.clone(),
             terminal_id: self.terminal_id.clone(),
             kind: self.kind,
             status: self.status,

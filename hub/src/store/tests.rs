@@ -243,9 +243,11 @@ fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_coun
         .by_receipt_token("AAAAAAAAAAAAAAAAAAAAAAAAAA")
         .unwrap()
         .is_none());
-    let link = a
-        .receipt("Shop", "898000000000001", "http://tallybox.local/")
-        .link;
+    let shop = crate::shop::Shop {
+        public_url: "http://tallybox.local/".into(),
+        ..crate::shop::Shop::from_config(&crate::config::Config::default())
+    };
+    let link = a.receipt(&shop).link;
     assert_eq!(link, Some(format!("http://tallybox.local/r/{ta}")));
 
     store.touch_terminal(&tid, Some(true), None).unwrap();

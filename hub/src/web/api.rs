@@ -11,6 +11,7 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{session, Session};
 use super::error::{internal, not_found, reject};
 use super::{read, WebState};
+use crate::shop::current;
 use crate::store::accounts::Role;
 use crate::store::query::{Filter as TxnFilter, ListError};
 use crate::store::Txn;
@@ -56,7 +57,7 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     // What was undone of a sale (pending voids and refunds count too).
     v["voided"] = Value::from(voided);
     v["refunded"] = Value::from(Amount::from_minor(refunded).unwrap_or(Amount::ZERO).to_string());
-    let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
+    let receipt = txn.receipt(&current(&state.shop));
     // The customer's copy as printed; its QR code is the e-receipt link.
     let slip = Slip::of(&receipt, Copy::Cardholder, false, slip::WIDTH);
     v["slip"] = Value::from(slip.lines);
@@ -80,14 +81,15 @@ async fn by_token(token: String, state: &WebState) -> Result<Txn, Rejection> {
 
 async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejection> {
     let txn = by_token(token, &state).await?;
-    let receipt = txn.receipt(&state.store_name, &state.merchant_id, &state.public_url);
+    let shop = current(&state.shop);
+    let receipt = txn.receipt(&shop);
     let slip = slip::render(&receipt, Copy::Cardholder, false).join("\n");
     let page = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
          <body><main><h1>{title}</h1><pre class=\"slip\">{slip}</pre></main></body></html>",
-        title = html_escape(&format!("电子签购单 e-receipt · {}", state.store_name)),
+        title = html_escape(&format!("电子签购单 e-receipt · {}", shop.name)),
         slip = html_escape(&slip),
     );
     Ok(warp::reply::with_header(
@@ -100,10 +102,7 @@ async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejecti
 /// The e-receipt link as a QR code, for the owner to show a customer.
 async fn e_receipt_qr(token: String, state: WebState) -> Result<impl Reply, Rejection> {
     let txn = by_token(token, &state).await?;
-    let link = txn
-        .receipt(&state.store_name, &state.merchant_id, &state.public_url)
-        .link
-        .unwrap_or_default();
+    let link = txn.receipt(&current(&state.shop)).link.unwrap_or_default();
     let svg = qr_svg(&link).ok_or_else(|| internal("the e-receipt link does not fit a QR code"))?;
     Ok(warp::reply::with_header(svg, "content-type", "image/svg+xml"))
 }

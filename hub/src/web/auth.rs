@@ -16,6 +16,7 @@ use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use warp::http::header::SET_COOKIE;
 use warp::http::{Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
@@ -90,16 +91,22 @@ pub struct Session {
 pub struct Auth {
     /// Keyed by the SHA-256 of the cookie's token.
     sessions: Mutex<HashMap<String, Session>>,
-    /// Shown once at start while no owner exists; used once.
-    setup_code: Mutex<Option<String>>,
+    /// Shown at start while no owner exists (log, the hub's own checkout);
+    /// used once, then `None`.
+    setup_code: watch::Sender<Option<String>>,
 }
 
 impl Auth {
     pub fn new(setup_code: Option<String>) -> Auth {
         Auth {
             sessions: Mutex::new(HashMap::new()),
-            setup_code: Mutex::new(setup_code),
+            setup_code: watch::channel(setup_code).0,
         }
+    }
+
+    /// The setup code now and whenever it is used up.
+    pub fn setup_code(&self) -> watch::Receiver<Option<String>> {
+        self.setup_code.subscribe()
     }
 
     /// Eight digits, written as two groups of four.
@@ -110,13 +117,14 @@ impl Auth {
 
     /// Spends the setup code when `given` matches it (spaces ignored).
     fn take_setup_code(&self, given: &str) -> bool {
-        let mut code = self.setup_code.lock().unwrap_or_else(|e| e.into_inner());
         let digits = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-        let ok = code.as_deref().is_some_and(|c| same(&digits(c), &digits(given)));
-        if ok {
-            *code = None;
-        }
-        ok
+        self.setup_code.send_if_modified(|code| {
+            let ok = code.as_deref().is_some_and(|c| same(&digits(c), &digits(given)));
+            if ok {
+                *code = None;
+            }
+            ok
+        })
     }
 
     fn open(&self, account: &str, role: Role) -> (String, Session) {

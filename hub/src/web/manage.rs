@@ -14,7 +14,8 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{check_new_password, hash_password, json_body, session, Session};
 use super::error::{bad_request, internal, not_found, reject};
 use super::{read, write, WebState};
-use crate::evidence::{self, Shop};
+use crate::evidence;
+use crate::shop::{current, Shop};
 use crate::store::accounts::{Role, OWNER};
 
 /// The scope a freeze names: a terminal id, or `store` for every checkout.
@@ -38,15 +39,64 @@ async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection>
     ))
 }
 
-/// The shop's facts as the hub's settings file gives them.
+/// The shop as slips show it, and the facts only the settings file changes.
 async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let shop = current(&state.shop);
     Ok(warp::reply::json(&json!({
-        "store_name": state.store_name,
-        "merchant_id": state.merchant_id,
+        "store_name": shop.name,
+        "address": shop.address,
+        "slip_header": shop.slip_header,
+        "slip_footer": shop.slip_footer,
+        "supervisor_pin_set": shop.supervisor_pin.is_some(),
+        "merchant_id": shop.merchant_id,
         "currency": state.currency,
-        "public_url": state.public_url,
+        "public_url": shop.public_url,
         "version": env!("CARGO_PKG_VERSION"),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopEdit {
+    store_name: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    slip_header: Vec<String>,
+    #[serde(default)]
+    slip_footer: Vec<String>,
+    /// Absent: keep the PIN; "": no PIN (voids and refunds refused).
+    supervisor_pin: Option<String>,
+}
+
+/// The owner edits the shop; the next slip and the page show it at once.
+async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<impl Reply, Rejection> {
+    let now = current(&state.shop);
+    let trimmed = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let edit = Shop {
+        name: body.store_name.trim().to_string(),
+        address: body.address.trim().to_string(),
+        slip_header: trimmed(body.slip_header),
+        slip_footer: trimmed(body.slip_footer),
+        supervisor_pin: match body.supervisor_pin {
+            None => now.supervisor_pin.clone(),
+            Some(p) if p.is_empty() => None,
+            Some(p) => Some(p),
+        },
+        ..now.clone()
+    };
+    edit.check().map_err(bad_request)?;
+    let (saved, by) = (edit.clone(), who.account.clone());
+    write(&state, move |s| s.set_shop_edit(&saved, &by).map_err(internal)).await?;
+    *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;
+    tracing::info!(account = %who.account, "shop settings changed on the web page");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,13 +167,8 @@ struct EvidenceQuery {
 
 async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp::reply::Response, Rejection> {
     let name = format!("tallybox-evidence-{}-{}.tar", q.from, q.to).replace([' ', ':'], "");
-    let st = state.clone();
+    let shop = current(&state.shop);
     let pack = read(&state, move |s| {
-        let shop = Shop {
-            name: &st.store_name,
-            merchant_id: &st.merchant_id,
-            public_url: &st.public_url,
-        };
         evidence::pack(s, &shop, &q.from, &q.to).map_err(|e| match e {
             evidence::EvidenceError::List(l) => bad_request(l.to_string()),
             other => internal(other),
@@ -278,6 +323,12 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(anyone.clone())
         .and(with_state.clone())
         .and_then(settings);
+    let edit_settings = warp::path!("api" / "v1" / "settings")
+        .and(warp::put())
+        .and(owner.clone())
+        .and(json_body())
+        .and(with_state.clone())
+        .and_then(edit_settings);
     let rename = warp::path!("api" / "v1" / "terminals" / String)
         .and(warp::put())
         .and(anyone.clone())
@@ -330,6 +381,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and_then(remove_manager);
     terminals
         .or(settings)
+        .or(edit_settings)
         .or(rename)
         .or(freeze)
         .or(unfreeze)

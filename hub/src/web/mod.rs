@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use warp::{Filter, Rejection};
 
+use crate::shop::SharedShop;
 use crate::store::Store;
 use auth::Auth;
 use error::internal;
@@ -31,9 +32,8 @@ use error::internal;
 pub struct WebState {
     pub store: Arc<Mutex<Store>>,
     pub auth: Arc<Auth>,
-    pub store_name: String,
-    pub merchant_id: String,
-    pub public_url: String,
+    /// The shop's name, slip lines and PIN, shared with the coordinator.
+    pub shop: SharedShop,
     pub currency: String,
     pub broker_connected: watch::Receiver<bool>,
     /// Bumped whenever anyone commits to the database ([`reports::watch_changes`]).

@@ -87,6 +87,16 @@ pub enum Input {
     Clock(String),
     /// A card stays in the swipe slot.
     CardStuck,
+    /// The hub has no owner password yet: show this one-time code (and print
+    /// it once); `None` once the owner has used it.
+    SetupCode(Option<SetupNotice>),
+}
+
+/// The hub's one-time setup code and the web page that asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupNotice {
+    pub code: String,
+    pub page: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +205,8 @@ pub struct Session {
     /// The e-receipt link of the last approved sale, shown as a QR code when
     /// its slip cannot print.
     last_link: Option<String>,
+    /// The hub's setup code, shown at idle until the owner has used it.
+    setup_code: Option<String>,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -212,6 +224,7 @@ impl Session {
             supervisor_pin: None,
             frozen: None,
             paper_low: false,
+            setup_code: None,
             clock: String::new(),
             last_link: None,
         }
@@ -333,6 +346,15 @@ impl Session {
                 self.clock = clock;
                 self.refresh_idle()
             }
+            Input::SetupCode(notice) => {
+                let first = self.setup_code.is_none();
+                self.setup_code = notice.as_ref().map(|n| n.code.clone());
+                let mut actions = self.refresh_idle();
+                if let (true, Some(n)) = (first, notice) {
+                    actions.push(Action::Print(crate::slip::setup(&n.code, &n.page)));
+                }
+                actions
+            }
             Input::Printer(problem) => {
                 self.printer = problem;
                 match (&self.state, problem) {
@@ -364,7 +386,10 @@ impl Session {
             printer_ok: self.printer.is_none(),
             paper_low: self.paper_low,
         };
-        self.ui().idle(&self.store_name, &status, self.printer)
+        match (&self.setup_code, self.printer) {
+            (Some(code), None) => self.ui().idle_setup(&self.store_name, &status, code),
+            _ => self.ui().idle(&self.store_name, &status, self.printer),
+        }
     }
 
     /// The idle screen again when it is showing and something on it changed.

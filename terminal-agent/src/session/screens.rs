@@ -148,6 +148,18 @@ impl Screens {
         screen
     }
 
+    /// Idle while the hub has no owner password: the code its web page asks for.
+    pub fn idle_setup(self, store_name: &str, status: &StatusBar, code: &str) -> Screen {
+        let mut screen = Screen::of(&[
+            store_name,
+            self.pick("Owner setup code:", "店主设置码:"),
+            code,
+            self.pick("A sale    D menu", "A 消费  D 菜单"),
+        ]);
+        screen.status = Some(status.clone());
+        screen
+    }
+
     /// A sale's title, e.g. `SALE CNY 12.50`.
     pub fn sale_title(self, currency: &str, amount: Amount) -> String {
         format!("{} {}", self.pick("SALE", "消费"), money(currency, amount))
@@ -423,6 +435,10 @@ pub(crate) mod tests {
             (
                 "idle-paper-low",
                 s.idle("Corner Shop", &bar(true, true, true), None),
+            ),
+            (
+                "idle-setup",
+                s.idle_setup("Corner Shop", &bar(true, true, false), "4821 9930"),
             ),
             ("amount", s.amount_entry("CNY", "1250")),
             ("menu", s.menu()),

@@ -55,6 +55,9 @@ fn sent(actions: &[Action]) -> Option<Request> {
 fn receipt(amount: Amount) -> Receipt {
     Receipt {
         merchant_name: "Shop".into(),
+        merchant_address: String::new(),
+        header: Vec::new(),
+        footer: Vec::new(),
         merchant_id: "M1".into(),
         terminal_id: "T1".into(),
         kind: TxnKind::Sale,
@@ -442,4 +445,36 @@ fn a_sale_a_rule_holds_goes_again_with_the_supervisors_pin() {
     assert_ne!(a, b, "a new request id");
     assert_eq!((x, c1), (y, c2), "the same sale");
     assert_eq!(supervisor_pin.as_deref(), Some("8888"));
+}
+
+#[test]
+fn a_new_hubs_setup_code_shows_at_idle_prints_once_and_goes_when_used() {
+    let mut s = session();
+    let notice = SetupNotice {
+        code: "4821 9930".into(),
+        page: "http://tallybox.local".into(),
+    };
+    let actions = s.handle(Input::SetupCode(Some(notice.clone())), TODAY);
+    assert!(
+        last_screen(&actions).contains("4821 9930"),
+        "{}",
+        last_screen(&actions)
+    );
+    let printed: Vec<&Slip> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Print(slip) => Some(slip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(printed.len(), 1);
+    assert!(printed[0].lines.iter().any(|l| l == "4821 9930"));
+    assert_eq!(printed[0].qr.as_deref(), Some("http://tallybox.local"));
+    // Told again (a restart of the forwarder): no second slip.
+    let again = s.handle(Input::SetupCode(Some(notice)), TODAY);
+    assert!(!again.iter().any(|a| matches!(a, Action::Print(_))));
+    // Used: the usual idle screen.
+    let used = s.handle(Input::SetupCode(None), TODAY);
+    let screen = last_screen(&used);
+    assert!(!screen.contains("4821") && screen.contains("A sale"), "{screen}");
 }

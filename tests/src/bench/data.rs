@@ -49,7 +49,11 @@ pub fn fill(dir: &Path, rows: u64) -> anyhow::Result<()> {
                 (i % 999_999 + 1) as i64,
                 format!("{:012}", i),
                 // A thousand codes, so a search by one fills a page.
-                if approved { format!("{:06}", i % 1000) } else { String::new() },
+                if approved {
+                    format!("{:06}", i % 1000)
+                } else {
+                    String::new()
+                },
                 if approved { "00" } else { "51" },
                 local,
                 format!("{}Z", local.replace(' ', "T")),
@@ -83,18 +87,26 @@ pub fn raw_page(dir: &Path, where_sql: &str, rounds: usize) -> anyhow::Result<Hi
     Ok(h)
 }
 
-/// A local day's totals straight from SQLite, the floor of the daily report:
-/// one aggregate over the day's rows by the time index.
-pub fn raw_day_totals(dir: &Path, day: &str, rounds: usize) -> anyhow::Result<Histogram<u64>> {
+/// The daily report's query straight from SQLite, the floor of the report:
+/// the day's rows by the time index, grouped by hour, terminal, brand, kind
+/// and status, every group read.
+pub fn raw_day_report(dir: &Path, day: &str, rounds: usize) -> anyhow::Result<Histogram<u64>> {
     let conn = Connection::open(dir.join("tallybox.db"))?;
     let mut stmt = conn.prepare(
-        "SELECT count(*), sum(amount) FROM transactions WHERE local_time >= ?1 || ' 00:00:00' \
-         AND local_time < ?1 || ' 24:00:00' AND status IN ('approved', 'declined')",
+        "SELECT substr(local_time, 12, 2), terminal_id, brand, kind, status, count(*), sum(amount) \
+         FROM transactions WHERE local_time >= ?1 || ' 00:00:00' AND local_time < ?1 || ' 24:00:00' \
+         AND status IN ('approved', 'declined') GROUP BY 1, 2, 3, 4, 5",
     )?;
     let mut h = histogram();
     for _ in 0..rounds {
         let started = Instant::now();
-        let n: i64 = stmt.query_row([day], |r| r.get(0))?;
+        let n = stmt
+            .query_map([day], |r| {
+                (0..7)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })?
+            .count();
         record(&mut h, started.elapsed());
         anyhow::ensure!(n > 0, "no rows on {day}");
     }

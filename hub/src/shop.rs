@@ -1,0 +1,176 @@
+//! The shop as its slips and screens describe it: name, address, the owner's
+//! lines above and below every slip, and the supervisor PIN for voids and
+//! refunds. The settings file gives the first values; the owner edits them
+//! on the web page, the store keeps the edit (`settings` row `shop`), and the
+//! coordinator and the page read the one shared copy, so the next slip shows
+//! the change without a restart.
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tallybox_terminal::slip::{columns, WIDTH};
+
+use crate::config::Config;
+
+/// Lines the owner may add above or below the slip body.
+pub const MAX_SLIP_LINES: usize = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shop {
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub slip_header: Vec<String>,
+    #[serde(default)]
+    pub slip_footer: Vec<String>,
+    /// 4 to 8 digits; none: voids and refunds are refused.
+    #[serde(default)]
+    pub supervisor_pin: Option<String>,
+    /// From the settings file only: the acquirer assigns it.
+    #[serde(skip)]
+    pub merchant_id: String,
+    /// From the settings file only.
+    #[serde(skip)]
+    pub public_url: String,
+}
+
+pub type SharedShop = Arc<RwLock<Shop>>;
+
+impl Shop {
+    pub fn from_config(config: &Config) -> Shop {
+        Shop {
+            name: config.store_name.clone(),
+            address: String::new(),
+            slip_header: Vec::new(),
+            slip_footer: Vec::new(),
+            supervisor_pin: config.supervisor_pin.clone(),
+            merchant_id: config.merchant_id.clone(),
+            public_url: config.public_url.clone(),
+        }
+    }
+
+    /// The owner's edit on top of the settings file's facts.
+    pub fn with_edit(&self, edit: Shop) -> Shop {
+        Shop {
+            merchant_id: self.merchant_id.clone(),
+            public_url: self.public_url.clone(),
+            ..edit
+        }
+    }
+
+    /// What fits a slip and a checkout: the first problem, naming its field.
+    pub fn check(&self) -> Result<(), String> {
+        let name = self.name.trim();
+        if name.is_empty() || columns(name) > WIDTH {
+            return Err(format!(
+                "store_name: 1 to {WIDTH} columns (a Chinese character takes 2)"
+            ));
+        }
+        if columns(&self.address) > WIDTH {
+            return Err(format!("address: at most {WIDTH} columns"));
+        }
+        for (field, lines) in [
+            ("slip_header", &self.slip_header),
+            ("slip_footer", &self.slip_footer),
+        ] {
+            if lines.len() > MAX_SLIP_LINES {
+                return Err(format!("{field}: at most {MAX_SLIP_LINES} lines"));
+            }
+            if lines.iter().any(|l| columns(l) > WIDTH) {
+                return Err(format!("{field}: each line at most {WIDTH} columns"));
+            }
+        }
+        if let Some(pin) = &self.supervisor_pin {
+            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("supervisor_pin: 4 to 8 digits".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the shared copy, whatever a panicked writer left.
+pub fn current(shop: &SharedShop) -> Shop {
+    shop.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop() -> Shop {
+        Shop::from_config(&Config::default())
+    }
+
+    #[test]
+    fn what_does_not_fit_a_slip_is_refused_by_name() {
+        assert_eq!(shop().check(), Ok(()));
+        let cases = [
+            (
+                Shop {
+                    name: " ".into(),
+                    ..shop()
+                },
+                "store_name",
+            ),
+            (
+                Shop {
+                    name: "字".repeat(17),
+                    ..shop()
+                },
+                "store_name",
+            ),
+            (
+                Shop {
+                    address: "x".repeat(33),
+                    ..shop()
+                },
+                "address",
+            ),
+            (
+                Shop {
+                    slip_header: vec!["a".into(); 4],
+                    ..shop()
+                },
+                "slip_header",
+            ),
+            (
+                Shop {
+                    slip_footer: vec!["谢".repeat(17)],
+                    ..shop()
+                },
+                "slip_footer",
+            ),
+            (
+                Shop {
+                    supervisor_pin: Some("12a4".into()),
+                    ..shop()
+                },
+                "supervisor_pin",
+            ),
+        ];
+        for (s, field) in cases {
+            assert!(s.check().unwrap_err().starts_with(field), "{field}");
+        }
+        let ok = Shop {
+            name: "老王便利店".into(),
+            slip_footer: vec!["谢谢惠顾 Thank you".into()],
+            ..shop()
+        };
+        assert_eq!(ok.check(), Ok(()));
+    }
+
+    #[test]
+    fn an_edit_keeps_the_facts_from_the_settings_file() {
+        let edit = Shop {
+            name: "New".into(),
+            merchant_id: String::new(),
+            public_url: String::new(),
+            ..shop()
+        };
+        let merged = shop().with_edit(edit);
+        assert_eq!(merged.name, "New");
+        assert_eq!(merged.merchant_id, Config::default().merchant_id);
+    }
+}

@@ -1,0 +1,41 @@
+//! The owner's edit of the shop's name, address, slip lines and supervisor
+//! PIN, kept as one JSON row in `settings` and audited.
+
+use rusqlite::OptionalExtension;
+
+use super::{audit, exec, now_utc, Store, StoreError};
+use crate::shop::Shop;
+
+impl Store {
+    /// The owner's last edit, if any.
+    pub fn shop_edit(&self) -> Result<Option<Shop>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'shop'", [], |r| r.get(0))
+            .optional()?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    pub fn set_shop_edit(&mut self, shop: &Shop, by: &str) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let json = serde_json::to_string(shop).unwrap_or_default();
+        let tx = self.conn.savepoint()?;
+        exec(
+            &tx,
+            "INSERT INTO settings (key, value) VALUES ('shop', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [&json],
+        )?;
+        // The audit record names what changed, never the PIN itself.
+        let detail = serde_json::json!({
+            "by": by,
+            "store_name": shop.name,
+            "address": shop.address,
+            "slip_header": shop.slip_header,
+            "slip_footer": shop.slip_footer,
+            "supervisor_pin_set": shop.supervisor_pin.is_some(),
+        });
+        audit::append(&tx, &utc, "shop_settings_changed", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -256,6 +256,17 @@ async function loadReceipt(id) {
   const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
   $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}`;
   $("#slip").textContent = txn.slip.join("\n");
+  const form = $("#reprint-form");
+  form.hidden = txn.status !== "approved";
+  form.dataset.id = txn.id;
+  if (!form.hidden) {
+    const d = await api("GET", "/api/v1/terminals");
+    const online = d.terminals.filter((x) => x.online);
+    form.terminal.replaceChildren(...online.map((x) =>
+      el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name} (${x.id})`)));
+    if (online.some((x) => x.id === txn.terminal_id)) form.terminal.value = txn.terminal_id;
+    form.hidden = !online.length;
+  }
   const share = $("#share");
   share.hidden = !txn.receipt_token;
   if (txn.receipt_token) {
@@ -264,6 +275,17 @@ async function loadReceipt(id) {
     $("#share-link").textContent = txn.receipt_link || `/r/${txn.receipt_token}`;
   }
 }
+
+$("#reprint-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  try {
+    await api("POST", `/api/v1/transactions/${f.dataset.id}/reprint`, { terminal: f.terminal.value });
+    notice(t("reprint_sent"));
+  } catch (err) {
+    showError(err.message);
+  }
+});
 
 // ---- reports --------------------------------------------------------------
 

@@ -44,6 +44,7 @@ const WORDS = {
     pin_set: "A supervisor PIN is set. Leave the field empty to keep it.",
     pin_unset: "No supervisor PIN: voids and refunds are refused at the checkouts.",
     owner_only: "Only the owner can change these.",
+    reprint: "Reprint", reprint_sent: "Sent to the printer.",
   },
   "zh-CN": {
     logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
@@ -86,6 +87,7 @@ const WORDS = {
     pin_set: "已设置主管密码。留空则保持不变。",
     pin_unset: "未设置主管密码：收银台将拒绝撤销和退货。",
     owner_only: "只有店主可以修改。",
+    reprint: "重打印", reprint_sent: "已发送到打印机。",
   },
 };
 

@@ -214,10 +214,12 @@ pub async fn run(
     let topics = Topics::new(&config.store_id);
     let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
     let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
+    let (push, pushes) = tokio::sync::mpsc::channel(64);
     let web_state = WebState {
         store: Arc::new(Mutex::new(web_store)),
         auth: Arc::clone(&auth),
         shop,
+        push,
         currency: config.currency.clone(),
         broker_connected: connected_rx,
         changes: web::watch_changes(config.data_dir.join("tallybox.db")),
@@ -230,6 +232,7 @@ pub async fn run(
         Arc::clone(&coordinator),
         broker_addr.clone(),
         topics,
+        pushes,
         connected_tx,
         shutdown.clone(),
     ));

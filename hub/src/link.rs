@@ -12,7 +12,7 @@ use tallybox_terminal::mqtt::{self, BrokerAddr};
 use tallybox_terminal::protocol::{
     decode_request, decode_status, encode, Request, Response, Status, TerminalId, Topics,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
@@ -83,15 +83,27 @@ async fn announce_freezes<A: Acquirer>(
     }
 }
 
+/// Messages the hub sends a terminal on its own initiative (a reprint the
+/// owner asked for on the web page).
+pub type Pushes = mpsc::Receiver<(TerminalId, Response)>;
+
+async fn send_pushes(client: AsyncClient, topics: Topics, mut pushes: Pushes) {
+    while let Some((terminal, message)) = pushes.recv().await {
+        answer(&client, &topics, &terminal, &message).await;
+    }
+}
+
 /// Serves terminals until `shutdown`; `connected` turns true at each connection.
 pub async fn run<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
     broker: BrokerAddr,
     topics: Topics,
+    pushes: Pushes,
     connected: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
+    tokio::spawn(send_pushes(client.clone(), topics.clone(), pushes));
     tokio::spawn(announce_freezes(
         client.clone(),
         topics.clone(),

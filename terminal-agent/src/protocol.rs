@@ -394,6 +394,11 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         receipt: Option<Receipt>,
     },
+    /// The owner asked, on the web page, for this receipt to be printed
+    /// here (a customer's copy): news, not an answer.
+    Print {
+        receipt: Receipt,
+    },
     /// The batch was settled: whether the acquirer's totals agreed, and the
     /// settlement report to print, line by line.
     Settled {
@@ -418,6 +423,7 @@ impl Response {
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
+            Response::Print { .. } => None,
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
@@ -566,7 +572,15 @@ pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
     decode(
         payload,
-        &["signed_in", "outcome", "reprint", "settled", "frozen", "error"],
+        &[
+            "signed_in",
+            "outcome",
+            "reprint",
+            "print",
+            "settled",
+            "frozen",
+            "error",
+        ],
     )
 }
 

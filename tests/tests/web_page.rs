@@ -107,6 +107,21 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     assert_eq!(qr_ok, serde_json::json!(true), "the QR code image did not load");
     b.screenshot("receipt").await;
 
+    // Reprint the customer's copy on the checkout's printer.
+    b.wait_text("#reprint-form", "Reprint", WAIT).await;
+    b.click("#reprint-form button").await;
+    b.wait_text("#notice", "Sent to the printer", WAIT).await;
+    tokio::task::block_in_place(|| {
+        let reprinted = tallybox_e2e::wait_for(WAIT, || {
+            t1.paper().into_iter().find(|slip| slip.contains("REPRINT"))
+        })
+        .expect("the reprint came out of T1's printer");
+        assert!(
+            reprinted.contains("CARDHOLDER COPY") && reprinted.contains("CNY 12.50"),
+            "{reprinted}"
+        );
+    });
+
     // 中文.
     b.click("#lang").await;
     b.wait_text("#nav", "签购单", WAIT).await;

@@ -3,13 +3,14 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 use tallybox_terminal::amount::Amount;
+use tallybox_terminal::protocol::{Response, TerminalId, TxnStatus};
 use tallybox_terminal::reason::explain;
 use tallybox_terminal::slip::{self, Copy, Slip};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{internal, not_found, reject};
+use super::error::{bad_request, internal, not_found, reject};
 use super::{read, WebState};
 use crate::shop::current;
 use crate::store::accounts::Role;
@@ -63,6 +64,52 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     v["slip"] = Value::from(slip.lines);
     v["receipt_link"] = Value::from(slip.qr);
     Ok(warp::reply::json(&v))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReprintBody {
+    terminal: String,
+}
+
+/// Prints the customer's copy of an approved transaction on a terminal the
+/// owner picks; the terminal must be online (an offline one would never
+/// hear it).
+async fn reprint(id: i64, _: Session, body: ReprintBody, state: WebState) -> Result<impl Reply, Rejection> {
+    let terminal = TerminalId::parse(&body.terminal).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let t2 = terminal.clone();
+    let (txn, online) = read(&state, move |s| {
+        let txn = s.get(id).map_err(internal)?;
+        let online = s
+            .terminals()
+            .map_err(internal)?
+            .into_iter()
+            .any(|t| t.id == t2.as_str() && t.online);
+        Ok((txn, online))
+    })
+    .await?;
+    let txn = txn.ok_or_else(|| not_found(format!("no transaction {id}")))?;
+    if txn.status != TxnStatus::Approved {
+        return Err(bad_request("only an approved transaction has a slip to print"));
+    }
+    if !online {
+        return Err(reject(
+            StatusCode::CONFLICT,
+            "terminal_offline",
+            format!("{terminal} is offline; pick a checkout that is on"),
+        ));
+    }
+    let receipt = txn.receipt(&current(&state.shop));
+    state
+        .push
+        .send((terminal.clone(), Response::Print { receipt }))
+        .await
+        .map_err(|_| internal("the MQTT link has stopped"))?;
+    tracing::info!(txn = id, terminal = %terminal, "reprint sent from the web page");
+    Ok(warp::reply::with_status(
+        warp::reply::json(&json!({"terminal": terminal.as_str(), "sent": true})),
+        StatusCode::ACCEPTED,
+    ))
 }
 
 /// The customer's e-receipt: one receipt, nothing else, for whoever holds the
@@ -211,6 +258,12 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(session(state_any.clone(), Role::Manager))
         .and(state.clone())
         .and_then(one);
+    let reprint = warp::path!("api" / "v1" / "transactions" / i64 / "reprint")
+        .and(warp::post())
+        .and(session(state_any.clone(), Role::Manager))
+        .and(super::auth::json_body())
+        .and(state.clone())
+        .and_then(reprint);
     let e_receipt = warp::path!("r" / String)
         .and(warp::get())
         .and(state.clone())
@@ -229,5 +282,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(warp::get())
         .and(state)
         .and_then(health);
-    list.or(one).or(fraud).or(e_receipt).or(e_receipt_qr).or(health)
+    list.or(one)
+        .or(reprint)
+        .or(fraud)
+        .or(e_receipt)
+        .or(e_receipt_qr)
+        .or(health)
 }

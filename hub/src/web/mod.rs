@@ -25,6 +25,7 @@ use crate::shop::SharedShop;
 use crate::store::Store;
 use auth::Auth;
 use error::internal;
+use tallybox_terminal::protocol::{Response, TerminalId};
 
 /// What the handlers share: a connection to the store (WAL lets it read while
 /// the coordinator writes), the sessions, and the facts a slip needs.
@@ -34,6 +35,8 @@ pub struct WebState {
     pub auth: Arc<Auth>,
     /// The shop's name, slip lines and PIN, shared with the coordinator.
     pub shop: SharedShop,
+    /// To a terminal over MQTT (reprints).
+    pub push: tokio::sync::mpsc::Sender<(TerminalId, Response)>,
     pub currency: String,
     pub broker_connected: watch::Receiver<bool>,
     /// Bumped whenever anyone commits to the database ([`reports::watch_changes`]).

@@ -34,6 +34,16 @@ impl Session {
             self.frozen = reason.clone();
             return self.refresh_idle();
         }
+        // A reprint the owner sent from the web page: printed whatever the
+        // cashier is doing; the screen is left alone.
+        if let Response::Print { receipt } = &response {
+            return vec![Action::Print(Slip::of(
+                receipt,
+                Copy::Cardholder,
+                true,
+                self.config.slip_columns,
+            ))];
+        }
         let State::Waiting { request, .. } = &self.state else {
             return vec![]; // a late duplicate answer: already handled
         };
@@ -116,7 +126,8 @@ impl Session {
                 self.frozen = reason;
                 self.go_idle()
             }
-            Response::SignedIn { .. } => vec![],
+            // Both handled above, before any request is matched.
+            Response::SignedIn { .. } | Response::Print { .. } => vec![],
         }
     }
 }

@@ -10,7 +10,7 @@ use tallybox_terminal::slip::{self, Copy};
 
 use crate::shop::Shop;
 use crate::store::query::{Filter, ListError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Txn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
@@ -29,6 +29,48 @@ pub struct Pack {
     pub hits: usize,
     /// One line: whether the audit log is intact.
     pub verify: String,
+}
+
+/// Transactions (given newest first) as a CSV that Excel opens right: UTF-8
+/// with a byte order mark (or Chinese turns to mojibake), CRLF line ends,
+/// bilingual headers, oldest first, and a decline's reason in both languages.
+pub fn transactions_csv(txns: &[Txn]) -> String {
+    let mut out = String::with_capacity(256 + txns.len() * 160);
+    out.push('\u{feff}');
+    out.push_str(
+        "id,时间 time,终端 terminal,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,\
+         方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n",
+    );
+    for t in txns.iter().rev() {
+        let (zh, en) = if t.response_code.is_empty() {
+            ("", "")
+        } else {
+            let x = tallybox_terminal::reason::explain(&t.response_code);
+            (x.reason_zh, x.reason_en)
+        };
+        let fields = [
+            t.id.to_string(),
+            t.local_time.clone(),
+            t.terminal_id.clone(),
+            t.kind.as_str().into(),
+            t.status.as_str().into(),
+            t.amount.to_string(),
+            t.currency.clone(),
+            t.masked_pan.as_str().into(),
+            t.brand.label().into(),
+            t.entry_mode.label().into(),
+            t.batch_no.to_string(),
+            t.trace_no.to_string(),
+            t.reference_no.clone(),
+            t.auth_code.clone(),
+            t.response_code.clone(),
+            zh.to_string(),
+            en.to_string(),
+        ];
+        out.push_str(&fields.iter().map(|f| csv(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 pub fn csv(field: &str) -> String {
@@ -78,34 +120,10 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
     let hits = store.fraud_hits(from, &to_end)?;
     let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
 
-    let mut t = String::from(
-        "id,local_time,terminal,kind,status,amount,currency,card,brand,entry,batch,trace,reference_no,auth_code,response_code\n",
-    );
+    let t = transactions_csv(&txns);
     let mut slips = String::new();
     let mut cctv = String::from("Pull these recordings (local time, terminal, why):\n");
     for x in txns.iter().rev() {
-        t += &[
-            x.id.to_string(),
-            x.local_time.clone(),
-            x.terminal_id.clone(),
-            x.kind.as_str().into(),
-            x.status.as_str().into(),
-            x.amount.to_string(),
-            x.currency.clone(),
-            x.masked_pan.as_str().into(),
-            x.brand.label().into(),
-            x.entry_mode.label().into(),
-            x.batch_no.to_string(),
-            x.trace_no.to_string(),
-            x.reference_no.clone(),
-            x.auth_code.clone(),
-            x.response_code.clone(),
-        ]
-        .iter()
-        .map(|f| csv(f))
-        .collect::<Vec<_>>()
-        .join(",");
-        t.push('\n');
         if x.status == TxnStatus::Approved {
             let receipt = x.receipt(shop);
             slips += &slip::render(&receipt, Copy::Merchant, true).join("\n");

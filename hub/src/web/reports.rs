@@ -16,11 +16,10 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{session, Session};
 use super::error::{bad_request, internal};
 use super::{read, WebState};
-use crate::evidence::csv;
+use crate::evidence::transactions_csv;
 use crate::store::accounts::Role;
 use crate::store::query::{Filter as TxnFilter, ListError};
 use crate::store::report::Period;
-use crate::store::Txn;
 
 /// The most rows one CSV export carries (a busy shop's quarter).
 const MAX_EXPORT: usize = 200_000;
@@ -95,38 +94,6 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     })))
 }
 
-fn csv_line(t: &Txn) -> String {
-    let reason = if t.response_code.is_empty() {
-        ("".to_string(), "".to_string())
-    } else {
-        let x = tallybox_terminal::reason::explain(&t.response_code);
-        (x.reason_zh.to_string(), x.reason_en.to_string())
-    };
-    [
-        t.id.to_string(),
-        t.local_time.clone(),
-        t.terminal_id.clone(),
-        t.kind.as_str().into(),
-        t.status.as_str().into(),
-        t.amount.to_string(),
-        t.currency.clone(),
-        t.masked_pan.as_str().into(),
-        t.brand.label().into(),
-        t.entry_mode.label().into(),
-        t.batch_no.to_string(),
-        t.trace_no.to_string(),
-        t.reference_no.clone(),
-        t.auth_code.clone(),
-        t.response_code.clone(),
-        reason.0,
-        reason.1,
-    ]
-    .iter()
-    .map(|f| csv(f))
-    .collect::<Vec<_>>()
-    .join(",")
-}
-
 /// The filtered transactions as a CSV Excel opens right: UTF-8 with a byte
 /// order mark (or Chinese turns to mojibake), CRLF line ends, oldest first.
 async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::reply::Response, Rejection> {
@@ -142,13 +109,7 @@ async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::
         })
     })
     .await?;
-    let mut out = String::with_capacity(64 + rows.len() * 160);
-    out.push('\u{feff}');
-    out.push_str("id,时间 time,终端 terminal,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n");
-    for t in rows.iter().rev() {
-        out.push_str(&csv_line(t));
-        out.push_str("\r\n");
-    }
+    let out = transactions_csv(&rows);
     let reply = warp::reply::with_header(out, CONTENT_TYPE, "text/csv; charset=utf-8");
     let reply = warp::reply::with_header(
         reply,

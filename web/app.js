@@ -187,6 +187,10 @@ $("#lang").addEventListener("click", () => {
 async function loadToday() {
   const d = await api("GET", "/api/v1/today");
   $("#today-date").textContent = d.date;
+  $("#alerts").hidden = !d.alerts.length;
+  $("#alert-list").replaceChildren(...d.alerts.slice().reverse().map((a) => el("li", {},
+    el("strong", {}, `${a.local_time.slice(11)} ${a.terminal_id} ${a.rule}`),
+    el("span", { class: "muted" }, ` · ${t(`a_${a.action}`)} · ${a.detail}`))));
   totalsCards($("#today-totals"), d.totals, d.currency);
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],

@@ -45,6 +45,9 @@ const WORDS = {
     pin_unset: "No supervisor PIN: voids and refunds are refused at the checkouts.",
     owner_only: "Only the owner can change these.",
     reprint: "Reprint", reprint_sent: "Sent to the printer.",
+    alerts_title: "Fraud alerts today",
+    alerts_help: "Freeze a terminal under Terminals; download the evidence pack there too.",
+    a_allowed: "let through", a_blocked: "refused", a_asked_supervisor: "supervisor asked",
   },
   "zh-CN": {
     logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
@@ -88,6 +91,9 @@ const WORDS = {
     pin_unset: "未设置主管密码：收银台将拒绝撤销和退货。",
     owner_only: "只有店主可以修改。",
     reprint: "重打印", reprint_sent: "已发送到打印机。",
+    alerts_title: "今日欺诈警报",
+    alerts_help: "可在“终端”页冻结终端，并下载证据包。",
+    a_allowed: "已放行", a_blocked: "已拒绝", a_asked_supervisor: "需主管确认",
   },
 };
 

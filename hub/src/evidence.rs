@@ -174,7 +174,8 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
          audit_log.jsonl    the tamper-evident log of every state change\n\
          audit_verify.txt   whether that log is intact\n\
          cctv_windows.txt   when to look on the cameras\n\
-         logins.csv         every sign-in attempt on the owner's web page\n\n{STEPS}",
+         logins.csv         every sign-in attempt on the owner's web page\n\
+         terminals.csv      each checkout's device counters (reads, errors, stuck cards, printer)\n\n{STEPS}",
         store = shop.name,
         merchant = shop.merchant_id,
         made = Local::now().format("%Y-%m-%d %H:%M:%S"),
@@ -191,6 +192,30 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
         logins += &format!("{},{},{},{}\n", csv(&l.at), csv(&l.account), csv(&l.ip), l.ok);
     }
     files.push(("logins.csv", logins.into_bytes()));
+    let mut terminals = String::from(
+        "terminal,name,online,version,last_seen_utc,swipes,swipe_errors,taps,tap_errors,cards_stuck,printer,frozen\n",
+    );
+    for t in store.terminals()? {
+        let d = t.devices.unwrap_or_default();
+        let printer = d.printer.map(|p| format!("{p:?}")).unwrap_or_default();
+        let fields = [
+            t.id,
+            t.name,
+            t.online.to_string(),
+            t.version,
+            t.last_seen,
+            d.swipes.to_string(),
+            d.swipe_errors.to_string(),
+            d.taps.to_string(),
+            d.tap_errors.to_string(),
+            d.cards_stuck.to_string(),
+            printer,
+            t.frozen.unwrap_or_default(),
+        ];
+        terminals += &fields.iter().map(|f| csv(f)).collect::<Vec<_>>().join(",");
+        terminals.push('\n');
+    }
+    files.push(("terminals.csv", terminals.into_bytes()));
 
     let mut tar = tar::Builder::new(Vec::new());
     for (name, bytes) in &files {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tallybox_terminal::agent::{Agent, AgentConfig, AgentError, AgentHandle};
+use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::control;
 use tallybox_terminal::devices::config::DeviceConfig;
@@ -15,7 +15,7 @@ use tallybox_terminal::devices::sim::SimDevices;
 use tallybox_terminal::devices::Display;
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::{TerminalId, Topics};
-use tallybox_terminal::session::{Input, Lang, SetupNotice};
+use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
@@ -28,7 +28,7 @@ use crate::coordinator::{Coordinator, Settings};
 use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreError, StoreHandle};
 use crate::web::{self, BindError, WebState};
-use crate::{discovery, link};
+use crate::{discovery, link, notices};
 
 /// The hub's own checkout's terminal id.
 pub const OWN_CHECKOUT: &str = "T0";
@@ -142,28 +142,6 @@ fn owner_account(store: &mut Store, password: Option<&str>) -> Result<Option<Str
     Ok(Some(code))
 }
 
-/// The hub's own checkout shows the setup code while there is one (and
-/// prints it once), and goes back to its usual idle screen once it is used.
-async fn show_setup_code(mut codes: watch::Receiver<Option<String>>, checkout: AgentHandle, page: String) {
-    loop {
-        let code = codes.borrow_and_update().clone();
-        if let Some(code) = code.clone() {
-            tracing::info!("the hub's own checkout shows and prints the setup code");
-            checkout
-                .send(Input::SetupCode(Some(SetupNotice {
-                    code,
-                    page: page.clone(),
-                })))
-                .await;
-        } else {
-            checkout.send(Input::SetupCode(None)).await;
-        }
-        if code.is_none() || codes.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 pub async fn run(
     config: Config,
     options: Options,
@@ -214,15 +192,18 @@ pub async fn run(
     let topics = Topics::new(&config.store_id);
     let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
     let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
+    let changes = web::watch_changes(config.data_dir.join("tallybox.db"));
+    let web_store = Arc::new(Mutex::new(web_store));
+    let alert_store = Arc::clone(&web_store);
     let (push, pushes) = tokio::sync::mpsc::channel(64);
     let web_state = WebState {
-        store: Arc::new(Mutex::new(web_store)),
+        store: web_store,
         auth: Arc::clone(&auth),
         shop,
         push,
         currency: config.currency.clone(),
         broker_connected: connected_rx,
-        changes: web::watch_changes(config.data_dir.join("tallybox.db")),
+        changes: changes.clone(),
     };
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
 
@@ -365,10 +346,15 @@ pub async fn run(
             }
         };
         if index == 0 {
-            tasks.spawn(show_setup_code(
+            tasks.spawn(notices::setup_code(
                 auth.setup_code(),
-                handle,
+                handle.clone(),
                 config.public_url.clone(),
+            ));
+            tasks.spawn(notices::fraud_alerts(
+                Arc::clone(&alert_store),
+                changes.clone(),
+                handle,
             ));
         }
         let stop = shutdown.clone();

@@ -45,6 +45,7 @@ pub mod discovery;
 pub mod evidence;
 pub mod hub;
 pub mod link;
+pub mod notices;
 pub mod shop;
 pub mod store;
 pub mod web;

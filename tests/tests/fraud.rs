@@ -7,8 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use tallybox_e2e::bin;
-use tallybox_e2e::procs::{Hub, Terminal};
+use tallybox_e2e::mqtt::{sale, RawClient};
+use tallybox_e2e::procs::{Hub, Terminal, STORE};
+use tallybox_e2e::{bin, free_port, test_card, wait_for};
 
 fn tallybox(args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("tallybox")).args(args).output().unwrap();
@@ -138,7 +139,52 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
     assert!(read("cctv_windows.txt").contains("T1"));
     assert!(read("slips.txt").contains("CNY 2.00"));
     assert!(read("README.txt").contains("freeze"));
+    let terminals = read("terminals.csv");
+    assert!(terminals.lines().any(|l| l.starts_with("T1,T1,")), "{terminals}");
     assert!(read("audit_log.jsonl")
         .lines()
         .any(|l| l.contains("\"event\":\"frozen\"")));
+}
+
+#[test]
+fn a_rule_hit_alerts_the_owner_on_the_web_page_and_the_hubs_own_screen() {
+    let control = free_port();
+    let hub = Hub::start_with(
+        None,
+        &["--devices", "sim", "--control", &format!("127.0.0.1:{control}")],
+    );
+    let screen = || {
+        let out = Command::new(bin("tallybox"))
+            .args(["drive", "--control", &format!("127.0.0.1:{control}"), "screen"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for(Duration::from_secs(10), || {
+        screen().contains("Ready").then_some(())
+    })
+    .expect("the hub's own checkout got ready");
+    // The same card a sixth time in ten minutes: let through, but a hit.
+    let raw = RawClient::connect(hub.mqtt, STORE, "T5");
+    for i in 0..6 {
+        let request = sale(&format!("same-{i:09}"), &test_card("approved"), 300 + i);
+        let answer = raw
+            .request("T5", &request, Duration::from_secs(10))
+            .expect("answer");
+        assert_eq!(answer["status"], "approved", "{answer}");
+    }
+    let (_, today) = hub.get("/api/v1/today");
+    let alerts = today["alerts"].as_array().unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule"] == "same_card" && a["terminal_id"] == "T5" && a["action"] == "allowed"),
+        "{today}"
+    );
+    let oled = wait_for(Duration::from_secs(15), || {
+        let s = screen();
+        s.contains("FRAUD ALERT").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("no alert on the hub's screen: {}", screen()));
+    assert!(oled.contains("T5 same card"), "{oled}");
 }

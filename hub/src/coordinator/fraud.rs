@@ -36,6 +36,8 @@ pub struct FraudRules {
     pub manual_action: Action,
     /// A refund to a card other than the sale's.
     pub refund_other_card_action: Action,
+    /// A refund that takes the day's refunds above the day's sales (store-wide).
+    pub refunds_over_sales_action: Action,
     /// Opening hours, `HH:MM-HH:MM`; sales outside them are a hit.
     pub opening_hours: Option<String>,
     pub outside_hours_action: Action,
@@ -59,6 +61,7 @@ impl Default for FraudRules {
             manual_window_secs: 600,
             manual_action: Action::Block,
             refund_other_card_action: Action::Allow,
+            refunds_over_sales_action: Action::Allow,
             opening_hours: None,
             outside_hours_action: Action::Allow,
         }
@@ -67,6 +70,7 @@ impl Default for FraudRules {
 
 pub const CARD_TESTING: &str = "card_testing";
 pub const REFUND_OTHER_CARD: &str = "refund_other_card";
+pub const REFUNDS_OVER_SALES: &str = "refunds_over_sales";
 
 fn hours(spec: &str) -> Option<(NaiveTime, NaiveTime)> {
     let (a, b) = spec.split_once('-')?;

@@ -331,3 +331,45 @@ async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_
         TxnStatus::Approved
     );
 }
+
+#[tokio::test]
+async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+    let mut settings = coordinator(dir.path()).settings().clone();
+    settings.fraud.refunds_over_sales_action = fraud::Action::Block;
+    let c = Coordinator::new(store, SimAcquirer::default(), settings);
+    let sold = outcome(c.handle(&t1(), sale("approved", 10_000)).await);
+    let trace = sold.receipt.expect("approved").trace_no;
+    let refund = |minor: u64| Request::Refund {
+        request_id: RequestId::new(),
+        trace_no: trace,
+        amount: Amount::from_minor(minor).unwrap(),
+        card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+        supervisor_pin: "8888".into(),
+    };
+    // Today's sales cover a partial refund.
+    assert_eq!(
+        outcome(c.handle(&t1(), refund(1_000)).await).status,
+        TxnStatus::Approved
+    );
+    // The sale was yesterday's: today has no takings to refund against.
+    rusqlite::Connection::open(dir.path().join("tallybox.db"))
+        .unwrap()
+        .execute(
+            "UPDATE transactions SET local_time = '2000-01-01 12:00:00' WHERE kind = 'sale'",
+            [],
+        )
+        .unwrap();
+    let refused = outcome(c.handle(&t1(), refund(2_000)).await);
+    assert_eq!(refused.response_code, reason::FRAUD_BLOCKED);
+    let hits = Store::open(dir.path())
+        .unwrap()
+        .fraud_hits("0000", "9999")
+        .unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.rule == fraud::REFUNDS_OVER_SALES && h.action == "blocked"),
+        "{hits:?}"
+    );
+}

@@ -121,11 +121,32 @@ pub(super) fn undo_check(
             if amount.is_zero() || refunded + amount.minor() > sale.amount.minor() {
                 return Ok(Err(reason::REFUND_TOO_LARGE));
             }
+            let mut hits = Vec::new();
             if !s.same_card(sale.id, card.pan.digits())? {
+                hits.push((
+                    super::fraud::REFUND_OTHER_CARD,
+                    rules.refund_other_card_action,
+                    format!("refund of trace {trace_no} to a card other than the sale's"),
+                ));
+            }
+            let (sold, refunded_today) = s.takings_today()?;
+            if refunded_today + amount.minor() > sold {
+                let money = |minor: u64| Amount::from_minor(minor).unwrap_or(Amount::ZERO);
+                hits.push((
+                    super::fraud::REFUNDS_OVER_SALES,
+                    rules.refunds_over_sales_action,
+                    format!(
+                        "refunds today would reach {} against sales of {}",
+                        money(refunded_today + amount.minor()),
+                        money(sold)
+                    ),
+                ));
+            }
+            for (rule, action, detail) in hits {
                 let hit = crate::store::fraud::Hit {
-                    rule: super::fraud::REFUND_OTHER_CARD,
-                    action: rules.refund_other_card_action,
-                    detail: format!("refund of trace {trace_no} to a card other than the sale's"),
+                    rule,
+                    action,
+                    detail,
                     card: None,
                 };
                 if s.record_hit(terminal, &hit)? {

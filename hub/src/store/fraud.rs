@@ -302,6 +302,19 @@ impl Store {
     }
 
     /// Rule hits between two local times, oldest first.
+    /// Today's approved sales and approved refunds, store-wide, in minor units.
+    pub fn takings_today(&self) -> Result<(u64, u64), StoreError> {
+        let today = Local::now().format("%Y-%m-%d 00:00:00").to_string();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount END), 0), \
+                    coalesce(sum(CASE WHEN kind = 'refund' THEN amount END), 0) \
+             FROM transactions WHERE local_time >= ?1 AND status = 'approved'",
+        )?;
+        Ok(stmt.query_row([today], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?)
+    }
+
     pub fn fraud_hits(&self, from: &str, to: &str) -> Result<Vec<HitRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT local_time, terminal_id, rule, action, detail FROM fraud_hits \

@@ -77,10 +77,12 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
 async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let day = Local::now().date_naive();
     let (from, to) = Period::Day.range(day);
-    let (report, terminals) = read(&state, move |s| {
+    let (report, terminals, alerts) = read(&state, move |s| {
         Ok((
             s.report(from, to, true).map_err(internal)?,
             s.terminals().map_err(internal)?,
+            s.fraud_hits(&format!("{from} 00:00:00"), &format!("{from} 23:59:59"))
+                .map_err(internal)?,
         ))
     })
     .await?;
@@ -91,6 +93,7 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
         "by_terminal": report.by_terminal,
         "by_brand": report.by_brand,
         "terminals": terminals,
+        "alerts": alerts,
     })))
 }
 

@@ -90,6 +90,9 @@ pub enum Input {
     /// The hub has no owner password yet: show this one-time code (and print
     /// it once); `None` once the owner has used it.
     SetupCode(Option<SetupNotice>),
+    /// The latest fraud rule hit the owner should look at (`T1 card_testing`),
+    /// shown at idle on the hub's own checkout; `None` once it is old.
+    Alert(Option<String>),
 }
 
 /// The hub's one-time setup code and the web page that asks for it.
@@ -207,6 +210,8 @@ pub struct Session {
     last_link: Option<String>,
     /// The hub's setup code, shown at idle until the owner has used it.
     setup_code: Option<String>,
+    /// A recent fraud alert, shown at idle.
+    alert: Option<String>,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -225,6 +230,7 @@ impl Session {
             frozen: None,
             paper_low: false,
             setup_code: None,
+            alert: None,
             clock: String::new(),
             last_link: None,
         }
@@ -346,6 +352,10 @@ impl Session {
                 self.clock = clock;
                 self.refresh_idle()
             }
+            Input::Alert(alert) => {
+                self.alert = alert;
+                self.refresh_idle()
+            }
             Input::SetupCode(notice) => {
                 let first = self.setup_code.is_none();
                 self.setup_code = notice.as_ref().map(|n| n.code.clone());
@@ -386,8 +396,9 @@ impl Session {
             printer_ok: self.printer.is_none(),
             paper_low: self.paper_low,
         };
-        match (&self.setup_code, self.printer) {
-            (Some(code), None) => self.ui().idle_setup(&self.store_name, &status, code),
+        match (&self.setup_code, &self.alert, self.printer) {
+            (Some(code), _, None) => self.ui().idle_setup(&self.store_name, &status, code),
+            (None, Some(alert), None) => self.ui().idle_alert(&self.store_name, &status, alert),
             _ => self.ui().idle(&self.store_name, &status, self.printer),
         }
     }

@@ -150,10 +150,20 @@ impl Screens {
 
     /// Idle while the hub has no owner password: the code its web page asks for.
     pub fn idle_setup(self, store_name: &str, status: &StatusBar, code: &str) -> Screen {
+        self.idle_notice(store_name, status, ("Owner setup code:", "店主设置码:"), code)
+    }
+
+    /// Idle after a fraud rule fired: where, and which rule (the web page
+    /// has the details).
+    pub fn idle_alert(self, store_name: &str, status: &StatusBar, alert: &str) -> Screen {
+        self.idle_notice(store_name, status, ("FRAUD ALERT", "欺诈警报"), alert)
+    }
+
+    fn idle_notice(self, store_name: &str, status: &StatusBar, title: (&str, &str), text: &str) -> Screen {
         let mut screen = Screen::of(&[
             store_name,
-            self.pick("Owner setup code:", "店主设置码:"),
-            code,
+            self.pick(title.0, title.1),
+            text,
             self.pick("A sale    D menu", "A 消费  D 菜单"),
         ]);
         screen.status = Some(status.clone());
@@ -439,6 +449,10 @@ pub(crate) mod tests {
             (
                 "idle-setup",
                 s.idle_setup("Corner Shop", &bar(true, true, false), "4821 9930"),
+            ),
+            (
+                "idle-alert",
+                s.idle_alert("Corner Shop", &bar(true, true, false), "T12 refunds>sales"),
             ),
             ("amount", s.amount_entry("CNY", "1250")),
             ("menu", s.menu()),

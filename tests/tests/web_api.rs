@@ -127,6 +127,23 @@ fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
         .call()
         .unwrap();
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut packed = Vec::new();
+    std::io::Read::read_to_end(&mut gz.into_reader(), &mut packed).unwrap();
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(packed.as_slice()), &mut plain).unwrap();
+    assert!(
+        plain.contains("EventSource"),
+        "the gzipped page script unpacks to the script"
+    );
+    let br = agent
+        .get(&url(&hub, "/app.js"))
+        .set("accept-encoding", "gzip, deflate, br")
+        .call()
+        .unwrap();
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    let plain_js = agent.get(&url(&hub, "/app.js")).call().unwrap();
+    assert_eq!(plain_js.header("content-encoding"), None);
+    assert_eq!(plain_js.into_string().unwrap(), plain);
 
     // The cookie is HttpOnly and SameSite=Strict.
     let r = agent

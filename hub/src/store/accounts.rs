@@ -12,6 +12,9 @@ use super::{audit, exec, now_utc, Store, StoreError};
 /// The owner's account name; there is exactly one owner.
 pub const OWNER: &str = "owner";
 
+/// Login attempts kept (the newest).
+pub const KEPT_LOGINS: i64 = 10_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -127,11 +130,18 @@ impl Store {
         Ok(removed > 0)
     }
 
+    /// Keeps the newest [`KEPT_LOGINS`] attempts, so a guesser on the LAN
+    /// cannot fill the disk with them.
     pub fn record_login(&mut self, account: &str, ip: &str, ok: bool) -> Result<(), StoreError> {
         exec(
             &self.conn,
             "INSERT INTO logins (at, account, ip, ok) VALUES (?1, ?2, ?3, ?4)",
             params![now_utc(), account, ip, ok],
+        )?;
+        exec(
+            &self.conn,
+            "DELETE FROM logins WHERE id <= last_insert_rowid() - ?1",
+            [KEPT_LOGINS],
         )?;
         Ok(())
     }
@@ -192,5 +202,22 @@ mod tests {
         assert!(s.delete_account("ann").unwrap());
         assert_eq!(s.accounts().unwrap().len(), 1);
         assert_eq!(s.verify_audit().unwrap(), 3);
+    }
+
+    #[test]
+    fn only_the_newest_login_attempts_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.connection().execute_batch("BEGIN").unwrap();
+        for _ in 0..KEPT_LOGINS + 5 {
+            s.record_login("guess", "192.0.2.9", false).unwrap();
+        }
+        s.connection().execute_batch("COMMIT").unwrap();
+        let n: i64 = s
+            .connection()
+            .query_row("SELECT count(*) FROM logins", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, KEPT_LOGINS);
+        assert_eq!(s.failures_since_success("guess").unwrap().0 as i64, KEPT_LOGINS);
     }
 }

@@ -188,18 +188,30 @@ async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp:
 /// the hub keeps selling. It holds no card numbers; it does hold the
 /// password hashes, so only the owner may take it.
 async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Rejection> {
-    let dir = tempfile::tempdir().map_err(internal)?;
-    let path = dir.path().join("backup.db");
-    let p2 = path.clone();
-    read(&state, move |s| {
+    // Written beside the database (not to /tmp, which is RAM on a Pi) and
+    // streamed, never held in memory whole; the file is unlinked as soon as
+    // it is open, so nothing is left behind whatever becomes of the download.
+    let file = read(&state, move |s| {
+        let db = s
+            .connection()
+            .path()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        let dir = tempfile::tempdir_in(db.parent().unwrap_or(std::path::Path::new("."))).map_err(internal)?;
+        let path = dir.path().join("backup.db");
         s.connection()
-            .execute("VACUUM INTO ?1", [p2.display().to_string()])
-            .map_err(internal)
+            .execute("VACUUM INTO ?1", [path.display().to_string()])
+            .map_err(internal)?;
+        std::fs::File::open(&path).map_err(internal)
     })
     .await?;
-    let bytes = tokio::fs::read(&path).await.map_err(internal)?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     let name = format!("tallybox-backup-{}.db", Local::now().format("%Y%m%d-%H%M"));
-    let reply = warp::reply::with_header(bytes, CONTENT_TYPE, "application/vnd.sqlite3");
+    let reply = warp::reply::with_header(
+        warp::reply::stream(stream),
+        CONTENT_TYPE,
+        "application/vnd.sqlite3",
+    );
     let reply = warp::reply::with_header(
         reply,
         CONTENT_DISPOSITION,

@@ -15,7 +15,14 @@
 //!   audit log, receipt search, and the store thread that group-commits
 //!   concurrent writes ([`store::writer`]).
 //! - [`broker`]: the embedded MQTT broker.
-//! - [`web`]: the owner's page and the JSON API.
+//! - [`web`]: the owner's page and the JSON API (`web/openapi.yaml`): sign-in,
+//!   sessions and CSRF ([`web::auth`]), receipts, reports and the live feed,
+//!   terminals, freezes, settings, backups.
+//! - [`shop`]: the shop's name, address, slip lines and supervisor PIN, shared
+//!   by the coordinator and the page (the owner edits them while it runs).
+//! - [`notices`]: what the hub's own checkout screen tells the owner (the
+//!   setup code, fraud alerts).
+//! - [`evidence`]: the evidence pack after a fraud.
 //! - [`discovery`]: mDNS announcement.
 //! - [`config`]: the settings file and its checks.
 //! - [`cmd`]: one file per subcommand.
@@ -33,8 +40,8 @@
 //! before the call returns, sharing its fsync with concurrent sales), asks the
 //! [`acquirer::Acquirer`] within the time-out, stores the verdict
 //! ([`store::Store::finish`], with its audit record in the same savepoint) → [`link`] publishes the outcome with the receipt on
-//! `…/term/{tid}/resp` → the terminal prints the slips; the page at
-//! `/api/v1/transactions` shows the row at once.
+//! `…/term/{tid}/resp` → the terminal prints the slips; the owner's page,
+//! told by `/api/v1/events` that the store changed, shows the row at once.
 
 pub mod acquirer;
 pub mod broker;

@@ -5,7 +5,7 @@
 //! Public: `GET /healthz`, the customer's e-receipt `GET /r/{token}`, the page's
 //! static files, and signing in (`POST /api/v1/session`, `POST /api/v1/setup`).
 //! Everything else under `/api/v1/` needs a session ([`auth`]); `web/openapi.yaml`
-//! lists every route. Errors are `{"error": {"code", "message"}}` ([`error`]).
+//! lists every route. Errors are `{"error": {"code", "message"}}` (`error.rs`).
 
 mod api;
 mod assets;
@@ -39,7 +39,7 @@ pub struct WebState {
     pub push: tokio::sync::mpsc::Sender<(TerminalId, Response)>,
     pub currency: String,
     pub broker_connected: watch::Receiver<bool>,
-    /// Bumped whenever anyone commits to the database ([`reports::watch_changes`]).
+    /// Bumped whenever anyone commits to the database ([`watch_changes`]).
     pub changes: watch::Receiver<u64>,
 }
 

@@ -437,7 +437,7 @@ async function loadSettings() {
   const owner = session.role === "owner";
   for (const input of form.querySelectorAll("input, textarea, button")) input.disabled = !owner;
   const facts = [["merchant_id", s.merchant_id], ["currency", s.currency],
-    ["public_url", s.public_url], ["hub_version", s.version]];
+    ["public_url", s.public_url], ["time_zone", s.time_zone], ["hub_version", s.version]];
   $("#shop-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]),
     el("dd", { class: "muted" }, owner ? t("settings_file") : t("owner_only")));
   if (!owner) return;

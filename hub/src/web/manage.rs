@@ -51,6 +51,8 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "merchant_id": shop.merchant_id,
         "currency": state.currency,
         "public_url": shop.public_url,
+        // Slips and reports use the system's local time; the SD image sets it.
+        "time_zone": iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),
         "version": env!("CARGO_PKG_VERSION"),
     })))
 }

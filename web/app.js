@@ -258,7 +258,10 @@ async function loadReceipt(id) {
   $("#slip").textContent = "…";
   const txn = await api("GET", `/api/v1/transactions/${encodeURIComponent(id)}`);
   const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
-  $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}`;
+  const undone = [];
+  if (txn.voided) undone.push(t("voided"));
+  if (txn.refunded && txn.refunded !== "0.00") undone.push(`${t("refunded")} ${txn.currency} ${txn.refunded}`);
+  $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}${undone.length ? ` · ${undone.join(" · ")}` : ""}`;
   $("#slip").textContent = txn.slip.join("\n");
   const form = $("#reprint-form");
   form.hidden = txn.status !== "approved";

@@ -93,12 +93,24 @@ async fn the_owner_runs_the_shop_from_a_phone() {
         "header + the approved sale: {csv}"
     );
 
-    // One receipt, as its slip, with the customer's e-receipt QR code.
-    b.click("#receipts li a").await;
+    // A partial refund at the checkout (supervisor PIN, trace 1, 5.00).
+    tokio::task::block_in_place(|| {
+        t1.keys("B28888#1#500#");
+        t1.card("approved");
+        let screen = t1.wait_screen("Any key", WAIT);
+        assert!(screen.contains("APPROVED"), "{screen}");
+        t1.keys("C");
+    });
+
+    // One receipt, as its slip, with the customer's e-receipt QR code and
+    // what was refunded of it.
+    let sale = hub.transactions("kind=sale&status=approved")[0]["id"].clone();
+    b.goto(&format!("{base}/#/receipt/{sale}")).await;
     b.wait_text("#slip", "CARDHOLDER COPY", WAIT).await;
+    b.wait_text("#detail-status", "APPROVED · refunded CNY 5.00", WAIT)
+        .await;
     let slip = b.text("#slip").await;
     assert!(slip.contains("CNY 12.50") && slip.contains("AUTH CODE"), "{slip}");
-    assert_eq!(b.text("#detail-status").await, "APPROVED");
     let qr_ok = b
         .run(
             "const i = document.querySelector('#share-qr'); return i.decode().then(() => i.naturalWidth > 0)",

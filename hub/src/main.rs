@@ -35,6 +35,8 @@ enum Command {
     Freeze(tallybox::cmd::evidence::FreezeArgs),
     /// Let a frozen terminal or store sell again.
     Unfreeze(tallybox::cmd::evidence::FreezeArgs),
+    /// Forgot the owner password? Remove it (nothing else); the next start shows a new setup code.
+    ResetOwner(tallybox::cmd::reset_owner::ResetOwnerArgs),
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Evidence(args) => cmd::evidence::run(args),
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
+        Command::ResetOwner(args) => cmd::reset_owner::run(args),
         Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {

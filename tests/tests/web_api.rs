@@ -473,3 +473,70 @@ fn a_new_hubs_own_checkout_shows_and_prints_the_setup_code_until_it_is_used() {
         drive(control, &["screen"])
     );
 }
+
+#[test]
+fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
+    let mut hub = Hub::start_fresh();
+    let code = hub.setup_code();
+    let (status, _) = status_json(
+        anon(&hub)
+            .post(&url(&hub, "/api/v1/setup"))
+            .send_json(json!({"code": code, "password": "first-password"})),
+    );
+    assert_eq!(status, 200);
+    let raw = RawClient::connect(hub.mqtt, STORE, "T3");
+    raw.request(
+        "T3",
+        &sale("reset-000000001", &test_card("approved"), 700),
+        Duration::from_secs(10),
+    )
+    .expect("sale");
+    // Locked out by guesses, then the password forgotten.
+    for _ in 0..6 {
+        assert!(WebClient::login(hub.http, None, "no-idea-at-all").is_err());
+    }
+    hub.stop();
+    let out = std::process::Command::new(bin("tallybox"))
+        .args(["reset-owner", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("new setup code"));
+    hub.restart();
+    let code = hub.setup_code();
+    let r = anon(&hub)
+        .post(&url(&hub, "/api/v1/setup"))
+        .send_json(json!({"code": code, "password": "second-password"}))
+        .expect("a new setup code sets a new password, the lock gone");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(WebClient::login(hub.http, None, "second-password").is_ok());
+    assert!(WebClient::login(hub.http, None, "first-password").is_err());
+    // Nothing else was lost: the sale and the record of the guesses.
+    let (_, list) = status_json(
+        anon(&hub)
+            .get(&url(&hub, "/api/v1/transactions"))
+            .set("cookie", &cookie)
+            .call(),
+    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, accounts) = status_json(
+        anon(&hub)
+            .get(&url(&hub, "/api/v1/accounts"))
+            .set("cookie", &cookie)
+            .call(),
+    );
+    let guesses = accounts["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ok"] == false)
+        .count();
+    assert!(guesses >= 5, "{accounts}");
+}

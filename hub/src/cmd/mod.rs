@@ -6,6 +6,7 @@ pub mod demo;
 pub mod drive;
 pub mod evidence;
 pub mod hw_test;
+pub mod reset_owner;
 pub mod serve;
 pub mod test_cards;
 

@@ -132,6 +132,26 @@ impl Store {
 
     /// Keeps the newest [`KEPT_LOGINS`] attempts, so a guesser on the LAN
     /// cannot fill the disk with them.
+    /// Removes the owner's password, and with it the lock of past failures,
+    /// so the next start makes a setup code; nothing else changes. False when
+    /// there was no owner.
+    pub fn reset_owner(&mut self) -> Result<bool, StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let removed = exec(&tx, "DELETE FROM accounts WHERE role = 'owner'", [])?;
+        if removed > 0 {
+            // A success marker ends the run of failures the lock counts.
+            exec(
+                &tx,
+                "INSERT INTO logins (at, account, ip, ok) VALUES (?1, ?2, 'reset on the hub', 1)",
+                params![utc, OWNER],
+            )?;
+            audit::append(&tx, &utc, "owner_password_reset", None, "{}")?;
+        }
+        tx.commit()?;
+        Ok(removed > 0)
+    }
+
     pub fn record_login(&mut self, account: &str, ip: &str, ok: bool) -> Result<(), StoreError> {
         exec(
             &self.conn,

@@ -168,7 +168,7 @@ struct EvidenceQuery {
 }
 
 async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp::reply::Response, Rejection> {
-    let name = format!("tallybox-evidence-{}-{}.tar", q.from, q.to).replace([' ', ':'], "");
+    let name = super::download_name(&format!("tallybox-evidence-{}-{}.tar", q.from, q.to));
     let shop = current(&state.shop);
     let pack = read(&state, move |s| {
         evidence::pack(s, &shop, &q.from, &q.to).map_err(|e| match e {

@@ -84,6 +84,15 @@ pub(crate) fn query<T: serde::de::DeserializeOwned + Send + 'static>(
         })
 }
 
+/// A download's file name from text that came with the request: letters,
+/// digits, `-`, `_` and `.` only, so nothing can break out of the header.
+pub(crate) fn download_name(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(80)
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot serve the web page on {addr}: {source}; pick another with --http ADDR")]
 pub struct BindError {
@@ -131,4 +140,21 @@ pub async fn bind(
         })
         .run();
     Ok((local, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::download_name;
+
+    #[test]
+    fn a_download_name_keeps_nothing_that_could_break_its_header() {
+        assert_eq!(
+            download_name("tallybox-2026-11-25-2026-11-25.csv"),
+            "tallybox-2026-11-25-2026-11-25.csv"
+        );
+        assert_eq!(
+            download_name("a\"; b\r\nSet-Cookie: x=1 12:00.csv"),
+            "abSet-Cookiex11200.csv"
+        );
+    }
 }

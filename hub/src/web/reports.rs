@@ -100,11 +100,11 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
 /// The filtered transactions as a CSV Excel opens right: UTF-8 with a byte
 /// order mark (or Chinese turns to mojibake), CRLF line ends, oldest first.
 async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::reply::Response, Rejection> {
-    let name = format!(
+    let name = super::download_name(&format!(
         "tallybox-{}-{}.csv",
-        filter.from.as_deref().unwrap_or("start").replace([' ', ':'], ""),
-        filter.to.as_deref().unwrap_or("now").replace([' ', ':'], "")
-    );
+        filter.from.as_deref().unwrap_or("start"),
+        filter.to.as_deref().unwrap_or("now")
+    ));
     let rows = read(&state, move |s| {
         s.all(filter, MAX_EXPORT).map_err(|e| match e {
             ListError::Filter(f) => bad_request(f.to_string()),

@@ -10,8 +10,8 @@ use tallybox_e2e::procs::{Hub, STORE};
 use tallybox_e2e::web::{status_json, WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{bin, free_port, test_card, wait_for};
 
-fn anon(hub: &Hub) -> ureq::Agent {
-    let _ = hub;
+/// A client without a session.
+fn anon() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
 }
 
@@ -19,10 +19,21 @@ fn url(hub: &Hub, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", hub.http)
 }
 
+/// Spends the setup code on `password`: the session cookie and the answer.
+fn set_up(hub: &Hub, code: &str, password: &str) -> (String, Value) {
+    let r = anon()
+        .post(&url(hub, "/api/v1/setup"))
+        .send_json(json!({"code": code, "password": password}))
+        .expect("setup with the right code");
+    let cookie = r.header("set-cookie").unwrap_or_default();
+    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
+    (cookie, r.into_json().unwrap())
+}
+
 #[test]
 fn a_new_hub_is_set_up_with_its_one_time_code_and_locks_out_guessers() {
     let hub = Hub::start_fresh();
-    let agent = anon(&hub);
+    let agent = anon();
     // Nothing private answers before setup, and the page is told why.
     let (status, body) = hub.get_public("/api/v1/transactions");
     assert_eq!(status, 401);
@@ -46,18 +57,7 @@ fn a_new_hub_is_set_up_with_its_one_time_code_and_locks_out_guessers() {
     let (status, body) = setup(&code, "short");
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("8 to 128"));
-    let r = agent
-        .post(&url(&hub, "/api/v1/setup"))
-        .send_json(json!({"code": code, "password": "a-good-password"}))
-        .expect("setup with the right code");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let body: Value = r.into_json().unwrap();
+    let (cookie, body) = set_up(&hub, &code, "a-good-password");
     assert_eq!(body["role"], "owner");
     // The code works once.
     assert_eq!(setup(&code, "another-password").0, 409);
@@ -110,7 +110,7 @@ fn a_new_hub_is_set_up_with_its_one_time_code_and_locks_out_guessers() {
 fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
     let hub = Hub::start();
     let owner = hub.web();
-    let agent = anon(&hub);
+    let agent = anon();
 
     // Security headers on the page and on the API.
     let page = agent.get(&url(&hub, "/")).call().unwrap();
@@ -458,7 +458,7 @@ fn a_new_hubs_own_checkout_shows_and_prints_the_setup_code_until_it_is_used() {
     );
 
     let (status, body) = status_json(
-        anon(&hub)
+        anon()
             .post(&url(&hub, "/api/v1/setup"))
             .send_json(json!({"code": code, "password": "a-good-password"})),
     );
@@ -479,7 +479,7 @@ fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
     let mut hub = Hub::start_fresh();
     let code = hub.setup_code();
     let (status, _) = status_json(
-        anon(&hub)
+        anon()
             .post(&url(&hub, "/api/v1/setup"))
             .send_json(json!({"code": code, "password": "first-password"})),
     );
@@ -505,29 +505,20 @@ fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("new setup code"));
     hub.restart();
     let code = hub.setup_code();
-    let r = anon(&hub)
-        .post(&url(&hub, "/api/v1/setup"))
-        .send_json(json!({"code": code, "password": "second-password"}))
-        .expect("a new setup code sets a new password, the lock gone");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    // A new setup code sets a new password, the lock gone.
+    let (cookie, _) = set_up(&hub, &code, "second-password");
     assert!(WebClient::login(hub.http, None, "second-password").is_ok());
     assert!(WebClient::login(hub.http, None, "first-password").is_err());
     // Nothing else was lost: the sale and the record of the guesses.
     let (_, list) = status_json(
-        anon(&hub)
+        anon()
             .get(&url(&hub, "/api/v1/transactions"))
             .set("cookie", &cookie)
             .call(),
     );
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     let (_, accounts) = status_json(
-        anon(&hub)
+        anon()
             .get(&url(&hub, "/api/v1/accounts"))
             .set("cookie", &cookie)
             .call(),

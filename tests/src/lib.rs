@@ -60,6 +60,25 @@ pub fn free_port_run(n: u16) -> u16 {
     panic!("no run of {n} free loopback ports");
 }
 
+/// `tallybox drive` against a checkout's control API on loopback: what it
+/// printed, or what it said on stderr when it failed (e.g. not listening yet).
+pub fn try_drive(control: u16, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(bin("tallybox"))
+        .args(["drive", "--control", &format!("127.0.0.1:{control}")])
+        .args(args)
+        .output()
+        .map_err(|e| format!("run tallybox drive: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// [`try_drive`], where a failure fails the test.
+pub fn drive(control: u16, args: &[&str]) -> String {
+    try_drive(control, args).unwrap_or_else(|e| panic!("drive {args:?}: {e}"))
+}
+
 /// Polls `check` until it returns `Some` or `limit` passes.
 pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

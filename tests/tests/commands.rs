@@ -5,21 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tallybox_e2e::procs::Guard;
-use tallybox_e2e::{bin, free_port, free_port_run, test_cards, wait_for};
-
-fn drive(control: u16, args: &[&str]) -> String {
-    let out = Command::new(bin("tallybox"))
-        .args(["drive", "--control", &format!("127.0.0.1:{control}")])
-        .args(args)
-        .output()
-        .expect("run tallybox drive");
-    assert!(
-        out.status.success(),
-        "drive {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use tallybox_e2e::{bin, drive, free_port, free_port_run, test_cards, wait_for};
 
 #[test]
 fn test_cards_cover_every_answer_a_shop_meets() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Terminal, STORE};
-use tallybox_e2e::{bin, free_port, test_card, wait_for};
+use tallybox_e2e::{bin, free_port, test_card, try_drive, wait_for};
 
 fn tallybox(args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("tallybox")).args(args).output().unwrap();
@@ -153,13 +153,7 @@ fn a_rule_hit_alerts_the_owner_on_the_web_page_and_the_hubs_own_screen() {
         None,
         &["--devices", "sim", "--control", &format!("127.0.0.1:{control}")],
     );
-    let screen = || {
-        let out = Command::new(bin("tallybox"))
-            .args(["drive", "--control", &format!("127.0.0.1:{control}"), "screen"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let screen = || try_drive(control, &["screen"]).unwrap_or_default();
     wait_for(Duration::from_secs(10), || {
         screen().contains("Ready").then_some(())
     })

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, STORE};
 use tallybox_e2e::web::{status_json, WebClient, OWNER_PASSWORD};
-use tallybox_e2e::{bin, free_port, test_card, wait_for};
+use tallybox_e2e::{bin, free_port, test_card, try_drive, wait_for};
 
 /// A client without a session.
 fn anon() -> ureq::Agent {
@@ -426,32 +426,32 @@ fn the_owner_edits_the_shop_and_the_next_slip_shows_it() {
     assert_eq!(settings["supervisor_pin_set"], true);
 }
 
-/// `tallybox drive` against a checkout's control API.
-fn drive(control: u16, args: &[&str]) -> String {
-    let out = std::process::Command::new(bin("tallybox"))
-        .args(["drive", "--control", &format!("127.0.0.1:{control}")])
-        .args(args)
-        .output()
-        .expect("run tallybox drive");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn a_new_hubs_own_checkout_shows_and_prints_the_setup_code_until_it_is_used() {
     let control = free_port();
     let hub = Hub::start_fresh_with(&["--devices", "sim", "--control", &format!("127.0.0.1:{control}")]);
     let code = hub.setup_code();
     let screen = wait_for(Duration::from_secs(10), || {
-        let s = drive(control, &["screen"]);
+        let s = try_drive(control, &["screen"]).unwrap_or_default();
         s.contains(&code).then_some(s)
     })
-    .unwrap_or_else(|| panic!("the OLED never showed {code}: {}", drive(control, &["screen"])));
+    .unwrap_or_else(|| {
+        panic!(
+            "the OLED never showed {code}: {}",
+            try_drive(control, &["screen"]).unwrap_or_default()
+        )
+    });
     assert!(screen.contains("Owner setup code"), "{screen}");
     let paper = wait_for(Duration::from_secs(10), || {
-        let p = drive(control, &["paper"]);
+        let p = try_drive(control, &["paper"]).unwrap_or_default();
         p.contains(&code).then_some(p)
     })
-    .unwrap_or_else(|| panic!("no setup slip: {}", drive(control, &["paper"])));
+    .unwrap_or_else(|| {
+        panic!(
+            "no setup slip: {}",
+            try_drive(control, &["paper"]).unwrap_or_default()
+        )
+    });
     assert!(
         paper.contains("OWNER SETUP CODE") && paper.contains("http://tallybox.local"),
         "{paper}"
@@ -464,13 +464,13 @@ fn a_new_hubs_own_checkout_shows_and_prints_the_setup_code_until_it_is_used() {
     );
     assert_eq!(status, 200, "{body}");
     let screen = wait_for(Duration::from_secs(10), || {
-        let s = drive(control, &["screen"]);
+        let s = try_drive(control, &["screen"]).unwrap_or_default();
         (!s.contains(&code) && s.contains("Ready")).then_some(s)
     });
     assert!(
         screen.is_some(),
         "the code stayed on the OLED: {}",
-        drive(control, &["screen"])
+        try_drive(control, &["screen"]).unwrap_or_default()
     );
 }
 

@@ -52,6 +52,20 @@ async function api(method, url, body) {
   return data;
 }
 
+// A change: sent, said ("Saved." unless `done` says otherwise), and the view
+// fetched again with `reload`; true when it went through.
+async function act(method, url, body, reload, done) {
+  try {
+    await api(method, url, body);
+    notice(done || t("saved"));
+    if (reload) await reload();
+    return true;
+  } catch (e) {
+    showError(e.message);
+    return false;
+  }
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -286,12 +300,7 @@ async function loadReceipt(id) {
 $("#reprint-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = e.target;
-  try {
-    await api("POST", `/api/v1/transactions/${f.dataset.id}/reprint`, { terminal: f.terminal.value });
-    notice(t("reprint_sent"));
-  } catch (err) {
-    showError(err.message);
-  }
+  act("POST", `/api/v1/transactions/${f.dataset.id}/reprint`, { terminal: f.terminal.value }, null, t("reprint_sent"));
 });
 
 // ---- reports --------------------------------------------------------------
@@ -375,16 +384,6 @@ function health(d) {
   return parts.join(" · ");
 }
 
-async function act(method, url, body, done) {
-  try {
-    await api(method, url, body);
-    notice(done || t("saved"));
-    await loadTerminals();
-  } catch (e) {
-    showError(e.message);
-  }
-}
-
 function terminalItem(x) {
   const reason = el("input", { name: "reason", placeholder: t("freeze_reason"), maxlength: "120" });
   const name = el("input", { name: "name", value: x.name, maxlength: "24", "aria-label": t("name") });
@@ -399,13 +398,13 @@ function terminalItem(x) {
     x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
-      act("PUT", `/api/v1/terminals/${x.id}`, { name: name.value });
+      act("PUT", `/api/v1/terminals/${x.id}`, { name: name.value }, loadTerminals);
     } }, name, el("button", { type: "submit", class: "secondary" }, t("rename"))),
     frozenHere
-      ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/freezes/${x.id}`) }, t("unfreeze"))
+      ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/freezes/${x.id}`, undefined, loadTerminals) }, t("unfreeze"))
       : el("form", { class: "inline", onsubmit: (e) => {
         e.preventDefault();
-        act("POST", "/api/v1/freezes", { scope: x.id, reason: reason.value });
+        act("POST", "/api/v1/freezes", { scope: x.id, reason: reason.value }, loadTerminals);
       } }, reason, el("button", { type: "submit", class: "danger" }, t("freeze"))));
 }
 
@@ -419,8 +418,8 @@ async function loadTerminals() {
   $("#store-unfreeze").hidden = !d.store_frozen;
 }
 
-$("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }));
-$("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store"));
+$("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals));
+$("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store", undefined, loadTerminals));
 $("#evidence-form").addEventListener("submit", (e) => {
   e.preventDefault();
   location.href = `/api/v1/evidence?${new URLSearchParams(new FormData(e.target))}`;
@@ -460,13 +459,7 @@ $("#shop-form").addEventListener("submit", async (e) => {
   const body = { store_name: f.store_name.value, address: f.address.value,
     slip_header: lines(f.slip_header.value), slip_footer: lines(f.slip_footer.value) };
   if (f.supervisor_pin.value) body.supervisor_pin = f.supervisor_pin.value;
-  try {
-    await api("PUT", "/api/v1/settings", body);
-    notice(t("saved"));
-    await loadSettings();
-  } catch (err) {
-    showError(err.message);
-  }
+  act("PUT", "/api/v1/settings", body, loadSettings);
 });
 
 $("#password-form").addEventListener("submit", async (e) => {
@@ -486,14 +479,8 @@ $("#password-form").addEventListener("submit", async (e) => {
 $("#manager-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
-  try {
-    await api("PUT", `/api/v1/accounts/${encodeURIComponent(f.get("name"))}`, { password: f.get("password") });
-    e.target.reset();
-    notice(t("saved"));
-    await loadSettings();
-  } catch (err) {
-    showError(err.message);
-  }
+  const url = `/api/v1/accounts/${encodeURIComponent(f.get("name"))}`;
+  if (await act("PUT", url, { password: f.get("password") }, loadSettings)) e.target.reset();
 });
 
 // ---- routing --------------------------------------------------------------

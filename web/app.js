@@ -358,6 +358,8 @@ async function loadReport() {
   $("#chart").replaceChildren(chart(r.buckets, r.currency, hourly));
   table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, r.currency));
   table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, r.currency));
+  const cashiers = r.by_cashier.map((l) => ({ ...l, key: l.key || t("no_cashier") }));
+  table($("#report-cashiers"), [t("cashier"), t("sales"), t("net"), t("declined")], lineRows(cashiers, r.currency));
   $("#report-csv").href = `/api/v1/transactions.csv?from=${r.from}&to=${dayBefore(r.to)}`;
   const list = $("#report-settlements");
   list.replaceChildren(...r.settlements.map((s) => el("li", {},
@@ -393,7 +395,7 @@ function terminalItem(x) {
       el("span", { class: `dot ${x.online ? "on" : "off"}` }, ""),
       el("strong", {}, x.name === x.id ? x.id : `${x.name} (${x.id})`),
       el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
-    el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}`),
+    el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}${x.cashier ? ` · ${t("cashier")} ${x.cashier}` : ""}`),
     el("div", { class: "muted" }, health(x.devices)),
     x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
@@ -435,6 +437,7 @@ async function loadSettings() {
   form.slip_header.value = s.slip_header.join("\n");
   form.slip_footer.value = s.slip_footer.join("\n");
   form.supervisor_pin.value = "";
+  form.cashier_sign_on.checked = s.cashier_sign_on;
   $("#pin-state").textContent = s.supervisor_pin_set ? t("pin_set") : t("pin_unset");
   const owner = session.role === "owner";
   for (const input of form.querySelectorAll("input, textarea, button")) input.disabled = !owner;
@@ -442,6 +445,7 @@ async function loadSettings() {
     ["public_url", s.public_url], ["time_zone", s.time_zone], ["hub_version", s.version]];
   $("#shop-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]),
     el("dd", { class: "muted" }, owner ? t("settings_file") : t("owner_only")));
+  await loadCashiers(owner);
   if (!owner) return;
   const a = await api("GET", "/api/v1/accounts");
   $("#managers").replaceChildren(...a.accounts.filter((x) => x.role === "manager").map((x) =>
@@ -459,7 +463,40 @@ $("#shop-form").addEventListener("submit", async (e) => {
   const body = { store_name: f.store_name.value, address: f.address.value,
     slip_header: lines(f.slip_header.value), slip_footer: lines(f.slip_footer.value) };
   if (f.supervisor_pin.value) body.supervisor_pin = f.supervisor_pin.value;
+  body.cashier_sign_on = f.cashier_sign_on.checked;
   act("PUT", "/api/v1/settings", body, loadSettings);
+});
+
+function cashierItem(c, owner) {
+  const url = `/api/v1/cashiers/${c.no}`;
+  const facts = [];
+  if (c.signed_on_at.length) facts.push(`${t("signed_on_at")} ${c.signed_on_at.join(", ")}`);
+  if (c.failures && !c.locked_at) facts.push(`${c.failures} ${t("wrong_pins")}`);
+  return el("li", { class: "cashier", "data-no": c.no },
+    el("strong", {}, `${c.no} ${c.name}`),
+    el("span", { class: "muted" }, facts.length ? ` · ${facts.join(" · ")}` : ""),
+    c.locked_at ? el("span", { class: "status declined" }, ` ${t("locked")} `) : "",
+    owner && c.locked_at
+      ? el("button", { type: "button", onclick: () => act("POST", `${url}/unlock`, undefined, loadSettings) }, t("unlock"))
+      : "",
+    owner
+      ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", url, undefined, loadSettings) }, t("remove"))
+      : "");
+}
+
+async function loadCashiers(owner) {
+  const d = await api("GET", "/api/v1/cashiers");
+  $("#cashiers").replaceChildren(...d.cashiers.map((c) => cashierItem(c, owner)));
+  $("#cashier-form .owner-controls").hidden = !owner;
+}
+
+$("#cashier-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const body = { name: f.get("name") };
+  if (f.get("pin")) body.pin = f.get("pin");
+  const url = `/api/v1/cashiers/${encodeURIComponent(f.get("no"))}`;
+  if (await act("PUT", url, body, loadSettings)) e.target.reset();
 });
 
 $("#password-form").addEventListener("submit", async (e) => {

@@ -49,6 +49,12 @@ const WORDS = {
     alerts_title: "Fraud alerts today",
     alerts_help: "Freeze a terminal under Terminals; download the evidence pack there too.",
     a_allowed: "let through", a_blocked: "refused", a_asked_supervisor: "supervisor asked",
+    cashiers: "Cashiers", by_cashier: "By cashier", cashier: "Cashier", no_cashier: "(no cashier)",
+    cashier_no: "No. (1-4 digits)", cashier_name: "Name", cashier_pin: "PIN (4-8 digits)",
+    add_cashier: "Add or change cashier", unlock: "Unlock", locked: "LOCKED",
+    cashier_help: "Cashiers sign on at a checkout with D, 4, their number and PIN. Five wrong PINs lock them until you unlock them here.",
+    cashier_sign_on: "A sale needs a cashier signed on", signed_on_at: "signed on at",
+    wrong_pins: "wrong PINs", f_cashier: "Cashier no.",
   },
   "zh-CN": {
     logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
@@ -96,6 +102,12 @@ const WORDS = {
     alerts_title: "今日欺诈警报",
     alerts_help: "可在“终端”页冻结终端，并下载证据包。",
     a_allowed: "已放行", a_blocked: "已拒绝", a_asked_supervisor: "需主管确认",
+    cashiers: "收银员", by_cashier: "按收银员", cashier: "收银员", no_cashier: "（无收银员）",
+    cashier_no: "编号（1-4 位数字）", cashier_name: "姓名", cashier_pin: "密码（4-8 位数字）",
+    add_cashier: "添加或修改收银员", unlock: "解锁", locked: "已锁定",
+    cashier_help: "收银员在收银台按 D、4，输入编号和密码签到。密码错误 5 次将被锁定，需在此处解锁。",
+    cashier_sign_on: "必须有收银员签到才能消费", signed_on_at: "已签到于",
+    wrong_pins: "次密码错误", f_cashier: "收银员号",
   },
 };
 

@@ -38,7 +38,7 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
     let mut out = String::with_capacity(256 + txns.len() * 160);
     out.push('\u{feff}');
     out.push_str(
-        "id,时间 time,终端 terminal,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,\
+        "id,时间 time,终端 terminal,收银员 cashier,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,\
          方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n",
     );
     for t in txns.iter().rev() {
@@ -52,6 +52,7 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
             t.id.to_string(),
             t.local_time.clone(),
             t.terminal_id.clone(),
+            t.cashier.clone().unwrap_or_default(),
             t.kind.as_str().into(),
             t.status.as_str().into(),
             t.amount.to_string(),

@@ -53,6 +53,7 @@ pub mod evidence;
 pub mod hub;
 pub mod link;
 pub mod notices;
+pub mod passwords;
 pub mod shop;
 pub mod store;
 pub mod web;

@@ -28,6 +28,8 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Freeze { .. } => "freeze",
         Request::Reprint { .. } => "reprint",
         Request::Recall { .. } => "recall",
+        Request::SignOn { .. } => "sign_on",
+        Request::SignOff { .. } => "sign_off",
         Request::Heartbeat { .. } => "heartbeat",
     }
 }

@@ -27,6 +27,9 @@ pub struct Shop {
     /// 4 to 8 digits; none: voids and refunds are refused.
     #[serde(default)]
     pub supervisor_pin: Option<String>,
+    /// A sale needs a cashier signed on at the checkout.
+    #[serde(default)]
+    pub cashier_sign_on: bool,
     /// From the settings file only: the acquirer assigns it.
     #[serde(skip)]
     pub merchant_id: String,
@@ -45,6 +48,7 @@ impl Shop {
             slip_header: Vec::new(),
             slip_footer: Vec::new(),
             supervisor_pin: config.supervisor_pin.clone(),
+            cashier_sign_on: false,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),
         }

@@ -224,7 +224,10 @@ impl TxnStatus {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Sent at start: the hub answers with the store's name and the open batch.
-    SignIn { request_id: RequestId, version: String },
+    SignIn {
+        request_id: RequestId,
+        version: String,
+    },
     Sale {
         request_id: RequestId,
         amount: Amount,
@@ -260,7 +263,9 @@ pub enum Request {
         supervisor_pin: String,
     },
     /// Settle (结算) the store's open batch with the acquirer and open a new one.
-    Settle { request_id: RequestId },
+    Settle {
+        request_id: RequestId,
+    },
     /// The supervisor stops this terminal from selling (only the owner unfreezes).
     Freeze {
         request_id: RequestId,
@@ -275,7 +280,19 @@ pub enum Request {
     /// "What became of this request?", sent by a terminal that restarted while
     /// waiting. The hub answers with the stored outcome; an id it never saw is
     /// marked lost, so a late copy of that request can never charge.
-    Recall { request_id: RequestId },
+    Recall {
+        request_id: RequestId,
+    },
+    /// A cashier signs on at this checkout with their number and PIN; the
+    /// sales that follow are theirs until another signs on or they sign off.
+    SignOn {
+        request_id: RequestId,
+        cashier: String,
+        pin: String,
+    },
+    SignOff {
+        request_id: RequestId,
+    },
     /// Liveness; not answered.
     Heartbeat {
         uptime_s: u64,
@@ -313,7 +330,9 @@ impl Request {
             | Request::Settle { request_id }
             | Request::Freeze { request_id, .. }
             | Request::Reprint { request_id, .. }
-            | Request::Recall { request_id } => Some(request_id),
+            | Request::Recall { request_id }
+            | Request::SignOn { request_id, .. }
+            | Request::SignOff { request_id } => Some(request_id),
             Request::Heartbeat { .. } => None,
         }
     }
@@ -344,6 +363,9 @@ pub struct Receipt {
     pub trace_no: u32,
     pub reference_no: String,
     pub auth_code: String,
+    /// The cashier signed on at the checkout (操作员号), when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
     /// Local date and time of the transaction, `YYYY-MM-DD HH:MM:SS`.
     pub at: String,
     /// The customer's e-receipt page on the hub, when it has one.
@@ -379,6 +401,18 @@ pub enum Response {
         /// Why this terminal may not sell, when it is frozen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frozen: Option<String>,
+        /// The cashier still signed on here from before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cashier: Option<Cashier>,
+    },
+    /// The answer to a sign-on or sign-off: who is signed on now, or why a
+    /// sign-on was refused (a reason code: wrong number or PIN, locked).
+    Cashier {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cashier: Option<Cashier>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
     },
     /// The terminal was frozen (`reason`) or unfrozen (no reason): sent when
     /// it changes, and as the answer to a `freeze` request.
@@ -419,6 +453,7 @@ impl Response {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Response::SignedIn { request_id, .. }
+            | Response::Cashier { request_id, .. }
             | Response::Reprint { request_id, .. }
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
@@ -427,6 +462,14 @@ impl Response {
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
+}
+
+/// A cashier (收银员) as a checkout shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cashier {
+    /// 1 to 4 digits, unique in the store.
+    pub no: String,
+    pub name: String,
 }
 
 /// Retained `status` of the hub and of each terminal; the broker publishes the
@@ -487,7 +530,6 @@ pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// Checks size, JSON shape and version, then reads the message type `T`.
 /// The `"type"` of every request a terminal sends.
 pub const REQUEST_TYPES: &[&str] = &[
     "sign_in",
@@ -500,8 +542,11 @@ pub const REQUEST_TYPES: &[&str] = &[
     "reprint",
     "recall",
     "heartbeat",
+    "sign_on",
+    "sign_off",
 ];
 
+/// Checks size, JSON shape and version, then reads the message type `T`.
 /// `known_types` lists the `"type"` tags `T` has, to tell "unknown type" from
 /// "malformed".
 fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], known_types: &[&str]) -> Result<T, ProtocolError> {
@@ -570,19 +615,20 @@ pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
-    decode(
-        payload,
-        &[
-            "signed_in",
-            "outcome",
-            "reprint",
-            "print",
-            "settled",
-            "frozen",
-            "error",
-        ],
-    )
+    decode(payload, RESPONSE_TYPES)
 }
+
+/// The `"type"` of every message the hub sends a terminal.
+pub const RESPONSE_TYPES: &[&str] = &[
+    "signed_in",
+    "cashier",
+    "outcome",
+    "reprint",
+    "print",
+    "settled",
+    "frozen",
+    "error",
+];
 
 pub fn decode_status(payload: &[u8]) -> Result<Status, ProtocolError> {
     decode(payload, &["status"])
@@ -592,6 +638,125 @@ pub fn decode_status(payload: &[u8]) -> Result<Status, ProtocolError> {
 mod tests {
     use super::*;
     use crate::card::test_cards;
+
+    /// A request of every kind; the match makes a new kind fail to compile
+    /// here until it is added.
+    fn one_of_each() -> Vec<Request> {
+        let id = || RequestId::parse("0123456789abcdef").unwrap();
+        let card = || test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        let all = vec![
+            Request::SignIn {
+                request_id: id(),
+                version: "1".into(),
+            },
+            sale(),
+            Request::Balance {
+                request_id: id(),
+                card: card(),
+                pin_block: None,
+            },
+            Request::Void {
+                request_id: id(),
+                trace_no: 1,
+                card: card(),
+                supervisor_pin: "1234".into(),
+            },
+            Request::Refund {
+                request_id: id(),
+                trace_no: 1,
+                amount: Amount::from_minor(1).unwrap(),
+                card: card(),
+                supervisor_pin: "1234".into(),
+            },
+            Request::Settle { request_id: id() },
+            Request::Freeze {
+                request_id: id(),
+                supervisor_pin: "1234".into(),
+            },
+            Request::Reprint {
+                request_id: id(),
+                trace_no: None,
+            },
+            Request::Recall { request_id: id() },
+            Request::SignOn {
+                request_id: id(),
+                cashier: "7".into(),
+                pin: "2468".into(),
+            },
+            Request::SignOff { request_id: id() },
+            Request::Heartbeat {
+                uptime_s: 1,
+                devices: None,
+            },
+        ];
+        for r in &all {
+            match r {
+                Request::SignIn { .. }
+                | Request::Sale { .. }
+                | Request::Balance { .. }
+                | Request::Void { .. }
+                | Request::Refund { .. }
+                | Request::Settle { .. }
+                | Request::Freeze { .. }
+                | Request::Reprint { .. }
+                | Request::Recall { .. }
+                | Request::SignOn { .. }
+                | Request::SignOff { .. }
+                | Request::Heartbeat { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_response_kind_is_known_to_the_decoder() {
+        let tags: Vec<String> = [
+            Response::SignedIn {
+                request_id: RequestId::new(),
+                store_name: "S".into(),
+                merchant_id: "M".into(),
+                batch_no: 1,
+                frozen: None,
+                cashier: None,
+            },
+            Response::Cashier {
+                request_id: RequestId::new(),
+                cashier: None,
+                refused: Some("XK".into()),
+            },
+            Response::Frozen {
+                request_id: None,
+                reason: None,
+            },
+            Response::Settled {
+                request_id: RequestId::new(),
+                batch_no: 1,
+                balanced: true,
+                report: vec![],
+            },
+        ]
+        .iter()
+        .map(|r| {
+            let bytes = encode(r);
+            assert_eq!(&decode_response(&bytes).unwrap(), r);
+            let value: Value = serde_json::from_slice(&bytes).unwrap();
+            value["type"].as_str().unwrap().to_string()
+        })
+        .collect();
+        for tag in tags {
+            assert!(RESPONSE_TYPES.contains(&tag.as_str()), "{tag}");
+        }
+    }
+
+    #[test]
+    fn every_request_kind_is_known_to_the_decoder_and_round_trips() {
+        let all = one_of_each();
+        assert_eq!(all.len(), REQUEST_TYPES.len());
+        for request in all {
+            let bytes = encode(&request);
+            assert_eq!(decode_request(&bytes).unwrap(), request);
+        }
+    }
 
     fn sale() -> Request {
         Request::Sale {

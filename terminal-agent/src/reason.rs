@@ -156,6 +156,27 @@ const TABLE: &[Explanation] = &[
         "此卡今日不能再用",
     ),
     e(
+        "XK",
+        "Wrong cashier or PIN",
+        "收银员号或密码错误",
+        "Key them again",
+        "请重新输入",
+    ),
+    e(
+        "XL",
+        "Cashier locked",
+        "收银员已锁定",
+        "Ask owner to unlock",
+        "请店主在手机上解锁",
+    ),
+    e(
+        "XN",
+        "Sign on first",
+        "请先签到",
+        "D menu, 4: sign on",
+        "按D菜单4签到",
+    ),
+    e(
         "XB",
         "Suspected fraud",
         "疑似欺诈,已拒绝",
@@ -210,6 +231,12 @@ pub const REFUND_TOO_LARGE: &str = "XF";
 pub const PIN_TRIES: &str = "XP";
 /// Local code: a fraud rule of the store refused it.
 pub const FRAUD_BLOCKED: &str = "XB";
+/// A cashier's sign-on with a wrong number or PIN (which one is not said).
+pub const CASHIER_WRONG: &str = "XK";
+/// The cashier's PIN was wrong too many times: the owner unlocks them.
+pub const CASHIER_LOCKED: &str = "XL";
+/// The store wants a cashier signed on before a sale.
+pub const SIGN_ON_FIRST: &str = "XN";
 /// Local code: the terminal (or the store) is frozen.
 pub const FROZEN: &str = "XZ";
 /// Local code: a store rule wants the supervisor to approve this sale.

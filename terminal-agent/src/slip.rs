@@ -145,6 +145,9 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     slip.rule('-');
     slip.pair("商户编号 MERCHANT NO", &receipt.merchant_id);
     slip.pair("终端号 TERMINAL NO", &receipt.terminal_id);
+    if let Some(cashier) = &receipt.cashier {
+        slip.pair("操作员号 CASHIER NO", cashier);
+    }
     slip.pair("卡号 CARD", receipt.masked_pan.as_str());
     slip.pair(
         "卡组织 BRAND",
@@ -206,6 +209,7 @@ mod tests {
             trace_no: 42,
             reference_no: "112519000042".into(),
             auth_code: "A1B2C3".into(),
+            cashier: Some("07".into()),
             at: "2026-11-25 19:00:42".into(),
             link: None,
         }

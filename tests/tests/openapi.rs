@@ -153,6 +153,7 @@ fn the_server_answers_as_documented() {
             "from" | "to" | "date" => today.clone(),
             "scope" => "T1".into(),
             "name" => "ann".into(),
+            "no" => "7".into(),
             other => panic!("no example for {other}"),
         }
     };

@@ -183,7 +183,24 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     // Settings: the sign-in attempts, the wrong one included.
     b.click("#nav a[href='#/settings']").await;
     b.wait_text("#logins", "wrong password", WAIT).await;
+    // A cashier added on the phone signs on at T1's keypad.
+    b.fill("#cashier-form [name=no]", "12").await;
+    b.fill("#cashier-form [name=name]", "Mei").await;
+    b.fill("#cashier-form [name=pin]", "1357").await;
+    b.click("#cashier-form button[type=submit]").await;
+    b.wait_text("#cashiers", "12 Mei", WAIT).await;
+    tokio::task::block_in_place(|| {
+        t1.keys("D412#1357#");
+        t1.wait_screen("SIGNED ON", Duration::from_secs(10));
+        t1.keys("C");
+    });
+    b.click("#nav a[href='#/today']").await;
+    b.click("#nav a[href='#/settings']").await;
+    b.wait_text("#cashiers", "signed on at T1", WAIT).await;
     b.screenshot("settings").await;
+    b.run("document.querySelector('#cashier-form').scrollIntoView(); return true")
+        .await;
+    b.screenshot("settings-cashiers").await;
     b.click("#nav a[href='#/troubleshooting']").await;
     b.screenshot("troubleshooting").await;
 

@@ -29,6 +29,7 @@ use tallybox_terminal::reason;
 
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::shop::SharedShop;
+use crate::store::cashiers::SignOn;
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
 use undo::undo_check;
 
@@ -139,16 +140,17 @@ impl<A: Acquirer> Coordinator<A> {
                 let batch = self
                     .store(move |s| {
                         s.touch_terminal(&t, Some(true), Some(&version))?;
-                        Ok((s.batch_no()?, s.frozen(&t)?))
+                        Ok((s.batch_no()?, s.frozen(&t)?, s.terminal_cashier(&t)?))
                     })
                     .await;
                 Some(match batch {
-                    Ok((batch_no, frozen)) => Response::SignedIn {
+                    Ok((batch_no, frozen, cashier)) => Response::SignedIn {
                         request_id,
                         store_name: self.shop().name,
                         merchant_id: self.shop().merchant_id,
                         batch_no,
                         frozen,
+                        cashier,
                     },
                     Err(e) => internal(&request_id, &e),
                 })
@@ -254,6 +256,28 @@ impl<A: Acquirer> Coordinator<A> {
                 })
             }
             Request::Recall { request_id } => self.recall(terminal, request_id).await,
+            Request::SignOn {
+                request_id,
+                cashier,
+                pin,
+            } => {
+                let _claim = self.claim(&request_id)?;
+                Some(self.sign_on(terminal, request_id, cashier, pin).await)
+            }
+            Request::SignOff { request_id } => {
+                let t = terminal.clone();
+                Some(match self.store(move |s| s.sign_off(&t)).await {
+                    Ok(()) => {
+                        tracing::info!(terminal = %terminal, "cashier signed off");
+                        Response::Cashier {
+                            request_id,
+                            cashier: None,
+                            refused: None,
+                        }
+                    }
+                    Err(e) => internal(&request_id, &e),
+                })
+            }
             Request::Heartbeat { devices, .. } => {
                 let t = terminal.clone();
                 let recorded = self
@@ -270,6 +294,54 @@ impl<A: Acquirer> Coordinator<A> {
                 }
                 None
             }
+        }
+    }
+
+    /// A cashier signs on: the PIN is checked against its argon2 hash off
+    /// the store thread, then the attempt is recorded (and counted towards
+    /// the lock when wrong). Unknown, removed and wrong all answer alike.
+    async fn sign_on(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        no: String,
+        pin: String,
+    ) -> Response {
+        let n = no.clone();
+        let found = match self.store(move |s| s.cashier_pin_hash(&n)).await {
+            Ok(found) => found,
+            Err(e) => return internal(&request_id, &e),
+        };
+        let pin_ok = match found {
+            Some((hash, false)) => tokio::task::spawn_blocking(move || crate::passwords::verify(&pin, &hash))
+                .await
+                .unwrap_or(false),
+            _ => false,
+        };
+        let t = terminal.clone();
+        let refused = |code: &str| Response::Cashier {
+            request_id: request_id.clone(),
+            cashier: None,
+            refused: Some(code.into()),
+        };
+        match self.store(move |s| s.sign_on(&t, &no, pin_ok)).await {
+            Ok(SignOn::Done(cashier)) => {
+                tracing::info!(terminal = %terminal, cashier = %cashier.no, "cashier signed on");
+                Response::Cashier {
+                    request_id,
+                    cashier: Some(cashier),
+                    refused: None,
+                }
+            }
+            Ok(SignOn::Wrong) => {
+                tracing::warn!(terminal = %terminal, "cashier sign-on refused: wrong number or PIN");
+                refused(reason::CASHIER_WRONG)
+            }
+            Ok(SignOn::Locked) => {
+                tracing::warn!(terminal = %terminal, "cashier sign-on refused: locked");
+                refused(reason::CASHIER_LOCKED)
+            }
+            Err(e) => internal(&request_id, &e),
         }
     }
 
@@ -365,6 +437,7 @@ impl<A: Acquirer> Coordinator<A> {
             card.clone(),
             self.settings.fraud.clone(),
         );
+        let needs_cashier = kind == TxnKind::Sale && self.shop().cashier_sign_on;
         let found = self
             .store(move |s| {
                 if let Some(txn) = s.by_request(rid.as_str())? {
@@ -376,6 +449,9 @@ impl<A: Acquirer> Coordinator<A> {
                 if let Some(why) = s.frozen(&tid)? {
                     tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
                     return Ok(Start::Refused(reason::FROZEN));
+                }
+                if needs_cashier && s.terminal_cashier(&tid)?.is_none() {
+                    return Ok(Start::Refused(reason::SIGN_ON_FIRST));
                 }
                 // Three wrong PINs today and the card is refused here until tomorrow.
                 if undo.is_none() && s.pin_failures_today(c.pan.digits())? >= MAX_PIN_TRIES {

@@ -16,6 +16,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
                 slip_header: Vec::new(),
                 slip_footer: Vec::new(),
                 supervisor_pin: Some("8888".into()),
+                cashier_sign_on: false,
                 merchant_id: "898000000000001".into(),
                 public_url: "http://tallybox.local".into(),
             })),
@@ -372,4 +373,68 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
             .any(|h| h.rule == fraud::REFUNDS_OVER_SALES && h.action == "blocked"),
         "{hits:?}"
     );
+}
+
+fn sign_on(no: &str, pin: &str) -> Request {
+    Request::SignOn {
+        request_id: RequestId::new(),
+        cashier: no.into(),
+        pin: pin.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let hash = crate::passwords::hash("2468").unwrap();
+    Store::open(dir.path())
+        .unwrap()
+        .set_cashier("7", "Ann", Some(&hash), "owner")
+        .unwrap();
+    c.settings().shop.write().unwrap().cashier_sign_on = true;
+
+    let refused = outcome(c.handle(&t1(), sale("approved", 100)).await);
+    assert_eq!(refused.response_code, reason::SIGN_ON_FIRST);
+    match c.handle(&t1(), sign_on("7", "1357")).await {
+        Some(Response::Cashier {
+            cashier: None,
+            refused: Some(code),
+            ..
+        }) => assert_eq!(code, reason::CASHIER_WRONG),
+        other => panic!("{other:?}"),
+    }
+    match c.handle(&t1(), sign_on("7", "2468")).await {
+        Some(Response::Cashier {
+            cashier: Some(ann), ..
+        }) => assert_eq!(ann.name, "Ann"),
+        other => panic!("{other:?}"),
+    }
+    let sold = outcome(c.handle(&t1(), sale("approved", 1250)).await);
+    assert_eq!(sold.receipt.unwrap().cashier.as_deref(), Some("7"));
+    // A restart of the checkout: the sign-in says who is still on.
+    let signed_in = c
+        .handle(
+            &t1(),
+            Request::SignIn {
+                request_id: RequestId::new(),
+                version: "t".into(),
+            },
+        )
+        .await;
+    assert!(matches!(
+        signed_in,
+        Some(Response::SignedIn { cashier: Some(_), .. })
+    ));
+    c.handle(
+        &t1(),
+        Request::SignOff {
+            request_id: RequestId::new(),
+        },
+    )
+    .await;
+    let refused = outcome(c.handle(&t1(), sale("approved", 100)).await);
+    assert_eq!(refused.response_code, reason::SIGN_ON_FIRST);
+    let stamped: Vec<_> = rows(dir.path()).into_iter().map(|t| t.cashier).collect();
+    assert_eq!(stamped, vec![Some("7".to_string())], "refusals write nothing");
 }

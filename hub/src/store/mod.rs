@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod cashiers;
 pub mod fraud;
 pub mod query;
 pub mod report;
@@ -69,6 +70,8 @@ pub struct Txn {
     pub receipt_token: Option<String>,
     /// For a void or refund: the sale it undoes.
     pub original_id: Option<i64>,
+    /// The number of the cashier signed on at the checkout, if one was.
+    pub cashier: Option<String>,
 }
 
 impl Txn {
@@ -94,6 +97,7 @@ impl Txn {
             trace_no: self.trace_no,
             reference_no: self.reference_no.clone(),
             auth_code: self.auth_code.clone(),
+            cashier: self.cashier.clone(),
             at: self.local_time.clone(),
             link: self
                 .receipt_token
@@ -132,7 +136,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
      entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at, \
-     receipt_token, original_id";
+     receipt_token, original_id, cashier";
 
 /// Runs `sql` from the connection's statement cache: the sale path repeats the
 /// same few statements, and preparing each anew cost more than running it.
@@ -224,6 +228,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
         updated_at: text(17)?,
         receipt_token: row.get(18)?,
         original_id: row.get(19)?,
+        cashier: row.get(20)?,
     })
 }
 
@@ -404,8 +409,10 @@ impl Store {
         exec(
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
-             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id) \
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
+             brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id, \
+             cashier) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, \
+             (SELECT cashier FROM terminals WHERE id = ?2))",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),

@@ -33,6 +33,8 @@ pub struct Filter {
     pub reference_no: Option<String>,
     /// sale, void, refund or balance.
     pub kind: Option<String>,
+    /// The number of the cashier signed on.
+    pub cashier: Option<String>,
     /// Keyset cursor: only transactions with a smaller id.
     pub before: Option<i64>,
     pub limit: Option<u32>,
@@ -146,6 +148,13 @@ impl Filter {
                 .ok_or_else(|| bad("kind", "use sale, void, refund or balance"))?;
             clauses.push("kind = ?");
             params.push(Value::Text(super::enum_text(&k)));
+        }
+        if let Some(cashier) = &self.cashier {
+            if !(1..=4).contains(&cashier.len()) || !cashier.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad("cashier", "give the cashier's number, 1 to 4 digits"));
+            }
+            clauses.push("cashier = ?");
+            params.push(Value::Text(cashier.clone()));
         }
         if let Some(before) = self.before {
             clauses.push("(local_time, id) < (SELECT local_time, id FROM transactions WHERE id = ?)");

@@ -93,7 +93,7 @@ impl Totals {
 }
 
 /// One row of a breakdown: an hour (`09`), a day (`2026-11-25`), a terminal
-/// id or a card brand, with its totals.
+/// id, a card brand or a cashier, with its totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Line {
     pub key: String,
@@ -112,6 +112,8 @@ pub struct Report {
     pub buckets: Vec<Line>,
     pub by_terminal: Vec<Line>,
     pub by_brand: Vec<Line>,
+    /// By the cashier signed on: `07 Ann`; empty for sales with no cashier.
+    pub by_cashier: Vec<Line>,
 }
 
 fn lines(map: BTreeMap<String, Totals>) -> Vec<Line> {
@@ -131,9 +133,10 @@ impl Store {
             "substr(local_time, 1, 10)"
         };
         let sql = format!(
-            "SELECT {bucket}, terminal_id, brand, kind, status, count(*), sum(amount) FROM transactions \
+            "SELECT {bucket}, terminal_id, brand, kind, status, count(*), sum(amount), coalesce(cashier, '') \
+             FROM transactions \
              WHERE local_time >= ?1 AND local_time < ?2 AND status IN ('approved', 'declined') \
-             GROUP BY 1, 2, 3, 4, 5"
+             GROUP BY 1, 2, 3, 4, 5, 8"
         );
         let mut totals = Totals::default();
         let mut buckets: BTreeMap<String, Totals> = if hourly {
@@ -146,6 +149,8 @@ impl Store {
         };
         let mut by_terminal: BTreeMap<String, Totals> = BTreeMap::new();
         let mut by_brand: BTreeMap<String, Totals> = BTreeMap::new();
+        let mut by_cashier: BTreeMap<String, Totals> = BTreeMap::new();
+        let names = self.cashier_names()?;
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query([
             from.format("%Y-%m-%d 00:00:00").to_string(),
@@ -172,6 +177,15 @@ impl Store {
                 .or_default()
                 .add(kind, status, count, minor);
             by_brand.entry(brand).or_default().add(kind, status, count, minor);
+            let cashier: String = row.get(7)?;
+            let cashier = match names.get(&cashier) {
+                Some(name) => format!("{cashier} {name}"),
+                None => cashier,
+            };
+            by_cashier
+                .entry(cashier)
+                .or_default()
+                .add(kind, status, count, minor);
         }
         Ok(Report {
             from: from.format("%Y-%m-%d").to_string(),
@@ -180,6 +194,7 @@ impl Store {
             buckets: lines(buckets),
             by_terminal: lines(by_terminal),
             by_brand: lines(by_brand),
+            by_cashier: lines(by_cashier),
         })
     }
 }

@@ -166,6 +166,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX transactions_auth_code ON transactions (auth_code, local_time, id) WHERE auth_code <> '';
     CREATE INDEX transactions_reference ON transactions (reference_no, local_time, id) WHERE reference_no <> '';
     "#,
+    // 12: cashiers (收银员) sign on at a checkout with their number and PIN;
+    // the checkout's cashier is kept (a restart keeps them signed on) and
+    // stamped on every transaction. A removed cashier keeps their row, so
+    // old sales still show their name.
+    r#"
+    CREATE TABLE cashiers (
+        no         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        pin_hash   TEXT NOT NULL,
+        failures   INTEGER NOT NULL DEFAULT 0,
+        locked_at  TEXT,
+        removed_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    ALTER TABLE terminals ADD COLUMN cashier TEXT;
+    ALTER TABLE transactions ADD COLUMN cashier TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -33,6 +33,7 @@ impl Store {
             "slip_header": shop.slip_header,
             "slip_footer": shop.slip_footer,
             "supervisor_pin_set": shop.supervisor_pin.is_some(),
+            "cashier_sign_on": shop.cashier_sign_on,
         });
         audit::append(&tx, &utc, "shop_settings_changed", None, &detail.to_string())?;
         tx.commit()?;

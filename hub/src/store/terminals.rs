@@ -19,13 +19,15 @@ pub struct TerminalRow {
     pub devices: Option<DeviceHealth>,
     /// Why it may not sell, when frozen (itself, or the whole store).
     pub frozen: Option<String>,
+    /// The number of the cashier signed on there.
+    pub cashier: Option<String>,
 }
 
 impl Store {
     pub fn terminals(&self) -> Result<Vec<TerminalRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT t.id, t.name, t.online, t.version, t.last_seen, t.devices, \
-                    coalesce(f.reason, s.reason) \
+                    coalesce(f.reason, s.reason), t.cashier \
              FROM terminals t \
              LEFT JOIN freezes f ON f.scope = t.id \
              LEFT JOIN freezes s ON s.scope = 'store' \
@@ -41,6 +43,7 @@ impl Store {
                 last_seen: r.get(4)?,
                 devices: devices.and_then(|j| serde_json::from_str(&j).ok()),
                 frozen: r.get(6)?,
+                cashier: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

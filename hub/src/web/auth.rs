@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -51,17 +49,11 @@ pub fn check_new_password(password: &str) -> Result<(), Rejection> {
 }
 
 pub fn hash_password(password: &str) -> Result<String, Rejection> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(internal)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(internal)
+    crate::passwords::hash(password).map_err(internal)
 }
 
 pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    crate::passwords::verify(password, hash)
 }
 
 fn random_token() -> String {

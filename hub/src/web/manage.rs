@@ -48,6 +48,7 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "slip_header": shop.slip_header,
         "slip_footer": shop.slip_footer,
         "supervisor_pin_set": shop.supervisor_pin.is_some(),
+        "cashier_sign_on": shop.cashier_sign_on,
         "merchant_id": shop.merchant_id,
         "currency": state.currency,
         "public_url": shop.public_url,
@@ -69,6 +70,8 @@ struct ShopEdit {
     slip_footer: Vec<String>,
     /// Absent: keep the PIN; "": no PIN (voids and refunds refused).
     supervisor_pin: Option<String>,
+    /// Absent: keep; true: a sale needs a cashier signed on.
+    cashier_sign_on: Option<bool>,
 }
 
 /// The owner edits the shop; the next slip and the page show it at once.
@@ -91,9 +94,18 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
             Some(p) if p.is_empty() => None,
             Some(p) => Some(p),
         },
+        cashier_sign_on: body.cashier_sign_on.unwrap_or(now.cashier_sign_on),
         ..now.clone()
     };
     edit.check().map_err(bad_request)?;
+    if edit.cashier_sign_on && !now.cashier_sign_on {
+        let none = read(&state, |s| s.cashiers().map_err(internal)).await?.is_empty();
+        if none {
+            return Err(bad_request(
+                "cashier_sign_on: add a cashier first, or no checkout could sell",
+            ));
+        }
+    }
     let (saved, by) = (edit.clone(), who.account.clone());
     write(&state, move |s| s.set_shop_edit(&saved, &by).map_err(internal)).await?;
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;

@@ -10,6 +10,7 @@
 mod api;
 mod assets;
 pub mod auth;
+mod cashiers;
 mod error;
 mod manage;
 mod reports;
@@ -126,7 +127,8 @@ pub async fn bind(
     let routes = auth::routes(state.clone())
         .or(api::routes(state.clone()))
         .or(reports::routes(state.clone()))
-        .or(manage::routes(state))
+        .or(manage::routes(state.clone()))
+        .or(cashiers::routes(state))
         .or(assets::routes())
         .recover(error::recover)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))

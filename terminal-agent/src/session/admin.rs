@@ -36,13 +36,13 @@ const MAX_TRACE_DIGITS: usize = 6;
 const MAX_AMOUNT_DIGITS: usize = 9;
 
 /// What a key does to a number being typed.
-enum Edit {
+pub(super) enum Edit {
     Changed,
     Done,
     Unchanged,
 }
 
-fn edit(digits: &mut String, key: Key, max: usize) -> Edit {
+pub(super) fn edit(digits: &mut String, key: Key, max: usize) -> Edit {
     match key {
         Key::Digit(d) if digits.len() < max => {
             digits.push(char::from(b'0' + d));

@@ -14,6 +14,7 @@ impl Session {
             request_id,
             store_name,
             frozen,
+            cashier,
             ..
         } = &response
         {
@@ -23,6 +24,7 @@ impl Session {
             self.sign_in = None;
             self.store_name = store_name.clone();
             self.frozen = frozen.clone();
+            self.cashier = cashier.clone();
             return self.refresh_idle();
         }
         // A freeze or unfreeze the owner or a rule made: news, not an answer.
@@ -125,6 +127,17 @@ impl Session {
             Response::Frozen { reason, .. } => {
                 self.frozen = reason;
                 self.go_idle()
+            }
+            Response::Cashier {
+                refused: Some(code), ..
+            } if code == reason::CASHIER_LOCKED => vec![Action::Show(self.ui().locked())],
+            Response::Cashier {
+                refused: Some(code), ..
+            } => vec![Action::Show(self.ui().sign_on_refused(&code))],
+            Response::Cashier { cashier, .. } => {
+                let screen = self.ui().signed_on(cashier.as_ref());
+                self.cashier = cashier;
+                vec![Action::Show(screen)]
             }
             // Both handled above, before any request is matched.
             Response::SignedIn { .. } | Response::Print { .. } => vec![],

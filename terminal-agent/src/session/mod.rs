@@ -6,6 +6,7 @@
 //! ```text
 //! Idle ─A/digit→ Amount ─#→ Card ─(PIN card)→ Pin ─#→ Waiting ─answer→ Done ─key→ Idle
 //!   └─D→ Menu ─1→ Card (balance)        ─2→ Waiting (reprint)
+//!             ─3→ Waiting (settle)       ─4→ cashier sign-on / off (`cashier.rs`)
 //! ```
 //!
 //! While `Waiting`, the runtime re-sends [`Session::outstanding`] with the same
@@ -13,6 +14,7 @@
 
 mod admin;
 mod answers;
+mod cashier;
 pub mod screens;
 #[cfg(test)]
 mod tests;
@@ -21,7 +23,7 @@ use crate::amount::Amount;
 use crate::card::{pin_block, CardError, CardRead};
 use crate::devices::PrinterProblem;
 use crate::journal::InFlight;
-use crate::protocol::{Request, RequestId, Response};
+use crate::protocol::{Cashier, Request, RequestId, Response};
 use crate::reason;
 use crate::slip::Slip;
 pub use screens::{Lang, Screen, Screens, StatusBar};
@@ -170,6 +172,16 @@ enum State {
         trace: u32,
         digits: String,
     },
+    /// Menu 4 while a cashier is signed on: sign on another, or sign off.
+    CashierMenu,
+    /// A cashier signing on: their number, then their PIN.
+    CashierNo {
+        digits: String,
+    },
+    CashierPin {
+        no: String,
+        digits: String,
+    },
     /// A store rule wants the supervisor to approve this sale: their PIN.
     Approve {
         request: Request,
@@ -212,6 +224,8 @@ pub struct Session {
     setup_code: Option<String>,
     /// A recent fraud alert, shown at idle.
     alert: Option<String>,
+    /// The cashier signed on here; the hub stamps their sales with them.
+    cashier: Option<Cashier>,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -231,6 +245,7 @@ impl Session {
             paper_low: false,
             setup_code: None,
             alert: None,
+            cashier: None,
             clock: String::new(),
             last_link: None,
         }
@@ -320,6 +335,9 @@ impl Session {
             State::Trace { .. } => "trace",
             State::RefundAmount { .. } => "refund_amount",
             State::Approve { .. } => "supervisor_approval",
+            State::CashierMenu => "cashier_menu",
+            State::CashierNo { .. } => "cashier_no",
+            State::CashierPin { .. } => "cashier_pin",
             State::Card { .. } => "card",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
@@ -399,7 +417,12 @@ impl Session {
         match (&self.setup_code, &self.alert, self.printer) {
             (Some(code), _, None) => self.ui().idle_setup(&self.store_name, &status, code),
             (None, Some(alert), None) => self.ui().idle_alert(&self.store_name, &status, alert),
-            _ => self.ui().idle(&self.store_name, &status, self.printer),
+            _ => self.ui().idle(
+                &self.store_name,
+                &status,
+                self.printer,
+                self.cashier.as_ref().map(|c| c.no.as_str()),
+            ),
         }
     }
 
@@ -428,6 +451,9 @@ impl Session {
             return self.go_idle();
         }
         if let Some(actions) = self.on_admin_key(key) {
+            return actions;
+        }
+        if let Some(actions) = self.on_cashier_key(key) {
             return actions;
         }
         let currency = self.config.currency.clone();

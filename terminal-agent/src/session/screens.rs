@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
 use crate::devices::PrinterProblem;
+use crate::protocol::Cashier;
 use crate::reason::{explain, Explanation};
 use crate::slip::columns;
 
@@ -127,11 +128,18 @@ impl Screens {
         self.pick("# OK * del C cancel", "#确认 *删除 C取消")
     }
 
-    pub fn idle(self, store_name: &str, status: &StatusBar, printer: Option<PrinterProblem>) -> Screen {
-        let link = if status.online {
-            self.pick("Ready", "可以交易")
-        } else {
-            self.pick("Connecting to hub...", "正在连接主机...")
+    /// Idle, ready for a sale; `cashier` is the number of the cashier signed on.
+    pub fn idle(
+        self,
+        store_name: &str,
+        status: &StatusBar,
+        printer: Option<PrinterProblem>,
+        cashier: Option<&str>,
+    ) -> Screen {
+        let link = match (status.online, cashier) {
+            (true, Some(no)) => format!("{}{no}", self.pick("Ready  Cashier ", "可以交易 收银员")),
+            (true, None) => self.pick("Ready", "可以交易").to_string(),
+            (false, _) => self.pick("Connecting to hub...", "正在连接主机...").to_string(),
         };
         let printer = match (printer, status.paper_low) {
             (Some(p), _) => self.pick(p.short().0, p.short().1),
@@ -140,7 +148,7 @@ impl Screens {
         };
         let mut screen = Screen::of(&[
             store_name,
-            link,
+            &link,
             printer,
             self.pick("A sale    D menu", "A 消费  D 菜单"),
         ]);
@@ -256,12 +264,80 @@ impl Screens {
     }
 
     pub fn menu(self) -> Screen {
+        match self.lang {
+            Lang::En => Screen::of(&[
+                "MENU",
+                "1 Balance inquiry",
+                "2 Reprint last slip",
+                "3 Settle the batch",
+                "4 Cashier sign-on",
+                "C back",
+            ]),
+            // Five rows of Chinese: two choices share a row.
+            Lang::Zh => Screen::of(&["菜单", "1 余额查询 2 重打印", "3 结算  4 收银员签到", "C 返回"]),
+        }
+    }
+
+    /// Menu 4 while a cashier is signed on.
+    pub fn cashier_menu(self, cashier: &Cashier) -> Screen {
         Screen::of(&[
-            self.pick("MENU", "菜单"),
-            self.pick("1 Balance inquiry", "1 余额查询"),
-            self.pick("2 Reprint last slip", "2 重打印上一笔"),
-            self.pick("3 Settle the batch", "3 结算"),
+            self.pick("CASHIER", "收银员"),
+            &format!("{} {}", cashier.no, cashier.name),
+            self.pick("1 Sign on another", "1 其他收银员签到"),
+            self.pick("2 Sign off", "2 签退"),
             self.pick("C back", "C 返回"),
+        ])
+    }
+
+    pub fn sign_on_title(self) -> String {
+        self.pick("CASHIER SIGN-ON", "收银员签到").to_string()
+    }
+
+    pub fn cashier_no_entry(self, digits: &str) -> Screen {
+        self.entry(
+            &self.sign_on_title(),
+            self.pick("Cashier no.:", "收银员号:"),
+            digits,
+        )
+    }
+
+    pub fn cashier_pin_entry(self, no: &str, typed: usize) -> Screen {
+        let prompt = format!(
+            "{} {no} {}",
+            self.pick("Cashier", "收银员"),
+            self.pick("PIN:", "密码:")
+        );
+        self.entry(&self.sign_on_title(), &prompt, &"*".repeat(typed))
+    }
+
+    /// After a sign-on (`Some`) or a sign-off (`None`).
+    pub fn signed_on(self, cashier: Option<&Cashier>) -> Screen {
+        match cashier {
+            Some(c) => Screen::of(&[
+                self.pick("SIGNED ON", "签到成功"),
+                &format!("{} {}", c.no, c.name),
+                "",
+                self.any_key(),
+            ]),
+            None => Screen::of(&[
+                self.pick("SIGNED OFF", "已签退"),
+                self.pick("No cashier signed on", "当前无收银员"),
+                "",
+                self.any_key(),
+            ]),
+        }
+    }
+
+    /// A sign-on the hub refused: wrong number or PIN (a locked cashier
+    /// gets [`Screens::locked`]).
+    pub fn sign_on_refused(self, code: &str) -> Screen {
+        let x = explain(code);
+        let (reason, hint) = self.reason(&x);
+        Screen::of(&[
+            self.pick("SIGN-ON FAILED", "签到失败"),
+            reason,
+            hint,
+            self.any_key(),
         ])
     }
 
@@ -429,10 +505,14 @@ pub(crate) mod tests {
     pub(crate) fn all(lang: Lang) -> Vec<(&'static str, Screen)> {
         let s = Screens { lang };
         let big = Amount::from_minor(999_999_999).unwrap();
+        let cashier = Cashier {
+            no: "1024".into(),
+            name: "王小明 Wang Xiaoming".into(),
+        };
         vec![
             (
                 "idle",
-                s.idle("街角小店 Corner Shop", &bar(true, true, false), None),
+                s.idle("街角小店 Corner Shop", &bar(true, true, false), None, None),
             ),
             (
                 "idle-printer",
@@ -440,11 +520,16 @@ pub(crate) mod tests {
                     "Corner Shop",
                     &bar(false, false, false),
                     Some(PrinterProblem::PaperOut),
+                    None,
                 ),
             ),
             (
                 "idle-paper-low",
-                s.idle("Corner Shop", &bar(true, true, true), None),
+                s.idle("Corner Shop", &bar(true, true, true), None, None),
+            ),
+            (
+                "idle-cashier",
+                s.idle("Corner Shop", &bar(true, true, false), None, Some("1024")),
             ),
             (
                 "idle-setup",
@@ -456,6 +541,12 @@ pub(crate) mod tests {
             ),
             ("amount", s.amount_entry("CNY", "1250")),
             ("menu", s.menu()),
+            ("cashier-menu", s.cashier_menu(&cashier)),
+            ("cashier-no", s.cashier_no_entry("1024")),
+            ("cashier-pin", s.cashier_pin_entry("1024", 6)),
+            ("signed-on", s.signed_on(Some(&cashier))),
+            ("signed-off", s.signed_on(None)),
+            ("sign-on-refused", s.sign_on_refused("XK")),
             ("present-card", s.present_card(&s.sale_title("CNY", big), None)),
             (
                 "card-notice",

@@ -71,6 +71,7 @@ fn receipt(amount: Amount) -> Receipt {
         trace_no: 7,
         reference_no: "000000000007".into(),
         auth_code: "123456".into(),
+        cashier: None,
         at: "2026-11-25 10:00:00".into(),
         link: None,
     }
@@ -260,6 +261,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
             merchant_id: "M1".into(),
             batch_no: 1,
             frozen: None,
+            cashier: None,
         }),
         TODAY,
     );
@@ -367,6 +369,7 @@ fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
             merchant_id: "M1".into(),
             batch_no: 1,
             frozen: Some("card testing".into()),
+            cashier: None,
         }),
         TODAY,
     );
@@ -477,4 +480,107 @@ fn a_new_hubs_setup_code_shows_at_idle_prints_once_and_goes_when_used() {
     let used = s.handle(Input::SetupCode(None), TODAY);
     let screen = last_screen(&used);
     assert!(!screen.contains("4821") && screen.contains("A sale"), "{screen}");
+}
+
+#[test]
+fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
+    let mut s = session();
+    let sign_in = s.outstanding()[0].request_id().unwrap().clone();
+    s.handle(
+        answer(Response::SignedIn {
+            request_id: sign_in,
+            store_name: "Shop".into(),
+            merchant_id: "M1".into(),
+            batch_no: 1,
+            frozen: None,
+            cashier: None,
+        }),
+        TODAY,
+    );
+    let actions = keys(&mut s, "D4");
+    assert!(
+        last_screen(&actions).contains("Cashier no."),
+        "{}",
+        last_screen(&actions)
+    );
+    keys(&mut s, "07#");
+    let shown = keys(&mut s, "1234");
+    assert!(last_screen(&shown).contains("****"));
+    let request = sent(&keys(&mut s, "#")).expect("a sign-on");
+    let Request::SignOn { cashier, pin, .. } = &request else {
+        panic!("sent {request:?}");
+    };
+    assert_eq!((cashier.as_str(), pin.as_str()), ("07", "1234"));
+    assert!(s.outstanding().contains(&&request), "re-sent until answered");
+
+    // A wrong PIN: said, and nobody signed on.
+    let refused = Response::Cashier {
+        request_id: request.request_id().unwrap().clone(),
+        cashier: None,
+        refused: Some(reason::CASHIER_WRONG.into()),
+    };
+    let screen = last_screen(&s.handle(answer(refused), TODAY));
+    assert!(
+        screen.contains("SIGN-ON FAILED") && screen.contains("Wrong cashier or PIN"),
+        "{screen}"
+    );
+    assert!(!last_screen(&keys(&mut s, "C")).contains("Cashier"));
+
+    let request = sent(&keys(&mut s, "D407#1234#")).unwrap();
+    let ann = Cashier {
+        no: "07".into(),
+        name: "Ann".into(),
+    };
+    let ok = Response::Cashier {
+        request_id: request.request_id().unwrap().clone(),
+        cashier: Some(ann.clone()),
+        refused: None,
+    };
+    assert!(last_screen(&s.handle(answer(ok), TODAY)).contains("07 Ann"));
+    assert!(last_screen(&keys(&mut s, "C")).contains("Ready  Cashier 07"));
+
+    // Menu 4 again: who is on, and sign off.
+    assert!(last_screen(&keys(&mut s, "D4")).contains("2 Sign off"));
+    let off = sent(&keys(&mut s, "2")).unwrap();
+    assert!(matches!(off, Request::SignOff { .. }));
+    let done = Response::Cashier {
+        request_id: off.request_id().unwrap().clone(),
+        cashier: None,
+        refused: None,
+    };
+    assert!(last_screen(&s.handle(answer(done), TODAY)).contains("SIGNED OFF"));
+    let idle = last_screen(&keys(&mut s, "C"));
+    assert!(idle.contains("Ready") && !idle.contains("Cashier"), "{idle}");
+
+    // Locked by the hub: the locked screen, which names the owner.
+    let request = sent(&keys(&mut s, "D407#9999#")).unwrap();
+    let locked = Response::Cashier {
+        request_id: request.request_id().unwrap().clone(),
+        cashier: None,
+        refused: Some(reason::CASHIER_LOCKED.into()),
+    };
+    assert!(last_screen(&s.handle(answer(locked), TODAY)).contains("Owner can unlock"));
+}
+
+#[test]
+fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
+    let mut s = Session::new(SessionConfig {
+        currency: "CNY".into(),
+        pin_key: pin_block::TEST_PIN_KEY,
+        slip_columns: crate::slip::WIDTH,
+        lang: crate::session::Lang::En,
+    });
+    let request = sent(&s.start("test")).unwrap();
+    let signed_in = Response::SignedIn {
+        request_id: request.request_id().unwrap().clone(),
+        store_name: "Shop".into(),
+        merchant_id: "M1".into(),
+        batch_no: 1,
+        frozen: None,
+        cashier: Some(Cashier {
+            no: "3".into(),
+            name: "Bo".into(),
+        }),
+    };
+    assert!(last_screen(&s.handle(answer(signed_in), TODAY)).contains("Cashier 3"));
 }

@@ -438,11 +438,15 @@ async function loadSettings() {
   form.slip_footer.value = s.slip_footer.join("\n");
   form.supervisor_pin.value = "";
   form.cashier_sign_on.checked = s.cashier_sign_on;
+  const zones = await api("GET", "/api/v1/time-zones");
+  const names = zones.zones.includes(zones.current) ? zones.zones : [zones.current, ...zones.zones];
+  form.time_zone.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+  form.time_zone.value = zones.current;
   $("#pin-state").textContent = s.supervisor_pin_set ? t("pin_set") : t("pin_unset");
   const owner = session.role === "owner";
   for (const input of form.querySelectorAll("input, textarea, button")) input.disabled = !owner;
   const facts = [["merchant_id", s.merchant_id], ["currency", s.currency],
-    ["public_url", s.public_url], ["time_zone", s.time_zone], ["hub_version", s.version]];
+    ["public_url", s.public_url], ["hub_version", s.version]];
   $("#shop-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, t(k)), el("dd", {}, v)]),
     el("dd", { class: "muted" }, owner ? t("settings_file") : t("owner_only")));
   await loadCashiers(owner);
@@ -464,6 +468,7 @@ $("#shop-form").addEventListener("submit", async (e) => {
     slip_header: lines(f.slip_header.value), slip_footer: lines(f.slip_footer.value) };
   if (f.supervisor_pin.value) body.supervisor_pin = f.supervisor_pin.value;
   body.cashier_sign_on = f.cashier_sign_on.checked;
+  body.time_zone = f.time_zone.value;
   act("PUT", "/api/v1/settings", body, loadSettings);
 });
 

@@ -4,7 +4,7 @@
 //! rule hits, the web logins, the CCTV time windows to pull, and the steps to
 //! take. `tallybox evidence` writes it to a file; the owner's page downloads it.
 
-use chrono::{Duration, Local, NaiveDateTime};
+use chrono::{Duration, NaiveDateTime};
 use tallybox_terminal::protocol::TxnStatus;
 use tallybox_terminal::slip::{self, Copy};
 
@@ -179,7 +179,7 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
          terminals.csv      each checkout's device counters (reads, errors, stuck cards, printer)\n\n{STEPS}",
         store = shop.name,
         merchant = shop.merchant_id,
-        made = Local::now().format("%Y-%m-%d %H:%M:%S"),
+        made = tallybox_terminal::clock::now().format("%Y-%m-%d %H:%M:%S"),
     );
     files.push(("README.txt", readme.into_bytes()));
     files.push(("transactions.csv", t.into_bytes()));
@@ -223,7 +223,7 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o600);
-        header.set_mtime(Local::now().timestamp().max(0) as u64);
+        header.set_mtime(tallybox_terminal::clock::now().timestamp().max(0) as u64);
         header.set_cksum();
         tar.append_data(&mut header, format!("evidence/{name}"), bytes.as_slice())?;
     }

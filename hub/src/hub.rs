@@ -160,6 +160,14 @@ pub async fn run(
         Some(edit) => from_file.with_edit(edit),
         None => from_file,
     }));
+    if let Some(zone) = &crate::shop::current(&shop).time_zone {
+        match tallybox_terminal::clock::set_zone(zone) {
+            Ok(()) => tracing::info!(time_zone = %zone, "local time is the owner's time zone"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the owner's time zone cannot be used; local time is the system's")
+            }
+        }
+    }
     let coordinator = Arc::new(Coordinator::new(
         store,
         acquirer(&config)?,
@@ -244,7 +252,7 @@ pub async fn run(
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = every.tick() => {
-                        let now = chrono::Local::now();
+                        let now = tallybox_terminal::clock::now();
                         if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
                             continue;
                         }

@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Local;
 use tallybox_terminal::agent::AgentHandle;
 use tallybox_terminal::session::{Input, SetupNotice};
 use tokio::sync::watch;
@@ -79,7 +78,9 @@ pub async fn fraud_alerts(
             _ = every.tick() => {}
             changed = changes.changed() => if changed.is_err() { return },
         }
-        let since = (Local::now() - ALERT_FOR).format("%Y-%m-%d %H:%M:%S").to_string();
+        let since = (tallybox_terminal::clock::now() - ALERT_FOR)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
         let store = Arc::clone(&store);
         let Ok(alert) = tokio::task::spawn_blocking(move || {
             latest_alert(&store.lock().unwrap_or_else(|e| e.into_inner()), &since)

@@ -30,6 +30,9 @@ pub struct Shop {
     /// A sale needs a cashier signed on at the checkout.
     #[serde(default)]
     pub cashier_sign_on: bool,
+    /// The IANA time zone slips, reports and clocks use; none: the system's.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// From the settings file only: the acquirer assigns it.
     #[serde(skip)]
     pub merchant_id: String,
@@ -49,6 +52,7 @@ impl Shop {
             slip_footer: Vec::new(),
             supervisor_pin: config.supervisor_pin.clone(),
             cashier_sign_on: false,
+            time_zone: None,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),
         }

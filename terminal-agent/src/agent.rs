@@ -202,6 +202,7 @@ impl<D: Display> Agent<D> {
                     Link::Message(topic, payload) if topic == answers => {
                         match decode_response(&payload) {
                             Ok(response) => {
+                                follow_time_zone(tid, &response);
                                 let actions = run.session.handle(Input::Answer(Box::new(response)), today());
                                 run.apply(actions, &mut self.devices);
                             }
@@ -239,7 +240,7 @@ impl<D: Display> Agent<D> {
                     }
                 }
                 _ = tick.tick() => {
-                    let now = chrono::Local::now().format("%H:%M").to_string();
+                    let now = crate::clock::now().format("%H:%M").to_string();
                     if now != clock {
                         clock = now.clone();
                         let actions = run.session.handle(Input::Clock(now), today());
@@ -307,9 +308,31 @@ async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
     }
 }
 
+/// The store's time zone, when the hub says it: the clock follows it.
+fn follow_time_zone(tid: &TerminalId, response: &crate::protocol::Response) {
+    use crate::protocol::Response;
+    let zone = match response {
+        Response::SignedIn {
+            time_zone: Some(zone),
+            ..
+        }
+        | Response::TimeZone { time_zone: zone } => zone,
+        _ => return,
+    };
+    if crate::clock::zone_name() == *zone {
+        return;
+    }
+    match crate::clock::set_zone(zone) {
+        Ok(()) => {
+            tracing::info!(terminal = %tid, time_zone = %zone, "local time follows the store's time zone")
+        }
+        Err(e) => tracing::warn!(terminal = %tid, error = %e, "the store's time zone cannot be used here"),
+    }
+}
+
 /// Local `(year, month)` for the card expiry check.
 fn today() -> (u16, u8) {
-    let now = chrono::Local::now();
+    let now = crate::clock::now();
     (now.year() as u16, now.month() as u8)
 }
 

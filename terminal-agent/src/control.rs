@@ -9,7 +9,7 @@
 //! → {"cmd":"card","track2":";6222…?","entry":"tap"}
 //! → {"cmd":"card","name":"visa","damaged":true}  ← {"ok":true,"read":"error"}
 //! → {"cmd":"card","name":"visa","stuck":true}    ← {"ok":true,"read":"stuck"}
-//! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"qr":null,"state":"idle"}
+//! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"qr":null,"status":{"clock":"09:41",…},"state":"idle"}
 //! → {"cmd":"health"}                      ← {"ok":true,"devices":{"swipes":3,"swipe_errors":1,…}}
 //! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…]}
 //! ```
@@ -178,7 +178,10 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
         }
         ControlRequest::Screen => {
             let panel = devices.panel();
-            json!({"ok": true, "lines": panel.screen.lines, "qr": panel.screen.qr, "state": *agent.state.borrow()})
+            json!({
+                "ok": true, "lines": panel.screen.lines, "qr": panel.screen.qr,
+                "status": panel.screen.status, "state": *agent.state.borrow(),
+            })
         }
         ControlRequest::Health => json!({"ok": true, "devices": devices.health.snapshot()}),
         ControlRequest::Paper => {

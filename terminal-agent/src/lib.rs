@@ -6,6 +6,7 @@
 //!
 //! - [`amount`]: money as integer minor units, parsed strictly.
 //! - [`card`]: PAN (Luhn, masking, brand), expiry, track 2, PIN blocks, test cards.
+//! - [`clock`]: the store's local time, in the time zone the owner chose.
 //! - [`protocol`]: MQTT topics and the versioned JSON messages (see `PROTOCOL.md`).
 //! - [`session`]: the checkout state machine, sans-IO, and its OLED screens
 //!   (English and Chinese); voids, refunds and freezing in `session/admin.rs`.
@@ -37,6 +38,7 @@ pub mod agent;
 pub mod amount;
 pub mod card;
 pub mod cli;
+pub mod clock;
 pub mod control;
 pub mod devices;
 pub mod discovery;

@@ -404,6 +404,13 @@ pub enum Response {
         /// The cashier still signed on here from before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cashier: Option<Cashier>,
+        /// The store's time zone (IANA name) for the checkout's clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<String>,
+    },
+    /// The owner changed the store's time zone: news, not an answer.
+    TimeZone {
+        time_zone: String,
     },
     /// The answer to a sign-on or sign-off: who is signed on now, or why a
     /// sign-on was refused (a reason code: wrong number or PIN, locked).
@@ -458,7 +465,7 @@ impl Response {
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
-            Response::Print { .. } => None,
+            Response::Print { .. } | Response::TimeZone { .. } => None,
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
@@ -621,6 +628,7 @@ pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
 /// The `"type"` of every message the hub sends a terminal.
 pub const RESPONSE_TYPES: &[&str] = &[
     "signed_in",
+    "time_zone",
     "cashier",
     "outcome",
     "reprint",
@@ -718,6 +726,10 @@ mod tests {
                 batch_no: 1,
                 frozen: None,
                 cashier: None,
+                time_zone: Some("Asia/Shanghai".into()),
+            },
+            Response::TimeZone {
+                time_zone: "UTC".into(),
             },
             Response::Cashier {
                 request_id: RequestId::new(),

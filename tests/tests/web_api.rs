@@ -531,3 +531,93 @@ fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
         .count();
     assert!(guesses >= 5, "{accounts}");
 }
+
+#[test]
+fn the_owners_time_zone_sets_slip_times_reports_and_the_checkouts_clock() {
+    use chrono::{NaiveDateTime, Utc};
+    let mut hub = Hub::start();
+    let web = hub.web();
+    let t1 = tallybox_e2e::procs::Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    for bad in ["../../etc/passwd", "CST-8", "Nowhere/City"] {
+        let (status, body) = web.send(
+            "PUT",
+            "/api/v1/settings",
+            json!({"store_name": "Corner Shop", "time_zone": bad}),
+        );
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("time_zone"),
+            "{body}"
+        );
+    }
+    let (_, zones) = web.get("/api/v1/time-zones");
+    assert!(zones["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|z| z == "Pacific/Kiritimati"));
+    // UTC+14, no summer time: every local time is 14 hours ahead.
+    let (status, body) = web.send(
+        "PUT",
+        "/api/v1/settings",
+        json!({"store_name": "Corner Shop", "time_zone": "Pacific/Kiritimati"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(web.get("/api/v1/settings").1["time_zone"], "Pacific/Kiritimati");
+
+    // The checkout's clock follows without a restart.
+    let clock_ok = |clock: &str| {
+        let now = Utc::now() + chrono::Duration::hours(14);
+        let before = now - chrono::Duration::minutes(1);
+        clock == now.format("%H:%M").to_string() || clock == before.format("%H:%M").to_string()
+    };
+    let clock = wait_for(Duration::from_secs(10), || {
+        let screen = t1.call(json!({"cmd": "screen"}));
+        let clock = screen["status"]["clock"].as_str().unwrap_or_default().to_string();
+        clock_ok(&clock).then_some(clock)
+    });
+    assert!(
+        clock.is_some(),
+        "T1's clock: {}",
+        t1.call(json!({"cmd": "screen"}))
+    );
+
+    let sold = t1.sale(1250, "approved");
+    assert!(sold.contains("APPROVED"), "{sold}");
+    let slip = &t1.wait_paper(2)[0];
+    let txn = &hub.transactions("")[0];
+    let local =
+        NaiveDateTime::parse_from_str(txn["local_time"].as_str().unwrap(), "%Y-%m-%d %H:%M:%S").unwrap();
+    let utc = NaiveDateTime::parse_from_str(&txn["created_at"].as_str().unwrap()[..19], "%Y-%m-%dT%H:%M:%S")
+        .unwrap();
+    let ahead = (local - utc).num_seconds();
+    assert!(
+        (14 * 3600 - 1..=14 * 3600 + 1).contains(&ahead),
+        "local {local} is {ahead} s ahead of {utc}"
+    );
+    assert!(slip.contains(txn["local_time"].as_str().unwrap()), "{slip}");
+    // The day's report is the store's day.
+    let (_, report) = web.get("/api/v1/reports?period=day");
+    assert_eq!(report["from"], local.format("%Y-%m-%d").to_string());
+    assert_eq!(report["totals"]["sales"], 1);
+
+    // A restart keeps the zone, and a checkout that starts later learns it at sign-in.
+    drop(t1);
+    hub.restart();
+    let t2 = tallybox_e2e::procs::Terminal::start("T2", hub.mqtt);
+    t2.wait_ready();
+    let clock = wait_for(Duration::from_secs(10), || {
+        let screen = t2.call(json!({"cmd": "screen"}));
+        let clock = screen["status"]["clock"].as_str().unwrap_or_default().to_string();
+        clock_ok(&clock).then_some(clock)
+    });
+    assert!(
+        clock.is_some(),
+        "T2's clock: {}",
+        t2.call(json!({"cmd": "screen"}))
+    );
+}

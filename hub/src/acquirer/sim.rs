@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Local;
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::card::pin_block::{self, TEST_PIN_KEY};
 use tallybox_terminal::card::test_cards::{self, Behaviour};
@@ -55,7 +54,7 @@ impl SimIssuer {
             },
             reference_no: format!(
                 "{}{:06}",
-                Local::now().format("%H%M%S"),
+                tallybox_terminal::clock::now().format("%H%M%S"),
                 request.trace_no % 1_000_000
             ),
             balance,

@@ -151,6 +151,7 @@ impl<A: Acquirer> Coordinator<A> {
                         batch_no,
                         frozen,
                         cashier,
+                        time_zone: Some(tallybox_terminal::clock::zone_name()),
                     },
                     Err(e) => internal(&request_id, &e),
                 })
@@ -671,7 +672,12 @@ fn judge(
     supervisor_approved: bool,
 ) -> Result<Option<&'static str>, StoreError> {
     let facts = s.fraud_facts(terminal, card, &rules.limits())?;
-    let mut hits = rules.check(&facts, amount, card.entry_mode, chrono::Local::now().time());
+    let mut hits = rules.check(
+        &facts,
+        amount,
+        card.entry_mode,
+        tallybox_terminal::clock::now().time(),
+    );
     for hit in &mut hits {
         if hit.action == fraud::Action::AskSupervisor && supervisor_approved {
             hit.action = fraud::Action::Allow;

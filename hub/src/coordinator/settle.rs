@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Local;
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::protocol::{RequestId, Response, TxnKind};
 use tallybox_terminal::slip::{Layout, WIDTH};
@@ -54,7 +53,9 @@ fn report(
     r.pair("批次号 BATCH NO", &format!("{batch_no:06}"));
     r.pair(
         "日期时间 DATE/TIME",
-        &Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+        &tallybox_terminal::clock::now()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
     );
     let (mut net, mut all_balanced) = (0i128, true);
     for (t, balanced) in results {

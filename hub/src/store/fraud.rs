@@ -1,7 +1,7 @@
 //! What the fraud rules look at, what they found, and what is frozen. Card
 //! numbers are compared by their keyed hash only.
 
-use chrono::{Duration, Local};
+use chrono::Duration;
 use rusqlite::{params, OptionalExtension};
 use tallybox_terminal::card::{CardRead, EntryMode};
 use tallybox_terminal::protocol::TerminalId;
@@ -102,7 +102,7 @@ pub struct HitRow {
 }
 
 fn since(seconds: u64) -> String {
-    (Local::now() - Duration::seconds(seconds as i64))
+    (tallybox_terminal::clock::now() - Duration::seconds(seconds as i64))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
@@ -185,7 +185,9 @@ impl Store {
     /// already recorded for the same rule and subject lately.
     pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<bool, StoreError> {
         let utc = now_utc();
-        let local = Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        let local = tallybox_terminal::clock::now()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
         let action = hit.action.recorded();
         let subject = hit.card.as_deref().unwrap_or(terminal.as_str());
         if hit.action == Action::Allow {
@@ -304,7 +306,9 @@ impl Store {
     /// Rule hits between two local times, oldest first.
     /// Today's approved sales and approved refunds, store-wide, in minor units.
     pub fn takings_today(&self) -> Result<(u64, u64), StoreError> {
-        let today = Local::now().format("%Y-%m-%d 00:00:00").to_string();
+        let today = tallybox_terminal::clock::now()
+            .format("%Y-%m-%d 00:00:00")
+            .to_string();
         let mut stmt = self.conn.prepare_cached(
             "SELECT coalesce(sum(CASE WHEN kind = 'sale' THEN amount END), 0), \
                     coalesce(sum(CASE WHEN kind = 'refund' THEN amount END), 0) \

@@ -20,7 +20,7 @@ pub mod writer;
 
 use std::path::Path;
 
-use chrono::{Local, Utc};
+use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tallybox_terminal::amount::Amount;
@@ -175,7 +175,7 @@ const WRONG_PIN: &str = "55";
 
 /// The local day, `YYYY-MM-DD`: PIN tries are counted per shop day.
 fn today() -> String {
-    Local::now().format("%Y-%m-%d").to_string()
+    tallybox_terminal::clock::now().format("%Y-%m-%d").to_string()
 }
 
 fn now_utc() -> String {
@@ -383,7 +383,12 @@ impl Store {
     /// Records the transaction as `pending`, with its trace and batch numbers,
     /// durably, before the acquirer is asked.
     pub fn begin(&mut self, new: &NewTxn<'_>) -> Result<Txn, StoreError> {
-        let (utc, local) = (now_utc(), Local::now().format("%Y-%m-%d %H:%M:%S").to_string());
+        let (utc, local) = (
+            now_utc(),
+            tallybox_terminal::clock::now()
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+        );
         let pan = new.card.pan.digits();
         let pan_hash = self.hasher.hash(pan);
         let tx = self.conn.savepoint()?;

@@ -34,6 +34,7 @@ impl Store {
             "slip_footer": shop.slip_footer,
             "supervisor_pin_set": shop.supervisor_pin.is_some(),
             "cashier_sign_on": shop.cashier_sign_on,
+            "time_zone": shop.time_zone,
         });
         audit::append(&tx, &utc, "shop_settings_changed", None, &detail.to_string())?;
         tx.commit()?;

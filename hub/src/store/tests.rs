@@ -185,7 +185,7 @@ fn pages_by_keyset_and_filters() {
         })
         .unwrap();
     assert_eq!(by_amount.items.len(), 1);
-    let today = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let today = tallybox_terminal::clock::now().format("%Y-%m-%d").to_string();
     let today_only = store
         .list(&Filter {
             from: Some(today.clone()),

@@ -3,10 +3,9 @@
 //! fraud and a backup of the whole database. Managers may freeze, rename and
 //! download evidence; accounts and backups are the owner's.
 
-use chrono::Local;
 use serde::Deserialize;
 use serde_json::json;
-use tallybox_terminal::protocol::TerminalId;
+use tallybox_terminal::protocol::{Response, TerminalId};
 use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
@@ -52,8 +51,8 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "merchant_id": shop.merchant_id,
         "currency": state.currency,
         "public_url": shop.public_url,
-        // Slips and reports use the system's local time; the SD image sets it.
-        "time_zone": iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".into()),
+        // Slips, reports and the checkouts' clocks use it.
+        "time_zone": tallybox_terminal::clock::zone_name(),
         "version": env!("CARGO_PKG_VERSION"),
     })))
 }
@@ -72,6 +71,8 @@ struct ShopEdit {
     supervisor_pin: Option<String>,
     /// Absent: keep; true: a sale needs a cashier signed on.
     cashier_sign_on: Option<bool>,
+    /// Absent: keep; an IANA name from `GET /api/v1/time-zones`.
+    time_zone: Option<String>,
 }
 
 /// The owner edits the shop; the next slip and the page show it at once.
@@ -95,8 +96,16 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
             Some(p) => Some(p),
         },
         cashier_sign_on: body.cashier_sign_on.unwrap_or(now.cashier_sign_on),
+        time_zone: body.time_zone.or(now.time_zone.clone()),
         ..now.clone()
     };
+    let new_zone = edit
+        .time_zone
+        .clone()
+        .filter(|z| Some(z) != now.time_zone.as_ref());
+    if let Some(zone) = &new_zone {
+        tallybox_terminal::clock::load(zone).map_err(|e| bad_request(format!("time_zone: {e}")))?;
+    }
     edit.check().map_err(bad_request)?;
     if edit.cashier_sign_on && !now.cashier_sign_on {
         let none = read(&state, |s| s.cashiers().map_err(internal)).await?.is_empty();
@@ -110,6 +119,22 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
     write(&state, move |s| s.set_shop_edit(&saved, &by).map_err(internal)).await?;
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;
     tracing::info!(account = %who.account, "shop settings changed on the web page");
+    if let Some(zone) = new_zone {
+        tallybox_terminal::clock::set_zone(&zone).map_err(bad_request)?;
+        tracing::info!(time_zone = %zone, "local time is now the owner's time zone");
+        // Every checkout's clock follows; one offline learns it at its next sign-in.
+        let terminals = read(&state, |s| s.terminals().map_err(internal)).await?;
+        for t in terminals.into_iter().filter(|t| t.online) {
+            if let Ok(id) = TerminalId::parse(&t.id) {
+                let news = Response::TimeZone {
+                    time_zone: zone.clone(),
+                };
+                if state.push.send((id, news)).await.is_err() {
+                    tracing::warn!("the MQTT link has stopped; checkouts learn the time zone at sign-in");
+                }
+            }
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,7 +245,10 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
     })
     .await?;
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-    let name = format!("tallybox-backup-{}.db", Local::now().format("%Y%m%d-%H%M"));
+    let name = format!(
+        "tallybox-backup-{}.db",
+        tallybox_terminal::clock::now().format("%Y%m%d-%H%M")
+    );
     let reply = warp::reply::with_header(
         warp::reply::stream(stream),
         CONTENT_TYPE,
@@ -232,6 +260,17 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
         format!("attachment; filename=\"{name}\""),
     );
     Ok(reply.into_response())
+}
+
+/// The zones the owner may choose, from the system's tz database.
+async fn time_zones(_: Session) -> Result<impl Reply, Rejection> {
+    let zones = tokio::task::spawn_blocking(tallybox_terminal::clock::zones)
+        .await
+        .map_err(internal)?;
+    Ok(warp::reply::json(&json!({
+        "current": tallybox_terminal::clock::zone_name(),
+        "zones": zones,
+    })))
 }
 
 async fn accounts(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
@@ -355,6 +394,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(json_body())
         .and(with_state.clone())
         .and_then(edit_settings);
+    let time_zones = warp::path!("api" / "v1" / "time-zones")
+        .and(warp::get())
+        .and(anyone.clone())
+        .and_then(time_zones);
     let rename = warp::path!("api" / "v1" / "terminals" / String)
         .and(warp::put())
         .and(anyone.clone())
@@ -408,6 +451,7 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
     terminals
         .or(settings)
         .or(edit_settings)
+        .or(time_zones)
         .or(rename)
         .or(freeze)
         .or(unfreeze)

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{Local, NaiveDate};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -33,24 +33,17 @@ struct ReportQuery {
 
 fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
     match text {
-        None => Ok(Local::now().date_naive()),
+        None => Ok(tallybox_terminal::clock::now().date_naive()),
         Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_request("date: use YYYY-MM-DD")),
     }
 }
 
 /// Local midnight of `day` in UTC, as settlements record their time.
 fn utc_of(day: NaiveDate) -> String {
-    use chrono::TimeZone;
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    Local
-        .from_local_datetime(&midnight)
-        .earliest()
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| midnight.format("%Y-%m-%dT%H:%M:%S").to_string())
+    tallybox_terminal::clock::to_utc(midnight)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
 }
 
 async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Reply, Rejection> {
@@ -75,7 +68,7 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
 }
 
 async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let day = Local::now().date_naive();
+    let day = tallybox_terminal::clock::now().date_naive();
     let (from, to) = Period::Day.range(day);
     let (report, terminals, alerts) = read(&state, move |s| {
         Ok((

@@ -139,8 +139,8 @@ impl Session {
                 self.cashier = cashier;
                 vec![Action::Show(screen)]
             }
-            // Both handled above, before any request is matched.
-            Response::SignedIn { .. } | Response::Print { .. } => vec![],
+            // Handled above, before any request is matched; the time zone by the runtime.
+            Response::SignedIn { .. } | Response::Print { .. } | Response::TimeZone { .. } => vec![],
         }
     }
 }

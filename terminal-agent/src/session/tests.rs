@@ -262,6 +262,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
             batch_no: 1,
             frozen: None,
             cashier: None,
+            time_zone: None,
         }),
         TODAY,
     );
@@ -370,6 +371,7 @@ fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
             batch_no: 1,
             frozen: Some("card testing".into()),
             cashier: None,
+            time_zone: None,
         }),
         TODAY,
     );
@@ -494,6 +496,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
             batch_no: 1,
             frozen: None,
             cashier: None,
+            time_zone: None,
         }),
         TODAY,
     );
@@ -581,6 +584,7 @@ fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
             no: "3".into(),
             name: "Bo".into(),
         }),
+        time_zone: None,
     };
     assert!(last_screen(&s.handle(answer(signed_in), TODAY)).contains("Cashier 3"));
 }

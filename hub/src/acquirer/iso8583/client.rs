@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Local;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -79,7 +78,7 @@ impl IsoAcquirer {
 
 impl Acquirer for IsoAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        let message = messages::auth_request(&request, &self.merchant_id, Local::now())
+        let message = messages::auth_request(&request, &self.merchant_id, tallybox_terminal::clock::now())
             .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
         messages::auth_response(&answer).map_err(AcquirerError::Link)

@@ -11,7 +11,7 @@
 //!
 //! Every message carries a MAC in field 64 (see [`super::mac`]).
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, FixedOffset};
 use tallybox_terminal::amount::Amount;
 use tallybox_terminal::card::{CardRead, EntryMode, Track2};
 use tallybox_terminal::protocol::TxnKind;
@@ -59,7 +59,11 @@ pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Me
     Ok(m)
 }
 
-pub fn auth_request(r: &AuthRequest, merchant_id: &str, now: DateTime<Local>) -> Result<Message, CodecError> {
+pub fn auth_request(
+    r: &AuthRequest,
+    merchant_id: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<Message, CodecError> {
     let mut m = Message::new("0200");
     let pan = r.card.pan.digits();
     // Void (撤销) and refund (退货) both take processing code 20; field 60
@@ -272,7 +276,7 @@ mod tests {
             pin_block: Some("1F2E3D4C5B6A7988".into()),
             original: None,
         };
-        let m = auth_request(&request, "898000000000001", Local::now()).unwrap();
+        let m = auth_request(&request, "898000000000001", tallybox_terminal::clock::now()).unwrap();
         let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();
         assert_eq!(back.card, request.card);
         assert_eq!(back.pin_block, request.pin_block);

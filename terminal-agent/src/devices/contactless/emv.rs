@@ -115,7 +115,7 @@ impl Terminal {
     /// unpredictable number.
     pub fn for_amount(amount: Amount) -> Terminal {
         use chrono::Datelike;
-        let d = chrono::Local::now();
+        let d = crate::clock::now();
         let b = |n: u32| (((n / 10) << 4) | (n % 10)) as u8;
         let random = uuid::Uuid::new_v4();
         let r = random.as_bytes();

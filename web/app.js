@@ -397,6 +397,10 @@ function terminalItem(x) {
       el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
     el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}${x.cashier ? ` · ${t("cashier")} ${x.cashier}` : ""}`),
     el("div", { class: "muted" }, health(x.devices)),
+    el("div", { class: `pairing ${x.pairing}` }, t(`p_${x.pairing}`),
+      session.role === "owner" && x.pairing === "paired"
+        ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals) }, t("revoke"))
+        : ""),
     x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
@@ -418,7 +422,37 @@ async function loadTerminals() {
   $("#store-frozen").textContent = d.store_frozen ? `${t("store_is_frozen")} ${d.store_frozen}` : t("not_frozen");
   $("#store-freeze").hidden = !!d.store_frozen;
   $("#store-unfreeze").hidden = !d.store_frozen;
+  $("#pairing").hidden = session.role !== "owner";
+  if (session.role === "owner") await showPairing(await api("GET", "/api/v1/pairing"));
 }
+
+// The open pairing: its code and QR code, and how it is going (checked
+// every two seconds while the page shows it).
+let pairingTimer = null;
+async function showPairing(p) {
+  clearTimeout(pairingTimer);
+  $("#pairing-open").hidden = !p.open;
+  $("#pairing-start").hidden = p.open && !p.paired;
+  if (!p.open) return;
+  $("#pairing-code").textContent = `${p.code.slice(0, 4)} ${p.code.slice(4)}`;
+  $("#pairing-qr").src = `/api/v1/pairing/qr.svg?c=${p.code}`;
+  $("#pairing-state").textContent = p.paired
+    ? `${t("pair_done")} ${p.paired}`
+    : `${t("pair_waiting")} ${p.tries_left} · ${Math.ceil(p.expires_in_s / 60)} ${t("pair_expires")}`;
+  if (p.paired) {
+    $("#pairing-open").hidden = true;
+    notice(`${t("pair_done")} ${p.paired}`);
+    await act("DELETE", "/api/v1/pairing", undefined, loadTerminals, `${t("pair_done")} ${p.paired}`);
+    return;
+  }
+  pairingTimer = setTimeout(() => {
+    if (current === "terminals") api("GET", "/api/v1/pairing").then(showPairing).catch((e) => showError(e.message));
+  }, 2000);
+}
+
+$("#pairing-start").addEventListener("click", () =>
+  api("POST", "/api/v1/pairing").then(showPairing).catch((e) => showError(e.message)));
+$("#pairing-cancel").addEventListener("click", () => act("DELETE", "/api/v1/pairing", undefined, loadTerminals));
 
 $("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals));
 $("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store", undefined, loadTerminals));
@@ -438,6 +472,7 @@ async function loadSettings() {
   form.slip_footer.value = s.slip_footer.join("\n");
   form.supervisor_pin.value = "";
   form.cashier_sign_on.checked = s.cashier_sign_on;
+  form.pairing_required.checked = s.pairing_required;
   const zones = await api("GET", "/api/v1/time-zones");
   const names = zones.zones.includes(zones.current) ? zones.zones : [zones.current, ...zones.zones];
   form.time_zone.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
@@ -469,6 +504,7 @@ $("#shop-form").addEventListener("submit", async (e) => {
   if (f.supervisor_pin.value) body.supervisor_pin = f.supervisor_pin.value;
   body.cashier_sign_on = f.cashier_sign_on.checked;
   body.time_zone = f.time_zone.value;
+  body.pairing_required = f.pairing_required.checked;
   act("PUT", "/api/v1/settings", body, loadSettings);
 });
 

@@ -55,6 +55,12 @@ const WORDS = {
     cashier_help: "Cashiers sign on at a checkout with D, 4, their number and PIN. Five wrong PINs lock them until you unlock them here.",
     cashier_sign_on: "A sale needs a cashier signed on", signed_on_at: "signed on at",
     wrong_pins: "wrong PINs", f_cashier: "Cashier no.",
+    pair_title: "Pair a new checkout", pair_start: "Show a pairing code", cancel: "Cancel",
+    pair_help: "A paired checkout seals everything it sends with its own key: nobody else on the shop's network can read its card data or sell in its name.",
+    pair_key_it: "On the new checkout press D, 5, key this code and #:",
+    pair_waiting: "Waiting for the checkout… tries left:", pair_done: "Paired:", pair_expires: "minutes left",
+    pairing_required: "Only paired checkouts may sell", revoke: "Revoke key",
+    p_paired: "paired (sealed)", p_pairing: "pairing…", p_revoked: "key revoked", p_unpaired: "not paired",
   },
   "zh-CN": {
     logout: "退出", nav_today: "今日", nav_receipts: "签购单", nav_reports: "报表",
@@ -108,6 +114,12 @@ const WORDS = {
     cashier_help: "收银员在收银台按 D、4，输入编号和密码签到。密码错误 5 次将被锁定，需在此处解锁。",
     cashier_sign_on: "必须有收银员签到才能消费", signed_on_at: "已签到于",
     wrong_pins: "次密码错误", f_cashier: "收银员号",
+    pair_title: "配对新收银台", pair_start: "生成配对码", cancel: "取消",
+    pair_help: "配对后，收银台发出的所有消息都用它自己的密钥加密：店内网络上的其他人无法读取卡数据，也无法冒充它交易。",
+    pair_key_it: "在新收银台上按 D、5，输入以下配对码并按 #：",
+    pair_waiting: "等待收银台…剩余次数：", pair_done: "已配对：", pair_expires: "分钟后失效",
+    pairing_required: "只允许已配对的收银台交易", revoke: "吊销密钥",
+    p_paired: "已配对（加密）", p_pairing: "配对中…", p_revoked: "密钥已吊销", p_unpaired: "未配对",
   },
 };
 

@@ -15,6 +15,7 @@ use tallybox_terminal::devices::sim::SimDevices;
 use tallybox_terminal::devices::Display;
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::{TerminalId, Topics};
+use tallybox_terminal::seal;
 use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
@@ -25,6 +26,7 @@ use crate::acquirer::AnyAcquirer;
 use crate::broker::{self, BrokerError};
 use crate::config::{Config, ConfigError};
 use crate::coordinator::{Coordinator, Settings};
+use crate::keys::Keys;
 use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreError, StoreHandle};
 use crate::web::{self, BindError, WebState};
@@ -204,7 +206,13 @@ pub async fn run(
     let web_store = Arc::new(Mutex::new(web_store));
     let alert_store = Arc::clone(&web_store);
     let (push, pushes) = tokio::sync::mpsc::channel(64);
+    let keys = Arc::new(Keys::load(
+        Store::open(&config.data_dir)?,
+        Arc::clone(&shop),
+        &config.store_id,
+    )?);
     let web_state = WebState {
+        keys: Arc::clone(&keys),
         store: web_store,
         auth: Arc::clone(&auth),
         shop,
@@ -219,6 +227,7 @@ pub async fn run(
     tasks.spawn(server);
     tasks.spawn(link::run(
         Arc::clone(&coordinator),
+        Arc::clone(&keys),
         broker_addr.clone(),
         topics,
         pushes,
@@ -313,6 +322,7 @@ pub async fn run(
             }
         };
         let state_dir = config.data_dir.join("checkouts").join(&id);
+        own_key(&keys, &tid, &state_dir)?;
         let mut agent_config =
             AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
         let (agent, handle) = match (index, &hardware) {
@@ -388,5 +398,22 @@ pub async fn run(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    Ok(())
+}
+
+/// The hub's in-process checkouts are paired by the hub itself: the key is
+/// made here and written to the checkout's state directory (mode 0600).
+fn own_key(keys: &Keys, terminal: &TerminalId, state_dir: &std::path::Path) -> Result<(), HubError> {
+    let path = state_dir.join(tallybox_terminal::agent::KEY_FILE);
+    let io = |source| StoreError::DataDir {
+        dir: state_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir).map_err(io)?;
+    let have = seal::read_key(&path).unwrap_or(None);
+    let key = keys.own_key(terminal, have)?;
+    if have != Some(key) {
+        seal::write_key(&path, &key).map_err(io)?;
+    }
     Ok(())
 }

@@ -51,6 +51,7 @@ pub mod coordinator;
 pub mod discovery;
 pub mod evidence;
 pub mod hub;
+pub mod keys;
 pub mod link;
 pub mod notices;
 pub mod passwords;

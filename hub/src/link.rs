@@ -10,12 +10,14 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tallybox_terminal::mqtt::{self, BrokerAddr};
 use tallybox_terminal::protocol::{
-    decode_request, decode_status, encode, Request, Response, Status, TerminalId, Topics,
+    decode_request, decode_status, encode, ErrorCode, Request, Response, Status, TerminalId, Topics,
 };
+use tallybox_terminal::seal;
 use tokio::sync::{mpsc, watch};
 
 use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
+use crate::keys::{Keys, Refusal};
 
 fn request_kind(r: &Request) -> &'static str {
     match r {
@@ -30,13 +32,25 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Recall { .. } => "recall",
         Request::SignOn { .. } => "sign_on",
         Request::SignOff { .. } => "sign_off",
+        Request::Pair { .. } => "pair",
         Request::Heartbeat { .. } => "heartbeat",
     }
 }
 
-async fn answer(client: &AsyncClient, topics: &Topics, terminal: &TerminalId, response: &Response) {
+async fn answer(
+    client: &AsyncClient,
+    topics: &Topics,
+    keys: &Keys,
+    terminal: &TerminalId,
+    response: &Response,
+) {
     if let Err(e) = client
-        .publish(topics.resp(terminal), QoS::AtMostOnce, false, encode(response))
+        .publish(
+            topics.resp(terminal),
+            QoS::AtMostOnce,
+            false,
+            keys.outgoing(terminal, response),
+        )
         .await
     {
         tracing::warn!(terminal = %terminal, error = %e, "answer not sent; the terminal will ask again");
@@ -51,6 +65,7 @@ async fn answer(client: &AsyncClient, topics: &Topics, terminal: &TerminalId, re
 async fn announce_freezes<A: Acquirer>(
     client: AsyncClient,
     topics: Topics,
+    keys: Arc<Keys>,
     coordinator: Arc<Coordinator<A>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -78,7 +93,7 @@ async fn announce_freezes<A: Acquirer>(
                     request_id: None,
                     reason,
                 };
-                answer(&client, &topics, &terminal, &notice).await;
+                answer(&client, &topics, &keys, &terminal, &notice).await;
             }
         }
         seen = Some(generation);
@@ -89,15 +104,78 @@ async fn announce_freezes<A: Acquirer>(
 /// owner asked for on the web page).
 pub type Pushes = mpsc::Receiver<(TerminalId, Response)>;
 
-async fn send_pushes(client: AsyncClient, topics: Topics, mut pushes: Pushes) {
+async fn send_pushes(client: AsyncClient, topics: Topics, keys: Arc<Keys>, mut pushes: Pushes) {
     while let Some((terminal, message)) = pushes.recv().await {
-        answer(&client, &topics, &terminal, &message).await;
+        answer(&client, &topics, &keys, &terminal, &message).await;
     }
+}
+
+/// One request from `terminal`: opened (or admitted in the clear), handled,
+/// answered; refused as `keys` says.
+async fn serve_request<A: Acquirer>(
+    client: &AsyncClient,
+    topics: &Topics,
+    keys: &Keys,
+    coordinator: &Coordinator<A>,
+    terminal: &TerminalId,
+    payload: &[u8],
+) {
+    let refused = |why: Refusal| async move {
+        match why {
+            Refusal::NotPaired(reason) => {
+                tracing::debug!(terminal = %terminal, reason, "request refused: not paired");
+                let response = Response::Error {
+                    request_id: None,
+                    code: ErrorCode::NotPaired,
+                    message: format!(
+                        "this terminal is not paired ({reason}): pair it with a code from the owner's page"
+                    ),
+                };
+                answer(client, topics, keys, terminal, &response).await;
+            }
+            Refusal::Drop(reason) => {
+                tracing::warn!(terminal = %terminal, bytes = payload.len(), %reason, "message dropped");
+            }
+        }
+    };
+    let sealed = seal::is_sealed(payload);
+    let plain = if sealed {
+        match keys.open(terminal, payload) {
+            Ok(plain) => plain,
+            Err(why) => return refused(why).await,
+        }
+    } else {
+        payload.to_vec()
+    };
+    let request = match decode_request(&plain) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(terminal = %terminal, code = ?e.code, bytes = payload.len(), error = %e, "bad request refused");
+            answer(client, topics, keys, terminal, &e.into_response()).await;
+            return;
+        }
+    };
+    if !sealed {
+        if let Err(why) = keys.admit_plain(terminal, &request) {
+            return refused(why).await;
+        }
+    }
+    let kind = request_kind(&request);
+    let started = std::time::Instant::now();
+    let response = match request {
+        Request::Pair { request_id, message } => Some(keys.pair(terminal, request_id, &message)),
+        request => coordinator.handle(terminal, request).await,
+    };
+    if let Some(response) = &response {
+        answer(client, topics, keys, terminal, response).await;
+    }
+    tracing::debug!(terminal = %terminal, kind, us = started.elapsed().as_micros() as u64, answered = response.is_some(), "request handled");
 }
 
 /// Serves terminals until `shutdown`; `connected` turns true at each connection.
 pub async fn run<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
+    keys: Arc<Keys>,
     broker: BrokerAddr,
     topics: Topics,
     pushes: Pushes,
@@ -105,10 +183,16 @@ pub async fn run<A: Acquirer>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
-    tokio::spawn(send_pushes(client.clone(), topics.clone(), pushes));
+    tokio::spawn(send_pushes(
+        client.clone(),
+        topics.clone(),
+        Arc::clone(&keys),
+        pushes,
+    ));
     tokio::spawn(announce_freezes(
         client.clone(),
         topics.clone(),
+        Arc::clone(&keys),
         Arc::clone(&coordinator),
         shutdown.clone(),
     ));
@@ -137,23 +221,10 @@ pub async fn run<A: Acquirer>(
                     };
                     match leaf {
                         "req" => {
-                            let (client, topics, coordinator) = (client.clone(), topics.clone(), Arc::clone(&coordinator));
+                            let (client, topics, coordinator, keys) =
+                                (client.clone(), topics.clone(), Arc::clone(&coordinator), Arc::clone(&keys));
                             tokio::spawn(async move {
-                                match decode_request(&p.payload) {
-                                    Ok(request) => {
-                                        let kind = request_kind(&request);
-                                        let started = std::time::Instant::now();
-                                        let response = coordinator.handle(&terminal, request).await;
-                                        if let Some(response) = &response {
-                                            answer(&client, &topics, &terminal, response).await;
-                                        }
-                                        tracing::debug!(terminal = %terminal, kind, us = started.elapsed().as_micros() as u64, answered = response.is_some(), "request handled");
-                                    }
-                                    Err(e) => {
-                                        tracing::warn!(terminal = %terminal, code = ?e.code, bytes = p.payload.len(), error = %e, "bad request refused");
-                                        answer(&client, &topics, &terminal, &e.into_response()).await;
-                                    }
-                                }
+                                serve_request(&client, &topics, &keys, &coordinator, &terminal, &p.payload).await;
                             });
                         }
                         "status" => match decode_status(&p.payload) {
@@ -169,7 +240,7 @@ pub async fn run<A: Acquirer>(
                                     match coordinator.frozen(&terminal).await {
                                         Ok(reason) => {
                                             let notice = Response::Frozen { request_id: None, reason };
-                                            answer(&client, &topics, &terminal, &notice).await;
+                                            answer(&client, &topics, &keys, &terminal, &notice).await;
                                         }
                                         Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
                                     }

@@ -30,6 +30,9 @@ pub struct Shop {
     /// A sale needs a cashier signed on at the checkout.
     #[serde(default)]
     pub cashier_sign_on: bool,
+    /// Only paired terminals may sell (unpaired ones are told to pair).
+    #[serde(default)]
+    pub pairing_required: bool,
     /// The IANA time zone slips, reports and clocks use; none: the system's.
     #[serde(default)]
     pub time_zone: Option<String>,
@@ -52,6 +55,7 @@ impl Shop {
             slip_footer: Vec::new(),
             supervisor_pin: config.supervisor_pin.clone(),
             cashier_sign_on: false,
+            pairing_required: false,
             time_zone: None,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),

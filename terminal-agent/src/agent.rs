@@ -17,7 +17,10 @@ use crate::devices::printer::spool::{PrintReport, Spool, Spooler};
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::{InFlight, Journal};
 use crate::mqtt::{self, BrokerAddr};
-use crate::protocol::{decode_response, encode, Request, RequestId, Status, TerminalId, Topics};
+use crate::protocol::{
+    decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
+};
+use crate::seal;
 use crate::session::{Action, Input, Session, SessionConfig};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -159,7 +162,16 @@ impl<D: Display> Agent<D> {
             journaled: None,
             last_send: Instant::now(),
             waiting_since: None,
+            store: cfg.store.clone(),
+            key: seal::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?,
+            key_path: cfg.state_dir.join(KEY_FILE),
+            counter: seal::Counter::default(),
+            replay: seal::ReplayGuard::default(),
+            pairing: None,
         };
+        if run.key.is_some() {
+            tracing::info!(terminal = %tid, "paired with the hub: messages are sealed");
+        }
         let mut actions = run.session.start(VERSION);
         match run.journal.load() {
             Ok(Some(entry)) => {
@@ -200,14 +212,18 @@ impl<D: Display> Agent<D> {
                         run.on_connect();
                     }
                     Link::Message(topic, payload) if topic == answers => {
-                        match decode_response(&payload) {
-                            Ok(response) => {
-                                follow_time_zone(tid, &response);
-                                let actions = run.session.handle(Input::Answer(Box::new(response)), today());
-                                run.apply(actions, &mut self.devices);
-                            }
-                            Err(e) => tracing::warn!(terminal = %tid, code = ?e.code, error = %e, "unreadable answer from hub ignored"),
+                        let Some(response) = run.open_answer(&payload) else {
+                            continue;
+                        };
+                        if let Some(outcome) = run.finish_pairing(&response) {
+                            // Paired: the session signs in again, sealed now.
+                            let actions = run.session.handle(Input::Paired(outcome), today());
+                            run.apply(actions, &mut self.devices);
+                            continue;
                         }
+                        follow_time_zone(tid, &response);
+                        let actions = run.session.handle(Input::Answer(Box::new(response)), today());
+                        run.apply(actions, &mut self.devices);
                     }
                     Link::Message(..) => {}
                     Link::Down(e) => {
@@ -248,6 +264,12 @@ impl<D: Display> Agent<D> {
                     }
                     if connected && run.last_send.elapsed() >= cfg.retry_every {
                         run.resend();
+                    }
+                    if run.pairing.as_ref().is_some_and(|(_, _, sent)| sent.elapsed() >= PAIRING_WAIT) {
+                        run.pairing = None;
+                        let failed = Input::Paired(Err("the hub did not answer".into()));
+                        let actions = run.session.handle(failed, today());
+                        run.apply(actions, &mut self.devices);
                     }
                     if run.silent_for(cfg.silent_after) {
                         let actions = run.session.handle(Input::HubSilent, today());
@@ -347,7 +369,21 @@ struct Running {
     last_send: Instant,
     /// The request waited on, since when, and whether the cashier was told.
     waiting_since: Option<(RequestId, Instant, bool)>,
+    store: String,
+    /// The key shared with the hub once paired: every message is sealed.
+    key: Option<seal::Key>,
+    key_path: PathBuf,
+    counter: seal::Counter,
+    replay: seal::ReplayGuard,
+    /// A pairing under way: its request, the exchange, and when it was sent.
+    pairing: Option<(RequestId, Option<seal::Pairing>, Instant)>,
 }
+
+/// Where a terminal keeps the key it shares with the hub.
+pub const KEY_FILE: &str = "hub.key";
+
+/// How long a pairing waits for the hub's answer.
+const PAIRING_WAIT: Duration = Duration::from_secs(10);
 
 impl Running {
     fn on_connect(&mut self) {
@@ -379,12 +415,130 @@ impl Running {
     fn publish_request(&mut self, request: &Request) {
         self.last_send = Instant::now();
         let topic = self.topics.req(&self.tid);
-        if let Err(e) = self
-            .client
-            .try_publish(topic, QoS::AtMostOnce, false, encode(request))
-        {
+        let plain = encode(request);
+        let payload = match (&self.key, request) {
+            (Some(key), _) if !matches!(request, Request::Pair { .. }) => seal::seal(
+                key,
+                seal::Direction::ToHub,
+                self.tid.as_str(),
+                self.counter.next(),
+                &plain,
+            ),
+            _ => plain,
+        };
+        if let Err(e) = self.client.try_publish(topic, QoS::AtMostOnce, false, payload) {
             tracing::warn!(terminal = %self.tid, error = %e, "request not queued; will re-send");
         }
+    }
+
+    /// Sends the first half of a pairing; the hub's answer finishes it.
+    fn start_pairing(&mut self, code: &str) {
+        let request_id = RequestId::new();
+        match seal::pair_start(code, self.tid.as_str(), &self.store) {
+            Ok((pairing, message)) => {
+                tracing::info!(terminal = %self.tid, "pairing with the hub");
+                self.publish_request(&Request::Pair {
+                    request_id: request_id.clone(),
+                    message,
+                });
+                self.pairing = Some((request_id, Some(pairing), Instant::now()));
+            }
+            Err(e) => {
+                tracing::warn!(terminal = %self.tid, error = %e, "pairing not started");
+                // Reported as failed at the next tick.
+                self.pairing = Some((request_id, None, Instant::now() - PAIRING_WAIT));
+            }
+        }
+    }
+
+    /// The hub's answer to a pairing, if `response` is one: the outcome.
+    fn finish_pairing(&mut self, response: &Response) -> Option<Result<(), String>> {
+        let (id, _, _) = self.pairing.as_ref()?;
+        if response.request_id() != Some(id.as_str()) {
+            return None;
+        }
+        let (_, pairing, _) = self.pairing.take()?;
+        let outcome = match (response, pairing) {
+            (Response::Paired { message, confirm, .. }, Some(pairing)) => {
+                match pairing.finish(message, confirm) {
+                    Ok(key) => match seal::write_key(&self.key_path, &key) {
+                        Ok(()) => {
+                            self.key = Some(key);
+                            self.replay = seal::ReplayGuard::default();
+                            tracing::info!(terminal = %self.tid, "paired with the hub: messages are sealed from now on");
+                            Ok(())
+                        }
+                        Err(e) => Err(format!("key not saved: {e}")),
+                    },
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            (
+                Response::Error {
+                    code: ErrorCode::NoPairing,
+                    ..
+                },
+                _,
+            ) => Err("no pairing open".into()),
+            (Response::Error { message, .. }, _) => Err(message.clone()),
+            _ => Err("unexpected answer".into()),
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(terminal = %self.tid, error = %e, "pairing failed");
+        }
+        Some(outcome)
+    }
+
+    /// Opens an answer from the hub: sealed when paired. What is refused
+    /// is logged and dropped; a paired terminal takes nothing unsealed but
+    /// the hub saying it is not paired (or the pairing's own answers).
+    fn open_answer(&mut self, payload: &[u8]) -> Option<Response> {
+        let sealed = seal::is_sealed(payload);
+        let plain = match (&self.key, sealed) {
+            (Some(key), true) => {
+                match seal::open(key, seal::Direction::ToTerminal, self.tid.as_str(), payload) {
+                    Ok((counter, plain)) => match self.replay.accept(counter) {
+                        Ok(()) => plain,
+                        Err(e) => {
+                            tracing::warn!(terminal = %self.tid, error = %e, "answer refused");
+                            return None;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(terminal = %self.tid, error = %e, "answer refused");
+                        return None;
+                    }
+                }
+            }
+            (None, true) => {
+                tracing::warn!(terminal = %self.tid, "sealed answer, but this terminal is not paired: pair it (menu D 5)");
+                return None;
+            }
+            (_, false) => payload.to_vec(),
+        };
+        let response = match decode_response(&plain) {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(terminal = %self.tid, code = ?e.code, error = %e, "unreadable answer from hub ignored");
+                return None;
+            }
+        };
+        let pairing_answer = self
+            .pairing
+            .as_ref()
+            .is_some_and(|(id, _, _)| response.request_id() == Some(id.as_str()));
+        let not_paired = matches!(
+            response,
+            Response::Error {
+                code: ErrorCode::NotPaired,
+                ..
+            }
+        );
+        if self.key.is_some() && !sealed && !pairing_answer && !not_paired {
+            tracing::warn!(terminal = %self.tid, "unsealed answer refused: this terminal is paired");
+            return None;
+        }
+        Some(response)
     }
 
     /// True once, when the same sale has waited longer than `limit`.
@@ -429,6 +583,7 @@ impl Running {
                 Action::Show(screen) => devices.show(&screen),
                 Action::Print(slip) => self.spooler.submit(slip),
                 Action::Send(request) => self.publish_request(&request),
+                Action::Pair(code) => self.start_pairing(&code),
             }
         }
     }

@@ -7,6 +7,7 @@
 //! - [`amount`]: money as integer minor units, parsed strictly.
 //! - [`card`]: PAN (Luhn, masking, brand), expiry, track 2, PIN blocks, test cards.
 //! - [`clock`]: the store's local time, in the time zone the owner chose.
+//! - [`seal`]: pairing with the hub (SPAKE2) and sealed, replay-proof messages.
 //! - [`protocol`]: MQTT topics and the versioned JSON messages (see `PROTOCOL.md`).
 //! - [`session`]: the checkout state machine, sans-IO, and its OLED screens
 //!   (English and Chinese); voids, refunds and freezing in `session/admin.rs`.
@@ -47,5 +48,6 @@ pub mod journal;
 pub mod mqtt;
 pub mod protocol;
 pub mod reason;
+pub mod seal;
 pub mod session;
 pub mod slip;

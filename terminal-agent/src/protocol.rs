@@ -293,6 +293,12 @@ pub enum Request {
     SignOff {
         request_id: RequestId,
     },
+    /// Pairing with the owner's one-time code: the terminal's SPAKE2 message
+    /// (base64). The only request a terminal sends unsealed once paired.
+    Pair {
+        request_id: RequestId,
+        message: String,
+    },
     /// Liveness; not answered.
     Heartbeat {
         uptime_s: u64,
@@ -332,7 +338,8 @@ impl Request {
             | Request::Reprint { request_id, .. }
             | Request::Recall { request_id }
             | Request::SignOn { request_id, .. }
-            | Request::SignOff { request_id } => Some(request_id),
+            | Request::SignOff { request_id }
+            | Request::Pair { request_id, .. } => Some(request_id),
             Request::Heartbeat { .. } => None,
         }
     }
@@ -408,6 +415,13 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_zone: Option<String>,
     },
+    /// The hub's half of a pairing: its SPAKE2 message and proof that it
+    /// holds the key (base64); from now on messages are sealed.
+    Paired {
+        request_id: RequestId,
+        message: String,
+        confirm: String,
+    },
     /// The owner changed the store's time zone: news, not an answer.
     TimeZone {
         time_zone: String,
@@ -461,6 +475,7 @@ impl Response {
         match self {
             Response::SignedIn { request_id, .. }
             | Response::Cashier { request_id, .. }
+            | Response::Paired { request_id, .. }
             | Response::Reprint { request_id, .. }
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
@@ -507,6 +522,11 @@ pub enum ErrorCode {
     DuplicateRequestId,
     /// The hub failed on its side (storage); retry with the same request id.
     Internal,
+    /// This terminal is not paired with the hub (or was revoked): pair it
+    /// with a code from the owner's page.
+    NotPaired,
+    /// No pairing is open, or its code was used up: start one on the owner's page.
+    NoPairing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -551,6 +571,7 @@ pub const REQUEST_TYPES: &[&str] = &[
     "heartbeat",
     "sign_on",
     "sign_off",
+    "pair",
 ];
 
 /// Checks size, JSON shape and version, then reads the message type `T`.
@@ -628,6 +649,7 @@ pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {
 /// The `"type"` of every message the hub sends a terminal.
 pub const RESPONSE_TYPES: &[&str] = &[
     "signed_in",
+    "paired",
     "time_zone",
     "cashier",
     "outcome",
@@ -692,6 +714,10 @@ mod tests {
                 pin: "2468".into(),
             },
             Request::SignOff { request_id: id() },
+            Request::Pair {
+                request_id: id(),
+                message: "QUJD".into(),
+            },
             Request::Heartbeat {
                 uptime_s: 1,
                 devices: None,
@@ -710,6 +736,7 @@ mod tests {
                 | Request::Recall { .. }
                 | Request::SignOn { .. }
                 | Request::SignOff { .. }
+                | Request::Pair { .. }
                 | Request::Heartbeat { .. } => {}
             }
         }

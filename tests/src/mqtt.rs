@@ -92,6 +92,41 @@ impl RawClient {
     }
 }
 
+/// Every message published on `topic` from now on, as an eavesdropper on
+/// the store's network would see it.
+pub fn sniff(port: u16, topic: &str) -> mpsc::Receiver<Vec<u8>> {
+    let mut options = MqttOptions::new(format!("sniff-{}", std::process::id()), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(options, 64);
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let topic = topic.to_string();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.subscribe(topic.clone(), QoS::AtMostOnce);
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send(p.payload.to_vec()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("sniffer subscribed");
+    rx
+}
+
 /// A sale request as a terminal would send it, for a test card.
 pub fn sale(request_id: &str, card: &Value, minor: u64) -> Value {
     serde_json::json!({

@@ -354,6 +354,11 @@ impl Terminal {
         std::fs::read_to_string(self.dir.path().join("terminal.log")).unwrap_or_default()
     }
 
+    /// Where it keeps its journal, print queue and key.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     fn spawn(&mut self) {
         let log = log_file(&self.dir.path().join("terminal.log"));
         let child = Command::new(bin("tallybox-terminal"))

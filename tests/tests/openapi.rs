@@ -154,6 +154,7 @@ fn the_server_answers_as_documented() {
             "scope" => "T1".into(),
             "name" => "ann".into(),
             "no" => "7".into(),
+            "terminal" => "T9".into(),
             other => panic!("no example for {other}"),
         }
     };

@@ -180,6 +180,24 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     }
     tokio::task::block_in_place(|| t1.wait_screen("Ready", Duration::from_secs(10)));
 
+    // Pair T1: the page shows a code, the cashier keys it, the page says so.
+    b.wait_text("li[data-id=T1] .pairing", "not paired", WAIT).await;
+    b.click("#pairing-start").await;
+    let code = b.wait_text("#pairing-code", " ", WAIT).await.replace(' ', "");
+    assert_eq!(code.len(), 8, "{code}");
+    b.screenshot("pairing").await;
+    tokio::task::block_in_place(|| {
+        t1.keys(&format!("D5{code}#"));
+        t1.wait_screen("PAIRED", Duration::from_secs(10));
+        t1.keys("C");
+    });
+    b.wait_text("li[data-id=T1] .pairing", "paired (sealed)", WAIT)
+        .await;
+    tokio::task::block_in_place(|| {
+        assert!(t1.sale(800, "approved").contains("APPROVED"));
+        t1.keys("C");
+    });
+
     // Settings: the sign-in attempts, the wrong one included.
     b.click("#nav a[href='#/settings']").await;
     b.wait_text("#logins", "wrong password", WAIT).await;

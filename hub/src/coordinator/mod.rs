@@ -265,6 +265,8 @@ impl<A: Acquirer> Coordinator<A> {
                 let _claim = self.claim(&request_id)?;
                 Some(self.sign_on(terminal, request_id, cashier, pin).await)
             }
+            // Answered by the MQTT link, which holds the keys (`keys.rs`).
+            Request::Pair { .. } => None,
             Request::SignOff { request_id } => {
                 let t = terminal.clone();
                 Some(match self.store(move |s| s.sign_off(&t)).await {

@@ -17,6 +17,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
                 slip_footer: Vec::new(),
                 supervisor_pin: Some("8888".into()),
                 cashier_sign_on: false,
+                pairing_required: false,
                 time_zone: None,
                 merchant_id: "898000000000001".into(),
                 public_url: "http://tallybox.local".into(),

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cashiers;
 pub mod fraud;
+pub mod keys;
 pub mod query;
 pub mod report;
 mod schema;

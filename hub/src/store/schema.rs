@@ -184,6 +184,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE terminals ADD COLUMN cashier TEXT;
     ALTER TABLE transactions ADD COLUMN cashier TEXT;
     "#,
+    // 13: the key each paired terminal shares with the hub (hex), the one a
+    // pairing in progress would give it, and revoked terminals.
+    r#"
+    CREATE TABLE terminal_keys (
+        terminal_id TEXT PRIMARY KEY,
+        key         TEXT,
+        pending_key TEXT,
+        state       TEXT NOT NULL CHECK (state IN ('pairing', 'paired', 'revoked')),
+        changed_at  TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -35,6 +35,7 @@ impl Store {
             "supervisor_pin_set": shop.supervisor_pin.is_some(),
             "cashier_sign_on": shop.cashier_sign_on,
             "time_zone": shop.time_zone,
+            "pairing_required": shop.pairing_required,
         });
         audit::append(&tx, &utc, "shop_settings_changed", None, &detail.to_string())?;
         tx.commit()?;

@@ -155,7 +155,7 @@ async fn e_receipt_qr(token: String, state: WebState) -> Result<impl Reply, Reje
 }
 
 /// A QR code as SVG: one path of dark modules inside a 4-module quiet zone.
-fn qr_svg(data: &str) -> Option<String> {
+pub(crate) fn qr_svg(data: &str) -> Option<String> {
     let code = qrcode::QrCode::with_error_correction_level(data, qrcode::EcLevel::M).ok()?;
     let width = code.width();
     let mut path = String::new();

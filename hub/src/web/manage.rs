@@ -33,9 +33,20 @@ async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection>
     })
     .await?;
     let store_frozen = freezes.into_iter().find(|f| f.scope == "store").map(|f| f.reason);
-    Ok(warp::reply::json(
-        &json!({ "terminals": rows, "store_frozen": store_frozen }),
-    ))
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|row| {
+            let pairing = state.keys.state(&row.id);
+            let mut v = serde_json::to_value(row).unwrap_or_default();
+            v["pairing"] = json!(pairing);
+            v
+        })
+        .collect();
+    Ok(warp::reply::json(&json!({
+        "terminals": rows,
+        "store_frozen": store_frozen,
+        "pairing_required": current(&state.shop).pairing_required,
+    })))
 }
 
 /// The shop as slips show it, and the facts only the settings file changes.
@@ -48,6 +59,7 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "slip_footer": shop.slip_footer,
         "supervisor_pin_set": shop.supervisor_pin.is_some(),
         "cashier_sign_on": shop.cashier_sign_on,
+        "pairing_required": shop.pairing_required,
         "merchant_id": shop.merchant_id,
         "currency": state.currency,
         "public_url": shop.public_url,
@@ -73,6 +85,8 @@ struct ShopEdit {
     cashier_sign_on: Option<bool>,
     /// Absent: keep; an IANA name from `GET /api/v1/time-zones`.
     time_zone: Option<String>,
+    /// Absent: keep; true: only paired terminals may sell.
+    pairing_required: Option<bool>,
 }
 
 /// The owner edits the shop; the next slip and the page show it at once.
@@ -97,6 +111,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         },
         cashier_sign_on: body.cashier_sign_on.unwrap_or(now.cashier_sign_on),
         time_zone: body.time_zone.or(now.time_zone.clone()),
+        pairing_required: body.pairing_required.unwrap_or(now.pairing_required),
         ..now.clone()
     };
     let new_zone = edit

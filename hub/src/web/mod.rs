@@ -13,6 +13,7 @@ pub mod auth;
 mod cashiers;
 mod error;
 mod manage;
+mod pairing;
 mod reports;
 
 use std::net::SocketAddr;
@@ -33,6 +34,8 @@ use tallybox_terminal::protocol::{Response, TerminalId};
 #[derive(Clone)]
 pub struct WebState {
     pub store: Arc<Mutex<Store>>,
+    /// Terminal keys and the owner's open pairing.
+    pub keys: Arc<crate::keys::Keys>,
     pub auth: Arc<Auth>,
     /// The shop's name, slip lines and PIN, shared with the coordinator.
     pub shop: SharedShop,
@@ -128,7 +131,8 @@ pub async fn bind(
         .or(api::routes(state.clone()))
         .or(reports::routes(state.clone()))
         .or(manage::routes(state.clone()))
-        .or(cashiers::routes(state))
+        .or(cashiers::routes(state.clone()))
+        .or(pairing::routes(state))
         .or(assets::routes())
         .recover(error::recover)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))

@@ -27,6 +27,22 @@ impl Session {
             self.cashier = cashier.clone();
             return self.refresh_idle();
         }
+        // The hub refuses this terminal until it is paired: say so at idle and
+        // end whatever was waiting (nothing was charged).
+        if let Response::Error {
+            code: ErrorCode::NotPaired,
+            ..
+        } = &response
+        {
+            self.unpaired = true;
+            return match self.state {
+                State::Waiting { .. } => {
+                    let screen = self.ui().not_paired(&self.store_name);
+                    self.go(State::Done, screen)
+                }
+                _ => self.refresh_idle(),
+            };
+        }
         // A freeze or unfreeze the owner or a rule made: news, not an answer.
         if let Response::Frozen {
             request_id: None,
@@ -140,7 +156,11 @@ impl Session {
                 vec![Action::Show(screen)]
             }
             // Handled above, before any request is matched; the time zone by the runtime.
-            Response::SignedIn { .. } | Response::Print { .. } | Response::TimeZone { .. } => vec![],
+            // Pairing answers go to the runtime, which holds the exchange.
+            Response::SignedIn { .. }
+            | Response::Print { .. }
+            | Response::TimeZone { .. }
+            | Response::Paired { .. } => vec![],
         }
     }
 }

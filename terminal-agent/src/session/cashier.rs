@@ -1,4 +1,8 @@
 //! Cashier sign-on (签到) and sign-off (签退) at the keypad: menu 4, the
+//! cashier's number, their PIN; and menu 5, pairing with the hub by the
+//! owner's one-time code (the runtime runs the exchange: [`Action::Pair`]).
+//!
+//! Sign-on: menu 4, the
 //! cashier's number, their PIN. The hub checks the PIN, locks a cashier who
 //! keeps getting it wrong (the owner unlocks them on the web page), and
 //! stamps every sale that follows with the cashier's number.
@@ -12,6 +16,7 @@
 use super::admin::{edit, Edit};
 use super::{Action, Key, Session, State};
 use crate::protocol::{Request, RequestId};
+use crate::seal::CODE_DIGITS;
 
 const MAX_CASHIER_DIGITS: usize = 4;
 const MAX_PIN_DIGITS: usize = 8;
@@ -29,6 +34,22 @@ impl Session {
                 None => self.start_sign_on(),
             },
             (State::CashierMenu, Key::Digit(1)) => self.start_sign_on(),
+            (State::Menu, Key::Digit(5)) => self.go(
+                State::PairCode {
+                    digits: String::new(),
+                },
+                ui.pair_code_entry(""),
+            ),
+            (State::PairCode { .. }, Key::C) => self.go_idle(),
+            (State::PairCode { digits }, key) => match edit(digits, key, CODE_DIGITS) {
+                Edit::Changed => vec![Action::Show(ui.pair_code_entry(digits))],
+                Edit::Done if digits.len() == CODE_DIGITS => {
+                    let code = std::mem::take(digits);
+                    self.state = State::Pairing;
+                    vec![Action::Show(ui.processing(&ui.pair_title())), Action::Pair(code)]
+                }
+                Edit::Done | Edit::Unchanged => vec![],
+            },
             (State::CashierMenu, Key::Digit(2)) => {
                 let request = Request::SignOff {
                     request_id: RequestId::new(),

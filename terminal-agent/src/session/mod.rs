@@ -92,6 +92,8 @@ pub enum Input {
     /// The hub has no owner password yet: show this one-time code (and print
     /// it once); `None` once the owner has used it.
     SetupCode(Option<SetupNotice>),
+    /// How a pairing the session asked for ([`Action::Pair`]) ended.
+    Paired(Result<(), String>),
     /// The latest fraud rule hit the owner should look at (`T1 card_testing`),
     /// shown at idle on the hub's own checkout; `None` once it is old.
     Alert(Option<String>),
@@ -111,6 +113,9 @@ pub enum Action {
     Print(Slip),
     /// Publish this request (again, if it was already sent).
     Send(Request),
+    /// Pair with the hub using this code (the runtime runs the exchange and
+    /// answers with [`Input::Paired`]).
+    Pair(String),
 }
 
 /// Fixed per terminal.
@@ -174,6 +179,11 @@ enum State {
     },
     /// Menu 4 while a cashier is signed on: sign on another, or sign off.
     CashierMenu,
+    /// The owner's pairing code being keyed, then the exchange with the hub.
+    PairCode {
+        digits: String,
+    },
+    Pairing,
     /// A cashier signing on: their number, then their PIN.
     CashierNo {
         digits: String,
@@ -226,6 +236,10 @@ pub struct Session {
     alert: Option<String>,
     /// The cashier signed on here; the hub stamps their sales with them.
     cashier: Option<Cashier>,
+    /// The hub refuses this terminal until it is paired.
+    unpaired: bool,
+    /// This program's version, told at sign-in.
+    version: String,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -246,6 +260,8 @@ impl Session {
             setup_code: None,
             alert: None,
             cashier: None,
+            unpaired: false,
+            version: String::new(),
             clock: String::new(),
             last_link: None,
         }
@@ -253,12 +269,18 @@ impl Session {
 
     /// First actions after start: sign in and show the idle screen.
     pub fn start(&mut self, version: &str) -> Vec<Action> {
+        self.version = version.to_string();
+        vec![self.sign_in(), Action::Show(self.idle_screen())]
+    }
+
+    /// A new sign-in, kept outstanding until the hub answers it.
+    fn sign_in(&mut self) -> Action {
         let request = Request::SignIn {
             request_id: RequestId::new(),
-            version: version.to_string(),
+            version: self.version.clone(),
         };
         self.sign_in = Some(request.clone());
-        vec![Action::Send(request), Action::Show(self.idle_screen())]
+        Action::Send(request)
     }
 
     /// Picks up the sale that was in flight when the terminal stopped: the hub
@@ -336,6 +358,8 @@ impl Session {
             State::RefundAmount { .. } => "refund_amount",
             State::Approve { .. } => "supervisor_approval",
             State::CashierMenu => "cashier_menu",
+            State::PairCode { .. } => "pair_code",
+            State::Pairing => "pairing",
             State::CashierNo { .. } => "cashier_no",
             State::CashierPin { .. } => "cashier_pin",
             State::Card { .. } => "card",
@@ -369,6 +393,19 @@ impl Session {
             Input::Clock(clock) => {
                 self.clock = clock;
                 self.refresh_idle()
+            }
+            Input::Paired(outcome) => {
+                if !matches!(self.state, State::Pairing) {
+                    return vec![];
+                }
+                let screen = self.ui().paired(&outcome);
+                let mut actions = self.go(State::Done, screen);
+                if outcome.is_ok() {
+                    // Signed in again, sealed: the hub learns the pairing worked.
+                    self.unpaired = false;
+                    actions.push(self.sign_in());
+                }
+                actions
             }
             Input::Alert(alert) => {
                 self.alert = alert;
@@ -405,6 +442,9 @@ impl Session {
     }
 
     fn idle_screen(&self) -> Screen {
+        if self.unpaired {
+            return self.ui().not_paired(&self.store_name);
+        }
         if let Some(reason) = &self.frozen {
             return self.ui().frozen(reason);
         }

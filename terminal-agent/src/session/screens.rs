@@ -268,13 +268,55 @@ impl Screens {
             Lang::En => Screen::of(&[
                 "MENU",
                 "1 Balance inquiry",
-                "2 Reprint last slip",
-                "3 Settle the batch",
+                "2 Reprint  3 Settle",
                 "4 Cashier sign-on",
+                "5 Pair with the hub",
                 "C back",
             ]),
             // Five rows of Chinese: two choices share a row.
-            Lang::Zh => Screen::of(&["菜单", "1 余额查询 2 重打印", "3 结算  4 收银员签到", "C 返回"]),
+            Lang::Zh => Screen::of(&[
+                "菜单",
+                "1 余额查询 2 重打印",
+                "3 结算  4 收银员签到",
+                "5 配对主机  C 返回",
+            ]),
+        }
+    }
+
+    /// Idle while the hub refuses this terminal until it is paired.
+    pub fn not_paired(self, store_name: &str) -> Screen {
+        Screen::of(&[
+            store_name,
+            self.pick("NOT PAIRED", "未配对"),
+            self.pick("Owner: Terminals,", "店主在手机上生成"),
+            self.pick("Pair a checkout;", "配对码后按 D 5"),
+            self.pick("then D 5 and code", "输入配对码"),
+        ])
+    }
+
+    pub fn pair_title(self) -> String {
+        self.pick("PAIR WITH HUB", "配对主机").to_string()
+    }
+
+    pub fn pair_code_entry(self, digits: &str) -> Screen {
+        self.entry(&self.pair_title(), self.pick("Pairing code:", "配对码:"), digits)
+    }
+
+    /// The outcome of a pairing: `Ok` or why not.
+    pub fn paired(self, outcome: &Result<(), String>) -> Screen {
+        match outcome {
+            Ok(()) => Screen::of(&[
+                self.pick("PAIRED", "配对成功"),
+                self.pick("Messages are sealed", "通信已加密"),
+                "",
+                self.any_key(),
+            ]),
+            Err(why) => Screen::of(&[
+                self.pick("PAIRING FAILED", "配对失败"),
+                why,
+                self.pick("Ask for a new code", "请店主重新生成配对码"),
+                self.any_key(),
+            ]),
         }
     }
 
@@ -547,6 +589,10 @@ pub(crate) mod tests {
             ("signed-on", s.signed_on(Some(&cashier))),
             ("signed-off", s.signed_on(None)),
             ("sign-on-refused", s.sign_on_refused("XK")),
+            ("not-paired", s.not_paired("Corner Shop")),
+            ("pair-code", s.pair_code_entry("4821")),
+            ("paired", s.paired(&Ok(()))),
+            ("pairing-failed", s.paired(&Err("Wrong code".into()))),
             ("present-card", s.present_card(&s.sale_title("CNY", big), None)),
             (
                 "card-notice",

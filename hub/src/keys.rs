@@ -1,0 +1,324 @@
+//! The hub's side of pairing and sealed messages (`tallybox_terminal::seal`):
+//! each terminal's key, the one pairing the owner has open, and what the
+//! MQTT link lets through.
+//!
+//! - A paired terminal's requests must be sealed with its key; an unsealed
+//!   one, a forged one and a replayed one are dropped and logged.
+//! - A revoked terminal is refused (`not_paired`) until it pairs again.
+//! - An unpaired terminal is refused when the owner requires pairing;
+//!   otherwise it is served in the clear, as before pairing existed.
+//! - The answers to a paired terminal are sealed with its key.
+//!
+//! A pairing: the owner opens one on the web page (an 8-digit code, ten
+//! minutes, three tries); the terminal sends its SPAKE2 message; the hub
+//! answers with its own and keeps the resulting key as *pending*. The
+//! terminal's first sealed message that opens with it proves the terminal
+//! keyed the same code: the key becomes the terminal's and the code is spent.
+//! Pairing a paired terminal again gives it a new key (rotation).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tallybox_terminal::protocol::{encode, ErrorCode, Request, RequestId, Response, TerminalId};
+use tallybox_terminal::seal::{self, Counter, Direction, Key, ReplayGuard};
+
+use crate::shop::SharedShop;
+use crate::store::{Store, StoreError};
+
+/// How long a pairing code stays usable.
+pub const PAIRING_LIFETIME: Duration = Duration::from_secs(600);
+/// Pairing attempts one code allows (a wrong code costs one).
+pub const PAIRING_TRIES: u8 = 3;
+
+#[derive(Debug, Default)]
+struct Link {
+    key: Option<Key>,
+    pending: Option<Key>,
+    revoked: bool,
+    replay: ReplayGuard,
+}
+
+#[derive(Debug, Clone)]
+struct OpenPairing {
+    code: String,
+    expires: Instant,
+    tries_left: u8,
+    /// The terminal this code paired, once it did.
+    paired: Option<String>,
+}
+
+/// The pairing the owner has open, as the page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PairingStatus {
+    pub code: String,
+    pub expires_in_s: u64,
+    pub tries_left: u8,
+    pub paired: Option<String>,
+}
+
+/// Why a message from a terminal is not served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Answer (in the clear) that the terminal must pair.
+    NotPaired(&'static str),
+    /// Drop it without an answer, and log why.
+    Drop(String),
+}
+
+pub struct Keys {
+    store_id: String,
+    shop: SharedShop,
+    db: Arc<Mutex<Store>>,
+    links: RwLock<HashMap<String, Link>>,
+    pairing: Mutex<Option<OpenPairing>>,
+    counter: Counter,
+}
+
+impl Keys {
+    /// The keys the store holds; `db` is a connection of the keys' own.
+    pub fn load(db: Store, shop: SharedShop, store_id: &str) -> Result<Keys, StoreError> {
+        let links = db
+            .terminal_keys()?
+            .into_iter()
+            .map(|row| {
+                (
+                    row.terminal_id,
+                    Link {
+                        key: row.key,
+                        pending: row.pending,
+                        revoked: row.revoked,
+                        replay: ReplayGuard::default(),
+                    },
+                )
+            })
+            .collect();
+        Ok(Keys {
+            store_id: store_id.to_string(),
+            shop,
+            db: Arc::new(Mutex::new(db)),
+            links: RwLock::new(links),
+            pairing: Mutex::new(None),
+            counter: Counter::default(),
+        })
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Store) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        f(&mut self.db.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `paired`, `pairing` (answered, not yet proven), `revoked` or `unpaired`.
+    pub fn state(&self, terminal: &str) -> &'static str {
+        match self.links.read().unwrap_or_else(|e| e.into_inner()).get(terminal) {
+            Some(Link { revoked: true, .. }) => "revoked",
+            Some(Link { key: Some(_), .. }) => "paired",
+            Some(Link { pending: Some(_), .. }) => "pairing",
+            _ => "unpaired",
+        }
+    }
+
+    /// Opens a sealed request from `terminal`.
+    pub fn open(&self, terminal: &TerminalId, payload: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let tid = terminal.as_str();
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        let Some(link) = links
+            .get_mut(tid)
+            .filter(|l| !l.revoked && (l.key.is_some() || l.pending.is_some()))
+        else {
+            return Err(Refusal::NotPaired(
+                "a sealed message from a terminal the hub holds no key for",
+            ));
+        };
+        let opened = link
+            .key
+            .as_ref()
+            .map(|k| seal::open(k, Direction::ToHub, tid, payload));
+        let (counter, plain) = match opened {
+            Some(Ok(opened)) => opened,
+            Some(Err(e)) if link.pending.is_none() => return Err(Refusal::Drop(e.to_string())),
+            _ => {
+                // The pending key of a pairing: this message proves the terminal holds it.
+                let pending = link.pending.expect("checked above");
+                let opened = seal::open(&pending, Direction::ToHub, tid, payload)
+                    .map_err(|e| Refusal::Drop(e.to_string()))?;
+                link.key = Some(pending);
+                link.pending = None;
+                link.replay = ReplayGuard::default();
+                if let Err(e) = self.write(|s| s.activate_key(tid)) {
+                    tracing::error!(terminal = %tid, error = %e, "pairing proven but not stored; the terminal must pair again after a restart");
+                }
+                if let Some(p) = self.pairing.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    p.paired = Some(tid.to_string());
+                }
+                tracing::info!(terminal = %tid, "terminal paired: its messages are sealed with its own key");
+                opened
+            }
+        };
+        link.replay
+            .accept(counter)
+            .map_err(|e| Refusal::Drop(e.to_string()))?;
+        Ok(plain)
+    }
+
+    /// Whether an unsealed request from `terminal` may be served.
+    pub fn admit_plain(&self, terminal: &TerminalId, request: &Request) -> Result<(), Refusal> {
+        if matches!(request, Request::Pair { .. }) {
+            return Ok(());
+        }
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        match links.get(terminal.as_str()) {
+            Some(Link { revoked: true, .. }) => Err(Refusal::NotPaired("revoked by the owner")),
+            Some(Link { key: Some(_), .. }) => Err(Refusal::Drop(
+                "an unsealed message in the name of a paired terminal: forged, or the terminal lost its key"
+                    .into(),
+            )),
+            _ if crate::shop::current(&self.shop).pairing_required => {
+                Err(Refusal::NotPaired("the owner requires pairing"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The bytes to publish to `terminal`: sealed once it has a key, except
+    /// the answers that must reach a terminal without one.
+    pub fn outgoing(&self, terminal: &TerminalId, response: &Response) -> Vec<u8> {
+        let plain = encode(response);
+        let clear = matches!(
+            response,
+            Response::Paired { .. }
+                | Response::Error {
+                    code: ErrorCode::NotPaired | ErrorCode::NoPairing,
+                    ..
+                }
+        );
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let key = links
+            .get(terminal.as_str())
+            .filter(|l| !l.revoked)
+            .and_then(|l| l.key.or(l.pending));
+        match key {
+            Some(key) if !clear => seal::seal(
+                &key,
+                Direction::ToTerminal,
+                terminal.as_str(),
+                self.counter.next(),
+                &plain,
+            ),
+            _ => plain,
+        }
+    }
+
+    /// The owner opens a pairing: a new code (any open one is replaced).
+    pub fn start_pairing(&self) -> PairingStatus {
+        let open = OpenPairing {
+            code: seal::new_code(),
+            expires: Instant::now() + PAIRING_LIFETIME,
+            tries_left: PAIRING_TRIES,
+            paired: None,
+        };
+        *self.pairing.lock().unwrap_or_else(|e| e.into_inner()) = Some(open);
+        tracing::info!("pairing opened on the owner's page");
+        self.pairing().expect("just opened")
+    }
+
+    pub fn cancel_pairing(&self) -> bool {
+        self.pairing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+    }
+
+    /// The open pairing, if any (also once it paired a terminal or ran out,
+    /// until it expires, so the page can say how it ended).
+    pub fn pairing(&self) -> Option<PairingStatus> {
+        let mut guard = self.pairing.lock().unwrap_or_else(|e| e.into_inner());
+        let open = guard.as_ref()?;
+        let Some(left) = open.expires.checked_duration_since(Instant::now()) else {
+            *guard = None;
+            return None;
+        };
+        Some(PairingStatus {
+            code: open.code.clone(),
+            expires_in_s: left.as_secs(),
+            tries_left: open.tries_left,
+            paired: open.paired.clone(),
+        })
+    }
+
+    /// A terminal's pairing message: the hub's half, or why not.
+    pub fn pair(&self, terminal: &TerminalId, request_id: RequestId, message: &str) -> Response {
+        let refuse = |code: ErrorCode, message: &str| Response::Error {
+            request_id: Some(request_id.to_string()),
+            code,
+            message: message.into(),
+        };
+        let code = {
+            let mut guard = self.pairing.lock().unwrap_or_else(|e| e.into_inner());
+            let usable = guard
+                .as_ref()
+                .is_some_and(|p| p.expires > Instant::now() && p.tries_left > 0 && p.paired.is_none());
+            if !usable {
+                tracing::warn!(terminal = %terminal, "pairing refused: no pairing open");
+                return refuse(
+                    ErrorCode::NoPairing,
+                    "no pairing open: start one on the owner's page (Terminals)",
+                );
+            }
+            let open = guard.as_mut().expect("checked above");
+            open.tries_left -= 1;
+            open.code.clone()
+        };
+        let (key, ours, confirm) = match seal::pair_answer(&code, terminal.as_str(), &self.store_id, message)
+        {
+            Ok(answer) => answer,
+            Err(e) => return refuse(ErrorCode::Malformed, &e.to_string()),
+        };
+        if let Err(e) = self.write(|s| s.set_pending_key(terminal.as_str(), &key)) {
+            tracing::error!(terminal = %terminal, error = %e, "pairing key not stored");
+            return refuse(ErrorCode::Internal, "the hub could not store the key; try again");
+        }
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        let link = links.entry(terminal.as_str().to_string()).or_default();
+        link.pending = Some(key);
+        link.revoked = false;
+        tracing::info!(terminal = %terminal, "pairing answered; waiting for the terminal's first sealed message");
+        Response::Paired {
+            request_id,
+            message: ours,
+            confirm,
+        }
+    }
+
+    /// The owner withdraws a terminal's key: it is refused until paired again.
+    pub fn revoke(&self, terminal: &TerminalId, by: &str) -> Result<(), StoreError> {
+        self.write(|s| s.revoke_key(terminal.as_str(), by))?;
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        let link = links.entry(terminal.as_str().to_string()).or_default();
+        *link = Link {
+            revoked: true,
+            ..Link::default()
+        };
+        tracing::warn!(terminal = %terminal, account = %by, "terminal's key revoked");
+        Ok(())
+    }
+
+    /// The key of one of the hub's own in-process checkouts: the one it has,
+    /// or a new one (written to the store; the caller hands it to the checkout).
+    pub fn own_key(&self, terminal: &TerminalId, have: Option<Key>) -> Result<Key, StoreError> {
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        let link = links.entry(terminal.as_str().to_string()).or_default();
+        if let (Some(have), Some(key)) = (have, link.key) {
+            if have == key && !link.revoked {
+                return Ok(key);
+            }
+        }
+        let key: Key = rand::random();
+        self.write(|s| s.set_own_key(terminal.as_str(), &key))?;
+        *link = Link {
+            key: Some(key),
+            ..Link::default()
+        };
+        Ok(key)
+    }
+}

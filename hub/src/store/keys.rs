@@ -1,0 +1,103 @@
+//! Terminal keys as the store keeps them: the key a paired terminal shares
+//! with the hub, the key a pairing in progress would give it (until the
+//! terminal's first sealed message proves it holds the same), and revoked
+//! terminals. Every change is audited; no key ever reaches the audit log.
+
+use rusqlite::params;
+use tallybox_terminal::seal::Key;
+
+use super::{audit, exec, now_utc, Store, StoreError};
+
+/// One terminal's keys as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub terminal_id: String,
+    pub key: Option<Key>,
+    pub pending: Option<Key>,
+    pub revoked: bool,
+}
+
+fn parse(text: Option<String>) -> Option<Key> {
+    text.and_then(|t| hex::decode(t).ok())
+        .and_then(|b| b.try_into().ok())
+}
+
+impl Store {
+    pub fn terminal_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT terminal_id, key, pending_key, state FROM terminal_keys")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(KeyRow {
+                terminal_id: r.get(0)?,
+                key: parse(r.get(1)?),
+                pending: parse(r.get(2)?),
+                revoked: r.get::<_, String>(3)? == "revoked",
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A pairing answered: `key` waits for the terminal's first sealed
+    /// message; the terminal's current key (if any) stays until then.
+    pub fn set_pending_key(&mut self, terminal: &str, key: &Key) -> Result<(), StoreError> {
+        let utc = now_utc();
+        exec(
+            &self.conn,
+            "INSERT INTO terminal_keys (terminal_id, pending_key, state, changed_at) VALUES (?1, ?2, 'pairing', ?3) \
+             ON CONFLICT (terminal_id) DO UPDATE SET pending_key = ?2, changed_at = ?3",
+            params![terminal, hex::encode(key), utc],
+        )?;
+        Ok(())
+    }
+
+    /// The terminal proved it holds its pending key: that key is its key now.
+    pub fn activate_key(&mut self, terminal: &str) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let changed = exec(
+            &tx,
+            "UPDATE terminal_keys SET key = pending_key, pending_key = NULL, state = 'paired', changed_at = ?2 \
+             WHERE terminal_id = ?1 AND pending_key IS NOT NULL",
+            params![terminal, utc],
+        )?;
+        if changed > 0 {
+            let detail = serde_json::json!({"terminal": terminal});
+            audit::append(&tx, &utc, "terminal_paired", None, &detail.to_string())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A key the hub made itself for one of its own in-process checkouts.
+    pub fn set_own_key(&mut self, terminal: &str, key: &Key) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        exec(
+            &tx,
+            "INSERT INTO terminal_keys (terminal_id, key, state, changed_at) VALUES (?1, ?2, 'paired', ?3) \
+             ON CONFLICT (terminal_id) DO UPDATE SET key = ?2, pending_key = NULL, state = 'paired', changed_at = ?3",
+            params![terminal, hex::encode(key), utc],
+        )?;
+        let detail = serde_json::json!({"terminal": terminal, "by": "the hub (its own checkout)"});
+        audit::append(&tx, &utc, "terminal_paired", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The terminal's key is withdrawn: it is refused until paired again.
+    pub fn revoke_key(&mut self, terminal: &str, by: &str) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        exec(
+            &tx,
+            "INSERT INTO terminal_keys (terminal_id, state, changed_at) VALUES (?1, 'revoked', ?2) \
+             ON CONFLICT (terminal_id) DO UPDATE SET key = NULL, pending_key = NULL, state = 'revoked', changed_at = ?2",
+            params![terminal, utc],
+        )?;
+        let detail = serde_json::json!({"terminal": terminal, "by": by});
+        audit::append(&tx, &utc, "terminal_revoked", None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Pairing and sealed messages on a running hub: the owner opens a pairing
+//! on the web page, a wrong code is refused, the right one pairs; from then
+//! on the terminal's traffic is sealed (no card number on the wire), an
+//! unsealed message in its name, a replayed one and a forged one are
+//! dropped; with pairing required an unpaired terminal cannot sell; the
+//! pairing survives a hub restart; a revoked terminal cannot sell.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use serde_json::json;
+use tallybox_e2e::mqtt::{sale, sniff, RawClient};
+use tallybox_e2e::procs::{Hub, Terminal, STORE};
+use tallybox_e2e::test_card;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
+    let mut hub = Hub::start();
+    let web = hub.web();
+    let t3 = Terminal::start("T3", hub.mqtt);
+    t3.wait_ready();
+    let state = |web: &tallybox_e2e::web::WebClient| {
+        let (_, list) = web.get("/api/v1/terminals");
+        list["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == "T3")
+            .map(|t| t["pairing"].as_str().unwrap().to_string())
+    };
+    assert_eq!(state(&web).as_deref(), Some("unpaired"));
+
+    // The owner requires pairing: T3 is told, and sells nothing.
+    let required = json!({"store_name": "Corner Shop", "pairing_required": true});
+    assert_eq!(web.send("PUT", "/api/v1/settings", required).0, 204);
+    t3.keys("A500#");
+    t3.card("approved");
+    t3.wait_screen("NOT PAIRED", WAIT);
+    t3.keys("C");
+    assert!(hub.transactions("").is_empty(), "an unpaired terminal sold");
+
+    // The owner opens a pairing: an 8-digit code and its QR code.
+    let (status, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    assert_eq!(status, 201, "{opened}");
+    let code = opened["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 8);
+    assert_eq!(opened["tries_left"], 3);
+    let (status, kind, svg) = web.get_text("/api/v1/pairing/qr.svg");
+    assert_eq!((status, kind.as_str()), (200, "image/svg+xml"));
+    assert!(svg.starts_with("<svg"));
+
+    // A wrong code costs a try and pairs nothing.
+    let wrong = format!("{:08}", (code.parse::<u32>().unwrap() + 1) % 100_000_000);
+    t3.keys(&format!("D5{wrong}#"));
+    let failed = t3.wait_screen("PAIRING FAILED", WAIT);
+    assert!(failed.contains("wrong"), "{failed}");
+    t3.keys("C");
+    assert_eq!(web.get("/api/v1/pairing").1["tries_left"], 2);
+
+    // The right code pairs; the code is spent.
+    t3.keys(&format!("D5{code}#"));
+    t3.wait_screen("PAIRED", WAIT);
+    t3.keys("C");
+    t3.wait_ready();
+    assert_eq!(state(&web).as_deref(), Some("paired"));
+    assert_eq!(web.get("/api/v1/pairing").1["paired"], "T3");
+    let key_file = t3.state_dir().join("hub.key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the key file is the terminal's alone");
+
+    // A sale, sealed: an eavesdropper sees no card number and no amount.
+    let wire = sniff(hub.mqtt, &format!("tallybox/v1/{STORE}/term/T3/req"));
+    let sold = t3.sale(1250, "approved");
+    assert!(sold.contains("APPROVED"), "{sold}");
+    t3.keys("C");
+    let seen: Vec<Vec<u8>> = wire.try_iter().collect();
+    assert!(!seen.is_empty(), "nothing seen on the wire");
+    let sealed_sale = seen.iter().max_by_key(|m| m.len()).unwrap().clone();
+    for message in &seen {
+        let text = String::from_utf8_lossy(message);
+        assert!(text.contains("\"type\":\"sealed\""), "{text}");
+        assert!(
+            !text.contains("6222021000000005") && !text.contains("12.50"),
+            "{text}"
+        );
+    }
+    assert_eq!(hub.transactions("").len(), 1);
+
+    // Someone else speaking for T3: in the clear, replayed, or forged — all dropped.
+    let raw = RawClient::connect(hub.mqtt, STORE, "T3");
+    let forged = sale("forged-000000001", &test_card("approved"), 99_00);
+    raw.publish("T3", &forged);
+    raw.publish_raw("T3", sealed_sale.clone());
+    let mut tampered: serde_json::Value = serde_json::from_slice(&sealed_sale).unwrap();
+    tampered["n"] = json!(tampered["n"].as_u64().unwrap() + 1_000_000);
+    raw.publish_raw("T3", serde_json::to_vec(&tampered).unwrap());
+    assert!(
+        raw.answer(None, Duration::from_secs(3)).is_none(),
+        "the hub answered a message T3 never sent"
+    );
+    assert_eq!(hub.transactions("").len(), 1, "a dropped message was charged");
+    let log = hub.log();
+    assert!(
+        log.contains("unsealed message in the name of a paired terminal"),
+        "{log}"
+    );
+    assert!(log.contains("a replay"), "{log}");
+    assert!(log.contains("forged, altered"), "{log}");
+
+    // The pairing survives a restart of the hub.
+    hub.restart();
+    let web = hub.web();
+    t3.wait_ready();
+    let sold = t3.sale(300, "approved");
+    assert!(sold.contains("APPROVED"), "{sold}");
+    t3.keys("C");
+    assert_eq!(state(&web).as_deref(), Some("paired"));
+
+    // Revoked: refused until paired again.
+    assert_eq!(web.send("DELETE", "/api/v1/terminals/T3/key", json!({})).0, 204);
+    assert_eq!(state(&web).as_deref(), Some("revoked"));
+    t3.keys("A700#");
+    t3.card("approved");
+    t3.wait_screen("NOT PAIRED", WAIT);
+    assert_eq!(hub.transactions("").len(), 2);
+    assert!(!log.contains(&code), "the pairing code reached the log");
+}

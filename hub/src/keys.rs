@@ -121,9 +121,10 @@ impl Keys {
     pub fn open(&self, terminal: &TerminalId, payload: &[u8]) -> Result<Vec<u8>, Refusal> {
         let tid = terminal.as_str();
         let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        // A revoked terminal has no key: only a new pairing's pending one.
         let Some(link) = links
             .get_mut(tid)
-            .filter(|l| !l.revoked && (l.key.is_some() || l.pending.is_some()))
+            .filter(|l| l.key.is_some() || l.pending.is_some())
         else {
             return Err(Refusal::NotPaired(
                 "a sealed message from a terminal the hub holds no key for",
@@ -143,6 +144,7 @@ impl Keys {
                     .map_err(|e| Refusal::Drop(e.to_string()))?;
                 link.key = Some(pending);
                 link.pending = None;
+                link.revoked = false;
                 link.replay = ReplayGuard::default();
                 if let Err(e) = self.write(|s| s.activate_key(tid)) {
                     tracing::error!(terminal = %tid, error = %e, "pairing proven but not stored; the terminal must pair again after a restart");
@@ -192,10 +194,7 @@ impl Keys {
                 }
         );
         let links = self.links.read().unwrap_or_else(|e| e.into_inner());
-        let key = links
-            .get(terminal.as_str())
-            .filter(|l| !l.revoked)
-            .and_then(|l| l.key.or(l.pending));
+        let key = links.get(terminal.as_str()).and_then(|l| l.key.or(l.pending));
         match key {
             Some(key) if !clear => seal::seal(
                 &key,
@@ -279,9 +278,8 @@ impl Keys {
             return refuse(ErrorCode::Internal, "the hub could not store the key; try again");
         }
         let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
-        let link = links.entry(terminal.as_str().to_string()).or_default();
-        link.pending = Some(key);
-        link.revoked = false;
+        // A revoked terminal stays revoked until it proves it holds this key.
+        links.entry(terminal.as_str().to_string()).or_default().pending = Some(key);
         tracing::info!(terminal = %terminal, "pairing answered; waiting for the terminal's first sealed message");
         Response::Paired {
             request_id,

@@ -880,6 +880,11 @@ mod documented_examples {
                     decode_request(bytes).map(|_| ())
                 }
                 Some("status") => decode_status(bytes).map(|_| ()),
+                Some("sealed") => {
+                    assert!(crate::seal::is_sealed(bytes), "{json}");
+                    count += 1;
+                    continue;
+                }
                 _ => decode_response(bytes).map(|_| ()),
             };
             decoded.unwrap_or_else(|e| panic!("{e:?}: {json}"));

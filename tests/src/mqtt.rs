@@ -16,40 +16,11 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and subscribes to `tid`'s answers.
     pub fn connect(port: u16, store: &str, tid: &str) -> RawClient {
-        let id = format!("raw-{tid}-{}", std::process::id());
-        let mut options = MqttOptions::new(id, "127.0.0.1", port);
-        options.set_keep_alive(Duration::from_secs(5));
-        options.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut connection) = Client::new(options, 64);
-        let (tx, rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
         let resp = format!("tallybox/v1/{store}/term/{tid}/resp");
-        let sub = client.clone();
-        std::thread::spawn(move || {
-            for event in connection.iter() {
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = sub.subscribe(resp.clone(), QoS::AtMostOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = ready_tx.send(());
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if tx.send(p.payload.to_vec()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                }
-            }
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("raw MQTT client subscribed");
+        let (client, answers) = subscriber(port, &format!("raw-{tid}-{}", std::process::id()), &resp);
         RawClient {
             client,
-            answers: rx,
+            answers,
             store: store.to_string(),
         }
     }
@@ -95,18 +66,24 @@ impl RawClient {
 /// Every message published on `topic` from now on, as an eavesdropper on
 /// the store's network would see it.
 pub fn sniff(port: u16, topic: &str) -> mpsc::Receiver<Vec<u8>> {
-    let mut options = MqttOptions::new(format!("sniff-{}", std::process::id()), "127.0.0.1", port);
+    subscriber(port, &format!("sniff-{}", std::process::id()), topic).1
+}
+
+/// A client subscribed to `topic` (once the subscription holds), and what
+/// arrives on it.
+fn subscriber(port: u16, id: &str, topic: &str) -> (Client, mpsc::Receiver<Vec<u8>>) {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut connection) = Client::new(options, 64);
     let (tx, rx) = mpsc::channel();
     let (ready_tx, ready_rx) = mpsc::channel();
-    let topic = topic.to_string();
+    let (sub, topic) = (client.clone(), topic.to_string());
     std::thread::spawn(move || {
         for event in connection.iter() {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.subscribe(topic.clone(), QoS::AtMostOnce);
+                    let _ = sub.subscribe(topic.clone(), QoS::AtMostOnce);
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     let _ = ready_tx.send(());
@@ -123,8 +100,8 @@ pub fn sniff(port: u16, topic: &str) -> mpsc::Receiver<Vec<u8>> {
     });
     ready_rx
         .recv_timeout(Duration::from_secs(10))
-        .expect("sniffer subscribed");
-    rx
+        .expect("MQTT client subscribed");
+    (client, rx)
 }
 
 /// A sale request as a terminal would send it, for a test card.

@@ -124,6 +124,18 @@ fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
     t3.keys("A700#");
     t3.card("approved");
     t3.wait_screen("NOT PAIRED", WAIT);
+    t3.keys("C");
     assert_eq!(hub.transactions("").len(), 2);
     assert!(!log.contains(&code), "the pairing code reached the log");
+
+    // Paired again with a new code: a new key, and T3 sells again.
+    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().unwrap().to_string();
+    t3.keys(&format!("D5{code}#"));
+    t3.wait_screen("PAIRED", WAIT);
+    t3.keys("C");
+    t3.wait_ready();
+    assert_eq!(state(&web).as_deref(), Some("paired"));
+    assert!(t3.sale(900, "approved").contains("APPROVED"));
+    assert_eq!(hub.transactions("").len(), 3);
 }

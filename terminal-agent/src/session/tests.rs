@@ -77,6 +77,24 @@ fn receipt(amount: Amount) -> Receipt {
     }
 }
 
+/// The hub's answer to a sign-in.
+fn signed_in(
+    request_id: RequestId,
+    store: &str,
+    frozen: Option<String>,
+    cashier: Option<Cashier>,
+) -> Response {
+    Response::SignedIn {
+        request_id,
+        store_name: store.into(),
+        merchant_id: "M1".into(),
+        batch_no: 1,
+        frozen,
+        cashier,
+        time_zone: None,
+    }
+}
+
 fn outcome(request: &Request, status: TxnStatus, code: &str, receipt: Option<Receipt>) -> Response {
     let kind = match request {
         Request::Balance { .. } => TxnKind::Balance,
@@ -254,18 +272,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
         panic!()
     };
     assert_eq!(s.outstanding().len(), 1);
-    let shown = s.handle(
-        answer(Response::SignedIn {
-            request_id,
-            store_name: "Corner Shop".into(),
-            merchant_id: "M1".into(),
-            batch_no: 1,
-            frozen: None,
-            cashier: None,
-            time_zone: None,
-        }),
-        TODAY,
-    );
+    let shown = s.handle(answer(signed_in(request_id, "Corner Shop", None, None)), TODAY);
     assert!(last_screen(&shown).contains("Corner Shop"));
     assert!(s.outstanding().is_empty());
 }
@@ -364,15 +371,7 @@ fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
         panic!("no sign-in")
     };
     s.handle(
-        answer(Response::SignedIn {
-            request_id,
-            store_name: "Shop".into(),
-            merchant_id: "M1".into(),
-            batch_no: 1,
-            frozen: Some("card testing".into()),
-            cashier: None,
-            time_zone: None,
-        }),
+        answer(signed_in(request_id, "Shop", Some("card testing".into()), None)),
         TODAY,
     );
     for typed in ["A", "5", "B"] {
@@ -488,18 +487,7 @@ fn a_new_hubs_setup_code_shows_at_idle_prints_once_and_goes_when_used() {
 fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     let mut s = session();
     let sign_in = s.outstanding()[0].request_id().unwrap().clone();
-    s.handle(
-        answer(Response::SignedIn {
-            request_id: sign_in,
-            store_name: "Shop".into(),
-            merchant_id: "M1".into(),
-            batch_no: 1,
-            frozen: None,
-            cashier: None,
-            time_zone: None,
-        }),
-        TODAY,
-    );
+    s.handle(answer(signed_in(sign_in, "Shop", None, None)), TODAY);
     let actions = keys(&mut s, "D4");
     assert!(
         last_screen(&actions).contains("Cashier no."),
@@ -574,17 +562,10 @@ fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
         lang: crate::session::Lang::En,
     });
     let request = sent(&s.start("test")).unwrap();
-    let signed_in = Response::SignedIn {
-        request_id: request.request_id().unwrap().clone(),
-        store_name: "Shop".into(),
-        merchant_id: "M1".into(),
-        batch_no: 1,
-        frozen: None,
-        cashier: Some(Cashier {
-            no: "3".into(),
-            name: "Bo".into(),
-        }),
-        time_zone: None,
+    let bo = Cashier {
+        no: "3".into(),
+        name: "Bo".into(),
     };
-    assert!(last_screen(&s.handle(answer(signed_in), TODAY)).contains("Cashier 3"));
+    let back = signed_in(request.request_id().unwrap().clone(), "Shop", None, Some(bo));
+    assert!(last_screen(&s.handle(answer(back), TODAY)).contains("Cashier 3"));
 }

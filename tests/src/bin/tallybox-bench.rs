@@ -33,6 +33,29 @@ fn fsync_cost(dir: &Path) -> anyhow::Result<(f64, f64)> {
     Ok((ms(&h, 50.0), ms(&h, 99.0)))
 }
 
+/// What sealing adds to one sale of a paired terminal: its request and its
+/// answer each sealed by the sender and opened by the receiver (mean, ms).
+fn seal_cost() -> f64 {
+    use tallybox_terminal::seal::{open, seal, Counter, Direction, Key};
+    let key: Key = rand::random();
+    let request = serde_json::to_vec(&tallybox_e2e::mqtt::sale(
+        "bench-000000001",
+        &tallybox_e2e::test_card("approved"),
+        1250,
+    ))
+    .expect("JSON");
+    let counter = Counter::default();
+    let rounds = 20_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let sealed = seal(&key, Direction::ToHub, "T1", counter.next(), &request);
+        let (_, plain) = open(&key, Direction::ToHub, "T1", &sealed).expect("opens");
+        std::hint::black_box(plain);
+    }
+    // The answer is about as long as the request: twice the pair.
+    2.0 * started.elapsed().as_secs_f64() * 1000.0 / rounds as f64
+}
+
 fn say(what: &str) {
     eprintln!("bench: {what}");
 }
@@ -97,6 +120,17 @@ fn main() -> anyhow::Result<()> {
         baseline: Some(base_p99),
         target: "<= 5x (MQTT RTT + 2 fsync)".into(),
         met: ms(&sales, 99.0) <= 5.0 * base_p99,
+    });
+
+    say("sealing a sale for a paired terminal");
+    let sealing = seal_cost();
+    figures.push(Figure {
+        name: "seal + open of a sale request and its answer (paired terminal)".into(),
+        value: sealing,
+        unit: "ms",
+        baseline: Some(base_p50),
+        target: "<= 5% of (MQTT RTT + 2 fsync)".into(),
+        met: sealing <= 0.05 * base_p50,
     });
 
     say("sustained sales, 20 terminals");

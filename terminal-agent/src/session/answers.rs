@@ -10,6 +10,17 @@ use crate::slip::{Copy, Slip};
 
 impl Session {
     pub(super) fn on_answer(&mut self, response: Response) -> Vec<Action> {
+        // Any other answer means the hub serves this terminal (a paired one
+        // gets here only what opened with its key).
+        if !matches!(
+            response,
+            Response::Error {
+                code: ErrorCode::NotPaired,
+                ..
+            }
+        ) {
+            self.unpaired = false;
+        }
         if let Response::SignedIn {
             request_id,
             store_name,

@@ -569,3 +569,40 @@ fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
     let back = signed_in(request.request_id().unwrap().clone(), "Shop", None, Some(bo));
     assert!(last_screen(&s.handle(answer(back), TODAY)).contains("Cashier 3"));
 }
+
+#[test]
+fn not_paired_shows_at_idle_until_the_hub_serves_this_terminal_again() {
+    let mut s = session();
+    let sign_in = s.outstanding()[0].request_id().unwrap().clone();
+    let refused = Response::Error {
+        request_id: None,
+        code: crate::protocol::ErrorCode::NotPaired,
+        message: "not paired".into(),
+    };
+    let screen = last_screen(&s.handle(answer(refused), TODAY));
+    assert!(
+        screen.contains("NOT PAIRED") && screen.contains("D 5"),
+        "{screen}"
+    );
+    assert_eq!(s.outstanding().len(), 1, "the sign-in is still asked");
+    let back = signed_in(sign_in, "Shop", None, None);
+    let screen = last_screen(&s.handle(answer(back), TODAY));
+    assert!(
+        screen.contains("Ready") && !screen.contains("NOT PAIRED"),
+        "{screen}"
+    );
+
+    // Pairing at the keypad: eight digits, then the runtime's word on it.
+    let actions = keys(&mut s, "D512345678#");
+    assert!(actions.contains(&Action::Pair("12345678".into())), "{actions:?}");
+    let failed = s.handle(Input::Paired(Err("wrong pairing code".into())), TODAY);
+    assert!(last_screen(&failed).contains("PAIRING FAILED"));
+    keys(&mut s, "C");
+    keys(&mut s, "D512345678#");
+    let done = s.handle(Input::Paired(Ok(())), TODAY);
+    assert!(last_screen(&done).contains("PAIRED"));
+    assert!(
+        matches!(sent(&done), Some(Request::SignIn { .. })),
+        "signs in again, sealed now"
+    );
+}

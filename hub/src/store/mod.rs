@@ -155,6 +155,27 @@ pub(crate) fn one_row<T>(
     conn.prepare_cached(sql)?.query_row(params, f)
 }
 
+/// The data directory and the database files are the hub's alone: they hold
+/// password and PIN hashes and the terminals' keys. The directory becomes
+/// 0700; the database (created here if new) and its WAL and shared-memory
+/// files 0600 (SQLite gives the WAL files the database's mode).
+fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join("tallybox.db"))?;
+    for name in ["tallybox.db", "tallybox.db-wal", "tallybox.db-shm"] {
+        match std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The number of the open batch (批次号).
 fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
     one_row(
@@ -241,6 +262,7 @@ impl Store {
             source,
         };
         std::fs::create_dir_all(dir).map_err(data_dir)?;
+        private(dir).map_err(data_dir)?;
         let hasher = PanHasher::load_or_create(&dir.join("pan-hash.key")).map_err(data_dir)?;
         let mut conn = Connection::open(dir.join("tallybox.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -261,3 +261,25 @@ fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_coun
     store.record_device_health(&tid, &health).unwrap();
     assert_eq!(store.device_health(&tid).unwrap(), Some(health));
 }
+
+#[test]
+fn the_data_directory_and_database_files_are_the_hubs_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+    {
+        let mut s = Store::open(&dir).unwrap();
+        let (rid, tid) = (RequestId::new(), TerminalId::parse("T1").unwrap());
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        s.begin(&new_txn(&rid, &tid, &card, 100)).unwrap();
+        assert_eq!(mode(""), 0o700);
+        for file in ["tallybox.db", "tallybox.db-wal", "pan-hash.key"] {
+            assert_eq!(mode(file), 0o600, "{file}");
+        }
+    }
+    // A database left readable by an older version is closed up at the next start.
+    std::fs::set_permissions(dir.join("tallybox.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    Store::open(&dir).unwrap();
+    assert_eq!(mode("tallybox.db"), 0o600);
+}

@@ -49,6 +49,7 @@ pub mod cmd;
 pub mod config;
 pub mod coordinator;
 pub mod discovery;
+pub mod doctor;
 pub mod evidence;
 pub mod hub;
 pub mod keys;

@@ -37,6 +37,8 @@ enum Command {
     Unfreeze(tallybox::cmd::evidence::FreezeArgs),
     /// Forgot the owner password? Remove it (nothing else); the next start shows a new setup code.
     ResetOwner(tallybox::cmd::reset_owner::ResetOwnerArgs),
+    /// Check the hub: terminals, printers, readers, disk, database, reversals; what to do about each.
+    Doctor(tallybox::cmd::doctor::DoctorArgs),
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.
@@ -93,6 +95,16 @@ fn main() -> ExitCode {
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
         Command::ResetOwner(args) => cmd::reset_owner::run(args),
+        Command::Doctor(args) => match cmd::doctor::run(args) {
+            Ok(tallybox::doctor::Status::Ok) => Ok(()),
+            Ok(tallybox::doctor::Status::Warn) => return ExitCode::from(1),
+            Ok(tallybox::doctor::Status::Fail) => return ExitCode::from(2),
+            // A doctor that cannot look is a failure, not a warning.
+            Err(e) => {
+                eprintln!("tallybox: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
         Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {

@@ -3,6 +3,7 @@
 pub mod acquirer_sim;
 pub mod audit;
 pub mod demo;
+pub mod doctor;
 pub mod drive;
 pub mod evidence;
 pub mod hw_test;

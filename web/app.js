@@ -461,6 +461,21 @@ $("#evidence-form").addEventListener("submit", (e) => {
   location.href = `/api/v1/evidence?${new URLSearchParams(new FormData(e.target))}`;
 });
 
+// ---- troubleshooting ------------------------------------------------------
+
+async function loadChecks() {
+  const d = await api("GET", "/api/v1/checks");
+  const bad = d.checks.filter((c) => c.status !== "ok");
+  $("#checks-summary").textContent = `${t(`checks_${d.status}`)} ${bad.length ? bad.length : ""}`;
+  $("#checks").replaceChildren(...d.checks.map((c) => el("li", { class: `check ${c.status}`, "data-id": c.id },
+    el("span", { class: `dot ${c.status === "ok" ? "on" : "off"}` }, ""),
+    el("strong", {}, ` ${c.id} `),
+    el("span", { class: "muted" }, c.evidence),
+    c.status === "ok" ? "" : el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`))));
+}
+
+$("#run-checks").addEventListener("click", () => loadChecks().catch((e) => showError(e.message)));
+
 // ---- settings -------------------------------------------------------------
 
 async function loadSettings() {
@@ -569,7 +584,7 @@ const LOADERS = {
   reports: loadReport,
   terminals: loadTerminals,
   settings: loadSettings,
-  troubleshooting: async () => {},
+  troubleshooting: loadChecks,
 };
 
 function route() {
@@ -595,7 +610,7 @@ function route() {
 // receipts list only while its first page is all that is showing).
 function refresh() {
   if (!session) return;
-  const again = { today: loadToday, terminals: loadTerminals, reports: loadReport }[current];
+  const again = { today: loadToday, terminals: loadTerminals, reports: loadReport, troubleshooting: loadChecks }[current];
   if (again) again().catch((e) => showError(e.message));
   if (current === "list" && pagesShown <= 1) refreshReceipts().catch((e) => showError(e.message));
 }

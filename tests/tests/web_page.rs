@@ -219,7 +219,12 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.run("document.querySelector('#cashier-form').scrollIntoView(); return true")
         .await;
     b.screenshot("settings-cashiers").await;
+    // Troubleshooting: the checks, T1 online among them, each with its evidence.
     b.click("#nav a[href='#/troubleshooting']").await;
+    b.wait_text("li[data-id='terminal.T1.online']", "T1 is online", WAIT)
+        .await;
+    b.wait_text("#checks", "store.integrity", WAIT).await;
+    b.wait_text("#checks", "hub.broker", WAIT).await;
     b.screenshot("troubleshooting").await;
 
     // Signing out returns to the sign-in form; the API then refuses.

@@ -11,6 +11,7 @@ mod api;
 mod assets;
 pub mod auth;
 mod cashiers;
+mod checks;
 mod error;
 mod manage;
 mod pairing;
@@ -132,7 +133,8 @@ pub async fn bind(
         .or(reports::routes(state.clone()))
         .or(manage::routes(state.clone()))
         .or(cashiers::routes(state.clone()))
-        .or(pairing::routes(state))
+        .or(pairing::routes(state.clone()))
+        .or(checks::routes(state))
         .or(assets::routes())
         .recover(error::recover)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))

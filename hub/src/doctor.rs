@@ -41,6 +41,9 @@ pub struct Facts {
     pub integrity: String,
     /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
     pub stale_pending: u32,
+    /// Whether the running hub is connected to its broker; `None` when the
+    /// checks run outside the hub (`tallybox doctor`), which cannot know.
+    pub broker_connected: Option<bool>,
 }
 
 /// Swipes before a reader's error rate means anything.
@@ -192,6 +195,24 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
             ),
         )
     });
+    match facts.broker_connected {
+        Some(true) => out.push(check(
+            "hub.broker".into(),
+            Status::Ok,
+            "the hub is connected to the MQTT broker".into(),
+            NOTHING,
+        )),
+        Some(false) => out.push(check(
+            "hub.broker".into(),
+            Status::Fail,
+            "the hub is not connected to the MQTT broker: no checkout can reach it".into(),
+            (
+                "Restart the hub (unplug it for 10 s); with an external broker, check that it runs.",
+                "重启主机（断电 10 秒）；如使用外部消息服务器，请确认其正在运行。",
+            ),
+        )),
+        None => {}
+    }
     out.sort_by(|a, b| b.status.cmp(&a.status).then(a.id.cmp(&b.id)));
     out
 }
@@ -220,6 +241,7 @@ pub fn gather(store: &Store, data_dir: &std::path::Path) -> Result<Facts, StoreE
         disk_total,
         integrity,
         stale_pending,
+        broker_connected: None,
     })
 }
 
@@ -262,6 +284,7 @@ mod tests {
             disk_total: 16 << 30,
             integrity: "ok".into(),
             stale_pending: 0,
+            broker_connected: Some(true),
         }
     }
 
@@ -277,7 +300,7 @@ mod tests {
     fn a_healthy_store_is_all_green() {
         let all = checks(&healthy());
         assert_eq!(worst(&all), Status::Ok, "{all:#?}");
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 7);
     }
 
     #[test]
@@ -300,6 +323,7 @@ mod tests {
         f.disk_free = 50 << 20;
         f.integrity = "*** in database main ***\nPage 5: btreeInitPage() returns error code 11".into();
         f.stale_pending = 3;
+        f.broker_connected = Some(false);
         let all = checks(&f);
         assert_eq!(status_of(&all, "terminal.T1.online"), Status::Fail);
         assert_eq!(status_of(&all, "terminal.T2.printer"), Status::Fail);
@@ -307,6 +331,7 @@ mod tests {
         assert_eq!(status_of(&all, "store.disk"), Status::Fail);
         assert_eq!(status_of(&all, "store.integrity"), Status::Fail);
         assert_eq!(status_of(&all, "payments.reversals"), Status::Warn);
+        assert_eq!(status_of(&all, "hub.broker"), Status::Fail);
         let paper = all.iter().find(|c| c.id == "terminal.T2.printer").unwrap();
         assert!(
             paper.fix_en.contains("paper roll") && paper.fix_zh.contains("纸卷"),

@@ -219,11 +219,11 @@ fn derive(secret: &[u8]) -> Key {
 }
 
 /// Proof that the hub holds `key`, for the terminal to check.
-fn confirmation(key: &Key, terminal: &str) -> Vec<u8> {
+fn confirmation(key: &Key, terminal: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(b"tallybox hub confirms ");
     mac.update(terminal.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
 /// The terminal's side of a pairing in progress.
@@ -267,7 +267,7 @@ pub fn pair_answer(
     Ok((
         key,
         BASE64.encode(&ours),
-        BASE64.encode(&confirmation(&key, terminal)),
+        BASE64.encode(&confirmation(&key, terminal).finalize().into_bytes()),
     ))
 }
 
@@ -282,10 +282,9 @@ impl Pairing {
             .map_err(|_| PairError::Malformed)?;
         let secret = self.state.finish(&theirs).map_err(|_| PairError::Malformed)?;
         let key = derive(&secret);
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
-        mac.update(b"tallybox hub confirms ");
-        mac.update(self.terminal.as_bytes());
-        mac.verify_slice(&confirm).map_err(|_| PairError::WrongCode)?;
+        confirmation(&key, &self.terminal)
+            .verify_slice(&confirm)
+            .map_err(|_| PairError::WrongCode)?;
         Ok(key)
     }
 }

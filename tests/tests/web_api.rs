@@ -534,7 +534,7 @@ fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
 
 #[test]
 fn the_owners_time_zone_sets_slip_times_reports_and_the_checkouts_clock() {
-    use chrono::{NaiveDateTime, Utc};
+    use chrono::NaiveDateTime;
     let mut hub = Hub::start();
     let web = hub.web();
     let t1 = tallybox_e2e::procs::Terminal::start("T1", hub.mqtt);
@@ -570,21 +570,7 @@ fn the_owners_time_zone_sets_slip_times_reports_and_the_checkouts_clock() {
     assert_eq!(web.get("/api/v1/settings").1["time_zone"], "Pacific/Kiritimati");
 
     // The checkout's clock follows without a restart.
-    let clock_ok = |clock: &str| {
-        let now = Utc::now() + chrono::Duration::hours(14);
-        let before = now - chrono::Duration::minutes(1);
-        clock == now.format("%H:%M").to_string() || clock == before.format("%H:%M").to_string()
-    };
-    let clock = wait_for(Duration::from_secs(10), || {
-        let screen = t1.call(json!({"cmd": "screen"}));
-        let clock = screen["status"]["clock"].as_str().unwrap_or_default().to_string();
-        clock_ok(&clock).then_some(clock)
-    });
-    assert!(
-        clock.is_some(),
-        "T1's clock: {}",
-        t1.call(json!({"cmd": "screen"}))
-    );
+    follows_the_zone(&t1);
 
     let sold = t1.sale(1250, "approved");
     assert!(sold.contains("APPROVED"), "{sold}");
@@ -610,14 +596,25 @@ fn the_owners_time_zone_sets_slip_times_reports_and_the_checkouts_clock() {
     hub.restart();
     let t2 = tallybox_e2e::procs::Terminal::start("T2", hub.mqtt);
     t2.wait_ready();
+    follows_the_zone(&t2);
+}
+
+/// Waits until `t`'s idle clock shows UTC+14 (this minute or the last).
+fn follows_the_zone(t: &tallybox_e2e::procs::Terminal) {
+    let shows_plus_14 = |clock: &str| {
+        let now = chrono::Utc::now() + chrono::Duration::hours(14);
+        let before = now - chrono::Duration::minutes(1);
+        clock == now.format("%H:%M").to_string() || clock == before.format("%H:%M").to_string()
+    };
     let clock = wait_for(Duration::from_secs(10), || {
-        let screen = t2.call(json!({"cmd": "screen"}));
+        let screen = t.call(json!({"cmd": "screen"}));
         let clock = screen["status"]["clock"].as_str().unwrap_or_default().to_string();
-        clock_ok(&clock).then_some(clock)
+        shows_plus_14(&clock).then_some(clock)
     });
     assert!(
         clock.is_some(),
-        "T2's clock: {}",
-        t2.call(json!({"cmd": "screen"}))
+        "{}'s clock: {}",
+        t.id,
+        t.call(json!({"cmd": "screen"}))
     );
 }

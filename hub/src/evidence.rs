@@ -22,6 +22,20 @@ pub enum EvidenceError {
     Archive(#[from] std::io::Error),
 }
 
+/// A tar of `files`, each under `dir/`, owner-only.
+pub fn tar(dir: &str, files: &[(&str, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_mtime(tallybox_terminal::clock::now().timestamp().max(0) as u64);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{dir}/{name}"), bytes.as_slice())?;
+    }
+    tar.into_inner()
+}
+
 /// The archive (a tar) and what is in it.
 pub struct Pack {
     pub tar: Vec<u8>,
@@ -218,17 +232,8 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
     }
     files.push(("terminals.csv", terminals.into_bytes()));
 
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, bytes) in &files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o600);
-        header.set_mtime(tallybox_terminal::clock::now().timestamp().max(0) as u64);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("evidence/{name}"), bytes.as_slice())?;
-    }
     Ok(Pack {
-        tar: tar.into_inner()?,
+        tar: tar("evidence", &files)?,
         transactions: txns.len(),
         hits: hits.len(),
         verify: verify.trim().to_string(),

@@ -68,6 +68,8 @@ pub struct Options {
     /// Sets the owner's web password at start (scripted set-ups, tests); without
     /// it and without an owner yet, the hub makes a one-time setup code.
     pub owner_password: Option<String>,
+    /// Where the machine's sysfs is (`/` on a Pi).
+    pub sys_root: std::path::PathBuf,
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -91,6 +93,19 @@ fn reachable(addr: SocketAddr) -> BrokerAddr {
         host: ip.to_string(),
         port: addr.port(),
     }
+}
+
+/// The checkouts the hub runs itself: its own (`T0`) when it has devices,
+/// then the demo's simulated `T1`, `T2`, …
+fn own_checkout_ids(config: &Config, extra: u16) -> Vec<TerminalId> {
+    let first = if config.devices == "none" { 1 } else { 0 };
+    (first..=extra)
+        .map(|i| match i {
+            0 => OWN_CHECKOUT.to_string(),
+            i => format!("T{i}"),
+        })
+        .filter_map(|id| TerminalId::parse(&id).ok())
+        .collect()
 }
 
 /// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
@@ -170,9 +185,17 @@ pub async fn run(
             }
         }
     }
+    let acquirer = acquirer(&config)?;
+    let acquirer_link = match (&acquirer, config.iso8583_addr()) {
+        (AnyAcquirer::Iso(link), Some(addr)) => {
+            let (link, addr) = (link.clone(), addr.to_string());
+            Some(Arc::new(move || link.health(&addr)) as web::LinkProbe)
+        }
+        _ => None,
+    };
     let coordinator = Arc::new(Coordinator::new(
         store,
-        acquirer(&config)?,
+        acquirer,
         Settings {
             shop: Arc::clone(&shop),
             currency: config.currency.clone(),
@@ -220,11 +243,16 @@ pub async fn run(
         currency: config.currency.clone(),
         broker_connected: connected_rx,
         changes: changes.clone(),
+        machine: tallybox_terminal::machine::Machine::at(&options.sys_root),
+        acquirer: acquirer_link,
+        own_checkouts: own_checkout_ids(&config, options.extra_terminals),
     };
+    let watch = web::keep_watch(web_state.clone(), shutdown.clone());
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server);
+    tasks.spawn(watch);
     tasks.spawn(link::run(
         Arc::clone(&coordinator),
         Arc::clone(&keys),
@@ -291,23 +319,17 @@ pub async fn run(
     // Control APIs never end by themselves; dropping this set stops them.
     let mut controls = tokio::task::JoinSet::new();
     let mut checkouts = Vec::new();
-    let own = usize::from(config.devices != "none");
     let hardware = if config.devices == "hw" {
         Some(DeviceConfig::load(&config.device_config)?)
     } else {
         None
     };
-    for n in 0..own + usize::from(options.extra_terminals) {
-        let index = n + 1 - own;
-        let id = if index == 0 {
-            OWN_CHECKOUT.to_string()
-        } else {
-            format!("T{index}")
-        };
-        let tid = TerminalId::parse(&id).map_err(|e| ConfigError::Invalid {
-            key: "devices",
-            message: e,
-        })?;
+    for (n, tid) in own_checkout_ids(&config, options.extra_terminals)
+        .into_iter()
+        .enumerate()
+    {
+        let id = tid.to_string();
+        let own = id == OWN_CHECKOUT;
         let control_addr = match options.control {
             None => None,
             Some(c) => {
@@ -325,8 +347,8 @@ pub async fn run(
         own_key(&keys, &tid, &state_dir)?;
         let mut agent_config =
             AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let (agent, handle) = match (index, &hardware) {
-            (0, Some(wiring)) => {
+        let (agent, handle) = match (own, &hardware) {
+            (true, Some(wiring)) => {
                 // The hub's own checkout on the Pi's parts.
                 agent_config.session.lang = wiring.lang;
                 agent_config.session.slip_columns = wiring.printer.columns;
@@ -363,7 +385,7 @@ pub async fn run(
                 (agent, handle)
             }
         };
-        if index == 0 {
+        if own {
             tasks.spawn(notices::setup_code(
                 auth.setup_code(),
                 handle.clone(),

@@ -23,6 +23,8 @@
 //! - [`notices`]: what the hub's own checkout screen tells the owner (the
 //!   setup code, fraud alerts).
 //! - [`evidence`]: the evidence pack after a fraud.
+//! - [`doctor`]: the troubleshooting checks (`tallybox doctor`, the page's
+//!   Troubleshooting view); [`support`]: the support bundle.
 //! - [`discovery`]: mDNS announcement.
 //! - [`config`]: the settings file and its checks.
 //! - [`cmd`]: one file per subcommand.
@@ -58,4 +60,5 @@ pub mod notices;
 pub mod passwords;
 pub mod shop;
 pub mod store;
+pub mod support;
 pub mod web;

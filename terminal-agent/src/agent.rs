@@ -39,6 +39,11 @@ pub struct AgentConfig {
     pub silent_after: Duration,
     /// While a printer problem lasts, check the printer this often.
     pub print_retry_every: Duration,
+    /// Send the hub the device counters this often.
+    pub heartbeat_every: Duration,
+    /// Where the heartbeat reads the machine's temperature and power; `None`
+    /// leaves them out (the hub's own checkout: the hub reports its machine).
+    pub machine: Option<crate::machine::Machine>,
 }
 
 impl AgentConfig {
@@ -57,8 +62,19 @@ impl AgentConfig {
             retry_every: Duration::from_secs(1),
             silent_after: Duration::from_secs(15),
             print_retry_every: Duration::from_secs(2),
+            heartbeat_every: Duration::from_secs(30),
+            machine: None,
         }
     }
+}
+
+/// Why [`Agent::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Told to stop.
+    Stopped,
+    /// The owner asked for the program to restart.
+    RestartAsked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +145,9 @@ impl<D: Display> Agent<D> {
         )
     }
 
-    /// Runs until `shutdown` turns true; then says goodbye on the status topic.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
+    /// Runs until `shutdown` turns true or the owner asks for a restart; then
+    /// says goodbye on the status topic.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Ended, AgentError> {
         let cfg = self.config.clone();
         let tid = &cfg.terminal_id;
         let topics = Topics::new(&cfg.store);
@@ -141,7 +158,7 @@ impl<D: Display> Agent<D> {
         let journal = Journal::open(&cfg.state_dir).map_err(state_dir_error)?;
         let queue = PrintQueue::open(&cfg.state_dir).map_err(state_dir_error)?;
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
-        let spool = Spool::new(queue);
+        let spool = Spool::new(queue).counting(self.health.clone());
         let waiting_slips = spool.waiting();
         let spooler = Spooler::start(self.printer, spool, reports_tx, cfg.print_retry_every);
         if waiting_slips > 0 {
@@ -187,7 +204,8 @@ impl<D: Display> Agent<D> {
         run.apply(actions, &mut self.devices);
         let started = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
+        let mut heartbeat = tokio::time::interval(cfg.heartbeat_every);
+        let mut ended = Ended::Stopped;
         // The event loop runs on its own task: dropping a half-finished `poll()`
         // (as a `select!` does when a timer fires) would abort a connection attempt.
         let (events_tx, mut events) = mpsc::channel(64);
@@ -222,6 +240,21 @@ impl<D: Display> Agent<D> {
                             continue;
                         }
                         follow_time_zone(tid, &response);
+                        match response {
+                            Response::TestSlip => {
+                                tracing::info!(terminal = %tid, "printing a test slip the owner asked for");
+                                let time = crate::clock::now().format("%Y-%m-%d %H:%M:%S").to_string();
+                                let slip = crate::slip::test_slip(run.session.store_name(), tid.as_str(), &time, VERSION, cfg.session.slip_columns);
+                                run.spooler.submit(slip);
+                                continue;
+                            }
+                            Response::Restart => {
+                                tracing::warn!(terminal = %tid, "restarting: the owner asked for it");
+                                ended = Ended::RestartAsked;
+                                break;
+                            }
+                            _ => {}
+                        }
                         let actions = run.session.handle(Input::Answer(Box::new(response)), today());
                         run.apply(actions, &mut self.devices);
                     }
@@ -243,7 +276,10 @@ impl<D: Display> Agent<D> {
                             self.health.printer(None, 0);
                             Input::Printer(None)
                         }
-                        PrintReport::PaperLow(low) => Input::PaperLow(low),
+                        PrintReport::PaperLow(low) => {
+                            self.health.paper_low(low);
+                            Input::PaperLow(low)
+                        }
                     };
                     let actions = run.session.handle(input, today());
                     run.apply(actions, &mut self.devices);
@@ -277,9 +313,11 @@ impl<D: Display> Agent<D> {
                     }
                 }
                 _ = heartbeat.tick() => {
+                    let mut devices = self.health.snapshot();
+                    devices.machine = cfg.machine.as_ref().map(crate::machine::Machine::health);
                     run.publish_request(&Request::Heartbeat {
                         uptime_s: started.elapsed().as_secs(),
-                        devices: Some(self.health.snapshot()),
+                        devices: Some(devices),
                     });
                 }
             }
@@ -287,7 +325,10 @@ impl<D: Display> Agent<D> {
         let offline = Status {
             online: false,
             version: VERSION.into(),
-            detail: Some("stopped".into()),
+            detail: Some(match ended {
+                Ended::Stopped => "stopped".into(),
+                Ended::RestartAsked => "restarting".into(),
+            }),
         };
         let _ = run
             .client
@@ -295,7 +336,7 @@ impl<D: Display> Agent<D> {
         let _ = run.client.try_disconnect();
         // Let the goodbye reach the broker before the connection drops.
         let _ = tokio::time::timeout(Duration::from_millis(500), pump).await;
-        Ok(())
+        Ok(ended)
     }
 }
 

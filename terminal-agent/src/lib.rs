@@ -20,6 +20,7 @@
 //! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
 //! - [`agent`]: the runtime that joins session, devices and broker.
 //! - [`journal`]: the one sale in flight, kept across a restart.
+//! - [`machine`]: the Pi's temperature, power and Bluetooth, from sysfs.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
 //! - [`mqtt`], [`discovery`]: reaching the broker, finding the hub by mDNS.
 //! - [`cli`]: command-line errors and logging shared by both programs.
@@ -45,6 +46,7 @@ pub mod devices;
 pub mod discovery;
 pub mod hwtest;
 pub mod journal;
+pub mod machine;
 pub mod mqtt;
 pub mod protocol;
 pub mod reason;

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tallybox_terminal::agent::{Agent, AgentConfig};
+use tallybox_terminal::agent::{Agent, AgentConfig, Ended};
 use tallybox_terminal::devices::config::DeviceConfig;
 use tallybox_terminal::devices::hw::Hardware;
 use tallybox_terminal::devices::printer::EscPosPrinter;
 use tallybox_terminal::devices::{sim::SimDevices, Backend, Display, Printer, SharedHealth};
 use tallybox_terminal::discovery::{self, DiscoveryError};
+use tallybox_terminal::machine::Machine;
 use tallybox_terminal::mqtt::BrokerAddr;
 use tallybox_terminal::protocol::TerminalId;
 use tallybox_terminal::session::{Lang, Screens};
@@ -54,6 +55,13 @@ struct Args {
     /// Tell the cashier the hub is silent after this many seconds without an answer.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     hub_silent_secs: u64,
+    /// Send the hub device counters and the machine's health this often.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    heartbeat_secs: u64,
+    /// Read the machine's temperature, power and Bluetooth below this directory
+    /// (its `sys/…`): `/` on a Pi, a fake tree in tests.
+    #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
+    sys_root: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -75,7 +83,10 @@ fn main() -> ExitCode {
     cli::init_logging("info,rumqttc=warn");
     let result = match args.command {
         Some(Command::HwTest { device_config, args }) => hw_test(&device_config, &args),
-        None => run(args).map(|()| ExitCode::SUCCESS),
+        None => run(args).and_then(|ended| match ended {
+            Ended::Stopped => Ok(ExitCode::SUCCESS),
+            Ended::RestartAsked => Err(restart()),
+        }),
     };
     result.unwrap_or_else(|e| {
         eprintln!("tallybox-terminal: {e:#}");
@@ -99,7 +110,17 @@ fn hw_test(path: &std::path::Path, args: &hwtest::HwTestArgs) -> anyhow::Result<
     })
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+/// Starts this program again in place (same process id, same arguments): a
+/// restart the owner asked for from the page, under systemd or not.
+fn restart() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let error = std::process::Command::new("/proc/self/exe")
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::anyhow!("cannot restart: {error}")
+}
+
+fn run(args: Args) -> anyhow::Result<Ended> {
     let id = args
         .id
         .ok_or_else(|| anyhow::anyhow!("give this checkout's id with --id (e.g. --id T1)"))?;
@@ -154,6 +175,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut agent_config = AgentConfig::new(id, &store, broker, args.state_dir);
         agent_config.silent_after = Duration::from_secs(args.hub_silent_secs);
+        agent_config.heartbeat_every = Duration::from_secs(args.heartbeat_secs);
+        agent_config.machine = Some(Machine::at(&args.sys_root));
         agent_config.session.lang = lang;
         agent_config.session.slip_columns = config.printer.columns;
         let (agent, handle) = Agent::new(agent_config, display, printer, health);
@@ -175,7 +198,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
-        agent.run(stopped).await?;
-        Ok(())
+        Ok(agent.run(stopped).await?)
     })
 }

@@ -323,6 +323,15 @@ pub struct DeviceHealth {
     /// Slips waiting in the print queue.
     #[serde(default)]
     pub slips_waiting: u32,
+    /// Paper printed, in millimetres (for the owner's paper-roll estimate).
+    #[serde(default)]
+    pub paper_mm: u64,
+    /// The printer's sensor says the roll is nearly out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paper_low: bool,
+    /// The checkout's own machine: temperature, power, Bluetooth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::machine::MachineHealth>,
 }
 
 impl Request {
@@ -454,6 +463,11 @@ pub enum Response {
     Print {
         receipt: Receipt,
     },
+    /// The owner asked, on the troubleshooting page, for a test slip from
+    /// this checkout's printer: news.
+    TestSlip,
+    /// The owner asked for this checkout's program to restart: news.
+    Restart,
     /// The batch was settled: whether the acquirer's totals agreed, and the
     /// settlement report to print, line by line.
     Settled {
@@ -480,7 +494,9 @@ impl Response {
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
-            Response::Print { .. } | Response::TimeZone { .. } => None,
+            Response::Print { .. } | Response::TestSlip | Response::Restart | Response::TimeZone { .. } => {
+                None
+            }
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
@@ -655,6 +671,8 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "outcome",
     "reprint",
     "print",
+    "test_slip",
+    "restart",
     "settled",
     "frozen",
     "error",
@@ -767,6 +785,8 @@ mod tests {
                 request_id: None,
                 reason: None,
             },
+            Response::TestSlip,
+            Response::Restart,
             Response::Settled {
                 request_id: RequestId::new(),
                 batch_no: 1,

@@ -31,6 +31,31 @@ impl Slip {
         };
         Slip { lines, qr }
     }
+
+    /// About how much paper it takes: a text line is 30 dots at 8 dots per
+    /// mm, the QR code about 30 mm, and the feed before the cut about 20 mm.
+    pub fn paper_mm(&self) -> u64 {
+        self.lines.len() as u64 * 15 / 4 + if self.qr.is_some() { 30 } else { 0 } + 20
+    }
+}
+
+/// The slip the owner prints from the troubleshooting page to see that a
+/// checkout's printer works: who and when, both languages, and a ruler of
+/// every column to show a worn print head (gaps in the line).
+pub fn test_slip(store: &str, terminal: &str, local_time: &str, version: &str, width: usize) -> Slip {
+    let ruler: String = (0..width).map(|i| char::from(b'0' + (i % 10) as u8)).collect();
+    let lines = vec![
+        "打印测试 PRINTER TEST".to_string(),
+        store.to_string(),
+        format!("终端 TERMINAL {terminal}"),
+        format!("时间 TIME {local_time}"),
+        format!("版本 VERSION {version}"),
+        ruler,
+        "#".repeat(width),
+        "中文打印正常 Chinese prints".to_string(),
+        "此单无需保留 Nothing to keep".to_string(),
+    ];
+    Slip { lines, qr: None }
 }
 
 /// The first slip of a new hub: the one-time code that sets the owner's

@@ -100,6 +100,21 @@ pub enum AcquirerError {
     TimedOut(std::time::Duration),
 }
 
+/// The link to an acquirer host, for the troubleshooting page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinkHealth {
+    /// `HOST:PORT`.
+    pub addr: String,
+    pub up: bool,
+    /// Since when it is up (or down), UTC.
+    pub since: Option<String>,
+    pub last_error: Option<String>,
+    /// Times the link dropped or could not be made in the last hour.
+    pub drops_last_hour: u32,
+    /// The slowest of the last 20 answers, in ms.
+    pub max_round_trip_ms: Option<u32>,
+}
+
 /// The acquirer the settings name.
 pub enum AnyAcquirer {
     Sim(sim::SimAcquirer),

@@ -35,6 +35,10 @@ pub struct DemoArgs {
     /// Language of the simulated checkouts' screens.
     #[arg(long, value_enum, default_value = "en")]
     pub lang: tallybox_terminal::session::Lang,
+    /// Read the machine's temperature, power and Bluetooth below this
+    /// directory (its `sys/…`): `/` on a Pi, a fake tree in tests.
+    #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
+    pub sys_root: PathBuf,
 }
 
 /// The demo's supervisor PIN when its settings give none.
@@ -104,6 +108,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         control: Some(args.control),
         lang: args.lang,
         owner_password: args.owner_password.clone(),
+        sys_root: args.sys_root.clone(),
     };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();

@@ -16,6 +16,9 @@ pub struct DoctorArgs {
     /// As JSON: `{"status", "checks": [{id, status, evidence, fix_en, fix_zh-CN}]}`.
     #[arg(long)]
     pub json: bool,
+    /// Where the machine's sysfs is (`/` on a Pi).
+    #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
+    pub sys_root: PathBuf,
 }
 
 /// Prints the checks; the worst status.
@@ -27,7 +30,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<Status> {
         );
     }
     let store = Store::open(&args.data_dir)?;
-    let checks = doctor::checks(&doctor::gather(&store, &args.data_dir)?);
+    let facts = doctor::Facts {
+        hub_machine: Some(tallybox_terminal::machine::Machine::at(&args.sys_root).health()),
+        ..doctor::gather(&store, &args.data_dir)?
+    };
+    let checks = doctor::checks(&facts);
     let worst = doctor::worst(&checks);
     if args.json {
         println!("{}", serde_json::json!({ "status": worst, "checks": checks }));

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Language of a simulated checkout's screens (real ones: the device settings').
     #[arg(long, value_enum, default_value = "en")]
     pub lang: tallybox_terminal::session::Lang,
+    /// Read the machine's temperature, power and Bluetooth below this
+    /// directory (its `sys/…`): `/` on a Pi, a fake tree in tests.
+    #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
+    pub sys_root: PathBuf,
     /// Do not announce the hub by mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -89,6 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         control: args.control,
         lang: args.lang,
         owner_password: args.owner_password.clone(),
+        sys_root: args.sys_root.clone(),
     };
     let shutdown = super::stop_signal();
     hub::run(config, options, shutdown, |started| {

@@ -281,15 +281,12 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Heartbeat { devices, .. } => {
+            Request::Heartbeat { uptime_s, devices } => {
                 let t = terminal.clone();
                 let recorded = self
                     .store(move |s| {
                         s.touch_terminal(&t, Some(true), None)?;
-                        match devices {
-                            Some(health) => s.record_device_health(&t, &health),
-                            None => Ok(()),
-                        }
+                        s.record_heartbeat(&t, uptime_s, &devices.unwrap_or_default())
                     })
                     .await;
                 if let Err(e) = recorded {

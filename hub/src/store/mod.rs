@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cashiers;
 pub mod fraud;
+pub mod history;
 pub mod keys;
 pub mod query;
 pub mod report;
@@ -17,6 +18,7 @@ mod secret;
 pub mod settlement;
 mod shop;
 pub mod terminals;
+pub mod wear;
 pub mod writer;
 
 use std::path::Path;
@@ -549,21 +551,6 @@ impl Store {
             "INSERT INTO terminals (id, name, online, version, last_seen) VALUES (?1, ?1, COALESCE(?2, 1), COALESCE(?3, ''), ?4) \
              ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
             params![terminal.as_str(), online, version, now_utc()],
-        )?;
-        Ok(())
-    }
-
-    /// Keeps the device counters a terminal sent with its heartbeat.
-    pub fn record_device_health(
-        &mut self,
-        terminal: &TerminalId,
-        health: &DeviceHealth,
-    ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(health).unwrap_or_default();
-        exec(
-            &self.conn,
-            "UPDATE terminals SET devices = ?2 WHERE id = ?1",
-            params![terminal.as_str(), json],
         )?;
         Ok(())
     }

@@ -195,6 +195,36 @@ const MIGRATIONS: &[&str] = &[
         changed_at  TEXT NOT NULL
     );
     "#,
+    // 14: each checkout's odometers, kept across its restarts (swipes since
+    // the reader was cleaned, paper since the roll was changed), when its
+    // program started, and the history of the troubleshooting checks.
+    r#"
+    CREATE TABLE terminal_wear (
+        terminal_id   TEXT PRIMARY KEY,
+        started_at    TEXT NOT NULL,
+        swipes        INTEGER NOT NULL DEFAULT 0,
+        swipe_errors  INTEGER NOT NULL DEFAULT 0,
+        taps          INTEGER NOT NULL DEFAULT 0,
+        tap_errors    INTEGER NOT NULL DEFAULT 0,
+        swipes_since_clean INTEGER NOT NULL DEFAULT 0,
+        cleaned_at    TEXT,
+        paper_mm_since_roll INTEGER NOT NULL DEFAULT 0,
+        roll_at       TEXT
+    );
+    CREATE TABLE terminal_starts (
+        terminal_id TEXT NOT NULL,
+        at          TEXT NOT NULL
+    );
+    CREATE INDEX terminal_starts_at ON terminal_starts (terminal_id, at);
+    CREATE TABLE check_history (
+        id        INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        check_id  TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        evidence  TEXT NOT NULL
+    );
+    CREATE INDEX check_history_check ON check_history (check_id, id);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

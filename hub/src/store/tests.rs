@@ -258,7 +258,7 @@ fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_coun
         printer: Some(tallybox_terminal::devices::PrinterProblem::PaperOut),
         ..Default::default()
     };
-    store.record_device_health(&tid, &health).unwrap();
+    store.record_heartbeat(&tid, 30, &health).unwrap();
     assert_eq!(store.device_health(&tid).unwrap(), Some(health));
 }
 

@@ -1,18 +1,35 @@
-//! The troubleshooting page's data: `tallybox doctor`'s checks, live, with
-//! the hub's own link to the broker.
+//! The troubleshooting page's data and buttons: the doctor's checks, live
+//! (with the hub's machine, its broker link and its acquirer link) and their
+//! history; a test slip, a restart, "reader cleaned" and "new roll" for a
+//! checkout; and the support bundle. Running the checks notes what changed
+//! in the history; the hub also runs them every minute on its own.
+
+use std::time::Duration;
 
 use serde_json::json;
+use tallybox_terminal::protocol::{Response, TerminalId};
+use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::internal;
-use super::{read, WebState};
-use crate::doctor;
+use super::error::{bad_request, internal, not_found, reject};
+use super::{read, write, WebState};
+use crate::doctor::{self, Check};
+use crate::shop::current;
 use crate::store::accounts::Role;
+use crate::store::wear::Service;
 
-async fn checks(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+/// How often the hub looks by itself.
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Runs every check and notes in the history what changed (and, once a
+/// local day, the self-check summary).
+pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
     let connected = *state.broker_connected.borrow();
-    let checks = read(&state, move |s| {
+    let machine = state.machine.clone();
+    let acquirer = state.acquirer.as_ref().map(|link| link());
+    write(state, move |s| {
         let db = s
             .connection()
             .path()
@@ -20,15 +37,148 @@ async fn checks(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
             .unwrap_or_default();
         let dir = db.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
         let facts = doctor::gather(s, &dir).map_err(internal)?;
-        Ok(doctor::checks(&doctor::Facts {
+        let checks = doctor::checks(&doctor::Facts {
             broker_connected: Some(connected),
+            hub_machine: Some(machine.health()),
+            acquirer,
             ..facts
-        }))
+        });
+        let noted: Vec<(String, String, String)> = checks
+            .iter()
+            .map(|c| (c.id.clone(), c.status.as_str().to_string(), c.evidence.clone()))
+            .collect();
+        let count = |status| checks.iter().filter(|c| c.status == status).count();
+        let summary = format!(
+            "daily self-check: {} ok, {} warnings, {} failures",
+            count(doctor::Status::Ok),
+            count(doctor::Status::Warn),
+            count(doctor::Status::Fail)
+        );
+        let today = tallybox_terminal::clock::now().format("%Y-%m-%d").to_string();
+        s.note_checks(&noted, &today, (doctor::worst(&checks).as_str(), &summary))
+            .map_err(internal)?;
+        Ok(checks)
     })
-    .await?;
+    .await
+}
+
+/// The hub's own look every minute, so the history and the daily self-check
+/// are kept with nobody on the page.
+pub async fn keep_watch(state: WebState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = every.tick() => {
+                if run_checks(&state).await.is_err() {
+                    tracing::warn!("the troubleshooting checks could not run");
+                }
+            }
+        }
+    }
+}
+
+async fn checks(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let checks = run_checks(&state).await?;
     Ok(warp::reply::json(
         &json!({ "status": doctor::worst(&checks), "checks": checks }),
     ))
+}
+
+async fn history(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let entries = read(&state, |s| s.check_history(200).map_err(internal)).await?;
+    Ok(warp::reply::json(&json!({ "history": entries })))
+}
+
+/// A checkout the hub has heard from, and whether it is online.
+async fn known(state: &WebState, id: &str) -> Result<(TerminalId, bool), Rejection> {
+    let terminal = TerminalId::parse(id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let wanted = terminal.as_str().to_string();
+    let online = read(state, move |s| {
+        let rows = s.terminals().map_err(internal)?;
+        Ok(rows.into_iter().find(|t| t.id == wanted).map(|t| t.online))
+    })
+    .await?
+    .ok_or_else(|| not_found(format!("no checkout {terminal}")))?;
+    Ok((terminal, online))
+}
+
+async fn send(
+    state: &WebState,
+    terminal: TerminalId,
+    online: bool,
+    message: Response,
+) -> Result<(), Rejection> {
+    if !online {
+        return Err(reject(
+            StatusCode::CONFLICT,
+            "offline",
+            format!("{terminal} is offline: check its power and network first"),
+        ));
+    }
+    state
+        .push
+        .send((terminal, message))
+        .await
+        .map_err(|_| internal("the hub's link to the checkouts has stopped"))
+}
+
+async fn test_slip(id: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let (terminal, online) = known(&state, &id).await?;
+    tracing::info!(account = %who.account, terminal = %terminal, "test slip asked for");
+    send(&state, terminal, online, Response::TestSlip).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn restart(id: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let (terminal, online) = known(&state, &id).await?;
+    if state.own_checkouts.contains(&terminal) {
+        return Err(reject(
+            StatusCode::CONFLICT,
+            "runs_in_hub",
+            format!("{terminal} runs inside the hub: restart the hub instead (unplug it for 10 s)"),
+        ));
+    }
+    tracing::warn!(account = %who.account, terminal = %terminal, "checkout restart asked for");
+    send(&state, terminal, online, Response::Restart).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn serviced(
+    id: String,
+    service: Service,
+    who: Session,
+    state: WebState,
+) -> Result<impl Reply, Rejection> {
+    let terminal = TerminalId::parse(&id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let by = who.account.clone();
+    let t = terminal.clone();
+    if !write(&state, move |s| s.serviced(&t, service, &by).map_err(internal)).await? {
+        return Err(not_found(format!("no checkout {terminal}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn bundle(who: Session, state: WebState) -> Result<warp::reply::Response, Rejection> {
+    let checks = run_checks(&state).await?;
+    let shop = current(&state.shop);
+    let log = tallybox_terminal::cli::recent_log();
+    let tar = read(&state, move |s| {
+        crate::support::bundle(s, &shop, &checks, &log).map_err(internal)
+    })
+    .await?;
+    tracing::info!(account = %who.account, bytes = tar.len(), "support bundle downloaded");
+    let name = super::download_name(&format!(
+        "tallybox-support-{}.tar",
+        tallybox_terminal::clock::now().format("%Y%m%d-%H%M")
+    ));
+    let reply = warp::reply::with_header(tar, CONTENT_TYPE, "application/x-tar");
+    let reply = warp::reply::with_header(
+        reply,
+        CONTENT_DISPOSITION,
+        format!("attachment; filename=\"{name}\""),
+    );
+    Ok(reply.into_response())
 }
 
 pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -36,9 +186,50 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         let state = state.clone();
         move || state.clone()
     });
-    warp::path!("api" / "v1" / "checks")
+    let manager = session(state, Role::Manager);
+    let checks = warp::path!("api" / "v1" / "checks")
         .and(warp::get())
-        .and(session(state, Role::Manager))
+        .and(manager.clone())
+        .and(with_state.clone())
+        .and_then(checks);
+    let history = warp::path!("api" / "v1" / "checks" / "history")
+        .and(warp::get())
+        .and(manager.clone())
+        .and(with_state.clone())
+        .and_then(history);
+    let test_slip = warp::path!("api" / "v1" / "terminals" / String / "test-slip")
+        .and(warp::post())
+        .and(manager.clone())
+        .and(with_state.clone())
+        .and_then(test_slip);
+    let restart = warp::path!("api" / "v1" / "terminals" / String / "restart")
+        .and(warp::post())
+        .and(manager.clone())
+        .and(with_state.clone())
+        .and_then(restart);
+    let cleaned = warp::path!("api" / "v1" / "terminals" / String / "reader-cleaned")
+        .and(warp::post())
+        .map(|id| (id, Service::ReaderCleaned))
+        .untuple_one();
+    let new_roll = warp::path!("api" / "v1" / "terminals" / String / "new-roll")
+        .and(warp::post())
+        .map(|id| (id, Service::NewRoll))
+        .untuple_one();
+    let serviced = cleaned
+        .or(new_roll)
+        .unify()
+        .and(manager.clone())
+        .and(with_state.clone())
+        .and_then(serviced);
+    let bundle = warp::path!("api" / "v1" / "support-bundle")
+        .and(warp::get())
+        .and(manager)
         .and(with_state)
-        .and_then(checks)
+        .and_then(bundle);
+    checks
+        .or(history)
+        .or(test_slip)
+        .or(restart)
+        .or(serviced)
+        .or(bundle)
 }

@@ -17,6 +17,8 @@ mod manage;
 mod pairing;
 mod reports;
 
+pub use checks::keep_watch;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +48,16 @@ pub struct WebState {
     pub broker_connected: watch::Receiver<bool>,
     /// Bumped whenever anyone commits to the database ([`watch_changes`]).
     pub changes: watch::Receiver<u64>,
+    /// The hub's machine, for the troubleshooting checks.
+    pub machine: tallybox_terminal::machine::Machine,
+    /// The ISO 8583 link's state, when the hub runs one.
+    pub acquirer: Option<LinkProbe>,
+    /// The checkouts running inside the hub (they restart with it).
+    pub own_checkouts: Vec<TerminalId>,
 }
+
+/// Reads the acquirer link's state.
+pub type LinkProbe = Arc<dyn Fn() -> crate::acquirer::LinkHealth + Send + Sync>;
 
 /// Runs `f` on the store off the async threads.
 pub(crate) async fn read<R: Send + 'static>(

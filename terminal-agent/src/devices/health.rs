@@ -36,6 +36,14 @@ impl SharedHealth {
         h.slips_waiting = waiting;
     }
 
+    pub fn paper_low(&self, low: bool) {
+        self.lock().paper_low = low;
+    }
+
+    pub fn printed(&self, paper_mm: u64) {
+        self.lock().paper_mm += paper_mm;
+    }
+
     pub fn snapshot(&self) -> DeviceHealth {
         self.lock().clone()
     }

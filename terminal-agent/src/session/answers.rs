@@ -166,10 +166,13 @@ impl Session {
                 self.cashier = cashier;
                 vec![Action::Show(screen)]
             }
-            // Handled above, before any request is matched; the time zone by the runtime.
+            // Handled above, before any request is matched; the time zone, the test
+            // slip and the restart by the runtime.
             // Pairing answers go to the runtime, which holds the exchange.
             Response::SignedIn { .. }
             | Response::Print { .. }
+            | Response::TestSlip
+            | Response::Restart
             | Response::TimeZone { .. }
             | Response::Paired { .. } => vec![],
         }

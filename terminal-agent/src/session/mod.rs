@@ -347,6 +347,11 @@ impl Session {
         }
     }
 
+    /// The store's name, as the hub gave it at sign-in.
+    pub fn store_name(&self) -> &str {
+        &self.store_name
+    }
+
     pub fn state_name(&self) -> &'static str {
         match self.state {
             State::Idle => "idle",

@@ -5,8 +5,9 @@
 //! down a request fails at once (the coordinator then reverses and keeps
 //! trying), rather than waiting out the time-out.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{frame, FrameReader, Message};
 use super::mac::MacKey;
 use super::messages;
-use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, Reversal};
+use crate::acquirer::{
+    Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, LinkHealth, Reversal,
+};
 
 #[derive(Debug, Clone)]
 pub struct IsoConfig {
@@ -42,6 +45,60 @@ struct Outgoing {
 pub struct IsoAcquirer {
     requests: mpsc::Sender<Outgoing>,
     merchant_id: String,
+    link: Arc<Mutex<LinkState>>,
+}
+
+/// What the link task and the exchanges note for the troubleshooting page.
+#[derive(Default)]
+struct LinkState {
+    up: bool,
+    /// When `up` last changed.
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
+    /// When the link dropped or a connection failed, within the last hour.
+    drops: VecDeque<Instant>,
+    /// Round trips of the last few exchanges, in ms.
+    round_trips: VecDeque<u32>,
+}
+
+const ROUND_TRIPS_KEPT: usize = 20;
+
+impl LinkState {
+    fn set(&mut self, up: bool, error: Option<String>) {
+        if up != self.up || self.since.is_none() {
+            self.since = Some(chrono::Utc::now());
+        }
+        if self.up && !up {
+            self.drops.push_back(Instant::now());
+        }
+        self.up = up;
+        if error.is_some() {
+            self.last_error = error;
+        }
+    }
+
+    fn health(&mut self, addr: &str) -> LinkHealth {
+        let hour_ago = Instant::now().checked_sub(Duration::from_secs(3600));
+        while self
+            .drops
+            .front()
+            .is_some_and(|d| hour_ago.is_some_and(|h| *d < h))
+        {
+            self.drops.pop_front();
+        }
+        LinkHealth {
+            addr: addr.to_string(),
+            up: self.up,
+            since: self.since.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            last_error: self.last_error.clone(),
+            drops_last_hour: self.drops.len() as u32,
+            max_round_trip_ms: self.round_trips.iter().copied().max(),
+        }
+    }
+}
+
+fn lock(state: &Mutex<LinkState>) -> std::sync::MutexGuard<'_, LinkState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn key_of(m: &Message, mti: &str) -> Key {
@@ -57,22 +114,38 @@ impl IsoAcquirer {
     pub fn start(config: IsoConfig) -> IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let merchant_id = config.merchant_id.clone();
-        tokio::spawn(link(config, rx));
+        let state = Arc::new(Mutex::new(LinkState::default()));
+        tokio::spawn(link(config, rx, Arc::clone(&state)));
         IsoAcquirer {
             requests: tx,
             merchant_id,
+            link: state,
         }
+    }
+
+    /// The link as the troubleshooting page shows it.
+    pub fn health(&self, addr: &str) -> LinkHealth {
+        lock(&self.link).health(addr)
     }
 
     async fn exchange(&self, message: Message) -> Result<Message, AcquirerError> {
         let (reply, answer) = oneshot::channel();
+        let sent = Instant::now();
         self.requests
             .send(Outgoing { message, reply })
             .await
             .map_err(|_| AcquirerError::Link("the acquirer link has stopped".into()))?;
-        answer
+        let answer = answer
             .await
-            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))
+            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))?;
+        let mut state = lock(&self.link);
+        if state.round_trips.len() == ROUND_TRIPS_KEPT {
+            state.round_trips.pop_front();
+        }
+        state
+            .round_trips
+            .push_back(sent.elapsed().as_millis().min(u32::MAX as u128) as u32);
+        Ok(answer)
     }
 }
 
@@ -107,7 +180,7 @@ impl Acquirer for IsoAcquirer {
     }
 }
 
-async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>) {
+async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: Arc<Mutex<LinkState>>) {
     let mut backoff = Duration::from_millis(100);
     let mut sign_ins = 0u32;
     loop {
@@ -116,6 +189,7 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>) {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::warn!(acquirer = %config.addr, error = %e, "cannot reach the acquirer; retrying");
+                lock(&state).set(false, Some(format!("cannot connect: {e}")));
                 if !fail_waiting(&mut requests, backoff).await {
                     return;
                 }
@@ -124,17 +198,20 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>) {
             }
             Err(_) => {
                 tracing::warn!(acquirer = %config.addr, "acquirer did not accept the connection in 3 s; retrying");
+                lock(&state).set(false, Some("no answer to the connection in 3 s".into()));
                 continue;
             }
         };
         backoff = Duration::from_millis(100);
         let _ = stream.set_nodelay(true);
         tracing::info!(acquirer = %config.addr, "acquirer link up");
+        lock(&state).set(true, None);
         sign_ins = sign_ins.wrapping_add(1000);
         if !connected(stream, &config, &mut requests, sign_ins).await {
             return;
         }
         tracing::warn!(acquirer = %config.addr, "acquirer link lost; reconnecting");
+        lock(&state).set(false, Some("the connection dropped".into()));
     }
 }
 

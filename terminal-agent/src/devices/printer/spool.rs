@@ -27,6 +27,8 @@ pub struct Spool {
     queue: PrintQueue,
     failing: Option<PrinterProblem>,
     paper_low: bool,
+    /// Counts the paper that went out (for the owner's roll estimate).
+    health: Option<super::super::SharedHealth>,
 }
 
 impl Spool {
@@ -38,7 +40,14 @@ impl Spool {
             queue,
             failing,
             paper_low: false,
+            health: None,
         }
+    }
+
+    /// Counts each printed slip's paper into `health`.
+    pub fn counting(mut self, health: super::super::SharedHealth) -> Spool {
+        self.health = Some(health);
+        self
     }
 
     pub fn waiting(&self) -> usize {
@@ -98,6 +107,9 @@ impl Spool {
         while let Some(queued) = self.queue.front() {
             if let Err(problem) = printer.print(&queued.slip) {
                 return Err(self.fail(problem));
+            }
+            if let Some(health) = &self.health {
+                health.printed(queued.slip.paper_mm());
             }
             if let Err(e) = self.queue.pop_front() {
                 // Printed but still queued: it would print twice after a restart.

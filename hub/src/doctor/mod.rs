@@ -1,0 +1,257 @@
+//! Checks that say what is wrong and what to do: sans-IO rules over facts
+//! gathered from the store, the machine and the running hub. Each check has
+//! an id, a status (ok / warn / fail), its evidence in numbers, and fix steps
+//! in English and Chinese. `tallybox doctor` prints them; the web page's
+//! troubleshooting view shows them live and keeps their history.
+//!
+//! - [`terminal`]: each checkout — online, restarts, version, printer and
+//!   paper, reader (dirt, interference, stuck cards, cleaning reminder), its
+//!   link to the hub;
+//! - [`machine`]: temperature, power and Bluetooth of the hub and each checkout;
+//! - [`payments`]: the bank link, cards that fail everywhere, reversals;
+//! - here: the store (disk, integrity) and the hub's broker link.
+
+mod machine;
+mod payments;
+mod terminal;
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+use tallybox_terminal::machine::MachineHealth;
+
+use crate::acquirer::LinkHealth;
+use crate::store::terminals::TerminalRow;
+use crate::store::wear::Wear;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// `terminal.T1.online`, `store.disk`, …
+    pub id: String,
+    pub status: Status,
+    /// What was measured, with its numbers.
+    pub evidence: String,
+    pub fix_en: &'static str,
+    #[serde(rename = "fix_zh-CN")]
+    pub fix_zh: &'static str,
+}
+
+/// A recent transaction, as the payment rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recent {
+    pub terminal_id: String,
+    pub status: String,
+    pub response_code: String,
+    /// The card's keyed hash (never the number) and its last four digits.
+    pub pan_hash: String,
+    pub last4: String,
+    /// UTC.
+    pub created_at: String,
+}
+
+/// What the rules look at.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub terminals: Vec<TerminalRow>,
+    /// Each checkout's odometers and restarts.
+    pub wear: Vec<Wear>,
+    /// The hub's own version: checkouts should run the same.
+    pub hub_version: String,
+    /// The hub's own machine, when it could be read.
+    pub hub_machine: Option<MachineHealth>,
+    /// Free and total bytes where the database lives.
+    pub disk_free: u64,
+    pub disk_total: u64,
+    /// `PRAGMA quick_check`'s answer: `ok` when the database is sound.
+    pub integrity: String,
+    /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
+    pub stale_pending: u32,
+    /// The last hour's transactions, newest first.
+    pub recent: Vec<Recent>,
+    /// Requests each checkout asked about that never reached the hub, last 15 minutes.
+    pub lost: Vec<(String, u32)>,
+    /// Whether the running hub is connected to its broker; `None` when the
+    /// checks run outside the hub (`tallybox doctor`), which cannot know.
+    pub broker_connected: Option<bool>,
+    /// The ISO 8583 link, when the hub runs one (not the simulator, not the CLI).
+    pub acquirer: Option<LinkHealth>,
+    /// When the facts were gathered.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+type Fix = (&'static str, &'static str);
+
+const NOTHING: Fix = ("Nothing to do.", "无需处理。");
+
+fn check(id: impl Into<String>, status: Status, evidence: String, fix: Fix) -> Check {
+    Check {
+        id: id.into(),
+        status,
+        evidence,
+        fix_en: fix.0,
+        fix_zh: fix.1,
+    }
+}
+
+fn ok(id: impl Into<String>, evidence: String) -> Check {
+    check(id, Status::Ok, evidence, NOTHING)
+}
+
+/// Every check over `facts`, worst first.
+pub fn checks(facts: &Facts) -> Vec<Check> {
+    let mut out = Vec::new();
+    for t in &facts.terminals {
+        let wear = facts.wear.iter().find(|w| w.terminal_id == t.id);
+        let lost = facts
+            .lost
+            .iter()
+            .find(|(id, _)| *id == t.id)
+            .map_or(0, |(_, n)| *n);
+        out.extend(terminal::checks(
+            t,
+            wear,
+            lost,
+            &facts.hub_version,
+            &facts.terminals,
+        ));
+    }
+    if let Some(m) = &facts.hub_machine {
+        out.extend(machine::checks("hub", "The hub", m));
+    }
+    out.extend(store_checks(facts));
+    out.extend(payments::checks(facts));
+    match facts.broker_connected {
+        Some(true) => out.push(ok("hub.broker", "the hub is connected to the MQTT broker".into())),
+        Some(false) => out.push(check(
+            "hub.broker",
+            Status::Fail,
+            "the hub is not connected to the MQTT broker: no checkout can reach it".into(),
+            (
+                "Restart the hub (unplug it for 10 s); with an external broker, check that it runs.",
+                "重启主机（断电 10 秒）；如使用外部消息服务器，请确认其正在运行。",
+            ),
+        )),
+        None => {}
+    }
+    out.sort_by(|a, b| b.status.cmp(&a.status).then(a.id.cmp(&b.id)));
+    out
+}
+
+fn store_checks(facts: &Facts) -> Vec<Check> {
+    let free_pct = facts.disk_free * 100 / facts.disk_total.max(1);
+    let free_mib = facts.disk_free >> 20;
+    let disk = format!("{free_mib} MiB free ({free_pct}%) where the database lives");
+    let disk_fix = (
+        "Free space: download a backup and the evidence packs you need, remove old files; or move the data to a larger SD card.",
+        "释放空间：先下载备份和所需证据包，再删除旧文件；或换用更大的 SD 卡。",
+    );
+    let space = match (free_mib, free_pct) {
+        (m, p) if m < 100 || p < 5 => check("store.disk", Status::Fail, disk, disk_fix),
+        (_, p) if p < 15 => check("store.disk", Status::Warn, disk, disk_fix),
+        _ => ok("store.disk", disk),
+    };
+    let integrity = if facts.integrity == "ok" {
+        ok("store.integrity", "database integrity check: ok".into())
+    } else {
+        check(
+            "store.integrity",
+            Status::Fail,
+            format!("database integrity check: {}", facts.integrity),
+            (
+                "Stop selling, download a backup, and restore the last good backup; call support with the evidence pack.",
+                "停止交易，下载备份并恢复最近一次完好的备份；带上证据包联系技术支持。",
+            ),
+        )
+    };
+    vec![space, integrity]
+}
+
+/// The worst status: what `tallybox doctor` exits with (0 ok, 1 warn, 2 fail).
+pub fn worst(checks: &[Check]) -> Status {
+    checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
+}
+
+/// The facts from the store and the file system it lives on.
+pub fn gather(store: &Store, data_dir: &std::path::Path) -> Result<Facts, StoreError> {
+    let conn = store.connection();
+    let integrity: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    let ago = |d: chrono::Duration| (chrono::Utc::now() - d).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let stale_pending: u32 = conn.query_row(
+        "SELECT count(*) FROM transactions WHERE status = 'pending' AND created_at < ?1",
+        [ago(chrono::Duration::minutes(1))],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT terminal_id, status, response_code, pan_hash, last4, created_at FROM transactions \
+         WHERE created_at >= ?1 ORDER BY created_at DESC, id DESC LIMIT 1000",
+    )?;
+    let recent = stmt
+        .query_map([ago(chrono::Duration::hours(1))], |r| {
+            Ok(Recent {
+                terminal_id: r.get(0)?,
+                status: r.get(1)?,
+                response_code: r.get(2)?,
+                pan_hash: r.get(3)?,
+                last4: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT terminal_id, count(*) FROM lost_requests WHERE at >= ?1 GROUP BY terminal_id",
+    )?;
+    let lost = stmt
+        .query_map([ago(chrono::Duration::minutes(15))], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let (disk_free, disk_total) = disk_space(data_dir);
+    Ok(Facts {
+        terminals: store.terminals()?,
+        wear: store.wear()?,
+        hub_version: env!("CARGO_PKG_VERSION").to_string(),
+        hub_machine: None,
+        disk_free,
+        disk_total,
+        integrity,
+        stale_pending,
+        recent,
+        lost,
+        broker_connected: None,
+        acquirer: None,
+        now: chrono::Utc::now(),
+    })
+}
+
+fn disk_space(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return (0, 0);
+    };
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return (0, 0);
+    }
+    let unit = stat.f_frsize as u64;
+    (stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit)
+}

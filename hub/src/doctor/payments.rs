@@ -1,0 +1,141 @@
+//! Payments: is the bank reachable, do sales get answers, is a card bad
+//! everywhere (not the readers), are reversals stuck.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{check, ok, Check, Facts, Status};
+
+/// Answers that say the bank link failed, not the card.
+const NETWORK: &[&str] = &["NC", "91", "96"];
+/// Answers that say the card itself is no good.
+const BAD_CARD: &[&str] = &["14", "54", "XC"];
+/// A round trip to the acquirer slower than this is a slow link.
+const SLOW_MS: u32 = 3000;
+
+const NETWORK_FIX: (&str, &str) = (
+    "Check the shop's internet: restart the router (unplug 30 s), check its cable; if the internet works, call the acquirer (payment provider). Customers whose sale failed were not charged.",
+    "检查店内网络：重启路由器（断电 30 秒），检查网线；如网络正常，请致电收单机构。交易失败的顾客未被扣款。",
+);
+
+pub(super) fn checks(facts: &Facts) -> Vec<Check> {
+    let mut out = vec![network(facts), cards(facts)];
+    out.push(if facts.stale_pending == 0 {
+        ok("payments.reversals", "no sale waits for a reversal".into())
+    } else {
+        check(
+            "payments.reversals",
+            Status::Warn,
+            format!("{} sales wait for the acquirer to acknowledge a reversal", facts.stale_pending),
+            (
+                "The bank link is down or slow: those customers were told \"not charged\" only if it was true; check the network and the acquirer; the hub keeps retrying.",
+                "与银行的连接中断或缓慢：哪些顾客未扣款已如实告知；请检查网络和收单机构，主机会持续重试。",
+            ),
+        )
+    });
+    if let Some(link) = &facts.acquirer {
+        out.push(acquirer(link));
+    }
+    out
+}
+
+/// The last 15 minutes: the newest sales failing on the link is a failure;
+/// failures the link has since recovered from, a warning.
+fn network(facts: &Facts) -> Check {
+    let cutoff = (facts.now - chrono::Duration::minutes(15))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let window: Vec<_> = facts.recent.iter().filter(|r| r.created_at >= cutoff).collect();
+    let failed = |r: &&&super::Recent| NETWORK.contains(&r.response_code.as_str());
+    let failures = window.iter().filter(failed).count();
+    let evidence = format!(
+        "{failures} of {} transactions in the last 15 minutes got no answer from the bank",
+        window.len()
+    );
+    let newest_failed = window.iter().take(2).filter(failed).count();
+    if newest_failed > 0 && newest_failed == window.len().min(2) {
+        check(
+            "payments.network",
+            Status::Fail,
+            format!("{evidence}, the latest too"),
+            NETWORK_FIX,
+        )
+    } else if failures > 0 {
+        check(
+            "payments.network",
+            Status::Warn,
+            format!("{evidence}; the latest went through"),
+            NETWORK_FIX,
+        )
+    } else {
+        ok("payments.network", evidence)
+    }
+}
+
+/// One card refused as invalid or expired at several checkouts is the card,
+/// not the readers.
+fn cards(facts: &Facts) -> Check {
+    let mut by_card: BTreeMap<&str, (&str, BTreeSet<&str>, u32)> = BTreeMap::new();
+    for r in facts
+        .recent
+        .iter()
+        .filter(|r| BAD_CARD.contains(&r.response_code.as_str()))
+    {
+        let e = by_card
+            .entry(&r.pan_hash)
+            .or_insert((&r.last4, BTreeSet::new(), 0));
+        e.1.insert(&r.terminal_id);
+        e.2 += 1;
+    }
+    let bad: Vec<String> = by_card
+        .values()
+        .filter(|(_, terminals, tries)| terminals.len() >= 2 || *tries >= 3)
+        .map(|(last4, terminals, tries)| {
+            let at: Vec<&str> = terminals.iter().copied().collect();
+            format!("card ····{last4} refused {tries} times at {}", at.join(", "))
+        })
+        .collect();
+    if bad.is_empty() {
+        return ok(
+            "payments.cards",
+            "no card was refused as invalid or expired again and again in the last hour".into(),
+        );
+    }
+    check(
+        "payments.cards",
+        Status::Warn,
+        format!(
+            "{} in the last hour: the card is bad, not the readers",
+            bad.join("; ")
+        ),
+        (
+            "Ask for another card; the customer should call their bank about this one. The readers are fine.",
+            "请顾客换一张卡，并联系其发卡银行处理此卡。读卡器正常。",
+        ),
+    )
+}
+
+fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
+    let since = link.since.as_deref().unwrap_or("start");
+    if !link.up {
+        return check(
+            "network.acquirer",
+            Status::Fail,
+            format!(
+                "the hub cannot reach the acquirer at {} since {since}: {}",
+                link.addr,
+                link.last_error.as_deref().unwrap_or("no connection yet")
+            ),
+            NETWORK_FIX,
+        );
+    }
+    let slowest = link.max_round_trip_ms.unwrap_or(0);
+    let evidence = format!(
+        "the acquirer link at {} is up since {since}; it dropped {} times in the last hour; slowest of the last answers {slowest} ms",
+        link.addr, link.drops_last_hour
+    );
+    if link.drops_last_hour >= 3 || slowest > SLOW_MS {
+        check("network.acquirer", Status::Warn, evidence, NETWORK_FIX)
+    } else {
+        ok("network.acquirer", evidence)
+    }
+}

@@ -1,0 +1,264 @@
+//! Each checkout: is it there, does it keep restarting, does it run the
+//! hub's version, does its printer print and how much paper is left, is its
+//! reader dirty or disturbed, do its requests reach the hub, and its machine.
+
+use tallybox_terminal::devices::PrinterProblem;
+use tallybox_terminal::protocol::DeviceHealth;
+
+use super::{check, machine, ok, Check, Fix, Status};
+use crate::store::terminals::TerminalRow;
+use crate::store::wear::Wear;
+
+/// Starts within an hour that mean a power or software problem.
+const RESTARTS: u32 = 3;
+/// Swipes before a reader's error rate means anything.
+const MIN_SWIPES: u32 = 20;
+/// Share of unreadable swipes (percent) that says "clean the reader".
+const SWIPE_ERROR_PERCENT: u32 = 20;
+/// Taps before "contactless works" means anything.
+const MIN_TAPS: u32 = 5;
+/// Clean a magnetic reader after this many swipes.
+pub const CLEAN_AFTER_SWIPES: u32 = 1000;
+/// A 57 × 40 mm thermal roll holds about 15 m.
+pub const ROLL_MM: u64 = 15_000;
+/// Warn when this share (percent) of a roll is used.
+const ROLL_LOW_PERCENT: u64 = 85;
+
+fn printer_fix(problem: PrinterProblem) -> Fix {
+    match problem {
+        PrinterProblem::PaperOut => (
+            "Put in a new paper roll, close the cover; waiting slips then print once. Meanwhile customers can scan the e-receipt QR.",
+            "装入新纸卷并合上盖子，未打印的签购单随后各打印一次。期间顾客可扫描电子签购单二维码。",
+        ),
+        PrinterProblem::CoverOpen => ("Close the printer cover firmly.", "请合紧打印机盖。"),
+        PrinterProblem::HeadHot => (
+            "Let the printer cool for a few minutes; keep it out of the sun and away from heaters.",
+            "让打印机冷却几分钟，避免阳光直射和靠近热源。",
+        ),
+        PrinterProblem::CutterJammed => (
+            "Open the cover, remove the jammed paper at the cutter, close the cover.",
+            "打开盖子，取出切刀处卡住的纸，再合上盖子。",
+        ),
+        PrinterProblem::Offline | PrinterProblem::NotResponding => (
+            "Check the printer's power and cable (or Bluetooth pairing); switch it off and on.",
+            "检查打印机电源和连线（或蓝牙配对），关机再开机。",
+        ),
+        PrinterProblem::Broken => (
+            "The printer reports a fault it cannot clear: replace it; reprint slips from the web page.",
+            "打印机报告无法排除的故障：请更换打印机，并在网页上重打印签购单。",
+        ),
+    }
+}
+
+/// A reader failing on many swipes since its checkout started.
+fn reader_failing(d: &DeviceHealth) -> bool {
+    d.swipes >= MIN_SWIPES && d.swipe_errors * 100 / d.swipes.max(1) >= SWIPE_ERROR_PERCENT
+}
+
+pub(super) fn checks(
+    t: &TerminalRow,
+    wear: Option<&Wear>,
+    lost: u32,
+    hub_version: &str,
+    all: &[TerminalRow],
+) -> Vec<Check> {
+    let id = |what: &str| format!("terminal.{}.{what}", t.id);
+    let mut out = vec![if t.online {
+        ok(id("online"), format!("{} is online", t.id))
+    } else {
+        check(
+            id("online"),
+            Status::Fail,
+            format!("{} is offline, last heard from at {} UTC", t.id, t.last_seen),
+            (
+                "Check the checkout's power adapter and cable and its network; hold its power button 10 s to restart it.",
+                "检查收银台的电源适配器、电源线和网络；长按电源键 10 秒重启。",
+            ),
+        )
+    }];
+    if let Some(w) = wear {
+        out.push(if w.starts_last_hour >= RESTARTS {
+            check(
+                id("restarts"),
+                Status::Fail,
+                format!("{} started {} times in the last hour", t.id, w.starts_last_hour),
+                (
+                    "A checkout that keeps restarting is short of power or crashing: use its own power adapter and a short cable; if it goes on, download the support bundle and send it to support.",
+                    "收银台反复重启，多为供电不足或软件崩溃：请使用其原装电源适配器和短电源线；如仍反复重启，请下载支持包发给技术支持。",
+                ),
+            )
+        } else {
+            ok(id("restarts"), format!("{} running since {} UTC", t.id, w.started_at))
+        });
+    }
+    if !t.version.is_empty() && t.version != hub_version {
+        out.push(check(
+            id("version"),
+            Status::Warn,
+            format!("{} runs version {}, the hub {hub_version}", t.id, t.version),
+            (
+                "Update the checkout to the hub's version (Troubleshooting → updates), then restart it.",
+                "请将收银台更新到与主机相同的版本（故障排查 → 更新），然后重启。",
+            ),
+        ));
+    }
+    if lost > 0 {
+        out.push(check(
+            id("link"),
+            Status::Warn,
+            format!(
+                "{lost} requests from {} in the last 15 minutes never reached the hub (those customers were told \"not charged\")",
+                t.id
+            ),
+            (
+                "The checkout's network drops: move it closer to the Wi-Fi router or use a cable; restart the router if several checkouts show this.",
+                "收银台网络不稳定：将其移近无线路由器或改用网线；如多台收银台都有此问题，请重启路由器。",
+            ),
+        ));
+    }
+    let Some(d) = &t.devices else {
+        return out;
+    };
+    out.push(match d.printer {
+        Some(problem) => check(
+            id("printer"),
+            Status::Fail,
+            format!(
+                "{}'s printer: {}; {} slips waiting",
+                t.id,
+                problem.short().0,
+                d.slips_waiting
+            ),
+            printer_fix(problem),
+        ),
+        None => ok(id("printer"), format!("{}'s printer prints", t.id)),
+    });
+    out.push(paper(t, d, wear));
+    out.push(reader(t, d, all));
+    if let Some(w) = wear {
+        let since = w
+            .cleaned_at
+            .as_deref()
+            .map_or("it was installed".to_string(), |at| format!("{at} UTC"));
+        let evidence = format!(
+            "{} swipes on {}'s reader since {since}",
+            w.swipes_since_clean, t.id
+        );
+        out.push(if w.swipes_since_clean >= CLEAN_AFTER_SWIPES {
+            check(
+                id("reader_cleaning"),
+                Status::Warn,
+                format!("{evidence}: time to clean it (every {CLEAN_AFTER_SWIPES})"),
+                (
+                    "Run a reader cleaning card through the slot a few times, then press \"Reader cleaned\" here.",
+                    "用读卡器清洁卡在卡槽中来回刷几次，然后在此点击“已清洁读卡器”。",
+                ),
+            )
+        } else {
+            ok(id("reader_cleaning"), evidence)
+        });
+    }
+    if let Some(m) = &d.machine {
+        out.extend(machine::checks(&format!("terminal.{}", t.id), &t.id, m));
+    }
+    out
+}
+
+fn paper(t: &TerminalRow, d: &DeviceHealth, wear: Option<&Wear>) -> Check {
+    let id = format!("terminal.{}.paper", t.id);
+    let fix = (
+        "Have a new roll ready and change it when the coloured stripe shows; after changing it press \"New roll\" here.",
+        "请备好新纸卷，出现彩色提示线时更换；换纸后在此点击“已换纸卷”。",
+    );
+    let used = wear.map_or(0, |w| w.paper_mm_since_roll);
+    let metres = format!("{}.{} m", used / 1000, used % 1000 / 100);
+    if d.paper_low {
+        return check(
+            id,
+            Status::Warn,
+            format!(
+                "{}'s printer says the roll is nearly out ({metres} printed since it was changed)",
+                t.id
+            ),
+            fix,
+        );
+    }
+    if used * 100 >= ROLL_MM * ROLL_LOW_PERCENT {
+        return check(
+            id,
+            Status::Warn,
+            format!(
+                "about {metres} printed on {}'s roll since it was changed; a roll holds about {} m",
+                t.id,
+                ROLL_MM / 1000
+            ),
+            fix,
+        );
+    }
+    ok(
+        id,
+        format!(
+            "about {metres} of about {} m of {}'s roll used",
+            ROLL_MM / 1000,
+            t.id
+        ),
+    )
+}
+
+fn reader(t: &TerminalRow, d: &DeviceHealth, all: &[TerminalRow]) -> Check {
+    let id = format!("terminal.{}.reader", t.id);
+    let rate = d.swipe_errors * 100 / d.swipes.max(1);
+    let evidence = format!(
+        "{}'s magnetic reader: {} of {} swipes unreadable ({rate}%)",
+        t.id, d.swipe_errors, d.swipes
+    );
+    if reader_failing(d) {
+        let others = all
+            .iter()
+            .filter(|o| o.id != t.id && o.devices.as_ref().is_some_and(reader_failing))
+            .count();
+        if others > 0 {
+            return check(
+                id,
+                Status::Warn,
+                format!("{evidence}; {others} other checkouts' readers fail as often: not this reader alone"),
+                (
+                    "Readers fail all over the shop: look for a strong magnet, speaker, motor or induction cooker near the counters; ask customers whether their cards are worn.",
+                    "全店读卡器同时出错：检查收银台附近是否有强磁铁、音箱、电机或电磁炉；询问顾客卡片是否磨损。",
+                ),
+            );
+        }
+        if d.taps >= MIN_TAPS && d.tap_errors * 10 <= d.taps {
+            return check(
+                id,
+                Status::Warn,
+                format!("{evidence}, while taps work ({} of {} failed): magnetic interference or dirt", d.tap_errors, d.taps),
+                (
+                    "Swipes fail while taps work: keep magnets, phones, speakers and motors away from the reader, then clean it with a cleaning card.",
+                    "刷卡失败而挥卡正常：让磁铁、手机、音箱和电机远离读卡器，再用清洁卡清洁读卡器。",
+                ),
+            );
+        }
+        return check(
+            id,
+            Status::Warn,
+            evidence,
+            (
+                "Clean the reader with a cleaning card; keep magnets and phones away from it; ask customers to swipe steadily.",
+                "用清洁卡清洁读卡器；让磁铁和手机远离读卡器；请顾客匀速刷卡。",
+            ),
+        );
+    }
+    if d.cards_stuck > 0 {
+        return check(
+            id,
+            Status::Warn,
+            format!("{}: a card stayed in the reader {} times", t.id, d.cards_stuck),
+            (
+                "Pull a stuck card out gently; check the slot for dirt or a bent card.",
+                "轻轻取出卡住的卡；检查卡槽是否有污物或弯曲的卡片。",
+            ),
+        );
+    }
+    ok(id, evidence)
+}

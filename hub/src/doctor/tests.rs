@@ -1,0 +1,274 @@
+use tallybox_terminal::devices::PrinterProblem;
+use tallybox_terminal::machine::{Bluetooth, MachineHealth, Power};
+use tallybox_terminal::protocol::DeviceHealth;
+
+use super::*;
+use crate::store::wear::Wear;
+
+fn terminal(id: &str, online: bool, devices: Option<DeviceHealth>) -> TerminalRow {
+    TerminalRow {
+        id: id.into(),
+        name: id.into(),
+        online,
+        version: "0.1.0".into(),
+        last_seen: "2026-11-26T03:00:00".into(),
+        devices,
+        frozen: None,
+        cashier: None,
+    }
+}
+
+fn wear(id: &str) -> Wear {
+    Wear {
+        terminal_id: id.into(),
+        started_at: "2026-11-26T03:00:00Z".into(),
+        starts_last_hour: 1,
+        ..Default::default()
+    }
+}
+
+fn healthy() -> Facts {
+    Facts {
+        terminals: vec![terminal("T1", true, Some(DeviceHealth::default()))],
+        wear: vec![wear("T1")],
+        hub_version: "0.1.0".into(),
+        disk_free: 8 << 30,
+        disk_total: 16 << 30,
+        integrity: "ok".into(),
+        broker_connected: Some(true),
+        now: chrono::Utc::now(),
+        ..Default::default()
+    }
+}
+
+fn find<'a>(checks: &'a [Check], id: &str) -> &'a Check {
+    checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no {id} in {checks:#?}"))
+}
+
+fn status_of(checks: &[Check], id: &str) -> Status {
+    find(checks, id).status
+}
+
+fn sale(f: &Facts, minutes_ago: i64, terminal: &str, code: &str, card: &str) -> Recent {
+    Recent {
+        terminal_id: terminal.into(),
+        status: if code == "00" { "approved" } else { "declined" }.into(),
+        response_code: code.into(),
+        pan_hash: format!("hash-{card}"),
+        last4: card.into(),
+        created_at: (f.now - chrono::Duration::minutes(minutes_ago))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+    }
+}
+
+#[test]
+fn a_healthy_store_is_all_green() {
+    let all = checks(&healthy());
+    assert_eq!(worst(&all), Status::Ok, "{all:#?}");
+    let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    for id in [
+        "terminal.T1.online",
+        "terminal.T1.restarts",
+        "terminal.T1.printer",
+        "terminal.T1.paper",
+        "terminal.T1.reader",
+        "terminal.T1.reader_cleaning",
+        "store.disk",
+        "store.integrity",
+        "payments.network",
+        "payments.cards",
+        "payments.reversals",
+        "hub.broker",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+}
+
+#[test]
+fn each_fault_turns_its_own_check_and_says_what_to_do() {
+    let mut f = healthy();
+    f.terminals = vec![
+        terminal("T1", false, None),
+        terminal(
+            "T2",
+            true,
+            Some(DeviceHealth {
+                swipes: 40,
+                swipe_errors: 12,
+                printer: Some(PrinterProblem::PaperOut),
+                slips_waiting: 2,
+                ..Default::default()
+            }),
+        ),
+    ];
+    f.disk_free = 50 << 20;
+    f.integrity = "*** in database main ***\nPage 5: btreeInitPage() returns error code 11".into();
+    f.stale_pending = 3;
+    f.broker_connected = Some(false);
+    let all = checks(&f);
+    assert_eq!(status_of(&all, "terminal.T1.online"), Status::Fail);
+    assert_eq!(status_of(&all, "terminal.T2.printer"), Status::Fail);
+    assert_eq!(status_of(&all, "terminal.T2.reader"), Status::Warn);
+    assert_eq!(status_of(&all, "store.disk"), Status::Fail);
+    assert_eq!(status_of(&all, "store.integrity"), Status::Fail);
+    assert_eq!(status_of(&all, "payments.reversals"), Status::Warn);
+    assert_eq!(status_of(&all, "hub.broker"), Status::Fail);
+    let paper = find(&all, "terminal.T2.printer");
+    assert!(
+        paper.fix_en.contains("paper roll") && paper.fix_zh.contains("纸卷"),
+        "{paper:?}"
+    );
+    assert!(find(&all, "terminal.T2.reader").evidence.contains("12 of 40"));
+    assert_eq!(all[0].status, Status::Fail, "worst first");
+    assert_eq!(worst(&all), Status::Fail);
+    // A few errors in few swipes are not a dirty reader yet.
+    f.terminals[1].devices.as_mut().unwrap().swipes = 10;
+    assert_eq!(status_of(&checks(&f), "terminal.T2.reader"), Status::Ok);
+}
+
+#[test]
+fn a_reader_failing_alone_is_dirt_with_taps_working_interference_everywhere_the_surroundings() {
+    let reader = |swipes, errors, taps, tap_errors| {
+        Some(DeviceHealth {
+            swipes,
+            swipe_errors: errors,
+            taps,
+            tap_errors,
+            ..Default::default()
+        })
+    };
+    let mut f = healthy();
+    f.terminals = vec![
+        terminal("T1", true, reader(40, 12, 0, 0)),
+        terminal("T2", true, reader(40, 1, 0, 0)),
+    ];
+    let dirty = find(&checks(&f), "terminal.T1.reader").clone();
+    assert!(dirty.fix_en.contains("cleaning card"), "{dirty:?}");
+
+    f.terminals[0].devices = reader(40, 12, 12, 1);
+    let magnetic = find(&checks(&f), "terminal.T1.reader").clone();
+    assert!(
+        magnetic.evidence.contains("while taps work (1 of 12 failed)"),
+        "{magnetic:?}"
+    );
+    assert!(magnetic.fix_en.contains("magnets") && magnetic.fix_zh.contains("磁铁"));
+
+    f.terminals[1].devices = reader(30, 10, 0, 0);
+    let everywhere = find(&checks(&f), "terminal.T1.reader").clone();
+    assert!(
+        everywhere.evidence.contains("1 other checkouts' readers"),
+        "{everywhere:?}"
+    );
+    assert!(everywhere.fix_en.contains("all over the shop"));
+}
+
+#[test]
+fn reminders_restarts_versions_and_lost_requests() {
+    let mut f = healthy();
+    f.wear[0].swipes_since_clean = terminal::CLEAN_AFTER_SWIPES + 5;
+    f.wear[0].paper_mm_since_roll = terminal::ROLL_MM * 9 / 10;
+    f.wear[0].starts_last_hour = 4;
+    f.terminals[0].version = "0.0.9".into();
+    f.lost = vec![("T1".into(), 2)];
+    let all = checks(&f);
+    let clean = find(&all, "terminal.T1.reader_cleaning");
+    assert_eq!(clean.status, Status::Warn);
+    assert!(clean.evidence.contains("1005 swipes"), "{clean:?}");
+    let paper = find(&all, "terminal.T1.paper");
+    assert_eq!(paper.status, Status::Warn);
+    assert!(paper.evidence.contains("13.5 m"), "{paper:?}");
+    assert_eq!(status_of(&all, "terminal.T1.restarts"), Status::Fail);
+    assert!(find(&all, "terminal.T1.version").evidence.contains("0.0.9"));
+    assert_eq!(status_of(&all, "terminal.T1.link"), Status::Warn);
+
+    // The printer's own sensor counts before the estimate.
+    f.wear[0].paper_mm_since_roll = 0;
+    f.terminals[0].devices.as_mut().unwrap().paper_low = true;
+    assert_eq!(status_of(&checks(&f), "terminal.T1.paper"), Status::Warn);
+}
+
+#[test]
+fn machine_heat_power_and_bluetooth() {
+    let mut f = healthy();
+    f.hub_machine = Some(MachineHealth {
+        cpu_temp_c: Some(83),
+        power: Some(Power {
+            under_voltage: true,
+            ..Default::default()
+        }),
+        bluetooth: Some(Bluetooth::Blocked),
+    });
+    f.terminals[0].devices.as_mut().unwrap().machine = Some(MachineHealth {
+        cpu_temp_c: Some(72),
+        power: Some(Power {
+            under_voltage_before: true,
+            ..Default::default()
+        }),
+        bluetooth: Some(Bluetooth::On),
+    });
+    let all = checks(&f);
+    assert_eq!(status_of(&all, "hub.temperature"), Status::Fail);
+    assert_eq!(status_of(&all, "hub.power"), Status::Fail);
+    assert_eq!(status_of(&all, "hub.bluetooth"), Status::Warn);
+    assert_eq!(status_of(&all, "terminal.T1.temperature"), Status::Warn);
+    assert_eq!(status_of(&all, "terminal.T1.power"), Status::Warn);
+    assert_eq!(status_of(&all, "terminal.T1.bluetooth"), Status::Ok);
+    assert!(find(&all, "hub.power").fix_en.contains("5 V 3 A"));
+    assert!(find(&all, "hub.temperature").evidence.contains("83 °C"));
+}
+
+#[test]
+fn the_bank_link_and_cards_that_fail_everywhere() {
+    let mut f = healthy();
+    f.recent = vec![
+        sale(&f, 1, "T1", "NC", "1111"),
+        sale(&f, 2, "T2", "NC", "2222"),
+        sale(&f, 3, "T1", "00", "3333"),
+    ];
+    let all = checks(&f);
+    assert_eq!(status_of(&all, "payments.network"), Status::Fail, "{all:#?}");
+    assert!(find(&all, "payments.network").evidence.contains("2 of 3"));
+    // The link came back: the newest sale went through.
+    f.recent.insert(0, sale(&f, 0, "T1", "00", "4444"));
+    assert_eq!(status_of(&checks(&f), "payments.network"), Status::Warn);
+    // An hour-old failure is history.
+    f.recent = vec![sale(&f, 0, "T1", "00", "4444"), sale(&f, 40, "T1", "NC", "1111")];
+    assert_eq!(status_of(&checks(&f), "payments.network"), Status::Ok);
+
+    // One card refused as invalid on two checkouts: the card, not the readers.
+    f.recent = vec![
+        sale(&f, 1, "T1", "14", "9999"),
+        sale(&f, 5, "T2", "14", "9999"),
+        sale(&f, 6, "T2", "14", "1234"),
+    ];
+    let cards = find(&checks(&f), "payments.cards").clone();
+    assert_eq!(cards.status, Status::Warn);
+    assert!(
+        cards.evidence.contains("····9999 refused 2 times at T1, T2"),
+        "{cards:?}"
+    );
+    assert!(
+        !cards.evidence.contains("1234"),
+        "one refusal is not a pattern: {cards:?}"
+    );
+
+    f.acquirer = Some(LinkHealth {
+        addr: "127.0.0.1:5000".into(),
+        up: false,
+        since: Some("2026-11-26T05:00:00Z".into()),
+        last_error: Some("cannot connect: Connection refused".into()),
+        drops_last_hour: 1,
+        max_round_trip_ms: None,
+    });
+    let link = find(&checks(&f), "network.acquirer").clone();
+    assert_eq!(link.status, Status::Fail);
+    assert!(link.evidence.contains("Connection refused"), "{link:?}");
+    f.acquirer.as_mut().unwrap().up = true;
+    assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
+    f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(4500);
+    assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Warn);
+}

@@ -202,6 +202,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE terminal_wear (
         terminal_id   TEXT PRIMARY KEY,
         started_at    TEXT NOT NULL,
+        uptime_s      INTEGER NOT NULL DEFAULT 0,
         swipes        INTEGER NOT NULL DEFAULT 0,
         swipe_errors  INTEGER NOT NULL DEFAULT 0,
         taps          INTEGER NOT NULL DEFAULT 0,

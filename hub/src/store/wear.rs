@@ -41,8 +41,10 @@ pub enum Service {
     NewRoll,
 }
 
-/// Two starts this close together are one (heartbeats' uptime is in whole seconds).
-const SAME_START_S: i64 = 10;
+/// A start this far from the known one is a restart even when the uptime
+/// grew (the hub was down meanwhile); closer, only a smaller uptime is one
+/// (a clock step of a few seconds is not a restart).
+const SAME_START_S: i64 = 60;
 
 fn utc_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -82,16 +84,19 @@ impl Store {
         let started = now - Duration::seconds(uptime_s.min(i64::MAX as u64 / 2000) as i64);
         let before = self.device_health(terminal)?.unwrap_or_default();
         let tx = self.conn.savepoint()?;
-        let known: Option<String> = tx
+        let known: Option<(String, u64)> = tx
             .query_row(
-                "SELECT started_at FROM terminal_wear WHERE terminal_id = ?1",
+                "SELECT started_at, uptime_s FROM terminal_wear WHERE terminal_id = ?1",
                 [terminal.as_str()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
             )
             .optional()?;
-        let restarted = known
-            .and_then(|k| DateTime::parse_from_rfc3339(&k).ok())
-            .is_none_or(|k| (started - k.with_timezone(&Utc)).num_seconds().abs() > SAME_START_S);
+        let restarted = match known {
+            None => true,
+            Some((_, last_uptime)) if uptime_s < last_uptime => true,
+            Some((at, _)) => DateTime::parse_from_rfc3339(&at)
+                .map_or(true, |k| (started - k.with_timezone(&Utc)).num_seconds().abs() > SAME_START_S),
+        };
         let new = if restarted {
             exec(
                 &tx,
@@ -118,7 +123,7 @@ impl Store {
         exec(
             &tx,
             "UPDATE terminal_wear SET \
-                 started_at = CASE WHEN ?2 THEN ?3 ELSE started_at END, \
+                 started_at = CASE WHEN ?2 THEN ?3 ELSE started_at END, uptime_s = ?11, \
                  swipes = swipes + ?4, swipe_errors = swipe_errors + ?5, \
                  taps = taps + ?6, tap_errors = tap_errors + ?7, \
                  swipes_since_clean = swipes_since_clean + ?4, \
@@ -136,6 +141,7 @@ impl Store {
                 new.paper_mm as i64,
                 new_roll,
                 utc_text(now),
+                uptime_s.min(i64::MAX as u64) as i64,
             ],
         )?;
         exec(

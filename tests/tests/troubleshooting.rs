@@ -1,0 +1,215 @@
+//! The troubleshooting page's checks under real faults: a checkout's Pi
+//! overheats, its supply sags and Bluetooth is switched off (a fake sysfs
+//! tree the checkout reads), its printer runs out of paper, the hub's own
+//! machine does the same, and the acquirer link drops. Each time the right
+//! check turns red or amber with its fix, and green again when the fault is
+//! gone; the owner's buttons (test slip, restart, reader cleaned) do what
+//! they say, the history keeps what happened, and the support bundle holds
+//! the story without a secret in it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
+use tallybox_e2e::{test_card, wait_for};
+use tallybox_terminal::machine::fake;
+
+fn check(web: &WebClient, id: &str) -> Option<Value> {
+    let (code, body) = web.get("/api/v1/checks");
+    assert_eq!(code, 200, "{body}");
+    body["checks"].as_array()?.iter().find(|c| c["id"] == id).cloned()
+}
+
+/// Waits until check `id` has `status`; returns it.
+fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
+    wait_for(Duration::from_secs(20), || check(web, id).filter(|c| c["status"] == status))
+        .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
+}
+
+fn healthy_pi(root: &Path) {
+    fake::cpu_temp_c(root, 52).unwrap();
+    fake::throttled_bits(root, 0).unwrap();
+    fake::bluetooth_blocked(root, false).unwrap();
+}
+
+#[test]
+fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_when_fixed() {
+    let hub_sys = tempfile::tempdir().unwrap();
+    healthy_pi(hub_sys.path());
+    let hub = Hub::start_with(None, &["--sys-root", &hub_sys.path().display().to_string()]);
+    let sys = tempfile::tempdir().unwrap();
+    healthy_pi(sys.path());
+    let sys_root = sys.path().display().to_string();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--heartbeat-secs", "1", "--sys-root", &sys_root]);
+    t1.wait_ready();
+    let web = hub.web();
+    for id in ["terminal.T1.temperature", "terminal.T1.power", "terminal.T1.bluetooth", "hub.temperature"] {
+        wait_check(&web, id, "ok");
+    }
+
+    // The checkout's Pi: 85 °C, under-voltage now, Bluetooth switched off.
+    fake::cpu_temp_c(sys.path(), 85).unwrap();
+    fake::throttled_bits(sys.path(), 0x5_0005).unwrap();
+    fake::bluetooth_blocked(sys.path(), true).unwrap();
+    let hot = wait_check(&web, "terminal.T1.temperature", "fail");
+    assert!(hot["evidence"].as_str().unwrap().contains("85 °C"), "{hot}");
+    assert!(hot["fix_zh-CN"].as_str().unwrap().contains("阳光"), "{hot}");
+    let power = wait_check(&web, "terminal.T1.power", "fail");
+    assert!(power["fix_en"].as_str().unwrap().contains("power adapter"), "{power}");
+    let bt = wait_check(&web, "terminal.T1.bluetooth", "warn");
+    assert!(bt["fix_en"].as_str().unwrap().contains("rfkill unblock"), "{bt}");
+    let (_, all) = web.get("/api/v1/checks");
+    assert_eq!(all["status"], "fail");
+    assert_eq!(all["checks"][0]["status"], "fail", "worst first: {all}");
+
+    // Cooled down, a proper adapter (the firmware remembers the dip: amber), radio on.
+    fake::cpu_temp_c(sys.path(), 55).unwrap();
+    fake::throttled_bits(sys.path(), 0x1_0000).unwrap();
+    fake::bluetooth_blocked(sys.path(), false).unwrap();
+    wait_check(&web, "terminal.T1.temperature", "ok");
+    wait_check(&web, "terminal.T1.power", "warn");
+    wait_check(&web, "terminal.T1.bluetooth", "ok");
+
+    // The hub's own Pi overheats too: its own check, not a checkout's.
+    fake::cpu_temp_c(hub_sys.path(), 74).unwrap();
+    let warm = wait_check(&web, "hub.temperature", "warn");
+    assert!(warm["evidence"].as_str().unwrap().contains("The hub's CPU is at 74 °C"), "{warm}");
+    fake::cpu_temp_c(hub_sys.path(), 50).unwrap();
+    wait_check(&web, "hub.temperature", "ok");
+
+    // Paper runs out during a sale: red with "new roll"; a new roll: green,
+    // the waiting slips print, and the roll's paper count starts again.
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    t1.wait_paper(2);
+    t1.call(json!({"cmd": "printer", "paper": false}));
+    t1.sale(800, "visa");
+    t1.keys("C");
+    assert_eq!(hub.transactions("status=approved").len(), 2, "both sold");
+    let out = wait_check(&web, "terminal.T1.printer", "fail");
+    assert!(out["evidence"].as_str().unwrap().contains("slips waiting"), "{out}");
+    assert!(out["fix_en"].as_str().unwrap().contains("paper roll"), "{out}");
+    t1.call(json!({"cmd": "printer", "paper": true}));
+    wait_check(&web, "terminal.T1.printer", "ok");
+    t1.wait_paper(4);
+    let paper = wait_check(&web, "terminal.T1.paper", "ok");
+    assert!(paper["evidence"].as_str().unwrap().contains("of about 15 m"), "{paper}");
+
+    // The owner's buttons. A test slip comes out of T1's printer.
+    let (code, body) = web.send("POST", "/api/v1/terminals/T1/test-slip", json!({}));
+    assert_eq!(code, 202, "{body}");
+    let slips = t1.wait_paper(5);
+    let test = &slips[4];
+    assert!(test.contains("PRINTER TEST") && test.contains("TERMINAL T1"), "{test}");
+    assert!(test.contains("Corner Shop") && test.contains("中文打印正常"), "{test}");
+    let (code, _) = web.send("POST", "/api/v1/terminals/T9/test-slip", json!({}));
+    assert_eq!(code, 404);
+
+    // Swipes count on the odometer; a restart from the page keeps them
+    // (the checkout's own counters start again), and is counted.
+    let swiped = |web: &WebClient| {
+        check(web, "terminal.T1.reader_cleaning").unwrap()["evidence"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    wait_for(Duration::from_secs(10), || swiped(&web).starts_with("2 swipes").then_some(()))
+        .unwrap_or_else(|| panic!("two swipes counted: {}", swiped(&web)));
+    let started = check(&web, "terminal.T1.restarts").unwrap()["evidence"].clone();
+    let (code, body) = web.send("POST", "/api/v1/terminals/T1/restart", json!({}));
+    assert_eq!(code, 202, "{body}");
+    let restarted = wait_for(Duration::from_secs(20), || {
+        let now = check(&web, "terminal.T1.restarts")?["evidence"].clone();
+        (now != started).then_some(now)
+    })
+    .unwrap_or_else(|| panic!("T1 did not restart; its log:\n{}", t1.log()));
+    assert!(restarted.as_str().unwrap().contains("running since"), "{restarted}");
+    t1.wait_ready();
+    assert_eq!(t1.call(json!({"cmd": "health"}))["devices"]["swipes"], 0, "a new process");
+    assert!(t1.sale(300, "visa").contains("APPROVED"), "sells after the restart");
+    t1.keys("C");
+    wait_for(Duration::from_secs(10), || swiped(&web).starts_with("3 swipes").then_some(()))
+        .unwrap_or_else(|| panic!("the odometer kept its count over the restart: {}", swiped(&web)));
+    let (code, _) = web.send("POST", "/api/v1/terminals/T1/reader-cleaned", json!({}));
+    assert_eq!(code, 204);
+    assert!(swiped(&web).starts_with("0 swipes"), "{}", swiped(&web));
+
+    // The history says when the heat came and went, and that the hub looked today.
+    let (_, history) = web.get("/api/v1/checks/history");
+    let entries = history["history"].as_array().unwrap();
+    let of = |id: &str| -> Vec<&str> {
+        entries
+            .iter()
+            .rev()
+            .filter(|e| e["check"] == id)
+            .map(|e| e["status"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(of("terminal.T1.temperature"), ["ok", "fail", "ok"], "{history}");
+    assert_eq!(of("self_check").len(), 1, "{history}");
+
+    // The support bundle: the checks, history, versions and log; no secret.
+    let (code, kind, tar) = web.get_text("/api/v1/support-bundle");
+    assert_eq!(code, 200);
+    assert_eq!(kind, "application/x-tar");
+    for part in [
+        "support/checks.json",
+        "support/history.json",
+        "support/versions.txt",
+        "support/settings.json",
+        "support/hub.log",
+        "support/transactions.csv",
+        "terminal.T1.temperature",
+        "622202******0005",
+        "hub connected to broker",
+    ] {
+        assert!(tar.contains(part), "the bundle lacks {part}");
+    }
+    let pan = test_card("approved")["pan"].as_str().unwrap().to_string();
+    for secret in [pan.as_str(), OWNER_PASSWORD, "$argon2", "\"supervisor_pin\":"] {
+        assert!(!tar.contains(secret), "the bundle holds a secret: {secret}");
+    }
+}
+
+#[test]
+fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
+    let mut acquirer = AcquirerSim::start();
+    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    let web = hub.web();
+    let up = wait_check(&web, "network.acquirer", "ok");
+    assert!(up["evidence"].as_str().unwrap().contains("is up"), "{up}");
+    assert_eq!(check(&web, "payments.network").unwrap()["status"], "ok");
+
+    // The acquirer goes away: the link check says so at once.
+    acquirer.kill();
+    let down = wait_check(&web, "network.acquirer", "fail");
+    assert!(down["evidence"].as_str().unwrap().contains("cannot reach the acquirer"), "{down}");
+    assert!(down["fix_en"].as_str().unwrap().contains("router"), "{down}");
+
+    // A sale meanwhile is reversed once the acquirer is back: "no answer",
+    // the latest sale, so the bank check is red; the next sale turns it amber.
+    t1.keys("A900#");
+    t1.card("approved");
+    t1.wait_screen("NO ANSWER YET", Duration::from_secs(10));
+    acquirer.restart();
+    t1.wait_screen("NOT CHARGED", Duration::from_secs(20));
+    t1.keys("C");
+    wait_check(&web, "network.acquirer", "ok");
+    let bank = wait_check(&web, "payments.network", "fail");
+    assert!(bank["evidence"].as_str().unwrap().contains("1 of 2"), "{bank}");
+    assert!(t1.sale(300, "visa").contains("APPROVED"));
+    t1.keys("C");
+    let recovered = wait_check(&web, "payments.network", "warn");
+    assert!(recovered["evidence"].as_str().unwrap().contains("the latest went through"), "{recovered}");
+
+    // A manager sees the same; the restart button is refused for a checkout
+    // the hub has never heard from.
+    let (code, _) = web.send("POST", "/api/v1/terminals/T7/restart", json!({}));
+    assert_eq!(code, 404);
+}

@@ -463,15 +463,55 @@ $("#evidence-form").addEventListener("submit", (e) => {
 
 // ---- troubleshooting ------------------------------------------------------
 
+/** The area a check belongs to: `terminal.T1`, `hub`, `store`, `payments`, `network`. */
+function areaOf(id) {
+  const parts = id.split(".");
+  return parts[0] === "terminal" ? `${parts[0]}.${parts[1]}` : parts[0];
+}
+
+const WORSE = { ok: 0, warn: 1, fail: 2 };
+
+/** The owner's buttons for a check: what fixes or tests that part. */
+function checkButtons(c) {
+  const m = /^terminal\.([^.]+)\.(\w+)$/.exec(c.id);
+  if (!m) return [];
+  const [, tid, what] = m;
+  const base = `/api/v1/terminals/${encodeURIComponent(tid)}`;
+  const button = (key, path, done) => el("button", { type: "button", class: "secondary", "data-action": path,
+    onclick: () => act("POST", `${base}/${path}`, undefined, loadChecks, t(done)) }, t(key));
+  return {
+    printer: [button("test_slip", "test-slip", "sent")],
+    paper: [button("new_roll", "new-roll", "saved"), button("test_slip", "test-slip", "sent")],
+    reader: [button("reader_cleaned", "reader-cleaned", "saved")],
+    reader_cleaning: [button("reader_cleaned", "reader-cleaned", "saved")],
+    restarts: [button("restart", "restart", "sent")],
+    version: [button("restart", "restart", "sent")],
+  }[what] || [];
+}
+
 async function loadChecks() {
   const d = await api("GET", "/api/v1/checks");
   const bad = d.checks.filter((c) => c.status !== "ok");
   $("#checks-summary").textContent = `${t(`checks_${d.status}`)} ${bad.length ? bad.length : ""}`;
-  $("#checks").replaceChildren(...d.checks.map((c) => el("li", { class: `check ${c.status}`, "data-id": c.id },
-    el("span", { class: `dot ${c.status === "ok" ? "on" : "off"}` }, ""),
-    el("strong", {}, ` ${c.id} `),
-    el("span", { class: "muted" }, c.evidence),
-    c.status === "ok" ? "" : el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`))));
+  const areas = new Map();
+  for (const c of d.checks) {
+    const a = areaOf(c.id);
+    if (!areas.has(a) || WORSE[c.status] > WORSE[areas.get(a)]) areas.set(a, c.status);
+  }
+  $("#areas").replaceChildren(...[...areas].sort().map(([a, st]) => el("li", { class: `area ${st}`, "data-area": a },
+    el("span", { class: `dot ${st}` }, ""), ` ${a.replace("terminal.", "")}`)));
+  $("#checks").replaceChildren(...d.checks.map((c) => {
+    const body = el("details", c.status === "ok" ? {} : { open: "" },
+      el("summary", {}, el("span", { class: `dot ${c.status}` }, ""), el("strong", {}, ` ${c.id} `),
+        el("span", { class: "muted" }, c.evidence)),
+      el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`),
+      el("div", { class: "row" }, ...checkButtons(c)));
+    return el("li", { class: `check ${c.status}`, "data-id": c.id }, body);
+  }));
+  const h = await api("GET", "/api/v1/checks/history");
+  $("#check-history").replaceChildren(...h.history.slice(0, 30).map((e) => el("li", { class: `check ${e.status}` },
+    el("span", { class: `dot ${e.status}` }, ""), ` ${e.at.slice(0, 16).replace("T", " ")} `,
+    el("strong", {}, e.check), ` ${e.evidence}`)));
 }
 
 $("#run-checks").addEventListener("click", () => loadChecks().catch((e) => showError(e.message)));

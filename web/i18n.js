@@ -23,6 +23,8 @@ const WORDS = {
     evidence_title: "Evidence pack (after a fraud)", download: "Download",
     run_checks: "Run checks now", checks_ok: "All is well.", checks_warn: "Something needs a look:",
     checks_fail: "Something is wrong:", fix: "What to do:",
+    support_bundle: "Download the support bundle", history: "History", test_slip: "Print a test slip",
+    new_roll: "New roll", reader_cleaned: "Reader cleaned", restart: "Restart checkout", sent: "Sent.",
     shop_title: "Shop", change_password: "Change my password", current_password: "Current password", save: "Save",
     managers: "Managers", manager_name: "Name", add_manager: "Add or reset manager", logins: "Sign-in attempts",
     backup: "Backup", download_backup: "Download the database",
@@ -121,6 +123,8 @@ const WORDS = {
     pairing_required: "只允许已配对的收银台交易", revoke: "吊销密钥",
     run_checks: "立即检查", checks_ok: "一切正常。", checks_warn: "有项目需要留意：",
     checks_fail: "有项目出现故障：", fix: "处理方法：",
+    support_bundle: "下载支持包", history: "历史记录", test_slip: "打印测试单",
+    new_roll: "已换纸卷", reader_cleaned: "已清洁读卡器", restart: "重启收银台", sent: "已发送。",
     p_paired: "已配对（加密）", p_pairing: "配对中…", p_revoked: "密钥已吊销", p_unpaired: "未配对",
   },
 };

@@ -24,8 +24,10 @@ fn check(web: &WebClient, id: &str) -> Option<Value> {
 
 /// Waits until check `id` has `status`; returns it.
 fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
-    wait_for(Duration::from_secs(20), || check(web, id).filter(|c| c["status"] == status))
-        .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
+    wait_for(Duration::from_secs(20), || {
+        check(web, id).filter(|c| c["status"] == status)
+    })
+    .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
 }
 
 fn healthy_pi(root: &Path) {
@@ -42,10 +44,19 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
     let sys = tempfile::tempdir().unwrap();
     healthy_pi(sys.path());
     let sys_root = sys.path().display().to_string();
-    let t1 = Terminal::start_with("T1", hub.mqtt, &["--heartbeat-secs", "1", "--sys-root", &sys_root]);
+    let t1 = Terminal::start_with(
+        "T1",
+        hub.mqtt,
+        &["--heartbeat-secs", "1", "--sys-root", &sys_root],
+    );
     t1.wait_ready();
     let web = hub.web();
-    for id in ["terminal.T1.temperature", "terminal.T1.power", "terminal.T1.bluetooth", "hub.temperature"] {
+    for id in [
+        "terminal.T1.temperature",
+        "terminal.T1.power",
+        "terminal.T1.bluetooth",
+        "hub.temperature",
+    ] {
         wait_check(&web, id, "ok");
     }
 
@@ -57,7 +68,10 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
     assert!(hot["evidence"].as_str().unwrap().contains("85 °C"), "{hot}");
     assert!(hot["fix_zh-CN"].as_str().unwrap().contains("阳光"), "{hot}");
     let power = wait_check(&web, "terminal.T1.power", "fail");
-    assert!(power["fix_en"].as_str().unwrap().contains("power adapter"), "{power}");
+    assert!(
+        power["fix_en"].as_str().unwrap().contains("power adapter"),
+        "{power}"
+    );
     let bt = wait_check(&web, "terminal.T1.bluetooth", "warn");
     assert!(bt["fix_en"].as_str().unwrap().contains("rfkill unblock"), "{bt}");
     let (_, all) = web.get("/api/v1/checks");
@@ -75,7 +89,13 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
     // The hub's own Pi overheats too: its own check, not a checkout's.
     fake::cpu_temp_c(hub_sys.path(), 74).unwrap();
     let warm = wait_check(&web, "hub.temperature", "warn");
-    assert!(warm["evidence"].as_str().unwrap().contains("The hub's CPU is at 74 °C"), "{warm}");
+    assert!(
+        warm["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("The hub's CPU is at 74 °C"),
+        "{warm}"
+    );
     fake::cpu_temp_c(hub_sys.path(), 50).unwrap();
     wait_check(&web, "hub.temperature", "ok");
 
@@ -89,21 +109,33 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
     t1.keys("C");
     assert_eq!(hub.transactions("status=approved").len(), 2, "both sold");
     let out = wait_check(&web, "terminal.T1.printer", "fail");
-    assert!(out["evidence"].as_str().unwrap().contains("slips waiting"), "{out}");
+    assert!(
+        out["evidence"].as_str().unwrap().contains("slips waiting"),
+        "{out}"
+    );
     assert!(out["fix_en"].as_str().unwrap().contains("paper roll"), "{out}");
     t1.call(json!({"cmd": "printer", "paper": true}));
     wait_check(&web, "terminal.T1.printer", "ok");
     t1.wait_paper(4);
     let paper = wait_check(&web, "terminal.T1.paper", "ok");
-    assert!(paper["evidence"].as_str().unwrap().contains("of about 15 m"), "{paper}");
+    assert!(
+        paper["evidence"].as_str().unwrap().contains("of about 15 m"),
+        "{paper}"
+    );
 
     // The owner's buttons. A test slip comes out of T1's printer.
     let (code, body) = web.send("POST", "/api/v1/terminals/T1/test-slip", json!({}));
     assert_eq!(code, 202, "{body}");
     let slips = t1.wait_paper(5);
     let test = &slips[4];
-    assert!(test.contains("PRINTER TEST") && test.contains("TERMINAL T1"), "{test}");
-    assert!(test.contains("Corner Shop") && test.contains("中文打印正常"), "{test}");
+    assert!(
+        test.contains("PRINTER TEST") && test.contains("TERMINAL T1"),
+        "{test}"
+    );
+    assert!(
+        test.contains("Corner Shop") && test.contains("中文打印正常"),
+        "{test}"
+    );
     let (code, _) = web.send("POST", "/api/v1/terminals/T9/test-slip", json!({}));
     assert_eq!(code, 404);
 
@@ -115,8 +147,10 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
             .unwrap()
             .to_string()
     };
-    wait_for(Duration::from_secs(10), || swiped(&web).starts_with("2 swipes").then_some(()))
-        .unwrap_or_else(|| panic!("two swipes counted: {}", swiped(&web)));
+    wait_for(Duration::from_secs(10), || {
+        swiped(&web).starts_with("2 swipes").then_some(())
+    })
+    .unwrap_or_else(|| panic!("two swipes counted: {}", swiped(&web)));
     let started = check(&web, "terminal.T1.restarts").unwrap()["evidence"].clone();
     let (code, body) = web.send("POST", "/api/v1/terminals/T1/restart", json!({}));
     assert_eq!(code, 202, "{body}");
@@ -125,13 +159,25 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
         (now != started).then_some(now)
     })
     .unwrap_or_else(|| panic!("T1 did not restart; its log:\n{}", t1.log()));
-    assert!(restarted.as_str().unwrap().contains("running since"), "{restarted}");
+    assert!(
+        restarted.as_str().unwrap().contains("running since"),
+        "{restarted}"
+    );
     t1.wait_ready();
-    assert_eq!(t1.call(json!({"cmd": "health"}))["devices"]["swipes"], 0, "a new process");
-    assert!(t1.sale(300, "visa").contains("APPROVED"), "sells after the restart");
+    assert_eq!(
+        t1.call(json!({"cmd": "health"}))["devices"]["swipes"],
+        0,
+        "a new process"
+    );
+    assert!(
+        t1.sale(300, "visa").contains("APPROVED"),
+        "sells after the restart"
+    );
     t1.keys("C");
-    wait_for(Duration::from_secs(10), || swiped(&web).starts_with("3 swipes").then_some(()))
-        .unwrap_or_else(|| panic!("the odometer kept its count over the restart: {}", swiped(&web)));
+    wait_for(Duration::from_secs(10), || {
+        swiped(&web).starts_with("3 swipes").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the odometer kept its count over the restart: {}", swiped(&web)));
     let (code, _) = web.send("POST", "/api/v1/terminals/T1/reader-cleaned", json!({}));
     assert_eq!(code, 204);
     assert!(swiped(&web).starts_with("0 swipes"), "{}", swiped(&web));
@@ -189,7 +235,13 @@ fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     // The acquirer goes away: the link check says so at once.
     acquirer.kill();
     let down = wait_check(&web, "network.acquirer", "fail");
-    assert!(down["evidence"].as_str().unwrap().contains("cannot reach the acquirer"), "{down}");
+    assert!(
+        down["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the acquirer"),
+        "{down}"
+    );
     assert!(down["fix_en"].as_str().unwrap().contains("router"), "{down}");
 
     // A sale meanwhile is reversed once the acquirer is back: "no answer",
@@ -206,7 +258,13 @@ fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     assert!(t1.sale(300, "visa").contains("APPROVED"));
     t1.keys("C");
     let recovered = wait_check(&web, "payments.network", "warn");
-    assert!(recovered["evidence"].as_str().unwrap().contains("the latest went through"), "{recovered}");
+    assert!(
+        recovered["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the latest went through"),
+        "{recovered}"
+    );
 
     // A manager sees the same; the restart button is refused for a checkout
     // the hub has never heard from.

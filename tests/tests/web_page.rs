@@ -225,6 +225,21 @@ async fn the_owner_runs_the_shop_from_a_phone() {
         .await;
     b.wait_text("#checks", "store.integrity", WAIT).await;
     b.wait_text("#checks", "hub.broker", WAIT).await;
+    b.wait_text("#areas", "T1", WAIT).await;
+    b.wait_text("#check-history", "self_check", WAIT).await;
+    // A check opens to its fix and buttons: a test slip comes out of T1.
+    b.click("li[data-id='terminal.T1.printer'] summary").await;
+    b.click("li[data-id='terminal.T1.printer'] button[data-action='test-slip']")
+        .await;
+    tokio::task::block_in_place(|| {
+        tallybox_e2e::wait_for(Duration::from_secs(10), || {
+            t1.paper()
+                .iter()
+                .any(|s| s.contains("PRINTER TEST"))
+                .then_some(())
+        })
+        .expect("the test slip printed on T1");
+    });
     b.screenshot("troubleshooting").await;
 
     // Signing out returns to the sign-in form; the API then refuses.

@@ -52,7 +52,12 @@ fn network(facts: &Facts) -> Check {
         window.len()
     );
     if window.first().is_some_and(|r| failed(r)) {
-        check("payments.network", Status::Fail, format!("{evidence}, the latest too"), NETWORK_FIX)
+        check(
+            "payments.network",
+            Status::Fail,
+            format!("{evidence}, the latest too"),
+            NETWORK_FIX,
+        )
     } else if failures > 0 {
         check(
             "payments.network",

@@ -94,8 +94,9 @@ impl Store {
         let restarted = match known {
             None => true,
             Some((_, last_uptime)) if uptime_s < last_uptime => true,
-            Some((at, _)) => DateTime::parse_from_rfc3339(&at)
-                .map_or(true, |k| (started - k.with_timezone(&Utc)).num_seconds().abs() > SAME_START_S),
+            Some((at, _)) => DateTime::parse_from_rfc3339(&at).map_or(true, |k| {
+                (started - k.with_timezone(&Utc)).num_seconds().abs() > SAME_START_S
+            }),
         };
         let new = if restarted {
             exec(

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{test_card, wait_for};
 use tallybox_terminal::machine::fake;
@@ -270,4 +270,61 @@ fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     // the hub has never heard from.
     let (code, _) = web.send("POST", "/api/v1/terminals/T7/restart", json!({}));
     assert_eq!(code, 404);
+}
+
+/// A small RAM disk, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_and_a_stopped_broker_turn_their_checks_red_and_green() {
+    let disk = Tmpfs::mount("256m");
+    let data = disk.0.path().join("data");
+    let mut broker = Mosquitto::start();
+    let hub = Hub::start_with(Some(broker.port), &["--data-dir", &data.display().to_string()]);
+    let web = hub.web();
+    wait_check(&web, "store.disk", "ok");
+    wait_check(&web, "hub.broker", "ok");
+
+    // The disk fills up for real: red, with what to free.
+    let filler = disk.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 200 << 20]).unwrap();
+    let full = wait_check(&web, "store.disk", "fail");
+    assert!(full["evidence"].as_str().unwrap().contains("MiB free"), "{full}");
+    assert!(full["fix_en"].as_str().unwrap().contains("backup"), "{full}");
+    std::fs::remove_file(&filler).unwrap();
+    wait_check(&web, "store.disk", "ok");
+
+    // The broker goes away: no checkout can reach the hub; back, and green.
+    broker.kill();
+    let down = wait_check(&web, "hub.broker", "fail");
+    assert!(
+        down["fix_en"].as_str().unwrap().contains("Restart the hub"),
+        "{down}"
+    );
+    broker.restart();
+    wait_check(&web, "hub.broker", "ok");
+    drop(hub);
 }

@@ -214,6 +214,9 @@ impl<D: Display> Agent<D> {
         let mut clock = String::new();
         let answers = topics.resp(tid);
         loop {
+            if ended == Ended::RestartAsked && run.session.state_name() == "idle" {
+                break;
+            }
             let _ = self.state.send(run.session.state_name());
             self.card_wanted.send_if_modified(|w| {
                 let now = run.session.card_wanted();
@@ -244,14 +247,16 @@ impl<D: Display> Agent<D> {
                             Response::TestSlip => {
                                 tracing::info!(terminal = %tid, "printing a test slip the owner asked for");
                                 let time = crate::clock::now().format("%Y-%m-%d %H:%M:%S").to_string();
-                                let slip = crate::slip::test_slip(run.session.store_name(), tid.as_str(), &time, VERSION, cfg.session.slip_columns);
-                                run.spooler.submit(slip);
+                                let columns = cfg.session.slip_columns;
+                                let store = run.session.store_name();
+                                run.spooler.submit(crate::slip::test_slip(store, tid.as_str(), &time, VERSION, columns));
                                 continue;
                             }
                             Response::Restart => {
-                                tracing::warn!(terminal = %tid, "restarting: the owner asked for it");
+                                // Never in the middle of a sale: once the checkout is idle.
+                                tracing::warn!(terminal = %tid, "the owner asked for a restart; it happens when the checkout is idle");
                                 ended = Ended::RestartAsked;
-                                break;
+                                continue;
                             }
                             _ => {}
                         }

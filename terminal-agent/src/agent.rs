@@ -217,13 +217,7 @@ impl<D: Display> Agent<D> {
             if ended == Ended::RestartAsked && run.session.state_name() == "idle" {
                 break;
             }
-            let _ = self.state.send(run.session.state_name());
-            self.card_wanted.send_if_modified(|w| {
-                let now = run.session.card_wanted();
-                let changed = *w != now;
-                *w = now;
-                changed
-            });
+            publish_state(&self.state, &self.card_wanted, &run.session);
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(event) = events.recv() => match event {
@@ -292,6 +286,9 @@ impl<D: Display> Agent<D> {
                 Some((input, done)) = self.inputs.recv() => {
                     let actions = run.session.handle(input, today());
                     run.apply(actions, &mut self.devices);
+                    // Whoever waits on `done` (the control API) may look at the
+                    // state next, from another thread: it must be current first.
+                    publish_state(&self.state, &self.card_wanted, &run.session);
                     if let Some(done) = done {
                         let _ = done.send(());
                     }
@@ -377,6 +374,21 @@ async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
 }
 
 /// The store's time zone, when the hub says it: the clock follows it.
+/// Tells the handles what the session is doing and whether it wants a card.
+fn publish_state(
+    state: &watch::Sender<&'static str>,
+    card_wanted: &watch::Sender<Option<crate::amount::Amount>>,
+    session: &Session,
+) {
+    let _ = state.send(session.state_name());
+    card_wanted.send_if_modified(|w| {
+        let now = session.card_wanted();
+        let changed = *w != now;
+        *w = now;
+        changed
+    });
+}
+
 fn follow_time_zone(tid: &TerminalId, response: &crate::protocol::Response) {
     use crate::protocol::Response;
     let zone = match response {

@@ -55,6 +55,26 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
     let (status, fraud) = hub.get("/api/v1/fraud");
     assert_eq!(status, 200);
     assert_eq!(fraud["frozen"][0]["scope"], "T1", "{fraud}");
+    // Troubleshooting says so too, with what to do.
+    let (_, checks) = hub.get("/api/v1/checks");
+    let check = |id: &str| {
+        checks["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id}: {checks}"))
+    };
+    assert!(check("payments.fraud")["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("card_testing"));
+    assert!(check("payments.fraud")["fix_en"]
+        .as_str()
+        .unwrap()
+        .contains("evidence pack"));
+    assert_eq!(check("terminal.T1.frozen")["status"], "warn");
     assert!(fraud["hits"]
         .as_array()
         .unwrap()

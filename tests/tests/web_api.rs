@@ -502,7 +502,20 @@ fn a_forgotten_owner_password_is_reset_on_the_hub_without_losing_anything() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("new setup code"));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("new setup code"), "{said}");
+    // A backup of everything was taken first, the owner's password in it.
+    let backup = said
+        .lines()
+        .find_map(|l| l.strip_prefix("backup of everything taken first: "))
+        .unwrap_or_else(|| panic!("no backup named: {said}"));
+    let copy = rusqlite::Connection::open(backup).unwrap();
+    let owners: u32 = copy
+        .query_row("SELECT count(*) FROM accounts WHERE role = 'owner'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(owners, 1, "the backup holds the state before the reset");
     hub.restart();
     let code = hub.setup_code();
     // A new setup code sets a new password, the lock gone.

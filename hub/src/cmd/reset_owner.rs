@@ -2,7 +2,8 @@
 //! (or is locked out). Run on the hub itself — being at its shell is the
 //! proof of being the owner. It removes the owner's password only (and the
 //! sign-in failures' lock with it); sales, settings, managers and the audit
-//! log stay. The next start of the hub shows a new setup code on its screen,
+//! log stay, and a backup of the whole database is taken first (its path is
+//! printed). The next start of the hub shows a new setup code on its screen,
 //! in its log and on a slip.
 
 use std::path::PathBuf;
@@ -24,6 +25,17 @@ pub fn run(args: ResetOwnerArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = Store::open(&args.data_dir)?;
+    let backups = args.data_dir.join("backups");
+    std::fs::create_dir_all(&backups)
+        .map_err(|e| anyhow::anyhow!("cannot make {}: {e}; nothing was changed", backups.display()))?;
+    let backup = backups.join(format!(
+        "before-reset-owner-{}.db",
+        tallybox_terminal::clock::now().format("%Y%m%d-%H%M%S")
+    ));
+    store
+        .backup_to(&backup)
+        .map_err(|e| anyhow::anyhow!("cannot take a backup first ({e}); nothing was changed"))?;
+    println!("backup of everything taken first: {}", backup.display());
     if store.reset_owner()? {
         println!(
             "the owner's password is removed; nothing else changed. Restart the hub \

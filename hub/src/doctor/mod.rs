@@ -9,10 +9,12 @@
 //!   link to the hub;
 //! - [`machine`]: temperature, power and Bluetooth of the hub and each checkout;
 //! - [`payments`]: the bank link, cards that fail everywhere, reversals;
+//! - [`people`]: password guessing, locked cashiers, fraud hits, freezes;
 //! - here: the store (disk, integrity) and the hub's broker link.
 
 mod machine;
 mod payments;
+mod people;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -89,6 +91,12 @@ pub struct Facts {
     pub recent: Vec<Recent>,
     /// Requests each checkout asked about that never reached the hub, last 15 minutes.
     pub lost: Vec<(String, u32)>,
+    /// Web accounts: wrong passwords in a row since their last good one, and when the last was.
+    pub login_failures: Vec<(String, u32, Option<String>)>,
+    /// Cashiers locked by wrong PINs: number, name, since when.
+    pub locked_cashiers: Vec<(String, String, String)>,
+    /// Fraud rules that fired in the last 24 hours, and how often.
+    pub fraud_hits: Vec<(String, u32)>,
     /// Whether the running hub is connected to its broker; `None` when the
     /// checks run outside the hub (`tallybox doctor`), which cannot know.
     pub broker_connected: Option<bool>,
@@ -139,6 +147,7 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
     }
     out.extend(store_checks(facts));
     out.extend(payments::checks(facts));
+    out.extend(people::checks(facts));
     match facts.broker_connected {
         Some(true) => out.push(ok("hub.broker", "the hub is connected to the MQTT broker".into())),
         Some(false) => out.push(check(
@@ -224,8 +233,26 @@ pub fn gather(store: &Store, data_dir: &std::path::Path) -> Result<Facts, StoreE
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<Result<_, _>>()?;
+    let mut login_failures = Vec::new();
+    for account in store.accounts()? {
+        let (failures, last) = store.failures_since_success(&account.name)?;
+        login_failures.push((account.name, failures, last));
+    }
+    let locked_cashiers = store
+        .cashiers()?
+        .into_iter()
+        .filter_map(|c| Some((c.no, c.name, c.locked_at?)))
+        .collect();
+    let mut stmt = conn
+        .prepare_cached("SELECT rule, count(*) FROM fraud_hits WHERE at >= ?1 GROUP BY rule ORDER BY rule")?;
+    let fraud_hits = stmt
+        .query_map([ago(chrono::Duration::hours(24))], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     let (disk_free, disk_total) = disk_space(data_dir);
     Ok(Facts {
+        login_failures,
+        locked_cashiers,
+        fraud_hits,
         terminals: store.terminals()?,
         wear: store.wear()?,
         hub_version: env!("CARGO_PKG_VERSION").to_string(),

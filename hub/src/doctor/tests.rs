@@ -82,6 +82,9 @@ fn a_healthy_store_is_all_green() {
         "payments.network",
         "payments.cards",
         "payments.reversals",
+        "payments.fraud",
+        "accounts.lockout",
+        "cashiers.locked",
         "hub.broker",
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
@@ -271,4 +274,32 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
     f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(4500);
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Warn);
+}
+
+#[test]
+fn guessing_locked_cashiers_fraud_and_freezes() {
+    let mut f = healthy();
+    f.login_failures = vec![
+        ("owner".into(), 7, Some("2026-11-26T05:00:00Z".into())),
+        ("ann".into(), 2, None),
+    ];
+    f.locked_cashiers = vec![("07".into(), "Mei".into(), "2026-11-26T05:01:00Z".into())];
+    f.fraud_hits = vec![("card_testing".into(), 3)];
+    f.terminals[0].frozen = Some("card testing".into());
+    let all = checks(&f);
+    let guessing = find(&all, "accounts.lockout");
+    assert_eq!(guessing.status, Status::Warn);
+    assert!(
+        guessing.evidence.contains("owner: 7 wrong passwords"),
+        "{guessing:?}"
+    );
+    assert!(
+        !guessing.evidence.contains("ann"),
+        "two wrong passwords are a typo: {guessing:?}"
+    );
+    assert!(guessing.fix_en.contains("tallybox reset-owner") && guessing.fix_en.contains("backup"));
+    assert!(find(&all, "cashiers.locked").evidence.contains("cashier 07 Mei"));
+    assert!(find(&all, "payments.fraud").evidence.contains("card_testing ×3"));
+    let frozen = find(&all, "terminal.T1.frozen");
+    assert!(frozen.evidence.contains("frozen (card testing)") && frozen.fix_en.contains("unfreeze"));
 }

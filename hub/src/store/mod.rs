@@ -569,6 +569,21 @@ impl Store {
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
+    /// A consistent copy of the whole database at `path` (SQLite's `VACUUM
+    /// INTO`), readable by the hub's user only: it holds password hashes.
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        self.conn
+            .execute("VACUUM INTO ?1", [path.display().to_string()])?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+            StoreError::DataDir {
+                dir: path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(())
+    }
+
     pub fn batch_no(&self) -> Result<u32, StoreError> {
         Ok(open_batch(&self.conn)?)
     }

@@ -185,6 +185,7 @@ impl<D: Display> Agent<D> {
             counter: seal::Counter::default(),
             replay: seal::ReplayGuard::default(),
             pairing: None,
+            health: self.health.clone(),
         };
         if run.key.is_some() {
             tracing::info!(terminal = %tid, "paired with the hub: messages are sealed");
@@ -240,10 +241,7 @@ impl<D: Display> Agent<D> {
                         match response {
                             Response::TestSlip => {
                                 tracing::info!(terminal = %tid, "printing a test slip the owner asked for");
-                                let time = crate::clock::now().format("%Y-%m-%d %H:%M:%S").to_string();
-                                let columns = cfg.session.slip_columns;
-                                let store = run.session.store_name();
-                                run.spooler.submit(crate::slip::test_slip(store, tid.as_str(), &time, VERSION, columns));
+                                run.spooler.submit(run.test_slip());
                                 continue;
                             }
                             Response::Restart => {
@@ -435,6 +433,8 @@ struct Running {
     replay: seal::ReplayGuard,
     /// A pairing under way: its request, the exchange, and when it was sent.
     pairing: Option<(RequestId, Option<seal::Pairing>, Instant)>,
+    /// The device counts, for the menu's self-test.
+    health: SharedHealth,
 }
 
 /// Where a terminal keeps the key it shares with the hub.
@@ -444,6 +444,19 @@ pub const KEY_FILE: &str = "hub.key";
 const PAIRING_WAIT: Duration = Duration::from_secs(10);
 
 impl Running {
+    /// The slip that shows the printer works (the owner's or the menu's test).
+    fn test_slip(&self) -> crate::slip::Slip {
+        let time = crate::clock::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        let columns = self.session.slip_columns();
+        crate::slip::test_slip(
+            self.session.store_name(),
+            self.tid.as_str(),
+            &time,
+            VERSION,
+            columns,
+        )
+    }
+
     fn on_connect(&mut self) {
         let resp = self.topics.resp(&self.tid);
         if let Err(e) = self.client.try_subscribe(resp, QoS::AtMostOnce) {
@@ -642,6 +655,19 @@ impl Running {
                 Action::Print(slip) => self.spooler.submit(slip),
                 Action::Send(request) => self.publish_request(&request),
                 Action::Pair(code) => self.start_pairing(&code),
+                Action::SelfTest => {
+                    let (online, printer, paper_low) = self.session.link_and_printer();
+                    let report = crate::session::SelfTest {
+                        online,
+                        paired: self.key.is_some(),
+                        printer,
+                        paper_low,
+                        devices: self.health.snapshot(),
+                    };
+                    tracing::info!(terminal = %self.tid, online, paired = report.paired, ?printer, "self-test from the menu");
+                    devices.show(&self.session.screens().self_test(&report));
+                    self.spooler.submit(self.test_slip());
+                }
             }
         }
     }

@@ -138,6 +138,16 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
     );
     let (code, _) = web.send("POST", "/api/v1/terminals/T9/test-slip", json!({}));
     assert_eq!(code, 404);
+    // The cashier's own self-test from the menu: link, printer, readers, a slip.
+    t1.keys("D6");
+    let screen = t1.wait_screen("SELF-TEST", Duration::from_secs(5));
+    assert!(
+        screen.contains("Hub: OK") && screen.contains("Printer: OK"),
+        "{screen}"
+    );
+    assert!(screen.contains("Swipes 2 bad 0"), "{screen}");
+    assert!(t1.wait_paper(6)[5].contains("PRINTER TEST"));
+    t1.keys("C");
 
     // Swipes count on the odometer; a restart from the page keeps them
     // (the checkout's own counters start again), and is counted.

@@ -26,7 +26,7 @@ use crate::journal::InFlight;
 use crate::protocol::{Cashier, Request, RequestId, Response};
 use crate::reason;
 use crate::slip::Slip;
-pub use screens::{Lang, Screen, Screens, StatusBar};
+pub use screens::{Lang, Screen, Screens, SelfTest, StatusBar};
 
 /// One key of the 4×4 keypad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,9 @@ pub enum Action {
     /// Pair with the hub using this code (the runtime runs the exchange and
     /// answers with [`Input::Paired`]).
     Pair(String),
+    /// The menu's self-test: the runtime, which holds the device counts and
+    /// the key, shows [`Screens::self_test`] and prints a test slip.
+    SelfTest,
 }
 
 /// Fixed per terminal.
@@ -347,6 +350,11 @@ impl Session {
         }
     }
 
+    /// Signed in with the hub, and what stops the printer.
+    pub fn link_and_printer(&self) -> (bool, Option<crate::devices::PrinterProblem>, bool) {
+        (self.sign_in.is_none(), self.printer, self.paper_low)
+    }
+
     /// The store's name, as the hub gave it at sign-in.
     pub fn store_name(&self) -> &str {
         &self.store_name
@@ -438,6 +446,16 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The screens in this checkout's language.
+    pub fn screens(&self) -> Screens {
+        self.ui()
+    }
+
+    /// Printer columns of this checkout's slips.
+    pub fn slip_columns(&self) -> usize {
+        self.config.slip_columns
     }
 
     fn ui(&self) -> Screens {
@@ -548,6 +566,10 @@ impl Session {
                     State::Card { op },
                     ui.present_card(&op.title(ui, &currency), None),
                 )
+            }
+            (State::Menu, Key::Digit(6)) => {
+                self.state = State::Done;
+                vec![Action::SelfTest]
             }
             (State::Menu, Key::Digit(3)) => {
                 let request = Request::Settle {

@@ -52,6 +52,18 @@ pub struct StatusBar {
     pub paper_low: bool,
 }
 
+/// What the menu's self-test shows.
+#[derive(Debug, Clone, Default)]
+pub struct SelfTest {
+    /// Signed in with the hub.
+    pub online: bool,
+    pub paired: bool,
+    pub printer: Option<crate::devices::PrinterProblem>,
+    pub paper_low: bool,
+    /// The readers' counts since the checkout started.
+    pub devices: crate::protocol::DeviceHealth,
+}
+
 /// Keeps the first `width` columns of `line`.
 fn clip(line: &str, width: usize) -> String {
     let mut used = 0;
@@ -270,7 +282,7 @@ impl Screens {
                 "1 Balance inquiry",
                 "2 Reprint  3 Settle",
                 "4 Cashier sign-on",
-                "5 Pair with the hub",
+                "5 Pair  6 Self-test",
                 "C back",
             ]),
             // Five rows of Chinese: two choices share a row.
@@ -278,7 +290,48 @@ impl Screens {
                 "菜单",
                 "1 余额查询 2 重打印",
                 "3 结算  4 收银员签到",
-                "5 配对主机  C 返回",
+                "5 配对主机  6 自检",
+                "C 返回",
+            ]),
+        }
+    }
+
+    /// The menu's self-test: the hub link, the printer, the readers' counts,
+    /// and that a test slip went to the printer.
+    pub fn self_test(self, t: &SelfTest) -> Screen {
+        let hub = match (t.online, t.paired) {
+            (false, _) => self.pick("Hub: NO ANSWER", "主机:无应答"),
+            (true, true) => self.pick("Hub: OK, paired", "主机:正常 已配对"),
+            (true, false) => self.pick("Hub: OK, not paired", "主机:正常 未配对"),
+        };
+        let printer = match (t.printer, t.paper_low) {
+            (Some(p), _) => format!(
+                "{}{}",
+                self.pick("Printer: ", "打印机:"),
+                self.pick(p.short().0, p.short().1)
+            ),
+            (None, true) => self.pick("Printer: paper low", "打印机:纸将用完").to_string(),
+            (None, false) => self.pick("Printer: OK", "打印机:正常").to_string(),
+        };
+        let d = &t.devices;
+        match self.lang {
+            Lang::En => Screen::of(&[
+                "SELF-TEST",
+                hub,
+                &printer,
+                &format!("Swipes {} bad {}", d.swipes, d.swipe_errors),
+                &format!("Taps {} bad {}", d.taps, d.tap_errors),
+                "Test slip sent. C",
+            ]),
+            Lang::Zh => Screen::of(&[
+                "自检",
+                hub,
+                &printer,
+                &format!(
+                    "刷{}错{} 挥{}错{}",
+                    d.swipes, d.swipe_errors, d.taps, d.tap_errors
+                ),
+                "已打印测试单 C返回",
             ]),
         }
     }
@@ -583,6 +636,22 @@ pub(crate) mod tests {
             ),
             ("amount", s.amount_entry("CNY", "1250")),
             ("menu", s.menu()),
+            (
+                "self-test",
+                s.self_test(&SelfTest {
+                    online: true,
+                    paired: true,
+                    printer: Some(PrinterProblem::PaperOut),
+                    paper_low: false,
+                    devices: crate::protocol::DeviceHealth {
+                        swipes: 120,
+                        swipe_errors: 9,
+                        taps: 40,
+                        tap_errors: 1,
+                        ..Default::default()
+                    },
+                }),
+            ),
             ("cashier-menu", s.cashier_menu(&cashier)),
             ("cashier-no", s.cashier_no_entry("1024")),
             ("cashier-pin", s.cashier_pin_entry("1024", 6)),

@@ -606,3 +606,14 @@ fn not_paired_shows_at_idle_until_the_hub_serves_this_terminal_again() {
         "signs in again, sealed now"
     );
 }
+
+#[test]
+fn the_menus_self_test_asks_the_runtime_and_any_key_goes_home() {
+    let mut s = session();
+    assert!(last_screen(&keys(&mut s, "D")).contains("6 Self-test"));
+    let actions = keys(&mut s, "6");
+    assert!(matches!(actions.as_slice(), [Action::SelfTest]), "{actions:?}");
+    assert_eq!(s.state_name(), "done");
+    keys(&mut s, "C");
+    assert_eq!(s.state_name(), "idle");
+}

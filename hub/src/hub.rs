@@ -189,7 +189,11 @@ pub async fn run(
     let acquirer_link = match (&acquirer, config.iso8583_addr()) {
         (AnyAcquirer::Iso(link), Some(addr)) => {
             let (link, addr) = (link.clone(), addr.to_string());
-            Some(Arc::new(move || link.health(&addr)) as web::LinkProbe)
+            let timeout_ms = config.acquirer_timeout().as_millis().min(u32::MAX as u128) as u32;
+            Some(Arc::new(move || crate::acquirer::LinkHealth {
+                timeout_ms,
+                ..link.health(&addr)
+            }) as web::LinkProbe)
         }
         _ => None,
     };

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod browser;
 pub mod mqtt;
 pub mod procs;
+pub mod proxy;
 pub mod web;
 
 use std::net::TcpListener;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
+use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{test_card, wait_for};
 use tallybox_terminal::machine::fake;
@@ -280,6 +281,69 @@ fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     // the hub has never heard from.
     let (code, _) = web.send("POST", "/api/v1/terminals/T7/restart", json!({}));
     assert_eq!(code, 404);
+}
+
+#[test]
+fn swipes_failing_while_taps_work_point_at_magnetic_interference() {
+    let hub = Hub::start();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--heartbeat-secs", "1"]);
+    t1.wait_ready();
+    let web = hub.web();
+    // Five tapped sales go through the contactless reader.
+    for n in 0..5 {
+        t1.keys(&format!("A{}#", 100 + n));
+        t1.call(json!({"cmd": "card", "name": "visa", "entry": "tap"}));
+        t1.wait_screen("APPROVED", Duration::from_secs(10));
+        t1.keys("C");
+    }
+    // Then the magnetic stripe comes out garbled twenty times (the swipe
+    // decoder gets broken F2F bits from the reader model); the 21st reads.
+    t1.keys("A500#");
+    for _ in 0..20 {
+        let read = t1.call(json!({"cmd": "card", "name": "visa", "damaged": true}));
+        assert_eq!(read["read"], "error", "{read}");
+    }
+    t1.card("visa");
+    t1.wait_screen("APPROVED", Duration::from_secs(10));
+    t1.keys("C");
+    let reader = wait_check(&web, "terminal.T1.reader", "warn");
+    let evidence = reader["evidence"].as_str().unwrap();
+    assert!(evidence.contains("20 of 21 swipes unreadable"), "{reader}");
+    assert!(evidence.contains("while taps work (0 of 5 failed)"), "{reader}");
+    assert!(reader["fix_en"].as_str().unwrap().contains("magnets"), "{reader}");
+    assert!(reader["fix_zh-CN"].as_str().unwrap().contains("磁铁"), "{reader}");
+}
+
+#[test]
+fn a_slow_acquirer_link_is_amber_and_green_again_after_quick_answers() {
+    let acquirer = AcquirerSim::start();
+    let proxy = Proxy::start(acquirer.port);
+    let hub = Hub::start_with(
+        None,
+        &["--acquirer", &format!("iso8583://127.0.0.1:{}", proxy.port)],
+    );
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let web = hub.web();
+    assert!(t1.sale(100, "visa").contains("APPROVED"));
+    t1.keys("C");
+    wait_check(&web, "network.acquirer", "ok");
+
+    // Answers take 2.5 s of the 4 s the hub waits: approved, but close.
+    proxy.delay(Duration::from_millis(2500));
+    assert!(t1.sale(200, "visa").contains("APPROVED"));
+    t1.keys("C");
+    let slow = wait_check(&web, "network.acquirer", "warn");
+    let evidence = slow["evidence"].as_str().unwrap();
+    assert!(evidence.contains("slowest of the last 5 answers 25"), "{slow}");
+    assert!(evidence.contains("reversed after 4000 ms"), "{slow}");
+
+    proxy.delay(Duration::ZERO);
+    for n in 0..5 {
+        assert!(t1.sale(300 + n, "visa").contains("APPROVED"));
+        t1.keys("C");
+    }
+    wait_check(&web, "network.acquirer", "ok");
 }
 
 /// A small RAM disk, unmounted when dropped.

@@ -111,8 +111,10 @@ pub struct LinkHealth {
     pub last_error: Option<String>,
     /// Times the link dropped or could not be made in the last hour.
     pub drops_last_hour: u32,
-    /// The slowest of the last 20 answers, in ms.
+    /// The slowest of the last 5 answers, in ms.
     pub max_round_trip_ms: Option<u32>,
+    /// How long the hub waits for an answer before it reverses the sale, in ms.
+    pub timeout_ms: u32,
 }
 
 /// The acquirer the settings name.

@@ -9,8 +9,6 @@ use super::{check, ok, Check, Facts, Status};
 const NETWORK: &[&str] = &["NC", "91", "96"];
 /// Answers that say the card itself is no good.
 const BAD_CARD: &[&str] = &["14", "54", "XC"];
-/// A round trip to the acquirer slower than this is a slow link.
-const SLOW_MS: u32 = 3000;
 
 const NETWORK_FIX: (&str, &str) = (
     "Check the shop's internet: restart the router (unplug 30 s), check its cable; if the internet works, call the acquirer (payment provider). Customers whose sale failed were not charged.",
@@ -127,12 +125,13 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
             NETWORK_FIX,
         );
     }
+    // Answers taking half the time-out come close to reversed sales.
     let slowest = link.max_round_trip_ms.unwrap_or(0);
     let evidence = format!(
-        "the acquirer link at {} is up since {since}; it dropped {} times in the last hour; slowest of the last answers {slowest} ms",
-        link.addr, link.drops_last_hour
+        "the acquirer link at {} is up since {since}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
+        link.addr, link.drops_last_hour, link.timeout_ms
     );
-    if link.drops_last_hour >= 3 || slowest > SLOW_MS {
+    if link.drops_last_hour >= 3 || slowest * 2 > link.timeout_ms {
         check("network.acquirer", Status::Warn, evidence, NETWORK_FIX)
     } else {
         ok("network.acquirer", evidence)

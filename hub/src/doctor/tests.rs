@@ -266,13 +266,16 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
         last_error: Some("cannot connect: Connection refused".into()),
         drops_last_hour: 1,
         max_round_trip_ms: None,
+        timeout_ms: 4000,
     });
     let link = find(&checks(&f), "network.acquirer").clone();
     assert_eq!(link.status, Status::Fail);
     assert!(link.evidence.contains("Connection refused"), "{link:?}");
     f.acquirer.as_mut().unwrap().up = true;
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
-    f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(4500);
+    f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(1500);
+    assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
+    f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(2500);
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Warn);
 }
 

@@ -1,0 +1,75 @@
+//! A fault-injecting TCP proxy on loopback, for the links `tc netem` cannot
+//! slow down here: every connection to it is relayed to a target port, and
+//! what flows back can be held up by a delay that is changed at any time.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Proxy {
+    pub port: u16,
+    delay_ms: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Relays connections on a new loopback port to `target`.
+    pub fn start(target: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (delay, stopped) = (Arc::clone(&delay_ms), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue; // the client sees its connection close
+                };
+                let none = Arc::new(AtomicU64::new(0));
+                relay(&client, &upstream, none);
+                relay(&upstream, &client, Arc::clone(&delay));
+            }
+        });
+        Proxy { port, delay_ms, stop }
+    }
+
+    /// Holds each answer from the target this long before passing it on.
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own, each chunk after the delay.
+fn relay(from: &TcpStream, to: &TcpStream, delay_ms: Arc<AtomicU64>) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread so it sees the stop.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

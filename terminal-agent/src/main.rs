@@ -141,9 +141,11 @@ fn run(args: Args) -> anyhow::Result<Ended> {
             }
             Backend::Sim => {
                 let printer = match &args.printer {
-                    Some(_) => Box::new(EscPosPrinter::at(
-                        config.printer_addr().map_err(anyhow::Error::msg)?,
-                    )) as Box<dyn Printer>,
+                    Some(_) => {
+                        let addr = config.printer_addr().map_err(anyhow::Error::msg)?;
+                        sim.health.printer_link(addr.link());
+                        Box::new(EscPosPrinter::at(addr)) as Box<dyn Printer>
+                    }
                     None => sim.printer_driver(),
                 };
                 (Box::new(sim.clone()), printer, sim.health.clone(), None)

@@ -326,6 +326,9 @@ pub struct DeviceHealth {
     /// Paper printed, in millimetres (for the owner's paper-roll estimate).
     #[serde(default)]
     pub paper_mm: u64,
+    /// How the printer is reached: `uart`, `rfcomm` (Bluetooth), `usb`, `tcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub printer_link: Option<String>,
     /// The printer's sensor says the roll is nearly out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paper_low: bool,

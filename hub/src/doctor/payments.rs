@@ -16,7 +16,7 @@ const NETWORK_FIX: (&str, &str) = (
 );
 
 pub(super) fn checks(facts: &Facts) -> Vec<Check> {
-    let mut out = vec![network(facts), cards(facts)];
+    let mut out = vec![network(facts), cards(facts), declines(facts)];
     out.push(if facts.stale_pending == 0 {
         ok("payments.reversals", "no sale waits for a reversal".into())
     } else {
@@ -109,6 +109,78 @@ fn cards(facts: &Facts) -> Check {
             "请顾客换一张卡，并联系其发卡银行处理此卡。读卡器正常。",
         ),
     )
+}
+
+/// Why transactions were declined in the last hour, by cause.
+const CAUSES: &[(&str, &[&str])] = &[
+    (
+        "card invalid, expired, lost or frozen",
+        &["14", "54", "XC", "41", "43"],
+    ),
+    ("insufficient funds or over the limit", &["51", "61"]),
+    ("wrong PIN", &["55", "XP"]),
+    ("wrong amount", &["XA", "XF"]),
+    ("refused by the fraud rules", &["XB"]),
+];
+/// Attempts before the decline share means anything.
+const MIN_ATTEMPTS: usize = 10;
+
+/// The last hour's declines by cause; many of them is worth a look.
+fn declines(facts: &Facts) -> Check {
+    let attempts = facts
+        .recent
+        .iter()
+        .filter(|r| !NETWORK.contains(&r.response_code.as_str()))
+        .filter(|r| r.status == "approved" || r.status == "declined" || r.status == "failed")
+        .count();
+    let declined: Vec<&super::Recent> = facts
+        .recent
+        .iter()
+        .filter(|r| r.status == "declined" || r.status == "failed")
+        .collect();
+    let mut causes: Vec<String> = CAUSES
+        .iter()
+        .filter_map(|(cause, codes)| {
+            let n = declined
+                .iter()
+                .filter(|r| codes.contains(&r.response_code.as_str()))
+                .count();
+            (n > 0).then(|| format!("{cause} {n}"))
+        })
+        .collect();
+    let other = declined
+        .iter()
+        .filter(|r| {
+            !CAUSES
+                .iter()
+                .any(|(_, codes)| codes.contains(&r.response_code.as_str()))
+        })
+        .filter(|r| !NETWORK.contains(&r.response_code.as_str()))
+        .count();
+    if other > 0 {
+        causes.push(format!("other {other}"));
+    }
+    let refused = declined.len();
+    let evidence = if causes.is_empty() {
+        format!("{attempts} transactions in the last hour, none declined")
+    } else {
+        format!(
+            "{refused} of {attempts} transactions declined in the last hour: {}",
+            causes.join(", ")
+        )
+    };
+    if attempts >= MIN_ATTEMPTS && refused * 2 >= attempts {
+        return check(
+            "payments.declines",
+            Status::Warn,
+            evidence,
+            (
+                "Half the cards are declined: check the amount keyed and the currency; many declines on one checkout can be card testing (see the fraud check). Each decline told the cashier why on the screen.",
+                "一半的交易被拒：请核对输入的金额和币种；同一收银台大量被拒可能是盗卡测试（见欺诈检查）。每次拒绝的原因都已显示在收银台屏幕上。",
+            ),
+        );
+    }
+    ok("payments.declines", evidence)
 }
 
 fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {

@@ -3,6 +3,7 @@
 //! reader dirty or disturbed, do its requests reach the hub, and its machine.
 
 use tallybox_terminal::devices::PrinterProblem;
+use tallybox_terminal::machine::Bluetooth;
 use tallybox_terminal::protocol::DeviceHealth;
 
 use super::{check, machine, ok, Check, Fix, Status};
@@ -119,7 +120,26 @@ pub(super) fn checks(
     let Some(d) = &t.devices else {
         return out;
     };
+    let bluetooth_printer = d.printer_link.as_deref() == Some("rfcomm");
     out.push(match d.printer {
+        Some(problem @ (PrinterProblem::Offline | PrinterProblem::NotResponding)) if bluetooth_printer => {
+            let radio_off = d.machine.as_ref().and_then(|m| m.bluetooth) == Some(Bluetooth::Blocked);
+            check(
+                id("printer"),
+                Status::Fail,
+                format!(
+                    "{}'s Bluetooth printer: {}{}; {} slips waiting",
+                    t.id,
+                    problem.short().0,
+                    if radio_off { ", and Bluetooth is switched off" } else { "" },
+                    d.slips_waiting
+                ),
+                (
+                    "Bluetooth printer: switch it on and keep it within 5 m of the checkout, away from metal and microwaves; if the checkout's Bluetooth is off, switch it on; if it still will not connect, pair it again with its PIN (often 0000 or 1234).",
+                    "蓝牙打印机：打开打印机并放在收银台 5 米内，远离金属和微波炉；如收银台蓝牙已关闭，请打开；仍无法连接时，用其 PIN（通常为 0000 或 1234）重新配对。",
+                ),
+            )
+        }
         Some(problem) => check(
             id("printer"),
             Status::Fail,

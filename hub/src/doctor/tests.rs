@@ -83,6 +83,7 @@ fn a_healthy_store_is_all_green() {
         "payments.cards",
         "payments.reversals",
         "payments.fraud",
+        "payments.declines",
         "accounts.lockout",
         "cashiers.locked",
         "hub.broker",
@@ -305,4 +306,41 @@ fn guessing_locked_cashiers_fraud_and_freezes() {
     assert!(find(&all, "payments.fraud").evidence.contains("card_testing ×3"));
     let frozen = find(&all, "terminal.T1.frozen");
     assert!(frozen.evidence.contains("frozen (card testing)") && frozen.fix_en.contains("unfreeze"));
+}
+
+#[test]
+fn declines_by_cause_and_a_bluetooth_printer_that_will_not_connect() {
+    let mut f = healthy();
+    f.recent = (0..6).map(|n| sale(&f, n, "T1", "00", "1111")).collect();
+    f.recent.push(sale(&f, 7, "T1", "51", "2222"));
+    f.recent.push(sale(&f, 8, "T1", "55", "3333"));
+    let d = find(&checks(&f), "payments.declines").clone();
+    assert_eq!(d.status, Status::Ok);
+    assert!(
+        d.evidence.contains("2 of 8")
+            && d.evidence
+                .contains("insufficient funds or over the limit 1, wrong PIN 1"),
+        "{d:?}"
+    );
+    for n in 0..6 {
+        f.recent.push(sale(&f, 9 + n, "T2", "14", &format!("9{n:03}")));
+    }
+    assert_eq!(status_of(&checks(&f), "payments.declines"), Status::Warn);
+
+    let t = f.terminals[0].devices.as_mut().unwrap();
+    t.printer = Some(PrinterProblem::NotResponding);
+    t.printer_link = Some("rfcomm".into());
+    t.machine = Some(MachineHealth {
+        bluetooth: Some(Bluetooth::Blocked),
+        ..Default::default()
+    });
+    let p = find(&checks(&f), "terminal.T1.printer").clone();
+    assert!(
+        p.evidence.contains("Bluetooth printer") && p.evidence.contains("switched off"),
+        "{p:?}"
+    );
+    assert!(
+        p.fix_en.contains("pair it again") && p.fix_zh.contains("重新配对"),
+        "{p:?}"
+    );
 }

@@ -36,6 +36,11 @@ impl SharedHealth {
         h.slips_waiting = waiting;
     }
 
+    /// How the printer is reached (`rfcomm`: over Bluetooth).
+    pub fn printer_link(&self, link: &str) {
+        self.lock().printer_link = Some(link.to_string());
+    }
+
     pub fn paper_low(&self, low: bool) {
         self.lock().paper_low = low;
     }

@@ -102,7 +102,10 @@ impl Hardware {
         } else {
             Box::new(NoDisplay)
         };
-        let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(config.printer_addr()?));
+        let addr = config.printer_addr()?;
+        let health = SharedHealth::default();
+        health.printer_link(addr.link());
+        let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(addr));
         for p in &problems {
             tracing::error!("{p}");
         }
@@ -110,7 +113,7 @@ impl Hardware {
             display,
             printer,
             inputs: Inputs {
-                health: SharedHealth::default(),
+                health,
                 problems,
                 config: config.clone(),
             },

@@ -33,6 +33,18 @@ pub enum PrinterAddr {
     Tcp { addr: SocketAddr },
 }
 
+impl PrinterAddr {
+    /// How the printer is reached: `uart`, `rfcomm` (Bluetooth), `usb` or `tcp`.
+    pub fn link(&self) -> &'static str {
+        match self {
+            PrinterAddr::Uart { .. } => "uart",
+            PrinterAddr::Rfcomm { .. } => "rfcomm",
+            PrinterAddr::Usb { .. } => "usb",
+            PrinterAddr::Tcp { .. } => "tcp",
+        }
+    }
+}
+
 impl FromStr for PrinterAddr {
     type Err = String;
 

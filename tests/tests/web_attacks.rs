@@ -1,0 +1,163 @@
+//! The owner's page under attack from someone on the shop's Wi-Fi: a
+//! session id planted before sign-in, guessed e-receipt links and ids, paths
+//! that climb out of the page's files, bodies too big to hold, and a crowd of
+//! connections that never finish their request. Each is refused or survived,
+//! and the page keeps answering the owner.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tallybox_e2e::mqtt::{sale, RawClient};
+use tallybox_e2e::procs::{Hub, STORE};
+use tallybox_e2e::test_card;
+use tallybox_e2e::web::{status_json, OWNER_PASSWORD};
+
+/// One raw HTTP/1.1 request, exactly as written (no client tidies the path).
+fn raw(port: u16, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    raw(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn planted_sessions_guessed_links_climbing_paths_and_huge_bodies_get_nothing() {
+    let hub = Hub::start();
+    let raw_client = RawClient::connect(hub.mqtt, STORE, "T1");
+    raw_client
+        .request(
+            "T1",
+            &sale("atk-000000001", &test_card("approved"), 1250),
+            Duration::from_secs(10),
+        )
+        .expect("sale");
+    let txn = hub.by_request("atk-000000001").unwrap();
+    let token = txn["receipt_token"].as_str().unwrap().to_string();
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    let base = format!("http://127.0.0.1:{}", hub.http);
+
+    // Session fixation: a cookie planted before sign-in is not the session
+    // the sign-in makes, and stays worthless after it.
+    let planted = "tallybox_session=0123456789abcdef0123456789abcdef";
+    let signed_in = agent
+        .post(&format!("{base}/api/v1/session"))
+        .set("cookie", planted)
+        .send_json(json!({"password": OWNER_PASSWORD}))
+        .expect("sign in");
+    let cookie = signed_in.header("set-cookie").unwrap_or_default().to_string();
+    assert!(cookie.starts_with("tallybox_session="), "{cookie}");
+    assert!(!cookie.contains("0123456789abcdef0123456789abcdef"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let (status, _) = status_json(
+        agent
+            .get(&format!("{base}/api/v1/transactions"))
+            .set("cookie", planted)
+            .call(),
+    );
+    assert_eq!(status, 401, "the planted id opens nothing");
+
+    // E-receipt links: the right token shows one receipt; a guessed one,
+    // one a character off, or an id in its place shows nothing.
+    assert_eq!(get(hub.http, &format!("/r/{token}")).0, 200);
+    let mut off_by_one = token.clone().into_bytes();
+    off_by_one[0] = if off_by_one[0] == b'A' { b'B' } else { b'A' };
+    for guess in [
+        String::from_utf8(off_by_one).unwrap(),
+        txn["id"].to_string(),
+        "A".repeat(token.len()),
+    ] {
+        let (status, body) = get(hub.http, &format!("/r/{guess}"));
+        assert_eq!(status, 404, "/r/{guess}: {body}");
+        assert!(!body.contains("622202"), "{body}");
+    }
+    // Ids need a session; without one, none answers, whatever the number
+    // (one that is no id at all matches no route).
+    for id in [
+        txn["id"].to_string(),
+        "1".into(),
+        "-1".into(),
+        "99999999999999999999".into(),
+    ] {
+        let (status, body) = get(hub.http, &format!("/api/v1/transactions/{id}"));
+        assert!(status == 401 || status == 404, "{id}: {body}");
+        assert!(!body.contains("622202"), "{id}: {body}");
+    }
+    assert_eq!(
+        get(hub.http, &format!("/api/v1/transactions/{}", txn["id"])).0,
+        401
+    );
+
+    // Paths that climb out of the page's files reach no file of the machine.
+    for path in [
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/app.js/../../../etc/passwd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/r/..%2f..%2fetc%2fpasswd",
+        "//etc/passwd",
+        "/index.html%00.png",
+    ] {
+        let (status, body) = get(hub.http, path);
+        assert!(!body.contains("root:"), "{path} leaked a file: {body}");
+        assert!(status == 404 || status == 400, "{path}: {status}");
+    }
+
+    // A body far over the limit is refused at its length, not read; the
+    // hub answers the next request as before.
+    let huge = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        64 << 20
+    );
+    let (status, _) = raw(hub.http, &huge);
+    assert_eq!(status, 413, "a 64 MiB sign-in body");
+    let padded = json!({"password": "x".repeat(100_000)}).to_string();
+    let (status, _) = status_json(agent.post(&format!("{base}/api/v1/session")).send_string(&padded));
+    assert_eq!(status, 413, "a 100 kB password");
+    assert_eq!(get(hub.http, "/").0, 200);
+}
+
+#[test]
+fn a_crowd_of_connections_that_never_finish_does_not_lock_the_owner_out() {
+    let hub = Hub::start();
+    // Three hundred clients each send half a request line and then nothing
+    // (a "slowloris"), holding their connections open.
+    let crowd: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", hub.http)).unwrap();
+            s.write_all(b"GET /api/v1/transactions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The owner still gets the page and signs in, promptly.
+    let started = Instant::now();
+    let (status, _) = get(hub.http, "/");
+    assert_eq!(status, 200);
+    let web = hub.web();
+    let (status, _) = web.get("/api/v1/today");
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the page took {:?} behind the crowd",
+        started.elapsed()
+    );
+    drop(crowd);
+    assert_eq!(get(hub.http, "/").0, 200);
+}

@@ -286,7 +286,10 @@ impl<A: Acquirer> Coordinator<A> {
                 let recorded = self
                     .store(move |s| {
                         s.touch_terminal(&t, Some(true), None)?;
-                        s.record_heartbeat(&t, uptime_s, &devices.unwrap_or_default())
+                        match devices {
+                            Some(health) => s.record_heartbeat(&t, uptime_s, &health),
+                            None => Ok(()),
+                        }
                     })
                     .await;
                 if let Err(e) = recorded {

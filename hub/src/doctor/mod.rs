@@ -66,8 +66,8 @@ pub struct Recent {
     /// The card's keyed hash (never the number) and its last four digits.
     pub pan_hash: String,
     pub last4: String,
-    /// UTC.
-    pub created_at: String,
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub local_time: String,
 }
 
 /// What the rules look at.
@@ -102,8 +102,8 @@ pub struct Facts {
     pub broker_connected: Option<bool>,
     /// The ISO 8583 link, when the hub runs one (not the simulator, not the CLI).
     pub acquirer: Option<LinkHealth>,
-    /// When the facts were gathered.
-    pub now: chrono::DateTime<chrono::Utc>,
+    /// When the facts were gathered (local time).
+    pub now: chrono::NaiveDateTime,
 }
 
 type Fix = (&'static str, &'static str);
@@ -199,29 +199,50 @@ pub fn worst(checks: &[Check]) -> Status {
     checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
 }
 
-/// The facts from the store and the file system it lives on.
-pub fn gather(store: &Store, data_dir: &std::path::Path) -> Result<Facts, StoreError> {
+/// `PRAGMA quick_check`: reads the whole database (seconds on a Pi with a
+/// year of sales), so the running hub does it at most hourly.
+pub fn integrity(store: &Store) -> Result<String, StoreError> {
+    Ok(store
+        .connection()
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))?)
+}
+
+/// The facts from the store and the file system it lives on; `integrity` is
+/// [`integrity`]'s answer (run now when `None`).
+pub fn gather(
+    store: &Store,
+    data_dir: &std::path::Path,
+    integrity: Option<String>,
+) -> Result<Facts, StoreError> {
     let conn = store.connection();
-    let integrity: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    let integrity = match integrity {
+        Some(known) => known,
+        None => self::integrity(store)?,
+    };
+    let now = tallybox_terminal::clock::now().naive_local();
     let ago = |d: chrono::Duration| (chrono::Utc::now() - d).format("%Y-%m-%dT%H:%M:%S").to_string();
     let stale_pending: u32 = conn.query_row(
         "SELECT count(*) FROM transactions WHERE status = 'pending' AND created_at < ?1",
         [ago(chrono::Duration::minutes(1))],
         |r| r.get(0),
     )?;
+    // By local time: the transactions' time index.
+    let hour_ago = (now - chrono::Duration::hours(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
     let mut stmt = conn.prepare_cached(
-        "SELECT terminal_id, status, response_code, pan_hash, last4, created_at FROM transactions \
-         WHERE created_at >= ?1 ORDER BY created_at DESC, id DESC LIMIT 1000",
+        "SELECT terminal_id, status, response_code, pan_hash, last4, local_time FROM transactions \
+         WHERE local_time >= ?1 ORDER BY local_time DESC, id DESC LIMIT 1000",
     )?;
     let recent = stmt
-        .query_map([ago(chrono::Duration::hours(1))], |r| {
+        .query_map([hour_ago], |r| {
             Ok(Recent {
                 terminal_id: r.get(0)?,
                 status: r.get(1)?,
                 response_code: r.get(2)?,
                 pan_hash: r.get(3)?,
                 last4: r.get(4)?,
-                created_at: r.get(5)?,
+                local_time: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -265,7 +286,7 @@ pub fn gather(store: &Store, data_dir: &std::path::Path) -> Result<Facts, StoreE
         lost,
         broker_connected: None,
         acquirer: None,
-        now: chrono::Utc::now(),
+        now,
     })
 }
 

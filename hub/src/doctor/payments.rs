@@ -40,9 +40,9 @@ pub(super) fn checks(facts: &Facts) -> Vec<Check> {
 /// failures the link has since recovered from, a warning.
 fn network(facts: &Facts) -> Check {
     let cutoff = (facts.now - chrono::Duration::minutes(15))
-        .format("%Y-%m-%dT%H:%M:%S")
+        .format("%Y-%m-%d %H:%M:%S")
         .to_string();
-    let window: Vec<_> = facts.recent.iter().filter(|r| r.created_at >= cutoff).collect();
+    let window: Vec<_> = facts.recent.iter().filter(|r| r.local_time >= cutoff).collect();
     let failed = |r: &super::Recent| NETWORK.contains(&r.response_code.as_str());
     let failures = window.iter().filter(|r| failed(r)).count();
     let evidence = format!(

@@ -36,7 +36,7 @@ fn healthy() -> Facts {
         disk_total: 16 << 30,
         integrity: "ok".into(),
         broker_connected: Some(true),
-        now: chrono::Utc::now(),
+        now: chrono::Local::now().naive_local(),
         ..Default::default()
     }
 }
@@ -59,8 +59,8 @@ fn sale(f: &Facts, minutes_ago: i64, terminal: &str, code: &str, card: &str) -> 
         response_code: code.into(),
         pan_hash: format!("hash-{card}"),
         last4: card.into(),
-        created_at: (f.now - chrono::Duration::minutes(minutes_ago))
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        local_time: (f.now - chrono::Duration::minutes(minutes_ago))
+            .format("%Y-%m-%d %H:%M:%S")
             .to_string(),
     }
 }

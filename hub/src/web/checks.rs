@@ -22,6 +22,8 @@ use crate::store::wear::Service;
 
 /// How often the hub looks by itself.
 const EVERY: Duration = Duration::from_secs(60);
+/// How often the database is read whole for its integrity check.
+const INTEGRITY_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs every check and notes in the history what changed (and, once a
 /// local day, the self-check summary).
@@ -29,6 +31,7 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
     let connected = *state.broker_connected.borrow();
     let machine = state.machine.clone();
     let acquirer = state.acquirer.as_ref().map(|link| link());
+    let last_integrity = std::sync::Arc::clone(&state.integrity);
     write(state, move |s| {
         let db = s
             .connection()
@@ -36,7 +39,18 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
             .map(std::path::PathBuf::from)
             .unwrap_or_default();
         let dir = db.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-        let facts = doctor::gather(s, &dir).map_err(internal)?;
+        let integrity = {
+            let mut last = last_integrity.lock().unwrap_or_else(|e| e.into_inner());
+            match &*last {
+                Some((at, answer)) if at.elapsed() < INTEGRITY_EVERY => answer.clone(),
+                _ => {
+                    let answer = doctor::integrity(s).map_err(internal)?;
+                    *last = Some((std::time::Instant::now(), answer.clone()));
+                    answer
+                }
+            }
+        };
+        let facts = doctor::gather(s, &dir, Some(integrity)).map_err(internal)?;
         let checks = doctor::checks(&doctor::Facts {
             broker_connected: Some(connected),
             hub_machine: Some(machine.health()),

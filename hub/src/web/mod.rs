@@ -54,6 +54,8 @@ pub struct WebState {
     pub acquirer: Option<LinkProbe>,
     /// The checkouts running inside the hub (they restart with it).
     pub own_checkouts: Vec<TerminalId>,
+    /// The last database integrity check's answer, and when it ran.
+    pub integrity: Arc<Mutex<Option<(std::time::Instant, String)>>>,
 }
 
 /// Reads the acquirer link's state.

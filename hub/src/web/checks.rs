@@ -32,7 +32,9 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
     let machine = state.machine.clone();
     let acquirer = state.acquirer.as_ref().map(|link| link());
     let last_integrity = std::sync::Arc::clone(&state.integrity);
-    write(state, move |s| {
+    let own_store = std::sync::Arc::clone(&state.doctor);
+    let work = move || -> Result<Vec<Check>, Rejection> {
+        let s = &mut *own_store.lock().unwrap_or_else(|e| e.into_inner());
         let db = s
             .connection()
             .path()
@@ -72,14 +74,15 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
         s.note_checks(&noted, &today, (doctor::worst(&checks).as_str(), &summary))
             .map_err(internal)?;
         Ok(checks)
-    })
-    .await
+    };
+    tokio::task::spawn_blocking(work).await.map_err(internal)?
 }
 
-/// The hub's own look every minute, so the history and the daily self-check
-/// are kept with nobody on the page.
+/// The hub's own look every minute (the first a minute after start, not
+/// during it), so the history and the daily self-check are kept with nobody
+/// on the page.
 pub async fn keep_watch(state: WebState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(EVERY);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,

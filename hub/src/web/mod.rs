@@ -54,6 +54,9 @@ pub struct WebState {
     pub acquirer: Option<LinkProbe>,
     /// The checkouts running inside the hub (they restart with it).
     pub own_checkouts: Vec<TerminalId>,
+    /// The troubleshooting checks' own connection: gathering them never
+    /// holds up the page, `/healthz` or receipts on [`WebState::store`].
+    pub doctor: Arc<Mutex<Store>>,
     /// The last database integrity check's answer, and when it ran.
     pub integrity: Arc<Mutex<Option<(std::time::Instant, String)>>>,
 }

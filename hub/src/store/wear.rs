@@ -41,11 +41,6 @@ pub enum Service {
     NewRoll,
 }
 
-/// A start this far from the known one is a restart even when the uptime
-/// grew (the hub was down meanwhile); closer, only a smaller uptime is one
-/// (a clock step of a few seconds is not a restart).
-const SAME_START_S: i64 = 60;
-
 fn utc_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -81,23 +76,22 @@ impl Store {
         uptime_s: u64,
         health: &DeviceHealth,
     ) -> Result<(), StoreError> {
+        // (chrono's durations end at i64::MAX milliseconds.)
         let started = now - Duration::seconds(uptime_s.min(i64::MAX as u64 / 2000) as i64);
         let before = self.device_health(terminal)?.unwrap_or_default();
         let tx = self.conn.savepoint()?;
-        let known: Option<(String, u64)> = tx
+        // A restart is an uptime that went down: wall-clock times would call
+        // every clock step one (a Pi without a clock battery jumps when NTP
+        // syncs). A restart during a hub outage whose new uptime already passed
+        // the old one is missed, and its counts are taken as a continuation.
+        let last_uptime: Option<u64> = tx
             .query_row(
-                "SELECT started_at, uptime_s FROM terminal_wear WHERE terminal_id = ?1",
+                "SELECT uptime_s FROM terminal_wear WHERE terminal_id = ?1",
                 [terminal.as_str()],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
+                |r| Ok(r.get::<_, i64>(0)?.max(0) as u64),
             )
             .optional()?;
-        let restarted = match known {
-            None => true,
-            Some((_, last_uptime)) if uptime_s < last_uptime => true,
-            Some((at, _)) => DateTime::parse_from_rfc3339(&at).map_or(true, |k| {
-                (started - k.with_timezone(&Utc)).num_seconds().abs() > SAME_START_S
-            }),
-        };
+        let restarted = last_uptime.is_none_or(|last| uptime_s < last);
         let new = if restarted {
             exec(
                 &tx,
@@ -269,6 +263,11 @@ mod tests {
         beat(&mut store, 120, 61, out);
         beat(&mut store, 150, 91, health(5, 100));
         assert_eq!(store.wear().unwrap()[0].paper_mm_since_roll, 40);
+        // The hub's clock jumps hours ahead (NTP at boot): not a restart, and
+        // nothing is counted twice.
+        beat(&mut store, 4 * 3600, 121, health(7, 100));
+        let w = &store.wear().unwrap()[0];
+        assert_eq!((w.swipes, w.starts_last_hour), (17, 2));
         let unknown = TerminalId::parse("T9").unwrap();
         assert!(!store.serviced(&unknown, Service::NewRoll, "owner").unwrap());
     }

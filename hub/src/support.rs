@@ -15,6 +15,17 @@ use crate::store::Store;
 /// Transactions in the bundle, newest first.
 const TRANSACTIONS: u32 = crate::store::query::MAX_LIMIT;
 
+/// A log line as the bundle holds it: the one-time setup code the hub logs
+/// for the owner while no password is set ("1234 5678", the line's last
+/// field) is hidden with everything after it.
+fn redact(line: &str) -> String {
+    const KEY: &str = "setup_code=";
+    match line.find(KEY) {
+        Some(at) => format!("{}[hidden]", &line[..at + KEY.len()]),
+        None => line.to_string(),
+    }
+}
+
 /// The bundle as a tar.
 pub fn bundle(
     store: &Store,
@@ -91,7 +102,13 @@ pub fn bundle(
             "terminals.json",
             pretty_json(&json!({"terminals": terminals, "odometers": store.wear()?})),
         ),
-        ("hub.log", (log.join("\n") + "\n").into_bytes()),
+        (
+            "hub.log",
+            log.iter()
+                .map(|l| redact(l) + "\n")
+                .collect::<String>()
+                .into_bytes(),
+        ),
         (
             "transactions.csv",
             evidence::transactions_csv(&recent.items).into_bytes(),
@@ -99,4 +116,18 @@ pub fn bundle(
         ("audit_verify.txt", verify.into_bytes()),
     ];
     Ok(evidence::tar("support", &files)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn the_setup_code_never_leaves_in_the_bundles_log() {
+        let line = "2026-11-26T05:00:00Z WARN tallybox::hub: no owner password yet setup_code=4821 9930";
+        let hidden = redact(line);
+        assert!(!hidden.contains("4821") && !hidden.contains("9930"), "{hidden}");
+        assert!(hidden.ends_with("setup_code=[hidden]"), "{hidden}");
+        assert_eq!(redact("nothing secret here"), "nothing secret here");
+    }
 }

@@ -402,3 +402,35 @@ fn a_full_disk_and_a_stopped_broker_turn_their_checks_red_and_green() {
     wait_check(&web, "hub.broker", "ok");
     drop(hub);
 }
+
+#[test]
+fn the_support_bundle_of_a_new_hub_hides_the_setup_code_it_logged() {
+    let hub = Hub::start_fresh();
+    let code = hub.setup_code();
+    let answer = ureq::post(&format!("http://127.0.0.1:{}/api/v1/setup", hub.http))
+        .send_json(json!({"code": code, "password": "first-password"}))
+        .expect("setup");
+    let cookie = answer
+        .header("set-cookie")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let tar = ureq::get(&format!("http://127.0.0.1:{}/api/v1/support-bundle", hub.http))
+        .set("cookie", &cookie)
+        .call()
+        .expect("bundle")
+        .into_string()
+        .unwrap();
+    assert!(
+        tar.contains("setup_code=[hidden]"),
+        "the log line is there, its code hidden"
+    );
+    let (a, b) = code.split_once(' ').unwrap();
+    assert!(
+        !tar.contains(&code) && !tar.contains(&format!("{a}{b}")),
+        "the setup code left in the bundle"
+    );
+    assert!(!tar.contains("first-password"));
+}

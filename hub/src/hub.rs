@@ -250,8 +250,7 @@ pub async fn run(
         machine: tallybox_terminal::machine::Machine::at(&options.sys_root),
         acquirer: acquirer_link,
         own_checkouts: own_checkout_ids(&config, options.extra_terminals),
-        doctor: Arc::new(Mutex::new(Store::open(&config.data_dir)?)),
-        integrity: Default::default(),
+        checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
     };
     let watch = web::keep_watch(web_state.clone(), shutdown.clone());
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;

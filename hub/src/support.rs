@@ -41,10 +41,7 @@ pub fn bundle(
         .unwrap_or("unknown")
         .trim_matches('"');
     let terminals = store.terminals()?;
-    let schema: u32 = store
-        .connection()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(crate::store::StoreError::from)?;
+    let schema = store.schema_version()?;
     let mut versions = format!(
         "tallybox {}\ndatabase schema {}\nsystem {pretty}, kernel {}\n",
         env!("CARGO_PKG_VERSION"),

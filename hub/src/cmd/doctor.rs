@@ -32,7 +32,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<Status> {
     let store = Store::open(&args.data_dir)?;
     let facts = doctor::Facts {
         hub_machine: Some(tallybox_terminal::machine::Machine::at(&args.sys_root).health()),
-        ..doctor::gather(&store, &args.data_dir, None)?
+        ..doctor::gather(&store, None)?
     };
     let checks = doctor::checks(&facts);
     let worst = doctor::worst(&checks);

@@ -209,11 +209,7 @@ pub fn integrity(store: &Store) -> Result<String, StoreError> {
 
 /// The facts from the store and the file system it lives on; `integrity` is
 /// [`integrity`]'s answer (run now when `None`).
-pub fn gather(
-    store: &Store,
-    data_dir: &std::path::Path,
-    integrity: Option<String>,
-) -> Result<Facts, StoreError> {
+pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreError> {
     let conn = store.connection();
     let integrity = match integrity {
         Some(known) => known,
@@ -269,7 +265,7 @@ pub fn gather(
     let fraud_hits = stmt
         .query_map([ago(chrono::Duration::hours(24))], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let (disk_free, disk_total) = disk_space(data_dir);
+    let (disk_free, disk_total) = disk_space(&store.data_dir());
     Ok(Facts {
         login_failures,
         locked_cashiers,

@@ -21,7 +21,7 @@ pub mod terminals;
 pub mod wear;
 pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -289,6 +289,20 @@ impl Store {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The data directory the database lives in.
+    pub fn data_dir(&self) -> PathBuf {
+        self.conn
+            .path()
+            .and_then(|db| Path::new(db).parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// The schema version the database is at.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     fn one(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Txn>, StoreError> {

@@ -25,34 +25,46 @@ const EVERY: Duration = Duration::from_secs(60);
 /// How often the database is read whole for its integrity check.
 const INTEGRITY_EVERY: Duration = Duration::from_secs(3600);
 
+/// What the checks keep between runs: their database connection, and the
+/// last integrity check's answer with when it ran.
+pub struct Watch {
+    store: crate::store::Store,
+    integrity: Option<(std::time::Instant, String)>,
+}
+
+impl Watch {
+    pub fn new(store: crate::store::Store) -> Watch {
+        Watch {
+            store,
+            integrity: None,
+        }
+    }
+
+    /// The integrity check's answer, run again when the last is an hour old.
+    fn integrity(&mut self) -> Result<String, Rejection> {
+        match &self.integrity {
+            Some((at, answer)) if at.elapsed() < INTEGRITY_EVERY => Ok(answer.clone()),
+            _ => {
+                let answer = doctor::integrity(&self.store).map_err(internal)?;
+                self.integrity = Some((std::time::Instant::now(), answer.clone()));
+                Ok(answer)
+            }
+        }
+    }
+}
+
 /// Runs every check and notes in the history what changed (and, once a
 /// local day, the self-check summary).
 pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
     let connected = *state.broker_connected.borrow();
     let machine = state.machine.clone();
     let acquirer = state.acquirer.as_ref().map(|link| link());
-    let last_integrity = std::sync::Arc::clone(&state.integrity);
-    let own_store = std::sync::Arc::clone(&state.doctor);
+    let watch = std::sync::Arc::clone(&state.checks);
     let work = move || -> Result<Vec<Check>, Rejection> {
-        let s = &mut *own_store.lock().unwrap_or_else(|e| e.into_inner());
-        let db = s
-            .connection()
-            .path()
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default();
-        let dir = db.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-        let integrity = {
-            let mut last = last_integrity.lock().unwrap_or_else(|e| e.into_inner());
-            match &*last {
-                Some((at, answer)) if at.elapsed() < INTEGRITY_EVERY => answer.clone(),
-                _ => {
-                    let answer = doctor::integrity(s).map_err(internal)?;
-                    *last = Some((std::time::Instant::now(), answer.clone()));
-                    answer
-                }
-            }
-        };
-        let facts = doctor::gather(s, &dir, Some(integrity)).map_err(internal)?;
+        let watch = &mut *watch.lock().unwrap_or_else(|e| e.into_inner());
+        let integrity = watch.integrity()?;
+        let s = &mut watch.store;
+        let facts = doctor::gather(s, Some(integrity)).map_err(internal)?;
         let checks = doctor::checks(&doctor::Facts {
             broker_connected: Some(connected),
             hub_machine: Some(machine.health()),

@@ -246,16 +246,9 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
     // streamed, never held in memory whole; the file is unlinked as soon as
     // it is open, so nothing is left behind whatever becomes of the download.
     let file = read(&state, move |s| {
-        let db = s
-            .connection()
-            .path()
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default();
-        let dir = tempfile::tempdir_in(db.parent().unwrap_or(std::path::Path::new("."))).map_err(internal)?;
+        let dir = tempfile::tempdir_in(s.data_dir()).map_err(internal)?;
         let path = dir.path().join("backup.db");
-        s.connection()
-            .execute("VACUUM INTO ?1", [path.display().to_string()])
-            .map_err(internal)?;
+        s.backup_to(&path).map_err(internal)?;
         std::fs::File::open(&path).map_err(internal)
     })
     .await?;

@@ -17,7 +17,7 @@ mod manage;
 mod pairing;
 mod reports;
 
-pub use checks::keep_watch;
+pub use checks::{keep_watch, Watch};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -54,11 +54,10 @@ pub struct WebState {
     pub acquirer: Option<LinkProbe>,
     /// The checkouts running inside the hub (they restart with it).
     pub own_checkouts: Vec<TerminalId>,
-    /// The troubleshooting checks' own connection: gathering them never
-    /// holds up the page, `/healthz` or receipts on [`WebState::store`].
-    pub doctor: Arc<Mutex<Store>>,
-    /// The last database integrity check's answer, and when it ran.
-    pub integrity: Arc<Mutex<Option<(std::time::Instant, String)>>>,
+    /// The troubleshooting checks' own connection (gathering them never
+    /// holds up the page, `/healthz` or receipts on [`WebState::store`]) and
+    /// their last integrity answer.
+    pub checks: Arc<Mutex<Watch>>,
 }
 
 /// Reads the acquirer link's state.

@@ -127,14 +127,15 @@ const MIN_ATTEMPTS: usize = 10;
 
 /// The last hour's declines by cause; many of them is worth a look.
 fn declines(facts: &Facts) -> Check {
-    let attempts = facts
+    // Decided by the issuer or the hub; no answer from the bank is the network check's.
+    let decided: Vec<&super::Recent> = facts
         .recent
         .iter()
         .filter(|r| !NETWORK.contains(&r.response_code.as_str()))
         .filter(|r| r.status == "approved" || r.status == "declined" || r.status == "failed")
-        .count();
-    let declined: Vec<&super::Recent> = facts
-        .recent
+        .collect();
+    let attempts = decided.len();
+    let declined: Vec<&&super::Recent> = decided
         .iter()
         .filter(|r| r.status == "declined" || r.status == "failed")
         .collect();
@@ -155,7 +156,6 @@ fn declines(facts: &Facts) -> Check {
                 .iter()
                 .any(|(_, codes)| codes.contains(&r.response_code.as_str()))
         })
-        .filter(|r| !NETWORK.contains(&r.response_code.as_str()))
         .count();
     if other > 0 {
         causes.push(format!("other {other}"));

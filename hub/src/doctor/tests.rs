@@ -314,6 +314,8 @@ fn declines_by_cause_and_a_bluetooth_printer_that_will_not_connect() {
     f.recent = (0..6).map(|n| sale(&f, n, "T1", "00", "1111")).collect();
     f.recent.push(sale(&f, 7, "T1", "51", "2222"));
     f.recent.push(sale(&f, 8, "T1", "55", "3333"));
+    // The bank unavailable is the network check's, not a decline by cause.
+    f.recent.push(sale(&f, 9, "T1", "91", "4444"));
     let d = find(&checks(&f), "payments.declines").clone();
     assert_eq!(d.status, Status::Ok);
     assert!(

@@ -22,6 +22,7 @@ use crate::protocol::{
 };
 use crate::seal;
 use crate::session::{Action, Input, Session, SessionConfig};
+use crate::slip::Slip;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -634,9 +635,32 @@ impl Running {
         }
     }
 
-    /// Journals the sale in flight first, then shows, prints and sends.
-    fn apply<D: Display>(&mut self, actions: Vec<Action>, devices: &mut D) {
+    /// Journals the sale in flight first, then shows, prints and sends. When a
+    /// sale ends, its slips are in the print queue on disk before the journal
+    /// forgets it: a crash in between recalls the sale at restart, and the
+    /// queue knows its slips (they print once, never zero times).
+    fn apply<D: Display>(&mut self, mut actions: Vec<Action>, devices: &mut D) {
         let in_flight = self.session.in_flight();
+        let ended = match (&self.journaled, &in_flight) {
+            (Some(was), now) if now.as_ref() != Some(was) => Some(was.request_id.clone()),
+            _ => None,
+        };
+        if let Some(request_id) = ended {
+            let (slips, rest): (Vec<Action>, Vec<Action>) =
+                actions.into_iter().partition(|a| matches!(a, Action::Print(_)));
+            let slips: Vec<Slip> = slips
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Print(slip) => Some(slip),
+                    _ => None,
+                })
+                .collect();
+            if let Err(e) = self.spooler.queue_sale(request_id.as_str(), slips.clone()) {
+                tracing::error!(terminal = %self.tid, error = %e, "cannot queue the sale's slips; printing them anyway");
+                slips.into_iter().for_each(|slip| self.spooler.submit(slip));
+            }
+            actions = rest;
+        }
         if in_flight != self.journaled {
             let written = match &in_flight {
                 Some(entry) => self.journal.record(entry),

@@ -146,7 +146,11 @@ fn run(args: Args) -> anyhow::Result<Ended> {
                         sim.health.printer_link(addr.link());
                         Box::new(EscPosPrinter::at(addr)) as Box<dyn Printer>
                     }
-                    None => sim.printer_driver(),
+                    None => {
+                        let log = args.state_dir.join("sim-paper.jsonl");
+                        sim.printer.with(|m| m.log_paper_to(log));
+                        sim.printer_driver()
+                    }
                 };
                 (Box::new(sim.clone()), printer, sim.health.clone(), None)
             }

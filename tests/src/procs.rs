@@ -411,18 +411,27 @@ impl Terminal {
     }
 
     pub fn call(&self, request: Value) -> Value {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.control)).expect("control API");
+        let answer = self
+            .try_call(&request)
+            .unwrap_or_else(|e| panic!("control API: {e}"));
+        assert_eq!(answer["ok"], true, "control refused {request}: {answer}");
+        answer
+    }
+
+    /// One control request; an error (instead of a panic) while the terminal
+    /// is down, for tests that kill it.
+    pub fn try_call(&self, request: &Value) -> Result<Value, String> {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.control)).map_err(|e| format!("connect: {e}"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        writeln!(stream, "{request}").expect("write control");
+            .map_err(|e| e.to_string())?;
+        writeln!(stream, "{request}").map_err(|e| format!("write: {e}"))?;
         let mut line = String::new();
         BufReader::new(&stream)
             .read_line(&mut line)
-            .expect("read control");
-        let answer: Value = serde_json::from_str(&line).expect("control answers JSON");
-        assert_eq!(answer["ok"], true, "control refused {request}: {answer}");
-        answer
+            .map_err(|e| format!("read: {e}"))?;
+        serde_json::from_str(&line).map_err(|e| format!("not JSON ({e}): {line:?}"))
     }
 
     pub fn keys(&self, keys: &str) {

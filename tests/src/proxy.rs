@@ -1,17 +1,19 @@
 //! A fault-injecting TCP proxy on loopback, for the links `tc netem` cannot
 //! slow down here: every connection to it is relayed to a target port, and
-//! what flows back can be held up by a delay that is changed at any time.
+//! what flows back can be held up by a delay that is changed at any time, and
+//! every open connection can be cut at once (a cable pulled and put back).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Proxy {
     pub port: u16,
     delay_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Proxy {
@@ -21,7 +23,8 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy address").port();
         let delay_ms = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (delay, stopped) = (Arc::clone(&delay_ms), Arc::clone(&stop));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (delay, stopped, links) = (Arc::clone(&delay_ms), Arc::clone(&stop), Arc::clone(&open));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -31,12 +34,27 @@ impl Proxy {
                 let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue; // the client sees its connection close
                 };
+                if let (Ok(a), Ok(b)) = (client.try_clone(), upstream.try_clone()) {
+                    links.lock().unwrap_or_else(|e| e.into_inner()).extend([a, b]);
+                }
                 let none = Arc::new(AtomicU64::new(0));
                 relay(&client, &upstream, none);
                 relay(&upstream, &client, Arc::clone(&delay));
             }
         });
-        Proxy { port, delay_ms, stop }
+        Proxy {
+            port,
+            delay_ms,
+            stop,
+            open,
+        }
+    }
+
+    /// Cuts every connection open now, both ways; new ones are relayed as before.
+    pub fn cut(&self) {
+        for link in self.open.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            let _ = link.shutdown(Shutdown::Both);
+        }
     }
 
     /// Holds each answer from the target this long before passing it on.

@@ -58,6 +58,9 @@ pub struct PrinterModel {
     awaiting_recovery: bool,
     /// Command bytes it did not understand (a driver bug if not zero).
     pub unknown_commands: u32,
+    /// A file each cut slip is appended to (one JSON array of lines each):
+    /// paper that came out before a power cut is still paper after it.
+    paper_log: Option<std::path::PathBuf>,
 }
 
 impl PrinterModel {
@@ -71,6 +74,27 @@ impl PrinterModel {
     /// Bytes for the host.
     pub fn take_reply(&mut self) -> Option<u8> {
         self.replies.pop_front()
+    }
+
+    /// Appends each slip cut from now on to `path`.
+    pub fn log_paper_to(&mut self, path: std::path::PathBuf) {
+        self.paper_log = Some(path);
+    }
+
+    fn cut(&mut self) {
+        let slip = std::mem::take(&mut self.current);
+        if let Some(path) = &self.paper_log {
+            let line = serde_json::to_string(&slip).unwrap_or_default();
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot log the simulated printer's paper");
+            }
+        }
+        self.paper.slips.push(slip);
     }
 
     /// The roll runs out after `lines` more printed lines.
@@ -175,7 +199,7 @@ impl PrinterModel {
                 Op::Feed(n) => {
                     self.paper_left = self.paper_left.map(|left| left.saturating_sub(n as u32));
                 }
-                Op::Cut => self.paper.slips.push(std::mem::take(&mut self.current)),
+                Op::Cut => self.cut(),
                 Op::Qr => {
                     if let Some(data) = self.qr_data.clone() {
                         // The picture, where it sits on the slip, as text.

@@ -3,8 +3,14 @@
 //! checks the printer every few seconds and, once the problem is fixed, clears
 //! the half-printed slip out of the printer and prints the queue again, each
 //! slip exactly once. It runs on its own thread: printing takes seconds.
+//!
+//! A sale's slips are queued by the caller's own hand ([`Spooler::queue_sale`]),
+//! so they are on disk before the checkout forgets the sale; the queue is
+//! shared with the thread, which holds its lock only to read or take a slip,
+//! never while printing.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -24,7 +30,7 @@ pub enum PrintReport {
 
 /// The spool's rules, without the thread.
 pub struct Spool {
-    queue: PrintQueue,
+    queue: Arc<Mutex<PrintQueue>>,
     failing: Option<PrinterProblem>,
     paper_low: bool,
     /// Counts the paper that went out (for the owner's roll estimate).
@@ -37,7 +43,7 @@ impl Spool {
     pub fn new(queue: PrintQueue) -> Spool {
         let failing = (!queue.is_empty()).then_some(PrinterProblem::NotResponding);
         Spool {
-            queue,
+            queue: Arc::new(Mutex::new(queue)),
             failing,
             paper_low: false,
             health: None,
@@ -50,12 +56,17 @@ impl Spool {
         self
     }
 
+    fn queue(&self) -> MutexGuard<'_, PrintQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn waiting(&self) -> usize {
-        self.queue.len()
+        self.queue().len()
     }
 
     pub fn submit(&mut self, printer: &mut dyn Printer, slip: Slip) -> Option<PrintReport> {
-        if let Err(e) = self.queue.push(slip.clone()) {
+        let pushed = self.queue().push(slip.clone());
+        if let Err(e) = pushed {
             tracing::error!(error = %e, "cannot keep the slip in the print queue; printing it anyway");
             if self.failing.is_none() {
                 if let Err(problem) = printer.print(&slip) {
@@ -64,6 +75,11 @@ impl Spool {
             }
             return None;
         }
+        self.print_queued(printer)
+    }
+
+    /// Prints what is queued, unless a problem waits for its fix.
+    pub fn print_queued(&mut self, printer: &mut dyn Printer) -> Option<PrintReport> {
         if self.failing.is_some() {
             return None; // the retry prints it after the fix
         }
@@ -91,7 +107,7 @@ impl Spool {
                 Some(problem) => Some(self.fail(problem)),
                 None => {
                     printer.recover();
-                    let waiting = self.queue.len();
+                    let waiting = self.waiting();
                     match self.drain(printer) {
                         Ok(_) => Some(PrintReport::Recovered { printed: waiting }),
                         Err(report) => Some(report),
@@ -104,14 +120,18 @@ impl Spool {
     }
 
     fn drain(&mut self, printer: &mut dyn Printer) -> Result<(), PrintReport> {
-        while let Some(queued) = self.queue.front() {
+        loop {
+            let Some(queued) = self.queue().front().cloned() else {
+                break;
+            };
             if let Err(problem) = printer.print(&queued.slip) {
                 return Err(self.fail(problem));
             }
             if let Some(health) = &self.health {
                 health.printed(queued.slip.paper_mm());
             }
-            if let Err(e) = self.queue.pop_front() {
+            let taken = self.queue().printed(queued.id);
+            if let Err(e) = taken {
                 // Printed but still queued: it would print twice after a restart.
                 tracing::error!(error = %e, "cannot update the print queue");
             }
@@ -121,19 +141,24 @@ impl Spool {
     }
 
     fn fail(&mut self, problem: PrinterProblem) -> PrintReport {
-        tracing::warn!(%problem, waiting = self.queue.len(), "slip not printed; kept in the queue");
+        let waiting = self.waiting();
+        tracing::warn!(%problem, waiting, "slip not printed; kept in the queue");
         self.failing = Some(problem);
-        PrintReport::Failed {
-            problem,
-            waiting: self.queue.len(),
-        }
+        PrintReport::Failed { problem, waiting }
     }
 }
 
 /// The spool on its own thread.
 #[derive(Clone)]
 pub struct Spooler {
-    slips: std_mpsc::Sender<Slip>,
+    jobs: std_mpsc::Sender<Job>,
+    queue: Arc<Mutex<PrintQueue>>,
+}
+
+enum Job {
+    Print(Slip),
+    /// Slips were queued: print them.
+    Wake,
 }
 
 impl Spooler {
@@ -143,10 +168,12 @@ impl Spooler {
         reports: mpsc::UnboundedSender<PrintReport>,
         retry_every: Duration,
     ) -> Spooler {
-        let (tx, rx) = std_mpsc::channel::<Slip>();
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let queue = Arc::clone(&spool.queue);
         let run = move || loop {
             let report = match rx.recv_timeout(retry_every) {
-                Ok(slip) => spool.submit(printer.as_mut(), slip),
+                Ok(Job::Print(slip)) => spool.submit(printer.as_mut(), slip),
+                Ok(Job::Wake) => spool.print_queued(printer.as_mut()),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => spool.retry(printer.as_mut()),
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
@@ -159,12 +186,35 @@ impl Spooler {
         if let Err(e) = std::thread::Builder::new().name("printer".into()).spawn(run) {
             tracing::error!(error = %e, "cannot start the printer thread");
         }
-        Spooler { slips: tx }
+        Spooler { jobs: tx, queue }
     }
 
     pub fn submit(&self, slip: Slip) {
-        if self.slips.send(slip).is_err() {
+        if self.jobs.send(Job::Print(slip)).is_err() {
             tracing::error!("the printer thread has stopped; slip not printed");
         }
+    }
+
+    /// Queues sale `key`'s slips on disk before returning (once per sale,
+    /// whatever a restart repeats), and has the thread print them.
+    pub fn queue_sale(&self, key: &str, slips: Vec<Slip>) -> std::io::Result<()> {
+        if slips.is_empty() {
+            return Ok(());
+        }
+        let queued = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_once(key, slips)?;
+        if !queued {
+            tracing::info!(
+                request_id = key,
+                "this sale's slips were queued before the restart"
+            );
+        }
+        if self.jobs.send(Job::Wake).is_err() {
+            tracing::error!("the printer thread has stopped; slips kept for later");
+        }
+        Ok(())
     }
 }

@@ -197,6 +197,20 @@ const TABLE: &[Explanation] = &[
         "Supervisor: key PIN",
         "请主管输入密码",
     ),
+    e(
+        "XD",
+        "Hub cannot save",
+        "主机无法保存交易",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
+        "XT",
+        "Hub clock is wrong",
+        "主机时间不正确",
+        "Check its internet",
+        "请检查主机网络",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
@@ -241,6 +255,11 @@ pub const SIGN_ON_FIRST: &str = "XN";
 pub const FROZEN: &str = "XZ";
 /// Local code: a store rule wants the supervisor to approve this sale.
 pub const NEEDS_SUPERVISOR: &str = "XV";
+/// Local code: the hub's disk is full or refuses writes; nothing was charged.
+pub const HUB_STORAGE: &str = "XD";
+/// Local code: the hub's clock is behind its last transaction (it waits for
+/// the time from the network); nothing was charged.
+pub const HUB_CLOCK: &str = "XT";
 
 #[cfg(test)]
 mod tests {

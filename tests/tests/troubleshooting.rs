@@ -388,14 +388,45 @@ fn a_full_disk_and_a_stopped_broker_turn_their_checks_red_and_green() {
     wait_check(&web, "store.disk", "ok");
     wait_check(&web, "hub.broker", "ok");
 
+    let t1 = Terminal::start("T1", broker.port);
+    t1.wait_ready();
+    assert!(t1.sale(1000, "approved").contains("APPROVED"));
+    t1.keys("C");
+
     // The disk fills up for real: red, with what to free.
     let filler = disk.0.path().join("filler");
     std::fs::write(&filler, vec![0u8; 200 << 20]).unwrap();
     let full = wait_check(&web, "store.disk", "fail");
     assert!(full["evidence"].as_str().unwrap().contains("MiB free"), "{full}");
     assert!(full["fix_en"].as_str().unwrap().contains("backup"), "{full}");
+    // Every byte gone (ENOSPC): the hub refuses the sale, says why, charges nothing.
+    let rest = disk.0.path().join("rest");
+    let mut f = std::fs::File::create(&rest).unwrap();
+    while std::io::Write::write_all(&mut f, &[0u8; 1 << 16]).is_ok() {}
+    drop(f);
+    let screen = t1.sale(2000, "approved");
+    assert!(
+        screen.contains("NOT CHARGED") && screen.contains("Hub cannot save"),
+        "{screen}"
+    );
+    t1.keys("C");
+    let full = wait_check(&web, "store.disk", "fail");
+    assert!(
+        full["evidence"].as_str().unwrap().contains("refuses new sales"),
+        "{full}"
+    );
+    std::fs::remove_file(&rest).unwrap();
     std::fs::remove_file(&filler).unwrap();
     wait_check(&web, "store.disk", "ok");
+    // Room again: the hub sells, and nothing was recorded for the refused sale.
+    assert!(t1.sale(3000, "approved").contains("APPROVED"));
+    let amounts: Vec<i64> = hub
+        .transactions("")
+        .iter()
+        .map(|t| t["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [3000, 1000], "newest first");
+    drop(t1);
 
     // The broker goes away: no checkout can reach the hub; back, and green.
     broker.kill();

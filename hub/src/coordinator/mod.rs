@@ -30,7 +30,7 @@ use tallybox_terminal::reason;
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::shop::SharedShop;
 use crate::store::cashiers::SignOn;
-use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Verdict};
+use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Unfit, Verdict};
 use undo::undo_check;
 
 /// The store-wide facts the coordinator answers with.
@@ -56,7 +56,14 @@ pub struct Coordinator<A> {
     in_flight: Mutex<HashSet<String>>,
     /// The last settlement request and its answer, for a terminal's retry.
     last_settlement: Mutex<Option<(RequestId, Response)>>,
+    /// Requests refused before anything was written, newest last: a late copy
+    /// of one gets the same refusal, even once the cause is gone (the cashier
+    /// was told "not charged").
+    refusals: Mutex<std::collections::VecDeque<(String, &'static str)>>,
 }
+
+/// How many refusals the hub remembers.
+const REFUSALS_KEPT: usize = 256;
 
 /// What the store found for a sale's request id.
 enum Start {
@@ -68,6 +75,8 @@ enum Start {
     Pending(Txn, Option<OriginalRef>),
     /// A void or refund that cannot be done; nothing written.
     Refused(&'static str),
+    /// The hub cannot take any transaction now (disk, clock); nothing written.
+    Unfit(Unfit),
 }
 
 /// Removes a request id from the in-flight set however its handling ends.
@@ -102,6 +111,7 @@ impl<A: Acquirer> Coordinator<A> {
             settings,
             in_flight: Mutex::new(HashSet::new()),
             last_settlement: Mutex::new(None),
+            refusals: Mutex::default(),
         }
     }
 
@@ -121,6 +131,20 @@ impl<A: Acquirer> Coordinator<A> {
         f: impl FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         self.store.call(f).await
+    }
+
+    fn refusals(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, &'static str)>> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses `request_id` with `code`, and remembers it for a late copy.
+    fn refuse(&self, request_id: RequestId, kind: TxnKind, code: &'static str) -> Response {
+        let mut kept = self.refusals();
+        kept.push_back((request_id.to_string(), code));
+        while kept.len() > REFUSALS_KEPT {
+            kept.pop_front();
+        }
+        Self::refused(request_id, kind, code)
     }
 
     fn claim(&self, id: &RequestId) -> Option<Claim<'_>> {
@@ -417,6 +441,14 @@ impl<A: Acquirer> Coordinator<A> {
         supervisor_approved: bool,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
+        let refused_before = self
+            .refusals()
+            .iter()
+            .find(|(id, _)| id == request_id.as_str())
+            .map(|(_, c)| *c);
+        if let Some(code) = refused_before {
+            return Some(Self::refused(request_id, kind, code));
+        }
         if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
             return Some(Response::Error {
                 request_id: Some(request_id.to_string()),
@@ -448,6 +480,9 @@ impl<A: Acquirer> Coordinator<A> {
                 }
                 if s.is_lost(&rid)? {
                     return Ok(Start::Lost);
+                }
+                if let Some(why) = s.unfit_for_sales()? {
+                    return Ok(Start::Unfit(why));
                 }
                 if let Some(why) = s.frozen(&tid)? {
                     tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
@@ -485,10 +520,22 @@ impl<A: Acquirer> Coordinator<A> {
             })
             .await;
         let (txn, original) = match found {
+            Err(e) if e.is_storage() => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, error = %e, "refused: the hub cannot record transactions");
+                return Some(self.refuse(request_id, kind, reason::HUB_STORAGE));
+            }
             Err(e) => return Some(internal(&request_id, &e)),
             Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
             Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
-            Ok(Start::Refused(code)) => return Some(Self::refused(request_id, kind, code)),
+            Ok(Start::Refused(code)) => return Some(self.refuse(request_id, kind, code)),
+            Ok(Start::Unfit(why)) => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
+                let code = match why {
+                    Unfit::DiskFull { .. } => reason::HUB_STORAGE,
+                    Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
+                };
+                return Some(self.refuse(request_id, kind, code));
+            }
             Ok(Start::Pending(txn, original)) => (txn, original),
         };
         let auth = AuthRequest {
@@ -537,6 +584,21 @@ impl<A: Acquirer> Coordinator<A> {
                     "transaction finished"
                 );
                 Some(self.outcome(&txn, response.balance))
+            }
+            Err(e) if e.is_storage() => {
+                // Approved, but the disk will not take it: the customer must not
+                // pay for a sale the hub cannot show. Reversed now; the row stays
+                // pending, and the sweep records the reversal once there is room.
+                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the approval cannot be recorded; reversing it");
+                let reversal = Reversal {
+                    terminal_id: txn.terminal_id.clone(),
+                    trace_no: txn.trace_no,
+                    amount: txn.amount,
+                };
+                match self.within_timeout(self.acquirer.reverse(reversal)).await {
+                    Ok(_) => Some(self.refuse(request_id, kind, reason::HUB_STORAGE)),
+                    Err(_) => Some(internal(&request_id, &e)),
+                }
             }
             Err(e) => Some(internal(&request_id, &e)),
         }

@@ -440,3 +440,92 @@ async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_
     let stamped: Vec<_> = rows(dir.path()).into_iter().map(|t| t.cashier).collect();
     assert_eq!(stamped, vec![Some("7".to_string())], "refusals write nothing");
 }
+
+#[tokio::test]
+async fn a_full_database_refuses_with_not_charged_and_a_late_copy_stays_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 100)).await).status,
+        TxnStatus::Approved
+    );
+    // The database may grow no more: SQLite answers "database or disk is full".
+    c.store(|s| {
+        let pages: i64 = s.connection().query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        s.connection()
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let mut refused = None;
+    for _ in 0..500 {
+        let request = sale("approved", 200);
+        let o = outcome(c.handle(&t1(), request.clone()).await);
+        if o.status != TxnStatus::Approved {
+            refused = Some((request, o));
+            break;
+        }
+    }
+    let (request, o) = refused.expect("the full database refused a sale");
+    assert_eq!(
+        (o.status, o.response_code.as_str()),
+        (TxnStatus::Failed, reason::HUB_STORAGE)
+    );
+    assert!(o.receipt.is_none());
+    // Room again: the same request (a late copy) stays refused, a new one sells.
+    c.store(|s| {
+        Ok(s.connection()
+            .query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))?)
+    })
+    .await
+    .unwrap();
+    let again = outcome(c.handle(&t1(), request.clone()).await);
+    assert_eq!(again.response_code, reason::HUB_STORAGE);
+    // Written pending before the disk gave out (then reversed at the acquirer),
+    // or never written: never approved, and nothing pending once swept.
+    c.reverse_leftovers().await.unwrap();
+    let id = request.request_id().unwrap();
+    let row = rows(dir.path()).into_iter().find(|t| t.request_id == *id);
+    assert!(
+        row.as_ref().is_none_or(|t| t.status == TxnStatus::Reversed),
+        "{row:?}"
+    );
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 300)).await).status,
+        TxnStatus::Approved
+    );
+}
+
+#[tokio::test]
+async fn a_clock_behind_the_last_transaction_refuses_until_it_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 100)).await).status,
+        TxnStatus::Approved
+    );
+    // As if the last sale was written an hour from now: the clock went back.
+    let stamp = |offset: chrono::Duration| {
+        let at = (chrono::Utc::now() + offset)
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        c.store(move |s| {
+            Ok(s.connection()
+                .execute("UPDATE transactions SET created_at = ?1", [at])?)
+        })
+    };
+    stamp(chrono::Duration::hours(1)).await.unwrap();
+    let o = outcome(c.handle(&t1(), sale("approved", 200)).await);
+    assert_eq!(
+        (o.status, o.response_code.as_str()),
+        (TxnStatus::Failed, reason::HUB_CLOCK)
+    );
+    assert_eq!(rows(dir.path()).len(), 1, "nothing written");
+    // Within the slack (a few minutes) sales go on.
+    stamp(chrono::Duration::minutes(3)).await.unwrap();
+    assert_eq!(
+        outcome(c.handle(&t1(), sale("approved", 300)).await).status,
+        TxnStatus::Approved
+    );
+}

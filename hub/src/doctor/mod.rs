@@ -85,6 +85,9 @@ pub struct Facts {
     pub disk_total: u64,
     /// `PRAGMA quick_check`'s answer: `ok` when the database is sound.
     pub integrity: String,
+    /// How far the clock is behind the last transaction, when beyond the
+    /// slack the hub allows before it stops selling.
+    pub clock_behind: Option<chrono::Duration>,
     /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
     pub stale_pending: u32,
     /// The last hour's transactions, newest first.
@@ -174,6 +177,12 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
         "释放空间：先下载备份和所需证据包，再删除旧文件；或换用更大的 SD 卡。",
     );
     let space = match (free_mib, free_pct) {
+        _ if facts.disk_total > 0 && facts.disk_free < crate::store::SALES_RESERVE_BYTES => check(
+            "store.disk",
+            Status::Fail,
+            format!("{disk}: the hub refuses new sales (code XD) until there is more room"),
+            disk_fix,
+        ),
         (m, p) if m < 100 || p < 5 => check("store.disk", Status::Fail, disk, disk_fix),
         (_, p) if p < 15 => check("store.disk", Status::Warn, disk, disk_fix),
         _ => ok("store.disk", disk),
@@ -191,7 +200,22 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
         )
     };
-    vec![space, integrity]
+    let clock = match facts.clock_behind {
+        None => ok("store.clock", "the clock is not behind the last transaction".into()),
+        Some(by) => check(
+            "store.clock",
+            Status::Fail,
+            format!(
+                "the clock is {} min behind the last transaction recorded: the hub refuses new sales (code XT) until the time is right",
+                by.num_minutes().max(1)
+            ),
+            (
+                "The hub has no clock battery and takes the time from the internet: check its network cable or Wi-Fi; sales resume by themselves once the time is right.",
+                "主机没有时钟电池，需从互联网获取时间：请检查主机的网线或 Wi-Fi；时间正确后自动恢复交易。",
+            ),
+        ),
+    };
+    vec![space, integrity, clock]
 }
 
 /// The worst status: what `tallybox doctor` exits with (0 ok, 1 warn, 2 fail).
@@ -265,7 +289,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
     let fraud_hits = stmt
         .query_map([ago(chrono::Duration::hours(24))], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let (disk_free, disk_total) = disk_space(&store.data_dir());
+    let (disk_free, disk_total) = crate::store::disk_space(&store.data_dir());
     Ok(Facts {
         login_failures,
         locked_cashiers,
@@ -277,6 +301,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         disk_free,
         disk_total,
         integrity,
+        clock_behind: store.clock_behind()?,
         stale_pending,
         recent,
         lost,
@@ -284,18 +309,4 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         acquirer: None,
         now,
     })
-}
-
-fn disk_space(dir: &std::path::Path) -> (u64, u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return (0, 0);
-    };
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return (0, 0);
-    }
-    let unit = stat.f_frsize as u64;
-    (stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit)
 }

@@ -113,7 +113,15 @@ fn each_fault_turns_its_own_check_and_says_what_to_do() {
     f.integrity = "*** in database main ***\nPage 5: btreeInitPage() returns error code 11".into();
     f.stale_pending = 3;
     f.broker_connected = Some(false);
+    f.clock_behind = Some(chrono::Duration::minutes(47));
     let all = checks(&f);
+    let clock = find(&all, "store.clock");
+    assert_eq!(clock.status, Status::Fail);
+    assert!(
+        clock.evidence.contains("47 min behind") && clock.evidence.contains("XT"),
+        "{clock:?}"
+    );
+    assert!(clock.fix_en.contains("internet"), "{clock:?}");
     assert_eq!(status_of(&all, "terminal.T1.online"), Status::Fail);
     assert_eq!(status_of(&all, "terminal.T2.printer"), Status::Fail);
     assert_eq!(status_of(&all, "terminal.T2.reader"), Status::Warn);

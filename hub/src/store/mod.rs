@@ -23,7 +23,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tallybox_terminal::amount::Amount;
@@ -43,8 +43,83 @@ pub enum StoreError {
     TooNew { found: u32, known: u32 },
     #[error("the database did not commit: {0}")]
     Commit(String),
+    #[error("the disk refused the write: {0}")]
+    Storage(String),
     #[error("transaction {0} vanished while being written")]
     Vanished(i64),
+}
+
+impl StoreError {
+    /// The disk refused the write (full, read-only, failing): nothing was
+    /// recorded, and nothing will be until the cause is fixed.
+    pub fn is_storage(&self) -> bool {
+        match self {
+            StoreError::Storage(_) => true,
+            StoreError::Sqlite(e) => disk_refused(e),
+            StoreError::DataDir { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's answers that mean the disk, not the query, failed.
+pub(crate) fn disk_refused(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen | C::PermissionDenied)
+    )
+}
+
+/// Below this much free space where the database lives the hub starts no new
+/// sale: what is left is for finishing and reversing the sales in flight.
+pub const SALES_RESERVE_BYTES: u64 = 16 << 20;
+
+/// How far the clock may be behind the last sale recorded before the hub
+/// stops selling (a Raspberry Pi has no clock battery: after a power cut it
+/// starts from the time it last saved, until the network gives it the time).
+pub const CLOCK_SLACK: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Why the hub must not start a sale now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfit {
+    /// Free bytes where the database lives, under [`SALES_RESERVE_BYTES`].
+    DiskFull { free: u64 },
+    /// The clock is this far behind the last transaction recorded.
+    ClockBehind { by: chrono::Duration },
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::DiskFull { free } => write!(
+                f,
+                "only {} KiB free where the database lives (sales need {} MiB)",
+                free >> 10,
+                SALES_RESERVE_BYTES >> 20
+            ),
+            Unfit::ClockBehind { by } => write!(
+                f,
+                "the clock is {} min behind the last transaction recorded",
+                by.num_minutes().max(1)
+            ),
+        }
+    }
+}
+
+/// Free and total bytes of the filesystem holding `dir` ((0, 0) if unknown).
+pub fn disk_space(dir: &Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return (0, 0);
+    };
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return (0, 0);
+    }
+    let unit = stat.f_frsize as u64;
+    (stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit)
 }
 
 /// One transaction as stored.
@@ -298,6 +373,31 @@ impl Store {
             .and_then(|db| Path::new(db).parent())
             .map(Path::to_path_buf)
             .unwrap_or_default()
+    }
+
+    /// Why a new sale must not start now (checked before each one, in the
+    /// same store job that would write it): too little disk, or a clock
+    /// behind the last transaction.
+    pub fn unfit_for_sales(&self) -> Result<Option<Unfit>, StoreError> {
+        let (free, total) = disk_space(&self.data_dir());
+        if total > 0 && free < SALES_RESERVE_BYTES {
+            return Ok(Some(Unfit::DiskFull { free }));
+        }
+        Ok(self.clock_behind()?.map(|by| Unfit::ClockBehind { by }))
+    }
+
+    /// How far the clock is behind the newest transaction, beyond [`CLOCK_SLACK`].
+    pub fn clock_behind(&self) -> Result<Option<chrono::Duration>, StoreError> {
+        let newest: Option<String> = self
+            .conn
+            .prepare_cached("SELECT created_at FROM transactions ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let Some(newest) = newest.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()) else {
+            return Ok(None);
+        };
+        let by = newest.with_timezone(&Utc) - Utc::now();
+        Ok((by > CLOCK_SLACK).then_some(by))
     }
 
     /// The schema version the database is at.

@@ -19,7 +19,7 @@ trait Job: Send {
     /// when it failed.
     fn run(&mut self, store: &mut Store) -> bool;
     /// Hands the kept result over, or `failed` when the commit did not happen.
-    fn deliver(self: Box<Self>, failed: Option<&str>);
+    fn deliver(self: Box<Self>, failed: Option<&Failed>);
 }
 
 struct Typed<R, F> {
@@ -40,13 +40,29 @@ where
         matches!(self.result, Some(Ok(_)))
     }
 
-    fn deliver(self: Box<Self>, failed: Option<&str>) {
+    fn deliver(self: Box<Self>, failed: Option<&Failed>) {
         let result = match (failed, self.result) {
-            (Some(why), _) => Err(StoreError::Commit(why.to_string())),
+            (Some(f), _) if f.storage => Err(StoreError::Storage(f.why.clone())),
+            (Some(f), _) => Err(StoreError::Commit(f.why.clone())),
             (None, Some(result)) => result,
             (None, None) => Err(StoreError::Commit("the job did not run".into())),
         };
         let _ = self.reply.send(result);
+    }
+}
+
+/// Why a commit did not happen; `storage` when the disk refused it.
+struct Failed {
+    why: String,
+    storage: bool,
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(e: rusqlite::Error) -> Failed {
+        Failed {
+            storage: super::disk_refused(&e),
+            why: e.to_string(),
+        }
     }
 }
 
@@ -87,13 +103,22 @@ impl StoreHandle {
     }
 }
 
-/// A failed job leaves no trace, whatever it wrote before failing.
-fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) {
+/// A failed job leaves no trace, whatever it wrote before failing. `Err` when
+/// SQLite rolled the whole transaction back under it (it does on a full disk
+/// or an I/O error): then no job of the batch is recorded.
+fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) -> Result<(), Failed> {
     if let Err(e) = super::exec(store.connection(), "SAVEPOINT job", []) {
         tracing::error!(error = %e, "cannot open a savepoint");
-        return;
+        return Err(Failed::from(e));
     }
-    let undo = if job.run(store) {
+    let ran = job.run(store);
+    if store.connection().is_autocommit() {
+        return Err(Failed {
+            why: "SQLite rolled the transaction back (disk full or failing)".into(),
+            storage: true,
+        });
+    }
+    let undo = if ran {
         "RELEASE job"
     } else {
         "ROLLBACK TO job; RELEASE job"
@@ -101,6 +126,7 @@ fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) {
     if let Err(e) = store.connection().execute_batch(undo) {
         tracing::error!(error = %e, "cannot close a savepoint");
     }
+    Ok(())
 }
 
 fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
@@ -113,25 +139,29 @@ fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let failed = match super::exec(store.connection(), "BEGIN IMMEDIATE", []) {
-            Err(e) => Some(e.to_string()),
-            Ok(_) => {
-                for job in batch.iter_mut() {
-                    run_in_savepoint(&mut store, job.as_mut());
+            Err(e) => Some(Failed::from(e)),
+            Ok(_) => match batch
+                .iter_mut()
+                .try_for_each(|job| run_in_savepoint(&mut store, job.as_mut()))
+            {
+                Err(failed) => {
+                    let _ = store.connection().execute_batch("ROLLBACK");
+                    Some(failed)
                 }
-                match super::exec(store.connection(), "COMMIT", []) {
+                Ok(()) => match super::exec(store.connection(), "COMMIT", []) {
                     Ok(_) => None,
                     Err(e) => {
                         let _ = store.connection().execute_batch("ROLLBACK");
-                        Some(e.to_string())
+                        Some(Failed::from(e))
                     }
-                }
-            }
+                },
+            },
         };
-        if let Some(why) = &failed {
-            tracing::error!(error = %why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
+        if let Some(f) = &failed {
+            tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
         }
         for job in batch {
-            job.deliver(failed.as_deref());
+            job.deliver(failed.as_ref());
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Hub {
     pub mqtt: u16,
     pub external_broker: bool,
     args: Vec<String>,
+    /// More environment for the next (re)start, e.g. a preloaded fake clock.
+    pub env: Vec<(String, String)>,
     /// The owner's session, signed in on first use and again after a restart.
     owner: std::sync::Mutex<Option<WebClient>>,
 }
@@ -135,6 +137,7 @@ impl Hub {
             mqtt,
             external_broker: external.is_some(),
             args,
+            env: Vec::new(),
             owner: std::sync::Mutex::new(None),
         };
         hub.spawn();
@@ -159,6 +162,7 @@ impl Hub {
             .args(&self.args)
             .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

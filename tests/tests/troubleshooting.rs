@@ -471,3 +471,53 @@ fn the_support_bundle_of_a_new_hub_hides_the_setup_code_it_logged() {
     );
     assert!(!tar.contains("first-password"));
 }
+
+/// libfaketime (Debian's `libfaketime`, installed by scripts/test): the hub's
+/// wall clock is read from a file the test writes, as an offset from the real one.
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn a_hub_clock_that_went_back_refuses_sales_until_the_time_is_right_again() {
+    assert!(
+        Path::new(FAKETIME).exists(),
+        "libfaketime is not installed: scripts/test installs it (apt-get install libfaketime)"
+    );
+    let mut hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1000, "approved").contains("APPROVED"));
+    t1.keys("C");
+
+    // The hub restarts with its clock an hour behind (a Pi without a clock
+    // battery, after a power cut, before the network gives it the time).
+    let offset = hub.dir.path().join("clock-offset");
+    std::fs::write(&offset, "-1h").unwrap();
+    hub.env = vec![
+        ("LD_PRELOAD".into(), FAKETIME.into()),
+        ("FAKETIME_TIMESTAMP_FILE".into(), offset.display().to_string()),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ];
+    hub.restart();
+    t1.wait_ready();
+    let screen = t1.sale(2000, "approved");
+    assert!(
+        screen.contains("NOT CHARGED") && screen.contains("Hub clock is wrong"),
+        "{screen}"
+    );
+    t1.keys("C");
+    let web = hub.web();
+    let clock = wait_check(&web, "store.clock", "fail");
+    assert!(clock["evidence"].as_str().unwrap().contains("behind"), "{clock}");
+
+    // The network time arrives: the clock jumps forward, sales go on by themselves.
+    std::fs::write(&offset, "+0").unwrap();
+    wait_check(&web, "store.clock", "ok");
+    assert!(t1.sale(3000, "approved").contains("APPROVED"));
+    let amounts: Vec<i64> = hub
+        .transactions("")
+        .iter()
+        .map(|t| t["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [3000, 1000], "the refused sale left no row");
+}

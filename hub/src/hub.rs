@@ -166,9 +166,9 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> Result<(), HubError> {
     config.validate()?;
-    let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|source| StoreError::DataDir {
+    let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
         dir: config.data_dir.display().to_string(),
-        source,
+        error,
     })?;
     // The settings file's shop, with the owner's edit from the page on top.
     let mut web_store = Store::open(&config.data_dir)?;
@@ -432,9 +432,9 @@ pub async fn run(
 /// made here and written to the checkout's state directory (mode 0600).
 fn own_key(keys: &Keys, terminal: &TerminalId, state_dir: &std::path::Path) -> Result<(), HubError> {
     let path = state_dir.join(tallybox_terminal::agent::KEY_FILE);
-    let io = |source| StoreError::DataDir {
+    let io = |error| StoreError::DataDir {
         dir: state_dir.display().to_string(),
-        source,
+        error,
     };
     std::fs::create_dir_all(state_dir).map_err(io)?;
     let have = seal::read_key(&path).unwrap_or(None);

@@ -597,3 +597,39 @@ impl Drop for Mosquitto {
         terminate(&mut self.child, "KILL");
     }
 }
+
+/// A small RAM disk, unmounted when dropped (the tests run as root): fills up
+/// for real, and can be made read-only.
+pub struct Tmpfs(pub tempfile::TempDir);
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+        Tmpfs(dir)
+    }
+
+    /// Remounts it read-only (or writable again); fails while a file on it
+    /// is open for writing.
+    pub fn read_only(&self, ro: bool) {
+        let ok = Command::new("mount")
+            .args(["-o", if ro { "remount,ro" } else { "remount,rw" }])
+            .arg(self.0.path())
+            .status()
+            .expect("run mount")
+            .success();
+        assert!(ok, "cannot remount the tmpfs");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}

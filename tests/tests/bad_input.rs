@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use tallybox_e2e::mqtt::{sale, RawClient};
-use tallybox_e2e::procs::{Hub, STORE};
-use tallybox_e2e::{bin, test_cards};
+use tallybox_e2e::procs::{Hub, Tmpfs, STORE};
+use tallybox_e2e::{bin, free_port, test_cards};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -145,4 +145,40 @@ fn a_busy_port_is_one_clear_error() {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("cannot listen for MQTT"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_data_disk_is_one_clear_error_and_loses_nothing() {
+    let disk = Tmpfs::mount("64m");
+    let data = disk.0.path().join("data");
+    let mut hub = Hub::start_with(None, &["--data-dir", &data.display().to_string()]);
+    let raw = RawClient::connect(hub.mqtt, STORE, "T9");
+    let sold = raw
+        .request("T9", &sale("ro-0000000001", &test_cards()[0], 700), WAIT)
+        .expect("answer");
+    assert_eq!(sold["status"], "approved");
+    hub.stop();
+    // The SD card turned read-only (ext4 does so after I/O errors).
+    disk.read_only(true);
+    let (http, mqtt) = (free_port().to_string(), free_port().to_string());
+    let (code, stderr) = run(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--mqtt",
+        &format!("127.0.0.1:{mqtt}"),
+        "--no-mdns",
+        "--devices",
+        "none",
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    disk.read_only(false);
+    hub.restart();
+    let rows = hub.transactions("");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "approved");
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
+use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal, Tmpfs};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{test_card, wait_for};
@@ -350,32 +350,6 @@ fn a_slow_acquirer_link_is_amber_and_green_again_after_quick_answers() {
         t1.keys("C");
     }
     wait_check(&web, "network.acquirer", "ok");
-}
-
-/// A small RAM disk, unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
-        Tmpfs(dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.0.path())
-            .status();
-    }
 }
 
 #[test]

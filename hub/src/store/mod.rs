@@ -37,8 +37,10 @@ pub use writer::StoreHandle;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot prepare the data directory {dir}: {source}")]
-    DataDir { dir: String, source: std::io::Error },
+    // `error`, not `source`: the message carries it, and a chain of causes
+    // would print it twice.
+    #[error("cannot prepare the data directory {dir}: {error}")]
+    DataDir { dir: String, error: std::io::Error },
     #[error("the database was written by a newer Tallybox (schema {found}, this build knows {known}); update Tallybox")]
     TooNew { found: u32, known: u32 },
     #[error("the database did not commit: {0}")]
@@ -334,9 +336,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
 impl Store {
     /// Opens (or creates) `tallybox.db` in `dir`, migrating it to the latest schema.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let data_dir = |source| StoreError::DataDir {
+        let data_dir = |error| StoreError::DataDir {
             dir: dir.display().to_string(),
-            source,
+            error,
         };
         std::fs::create_dir_all(dir).map_err(data_dir)?;
         private(dir).map_err(data_dir)?;
@@ -689,10 +691,10 @@ impl Store {
         use std::os::unix::fs::PermissionsExt;
         self.conn
             .execute("VACUUM INTO ?1", [path.display().to_string()])?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|error| {
             StoreError::DataDir {
                 dir: path.display().to_string(),
-                source,
+                error,
             }
         })?;
         Ok(())

@@ -106,12 +106,16 @@ impl Config {
                 })
             }
         };
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_path_buf(),
-            // toml's message spans several lines with a source excerpt; keep its first.
-            message: e.message().lines().next().unwrap_or("invalid TOML").to_string(),
-        })?;
-        Ok(config)
+            message,
+        })
+    }
+
+    /// The settings in `text` (TOML); the error is one line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        // toml's message spans several lines with a source excerpt; keep its first.
+        toml::from_str(text).map_err(|e| e.message().lines().next().unwrap_or("invalid TOML").to_string())
     }
 
     /// Checks what the types alone cannot.

@@ -237,6 +237,7 @@ pub async fn run(
         Store::open(&config.data_dir)?,
         Arc::clone(&shop),
         &config.store_id,
+        &config.data_dir.join("seal-counter"),
     )?);
     let web_state = WebState {
         keys: Arc::clone(&keys),
@@ -267,6 +268,28 @@ pub async fn run(
         connected_tx,
         shutdown.clone(),
     ));
+    {
+        // The replay marks, every few seconds and once more at a clean stop.
+        let (keys, mut shutdown) = (Arc::clone(&keys), shutdown.clone());
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                let stopping = tokio::select! {
+                    _ = shutdown.changed() => true,
+                    _ = every.tick() => false,
+                };
+                let keys = Arc::clone(&keys);
+                match tokio::task::spawn_blocking(move || keys.save_replay_marks()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot save the message counters seen"),
+                    Err(e) => tracing::error!(error = %e, "the replay-mark task failed"),
+                    Ok(Ok(_)) => {}
+                }
+                if stopping {
+                    break;
+                }
+            }
+        });
+    }
     {
         let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
         tasks.spawn(async move {

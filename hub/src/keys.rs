@@ -37,6 +37,8 @@ struct Link {
     pending: Option<Key>,
     revoked: bool,
     replay: ReplayGuard,
+    /// The counter last saved for `replay` ([`Keys::save_replay_marks`]).
+    saved: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -76,8 +78,18 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The keys the store holds; `db` is a connection of the keys' own.
-    pub fn load(db: Store, shop: SharedShop, store_id: &str) -> Result<Keys, StoreError> {
+    /// The keys the store holds; `db` is a connection of the keys' own, and
+    /// the counter of the messages the hub seals is kept in `counter_file`.
+    pub fn load(
+        db: Store,
+        shop: SharedShop,
+        store_id: &str,
+        counter_file: &std::path::Path,
+    ) -> Result<Keys, StoreError> {
+        let counter = Counter::kept_in(counter_file).map_err(|error| StoreError::DataDir {
+            dir: counter_file.display().to_string(),
+            error,
+        })?;
         let links = db
             .terminal_keys()?
             .into_iter()
@@ -88,7 +100,8 @@ impl Keys {
                         key: row.key,
                         pending: row.pending,
                         revoked: row.revoked,
-                        replay: ReplayGuard::default(),
+                        replay: ReplayGuard::from_seen(row.rx_seen),
+                        saved: row.rx_seen,
                     },
                 )
             })
@@ -99,8 +112,35 @@ impl Keys {
             db: Arc::new(Mutex::new(db)),
             links: RwLock::new(links),
             pairing: Mutex::new(None),
-            counter: Counter::default(),
+            counter,
         })
+    }
+
+    /// Saves each paired terminal's highest accepted counter where it moved
+    /// (the hub does this every few seconds and at a clean stop): after a
+    /// restart, a captured message older than that is refused as a replay.
+    /// A crash can lose the last few seconds' marks; what those messages ask
+    /// for is answered by request id, never done twice.
+    pub fn save_replay_marks(&self) -> Result<usize, StoreError> {
+        let moved: Vec<(String, u64)> = self
+            .links
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, l)| l.replay.seen() != l.saved)
+            .map(|(t, l)| (t.clone(), l.replay.seen()))
+            .collect();
+        if moved.is_empty() {
+            return Ok(0);
+        }
+        self.write(|s| s.save_rx_seen(&moved))?;
+        let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
+        for (terminal, seen) in &moved {
+            if let Some(link) = links.get_mut(terminal) {
+                link.saved = *seen;
+            }
+        }
+        Ok(moved.len())
     }
 
     fn write<R>(&self, f: impl FnOnce(&mut Store) -> Result<R, StoreError>) -> Result<R, StoreError> {

@@ -183,7 +183,7 @@ impl<D: Display> Agent<D> {
             store: cfg.store.clone(),
             key: seal::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?,
             key_path: cfg.state_dir.join(KEY_FILE),
-            counter: seal::Counter::default(),
+            counter: seal::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE)).map_err(state_dir_error)?,
             replay: seal::ReplayGuard::default(),
             pairing: None,
             health: self.health.clone(),
@@ -440,6 +440,8 @@ struct Running {
 
 /// Where a terminal keeps the key it shares with the hub.
 pub const KEY_FILE: &str = "hub.key";
+/// Where a terminal keeps the floor of its message counter (see [`seal::Counter`]).
+pub const COUNTER_FILE: &str = "seal-counter";
 
 /// How long a pairing waits for the hub's answer.
 const PAIRING_WAIT: Duration = Duration::from_secs(10);

@@ -141,28 +141,96 @@ pub fn open(
     Ok((envelope.n, plain))
 }
 
-/// A sender's counter: the clock in microseconds, always above the last.
+/// A sender's counter: the clock in microseconds, always above the last —
+/// also across restarts, when it is kept in a file ([`Counter::kept_in`]): a
+/// Raspberry Pi has no clock battery and may start with its clock behind the
+/// last counter it sent, and a receiver drops a counter it has passed.
+///
+/// The file holds a floor no counter has reached yet; when one would, the
+/// floor moves [`Counter::RESERVE`] ahead first (one small synced write every
+/// ten minutes of sealing), and a restart starts from it.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub struct Counter {
+    last: AtomicU64,
+    kept: Option<std::sync::Mutex<Kept>>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    path: std::path::PathBuf,
+    floor: u64,
+}
 
 impl Counter {
+    /// How far ahead the kept floor moves: ten minutes of microseconds.
+    pub const RESERVE: u64 = 600_000_000;
+
+    /// A counter whose floor is kept in `path`; it starts above every
+    /// counter issued before under the same file.
+    pub fn kept_in(path: &std::path::Path) -> std::io::Result<Counter> {
+        let floor = match std::fs::read_to_string(path) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not a number", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(Counter {
+            last: AtomicU64::new(floor),
+            kept: Some(std::sync::Mutex::new(Kept {
+                path: path.to_path_buf(),
+                floor,
+            })),
+        })
+    }
+
     pub fn next(&self) -> u64 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let mut last = self.0.load(Ordering::Relaxed);
-        loop {
+        let mut last = self.last.load(Ordering::Relaxed);
+        let next = loop {
             let next = now.max(last + 1);
             match self
-                .0
+                .last
                 .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => return next,
+                Ok(_) => break next,
                 Err(seen) => last = seen,
             }
+        };
+        if let Some(kept) = &self.kept {
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            if next >= kept.floor {
+                let floor = next + Self::RESERVE;
+                match write_synced(&kept.path, floor.to_string().as_bytes()) {
+                    Ok(()) => kept.floor = floor,
+                    Err(e) => {
+                        tracing::error!(path = %kept.path.display(), error = %e, "cannot keep the message counter")
+                    }
+                }
+            }
         }
+        next
     }
+}
+
+/// Writes `bytes` to a temporary file, syncs it and renames it over `path`.
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A receiver's memory of the highest counter accepted on one link.
@@ -172,6 +240,16 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
+    /// A guard that has already seen counters up to `seen` (kept across a restart).
+    pub fn from_seen(seen: u64) -> ReplayGuard {
+        ReplayGuard { seen }
+    }
+
+    /// The highest counter accepted.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
     pub fn accept(&mut self, counter: u64) -> Result<(), SealError> {
         if counter <= self.seen {
             return Err(SealError::Replayed {
@@ -407,6 +485,31 @@ mod tests {
             open(&key, Direction::ToHub, "T1", plain),
             Err(SealError::NotSealed)
         );
+    }
+
+    #[test]
+    fn a_kept_counter_starts_above_all_it_issued_even_with_the_clock_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seal-counter");
+        // A counter that ran a day ahead of this clock (the clock then went back).
+        let day = 86_400_000_000u64;
+        let ahead = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+            + day;
+        std::fs::write(&path, ahead.to_string()).unwrap();
+        let counter = Counter::kept_in(&path).unwrap();
+        let issued: Vec<u64> = (0..3).map(|_| counter.next()).collect();
+        assert!(issued[0] > ahead && issued[1] > issued[0] && issued[2] > issued[1]);
+        let floor: u64 = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        assert!(floor > issued[2], "the floor moved ahead before it was reached");
+        // A restart (same file): above everything issued before.
+        let again = Counter::kept_in(&path).unwrap();
+        assert!(again.next() > issued[2]);
+        // A damaged file is an error, not a silent restart from zero.
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(Counter::kept_in(&path).is_err());
     }
 
     #[test]

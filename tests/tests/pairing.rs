@@ -109,8 +109,23 @@ fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
     assert!(log.contains("a replay"), "{log}");
     assert!(log.contains("forged, altered"), "{log}");
 
-    // The pairing survives a restart of the hub.
+    // The pairing survives a restart of the hub, and so does its memory of
+    // T3's counters: the captured sale replayed after the restart is dropped.
+    hub.stop();
     hub.restart();
+    let replays = hub.log().matches("a replay").count();
+    let raw = RawClient::connect(hub.mqtt, STORE, "T3");
+    raw.publish_raw("T3", sealed_sale.clone());
+    assert!(
+        raw.answer(None, Duration::from_secs(3)).is_none(),
+        "a replay after the restart was answered"
+    );
+    assert_eq!(
+        hub.log().matches("a replay").count(),
+        replays + 1,
+        "{}",
+        hub.log()
+    );
     let web = hub.web();
     t3.wait_ready();
     let sold = t3.sale(300, "approved");

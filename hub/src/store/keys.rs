@@ -15,6 +15,8 @@ pub struct KeyRow {
     pub key: Option<Key>,
     pub pending: Option<Key>,
     pub revoked: bool,
+    /// The highest message counter accepted from it, as last saved.
+    pub rx_seen: u64,
 }
 
 fn parse(text: Option<String>) -> Option<Key> {
@@ -26,16 +28,29 @@ impl Store {
     pub fn terminal_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT terminal_id, key, pending_key, state FROM terminal_keys")?;
+            .prepare("SELECT terminal_id, key, pending_key, state, rx_seen FROM terminal_keys")?;
         let rows = stmt.query_map([], |r| {
             Ok(KeyRow {
                 terminal_id: r.get(0)?,
                 key: parse(r.get(1)?),
                 pending: parse(r.get(2)?),
                 revoked: r.get::<_, String>(3)? == "revoked",
+                rx_seen: r.get::<_, i64>(4)? as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Saves the highest counters accepted, one `(terminal, counter)` each, in
+    /// one transaction.
+    pub fn save_rx_seen(&mut self, marks: &[(String, u64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for (terminal, seen) in marks {
+            tx.prepare_cached("UPDATE terminal_keys SET rx_seen = ?2 WHERE terminal_id = ?1")?
+                .execute(rusqlite::params![terminal, *seen as i64])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// A pairing answered: `key` waits for the terminal's first sealed

@@ -81,6 +81,11 @@ fn local_time(field: &'static str, text: &str, end_of_day: bool) -> Result<Strin
 
 impl Filter {
     /// The SQL `WHERE … ORDER BY … LIMIT` and its parameters.
+    /// Whether the filter is one the store can run (its first bad field).
+    pub fn check(&self) -> Result<(), FilterError> {
+        self.to_sql().map(|_| ())
+    }
+
     fn to_sql(&self) -> Result<(String, Vec<Value>, u32), FilterError> {
         let mut clauses: Vec<&str> = Vec::new();
         let mut params: Vec<Value> = Vec::new();

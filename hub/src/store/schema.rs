@@ -226,6 +226,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX check_history_check ON check_history (check_id, id);
     "#,
+    // 15: the highest message counter accepted from each paired terminal, so
+    // a message captured before a hub restart cannot be replayed after it.
+    r#"
+    ALTER TABLE terminal_keys ADD COLUMN rx_seen INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

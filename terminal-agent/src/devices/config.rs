@@ -172,8 +172,13 @@ impl DeviceConfig {
             path: path.into(),
             message,
         };
-        let config: DeviceConfig = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
-        config.validate().map_err(invalid)?;
+        DeviceConfig::parse(&text).map_err(invalid)
+    }
+
+    /// The devices in `text` (TOML), checked.
+    pub fn parse(text: &str) -> Result<DeviceConfig, String> {
+        let config: DeviceConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.validate()?;
         Ok(config)
     }
 

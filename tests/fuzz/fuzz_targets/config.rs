@@ -1,0 +1,16 @@
+//! The hub's settings file and a checkout's device file, as a person edits them.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tallybox::config::Config;
+use tallybox_terminal::devices::config::DeviceConfig;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(config) = Config::parse(text) {
+        let _ = config.validate();
+    }
+    let _ = DeviceConfig::parse(text);
+});

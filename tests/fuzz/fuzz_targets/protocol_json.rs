@@ -1,0 +1,18 @@
+//! MQTT payloads from terminals and from the hub: any bytes decode to a
+//! message or a typed error, and a decoded message encodes to bytes that
+//! decode to the same message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tallybox_terminal::protocol::{decode_request, decode_response, encode};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(request) = decode_request(data) {
+        let again = decode_request(&encode(&request)).expect("an encoded request decodes");
+        assert_eq!(again, request);
+    }
+    if let Ok(response) = decode_response(data) {
+        let again = decode_response(&encode(&response)).expect("an encoded response decodes");
+        assert_eq!(again, response);
+    }
+});

@@ -52,6 +52,9 @@ pub struct Config {
     pub supervisor_pin: Option<String>,
     /// Settle the open batch every day at this local time, `HH:MM`.
     pub settle_at: Option<String>,
+    /// Only paired terminals may sell (the default). The owner can change it
+    /// on the page, and the page's choice wins once saved.
+    pub pairing_required: bool,
     /// The fraud rules (`[fraud]` table).
     pub fraud: crate::coordinator::fraud::FraudRules,
 }
@@ -77,6 +80,7 @@ impl Default for Config {
             mdns: true,
             public_url: "http://tallybox.local".into(),
             supervisor_pin: None,
+            pairing_required: true,
             settle_at: None,
             fraud: Default::default(),
         }

@@ -55,7 +55,7 @@ impl Shop {
             slip_footer: Vec::new(),
             supervisor_pin: config.supervisor_pin.clone(),
             cashier_sign_on: false,
-            pairing_required: false,
+            pairing_required: config.pairing_required,
             time_zone: None,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),

@@ -72,20 +72,29 @@ impl Hub {
     }
 
     /// `external`: the port of a broker already running; `extra`: more flags.
+    ///
+    /// These hubs let unpaired terminals sell (`pairing_required = false`):
+    /// most tests speak the protocol in the clear, as a test client can. A
+    /// shop's hub requires pairing: [`Hub::start_as_shipped`].
     pub fn start_with(external: Option<u16>, extra: &[&str]) -> Hub {
         let mut flags = vec!["--owner-password", OWNER_PASSWORD];
         flags.extend_from_slice(extra);
-        Hub::start_full(external, &flags)
+        Hub::start_full(external, &flags, false)
     }
 
-    /// A hub as a shop gets it: no owner password yet (see [`Hub::setup_code`]).
+    /// A hub with the settings a shop gets (only paired terminals sell).
+    pub fn start_as_shipped() -> Hub {
+        Hub::start_full(None, &["--owner-password", OWNER_PASSWORD], true)
+    }
+
+    /// A hub with no owner password yet (see [`Hub::setup_code`]).
     pub fn start_fresh() -> Hub {
-        Hub::start_full(None, &[])
+        Hub::start_full(None, &[], false)
     }
 
     /// Like [`Hub::start_fresh`], with more flags.
     pub fn start_fresh_with(extra: &[&str]) -> Hub {
-        Hub::start_full(None, extra)
+        Hub::start_full(None, extra, false)
     }
 
     /// The one-time setup code the hub logged at start.
@@ -95,7 +104,7 @@ impl Hub {
         log[at..].chars().take(9).collect()
     }
 
-    fn start_full(external: Option<u16>, extra: &[&str]) -> Hub {
+    fn start_full(external: Option<u16>, extra: &[&str], pairing_required: bool) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let http = free_port();
         let mqtt = external.unwrap_or_else(|| loop {
@@ -107,7 +116,10 @@ impl Hub {
         let config = dir.path().join("tallybox.toml");
         std::fs::write(
             &config,
-            "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\nreversal_retry_secs = 2\nsupervisor_pin = \"8888\"\n",
+            format!(
+                "store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\nreversal_retry_secs = 2\nsupervisor_pin = \"8888\"\n{}",
+                if pairing_required { "" } else { "pairing_required = false\n" }
+            ),
         )
         .expect("write config");
         let mut args: Vec<String> = vec![

@@ -86,11 +86,15 @@ fn a_terminal_without_an_address_finds_the_hub_by_mdns_and_sells() {
     let lan = Lan::new();
     let dir = tempfile::tempdir().unwrap();
     let path = |p: &str| dir.path().join(p).display().to_string();
+    // This test is about finding the hub; the terminal sells unpaired.
+    std::fs::write(dir.path().join("tallybox.toml"), "pairing_required = false\n").unwrap();
     let _hub = lan.spawn(
         &lan.hub,
         "tallybox",
         &[
             "serve",
+            "--config",
+            &path("tallybox.toml"),
             "--data-dir",
             &path("hub"),
             "--http",

@@ -16,6 +16,33 @@ use tallybox_e2e::test_card;
 const WAIT: Duration = Duration::from_secs(15);
 
 #[test]
+fn a_hub_as_shipped_lets_only_paired_terminals_sell() {
+    let hub = Hub::start_as_shipped();
+    let web = hub.web();
+    let (_, settings) = web.get("/api/v1/settings");
+    assert_eq!(settings["pairing_required"], true, "{settings}");
+    let t4 = Terminal::start("T4", hub.mqtt);
+    t4.keys("A500#");
+    t4.card("approved");
+    t4.wait_screen("NOT PAIRED", WAIT);
+    t4.keys("C");
+    // Nor can a client in the clear speak for it.
+    let raw = RawClient::connect(hub.mqtt, STORE, "T8");
+    raw.publish("T8", &sale("shipped-00000001", &test_card("approved"), 100));
+    let answer = raw.answer(None, WAIT).expect("an answer");
+    assert_eq!(answer["code"], "not_paired", "{answer}");
+    assert!(hub.transactions("").is_empty(), "an unpaired terminal sold");
+    // Paired with the owner's code, it sells.
+    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().unwrap().to_string();
+    t4.keys(&format!("D5{code}#"));
+    t4.wait_screen("PAIRED", WAIT);
+    t4.keys("C");
+    assert!(t4.sale(600, "approved").contains("APPROVED"));
+    assert_eq!(hub.transactions("").len(), 1);
+}
+
+#[test]
 fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
     let mut hub = Hub::start();
     let web = hub.web();

@@ -92,6 +92,7 @@ fn reachable(addr: SocketAddr) -> BrokerAddr {
     BrokerAddr {
         host: ip.to_string(),
         port: addr.port(),
+        credentials: None,
     }
 }
 

@@ -48,6 +48,7 @@ pub fn find_hub(wait: Duration) -> Result<FoundHub, DiscoveryError> {
                     broker: BrokerAddr {
                         host: addr.to_string(),
                         port,
+                        credentials: None,
                     },
                     store,
                 });

@@ -9,10 +9,12 @@ use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, NetworkOptions, QoS
 use crate::protocol::{encode, Status, MAX_PAYLOAD};
 
 /// `mqtt://host:port` (port 1883 when left out).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerAddr {
     pub host: String,
     pub port: u16,
+    /// User name and password for a broker that asks (`mqtt://USER:PASSWORD@HOST`).
+    pub credentials: Option<(String, String)>,
 }
 
 impl std::str::FromStr for BrokerAddr {
@@ -23,6 +25,18 @@ impl std::str::FromStr for BrokerAddr {
             .strip_prefix("mqtt://")
             .ok_or_else(|| format!("'{url}' is not a broker URL: write mqtt://HOST:PORT"))?;
         let rest = rest.trim_end_matches('/');
+        let (credentials, rest) = match rest.rsplit_once('@') {
+            Some((user_pass, rest)) => {
+                let (user, pass) = user_pass.split_once(':').ok_or_else(|| {
+                    "a broker user needs a password: write mqtt://USER:PASSWORD@HOST:PORT".to_string()
+                })?;
+                if user.is_empty() {
+                    return Err("the broker user name is empty".into());
+                }
+                (Some((user.to_string(), pass.to_string())), rest)
+            }
+            None => (None, rest),
+        };
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => (
                 h,
@@ -37,13 +51,35 @@ impl std::str::FromStr for BrokerAddr {
         Ok(BrokerAddr {
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port,
+            credentials,
         })
+    }
+}
+
+impl BrokerAddr {
+    /// The whole URL, password included: for settings, never for logs (its
+    /// `Display` hides the password).
+    pub fn url(&self) -> String {
+        match &self.credentials {
+            Some((user, password)) => format!("mqtt://{user}:{password}@{}:{}", self.host, self.port),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BrokerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
 impl std::fmt::Display for BrokerAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mqtt://{}:{}", self.host, self.port)
+        // The password never shows (this goes to logs).
+        match &self.credentials {
+            Some((user, _)) => write!(f, "mqtt://{user}:***@{}:{}", self.host, self.port),
+            None => write!(f, "mqtt://{}:{}", self.host, self.port),
+        }
     }
 }
 
@@ -51,6 +87,9 @@ impl std::fmt::Display for BrokerAddr {
 pub fn connect(client_id: &str, broker: &BrokerAddr, status_topic: &str) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(5));
+    if let Some((user, password)) = &broker.credentials {
+        options.set_credentials(user, password);
+    }
     options.set_clean_session(true);
     options.set_max_packet_size(MAX_PAYLOAD * 64, MAX_PAYLOAD * 4);
     let offline = Status {
@@ -85,6 +124,16 @@ mod tests {
         assert!("http://x:1".parse::<BrokerAddr>().is_err());
         assert!("mqtt://x:notaport".parse::<BrokerAddr>().is_err());
         assert!("mqtt://:1883".parse::<BrokerAddr>().is_err());
+        // A login: used, kept in the URL for settings, hidden everywhere shown.
+        let c: BrokerAddr = "mqtt://T1:s3cr:et@broker.lan:1884".parse().unwrap();
+        assert_eq!(c.credentials, Some(("T1".into(), "s3cr:et".into())));
+        assert_eq!((c.host.as_str(), c.port), ("broker.lan", 1884));
+        assert_eq!(c.url(), "mqtt://T1:s3cr:et@broker.lan:1884");
+        assert!(!c.to_string().contains("s3cr") && !format!("{c:?}").contains("s3cr"));
+        assert!(
+            "mqtt://T1@broker.lan".parse::<BrokerAddr>().is_err(),
+            "a user without a password"
+        );
     }
 }
 

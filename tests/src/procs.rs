@@ -131,6 +131,8 @@ impl Hub {
             "--no-mdns".into(),
         ];
         match external {
+            // A test may give the broker URL itself (with a user and password).
+            Some(_) if extra.contains(&"--broker") => {}
             Some(port) => args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{port}")]),
             None => args.extend(["--mqtt".into(), format!("127.0.0.1:{mqtt}")]),
         }
@@ -347,6 +349,8 @@ pub struct Terminal {
     pub extra: Vec<String>,
     pub control: u16,
     broker: u16,
+    /// The broker user and password it connects with, if the broker asks.
+    credentials: Option<(String, String)>,
     dir: tempfile::TempDir,
 }
 
@@ -356,12 +360,22 @@ impl Terminal {
     }
 
     pub fn start_with(id: &str, broker: u16, extra: &[&str]) -> Terminal {
+        Terminal::start_full(id, broker, extra, None)
+    }
+
+    /// A terminal that logs in to the broker as `user` with `password`.
+    pub fn start_as(id: &str, broker: u16, user: &str, password: &str) -> Terminal {
+        Terminal::start_full(id, broker, &[], Some((user.into(), password.into())))
+    }
+
+    fn start_full(id: &str, broker: u16, extra: &[&str], credentials: Option<(String, String)>) -> Terminal {
         let mut t = Terminal {
             child: None,
             id: id.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             control: free_port(),
             broker,
+            credentials,
             dir: tempfile::tempdir().expect("temp dir"),
         };
         t.spawn();
@@ -382,7 +396,10 @@ impl Terminal {
         let child = Command::new(bin("tallybox-terminal"))
             .args([
                 "--hub",
-                &format!("mqtt://127.0.0.1:{}", self.broker),
+                &match &self.credentials {
+                    Some((user, password)) => format!("mqtt://{user}:{password}@127.0.0.1:{}", self.broker),
+                    None => format!("mqtt://127.0.0.1:{}", self.broker),
+                },
                 "--id",
                 &self.id,
                 "--store",
@@ -559,14 +576,45 @@ fn mosquitto_path() -> PathBuf {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Mosquitto::start_conf(|_| "allow_anonymous true\n".into())
+    }
+
+    /// A broker that lets in only `users` (name, password), each limited by
+    /// the ACL file Tallybox ships (`hub/broker/mosquitto-acl.conf`).
+    pub fn start_locked(users: &[(&str, &str)]) -> Mosquitto {
+        Mosquitto::start_conf(|dir| {
+            let passwd = dir.join("passwd");
+            for (n, (user, password)) in users.iter().enumerate() {
+                let mut cmd = Command::new("mosquitto_passwd");
+                if n == 0 {
+                    cmd.arg("-c");
+                }
+                let ok = cmd
+                    .arg("-b")
+                    .arg(&passwd)
+                    .args([user, password])
+                    .status()
+                    .expect("run mosquitto_passwd")
+                    .success();
+                assert!(ok, "mosquitto_passwd failed");
+            }
+            let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/broker/mosquitto-acl.conf");
+            format!(
+                "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+                passwd.display(),
+                acl.display()
+            )
+        })
+    }
+
+    fn start_conf(access: impl FnOnce(&Path) -> String) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let config = dir.path().join("mosquitto.conf");
+        let access = access(dir.path());
         std::fs::write(
             &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
-            ),
+            format!("listener {port} 127.0.0.1\n{access}persistence false\nset_tcp_nodelay true\n"),
         )
         .expect("write mosquitto.conf");
         let mut m = Mosquitto {

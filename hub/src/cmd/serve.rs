@@ -70,7 +70,7 @@ impl ServeArgs {
             config.broker = None;
         }
         if let Some(b) = &self.broker {
-            config.broker = Some(b.to_string());
+            config.broker = Some(b.url());
         }
         if let Some(a) = &self.acquirer {
             config.acquirer = a.clone();

@@ -31,6 +31,14 @@ fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
     .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
 }
 
+/// The amounts of the stored transactions, newest first.
+fn stored_amounts(hub: &Hub) -> Vec<i64> {
+    hub.transactions("")
+        .iter()
+        .map(|t| t["amount"].as_i64().unwrap())
+        .collect()
+}
+
 fn healthy_pi(root: &Path) {
     fake::cpu_temp_c(root, 52).unwrap();
     fake::throttled_bits(root, 0).unwrap();
@@ -394,12 +402,7 @@ fn a_full_disk_and_a_stopped_broker_turn_their_checks_red_and_green() {
     wait_check(&web, "store.disk", "ok");
     // Room again: the hub sells, and nothing was recorded for the refused sale.
     assert!(t1.sale(3000, "approved").contains("APPROVED"));
-    let amounts: Vec<i64> = hub
-        .transactions("")
-        .iter()
-        .map(|t| t["amount"].as_i64().unwrap())
-        .collect();
-    assert_eq!(amounts, [3000, 1000], "newest first");
+    assert_eq!(stored_amounts(&hub), [3000, 1000], "newest first");
     drop(t1);
 
     // The broker goes away: no checkout can reach the hub; back, and green.
@@ -488,10 +491,5 @@ fn a_hub_clock_that_went_back_refuses_sales_until_the_time_is_right_again() {
     std::fs::write(&offset, "+0").unwrap();
     wait_check(&web, "store.clock", "ok");
     assert!(t1.sale(3000, "approved").contains("APPROVED"));
-    let amounts: Vec<i64> = hub
-        .transactions("")
-        .iter()
-        .map(|t| t["amount"].as_i64().unwrap())
-        .collect();
-    assert_eq!(amounts, [3000, 1000], "the refused sale left no row");
+    assert_eq!(stored_amounts(&hub), [3000, 1000], "the refused sale left no row");
 }

@@ -30,8 +30,9 @@ pub struct Shop {
     /// A sale needs a cashier signed on at the checkout.
     #[serde(default)]
     pub cashier_sign_on: bool,
-    /// Only paired terminals may sell (unpaired ones are told to pair).
-    #[serde(default)]
+    /// Only paired terminals may sell (unpaired ones are told to pair); a
+    /// saved edit that does not say is taken as yes.
+    #[serde(default = "yes")]
     pub pairing_required: bool,
     /// The IANA time zone slips, reports and clocks use; none: the system's.
     #[serde(default)]
@@ -45,6 +46,10 @@ pub struct Shop {
 }
 
 pub type SharedShop = Arc<RwLock<Shop>>;
+
+fn yes() -> bool {
+    true
+}
 
 impl Shop {
     pub fn from_config(config: &Config) -> Shop {

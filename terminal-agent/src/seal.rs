@@ -219,11 +219,18 @@ impl Counter {
     }
 }
 
-/// Writes `bytes` to a temporary file, syncs it and renames it over `path`.
+/// Writes `bytes` to a temporary file (mode 0600), syncs it and renames it
+/// over `path`: a crash leaves the old file or the new one.
 fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -390,22 +397,7 @@ pub fn read_key(path: &std::path::Path) -> std::io::Result<Option<Key>> {
 
 /// Writes a key file readable by its owner alone (mode 0600), durably.
 pub fn write_key(path: &std::path::Path, key: &Key) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(hex::encode(key).as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    write_synced(path, hex::encode(key).as_bytes())
 }
 
 #[cfg(test)]

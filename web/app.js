@@ -548,7 +548,26 @@ async function loadSettings() {
     } }, t("remove")))));
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
+  const u = await api("GET", "/api/v1/update");
+  const last = u.history.length ? u.history[u.history.length - 1] : null;
+  $("#update-state").textContent = u.installed
+    ? `${t("hub_version")} ${u.installed}` + (last ? ` · ${last.at} ${last.event} ${last.version}` : "")
+    : t("update_none");
 }
+
+// An update: the bundle goes up as it is; the hub checks it, installs it and
+// restarts into it (the page comes back by itself).
+$("#update-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const file = e.target.bundle.files[0];
+  if (!file) return;
+  const res = await fetch("/api/v1/update", { method: "POST", credentials: "same-origin", body: file,
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json", "X-CSRF-Token": session.csrf } });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) return showError((data.error && data.error.message) || `HTTP ${res.status}`);
+  notice(`${data.version} ${t("update_installed")}`);
+  setTimeout(() => location.reload(), 15000);
+});
 
 $("#shop-form").addEventListener("submit", async (e) => {
   e.preventDefault();

@@ -1,9 +1,26 @@
 //! The embedded MQTT broker (rumqttd), so a shop needs nothing else installed.
 //! It runs on its own thread; `--broker mqtt://…` replaces it with an external
 //! one such as mosquitto.
+//!
+//! Who may connect ([`Logins`]): MQTT drops a client when another connects
+//! with the same client id, so a stranger on the shop's Wi-Fi could knock the
+//! hub or a checkout off the broker just by using its id. The hub's own link
+//! (`tallybox-hub`) therefore logs in with a password made at each start and
+//! held in memory only, and a paired checkout (`tallybox-term-<id>`) with the
+//! one its pairing key gives ([`seal::broker_password`]). Every other client
+//! needs only a user name: checkouts not paired yet must reach the hub to
+//! pair, and what anyone can read or send is sealed (see `keys.rs`). rumqttd
+//! has no per-topic rules; a store that wants them runs mosquitto with
+//! `broker/mosquitto-acl.conf`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tallybox_terminal::seal;
+
+use crate::keys::Keys;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -21,8 +38,87 @@ pub enum BrokerError {
     },
 }
 
-fn config(listen: SocketAddr) -> Config {
-    let server = ServerSettings {
+/// The hub's own client id on its broker.
+pub const HUB_CLIENT: &str = "tallybox-hub";
+/// A checkout's client id is this and its terminal id.
+pub const TERMINAL_CLIENT: &str = "tallybox-term-";
+
+/// Refused logins kept for the troubleshooting page.
+const REFUSALS_KEPT: usize = 64;
+
+/// A login the broker refused, for the troubleshooting page.
+#[derive(Debug, Clone)]
+pub struct RefusedLogin {
+    pub client_id: String,
+    pub why: &'static str,
+    /// Local time, `HH:MM:SS`.
+    pub at: String,
+    pub when: Instant,
+}
+
+/// Who may connect to the embedded broker (see the module's comment).
+pub struct Logins {
+    hub_password: String,
+    keys: Arc<Keys>,
+    refused: Mutex<VecDeque<RefusedLogin>>,
+}
+
+impl Logins {
+    pub fn new(keys: Arc<Keys>) -> Logins {
+        Logins {
+            hub_password: hex::encode(rand::random::<[u8; 16]>()),
+            keys,
+            refused: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The user name and password of the hub's own link.
+    pub fn hub_login(&self) -> (String, String) {
+        (HUB_CLIENT.to_string(), self.hub_password.clone())
+    }
+
+    /// Whether a client may connect; a refusal is logged (never the password) and kept.
+    pub fn admit(&self, client_id: &str, user: &str, password: &str) -> bool {
+        let verdict = if client_id == HUB_CLIENT || user == HUB_CLIENT {
+            match seal::same_secret(self.hub_password.as_bytes(), password.as_bytes()) {
+                true => Ok(()),
+                false => Err("posing as the hub: wrong password"),
+            }
+        } else if let Some(terminal) = client_id.strip_prefix(TERMINAL_CLIENT) {
+            self.keys.broker_login(terminal, password)
+        } else {
+            Ok(())
+        };
+        let Err(why) = verdict else {
+            return true;
+        };
+        tracing::warn!(client_id, user, why, "broker login refused");
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.len() == REFUSALS_KEPT {
+            refused.pop_front();
+        }
+        refused.push_back(RefusedLogin {
+            client_id: client_id.to_string(),
+            why,
+            at: tallybox_terminal::clock::now().format("%H:%M:%S").to_string(),
+            when: Instant::now(),
+        });
+        false
+    }
+
+    /// The logins refused in the last `within`, oldest first.
+    pub fn refused(&self, within: Duration) -> Vec<RefusedLogin> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused
+            .iter()
+            .filter(|r| r.when.elapsed() < within)
+            .cloned()
+            .collect()
+    }
+}
+
+fn config(listen: SocketAddr, logins: Arc<Logins>) -> Config {
+    let mut server = ServerSettings {
         name: "tallybox-v4".into(),
         listen,
         tls: None,
@@ -36,6 +132,10 @@ fn config(listen: SocketAddr) -> Config {
             dynamic_filters: true,
         },
     };
+    server.set_auth_handler(move |client_id: String, user: String, password: String| {
+        let admitted = logins.admit(&client_id, &user, &password);
+        async move { admitted }
+    });
     Config {
         id: 0,
         router: RouterConfig {
@@ -61,11 +161,12 @@ fn config(listen: SocketAddr) -> Config {
     }
 }
 
-/// Starts the broker on `listen`. The port is checked first so that a clash is
-/// one clear error rather than a broker thread dying in the background.
-pub fn start(listen: SocketAddr) -> Result<(), BrokerError> {
+/// Starts the broker on `listen`, letting in whom `logins` admits. The port is
+/// checked first so that a clash is one clear error rather than a broker
+/// thread dying in the background.
+pub fn start(listen: SocketAddr, logins: Arc<Logins>) -> Result<(), BrokerError> {
     drop(std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
-    let mut broker = Broker::new(config(listen));
+    let mut broker = Broker::new(config(listen, logins));
     std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {

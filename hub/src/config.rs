@@ -223,6 +223,24 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_settings_file_names_real_keys_with_valid_values() {
+        let file = include_str!("../../image/debian/tallybox.toml");
+        let uncommented: String = file
+            .lines()
+            .filter(|l| l.starts_with('#') && l.contains(" = "))
+            .map(|l| format!("{}\n", &l[1..]))
+            .collect();
+        assert!(uncommented.lines().count() >= 5, "{uncommented}");
+        let config = Config::parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(config.http.port(), 80);
+        assert_eq!(
+            format!("{config:?}"),
+            format!("{:?}", Config::default()),
+            "the file's examples are the defaults"
+        );
+    }
+
+    #[test]
     fn a_file_overrides_defaults() {
         let c = load("store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\n").unwrap();
         assert_eq!(c.store_name, "Corner Shop");

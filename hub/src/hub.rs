@@ -70,6 +70,57 @@ pub struct Options {
     pub owner_password: Option<String>,
     /// Where the machine's sysfs is (`/` on a Pi).
     pub sys_root: std::path::PathBuf,
+    /// Where versions are installed (`/opt/tallybox`); `None` when the hub is
+    /// not run from an install (the demo).
+    pub install_root: Option<std::path::PathBuf>,
+    /// The public keys update bundles must be signed with.
+    pub update_keys: std::path::PathBuf,
+}
+
+/// How long a new version has to prove itself healthy after an update.
+const UPDATE_PROOF: Duration = Duration::from_secs(60);
+/// How long it must stay healthy to count.
+const UPDATE_HEALTHY_FOR: Duration = Duration::from_secs(10);
+
+/// After an update, the new version's proof: the web page serving (it is,
+/// by now), the database open, and the broker link up for a while. Then the
+/// new version stays; without it within a minute, the hub stops with an
+/// error so the launcher can put the previous version back.
+async fn prove_update(root: std::path::PathBuf, connected: watch::Receiver<bool>) {
+    use tallybox_terminal::update;
+    let Some((to, from, starts)) = update::trying(&root) else {
+        return;
+    };
+    tracing::warn!(version = %to, previous = %from, start = starts, "running a new version on trial: it stays once healthy for {} s", UPDATE_HEALTHY_FOR.as_secs());
+    let started = tokio::time::Instant::now();
+    let mut healthy_since = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = tokio::time::Instant::now();
+        healthy_since = match (*connected.borrow(), healthy_since) {
+            (true, None) => Some(now),
+            (true, since) => since,
+            (false, _) => None,
+        };
+        if healthy_since.is_some_and(|since| now - since >= UPDATE_HEALTHY_FOR) {
+            let detail = format!(
+                "healthy for {} s: web page, database and broker link",
+                UPDATE_HEALTHY_FOR.as_secs()
+            );
+            match tokio::task::spawn_blocking(move || update::confirm(&root, &detail)).await {
+                Ok(Ok(())) => tracing::info!(version = %to, "the update proved healthy: it stays"),
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot confirm the update"),
+                Err(e) => tracing::error!(error = %e, "cannot confirm the update"),
+            }
+            return;
+        }
+        if now - started > UPDATE_PROOF {
+            let why = "not healthy within a minute (no broker link)";
+            update::note(&root, "gave_up", &to, Some(&from), why);
+            tracing::error!(version = %to, "the new version is {why}; stopping so that {from} comes back");
+            std::process::exit(3);
+        }
+    }
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -167,6 +218,17 @@ pub async fn run(
     on_start: impl FnOnce(&Started),
 ) -> Result<(), HubError> {
     config.validate()?;
+    // The caller's stop, and the hub's own (after an update from the page).
+    let stop = Arc::new(watch::channel(false).0);
+    let shutdown = {
+        let (stop, mut outer) = (Arc::clone(&stop), shutdown);
+        let inner = stop.subscribe();
+        tokio::spawn(async move {
+            let _ = outer.wait_for(|s| *s).await;
+            stop.send_replace(true);
+        });
+        inner
+    };
     let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
         dir: config.data_dir.display().to_string(),
         error,
@@ -218,13 +280,28 @@ pub async fn run(
         );
     }
 
-    let (broker_addr, embedded) = match config.broker_addr() {
-        Some(external) => (external, false),
+    let keys = Arc::new(Keys::load(
+        Store::open(&config.data_dir)?,
+        Arc::clone(&shop),
+        &config.store_id,
+        &config.data_dir.join("seal-counter"),
+    )?);
+    // The hub's link logs in to its own broker; the checkouts it runs itself
+    // log in with their keys like any other.
+    let (broker_addr, link_addr, logins) = match config.broker_addr() {
+        Some(external) => (external.clone(), external, None),
         None => {
-            broker::start(config.mqtt)?;
-            (reachable(config.mqtt), true)
+            let logins = Arc::new(broker::Logins::new(Arc::clone(&keys)));
+            broker::start(config.mqtt, Arc::clone(&logins))?;
+            let addr = reachable(config.mqtt);
+            let link_addr = BrokerAddr {
+                credentials: Some(logins.hub_login()),
+                ..addr.clone()
+            };
+            (addr, link_addr, Some(logins))
         }
     };
+    let embedded = logins.is_some();
 
     let (connected_tx, connected_rx) = watch::channel(false);
     let topics = Topics::new(&config.store_id);
@@ -234,12 +311,6 @@ pub async fn run(
     let web_store = Arc::new(Mutex::new(web_store));
     let alert_store = Arc::clone(&web_store);
     let (push, pushes) = tokio::sync::mpsc::channel(64);
-    let keys = Arc::new(Keys::load(
-        Store::open(&config.data_dir)?,
-        Arc::clone(&shop),
-        &config.store_id,
-        &config.data_dir.join("seal-counter"),
-    )?);
     let web_state = WebState {
         keys: Arc::clone(&keys),
         store: web_store,
@@ -247,7 +318,16 @@ pub async fn run(
         shop,
         push,
         currency: config.currency.clone(),
-        broker_connected: connected_rx,
+        broker_connected: connected_rx.clone(),
+        broker_logins: logins,
+        install_root: options.install_root.clone(),
+        update_keys: options.update_keys.clone(),
+        stop,
+        terminal_update: Arc::new(Mutex::new(web::update::kept_terminal_update(
+            &config.data_dir,
+            &options.update_keys,
+        ))),
+        http_port: Arc::new(std::sync::atomic::AtomicU16::new(config.http.port())),
         changes: changes.clone(),
         machine: tallybox_terminal::machine::Machine::at(&options.sys_root),
         acquirer: acquirer_link,
@@ -255,15 +335,35 @@ pub async fn run(
         checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
     };
     let watch = web::keep_watch(web_state.clone(), shutdown.clone());
+    let offers = web_state.clone();
     let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
+    offers
+        .http_port
+        .store(http.port(), std::sync::atomic::Ordering::Relaxed);
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server);
+    {
+        // A checkout that was off when its update came is offered it later.
+        let mut shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    _ = every.tick() => { web::update::offer_terminal_update(&offers).await; }
+                }
+            }
+        });
+    }
     tasks.spawn(watch);
+    if let Some(root) = options.install_root.clone() {
+        tasks.spawn(prove_update(root, connected_rx.clone()));
+    }
     tasks.spawn(link::run(
         Arc::clone(&coordinator),
         Arc::clone(&keys),
-        broker_addr.clone(),
+        link_addr,
         topics,
         pushes,
         connected_tx,
@@ -442,8 +542,11 @@ pub async fn run(
         checkouts,
         setup_code,
     });
+    // systemd: serving now, and alive while the runtime runs.
+    tallybox_terminal::service::started();
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|stop| *stop).await;
+    tallybox_terminal::service::notify("STOPPING=1");
     // Give the link and the checkouts a moment to say "offline".
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while tasks.join_next().await.is_some() {}

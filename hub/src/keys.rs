@@ -157,6 +157,31 @@ impl Keys {
         }
     }
 
+    /// Whether `password` lets a client connect to the embedded broker as
+    /// `terminal`: a paired terminal must show the login its key gives (so
+    /// nobody else can take its connection over); one without a key may
+    /// connect with any, since it has to reach the hub to pair and to hear
+    /// that it must.
+    pub fn broker_login(&self, terminal: &str, password: &str) -> Result<(), &'static str> {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let Some(link) = links.get(terminal).filter(|l| !l.revoked) else {
+            return Ok(());
+        };
+        let keys: Vec<&Key> = link.key.iter().chain(link.pending.iter()).collect();
+        if keys.is_empty()
+            || keys.iter().any(|k| {
+                seal::same_secret(seal::broker_password(k, terminal).as_bytes(), password.as_bytes())
+            })
+        {
+            return Ok(());
+        }
+        Err(if password.is_empty() {
+            "no password, and this checkout is paired"
+        } else {
+            "wrong password for a paired checkout"
+        })
+    }
+
     /// Opens a sealed request from `terminal`.
     pub fn open(&self, terminal: &TerminalId, payload: &[u8]) -> Result<Vec<u8>, Refusal> {
         let tid = terminal.as_str();

@@ -37,6 +37,13 @@ enum Command {
     Unfreeze(tallybox::cmd::evidence::FreezeArgs),
     /// Forgot the owner password? Remove it (nothing else); the next start shows a new setup code.
     ResetOwner(tallybox::cmd::reset_owner::ResetOwnerArgs),
+    /// Install a signed update bundle (database backed up first; rolls back by itself if the new version fails).
+    Update(tallybox::cmd::update::UpdateArgs),
+    /// Make a signing key pair or sign an update bundle (for releasing, not for the shop).
+    Release {
+        #[command(subcommand)]
+        action: tallybox::cmd::update::ReleaseAction,
+    },
     /// Check the hub: terminals, printers, readers, disk, database, reversals; what to do about each.
     Doctor(tallybox::cmd::doctor::DoctorArgs),
     /// List the simulated issuer's test cards.
@@ -95,6 +102,8 @@ fn main() -> ExitCode {
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
         Command::ResetOwner(args) => cmd::reset_owner::run(args),
+        Command::Update(args) => cmd::update::run(args),
+        Command::Release { action } => cmd::update::release(action),
         Command::Doctor(args) => match cmd::doctor::run(args) {
             Ok(tallybox::doctor::Status::Ok) => Ok(()),
             Ok(tallybox::doctor::Status::Warn) => return ExitCode::from(1),
@@ -117,5 +126,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    // The web server's filter chain is deep; unoptimized builds need more
+    // than the default 2 MiB of stack per worker to poll it.
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()?)
 }

@@ -21,6 +21,7 @@ use crate::protocol::{
     decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
 };
 use crate::seal;
+use crate::self_update::{SelfUpdate, Trial};
 use crate::session::{Action, Input, Session, SessionConfig};
 use crate::slip::Slip;
 
@@ -45,6 +46,9 @@ pub struct AgentConfig {
     /// Where the heartbeat reads the machine's temperature and power; `None`
     /// leaves them out (the hub's own checkout: the hub reports its machine).
     pub machine: Option<crate::machine::Machine>,
+    /// Where the checkout is installed, when it is (it then takes the
+    /// updates the hub offers); `None` for the hub's own and test checkouts.
+    pub install: Option<crate::self_update::Install>,
 }
 
 impl AgentConfig {
@@ -65,17 +69,20 @@ impl AgentConfig {
             print_retry_every: Duration::from_secs(2),
             heartbeat_every: Duration::from_secs(30),
             machine: None,
+            install: None,
         }
     }
 }
 
 /// Why [`Agent::run`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
     /// Told to stop.
     Stopped,
     /// The owner asked for the program to restart.
     RestartAsked,
+    /// A new version is installed: the service starts it.
+    Updated(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,11 +172,20 @@ impl<D: Display> Agent<D> {
         if waiting_slips > 0 {
             tracing::info!(terminal = %tid, slips = waiting_slips, "slips left unprinted at last stop will print once the printer is ready");
         }
-        let (client, eventloop) = mqtt::connect(
-            &format!("tallybox-term-{tid}"),
-            &cfg.broker,
-            &topics.term_status(tid),
-        );
+        let key = seal::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?;
+        // Without a login in the broker's URL, the checkout logs in as itself:
+        // its terminal id, and once paired the password its key gives (the
+        // hub's embedded broker insists on it for a paired id).
+        let (login, logins) = watch::channel(match &cfg.broker.credentials {
+            Some(given) => given.clone(),
+            None => broker_login(tid, key.as_ref()),
+        });
+        let broker = BrokerAddr {
+            credentials: Some(login.borrow().clone()),
+            ..cfg.broker.clone()
+        };
+        let (client, eventloop) =
+            mqtt::connect(&format!("tallybox-term-{tid}"), &broker, &topics.term_status(tid));
         let mut run = Running {
             client,
             spooler,
@@ -181,8 +197,9 @@ impl<D: Display> Agent<D> {
             last_send: Instant::now(),
             waiting_since: None,
             store: cfg.store.clone(),
-            key: seal::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?,
+            key,
             key_path: cfg.state_dir.join(KEY_FILE),
+            login: cfg.broker.credentials.is_none().then_some(login),
             counter: seal::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE)).map_err(state_dir_error)?,
             replay: seal::ReplayGuard::default(),
             pairing: None,
@@ -211,12 +228,14 @@ impl<D: Display> Agent<D> {
         // The event loop runs on its own task: dropping a half-finished `poll()`
         // (as a `select!` does when a timer fires) would abort a connection attempt.
         let (events_tx, mut events) = mpsc::channel(64);
-        let pump = tokio::spawn(pump(eventloop, events_tx));
+        let pump = tokio::spawn(pump(eventloop, events_tx, logins));
         let mut connected = false;
         let mut clock = String::new();
         let answers = topics.resp(tid);
+        let mut self_update = cfg.install.clone().map(SelfUpdate::new);
+        let (installed_tx, mut installed) = mpsc::channel(1);
         loop {
-            if ended == Ended::RestartAsked && run.session.state_name() == "idle" {
+            if ended != Ended::Stopped && run.session.state_name() == "idle" {
                 break;
             }
             publish_state(&self.state, &self.card_wanted, &run.session);
@@ -243,6 +262,30 @@ impl<D: Display> Agent<D> {
                             Response::TestSlip => {
                                 tracing::info!(terminal = %tid, "printing a test slip the owner asked for");
                                 run.spooler.submit(run.test_slip());
+                                continue;
+                            }
+                            Response::Update { version, port, path } => {
+                                let Some(su) = self_update.as_mut() else {
+                                    tracing::info!(terminal = %tid, %version, "update offered; this checkout is not run from an install, so it stays as it is");
+                                    continue;
+                                };
+                                if let Err(why) = su.wants(&version) {
+                                    tracing::debug!(terminal = %tid, %version, why, "update offer ignored");
+                                    continue;
+                                }
+                                su.started(&version);
+                                let host = match cfg.broker.host.contains(':') {
+                                    true => format!("[{}]", cfg.broker.host),
+                                    false => cfg.broker.host.clone(),
+                                };
+                                let url = format!("http://{host}:{port}{path}");
+                                tracing::info!(terminal = %tid, %version, %url, "the hub offers a newer version: fetching it");
+                                let (install, done, scratch) =
+                                    (su.install().clone(), installed_tx.clone(), cfg.state_dir.join("update.download"));
+                                tokio::task::spawn_blocking(move || {
+                                    let result = SelfUpdate::fetch_and_install(&install, &version, &url, scratch);
+                                    let _ = done.blocking_send(result);
+                                });
                                 continue;
                             }
                             Response::Restart => {
@@ -292,7 +335,29 @@ impl<D: Display> Agent<D> {
                         let _ = done.send(());
                     }
                 }
+                Some(result) = installed.recv() => {
+                    if let Some(su) = self_update.as_mut() {
+                        su.finished(&result);
+                    }
+                    match result {
+                        Ok(version) => {
+                            tracing::warn!(terminal = %tid, %version, "update installed; stopping once idle so that the service starts it");
+                            ended = Ended::Updated(version);
+                        }
+                        Err(e) => tracing::warn!(terminal = %tid, error = %e, "the offered update was not installed"),
+                    }
+                }
                 _ = tick.tick() => {
+                    match self_update.as_mut().and_then(|su| su.prove(connected)) {
+                        Some(Trial::Confirmed(version)) => {
+                            tracing::info!(terminal = %tid, %version, "the update proved itself: it stays")
+                        }
+                        Some(Trial::GaveUp(version)) => {
+                            tracing::error!(terminal = %tid, %version, "the new version did not reach the hub within a minute; stopping so that the previous one comes back");
+                            std::process::exit(3);
+                        }
+                        None => {}
+                    }
                     let now = crate::clock::now().format("%H:%M").to_string();
                     if now != clock {
                         clock = now.clone();
@@ -326,9 +391,10 @@ impl<D: Display> Agent<D> {
         let offline = Status {
             online: false,
             version: VERSION.into(),
-            detail: Some(match ended {
+            detail: Some(match &ended {
                 Ended::Stopped => "stopped".into(),
                 Ended::RestartAsked => "restarting".into(),
+                Ended::Updated(version) => format!("restarting into {version}"),
             }),
         };
         let _ = run
@@ -348,10 +414,26 @@ enum Link {
     Down(rumqttc::ConnectionError),
 }
 
-/// Polls the MQTT event loop until the client disconnects or the agent is gone.
-async fn pump(mut eventloop: rumqttc::EventLoop, events: mpsc::Sender<Link>) {
+/// A checkout's own broker login: its terminal id, and the password its key
+/// gives (none before it is paired).
+fn broker_login(tid: &TerminalId, key: Option<&seal::Key>) -> (String, String) {
+    let password = key.map(|k| seal::broker_password(k, tid.as_str()));
+    (tid.to_string(), password.unwrap_or_default())
+}
+
+/// Polls the MQTT event loop until the client disconnects or the agent is
+/// gone; each new connection logs in with the latest of `logins`.
+async fn pump(
+    mut eventloop: rumqttc::EventLoop,
+    events: mpsc::Sender<Link>,
+    mut logins: watch::Receiver<(String, String)>,
+) {
     let mut backoff = mqtt::Backoff::default();
     loop {
+        if logins.has_changed().unwrap_or(false) {
+            let (user, password) = logins.borrow_and_update().clone();
+            eventloop.mqtt_options.set_credentials(user, password);
+        }
         let link = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
@@ -430,6 +512,9 @@ struct Running {
     /// The key shared with the hub once paired: every message is sealed.
     key: Option<seal::Key>,
     key_path: PathBuf,
+    /// The checkout's own broker login, for the next connection (`None` when
+    /// the broker's URL gives one).
+    login: Option<watch::Sender<(String, String)>>,
     counter: seal::Counter,
     replay: seal::ReplayGuard,
     /// A pairing under way: its request, the exchange, and when it was sent.
@@ -537,6 +622,9 @@ impl Running {
                 match pairing.finish(message, confirm) {
                     Ok(key) => match seal::write_key(&self.key_path, &key) {
                         Ok(()) => {
+                            if let Some(login) = &self.login {
+                                login.send_replace(broker_login(&self.tid, Some(&key)));
+                            }
                             self.key = Some(key);
                             self.replay = seal::ReplayGuard::default();
                             tracing::info!(terminal = %self.tid, "paired with the hub: messages are sealed from now on");

@@ -51,5 +51,8 @@ pub mod mqtt;
 pub mod protocol;
 pub mod reason;
 pub mod seal;
+pub mod self_update;
+pub mod service;
 pub mod session;
 pub mod slip;
+pub mod update;

@@ -140,6 +140,21 @@ impl Machine {
     }
 }
 
+/// Free and total bytes of the filesystem holding `dir` ((0, 0) if unknown).
+pub fn disk_space(dir: &Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return (0, 0);
+    };
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return (0, 0);
+    }
+    let unit = stat.f_frsize as u64;
+    (stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit)
+}
+
 /// Writes a fake sysfs tree below `root`: what the tests and the demo use in
 /// place of a Pi. `None` removes a sensor.
 pub mod fake {

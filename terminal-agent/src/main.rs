@@ -62,6 +62,13 @@ struct Args {
     /// (its `sys/…`): `/` on a Pi, a fake tree in tests.
     #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
     sys_root: PathBuf,
+    /// Where versions are installed; when this checkout runs from an
+    /// install there, it takes the updates the hub offers.
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = "/opt/tallybox-terminal")]
+    root: PathBuf,
+    /// The public keys update bundles must be signed with (`*.pub`).
+    #[arg(long, default_value = "/etc/tallybox/update-keys")]
+    update_keys: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -86,6 +93,8 @@ fn main() -> ExitCode {
         None => run(args).and_then(|ended| match ended {
             Ended::Stopped => Ok(ExitCode::SUCCESS),
             Ended::RestartAsked => Err(restart()),
+            // The service starts the new version (through the launcher).
+            Ended::Updated(_) => Ok(ExitCode::SUCCESS),
         }),
     };
     result.unwrap_or_else(|e| {
@@ -183,6 +192,12 @@ fn run(args: Args) -> anyhow::Result<Ended> {
         agent_config.silent_after = Duration::from_secs(args.hub_silent_secs);
         agent_config.heartbeat_every = Duration::from_secs(args.heartbeat_secs);
         agent_config.machine = Some(Machine::at(&args.sys_root));
+        if tallybox_terminal::update::installed(&args.root).is_some() {
+            agent_config.install = Some(tallybox_terminal::self_update::Install {
+                root: args.root.clone(),
+                keys: args.update_keys.clone(),
+            });
+        }
         agent_config.session.lang = lang;
         agent_config.session.slip_columns = config.printer.columns;
         let (agent, handle) = Agent::new(agent_config, display, printer, health);
@@ -204,6 +219,7 @@ fn run(args: Args) -> anyhow::Result<Ended> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
+        tallybox_terminal::service::started();
         Ok(agent.run(stopped).await?)
     })
 }

@@ -471,6 +471,14 @@ pub enum Response {
     TestSlip,
     /// The owner asked for this checkout's program to restart: news.
     Restart,
+    /// A newer version of the checkout's program is on the hub: news. The
+    /// signed bundle is at `path` on the hub's web server (`port`, on the
+    /// host the checkout reaches the broker at).
+    Update {
+        version: String,
+        port: u16,
+        path: String,
+    },
     /// The batch was settled: whether the acquirer's totals agreed, and the
     /// settlement report to print, line by line.
     Settled {
@@ -497,9 +505,11 @@ impl Response {
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
-            Response::Print { .. } | Response::TestSlip | Response::Restart | Response::TimeZone { .. } => {
-                None
-            }
+            Response::Print { .. }
+            | Response::TestSlip
+            | Response::Restart
+            | Response::Update { .. }
+            | Response::TimeZone { .. } => None,
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
     }
@@ -676,6 +686,7 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "print",
     "test_slip",
     "restart",
+    "update",
     "settled",
     "frozen",
     "error",
@@ -790,6 +801,11 @@ mod tests {
             },
             Response::TestSlip,
             Response::Restart,
+            Response::Update {
+                version: "0.2.0".into(),
+                port: 80,
+                path: "/updates/terminal.update".into(),
+            },
             Response::Settled {
                 request_id: RequestId::new(),
                 batch_no: 1,

@@ -221,7 +221,7 @@ impl Counter {
 
 /// Writes `bytes` to a temporary file (mode 0600), syncs it and renames it
 /// over `path`: a crash leaves the old file or the new one.
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -374,6 +374,23 @@ impl Pairing {
     }
 }
 
+/// The password a paired terminal logs in to the hub's embedded broker
+/// with (its user name is its terminal id). Derived from the pairing key, so
+/// nothing more is stored or sent; knowing it lets a client connect under the
+/// terminal's client id, never read or forge its sealed messages.
+pub fn broker_password(key: &Key, terminal: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"tallybox broker login ");
+    mac.update(terminal.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Compares two secrets without stopping at the first differing byte, so how
+/// fast a wrong one is refused tells nothing about it.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// A new random pairing code.
 pub fn new_code() -> String {
     format!("{:08}", rand::random::<u32>() % 100_000_000)
@@ -403,6 +420,19 @@ pub fn write_key(path: &std::path::Path, key: &Key) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_password_belongs_to_one_key_and_one_terminal() {
+        let (k1, k2) = ([1u8; 32], [2u8; 32]);
+        let p = broker_password(&k1, "T1");
+        assert_eq!(p.len(), 32);
+        assert_eq!(p, broker_password(&k1, "T1"));
+        assert_ne!(p, broker_password(&k2, "T1"));
+        assert_ne!(p, broker_password(&k1, "T2"));
+        assert!(same_secret(p.as_bytes(), broker_password(&k1, "T1").as_bytes()));
+        assert!(!same_secret(p.as_bytes(), &p.as_bytes()[..31]));
+        assert!(!same_secret(b"abc", b"abd"));
+    }
 
     #[test]
     fn the_same_code_gives_both_sides_one_key_and_a_wrong_code_is_found_out() {

@@ -59,11 +59,26 @@ pub struct Hub {
     args: Vec<String>,
     /// More environment for the next (re)start, e.g. a preloaded fake clock.
     pub env: Vec<(String, String)>,
+    /// What to run instead of `tallybox` itself (e.g. the launcher and its
+    /// arguments), for the next (re)start.
+    pub program: Option<Vec<String>>,
     /// The owner's session, signed in on first use and again after a restart.
     owner: std::sync::Mutex<Option<WebClient>>,
 }
 
 pub const STORE: &str = "shop";
+
+/// `program` (a launcher and its arguments) when given, else the built `name`.
+fn program_or(program: &Option<Vec<String>>, name: &str) -> Command {
+    match program.as_deref() {
+        Some([first, rest @ ..]) => {
+            let mut c = Command::new(first);
+            c.args(rest);
+            c
+        }
+        _ => Command::new(bin(name)),
+    }
+}
 
 impl Hub {
     /// A hub with its embedded broker and no own checkout.
@@ -104,7 +119,25 @@ impl Hub {
         log[at..].chars().take(9).collect()
     }
 
+    /// A hub started through `program` (the launcher and its arguments, put
+    /// before `serve …`) with more environment.
+    pub fn start_through(program: Vec<String>, env: Vec<(String, String)>, extra: &[&str]) -> Hub {
+        let mut flags = vec!["--owner-password", OWNER_PASSWORD];
+        flags.extend_from_slice(extra);
+        let mut hub = Hub::prepare(None, &flags, false);
+        hub.program = Some(program);
+        hub.env = env;
+        hub.spawn();
+        hub
+    }
+
     fn start_full(external: Option<u16>, extra: &[&str], pairing_required: bool) -> Hub {
+        let mut hub = Hub::prepare(external, extra, pairing_required);
+        hub.spawn();
+        hub
+    }
+
+    fn prepare(external: Option<u16>, extra: &[&str], pairing_required: bool) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let http = free_port();
         let mqtt = external.unwrap_or_else(|| loop {
@@ -144,7 +177,7 @@ impl Hub {
             args.extend(["--data-dir".into(), dir.path().join("data").display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut hub = Hub {
+        Hub {
             child: None,
             dir,
             http,
@@ -152,10 +185,9 @@ impl Hub {
             external_broker: external.is_some(),
             args,
             env: Vec::new(),
+            program: None,
             owner: std::sync::Mutex::new(None),
-        };
-        hub.spawn();
-        hub
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -172,7 +204,8 @@ impl Hub {
 
     fn spawn(&mut self) {
         let log = log_file(&self.log_path());
-        let child = Command::new(bin("tallybox"))
+        let mut command = program_or(&self.program, "tallybox");
+        let child = command
             .args(&self.args)
             .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
             .env("NO_COLOR", "1")
@@ -351,6 +384,10 @@ pub struct Terminal {
     broker: u16,
     /// The broker user and password it connects with, if the broker asks.
     credentials: Option<(String, String)>,
+    /// What to run instead of `tallybox-terminal` itself (the launcher and
+    /// its arguments), and more environment.
+    program: Option<Vec<String>>,
+    env: Vec<(String, String)>,
     dir: tempfile::TempDir,
 }
 
@@ -369,17 +406,44 @@ impl Terminal {
     }
 
     fn start_full(id: &str, broker: u16, extra: &[&str], credentials: Option<(String, String)>) -> Terminal {
-        let mut t = Terminal {
+        let mut t = Terminal::prepare(id, broker, extra, credentials);
+        t.spawn();
+        t
+    }
+
+    /// A terminal started through `program` (the launcher and its
+    /// arguments, put before the terminal's flags) with more environment.
+    pub fn start_through(
+        id: &str,
+        broker: u16,
+        program: Vec<String>,
+        env: Vec<(String, String)>,
+        extra: &[&str],
+    ) -> Terminal {
+        let mut t = Terminal::prepare(id, broker, extra, None);
+        t.program = Some(program);
+        t.env = env;
+        t.spawn();
+        t
+    }
+
+    fn prepare(id: &str, broker: u16, extra: &[&str], credentials: Option<(String, String)>) -> Terminal {
+        Terminal {
             child: None,
             id: id.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             control: free_port(),
             broker,
             credentials,
+            program: None,
+            env: Vec::new(),
             dir: tempfile::tempdir().expect("temp dir"),
-        };
-        t.spawn();
-        t
+        }
+    }
+
+    /// Whether its process has ended by itself, and how.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub fn log(&self) -> String {
@@ -393,7 +457,8 @@ impl Terminal {
 
     fn spawn(&mut self) {
         let log = log_file(&self.dir.path().join("terminal.log"));
-        let child = Command::new(bin("tallybox-terminal"))
+        let mut command = program_or(&self.program, "tallybox-terminal");
+        let child = command
             .args([
                 "--hub",
                 &match &self.credentials {
@@ -415,6 +480,7 @@ impl Terminal {
             ])
             .args(&self.extra)
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

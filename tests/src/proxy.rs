@@ -1,17 +1,20 @@
 //! A fault-injecting TCP proxy on loopback, for the links `tc netem` cannot
 //! slow down here: every connection to it is relayed to a target port, and
-//! what flows back can be held up by a delay that is changed at any time, and
-//! every open connection can be cut at once (a cable pulled and put back).
+//! what flows back can be held up by a delay that is changed at any time,
+//! every open connection can be cut at once (a cable pulled and put back),
+//! or stalled both ways for a while (what packet loss does to TCP: silence,
+//! then everything at once).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Proxy {
     pub port: u16,
     delay_ms: Arc<AtomicU64>,
+    stall: Stall,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -24,7 +27,9 @@ impl Proxy {
         let delay_ms = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
+        let stall = Stall::default();
         let (delay, stopped, links) = (Arc::clone(&delay_ms), Arc::clone(&stop), Arc::clone(&open));
+        let held = stall.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
@@ -38,13 +43,14 @@ impl Proxy {
                     links.lock().unwrap_or_else(|e| e.into_inner()).extend([a, b]);
                 }
                 let none = Arc::new(AtomicU64::new(0));
-                relay(&client, &upstream, none);
-                relay(&upstream, &client, Arc::clone(&delay));
+                relay(&client, &upstream, none, held.clone());
+                relay(&upstream, &client, Arc::clone(&delay), held.clone());
             }
         });
         Proxy {
             port,
             delay_ms,
+            stall,
             stop,
             open,
         }
@@ -61,10 +67,49 @@ impl Proxy {
     pub fn delay(&self, delay: Duration) {
         self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
+
+    /// Passes nothing either way, on every connection, for `how_long` from
+    /// now; then what was held goes through. Connections stay open.
+    pub fn stall(&self, how_long: Duration) {
+        let until = self.stall.since.elapsed() + how_long;
+        self.stall
+            .until_ms
+            .fetch_max(until.as_millis() as u64, Ordering::SeqCst);
+    }
 }
 
-/// Copies `from` to `to` on a thread of its own, each chunk after the delay.
-fn relay(from: &TcpStream, to: &TcpStream, delay_ms: Arc<AtomicU64>) {
+/// Until when (ms after `since`) every relay holds what it read.
+#[derive(Clone)]
+struct Stall {
+    since: Instant,
+    until_ms: Arc<AtomicU64>,
+}
+
+impl Default for Stall {
+    fn default() -> Stall {
+        Stall {
+            since: Instant::now(),
+            until_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Stall {
+    fn wait(&self) {
+        loop {
+            let until = Duration::from_millis(self.until_ms.load(Ordering::SeqCst));
+            let now = self.since.elapsed();
+            if now >= until {
+                return;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own, each chunk after the delay
+/// and any stall.
+fn relay(from: &TcpStream, to: &TcpStream, delay_ms: Arc<AtomicU64>, stall: Stall) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
@@ -76,6 +121,7 @@ fn relay(from: &TcpStream, to: &TcpStream, delay_ms: Arc<AtomicU64>) {
                 Ok(n) => n,
             };
             std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
+            stall.wait();
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }

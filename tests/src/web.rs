@@ -113,4 +113,16 @@ impl WebClient {
                 .send_json(body),
         )
     }
+
+    /// Sends `bytes` as they are (a file upload).
+    pub fn send_bytes(&self, method: &str, path: &str, bytes: &[u8]) -> (u16, Value) {
+        status_json(
+            self.agent
+                .request(method, &format!("{}{path}", self.base))
+                .set("cookie", &self.cookie)
+                .set("x-csrf-token", &self.csrf)
+                .set("content-type", "application/octet-stream")
+                .send_bytes(bytes),
+        )
+    }
 }

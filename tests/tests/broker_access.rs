@@ -1,11 +1,15 @@
-//! Tallybox on a locked mosquitto: a password per checkout and the ACL file
-//! Tallybox ships (`hub/broker/mosquitto-acl.conf`). A checkout sells with its
-//! own login; no login, a wrong password, or one checkout's login used to
-//! speak or listen for another gets nothing through.
+//! Who gets onto the broker. The hub's embedded broker keeps the hub's and
+//! each paired checkout's client id for them (MQTT would otherwise let
+//! anyone knock them off by connecting under their id). On a locked
+//! mosquitto: a password per checkout and the ACL file Tallybox ships
+//! (`hub/broker/mosquitto-acl.conf`); a checkout sells with its own login; no
+//! login, a wrong password, or one checkout's login used to speak or listen
+//! for another gets nothing through.
 
 use std::time::Duration;
 
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
+use serde_json::json;
 use tallybox_e2e::mqtt::sale;
 use tallybox_e2e::procs::{Hub, Mosquitto, Terminal, STORE};
 use tallybox_e2e::test_card;
@@ -100,4 +104,74 @@ fn each_checkout_logs_in_with_its_own_password_and_reaches_only_its_own_topics()
         !hub.log().contains("acl-forged-0001"),
         "the forged request reached the hub"
     );
+}
+
+#[test]
+fn the_embedded_broker_keeps_the_hubs_and_paired_checkouts_ids_for_them() {
+    let wait = Duration::from_secs(15);
+    let mut hub = Hub::start_as_shipped();
+    // Anyone may connect with a user name (an unpaired checkout must, to
+    // pair); nobody without one.
+    assert!(login(hub.mqtt, "stranger", None).is_err(), "no user name");
+    let stranger = login(hub.mqtt, "stranger", Some(("stranger", "")));
+    assert!(stranger.is_ok(), "{:?}", stranger.err());
+    // Nobody takes the hub's place.
+    assert!(login(hub.mqtt, "tallybox-hub", Some(("tallybox-hub", "guess"))).is_err());
+    assert!(login(hub.mqtt, "tallybox-hub", Some(("someone", ""))).is_err());
+
+    // T1 pairs; from then on its client id is its own.
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_screen("NOT PAIRED", wait);
+    let web = hub.web();
+    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().unwrap().to_string();
+    t1.keys(&format!("D5{code}#"));
+    t1.wait_screen("PAIRED", wait);
+    t1.keys("C");
+    t1.wait_ready();
+    assert!(login(hub.mqtt, "tallybox-term-T1", Some(("T1", ""))).is_err());
+    assert!(login(hub.mqtt, "tallybox-term-T1", Some(("T1", &"0".repeat(32)))).is_err());
+    assert!(
+        t1.sale(800, "approved").contains("APPROVED"),
+        "T1 was knocked off"
+    );
+    t1.keys("C");
+    assert!(
+        !t1.log().contains("lost the broker"),
+        "T1 was knocked off the broker: {}",
+        t1.log()
+    );
+
+    // The owner sees who was refused, and what to do.
+    let (_, checks) = web.get("/api/v1/checks");
+    let logins = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hub.broker_logins")
+        .unwrap_or_else(|| panic!("no hub.broker_logins in {checks}"))
+        .clone();
+    assert_eq!(logins["status"], "warn", "{logins}");
+    let evidence = logins["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("tallybox-term-T1 ×2") && evidence.contains("tallybox-hub ×2"),
+        "{evidence}"
+    );
+    assert!(!hub.log().contains("guess"), "a tried password reached the log");
+
+    // The hub restarts: T1 logs in again with the password its key gives,
+    // without restarting itself; and after a restart of its own.
+    hub.stop();
+    hub.restart();
+    t1.wait_ready();
+    assert!(
+        t1.sale(900, "approved").contains("APPROVED"),
+        "T1 did not log in again"
+    );
+    t1.keys("C");
+    let mut t1 = t1;
+    t1.restart();
+    t1.wait_ready();
+    assert!(t1.sale(1_000, "approved").contains("APPROVED"));
+    assert_eq!(hub.transactions("").len(), 3);
 }

@@ -1,7 +1,7 @@
 //! The crash harness: three checkout processes sell without pause while the
 //! hub is killed (`SIGKILL`) at random moments, hundreds of times, with the
-//! broker killed and the checkouts' network links cut in between, and the
-//! checkouts themselves killed mid-sale. Then the books are checked three ways
+//! broker killed and the checkouts' network links cut or stalled for seconds
+//! in between, and the checkouts themselves killed mid-sale. Then the books are checked three ways
 //! — what each cashier saw, what the hub's database says, and what the acquirer
 //! (on a real ISO 8583 link) charged:
 //!
@@ -212,7 +212,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
         .collect();
 
     let mut rng = rand::thread_rng();
-    let (mut hub_kills, mut broker_kills, mut link_cuts) = (0, 0, 0);
+    let (mut hub_kills, mut broker_kills, mut link_cuts, mut link_stalls) = (0, 0, 0, 0);
     let started = Instant::now();
     for _ in 0..rounds {
         if started.elapsed() > Duration::from_secs(420) {
@@ -229,9 +229,14 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
                 broker.restart(); // SIGKILL, then a new broker on the same port
                 broker_kills += 1;
             }
-            _ => {
+            90..=94 => {
                 lan.cut();
                 link_cuts += 1;
+            }
+            _ => {
+                // Seconds of silence on every checkout's link, then all at once.
+                lan.stall(Duration::from_millis(rng.gen_range(1_000..8_000)));
+                link_stalls += 1;
             }
         }
     }
@@ -352,7 +357,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
 
     eprintln!(
         "crash harness: {took:?}, {hub_kills} hub kills, {broker_kills} broker kills, {link_cuts} link cuts, \
-         {} checkout kills; {} sales seen {counts:?}; {} rows, {reversed_rows} reversed; {db_total} minor approved",
+         {link_stalls} link stalls, {} checkout kills; {} sales seen {counts:?}; {} rows, {reversed_rows} reversed; {db_total} minor approved",
         book.terminal_kills,
         book.sales.len(),
         rows.values().map(Vec::len).sum::<usize>(),

@@ -109,6 +109,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         lang: args.lang,
         owner_password: args.owner_password.clone(),
         sys_root: args.sys_root.clone(),
+        install_root: None,
+        update_keys: crate::cmd::update::UPDATE_KEYS.into(),
     };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();

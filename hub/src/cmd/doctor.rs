@@ -19,6 +19,9 @@ pub struct DoctorArgs {
     /// Where the machine's sysfs is (`/` on a Pi).
     #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
     pub sys_root: PathBuf,
+    /// Where versions are installed.
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = crate::cmd::update::INSTALL_ROOT)]
+    pub root: PathBuf,
 }
 
 /// Prints the checks; the worst status.
@@ -32,6 +35,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<Status> {
     let store = Store::open(&args.data_dir)?;
     let facts = doctor::Facts {
         hub_machine: Some(tallybox_terminal::machine::Machine::at(&args.sys_root).health()),
+        updates: Some(doctor::Updates::read(&args.root)),
         ..doctor::gather(&store, None)?
     };
     let checks = doctor::checks(&facts);

@@ -10,6 +10,7 @@ pub mod hw_test;
 pub mod reset_owner;
 pub mod serve;
 pub mod test_cards;
+pub mod update;
 
 use tokio::sync::watch;
 

@@ -25,15 +25,8 @@ pub fn run(args: ResetOwnerArgs) -> anyhow::Result<()> {
         );
     }
     let mut store = Store::open(&args.data_dir)?;
-    let backups = args.data_dir.join("backups");
-    std::fs::create_dir_all(&backups)
-        .map_err(|e| anyhow::anyhow!("cannot make {}: {e}; nothing was changed", backups.display()))?;
-    let backup = backups.join(format!(
-        "before-reset-owner-{}.db",
-        tallybox_terminal::clock::now().format("%Y%m%d-%H%M%S")
-    ));
-    store
-        .backup_to(&backup)
+    let backup = store
+        .backup_before("reset-owner")
         .map_err(|e| anyhow::anyhow!("cannot take a backup first ({e}); nothing was changed"))?;
     println!("backup of everything taken first: {}", backup.display());
     if store.reset_owner()? {

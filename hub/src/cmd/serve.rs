@@ -50,6 +50,13 @@ pub struct ServeArgs {
     /// Do not announce the hub by mDNS.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Where versions are installed: after an update, the new version
+    /// confirms itself here once healthy.
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = crate::cmd::update::INSTALL_ROOT)]
+    pub root: PathBuf,
+    /// The public keys update bundles must be signed with (`*.pub`).
+    #[arg(long, default_value = crate::cmd::update::UPDATE_KEYS)]
+    pub update_keys: PathBuf,
 }
 
 impl ServeArgs {
@@ -94,6 +101,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         lang: args.lang,
         owner_password: args.owner_password.clone(),
         sys_root: args.sys_root.clone(),
+        install_root: Some(args.root.clone()),
+        update_keys: args.update_keys.clone(),
     };
     let shutdown = super::stop_signal();
     hub::run(config, options, shutdown, |started| {

@@ -18,7 +18,7 @@ impl<A: Acquirer> Coordinator<A> {
         self.shop()
             .supervisor_pin
             .as_deref()
-            .is_some_and(|pin| same_secret(pin, given))
+            .is_some_and(|pin| tallybox_terminal::seal::same_secret(pin.as_bytes(), given.as_bytes()))
     }
 
     /// The supervisor freezes their own checkout from the keypad; only the
@@ -166,15 +166,4 @@ pub(super) fn undo_check(
         auth_code: sale.auth_code.clone(),
     };
     Ok(Ok((amount, Some((sale.id, original)))))
-}
-
-/// Compares a typed PIN with the configured one without stopping at the
-/// first differing digit.
-fn same_secret(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |d, (a, b)| d | (a ^ b))
-            == 0
 }

@@ -103,6 +103,12 @@ pub struct Facts {
     /// Whether the running hub is connected to its broker; `None` when the
     /// checks run outside the hub (`tallybox doctor`), which cannot know.
     pub broker_connected: Option<bool>,
+    /// The install's versions and update history; `None` when the hub is not
+    /// run from an install (the demo, tests).
+    pub updates: Option<Updates>,
+    /// The logins the embedded broker refused in the last hour; `None` with
+    /// an external broker or outside the hub.
+    pub broker_refused: Option<Vec<crate::broker::RefusedLogin>>,
     /// The ISO 8583 link, when the hub runs one (not the simulator, not the CLI).
     pub acquirer: Option<LinkHealth>,
     /// When the facts were gathered (local time).
@@ -164,8 +170,122 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
         )),
         None => {}
     }
+    out.extend(facts.broker_refused.as_deref().map(broker_logins));
+    out.extend(facts.updates.as_ref().and_then(|u| updates(u, facts.now)));
     out.sort_by(|a, b| b.status.cmp(&a.status).then(a.id.cmp(&b.id)));
     out
+}
+
+/// What the install root says about versions and updates.
+#[derive(Debug, Clone, Default)]
+pub struct Updates {
+    /// The version `current` points at.
+    pub installed: Option<String>,
+    /// A new version on trial: `(new, old, starts)`.
+    pub trying: Option<(String, String, u32)>,
+    /// `updates.log`, oldest first.
+    pub history: Vec<tallybox_terminal::update::Event>,
+}
+
+impl Updates {
+    pub fn read(root: &std::path::Path) -> Updates {
+        use tallybox_terminal::update;
+        Updates {
+            installed: update::installed(root),
+            trying: update::trying(root),
+            history: update::history(root),
+        }
+    }
+}
+
+/// How long a failed update stays red on the page.
+const UPDATE_FAILURE_SHOWN_DAYS: i64 = 7;
+
+/// `hub.update`: the version running, and an update that failed and was
+/// undone, or was cut off.
+fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
+    let installed = u.installed.as_deref()?;
+    if let Some((new, old, starts)) = &u.trying {
+        return Some(check(
+            "hub.update",
+            Status::Warn,
+            format!("{new} is on trial (start {starts}; {old} comes back if it does not prove healthy)"),
+            (
+                "Wait a minute; if the hub keeps restarting, it goes back to the previous version by itself.",
+                "请等待一分钟；如果主机反复重启，它会自动恢复到上一个版本。",
+            ),
+        ));
+    }
+    let last = u.history.last();
+    let recent = |e: &tallybox_terminal::update::Event| {
+        chrono::NaiveDateTime::parse_from_str(&e.at, "%Y-%m-%d %H:%M:%S")
+            .is_ok_and(|at| now - at < chrono::Duration::days(UPDATE_FAILURE_SHOWN_DAYS))
+    };
+    match last {
+        Some(e) if e.event == "rolled_back" && recent(e) => Some(check(
+            "hub.update",
+            Status::Fail,
+            format!(
+                "the update to {} failed and was undone at {}: {}. The hub runs {installed}",
+                e.version, e.at, e.detail
+            ),
+            (
+                "Nothing is lost: the previous version runs, and the database was backed up before the update (backups folder). Do not install that version again; tell your supplier which version failed and download the support bundle for them.",
+                "没有丢失任何数据：上一个版本正在运行，更新前已备份数据库（backups 文件夹）。请不要再次安装该版本；告诉供应商失败的版本号，并为他们下载支持包。",
+            ),
+        )),
+        Some(e) if e.event == "interrupted" && recent(e) => Some(check(
+            "hub.update",
+            Status::Warn,
+            format!("the update to {} was cut off at {} (power?); the hub runs {installed}", e.version, e.at),
+            (
+                "Install the update again, with the hub on steady power.",
+                "请在主机供电稳定时重新安装该更新。",
+            ),
+        )),
+        _ => Some(ok(
+            "hub.update",
+            match u.history.iter().rev().find(|e| e.event == "confirmed" && e.version == installed) {
+                Some(e) => format!("version {installed}, updated {}", e.at),
+                None => format!("version {installed}"),
+            },
+        )),
+    }
+}
+
+/// Refused logins on the embedded broker: a checkout that lost its key, or
+/// something on the shop network posing as a checkout or the hub.
+fn broker_logins(refused: &[crate::broker::RefusedLogin]) -> Check {
+    if refused.is_empty() {
+        return ok(
+            "hub.broker_logins",
+            "no login refused by the broker in the last hour".into(),
+        );
+    }
+    let mut by_client: Vec<(&str, u32, &crate::broker::RefusedLogin)> = Vec::new();
+    for r in refused {
+        match by_client.iter_mut().find(|(c, ..)| *c == r.client_id) {
+            Some(seen) => (seen.1, seen.2) = (seen.1 + 1, r),
+            None => by_client.push((&r.client_id, 1, r)),
+        }
+    }
+    let who: Vec<String> = by_client
+        .iter()
+        .map(|(client, n, last)| format!("{client} ×{n} (last {}: {})", last.at, last.why))
+        .collect();
+    check(
+        "hub.broker_logins",
+        Status::Warn,
+        format!(
+            "the broker refused {} login(s) in the last hour: {}",
+            refused.len(),
+            who.join("; ")
+        ),
+        (
+            "A checkout that lost its key (new SD card, reset) is refused until paired again: on the Terminals page press Revoke key, then pair it. If no checkout was changed, a device on the shop network is posing as a checkout or the hub: change the Wi-Fi password.",
+            "丢失密钥的收银台（换了 SD 卡或被重置）在重新配对前会被拒绝：请在“终端”页面点“吊销密钥”，然后重新配对。如果没有更换过收银台，说明店内网络中有设备冒充收银台或主机：请更改 Wi-Fi 密码。",
+        ),
+    )
 }
 
 fn store_checks(facts: &Facts) -> Vec<Check> {
@@ -306,6 +426,8 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         recent,
         lost,
         broker_connected: None,
+        broker_refused: None,
+        updates: None,
         acquirer: None,
         now,
     })

@@ -354,3 +354,33 @@ fn declines_by_cause_and_a_bluetooth_printer_that_will_not_connect() {
         "{p:?}"
     );
 }
+
+#[test]
+fn refused_broker_logins_are_counted_per_client_and_name_the_way_out() {
+    let refusal = |client: &str, at: &str| crate::broker::RefusedLogin {
+        client_id: client.into(),
+        why: "wrong password for a paired checkout",
+        at: at.into(),
+        when: std::time::Instant::now(),
+    };
+    let mut f = healthy();
+    // Outside the hub, or with an external broker: nothing to say.
+    assert!(checks(&f).iter().all(|c| c.id != "hub.broker_logins"));
+    f.broker_refused = Some(vec![]);
+    assert_eq!(status_of(&checks(&f), "hub.broker_logins"), Status::Ok);
+    f.broker_refused = Some(vec![
+        refusal("tallybox-term-T1", "10:30:00"),
+        refusal("tallybox-hub", "10:31:00"),
+        refusal("tallybox-term-T1", "10:32:01"),
+    ]);
+    let all = checks(&f);
+    let logins = find(&all, "hub.broker_logins");
+    assert_eq!(logins.status, Status::Warn);
+    assert!(
+        logins.evidence.contains("refused 3 login(s)")
+            && logins.evidence.contains("tallybox-term-T1 ×2 (last 10:32:01")
+            && logins.evidence.contains("tallybox-hub ×1"),
+        "{logins:?}"
+    );
+    assert!(logins.fix_en.contains("Revoke key") && logins.fix_zh.contains("吊销密钥"));
+}

@@ -109,20 +109,7 @@ impl std::fmt::Display for Unfit {
     }
 }
 
-/// Free and total bytes of the filesystem holding `dir` ((0, 0) if unknown).
-pub fn disk_space(dir: &Path) -> (u64, u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return (0, 0);
-    };
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and `stat` is a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return (0, 0);
-    }
-    let unit = stat.f_frsize as u64;
-    (stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit)
-}
+pub use tallybox_terminal::machine::disk_space;
 
 /// One transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -698,6 +685,27 @@ impl Store {
             }
         })?;
         Ok(())
+    }
+
+    /// A backup in the data directory's `backups/`, named for what is about
+    /// to happen (`before-<what>-<time>.db`); its path.
+    pub fn backup_before(&self, what: &str) -> Result<PathBuf, StoreError> {
+        let backups = self.data_dir().join("backups");
+        std::fs::create_dir_all(&backups).map_err(|error| StoreError::DataDir {
+            dir: backups.display().to_string(),
+            error,
+        })?;
+        let stamp = tallybox_terminal::clock::now().format("%Y%m%d-%H%M%S");
+        // Two in the same second get their own files.
+        let path = (1..)
+            .map(|n| match n {
+                1 => backups.join(format!("before-{what}-{stamp}.db")),
+                n => backups.join(format!("before-{what}-{stamp}-{n}.db")),
+            })
+            .find(|p| !p.exists())
+            .expect("a free name");
+        self.backup_to(&path)?;
+        Ok(path)
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {

@@ -57,6 +57,11 @@ impl Watch {
 /// local day, the self-check summary).
 pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
     let connected = *state.broker_connected.borrow();
+    let root = state.install_root.clone();
+    let broker_refused = state
+        .broker_logins
+        .as_ref()
+        .map(|logins| logins.refused(std::time::Duration::from_secs(3600)));
     let machine = state.machine.clone();
     let acquirer = state.acquirer.as_ref().map(|link| link());
     let watch = std::sync::Arc::clone(&state.checks);
@@ -67,6 +72,8 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
         let facts = doctor::gather(s, Some(integrity)).map_err(internal)?;
         let checks = doctor::checks(&doctor::Facts {
             broker_connected: Some(connected),
+            broker_refused,
+            updates: root.as_deref().map(doctor::Updates::read),
             hub_machine: Some(machine.health()),
             acquirer,
             ..facts

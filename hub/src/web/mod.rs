@@ -16,6 +16,7 @@ mod error;
 mod manage;
 mod pairing;
 mod reports;
+pub mod update;
 
 pub use checks::{keep_watch, Watch};
 
@@ -46,6 +47,19 @@ pub struct WebState {
     pub push: tokio::sync::mpsc::Sender<(TerminalId, Response)>,
     pub currency: String,
     pub broker_connected: watch::Receiver<bool>,
+    /// Where versions are installed; `None` when not run from an install.
+    pub install_root: Option<std::path::PathBuf>,
+    /// The public keys update bundles must be signed with.
+    pub update_keys: std::path::PathBuf,
+    /// Stops the hub (its service starts it again): after an update.
+    pub stop: Arc<watch::Sender<bool>>,
+    /// The version of the checkouts' update the hub holds, if any.
+    pub terminal_update: Arc<Mutex<Option<String>>>,
+    /// The port the web page is served on (for checkouts to download from),
+    /// once bound.
+    pub http_port: Arc<std::sync::atomic::AtomicU16>,
+    /// Who the embedded broker let in or refused; `None` with an external broker.
+    pub broker_logins: Option<Arc<crate::broker::Logins>>,
     /// Bumped whenever anyone commits to the database ([`watch_changes`]).
     pub changes: watch::Receiver<u64>,
     /// The hub's machine, for the troubleshooting checks.
@@ -143,14 +157,18 @@ pub async fn bind(
     let local = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
+    // Each group boxed: one deep chain of filters made a future too large
+    // for a worker thread's stack in unoptimized builds.
     let routes = auth::routes(state.clone())
-        .or(api::routes(state.clone()))
-        .or(reports::routes(state.clone()))
-        .or(manage::routes(state.clone()))
-        .or(cashiers::routes(state.clone()))
-        .or(pairing::routes(state.clone()))
-        .or(checks::routes(state))
-        .or(assets::routes())
+        .boxed()
+        .or(api::routes(state.clone()).boxed())
+        .or(reports::routes(state.clone()).boxed())
+        .or(manage::routes(state.clone()).boxed())
+        .or(cashiers::routes(state.clone()).boxed())
+        .or(pairing::routes(state.clone()).boxed())
+        .or(update::routes(state.clone()).boxed())
+        .or(checks::routes(state).boxed())
+        .or(assets::routes().boxed())
         .recover(error::recover)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))
         .with(warp::reply::with::header("x-frame-options", "DENY"))

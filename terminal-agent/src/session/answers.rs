@@ -173,6 +173,7 @@ impl Session {
             | Response::Print { .. }
             | Response::TestSlip
             | Response::Restart
+            | Response::Update { .. }
             | Response::TimeZone { .. }
             | Response::Paired { .. } => vec![],
         }

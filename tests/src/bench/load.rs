@@ -24,6 +24,9 @@ pub struct Client {
 impl Client {
     pub async fn connect(port: u16, id: &str, subscribe: &[String]) -> Client {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        // The hub's broker wants a user name from anyone (any will do for ids
+        // that are neither the hub's nor a paired checkout's).
+        options.set_credentials(id, "");
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);

@@ -1,0 +1,174 @@
+//! `tallybox update FILE`: checks a signed update bundle and switches the
+//! hub to it, with a backup of the database first; `tallybox release`: the
+//! release side (a signing key pair, signing a bundle). How versions are kept
+//! and rolled back is in `tallybox_terminal::update`.
+
+use std::path::{Path, PathBuf};
+
+use tallybox_terminal::update::{self, InstallOptions, UpdateError};
+
+use crate::store::Store;
+
+/// Where versions are installed.
+pub const INSTALL_ROOT: &str = "/opt/tallybox";
+/// Where the public keys that sign updates are.
+pub const UPDATE_KEYS: &str = "/etc/tallybox/update-keys";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpdateArgs {
+    /// The bundle (`tallybox-hub-<version>-<arch>.update`).
+    pub bundle: PathBuf,
+    /// Where versions are installed.
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = INSTALL_ROOT)]
+    pub root: PathBuf,
+    /// The public keys updates must be signed with.
+    #[arg(long, default_value = UPDATE_KEYS)]
+    pub keys: PathBuf,
+    /// The hub's data directory (its database is backed up first).
+    #[arg(long, default_value = "/var/lib/tallybox")]
+    pub data_dir: PathBuf,
+    /// Install an older version than the one installed (on purpose only).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+/// Checks and installs a hub bundle; the database is backed up once the
+/// bundle is unpacked and checked, before anything changes. The path of the
+/// backup, if any.
+pub fn install(
+    bundle: &Path,
+    keys: &Path,
+    root: &Path,
+    data_dir: &Path,
+    allow_downgrade: bool,
+) -> Result<(update::Installed, Option<PathBuf>), UpdateError> {
+    let keys = update::trusted_keys(keys)?;
+    let mut backup = None;
+    let mut before = |m: &update::Manifest| -> Result<(), UpdateError> {
+        if !data_dir.join("tallybox.db").exists() {
+            return Ok(());
+        }
+        let failed = |e: crate::store::StoreError| UpdateError::Io {
+            what: format!(
+                "cannot back up the database before updating to {}; nothing was changed",
+                m.version
+            ),
+            error: std::io::Error::other(e.to_string()),
+        };
+        let store = Store::open(data_dir).map_err(failed)?;
+        backup = Some(
+            store
+                .backup_before(&format!("update-{}", m.version))
+                .map_err(failed)?,
+        );
+        Ok(())
+    };
+    let installed = update::install(
+        bundle,
+        &keys,
+        root,
+        InstallOptions {
+            product: "hub",
+            allow_downgrade,
+            before: &mut before,
+        },
+    )?;
+    Ok((installed, backup))
+}
+
+pub fn run(args: UpdateArgs) -> anyhow::Result<()> {
+    let (installed, backup) = install(
+        &args.bundle,
+        &args.keys,
+        &args.root,
+        &args.data_dir,
+        args.allow_downgrade,
+    )?;
+    if let Some(backup) = backup {
+        println!("database backed up first: {}", backup.display());
+    }
+    match &installed.previous {
+        Some(previous) => println!(
+            "{} installed (was {previous}); restart the hub to run it (systemctl restart tallybox). \
+             If it does not prove healthy within a minute, {previous} comes back by itself.",
+            installed.version
+        ),
+        None => println!("{} installed", installed.version),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ReleaseAction {
+    /// A new signing key pair: OUT.key (secret: keep it off the machines and out of the repository) and OUT.pub.
+    Keygen {
+        /// The files' path without extension.
+        out: PathBuf,
+    },
+    /// Sign a bundle of files (NAME=PATH, the name they get when installed).
+    Sign {
+        /// The secret key file (64 hex digits).
+        #[arg(long)]
+        key: PathBuf,
+        /// `hub` or `terminal`.
+        #[arg(long)]
+        product: String,
+        /// MAJOR.MINOR.PATCH.
+        #[arg(long)]
+        version: String,
+        /// The machines it is for.
+        #[arg(long, default_value = std::env::consts::ARCH)]
+        arch: String,
+        /// The bundle to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// NAME=PATH of each file.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
+
+pub fn release(action: ReleaseAction) -> anyhow::Result<()> {
+    match action {
+        ReleaseAction::Keygen { out } => {
+            let (secret, public) = update::new_signing_key();
+            let secret_path = out.with_extension("key");
+            tallybox_terminal::seal::write_synced(&secret_path, format!("{secret}\n").as_bytes())?;
+            std::fs::write(out.with_extension("pub"), format!("{public}\n"))?;
+            println!(
+                "secret key: {} (keep it offline); public key: {} (install it in {UPDATE_KEYS}/)",
+                secret_path.display(),
+                out.with_extension("pub").display()
+            );
+        }
+        ReleaseAction::Sign {
+            key,
+            product,
+            version,
+            arch,
+            out,
+            files,
+        } => {
+            if product != "hub" && product != "terminal" {
+                anyhow::bail!("--product is hub or terminal, not '{product}'");
+            }
+            let files = files
+                .iter()
+                .map(|f| {
+                    f.split_once('=')
+                        .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+                        .ok_or_else(|| anyhow::anyhow!("'{f}' is not NAME=PATH"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let secret = std::fs::read_to_string(&key)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key.display()))?;
+            let manifest = update::write_bundle(&out, &secret, &product, &version, &arch, &files)?;
+            println!(
+                "{}: {product} {version} for {arch}, {} file(s)",
+                out.display(),
+                manifest.files.len()
+            );
+        }
+    }
+    Ok(())
+}

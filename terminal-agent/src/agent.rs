@@ -233,6 +233,7 @@ impl<D: Display> Agent<D> {
         let mut clock = String::new();
         let answers = topics.resp(tid);
         let mut self_update = cfg.install.clone().map(SelfUpdate::new);
+        let mut said_not_installed = false;
         let (installed_tx, mut installed) = mpsc::channel(1);
         loop {
             if ended != Ended::Stopped && run.session.state_name() == "idle" {
@@ -266,7 +267,10 @@ impl<D: Display> Agent<D> {
                             }
                             Response::Update { version, port, path } => {
                                 let Some(su) = self_update.as_mut() else {
-                                    tracing::info!(terminal = %tid, %version, "update offered; this checkout is not run from an install, so it stays as it is");
+                                    if !said_not_installed {
+                                        said_not_installed = true;
+                                        tracing::info!(terminal = %tid, %version, "update offered; this checkout is not run from an install, so it stays as it is");
+                                    }
                                     continue;
                                 };
                                 if let Err(why) = su.wants(&version) {

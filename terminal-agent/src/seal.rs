@@ -165,16 +165,21 @@ impl Counter {
     /// How far ahead the kept floor moves: ten minutes of microseconds.
     pub const RESERVE: u64 = 600_000_000;
 
+    /// How far ahead of the clock a counter whose file was damaged starts:
+    /// receivers accept any counter above the last they saw, so a day ahead
+    /// covers a clock up to a day behind at no cost.
+    pub const DAMAGED_AHEAD: u64 = 86_400_000_000;
+
     /// A counter whose floor is kept in `path`; it starts above every
-    /// counter issued before under the same file.
+    /// counter issued before under the same file. A damaged file (only a
+    /// damaged disk makes one: it is written whole) is logged, and the
+    /// counter starts a day ahead of the clock rather than refusing to run.
     pub fn kept_in(path: &std::path::Path) -> std::io::Result<Counter> {
         let floor = match std::fs::read_to_string(path) {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: not a number", path.display()),
-                )
-            })?,
+            Ok(text) => text.trim().parse().unwrap_or_else(|_| {
+                tracing::error!(path = %path.display(), "the message counter file is damaged; counting on from a day ahead of the clock");
+                now_micros() + Self::DAMAGED_AHEAD
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
@@ -188,10 +193,7 @@ impl Counter {
     }
 
     pub fn next(&self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now = now_micros();
         let mut last = self.last.load(Ordering::Relaxed);
         let next = loop {
             let next = now.max(last + 1);
@@ -217,6 +219,14 @@ impl Counter {
         }
         next
     }
+}
+
+/// The clock, in microseconds since 1970.
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Writes `bytes` to a temporary file (mode 0600), syncs it and renames it
@@ -529,9 +539,18 @@ mod tests {
         // A restart (same file): above everything issued before.
         let again = Counter::kept_in(&path).unwrap();
         assert!(again.next() > issued[2]);
-        // A damaged file is an error, not a silent restart from zero.
+        // A damaged file is not a silent restart from zero: a day ahead.
         std::fs::write(&path, "garbage").unwrap();
-        assert!(Counter::kept_in(&path).is_err());
+        let damaged = Counter::kept_in(&path).unwrap();
+        assert!(damaged.next() > now_micros() + Counter::DAMAGED_AHEAD - 60_000_000);
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .is_ok(),
+            "rewritten whole"
+        );
     }
 
     #[test]

@@ -126,8 +126,18 @@ fn planted_sessions_guessed_links_climbing_paths_and_huge_bodies_get_nothing() {
     );
     let (status, _) = raw(hub.http, &huge);
     assert_eq!(status, 413, "a 64 MiB sign-in body");
+    // A 100 kB password: refused by its stated length too. Sent as its
+    // headers and the start of the body, then the answer read: a client
+    // still writing when the hub answers and closes may have the answer
+    // wiped by the TCP reset its unread bytes cause, which says nothing
+    // about the hub.
     let padded = json!({"password": "x".repeat(100_000)}).to_string();
-    let (status, _) = status_json(agent.post(&format!("{base}/api/v1/session")).send_string(&padded));
+    let request = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        padded.len(),
+        &padded[..1024]
+    );
+    let (status, _) = raw(hub.http, &request);
     assert_eq!(status, 413, "a 100 kB password");
     assert_eq!(get(hub.http, "/").0, 200);
 }

@@ -77,48 +77,33 @@ pub struct Options {
     pub update_keys: std::path::PathBuf,
 }
 
-/// How long a new version has to prove itself healthy after an update.
-const UPDATE_PROOF: Duration = Duration::from_secs(60);
-/// How long it must stay healthy to count.
-const UPDATE_HEALTHY_FOR: Duration = Duration::from_secs(10);
-
 /// After an update, the new version's proof: the web page serving (it is,
 /// by now), the database open, and the broker link up for a while. Then the
 /// new version stays; without it within a minute, the hub stops with an
 /// error so the launcher can put the previous version back.
 async fn prove_update(root: std::path::PathBuf, connected: watch::Receiver<bool>) {
-    use tallybox_terminal::update;
-    let Some((to, from, starts)) = update::trying(&root) else {
+    use tallybox_terminal::update::{Trial, Verdict, HEALTHY_FOR};
+    let Some(mut trial) = Trial::begin(&root) else {
         return;
     };
-    tracing::warn!(version = %to, previous = %from, start = starts, "running a new version on trial: it stays once healthy for {} s", UPDATE_HEALTHY_FOR.as_secs());
-    let started = tokio::time::Instant::now();
-    let mut healthy_since = None;
+    tracing::warn!(
+        version = trial.version(),
+        "running a new version on trial: it stays once healthy for {} s",
+        HEALTHY_FOR.as_secs()
+    );
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = tokio::time::Instant::now();
-        healthy_since = match (*connected.borrow(), healthy_since) {
-            (true, None) => Some(now),
-            (true, since) => since,
-            (false, _) => None,
-        };
-        if healthy_since.is_some_and(|since| now - since >= UPDATE_HEALTHY_FOR) {
-            let detail = format!(
-                "healthy for {} s: web page, database and broker link",
-                UPDATE_HEALTHY_FOR.as_secs()
-            );
-            match tokio::task::spawn_blocking(move || update::confirm(&root, &detail)).await {
-                Ok(Ok(())) => tracing::info!(version = %to, "the update proved healthy: it stays"),
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot confirm the update"),
-                Err(e) => tracing::error!(error = %e, "cannot confirm the update"),
+        let healthy = *connected.borrow();
+        match trial.step(healthy, "healthy (web page, database and broker link)") {
+            Some(Verdict::Confirmed(version)) => {
+                tracing::info!(%version, "the update proved healthy: it stays");
+                return;
             }
-            return;
-        }
-        if now - started > UPDATE_PROOF {
-            let why = "not healthy within a minute (no broker link)";
-            update::note(&root, "gave_up", &to, Some(&from), why);
-            tracing::error!(version = %to, "the new version is {why}; stopping so that {from} comes back");
-            std::process::exit(3);
+            Some(Verdict::GaveUp(version)) => {
+                tracing::error!(%version, "the new version is not healthy within a minute (no broker link); stopping so that the previous one comes back");
+                std::process::exit(3);
+            }
+            None => {}
         }
     }
 }

@@ -21,9 +21,10 @@ use crate::protocol::{
     decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
 };
 use crate::seal;
-use crate::self_update::{SelfUpdate, Trial};
+use crate::self_update::SelfUpdate;
 use crate::session::{Action, Input, Session, SessionConfig};
 use crate::slip::Slip;
+use crate::update::Verdict;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -353,10 +354,10 @@ impl<D: Display> Agent<D> {
                 }
                 _ = tick.tick() => {
                     match self_update.as_mut().and_then(|su| su.prove(connected)) {
-                        Some(Trial::Confirmed(version)) => {
+                        Some(Verdict::Confirmed(version)) => {
                             tracing::info!(terminal = %tid, %version, "the update proved itself: it stays")
                         }
-                        Some(Trial::GaveUp(version)) => {
+                        Some(Verdict::GaveUp(version)) => {
                             tracing::error!(terminal = %tid, %version, "the new version did not reach the hub within a minute; stopping so that the previous one comes back");
                             std::process::exit(3);
                         }

@@ -8,14 +8,10 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::update;
 
-/// How long a new version has to prove itself.
-const PROOF: Duration = Duration::from_secs(60);
-/// How long it must stay connected to count.
-const CONNECTED_FOR: Duration = Duration::from_secs(10);
 /// The largest bundle downloaded.
 const MAX_BUNDLE: u64 = 96 * 1024 * 1024;
 
@@ -28,28 +24,25 @@ pub struct Install {
     pub keys: PathBuf,
 }
 
-/// What the trial of a new version decided, when it has.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Trial {
-    Confirmed(String),
-    GaveUp(String),
-}
-
 pub struct SelfUpdate {
     install: Install,
     /// A download or install running, or the version it is for.
     busy: Option<String>,
     /// Versions that failed to install: not tried again.
     failed: Vec<String>,
-    /// The new version on trial: since when, and connected since when.
-    trial: Option<(String, Instant, Option<Instant>)>,
+    /// The new version on trial, until it is decided.
+    trial: Option<update::Trial>,
 }
 
 impl SelfUpdate {
     pub fn new(install: Install) -> SelfUpdate {
-        let trial = update::trying(&install.root).map(|(new, _, _)| (new, Instant::now(), None));
-        if let Some((version, ..)) = &trial {
-            tracing::warn!(%version, "running a new version on trial: it stays once connected for {} s", CONNECTED_FOR.as_secs());
+        let trial = update::Trial::begin(&install.root);
+        if let Some(trial) = &trial {
+            tracing::warn!(
+                version = trial.version(),
+                "running a new version on trial: it stays once connected for {} s",
+                update::HEALTHY_FOR.as_secs()
+            );
         }
         SelfUpdate {
             install,
@@ -138,34 +131,9 @@ impl SelfUpdate {
     }
 
     /// Moves the trial on (called every tick with the broker link's state).
-    pub fn prove(&mut self, connected: bool) -> Option<Trial> {
-        let (version, since, connected_since) = self.trial.as_mut()?;
-        let now = Instant::now();
-        *connected_since = match (connected, *connected_since) {
-            (true, None) => Some(now),
-            (true, at) => at,
-            (false, _) => None,
-        };
-        let version = version.clone();
-        if connected_since.is_some_and(|at| now - at >= CONNECTED_FOR) {
-            self.trial = None;
-            let detail = format!("connected to the hub for {} s", CONNECTED_FOR.as_secs());
-            if let Err(e) = update::confirm(&self.install.root, &detail) {
-                tracing::error!(error = %e, "cannot confirm the update");
-            }
-            return Some(Trial::Confirmed(version));
-        }
-        if now - *since > PROOF {
-            self.trial = None;
-            update::note(
-                &self.install.root,
-                "gave_up",
-                &version,
-                None,
-                "not connected to the hub within a minute",
-            );
-            return Some(Trial::GaveUp(version));
-        }
-        None
+    pub fn prove(&mut self, connected: bool) -> Option<update::Verdict> {
+        let verdict = self.trial.as_mut()?.step(connected, "connected to the hub")?;
+        self.trial = None;
+        Some(verdict)
     }
 }

@@ -577,6 +577,72 @@ pub fn trying(root: &Path) -> Option<(String, String, u32)> {
     Some((to, from, starts))
 }
 
+/// How long a new version has to prove itself after an update.
+pub const PROOF: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long it must stay healthy to count.
+pub const HEALTHY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a trial decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Confirmed(String),
+    GaveUp(String),
+}
+
+/// A new version on trial after an update (the hub's and a checkout's):
+/// healthy for [`HEALTHY_FOR`] within [`PROOF`] of its start, it stays;
+/// otherwise it gives up, so that the launcher puts the previous one back.
+#[derive(Debug)]
+pub struct Trial {
+    root: PathBuf,
+    version: String,
+    from: String,
+    started: std::time::Instant,
+    healthy_since: Option<std::time::Instant>,
+}
+
+impl Trial {
+    /// The trial under way in `root`, if an update is being tried.
+    pub fn begin(root: &Path) -> Option<Trial> {
+        let (version, from, _) = trying(root)?;
+        Some(Trial {
+            root: root.to_path_buf(),
+            version,
+            from,
+            started: std::time::Instant::now(),
+            healthy_since: None,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Moves the trial on with whether the program is `healthy` now (what
+    /// that means, for the log: `healthy_means`); confirms or gives up once.
+    pub fn step(&mut self, healthy: bool, healthy_means: &str) -> Option<Verdict> {
+        let now = std::time::Instant::now();
+        self.healthy_since = match (healthy, self.healthy_since) {
+            (true, None) => Some(now),
+            (true, since) => since,
+            (false, _) => None,
+        };
+        if self.healthy_since.is_some_and(|since| now - since >= HEALTHY_FOR) {
+            let detail = format!("{healthy_means} for {} s", HEALTHY_FOR.as_secs());
+            if let Err(e) = confirm(&self.root, &detail) {
+                tracing::error!(error = %e, "cannot confirm the update");
+            }
+            return Some(Verdict::Confirmed(self.version.clone()));
+        }
+        if now - self.started > PROOF {
+            let detail = format!("not {healthy_means} within a minute");
+            note(&self.root, "gave_up", &self.version, Some(&self.from), &detail);
+            return Some(Verdict::GaveUp(self.version.clone()));
+        }
+        None
+    }
+}
+
 /// The running version proved itself: it stays.
 pub fn confirm(root: &Path, detail: &str) -> Result<(), UpdateError> {
     let Some((to, from, _)) = trying(root) else {

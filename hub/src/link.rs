@@ -110,7 +110,32 @@ async fn send_pushes(client: AsyncClient, topics: Topics, keys: Arc<Keys>, mut p
     }
 }
 
-/// One request from `terminal`: opened (or admitted in the clear), handled,
+/// A request's payload opened with `terminal`'s key (`sealed`: it was
+/// sealed), or why it is refused. Done in the order messages arrive, before
+/// they are handled side by side: each sealed message must carry a higher
+/// counter than the last one accepted, so opening two of one terminal's
+/// messages in parallel tasks could take the earlier for a replay.
+struct Opened {
+    plain: Result<Vec<u8>, Refusal>,
+    sealed: bool,
+    bytes: usize,
+}
+
+fn open_request(keys: &Keys, terminal: &TerminalId, payload: &[u8]) -> Opened {
+    let sealed = seal::is_sealed(payload);
+    let plain = if sealed {
+        keys.open(terminal, payload)
+    } else {
+        Ok(payload.to_vec())
+    };
+    Opened {
+        plain,
+        sealed,
+        bytes: payload.len(),
+    }
+}
+
+/// One request from `terminal`, opened (or admitted in the clear), handled,
 /// answered; refused as `keys` says.
 async fn serve_request<A: Acquirer>(
     client: &AsyncClient,
@@ -118,8 +143,9 @@ async fn serve_request<A: Acquirer>(
     keys: &Keys,
     coordinator: &Coordinator<A>,
     terminal: &TerminalId,
-    payload: &[u8],
+    opened: Opened,
 ) {
+    let bytes = opened.bytes;
     let refused = |why: Refusal| async move {
         match why {
             Refusal::NotPaired(reason) => {
@@ -134,23 +160,19 @@ async fn serve_request<A: Acquirer>(
                 answer(client, topics, keys, terminal, &response).await;
             }
             Refusal::Drop(reason) => {
-                tracing::warn!(terminal = %terminal, bytes = payload.len(), %reason, "message dropped");
+                tracing::warn!(terminal = %terminal, bytes, %reason, "message dropped");
             }
         }
     };
-    let sealed = seal::is_sealed(payload);
-    let plain = if sealed {
-        match keys.open(terminal, payload) {
-            Ok(plain) => plain,
-            Err(why) => return refused(why).await,
-        }
-    } else {
-        payload.to_vec()
+    let sealed = opened.sealed;
+    let plain = match opened.plain {
+        Ok(plain) => plain,
+        Err(why) => return refused(why).await,
     };
     let request = match decode_request(&plain) {
         Ok(request) => request,
         Err(e) => {
-            tracing::warn!(terminal = %terminal, code = ?e.code, bytes = payload.len(), error = %e, "bad request refused");
+            tracing::warn!(terminal = %terminal, code = ?e.code, bytes, error = %e, "bad request refused");
             answer(client, topics, keys, terminal, &e.into_response()).await;
             return;
         }
@@ -221,10 +243,11 @@ pub async fn run<A: Acquirer>(
                     };
                     match leaf {
                         "req" => {
+                            let opened = open_request(&keys, &terminal, &p.payload);
                             let (client, topics, coordinator, keys) =
                                 (client.clone(), topics.clone(), Arc::clone(&coordinator), Arc::clone(&keys));
                             tokio::spawn(async move {
-                                serve_request(&client, &topics, &keys, &coordinator, &terminal, &p.payload).await;
+                                serve_request(&client, &topics, &keys, &coordinator, &terminal, opened).await;
                             });
                         }
                         "status" => match decode_status(&p.payload) {

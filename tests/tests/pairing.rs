@@ -5,6 +5,7 @@
 //! dropped; with pairing required an unpaired terminal cannot sell; the
 //! pairing survives a hub restart; a revoked terminal cannot sell.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -192,4 +193,96 @@ fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
     assert_eq!(state(&web).as_deref(), Some("paired"));
     assert!(t3.sale(900, "approved").contains("APPROVED"));
     assert_eq!(hub.transactions("").len(), 3);
+}
+
+#[test]
+fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
+    // The hub handles requests side by side; their counters must still be
+    // checked in the order they came, or the earlier of two close ones is
+    // taken for a replay and dropped.
+    let hub = Hub::start_as_shipped();
+    let web = hub.web();
+    let mut t5 = Terminal::start("T5", hub.mqtt);
+    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().unwrap().to_string();
+    t5.keys(&format!("D5{code}#"));
+    t5.wait_screen("PAIRED", WAIT);
+    let key = tallybox_terminal::seal::read_key(&t5.state_dir().join("hub.key"))
+        .unwrap()
+        .expect("T5 keeps its key");
+    t5.kill();
+
+    // The whole burst in one TCP write, so the hub reads it at once.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+        + 1_000_000;
+    const BURST: u64 = 40;
+    let topic = format!("tallybox/v1/{STORE}/term/T5/req");
+    let mut burst = Vec::new();
+    for n in 0..BURST {
+        let request = sale(&format!("burst-{n:011}"), &test_card("approved"), 100 + n);
+        let sealed = tallybox_terminal::seal::seal(
+            &key,
+            tallybox_terminal::seal::Direction::ToHub,
+            "T5",
+            start + n,
+            &serde_json::to_vec(&request).unwrap(),
+        );
+        burst.extend(mqtt_packet(0x30, &[mqtt_string(&topic), sealed].concat()));
+    }
+    let mut wire = std::net::TcpStream::connect(("127.0.0.1", hub.mqtt)).unwrap();
+    // CONNECT (MQTT 3.1.1, clean session, a user name, keep-alive 60 s), then CONNACK.
+    let connect = [
+        mqtt_string("MQTT"),
+        vec![4, 0x82, 0, 60],
+        mqtt_string("burst-sender"),
+        mqtt_string("burst-sender"),
+    ]
+    .concat();
+    wire.write_all(&mqtt_packet(0x10, &connect)).unwrap();
+    let mut connack = [0u8; 4];
+    wire.read_exact(&mut connack).unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0], "the broker refused the connection");
+    wire.write_all(&burst).unwrap();
+    let stored = wait_for(WAIT, || {
+        let n = hub.transactions("terminal=T5").len() as u64;
+        (n == BURST).then_some(n)
+    });
+    assert_eq!(
+        stored,
+        Some(BURST),
+        "{} of {BURST} sales kept; the hub's log:\n{}",
+        hub.transactions("terminal=T5").len(),
+        hub.log()
+    );
+    assert!(!hub.log().contains("message dropped"), "{}", hub.log());
+}
+
+fn mqtt_string(text: &str) -> Vec<u8> {
+    [
+        (text.len() as u16).to_be_bytes().to_vec(),
+        text.as_bytes().to_vec(),
+    ]
+    .concat()
+}
+
+/// A control packet: its first byte, the remaining length, the rest.
+fn mqtt_packet(first: u8, rest: &[u8]) -> Vec<u8> {
+    let mut packet = vec![first];
+    let mut length = rest.len();
+    loop {
+        let mut byte = (length % 128) as u8;
+        length /= 128;
+        if length > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if length == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(rest);
+    packet
 }

@@ -1,0 +1,274 @@
+//! The SD card image, started as a shop would start it: a copy of the card
+//! (4 GiB, bigger than the image) boots under `qemu-system-aarch64 -M virt`
+//! with the kernel, initramfs and command line from its own boot partition;
+//! the first start grows the root file system to the card; the hub comes up
+//! by itself and its page answers on the forwarded port; the owner sets up
+//! with the setup code the hub made, pairs a checkout (this machine's
+//! `tallybox-terminal`, simulated parts) and it completes a sale against the
+//! hub in the image, which keeps it.
+//!
+//! Slow (software emulation of an arm64 machine): not part of `cargo test`.
+//! Run by `scripts/test-image`, which builds the image first and passes it
+//! in `TALLYBOX_IMAGE` (a `.img` or `.img.xz`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tallybox_e2e::procs::{Guard, Terminal};
+use tallybox_e2e::web::{status_json, WebClient};
+use tallybox_e2e::{free_port, wait_for};
+
+/// The boot partition's first byte (image/build: 4 MiB in).
+const BOOT_OFFSET: u64 = 4 * 1024 * 1024;
+const CARD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+const OWNER: &str = "a-shop-owner-password";
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A copy of the image as a card of `CARD_BYTES`.
+fn card_from(image: &Path, dir: &Path) -> PathBuf {
+    let card = dir.join("card.img");
+    let name = image.to_str().unwrap();
+    if name.ends_with(".xz") {
+        let out = std::fs::File::create(&card).unwrap();
+        let status = Command::new("xz")
+            .args(["-dc", name])
+            .stdout(out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "xz -dc {name}");
+    } else {
+        std::fs::copy(image, &card).unwrap();
+    }
+    let length = std::fs::metadata(&card).unwrap().len();
+    assert!(
+        length < CARD_BYTES,
+        "the image ({length} bytes) is bigger than the card"
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&card)
+        .unwrap()
+        .set_len(CARD_BYTES)
+        .unwrap();
+    card
+}
+
+/// Copies `name` (a glob) off the card's boot partition into `dir`.
+fn from_boot_partition(card: &Path, name: &str, dir: &Path) -> PathBuf {
+    let fat = format!("{}@@{BOOT_OFFSET}", card.display());
+    let listing = run("mdir", &["-b", "-i", &fat, "::"]);
+    let pattern = name.trim_end_matches('*');
+    let found = listing
+        .lines()
+        .map(|l| l.trim_start_matches("::/").trim().to_string())
+        .find(|f| {
+            if name.ends_with('*') {
+                f.starts_with(pattern)
+            } else {
+                f == name
+            }
+        })
+        .unwrap_or_else(|| panic!("no {name} on the boot partition:\n{listing}"));
+    let to = dir.join(&found);
+    run(
+        "mcopy",
+        &["-o", "-i", &fat, &format!("::{found}"), to.to_str().unwrap()],
+    );
+    to
+}
+
+struct Vm {
+    _qemu: Guard,
+    console: PathBuf,
+    http: u16,
+    mqtt: u16,
+}
+
+impl Vm {
+    fn boot(card: &Path, dir: &Path) -> Vm {
+        let kernel = from_boot_partition(card, "vmlinuz-*", dir);
+        let initrd = from_boot_partition(card, "initrd.img-*", dir);
+        let cmdline = std::fs::read_to_string(from_boot_partition(card, "cmdline.txt", dir)).unwrap();
+        assert!(cmdline.contains("root=LABEL=tallybox-root"), "{cmdline}");
+        // The Pi's console is its UART; the virt machine's is ttyAMA0. The
+        // hub's log goes to the console too: here there is no screen or
+        // printer to show the setup code on.
+        let append = format!(
+            "{} console=ttyAMA0 systemd.journald.forward_to_console=1",
+            cmdline.trim()
+        );
+        let (http, mqtt) = (free_port(), free_port());
+        let console = dir.join("console.log");
+        // restrict=on: the machine reaches nothing but the forwarded ports.
+        let nic = format!(
+            "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{http}-:80,hostfwd=tcp:127.0.0.1:{mqtt}-:1883"
+        );
+        let qemu = Command::new("qemu-system-aarch64")
+            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024"])
+            .args([
+                "-accel",
+                "tcg,thread=multi",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+            ])
+            .args(["-serial", &format!("file:{}", console.display())])
+            .args([
+                "-kernel",
+                kernel.to_str().unwrap(),
+                "-initrd",
+                initrd.to_str().unwrap(),
+            ])
+            .args(["-append", &append, "-nic", &nic])
+            .args(["-drive", &format!("file={},format=raw,if=virtio", card.display())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("qemu-system-aarch64 (apt install qemu-system-arm)");
+        Vm {
+            _qemu: Guard(qemu),
+            console,
+            http,
+            mqtt,
+        }
+    }
+
+    fn console(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.console) {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).replace('\r', "");
+        }
+        text
+    }
+
+    fn wait_console(&self, needle: &str, limit: Duration) -> String {
+        wait_for(limit, || {
+            let text = self.console();
+            text.contains(needle).then_some(text)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{needle:?} never appeared on the console; its end:\n{}",
+                tail(&self.console())
+            )
+        })
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        status_json(ureq::get(&format!("http://127.0.0.1:{}{path}", self.http)).call())
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+#[test]
+fn the_card_boots_grows_sets_up_and_sells() {
+    let image = std::env::var("TALLYBOX_IMAGE")
+        .expect("TALLYBOX_IMAGE: the image to boot (scripts/test-image builds it and sets this)");
+    let dir = tempfile::tempdir().unwrap();
+    let card = card_from(Path::new(&image), dir.path());
+    let started = Instant::now();
+    let vm = Vm::boot(&card, dir.path());
+
+    // First start: the root file system grows from the image's size to the card's.
+    let console = vm.wait_console("root file system on", Duration::from_secs(600));
+    let grown = console
+        .lines()
+        .find(|l| l.contains("root file system on"))
+        .unwrap()
+        .to_string();
+    let mib: Vec<u64> = grown.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(mib.len() == 2 && mib[0] < 2048 && mib[1] > 3500, "{grown}");
+    eprintln!("{:>5.0} s  {grown}", started.elapsed().as_secs_f64());
+
+    // The hub starts by itself and answers on the forwarded port.
+    let health = wait_for(Duration::from_secs(600), || {
+        let (status, body) = vm.get("/healthz");
+        (status == 200).then_some(body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "/healthz never answered; the console's end:\n{}",
+            tail(&vm.console())
+        )
+    });
+    eprintln!("{:>5.0} s  /healthz: {health}", started.elapsed().as_secs_f64());
+    let (status, body) = vm.get("/api/v1/transactions");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("setup_required")),
+        "{body}"
+    );
+
+    // The owner sets up with the code this hub made at its first start.
+    let console = vm.wait_console("setup_code=", Duration::from_secs(60));
+    let at = console.rfind("setup_code=").unwrap() + "setup_code=".len();
+    let code: String = console[at..].chars().take(9).collect();
+    let (status, body) = status_json(
+        ureq::post(&format!("http://127.0.0.1:{}/api/v1/setup", vm.http))
+            .send_json(json!({"code": code, "password": OWNER})),
+    );
+    assert_eq!(status, 200, "setup with {code:?}: {body}");
+    let web = WebClient::login(vm.http, None, OWNER).expect("the owner signs in");
+    let (_, settings) = web.get("/api/v1/settings");
+    assert_eq!(settings["pairing_required"], true, "{settings}");
+
+    // A checkout pairs with the owner's code and sells.
+    let till = Terminal::start("T1", vm.mqtt);
+    till.keys("A500#");
+    till.card("approved");
+    till.wait_screen("NOT PAIRED", Duration::from_secs(60));
+    till.keys("C");
+    let (status, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    assert_eq!(status, 201, "{opened}");
+    let pairing = opened["code"].as_str().unwrap().to_string();
+    till.keys(&format!("D5{pairing}#"));
+    till.wait_screen("PAIRED", Duration::from_secs(60));
+    till.keys("C");
+    let slip = till.sale(1250, "approved");
+    assert!(slip.contains("APPROVED"), "{slip}");
+    let (_, list) = web.get("/api/v1/transactions?status=approved");
+    let sales = list["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        sales
+            .iter()
+            .any(|t| t["terminal_id"] == "T1" && t["amount"] == 1250),
+        "{list}"
+    );
+    eprintln!(
+        "{:>5.0} s  sold through the image's hub",
+        started.elapsed().as_secs_f64()
+    );
+
+    // What the image says of itself: its name, and the parts it could not
+    // find (no Pi here), on the troubleshooting page.
+    let (_, checks) = web.get("/api/v1/checks");
+    assert!(checks.to_string().contains("I2C"), "{checks}");
+    let console = vm.console();
+    assert!(
+        !console.contains("Failed to start"),
+        "a unit failed:\n{}",
+        tail(&console)
+    );
+}

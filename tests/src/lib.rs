@@ -115,3 +115,19 @@ pub fn test_cards() -> Vec<serde_json::Value> {
         .cloned()
         .expect("an array")
 }
+
+/// What `systemd-analyze verify` finds wrong with the unit at `unit` (a path
+/// inside `root`). A bare folder has no sysinit.target to order against: that
+/// is not counted.
+pub fn unit_faults(root: &std::path::Path, unit: &str) -> Vec<String> {
+    let out = std::process::Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .args(["verify", unit])
+        .output()
+        .expect("systemd-analyze (scripts/test installs systemd)");
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    said.lines()
+        .filter(|l| !l.contains("sysinit.target"))
+        .map(str::to_string)
+        .collect()
+}

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
-use tallybox_e2e::bin;
 use tallybox_e2e::procs::Hub;
 use tallybox_e2e::web::{status_json, WebClient};
+use tallybox_e2e::{bin, unit_faults};
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -298,16 +298,9 @@ fn reset_owner_on_the_card_removes_the_password_once_and_keeps_the_shops_data() 
 
 #[test]
 fn the_cards_own_units_are_valid_systemd_units() {
-    let rootfs = concat!(env!("CARGO_MANIFEST_DIR"), "/../image/rootfs");
+    let rootfs = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../image/rootfs"));
     for unit in ["tallybox-first-boot.service", "tallybox-settings.service"] {
-        let out = Command::new("systemd-analyze")
-            .arg(format!("--root={rootfs}"))
-            .args(["verify", &format!("/etc/systemd/system/{unit}")])
-            .output()
-            .expect("systemd-analyze (scripts/test installs systemd)");
-        let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-        // The bare folder has no sysinit.target to order against; anything else is a fault.
-        let faults: Vec<&str> = said.lines().filter(|l| !l.contains("sysinit.target")).collect();
+        let faults = unit_faults(rootfs, &format!("/etc/systemd/system/{unit}"));
         assert!(faults.is_empty(), "{unit}: {faults:?}");
     }
 }

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use tallybox_e2e::unit_faults;
+
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -114,14 +116,7 @@ fn the_packages_install_into_a_root_keep_the_data_and_purge_cleanly() {
 
     // The units are valid systemd units.
     for unit in ["tallybox.service", "tallybox-terminal.service"] {
-        let out = Command::new("systemd-analyze")
-            .arg(format!("--root={}", root.display()))
-            .args(["verify", &format!("/lib/systemd/system/{unit}")])
-            .output()
-            .expect("systemd-analyze (scripts/test installs systemd)");
-        let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-        // A bare root has no sysinit.target to order against; anything else is a fault.
-        let faults: Vec<&str> = said.lines().filter(|l| !l.contains("sysinit.target")).collect();
+        let faults = unit_faults(&root, &format!("/lib/systemd/system/{unit}"));
         assert!(faults.is_empty(), "{unit}: {faults:?}");
     }
 

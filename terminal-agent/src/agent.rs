@@ -248,6 +248,9 @@ impl<D: Display> Agent<D> {
                         connected = true;
                         tracing::info!(terminal = %tid, broker = %cfg.broker, "connected to broker");
                         run.on_connect();
+                        // The devices' health at once: one sent before the
+                        // link was up went nowhere.
+                        heartbeat.reset_immediately();
                     }
                     Link::Message(topic, payload) if topic == answers => {
                         let Some(response) = run.open_answer(&payload) else {

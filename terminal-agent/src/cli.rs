@@ -30,14 +30,21 @@ pub fn parse<T: clap::Parser>(program: &str) -> Result<T, ExitCode> {
 
 /// Logs to stderr, and keeps the last [`RECENT_LINES`] lines in memory for
 /// the support bundle ([`recent_log`]); `RUST_LOG` overrides `default_filter`.
+/// Colours only on a terminal (not in the journal, a file or a pipe), and
+/// never with `NO_COLOR` set.
 pub fn init_logging(default_filter: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+                .with_writer(std::io::stderr),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)

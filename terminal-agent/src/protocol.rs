@@ -335,6 +335,10 @@ pub struct DeviceHealth {
     /// The checkout's own machine: temperature, power, Bluetooth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::machine::MachineHealth>,
+    /// Parts that could not be opened at start, each with why ("keypad:
+    /// GPIO: ..."): not wired, not switched on in config.txt, no rights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<String>,
 }
 
 impl Request {

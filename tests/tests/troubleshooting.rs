@@ -493,3 +493,21 @@ fn a_hub_clock_that_went_back_refuses_sales_until_the_time_is_right_again() {
     assert!(t1.sale(3000, "approved").contains("APPROVED"));
     assert_eq!(stored_amounts(&hub), [3000, 1000], "the refused sale left no row");
 }
+
+#[test]
+fn the_hubs_own_checkout_names_the_parts_that_did_not_start() {
+    // This machine is no Pi: no I2C bus, no Raspberry Pi GPIO.
+    let hub = Hub::start_with(None, &["--devices", "hw"]);
+    let web = hub.web();
+    let parts = wait_check(&web, "terminal.T0.parts", "fail");
+    let evidence = parts["evidence"].as_str().unwrap();
+    for part in [
+        "OLED: I2C bus 1",
+        "keypad: GPIO",
+        "swipe reader: GPIO",
+        "contactless reader: I2C",
+    ] {
+        assert!(evidence.contains(part), "{part} missing from {evidence}");
+    }
+    assert!(parts["fix_en"].as_str().unwrap().contains("hw-test"), "{parts}");
+}

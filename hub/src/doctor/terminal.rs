@@ -120,6 +120,19 @@ pub(super) fn checks(
     let Some(d) = &t.devices else {
         return out;
     };
+    out.push(if d.not_started.is_empty() {
+        ok(id("parts"), format!("all of {}'s parts started", t.id))
+    } else {
+        check(
+            id("parts"),
+            Status::Fail,
+            format!("{}'s parts that did not start: {}", t.id, d.not_started.join("; ")),
+            (
+                "Check the wiring of each part named (WIRING.md) and that I2C and the UART are switched on, then restart the checkout. On the checkout (or the hub, for its own) the hw-test command checks each part and says what to fix.",
+                "检查所列部件的接线（见 WIRING.md），确认已开启 I2C 和串口，然后重启收银台。在收银台（主机自带收银台则在主机）上运行 hw-test 命令，可逐一检查部件并给出处理方法。",
+            ),
+        )
+    });
     let bluetooth_printer = d.printer_link.as_deref() == Some("rfcomm");
     out.push(match d.printer {
         Some(problem @ (PrinterProblem::Offline | PrinterProblem::NotResponding)) if bluetooth_printer => {

@@ -140,6 +140,24 @@ fn each_fault_turns_its_own_check_and_says_what_to_do() {
     // A few errors in few swipes are not a dirty reader yet.
     f.terminals[1].devices.as_mut().unwrap().swipes = 10;
     assert_eq!(status_of(&checks(&f), "terminal.T2.reader"), Status::Ok);
+    // A part that never started is named, with the way to find out why.
+    assert_eq!(status_of(&checks(&f), "terminal.T2.parts"), Status::Ok);
+    f.terminals[1].devices.as_mut().unwrap().not_started = vec![
+        "keypad: GPIO: Permission denied".into(),
+        "OLED: I2C bus 1: No such file or directory".into(),
+    ];
+    let parts = find(&checks(&f), "terminal.T2.parts").clone();
+    assert_eq!(parts.status, Status::Fail);
+    assert!(
+        parts
+            .evidence
+            .contains("keypad: GPIO: Permission denied; OLED: I2C bus 1"),
+        "{parts:?}"
+    );
+    assert!(
+        parts.fix_en.contains("hw-test") && parts.fix_zh.contains("hw-test"),
+        "{parts:?}"
+    );
 }
 
 #[test]

@@ -45,6 +45,11 @@ impl SharedHealth {
         self.lock().paper_low = low;
     }
 
+    /// A part that could not be opened, and why.
+    pub fn not_started(&self, problem: &str) {
+        self.lock().not_started.push(problem.to_string());
+    }
+
     pub fn printed(&self, paper_mm: u64) {
         self.lock().paper_mm += paper_mm;
     }

@@ -108,6 +108,7 @@ impl Hardware {
         let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(addr));
         for p in &problems {
             tracing::error!("{p}");
+            health.not_started(p);
         }
         Ok(Hardware {
             display,
@@ -146,6 +147,7 @@ impl Inputs {
             if let Err(e) = result {
                 let p = format!("{name}: {e}");
                 tracing::error!("{p}");
+                self.health.not_started(&p);
                 self.problems.push(p);
             }
         }

@@ -45,8 +45,10 @@ impl SharedHealth {
         self.lock().paper_low = low;
     }
 
-    /// A part that could not be opened, and why.
+    /// A part that could not be opened, and why: logged, and sent with the
+    /// heartbeats for the owner's troubleshooting page.
     pub fn not_started(&self, problem: &str) {
+        tracing::error!("{problem}");
         self.lock().not_started.push(problem.to_string());
     }
 

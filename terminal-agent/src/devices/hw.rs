@@ -33,10 +33,9 @@ pub struct Hardware {
     pub inputs: Inputs,
 }
 
-/// The keypad and card readers, and what could not be opened.
+/// The keypad and card readers; what could not be opened is in `health`.
 pub struct Inputs {
     pub health: SharedHealth,
-    pub problems: Vec<String>,
     config: DeviceConfig,
 }
 
@@ -88,14 +87,14 @@ impl Hardware {
     /// Opens what can be opened; only settings that make no sense are an error.
     pub fn open(config: &DeviceConfig) -> Result<Hardware, String> {
         config.validate()?;
-        let mut problems = Vec::new();
+        let health = SharedHealth::default();
         let display: Box<dyn Display> = if config.oled.enabled {
             match open_i2c(config.oled.i2c_bus)
                 .and_then(|i2c| Oled::new(i2c, config.oled.address).map_err(|e| e.to_string()))
             {
                 Ok(oled) => Box::new(DisplayThread::start(oled)),
                 Err(e) => {
-                    problems.push(format!("OLED: {e}"));
+                    health.not_started(&format!("OLED: {e}"));
                     Box::new(NoDisplay)
                 }
             }
@@ -103,19 +102,13 @@ impl Hardware {
             Box::new(NoDisplay)
         };
         let addr = config.printer_addr()?;
-        let health = SharedHealth::default();
         health.printer_link(addr.link());
         let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(addr));
-        for p in &problems {
-            tracing::error!("{p}");
-            health.not_started(p);
-        }
         Ok(Hardware {
             display,
             printer,
             inputs: Inputs {
                 health,
-                problems,
                 config: config.clone(),
             },
         })
@@ -145,10 +138,7 @@ impl Inputs {
         }
         for (name, result) in started {
             if let Err(e) = result {
-                let p = format!("{name}: {e}");
-                tracing::error!("{p}");
-                self.health.not_started(&p);
-                self.problems.push(p);
+                self.health.not_started(&format!("{name}: {e}"));
             }
         }
     }

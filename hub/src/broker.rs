@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tallybox_terminal::seal;
+use tallybox_core::seal;
 
 use crate::keys::Keys;
 
@@ -100,7 +100,7 @@ impl Logins {
         refused.push_back(RefusedLogin {
             client_id: client_id.to_string(),
             why,
-            at: tallybox_terminal::clock::now().format("%H:%M:%S").to_string(),
+            at: tallybox_platform::clock::now().format("%H:%M:%S").to_string(),
             when: Instant::now(),
         });
         false

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::mqtt::BrokerAddr;
+use tallybox_core::money::Amount;
+use tallybox_platform::mqtt::BrokerAddr;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -130,13 +130,13 @@ impl Config {
                 message: message.to_string(),
             })
         };
-        if tallybox_terminal::protocol::TerminalId::parse(&self.store_id).is_err() {
+        if tallybox_core::protocol::TerminalId::parse(&self.store_id).is_err() {
             return invalid("store_id", "use 1-32 letters, digits, '-' or '_'");
         }
         if self.store_name.trim().is_empty() || self.store_name.chars().count() > 32 {
             return invalid("store_name", "give a name of 1 to 32 characters");
         }
-        if tallybox_terminal::amount::Currency::parse(&self.currency).is_none() {
+        if tallybox_core::money::Currency::parse(&self.currency).is_none() {
             return invalid("currency", "use a three-letter ISO 4217 code such as CNY");
         }
         if self.acquirer != "sim" && self.iso8583_addr().is_none() {

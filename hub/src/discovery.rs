@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use mdns_sd::{ServiceDaemon, ServiceInfo};
-use tallybox_terminal::discovery::SERVICE_TYPE;
+use tallybox_platform::discovery::SERVICE_TYPE;
 
 pub const MQTT_SERVICE_TYPE: &str = "_mqtt._tcp.local.";
 pub const HOST_NAME: &str = "tallybox.local.";

@@ -5,8 +5,8 @@
 //! take. `tallybox evidence` writes it to a file; the owner's page downloads it.
 
 use chrono::{Duration, NaiveDateTime};
-use tallybox_terminal::protocol::TxnStatus;
-use tallybox_terminal::slip::{self, Copy};
+use tallybox_core::protocol::TxnStatus;
+use tallybox_core::slip::{self, Copy};
 
 use crate::shop::Shop;
 use crate::store::query::{Filter, ListError};
@@ -29,7 +29,7 @@ pub fn tar(dir: &str, files: &[(&str, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o600);
-        header.set_mtime(tallybox_terminal::clock::now().timestamp().max(0) as u64);
+        header.set_mtime(tallybox_platform::clock::now().timestamp().max(0) as u64);
         header.set_cksum();
         tar.append_data(&mut header, format!("{dir}/{name}"), bytes.as_slice())?;
     }
@@ -59,7 +59,7 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
         let (zh, en) = if t.response_code.is_empty() {
             ("", "")
         } else {
-            let x = tallybox_terminal::reason::explain(&t.response_code);
+            let x = tallybox_core::reason::explain(&t.response_code);
             (x.reason_zh, x.reason_en)
         };
         let fields = [
@@ -193,7 +193,7 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
          terminals.csv      each checkout's device counters (reads, errors, stuck cards, printer)\n\n{STEPS}",
         store = shop.name,
         merchant = shop.merchant_id,
-        made = tallybox_terminal::clock::now().format("%Y-%m-%d %H:%M:%S"),
+        made = tallybox_platform::clock::now().format("%Y-%m-%d %H:%M:%S"),
     );
     files.push(("README.txt", readme.into_bytes()));
     files.push(("transactions.csv", t.into_bytes()));

@@ -6,16 +6,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{TerminalId, Topics};
+use tallybox_platform::mqtt::BrokerAddr;
+use tallybox_platform::sealed_files;
 use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
-use tallybox_terminal::amount::Amount;
 use tallybox_terminal::control;
 use tallybox_terminal::devices::config::DeviceConfig;
 use tallybox_terminal::devices::hw::Hardware;
 use tallybox_terminal::devices::sim::SimDevices;
 use tallybox_terminal::devices::Display;
-use tallybox_terminal::mqtt::BrokerAddr;
-use tallybox_terminal::protocol::{TerminalId, Topics};
-use tallybox_terminal::seal;
 use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
@@ -82,7 +82,7 @@ pub struct Options {
 /// new version stays; without it within a minute, the hub stops with an
 /// error so the launcher can put the previous version back.
 async fn prove_update(root: std::path::PathBuf, connected: watch::Receiver<bool>) {
-    use tallybox_terminal::update::{Trial, Verdict, HEALTHY_FOR};
+    use tallybox_platform::update::{Trial, Verdict, HEALTHY_FOR};
     let Some(mut trial) = Trial::begin(&root) else {
         return;
     };
@@ -226,7 +226,7 @@ pub async fn run(
         None => from_file,
     }));
     if let Some(zone) = &crate::shop::current(&shop).time_zone {
-        match tallybox_terminal::clock::set_zone(zone) {
+        match tallybox_platform::clock::set_zone(zone) {
             Ok(()) => tracing::info!(time_zone = %zone, "local time is the owner's time zone"),
             Err(e) => {
                 tracing::warn!(error = %e, "the owner's time zone cannot be used; local time is the system's")
@@ -314,7 +314,7 @@ pub async fn run(
         ))),
         http_port: Arc::new(std::sync::atomic::AtomicU16::new(config.http.port())),
         changes: changes.clone(),
-        machine: tallybox_terminal::machine::Machine::at(&options.sys_root),
+        machine: tallybox_platform::machine::Machine::at(&options.sys_root),
         acquirer: acquirer_link,
         own_checkouts: own_checkout_ids(&config, options.extra_terminals),
         checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
@@ -403,7 +403,7 @@ pub async fn run(
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = every.tick() => {
-                        let now = tallybox_terminal::clock::now();
+                        let now = tallybox_platform::clock::now();
                         if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
                             continue;
                         }
@@ -528,10 +528,10 @@ pub async fn run(
         setup_code,
     });
     // systemd: serving now, and alive while the runtime runs.
-    tallybox_terminal::service::started();
+    tallybox_platform::service::started();
     let mut shutdown = shutdown;
     let _ = shutdown.wait_for(|stop| *stop).await;
-    tallybox_terminal::service::notify("STOPPING=1");
+    tallybox_platform::service::notify("STOPPING=1");
     // Give the link and the checkouts a moment to say "offline".
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         while tasks.join_next().await.is_some() {}
@@ -549,10 +549,10 @@ fn own_key(keys: &Keys, terminal: &TerminalId, state_dir: &std::path::Path) -> R
         error,
     };
     std::fs::create_dir_all(state_dir).map_err(io)?;
-    let have = seal::read_key(&path).unwrap_or(None);
+    let have = sealed_files::read_key(&path).unwrap_or(None);
     let key = keys.own_key(terminal, have)?;
     if have != Some(key) {
-        seal::write_key(&path, &key).map_err(io)?;
+        sealed_files::write_key(&path, &key).map_err(io)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The hub's side of pairing and sealed messages (`tallybox_terminal::seal`):
+//! The hub's side of pairing and sealed messages (`tallybox_core::seal`):
 //! each terminal's key, the one pairing the owner has open, and what the
 //! MQTT link lets through.
 //!
@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tallybox_terminal::protocol::{encode, ErrorCode, Request, RequestId, Response, TerminalId};
-use tallybox_terminal::seal::{self, Counter, Direction, Key, ReplayGuard};
+use tallybox_core::protocol::{encode, ErrorCode, Request, RequestId, Response, TerminalId};
+use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
+use tallybox_platform::sealed_files::Counter;
 
 use crate::shop::SharedShop;
 use crate::store::{Store, StoreError};

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
-use tallybox_terminal::mqtt::{self, BrokerAddr};
-use tallybox_terminal::protocol::{
+use tallybox_core::protocol::{
     decode_request, decode_status, encode, ErrorCode, Request, Response, Status, TerminalId, Topics,
 };
-use tallybox_terminal::seal;
+use tallybox_core::seal;
+use tallybox_platform::mqtt::{self, BrokerAddr};
 use tokio::sync::{mpsc, watch};
 
 use crate::acquirer::Acquirer;

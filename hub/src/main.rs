@@ -71,13 +71,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match tallybox_terminal::cli::parse("tallybox") {
+    let cli: Cli = match tallybox_platform::cli::parse("tallybox") {
         Ok(cli) => cli,
         Err(code) => return code,
     };
     // rumqttd's router logs every ordinary disconnect at ERROR ("connection id is
     // already gone"); its other modules still report at WARN.
-    tallybox_terminal::cli::init_logging(
+    tallybox_platform::cli::init_logging(
         "info,rumqttd=warn,rumqttd::router::routing=off,rumqttc=warn,mdns_sd=warn",
     );
     let result = match cli.command {

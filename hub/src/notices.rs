@@ -78,7 +78,7 @@ pub async fn fraud_alerts(
             _ = every.tick() => {}
             changed = changes.changed() => if changed.is_err() { return },
         }
-        let since = (tallybox_terminal::clock::now() - ALERT_FOR)
+        let since = (tallybox_platform::clock::now() - ALERT_FOR)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         let store = Arc::clone(&store);

@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tallybox_terminal::slip::{columns, WIDTH};
+use tallybox_core::slip::{columns, WIDTH};
 
 use crate::config::Config;
 

@@ -86,7 +86,7 @@ pub fn bundle(
          Nothing in this bundle is secret: no card numbers, PINs, passwords,\n\
          password hashes, keys or setup codes.\n",
         shop.name,
-        tallybox_terminal::clock::now().format("%Y-%m-%d %H:%M:%S"),
+        tallybox_platform::clock::now().format("%Y-%m-%d %H:%M:%S"),
         log.len(),
     );
     let files = vec![

@@ -3,7 +3,7 @@
 //! the session, and carries out what the session asks: screens, slips and
 //! requests. Requests are published with QoS 0 and re-sent with the same id
 //! until answered (the hub decides exactly-once by request id, so no MQTT QoS
-//! handshake is needed on the sale path; see the latency notes in PROTOCOL.md).
+//! handshake is needed on the sale path; see the latency notes in core/PROTOCOL.md).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,15 +16,16 @@ use crate::devices::printer::queue::PrintQueue;
 use crate::devices::printer::spool::{PrintReport, Spool, Spooler};
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::{InFlight, Journal};
-use crate::mqtt::{self, BrokerAddr};
-use crate::protocol::{
-    decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
-};
-use crate::seal;
 use crate::self_update::SelfUpdate;
 use crate::session::{Action, Input, Session, SessionConfig};
-use crate::slip::Slip;
-use crate::update::Verdict;
+use tallybox_core::protocol::{
+    decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
+};
+use tallybox_core::seal;
+use tallybox_core::slip::Slip;
+use tallybox_platform::mqtt::{self, BrokerAddr};
+use tallybox_platform::sealed_files;
+use tallybox_platform::update::Verdict;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -46,7 +47,7 @@ pub struct AgentConfig {
     pub heartbeat_every: Duration,
     /// Where the heartbeat reads the machine's temperature and power; `None`
     /// leaves them out (the hub's own checkout: the hub reports its machine).
-    pub machine: Option<crate::machine::Machine>,
+    pub machine: Option<tallybox_platform::machine::Machine>,
     /// Where the checkout is installed, when it is (it then takes the
     /// updates the hub offers); `None` for the hub's own and test checkouts.
     pub install: Option<crate::self_update::Install>,
@@ -61,8 +62,8 @@ impl AgentConfig {
             state_dir,
             session: SessionConfig {
                 currency: "CNY".into(),
-                pin_key: crate::card::pin_block::TEST_PIN_KEY,
-                slip_columns: crate::slip::WIDTH,
+                pin_key: tallybox_core::card::pin_block::TEST_PIN_KEY,
+                slip_columns: tallybox_core::slip::WIDTH,
                 lang: crate::session::Lang::En,
             },
             retry_every: Duration::from_secs(1),
@@ -101,7 +102,7 @@ pub struct AgentHandle {
     pub inputs: mpsc::Sender<Command>,
     pub state: watch::Receiver<&'static str>,
     /// The amount a card is asked for now, if one is.
-    pub card_wanted: watch::Receiver<Option<crate::amount::Amount>>,
+    pub card_wanted: watch::Receiver<Option<tallybox_core::money::Amount>>,
 }
 
 impl AgentHandle {
@@ -121,7 +122,7 @@ pub struct Agent<D> {
     printer: Box<dyn Printer>,
     inputs: mpsc::Receiver<Command>,
     state: watch::Sender<&'static str>,
-    card_wanted: watch::Sender<Option<crate::amount::Amount>>,
+    card_wanted: watch::Sender<Option<tallybox_core::money::Amount>>,
     health: SharedHealth,
 }
 
@@ -173,7 +174,7 @@ impl<D: Display> Agent<D> {
         if waiting_slips > 0 {
             tracing::info!(terminal = %tid, slips = waiting_slips, "slips left unprinted at last stop will print once the printer is ready");
         }
-        let key = seal::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?;
+        let key = sealed_files::read_key(&cfg.state_dir.join(KEY_FILE)).map_err(state_dir_error)?;
         // Without a login in the broker's URL, the checkout logs in as itself:
         // its terminal id, and once paired the password its key gives (the
         // hub's embedded broker insists on it for a paired id).
@@ -201,7 +202,8 @@ impl<D: Display> Agent<D> {
             key,
             key_path: cfg.state_dir.join(KEY_FILE),
             login: cfg.broker.credentials.is_none().then_some(login),
-            counter: seal::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE)).map_err(state_dir_error)?,
+            counter: sealed_files::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE))
+                .map_err(state_dir_error)?,
             replay: seal::ReplayGuard::default(),
             pairing: None,
             health: self.health.clone(),
@@ -366,7 +368,7 @@ impl<D: Display> Agent<D> {
                         }
                         None => {}
                     }
-                    let now = crate::clock::now().format("%H:%M").to_string();
+                    let now = tallybox_platform::clock::now().format("%H:%M").to_string();
                     if now != clock {
                         clock = now.clone();
                         let actions = run.session.handle(Input::Clock(now), today());
@@ -388,7 +390,7 @@ impl<D: Display> Agent<D> {
                 }
                 _ = heartbeat.tick() => {
                     let mut devices = self.health.snapshot();
-                    devices.machine = cfg.machine.as_ref().map(crate::machine::Machine::health);
+                    devices.machine = cfg.machine.as_ref().map(tallybox_platform::machine::Machine::health);
                     run.publish_request(&Request::Heartbeat {
                         uptime_s: started.elapsed().as_secs(),
                         devices: Some(devices),
@@ -466,7 +468,7 @@ async fn pump(
 /// Tells the handles what the session is doing and whether it wants a card.
 fn publish_state(
     state: &watch::Sender<&'static str>,
-    card_wanted: &watch::Sender<Option<crate::amount::Amount>>,
+    card_wanted: &watch::Sender<Option<tallybox_core::money::Amount>>,
     session: &Session,
 ) {
     let _ = state.send(session.state_name());
@@ -478,8 +480,8 @@ fn publish_state(
     });
 }
 
-fn follow_time_zone(tid: &TerminalId, response: &crate::protocol::Response) {
-    use crate::protocol::Response;
+fn follow_time_zone(tid: &TerminalId, response: &tallybox_core::protocol::Response) {
+    use tallybox_core::protocol::Response;
     let zone = match response {
         Response::SignedIn {
             time_zone: Some(zone),
@@ -488,10 +490,10 @@ fn follow_time_zone(tid: &TerminalId, response: &crate::protocol::Response) {
         | Response::TimeZone { time_zone: zone } => zone,
         _ => return,
     };
-    if crate::clock::zone_name() == *zone {
+    if tallybox_platform::clock::zone_name() == *zone {
         return;
     }
-    match crate::clock::set_zone(zone) {
+    match tallybox_platform::clock::set_zone(zone) {
         Ok(()) => {
             tracing::info!(terminal = %tid, time_zone = %zone, "local time follows the store's time zone")
         }
@@ -501,7 +503,7 @@ fn follow_time_zone(tid: &TerminalId, response: &crate::protocol::Response) {
 
 /// Local `(year, month)` for the card expiry check.
 fn today() -> (u16, u8) {
-    let now = crate::clock::now();
+    let now = tallybox_platform::clock::now();
     (now.year() as u16, now.month() as u8)
 }
 
@@ -523,7 +525,7 @@ struct Running {
     /// The checkout's own broker login, for the next connection (`None` when
     /// the broker's URL gives one).
     login: Option<watch::Sender<(String, String)>>,
-    counter: seal::Counter,
+    counter: sealed_files::Counter,
     replay: seal::ReplayGuard,
     /// A pairing under way: its request, the exchange, and when it was sent.
     pairing: Option<(RequestId, Option<seal::Pairing>, Instant)>,
@@ -533,7 +535,7 @@ struct Running {
 
 /// Where a terminal keeps the key it shares with the hub.
 pub const KEY_FILE: &str = "hub.key";
-/// Where a terminal keeps the floor of its message counter (see [`seal::Counter`]).
+/// Where a terminal keeps the floor of its message counter (see [`sealed_files::Counter`]).
 pub const COUNTER_FILE: &str = "seal-counter";
 
 /// How long a pairing waits for the hub's answer.
@@ -541,10 +543,12 @@ const PAIRING_WAIT: Duration = Duration::from_secs(10);
 
 impl Running {
     /// The slip that shows the printer works (the owner's or the menu's test).
-    fn test_slip(&self) -> crate::slip::Slip {
-        let time = crate::clock::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    fn test_slip(&self) -> tallybox_core::slip::Slip {
+        let time = tallybox_platform::clock::now()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
         let columns = self.session.slip_columns();
-        crate::slip::test_slip(
+        tallybox_core::slip::test_slip(
             self.session.store_name(),
             self.tid.as_str(),
             &time,
@@ -628,7 +632,7 @@ impl Running {
         let outcome = match (response, pairing) {
             (Response::Paired { message, confirm, .. }, Some(pairing)) => {
                 match pairing.finish(message, confirm) {
-                    Ok(key) => match seal::write_key(&self.key_path, &key) {
+                    Ok(key) => match sealed_files::write_key(&self.key_path, &key) {
                         Ok(()) => {
                             if let Some(login) = &self.login {
                                 login.send_replace(broker_login(&self.tid, Some(&key)));

@@ -20,10 +20,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::agent::AgentHandle;
-use crate::card::{test_cards, EntryMode};
 use crate::devices::model::magstripe::SwipeStyle;
 use crate::devices::sim::{Presented, SimDevices};
 use crate::session::Input;
+use tallybox_core::card::{test_cards, EntryMode};
 
 const MAX_LINE: usize = 64 * 1024;
 

@@ -204,7 +204,7 @@ fn tap(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str), person: &str
     say("Tap a card on the contactless reader...");
     let (tx, rx) = mpsc::channel();
     let sink = move |input| tx.send(input).is_ok();
-    let cents = crate::amount::Amount::from_minor(1).ok();
+    let cents = tallybox_core::money::Amount::from_minor(1).ok();
     hw::contactless(c, SharedHealth::default(), move || cents, sink)?;
     match rx.recv_timeout(opts.wait) {
         Ok(Input::Card(Ok(card))) => Ok(format!("{chip}; read {}", card.pan.masked())),

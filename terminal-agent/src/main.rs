@@ -6,17 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tallybox_core::protocol::TerminalId;
+use tallybox_platform::cli;
+use tallybox_platform::discovery::{self, DiscoveryError};
+use tallybox_platform::machine::Machine;
+use tallybox_platform::mqtt::BrokerAddr;
 use tallybox_terminal::agent::{Agent, AgentConfig, Ended};
 use tallybox_terminal::devices::config::DeviceConfig;
 use tallybox_terminal::devices::hw::Hardware;
 use tallybox_terminal::devices::printer::EscPosPrinter;
 use tallybox_terminal::devices::{sim::SimDevices, Backend, Display, Printer, SharedHealth};
-use tallybox_terminal::discovery::{self, DiscoveryError};
-use tallybox_terminal::machine::Machine;
-use tallybox_terminal::mqtt::BrokerAddr;
-use tallybox_terminal::protocol::TerminalId;
 use tallybox_terminal::session::{Lang, Screens};
-use tallybox_terminal::{cli, control, hwtest};
+use tallybox_terminal::{control, hwtest};
 
 /// A Tallybox checkout point: keypad, card reader, OLED and printer, talking to the hub.
 #[derive(Parser)]
@@ -192,7 +193,7 @@ fn run(args: Args) -> anyhow::Result<Ended> {
         agent_config.silent_after = Duration::from_secs(args.hub_silent_secs);
         agent_config.heartbeat_every = Duration::from_secs(args.heartbeat_secs);
         agent_config.machine = Some(Machine::at(&args.sys_root));
-        if tallybox_terminal::update::installed(&args.root).is_some() {
+        if tallybox_platform::update::installed(&args.root).is_some() {
             agent_config.install = Some(tallybox_terminal::self_update::Install {
                 root: args.root.clone(),
                 keys: args.update_keys.clone(),
@@ -219,7 +220,7 @@ fn run(args: Args) -> anyhow::Result<Ended> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = stop.send(true);
         });
-        tallybox_terminal::service::started();
+        tallybox_platform::service::started();
         Ok(agent.run(stopped).await?)
     })
 }

@@ -1,6 +1,6 @@
 //! A checkout updating itself when the hub offers a newer version (news
 //! `update`): it downloads the bundle from the hub's web server, checks and
-//! installs it exactly as the hub installs its own ([`crate::update`]), and
+//! installs it exactly as the hub installs its own ([`tallybox_platform::update`]), and
 //! once idle stops so that its service starts the new version through the
 //! launcher. After such a start the new version is on trial: connected to
 //! the broker for 10 s, it stays; not within a minute, it stops so that the
@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::update;
+use tallybox_platform::update;
 
 /// The largest bundle downloaded.
 const MAX_BUNDLE: u64 = 96 * 1024 * 1024;

@@ -207,7 +207,7 @@ fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
     let code = opened["code"].as_str().unwrap().to_string();
     t5.keys(&format!("D5{code}#"));
     t5.wait_screen("PAIRED", WAIT);
-    let key = tallybox_terminal::seal::read_key(&t5.state_dir().join("hub.key"))
+    let key = tallybox_platform::sealed_files::read_key(&t5.state_dir().join("hub.key"))
         .unwrap()
         .expect("T5 keeps its key");
     t5.kill();
@@ -223,9 +223,9 @@ fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
     let mut burst = Vec::new();
     for n in 0..BURST {
         let request = sale(&format!("burst-{n:011}"), &test_card("approved"), 100 + n);
-        let sealed = tallybox_terminal::seal::seal(
+        let sealed = tallybox_core::seal::seal(
             &key,
-            tallybox_terminal::seal::Direction::ToHub,
+            tallybox_core::seal::Direction::ToHub,
             "T5",
             start + n,
             &serde_json::to_vec(&request).unwrap(),

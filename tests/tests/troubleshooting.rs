@@ -15,7 +15,7 @@ use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal, Tmpfs};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{test_card, wait_for};
-use tallybox_terminal::machine::fake;
+use tallybox_platform::machine::fake;
 
 fn check(web: &WebClient, id: &str) -> Option<Value> {
     let (code, body) = web.get("/api/v1/checks");

@@ -8,9 +8,9 @@ pub mod sim;
 
 use std::future::Future;
 
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::CardRead;
-use tallybox_terminal::protocol::TxnKind;
+use tallybox_core::card::CardRead;
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::TxnKind;
 
 /// An authorization request (ISO 8583 0200 in spirit).
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! The simulated acquirer and issuer: decides on the test cards
-//! ([`tallybox_terminal::card::test_cards`]) the way a real issuer would, so a
+//! ([`tallybox_core::card::test_cards`]) the way a real issuer would, so a
 //! demo and the tests meet every answer a shop meets. The decision itself is a
 //! plain function ([`SimIssuer::decide`]); [`SimAcquirer`] only adds the delays.
 
@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::pin_block::{self, TEST_PIN_KEY};
-use tallybox_terminal::card::test_cards::{self, Behaviour};
-use tallybox_terminal::protocol::TxnKind;
+use tallybox_core::card::pin_block::{self, TEST_PIN_KEY};
+use tallybox_core::card::test_cards::{self, Behaviour};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::TxnKind;
 
 use super::{Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, Reversal};
 
@@ -54,7 +54,7 @@ impl SimIssuer {
             },
             reference_no: format!(
                 "{}{:06}",
-                tallybox_terminal::clock::now().format("%H%M%S"),
+                tallybox_platform::clock::now().format("%H%M%S"),
                 request.trace_no % 1_000_000
             ),
             balance,
@@ -219,7 +219,7 @@ impl Acquirer for SimAcquirer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tallybox_terminal::card::EntryMode;
+    use tallybox_core::card::EntryMode;
 
     fn request(name: &str, minor: u64, pin: Option<&str>) -> AuthRequest {
         let card = test_cards::by_name(name).unwrap().read(EntryMode::Swipe);

@@ -34,7 +34,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<Status> {
     }
     let store = Store::open(&args.data_dir)?;
     let facts = doctor::Facts {
-        hub_machine: Some(tallybox_terminal::machine::Machine::at(&args.sys_root).health()),
+        hub_machine: Some(tallybox_platform::machine::Machine::at(&args.sys_root).health()),
         updates: Some(doctor::Updates::read(&args.root)),
         ..doctor::gather(&store, None)?
     };

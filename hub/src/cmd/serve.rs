@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use tallybox_terminal::mqtt::BrokerAddr;
+use tallybox_platform::mqtt::BrokerAddr;
 
 use crate::config::Config;
 use crate::hub::{self, Options};

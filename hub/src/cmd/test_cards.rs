@@ -1,7 +1,7 @@
 //! `tallybox test-cards`: the simulated issuer's cards, to try every answer.
 
 use serde_json::json;
-use tallybox_terminal::card::test_cards::TEST_CARDS;
+use tallybox_core::card::test_cards::TEST_CARDS;
 
 pub fn run(as_json: bool) {
     if as_json {

@@ -1,11 +1,11 @@
 //! `tallybox update FILE`: checks a signed update bundle and switches the
 //! hub to it, with a backup of the database first; `tallybox release`: the
 //! release side (a signing key pair, signing a bundle). How versions are kept
-//! and rolled back is in `tallybox_terminal::update`.
+//! and rolled back is in `tallybox_platform::update`.
 
 use std::path::{Path, PathBuf};
 
-use tallybox_terminal::update::{self, InstallOptions, UpdateError};
+use tallybox_platform::update::{self, InstallOptions, UpdateError};
 
 use crate::store::Store;
 
@@ -133,7 +133,7 @@ pub fn release(action: ReleaseAction) -> anyhow::Result<()> {
         ReleaseAction::Keygen { out } => {
             let (secret, public) = update::new_signing_key();
             let secret_path = out.with_extension("key");
-            tallybox_terminal::seal::write_synced(&secret_path, format!("{secret}\n").as_bytes())?;
+            tallybox_platform::fsync::write_synced(&secret_path, format!("{secret}\n").as_bytes())?;
             std::fs::write(out.with_extension("pub"), format!("{public}\n"))?;
             println!(
                 "secret key: {} (keep it offline); public key: {} (install it in {UPDATE_KEYS}/)",

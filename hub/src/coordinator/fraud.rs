@@ -7,8 +7,8 @@
 
 use chrono::NaiveTime;
 use serde::Deserialize;
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::EntryMode;
+use tallybox_core::card::EntryMode;
+use tallybox_core::money::Amount;
 
 pub use crate::store::fraud::Action;
 use crate::store::fraud::{FactLimits, Facts, Hit};

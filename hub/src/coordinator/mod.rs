@@ -20,12 +20,12 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::CardRead;
-use tallybox_terminal::protocol::{
+use tallybox_core::card::CardRead;
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{
     ErrorCode, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
 };
-use tallybox_terminal::reason;
+use tallybox_core::reason;
 
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::shop::SharedShop;
@@ -175,7 +175,7 @@ impl<A: Acquirer> Coordinator<A> {
                         batch_no,
                         frozen,
                         cashier,
-                        time_zone: Some(tallybox_terminal::clock::zone_name()),
+                        time_zone: Some(tallybox_platform::clock::zone_name()),
                     },
                     Err(e) => internal(&request_id, &e),
                 })
@@ -372,7 +372,7 @@ impl<A: Acquirer> Coordinator<A> {
         }
     }
 
-    fn receipt_of(&self, txn: &Txn) -> tallybox_terminal::protocol::Receipt {
+    fn receipt_of(&self, txn: &Txn) -> tallybox_core::protocol::Receipt {
         txn.receipt(&self.shop())
     }
 
@@ -681,7 +681,7 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     /// Notes a terminal's retained status (online / offline, version).
-    pub async fn terminal_status(&self, terminal: &TerminalId, status: tallybox_terminal::protocol::Status) {
+    pub async fn terminal_status(&self, terminal: &TerminalId, status: tallybox_core::protocol::Status) {
         let t = terminal.clone();
         let noted = self
             .store(move |s| s.touch_terminal(&t, Some(status.online), Some(&status.version)))
@@ -740,7 +740,7 @@ fn judge(
         &facts,
         amount,
         card.entry_mode,
-        tallybox_terminal::clock::now().time(),
+        tallybox_platform::clock::now().time(),
     );
     for hit in &mut hits {
         if hit.action == fraud::Action::AskSupervisor && supervisor_approved {

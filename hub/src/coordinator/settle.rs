@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::protocol::{RequestId, Response, TxnKind};
-use tallybox_terminal::slip::{Layout, WIDTH};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{RequestId, Response, TxnKind};
+use tallybox_core::slip::{Layout, WIDTH};
 
 use super::Coordinator;
 use crate::acquirer::{Acquirer, BatchTotals};
@@ -53,7 +53,7 @@ fn report(
     r.pair("批次号 BATCH NO", &format!("{batch_no:06}"));
     r.pair(
         "日期时间 DATE/TIME",
-        &tallybox_terminal::clock::now()
+        &tallybox_platform::clock::now()
             .format("%Y-%m-%d %H:%M:%S")
             .to_string(),
     );
@@ -189,7 +189,7 @@ impl<A: Acquirer> Coordinator<A> {
             },
             Err(message) => Response::Error {
                 request_id: Some(request_id.to_string()),
-                code: tallybox_terminal::protocol::ErrorCode::Internal,
+                code: tallybox_core::protocol::ErrorCode::Internal,
                 message,
             },
         };
@@ -201,7 +201,7 @@ impl<A: Acquirer> Coordinator<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tallybox_terminal::card::Brand;
+    use tallybox_core::card::Brand;
 
     fn row(t: &str, kind: TxnKind, brand: Brand, count: u32, minor: u64) -> BatchRow {
         BatchRow {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::acquirer::sim::SimAcquirer;
-use tallybox_terminal::card::{test_cards, EntryMode};
+use tallybox_core::card::{test_cards, EntryMode};
 
 fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
     let store = StoreHandle::spawn(Store::open(dir).unwrap()).unwrap();
@@ -231,10 +231,10 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
         currency: "CNY".into(),
         card: card.clone(),
         pin_block: Some(
-            tallybox_terminal::card::pin_block::encrypt(
+            tallybox_core::card::pin_block::encrypt(
                 pin,
                 card.pan.digits(),
-                &tallybox_terminal::card::pin_block::TEST_PIN_KEY,
+                &tallybox_core::card::pin_block::TEST_PIN_KEY,
             )
             .unwrap(),
         ),

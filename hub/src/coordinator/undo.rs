@@ -3,10 +3,10 @@
 //! refunds at once can never give back more than the sale); after that they
 //! go to the acquirer like a sale.
 
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::CardRead;
-use tallybox_terminal::protocol::{RequestId, Response, TerminalId, TxnKind, TxnStatus};
-use tallybox_terminal::reason;
+use tallybox_core::card::CardRead;
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{RequestId, Response, TerminalId, TxnKind, TxnStatus};
+use tallybox_core::reason;
 
 use super::Coordinator;
 use crate::acquirer::{Acquirer, OriginalRef};
@@ -18,7 +18,7 @@ impl<A: Acquirer> Coordinator<A> {
         self.shop()
             .supervisor_pin
             .as_deref()
-            .is_some_and(|pin| tallybox_terminal::seal::same_secret(pin.as_bytes(), given.as_bytes()))
+            .is_some_and(|pin| tallybox_core::seal::same_secret(pin.as_bytes(), given.as_bytes()))
     }
 
     /// The supervisor freezes their own checkout from the keypad; only the

@@ -1,6 +1,6 @@
 //! The machine under the hub or a checkout: heat, power and Bluetooth.
 
-use tallybox_terminal::machine::{Bluetooth, MachineHealth};
+use tallybox_platform::machine::{Bluetooth, MachineHealth};
 
 use super::{check, ok, Check, Status};
 

@@ -20,7 +20,7 @@ mod terminal;
 mod tests;
 
 use serde::Serialize;
-use tallybox_terminal::machine::MachineHealth;
+use tallybox_platform::machine::MachineHealth;
 
 use crate::acquirer::LinkHealth;
 use crate::store::terminals::TerminalRow;
@@ -184,12 +184,12 @@ pub struct Updates {
     /// A new version on trial: `(new, old, starts)`.
     pub trying: Option<(String, String, u32)>,
     /// `updates.log`, oldest first.
-    pub history: Vec<tallybox_terminal::update::Event>,
+    pub history: Vec<tallybox_platform::update::Event>,
 }
 
 impl Updates {
     pub fn read(root: &std::path::Path) -> Updates {
-        use tallybox_terminal::update;
+        use tallybox_platform::update;
         Updates {
             installed: update::installed(root),
             trying: update::trying(root),
@@ -217,7 +217,7 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
         ));
     }
     let last = u.history.last();
-    let recent = |e: &tallybox_terminal::update::Event| {
+    let recent = |e: &tallybox_platform::update::Event| {
         chrono::NaiveDateTime::parse_from_str(&e.at, "%Y-%m-%d %H:%M:%S")
             .is_ok_and(|at| now - at < chrono::Duration::days(UPDATE_FAILURE_SHOWN_DAYS))
     };
@@ -359,7 +359,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         Some(known) => known,
         None => self::integrity(store)?,
     };
-    let now = tallybox_terminal::clock::now().naive_local();
+    let now = tallybox_platform::clock::now().naive_local();
     let ago = |d: chrono::Duration| (chrono::Utc::now() - d).format("%Y-%m-%dT%H:%M:%S").to_string();
     let stale_pending: u32 = conn.query_row(
         "SELECT count(*) FROM transactions WHERE status = 'pending' AND created_at < ?1",

@@ -2,9 +2,9 @@
 //! hub's version, does its printer print and how much paper is left, is its
 //! reader dirty or disturbed, do its requests reach the hub, and its machine.
 
-use tallybox_terminal::devices::PrinterProblem;
-use tallybox_terminal::machine::Bluetooth;
-use tallybox_terminal::protocol::DeviceHealth;
+use tallybox_core::protocol::DeviceHealth;
+use tallybox_core::protocol::PrinterProblem;
+use tallybox_platform::machine::Bluetooth;
 
 use super::{check, machine, ok, Check, Fix, Status};
 use crate::store::terminals::TerminalRow;

@@ -1,6 +1,6 @@
-use tallybox_terminal::devices::PrinterProblem;
-use tallybox_terminal::machine::{Bluetooth, MachineHealth, Power};
-use tallybox_terminal::protocol::DeviceHealth;
+use tallybox_core::protocol::DeviceHealth;
+use tallybox_core::protocol::PrinterProblem;
+use tallybox_platform::machine::{Bluetooth, MachineHealth, Power};
 
 use super::*;
 use crate::store::wear::Wear;

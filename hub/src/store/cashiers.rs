@@ -7,7 +7,7 @@
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-use tallybox_terminal::protocol::{Cashier, TerminalId};
+use tallybox_core::protocol::{Cashier, TerminalId};
 
 use super::{audit, exec, now_utc, Store, StoreError};
 

@@ -3,8 +3,8 @@
 
 use chrono::Duration;
 use rusqlite::{params, OptionalExtension};
-use tallybox_terminal::card::{CardRead, EntryMode};
-use tallybox_terminal::protocol::TerminalId;
+use tallybox_core::card::{CardRead, EntryMode};
+use tallybox_core::protocol::TerminalId;
 
 use super::{audit, exec, now_utc, Store, StoreError};
 
@@ -102,7 +102,7 @@ pub struct HitRow {
 }
 
 fn since(seconds: u64) -> String {
-    (tallybox_terminal::clock::now() - Duration::seconds(seconds as i64))
+    (tallybox_platform::clock::now() - Duration::seconds(seconds as i64))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
@@ -185,7 +185,7 @@ impl Store {
     /// already recorded for the same rule and subject lately.
     pub fn record_hit(&mut self, terminal: &TerminalId, hit: &Hit) -> Result<bool, StoreError> {
         let utc = now_utc();
-        let local = tallybox_terminal::clock::now()
+        let local = tallybox_platform::clock::now()
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         let action = hit.action.recorded();
@@ -306,7 +306,7 @@ impl Store {
     /// Rule hits between two local times, oldest first.
     /// Today's approved sales and approved refunds, store-wide, in minor units.
     pub fn takings_today(&self) -> Result<(u64, u64), StoreError> {
-        let today = tallybox_terminal::clock::now()
+        let today = tallybox_platform::clock::now()
             .format("%Y-%m-%d 00:00:00")
             .to_string();
         let mut stmt = self.conn.prepare_cached(

@@ -4,7 +4,7 @@
 //! terminals. Every change is audited; no key ever reaches the audit log.
 
 use rusqlite::params;
-use tallybox_terminal::seal::Key;
+use tallybox_core::seal::Key;
 
 use super::{audit, exec, now_utc, Store, StoreError};
 

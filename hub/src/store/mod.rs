@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::{Brand, CardRead, EntryMode, MaskedPan};
-use tallybox_terminal::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
+use tallybox_core::card::{Brand, CardRead, EntryMode, MaskedPan};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
 pub use secret::PanHasher;
 pub use writer::StoreHandle;
@@ -109,7 +109,7 @@ impl std::fmt::Display for Unfit {
     }
 }
 
-pub use tallybox_terminal::machine::disk_space;
+pub use tallybox_platform::machine::disk_space;
 
 /// One transaction as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -263,7 +263,7 @@ const WRONG_PIN: &str = "55";
 
 /// The local day, `YYYY-MM-DD`: PIN tries are counted per shop day.
 fn today() -> String {
-    tallybox_terminal::clock::now().format("%Y-%m-%d").to_string()
+    tallybox_platform::clock::now().format("%Y-%m-%d").to_string()
 }
 
 fn now_utc() -> String {
@@ -513,7 +513,7 @@ impl Store {
     pub fn begin(&mut self, new: &NewTxn<'_>) -> Result<Txn, StoreError> {
         let (utc, local) = (
             now_utc(),
-            tallybox_terminal::clock::now()
+            tallybox_platform::clock::now()
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
         );
@@ -695,7 +695,7 @@ impl Store {
             dir: backups.display().to_string(),
             error,
         })?;
-        let stamp = tallybox_terminal::clock::now().format("%Y%m%d-%H%M%S");
+        let stamp = tallybox_platform::clock::now().format("%Y%m%d-%H%M%S");
         // Two in the same second get their own files.
         let path = (1..)
             .map(|n| match n {

@@ -6,8 +6,8 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::protocol::{TerminalId, TxnKind, TxnStatus};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{TerminalId, TxnKind, TxnStatus};
 
 use super::{Store, StoreError, Txn};
 
@@ -123,7 +123,7 @@ impl Filter {
         if let Some(amount) = &self.amount {
             let a: Amount = amount
                 .parse()
-                .map_err(|e: tallybox_terminal::amount::AmountError| bad("amount", &e.to_string()))?;
+                .map_err(|e: tallybox_core::money::AmountError| bad("amount", &e.to_string()))?;
             clauses.push("amount = ?");
             params.push(Value::Integer(a.minor() as i64));
         }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
-use tallybox_terminal::card::Brand;
-use tallybox_terminal::protocol::{TxnKind, TxnStatus};
+use tallybox_core::card::Brand;
+use tallybox_core::protocol::{TxnKind, TxnStatus};
 
 use super::{parse_enum, Store, StoreError};
 

@@ -3,8 +3,8 @@
 //! SQLite transaction.
 
 use rusqlite::params;
-use tallybox_terminal::card::Brand;
-use tallybox_terminal::protocol::TxnKind;
+use tallybox_core::card::Brand;
+use tallybox_core::protocol::TxnKind;
 
 use super::{audit, exec, now_utc, one_row, open_batch, parse_enum, Store, StoreError};
 

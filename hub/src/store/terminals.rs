@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 use serde::Serialize;
-use tallybox_terminal::protocol::{DeviceHealth, TerminalId};
+use tallybox_core::protocol::{DeviceHealth, TerminalId};
 
 use super::{audit, exec, now_utc, Store, StoreError};
 

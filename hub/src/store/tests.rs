@@ -2,7 +2,7 @@
 
 use super::query::Filter;
 use super::*;
-use tallybox_terminal::card::test_cards;
+use tallybox_core::card::test_cards;
 
 fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
     NewTxn {
@@ -185,7 +185,7 @@ fn pages_by_keyset_and_filters() {
         })
         .unwrap();
     assert_eq!(by_amount.items.len(), 1);
-    let today = tallybox_terminal::clock::now().format("%Y-%m-%d").to_string();
+    let today = tallybox_platform::clock::now().format("%Y-%m-%d").to_string();
     let today_only = store
         .list(&Filter {
             from: Some(today.clone()),
@@ -255,7 +255,7 @@ fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_coun
     let health = DeviceHealth {
         swipes: 10,
         swipe_errors: 4,
-        printer: Some(tallybox_terminal::devices::PrinterProblem::PaperOut),
+        printer: Some(tallybox_core::protocol::PrinterProblem::PaperOut),
         ..Default::default()
     };
     store.record_heartbeat(&tid, 30, &health).unwrap();

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-use tallybox_terminal::devices::PrinterProblem;
-use tallybox_terminal::protocol::{DeviceHealth, TerminalId};
+use tallybox_core::protocol::PrinterProblem;
+use tallybox_core::protocol::{DeviceHealth, TerminalId};
 
 use super::{audit, exec, now_utc, Store, StoreError};
 

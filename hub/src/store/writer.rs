@@ -169,9 +169,9 @@ fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tallybox_terminal::amount::Amount;
-    use tallybox_terminal::card::{test_cards, EntryMode};
-    use tallybox_terminal::protocol::{RequestId, TerminalId, TxnKind};
+    use tallybox_core::card::{test_cards, EntryMode};
+    use tallybox_core::money::Amount;
+    use tallybox_core::protocol::{RequestId, TerminalId, TxnKind};
 
     use crate::store::NewTxn;
 

@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::protocol::{Response, TerminalId, TxnStatus};
-use tallybox_terminal::reason::explain;
-use tallybox_terminal::slip::{self, Copy, Slip};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{Response, TerminalId, TxnStatus};
+use tallybox_core::reason::explain;
+use tallybox_core::slip::{self, Copy, Slip};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 

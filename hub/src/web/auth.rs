@@ -67,7 +67,7 @@ fn token_key(token: &str) -> String {
 /// Equal-time comparison, so a wrong CSRF token or setup code leaks nothing
 /// through how fast it is refused.
 fn same(a: &str, b: &str) -> bool {
-    tallybox_terminal::seal::same_secret(a.as_bytes(), b.as_bytes())
+    tallybox_core::seal::same_secret(a.as_bytes(), b.as_bytes())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tallybox_terminal::protocol::{Response, TerminalId};
+use tallybox_core::protocol::{Response, TerminalId};
 use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
@@ -89,7 +89,7 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
             count(doctor::Status::Warn),
             count(doctor::Status::Fail)
         );
-        let today = tallybox_terminal::clock::now().format("%Y-%m-%d").to_string();
+        let today = tallybox_platform::clock::now().format("%Y-%m-%d").to_string();
         s.note_checks(&noted, &today, (doctor::worst(&checks).as_str(), &summary))
             .map_err(internal)?;
         Ok(checks)
@@ -198,7 +198,7 @@ async fn serviced(
 async fn bundle(who: Session, state: WebState) -> Result<warp::reply::Response, Rejection> {
     let checks = run_checks(&state).await?;
     let shop = current(&state.shop);
-    let log = tallybox_terminal::cli::recent_log();
+    let log = tallybox_platform::cli::recent_log();
     let tar = read(&state, move |s| {
         crate::support::bundle(s, &shop, &checks, &log).map_err(internal)
     })
@@ -206,7 +206,7 @@ async fn bundle(who: Session, state: WebState) -> Result<warp::reply::Response, 
     tracing::info!(account = %who.account, bytes = tar.len(), "support bundle downloaded");
     let name = super::download_name(&format!(
         "tallybox-support-{}.tar",
-        tallybox_terminal::clock::now().format("%Y%m%d-%H%M")
+        tallybox_platform::clock::now().format("%Y%m%d-%H%M")
     ));
     let reply = warp::reply::with_header(tar, CONTENT_TYPE, "application/x-tar");
     let reply = warp::reply::with_header(

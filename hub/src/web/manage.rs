@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use tallybox_terminal::protocol::{Response, TerminalId};
+use tallybox_core::protocol::{Response, TerminalId};
 use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
@@ -64,7 +64,7 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "currency": state.currency,
         "public_url": shop.public_url,
         // Slips, reports and the checkouts' clocks use it.
-        "time_zone": tallybox_terminal::clock::zone_name(),
+        "time_zone": tallybox_platform::clock::zone_name(),
         "version": env!("CARGO_PKG_VERSION"),
     })))
 }
@@ -119,7 +119,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         .clone()
         .filter(|z| Some(z) != now.time_zone.as_ref());
     if let Some(zone) = &new_zone {
-        tallybox_terminal::clock::load(zone).map_err(|e| bad_request(format!("time_zone: {e}")))?;
+        tallybox_platform::clock::load(zone).map_err(|e| bad_request(format!("time_zone: {e}")))?;
     }
     edit.check().map_err(bad_request)?;
     if edit.cashier_sign_on && !now.cashier_sign_on {
@@ -135,7 +135,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;
     tracing::info!(account = %who.account, "shop settings changed on the web page");
     if let Some(zone) = new_zone {
-        tallybox_terminal::clock::set_zone(&zone).map_err(bad_request)?;
+        tallybox_platform::clock::set_zone(&zone).map_err(bad_request)?;
         tracing::info!(time_zone = %zone, "local time is now the owner's time zone");
         // Every checkout's clock follows; one offline learns it at its next sign-in.
         let terminals = read(&state, |s| s.terminals().map_err(internal)).await?;
@@ -255,7 +255,7 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     let name = format!(
         "tallybox-backup-{}.db",
-        tallybox_terminal::clock::now().format("%Y%m%d-%H%M")
+        tallybox_platform::clock::now().format("%Y%m%d-%H%M")
     );
     let reply = warp::reply::with_header(
         warp::reply::stream(stream),
@@ -272,11 +272,11 @@ async fn backup(_: Session, state: WebState) -> Result<warp::reply::Response, Re
 
 /// The zones the owner may choose, from the system's tz database.
 async fn time_zones(_: Session) -> Result<impl Reply, Rejection> {
-    let zones = tokio::task::spawn_blocking(tallybox_terminal::clock::zones)
+    let zones = tokio::task::spawn_blocking(tallybox_platform::clock::zones)
         .await
         .map_err(internal)?;
     Ok(warp::reply::json(&json!({
-        "current": tallybox_terminal::clock::zone_name(),
+        "current": tallybox_platform::clock::zone_name(),
         "zones": zones,
     })))
 }

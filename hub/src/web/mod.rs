@@ -31,7 +31,7 @@ use crate::shop::SharedShop;
 use crate::store::Store;
 use auth::Auth;
 use error::internal;
-use tallybox_terminal::protocol::{Response, TerminalId};
+use tallybox_core::protocol::{Response, TerminalId};
 
 /// What the handlers share: a connection to the store (WAL lets it read while
 /// the coordinator writes), the sessions, and the facts a slip needs.
@@ -63,7 +63,7 @@ pub struct WebState {
     /// Bumped whenever anyone commits to the database ([`watch_changes`]).
     pub changes: watch::Receiver<u64>,
     /// The hub's machine, for the troubleshooting checks.
-    pub machine: tallybox_terminal::machine::Machine,
+    pub machine: tallybox_platform::machine::Machine,
     /// The ISO 8583 link's state, when the hub runs one.
     pub acquirer: Option<LinkProbe>,
     /// The checkouts running inside the hub (they restart with it).

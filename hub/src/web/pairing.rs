@@ -3,7 +3,7 @@
 //! withdraw a terminal's key. Only the owner: a paired terminal takes money.
 
 use serde_json::json;
-use tallybox_terminal::protocol::TerminalId;
+use tallybox_core::protocol::TerminalId;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 

@@ -33,7 +33,7 @@ struct ReportQuery {
 
 fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
     match text {
-        None => Ok(tallybox_terminal::clock::now().date_naive()),
+        None => Ok(tallybox_platform::clock::now().date_naive()),
         Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_request("date: use YYYY-MM-DD")),
     }
 }
@@ -41,7 +41,7 @@ fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
 /// Local midnight of `day` in UTC, as settlements record their time.
 fn utc_of(day: NaiveDate) -> String {
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-    tallybox_terminal::clock::to_utc(midnight)
+    tallybox_platform::clock::to_utc(midnight)
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string()
 }
@@ -68,7 +68,7 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
 }
 
 async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let day = tallybox_terminal::clock::now().date_naive();
+    let day = tallybox_platform::clock::now().date_naive();
     let (from, to) = Period::Day.range(day);
     let (report, terminals, alerts) = read(&state, move |s| {
         Ok((

@@ -8,8 +8,8 @@
 
 use futures_util::TryStreamExt;
 use serde_json::json;
-use tallybox_terminal::protocol::{Response, TerminalId};
-use tallybox_terminal::update::{self, UpdateError};
+use tallybox_core::protocol::{Response, TerminalId};
+use tallybox_platform::update::{self, UpdateError};
 use tokio::io::AsyncWriteExt;
 use warp::http::StatusCode;
 use warp::{Buf, Filter, Rejection, Reply};

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::protocol::DeviceHealth;
+use tallybox_core::protocol::DeviceHealth;
 
 #[derive(Clone, Default)]
 pub struct SharedHealth(Arc<Mutex<DeviceHealth>>);

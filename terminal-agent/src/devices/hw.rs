@@ -332,7 +332,7 @@ fn hid_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Res
 pub fn contactless(
     c: &DeviceConfig,
     health: SharedHealth,
-    card_wanted: impl Fn() -> Option<crate::amount::Amount> + Send + 'static,
+    card_wanted: impl Fn() -> Option<tallybox_core::money::Amount> + Send + 'static,
     mut sink: impl Sink,
 ) -> Result<(), String> {
     let i2c = open_i2c(c.contactless.i2c_bus)?;

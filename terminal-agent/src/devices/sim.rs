@@ -24,9 +24,9 @@ use super::model::ssd1306::SharedSsd1306;
 use super::oled::{self, FrameBuffer, Oled};
 use super::printer::EscPosPrinter;
 use super::{Display, Printer, SharedHealth};
-use crate::amount::Amount;
-use crate::card::{CardError, CardRead};
 use crate::session::{Key, Screen};
+use tallybox_core::card::{CardError, CardRead};
+use tallybox_core::money::Amount;
 
 /// What the simulated OLED shows, shared with the control API.
 #[derive(Default)]

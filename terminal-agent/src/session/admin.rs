@@ -10,8 +10,8 @@
 //! ```
 
 use super::{Action, Key, Op, Screens, Session, State};
-use crate::amount::Amount;
-use crate::protocol::{Request, RequestId};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{Request, RequestId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminOp {

@@ -2,11 +2,11 @@
 //! outcome of the request it waits on — slips and the screen that says it.
 
 use super::{Action, Session, State};
-use crate::amount::Amount;
-use crate::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
-use crate::reason;
 use crate::session::Screens;
-use crate::slip::{Copy, Slip};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
+use tallybox_core::reason;
+use tallybox_core::slip::{Copy, Slip};
 
 impl Session {
     pub(super) fn on_answer(&mut self, response: Response) -> Vec<Action> {

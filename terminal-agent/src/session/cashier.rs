@@ -15,8 +15,8 @@
 
 use super::admin::{edit, Edit};
 use super::{Action, Key, Session, State};
-use crate::protocol::{Request, RequestId};
-use crate::seal::CODE_DIGITS;
+use tallybox_core::protocol::{Request, RequestId};
+use tallybox_core::seal::CODE_DIGITS;
 
 const MAX_CASHIER_DIGITS: usize = 4;
 const MAX_PIN_DIGITS: usize = 8;

@@ -19,14 +19,14 @@ pub mod screens;
 #[cfg(test)]
 mod tests;
 
-use crate::amount::Amount;
-use crate::card::{pin_block, CardError, CardRead};
 use crate::devices::PrinterProblem;
 use crate::journal::InFlight;
-use crate::protocol::{Cashier, Request, RequestId, Response};
-use crate::reason;
-use crate::slip::Slip;
 pub use screens::{Lang, Screen, Screens, SelfTest, StatusBar};
+use tallybox_core::card::{pin_block, CardError, CardRead};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{Cashier, Request, RequestId, Response};
+use tallybox_core::reason;
+use tallybox_core::slip::Slip;
 
 /// One key of the 4×4 keypad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,7 +429,7 @@ impl Session {
                 self.setup_code = notice.as_ref().map(|n| n.code.clone());
                 let mut actions = self.refresh_idle();
                 if let (true, Some(n)) = (first, notice) {
-                    actions.push(Action::Print(crate::slip::setup(&n.code, &n.page)));
+                    actions.push(Action::Print(tallybox_core::slip::setup(&n.code, &n.page)));
                 }
                 actions
             }

@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::amount::Amount;
 use crate::devices::PrinterProblem;
-use crate::protocol::Cashier;
-use crate::reason::{explain, Explanation};
-use crate::slip::columns;
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::Cashier;
+use tallybox_core::reason::{explain, Explanation};
+use tallybox_core::slip::columns;
 
 pub const COLUMNS: usize = 21;
 pub const ROWS: usize = 6;
@@ -61,7 +61,7 @@ pub struct SelfTest {
     pub printer: Option<crate::devices::PrinterProblem>,
     pub paper_low: bool,
     /// The readers' counts since the checkout started.
-    pub devices: crate::protocol::DeviceHealth,
+    pub devices: tallybox_core::protocol::DeviceHealth,
 }
 
 /// Keeps the first `width` columns of `line`.
@@ -499,7 +499,7 @@ impl Screens {
     }
 
     pub fn hub_silent(self) -> Screen {
-        let (reason, hint) = self.reason(&explain(crate::reason::HUB_SILENT));
+        let (reason, hint) = self.reason(&explain(tallybox_core::reason::HUB_SILENT));
         Screen::of(&[
             self.pick("NO ANSWER YET", "主机无应答"),
             reason,
@@ -643,7 +643,7 @@ pub(crate) mod tests {
                     paired: true,
                     printer: Some(PrinterProblem::PaperOut),
                     paper_low: false,
-                    devices: crate::protocol::DeviceHealth {
+                    devices: tallybox_core::protocol::DeviceHealth {
                         swipes: 120,
                         swipe_errors: 9,
                         taps: 40,

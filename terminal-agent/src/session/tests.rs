@@ -1,9 +1,9 @@
 //! The checkout session driven key by key, as a cashier would.
 
 use super::*;
-use crate::card::test_cards;
-use crate::card::EntryMode;
-use crate::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
+use tallybox_core::card::test_cards;
+use tallybox_core::card::EntryMode;
+use tallybox_core::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
 
 const TODAY: (u16, u8) = (2026, 11);
 
@@ -11,7 +11,7 @@ fn session() -> Session {
     let mut s = Session::new(SessionConfig {
         currency: "CNY".into(),
         pin_key: pin_block::TEST_PIN_KEY,
-        slip_columns: crate::slip::WIDTH,
+        slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
     s.start("test");
@@ -64,8 +64,10 @@ fn receipt(amount: Amount) -> Receipt {
         status: TxnStatus::Approved,
         amount,
         currency: "CNY".into(),
-        masked_pan: crate::card::Pan::parse("6222021000000005").unwrap().masked(),
-        brand: crate::card::Brand::UnionPay,
+        masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
+            .unwrap()
+            .masked(),
+        brand: tallybox_core::card::Brand::UnionPay,
         entry_mode: EntryMode::Swipe,
         batch_no: 1,
         trace_no: 7,
@@ -185,7 +187,9 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
     else {
         panic!("no PIN block in {request:?}");
     };
-    assert!(!crate::protocol::encode(&request).windows(4).any(|w| w == b"1234"));
+    assert!(!tallybox_core::protocol::encode(&request)
+        .windows(4)
+        .any(|w| w == b"1234"));
     let pin = pin_block::decrypt(block, card.pan.digits(), &pin_block::TEST_PIN_KEY).unwrap();
     assert_eq!(pin.as_deref(), Some("1234"));
 }
@@ -264,7 +268,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
     let mut s = Session::new(SessionConfig {
         currency: "CNY".into(),
         pin_key: [0; 16],
-        slip_columns: crate::slip::WIDTH,
+        slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
     let actions = s.start("1.0");
@@ -558,7 +562,7 @@ fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
     let mut s = Session::new(SessionConfig {
         currency: "CNY".into(),
         pin_key: pin_block::TEST_PIN_KEY,
-        slip_columns: crate::slip::WIDTH,
+        slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
     let request = sent(&s.start("test")).unwrap();
@@ -576,7 +580,7 @@ fn not_paired_shows_at_idle_until_the_hub_serves_this_terminal_again() {
     let sign_in = s.outstanding()[0].request_id().unwrap().clone();
     let refused = Response::Error {
         request_id: None,
-        code: crate::protocol::ErrorCode::NotPaired,
+        code: tallybox_core::protocol::ErrorCode::NotPaired,
         message: "not paired".into(),
     };
     let screen = last_screen(&s.handle(answer(refused), TODAY));

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tallybox_terminal::update::{install, InstallOptions};
+use tallybox_platform::update::{install, InstallOptions};
 
 /// The public half of `tests/keys/update-test.key`.
 const TEST_PUB: &str = include_str!("../../keys/update-test.pub");
@@ -17,10 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
     std::fs::write(keys.join("test.pub"), TEST_PUB).unwrap();
-    let keys = tallybox_terminal::update::trusted_keys(&keys).unwrap();
+    let keys = tallybox_platform::update::trusted_keys(&keys).unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let mut before = |_: &tallybox_terminal::update::Manifest| Ok(());
+    let mut before = |_: &tallybox_platform::update::Manifest| Ok(());
     let result = install(
         &bundle,
         &keys,

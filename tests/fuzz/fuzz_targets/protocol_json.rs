@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tallybox_terminal::protocol::{decode_request, decode_response, encode};
+use tallybox_core::protocol::{decode_request, decode_response, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = decode_request(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tallybox_terminal::seal::{open, seal, Direction, Key};
+use tallybox_core::seal::{open, seal, Direction, Key};
 
 const KEY: Key = [7; 32];
 

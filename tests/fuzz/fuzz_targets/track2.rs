@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tallybox_terminal::card::track2::Track2;
-use tallybox_terminal::card::{CardRead, EntryMode};
+use tallybox_core::card::track2::Track2;
+use tallybox_core::card::{CardRead, EntryMode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::{test_cards, EntryMode};
-use tallybox_terminal::protocol::{
+use tallybox_core::card::{test_cards, EntryMode};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{
     decode_response, encode, Request, RequestId, Response, TerminalId, Topics, TxnStatus,
 };
 use tokio::sync::mpsc;

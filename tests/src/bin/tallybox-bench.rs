@@ -36,7 +36,8 @@ fn fsync_cost(dir: &Path) -> anyhow::Result<(f64, f64)> {
 /// What sealing adds to one sale of a paired terminal: its request and its
 /// answer each sealed by the sender and opened by the receiver (mean, ms).
 fn seal_cost() -> f64 {
-    use tallybox_terminal::seal::{open, seal, Counter, Direction, Key};
+    use tallybox_core::seal::{open, seal, Direction, Key};
+    use tallybox_platform::sealed_files::Counter;
     let key: Key = rand::random();
     let request = serde_json::to_vec(&tallybox_e2e::mqtt::sale(
         "bench-000000001",
@@ -360,11 +361,11 @@ fn main() -> anyhow::Result<()> {
         let frames = [
             ui.approved(
                 "CNY",
-                tallybox_terminal::amount::Amount::from_minor(123_456)?,
+                tallybox_core::money::Amount::from_minor(123_456)?,
                 "123456",
             ),
             ui.printer_problem(
-                tallybox_terminal::devices::PrinterProblem::PaperOut,
+                tallybox_core::protocol::PrinterProblem::PaperOut,
                 Some("http://tallybox.local/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
             ),
         ];

@@ -154,7 +154,7 @@ impl IsoAcquirer {
 
 impl Acquirer for IsoAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        let message = messages::auth_request(&request, &self.merchant_id, tallybox_terminal::clock::now())
+        let message = messages::auth_request(&request, &self.merchant_id, tallybox_platform::clock::now())
             .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
         messages::auth_response(&answer).map_err(AcquirerError::Link)

@@ -12,9 +12,9 @@
 //! Every message carries a MAC in field 64 (see [`super::mac`]).
 
 use chrono::{DateTime, FixedOffset};
-use tallybox_terminal::amount::Amount;
-use tallybox_terminal::card::{CardRead, EntryMode, Track2};
-use tallybox_terminal::protocol::TxnKind;
+use tallybox_core::card::{CardRead, EntryMode, Track2};
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::TxnKind;
 
 use super::codec::{CodecError, Message};
 use crate::acquirer::{AuthRequest, AuthResponse, BatchTotals, Reversal};
@@ -261,7 +261,7 @@ pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tallybox_terminal::card::test_cards;
+    use tallybox_core::card::test_cards;
 
     #[test]
     fn a_sale_reads_back_as_the_same_request_on_the_host() {
@@ -276,7 +276,7 @@ mod tests {
             pin_block: Some("1F2E3D4C5B6A7988".into()),
             original: None,
         };
-        let m = auth_request(&request, "898000000000001", tallybox_terminal::clock::now()).unwrap();
+        let m = auth_request(&request, "898000000000001", tallybox_platform::clock::now()).unwrap();
         let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();
         assert_eq!(back.card, request.card);
         assert_eq!(back.pin_block, request.pin_block);

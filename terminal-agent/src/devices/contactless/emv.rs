@@ -6,8 +6,8 @@
 //! for the authorization (field 55) without any card number in it.
 
 use super::tlv::{self, Tag, Tlv};
-use crate::amount::Amount;
-use crate::card::{CardError, CardRead, EntryMode, Track2};
+use tallybox_core::card::{CardError, CardRead, EntryMode, Track2};
+use tallybox_core::money::Amount;
 
 /// The applications this terminal accepts, best first when the card gives no priority.
 pub const AIDS: &[(&str, &[u8])] = &[
@@ -115,7 +115,7 @@ impl Terminal {
     /// unpredictable number.
     pub fn for_amount(amount: Amount) -> Terminal {
         use chrono::Datelike;
-        let d = crate::clock::now();
+        let d = tallybox_platform::clock::now();
         let b = |n: u32| (((n / 10) << 4) | (n % 10)) as u8;
         let random = uuid::Uuid::new_v4();
         let r = random.as_bytes();

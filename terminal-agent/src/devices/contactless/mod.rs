@@ -10,9 +10,9 @@ use embedded_hal::i2c::I2c;
 use emv::{CardLink, TapError};
 use pn532::{Pn532, Pn532Error};
 
-use crate::amount::Amount;
-use crate::card::{CardError, CardRead};
 use crate::devices::SharedHealth;
+use tallybox_core::card::{CardError, CardRead};
+use tallybox_core::money::Amount;
 
 /// Reads the card the PN532 has just found, for a transaction of `amount`:
 /// the EMV read, the card released, the tap counted. A tap that cannot be

@@ -8,7 +8,7 @@ pub mod f2f;
 pub mod hid;
 pub mod swipe;
 
-use crate::card::{CardError, CardRead, EntryMode, Track2};
+use tallybox_core::card::{CardError, CardRead, EntryMode, Track2};
 
 /// A decoded track, or why there is no card read.
 pub fn read_card(track: Result<String, aba::SwipeError>) -> Result<CardRead, CardError> {

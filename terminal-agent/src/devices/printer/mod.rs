@@ -17,7 +17,7 @@ use escpos::{Align, Job};
 use port::{Port, PrinterAddr};
 pub use status::{PrinterProblem, PrinterStatus};
 
-pub use crate::slip::Slip;
+pub use tallybox_core::slip::Slip;
 
 /// What the checkout needs from a printer.
 pub trait Printer: Send {

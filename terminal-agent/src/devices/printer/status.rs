@@ -2,6 +2,8 @@
 //! wrong. Each answer byte has bit 1 and bit 4 set and bits 0 and 7 clear
 //! (Epson's fixed pattern); anything else is line noise, not a status.
 
+pub use tallybox_core::protocol::PrinterProblem;
+
 /// What the four `DLE EOT` answers say together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PrinterStatus {
@@ -72,41 +74,6 @@ impl PrinterStatus {
             Some(PrinterProblem::Offline)
         } else {
             None
-        }
-    }
-}
-
-/// Why a slip did not print, each with what the cashier should do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
-#[serde(rename_all = "snake_case")]
-pub enum PrinterProblem {
-    #[error("printer is out of paper: put in a new roll; the slip prints by itself")]
-    PaperOut,
-    #[error("printer cover is open: close it firmly; the slip prints by itself")]
-    CoverOpen,
-    #[error("printer cutter is jammed: open the cover, clear the paper, close it")]
-    CutterJammed,
-    #[error("print head is too hot: let it cool for a few minutes, keep it out of the sun")]
-    HeadHot,
-    #[error("printer is offline: check its power switch and light")]
-    Offline,
-    #[error("printer reports a fault it cannot recover from: switch it off and on; if it stays, replace it")]
-    Broken,
-    #[error("printer does not answer: check that it is on and its cable (or Bluetooth link) is connected")]
-    NotResponding,
-}
-
-impl PrinterProblem {
-    /// Short text for the OLED.
-    pub fn short(self) -> (&'static str, &'static str) {
-        match self {
-            PrinterProblem::PaperOut => ("Paper out", "缺纸"),
-            PrinterProblem::CoverOpen => ("Cover open", "纸仓盖未关"),
-            PrinterProblem::CutterJammed => ("Cutter jammed", "切刀卡纸"),
-            PrinterProblem::HeadHot => ("Print head hot", "打印头过热"),
-            PrinterProblem::Offline => ("Printer offline", "打印机离线"),
-            PrinterProblem::Broken => ("Printer fault", "打印机故障"),
-            PrinterProblem::NotResponding => ("No printer", "打印机无响应"),
         }
     }
 }

@@ -2,11 +2,11 @@
 //! model holding model EMV cards.
 
 use super::*;
-use crate::card::test_cards;
 use crate::devices::contactless::pn532::{self, Pn532, ADDRESS};
 use crate::devices::model::emv_card::EmvCard;
 use crate::devices::model::i2c::I2cBus;
 use crate::devices::model::pn532::SharedPn532;
+use tallybox_core::card::test_cards;
 
 fn terminal(minor: u64) -> Terminal {
     Terminal {

@@ -537,7 +537,7 @@ pub fn install(
     crash_point(crash_at, "before-marker");
     if let Some(from) = &previous {
         let marker = format!("{} {from} 0\n", m.version);
-        crate::seal::write_synced(&root.join(TRYING), marker.as_bytes())
+        crate::fsync::write_synced(&root.join(TRYING), marker.as_bytes())
             .map_err(io("cannot write the update marker"))?;
     }
     crash_point(crash_at, "switch");

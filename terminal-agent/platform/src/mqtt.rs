@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, NetworkOptions, QoS};
 
-use crate::protocol::{encode, Status, MAX_PAYLOAD};
+use tallybox_core::protocol::{encode, Status, MAX_PAYLOAD};
 
 /// `mqtt://host:port` (port 1883 when left out).
 #[derive(Clone, PartialEq, Eq)]

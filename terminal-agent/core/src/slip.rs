@@ -212,8 +212,8 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amount::Amount;
     use crate::card::{Brand, EntryMode, Pan};
+    use crate::money::Amount;
 
     pub(crate) fn receipt() -> Receipt {
         Receipt {

@@ -12,40 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-/// What the machine says about itself; a sensor it does not have is `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MachineHealth {
-    /// CPU temperature, whole °C.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_temp_c: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub power: Option<Power>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bluetooth: Option<Bluetooth>,
-}
-
-/// The supply, as the Pi's firmware sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Power {
-    /// The supply is below 4.63 V right now.
-    pub under_voltage: bool,
-    /// It was, at some time since boot.
-    #[serde(default)]
-    pub under_voltage_before: bool,
-    /// The CPU is (or was since boot) slowed down for heat or power.
-    #[serde(default)]
-    pub throttled: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Bluetooth {
-    On,
-    /// Switched off by software (`rfkill block`) or a hardware switch.
-    Blocked,
-}
+pub use tallybox_core::protocol::{Bluetooth, MachineHealth, Power};
 
 /// Reads the machine's health below `root`.
 #[derive(Debug, Clone)]

@@ -1,0 +1,101 @@
+//! The short ids that name a store, a checkout and one customer action.
+
+use serde::{Deserialize, Serialize};
+
+/// Short id of a store or terminal: 1–32 of `A-Z a-z 0-9 - _`, safe in a topic.
+fn valid_id(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TerminalId(String);
+
+impl TerminalId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if valid_id(s) {
+            Ok(TerminalId(s.to_string()))
+        } else {
+            Err(format!(
+                "'{s}' is not a terminal id: use 1-32 letters, digits, '-' or '_'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TerminalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for TerminalId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        TerminalId::parse(&s)
+    }
+}
+
+impl From<TerminalId> for String {
+    fn from(t: TerminalId) -> String {
+        t.0
+    }
+}
+
+/// Made once per customer action and re-sent unchanged until answered: the hub
+/// charges a request id at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn new() -> Self {
+        RequestId(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (8..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(RequestId(s.to_string()))
+        } else {
+            Err("request_id must be 8-64 letters, digits, '-' or '_'".to_string())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        RequestId::parse(&s)
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(r: RequestId) -> String {
+        r.0
+    }
+}

@@ -1,0 +1,214 @@
+//! What the hub answers or tells a checkout, on `term/{tid}/resp`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{RequestId, TxnKind, TxnStatus};
+use crate::card::{Brand, EntryMode, MaskedPan};
+use crate::money::Amount;
+
+/// What a slip and the web page show about one transaction. No full PAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub merchant_name: String,
+    /// Printed under the name, when the owner gave one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub merchant_address: String,
+    /// The owner's lines above the slip body and at its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub footer: Vec<String>,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    pub kind: TxnKind,
+    pub status: TxnStatus,
+    pub amount: Amount,
+    pub currency: String,
+    pub masked_pan: MaskedPan,
+    pub brand: Brand,
+    pub entry_mode: EntryMode,
+    pub batch_no: u32,
+    pub trace_no: u32,
+    pub reference_no: String,
+    pub auth_code: String,
+    /// The cashier signed on at the checkout (操作员号), when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
+    /// Local date and time of the transaction, `YYYY-MM-DD HH:MM:SS`.
+    pub at: String,
+    /// The customer's e-receipt page on the hub, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// The outcome of a sale or balance inquiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub request_id: RequestId,
+    pub kind: TxnKind,
+    pub status: TxnStatus,
+    /// ISO 8583 response code (`"00"` approved, `"51"` insufficient funds, …).
+    pub response_code: String,
+    /// Present when approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    /// Present for an approved balance inquiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<Amount>,
+}
+
+/// Hub → terminal, on `term/{tid}/resp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    SignedIn {
+        request_id: RequestId,
+        store_name: String,
+        merchant_id: String,
+        batch_no: u32,
+        /// Why this terminal may not sell, when it is frozen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frozen: Option<String>,
+        /// The cashier still signed on here from before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cashier: Option<Cashier>,
+        /// The store's time zone (IANA name) for the checkout's clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_zone: Option<String>,
+    },
+    /// The hub's half of a pairing: its SPAKE2 message and proof that it
+    /// holds the key (base64); from now on messages are sealed.
+    Paired {
+        request_id: RequestId,
+        message: String,
+        confirm: String,
+    },
+    /// The owner changed the store's time zone: news, not an answer.
+    TimeZone {
+        time_zone: String,
+    },
+    /// The answer to a sign-on or sign-off: who is signed on now, or why a
+    /// sign-on was refused (a reason code: wrong number or PIN, locked).
+    Cashier {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cashier: Option<Cashier>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
+    },
+    /// The terminal was frozen (`reason`) or unfrozen (no reason): sent when
+    /// it changes, and as the answer to a `freeze` request.
+    Frozen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Outcome(Outcome),
+    Reprint {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt: Option<Receipt>,
+    },
+    /// The owner asked, on the web page, for this receipt to be printed
+    /// here (a customer's copy): news, not an answer.
+    Print {
+        receipt: Receipt,
+    },
+    /// The owner asked, on the troubleshooting page, for a test slip from
+    /// this checkout's printer: news.
+    TestSlip,
+    /// The owner asked for this checkout's program to restart: news.
+    Restart,
+    /// A newer version of the checkout's program is on the hub: news. The
+    /// signed bundle is at `path` on the hub's web server (`port`, on the
+    /// host the checkout reaches the broker at).
+    Update {
+        version: String,
+        port: u16,
+        path: String,
+    },
+    /// The batch was settled: whether the acquirer's totals agreed, and the
+    /// settlement report to print, line by line.
+    Settled {
+        request_id: RequestId,
+        batch_no: u32,
+        balanced: bool,
+        report: Vec<String>,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl Response {
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Response::SignedIn { request_id, .. }
+            | Response::Cashier { request_id, .. }
+            | Response::Paired { request_id, .. }
+            | Response::Reprint { request_id, .. }
+            | Response::Settled { request_id, .. } => Some(request_id.as_str()),
+            Response::Outcome(o) => Some(o.request_id.as_str()),
+            Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
+            Response::Print { .. }
+            | Response::TestSlip
+            | Response::Restart
+            | Response::Update { .. }
+            | Response::TimeZone { .. } => None,
+            Response::Error { request_id, .. } => request_id.as_deref(),
+        }
+    }
+}
+
+/// A cashier (收银员) as a checkout shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cashier {
+    /// 1 to 4 digits, unique in the store.
+    pub no: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Payload over [`MAX_PAYLOAD`].
+    TooLarge,
+    /// Not JSON, not an object, or fields missing / of the wrong type.
+    Malformed,
+    /// `"v"` missing or not one this hub speaks.
+    UnsupportedVersion,
+    /// `"type"` is not a request this hub knows.
+    UnknownType,
+    /// The amount is zero or above the store's limit.
+    InvalidAmount,
+    /// The request id was already used for a different request.
+    DuplicateRequestId,
+    /// The hub failed on its side (storage); retry with the same request id.
+    Internal,
+    /// This terminal is not paired with the hub (or was revoked): pair it
+    /// with a code from the owner's page.
+    NotPaired,
+    /// No pairing is open, or its code was used up: start one on the owner's page.
+    NoPairing,
+}
+
+/// The `"type"` of every message the hub sends a terminal.
+pub const RESPONSE_TYPES: &[&str] = &[
+    "signed_in",
+    "paired",
+    "time_zone",
+    "cashier",
+    "outcome",
+    "reprint",
+    "print",
+    "test_slip",
+    "restart",
+    "update",
+    "settled",
+    "frozen",
+    "error",
+];

@@ -1,0 +1,235 @@
+use serde_json::Value;
+
+use super::*;
+use crate::card::{test_cards, EntryMode};
+use crate::money::Amount;
+
+/// A request of every kind; the match makes a new kind fail to compile
+/// here until it is added.
+fn one_of_each() -> Vec<Request> {
+    let id = || RequestId::parse("0123456789abcdef").unwrap();
+    let card = || test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let all = vec![
+        Request::SignIn {
+            request_id: id(),
+            version: "1".into(),
+        },
+        sale(),
+        Request::Balance {
+            request_id: id(),
+            card: card(),
+            pin_block: None,
+        },
+        Request::Void {
+            request_id: id(),
+            trace_no: 1,
+            card: card(),
+            supervisor_pin: "1234".into(),
+        },
+        Request::Refund {
+            request_id: id(),
+            trace_no: 1,
+            amount: Amount::from_minor(1).unwrap(),
+            card: card(),
+            supervisor_pin: "1234".into(),
+        },
+        Request::Settle { request_id: id() },
+        Request::Freeze {
+            request_id: id(),
+            supervisor_pin: "1234".into(),
+        },
+        Request::Reprint {
+            request_id: id(),
+            trace_no: None,
+        },
+        Request::Recall { request_id: id() },
+        Request::SignOn {
+            request_id: id(),
+            cashier: "7".into(),
+            pin: "2468".into(),
+        },
+        Request::SignOff { request_id: id() },
+        Request::Pair {
+            request_id: id(),
+            message: "QUJD".into(),
+        },
+        Request::Heartbeat {
+            uptime_s: 1,
+            devices: None,
+        },
+    ];
+    for r in &all {
+        match r {
+            Request::SignIn { .. }
+            | Request::Sale { .. }
+            | Request::Balance { .. }
+            | Request::Void { .. }
+            | Request::Refund { .. }
+            | Request::Settle { .. }
+            | Request::Freeze { .. }
+            | Request::Reprint { .. }
+            | Request::Recall { .. }
+            | Request::SignOn { .. }
+            | Request::SignOff { .. }
+            | Request::Pair { .. }
+            | Request::Heartbeat { .. } => {}
+        }
+    }
+    all
+}
+
+#[test]
+fn every_response_kind_is_known_to_the_decoder() {
+    let tags: Vec<String> = [
+        Response::SignedIn {
+            request_id: RequestId::new(),
+            store_name: "S".into(),
+            merchant_id: "M".into(),
+            batch_no: 1,
+            frozen: None,
+            cashier: None,
+            time_zone: Some("Asia/Shanghai".into()),
+        },
+        Response::TimeZone {
+            time_zone: "UTC".into(),
+        },
+        Response::Cashier {
+            request_id: RequestId::new(),
+            cashier: None,
+            refused: Some("XK".into()),
+        },
+        Response::Frozen {
+            request_id: None,
+            reason: None,
+        },
+        Response::TestSlip,
+        Response::Restart,
+        Response::Update {
+            version: "0.2.0".into(),
+            port: 80,
+            path: "/updates/terminal.update".into(),
+        },
+        Response::Settled {
+            request_id: RequestId::new(),
+            batch_no: 1,
+            balanced: true,
+            report: vec![],
+        },
+    ]
+    .iter()
+    .map(|r| {
+        let bytes = encode(r);
+        assert_eq!(&decode_response(&bytes).unwrap(), r);
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        value["type"].as_str().unwrap().to_string()
+    })
+    .collect();
+    for tag in tags {
+        assert!(RESPONSE_TYPES.contains(&tag.as_str()), "{tag}");
+    }
+}
+
+#[test]
+fn every_request_kind_is_known_to_the_decoder_and_round_trips() {
+    let all = one_of_each();
+    assert_eq!(all.len(), REQUEST_TYPES.len());
+    for request in all {
+        let bytes = encode(&request);
+        assert_eq!(decode_request(&bytes).unwrap(), request);
+    }
+}
+
+fn sale() -> Request {
+    Request::Sale {
+        request_id: RequestId::parse("0123456789abcdef").unwrap(),
+        amount: Amount::from_minor(1250).unwrap(),
+        currency: "CNY".into(),
+        card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+        pin_block: None,
+        supervisor_pin: None,
+    }
+}
+
+#[test]
+fn requests_round_trip_with_version() {
+    let bytes = encode(&sale());
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains("\"v\":1"), "{text}");
+    assert!(text.contains("\"type\":\"sale\""), "{text}");
+    assert_eq!(decode_request(&bytes).unwrap(), sale());
+}
+
+#[test]
+fn bad_payloads_get_typed_errors_with_the_request_id() {
+    let code = |p: &[u8]| decode_request(p).unwrap_err().code;
+    assert_eq!(code(b"{nope"), ErrorCode::Malformed);
+    assert_eq!(code(b"[1,2]"), ErrorCode::Malformed);
+    assert_eq!(code(br#"{"type":"sale"}"#), ErrorCode::UnsupportedVersion);
+    assert_eq!(code(br#"{"v":2,"type":"sale"}"#), ErrorCode::UnsupportedVersion);
+    assert_eq!(code(br#"{"v":1,"type":"teleport"}"#), ErrorCode::UnknownType);
+    assert_eq!(code(br#"{"v":1}"#), ErrorCode::Malformed);
+    assert_eq!(code(&vec![b' '; MAX_PAYLOAD + 1]), ErrorCode::TooLarge);
+    let err =
+        decode_request(br#"{"v":1,"type":"sale","request_id":"abcdefgh1","amount":-5,"currency":"CNY"}"#)
+            .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Malformed);
+    assert_eq!(err.request_id.as_deref(), Some("abcdefgh1"));
+}
+
+#[test]
+fn a_bad_card_number_is_malformed_not_a_panic() {
+    let mut v = serde_json::to_value(sale()).unwrap();
+    v["v"] = 1.into();
+    v["card"]["pan"] = "6222021000000006".into();
+    let err = decode_request(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Malformed);
+    assert!(err.message.contains("check digit"), "{}", err.message);
+}
+
+#[test]
+fn topics_parse_back() {
+    let topics = Topics::new("shop1");
+    let tid = TerminalId::parse("T2").unwrap();
+    let topic = topics.req(&tid);
+    let (back, leaf) = topics.parse_term_topic(&topic).unwrap();
+    assert_eq!((back, leaf), (tid, "req"));
+    assert!(topics.parse_term_topic("tallybox/v1/other/term/T2/req").is_none());
+    assert!(topics
+        .parse_term_topic("tallybox/v1/shop1/term/bad id/req")
+        .is_none());
+}
+
+mod documented_examples {
+    use super::*;
+
+    /// Every JSON example in PROTOCOL.md decodes as the message it shows.
+    #[test]
+    fn protocol_md_examples_decode() {
+        let doc = include_str!("../../PROTOCOL.md");
+        let mut count = 0;
+        for block in doc.split("```json").skip(1) {
+            let json = block.split("```").next().unwrap_or_default();
+            let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            let bytes = json.as_bytes();
+            let decoded = match value["type"].as_str() {
+                Some(t)
+                    if REQUEST_TYPES.contains(&t)
+                        && value.get("receipt").is_none()
+                        && value.get("store_name").is_none() =>
+                {
+                    decode_request(bytes).map(|_| ())
+                }
+                Some("status") => decode_status(bytes).map(|_| ()),
+                Some("sealed") => {
+                    assert!(crate::seal::is_sealed(bytes), "{json}");
+                    count += 1;
+                    continue;
+                }
+                _ => decode_response(bytes).map(|_| ()),
+            };
+            decoded.unwrap_or_else(|e| panic!("{e:?}: {json}"));
+            count += 1;
+        }
+        assert!(count >= 17, "only {count} examples found");
+    }
+}

@@ -77,10 +77,18 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// The store's currency as the API gives it: its code and how many digits
+// follow the point (2 for CNY and HKD, 0 for JPY).
+function currencyOf(d) {
+  return { code: d.currency, digits: d.minor_digits ?? 2 };
+}
+
 function money(minor, currency) {
   const sign = minor < 0 ? "-" : "";
   const abs = Math.abs(minor);
-  return `${currency} ${sign}${Math.floor(abs / 100)}.${String(abs % 100).padStart(2, "0")}`;
+  if (currency.digits === 0) return `${currency.code} ${sign}${abs}`;
+  const unit = 10 ** currency.digits;
+  return `${currency.code} ${sign}${Math.floor(abs / unit)}.${String(abs % unit).padStart(currency.digits, "0")}`;
 }
 
 function localTime(utc) {
@@ -205,11 +213,11 @@ async function loadToday() {
   $("#alert-list").replaceChildren(...d.alerts.slice().reverse().map((a) => el("li", {},
     el("strong", {}, `${a.local_time.slice(11)} ${a.terminal_id} ${a.rule}`),
     el("span", { class: "muted" }, ` · ${t(`a_${a.action}`)} · ${a.detail}`))));
-  totalsCards($("#today-totals"), d.totals, d.currency);
+  totalsCards($("#today-totals"), d.totals, currencyOf(d));
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
-    lineRows(d.by_terminal, d.currency).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]} (${r[0]})` : r[0], ...r.slice(1)]));
-  table($("#today-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(d.by_brand, d.currency));
+    lineRows(d.by_terminal, currencyOf(d)).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]} (${r[0]})` : r[0], ...r.slice(1)]));
+  table($("#today-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(d.by_brand, currencyOf(d)));
 }
 
 // ---- receipts -------------------------------------------------------------
@@ -274,7 +282,7 @@ async function loadReceipt(id) {
   const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
   const undone = [];
   if (txn.voided) undone.push(t("voided"));
-  if (txn.refunded && txn.refunded !== "0.00") undone.push(`${t("refunded")} ${txn.currency} ${txn.refunded}`);
+  if (txn.refunded && !/^0(\.0+)?$/.test(txn.refunded)) undone.push(`${t("refunded")} ${txn.currency} ${txn.refunded}`);
   $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}${undone.length ? ` · ${undone.join(" · ")}` : ""}`;
   $("#slip").textContent = txn.slip.join("\n");
   const form = $("#reprint-form");
@@ -352,14 +360,14 @@ async function loadReport() {
   if (!form.date.value) form.date.value = new Date().toLocaleDateString("sv");
   const params = new URLSearchParams(new FormData(form));
   const r = await api("GET", `/api/v1/reports?${params}`);
-  totalsCards($("#report-totals"), r.totals, r.currency);
+  totalsCards($("#report-totals"), r.totals, currencyOf(r));
   const hourly = r.period === "day";
   $("#chart-title").textContent = t(hourly ? "chart_hour" : "chart_day");
-  $("#chart").replaceChildren(chart(r.buckets, r.currency, hourly));
-  table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, r.currency));
-  table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, r.currency));
+  $("#chart").replaceChildren(chart(r.buckets, currencyOf(r), hourly));
+  table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, currencyOf(r)));
+  table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, currencyOf(r)));
   const cashiers = r.by_cashier.map((l) => ({ ...l, key: l.key || t("no_cashier") }));
-  table($("#report-cashiers"), [t("cashier"), t("sales"), t("net"), t("declined")], lineRows(cashiers, r.currency));
+  table($("#report-cashiers"), [t("cashier"), t("sales"), t("net"), t("declined")], lineRows(cashiers, currencyOf(r)));
   $("#report-csv").href = `/api/v1/transactions.csv?from=${r.from}&to=${dayBefore(r.to)}`;
   const list = $("#report-settlements");
   list.replaceChildren(...r.settlements.map((s) => el("li", {},

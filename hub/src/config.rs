@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_platform::mqtt::BrokerAddr;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -20,7 +20,9 @@ pub struct Config {
     pub store_name: String,
     /// The acquirer's merchant number (商户号), printed on slips.
     pub merchant_id: String,
-    pub currency: String,
+    /// ISO 4217 code of the store's currency (CNY, HKD, JPY…): what every
+    /// amount is counted in and how many digits follow its point.
+    pub currency: Currency,
     pub data_dir: PathBuf,
     /// The web page and API.
     pub http: SocketAddr,
@@ -65,7 +67,7 @@ impl Default for Config {
             store_id: "shop".into(),
             store_name: "Tallybox Store".into(),
             merchant_id: "898000000000001".into(),
-            currency: "CNY".into(),
+            currency: Currency::CNY,
             data_dir: PathBuf::from("/var/lib/tallybox"),
             http: ([0, 0, 0, 0], 80).into(),
             mqtt: ([0, 0, 0, 0], 1883).into(),
@@ -135,9 +137,6 @@ impl Config {
         }
         if self.store_name.trim().is_empty() || self.store_name.chars().count() > 32 {
             return invalid("store_name", "give a name of 1 to 32 characters");
-        }
-        if tallybox_core::money::Currency::parse(&self.currency).is_none() {
-            return invalid("currency", "use a three-letter ISO 4217 code such as CNY");
         }
         if self.acquirer != "sim" && self.iso8583_addr().is_none() {
             return invalid("acquirer", "use 'sim' or iso8583://HOST:PORT");
@@ -245,7 +244,9 @@ mod tests {
         let c = load("store_name = \"Corner Shop\"\nacquirer_timeout_ms = 4000\n").unwrap();
         assert_eq!(c.store_name, "Corner Shop");
         assert_eq!(c.acquirer_timeout(), Duration::from_secs(4));
-        assert_eq!(c.currency, "CNY");
+        assert_eq!(c.currency, Currency::CNY);
+        let yen = load("currency = \"JPY\"\n").unwrap();
+        assert_eq!(yen.currency.exponent(), 0);
     }
 
     #[test]
@@ -258,7 +259,7 @@ mod tests {
             "{e}"
         );
         let e = load("currency = \"yuan\"").unwrap_err().to_string();
-        assert!(e.contains("currency"), "{e}");
+        assert!(e.contains("currency") && e.contains("use one of CNY, HKD"), "{e}");
         let e = load("broker = \"localhost\"").unwrap_err().to_string();
         assert!(e.contains("broker"), "{e}");
         assert!(!load("this is not toml").unwrap_err().to_string().contains('\n'));

@@ -250,7 +250,7 @@ pub async fn run(
         acquirer,
         Settings {
             shop: Arc::clone(&shop),
-            currency: config.currency.clone(),
+            currency: config.currency,
             max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
             acquirer_timeout: config.acquirer_timeout(),
             fraud: config.fraud.clone(),
@@ -302,7 +302,7 @@ pub async fn run(
         auth: Arc::clone(&auth),
         shop,
         push,
-        currency: config.currency.clone(),
+        currency: config.currency,
         broker_connected: connected_rx.clone(),
         broker_logins: logins,
         install_root: options.install_root.clone(),

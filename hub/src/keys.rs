@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tallybox_core::protocol::{encode, ErrorCode, Request, RequestId, Response, TerminalId};
+use tallybox_core::protocol::{encode, EncodeError, ErrorCode, Request, RequestId, Response, TerminalId};
 use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
 use tallybox_platform::sealed_files::Counter;
 
@@ -249,8 +249,8 @@ impl Keys {
 
     /// The bytes to publish to `terminal`: sealed once it has a key, except
     /// the answers that must reach a terminal without one.
-    pub fn outgoing(&self, terminal: &TerminalId, response: &Response) -> Vec<u8> {
-        let plain = encode(response);
+    pub fn outgoing(&self, terminal: &TerminalId, response: &Response) -> Result<Vec<u8>, EncodeError> {
+        let plain = encode(response)?;
         let clear = matches!(
             response,
             Response::Paired { .. }
@@ -262,14 +262,14 @@ impl Keys {
         let links = self.links.read().unwrap_or_else(|e| e.into_inner());
         let key = links.get(terminal.as_str()).and_then(|l| l.key.or(l.pending));
         match key {
-            Some(key) if !clear => seal::seal(
+            Some(key) if !clear => Ok(seal::seal(
                 &key,
                 Direction::ToTerminal,
                 terminal.as_str(),
                 self.counter.next(),
                 &plain,
-            ),
-            _ => plain,
+            )),
+            _ => Ok(plain),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tallybox_core::protocol::{
-    decode_request, decode_status, encode, ErrorCode, Request, Response, Status, TerminalId, Topics,
+    decode_request, decode_status, ErrorCode, Request, Response, Status, TerminalId, Topics,
 };
 use tallybox_core::seal;
 use tallybox_platform::mqtt::{self, BrokerAddr};
@@ -44,13 +44,15 @@ async fn answer(
     terminal: &TerminalId,
     response: &Response,
 ) {
+    let payload = match keys.outgoing(terminal, response) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::error!(terminal = %terminal, error = %e, "answer not sent: it cannot be encoded");
+            return;
+        }
+    };
     if let Err(e) = client
-        .publish(
-            topics.resp(terminal),
-            QoS::AtMostOnce,
-            false,
-            keys.outgoing(terminal, response),
-        )
+        .publish(topics.resp(terminal), QoS::AtMostOnce, false, payload)
         .await
     {
         tracing::warn!(terminal = %terminal, error = %e, "answer not sent; the terminal will ask again");
@@ -233,7 +235,7 @@ pub async fn run<A: Acquirer>(
                     tracing::info!(broker = %broker, "hub connected to broker");
                     let _ = client.try_subscribe(topics.all_requests(), QoS::AtMostOnce);
                     let _ = client.try_subscribe(topics.all_statuses(), QoS::AtLeastOnce);
-                    let _ = client.try_publish(topics.hub_status(), QoS::AtLeastOnce, true, encode(&online(true)));
+                    let _ = client.try_publish(topics.hub_status(), QoS::AtLeastOnce, true, online(true).payload());
                     let _ = connected.send(true);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -290,7 +292,7 @@ pub async fn run<A: Acquirer>(
             topics.hub_status(),
             QoS::AtLeastOnce,
             true,
-            encode(&online(false)),
+            online(false).payload(),
         )
         .await;
     let _ = client.disconnect().await;

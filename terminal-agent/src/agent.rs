@@ -61,7 +61,7 @@ impl AgentConfig {
             broker,
             state_dir,
             session: SessionConfig {
-                currency: "CNY".into(),
+                currency: tallybox_core::money::Currency::default(),
                 pin_key: tallybox_core::card::pin_block::TEST_PIN_KEY,
                 slip_columns: tallybox_core::slip::WIDTH,
                 lang: crate::session::Lang::En,
@@ -409,7 +409,7 @@ impl<D: Display> Agent<D> {
         };
         let _ = run
             .client
-            .try_publish(topics.term_status(tid), QoS::AtLeastOnce, true, encode(&offline));
+            .try_publish(topics.term_status(tid), QoS::AtLeastOnce, true, offline.payload());
         let _ = run.client.try_disconnect();
         // Let the goodbye reach the broker before the connection drops.
         let _ = tokio::time::timeout(Duration::from_millis(500), pump).await;
@@ -571,7 +571,7 @@ impl Running {
             self.topics.term_status(&self.tid),
             QoS::AtLeastOnce,
             true,
-            encode(&online),
+            online.payload(),
         );
         self.resend();
     }
@@ -586,7 +586,13 @@ impl Running {
     fn publish_request(&mut self, request: &Request) {
         self.last_send = Instant::now();
         let topic = self.topics.req(&self.tid);
-        let plain = encode(request);
+        let plain = match encode(request) {
+            Ok(plain) => plain,
+            Err(e) => {
+                tracing::error!(terminal = %self.tid, error = %e, "request not sent: it cannot be encoded");
+                return;
+            }
+        };
         let payload = match (&self.key, request) {
             (Some(key), _) if !matches!(request, Request::Pair { .. }) => seal::seal(
                 key,

@@ -97,6 +97,17 @@ impl Hub {
         Hub::start_full(external, &flags, false)
     }
 
+    /// A hub whose configuration file has `settings` (TOML lines) too.
+    pub fn start_configured(settings: &str) -> Hub {
+        let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
+        let config = hub.dir.path().join("tallybox.toml");
+        let mut text = std::fs::read_to_string(&config).expect("read config");
+        text.push_str(settings);
+        std::fs::write(&config, text).expect("write config");
+        hub.spawn();
+        hub
+    }
+
     /// A hub with the settings a shop gets (only paired terminals sell).
     pub fn start_as_shipped() -> Hub {
         Hub::start_full(None, &["--owner-password", OWNER_PASSWORD], true)

@@ -206,7 +206,7 @@ impl Acquirer for SimAcquirer {
     }
 
     async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
-        tracing::info!(terminal = %reversal.terminal_id, trace_no = reversal.trace_no, amount = %reversal.amount, "simulated acquirer acknowledged reversal");
+        tracing::info!(terminal = %reversal.terminal_id, trace_no = reversal.trace_no, amount_minor = reversal.amount.minor(), "simulated acquirer acknowledged reversal");
         self.issuer().reversed(&reversal.terminal_id, reversal.trace_no);
         Ok(())
     }

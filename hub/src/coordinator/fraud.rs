@@ -8,7 +8,7 @@
 use chrono::NaiveTime;
 use serde::Deserialize;
 use tallybox_core::card::EntryMode;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 
 pub use crate::store::fraud::Action;
 use crate::store::fraud::{FactLimits, Facts, Hit};
@@ -110,7 +110,14 @@ impl FraudRules {
     }
 
     /// The rules a sale of `amount` breaks, given `facts` and the local time.
-    pub fn check(&self, facts: &Facts, amount: Amount, entry: EntryMode, now: NaiveTime) -> Vec<Hit> {
+    pub fn check(
+        &self,
+        facts: &Facts,
+        amount: Amount,
+        currency: Currency,
+        entry: EntryMode,
+        now: NaiveTime,
+    ) -> Vec<Hit> {
         let mut hits = Vec::new();
         if facts.declines >= self.card_testing_declines {
             hits.push(Self::hit(
@@ -138,11 +145,15 @@ impl FraudRules {
         if facts.usual_of >= self.amount_min_history
             && amount.minor() > facts.usual_minor.saturating_mul(self.amount_factor as u64).max(1)
         {
-            let usual = Amount::from_minor(facts.usual_minor).unwrap_or(Amount::ZERO);
             hits.push(Self::hit(
                 "large_amount",
                 self.amount_action,
-                format!("{amount} is more than {}× the usual {usual}", self.amount_factor),
+                format!(
+                    "{} is more than {}× the usual {}",
+                    currency.format(amount),
+                    self.amount_factor,
+                    currency.format_minor(facts.usual_minor)
+                ),
             ));
         }
         if entry == EntryMode::Manual && facts.manual >= self.manual_max {
@@ -193,7 +204,13 @@ mod tests {
     fn a_quiet_sale_breaks_nothing() {
         let rules = FraudRules::default();
         assert!(rules
-            .check(&Facts::default(), amount(1250), EntryMode::Swipe, at(12, 0))
+            .check(
+                &Facts::default(),
+                amount(1250),
+                Currency::CNY,
+                EntryMode::Swipe,
+                at(12, 0)
+            )
             .is_empty());
     }
 
@@ -205,7 +222,7 @@ mod tests {
             same_card: 5,
             ..Default::default()
         };
-        let hits = rules.check(&facts, amount(100), EntryMode::Swipe, at(12, 0));
+        let hits = rules.check(&facts, amount(100), Currency::CNY, EntryMode::Swipe, at(12, 0));
         let rule = |name: &str| hits.iter().find(|h| h.rule == name).cloned().unwrap();
         assert_eq!(rule(CARD_TESTING).action, Action::Block);
         assert_eq!(rule("same_card").action, Action::Allow);
@@ -220,13 +237,13 @@ mod tests {
             ..Default::default()
         };
         assert!(rules
-            .check(&facts, amount(50_000), EntryMode::Swipe, at(12, 0))
+            .check(&facts, amount(50_000), Currency::CNY, EntryMode::Swipe, at(12, 0))
             .is_empty());
         facts.usual_of = 50;
-        let hits = rules.check(&facts, amount(50_000), EntryMode::Swipe, at(12, 0));
+        let hits = rules.check(&facts, amount(50_000), Currency::CNY, EntryMode::Swipe, at(12, 0));
         assert_eq!(hits[0].rule, "large_amount");
         assert!(rules
-            .check(&facts, amount(19_000), EntryMode::Swipe, at(12, 0))
+            .check(&facts, amount(19_000), Currency::CNY, EntryMode::Swipe, at(12, 0))
             .is_empty());
     }
 
@@ -239,10 +256,14 @@ mod tests {
         };
         rules.validate().unwrap();
         let f = Facts::default();
-        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(23, 0)).is_empty());
-        assert!(rules.check(&f, amount(1), EntryMode::Swipe, at(5, 59)).is_empty());
+        assert!(rules
+            .check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(23, 0))
+            .is_empty());
+        assert!(rules
+            .check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(5, 59))
+            .is_empty());
         assert_eq!(
-            rules.check(&f, amount(1), EntryMode::Swipe, at(12, 0))[0].action,
+            rules.check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(12, 0))[0].action,
             Action::Block
         );
         assert!(FraudRules {
@@ -261,11 +282,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rules.check(&facts, amount(1), EntryMode::Manual, at(12, 0))[0].action,
+            rules.check(&facts, amount(1), Currency::CNY, EntryMode::Manual, at(12, 0))[0].action,
             Action::Block
         );
         assert!(rules
-            .check(&facts, amount(1), EntryMode::Swipe, at(12, 0))
+            .check(&facts, amount(1), Currency::CNY, EntryMode::Swipe, at(12, 0))
             .is_empty());
     }
 }

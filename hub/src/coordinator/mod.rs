@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tallybox_core::card::CardRead;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{
     ErrorCode, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
 };
@@ -39,7 +39,7 @@ pub struct Settings {
     /// Name, address, slip lines, merchant number and supervisor PIN; the
     /// owner edits them while the hub runs.
     pub shop: SharedShop,
-    pub currency: String,
+    pub currency: Currency,
     pub max_sale: Amount,
     pub acquirer_timeout: Duration,
     pub fraud: fraud::FraudRules,
@@ -176,6 +176,8 @@ impl<A: Acquirer> Coordinator<A> {
                         frozen,
                         cashier,
                         time_zone: Some(tallybox_platform::clock::zone_name()),
+                        currency: Some(self.settings.currency.code().to_string()),
+                        minor_digits: Some(self.settings.currency.exponent()),
                     },
                     Err(e) => internal(&request_id, &e),
                 })
@@ -255,7 +257,7 @@ impl<A: Acquirer> Coordinator<A> {
                 card,
                 pin_block,
             } => {
-                let currency = self.settings.currency.clone();
+                let currency = self.settings.currency.code().to_string();
                 self.authorize(
                     terminal,
                     request_id,
@@ -453,10 +455,14 @@ impl<A: Acquirer> Coordinator<A> {
             return Some(Response::Error {
                 request_id: Some(request_id.to_string()),
                 code: ErrorCode::InvalidAmount,
-                message: format!("amount must be 0.01 to {}", self.settings.max_sale),
+                message: format!(
+                    "amount must be {} to {}",
+                    self.settings.currency.format_minor(1),
+                    self.settings.currency.format(self.settings.max_sale)
+                ),
             });
         }
-        if currency != self.settings.currency {
+        if currency != self.settings.currency.code() {
             return Some(Response::Error {
                 request_id: Some(request_id.to_string()),
                 code: ErrorCode::InvalidAmount,
@@ -468,7 +474,7 @@ impl<A: Acquirer> Coordinator<A> {
         let (rid, tid, cur, c, rules) = (
             request_id.clone(),
             terminal.clone(),
-            currency.to_string(),
+            self.settings.currency,
             card.clone(),
             self.settings.fraud.clone(),
         );
@@ -496,13 +502,13 @@ impl<A: Acquirer> Coordinator<A> {
                     return Ok(Start::Refused(reason::PIN_TRIES));
                 }
                 if kind == TxnKind::Sale {
-                    if let Some(code) = judge(s, &rules, &tid, &c, amount, supervisor_approved)? {
+                    if let Some(code) = judge(s, &rules, &tid, &c, amount, cur, supervisor_approved)? {
                         return Ok(Start::Refused(code));
                     }
                 }
                 let (amount, original) = match undo {
                     None => (amount, None),
-                    Some(trace_no) => match undo_check(s, &rules, &tid, kind, trace_no, amount, &c)? {
+                    Some(trace_no) => match undo_check(s, &rules, &tid, kind, trace_no, amount, cur, &c)? {
                         Ok(found) => found,
                         Err(code) => return Ok(Start::Refused(code)),
                     },
@@ -512,7 +518,7 @@ impl<A: Acquirer> Coordinator<A> {
                     terminal_id: &tid,
                     kind,
                     amount,
-                    currency: &cur,
+                    currency: cur.code(),
                     card: &c,
                     original_id: original.as_ref().map(|(id, _)| *id),
                 };
@@ -733,12 +739,14 @@ fn judge(
     terminal: &TerminalId,
     card: &CardRead,
     amount: Amount,
+    currency: Currency,
     supervisor_approved: bool,
 ) -> Result<Option<&'static str>, StoreError> {
     let facts = s.fraud_facts(terminal, card, &rules.limits())?;
     let mut hits = rules.check(
         &facts,
         amount,
+        currency,
         card.entry_mode,
         tallybox_platform::clock::now().time(),
     );

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use tallybox_core::money::Amount;
+use tallybox_core::money::Currency;
 use tallybox_core::protocol::{RequestId, Response, TxnKind};
 use tallybox_core::slip::{Layout, WIDTH};
 
@@ -36,13 +36,13 @@ fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
     by_terminal.into_values().collect()
 }
 
-fn money(currency: &str, minor: u64) -> String {
-    format!("{currency} {}", Amount::from_minor(minor).unwrap_or(Amount::ZERO))
+fn money(currency: Currency, minor: u64) -> String {
+    format!("{currency} {}", currency.format_minor(minor))
 }
 
 fn report(
     store_name: &str,
-    currency: &str,
+    currency: Currency,
     batch_no: u32,
     rows: &[BatchRow],
     results: &[(BatchTotals, bool)],
@@ -132,7 +132,7 @@ impl<A: Acquirer> Coordinator<A> {
         let balanced = results.iter().all(|(_, b)| *b);
         let report = report(
             &self.shop().name,
-            &self.settings.currency,
+            self.settings.currency,
             batch_no,
             &rows,
             &results,
@@ -228,14 +228,14 @@ mod tests {
         assert_eq!((t[0].refunds_count, t[0].refunds_minor), (2, 500));
         assert_eq!((t[1].terminal_id.as_str(), t[1].sales_minor), ("T2", 99));
         let results: Vec<_> = t.into_iter().map(|t| (t, true)).collect();
-        let text = report("Shop", "CNY", 7, &rows, &results).join("\n");
+        let text = report("Shop", Currency::CNY, 7, &rows, &results).join("\n");
         assert!(
             text.contains("000007") && text.contains("CNY 60.00") && text.contains("BALANCED"),
             "{text}"
         );
         assert!(text.contains("净额 NET") && text.contains("CNY 55.99"), "{text}");
         let mixed = vec![(results[0].0.clone(), false)];
-        assert!(report("Shop", "CNY", 7, &rows, &mixed)
+        assert!(report("Shop", Currency::CNY, 7, &rows, &mixed)
             .join("\n")
             .contains("OUT OF BALANCE"));
     }

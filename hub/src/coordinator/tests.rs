@@ -22,7 +22,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
                 merchant_id: "898000000000001".into(),
                 public_url: "http://tallybox.local".into(),
             })),
-            currency: "CNY".into(),
+            currency: tallybox_core::money::Currency::CNY,
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
             fraud: Default::default(),

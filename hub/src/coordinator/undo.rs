@@ -4,7 +4,7 @@
 //! go to the acquirer like a sale.
 
 use tallybox_core::card::CardRead;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{RequestId, Response, TerminalId, TxnKind, TxnStatus};
 use tallybox_core::reason;
 
@@ -67,7 +67,7 @@ impl<A: Acquirer> Coordinator<A> {
             tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
             return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
         }
-        let currency = self.settings.currency.clone();
+        let currency = self.settings.currency.code().to_string();
         self.authorize(
             terminal,
             request_id,
@@ -88,6 +88,7 @@ impl<A: Acquirer> Coordinator<A> {
 /// same card, and not after a refund; a refund only of what is left. The
 /// amount to ask for and the sale, or the code to refuse with.
 #[allow(clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn undo_check(
     s: &mut Store,
     rules: &super::fraud::FraudRules,
@@ -95,6 +96,7 @@ pub(super) fn undo_check(
     kind: TxnKind,
     trace_no: u32,
     amount: Amount,
+    currency: Currency,
     card: &CardRead,
 ) -> Result<Result<(Amount, Option<(i64, OriginalRef)>), &'static str>, StoreError> {
     let Some(sale) = s.by_trace(terminal, trace_no)? else {
@@ -131,7 +133,7 @@ pub(super) fn undo_check(
             }
             let (sold, refunded_today) = s.takings_today()?;
             if refunded_today + amount.minor() > sold {
-                let money = |minor: u64| Amount::from_minor(minor).unwrap_or(Amount::ZERO);
+                let money = |minor: u64| currency.format_minor(minor);
                 hits.push((
                     super::fraud::REFUNDS_OVER_SALES,
                     rules.refunds_over_sales_action,

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use tallybox_core::card::{Brand, CardRead, EntryMode, MaskedPan};
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
 pub use secret::PanHasher;
@@ -120,7 +120,7 @@ pub struct Txn {
     pub kind: TxnKind,
     pub status: TxnStatus,
     pub amount: Amount,
-    pub currency: String,
+    pub currency: Currency,
     pub masked_pan: MaskedPan,
     pub brand: Brand,
     pub entry_mode: EntryMode,
@@ -156,7 +156,7 @@ impl Txn {
             kind: self.kind,
             status: self.status,
             amount: self.amount,
-            currency: self.currency.clone(),
+            currency: self.currency,
             masked_pan: self.masked_pan.clone(),
             brand: self.brand,
             entry_mode: self.entry_mode,
@@ -302,7 +302,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
             .ok()
             .and_then(|m| Amount::from_minor(m).ok())
             .ok_or_else(|| bad(5, "amount"))?,
-        currency: text(6)?,
+        currency: Currency::from_code(&text(6)?).ok_or_else(|| bad(6, "currency"))?,
         masked_pan: MaskedPan::from_stored(&text(7)?).ok_or_else(|| bad(7, "masked PAN"))?,
         brand: parse_enum(&text(8)?).ok_or_else(|| bad(8, "brand"))?,
         entry_mode: parse_enum(&text(9)?).ok_or_else(|| bad(9, "entry mode"))?,

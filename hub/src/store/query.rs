@@ -6,7 +6,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
-use tallybox_core::money::Amount;
+use tallybox_core::money::Currency;
 use tallybox_core::protocol::{TerminalId, TxnKind, TxnStatus};
 
 use super::{Store, StoreError, Txn};
@@ -27,6 +27,9 @@ pub struct Filter {
     pub last4: Option<String>,
     /// Exact amount as written on the slip, e.g. `12.50`.
     pub amount: Option<String>,
+    /// The currency `amount` is written in: the store's (not part of the query).
+    #[serde(skip)]
+    pub currency: Currency,
     /// The issuer's approval code (6 characters).
     pub auth_code: Option<String>,
     /// The acquirer's reference number (12 characters).
@@ -121,9 +124,10 @@ impl Filter {
             params.push(Value::Text(last4.clone()));
         }
         if let Some(amount) = &self.amount {
-            let a: Amount = amount
-                .parse()
-                .map_err(|e: tallybox_core::money::AmountError| bad("amount", &e.to_string()))?;
+            let a = self
+                .currency
+                .parse(amount)
+                .map_err(|e| bad("amount", &e.to_string()))?;
             clauses.push("amount = ?");
             params.push(Value::Integer(a.minor() as i64));
         }

@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tallybox_core::money::Amount;
 use tallybox_core::protocol::{Response, TerminalId, TxnStatus};
 use tallybox_core::reason::explain;
 use tallybox_core::slip::{self, Copy, Slip};
@@ -21,7 +20,7 @@ use crate::store::Txn;
 /// text and, for a decline, what it means.
 fn view(txn: &Txn) -> Value {
     let mut v = serde_json::to_value(txn).unwrap_or(Value::Null);
-    v["amount_text"] = Value::from(txn.amount.to_string());
+    v["amount_text"] = Value::from(txn.currency.format(txn.amount));
     if !txn.response_code.is_empty() {
         let x = explain(&txn.response_code);
         v["reason"] =
@@ -30,7 +29,8 @@ fn view(txn: &Txn) -> Value {
     v
 }
 
-async fn list(_: Session, filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
+async fn list(_: Session, mut filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
+    filter.currency = state.currency;
     let page = read(&state, move |s| {
         s.list(&filter).map_err(|e| match e {
             ListError::Filter(f) => reject(StatusCode::BAD_REQUEST, "bad_filter", f.to_string()),
@@ -57,7 +57,7 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     let mut v = view(&txn);
     // What was undone of a sale (pending voids and refunds count too).
     v["voided"] = Value::from(voided);
-    v["refunded"] = Value::from(Amount::from_minor(refunded).unwrap_or(Amount::ZERO).to_string());
+    v["refunded"] = Value::from(txn.currency.format_minor(refunded));
     let receipt = txn.receipt(&current(&state.shop));
     // The customer's copy as printed; its QR code is the e-receipt link.
     let slip = Slip::of(&receipt, Copy::Cardholder, false, slip::WIDTH);

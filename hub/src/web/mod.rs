@@ -45,7 +45,7 @@ pub struct WebState {
     pub shop: SharedShop,
     /// To a terminal over MQTT (reprints).
     pub push: tokio::sync::mpsc::Sender<(TerminalId, Response)>,
-    pub currency: String,
+    pub currency: tallybox_core::money::Currency,
     pub broker_connected: watch::Receiver<bool>,
     /// Where versions are installed; `None` when not run from an install.
     pub install_root: Option<std::path::PathBuf>,

@@ -63,6 +63,7 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
     let mut body = serde_json::to_value(&report).map_err(internal)?;
     body["period"] = json!(q.period.as_deref().unwrap_or("day"));
     body["currency"] = json!(state.currency);
+    body["minor_digits"] = json!(state.currency.exponent());
     body["settlements"] = json!(settlements);
     Ok(warp::reply::json(&body))
 }
@@ -82,6 +83,7 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     Ok(warp::reply::json(&json!({
         "date": report.from,
         "currency": state.currency,
+        "minor_digits": state.currency.exponent(),
         "totals": report.totals,
         "by_terminal": report.by_terminal,
         "by_brand": report.by_brand,
@@ -92,7 +94,12 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
 
 /// The filtered transactions as a CSV Excel opens right: UTF-8 with a byte
 /// order mark (or Chinese turns to mojibake), CRLF line ends, oldest first.
-async fn export(_: Session, filter: TxnFilter, state: WebState) -> Result<warp::reply::Response, Rejection> {
+async fn export(
+    _: Session,
+    mut filter: TxnFilter,
+    state: WebState,
+) -> Result<warp::reply::Response, Rejection> {
+    filter.currency = state.currency;
     let name = super::download_name(&format!(
         "tallybox-{}-{}.csv",
         filter.from.as_deref().unwrap_or("start"),

@@ -1,19 +1,21 @@
-//! Money as an integer count of minor units (fen for CNY). Never floats.
+//! Money as an integer count of minor units, and the currency that says how
+//! many minor units make one unit (its ISO 4217 exponent: 2 for CNY and HKD,
+//! 0 for JPY). Never floats.
 //!
-//! Amounts come from the keypad, the wire and the web; each path parses
-//! strictly, so "1.234", "-1" or "12,50" is an error a person can act on rather
-//! than a rounding surprise on a customer's card.
+//! An [`Amount`] has no decimal point of its own: it is shown and parsed only
+//! through a [`Currency`], so "1250" is HKD 12.50 in Hong Kong and JPY 1250 in
+//! Tokyo, and "1.234" or "-1" is an error a person can act on rather than a
+//! rounding surprise on a customer's card.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The largest amount a single transaction may carry: ¥9,999,999.99.
+/// The largest amount a single transaction may carry, in minor units.
 /// It keeps every amount inside the 12 digits of ISO 8583 field 4.
 pub const MAX_MINOR: u64 = 999_999_999;
 
-/// A positive or zero amount of money in minor units (1 = ¥0.01).
+/// A positive or zero amount of money in minor units (1 = ¥0.01 in CNY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Amount(u64);
@@ -24,9 +26,13 @@ pub enum AmountError {
     Empty,
     #[error("'{0}' is not an amount: use digits and at most one '.', such as 12.50")]
     NotANumber(String),
-    #[error("'{0}' has more than two digits after the point")]
-    TooManyDecimals(String),
-    #[error("the amount is larger than the limit of 9999999.99")]
+    #[error("'{text}' has more digits after the point than {currency} has ({digits})")]
+    TooManyDecimals {
+        text: String,
+        currency: String,
+        digits: u8,
+    },
+    #[error("the amount is larger than the limit of {MAX_MINOR} minor units")]
     TooLarge,
 }
 
@@ -54,52 +60,6 @@ impl Amount {
     }
 }
 
-impl FromStr for Amount {
-    type Err = AmountError;
-
-    /// Parses "12", "12.3", "12.30", "0.01". Rejects signs, spaces, exponents,
-    /// separators and a third decimal: those are mistakes, not money.
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.is_empty() {
-            return Err(AmountError::Empty);
-        }
-        let (whole, fraction) = match text.split_once('.') {
-            Some((w, f)) => (w, Some(f)),
-            None => (text, None),
-        };
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) {
-            return Err(AmountError::NotANumber(text.to_string()));
-        }
-        let fraction = fraction.unwrap_or("");
-        if !all_digits(fraction) || (text.contains('.') && fraction.is_empty()) {
-            return Err(AmountError::NotANumber(text.to_string()));
-        }
-        if fraction.len() > 2 {
-            return Err(AmountError::TooManyDecimals(text.to_string()));
-        }
-        let whole: u64 = whole.parse().map_err(|_| AmountError::TooLarge)?;
-        let cents: u64 = match fraction.len() {
-            0 => 0,
-            1 => u64::from(fraction.as_bytes()[0] - b'0') * 10,
-            _ => fraction
-                .parse()
-                .map_err(|_| AmountError::NotANumber(text.to_string()))?,
-        };
-        let minor = whole
-            .checked_mul(100)
-            .and_then(|m| m.checked_add(cents))
-            .ok_or(AmountError::TooLarge)?;
-        Amount::from_minor(minor)
-    }
-}
-
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
-    }
-}
-
 impl TryFrom<u64> for Amount {
     type Error = AmountError;
     fn try_from(minor: u64) -> Result<Self, Self::Error> {
@@ -113,21 +73,194 @@ impl From<Amount> for u64 {
     }
 }
 
-/// ISO 4217 alphabetic code; Tallybox ships with CNY.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Currency(String);
+/// A currency Tallybox can take: its ISO 4217 code and exponent. On the
+/// wire and in files it is its code (`"HKD"`); a code Tallybox does not know
+/// is refused there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct Currency {
+    /// Three ASCII capital letters.
+    code: [u8; 3],
+    exponent: u8,
+}
+
+/// ISO 4217 codes and exponents of the currencies a shop in the region (and
+/// a visitor's card) is likely to settle in. A code not here is refused in
+/// the configuration with this list, rather than guessed at.
+const KNOWN: &[(&str, u8)] = &[
+    ("CNY", 2),
+    ("HKD", 2),
+    ("MOP", 2),
+    ("TWD", 2),
+    ("SGD", 2),
+    ("MYR", 2),
+    ("THB", 2),
+    ("PHP", 2),
+    ("IDR", 2),
+    ("INR", 2),
+    ("USD", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("AUD", 2),
+    ("NZD", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("VND", 0),
+    ("KWD", 3),
+    ("BHD", 3),
+    ("OMR", 3),
+    ("JOD", 3),
+];
+
+impl Default for Currency {
+    /// Renminbi, what Tallybox ships with.
+    fn default() -> Self {
+        Currency::CNY
+    }
+}
 
 impl Currency {
-    pub fn cny() -> Self {
-        Currency("CNY".into())
+    pub const CNY: Currency = Currency {
+        code: *b"CNY",
+        exponent: 2,
+    };
+
+    /// The currency of an ISO 4217 alphabetic code Tallybox knows.
+    pub fn from_code(code: &str) -> Option<Currency> {
+        let &(_, exponent) = KNOWN.iter().find(|(c, _)| *c == code)?;
+        Currency::new(code, exponent)
     }
 
-    pub fn parse(code: &str) -> Option<Self> {
-        (code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())).then(|| Currency(code.to_string()))
+    /// A currency told by the other side (the hub's sign-in answer): any
+    /// three capital letters with an exponent of at most 4, so a checkout
+    /// older than its hub still shows a code it has no entry for.
+    pub fn new(code: &str, exponent: u8) -> Option<Currency> {
+        let code: [u8; 3] = code.as_bytes().try_into().ok()?;
+        (code.iter().all(u8::is_ascii_uppercase) && exponent <= 4).then_some(Currency { code, exponent })
+    }
+
+    /// Every code [`Currency::from_code`] takes, for error messages.
+    pub fn known_codes() -> impl Iterator<Item = &'static str> {
+        KNOWN.iter().map(|(c, _)| *c)
     }
 
     pub fn code(&self) -> &str {
-        &self.0
+        // Checked ASCII at construction.
+        std::str::from_utf8(&self.code).unwrap_or("XXX")
+    }
+
+    /// Digits after the point: 2 for CNY, 0 for JPY, 3 for KWD.
+    pub fn exponent(self) -> u8 {
+        self.exponent
+    }
+
+    /// The amount's digits with this currency's point: "12.50", "1250".
+    pub fn format(self, amount: Amount) -> String {
+        self.format_minor(amount.minor())
+    }
+
+    /// As [`Currency::format`] for a count of minor units that need not be
+    /// one transaction's (a day's total).
+    pub fn format_minor(self, minor: u64) -> String {
+        if self.exponent == 0 {
+            return minor.to_string();
+        }
+        let unit = 10u64.pow(u32::from(self.exponent));
+        format!(
+            "{}.{:0width$}",
+            minor / unit,
+            minor % unit,
+            width = usize::from(self.exponent)
+        )
+    }
+
+    /// A signed count of minor units (a net total), with `-` when below zero.
+    pub fn format_signed(self, minor: i64) -> String {
+        let sign = if minor < 0 { "-" } else { "" };
+        format!("{sign}{}", self.format_minor(minor.unsigned_abs()))
+    }
+
+    /// What a person reads: "HKD 12.50", "JPY 1250".
+    pub fn show(self, amount: Amount) -> String {
+        format!("{} {}", self.code(), self.format(amount))
+    }
+
+    /// Parses what a person types: for CNY "12", "12.3", "12.30", "0.01";
+    /// for JPY "1250" only. Rejects signs, spaces, exponents, separators and
+    /// more decimals than the currency has: those are mistakes, not money.
+    pub fn parse(self, text: &str) -> Result<Amount, AmountError> {
+        if text.is_empty() {
+            return Err(AmountError::Empty);
+        }
+        let not_a_number = || AmountError::NotANumber(text.to_string());
+        let (whole, fraction) = match text.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (text, None),
+        };
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) {
+            return Err(not_a_number());
+        }
+        let fraction = match fraction {
+            Some("") => return Err(not_a_number()),
+            Some(f) if !all_digits(f) => return Err(not_a_number()),
+            Some(f) => f,
+            None => "",
+        };
+        let digits = usize::from(self.exponent);
+        if fraction.len() > digits {
+            return Err(AmountError::TooManyDecimals {
+                text: text.to_string(),
+                currency: self.code().to_string(),
+                digits: self.exponent,
+            });
+        }
+        let unit = 10u64.pow(u32::from(self.exponent));
+        let whole: u64 = whole.parse().map_err(|_| AmountError::TooLarge)?;
+        let padded = format!("{fraction:0<digits$}");
+        let fraction: u64 = if padded.is_empty() {
+            0
+        } else {
+            padded.parse().map_err(|_| not_a_number())?
+        };
+        let minor = whole
+            .checked_mul(unit)
+            .and_then(|m| m.checked_add(fraction))
+            .ok_or(AmountError::TooLarge)?;
+        Amount::from_minor(minor)
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+    fn try_from(code: String) -> Result<Self, Self::Error> {
+        Currency::from_code(&code).ok_or_else(|| {
+            let known: Vec<&str> = Currency::known_codes().collect();
+            format!(
+                "'{code}' is not a currency Tallybox knows: use one of {}",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Currency::try_from(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(currency: Currency) -> String {
+        currency.code().to_string()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
     }
 }
 
@@ -135,13 +268,22 @@ impl Currency {
 mod tests {
     use super::*;
 
+    const HKD: &str = "HKD";
+
+    fn cur(code: &str) -> Currency {
+        Currency::from_code(code).unwrap()
+    }
+
     #[test]
     fn parses_what_a_cashier_types() {
-        assert_eq!("12.3".parse::<Amount>().unwrap().minor(), 1230);
-        assert_eq!("12.30".parse::<Amount>().unwrap().minor(), 1230);
-        assert_eq!("0.01".parse::<Amount>().unwrap().minor(), 1);
-        assert_eq!("12".parse::<Amount>().unwrap().minor(), 1200);
-        assert_eq!("9999999.99".parse::<Amount>().unwrap().minor(), MAX_MINOR);
+        let cny = Currency::CNY;
+        assert_eq!(cny.parse("12.3").unwrap().minor(), 1230);
+        assert_eq!(cny.parse("12.30").unwrap().minor(), 1230);
+        assert_eq!(cny.parse("0.01").unwrap().minor(), 1);
+        assert_eq!(cny.parse("12").unwrap().minor(), 1200);
+        assert_eq!(cny.parse("9999999.99").unwrap().minor(), MAX_MINOR);
+        assert_eq!(cur("JPY").parse("1250").unwrap().minor(), 1250);
+        assert_eq!(cur("KWD").parse("1.5").unwrap().minor(), 1500);
     }
 
     #[test]
@@ -149,19 +291,49 @@ mod tests {
         for bad in [
             "-1", "1.234", "", "abc", "1.", ".5", "1,00", " 1", "1e3", "+1", "1.2.3",
         ] {
-            assert!(bad.parse::<Amount>().is_err(), "{bad:?} must be rejected");
+            assert!(Currency::CNY.parse(bad).is_err(), "{bad:?} must be rejected");
         }
-        assert_eq!("10000000".parse::<Amount>(), Err(AmountError::TooLarge));
+        assert_eq!(Currency::CNY.parse("10000000"), Err(AmountError::TooLarge));
         assert_eq!(
-            "99999999999999999999999".parse::<Amount>(),
+            Currency::CNY.parse("99999999999999999999999"),
             Err(AmountError::TooLarge)
         );
+        let yen = cur("JPY").parse("12.5").unwrap_err();
+        assert!(yen.to_string().contains("JPY has (0)"), "{yen}");
     }
 
     #[test]
-    fn displays_two_decimals() {
-        assert_eq!(Amount::from_minor(1250).unwrap().to_string(), "12.50");
-        assert_eq!(Amount::from_minor(7).unwrap().to_string(), "0.07");
+    fn displays_the_currencys_own_decimals() {
+        let a = Amount::from_minor(1250).unwrap();
+        assert_eq!(Currency::CNY.format(Amount::from_minor(7).unwrap()), "0.07");
+        assert_eq!(cur(HKD).show(a), "HKD 12.50");
+        assert_eq!(cur("JPY").show(a), "JPY 1250");
+        assert_eq!(cur("KWD").show(a), "KWD 1.250");
+        assert_eq!(cur(HKD).format_signed(-1250), "-12.50");
+        assert_eq!(cur("JPY").format_signed(-7), "-7");
+    }
+
+    #[test]
+    fn only_known_codes_are_currencies() {
+        assert_eq!(cur("JPY").exponent(), 0);
+        assert_eq!(cur(HKD).exponent(), 2);
+        assert!(Currency::from_code("yuan").is_none());
+        assert!(Currency::from_code("XYZ").is_none());
+        assert!(Currency::known_codes().any(|c| c == "CNY"));
+        assert_eq!(Currency::new("XAU", 0).unwrap().show(Amount::ZERO), "XAU 0");
+        assert!(Currency::new("xau", 2).is_none());
+        assert!(Currency::new("XAUX", 2).is_none());
+        assert!(Currency::new("XAU", 9).is_none());
+    }
+
+    #[test]
+    fn a_currency_travels_as_its_code() {
+        assert_eq!(serde_json::to_string(&cur("JPY")).unwrap(), "\"JPY\"");
+        assert_eq!(serde_json::from_str::<Currency>("\"HKD\"").unwrap(), cur(HKD));
+        let e = serde_json::from_str::<Currency>("\"XYZ\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use one of CNY"), "{e}");
     }
 
     #[test]

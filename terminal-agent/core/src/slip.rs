@@ -191,7 +191,7 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     slip.pair("授权码 AUTH CODE", &receipt.auth_code);
     slip.pair("日期时间 DATE/TIME", &receipt.at);
     slip.rule('-');
-    slip.pair("金额 AMOUNT", &format!("{} {}", receipt.currency, receipt.amount));
+    slip.pair("金额 AMOUNT", &receipt.currency.show(receipt.amount));
     if receipt.status != TxnStatus::Approved {
         slip.pair("状态 STATUS", &receipt.status.as_str().to_uppercase());
     }
@@ -226,7 +226,7 @@ mod tests {
             kind: TxnKind::Sale,
             status: TxnStatus::Approved,
             amount: Amount::from_minor(1250).unwrap(),
-            currency: "CNY".into(),
+            currency: crate::money::Currency::CNY,
             masked_pan: Pan::parse("6222021000000005").unwrap().masked(),
             brand: Brand::UnionPay,
             entry_mode: EntryMode::Swipe,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, EventLoop, LastWill, MqttOptions, NetworkOptions, QoS};
 
-use tallybox_core::protocol::{encode, Status, MAX_PAYLOAD};
+use tallybox_core::protocol::{Status, MAX_PAYLOAD};
 
 /// `mqtt://host:port` (port 1883 when left out).
 #[derive(Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn connect(client_id: &str, broker: &BrokerAddr, status_topic: &str) -> (Asy
     };
     options.set_last_will(LastWill::new(
         status_topic,
-        encode(&offline),
+        offline.payload(),
         QoS::AtLeastOnce,
         true,
     ));

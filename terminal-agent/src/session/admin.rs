@@ -61,7 +61,7 @@ impl Session {
     /// Keys of the void / refund flow; `None` when `key` is not theirs.
     pub(super) fn on_admin_key(&mut self, key: Key) -> Option<Vec<Action>> {
         let ui = self.ui();
-        let currency = self.config.currency.clone();
+        let currency = self.config.currency;
         let actions = match (&mut self.state, key) {
             (State::Idle | State::Done, Key::B) => self.go(State::AdminMenu, ui.admin_menu()),
             (State::AdminMenu, Key::Digit(n @ 1..=3)) => {
@@ -143,17 +143,14 @@ impl Session {
                             AdminOp::Freeze => self.go_idle(),
                             AdminOp::Void => {
                                 let op = Op::Void { trace };
-                                self.go(
-                                    State::Card { op },
-                                    ui.present_card(&op.title(ui, &currency), None),
-                                )
+                                self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
                             }
                             AdminOp::Refund => self.go(
                                 State::RefundAmount {
                                     trace,
                                     digits: String::new(),
                                 },
-                                ui.refund_amount(&currency, trace, ""),
+                                ui.refund_amount(currency, trace, ""),
                             ),
                         }
                     }
@@ -166,14 +163,11 @@ impl Session {
                     return Some(vec![]);
                 }
                 match edit(digits, key, MAX_AMOUNT_DIGITS) {
-                    Edit::Changed => vec![Action::Show(ui.refund_amount(&currency, trace, digits))],
+                    Edit::Changed => vec![Action::Show(ui.refund_amount(currency, trace, digits))],
                     Edit::Done => match Amount::from_minor(digits.parse().unwrap_or(0)) {
                         Ok(amount) if !amount.is_zero() => {
                             let op = Op::Refund { trace, amount };
-                            self.go(
-                                State::Card { op },
-                                ui.present_card(&op.title(ui, &currency), None),
-                            )
+                            self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
                         }
                         _ => vec![],
                     },

@@ -3,7 +3,7 @@
 
 use super::{Action, Session, State};
 use crate::session::Screens;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use tallybox_core::reason;
 use tallybox_core::slip::{Copy, Slip};
@@ -26,6 +26,8 @@ impl Session {
             store_name,
             frozen,
             cashier,
+            currency,
+            minor_digits,
             ..
         } = &response
         {
@@ -33,6 +35,16 @@ impl Session {
                 return vec![];
             }
             self.sign_in = None;
+            if let Some(code) = currency {
+                // A code with neither an entry here nor digits from the hub
+                // leaves the currency as it was: the hub refuses a sale in
+                // the wrong one, so nothing is charged in it.
+                if let Some(currency) =
+                    Currency::from_code(code).or_else(|| Currency::new(code, (*minor_digits)?))
+                {
+                    self.config.currency = currency;
+                }
+            }
             self.store_name = store_name.clone();
             self.frozen = frozen.clone();
             self.cashier = cashier.clone();
@@ -98,14 +110,14 @@ impl Session {
                 );
             }
         }
-        let currency = self.config.currency.clone();
+        let currency = self.config.currency;
         self.state = State::Done;
         match response {
             Response::Outcome(outcome) => {
                 if let Some(receipt) = &outcome.receipt {
                     self.last_link = receipt.link.clone();
                 }
-                outcome_actions(self.ui(), &currency, self.config.slip_columns, outcome)
+                outcome_actions(self.ui(), currency, self.config.slip_columns, outcome)
             }
             Response::Reprint {
                 receipt: Some(receipt),
@@ -180,7 +192,7 @@ impl Session {
     }
 }
 
-fn outcome_actions(ui: Screens, currency: &str, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
+fn outcome_actions(ui: Screens, currency: Currency, slip_columns: usize, outcome: Outcome) -> Vec<Action> {
     match (outcome.status, outcome.kind) {
         (TxnStatus::Approved, TxnKind::Sale | TxnKind::Void | TxnKind::Refund) => {
             let Some(receipt) = outcome.receipt else {

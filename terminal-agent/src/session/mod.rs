@@ -23,7 +23,7 @@ use crate::devices::PrinterProblem;
 use crate::journal::InFlight;
 pub use screens::{Lang, Screen, Screens, SelfTest, StatusBar};
 use tallybox_core::card::{pin_block, CardError, CardRead};
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{Cashier, Request, RequestId, Response};
 use tallybox_core::reason;
 use tallybox_core::slip::Slip;
@@ -124,7 +124,7 @@ pub enum Action {
 /// Fixed per terminal.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    pub currency: String,
+    pub currency: Currency,
     pub pin_key: [u8; 16],
     /// Printer columns: 32 on 58 mm paper, 48 on 80 mm.
     pub slip_columns: usize,
@@ -148,7 +148,7 @@ enum Op {
 }
 
 impl Op {
-    fn title(self, ui: Screens, currency: &str) -> String {
+    fn title(self, ui: Screens, currency: Currency) -> String {
         match self {
             Op::Sale(a) => ui.sale_title(currency, a),
             Op::Balance => ui.balance_title(),
@@ -519,18 +519,18 @@ impl Session {
         if let Some(actions) = self.on_cashier_key(key) {
             return actions;
         }
-        let currency = self.config.currency.clone();
+        let currency = self.config.currency;
         let ui = self.ui();
         match (&mut self.state, key) {
             (State::Idle | State::Done, Key::A) => self.go(
                 State::Amount {
                     digits: String::new(),
                 },
-                ui.amount_entry(&currency, ""),
+                ui.amount_entry(currency, ""),
             ),
             (State::Idle | State::Done, Key::Digit(d)) if d > 0 => {
                 let digits = d.to_string();
-                let screen = ui.amount_entry(&currency, &digits);
+                let screen = ui.amount_entry(currency, &digits);
                 self.go(State::Amount { digits }, screen)
             }
             (State::Idle | State::Done, Key::D) => self.go(State::Menu, ui.menu()),
@@ -539,12 +539,12 @@ impl Session {
                 if digits.len() < MAX_AMOUNT_DIGITS && !(digits.is_empty() && d == 0) {
                     digits.push(char::from(b'0' + d));
                 }
-                let screen = ui.amount_entry(&currency, digits);
+                let screen = ui.amount_entry(currency, digits);
                 vec![Action::Show(screen)]
             }
             (State::Amount { digits }, Key::Star) => {
                 digits.pop();
-                let screen = ui.amount_entry(&currency, digits);
+                let screen = ui.amount_entry(currency, digits);
                 vec![Action::Show(screen)]
             }
             (State::Amount { digits }, Key::Hash) => {
@@ -552,20 +552,14 @@ impl Session {
                 match Amount::from_minor(minor) {
                     Ok(amount) if !amount.is_zero() => {
                         let op = Op::Sale(amount);
-                        self.go(
-                            State::Card { op },
-                            ui.present_card(&op.title(ui, &currency), None),
-                        )
+                        self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
                     }
                     _ => vec![Action::Show(ui.declined(reason::WRONG_AMOUNT, true))],
                 }
             }
             (State::Menu, Key::Digit(1)) => {
                 let op = Op::Balance;
-                self.go(
-                    State::Card { op },
-                    ui.present_card(&op.title(ui, &currency), None),
-                )
+                self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
             }
             (State::Menu, Key::Digit(6)) => {
                 self.state = State::Done;
@@ -588,12 +582,12 @@ impl Session {
                 if digits.len() < MAX_PIN_DIGITS {
                     digits.push(char::from(b'0' + d));
                 }
-                let screen = ui.pin_entry(&op.title(ui, &currency), digits.len());
+                let screen = ui.pin_entry(&op.title(ui, currency), digits.len());
                 vec![Action::Show(screen)]
             }
             (State::Pin { digits, op, .. }, Key::Star) => {
                 digits.pop();
-                let screen = ui.pin_entry(&op.title(ui, &currency), digits.len());
+                let screen = ui.pin_entry(&op.title(ui, currency), digits.len());
                 vec![Action::Show(screen)]
             }
             (State::Pin { digits, .. }, Key::Hash) if digits.len() >= 4 => {
@@ -614,7 +608,7 @@ impl Session {
         let State::Card { op } = self.state else {
             return vec![]; // a swipe when no one asked for a card is ignored
         };
-        let title = op.title(self.ui(), &self.config.currency);
+        let title = op.title(self.ui(), self.config.currency);
         let card = match card.and_then(|c| c.check_at(today.0, today.1).map(|()| c)) {
             Ok(card) => card,
             Err(CardError::Expired(_)) => {
@@ -657,7 +651,7 @@ impl Session {
             Op::Sale(amount) => Request::Sale {
                 request_id,
                 amount,
-                currency: self.config.currency.clone(),
+                currency: self.config.currency.code().to_string(),
                 card,
                 pin_block,
                 supervisor_pin: None,
@@ -681,7 +675,7 @@ impl Session {
                 supervisor_pin: self.supervisor_pin.take().unwrap_or_default(),
             },
         };
-        let title = op.title(self.ui(), &self.config.currency);
+        let title = op.title(self.ui(), self.config.currency);
         let screen = self.ui().processing(&title);
         self.wait(request, title, screen)
     }

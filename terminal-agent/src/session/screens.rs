@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::devices::PrinterProblem;
-use tallybox_core::money::Amount;
+use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::Cashier;
 use tallybox_core::reason::{explain, Explanation};
 use tallybox_core::slip::columns;
@@ -104,15 +104,11 @@ pub struct Screens {
     pub lang: Lang,
 }
 
-fn money(currency: &str, amount: Amount) -> String {
-    format!("{currency} {amount}")
-}
-
-/// Digits keyed in fen, shown as money: `1250` → `CNY 12.50`.
-fn keyed_money(currency: &str, digits: &str) -> String {
+/// Digits keyed in minor units, shown as money: `1250` → `CNY 12.50`, `JPY 1250`.
+fn keyed_money(currency: Currency, digits: &str) -> String {
     let minor: u64 = digits.parse().unwrap_or(0);
     Amount::from_minor(minor)
-        .map(|a| money(currency, a))
+        .map(|a| currency.show(a))
         .unwrap_or_default()
 }
 
@@ -191,8 +187,8 @@ impl Screens {
     }
 
     /// A sale's title, e.g. `SALE CNY 12.50`.
-    pub fn sale_title(self, currency: &str, amount: Amount) -> String {
-        format!("{} {}", self.pick("SALE", "消费"), money(currency, amount))
+    pub fn sale_title(self, currency: Currency, amount: Amount) -> String {
+        format!("{} {}", self.pick("SALE", "消费"), currency.show(amount))
     }
 
     pub fn balance_title(self) -> String {
@@ -203,8 +199,8 @@ impl Screens {
         format!("{} {trace:06}", self.pick("VOID TRACE", "撤销 凭证号"))
     }
 
-    pub fn refund_title(self, currency: &str, amount: Amount) -> String {
-        format!("{} {}", self.pick("REFUND", "退货"), money(currency, amount))
+    pub fn refund_title(self, currency: Currency, amount: Amount) -> String {
+        format!("{} {}", self.pick("REFUND", "退货"), currency.show(amount))
     }
 
     /// The supervisor's menu (key `B`).
@@ -234,7 +230,7 @@ impl Screens {
         self.entry(title, prompt, digits)
     }
 
-    pub fn refund_amount(self, currency: &str, trace: u32, digits: &str) -> Screen {
+    pub fn refund_amount(self, currency: Currency, trace: u32, digits: &str) -> Screen {
         let title = format!("{} {trace:06}", self.pick("REFUND TRACE", "退货 凭证号"));
         let prompt = self.pick("Refund amount:", "退货金额:");
         self.entry(&title, prompt, &keyed_money(currency, digits))
@@ -270,7 +266,7 @@ impl Screens {
         self.pick("REPRINT", "重打印").to_string()
     }
 
-    pub fn amount_entry(self, currency: &str, digits: &str) -> Screen {
+    pub fn amount_entry(self, currency: Currency, digits: &str) -> Screen {
         let prompt = self.pick("Key amount:", "请输入金额:");
         self.entry(self.pick("SALE", "消费"), prompt, &keyed_money(currency, digits))
     }
@@ -461,20 +457,20 @@ impl Screens {
         ])
     }
 
-    pub fn approved(self, currency: &str, amount: Amount, auth_code: &str) -> Screen {
+    pub fn approved(self, currency: Currency, amount: Amount, auth_code: &str) -> Screen {
         Screen::of(&[
             self.pick("APPROVED", "交易成功"),
-            &money(currency, amount),
+            &currency.show(amount),
             &format!("{} {auth_code}", self.pick("Auth", "授权码")),
             self.pick("Printing slips", "正在打印签购单"),
             self.any_key(),
         ])
     }
 
-    pub fn balance(self, currency: &str, balance: Amount) -> Screen {
+    pub fn balance(self, currency: Currency, balance: Amount) -> Screen {
         Screen::of(&[
             self.pick("BALANCE", "余额"),
-            &money(currency, balance),
+            &currency.show(balance),
             "",
             self.any_key(),
         ])
@@ -634,7 +630,7 @@ pub(crate) mod tests {
                 "idle-alert",
                 s.idle_alert("Corner Shop", &bar(true, true, false), "T12 refunds>sales"),
             ),
-            ("amount", s.amount_entry("CNY", "1250")),
+            ("amount", s.amount_entry(Currency::CNY, "1250")),
             ("menu", s.menu()),
             (
                 "self-test",
@@ -662,15 +658,18 @@ pub(crate) mod tests {
             ("pair-code", s.pair_code_entry("4821")),
             ("paired", s.paired(&Ok(()))),
             ("pairing-failed", s.paired(&Err("Wrong code".into()))),
-            ("present-card", s.present_card(&s.sale_title("CNY", big), None)),
+            (
+                "present-card",
+                s.present_card(&s.sale_title(Currency::CNY, big), None),
+            ),
             (
                 "card-notice",
-                s.present_card(&s.sale_title("CNY", big), Some(explain("XR"))),
+                s.present_card(&s.sale_title(Currency::CNY, big), Some(explain("XR"))),
             ),
-            ("pin", s.pin_entry(&s.sale_title("CNY", big), 6)),
-            ("processing", s.processing(&s.sale_title("CNY", big))),
-            ("approved", s.approved("CNY", big, "A1B2C3")),
-            ("balance", s.balance("CNY", big)),
+            ("pin", s.pin_entry(&s.sale_title(Currency::CNY, big), 6)),
+            ("processing", s.processing(&s.sale_title(Currency::CNY, big))),
+            ("approved", s.approved(Currency::CNY, big, "A1B2C3")),
+            ("balance", s.balance(Currency::CNY, big)),
             ("declined", s.declined("51", false)),
             ("not-charged", s.declined("NC", true)),
             ("hub-silent", s.hub_silent()),
@@ -689,7 +688,7 @@ pub(crate) mod tests {
             ("settled", s.settled(7, true)),
             ("out-of-balance", s.settled(7, false)),
             ("supervisor-pin", s.supervisor_pin(s.pick("VOID", "撤销"), 4)),
-            ("refund-amount", s.refund_amount("CNY", 42, "500")),
+            ("refund-amount", s.refund_amount(Currency::CNY, 42, "500")),
         ]
     }
 
@@ -710,7 +709,7 @@ pub(crate) mod tests {
         let zh = Screens { lang: Lang::Zh };
         assert!(zh.declined("51", false).text().contains("余额不足"));
         assert!(zh
-            .approved("CNY", Amount::from_minor(1250).unwrap(), "X")
+            .approved(Currency::CNY, Amount::from_minor(1250).unwrap(), "X")
             .text()
             .contains("交易成功"));
     }
@@ -718,8 +717,8 @@ pub(crate) mod tests {
     #[test]
     fn amount_shows_as_money_while_typing() {
         let s = Screens::default();
-        assert!(s.amount_entry("CNY", "1250").text().contains("CNY 12.50"));
-        assert!(s.amount_entry("CNY", "").text().contains("CNY 0.00"));
+        assert!(s.amount_entry(Currency::CNY, "1250").text().contains("CNY 12.50"));
+        assert!(s.amount_entry(Currency::CNY, "").text().contains("CNY 0.00"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ const TODAY: (u16, u8) = (2026, 11);
 
 fn session() -> Session {
     let mut s = Session::new(SessionConfig {
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         pin_key: pin_block::TEST_PIN_KEY,
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
@@ -63,7 +63,7 @@ fn receipt(amount: Amount) -> Receipt {
         kind: TxnKind::Sale,
         status: TxnStatus::Approved,
         amount,
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
             .unwrap()
             .masked(),
@@ -94,6 +94,8 @@ fn signed_in(
         frozen,
         cashier,
         time_zone: None,
+        currency: None,
+        minor_digits: None,
     }
 }
 
@@ -188,6 +190,7 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
         panic!("no PIN block in {request:?}");
     };
     assert!(!tallybox_core::protocol::encode(&request)
+        .unwrap()
         .windows(4)
         .any(|w| w == b"1234"));
     let pin = pin_block::decrypt(block, card.pan.digits(), &pin_block::TEST_PIN_KEY).unwrap();
@@ -266,7 +269,7 @@ fn keys_and_cards_while_waiting_change_nothing() {
 #[test]
 fn sign_in_names_the_store_and_stops_being_outstanding() {
     let mut s = Session::new(SessionConfig {
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         pin_key: [0; 16],
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
@@ -560,7 +563,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
 #[test]
 fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
     let mut s = Session::new(SessionConfig {
-        currency: "CNY".into(),
+        currency: Currency::CNY,
         pin_key: pin_block::TEST_PIN_KEY,
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,

@@ -115,6 +115,7 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
         pin_block: None,
         supervisor_pin: None,
     })
+    .expect("a sale encodes")
 }
 
 /// One terminal: keeps one sale at a time in flight, re-sending after `retry`.

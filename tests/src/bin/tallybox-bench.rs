@@ -360,7 +360,7 @@ fn main() -> anyhow::Result<()> {
         // nearly the whole 1 KiB frame: the worst case for the bus.
         let frames = [
             ui.approved(
-                "CNY",
+                tallybox_core::money::Currency::CNY,
                 tallybox_core::money::Amount::from_minor(123_456)?,
                 "123456",
             ),

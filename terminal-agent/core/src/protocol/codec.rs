@@ -25,13 +25,25 @@ impl ProtocolError {
     }
 }
 
-/// Puts `"v": 1` into a message's JSON object.
-pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("v".into(), Value::from(VERSION));
-    }
-    serde_json::to_vec(&value).unwrap_or_default()
+/// A message that cannot be put on the wire: a bug on the sending side, never
+/// something to send half of (an empty payload would reach the other side as
+/// "not JSON" and hide where it went wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("the message cannot be written as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the message is not a JSON object, so it cannot carry \"v\"")]
+    NotAnObject,
+}
+
+/// The message as JSON with `"v": 1` in its object.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut value = serde_json::to_value(message)?;
+    let Value::Object(map) = &mut value else {
+        return Err(EncodeError::NotAnObject);
+    };
+    map.insert("v".into(), Value::from(VERSION));
+    Ok(serde_json::to_vec(&value)?)
 }
 
 /// Checks size, JSON shape and version, then reads the message type `T`.

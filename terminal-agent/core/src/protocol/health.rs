@@ -47,6 +47,14 @@ pub struct Status {
     pub detail: Option<String>,
 }
 
+impl Status {
+    /// The retained payload. A status is an object of plain fields, which
+    /// always encodes (the test below holds it to that).
+    pub fn payload(&self) -> Vec<u8> {
+        super::encode(self).expect("a status always encodes")
+    }
+}
+
 /// What the machine says about itself; a sensor it does not have is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineHealth {
@@ -112,5 +120,20 @@ impl PrinterProblem {
             PrinterProblem::Broken => ("Printer fault", "打印机故障"),
             PrinterProblem::NotResponding => ("No printer", "打印机无响应"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_encodes_and_decodes_back() {
+        let status = Status {
+            online: false,
+            version: "0.1.0".into(),
+            detail: Some("stopped".into()),
+        };
+        assert_eq!(super::super::decode_status(&status.payload()).unwrap(), status);
     }
 }

@@ -14,7 +14,7 @@ mod responses;
 mod topics;
 mod txn;
 
-pub use codec::{decode_request, decode_response, decode_status, encode, ProtocolError};
+pub use codec::{decode_request, decode_response, decode_status, encode, EncodeError, ProtocolError};
 pub use health::{Bluetooth, DeviceHealth, MachineHealth, Power, PrinterProblem, Status};
 pub use ids::{RequestId, TerminalId};
 pub use requests::{Request, REQUEST_TYPES};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{RequestId, TxnKind, TxnStatus};
 use crate::card::{Brand, EntryMode, MaskedPan};
-use crate::money::Amount;
+use crate::money::{Amount, Currency};
 
 /// What a slip and the web page show about one transaction. No full PAN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +23,7 @@ pub struct Receipt {
     pub kind: TxnKind,
     pub status: TxnStatus,
     pub amount: Amount,
-    pub currency: String,
+    pub currency: Currency,
     pub masked_pan: MaskedPan,
     pub brand: Brand,
     pub entry_mode: EntryMode,
@@ -75,6 +75,14 @@ pub enum Response {
         /// The store's time zone (IANA name) for the checkout's clock.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_zone: Option<String>,
+        /// The store's currency (ISO 4217 code): what the checkout's amounts
+        /// are in, and how many digits follow the point when it shows them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        currency: Option<String>,
+        /// That currency's minor-unit exponent (2 for HKD, 0 for JPY), for a
+        /// checkout that does not know the code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minor_digits: Option<u8>,
     },
     /// The hub's half of a pairing: its SPAKE2 message and proof that it
     /// holds the key (base64); from now on messages are sealed.

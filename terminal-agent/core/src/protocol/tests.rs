@@ -89,6 +89,8 @@ fn every_response_kind_is_known_to_the_decoder() {
             frozen: None,
             cashier: None,
             time_zone: Some("Asia/Shanghai".into()),
+            currency: Some("JPY".into()),
+            minor_digits: Some(0),
         },
         Response::TimeZone {
             time_zone: "UTC".into(),
@@ -118,7 +120,7 @@ fn every_response_kind_is_known_to_the_decoder() {
     ]
     .iter()
     .map(|r| {
-        let bytes = encode(r);
+        let bytes = encode(r).unwrap();
         assert_eq!(&decode_response(&bytes).unwrap(), r);
         let value: Value = serde_json::from_slice(&bytes).unwrap();
         value["type"].as_str().unwrap().to_string()
@@ -134,7 +136,7 @@ fn every_request_kind_is_known_to_the_decoder_and_round_trips() {
     let all = one_of_each();
     assert_eq!(all.len(), REQUEST_TYPES.len());
     for request in all {
-        let bytes = encode(&request);
+        let bytes = encode(&request).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), request);
     }
 }
@@ -152,11 +154,19 @@ fn sale() -> Request {
 
 #[test]
 fn requests_round_trip_with_version() {
-    let bytes = encode(&sale());
+    let bytes = encode(&sale()).unwrap();
     let text = String::from_utf8(bytes.clone()).unwrap();
     assert!(text.contains("\"v\":1"), "{text}");
     assert!(text.contains("\"type\":\"sale\""), "{text}");
     assert_eq!(decode_request(&bytes).unwrap(), sale());
+}
+
+#[test]
+fn what_cannot_be_encoded_is_an_error_not_an_empty_payload() {
+    assert!(matches!(encode(&5u32), Err(EncodeError::NotAnObject)));
+    let not_json: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+    assert!(matches!(encode(&not_json), Err(EncodeError::Json(_))));
+    assert!(!encode(&sale()).unwrap().is_empty());
 }
 
 #[test]

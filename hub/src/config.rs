@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tallybox_core::money::{Amount, Currency};
+use tallybox_core::secret::Secret;
 use tallybox_platform::mqtt::BrokerAddr;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,7 +34,7 @@ pub struct Config {
     /// `sim` (the built-in simulated acquirer) or `iso8583://HOST:PORT`.
     pub acquirer: String,
     /// The MAC key shared with the acquirer (32 hex digits); the default is the test key.
-    pub acquirer_mac_key: String,
+    pub acquirer_mac_key: Secret<String>,
     /// How long the acquirer has to answer before the sale is reversed.
     pub acquirer_timeout_ms: u64,
     /// How often reversals the acquirer has not acknowledged yet are sent again.
@@ -51,7 +52,7 @@ pub struct Config {
     pub public_url: String,
     /// The supervisor's PIN (4 to 8 digits) for voids and refunds at the
     /// keypad; without one, voids and refunds are refused.
-    pub supervisor_pin: Option<String>,
+    pub supervisor_pin: Option<Secret<String>>,
     /// Settle the open batch every day at this local time, `HH:MM`.
     pub settle_at: Option<String>,
     /// Only paired terminals may sell (the default). The owner can change it
@@ -73,7 +74,9 @@ impl Default for Config {
             mqtt: ([0, 0, 0, 0], 1883).into(),
             broker: None,
             acquirer: "sim".into(),
-            acquirer_mac_key: hex::encode_upper(crate::acquirer::iso8583::mac::TEST_MAC_KEY_BYTES),
+            acquirer_mac_key: Secret::new(hex::encode_upper(
+                crate::acquirer::iso8583::mac::TEST_MAC_KEY_BYTES,
+            )),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
             max_sale_minor: 5_000_000,
@@ -141,7 +144,7 @@ impl Config {
         if self.acquirer != "sim" && self.iso8583_addr().is_none() {
             return invalid("acquirer", "use 'sim' or iso8583://HOST:PORT");
         }
-        if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(&self.acquirer_mac_key) {
+        if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
             return invalid("acquirer_mac_key", &e);
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
@@ -160,7 +163,7 @@ impl Config {
             );
         }
         if let Some(pin) = &self.supervisor_pin {
-            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            if crate::shop::check_supervisor_pin(pin.expose()).is_err() {
                 return invalid("supervisor_pin", "use 4 to 8 digits");
             }
         }

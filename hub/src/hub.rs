@@ -150,10 +150,11 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
     let Some(addr) = config.iso8583_addr() else {
         return Ok(AnyAcquirer::Sim(SimAcquirer::default()));
     };
-    let mac_key = MacKey::parse(&config.acquirer_mac_key).map_err(|message| ConfigError::Invalid {
-        key: "acquirer_mac_key",
-        message,
-    })?;
+    let mac_key =
+        MacKey::parse(config.acquirer_mac_key.expose()).map_err(|message| ConfigError::Invalid {
+            key: "acquirer_mac_key",
+            message,
+        })?;
     Ok(AnyAcquirer::Iso(IsoAcquirer::start(IsoConfig {
         addr: addr.to_string(),
         merchant_id: config.merchant_id.clone(),
@@ -220,7 +221,11 @@ pub async fn run(
     })?;
     // The settings file's shop, with the owner's edit from the page on top.
     let mut web_store = Store::open(&config.data_dir)?;
-    let from_file = Shop::from_config(&config);
+    let from_file = Shop::from_config(&config).map_err(|message| ConfigError::Invalid {
+        key: "supervisor_pin",
+        message,
+    })?;
+    web_store.hash_clear_supervisor_pin()?;
     let shop: SharedShop = Arc::new(RwLock::new(match web_store.shop_edit()? {
         Some(edit) => from_file.with_edit(edit),
         None => from_file,

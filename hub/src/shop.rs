@@ -24,9 +24,12 @@ pub struct Shop {
     pub slip_header: Vec<String>,
     #[serde(default)]
     pub slip_footer: Vec<String>,
-    /// 4 to 8 digits; none: voids and refunds are refused.
-    #[serde(default)]
-    pub supervisor_pin: Option<String>,
+    /// The supervisor PIN's argon2 hash (a PHC string, like the cashiers'
+    /// PINs), never its digits; none: voids and refunds are refused. Kept as
+    /// `supervisor_pin`, where a hub before 0.2 kept the digits in clear
+    /// ([`is_hash`] tells them apart; the store upgrades such an edit).
+    #[serde(default, rename = "supervisor_pin")]
+    pub supervisor_pin_hash: Option<String>,
     /// A sale needs a cashier signed on at the checkout.
     #[serde(default)]
     pub cashier_sign_on: bool,
@@ -52,19 +55,25 @@ fn yes() -> bool {
 }
 
 impl Shop {
-    pub fn from_config(config: &Config) -> Shop {
-        Shop {
+    /// The settings file's shop; its supervisor PIN is hashed here, the
+    /// only place the digits are held (argon2: tens of milliseconds).
+    pub fn from_config(config: &Config) -> Result<Shop, String> {
+        let supervisor_pin_hash = match &config.supervisor_pin {
+            Some(pin) => Some(crate::passwords::hash(pin.expose())?),
+            None => None,
+        };
+        Ok(Shop {
             name: config.store_name.clone(),
             address: String::new(),
             slip_header: Vec::new(),
             slip_footer: Vec::new(),
-            supervisor_pin: config.supervisor_pin.clone(),
+            supervisor_pin_hash,
             cashier_sign_on: false,
             pairing_required: config.pairing_required,
             time_zone: None,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),
-        }
+        })
     }
 
     /// The owner's edit on top of the settings file's facts.
@@ -98,13 +107,25 @@ impl Shop {
                 return Err(format!("{field}: each line at most {WIDTH} columns"));
             }
         }
-        if let Some(pin) = &self.supervisor_pin {
-            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("supervisor_pin: 4 to 8 digits".into());
-            }
+        if self.supervisor_pin_hash.as_deref().is_some_and(|h| !is_hash(h)) {
+            return Err("supervisor_pin: kept only as a hash".into());
         }
         Ok(())
     }
+}
+
+/// A supervisor PIN as a person types it: 4 to 8 digits.
+pub fn check_supervisor_pin(pin: &str) -> Result<(), String> {
+    if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err("supervisor_pin: 4 to 8 digits".into())
+    }
+}
+
+/// Whether a kept supervisor PIN is a hash (and not digits an older hub kept).
+pub fn is_hash(kept: &str) -> bool {
+    kept.starts_with("$argon2")
 }
 
 /// Reads the shared copy, whatever a panicked writer left.
@@ -117,7 +138,7 @@ mod tests {
     use super::*;
 
     fn shop() -> Shop {
-        Shop::from_config(&Config::default())
+        Shop::from_config(&Config::default()).unwrap()
     }
 
     #[test]
@@ -161,7 +182,7 @@ mod tests {
             ),
             (
                 Shop {
-                    supervisor_pin: Some("12a4".into()),
+                    supervisor_pin_hash: Some("1234".into()),
                     ..shop()
                 },
                 "supervisor_pin",
@@ -176,6 +197,27 @@ mod tests {
             ..shop()
         };
         assert_eq!(ok.check(), Ok(()));
+    }
+
+    #[test]
+    fn the_supervisor_pin_is_kept_as_a_hash_and_never_prints() {
+        let config = Config {
+            supervisor_pin: Some("8642".into()),
+            ..Config::default()
+        };
+        let shop = Shop::from_config(&config).unwrap();
+        let kept = shop.supervisor_pin_hash.clone().unwrap();
+        assert!(is_hash(&kept) && !kept.contains("8642"), "{kept}");
+        assert!(crate::passwords::verify("8642", &kept));
+        assert!(!crate::passwords::verify("8643", &kept));
+        let json = serde_json::to_string(&shop).unwrap();
+        assert!(!json.contains("8642"), "{json}");
+        assert!(
+            !format!("{config:?}").contains("8642"),
+            "the settings print no PIN"
+        );
+        assert_eq!(shop.check(), Ok(()));
+        assert!(check_supervisor_pin("12a4").is_err() && check_supervisor_pin("1234").is_ok());
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn bundle(
         "time_zone": shop.time_zone,
         "cashier_sign_on": shop.cashier_sign_on,
         "pairing_required": shop.pairing_required,
-        "supervisor_pin_set": shop.supervisor_pin.is_some(),
+        "supervisor_pin_set": shop.supervisor_pin_hash.is_some(),
         "slip_header": shop.slip_header,
         "slip_footer": shop.slip_footer,
     });

@@ -42,7 +42,7 @@ fn open(data_dir: &Path) -> anyhow::Result<Store> {
 pub fn run(args: EvidenceArgs) -> anyhow::Result<()> {
     let store = open(&args.data_dir)?;
     let settings = Config::load(&args.config, false)?;
-    let shop = Shop::from_config(&settings);
+    let shop = Shop::from_config(&settings).map_err(|e| anyhow::anyhow!("supervisor_pin: {e}"))?;
     let pack = evidence::pack(&store, &shop, &args.from, &args.to)?;
     let mut file = std::fs::File::create(&args.out)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;

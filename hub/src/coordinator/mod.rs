@@ -26,6 +26,7 @@ use tallybox_core::protocol::{
     ErrorCode, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
 };
 use tallybox_core::reason;
+use tallybox_core::secret::Secret;
 
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
 use crate::shop::SharedShop;
@@ -193,7 +194,7 @@ impl<A: Acquirer> Coordinator<A> {
                 // A supervisor PIN comes only when a rule asked for one; a wrong one stops here.
                 let approved = match supervisor_pin {
                     None => false,
-                    Some(pin) if self.supervisor_pin_ok(&pin) => true,
+                    Some(pin) if self.supervisor_pin_ok(&pin).await => true,
                     Some(_) => return Some(Self::refused(request_id, TxnKind::Sale, reason::SUPERVISOR_PIN)),
                 };
                 self.authorize(
@@ -334,7 +335,7 @@ impl<A: Acquirer> Coordinator<A> {
         terminal: &TerminalId,
         request_id: RequestId,
         no: String,
-        pin: String,
+        pin: Secret<String>,
     ) -> Response {
         let n = no.clone();
         let found = match self.store(move |s| s.cashier_pin_hash(&n)).await {
@@ -342,9 +343,11 @@ impl<A: Acquirer> Coordinator<A> {
             Err(e) => return internal(&request_id, &e),
         };
         let pin_ok = match found {
-            Some((hash, false)) => tokio::task::spawn_blocking(move || crate::passwords::verify(&pin, &hash))
-                .await
-                .unwrap_or(false),
+            Some((hash, false)) => {
+                tokio::task::spawn_blocking(move || crate::passwords::verify(pin.expose(), &hash))
+                    .await
+                    .unwrap_or(false)
+            }
             _ => false,
         };
         let t = terminal.clone();

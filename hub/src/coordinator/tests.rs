@@ -15,7 +15,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
                 address: String::new(),
                 slip_header: Vec::new(),
                 slip_footer: Vec::new(),
-                supervisor_pin: Some("8888".into()),
+                supervisor_pin_hash: Some(crate::passwords::hash("8888").unwrap()),
                 cashier_sign_on: false,
                 pairing_required: false,
                 time_zone: None,

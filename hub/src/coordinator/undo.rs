@@ -7,6 +7,7 @@ use tallybox_core::card::CardRead;
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{RequestId, Response, TerminalId, TxnKind, TxnStatus};
 use tallybox_core::reason;
+use tallybox_core::secret::Secret;
 
 use super::Coordinator;
 use crate::acquirer::{Acquirer, OriginalRef};
@@ -14,11 +15,15 @@ use crate::store::{Store, StoreError};
 
 impl<A: Acquirer> Coordinator<A> {
     /// Whether `given` is the supervisor's PIN (never, when none is set).
-    pub(super) fn supervisor_pin_ok(&self, given: &str) -> bool {
-        self.shop()
-            .supervisor_pin
-            .as_deref()
-            .is_some_and(|pin| tallybox_core::seal::same_secret(pin.as_bytes(), given.as_bytes()))
+    /// Argon2 takes tens of milliseconds: it runs off the async workers.
+    pub(super) async fn supervisor_pin_ok(&self, given: &Secret<String>) -> bool {
+        let Some(hash) = self.shop().supervisor_pin_hash else {
+            return false;
+        };
+        let given = given.clone();
+        tokio::task::spawn_blocking(move || crate::passwords::verify(given.expose(), &hash))
+            .await
+            .unwrap_or(false)
     }
 
     /// The supervisor freezes their own checkout from the keypad; only the
@@ -27,9 +32,9 @@ impl<A: Acquirer> Coordinator<A> {
         &self,
         terminal: &TerminalId,
         request_id: RequestId,
-        supervisor_pin: &str,
+        supervisor_pin: &Secret<String>,
     ) -> Response {
-        if !self.supervisor_pin_ok(supervisor_pin) {
+        if !self.supervisor_pin_ok(supervisor_pin).await {
             tracing::warn!(terminal = %terminal, "freeze refused: wrong supervisor PIN");
             return Self::refused(request_id, TxnKind::Void, reason::SUPERVISOR_PIN);
         }
@@ -58,12 +63,12 @@ impl<A: Acquirer> Coordinator<A> {
         trace_no: u32,
         amount: Amount,
         card: CardRead,
-        supervisor_pin: &str,
+        supervisor_pin: &Secret<String>,
     ) -> Option<Response> {
-        if self.shop().supervisor_pin.is_none() {
+        if self.shop().supervisor_pin_hash.is_none() {
             tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
         }
-        if !self.supervisor_pin_ok(supervisor_pin) {
+        if !self.supervisor_pin_ok(supervisor_pin).await {
             tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
             return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
         }

@@ -49,6 +49,8 @@ pub enum StoreError {
     Storage(String),
     #[error("transaction {0} vanished while being written")]
     Vanished(i64),
+    #[error("cannot hash a PIN: {0}")]
+    Hash(String),
 }
 
 impl StoreError {

@@ -16,6 +16,24 @@ impl Store {
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
+    /// An edit kept by a hub before 0.2 holds the supervisor PIN's digits
+    /// in clear: hash them and keep the edit again, once, at start.
+    pub fn hash_clear_supervisor_pin(&mut self) -> Result<(), StoreError> {
+        let Some(mut shop) = self.shop_edit()? else {
+            return Ok(());
+        };
+        let Some(clear) = shop
+            .supervisor_pin_hash
+            .take_if(|kept| !crate::shop::is_hash(kept))
+        else {
+            return Ok(());
+        };
+        shop.supervisor_pin_hash = Some(crate::passwords::hash(&clear).map_err(StoreError::Hash)?);
+        self.set_shop_edit(&shop, "upgrade: supervisor PIN kept as a hash")?;
+        tracing::info!("the supervisor PIN is now kept as a hash, no longer in clear");
+        Ok(())
+    }
+
     pub fn set_shop_edit(&mut self, shop: &Shop, by: &str) -> Result<(), StoreError> {
         let utc = now_utc();
         let json = serde_json::to_string(shop).unwrap_or_default();
@@ -32,7 +50,7 @@ impl Store {
             "address": shop.address,
             "slip_header": shop.slip_header,
             "slip_footer": shop.slip_footer,
-            "supervisor_pin_set": shop.supervisor_pin.is_some(),
+            "supervisor_pin_set": shop.supervisor_pin_hash.is_some(),
             "cashier_sign_on": shop.cashier_sign_on,
             "time_zone": shop.time_zone,
             "pairing_required": shop.pairing_required,

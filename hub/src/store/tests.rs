@@ -245,7 +245,7 @@ fn each_transaction_gets_its_own_e_receipt_token_and_terminals_their_device_coun
         .is_none());
     let shop = crate::shop::Shop {
         public_url: "http://tallybox.local/".into(),
-        ..crate::shop::Shop::from_config(&crate::config::Config::default())
+        ..crate::shop::Shop::from_config(&crate::config::Config::default()).unwrap()
     };
     let link = a.receipt(&shop).link;
     assert_eq!(link, Some(format!("http://tallybox.local/r/{ta}")));

@@ -57,7 +57,7 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "address": shop.address,
         "slip_header": shop.slip_header,
         "slip_footer": shop.slip_footer,
-        "supervisor_pin_set": shop.supervisor_pin.is_some(),
+        "supervisor_pin_set": shop.supervisor_pin_hash.is_some(),
         "cashier_sign_on": shop.cashier_sign_on,
         "pairing_required": shop.pairing_required,
         "merchant_id": shop.merchant_id,
@@ -80,7 +80,7 @@ struct ShopEdit {
     #[serde(default)]
     slip_footer: Vec<String>,
     /// Absent: keep the PIN; "": no PIN (voids and refunds refused).
-    supervisor_pin: Option<String>,
+    supervisor_pin: Option<tallybox_core::secret::Secret<String>>,
     /// Absent: keep; true: a sale needs a cashier signed on.
     cashier_sign_on: Option<bool>,
     /// Absent: keep; an IANA name from `GET /api/v1/time-zones`.
@@ -104,10 +104,17 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         address: body.address.trim().to_string(),
         slip_header: trimmed(body.slip_header),
         slip_footer: trimmed(body.slip_footer),
-        supervisor_pin: match body.supervisor_pin {
-            None => now.supervisor_pin.clone(),
-            Some(p) if p.is_empty() => None,
-            Some(p) => Some(p),
+        supervisor_pin_hash: match body.supervisor_pin {
+            None => now.supervisor_pin_hash.clone(),
+            Some(p) if p.expose().is_empty() => None,
+            Some(p) => {
+                crate::shop::check_supervisor_pin(p.expose()).map_err(bad_request)?;
+                let hash = tokio::task::spawn_blocking(move || crate::passwords::hash(p.expose()))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+                Some(hash)
+            }
         },
         cashier_sign_on: body.cashier_sign_on.unwrap_or(now.cashier_sign_on),
         time_zone: body.time_zone.or(now.time_zone.clone()),

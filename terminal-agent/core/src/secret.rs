@@ -37,6 +37,12 @@ impl<T: Zeroize> From<T> for Secret<T> {
     }
 }
 
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Self {
+        Secret::new(value.to_string())
+    }
+}
+
 impl<T: Zeroize> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -82,6 +88,11 @@ impl Pin {
     /// The digits: for the PIN block and for checking against a hash only.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The digits as a [`Secret`] for a request; this PIN is wiped when dropped.
+    pub fn to_secret(&self) -> Secret<String> {
+        Secret::new(self.0.clone())
     }
 }
 

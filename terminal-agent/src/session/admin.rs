@@ -12,6 +12,7 @@
 use super::{Action, Key, Op, Screens, Session, State};
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::{Request, RequestId};
+use tallybox_core::secret::Pin;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminOp {
@@ -42,17 +43,49 @@ pub(super) enum Edit {
     Unchanged,
 }
 
-pub(super) fn edit(digits: &mut String, key: Key, max: usize) -> Edit {
+/// A number being keyed: plain digits (an amount, a trace number) or a
+/// [`Pin`], which never prints.
+pub(super) trait Digits {
+    fn push_digit(&mut self, digit: char);
+    fn pop_digit(&mut self);
+    fn count(&self) -> usize;
+}
+
+impl Digits for String {
+    fn push_digit(&mut self, digit: char) {
+        self.push(digit);
+    }
+    fn pop_digit(&mut self) {
+        self.pop();
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Digits for Pin {
+    fn push_digit(&mut self, digit: char) {
+        self.push(digit);
+    }
+    fn pop_digit(&mut self) {
+        self.pop();
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+pub(super) fn edit(digits: &mut impl Digits, key: Key, max: usize) -> Edit {
     match key {
-        Key::Digit(d) if digits.len() < max => {
-            digits.push(char::from(b'0' + d));
+        Key::Digit(d) if digits.count() < max => {
+            digits.push_digit(char::from(b'0' + d));
             Edit::Changed
         }
         Key::Star => {
-            digits.pop();
+            digits.pop_digit();
             Edit::Changed
         }
-        Key::Hash if !digits.is_empty() => Edit::Done,
+        Key::Hash if digits.count() > 0 => Edit::Done,
         _ => Edit::Unchanged,
     }
 }
@@ -66,16 +99,13 @@ impl Session {
             (State::Idle | State::Done, Key::B) => self.go(State::AdminMenu, ui.admin_menu()),
             (State::AdminMenu, Key::Digit(n @ 1..=3)) => {
                 let op = [AdminOp::Void, AdminOp::Refund, AdminOp::Freeze][n as usize - 1];
-                let digits = String::new();
-                self.go(
-                    State::Supervisor { op, digits },
-                    ui.supervisor_pin(op.title(ui), 0),
-                )
+                let pin = Pin::new();
+                self.go(State::Supervisor { op, pin }, ui.supervisor_pin(op.title(ui), 0))
             }
-            (State::Approve { request, digits }, key) if key != Key::C => {
+            (State::Approve { request, pin }, key) if key != Key::C => {
                 let title = ui.pick("APPROVE SALE", "主管确认");
-                match edit(digits, key, MAX_SUPERVISOR_DIGITS) {
-                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(title, digits.len()))],
+                match edit(pin, key, MAX_SUPERVISOR_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(title, pin.len()))],
                     Edit::Done => {
                         let mut request = request.clone();
                         if let Request::Sale {
@@ -86,7 +116,7 @@ impl Session {
                         {
                             // A new request: the refused one was never a transaction.
                             *request_id = RequestId::new();
-                            *supervisor_pin = Some(std::mem::take(digits));
+                            *supervisor_pin = Some(pin.to_secret());
                         }
                         let title = ui.pick("SUPERVISOR APPROVED", "主管已确认").to_string();
                         let screen = ui.processing(&title);
@@ -106,21 +136,21 @@ impl Session {
                 self.supervisor_pin = None;
                 self.go_idle()
             }
-            (State::Supervisor { op, digits }, key) => {
+            (State::Supervisor { op, pin }, key) => {
                 let op = *op;
-                match edit(digits, key, MAX_SUPERVISOR_DIGITS) {
-                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(op.title(ui), digits.len()))],
+                match edit(pin, key, MAX_SUPERVISOR_DIGITS) {
+                    Edit::Changed => vec![Action::Show(ui.supervisor_pin(op.title(ui), pin.len()))],
                     Edit::Done if op == AdminOp::Freeze => {
                         let request = Request::Freeze {
                             request_id: RequestId::new(),
-                            supervisor_pin: std::mem::take(digits),
+                            supervisor_pin: pin.to_secret(),
                         };
                         let title = op.title(ui).to_string();
                         let screen = ui.processing(&title);
                         self.wait(request, title, screen)
                     }
                     Edit::Done => {
-                        self.supervisor_pin = Some(std::mem::take(digits));
+                        self.supervisor_pin = Some(std::mem::take(pin));
                         self.go(
                             State::Trace {
                                 op,

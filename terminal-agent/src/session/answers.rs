@@ -104,7 +104,7 @@ impl Session {
                 return self.go(
                     State::Approve {
                         request,
-                        digits: String::new(),
+                        pin: tallybox_core::secret::Pin::new(),
                     },
                     screen,
                 );

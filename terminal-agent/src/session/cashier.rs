@@ -69,20 +69,20 @@ impl Session {
                     self.go(
                         State::CashierPin {
                             no,
-                            digits: String::new(),
+                            pin: tallybox_core::secret::Pin::new(),
                         },
                         screen,
                     )
                 }
                 Edit::Unchanged => vec![],
             },
-            (State::CashierPin { no, digits }, key) => match edit(digits, key, MAX_PIN_DIGITS) {
-                Edit::Changed => vec![Action::Show(ui.cashier_pin_entry(no, digits.len()))],
+            (State::CashierPin { no, pin }, key) => match edit(pin, key, MAX_PIN_DIGITS) {
+                Edit::Changed => vec![Action::Show(ui.cashier_pin_entry(no, pin.len()))],
                 Edit::Done => {
                     let request = Request::SignOn {
                         request_id: RequestId::new(),
                         cashier: std::mem::take(no),
-                        pin: std::mem::take(digits),
+                        pin: pin.to_secret(),
                     };
                     let title = ui.sign_on_title();
                     let screen = ui.processing(&title);

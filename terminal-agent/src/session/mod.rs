@@ -26,6 +26,7 @@ use tallybox_core::card::{pin_block, CardError, CardRead};
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{Cashier, Request, RequestId, Response};
 use tallybox_core::reason;
+use tallybox_core::secret::{Pin, Secret};
 use tallybox_core::slip::Slip;
 
 /// One key of the 4×4 keypad.
@@ -125,7 +126,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub currency: Currency,
-    pub pin_key: [u8; 16],
+    pub pin_key: Secret<[u8; 16]>,
     /// Printer columns: 32 on 58 mm paper, 48 on 80 mm.
     pub slip_columns: usize,
     /// The screens' language.
@@ -170,7 +171,7 @@ enum State {
     AdminMenu,
     Supervisor {
         op: admin::AdminOp,
-        digits: String,
+        pin: Pin,
     },
     Trace {
         op: admin::AdminOp,
@@ -193,12 +194,12 @@ enum State {
     },
     CashierPin {
         no: String,
-        digits: String,
+        pin: Pin,
     },
     /// A store rule wants the supervisor to approve this sale: their PIN.
     Approve {
         request: Request,
-        digits: String,
+        pin: Pin,
     },
     Card {
         op: Op,
@@ -206,7 +207,7 @@ enum State {
     Pin {
         op: Op,
         card: CardRead,
-        digits: String,
+        pin: Pin,
     },
     Waiting {
         request: Request,
@@ -225,7 +226,7 @@ pub struct Session {
     /// What stops the printer, if anything.
     printer: Option<PrinterProblem>,
     /// The supervisor PIN typed for the void or refund being keyed in.
-    supervisor_pin: Option<String>,
+    supervisor_pin: Option<Pin>,
     /// Why this terminal may not sell, while it is frozen.
     frozen: Option<String>,
     paper_low: bool,
@@ -578,23 +579,23 @@ impl Session {
                 };
                 self.wait(request, ui.reprint_title(), ui.processing(&ui.reprint_title()))
             }
-            (State::Pin { digits, op, .. }, Key::Digit(d)) => {
-                if digits.len() < MAX_PIN_DIGITS {
-                    digits.push(char::from(b'0' + d));
+            (State::Pin { pin, op, .. }, Key::Digit(d)) => {
+                if pin.len() < MAX_PIN_DIGITS {
+                    pin.push(char::from(b'0' + d));
                 }
-                let screen = ui.pin_entry(&op.title(ui, currency), digits.len());
+                let screen = ui.pin_entry(&op.title(ui, currency), pin.len());
                 vec![Action::Show(screen)]
             }
-            (State::Pin { digits, op, .. }, Key::Star) => {
-                digits.pop();
-                let screen = ui.pin_entry(&op.title(ui, currency), digits.len());
+            (State::Pin { pin, op, .. }, Key::Star) => {
+                pin.pop();
+                let screen = ui.pin_entry(&op.title(ui, currency), pin.len());
                 vec![Action::Show(screen)]
             }
-            (State::Pin { digits, .. }, Key::Hash) if digits.len() >= 4 => {
-                let State::Pin { op, card, digits } = std::mem::replace(&mut self.state, State::Idle) else {
+            (State::Pin { pin, .. }, Key::Hash) if pin.len() >= 4 => {
+                let State::Pin { op, card, pin } = std::mem::replace(&mut self.state, State::Idle) else {
                     unreachable!("matched Pin above")
                 };
-                self.send(op, card, Some(&digits))
+                self.send(op, card, Some(pin.expose()))
             }
             (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, ui.result_unknown()),
             (State::Amount { .. } | State::Menu | State::Card { .. } | State::Pin { .. }, Key::C) => {
@@ -627,7 +628,7 @@ impl Session {
                 State::Pin {
                     op,
                     card,
-                    digits: String::new(),
+                    pin: Pin::new(),
                 },
                 screen,
             );
@@ -636,16 +637,17 @@ impl Session {
     }
 
     fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {
-        let pin_block = match pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &self.config.pin_key)) {
-            Some(Ok(block)) => Some(block),
-            Some(Err(e)) => {
-                return vec![Action::Show(self.ui().message(
-                    ("PIN NOT ACCEPTED", "密码无法加密"),
-                    (&e.to_string(), &e.to_string()),
-                ))]
-            }
-            None => None,
-        };
+        let pin_block =
+            match pin.map(|p| pin_block::encrypt(p, card.pan.digits(), self.config.pin_key.expose())) {
+                Some(Ok(block)) => Some(block),
+                Some(Err(e)) => {
+                    return vec![Action::Show(self.ui().message(
+                        ("PIN NOT ACCEPTED", "密码无法加密"),
+                        (&e.to_string(), &e.to_string()),
+                    ))]
+                }
+                None => None,
+            };
         let request_id = RequestId::new();
         let request = match op {
             Op::Sale(amount) => Request::Sale {
@@ -665,14 +667,14 @@ impl Session {
                 request_id,
                 trace_no: trace,
                 card,
-                supervisor_pin: self.supervisor_pin.take().unwrap_or_default(),
+                supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
             },
             Op::Refund { trace, amount } => Request::Refund {
                 request_id,
                 trace_no: trace,
                 amount,
                 card,
-                supervisor_pin: self.supervisor_pin.take().unwrap_or_default(),
+                supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
             },
         };
         let title = op.title(self.ui(), self.config.currency);

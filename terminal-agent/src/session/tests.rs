@@ -10,7 +10,7 @@ const TODAY: (u16, u8) = (2026, 11);
 fn session() -> Session {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: pin_block::TEST_PIN_KEY,
+        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
@@ -180,6 +180,10 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
     let shown = keys(&mut s, "1234");
     assert!(last_screen(&shown).contains("****"));
     assert!(!last_screen(&shown).contains("1234"));
+    let state = format!("{:?}", s.state);
+    assert!(state.contains("Pin(****)") && !state.contains("1234"), "{state}");
+    let config = format!("{:?}", s.config);
+    assert!(config.contains("pin_key: Secret(***)"), "{config}");
     let request = sent(&keys(&mut s, "#")).unwrap();
     let Request::Sale {
         pin_block: Some(block),
@@ -270,7 +274,7 @@ fn keys_and_cards_while_waiting_change_nothing() {
 fn sign_in_names_the_store_and_stops_being_outstanding() {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: [0; 16],
+        pin_key: Secret::new([0; 16]),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
@@ -351,7 +355,7 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     else {
         panic!("no void sent: {actions:?}")
     };
-    assert_eq!((trace_no, supervisor_pin.as_str()), (42, "8888"));
+    assert_eq!((trace_no, supervisor_pin.expose().as_str()), (42, "8888"));
 
     let mut s = session();
     keys(&mut s, "B2");
@@ -416,7 +420,7 @@ fn the_supervisor_freezes_the_checkout_from_the_keypad() {
     else {
         panic!("no freeze sent: {actions:?}")
     };
-    assert_eq!(supervisor_pin, "8888");
+    assert_eq!(supervisor_pin.expose(), "8888");
     let shown = s.handle(
         answer(Response::Frozen {
             request_id: Some(request_id),
@@ -455,7 +459,7 @@ fn a_sale_a_rule_holds_goes_again_with_the_supervisors_pin() {
     };
     assert_ne!(a, b, "a new request id");
     assert_eq!((x, c1), (y, c2), "the same sale");
-    assert_eq!(supervisor_pin.as_deref(), Some("8888"));
+    assert_eq!(supervisor_pin.as_ref().map(|p| p.expose().as_str()), Some("8888"));
 }
 
 #[test]
@@ -508,7 +512,11 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     let Request::SignOn { cashier, pin, .. } = &request else {
         panic!("sent {request:?}");
     };
-    assert_eq!((cashier.as_str(), pin.as_str()), ("07", "1234"));
+    assert_eq!((cashier.as_str(), pin.expose().as_str()), ("07", "1234"));
+    assert!(
+        !format!("{request:?}").contains("1234"),
+        "the PIN never prints: {request:?}"
+    );
     assert!(s.outstanding().contains(&&request), "re-sent until answered");
 
     // A wrong PIN: said, and nobody signed on.
@@ -564,7 +572,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
 fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: pin_block::TEST_PIN_KEY,
+        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });

@@ -8,11 +8,13 @@ use tallybox_core::protocol::{decode_request, decode_response, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = decode_request(data) {
-        let again = decode_request(&encode(&request).expect("a decoded request encodes")).expect("an encoded request decodes");
+        let again = decode_request(&encode(&request).expect("a decoded request encodes"))
+            .expect("an encoded request decodes");
         assert_eq!(again, request);
     }
     if let Ok(response) = decode_response(data) {
-        let again = decode_response(&encode(&response).expect("a decoded response encodes")).expect("an encoded response decodes");
+        let again = decode_response(&encode(&response).expect("a decoded response encodes"))
+            .expect("an encoded response decodes");
         assert_eq!(again, response);
     }
 });

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{DeviceHealth, RequestId};
 use crate::card::CardRead;
 use crate::money::Amount;
+use crate::secret::Secret;
 
 /// Terminal → hub, on `term/{tid}/req`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,7 +25,7 @@ pub enum Request {
         pin_block: Option<String>,
         /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        supervisor_pin: Option<String>,
+        supervisor_pin: Option<Secret<String>>,
     },
     Balance {
         request_id: RequestId,
@@ -38,7 +39,7 @@ pub enum Request {
         request_id: RequestId,
         trace_no: u32,
         card: CardRead,
-        supervisor_pin: String,
+        supervisor_pin: Secret<String>,
     },
     /// Refunds `amount` of this terminal's sale `trace_no`, to the card
     /// presented; needs the supervisor PIN.
@@ -47,7 +48,7 @@ pub enum Request {
         trace_no: u32,
         amount: Amount,
         card: CardRead,
-        supervisor_pin: String,
+        supervisor_pin: Secret<String>,
     },
     /// Settle (结算) the store's open batch with the acquirer and open a new one.
     Settle {
@@ -56,7 +57,7 @@ pub enum Request {
     /// The supervisor stops this terminal from selling (only the owner unfreezes).
     Freeze {
         request_id: RequestId,
-        supervisor_pin: String,
+        supervisor_pin: Secret<String>,
     },
     /// The receipt of this terminal's last approved sale, or of `trace_no`.
     Reprint {
@@ -75,7 +76,7 @@ pub enum Request {
     SignOn {
         request_id: RequestId,
         cashier: String,
-        pin: String,
+        pin: Secret<String>,
     },
     SignOff {
         request_id: RequestId,

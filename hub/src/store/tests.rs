@@ -283,3 +283,29 @@ fn the_data_directory_and_database_files_are_the_hubs_alone() {
     Store::open(&dir).unwrap();
     assert_eq!(mode("tallybox.db"), 0o600);
 }
+
+#[test]
+fn a_supervisor_pin_an_older_hub_kept_in_clear_is_hashed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let kept = |store: &Store| -> String {
+        store
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'shop'", [], |r| r.get(0))
+            .unwrap()
+    };
+    store
+        .conn
+        .execute(
+            "INSERT INTO settings (key, value) VALUES ('shop', ?1)",
+            [r#"{"name":"Corner Shop","supervisor_pin":"4321","pairing_required":true}"#],
+        )
+        .unwrap();
+    store.hash_clear_supervisor_pin().unwrap();
+    let once = kept(&store);
+    assert!(!once.contains("4321"), "{once}");
+    let hash = store.shop_edit().unwrap().unwrap().supervisor_pin_hash.unwrap();
+    assert!(crate::passwords::verify("4321", &hash));
+    store.hash_clear_supervisor_pin().unwrap();
+    assert_eq!(kept(&store), once, "a hash is not hashed again");
+}

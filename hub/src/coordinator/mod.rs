@@ -12,6 +12,7 @@
 //!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
 //!   every start, for sales a crash left behind.
 
+pub mod admission;
 pub mod fraud;
 pub mod settle;
 mod undo;
@@ -32,7 +33,6 @@ use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversa
 use crate::shop::SharedShop;
 use crate::store::cashiers::SignOn;
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Unfit, Verdict};
-use undo::undo_check;
 
 /// The store-wide facts the coordinator answers with.
 #[derive(Debug, Clone)]
@@ -46,8 +46,7 @@ pub struct Settings {
     pub fraud: fraud::FraudRules,
 }
 
-/// Wrong PINs a card may have in a day at this store.
-pub const MAX_PIN_TRIES: u32 = 3;
+pub use admission::MAX_PIN_TRIES;
 
 pub struct Coordinator<A> {
     store: StoreHandle,
@@ -454,78 +453,74 @@ impl<A: Acquirer> Coordinator<A> {
         if let Some(code) = refused_before {
             return Some(Self::refused(request_id, kind, code));
         }
-        if kind == TxnKind::Sale && (amount.is_zero() || amount > self.settings.max_sale) {
+        let settings = &self.settings;
+        if let Err(message) =
+            admission::check_amount(kind, amount, currency, settings.currency, settings.max_sale)
+        {
             return Some(Response::Error {
                 request_id: Some(request_id.to_string()),
                 code: ErrorCode::InvalidAmount,
-                message: format!(
-                    "amount must be {} to {}",
-                    self.settings.currency.format_minor(1),
-                    self.settings.currency.format(self.settings.max_sale)
-                ),
+                message,
             });
         }
-        if currency != self.settings.currency.code() {
-            return Some(Response::Error {
-                request_id: Some(request_id.to_string()),
-                code: ErrorCode::InvalidAmount,
-                message: format!("this store takes {}, not {currency}", self.settings.currency),
-            });
-        }
-        // One store job looks the id up and, when it is new, writes it pending:
-        // one trip to the store thread, and no gap between the check and the write.
-        let (rid, tid, cur, c, rules) = (
+        // One store job looks the id up and, when it is new, gathers the facts,
+        // decides and writes it pending: one trip to the store thread, and no
+        // gap between the check and the write.
+        let (rid, tid, c, rules) = (
             request_id.clone(),
             terminal.clone(),
-            self.settings.currency,
             card.clone(),
-            self.settings.fraud.clone(),
+            settings.fraud.clone(),
         );
-        let needs_cashier = kind == TxnKind::Sale && self.shop().cashier_sign_on;
+        let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
         let found = self
             .store(move |s| {
                 if let Some(txn) = s.by_request(rid.as_str())? {
                     return Ok(Start::Known(txn));
                 }
-                if s.is_lost(&rid)? {
-                    return Ok(Start::Lost);
-                }
-                if let Some(why) = s.unfit_for_sales()? {
-                    return Ok(Start::Unfit(why));
-                }
-                if let Some(why) = s.frozen(&tid)? {
-                    tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
-                    return Ok(Start::Refused(reason::FROZEN));
-                }
-                if needs_cashier && s.terminal_cashier(&tid)?.is_none() {
-                    return Ok(Start::Refused(reason::SIGN_ON_FIRST));
-                }
-                // Three wrong PINs today and the card is refused here until tomorrow.
-                if undo.is_none() && s.pin_failures_today(c.pan.digits())? >= MAX_PIN_TRIES {
-                    return Ok(Start::Refused(reason::PIN_TRIES));
-                }
-                if kind == TxnKind::Sale {
-                    if let Some(code) = judge(s, &rules, &tid, &c, amount, cur, supervisor_approved)? {
-                        return Ok(Start::Refused(code));
-                    }
-                }
-                let (amount, original) = match undo {
-                    None => (amount, None),
-                    Some(trace_no) => match undo_check(s, &rules, &tid, kind, trace_no, amount, cur, &c)? {
-                        Ok(found) => found,
-                        Err(code) => return Ok(Start::Refused(code)),
-                    },
-                };
-                let new = NewTxn {
-                    request_id: &rid,
-                    terminal_id: &tid,
+                let ask = admission::Ask {
                     kind,
                     amount,
-                    currency: cur.code(),
-                    card: &c,
-                    original_id: original.as_ref().map(|(id, _)| *id),
+                    currency,
+                    undo,
+                    entry_mode: c.entry_mode,
+                    supervisor_approved,
+                    cashier_required,
+                    rules: &rules,
+                    now: tallybox_platform::clock::now().time(),
                 };
-                Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
+                let facts = gather(s, &ask, &rid, &tid, &c)?;
+                let decided = admission::decide(&ask, &facts);
+                for hit in &decided.hits {
+                    if s.record_hit(&tid, hit)? {
+                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+                    }
+                }
+                if let Some(why) = &decided.freeze {
+                    s.freeze(tid.as_str(), why)?;
+                }
+                match decided.verdict {
+                    admission::Verdict::Lost => Ok(Start::Lost),
+                    admission::Verdict::Unfit(why) => Ok(Start::Unfit(why)),
+                    admission::Verdict::Refuse(code) => {
+                        if let Some(why) = &facts.frozen {
+                            tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
+                        }
+                        Ok(Start::Refused(code))
+                    }
+                    admission::Verdict::Admit { amount, original } => {
+                        let new = NewTxn {
+                            request_id: &rid,
+                            terminal_id: &tid,
+                            kind,
+                            amount,
+                            currency: currency.code(),
+                            card: &c,
+                            original_id: original.as_ref().map(|(id, _)| *id),
+                        };
+                        Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
+                    }
+                }
             })
             .await;
         let (txn, original) = match found {
@@ -732,44 +727,65 @@ impl<A: Acquirer> Coordinator<A> {
 #[cfg(test)]
 mod tests;
 
-/// Runs the fraud rules on a sale about to be written; records each hit, and
-/// freezes the terminal on card testing when the rules say so. The code to
-/// refuse the sale with, if it must be refused: blocked, or waiting for the
-/// supervisor's approval (which `supervisor_approved` gives).
-fn judge(
+/// What admission looks at, read from the store for one request: the
+/// sale's fraud facts, or the void's or refund's original sale.
+fn gather(
     s: &mut Store,
-    rules: &fraud::FraudRules,
+    ask: &admission::Ask,
+    request_id: &RequestId,
     terminal: &TerminalId,
     card: &CardRead,
-    amount: Amount,
-    currency: Currency,
-    supervisor_approved: bool,
-) -> Result<Option<&'static str>, StoreError> {
-    let facts = s.fraud_facts(terminal, card, &rules.limits())?;
-    let mut hits = rules.check(
-        &facts,
-        amount,
-        currency,
-        card.entry_mode,
-        tallybox_platform::clock::now().time(),
-    );
-    for hit in &mut hits {
-        if hit.action == fraud::Action::AskSupervisor && supervisor_approved {
-            hit.action = fraud::Action::Allow;
-            hit.detail.push_str("; approved by the supervisor");
+) -> Result<admission::Facts, StoreError> {
+    let mut facts = admission::Facts {
+        lost: s.is_lost(request_id)?,
+        unfit: s.unfit_for_sales()?,
+        frozen: s.frozen(terminal)?,
+        cashier_signed_on: ask.cashier_required && s.terminal_cashier(terminal)?.is_some(),
+        pin_failures_today: s.pin_failures_today(card.pan.digits())?,
+        ..Default::default()
+    };
+    match ask.undo {
+        None if ask.kind == TxnKind::Sale => {
+            facts.fraud = s.fraud_facts(terminal, card, &ask.rules.limits())?;
         }
-        if s.record_hit(terminal, hit)? {
-            tracing::warn!(terminal = %terminal, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-        }
-        if hit.rule == fraud::CARD_TESTING && rules.freeze_on_card_testing {
-            s.freeze(terminal.as_str(), &hit.detail)?;
+        None => {}
+        Some(trace_no) => {
+            let (sold_today, refunded_today) = s.takings_today()?;
+            facts.undo = admission::UndoFacts {
+                sale: original(s, terminal, trace_no, card)?,
+                open_batch: s.batch_no()?,
+                sold_today,
+                refunded_today,
+            };
         }
     }
-    Ok(if hits.iter().any(|h| h.action == fraud::Action::Block) {
-        Some(reason::FRAUD_BLOCKED)
-    } else if hits.iter().any(|h| h.action == fraud::Action::AskSupervisor) {
-        Some(reason::NEEDS_SUPERVISOR)
-    } else {
-        None
-    })
+    Ok(facts)
+}
+
+/// The transaction with `trace_no` at `terminal`, as a void or refund sees it.
+fn original(
+    s: &mut Store,
+    terminal: &TerminalId,
+    trace_no: u32,
+    card: &CardRead,
+) -> Result<Option<admission::Original>, StoreError> {
+    let Some(sale) = s.by_trace(terminal, trace_no)? else {
+        return Ok(None);
+    };
+    let (voided, refunded) = s.undone(sale.id)?;
+    Ok(Some(admission::Original {
+        id: sale.id,
+        kind: sale.kind,
+        status: sale.status,
+        batch_no: sale.batch_no,
+        amount: sale.amount,
+        voided,
+        refunded,
+        same_card: s.same_card(sale.id, card.pan.digits())?,
+        reference: OriginalRef {
+            trace_no: sale.trace_no,
+            reference_no: sale.reference_no.clone(),
+            auth_code: sale.auth_code.clone(),
+        },
+    }))
 }

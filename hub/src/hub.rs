@@ -11,11 +11,11 @@ use tallybox_core::protocol::{TerminalId, Topics};
 use tallybox_platform::mqtt::BrokerAddr;
 use tallybox_platform::sealed_files;
 use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
+use tallybox_terminal::config::DeviceConfig;
 use tallybox_terminal::control;
-use tallybox_terminal::devices::config::DeviceConfig;
-use tallybox_terminal::devices::hw::Hardware;
 use tallybox_terminal::devices::sim::SimDevices;
 use tallybox_terminal::devices::Display;
+use tallybox_terminal::hw::Hardware;
 use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
 
@@ -48,7 +48,7 @@ pub enum HubError {
     #[error(transparent)]
     Checkout(#[from] AgentError),
     #[error(transparent)]
-    Devices(#[from] tallybox_terminal::devices::config::DeviceConfigError),
+    Devices(#[from] tallybox_terminal::config::DeviceConfigError),
     #[error("cannot open a checkout's control API on {addr}: {source}")]
     Control {
         addr: SocketAddr,

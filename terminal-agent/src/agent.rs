@@ -12,10 +12,10 @@ use chrono::Datelike;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::devices::printer::queue::PrintQueue;
-use crate::devices::printer::spool::{PrintReport, Spool, Spooler};
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::{InFlight, Journal};
+use crate::print::queue::PrintQueue;
+use crate::print::spool::{PrintReport, Spool, Spooler};
 use crate::self_update::SelfUpdate;
 use crate::session::{Action, Input, Session, SessionConfig};
 use tallybox_core::protocol::{

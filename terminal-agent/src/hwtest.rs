@@ -8,13 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::devices::config::{DeviceConfig, MagstripeKind};
+use crate::config::{DeviceConfig, MagstripeKind};
 use crate::devices::contactless::pn532::Pn532;
-use crate::devices::hw::{self, open_i2c};
 use crate::devices::keypad::LAYOUT;
 use crate::devices::oled::Oled;
 use crate::devices::printer::{EscPosPrinter, Printer, Slip};
 use crate::devices::SharedHealth;
+use crate::hw::{self, open_i2c};
 use crate::session::{Input, Screen};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 //! and what the screen said, never card data.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use tallybox_core::protocol::RequestId;
+use tallybox_platform::fsync::write_synced;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlight {
@@ -49,15 +49,10 @@ impl Journal {
 
     /// Writes durably (temp file, fsync, rename, fsync dir) before the request leaves.
     pub fn record(&self, entry: &InFlight) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        write_synced(
+            &self.path,
+            &serde_json::to_vec(entry).map_err(std::io::Error::other)?,
+        )
     }
 
     pub fn clear(&self) -> std::io::Result<()> {

@@ -12,11 +12,14 @@
 //!   (English and Chinese); voids, refunds and freezing in `session/admin.rs`.
 //! - [`devices`]: the drivers — OLED ([`devices::oled`]), keypad, magstripe and
 //!   contactless readers, ESC/POS printer with its spool — the Pi backend
-//!   ([`devices::hw`], wired by [`devices::config`]), the byte-level chip
-//!   models ([`devices::model`]) and the simulated checkout built on them.
+//!   byte-level chip models ([`devices::model`]) and the simulated checkout
+//!   built on them. No driver imports the session or the runtime.
+//! - [`hw`]: the Pi backend — the drivers on the Pi's buses, joined to the
+//!   runtime — wired as [`config`] (the checkout's settings file) says.
 //! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
 //! - [`agent`]: the runtime that joins session, devices and broker.
 //! - [`journal`]: the one sale in flight, kept across a restart.
+//! - [`print`]: the print queue on disk and the spool thread that empties it.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
 //! - [`self_update`]: taking an update the hub offers.
 //!
@@ -33,9 +36,12 @@
 //! until the printer confirms it.
 
 pub mod agent;
+pub mod config;
 pub mod control;
 pub mod devices;
+pub mod hw;
 pub mod hwtest;
 pub mod journal;
+pub mod print;
 pub mod self_update;
 pub mod session;

@@ -12,10 +12,10 @@ use tallybox_platform::discovery::{self, DiscoveryError};
 use tallybox_platform::machine::Machine;
 use tallybox_platform::mqtt::BrokerAddr;
 use tallybox_terminal::agent::{Agent, AgentConfig, Ended};
-use tallybox_terminal::devices::config::DeviceConfig;
-use tallybox_terminal::devices::hw::Hardware;
+use tallybox_terminal::config::DeviceConfig;
 use tallybox_terminal::devices::printer::EscPosPrinter;
 use tallybox_terminal::devices::{sim::SimDevices, Backend, Display, Printer, SharedHealth};
+use tallybox_terminal::hw::Hardware;
 use tallybox_terminal::session::{Lang, Screens};
 use tallybox_terminal::{control, hwtest};
 

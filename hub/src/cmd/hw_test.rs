@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tallybox_terminal::devices::config::DeviceConfig;
+use tallybox_terminal::config::DeviceConfig;
 use tallybox_terminal::hwtest::HwTestArgs;
 
 use crate::config::Config;

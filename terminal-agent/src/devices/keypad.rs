@@ -17,7 +17,51 @@ use std::time::Duration;
 
 use embedded_hal::digital::{InputPin, OutputPin};
 
-use crate::session::Key;
+/// One key of the 4×4 keypad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Digit(u8),
+    /// Backspace.
+    Star,
+    /// Enter.
+    Hash,
+    /// Sale.
+    A,
+    /// Supervisor menu: void, refund.
+    B,
+    /// Cancel.
+    C,
+    /// Menu.
+    D,
+}
+
+impl Key {
+    /// The key's label, as printed on the keypad.
+    pub fn to_char(self) -> char {
+        match self {
+            Key::Digit(d) => (b'0' + d) as char,
+            Key::Star => '*',
+            Key::Hash => '#',
+            Key::A => 'A',
+            Key::B => 'B',
+            Key::C => 'C',
+            Key::D => 'D',
+        }
+    }
+
+    pub fn from_char(c: char) -> Option<Key> {
+        Some(match c {
+            '0'..='9' => Key::Digit(c as u8 - b'0'),
+            '*' => Key::Star,
+            '#' => Key::Hash,
+            'A' | 'a' => Key::A,
+            'B' | 'b' => Key::B,
+            'C' | 'c' => Key::C,
+            'D' | 'd' => Key::D,
+            _ => return None,
+        })
+    }
+}
 
 pub const LAYOUT: [[char; 4]; 4] = [
     ['1', '2', '3', 'A'],

@@ -1,25 +1,23 @@
 //! The checkout's devices, behind small traits so the session's runtime does
 //! not care whether it drives real parts or simulated ones. Input devices
-//! (keypad, card reader) feed a channel of [`crate::session::Input`]; output
-//! devices implement [`Display`] and [`Printer`].
+//! (keypad, card reader) yield keys and card reads that the runtime hands
+//! to the session; output devices implement [`Display`] and [`Printer`]. No
+//! driver knows the session or the runtime.
 //!
 //! The backend is chosen in one place, [`Backend`]: `hw` drives the Pi's real
-//! parts ([`hw`], wired as [`config`] says); `sim` runs the same drivers
-//! against byte-level chip models ([`model`], [`sim`]) for the demo, tests and
-//! development on a laptop.
+//! parts (the crate's `hw` module, wired as its `config` says); `sim` runs the same
+//! drivers against byte-level chip models ([`model`], [`sim`]) for the demo,
+//! tests and development on a laptop.
 
-pub mod config;
 pub mod contactless;
+pub mod display;
 pub mod health;
-pub mod hw;
 pub mod keypad;
 pub mod magstripe;
 pub mod model;
 pub mod oled;
 pub mod printer;
 pub mod sim;
-
-use crate::session::Screen;
 
 /// Which devices a checkout drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,15 +30,6 @@ pub enum Backend {
     None,
 }
 
-pub trait Display: Send {
-    fn show(&mut self, screen: &Screen);
-}
-
-impl<T: Display + ?Sized> Display for Box<T> {
-    fn show(&mut self, screen: &Screen) {
-        (**self).show(screen)
-    }
-}
-
+pub use display::{Display, Screen, StatusBar};
 pub use health::SharedHealth;
 pub use printer::{Printer, PrinterProblem};

@@ -18,7 +18,7 @@ use u8g2_fonts::types::{FontColor, VerticalPosition};
 use u8g2_fonts::{fonts, FontRenderer};
 
 use super::Display;
-use crate::session::{Screen, StatusBar};
+use crate::devices::display::{Screen, StatusBar};
 
 pub const WIDTH: u32 = 128;
 pub const HEIGHT: u32 = 64;

@@ -24,7 +24,8 @@ use super::model::ssd1306::SharedSsd1306;
 use super::oled::{self, FrameBuffer, Oled};
 use super::printer::EscPosPrinter;
 use super::{Display, Printer, SharedHealth};
-use crate::session::{Key, Screen};
+use crate::devices::keypad::Key;
+use crate::devices::Screen;
 use tallybox_core::card::{CardError, CardRead};
 use tallybox_core::money::Amount;
 

@@ -29,51 +29,7 @@ use tallybox_core::reason;
 use tallybox_core::secret::{Pin, Secret};
 use tallybox_core::slip::Slip;
 
-/// One key of the 4×4 keypad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
-    Digit(u8),
-    /// Backspace.
-    Star,
-    /// Enter.
-    Hash,
-    /// Sale.
-    A,
-    /// Supervisor menu: void, refund.
-    B,
-    /// Cancel.
-    C,
-    /// Menu.
-    D,
-}
-
-impl Key {
-    /// The key's label, as printed on the keypad.
-    pub fn to_char(self) -> char {
-        match self {
-            Key::Digit(d) => (b'0' + d) as char,
-            Key::Star => '*',
-            Key::Hash => '#',
-            Key::A => 'A',
-            Key::B => 'B',
-            Key::C => 'C',
-            Key::D => 'D',
-        }
-    }
-
-    pub fn from_char(c: char) -> Option<Key> {
-        Some(match c {
-            '0'..='9' => Key::Digit(c as u8 - b'0'),
-            '*' => Key::Star,
-            '#' => Key::Hash,
-            'A' | 'a' => Key::A,
-            'B' | 'b' => Key::B,
-            'C' | 'c' => Key::C,
-            'D' | 'd' => Key::D,
-            _ => return None,
-        })
-    }
-}
+pub use crate::devices::keypad::Key;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {

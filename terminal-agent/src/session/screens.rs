@@ -28,29 +28,7 @@ pub enum Lang {
     Zh,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Screen {
-    pub lines: Vec<String>,
-    /// A QR code drawn on the right half (the text then keeps to the left).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qr: Option<String>,
-    /// The idle screen's bottom-right corner: link, printer and paper icons and the clock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<StatusBar>,
-}
-
-/// What the idle screen's icons show.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct StatusBar {
-    /// Local time `HH:MM`; empty until the runtime has told it.
-    pub clock: String,
-    /// Signed in with the hub.
-    pub online: bool,
-    /// The printer can print.
-    pub printer_ok: bool,
-    /// The roll is running low.
-    pub paper_low: bool,
-}
+pub use crate::devices::display::{Screen, StatusBar};
 
 /// What the menu's self-test shows.
 #[derive(Debug, Clone, Default)]
@@ -91,10 +69,6 @@ impl Screen {
             qr: Some(data.to_string()),
             status: None,
         }
-    }
-
-    pub fn text(&self) -> String {
-        self.lines.join("\n")
     }
 }
 

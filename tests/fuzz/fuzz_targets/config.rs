@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tallybox::config::Config;
-use tallybox_terminal::devices::config::DeviceConfig;
+use tallybox_terminal::config::DeviceConfig;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

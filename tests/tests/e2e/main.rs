@@ -26,6 +26,7 @@ mod openapi;
 mod package;
 mod pairing;
 mod sale;
+mod structure;
 mod troubleshooting;
 mod update;
 mod web_api;

@@ -1,14 +1,12 @@
-//! The receipt printer: an ESC/POS driver over any [`port::Port`], the status
-//! it reads back, and the spool that keeps a slip until it is on paper.
+//! The receipt printer: an ESC/POS driver over any [`port::Port`] and the
+//! status it reads back. The queue and spool that keep a slip until it is on
+//! paper are the runtime's (`crate::print`).
 //!
 //! A slip counts as printed only when the printer answers a `GS r` sent after
-//! it, which a printer does once everything before it is on paper. A slip that
-//! fails stays in the [`queue`] and is printed again, whole, after the fix.
+//! it, which a printer does once everything before it is on paper.
 
 pub mod escpos;
 pub mod port;
-pub mod queue;
-pub mod spool;
 pub mod status;
 
 use std::time::Duration;

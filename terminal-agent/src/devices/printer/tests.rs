@@ -1,8 +1,8 @@
 //! The ESC/POS driver and spool against the byte-level printer model.
 
-use super::spool::{PrintReport, Spool};
 use super::*;
 use crate::devices::model::escpos::SharedPrinter;
+use crate::print::spool::{PrintReport, Spool};
 
 fn lines(n: usize, tag: &str) -> Vec<String> {
     (0..n).map(|i| format!("{tag} 第{i}行 line")).collect()
@@ -87,7 +87,7 @@ fn paper_out_mid_slip_keeps_it_and_prints_it_once_after_the_new_roll() {
     let dir = tempfile::tempdir().unwrap();
     let model = SharedPrinter::default();
     let mut p = printer(&model);
-    let mut spool = Spool::new(super::queue::PrintQueue::open(dir.path()).unwrap());
+    let mut spool = Spool::new(crate::print::queue::PrintQueue::open(dir.path()).unwrap());
     model.with(|m| m.paper_after(3));
     let report = spool.submit(&mut p, slip(6, "A"));
     assert_eq!(
@@ -121,7 +121,7 @@ fn a_roll_running_low_is_reported_once_and_again_when_changed() {
     let dir = tempfile::tempdir().unwrap();
     let model = SharedPrinter::default();
     let mut p = printer(&model);
-    let mut spool = Spool::new(super::queue::PrintQueue::open(dir.path()).unwrap());
+    let mut spool = Spool::new(crate::print::queue::PrintQueue::open(dir.path()).unwrap());
     assert_eq!(spool.submit(&mut p, slip(3, "A")), None, "plenty of paper");
     model.with(|m| m.paper_after(45));
     assert_eq!(
@@ -142,11 +142,11 @@ fn slips_left_in_the_queue_print_after_a_restart() {
     let model = SharedPrinter::default();
     model.with(|m| m.set_paper(false));
     {
-        let mut spool = Spool::new(super::queue::PrintQueue::open(dir.path()).unwrap());
+        let mut spool = Spool::new(crate::print::queue::PrintQueue::open(dir.path()).unwrap());
         spool.submit(&mut printer(&model), slip(2, "A"));
     }
     model.with(|m| m.set_paper(true));
-    let mut spool = Spool::new(super::queue::PrintQueue::open(dir.path()).unwrap());
+    let mut spool = Spool::new(crate::print::queue::PrintQueue::open(dir.path()).unwrap());
     assert_eq!(
         spool.retry(&mut printer(&model)),
         Some(PrintReport::Recovered { printed: 1 })

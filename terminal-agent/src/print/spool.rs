@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::queue::PrintQueue;
-use super::{Printer, PrinterProblem, Slip};
+use crate::devices::printer::{Printer, PrinterProblem, Slip};
+use crate::devices::SharedHealth;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrintReport {
@@ -34,7 +35,7 @@ pub struct Spool {
     failing: Option<PrinterProblem>,
     paper_low: bool,
     /// Counts the paper that went out (for the owner's roll estimate).
-    health: Option<super::super::SharedHealth>,
+    health: Option<SharedHealth>,
 }
 
 impl Spool {
@@ -51,7 +52,7 @@ impl Spool {
     }
 
     /// Counts each printed slip's paper into `health`.
-    pub fn counting(mut self, health: super::super::SharedHealth) -> Spool {
+    pub fn counting(mut self, health: SharedHealth) -> Spool {
         self.health = Some(health);
         self
     }

@@ -9,12 +9,13 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use tallybox_core::slip::Slip;
+use tallybox_platform::fsync::write_synced;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedSlip {
@@ -136,19 +137,11 @@ impl PrintQueue {
     }
 
     fn save(&self) -> io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp)?;
         let saved = SavedRef {
             slips: &self.slips,
             recent: &self.recent,
         };
-        file.write_all(&serde_json::to_vec(&saved).map_err(io::Error::other)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        write_synced(&self.path, &serde_json::to_vec(&saved).map_err(io::Error::other)?)
     }
 }
 

@@ -14,17 +14,18 @@ use std::time::{Duration, Instant};
 use rppal::gpio::{Gpio, Level, Trigger};
 use rppal::i2c::I2c;
 
-use super::config::{DeviceConfig, MagstripeKind};
-use super::contactless::{pn532::Pn532, read_tap};
-use super::keypad::{Keypad, SCAN_EVERY};
-use super::magstripe::hid::HidDecoder;
-use super::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
-use super::magstripe::{self};
-use super::oled::Oled;
-use super::printer::EscPosPrinter;
-use super::{Display, Printer, SharedHealth};
 use crate::agent::AgentHandle;
-use crate::session::{Input, Screen};
+use crate::config::{DeviceConfig, MagstripeKind};
+use crate::devices::contactless::{pn532::Pn532, read_tap};
+use crate::devices::keypad::{Keypad, SCAN_EVERY};
+use crate::devices::magstripe::hid::HidDecoder;
+use crate::devices::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
+use crate::devices::magstripe::{self};
+use crate::devices::oled::Oled;
+use crate::devices::printer::EscPosPrinter;
+use crate::devices::Screen;
+use crate::devices::{Display, Printer, SharedHealth};
+use crate::session::Input;
 
 /// The opened parts; the input devices start once the checkout runs.
 pub struct Hardware {

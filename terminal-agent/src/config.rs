@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::printer::port::PrinterAddr;
+use crate::devices::printer::port::PrinterAddr;
 use crate::session::Lang;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

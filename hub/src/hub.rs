@@ -54,6 +54,8 @@ pub enum HubError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("version {0} was not healthy within a minute of its start (no broker link): stopped, so that the previous version comes back")]
+    UpdateUnhealthy(String),
 }
 
 /// What to start beside the hub.
@@ -79,9 +81,15 @@ pub struct Options {
 
 /// After an update, the new version's proof: the web page serving (it is,
 /// by now), the database open, and the broker link up for a while. Then the
-/// new version stays; without it within a minute, the hub stops with an
-/// error so the launcher can put the previous version back.
-async fn prove_update(root: std::path::PathBuf, connected: watch::Receiver<bool>) {
+/// new version stays; without it within a minute, the hub stops (`stop`)
+/// and [`run`] returns the version as an error, so that the launcher puts
+/// the previous version back.
+async fn prove_update(
+    root: std::path::PathBuf,
+    connected: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
+    gave_up: Arc<Mutex<Option<String>>>,
+) {
     use tallybox_platform::update::{Trial, Verdict, HEALTHY_FOR};
     let Some(mut trial) = Trial::begin(&root) else {
         return;
@@ -101,7 +109,9 @@ async fn prove_update(root: std::path::PathBuf, connected: watch::Receiver<bool>
             }
             Some(Verdict::GaveUp(version)) => {
                 tracing::error!(%version, "the new version is not healthy within a minute (no broker link); stopping so that the previous one comes back");
-                std::process::exit(3);
+                *gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+                stop.send_replace(true);
+                return;
             }
             None => {}
         }
@@ -312,7 +322,7 @@ pub async fn run(
         broker_logins: logins,
         install_root: options.install_root.clone(),
         update_keys: options.update_keys.clone(),
-        stop,
+        stop: Arc::clone(&stop),
         terminal_update: Arc::new(Mutex::new(web::update::kept_terminal_update(
             &config.data_dir,
             &options.update_keys,
@@ -347,8 +357,14 @@ pub async fn run(
         });
     }
     tasks.spawn(watch);
+    let gave_up = Arc::new(Mutex::new(None));
     if let Some(root) = options.install_root.clone() {
-        tasks.spawn(prove_update(root, connected_rx.clone()));
+        tasks.spawn(prove_update(
+            root,
+            connected_rx.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&gave_up),
+        ));
     }
     tasks.spawn(link::run(
         Arc::clone(&coordinator),
@@ -542,7 +558,11 @@ pub async fn run(
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    Ok(())
+    let gave_up = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match gave_up {
+        Some(version) => Err(HubError::UpdateUnhealthy(version)),
+        None => Ok(()),
+    }
 }
 
 /// The hub's in-process checkouts are paired by the hub itself: the key is

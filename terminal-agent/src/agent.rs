@@ -85,6 +85,10 @@ pub enum Ended {
     RestartAsked,
     /// A new version is installed: the service starts it.
     Updated(String),
+    /// This version, on trial after an update, did not reach the hub within
+    /// a minute: the program stops with an error, so that the launcher puts
+    /// the previous version back.
+    UpdateUnhealthy(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +368,8 @@ impl<D: Display> Agent<D> {
                         }
                         Some(Verdict::GaveUp(version)) => {
                             tracing::error!(terminal = %tid, %version, "the new version did not reach the hub within a minute; stopping so that the previous one comes back");
-                            std::process::exit(3);
+                            ended = Ended::UpdateUnhealthy(version);
+                            break;
                         }
                         None => {}
                     }
@@ -405,6 +410,7 @@ impl<D: Display> Agent<D> {
                 Ended::Stopped => "stopped".into(),
                 Ended::RestartAsked => "restarting".into(),
                 Ended::Updated(version) => format!("restarting into {version}"),
+                Ended::UpdateUnhealthy(version) => format!("stopped: {version} is not healthy"),
             }),
         };
         let _ = run

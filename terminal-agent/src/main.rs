@@ -96,6 +96,9 @@ fn main() -> ExitCode {
             Ended::RestartAsked => Err(restart()),
             // The service starts the new version (through the launcher).
             Ended::Updated(_) => Ok(ExitCode::SUCCESS),
+            Ended::UpdateUnhealthy(version) => Err(anyhow::anyhow!(
+                "version {version} did not reach the hub within a minute of its start: stopped, so that the previous version comes back"
+            )),
         }),
     };
     result.unwrap_or_else(|e| {

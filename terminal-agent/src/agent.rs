@@ -14,13 +14,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::{InFlight, Journal};
+use crate::link::{Ending, HubLink};
 use crate::print::queue::PrintQueue;
 use crate::print::spool::{PrintReport, Spool, Spooler};
 use crate::self_update::SelfUpdate;
 use crate::session::{Action, Input, Session, SessionConfig};
-use tallybox_core::protocol::{
-    decode_response, encode, ErrorCode, Request, RequestId, Response, Status, TerminalId, Topics,
-};
+use tallybox_core::protocol::{Request, Response, Status, TerminalId, Topics};
 use tallybox_core::seal;
 use tallybox_core::slip::Slip;
 use tallybox_platform::mqtt::{self, BrokerAddr};
@@ -200,19 +199,14 @@ impl<D: Display> Agent<D> {
             session: Session::new(cfg.session.clone()),
             journal,
             journaled: None,
-            last_send: Instant::now(),
-            waiting_since: None,
-            store: cfg.store.clone(),
-            key,
+            link: HubLink::new(tid.as_str(), &cfg.store, key, cfg.retry_every, cfg.silent_after),
             key_path: cfg.state_dir.join(KEY_FILE),
             login: cfg.broker.credentials.is_none().then_some(login),
             counter: sealed_files::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE))
                 .map_err(state_dir_error)?,
-            replay: seal::ReplayGuard::default(),
-            pairing: None,
             health: self.health.clone(),
         };
-        if run.key.is_some() {
+        if run.link.is_paired() {
             tracing::info!(terminal = %tid, "paired with the hub: messages are sealed");
         }
         let mut actions = run.session.start(VERSION);
@@ -243,7 +237,11 @@ impl<D: Display> Agent<D> {
         let mut said_not_installed = false;
         let (installed_tx, mut installed) = mpsc::channel(1);
         loop {
-            if ended != Ended::Stopped && run.session.state_name() == "idle" {
+            if let Some(why) = run.link.stop_now(run.session.state_name() == "idle") {
+                ended = match why {
+                    Ending::Restart => Ended::RestartAsked,
+                    Ending::Updated(version) => Ended::Updated(version.clone()),
+                };
                 break;
             }
             publish_state(&self.state, &self.card_wanted, &run.session);
@@ -305,7 +303,7 @@ impl<D: Display> Agent<D> {
                             Response::Restart => {
                                 // Never in the middle of a sale: once the checkout is idle.
                                 tracing::warn!(terminal = %tid, "the owner asked for a restart; it happens when the checkout is idle");
-                                ended = Ended::RestartAsked;
+                                run.link.stop_when_idle(Ending::Restart);
                                 continue;
                             }
                             _ => {}
@@ -356,7 +354,7 @@ impl<D: Display> Agent<D> {
                     match result {
                         Ok(version) => {
                             tracing::warn!(terminal = %tid, %version, "update installed; stopping once idle so that the service starts it");
-                            ended = Ended::Updated(version);
+                            run.link.stop_when_idle(Ending::Updated(version));
                         }
                         Err(e) => tracing::warn!(terminal = %tid, error = %e, "the offered update was not installed"),
                     }
@@ -379,16 +377,15 @@ impl<D: Display> Agent<D> {
                         let actions = run.session.handle(Input::Clock(now), today());
                         run.apply(actions, &mut self.devices);
                     }
-                    if connected && run.last_send.elapsed() >= cfg.retry_every {
+                    if connected && run.link.resend_due(Instant::now()) {
                         run.resend();
                     }
-                    if run.pairing.as_ref().is_some_and(|(_, _, sent)| sent.elapsed() >= PAIRING_WAIT) {
-                        run.pairing = None;
+                    if run.link.pairing_expired(Instant::now()) {
                         let failed = Input::Paired(Err("the hub did not answer".into()));
                         let actions = run.session.handle(failed, today());
                         run.apply(actions, &mut self.devices);
                     }
-                    if run.silent_for(cfg.silent_after) {
+                    if run.link.hub_silent(run.session.waiting_on(), Instant::now()) {
                         let actions = run.session.handle(Input::HubSilent, today());
                         run.apply(actions, &mut self.devices);
                     }
@@ -521,20 +518,13 @@ struct Running {
     session: Session,
     journal: Journal,
     journaled: Option<InFlight>,
-    last_send: Instant,
-    /// The request waited on, since when, and whether the cashier was told.
-    waiting_since: Option<(RequestId, Instant, bool)>,
-    store: String,
-    /// The key shared with the hub once paired: every message is sealed.
-    key: Option<seal::Key>,
+    /// Sealing, pairing and the link's clocks (sans-IO).
+    link: HubLink,
     key_path: PathBuf,
     /// The checkout's own broker login, for the next connection (`None` when
     /// the broker's URL gives one).
     login: Option<watch::Sender<(String, String)>>,
     counter: sealed_files::Counter,
-    replay: seal::ReplayGuard,
-    /// A pairing under way: its request, the exchange, and when it was sent.
-    pairing: Option<(RequestId, Option<seal::Pairing>, Instant)>,
     /// The device counts, for the menu's self-test.
     health: SharedHealth,
 }
@@ -543,9 +533,6 @@ struct Running {
 pub const KEY_FILE: &str = "hub.key";
 /// Where a terminal keeps the floor of its message counter (see [`sealed_files::Counter`]).
 pub const COUNTER_FILE: &str = "seal-counter";
-
-/// How long a pairing waits for the hub's answer.
-const PAIRING_WAIT: Duration = Duration::from_secs(10);
 
 impl Running {
     /// The slip that shows the printer works (the owner's or the menu's test).
@@ -590,24 +577,14 @@ impl Running {
     }
 
     fn publish_request(&mut self, request: &Request) {
-        self.last_send = Instant::now();
         let topic = self.topics.req(&self.tid);
-        let plain = match encode(request) {
-            Ok(plain) => plain,
+        let counter = &self.counter;
+        let payload = match self.link.outgoing(request, Instant::now(), || counter.next()) {
+            Ok(payload) => payload,
             Err(e) => {
                 tracing::error!(terminal = %self.tid, error = %e, "request not sent: it cannot be encoded");
                 return;
             }
-        };
-        let payload = match (&self.key, request) {
-            (Some(key), _) if !matches!(request, Request::Pair { .. }) => seal::seal(
-                key,
-                seal::Direction::ToHub,
-                self.tid.as_str(),
-                self.counter.next(),
-                &plain,
-            ),
-            _ => plain,
         };
         if let Err(e) = self.client.try_publish(topic, QoS::AtMostOnce, false, payload) {
             tracing::warn!(terminal = %self.tid, error = %e, "request not queued; will re-send");
@@ -616,137 +593,42 @@ impl Running {
 
     /// Sends the first half of a pairing; the hub's answer finishes it.
     fn start_pairing(&mut self, code: &str) {
-        let request_id = RequestId::new();
-        match seal::pair_start(code, self.tid.as_str(), &self.store) {
-            Ok((pairing, message)) => {
+        match self.link.start_pairing(code, Instant::now()) {
+            Ok(request) => {
                 tracing::info!(terminal = %self.tid, "pairing with the hub");
-                self.publish_request(&Request::Pair {
-                    request_id: request_id.clone(),
-                    message,
-                });
-                self.pairing = Some((request_id, Some(pairing), Instant::now()));
+                self.publish_request(&request);
             }
-            Err(e) => {
-                tracing::warn!(terminal = %self.tid, error = %e, "pairing not started");
-                // Reported as failed at the next tick.
-                self.pairing = Some((request_id, None, Instant::now() - PAIRING_WAIT));
-            }
+            // Reported as failed at the next tick.
+            Err(e) => tracing::warn!(terminal = %self.tid, error = %e, "pairing not started"),
         }
     }
 
-    /// The hub's answer to a pairing, if `response` is one: the outcome.
+    /// The hub's answer to a pairing, if `response` is one: the outcome,
+    /// once the key is kept on disk.
     fn finish_pairing(&mut self, response: &Response) -> Option<Result<(), String>> {
-        let (id, _, _) = self.pairing.as_ref()?;
-        if response.request_id() != Some(id.as_str()) {
-            return None;
-        }
-        let (_, pairing, _) = self.pairing.take()?;
-        let outcome = match (response, pairing) {
-            (Response::Paired { message, confirm, .. }, Some(pairing)) => {
-                match pairing.finish(message, confirm) {
-                    Ok(key) => match sealed_files::write_key(&self.key_path, &key) {
-                        Ok(()) => {
-                            if let Some(login) = &self.login {
-                                login.send_replace(broker_login(&self.tid, Some(&key)));
-                            }
-                            self.key = Some(key);
-                            self.replay = seal::ReplayGuard::default();
-                            tracing::info!(terminal = %self.tid, "paired with the hub: messages are sealed from now on");
-                            Ok(())
-                        }
-                        Err(e) => Err(format!("key not saved: {e}")),
-                    },
-                    Err(e) => Err(e.to_string()),
-                }
+        let outcome = self.link.finish_pairing(response)?.and_then(|key| {
+            sealed_files::write_key(&self.key_path, &key).map_err(|e| format!("key not saved: {e}"))?;
+            if let Some(login) = &self.login {
+                login.send_replace(broker_login(&self.tid, Some(&key)));
             }
-            (
-                Response::Error {
-                    code: ErrorCode::NoPairing,
-                    ..
-                },
-                _,
-            ) => Err("no pairing open".into()),
-            (Response::Error { message, .. }, _) => Err(message.clone()),
-            _ => Err("unexpected answer".into()),
-        };
+            self.link.paired(key);
+            tracing::info!(terminal = %self.tid, "paired with the hub: messages are sealed from now on");
+            Ok(())
+        });
         if let Err(e) = &outcome {
             tracing::warn!(terminal = %self.tid, error = %e, "pairing failed");
         }
         Some(outcome)
     }
 
-    /// Opens an answer from the hub: sealed when paired. What is refused
-    /// is logged and dropped; a paired terminal takes nothing unsealed but
-    /// the hub saying it is not paired (or the pairing's own answers).
+    /// Opens an answer from the hub; what is refused is logged and dropped.
     fn open_answer(&mut self, payload: &[u8]) -> Option<Response> {
-        let sealed = seal::is_sealed(payload);
-        let plain = match (&self.key, sealed) {
-            (Some(key), true) => {
-                match seal::open(key, seal::Direction::ToTerminal, self.tid.as_str(), payload) {
-                    Ok((counter, plain)) => match self.replay.accept(counter) {
-                        Ok(()) => plain,
-                        Err(e) => {
-                            tracing::warn!(terminal = %self.tid, error = %e, "answer refused");
-                            return None;
-                        }
-                    },
-                    Err(e) => {
-                        tracing::warn!(terminal = %self.tid, error = %e, "answer refused");
-                        return None;
-                    }
-                }
-            }
-            (None, true) => {
-                tracing::warn!(terminal = %self.tid, "sealed answer, but this terminal is not paired: pair it (menu D 5)");
-                return None;
-            }
-            (_, false) => payload.to_vec(),
-        };
-        let response = match decode_response(&plain) {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::warn!(terminal = %self.tid, code = ?e.code, error = %e, "unreadable answer from hub ignored");
-                return None;
-            }
-        };
-        let pairing_answer = self
-            .pairing
-            .as_ref()
-            .is_some_and(|(id, _, _)| response.request_id() == Some(id.as_str()));
-        let not_paired = matches!(
-            response,
-            Response::Error {
-                code: ErrorCode::NotPaired,
-                ..
-            }
-        );
-        if self.key.is_some() && !sealed && !pairing_answer && !not_paired {
-            tracing::warn!(terminal = %self.tid, "unsealed answer refused: this terminal is paired");
-            return None;
-        }
-        Some(response)
-    }
-
-    /// True once, when the same sale has waited longer than `limit`.
-    fn silent_for(&mut self, limit: Duration) -> bool {
-        let current = self.session.waiting_on().cloned();
-        match (&mut self.waiting_since, current) {
-            (Some((waited, since, told)), Some(now)) if *waited == now => {
-                if !*told && since.elapsed() >= limit {
-                    *told = true;
-                    return true;
-                }
-                false
-            }
-            (slot, Some(now)) => {
-                *slot = Some((now, Instant::now(), false));
-                false
-            }
-            (slot, None) => {
-                *slot = None;
-                false
-            }
-        }
+        self.link
+            .incoming(payload)
+            .inspect_err(
+                |e| tracing::warn!(terminal = %self.tid, error = %e, "answer from the hub not taken"),
+            )
+            .ok()
     }
 
     /// Journals the sale in flight first, then shows, prints and sends. When a
@@ -797,7 +679,7 @@ impl Running {
                     let (online, printer, paper_low) = self.session.link_and_printer();
                     let report = crate::session::SelfTest {
                         online,
-                        paired: self.key.is_some(),
+                        paired: self.link.is_paired(),
                         printer,
                         paper_low,
                         devices: self.health.snapshot(),

@@ -18,6 +18,8 @@
 //!   runtime — wired as [`config`] (the checkout's settings file) says.
 //! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
 //! - [`agent`]: the runtime that joins session, devices and broker.
+//! - [`link`]: the sealed link to the hub, sans-IO: sealing, opening and the
+//!   replay guard, pairing, re-sends, the hub-silent timer, stopping when idle.
 //! - [`journal`]: the one sale in flight, kept across a restart.
 //! - [`print`]: the print queue on disk and the spool thread that empties it.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
@@ -42,6 +44,7 @@ pub mod devices;
 pub mod hw;
 pub mod hwtest;
 pub mod journal;
+pub mod link;
 pub mod print;
 pub mod self_update;
 pub mod session;

@@ -21,7 +21,7 @@
 //! - [`link`]: the sealed link to the hub, sans-IO: sealing, opening and the
 //!   replay guard, pairing, re-sends, the hub-silent timer, stopping when idle.
 //! - [`journal`]: the one sale in flight, kept across a restart.
-//! - [`print`]: the print queue on disk and the spool thread that empties it.
+//! - [`print`](mod@print): the print queue on disk and the spool thread that empties it.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
 //! - [`self_update`]: taking an update the hub offers.
 //!

@@ -4,12 +4,12 @@
 //! in English and Chinese. `tallybox doctor` prints them; the web page's
 //! troubleshooting view shows them live and keeps their history.
 //!
-//! - [`terminal`]: each checkout — online, restarts, version, printer and
+//! - `terminal.rs`: each checkout — online, restarts, version, printer and
 //!   paper, reader (dirt, interference, stuck cards, cleaning reminder), its
 //!   link to the hub;
-//! - [`machine`]: temperature, power and Bluetooth of the hub and each checkout;
-//! - [`payments`]: the bank link, cards that fail everywhere, reversals;
-//! - [`people`]: password guessing, locked cashiers, fraud hits, freezes;
+//! - `machine.rs`: temperature, power and Bluetooth of the hub and each checkout;
+//! - `payments.rs`: the bank link, cards that fail everywhere, reversals;
+//! - `people.rs`: password guessing, locked cashiers, fraud hits, freezes;
 //! - here: the store (disk, integrity) and the hub's broker link.
 
 mod machine;

@@ -26,6 +26,8 @@
 //! it and answers with a [`protocol::Outcome`] whose [`protocol::Receipt`]
 //! becomes a [`slip::Slip`] at the checkout.
 
+#![forbid(unsafe_code)]
+
 pub mod card;
 pub mod money;
 pub mod protocol;

@@ -183,7 +183,7 @@ pub struct Cashier {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// Payload over [`MAX_PAYLOAD`].
+    /// Payload over [`MAX_PAYLOAD`](super::MAX_PAYLOAD).
     TooLarge,
     /// Not JSON, not an object, or fields missing / of the wrong type.
     Malformed,

@@ -27,7 +27,9 @@
 //!   Troubleshooting view); [`support`]: the support bundle.
 //! - [`discovery`]: mDNS announcement.
 //! - [`config`]: the settings file and its checks.
-//! - [`cmd`]: one file per subcommand.
+//! - [`install`]: installing an update bundle, database backed up first.
+//!
+//! The subcommands (`cmd/`, one file each) are the binary's, not this library's.
 //!
 //! The checkout itself — screens, keys, cards, slips, the wire protocol — lives
 //! in the `tallybox-terminal` crate, which the hub runs in-process for its own
@@ -47,13 +49,13 @@
 
 pub mod acquirer;
 pub mod broker;
-pub mod cmd;
 pub mod config;
 pub mod coordinator;
 pub mod discovery;
 pub mod doctor;
 pub mod evidence;
 pub mod hub;
+pub mod install;
 pub mod keys;
 pub mod link;
 pub mod notices;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tallybox::cmd::{self, demo::DemoArgs, drive, serve::ServeArgs};
+mod cmd;
+
+use cmd::{demo::DemoArgs, drive, serve::ServeArgs};
 
 /// Tallybox: a Raspberry Pi payment hub for a small shop.
 #[derive(Parser)]
@@ -23,29 +25,29 @@ enum Command {
     /// Run the whole system on this machine with simulated devices and acquirer.
     Demo(DemoArgs),
     /// Run the simulated acquirer as an ISO 8583 host on TCP.
-    AcquirerSim(tallybox::cmd::acquirer_sim::AcquirerSimArgs),
+    AcquirerSim(cmd::acquirer_sim::AcquirerSimArgs),
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
-        action: tallybox::cmd::audit::AuditAction,
+        action: cmd::audit::AuditAction,
     },
     /// Write the evidence pack of a period (transactions, slips, audit log, CCTV times, steps).
-    Evidence(tallybox::cmd::evidence::EvidenceArgs),
+    Evidence(cmd::evidence::EvidenceArgs),
     /// Stop a terminal (--terminal T1) or the whole store (--store) from selling.
-    Freeze(tallybox::cmd::evidence::FreezeArgs),
+    Freeze(cmd::evidence::FreezeArgs),
     /// Let a frozen terminal or store sell again.
-    Unfreeze(tallybox::cmd::evidence::FreezeArgs),
+    Unfreeze(cmd::evidence::FreezeArgs),
     /// Forgot the owner password? Remove it (nothing else); the next start shows a new setup code.
-    ResetOwner(tallybox::cmd::reset_owner::ResetOwnerArgs),
+    ResetOwner(cmd::reset_owner::ResetOwnerArgs),
     /// Install a signed update bundle (database backed up first; rolls back by itself if the new version fails).
-    Update(tallybox::cmd::update::UpdateArgs),
+    Update(cmd::update::UpdateArgs),
     /// Make a signing key pair or sign an update bundle (for releasing, not for the shop).
     Release {
         #[command(subcommand)]
-        action: tallybox::cmd::update::ReleaseAction,
+        action: cmd::update::ReleaseAction,
     },
     /// Check the hub: terminals, printers, readers, disk, database, reversals; what to do about each.
-    Doctor(tallybox::cmd::doctor::DoctorArgs),
+    Doctor(cmd::doctor::DoctorArgs),
     /// List the simulated issuer's test cards.
     TestCards {
         /// As a JSON array.

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::acquirer::iso8583::host::Host;
-use crate::acquirer::iso8583::mac::MacKey;
+use tallybox::acquirer::iso8583::host::Host;
+use tallybox::acquirer::iso8583::mac::MacKey;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AcquirerSimArgs {
@@ -25,7 +25,7 @@ pub struct AcquirerSimArgs {
 pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     let key = match &args.mac_key {
         Some(k) => MacKey::parse(k).map_err(|e| anyhow::anyhow!("--mac-key: {e}"))?,
-        None => crate::acquirer::iso8583::mac::TEST_MAC_KEY,
+        None => tallybox::acquirer::iso8583::mac::TEST_MAC_KEY,
     };
     let host =
         Host::new(key, args.log.clone()).map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::Store;
+use tallybox::store::Store;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AuditAction {

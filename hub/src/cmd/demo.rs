@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::Config;
-use crate::hub::{self, Options, Started};
+use tallybox::config::Config;
+use tallybox::hub::{self, Options, Started};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -110,7 +110,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         owner_password: args.owner_password.clone(),
         sys_root: args.sys_root.clone(),
         install_root: None,
-        update_keys: crate::cmd::update::UPDATE_KEYS.into(),
+        update_keys: tallybox::install::UPDATE_KEYS.into(),
     };
     let shutdown = super::stop_signal();
     let data_dir = args.data_dir.clone();

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::doctor::{self, Status};
-use crate::store::Store;
+use tallybox::doctor::{self, Status};
+use tallybox::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DoctorArgs {
@@ -20,7 +20,7 @@ pub struct DoctorArgs {
     #[arg(long, env = "TALLYBOX_SYS_ROOT", default_value = "/")]
     pub sys_root: PathBuf,
     /// Where versions are installed.
-    #[arg(long, env = "TALLYBOX_ROOT", default_value = crate::cmd::update::INSTALL_ROOT)]
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = tallybox::install::INSTALL_ROOT)]
     pub root: PathBuf,
 }
 

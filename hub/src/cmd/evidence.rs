@@ -1,14 +1,14 @@
-//! `tallybox evidence`: the evidence pack ([`crate::evidence`]) written to a
+//! `tallybox evidence`: the evidence pack ([`tallybox::evidence`]) written to a
 //! file. `tallybox freeze` and `unfreeze` stop and restart selling at a
 //! terminal or the whole store.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::evidence;
-use crate::shop::Shop;
-use crate::store::Store;
+use tallybox::config::Config;
+use tallybox::evidence;
+use tallybox::shop::Shop;
+use tallybox::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvidenceArgs {

@@ -7,7 +7,7 @@ use std::path::Path;
 use tallybox_terminal::config::DeviceConfig;
 use tallybox_terminal::hwtest::HwTestArgs;
 
-use crate::config::Config;
+use tallybox::config::Config;
 
 /// Prints the report; true when no part failed.
 pub fn run(config: &Path, args: &HwTestArgs) -> anyhow::Result<bool> {

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::Store;
+use tallybox::store::Store;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ResetOwnerArgs {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use tallybox_platform::mqtt::BrokerAddr;
 
-use crate::config::Config;
-use crate::hub::{self, Options};
+use tallybox::config::Config;
+use tallybox::hub::{self, Options};
 
 pub const DEFAULT_CONFIG: &str = "/etc/tallybox/tallybox.toml";
 
@@ -52,16 +52,16 @@ pub struct ServeArgs {
     pub no_mdns: bool,
     /// Where versions are installed: after an update, the new version
     /// confirms itself here once healthy.
-    #[arg(long, env = "TALLYBOX_ROOT", default_value = crate::cmd::update::INSTALL_ROOT)]
+    #[arg(long, env = "TALLYBOX_ROOT", default_value = tallybox::install::INSTALL_ROOT)]
     pub root: PathBuf,
     /// The public keys update bundles must be signed with (`*.pub`).
-    #[arg(long, default_value = crate::cmd::update::UPDATE_KEYS)]
+    #[arg(long, default_value = tallybox::install::UPDATE_KEYS)]
     pub update_keys: PathBuf,
 }
 
 impl ServeArgs {
     /// The settings file, then these flags on top.
-    pub fn config(&self) -> Result<Config, crate::config::ConfigError> {
+    pub fn config(&self) -> Result<Config, tallybox::config::ConfigError> {
         let mut config = match &self.config {
             Some(path) => Config::load(path, true)?,
             None => Config::load(Path::new(DEFAULT_CONFIG), false)?,

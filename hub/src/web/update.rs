@@ -117,7 +117,7 @@ async fn upload(
     let keys = state.update_keys.clone();
     let installed = tokio::task::spawn_blocking(move || {
         // The upload is removed once read (`file` dropped).
-        crate::cmd::update::install(file.path(), &keys, &root, &data_dir, false)
+        crate::install::install(file.path(), &keys, &root, &data_dir, false)
     })
     .await
     .map_err(internal)?;

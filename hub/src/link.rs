@@ -196,6 +196,10 @@ async fn serve_request<A: Acquirer>(
     tracing::debug!(terminal = %terminal, kind, us = started.elapsed().as_micros() as u64, answered = response.is_some(), "request handled");
 }
 
+/// Requests being worked on at once, at most; more wait in their terminals'
+/// re-sends. A checkout has a request or two in flight at a time.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 512;
+
 /// Serves terminals until `shutdown`; `connected` turns true at each connection.
 pub async fn run<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
@@ -226,6 +230,7 @@ pub async fn run<A: Acquirer>(
         detail: None,
     };
     let mut backoff = mqtt::Backoff::default();
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -245,11 +250,19 @@ pub async fn run<A: Acquirer>(
                     };
                     match leaf {
                         "req" => {
+                            // A permit before the task: a flood from the LAN cannot
+                            // pile up tasks. A request dropped here is re-sent by its
+                            // terminal with the same id, so nothing is lost.
+                            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                                tracing::warn!(terminal = %terminal, "{MAX_REQUESTS_IN_FLIGHT} requests in flight: this one dropped, its terminal sends it again");
+                                continue;
+                            };
                             let opened = open_request(&keys, &terminal, &p.payload);
                             let (client, topics, coordinator, keys) =
                                 (client.clone(), topics.clone(), Arc::clone(&coordinator), Arc::clone(&keys));
                             tokio::spawn(async move {
                                 serve_request(&client, &topics, &keys, &coordinator, &terminal, opened).await;
+                                drop(permit);
                             });
                         }
                         "status" => match decode_status(&p.payload) {

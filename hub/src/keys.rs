@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tallybox_core::protocol::requests;
 
 use tallybox_core::protocol::{encode, EncodeError, ErrorCode, Request, RequestId, Response, TerminalId};
 use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
@@ -230,7 +231,7 @@ impl Keys {
 
     /// Whether an unsealed request from `terminal` may be served.
     pub fn admit_plain(&self, terminal: &TerminalId, request: &Request) -> Result<(), Refusal> {
-        if matches!(request, Request::Pair { .. }) {
+        if matches!(request, Request::Pair(requests::Pair { .. })) {
             return Ok(());
         }
         let links = self.links.read().unwrap_or_else(|e| e.into_inner());

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tallybox_core::protocol::requests;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tallybox_core::protocol::{
@@ -18,24 +19,6 @@ use tokio::sync::{mpsc, watch};
 use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
 use crate::keys::{Keys, Refusal};
-
-fn request_kind(r: &Request) -> &'static str {
-    match r {
-        Request::SignIn { .. } => "sign_in",
-        Request::Sale { .. } => "sale",
-        Request::Balance { .. } => "balance",
-        Request::Void { .. } => "void",
-        Request::Refund { .. } => "refund",
-        Request::Settle { .. } => "settle",
-        Request::Freeze { .. } => "freeze",
-        Request::Reprint { .. } => "reprint",
-        Request::Recall { .. } => "recall",
-        Request::SignOn { .. } => "sign_on",
-        Request::SignOff { .. } => "sign_off",
-        Request::Pair { .. } => "pair",
-        Request::Heartbeat { .. } => "heartbeat",
-    }
-}
 
 async fn answer(
     client: &AsyncClient,
@@ -184,10 +167,12 @@ async fn serve_request<A: Acquirer>(
             return refused(why).await;
         }
     }
-    let kind = request_kind(&request);
+    let kind = request.kind().as_str();
     let started = std::time::Instant::now();
     let response = match request {
-        Request::Pair { request_id, message } => Some(keys.pair(terminal, request_id, &message)),
+        Request::Pair(requests::Pair { request_id, message }) => {
+            Some(keys.pair(terminal, request_id, &message))
+        }
         request => coordinator.handle(terminal, request).await,
     };
     if let Some(response) = &response {

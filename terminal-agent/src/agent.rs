@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tallybox_core::protocol::requests;
 
 use chrono::Datelike;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
@@ -393,10 +394,10 @@ impl<D: Display> Agent<D> {
                 _ = heartbeat.tick() => {
                     let mut devices = self.health.snapshot();
                     devices.machine = cfg.machine.as_ref().map(tallybox_platform::machine::Machine::health);
-                    run.publish_request(&Request::Heartbeat {
+                    run.publish_request(&Request::Heartbeat(requests::Heartbeat {
                         uptime_s: started.elapsed().as_secs(),
                         devices: Some(devices),
-                    });
+                    }));
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! and the message counter, and asks on each tick.
 
 use std::time::{Duration, Instant};
+use tallybox_core::protocol::requests;
 
 use tallybox_core::protocol::{
     decode_response, encode, EncodeError, ErrorCode, Request, RequestId, Response,
@@ -102,7 +103,7 @@ impl HubLink {
         self.last_send = Some(now);
         let plain = encode(request)?;
         Ok(match &self.key {
-            Some(key) if !matches!(request, Request::Pair { .. }) => {
+            Some(key) if !matches!(request, Request::Pair(requests::Pair { .. })) => {
                 seal::seal(key, Direction::ToHub, &self.terminal, next_counter(), &plain)
             }
             _ => plain,
@@ -151,7 +152,7 @@ impl HubLink {
                     exchange: Some(exchange),
                     sent_at: now,
                 });
-                Ok(Request::Pair { request_id, message })
+                Ok(Request::Pair(requests::Pair { request_id, message }))
             }
             Err(e) => {
                 self.pairing = Some(PairingUnderWay {

@@ -20,6 +20,7 @@ mod undo;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
+use tallybox_core::protocol::requests;
 
 use tallybox_core::card::CardRead;
 use tallybox_core::money::{Amount, Currency};
@@ -158,7 +159,7 @@ impl<A: Acquirer> Coordinator<A> {
     /// The answer to one request, or `None` when no answer is due now.
     pub async fn handle(&self, terminal: &TerminalId, request: Request) -> Option<Response> {
         match request {
-            Request::SignIn { request_id, version } => {
+            Request::SignIn(requests::SignIn { request_id, version }) => {
                 tracing::info!(terminal = %terminal, %version, "terminal signed in");
                 let t = terminal.clone();
                 let batch = self
@@ -182,14 +183,14 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Sale {
+            Request::Sale(requests::Sale {
                 request_id,
                 amount,
                 currency,
                 card,
                 pin_block,
                 supervisor_pin,
-            } => {
+            }) => {
                 // A supervisor PIN comes only when a rule asked for one; a wrong one stops here.
                 let approved = match supervisor_pin {
                     None => false,
@@ -209,12 +210,12 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
-            Request::Void {
+            Request::Void(requests::Void {
                 request_id,
                 trace_no,
                 card,
                 supervisor_pin,
-            } => {
+            }) => {
                 self.undo(
                     terminal,
                     request_id,
@@ -226,13 +227,13 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
-            Request::Refund {
+            Request::Refund(requests::Refund {
                 request_id,
                 trace_no,
                 amount,
                 card,
                 supervisor_pin,
-            } => {
+            }) => {
                 self.undo(
                     terminal,
                     request_id,
@@ -244,19 +245,19 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
-            Request::Settle { request_id } => self.settle_request(request_id).await,
-            Request::Freeze {
+            Request::Settle(requests::Settle { request_id }) => self.settle_request(request_id).await,
+            Request::Freeze(requests::Freeze {
                 request_id,
                 supervisor_pin,
-            } => Some(
+            }) => Some(
                 self.freeze_by_supervisor(terminal, request_id, &supervisor_pin)
                     .await,
             ),
-            Request::Balance {
+            Request::Balance(requests::Balance {
                 request_id,
                 card,
                 pin_block,
-            } => {
+            }) => {
                 let currency = self.settings.currency.code().to_string();
                 self.authorize(
                     terminal,
@@ -271,7 +272,7 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
-            Request::Reprint { request_id, trace_no } => {
+            Request::Reprint(requests::Reprint { request_id, trace_no }) => {
                 let t = terminal.clone();
                 let found = self.store(move |s| s.for_reprint(&t, trace_no)).await;
                 Some(match found {
@@ -282,18 +283,18 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Recall { request_id } => self.recall(terminal, request_id).await,
-            Request::SignOn {
+            Request::Recall(requests::Recall { request_id }) => self.recall(terminal, request_id).await,
+            Request::SignOn(requests::SignOn {
                 request_id,
                 cashier,
                 pin,
-            } => {
+            }) => {
                 let _claim = self.claim(&request_id)?;
                 Some(self.sign_on(terminal, request_id, cashier, pin).await)
             }
             // Answered by the MQTT link, which holds the keys (`keys.rs`).
-            Request::Pair { .. } => None,
-            Request::SignOff { request_id } => {
+            Request::Pair(requests::Pair { .. }) => None,
+            Request::SignOff(requests::SignOff { request_id }) => {
                 let t = terminal.clone();
                 Some(match self.store(move |s| s.sign_off(&t)).await {
                     Ok(()) => {
@@ -307,7 +308,7 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Heartbeat { uptime_s, devices } => {
+            Request::Heartbeat(requests::Heartbeat { uptime_s, devices }) => {
                 let t = terminal.clone();
                 let recorded = self
                     .store(move |s| {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::acquirer::sim::SimAcquirer;
 use tallybox_core::card::{test_cards, EntryMode};
+use tallybox_core::protocol::requests;
 
 fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
     let store = StoreHandle::spawn(Store::open(dir).unwrap()).unwrap();
@@ -31,14 +32,14 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
 }
 
 fn sale(card: &str, minor: u64) -> Request {
-    Request::Sale {
+    Request::Sale(requests::Sale {
         request_id: RequestId::new(),
         amount: Amount::from_minor(minor).unwrap(),
         currency: "CNY".into(),
         card: test_cards::by_name(card).unwrap().read(EntryMode::Swipe),
         pin_block: None,
         supervisor_pin: None,
-    }
+    })
 }
 
 fn t1() -> TerminalId {
@@ -79,23 +80,23 @@ async fn a_reused_id_for_another_amount_is_refused() {
     let c = coordinator(dir.path());
     let request = sale("approved", 1250);
     c.handle(&t1(), request.clone()).await;
-    let Request::Sale {
+    let Request::Sale(requests::Sale {
         request_id,
         currency,
         card,
         ..
-    } = request
+    }) = request
     else {
         unreachable!()
     };
-    let other = Request::Sale {
+    let other = Request::Sale(requests::Sale {
         request_id,
         amount: Amount::from_minor(99).unwrap(),
         currency,
         card,
         pin_block: None,
         supervisor_pin: None,
-    };
+    });
     match c.handle(&t1(), other).await {
         Some(Response::Error {
             code: ErrorCode::DuplicateRequestId,
@@ -176,7 +177,10 @@ async fn a_recalled_id_that_never_arrived_can_never_charge_later() {
     let c = coordinator(dir.path());
     let request = sale("approved", 100);
     let request_id = request.request_id().unwrap().clone();
-    let o = outcome(c.handle(&t1(), Request::Recall { request_id }).await);
+    let o = outcome(
+        c.handle(&t1(), Request::Recall(requests::Recall { request_id }))
+            .await,
+    );
     assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "NR"));
     let late = outcome(c.handle(&t1(), request).await);
     assert_eq!(late.status, TxnStatus::Failed);
@@ -190,7 +194,10 @@ async fn a_recall_of_a_finished_sale_returns_its_receipt() {
     let request = sale("approved", 100);
     let request_id = request.request_id().unwrap().clone();
     let first = outcome(c.handle(&t1(), request).await);
-    let recalled = outcome(c.handle(&t1(), Request::Recall { request_id }).await);
+    let recalled = outcome(
+        c.handle(&t1(), Request::Recall(requests::Recall { request_id }))
+            .await,
+    );
     assert_eq!(recalled.receipt, first.receipt);
 }
 
@@ -225,20 +232,22 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
     let card = test_cards::by_name("pin").unwrap().read(EntryMode::Swipe);
-    let with_pin = |pin: &str| Request::Sale {
-        request_id: RequestId::new(),
-        amount: Amount::from_minor(100).unwrap(),
-        currency: "CNY".into(),
-        card: card.clone(),
-        pin_block: Some(
-            tallybox_core::card::pin_block::encrypt(
-                pin,
-                card.pan.digits(),
-                &tallybox_core::card::pin_block::TEST_PIN_KEY,
-            )
-            .unwrap(),
-        ),
-        supervisor_pin: None,
+    let with_pin = |pin: &str| {
+        Request::Sale(requests::Sale {
+            request_id: RequestId::new(),
+            amount: Amount::from_minor(100).unwrap(),
+            currency: "CNY".into(),
+            card: card.clone(),
+            pin_block: Some(
+                tallybox_core::card::pin_block::encrypt(
+                    pin,
+                    card.pan.digits(),
+                    &tallybox_core::card::pin_block::TEST_PIN_KEY,
+                )
+                .unwrap(),
+            ),
+            supervisor_pin: None,
+        })
     };
     for _ in 0..3 {
         let o = outcome(c.handle(&t1(), with_pin("9999")).await);
@@ -311,21 +320,21 @@ async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_
         (TxnStatus::Failed, "XV")
     );
     let with = |pin: &str| match sale("approved", 200) {
-        Request::Sale {
+        Request::Sale(requests::Sale {
             request_id,
             amount,
             currency,
             card,
             pin_block,
             ..
-        } => Request::Sale {
+        }) => Request::Sale(requests::Sale {
             request_id,
             amount,
             currency,
             card,
             pin_block,
             supervisor_pin: Some(pin.into()),
-        },
+        }),
         _ => unreachable!(),
     };
     assert_eq!(outcome(c.handle(&t1(), with("1111")).await).response_code, "XS");
@@ -344,12 +353,14 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
     let c = Coordinator::new(store, SimAcquirer::default(), settings);
     let sold = outcome(c.handle(&t1(), sale("approved", 10_000)).await);
     let trace = sold.receipt.expect("approved").trace_no;
-    let refund = |minor: u64| Request::Refund {
-        request_id: RequestId::new(),
-        trace_no: trace,
-        amount: Amount::from_minor(minor).unwrap(),
-        card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
-        supervisor_pin: "8888".into(),
+    let refund = |minor: u64| {
+        Request::Refund(requests::Refund {
+            request_id: RequestId::new(),
+            trace_no: trace,
+            amount: Amount::from_minor(minor).unwrap(),
+            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+            supervisor_pin: "8888".into(),
+        })
     };
     // Today's sales cover a partial refund.
     assert_eq!(
@@ -378,11 +389,11 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
 }
 
 fn sign_on(no: &str, pin: &str) -> Request {
-    Request::SignOn {
+    Request::SignOn(requests::SignOn {
         request_id: RequestId::new(),
         cashier: no.into(),
         pin: pin.into(),
-    }
+    })
 }
 
 #[tokio::test]
@@ -418,10 +429,10 @@ async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_
     let signed_in = c
         .handle(
             &t1(),
-            Request::SignIn {
+            Request::SignIn(requests::SignIn {
                 request_id: RequestId::new(),
                 version: "t".into(),
-            },
+            }),
         )
         .await;
     assert!(matches!(
@@ -430,9 +441,9 @@ async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_
     ));
     c.handle(
         &t1(),
-        Request::SignOff {
+        Request::SignOff(requests::SignOff {
             request_id: RequestId::new(),
-        },
+        }),
     )
     .await;
     let refused = outcome(c.handle(&t1(), sale("approved", 100)).await);

@@ -2,6 +2,7 @@
 //! network, no files.
 
 use super::*;
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{encode, Status};
 
 const RETRY: Duration = Duration::from_secs(1);
@@ -12,10 +13,10 @@ fn link(key: Option<Key>) -> HubLink {
 }
 
 fn sign_in() -> Request {
-    Request::SignIn {
+    Request::SignIn(requests::SignIn {
         request_id: RequestId::parse("0123456789abcdef").unwrap(),
         version: "0.1.0".into(),
-    }
+    })
 }
 
 fn restart() -> Vec<u8> {
@@ -37,7 +38,8 @@ fn from_hub(key: &Key, counter: u64, response: &Response) -> Vec<u8> {
 fn pairing_with_the_owners_code_gives_the_key_both_sides_hold() {
     let now = Instant::now();
     let mut link = link(None);
-    let Ok(Request::Pair { request_id, message }) = link.start_pairing("48219930", now) else {
+    let Ok(Request::Pair(requests::Pair { request_id, message })) = link.start_pairing("48219930", now)
+    else {
         panic!("no pair request");
     };
     let (hub_key, answer, confirm) = seal::pair_answer("48219930", "T1", "shop", &message).unwrap();
@@ -68,7 +70,8 @@ fn pairing_with_the_owners_code_gives_the_key_both_sides_hold() {
 fn a_wrong_code_or_a_silent_hub_fails_the_pairing() {
     let now = Instant::now();
     let mut link = link(None);
-    let Ok(Request::Pair { request_id, message }) = link.start_pairing("11111111", now) else {
+    let Ok(Request::Pair(requests::Pair { request_id, message })) = link.start_pairing("11111111", now)
+    else {
         panic!("no pair request");
     };
     let (_, answer, confirm) = seal::pair_answer("22222222", "T1", "shop", &message).unwrap();

@@ -11,6 +11,7 @@
 
 use super::{Action, Key, Op, Screens, Session, State};
 use tallybox_core::money::Amount;
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{Request, RequestId};
 use tallybox_core::secret::Pin;
 
@@ -108,11 +109,11 @@ impl Session {
                     Edit::Changed => vec![Action::Show(ui.supervisor_pin(title, pin.len()))],
                     Edit::Done => {
                         let mut request = request.clone();
-                        if let Request::Sale {
+                        if let Request::Sale(requests::Sale {
                             request_id,
                             supervisor_pin,
                             ..
-                        } = &mut request
+                        }) = &mut request
                         {
                             // A new request: the refused one was never a transaction.
                             *request_id = RequestId::new();
@@ -141,10 +142,10 @@ impl Session {
                 match edit(pin, key, MAX_SUPERVISOR_DIGITS) {
                     Edit::Changed => vec![Action::Show(ui.supervisor_pin(op.title(ui), pin.len()))],
                     Edit::Done if op == AdminOp::Freeze => {
-                        let request = Request::Freeze {
+                        let request = Request::Freeze(requests::Freeze {
                             request_id: RequestId::new(),
                             supervisor_pin: pin.to_secret(),
-                        };
+                        });
                         let title = op.title(ui).to_string();
                         let screen = ui.processing(&title);
                         self.wait(request, title, screen)

@@ -4,6 +4,7 @@
 use super::{Action, Session, State};
 use crate::session::Screens;
 use tallybox_core::money::{Amount, Currency};
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use tallybox_core::reason;
 use tallybox_core::slip::{Copy, Slip};
@@ -96,7 +97,9 @@ impl Session {
         }
         // A store rule asks for the supervisor: the same sale goes again with their PIN.
         if let (Response::Outcome(o), State::Waiting { request, .. }) = (&response, &self.state) {
-            if o.response_code == reason::NEEDS_SUPERVISOR && matches!(request, Request::Sale { .. }) {
+            if o.response_code == reason::NEEDS_SUPERVISOR
+                && matches!(request, Request::Sale(requests::Sale { .. }))
+            {
                 let request = request.clone();
                 let screen = self
                     .ui()

@@ -15,6 +15,7 @@
 
 use super::admin::{edit, Edit};
 use super::{Action, Key, Session, State};
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{Request, RequestId};
 use tallybox_core::seal::CODE_DIGITS;
 
@@ -51,9 +52,9 @@ impl Session {
                 Edit::Done | Edit::Unchanged => vec![],
             },
             (State::CashierMenu, Key::Digit(2)) => {
-                let request = Request::SignOff {
+                let request = Request::SignOff(requests::SignOff {
                     request_id: RequestId::new(),
-                };
+                });
                 let title = ui.pick("SIGN OFF", "签退").to_string();
                 let screen = ui.processing(&title);
                 self.wait(request, title, screen)
@@ -79,11 +80,11 @@ impl Session {
             (State::CashierPin { no, pin }, key) => match edit(pin, key, MAX_PIN_DIGITS) {
                 Edit::Changed => vec![Action::Show(ui.cashier_pin_entry(no, pin.len()))],
                 Edit::Done => {
-                    let request = Request::SignOn {
+                    let request = Request::SignOn(requests::SignOn {
                         request_id: RequestId::new(),
                         cashier: std::mem::take(no),
                         pin: pin.to_secret(),
-                    };
+                    });
                     let title = ui.sign_on_title();
                     let screen = ui.processing(&title);
                     self.wait(request, title, screen)

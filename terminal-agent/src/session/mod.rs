@@ -24,6 +24,7 @@ use crate::journal::InFlight;
 pub use screens::{Lang, Screen, Screens, SelfTest, StatusBar};
 use tallybox_core::card::{pin_block, CardError, CardRead};
 use tallybox_core::money::{Amount, Currency};
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{Cashier, Request, RequestId, Response};
 use tallybox_core::reason;
 use tallybox_core::secret::{Pin, Secret};
@@ -235,10 +236,10 @@ impl Session {
 
     /// A new sign-in, kept outstanding until the hub answers it.
     fn sign_in(&mut self) -> Action {
-        let request = Request::SignIn {
+        let request = Request::SignIn(requests::SignIn {
             request_id: RequestId::new(),
             version: self.version.clone(),
-        };
+        });
         self.sign_in = Some(request.clone());
         Action::Send(request)
     }
@@ -247,9 +248,9 @@ impl Session {
     /// answers from its records, so the slip is printed now (or the cashier
     /// learns it was not charged).
     pub fn resume(&mut self, entry: InFlight) -> Vec<Action> {
-        let request = Request::Recall {
+        let request = Request::Recall(requests::Recall {
             request_id: entry.request_id,
-        };
+        });
         let screen = self.ui().processing(&entry.title);
         self.wait(request, entry.title, screen)
     }
@@ -286,7 +287,9 @@ impl Session {
     pub fn in_flight(&self) -> Option<InFlight> {
         match &self.state {
             State::Waiting {
-                request: Request::Sale { request_id, .. } | Request::Recall { request_id },
+                request:
+                    Request::Sale(requests::Sale { request_id, .. })
+                    | Request::Recall(requests::Recall { request_id }),
                 title,
                 ..
             } => Some(InFlight {
@@ -523,16 +526,16 @@ impl Session {
                 vec![Action::SelfTest]
             }
             (State::Menu, Key::Digit(3)) => {
-                let request = Request::Settle {
+                let request = Request::Settle(requests::Settle {
                     request_id: RequestId::new(),
-                };
+                });
                 self.wait(request, ui.settle_title(), ui.processing(&ui.settle_title()))
             }
             (State::Menu, Key::Digit(2)) => {
-                let request = Request::Reprint {
+                let request = Request::Reprint(requests::Reprint {
                     request_id: RequestId::new(),
                     trace_no: None,
-                };
+                });
                 self.wait(request, ui.reprint_title(), ui.processing(&ui.reprint_title()))
             }
             (State::Pin { pin, op, .. }, Key::Digit(d)) => {
@@ -606,32 +609,32 @@ impl Session {
             };
         let request_id = RequestId::new();
         let request = match op {
-            Op::Sale(amount) => Request::Sale {
+            Op::Sale(amount) => Request::Sale(requests::Sale {
                 request_id,
                 amount,
                 currency: self.config.currency.code().to_string(),
                 card,
                 pin_block,
                 supervisor_pin: None,
-            },
-            Op::Balance => Request::Balance {
+            }),
+            Op::Balance => Request::Balance(requests::Balance {
                 request_id,
                 card,
                 pin_block,
-            },
-            Op::Void { trace } => Request::Void {
+            }),
+            Op::Void { trace } => Request::Void(requests::Void {
                 request_id,
                 trace_no: trace,
                 card,
                 supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
-            },
-            Op::Refund { trace, amount } => Request::Refund {
+            }),
+            Op::Refund { trace, amount } => Request::Refund(requests::Refund {
                 request_id,
                 trace_no: trace,
                 amount,
                 card,
                 supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
-            },
+            }),
         };
         let title = op.title(self.ui(), self.config.currency);
         let screen = self.ui().processing(&title);

@@ -3,6 +3,7 @@
 use super::*;
 use tallybox_core::card::test_cards;
 use tallybox_core::card::EntryMode;
+use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
 
 const TODAY: (u16, u8) = (2026, 11);
@@ -101,7 +102,7 @@ fn signed_in(
 
 fn outcome(request: &Request, status: TxnStatus, code: &str, receipt: Option<Receipt>) -> Response {
     let kind = match request {
-        Request::Balance { .. } => TxnKind::Balance,
+        Request::Balance(requests::Balance { .. }) => TxnKind::Balance,
         _ => TxnKind::Sale,
     };
     Response::Outcome(Outcome {
@@ -123,12 +124,12 @@ fn a_sale_from_keys_to_two_slips() {
     let actions = card(&mut s, "approved");
     let request = sent(&actions).expect("a sale request");
     match &request {
-        Request::Sale {
+        Request::Sale(requests::Sale {
             amount,
             card,
             pin_block,
             ..
-        } => {
+        }) => {
             assert_eq!(amount.minor(), 1250);
             assert_eq!(card.pan.digits(), "6222021000000005");
             assert!(pin_block.is_none());
@@ -185,11 +186,11 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
     let config = format!("{:?}", s.config);
     assert!(config.contains("pin_key: Secret(***)"), "{config}");
     let request = sent(&keys(&mut s, "#")).unwrap();
-    let Request::Sale {
+    let Request::Sale(requests::Sale {
         pin_block: Some(block),
         card,
         ..
-    } = &request
+    }) = &request
     else {
         panic!("no PIN block in {request:?}");
     };
@@ -279,7 +280,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
         lang: crate::session::Lang::En,
     });
     let actions = s.start("1.0");
-    let Some(Request::SignIn { request_id, .. }) = sent(&actions) else {
+    let Some(Request::SignIn(requests::SignIn { request_id, .. })) = sent(&actions) else {
         panic!()
     };
     assert_eq!(s.outstanding().len(), 1);
@@ -299,9 +300,9 @@ fn after_a_restart_the_sale_is_recalled_and_its_slips_printed() {
     let recall = sent(&actions).unwrap();
     assert_eq!(
         recall,
-        Request::Recall {
+        Request::Recall(requests::Recall {
             request_id: request.request_id().unwrap().clone()
-        }
+        })
     );
     assert!(last_screen(&actions).contains("SALE CNY 1.00"));
     let r = receipt(Amount::from_minor(100).unwrap());
@@ -320,7 +321,7 @@ fn reprint_from_the_menu() {
     // Not a sale: nothing to journal, but still waited on (and cancellable once silent).
     assert!(s.in_flight().is_none());
     assert_eq!(s.waiting_on(), request.request_id());
-    let Request::Reprint { request_id, .. } = request else {
+    let Request::Reprint(requests::Reprint { request_id, .. }) = request else {
         panic!()
     };
     let r = receipt(Amount::from_minor(100).unwrap());
@@ -347,11 +348,11 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     assert!(last_screen(&keys(&mut s, "42#")).contains("VOID TRACE 000042"));
     let actions = card(&mut s, "pin");
     // No cardholder PIN for a void, even on a PIN card: the supervisor authorised it.
-    let Some(Request::Void {
+    let Some(Request::Void(requests::Void {
         trace_no,
         supervisor_pin,
         ..
-    }) = sent(&actions)
+    })) = sent(&actions)
     else {
         panic!("no void sent: {actions:?}")
     };
@@ -363,7 +364,8 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     assert!(last_screen(&keys(&mut s, "7#")).contains("Refund amount"));
     assert!(keys(&mut s, "0").is_empty(), "no leading zero");
     assert!(last_screen(&keys(&mut s, "500#")).contains("REFUND CNY 5.00"));
-    let Some(Request::Refund { trace_no, amount, .. }) = sent(&card(&mut s, "approved")) else {
+    let Some(Request::Refund(requests::Refund { trace_no, amount, .. })) = sent(&card(&mut s, "approved"))
+    else {
         panic!("no refund sent")
     };
     assert_eq!((trace_no, amount.minor()), (7, 500));
@@ -378,7 +380,9 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
 #[test]
 fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
     let mut s = session();
-    let Some(Request::SignIn { request_id, .. }) = s.outstanding().first().cloned().cloned() else {
+    let Some(Request::SignIn(requests::SignIn { request_id, .. })) =
+        s.outstanding().first().cloned().cloned()
+    else {
         panic!("no sign-in")
     };
     s.handle(
@@ -413,10 +417,10 @@ fn the_supervisor_freezes_the_checkout_from_the_keypad() {
     let mut s = session();
     keys(&mut s, "B3");
     let actions = keys(&mut s, "8888#");
-    let Some(Request::Freeze {
+    let Some(Request::Freeze(requests::Freeze {
         supervisor_pin,
         request_id,
-    }) = sent(&actions)
+    })) = sent(&actions)
     else {
         panic!("no freeze sent: {actions:?}")
     };
@@ -440,19 +444,19 @@ fn a_sale_a_rule_holds_goes_again_with_the_supervisors_pin() {
     assert!(last_screen(&shown).contains("APPROVE SALE"), "{shown:?}");
     let again = sent(&keys(&mut s, "8888#")).expect("the sale again");
     let (
-        Request::Sale {
+        Request::Sale(requests::Sale {
             request_id: a,
             amount: x,
             card: c1,
             ..
-        },
-        Request::Sale {
+        }),
+        Request::Sale(requests::Sale {
             request_id: b,
             amount: y,
             card: c2,
             supervisor_pin,
             ..
-        },
+        }),
     ) = (&first, &again)
     else {
         panic!("not sales")
@@ -509,7 +513,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     let shown = keys(&mut s, "1234");
     assert!(last_screen(&shown).contains("****"));
     let request = sent(&keys(&mut s, "#")).expect("a sign-on");
-    let Request::SignOn { cashier, pin, .. } = &request else {
+    let Request::SignOn(requests::SignOn { cashier, pin, .. }) = &request else {
         panic!("sent {request:?}");
     };
     assert_eq!((cashier.as_str(), pin.expose().as_str()), ("07", "1234"));
@@ -548,7 +552,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     // Menu 4 again: who is on, and sign off.
     assert!(last_screen(&keys(&mut s, "D4")).contains("2 Sign off"));
     let off = sent(&keys(&mut s, "2")).unwrap();
-    assert!(matches!(off, Request::SignOff { .. }));
+    assert!(matches!(off, Request::SignOff(requests::SignOff { .. })));
     let done = Response::Cashier {
         request_id: off.request_id().unwrap().clone(),
         cashier: None,
@@ -617,7 +621,7 @@ fn not_paired_shows_at_idle_until_the_hub_serves_this_terminal_again() {
     let done = s.handle(Input::Paired(Ok(())), TODAY);
     assert!(last_screen(&done).contains("PAIRED"));
     assert!(
-        matches!(sent(&done), Some(Request::SignIn { .. })),
+        matches!(sent(&done), Some(Request::SignIn(requests::SignIn { .. }))),
         "signs in again, sealed now"
     );
 }

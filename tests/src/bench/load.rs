@@ -2,6 +2,7 @@
 //! baseline, one terminal's sale latency, and many terminals at once.
 
 use std::time::{Duration, Instant};
+use tallybox_core::protocol::requests;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -107,14 +108,14 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
     let card = test_cards::by_name("approved")
         .expect("test card")
         .read(EntryMode::Swipe);
-    encode(&Request::Sale {
+    encode(&Request::Sale(requests::Sale {
         request_id: request_id.clone(),
         amount: Amount::from_minor(1250).expect("amount"),
         currency: "CNY".into(),
         card,
         pin_block: None,
         supervisor_pin: None,
-    })
+    }))
     .expect("a sale encodes")
 }
 

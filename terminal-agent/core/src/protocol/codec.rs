@@ -111,7 +111,7 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], known_types: &[&str]) 
 }
 
 pub fn decode_request(payload: &[u8]) -> Result<Request, ProtocolError> {
-    decode(payload, REQUEST_TYPES)
+    decode(payload, &REQUEST_TYPES)
 }
 
 pub fn decode_response(payload: &[u8]) -> Result<Response, ProtocolError> {

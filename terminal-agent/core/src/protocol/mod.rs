@@ -9,7 +9,7 @@
 mod codec;
 mod health;
 mod ids;
-mod requests;
+pub mod requests;
 mod responses;
 mod topics;
 mod txn;
@@ -17,7 +17,7 @@ mod txn;
 pub use codec::{decode_request, decode_response, decode_status, encode, EncodeError, ProtocolError};
 pub use health::{Bluetooth, DeviceHealth, MachineHealth, Power, PrinterProblem, Status};
 pub use ids::{RequestId, TerminalId};
-pub use requests::{Request, REQUEST_TYPES};
+pub use requests::{Request, RequestKind, REQUEST_TYPES};
 pub use responses::{Cashier, ErrorCode, Outcome, Receipt, Response, RESPONSE_TYPES};
 pub use topics::Topics;
 pub use txn::{TxnKind, TxnStatus};

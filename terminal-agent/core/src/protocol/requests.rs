@@ -7,128 +7,265 @@ use crate::card::CardRead;
 use crate::money::Amount;
 use crate::secret::Secret;
 
-/// Terminal → hub, on `term/{tid}/req`.
+/// Terminal → hub, on `term/{tid}/req`: one struct per kind, the kind
+/// named once (the serde tag is the variant's name in snake case).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// Sent at start: the hub answers with the store's name and the open batch.
-    SignIn {
-        request_id: RequestId,
-        version: String,
-    },
-    Sale {
-        request_id: RequestId,
-        amount: Amount,
-        currency: String,
-        card: CardRead,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pin_block: Option<String>,
-        /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        supervisor_pin: Option<Secret<String>>,
-    },
-    Balance {
-        request_id: RequestId,
-        card: CardRead,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pin_block: Option<String>,
-    },
+    SignIn(SignIn),
+    Sale(Sale),
+    Balance(Balance),
     /// Voids this terminal's sale `trace_no` (open batch), with the same
     /// card; needs the supervisor PIN.
-    Void {
-        request_id: RequestId,
-        trace_no: u32,
-        card: CardRead,
-        supervisor_pin: Secret<String>,
-    },
+    Void(Void),
     /// Refunds `amount` of this terminal's sale `trace_no`, to the card
     /// presented; needs the supervisor PIN.
-    Refund {
-        request_id: RequestId,
-        trace_no: u32,
-        amount: Amount,
-        card: CardRead,
-        supervisor_pin: Secret<String>,
-    },
+    Refund(Refund),
     /// Settle (结算) the store's open batch with the acquirer and open a new one.
-    Settle {
-        request_id: RequestId,
-    },
+    Settle(Settle),
     /// The supervisor stops this terminal from selling (only the owner unfreezes).
-    Freeze {
-        request_id: RequestId,
-        supervisor_pin: Secret<String>,
-    },
+    Freeze(Freeze),
     /// The receipt of this terminal's last approved sale, or of `trace_no`.
-    Reprint {
-        request_id: RequestId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        trace_no: Option<u32>,
-    },
+    Reprint(Reprint),
     /// "What became of this request?", sent by a terminal that restarted while
     /// waiting. The hub answers with the stored outcome; an id it never saw is
     /// marked lost, so a late copy of that request can never charge.
-    Recall {
-        request_id: RequestId,
-    },
+    Recall(Recall),
     /// A cashier signs on at this checkout with their number and PIN; the
     /// sales that follow are theirs until another signs on or they sign off.
-    SignOn {
-        request_id: RequestId,
-        cashier: String,
-        pin: Secret<String>,
-    },
-    SignOff {
-        request_id: RequestId,
-    },
+    SignOn(SignOn),
+    SignOff(SignOff),
     /// Pairing with the owner's one-time code: the terminal's SPAKE2 message
     /// (base64). The only request a terminal sends unsealed once paired.
-    Pair {
-        request_id: RequestId,
-        message: String,
-    },
+    Pair(Pair),
     /// Liveness; not answered.
-    Heartbeat {
-        uptime_s: u64,
-        /// How the checkout's devices have been doing since it started.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        devices: Option<DeviceHealth>,
-    },
+    Heartbeat(Heartbeat),
+}
+
+/// Sent at start: the hub answers with the store's name and the open batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub request_id: RequestId,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sale {
+    pub request_id: RequestId,
+    pub amount: Amount,
+    pub currency: String,
+    pub card: CardRead,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_block: Option<String>,
+    /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pin: Option<Secret<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balance {
+    pub request_id: RequestId,
+    pub card: CardRead,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_block: Option<String>,
+}
+
+/// Voids this terminal's sale `trace_no` (open batch), with the same
+/// card; needs the supervisor PIN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Void {
+    pub request_id: RequestId,
+    pub trace_no: u32,
+    pub card: CardRead,
+    pub supervisor_pin: Secret<String>,
+}
+
+/// Refunds `amount` of this terminal's sale `trace_no`, to the card
+/// presented; needs the supervisor PIN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refund {
+    pub request_id: RequestId,
+    pub trace_no: u32,
+    pub amount: Amount,
+    pub card: CardRead,
+    pub supervisor_pin: Secret<String>,
+}
+
+/// Settle (结算) the store's open batch with the acquirer and open a new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settle {
+    pub request_id: RequestId,
+}
+
+/// The supervisor stops this terminal from selling (only the owner unfreezes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    pub request_id: RequestId,
+    pub supervisor_pin: Secret<String>,
+}
+
+/// The receipt of this terminal's last approved sale, or of `trace_no`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reprint {
+    pub request_id: RequestId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_no: Option<u32>,
+}
+
+/// "What became of this request?", sent by a terminal that restarted while
+/// waiting. The hub answers with the stored outcome; an id it never saw is
+/// marked lost, so a late copy of that request can never charge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recall {
+    pub request_id: RequestId,
+}
+
+/// A cashier signs on at this checkout with their number and PIN; the
+/// sales that follow are theirs until another signs on or they sign off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOn {
+    pub request_id: RequestId,
+    pub cashier: String,
+    pub pin: Secret<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignOff {
+    pub request_id: RequestId,
+}
+
+/// Pairing with the owner's one-time code: the terminal's SPAKE2 message
+/// (base64). The only request a terminal sends unsealed once paired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pair {
+    pub request_id: RequestId,
+    pub message: String,
+}
+
+/// Liveness; not answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub uptime_s: u64,
+    /// How the checkout's devices have been doing since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<DeviceHealth>,
+}
+
+/// The kinds of request, each once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    SignIn,
+    Sale,
+    Balance,
+    Void,
+    Refund,
+    Settle,
+    Freeze,
+    Reprint,
+    Recall,
+    SignOn,
+    SignOff,
+    Pair,
+    Heartbeat,
+}
+
+impl RequestKind {
+    /// Every kind, in the order of [`Request`].
+    pub const ALL: [RequestKind; 13] = [
+        RequestKind::SignIn,
+        RequestKind::Sale,
+        RequestKind::Balance,
+        RequestKind::Void,
+        RequestKind::Refund,
+        RequestKind::Settle,
+        RequestKind::Freeze,
+        RequestKind::Reprint,
+        RequestKind::Recall,
+        RequestKind::SignOn,
+        RequestKind::SignOff,
+        RequestKind::Pair,
+        RequestKind::Heartbeat,
+    ];
+
+    /// The `"type"` tag on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::SignIn => "sign_in",
+            RequestKind::Sale => "sale",
+            RequestKind::Balance => "balance",
+            RequestKind::Void => "void",
+            RequestKind::Refund => "refund",
+            RequestKind::Settle => "settle",
+            RequestKind::Freeze => "freeze",
+            RequestKind::Reprint => "reprint",
+            RequestKind::Recall => "recall",
+            RequestKind::SignOn => "sign_on",
+            RequestKind::SignOff => "sign_off",
+            RequestKind::Pair => "pair",
+            RequestKind::Heartbeat => "heartbeat",
+        }
+    }
 }
 
 impl Request {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::SignIn(_) => RequestKind::SignIn,
+            Request::Sale(_) => RequestKind::Sale,
+            Request::Balance(_) => RequestKind::Balance,
+            Request::Void(_) => RequestKind::Void,
+            Request::Refund(_) => RequestKind::Refund,
+            Request::Settle(_) => RequestKind::Settle,
+            Request::Freeze(_) => RequestKind::Freeze,
+            Request::Reprint(_) => RequestKind::Reprint,
+            Request::Recall(_) => RequestKind::Recall,
+            Request::SignOn(_) => RequestKind::SignOn,
+            Request::SignOff(_) => RequestKind::SignOff,
+            Request::Pair(_) => RequestKind::Pair,
+            Request::Heartbeat(_) => RequestKind::Heartbeat,
+        }
+    }
+
     pub fn request_id(&self) -> Option<&RequestId> {
         match self {
-            Request::SignIn { request_id, .. }
-            | Request::Sale { request_id, .. }
-            | Request::Balance { request_id, .. }
-            | Request::Void { request_id, .. }
-            | Request::Refund { request_id, .. }
-            | Request::Settle { request_id }
-            | Request::Freeze { request_id, .. }
-            | Request::Reprint { request_id, .. }
-            | Request::Recall { request_id }
-            | Request::SignOn { request_id, .. }
-            | Request::SignOff { request_id }
-            | Request::Pair { request_id, .. } => Some(request_id),
-            Request::Heartbeat { .. } => None,
+            Request::SignIn(SignIn { request_id, .. })
+            | Request::Sale(Sale { request_id, .. })
+            | Request::Balance(Balance { request_id, .. })
+            | Request::Void(Void { request_id, .. })
+            | Request::Refund(Refund { request_id, .. })
+            | Request::Settle(Settle { request_id, .. })
+            | Request::Freeze(Freeze { request_id, .. })
+            | Request::Reprint(Reprint { request_id, .. })
+            | Request::Recall(Recall { request_id, .. })
+            | Request::SignOn(SignOn { request_id, .. })
+            | Request::SignOff(SignOff { request_id, .. })
+            | Request::Pair(Pair { request_id, .. }) => Some(request_id),
+            Request::Heartbeat(_) => None,
         }
     }
 }
 
 /// The `"type"` of every request a terminal sends.
-pub const REQUEST_TYPES: &[&str] = &[
-    "sign_in",
-    "sale",
-    "balance",
-    "void",
-    "refund",
-    "settle",
-    "freeze",
-    "reprint",
-    "recall",
-    "heartbeat",
-    "sign_on",
-    "sign_off",
-    "pair",
-];
+pub const REQUEST_TYPES: [&str; 13] = {
+    let mut types = [""; 13];
+    let mut i = 0;
+    while i < RequestKind::ALL.len() {
+        types[i] = RequestKind::ALL[i].as_str();
+        i += 1;
+    }
+    types
+};

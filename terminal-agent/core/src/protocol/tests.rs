@@ -1,3 +1,4 @@
+use super::requests;
 use serde_json::Value;
 
 use super::*;
@@ -10,69 +11,69 @@ fn one_of_each() -> Vec<Request> {
     let id = || RequestId::parse("0123456789abcdef").unwrap();
     let card = || test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
     let all = vec![
-        Request::SignIn {
+        Request::SignIn(requests::SignIn {
             request_id: id(),
             version: "1".into(),
-        },
+        }),
         sale(),
-        Request::Balance {
+        Request::Balance(requests::Balance {
             request_id: id(),
             card: card(),
             pin_block: None,
-        },
-        Request::Void {
+        }),
+        Request::Void(requests::Void {
             request_id: id(),
             trace_no: 1,
             card: card(),
             supervisor_pin: "1234".into(),
-        },
-        Request::Refund {
+        }),
+        Request::Refund(requests::Refund {
             request_id: id(),
             trace_no: 1,
             amount: Amount::from_minor(1).unwrap(),
             card: card(),
             supervisor_pin: "1234".into(),
-        },
-        Request::Settle { request_id: id() },
-        Request::Freeze {
+        }),
+        Request::Settle(requests::Settle { request_id: id() }),
+        Request::Freeze(requests::Freeze {
             request_id: id(),
             supervisor_pin: "1234".into(),
-        },
-        Request::Reprint {
+        }),
+        Request::Reprint(requests::Reprint {
             request_id: id(),
             trace_no: None,
-        },
-        Request::Recall { request_id: id() },
-        Request::SignOn {
+        }),
+        Request::Recall(requests::Recall { request_id: id() }),
+        Request::SignOn(requests::SignOn {
             request_id: id(),
             cashier: "7".into(),
             pin: "2468".into(),
-        },
-        Request::SignOff { request_id: id() },
-        Request::Pair {
+        }),
+        Request::SignOff(requests::SignOff { request_id: id() }),
+        Request::Pair(requests::Pair {
             request_id: id(),
             message: "QUJD".into(),
-        },
-        Request::Heartbeat {
+        }),
+        Request::Heartbeat(requests::Heartbeat {
             uptime_s: 1,
             devices: None,
-        },
+        }),
     ];
     for r in &all {
         match r {
-            Request::SignIn { .. }
-            | Request::Sale { .. }
-            | Request::Balance { .. }
-            | Request::Void { .. }
-            | Request::Refund { .. }
-            | Request::Settle { .. }
-            | Request::Freeze { .. }
-            | Request::Reprint { .. }
-            | Request::Recall { .. }
-            | Request::SignOn { .. }
-            | Request::SignOff { .. }
-            | Request::Pair { .. }
-            | Request::Heartbeat { .. } => {}
+            Request::SignIn(requests::SignIn { .. })
+            | Request::Sale(requests::Sale { .. })
+            | Request::Balance(requests::Balance { .. })
+            | Request::Void(requests::Void { .. })
+            | Request::Refund(requests::Refund { .. })
+            | Request::Settle(requests::Settle { .. })
+            | Request::Freeze(requests::Freeze { .. })
+            | Request::Reprint(requests::Reprint { .. })
+            | Request::Recall(requests::Recall { .. })
+            | Request::SignOn(requests::SignOn { .. })
+            | Request::SignOff(requests::SignOff { .. })
+            | Request::Pair(requests::Pair { .. })
+            | Request::Heartbeat(requests::Heartbeat { .. }) => {}
         }
     }
     all
@@ -142,14 +143,14 @@ fn every_request_kind_is_known_to_the_decoder_and_round_trips() {
 }
 
 fn sale() -> Request {
-    Request::Sale {
+    Request::Sale(requests::Sale {
         request_id: RequestId::parse("0123456789abcdef").unwrap(),
         amount: Amount::from_minor(1250).unwrap(),
         currency: "CNY".into(),
         card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
         pin_block: None,
         supervisor_pin: None,
-    }
+    })
 }
 
 #[test]
@@ -167,6 +168,16 @@ fn what_cannot_be_encoded_is_an_error_not_an_empty_payload() {
     let not_json: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
     assert!(matches!(encode(&not_json), Err(EncodeError::Json(_))));
     assert!(!encode(&sale()).unwrap().is_empty());
+}
+
+#[test]
+fn a_request_with_a_field_it_does_not_have_is_malformed() {
+    let extra = br#"{"v":1,"type":"settle","request_id":"abcdefgh1","amount":100}"#;
+    let err = decode_request(extra).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Malformed, "{}", err.message);
+    let ok = br#"{"v":1,"type":"settle","request_id":"abcdefgh1"}"#;
+    assert_eq!(decode_request(ok).unwrap().kind(), RequestKind::Settle);
+    assert_eq!(REQUEST_TYPES[1], "sale");
 }
 
 #[test]

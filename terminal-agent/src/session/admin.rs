@@ -52,29 +52,24 @@ pub(super) trait Digits {
     fn count(&self) -> usize;
 }
 
-impl Digits for String {
-    fn push_digit(&mut self, digit: char) {
-        self.push(digit);
-    }
-    fn pop_digit(&mut self) {
-        self.pop();
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
+/// String and Pin have the same three methods under these names.
+macro_rules! digits {
+    ($($t:ty),*) => {$(
+        impl Digits for $t {
+            fn push_digit(&mut self, digit: char) {
+                self.push(digit);
+            }
+            fn pop_digit(&mut self) {
+                self.pop();
+            }
+            fn count(&self) -> usize {
+                self.len()
+            }
+        }
+    )*};
 }
 
-impl Digits for Pin {
-    fn push_digit(&mut self, digit: char) {
-        self.push(digit);
-    }
-    fn pop_digit(&mut self) {
-        self.pop();
-    }
-    fn count(&self) -> usize {
-        self.len()
-    }
-}
+digits!(String, Pin);
 
 pub(super) fn edit(digits: &mut impl Digits, key: Key, max: usize) -> Edit {
     match key {

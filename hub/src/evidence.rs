@@ -56,11 +56,12 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
          方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n",
     );
     for t in txns.iter().rev() {
-        let (zh, en) = if t.response_code.is_empty() {
-            ("", "")
-        } else {
-            let x = tallybox_core::reason::explain(&t.response_code);
-            (x.reason_zh, x.reason_en)
+        let (zh, en) = match t.response_code {
+            None => ("", ""),
+            Some(code) => {
+                let x = tallybox_core::reason::explain(code);
+                (x.reason_zh, x.reason_en)
+            }
         };
         let fields = [
             t.id.to_string(),
@@ -78,7 +79,7 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
             t.trace_no.to_string(),
             t.reference_no.clone(),
             t.auth_code.clone(),
-            t.response_code.clone(),
+            t.response_code.map(String::from).unwrap_or_default(),
             zh.to_string(),
             en.to_string(),
         ];

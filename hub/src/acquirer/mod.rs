@@ -7,6 +7,7 @@ pub mod iso8583;
 pub mod sim;
 
 use std::future::Future;
+use tallybox_core::code::ResponseCode;
 
 use tallybox_core::card::CardRead;
 use tallybox_core::money::Amount;
@@ -36,8 +37,8 @@ pub struct OriginalRef {
 /// The acquirer's answer (0210).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthResponse {
-    /// `"00"` approved; anything else is a decline.
-    pub response_code: String,
+    /// Approved (`00`) or why not.
+    pub response_code: ResponseCode,
     pub auth_code: String,
     pub reference_no: String,
     /// For a balance inquiry.
@@ -46,7 +47,7 @@ pub struct AuthResponse {
 
 impl AuthResponse {
     pub fn approved(&self) -> bool {
-        self.response_code == "00"
+        self.response_code.is_approved()
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use tallybox_core::code::ResponseCode;
 
 use tallybox_core::card::pin_block::{self, TEST_PIN_KEY};
 use tallybox_core::card::test_cards::{self, Behaviour};
@@ -36,13 +37,13 @@ pub struct SimIssuer {
 }
 
 impl SimIssuer {
-    fn answer(&mut self, code: &str, request: &AuthRequest, balance: Option<Amount>) -> AuthResponse {
-        let approved = code == "00";
+    fn answer(&mut self, code: ResponseCode, request: &AuthRequest, balance: Option<Amount>) -> AuthResponse {
+        let approved = code.is_approved();
         if approved {
             self.auth_counter = self.auth_counter.wrapping_add(1);
         }
         AuthResponse {
-            response_code: code.to_string(),
+            response_code: code,
             auth_code: if approved {
                 // Six digits, unique per approval in this run, like a real auth code.
                 format!(
@@ -129,10 +130,10 @@ impl SimIssuer {
             delay: Duration::ZERO,
         };
         let Some(card) = test_cards::by_pan(pan) else {
-            return now(self.answer("14", request, None));
+            return now(self.answer(ResponseCode::INVALID_CARD, request, None));
         };
         if card.expiry != request.card.expiry.yymm() {
-            return now(self.answer("54", request, None));
+            return now(self.answer(ResponseCode::EXPIRED_CARD, request, None));
         }
         if let Some(expected) = card.pin {
             let given = request
@@ -140,7 +141,7 @@ impl SimIssuer {
                 .as_deref()
                 .and_then(|block| pin_block::decrypt(block, pan, &TEST_PIN_KEY).ok().flatten());
             if given.as_deref() != Some(expected) {
-                return now(self.answer("55", request, None));
+                return now(self.answer(ResponseCode::WRONG_PIN, request, None));
             }
         }
         if matches!(request.kind, TxnKind::Void | TxnKind::Refund) {
@@ -148,30 +149,30 @@ impl SimIssuer {
             if let Some(spent) = self.spent.get_mut(pan) {
                 *spent = spent.saturating_sub(request.amount.minor());
             }
-            return now(self.answer("00", request, None));
+            return now(self.answer(ResponseCode::APPROVED, request, None));
         }
         let is_balance = request.kind == TxnKind::Balance;
         match card.behaviour {
             Behaviour::Approve => {
                 let balance = is_balance.then(|| Amount::from_minor(88_888_888).unwrap_or(Amount::ZERO));
-                now(self.answer("00", request, balance))
+                now(self.answer(ResponseCode::APPROVED, request, balance))
             }
             Behaviour::Balance { minor } => {
                 let spent = self.spent.entry(pan.to_string()).or_default();
                 let left = minor.saturating_sub(*spent);
                 if is_balance {
                     let balance = Amount::from_minor(left).ok();
-                    return now(self.answer("00", request, balance));
+                    return now(self.answer(ResponseCode::APPROVED, request, balance));
                 }
                 if request.amount.minor() > left {
-                    return now(self.answer("51", request, None));
+                    return now(self.answer(ResponseCode::INSUFFICIENT_FUNDS, request, None));
                 }
                 *spent += request.amount.minor();
-                now(self.answer("00", request, None))
+                now(self.answer(ResponseCode::APPROVED, request, None))
             }
             Behaviour::Decline { code } => now(self.answer(code, request, None)),
             Behaviour::Slow { ms } => Decision::Answer {
-                response: self.answer("00", request, None),
+                response: self.answer(ResponseCode::APPROVED, request, None),
                 delay: Duration::from_millis(ms),
             },
             Behaviour::NoAnswer => Decision::Silence,
@@ -237,7 +238,7 @@ mod tests {
 
     fn code(issuer: &mut SimIssuer, r: &AuthRequest) -> String {
         match issuer.decide(r) {
-            Decision::Answer { response, .. } => response.response_code,
+            Decision::Answer { response, .. } => response.response_code.to_string(),
             Decision::Silence => "silence".into(),
         }
     }

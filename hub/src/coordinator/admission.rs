@@ -26,6 +26,7 @@
 
 use chrono::NaiveTime;
 use tallybox_core::card::EntryMode;
+use tallybox_core::code::ReasonCode;
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{TxnKind, TxnStatus};
 use tallybox_core::reason;
@@ -116,7 +117,7 @@ pub enum Verdict {
     /// The hub cannot take any transaction now.
     Unfit(Unfit),
     /// Refused with this reason code; nothing is written.
-    Refuse(&'static str),
+    Refuse(ReasonCode),
 }
 
 /// The verdict and what must be kept whatever it is.

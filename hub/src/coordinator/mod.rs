@@ -20,6 +20,7 @@ mod undo;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
+use tallybox_core::code::{ReasonCode, ResponseCode};
 use tallybox_core::protocol::requests;
 
 use tallybox_core::card::CardRead;
@@ -60,7 +61,7 @@ pub struct Coordinator<A> {
     /// Requests refused before anything was written, newest last: a late copy
     /// of one gets the same refusal, even once the cause is gone (the cashier
     /// was told "not charged").
-    refusals: Mutex<std::collections::VecDeque<(String, &'static str)>>,
+    refusals: Mutex<std::collections::VecDeque<(String, ReasonCode)>>,
 }
 
 /// How many refusals the hub remembers.
@@ -75,7 +76,7 @@ enum Start {
     /// New: now written `pending` (with the sale it undoes, for a void or refund).
     Pending(Txn, Option<OriginalRef>),
     /// A void or refund that cannot be done; nothing written.
-    Refused(&'static str),
+    Refused(ReasonCode),
     /// The hub cannot take any transaction now (disk, clock); nothing written.
     Unfit(Unfit),
 }
@@ -134,12 +135,12 @@ impl<A: Acquirer> Coordinator<A> {
         self.store.call(f).await
     }
 
-    fn refusals(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, &'static str)>> {
+    fn refusals(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, ReasonCode)>> {
         self.refusals.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Refuses `request_id` with `code`, and remembers it for a late copy.
-    fn refuse(&self, request_id: RequestId, kind: TxnKind, code: &'static str) -> Response {
+    fn refuse(&self, request_id: RequestId, kind: TxnKind, code: ReasonCode) -> Response {
         let mut kept = self.refusals();
         kept.push_back((request_id.to_string(), code));
         while kept.len() > REFUSALS_KEPT {
@@ -351,10 +352,10 @@ impl<A: Acquirer> Coordinator<A> {
             _ => false,
         };
         let t = terminal.clone();
-        let refused = |code: &str| Response::Cashier {
+        let refused = |code: ReasonCode| Response::Cashier {
             request_id: request_id.clone(),
             cashier: None,
-            refused: Some(code.into()),
+            refused: Some(code),
         };
         match self.store(move |s| s.sign_on(&t, &no, pin_ok)).await {
             Ok(SignOn::Done(cashier)) => {
@@ -386,7 +387,8 @@ impl<A: Acquirer> Coordinator<A> {
             request_id: txn.request_id.clone(),
             kind: txn.kind,
             status: txn.status,
-            response_code: txn.response_code.clone(),
+            // A finished transaction always has its code.
+            response_code: txn.response_code.unwrap_or(ResponseCode::SYSTEM_MALFUNCTION),
             receipt: (txn.status == TxnStatus::Approved && txn.kind != TxnKind::Balance)
                 .then(|| self.receipt_of(txn)),
             balance,
@@ -394,12 +396,12 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     /// A request refused by the hub before the acquirer: nothing charged.
-    fn refused(request_id: RequestId, kind: TxnKind, code: &str) -> Response {
+    fn refused(request_id: RequestId, kind: TxnKind, code: ReasonCode) -> Response {
         Response::Outcome(Outcome {
             request_id,
             kind,
             status: TxnStatus::Failed,
-            response_code: code.into(),
+            response_code: code,
             receipt: None,
             balance: None,
         })
@@ -410,7 +412,7 @@ impl<A: Acquirer> Coordinator<A> {
             request_id,
             kind,
             status: TxnStatus::Failed,
-            response_code: reason::NOT_RECEIVED.into(),
+            response_code: reason::NOT_RECEIVED,
             receipt: None,
             balance: None,
         })
@@ -573,7 +575,7 @@ impl<A: Acquirer> Coordinator<A> {
                     id,
                     &Verdict {
                         status,
-                        response_code: &r.response_code,
+                        response_code: r.response_code,
                         auth_code: &r.auth_code,
                         reference_no: &r.reference_no,
                     },
@@ -585,7 +587,7 @@ impl<A: Acquirer> Coordinator<A> {
             Ok(txn) => {
                 tracing::info!(
                     terminal = %terminal, request_id = %request_id, kind = kind.as_str(), status = txn.status.as_str(),
-                    code = %txn.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
+                    code = %response.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
                     "transaction finished"
                 );
                 Some(self.outcome(&txn, response.balance))

@@ -134,7 +134,10 @@ async fn a_silent_acquirer_ends_reversed_and_not_charged() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
     let o = outcome(c.handle(&t1(), sale("no-answer", 100)).await);
-    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Reversed, "NC"));
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Reversed, reason::NOT_CHARGED)
+    );
     assert_eq!(rows(dir.path())[0].status, TxnStatus::Reversed);
 }
 
@@ -181,7 +184,10 @@ async fn a_recalled_id_that_never_arrived_can_never_charge_later() {
         c.handle(&t1(), Request::Recall(requests::Recall { request_id }))
             .await,
     );
-    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "NR"));
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Failed, reason::NOT_RECEIVED)
+    );
     let late = outcome(c.handle(&t1(), request).await);
     assert_eq!(late.status, TxnStatus::Failed);
     assert!(rows(dir.path()).is_empty());
@@ -251,11 +257,14 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
     };
     for _ in 0..3 {
         let o = outcome(c.handle(&t1(), with_pin("9999")).await);
-        assert_eq!(o.response_code, "55");
+        assert_eq!(o.response_code, ResponseCode::WRONG_PIN);
     }
     // Even the right PIN now: refused at the hub, never sent to the acquirer.
     let o = outcome(c.handle(&t1(), with_pin("1234")).await);
-    assert_eq!((o.status, o.response_code.as_str()), (TxnStatus::Failed, "XP"));
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Failed, reason::PIN_TRIES)
+    );
     assert_eq!(rows(dir.path()).len(), 3, "the refused try is not a transaction");
     // Other cards are not affected.
     let o = outcome(c.handle(&t1(), sale("approved", 100)).await);
@@ -273,13 +282,13 @@ async fn a_card_testing_burst_is_blocked_and_freezes_that_terminal_only() {
     }
     let o = outcome(c.handle(&t1(), sale("invalid", 100)).await);
     assert_eq!(
-        (o.status, o.response_code.as_str()),
-        (TxnStatus::Failed, "XB"),
+        (o.status, o.response_code),
+        (TxnStatus::Failed, reason::FRAUD_BLOCKED),
         "the eleventh try is refused"
     );
     // T1 is now frozen, even for a good card; T2 sells.
     let o = outcome(c.handle(&t1(), sale("approved", 100)).await);
-    assert_eq!(o.response_code, "XZ");
+    assert_eq!(o.response_code, reason::FROZEN);
     let t2 = TerminalId::parse("T2").unwrap();
     assert_eq!(
         outcome(c.handle(&t2, sale("approved", 100)).await).status,
@@ -337,7 +346,10 @@ async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_
         }),
         _ => unreachable!(),
     };
-    assert_eq!(outcome(c.handle(&t1(), with("1111")).await).response_code, "XS");
+    assert_eq!(
+        outcome(c.handle(&t1(), with("1111")).await).response_code,
+        reason::SUPERVISOR_PIN
+    );
     assert_eq!(
         outcome(c.handle(&t1(), with("8888")).await).status,
         TxnStatus::Approved
@@ -480,7 +492,7 @@ async fn a_full_database_refuses_with_not_charged_and_a_late_copy_stays_refused(
     }
     let (request, o) = refused.expect("the full database refused a sale");
     assert_eq!(
-        (o.status, o.response_code.as_str()),
+        (o.status, o.response_code),
         (TxnStatus::Failed, reason::HUB_STORAGE)
     );
     assert!(o.receipt.is_none());
@@ -529,7 +541,7 @@ async fn a_clock_behind_the_last_transaction_refuses_until_it_catches_up() {
     stamp(chrono::Duration::hours(1)).await.unwrap();
     let o = outcome(c.handle(&t1(), sale("approved", 200)).await);
     assert_eq!(
-        (o.status, o.response_code.as_str()),
+        (o.status, o.response_code),
         (TxnStatus::Failed, reason::HUB_CLOCK)
     );
     assert_eq!(rows(dir.path()).len(), 1, "nothing written");

@@ -20,6 +20,7 @@ mod terminal;
 mod tests;
 
 use serde::Serialize;
+use tallybox_core::code::ResponseCode;
 use tallybox_platform::machine::MachineHealth;
 
 use crate::acquirer::LinkHealth;
@@ -62,7 +63,8 @@ pub struct Check {
 pub struct Recent {
     pub terminal_id: String,
     pub status: String,
-    pub response_code: String,
+    /// None while pending (or a code the store could not read).
+    pub response_code: Option<ResponseCode>,
     /// The card's keyed hash (never the number) and its last four digits.
     pub pan_hash: String,
     pub last4: String,
@@ -379,7 +381,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
             Ok(Recent {
                 terminal_id: r.get(0)?,
                 status: r.get(1)?,
-                response_code: r.get(2)?,
+                response_code: ResponseCode::parse(&r.get::<_, String>(2)?),
                 pan_hash: r.get(3)?,
                 last4: r.get(4)?,
                 local_time: r.get(5)?,

@@ -2,13 +2,23 @@
 //! everywhere (not the readers), are reversals stuck.
 
 use std::collections::{BTreeMap, BTreeSet};
+use tallybox_core::code::ResponseCode;
+use tallybox_core::reason;
 
 use super::{check, ok, Check, Facts, Status};
 
 /// Answers that say the bank link failed, not the card.
-const NETWORK: &[&str] = &["NC", "91", "96"];
+const NETWORK: &[ResponseCode] = &[
+    reason::NOT_CHARGED,
+    ResponseCode::ISSUER_UNAVAILABLE,
+    ResponseCode::SYSTEM_MALFUNCTION,
+];
 /// Answers that say the card itself is no good.
-const BAD_CARD: &[&str] = &["14", "54", "XC"];
+const BAD_CARD: &[ResponseCode] = &[
+    ResponseCode::INVALID_CARD,
+    ResponseCode::EXPIRED_CARD,
+    reason::EXPIRED_AT_TERMINAL,
+];
 
 const NETWORK_FIX: (&str, &str) = (
     "Check the shop's internet: restart the router (unplug 30 s), check its cable; if the internet works, call the acquirer (payment provider). Customers whose sale failed were not charged.",
@@ -43,7 +53,7 @@ fn network(facts: &Facts) -> Check {
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
     let window: Vec<_> = facts.recent.iter().filter(|r| r.local_time >= cutoff).collect();
-    let failed = |r: &super::Recent| NETWORK.contains(&r.response_code.as_str());
+    let failed = |r: &super::Recent| r.response_code.is_some_and(|c| NETWORK.contains(&c));
     let failures = window.iter().filter(|r| failed(r)).count();
     let evidence = format!(
         "{failures} of {} transactions in the last 15 minutes got no answer from the bank",
@@ -75,7 +85,7 @@ fn cards(facts: &Facts) -> Check {
     for r in facts
         .recent
         .iter()
-        .filter(|r| BAD_CARD.contains(&r.response_code.as_str()))
+        .filter(|r| r.response_code.is_some_and(|c| BAD_CARD.contains(&c)))
     {
         let e = by_card
             .entry(&r.pan_hash)
@@ -112,15 +122,24 @@ fn cards(facts: &Facts) -> Check {
 }
 
 /// Why transactions were declined in the last hour, by cause.
-const CAUSES: &[(&str, &[&str])] = &[
+const CAUSES: &[(&str, &[ResponseCode])] = &[
     (
         "card invalid, expired, lost or frozen",
-        &["14", "54", "XC", "41", "43"],
+        &[
+            ResponseCode::INVALID_CARD,
+            ResponseCode::EXPIRED_CARD,
+            reason::EXPIRED_AT_TERMINAL,
+            ResponseCode::LOST_CARD,
+            ResponseCode::STOLEN_CARD,
+        ],
     ),
-    ("insufficient funds or over the limit", &["51", "61"]),
-    ("wrong PIN", &["55", "XP"]),
-    ("wrong amount", &["XA", "XF"]),
-    ("refused by the fraud rules", &["XB"]),
+    (
+        "insufficient funds or over the limit",
+        &[ResponseCode::INSUFFICIENT_FUNDS, ResponseCode::OVER_LIMIT],
+    ),
+    ("wrong PIN", &[ResponseCode::WRONG_PIN, reason::PIN_TRIES]),
+    ("wrong amount", &[reason::WRONG_AMOUNT, reason::REFUND_TOO_LARGE]),
+    ("refused by the fraud rules", &[reason::FRAUD_BLOCKED]),
 ];
 /// Attempts before the decline share means anything.
 const MIN_ATTEMPTS: usize = 10;
@@ -131,7 +150,7 @@ fn declines(facts: &Facts) -> Check {
     let decided: Vec<&super::Recent> = facts
         .recent
         .iter()
-        .filter(|r| !NETWORK.contains(&r.response_code.as_str()))
+        .filter(|r| !r.response_code.is_some_and(|c| NETWORK.contains(&c)))
         .filter(|r| r.status == "approved" || r.status == "declined" || r.status == "failed")
         .collect();
     let attempts = decided.len();
@@ -144,7 +163,7 @@ fn declines(facts: &Facts) -> Check {
         .filter_map(|(cause, codes)| {
             let n = declined
                 .iter()
-                .filter(|r| codes.contains(&r.response_code.as_str()))
+                .filter(|r| r.response_code.is_some_and(|c| codes.contains(&c)))
                 .count();
             (n > 0).then(|| format!("{cause} {n}"))
         })
@@ -154,7 +173,7 @@ fn declines(facts: &Facts) -> Check {
         .filter(|r| {
             !CAUSES
                 .iter()
-                .any(|(_, codes)| codes.contains(&r.response_code.as_str()))
+                .any(|(_, codes)| r.response_code.is_some_and(|c| codes.contains(&c)))
         })
         .count();
     if other > 0 {

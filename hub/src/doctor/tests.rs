@@ -56,7 +56,7 @@ fn sale(f: &Facts, minutes_ago: i64, terminal: &str, code: &str, card: &str) -> 
     Recent {
         terminal_id: terminal.into(),
         status: if code == "00" { "approved" } else { "declined" }.into(),
-        response_code: code.into(),
+        response_code: tallybox_core::code::ResponseCode::parse(code),
         pan_hash: format!("hash-{card}"),
         last4: card.into(),
         local_time: (f.now - chrono::Duration::minutes(minutes_ago))

@@ -22,6 +22,7 @@ pub mod wear;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
+use tallybox_core::code::ResponseCode;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -130,7 +131,9 @@ pub struct Txn {
     pub trace_no: u32,
     pub reference_no: String,
     pub auth_code: String,
-    pub response_code: String,
+    /// None while pending; shown to the page as the code, or "".
+    #[serde(serialize_with = "code_or_empty")]
+    pub response_code: Option<ResponseCode>,
     /// Local wall-clock time when the request arrived, as printed on the slip.
     pub local_time: String,
     pub created_at: String,
@@ -188,10 +191,19 @@ pub struct NewTxn<'a> {
     pub original_id: Option<i64>,
 }
 
+/// A pending transaction's code in the JSON the page reads: "" (as before
+/// the code was a type of its own).
+fn code_or_empty<S: serde::Serializer>(
+    code: &Option<ResponseCode>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(code.as_ref().map(ResponseCode::as_str).unwrap_or(""))
+}
+
 /// The acquirer's verdict, to be stored.
 pub struct Verdict<'a> {
     pub status: TxnStatus,
-    pub response_code: &'a str,
+    pub response_code: ResponseCode,
     pub auth_code: &'a str,
     pub reference_no: &'a str,
 }
@@ -260,9 +272,6 @@ fn receipt_token() -> String {
     data_encoding::BASE32_NOPAD.encode(&rand::random::<[u8; 16]>())
 }
 
-/// The issuer's answer for a wrong PIN.
-const WRONG_PIN: &str = "55";
-
 /// The local day, `YYYY-MM-DD`: PIN tries are counted per shop day.
 fn today() -> String {
     tallybox_platform::clock::now().format("%Y-%m-%d").to_string()
@@ -312,7 +321,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
         trace_no: row.get(11)?,
         reference_no: text(12)?,
         auth_code: text(13)?,
-        response_code: text(14)?,
+        response_code: match text(14)?.as_str() {
+            "" => None,
+            code => Some(ResponseCode::parse(code).ok_or_else(|| bad(14, "response code"))?),
+        },
         local_time: text(15)?,
         created_at: text(16)?,
         updated_at: text(17)?,
@@ -586,9 +598,9 @@ impl Store {
             &tx,
             "UPDATE transactions SET status = ?2, response_code = ?3, auth_code = ?4, reference_no = ?5, updated_at = ?6 \
              WHERE id = ?1 AND status = 'pending'",
-            params![id, verdict.status.as_str(), verdict.response_code, verdict.auth_code, verdict.reference_no, utc],
+            params![id, verdict.status.as_str(), verdict.response_code.as_str(), verdict.auth_code, verdict.reference_no, utc],
         )?;
-        if changed == 1 && verdict.response_code == WRONG_PIN {
+        if changed == 1 && verdict.response_code == ResponseCode::WRONG_PIN {
             // Counted with the verdict, in the same transaction: a crash cannot
             // lose a wrong PIN and hand the card another try.
             exec(
@@ -600,7 +612,7 @@ impl Store {
         }
         if changed == 1 {
             let detail = serde_json::json!({
-                "status": verdict.status.as_str(), "response_code": verdict.response_code,
+                "status": verdict.status.as_str(), "response_code": verdict.response_code.as_str(),
                 "auth_code": verdict.auth_code, "reference_no": verdict.reference_no,
             });
             audit::append(&tx, &utc, verdict.status.as_str(), Some(id), &detail.to_string())?;

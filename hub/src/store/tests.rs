@@ -19,7 +19,7 @@ fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, mino
 fn approve(store: &mut Store, id: i64) -> Txn {
     let verdict = Verdict {
         status: TxnStatus::Approved,
-        response_code: "00",
+        response_code: tallybox_core::code::ResponseCode::APPROVED,
         auth_code: "123456",
         reference_no: "000000000001",
     };
@@ -47,7 +47,7 @@ fn pending_then_approved_with_trace_numbers_and_audit() {
             a.id,
             &Verdict {
                 status: TxnStatus::Declined,
-                response_code: "05",
+                response_code: tallybox_core::code::ResponseCode::DO_NOT_HONOUR,
                 auth_code: "",
                 reference_no: "",
             },

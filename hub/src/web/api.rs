@@ -21,8 +21,8 @@ use crate::store::Txn;
 fn view(txn: &Txn) -> Value {
     let mut v = serde_json::to_value(txn).unwrap_or(Value::Null);
     v["amount_text"] = Value::from(txn.currency.format(txn.amount));
-    if !txn.response_code.is_empty() {
-        let x = explain(&txn.response_code);
+    if let Some(code) = txn.response_code {
+        let x = explain(code);
         v["reason"] =
             json!({"en": x.reason_en, "zh-CN": x.reason_zh, "hint_en": x.hint_en, "hint_zh-CN": x.hint_zh});
     }

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - [`code`]: [`code::ResponseCode`], how a transaction ended, in two characters.
 //! - [`money`]: [`money::Amount`] as integer minor units and the
 //!   [`money::Currency`] that says how many of them make a unit.
 //! - [`card`]: PAN (Luhn, masking, brand), expiry, track 2, ISO 9564 PIN
@@ -29,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod card;
+pub mod code;
 pub mod money;
 pub mod protocol;
 pub mod reason;

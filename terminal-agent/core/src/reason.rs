@@ -3,10 +3,12 @@
 //! keyed by the ISO 8583 response code (or a local code for failures that never
 //! reached the issuer).
 
+use crate::code::{ReasonCode, ResponseCode};
+
 /// A reason and its hint, each in both languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Explanation {
-    pub code: &'static str,
+    pub code: ResponseCode,
     pub reason_en: &'static str,
     pub reason_zh: &'static str,
     pub hint_en: &'static str,
@@ -14,7 +16,7 @@ pub struct Explanation {
 }
 
 const fn e(
-    code: &'static str,
+    code: ResponseCode,
     reason_en: &'static str,
     reason_zh: &'static str,
     hint_en: &'static str,
@@ -30,54 +32,78 @@ const fn e(
 }
 
 const TABLE: &[Explanation] = &[
-    e("00", "Approved", "交易成功", "Hand over the slip", "请交付签购单"),
     e(
-        "05",
+        ResponseCode::APPROVED,
+        "Approved",
+        "交易成功",
+        "Hand over the slip",
+        "请交付签购单",
+    ),
+    e(
+        ResponseCode::DO_NOT_HONOUR,
         "Do not honour",
         "不予承兑",
         "Ask for another card",
         "请换卡",
     ),
-    e("14", "Invalid card", "无效卡号", "Ask for another card", "请换卡"),
     e(
-        "41",
+        ResponseCode::INVALID_CARD,
+        "Invalid card",
+        "无效卡号",
+        "Ask for another card",
+        "请换卡",
+    ),
+    e(
+        ResponseCode::LOST_CARD,
         "Lost card",
         "挂失卡",
         "Keep card, call bank",
         "请没收卡并联系银行",
     ),
     e(
-        "43",
+        ResponseCode::STOLEN_CARD,
         "Card frozen",
         "冻结卡",
         "Keep card, call bank",
         "请没收卡并联系银行",
     ),
     e(
-        "51",
+        ResponseCode::INSUFFICIENT_FUNDS,
         "Insufficient funds",
         "余额不足",
         "Less, or another card",
         "请减少金额或换卡",
     ),
-    e("54", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
-    e("55", "Wrong PIN", "密码错误", "Try PIN again", "请重新输入密码"),
     e(
-        "61",
+        ResponseCode::EXPIRED_CARD,
+        "Card expired",
+        "卡已过期",
+        "Ask for another card",
+        "请换卡",
+    ),
+    e(
+        ResponseCode::WRONG_PIN,
+        "Wrong PIN",
+        "密码错误",
+        "Try PIN again",
+        "请重新输入密码",
+    ),
+    e(
+        ResponseCode::OVER_LIMIT,
         "Over amount limit",
         "超出金额限制",
         "Less, or another card",
         "请减少金额或换卡",
     ),
     e(
-        "91",
+        ResponseCode::ISSUER_UNAVAILABLE,
         "Bank unavailable",
         "发卡行无法连接",
         "Retry in a minute",
         "请稍后重试",
     ),
     e(
-        "96",
+        ResponseCode::SYSTEM_MALFUNCTION,
         "System error",
         "系统故障",
         "Retry, then call help",
@@ -85,127 +111,133 @@ const TABLE: &[Explanation] = &[
     ),
     // Local codes: the issuer never decided.
     e(
-        "NC",
+        NOT_CHARGED,
         "No answer from bank",
         "银行无应答,未扣款",
         "Retry the sale",
         "请重新交易",
     ),
     e(
-        "NR",
+        NOT_RECEIVED,
         "Sale not received",
         "交易未送达,未扣款",
         "Retry the sale",
         "请重新交易",
     ),
     e(
-        "XA",
+        WRONG_AMOUNT,
         "Wrong amount",
         "金额错误",
         "Key the amount again",
         "请重新输入金额",
     ),
-    e("XC", "Card expired", "卡已过期", "Ask for another card", "请换卡"),
     e(
-        "XR",
+        EXPIRED_AT_TERMINAL,
+        "Card expired",
+        "卡已过期",
+        "Ask for another card",
+        "请换卡",
+    ),
+    e(
+        READ_ERROR,
         "Card read error",
         "读卡失败",
         "Swipe again slowly",
         "请重新刷卡",
     ),
     e(
-        "XH",
+        HUB_SILENT,
         "Hub not answering",
         "主机无应答",
         "Check network & phone",
         "检查网络,查看手机",
     ),
     e(
-        "XS",
+        SUPERVISOR_PIN,
         "Wrong supervisor PIN",
         "主管密码错误",
         "Ask the supervisor",
         "请主管输入密码",
     ),
     e(
-        "XO",
+        NO_ORIGINAL,
         "No such sale to undo",
         "原交易不可撤销",
         "Check the trace no.",
         "请核对凭证号",
     ),
     e(
-        "XM",
+        OTHER_CARD,
         "Not the sale's card",
         "非原交易卡",
         "Use the sale's card",
         "请使用原交易卡",
     ),
     e(
-        "XF",
+        REFUND_TOO_LARGE,
         "More than the sale",
         "超出原交易可退金额",
         "Refund less",
         "请减少退货金额",
     ),
     e(
-        "XP",
+        PIN_TRIES,
         "PIN tries used up",
         "密码错误次数超限",
         "Card refused today",
         "此卡今日不能再用",
     ),
     e(
-        "XK",
+        CASHIER_WRONG,
         "Wrong cashier or PIN",
         "收银员号或密码错误",
         "Key them again",
         "请重新输入",
     ),
     e(
-        "XL",
+        CASHIER_LOCKED,
         "Cashier locked",
         "收银员已锁定",
         "Ask owner to unlock",
         "请店主在手机上解锁",
     ),
     e(
-        "XN",
+        SIGN_ON_FIRST,
         "Sign on first",
         "请先签到",
         "D menu, 4: sign on",
         "按D菜单4签到",
     ),
     e(
-        "XB",
+        FRAUD_BLOCKED,
         "Suspected fraud",
         "疑似欺诈,已拒绝",
         "Keep card, call owner",
         "请留卡并联系店主",
     ),
     e(
-        "XZ",
+        FROZEN,
         "Terminal frozen",
         "终端已冻结",
         "Owner must unfreeze",
         "请店主解冻",
     ),
     e(
-        "XV",
+        NEEDS_SUPERVISOR,
         "Needs supervisor OK",
         "需主管确认",
         "Supervisor: key PIN",
         "请主管输入密码",
     ),
     e(
-        "XD",
+        HUB_STORAGE,
         "Hub cannot save",
         "主机无法保存交易",
         "Owner: see phone",
         "请店主查看手机",
     ),
     e(
-        "XT",
+        HUB_CLOCK,
         "Hub clock is wrong",
         "主机时间不正确",
         "Check its internet",
@@ -214,9 +246,9 @@ const TABLE: &[Explanation] = &[
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
-pub fn explain(code: &str) -> Explanation {
+pub fn explain(code: ResponseCode) -> Explanation {
     TABLE.iter().copied().find(|x| x.code == code).unwrap_or(e(
-        "??",
+        code,
         "Declined",
         "交易被拒",
         "Ask for another card",
@@ -225,41 +257,41 @@ pub fn explain(code: &str) -> Explanation {
 }
 
 /// Local code: reversed after an acquirer time-out; the customer was not charged.
-pub const NOT_CHARGED: &str = "NC";
+pub const NOT_CHARGED: ReasonCode = ReasonCode::local(*b"NC");
 /// Local code: the hub never received the request; nothing was charged.
-pub const NOT_RECEIVED: &str = "NR";
-pub const WRONG_AMOUNT: &str = "XA";
-pub const EXPIRED_AT_TERMINAL: &str = "XC";
-pub const READ_ERROR: &str = "XR";
-pub const HUB_SILENT: &str = "XH";
+pub const NOT_RECEIVED: ReasonCode = ReasonCode::local(*b"NR");
+pub const WRONG_AMOUNT: ReasonCode = ReasonCode::local(*b"XA");
+pub const EXPIRED_AT_TERMINAL: ReasonCode = ReasonCode::local(*b"XC");
+pub const READ_ERROR: ReasonCode = ReasonCode::local(*b"XR");
+pub const HUB_SILENT: ReasonCode = ReasonCode::local(*b"XH");
 /// Local code: the supervisor PIN was wrong (void, refund).
-pub const SUPERVISOR_PIN: &str = "XS";
+pub const SUPERVISOR_PIN: ReasonCode = ReasonCode::local(*b"XS");
 /// Local code: no such sale to void or refund (wrong trace number, already
 /// voided, not approved, or a void outside the open batch).
-pub const NO_ORIGINAL: &str = "XO";
+pub const NO_ORIGINAL: ReasonCode = ReasonCode::local(*b"XO");
 /// Local code: a void must use the card of the sale.
-pub const OTHER_CARD: &str = "XM";
+pub const OTHER_CARD: ReasonCode = ReasonCode::local(*b"XM");
 /// Local code: the refund is more than what is left of the sale.
-pub const REFUND_TOO_LARGE: &str = "XF";
+pub const REFUND_TOO_LARGE: ReasonCode = ReasonCode::local(*b"XF");
 /// Local code: three wrong PINs today; the card is refused until tomorrow.
-pub const PIN_TRIES: &str = "XP";
+pub const PIN_TRIES: ReasonCode = ReasonCode::local(*b"XP");
 /// Local code: a fraud rule of the store refused it.
-pub const FRAUD_BLOCKED: &str = "XB";
+pub const FRAUD_BLOCKED: ReasonCode = ReasonCode::local(*b"XB");
 /// A cashier's sign-on with a wrong number or PIN (which one is not said).
-pub const CASHIER_WRONG: &str = "XK";
+pub const CASHIER_WRONG: ReasonCode = ReasonCode::local(*b"XK");
 /// The cashier's PIN was wrong too many times: the owner unlocks them.
-pub const CASHIER_LOCKED: &str = "XL";
+pub const CASHIER_LOCKED: ReasonCode = ReasonCode::local(*b"XL");
 /// The store wants a cashier signed on before a sale.
-pub const SIGN_ON_FIRST: &str = "XN";
+pub const SIGN_ON_FIRST: ReasonCode = ReasonCode::local(*b"XN");
 /// Local code: the terminal (or the store) is frozen.
-pub const FROZEN: &str = "XZ";
+pub const FROZEN: ReasonCode = ReasonCode::local(*b"XZ");
 /// Local code: a store rule wants the supervisor to approve this sale.
-pub const NEEDS_SUPERVISOR: &str = "XV";
+pub const NEEDS_SUPERVISOR: ReasonCode = ReasonCode::local(*b"XV");
 /// Local code: the hub's disk is full or refuses writes; nothing was charged.
-pub const HUB_STORAGE: &str = "XD";
+pub const HUB_STORAGE: ReasonCode = ReasonCode::local(*b"XD");
 /// Local code: the hub's clock is behind its last transaction (it waits for
 /// the time from the network); nothing was charged.
-pub const HUB_CLOCK: &str = "XT";
+pub const HUB_CLOCK: ReasonCode = ReasonCode::local(*b"XT");
 
 #[cfg(test)]
 mod tests {
@@ -278,11 +310,12 @@ mod tests {
     #[test]
     fn every_decline_the_simulator_gives_has_its_own_words() {
         for code in ["05", "14", "41", "43", "51", "54", "55", "91", "96", "NC", "NR"] {
+            let code = ResponseCode::parse(code).unwrap();
             let x = explain(code);
             assert_eq!(x.code, code);
             // OLED lines are 21 characters wide.
             assert!(x.reason_en.len() <= 21 && x.hint_en.len() <= 24, "{code}");
         }
-        assert_eq!(explain("Z9").reason_en, "Declined");
+        assert_eq!(explain(ResponseCode::parse("Z9").unwrap()).reason_en, "Declined");
     }
 }

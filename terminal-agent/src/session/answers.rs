@@ -175,7 +175,7 @@ impl Session {
             } if code == reason::CASHIER_LOCKED => vec![Action::Show(self.ui().locked())],
             Response::Cashier {
                 refused: Some(code), ..
-            } => vec![Action::Show(self.ui().sign_on_refused(&code))],
+            } => vec![Action::Show(self.ui().sign_on_refused(code))],
             Response::Cashier { cashier, .. } => {
                 let screen = self.ui().signed_on(cashier.as_ref());
                 self.cashier = cashier;
@@ -215,10 +215,10 @@ fn outcome_actions(ui: Screens, currency: Currency, slip_columns: usize, outcome
             )]
         }
         (TxnStatus::Reversed | TxnStatus::Failed, _) => {
-            vec![Action::Show(ui.declined(&outcome.response_code, true))]
+            vec![Action::Show(ui.declined(outcome.response_code, true))]
         }
         (TxnStatus::Declined | TxnStatus::Pending, _) => {
-            vec![Action::Show(ui.declined(&outcome.response_code, false))]
+            vec![Action::Show(ui.declined(outcome.response_code, false))]
         }
     }
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::devices::PrinterProblem;
+use tallybox_core::code::{ReasonCode, ResponseCode};
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::Cashier;
 use tallybox_core::reason::{explain, Explanation};
@@ -395,7 +396,7 @@ impl Screens {
 
     /// A sign-on the hub refused: wrong number or PIN (a locked cashier
     /// gets [`Screens::locked`]).
-    pub fn sign_on_refused(self, code: &str) -> Screen {
+    pub fn sign_on_refused(self, code: ReasonCode) -> Screen {
         let x = explain(code);
         let (reason, hint) = self.reason(&x);
         Screen::of(&[
@@ -451,7 +452,7 @@ impl Screens {
     }
 
     /// A decline or failure: the reason and what to do, from the response code.
-    pub fn declined(self, code: &str, not_charged: bool) -> Screen {
+    pub fn declined(self, code: ResponseCode, not_charged: bool) -> Screen {
         let x = explain(code);
         let (reason, hint) = self.reason(&x);
         let title = if not_charged {
@@ -627,7 +628,10 @@ pub(crate) mod tests {
             ("cashier-pin", s.cashier_pin_entry("1024", 6)),
             ("signed-on", s.signed_on(Some(&cashier))),
             ("signed-off", s.signed_on(None)),
-            ("sign-on-refused", s.sign_on_refused("XK")),
+            (
+                "sign-on-refused",
+                s.sign_on_refused(tallybox_core::reason::CASHIER_WRONG),
+            ),
             ("not-paired", s.not_paired("Corner Shop")),
             ("pair-code", s.pair_code_entry("4821")),
             ("paired", s.paired(&Ok(()))),
@@ -638,14 +642,20 @@ pub(crate) mod tests {
             ),
             (
                 "card-notice",
-                s.present_card(&s.sale_title(Currency::CNY, big), Some(explain("XR"))),
+                s.present_card(
+                    &s.sale_title(Currency::CNY, big),
+                    Some(explain(tallybox_core::reason::READ_ERROR)),
+                ),
             ),
             ("pin", s.pin_entry(&s.sale_title(Currency::CNY, big), 6)),
             ("processing", s.processing(&s.sale_title(Currency::CNY, big))),
             ("approved", s.approved(Currency::CNY, big, "A1B2C3")),
             ("balance", s.balance(Currency::CNY, big)),
-            ("declined", s.declined("51", false)),
-            ("not-charged", s.declined("NC", true)),
+            ("declined", s.declined(ResponseCode::INSUFFICIENT_FUNDS, false)),
+            (
+                "not-charged",
+                s.declined(tallybox_core::reason::NOT_CHARGED, true),
+            ),
             ("hub-silent", s.hub_silent()),
             ("result-unknown", s.result_unknown()),
             (
@@ -681,7 +691,10 @@ pub(crate) mod tests {
     #[test]
     fn chinese_screens_say_it_in_chinese() {
         let zh = Screens { lang: Lang::Zh };
-        assert!(zh.declined("51", false).text().contains("余额不足"));
+        assert!(zh
+            .declined(ResponseCode::INSUFFICIENT_FUNDS, false)
+            .text()
+            .contains("余额不足"));
         assert!(zh
             .approved(Currency::CNY, Amount::from_minor(1250).unwrap(), "X")
             .text()

@@ -109,7 +109,7 @@ fn outcome(request: &Request, status: TxnStatus, code: &str, receipt: Option<Rec
         request_id: request.request_id().unwrap().clone(),
         kind,
         status,
-        response_code: code.into(),
+        response_code: tallybox_core::code::ResponseCode::parse(code).unwrap(),
         receipt,
         balance: None,
     })
@@ -527,7 +527,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     let refused = Response::Cashier {
         request_id: request.request_id().unwrap().clone(),
         cashier: None,
-        refused: Some(reason::CASHIER_WRONG.into()),
+        refused: Some(reason::CASHIER_WRONG),
     };
     let screen = last_screen(&s.handle(answer(refused), TODAY));
     assert!(
@@ -567,7 +567,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
     let locked = Response::Cashier {
         request_id: request.request_id().unwrap().clone(),
         cashier: None,
-        refused: Some(reason::CASHIER_LOCKED.into()),
+        refused: Some(reason::CASHIER_LOCKED),
     };
     assert!(last_screen(&s.handle(answer(locked), TODAY)).contains("Owner can unlock"));
 }

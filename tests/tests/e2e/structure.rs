@@ -191,3 +191,30 @@ fn no_driver_knows_the_session_or_the_runtime() {
         }
     }
 }
+
+#[test]
+fn response_codes_are_spelled_as_strings_only_in_the_codecs() {
+    // `ResponseCode::WRONG_PIN`, `reason::FROZEN`…: a code written as "55" or
+    // "XZ" is one a typo can change without the compiler noticing.
+    let codecs = ["code.rs", "reason.rs", "iso8583"];
+    let codes = [
+        "\"00\"", "\"05\"", "\"14\"", "\"41\"", "\"43\"", "\"51\"", "\"54\"", "\"55\"", "\"NC\"", "\"NR\"",
+        "\"XZ\"",
+    ];
+    for dir in ["hub/src", "terminal-agent/src", "terminal-agent/core/src"] {
+        for (path, text) in sources(&root().join(dir)) {
+            let name = path.to_string_lossy();
+            if codecs.iter().any(|c| name.contains(c)) || name.ends_with("tests.rs") {
+                continue;
+            }
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                assert!(
+                    !codes.iter().any(|c| line.contains(c)),
+                    "{}: a response code as a string: {line}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tallybox_core::code::ResponseCode;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -164,9 +165,9 @@ impl Acquirer for IsoAcquirer {
         let message = messages::reversal(&reversal, &self.merchant_id)
             .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
-        match answer.text(39) {
+        match answer.text(39).and_then(ResponseCode::parse) {
             // 25: the host never saw the original: nothing was charged either.
-            Some("00") | Some("25") => Ok(()),
+            Some(ResponseCode::APPROVED | ResponseCode::NO_ORIGINAL) => Ok(()),
             other => Err(AcquirerError::Link(format!("reversal answered {other:?}"))),
         }
     }
@@ -175,9 +176,9 @@ impl Acquirer for IsoAcquirer {
         let message = messages::settlement(&totals, &self.merchant_id)
             .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
-        match answer.text(39) {
-            Some("00") => Ok(true),
-            Some("95") => Ok(false),
+        match answer.text(39).and_then(ResponseCode::parse) {
+            Some(ResponseCode::APPROVED) => Ok(true),
+            Some(ResponseCode::OUT_OF_BALANCE) => Ok(false),
             other => Err(AcquirerError::Link(format!("settlement answered {other:?}"))),
         }
     }

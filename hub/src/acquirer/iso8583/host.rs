@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tallybox_core::code::ResponseCode;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -127,16 +128,16 @@ impl Host {
                 }
             });
         };
-        let answer = |code: &str| messages::answer(&request, code);
+        let answer = |code: ResponseCode| messages::answer(&request, code);
         if !self.key.verify(bytes, &request) {
             tracing::warn!(mti = %request.mti, "wrong MAC; answered A0");
-            if let Ok(a) = answer("A0") {
+            if let Ok(a) = answer(ResponseCode::MAC_ERROR) {
                 reply(a, std::time::Duration::ZERO);
             }
             return true;
         }
         let built = match request.mti.as_str() {
-            "0800" => answer("00").map(|a| Some((a, std::time::Duration::ZERO))),
+            "0800" => answer(ResponseCode::APPROVED).map(|a| Some((a, std::time::Duration::ZERO))),
             "0400" => {
                 tracing::info!(trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
                 if let (Some(terminal), Some(Ok(trace))) =
@@ -144,17 +145,22 @@ impl Host {
                 {
                     self.issuer().reversed(terminal.trim_end(), trace);
                 }
-                answer("00").map(|a| Some((a, std::time::Duration::ZERO)))
+                answer(ResponseCode::APPROVED).map(|a| Some((a, std::time::Duration::ZERO)))
             }
             "0500" => match messages::read_settlement(&request) {
                 Ok(totals) => {
                     let balanced = self.issuer().settle(&totals);
                     tracing::info!(terminal = %totals.terminal_id, batch = totals.batch_no, balanced, "settled");
-                    answer(if balanced { "00" } else { "95" }).map(|a| Some((a, std::time::Duration::ZERO)))
+                    answer(if balanced {
+                        ResponseCode::APPROVED
+                    } else {
+                        ResponseCode::OUT_OF_BALANCE
+                    })
+                    .map(|a| Some((a, std::time::Duration::ZERO)))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable settlement; answered 30 (format error)");
-                    answer("30").map(|a| Some((a, std::time::Duration::ZERO)))
+                    answer(ResponseCode::FORMAT_ERROR).map(|a| Some((a, std::time::Duration::ZERO)))
                 }
             },
             "0200" | "0220" => match messages::read_auth_request(&request) {
@@ -162,7 +168,7 @@ impl Host {
                     let decision = self.issuer().decide(&auth);
                     match decision {
                         Decision::Answer { response, delay } => {
-                            answer(&response.response_code).and_then(|mut a| {
+                            answer(response.response_code).and_then(|mut a| {
                                 a.set_str(37, &format!("{:0>12}", response.reference_no))?;
                                 if !response.auth_code.is_empty() {
                                     a.set_str(38, &response.auth_code)?;
@@ -178,10 +184,10 @@ impl Host {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable sale; answered 30 (format error)");
-                    answer("30").map(|a| Some((a, std::time::Duration::ZERO)))
+                    answer(ResponseCode::FORMAT_ERROR).map(|a| Some((a, std::time::Duration::ZERO)))
                 }
             },
-            _ => answer("12").map(|a| Some((a, std::time::Duration::ZERO))),
+            _ => answer(ResponseCode::INVALID_TRANSACTION).map(|a| Some((a, std::time::Duration::ZERO))),
         };
         match built {
             Ok(Some((a, delay))) => reply(a, delay),

@@ -13,6 +13,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use tallybox_core::card::{CardRead, EntryMode, Track2};
+use tallybox_core::code::ResponseCode;
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::TxnKind;
 
@@ -178,7 +179,7 @@ pub fn answer_type(mti: &str) -> Option<String> {
 }
 
 /// The host's answer to `request`: the request's identifying fields, then `extra`.
-pub fn answer(request: &Message, response_code: &str) -> Result<Message, CodecError> {
+pub fn answer(request: &Message, response_code: ResponseCode) -> Result<Message, CodecError> {
     let mti = answer_type(&request.mti).ok_or_else(|| CodecError::BadType(request.mti.clone()))?;
     let mut m = Message::new(&mti);
     for n in [3, 4, 11, 12, 13, 41, 42, 49] {
@@ -186,7 +187,7 @@ pub fn answer(request: &Message, response_code: &str) -> Result<Message, CodecEr
             m.set(n, v.to_vec())?;
         }
     }
-    m.set_str(39, response_code)?;
+    m.set_str(39, response_code.as_str())?;
     Ok(m)
 }
 
@@ -198,13 +199,15 @@ pub fn balance_field(balance: Amount) -> String {
 
 pub fn auth_response(m: &Message) -> Result<AuthResponse, String> {
     let code = m.text(39).ok_or("answer without a response code (39)")?;
+    let code = ResponseCode::parse(code)
+        .ok_or_else(|| format!("response code (39) '{code}' is not two letters or digits"))?;
     let balance = m
         .text(54)
         .and_then(|f| f.get(8..20))
         .and_then(|digits| digits.parse::<u64>().ok())
         .and_then(|minor| Amount::from_minor(minor).ok());
     Ok(AuthResponse {
-        response_code: code.to_string(),
+        response_code: code,
         auth_code: m.text(38).unwrap_or_default().trim().to_string(),
         reference_no: m.text(37).unwrap_or_default().trim().to_string(),
         balance,
@@ -295,7 +298,7 @@ mod tests {
             .unwrap()
             .set_str(11, "000007")
             .unwrap();
-        let mut a = answer(&request, "00").unwrap();
+        let mut a = answer(&request, ResponseCode::APPROVED).unwrap();
         a.set_str(54, &balance_field(Amount::from_minor(10_000).unwrap()))
             .unwrap();
         assert_eq!(a.mti, "0210");

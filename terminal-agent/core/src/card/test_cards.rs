@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{EntryMode, Track2};
 use crate::card::CardRead;
+use crate::code::ResponseCode;
 
 /// What the simulated issuer does with a card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,7 +17,7 @@ pub enum Behaviour {
     /// Approves while the amount fits the balance; answers 51 above it.
     Balance { minor: u64 },
     /// Always declines with this ISO 8583 response code.
-    Decline { code: &'static str },
+    Decline { code: ResponseCode },
     /// The acquirer answers after `ms` milliseconds, approving.
     Slow { ms: u64 },
     /// The acquirer never answers: the hub times out and reverses.
@@ -91,7 +92,9 @@ pub const TEST_CARDS: &[TestCard] = &[
         expiry: "3012",
         service_code: "201",
         pin: None,
-        behaviour: Behaviour::Decline { code: "54" },
+        behaviour: Behaviour::Decline {
+            code: ResponseCode::EXPIRED_CARD,
+        },
         description: "issuer says expired (54): the card was replaced",
     },
     TestCard {
@@ -100,7 +103,9 @@ pub const TEST_CARDS: &[TestCard] = &[
         expiry: "3012",
         service_code: "201",
         pin: None,
-        behaviour: Behaviour::Decline { code: "41" },
+        behaviour: Behaviour::Decline {
+            code: ResponseCode::LOST_CARD,
+        },
         description: "reported lost (41)",
     },
     TestCard {
@@ -109,7 +114,9 @@ pub const TEST_CARDS: &[TestCard] = &[
         expiry: "3012",
         service_code: "201",
         pin: None,
-        behaviour: Behaviour::Decline { code: "43" },
+        behaviour: Behaviour::Decline {
+            code: ResponseCode::STOLEN_CARD,
+        },
         description: "account frozen / stolen card (43)",
     },
     TestCard {
@@ -127,7 +134,9 @@ pub const TEST_CARDS: &[TestCard] = &[
         expiry: "3012",
         service_code: "201",
         pin: None,
-        behaviour: Behaviour::Decline { code: "14" },
+        behaviour: Behaviour::Decline {
+            code: ResponseCode::INVALID_CARD,
+        },
         description: "number unknown to the issuer (14)",
     },
     TestCard {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{RequestId, TxnKind, TxnStatus};
 use crate::card::{Brand, EntryMode, MaskedPan};
+use crate::code::{ReasonCode, ResponseCode};
 use crate::money::{Amount, Currency};
 
 /// What a slip and the web page show about one transaction. No full PAN.
@@ -48,7 +49,7 @@ pub struct Outcome {
     pub kind: TxnKind,
     pub status: TxnStatus,
     /// ISO 8583 response code (`"00"` approved, `"51"` insufficient funds, …).
-    pub response_code: String,
+    pub response_code: ResponseCode,
     /// Present when approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
@@ -102,7 +103,7 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cashier: Option<Cashier>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        refused: Option<String>,
+        refused: Option<ReasonCode>,
     },
     /// The terminal was frozen (`reason`) or unfrozen (no reason): sent when
     /// it changes, and as the answer to a `freeze` request.

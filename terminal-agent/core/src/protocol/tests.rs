@@ -99,7 +99,7 @@ fn every_response_kind_is_known_to_the_decoder() {
         Response::Cashier {
             request_id: RequestId::new(),
             cashier: None,
-            refused: Some("XK".into()),
+            refused: Some(crate::reason::CASHIER_WRONG),
         },
         Response::Frozen {
             request_id: None,

@@ -11,10 +11,23 @@
 //!   acknowledged does the cashier hear "not charged". Until then the row stays
 //!   `pending` and [`Coordinator::reverse_leftovers`] keeps trying — also at
 //!   every start, for sales a crash left behind.
+//!
+//! `mod.rs` dispatches a request by its kind; `authorize.rs` is the path of
+//! every money request (sale, balance, void, refund), deciding with the pure
+//! rules of `admission.rs` and `fraud.rs`; `undo.rs` adds the supervisor PIN
+//! for voids and refunds; `reversal.rs` reverses what the acquirer left
+//! unanswered; `settle.rs` settles the batch; `cashier.rs` signs cashiers on;
+//! `recall.rs` answers a restarted terminal; `terminal.rs` keeps freezes,
+//! status and heartbeats.
 
 pub mod admission;
+mod authorize;
+mod cashier;
 pub mod fraud;
+mod recall;
+mod reversal;
 pub mod settle;
+mod terminal;
 mod undo;
 
 use std::collections::HashSet;
@@ -66,20 +79,6 @@ pub struct Coordinator<A> {
 
 /// How many refusals the hub remembers.
 const REFUSALS_KEPT: usize = 256;
-
-/// What the store found for a sale's request id.
-enum Start {
-    /// Seen before: answer from this.
-    Known(Txn),
-    /// Recalled by its terminal before it arrived: never to be charged.
-    Lost,
-    /// New: now written `pending` (with the sale it undoes, for a void or refund).
-    Pending(Txn, Option<OriginalRef>),
-    /// A void or refund that cannot be done; nothing written.
-    Refused(ReasonCode),
-    /// The hub cannot take any transaction now (disk, clock); nothing written.
-    Unfit(Unfit),
-}
 
 /// Removes a request id from the in-flight set however its handling ends.
 struct Claim<'a> {
@@ -309,72 +308,10 @@ impl<A: Acquirer> Coordinator<A> {
                     Err(e) => internal(&request_id, &e),
                 })
             }
-            Request::Heartbeat(requests::Heartbeat { uptime_s, devices }) => {
-                let t = terminal.clone();
-                let recorded = self
-                    .store(move |s| {
-                        s.touch_terminal(&t, Some(true), None)?;
-                        match devices {
-                            Some(health) => s.record_heartbeat(&t, uptime_s, &health),
-                            None => Ok(()),
-                        }
-                    })
-                    .await;
-                if let Err(e) = recorded {
-                    tracing::warn!(terminal = %terminal, error = %e, "heartbeat not recorded");
-                }
+            Request::Heartbeat(heartbeat) => {
+                self.heartbeat(terminal, heartbeat).await;
                 None
             }
-        }
-    }
-
-    /// A cashier signs on: the PIN is checked against its argon2 hash off
-    /// the store thread, then the attempt is recorded (and counted towards
-    /// the lock when wrong). Unknown, removed and wrong all answer alike.
-    async fn sign_on(
-        &self,
-        terminal: &TerminalId,
-        request_id: RequestId,
-        no: String,
-        pin: Secret<String>,
-    ) -> Response {
-        let n = no.clone();
-        let found = match self.store(move |s| s.cashier_pin_hash(&n)).await {
-            Ok(found) => found,
-            Err(e) => return internal(&request_id, &e),
-        };
-        let pin_ok = match found {
-            Some((hash, false)) => {
-                tokio::task::spawn_blocking(move || crate::passwords::verify(pin.expose(), &hash))
-                    .await
-                    .unwrap_or(false)
-            }
-            _ => false,
-        };
-        let t = terminal.clone();
-        let refused = |code: ReasonCode| Response::Cashier {
-            request_id: request_id.clone(),
-            cashier: None,
-            refused: Some(code),
-        };
-        match self.store(move |s| s.sign_on(&t, &no, pin_ok)).await {
-            Ok(SignOn::Done(cashier)) => {
-                tracing::info!(terminal = %terminal, cashier = %cashier.no, "cashier signed on");
-                Response::Cashier {
-                    request_id,
-                    cashier: Some(cashier),
-                    refused: None,
-                }
-            }
-            Ok(SignOn::Wrong) => {
-                tracing::warn!(terminal = %terminal, "cashier sign-on refused: wrong number or PIN");
-                refused(reason::CASHIER_WRONG)
-            }
-            Ok(SignOn::Locked) => {
-                tracing::warn!(terminal = %terminal, "cashier sign-on refused: locked");
-                refused(reason::CASHIER_LOCKED)
-            }
-            Err(e) => internal(&request_id, &e),
         }
     }
 
@@ -433,362 +370,7 @@ impl<A: Acquirer> Coordinator<A> {
         // Still pending and not being worked on: the reversal sweep owns it now.
         (txn.status != TxnStatus::Pending).then(|| self.outcome(txn, None))
     }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn authorize(
-        &self,
-        terminal: &TerminalId,
-        request_id: RequestId,
-        kind: TxnKind,
-        amount: Amount,
-        currency: &str,
-        card: CardRead,
-        pin_block: Option<String>,
-        undo: Option<u32>,
-        supervisor_approved: bool,
-    ) -> Option<Response> {
-        let claim = self.claim(&request_id)?;
-        let refused_before = self
-            .refusals()
-            .iter()
-            .find(|(id, _)| id == request_id.as_str())
-            .map(|(_, c)| *c);
-        if let Some(code) = refused_before {
-            return Some(Self::refused(request_id, kind, code));
-        }
-        let settings = &self.settings;
-        if let Err(message) =
-            admission::check_amount(kind, amount, currency, settings.currency, settings.max_sale)
-        {
-            return Some(Response::Error {
-                request_id: Some(request_id.to_string()),
-                code: ErrorCode::InvalidAmount,
-                message,
-            });
-        }
-        // One store job looks the id up and, when it is new, gathers the facts,
-        // decides and writes it pending: one trip to the store thread, and no
-        // gap between the check and the write.
-        let (rid, tid, c, rules) = (
-            request_id.clone(),
-            terminal.clone(),
-            card.clone(),
-            settings.fraud.clone(),
-        );
-        let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
-        let found = self
-            .store(move |s| {
-                if let Some(txn) = s.by_request(rid.as_str())? {
-                    return Ok(Start::Known(txn));
-                }
-                let ask = admission::Ask {
-                    kind,
-                    amount,
-                    currency,
-                    undo,
-                    entry_mode: c.entry_mode,
-                    supervisor_approved,
-                    cashier_required,
-                    rules: &rules,
-                    now: tallybox_platform::clock::now().time(),
-                };
-                let facts = gather(s, &ask, &rid, &tid, &c)?;
-                let decided = admission::decide(&ask, &facts);
-                for hit in &decided.hits {
-                    if s.record_hit(&tid, hit)? {
-                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-                    }
-                }
-                if let Some(why) = &decided.freeze {
-                    s.freeze(tid.as_str(), why)?;
-                }
-                match decided.verdict {
-                    admission::Verdict::Lost => Ok(Start::Lost),
-                    admission::Verdict::Unfit(why) => Ok(Start::Unfit(why)),
-                    admission::Verdict::Refuse(code) => {
-                        if let Some(why) = &facts.frozen {
-                            tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
-                        }
-                        Ok(Start::Refused(code))
-                    }
-                    admission::Verdict::Admit { amount, original } => {
-                        let new = NewTxn {
-                            request_id: &rid,
-                            terminal_id: &tid,
-                            kind,
-                            amount,
-                            currency: currency.code(),
-                            card: &c,
-                            original_id: original.as_ref().map(|(id, _)| *id),
-                        };
-                        Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
-                    }
-                }
-            })
-            .await;
-        let (txn, original) = match found {
-            Err(e) if e.is_storage() => {
-                tracing::error!(terminal = %terminal, request_id = %request_id, error = %e, "refused: the hub cannot record transactions");
-                return Some(self.refuse(request_id, kind, reason::HUB_STORAGE));
-            }
-            Err(e) => return Some(internal(&request_id, &e)),
-            Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
-            Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
-            Ok(Start::Refused(code)) => return Some(self.refuse(request_id, kind, code)),
-            Ok(Start::Unfit(why)) => {
-                tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
-                let code = match why {
-                    Unfit::DiskFull { .. } => reason::HUB_STORAGE,
-                    Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
-                };
-                return Some(self.refuse(request_id, kind, code));
-            }
-            Ok(Start::Pending(txn, original)) => (txn, original),
-        };
-        let auth = AuthRequest {
-            kind,
-            terminal_id: terminal.to_string(),
-            trace_no: txn.trace_no,
-            amount: txn.amount,
-            card,
-            pin_block,
-            original,
-        };
-        let started = std::time::Instant::now();
-        let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
-        let response = match answer {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "no answer from the acquirer; reversing");
-                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
-            }
-        };
-        let status = if response.approved() {
-            TxnStatus::Approved
-        } else {
-            TxnStatus::Declined
-        };
-        let (id, r) = (txn.id, response.clone());
-        let done = self
-            .store(move |s| {
-                s.finish(
-                    id,
-                    &Verdict {
-                        status,
-                        response_code: r.response_code,
-                        auth_code: &r.auth_code,
-                        reference_no: &r.reference_no,
-                    },
-                )
-            })
-            .await;
-        drop(claim);
-        match done {
-            Ok(txn) => {
-                tracing::info!(
-                    terminal = %terminal, request_id = %request_id, kind = kind.as_str(), status = txn.status.as_str(),
-                    code = %response.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
-                    "transaction finished"
-                );
-                Some(self.outcome(&txn, response.balance))
-            }
-            Err(e) if e.is_storage() => {
-                // Approved, but the disk will not take it: the customer must not
-                // pay for a sale the hub cannot show. Reversed now; the row stays
-                // pending, and the sweep records the reversal once there is room.
-                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the approval cannot be recorded; reversing it");
-                let reversal = Reversal {
-                    terminal_id: txn.terminal_id.clone(),
-                    trace_no: txn.trace_no,
-                    amount: txn.amount,
-                };
-                match self.within_timeout(self.acquirer.reverse(reversal)).await {
-                    Ok(_) => Some(self.refuse(request_id, kind, reason::HUB_STORAGE)),
-                    Err(_) => Some(internal(&request_id, &e)),
-                }
-            }
-            Err(e) => Some(internal(&request_id, &e)),
-        }
-    }
-
-    /// Waits for the acquirer at most the configured time-out.
-    async fn within_timeout<T>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, AcquirerError>>,
-    ) -> Result<T, AcquirerError> {
-        let limit = self.settings.acquirer_timeout;
-        tokio::time::timeout(limit, call)
-            .await
-            .unwrap_or(Err(AcquirerError::TimedOut(limit)))
-    }
-
-    /// Reverses a pending transaction; the reversed row once acknowledged.
-    async fn reverse(&self, txn: &Txn) -> Option<Txn> {
-        let reversal = Reversal {
-            terminal_id: txn.terminal_id.clone(),
-            trace_no: txn.trace_no,
-            amount: txn.amount,
-        };
-        if let Err(e) = self.within_timeout(self.acquirer.reverse(reversal)).await {
-            tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
-            return None;
-        }
-        let id = txn.id;
-        let verdict = move |s: &mut Store| {
-            s.finish(
-                id,
-                &Verdict {
-                    status: TxnStatus::Reversed,
-                    response_code: reason::NOT_CHARGED,
-                    auth_code: "",
-                    reference_no: "",
-                },
-            )
-        };
-        match self.store(verdict).await {
-            Ok(t) => {
-                tracing::info!(terminal = %t.terminal_id, trace_no = t.trace_no, "transaction reversed: not charged");
-                Some(t)
-            }
-            Err(e) => {
-                tracing::error!(trace_no = txn.trace_no, error = %e, "reversal acknowledged but not recorded; will retry");
-                None
-            }
-        }
-    }
-
-    /// Reverses every `pending` transaction nobody is working on: at start-up,
-    /// those a crash left behind; later, those whose reversal failed before.
-    pub async fn reverse_leftovers(&self) -> Result<usize, StoreError> {
-        let pending = self.store(|s| s.pending()).await?;
-        let mut reversed = 0;
-        for txn in pending {
-            let Some(_claim) = self.claim(&txn.request_id) else {
-                continue;
-            };
-            if self.reverse(&txn).await.is_some() {
-                reversed += 1;
-            }
-        }
-        Ok(reversed)
-    }
-
-    /// Why `terminal` may not sell, if it may not.
-    pub async fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
-        let t = terminal.clone();
-        self.store(move |s| s.frozen(&t)).await
-    }
-
-    /// The freeze generation, and every known terminal with why it may not
-    /// sell, if it may not.
-    #[allow(clippy::type_complexity)]
-    pub async fn frozen_terminals(&self) -> Result<(i64, Vec<(String, Option<String>)>), StoreError> {
-        self.store(|s| Ok((s.freeze_generation()?, s.frozen_terminals()?)))
-            .await
-    }
-
-    /// Notes a terminal's retained status (online / offline, version).
-    pub async fn terminal_status(&self, terminal: &TerminalId, status: tallybox_core::protocol::Status) {
-        let t = terminal.clone();
-        let noted = self
-            .store(move |s| s.touch_terminal(&t, Some(status.online), Some(&status.version)))
-            .await;
-        if let Err(e) = noted {
-            tracing::warn!(terminal = %terminal, error = %e, "terminal status not recorded");
-        }
-    }
-
-    /// "What became of this request?" from a terminal that restarted.
-    async fn recall(&self, terminal: &TerminalId, request_id: RequestId) -> Option<Response> {
-        let _claim = self.claim(&request_id)?;
-        let (rid, tid) = (request_id.clone(), terminal.clone());
-        let found = self
-            .store(move |s| {
-                if let Some(txn) = s.by_request(rid.as_str())? {
-                    return Ok(Some(txn));
-                }
-                s.mark_lost(&rid, &tid)?;
-                Ok(None)
-            })
-            .await;
-        match found {
-            Ok(Some(txn)) if txn.terminal_id != terminal.as_str() => Some(Response::Error {
-                request_id: Some(request_id.to_string()),
-                code: ErrorCode::DuplicateRequestId,
-                message: "this request id belongs to another terminal".into(),
-            }),
-            Ok(Some(txn)) => (txn.status != TxnStatus::Pending).then(|| self.outcome(&txn, None)),
-            Ok(None) => {
-                tracing::info!(terminal = %terminal, request_id = %request_id, "recalled request never arrived: marked lost, not charged");
-                Some(Self::not_received(request_id, TxnKind::Sale))
-            }
-            Err(e) => Some(internal(&request_id, &e)),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// What admission looks at, read from the store for one request: the
-/// sale's fraud facts, or the void's or refund's original sale.
-fn gather(
-    s: &mut Store,
-    ask: &admission::Ask,
-    request_id: &RequestId,
-    terminal: &TerminalId,
-    card: &CardRead,
-) -> Result<admission::Facts, StoreError> {
-    let mut facts = admission::Facts {
-        lost: s.is_lost(request_id)?,
-        unfit: s.unfit_for_sales()?,
-        frozen: s.frozen(terminal)?,
-        cashier_signed_on: ask.cashier_required && s.terminal_cashier(terminal)?.is_some(),
-        pin_failures_today: s.pin_failures_today(card.pan.digits())?,
-        ..Default::default()
-    };
-    match ask.undo {
-        None if ask.kind == TxnKind::Sale => {
-            facts.fraud = s.fraud_facts(terminal, card, &ask.rules.limits())?;
-        }
-        None => {}
-        Some(trace_no) => {
-            let (sold_today, refunded_today) = s.takings_today()?;
-            facts.undo = admission::UndoFacts {
-                sale: original(s, terminal, trace_no, card)?,
-                open_batch: s.batch_no()?,
-                sold_today,
-                refunded_today,
-            };
-        }
-    }
-    Ok(facts)
-}
-
-/// The transaction with `trace_no` at `terminal`, as a void or refund sees it.
-fn original(
-    s: &mut Store,
-    terminal: &TerminalId,
-    trace_no: u32,
-    card: &CardRead,
-) -> Result<Option<admission::Original>, StoreError> {
-    let Some(sale) = s.by_trace(terminal, trace_no)? else {
-        return Ok(None);
-    };
-    let (voided, refunded) = s.undone(sale.id)?;
-    Ok(Some(admission::Original {
-        id: sale.id,
-        kind: sale.kind,
-        status: sale.status,
-        batch_no: sale.batch_no,
-        amount: sale.amount,
-        voided,
-        refunded,
-        same_card: s.same_card(sale.id, card.pan.digits())?,
-        reference: OriginalRef {
-            trace_no: sale.trace_no,
-            reference_no: sale.reference_no.clone(),
-            auth_code: sale.auth_code.clone(),
-        },
-    }))
-}

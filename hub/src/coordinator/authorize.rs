@@ -1,0 +1,274 @@
+//! The path every money request takes — sale, balance inquiry, void, refund:
+//! a repeat answered from the store, the admission rules decided in the
+//! store job that writes the request `pending`, then the acquirer within the
+//! time-out, then the verdict stored. A silent acquirer means a reversal
+//! (`reversal.rs`), never a guess.
+
+use super::*;
+
+/// What the store found for a sale's request id.
+enum Start {
+    /// Seen before: answer from this.
+    Known(Txn),
+    /// Recalled by its terminal before it arrived: never to be charged.
+    Lost,
+    /// New: now written `pending` (with the sale it undoes, for a void or refund).
+    Pending(Txn, Option<OriginalRef>),
+    /// A void or refund that cannot be done; nothing written.
+    Refused(ReasonCode),
+    /// The hub cannot take any transaction now (disk, clock); nothing written.
+    Unfit(Unfit),
+}
+
+impl<A: Acquirer> Coordinator<A> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn authorize(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        kind: TxnKind,
+        amount: Amount,
+        currency: &str,
+        card: CardRead,
+        pin_block: Option<String>,
+        undo: Option<u32>,
+        supervisor_approved: bool,
+    ) -> Option<Response> {
+        let claim = self.claim(&request_id)?;
+        let refused_before = self
+            .refusals()
+            .iter()
+            .find(|(id, _)| id == request_id.as_str())
+            .map(|(_, c)| *c);
+        if let Some(code) = refused_before {
+            return Some(Self::refused(request_id, kind, code));
+        }
+        let settings = &self.settings;
+        if let Err(message) =
+            admission::check_amount(kind, amount, currency, settings.currency, settings.max_sale)
+        {
+            return Some(Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: ErrorCode::InvalidAmount,
+                message,
+            });
+        }
+        // One store job looks the id up and, when it is new, gathers the facts,
+        // decides and writes it pending: one trip to the store thread, and no
+        // gap between the check and the write.
+        let (rid, tid, c, rules) = (
+            request_id.clone(),
+            terminal.clone(),
+            card.clone(),
+            settings.fraud.clone(),
+        );
+        let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
+        let found = self
+            .store(move |s| {
+                if let Some(txn) = s.by_request(rid.as_str())? {
+                    return Ok(Start::Known(txn));
+                }
+                let ask = admission::Ask {
+                    kind,
+                    amount,
+                    currency,
+                    undo,
+                    entry_mode: c.entry_mode,
+                    supervisor_approved,
+                    cashier_required,
+                    rules: &rules,
+                    now: tallybox_platform::clock::now().time(),
+                };
+                let facts = gather(s, &ask, &rid, &tid, &c)?;
+                let decided = admission::decide(&ask, &facts);
+                for hit in &decided.hits {
+                    if s.record_hit(&tid, hit)? {
+                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+                    }
+                }
+                if let Some(why) = &decided.freeze {
+                    s.freeze(tid.as_str(), why)?;
+                }
+                match decided.verdict {
+                    admission::Verdict::Lost => Ok(Start::Lost),
+                    admission::Verdict::Unfit(why) => Ok(Start::Unfit(why)),
+                    admission::Verdict::Refuse(code) => {
+                        if let Some(why) = &facts.frozen {
+                            tracing::warn!(terminal = %tid, reason = %why, "refused: frozen");
+                        }
+                        Ok(Start::Refused(code))
+                    }
+                    admission::Verdict::Admit { amount, original } => {
+                        let new = NewTxn {
+                            request_id: &rid,
+                            terminal_id: &tid,
+                            kind,
+                            amount,
+                            currency: currency.code(),
+                            card: &c,
+                            original_id: original.as_ref().map(|(id, _)| *id),
+                        };
+                        Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
+                    }
+                }
+            })
+            .await;
+        let (txn, original) = match found {
+            Err(e) if e.is_storage() => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, error = %e, "refused: the hub cannot record transactions");
+                return Some(self.refuse(request_id, kind, reason::HUB_STORAGE));
+            }
+            Err(e) => return Some(internal(&request_id, &e)),
+            Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
+            Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
+            Ok(Start::Refused(code)) => return Some(self.refuse(request_id, kind, code)),
+            Ok(Start::Unfit(why)) => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
+                let code = match why {
+                    Unfit::DiskFull { .. } => reason::HUB_STORAGE,
+                    Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
+                };
+                return Some(self.refuse(request_id, kind, code));
+            }
+            Ok(Start::Pending(txn, original)) => (txn, original),
+        };
+        let auth = AuthRequest {
+            kind,
+            terminal_id: terminal.to_string(),
+            trace_no: txn.trace_no,
+            amount: txn.amount,
+            card,
+            pin_block,
+            original,
+        };
+        let started = std::time::Instant::now();
+        let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "no answer from the acquirer; reversing");
+                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
+            }
+        };
+        let status = if response.approved() {
+            TxnStatus::Approved
+        } else {
+            TxnStatus::Declined
+        };
+        let (id, r) = (txn.id, response.clone());
+        let done = self
+            .store(move |s| {
+                s.finish(
+                    id,
+                    &Verdict {
+                        status,
+                        response_code: r.response_code,
+                        auth_code: &r.auth_code,
+                        reference_no: &r.reference_no,
+                    },
+                )
+            })
+            .await;
+        drop(claim);
+        match done {
+            Ok(txn) => {
+                tracing::info!(
+                    terminal = %terminal, request_id = %request_id, kind = kind.as_str(), status = txn.status.as_str(),
+                    code = %response.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
+                    "transaction finished"
+                );
+                Some(self.outcome(&txn, response.balance))
+            }
+            Err(e) if e.is_storage() => {
+                // Approved, but the disk will not take it: the customer must not
+                // pay for a sale the hub cannot show. Reversed now; the row stays
+                // pending, and the sweep records the reversal once there is room.
+                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the approval cannot be recorded; reversing it");
+                let reversal = Reversal {
+                    terminal_id: txn.terminal_id.clone(),
+                    trace_no: txn.trace_no,
+                    amount: txn.amount,
+                };
+                match self.within_timeout(self.acquirer.reverse(reversal)).await {
+                    Ok(_) => Some(self.refuse(request_id, kind, reason::HUB_STORAGE)),
+                    Err(_) => Some(internal(&request_id, &e)),
+                }
+            }
+            Err(e) => Some(internal(&request_id, &e)),
+        }
+    }
+
+    /// Waits for the acquirer at most the configured time-out.
+    pub(super) async fn within_timeout<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, AcquirerError>>,
+    ) -> Result<T, AcquirerError> {
+        let limit = self.settings.acquirer_timeout;
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(AcquirerError::TimedOut(limit)))
+    }
+}
+
+/// What admission looks at, read from the store for one request: the
+/// sale's fraud facts, or the void's or refund's original sale.
+fn gather(
+    s: &mut Store,
+    ask: &admission::Ask,
+    request_id: &RequestId,
+    terminal: &TerminalId,
+    card: &CardRead,
+) -> Result<admission::Facts, StoreError> {
+    let mut facts = admission::Facts {
+        lost: s.is_lost(request_id)?,
+        unfit: s.unfit_for_sales()?,
+        frozen: s.frozen(terminal)?,
+        cashier_signed_on: ask.cashier_required && s.terminal_cashier(terminal)?.is_some(),
+        pin_failures_today: s.pin_failures_today(card.pan.digits())?,
+        ..Default::default()
+    };
+    match ask.undo {
+        None if ask.kind == TxnKind::Sale => {
+            facts.fraud = s.fraud_facts(terminal, card, &ask.rules.limits())?;
+        }
+        None => {}
+        Some(trace_no) => {
+            let (sold_today, refunded_today) = s.takings_today()?;
+            facts.undo = admission::UndoFacts {
+                sale: original(s, terminal, trace_no, card)?,
+                open_batch: s.batch_no()?,
+                sold_today,
+                refunded_today,
+            };
+        }
+    }
+    Ok(facts)
+}
+
+/// The transaction with `trace_no` at `terminal`, as a void or refund sees it.
+fn original(
+    s: &mut Store,
+    terminal: &TerminalId,
+    trace_no: u32,
+    card: &CardRead,
+) -> Result<Option<admission::Original>, StoreError> {
+    let Some(sale) = s.by_trace(terminal, trace_no)? else {
+        return Ok(None);
+    };
+    let (voided, refunded) = s.undone(sale.id)?;
+    Ok(Some(admission::Original {
+        id: sale.id,
+        kind: sale.kind,
+        status: sale.status,
+        batch_no: sale.batch_no,
+        amount: sale.amount,
+        voided,
+        refunded,
+        same_card: s.same_card(sale.id, card.pan.digits())?,
+        reference: OriginalRef {
+            trace_no: sale.trace_no,
+            reference_no: sale.reference_no.clone(),
+            auth_code: sale.auth_code.clone(),
+        },
+    }))
+}

@@ -1,0 +1,58 @@
+//! Reversals (冲正): a sale the acquirer did not answer in time is reversed
+//! before the cashier hears "not charged", and whatever a crash left pending
+//! is reversed at start and by the sweep until the acquirer acknowledges.
+
+use super::*;
+
+impl<A: Acquirer> Coordinator<A> {
+    /// Reverses a pending transaction; the reversed row once acknowledged.
+    pub(super) async fn reverse(&self, txn: &Txn) -> Option<Txn> {
+        let reversal = Reversal {
+            terminal_id: txn.terminal_id.clone(),
+            trace_no: txn.trace_no,
+            amount: txn.amount,
+        };
+        if let Err(e) = self.within_timeout(self.acquirer.reverse(reversal)).await {
+            tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
+            return None;
+        }
+        let id = txn.id;
+        let verdict = move |s: &mut Store| {
+            s.finish(
+                id,
+                &Verdict {
+                    status: TxnStatus::Reversed,
+                    response_code: reason::NOT_CHARGED,
+                    auth_code: "",
+                    reference_no: "",
+                },
+            )
+        };
+        match self.store(verdict).await {
+            Ok(t) => {
+                tracing::info!(terminal = %t.terminal_id, trace_no = t.trace_no, "transaction reversed: not charged");
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(trace_no = txn.trace_no, error = %e, "reversal acknowledged but not recorded; will retry");
+                None
+            }
+        }
+    }
+
+    /// Reverses every `pending` transaction nobody is working on: at start-up,
+    /// those a crash left behind; later, those whose reversal failed before.
+    pub async fn reverse_leftovers(&self) -> Result<usize, StoreError> {
+        let pending = self.store(|s| s.pending()).await?;
+        let mut reversed = 0;
+        for txn in pending {
+            let Some(_claim) = self.claim(&txn.request_id) else {
+                continue;
+            };
+            if self.reverse(&txn).await.is_some() {
+                reversed += 1;
+            }
+        }
+        Ok(reversed)
+    }
+}

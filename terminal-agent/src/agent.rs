@@ -635,7 +635,10 @@ impl Running {
     /// Journals the sale in flight first, then shows, prints and sends. When a
     /// sale ends, its slips are in the print queue on disk before the journal
     /// forgets it: a crash in between recalls the sale at restart, and the
-    /// queue knows its slips (they print once, never zero times).
+    /// queue knows its slips (they print once, never zero times). Both
+    /// fsyncs run with `block_in_place`, so the runtime's other tasks (the
+    /// broker link, the control API) move to another thread meanwhile; the
+    /// checkout's runtime is multi-threaded for this.
     fn apply<D: Display>(&mut self, mut actions: Vec<Action>, devices: &mut D) {
         let in_flight = self.session.in_flight();
         let ended = match (&self.journaled, &in_flight) {
@@ -652,17 +655,20 @@ impl Running {
                     _ => None,
                 })
                 .collect();
-            if let Err(e) = self.spooler.queue_sale(request_id.as_str(), slips.clone()) {
+            // fsync: off the async worker (the runtime is multi-threaded).
+            let queued =
+                tokio::task::block_in_place(|| self.spooler.queue_sale(request_id.as_str(), slips.clone()));
+            if let Err(e) = queued {
                 tracing::error!(terminal = %self.tid, error = %e, "cannot queue the sale's slips; printing them anyway");
                 slips.into_iter().for_each(|slip| self.spooler.submit(slip));
             }
             actions = rest;
         }
         if in_flight != self.journaled {
-            let written = match &in_flight {
+            let written = tokio::task::block_in_place(|| match &in_flight {
                 Some(entry) => self.journal.record(entry),
                 None => self.journal.clear(),
-            };
+            });
             match written {
                 Ok(()) => self.journaled = in_flight,
                 Err(e) => {

@@ -165,9 +165,17 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
             key: "acquirer_mac_key",
             message,
         })?;
+    let currency = config.currency.numeric().ok_or_else(|| ConfigError::Invalid {
+        key: "currency",
+        message: format!(
+            "{} has no ISO 4217 numeric code here, which the ISO 8583 link needs",
+            config.currency
+        ),
+    })?;
     Ok(AnyAcquirer::Iso(IsoAcquirer::start(IsoConfig {
         addr: addr.to_string(),
         merchant_id: config.merchant_id.clone(),
+        currency,
         mac_key,
         hub_terminal: OWN_CHECKOUT.to_string(),
     })))

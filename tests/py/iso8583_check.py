@@ -2,7 +2,8 @@
 (an independent ISO 8583 codec, "default" 1987 spec: ASCII type, binary
 bitmap, ASCII data and lengths) and encodes it back: the bytes must be equal.
 Prints one JSON object: how many were checked, the message types seen, the
-fields each type carried, and every failure."""
+fields each type carried, the currencies (field 49) each type named, and
+every failure."""
 
 import json
 import sys
@@ -12,7 +13,7 @@ from iso8583.specs import default as spec
 
 
 def main(path):
-    checked, types, fields, errors = 0, [], {}, []
+    checked, types, fields, currencies, errors = 0, [], {}, {}, []
     with open(path) as log:
         for n, line in enumerate(log, 1):
             direction, hexdata = line.split()
@@ -29,7 +30,12 @@ def main(path):
             mti = decoded["t"]
             types.append(mti)
             fields.setdefault(mti, sorted({int(k) for k in decoded if k.isdigit()}))
-    print(json.dumps({"checked": checked, "types": types, "fields": fields, "errors": errors}))
+            if "49" in decoded:
+                named = currencies.setdefault(mti, [])
+                if decoded["49"] not in named:
+                    named.append(decoded["49"])
+    print(json.dumps({"checked": checked, "types": types, "fields": fields,
+                      "currencies": currencies, "errors": errors}))
 
 
 if __name__ == "__main__":

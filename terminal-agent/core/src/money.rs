@@ -82,36 +82,38 @@ pub struct Currency {
     /// Three ASCII capital letters.
     code: [u8; 3],
     exponent: u8,
+    /// ISO 4217 numeric code (ISO 8583 field 49), when Tallybox knows it.
+    numeric: Option<u16>,
 }
 
-/// ISO 4217 codes and exponents of the currencies a shop in the region (and
+/// ISO 4217 codes, exponents and numeric codes of the currencies a shop in the region (and
 /// a visitor's card) is likely to settle in. A code not here is refused in
 /// the configuration with this list, rather than guessed at.
-const KNOWN: &[(&str, u8)] = &[
-    ("CNY", 2),
-    ("HKD", 2),
-    ("MOP", 2),
-    ("TWD", 2),
-    ("SGD", 2),
-    ("MYR", 2),
-    ("THB", 2),
-    ("PHP", 2),
-    ("IDR", 2),
-    ("INR", 2),
-    ("USD", 2),
-    ("EUR", 2),
-    ("GBP", 2),
-    ("AUD", 2),
-    ("NZD", 2),
-    ("CAD", 2),
-    ("CHF", 2),
-    ("JPY", 0),
-    ("KRW", 0),
-    ("VND", 0),
-    ("KWD", 3),
-    ("BHD", 3),
-    ("OMR", 3),
-    ("JOD", 3),
+const KNOWN: &[(&str, u8, u16)] = &[
+    ("CNY", 2, 156),
+    ("HKD", 2, 344),
+    ("MOP", 2, 446),
+    ("TWD", 2, 901),
+    ("SGD", 2, 702),
+    ("MYR", 2, 458),
+    ("THB", 2, 764),
+    ("PHP", 2, 608),
+    ("IDR", 2, 360),
+    ("INR", 2, 356),
+    ("USD", 2, 840),
+    ("EUR", 2, 978),
+    ("GBP", 2, 826),
+    ("AUD", 2, 36),
+    ("NZD", 2, 554),
+    ("CAD", 2, 124),
+    ("CHF", 2, 756),
+    ("JPY", 0, 392),
+    ("KRW", 0, 410),
+    ("VND", 0, 704),
+    ("KWD", 3, 414),
+    ("BHD", 3, 48),
+    ("OMR", 3, 512),
+    ("JOD", 3, 400),
 ];
 
 impl Default for Currency {
@@ -125,12 +127,16 @@ impl Currency {
     pub const CNY: Currency = Currency {
         code: *b"CNY",
         exponent: 2,
+        numeric: Some(156),
     };
 
     /// The currency of an ISO 4217 alphabetic code Tallybox knows.
     pub fn from_code(code: &str) -> Option<Currency> {
-        let &(_, exponent) = KNOWN.iter().find(|(c, _)| *c == code)?;
-        Currency::new(code, exponent)
+        let &(_, exponent, numeric) = KNOWN.iter().find(|(c, _, _)| *c == code)?;
+        Currency::new(code, exponent).map(|c| Currency {
+            numeric: Some(numeric),
+            ..c
+        })
     }
 
     /// A currency told by the other side (the hub's sign-in answer): any
@@ -138,17 +144,27 @@ impl Currency {
     /// older than its hub still shows a code it has no entry for.
     pub fn new(code: &str, exponent: u8) -> Option<Currency> {
         let code: [u8; 3] = code.as_bytes().try_into().ok()?;
-        (code.iter().all(u8::is_ascii_uppercase) && exponent <= 4).then_some(Currency { code, exponent })
+        (code.iter().all(u8::is_ascii_uppercase) && exponent <= 4).then_some(Currency {
+            code,
+            exponent,
+            numeric: None,
+        })
     }
 
     /// Every code [`Currency::from_code`] takes, for error messages.
     pub fn known_codes() -> impl Iterator<Item = &'static str> {
-        KNOWN.iter().map(|(c, _)| *c)
+        KNOWN.iter().map(|(c, _, _)| *c)
     }
 
     pub fn code(&self) -> &str {
         // Checked ASCII at construction.
         std::str::from_utf8(&self.code).unwrap_or("XXX")
+    }
+
+    /// The ISO 4217 numeric code, three digits as ISO 8583 field 49 carries
+    /// it ("156" for CNY, "344" for HKD); none for a code Tallybox does not know.
+    pub fn numeric(self) -> Option<String> {
+        self.numeric.map(|n| format!("{n:03}"))
     }
 
     /// Digits after the point: 2 for CNY, 0 for JPY, 3 for KWD.
@@ -317,6 +333,10 @@ mod tests {
     fn only_known_codes_are_currencies() {
         assert_eq!(cur("JPY").exponent(), 0);
         assert_eq!(cur(HKD).exponent(), 2);
+        assert_eq!(cur(HKD).numeric().as_deref(), Some("344"));
+        assert_eq!(Currency::CNY.numeric().as_deref(), Some("156"));
+        assert_eq!(cur("BHD").numeric().as_deref(), Some("048"));
+        assert_eq!(Currency::CNY, cur("CNY"));
         assert!(Currency::from_code("yuan").is_none());
         assert!(Currency::from_code("XYZ").is_none());
         assert!(Currency::known_codes().any(|c| c == "CNY"));

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use tallybox_e2e::procs::{Hub, Terminal};
+use serde_json::Value;
+use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::wait_for;
 
 /// A sale of 1250 minor units on a hub set to `code`: what the cashier saw,
@@ -84,4 +85,37 @@ fn a_currency_tallybox_does_not_know_is_refused_at_start_with_the_ones_it_does()
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+}
+
+#[test]
+fn over_iso8583_a_hong_kong_sale_names_hkd_to_the_bank() {
+    // Field 4 is in the minor units of field 49's currency: a HKD sale sent
+    // as 156 (CNY) would charge the card in yuan.
+    let acquirer = AcquirerSim::start();
+    let hub = Hub::start_configured(&format!(
+        "currency = \"HKD\"\nacquirer = \"{}\"\n",
+        acquirer.url()
+    ));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let screen = t1.sale(1250, "approved");
+    assert!(screen.contains("HKD 12.50"), "{screen}");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
+        .arg(acquirer.messages_path())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert_eq!(
+        report["currencies"]["0200"],
+        serde_json::json!(["344"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["currencies"]["0210"],
+        serde_json::json!(["344"]),
+        "{report}"
+    );
 }

@@ -26,6 +26,8 @@ pub struct IsoConfig {
     /// `HOST:PORT` of the acquirer host.
     pub addr: String,
     pub merchant_id: String,
+    /// The store's currency, ISO 4217 numeric (field 49).
+    pub currency: String,
     pub mac_key: MacKey,
     /// The terminal id the hub signs in with.
     pub hub_terminal: String,
@@ -46,6 +48,7 @@ struct Outgoing {
 pub struct IsoAcquirer {
     requests: mpsc::Sender<Outgoing>,
     merchant_id: String,
+    currency: String,
     link: Arc<Mutex<LinkState>>,
 }
 
@@ -117,12 +120,13 @@ impl IsoAcquirer {
     /// Starts the link task; it runs until the acquirer handle is dropped.
     pub fn start(config: IsoConfig) -> IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
-        let merchant_id = config.merchant_id.clone();
+        let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
         let state = Arc::new(Mutex::new(LinkState::default()));
         tokio::spawn(link(config, rx, Arc::clone(&state)));
         IsoAcquirer {
             requests: tx,
             merchant_id,
+            currency,
             link: state,
         }
     }
@@ -155,14 +159,19 @@ impl IsoAcquirer {
 
 impl Acquirer for IsoAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        let message = messages::auth_request(&request, &self.merchant_id, tallybox_platform::clock::now())
-            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let message = messages::auth_request(
+            &request,
+            &self.merchant_id,
+            &self.currency,
+            tallybox_platform::clock::now(),
+        )
+        .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
         messages::auth_response(&answer).map_err(AcquirerError::Link)
     }
 
     async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
-        let message = messages::reversal(&reversal, &self.merchant_id)
+        let message = messages::reversal(&reversal, &self.merchant_id, &self.currency)
             .map_err(|e| AcquirerError::Link(e.to_string()))?;
         let answer = self.exchange(message).await?;
         match answer.text(39).and_then(ResponseCode::parse) {

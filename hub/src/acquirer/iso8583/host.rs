@@ -174,7 +174,8 @@ impl Host {
                                     a.set_str(38, &response.auth_code)?;
                                 }
                                 if let Some(balance) = response.balance {
-                                    a.set_str(54, &messages::balance_field(balance))?;
+                                    let currency = request.text(49).unwrap_or(messages::CNY);
+                                    a.set_str(54, &messages::balance_field(balance, currency))?;
                                 }
                                 Ok(Some((a, delay)))
                             })

@@ -20,7 +20,8 @@ use tallybox_core::protocol::TxnKind;
 use super::codec::{CodecError, Message};
 use crate::acquirer::{AuthRequest, AuthResponse, BatchTotals, Reversal};
 
-/// ISO 4217 numeric for CNY, the only currency the simulated host settles.
+/// ISO 4217 numeric for CNY: the simulated host's balances when a request
+/// names no currency.
 pub const CNY: &str = "156";
 
 fn trace(n: u32) -> String {
@@ -60,9 +61,12 @@ pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Me
     Ok(m)
 }
 
+/// `currency`: the store's ISO 4217 numeric code (field 49); the amount in
+/// field 4 is in its minor units.
 pub fn auth_request(
     r: &AuthRequest,
     merchant_id: &str,
+    currency: &str,
     now: DateTime<FixedOffset>,
 ) -> Result<Message, CodecError> {
     let mut m = Message::new("0200");
@@ -87,7 +91,7 @@ pub fn auth_request(
         .set_str(25, "00")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
-        .set_str(49, CNY)?;
+        .set_str(49, currency)?;
     if let Some(sc) = &r.card.service_code {
         m.set_str(35, &format!("{pan}={}{sc}", r.card.expiry.yymm()))?;
     }
@@ -115,7 +119,7 @@ pub fn auth_request(
     Ok(m)
 }
 
-pub fn reversal(r: &Reversal, merchant_id: &str) -> Result<Message, CodecError> {
+pub fn reversal(r: &Reversal, merchant_id: &str, currency: &str) -> Result<Message, CodecError> {
     let mut m = Message::new("0400");
     m.set_str(3, "000000")?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
@@ -123,7 +127,7 @@ pub fn reversal(r: &Reversal, merchant_id: &str) -> Result<Message, CodecError> 
         .set_str(39, "98")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
-        .set_str(49, CNY)?;
+        .set_str(49, currency)?;
     Ok(m)
 }
 
@@ -193,8 +197,8 @@ pub fn answer(request: &Message, response_code: ResponseCode) -> Result<Message,
 
 /// Field 54, a balance: account type, amount type `02` (available), currency,
 /// `C` (credit) and twelve digits.
-pub fn balance_field(balance: Amount) -> String {
-    format!("1002{CNY}C{:012}", balance.minor())
+pub fn balance_field(balance: Amount, currency: &str) -> String {
+    format!("1002{currency}C{:012}", balance.minor())
 }
 
 pub fn auth_response(m: &Message) -> Result<AuthResponse, String> {
@@ -279,7 +283,14 @@ mod tests {
             pin_block: Some("1F2E3D4C5B6A7988".into()),
             original: None,
         };
-        let m = auth_request(&request, "898000000000001", tallybox_platform::clock::now()).unwrap();
+        let m = auth_request(
+            &request,
+            "898000000000001",
+            "344",
+            tallybox_platform::clock::now(),
+        )
+        .unwrap();
+        assert_eq!(m.text(49), Some("344"), "the store's currency, not always CNY");
         let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();
         assert_eq!(back.card, request.card);
         assert_eq!(back.pin_block, request.pin_block);
@@ -299,7 +310,7 @@ mod tests {
             .set_str(11, "000007")
             .unwrap();
         let mut a = answer(&request, ResponseCode::APPROVED).unwrap();
-        a.set_str(54, &balance_field(Amount::from_minor(10_000).unwrap()))
+        a.set_str(54, &balance_field(Amount::from_minor(10_000).unwrap(), CNY))
             .unwrap();
         assert_eq!(a.mti, "0210");
         assert_eq!(a.text(11), Some("000007"));

@@ -72,21 +72,7 @@ enum Command {
     },
 }
 
-/// Argon2 (passwords and PINs) takes 19 MiB a hash. glibc maps a block that
-/// large and unmaps it when freed, but each such free raises its threshold,
-/// so from the second hash on the 19 MiB come from the heap and stay in the
-/// hub's resident memory. A fixed threshold keeps large blocks mapped.
-fn keep_large_allocations_mapped() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    keep_large_allocations_mapped();
     let cli: Cli = match tallybox_platform::cli::parse("tallybox") {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -6,8 +6,9 @@
 //! - [`link`]: the hub's MQTT side: requests in, answers out.
 //! - [`coordinator`]: **where a sale gets authorized**: exactly-once by request
 //!   id, pending before authorize, reversal when the acquirer is silent; the
-//!   fraud rules ([`coordinator::fraud`]), voids and refunds (`undo.rs`) and
-//!   settlement ([`coordinator::settle`]).
+//!   pure admission rules ([`coordinator::admission`]), the fraud rules
+//!   ([`coordinator::fraud`]), voids and refunds (`undo.rs`) and settlement
+//!   ([`coordinator::settle`]).
 //! - [`acquirer`]: the acquirer trait, the simulated acquirer / issuer, and
 //!   the ISO 8583 link ([`acquirer::iso8583`]: codec, MAC, client, and the host
 //!   that `tallybox acquirer-sim` runs).
@@ -31,9 +32,11 @@
 //!
 //! The subcommands (`cmd/`, one file each) are the binary's, not this library's.
 //!
-//! The checkout itself — screens, keys, cards, slips, the wire protocol — lives
-//! in the `tallybox-terminal` crate, which the hub runs in-process for its own
-//! keypad, reader, OLED and printer.
+//! What the hub shares with every checkout — money, cards, codes, slips, the
+//! wire protocol, sealing — is `tallybox-core`; files, clock, updates and MQTT
+//! are `tallybox-platform`. The checkout itself — session, screens, drivers —
+//! is the `tallybox-terminal` crate, which only `hub.rs` runs in-process, for
+//! the Pi's own keypad, reader, OLED and printer.
 //!
 //! # The path of a sale
 //!

@@ -224,7 +224,11 @@ fn gather(
         unfit: s.unfit_for_sales()?,
         frozen: s.frozen(terminal)?,
         cashier_signed_on: ask.cashier_required && s.terminal_cashier(terminal)?.is_some(),
-        pin_failures_today: s.pin_failures_today(card.pan.digits())?,
+        // Voids and refunds are the supervisor's: the card's PIN tries do not count.
+        pin_failures_today: match ask.undo {
+            None => s.pin_failures_today(card.pan.digits())?,
+            Some(_) => 0,
+        },
         ..Default::default()
     };
     match ask.undo {

@@ -17,9 +17,11 @@
 //! - [`hw`]: the Pi backend — the drivers on the Pi's buses, joined to the
 //!   runtime — wired as [`config`] (the checkout's settings file) says.
 //! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
-//! - [`agent`]: the runtime that joins session, devices and broker.
-//! - [`link`]: the sealed link to the hub, sans-IO: sealing, opening and the
-//!   replay guard, pairing, re-sends, the hub-silent timer, stopping when idle.
+//! - [`checkout`]: the checkout core, sans-IO: the session joined to the
+//!   sealed link to the hub ([`checkout::link`]: sealing, opening and the
+//!   replay guard, pairing, re-sends, the hub-silent timer, stopping when
+//!   idle), fed events with the time and handing out what to do.
+//! - [`agent`]: the runtime around the core: broker, files, devices, timers.
 //! - [`journal`]: the one sale in flight, kept across a restart.
 //! - [`print`](mod@print): the print queue on disk and the spool thread that empties it.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
@@ -38,13 +40,13 @@
 //! until the printer confirms it.
 
 pub mod agent;
+pub mod checkout;
 pub mod config;
 pub mod control;
 pub mod devices;
 pub mod hw;
 pub mod hwtest;
 pub mod journal;
-pub mod link;
 pub mod print;
 pub mod self_update;
 pub mod session;

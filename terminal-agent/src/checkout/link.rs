@@ -3,8 +3,8 @@
 //! checkout takes unsealed), pairing, and the link's clocks — when to re-send
 //! an unanswered request, when a pairing has waited long enough, when the hub
 //! has been silent too long on a sale, and stopping only once idle. Time is
-//! passed in as `now`; the runtime (`agent.rs`) does the sockets, the files
-//! and the message counter, and asks on each tick.
+//! passed in as `now`, and each clock says when it next falls due, so that
+//! [`super::Checkout::poll_timeout`] can wake the runtime then.
 
 use std::time::{Duration, Instant};
 use tallybox_core::protocol::requests;
@@ -82,6 +82,11 @@ impl HubLink {
             waiting: None,
             ending: None,
         }
+    }
+
+    /// The terminal this link is for.
+    pub fn terminal(&self) -> &str {
+        &self.terminal
     }
 
     pub fn is_paired(&self) -> bool {
@@ -211,6 +216,25 @@ impl HubLink {
     pub fn resend_due(&self, now: Instant) -> bool {
         self.last_send
             .is_none_or(|sent| now.duration_since(sent) >= self.retry_every)
+    }
+
+    /// When the unanswered requests fall due again (`None`: nothing sent yet).
+    pub fn resend_at(&self) -> Option<Instant> {
+        self.last_send.map(|sent| sent + self.retry_every)
+    }
+
+    /// When the pairing under way has waited long enough.
+    pub fn pairing_deadline(&self) -> Option<Instant> {
+        self.pairing.as_ref().map(|p| p.sent_at + PAIRING_WAIT)
+    }
+
+    /// When the cashier is to be told the hub is silent on the request
+    /// waited on, unless it answers first.
+    pub fn silent_at(&self) -> Option<Instant> {
+        match &self.waiting {
+            Some((_, since, false)) => Some(*since + self.silent_after),
+            _ => None,
+        }
     }
 
     /// True once, when the same request has waited longer than the limit:

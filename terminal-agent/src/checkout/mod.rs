@@ -1,0 +1,402 @@
+//! The checkout core, sans-IO in quinn-proto's shape: the [`Session`] (what
+//! the cashier sees and does) and the [`HubLink`] (sealing, pairing, the
+//! link's clocks) joined into one state machine. The runtime (`agent.rs`)
+//! feeds it [`Event`]s with the time they happened
+//! ([`Checkout::handle`]), sleeps until [`Checkout::poll_timeout`], and
+//! carries out each [`Output`] that [`Checkout::poll_action`] hands out:
+//! bytes to publish, screens, slips, journal writes, the key to keep. Nothing
+//! here touches a socket, a file or a clock, so every rule below is tested
+//! with plain values (`checkout/tests.rs`).
+//!
+//! The rules the core keeps:
+//! - Unanswered requests go out again every `retry_every` while connected,
+//!   with the same request id (the hub charges an id once).
+//! - When a sale ends, its slips are handed out for the print queue on disk
+//!   ([`Output::QueueSale`]) before the journal forgets the sale
+//!   ([`Output::Journal`]): a crash in between recalls the sale at restart,
+//!   and the queue knows its slips, so they print once, never zero times.
+//! - A paired checkout takes nothing unsealed but the pairing's own answer
+//!   and the hub saying it is not paired.
+//! - The cashier is told once per request when the hub stays silent on it.
+//! - A restart or an update the owner asked for waits until the checkout is
+//!   idle: never in the middle of a sale.
+
+pub mod link;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use tallybox_core::protocol::{requests, DeviceHealth, Request, RequestId, Response};
+use tallybox_core::seal::Key;
+use tallybox_core::slip::Slip;
+
+use crate::journal::InFlight;
+use crate::session::{Action, Input, Screen, SelfTest, Session, SessionConfig};
+pub use link::{Ending, HubLink, Refused};
+
+/// What happened, as the runtime saw it.
+#[derive(Debug)]
+pub enum Event {
+    /// The broker accepted the connection.
+    Connected,
+    /// The broker connection broke (the runtime reconnects by itself).
+    Disconnected,
+    /// A message on this checkout's answer topic, as it came.
+    Message(Vec<u8>),
+    /// A key, a card, the printer, the setup code, an alert...
+    Input(Input),
+    /// The local clock: `HH:MM` and `(year, month)` (card expiry). The
+    /// runtime sends it often; the core acts on a change only.
+    Clock { hhmm: String, today: (u16, u8) },
+    /// A deadline [`Checkout::poll_timeout`] gave has passed.
+    Timeout,
+    /// What became of [`Output::KeepKey`]: kept on disk, or why not.
+    KeyKept(Result<(), String>),
+    /// The journal write [`Output::Journal`] asked for failed: the core asks
+    /// for it again at the next change.
+    JournalFailed,
+    /// An update is installed: stop once idle so that the service starts it.
+    Installed(String),
+    /// Time for the device counters to go to the hub.
+    Heartbeat { uptime_s: u64, devices: DeviceHealth },
+}
+
+/// What the runtime is to do, in the order handed out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Publish these bytes on this checkout's request topic (QoS 0).
+    Publish(Vec<u8>),
+    /// Connected: subscribe to the answers and say online.
+    Online,
+    Show(Screen),
+    /// Print one slip (the spool keeps it until the printer confirms).
+    Print(Slip),
+    /// A sale ended: put its slips in the print queue on disk first.
+    QueueSale {
+        request_id: RequestId,
+        slips: Vec<Slip>,
+    },
+    /// Keep the sale in flight on disk (`None`: forget it).
+    Journal(Option<InFlight>),
+    /// The pairing gave this key: keep it on disk, log in with it from the
+    /// next connection, and answer with [`Event::KeyKept`].
+    KeepKey(Key),
+    /// Print the slip that shows the printer works ([`Checkout::test_slip`]).
+    PrintTestSlip,
+    /// The menu's self-test: show [`Checkout::self_test`] with the device
+    /// counts, and print a test slip.
+    SelfTest,
+    /// The hub offers this version, to be fetched from its web server.
+    UpdateOffered {
+        version: String,
+        port: u16,
+        path: String,
+    },
+    /// The store's time zone, as the hub says it.
+    TimeZone(String),
+    /// Stop now, for this reason: the checkout is idle.
+    Stop(Ending),
+}
+
+pub struct Checkout {
+    session: Session,
+    link: HubLink,
+    /// The floor-kept message counter that seals what goes out.
+    counter: Box<dyn FnMut() -> u64 + Send>,
+    connected: bool,
+    today: (u16, u8),
+    hhmm: String,
+    /// The sale the journal holds, as far as the core knows.
+    journaled: Option<InFlight>,
+    /// The last journal write failed: write at the next chance.
+    journal_stale: bool,
+    /// The key a pairing gave, until it is kept on disk.
+    unkept_key: Option<Key>,
+    stopping: bool,
+    out: VecDeque<Output>,
+}
+
+impl Checkout {
+    /// A checkout starting up: it signs in, and recalls `in_flight`, the sale
+    /// its journal held at the last stop.
+    pub fn new(
+        config: SessionConfig,
+        link: HubLink,
+        counter: Box<dyn FnMut() -> u64 + Send>,
+        version: &str,
+        in_flight: Option<InFlight>,
+        now: Instant,
+    ) -> Checkout {
+        let mut checkout = Checkout {
+            session: Session::new(config),
+            link,
+            counter,
+            connected: false,
+            today: (0, 0),
+            hhmm: String::new(),
+            journaled: None,
+            journal_stale: false,
+            unkept_key: None,
+            stopping: false,
+            out: VecDeque::new(),
+        };
+        let mut actions = checkout.session.start(version);
+        if let Some(entry) = in_flight {
+            checkout.journaled = Some(entry.clone());
+            actions.extend(checkout.session.resume(entry));
+        }
+        checkout.apply(actions, now);
+        checkout
+    }
+
+    /// Feeds one event that happened at `now`.
+    pub fn handle(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.out.push_back(Output::Online);
+                self.resend(now);
+            }
+            Event::Disconnected => self.connected = false,
+            Event::Message(payload) => self.on_message(&payload, now),
+            Event::Input(input) => self.feed(input, now),
+            Event::Clock { hhmm, today } => {
+                self.today = today;
+                if hhmm != self.hhmm {
+                    self.hhmm = hhmm.clone();
+                    self.feed(Input::Clock(hhmm), now);
+                }
+            }
+            Event::Timeout => {}
+            Event::KeyKept(kept) => {
+                let outcome = match (kept, self.unkept_key.take()) {
+                    (Ok(()), Some(key)) => {
+                        self.link.paired(key);
+                        tracing::info!(terminal = %self.link.terminal(), "paired with the hub: messages are sealed from now on");
+                        Ok(())
+                    }
+                    (Ok(()), None) => return,
+                    (Err(e), _) => Err(format!("key not saved: {e}")),
+                };
+                if let Err(e) = &outcome {
+                    tracing::warn!(terminal = %self.link.terminal(), error = %e, "pairing failed");
+                }
+                // Paired: the session signs in again, sealed now.
+                self.feed(Input::Paired(outcome), now);
+            }
+            Event::JournalFailed => self.journal_stale = true,
+            Event::Installed(version) => self.link.stop_when_idle(Ending::Updated(version)),
+            Event::Heartbeat { uptime_s, devices } => {
+                let heartbeat = Request::Heartbeat(requests::Heartbeat {
+                    uptime_s,
+                    devices: Some(devices),
+                });
+                self.publish(&heartbeat, now);
+            }
+        }
+        self.on_time(now);
+        if !self.stopping {
+            if let Some(why) = self.link.stop_now(self.session.state_name() == "idle") {
+                self.stopping = true;
+                self.out.push_back(Output::Stop(why.clone()));
+            }
+        }
+    }
+
+    /// The next moment [`Checkout::handle`] wants an [`Event::Timeout`], if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let resend = match self.connected && !self.session.outstanding().is_empty() {
+            true => self.link.resend_at(),
+            false => None,
+        };
+        [resend, self.link.pairing_deadline(), self.link.silent_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next thing to do, in order.
+    pub fn poll_action(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The session's state (`idle`, `card`, `waiting`...), for the handles.
+    pub fn state_name(&self) -> &'static str {
+        self.session.state_name()
+    }
+
+    /// The amount a card is wanted for right now, if one is.
+    pub fn card_wanted(&self) -> Option<tallybox_core::money::Amount> {
+        self.session.card_wanted()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    pub fn is_paired(&self) -> bool {
+        self.link.is_paired()
+    }
+
+    /// The test slip, printed at `local_time` by `version`.
+    pub fn test_slip(&self, local_time: &str, version: &str) -> Slip {
+        tallybox_core::slip::test_slip(
+            self.session.store_name(),
+            self.link.terminal(),
+            local_time,
+            version,
+            self.session.slip_columns(),
+        )
+    }
+
+    /// The self-test screen, with the device counts the runtime holds.
+    pub fn self_test(&self, devices: DeviceHealth) -> Screen {
+        let (online, printer, paper_low) = self.session.link_and_printer();
+        let report = SelfTest {
+            online,
+            paired: self.link.is_paired(),
+            printer,
+            paper_low,
+            devices,
+        };
+        tracing::info!(terminal = %self.link.terminal(), online, paired = report.paired, ?printer, "self-test from the menu");
+        self.session.screens().self_test(&report)
+    }
+
+    /// The link's clocks: re-sends, a pairing that waited too long, a silent hub.
+    fn on_time(&mut self, now: Instant) {
+        if self.connected && !self.session.outstanding().is_empty() && self.link.resend_due(now) {
+            self.resend(now);
+        }
+        if self.link.pairing_expired(now) {
+            self.feed(Input::Paired(Err("the hub did not answer".into())), now);
+        }
+        if self.link.hub_silent(self.session.waiting_on(), now) {
+            self.feed(Input::HubSilent, now);
+        }
+    }
+
+    fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let response = match self.link.incoming(payload) {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(terminal = %self.link.terminal(), error = %e, "answer from the hub not taken");
+                return;
+            }
+        };
+        if let Some(outcome) = self.link.finish_pairing(&response) {
+            match outcome {
+                Ok(key) => {
+                    self.unkept_key = Some(key);
+                    self.out.push_back(Output::KeepKey(key));
+                }
+                Err(e) => {
+                    tracing::warn!(terminal = %self.link.terminal(), error = %e, "pairing failed");
+                    self.feed(Input::Paired(Err(e)), now);
+                }
+            }
+            return;
+        }
+        match response {
+            Response::TestSlip => {
+                tracing::info!(terminal = %self.link.terminal(), "printing a test slip the owner asked for");
+                self.out.push_back(Output::PrintTestSlip);
+                return;
+            }
+            Response::Update { version, port, path } => {
+                self.out.push_back(Output::UpdateOffered { version, port, path });
+                return;
+            }
+            Response::Restart => {
+                tracing::warn!(terminal = %self.link.terminal(), "the owner asked for a restart; it happens when the checkout is idle");
+                self.link.stop_when_idle(Ending::Restart);
+                return;
+            }
+            Response::SignedIn {
+                time_zone: Some(ref zone),
+                ..
+            }
+            | Response::TimeZone { time_zone: ref zone } => {
+                self.out.push_back(Output::TimeZone(zone.clone()));
+            }
+            _ => {}
+        }
+        self.feed(Input::Answer(Box::new(response)), now);
+    }
+
+    fn feed(&mut self, input: Input, now: Instant) {
+        let actions = self.session.handle(input, self.today);
+        self.apply(actions, now);
+    }
+
+    /// Turns the session's actions into outputs, journal first (see the
+    /// module doc for the order).
+    fn apply(&mut self, mut actions: Vec<Action>, now: Instant) {
+        let in_flight = self.session.in_flight();
+        if let Some(was) = self
+            .journaled
+            .as_ref()
+            .filter(|was| in_flight.as_ref() != Some(*was))
+        {
+            let (slips, rest): (Vec<Action>, Vec<Action>) =
+                actions.into_iter().partition(|a| matches!(a, Action::Print(_)));
+            let slips = slips
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Print(slip) => Some(slip),
+                    _ => None,
+                })
+                .collect();
+            self.out.push_back(Output::QueueSale {
+                request_id: was.request_id.clone(),
+                slips,
+            });
+            actions = rest;
+        }
+        if in_flight != self.journaled || self.journal_stale {
+            self.journal_stale = false;
+            self.journaled = in_flight.clone();
+            self.out.push_back(Output::Journal(in_flight));
+        }
+        for action in actions {
+            match action {
+                Action::Show(screen) => self.out.push_back(Output::Show(screen)),
+                Action::Print(slip) => self.out.push_back(Output::Print(slip)),
+                Action::Send(request) => self.publish(&request, now),
+                Action::Pair(code) => self.start_pairing(&code, now),
+                Action::SelfTest => self.out.push_back(Output::SelfTest),
+            }
+        }
+    }
+
+    fn resend(&mut self, now: Instant) {
+        let outstanding: Vec<Request> = self.session.outstanding().into_iter().cloned().collect();
+        for request in &outstanding {
+            self.publish(request, now);
+        }
+    }
+
+    fn publish(&mut self, request: &Request, now: Instant) {
+        let counter = &mut self.counter;
+        match self.link.outgoing(request, now, counter) {
+            Ok(payload) => self.out.push_back(Output::Publish(payload)),
+            Err(e) => {
+                tracing::error!(terminal = %self.link.terminal(), error = %e, "request not sent: it cannot be encoded")
+            }
+        }
+    }
+
+    /// Sends the first half of a pairing; the hub's answer finishes it.
+    fn start_pairing(&mut self, code: &str, now: Instant) {
+        match self.link.start_pairing(code, now) {
+            Ok(request) => {
+                tracing::info!(terminal = %self.link.terminal(), "pairing with the hub");
+                self.publish(&request, now);
+            }
+            // Reported as failed by the pairing's clock, at once.
+            Err(e) => tracing::warn!(terminal = %self.link.terminal(), error = %e, "pairing not started"),
+        }
+    }
+}

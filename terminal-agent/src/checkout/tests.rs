@@ -1,0 +1,461 @@
+//! The checkout core driven as the runtime drives it, with plain values: keys
+//! and the hub's answers in, a clock passed in, bytes and files out. No
+//! broker, no network, no disk.
+
+use super::*;
+use std::time::Duration;
+use tallybox_core::card::{pin_block, test_cards, EntryMode};
+use tallybox_core::code::ResponseCode;
+use tallybox_core::money::{Amount, Currency};
+use tallybox_core::protocol::{decode_request, encode, Outcome, TxnKind, TxnStatus};
+use tallybox_core::seal::{self, Direction};
+use tallybox_core::secret::Secret;
+
+use crate::session::{Key as Keypad, Lang};
+
+const RETRY: Duration = Duration::from_secs(1);
+const SILENT: Duration = Duration::from_secs(15);
+const KEY: Key = [9; 32];
+
+/// The hub's end of the link: opens what the checkout sent, seals answers.
+struct Hub {
+    key: Option<Key>,
+    counter: u64,
+}
+
+impl Hub {
+    fn new(key: Option<Key>) -> Hub {
+        Hub { key, counter: 0 }
+    }
+
+    /// The requests among `outputs`, opened.
+    fn requests(&self, outputs: &[Output]) -> Vec<Request> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Publish(bytes) => Some(bytes),
+                _ => None,
+            })
+            .map(|bytes| {
+                let plain = match (&self.key, seal::is_sealed(bytes)) {
+                    (Some(key), true) => seal::open(key, Direction::ToHub, "T1", bytes).unwrap().1,
+                    (None, true) => panic!("sealed without a key"),
+                    (_, false) => bytes.clone(),
+                };
+                decode_request(&plain).unwrap()
+            })
+            .collect()
+    }
+
+    /// `response`, as this hub sends it.
+    fn says(&mut self, response: &Response) -> Event {
+        let plain = encode(response).unwrap();
+        Event::Message(match &self.key {
+            Some(key) => {
+                self.counter += 1;
+                seal::seal(key, Direction::ToTerminal, "T1", self.counter, &plain)
+            }
+            None => plain,
+        })
+    }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        currency: Currency::CNY,
+        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
+        slip_columns: tallybox_core::slip::WIDTH,
+        lang: Lang::En,
+    }
+}
+
+fn checkout(key: Option<Key>, in_flight: Option<InFlight>, now: Instant) -> Checkout {
+    let link = HubLink::new("T1", "shop", key, RETRY, SILENT);
+    let mut counter = 100;
+    let next = Box::new(move || {
+        counter += 1;
+        counter
+    });
+    let mut c = Checkout::new(config(), link, next, "0.1.0", in_flight, now);
+    c.handle(
+        Event::Clock {
+            hhmm: "10:00".into(),
+            today: (2026, 12),
+        },
+        now,
+    );
+    c
+}
+
+fn drain(c: &mut Checkout) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_action()).collect()
+}
+
+fn screen(outputs: &[Output]) -> String {
+    outputs
+        .iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::Show(s) => Some(s.text()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn press(c: &mut Checkout, typed: &str, now: Instant) -> Vec<Output> {
+    for ch in typed.chars() {
+        c.handle(Event::Input(Input::Key(Keypad::from_char(ch).unwrap())), now);
+    }
+    drain(c)
+}
+
+fn swipe(c: &mut Checkout, now: Instant) -> Vec<Output> {
+    let read = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    c.handle(Event::Input(Input::Card(Ok(read))), now);
+    drain(c)
+}
+
+fn signed_in(request: &Request) -> Response {
+    Response::SignedIn {
+        request_id: request.request_id().unwrap().clone(),
+        store_name: "Shop".into(),
+        merchant_id: "M1".into(),
+        batch_no: 1,
+        frozen: None,
+        cashier: None,
+        time_zone: None,
+        currency: None,
+        minor_digits: None,
+    }
+}
+
+fn approved(request: &Request) -> Response {
+    let receipt = tallybox_core::protocol::Receipt {
+        merchant_name: "Shop".into(),
+        merchant_address: String::new(),
+        header: Vec::new(),
+        footer: Vec::new(),
+        merchant_id: "M1".into(),
+        terminal_id: "T1".into(),
+        kind: TxnKind::Sale,
+        status: TxnStatus::Approved,
+        amount: Amount::from_minor(1250).unwrap(),
+        currency: Currency::CNY,
+        masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
+            .unwrap()
+            .masked(),
+        brand: tallybox_core::card::Brand::UnionPay,
+        entry_mode: EntryMode::Swipe,
+        batch_no: 1,
+        trace_no: 7,
+        reference_no: "000000000007".into(),
+        auth_code: "123456".into(),
+        cashier: None,
+        at: "2026-12-02 10:00:00".into(),
+        link: None,
+    };
+    Response::Outcome(Outcome {
+        request_id: request.request_id().unwrap().clone(),
+        kind: TxnKind::Sale,
+        status: TxnStatus::Approved,
+        response_code: ResponseCode::APPROVED,
+        receipt: Some(receipt),
+        balance: None,
+    })
+}
+
+/// A paired checkout, connected and signed in, idle.
+fn ready(hub: &mut Hub, now: Instant) -> Checkout {
+    let mut c = checkout(hub.key, None, now);
+    c.handle(Event::Connected, now);
+    let out = drain(&mut c);
+    let sign_in = hub.requests(&out).pop().expect("a sign-in");
+    c.handle(hub.says(&signed_in(&sign_in)), now);
+    drain(&mut c);
+    assert_eq!(c.state_name(), "idle");
+    c
+}
+
+/// A sale of CNY 12.50 sent and waited on: the request the hub got.
+fn sale(c: &mut Checkout, hub: &Hub, now: Instant) -> Request {
+    press(c, "A1250#", now);
+    let out = swipe(c, now);
+    let journaled = out.iter().position(|o| matches!(o, Output::Journal(Some(_))));
+    let sent = out.iter().position(|o| matches!(o, Output::Publish(_)));
+    assert!(
+        journaled < sent && journaled.is_some(),
+        "journaled before it goes out: {out:?}"
+    );
+    let request = hub.requests(&out).pop().expect("a sale");
+    assert!(matches!(request, Request::Sale(_)), "{request:?}");
+    request
+}
+
+#[test]
+fn a_sale_goes_out_sealed_and_again_with_its_id_until_the_hub_answers() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let request = sale(&mut c, &hub, t0);
+    assert_eq!(c.poll_timeout(), Some(t0 + RETRY));
+    // Early: nothing goes out again.
+    c.handle(Event::Timeout, t0 + RETRY / 2);
+    assert!(drain(&mut c).is_empty());
+    c.handle(Event::Timeout, t0 + RETRY);
+    assert_eq!(
+        hub.requests(&drain(&mut c)),
+        vec![request.clone()],
+        "the same request"
+    );
+    // Disconnected, nothing is due; connected again, it goes out at once.
+    c.handle(Event::Disconnected, t0 + RETRY * 2);
+    assert_ne!(c.poll_timeout(), Some(t0 + RETRY * 2));
+    c.handle(Event::Timeout, t0 + RETRY * 3);
+    assert!(hub.requests(&drain(&mut c)).is_empty());
+    c.handle(Event::Connected, t0 + RETRY * 4);
+    let out = drain(&mut c);
+    assert_eq!(out[0], Output::Online);
+    assert_eq!(hub.requests(&out), vec![request.clone()]);
+
+    c.handle(hub.says(&approved(&request)), t0 + RETRY * 5);
+    let out = drain(&mut c);
+    assert!(screen(&out).contains("APPROVED"), "{out:?}");
+    // Both slips reach the print queue on disk before the journal forgets.
+    let queued = out.iter().position(|o| {
+        matches!(o, Output::QueueSale { request_id, slips }
+            if Some(request_id) == request.request_id() && slips.len() == 2)
+    });
+    let forgot = out.iter().position(|o| *o == Output::Journal(None));
+    assert!(queued.is_some() && queued < forgot, "{out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Print(_))),
+        "printed once, from the queue"
+    );
+    assert_eq!(c.poll_timeout(), None, "nothing left to wait on");
+}
+
+#[test]
+fn replayed_forged_or_unsealed_answers_do_not_end_a_sale() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let request = sale(&mut c, &hub, t0);
+    // The hub's last message again (the sign-in's answer): a replay.
+    let replay = {
+        let plain = encode(&approved(&request)).unwrap();
+        seal::seal(&KEY, Direction::ToTerminal, "T1", hub.counter, &plain)
+    };
+    c.handle(Event::Message(replay), t0);
+    let forged = seal::seal(
+        &[1; 32],
+        Direction::ToTerminal,
+        "T1",
+        99,
+        &encode(&approved(&request)).unwrap(),
+    );
+    c.handle(Event::Message(forged), t0);
+    c.handle(Event::Message(encode(&approved(&request)).unwrap()), t0);
+    assert!(drain(&mut c).is_empty());
+    assert_eq!(c.state_name(), "waiting");
+    // The hub's real answer still ends it.
+    c.handle(hub.says(&approved(&request)), t0);
+    assert!(screen(&drain(&mut c)).contains("APPROVED"));
+}
+
+#[test]
+fn pairing_seals_only_once_the_key_is_kept() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(None);
+    let mut c = ready(&mut hub, t0);
+    let out = press(&mut c, "D548219930#", t0);
+    let Some(Request::Pair(requests::Pair { request_id, message })) = hub.requests(&out).pop() else {
+        panic!("no pairing request: {out:?}");
+    };
+    assert_eq!(c.poll_timeout(), Some(t0 + link::PAIRING_WAIT));
+    let (hub_key, answer, confirm) = seal::pair_answer("48219930", "T1", "shop", &message).unwrap();
+    c.handle(
+        hub.says(&Response::Paired {
+            request_id,
+            message: answer,
+            confirm,
+        }),
+        t0,
+    );
+    assert_eq!(drain(&mut c), vec![Output::KeepKey(hub_key)]);
+    assert!(!c.is_paired(), "not until the key is on disk");
+    c.handle(Event::KeyKept(Ok(())), t0);
+    let out = drain(&mut c);
+    assert!(screen(&out).contains("PAIRED"), "{out:?}");
+    // The new sign-in goes out sealed with the key both sides hold.
+    hub.key = Some(hub_key);
+    assert!(matches!(hub.requests(&out).pop(), Some(Request::SignIn(_))));
+    assert!(c.is_paired());
+}
+
+#[test]
+fn a_pairing_fails_when_the_key_cannot_be_kept_or_the_hub_stays_silent() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(None);
+    let mut c = ready(&mut hub, t0);
+    let out = press(&mut c, "D548219930#", t0);
+    let Some(Request::Pair(requests::Pair { request_id, message })) = hub.requests(&out).pop() else {
+        panic!("no pairing request");
+    };
+    let (_, answer, confirm) = seal::pair_answer("48219930", "T1", "shop", &message).unwrap();
+    let paired = Response::Paired {
+        request_id,
+        message: answer,
+        confirm,
+    };
+    c.handle(hub.says(&paired), t0);
+    drain(&mut c);
+    c.handle(Event::KeyKept(Err("disk full".into())), t0);
+    let shown = screen(&drain(&mut c));
+    assert!(shown.contains("PAIRING FAILED"), "{shown}");
+    assert!(!c.is_paired());
+
+    press(&mut c, "C", t0);
+    press(&mut c, "D548219930#", t0);
+    c.handle(Event::Timeout, t0 + link::PAIRING_WAIT - Duration::from_millis(1));
+    assert!(drain(&mut c).is_empty());
+    c.handle(Event::Timeout, t0 + link::PAIRING_WAIT);
+    assert!(screen(&drain(&mut c)).contains("PAIRING FAILED"));
+}
+
+#[test]
+fn the_cashier_hears_once_that_the_hub_is_silent_and_the_sale_still_ends() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let request = sale(&mut c, &hub, t0);
+    let mut now = t0;
+    let mut told = 0;
+    while now < t0 + SILENT * 2 {
+        now = c.poll_timeout().expect("a deadline while waiting");
+        c.handle(Event::Timeout, now);
+        let now_told = drain(&mut c)
+            .iter()
+            .filter(|o| matches!(o, Output::Show(s) if s.text().contains("NO ANSWER YET")))
+            .count();
+        if now_told > 0 {
+            assert_eq!(now, t0 + SILENT, "told when the limit passed");
+        }
+        told += now_told;
+    }
+    assert_eq!(told, 1, "told once");
+    c.handle(hub.says(&approved(&request)), now);
+    assert!(screen(&drain(&mut c)).contains("APPROVED"));
+}
+
+#[test]
+fn a_restart_the_owner_asks_for_waits_for_the_sale_to_end() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let request = sale(&mut c, &hub, t0);
+    c.handle(hub.says(&Response::Restart), t0);
+    assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::Stop(_))));
+    c.handle(hub.says(&approved(&request)), t0);
+    assert!(
+        !drain(&mut c).iter().any(|o| matches!(o, Output::Stop(_))),
+        "the approval is on screen"
+    );
+    let out = press(&mut c, "C", t0);
+    assert_eq!(out.last(), Some(&Output::Stop(Ending::Restart)), "{out:?}");
+    // Said once.
+    press(&mut c, "C", t0);
+    assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::Stop(_))));
+}
+
+#[test]
+fn an_installed_update_waits_for_idle_and_offers_go_to_the_runtime() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    c.handle(
+        hub.says(&Response::Update {
+            version: "0.2.0".into(),
+            port: 8080,
+            path: "/updates/terminal-0.2.0.tbx".into(),
+        }),
+        t0,
+    );
+    assert_eq!(
+        drain(&mut c),
+        vec![Output::UpdateOffered {
+            version: "0.2.0".into(),
+            port: 8080,
+            path: "/updates/terminal-0.2.0.tbx".into()
+        }]
+    );
+    press(&mut c, "A1", t0);
+    c.handle(Event::Installed("0.2.0".into()), t0);
+    assert!(
+        !drain(&mut c).iter().any(|o| matches!(o, Output::Stop(_))),
+        "mid-entry"
+    );
+    let out = press(&mut c, "C", t0);
+    assert_eq!(out.last(), Some(&Output::Stop(Ending::Updated("0.2.0".into()))));
+}
+
+#[test]
+fn a_sale_in_flight_at_the_last_stop_is_recalled_and_a_failed_journal_write_is_retried() {
+    let t0 = Instant::now();
+    let hub = Hub::new(Some(KEY));
+    let entry = InFlight {
+        request_id: RequestId::parse("sale-00000001").unwrap(),
+        title: "SALE CNY 12.50".into(),
+    };
+    let mut c = checkout(Some(KEY), Some(entry.clone()), t0);
+    c.handle(Event::Connected, t0);
+    let recalls: Vec<Request> = hub.requests(&drain(&mut c));
+    assert!(
+        recalls.contains(&Request::Recall(requests::Recall {
+            request_id: entry.request_id.clone()
+        })),
+        "{recalls:?}"
+    );
+    // The journal already holds it: not written again.
+    c.handle(Event::Timeout, t0 + RETRY);
+    assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::Journal(_))));
+
+    // A journal write that failed is asked for again at the next change.
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    press(&mut c, "A1250#", t0);
+    swipe(&mut c, t0);
+    c.handle(Event::JournalFailed, t0);
+    c.handle(
+        Event::Clock {
+            hhmm: "10:01".into(),
+            today: (2026, 12),
+        },
+        t0,
+    );
+    let out = drain(&mut c);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Journal(Some(_)))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_owners_test_slip_and_the_time_zone_go_to_the_runtime() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    c.handle(hub.says(&Response::TestSlip), t0);
+    assert_eq!(drain(&mut c), vec![Output::PrintTestSlip]);
+    let slip = c.test_slip("2026-12-02 10:00:00", "0.1.0").lines.join("\n");
+    assert!(slip.contains("Shop") && slip.contains("T1"), "{slip}");
+    c.handle(
+        hub.says(&Response::TimeZone {
+            time_zone: "Asia/Shanghai".into(),
+        }),
+        t0,
+    );
+    assert_eq!(
+        drain(&mut c).first(),
+        Some(&Output::TimeZone("Asia/Shanghai".into()))
+    );
+}

@@ -1,6 +1,9 @@
-//! A running hub, assembled: store → coordinator (reversing what a crash left
-//! pending) → broker → MQTT link → web server → mDNS → the in-process
-//! checkouts. `tallybox serve` and `tallybox demo` both start it from here.
+//! A running hub, assembled: [`App::open`] opens the store → coordinator
+//! (reversing what a crash left pending) → keys → broker → the web page's
+//! state; [`App::serve`] starts the web server, the MQTT link, the background
+//! jobs ([`crate::jobs`]), mDNS and the in-process checkouts on one task
+//! tracker, all stopped by one cancellation token. `tallybox serve` and
+//! `tallybox demo` both start it from here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -18,6 +21,8 @@ use tallybox_terminal::devices::Display;
 use tallybox_terminal::hw::Hardware;
 use tallybox_terminal::session::Lang;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
 use crate::acquirer::iso8583::mac::MacKey;
@@ -30,7 +35,7 @@ use crate::keys::Keys;
 use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreError, StoreHandle};
 use crate::web::{self, BindError, WebState};
-use crate::{discovery, link, notices};
+use crate::{discovery, jobs, link, notices};
 
 /// The hub's own checkout's terminal id.
 pub const OWN_CHECKOUT: &str = "T0";
@@ -77,45 +82,6 @@ pub struct Options {
     pub install_root: Option<std::path::PathBuf>,
     /// The public keys update bundles must be signed with.
     pub update_keys: std::path::PathBuf,
-}
-
-/// After an update, the new version's proof: the web page serving (it is,
-/// by now), the database open, and the broker link up for a while. Then the
-/// new version stays; without it within a minute, the hub stops (`stop`)
-/// and [`run`] returns the version as an error, so that the launcher puts
-/// the previous version back.
-async fn prove_update(
-    root: std::path::PathBuf,
-    connected: watch::Receiver<bool>,
-    stop: Arc<watch::Sender<bool>>,
-    gave_up: Arc<Mutex<Option<String>>>,
-) {
-    use tallybox_platform::update::{Trial, Verdict, HEALTHY_FOR};
-    let Some(mut trial) = Trial::begin(&root) else {
-        return;
-    };
-    tracing::warn!(
-        version = trial.version(),
-        "running a new version on trial: it stays once healthy for {} s",
-        HEALTHY_FOR.as_secs()
-    );
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let healthy = *connected.borrow();
-        match trial.step(healthy, "healthy (web page, database and broker link)") {
-            Some(Verdict::Confirmed(version)) => {
-                tracing::info!(%version, "the update proved healthy: it stays");
-                return;
-            }
-            Some(Verdict::GaveUp(version)) => {
-                tracing::error!(%version, "the new version is not healthy within a minute (no broker link); stopping so that the previous one comes back");
-                *gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
-                stop.send_replace(true);
-                return;
-            }
-            None => {}
-        }
-    }
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -215,361 +181,353 @@ fn owner_account(store: &mut Store, password: Option<&str>) -> Result<Option<Str
     Ok(Some(code))
 }
 
+/// Opens the hub ([`App::open`]) and serves until `stop` is cancelled
+/// ([`App::serve`]).
 pub async fn run(
     config: Config,
     options: Options,
-    shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
     on_start: impl FnOnce(&Started),
 ) -> Result<(), HubError> {
-    config.validate()?;
-    // The caller's stop, and the hub's own (after an update from the page).
-    let stop = Arc::new(watch::channel(false).0);
-    let shutdown = {
-        let (stop, mut outer) = (Arc::clone(&stop), shutdown);
-        let inner = stop.subscribe();
-        tokio::spawn(async move {
-            let _ = outer.wait_for(|s| *s).await;
-            stop.send_replace(true);
-        });
-        inner
-    };
-    let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
-        dir: config.data_dir.display().to_string(),
-        error,
-    })?;
-    // The settings file's shop, with the owner's edit from the page on top.
-    let mut web_store = Store::open(&config.data_dir)?;
-    let from_file = Shop::from_config(&config).map_err(|message| ConfigError::Invalid {
-        key: "supervisor_pin",
-        message,
-    })?;
-    web_store.hash_clear_supervisor_pin()?;
-    let shop: SharedShop = Arc::new(RwLock::new(match web_store.shop_edit()? {
-        Some(edit) => from_file.with_edit(edit),
-        None => from_file,
-    }));
-    if let Some(zone) = &crate::shop::current(&shop).time_zone {
-        match tallybox_platform::clock::set_zone(zone) {
-            Ok(()) => tracing::info!(time_zone = %zone, "local time is the owner's time zone"),
-            Err(e) => {
-                tracing::warn!(error = %e, "the owner's time zone cannot be used; local time is the system's")
-            }
-        }
-    }
-    let acquirer = acquirer(&config)?;
-    let acquirer_link = match (&acquirer, config.iso8583_addr()) {
-        (AnyAcquirer::Iso(link), Some(addr)) => {
-            let (link, addr) = (link.clone(), addr.to_string());
-            let timeout_ms = config.acquirer_timeout().as_millis().min(u32::MAX as u128) as u32;
-            Some(Arc::new(move || crate::acquirer::LinkHealth {
-                timeout_ms,
-                ..link.health(&addr)
-            }) as web::LinkProbe)
-        }
-        _ => None,
-    };
-    let coordinator = Arc::new(Coordinator::new(
-        store,
-        acquirer,
-        Settings {
-            shop: Arc::clone(&shop),
-            currency: config.currency,
-            max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
-            acquirer_timeout: config.acquirer_timeout(),
-            fraud: config.fraud.clone(),
-        },
-    ));
-    // Sales a crash left pending are settled before any new one is taken.
-    let reversed = coordinator.reverse_leftovers().await?;
-    if reversed > 0 {
-        tracing::warn!(
-            reversed,
-            "reversed sales left pending by the last stop: not charged"
-        );
-    }
+    App::open(config, options).await?.serve(stop, on_start).await
+}
 
-    let keys = Arc::new(Keys::load(
-        Store::open(&config.data_dir)?,
-        Arc::clone(&shop),
-        &config.store_id,
-        &config.data_dir.join("seal-counter"),
-    )?);
-    // The hub's link logs in to its own broker; the checkouts it runs itself
-    // log in with their keys like any other.
-    let (broker_addr, link_addr, logins) = match config.broker_addr() {
-        Some(external) => (external.clone(), external, None),
-        None => {
-            let logins = Arc::new(broker::Logins::new(Arc::clone(&keys)));
-            broker::start(config.mqtt, Arc::clone(&logins))?;
-            let addr = reachable(config.mqtt);
-            let link_addr = BrokerAddr {
-                credentials: Some(logins.hub_login()),
-                ..addr.clone()
-            };
-            (addr, link_addr, Some(logins))
-        }
-    };
-    let embedded = logins.is_some();
+/// The hub, opened: the store and its writer, the coordinator (what a crash
+/// left pending already reversed), the keys, the broker and the web page's
+/// state. Nothing serves until [`App::serve`].
+pub struct App {
+    config: Config,
+    options: Options,
+    coordinator: Arc<Coordinator<AnyAcquirer>>,
+    keys: Arc<Keys>,
+    web: WebState,
+    /// The store writer, to hear what its commits changed.
+    writer: StoreHandle,
+    /// The alerts of the hub's own checkout read the fraud hits here.
+    alert_store: Arc<Mutex<Store>>,
+    broker: BrokerAddr,
+    /// How the hub's own link logs in to the broker.
+    link_broker: BrokerAddr,
+    embedded_broker: bool,
+    connected: watch::Sender<bool>,
+    pushes: crate::link::Pushes,
+    setup_code: Option<String>,
+}
 
-    let (connected_tx, connected_rx) = watch::channel(false);
-    let topics = Topics::new(&config.store_id);
-    let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
-    let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
-    let changes = web::watch_changes(config.data_dir.join("tallybox.db"));
-    let web_store = Arc::new(Mutex::new(web_store));
-    let alert_store = Arc::clone(&web_store);
-    let (push, pushes) = tokio::sync::mpsc::channel(64);
-    let web_state = WebState {
-        keys: Arc::clone(&keys),
-        store: web_store,
-        auth: Arc::clone(&auth),
-        shop,
-        push,
-        currency: config.currency,
-        broker_connected: connected_rx.clone(),
-        broker_logins: logins,
-        install_root: options.install_root.clone(),
-        update_keys: options.update_keys.clone(),
-        stop: Arc::clone(&stop),
-        terminal_update: Arc::new(Mutex::new(web::update::kept_terminal_update(
-            &config.data_dir,
-            &options.update_keys,
-        ))),
-        http_port: Arc::new(std::sync::atomic::AtomicU16::new(config.http.port())),
-        changes: changes.clone(),
-        machine: tallybox_platform::machine::Machine::at(&options.sys_root),
-        acquirer: acquirer_link,
-        own_checkouts: own_checkout_ids(&config, options.extra_terminals),
-        checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
-    };
-    let watch = web::keep_watch(web_state.clone(), shutdown.clone());
-    let offers = web_state.clone();
-    let (http, server) = web::bind(config.http, web_state, shutdown.clone()).await?;
-    offers
-        .http_port
-        .store(http.port(), std::sync::atomic::Ordering::Relaxed);
-
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(server);
-    {
-        // A checkout that was off when its update came is offered it later.
-        let mut shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = every.tick() => { web::update::offer_terminal_update(&offers).await; }
+impl App {
+    pub async fn open(config: Config, options: Options) -> Result<App, HubError> {
+        config.validate()?;
+        let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
+            dir: config.data_dir.display().to_string(),
+            error,
+        })?;
+        // The settings file's shop, with the owner's edit from the page on top.
+        let mut web_store = Store::open(&config.data_dir)?;
+        let from_file = Shop::from_config(&config).map_err(|message| ConfigError::Invalid {
+            key: "supervisor_pin",
+            message,
+        })?;
+        web_store.hash_clear_supervisor_pin()?;
+        let shop: SharedShop = Arc::new(RwLock::new(match web_store.shop_edit()? {
+            Some(edit) => from_file.with_edit(edit),
+            None => from_file,
+        }));
+        if let Some(zone) = &crate::shop::current(&shop).time_zone {
+            match tallybox_platform::clock::set_zone(zone) {
+                Ok(()) => tracing::info!(time_zone = %zone, "local time is the owner's time zone"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the owner's time zone cannot be used; local time is the system's")
                 }
             }
-        });
-    }
-    tasks.spawn(watch);
-    let gave_up = Arc::new(Mutex::new(None));
-    if let Some(root) = options.install_root.clone() {
-        tasks.spawn(prove_update(
-            root,
-            connected_rx.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&gave_up),
+        }
+        let acquirer = acquirer(&config)?;
+        let acquirer_link = match (&acquirer, config.iso8583_addr()) {
+            (AnyAcquirer::Iso(link), Some(addr)) => {
+                let (link, addr) = (link.clone(), addr.to_string());
+                let timeout_ms = config.acquirer_timeout().as_millis().min(u32::MAX as u128) as u32;
+                Some(Arc::new(move || crate::acquirer::LinkHealth {
+                    timeout_ms,
+                    ..link.health(&addr)
+                }) as web::LinkProbe)
+            }
+            _ => None,
+        };
+        let writer = store.clone();
+        let coordinator = Arc::new(Coordinator::new(
+            store,
+            acquirer,
+            Settings {
+                shop: Arc::clone(&shop),
+                currency: config.currency,
+                max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
+                acquirer_timeout: config.acquirer_timeout(),
+                fraud: config.fraud.clone(),
+            },
         ));
-    }
-    tasks.spawn(link::run(
-        Arc::clone(&coordinator),
-        Arc::clone(&keys),
-        link_addr,
-        topics,
-        pushes,
-        connected_tx,
-        shutdown.clone(),
-    ));
-    {
-        // The replay marks, every few seconds and once more at a clean stop.
-        let (keys, mut shutdown) = (Arc::clone(&keys), shutdown.clone());
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                let stopping = tokio::select! {
-                    _ = shutdown.changed() => true,
-                    _ = every.tick() => false,
+        // Sales a crash left pending are settled before any new one is taken.
+        let reversed = coordinator.reverse_leftovers().await?;
+        if reversed > 0 {
+            tracing::warn!(
+                reversed,
+                "reversed sales left pending by the last stop: not charged"
+            );
+        }
+
+        let keys = Arc::new(Keys::load(
+            Store::open(&config.data_dir)?,
+            Arc::clone(&shop),
+            &config.store_id,
+            &config.data_dir.join("seal-counter"),
+        )?);
+        // The hub's link logs in to its own broker; the checkouts it runs itself
+        // log in with their keys like any other.
+        let (broker, link_broker, logins) = match config.broker_addr() {
+            Some(external) => (external.clone(), external, None),
+            None => {
+                let logins = Arc::new(broker::Logins::new(Arc::clone(&keys)));
+                broker::start(config.mqtt, Arc::clone(&logins))?;
+                let addr = reachable(config.mqtt);
+                let link_addr = BrokerAddr {
+                    credentials: Some(logins.hub_login()),
+                    ..addr.clone()
                 };
-                let keys = Arc::clone(&keys);
-                match tokio::task::spawn_blocking(move || keys.save_replay_marks()).await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot save the message counters seen"),
-                    Err(e) => tracing::error!(error = %e, "the replay-mark task failed"),
-                    Ok(Ok(_)) => {}
-                }
-                if stopping {
-                    break;
-                }
+                (addr, link_addr, Some(logins))
             }
-        });
-    }
-    {
-        let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(config.reversal_retry_secs));
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = every.tick() => {
-                        if let Err(e) = coordinator.reverse_leftovers().await {
-                            tracing::error!(error = %e, "reversal sweep failed");
-                        }
-                    }
-                }
-            }
-        });
+        };
+        let embedded_broker = logins.is_some();
+
+        let (connected, connected_rx) = watch::channel(false);
+        let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
+        let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
+        let web_store = Arc::new(Mutex::new(web_store));
+        let alert_store = Arc::clone(&web_store);
+        let (push, pushes) = tokio::sync::mpsc::channel(64);
+        let web = WebState {
+            keys: Arc::clone(&keys),
+            store: web_store,
+            auth,
+            shop,
+            push,
+            currency: config.currency,
+            broker_connected: connected_rx,
+            broker_logins: logins,
+            install_root: options.install_root.clone(),
+            update_keys: options.update_keys.clone(),
+            stop: CancellationToken::new(),
+            terminal_update: Arc::new(Mutex::new(web::update::kept_terminal_update(
+                &config.data_dir,
+                &options.update_keys,
+            ))),
+            http_port: Arc::new(std::sync::atomic::AtomicU16::new(config.http.port())),
+            changes: web::watch_changes(config.data_dir.join("tallybox.db"), writer.subscribe()),
+            machine: tallybox_platform::machine::Machine::at(&options.sys_root),
+            acquirer: acquirer_link,
+            own_checkouts: own_checkout_ids(&config, options.extra_terminals),
+            checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
+        };
+        Ok(App {
+            config,
+            options,
+            coordinator,
+            keys,
+            web,
+            writer,
+            alert_store,
+            broker,
+            link_broker,
+            embedded_broker,
+            connected,
+            pushes,
+            setup_code,
+        })
     }
 
-    if let Some(at) = config.settle_at.clone() {
-        let (coordinator, mut shutdown) = (Arc::clone(&coordinator), shutdown.clone());
-        tasks.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(20));
-            let mut done_on = None;
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = every.tick() => {
-                        let now = tallybox_platform::clock::now();
-                        if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
-                            continue;
-                        }
-                        done_on = Some(now.date_naive());
-                        match coordinator.settle().await {
-                            Ok(s) => tracing::info!(batch_no = s.batch_no, balanced = s.balanced, "daily settlement done"),
-                            Err(e) => tracing::error!(error = %e, "daily settlement failed; settle from a checkout (D, 3)"),
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    let _mdns = if config.mdns {
-        match discovery::announce(&config.store_id, http.port(), broker_addr.port) {
-            Ok(daemon) => Some(daemon),
-            Err(e) => {
-                tracing::warn!(error = %e, "mDNS announcement failed; terminals need --hub");
-                None
-            }
+    /// Serves the shop — web page, MQTT link, background jobs, mDNS, the
+    /// hub's own checkouts — until `stop` is cancelled (or the page's update
+    /// stops the hub); then waits a moment for every task to say goodbye.
+    pub async fn serve(self, stop: CancellationToken, on_start: impl FnOnce(&Started)) -> Result<(), HubError> {
+        let App {
+            config,
+            options,
+            coordinator,
+            keys,
+            mut web,
+            writer,
+            alert_store,
+            broker: broker_addr,
+            link_broker,
+            embedded_broker,
+            connected,
+            pushes,
+            setup_code,
+        } = self;
+        // The caller's stop, and the hub's own (after an update from the page).
+        web.stop = stop.child_token();
+        let stop = web.stop.clone();
+        let tasks = TaskTracker::new();
+        let offers = web.clone();
+        let connected_rx = web.broker_connected.clone();
+        let setup_codes = web.auth.setup_code();
+        tasks.spawn(web::keep_watch(web.clone(), stop.clone()));
+        let (http, server) = web::bind(config.http, web, stop.clone()).await?;
+        offers
+            .http_port
+            .store(http.port(), std::sync::atomic::Ordering::Relaxed);
+        tasks.spawn(server);
+        tasks.spawn(jobs::update_offers(offers, stop.clone()));
+        let gave_up = Arc::new(Mutex::new(None));
+        if let Some(root) = options.install_root.clone() {
+            tasks.spawn(jobs::prove_update(
+                root,
+                connected_rx,
+                stop.clone(),
+                Arc::clone(&gave_up),
+            ));
         }
-    } else {
-        None
-    };
+        tasks.spawn(link::run(
+            Arc::clone(&coordinator),
+            Arc::clone(&keys),
+            link_broker,
+            Topics::new(&config.store_id),
+            pushes,
+            connected,
+            stop.clone(),
+        ));
+        tasks.spawn(jobs::replay_marks(Arc::clone(&keys), stop.clone()));
+        tasks.spawn(jobs::reversal_sweep(
+            Arc::clone(&coordinator),
+            Duration::from_secs(config.reversal_retry_secs),
+            stop.clone(),
+        ));
+        if let Some(at) = config.settle_at.clone() {
+            tasks.spawn(jobs::daily_settlement(Arc::clone(&coordinator), at, stop.clone()));
+        }
 
-    // Control APIs never end by themselves; dropping this set stops them.
-    let mut controls = tokio::task::JoinSet::new();
-    let mut checkouts = Vec::new();
-    let hardware = if config.devices == "hw" {
-        Some(DeviceConfig::load(&config.device_config)?)
-    } else {
-        None
-    };
-    for (n, tid) in own_checkout_ids(&config, options.extra_terminals)
-        .into_iter()
-        .enumerate()
-    {
-        let id = tid.to_string();
-        let own = id == OWN_CHECKOUT;
-        let control_addr = match options.control {
-            None => None,
-            Some(c) => {
-                let port = u16::try_from(n)
-                    .ok()
-                    .and_then(|n| c.port().checked_add(n))
-                    .ok_or_else(|| ConfigError::Invalid {
-                        key: "control",
-                        message: format!("no room for {n} more ports after {c}; pick a lower port"),
+        let _mdns = if config.mdns {
+            match discovery::announce(&config.store_id, http.port(), broker_addr.port) {
+                Ok(daemon) => Some(daemon),
+                Err(e) => {
+                    tracing::warn!(error = %e, "mDNS announcement failed; terminals need --hub");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        // Control APIs never end by themselves; dropping this set stops them.
+        let mut controls = tokio::task::JoinSet::new();
+        let mut checkouts = Vec::new();
+        let hardware = if config.devices == "hw" {
+            Some(DeviceConfig::load(&config.device_config)?)
+        } else {
+            None
+        };
+        for (n, tid) in own_checkout_ids(&config, options.extra_terminals)
+            .into_iter()
+            .enumerate()
+        {
+            let id = tid.to_string();
+            let own = id == OWN_CHECKOUT;
+            let control_addr = match options.control {
+                None => None,
+                Some(c) => {
+                    let port = u16::try_from(n)
+                        .ok()
+                        .and_then(|n| c.port().checked_add(n))
+                        .ok_or_else(|| ConfigError::Invalid {
+                            key: "control",
+                            message: format!("no room for {n} more ports after {c}; pick a lower port"),
+                        })?;
+                    Some(SocketAddr::new(c.ip(), port))
+                }
+            };
+            let state_dir = config.data_dir.join("checkouts").join(&id);
+            own_key(&keys, &tid, &state_dir)?;
+            let mut agent_config =
+                AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
+            let (agent, handle) = match (own, &hardware) {
+                (true, Some(wiring)) => {
+                    // The hub's own checkout on the Pi's parts.
+                    agent_config.session.lang = wiring.lang;
+                    agent_config.session.slip_columns = wiring.printer.columns;
+                    if control_addr.is_some() {
+                        tracing::warn!(
+                            "--control drives simulated devices only; the own checkout runs on hardware"
+                        );
+                    }
+                    let hw = Hardware::open(wiring).map_err(|message| ConfigError::Invalid {
+                        key: "device_config",
+                        message,
                     })?;
-                Some(SocketAddr::new(c.ip(), port))
-            }
-        };
-        let state_dir = config.data_dir.join("checkouts").join(&id);
-        own_key(&keys, &tid, &state_dir)?;
-        let mut agent_config =
-            AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
-        let (agent, handle) = match (own, &hardware) {
-            (true, Some(wiring)) => {
-                // The hub's own checkout on the Pi's parts.
-                agent_config.session.lang = wiring.lang;
-                agent_config.session.slip_columns = wiring.printer.columns;
-                if control_addr.is_some() {
-                    tracing::warn!(
-                        "--control drives simulated devices only; the own checkout runs on hardware"
+                    let mut inputs = hw.inputs;
+                    let (agent, handle) =
+                        Agent::new(agent_config, hw.display, hw.printer, inputs.health.clone());
+                    inputs.start(&handle);
+                    (agent, handle)
+                }
+                _ => {
+                    agent_config.session.lang = options.lang;
+                    let devices = SimDevices::default();
+                    let display: Box<dyn Display> = Box::new(devices.clone());
+                    let (agent, handle) = Agent::new(
+                        agent_config,
+                        display,
+                        devices.printer_driver(),
+                        devices.health.clone(),
                     );
+                    if let Some(addr) = control_addr {
+                        let listener = tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|source| HubError::Control { addr, source })?;
+                        controls.spawn(control::serve(listener, handle.clone(), devices));
+                    }
+                    (agent, handle)
                 }
-                let hw = Hardware::open(wiring).map_err(|message| ConfigError::Invalid {
-                    key: "device_config",
-                    message,
-                })?;
-                let mut inputs = hw.inputs;
-                let (agent, handle) = Agent::new(agent_config, hw.display, hw.printer, inputs.health.clone());
-                inputs.start(&handle);
-                (agent, handle)
+            };
+            if own {
+                tasks.spawn(notices::setup_code(
+                    setup_codes.clone(),
+                    handle.clone(),
+                    config.public_url.clone(),
+                ));
+                tasks.spawn(notices::fraud_alerts(
+                    Arc::clone(&alert_store),
+                    writer.subscribe(),
+                    handle,
+                    stop.clone(),
+                ));
             }
-            _ => {
-                agent_config.session.lang = options.lang;
-                let devices = SimDevices::default();
-                let display: Box<dyn Display> = Box::new(devices.clone());
-                let (agent, handle) = Agent::new(
-                    agent_config,
-                    display,
-                    devices.printer_driver(),
-                    devices.health.clone(),
-                );
-                if let Some(addr) = control_addr {
-                    let listener = tokio::net::TcpListener::bind(addr)
-                        .await
-                        .map_err(|source| HubError::Control { addr, source })?;
-                    controls.spawn(control::serve(listener, handle.clone(), devices));
+            let stopped = stop.clone();
+            tasks.spawn(async move {
+                if let Err(e) = agent.run(stopped).await {
+                    tracing::error!(error = %e, "checkout stopped");
                 }
-                (agent, handle)
-            }
-        };
-        if own {
-            tasks.spawn(notices::setup_code(
-                auth.setup_code(),
-                handle.clone(),
-                config.public_url.clone(),
-            ));
-            tasks.spawn(notices::fraud_alerts(
-                Arc::clone(&alert_store),
-                changes.clone(),
-                handle,
-            ));
+            });
+            checkouts.push((tid, control_addr));
         }
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = agent.run(stop).await {
-                tracing::error!(error = %e, "checkout stopped");
-            }
-        });
-        checkouts.push((tid, control_addr));
-    }
+        tasks.close();
 
-    on_start(&Started {
-        http,
-        broker: broker_addr,
-        embedded_broker: embedded,
-        checkouts,
-        setup_code,
-    });
-    // systemd: serving now, and alive while the runtime runs.
-    tallybox_platform::service::started();
-    let mut shutdown = shutdown;
-    let _ = shutdown.wait_for(|stop| *stop).await;
-    tallybox_platform::service::notify("STOPPING=1");
-    // Give the link and the checkouts a moment to say "offline".
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    let gave_up = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take();
-    match gave_up {
-        Some(version) => Err(HubError::UpdateUnhealthy(version)),
-        None => Ok(()),
+        on_start(&Started {
+            http,
+            broker: broker_addr,
+            embedded_broker,
+            checkouts,
+            setup_code,
+        });
+        // systemd: serving now, and alive while the runtime runs.
+        tallybox_platform::service::started();
+        stop.cancelled().await;
+        tallybox_platform::service::notify("STOPPING=1");
+        // Give the link and the checkouts a moment to say "offline".
+        if tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await.is_err() {
+            tracing::warn!(tasks = tasks.len(), "tasks still running 3 s after the stop; leaving them");
+        }
+        let gave_up = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match gave_up {
+            Some(version) => Err(HubError::UpdateUnhealthy(version)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -2,7 +2,12 @@
 //!
 //! # Layout
 //!
-//! - [`hub`]: assembles a running hub; `serve` and `demo` start it.
+//! - [`hub`]: assembles a running hub — [`hub::App::open`] (store, coordinator,
+//!   keys, broker, the page's state), [`hub::App::serve`] (everything that
+//!   runs, on one task tracker, stopped by one cancellation token); `serve`
+//!   and `demo` start it.
+//! - [`jobs`]: the background jobs: reversal sweep, daily settlement, replay
+//!   marks, update offers, an update's trial.
 //! - [`link`]: the hub's MQTT side: requests in, answers out.
 //! - [`coordinator`]: **where a sale gets authorized**: exactly-once by request
 //!   id, pending before authorize, reversal when the acquirer is silent; the
@@ -14,7 +19,8 @@
 //!   that `tallybox acquirer-sim` runs).
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the hash-chained
 //!   audit log, receipt search, and the store thread that group-commits
-//!   concurrent writes ([`store::writer`]).
+//!   concurrent writes ([`store::writer`]) and tells what each commit changed
+//!   ([`store::Change`]).
 //! - [`broker`]: the embedded MQTT broker.
 //! - [`web`]: the owner's page and the JSON API (`web/openapi.yaml`): sign-in,
 //!   sessions and CSRF ([`web::auth`]), receipts, reports and the live feed,
@@ -47,8 +53,9 @@
 //! before the call returns, sharing its fsync with concurrent sales), asks the
 //! [`acquirer::Acquirer`] within the time-out, stores the verdict
 //! ([`store::Store::finish`], with its audit record in the same savepoint) → [`link`] publishes the outcome with the receipt on
-//! `…/term/{tid}/resp` → the terminal prints the slips; the owner's page,
-//! told by `/api/v1/events` that the store changed, shows the row at once.
+//! `…/term/{tid}/resp` → the terminal prints the slips; the store writer's
+//! [`store::Change::Txn`] reaches the owner's page through `/api/v1/events`,
+//! which shows the row at once.
 
 pub mod acquirer;
 pub mod broker;
@@ -59,6 +66,7 @@ pub mod doctor;
 pub mod evidence;
 pub mod hub;
 pub mod install;
+pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod notices;

@@ -14,11 +14,13 @@ use tallybox_core::protocol::{
 };
 use tallybox_core::seal;
 use tallybox_platform::mqtt::{self, BrokerAddr};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
 use crate::keys::{Keys, Refusal};
+use crate::store::Change;
 
 async fn answer(
     client: &AsyncClient,
@@ -43,23 +45,31 @@ async fn answer(
 }
 
 /// Tells the terminals when a freeze changed, whoever made it (a rule, the
-/// supervisor, the owner's `tallybox freeze` in another process): every two
-/// seconds the freeze generation is read, and when it moved, each terminal
+/// supervisor, the owner's `tallybox freeze` in another process): at each
+/// freeze the store writer commits, and every two seconds for the others,
+/// the freeze generation is read, and when it moved, each terminal
 /// hears its state again (a freeze and unfreeze between two readings still
 /// reaches a terminal that had heard only the first).
 async fn announce_freezes<A: Acquirer>(
     client: AsyncClient,
     topics: Topics,
     keys: Arc<Keys>,
+    mut changes: broadcast::Receiver<Change>,
     coordinator: Arc<Coordinator<A>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut seen: Option<i64> = None;
     let mut every = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
+            change = changes.recv() => match change {
+                // A freeze the hub made itself: told at once.
+                Ok(Change::Freeze { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         }
         let (generation, terminals) = match coordinator.frozen_terminals().await {
             Ok(state) => state,
@@ -193,7 +203,7 @@ pub async fn run<A: Acquirer>(
     topics: Topics,
     pushes: Pushes,
     connected: watch::Sender<bool>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
     tokio::spawn(send_pushes(
@@ -206,6 +216,7 @@ pub async fn run<A: Acquirer>(
         client.clone(),
         topics.clone(),
         Arc::clone(&keys),
+        coordinator.changes(),
         Arc::clone(&coordinator),
         shutdown.clone(),
     ));
@@ -218,7 +229,7 @@ pub async fn run<A: Acquirer>(
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();

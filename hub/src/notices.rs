@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tallybox_terminal::agent::AgentHandle;
 use tallybox_terminal::session::{Input, SetupNotice};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 /// How long a fraud alert stays on the checkout's idle screen.
 const ALERT_FOR: chrono::Duration = chrono::Duration::minutes(30);
@@ -64,19 +65,26 @@ fn latest_alert(store: &Store, since: &str) -> Option<String> {
     }
 }
 
-/// Every `changes` (a commit anywhere), at most every 5 s: the checkout's
-/// alert line, when it changed.
+/// The checkout's alert line, when it changed: read at start, at each fraud
+/// hit the store writer commits, and once a minute (an alert grows old).
 pub async fn fraud_alerts(
     store: Arc<Mutex<Store>>,
-    mut changes: watch::Receiver<u64>,
+    mut changes: broadcast::Receiver<Change>,
     checkout: AgentHandle,
+    stop: CancellationToken,
 ) {
+    use broadcast::error::RecvError;
     let mut shown: Option<String> = None;
-    let mut every = tokio::time::interval(Duration::from_secs(5));
+    let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
+            _ = stop.cancelled() => return,
             _ = every.tick() => {}
-            changed = changes.changed() => if changed.is_err() { return },
+            change = changes.recv() => match change {
+                Ok(Change::FraudHit { .. }) | Err(RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(RecvError::Closed) => return,
+            },
         }
         let since = (tallybox_platform::clock::now() - ALERT_FOR)
             .format("%Y-%m-%d %H:%M:%S")

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Datelike;
 use rumqttc::{AsyncClient, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{Checkout, Ending, Event, HubLink, Output};
 use crate::devices::{Display, Printer, SharedHealth};
@@ -159,9 +160,9 @@ impl<D: Display> Agent<D> {
         )
     }
 
-    /// Runs until `shutdown` turns true or the owner asks for a restart; then
+    /// Runs until `shutdown` is cancelled or the owner asks for a restart; then
     /// says goodbye on the status topic.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Ended, AgentError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<Ended, AgentError> {
         let cfg = self.config.clone();
         let tid = &cfg.terminal_id;
         let topics = Topics::new(&cfg.store);
@@ -249,7 +250,7 @@ impl<D: Display> Agent<D> {
             let deadline = checkout.poll_timeout();
             let mut done = None;
             let event = tokio::select! {
-                _ = shutdown.changed() => break Ended::Stopped,
+                _ = shutdown.cancelled() => break Ended::Stopped,
                 Some(link) = events.recv() => match link {
                     Link::Up => {
                         tracing::info!(terminal = %tid, broker = %cfg.broker, "connected to broker");

@@ -218,10 +218,11 @@ fn run(args: Args) -> anyhow::Result<Ended> {
             tracing::info!(%addr, "control API listening");
             tokio::spawn(control::serve(listener, handle, sim));
         }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
-            let _ = stop.send(true);
+            stop.cancel();
         });
         tallybox_platform::service::started();
         Ok(agent.run(stopped).await?)

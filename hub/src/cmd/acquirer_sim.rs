@@ -36,10 +36,10 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!(addr = %args.listen, "simulated acquirer listening (ISO 8583, 2-byte length header)");
-    let mut stop = super::stop_signal();
+    let stop = super::stop_signal();
     tokio::select! {
         _ = host.serve(listener) => {}
-        _ = stop.wait_for(|s| *s) => tracing::info!("stopping"),
+        _ = stop.cancelled() => tracing::info!("stopping"),
     }
     Ok(())
 }

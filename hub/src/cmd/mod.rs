@@ -12,11 +12,12 @@ pub mod serve;
 pub mod test_cards;
 pub mod update;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-/// A receiver that turns true on Ctrl-C or SIGTERM.
-pub fn stop_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn stop_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let tx = stop.clone();
     tokio::spawn(async move {
         let term = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -31,7 +32,7 @@ pub fn stop_signal() -> watch::Receiver<bool> {
             _ = term => {}
         }
         tracing::info!("stopping");
-        let _ = tx.send(true);
+        tx.cancel();
     });
-    rx
+    stop
 }

@@ -120,6 +120,11 @@ impl<A: Acquirer> Coordinator<A> {
         &self.settings
     }
 
+    /// What each commit from now on changed ([`crate::store::Change`]).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<crate::store::Change> {
+        self.store.subscribe()
+    }
+
     /// The shop as it is now (the owner may have just edited it).
     fn shop(&self) -> crate::shop::Shop {
         crate::shop::current(&self.settings.shop)

@@ -219,6 +219,10 @@ impl Store {
         let detail = serde_json::json!({"terminal": terminal.as_str(), "rule": hit.rule, "action": action, "detail": hit.detail});
         audit::append(&tx, &utc, "fraud_rule", None, &detail.to_string())?;
         tx.commit()?;
+        self.changes.note(super::Change::FraudHit {
+            terminal: terminal.clone(),
+            rule: hit.rule.to_string(),
+        });
         Ok(true)
     }
 
@@ -235,6 +239,10 @@ impl Store {
         audit::append(&tx, &utc, "frozen", None, &detail.to_string())?;
         bump_generation(&tx)?;
         tx.commit()?;
+        self.changes.note(super::Change::Freeze {
+            scope: scope.to_string(),
+            frozen: true,
+        });
         Ok(())
     }
 
@@ -255,6 +263,12 @@ impl Store {
             bump_generation(&tx)?;
         }
         tx.commit()?;
+        if removed > 0 {
+            self.changes.note(super::Change::Freeze {
+                scope: scope.to_string(),
+                frozen: false,
+            });
+        }
         Ok(removed > 0)
     }
 

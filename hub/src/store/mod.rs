@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cashiers;
+pub mod changes;
 pub mod fraud;
 pub mod history;
 pub mod keys;
@@ -32,6 +33,7 @@ use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
 pub use secret::PanHasher;
+pub use changes::Change;
 pub use writer::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +215,8 @@ pub struct Store {
     hasher: PanHasher,
     /// The store's usual sale for the large-amount rule, and when it was read.
     usual_sale: std::cell::Cell<Option<(std::time::Instant, u64, u32)>>,
+    /// What the open transaction changed (the writer's connection only).
+    changes: changes::Collected,
 }
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
@@ -362,6 +366,7 @@ impl Store {
             conn,
             hasher,
             usual_sale: std::cell::Cell::new(None),
+            changes: changes::Collected::default(),
         })
     }
 
@@ -586,6 +591,11 @@ impl Store {
         });
         audit::append(&tx, &utc, "pending", Some(id), &detail.to_string())?;
         tx.commit()?;
+        self.changes.note(Change::Txn {
+            id,
+            terminal: new.terminal_id.clone(),
+            status: TxnStatus::Pending,
+        });
         self.get(id)?.ok_or(StoreError::Vanished(id))
     }
 
@@ -618,7 +628,17 @@ impl Store {
             audit::append(&tx, &utc, verdict.status.as_str(), Some(id), &detail.to_string())?;
         }
         tx.commit()?;
-        self.get(id)?.ok_or(StoreError::Vanished(id))
+        let txn = self.get(id)?.ok_or(StoreError::Vanished(id))?;
+        if changed == 1 {
+            if let Ok(terminal) = TerminalId::parse(&txn.terminal_id) {
+                self.changes.note(Change::Txn {
+                    id,
+                    terminal,
+                    status: txn.status,
+                });
+            }
+        }
+        Ok(txn)
     }
 
     /// Marks `request_id` as never received. False when it was received after all.
@@ -669,6 +689,9 @@ impl Store {
              ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
             params![terminal.as_str(), online, version, now_utc()],
         )?;
+        self.changes.note(Change::TerminalSeen {
+            terminal: terminal.clone(),
+        });
         Ok(())
     }
 

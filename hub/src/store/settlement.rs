@@ -87,6 +87,7 @@ impl Store {
         let detail = serde_json::json!({"batch_no": batch_no, "balanced": balanced});
         audit::append(&tx, &utc, "settled", None, &detail.to_string())?;
         tx.commit()?;
+        self.changes.note(super::Change::Settled { batch_no });
         Ok(batch_no + 1)
     }
 

@@ -4,15 +4,21 @@
 //! Each job runs in its own savepoint (a failing job rolls back alone), and no
 //! job hears its result before the commit that holds it has reached the disk —
 //! durability is exactly what `synchronous=FULL` gives a lone transaction.
+//! After each commit the writer tells its subscribers what changed
+//! ([`super::Change`]); a job rolled back tells nothing.
 
 use std::sync::mpsc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
-use super::{Store, StoreError};
+use super::{Change, Store, StoreError};
 
 /// The most jobs one commit carries; bounds how long the first one waits.
 const MAX_BATCH: usize = 512;
+
+/// Changes kept for a subscriber that is behind; one further behind hears
+/// that it lagged (and reads the store again).
+const CHANGES_KEPT: usize = 1024;
 
 trait Job: Send {
     /// Runs the job inside the open transaction and keeps its result; false
@@ -70,16 +76,25 @@ impl From<rusqlite::Error> for Failed {
 #[derive(Clone)]
 pub struct StoreHandle {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    changes: broadcast::Sender<Change>,
 }
 
 impl StoreHandle {
     /// Moves `store` onto its own thread.
-    pub fn spawn(store: Store) -> std::io::Result<StoreHandle> {
+    pub fn spawn(mut store: Store) -> std::io::Result<StoreHandle> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let (changes, _) = broadcast::channel(CHANGES_KEPT);
+        store.changes.start();
+        let told = changes.clone();
         std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || run(store, queue))?;
-        Ok(StoreHandle { jobs })
+            .spawn(move || run(store, queue, told))?;
+        Ok(StoreHandle { jobs, changes })
+    }
+
+    /// What each commit from now on changed, once it is on disk.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// Runs `work` on the store; resolves once its transaction is durable.
@@ -111,7 +126,11 @@ fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) -> Result<(), Failed> 
         tracing::error!(error = %e, "cannot open a savepoint");
         return Err(Failed::from(e));
     }
+    let mark = store.changes.mark();
     let ran = job.run(store);
+    if !ran {
+        store.changes.roll_back_to(mark);
+    }
     if store.connection().is_autocommit() {
         return Err(Failed {
             why: "SQLite rolled the transaction back (disk full or failing)".into(),
@@ -129,7 +148,7 @@ fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) -> Result<(), Failed> 
     Ok(())
 }
 
-fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
+fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>, told: broadcast::Sender<Change>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -157,8 +176,13 @@ fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>) {
                 },
             },
         };
-        if let Some(f) = &failed {
-            tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
+        let changes = store.changes.take();
+        match &failed {
+            Some(f) => {
+                tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded")
+            }
+            // Nobody listening is fine: the changes are in the store.
+            None => changes.into_iter().for_each(|change| drop(told.send(change))),
         }
         for job in batch {
             job.deliver(failed.as_ref());
@@ -238,5 +262,41 @@ mod tests {
             })
             .unwrap();
         assert_eq!(half, 0);
+    }
+
+    #[tokio::test]
+    async fn each_commit_tells_what_it_changed_and_a_failed_job_tells_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+        let mut changes = handle.subscribe();
+        let failing = handle.call(|s: &mut Store| {
+            s.freeze("store", "a test")?;
+            Err::<(), _>(StoreError::Commit("fails after writing".into()))
+        });
+        let (failed, id) = tokio::join!(failing, handle.call(begin(100)));
+        assert!(failed.is_err());
+        let id = id.unwrap();
+        assert_eq!(
+            changes.try_recv().unwrap(),
+            Change::Txn {
+                id,
+                terminal: tallybox_core::protocol::TerminalId::parse("T1").unwrap(),
+                status: tallybox_core::protocol::TxnStatus::Pending,
+            }
+        );
+        assert!(changes.try_recv().is_err(), "the rolled-back freeze is not told");
+        handle.call(|s: &mut Store| s.freeze("T1", "a test")).await.unwrap();
+        assert_eq!(
+            changes.try_recv().unwrap(),
+            Change::Freeze {
+                scope: "T1".into(),
+                frozen: true
+            }
+        );
+        // A store on another connection collects nothing (the page's edits
+        // are seen through `data_version`).
+        let mut other = Store::open(dir.path()).unwrap();
+        other.freeze("T2", "a test").unwrap();
+        assert!(other.changes.take().is_empty());
     }
 }

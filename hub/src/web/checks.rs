@@ -100,11 +100,11 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
 /// The hub's own look every minute (the first a minute after start, not
 /// during it), so the history and the daily self-check are kept with nobody
 /// on the page.
-pub async fn keep_watch(state: WebState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn keep_watch(state: WebState, shutdown: tokio_util::sync::CancellationToken) {
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.cancelled() => return,
             _ = every.tick() => {
                 if run_checks(&state).await.is_err() {
                     tracing::warn!("the troubleshooting checks could not run");

@@ -52,7 +52,7 @@ pub struct WebState {
     /// The public keys update bundles must be signed with.
     pub update_keys: std::path::PathBuf,
     /// Stops the hub (its service starts it again): after an update.
-    pub stop: Arc<watch::Sender<bool>>,
+    pub stop: tokio_util::sync::CancellationToken,
     /// The version of the checkouts' update the hub holds, if any.
     pub terminal_update: Arc<Mutex<Option<String>>>,
     /// The port the web page is served on (for checkouts to download from),
@@ -138,10 +138,25 @@ pub struct BindError {
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Starts watching `db` for commits; the receiver goes in [`WebState::changes`].
-pub fn watch_changes(db: std::path::PathBuf) -> watch::Receiver<u64> {
+/// Bumped at each commit: at once for the store writer's (`writer`, its
+/// typed changes), within a second for any other connection's (the page's
+/// own edits, another `tallybox` process), seen with SQLite's
+/// `data_version`. The receiver goes in [`WebState::changes`].
+pub fn watch_changes(
+    db: std::path::PathBuf,
+    mut writer: tokio::sync::broadcast::Receiver<crate::store::Change>,
+) -> watch::Receiver<u64> {
     let (tx, rx) = watch::channel(0);
-    reports::watch_changes(db, tx);
+    reports::watch_changes(db, tx.clone());
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match writer.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => tx.send_modify(|v| *v += 1),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
     rx
 }
 
@@ -149,7 +164,7 @@ pub fn watch_changes(db: std::path::PathBuf) -> watch::Receiver<u64> {
 pub async fn bind(
     addr: SocketAddr,
     state: WebState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), BindError> {
     let listener = TcpListener::bind(addr)
         .await
@@ -176,9 +191,7 @@ pub async fn bind(
         .with(warp::reply::with::header("content-security-policy", CSP));
     let server = warp::serve(routes)
         .incoming(listener)
-        .graceful(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
+        .graceful(async move { shutdown.cancelled().await })
         .run();
     Ok((local, server))
 }

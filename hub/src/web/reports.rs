@@ -140,8 +140,9 @@ async fn events(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     ))
 }
 
-/// Watches the database file for commits by anyone (the coordinator, the
-/// page, `tallybox freeze`) with SQLite's `data_version`, four times a second.
+/// Watches the database file for commits by other connections (the page's
+/// own edits, `tallybox freeze`; the writer's also show, and are told at once
+/// besides) with SQLite's `data_version`, once a second.
 pub fn watch_changes(db: std::path::PathBuf, tx: watch::Sender<u64>) {
     std::thread::Builder::new()
         .name("web-changes".into())
@@ -163,7 +164,7 @@ pub fn watch_changes(db: std::path::PathBuf, tx: watch::Sender<u64>) {
                     tx.send_modify(|v| *v += 1);
                 }
                 last = now;
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(Duration::from_secs(1));
             }
         })
         .map(|_| ())

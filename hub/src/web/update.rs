@@ -131,7 +131,7 @@ async fn upload(
     let stop = state.stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(STOP_AFTER).await;
-        stop.send_replace(true);
+        stop.cancel();
     });
     Ok(warp::reply::with_status(
         warp::reply::json(&json!({

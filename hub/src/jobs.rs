@@ -1,0 +1,134 @@
+//! The hub's background jobs. Each is a loop that ends when its
+//! cancellation token is cancelled; [`crate::hub::App::serve`] runs them on
+//! its task tracker and waits for them at a stop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::acquirer::Acquirer;
+use crate::coordinator::Coordinator;
+use crate::keys::Keys;
+use crate::web::WebState;
+
+/// Reverses, every `every`, what a timeout or a lost link left pending.
+pub async fn reversal_sweep<A: Acquirer>(
+    coordinator: Arc<Coordinator<A>>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(every);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = coordinator.reverse_leftovers().await {
+            tracing::error!(error = %e, "reversal sweep failed");
+        }
+    }
+}
+
+/// Settles the open batch once a day at `at` (local `HH:MM`).
+pub async fn daily_settlement<A: Acquirer>(
+    coordinator: Arc<Coordinator<A>>,
+    at: String,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(20));
+    let mut done_on = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = tallybox_platform::clock::now();
+        if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
+            continue;
+        }
+        done_on = Some(now.date_naive());
+        match coordinator.settle().await {
+            Ok(s) => tracing::info!(batch_no = s.batch_no, balanced = s.balanced, "daily settlement done"),
+            Err(e) => tracing::error!(error = %e, "daily settlement failed; settle from a checkout (D, 3)"),
+        }
+    }
+}
+
+/// Saves the message counters seen (the replay marks) every few seconds and
+/// once more at a clean stop.
+pub async fn replay_marks(keys: Arc<Keys>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = every.tick() => false,
+        };
+        let keys = Arc::clone(&keys);
+        match tokio::task::spawn_blocking(move || keys.save_replay_marks()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot save the message counters seen"),
+            Err(e) => tracing::error!(error = %e, "the replay-mark task failed"),
+            Ok(Ok(_)) => {}
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Offers the checkouts' update again every 30 s: a checkout that was off
+/// when it came gets it later.
+pub async fn update_offers(state: WebState, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        crate::web::update::offer_terminal_update(&state).await;
+    }
+}
+
+/// After an update, the new version's proof: the web page serving (it is,
+/// by now), the database open, and the broker link up for a while. Then the
+/// new version stays; without it within a minute, the hub stops (`stop`) and
+/// `gave_up` names the version, so that the launcher puts the previous one
+/// back.
+pub async fn prove_update(
+    root: std::path::PathBuf,
+    connected: watch::Receiver<bool>,
+    stop: CancellationToken,
+    gave_up: Arc<Mutex<Option<String>>>,
+) {
+    use tallybox_platform::update::{Trial, Verdict, HEALTHY_FOR};
+    let Some(mut trial) = Trial::begin(&root) else {
+        return;
+    };
+    tracing::warn!(
+        version = trial.version(),
+        "running a new version on trial: it stays once healthy for {} s",
+        HEALTHY_FOR.as_secs()
+    );
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let healthy = *connected.borrow();
+        match trial.step(healthy, "healthy (web page, database and broker link)") {
+            Some(Verdict::Confirmed(version)) => {
+                tracing::info!(%version, "the update proved healthy: it stays");
+                return;
+            }
+            Some(Verdict::GaveUp(version)) => {
+                tracing::error!(%version, "the new version is not healthy within a minute (no broker link); stopping so that the previous one comes back");
+                *gave_up.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+                stop.cancel();
+                return;
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! What a commit changed, as typed values: the store writer hands them out
+//! after the commit that holds them is on disk ([`super::StoreHandle::subscribe`]),
+//! so the page's live stream, the freeze announcements and the hub's own
+//! checkout hear of a sale, a freeze or a fraud hit at once, without reading
+//! SQLite to find out whether anything moved. Only the writer's connection
+//! collects them (a job rolled back drops its own); writes on other
+//! connections — the web page's edits, another `tallybox` process — are seen
+//! through SQLite's `data_version` instead (`web::watch_changes`).
+
+use tallybox_core::protocol::{TerminalId, TxnStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A transaction was recorded (`pending`) or reached its final state.
+    Txn {
+        id: i64,
+        terminal: TerminalId,
+        status: TxnStatus,
+    },
+    /// A terminal was heard from: status, heartbeat, sign-in.
+    TerminalSeen { terminal: TerminalId },
+    /// A fraud rule hit `terminal`.
+    FraudHit { terminal: TerminalId, rule: String },
+    /// A freeze was put on (`frozen`) or taken off `scope` (a terminal id, or `store`).
+    Freeze { scope: String, frozen: bool },
+    /// Batch `batch_no` was settled.
+    Settled { batch_no: u32 },
+}
+
+/// The changes of the open transaction, when this connection collects them.
+#[derive(Debug, Default)]
+pub(super) struct Collected(Option<Vec<Change>>);
+
+impl Collected {
+    pub(super) fn start(&mut self) {
+        self.0.get_or_insert_with(Vec::new);
+    }
+
+    pub(super) fn note(&mut self, change: Change) {
+        if let Some(changes) = &mut self.0 {
+            changes.push(change);
+        }
+    }
+
+    /// How many are held, to roll back to.
+    pub(super) fn mark(&self) -> usize {
+        self.0.as_ref().map_or(0, Vec::len)
+    }
+
+    pub(super) fn roll_back_to(&mut self, mark: usize) {
+        if let Some(changes) = &mut self.0 {
+            changes.truncate(mark);
+        }
+    }
+
+    pub(super) fn take(&mut self) -> Vec<Change> {
+        self.0.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}

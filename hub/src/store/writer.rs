@@ -6,15 +6,19 @@
 //! durability is exactly what `synchronous=FULL` gives a lone transaction.
 //! After each commit the writer tells its subscribers what changed
 //! ([`super::Change`]); a job rolled back tells nothing.
+//! The queue of jobs is bounded ([`MAX_QUEUED`]): a flood waits for room
+//! instead of growing the hub's memory.
 
-use std::sync::mpsc;
-
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Change, Store, StoreError};
 
 /// The most jobs one commit carries; bounds how long the first one waits.
 const MAX_BATCH: usize = 512;
+
+/// The most jobs waiting for the writer: past it, whoever sends waits (the
+/// link's permits bound the requests in flight; this bounds the rest).
+const MAX_QUEUED: usize = 2048;
 
 /// Changes kept for a subscriber that is behind; one further behind hears
 /// that it lagged (and reads the store again).
@@ -82,7 +86,7 @@ pub struct StoreHandle {
 impl StoreHandle {
     /// Moves `store` onto its own thread.
     pub fn spawn(mut store: Store) -> std::io::Result<StoreHandle> {
-        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>(MAX_QUEUED);
         let (changes, _) = broadcast::channel(CHANGES_KEPT);
         store.changes.start();
         let told = changes.clone();
@@ -111,6 +115,7 @@ impl StoreHandle {
         };
         self.jobs
             .send(Box::new(job))
+            .await
             .map_err(|_| StoreError::Commit("the store thread has stopped".into()))?;
         answer
             .await
@@ -148,8 +153,8 @@ fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) -> Result<(), Failed> 
     Ok(())
 }
 
-fn run(mut store: Store, queue: mpsc::Receiver<Box<dyn Job>>, told: broadcast::Sender<Change>) {
-    while let Ok(first) = queue.recv() {
+fn run(mut store: Store, mut queue: mpsc::Receiver<Box<dyn Job>>, told: broadcast::Sender<Change>) {
+    while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {

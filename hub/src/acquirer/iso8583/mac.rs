@@ -39,7 +39,7 @@ impl MacKey {
         let (k1, k2) = (Des::new((&self.0[..8]).into()), Des::new((&self.0[8..]).into()));
         let mut padded = data.to_vec();
         padded.push(0x80);
-        while padded.len() % 8 != 0 {
+        while !padded.len().is_multiple_of(8) {
             padded.push(0);
         }
         let mut block = [0u8; 8];

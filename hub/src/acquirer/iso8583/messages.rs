@@ -179,7 +179,7 @@ pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
 /// The answer's type for a request's (`0200` → `0210`).
 pub fn answer_type(mti: &str) -> Option<String> {
     let n: u16 = mti.parse().ok()?;
-    (n % 20 == 0).then(|| format!("{:04}", n + 10))
+    n.is_multiple_of(20).then(|| format!("{:04}", n + 10))
 }
 
 /// The host's answer to `request`: the request's identifying fields, then `extra`.

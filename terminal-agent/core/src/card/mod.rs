@@ -100,7 +100,7 @@ pub fn luhn_ok(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// First six and last four digits with the middle starred: `622202******0005`.

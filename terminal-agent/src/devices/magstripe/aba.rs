@@ -33,7 +33,7 @@ pub fn char_bits(value: u8) -> [bool; 5] {
     for (i, bit) in bits.iter_mut().take(4).enumerate() {
         *bit = value >> i & 1 == 1;
     }
-    bits[4] = value.count_ones() % 2 == 0;
+    bits[4] = value.count_ones().is_multiple_of(2);
     bits
 }
 

@@ -217,10 +217,11 @@ pub struct App {
 impl App {
     pub async fn open(config: Config, options: Options) -> Result<App, HubError> {
         config.validate()?;
-        let store = StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
-            dir: config.data_dir.display().to_string(),
-            error,
-        })?;
+        let store =
+            StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
+                dir: config.data_dir.display().to_string(),
+                error,
+            })?;
         // The settings file's shop, with the owner's edit from the page on top.
         let mut web_store = Store::open(&config.data_dir)?;
         let from_file = Shop::from_config(&config).map_err(|message| ConfigError::Invalid {
@@ -345,7 +346,11 @@ impl App {
     /// Serves the shop — web page, MQTT link, background jobs, mDNS, the
     /// hub's own checkouts — until `stop` is cancelled (or the page's update
     /// stops the hub); then waits a moment for every task to say goodbye.
-    pub async fn serve(self, stop: CancellationToken, on_start: impl FnOnce(&Started)) -> Result<(), HubError> {
+    pub async fn serve(
+        self,
+        stop: CancellationToken,
+        on_start: impl FnOnce(&Started),
+    ) -> Result<(), HubError> {
         let App {
             config,
             options,
@@ -520,8 +525,14 @@ impl App {
         stop.cancelled().await;
         tallybox_platform::service::notify("STOPPING=1");
         // Give the link and the checkouts a moment to say "offline".
-        if tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await.is_err() {
-            tracing::warn!(tasks = tasks.len(), "tasks still running 3 s after the stop; leaving them");
+        if tokio::time::timeout(Duration::from_secs(3), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = tasks.len(),
+                "tasks still running 3 s after the stop; leaving them"
+            );
         }
         let gave_up = gave_up.lock().unwrap_or_else(|e| e.into_inner()).take();
         match gave_up {

@@ -51,7 +51,11 @@ pub async fn daily_settlement<A: Acquirer>(
         }
         done_on = Some(now.date_naive());
         match coordinator.settle().await {
-            Ok(s) => tracing::info!(batch_no = s.batch_no, balanced = s.balanced, "daily settlement done"),
+            Ok(s) => tracing::info!(
+                batch_no = s.batch_no,
+                balanced = s.balanced,
+                "daily settlement done"
+            ),
             Err(e) => tracing::error!(error = %e, "daily settlement failed; settle from a checkout (D, 3)"),
         }
     }

@@ -32,8 +32,8 @@ use tallybox_core::card::{Brand, CardRead, EntryMode, MaskedPan};
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
 
-pub use secret::PanHasher;
 pub use changes::Change;
+pub use secret::PanHasher;
 pub use writer::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]

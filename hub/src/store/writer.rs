@@ -290,7 +290,10 @@ mod tests {
             }
         );
         assert!(changes.try_recv().is_err(), "the rolled-back freeze is not told");
-        handle.call(|s: &mut Store| s.freeze("T1", "a test")).await.unwrap();
+        handle
+            .call(|s: &mut Store| s.freeze("T1", "a test"))
+            .await
+            .unwrap();
         assert_eq!(
             changes.try_recv().unwrap(),
             Change::Freeze {

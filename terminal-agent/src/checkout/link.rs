@@ -26,6 +26,11 @@ pub enum Refused {
     NotPaired,
     #[error("unsealed answer refused: this terminal is paired")]
     Unsealed,
+    /// Anyone on the LAN can say this in clear; the hub says it so only
+    /// when it holds no key for this checkout. The core checks with a sealed
+    /// sign-in before it believes it ([`super::Checkout`]).
+    #[error("the hub says in clear that this terminal is not paired: checking with a sealed sign-in")]
+    UnsealedNotPaired,
     #[error("unreadable answer from hub ignored: {0}")]
     Unreadable(String),
 }
@@ -116,7 +121,8 @@ impl HubLink {
     }
 
     /// An answer from the hub, opened. A paired checkout takes nothing
-    /// unsealed but the hub saying it is not paired, or the pairing's answers.
+    /// unsealed but the pairing's answers; the hub saying in clear that it
+    /// is not paired comes back as [`Refused::UnsealedNotPaired`].
     pub fn incoming(&mut self, payload: &[u8]) -> Result<Response, Refused> {
         let sealed = seal::is_sealed(payload);
         let plain = match (&self.key, sealed) {
@@ -140,8 +146,11 @@ impl HubLink {
                 ..
             }
         );
-        if self.key.is_some() && !sealed && !pairing_answer && !not_paired {
-            return Err(Refused::Unsealed);
+        if self.key.is_some() && !sealed && !pairing_answer {
+            return Err(match not_paired {
+                true => Refused::UnsealedNotPaired,
+                false => Refused::Unsealed,
+            });
         }
         Ok(response)
     }

@@ -15,8 +15,13 @@
 //!   ([`Output::QueueSale`]) before the journal forgets the sale
 //!   ([`Output::Journal`]): a crash in between recalls the sale at restart,
 //!   and the queue knows its slips, so they print once, never zero times.
-//! - A paired checkout takes nothing unsealed but the pairing's own answer
-//!   and the hub saying it is not paired.
+//! - A paired checkout takes nothing unsealed but the pairing's own answer.
+//!   The hub saying in clear that it is not paired (it does when it holds no
+//!   key for this checkout) is only believed once a sealed sign-in has gone
+//!   unanswered for [`NOT_PAIRED_AFTER`]: anyone on the LAN can publish it,
+//!   and a live hub answers the sign-in sealed. A sale in flight then ends
+//!   as unconfirmed, never as "not charged"; any other sale ends only with
+//!   the hub's sealed answer.
 //! - The cashier is told once per request when the hub stays silent on it.
 //! - A restart or an update the owner asked for waits until the checkout is
 //!   idle: never in the middle of a sale.
@@ -100,6 +105,10 @@ pub enum Output {
     Stop(Ending),
 }
 
+/// How long a sealed sign-in goes unanswered, after the hub said in clear
+/// that this checkout is not paired, before the cashier is told so.
+pub const NOT_PAIRED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Checkout {
     session: Session,
     link: HubLink,
@@ -115,6 +124,9 @@ pub struct Checkout {
     /// The key a pairing gave, until it is kept on disk.
     unkept_key: Option<Key>,
     stopping: bool,
+    /// Since when a clear "not paired" waits to be confirmed; any sealed
+    /// message from the hub clears it.
+    not_paired_claim: Option<Instant>,
     out: VecDeque<Output>,
 }
 
@@ -140,6 +152,7 @@ impl Checkout {
             journal_stale: false,
             unkept_key: None,
             stopping: false,
+            not_paired_claim: None,
             out: VecDeque::new(),
         };
         let mut actions = checkout.session.start(version);
@@ -211,7 +224,8 @@ impl Checkout {
             true => self.link.resend_at(),
             false => None,
         };
-        [resend, self.link.pairing_deadline(), self.link.silent_at()]
+        let claim = self.not_paired_claim.map(|since| since + NOT_PAIRED_AFTER);
+        [resend, self.link.pairing_deadline(), self.link.silent_at(), claim]
             .into_iter()
             .flatten()
             .min()
@@ -276,16 +290,43 @@ impl Checkout {
         if self.link.hub_silent(self.session.waiting_on(), now) {
             self.feed(Input::HubSilent, now);
         }
+        let claim_stands = self
+            .not_paired_claim
+            .is_some_and(|since| now.duration_since(since) >= NOT_PAIRED_AFTER);
+        if claim_stands {
+            self.not_paired_claim = None;
+            tracing::warn!(terminal = %self.link.terminal(), "the hub does not answer this checkout's sealed sign-in and says it is not paired: pair it again (menu D 5)");
+            let not_paired = Response::Error {
+                request_id: None,
+                code: tallybox_core::protocol::ErrorCode::NotPaired,
+                message: "not paired".into(),
+            };
+            self.feed(Input::Answer(Box::new(not_paired)), now);
+        }
     }
 
     fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let sealed = tallybox_core::seal::is_sealed(payload);
         let response = match self.link.incoming(payload) {
             Ok(response) => response,
+            Err(Refused::UnsealedNotPaired) => {
+                if self.not_paired_claim.is_none() {
+                    tracing::warn!(terminal = %self.link.terminal(), "told in clear that this checkout is not paired: checking with a sealed sign-in");
+                    self.not_paired_claim = Some(now);
+                    let actions = self.session.sign_in_again();
+                    self.apply(actions, now);
+                }
+                return;
+            }
             Err(e) => {
                 tracing::warn!(terminal = %self.link.terminal(), error = %e, "answer from the hub not taken");
                 return;
             }
         };
+        if sealed {
+            // The hub holds this checkout's key and speaks: it is paired.
+            self.not_paired_claim = None;
+        }
         if let Some(outcome) = self.link.finish_pairing(&response) {
             match outcome {
                 Ok(key) => {

@@ -459,3 +459,180 @@ fn the_owners_test_slip_and_the_time_zone_go_to_the_runtime() {
         Some(&Output::TimeZone("Asia/Shanghai".into()))
     );
 }
+
+/// Every kind of message the hub could send, as a stranger would forge it
+/// for the request `request` (in clear: a stranger holds no key).
+fn every_answer_to(request: &Request) -> Vec<Response> {
+    use tallybox_core::protocol::ErrorCode;
+    let id = request.request_id().unwrap().clone();
+    let mut declined = approved(request);
+    if let Response::Outcome(o) = &mut declined {
+        o.status = TxnStatus::Declined;
+        o.response_code = ResponseCode::parse("51").unwrap();
+        o.receipt = None;
+    }
+    let Response::Outcome(outcome) = approved(request) else {
+        unreachable!()
+    };
+    let mut answers = vec![
+        declined,
+        approved(request),
+        signed_in(request),
+        Response::Paired {
+            request_id: id.clone(),
+            message: "x".into(),
+            confirm: "y".into(),
+        },
+        Response::TimeZone {
+            time_zone: "Asia/Tokyo".into(),
+        },
+        Response::Cashier {
+            request_id: id.clone(),
+            cashier: None,
+            refused: None,
+        },
+        Response::Frozen {
+            request_id: Some(id.clone()),
+            reason: Some("forged".into()),
+        },
+        Response::Frozen {
+            request_id: None,
+            reason: Some("forged".into()),
+        },
+        Response::Reprint {
+            request_id: id.clone(),
+            receipt: None,
+        },
+        Response::Print {
+            receipt: outcome.receipt.clone().unwrap(),
+        },
+        Response::TestSlip,
+        Response::Restart,
+        Response::Update {
+            version: "9.9.9".into(),
+            port: 80,
+            path: "/evil".into(),
+        },
+        Response::Settled {
+            request_id: id.clone(),
+            batch_no: 1,
+            balanced: true,
+            report: vec!["forged".into()],
+        },
+    ];
+    for code in [
+        ErrorCode::TooLarge,
+        ErrorCode::Malformed,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidAmount,
+        ErrorCode::DuplicateRequestId,
+        ErrorCode::Internal,
+        ErrorCode::NotPaired,
+        ErrorCode::NoPairing,
+    ] {
+        for request_id in [Some(id.to_string()), None] {
+            answers.push(Response::Error {
+                request_id,
+                code,
+                message: "forged".into(),
+            });
+        }
+    }
+    answers
+}
+
+#[test]
+fn a_stranger_answering_first_in_clear_changes_nothing_and_the_hubs_answer_prints() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    for round in 0..3u32 {
+        let now = t0 + NOT_PAIRED_AFTER * 2 * round;
+        let request = sale(&mut c, &hub, now);
+        let mut asked = Vec::new();
+        for forged in every_answer_to(&request) {
+            c.handle(Event::Message(encode(&forged).unwrap()), now);
+            let out = drain(&mut c);
+            assert_eq!(c.state_name(), "waiting", "{forged:?} moved the sale: {out:?}");
+            assert!(
+                out.iter().all(|o| matches!(o, Output::Publish(_))),
+                "{forged:?} did more than ask the hub: {out:?}"
+            );
+            asked.extend(hub.requests(&out));
+        }
+        // The clear "not paired" made the checkout sign in again, sealed;
+        // the hub, alive and holding the key, answers it.
+        let probes: Vec<&Request> = asked.iter().filter(|r| matches!(r, Request::SignIn(_))).collect();
+        assert_eq!(probes.len(), 1, "{asked:?}");
+        c.handle(hub.says(&signed_in(probes[0])), now);
+        // Long after, the hub's sealed answer still ends the sale, with its slips.
+        let later = now + NOT_PAIRED_AFTER;
+        c.handle(Event::Timeout, later);
+        c.handle(hub.says(&approved(&request)), later);
+        let out = drain(&mut c);
+        assert!(screen(&out).contains("APPROVED"), "{out:?}");
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::QueueSale { slips, .. } if slips.len() == 2)),
+            "{out:?}"
+        );
+        let shown = screen(&press(&mut c, "C", later));
+        assert!(!shown.contains("NOT PAIRED"), "{shown}");
+    }
+}
+
+#[test]
+fn not_paired_in_clear_is_believed_only_when_a_sealed_sign_in_goes_unanswered_and_shown_at_idle() {
+    use tallybox_core::protocol::ErrorCode;
+    let not_paired = encode(&Response::Error {
+        request_id: None,
+        code: ErrorCode::NotPaired,
+        message: "pair again".into(),
+    })
+    .unwrap();
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+
+    // The hub answers the sealed sign-in it prompts: a stranger's lie.
+    let mut c = ready(&mut hub, t0);
+    c.handle(Event::Message(not_paired.clone()), t0);
+    let out = drain(&mut c);
+    let Some(probe @ Request::SignIn(_)) = hub.requests(&out).pop() else {
+        panic!("no sealed sign-in: {out:?}");
+    };
+    assert_eq!(c.poll_timeout().map(|at| at <= t0 + NOT_PAIRED_AFTER), Some(true));
+    c.handle(hub.says(&signed_in(&probe)), t0 + RETRY);
+    c.handle(Event::Timeout, t0 + NOT_PAIRED_AFTER * 2);
+    let shown = screen(&drain(&mut c));
+    assert!(!shown.contains("NOT PAIRED"), "{shown}");
+
+    // The hub holds no key any more (revoked): it answers nothing sealed.
+    let mut c = ready(&mut hub, t0);
+    c.handle(Event::Message(not_paired.clone()), t0);
+    c.handle(Event::Timeout, t0 + NOT_PAIRED_AFTER - Duration::from_millis(1));
+    assert!(!screen(&drain(&mut c)).contains("NOT PAIRED"));
+    c.handle(Event::Timeout, t0 + NOT_PAIRED_AFTER);
+    let shown = screen(&drain(&mut c));
+    assert!(shown.contains("NOT PAIRED") && shown.contains("D 5"), "{shown}");
+
+    // Mid-sale, a hub that answers nothing sealed ends the wait as
+    // unconfirmed (it may have charged before the revocation), never as
+    // "not charged"; the sale's slips are not printed from a guess.
+    let mut c = ready(&mut hub, t0);
+    sale(&mut c, &hub, t0);
+    c.handle(Event::Message(not_paired), t0);
+    c.handle(Event::Timeout, t0 + NOT_PAIRED_AFTER - Duration::from_millis(1));
+    assert_eq!(c.state_name(), "waiting");
+    c.handle(Event::Timeout, t0 + NOT_PAIRED_AFTER);
+    let out = drain(&mut c);
+    let shown = screen(&out);
+    assert!(
+        shown.contains("Sale unconfirmed") && shown.contains("D 5"),
+        "{shown}"
+    );
+    assert!(!shown.to_lowercase().contains("not charged"), "{shown}");
+    assert!(out
+        .iter()
+        .all(|o| !matches!(o, Output::QueueSale { slips, .. } if !slips.is_empty())));
+}

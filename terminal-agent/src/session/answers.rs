@@ -51,8 +51,10 @@ impl Session {
             self.cashier = cashier.clone();
             return self.refresh_idle();
         }
-        // The hub refuses this terminal until it is paired: say so at idle and
-        // end whatever was waiting (nothing was charged).
+        // The hub refuses this terminal until it is paired (the checkout core
+        // passes this on only once a sealed sign-in went unanswered): say so
+        // at idle, and end what was waiting as unconfirmed: the hub may have
+        // charged it before the key was revoked.
         if let Response::Error {
             code: ErrorCode::NotPaired,
             ..
@@ -61,7 +63,7 @@ impl Session {
             self.unpaired = true;
             return match self.state {
                 State::Waiting { .. } => {
-                    let screen = self.ui().not_paired(&self.store_name);
+                    let screen = self.ui().not_paired_mid_sale();
                     self.go(State::Done, screen)
                 }
                 _ => self.refresh_idle(),

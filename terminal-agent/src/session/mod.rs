@@ -234,6 +234,16 @@ impl Session {
         vec![self.sign_in(), Action::Show(self.idle_screen())]
     }
 
+    /// Signs in again, unless a sign-in is already outstanding (then it is
+    /// being re-sent): the runtime checks this way that the hub still serves
+    /// this checkout.
+    pub fn sign_in_again(&mut self) -> Vec<Action> {
+        match self.sign_in {
+            Some(_) => vec![],
+            None => vec![self.sign_in()],
+        }
+    }
+
     /// A new sign-in, kept outstanding until the hub answers it.
     fn sign_in(&mut self) -> Action {
         let request = Request::SignIn(requests::SignIn {

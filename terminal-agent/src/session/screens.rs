@@ -318,6 +318,18 @@ impl Screens {
         ])
     }
 
+    /// The hub no longer holds this checkout's key while a sale waited: what
+    /// became of the sale is not known here (it may have been charged
+    /// before the key was revoked); pairing again and a reprint tell.
+    pub fn not_paired_mid_sale(self) -> Screen {
+        Screen::of(&[
+            self.pick("NOT PAIRED", "未配对"),
+            self.pick("Sale unconfirmed", "交易结果未确认"),
+            self.pick("Pair again: D 5,", "按 D 5 重新配对"),
+            self.pick("then D 2 to check", "再按 D 2 查询"),
+        ])
+    }
+
     pub fn pair_title(self) -> String {
         self.pick("PAIR WITH HUB", "配对主机").to_string()
     }

@@ -22,6 +22,7 @@ mod doctor;
 mod exactly_once;
 mod fraud;
 mod hardware;
+mod lan_attacks;
 mod openapi;
 mod package;
 mod pairing;

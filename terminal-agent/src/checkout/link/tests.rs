@@ -119,13 +119,17 @@ fn a_paired_checkout_takes_sealed_answers_once_and_refuses_the_unsealed() {
     );
     // Anyone on the LAN can publish in clear: refused once paired ...
     assert_eq!(link.incoming(&restart()), Err(Refused::Unsealed));
-    // ... except the hub saying this checkout is not paired (its key was revoked).
+    // ... and the hub saying in clear this checkout is not paired (its key
+    // was revoked, or a stranger says so) is told apart, to be checked.
     let revoked = Response::Error {
         request_id: None,
         code: ErrorCode::NotPaired,
         message: "pair again".into(),
     };
-    assert_eq!(link.incoming(&encode(&revoked).unwrap()), Ok(revoked));
+    assert_eq!(
+        link.incoming(&encode(&revoked).unwrap()),
+        Err(Refused::UnsealedNotPaired)
+    );
     assert!(matches!(link.incoming(b"{nope"), Err(Refused::Unreadable(_))));
 }
 

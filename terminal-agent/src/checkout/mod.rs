@@ -155,6 +155,7 @@ impl Checkout {
             not_paired_claim: None,
             out: VecDeque::new(),
         };
+        checkout.session.set_sealed(checkout.link.is_paired());
         let mut actions = checkout.session.start(version);
         if let Some(entry) = in_flight {
             checkout.journaled = Some(entry.clone());
@@ -187,6 +188,7 @@ impl Checkout {
                 let outcome = match (kept, self.unkept_key.take()) {
                     (Ok(()), Some(key)) => {
                         self.link.paired(key);
+                        self.session.set_sealed(true);
                         tracing::info!(terminal = %self.link.terminal(), "paired with the hub: messages are sealed from now on");
                         Ok(())
                     }

@@ -199,6 +199,10 @@ pub struct Session {
     cashier: Option<Cashier>,
     /// The hub refuses this terminal until it is paired.
     unpaired: bool,
+    /// What goes to the hub is sealed (the checkout holds a key); without
+    /// it, no sale starts before the hub has answered the sign-in, so no
+    /// card data goes out in clear to a hub that requires pairing.
+    sealed: bool,
     /// This program's version, told at sign-in.
     version: String,
 }
@@ -222,6 +226,7 @@ impl Session {
             alert: None,
             cashier: None,
             unpaired: false,
+            sealed: false,
             version: String::new(),
             clock: String::new(),
             last_link: None,
@@ -232,6 +237,11 @@ impl Session {
     pub fn start(&mut self, version: &str) -> Vec<Action> {
         self.version = version.to_string();
         vec![self.sign_in(), Action::Show(self.idle_screen())]
+    }
+
+    /// Whether what this checkout sends is sealed (it holds a key).
+    pub fn set_sealed(&mut self, sealed: bool) {
+        self.sealed = sealed;
     }
 
     /// Signs in again, unless a sign-in is already outstanding (then it is
@@ -478,9 +488,13 @@ impl Session {
     }
 
     fn on_key(&mut self, key: Key) -> Vec<Action> {
-        // A frozen terminal starts no sale, void or refund; the menu still works.
+        // A frozen terminal starts no sale, void or refund; nor does one the
+        // hub refuses until it is paired (no card is read, so no card data
+        // goes out in clear). The menu still works: pairing is D 5.
         let starts_money = matches!(key, Key::A | Key::B | Key::Digit(_));
-        if self.frozen.is_some() && starts_money && matches!(self.state, State::Idle | State::Done) {
+        let unserved = self.unpaired || (!self.sealed && self.sign_in.is_some());
+        let refused = self.frozen.is_some() || unserved;
+        if refused && starts_money && matches!(self.state, State::Idle | State::Done) {
             return self.go_idle();
         }
         if let Some(actions) = self.on_admin_key(key) {

@@ -15,6 +15,8 @@ fn session() -> Session {
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
     });
+    // A paired checkout: it may sell before the hub has answered its sign-in.
+    s.set_sealed(true);
     s.start("test");
     s
 }
@@ -604,6 +606,20 @@ fn not_paired_shows_at_idle_until_the_hub_serves_this_terminal_again() {
         "{screen}"
     );
     assert_eq!(s.outstanding().len(), 1, "the sign-in is still asked");
+    // Refused until paired: no sale starts, no card is wanted, none goes out.
+    for typed in ["A500#", "5", "B"] {
+        let actions = keys(&mut s, typed);
+        assert!(sent(&actions).is_none(), "{typed}: {actions:?}");
+        assert_eq!(s.card_wanted(), None, "{typed}");
+        assert!(
+            last_screen(&actions).contains("NOT PAIRED"),
+            "{typed}: {actions:?}"
+        );
+    }
+    assert!(
+        sent(&card(&mut s, "approved")).is_none(),
+        "a card read anyway is not sent"
+    );
     let back = signed_in(sign_in, "Shop", None, None);
     let screen = last_screen(&s.handle(answer(back), TODAY));
     assert!(
@@ -635,4 +651,33 @@ fn the_menus_self_test_asks_the_runtime_and_any_key_goes_home() {
     assert_eq!(s.state_name(), "done");
     keys(&mut s, "C");
     assert_eq!(s.state_name(), "idle");
+}
+
+#[test]
+fn a_checkout_without_a_key_starts_no_sale_until_the_hub_has_answered_its_sign_in() {
+    let mut s = Session::new(SessionConfig {
+        currency: Currency::CNY,
+        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
+        slip_columns: tallybox_core::slip::WIDTH,
+        lang: crate::session::Lang::En,
+    });
+    let sign_in = sent(&s.start("test")).unwrap();
+    let actions = keys(&mut s, "A500#");
+    assert!(
+        sent(&actions).is_none() && s.card_wanted().is_none(),
+        "{actions:?}"
+    );
+    assert!(last_screen(&actions).contains("Connecting"), "{actions:?}");
+    // The hub serves it unpaired (pairing not required): it sells, in clear.
+    s.handle(
+        answer(signed_in(
+            sign_in.request_id().unwrap().clone(),
+            "Shop",
+            None,
+            None,
+        )),
+        TODAY,
+    );
+    keys(&mut s, "A500#");
+    assert!(matches!(sent(&card(&mut s, "approved")), Some(Request::Sale(_))));
 }

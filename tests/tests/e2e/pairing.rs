@@ -22,11 +22,30 @@ fn a_hub_as_shipped_lets_only_paired_terminals_sell() {
     let web = hub.web();
     let (_, settings) = web.get("/api/v1/settings");
     assert_eq!(settings["pairing_required"], true, "{settings}");
+    // An eavesdropper on T4's requests from its first moment.
+    let heard = sniff(hub.mqtt, &format!("tallybox/v1/{STORE}/term/T4/req"));
     let t4 = Terminal::start("T4", hub.mqtt);
+    // Keyed at once, before the hub has answered, and again once refused.
+    for _ in 0..2 {
+        t4.keys("A500#");
+        t4.card("approved");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    t4.wait_screen("NOT PAIRED", WAIT);
     t4.keys("A500#");
     t4.card("approved");
-    t4.wait_screen("NOT PAIRED", WAIT);
     t4.keys("C");
+    std::thread::sleep(Duration::from_secs(1));
+    let pan = test_card("approved")["pan"].as_str().unwrap().to_string();
+    let sent: Vec<String> = heard
+        .try_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    assert!(sent.iter().any(|m| m.contains("sign_in")), "{sent:?}");
+    assert!(
+        !sent.iter().any(|m| m.contains(&pan) || m.contains("\"sale\"")),
+        "an unpaired checkout sent card data in clear: {sent:?}"
+    );
     // Nor can a client in the clear speak for it.
     let raw = RawClient::connect(hub.mqtt, STORE, "T8");
     raw.publish("T8", &sale("shipped-00000001", &test_card("approved"), 100));

@@ -195,7 +195,9 @@ impl<D: Display> Agent<D> {
             mqtt::connect(&format!("tallybox-term-{tid}"), &broker, &topics.term_status(tid));
         let counter =
             sealed_files::Counter::kept_in(&cfg.state_dir.join(COUNTER_FILE)).map_err(state_dir_error)?;
-        let link = HubLink::new(tid.as_str(), &cfg.store, key, cfg.retry_every, cfg.silent_after);
+        let seen = sealed_files::read_seen(&cfg.state_dir.join(SEEN_FILE)).map_err(state_dir_error)?;
+        let link =
+            HubLink::new(tid.as_str(), &cfg.store, key, cfg.retry_every, cfg.silent_after).remembering(seen);
         if link.is_paired() {
             tracing::info!(terminal = %tid, "paired with the hub: messages are sealed");
         }
@@ -226,6 +228,7 @@ impl<D: Display> Agent<D> {
             tid: tid.clone(),
             journal,
             key_path: cfg.state_dir.join(KEY_FILE),
+            seen_path: cfg.state_dir.join(SEEN_FILE),
             login: cfg.broker.credentials.is_none().then_some(login),
             health: self.health.clone(),
             self_update: cfg.install.clone().map(SelfUpdate::new),
@@ -436,6 +439,8 @@ fn publish_state(
 pub const KEY_FILE: &str = "hub.key";
 /// Where a terminal keeps the floor of its message counter (see [`sealed_files::Counter`]).
 pub const COUNTER_FILE: &str = "seal-counter";
+/// Where a terminal keeps the highest counter it took from the hub.
+pub const SEEN_FILE: &str = "hub-seen";
 
 /// The runtime's side: the broker client, the files and the devices that
 /// the checkout core's outputs are carried out on.
@@ -446,6 +451,7 @@ struct Running {
     tid: TerminalId,
     journal: Journal,
     key_path: PathBuf,
+    seen_path: PathBuf,
     /// The checkout's own broker login, for the next connection (`None` when
     /// the broker's URL gives one).
     login: Option<watch::Sender<(String, String)>>,
@@ -506,6 +512,13 @@ impl Running {
                         login.send_replace(broker_login(&self.tid, Some(&key)));
                     }
                     checkout.handle(Event::KeyKept(kept), Instant::now());
+                }
+                Output::KeepSeen(seen) => {
+                    if let Err(e) =
+                        tokio::task::block_in_place(|| sealed_files::write_seen(&self.seen_path, seen))
+                    {
+                        tracing::error!(terminal = %self.tid, error = %e, "cannot keep the hub's message counter; a message captured now could be replayed after a restart");
+                    }
                 }
                 Output::PrintTestSlip => self.spooler.submit(self.test_slip(checkout)),
                 Output::SelfTest => {

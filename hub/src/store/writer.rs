@@ -6,7 +6,7 @@
 //! durability is exactly what `synchronous=FULL` gives a lone transaction.
 //! After each commit the writer tells its subscribers what changed
 //! ([`super::Change`]); a job rolled back tells nothing.
-//! The queue of jobs is bounded ([`MAX_QUEUED`]): a flood waits for room
+//! The queue of jobs is bounded (2 048 jobs): a flood waits for room
 //! instead of growing the hub's memory.
 
 use tokio::sync::{broadcast, mpsc, oneshot};

@@ -117,6 +117,25 @@ pub fn write_key(path: &std::path::Path, key: &Key) -> std::io::Result<()> {
     write_synced(path, hex::encode(key).as_bytes())
 }
 
+/// Reads the highest counter a receiver accepted (its replay mark, kept
+/// across a restart so that a message captured once is never taken again);
+/// 0 when none was kept. A damaged file is logged and read as 0.
+pub fn read_seen(path: &std::path::Path) -> std::io::Result<u64> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().parse().unwrap_or_else(|_| {
+            tracing::error!(path = %path.display(), "the replay mark file is damaged; messages seen before this start may be taken once more");
+            0
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps a receiver's replay mark, durably.
+pub fn write_seen(path: &std::path::Path, seen: u64) -> std::io::Result<()> {
+    write_synced(path, seen.to_string().as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,6 +89,18 @@ impl HubLink {
         }
     }
 
+    /// A link that has already taken the hub's messages up to counter `seen`
+    /// (its replay mark, kept across a restart).
+    pub fn remembering(mut self, seen: u64) -> Self {
+        self.replay = ReplayGuard::from_seen(seen);
+        self
+    }
+
+    /// The highest counter taken from the hub: what to keep for the next start.
+    pub fn seen(&self) -> u64 {
+        self.replay.seen()
+    }
+
     /// The terminal this link is for.
     pub fn terminal(&self) -> &str {
         &self.terminal

@@ -24,7 +24,9 @@
 //!   the hub's sealed answer.
 //! - The cashier is told once per request when the hub stays silent on it.
 //! - A restart or an update the owner asked for waits until the checkout is
-//!   idle: never in the middle of a sale.
+//!   idle: never in the middle of a sale. Each sealed message is taken at
+//!   most once, across restarts too ([`Output::KeepSeen`]): a restart
+//!   captured and published again (retained, say) is dropped.
 
 pub mod link;
 #[cfg(test)]
@@ -101,6 +103,9 @@ pub enum Output {
     },
     /// The store's time zone, as the hub says it.
     TimeZone(String),
+    /// Keep this replay mark (the highest counter taken from the hub), so
+    /// that a message captured once is not taken again after a restart.
+    KeepSeen(u64),
     /// Stop now, for this reason: the checkout is idle.
     Stop(Ending),
 }
@@ -308,6 +313,14 @@ impl Checkout {
     }
 
     fn on_message(&mut self, payload: &[u8], now: Instant) {
+        let seen = self.link.seen();
+        self.take_message(payload, now);
+        if self.link.seen() != seen {
+            self.out.push_back(Output::KeepSeen(self.link.seen()));
+        }
+    }
+
+    fn take_message(&mut self, payload: &[u8], now: Instant) {
         let sealed = tallybox_core::seal::is_sealed(payload);
         let response = match self.link.incoming(payload) {
             Ok(response) => response,

@@ -87,8 +87,12 @@ fn checkout(key: Option<Key>, in_flight: Option<InFlight>, now: Instant) -> Chec
     c
 }
 
+/// What the checkout asks for, less the replay marks it keeps (see
+/// `a_sealed_command_is_obeyed_once_even_across_a_restart`).
 fn drain(c: &mut Checkout) -> Vec<Output> {
-    std::iter::from_fn(|| c.poll_action()).collect()
+    std::iter::from_fn(|| c.poll_action())
+        .filter(|o| !matches!(o, Output::KeepSeen(_)))
+        .collect()
 }
 
 fn screen(outputs: &[Output]) -> String {
@@ -635,4 +639,40 @@ fn not_paired_in_clear_is_believed_only_when_a_sealed_sign_in_goes_unanswered_an
     assert!(out
         .iter()
         .all(|o| !matches!(o, Output::QueueSale { slips, .. } if !slips.is_empty())));
+}
+
+#[test]
+fn a_sealed_command_is_obeyed_once_even_across_a_restart() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let restart = hub.says(&Response::Restart);
+    let Event::Message(captured) = &restart else {
+        unreachable!()
+    };
+    let captured = captured.clone();
+    c.handle(restart, t0);
+    let out: Vec<Output> = std::iter::from_fn(|| c.poll_action()).collect();
+    assert!(out.contains(&Output::Stop(Ending::Restart)), "{out:?}");
+    let kept = out.iter().find_map(|o| match o {
+        Output::KeepSeen(seen) => Some(*seen),
+        _ => None,
+    });
+    assert_eq!(kept, Some(hub.counter), "the mark is kept before the stop");
+    let keep_at = out.iter().position(|o| matches!(o, Output::KeepSeen(_)));
+    let stop_at = out.iter().position(|o| matches!(o, Output::Stop(_)));
+    assert!(keep_at < stop_at, "{out:?}");
+
+    // Started again with the mark kept: the captured restart, published
+    // again (retained, say), is dropped; the hub's next message is taken.
+    let link = HubLink::new("T1", "shop", Some(KEY), RETRY, SILENT).remembering(hub.counter);
+    let mut c = Checkout::new(config(), link, Box::new(|| 500), "0.1.0", None, t0);
+    c.handle(Event::Message(captured), t0);
+    c.handle(Event::Input(Input::Key(Keypad::C)), t0);
+    assert!(
+        !std::iter::from_fn(|| c.poll_action()).any(|o| matches!(o, Output::Stop(_))),
+        "restarted again by a replay"
+    );
+    c.handle(hub.says(&Response::Restart), t0);
+    assert!(std::iter::from_fn(|| c.poll_action()).any(|o| o == Output::Stop(Ending::Restart)));
 }

@@ -124,3 +124,66 @@ fn a_stranger_answering_a_paired_checkouts_sales_first_in_clear_changes_nothing(
     );
     assert!(t1.exited().is_none(), "the forged restart was obeyed");
 }
+
+#[test]
+fn a_restart_captured_once_and_published_again_retained_is_not_obeyed_again() {
+    let broker = Mosquitto::start();
+    let hub = Hub::start_with(Some(broker.port), &[]);
+    let web = hub.web();
+    let mut t1 = Terminal::start("T1", broker.port);
+    t1.wait_ready();
+    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().unwrap().to_string();
+    t1.keys(&format!("D5{code}#"));
+    t1.wait_screen("PAIRED", WAIT);
+    t1.keys("C");
+    t1.wait_ready();
+
+    // The owner restarts T1 from the page; a stranger records what the hub sent.
+    let resp = format!("tallybox/v1/{STORE}/term/T1/resp");
+    let heard = tallybox_e2e::mqtt::sniff(broker.port, &resp);
+    let asked = |t1: &Terminal| t1.log().matches("the owner asked for a restart").count();
+    let (code, body) = web.send("POST", "/api/v1/terminals/T1/restart", json!({}));
+    assert_eq!(code, 202, "{body}");
+    let obeyed = tallybox_e2e::wait_for(WAIT, || (asked(&t1) == 1).then_some(()));
+    assert!(obeyed.is_some(), "T1 did not restart:\n{}", t1.log());
+    let captured: Vec<Vec<u8>> = heard.try_iter().collect();
+    assert!(!captured.is_empty(), "nothing heard on T1's answers");
+    t1.wait_ready();
+
+    // The stranger cannot open what it heard; the test can (T1's key), to
+    // pick the restart out of it.
+    let key = tallybox_platform::sealed_files::read_key(&t1.state_dir().join("hub.key"))
+        .unwrap()
+        .expect("T1 is paired");
+    let restart = captured
+        .iter()
+        .find(|bytes| {
+            tallybox_core::seal::open(&key, tallybox_core::seal::Direction::ToTerminal, "T1", bytes)
+                .ok()
+                .and_then(|(_, plain)| tallybox_core::protocol::decode_response(&plain).ok())
+                == Some(Response::Restart)
+        })
+        .expect("the hub's restart among what was heard")
+        .clone();
+    // Published again retained; T1 restarted (as after a power cut) meets it
+    // at its first subscription.
+    let mut options = MqttOptions::new("replayer", "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 64);
+    client
+        .publish(resp.clone(), QoS::AtLeastOnce, true, restart)
+        .unwrap();
+    client.disconnect().unwrap();
+    for event in connection.iter() {
+        if event.is_err() {
+            break;
+        }
+    }
+    t1.restart();
+    t1.wait_ready();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(asked(&t1), 1, "obeyed the replay:\n{}", t1.log());
+    assert!(t1.log().contains("answer from the hub not taken"), "{}", t1.log());
+    assert!(t1.sale(250, "approved").contains("APPROVED"));
+}

@@ -119,3 +119,26 @@ fn over_iso8583_a_hong_kong_sale_names_hkd_to_the_bank() {
         "{report}"
     );
 }
+
+/// The owner's page in a real Chromium on a yen hub: Today and the receipts
+/// show whole yen, not the two decimals the page once assumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_of_a_japanese_hub_shows_whole_yen() {
+    use tallybox_e2e::browser::Browser;
+    use tallybox_e2e::web::OWNER_PASSWORD;
+    const WAIT: Duration = Duration::from_secs(10);
+    let (hub, _, _, _) = tokio::task::block_in_place(|| sell_in("JPY"));
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/", hub.http)).await;
+    b.wait_text("#login-view", "Sign in", WAIT).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-totals", "JPY 1250", WAIT).await;
+    let today = b.text("#today-totals").await;
+    assert!(!today.contains("12.50"), "{today}");
+    b.click("#nav a[href='#/']").await;
+    b.wait_text("#receipts", "JPY 1250", WAIT).await;
+    let receipts = b.text("#receipts").await;
+    assert!(!receipts.contains("12.50"), "{receipts}");
+    b.screenshot("today-jpy").await;
+}

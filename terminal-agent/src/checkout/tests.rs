@@ -120,50 +120,16 @@ fn swipe(c: &mut Checkout, now: Instant) -> Vec<Output> {
 }
 
 fn signed_in(request: &Request) -> Response {
-    Response::SignedIn {
-        request_id: request.request_id().unwrap().clone(),
-        store_name: "Shop".into(),
-        merchant_id: "M1".into(),
-        batch_no: 1,
-        frozen: None,
-        cashier: None,
-        time_zone: None,
-        currency: None,
-        minor_digits: None,
-    }
+    crate::session::tests::signed_in(request.request_id().unwrap().clone(), "Shop", None, None)
 }
 
 fn approved(request: &Request) -> Response {
-    let receipt = tallybox_core::protocol::Receipt {
-        merchant_name: "Shop".into(),
-        merchant_address: String::new(),
-        header: Vec::new(),
-        footer: Vec::new(),
-        merchant_id: "M1".into(),
-        terminal_id: "T1".into(),
-        kind: TxnKind::Sale,
-        status: TxnStatus::Approved,
-        amount: Amount::from_minor(1250).unwrap(),
-        currency: Currency::CNY,
-        masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
-            .unwrap()
-            .masked(),
-        brand: tallybox_core::card::Brand::UnionPay,
-        entry_mode: EntryMode::Swipe,
-        batch_no: 1,
-        trace_no: 7,
-        reference_no: "000000000007".into(),
-        auth_code: "123456".into(),
-        cashier: None,
-        at: "2026-12-02 10:00:00".into(),
-        link: None,
-    };
     Response::Outcome(Outcome {
         request_id: request.request_id().unwrap().clone(),
         kind: TxnKind::Sale,
         status: TxnStatus::Approved,
         response_code: ResponseCode::APPROVED,
-        receipt: Some(receipt),
+        receipt: Some(crate::session::tests::receipt(Amount::from_minor(1250).unwrap())),
         balance: None,
     })
 }

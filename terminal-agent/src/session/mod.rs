@@ -17,7 +17,7 @@ mod answers;
 mod cashier;
 pub mod screens;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::devices::PrinterProblem;
 use crate::journal::InFlight;

@@ -55,7 +55,8 @@ fn sent(actions: &[Action]) -> Option<Request> {
     })
 }
 
-fn receipt(amount: Amount) -> Receipt {
+/// An approved sale's receipt for `amount` (the checkout core's tests use it too).
+pub(crate) fn receipt(amount: Amount) -> Receipt {
     Receipt {
         merchant_name: "Shop".into(),
         merchant_address: String::new(),
@@ -83,7 +84,7 @@ fn receipt(amount: Amount) -> Receipt {
 }
 
 /// The hub's answer to a sign-in.
-fn signed_in(
+pub(crate) fn signed_in(
     request_id: RequestId,
     store: &str,
     frozen: Option<String>,

@@ -34,7 +34,13 @@ impl Store {
         summary: (&str, &str),
     ) -> Result<usize, StoreError> {
         let at = now_utc();
-        let tx = self.conn.savepoint()?;
+        // IMMEDIATE: this runs on the page's own connection and reads before
+        // it writes. A deferred transaction would fail at once with "database
+        // is locked" (no busy wait) when the store writer committed between
+        // the read and the write; taking the write lock first waits instead.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut written = 0;
         for (id, status, evidence) in checks {
             let last: Option<String> = tx

@@ -110,10 +110,6 @@ impl HubLink {
         self.key.is_some()
     }
 
-    pub fn key(&self) -> Option<&Key> {
-        self.key.as_ref()
-    }
-
     /// The bytes to publish for `request`: sealed once paired (with the
     /// counter `next_counter` gives), except the pairing's own request.
     pub fn outgoing(

@@ -205,9 +205,14 @@ pub struct App {
     writer: StoreHandle,
     /// The alerts of the hub's own checkout read the fraud hits here.
     alert_store: Arc<Mutex<Store>>,
+    /// The broker as the LAN reaches it.
     broker: BrokerAddr,
     /// How the hub's own link logs in to the broker.
     link_broker: BrokerAddr,
+    /// The broker for the checkouts the hub runs itself (past the gate).
+    own_broker: BrokerAddr,
+    /// The embedded broker's gate, when the broker is the embedded one.
+    gate: Option<broker::Started>,
     embedded_broker: bool,
     connected: watch::Sender<bool>,
     pushes: crate::link::Pushes,
@@ -282,17 +287,18 @@ impl App {
         )?);
         // The hub's link logs in to its own broker; the checkouts it runs itself
         // log in with their keys like any other.
-        let (broker, link_broker, logins) = match config.broker_addr() {
-            Some(external) => (external.clone(), external, None),
+        let (broker, link_broker, own_broker, gate, logins) = match config.broker_addr() {
+            Some(external) => (external.clone(), external.clone(), external, None, None),
             None => {
                 let logins = Arc::new(broker::Logins::new(Arc::clone(&keys)));
-                broker::start(config.mqtt, Arc::clone(&logins))?;
-                let addr = reachable(config.mqtt);
+                let started = broker::start(config.mqtt, &config.store_id, Arc::clone(&logins))?;
+                let public = started.listener.local_addr().unwrap_or(config.mqtt);
+                let inner = reachable(started.inner);
                 let link_addr = BrokerAddr {
                     credentials: Some(logins.hub_login()),
-                    ..addr.clone()
+                    ..inner.clone()
                 };
-                (addr, link_addr, Some(logins))
+                (reachable(public), link_addr, inner, Some(started), Some(logins))
             }
         };
         let embedded_broker = logins.is_some();
@@ -336,6 +342,8 @@ impl App {
             alert_store,
             broker,
             link_broker,
+            own_broker,
+            gate,
             embedded_broker,
             connected,
             pushes,
@@ -361,6 +369,8 @@ impl App {
             alert_store,
             broker: broker_addr,
             link_broker,
+            own_broker,
+            gate,
             embedded_broker,
             connected,
             pushes,
@@ -370,6 +380,7 @@ impl App {
         web.stop = stop.child_token();
         let stop = web.stop.clone();
         let tasks = TaskTracker::new();
+        let beat = link::LinkBeat::default();
         let offers = web.clone();
         let connected_rx = web.broker_connected.clone();
         let setup_codes = web.auth.setup_code();
@@ -389,6 +400,15 @@ impl App {
                 Arc::clone(&gave_up),
             ));
         }
+        if let Some(started) = gate {
+            let listener = tokio::net::TcpListener::from_std(started.listener).map_err(|source| {
+                HubError::Broker(BrokerError::Bind {
+                    addr: config.mqtt,
+                    source,
+                })
+            })?;
+            tasks.spawn(broker::gate::serve(started.gate, listener, stop.clone()));
+        }
         tasks.spawn(link::run(
             Arc::clone(&coordinator),
             Arc::clone(&keys),
@@ -396,6 +416,7 @@ impl App {
             Topics::new(&config.store_id),
             pushes,
             connected,
+            beat.clone(),
             stop.clone(),
         ));
         tasks.spawn(jobs::replay_marks(Arc::clone(&keys), stop.clone()));
@@ -450,7 +471,7 @@ impl App {
             let state_dir = config.data_dir.join("checkouts").join(&id);
             own_key(&keys, &tid, &state_dir)?;
             let mut agent_config =
-                AgentConfig::new(tid.clone(), &config.store_id, broker_addr.clone(), state_dir);
+                AgentConfig::new(tid.clone(), &config.store_id, own_broker.clone(), state_dir);
             let (agent, handle) = match (own, &hardware) {
                 (true, Some(wiring)) => {
                     // The hub's own checkout on the Pi's parts.
@@ -520,8 +541,14 @@ impl App {
             checkouts,
             setup_code,
         });
-        // systemd: serving now, and alive while the runtime runs.
-        tallybox_platform::service::started();
+        // systemd: serving now, and alive while the link's loop turns and the
+        // store commits. An unreachable broker is not a reason to restart
+        // (a restart cannot bring it back; `hub.broker` says it is down).
+        let store = writer.clone();
+        tallybox_platform::service::started(move || {
+            let (beat, store) = (beat.clone(), store.clone());
+            async move { beat.fresh() && store.call(|_| Ok(())).await.is_ok() }
+        });
         stop.cancelled().await;
         tallybox_platform::service::notify("STOPPING=1");
         // Give the link and the checkouts a moment to say "offline".

@@ -229,6 +229,23 @@ impl Keys {
         Ok(plain)
     }
 
+    /// Whether the owner lets only paired checkouts sell.
+    pub fn pairing_required(&self) -> bool {
+        crate::shop::current(&self.shop).pairing_required
+    }
+
+    /// Whether `terminal`'s status may be recorded: it is paired, or the
+    /// owner lets checkouts sell without pairing. A stranger's made-up ids
+    /// on a hub that requires pairing leave no row and cost no write.
+    pub fn may_report(&self, terminal: &TerminalId) -> bool {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        match links.get(terminal.as_str()) {
+            Some(Link { revoked: true, .. }) => false,
+            Some(Link { key: Some(_), .. }) => true,
+            _ => !crate::shop::current(&self.shop).pairing_required,
+        }
+    }
+
     /// Whether an unsealed request from `terminal` may be served.
     pub fn admit_plain(&self, terminal: &TerminalId, request: &Request) -> Result<(), Refusal> {
         if matches!(request, Request::Pair(requests::Pair { .. })) {

@@ -130,6 +130,91 @@ fn open_request(keys: &Keys, terminal: &TerminalId, payload: &[u8]) -> Opened {
     }
 }
 
+/// What the hub refuses, kept cheap for a flood: answers to refused
+/// requests (a terminal that must pair, a request it cannot read) at most
+/// [`REFUSALS_ANSWERED_PER_S`] a second, and each kind of refusal logged in
+/// full once every ten seconds, with how many there were since; the others
+/// at debug level. A real checkout asks again, so it still hears why.
+pub struct Refusals {
+    answers: std::sync::Mutex<Throttle>,
+    /// Per kind: when it was last logged, and how many since start.
+    logged: std::sync::Mutex<std::collections::HashMap<String, (Option<std::time::Instant>, u64)>>,
+}
+
+/// Refusals answered a second, on average; twice as many at once.
+const REFUSALS_ANSWERED_PER_S: f64 = 20.0;
+/// Kinds of refusal remembered for the log; more start the count afresh.
+const REFUSAL_KINDS: usize = 64;
+
+impl Default for Refusals {
+    fn default() -> Refusals {
+        Refusals {
+            answers: std::sync::Mutex::new(Throttle::new(REFUSALS_ANSWERED_PER_S)),
+            logged: Default::default(),
+        }
+    }
+}
+
+impl Refusals {
+    /// Notes one refusal of kind `what` (its words without the numbers in
+    /// it, such as a replay's counters; `why` is its detail); whether to
+    /// answer it.
+    fn one(&self, terminal: &TerminalId, what: &str, why: &str) -> bool {
+        let now = std::time::Instant::now();
+        let kind: String = what.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let logged = {
+            let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+            if logged.len() >= REFUSAL_KINDS && !logged.contains_key(&kind) {
+                logged.clear();
+            }
+            let (at, count) = logged.entry(kind).or_insert((None, 0));
+            *count += 1;
+            let due = at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10));
+            if due {
+                *at = Some(now);
+            }
+            due.then_some(*count)
+        };
+        match logged {
+            Some(since_start) => {
+                tracing::warn!(terminal = %terminal, why, since_start, "{what} (this kind at most once every 10 s)")
+            }
+            None => tracing::debug!(terminal = %terminal, why, "{what}"),
+        }
+        self.answers.lock().unwrap_or_else(|e| e.into_inner()).allow()
+    }
+}
+
+/// A token bucket: `allow` is true `per_second` times a second on average,
+/// twice that many at once.
+struct Throttle {
+    per_second: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Throttle {
+    fn new(per_second: f64) -> Throttle {
+        Throttle {
+            per_second,
+            tokens: per_second * 2.0,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
 /// One request from `terminal`, opened (or admitted in the clear), handled,
 /// answered; refused as `keys` says.
 async fn serve_request<A: Acquirer>(
@@ -137,6 +222,7 @@ async fn serve_request<A: Acquirer>(
     topics: &Topics,
     keys: &Keys,
     coordinator: &Coordinator<A>,
+    refusals: &Refusals,
     terminal: &TerminalId,
     opened: Opened,
 ) {
@@ -144,18 +230,27 @@ async fn serve_request<A: Acquirer>(
     let refused = |why: Refusal| async move {
         match why {
             Refusal::NotPaired(reason) => {
-                tracing::debug!(terminal = %terminal, reason, "request refused: not paired");
-                let response = Response::Error {
-                    request_id: None,
-                    code: ErrorCode::NotPaired,
-                    message: format!(
-                        "this terminal is not paired ({reason}): pair it with a code from the owner's page"
-                    ),
-                };
-                answer(client, topics, keys, terminal, &response).await;
+                if refusals.one(
+                    terminal,
+                    &format!("request refused: not paired: {reason}"),
+                    reason,
+                ) {
+                    let response = Response::Error {
+                        request_id: None,
+                        code: ErrorCode::NotPaired,
+                        message: format!(
+                            "this terminal is not paired ({reason}): pair it with a code from the owner's page"
+                        ),
+                    };
+                    answer(client, topics, keys, terminal, &response).await;
+                }
             }
             Refusal::Drop(reason) => {
-                tracing::warn!(terminal = %terminal, bytes, %reason, "message dropped");
+                refusals.one(
+                    terminal,
+                    &format!("message dropped: {reason}"),
+                    &format!("{bytes} bytes"),
+                );
             }
         }
     };
@@ -167,8 +262,9 @@ async fn serve_request<A: Acquirer>(
     let request = match decode_request(&plain) {
         Ok(request) => request,
         Err(e) => {
-            tracing::warn!(terminal = %terminal, code = ?e.code, bytes, error = %e, "bad request refused");
-            answer(client, topics, keys, terminal, &e.into_response()).await;
+            if refusals.one(terminal, "bad request refused", &format!("{e} ({bytes} bytes)")) {
+                answer(client, topics, keys, terminal, &e.into_response()).await;
+            }
             return;
         }
     };
@@ -195,7 +291,168 @@ async fn serve_request<A: Acquirer>(
 /// re-sends. A checkout has a request or two in flight at a time.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 512;
 
-/// Serves terminals until `shutdown`; `connected` turns true at each connection.
+/// Statuses waiting to be recorded, at most. The receive loop only queues
+/// them: recording one writes the store and may answer with a publish, and
+/// the loop must never wait on either (the publish queue is drained by the
+/// loop itself, so awaiting it there wedged the link for good). Beyond this
+/// a status is dropped and counted; a checkout's real status comes again at
+/// its next connection, and its sealed traffic shows it is there meanwhile.
+const STATUSES_QUEUED: usize = 1024;
+
+/// How often the hub sends itself a ping through the broker, and how long
+/// without hearing one back it takes its link for dead and reconnects. A
+/// broker can keep a TCP connection and its MQTT keep-alive answering while
+/// delivering nothing; only traffic that went all the way round shows the
+/// link works.
+const PING_EVERY: Duration = Duration::from_secs(2);
+const PING_DEAD_AFTER: Duration = Duration::from_secs(7);
+
+/// Whether the link's loop still turns: it beats at each ping tick, whatever
+/// the broker does. The systemd watchdog is fed only while it does.
+#[derive(Clone, Default)]
+pub struct LinkBeat(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl LinkBeat {
+    fn beat(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// The loop turned within the last three ping periods.
+    pub fn fresh(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < PING_EVERY * 3)
+    }
+}
+
+/// Records statuses in the order they came, and tells a checkout back online
+/// whether it is frozen, in case it missed a change meanwhile.
+async fn record_statuses<A: Acquirer>(
+    client: AsyncClient,
+    topics: Topics,
+    keys: Arc<Keys>,
+    coordinator: Arc<Coordinator<A>>,
+    mut statuses: mpsc::Receiver<(TerminalId, Status)>,
+) {
+    // Logged at info, at most a few a second (a hub that lets anyone sell
+    // cannot tell a flood of made-up checkouts from real ones).
+    let mut logged = Throttle::new(5.0);
+    while let Some((terminal, status)) = statuses.recv().await {
+        if logged.allow() {
+            tracing::info!(terminal = %terminal, online = status.online, version = ?status.version, "terminal status");
+        }
+        let online = status.online;
+        coordinator.terminal_status(&terminal, status).await;
+        if !online {
+            continue;
+        }
+        match coordinator.frozen(&terminal).await {
+            Ok(reason) => {
+                let notice = Response::Frozen {
+                    request_id: None,
+                    reason,
+                };
+                answer(&client, &topics, &keys, &terminal, &notice).await;
+            }
+            Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
+        }
+    }
+}
+
+/// Counts what is dropped and logs it at most once every ten seconds, so that
+/// a flood from the LAN cannot flood the log too.
+struct Dropped {
+    what: &'static str,
+    count: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl Dropped {
+    fn new(what: &'static str) -> Dropped {
+        Dropped {
+            what,
+            count: 0,
+            logged: None,
+        }
+    }
+
+    /// Counts one; true when it was logged.
+    fn one(&mut self) -> bool {
+        self.count += 1;
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+        {
+            return false;
+        }
+        tracing::warn!(
+            what = self.what,
+            since_start = self.count,
+            "messages dropped or refused (this line at most every 10 s)"
+        );
+        self.logged = Some(std::time::Instant::now());
+        true
+    }
+}
+
+/// The hub's link: publishes, subscriptions and what it needs to judge them.
+struct Link {
+    client: AsyncClient,
+    topics: Topics,
+    /// The pings sent and not heard back yet, newest last.
+    pings: std::collections::VecDeque<Vec<u8>>,
+    /// When the link last proved itself (connected, or a ping heard back).
+    proven: std::time::Instant,
+    up: bool,
+}
+
+impl Link {
+    fn connected(&mut self, status: Vec<u8>) {
+        self.up = true;
+        self.proven = std::time::Instant::now();
+        self.pings.clear();
+        // Queued, never awaited: the loop that drains the queue is the caller.
+        let _ = self
+            .client
+            .try_subscribe(self.topics.all_requests(), QoS::AtMostOnce);
+        let _ = self
+            .client
+            .try_subscribe(self.topics.all_statuses(), QoS::AtLeastOnce);
+        let _ = self.client.try_subscribe(self.topics.hub_ping(), QoS::AtMostOnce);
+        let _ = self
+            .client
+            .try_publish(self.topics.hub_status(), QoS::AtLeastOnce, true, status);
+    }
+
+    /// Sends the next ping; false when the last one was not heard back in time.
+    fn ping(&mut self) -> bool {
+        if self.proven.elapsed() > PING_DEAD_AFTER {
+            return false;
+        }
+        let token = hex::encode(rand::random::<[u8; 16]>()).into_bytes();
+        if self.pings.len() == 4 {
+            self.pings.pop_front();
+        }
+        self.pings.push_back(token.clone());
+        let _ = self
+            .client
+            .try_publish(self.topics.hub_ping(), QoS::AtMostOnce, false, token);
+        true
+    }
+
+    /// A message on the ping topic: the hub's own (proof), or anyone's.
+    fn heard(&mut self, payload: &[u8]) {
+        if let Some(at) = self.pings.iter().position(|p| p == payload) {
+            self.pings.drain(..=at);
+            self.proven = std::time::Instant::now();
+        }
+    }
+}
+
+/// Serves terminals until `shutdown`; `connected` is true while the link
+/// works (its own pings come back), `beat` shows the loop turns.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
     keys: Arc<Keys>,
@@ -203,6 +460,7 @@ pub async fn run<A: Acquirer>(
     topics: Topics,
     pushes: Pushes,
     connected: watch::Sender<bool>,
+    beat: LinkBeat,
     shutdown: CancellationToken,
 ) {
     let (client, mut eventloop) = mqtt::connect("tallybox-hub", &broker, &topics.hub_status());
@@ -220,28 +478,62 @@ pub async fn run<A: Acquirer>(
         Arc::clone(&coordinator),
         shutdown.clone(),
     ));
+    let (statuses, queued) = mpsc::channel(STATUSES_QUEUED);
+    tokio::spawn(record_statuses(
+        client.clone(),
+        topics.clone(),
+        Arc::clone(&keys),
+        Arc::clone(&coordinator),
+        queued,
+    ));
     let online = |up: bool| Status {
         online: up,
         version: env!("CARGO_PKG_VERSION").into(),
         detail: None,
     };
+    let mut link = Link {
+        client: client.clone(),
+        topics: topics.clone(),
+        pings: Default::default(),
+        proven: std::time::Instant::now(),
+        up: false,
+    };
+    let (mut requests_dropped, mut statuses_dropped, mut strays) = (
+        Dropped::new("requests: too many in flight"),
+        Dropped::new("statuses: too many queued"),
+        Dropped::new("messages on a topic with no valid terminal id"),
+    );
     let mut backoff = mqtt::Backoff::default();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    let refusals = Arc::new(Refusals::default());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = ping.tick() => {
+                beat.beat();
+                if link.up && !link.ping() {
+                    tracing::warn!(broker = %broker, "the hub's own ping did not come back through the broker for {PING_DEAD_AFTER:?}; reconnecting");
+                    link.up = false;
+                    let _ = connected.send(false);
+                    eventloop.clean();
+                }
+            }
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
                     tracing::info!(broker = %broker, "hub connected to broker");
-                    let _ = client.try_subscribe(topics.all_requests(), QoS::AtMostOnce);
-                    let _ = client.try_subscribe(topics.all_statuses(), QoS::AtLeastOnce);
-                    let _ = client.try_publish(topics.hub_status(), QoS::AtLeastOnce, true, online(true).payload());
+                    link.connected(online(true).payload());
                     let _ = connected.send(true);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if p.topic == topics.hub_ping() {
+                        link.heard(&p.payload);
+                        continue;
+                    }
                     let Some((terminal, leaf)) = topics.parse_term_topic(&p.topic) else {
-                        tracing::warn!(topic = %p.topic, "message on a topic with no valid terminal id ignored");
+                        strays.one();
                         continue;
                     };
                     match leaf {
@@ -250,46 +542,40 @@ pub async fn run<A: Acquirer>(
                             // pile up tasks. A request dropped here is re-sent by its
                             // terminal with the same id, so nothing is lost.
                             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                                tracing::warn!(terminal = %terminal, "{MAX_REQUESTS_IN_FLIGHT} requests in flight: this one dropped, its terminal sends it again");
+                                requests_dropped.one();
                                 continue;
                             };
                             let opened = open_request(&keys, &terminal, &p.payload);
-                            let (client, topics, coordinator, keys) =
-                                (client.clone(), topics.clone(), Arc::clone(&coordinator), Arc::clone(&keys));
+                            let (client, topics, coordinator, keys, refusals) = (
+                                client.clone(),
+                                topics.clone(),
+                                Arc::clone(&coordinator),
+                                Arc::clone(&keys),
+                                Arc::clone(&refusals),
+                            );
                             tokio::spawn(async move {
-                                serve_request(&client, &topics, &keys, &coordinator, &terminal, opened).await;
+                                serve_request(&client, &topics, &keys, &coordinator, &refusals, &terminal, opened).await;
                                 drop(permit);
                             });
                         }
+                        "status" if !keys.may_report(&terminal) => {}
                         "status" => match decode_status(&p.payload) {
                             Ok(status) => {
-                                tracing::info!(terminal = %terminal, online = status.online, version = %status.version, "terminal status");
-                                // Awaited here, not spawned: an offline and the next online
-                                // of one terminal must be recorded in the order they came.
-                                let online = status.online;
-                                coordinator.terminal_status(&terminal, status).await;
-                                // Back online (a restart, or the network came back): tell it
-                                // whether it is frozen, in case it missed a change meanwhile.
-                                if online {
-                                    match coordinator.frozen(&terminal).await {
-                                        Ok(reason) => {
-                                            let notice = Response::Frozen { request_id: None, reason };
-                                            answer(&client, &topics, &keys, &terminal, &notice).await;
-                                        }
-                                        Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
-                                    }
+                                if statuses.try_send((terminal, status)).is_err() {
+                                    statuses_dropped.one();
                                 }
                             }
-                            Err(e) => tracing::warn!(terminal = %terminal, error = %e, "bad status message ignored"),
+                            Err(e) => tracing::debug!(terminal = %terminal, error = %e, "bad status message ignored"),
                         },
                         _ => {}
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if *connected.borrow() {
+                    if link.up {
                         tracing::warn!(broker = %broker, error = %e, "hub lost the broker; reconnecting");
                     }
+                    link.up = false;
                     let _ = connected.send(false);
                     backoff.wait().await;
                 }

@@ -224,7 +224,9 @@ fn run(args: Args) -> anyhow::Result<Ended> {
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
-        tallybox_platform::service::started();
+        // Alive while the runtime runs: the checkout's own loop wakes at
+        // least every second, so a wedged runtime starves the watchdog.
+        tallybox_platform::service::started(|| std::future::ready(true));
         Ok(agent.run(stopped).await?)
     })
 }

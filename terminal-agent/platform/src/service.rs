@@ -44,15 +44,26 @@ pub fn watchdog_every() -> Option<Duration> {
 }
 
 /// Says `READY=1` and, when systemd watches this process, pings its
-/// watchdog from a task on the current runtime for as long as it runs.
-pub fn started() {
+/// watchdog from a task on the current runtime each time `alive` answers
+/// true in time: a part that stopped working starves the watchdog, and
+/// systemd restarts the program.
+pub fn started<F, Fut>(alive: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     notify("READY=1");
     if let Some(every) = watchdog_every() {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                notify("WATCHDOG=1");
+                match tokio::time::timeout(every, alive()).await {
+                    Ok(true) => {
+                        notify("WATCHDOG=1");
+                    }
+                    _ => tracing::error!("a part of the program stopped working: the watchdog is not fed"),
+                }
             }
         });
     }
@@ -78,6 +89,34 @@ mod tests {
         assert_eq!(watchdog_every(), Some(Duration::from_secs(15)));
         std::env::set_var("WATCHDOG_PID", "1");
         assert_eq!(watchdog_every(), None, "another process's watchdog");
+
+        // Fed while the program says it is alive, and not once it is not.
+        std::env::set_var("WATCHDOG_USEC", "40000");
+        std::env::set_var("WATCHDOG_PID", std::process::id().to_string());
+        listener
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let told = alive.clone();
+        runtime.block_on(async move {
+            started(move || std::future::ready(told.load(std::sync::atomic::Ordering::Relaxed)));
+        });
+        let mut heard = Vec::new();
+        while let Ok(n) = listener.recv(&mut buf) {
+            heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            if heard.len() == 3 {
+                break;
+            }
+        }
+        assert_eq!(heard, ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]);
+        alive.store(false, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(100));
+        while listener.recv(&mut buf).is_ok() {}
+        assert!(listener.recv(&mut buf).is_err(), "fed while not alive");
+        drop(runtime);
+
+        std::env::remove_var("WATCHDOG_USEC");
         std::env::remove_var("NOTIFY_SOCKET");
         assert!(!notify("READY=1"));
     }

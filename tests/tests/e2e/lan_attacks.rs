@@ -85,19 +85,23 @@ fn stranger(port: u16) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     answered
 }
 
+/// Pairs `checkout` with a code the owner opens on `hub`'s page.
+fn pair(hub: &Hub, checkout: &Terminal) {
+    let (_, opened) = hub.web().send("POST", "/api/v1/pairing", json!({}));
+    let code = opened["code"].as_str().expect("a pairing code").to_string();
+    checkout.keys(&format!("D5{code}#"));
+    checkout.wait_screen("Messages are sealed", WAIT);
+    checkout.keys("C");
+    checkout.wait_ready();
+}
+
 /// A hub on mosquitto and its checkout T1, paired with the owner's code.
 fn paired_over_mosquitto() -> (Mosquitto, Hub, Terminal) {
     let broker = Mosquitto::start();
     let hub = Hub::start_with(Some(broker.port), &[]);
-    let web = hub.web();
     let t1 = Terminal::start("T1", broker.port);
     t1.wait_ready();
-    let (_, opened) = web.send("POST", "/api/v1/pairing", json!({}));
-    let code = opened["code"].as_str().unwrap().to_string();
-    t1.keys(&format!("D5{code}#"));
-    t1.wait_screen("PAIRED", WAIT);
-    t1.keys("C");
-    t1.wait_ready();
+    pair(&hub, &t1);
     (broker, hub, t1)
 }
 
@@ -188,4 +192,407 @@ fn a_restart_captured_once_and_published_again_retained_is_not_obeyed_again() {
     assert_eq!(asked(&t1), 1, "obeyed the replay:\n{}", t1.log());
     assert!(t1.log().contains("answer from the hub not taken"), "{}", t1.log());
     assert!(t1.sale(250, "approved").contains("APPROVED"));
+}
+
+/// Every shape of status and request a stranger can publish at the hub:
+/// retained `online` and `offline` statuses for made-up checkouts, broken
+/// statuses, and requests that are not JSON, of unknown types, or sign-ins
+/// and heartbeats in made-up names.
+fn flood(client: &Client, wave: usize) {
+    let status = |online| {
+        tallybox_core::protocol::Status {
+            online,
+            version: "9.9.9".into(),
+            detail: None,
+        }
+        .payload()
+    };
+    let topic = |id: usize, leaf: &str| format!("tallybox/v1/{STORE}/term/F{wave}x{id}/{leaf}");
+    for id in 0..300 {
+        let shapes: [(&str, bool, Vec<u8>); 6] = [
+            ("status", true, status(true)),
+            ("status", true, status(false)),
+            ("status", false, b"{not json".to_vec()),
+            ("req", false, b"\xff\xfe garbage".to_vec()),
+            (
+                "req",
+                false,
+                format!(r#"{{"v":1,"type":"sign_in","request_id":"f{wave}-{id}","version":"9"}}"#)
+                    .into_bytes(),
+            ),
+            (
+                "req",
+                false,
+                format!(r#"{{"v":1,"type":"heartbeat","request_id":"h{wave}-{id}"}}"#).into_bytes(),
+            ),
+        ];
+        for (leaf, retain, payload) in shapes {
+            client
+                .publish(topic(id, leaf), QoS::AtMostOnce, retain, payload)
+                .expect("flood publish");
+        }
+    }
+}
+
+#[test]
+fn floods_of_statuses_and_requests_do_not_stop_the_hub_or_slow_its_sales() {
+    let hub = Hub::start_as_shipped();
+    let checkouts: Vec<Terminal> = ["T1", "T2", "T3"]
+        .into_iter()
+        .map(|id| {
+            let t = Terminal::start(id, hub.mqtt);
+            t.wait_screen("NOT PAIRED", WAIT);
+            pair(&hub, &t);
+            t
+        })
+        .collect();
+
+    let mut options = MqttOptions::new("flooder", "127.0.0.1", hub.mqtt);
+    options.set_credentials("flooder", "");
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(options, 512);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let flooded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = flooded.clone();
+    let flooding = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut wave = 0;
+        while started.elapsed() < Duration::from_secs(6) {
+            flood(&client, wave);
+            wave += 1;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        wave
+    });
+
+    // The three checkouts sell back to back while the flood lasts, each sale
+    // timed from the first key to the result on the screen.
+    let took: Vec<Duration> = std::thread::scope(|s| {
+        let sellers: Vec<_> = checkouts
+            .iter()
+            .map(|t| {
+                let flooded = &flooded;
+                s.spawn(move || {
+                    let mut took = Vec::new();
+                    // At most 60 each: the 180 fit one page of the receipts API.
+                    while !flooded.load(std::sync::atomic::Ordering::Relaxed) && took.len() < 60 {
+                        let started = std::time::Instant::now();
+                        let screen = t.sale(100 + took.len() as u64, "approved");
+                        assert!(screen.contains("APPROVED"), "{screen}");
+                        took.push(started.elapsed());
+                        t.keys("C");
+                        t.wait_ready();
+                    }
+                    took
+                })
+            })
+            .collect();
+        sellers.into_iter().flat_map(|s| s.join().unwrap()).collect()
+    });
+    let waves = flooding.join().unwrap();
+    assert!(waves >= 2, "the flood went out ({waves} waves of 1 800 messages)");
+    let mut sorted = took.clone();
+    sorted.sort();
+    let p99 = sorted[sorted.len() * 99 / 100];
+    eprintln!(
+        "{} sales under {waves} waves of the flood; p99 {p99:?}",
+        took.len()
+    );
+    assert!(
+        p99 < Duration::from_secs(1),
+        "sale p99 {p99:?} under the flood: {took:?}"
+    );
+
+    // Every sale is stored once and printed; the made-up checkouts left no
+    // row; the hub still serves and says so.
+    let approved = hub.transactions("status=approved&limit=200");
+    assert_eq!(
+        approved.len(),
+        took.len(),
+        "{}",
+        hub.log()
+            .lines()
+            .filter(|l| l.contains("gate"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let printed: usize = checkouts.iter().map(|t| t.paper().len()).sum();
+    assert_eq!(printed, 2 * took.len(), "both slips of every sale");
+    let (_, terminals) = hub.get("/api/v1/terminals");
+    let ids: Vec<&str> = terminals["terminals"]
+        .as_array()
+        .expect("terminals")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["T1", "T2", "T3"]);
+    assert!(checkouts[0].sale(999, "approved").contains("APPROVED"));
+    let (code, health) = hub.get_public("/healthz");
+    assert_eq!(
+        (code, &health["broker_connected"]),
+        (200, &json!(true)),
+        "{health}"
+    );
+    let log = hub.log();
+    assert!(
+        log.lines().filter(|l| l.contains("10 s")).count() <= 10,
+        "the flood's log lines are rate-limited:\n{log}"
+    );
+}
+
+/// An MQTT 3.1.1 CONNECT for `id`, with a user name and an empty password.
+fn connect_packet(id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80 | 0x40 | 0x02, 0, 30];
+    for field in [id.as_bytes(), b"stranger", b""] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
+}
+
+/// A TCP connection to `port` from the loopback address `from` (the whole
+/// of 127/8 is loopback on Linux: a second machine on the LAN).
+async fn from(from: [u8; 4], port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
+    socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("the broker's port accepts TCP")
+}
+
+/// Sends `packet` and reads the CONNACK's return code, if one comes.
+async fn knock(stream: &mut tokio::net::TcpStream, packet: &[u8]) -> Option<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(packet).await.ok()?;
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut ack))
+        .await
+        .ok()?
+        .ok()?;
+    (ack[0] == 0x20).then_some(ack[3])
+}
+
+#[test]
+fn hostile_connects_leave_the_broker_open_to_a_restarting_checkout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start_as_shipped();
+    let mut t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_screen("NOT PAIRED", WAIT);
+    pair(&hub, &t1);
+    let port = hub.mqtt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let attacker = [127, 0, 0, 2];
+
+    let (mut held, half_sent) = runtime.block_on(async {
+        // Client ids with topic characters, or none, each twice.
+        for id in ["a/b", "x+y", "#", "$SYS", "", "a b"] {
+            for _ in 0..2 {
+                let mut s = from(attacker, port).await;
+                let code = knock(&mut s, &connect_packet(id)).await;
+                assert!(code != Some(0), "{id:?} was let in");
+            }
+        }
+        // T1's client id without its password, twice.
+        for _ in 0..2 {
+            let mut s = from(attacker, port).await;
+            assert_ne!(knock(&mut s, &connect_packet("tallybox-term-T1")).await, Some(0));
+        }
+        // One sound id twice, both held; then as many connections as the
+        // attacker can open, each logged in and held.
+        let mut held = Vec::new();
+        for n in 0..600 {
+            let id = if n < 2 {
+                "twice".to_string()
+            } else {
+                format!("crowd-{n}")
+            };
+            let mut s = from(attacker, port).await;
+            if knock(&mut s, &connect_packet(&id)).await == Some(0) {
+                held.push(s);
+            }
+        }
+        // And connections that never finish their CONNECT.
+        let mut half_sent = Vec::new();
+        for _ in 0..100 {
+            let mut s = from([127, 0, 0, 3], port).await;
+            let _ = s.write_all(&connect_packet("slow")[..5]).await;
+            half_sent.push(s);
+        }
+        (held, half_sent)
+    });
+    // (The first of the two "twice" was closed when the second took its id.)
+    let open = runtime.block_on(async {
+        let mut open = 0;
+        for s in &mut held {
+            let mut buf = [0u8; 8];
+            if tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf))
+                .await
+                .is_err()
+            {
+                open += 1;
+            }
+        }
+        open
+    });
+    assert!(open <= 64, "one address kept {open} connections");
+
+    // Meanwhile the paired checkout restarts (a power cut) and gets back in.
+    let restarted = std::time::Instant::now();
+    t1.restart();
+    t1.wait_ready();
+    assert!(t1.sale(450, "approved").contains("APPROVED"));
+    eprintln!("T1 back in and sold {:?} after its restart", restarted.elapsed());
+    // Someone new, from another address, is still let in.
+    runtime.block_on(async {
+        let mut s = from([127, 0, 0, 4], port).await;
+        assert_eq!(knock(&mut s, &connect_packet("newcomer")).await, Some(0));
+        // The half-sent CONNECTs were closed after a few seconds.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        for mut s in half_sent {
+            let mut buf = [0u8; 8];
+            let read = tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await;
+            assert!(
+                matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+                "a half-sent CONNECT still open: {read:?}"
+            );
+        }
+    });
+    drop(held);
+    assert!(
+        hub.log().matches("MQTT gate turned clients away").count() <= 3,
+        "the gate's refusals are logged at most every 10 s"
+    );
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the hub runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// An MQTT PUBLISH, QoS 0, retained.
+fn retained_publish(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(payload);
+    let mut packet = vec![0x31];
+    let mut length = body.len();
+    loop {
+        let mut byte = (length % 128) as u8;
+        length /= 128;
+        if length > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if length == 0 {
+            break;
+        }
+    }
+    packet.extend(body);
+    packet
+}
+
+#[test]
+fn retained_messages_from_strangers_cannot_fill_the_hubs_memory() {
+    use tokio::io::AsyncWriteExt;
+    for hub in [Hub::start_as_shipped(), Hub::start()] {
+        let pid = hub.pid().expect("the hub runs");
+        let port = hub.mqtt;
+        let before = rss_kib(pid);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let big = vec![b'x'; 200 * 1024];
+            for n in 0..200 {
+                let mut s = from([127, 0, 0, 2], port).await;
+                if knock(&mut s, &connect_packet(&format!("hoarder-{n}"))).await != Some(0) {
+                    continue;
+                }
+                // On a terminal's status topic and off the protocol's topics.
+                for topic in [
+                    format!("tallybox/v1/{STORE}/term/H{n}/status"),
+                    format!("hoard/{n}"),
+                ] {
+                    let _ = s.write_all(&retained_publish(&topic, &big)).await;
+                }
+                let _ = s.flush().await;
+            }
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let grown = rss_kib(pid).saturating_sub(before);
+        // 80 MB was sent to be kept; none of it may stay.
+        assert!(grown < 16 * 1024, "the hub grew by {grown} KiB");
+        // A late subscriber hears no retained message on those topics.
+        let heard = tallybox_e2e::mqtt::sniff(port, &format!("tallybox/v1/{STORE}/term/+/status"));
+        let also = tallybox_e2e::mqtt::sniff(port, "hoard/#");
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(heard.try_iter().filter(|m| m.len() > 1024).count(), 0);
+        assert_eq!(also.try_iter().count(), 0);
+        // And the hub still answers: a sale, or on the hub as shipped, that
+        // this checkout must pair first.
+        let raw = tallybox_e2e::mqtt::RawClient::connect(port, STORE, "T9");
+        let card = tallybox_e2e::test_card("approved");
+        raw.publish("T9", &tallybox_e2e::mqtt::sale("hoard-after-1", &card, 300));
+        let answer = raw.answer(None, WAIT).expect("the hub answers");
+        assert!(
+            answer["status"] == "approved" || answer["code"] == "not_paired",
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn three_hundred_forged_retained_statuses_do_not_wedge_the_hubs_link() {
+    // The finding: a burst of forged retained `online` statuses made the
+    // hub's receive loop wait on a publish queue only that loop drains.
+    let hub = Hub::start();
+    let mut options = MqttOptions::new("forger", "127.0.0.1", hub.mqtt);
+    options.set_credentials("forger", "");
+    let (client, mut connection) = Client::new(options, 512);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let online = tallybox_core::protocol::Status {
+        online: true,
+        version: "9.9.9".into(),
+        detail: None,
+    }
+    .payload();
+    for n in 0..300 {
+        client
+            .publish(
+                format!("tallybox/v1/{STORE}/term/F{n}/status"),
+                QoS::AtLeastOnce,
+                true,
+                online.clone(),
+            )
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let raw = tallybox_e2e::mqtt::RawClient::connect(hub.mqtt, STORE, "T9");
+    let card = tallybox_e2e::test_card("approved");
+    for n in 0..5 {
+        let started = std::time::Instant::now();
+        let sold = raw.request(
+            "T9",
+            &tallybox_e2e::mqtt::sale(&format!("wedge-{n:06}"), &card, 100 + n),
+            WAIT,
+        );
+        assert_eq!(sold.expect("the hub answers")["status"], "approved");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let (code, health) = hub.get_public("/healthz");
+    assert_eq!(
+        (code, &health["broker_connected"]),
+        (200, &json!(true)),
+        "{health}"
+    );
 }

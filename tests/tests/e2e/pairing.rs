@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tallybox_e2e::mqtt::{sale, sniff, RawClient};
-use tallybox_e2e::procs::{Hub, Terminal, STORE};
+use tallybox_e2e::procs::{Hub, Mosquitto, Terminal, STORE};
 use tallybox_e2e::{test_card, wait_for};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -64,7 +64,12 @@ fn a_hub_as_shipped_lets_only_paired_terminals_sell() {
 
 #[test]
 fn a_terminal_pairs_with_the_owners_code_and_then_nobody_else_speaks_for_it() {
-    let mut hub = Hub::start();
+    // On mosquitto, which lets anyone publish anywhere: the hub's own checks
+    // are the defence. (The embedded broker's gate drops what another
+    // connection publishes in a paired checkout's name before the hub sees
+    // it: `lan_attacks.rs`.)
+    let broker = Mosquitto::start();
+    let mut hub = Hub::start_with(Some(broker.port), &[]);
     let web = hub.web();
     let t3 = Terminal::start("T3", hub.mqtt);
     t3.wait_ready();
@@ -252,12 +257,14 @@ fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
         burst.extend(mqtt_packet(0x30, &[mqtt_string(&topic), sealed].concat()));
     }
     let mut wire = std::net::TcpStream::connect(("127.0.0.1", hub.mqtt)).unwrap();
-    // CONNECT (MQTT 3.1.1, clean session, a user name, keep-alive 60 s), then CONNACK.
+    // CONNECT as T5 (MQTT 3.1.1, clean session, the login T5's key gives,
+    // keep-alive 60 s), then CONNACK.
     let connect = [
         mqtt_string("MQTT"),
-        vec![4, 0x82, 0, 60],
-        mqtt_string("burst-sender"),
-        mqtt_string("burst-sender"),
+        vec![4, 0xc2, 0, 60],
+        mqtt_string("tallybox-term-T5"),
+        mqtt_string("T5"),
+        mqtt_string(&tallybox_core::seal::broker_password(&key, "T5")),
     ]
     .concat();
     wire.write_all(&mqtt_packet(0x10, &connect)).unwrap();

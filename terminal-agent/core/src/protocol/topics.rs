@@ -18,6 +18,10 @@ impl Topics {
     pub fn hub_status(&self) -> String {
         format!("{}/hub/status", self.prefix)
     }
+    /// The hub's probe of its own link: it publishes here and must hear it back.
+    pub fn hub_ping(&self) -> String {
+        format!("{}/hub/ping", self.prefix)
+    }
     pub fn term_status(&self, tid: &TerminalId) -> String {
         format!("{}/term/{tid}/status", self.prefix)
     }

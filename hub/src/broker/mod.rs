@@ -9,8 +9,12 @@
 //! held in memory only, and a paired checkout (`tallybox-term-<id>`) with the
 //! one its pairing key gives ([`seal::broker_password`]). Every other client
 //! needs only a user name: checkouts not paired yet must reach the hub to
-//! pair, and what anyone can read or send is sealed (see `keys.rs`). rumqttd
-//! has no per-topic rules; a store that wants them runs mosquitto with
+//! pair, and what anyone can read or send is sealed (see `keys.rs`).
+//!
+//! rumqttd has no per-topic rules, and some CONNECTs break it, so the LAN
+//! reaches it only through [`gate`], which checks each CONNECT and publish
+//! first; the broker itself listens on loopback, for the hub's own link and
+//! checkouts. A store on mosquitto gets per-topic rules from
 //! `broker/mosquitto-acl.conf`.
 
 use std::collections::{HashMap, VecDeque};
@@ -23,6 +27,8 @@ use tallybox_core::seal;
 use crate::keys::Keys;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+pub mod gate;
 
 /// Largest publish the broker accepts. The protocol's own limit is 16 KiB; the
 /// broker lets somewhat larger ones through so the hub can answer them with a
@@ -56,6 +62,17 @@ pub struct RefusedLogin {
     pub when: Instant,
 }
 
+/// Who a client on the broker is, once its login is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// The hub's own link.
+    Hub,
+    /// A paired checkout that showed the password its key gives.
+    Checkout(String),
+    /// Anyone else: a checkout not paired yet, a tool, a stranger.
+    Anyone,
+}
+
 /// Who may connect to the embedded broker (see the module's comment).
 pub struct Logins {
     hub_password: String,
@@ -77,20 +94,36 @@ impl Logins {
         (HUB_CLIENT.to_string(), self.hub_password.clone())
     }
 
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     /// Whether a client may connect; a refusal is logged (never the password) and kept.
     pub fn admit(&self, client_id: &str, user: &str, password: &str) -> bool {
+        self.standing(client_id, user, password).is_some()
+    }
+
+    /// Who a client is, if it may connect; a refusal is logged (never the
+    /// password) and kept.
+    pub fn standing(&self, client_id: &str, user: &str, password: &str) -> Option<Standing> {
         let verdict = if client_id == HUB_CLIENT || user == HUB_CLIENT {
             match seal::same_secret(self.hub_password.as_bytes(), password.as_bytes()) {
-                true => Ok(()),
+                true => Ok(Standing::Hub),
                 false => Err("posing as the hub: wrong password"),
             }
         } else if let Some(terminal) = client_id.strip_prefix(TERMINAL_CLIENT) {
-            self.keys.broker_login(terminal, password)
+            self.keys
+                .broker_login(terminal, password)
+                .map(|()| match self.keys.state(terminal) {
+                    "paired" => Standing::Checkout(terminal.to_string()),
+                    _ => Standing::Anyone,
+                })
         } else {
-            Ok(())
+            Ok(Standing::Anyone)
         };
-        let Err(why) = verdict else {
-            return true;
+        let why = match verdict {
+            Ok(standing) => return Some(standing),
+            Err(why) => why,
         };
         tracing::warn!(client_id, user, why, "broker login refused");
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,7 +136,7 @@ impl Logins {
             at: tallybox_platform::clock::now().format("%H:%M:%S").to_string(),
             when: Instant::now(),
         });
-        false
+        None
     }
 
     /// The logins refused in the last `within`, oldest first.
@@ -161,12 +194,33 @@ fn config(listen: SocketAddr, logins: Arc<Logins>) -> Config {
     }
 }
 
-/// Starts the broker on `listen`, letting in whom `logins` admits. The port is
-/// checked first so that a clash is one clear error rather than a broker
-/// thread dying in the background.
-pub fn start(listen: SocketAddr, logins: Arc<Logins>) -> Result<(), BrokerError> {
-    drop(std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
-    let mut broker = Broker::new(config(listen, logins));
+/// The embedded broker, running: the port the LAN reaches (the gate's,
+/// served by [`gate::serve`]) and the loopback one the hub's own clients use.
+pub struct Started {
+    pub gate: Arc<gate::Gate>,
+    pub listener: std::net::TcpListener,
+    pub inner: SocketAddr,
+}
+
+/// Starts the broker on a loopback port, letting in whom `logins` admits,
+/// and binds `listen` for its gate (see [`gate`]). The port is bound first
+/// so that a clash is one clear error rather than a thread dying in the
+/// background.
+pub fn start(listen: SocketAddr, store: &str, logins: Arc<Logins>) -> Result<Started, BrokerError> {
+    let listener =
+        std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| BrokerError::Bind { addr: listen, source })?;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let inner = std::net::TcpListener::bind(loopback)
+        .and_then(|l| l.local_addr())
+        .map_err(|source| BrokerError::Bind {
+            addr: loopback,
+            source,
+        })?;
+    let gate = gate::Gate::new(Arc::clone(&logins), store, inner);
+    let mut broker = Broker::new(config(inner, logins));
     std::thread::Builder::new()
         .name("mqtt-broker".into())
         .spawn(move || {
@@ -175,5 +229,9 @@ pub fn start(listen: SocketAddr, logins: Arc<Logins>) -> Result<(), BrokerError>
             }
         })
         .map_err(|source| BrokerError::Bind { addr: listen, source })?;
-    Ok(())
+    Ok(Started {
+        gate,
+        listener,
+        inner,
+    })
 }

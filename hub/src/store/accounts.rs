@@ -152,22 +152,51 @@ impl Store {
         Ok(removed > 0)
     }
 
-    pub fn record_login(&mut self, account: &str, ip: &str, ok: bool) -> Result<(), StoreError> {
-        exec(
-            &self.conn,
-            "INSERT INTO logins (at, account, ip, ok) VALUES (?1, ?2, ?3, ?4)",
-            params![now_utc(), account, ip, ok],
+    /// Takes a sign-in attempt on `account` from `ip` before its password is
+    /// checked, as a failure until [`Store::login_succeeded`] says otherwise;
+    /// or, when this address's wrong passwords since its last success lock
+    /// it (`lock_for` their count), the seconds left. One transaction on the
+    /// page's connection, so parallel attempts are counted one by one: none
+    /// is checked past the lock.
+    pub fn begin_login(
+        &mut self,
+        account: &str,
+        ip: &str,
+        lock_for: impl Fn(u32) -> Option<std::time::Duration>,
+    ) -> Result<Result<i64, u64>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let (failures, last): (u32, Option<String>) = tx.query_row(
+            "SELECT count(*), max(at) FROM logins WHERE account = ?1 AND ip = ?2 AND NOT ok AND id > \
+             coalesce((SELECT max(id) FROM logins WHERE account = ?1 AND ok \
+                       AND (ip = ?2 OR ip = 'reset on the hub')), 0)",
+            params![account, ip],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let last = last.and_then(|l| chrono::DateTime::parse_from_rfc3339(&l).ok());
+        if let (Some(lock), Some(last)) = (lock_for(failures), last) {
+            let until = last.with_timezone(&chrono::Utc) + lock;
+            let wait = (until - chrono::Utc::now()).num_seconds();
+            if wait > 0 {
+                return Ok(Err(wait as u64));
+            }
+        }
         exec(
-            &self.conn,
-            "DELETE FROM logins WHERE id <= last_insert_rowid() - ?1",
-            [KEPT_LOGINS],
+            &tx,
+            "INSERT INTO logins (at, account, ip, ok) VALUES (?1, ?2, ?3, 0)",
+            params![now_utc(), account, ip],
         )?;
-        Ok(())
+        let id = tx.last_insert_rowid();
+        exec(
+            &tx,
+            "DELETE FROM logins WHERE id <= ?1 - ?2",
+            params![id, KEPT_LOGINS],
+        )?;
+        tx.commit()?;
+        Ok(Ok(id))
     }
 
-    /// Failed attempts on `account` since its last successful login, and
-    /// when the latest of them was (UTC).
+    /// Failed attempts on `account` since its last successful login, from
+    /// any address, and when the latest of them was (UTC).
     pub fn failures_since_success(&self, account: &str) -> Result<(u32, Option<String>), StoreError> {
         Ok(self.conn.query_row(
             "SELECT count(*), max(at) FROM logins WHERE account = ?1 AND NOT ok AND id > \
@@ -175,6 +204,12 @@ impl Store {
             [account],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?)
+    }
+
+    /// The attempt `id` had the right password.
+    pub fn login_succeeded(&mut self, id: i64) -> Result<(), StoreError> {
+        exec(&self.conn, "UPDATE logins SET ok = 1 WHERE id = ?1", [id])?;
+        Ok(())
     }
 
     /// The latest login attempts, newest first.
@@ -209,14 +244,25 @@ mod tests {
         // A second owner is refused by the schema.
         assert!(s.set_account("bob", Role::Owner, "$argon2id$z").is_err());
 
+        let never = |_| None;
         for ok in [false, false, true, false, false, false] {
-            s.record_login(OWNER, "192.0.2.7", ok).unwrap();
+            let id = s.begin_login(OWNER, "192.0.2.7", never).unwrap().unwrap();
+            if ok {
+                s.login_succeeded(id).unwrap();
+            }
         }
         let (failures, last) = s.failures_since_success(OWNER).unwrap();
         assert_eq!(failures, 3);
         assert!(last.is_some());
         assert_eq!(s.failures_since_success("ann").unwrap().0, 0);
         assert_eq!(s.logins(10).unwrap().len(), 6);
+
+        // Locked after three from one address; another address is not.
+        let after_three = |n: u32| (n >= 3).then_some(std::time::Duration::from_secs(60));
+        let wait = s.begin_login(OWNER, "192.0.2.7", after_three).unwrap();
+        assert!(matches!(wait, Err(59 | 60)), "{wait:?}");
+        assert!(s.begin_login(OWNER, "192.0.2.8", after_three).unwrap().is_ok());
+        assert_eq!(s.logins(10).unwrap().len(), 7, "a locked attempt is not taken");
 
         assert!(!s.delete_account(OWNER).unwrap());
         assert!(s.delete_account("ann").unwrap());
@@ -230,7 +276,7 @@ mod tests {
         let mut s = Store::open(dir.path()).unwrap();
         s.connection().execute_batch("BEGIN").unwrap();
         for _ in 0..KEPT_LOGINS + 5 {
-            s.record_login("guess", "192.0.2.9", false).unwrap();
+            s.begin_login("guess", "192.0.2.9", |_| None).unwrap().unwrap();
         }
         s.connection().execute_batch("COMMIT").unwrap();
         let n: i64 = s

@@ -86,6 +86,8 @@ pub struct Auth {
     /// Shown at start while no owner exists (log, the hub's own checkout);
     /// used once, then `None`.
     setup_code: watch::Sender<Option<String>>,
+    /// Turns for argon2 ([`HASHING_AT_ONCE`]).
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Auth {
@@ -93,6 +95,7 @@ impl Auth {
         Auth {
             sessions: Mutex::new(HashMap::new()),
             setup_code: watch::channel(setup_code).0,
+            hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
         }
     }
 
@@ -228,39 +231,45 @@ fn ip_text(addr: Option<SocketAddr>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Refuses while `account` is locked; the caller then does not even check
-/// the password, so a lock cannot be probed for the right one.
-async fn refuse_if_locked(state: &WebState, account: &str) -> Result<(), Rejection> {
-    let name = account.to_string();
-    let (failures, last) =
-        super::read(state, move |s| s.failures_since_success(&name).map_err(internal)).await?;
-    let (Some(lock), Some(last)) = (lock_for(failures), last) else {
-        return Ok(());
-    };
-    let Ok(last) = DateTime::parse_from_rfc3339(&last) else {
-        return Ok(());
-    };
-    let until = last.with_timezone(&Utc) + lock;
-    let wait = (until - Utc::now()).num_seconds();
-    if wait <= 0 {
-        return Ok(());
-    }
-    Err(warp::reject::custom(ApiError {
-        status: StatusCode::TOO_MANY_REQUESTS,
-        code: "locked",
-        message: format!(
-            "too many wrong passwords: signing in is locked for {wait} s more; the owner sees every attempt under Settings"
-        ),
-        retry_after: Some(wait as u64),
-    }))
+/// Takes a sign-in attempt on `account` from `ip` before any password is
+/// checked, or refuses it while this address is locked out of the account
+/// (then the password is not even checked, so a lock cannot be probed for
+/// the right one). Counted per address: a guesser elsewhere on the LAN does
+/// not lock the owner out of their phone. Mark it good with [`succeeded`].
+async fn begin_attempt(state: &WebState, account: &str, ip: &str) -> Result<i64, Rejection> {
+    let (account, ip) = (account.to_string(), ip.to_string());
+    let taken = super::write(state, move |s| {
+        s.begin_login(&account, &ip, lock_for).map_err(internal)
+    })
+    .await?;
+    taken.map_err(|wait| {
+        warp::reject::custom(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "locked",
+            message: format!(
+                "too many wrong passwords from this address: signing in is locked for {wait} s more; the owner sees every attempt under Settings"
+            ),
+            retry_after: Some(wait),
+        })
+    })
 }
 
-async fn record(state: &WebState, account: &str, ip: &str, ok: bool) -> Result<(), Rejection> {
-    let (account, ip) = (account.to_string(), ip.to_string());
-    super::write(state, move |s| {
-        s.record_login(&account, &ip, ok).map_err(internal)
-    })
-    .await
+async fn succeeded(state: &WebState, attempt: i64) -> Result<(), Rejection> {
+    super::write(state, move |s| s.login_succeeded(attempt).map_err(internal)).await
+}
+
+/// Hashes (argon2, 19 MiB each) run at most this many at once; more
+/// wait their turn, so a crowd of logins cannot take the hub's memory.
+pub const HASHING_AT_ONCE: usize = 1;
+
+/// Runs `work` (an argon2 hash or check) on a blocking thread, when one of
+/// the [`HASHING_AT_ONCE`] turns is free.
+async fn hashing<R: Send + 'static>(
+    state: &WebState,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, Rejection> {
+    let _turn = state.auth.hashing.acquire().await.map_err(internal)?;
+    tokio::task::spawn_blocking(work).await.map_err(internal)
 }
 
 fn signed_in(token: &str, session: &Session) -> warp::reply::Response {
@@ -278,11 +287,11 @@ async fn login(
         return Err(bad_request("name: 1 to 32 characters"));
     }
     let ip = ip_text(addr);
-    refuse_if_locked(&state, &name).await?;
+    let attempt = begin_attempt(&state, &name, &ip).await?;
     let lookup = name.clone();
     let account = super::read(&state, move |s| s.account(&lookup).map_err(internal)).await?;
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || match &account {
+    let ok = hashing(&state, move || match &account {
         Some(a) => verify_password(&password, &a.password_hash).then_some(a.role),
         // Same work for an unknown name, so timing does not tell which names exist.
         None => {
@@ -290,9 +299,7 @@ async fn login(
             None
         }
     })
-    .await
-    .map_err(internal)?;
-    record(&state, &name, &ip, ok.is_some()).await?;
+    .await?;
     let Some(role) = ok else {
         tracing::warn!(account = %name, %ip, "wrong password on the web page");
         return Err(reject(
@@ -301,6 +308,7 @@ async fn login(
             "wrong name or password",
         ));
     };
+    succeeded(&state, attempt).await?;
     tracing::info!(account = %name, %ip, "signed in to the web page");
     let (token, session) = state.auth.open(&name, role);
     Ok(signed_in(&token, &session))
@@ -319,10 +327,9 @@ async fn setup(
         ));
     }
     let ip = ip_text(addr);
-    refuse_if_locked(&state, OWNER).await?;
     check_new_password(&body.password)?;
+    let attempt = begin_attempt(&state, OWNER, &ip).await?;
     if !state.auth.take_setup_code(&body.code) {
-        record(&state, OWNER, &ip, false).await?;
         return Err(reject(
             StatusCode::FORBIDDEN,
             "wrong_setup_code",
@@ -330,14 +337,12 @@ async fn setup(
         ));
     }
     let password = body.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(internal)??;
+    let hash = hashing(&state, move || hash_password(&password)).await??;
     super::write(&state, move |s| {
         s.set_account(OWNER, Role::Owner, &hash).map_err(internal)
     })
     .await?;
-    record(&state, OWNER, &ip, true).await?;
+    succeeded(&state, attempt).await?;
     tracing::info!(%ip, "owner password set with the setup code");
     let (token, session) = state.auth.open(OWNER, Role::Owner);
     Ok(signed_in(&token, &session))

@@ -171,3 +171,76 @@ fn a_crowd_of_connections_that_never_finish_does_not_lock_the_owner_out() {
     drop(crowd);
     assert_eq!(get(hub.http, "/").0, 200);
 }
+
+/// `POST /api/v1/session` with a wrong password from the loopback address
+/// `from` (127/8 is all loopback: another device on the LAN); the status.
+async fn wrong_password_from(from: [u8; 4], port: u16) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let body = r#"{"name":"owner","password":"not-the-password"}"#;
+    let request = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The peak resident memory of process `pid` so far, in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn sixty_wrong_passwords_at_once_are_checked_five_times_and_the_owner_still_signs_in() {
+    let hub = Hub::start();
+    let pid = hub.pid().unwrap();
+    let before = peak_kib(pid);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let codes: Vec<u16> = runtime.block_on(async {
+        let guesses: Vec<_> = (0..60)
+            .map(|_| tokio::spawn(wrong_password_from([127, 0, 0, 2], hub.http)))
+            .collect();
+        let mut codes = Vec::new();
+        for guess in guesses {
+            codes.push(guess.await.unwrap());
+        }
+        codes
+    });
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let locked = codes.iter().filter(|&&c| c == 429).count();
+    assert_eq!((checked, locked), (5, 55), "{codes:?}");
+    let grown = peak_kib(pid).saturating_sub(before);
+    eprintln!("60 guesses at once: {checked} checked, {locked} locked; peak memory +{grown} KiB");
+    // One argon2 hash (19 MiB) at a time: two at once measured +45 MiB.
+    assert!(grown < 32 * 1024, "the hub's peak memory grew by {grown} KiB");
+
+    // The owner, on their phone at another address, is not locked out, and
+    // sees the guesses with where they came from.
+    let owner = tallybox_e2e::web::WebClient::login(hub.http, None, OWNER_PASSWORD)
+        .expect("the owner signs in from another address");
+    let (_, accounts) = owner.get("/api/v1/accounts");
+    let from_guesser = accounts["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ip"] == "127.0.0.2" && l["ok"] == false)
+        .count();
+    assert_eq!(from_guesser, 5, "{accounts}");
+    // The guesser's address stays locked.
+    let again = runtime.block_on(wrong_password_from([127, 0, 0, 2], hub.http));
+    assert_eq!(again, 429);
+}

@@ -441,12 +441,14 @@ async function showPairing(p) {
   clearTimeout(pairingTimer);
   $("#pairing-open").hidden = !p.open;
   $("#pairing-start").hidden = p.open && !p.paired;
+  $("#pairing-for").hidden = p.open && !p.paired;
   if (!p.open) return;
   $("#pairing-code").textContent = `${p.code.slice(0, 4)} ${p.code.slice(4)}`;
   $("#pairing-qr").src = `/api/v1/pairing/qr.svg?c=${p.code}`;
+  const others = p.others > 0 ? ` · ${t("pair_others")} ${p.others} (${p.last_other})` : "";
   $("#pairing-state").textContent = p.paired
     ? `${t("pair_done")} ${p.paired}`
-    : `${t("pair_waiting")} ${p.tries_left} · ${Math.ceil(p.expires_in_s / 60)} ${t("pair_expires")}`;
+    : `${p.terminal ? `${p.terminal}: ` : ""}${t("pair_waiting")} ${p.tries_left} · ${Math.ceil(p.expires_in_s / 60)} ${t("pair_expires")}${others}`;
   if (p.paired) {
     $("#pairing-open").hidden = true;
     notice(`${t("pair_done")} ${p.paired}`);
@@ -458,8 +460,12 @@ async function showPairing(p) {
   }, 2000);
 }
 
-$("#pairing-start").addEventListener("click", () =>
-  api("POST", "/api/v1/pairing").then(showPairing).catch((e) => showError(e.message)));
+$("#pairing-start").addEventListener("click", () => {
+  // A code for one named checkout: another id's attempts cannot use it up.
+  const terminal = $("#pairing-terminal").value.trim();
+  if (!terminal) return showError(t("pair_need_id"));
+  api("POST", "/api/v1/pairing", { terminal }).then(showPairing).catch((e) => showError(e.message));
+});
 $("#pairing-cancel").addEventListener("click", () => act("DELETE", "/api/v1/pairing", undefined, loadTerminals));
 
 $("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals));

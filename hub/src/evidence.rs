@@ -89,11 +89,20 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
     out
 }
 
+/// One CSV field. A field a spreadsheet would take for a formula (it
+/// starts with `= + - @`, a tab or a return, and is not a plain number: a
+/// checkout renamed `=HYPERLINK(…)`, a fraud rule's detail) gets a leading
+/// `'`, so Excel shows it as text instead of running it.
 pub fn csv(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
+    let formula = field.starts_with(['=', '+', '-', '@', '\t', '\r']) && field.parse::<f64>().is_err();
+    let field = match formula {
+        true => format!("'{field}"),
+        false => field.to_string(),
+    };
+    if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_string()
+        field
     }
 }
 
@@ -239,4 +248,26 @@ pub fn pack(store: &Store, shop: &Shop, from: &str, to: &str) -> Result<Pack, Ev
         hits: hits.len(),
         verify: verify.trim().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv;
+
+    #[test]
+    fn fields_a_spreadsheet_would_run_are_written_as_text() {
+        assert_eq!(
+            csv(r#"=HYPERLINK("http://x","y")"#),
+            r#""'=HYPERLINK(""http://x"",""y"")""#
+        );
+        assert_eq!(csv("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(csv("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv("\t=1"), "'\t=1");
+        assert_eq!(csv("-2+3"), "'-2+3");
+        // Numbers, and everything else, as they are.
+        assert_eq!(csv("-12.50"), "-12.50");
+        assert_eq!(csv("T1"), "T1");
+        assert_eq!(csv("a,b"), "\"a,b\"");
+        assert_eq!(csv("line\rbreak"), "\"line\rbreak\"");
+    }
 }

@@ -577,7 +577,7 @@ fn own_key(keys: &Keys, terminal: &TerminalId, state_dir: &std::path::Path) -> R
         dir: state_dir.display().to_string(),
         error,
     };
-    std::fs::create_dir_all(state_dir).map_err(io)?;
+    tallybox_platform::fsync::private_dir(state_dir).map_err(io)?;
     let have = sealed_files::read_key(&path).unwrap_or(None);
     let key = keys.own_key(terminal, have)?;
     if have != Some(key) {

@@ -48,8 +48,17 @@ struct OpenPairing {
     code: String,
     expires: Instant,
     tries_left: u8,
+    /// The checkout the owner opened it for; `None`: any.
+    terminal: Option<String>,
     /// The terminal this code paired, once it did.
     paired: Option<String>,
+    /// The answers given, by terminal and request id: a copy of a request
+    /// (the protocol's retry) gets the same answer and costs no try.
+    answered: Vec<(String, RequestId, Response)>,
+    /// Attempts in the name of other checkouts: refused, costing no try.
+    others: u32,
+    /// The last of those other ids.
+    last_other: Option<String>,
 }
 
 /// The pairing the owner has open, as the page shows it.
@@ -58,7 +67,13 @@ pub struct PairingStatus {
     pub code: String,
     pub expires_in_s: u64,
     pub tries_left: u8,
+    /// The checkout the code is for, when the owner named one.
+    pub terminal: Option<String>,
     pub paired: Option<String>,
+    /// Attempts with this code in other checkouts' names (someone else on
+    /// the network trying, or a checkout with another id), and the last id.
+    pub others: u32,
+    pub last_other: Option<String>,
 }
 
 /// Why a message from a terminal is not served.
@@ -292,15 +307,21 @@ impl Keys {
     }
 
     /// The owner opens a pairing: a new code (any open one is replaced).
-    pub fn start_pairing(&self) -> PairingStatus {
+    /// Opens a pairing for `terminal` (only its attempts count), or for any
+    /// checkout when `None`.
+    pub fn start_pairing(&self, terminal: Option<&TerminalId>) -> PairingStatus {
         let open = OpenPairing {
             code: seal::new_code(),
             expires: Instant::now() + PAIRING_LIFETIME,
             tries_left: PAIRING_TRIES,
+            terminal: terminal.map(|t| t.to_string()),
             paired: None,
+            answered: Vec::new(),
+            others: 0,
+            last_other: None,
         };
         *self.pairing.lock().unwrap_or_else(|e| e.into_inner()) = Some(open);
-        tracing::info!("pairing opened on the owner's page");
+        tracing::info!(terminal = ?terminal.map(|t| t.as_str()), "pairing opened on the owner's page");
         self.pairing().expect("just opened")
     }
 
@@ -325,7 +346,10 @@ impl Keys {
             code: open.code.clone(),
             expires_in_s: left.as_secs(),
             tries_left: open.tries_left,
+            terminal: open.terminal.clone(),
             paired: open.paired.clone(),
+            others: open.others,
+            last_other: open.last_other.clone(),
         })
     }
 
@@ -336,40 +360,68 @@ impl Keys {
             code,
             message: message.into(),
         };
-        let code = {
-            let mut guard = self.pairing.lock().unwrap_or_else(|e| e.into_inner());
-            let usable = guard
-                .as_ref()
-                .is_some_and(|p| p.expires > Instant::now() && p.tries_left > 0 && p.paired.is_none());
-            if !usable {
-                tracing::warn!(terminal = %terminal, "pairing refused: no pairing open");
-                return refuse(
-                    ErrorCode::NoPairing,
-                    "no pairing open: start one on the owner's page (Terminals)",
-                );
+        // Held throughout, so that copies of one request arriving side by
+        // side get the one answer.
+        let mut guard = self.pairing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = guard.as_ref() {
+            let copy = open
+                .answered
+                .iter()
+                .find(|(t, id, _)| t == terminal.as_str() && *id == request_id);
+            if let Some((_, _, answer)) = copy {
+                return answer.clone();
             }
-            let open = guard.as_mut().expect("checked above");
-            open.tries_left -= 1;
-            open.code.clone()
-        };
-        let (key, ours, confirm) = match seal::pair_answer(&code, terminal.as_str(), &self.store_id, message)
-        {
+        }
+        let usable = guard
+            .as_ref()
+            .is_some_and(|p| p.expires > Instant::now() && p.tries_left > 0 && p.paired.is_none());
+        if !usable {
+            tracing::debug!(terminal = %terminal, "pairing refused: no pairing open");
+            return refuse(
+                ErrorCode::NoPairing,
+                "no pairing open: start one on the owner's page (Terminals)",
+            );
+        }
+        let open = guard.as_mut().expect("checked above");
+        if open.terminal.as_deref().is_some_and(|t| t != terminal.as_str()) {
+            open.others += 1;
+            open.last_other = Some(terminal.to_string());
+            tracing::debug!(terminal = %terminal, "pairing refused: the code is for another checkout");
+            return refuse(
+                ErrorCode::NoPairing,
+                "the open pairing is for another checkout: the owner names this checkout's id when opening one",
+            );
+        }
+        open.tries_left -= 1;
+        let answered = match seal::pair_answer(&open.code, terminal.as_str(), &self.store_id, message) {
             Ok(answer) => answer,
-            Err(e) => return refuse(ErrorCode::Malformed, &e.to_string()),
+            Err(e) => {
+                let answer = refuse(ErrorCode::Malformed, &e.to_string());
+                open.answered
+                    .push((terminal.to_string(), request_id, answer.clone()));
+                return answer;
+            }
         };
+        let (key, ours, confirm) = answered;
         if let Err(e) = self.write(|s| s.set_pending_key(terminal.as_str(), &key)) {
             tracing::error!(terminal = %terminal, error = %e, "pairing key not stored");
             return refuse(ErrorCode::Internal, "the hub could not store the key; try again");
         }
+        let answer = Response::Paired {
+            request_id: request_id.clone(),
+            message: ours,
+            confirm,
+        };
+        open.answered
+            .push((terminal.to_string(), request_id, answer.clone()));
+        // Never both locks at once: `open` takes the links, then the pairing.
+        drop(guard);
         let mut links = self.links.write().unwrap_or_else(|e| e.into_inner());
         // A revoked terminal stays revoked until it proves it holds this key.
         links.entry(terminal.as_str().to_string()).or_default().pending = Some(key);
+        drop(links);
         tracing::info!(terminal = %terminal, "pairing answered; waiting for the terminal's first sealed message");
-        Response::Paired {
-            request_id,
-            message: ours,
-            confirm,
-        }
+        answer
     }
 
     /// The owner withdraws a terminal's key: it is refused until paired again.
@@ -402,5 +454,72 @@ impl Keys {
             ..Link::default()
         };
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(dir: &std::path::Path) -> Keys {
+        let shop = Arc::new(std::sync::RwLock::new(crate::shop::Shop {
+            name: "Corner Shop".into(),
+            address: String::new(),
+            slip_header: Vec::new(),
+            slip_footer: Vec::new(),
+            supervisor_pin_hash: None,
+            cashier_sign_on: false,
+            pairing_required: true,
+            time_zone: None,
+            merchant_id: String::new(),
+            public_url: String::new(),
+        }));
+        Keys::load(Store::open(dir).unwrap(), shop, "shop", &dir.join("seal-counter")).unwrap()
+    }
+
+    fn id(s: &str) -> TerminalId {
+        TerminalId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_code_for_one_checkout_is_not_spent_by_others_and_copies_get_one_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(dir.path());
+        let code = keys.start_pairing(Some(&id("T1"))).code;
+
+        // Someone else, in another checkout's name: refused, no try spent.
+        let (_, stranger) = seal::pair_start(&code, "X9", "shop").unwrap();
+        for _ in 0..5 {
+            let refused = keys.pair(&id("X9"), RequestId::new(), &stranger);
+            assert!(
+                matches!(
+                    refused,
+                    Response::Error {
+                        code: ErrorCode::NoPairing,
+                        ..
+                    }
+                ),
+                "{refused:?}"
+            );
+        }
+        let status = keys.pairing().unwrap();
+        assert_eq!(
+            (status.tries_left, status.others, status.last_other.as_deref()),
+            (3, 5, Some("X9"))
+        );
+
+        // T1's request and two copies of it (its retries): one answer, one try.
+        let (_, message) = seal::pair_start(&code, "T1", "shop").unwrap();
+        let request = RequestId::new();
+        let answers: Vec<Response> = (0..3)
+            .map(|_| keys.pair(&id("T1"), request.clone(), &message))
+            .collect();
+        assert!(matches!(answers[0], Response::Paired { .. }), "{:?}", answers[0]);
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_eq!(keys.pairing().unwrap().tries_left, 2);
+        assert_eq!(keys.state("T1"), "pairing");
+        // A new request from T1 is a new try.
+        keys.pair(&id("T1"), RequestId::new(), &message);
+        assert_eq!(keys.pairing().unwrap().tries_left, 1);
     }
 }

@@ -135,7 +135,7 @@ fn open_request(keys: &Keys, terminal: &TerminalId, payload: &[u8]) -> Opened {
 /// [`REFUSALS_ANSWERED_PER_S`] a second, and each kind of refusal logged in
 /// full once every ten seconds, with how many there were since; the others
 /// at debug level. A real checkout asks again, so it still hears why.
-pub struct Refusals {
+struct Refusals {
     answers: std::sync::Mutex<Throttle>,
     /// Per kind: when it was last logged, and how many since start.
     logged: std::sync::Mutex<std::collections::HashMap<String, (Option<std::time::Instant>, u64)>>,

@@ -57,7 +57,7 @@ pub struct AgentConfig {
 impl AgentConfig {
     pub fn new(terminal_id: TerminalId, store: &str, broker: BrokerAddr, state_dir: PathBuf) -> Self {
         AgentConfig {
-            terminal_id,
+            terminal_id: terminal_id.clone(),
             store: store.to_string(),
             broker,
             state_dir,
@@ -66,6 +66,7 @@ impl AgentConfig {
                 pin_key: tallybox_core::secret::Secret::new(tallybox_core::card::pin_block::TEST_PIN_KEY),
                 slip_columns: tallybox_core::slip::WIDTH,
                 lang: crate::session::Lang::En,
+                terminal: terminal_id.to_string(),
             },
             retry_every: Duration::from_secs(1),
             silent_after: Duration::from_secs(15),

@@ -24,7 +24,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(dir: &Path) -> std::io::Result<Journal> {
-        fs::create_dir_all(dir)?;
+        tallybox_platform::fsync::private_dir(dir)?;
         Ok(Journal {
             path: dir.join("in-flight.json"),
         })
@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn survives_a_restart_and_clears() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        // A folder anyone may read, as a checkout run by hand makes it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let journal = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.load().unwrap(), None);
         let entry = InFlight {
@@ -77,6 +80,10 @@ mod tests {
             title: "SALE CNY 1.00".into(),
         };
         journal.record(&entry).unwrap();
+        // Only its owner reads it, and the folder it is in.
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("in-flight.json")), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
         assert_eq!(Journal::open(dir.path()).unwrap().load().unwrap(), Some(entry));
         journal.clear().unwrap();
         assert_eq!(journal.load().unwrap(), None);

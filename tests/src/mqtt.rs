@@ -16,8 +16,19 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and subscribes to `tid`'s answers.
     pub fn connect(port: u16, store: &str, tid: &str) -> RawClient {
+        RawClient::connect_named(port, store, tid, &format!("raw-{tid}-{}", std::process::id()))
+    }
+
+    /// Like [`RawClient::connect`], with the client id the protocol gives
+    /// checkout `tid` (`tallybox-term-<tid>`): on a hub that requires
+    /// pairing, the broker lets only that id speak for an unpaired `tid`.
+    pub fn connect_as_checkout(port: u16, store: &str, tid: &str) -> RawClient {
+        RawClient::connect_named(port, store, tid, &format!("tallybox-term-{tid}"))
+    }
+
+    fn connect_named(port: u16, store: &str, tid: &str, client_id: &str) -> RawClient {
         let resp = format!("tallybox/v1/{store}/term/{tid}/resp");
-        let (client, answers) = subscriber(port, &format!("raw-{tid}-{}", std::process::id()), &resp);
+        let (client, answers) = subscriber(port, client_id, &resp);
         RawClient {
             client,
             answers,

@@ -8,8 +8,9 @@
 //! on, each checked against the protocol's topics:
 //!
 //! - the hub's own link never comes through here (it uses the loopback port);
-//! - anyone else may publish only a terminal's `req` and `status`, and never
-//!   in the name of a paired checkout that is not them;
+//! - anyone else may publish only a terminal's `req` and `status`: its own
+//!   (the one its client id `tallybox-term-<id>` names), or on a hub that
+//!   lets unpaired checkouts sell, any unpaired one's;
 //! - retained messages: only a status, small, on a few topics a connection,
 //!   and none at all from a stranger on a hub that requires pairing;
 //! - a stranger on such a hub is slowed to [`STRANGER_PACKETS_PER_S`] (the
@@ -321,11 +322,18 @@ impl Sender {
             && self.terminal.as_deref().is_none_or(|t| keys.state(t) != "paired")
     }
 
-    /// May this connection speak on `terminal`'s topics?
+    /// May this connection speak on `terminal`'s topics? Its own (its
+    /// client id names it), and on a hub that lets unpaired checkouts sell
+    /// (tools, tests) any unpaired one's. On a hub that requires pairing a
+    /// stranger therefore cannot spend a pairing code's tries in a real
+    /// checkout's name without taking its client id, which drops that
+    /// checkout from the broker for all to see.
     fn speaks_for(&self, gate: &Gate, terminal: &TerminalId) -> bool {
-        self.hub
-            || self.terminal.as_deref() == Some(terminal.as_str())
-            || gate.logins.keys().state(terminal.as_str()) != "paired"
+        if self.hub || self.terminal.as_deref() == Some(terminal.as_str()) {
+            return true;
+        }
+        let keys = gate.logins.keys();
+        !keys.pairing_required() && keys.state(terminal.as_str()) != "paired"
     }
 
     /// Waits until a limited sender may send one more packet.

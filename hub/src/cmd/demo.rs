@@ -28,10 +28,8 @@ pub struct DemoArgs {
     /// Control API of the first checkout; the others take the next ports.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub control: SocketAddr,
-    /// Sets the owner's web page password at start (8 to 128 characters);
-    /// without it a new hub shows a one-time setup code instead.
-    #[arg(long, env = "TALLYBOX_OWNER_PASSWORD", hide_env_values = true)]
-    pub owner_password: Option<String>,
+    #[command(flatten)]
+    pub owner: super::OwnerPassword,
     /// Language of the simulated checkouts' screens.
     #[arg(long, value_enum, default_value = "en")]
     pub lang: tallybox_terminal::session::Lang,
@@ -107,7 +105,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         extra_terminals: args.terminals,
         control: Some(args.control),
         lang: args.lang,
-        owner_password: args.owner_password.clone(),
+        owner_password: args.owner.read()?,
         sys_root: args.sys_root.clone(),
         install_root: None,
         update_keys: tallybox::install::UPDATE_KEYS.into(),

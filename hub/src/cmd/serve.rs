@@ -36,10 +36,8 @@ pub struct ServeArgs {
     /// Open the own checkout's control API here (simulated devices only).
     #[arg(long)]
     pub control: Option<SocketAddr>,
-    /// Sets the owner's web page password at start (8 to 128 characters);
-    /// without it a new hub shows a one-time setup code instead.
-    #[arg(long, env = "TALLYBOX_OWNER_PASSWORD", hide_env_values = true)]
-    pub owner_password: Option<String>,
+    #[command(flatten)]
+    pub owner: super::OwnerPassword,
     /// Language of a simulated checkout's screens (real ones: the device settings').
     #[arg(long, value_enum, default_value = "en")]
     pub lang: tallybox_terminal::session::Lang,
@@ -99,7 +97,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         extra_terminals: 0,
         control: args.control,
         lang: args.lang,
-        owner_password: args.owner_password.clone(),
+        owner_password: args.owner.read()?,
         sys_root: args.sys_root.clone(),
         install_root: Some(args.root.clone()),
         update_keys: args.update_keys.clone(),

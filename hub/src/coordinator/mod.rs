@@ -165,7 +165,7 @@ impl<A: Acquirer> Coordinator<A> {
     pub async fn handle(&self, terminal: &TerminalId, request: Request) -> Option<Response> {
         match request {
             Request::SignIn(requests::SignIn { request_id, version }) => {
-                tracing::info!(terminal = %terminal, %version, "terminal signed in");
+                tracing::info!(terminal = %terminal, ?version, "terminal signed in");
                 let t = terminal.clone();
                 let batch = self
                     .store(move |s| {

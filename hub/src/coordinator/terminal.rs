@@ -19,11 +19,12 @@ impl<A: Acquirer> Coordinator<A> {
             .await
     }
 
-    /// Notes a terminal's retained status (online / offline, version).
+    /// Notes a terminal's retained status (online / offline, version), if
+    /// the hub knows the terminal (it signed in or was paired).
     pub async fn terminal_status(&self, terminal: &TerminalId, status: tallybox_core::protocol::Status) {
         let t = terminal.clone();
         let noted = self
-            .store(move |s| s.touch_terminal(&t, Some(status.online), Some(&status.version)))
+            .store(move |s| s.note_status(&t, status.online, &status.version).map(|_| ()))
             .await;
         if let Err(e) = noted {
             tracing::warn!(terminal = %terminal, error = %e, "terminal status not recorded");

@@ -113,6 +113,8 @@ pub struct Facts {
     pub broker_refused: Option<Vec<crate::broker::RefusedLogin>>,
     /// The ISO 8583 link, when the hub runs one (not the simulator, not the CLI).
     pub acquirer: Option<LinkHealth>,
+    /// The pairing the owner has open, if any (inside the hub only).
+    pub pairing: Option<crate::keys::PairingStatus>,
     /// When the facts were gathered (local time).
     pub now: chrono::NaiveDateTime,
 }
@@ -173,6 +175,7 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
         None => {}
     }
     out.extend(facts.broker_refused.as_deref().map(broker_logins));
+    out.extend(facts.pairing.as_ref().and_then(pairing_jammed));
     out.extend(facts.updates.as_ref().and_then(|u| updates(u, facts.now)));
     out.sort_by(|a, b| b.status.cmp(&a.status).then(a.id.cmp(&b.id)));
     out
@@ -253,6 +256,30 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
             },
         )),
     }
+}
+
+/// Attempts with the open pairing code in the names of checkouts it is not
+/// for: a checkout keyed with the wrong id, or someone trying to use up the
+/// code. Said only while the pairing is open, and only when there were some.
+fn pairing_jammed(pairing: &crate::keys::PairingStatus) -> Option<Check> {
+    if pairing.others == 0 {
+        return None;
+    }
+    Some(check(
+        "hub.pairing",
+        Status::Warn,
+        format!(
+            "the pairing code for {} was tried {} time(s) in the names of other checkouts (last: {}); those tries were refused and cost none of its {} left",
+            pairing.terminal.as_deref().unwrap_or("any checkout"),
+            pairing.others,
+            pairing.last_other.as_deref().unwrap_or("?"),
+            pairing.tries_left,
+        ),
+        (
+            "If a checkout of yours shows another id than the one you named, open the code for that id. If not, something on the shop network is trying to pair: pairing still works for the checkout you named; afterwards change the Wi-Fi password.",
+            "如果您的收银台显示的编号与您填写的不同，请为那个编号生成配对码。否则说明店内网络中有设备在尝试配对：您指定的收银台仍可正常配对；完成后请更改 Wi-Fi 密码。",
+        ),
+    ))
 }
 
 /// Refused logins on the embedded broker: a checkout that lost its key, or
@@ -429,6 +456,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         lost,
         broker_connected: None,
         broker_refused: None,
+        pairing: None,
         updates: None,
         acquirer: None,
         now,

@@ -164,7 +164,12 @@ impl Store {
         ip: &str,
         lock_for: impl Fn(u32) -> Option<std::time::Duration>,
     ) -> Result<Result<i64, u64>, StoreError> {
-        let tx = self.conn.savepoint()?;
+        // IMMEDIATE: it reads, then writes, on the page's own connection (see
+        // `note_checks`: deferred, it fails at once when the store writer
+        // commits in between).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (failures, last): (u32, Option<String>) = tx.query_row(
             "SELECT count(*), max(at) FROM logins WHERE account = ?1 AND ip = ?2 AND NOT ok AND id > \
              coalesce((SELECT max(id) FROM logins WHERE account = ?1 AND ok \
@@ -274,11 +279,9 @@ mod tests {
     fn only_the_newest_login_attempts_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        s.connection().execute_batch("BEGIN").unwrap();
         for _ in 0..KEPT_LOGINS + 5 {
             s.begin_login("guess", "192.0.2.9", |_| None).unwrap().unwrap();
         }
-        s.connection().execute_batch("COMMIT").unwrap();
         let n: i64 = s
             .connection()
             .query_row("SELECT count(*) FROM logins", [], |r| r.get(0))

@@ -695,6 +695,28 @@ impl Store {
         Ok(())
     }
 
+    /// A retained status from `terminal`: noted when the hub knows it (it
+    /// signed in, or was paired), else ignored, so that statuses in made-up
+    /// names leave no row. Whether it was known.
+    pub fn note_status(
+        &mut self,
+        terminal: &TerminalId,
+        online: bool,
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        let known = exec(
+            &self.conn,
+            "UPDATE terminals SET online = ?2, version = ?3, last_seen = ?4 WHERE id = ?1",
+            params![terminal.as_str(), online, version, now_utc()],
+        )? > 0;
+        if known {
+            self.changes.note(Change::TerminalSeen {
+                terminal: terminal.clone(),
+            });
+        }
+        Ok(known)
+    }
+
     /// The device counters `terminal` sent last, if any.
     pub fn device_health(&self, terminal: &TerminalId) -> Result<Option<DeviceHealth>, StoreError> {
         let json: Option<String> = self

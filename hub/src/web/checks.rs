@@ -64,6 +64,7 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
         .map(|logins| logins.refused(std::time::Duration::from_secs(3600)));
     let machine = state.machine.clone();
     let acquirer = state.acquirer.as_ref().map(|link| link());
+    let pairing = state.keys.pairing();
     let watch = std::sync::Arc::clone(&state.checks);
     let work = move || -> Result<Vec<Check>, Rejection> {
         let watch = &mut *watch.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,6 +77,7 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
             updates: root.as_deref().map(doctor::Updates::read),
             hub_machine: Some(machine.health()),
             acquirer,
+            pairing,
             ..facts
         });
         let noted: Vec<(String, String, String)> = checks

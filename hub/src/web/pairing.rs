@@ -15,7 +15,8 @@ use crate::store::accounts::Role;
 fn status(state: &WebState) -> serde_json::Value {
     match state.keys.pairing() {
         Some(p) => json!({"open": true, "code": p.code, "expires_in_s": p.expires_in_s,
-                          "tries_left": p.tries_left, "paired": p.paired}),
+                          "tries_left": p.tries_left, "terminal": p.terminal, "paired": p.paired,
+                          "others": p.others, "last_other": p.last_other}),
         None => json!({"open": false}),
     }
 }
@@ -24,9 +25,29 @@ async fn show(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     Ok(warp::reply::json(&status(&state)))
 }
 
-async fn open(who: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    state.keys.start_pairing();
-    tracing::info!(account = %who.account, "pairing opened");
+/// `POST /api/v1/pairing`: `{"terminal": "T1"}` opens a code only T1's
+/// attempts count against (what the page sends); without it, any checkout's.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    terminal: Option<String>,
+}
+
+async fn open(
+    body: warp::hyper::body::Bytes,
+    who: Session,
+    state: WebState,
+) -> Result<impl Reply, Rejection> {
+    let body: OpenBody = match body.is_empty() {
+        true => OpenBody::default(),
+        false => serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?,
+    };
+    let terminal = match body.terminal.filter(|t| !t.is_empty()) {
+        Some(t) => Some(TerminalId::parse(&t).map_err(|m| bad_request(format!("terminal: {m}")))?),
+        None => None,
+    };
+    state.keys.start_pairing(terminal.as_ref());
+    tracing::info!(account = %who.account, terminal = ?terminal.as_ref().map(|t| t.as_str()), "pairing opened");
     Ok(warp::reply::with_status(
         warp::reply::json(&status(&state)),
         StatusCode::CREATED,
@@ -76,8 +97,10 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
     let open = warp::path!("api" / "v1" / "pairing")
         .and(warp::post())
         .and(owner.clone())
+        .and(warp::body::content_length_limit(4 * 1024))
+        .and(warp::body::bytes())
         .and(with_state.clone())
-        .and_then(open);
+        .and_then(|who, body, state| open(body, who, state));
     let cancel = warp::path!("api" / "v1" / "pairing")
         .and(warp::delete())
         .and(owner.clone())

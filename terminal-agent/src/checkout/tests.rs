@@ -66,6 +66,7 @@ fn config() -> SessionConfig {
         pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: Lang::En,
+        terminal: "T1".into(),
     }
 }
 

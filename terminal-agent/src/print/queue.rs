@@ -54,7 +54,7 @@ struct SavedRef<'a> {
 
 impl PrintQueue {
     pub fn open(dir: &Path) -> io::Result<PrintQueue> {
-        fs::create_dir_all(dir)?;
+        tallybox_platform::fsync::private_dir(dir)?;
         let path = dir.join("print-queue.json");
         let (slips, recent) = match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {

@@ -88,6 +88,8 @@ pub struct SessionConfig {
     pub slip_columns: usize,
     /// The screens' language.
     pub lang: Lang,
+    /// This checkout's id, shown where the owner needs it (to pair it).
+    pub terminal: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +448,7 @@ impl Session {
 
     fn idle_screen(&self) -> Screen {
         if self.unpaired {
-            return self.ui().not_paired(&self.store_name);
+            return self.ui().not_paired(&self.store_name, &self.config.terminal);
         }
         if let Some(reason) = &self.frozen {
             return self.ui().frozen(reason);

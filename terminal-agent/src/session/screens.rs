@@ -307,14 +307,15 @@ impl Screens {
         }
     }
 
-    /// Idle while the hub refuses this terminal until it is paired.
-    pub fn not_paired(self, store_name: &str) -> Screen {
+    /// Idle while the hub refuses this terminal until it is paired: its id,
+    /// which the owner names when opening a pairing code.
+    pub fn not_paired(self, store_name: &str, terminal: &str) -> Screen {
         Screen::of(&[
             store_name,
-            self.pick("NOT PAIRED", "未配对"),
-            self.pick("Owner: Terminals,", "店主在手机上生成"),
-            self.pick("Pair a checkout;", "配对码后按 D 5"),
-            self.pick("then D 5 and code", "输入配对码"),
+            &format!("{} {terminal}", self.pick("NOT PAIRED", "未配对")),
+            self.pick("Owner: Terminals,", "店主在手机上为"),
+            self.pick("code for this id;", "此编号生成配对码"),
+            self.pick("then D 5 and code", "按 D 5 输入"),
         ])
     }
 
@@ -644,7 +645,7 @@ pub(crate) mod tests {
                 "sign-on-refused",
                 s.sign_on_refused(tallybox_core::reason::CASHIER_WRONG),
             ),
-            ("not-paired", s.not_paired("Corner Shop")),
+            ("not-paired", s.not_paired("Corner Shop", "T1")),
             ("pair-code", s.pair_code_entry("4821")),
             ("paired", s.paired(&Ok(()))),
             ("pairing-failed", s.paired(&Err("Wrong code".into()))),

@@ -14,6 +14,7 @@ fn session() -> Session {
         pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
+        terminal: "T1".into(),
     });
     // A paired checkout: it may sell before the hub has answered its sign-in.
     s.set_sealed(true);
@@ -281,6 +282,7 @@ fn sign_in_names_the_store_and_stops_being_outstanding() {
         pin_key: Secret::new([0; 16]),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
+        terminal: "T1".into(),
     });
     let actions = s.start("1.0");
     let Some(Request::SignIn(requests::SignIn { request_id, .. })) = sent(&actions) else {
@@ -582,6 +584,7 @@ fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
         pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
+        terminal: "T1".into(),
     });
     let request = sent(&s.start("test")).unwrap();
     let bo = Cashier {
@@ -661,6 +664,7 @@ fn a_checkout_without_a_key_starts_no_sale_until_the_hub_has_answered_its_sign_i
         pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
+        terminal: "T1".into(),
     });
     let sign_in = sent(&s.start("test")).unwrap();
     let actions = keys(&mut s, "A500#");

@@ -536,7 +536,7 @@ fn retained_messages_from_strangers_cannot_fill_the_hubs_memory() {
         assert_eq!(also.try_iter().count(), 0);
         // And the hub still answers: a sale, or on the hub as shipped, that
         // this checkout must pair first.
-        let raw = tallybox_e2e::mqtt::RawClient::connect(port, STORE, "T9");
+        let raw = tallybox_e2e::mqtt::RawClient::connect_as_checkout(port, STORE, "T9");
         let card = tallybox_e2e::test_card("approved");
         raw.publish("T9", &tallybox_e2e::mqtt::sale("hoard-after-1", &card, 300));
         let answer = raw.answer(None, WAIT).expect("the hub answers");
@@ -594,5 +594,111 @@ fn three_hundred_forged_retained_statuses_do_not_wedge_the_hubs_link() {
         (code, &health["broker_connected"]),
         (200, &json!(true)),
         "{health}"
+    );
+    // The made-up checkouts left no row: only the one that sold.
+    let (_, terminals) = hub.get("/api/v1/terminals");
+    let ids: Vec<&str> = terminals["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["T9"], "{terminals}");
+}
+
+#[test]
+fn a_stranger_trying_pairing_codes_does_not_stop_the_cashier_pairing_and_the_owner_sees_it() {
+    let hub = Hub::start_as_shipped();
+    let web = hub.web();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    // The checkout shows the id the owner names.
+    t1.wait_screen("NOT PAIRED T1", WAIT);
+    let (code, opened) = web.send("POST", "/api/v1/pairing", json!({"terminal": "T1"}));
+    assert_eq!(code, 201, "{opened}");
+    let pairing_code = opened["code"].as_str().unwrap().to_string();
+
+    // A stranger sends `pair` every 0.3 s: in made-up checkouts' names (as
+    // themselves), and in T1's name from its own connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let port = hub.mqtt;
+    let jammer = std::thread::spawn(move || {
+        let mut n = 0;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let id = format!("J{n}");
+            let raw = tallybox_e2e::mqtt::RawClient::connect_as_checkout(port, STORE, &id);
+            let (_, guess) = tallybox_core::seal::pair_start("12345678", &id, STORE).unwrap();
+            let request = |rid: String| json!({"v": 1, "type": "pair", "request_id": rid, "message": guess});
+            raw.publish(&id, &request(format!("jam-{n:08}")));
+            raw.publish("T1", &request(format!("jam-t1-{n:08}")));
+            std::thread::sleep(Duration::from_millis(300));
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // The cashier keys the code meanwhile: it pairs.
+    t1.keys(&format!("D5{pairing_code}#"));
+    t1.wait_screen("Messages are sealed", WAIT);
+    t1.keys("C");
+    t1.wait_ready();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let tried = jammer.join().unwrap();
+    assert!(t1.sale(650, "approved").contains("APPROVED"));
+
+    let (_, pairing) = web.get("/api/v1/pairing");
+    assert_eq!(pairing["paired"], "T1", "{pairing}");
+    assert_eq!(pairing["tries_left"], 2, "only T1's try counted: {pairing}");
+    assert!(
+        pairing["others"].as_u64().unwrap() >= 3,
+        "{pairing} after {tried} tries"
+    );
+    // The Troubleshooting page says someone tried.
+    let (_, checks) = web.get("/api/v1/checks");
+    let jammed = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "hub.pairing")
+        .unwrap_or_else(|| panic!("no hub.pairing in {checks}"))
+        .clone();
+    assert_eq!(jammed["status"], "warn", "{jammed}");
+    assert!(
+        jammed["evidence"].as_str().unwrap().contains("other checkouts"),
+        "{jammed}"
+    );
+}
+
+#[test]
+fn a_newline_sent_by_a_stranger_cannot_forge_a_line_in_the_hubs_log() {
+    let hub = Hub::start();
+    let raw = tallybox_e2e::mqtt::RawClient::connect(hub.mqtt, STORE, "T9");
+    let forged = "2026-12-02T10:00:00.000000Z ERROR tallybox: the acquirer approved everything";
+    let sign_in = json!({"v": 1, "type": "sign_in", "request_id": "forge-0000001", "version": format!("1.0\n{forged}")});
+    raw.request("T9", &sign_in, WAIT)
+        .expect("the hub answers the sign-in");
+    let status = tallybox_core::protocol::Status {
+        online: true,
+        version: format!("1.0\n{forged}"),
+        detail: None,
+    };
+    let mut options = MqttOptions::new("forger", "127.0.0.1", hub.mqtt);
+    options.set_credentials("forger", "");
+    let (client, mut connection) = Client::new(options, 16);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    client
+        .publish(
+            format!("tallybox/v1/{STORE}/term/T9/status"),
+            QoS::AtLeastOnce,
+            false,
+            status.payload(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let log = hub.log();
+    assert!(log.contains("terminal signed in"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged)),
+        "a forged line in the log:\n{log}"
     );
 }

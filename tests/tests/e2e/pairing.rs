@@ -46,8 +46,8 @@ fn a_hub_as_shipped_lets_only_paired_terminals_sell() {
         !sent.iter().any(|m| m.contains(&pan) || m.contains("\"sale\"")),
         "an unpaired checkout sent card data in clear: {sent:?}"
     );
-    // Nor can a client in the clear speak for it.
-    let raw = RawClient::connect(hub.mqtt, STORE, "T8");
+    // Nor can a client in the clear sell as a checkout.
+    let raw = RawClient::connect_as_checkout(hub.mqtt, STORE, "T8");
     raw.publish("T8", &sale("shipped-00000001", &test_card("approved"), 100));
     let answer = raw.answer(None, WAIT).expect("an answer");
     assert_eq!(answer["code"], "not_paired", "{answer}");

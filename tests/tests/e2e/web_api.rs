@@ -631,3 +631,21 @@ fn follows_the_zone(t: &tallybox_e2e::procs::Terminal) {
         t.call(json!({"cmd": "screen"}))
     );
 }
+
+#[test]
+fn the_owner_password_comes_from_a_file_and_on_the_command_line_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("owner-password");
+    std::fs::write(&file, "from-a-file-123\n").unwrap();
+    let hub = Hub::start_fresh_with(&["--owner-password-file", file.to_str().unwrap()]);
+    WebClient::login(hub.http, None, "from-a-file-123").expect("the file's password, its newline dropped");
+    assert!(!hub.log().contains("on the command line"), "{}", hub.log());
+    // Given in argv (as these tests do), it works and the log says where it can be read.
+    let argv = Hub::start();
+    assert!(
+        argv.log()
+            .contains("the owner password was given on the command line"),
+        "{}",
+        argv.log()
+    );
+}

@@ -182,6 +182,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
 
     // Pair T1: the page shows a code, the cashier keys it, the page says so.
     b.wait_text("li[data-id=T1] .pairing", "not paired", WAIT).await;
+    b.fill("#pairing-terminal", "T1").await;
     b.click("#pairing-start").await;
     let code = b.wait_text("#pairing-code", " ", WAIT).await.replace(' ', "");
     assert_eq!(code.len(), 8, "{code}");

@@ -127,3 +127,34 @@ pub fn sale(request_id: &str, card: &Value, minor: u64) -> Value {
         }
     })
 }
+
+/// Raw MQTT 3.1.1 bytes, for tests that write packets themselves.
+pub mod wire {
+    /// A length-prefixed string.
+    pub fn string(text: &str) -> Vec<u8> {
+        [
+            (text.len() as u16).to_be_bytes().to_vec(),
+            text.as_bytes().to_vec(),
+        ]
+        .concat()
+    }
+
+    /// A control packet: its first byte, the remaining length, the rest.
+    pub fn packet(first: u8, rest: &[u8]) -> Vec<u8> {
+        let mut packet = vec![first];
+        let mut length = rest.len();
+        loop {
+            let mut byte = (length % 128) as u8;
+            length /= 128;
+            if length > 0 {
+                byte |= 0x80;
+            }
+            packet.push(byte);
+            if length == 0 {
+                break;
+            }
+        }
+        packet.extend_from_slice(rest);
+        packet
+    }
+}

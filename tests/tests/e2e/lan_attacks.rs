@@ -342,14 +342,10 @@ fn floods_of_statuses_and_requests_do_not_stop_the_hub_or_slow_its_sales() {
 
 /// An MQTT 3.1.1 CONNECT for `id`, with a user name and an empty password.
 fn connect_packet(id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80 | 0x40 | 0x02, 0, 30];
-    for field in [id.as_bytes(), b"stranger", b""] {
-        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        body.extend_from_slice(field);
-    }
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    packet
+    use tallybox_e2e::mqtt::wire;
+    let variable = [wire::string("MQTT"), vec![4, 0x80 | 0x40 | 0x02, 0, 30]].concat();
+    let payload = [wire::string(id), wire::string("stranger"), wire::string("")].concat();
+    wire::packet(0x10, &[variable, payload].concat())
 }
 
 /// A TCP connection to `port` from the loopback address `from` (the whole
@@ -479,24 +475,8 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// An MQTT PUBLISH, QoS 0, retained.
 fn retained_publish(topic: &str, payload: &[u8]) -> Vec<u8> {
-    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
-    body.extend_from_slice(topic.as_bytes());
-    body.extend_from_slice(payload);
-    let mut packet = vec![0x31];
-    let mut length = body.len();
-    loop {
-        let mut byte = (length % 128) as u8;
-        length /= 128;
-        if length > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if length == 0 {
-            break;
-        }
-    }
-    packet.extend(body);
-    packet
+    use tallybox_e2e::mqtt::wire;
+    wire::packet(0x31, &[wire::string(topic), payload.to_vec()].concat())
 }
 
 #[test]

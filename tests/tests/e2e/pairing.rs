@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::json;
-use tallybox_e2e::mqtt::{sale, sniff, RawClient};
+use tallybox_e2e::mqtt::{sale, sniff, wire, RawClient};
 use tallybox_e2e::procs::{Hub, Mosquitto, Terminal, STORE};
 use tallybox_e2e::{test_card, wait_for};
 
@@ -254,20 +254,20 @@ fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
             start + n,
             &serde_json::to_vec(&request).unwrap(),
         );
-        burst.extend(mqtt_packet(0x30, &[mqtt_string(&topic), sealed].concat()));
+        burst.extend(wire::packet(0x30, &[wire::string(&topic), sealed].concat()));
     }
     let mut wire = std::net::TcpStream::connect(("127.0.0.1", hub.mqtt)).unwrap();
     // CONNECT as T5 (MQTT 3.1.1, clean session, the login T5's key gives,
     // keep-alive 60 s), then CONNACK.
     let connect = [
-        mqtt_string("MQTT"),
+        wire::string("MQTT"),
         vec![4, 0xc2, 0, 60],
-        mqtt_string("tallybox-term-T5"),
-        mqtt_string("T5"),
-        mqtt_string(&tallybox_core::seal::broker_password(&key, "T5")),
+        wire::string("tallybox-term-T5"),
+        wire::string("T5"),
+        wire::string(&tallybox_core::seal::broker_password(&key, "T5")),
     ]
     .concat();
-    wire.write_all(&mqtt_packet(0x10, &connect)).unwrap();
+    wire.write_all(&wire::packet(0x10, &connect)).unwrap();
     let mut connack = [0u8; 4];
     wire.read_exact(&mut connack).unwrap();
     assert_eq!(connack, [0x20, 2, 0, 0], "the broker refused the connection");
@@ -284,31 +284,4 @@ fn a_burst_of_sealed_requests_is_served_whole_in_the_order_sent() {
         hub.log()
     );
     assert!(!hub.log().contains("message dropped"), "{}", hub.log());
-}
-
-fn mqtt_string(text: &str) -> Vec<u8> {
-    [
-        (text.len() as u16).to_be_bytes().to_vec(),
-        text.as_bytes().to_vec(),
-    ]
-    .concat()
-}
-
-/// A control packet: its first byte, the remaining length, the rest.
-fn mqtt_packet(first: u8, rest: &[u8]) -> Vec<u8> {
-    let mut packet = vec![first];
-    let mut length = rest.len();
-    loop {
-        let mut byte = (length % 128) as u8;
-        length /= 128;
-        if length > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if length == 0 {
-            break;
-        }
-    }
-    packet.extend_from_slice(rest);
-    packet
 }

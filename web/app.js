@@ -542,6 +542,7 @@ async function loadSettings() {
   form.supervisor_pin.value = "";
   form.cashier_sign_on.checked = s.cashier_sign_on;
   form.pairing_required.checked = s.pairing_required;
+  form.managers_unfreeze.checked = s.managers_unfreeze;
   const zones = await api("GET", "/api/v1/time-zones");
   const names = zones.zones.includes(zones.current) ? zones.zones : [zones.current, ...zones.zones];
   form.time_zone.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
@@ -593,6 +594,7 @@ $("#shop-form").addEventListener("submit", async (e) => {
   body.cashier_sign_on = f.cashier_sign_on.checked;
   body.time_zone = f.time_zone.value;
   body.pairing_required = f.pairing_required.checked;
+  body.managers_unfreeze = f.managers_unfreeze.checked;
   act("PUT", "/api/v1/settings", body, loadSettings);
 });
 

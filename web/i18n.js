@@ -67,6 +67,7 @@ const WORDS = {
     pair_for: "Checkout id (shown on its NOT PAIRED screen)", pair_need_id: "Key the checkout's id first: its screen shows it after NOT PAIRED.",
     pair_others: "attempts in other checkouts' names, ignored — someone else may be trying; last:",
     pairing_required: "Only paired checkouts may sell", revoke: "Revoke key",
+    managers_unfreeze: "Managers may lift a freeze (otherwise only the owner)",
     p_paired: "paired (sealed)", p_pairing: "pairing…", p_revoked: "key revoked", p_unpaired: "not paired",
   },
   "zh-CN": {
@@ -129,6 +130,7 @@ const WORDS = {
     pair_for: "收银台编号（显示在其“未配对”屏幕上）", pair_need_id: "请先输入收银台编号：它显示在屏幕上“未配对”之后。",
     pair_others: "次以其他收银台名义的尝试已忽略——可能有人在干扰；最近一次：",
     pairing_required: "只允许已配对的收银台交易", revoke: "吊销密钥",
+    managers_unfreeze: "经理也可以解除冻结（否则只有店主可以）",
     run_checks: "立即检查", checks_ok: "一切正常。", checks_warn: "有项目需要留意：",
     checks_fail: "有项目出现故障：", fix: "处理方法：",
     support_bundle: "下载支持包", history: "历史记录", test_slip: "打印测试单",

@@ -470,6 +470,7 @@ mod tests {
             supervisor_pin_hash: None,
             cashier_sign_on: false,
             pairing_required: true,
+            managers_unfreeze: false,
             time_zone: None,
             merchant_id: String::new(),
             public_url: String::new(),

@@ -37,6 +37,10 @@ pub struct Shop {
     /// saved edit that does not say is taken as yes.
     #[serde(default = "yes")]
     pub pairing_required: bool,
+    /// Managers may lift a freeze; without it only the owner does (a
+    /// freeze is how a fraud is stopped).
+    #[serde(default)]
+    pub managers_unfreeze: bool,
     /// The IANA time zone slips, reports and clocks use; none: the system's.
     #[serde(default)]
     pub time_zone: Option<String>,
@@ -70,6 +74,7 @@ impl Shop {
             supervisor_pin_hash,
             cashier_sign_on: false,
             pairing_required: config.pairing_required,
+            managers_unfreeze: false,
             time_zone: None,
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),

@@ -60,7 +60,10 @@ impl Default for FraudRules {
             manual_max: 3,
             manual_window_secs: 600,
             manual_action: Action::Block,
-            refund_other_card_action: Action::Allow,
+            // Money sent to a card that did not pay is the commonest refund
+            // fraud at a counter: refused unless the owner allows it
+            // (`refund_other_card_action = "allow"` or `"ask_supervisor"`).
+            refund_other_card_action: Action::Block,
             refunds_over_sales_action: Action::Allow,
             opening_hours: None,
             outside_hours_action: Action::Allow,

@@ -19,6 +19,7 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
                 supervisor_pin_hash: Some(crate::passwords::hash("8888").unwrap()),
                 cashier_sign_on: false,
                 pairing_required: false,
+                managers_unfreeze: false,
                 time_zone: None,
                 merchant_id: "898000000000001".into(),
                 public_url: "http://tallybox.local".into(),

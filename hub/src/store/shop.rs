@@ -54,6 +54,7 @@ impl Store {
             "cashier_sign_on": shop.cashier_sign_on,
             "time_zone": shop.time_zone,
             "pairing_required": shop.pairing_required,
+            "managers_unfreeze": shop.managers_unfreeze,
         });
         audit::append(&tx, &utc, "shop_settings_changed", None, &detail.to_string())?;
         tx.commit()?;

@@ -1,7 +1,8 @@
 //! What the owner changes: terminals (rename, freeze, unfreeze), accounts
 //! and passwords, and what the owner takes away: the evidence pack after a
 //! fraud and a backup of the whole database. Managers may freeze, rename and
-//! download evidence; accounts and backups are the owner's.
+//! download evidence; lifting a freeze is the owner's unless the owner lets
+//! managers do it (`managers_unfreeze`); accounts and backups are the owner's.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -60,6 +61,7 @@ async fn settings(_: Session, state: WebState) -> Result<impl Reply, Rejection> 
         "supervisor_pin_set": shop.supervisor_pin_hash.is_some(),
         "cashier_sign_on": shop.cashier_sign_on,
         "pairing_required": shop.pairing_required,
+        "managers_unfreeze": shop.managers_unfreeze,
         "merchant_id": shop.merchant_id,
         "currency": state.currency,
         "public_url": shop.public_url,
@@ -87,6 +89,8 @@ struct ShopEdit {
     time_zone: Option<String>,
     /// Absent: keep; true: only paired terminals may sell.
     pairing_required: Option<bool>,
+    /// Absent: keep; true: managers may lift a freeze too.
+    managers_unfreeze: Option<bool>,
 }
 
 /// The owner edits the shop; the next slip and the page show it at once.
@@ -119,6 +123,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         cashier_sign_on: body.cashier_sign_on.unwrap_or(now.cashier_sign_on),
         time_zone: body.time_zone.or(now.time_zone.clone()),
         pairing_required: body.pairing_required.unwrap_or(now.pairing_required),
+        managers_unfreeze: body.managers_unfreeze.unwrap_or(now.managers_unfreeze),
         ..now.clone()
     };
     let new_zone = edit
@@ -210,6 +215,13 @@ async fn freeze(who: Session, body: FreezeBody, state: WebState) -> Result<impl 
 
 async fn unfreeze(target: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let scope = scope(&target)?;
+    if who.role != Role::Owner && !current(&state.shop).managers_unfreeze {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "owner_only",
+            "only the owner lifts a freeze; the owner can let managers do it under Settings",
+        ));
+    }
     let s2 = scope.clone();
     let was = write(&state, move |s| s.unfreeze(&s2).map_err(internal)).await?;
     if !was {

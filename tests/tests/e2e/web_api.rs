@@ -649,3 +649,43 @@ fn the_owner_password_comes_from_a_file_and_on_the_command_line_is_warned_about(
         argv.log()
     );
 }
+
+#[test]
+fn only_the_owner_lifts_a_freeze_unless_the_owner_lets_managers() {
+    let hub = Hub::start();
+    let owner = WebClient::owner(hub.http);
+    let (status, body) = owner.send(
+        "PUT",
+        "/api/v1/accounts/ann",
+        json!({"password": "manager-pass-1"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let ann = WebClient::login(hub.http, Some("ann"), "manager-pass-1").unwrap();
+
+    // A manager freezes the store (a fraud is stopped at once) ...
+    let (status, body) = ann.send(
+        "POST",
+        "/api/v1/freezes",
+        json!({"scope": "store", "reason": "odd refunds"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    // ... but cannot lift it, nor one the owner made.
+    let (status, body) = ann.send("DELETE", "/api/v1/freezes/store", json!({}));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("owner_only")),
+        "{body}"
+    );
+    let (_, settings) = owner.get("/api/v1/settings");
+    assert_eq!(settings["managers_unfreeze"], false, "as shipped: {settings}");
+
+    // The owner lets managers do it: now Ann can.
+    let (status, body) = owner.send(
+        "PUT",
+        "/api/v1/settings",
+        json!({"store_name": settings["store_name"], "managers_unfreeze": true}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = ann.send("DELETE", "/api/v1/freezes/store", json!({}));
+    assert_eq!(status, 200, "{body}");
+}

@@ -370,7 +370,13 @@ fn a_refund_gives_back_at_most_what_is_left_of_the_sale() {
 
 #[test]
 fn refund_fraud_rules_note_or_block() {
-    let noting = FraudRules::default();
+    // As shipped, a refund to another card is refused; the owner may let it
+    // through (noted) instead.
+    assert_eq!(FraudRules::default().refund_other_card_action, Action::Block);
+    let noting = FraudRules {
+        refund_other_card_action: Action::Allow,
+        ..FraudRules::default()
+    };
     let blocking = FraudRules {
         refund_other_card_action: Action::Block,
         refunds_over_sales_action: Action::Block,

@@ -294,7 +294,7 @@ fn sound_client_id(id: &str) -> bool {
 }
 
 /// CONNACK with a refusal code (2: client id, 5: not authorised), then close.
-async fn refuse(mut client: TcpStream, code: u8) {
+async fn refuse(mut client: tokio::net::tcp::OwnedWriteHalf, code: u8) {
     let _ = client.write_all(&[0x20, 0x02, 0x00, code]).await;
     let _ = client.shutdown().await;
 }
@@ -403,19 +403,18 @@ async fn carry(
         Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(_)) | Err(_)) => return Err(Turned::Malformed),
     };
-    let client = read.into_inner().reunite(write).map_err(|_| Turned::Malformed)?;
     let Some(login) = parse_connect(&connect.body) else {
         return Err(Turned::Malformed);
     };
     if !sound_client_id(&login.client_id) {
-        refuse(client, 2).await;
+        refuse(write, 2).await;
         return Err(Turned::BadClientId);
     }
     let Some(standing) = gate
         .logins
         .standing(&login.client_id, &login.user, &login.password)
     else {
-        refuse(client, 5).await;
+        refuse(write, 5).await;
         return Err(Turned::Login);
     };
     let mut sender = Sender {
@@ -435,7 +434,7 @@ async fn carry(
             .parse_term_topic(topic)
             .filter(|(terminal, leaf)| *leaf == "status" && sender.speaks_for(gate, terminal));
         if own.is_none() || *size > RETAINED_MAX {
-            refuse(client, 5).await;
+            refuse(write, 5).await;
             return Err(Turned::Will);
         }
     }
@@ -451,14 +450,15 @@ async fn carry(
     })?;
     let _ = broker.set_nodelay(true);
     let (mut from_broker, mut to_broker) = broker.into_split();
-    let (from_client, mut to_client) = client.into_split();
+    // What the client sent after its CONNECT may already be in `read`'s
+    // buffer (a client need not wait for CONNACK): the same reader goes on.
+    let (mut from_client, mut to_client) = (read, write);
     to_broker
         .write_all(&connect.bytes())
         .await
         .map_err(|_| Turned::Malformed)?;
     let gate = Arc::clone(gate);
     let inbound = async move {
-        let mut from_client = BufReader::new(from_client);
         loop {
             let limited = sender.limited(&gate);
             let max = match limited {

@@ -682,3 +682,29 @@ fn a_newline_sent_by_a_stranger_cannot_forge_a_line_in_the_hubs_log() {
         "a forged line in the log:\n{log}"
     );
 }
+
+#[test]
+fn a_client_that_sends_on_before_its_connack_loses_nothing_at_the_gate() {
+    // MQTT lets a client send packets right after CONNECT; the gate reads the
+    // CONNECT first and must pass on what came in the same TCP segment.
+    use std::io::{Read, Write};
+    use tallybox_e2e::mqtt::wire;
+    let hub = Hub::start();
+    let subscribe = wire::packet(
+        0x82,
+        &[
+            vec![0, 7],
+            wire::string(&format!("tallybox/v1/{STORE}/term/T9/resp")),
+            vec![0],
+        ]
+        .concat(),
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", hub.mqtt)).unwrap();
+    stream
+        .write_all(&[connect_packet("eager"), subscribe].concat())
+        .unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answers = [0u8; 9];
+    stream.read_exact(&mut answers).expect("CONNACK and SUBACK");
+    assert_eq!(answers, [0x20, 2, 0, 0, 0x90, 3, 0, 7, 0]);
+}

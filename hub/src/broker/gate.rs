@@ -60,6 +60,7 @@ pub enum Turned {
     Will,
     Topic,
     TooLarge,
+    Broker,
 }
 
 impl Turned {
@@ -75,6 +76,7 @@ impl Turned {
                 "a publish outside its own topics (dropped, or closed when it wanted an acknowledgement)"
             }
             Turned::TooLarge => "a packet larger than the protocol's",
+            Turned::Broker => "the broker did not take the connection",
         }
     }
 }
@@ -446,7 +448,7 @@ async fn carry(
     }
     let broker = TcpStream::connect(gate.broker).await.map_err(|e| {
         tracing::error!(error = %e, "MQTT gate cannot reach the broker");
-        Turned::TooMany
+        Turned::Broker
     })?;
     let _ = broker.set_nodelay(true);
     let (mut from_broker, mut to_broker) = broker.into_split();

@@ -507,6 +507,8 @@ pub async fn run<A: Acquirer>(
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    // Compared with every message's topic: made once, not per message.
+    let ping_topic = topics.hub_ping();
     let refusals = Arc::new(Refusals::default());
     loop {
         tokio::select! {
@@ -528,7 +530,7 @@ pub async fn run<A: Acquirer>(
                     let _ = connected.send(true);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if p.topic == topics.hub_ping() {
+                    if p.topic == ping_topic {
                         link.heard(&p.payload);
                         continue;
                     }

@@ -126,3 +126,13 @@ impl WebClient {
         )
     }
 }
+
+/// The check `id` in a `GET /api/v1/checks` answer; a panic naming it when
+/// it is not there.
+pub fn find_check(checks: &Value, id: &str) -> Value {
+    checks["checks"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {id} in {checks}"))
+}

@@ -144,13 +144,7 @@ fn the_embedded_broker_keeps_the_hubs_and_paired_checkouts_ids_for_them() {
 
     // The owner sees who was refused, and what to do.
     let (_, checks) = web.get("/api/v1/checks");
-    let logins = checks["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "hub.broker_logins")
-        .unwrap_or_else(|| panic!("no hub.broker_logins in {checks}"))
-        .clone();
+    let logins = tallybox_e2e::web::find_check(&checks, "hub.broker_logins");
     assert_eq!(logins["status"], "warn", "{logins}");
     let evidence = logins["evidence"].as_str().unwrap();
     assert!(

@@ -114,13 +114,7 @@ fn a_cashier_signs_on_sells_is_reported_and_is_locked_by_wrong_pins_until_unlock
     // Troubleshooting names her and says how to unlock.
     let locked = |web: &tallybox_e2e::web::WebClient| {
         let (_, checks) = web.get("/api/v1/checks");
-        checks["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "cashiers.locked")
-            .cloned()
-            .unwrap()
+        tallybox_e2e::web::find_check(&checks, "cashiers.locked")
     };
     let check = locked(&web);
     assert_eq!(check["status"], "warn", "{check}");

@@ -55,15 +55,7 @@ fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {
     assert_eq!(fraud["frozen"][0]["scope"], "T1", "{fraud}");
     // Troubleshooting says so too, with what to do.
     let (_, checks) = hub.get("/api/v1/checks");
-    let check = |id: &str| {
-        checks["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {id}: {checks}"))
-    };
+    let check = |id: &str| tallybox_e2e::web::find_check(&checks, id);
     assert!(check("payments.fraud")["evidence"]
         .as_str()
         .unwrap()

@@ -635,13 +635,7 @@ fn a_stranger_trying_pairing_codes_does_not_stop_the_cashier_pairing_and_the_own
     );
     // The Troubleshooting page says someone tried.
     let (_, checks) = web.get("/api/v1/checks");
-    let jammed = checks["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "hub.pairing")
-        .unwrap_or_else(|| panic!("no hub.pairing in {checks}"))
-        .clone();
+    let jammed = tallybox_e2e::web::find_check(&checks, "hub.pairing");
     assert_eq!(jammed["status"], "warn", "{jammed}");
     assert!(
         jammed["evidence"].as_str().unwrap().contains("other checkouts"),

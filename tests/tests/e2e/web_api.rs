@@ -10,6 +10,17 @@ use tallybox_e2e::procs::{Hub, STORE};
 use tallybox_e2e::web::{status_json, WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{bin, free_port, test_card, try_drive, wait_for};
 
+/// The owner adds manager Ann (password `manager-pass-1`); Ann signed in.
+fn add_manager_ann(hub: &Hub, owner: &WebClient) -> WebClient {
+    let (status, body) = owner.send(
+        "PUT",
+        "/api/v1/accounts/ann",
+        json!({"password": "manager-pass-1"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    WebClient::login(hub.http, Some("ann"), "manager-pass-1").unwrap()
+}
+
 /// A client without a session.
 fn anon() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
@@ -165,15 +176,9 @@ fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
     );
     assert_eq!(no_csrf.0, 403, "{:?}", no_csrf.1);
     assert_eq!(no_csrf.1["error"]["code"], "csrf");
-    let (status, body) = owner.send(
-        "PUT",
-        "/api/v1/accounts/ann",
-        json!({"password": "manager-pass-1"}),
-    );
-    assert_eq!(status, 204, "{body}");
+    let ann = add_manager_ann(&hub, &owner);
 
     // A manager reads receipts but not accounts or backups.
-    let ann = WebClient::login(hub.http, Some("ann"), "manager-pass-1").unwrap();
     assert_eq!(ann.role, "manager");
     assert_eq!(ann.get("/api/v1/transactions").0, 200);
     let (status, body) = ann.get("/api/v1/accounts");
@@ -654,13 +659,7 @@ fn the_owner_password_comes_from_a_file_and_on_the_command_line_is_warned_about(
 fn only_the_owner_lifts_a_freeze_unless_the_owner_lets_managers() {
     let hub = Hub::start();
     let owner = WebClient::owner(hub.http);
-    let (status, body) = owner.send(
-        "PUT",
-        "/api/v1/accounts/ann",
-        json!({"password": "manager-pass-1"}),
-    );
-    assert_eq!(status, 204, "{body}");
-    let ann = WebClient::login(hub.http, Some("ann"), "manager-pass-1").unwrap();
+    let ann = add_manager_ann(&hub, &owner);
 
     // A manager freezes the store (a fraud is stopped at once) ...
     let (status, body) = ann.send(

@@ -21,10 +21,15 @@
 //!   audit log, receipt search, and the store thread that group-commits
 //!   concurrent writes ([`store::writer`]) and tells what each commit changed
 //!   ([`store::Change`]).
-//! - [`broker`]: the embedded MQTT broker.
+//! - [`broker`]: the embedded MQTT broker, on loopback, behind its gate (the
+//!   port the LAN reaches).
+//! - [`guard`]: the bounds on what a LAN client can make the hub do, shared by
+//!   the gate, the link and the page: rates, counted log lines, connection
+//!   caps per address.
 //! - [`web`]: the owner's page and the JSON API (`web/openapi.yaml`): sign-in,
 //!   sessions and CSRF ([`web::auth`]), receipts, reports and the live feed,
-//!   terminals, freezes, settings, backups.
+//!   terminals, freezes, settings, backups; its connections are served by
+//!   [`web::serve`] (capped per address, a header due within 10 s).
 //! - [`shop`]: the shop's name, address, slip lines and supervisor PIN, shared
 //!   by the coordinator and the page (the owner edits them while it runs).
 //! - [`notices`]: what the hub's own checkout screen tells the owner (the
@@ -64,6 +69,7 @@ pub mod coordinator;
 pub mod discovery;
 pub mod doctor;
 pub mod evidence;
+pub mod guard;
 pub mod hub;
 pub mod install;
 pub mod jobs;

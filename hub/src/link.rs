@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
+use crate::guard::{Counted, Rate};
 use crate::keys::{Keys, Refusal};
 use crate::store::Change;
 
@@ -136,9 +137,8 @@ fn open_request(keys: &Keys, terminal: &TerminalId, payload: &[u8]) -> Opened {
 /// full once every ten seconds, with how many there were since; the others
 /// at debug level. A real checkout asks again, so it still hears why.
 struct Refusals {
-    answers: std::sync::Mutex<Throttle>,
-    /// Per kind: when it was last logged, and how many since start.
-    logged: std::sync::Mutex<std::collections::HashMap<String, (Option<std::time::Instant>, u64)>>,
+    answers: std::sync::Mutex<Rate>,
+    logged: std::sync::Mutex<Counted<String>>,
 }
 
 /// Refusals answered a second, on average; twice as many at once.
@@ -149,8 +149,8 @@ const REFUSAL_KINDS: usize = 64;
 impl Default for Refusals {
     fn default() -> Refusals {
         Refusals {
-            answers: std::sync::Mutex::new(Throttle::new(REFUSALS_ANSWERED_PER_S)),
-            logged: Default::default(),
+            answers: std::sync::Mutex::new(Rate::new(REFUSALS_ANSWERED_PER_S, REFUSALS_ANSWERED_PER_S * 2.0)),
+            logged: std::sync::Mutex::new(Counted::new(REFUSAL_KINDS)),
         }
     }
 }
@@ -160,21 +160,8 @@ impl Refusals {
     /// it, such as a replay's counters; `why` is its detail); whether to
     /// answer it.
     fn one(&self, terminal: &TerminalId, what: &str, why: &str) -> bool {
-        let now = std::time::Instant::now();
         let kind: String = what.chars().filter(|c| !c.is_ascii_digit()).collect();
-        let logged = {
-            let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-            if logged.len() >= REFUSAL_KINDS && !logged.contains_key(&kind) {
-                logged.clear();
-            }
-            let (at, count) = logged.entry(kind).or_insert((None, 0));
-            *count += 1;
-            let due = at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10));
-            if due {
-                *at = Some(now);
-            }
-            due.then_some(*count)
-        };
+        let logged = self.logged.lock().unwrap_or_else(|e| e.into_inner()).one(kind);
         match logged {
             Some(since_start) => {
                 tracing::warn!(terminal = %terminal, why, since_start, "{what} (this kind at most once every 10 s)")
@@ -182,36 +169,6 @@ impl Refusals {
             None => tracing::debug!(terminal = %terminal, why, "{what}"),
         }
         self.answers.lock().unwrap_or_else(|e| e.into_inner()).allow()
-    }
-}
-
-/// A token bucket: `allow` is true `per_second` times a second on average,
-/// twice that many at once.
-struct Throttle {
-    per_second: f64,
-    tokens: f64,
-    at: std::time::Instant,
-}
-
-impl Throttle {
-    fn new(per_second: f64) -> Throttle {
-        Throttle {
-            per_second,
-            tokens: per_second * 2.0,
-            at: std::time::Instant::now(),
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
-        self.at = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
     }
 }
 
@@ -337,7 +294,7 @@ async fn record_statuses<A: Acquirer>(
 ) {
     // Logged at info, at most a few a second (a hub that lets anyone sell
     // cannot tell a flood of made-up checkouts from real ones).
-    let mut logged = Throttle::new(5.0);
+    let mut logged = Rate::new(5.0, 10.0);
     while let Some((terminal, status)) = statuses.recv().await {
         if logged.allow() {
             tracing::info!(terminal = %terminal, online = status.online, version = ?status.version, "terminal status");
@@ -357,42 +314,6 @@ async fn record_statuses<A: Acquirer>(
             }
             Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
         }
-    }
-}
-
-/// Counts what is dropped and logs it at most once every ten seconds, so that
-/// a flood from the LAN cannot flood the log too.
-struct Dropped {
-    what: &'static str,
-    count: u64,
-    logged: Option<std::time::Instant>,
-}
-
-impl Dropped {
-    fn new(what: &'static str) -> Dropped {
-        Dropped {
-            what,
-            count: 0,
-            logged: None,
-        }
-    }
-
-    /// Counts one; true when it was logged.
-    fn one(&mut self) -> bool {
-        self.count += 1;
-        if self
-            .logged
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
-        {
-            return false;
-        }
-        tracing::warn!(
-            what = self.what,
-            since_start = self.count,
-            "messages dropped or refused (this line at most every 10 s)"
-        );
-        self.logged = Some(std::time::Instant::now());
-        true
     }
 }
 
@@ -498,11 +419,16 @@ pub async fn run<A: Acquirer>(
         proven: std::time::Instant::now(),
         up: false,
     };
-    let (mut requests_dropped, mut statuses_dropped, mut strays) = (
-        Dropped::new("requests: too many in flight"),
-        Dropped::new("statuses: too many queued"),
-        Dropped::new("messages on a topic with no valid terminal id"),
-    );
+    let mut dropped = Counted::new(4);
+    let mut drop_one = move |what: &'static str| {
+        if let Some(since_start) = dropped.one(what) {
+            tracing::warn!(
+                what,
+                since_start,
+                "messages dropped or refused (this line at most every 10 s)"
+            );
+        }
+    };
     let mut backoff = mqtt::Backoff::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -535,7 +461,7 @@ pub async fn run<A: Acquirer>(
                         continue;
                     }
                     let Some((terminal, leaf)) = topics.parse_term_topic(&p.topic) else {
-                        strays.one();
+                        drop_one("messages on a topic with no valid terminal id");
                         continue;
                     };
                     match leaf {
@@ -544,7 +470,7 @@ pub async fn run<A: Acquirer>(
                             // pile up tasks. A request dropped here is re-sent by its
                             // terminal with the same id, so nothing is lost.
                             let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                                requests_dropped.one();
+                                drop_one("requests: too many in flight");
                                 continue;
                             };
                             let opened = open_request(&keys, &terminal, &p.payload);
@@ -564,7 +490,7 @@ pub async fn run<A: Acquirer>(
                         "status" => match decode_status(&p.payload) {
                             Ok(status) => {
                                 if statuses.try_send((terminal, status)).is_err() {
-                                    statuses_dropped.one();
+                                    drop_one("statuses: too many queued");
                                 }
                             }
                             Err(e) => tracing::debug!(terminal = %terminal, error = %e, "bad status message ignored"),

@@ -21,10 +21,9 @@
 //!
 //! What it refuses is counted and logged at most once every ten seconds.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tallybox_core::protocol::{TerminalId, Topics, MAX_PAYLOAD};
 
 use super::{Logins, Standing};
+use crate::guard::{Counted, Doors, Rate};
 
 /// A client that has not sent its whole CONNECT by then is closed.
 pub const CONNECT_WITHIN: Duration = Duration::from_secs(5);
@@ -81,38 +81,13 @@ impl Turned {
     }
 }
 
-/// What the gate has turned away since start, and when it last said so.
-#[derive(Default)]
-struct Tally {
-    counts: HashMap<Turned, u64>,
-    logged: Option<Instant>,
-}
-
 /// The gate's shared state.
 pub struct Gate {
     logins: Arc<Logins>,
     topics: Topics,
     broker: SocketAddr,
-    open: Mutex<HashMap<IpAddr, usize>>,
-    tally: Mutex<Tally>,
-}
-
-/// One connection's place in the counts, given back when it ends.
-struct Place {
-    gate: Arc<Gate>,
-    ip: IpAddr,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
+    doors: Arc<Doors>,
+    turned: Mutex<Counted<Turned>>,
 }
 
 impl Gate {
@@ -121,40 +96,16 @@ impl Gate {
             logins,
             topics: Topics::new(store),
             broker,
-            open: Mutex::new(HashMap::new()),
-            tally: Mutex::new(Tally::default()),
+            doors: Doors::new(PER_ADDRESS, TOTAL),
+            turned: Mutex::new(Counted::new(16)),
         })
     }
 
     fn turned(&self, why: Turned, peer: SocketAddr) {
-        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        *tally.counts.entry(why).or_default() += 1;
-        if tally
-            .logged
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
-        {
-            tally.logged = Some(Instant::now());
-            let counts: Vec<String> = tally
-                .counts
-                .iter()
-                .map(|(why, n)| format!("{n} × {}", why.why()))
-                .collect();
-            tracing::warn!(last = %peer, last_why = why.why(), counted = %counts.join("; "), "MQTT gate turned clients away (counted since start; this line at most every 10 s)");
+        let logged = self.turned.lock().unwrap_or_else(|e| e.into_inner()).one(why);
+        if let Some(since_start) = logged {
+            tracing::warn!(last = %peer, why = why.why(), since_start, "MQTT gate turned a client away (each reason at most once every 10 s)");
         }
-    }
-
-    fn take_place(self: &Arc<Gate>, ip: IpAddr) -> Option<Place> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = open.values().sum();
-        let here = open.entry(ip).or_default();
-        if *here >= PER_ADDRESS || total >= TOTAL {
-            return None;
-        }
-        *here += 1;
-        Some(Place {
-            gate: Arc::clone(self),
-            ip,
-        })
     }
 }
 
@@ -173,7 +124,7 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, stop: CancellationTok
                 }
             },
         };
-        let Some(place) = gate.take_place(peer.ip()) else {
+        let Some(place) = gate.doors.enter(peer.ip()) else {
             gate.turned(Turned::TooMany, peer);
             continue;
         };
@@ -309,8 +260,7 @@ struct Sender {
     /// its key's password, so this connection speaks for that terminal.
     terminal: Option<String>,
     retained: Vec<String>,
-    tokens: f64,
-    at: Instant,
+    pace: Rate,
 }
 
 impl Sender {
@@ -340,20 +290,9 @@ impl Sender {
 
     /// Waits until a limited sender may send one more packet.
     async fn pace(&mut self, limited: bool) {
-        if !limited {
-            return;
+        if limited {
+            tokio::time::sleep(self.pace.take()).await;
         }
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * STRANGER_PACKETS_PER_S)
-            .min(STRANGER_PACKETS_PER_S * 3.0);
-        self.at = now;
-        if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / STRANGER_PACKETS_PER_S;
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-            self.tokens = 1.0;
-            self.at = Instant::now();
-        }
-        self.tokens -= 1.0;
     }
 }
 
@@ -426,8 +365,7 @@ async fn carry(
             .strip_prefix(super::TERMINAL_CLIENT)
             .map(str::to_string),
         retained: Vec::new(),
-        tokens: STRANGER_PACKETS_PER_S * 3.0,
-        at: Instant::now(),
+        pace: Rate::new(STRANGER_PACKETS_PER_S, STRANGER_PACKETS_PER_S * 3.0),
     };
     let limited = sender.limited(gate);
     if let Some((topic, size)) = &login.will {

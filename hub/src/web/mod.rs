@@ -16,6 +16,7 @@ mod error;
 mod manage;
 mod pairing;
 mod reports;
+pub mod serve;
 pub mod update;
 
 pub use checks::{keep_watch, Watch};
@@ -189,11 +190,7 @@ pub async fn bind(
         .with(warp::reply::with::header("x-frame-options", "DENY"))
         .with(warp::reply::with::header("referrer-policy", "no-referrer"))
         .with(warp::reply::with::header("content-security-policy", CSP));
-    let server = warp::serve(routes)
-        .incoming(listener)
-        .graceful(async move { shutdown.cancelled().await })
-        .run();
-    Ok((local, server))
+    Ok((local, serve::serve(listener, warp::service(routes), shutdown)))
 }
 
 #[cfg(test)]

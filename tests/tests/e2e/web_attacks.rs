@@ -142,21 +142,53 @@ fn planted_sessions_guessed_links_climbing_paths_and_huge_bodies_get_nothing() {
     assert_eq!(get(hub.http, "/").0, 200);
 }
 
+/// A connection from the loopback address `from` (127/8 is all loopback:
+/// another device on the LAN) to `port`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    socket.into()
+}
+
+/// Whether the hub has closed `s` (it reads the end of the stream, or a reset).
+fn closed_by_hub(mut s: &TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut byte = [0u8; 1];
+    match s.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
 #[test]
 fn a_crowd_of_connections_that_never_finish_does_not_lock_the_owner_out() {
     let hub = Hub::start();
-    // Three hundred clients each send half a request line and then nothing
-    // (a "slowloris"), holding their connections open.
-    let crowd: Vec<TcpStream> = (0..300)
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", hub.pid().unwrap()))
+            .unwrap()
+            .count()
+    };
+    let fds_before = fds();
+    // A thousand clients on another device each send half a request and
+    // then nothing (a "slowloris"), to hold their connections open.
+    let crowd: Vec<TcpStream> = (0..1000)
         .map(|_| {
-            let mut s = TcpStream::connect(("127.0.0.1", hub.http)).unwrap();
-            s.write_all(b"GET /api/v1/transactions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                .unwrap();
+            let mut s = connect_from([127, 0, 0, 2], hub.http);
+            let _ = s.write_all(b"GET /api/v1/transactions HTTP/1.1\r\nHost: x\r\nX-Slow: ");
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    // The owner still gets the page and signs in, promptly.
+    std::thread::sleep(Duration::from_millis(500));
+    // The owner, on their phone, still gets the page and signs in, promptly.
     let started = Instant::now();
     let (status, _) = get(hub.http, "/");
     assert_eq!(status, 200);
@@ -168,12 +200,22 @@ fn a_crowd_of_connections_that_never_finish_does_not_lock_the_owner_out() {
         "the page took {:?} behind the crowd",
         started.elapsed()
     );
-    drop(crowd);
+    // The hub holds only a few of the crowd's connections (32 an address)...
+    let held = crowd.iter().filter(|s| !closed_by_hub(s)).count();
+    let grown = fds().saturating_sub(fds_before);
+    eprintln!("1000 half-sent requests: {held} held by the hub, +{grown} descriptors");
+    assert!(held <= 32, "the hub held {held} of the crowd's connections");
+    assert!(grown < 100, "the hub opened {grown} more descriptors");
+    // ...and closes those when their header has not come in 10 s.
+    std::thread::sleep(Duration::from_secs(11));
+    let held = crowd.iter().filter(|s| !closed_by_hub(s)).count();
+    assert_eq!(held, 0, "half-sent requests still held after 11 s");
     assert_eq!(get(hub.http, "/").0, 200);
 }
 
 /// `POST /api/v1/session` with a wrong password from the loopback address
-/// `from` (127/8 is all loopback: another device on the LAN); the status.
+/// `from` (127/8 is all loopback: another device on the LAN); the status, 0
+/// when the hub closed the connection unanswered.
 async fn wrong_password_from(from: [u8; 4], port: u16) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -184,9 +226,11 @@ async fn wrong_password_from(from: [u8; 4], port: u16) -> u16 {
         "POST /api/v1/session HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    // The hub may close a connection over its cap for one address before
+    // reading it: no answer, 0.
+    let _ = stream.write_all(request.as_bytes()).await;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
+    let _ = stream.read_to_string(&mut answer).await;
     answer
         .split(' ')
         .nth(1)
@@ -222,9 +266,12 @@ fn sixty_wrong_passwords_at_once_are_checked_five_times_and_the_owner_still_sign
     });
     let checked = codes.iter().filter(|&&c| c == 401).count();
     let locked = codes.iter().filter(|&&c| c == 429).count();
-    assert_eq!((checked, locked), (5, 55), "{codes:?}");
+    // Past 32 connections from one address the page closes the rest unread.
+    let unread = codes.iter().filter(|&&c| c == 0).count();
+    assert_eq!((checked, locked + unread), (5, 55), "{codes:?}");
+    assert!(unread <= 28, "{unread} of 60 closed unread: {codes:?}");
     let grown = peak_kib(pid).saturating_sub(before);
-    eprintln!("60 guesses at once: {checked} checked, {locked} locked; peak memory +{grown} KiB");
+    eprintln!("60 guesses at once: {checked} checked, {locked} locked, {unread} closed unread; peak memory +{grown} KiB");
     // One argon2 hash (19 MiB) at a time: two at once measured +45 MiB.
     assert!(grown < 32 * 1024, "the hub's peak memory grew by {grown} KiB");
 

@@ -225,9 +225,16 @@ fn a_signed_update_is_installed_after_a_backup_proves_itself_and_stays() {
 
     // The hub restarts into it, proves itself, and the trial ends.
     hub.restart();
-    let confirmed = wait_for(Duration::from_secs(40), || (!inst.trying()).then_some(()));
-    assert!(confirmed.is_some(), "never confirmed; hub log:\n{}", hub.log());
-    assert!(inst.log().contains("\"event\":\"confirmed\""), "{}", inst.log());
+    // The marker goes first, then the log line: both are waited for.
+    let confirmed = wait_for(Duration::from_secs(40), || {
+        (!inst.trying() && inst.log().contains("\"event\":\"confirmed\"")).then_some(())
+    });
+    assert!(
+        confirmed.is_some(),
+        "never confirmed; update log:\n{}\nhub log:\n{}",
+        inst.log(),
+        hub.log()
+    );
     assert_eq!(inst.current(), "0.1.1");
     assert_eq!(hub.transactions("").len(), 1, "the sale is still there");
     let check = doctor_update(&inst);

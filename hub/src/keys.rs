@@ -41,6 +41,9 @@ struct Link {
     replay: ReplayGuard,
     /// The counter last saved for `replay` ([`Keys::save_replay_marks`]).
     saved: u64,
+    /// When a sealed message from the terminal was last opened: proof that
+    /// it was there, which nobody without its key can give.
+    heard: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,7 @@ impl Keys {
                         revoked: row.revoked,
                         replay: ReplayGuard::from_seen(row.rx_seen),
                         saved: row.rx_seen,
+                        heard: None,
                     },
                 )
             })
@@ -241,7 +245,26 @@ impl Keys {
         link.replay
             .accept(counter)
             .map_err(|e| Refusal::Drop(e.to_string()))?;
+        link.heard = Some(Instant::now());
         Ok(plain)
+    }
+
+    /// Whether `terminal` holds a key the hub accepts: its statuses, which
+    /// are not sealed, are then claims to check, not facts.
+    pub fn is_paired(&self, terminal: &TerminalId) -> bool {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        links
+            .get(terminal.as_str())
+            .is_some_and(|l| l.key.is_some() && !l.revoked)
+    }
+
+    /// Whether a sealed message from `terminal` was opened after `since`.
+    pub fn heard_since(&self, terminal: &TerminalId, since: Instant) -> bool {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        links
+            .get(terminal.as_str())
+            .and_then(|l| l.heard)
+            .is_some_and(|at| at > since)
     }
 
     /// Whether the owner lets only paired checkouts sell.

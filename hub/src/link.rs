@@ -283,8 +283,16 @@ impl LinkBeat {
     }
 }
 
+/// How long a paired checkout has to answer [`Response::AreYouThere`]
+/// (with a sealed heartbeat) before an offline status for it is believed.
+pub const THERE_WITHIN: Duration = Duration::from_secs(3);
+
 /// Records statuses in the order they came, and tells a checkout back online
 /// whether it is frozen, in case it missed a change meanwhile.
+///
+/// Statuses are not sealed, so a paired checkout's are claims: it is online
+/// by its sealed sign-in and heartbeats (the coordinator records those), and
+/// an offline claim is checked with the checkout first ([`check_offline`]).
 async fn record_statuses<A: Acquirer>(
     client: AsyncClient,
     topics: Topics,
@@ -295,12 +303,30 @@ async fn record_statuses<A: Acquirer>(
     // Logged at info, at most a few a second (a hub that lets anyone sell
     // cannot tell a flood of made-up checkouts from real ones).
     let mut logged = Rate::new(5.0, 10.0);
+    let checks = Arc::new(OfflineChecks::new());
     while let Some((terminal, status)) = statuses.recv().await {
         if logged.allow() {
             tracing::info!(terminal = %terminal, online = status.online, version = ?status.version, "terminal status");
         }
         let online = status.online;
-        coordinator.terminal_status(&terminal, status).await;
+        match (keys.is_paired(&terminal), online) {
+            (true, false) => {
+                if checks.claim(&terminal) {
+                    tokio::spawn(check_offline(
+                        client.clone(),
+                        topics.clone(),
+                        Arc::clone(&keys),
+                        Arc::clone(&coordinator),
+                        terminal,
+                        status,
+                        Arc::clone(&checks),
+                    ));
+                }
+                continue;
+            }
+            (true, true) => {}
+            (false, _) => coordinator.terminal_status(&terminal, status).await,
+        }
         if !online {
             continue;
         }
@@ -313,6 +339,86 @@ async fn record_statuses<A: Acquirer>(
                 answer(&client, &topics, &keys, &terminal, &notice).await;
             }
             Err(e) => tracing::warn!(terminal = %terminal, error = %e, "cannot read the terminal's freeze"),
+        }
+    }
+}
+
+/// The paired checkouts whose offline claims are being checked; `true`
+/// when another claim came in meanwhile (checked again after: the
+/// checkout may have gone in between).
+struct OfflineChecks {
+    running: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    forged: std::sync::Mutex<Counted<()>>,
+}
+
+impl OfflineChecks {
+    fn new() -> OfflineChecks {
+        OfflineChecks {
+            running: Default::default(),
+            forged: std::sync::Mutex::new(Counted::new(1)),
+        }
+    }
+
+    /// Notes an offline claim for `terminal`: true when a check is to start
+    /// (none runs for it now).
+    fn claim(&self, terminal: &TerminalId) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(terminal.as_str()) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                running.insert(terminal.to_string(), false);
+                true
+            }
+        }
+    }
+
+    /// A check of `terminal` ended: true when a claim came in meanwhile and
+    /// it is to be checked again.
+    fn again(&self, terminal: &TerminalId) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(terminal.as_str()) {
+            Some(again) if *again => {
+                *again = false;
+                true
+            }
+            _ => {
+                running.remove(terminal.as_str());
+                false
+            }
+        }
+    }
+}
+
+/// Asks a paired checkout said to be offline whether it is there: it is
+/// recorded offline only when no sealed message from it comes within
+/// [`THERE_WITHIN`]. Anyone on a broker without per-client rules can publish
+/// its status (or set it as a last will); nobody else can seal its answer.
+async fn check_offline<A: Acquirer>(
+    client: AsyncClient,
+    topics: Topics,
+    keys: Arc<Keys>,
+    coordinator: Arc<Coordinator<A>>,
+    terminal: TerminalId,
+    status: Status,
+    checks: Arc<OfflineChecks>,
+) {
+    loop {
+        let asked = std::time::Instant::now();
+        answer(&client, &topics, &keys, &terminal, &Response::AreYouThere).await;
+        tokio::time::sleep(THERE_WITHIN).await;
+        if keys.heard_since(&terminal, asked) {
+            let counted = checks.forged.lock().unwrap_or_else(|e| e.into_inner()).one(());
+            if let Some(since_start) = counted {
+                tracing::warn!(terminal = %terminal, since_start, "an offline status for a paired checkout that answered sealed: forged, ignored (this line at most every 10 s)");
+            }
+        } else {
+            coordinator.terminal_status(&terminal, status.clone()).await;
+        }
+        if !checks.again(&terminal) {
+            return;
         }
     }
 }

@@ -236,6 +236,7 @@ impl<D: Display> Agent<D> {
             said_not_installed: false,
             broker_host: cfg.broker.host.clone(),
             scratch: cfg.state_dir.join("update.download"),
+            beat_now: false,
         };
         let started = Instant::now();
         let mut clock = tokio::time::interval(Duration::from_secs(1));
@@ -251,6 +252,9 @@ impl<D: Display> Agent<D> {
                 break ended;
             }
             publish_state(&self.state, &self.card_wanted, &checkout);
+            if std::mem::take(&mut run.beat_now) {
+                heartbeat.reset_immediately();
+            }
             let deadline = checkout.poll_timeout();
             let mut done = None;
             let event = tokio::select! {
@@ -463,6 +467,8 @@ struct Running {
     broker_host: String,
     /// Where an offered update is downloaded to.
     scratch: PathBuf,
+    /// The hub asked for a heartbeat: send it before the next wait.
+    beat_now: bool,
 }
 
 impl Running {
@@ -522,6 +528,7 @@ impl Running {
                     }
                 }
                 Output::PrintTestSlip => self.spooler.submit(self.test_slip(checkout)),
+                Output::Heartbeat => self.beat_now = true,
                 Output::SelfTest => {
                     devices.show(&checkout.self_test(self.health.snapshot()));
                     self.spooler.submit(self.test_slip(checkout));

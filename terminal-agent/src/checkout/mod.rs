@@ -23,6 +23,9 @@
 //!   as unconfirmed, never as "not charged"; any other sale ends only with
 //!   the hub's sealed answer.
 //! - The cashier is told once per request when the hub stays silent on it.
+//! - The hub asking, sealed, whether the checkout is there (it heard an
+//!   offline status, which anyone can publish) gets a heartbeat at once
+//!   ([`Output::Heartbeat`]): the sealed proof that it is.
 //! - A restart or an update the owner asked for waits until the checkout is
 //!   idle: never in the middle of a sale. Each sealed message is taken at
 //!   most once, across restarts too ([`Output::KeepSeen`]): a restart
@@ -103,6 +106,9 @@ pub enum Output {
     },
     /// The store's time zone, as the hub says it.
     TimeZone(String),
+    /// Send the device counters now (a heartbeat, sealed): the hub asked
+    /// whether this checkout is still there.
+    Heartbeat,
     /// Keep this replay mark (the highest counter taken from the hub), so
     /// that a message captured once is not taken again after a restart.
     KeepSeen(u64),
@@ -368,6 +374,10 @@ impl Checkout {
             Response::Restart => {
                 tracing::warn!(terminal = %self.link.terminal(), "the owner asked for a restart; it happens when the checkout is idle");
                 self.link.stop_when_idle(Ending::Restart);
+                return;
+            }
+            Response::AreYouThere => {
+                self.out.push_back(Output::Heartbeat);
                 return;
             }
             Response::SignedIn {

@@ -431,6 +431,21 @@ fn the_owners_test_slip_and_the_time_zone_go_to_the_runtime() {
     );
 }
 
+#[test]
+fn the_hub_asking_whether_the_checkout_is_there_gets_a_heartbeat_but_a_stranger_does_not() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    c.handle(hub.says(&Response::AreYouThere), t0);
+    assert_eq!(drain(&mut c), vec![Output::Heartbeat]);
+    // In clear, from anyone on the LAN: not taken, nothing sent.
+    c.handle(
+        Event::Message(tallybox_core::protocol::encode(&Response::AreYouThere).unwrap()),
+        t0,
+    );
+    assert_eq!(drain(&mut c), vec![]);
+}
+
 /// Every kind of message the hub could send, as a stranger would forge it
 /// for the request `request` (in clear: a stranger holds no key).
 fn every_answer_to(request: &Request) -> Vec<Response> {

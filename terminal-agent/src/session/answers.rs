@@ -190,6 +190,7 @@ impl Session {
             | Response::Print { .. }
             | Response::TestSlip
             | Response::Restart
+            | Response::AreYouThere
             | Response::Update { .. }
             | Response::TimeZone { .. }
             | Response::Paired { .. } => vec![],

@@ -702,3 +702,90 @@ fn a_client_that_sends_on_before_its_connack_loses_nothing_at_the_gate() {
     stream.read_exact(&mut answers).expect("CONNACK and SUBACK");
     assert_eq!(answers, [0x20, 2, 0, 0, 0x90, 3, 0, 7, 0]);
 }
+
+/// Whether the owner's page shows checkout `id` online.
+fn shown_online(hub: &Hub, id: &str) -> bool {
+    let (_, terminals) = hub.get("/api/v1/terminals");
+    terminals["terminals"]
+        .as_array()
+        .expect("terminals")
+        .iter()
+        .any(|t| t["id"] == id && t["online"] == json!(true))
+}
+
+#[test]
+fn forged_statuses_for_a_paired_checkout_neither_take_it_off_the_page_nor_bring_a_dead_one_back() {
+    let (broker, hub, mut t1) = paired_over_mosquitto();
+    assert!(
+        tallybox_e2e::wait_for(WAIT, || shown_online(&hub, "T1").then_some(())).is_some(),
+        "T1 never shown online"
+    );
+    let sold = t1.sale(1_250, "approved");
+    assert!(sold.contains("APPROVED"), "{sold}");
+    t1.keys("C");
+    let txn = hub.transactions("")[0]["id"].as_i64().expect("the sale's id");
+
+    // A stranger on the broker says, over and over, that T1 went offline:
+    // retained, in clear, and as a last will it leaves behind.
+    let status = format!("tallybox/v1/{STORE}/term/T1/status");
+    let offline = br#"{"v":1,"type":"status","online":false,"version":"0.1.0","detail":"stopped"}"#.to_vec();
+    let online = br#"{"v":1,"type":"status","online":true,"version":"0.1.0"}"#.to_vec();
+    let mut options = MqttOptions::new("stranger-status", "127.0.0.1", broker.port);
+    options.set_last_will(rumqttc::LastWill::new(
+        &status,
+        offline.clone(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, mut connection) = Client::new(options, 64);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    let started = std::time::Instant::now();
+    let mut looks = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        client
+            .publish(&status, QoS::AtLeastOnce, true, offline.clone())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            shown_online(&hub, "T1"),
+            "T1 shown offline after a forged status; hub log:\n{}\nT1 log:\n{}",
+            hub.log(),
+            t1.log()
+        );
+        looks += 1;
+    }
+    // The stranger leaves without a goodbye: its last will goes out too.
+    drop(client);
+    std::thread::sleep(tallybox::link::THERE_WITHIN + Duration::from_secs(1));
+    assert!(looks >= 20 && shown_online(&hub, "T1"), "T1 shown offline");
+    // The owner's reprint still reaches T1's printer.
+    let (code, sent) = hub.web().send(
+        "POST",
+        &format!("/api/v1/transactions/{txn}/reprint"),
+        json!({"terminal": "T1"}),
+    );
+    assert_eq!(code, 202, "{sent}");
+    assert!(t1.wait_paper(3).len() >= 3, "the reprint was not printed");
+    assert!(hub.log().contains("forged, ignored"), "the hub did not say so");
+
+    // T1 dies for real: the page says so within seconds...
+    t1.kill();
+    assert!(
+        tallybox_e2e::wait_for(WAIT, || (!shown_online(&hub, "T1")).then_some(())).is_some(),
+        "a dead T1 still shown online"
+    );
+    // ...and a stranger's "online" in its name does not bring it back.
+    let (client, mut connection) =
+        Client::new(MqttOptions::new("stranger-online", "127.0.0.1", broker.port), 64);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    for _ in 0..8 {
+        client
+            .publish(&status, QoS::AtLeastOnce, true, online.clone())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            !shown_online(&hub, "T1"),
+            "a dead T1 shown online by a forged status"
+        );
+    }
+}

@@ -129,6 +129,10 @@ pub enum Response {
     TestSlip,
     /// The owner asked for this checkout's program to restart: news.
     Restart,
+    /// The hub heard, unsealed, that this checkout went offline (its last
+    /// will, or anyone on the LAN saying so): a live checkout answers with a
+    /// sealed heartbeat at once, which a stranger cannot forge.
+    AreYouThere,
     /// A newer version of the checkout's program is on the hub: news. The
     /// signed bundle is at `path` on the hub's web server (`port`, on the
     /// host the checkout reaches the broker at).
@@ -166,6 +170,7 @@ impl Response {
             Response::Print { .. }
             | Response::TestSlip
             | Response::Restart
+            | Response::AreYouThere
             | Response::Update { .. }
             | Response::TimeZone { .. } => None,
             Response::Error { request_id, .. } => request_id.as_deref(),
@@ -216,6 +221,7 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "print",
     "test_slip",
     "restart",
+    "are_you_there",
     "update",
     "settled",
     "frozen",

@@ -107,6 +107,7 @@ fn every_response_kind_is_known_to_the_decoder() {
         },
         Response::TestSlip,
         Response::Restart,
+        Response::AreYouThere,
         Response::Update {
             version: "0.2.0".into(),
             port: 80,

@@ -100,8 +100,12 @@ impl Spool {
     }
 
     /// While failing: checks the printer and prints the queue if it is fixed.
+    /// Otherwise looks at the roll, so a roll changed between sales (or
+    /// while the printer was out of paper) is noticed without a print.
     pub fn retry(&mut self, printer: &mut dyn Printer) -> Option<PrintReport> {
-        let was = self.failing?;
+        let Some(was) = self.failing else {
+            return self.check_paper(printer);
+        };
         match printer.status() {
             Ok(status) => match status.problem() {
                 Some(problem) if problem == was => None,

@@ -137,6 +137,31 @@ fn a_roll_running_low_is_reported_once_and_again_when_changed() {
 }
 
 #[test]
+fn a_roll_that_ran_low_then_out_is_good_again_once_changed_without_another_sale() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = SharedPrinter::default();
+    let mut p = printer(&model);
+    let mut spool = Spool::new(crate::print::queue::PrintQueue::open(dir.path()).unwrap());
+    model.with(|m| m.paper_after(20));
+    assert_eq!(
+        spool.submit(&mut p, slip(3, "A")),
+        Some(PrintReport::PaperLow(true))
+    );
+    assert!(matches!(
+        spool.submit(&mut p, slip(30, "B")),
+        Some(PrintReport::Failed { .. })
+    ));
+    model.with(|m| m.set_paper(true));
+    assert_eq!(spool.retry(&mut p), Some(PrintReport::Recovered { printed: 1 }));
+    assert_eq!(
+        spool.retry(&mut p),
+        Some(PrintReport::PaperLow(false)),
+        "the next look at the printer says the new roll is full"
+    );
+    assert_eq!(spool.retry(&mut p), None, "said once");
+}
+
+#[test]
 fn slips_left_in_the_queue_print_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let model = SharedPrinter::default();

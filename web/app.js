@@ -487,6 +487,11 @@ const WORSE = { ok: 0, warn: 1, fail: 2 };
 
 /** The owner's buttons for a check: what fixes or tests that part. */
 function checkButtons(c) {
+  if (c.id === "store.history" && c.status !== "ok") {
+    return [el("button", { type: "button", class: "secondary", "data-action": "accept-loss",
+      onclick: () => confirm(t("accept_loss_confirm"))
+        && act("POST", "/api/v1/history/accept-loss", {}, loadChecks, t("saved")) }, t("accept_loss"))];
+  }
   const m = /^terminal\.([^.]+)\.(\w+)$/.exec(c.id);
   if (!m) return [];
   const [, tid, what] = m;

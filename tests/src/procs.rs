@@ -278,6 +278,13 @@ impl Hub {
         self.spawn();
     }
 
+    /// Starts a hub that was killed (after a test did something to its
+    /// data, as a power cut or a worn SD card would).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the hub is still running");
+        self.spawn();
+    }
+
     /// GET without signing in: status and JSON body (Null when not JSON).
     pub fn get_public(&self, path: &str) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.http);

@@ -1,6 +1,8 @@
 //! `tallybox audit verify`: walks the hash-chained audit log and says whether
 //! it is intact, or names the first record that was altered, removed or
-//! reordered. Exit code 0 intact, 1 broken.
+//! reordered; then compares the database with its history's witness, which
+//! sees records lost from the end of the chain (a cut WAL). Exit code 0
+//! intact, 1 broken or lost.
 
 use std::path::PathBuf;
 
@@ -26,16 +28,23 @@ pub fn run(action: AuditAction) -> anyhow::Result<bool> {
         );
     }
     let store = Store::open(&data_dir)?;
+    let keep = "keep this database as evidence (copy the whole data directory) before the hub writes more";
     match store.verify_audit() {
-        Ok(records) => {
-            println!("audit log intact: {records} records, each chained to the one before");
-            Ok(true)
-        }
+        Ok(records) => println!("audit log intact: {records} records, each chained to the one before"),
         Err(e) => {
             println!("audit log BROKEN: {e}");
-            println!(
-                "keep this database as evidence (copy the whole data directory) before the hub writes more"
-            );
+            println!("{keep}");
+            return Ok(false);
+        }
+    }
+    match store.history_lost()? {
+        None => {
+            println!("history whole: the database holds everything its witness has seen");
+            Ok(true)
+        }
+        Some(lost) => {
+            println!("history LOST: {lost}");
+            println!("{keep}");
             Ok(false)
         }
     }

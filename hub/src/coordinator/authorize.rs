@@ -127,6 +127,7 @@ impl<A: Acquirer> Coordinator<A> {
                 let code = match why {
                     Unfit::DiskFull { .. } => reason::HUB_STORAGE,
                     Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
+                    Unfit::HistoryLost(_) => reason::HUB_HISTORY,
                 };
                 return Some(self.refuse(request_id, kind, code));
             }

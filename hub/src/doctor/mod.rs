@@ -90,6 +90,8 @@ pub struct Facts {
     /// How far the clock is behind the last transaction, when beyond the
     /// slack the hub allows before it stops selling.
     pub clock_behind: Option<chrono::Duration>,
+    /// What the database lost against its history's witness, if anything.
+    pub history_lost: Option<String>,
     /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
     pub stale_pending: u32,
     /// The last hour's transactions, newest first.
@@ -364,7 +366,22 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
         ),
     };
-    vec![space, integrity, clock]
+    let history = match &facts.history_lost {
+        None => ok(
+            "store.history",
+            "the database holds all the history its witness has seen".into(),
+        ),
+        Some(lost) => check(
+            "store.history",
+            Status::Fail,
+            format!("history lost below the database: {lost}; the hub refuses new sales (code XW)"),
+            (
+                "The SD card or a power cut lost records the hub had saved. Keep the card as it is (download the evidence pack and a backup first). If you have a backup newer than the first missing record, restore it; otherwise compare the checkouts' slips with the receipts, then press \"Accept the loss\" here: it is recorded, trace numbers move past the lost ones, and sales resume. Replace the SD card soon.",
+                "SD 卡或断电丢失了主机已保存的记录。请保持卡的现状（先下载证据包和备份）。如果有比第一条缺失记录更新的备份，请恢复它；否则请将收银台的小票与收据核对，然后在此点击“接受丢失”：此操作会被记录，凭证号会跳过丢失的号码，交易随即恢复。请尽快更换 SD 卡。",
+            ),
+        ),
+    };
+    vec![space, integrity, clock, history]
 }
 
 /// The worst status: what `tallybox doctor` exits with (0 ok, 1 warn, 2 fail).
@@ -451,6 +468,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         disk_total,
         integrity,
         clock_behind: store.clock_behind()?,
+        history_lost: store.history_lost()?.map(|lost| lost.to_string()),
         stale_pending,
         recent,
         lost,

@@ -20,6 +20,7 @@ pub mod settlement;
 mod shop;
 pub mod terminals;
 pub mod wear;
+pub mod witness;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,9 @@ pub enum Unfit {
     DiskFull { free: u64 },
     /// The clock is this far behind the last transaction recorded.
     ClockBehind { by: chrono::Duration },
+    /// The database is behind its witness: history was lost, and the owner
+    /// has not yet restored a backup or accepted the loss.
+    HistoryLost(Box<witness::Lost>),
 }
 
 impl std::fmt::Display for Unfit {
@@ -110,6 +114,7 @@ impl std::fmt::Display for Unfit {
                 "the clock is {} min behind the last transaction recorded",
                 by.num_minutes().max(1)
             ),
+            Unfit::HistoryLost(lost) => write!(f, "history lost: {lost}"),
         }
     }
 }
@@ -217,6 +222,8 @@ pub struct Store {
     usual_sale: std::cell::Cell<Option<(std::time::Instant, u64, u32)>>,
     /// What the open transaction changed (the writer's connection only).
     changes: changes::Collected,
+    /// The history was found whole against its witness file.
+    history_intact: std::cell::Cell<bool>,
 }
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
@@ -367,7 +374,64 @@ impl Store {
             hasher,
             usual_sale: std::cell::Cell::new(None),
             changes: changes::Collected::default(),
+            history_intact: std::cell::Cell::new(false),
         })
+    }
+
+    /// What is missing from the history its witness file knows of, if
+    /// anything. Read from the file until found intact (a history once
+    /// intact is lost only below the running hub, and seen at next start);
+    /// while lost, read again at each call, so an acceptance made on another
+    /// connection is seen.
+    pub fn history_lost(&self) -> Result<Option<witness::Lost>, StoreError> {
+        if self.history_intact.get() {
+            return Ok(None);
+        }
+        let found = match witness::read(&self.data_dir()) {
+            Ok(Some(w)) => witness::compare(&self.conn, &w)?,
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "the history cannot be compared with its witness; it is written anew");
+                None
+            }
+        };
+        self.history_intact.set(found.is_none());
+        Ok(found)
+    }
+
+    /// The owner accepts the history lost (no backup holds it): recorded in
+    /// the audit chain with what was missing, and every checkout's trace
+    /// numbers and the batch number move past what the witness saw, so none
+    /// is issued twice. False when nothing is lost.
+    pub fn accept_history_loss(&mut self, by: &str) -> Result<bool, StoreError> {
+        let Some(lost) = self.history_lost()? else {
+            return Ok(false);
+        };
+        let w = &lost.witnessed;
+        let (utc, tx) = (now_utc(), self.conn.savepoint()?);
+        for (terminal, next) in &w.traces {
+            exec(
+                &tx,
+                "INSERT INTO terminals (id, name, last_seen, next_trace) VALUES (?1, ?1, ?2, ?3) \
+                 ON CONFLICT(id) DO UPDATE SET next_trace = max(next_trace, excluded.next_trace)",
+                params![terminal, utc, next],
+            )?;
+        }
+        exec(
+            &tx,
+            "UPDATE settings SET value = CAST(max(CAST(value AS INTEGER), ?1) AS TEXT) WHERE key = 'batch_no'",
+            [w.batch_no],
+        )?;
+        let detail = serde_json::json!({
+            "by": by,
+            "witness_seq": w.seq,
+            "witness_hash": w.hash,
+            "missing": lost.to_string(),
+        });
+        audit::append(&tx, &utc, witness::ACCEPTED, None, &detail.to_string())?;
+        tx.commit()?;
+        tracing::warn!(account = by, missing = %lost, "the owner accepted the lost history");
+        Ok(true)
     }
 
     pub fn connection(&self) -> &Connection {
@@ -384,12 +448,15 @@ impl Store {
     }
 
     /// Why a new sale must not start now (checked before each one, in the
-    /// same store job that would write it): too little disk, or a clock
-    /// behind the last transaction.
+    /// same store job that would write it): too little disk, history lost
+    /// and not yet dealt with, or a clock behind the last transaction.
     pub fn unfit_for_sales(&self) -> Result<Option<Unfit>, StoreError> {
         let (free, total) = disk_space(&self.data_dir());
         if total > 0 && free < SALES_RESERVE_BYTES {
             return Ok(Some(Unfit::DiskFull { free }));
+        }
+        if let Some(lost) = self.history_lost()? {
+            return Ok(Some(Unfit::HistoryLost(Box::new(lost))));
         }
         Ok(self.clock_behind()?.map(|by| Unfit::ClockBehind { by }))
     }

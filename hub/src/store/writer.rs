@@ -8,9 +8,13 @@
 //! ([`super::Change`]); a job rolled back tells nothing.
 //! The queue of jobs is bounded (2 048 jobs): a flood waits for room
 //! instead of growing the hub's memory.
+//! After each commit, and still before any job hears its result, the thread
+//! writes the history's witness ([`super::witness`]): one more synced write
+//! of 4 KiB per commit, never one per job.
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::witness::{Witness, WitnessFile};
 use super::{Change, Store, StoreError};
 
 /// The most jobs one commit carries; bounds how long the first one waits.
@@ -84,15 +88,28 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Moves `store` onto its own thread.
+    /// Moves `store` onto its own thread, which keeps the history's witness:
+    /// a database found behind it is logged and refuses sales
+    /// ([`Store::unfit_for_sales`]) until the owner deals with it.
     pub fn spawn(mut store: Store) -> std::io::Result<StoreHandle> {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>(MAX_QUEUED);
         let (changes, _) = broadcast::channel(CHANGES_KEPT);
         store.changes.start();
+        let mut keeper = Keeper {
+            file: WitnessFile::open(&store.data_dir())?,
+            failing: false,
+        };
+        match store.history_lost() {
+            Ok(Some(lost)) => {
+                tracing::error!(missing = %lost, "history lost: sales are refused until the owner restores a backup or accepts the loss on the troubleshooting page")
+            }
+            Ok(None) => keeper.keep(&store),
+            Err(e) => tracing::error!(error = %e, "cannot compare the history with its witness"),
+        }
         let told = changes.clone();
         std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || run(store, queue, told))?;
+            .spawn(move || run(store, keeper, queue, told))?;
         Ok(StoreHandle { jobs, changes })
     }
 
@@ -153,7 +170,44 @@ fn run_in_savepoint(store: &mut Store, job: &mut dyn Job) -> Result<(), Failed> 
     Ok(())
 }
 
-fn run(mut store: Store, mut queue: mpsc::Receiver<Box<dyn Job>>, told: broadcast::Sender<Change>) {
+/// The store thread's witness file.
+struct Keeper {
+    file: WitnessFile,
+    /// The last write failed (said once, not at every commit).
+    failing: bool,
+}
+
+impl Keeper {
+    /// Writes what the history now is, unless history was lost: then the
+    /// witness keeps what was lost until the owner deals with it.
+    fn keep(&mut self, store: &Store) {
+        if !matches!(store.history_lost(), Ok(None)) {
+            return;
+        }
+        let written = Witness::of(store.connection())
+            .map_err(|e| e.to_string())
+            .and_then(|w| self.file.write(&w).map_err(|e| e.to_string()));
+        match written {
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::error!(error = %e, "cannot write the history's witness: a loss below the database would go unnoticed");
+            }
+            Err(_) => {}
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!("the history's witness is written again");
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+fn run(
+    mut store: Store,
+    mut keeper: Keeper,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    told: broadcast::Sender<Change>,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -186,8 +240,11 @@ fn run(mut store: Store, mut queue: mpsc::Receiver<Box<dyn Job>>, told: broadcas
             Some(f) => {
                 tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded")
             }
-            // Nobody listening is fine: the changes are in the store.
-            None => changes.into_iter().for_each(|change| drop(told.send(change))),
+            None => {
+                keeper.keep(&store);
+                // Nobody listening is fine: the changes are in the store.
+                changes.into_iter().for_each(|change| drop(told.send(change)));
+            }
         }
         for job in batch {
             job.deliver(failed.as_ref());
@@ -202,7 +259,7 @@ mod tests {
     use tallybox_core::money::Amount;
     use tallybox_core::protocol::{RequestId, TerminalId, TxnKind};
 
-    use crate::store::NewTxn;
+    use crate::store::{witness, NewTxn};
 
     fn begin(minor: u64) -> impl FnOnce(&mut Store) -> Result<i64, StoreError> + Send {
         move |s| {
@@ -240,6 +297,72 @@ mod tests {
         let reader = Store::open(dir.path()).unwrap();
         assert_eq!(reader.pending().unwrap().len(), 200);
         assert_eq!(reader.verify_audit().unwrap(), 200);
+    }
+
+    #[tokio::test]
+    async fn an_older_database_than_its_witness_stops_sales_until_the_loss_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
+        handle.call(begin(100)).await.unwrap();
+        let old = dir.path().join("old.db");
+        let copy = Store::open(dir.path()).unwrap();
+        copy.connection()
+            .execute("VACUUM INTO ?1", [old.display().to_string()])
+            .unwrap();
+        for minor in [200, 300, 400] {
+            handle.call(begin(minor)).await.unwrap();
+        }
+        // The SD card gives back the database as it was after the first sale.
+        let shop = tempfile::tempdir().unwrap();
+        for (from, to) in [
+            (old.clone(), "tallybox.db"),
+            (dir.path().join(witness::FILE), witness::FILE),
+            (dir.path().join("pan-hash.key"), "pan-hash.key"),
+        ] {
+            std::fs::copy(from, shop.path().join(to)).unwrap();
+        }
+        let witnessed = witness::read(shop.path()).unwrap().unwrap();
+        let handle = StoreHandle::spawn(Store::open(shop.path()).unwrap()).unwrap();
+        let unfit = handle.call(|s: &mut Store| s.unfit_for_sales()).await.unwrap();
+        let Some(crate::store::Unfit::HistoryLost(lost)) = unfit else {
+            panic!("sales must stop: {unfit:?}");
+        };
+        assert_eq!((lost.on_disk_last_txn, lost.witnessed.last_txn), (1, 4));
+        assert!(
+            lost.to_string().contains("transactions 2–4 are missing"),
+            "{lost}"
+        );
+        // Other writes go on, but the witness keeps what was lost.
+        handle
+            .call(|s: &mut Store| s.freeze("T9", "a test"))
+            .await
+            .unwrap();
+        assert_eq!(witness::read(shop.path()).unwrap().unwrap(), witnessed);
+
+        assert!(handle
+            .call(|s: &mut Store| s.accept_history_loss("owner"))
+            .await
+            .unwrap());
+        let trace = handle
+            .call(|s: &mut Store| {
+                assert_eq!(s.unfit_for_sales()?, None, "sales resume");
+                let id = begin(500)(s)?;
+                Ok(s.get(id)?.unwrap().trace_no)
+            })
+            .await
+            .unwrap();
+        assert_eq!(trace, 5, "trace numbers 2–4 went out before the loss");
+        let reader = Store::open(shop.path()).unwrap();
+        assert!(reader.verify_audit().is_ok());
+        assert_eq!(
+            witness::read(shop.path()).unwrap().unwrap(),
+            witness::Witness::of(reader.connection()).unwrap(),
+            "the witness follows the history again"
+        );
+        assert!(!handle
+            .call(|s: &mut Store| s.accept_history_loss("owner"))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]

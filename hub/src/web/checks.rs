@@ -1,7 +1,8 @@
 //! The troubleshooting page's data and buttons: the doctor's checks, live
 //! (with the hub's machine, its broker link and its acquirer link) and their
 //! history; a test slip, a restart, "reader cleaned" and "new roll" for a
-//! checkout; and the support bundle. Running the checks notes what changed
+//! checkout; the owner's acceptance of history lost below the database; and
+//! the support bundle. Running the checks notes what changed
 //! in the history; the hub also runs them every minute on its own.
 
 use std::time::Duration;
@@ -197,6 +198,20 @@ async fn serviced(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The owner accepts what `store.history` says was lost (the audit chain
+/// keeps who and what); sales resume.
+async fn accept_history_loss(who: Session, state: WebState) -> Result<impl Reply, Rejection> {
+    let by = who.account.clone();
+    if !write(&state, move |s| s.accept_history_loss(&by).map_err(internal)).await? {
+        return Err(reject(
+            StatusCode::CONFLICT,
+            "nothing_lost",
+            "the database holds all the history its witness has seen: nothing to accept",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn bundle(who: Session, state: WebState) -> Result<warp::reply::Response, Rejection> {
     let checks = run_checks(&state).await?;
     let shop = current(&state.shop);
@@ -224,7 +239,8 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         let state = state.clone();
         move || state.clone()
     });
-    let manager = session(state, Role::Manager);
+    let manager = session(state.clone(), Role::Manager);
+    let owner = session(state, Role::Owner);
     let checks = warp::path!("api" / "v1" / "checks")
         .and(warp::get())
         .and(manager.clone())
@@ -259,6 +275,11 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(manager.clone())
         .and(with_state.clone())
         .and_then(serviced);
+    let accept = warp::path!("api" / "v1" / "history" / "accept-loss")
+        .and(warp::post())
+        .and(owner)
+        .and(with_state.clone())
+        .and_then(accept_history_loss);
     let bundle = warp::path!("api" / "v1" / "support-bundle")
         .and(warp::get())
         .and(manager)
@@ -269,5 +290,6 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .or(test_slip)
         .or(restart)
         .or(serviced)
+        .or(accept)
         .or(bundle)
 }

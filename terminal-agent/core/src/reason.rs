@@ -243,6 +243,13 @@ const TABLE: &[Explanation] = &[
         "Check its internet",
         "请检查主机网络",
     ),
+    e(
+        HUB_HISTORY,
+        "Hub records missing",
+        "主机交易记录缺失",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
 ];
 
 /// The explanation for `code`; unknown codes get a generic decline.
@@ -292,6 +299,9 @@ pub const HUB_STORAGE: ReasonCode = ReasonCode::local(*b"XD");
 /// Local code: the hub's clock is behind its last transaction (it waits for
 /// the time from the network); nothing was charged.
 pub const HUB_CLOCK: ReasonCode = ReasonCode::local(*b"XT");
+/// Local code: the hub's database is behind its history's witness (records
+/// lost below it); nothing was charged, and sales wait for the owner.
+pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");
 
 #[cfg(test)]
 mod tests {

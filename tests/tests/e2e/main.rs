@@ -26,6 +26,7 @@ mod lan_attacks;
 mod openapi;
 mod package;
 mod pairing;
+mod records;
 mod sale;
 mod structure;
 mod troubleshooting;

@@ -376,8 +376,8 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             Status::Fail,
             format!("history lost below the database: {lost}; the hub refuses new sales (code XW)"),
             (
-                "The SD card or a power cut lost records the hub had saved. Keep the card as it is (download the evidence pack and a backup first). If you have a backup newer than the first missing record, restore it; otherwise compare the checkouts' slips with the receipts, then press \"Accept the loss\" here: it is recorded, trace numbers move past the lost ones, and sales resume. Replace the SD card soon.",
-                "SD 卡或断电丢失了主机已保存的记录。请保持卡的现状（先下载证据包和备份）。如果有比第一条缺失记录更新的备份，请恢复它；否则请将收银台的小票与收据核对，然后在此点击“接受丢失”：此操作会被记录，凭证号会跳过丢失的号码，交易随即恢复。请尽快更换 SD 卡。",
+                "The SD card or a power cut lost records the hub had saved. Keep the card as it is (download the evidence pack and a backup first). Find the missing transactions on the checkouts' slips and the bank's statement, then press \"Accept the loss\" here: it is recorded, trace numbers move past the lost ones, and sales resume. Replace the SD card soon.",
+                "SD 卡或断电丢失了主机已保存的记录。请保持卡的现状（先下载证据包和备份）。请根据收银台的小票和银行对账单找出缺失的交易，然后在此点击“接受丢失”：此操作会被记录，凭证号会跳过丢失的号码，交易随即恢复。请尽快更换 SD 卡。",
             ),
         ),
     };

@@ -47,6 +47,20 @@ pub enum StoreError {
     DataDir { dir: String, error: std::io::Error },
     #[error("the database was written by a newer Tallybox (schema {found}, this build knows {known}); update Tallybox")]
     TooNew { found: u32, known: u32 },
+    #[error("upgrading the database (schema {from} to {to}) needs {need_mib} MiB free where it lives, and only {free_mib} MiB are; nothing was changed: free space (or move the data to a larger SD card) and start again")]
+    MigrationRoom {
+        from: u32,
+        to: u32,
+        need_mib: u64,
+        free_mib: u64,
+    },
+    #[error("upgrading the database from schema {from} to {to} failed: {error}; the database stays at schema {at}, with all its data")]
+    Migration {
+        from: u32,
+        to: u32,
+        at: u32,
+        error: rusqlite::Error,
+    },
     #[error("the database did not commit: {0}")]
     Commit(String),
     #[error("the disk refused the write: {0}")]
@@ -64,7 +78,8 @@ impl StoreError {
         match self {
             StoreError::Storage(_) => true,
             StoreError::Sqlite(e) => disk_refused(e),
-            StoreError::DataDir { .. } => true,
+            StoreError::DataDir { .. } | StoreError::MigrationRoom { .. } => true,
+            StoreError::Migration { error, .. } => disk_refused(error),
             _ => false,
         }
     }
@@ -267,6 +282,24 @@ fn private(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A migration may rewrite every table through the WAL before it
+/// checkpoints: it needs about a copy of the database's size free, which is
+/// checked before it starts instead of failing half way.
+fn migration_room(dir: &Path, found: u32) -> Result<(), StoreError> {
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    let need = size("tallybox.db") + size("tallybox.db-wal") + (1 << 20);
+    let (free, total) = disk_space(dir);
+    if total > 0 && free < need {
+        return Err(StoreError::MigrationRoom {
+            from: found,
+            to: schema::latest(),
+            need_mib: need.div_ceil(1 << 20),
+            free_mib: free >> 20,
+        });
+    }
+    Ok(())
+}
+
 /// The number of the open batch (批次号).
 fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
     one_row(
@@ -368,7 +401,15 @@ impl Store {
                 known: schema::latest(),
             });
         }
-        schema::migrate(&mut conn)?;
+        if found > 0 && found < schema::latest() {
+            migration_room(dir, found)?;
+        }
+        schema::migrate(&mut conn).map_err(|(at, error)| StoreError::Migration {
+            from: found,
+            to: schema::latest(),
+            at,
+            error,
+        })?;
         Ok(Store {
             conn,
             hasher,

@@ -233,13 +233,20 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
-    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// Brings the database to the latest schema, one transaction a step; on a
+/// failure, the step it stayed at and why.
+pub fn migrate(conn: &mut Connection) -> Result<u32, (u32, rusqlite::Error)> {
+    let current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| (0, e))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
-        tx.commit()?;
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+            tx.commit()
+        };
+        step(conn).map_err(|e| (i as u32, e))?;
     }
     Ok(MIGRATIONS.len() as u32)
 }

@@ -182,3 +182,57 @@ fn a_read_only_data_disk_is_one_clear_error_and_loses_nothing() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "approved");
 }
+
+#[test]
+fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
+    let disk = Tmpfs::mount("32m");
+    let data = disk.0.path().join("data");
+    let mut hub = Hub::start_with(None, &["--data-dir", &data.display().to_string()]);
+    let raw = RawClient::connect(hub.mqtt, STORE, "T9");
+    let sold = raw
+        .request("T9", &sale("up-0000000001", &test_cards()[0], 700), WAIT)
+        .expect("answer");
+    assert_eq!(sold["status"], "approved");
+    hub.stop();
+    // The database as the Tallybox before the last schema step left it.
+    let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
+    conn.execute_batch("ALTER TABLE terminal_keys DROP COLUMN rx_seen; PRAGMA user_version = 14;")
+        .unwrap();
+    drop(conn);
+    // The card is full but for 256 KiB.
+    let filler = disk.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[0u8; 1 << 16]).is_ok() {}
+    let full = f.metadata().unwrap().len();
+    f.set_len(full - (256 << 10)).unwrap();
+    drop(f);
+    let (http, mqtt) = (free_port().to_string(), free_port().to_string());
+    let (code, stderr) = run(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--mqtt",
+        &format!("127.0.0.1:{mqtt}"),
+        "--no-mdns",
+        "--devices",
+        "none",
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("upgrading the database (schema 14 to 15) needs")
+            && stderr.contains("MiB free")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    hub.restart();
+    let rows = hub.transactions("");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "approved");
+    let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert!(version > 14, "upgraded once there was room");
+}

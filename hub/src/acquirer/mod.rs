@@ -72,23 +72,33 @@ pub struct BatchTotals {
 }
 
 impl BatchTotals {
-    /// Counts `count` approved transactions of `kind` worth `minor`: a void
-    /// takes its sale back off the sales.
-    pub fn add(&mut self, kind: TxnKind, count: u32, minor: u64) {
-        match kind {
-            TxnKind::Sale => {
-                self.sales_count += count;
-                self.sales_minor += minor;
-            }
-            TxnKind::Void => {
-                self.sales_count = self.sales_count.saturating_sub(count);
-                self.sales_minor = self.sales_minor.saturating_sub(minor);
-            }
-            TxnKind::Refund => {
-                self.refunds_count += count;
-                self.refunds_minor += minor;
-            }
-            TxnKind::Balance => {}
+    /// The totals of a terminal's approved transactions, given as (kind,
+    /// count, amount) in any order: voids come off the sales they undo once
+    /// everything is summed (taking them off as they come would clip at zero
+    /// whenever a void came before its sale, and count the voided sale).
+    pub fn of(
+        terminal_id: &str,
+        batch_no: u32,
+        approved: impl IntoIterator<Item = (TxnKind, u32, u64)>,
+    ) -> BatchTotals {
+        let (mut sales, mut voids, mut refunds) = ((0u32, 0u64), (0u32, 0u64), (0u32, 0u64));
+        for (kind, count, minor) in approved {
+            let sum = match kind {
+                TxnKind::Sale => &mut sales,
+                TxnKind::Void => &mut voids,
+                TxnKind::Refund => &mut refunds,
+                TxnKind::Balance => continue,
+            };
+            sum.0 += count;
+            sum.1 += minor;
+        }
+        BatchTotals {
+            terminal_id: terminal_id.to_string(),
+            batch_no,
+            sales_count: sales.0.saturating_sub(voids.0),
+            sales_minor: sales.1.saturating_sub(voids.1),
+            refunds_count: refunds.0,
+            refunds_minor: refunds.1,
         }
     }
 }

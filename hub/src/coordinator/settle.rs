@@ -24,16 +24,17 @@ pub struct Settlement {
 
 /// Per terminal: sales net of voids, and refunds.
 fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
-    let mut by_terminal: BTreeMap<&str, BatchTotals> = BTreeMap::new();
+    let mut by_terminal: BTreeMap<&str, Vec<(TxnKind, u32, u64)>> = BTreeMap::new();
     for r in rows {
-        let t = by_terminal.entry(&r.terminal_id).or_insert_with(|| BatchTotals {
-            terminal_id: r.terminal_id.clone(),
-            batch_no,
-            ..Default::default()
-        });
-        t.add(r.kind, r.count, r.minor);
+        by_terminal
+            .entry(&r.terminal_id)
+            .or_default()
+            .push((r.kind, r.count, r.minor));
     }
-    by_terminal.into_values().collect()
+    by_terminal
+        .into_iter()
+        .map(|(terminal, approved)| BatchTotals::of(terminal, batch_no, approved))
+        .collect()
 }
 
 fn money(currency: Currency, minor: u64) -> String {

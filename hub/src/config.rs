@@ -35,6 +35,12 @@ pub struct Config {
     pub acquirer: String,
     /// The MAC key shared with the acquirer (32 hex digits); the default is the test key.
     pub acquirer_mac_key: Secret<String>,
+    /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
+    /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
+    /// On the ISO 8583 link a checkout not listed goes out under its own id,
+    /// which works only when it has at most 8 characters; a longer one's
+    /// sales are refused (`XI`), never left pending.
+    pub acquirer_terminal_ids: std::collections::BTreeMap<String, String>,
     /// How long the acquirer has to answer before the sale is reversed.
     pub acquirer_timeout_ms: u64,
     /// How often reversals the acquirer has not acknowledged yet are sent again.
@@ -77,6 +83,7 @@ impl Default for Config {
             acquirer_mac_key: Secret::new(hex::encode_upper(
                 crate::acquirer::iso8583::mac::TEST_MAC_KEY_BYTES,
             )),
+            acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
             max_sale_minor: 5_000_000,
@@ -143,6 +150,23 @@ impl Config {
         }
         if self.acquirer != "sim" && self.iso8583_addr().is_none() {
             return invalid("acquirer", "use 'sim' or iso8583://HOST:PORT");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (checkout, id) in &self.acquirer_terminal_ids {
+            if id.is_empty() || id.len() > 8 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ConfigError::Invalid {
+                    key: "acquirer_terminal_ids",
+                    message: format!(
+                        "{checkout} = {id:?}: the acquirer's terminal id is 1 to 8 letters or digits"
+                    ),
+                });
+            }
+            if !seen.insert(id) {
+                return Err(ConfigError::Invalid {
+                    key: "acquirer_terminal_ids",
+                    message: format!("{id} is given to two checkouts; the acquirer tells them apart by it"),
+                });
+            }
         }
         if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
             return invalid("acquirer_mac_key", &e);
@@ -266,6 +290,23 @@ mod tests {
         let e = load("broker = \"localhost\"").unwrap_err().to_string();
         assert!(e.contains("broker"), "{e}");
         assert!(!load("this is not toml").unwrap_err().to_string().contains('\n'));
+    }
+
+    #[test]
+    fn acquirer_terminal_ids_are_eight_letters_or_digits_each_its_own() {
+        let c = load("[acquirer_terminal_ids]\nFRONT-COUNTER-1 = \"10000042\"\n").unwrap();
+        assert_eq!(c.acquirer_terminal_ids["FRONT-COUNTER-1"], "10000042");
+        for (text, says) in [
+            ("A = \"100000420\"", "1 to 8 letters or digits"),
+            ("A = \"\"", "1 to 8 letters or digits"),
+            ("A = \"10 00\"", "1 to 8 letters or digits"),
+            ("A = \"10000042\"\nB = \"10000042\"", "given to two checkouts"),
+        ] {
+            let e = load(&format!("[acquirer_terminal_ids]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("acquirer_terminal_ids") && e.contains(says), "{e}");
+        }
     }
 
     #[test]

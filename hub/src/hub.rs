@@ -143,7 +143,12 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         merchant_id: config.merchant_id.clone(),
         currency,
         mac_key,
-        hub_terminal: OWN_CHECKOUT.to_string(),
+        hub_terminal: config
+            .acquirer_terminal_ids
+            .get(OWN_CHECKOUT)
+            .cloned()
+            .unwrap_or_else(|| OWN_CHECKOUT.to_string()),
+        terminal_ids: config.acquirer_terminal_ids.clone(),
     })))
 }
 

@@ -109,6 +109,14 @@ pub enum AcquirerError {
     Link(String),
     #[error("the acquirer did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    /// The request cannot be put on the link (a field the acquirer cannot
+    /// take): it was never sent, so nothing was charged.
+    #[error("the acquirer cannot take this request, so it was not sent: {why}")]
+    NotSent {
+        /// The ISO 8583 field it could not carry, when that was the reason.
+        field: Option<u8>,
+        why: String,
+    },
 }
 
 /// The link to an acquirer host, for the troubleshooting page.

@@ -146,6 +146,17 @@ impl<A: Acquirer> Coordinator<A> {
         let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
         let response = match answer {
             Ok(response) => response,
+            Err(AcquirerError::NotSent { field, why }) => {
+                // Never on the wire: nothing to reverse, nothing charged.
+                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %why, "the acquirer cannot take this request; not sent");
+                // Field 41 is the checkout's id at the acquirer; the others
+                // the link builds from the card.
+                let code = match field {
+                    Some(41) => reason::NO_BANK_TERMINAL,
+                    _ => reason::READ_ERROR,
+                };
+                return self.not_sent(&txn, code).await;
+            }
             Err(e) => {
                 tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "no answer from the acquirer; reversing");
                 return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
@@ -196,6 +207,27 @@ impl<A: Acquirer> Coordinator<A> {
                 }
             }
             Err(e) => Some(internal(&request_id, &e)),
+        }
+    }
+
+    /// Ends a transaction the acquirer was never asked about as failed with
+    /// `code`: not charged.
+    async fn not_sent(&self, txn: &Txn, code: ResponseCode) -> Option<Response> {
+        let id = txn.id;
+        let verdict = move |s: &mut Store| {
+            s.finish(
+                id,
+                &Verdict {
+                    status: TxnStatus::Failed,
+                    response_code: code,
+                    auth_code: "",
+                    reference_no: "",
+                },
+            )
+        };
+        match self.store(verdict).await {
+            Ok(t) => Some(self.outcome(&t, None)),
+            Err(e) => Some(internal(&txn.request_id, &e)),
         }
     }
 

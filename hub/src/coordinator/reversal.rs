@@ -12,9 +12,19 @@ impl<A: Acquirer> Coordinator<A> {
             trace_no: txn.trace_no,
             amount: txn.amount,
         };
-        if let Err(e) = self.within_timeout(self.acquirer.reverse(reversal)).await {
-            tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
-            return None;
+        match self.within_timeout(self.acquirer.reverse(reversal)).await {
+            Ok(()) => {}
+            // Kept pending: the original may have gone out under another
+            // setting. An id for the checkout in `acquirer_terminal_ids` lets
+            // the reversal out.
+            Err(e @ AcquirerError::NotSent { .. }) => {
+                tracing::error!(terminal = %txn.terminal_id, trace_no = txn.trace_no, error = %e, "the reversal cannot be sent; give the checkout an acquirer terminal id (acquirer_terminal_ids)");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(trace_no = txn.trace_no, error = %e, "reversal not acknowledged; will retry");
+                return None;
+            }
         }
         let id = txn.id;
         let verdict = move |s: &mut Store| {

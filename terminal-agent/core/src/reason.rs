@@ -244,6 +244,13 @@ const TABLE: &[Explanation] = &[
         "请检查主机网络",
     ),
     e(
+        NO_BANK_TERMINAL,
+        "No bank terminal id",
+        "未设银行终端号",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
         HUB_HISTORY,
         "Hub records missing",
         "主机交易记录缺失",
@@ -299,6 +306,9 @@ pub const HUB_STORAGE: ReasonCode = ReasonCode::local(*b"XD");
 /// Local code: the hub's clock is behind its last transaction (it waits for
 /// the time from the network); nothing was charged.
 pub const HUB_CLOCK: ReasonCode = ReasonCode::local(*b"XT");
+/// Local code: the acquirer has no terminal id for this checkout (its id is
+/// too long for field 41 and the owner set none); nothing was sent or charged.
+pub const NO_BANK_TERMINAL: ReasonCode = ReasonCode::local(*b"XI");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.
 pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");

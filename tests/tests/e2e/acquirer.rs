@@ -236,3 +236,60 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         );
     }
 }
+
+#[test]
+fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_it_the_acquirers_id() {
+    let acquirer = AcquirerSim::start();
+    let mut hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let t = Terminal::start("FRONT-COUNTER-1", hub.mqtt);
+    t.wait_ready();
+
+    // Fifteen characters cannot go in field 41's eight: not sent, not
+    // charged, said so, and nothing left pending to block the settlement.
+    let screen = t.sale(1250, "approved");
+    assert!(
+        screen.contains("NOT CHARGED") && screen.contains("No bank terminal id"),
+        "{screen}"
+    );
+    t.keys("C");
+    assert_eq!(last_status(&hub), ("failed".into(), "XI".into()));
+    assert!(hub.transactions("status=pending").is_empty());
+    let types = message_types(&acquirer);
+    assert!(
+        !types.iter().any(|t| t == "0200"),
+        "nothing reached the acquirer: {types:?}"
+    );
+
+    // The owner sets the id the acquirer assigned: the checkout sells and settles under it.
+    let config = hub.dir.path().join("tallybox.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[acquirer_terminal_ids]\nFRONT-COUNTER-1 = \"10000042\"\n");
+    std::fs::write(&config, text).unwrap();
+    hub.restart();
+    t.wait_ready();
+    assert!(t.sale(1500, "approved").contains("APPROVED"));
+    t.keys("C");
+    t.keys("D3");
+    let screen = t.wait_screen("Any key", Duration::from_secs(10));
+    assert!(
+        screen.contains("SETTLED") && screen.contains("Totals agree"),
+        "{screen}"
+    );
+    let types = message_types(&acquirer);
+    assert!(types.contains(&"0200".to_string()) && types.contains(&"0500".to_string()));
+    let field_41: String = b"10000042".iter().map(|b| format!("{b:02X}")).collect();
+    let sent = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    assert!(sent.contains(&field_41), "field 41 carries the acquirer's id");
+}
+
+/// The types of the messages on the link so far, read by the independent codec.
+fn message_types(acquirer: &AcquirerSim) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
+        .arg(acquirer.messages_path())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(report["types"].clone()).unwrap()
+}

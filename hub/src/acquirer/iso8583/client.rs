@@ -5,7 +5,7 @@
 //! down a request fails at once (the coordinator then reverses and keeps
 //! trying), rather than waiting out the time-out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tallybox_core::code::ResponseCode;
@@ -31,6 +31,9 @@ pub struct IsoConfig {
     pub mac_key: MacKey,
     /// The terminal id the hub signs in with.
     pub hub_terminal: String,
+    /// The acquirer's terminal id (field 41) for each checkout that has one;
+    /// a checkout not listed goes out under its own id.
+    pub terminal_ids: BTreeMap<String, String>,
 }
 
 /// How often the hub signs in again on a connection that stays up.
@@ -49,6 +52,7 @@ pub struct IsoAcquirer {
     requests: mpsc::Sender<Outgoing>,
     merchant_id: String,
     currency: String,
+    terminal_ids: Arc<BTreeMap<String, String>>,
     link: Arc<Mutex<LinkState>>,
 }
 
@@ -121,14 +125,24 @@ impl IsoAcquirer {
     pub fn start(config: IsoConfig) -> IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
+        let terminal_ids = Arc::new(config.terminal_ids.clone());
         let state = Arc::new(Mutex::new(LinkState::default()));
         tokio::spawn(link(config, rx, Arc::clone(&state)));
         IsoAcquirer {
             requests: tx,
             merchant_id,
             currency,
+            terminal_ids,
             link: state,
         }
+    }
+
+    /// The acquirer's id for checkout `terminal_id` (field 41).
+    fn acquirer_terminal(&self, terminal_id: &str) -> String {
+        self.terminal_ids
+            .get(terminal_id)
+            .cloned()
+            .unwrap_or_else(|| terminal_id.to_string())
     }
 
     /// The link as the troubleshooting page shows it.
@@ -159,20 +173,27 @@ impl IsoAcquirer {
 
 impl Acquirer for IsoAcquirer {
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        let request = AuthRequest {
+            terminal_id: self.acquirer_terminal(&request.terminal_id),
+            ..request
+        };
         let message = messages::auth_request(
             &request,
             &self.merchant_id,
             &self.currency,
             tallybox_platform::clock::now(),
         )
-        .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        .map_err(not_sent)?;
         let answer = self.exchange(message).await?;
         messages::auth_response(&answer).map_err(AcquirerError::Link)
     }
 
     async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
-        let message = messages::reversal(&reversal, &self.merchant_id, &self.currency)
-            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let reversal = Reversal {
+            terminal_id: self.acquirer_terminal(&reversal.terminal_id),
+            ..reversal
+        };
+        let message = messages::reversal(&reversal, &self.merchant_id, &self.currency).map_err(not_sent)?;
         let answer = self.exchange(message).await?;
         match answer.text(39).and_then(ResponseCode::parse) {
             // 25: the host never saw the original: nothing was charged either.
@@ -182,14 +203,28 @@ impl Acquirer for IsoAcquirer {
     }
 
     async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
-        let message = messages::settlement(&totals, &self.merchant_id)
-            .map_err(|e| AcquirerError::Link(e.to_string()))?;
+        let totals = BatchTotals {
+            terminal_id: self.acquirer_terminal(&totals.terminal_id),
+            ..totals
+        };
+        let message = messages::settlement(&totals, &self.merchant_id).map_err(not_sent)?;
         let answer = self.exchange(message).await?;
         match answer.text(39).and_then(ResponseCode::parse) {
             Some(ResponseCode::APPROVED) => Ok(true),
             Some(ResponseCode::OUT_OF_BALANCE) => Ok(false),
             other => Err(AcquirerError::Link(format!("settlement answered {other:?}"))),
         }
+    }
+}
+
+fn not_sent(e: super::codec::CodecError) -> AcquirerError {
+    let field = match &e {
+        super::codec::CodecError::BadField { field, .. } => Some(*field),
+        _ => None,
+    };
+    AcquirerError::NotSent {
+        field,
+        why: e.to_string(),
     }
 }
 

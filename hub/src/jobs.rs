@@ -13,7 +13,9 @@ use crate::coordinator::Coordinator;
 use crate::keys::Keys;
 use crate::web::WebState;
 
-/// Reverses, every `every`, what a timeout or a lost link left pending.
+/// Reverses, every `every`, what a timeout or a lost link left pending, and
+/// finishes a settlement a crash or a silent acquirer left unrecorded (at
+/// once after start too: sales wait for it).
 pub async fn reversal_sweep<A: Acquirer>(
     coordinator: Arc<Coordinator<A>>,
     every: Duration,
@@ -21,6 +23,7 @@ pub async fn reversal_sweep<A: Acquirer>(
 ) {
     let mut every = tokio::time::interval(every);
     every.tick().await;
+    coordinator.finish_settling().await;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -29,6 +32,7 @@ pub async fn reversal_sweep<A: Acquirer>(
         if let Err(e) = coordinator.reverse_leftovers().await {
             tracing::error!(error = %e, "reversal sweep failed");
         }
+        coordinator.finish_settling().await;
     }
 }
 
@@ -50,7 +54,10 @@ pub async fn daily_settlement<A: Acquirer>(
             continue;
         }
         done_on = Some(now.date_naive());
-        match coordinator.settle().await {
+        match coordinator
+            .settle(&tallybox_core::protocol::RequestId::new())
+            .await
+        {
             Ok(s) => tracing::info!(
                 batch_no = s.batch_no,
                 balanced = s.balanced,

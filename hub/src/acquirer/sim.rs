@@ -34,6 +34,9 @@ pub struct SimIssuer {
     auth_counter: u32,
     /// (terminal, trace) → (kind, amount) of every approval not reversed.
     approved: HashMap<(String, u32), (TxnKind, u64)>,
+    /// Each terminal's last settled batch and the answer it got: a repeat of
+    /// that settlement (the terminal did not hear the answer) gets it again.
+    settled: HashMap<String, (u32, bool)>,
 }
 
 impl SimIssuer {
@@ -91,8 +94,15 @@ impl SimIssuer {
 
     /// The acquirer's totals for `terminal_id` against the hub's: true when
     /// they agree. The terminal's approvals are forgotten either way (a new
-    /// batch starts).
+    /// batch starts). The batch the terminal settled last gets the answer it
+    /// got then.
     pub fn settle(&mut self, totals: &BatchTotals) -> bool {
+        if let Some(&(batch_no, balanced)) = self.settled.get(&totals.terminal_id) {
+            if batch_no == totals.batch_no {
+                tracing::info!(terminal = %totals.terminal_id, batch_no, balanced, "settlement repeated: its first answer");
+                return balanced;
+            }
+        }
         let mine = self.totals(&totals.terminal_id);
         self.approved.retain(|(t, _), _| *t != totals.terminal_id);
         let balanced = (
@@ -109,6 +119,8 @@ impl SimIssuer {
         if !balanced {
             tracing::warn!(terminal = %totals.terminal_id, ?mine, hub = ?totals, "settlement out of balance");
         }
+        self.settled
+            .insert(totals.terminal_id.clone(), (totals.batch_no, balanced));
         balanced
     }
 

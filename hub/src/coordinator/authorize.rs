@@ -128,6 +128,7 @@ impl<A: Acquirer> Coordinator<A> {
                     Unfit::DiskFull { .. } => reason::HUB_STORAGE,
                     Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
                     Unfit::HistoryLost(_) => reason::HUB_HISTORY,
+                    Unfit::Settling { .. } => reason::SETTLING,
                 };
                 return Some(self.refuse(request_id, kind, code));
             }

@@ -69,8 +69,6 @@ pub struct Coordinator<A> {
     settings: Settings,
     /// Request ids being worked on right now.
     in_flight: Mutex<HashSet<String>>,
-    /// The last settlement request and its answer, for a terminal's retry.
-    last_settlement: Mutex<Option<(RequestId, Response)>>,
     /// Requests refused before anything was written, newest last: a late copy
     /// of one gets the same refusal, even once the cause is gone (the cashier
     /// was told "not charged").
@@ -111,7 +109,6 @@ impl<A: Acquirer> Coordinator<A> {
             acquirer,
             settings,
             in_flight: Mutex::new(HashSet::new()),
-            last_settlement: Mutex::new(None),
             refusals: Mutex::default(),
         }
     }

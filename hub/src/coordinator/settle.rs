@@ -3,6 +3,13 @@
 //! report is printed and stored, and a new batch opens. An out-of-balance
 //! answer is reported as such — the batch still closes, as with a real
 //! acquirer, and the report keeps the figures to take up with them.
+//!
+//! The settlement is noted (`settling`, with the request that asked) before
+//! the acquirer is asked, and money requests wait until its answer is
+//! recorded: after a crash or a silent acquirer it is asked again (by the
+//! checkout's retry, another request, or the sweep), and the acquirer answers
+//! a batch it settled with its first answer. A repeat of a request whose
+//! settlement is recorded gets that settlement, never a second one.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +30,7 @@ pub struct Settlement {
 }
 
 /// Per terminal: sales net of voids, and refunds.
-fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
+pub(super) fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
     let mut by_terminal: BTreeMap<&str, Vec<(TxnKind, u32, u64)>> = BTreeMap::new();
     for r in rows {
         by_terminal
@@ -104,20 +111,68 @@ fn report(
     r.into_lines()
 }
 
+/// What settling starts from.
+enum Plan {
+    /// This request's settlement is recorded: its answer again.
+    Recorded(Settlement),
+    /// Nothing approved in the open batch: nothing to settle.
+    Empty(u32),
+    /// Batch `batch_no` is to be asked of the acquirer for `request_id`
+    /// (begun now, or left by a crash or an acquirer that did not answer).
+    Ask { batch_no: u32, request_id: String },
+}
+
 impl<A: Acquirer> Coordinator<A> {
-    /// Settles the open batch; a person-readable reason when it cannot now.
-    pub async fn settle(&self) -> Result<Settlement, String> {
+    /// Settles the open batch for `request_id` (a checkout's request; the
+    /// daily settlement makes one up). A settlement left unrecorded by a
+    /// crash or a silent acquirer is finished first; a request already
+    /// settled gets its recorded settlement. A person-readable reason when
+    /// it cannot be done now.
+    pub async fn settle(&self, request_id: &RequestId) -> Result<Settlement, String> {
         let unreadable = |e: crate::store::StoreError| format!("the hub could not read its database: {e}");
-        let batch_no = self.store(|s| s.batch_no()).await.map_err(unreadable)?;
-        let pending = self
-            .store(move |s| s.pending_in_batch(batch_no))
+        let rid = request_id.to_string();
+        let plan = self
+            .store(move |s| {
+                if let Some(done) = s.settlement_by_request(&rid)? {
+                    return Ok(Ok(Plan::Recorded(Settlement {
+                        batch_no: done.batch_no,
+                        balanced: done.balanced,
+                        report: done.report,
+                    })));
+                }
+                if let Some((batch_no, request_id)) = s.settling()? {
+                    return Ok(Ok(Plan::Ask { batch_no, request_id }));
+                }
+                let batch_no = s.batch_no()?;
+                let pending = s.pending_in_batch(batch_no)?;
+                if pending > 0 {
+                    return Ok(Err(format!(
+                        "{pending} transactions still wait for the acquirer; settle again in a minute"
+                    )));
+                }
+                if s.batch_rows(batch_no)?.is_empty() {
+                    return Ok(Ok(Plan::Empty(batch_no)));
+                }
+                s.start_settlement(batch_no, &rid)?;
+                Ok(Ok(Plan::Ask {
+                    batch_no,
+                    request_id: rid,
+                }))
+            })
             .await
-            .map_err(unreadable)?;
-        if pending > 0 {
-            return Err(format!(
-                "{pending} transactions still wait for the acquirer; settle again in a minute"
-            ));
-        }
+            .map_err(unreadable)??;
+        let (batch_no, asked_by) = match plan {
+            Plan::Recorded(done) => return Ok(done),
+            Plan::Empty(batch_no) => {
+                // Nothing to settle: the batch stays open, nothing to record.
+                return Ok(Settlement {
+                    batch_no,
+                    balanced: true,
+                    report: report(&self.shop().name, self.settings.currency, batch_no, &[], &[]),
+                });
+            }
+            Plan::Ask { batch_no, request_id } => (batch_no, request_id),
+        };
         let rows = self
             .store(move |s| s.batch_rows(batch_no))
             .await
@@ -127,7 +182,9 @@ impl<A: Acquirer> Coordinator<A> {
             let balanced = self
                 .within_timeout(self.acquirer.settle(t.clone()))
                 .await
-                .map_err(|e| format!("settlement not done, the batch stays open: {e}"))?;
+                .map_err(|e| {
+                    format!("settlement of batch {batch_no} not done: {e}; sales wait, and it is asked again shortly")
+                })?;
             results.push((t, balanced));
         }
         let balanced = results.iter().all(|(_, b)| *b);
@@ -138,19 +195,13 @@ impl<A: Acquirer> Coordinator<A> {
             &rows,
             &results,
         );
-        if results.is_empty() {
-            // Nothing to settle: the batch stays open, nothing to record.
-            return Ok(Settlement {
-                batch_no,
-                balanced,
-                report,
-            });
-        }
         let lines = report.clone();
         let next = self
-            .store(move |s| s.close_batch(batch_no, balanced, &lines))
+            .store(move |s| s.close_batch(batch_no, balanced, &lines, &asked_by))
             .await
-            .map_err(|e| format!("settled with the acquirer but not recorded: {e}"))?;
+            .map_err(|e| {
+                format!("settled with the acquirer but not recorded: {e}; it is asked again shortly")
+            })?;
         if balanced {
             tracing::info!(batch_no, next, "batch settled: balanced");
         } else {
@@ -167,21 +218,33 @@ impl<A: Acquirer> Coordinator<A> {
         })
     }
 
-    /// A terminal's settlement request; a repeat of the same request id gets
-    /// the same answer, never a second settlement.
-    pub(super) async fn settle_request(&self, request_id: RequestId) -> Option<Response> {
-        if let Some((id, answer)) = self
-            .last_settlement
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            if *id == request_id {
-                return Some(answer.clone());
-            }
+    /// Finishes a settlement a crash or a silent acquirer left unrecorded
+    /// (sales wait for it); nothing when there is none.
+    pub async fn finish_settling(&self) {
+        let Ok(Some((_, request_id))) = self.store(|s| s.settling()).await else {
+            return;
+        };
+        let Ok(request_id) = RequestId::parse(&request_id) else {
+            return;
+        };
+        let Some(_claim) = self.claim(&request_id) else {
+            return; // its checkout is asking right now
+        };
+        match self.settle(&request_id).await {
+            Ok(s) => tracing::info!(
+                batch_no = s.batch_no,
+                balanced = s.balanced,
+                "an unfinished settlement is finished"
+            ),
+            Err(e) => tracing::warn!(error = %e, "an unfinished settlement is still not done"),
         }
+    }
+
+    /// A terminal's settlement request; a repeat of the same request id gets
+    /// the same settlement, never a second one.
+    pub(super) async fn settle_request(&self, request_id: RequestId) -> Option<Response> {
         let _claim = self.claim(&request_id)?;
-        let answer = match self.settle().await {
+        Some(match self.settle(&request_id).await {
             Ok(s) => Response::Settled {
                 request_id: request_id.clone(),
                 batch_no: s.batch_no,
@@ -193,9 +256,7 @@ impl<A: Acquirer> Coordinator<A> {
                 code: tallybox_core::protocol::ErrorCode::Internal,
                 message,
             },
-        };
-        *self.last_settlement.lock().unwrap_or_else(|e| e.into_inner()) = Some((request_id, answer.clone()));
-        Some(answer)
+        })
     }
 }
 

@@ -553,3 +553,65 @@ async fn a_clock_behind_the_last_transaction_refuses_until_it_catches_up() {
         TxnStatus::Approved
     );
 }
+
+fn settle(request_id: &RequestId) -> Request {
+    Request::Settle(requests::Settle {
+        request_id: request_id.clone(),
+    })
+}
+
+#[tokio::test]
+async fn a_settlement_cut_short_by_a_crash_is_asked_again_and_gets_the_acquirers_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let t2 = TerminalId::parse("T2").unwrap();
+    for (t, minor) in [(t1(), 1000), (t1(), 250), (t2.clone(), 700)] {
+        let o = outcome(c.handle(&t, sale("approved", minor)).await);
+        assert_eq!(o.status, TxnStatus::Approved);
+    }
+    // The hub noted the settlement and T1's totals reached the acquirer,
+    // which settled them; then the hub died before recording anything.
+    let asked = RequestId::new();
+    let rid = asked.to_string();
+    c.store(move |s| s.start_settlement(1, &rid)).await.unwrap();
+    let rows = c.store(|s| s.batch_rows(1)).await.unwrap();
+    let t1_totals = settle::totals(1, &rows).remove(0);
+    assert!(c.acquirer.settle(t1_totals).await.unwrap());
+
+    // Sales wait meanwhile: batch 1's figures must not move.
+    let o = outcome(c.handle(&t1(), sale("approved", 300)).await);
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Failed, tallybox_core::reason::SETTLING)
+    );
+    // The checkout asks again with the same request: T1 gets the acquirer's
+    // first answer (it forgot T1's approvals when it settled them), T2 is
+    // settled now, and the batch closes balanced, once.
+    let Some(Response::Settled {
+        batch_no, balanced, ..
+    }) = c.handle(&t1(), settle(&asked)).await
+    else {
+        panic!("settled");
+    };
+    assert_eq!((batch_no, balanced), (1, true));
+    let again = c.handle(&t1(), settle(&asked)).await;
+    assert!(
+        matches!(
+            again,
+            Some(Response::Settled {
+                batch_no: 1,
+                balanced: true,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    assert_eq!(c.store(|s| s.batch_no()).await.unwrap(), 2, "one settlement");
+    let o = outcome(c.handle(&t1(), sale("approved", 300)).await);
+    assert_eq!(o.status, TxnStatus::Approved, "sales go on in batch 2");
+    assert_eq!(rows_in_batch(dir.path(), 2), 1);
+}
+
+fn rows_in_batch(dir: &std::path::Path, batch_no: u32) -> usize {
+    rows(dir).iter().filter(|t| t.batch_no == batch_no).count()
+}

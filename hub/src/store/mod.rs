@@ -113,6 +113,9 @@ pub enum Unfit {
     /// The database is behind its witness: history was lost, and the owner
     /// has not yet restored a backup or accepted the loss.
     HistoryLost(Box<witness::Lost>),
+    /// Batch `batch_no` is being settled: its figures must not change until
+    /// the acquirer's answer is recorded.
+    Settling { batch_no: u32 },
 }
 
 impl std::fmt::Display for Unfit {
@@ -130,6 +133,7 @@ impl std::fmt::Display for Unfit {
                 by.num_minutes().max(1)
             ),
             Unfit::HistoryLost(lost) => write!(f, "history lost: {lost}"),
+            Unfit::Settling { batch_no } => write!(f, "batch {batch_no} is being settled"),
         }
     }
 }
@@ -490,7 +494,8 @@ impl Store {
 
     /// Why a new sale must not start now (checked before each one, in the
     /// same store job that would write it): too little disk, history lost
-    /// and not yet dealt with, or a clock behind the last transaction.
+    /// and not yet dealt with, a settlement waiting for the acquirer, or a
+    /// clock behind the last transaction.
     pub fn unfit_for_sales(&self) -> Result<Option<Unfit>, StoreError> {
         let (free, total) = disk_space(&self.data_dir());
         if total > 0 && free < SALES_RESERVE_BYTES {
@@ -498,6 +503,9 @@ impl Store {
         }
         if let Some(lost) = self.history_lost()? {
             return Ok(Some(Unfit::HistoryLost(Box::new(lost))));
+        }
+        if let Some((batch_no, _)) = self.settling()? {
+            return Ok(Some(Unfit::Settling { batch_no }));
         }
         Ok(self.clock_behind()?.map(|by| Unfit::ClockBehind { by }))
     }

@@ -231,6 +231,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE terminal_keys ADD COLUMN rx_seen INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 16: a settlement asked of the acquirer and not yet recorded, with the
+    // request that asked: after a crash it is asked again (the acquirer
+    // answers a batch it settled with its first answer), and a repeat of the
+    // request gets the recorded settlement.
+    r#"
+    CREATE TABLE settling (
+        batch_no   INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        at         TEXT NOT NULL
+    );
+    ALTER TABLE settlements ADD COLUMN request_id TEXT;
+    CREATE UNIQUE INDEX settlements_request ON settlements (request_id) WHERE request_id IS NOT NULL;
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

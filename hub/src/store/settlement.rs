@@ -2,7 +2,7 @@
 //! report, the batch number moves on, and the audit log says so — in one
 //! SQLite transaction.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use tallybox_core::card::Brand;
 use tallybox_core::protocol::TxnKind;
 
@@ -59,13 +59,46 @@ impl Store {
         )?)
     }
 
-    /// Records batch `batch_no` as settled and opens the next; the new
-    /// batch number. Fails when `batch_no` is no longer the open batch.
+    /// The settlement asked of the acquirer and not yet recorded, if any:
+    /// its batch and the request that asked for it.
+    pub fn settling(&self) -> Result<Option<(u32, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT batch_no, request_id FROM settling LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Notes, before the acquirer is asked, that `request_id` settles the
+    /// open batch `batch_no`: until it is recorded, new money requests wait
+    /// and a restart asks again.
+    pub fn start_settlement(&mut self, batch_no: u32, request_id: &str) -> Result<(), StoreError> {
+        exec(
+            &self.conn,
+            "INSERT INTO settling (batch_no, request_id, at) VALUES (?1, ?2, ?3)",
+            params![batch_no, request_id, now_utc()],
+        )?;
+        Ok(())
+    }
+
+    /// The settlement `request_id` asked for, once recorded.
+    pub fn settlement_by_request(&self, request_id: &str) -> Result<Option<SettlementRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT batch_no, at, balanced, report FROM settlements WHERE request_id = ?1")?
+            .query_row([request_id], settlement_row)
+            .optional()?)
+    }
+
+    /// Records batch `batch_no` as settled for `request_id` and opens the
+    /// next; the new batch number. Fails when `batch_no` is no longer the
+    /// open batch.
     pub fn close_batch(
         &mut self,
         batch_no: u32,
         balanced: bool,
         report: &[String],
+        request_id: &str,
     ) -> Result<u32, StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
@@ -76,9 +109,10 @@ impl Store {
         }
         exec(
             &tx,
-            "INSERT INTO settlements (batch_no, at, balanced, report) VALUES (?1, ?2, ?3, ?4)",
-            params![batch_no, utc, balanced, report.join("\n")],
+            "INSERT INTO settlements (batch_no, at, balanced, report, request_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![batch_no, utc, balanced, report.join("\n"), request_id],
         )?;
+        exec(&tx, "DELETE FROM settling WHERE batch_no = ?1", [batch_no])?;
         exec(
             &tx,
             "UPDATE settings SET value = CAST(?1 AS TEXT) WHERE key = 'batch_no'",
@@ -100,16 +134,18 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT batch_no, at, balanced, report FROM settlements WHERE at >= ?1 AND at < ?2 ORDER BY batch_no",
         )?;
-        let rows = stmt.query_map([from_utc, to_utc], |r| {
-            Ok(SettlementRow {
-                batch_no: r.get(0)?,
-                at: r.get(1)?,
-                balanced: r.get(2)?,
-                report: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
-            })
-        })?;
+        let rows = stmt.query_map([from_utc, to_utc], settlement_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn settlement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SettlementRow> {
+    Ok(SettlementRow {
+        batch_no: r.get(0)?,
+        at: r.get(1)?,
+        balanced: r.get(2)?,
+        report: r.get::<_, String>(3)?.lines().map(str::to_string).collect(),
+    })
 }
 
 /// One settled batch: when (UTC), whether the acquirer's totals agreed, and

@@ -251,6 +251,13 @@ const TABLE: &[Explanation] = &[
         "请店主查看手机",
     ),
     e(
+        SETTLING,
+        "Settling, wait",
+        "正在结算",
+        "Try in a moment",
+        "请稍后再试",
+    ),
+    e(
         HUB_HISTORY,
         "Hub records missing",
         "主机交易记录缺失",
@@ -309,6 +316,9 @@ pub const HUB_CLOCK: ReasonCode = ReasonCode::local(*b"XT");
 /// Local code: the acquirer has no terminal id for this checkout (its id is
 /// too long for field 41 and the owner set none); nothing was sent or charged.
 pub const NO_BANK_TERMINAL: ReasonCode = ReasonCode::local(*b"XI");
+/// Local code: the batch is being settled with the acquirer; nothing was
+/// charged, and sales resume once its answer is recorded.
+pub const SETTLING: ReasonCode = ReasonCode::local(*b"XJ");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.
 pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::wait_for;
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
@@ -292,4 +293,52 @@ fn message_types(acquirer: &AcquirerSim) -> Vec<String> {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     serde_json::from_value(report["types"].clone()).unwrap()
+}
+
+#[test]
+fn a_hub_killed_after_the_acquirer_settled_records_that_settlement_with_its_first_answer() {
+    let acquirer = AcquirerSim::start();
+    let proxy = Proxy::start(acquirer.port);
+    let link = format!("iso8583://127.0.0.1:{}", proxy.port);
+    let mut hub = Hub::start_with(None, &["--acquirer", &link]);
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
+    t1.wait_ready();
+    for minor in [1250, 800] {
+        assert!(t1.sale(minor, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+
+    // The acquirer settles the batch, but its answer is held up on the way,
+    // and the hub dies before it arrives.
+    proxy.delay(Duration::from_secs(5));
+    t1.keys("D3");
+    wait_for(Duration::from_secs(10), || {
+        message_types(&acquirer)
+            .contains(&"0500".to_string())
+            .then_some(())
+    })
+    .expect("the settlement reached the acquirer");
+    hub.kill();
+    proxy.cut();
+    proxy.delay(Duration::ZERO);
+    hub.start_again();
+
+    // Asked again, the acquirer gives its first answer: balanced, once.
+    let settled = wait_for(Duration::from_secs(20), || {
+        let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).ok()?;
+        conn.query_row("SELECT batch_no, balanced FROM settlements", [], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get::<_, bool>(1)?))
+        })
+        .ok()
+    });
+    assert_eq!(settled, Some((1, true)), "{}", hub.log());
+    let types = message_types(&acquirer);
+    assert_eq!(types.iter().filter(|t| *t == "0500").count(), 2, "{types:?}");
+    // The checkout asked again on its own and shows the settlement.
+    let screen = t1.wait_screen("Totals agree", Duration::from_secs(20));
+    assert!(screen.contains("Batch 000001"), "{screen}");
+    t1.keys("C");
+    t1.wait_ready();
+    assert!(t1.sale(600, "approved").contains("APPROVED"));
+    assert_eq!(hub.transactions("limit=1")[0]["batch_no"], 2);
 }

@@ -194,10 +194,14 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
         .expect("answer");
     assert_eq!(sold["status"], "approved");
     hub.stop();
-    // The database as the Tallybox before the last schema step left it.
+    // The database as the Tallybox before the last schema step left it
+    // (migration 16 undone).
     let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
-    conn.execute_batch("ALTER TABLE terminal_keys DROP COLUMN rx_seen; PRAGMA user_version = 14;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP INDEX settlements_request; ALTER TABLE settlements DROP COLUMN request_id; \
+         DROP TABLE settling; PRAGMA user_version = 15;",
+    )
+    .unwrap();
     drop(conn);
     // The card is full but for 256 KiB.
     let filler = disk.0.path().join("filler");
@@ -222,7 +226,7 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     assert_ne!(code, 0);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("upgrading the database (schema 14 to 15) needs")
+        stderr.contains("upgrading the database (schema 15 to 16) needs")
             && stderr.contains("MiB free")
             && stderr.contains("nothing was changed"),
         "{stderr}"
@@ -234,5 +238,5 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     assert_eq!(rows[0]["status"], "approved");
     let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert!(version > 14, "upgraded once there was room");
+    assert_eq!(version, 16, "upgraded once there was room");
 }

@@ -222,11 +222,14 @@ pub struct App {
     connected: watch::Sender<bool>,
     pushes: crate::link::Pushes,
     setup_code: Option<String>,
+    /// The data directory is this hub's while it runs.
+    _lock: crate::store::lock::DataLock,
 }
 
 impl App {
     pub async fn open(config: Config, options: Options) -> Result<App, HubError> {
         config.validate()?;
+        let lock = crate::store::lock::DataLock::take(&config.data_dir)?;
         let store =
             StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
                 dir: config.data_dir.display().to_string(),
@@ -338,6 +341,7 @@ impl App {
             checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
         };
         Ok(App {
+            _lock: lock,
             config,
             options,
             coordinator,
@@ -380,6 +384,8 @@ impl App {
             connected,
             pushes,
             setup_code,
+            // Held until the hub has stopped.
+            _lock: _held,
         } = self;
         // The caller's stop, and the hub's own (after an update from the page).
         web.stop = stop.child_token();

@@ -39,6 +39,8 @@ enum Command {
     Unfreeze(cmd::evidence::FreezeArgs),
     /// Forgot the owner password? Remove it (nothing else); the next start shows a new setup code.
     ResetOwner(cmd::reset_owner::ResetOwnerArgs),
+    /// Put a backup back, with the hub stopped (the database it replaces is kept).
+    Restore(cmd::restore::RestoreArgs),
     /// Install a signed update bundle (database backed up first; rolls back by itself if the new version fails).
     Update(cmd::update::UpdateArgs),
     /// Make a signing key pair or sign an update bundle (for releasing, not for the shop).
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
         Command::ResetOwner(args) => cmd::reset_owner::run(args),
+        Command::Restore(args) => cmd::restore::run(args),
         Command::Update(args) => cmd::update::run(args),
         Command::Release { action } => cmd::update::release(action),
         Command::Doctor(args) => match cmd::doctor::run(args) {

@@ -8,6 +8,7 @@ pub mod drive;
 pub mod evidence;
 pub mod hw_test;
 pub mod reset_owner;
+pub mod restore;
 pub mod serve;
 pub mod test_cards;
 pub mod update;

@@ -12,8 +12,10 @@ pub mod changes;
 pub mod fraud;
 pub mod history;
 pub mod keys;
+pub mod lock;
 pub mod query;
 pub mod report;
+pub mod restore;
 mod schema;
 mod secret;
 pub mod settlement;
@@ -61,6 +63,10 @@ pub enum StoreError {
         at: u32,
         error: rusqlite::Error,
     },
+    #[error("a Tallybox hub is already running on {dir}: stop it first (systemctl stop tallybox)")]
+    InUse { dir: String },
+    #[error("{0}")]
+    Restore(String),
     #[error("the database did not commit: {0}")]
     Commit(String),
     #[error("the disk refused the write: {0}")]

@@ -2,6 +2,8 @@
 //! short after a power cut loses committed sales, which the history's
 //! witness sees. Sales stop with the reason on the checkout and the page
 //! until the owner accepts the loss; trace numbers are never issued twice.
+//! A backup put back with `tallybox restore` brings back its receipts and
+//! audit chain, and what came after it is named the same way.
 
 use std::process::Command;
 use std::time::Duration;
@@ -124,4 +126,97 @@ fn a_wal_cut_short_after_a_power_cut_stops_sales_until_the_owner_accepts_the_los
     assert!(t1.sale(700, "approved").contains("APPROVED"));
     assert_eq!(traces(&hub)[0], 14);
     assert!(hub.log().contains("the owner accepted the lost history"));
+}
+
+fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {
+    let out = Command::new(bin("tallybox"))
+        .arg("restore")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_backup_restored_brings_back_its_receipts_and_chain_and_names_what_came_after() {
+    let mut hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    for minor in [100, 200, 300] {
+        assert!(t1.sale(minor, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+    let web = hub.web();
+    let at_backup = hub.transactions("");
+    let r = ureq::get(&format!("http://127.0.0.1:{}/api/v1/backup", hub.http))
+        .set("cookie", web.cookie())
+        .call()
+        .unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("tallybox-backup.db");
+    std::fs::write(&backup, &bytes).unwrap();
+    for minor in [400, 500] {
+        assert!(t1.sale(minor, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+
+    // Not under a running hub; not a file that is no backup.
+    let (ok, out) = restore(&hub, &backup);
+    assert!(!ok && out.contains("already running"), "{out}");
+    hub.stop();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database at all").unwrap();
+    let (ok, out) = restore(&hub, &junk);
+    assert!(
+        !ok && out.contains("cannot be restored") && out.contains("nothing was changed"),
+        "{out}"
+    );
+
+    let (ok, out) = restore(&hub, &backup);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("restored") && out.contains("3 transactions"),
+        "{out}"
+    );
+    assert!(out.contains("transactions 4–5 are missing"), "{out}");
+    assert!(out.contains("is kept in"), "{out}");
+
+    hub.start_again();
+    let back = hub.transactions("");
+    let key = |rows: &[Value]| -> Vec<(Value, Value, Value)> {
+        rows.iter()
+            .map(|t| (t["trace_no"].clone(), t["amount"].clone(), t["status"].clone()))
+            .collect()
+    };
+    assert_eq!(key(&back), key(&at_backup), "the backup's receipts, as they were");
+    let (ok, out) = audit_verify(&hub);
+    assert!(
+        !ok && out.contains("audit log intact") && out.contains("history LOST"),
+        "the restored chain holds, and what came after the backup is named: {out}"
+    );
+    let web = hub.web();
+    let history = wait_check(&web, "store.history", "fail");
+    assert!(
+        history["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("transactions 4–5 are missing"),
+        "{history}"
+    );
+    let (code, body) = web.send("POST", "/api/v1/history/accept-loss", json!({}));
+    assert_eq!(code, 204, "{body}");
+    t1.wait_ready();
+    assert!(t1.sale(600, "approved").contains("APPROVED"));
+    assert_eq!(traces(&hub)[0], 6, "trace numbers 4 and 5 are not issued again");
 }

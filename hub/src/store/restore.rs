@@ -1,0 +1,119 @@
+//! Putting a backup back (`tallybox restore FILE`), with the hub stopped: the
+//! file is checked first (a whole SQLite database, a schema this build
+//! knows, an audit chain that holds), what is there now is kept beside the
+//! backups, and the backup replaces it in one rename. The restore is the
+//! restored history's next audit record. What the backup lacks against the
+//! history's witness is then said, and the hub keeps sales stopped until the
+//! owner accepts it, as after any loss.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::lock::DataLock;
+use super::{audit, now_utc, schema, witness, Store, StoreError};
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    /// Where the database that was replaced is kept.
+    pub kept: Option<PathBuf>,
+    /// The restored history: audit records and transactions.
+    pub records: u64,
+    pub transactions: i64,
+    /// What it lacks against the witness, if anything.
+    pub lost: Option<witness::Lost>,
+}
+
+/// Checks `from` and makes it the database of `dir`.
+pub fn restore(dir: &Path, from: &Path) -> Result<Restored, StoreError> {
+    let _lock = DataLock::take(dir)?;
+    let records = check(from)?;
+    let kept = keep_current(dir)?;
+    let io = |error| StoreError::DataDir {
+        dir: dir.display().to_string(),
+        error,
+    };
+    let incoming = dir.join("tallybox.db.restoring");
+    std::fs::copy(from, &incoming).map_err(io)?;
+    std::fs::File::open(&incoming)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    for name in ["tallybox.db-wal", "tallybox.db-shm"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+    }
+    std::fs::rename(&incoming, dir.join("tallybox.db")).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    let store = Store::open(dir)?;
+    let detail = serde_json::json!({
+        "from": from.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "records": records,
+    });
+    audit::append(
+        store.connection(),
+        &now_utc(),
+        "restored",
+        None,
+        &detail.to_string(),
+    )?;
+    let transactions = store
+        .connection()
+        .query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))?;
+    Ok(Restored {
+        kept,
+        records: records + 1,
+        transactions,
+        lost: store.history_lost()?,
+    })
+}
+
+/// A backup fit to restore: its audit records.
+fn check(from: &Path) -> Result<u64, StoreError> {
+    let refuse = |why: String| {
+        StoreError::Restore(format!(
+            "{} cannot be restored: {why}; nothing was changed",
+            from.display()
+        ))
+    };
+    let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| refuse(format!("it does not open ({e})")))?;
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| refuse(format!("it is not a Tallybox database ({e})")))?;
+    if integrity != "ok" {
+        return Err(refuse(format!("it is damaged ({integrity})")));
+    }
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| refuse(e.to_string()))?;
+    if version == 0 || version > schema::latest() {
+        return Err(refuse(format!(
+            "its schema is {version}, and this build knows 1 to {}",
+            schema::latest()
+        )));
+    }
+    audit::verify(&conn).map_err(|e| refuse(format!("its audit log does not hold ({e})")))
+}
+
+/// Copies the database there now (whatever its state) into `backups/`.
+fn keep_current(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
+    if !dir.join("tallybox.db").exists() {
+        return Ok(None);
+    }
+    let stamp = tallybox_platform::clock::now().format("%Y%m%d-%H%M%S");
+    let kept = dir.join("backups").join(format!("replaced-{stamp}"));
+    let io = |error| StoreError::DataDir {
+        dir: kept.display().to_string(),
+        error,
+    };
+    std::fs::create_dir_all(&kept).map_err(io)?;
+    for name in ["tallybox.db", "tallybox.db-wal"] {
+        if dir.join(name).exists() {
+            std::fs::copy(dir.join(name), kept.join(name)).map_err(io)?;
+        }
+    }
+    Ok(Some(kept))
+}

@@ -61,6 +61,12 @@ pub struct Config {
     pub supervisor_pin: Option<Secret<String>>,
     /// Settle the open batch every day at this local time, `HH:MM`.
     pub settle_at: Option<String>,
+    /// The automatic backup of the night, local `HH:MM` (one is also taken
+    /// after each settlement).
+    pub backup_at: String,
+    /// How much room the automatic backups may take in all, in MiB; the
+    /// newest is kept whatever its size.
+    pub backup_budget_mib: u64,
     /// Only paired terminals may sell (the default). The owner can change it
     /// on the page, and the page's choice wins once saved.
     pub pairing_required: bool,
@@ -94,6 +100,8 @@ impl Default for Config {
             supervisor_pin: None,
             pairing_required: true,
             settle_at: None,
+            backup_at: "03:00".into(),
+            backup_budget_mib: 2048,
             fraud: Default::default(),
         }
     }
@@ -198,6 +206,9 @@ impl Config {
             if chrono::NaiveTime::parse_from_str(at, "%H:%M").is_err() {
                 return invalid("settle_at", "give a local time as HH:MM, e.g. 23:30");
             }
+        }
+        if chrono::NaiveTime::parse_from_str(&self.backup_at, "%H:%M").is_err() {
+            return invalid("backup_at", "give a local time as HH:MM, e.g. 03:00");
         }
         let url = &self.public_url;
         let valid_url = (url.starts_with("http://") || url.starts_with("https://"))

@@ -439,6 +439,13 @@ impl App {
         if let Some(at) = config.settle_at.clone() {
             tasks.spawn(jobs::daily_settlement(Arc::clone(&coordinator), at, stop.clone()));
         }
+        tasks.spawn(jobs::backups(
+            config.data_dir.clone(),
+            writer.subscribe(),
+            config.backup_at.clone(),
+            config.backup_budget_mib << 20,
+            stop.clone(),
+        ));
 
         let _mdns = if config.mdns {
             match discovery::announce(&config.store_id, http.port(), broker_addr.port) {

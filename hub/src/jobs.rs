@@ -68,6 +68,49 @@ pub async fn daily_settlement<A: Acquirer>(
     }
 }
 
+/// A proven backup after each settlement and once a night at `at` (local
+/// `HH:MM`), on a connection of its own so sales go on meanwhile.
+pub async fn backups(
+    data_dir: std::path::PathBuf,
+    mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
+    at: String,
+    budget_bytes: u64,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(20));
+    let mut done_on = None;
+    loop {
+        let why = tokio::select! {
+            _ = stop.cancelled() => return,
+            change = changes.recv() => match change {
+                Ok(crate::store::Change::Settled { .. }) => "after the settlement",
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                _ => continue,
+            },
+            _ = every.tick() => {
+                let now = tallybox_platform::clock::now();
+                if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
+                    continue;
+                }
+                done_on = Some(now.date_naive());
+                "of the night"
+            }
+        };
+        let dir = data_dir.clone();
+        let taken = tokio::task::spawn_blocking(move || {
+            crate::store::Store::open(&dir)?.automatic_backup(budget_bytes)
+        })
+        .await;
+        match taken {
+            Ok(Ok(b)) => {
+                tracing::info!(path = %b.path.display(), bytes = b.bytes, records = b.records, "backup {why} taken and proven")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the backup {why} failed"),
+            Err(e) => tracing::error!(error = %e, "the backup task failed"),
+        }
+    }
+}
+
 /// Saves the message counters seen (the replay marks) every few seconds and
 /// once more at a clean stop.
 pub async fn replay_marks(keys: Arc<Keys>, stop: CancellationToken) {

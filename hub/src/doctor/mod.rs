@@ -92,6 +92,10 @@ pub struct Facts {
     pub clock_behind: Option<chrono::Duration>,
     /// What the database lost against its history's witness, if anything.
     pub history_lost: Option<String>,
+    /// The automatic backups: the newest's local time, how many, their bytes.
+    pub backups: Option<(chrono::NaiveDateTime, usize, u64)>,
+    /// The oldest transaction's local time, if any.
+    pub first_sale: Option<chrono::NaiveDateTime>,
     /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
     pub stale_pending: u32,
     /// The last hour's transactions, newest first.
@@ -381,7 +385,55 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
         ),
     };
-    vec![space, integrity, clock, history]
+    vec![space, integrity, clock, history, backup(facts)]
+}
+
+/// The automatic backups in the data directory: the newest's time, how
+/// many, their bytes.
+fn backups(data_dir: &std::path::Path) -> Option<(chrono::NaiveDateTime, usize, u64)> {
+    let found = crate::store::backups::automatic(&data_dir.join("backups")).ok()?;
+    let (newest, _) = found.first()?;
+    let stamp = newest.file_stem()?.to_string_lossy().get(5..20)?.to_string();
+    let at = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y%m%d-%H%M%S").ok()?;
+    Some((at, found.len(), found.iter().map(|(_, b)| b).sum()))
+}
+
+/// A proven backup less than a day and a half old, once there is anything to keep.
+fn backup(facts: &Facts) -> Check {
+    let stale = chrono::Duration::hours(36);
+    let fix = (
+        "The hub backs up after each settlement and every night: keep it switched on at night, settle daily, and check that its disk has room (store.disk). Download a backup from Settings now.",
+        "主机会在每次结算后和每天夜里自动备份：请夜间保持主机开机、每天结算，并检查磁盘空间（store.disk）。现在请在“设置”中下载一份备份。",
+    );
+    match (facts.backups, facts.first_sale) {
+        (Some((at, count, bytes)), _) => {
+            let evidence = format!(
+                "last automatic backup {} (checked whole), {count} kept, {} MiB in all",
+                at.format("%Y-%m-%d %H:%M"),
+                bytes.div_ceil(1 << 20)
+            );
+            if facts.now - at > stale {
+                check(
+                    "store.backup",
+                    Status::Warn,
+                    format!("{evidence}: over a day and a half old"),
+                    fix,
+                )
+            } else {
+                ok("store.backup", evidence)
+            }
+        }
+        (None, Some(first)) if facts.now - first > stale => check(
+            "store.backup",
+            Status::Warn,
+            "no automatic backup yet, and the first sale was over a day and a half ago".into(),
+            fix,
+        ),
+        (None, _) => ok(
+            "store.backup",
+            "no automatic backup yet: the first is taken after the first settlement or tonight".into(),
+        ),
+    }
 }
 
 /// The worst status: what `tallybox doctor` exits with (0 ok, 1 warn, 2 fail).
@@ -469,6 +521,12 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         integrity,
         clock_behind: store.clock_behind()?,
         history_lost: store.history_lost()?.map(|lost| lost.to_string()),
+        backups: backups(&store.data_dir()),
+        first_sale: conn
+            .query_row("SELECT min(local_time) FROM transactions", [], |r| {
+                r.get::<_, Option<String>>(0)
+            })?
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S").ok()),
         stale_pending,
         recent,
         lost,

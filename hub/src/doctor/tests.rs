@@ -79,6 +79,8 @@ fn a_healthy_store_is_all_green() {
         "terminal.T1.reader_cleaning",
         "store.disk",
         "store.integrity",
+        "store.history",
+        "store.backup",
         "payments.network",
         "payments.cards",
         "payments.reversals",
@@ -90,6 +92,26 @@ fn a_healthy_store_is_all_green() {
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
+}
+
+#[test]
+fn backups_are_amber_only_once_a_day_and_a_half_passes_without_one() {
+    let mut f = healthy();
+    let hours = |h| f.now - chrono::Duration::hours(h);
+    f.first_sale = Some(hours(2));
+    assert_eq!(status_of(&checks(&f), "store.backup"), Status::Ok, "a new shop");
+    f.first_sale = Some(hours(40));
+    let all = checks(&f);
+    let none = find(&all, "store.backup");
+    assert_eq!(none.status, Status::Warn);
+    assert!(none.evidence.contains("no automatic backup yet"), "{none:?}");
+    f.backups = Some((hours(5), 3, 30 << 20));
+    let all = checks(&f);
+    let fresh = find(&all, "store.backup");
+    assert_eq!(fresh.status, Status::Ok);
+    assert!(fresh.evidence.contains("3 kept, 30 MiB"), "{fresh:?}");
+    f.backups = Some((hours(50), 3, 30 << 20));
+    assert_eq!(status_of(&checks(&f), "store.backup"), Status::Warn);
 }
 
 #[test]

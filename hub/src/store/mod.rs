@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backups;
 pub mod cashiers;
 pub mod changes;
 pub mod fraud;

@@ -220,3 +220,50 @@ fn a_backup_restored_brings_back_its_receipts_and_chain_and_names_what_came_afte
     assert!(t1.sale(600, "approved").contains("APPROVED"));
     assert_eq!(traces(&hub)[0], 6, "trace numbers 4 and 5 are not issued again");
 }
+
+#[test]
+fn each_settlement_leaves_a_proven_backup_on_the_hub() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    let web = hub.web();
+    let none = wait_check(&web, "store.backup", "ok");
+    assert!(
+        none["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("no automatic backup yet"),
+        "{none}"
+    );
+    t1.keys("D3");
+    assert!(t1
+        .wait_screen("Any key", Duration::from_secs(10))
+        .contains("SETTLED"));
+    let backups = hub.data_dir().join("backups");
+    let backup = wait_for(Duration::from_secs(10), || {
+        std::fs::read_dir(&backups)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("auto-"))
+            })
+    })
+    .expect("a backup after the settlement");
+    let copy =
+        rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let (sales, settled): (i64, i64) = copy
+        .query_row(
+            "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM settlements)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((sales, settled), (1, 1), "the sale and its settlement are in it");
+    let check = wait_check(&web, "store.backup", "ok");
+    assert!(check["evidence"].as_str().unwrap().contains("1 kept"), "{check}");
+    assert!(hub.log().contains("backup after the settlement taken and proven"));
+}

@@ -20,7 +20,9 @@
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`), migrations, the hash-chained
 //!   audit log, receipt search, and the store thread that group-commits
 //!   concurrent writes ([`store::writer`]) and tells what each commit changed
-//!   ([`store::Change`]).
+//!   ([`store::Change`]); the history's witness ([`store::witness`]),
+//!   proven backups ([`store::backups`]), restore ([`store::restore`]) and
+//!   the data directory's lock ([`store::lock`]).
 //! - [`broker`]: the embedded MQTT broker, on loopback, behind its gate (the
 //!   port the LAN reaches).
 //! - [`guard`]: the bounds on what a LAN client can make the hub do, shared by
@@ -40,6 +42,8 @@
 //! - [`discovery`]: mDNS announcement.
 //! - [`config`]: the settings file and its checks.
 //! - [`install`]: installing an update bundle, database backed up first.
+//! - [`recovery`]: the one page a hub with a damaged database serves: the
+//!   damaged files kept, the newest whole backup put back at a button.
 //!
 //! The subcommands (`cmd/`, one file each) are the binary's, not this library's.
 //!
@@ -77,6 +81,7 @@ pub mod keys;
 pub mod link;
 pub mod notices;
 pub mod passwords;
+pub mod recovery;
 pub mod shop;
 pub mod store;
 pub mod support;

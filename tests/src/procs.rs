@@ -213,7 +213,40 @@ impl Hub {
         self.dir.path().join("data")
     }
 
+    /// Starts a killed or stopped hub whose database is damaged: it serves
+    /// its recovery page (`/healthz` answers 503, status `recovery`).
+    pub fn start_in_recovery(&mut self) {
+        assert!(self.child.is_none(), "the hub is still running");
+        self.launch();
+        let up = wait_for(Duration::from_secs(20), || {
+            let (status, body) = self.get_public("/healthz");
+            (status == 503 && body["status"] == "recovery").then_some(())
+        });
+        assert!(up.is_some(), "no recovery page; log:\n{}", self.log());
+    }
+
+    /// Whether the hub's process has ended (reaped if so).
+    pub fn exited(&mut self) -> bool {
+        let done = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if done {
+            self.child = None;
+        }
+        done
+    }
+
     fn spawn(&mut self) {
+        self.launch();
+        let ready = wait_for(Duration::from_secs(20), || {
+            let (status, body) = self.get_public("/healthz");
+            (status == 200 && body["broker_connected"] == true).then_some(())
+        });
+        assert!(ready.is_some(), "hub did not become ready; log:\n{}", self.log());
+    }
+
+    fn launch(&mut self) {
         let log = log_file(&self.log_path());
         let mut command = program_or(&self.program, "tallybox");
         let child = command
@@ -226,11 +259,6 @@ impl Hub {
             .spawn()
             .expect("start tallybox serve");
         self.child = Some(child);
-        let ready = wait_for(Duration::from_secs(20), || {
-            let (status, body) = self.get_public("/healthz");
-            (status == 200 && body["broker_connected"] == true).then_some(())
-        });
-        assert!(ready.is_some(), "hub did not become ready; log:\n{}", self.log());
     }
 
     pub fn pid(&self) -> Option<u32> {

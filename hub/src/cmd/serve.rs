@@ -103,12 +103,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         update_keys: args.update_keys.clone(),
     };
     let shutdown = super::stop_signal();
-    hub::run(config, options, shutdown, |started| {
+    let (data_dir, http) = (config.data_dir.clone(), config.http);
+    let ran = hub::run(config, options, shutdown.clone(), |started| {
         tracing::info!(
             http = %started.http, broker = %started.broker, embedded = started.embedded_broker,
             "hub ready"
         );
     })
-    .await?;
-    Ok(())
+    .await;
+    match ran {
+        // A damaged database: the recovery page, not a restart loop.
+        Err(hub::HubError::Store(e)) if e.is_damage() => {
+            tallybox::recovery::serve(&data_dir, http, &e, shutdown).await
+        }
+        other => Ok(other?),
+    }
 }

@@ -79,6 +79,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// SQLite found the database file damaged (not a database, or a
+    /// malformed page): the hub starts its recovery page instead.
+    pub fn is_damage(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        let code = match self {
+            StoreError::Sqlite(e) => e.sqlite_error_code(),
+            StoreError::Migration { error, .. } => error.sqlite_error_code(),
+            _ => None,
+        };
+        matches!(code, Some(C::DatabaseCorrupt | C::NotADatabase))
+    }
+
     /// The disk refused the write (full, read-only, failing): nothing was
     /// recorded, and nothing will be until the cause is fixed.
     pub fn is_storage(&self) -> bool {
@@ -311,6 +323,30 @@ fn migration_room(dir: &Path, found: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether the database file is shorter than its own header says (an SD
+/// card that lost its end): SQLite would find out only when it reads a page
+/// that is gone, in the middle of a sale. One read of 100 bytes.
+fn cut_short(db: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(db)?;
+    let len = file.metadata()?.len();
+    let mut header = [0u8; 100];
+    if len < 100 {
+        return Ok((len > 0).then(|| format!("the database file is {len} bytes, shorter than its header")));
+    }
+    file.read_exact(&mut header)?;
+    let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    // The size in the header counts only when written by the last change.
+    let (changes, pages, valid_for) = (word(24), u64::from(word(28)), word(92));
+    let expected = pages * page_size;
+    Ok((valid_for == changes && expected > len)
+        .then(|| format!("the database file is cut short: {len} bytes of the {expected} its header counts")))
+}
+
 /// The number of the open batch (批次号).
 fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
     one_row(
@@ -399,6 +435,12 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(data_dir)?;
         private(dir).map_err(data_dir)?;
         let hasher = PanHasher::load_or_create(&dir.join("pan-hash.key")).map_err(data_dir)?;
+        if let Some(why) = cut_short(&dir.join("tallybox.db")).map_err(data_dir)? {
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(why),
+            )));
+        }
         let mut conn = Connection::open(dir.join("tallybox.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);

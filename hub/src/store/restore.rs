@@ -27,7 +27,12 @@ pub struct Restored {
 
 /// Checks `from` and makes it the database of `dir`.
 pub fn restore(dir: &Path, from: &Path) -> Result<Restored, StoreError> {
-    let _lock = DataLock::take(dir)?;
+    let lock = DataLock::take(dir)?;
+    restore_held(dir, from, &lock)
+}
+
+/// [`restore`], by the holder of `dir`'s lock (the hub's recovery page).
+pub fn restore_held(dir: &Path, from: &Path, _held: &DataLock) -> Result<Restored, StoreError> {
     let records = check(from)?;
     let kept = keep_current(dir)?;
     let io = |error| StoreError::DataDir {
@@ -71,7 +76,7 @@ pub fn restore(dir: &Path, from: &Path) -> Result<Restored, StoreError> {
 }
 
 /// A backup fit to restore: its audit records.
-fn check(from: &Path) -> Result<u64, StoreError> {
+pub fn check(from: &Path) -> Result<u64, StoreError> {
     let refuse = |why: String| {
         StoreError::Restore(format!(
             "{} cannot be restored: {why}; nothing was changed",

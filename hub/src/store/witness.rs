@@ -109,13 +109,15 @@ impl std::fmt::Display for Lost {
                 w.seq, w.at
             )?;
         }
-        if w.last_txn > self.on_disk_last_txn {
-            write!(
+        match w.last_txn - self.on_disk_last_txn {
+            1 => write!(f, "; transaction {} is missing", w.last_txn)?,
+            n if n > 1 => write!(
                 f,
                 "; transactions {}–{} are missing",
                 self.on_disk_last_txn + 1,
                 w.last_txn
-            )?;
+            )?,
+            _ => {}
         }
         Ok(())
     }

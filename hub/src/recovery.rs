@@ -1,0 +1,243 @@
+//! The hub with a damaged database: instead of failing at every start (and
+//! systemd starting it again, for ever), it keeps a copy of the damaged
+//! files, finds the newest backup that proves whole, and serves one page
+//! on its web address that says so, in Chinese and English, with one
+//! button: put that backup back. Nothing is overwritten before the copy is
+//! kept. After the restore the process ends, and systemd starts the hub
+//! again on the restored database, where the history's witness names what
+//! the backup lacks until the owner accepts it.
+//!
+//! The page needs no sign-in: the accounts are in the damaged database. It
+//! shows no sales, and its one action can only bring back the hub's own
+//! newest proven backup, the damaged copy kept.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use warp::http::StatusCode;
+use warp::Filter;
+
+use crate::store::backups;
+use crate::store::lock::DataLock;
+use crate::store::restore::{self, Restored};
+use crate::store::StoreError;
+
+/// What the page shows.
+struct Damage {
+    why: String,
+    kept: Option<PathBuf>,
+    /// The newest backup that proved whole, and its audit records.
+    backup: Option<(PathBuf, u64)>,
+    restored: Option<Result<Restored, String>>,
+}
+
+/// Serves the recovery page on `http` until a restore is done or `stop`.
+pub async fn serve(
+    data_dir: &Path,
+    http: SocketAddr,
+    why: &StoreError,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let lock = DataLock::take(data_dir)?;
+    let kept = keep_damaged(data_dir)?;
+    let backup = newest_proven(&data_dir.join("backups"));
+    tracing::error!(
+        error = %why, kept = ?kept, backup = ?backup.as_ref().map(|(p, _)| p),
+        "the database is damaged: the hub serves its recovery page instead of selling"
+    );
+    let state = Arc::new(Mutex::new(Damage {
+        why: why.to_string(),
+        kept,
+        backup,
+        restored: None,
+    }));
+    let (dir, done) = (data_dir.to_path_buf(), stop.child_token());
+    let lock = Arc::new(lock);
+    let page = {
+        let state = Arc::clone(&state);
+        warp::get().map(move || warp::reply::html(render(&state.lock().unwrap_or_else(|e| e.into_inner()))))
+    };
+    let health = {
+        let state = Arc::clone(&state);
+        warp::path!("healthz").and(warp::get()).map(move || {
+            let s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let body = serde_json::json!({
+                "status": "recovery",
+                "database": "damaged",
+                "error": s.why,
+                "backup": s.backup.as_ref().map(|(p, _)| p.display().to_string()),
+            });
+            warp::reply::with_status(warp::reply::json(&body), StatusCode::SERVICE_UNAVAILABLE)
+        })
+    };
+    let restore_it = {
+        let (state, done) = (Arc::clone(&state), done.clone());
+        warp::path!("recovery" / "restore")
+            .and(warp::post())
+            .and(warp::body::content_length_limit(1024))
+            .and(warp::body::form::<std::collections::HashMap<String, String>>())
+            .and_then(move |form: std::collections::HashMap<String, String>| {
+                let (state, dir, lock, done) =
+                    (Arc::clone(&state), dir.clone(), Arc::clone(&lock), done.clone());
+                async move {
+                    let confirmed = form.get("understood").is_some_and(|v| v == "yes");
+                    let from = state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .backup
+                        .as_ref()
+                        .map(|(p, _)| p.clone());
+                    let result = match (confirmed, from) {
+                        (false, _) => {
+                            Err("tick the box first: sales after the backup must then be accepted"
+                                .to_string())
+                        }
+                        (true, None) => Err("there is no backup that proves whole".to_string()),
+                        (true, Some(from)) => {
+                            tokio::task::spawn_blocking(move || restore::restore_held(&dir, &from, &lock))
+                                .await
+                                .map_err(|e| e.to_string())
+                                .and_then(|r| r.map_err(|e| e.to_string()))
+                        }
+                    };
+                    let ok = result.is_ok();
+                    match &result {
+                        Ok(r) => tracing::warn!(
+                            transactions = r.transactions,
+                            "the newest backup was put back from the recovery page; the hub starts again"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "restore from the recovery page refused"),
+                    }
+                    let page = {
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        s.restored = Some(result);
+                        render(&s)
+                    };
+                    if ok {
+                        // Let the answer leave, then end: systemd starts the hub again.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                            done.cancel();
+                        });
+                    }
+                    Ok::<_, warp::Rejection>(warp::reply::html(page))
+                }
+            })
+    };
+    let routes = health.or(restore_it).or(page).with(warp::reply::with::header(
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    ));
+    let listener = tokio::net::TcpListener::bind(http)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve the recovery page on {http}: {e}"))?;
+    let server = crate::web::serve::serve(listener, warp::service(routes), done);
+    tallybox_platform::service::started(|| async { true });
+    server.await;
+    Ok(())
+}
+
+/// Copies the damaged files into `backups/damaged-TIME/` before anything
+/// else touches them.
+fn keep_damaged(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    if !dir.join("tallybox.db").exists() {
+        return Ok(None);
+    }
+    let stamp = tallybox_platform::clock::now().format("%Y%m%d-%H%M%S");
+    let kept = dir.join("backups").join(format!("damaged-{stamp}"));
+    std::fs::create_dir_all(&kept)?;
+    for name in ["tallybox.db", "tallybox.db-wal"] {
+        if dir.join(name).exists() {
+            std::fs::copy(dir.join(name), kept.join(name))?;
+        }
+    }
+    Ok(Some(kept))
+}
+
+/// The newest backup in `backups/` (automatic or taken before a change)
+/// that proves whole, and its audit records.
+fn newest_proven(backups_dir: &Path) -> Option<(PathBuf, u64)> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(backups_dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .rev()
+        .find_map(|(_, path)| backups::prove(&path).ok().map(|records| (path, records)))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn render(s: &Damage) -> String {
+    let mut body = format!(
+        "<h1>数据库已损坏 · The hub's database is damaged</h1>\
+         <p>主机暂停交易。The hub is not selling.</p><p><code>{}</code></p>",
+        escape(&s.why)
+    );
+    if let Some(kept) = &s.kept {
+        body += &format!(
+            "<p>损坏的文件已另存 · A copy of the damaged files is kept: <code>{}</code></p>",
+            escape(&kept.display().to_string())
+        );
+    }
+    match (&s.restored, &s.backup) {
+        (Some(Ok(r)), _) => {
+            body += &format!(
+                "<h2>已恢复 · Restored</h2><p>{} 笔交易 · {} transactions. 主机正在重新启动 · The hub starts again now.</p>",
+                r.transactions, r.transactions
+            );
+            if let Some(lost) = &r.lost {
+                body += &format!(
+                    "<p>备份之后的记录缺失 · Missing after the backup: {}. 登录后在“故障排查”中处理 · Sign in and deal with it on Troubleshooting.</p>",
+                    escape(&lost.to_string())
+                );
+            }
+            return page(&body);
+        }
+        (Some(Err(e)), _) => body += &format!("<p><strong>{}</strong></p>", escape(e)),
+        _ => {}
+    }
+    match &s.backup {
+        Some((path, records)) => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            body += &format!(
+                "<h2>最新的完好备份 · Newest whole backup</h2><p><code>{}</code> ({records} audit records)</p>\
+                 <form method=\"post\" action=\"/recovery/restore\">\
+                 <label><input type=\"checkbox\" name=\"understood\" value=\"yes\" required> \
+                 我明白：备份之后的交易需要核对后接受 · I understand: sales after the backup must be checked and accepted</label>\
+                 <p><button type=\"submit\">恢复此备份 · Put this backup back</button></p></form>",
+                escape(&name)
+            );
+        }
+        None => {
+            body += "<h2>没有完好的备份 · No whole backup</h2>\
+                     <p>请联系技术支持，并保留此 SD 卡 · Call support and keep this SD card as it is.</p>"
+        }
+    }
+    page(&body)
+}
+
+fn page(body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Tallybox · 恢复 Recovery</title>\
+         <style>body{{font-family:sans-serif;max-width:36rem;margin:1rem auto;padding:0 1rem}}\
+         code{{word-break:break-all}}button{{font-size:1.1rem;padding:.6rem 1rem}}</style>\
+         </head><body>{body}</body></html>"
+    )
+}

@@ -342,3 +342,35 @@ fn a_hub_killed_after_the_acquirer_settled_records_that_settlement_with_its_firs
     assert!(t1.sale(600, "approved").contains("APPROVED"));
     assert_eq!(hub.transactions("limit=1")[0]["batch_no"], 2);
 }
+
+#[test]
+fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
+    use tallybox_e2e::mqtt::{sale, RawClient};
+    use tallybox_e2e::procs::STORE;
+    let acquirer = AcquirerSim::start();
+    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let raw = RawClient::connect(hub.mqtt, STORE, "T9");
+    let card = tallybox_e2e::test_cards()
+        .into_iter()
+        .find(|c| c["name"] == "approved")
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    for n in 0..1005u64 {
+        let answer = raw
+            .request("T9", &sale(&format!("long-{n:010}"), &card, 100 + n), wait)
+            .expect("answer");
+        assert_eq!(answer["status"], "approved", "{answer}");
+    }
+    // The 1 005th sale's count went out as 005 before (3 digits, cut).
+    let answer = raw
+        .request(
+            "T9",
+            &serde_json::json!({"v": 1, "type": "settle", "request_id": "long-settle-1"}),
+            wait,
+        )
+        .expect("answer");
+    assert_eq!(answer["type"], "settled", "{answer}");
+    assert_eq!(answer["balanced"], true, "{answer}");
+    let report = answer["report"].to_string();
+    assert!(report.contains("1005"), "{report}");
+}

@@ -7,7 +7,7 @@
 //! | 0800 / 0810 sign-in | 11 trace, 41 terminal, 42 merchant · 39 |
 //! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
 //! | 0400 / 0410 reversal | 3, 4, 11 of the original, 39 `98` (no answer), 41, 42, 49 · 39 |
-//! | 0500 / 0510 settlement | 11, 41, 42, 48 totals, 60 batch · 39 `00` balanced, `95` out of balance |
+//! | 0500 / 0510 settlement | 11, 41, 42, 48 totals (sales count n6, amount n12, refunds count n6, amount n12), 60 batch · 39 `00` balanced, `95` out of balance |
 //!
 //! Every message carries a MAC in field 64 (see [`super::mac`]).
 
@@ -131,9 +131,24 @@ pub fn reversal(r: &Reversal, merchant_id: &str, currency: &str) -> Result<Messa
     Ok(m)
 }
 
-/// Field 48 of a settlement: sales count (3 digits) and amount (12), refunds
-/// count and amount, all net of voids.
+/// The most a count in field 48 carries (6 digits).
+const MAX_COUNT: u32 = 999_999;
+/// The most an amount in field 48 carries (12 digits).
+const MAX_MINOR: u64 = 999_999_999_999;
+
+/// Field 48 of a settlement: sales count (6 digits) and amount (12), refunds
+/// count and amount, all net of voids. A figure too large for its digits is
+/// refused, never cut (a cut count settled OUT OF BALANCE).
 pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecError> {
+    if t.sales_count.max(t.refunds_count) > MAX_COUNT || t.sales_minor.max(t.refunds_minor) > MAX_MINOR {
+        return Err(CodecError::BadField {
+            field: 48,
+            problem: format!(
+                "batch {} of {} is larger than field 48 carries ({MAX_COUNT} transactions, {MAX_MINOR} minor units): settle more often",
+                t.batch_no, t.terminal_id
+            ),
+        });
+    }
     let mut m = Message::new("0500");
     m.set_str(11, &trace(t.batch_no))?
         .set_str(41, &terminal_field(&t.terminal_id)?)?
@@ -141,11 +156,8 @@ pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecEr
         .set_str(
             48,
             &format!(
-                "{:03}{:012}{:03}{:012}",
-                t.sales_count % 1000,
-                t.sales_minor,
-                t.refunds_count % 1000,
-                t.refunds_minor
+                "{:06}{:012}{:06}{:012}",
+                t.sales_count, t.sales_minor, t.refunds_count, t.refunds_minor
             ),
         )?
         .set_str(60, &format!("00{:06}", t.batch_no % 1_000_000))?;
@@ -155,8 +167,8 @@ pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecEr
 pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
     let f = m
         .text(48)
-        .filter(|f| f.len() == 30)
-        .ok_or("field 48 is not 30 digits of totals")?;
+        .filter(|f| f.len() == 36)
+        .ok_or("field 48 is not 36 digits of totals")?;
     let n = |a: usize, b: usize| {
         f[a..b]
             .parse::<u64>()
@@ -169,10 +181,10 @@ pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
             .and_then(|b| b.get(2..8))
             .and_then(|b| b.parse().ok())
             .unwrap_or(0),
-        sales_count: n(0, 3)? as u32,
-        sales_minor: n(3, 15)?,
-        refunds_count: n(15, 18)? as u32,
-        refunds_minor: n(18, 30)?,
+        sales_count: n(0, 6)? as u32,
+        sales_minor: n(6, 18)?,
+        refunds_count: n(18, 24)? as u32,
+        refunds_minor: n(24, 36)?,
     })
 }
 
@@ -318,6 +330,30 @@ mod tests {
         assert_eq!(r.balance, Some(Amount::from_minor(10_000).unwrap()));
         assert_eq!(answer_type("0400").as_deref(), Some("0410"));
         assert_eq!(answer_type("0210"), None);
+    }
+
+    #[test]
+    fn settlement_counts_of_a_long_day_go_whole_and_a_figure_too_large_is_refused() {
+        for (sales, refunds) in [(1_005, 3), (100_000, 1_005), (999_999, 0)] {
+            let t = BatchTotals {
+                terminal_id: "T1".into(),
+                batch_no: 7,
+                sales_count: sales,
+                sales_minor: u64::from(sales) * 1_250,
+                refunds_count: refunds,
+                refunds_minor: u64::from(refunds) * 99,
+            };
+            let m = settlement(&t, "898000000000001").unwrap();
+            let back = read_settlement(&Message::decode(&m.encode()).unwrap()).unwrap();
+            assert_eq!(back, t);
+        }
+        let too_many = BatchTotals {
+            terminal_id: "T1".into(),
+            sales_count: 1_000_000,
+            ..Default::default()
+        };
+        let e = settlement(&too_many, "898000000000001").unwrap_err().to_string();
+        assert!(e.contains("field 48") && e.contains("settle more often"), "{e}");
     }
 
     #[test]

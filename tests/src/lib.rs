@@ -116,6 +116,40 @@ pub fn test_cards() -> Vec<serde_json::Value> {
         .expect("an array")
 }
 
+/// Runs `tallybox ARGS`: whether it succeeded, and what it printed (stdout,
+/// then stderr).
+pub fn tallybox(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin("tallybox"))
+        .args(args)
+        .output()
+        .expect("run tallybox");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The acquirer link's message log (`tallybox acquirer-sim --log`) read by
+/// an independent codec (pyiso8583, `py/iso8583_check.py`): its report
+/// (`checked`, `types`, `fields`, `currencies`, `errors`).
+pub fn iso8583_check(log: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
+        .arg(log)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the independent codec did not run (scripts/test installs pyiso8583): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
+}
+
 /// What `systemd-analyze verify` finds wrong with the unit at `unit` (a path
 /// inside `root`). A bare folder has no sysinit.target to order against: that
 /// is not counted.

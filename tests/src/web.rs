@@ -136,3 +136,18 @@ pub fn find_check(checks: &Value, id: &str) -> Value {
         .cloned()
         .unwrap_or_else(|| panic!("no {id} in {checks}"))
 }
+
+/// Check `id` as `GET /api/v1/checks` has it now, if it is there.
+pub fn check(web: &WebClient, id: &str) -> Option<Value> {
+    let (code, body) = web.get("/api/v1/checks");
+    assert_eq!(code, 200, "{body}");
+    body["checks"].as_array()?.iter().find(|c| c["id"] == id).cloned()
+}
+
+/// Waits until check `id` has `status` (20 s at most); returns it.
+pub fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
+    crate::wait_for(std::time::Duration::from_secs(20), || {
+        check(web, id).filter(|c| c["status"] == status)
+    })
+    .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
+}

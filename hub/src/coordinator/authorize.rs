@@ -214,22 +214,32 @@ impl<A: Acquirer> Coordinator<A> {
     /// Ends a transaction the acquirer was never asked about as failed with
     /// `code`: not charged.
     async fn not_sent(&self, txn: &Txn, code: ResponseCode) -> Option<Response> {
-        let id = txn.id;
-        let verdict = move |s: &mut Store| {
+        match self.end_here(txn.id, TxnStatus::Failed, code).await {
+            Ok(t) => Some(self.outcome(&t, None)),
+            Err(e) => Some(internal(&txn.request_id, &e)),
+        }
+    }
+
+    /// Ends transaction `id` with a status and code of the hub's own (no
+    /// authorization code or reference from the acquirer).
+    pub(super) async fn end_here(
+        &self,
+        id: i64,
+        status: TxnStatus,
+        code: ResponseCode,
+    ) -> Result<Txn, StoreError> {
+        self.store(move |s: &mut Store| {
             s.finish(
                 id,
                 &Verdict {
-                    status: TxnStatus::Failed,
+                    status,
                     response_code: code,
                     auth_code: "",
                     reference_no: "",
                 },
             )
-        };
-        match self.store(verdict).await {
-            Ok(t) => Some(self.outcome(&t, None)),
-            Err(e) => Some(internal(&txn.request_id, &e)),
-        }
+        })
+        .await
     }
 
     /// Waits for the acquirer at most the configured time-out.

@@ -26,19 +26,10 @@ impl<A: Acquirer> Coordinator<A> {
                 return None;
             }
         }
-        let id = txn.id;
-        let verdict = move |s: &mut Store| {
-            s.finish(
-                id,
-                &Verdict {
-                    status: TxnStatus::Reversed,
-                    response_code: reason::NOT_CHARGED,
-                    auth_code: "",
-                    reference_no: "",
-                },
-            )
-        };
-        match self.store(verdict).await {
+        match self
+            .end_here(txn.id, TxnStatus::Reversed, reason::NOT_CHARGED)
+            .await
+        {
             Ok(t) => {
                 tracing::info!(terminal = %t.terminal_id, trace_no = t.trace_no, "transaction reversed: not charged");
                 Some(t)

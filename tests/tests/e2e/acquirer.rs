@@ -6,13 +6,12 @@
 //! settlements (out of balance, then balanced). The whole message log is then
 //! decoded and re-encoded by an independent codec (pyiso8583).
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
-use tallybox_e2e::wait_for;
+use tallybox_e2e::{iso8583_check, wait_for};
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
 /// after the screen).
@@ -199,17 +198,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     );
 
     // Every message both ways, decoded by pyiso8583 and encoded back byte for byte.
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
-        .arg(acquirer.messages_path())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "the independent codec did not run (scripts/test installs pyiso8583): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
     let types: Vec<&str> = report["types"]
         .as_array()
@@ -285,14 +274,7 @@ fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_
 
 /// The types of the messages on the link so far, read by the independent codec.
 fn message_types(acquirer: &AcquirerSim) -> Vec<String> {
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
-        .arg(acquirer.messages_path())
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    serde_json::from_value(report["types"].clone()).unwrap()
+    serde_json::from_value(iso8583_check(&acquirer.messages_path())["types"].clone()).unwrap()
 }
 
 #[test]

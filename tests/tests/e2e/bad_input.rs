@@ -68,6 +68,24 @@ fn malformed_payloads_get_typed_errors_and_the_hub_keeps_serving() {
     );
 }
 
+/// `tallybox serve` on `data` and free ports, expected to stop by itself:
+/// its exit code and what it printed to stderr.
+fn serve_once(data: &std::path::Path) -> (i32, String) {
+    let (http, mqtt) = (free_port().to_string(), free_port().to_string());
+    run(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--mqtt",
+        &format!("127.0.0.1:{mqtt}"),
+        "--no-mdns",
+        "--devices",
+        "none",
+    ])
+}
+
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(bin("tallybox"))
         .args(args)
@@ -160,19 +178,7 @@ fn a_read_only_data_disk_is_one_clear_error_and_loses_nothing() {
     hub.stop();
     // The SD card turned read-only (ext4 does so after I/O errors).
     disk.read_only(true);
-    let (http, mqtt) = (free_port().to_string(), free_port().to_string());
-    let (code, stderr) = run(&[
-        "serve",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        "--mqtt",
-        &format!("127.0.0.1:{mqtt}"),
-        "--no-mdns",
-        "--devices",
-        "none",
-    ]);
+    let (code, stderr) = serve_once(&data);
     assert_ne!(code, 0);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("Read-only file system"), "{stderr}");
@@ -210,19 +216,7 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     let full = f.metadata().unwrap().len();
     f.set_len(full - (256 << 10)).unwrap();
     drop(f);
-    let (http, mqtt) = (free_port().to_string(), free_port().to_string());
-    let (code, stderr) = run(&[
-        "serve",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        "--mqtt",
-        &format!("127.0.0.1:{mqtt}"),
-        "--no-mdns",
-        "--devices",
-        "none",
-    ]);
+    let (code, stderr) = serve_once(&data);
     assert_ne!(code, 0);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(

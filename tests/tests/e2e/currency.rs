@@ -100,13 +100,7 @@ fn over_iso8583_a_hong_kong_sale_names_hkd_to_the_bank() {
     t1.wait_ready();
     let screen = t1.sale(1250, "approved");
     assert!(screen.contains("HKD 12.50"), "{screen}");
-    let out = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
-        .arg(acquirer.messages_path())
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = tallybox_e2e::iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
     assert_eq!(
         report["currencies"]["0200"],

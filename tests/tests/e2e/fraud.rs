@@ -9,19 +9,7 @@ use std::time::Duration;
 
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Terminal, STORE};
-use tallybox_e2e::{bin, free_port, test_card, try_drive, wait_for};
-
-fn tallybox(args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin("tallybox")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use tallybox_e2e::{free_port, tallybox, test_card, try_drive, wait_for};
 
 #[test]
 fn card_testing_freezes_the_terminal_and_the_evidence_pack_holds_it_all() {

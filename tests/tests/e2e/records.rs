@@ -5,37 +5,16 @@
 //! A backup put back with `tallybox restore` brings back its receipts and
 //! audit chain, and what came after it is named the same way.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tallybox_e2e::procs::{Hub, Terminal};
-use tallybox_e2e::web::WebClient;
-use tallybox_e2e::{bin, wait_for};
-
-fn check(web: &WebClient, id: &str) -> Option<Value> {
-    let (code, body) = web.get("/api/v1/checks");
-    assert_eq!(code, 200, "{body}");
-    body["checks"].as_array()?.iter().find(|c| c["id"] == id).cloned()
-}
-
-fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
-    wait_for(Duration::from_secs(20), || {
-        check(web, id).filter(|c| c["status"] == status)
-    })
-    .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
-}
+use tallybox_e2e::web::{wait_check, WebClient};
+use tallybox_e2e::{tallybox, wait_for};
 
 fn audit_verify(hub: &Hub) -> (bool, String) {
-    let out = Command::new(bin("tallybox"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let data = hub.data_dir().display().to_string();
+    tallybox(&["audit", "verify", "--data-dir", &data])
 }
 
 fn traces(hub: &Hub) -> Vec<u64> {
@@ -130,21 +109,20 @@ fn a_wal_cut_short_after_a_power_cut_stops_sales_until_the_owner_accepts_the_los
 }
 
 fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {
-    let out = Command::new(bin("tallybox"))
-        .arg("restore")
-        .arg(file)
-        .arg("--data-dir")
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (file, data) = (file.display().to_string(), hub.data_dir().display().to_string());
+    tallybox(&["restore", &file, "--data-dir", &data])
+}
+
+/// The first file in the hub's `backups/` whose name starts with `prefix`.
+fn in_backups(hub: &Hub, prefix: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(hub.data_dir().join("backups"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
 }
 
 #[test]
@@ -242,18 +220,8 @@ fn each_settlement_leaves_a_proven_backup_on_the_hub() {
     assert!(t1
         .wait_screen("Any key", Duration::from_secs(10))
         .contains("SETTLED"));
-    let backups = hub.data_dir().join("backups");
-    let backup = wait_for(Duration::from_secs(10), || {
-        std::fs::read_dir(&backups)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("auto-"))
-            })
-    })
-    .expect("a backup after the settlement");
+    let backup = wait_for(Duration::from_secs(10), || in_backups(&hub, "auto-"))
+        .expect("a backup after the settlement");
     let copy =
         rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let (sales, settled): (i64, i64) = copy
@@ -290,14 +258,7 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
         .wait_screen("Any key", Duration::from_secs(10))
         .contains("SETTLED"));
     t1.keys("C");
-    wait_for(Duration::from_secs(10), || {
-        let found = std::fs::read_dir(hub.data_dir().join("backups")).ok()?;
-        found
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("auto-"))
-            .then_some(())
-    })
-    .expect("the settlement's backup");
+    wait_for(Duration::from_secs(10), || in_backups(&hub, "auto-")).expect("the settlement's backup");
     assert!(t1.sale(800, "approved").contains("APPROVED"));
     t1.keys("C");
     hub.stop();
@@ -321,13 +282,9 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
         page.contains("数据库已损坏") && page.contains("cut short") && page.contains("auto-"),
         "{page}"
     );
-    let kept = std::fs::read_dir(hub.data_dir().join("backups"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("damaged-"))
-        .expect("the damaged files are kept first");
+    let kept = in_backups(&hub, "damaged-").expect("the damaged files are kept first");
     assert_eq!(
-        std::fs::metadata(kept.path().join("tallybox.db")).unwrap().len(),
+        std::fs::metadata(kept.join("tallybox.db")).unwrap().len(),
         len / 2
     );
 

@@ -10,26 +10,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal, Tmpfs};
 use tallybox_e2e::proxy::Proxy;
-use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
+use tallybox_e2e::web::{check, wait_check, WebClient, OWNER_PASSWORD};
 use tallybox_e2e::{test_card, wait_for};
 use tallybox_platform::machine::fake;
-
-fn check(web: &WebClient, id: &str) -> Option<Value> {
-    let (code, body) = web.get("/api/v1/checks");
-    assert_eq!(code, 200, "{body}");
-    body["checks"].as_array()?.iter().find(|c| c["id"] == id).cloned()
-}
-
-/// Waits until check `id` has `status`; returns it.
-fn wait_check(web: &WebClient, id: &str, status: &str) -> Value {
-    wait_for(Duration::from_secs(20), || {
-        check(web, id).filter(|c| c["status"] == status)
-    })
-    .unwrap_or_else(|| panic!("{id} never turned {status}: {:?}", check(web, id)))
-}
 
 /// The amounts of the stored transactions, newest first.
 fn stored_amounts(hub: &Hub) -> Vec<i64> {

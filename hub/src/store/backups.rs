@@ -29,20 +29,12 @@ impl Store {
     /// Copies the database into `backups/`, proves the copy, and rotates the
     /// automatic copies within `budget` bytes.
     pub fn automatic_backup(&self, budget: u64) -> Result<Backup, StoreError> {
+        let path = self.new_backup_path(PREFIX)?;
         let dir = self.data_dir().join("backups");
         let io = |error| StoreError::DataDir {
             dir: dir.display().to_string(),
             error,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let stamp = tallybox_platform::clock::now().format("%Y%m%d-%H%M%S");
-        let path = (1..)
-            .map(|n| match n {
-                1 => dir.join(format!("{PREFIX}{stamp}.db")),
-                n => dir.join(format!("{PREFIX}{stamp}-{n}.db")),
-            })
-            .find(|p| !p.exists())
-            .expect("a free name");
         self.backup_to(&path)?;
         let proven = prove(&path);
         let records = match proven {

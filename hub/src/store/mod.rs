@@ -914,22 +914,27 @@ impl Store {
     /// A backup in the data directory's `backups/`, named for what is about
     /// to happen (`before-<what>-<time>.db`); its path.
     pub fn backup_before(&self, what: &str) -> Result<PathBuf, StoreError> {
+        let path = self.new_backup_path(&format!("before-{what}-"))?;
+        self.backup_to(&path)?;
+        Ok(path)
+    }
+
+    /// A free name in `backups/` (made if need be): `{prefix}{local time}.db`,
+    /// and `-2`, `-3`… for more in the same second.
+    pub(crate) fn new_backup_path(&self, prefix: &str) -> Result<PathBuf, StoreError> {
         let backups = self.data_dir().join("backups");
         std::fs::create_dir_all(&backups).map_err(|error| StoreError::DataDir {
             dir: backups.display().to_string(),
             error,
         })?;
         let stamp = tallybox_platform::clock::now().format("%Y%m%d-%H%M%S");
-        // Two in the same second get their own files.
-        let path = (1..)
+        Ok((1..)
             .map(|n| match n {
-                1 => backups.join(format!("before-{what}-{stamp}.db")),
-                n => backups.join(format!("before-{what}-{stamp}-{n}.db")),
+                1 => backups.join(format!("{prefix}{stamp}.db")),
+                n => backups.join(format!("{prefix}{stamp}-{n}.db")),
             })
             .find(|p| !p.exists())
-            .expect("a free name");
-        self.backup_to(&path)?;
-        Ok(path)
+            .expect("a free name"))
     }
 
     pub fn batch_no(&self) -> Result<u32, StoreError> {

@@ -113,6 +113,14 @@ fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {
     tallybox(&["restore", &file, "--data-dir", &data])
 }
 
+/// Settles at `t1` (D 3) and waits for the backup the settlement leaves.
+fn settle_and_back_up(hub: &Hub, t1: &Terminal) -> std::path::PathBuf {
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("SETTLED"), "{screen}");
+    wait_for(Duration::from_secs(10), || in_backups(hub, "auto-")).expect("a backup after the settlement")
+}
+
 /// The first file in the hub's `backups/` whose name starts with `prefix`.
 fn in_backups(hub: &Hub, prefix: &str) -> Option<std::path::PathBuf> {
     std::fs::read_dir(hub.data_dir().join("backups"))
@@ -216,12 +224,7 @@ fn each_settlement_leaves_a_proven_backup_on_the_hub() {
             .contains("no automatic backup yet"),
         "{none}"
     );
-    t1.keys("D3");
-    assert!(t1
-        .wait_screen("Any key", Duration::from_secs(10))
-        .contains("SETTLED"));
-    let backup = wait_for(Duration::from_secs(10), || in_backups(&hub, "auto-"))
-        .expect("a backup after the settlement");
+    let backup = settle_and_back_up(&hub, &t1);
     let copy =
         rusqlite::Connection::open_with_flags(&backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let (sales, settled): (i64, i64) = copy
@@ -253,12 +256,8 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
     t1.wait_ready();
     assert!(t1.sale(1250, "approved").contains("APPROVED"));
     t1.keys("C");
-    t1.keys("D3");
-    assert!(t1
-        .wait_screen("Any key", Duration::from_secs(10))
-        .contains("SETTLED"));
+    settle_and_back_up(&hub, &t1);
     t1.keys("C");
-    wait_for(Duration::from_secs(10), || in_backups(&hub, "auto-")).expect("the settlement's backup");
     assert!(t1.sale(800, "approved").contains("APPROVED"));
     t1.keys("C");
     hub.stop();

@@ -8,11 +8,9 @@
 //! ([`super::Change`]); a job rolled back tells nothing.
 //! The queue of jobs is bounded (2 048 jobs): a flood waits for room
 //! instead of growing the hub's memory.
-//! After each commit, and still before any job hears its result, the
-//! history's witness ([`super::witness`]) is written: one more synced write
-//! of 4 KiB per commit, never one per job. A thread of its own writes it and
-//! then answers the batch, while the store thread goes on with the next
-//! batch: the two syncs overlap, and a batch waits for its own two only.
+//! After each commit, and still before any job hears its result, the thread
+//! writes the history's witness ([`super::witness`]): one more synced write
+//! of 4 KiB per commit, never one per job.
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -105,17 +103,13 @@ impl StoreHandle {
             Ok(Some(lost)) => {
                 tracing::error!(missing = %lost, "history lost: sales are refused until the owner restores a backup or accepts the loss on the troubleshooting page")
             }
-            Ok(None) => keeper.write(witness_now(&store).as_ref()),
+            Ok(None) => keeper.keep(&store),
             Err(e) => tracing::error!(error = %e, "cannot compare the history with its witness"),
         }
         let told = changes.clone();
-        let (done, answered) = std::sync::mpsc::sync_channel::<Committed>(1);
-        std::thread::Builder::new()
-            .name("witness".into())
-            .spawn(move || answer(keeper, answered, told))?;
         std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || run(store, queue, done))?;
+            .spawn(move || run(store, keeper, queue, told))?;
         Ok(StoreHandle { jobs, changes })
     }
 
@@ -184,12 +178,16 @@ struct Keeper {
 }
 
 impl Keeper {
-    /// Writes `witness` (nothing when there is none to write).
-    fn write(&mut self, witness: Option<&Witness>) {
-        let Some(witness) = witness else {
+    /// Writes what the history now is, unless history was lost: then the
+    /// witness keeps what was lost until the owner deals with it.
+    fn keep(&mut self, store: &Store) {
+        if !matches!(store.history_lost(), Ok(None)) {
             return;
-        };
-        match self.file.write(witness) {
+        }
+        let written = Witness::of(store.connection())
+            .map_err(|e| e.to_string())
+            .and_then(|w| self.file.write(&w).map_err(|e| e.to_string()));
+        match written {
             Err(e) if !self.failing => {
                 self.failing = true;
                 tracing::error!(error = %e, "cannot write the history's witness: a loss below the database would go unnoticed");
@@ -204,49 +202,11 @@ impl Keeper {
     }
 }
 
-/// What the history now is, to be witnessed; none when history was lost
-/// (the witness keeps what was lost until the owner deals with it).
-fn witness_now(store: &Store) -> Option<Witness> {
-    if !matches!(store.history_lost(), Ok(None)) {
-        return None;
-    }
-    match Witness::of(store.connection()) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the history for its witness");
-            None
-        }
-    }
-}
-
-/// A committed batch, on its way to its answers.
-struct Committed {
-    witness: Option<Witness>,
-    batch: Vec<Box<dyn Job>>,
-    changes: Vec<Change>,
-}
-
-/// The witness thread: writes each committed batch's witness, then tells
-/// its changes and answers its jobs, in commit order.
-fn answer(
-    mut keeper: Keeper,
-    committed: std::sync::mpsc::Receiver<Committed>,
-    told: broadcast::Sender<Change>,
-) {
-    for c in committed {
-        keeper.write(c.witness.as_ref());
-        // Nobody listening is fine: the changes are in the store.
-        c.changes.into_iter().for_each(|change| drop(told.send(change)));
-        for job in c.batch {
-            job.deliver(None);
-        }
-    }
-}
-
 fn run(
     mut store: Store,
+    mut keeper: Keeper,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
-    done: std::sync::mpsc::SyncSender<Committed>,
+    told: broadcast::Sender<Change>,
 ) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
@@ -276,24 +236,18 @@ fn run(
             },
         };
         let changes = store.changes.take();
-        match failed {
+        match &failed {
             Some(f) => {
-                tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
-                for job in batch {
-                    job.deliver(Some(&f));
-                }
+                tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded")
             }
             None => {
-                let committed = Committed {
-                    witness: witness_now(&store),
-                    batch,
-                    changes,
-                };
-                if done.send(committed).is_err() {
-                    tracing::error!("the witness thread has stopped; the store stops");
-                    return;
-                }
+                keeper.keep(&store);
+                // Nobody listening is fine: the changes are in the store.
+                changes.into_iter().for_each(|change| drop(told.send(change)));
             }
+        }
+        for job in batch {
+            job.deliver(failed.as_ref());
         }
     }
 }

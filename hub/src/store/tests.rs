@@ -309,3 +309,33 @@ fn a_supervisor_pin_an_older_hub_kept_in_clear_is_hashed_once() {
     store.hash_clear_supervisor_pin().unwrap();
     assert_eq!(kept(&store), once, "a hash is not hashed again");
 }
+
+#[test]
+fn a_database_file_shorter_than_its_header_is_damage_unless_its_wal_still_holds_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.freeze("T1", "a test").unwrap();
+        store
+            .connection()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+    }
+    let db = dir.path().join("tallybox.db");
+    assert_eq!(cut_short(&db).unwrap(), None, "whole");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let why = cut_short(&db).unwrap().expect("cut short");
+    assert!(why.contains("cut short"), "{why}");
+    let e = Store::open(dir.path()).err().expect("refused");
+    assert!(e.is_damage(), "{e}");
+    // A checkpoint cut by a power loss looks the same on the main file, but
+    // the WAL still holds the pages: SQLite finishes it, nothing is damaged.
+    std::fs::write(dir.path().join("tallybox.db-wal"), vec![1u8; 4096]).unwrap();
+    assert_eq!(cut_short(&db).unwrap(), None);
+}

@@ -531,9 +531,16 @@ fn a_checkout_takes_the_update_the_owner_uploads_and_comes_back_on_it() {
     // Its service starts it again (through the launcher): it proves itself and sells.
     t5.restart();
     t5.wait_ready();
-    let confirmed = wait_for(Duration::from_secs(40), || (!term.trying()).then_some(()));
-    assert!(confirmed.is_some(), "never confirmed:\n{}", t5.log());
-    assert!(term.log().contains("\"event\":\"confirmed\""), "{}", term.log());
+    // The marker goes first, then the log line: both are waited for.
+    let confirmed = wait_for(Duration::from_secs(40), || {
+        (!term.trying() && term.log().contains("\"event\":\"confirmed\"")).then_some(())
+    });
+    assert!(
+        confirmed.is_some(),
+        "never confirmed; update log:\n{}\ncheckout log:\n{}",
+        term.log(),
+        t5.log()
+    );
     assert!(t5.sale(800, "approved").contains("APPROVED"));
     assert_eq!(hub.transactions("").len(), 2);
 }

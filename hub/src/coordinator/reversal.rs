@@ -45,11 +45,25 @@ impl<A: Acquirer> Coordinator<A> {
     /// those a crash left behind; later, those whose reversal failed before.
     pub async fn reverse_leftovers(&self) -> Result<usize, StoreError> {
         let pending = self.store(|s| s.pending()).await?;
+        self.reverse_each(pending).await
+    }
+
+    /// Reverses each of `pending` (read a moment ago) that nobody is working
+    /// on and that is still pending.
+    pub(super) async fn reverse_each(&self, pending: Vec<Txn>) -> Result<usize, StoreError> {
         let mut reversed = 0;
         for txn in pending {
             let Some(_claim) = self.claim(&txn.request_id) else {
                 continue;
             };
+            // The list was read before the claim: the sale may have finished
+            // since (approved and answered). Reversing it then would undo a
+            // charge the customer was told about.
+            let id = txn.id;
+            let now = self.store(move |s| s.get(id)).await?;
+            if now.is_none_or(|t| t.status != TxnStatus::Pending) {
+                continue;
+            }
             if self.reverse(&txn).await.is_some() {
                 reversed += 1;
             }

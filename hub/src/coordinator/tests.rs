@@ -615,3 +615,50 @@ async fn a_settlement_cut_short_by_a_crash_is_asked_again_and_gets_the_acquirers
 fn rows_in_batch(dir: &std::path::Path, batch_no: u32) -> usize {
     rows(dir).iter().filter(|t| t.batch_no == batch_no).count()
 }
+
+#[tokio::test]
+async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    // The sweep reads the pending list while a sale is being authorized...
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let (rid, tid) = (RequestId::new(), t1());
+    let stale = c
+        .store(move |s| {
+            s.begin(&NewTxn {
+                request_id: &rid,
+                terminal_id: &tid,
+                kind: TxnKind::Sale,
+                amount: Amount::from_minor(1000).unwrap(),
+                currency: "CNY",
+                card: &card,
+                original_id: None,
+            })
+        })
+        .await
+        .unwrap();
+    let pending_then = vec![stale.clone()];
+    // ...the acquirer approves it and the hub records it (the customer is told)...
+    let auth = AuthRequest {
+        kind: TxnKind::Sale,
+        terminal_id: "T1".into(),
+        trace_no: stale.trace_no,
+        amount: stale.amount,
+        card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+        pin_block: None,
+        original: None,
+    };
+    let answer = c.acquirer.authorize(auth).await.unwrap();
+    assert!(answer.approved());
+    c.end_here(stale.id, TxnStatus::Approved, answer.response_code)
+        .await
+        .unwrap();
+    // ...then the sweep gets to it: nothing is reversed at the acquirer.
+    assert_eq!(c.reverse_each(pending_then).await.unwrap(), 0);
+    let rows = c.store(|s| s.batch_rows(1)).await.unwrap();
+    let totals = settle::totals(1, &rows).remove(0);
+    assert!(
+        c.acquirer.settle(totals).await.unwrap(),
+        "the acquirer still has the approval the hub recorded"
+    );
+}

@@ -352,7 +352,17 @@ fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
         )
         .expect("answer");
     assert_eq!(answer["type"], "settled", "{answer}");
-    assert_eq!(answer["balanced"], true, "{answer}");
+    let acquirer_log = std::fs::read_to_string(acquirer.dir.path().join("acquirer.log")).unwrap_or_default();
+    let hub_log: String = hub
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        answer["balanced"], true,
+        "{answer}\nacquirer:\n{acquirer_log}\nhub warnings:\n{hub_log}"
+    );
     let report = answer["report"].to_string();
     assert!(report.contains("1005"), "{report}");
 }

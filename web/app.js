@@ -519,8 +519,10 @@ async function loadChecks() {
   }
   $("#areas").replaceChildren(...[...areas].sort().map(([a, st]) => el("li", { class: `area ${st}`, "data-area": a },
     el("span", { class: `dot ${st}` }, ""), ` ${a.replace("terminal.", "")}`)));
+  // A redraw (any change in the store brings one) keeps open what the owner opened.
+  const opened = new Set([...$("#checks").querySelectorAll("details[open]")].map((x) => x.closest("li").dataset.id));
   $("#checks").replaceChildren(...d.checks.map((c) => {
-    const body = el("details", c.status === "ok" ? {} : { open: "" },
+    const body = el("details", c.status === "ok" && !opened.has(c.id) ? {} : { open: "" },
       el("summary", {}, el("span", { class: `dot ${c.status}` }, ""), el("strong", {}, ` ${c.id} `),
         el("span", { class: "muted" }, c.evidence)),
       el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`),

@@ -109,6 +109,10 @@ pub enum AcquirerError {
     Link(String),
     #[error("the acquirer did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    /// An answer came but was refused (it does not match the request, or its
+    /// MAC is wrong): it approves nothing, and the request counts as unanswered.
+    #[error("{0}")]
+    BadAnswer(String),
     /// The request cannot be put on the link (a field the acquirer cannot
     /// take): it was never sent, so nothing was charged.
     #[error("the acquirer cannot take this request, so it was not sent: {why}")]
@@ -124,7 +128,11 @@ pub enum AcquirerError {
 pub struct LinkHealth {
     /// `HOST:PORT`.
     pub addr: String,
+    /// Connected and signed in.
     pub up: bool,
+    /// Down because the acquirer answered the sign-in but refused it (or
+    /// its MAC was wrong), not because it cannot be reached.
+    pub sign_in_refused: bool,
     /// Since when it is up (or down), UTC.
     pub since: Option<String>,
     pub last_error: Option<String>,
@@ -134,6 +142,11 @@ pub struct LinkHealth {
     pub max_round_trip_ms: Option<u32>,
     /// How long the hub waits for an answer before it reverses the sale, in ms.
     pub timeout_ms: u32,
+    /// Answers refused in the last hour (they did not match their request,
+    /// or their MAC was wrong); each such sale was reversed.
+    pub refused_answers_last_hour: u32,
+    /// Why the last of them was refused.
+    pub last_refused: Option<String>,
 }
 
 /// The acquirer the settings name.

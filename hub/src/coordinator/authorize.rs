@@ -158,6 +158,11 @@ impl<A: Acquirer> Coordinator<A> {
                 };
                 return self.not_sent(&txn, code).await;
             }
+            Err(e @ AcquirerError::BadAnswer(_)) => {
+                // It may have charged the card for something else: undone.
+                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the acquirer's answer was refused; reversing");
+                return self.reverse(&txn).await.map(|t| self.outcome(&t, None));
+            }
             Err(e) => {
                 tracing::warn!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "no answer from the acquirer; reversing");
                 return self.reverse(&txn).await.map(|t| self.outcome(&t, None));

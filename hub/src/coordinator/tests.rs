@@ -2,14 +2,19 @@
 
 use super::*;
 use crate::acquirer::sim::SimAcquirer;
+use crate::acquirer::{AuthResponse, BatchTotals};
 use tallybox_core::card::{test_cards, EntryMode};
 use tallybox_core::protocol::requests;
 
 fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
+    coordinator_with(dir, SimAcquirer::default())
+}
+
+fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordinator<A> {
     let store = StoreHandle::spawn(Store::open(dir).unwrap()).unwrap();
     Coordinator::new(
         store,
-        SimAcquirer::default(),
+        acquirer,
         Settings {
             shop: std::sync::Arc::new(std::sync::RwLock::new(crate::shop::Shop {
                 name: "Corner Shop".into(),
@@ -660,5 +665,54 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
     assert!(
         c.acquirer.settle(totals).await.unwrap(),
         "the acquirer still has the approval the hub recorded"
+    );
+}
+
+/// An acquirer whose answers to sales the link refuses (another amount, a
+/// wrong MAC): the simulated one decides and charges, the hub never sees it.
+struct RefusedAnswers(SimAcquirer);
+
+impl Acquirer for RefusedAnswers {
+    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        self.0.authorize(request).await?;
+        Err(AcquirerError::BadAnswer(
+            "the answer to 0200 trace 000001 was refused: its amount (field 4) is 000000000001, the request's 000000001000".into(),
+        ))
+    }
+
+    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
+        self.0.reverse(reversal).await
+    }
+
+    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
+        self.0.settle(totals).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_answer_is_reversed_and_the_cashier_told_not_charged() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator_with(dir.path(), RefusedAnswers(SimAcquirer::default()));
+    let o = outcome(c.handle(&t1(), sale("approved", 1000)).await);
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Reversed, reason::NOT_CHARGED)
+    );
+    assert!(
+        o.receipt.is_none_or(|r| r.auth_code.is_empty()),
+        "no approval to print"
+    );
+    // The acquirer charged it and then took the reversal: the batch is empty on both sides.
+    let rows = c.store(|s| s.batch_rows(1)).await.unwrap();
+    let totals = settle::totals(1, &rows).into_iter().next();
+    let totals = totals.unwrap_or(BatchTotals {
+        terminal_id: "T1".into(),
+        batch_no: 1,
+        ..Default::default()
+    });
+    assert_eq!((totals.sales_count, totals.sales_minor), (0, 0));
+    assert!(
+        c.acquirer.settle(totals).await.unwrap(),
+        "the acquirer holds no charge either"
     );
 }

@@ -204,6 +204,21 @@ fn declines(facts: &Facts) -> Check {
 
 fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
     let since = link.since.as_deref().unwrap_or("start");
+    if link.sign_in_refused {
+        return check(
+            "network.acquirer",
+            Status::Fail,
+            format!(
+                "the acquirer at {} answers but does not let the hub sign in since {since}: {}; no sale goes out until it does",
+                link.addr,
+                link.last_error.as_deref().unwrap_or("refused")
+            ),
+            (
+                "Call the acquirer's help desk with this message: the merchant id, the terminal id or the MAC key in the settings may not be theirs, or the terminal may be blocked at their end. Customers whose sale failed were not charged.",
+                "请将此信息告知收单机构客服：设置中的商户号、终端号或MAC密钥可能与其不符，或终端在收单方被停用。交易失败的顾客未被扣款。",
+            ),
+        );
+    }
     if !link.up {
         return check(
             "network.acquirer",
@@ -214,6 +229,21 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
                 link.last_error.as_deref().unwrap_or("no connection yet")
             ),
             NETWORK_FIX,
+        );
+    }
+    if link.refused_answers_last_hour > 0 {
+        return check(
+            "network.acquirer",
+            Status::Fail,
+            format!(
+                "{} answers from the acquirer refused in the last hour, each sale reversed and the cashier told not charged; the last: {}",
+                link.refused_answers_last_hour,
+                link.last_refused.as_deref().unwrap_or("?")
+            ),
+            (
+                "An answer is taken only if its MAC is right and it gives back the request's amount, trace number, terminal, merchant and currency. A wrong MAC: the MAC key in the settings is not the acquirer's. Other differences: call the acquirer's help desk with this message; someone may be changing messages on the line.",
+                "只有MAC正确、且金额、流水号、终端号、商户号和币种与请求一致的应答才会被接受。MAC错误：设置中的MAC密钥与收单机构的不一致。其他不一致：请将此信息告知收单机构客服；线路上的报文可能被篡改。",
+            ),
         );
     }
     // Answers taking half the time-out come close to reversed sales.

@@ -311,11 +311,14 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
     f.acquirer = Some(LinkHealth {
         addr: "127.0.0.1:5000".into(),
         up: false,
+        sign_in_refused: false,
         since: Some("2026-11-26T05:00:00Z".into()),
         last_error: Some("cannot connect: Connection refused".into()),
         drops_last_hour: 1,
         max_round_trip_ms: None,
         timeout_ms: 4000,
+        refused_answers_last_hour: 0,
+        last_refused: None,
     });
     let link = find(&checks(&f), "network.acquirer").clone();
     assert_eq!(link.status, Status::Fail);
@@ -326,6 +329,15 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
     f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(2500);
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Warn);
+    let link = f.acquirer.as_mut().unwrap();
+    link.refused_answers_last_hour = 1;
+    link.last_refused = Some("the answer to 0200 trace 000042 was refused: its amount (field 4) is 000000000999, the request's 000000001250".into());
+    let refused = find(&checks(&f), "network.acquirer").clone();
+    assert_eq!(refused.status, Status::Fail, "{refused:?}");
+    assert!(
+        refused.evidence.contains("field 4") && refused.evidence.contains("reversed"),
+        "{refused:?}"
+    );
 }
 
 #[test]

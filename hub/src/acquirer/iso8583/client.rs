@@ -44,7 +44,8 @@ type Key = (String, String, String);
 
 struct Outgoing {
     message: Message,
-    reply: oneshot::Sender<Message>,
+    /// The answer, or why the answer that came was refused.
+    reply: oneshot::Sender<Result<Message, String>>,
 }
 
 #[derive(Clone)]
@@ -60,6 +61,8 @@ pub struct IsoAcquirer {
 #[derive(Default)]
 struct LinkState {
     up: bool,
+    /// The last connection reached the host, which refused the sign-in.
+    sign_in_refused: bool,
     /// When `up` last changed.
     since: Option<chrono::DateTime<chrono::Utc>>,
     last_error: Option<String>,
@@ -67,6 +70,10 @@ struct LinkState {
     drops: VecDeque<Instant>,
     /// Round trips of the last few exchanges, in ms.
     round_trips: VecDeque<u32>,
+    /// Answers refused (not matching their request, or a wrong MAC) within
+    /// the last hour, and why the last one was.
+    refused: VecDeque<Instant>,
+    last_refused: Option<String>,
 }
 
 /// Answers the slowest is taken over: a slow spell shows at once and clears
@@ -82,28 +89,37 @@ impl LinkState {
             self.drops.push_back(Instant::now());
         }
         self.up = up;
+        self.sign_in_refused = false;
         if error.is_some() {
             self.last_error = error;
         }
     }
 
+    fn refused(&mut self, why: String) {
+        self.refused.push_back(Instant::now());
+        self.last_refused = Some(why);
+    }
+
     fn health(&mut self, addr: &str) -> LinkHealth {
         let hour_ago = Instant::now().checked_sub(Duration::from_secs(3600));
-        while self
-            .drops
-            .front()
-            .is_some_and(|d| hour_ago.is_some_and(|h| *d < h))
-        {
-            self.drops.pop_front();
+        for times in [&mut self.drops, &mut self.refused] {
+            while times.front().is_some_and(|d| hour_ago.is_some_and(|h| *d < h)) {
+                times.pop_front();
+            }
         }
         LinkHealth {
             addr: addr.to_string(),
             up: self.up,
+            sign_in_refused: self.sign_in_refused,
             since: self.since.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             last_error: self.last_error.clone(),
             drops_last_hour: self.drops.len() as u32,
             max_round_trip_ms: self.round_trips.iter().copied().max(),
             timeout_ms: 0,
+            refused_answers_last_hour: self.refused.len() as u32,
+            last_refused: (!self.refused.is_empty())
+                .then(|| self.last_refused.clone())
+                .flatten(),
         }
     }
 }
@@ -159,7 +175,8 @@ impl IsoAcquirer {
             .map_err(|_| AcquirerError::Link("the acquirer link has stopped".into()))?;
         let answer = answer
             .await
-            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))?;
+            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))?
+            .map_err(AcquirerError::BadAnswer)?;
         let mut state = lock(&self.link);
         if state.round_trips.len() == ROUND_TRIPS_KEPT {
             state.round_trips.pop_front();
@@ -228,38 +245,62 @@ fn not_sent(e: super::codec::CodecError) -> AcquirerError {
     }
 }
 
+/// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connection that signed in and lasted this long was a good one: the
+/// back-off starts again from [`MIN_BACKOFF`] after it. Anything shorter (a
+/// host that accepts and hangs up, or refuses the sign-in) counts as a
+/// failure, so such a host is not hammered.
+const GOOD_CONNECTION: Duration = Duration::from_secs(5);
+/// How long the host has to answer a sign-in.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(10);
+
+/// How a connection ended.
+enum Ended {
+    /// The hub has gone: the link task stops.
+    Gone,
+    /// The connection dropped; `good` when it had signed in and lasted.
+    Dropped { good: bool },
+}
+
 async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: Arc<Mutex<LinkState>>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = MIN_BACKOFF;
     let mut sign_ins = 0u32;
     loop {
         let connect = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(&config.addr)).await;
-        let stream = match connect {
-            Ok(Ok(s)) => s,
+        match connect {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                tracing::info!(acquirer = %config.addr, "acquirer link open; signing in");
+                sign_ins = sign_ins.wrapping_add(1000);
+                let opened = Instant::now();
+                match connected(stream, &config, &mut requests, sign_ins, &state).await {
+                    Ended::Gone => return,
+                    // A failed sign-in has said why already.
+                    Ended::Dropped { good: false } => {}
+                    Ended::Dropped { good: true } => {
+                        tracing::warn!(acquirer = %config.addr, "acquirer link lost; reconnecting");
+                        lock(&state).set(false, Some("the connection dropped".into()));
+                        if opened.elapsed() >= GOOD_CONNECTION {
+                            backoff = MIN_BACKOFF;
+                        }
+                    }
+                }
+            }
             Ok(Err(e)) => {
                 tracing::warn!(acquirer = %config.addr, error = %e, "cannot reach the acquirer; retrying");
                 lock(&state).set(false, Some(format!("cannot connect: {e}")));
-                if !fail_waiting(&mut requests, backoff).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
             }
             Err(_) => {
                 tracing::warn!(acquirer = %config.addr, "acquirer did not accept the connection in 3 s; retrying");
                 lock(&state).set(false, Some("no answer to the connection in 3 s".into()));
-                continue;
             }
-        };
-        backoff = Duration::from_millis(100);
-        let _ = stream.set_nodelay(true);
-        tracing::info!(acquirer = %config.addr, "acquirer link up");
-        lock(&state).set(true, None);
-        sign_ins = sign_ins.wrapping_add(1000);
-        if !connected(stream, &config, &mut requests, sign_ins).await {
+        }
+        if !fail_waiting(&mut requests, backoff).await {
             return;
         }
-        tracing::warn!(acquirer = %config.addr, "acquirer link lost; reconnecting");
-        lock(&state).set(false, Some("the connection dropped".into()));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -280,20 +321,135 @@ async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -
     }
 }
 
-/// Runs one connection; false when the hub has gone, true when the link dropped.
+/// A request on the wire, waiting for its answer.
+struct Waiting {
+    request: Message,
+    reply: oneshot::Sender<Result<Message, String>>,
+}
+
+/// One connection's reading side: frames as they arrive.
+struct Incoming {
+    read: tokio::net::tcp::OwnedReadHalf,
+    frames: FrameReader,
+    buf: Vec<u8>,
+}
+
+impl Incoming {
+    /// The next frame's bytes; `Err` when the connection ends or carries garbage.
+    async fn next(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            match self.frames.next_frame() {
+                Ok(Some(bytes)) => return Ok(bytes),
+                Ok(None) => {}
+                Err(e) => return Err(format!("garbage from the acquirer: {e}")),
+            }
+            match self.read.read(&mut self.buf).await {
+                Ok(0) => return Err("the acquirer closed the connection".into()),
+                Err(e) => return Err(format!("reading from the acquirer: {e}")),
+                Ok(n) => self.frames.push(&self.buf[..n]),
+            }
+        }
+    }
+}
+
+/// Why a connection's sign-in failed.
+struct SignInFailed {
+    why: String,
+    /// The host answered and refused (or its answer's MAC was wrong), as
+    /// against not answering at all.
+    refused: bool,
+}
+
+impl SignInFailed {
+    fn unanswered(why: String) -> SignInFailed {
+        SignInFailed { why, refused: false }
+    }
+}
+
+/// Sends a sign-in (0800) and waits for its answer.
+async fn sign_in(
+    incoming: &mut Incoming,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    config: &IsoConfig,
+    trace_no: u32,
+) -> Result<(), SignInFailed> {
+    let cannot =
+        |e: super::codec::CodecError| SignInFailed::unanswered(format!("cannot build the sign-in: {e}"));
+    let mut m = messages::sign_in(trace_no, &config.hub_terminal, &config.merchant_id).map_err(cannot)?;
+    let bytes = config.mac_key.seal(&mut m).map_err(cannot)?;
+    write
+        .write_all(&frame(&bytes))
+        .await
+        .map_err(|e| SignInFailed::unanswered(format!("sending the sign-in: {e}")))?;
+    let answer = tokio::time::timeout(SIGN_IN_WAIT, async {
+        loop {
+            let bytes = incoming.next().await.map_err(SignInFailed::unanswered)?;
+            let Ok(answer) = Message::decode(&bytes) else {
+                tracing::warn!("undecodable message from the acquirer before sign-in ignored");
+                continue;
+            };
+            if answer.mti == "0810" && answer.text(11) == m.text(11) {
+                if !config.mac_key.verify(&bytes, &answer) {
+                    return Err(SignInFailed {
+                        why: "the sign-in answer's MAC is wrong: the hub's MAC key is not the acquirer's"
+                            .into(),
+                        refused: true,
+                    });
+                }
+                return Ok(answer);
+            }
+            tracing::warn!(mti = %answer.mti, "message from the acquirer before sign-in ignored");
+        }
+    })
+    .await
+    .map_err(|_| {
+        SignInFailed::unanswered(format!(
+            "no answer to the sign-in in {} s",
+            SIGN_IN_WAIT.as_secs()
+        ))
+    })??;
+    match answer.text(39).and_then(ResponseCode::parse) {
+        Some(ResponseCode::APPROVED) => {
+            tracing::info!("signed in with the acquirer");
+            Ok(())
+        }
+        code => Err(SignInFailed {
+            why: format!(
+                "the acquirer refused the sign-in (response code {})",
+                code.map_or("missing".to_string(), |c| c.to_string())
+            ),
+            refused: true,
+        }),
+    }
+}
+
+/// Runs one connection: signs in first (nothing else goes out before the
+/// host accepts it), then sends requests and hands out their answers.
 async fn connected(
     stream: TcpStream,
     config: &IsoConfig,
     requests: &mut mpsc::Receiver<Outgoing>,
     sign_in_no: u32,
-) -> bool {
-    let (mut read, mut write) = stream.into_split();
-    let mut waiting: HashMap<Key, oneshot::Sender<Message>> = HashMap::new();
-    let mut frames = FrameReader::default();
-    let mut buf = vec![0u8; 4096];
-    // Signs in now (the first tick is immediate) and again every day.
-    let mut daily = tokio::time::interval(SIGN_IN_EVERY);
+    state: &Mutex<LinkState>,
+) -> Ended {
+    let (read, mut write) = stream.into_split();
+    let mut incoming = Incoming {
+        read,
+        frames: FrameReader::default(),
+        buf: vec![0u8; 4096],
+    };
+    if let Err(SignInFailed { why, refused }) = sign_in(&mut incoming, &mut write, config, sign_in_no).await {
+        tracing::warn!(acquirer = %config.addr, error = %why, "acquirer sign-in failed; no transaction goes out");
+        let mut state = lock(state);
+        state.set(false, Some(why));
+        state.sign_in_refused = refused;
+        return Ended::Dropped { good: false };
+    }
+    lock(state).set(true, None);
+    let mut waiting: HashMap<Key, Waiting> = HashMap::new();
     let mut sign_in_no = sign_in_no;
+    // Signs in again every day on a connection that stays up.
+    let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + SIGN_IN_EVERY, SIGN_IN_EVERY);
     loop {
         tokio::select! {
             _ = daily.tick() => {
@@ -301,13 +457,13 @@ async fn connected(
                 if let Ok(mut m) = messages::sign_in(sign_in_no, &config.hub_terminal, &config.merchant_id) {
                     if let Ok(bytes) = config.mac_key.seal(&mut m) {
                         if write.write_all(&frame(&bytes)).await.is_err() {
-                            return true;
+                            return Ended::Dropped { good: true };
                         }
                     }
                 }
             }
             r = requests.recv() => {
-                let Some(Outgoing { mut message, reply }) = r else { return false };
+                let Some(Outgoing { mut message, reply }) = r else { return Ended::Gone };
                 let Some(answer_mti) = messages::answer_type(&message.mti) else { continue };
                 let bytes = match config.mac_key.seal(&mut message) {
                     Ok(b) => b,
@@ -316,50 +472,286 @@ async fn connected(
                         continue;
                     }
                 };
-                waiting.retain(|_, r| !r.is_closed());
-                waiting.insert(key_of(&message, &answer_mti), reply);
+                waiting.retain(|_, w| !w.reply.is_closed());
+                waiting.insert(key_of(&message, &answer_mti), Waiting { request: message, reply });
                 if write.write_all(&frame(&bytes)).await.is_err() {
-                    return true;
+                    return Ended::Dropped { good: true };
                 }
             }
-            n = read.read(&mut buf) => {
-                let n = match n {
-                    Ok(0) | Err(_) => return true,
-                    Ok(n) => n,
+            bytes = incoming.next() => {
+                let bytes = match bytes {
+                    Ok(b) => b,
+                    Err(why) => {
+                        tracing::warn!(error = %why, "acquirer link ended; reconnecting");
+                        return Ended::Dropped { good: true };
+                    }
                 };
-                frames.push(&buf[..n]);
-                loop {
-                    let bytes = match frames.next_frame() {
-                        Ok(Some(b)) => b,
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "garbage from the acquirer; reconnecting");
-                            return true;
-                        }
-                    };
-                    let answer = match Message::decode(&bytes) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
-                            continue;
-                        }
-                    };
-                    if !config.mac_key.verify(&bytes, &answer) {
-                        tracing::warn!(mti = %answer.mti, "answer with a wrong MAC ignored");
+                let answer = match Message::decode(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
                         continue;
                     }
-                    if answer.mti == "0810" {
-                        tracing::info!(code = ?answer.text(39), "signed in with the acquirer");
-                        continue;
-                    }
-                    match waiting.remove(&key_of(&answer, &answer.mti)) {
-                        Some(reply) => {
-                            let _ = reply.send(answer);
+                };
+                let mac_ok = config.mac_key.verify(&bytes, &answer);
+                if answer.mti == "0810" {
+                    match answer.text(39).and_then(ResponseCode::parse) {
+                        Some(ResponseCode::APPROVED) if mac_ok => tracing::info!("signed in with the acquirer again"),
+                        code => {
+                            let why = format!("the acquirer refused the daily sign-in (response code {code:?}, MAC {})", if mac_ok { "good" } else { "wrong" });
+                            tracing::warn!(error = %why, "reconnecting");
+                            let mut state = lock(state);
+                            state.set(false, Some(why));
+                            state.sign_in_refused = true;
+                            return Ended::Dropped { good: false };
                         }
-                        None => tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), "answer nobody waits for (too late?) ignored"),
+                    }
+                    continue;
+                }
+                let Some(Waiting { request, reply }) = waiting.remove(&key_of(&answer, &answer.mti)) else {
+                    tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), mac_ok, "answer nobody waits for (too late?) ignored");
+                    continue;
+                };
+                let refused = if mac_ok {
+                    messages::answer_mismatch(&request, &answer)
+                } else {
+                    Some("its MAC is wrong".to_string())
+                };
+                match refused {
+                    None => {
+                        let _ = reply.send(Ok(answer));
+                    }
+                    Some(why) => {
+                        let why = format!("the answer to {} trace {} was refused: {why}", request.mti, request.text(11).unwrap_or("?"));
+                        tracing::error!(error = %why, "answer refused: the request counts as unanswered");
+                        lock(state).refused(why.clone());
+                        let _ = reply.send(Err(why));
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acquirer::iso8583::mac::TEST_MAC_KEY;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tallybox_core::card::{test_cards, EntryMode};
+    use tallybox_core::money::Amount;
+    use tallybox_core::protocol::TxnKind;
+    use tokio::net::TcpListener;
+
+    /// A host on loopback that answers each message as `answer` says (none:
+    /// silence) and notes the message types each connection carried.
+    struct FakeHost {
+        addr: String,
+        seen: Arc<Mutex<Vec<Vec<String>>>>,
+    }
+
+    async fn fake_host(answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static) -> FakeHost {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let (answer, noted) = (Arc::new(answer), Arc::clone(&seen));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (answer, noted) = (Arc::clone(&answer), Arc::clone(&noted));
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut incoming = Incoming {
+                        read,
+                        frames: FrameReader::default(),
+                        buf: vec![0; 4096],
+                    };
+                    let n = {
+                        let mut seen = noted.lock().unwrap();
+                        seen.push(Vec::new());
+                        seen.len() - 1
+                    };
+                    while let Ok(bytes) = incoming.next().await {
+                        let m = Message::decode(&bytes).unwrap();
+                        noted.lock().unwrap()[n].push(m.mti.clone());
+                        match answer(&m) {
+                            Some(out) if out.is_empty() => return,
+                            Some(out) => write.write_all(&frame(&out)).await.unwrap(),
+                            None => {}
+                        }
+                    }
+                });
+            }
+        });
+        FakeHost { addr, seen }
+    }
+
+    /// The answer an honest host gives, changed by `change`, sealed with `key`.
+    fn answered(request: &Message, key: &MacKey, change: impl FnOnce(&mut Message)) -> Option<Vec<u8>> {
+        let mut a = messages::answer(request, ResponseCode::APPROVED).unwrap();
+        if request.mti == "0200" {
+            a.set_str(37, "000000000001")
+                .unwrap()
+                .set_str(38, "123456")
+                .unwrap();
+        }
+        change(&mut a);
+        Some(key.seal(&mut a).unwrap())
+    }
+
+    fn link_to(host: &FakeHost) -> IsoAcquirer {
+        IsoAcquirer::start(IsoConfig {
+            addr: host.addr.clone(),
+            merchant_id: "898000000000001".into(),
+            currency: "156".into(),
+            mac_key: TEST_MAC_KEY,
+            hub_terminal: "HUB".into(),
+            terminal_ids: BTreeMap::new(),
+        })
+    }
+
+    fn sale(trace_no: u32) -> AuthRequest {
+        AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no,
+            amount: Amount::from_minor(1250).unwrap(),
+            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+            pin_block: None,
+            original: None,
+        }
+    }
+
+    /// Sends `sale` once the link is up (the first sign-in takes a moment).
+    async fn authorize_when_up(
+        link: &IsoAcquirer,
+        host: &FakeHost,
+        sale: AuthRequest,
+    ) -> Result<AuthResponse, AcquirerError> {
+        for _ in 0..100 {
+            if link.health(&host.addr).up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), link.authorize(sale))
+            .await
+            .expect("an answer or an error in 5 s")
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_another_amount_approves_nothing_and_the_link_says_why() {
+        let host = fake_host(|m| match m.mti.as_str() {
+            "0200" => answered(m, &TEST_MAC_KEY, |a| {
+                a.set_str(4, "000000000999").unwrap();
+            }),
+            _ => answered(m, &TEST_MAC_KEY, |_| {}),
+        })
+        .await;
+        let link = link_to(&host);
+        let e = authorize_when_up(&link, &host, sale(7)).await.unwrap_err();
+        assert!(matches!(e, AcquirerError::BadAnswer(_)), "{e:?}");
+        let why = e.to_string();
+        assert!(
+            why.contains("field 4") && why.contains("000000000999") && why.contains("000000001250"),
+            "{why}"
+        );
+        let health = link.health(&host.addr);
+        assert!(health.up, "the link itself is fine");
+        assert_eq!(health.refused_answers_last_hour, 1);
+        assert_eq!(health.last_refused.as_deref(), Some(why.as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_wrong_mac_is_refused_at_once_not_after_the_time_out() {
+        let other = MacKey::parse("00112233445566778899AABBCCDDEEFF").unwrap();
+        let host = fake_host(move |m| match m.mti.as_str() {
+            "0200" => answered(m, &other, |_| {}),
+            _ => answered(m, &TEST_MAC_KEY, |_| {}),
+        })
+        .await;
+        let link = link_to(&host);
+        let started = Instant::now();
+        let e = authorize_when_up(&link, &host, sale(8)).await.unwrap_err();
+        assert!(e.to_string().contains("MAC is wrong"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_sign_in_lets_nothing_else_out_and_is_not_retried_in_a_storm() {
+        let host = fake_host(|m| {
+            answered(m, &TEST_MAC_KEY, |a| {
+                a.set_str(39, "96").unwrap();
+            })
+        })
+        .await;
+        let link = link_to(&host);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let e = tokio::time::timeout(Duration::from_secs(5), link.authorize(sale(9)))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AcquirerError::Link(_)), "{e:?}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let seen = host.seen.lock().unwrap().clone();
+        assert!(seen.iter().flatten().all(|mti| mti == "0800"), "{seen:?}");
+        assert!(
+            (2..=6).contains(&seen.len()),
+            "connections in 2 s: {}",
+            seen.len()
+        );
+        let health = link.health(&host.addr);
+        assert!(!health.up && health.sign_in_refused, "{health:?}");
+        assert!(health.last_error.unwrap().contains("response code 96"));
+    }
+
+    #[tokio::test]
+    async fn a_host_that_accepts_and_hangs_up_gets_a_few_connections_not_thousands() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+            }
+        });
+        let host = FakeHost {
+            addr,
+            seen: Arc::default(),
+        };
+        let link = link_to(&host);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let n = accepted.load(Ordering::Relaxed);
+        // 100, 200, 400, 800 and 1 600 ms apart: 5 or 6 in 3 s.
+        assert!((3..=8).contains(&n), "{n} connections in 3 s");
+        assert!(!link.health(&host.addr).up);
+    }
+
+    #[tokio::test]
+    async fn every_connection_signs_in_before_anything_else_goes_out() {
+        let answered_sales = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&answered_sales);
+        // The host hangs up after each sale's answer.
+        let host = fake_host(move |m| match m.mti.as_str() {
+            "0200" if count.fetch_add(1, Ordering::Relaxed) % 2 == 1 => Some(Vec::new()),
+            _ => answered(m, &TEST_MAC_KEY, |_| {}),
+        })
+        .await;
+        let link = link_to(&host);
+        authorize_when_up(&link, &host, sale(10)).await.unwrap();
+        // The second sale's connection is cut before its answer.
+        assert!(authorize_when_up(&link, &host, sale(11)).await.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        authorize_when_up(&link, &host, sale(12)).await.unwrap();
+        let seen = host.seen.lock().unwrap().clone();
+        assert!(seen.len() >= 2, "{seen:?}");
+        for connection in &seen {
+            assert_eq!(connection.first().map(String::as_str), Some("0800"), "{seen:?}");
         }
     }
 }

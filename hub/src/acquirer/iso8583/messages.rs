@@ -188,10 +188,54 @@ pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
     })
 }
 
-/// The answer's type for a request's (`0200` → `0210`).
+/// The answer's type for a request's: a request (`0200`) or an advice
+/// (`0220`) is answered `0210` / `0230`, and so is its repeat (`0201`,
+/// `0221`, `0401`: the last digit 1 says "sent before").
 pub fn answer_type(mti: &str) -> Option<String> {
-    let n: u16 = mti.parse().ok()?;
-    n.is_multiple_of(20).then(|| format!("{:04}", n + 10))
+    let digits: Vec<u8> = mti.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+    let [version, class, function, origin] = digits[..] else {
+        return None;
+    };
+    if version > 9 || class > 9 || !matches!(function, 0 | 2) || origin > 1 {
+        return None;
+    }
+    Some(format!("{version}{class}{}0", function + 1))
+}
+
+/// The fields an answer must give back as the request sent them: an answer
+/// that differs in any (another amount, another terminal) answers something
+/// else and approves nothing.
+const ECHOED: [(u8, &str); 6] = [
+    (3, "processing code"),
+    (4, "amount"),
+    (11, "trace number"),
+    (41, "terminal id"),
+    (42, "merchant id"),
+    (49, "currency"),
+];
+
+/// Why `answer` is not an answer to `request`, if it is not. A balance
+/// inquiry's answer may leave the amount out.
+pub fn answer_mismatch(request: &Message, answer: &Message) -> Option<String> {
+    if answer_type(&request.mti).as_deref() != Some(answer.mti.as_str()) {
+        return Some(format!("type {} does not answer {}", answer.mti, request.mti));
+    }
+    for (n, name) in ECHOED {
+        let Some(sent) = request.get(n) else { continue };
+        match answer.get(n) {
+            Some(got) if got == sent => {}
+            None if n == 4 && request.text(3) == Some("310000") => {}
+            Some(got) => {
+                return Some(format!(
+                    "its {name} (field {n}) is {}, the request's {}",
+                    String::from_utf8_lossy(got).trim_end(),
+                    String::from_utf8_lossy(sent).trim_end()
+                ))
+            }
+            None => return Some(format!("it has no {name} (field {n})")),
+        }
+    }
+    None
 }
 
 /// The host's answer to `request`: the request's identifying fields, then `extra`.
@@ -329,7 +373,47 @@ mod tests {
         let r = auth_response(&a).unwrap();
         assert_eq!(r.balance, Some(Amount::from_minor(10_000).unwrap()));
         assert_eq!(answer_type("0400").as_deref(), Some("0410"));
+        assert_eq!(answer_type("0401").as_deref(), Some("0410"), "a repeat");
+        assert_eq!(answer_type("0221").as_deref(), Some("0230"));
         assert_eq!(answer_type("0210"), None);
+        assert_eq!(answer_type("02x0"), None);
+    }
+
+    #[test]
+    fn an_answer_must_give_back_what_the_request_sent() {
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        let request = AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no: 42,
+            amount: Amount::from_minor(1250).unwrap(),
+            card,
+            pin_block: None,
+            original: None,
+        };
+        let sent = auth_request(&request, "898000000000001", CNY, tallybox_platform::clock::now()).unwrap();
+        let good = answer(&sent, ResponseCode::APPROVED).unwrap();
+        assert_eq!(answer_mismatch(&sent, &good), None);
+        for (n, other) in [
+            (3, "310000"),
+            (4, "000000000999"),
+            (11, "000043"),
+            (41, "T2      "),
+            (49, "344"),
+        ] {
+            let mut bad = good.clone();
+            bad.set_str(n, other).unwrap();
+            let why = answer_mismatch(&sent, &bad).unwrap_or_else(|| panic!("field {n} changed, accepted"));
+            assert!(why.contains(&format!("field {n}")), "{why}");
+        }
+        let mut merchant_gone = good.clone();
+        merchant_gone.remove(42);
+        assert!(answer_mismatch(&sent, &merchant_gone)
+            .unwrap()
+            .contains("no merchant id"));
+        let mut wrong_type = good.clone();
+        wrong_type.mti = "0410".into();
+        assert!(answer_mismatch(&sent, &wrong_type).is_some());
     }
 
     #[test]

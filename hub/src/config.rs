@@ -33,7 +33,8 @@ pub struct Config {
     pub broker: Option<String>,
     /// `sim` (the built-in simulated acquirer) or `iso8583://HOST:PORT`.
     pub acquirer: String,
-    /// The MAC key shared with the acquirer (32 hex digits); the default is the test key.
+    /// The MAC key the acquirer issued (32 hex digits), needed with an ISO
+    /// 8583 acquirer; no key is built in.
     pub acquirer_mac_key: Secret<String>,
     /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
     /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
@@ -86,9 +87,7 @@ impl Default for Config {
             mqtt: ([0, 0, 0, 0], 1883).into(),
             broker: None,
             acquirer: "sim".into(),
-            acquirer_mac_key: Secret::new(hex::encode_upper(
-                crate::acquirer::iso8583::mac::TEST_MAC_KEY_BYTES,
-            )),
+            acquirer_mac_key: Secret::new(String::new()),
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
@@ -176,8 +175,16 @@ impl Config {
                 });
             }
         }
-        if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
-            return invalid("acquirer_mac_key", &e);
+        if self.iso8583_addr().is_some() {
+            if self.acquirer_mac_key.expose().is_empty() {
+                return invalid(
+                    "acquirer_mac_key",
+                    "the ISO 8583 link needs the MAC key your acquirer issued (32 hex digits); none is built in",
+                );
+            }
+            if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
+                return invalid("acquirer_mac_key", &e);
+            }
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");
@@ -301,6 +308,23 @@ mod tests {
         let e = load("broker = \"localhost\"").unwrap_err().to_string();
         assert!(e.contains("broker"), "{e}");
         assert!(!load("this is not toml").unwrap_err().to_string().contains('\n'));
+    }
+
+    #[test]
+    fn an_iso8583_acquirer_needs_the_acquirers_mac_key_and_none_is_built_in() {
+        let link = "acquirer = \"iso8583://127.0.0.1:5800\"\n";
+        let e = load(link).unwrap_err().to_string();
+        assert!(
+            e.contains("acquirer_mac_key") && e.contains("none is built in"),
+            "{e}"
+        );
+        let e = load(&format!("{link}acquirer_mac_key = \"not hex\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("32 hex digits"), "{e}");
+        let key = "acquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n";
+        assert!(load(&format!("{link}{key}")).is_ok());
+        assert!(load("").is_ok(), "the built-in simulated acquirer needs no key");
     }
 
     #[test]

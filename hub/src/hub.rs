@@ -131,6 +131,7 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
             key: "acquirer_mac_key",
             message,
         })?;
+    tracing::info!(acquirer = %addr, mac_key_check_value = %mac_key.check_value(), "acquirer link: ISO 8583 over TCP");
     let currency = config.currency.numeric().ok_or_else(|| ConfigError::Invalid {
         key: "currency",
         message: format!(

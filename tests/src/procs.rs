@@ -385,6 +385,8 @@ impl AcquirerSim {
                 "--log",
             ])
             .arg(self.messages_path())
+            .arg("--mac-key-file")
+            .arg(self.dir.path().join("mac.key"))
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
@@ -402,6 +404,11 @@ impl AcquirerSim {
 
     pub fn url(&self) -> String {
         format!("iso8583://127.0.0.1:{}", self.port)
+    }
+
+    /// The MAC key it made, for the hub's `--acquirer-mac-key-file`.
+    pub fn key_file(&self) -> String {
+        self.dir.path().join("mac.key").display().to_string()
     }
 
     pub fn kill(&mut self) {

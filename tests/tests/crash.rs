@@ -196,7 +196,12 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
     bank_link.delay(Duration::from_millis(20));
     let mut hub = Hub::start_with(
         Some(broker.port),
-        &["--acquirer", &format!("iso8583://127.0.0.1:{}", bank_link.port)],
+        &[
+            "--acquirer",
+            &format!("iso8583://127.0.0.1:{}", bank_link.port),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
     );
     // The checkouts reach the broker through a link that gets cut.
     let lan = Proxy::start(broker.port);

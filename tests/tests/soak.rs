@@ -36,7 +36,12 @@ fn twenty_terminals_for_a_while_and_nothing_grows() {
     let bank = AcquirerSim::start();
     let hub = Hub::start_with(
         None,
-        &["--acquirer", &format!("iso8583://127.0.0.1:{}", bank.port)],
+        &[
+            "--acquirer",
+            &format!("iso8583://127.0.0.1:{}", bank.port),
+            "--acquirer-mac-key-file",
+            &bank.key_file(),
+        ],
     );
     let pid = hub.pid().expect("hub pid");
     let run = Duration::from_secs(secs);

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Acquirer link: `sim` (built in) or `iso8583://HOST:PORT` (see `tallybox acquirer-sim`).
     #[arg(long)]
     pub acquirer: Option<String>,
+    /// A file holding the acquirer's MAC key (32 hex digits), instead of
+    /// `acquirer_mac_key` in the settings.
+    #[arg(long)]
+    pub acquirer_mac_key_file: Option<PathBuf>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["hw", "sim", "none"])]
     pub devices: Option<String>,
@@ -79,6 +83,13 @@ impl ServeArgs {
         }
         if let Some(a) = &self.acquirer {
             config.acquirer = a.clone();
+        }
+        if let Some(path) = &self.acquirer_mac_key_file {
+            let key = std::fs::read_to_string(path).map_err(|e| tallybox::config::ConfigError::Invalid {
+                key: "acquirer_mac_key",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            config.acquirer_mac_key = tallybox_core::secret::Secret::new(key.trim().to_string());
         }
         if let Some(d) = &self.devices {
             config.devices = d.clone();

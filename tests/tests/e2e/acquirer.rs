@@ -39,7 +39,15 @@ fn last_status(hub: &Hub) -> (String, String) {
 #[test]
 fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     let mut acquirer = AcquirerSim::start();
-    let mut hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let mut hub = Hub::start_with(
+        None,
+        &[
+            "--acquirer",
+            &acquirer.url(),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
+    );
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
 
@@ -230,7 +238,15 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
 #[test]
 fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_it_the_acquirers_id() {
     let acquirer = AcquirerSim::start();
-    let mut hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let mut hub = Hub::start_with(
+        None,
+        &[
+            "--acquirer",
+            &acquirer.url(),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
+    );
     let t = Terminal::start("FRONT-COUNTER-1", hub.mqtt);
     t.wait_ready();
 
@@ -282,7 +298,15 @@ fn a_hub_killed_after_the_acquirer_settled_records_that_settlement_with_its_firs
     let acquirer = AcquirerSim::start();
     let proxy = Proxy::start(acquirer.port);
     let link = format!("iso8583://127.0.0.1:{}", proxy.port);
-    let mut hub = Hub::start_with(None, &["--acquirer", &link]);
+    let mut hub = Hub::start_with(
+        None,
+        &[
+            "--acquirer",
+            &link,
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
+    );
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
     for minor in [1250, 800] {
@@ -330,7 +354,15 @@ fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
     use tallybox_e2e::mqtt::{sale, RawClient};
     use tallybox_e2e::procs::STORE;
     let acquirer = AcquirerSim::start();
-    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let hub = Hub::start_with(
+        None,
+        &[
+            "--acquirer",
+            &acquirer.url(),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
+    );
     let raw = RawClient::connect(hub.mqtt, STORE, "T9");
     let card = tallybox_e2e::test_cards()
         .into_iter()

@@ -127,6 +127,12 @@ fn a_bad_config_file_gets_one_clear_line_and_a_failing_exit() {
         ("acquirer_timeout_ms = 5\n", "acquirer_timeout_ms"),
         ("currency = \"yuan\"\n", "currency"),
         ("this is = = not toml\n", "config file"),
+        // No MAC key is built in: the acquirer's own is needed.
+        ("acquirer = \"iso8583://127.0.0.1:5800\"\n", "acquirer_mac_key"),
+        (
+            "acquirer = \"iso8583://127.0.0.1:5800\"\nacquirer_mac_key = \"0F1E\"\n",
+            "32 hex digits",
+        ),
     ];
     for (text, needle) in cases {
         let path = dir.path().join("tallybox.toml");

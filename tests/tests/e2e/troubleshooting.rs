@@ -227,7 +227,15 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
 #[test]
 fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     let mut acquirer = AcquirerSim::start();
-    let hub = Hub::start_with(None, &["--acquirer", &acquirer.url()]);
+    let hub = Hub::start_with(
+        None,
+        &[
+            "--acquirer",
+            &acquirer.url(),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
+    );
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
     assert!(t1.sale(1250, "approved").contains("APPROVED"));
@@ -314,7 +322,12 @@ fn a_slow_acquirer_link_is_amber_and_green_again_after_quick_answers() {
     let proxy = Proxy::start(acquirer.port);
     let hub = Hub::start_with(
         None,
-        &["--acquirer", &format!("iso8583://127.0.0.1:{}", proxy.port)],
+        &[
+            "--acquirer",
+            &format!("iso8583://127.0.0.1:{}", proxy.port),
+            "--acquirer-mac-key-file",
+            &acquirer.key_file(),
+        ],
     );
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();

@@ -6,6 +6,7 @@
 pub mod iso8583;
 pub mod sim;
 
+use chrono::{DateTime, Utc};
 use std::future::Future;
 use tallybox_core::code::ResponseCode;
 
@@ -24,6 +25,9 @@ pub struct AuthRequest {
     pub pin_block: Option<String>,
     /// For a void or refund: the sale it undoes.
     pub original: Option<OriginalRef>,
+    /// When the hub recorded it: its transmission time on the link (field
+    /// 7), which its reversal names again (field 90).
+    pub at: DateTime<Utc>,
 }
 
 /// What identifies a sale to the acquirer when it is voided or refunded.
@@ -51,12 +55,19 @@ impl AuthResponse {
     }
 }
 
-/// Cancels an authorization whose answer never arrived (0400).
+/// Cancels an authorization whose answer never arrived (0400; 0401 when
+/// one may have gone out before).
 #[derive(Debug, Clone)]
 pub struct Reversal {
     pub terminal_id: String,
     pub trace_no: u32,
     pub amount: Amount,
+    /// What is reversed (the original's processing code).
+    pub kind: TxnKind,
+    /// The original's [`AuthRequest::at`].
+    pub original_at: DateTime<Utc>,
+    /// A reversal of it may have been sent before.
+    pub repeat: bool,
 }
 
 /// One terminal's totals for the batch being settled (0500).

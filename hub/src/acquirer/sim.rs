@@ -243,6 +243,7 @@ mod tests {
             card,
             pin_block,
             original: None,
+            at: chrono::Utc::now(),
         }
     }
 

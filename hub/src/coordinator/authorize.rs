@@ -142,6 +142,7 @@ impl<A: Acquirer> Coordinator<A> {
             card,
             pin_block,
             original,
+            at: txn.created(),
         };
         let started = std::time::Instant::now();
         let answer = self.within_timeout(self.acquirer.authorize(auth)).await;
@@ -202,12 +203,12 @@ impl<A: Acquirer> Coordinator<A> {
                 // pay for a sale the hub cannot show. Reversed now; the row stays
                 // pending, and the sweep records the reversal once there is room.
                 tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the approval cannot be recorded; reversing it");
-                let reversal = Reversal {
-                    terminal_id: txn.terminal_id.clone(),
-                    trace_no: txn.trace_no,
-                    amount: txn.amount,
-                };
-                match self.within_timeout(self.acquirer.reverse(reversal)).await {
+                // The disk is full: the reversal cannot be noted first, so it
+                // goes out as a repeat, which a host takes either way.
+                match self
+                    .within_timeout(self.acquirer.reverse(txn.reversal(true)))
+                    .await
+                {
                     Ok(_) => Some(self.refuse(request_id, kind, reason::HUB_STORAGE)),
                     Err(_) => Some(internal(&request_id, &e)),
                 }

@@ -44,7 +44,7 @@ use tallybox_core::protocol::{
 use tallybox_core::reason;
 use tallybox_core::secret::Secret;
 
-use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef, Reversal};
+use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef};
 use crate::shop::SharedShop;
 use crate::store::cashiers::SignOn;
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Unfit, Verdict};

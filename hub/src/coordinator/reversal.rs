@@ -7,12 +7,14 @@ use super::*;
 impl<A: Acquirer> Coordinator<A> {
     /// Reverses a pending transaction; the reversed row once acknowledged.
     pub(super) async fn reverse(&self, txn: &Txn) -> Option<Txn> {
-        let reversal = Reversal {
-            terminal_id: txn.terminal_id.clone(),
-            trace_no: txn.trace_no,
-            amount: txn.amount,
-        };
-        match self.within_timeout(self.acquirer.reverse(reversal)).await {
+        let id = txn.id;
+        // One the hub cannot note (a full disk) goes out as a repeat, which
+        // a host takes either way: the customer's money comes first.
+        let repeat = self.store(move |s| s.reversal_going(id)).await.unwrap_or(true);
+        match self
+            .within_timeout(self.acquirer.reverse(txn.reversal(repeat)))
+            .await
+        {
             Ok(()) => {}
             // Kept pending: the original may have gone out under another
             // setting. An id for the checkout in `acquirer_terminal_ids` lets

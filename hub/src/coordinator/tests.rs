@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::acquirer::sim::SimAcquirer;
-use crate::acquirer::{AuthResponse, BatchTotals};
+use crate::acquirer::{AuthResponse, BatchTotals, Reversal};
 use tallybox_core::card::{test_cards, EntryMode};
 use tallybox_core::protocol::requests;
 
@@ -652,6 +652,7 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
         card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
         pin_block: None,
         original: None,
+        at: chrono::Utc::now(),
     };
     let answer = c.acquirer.authorize(auth).await.unwrap();
     assert!(answer.approved());

@@ -192,6 +192,26 @@ pub struct Txn {
 }
 
 impl Txn {
+    /// When it was recorded (its `created_at`), as a time.
+    pub fn created(&self) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(&self.created_at)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    /// The reversal that cancels it at the acquirer; `repeat` when one may
+    /// have gone out before.
+    pub fn reversal(&self, repeat: bool) -> crate::acquirer::Reversal {
+        crate::acquirer::Reversal {
+            terminal_id: self.terminal_id.clone(),
+            trace_no: self.trace_no,
+            amount: self.amount,
+            kind: self.kind,
+            original_at: self.created(),
+            repeat,
+        }
+    }
+
     /// What the slip shows; the shop's `public_url` is where customers reach
     /// the hub's e-receipt pages (`{public_url}/r/{token}`).
     pub fn receipt(&self, shop: &crate::shop::Shop) -> Receipt {
@@ -851,6 +871,19 @@ impl Store {
     }
 
     /// Notes a terminal's status message (online, version) and when it was seen.
+    /// Notes that a reversal of transaction `id` is about to go out, before
+    /// it does; true when one may have gone out before (this one is then a
+    /// repeat).
+    pub fn reversal_going(&mut self, id: i64) -> Result<bool, StoreError> {
+        let before: u32 = one_row(
+            &self.conn,
+            "UPDATE transactions SET reversals_sent = reversals_sent + 1 WHERE id = ?1 RETURNING reversals_sent - 1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(before > 0)
+    }
+
     pub fn touch_terminal(
         &mut self,
         terminal: &TerminalId,

@@ -244,6 +244,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE settlements ADD COLUMN request_id TEXT;
     CREATE UNIQUE INDEX settlements_request ON settlements (request_id) WHERE request_id IS NOT NULL;
     "#,
+    // 17: reversals of a transaction that may have reached the acquirer: the
+    // second and later go out as repeats (0401).
+    r#"
+    ALTER TABLE transactions ADD COLUMN reversals_sent INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

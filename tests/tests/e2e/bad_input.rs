@@ -206,11 +206,15 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
         .expect("answer");
     assert_eq!(sold["status"], "approved");
     hub.stop();
-    // The database as the Tallybox before the last schema step left it
-    // (migration 16 undone).
+    // The database as a Tallybox two schema steps older left it
+    // (migrations 16 and 17 undone).
+    const LATEST: u32 = 17;
     let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, LATEST, "a new migration: undo it here too");
     conn.execute_batch(
-        "DROP INDEX settlements_request; ALTER TABLE settlements DROP COLUMN request_id; \
+        "ALTER TABLE transactions DROP COLUMN reversals_sent; \
+         DROP INDEX settlements_request; ALTER TABLE settlements DROP COLUMN request_id; \
          DROP TABLE settling; PRAGMA user_version = 15;",
     )
     .unwrap();
@@ -226,7 +230,7 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     assert_ne!(code, 0);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("upgrading the database (schema 15 to 16) needs")
+        stderr.contains(&format!("upgrading the database (schema 15 to {LATEST}) needs"))
             && stderr.contains("MiB free")
             && stderr.contains("nothing was changed"),
         "{stderr}"
@@ -238,5 +242,5 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     assert_eq!(rows[0]["status"], "approved");
     let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 16, "upgraded once there was room");
+    assert_eq!(version, LATEST, "upgraded once there was room");
 }

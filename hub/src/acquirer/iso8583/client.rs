@@ -618,6 +618,7 @@ mod tests {
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,
             original: None,
+            at: chrono::Utc::now(),
         }
     }
 

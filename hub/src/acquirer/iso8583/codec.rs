@@ -1,5 +1,6 @@
 //! ISO 8583:1987 messages as bytes, sans-IO: a four-digit ASCII message type,
-//! a binary primary bitmap, then each present field in ASCII (numbers and
+//! a binary bitmap (8 bytes, or 16 when a field above 64 is present: bit 1
+//! then says a secondary bitmap follows), then each present field in ASCII (numbers and
 //! text) or binary (PIN block, chip data, MAC), with ASCII `LL` / `LLL` length
 //! prefixes for the variable ones. On the wire each message is preceded by a
 //! two-byte big-endian length ([`FrameReader`]). The layout of every field is
@@ -35,6 +36,8 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         2 => (LlVar(19), Numeric),
         3 => (Fixed(6), Numeric),
         4 => (Fixed(12), Numeric),
+        // Transmission date and time, UTC: MMDDhhmmss.
+        7 => (Fixed(10), Numeric),
         11 => (Fixed(6), Numeric),
         12 => (Fixed(6), Numeric),
         13 => (Fixed(4), Numeric),
@@ -54,6 +57,11 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         55 => (LllVar(255), Binary),
         60..=63 => (LllVar(999), Text),
         64 => (Fixed(8), Binary),
+        // Original data elements: the original's type, trace, transmission
+        // time (field 7), acquiring and forwarding institution ids.
+        90 => (Fixed(42), Numeric),
+        // The MAC of a message with a secondary bitmap.
+        128 => (Fixed(8), Binary),
         _ => return None,
     })
 }
@@ -138,14 +146,25 @@ impl Message {
         self.fields.keys().copied()
     }
 
+    /// True when a field above 64 is present: the message then carries a
+    /// secondary bitmap, and its MAC goes in field 128.
+    pub fn has_secondary(&self) -> bool {
+        self.fields.keys().any(|&n| n > 64)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(self.mti.as_bytes());
-        let mut bitmap = [0u8; 8];
+        let mut bitmap = [0u8; 16];
         for &n in self.fields.keys() {
             bitmap[(n as usize - 1) / 8] |= 0x80 >> ((n - 1) % 8);
         }
-        out.extend_from_slice(&bitmap);
+        if self.has_secondary() {
+            bitmap[0] |= 0x80;
+            out.extend_from_slice(&bitmap);
+        } else {
+            out.extend_from_slice(&bitmap[..8]);
+        }
         for (&n, value) in &self.fields {
             // Checked when set: every field here has a layout.
             if let Some((len, _)) = format(n) {
@@ -165,10 +184,23 @@ impl Message {
         if !mti.iter().all(u8::is_ascii_digit) {
             return Err(CodecError::BadType(String::from_utf8_lossy(mti).into_owned()));
         }
-        let bitmap = bytes.get(4..12).ok_or(CodecError::Truncated("the bitmap"))?;
+        let mut bitmap = bytes
+            .get(4..12)
+            .ok_or(CodecError::Truncated("the bitmap"))?
+            .to_vec();
         let mut at = 12;
+        let last = if bitmap[0] & 0x80 != 0 {
+            let secondary = bytes
+                .get(12..20)
+                .ok_or(CodecError::Truncated("the secondary bitmap"))?;
+            bitmap.extend_from_slice(secondary);
+            at = 20;
+            128
+        } else {
+            64
+        };
         let mut message = Message::new(std::str::from_utf8(mti).unwrap_or_default());
-        for n in 1..=64u8 {
+        for n in 2..=last {
             if bitmap[(n as usize - 1) / 8] & (0x80 >> ((n - 1) % 8)) == 0 {
                 continue;
             }
@@ -299,13 +331,31 @@ mod tests {
     }
 
     #[test]
+    fn a_field_above_64_brings_a_secondary_bitmap_and_round_trips() {
+        let mut m = Message::new("0400");
+        m.set_str(11, "000042").unwrap();
+        m.set_str(90, &format!("0200000042{:032}", 1204171300u64))
+            .unwrap();
+        m.set(128, vec![7; 8]).unwrap();
+        let bytes = m.encode();
+        // Bit 1 (a secondary bitmap follows) and bit 11; then bits 90 and 128.
+        assert_eq!(&bytes[4..12], &[0x80, 0x20, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[12..20], &[0, 0, 0, 0x40, 0, 0, 0, 0x01]);
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+        for cut in 0..bytes.len() {
+            assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(!sale().has_secondary() && m.has_secondary());
+    }
+
+    #[test]
     fn bad_values_are_refused_when_set() {
         let mut m = Message::new("0200");
         assert!(m.set_str(4, "12.50").is_err());
         assert!(m.set_str(4, "1250").is_err(), "fixed length");
         assert!(m.set_str(2, "12345678901234567890").is_err(), "too long");
         assert!(m.set_str(41, "T1\n     ").is_err());
-        assert!(m.set_str(7, "1125193015").is_err(), "not carried");
+        assert!(m.set_str(8, "00000001").is_err(), "not carried");
     }
 
     #[test]

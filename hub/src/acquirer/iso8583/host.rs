@@ -138,8 +138,20 @@ impl Host {
         }
         let built = match request.mti.as_str() {
             "0800" => answer(ResponseCode::APPROVED).map(|a| Some((a, std::time::Duration::ZERO))),
-            "0400" => {
-                tracing::info!(trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
+            "0400" | "0401" => {
+                // Field 90 names the original; one naming another trace
+                // reverses something else.
+                if let Some(Ok((_, original, _))) = request.get(90).map(|_| messages::read_original(&request))
+                {
+                    if request.text(11).and_then(|t| t.parse().ok()) != Some(original) {
+                        tracing::warn!(trace = ?request.text(11), original, "reversal whose field 90 names another trace; answered 30");
+                        if let Ok(a) = answer(ResponseCode::FORMAT_ERROR) {
+                            reply(a, std::time::Duration::ZERO);
+                        }
+                        return true;
+                    }
+                }
+                tracing::info!(mti = %request.mti, trace = ?request.text(11), terminal = ?request.text(41), "reversal acknowledged");
                 if let (Some(terminal), Some(Ok(trace))) =
                     (request.text(41), request.text(11).map(str::parse::<u32>))
                 {

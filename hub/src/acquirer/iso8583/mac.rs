@@ -1,8 +1,9 @@
-//! The message authentication code in field 64: ISO 9797-1 MAC algorithm 3
+//! The message authentication code in field 64 (128 in a message with a
+//! secondary bitmap): ISO 9797-1 MAC algorithm 3
 //! (the "retail MAC") with a double-length DES key — single-DES CBC over the
 //! message with the key's left half, then decrypt with the right half and
 //! encrypt with the left on the last block — padding method 2 (`80 00…`).
-//! It covers every byte of the message before field 64's value.
+//! It covers every byte of the message before the MAC's value.
 
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use des::Des;
@@ -75,25 +76,36 @@ impl MacKey {
         block
     }
 
-    /// Sets field 64 to the MAC of `message` and returns its bytes.
+    /// Sets the MAC field (64, or 128 in a message with a secondary bitmap)
+    /// to the MAC of `message` and returns its bytes.
     pub fn seal(&self, message: &mut Message) -> Result<Vec<u8>, CodecError> {
-        message.set(64, vec![0; 8])?;
+        let field = mac_field(message);
+        message.set(field, vec![0; 8])?;
         let mut bytes = message.encode();
         let body = bytes.len() - 8;
         let mac = self.mac(&bytes[..body]);
         bytes[body..].copy_from_slice(&mac);
-        message.set(64, mac.to_vec())?;
+        message.set(field, mac.to_vec())?;
         Ok(bytes)
     }
 
-    /// True when `bytes` (an encoded message ending in field 64) carries the right MAC.
+    /// True when `bytes` (an encoded message ending in its MAC field) carries the right MAC.
     pub fn verify(&self, bytes: &[u8], message: &Message) -> bool {
-        let Some(mac) = message.get(64) else {
+        let Some(mac) = message.get(mac_field(message)) else {
             return false;
         };
         let body = bytes.len().saturating_sub(8);
         // Not secret-dependent timing worth guarding: the MAC is public on the wire.
         mac == self.mac(&bytes[..body])
+    }
+}
+
+/// Where a message's MAC goes: the last field of its bitmap.
+fn mac_field(message: &Message) -> u8 {
+    if message.has_secondary() {
+        128
+    } else {
+        64
     }
 }
 

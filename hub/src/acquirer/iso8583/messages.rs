@@ -5,13 +5,14 @@
 //! | message | fields |
 //! |---|---|
 //! | 0800 / 0810 sign-in | 11 trace, 41 terminal, 42 merchant · 39 |
-//! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
-//! | 0400 / 0410 reversal | 3, 4, 11 of the original, 39 `98` (no answer), 41, 42, 49 · 39 |
+//! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 7 transmission time (UTC), 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
+//! | 0400 / 0410 reversal, 0401 its repeat | 3 and 4 of the original, 7, 11 of the original, 39 `98` (no answer), 41, 42, 49, 90 original data (type, trace, field 7) · 39 |
 //! | 0500 / 0510 settlement | 11, 41, 42, 48 totals (sales count n6, amount n12, refunds count n6, amount n12), 60 batch · 39 `00` balanced, `95` out of balance |
 //!
-//! Every message carries a MAC in field 64 (see [`super::mac`]).
+//! Every message carries a MAC in field 64, or 128 when it has a secondary
+//! bitmap (a reversal, for its field 90; see [`super::mac`]).
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use tallybox_core::card::{CardRead, EntryMode, Track2};
 use tallybox_core::code::ResponseCode;
 use tallybox_core::money::Amount;
@@ -44,6 +45,23 @@ fn merchant_field(merchant_id: &str) -> String {
     format!("{merchant_id:<15}")
 }
 
+/// Field 7: MMDDhhmmss in UTC.
+fn transmission_time(at: DateTime<Utc>) -> String {
+    at.format("%m%d%H%M%S").to_string()
+}
+
+/// The message type and processing code (field 3) `kind` goes out with.
+/// Void (撤销) and refund (退货) both take processing code 20; field 60 says
+/// which (23 void, 25 refund), and a refund travels as an advice (0220).
+fn type_and_code(kind: TxnKind) -> (&'static str, &'static str) {
+    match kind {
+        TxnKind::Sale => ("0200", "000000"),
+        TxnKind::Balance => ("0200", "310000"),
+        TxnKind::Void => ("0200", "200000"),
+        TxnKind::Refund => ("0220", "200000"),
+    }
+}
+
 fn entry_mode(mode: EntryMode) -> &'static str {
     // PAN entry (2 digits) then PIN entry capability (1: can take a PIN).
     match mode {
@@ -69,20 +87,18 @@ pub fn auth_request(
     currency: &str,
     now: DateTime<FixedOffset>,
 ) -> Result<Message, CodecError> {
-    let mut m = Message::new("0200");
     let pan = r.card.pan.digits();
-    // Void (撤销) and refund (退货) both take processing code 20; field 60
-    // says which (23 void, 25 refund), and a refund travels as an advice (0220).
-    let (mti, code, undo) = match r.kind {
-        TxnKind::Sale => ("0200", "000000", None),
-        TxnKind::Balance => ("0200", "310000", None),
-        TxnKind::Void => ("0200", "200000", Some("23")),
-        TxnKind::Refund => ("0220", "200000", Some("25")),
+    let (mti, code) = type_and_code(r.kind);
+    let undo = match r.kind {
+        TxnKind::Void => Some("23"),
+        TxnKind::Refund => Some("25"),
+        TxnKind::Sale | TxnKind::Balance => None,
     };
-    m.mti = mti.to_string();
+    let mut m = Message::new(mti);
     m.set_str(2, pan)?
         .set_str(3, code)?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
+        .set_str(7, &transmission_time(r.at))?
         .set_str(11, &trace(r.trace_no))?
         .set_str(12, &now.format("%H%M%S").to_string())?
         .set_str(13, &now.format("%m%d").to_string())?
@@ -119,16 +135,40 @@ pub fn auth_request(
     Ok(m)
 }
 
+/// Field 90's institution ids (acquiring, forwarding): a terminal has none
+/// of its own, so zeros (eleven digits each).
+const NO_INSTITUTION: &str = "0000000000000000000000";
+
+/// A reversal names what it reverses: the original's processing code and
+/// amount, and in field 90 its type, trace and transmission time.
 pub fn reversal(r: &Reversal, merchant_id: &str, currency: &str) -> Result<Message, CodecError> {
-    let mut m = Message::new("0400");
-    m.set_str(3, "000000")?
+    let mut m = Message::new(if r.repeat { "0401" } else { "0400" });
+    let (original_type, code) = type_and_code(r.kind);
+    m.set_str(3, code)?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
+        .set_str(7, &transmission_time(Utc::now()))?
         .set_str(11, &trace(r.trace_no))?
         .set_str(39, "98")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
-        .set_str(49, currency)?;
+        .set_str(49, currency)?
+        .set_str(
+            90,
+            &format!(
+                "{original_type}{}{}{NO_INSTITUTION}",
+                trace(r.trace_no),
+                transmission_time(r.original_at)
+            ),
+        )?;
     Ok(m)
+}
+
+/// What a reversal's field 90 names: the original's type, trace number and
+/// transmission time (field 7).
+pub fn read_original(m: &Message) -> Result<(String, u32, String), String> {
+    let f = m.text(90).ok_or("a reversal without field 90 (original data)")?;
+    let trace = f[4..10].parse().map_err(|_| "field 90's trace is not digits")?;
+    Ok((f[..4].to_string(), trace, f[10..20].to_string()))
 }
 
 /// The most a count in field 48 carries (6 digits).
@@ -318,6 +358,17 @@ pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
         card,
         pin_block: m.get(52).map(hex::encode_upper),
         original,
+        at: m
+            .text(7)
+            .and_then(|t| {
+                chrono::NaiveDateTime::parse_from_str(
+                    &format!("{}{t}", Utc::now().format("%Y")),
+                    "%Y%m%d%H%M%S",
+                )
+                .ok()
+            })
+            .map(|t| t.and_utc())
+            .unwrap_or_else(Utc::now),
     })
 }
 
@@ -338,6 +389,7 @@ mod tests {
             card,
             pin_block: Some("1F2E3D4C5B6A7988".into()),
             original: None,
+            at: chrono::Utc::now(),
         };
         let m = auth_request(
             &request,
@@ -390,6 +442,7 @@ mod tests {
             card,
             pin_block: None,
             original: None,
+            at: chrono::Utc::now(),
         };
         let sent = auth_request(&request, "898000000000001", CNY, tallybox_platform::clock::now()).unwrap();
         let good = answer(&sent, ResponseCode::APPROVED).unwrap();
@@ -414,6 +467,50 @@ mod tests {
         let mut wrong_type = good.clone();
         wrong_type.mti = "0410".into();
         assert!(answer_mismatch(&sent, &wrong_type).is_some());
+    }
+
+    #[test]
+    fn a_reversal_names_its_original_and_a_repeat_says_so() {
+        use crate::acquirer::iso8583::mac::TEST_MAC_KEY;
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T09:30:15Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let void = Reversal {
+            terminal_id: "T1".into(),
+            trace_no: 42,
+            amount: Amount::from_minor(1250).unwrap(),
+            kind: TxnKind::Void,
+            original_at: at,
+            repeat: false,
+        };
+        let mut first = reversal(&void, "898000000000001", CNY).unwrap();
+        assert_eq!(first.mti, "0400");
+        assert_eq!(first.text(3), Some("200000"), "a void's own processing code");
+        assert_eq!(
+            first.text(90),
+            Some("02000000421204093015".to_string() + NO_INSTITUTION).as_deref()
+        );
+        assert_eq!(
+            read_original(&first).unwrap(),
+            ("0200".into(), 42, "1204093015".into())
+        );
+        // The MAC goes in field 128 behind the secondary bitmap, and verifies.
+        let bytes = TEST_MAC_KEY.seal(&mut first).unwrap();
+        let back = Message::decode(&bytes).unwrap();
+        assert!(back.get(128).is_some() && back.get(64).is_none());
+        assert!(TEST_MAC_KEY.verify(&bytes, &back));
+        let refund = Reversal {
+            kind: TxnKind::Refund,
+            repeat: true,
+            ..void
+        };
+        let again = reversal(&refund, "898000000000001", CNY).unwrap();
+        assert_eq!(again.mti, "0401");
+        assert!(
+            again.text(90).unwrap().starts_with("0220000042"),
+            "a refund went as an advice"
+        );
+        assert_eq!(answer_type(&again.mti).as_deref(), Some("0410"));
     }
 
     #[test]

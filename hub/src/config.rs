@@ -36,6 +36,9 @@ pub struct Config {
     /// The MAC key the acquirer issued (32 hex digits), needed with an ISO
     /// 8583 acquirer; no key is built in.
     pub acquirer_mac_key: Secret<String>,
+    /// The key the acquirer takes PIN blocks under (32 hex digits); without
+    /// it, PIN cards cannot be taken over an ISO 8583 link.
+    pub acquirer_pin_key: Secret<String>,
     /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
     /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
     /// On the ISO 8583 link a checkout not listed goes out under its own id,
@@ -88,6 +91,7 @@ impl Default for Config {
             broker: None,
             acquirer: "sim".into(),
             acquirer_mac_key: Secret::new(String::new()),
+            acquirer_pin_key: Secret::new(String::new()),
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
@@ -185,6 +189,9 @@ impl Config {
             if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
                 return invalid("acquirer_mac_key", &e);
             }
+            if let Err(e) = self.acquirer_pin_key() {
+                return invalid("acquirer_pin_key", &e);
+            }
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");
@@ -246,6 +253,14 @@ impl Config {
         let addr = self.acquirer.strip_prefix("iso8583://")?;
         let (host, port) = addr.rsplit_once(':')?;
         (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(addr)
+    }
+
+    /// The acquirer's PIN key, when the settings give one.
+    pub fn acquirer_pin_key(&self) -> Result<Option<tallybox_core::card::pin_block::PinKey>, String> {
+        match self.acquirer_pin_key.expose().trim() {
+            "" => Ok(None),
+            hex_key => tallybox_core::card::pin_block::parse_key(hex_key).map(Some),
+        }
     }
 
     pub fn acquirer_timeout(&self) -> Duration {

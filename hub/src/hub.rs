@@ -144,6 +144,12 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         merchant_id: config.merchant_id.clone(),
         currency,
         mac_key,
+        pin_key: config
+            .acquirer_pin_key()
+            .map_err(|message| ConfigError::Invalid {
+                key: "acquirer_pin_key",
+                message,
+            })?,
         hub_terminal: config
             .acquirer_terminal_ids
             .get(OWN_CHECKOUT)
@@ -267,6 +273,12 @@ impl App {
             }
             _ => None,
         };
+        let keys = Arc::new(Keys::load(
+            Store::open(&config.data_dir)?,
+            Arc::clone(&shop),
+            &config.store_id,
+            &config.data_dir.join("seal-counter"),
+        )?);
         let writer = store.clone();
         let coordinator = Arc::new(Coordinator::new(
             store,
@@ -277,6 +289,12 @@ impl App {
                 max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
                 acquirer_timeout: config.acquirer_timeout(),
                 fraud: config.fraud.clone(),
+                pin_keys: {
+                    let keys = Arc::clone(&keys);
+                    crate::coordinator::PinKeys(Arc::new(move |terminal: &TerminalId| {
+                        keys.checkout_pin_key(terminal)
+                    }))
+                },
             },
         ));
         // Sales a crash left pending are settled before any new one is taken.
@@ -288,12 +306,6 @@ impl App {
             );
         }
 
-        let keys = Arc::new(Keys::load(
-            Store::open(&config.data_dir)?,
-            Arc::clone(&shop),
-            &config.store_id,
-            &config.data_dir.join("seal-counter"),
-        )?);
         // The hub's link logs in to its own broker; the checkouts it runs itself
         // log in with their keys like any other.
         let (broker, link_broker, own_broker, gate, logins) = match config.broker_addr() {

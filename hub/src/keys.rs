@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tallybox_core::card::pin_block::{self, PinKey};
 use tallybox_core::protocol::requests;
 
 use tallybox_core::protocol::{encode, EncodeError, ErrorCode, Request, RequestId, Response, TerminalId};
@@ -477,6 +478,15 @@ impl Keys {
             ..Link::default()
         };
         Ok(key)
+    }
+
+    /// The PIN key of a paired checkout (derived from its pairing key, as
+    /// the checkout derives it); none for a checkout that is not paired, or
+    /// whose key the owner revoked.
+    pub fn checkout_pin_key(&self, terminal: &TerminalId) -> Option<PinKey> {
+        let links = self.links.read().unwrap_or_else(|e| e.into_inner());
+        let link = links.get(terminal.as_str()).filter(|l| !l.revoked)?;
+        link.key.as_ref().map(pin_block::checkout_key)
     }
 }
 

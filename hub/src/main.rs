@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub (broker, coordinator, web page, own checkout).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the whole system on this machine with simulated devices and acquirer.
     Demo(DemoArgs),
     /// Run the simulated acquirer as an ISO 8583 host on TCP.
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
-        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(*args))),
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(args))),
         Command::Audit { action } => match cmd::audit::run(action) {
             Ok(true) => Ok(()),

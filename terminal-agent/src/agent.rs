@@ -63,7 +63,6 @@ impl AgentConfig {
             state_dir,
             session: SessionConfig {
                 currency: tallybox_core::money::Currency::default(),
-                pin_key: tallybox_core::secret::Secret::new(tallybox_core::card::pin_block::TEST_PIN_KEY),
                 slip_columns: tallybox_core::slip::WIDTH,
                 lang: crate::session::Lang::En,
                 terminal: terminal_id.to_string(),

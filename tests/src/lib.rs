@@ -94,6 +94,11 @@ pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// `args` as the `&[&str]` a process helper takes.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// The test card called `name`.
 pub fn test_card(name: &str) -> serde_json::Value {
     test_cards()

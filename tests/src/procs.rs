@@ -387,6 +387,8 @@ impl AcquirerSim {
             .arg(self.messages_path())
             .arg("--mac-key-file")
             .arg(self.dir.path().join("mac.key"))
+            .arg("--pin-key-file")
+            .arg(self.dir.path().join("pin.key"))
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
@@ -406,9 +408,35 @@ impl AcquirerSim {
         format!("iso8583://127.0.0.1:{}", self.port)
     }
 
-    /// The MAC key it made, for the hub's `--acquirer-mac-key-file`.
-    pub fn key_file(&self) -> String {
-        self.dir.path().join("mac.key").display().to_string()
+    /// The hub's flags for a link to it through `port` (its own, or a
+    /// proxy's), with the MAC and PIN keys it made.
+    pub fn hub_flags(&self, port: u16) -> Vec<String> {
+        let key = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--acquirer".into(),
+            format!("iso8583://127.0.0.1:{port}"),
+            "--acquirer-mac-key-file".into(),
+            key("mac.key"),
+            "--acquirer-pin-key-file".into(),
+            key("pin.key"),
+        ]
+    }
+
+    /// The settings (TOML lines) for a link to it, with its keys.
+    pub fn settings(&self) -> String {
+        let key = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).expect("a key file");
+        format!(
+            "acquirer = \"{}\"\nacquirer_mac_key = \"{}\"\nacquirer_pin_key = \"{}\"\n",
+            self.url(),
+            key("mac.key").trim(),
+            key("pin.key").trim()
+        )
+    }
+
+    /// The key PIN blocks reach it under.
+    pub fn pin_key(&self) -> [u8; 16] {
+        let text = std::fs::read_to_string(self.dir.path().join("pin.key")).expect("pin.key");
+        tallybox_core::card::pin_block::parse_key(&text).expect("a key")
     }
 
     pub fn kill(&mut self) {
@@ -658,6 +686,25 @@ impl Terminal {
     /// Waits for the idle screen after sign-in.
     pub fn wait_ready(&self) {
         self.wait_screen("Ready", Duration::from_secs(15));
+    }
+
+    /// The key its pairing gave (kept in its state directory).
+    pub fn pairing_key(&self) -> [u8; 32] {
+        tallybox_platform::sealed_files::read_key(&self.state_dir().join("hub.key"))
+            .expect("read the key file")
+            .expect("paired")
+    }
+
+    /// Pairs it with `hub` the way a cashier does, with a code from the
+    /// owner's page (PIN cards need a paired checkout).
+    pub fn pair(&self, hub: &Hub) {
+        let (status, opened) = hub.web().send("POST", "/api/v1/pairing", serde_json::json!({}));
+        assert_eq!(status, 201, "{opened}");
+        let code = opened["code"].as_str().expect("a pairing code");
+        self.keys(&format!("D5{code}#"));
+        self.wait_screen("PAIRED", Duration::from_secs(15));
+        self.keys("C");
+        self.wait_ready();
     }
 
     /// Keys a sale of `minor` units, presents `card`, and returns the result screen.

@@ -25,7 +25,7 @@ use tallybox::acquirer::iso8583::codec::Message;
 use tallybox::acquirer::iso8583::messages::terminal_field;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
 use tallybox_e2e::proxy::Proxy;
-use tallybox_e2e::wait_for;
+use tallybox_e2e::{strs, wait_for};
 
 /// What the cashier saw at the end of one sale.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,15 +194,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
     // The acquirer answers after 20 ms, so a kill often finds sales waiting on it.
     let bank_link = Proxy::start(acquirer.port);
     bank_link.delay(Duration::from_millis(20));
-    let mut hub = Hub::start_with(
-        Some(broker.port),
-        &[
-            "--acquirer",
-            &format!("iso8583://127.0.0.1:{}", bank_link.port),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let mut hub = Hub::start_with(Some(broker.port), &strs(&acquirer.hub_flags(bank_link.port)));
     // The checkouts reach the broker through a link that gets cut.
     let lan = Proxy::start(broker.port);
     let stop = Arc::new(AtomicBool::new(false));

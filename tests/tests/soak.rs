@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tallybox_e2e::bench::load::throughput;
 use tallybox_e2e::bench::rss_mib;
 use tallybox_e2e::procs::{AcquirerSim, Hub, STORE};
+use tallybox_e2e::strs;
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -34,15 +35,7 @@ fn twenty_terminals_for_a_while_and_nothing_grows() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let bank = AcquirerSim::start();
-    let hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &format!("iso8583://127.0.0.1:{}", bank.port),
-            "--acquirer-mac-key-file",
-            &bank.key_file(),
-        ],
-    );
+    let hub = Hub::start_with(None, &strs(&bank.hub_flags(bank.port)));
     let pid = hub.pid().expect("hub pid");
     let run = Duration::from_secs(secs);
     let port = hub.mqtt;

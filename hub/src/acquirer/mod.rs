@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use std::future::Future;
 use tallybox_core::code::ResponseCode;
 
+use tallybox_core::card::pin_block::PinKey;
 use tallybox_core::card::CardRead;
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::TxnKind;
@@ -167,6 +168,13 @@ pub enum AnyAcquirer {
 }
 
 impl Acquirer for AnyAcquirer {
+    fn pin_key(&self) -> Option<PinKey> {
+        match self {
+            AnyAcquirer::Sim(a) => a.pin_key(),
+            AnyAcquirer::Iso(a) => a.pin_key(),
+        }
+    }
+
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
         match self {
             AnyAcquirer::Sim(a) => a.authorize(request).await,
@@ -190,6 +198,10 @@ impl Acquirer for AnyAcquirer {
 }
 
 pub trait Acquirer: Send + Sync + 'static {
+    /// The key PIN blocks go to the acquirer under (the hub translates each
+    /// checkout's into it); `None` when the settings give none.
+    fn pin_key(&self) -> Option<PinKey>;
+
     /// Asks for an authorization. May never return: the caller times it out.
     fn authorize(
         &self,

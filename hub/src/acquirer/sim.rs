@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tallybox_core::code::ResponseCode;
 
-use tallybox_core::card::pin_block::{self, TEST_PIN_KEY};
+use tallybox_core::card::pin_block::{self, PinKey};
 use tallybox_core::card::test_cards::{self, Behaviour};
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::TxnKind;
@@ -26,10 +26,28 @@ pub enum Decision {
     Silence,
 }
 
+/// The key PIN blocks reach the issuer under: a random one for each run of
+/// the simulator (a real acquirer has its own; none is built in).
+struct IssuerPinKey(pub PinKey);
+
+impl Default for IssuerPinKey {
+    fn default() -> Self {
+        IssuerPinKey(rand::random())
+    }
+}
+
+impl std::fmt::Debug for IssuerPinKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IssuerPinKey(..)")
+    }
+}
+
 /// The issuer's memory: balances of the cards that have one, and what the
 /// acquirer approved for each terminal since its last settlement.
 #[derive(Debug, Default)]
 pub struct SimIssuer {
+    /// PIN blocks come encrypted under this key.
+    pin_key: IssuerPinKey,
     spent: HashMap<String, u64>,
     auth_counter: u32,
     /// (terminal, trace) → (kind, amount) of every approval not reversed.
@@ -40,6 +58,14 @@ pub struct SimIssuer {
 }
 
 impl SimIssuer {
+    /// An issuer that reads PIN blocks under `pin_key`.
+    pub fn with_pin_key(pin_key: PinKey) -> SimIssuer {
+        SimIssuer {
+            pin_key: IssuerPinKey(pin_key),
+            ..SimIssuer::default()
+        }
+    }
+
     fn answer(&mut self, code: ResponseCode, request: &AuthRequest, balance: Option<Amount>) -> AuthResponse {
         let approved = code.is_approved();
         if approved {
@@ -149,7 +175,7 @@ impl SimIssuer {
             let given = request
                 .pin_block
                 .as_deref()
-                .and_then(|block| pin_block::decrypt(block, pan, &TEST_PIN_KEY).ok().flatten());
+                .and_then(|block| pin_block::decrypt(block, pan, &self.pin_key.0).ok().flatten());
             if given.as_deref() != Some(expected) {
                 return now(self.answer(ResponseCode::WRONG_PIN, request, None));
             }
@@ -202,6 +228,10 @@ impl SimAcquirer {
 }
 
 impl Acquirer for SimAcquirer {
+    fn pin_key(&self) -> Option<PinKey> {
+        Some(self.issuer().pin_key.0)
+    }
+
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
         let decision = self.issuer().decide(&request);
         match decision {
@@ -232,9 +262,11 @@ mod tests {
     use super::*;
     use tallybox_core::card::EntryMode;
 
+    const PIN_KEY: PinKey = [0x3C; 16];
+
     fn request(name: &str, minor: u64, pin: Option<&str>) -> AuthRequest {
         let card = test_cards::by_name(name).unwrap().read(EntryMode::Swipe);
-        let pin_block = pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &TEST_PIN_KEY).unwrap());
+        let pin_block = pin.map(|p| pin_block::encrypt(p, card.pan.digits(), &PIN_KEY).unwrap());
         AuthRequest {
             kind: TxnKind::Sale,
             terminal_id: "T1".into(),
@@ -287,7 +319,7 @@ mod tests {
 
     #[test]
     fn every_test_card_gets_its_answer() {
-        let mut issuer = SimIssuer::default();
+        let mut issuer = SimIssuer::with_pin_key(PIN_KEY);
         let cases = [
             ("approved", "00"),
             ("visa", "00"),
@@ -303,6 +335,11 @@ mod tests {
         }
         assert_eq!(code(&mut issuer, &request("pin", 100, Some("1234"))), "00");
         assert_eq!(code(&mut issuer, &request("pin", 100, Some("9999"))), "55");
+        // A block under any other key is a wrong PIN.
+        assert_eq!(
+            code(&mut SimIssuer::default(), &request("pin", 100, Some("1234"))),
+            "55"
+        );
         match issuer.decide(&request("slow", 100, None)) {
             Decision::Answer { delay, .. } => assert_eq!(delay, Duration::from_secs(3)),
             other => panic!("{other:?}"),

@@ -4,7 +4,9 @@
 //! `tallybox serve --acquirer iso8583://127.0.0.1:5800`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use tallybox_core::card::pin_block::{self, PinKey};
 
 use tallybox::acquirer::iso8583::host::Host;
 use tallybox::acquirer::iso8583::mac::MacKey;
@@ -22,33 +24,23 @@ pub struct AcquirerSimArgs {
     /// --acquirer-mac-key-file`). With neither, a random key is logged.
     #[arg(long)]
     pub mac_key_file: Option<PathBuf>,
+    /// The same for the key PIN blocks reach the issuer under (for `tallybox
+    /// serve --acquirer-pin-key-file`).
+    #[arg(long)]
+    pub pin_key_file: Option<PathBuf>,
     /// Append every message in and out to this file, as hex.
     #[arg(long)]
     pub log: Option<PathBuf>,
 }
 
 pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
-    let key = match (&args.mac_key, &args.mac_key_file) {
-        (Some(k), _) => MacKey::parse(k).map_err(|e| anyhow::anyhow!("--mac-key: {e}"))?,
-        (None, Some(path)) if path.exists() => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            MacKey::parse(text.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        (None, Some(path)) => {
-            let key = MacKey::random();
-            write_key(path, &key)?;
-            tracing::info!(file = %path.display(), check_value = %key.check_value(), "made a MAC key");
-            key
-        }
-        (None, None) => {
-            let key = MacKey::random();
-            tracing::info!(mac_key = %key.to_hex(), "made a MAC key for this run: give it to the hub as acquirer_mac_key");
-            key
-        }
+    let mac_key = match &args.mac_key {
+        Some(k) => MacKey::parse(k).map_err(|e| anyhow::anyhow!("--mac-key: {e}"))?,
+        None => MacKey::from_bytes(key(args.mac_key_file.as_deref(), "MAC", "acquirer_mac_key")?),
     };
-    let host =
-        Host::new(key, args.log.clone()).map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
+    let pin_key = key(args.pin_key_file.as_deref(), "PIN", "acquirer_pin_key")?;
+    let host = Host::new(mac_key, pin_key, args.log.clone())
+        .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {}: {e}; pick another with --listen",
@@ -64,8 +56,31 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A key read from `file`, or made at random (then written to `file`, or
+/// logged for the hub's `setting`): the simulator's keys are its own.
+fn key(file: Option<&Path>, what: &str, setting: &str) -> anyhow::Result<PinKey> {
+    match file {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            pin_block::parse_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+        Some(path) => {
+            let key: PinKey = rand::random();
+            write_key(path, &key)?;
+            tracing::info!(file = %path.display(), check_value = %pin_block::check_value(&key), "made a {what} key");
+            Ok(key)
+        }
+        None => {
+            let key: PinKey = rand::random();
+            tracing::info!(key = %hex::encode_upper(key), "made a {what} key for this run: give it to the hub as {setting}");
+            Ok(key)
+        }
+    }
+}
+
 /// Writes `key` as hex to a new file only its owner can read.
-fn write_key(path: &std::path::Path, key: &MacKey) -> anyhow::Result<()> {
+fn write_key(path: &Path, key: &PinKey) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -73,8 +88,8 @@ fn write_key(path: &std::path::Path, key: &MacKey) -> anyhow::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot write the MAC key to {}: {e}", path.display()))?;
-    writeln!(f, "{}", key.to_hex())?;
+        .map_err(|e| anyhow::anyhow!("cannot write the key to {}: {e}", path.display()))?;
+    writeln!(f, "{}", hex::encode_upper(key))?;
     f.sync_all()?;
     Ok(())
 }

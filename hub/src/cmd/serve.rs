@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// `acquirer_mac_key` in the settings.
     #[arg(long)]
     pub acquirer_mac_key_file: Option<PathBuf>,
+    /// A file holding the acquirer's PIN key, instead of `acquirer_pin_key`.
+    #[arg(long)]
+    pub acquirer_pin_key_file: Option<PathBuf>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["hw", "sim", "none"])]
     pub devices: Option<String>,
@@ -84,12 +87,19 @@ impl ServeArgs {
         if let Some(a) = &self.acquirer {
             config.acquirer = a.clone();
         }
+        let read_key = |path: &Path, key: &'static str| {
+            std::fs::read_to_string(path)
+                .map(|text| tallybox_core::secret::Secret::new(text.trim().to_string()))
+                .map_err(|e| tallybox::config::ConfigError::Invalid {
+                    key,
+                    message: format!("cannot read {}: {e}", path.display()),
+                })
+        };
         if let Some(path) = &self.acquirer_mac_key_file {
-            let key = std::fs::read_to_string(path).map_err(|e| tallybox::config::ConfigError::Invalid {
-                key: "acquirer_mac_key",
-                message: format!("cannot read {}: {e}", path.display()),
-            })?;
-            config.acquirer_mac_key = tallybox_core::secret::Secret::new(key.trim().to_string());
+            config.acquirer_mac_key = read_key(path, "acquirer_mac_key")?;
+        }
+        if let Some(path) = &self.acquirer_pin_key_file {
+            config.acquirer_pin_key = read_key(path, "acquirer_pin_key")?;
         }
         if let Some(d) = &self.devices {
             config.devices = d.clone();

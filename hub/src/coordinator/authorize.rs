@@ -5,6 +5,7 @@
 //! (`reversal.rs`), never a guess.
 
 use super::*;
+use tallybox_core::card::pin_block;
 
 /// What the store found for a sale's request id.
 enum Start {
@@ -134,6 +135,14 @@ impl<A: Acquirer> Coordinator<A> {
             }
             Ok(Start::Pending(txn, original)) => (txn, original),
         };
+        let pin_block = match pin_block.map(|block| self.pin_for_acquirer(terminal, &block, &card)) {
+            None => None,
+            Some(Ok(block)) => Some(block),
+            Some(Err(why)) => {
+                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %why, "the PIN cannot go to the acquirer; not sent");
+                return self.not_sent(&txn, reason::PIN_UNSECURED).await;
+            }
+        };
         let auth = AuthRequest {
             kind,
             terminal_id: terminal.to_string(),
@@ -215,6 +224,24 @@ impl<A: Acquirer> Coordinator<A> {
             }
             Err(e) => Some(internal(&request_id, &e)),
         }
+    }
+
+    /// `block` (encrypted under `terminal`'s PIN key) under the acquirer's
+    /// PIN key; why not, when it cannot be.
+    fn pin_for_acquirer(
+        &self,
+        terminal: &TerminalId,
+        block: &str,
+        card: &CardRead,
+    ) -> Result<String, String> {
+        let from = self.settings.pin_keys.of(terminal).ok_or_else(|| {
+            format!("{terminal} is not paired: a PIN is only taken under a paired checkout's own key")
+        })?;
+        let to = self
+            .acquirer
+            .pin_key()
+            .ok_or("the settings give no PIN key for the acquirer (acquirer_pin_key)")?;
+        pin_block::translate(block, card.pan.digits(), &from, &to).map_err(|e| e.to_string())
     }
 
     /// Ends a transaction the acquirer was never asked about as failed with

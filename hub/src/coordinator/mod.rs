@@ -33,6 +33,7 @@ mod undo;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
+use tallybox_core::card::pin_block::PinKey;
 use tallybox_core::code::{ReasonCode, ResponseCode};
 use tallybox_core::protocol::requests;
 
@@ -59,6 +60,28 @@ pub struct Settings {
     pub max_sale: Amount,
     pub acquirer_timeout: Duration,
     pub fraud: fraud::FraudRules,
+    /// Each checkout's PIN key (the hub translates PIN blocks from it into
+    /// the acquirer's); none for a checkout that is not paired.
+    pub pin_keys: PinKeys,
+}
+
+/// Each checkout's PIN key, by its id.
+#[derive(Clone)]
+pub struct PinKeys(pub std::sync::Arc<PinKeyOf>);
+
+/// Looks up one checkout's PIN key.
+pub type PinKeyOf = dyn Fn(&TerminalId) -> Option<PinKey> + Send + Sync;
+
+impl PinKeys {
+    pub fn of(&self, terminal: &TerminalId) -> Option<PinKey> {
+        (self.0)(terminal)
+    }
+}
+
+impl std::fmt::Debug for PinKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinKeys(..)")
+    }
 }
 
 pub use admission::MAX_PIN_TRIES;

@@ -33,9 +33,16 @@ fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordina
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
             fraud: Default::default(),
+            // T1 is paired; the others are not.
+            pin_keys: PinKeys(std::sync::Arc::new(|t: &TerminalId| {
+                (t.as_str() == "T1").then_some(T1_PIN_KEY)
+            })),
         },
     )
 }
+
+/// The PIN key T1 derives from its pairing key.
+const T1_PIN_KEY: tallybox_core::card::pin_block::PinKey = [0x5A; 16];
 
 fn sale(card: &str, minor: u64) -> Request {
     Request::Sale(requests::Sale {
@@ -251,12 +258,7 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
             currency: "CNY".into(),
             card: card.clone(),
             pin_block: Some(
-                tallybox_core::card::pin_block::encrypt(
-                    pin,
-                    card.pan.digits(),
-                    &tallybox_core::card::pin_block::TEST_PIN_KEY,
-                )
-                .unwrap(),
+                tallybox_core::card::pin_block::encrypt(pin, card.pan.digits(), &T1_PIN_KEY).unwrap(),
             ),
             supervisor_pin: None,
         })
@@ -674,6 +676,10 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
 struct RefusedAnswers(SimAcquirer);
 
 impl Acquirer for RefusedAnswers {
+    fn pin_key(&self) -> Option<tallybox_core::card::pin_block::PinKey> {
+        self.0.pin_key()
+    }
+
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
         self.0.authorize(request).await?;
         Err(AcquirerError::BadAnswer(
@@ -715,5 +721,39 @@ async fn a_refused_answer_is_reversed_and_the_cashier_told_not_charged() {
     assert!(
         c.acquirer.settle(totals).await.unwrap(),
         "the acquirer holds no charge either"
+    );
+}
+
+#[tokio::test]
+async fn a_pin_reaches_the_acquirer_under_its_key_and_only_from_a_paired_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let card = test_cards::by_name("pin").unwrap().read(EntryMode::Swipe);
+    let with_pin = |key: &tallybox_core::card::pin_block::PinKey| {
+        Request::Sale(requests::Sale {
+            request_id: RequestId::new(),
+            amount: Amount::from_minor(100).unwrap(),
+            currency: "CNY".into(),
+            card: card.clone(),
+            pin_block: Some(tallybox_core::card::pin_block::encrypt("1234", card.pan.digits(), key).unwrap()),
+            supervisor_pin: None,
+        })
+    };
+    // The simulated acquirer reads PINs under its own random key: the right
+    // PIN approves only because the hub translated it.
+    let o = outcome(c.handle(&t1(), with_pin(&T1_PIN_KEY)).await);
+    assert_eq!(o.status, TxnStatus::Approved, "{o:?}");
+    // A block under any other key does not open: refused at the hub, not sent.
+    let o = outcome(c.handle(&t1(), with_pin(&[0x11; 16])).await);
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Failed, reason::PIN_UNSECURED)
+    );
+    // An unpaired checkout has no PIN key: nothing goes out.
+    let t2 = TerminalId::parse("T2").unwrap();
+    let o = outcome(c.handle(&t2, with_pin(&T1_PIN_KEY)).await);
+    assert_eq!(
+        (o.status, o.response_code),
+        (TxnStatus::Failed, reason::PIN_UNSECURED)
     );
 }

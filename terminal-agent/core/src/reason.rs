@@ -258,6 +258,13 @@ const TABLE: &[Explanation] = &[
         "请稍后再试",
     ),
     e(
+        PIN_UNSECURED,
+        "PIN cannot be sent",
+        "密码无法安全发送",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
         HUB_HISTORY,
         "Hub records missing",
         "主机交易记录缺失",
@@ -319,6 +326,10 @@ pub const NO_BANK_TERMINAL: ReasonCode = ReasonCode::local(*b"XI");
 /// Local code: the batch is being settled with the acquirer; nothing was
 /// charged, and sales resume once its answer is recorded.
 pub const SETTLING: ReasonCode = ReasonCode::local(*b"XJ");
+/// Local code: a PIN could not go to the acquirer under its key (the
+/// checkout is not paired, the settings have no PIN key for the acquirer, or
+/// the block does not open under the checkout's key); nothing was sent or charged.
+pub const PIN_UNSECURED: ReasonCode = ReasonCode::local(*b"XE");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.
 pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");

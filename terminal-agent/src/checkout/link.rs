@@ -110,6 +110,11 @@ impl HubLink {
         self.key.is_some()
     }
 
+    /// The key the pairing gave, if paired.
+    pub fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
+    }
+
     /// The bytes to publish for `request`: sealed once paired (with the
     /// counter `next_counter` gives), except the pairing's own request.
     pub fn outgoing(

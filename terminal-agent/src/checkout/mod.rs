@@ -166,7 +166,7 @@ impl Checkout {
             not_paired_claim: None,
             out: VecDeque::new(),
         };
-        checkout.session.set_sealed(checkout.link.is_paired());
+        checkout.session.set_pairing(checkout.link.key());
         let mut actions = checkout.session.start(version);
         if let Some(entry) = in_flight {
             checkout.journaled = Some(entry.clone());
@@ -198,8 +198,8 @@ impl Checkout {
             Event::KeyKept(kept) => {
                 let outcome = match (kept, self.unkept_key.take()) {
                     (Ok(()), Some(key)) => {
+                        self.session.set_pairing(Some(&key));
                         self.link.paired(key);
-                        self.session.set_sealed(true);
                         tracing::info!(terminal = %self.link.terminal(), "paired with the hub: messages are sealed from now on");
                         Ok(())
                     }

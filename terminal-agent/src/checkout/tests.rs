@@ -4,12 +4,11 @@
 
 use super::*;
 use std::time::Duration;
-use tallybox_core::card::{pin_block, test_cards, EntryMode};
+use tallybox_core::card::{test_cards, EntryMode};
 use tallybox_core::code::ResponseCode;
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{decode_request, encode, Outcome, TxnKind, TxnStatus};
 use tallybox_core::seal::{self, Direction};
-use tallybox_core::secret::Secret;
 
 use crate::session::{Key as Keypad, Lang};
 
@@ -63,7 +62,6 @@ impl Hub {
 fn config() -> SessionConfig {
     SessionConfig {
         currency: Currency::CNY,
-        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: Lang::En,
         terminal: "T1".into(),

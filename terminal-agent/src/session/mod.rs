@@ -83,7 +83,6 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub currency: Currency,
-    pub pin_key: Secret<[u8; 16]>,
     /// Printer columns: 32 on 58 mm paper, 48 on 80 mm.
     pub slip_columns: usize,
     /// The screens' language.
@@ -205,6 +204,8 @@ pub struct Session {
     /// it, no sale starts before the hub has answered the sign-in, so no
     /// card data goes out in clear to a hub that requires pairing.
     sealed: bool,
+    /// This checkout's PIN key, once paired (from the pairing's key).
+    pin_key: Option<Secret<pin_block::PinKey>>,
     /// This program's version, told at sign-in.
     version: String,
 }
@@ -229,6 +230,7 @@ impl Session {
             cashier: None,
             unpaired: false,
             sealed: false,
+            pin_key: None,
             version: String::new(),
             clock: String::new(),
             last_link: None,
@@ -241,9 +243,11 @@ impl Session {
         vec![self.sign_in(), Action::Show(self.idle_screen())]
     }
 
-    /// Whether what this checkout sends is sealed (it holds a key).
-    pub fn set_sealed(&mut self, sealed: bool) {
-        self.sealed = sealed;
+    /// The key this checkout's pairing gave, if it is paired: what it sends
+    /// is sealed, and it takes PINs (under a PIN key derived from it).
+    pub fn set_pairing(&mut self, key: Option<&tallybox_core::seal::Key>) {
+        self.sealed = key.is_some();
+        self.pin_key = key.map(|k| Secret::new(pin_block::checkout_key(k)));
     }
 
     /// Signs in again, unless a sign-in is already outstanding (then it is
@@ -608,6 +612,14 @@ impl Session {
         };
         // Voids and refunds are authorised by the supervisor, not the cardholder.
         if card.needs_pin() && matches!(op, Op::Sale(_) | Op::Balance) {
+            if self.pin_key.is_none() {
+                // A PIN is only ever sent under this checkout's own key.
+                let screen = self.ui().message(
+                    ("PAIR FIRST", "请先配对"),
+                    ("PIN needs pairing", "密码卡需先配对"),
+                );
+                return self.go(State::Done, screen);
+            }
             let screen = self.ui().pin_entry(&title, 0);
             return self.go(
                 State::Pin {
@@ -622,17 +634,21 @@ impl Session {
     }
 
     fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {
-        let pin_block =
-            match pin.map(|p| pin_block::encrypt(p, card.pan.digits(), self.config.pin_key.expose())) {
-                Some(Ok(block)) => Some(block),
-                Some(Err(e)) => {
-                    return vec![Action::Show(self.ui().message(
-                        ("PIN NOT ACCEPTED", "密码无法加密"),
-                        (&e.to_string(), &e.to_string()),
-                    ))]
-                }
-                None => None,
-            };
+        let encrypted = match (pin, &self.pin_key) {
+            (Some(p), Some(key)) => Some(pin_block::encrypt(p, card.pan.digits(), key.expose())),
+            (Some(_), None) => Some(Err(pin_block::PinError::Unreadable)),
+            (None, _) => None,
+        };
+        let pin_block = match encrypted {
+            Some(Ok(block)) => Some(block),
+            Some(Err(e)) => {
+                return vec![Action::Show(self.ui().message(
+                    ("PIN NOT ACCEPTED", "密码无法加密"),
+                    (&e.to_string(), &e.to_string()),
+                ))]
+            }
+            None => None,
+        };
         let request_id = RequestId::new();
         let request = match op {
             Op::Sale(amount) => Request::Sale(requests::Sale {

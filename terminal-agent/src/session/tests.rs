@@ -7,17 +7,18 @@ use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
 
 const TODAY: (u16, u8) = (2026, 11);
+/// The key a pairing gave this checkout.
+const PAIRING_KEY: tallybox_core::seal::Key = [5; 32];
 
 fn session() -> Session {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
         terminal: "T1".into(),
     });
     // A paired checkout: it may sell before the hub has answered its sign-in.
-    s.set_sealed(true);
+    s.set_pairing(Some(&PAIRING_KEY));
     s.start("test");
     s
 }
@@ -187,8 +188,7 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
     assert!(!last_screen(&shown).contains("1234"));
     let state = format!("{:?}", s.state);
     assert!(state.contains("Pin(****)") && !state.contains("1234"), "{state}");
-    let config = format!("{:?}", s.config);
-    assert!(config.contains("pin_key: Secret(***)"), "{config}");
+    assert!(format!("{:?}", s.pin_key).contains("***"));
     let request = sent(&keys(&mut s, "#")).unwrap();
     let Request::Sale(requests::Sale {
         pin_block: Some(block),
@@ -202,8 +202,54 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
         .unwrap()
         .windows(4)
         .any(|w| w == b"1234"));
-    let pin = pin_block::decrypt(block, card.pan.digits(), &pin_block::TEST_PIN_KEY).unwrap();
+    // Under this checkout's own PIN key, which only it and the hub derive.
+    let own = pin_block::checkout_key(&PAIRING_KEY);
+    let pin = pin_block::decrypt(block, card.pan.digits(), &own).unwrap();
     assert_eq!(pin.as_deref(), Some("1234"));
+    let other = pin_block::checkout_key(&[6; 32]);
+    assert_ne!(
+        pin_block::decrypt(block, card.pan.digits(), &other)
+            .unwrap()
+            .as_deref(),
+        Some("1234")
+    );
+}
+
+#[test]
+fn an_unpaired_checkout_takes_no_pin_and_sends_nothing_for_a_pin_card() {
+    let mut s = Session::new(SessionConfig {
+        currency: Currency::CNY,
+        slip_columns: tallybox_core::slip::WIDTH,
+        lang: crate::session::Lang::En,
+        terminal: "T1".into(),
+    });
+    // A hub that serves unpaired checkouts: it sells, but takes no PIN.
+    let sign_in = sent(&s.start("test")).unwrap();
+    s.handle(
+        answer(signed_in(
+            sign_in.request_id().unwrap().clone(),
+            "Shop",
+            None,
+            None,
+        )),
+        TODAY,
+    );
+    keys(&mut s, "A500#");
+    let actions = card(&mut s, "pin");
+    assert!(
+        last_screen(&actions).contains("PIN needs pairing"),
+        "{}",
+        last_screen(&actions)
+    );
+    assert!(sent(&actions).is_none());
+    assert_eq!(s.state_name(), "done");
+    keys(&mut s, "C");
+    assert_eq!(s.state_name(), "idle");
+    keys(&mut s, "A500#");
+    assert!(
+        matches!(sent(&card(&mut s, "approved")), Some(Request::Sale(_))),
+        "a card without a PIN sells"
+    );
 }
 
 #[test]
@@ -279,7 +325,6 @@ fn keys_and_cards_while_waiting_change_nothing() {
 fn sign_in_names_the_store_and_stops_being_outstanding() {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: Secret::new([0; 16]),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
         terminal: "T1".into(),
@@ -581,7 +626,6 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
 fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
         terminal: "T1".into(),
@@ -661,7 +705,6 @@ fn the_menus_self_test_asks_the_runtime_and_any_key_goes_home() {
 fn a_checkout_without_a_key_starts_no_sale_until_the_hub_has_answered_its_sign_in() {
     let mut s = Session::new(SessionConfig {
         currency: Currency::CNY,
-        pin_key: Secret::new(pin_block::TEST_PIN_KEY),
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
         terminal: "T1".into(),

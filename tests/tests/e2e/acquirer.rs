@@ -9,9 +9,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tallybox::acquirer::iso8583::codec::Message;
+use tallybox_core::card::pin_block;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
-use tallybox_e2e::{iso8583_check, wait_for};
+use tallybox_e2e::{iso8583_check, strs, wait_for};
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
 /// after the screen).
@@ -39,17 +41,11 @@ fn last_status(hub: &Hub) -> (String, String) {
 #[test]
 fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     let mut acquirer = AcquirerSim::start();
-    let mut hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &acquirer.url(),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let mut hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
+    // Paired: it takes PINs, under a key of its own.
+    t1.pair(&hub);
 
     let screen = t1.sale(1250, "approved");
     assert!(screen.contains("APPROVED"), "{screen}");
@@ -118,7 +114,8 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     assert_eq!(last_status(&hub), ("declined".into(), "51".into()));
     t1.keys("C");
 
-    // A PIN card: the PIN block travels in field 52 and the host checks it.
+    // A PIN card: the hub translates the checkout's PIN block into the
+    // acquirer's key; it travels in field 52 and the host checks it.
     t1.keys("A500#");
     t1.card("pin");
     t1.wait_screen("Enter PIN", Duration::from_secs(5));
@@ -205,6 +202,32 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         "{report}"
     );
 
+    // Field 52 on the wire opens under the acquirer's PIN key alone: no key
+    // in the program's source opens it, nor does the checkout's own.
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    let pin_sale = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("in "))
+        .filter_map(|h| Message::decode(&hex::decode(h).unwrap()).ok())
+        .find(|m| m.get(52).is_some())
+        .expect("a 0200 with a PIN block");
+    let (block, pan) = (
+        hex::encode_upper(pin_sale.get(52).unwrap()),
+        pin_sale.text(2).unwrap(),
+    );
+    assert_eq!(
+        pin_block::decrypt(&block, pan, &acquirer.pin_key())
+            .unwrap()
+            .as_deref(),
+        Some("1234")
+    );
+    let pairing_key: [u8; 32] = t1.pairing_key();
+    let checkout = pin_block::checkout_key(&pairing_key);
+    assert_ne!(
+        pin_block::decrypt(&block, pan, &checkout).unwrap().as_deref(),
+        Some("1234")
+    );
+
     // Every message both ways, decoded by pyiso8583 and encoded back byte for byte.
     let report = iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
@@ -252,15 +275,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
 #[test]
 fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_it_the_acquirers_id() {
     let acquirer = AcquirerSim::start();
-    let mut hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &acquirer.url(),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let mut hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
     let t = Terminal::start("FRONT-COUNTER-1", hub.mqtt);
     t.wait_ready();
 
@@ -311,16 +326,7 @@ fn message_types(acquirer: &AcquirerSim) -> Vec<String> {
 fn a_hub_killed_after_the_acquirer_settled_records_that_settlement_with_its_first_answer() {
     let acquirer = AcquirerSim::start();
     let proxy = Proxy::start(acquirer.port);
-    let link = format!("iso8583://127.0.0.1:{}", proxy.port);
-    let mut hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &link,
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let mut hub = Hub::start_with(None, &strs(&acquirer.hub_flags(proxy.port)));
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
     for minor in [1250, 800] {
@@ -368,15 +374,7 @@ fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
     use tallybox_e2e::mqtt::{sale, RawClient};
     use tallybox_e2e::procs::STORE;
     let acquirer = AcquirerSim::start();
-    let hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &acquirer.url(),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
     let raw = RawClient::connect(hub.mqtt, STORE, "T9");
     let card = tallybox_e2e::test_cards()
         .into_iter()

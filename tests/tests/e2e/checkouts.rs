@@ -160,6 +160,7 @@ fn no_full_card_number_or_track_in_the_database_logs_or_api() {
     let hub = Hub::start();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
+    t1.pair(&hub);
     let cards = test_cards();
     for name in ["approved", "visa", "mastercard", "lost", "low-balance"] {
         t1.sale(100, name);

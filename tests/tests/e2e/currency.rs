@@ -92,10 +92,7 @@ fn over_iso8583_a_hong_kong_sale_names_hkd_to_the_bank() {
     // Field 4 is in the minor units of field 49's currency: a HKD sale sent
     // as 156 (CNY) would charge the card in yuan.
     let acquirer = AcquirerSim::start();
-    let hub = Hub::start_configured(&format!(
-        "currency = \"HKD\"\nacquirer = \"{}\"\n",
-        acquirer.url()
-    ));
+    let hub = Hub::start_configured(&format!("currency = \"HKD\"\n{}", acquirer.settings()));
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
     let screen = t1.sale(1250, "approved");

@@ -78,6 +78,7 @@ fn every_decline_reaches_the_screen_and_is_stored_with_its_code() {
     let hub = Hub::start();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
+    t1.pair(&hub);
     let cases = [
         ("low-balance", 20_000, "Insufficient funds", "51"),
         ("expired", 100, "Card expired", "54"),

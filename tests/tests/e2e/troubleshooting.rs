@@ -14,7 +14,7 @@ use serde_json::json;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal, Tmpfs};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::{check, wait_check, WebClient, OWNER_PASSWORD};
-use tallybox_e2e::{test_card, wait_for};
+use tallybox_e2e::{strs, test_card, wait_for};
 use tallybox_platform::machine::fake;
 
 /// The amounts of the stored transactions, newest first.
@@ -227,15 +227,7 @@ fn a_checkouts_heat_power_bluetooth_and_paper_turn_red_with_the_fix_and_green_wh
 #[test]
 fn the_acquirer_link_dropping_turns_the_bank_checks_red_and_green() {
     let mut acquirer = AcquirerSim::start();
-    let hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &acquirer.url(),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
     let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
     t1.wait_ready();
     assert!(t1.sale(1250, "approved").contains("APPROVED"));
@@ -320,15 +312,7 @@ fn swipes_failing_while_taps_work_point_at_magnetic_interference() {
 fn a_slow_acquirer_link_is_amber_and_green_again_after_quick_answers() {
     let acquirer = AcquirerSim::start();
     let proxy = Proxy::start(acquirer.port);
-    let hub = Hub::start_with(
-        None,
-        &[
-            "--acquirer",
-            &format!("iso8583://127.0.0.1:{}", proxy.port),
-            "--acquirer-mac-key-file",
-            &acquirer.key_file(),
-        ],
-    );
+    let hub = Hub::start_with(None, &strs(&acquirer.hub_flags(proxy.port)));
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
     let web = hub.web();

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tallybox_core::card::pin_block::PinKey;
 use tallybox_core::code::ResponseCode;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,6 +30,8 @@ pub struct IsoConfig {
     /// The store's currency, ISO 4217 numeric (field 49).
     pub currency: String,
     pub mac_key: MacKey,
+    /// The key PIN blocks go out under (field 52), if the acquirer gave one.
+    pub pin_key: Option<PinKey>,
     /// The terminal id the hub signs in with.
     pub hub_terminal: String,
     /// The acquirer's terminal id (field 41) for each checkout that has one;
@@ -54,6 +57,7 @@ pub struct IsoAcquirer {
     merchant_id: String,
     currency: String,
     terminal_ids: Arc<BTreeMap<String, String>>,
+    pin_key: Option<PinKey>,
     link: Arc<Mutex<LinkState>>,
 }
 
@@ -142,6 +146,7 @@ impl IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
         let terminal_ids = Arc::new(config.terminal_ids.clone());
+        let pin_key = config.pin_key;
         let state = Arc::new(Mutex::new(LinkState::default()));
         tokio::spawn(link(config, rx, Arc::clone(&state)));
         IsoAcquirer {
@@ -149,6 +154,7 @@ impl IsoAcquirer {
             merchant_id,
             currency,
             terminal_ids,
+            pin_key,
             link: state,
         }
     }
@@ -189,6 +195,10 @@ impl IsoAcquirer {
 }
 
 impl Acquirer for IsoAcquirer {
+    fn pin_key(&self) -> Option<PinKey> {
+        self.pin_key
+    }
+
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
         let request = AuthRequest {
             terminal_id: self.acquirer_terminal(&request.terminal_id),
@@ -604,6 +614,7 @@ mod tests {
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
             mac_key: TEST_MAC_KEY,
+            pin_key: None,
             hub_terminal: "HUB".into(),
             terminal_ids: BTreeMap::new(),
         })

@@ -17,6 +17,7 @@ use super::codec::{frame, FrameReader, Message};
 use super::mac::MacKey;
 use super::messages;
 use crate::acquirer::sim::{Decision, SimIssuer};
+use tallybox_core::card::pin_block::PinKey;
 
 #[derive(Clone)]
 pub struct Host {
@@ -26,16 +27,19 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(key: MacKey, log: Option<PathBuf>) -> std::io::Result<Host> {
+    /// A host that checks MACs with `key` and whose issuer reads PIN blocks
+    /// under `pin_key`.
+    pub fn new(key: MacKey, pin_key: PinKey, log: Option<PathBuf>) -> std::io::Result<Host> {
         let log = match log {
             Some(path) => Some(Arc::new(Mutex::new(
                 std::fs::OpenOptions::new().create(true).append(true).open(path)?,
             ))),
             None => None,
         };
+        let issuer = SimIssuer::with_pin_key(pin_key);
         Ok(Host {
             key,
-            issuer: Arc::default(),
+            issuer: Arc::new(Mutex::new(issuer)),
             log,
         })
     }

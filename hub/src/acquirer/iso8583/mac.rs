@@ -37,24 +37,21 @@ impl MacKey {
         Ok(MacKey(key))
     }
 
-    /// A random key (the simulated acquirer's, when it is given none).
-    pub fn random() -> MacKey {
-        MacKey(rand::random())
+    pub fn from_bytes(key: [u8; 16]) -> MacKey {
+        MacKey(key)
     }
 
-    /// The key as 32 hex digits, for the simulator to hand to the hub.
-    pub fn to_hex(&self) -> String {
-        hex::encode_upper(self.0)
+    /// A random key.
+    #[cfg(test)]
+    pub fn random() -> MacKey {
+        MacKey(rand::random())
     }
 
     /// The key check value acquirers print beside a key: the first three
     /// bytes of eight zero bytes encrypted under it (two-key triple DES),
     /// as hex. It tells two people they hold the same key without showing it.
     pub fn check_value(&self) -> String {
-        use des::TdesEde2;
-        let mut block = [0u8; 8];
-        TdesEde2::new((&self.0).into()).encrypt_block((&mut block).into());
-        hex::encode_upper(&block[..3])
+        tallybox_core::card::pin_block::check_value(&self.0)
     }
 
     pub fn mac(&self, data: &[u8]) -> [u8; 8] {

@@ -1,11 +1,13 @@
 //! The hub's ISO 8583 client: one TCP connection to the acquirer, kept open
 //! and re-opened with back-off when it drops. It signs in on each new
-//! connection, sends each request with its MAC, and matches answers to
-//! requests by terminal, trace number and message type. While the link is
+//! connection before anything else, and each checkout's acquirer terminal id
+//! signs in before its first request there; it sends each request with its
+//! MAC, and takes an answer only if it verifies and gives back what the
+//! request sent (matched by terminal, trace number and message type). While the link is
 //! down a request fails at once (the coordinator then reverses and keeps
 //! trying), rather than waiting out the time-out.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tallybox_core::card::pin_block::PinKey;
@@ -456,90 +458,260 @@ async fn connected(
         return Ended::Dropped { good: false };
     }
     lock(state).set(true, None);
-    let mut waiting: HashMap<Key, Waiting> = HashMap::new();
-    let mut sign_in_no = sign_in_no;
+    let mut link = SignedIn {
+        config,
+        state,
+        write,
+        waiting: HashMap::new(),
+        signed_in: HashSet::from([config.hub_terminal.clone()]),
+        held: HashMap::new(),
+        sign_in_no,
+    };
     // Signs in again every day on a connection that stays up.
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + SIGN_IN_EVERY, SIGN_IN_EVERY);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
-            _ = daily.tick() => {
-                sign_in_no = sign_in_no.wrapping_add(1);
-                if let Ok(mut m) = messages::sign_in(sign_in_no, &config.hub_terminal, &config.merchant_id) {
-                    if let Ok(bytes) = config.mac_key.seal(&mut m) {
-                        if write.write_all(&frame(&bytes)).await.is_err() {
-                            return Ended::Dropped { good: true };
-                        }
-                    }
-                }
+        let step = tokio::select! {
+            _ = daily.tick() => link.sign_in_again().await,
+            _ = tick.tick() => {
+                link.give_up_on_sign_ins();
+                Ok(())
             }
-            r = requests.recv() => {
-                let Some(Outgoing { mut message, reply }) = r else { return Ended::Gone };
-                let Some(answer_mti) = messages::answer_type(&message.mti) else { continue };
-                let bytes = match config.mac_key.seal(&mut message) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "request not encodable");
-                        continue;
-                    }
-                };
-                waiting.retain(|_, w| !w.reply.is_closed());
-                waiting.insert(key_of(&message, &answer_mti), Waiting { request: message, reply });
-                if write.write_all(&frame(&bytes)).await.is_err() {
-                    return Ended::Dropped { good: true };
+            r = requests.recv() => match r {
+                Some(outgoing) => link.send(outgoing).await,
+                None => return Ended::Gone,
+            },
+            bytes = incoming.next() => match bytes {
+                Ok(bytes) => link.on_frame(&bytes).await,
+                Err(why) => {
+                    tracing::warn!(error = %why, "acquirer link ended; reconnecting");
+                    Err(Ended::Dropped { good: true })
                 }
+            },
+        };
+        if let Err(ended) = step {
+            return ended;
+        }
+    }
+}
+
+/// Requests held until their terminal's sign-in is answered.
+struct Held {
+    /// The sign-in's trace number (field 11).
+    trace: String,
+    since: Instant,
+    requests: Vec<Outgoing>,
+}
+
+/// A connection once the hub has signed in on it. Each acquirer terminal
+/// id signs in before its first request on the connection (acquirers track
+/// sign-in per terminal); its requests wait for that answer.
+struct SignedIn<'a> {
+    config: &'a IsoConfig,
+    state: &'a Mutex<LinkState>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    waiting: HashMap<Key, Waiting>,
+    signed_in: HashSet<String>,
+    held: HashMap<String, Held>,
+    sign_in_no: u32,
+}
+
+/// `Err` ends the connection, saying how.
+type Step = Result<(), Ended>;
+
+impl SignedIn<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Step {
+        self.write
+            .write_all(&frame(bytes))
+            .await
+            .map_err(|_| Ended::Dropped { good: true })
+    }
+
+    /// Sends a sign-in for `terminal`; its trace number.
+    async fn send_sign_in(&mut self, terminal: &str) -> Result<String, Ended> {
+        self.sign_in_no = self.sign_in_no.wrapping_add(1);
+        let built = messages::sign_in(self.sign_in_no, terminal, &self.config.merchant_id)
+            .and_then(|mut m| self.config.mac_key.seal(&mut m).map(|bytes| (m, bytes)));
+        match built {
+            Ok((m, bytes)) => {
+                self.write(&bytes).await?;
+                Ok(m.text(11).unwrap_or_default().to_string())
             }
-            bytes = incoming.next() => {
-                let bytes = match bytes {
-                    Ok(b) => b,
-                    Err(why) => {
-                        tracing::warn!(error = %why, "acquirer link ended; reconnecting");
-                        return Ended::Dropped { good: true };
-                    }
-                };
-                let answer = match Message::decode(&bytes) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
-                        continue;
-                    }
-                };
-                let mac_ok = config.mac_key.verify(&bytes, &answer);
-                if answer.mti == "0810" {
-                    match answer.text(39).and_then(ResponseCode::parse) {
-                        Some(ResponseCode::APPROVED) if mac_ok => tracing::info!("signed in with the acquirer again"),
-                        code => {
-                            let why = format!("the acquirer refused the daily sign-in (response code {code:?}, MAC {})", if mac_ok { "good" } else { "wrong" });
-                            tracing::warn!(error = %why, "reconnecting");
-                            let mut state = lock(state);
-                            state.set(false, Some(why));
-                            state.sign_in_refused = true;
-                            return Ended::Dropped { good: false };
-                        }
-                    }
-                    continue;
-                }
-                let Some(Waiting { request, reply }) = waiting.remove(&key_of(&answer, &answer.mti)) else {
-                    tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), mac_ok, "answer nobody waits for (too late?) ignored");
-                    continue;
-                };
-                let refused = if mac_ok {
-                    messages::answer_mismatch(&request, &answer)
-                } else {
-                    Some("its MAC is wrong".to_string())
-                };
-                match refused {
-                    None => {
-                        let _ = reply.send(Ok(answer));
-                    }
-                    Some(why) => {
-                        let why = format!("the answer to {} trace {} was refused: {why}", request.mti, request.text(11).unwrap_or("?"));
-                        tracing::error!(error = %why, "answer refused: the request counts as unanswered");
-                        lock(state).refused(why.clone());
-                        let _ = reply.send(Err(why));
-                    }
-                }
+            // Checked when the request was built: cannot happen.
+            Err(e) => {
+                tracing::error!(terminal, error = %e, "sign-in not encodable");
+                Ok(String::new())
             }
         }
+    }
+
+    /// The daily sign-in: the hub's terminal now, the others before their next request.
+    async fn sign_in_again(&mut self) -> Step {
+        let hub = self.config.hub_terminal.clone();
+        self.signed_in.retain(|t| *t == hub);
+        self.send_sign_in(&hub).await.map(|_| ())
+    }
+
+    /// Sends a request, or holds it until its terminal has signed in.
+    async fn send(&mut self, outgoing: Outgoing) -> Step {
+        let terminal = outgoing
+            .message
+            .text(41)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string();
+        if self.signed_in.contains(&terminal) {
+            return self.send_now(outgoing).await;
+        }
+        if let Some(held) = self.held.get_mut(&terminal) {
+            held.requests.push(outgoing);
+            return Ok(());
+        }
+        let trace = self.send_sign_in(&terminal).await?;
+        self.held.insert(
+            terminal,
+            Held {
+                trace,
+                since: Instant::now(),
+                requests: vec![outgoing],
+            },
+        );
+        Ok(())
+    }
+
+    async fn send_now(&mut self, Outgoing { mut message, reply }: Outgoing) -> Step {
+        let Some(answer_mti) = messages::answer_type(&message.mti) else {
+            return Ok(());
+        };
+        let bytes = match self.config.mac_key.seal(&mut message) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "request not encodable");
+                return Ok(());
+            }
+        };
+        self.waiting.retain(|_, w| !w.reply.is_closed());
+        self.waiting.insert(
+            key_of(&message, &answer_mti),
+            Waiting {
+                request: message,
+                reply,
+            },
+        );
+        self.write(&bytes).await
+    }
+
+    /// Ends the requests of terminals whose sign-in went unanswered.
+    fn give_up_on_sign_ins(&mut self) {
+        let late: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.since.elapsed() >= SIGN_IN_WAIT)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for terminal in late {
+            let why = format!(
+                "no answer to the sign-in of terminal {terminal} in {} s",
+                SIGN_IN_WAIT.as_secs()
+            );
+            self.refuse_held(&terminal, why);
+        }
+    }
+
+    /// Ends `terminal`'s held requests with `why`; its next request signs in again.
+    fn refuse_held(&mut self, terminal: &str, why: String) {
+        let Some(held) = self.held.remove(terminal) else {
+            return;
+        };
+        tracing::warn!(terminal, error = %why, requests = held.requests.len(), "requests not sent");
+        lock(self.state).refused(why.clone());
+        for outgoing in held.requests {
+            let _ = outgoing.reply.send(Err(why.clone()));
+        }
+    }
+
+    async fn on_frame(&mut self, bytes: &[u8]) -> Step {
+        let answer = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
+                return Ok(());
+            }
+        };
+        let mac_ok = self.config.mac_key.verify(bytes, &answer);
+        if answer.mti == "0810" {
+            return self.on_sign_in(&answer, mac_ok).await;
+        }
+        let Some(Waiting { request, reply }) = self.waiting.remove(&key_of(&answer, &answer.mti)) else {
+            tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), mac_ok, "answer nobody waits for (too late?) ignored");
+            return Ok(());
+        };
+        let refused = if mac_ok {
+            messages::answer_mismatch(&request, &answer)
+        } else {
+            Some("its MAC is wrong".to_string())
+        };
+        match refused {
+            None => {
+                let _ = reply.send(Ok(answer));
+            }
+            Some(why) => {
+                let why = format!(
+                    "the answer to {} trace {} was refused: {why}",
+                    request.mti,
+                    request.text(11).unwrap_or("?")
+                );
+                tracing::error!(error = %why, "answer refused: the request counts as unanswered");
+                lock(self.state).refused(why.clone());
+                let _ = reply.send(Err(why));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_sign_in(&mut self, answer: &Message, mac_ok: bool) -> Step {
+        let terminal = answer.text(41).unwrap_or_default().trim_end().to_string();
+        let code = answer.text(39).and_then(ResponseCode::parse);
+        let accepted = mac_ok && code == Some(ResponseCode::APPROVED);
+        let why = || {
+            format!(
+                "the acquirer refused the sign-in of terminal {terminal} (response code {}, MAC {})",
+                code.map_or("missing".to_string(), |c| c.to_string()),
+                if mac_ok { "good" } else { "wrong" }
+            )
+        };
+        let held_trace = self.held.get(&terminal).map(|h| h.trace.clone());
+        if held_trace.is_some() && held_trace.as_deref() == answer.text(11) {
+            if !accepted {
+                self.refuse_held(&terminal, why());
+                return Ok(());
+            }
+            tracing::info!(terminal = %terminal, "terminal signed in with the acquirer");
+            self.signed_in.insert(terminal.clone());
+            let held = self
+                .held
+                .remove(&terminal)
+                .map(|h| h.requests)
+                .unwrap_or_default();
+            for outgoing in held {
+                self.send_now(outgoing).await?;
+            }
+            return Ok(());
+        }
+        if terminal == self.config.hub_terminal {
+            if accepted {
+                tracing::info!("signed in with the acquirer again");
+                return Ok(());
+            }
+            let why = why();
+            tracing::warn!(error = %why, "reconnecting");
+            let mut state = lock(self.state);
+            state.set(false, Some(why));
+            state.sign_in_refused = true;
+            return Err(Ended::Dropped { good: false });
+        }
+        tracing::warn!(terminal = %terminal, "sign-in answer nobody waits for ignored");
+        Ok(())
     }
 }
 
@@ -582,7 +754,8 @@ mod tests {
                     };
                     while let Ok(bytes) = incoming.next().await {
                         let m = Message::decode(&bytes).unwrap();
-                        noted.lock().unwrap()[n].push(m.mti.clone());
+                        let terminal = m.text(41).unwrap_or_default().trim_end();
+                        noted.lock().unwrap()[n].push(format!("{} {terminal}", m.mti));
                         match answer(&m) {
                             Some(out) if out.is_empty() => return,
                             Some(out) => write.write_all(&frame(&out)).await.unwrap(),
@@ -709,7 +882,7 @@ mod tests {
         assert!(matches!(e, AcquirerError::Link(_)), "{e:?}");
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let seen = host.seen.lock().unwrap().clone();
-        assert!(seen.iter().flatten().all(|mti| mti == "0800"), "{seen:?}");
+        assert!(seen.iter().flatten().all(|m| m == "0800 HUB"), "{seen:?}");
         assert!(
             (2..=6).contains(&seen.len()),
             "connections in 2 s: {}",
@@ -763,7 +936,43 @@ mod tests {
         let seen = host.seen.lock().unwrap().clone();
         assert!(seen.len() >= 2, "{seen:?}");
         for connection in &seen {
-            assert_eq!(connection.first().map(String::as_str), Some("0800"), "{seen:?}");
+            assert_eq!(
+                connection.first().map(String::as_str),
+                Some("0800 HUB"),
+                "{seen:?}"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn each_terminal_signs_in_before_its_first_request_and_a_refused_one_sends_nothing() {
+        // The host refuses terminal T2's sign-in.
+        let host = fake_host(|m| {
+            answered(m, &TEST_MAC_KEY, |a| {
+                if m.mti == "0800" && m.text(41) == Some("T2      ") {
+                    a.set_str(39, "03").unwrap();
+                }
+            })
+        })
+        .await;
+        let link = link_to(&host);
+        authorize_when_up(&link, &host, sale(20)).await.unwrap();
+        authorize_when_up(&link, &host, sale(21)).await.unwrap();
+        let t2 = AuthRequest {
+            terminal_id: "T2".into(),
+            ..sale(22)
+        };
+        let e = authorize_when_up(&link, &host, t2).await.unwrap_err();
+        assert!(
+            e.to_string().contains("sign-in of terminal T2") && e.to_string().contains("03"),
+            "{e}"
+        );
+        let seen = host.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0200 T1", "0800 T2"]],
+            "one sign-in per terminal, before its first request; nothing for T2 after its refusal"
+        );
+        assert!(link.health(&host.addr).up, "the others go on");
     }
 }

@@ -410,3 +410,30 @@ fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
     let report = answer["report"].to_string();
     assert!(report.contains("1005"), "{report}");
 }
+
+#[test]
+fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../hub/ACQUIRER.md")).unwrap();
+    let mut log = String::new();
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("<!-- sample: ") {
+            let hex: String = lines
+                .by_ref()
+                .skip_while(|l| l.starts_with("```"))
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            log.push_str(&format!("out {hex}\n"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("samples.log");
+    std::fs::write(&path, &log).unwrap();
+    let report = iso8583_check(&path);
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["checked"], 5, "{report}");
+    assert_eq!(
+        report["types"],
+        serde_json::json!(["0800", "0200", "0210", "0400", "0500"])
+    );
+}

@@ -31,8 +31,15 @@ pub struct Config {
     pub mqtt: SocketAddr,
     /// Use this external broker instead of the embedded one.
     pub broker: Option<String>,
-    /// `sim` (the built-in simulated acquirer) or `iso8583://HOST:PORT`.
+    /// `sim` (the built-in simulated acquirer), `iso8583://HOST:PORT` (plain
+    /// TCP, for a dedicated line) or `iso8583+tls://HOST:PORT`.
     pub acquirer: String,
+    /// With TLS: the CA certificates (PEM) the acquirer's host is checked
+    /// against, and the client certificate and key (PEM) the acquirer issued,
+    /// if it asks for one.
+    pub acquirer_tls_ca: Option<PathBuf>,
+    pub acquirer_tls_cert: Option<PathBuf>,
+    pub acquirer_tls_key: Option<PathBuf>,
     /// The MAC key the acquirer issued (32 hex digits), needed with an ISO
     /// 8583 acquirer; no key is built in.
     pub acquirer_mac_key: Secret<String>,
@@ -90,6 +97,9 @@ impl Default for Config {
             mqtt: ([0, 0, 0, 0], 1883).into(),
             broker: None,
             acquirer: "sim".into(),
+            acquirer_tls_ca: None,
+            acquirer_tls_cert: None,
+            acquirer_tls_key: None,
             acquirer_mac_key: Secret::new(String::new()),
             acquirer_pin_key: Secret::new(String::new()),
             acquirer_terminal_ids: Default::default(),
@@ -160,7 +170,22 @@ impl Config {
             return invalid("store_name", "give a name of 1 to 32 characters");
         }
         if self.acquirer != "sim" && self.iso8583_addr().is_none() {
-            return invalid("acquirer", "use 'sim' or iso8583://HOST:PORT");
+            return invalid(
+                "acquirer",
+                "use 'sim', iso8583://HOST:PORT or iso8583+tls://HOST:PORT",
+            );
+        }
+        if self.acquirer_tls() && self.acquirer_tls_ca.is_none() {
+            return invalid(
+                "acquirer_tls_ca",
+                "a TLS acquirer link needs the acquirer's CA certificate (a PEM file)",
+            );
+        }
+        if self.acquirer_tls_cert.is_some() != self.acquirer_tls_key.is_some() {
+            return invalid(
+                "acquirer_tls_cert",
+                "give the client certificate and its key (acquirer_tls_key) both",
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (checkout, id) in &self.acquirer_terminal_ids {
@@ -250,9 +275,15 @@ impl Config {
 
     /// `HOST:PORT` of an ISO 8583 acquirer, when the settings name one.
     pub fn iso8583_addr(&self) -> Option<&str> {
-        let addr = self.acquirer.strip_prefix("iso8583://")?;
+        let addr = (self.acquirer.strip_prefix("iso8583://"))
+            .or_else(|| self.acquirer.strip_prefix("iso8583+tls://"))?;
         let (host, port) = addr.rsplit_once(':')?;
         (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(addr)
+    }
+
+    /// The settings ask for TLS to the acquirer.
+    pub fn acquirer_tls(&self) -> bool {
+        self.acquirer.starts_with("iso8583+tls://")
     }
 
     /// The acquirer's PIN key, when the settings give one.
@@ -340,6 +371,26 @@ mod tests {
         let key = "acquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n";
         assert!(load(&format!("{link}{key}")).is_ok());
         assert!(load("").is_ok(), "the built-in simulated acquirer needs no key");
+    }
+
+    #[test]
+    fn a_tls_acquirer_link_needs_the_acquirers_ca_and_a_client_certificate_comes_with_its_key() {
+        let link = "acquirer = \"iso8583+tls://bank.example:5800\"\nacquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n";
+        let e = load(link).unwrap_err().to_string();
+        assert!(e.contains("acquirer_tls_ca"), "{e}");
+        let c = load(&format!(
+            "{link}acquirer_tls_ca = \"/etc/tallybox/acquirer-ca.pem\"\n"
+        ))
+        .unwrap();
+        assert!(c.acquirer_tls());
+        assert_eq!(c.iso8583_addr(), Some("bank.example:5800"));
+        let e = load(&format!(
+            "{link}acquirer_tls_ca = \"/ca.pem\"\nacquirer_tls_cert = \"/cert.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("acquirer_tls_key"), "{e}");
+        assert!(!load("").unwrap().acquirer_tls());
     }
 
     #[test]

@@ -131,7 +131,10 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
             key: "acquirer_mac_key",
             message,
         })?;
-    tracing::info!(acquirer = %addr, mac_key_check_value = %mac_key.check_value(), "acquirer link: ISO 8583 over TCP");
+    tracing::info!(
+        acquirer = %addr, tls = config.acquirer_tls(), mac_key_check_value = %mac_key.check_value(),
+        "acquirer link: ISO 8583"
+    );
     let currency = config.currency.numeric().ok_or_else(|| ConfigError::Invalid {
         key: "currency",
         message: format!(
@@ -139,8 +142,28 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
             config.currency
         ),
     })?;
+    let tls = match &config.acquirer_tls_ca {
+        Some(ca) if config.acquirer_tls() => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let client = config
+                .acquirer_tls_cert
+                .as_deref()
+                .zip(config.acquirer_tls_key.as_deref());
+            Some(
+                crate::acquirer::iso8583::tls::TlsClient::new(ca, client, host).map_err(|message| {
+                    ConfigError::Invalid {
+                        key: "acquirer_tls_ca",
+                        message,
+                    }
+                })?,
+            )
+        }
+        _ => None,
+    };
     Ok(AnyAcquirer::Iso(IsoAcquirer::start(IsoConfig {
         addr: addr.to_string(),
+        tls,
         merchant_id: config.merchant_id.clone(),
         currency,
         mac_key,

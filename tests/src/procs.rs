@@ -362,14 +362,22 @@ pub struct AcquirerSim {
     child: Option<Child>,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// More flags (`--tls-cert …`).
+    extra: Vec<String>,
 }
 
 impl AcquirerSim {
     pub fn start() -> AcquirerSim {
+        AcquirerSim::start_with(&[])
+    }
+
+    /// One started with more flags.
+    pub fn start_with(extra: &[&str]) -> AcquirerSim {
         let mut a = AcquirerSim {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         a.spawn();
         a
@@ -389,6 +397,7 @@ impl AcquirerSim {
             .arg(self.dir.path().join("mac.key"))
             .arg("--pin-key-file")
             .arg(self.dir.path().join("pin.key"))
+            .args(&self.extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)

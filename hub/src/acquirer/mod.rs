@@ -142,6 +142,8 @@ pub struct LinkHealth {
     pub addr: String,
     /// Connected and signed in.
     pub up: bool,
+    /// Over TLS; plain TCP (a dedicated line) when not.
+    pub tls: bool,
     /// Down because the acquirer answered the sign-in but refused it (or
     /// its MAC was wrong), not because it cannot be reached.
     pub sign_in_refused: bool,

@@ -28,6 +28,12 @@ pub struct AcquirerSimArgs {
     /// serve --acquirer-pin-key-file`).
     #[arg(long)]
     pub pin_key_file: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM) and `--tls-key`.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Append every message in and out to this file, as hex.
     #[arg(long)]
     pub log: Option<PathBuf>,
@@ -41,16 +47,23 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     let pin_key = key(args.pin_key_file.as_deref(), "PIN", "acquirer_pin_key")?;
     let host = Host::new(mac_key, pin_key, args.log.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tallybox::acquirer::iso8583::tls::acceptor(cert, key)
+                .map_err(|e| anyhow::anyhow!("--tls-cert: {e}"))?,
+        ),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {}: {e}; pick another with --listen",
             args.listen
         )
     })?;
-    tracing::info!(addr = %args.listen, "simulated acquirer listening (ISO 8583, 2-byte length header)");
+    tracing::info!(addr = %args.listen, tls = tls.is_some(), "simulated acquirer listening (ISO 8583, 2-byte length header)");
     let stop = super::stop_signal();
     tokio::select! {
-        _ = host.serve(listener) => {}
+        _ = host.serve(listener, tls) => {}
         _ = stop.cancelled() => tracing::info!("stopping"),
     }
     Ok(())

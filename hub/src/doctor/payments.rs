@@ -249,8 +249,11 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
     // Answers taking half the time-out come close to reversed sales.
     let slowest = link.max_round_trip_ms.unwrap_or(0);
     let evidence = format!(
-        "the acquirer link at {} is up since {since}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
-        link.addr, link.drops_last_hour, link.timeout_ms
+        "the acquirer link at {} ({}) is up since {since}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
+        link.addr,
+        if link.tls { "TLS" } else { "plain TCP, for a dedicated line" },
+        link.drops_last_hour,
+        link.timeout_ms
     );
     if link.drops_last_hour >= 3 || slowest * 2 > link.timeout_ms {
         check("network.acquirer", Status::Warn, evidence, NETWORK_FIX)

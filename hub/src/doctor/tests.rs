@@ -311,6 +311,7 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
     f.acquirer = Some(LinkHealth {
         addr: "127.0.0.1:5000".into(),
         up: false,
+        tls: false,
         sign_in_refused: false,
         since: Some("2026-11-26T05:00:00Z".into()),
         last_error: Some("cannot connect: Connection refused".into()),

@@ -13,6 +13,7 @@ use tallybox::acquirer::iso8583::codec::Message;
 use tallybox_core::card::pin_block;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
+use tallybox_e2e::web::wait_check;
 use tallybox_e2e::{iso8583_check, strs, wait_for};
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
@@ -435,5 +436,94 @@ fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
     assert_eq!(
         report["types"],
         serde_json::json!(["0800", "0200", "0210", "0400", "0500"])
+    );
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, made with OpenSSL in
+/// `dir`: (ca, certificate, key) as PEM files.
+fn openssl_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path("ca.key"),
+        "-out",
+        &path("ca.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Acquirer CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path("host.key"),
+        "-out",
+        &path("host.csr"),
+        "-subj",
+        "/CN=acquirer host",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("host.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &path("host.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        &path("ext.cnf"),
+    ]);
+    (path("ca.pem"), path("host.pem"), path("host.key"))
+}
+
+#[test]
+fn over_tls_a_sale_goes_through_and_the_page_says_the_link_is_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = openssl_certificates(certs.path());
+    let acquirer = AcquirerSim::start_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let settings = acquirer.settings().replace("iso8583://", "iso8583+tls://");
+    let hub = Hub::start_configured(&format!("{settings}acquirer_tls_ca = \"{ca}\"\n"));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let screen = t1.sale(1250, "approved");
+    assert!(screen.contains("APPROVED"), "{screen}");
+    let link = wait_check(&hub.web(), "network.acquirer", "ok");
+    assert!(link["evidence"].as_str().unwrap().contains("(TLS)"), "{link}");
+    // The message log is the host's, after TLS: the sale went as ISO 8583 inside it.
+    let report = iso8583_check(&acquirer.messages_path());
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert!(
+        report["types"].as_array().unwrap().contains(&Value::from("0200")),
+        "{report}"
     );
 }

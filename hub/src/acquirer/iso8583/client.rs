@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use tallybox_core::card::pin_block::PinKey;
 use tallybox_core::code::ResponseCode;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{frame, FrameReader, Message};
 use super::mac::MacKey;
 use super::messages;
+use super::tls::{Io, TlsClient};
 use crate::acquirer::{
     Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, LinkHealth, Reversal,
 };
@@ -28,6 +29,9 @@ use crate::acquirer::{
 pub struct IsoConfig {
     /// `HOST:PORT` of the acquirer host.
     pub addr: String,
+    /// TLS to it, when the acquirer requires it; plain TCP otherwise (a
+    /// dedicated line).
+    pub tls: Option<TlsClient>,
     pub merchant_id: String,
     /// The store's currency, ISO 4217 numeric (field 49).
     pub currency: String,
@@ -60,6 +64,7 @@ pub struct IsoAcquirer {
     currency: String,
     terminal_ids: Arc<BTreeMap<String, String>>,
     pin_key: Option<PinKey>,
+    tls: bool,
     link: Arc<Mutex<LinkState>>,
 }
 
@@ -116,6 +121,7 @@ impl LinkState {
         LinkHealth {
             addr: addr.to_string(),
             up: self.up,
+            tls: false,
             sign_in_refused: self.sign_in_refused,
             since: self.since.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             last_error: self.last_error.clone(),
@@ -148,7 +154,7 @@ impl IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
         let terminal_ids = Arc::new(config.terminal_ids.clone());
-        let pin_key = config.pin_key;
+        let (pin_key, tls) = (config.pin_key, config.tls.is_some());
         let state = Arc::new(Mutex::new(LinkState::default()));
         tokio::spawn(link(config, rx, Arc::clone(&state)));
         IsoAcquirer {
@@ -157,6 +163,7 @@ impl IsoAcquirer {
             currency,
             terminal_ids,
             pin_key,
+            tls,
             link: state,
         }
     }
@@ -171,7 +178,10 @@ impl IsoAcquirer {
 
     /// The link as the troubleshooting page shows it.
     pub fn health(&self, addr: &str) -> LinkHealth {
-        lock(&self.link).health(addr)
+        LinkHealth {
+            tls: self.tls,
+            ..lock(&self.link).health(addr)
+        }
     }
 
     async fn exchange(&self, message: Message) -> Result<Message, AcquirerError> {
@@ -280,10 +290,9 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: 
     let mut backoff = MIN_BACKOFF;
     let mut sign_ins = 0u32;
     loop {
-        let connect = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(&config.addr)).await;
+        let connect = tokio::time::timeout(Duration::from_secs(3), open(&config)).await;
         match connect {
             Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
                 tracing::info!(acquirer = %config.addr, "acquirer link open; signing in");
                 sign_ins = sign_ins.wrapping_add(1000);
                 let opened = Instant::now();
@@ -316,6 +325,20 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: 
     }
 }
 
+/// A connection to the host: TCP, then the TLS handshake when the settings
+/// ask for TLS.
+async fn open(config: &IsoConfig) -> std::io::Result<Box<dyn Io>> {
+    let tcp = TcpStream::connect(&config.addr).await?;
+    let _ = tcp.set_nodelay(true);
+    match &config.tls {
+        None => Ok(Box::new(tcp)),
+        Some(tls) => tls
+            .connect(tcp)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("TLS handshake failed: {e}"))),
+    }
+}
+
 /// While there is no link: answers every request with an error at once, for
 /// `wait`. False when the hub has gone.
 async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -> bool {
@@ -341,7 +364,7 @@ struct Waiting {
 
 /// One connection's reading side: frames as they arrive.
 struct Incoming {
-    read: tokio::net::tcp::OwnedReadHalf,
+    read: ReadHalf<Box<dyn Io>>,
     frames: FrameReader,
     buf: Vec<u8>,
 }
@@ -381,7 +404,7 @@ impl SignInFailed {
 /// Sends a sign-in (0800) and waits for its answer.
 async fn sign_in(
     incoming: &mut Incoming,
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    write: &mut WriteHalf<Box<dyn Io>>,
     config: &IsoConfig,
     trace_no: u32,
 ) -> Result<(), SignInFailed> {
@@ -438,13 +461,13 @@ async fn sign_in(
 /// Runs one connection: signs in first (nothing else goes out before the
 /// host accepts it), then sends requests and hands out their answers.
 async fn connected(
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     config: &IsoConfig,
     requests: &mut mpsc::Receiver<Outgoing>,
     sign_in_no: u32,
     state: &Mutex<LinkState>,
 ) -> Ended {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut incoming = Incoming {
         read,
         frames: FrameReader::default(),
@@ -509,7 +532,7 @@ struct Held {
 struct SignedIn<'a> {
     config: &'a IsoConfig,
     state: &'a Mutex<LinkState>,
-    write: tokio::net::tcp::OwnedWriteHalf,
+    write: WriteHalf<Box<dyn Io>>,
     waiting: HashMap<Key, Waiting>,
     signed_in: HashSet<String>,
     held: HashMap<String, Held>,
@@ -733,15 +756,30 @@ mod tests {
     }
 
     async fn fake_host(answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static) -> FakeHost {
+        fake_host_over(None, answer).await
+    }
+
+    /// A fake host that speaks TLS with `tls`, when given.
+    async fn fake_host_over(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> FakeHost {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
         let (answer, noted) = (Arc::new(answer), Arc::clone(&seen));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (answer, noted) = (Arc::clone(&answer), Arc::clone(&noted));
+                let (answer, noted, tls) = (Arc::clone(&answer), Arc::clone(&noted), tls.clone());
                 tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
+                    let stream: Box<dyn Io> = match tls {
+                        None => Box::new(stream),
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(s) => Box::new(s),
+                            Err(_) => return,
+                        },
+                    };
+                    let (read, mut write) = tokio::io::split(stream);
                     let mut incoming = Incoming {
                         read,
                         frames: FrameReader::default(),
@@ -782,15 +820,20 @@ mod tests {
     }
 
     fn link_to(host: &FakeHost) -> IsoAcquirer {
-        IsoAcquirer::start(IsoConfig {
+        IsoAcquirer::start(config_for(host))
+    }
+
+    fn config_for(host: &FakeHost) -> IsoConfig {
+        IsoConfig {
             addr: host.addr.clone(),
+            tls: None,
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
             mac_key: TEST_MAC_KEY,
             pin_key: None,
             hub_terminal: "HUB".into(),
             terminal_ids: BTreeMap::new(),
-        })
+        }
     }
 
     fn sale(trace_no: u32) -> AuthRequest {
@@ -974,5 +1017,68 @@ mod tests {
             "one sign-in per terminal, before its first request; nothing for T2 after its refusal"
         );
         assert!(link.health(&host.addr).up, "the others go on");
+    }
+
+    /// A CA, and a certificate it signed for 127.0.0.1, written as PEM files
+    /// in `dir`: (ca, host certificate, host key).
+    fn certificates(
+        dir: &std::path::Path,
+        name: &str,
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let host_key = KeyPair::generate().unwrap();
+        let host = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&host_key, &Issuer::new(ca_params, ca_key))
+            .unwrap();
+        let path = |what: &str| dir.join(format!("{name}-{what}.pem"));
+        std::fs::write(path("ca"), ca.pem()).unwrap();
+        std::fs::write(path("cert"), host.pem()).unwrap();
+        std::fs::write(path("key"), host_key.serialize_pem()).unwrap();
+        (path("ca"), path("cert"), path("key"))
+    }
+
+    fn tls_link_to(host: &FakeHost, ca: &std::path::Path) -> IsoAcquirer {
+        IsoAcquirer::start(IsoConfig {
+            tls: Some(TlsClient::new(ca, None, "127.0.0.1").unwrap()),
+            ..config_for(host)
+        })
+    }
+
+    #[tokio::test]
+    async fn over_tls_a_sale_goes_through_and_a_host_with_another_cas_certificate_gets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificates(dir.path(), "acquirer");
+        let acceptor = crate::acquirer::iso8583::tls::acceptor(&cert, &key).unwrap();
+        let host = fake_host_over(Some(acceptor), |m| answered(m, &TEST_MAC_KEY, |_| {})).await;
+        let link = tls_link_to(&host, &ca);
+        let approved = authorize_when_up(&link, &host, sale(30)).await.unwrap();
+        assert!(approved.approved());
+        let health = link.health(&host.addr);
+        assert!(health.up && health.tls, "{health:?}");
+
+        // A host whose certificate another CA signed (someone in the middle):
+        // the handshake fails, nothing is sent, and the link says why.
+        let (_, other_cert, other_key) = certificates(dir.path(), "stranger");
+        let stranger = crate::acquirer::iso8583::tls::acceptor(&other_cert, &other_key).unwrap();
+        let impostor = fake_host_over(Some(stranger), |m| answered(m, &TEST_MAC_KEY, |_| {})).await;
+        let link = tls_link_to(&impostor, &ca);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(link.authorize(sale(31)).await.is_err());
+        let health = link.health(&impostor.addr);
+        assert!(!health.up, "{health:?}");
+        let error = health.last_error.unwrap_or_default();
+        assert!(
+            error.contains("TLS handshake failed") && error.contains("certificate"),
+            "{error}"
+        );
+        assert!(
+            impostor.seen.lock().unwrap().iter().all(Vec::is_empty),
+            "no message reached it"
+        );
     }
 }

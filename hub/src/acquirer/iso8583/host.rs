@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use tallybox_core::code::ResponseCode;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use super::codec::{frame, FrameReader, Message};
 use super::mac::MacKey;
 use super::messages;
+use super::tls::Io;
 use crate::acquirer::sim::{Decision, SimIssuer};
 use tallybox_core::card::pin_block::PinKey;
 
@@ -55,23 +57,34 @@ impl Host {
         }
     }
 
-    pub async fn serve(self, listener: TcpListener) {
+    /// Serves every connection to `listener`, over TLS when `tls` is given.
+    pub async fn serve(self, listener: TcpListener, tls: Option<TlsAcceptor>) {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tracing::info!(%peer, "acquirer link opened");
-            let host = self.clone();
+            let (host, tls) = (self.clone(), tls.clone());
             tokio::spawn(async move {
+                let stream: Box<dyn Io> = match tls {
+                    None => Box::new(stream),
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(s) => Box::new(s),
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                tracing::info!(%peer, "acquirer link opened");
                 host.connection(stream).await;
                 tracing::info!(%peer, "acquirer link closed");
             });
         }
     }
 
-    async fn connection(&self, stream: TcpStream) {
-        let (mut read, mut write) = stream.into_split();
+    async fn connection(&self, stream: Box<dyn Io>) {
+        let (mut read, mut write) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let writer = tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {

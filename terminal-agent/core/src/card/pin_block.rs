@@ -62,10 +62,13 @@ pub fn check_value(key: &PinKey) -> String {
 
 fn pan_field(pan: &str) -> [u8; 8] {
     // Rightmost 12 digits excluding the check digit, left-padded with zeros.
+    // As bytes: a card number is ASCII digits, and anything else must not
+    // panic on a character boundary.
+    let pan = pan.as_bytes();
     let body = &pan[..pan.len().saturating_sub(1)];
     let take = &body[body.len().saturating_sub(12)..];
     let mut nibbles = [0u8; 16];
-    for (i, b) in take.bytes().enumerate() {
+    for (i, &b) in take.iter().enumerate() {
         nibbles[16 - take.len() + i] = b.wrapping_sub(b'0') & 0xF;
     }
     pack(&nibbles)
@@ -230,6 +233,16 @@ mod tests {
             Err(PinError::Unreadable)
         );
         assert_eq!(translate("00", pan, &a, &acquirer), Err(PinError::BadBlock));
+    }
+
+    #[test]
+    fn a_card_number_that_is_not_ascii_digits_is_refused_not_a_panic() {
+        // What the fuzzer found: the card number cut inside a character.
+        let block = encrypt("1234", "6222021000000054", &KEY).unwrap();
+        for pan in ["2\0\0\0\0\0\0\0\u{d4a6}-11", "é", "", "1"] {
+            let _ = translate(&block, pan, &KEY, &[3; 16]);
+            let _ = decrypt(&block, pan, &KEY);
+        }
     }
 
     #[test]

@@ -10,13 +10,34 @@ const TODAY: (u16, u8) = (2026, 11);
 /// The key a pairing gave this checkout.
 const PAIRING_KEY: tallybox_core::seal::Key = [5; 32];
 
-fn session() -> Session {
-    let mut s = Session::new(SessionConfig {
+/// A checkout's settings: CNY, 58 mm paper, English, T1.
+fn config() -> SessionConfig {
+    SessionConfig {
         currency: Currency::CNY,
         slip_columns: tallybox_core::slip::WIDTH,
         lang: crate::session::Lang::En,
         terminal: "T1".into(),
-    });
+    }
+}
+
+/// An unpaired checkout whose hub serves unpaired checkouts: signed in, in clear.
+fn unpaired_signed_in() -> Session {
+    let mut s = Session::new(config());
+    let sign_in = sent(&s.start("test")).unwrap();
+    s.handle(
+        answer(signed_in(
+            sign_in.request_id().unwrap().clone(),
+            "Shop",
+            None,
+            None,
+        )),
+        TODAY,
+    );
+    s
+}
+
+fn session() -> Session {
+    let mut s = Session::new(config());
     // A paired checkout: it may sell before the hub has answered its sign-in.
     s.set_pairing(Some(&PAIRING_KEY));
     s.start("test");
@@ -217,23 +238,8 @@ fn a_pin_card_asks_for_the_pin_and_sends_only_a_block() {
 
 #[test]
 fn an_unpaired_checkout_takes_no_pin_and_sends_nothing_for_a_pin_card() {
-    let mut s = Session::new(SessionConfig {
-        currency: Currency::CNY,
-        slip_columns: tallybox_core::slip::WIDTH,
-        lang: crate::session::Lang::En,
-        terminal: "T1".into(),
-    });
     // A hub that serves unpaired checkouts: it sells, but takes no PIN.
-    let sign_in = sent(&s.start("test")).unwrap();
-    s.handle(
-        answer(signed_in(
-            sign_in.request_id().unwrap().clone(),
-            "Shop",
-            None,
-            None,
-        )),
-        TODAY,
-    );
+    let mut s = unpaired_signed_in();
     keys(&mut s, "A500#");
     let actions = card(&mut s, "pin");
     assert!(
@@ -323,12 +329,7 @@ fn keys_and_cards_while_waiting_change_nothing() {
 
 #[test]
 fn sign_in_names_the_store_and_stops_being_outstanding() {
-    let mut s = Session::new(SessionConfig {
-        currency: Currency::CNY,
-        slip_columns: tallybox_core::slip::WIDTH,
-        lang: crate::session::Lang::En,
-        terminal: "T1".into(),
-    });
+    let mut s = Session::new(config());
     let actions = s.start("1.0");
     let Some(Request::SignIn(requests::SignIn { request_id, .. })) = sent(&actions) else {
         panic!()
@@ -624,12 +625,7 @@ fn a_cashier_signs_on_is_shown_at_idle_and_signs_off() {
 
 #[test]
 fn the_cashier_signed_on_before_a_restart_is_back_after_sign_in() {
-    let mut s = Session::new(SessionConfig {
-        currency: Currency::CNY,
-        slip_columns: tallybox_core::slip::WIDTH,
-        lang: crate::session::Lang::En,
-        terminal: "T1".into(),
-    });
+    let mut s = Session::new(config());
     let request = sent(&s.start("test")).unwrap();
     let bo = Cashier {
         no: "3".into(),
@@ -703,12 +699,7 @@ fn the_menus_self_test_asks_the_runtime_and_any_key_goes_home() {
 
 #[test]
 fn a_checkout_without_a_key_starts_no_sale_until_the_hub_has_answered_its_sign_in() {
-    let mut s = Session::new(SessionConfig {
-        currency: Currency::CNY,
-        slip_columns: tallybox_core::slip::WIDTH,
-        lang: crate::session::Lang::En,
-        terminal: "T1".into(),
-    });
+    let mut s = Session::new(config());
     let sign_in = sent(&s.start("test")).unwrap();
     let actions = keys(&mut s, "A500#");
     assert!(

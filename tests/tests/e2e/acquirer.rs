@@ -30,6 +30,19 @@ fn settlement_report(t: &Terminal, n: usize) -> String {
     .unwrap_or_else(|| panic!("settlement report {n} not printed"))
 }
 
+/// Asserts that the messages of type `mti` in an `iso8583_check` report carried `fields`.
+fn carries(report: &Value, mti: &str, fields: &[u64]) {
+    let carried: Vec<u64> = report["fields"][mti]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {mti} in {report}"))
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    for f in fields {
+        assert!(carried.contains(f), "{mti} without field {f}: {carried:?}");
+    }
+}
+
 fn last_status(hub: &Hub) -> (String, String) {
     let rows = hub.transactions("limit=1");
     let row = rows.first().expect("a transaction");
@@ -246,31 +259,13 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     }
     assert!(report["checked"].as_u64().unwrap() >= 14, "{report}");
     // The sale carried the card, trace, terminal, merchant, PIN or chip data and a MAC.
-    let sale_fields: Vec<u64> = report["fields"]["0200"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    for f in [2, 3, 4, 7, 11, 12, 13, 14, 22, 25, 35, 41, 42, 49, 64] {
-        assert!(
-            sale_fields.contains(&f),
-            "0200 without field {f}: {sale_fields:?}"
-        );
-    }
+    carries(
+        &report,
+        "0200",
+        &[2, 3, 4, 7, 11, 12, 13, 14, 22, 25, 35, 41, 42, 49, 64],
+    );
     // A reversal names its original in field 90 (a secondary bitmap), its MAC in 128.
-    let reversal_fields: Vec<u64> = report["fields"]["0400"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    for f in [1, 3, 4, 7, 11, 39, 41, 42, 49, 90, 128] {
-        assert!(
-            reversal_fields.contains(&f),
-            "0400 without field {f}: {reversal_fields:?}"
-        );
-    }
+    carries(&report, "0400", &[1, 3, 4, 7, 11, 39, 41, 42, 49, 90, 128]);
 }
 
 #[test]

@@ -106,9 +106,29 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
             "the store name from --config is on the slip: {paper}"
         );
     }
+    // The demo's checkouts pair themselves, so they take PIN cards: the PIN
+    // goes under the checkout's own key and reaches the simulated acquirer
+    // under its (random) key.
+    let t1 = control + 1;
+    drive(t1, &["keys", "C"]);
+    drive(t1, &["keys", "A500#"]);
+    drive(t1, &["card", "pin"]);
+    wait_for(Duration::from_secs(10), || {
+        drive(t1, &["screen"]).contains("Enter PIN").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no PIN asked: {}", drive(t1, &["screen"])));
+    drive(t1, &["keys", "1234#"]);
+    wait_for(Duration::from_secs(10), || {
+        drive(t1, &["screen"]).contains("APPROVED").then_some(())
+    })
+    .unwrap_or_else(|| panic!("PIN sale not approved: {}", drive(t1, &["screen"])));
     let (status, list) = tallybox_e2e::web::WebClient::owner(http).get("/api/v1/transactions");
     assert_eq!(status, 200, "{list}");
-    assert_eq!(list["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        4,
+        "three sales and the PIN sale"
+    );
 
     // Ctrl-C stops it cleanly.
     Command::new("kill")

@@ -53,8 +53,9 @@ type Key = (String, String, String);
 
 struct Outgoing {
     message: Message,
-    /// The answer, or why the answer that came was refused.
-    reply: oneshot::Sender<Result<Message, String>>,
+    /// The answer, or why there is none: the answer that came was refused,
+    /// or the request never went out.
+    reply: oneshot::Sender<Result<Message, AcquirerError>>,
 }
 
 #[derive(Clone)]
@@ -193,8 +194,7 @@ impl IsoAcquirer {
             .map_err(|_| AcquirerError::Link("the acquirer link has stopped".into()))?;
         let answer = answer
             .await
-            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))?
-            .map_err(AcquirerError::BadAnswer)?;
+            .map_err(|_| AcquirerError::Link("the acquirer link dropped before the answer".into()))??;
         let mut state = lock(&self.link);
         if state.round_trips.len() == ROUND_TRIPS_KEPT {
             state.round_trips.pop_front();
@@ -359,7 +359,7 @@ async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -
 /// A request on the wire, waiting for its answer.
 struct Waiting {
     request: Message,
-    reply: oneshot::Sender<Result<Message, String>>,
+    reply: oneshot::Sender<Result<Message, AcquirerError>>,
 }
 
 /// One connection's reading side: frames as they arrive.
@@ -641,15 +641,19 @@ impl SignedIn<'_> {
         }
     }
 
-    /// Ends `terminal`'s held requests with `why`; its next request signs in again.
+    /// Ends `terminal`'s held requests with `why`: never sent (a sale ends
+    /// failed with nothing to reverse); its next request signs in again.
     fn refuse_held(&mut self, terminal: &str, why: String) {
         let Some(held) = self.held.remove(terminal) else {
             return;
         };
         tracing::warn!(terminal, error = %why, requests = held.requests.len(), "requests not sent");
-        lock(self.state).refused(why.clone());
+        lock(self.state).last_error = Some(why.clone());
         for outgoing in held.requests {
-            let _ = outgoing.reply.send(Err(why.clone()));
+            let _ = outgoing.reply.send(Err(AcquirerError::NotSent {
+                field: Some(41),
+                why: why.clone(),
+            }));
         }
     }
 
@@ -686,7 +690,7 @@ impl SignedIn<'_> {
                 );
                 tracing::error!(error = %why, "answer refused: the request counts as unanswered");
                 lock(self.state).refused(why.clone());
-                let _ = reply.send(Err(why));
+                let _ = reply.send(Err(AcquirerError::BadAnswer(why)));
             }
         }
         Ok(())
@@ -1006,6 +1010,10 @@ mod tests {
             ..sale(22)
         };
         let e = authorize_when_up(&link, &host, t2).await.unwrap_err();
+        assert!(
+            matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
+            "never sent: {e:?}"
+        );
         assert!(
             e.to_string().contains("sign-in of terminal T2") && e.to_string().contains("03"),
             "{e}"

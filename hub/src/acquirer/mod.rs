@@ -76,6 +76,8 @@ pub struct Reversal {
 pub struct BatchTotals {
     pub terminal_id: String,
     pub batch_no: u32,
+    /// The settlement message's own trace number (field 11).
+    pub trace_no: u32,
     /// Approved sales less the voided ones.
     pub sales_count: u32,
     pub sales_minor: u64,
@@ -107,6 +109,7 @@ impl BatchTotals {
         BatchTotals {
             terminal_id: terminal_id.to_string(),
             batch_no,
+            trace_no: 0,
             sales_count: sales.0.saturating_sub(voids.0),
             sales_minor: sales.1.saturating_sub(voids.1),
             refunds_count: refunds.0,

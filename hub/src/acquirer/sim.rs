@@ -308,6 +308,7 @@ mod tests {
             let hub = BatchTotals {
                 terminal_id: "T1".into(),
                 batch_no: 1,
+                trace_no: 9,
                 sales_count: 1,
                 sales_minor: 500,
                 refunds_count: 1,

@@ -179,6 +179,12 @@ impl<A: Acquirer> Coordinator<A> {
             .map_err(unreadable)?;
         let mut results = Vec::new();
         for t in totals(batch_no, &rows) {
+            let terminal = t.terminal_id.clone();
+            let trace_no = self
+                .store(move |s| s.settlement_trace(batch_no, &terminal))
+                .await
+                .map_err(unreadable)?;
+            let t = BatchTotals { trace_no, ..t };
             let balanced = self
                 .within_timeout(self.acquirer.settle(t.clone()))
                 .await

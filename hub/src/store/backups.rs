@@ -35,22 +35,47 @@ impl Store {
             dir: dir.display().to_string(),
             error,
         };
-        self.backup_to(&path)?;
-        let proven = prove(&path);
-        let records = match proven {
+        // Written and proven under another name, then renamed: a file called
+        // `auto-…` is always whole and proven, whoever looks (the recovery
+        // page, `tallybox restore`) and whenever (a crash mid-copy leaves
+        // only a partial file, removed by the next backup).
+        remove_partials(&dir).map_err(io)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let partial = dir.join(format!("{PARTIAL}{name}"));
+        self.backup_to(&partial)?;
+        let records = match prove(&partial) {
             Ok(records) => records,
             Err(why) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(&partial);
                 return Err(StoreError::Restore(format!(
                     "the backup {} failed its check ({why}); deleted",
                     path.display()
                 )));
             }
         };
+        std::fs::rename(&partial, &path).map_err(io)?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
         let bytes = std::fs::metadata(&path).map_err(io)?.len();
         rotate(&dir, budget).map_err(io)?;
         Ok(Backup { path, bytes, records })
     }
+}
+
+/// What a backup is called while it is written and proven.
+const PARTIAL: &str = ".partial-";
+
+/// Removes what a backup cut short left behind.
+fn remove_partials(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens a backup read-only and checks it whole: its audit records.

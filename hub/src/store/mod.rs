@@ -397,6 +397,24 @@ fn today() -> String {
     tallybox_platform::clock::now().format("%Y-%m-%d").to_string()
 }
 
+/// Takes `terminal`'s next trace number (凭证号): they run 1..=999999 per
+/// terminal, then wrap. The terminal's row must exist.
+fn take_trace(conn: &rusqlite::Connection, terminal: &str) -> Result<u32, StoreError> {
+    let trace_no: u32 = one_row(
+        conn,
+        "SELECT next_trace FROM terminals WHERE id = ?1",
+        [terminal],
+        |r| r.get(0),
+    )?;
+    let next = if trace_no >= 999_999 { 1 } else { trace_no + 1 };
+    exec(
+        conn,
+        "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
+        params![terminal, next],
+    )?;
+    Ok(trace_no)
+}
+
 fn now_utc() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -738,19 +756,7 @@ impl Store {
             "INSERT INTO terminals (id, name, last_seen) VALUES (?1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
             params![new.terminal_id.as_str(), utc],
         )?;
-        // The trace number (凭证号) runs 1..=999999 per terminal, then wraps.
-        let trace_no: u32 = one_row(
-            &tx,
-            "SELECT next_trace FROM terminals WHERE id = ?1",
-            [new.terminal_id.as_str()],
-            |r| r.get(0),
-        )?;
-        let next = if trace_no >= 999_999 { 1 } else { trace_no + 1 };
-        exec(
-            &tx,
-            "UPDATE terminals SET next_trace = ?2 WHERE id = ?1",
-            params![new.terminal_id.as_str(), next],
-        )?;
+        let trace_no = take_trace(&tx, new.terminal_id.as_str())?;
         let batch_no = open_batch(&tx)?;
         exec(
             &tx,

@@ -249,6 +249,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE transactions ADD COLUMN reversals_sent INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 18: each terminal's settlement message carries a trace number of its
+    // own (field 11), taken once per batch: asked again after a crash, it
+    // goes out with the same one.
+    r#"
+    CREATE TABLE settlement_traces (
+        batch_no    INTEGER NOT NULL,
+        terminal_id TEXT    NOT NULL,
+        trace_no    INTEGER NOT NULL,
+        PRIMARY KEY (batch_no, terminal_id)
+    );
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use tallybox_core::card::Brand;
 use tallybox_core::protocol::TxnKind;
 
-use super::{audit, exec, now_utc, one_row, open_batch, parse_enum, Store, StoreError};
+use super::{audit, exec, now_utc, one_row, open_batch, parse_enum, take_trace, Store, StoreError};
 
 /// Approved transactions of one kind and brand at one terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,29 @@ impl Store {
             params![batch_no, request_id, now_utc()],
         )?;
         Ok(())
+    }
+
+    /// The trace number of `terminal`'s settlement message for batch
+    /// `batch_no`: its next trace number the first time, the same after.
+    pub fn settlement_trace(&mut self, batch_no: u32, terminal: &str) -> Result<u32, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let taken: Option<u32> = tx
+            .prepare_cached(
+                "SELECT trace_no FROM settlement_traces WHERE batch_no = ?1 AND terminal_id = ?2",
+            )?
+            .query_row(params![batch_no, terminal], |r| r.get(0))
+            .optional()?;
+        if let Some(trace_no) = taken {
+            return Ok(trace_no);
+        }
+        let trace_no = take_trace(&tx, terminal)?;
+        exec(
+            &tx,
+            "INSERT INTO settlement_traces (batch_no, terminal_id, trace_no) VALUES (?1, ?2, ?3)",
+            params![batch_no, terminal, trace_no],
+        )?;
+        tx.commit()?;
+        Ok(trace_no)
     }
 
     /// The settlement `request_id` asked for, once recorded.

@@ -339,3 +339,29 @@ fn a_database_file_shorter_than_its_header_is_damage_unless_its_wal_still_holds_
     std::fs::write(dir.path().join("tallybox.db-wal"), vec![1u8; 4096]).unwrap();
     assert_eq!(cut_short(&db).unwrap(), None);
 }
+
+#[test]
+fn a_settlement_takes_a_trace_number_of_its_own_once_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let (r1, r2) = (RequestId::new(), RequestId::new());
+    let sale = store.begin(&new_txn(&r1, &tid, &card, 1250)).unwrap();
+    approve(&mut store, sale.id);
+    let batch = sale.batch_no;
+    let stan = store.settlement_trace(batch, "T1").unwrap();
+    assert_eq!(stan, sale.trace_no + 1, "the terminal's next trace number");
+    // Asked again (after a crash): the same number, nothing more taken.
+    assert_eq!(store.settlement_trace(batch, "T1").unwrap(), stan);
+    drop(store);
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.settlement_trace(batch, "T1").unwrap(),
+        stan,
+        "kept across a restart"
+    );
+    // The next sale never reuses it.
+    let next = store.begin(&new_txn(&r2, &tid, &card, 99)).unwrap();
+    assert_eq!(next.trace_no, stan + 1);
+}

@@ -242,6 +242,19 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         Some("1234")
     );
 
+    // Each settlement went with a trace number of its own, not its batch's.
+    let settlements: Vec<Message> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("in "))
+        .filter_map(|h| Message::decode(&hex::decode(h).unwrap()).ok())
+        .filter(|m| m.mti == "0500")
+        .collect();
+    assert_eq!(settlements.len(), 2);
+    for m in &settlements {
+        let (stan, batch) = (m.text(11).unwrap(), &m.text(60).unwrap()[2..]);
+        assert_ne!(stan, batch, "settlement field 11 is the batch number");
+    }
+
     // Every message both ways, decoded by pyiso8583 and encoded back byte for byte.
     let report = iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");

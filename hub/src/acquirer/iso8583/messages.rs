@@ -7,7 +7,7 @@
 //! | 0800 / 0810 sign-in | 11 trace, 41 terminal, 42 merchant · 39 |
 //! | 0200 / 0210 sale (processing code 000000), balance (310000) | 2 PAN, 3, 4 amount, 7 transmission time (UTC), 11 trace, 12 / 13 local time and date, 14 expiry, 22 entry mode, 25 condition, 35 track 2, 41, 42, 49 currency, 52 PIN block, 55 chip data · 37 reference, 38 auth code, 39 response, 54 balance |
 //! | 0400 / 0410 reversal, 0401 its repeat | 3 and 4 of the original, 7, 11 of the original, 39 `98` (no answer), 41, 42, 49, 90 original data (type, trace, field 7) · 39 |
-//! | 0500 / 0510 settlement | 11, 41, 42, 48 totals (sales count n6, amount n12, refunds count n6, amount n12), 60 batch · 39 `00` balanced, `95` out of balance |
+//! | 0500 / 0510 settlement | 11 its own trace, 41, 42, 48 totals (sales count n6, amount n12, refunds count n6, amount n12), 60 batch · 39 `00` balanced, `95` out of balance |
 //!
 //! Every message carries a MAC in field 64, or 128 when it has a secondary
 //! bitmap (a reversal, for its field 90; see [`super::mac`]).
@@ -190,7 +190,7 @@ pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecEr
         });
     }
     let mut m = Message::new("0500");
-    m.set_str(11, &trace(t.batch_no))?
+    m.set_str(11, &trace(t.trace_no))?
         .set_str(41, &terminal_field(&t.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
         .set_str(
@@ -216,6 +216,7 @@ pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
     };
     Ok(BatchTotals {
         terminal_id: m.text(41).ok_or("field 41 missing")?.trim_end().to_string(),
+        trace_no: m.text(11).and_then(|t| t.parse().ok()).unwrap_or(0),
         batch_no: m
             .text(60)
             .and_then(|b| b.get(2..8))
@@ -519,6 +520,7 @@ mod tests {
             let t = BatchTotals {
                 terminal_id: "T1".into(),
                 batch_no: 7,
+                trace_no: 31,
                 sales_count: sales,
                 sales_minor: u64::from(sales) * 1_250,
                 refunds_count: refunds,
@@ -586,6 +588,7 @@ mod tests {
             &BatchTotals {
                 terminal_id: "10000042".into(),
                 batch_no: 3,
+                trace_no: 57,
                 sales_count: 2,
                 sales_minor: 2050,
                 refunds_count: 1,

@@ -74,7 +74,22 @@ enum Command {
     },
 }
 
+/// Large blocks (argon2's 19 MiB for every password and PIN hash) are
+/// mapped on their own and handed back to the system when freed, whichever
+/// thread freed them. glibc's default raises this threshold after the first
+/// such block is freed, so later ones came from a thread's arena and could
+/// stay resident there: the hub's peak memory varied from run to run.
+fn return_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it runs before any
+    // thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    return_large_blocks();
     let cli: Cli = match tallybox_platform::cli::parse("tallybox") {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -40,12 +40,11 @@ pub struct Config {
     pub acquirer_tls_ca: Option<PathBuf>,
     pub acquirer_tls_cert: Option<PathBuf>,
     pub acquirer_tls_key: Option<PathBuf>,
-    /// The MAC key the acquirer issued (32 hex digits), needed with an ISO
-    /// 8583 acquirer; no key is built in.
-    pub acquirer_mac_key: Secret<String>,
-    /// The key the acquirer takes PIN blocks under (32 hex digits); without
-    /// it, PIN cards cannot be taken over an ISO 8583 link.
-    pub acquirer_pin_key: Secret<String>,
+    /// The terminal master keys the acquirer issued, a file readable by the
+    /// hub alone (lines: acquirer terminal id, key, check value), needed
+    /// with an ISO 8583 acquirer: each sign-in's working keys (PIN and MAC)
+    /// come under them. No key is built in.
+    pub acquirer_master_keys: Option<PathBuf>,
     /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
     /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
     /// On the ISO 8583 link a checkout not listed goes out under its own id,
@@ -100,8 +99,7 @@ impl Default for Config {
             acquirer_tls_ca: None,
             acquirer_tls_cert: None,
             acquirer_tls_key: None,
-            acquirer_mac_key: Secret::new(String::new()),
-            acquirer_pin_key: Secret::new(String::new()),
+            acquirer_master_keys: None,
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
@@ -152,7 +150,13 @@ impl Config {
     /// The settings in `text` (TOML); the error is one line.
     pub fn parse(text: &str) -> Result<Config, String> {
         // toml's message spans several lines with a source excerpt; keep its first.
-        toml::from_str(text).map_err(|e| e.message().lines().next().unwrap_or("invalid TOML").to_string())
+        toml::from_str(text).map_err(|e| {
+            let message = e.message().lines().next().unwrap_or("invalid TOML");
+            if message.contains("`acquirer_mac_key`") || message.contains("`acquirer_pin_key`") {
+                return "acquirer_mac_key and acquirer_pin_key are no longer set by hand: the acquirer's working keys come at each sign-in, under the terminal master keys in acquirer_master_keys".to_string();
+            }
+            message.to_string()
+        })
     }
 
     /// Checks what the types alone cannot.
@@ -204,19 +208,11 @@ impl Config {
                 });
             }
         }
-        if self.iso8583_addr().is_some() {
-            if self.acquirer_mac_key.expose().is_empty() {
-                return invalid(
-                    "acquirer_mac_key",
-                    "the ISO 8583 link needs the MAC key your acquirer issued (32 hex digits); none is built in",
-                );
-            }
-            if let Err(e) = crate::acquirer::iso8583::mac::MacKey::parse(self.acquirer_mac_key.expose()) {
-                return invalid("acquirer_mac_key", &e);
-            }
-            if let Err(e) = self.acquirer_pin_key() {
-                return invalid("acquirer_pin_key", &e);
-            }
+        if self.iso8583_addr().is_some() && self.acquirer_master_keys.is_none() {
+            return invalid(
+                "acquirer_master_keys",
+                "the ISO 8583 link needs the terminal master keys your acquirer issued: a file of lines `TERMINAL-ID KEY CHECK-VALUE` (`tallybox acquirer-keys add` makes one); none is built in",
+            );
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");
@@ -286,14 +282,6 @@ impl Config {
         self.acquirer.starts_with("iso8583+tls://")
     }
 
-    /// The acquirer's PIN key, when the settings give one.
-    pub fn acquirer_pin_key(&self) -> Result<Option<tallybox_core::card::pin_block::PinKey>, String> {
-        match self.acquirer_pin_key.expose().trim() {
-            "" => Ok(None),
-            hex_key => tallybox_core::card::pin_block::parse_key(hex_key).map(Some),
-        }
-    }
-
     pub fn acquirer_timeout(&self) -> Duration {
         Duration::from_millis(self.acquirer_timeout_ms)
     }
@@ -357,25 +345,28 @@ mod tests {
     }
 
     #[test]
-    fn an_iso8583_acquirer_needs_the_acquirers_mac_key_and_none_is_built_in() {
+    fn an_iso8583_acquirer_needs_the_acquirers_master_keys_and_none_is_built_in() {
         let link = "acquirer = \"iso8583://127.0.0.1:5800\"\n";
         let e = load(link).unwrap_err().to_string();
         assert!(
-            e.contains("acquirer_mac_key") && e.contains("none is built in"),
+            e.contains("acquirer_master_keys") && e.contains("none is built in"),
             "{e}"
         );
-        let e = load(&format!("{link}acquirer_mac_key = \"not hex\"\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("32 hex digits"), "{e}");
-        let key = "acquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n";
-        assert!(load(&format!("{link}{key}")).is_ok());
+        let keys = "acquirer_master_keys = \"/etc/tallybox/acquirer-keys\"\n";
+        assert!(load(&format!("{link}{keys}")).is_ok());
         assert!(load("").is_ok(), "the built-in simulated acquirer needs no key");
+        // A settings file from before working keys says what replaced its keys.
+        let e = load(&format!(
+            "{link}acquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("acquirer_master_keys") && !e.contains('\n'), "{e}");
     }
 
     #[test]
     fn a_tls_acquirer_link_needs_the_acquirers_ca_and_a_client_certificate_comes_with_its_key() {
-        let link = "acquirer = \"iso8583+tls://bank.example:5800\"\nacquirer_mac_key = \"00112233445566778899AABBCCDDEEFF\"\n";
+        let link = "acquirer = \"iso8583+tls://bank.example:5800\"\nacquirer_master_keys = \"/etc/tallybox/acquirer-keys\"\n";
         let e = load(link).unwrap_err().to_string();
         assert!(e.contains("acquirer_tls_ca"), "{e}");
         let c = load(&format!(

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
-use crate::acquirer::iso8583::mac::MacKey;
+use crate::acquirer::iso8583::keys::MasterKeys;
 use crate::acquirer::sim::SimAcquirer;
 use crate::acquirer::AnyAcquirer;
 use crate::broker::{self, BrokerError};
@@ -126,15 +126,30 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
     let Some(addr) = config.iso8583_addr() else {
         return Ok(AnyAcquirer::Sim(SimAcquirer::default()));
     };
-    let mac_key =
-        MacKey::parse(config.acquirer_mac_key.expose()).map_err(|message| ConfigError::Invalid {
-            key: "acquirer_mac_key",
-            message,
+    let keys_file = config
+        .acquirer_master_keys
+        .as_deref()
+        .ok_or_else(|| ConfigError::Invalid {
+            key: "acquirer_master_keys",
+            message: "the ISO 8583 link needs the terminal master keys your acquirer issued".into(),
         })?;
+    let master_keys = MasterKeys::load(keys_file).map_err(|message| ConfigError::Invalid {
+        key: "acquirer_master_keys",
+        message,
+    })?;
     tracing::info!(
-        acquirer = %addr, tls = config.acquirer_tls(), mac_key_check_value = %mac_key.check_value(),
-        "acquirer link: ISO 8583"
+        acquirer = %addr, tls = config.acquirer_tls(), master_keys = ?master_keys,
+        "acquirer link: ISO 8583 (terminal master keys by check value)"
     );
+    for (checkout, terminal) in &config.acquirer_terminal_ids {
+        if master_keys.get(terminal).is_none() {
+            tracing::warn!(
+                checkout,
+                terminal,
+                "no master key for this acquirer terminal: its sales cannot be sent"
+            );
+        }
+    }
     let currency = config.currency.numeric().ok_or_else(|| ConfigError::Invalid {
         key: "currency",
         message: format!(
@@ -166,13 +181,7 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         tls,
         merchant_id: config.merchant_id.clone(),
         currency,
-        mac_key,
-        pin_key: config
-            .acquirer_pin_key()
-            .map_err(|message| ConfigError::Invalid {
-                key: "acquirer_pin_key",
-                message,
-            })?,
+        master_keys,
         hub_terminal: config
             .acquirer_terminal_ids
             .get(OWN_CHECKOUT)

@@ -26,6 +26,11 @@ enum Command {
     Demo(DemoArgs),
     /// Run the simulated acquirer as an ISO 8583 host on TCP.
     AcquirerSim(cmd::acquirer_sim::AcquirerSimArgs),
+    /// Enter or list the terminal master keys the acquirer issued.
+    AcquirerKeys {
+        #[command(subcommand)]
+        action: cmd::acquirer_keys::AcquirerKeysAction,
+    },
     /// Check the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Command::AcquirerKeys { action } => cmd::acquirer_keys::run(action),
         Command::AcquirerSim(args) => runtime().and_then(|rt| rt.block_on(cmd::acquirer_sim::run(args))),
     };
     match result {

@@ -393,10 +393,10 @@ impl AcquirerSim {
                 "--log",
             ])
             .arg(self.messages_path())
-            .arg("--mac-key-file")
-            .arg(self.dir.path().join("mac.key"))
-            .arg("--pin-key-file")
-            .arg(self.dir.path().join("pin.key"))
+            .arg("--master-keys")
+            .arg(self.master_keys_path())
+            .arg("--terminals")
+            .arg("T0,T1,T2,T3,T4,T5,T6,T7,T8,T9,10000042")
             .args(&self.extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -417,35 +417,30 @@ impl AcquirerSim {
         format!("iso8583://127.0.0.1:{}", self.port)
     }
 
+    /// The terminal master keys it made (T0 to T9 and 10000042), which the
+    /// hub is given too.
+    pub fn master_keys_path(&self) -> PathBuf {
+        self.dir.path().join("master.keys")
+    }
+
     /// The hub's flags for a link to it through `port` (its own, or a
-    /// proxy's), with the MAC and PIN keys it made.
+    /// proxy's), with the master keys.
     pub fn hub_flags(&self, port: u16) -> Vec<String> {
-        let key = |name: &str| self.dir.path().join(name).display().to_string();
         vec![
             "--acquirer".into(),
             format!("iso8583://127.0.0.1:{port}"),
-            "--acquirer-mac-key-file".into(),
-            key("mac.key"),
-            "--acquirer-pin-key-file".into(),
-            key("pin.key"),
+            "--acquirer-master-keys".into(),
+            self.master_keys_path().display().to_string(),
         ]
     }
 
-    /// The settings (TOML lines) for a link to it, with its keys.
+    /// The settings (TOML lines) for a link to it, with its master keys.
     pub fn settings(&self) -> String {
-        let key = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).expect("a key file");
         format!(
-            "acquirer = \"{}\"\nacquirer_mac_key = \"{}\"\nacquirer_pin_key = \"{}\"\n",
+            "acquirer = \"{}\"\nacquirer_master_keys = \"{}\"\n",
             self.url(),
-            key("mac.key").trim(),
-            key("pin.key").trim()
+            self.master_keys_path().display()
         )
-    }
-
-    /// The key PIN blocks reach it under.
-    pub fn pin_key(&self) -> [u8; 16] {
-        let text = std::fs::read_to_string(self.dir.path().join("pin.key")).expect("pin.key");
-        tallybox_core::card::pin_block::parse_key(&text).expect("a key")
     }
 
     pub fn kill(&mut self) {

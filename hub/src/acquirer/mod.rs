@@ -23,7 +23,11 @@ pub struct AuthRequest {
     pub trace_no: u32,
     pub amount: Amount,
     pub card: CardRead,
+    /// Field 52, under the acquirer's PIN key for this terminal.
     pub pin_block: Option<String>,
+    /// That key's check value: a block made under a key that has since
+    /// been replaced (the terminal signed in again) is not sent.
+    pub pin_key_check: Option<String>,
     /// For a void or refund: the sale it undoes.
     pub original: Option<OriginalRef>,
     /// When the hub recorded it: its transmission time on the link (field
@@ -173,10 +177,10 @@ pub enum AnyAcquirer {
 }
 
 impl Acquirer for AnyAcquirer {
-    fn pin_key(&self) -> Option<PinKey> {
+    async fn pin_key(&self, terminal_id: &str) -> Result<PinKey, AcquirerError> {
         match self {
-            AnyAcquirer::Sim(a) => a.pin_key(),
-            AnyAcquirer::Iso(a) => a.pin_key(),
+            AnyAcquirer::Sim(a) => a.pin_key(terminal_id).await,
+            AnyAcquirer::Iso(a) => a.pin_key(terminal_id).await,
         }
     }
 
@@ -203,9 +207,10 @@ impl Acquirer for AnyAcquirer {
 }
 
 pub trait Acquirer: Send + Sync + 'static {
-    /// The key PIN blocks go to the acquirer under (the hub translates each
-    /// checkout's into it); `None` when the settings give none.
-    fn pin_key(&self) -> Option<PinKey>;
+    /// The key PIN blocks of checkout `terminal_id` go to the acquirer
+    /// under (the hub translates each checkout's into it): on an ISO 8583
+    /// link, its acquirer terminal's working PIN key from its last sign-in.
+    fn pin_key(&self, terminal_id: &str) -> impl Future<Output = Result<PinKey, AcquirerError>> + Send;
 
     /// Asks for an authorization. May never return: the caller times it out.
     fn authorize(

@@ -228,8 +228,8 @@ impl SimAcquirer {
 }
 
 impl Acquirer for SimAcquirer {
-    fn pin_key(&self) -> Option<PinKey> {
-        Some(self.issuer().pin_key.0)
+    async fn pin_key(&self, _terminal_id: &str) -> Result<PinKey, AcquirerError> {
+        Ok(self.issuer().pin_key.0)
     }
 
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
@@ -274,6 +274,7 @@ mod tests {
             amount: Amount::from_minor(minor).unwrap(),
             card,
             pin_block,
+            pin_key_check: None,
             original: None,
             at: chrono::Utc::now(),
         }

@@ -1,33 +1,28 @@
 //! `tallybox acquirer-sim`: the simulated acquirer as an ISO 8583 host on
 //! TCP, deciding on the same test cards as the built-in one, so the hub's
 //! real acquirer client can be tried over a real socket:
-//! `tallybox serve --acquirer iso8583://127.0.0.1:5800`.
+//! `tallybox serve --acquirer iso8583://127.0.0.1:5800 --acquirer-master-keys FILE`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
-use tallybox_core::card::pin_block::{self, PinKey};
+use std::path::PathBuf;
 
 use tallybox::acquirer::iso8583::host::Host;
-use tallybox::acquirer::iso8583::mac::MacKey;
+use tallybox::acquirer::iso8583::keys::{MasterKey, MasterKeys};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AcquirerSimArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:5800")]
     pub listen: SocketAddr,
-    /// The MAC key shared with the hub (32 hex digits).
-    #[arg(long, conflicts_with = "mac_key_file")]
-    pub mac_key: Option<String>,
-    /// Read the MAC key from this file; when it does not exist, make a
-    /// random key and write it there (for `tallybox serve
-    /// --acquirer-mac-key-file`). With neither, a random key is logged.
+    /// The terminal master keys (the file the hub's `acquirer_master_keys`
+    /// names). When it does not exist, random keys are made for
+    /// `--terminals` and written there, readable by its owner alone.
     #[arg(long)]
-    pub mac_key_file: Option<PathBuf>,
-    /// The same for the key PIN blocks reach the issuer under (for `tallybox
-    /// serve --acquirer-pin-key-file`).
-    #[arg(long)]
-    pub pin_key_file: Option<PathBuf>,
+    pub master_keys: PathBuf,
+    /// The acquirer terminal ids to make master keys for, comma-separated
+    /// (only when `--master-keys` does not exist yet).
+    #[arg(long, default_value = "T0,T1,T2,T3,T4,T5,T6,T7,T8,T9", value_delimiter = ',')]
+    pub terminals: Vec<String>,
     /// Serve TLS with this certificate chain (PEM) and `--tls-key`.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -40,12 +35,8 @@ pub struct AcquirerSimArgs {
 }
 
 pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
-    let mac_key = match &args.mac_key {
-        Some(k) => MacKey::parse(k).map_err(|e| anyhow::anyhow!("--mac-key: {e}"))?,
-        None => MacKey::from_bytes(key(args.mac_key_file.as_deref(), "MAC", "acquirer_mac_key")?),
-    };
-    let pin_key = key(args.pin_key_file.as_deref(), "PIN", "acquirer_pin_key")?;
-    let host = Host::new(mac_key, pin_key, args.log.clone())
+    let master_keys = master_keys(&args)?;
+    let host = Host::new(master_keys, args.log.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -69,40 +60,20 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A key read from `file`, or made at random (then written to `file`, or
-/// logged for the hub's `setting`): the simulator's keys are its own.
-fn key(file: Option<&Path>, what: &str, setting: &str) -> anyhow::Result<PinKey> {
-    match file {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            pin_block::parse_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        }
-        Some(path) => {
-            let key: PinKey = rand::random();
-            write_key(path, &key)?;
-            tracing::info!(file = %path.display(), check_value = %pin_block::check_value(&key), "made a {what} key");
-            Ok(key)
-        }
-        None => {
-            let key: PinKey = rand::random();
-            tracing::info!(key = %hex::encode_upper(key), "made a {what} key for this run: give it to the hub as {setting}");
-            Ok(key)
-        }
+/// The key file, or new random keys for `--terminals` written to it.
+fn master_keys(args: &AcquirerSimArgs) -> anyhow::Result<MasterKeys> {
+    let path = &args.master_keys;
+    if path.exists() {
+        return MasterKeys::load(path).map_err(|e| anyhow::anyhow!("--master-keys: {e}"));
     }
-}
-
-/// Writes `key` as hex to a new file only its owner can read.
-fn write_key(path: &Path, key: &PinKey) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot write the key to {}: {e}", path.display()))?;
-    writeln!(f, "{}", hex::encode_upper(key))?;
-    f.sync_all()?;
-    Ok(())
+    let mut keys = MasterKeys::default();
+    for terminal in &args.terminals {
+        keys.insert(terminal, MasterKey::random());
+    }
+    // Checked as the hub will read it.
+    let keys = MasterKeys::parse(&keys.to_text()).map_err(|e| anyhow::anyhow!("--terminals: {e}"))?;
+    keys.save(path)
+        .map_err(|e| anyhow::anyhow!("--master-keys: {e}"))?;
+    tracing::info!(file = %path.display(), keys = ?keys, "made terminal master keys: give the file to the hub as acquirer_master_keys");
+    Ok(keys)
 }

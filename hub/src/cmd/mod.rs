@@ -1,5 +1,6 @@
 //! The `tallybox` subcommands, one file each.
 
+pub mod acquirer_keys;
 pub mod acquirer_sim;
 pub mod audit;
 pub mod demo;

@@ -30,13 +30,10 @@ pub struct ServeArgs {
     /// Acquirer link: `sim` (built in) or `iso8583://HOST:PORT` (see `tallybox acquirer-sim`).
     #[arg(long)]
     pub acquirer: Option<String>,
-    /// A file holding the acquirer's MAC key (32 hex digits), instead of
-    /// `acquirer_mac_key` in the settings.
+    /// The file of terminal master keys the acquirer issued (instead of
+    /// `acquirer_master_keys` in the settings).
     #[arg(long)]
-    pub acquirer_mac_key_file: Option<PathBuf>,
-    /// A file holding the acquirer's PIN key, instead of `acquirer_pin_key`.
-    #[arg(long)]
-    pub acquirer_pin_key_file: Option<PathBuf>,
+    pub acquirer_master_keys: Option<PathBuf>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["hw", "sim", "none"])]
     pub devices: Option<String>,
@@ -87,19 +84,8 @@ impl ServeArgs {
         if let Some(a) = &self.acquirer {
             config.acquirer = a.clone();
         }
-        let read_key = |path: &Path, key: &'static str| {
-            std::fs::read_to_string(path)
-                .map(|text| tallybox_core::secret::Secret::new(text.trim().to_string()))
-                .map_err(|e| tallybox::config::ConfigError::Invalid {
-                    key,
-                    message: format!("cannot read {}: {e}", path.display()),
-                })
-        };
-        if let Some(path) = &self.acquirer_mac_key_file {
-            config.acquirer_mac_key = read_key(path, "acquirer_mac_key")?;
-        }
-        if let Some(path) = &self.acquirer_pin_key_file {
-            config.acquirer_pin_key = read_key(path, "acquirer_pin_key")?;
+        if let Some(path) = &self.acquirer_master_keys {
+            config.acquirer_master_keys = Some(path.clone());
         }
         if let Some(d) = &self.devices {
             config.devices = d.clone();

@@ -135,13 +135,19 @@ impl<A: Acquirer> Coordinator<A> {
             }
             Ok(Start::Pending(txn, original)) => (txn, original),
         };
-        let pin_block = match pin_block.map(|block| self.pin_for_acquirer(terminal, &block, &card)) {
-            None => None,
-            Some(Ok(block)) => Some(block),
-            Some(Err(why)) => {
-                tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %why, "the PIN cannot go to the acquirer; not sent");
-                return self.not_sent(&txn, reason::PIN_UNSECURED).await;
-            }
+        let (pin_block, pin_key_check) = match pin_block {
+            None => (None, None),
+            Some(block) => match self.pin_for_acquirer(terminal, &block, &card).await {
+                Ok((block, check)) => (Some(block), Some(check)),
+                Err(e) => {
+                    tracing::error!(terminal = %terminal, trace_no = txn.trace_no, error = %e, "the PIN cannot go to the acquirer; not sent");
+                    let code = match e {
+                        AcquirerError::NotSent { field: Some(41), .. } => reason::NO_BANK_TERMINAL,
+                        _ => reason::PIN_UNSECURED,
+                    };
+                    return self.not_sent(&txn, code).await;
+                }
+            },
         };
         let auth = AuthRequest {
             kind,
@@ -150,6 +156,7 @@ impl<A: Acquirer> Coordinator<A> {
             amount: txn.amount,
             card,
             pin_block,
+            pin_key_check,
             original,
             at: txn.created(),
         };
@@ -164,6 +171,7 @@ impl<A: Acquirer> Coordinator<A> {
                 // the link builds from the card.
                 let code = match field {
                     Some(41) => reason::NO_BANK_TERMINAL,
+                    Some(52) => reason::PIN_UNSECURED,
                     _ => reason::READ_ERROR,
                 };
                 return self.not_sent(&txn, code).await;
@@ -227,21 +235,33 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     /// `block` (encrypted under `terminal`'s PIN key) under the acquirer's
-    /// PIN key; why not, when it cannot be.
-    fn pin_for_acquirer(
+    /// PIN key for it, and that key's check value; why not, when it cannot be.
+    async fn pin_for_acquirer(
         &self,
         terminal: &TerminalId,
         block: &str,
         card: &CardRead,
-    ) -> Result<String, String> {
-        let from = self.settings.pin_keys.of(terminal).ok_or_else(|| {
-            format!("{terminal} is not paired: a PIN is only taken under a paired checkout's own key")
-        })?;
+    ) -> Result<(String, String), AcquirerError> {
+        let from = self
+            .settings
+            .pin_keys
+            .of(terminal)
+            .ok_or_else(|| AcquirerError::NotSent {
+                field: Some(52),
+                why: format!(
+                    "{terminal} is not paired: a PIN is only taken under a paired checkout's own key"
+                ),
+            })?;
         let to = self
-            .acquirer
-            .pin_key()
-            .ok_or("the settings give no PIN key for the acquirer (acquirer_pin_key)")?;
-        pin_block::translate(block, card.pan.digits(), &from, &to).map_err(|e| e.to_string())
+            .within_timeout(self.acquirer.pin_key(terminal.as_str()))
+            .await?;
+        let block = pin_block::translate(block, card.pan.digits(), &from, &to).map_err(|e| {
+            AcquirerError::NotSent {
+                field: Some(52),
+                why: e.to_string(),
+            }
+        })?;
+        Ok((block, pin_block::check_value(&to)))
     }
 
     /// Ends a transaction the acquirer was never asked about as failed with

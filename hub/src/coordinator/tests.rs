@@ -653,6 +653,7 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
         amount: stale.amount,
         card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
         pin_block: None,
+        pin_key_check: None,
         original: None,
         at: chrono::Utc::now(),
     };
@@ -676,8 +677,11 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
 struct RefusedAnswers(SimAcquirer);
 
 impl Acquirer for RefusedAnswers {
-    fn pin_key(&self) -> Option<tallybox_core::card::pin_block::PinKey> {
-        self.0.pin_key()
+    async fn pin_key(
+        &self,
+        terminal_id: &str,
+    ) -> Result<tallybox_core::card::pin_block::PinKey, AcquirerError> {
+        self.0.pin_key(terminal_id).await
     }
 
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {

@@ -327,8 +327,9 @@ pub const NO_BANK_TERMINAL: ReasonCode = ReasonCode::local(*b"XI");
 /// charged, and sales resume once its answer is recorded.
 pub const SETTLING: ReasonCode = ReasonCode::local(*b"XJ");
 /// Local code: a PIN could not go to the acquirer under its key (the
-/// checkout is not paired, the settings have no PIN key for the acquirer, or
-/// the block does not open under the checkout's key); nothing was sent or charged.
+/// checkout is not paired, the acquirer's working PIN key is not to be had,
+/// or the block does not open under the checkout's key); nothing was sent
+/// or charged.
 pub const PIN_UNSECURED: ReasonCode = ReasonCode::local(*b"XE");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.

@@ -91,6 +91,7 @@ fn iso_link_cost() -> f64 {
             amount: tallybox_core::money::Amount::from_minor(1250).expect("an amount"),
             card: card.clone(),
             pin_block: Some(pin),
+            pin_key_check: Some(pin_block::check_value(&acquirer)),
             original: None,
             at: chrono::Utc::now(),
         };

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tallybox::acquirer::iso8583::codec::Message;
+use tallybox::acquirer::iso8583::keys::{MasterKeys, WorkingKeys};
 use tallybox_core::card::pin_block;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
@@ -230,7 +231,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         pin_sale.text(2).unwrap(),
     );
     assert_eq!(
-        pin_block::decrypt(&block, pan, &acquirer.pin_key())
+        pin_block::decrypt(&block, pan, &pin_key_of(&acquirer, &pin_sale))
             .unwrap()
             .as_deref(),
         Some("1234")
@@ -241,6 +242,23 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         pin_block::decrypt(&block, pan, &checkout).unwrap().as_deref(),
         Some("1234")
     );
+
+    // Every sign-in brought working keys of its own (the acquirer's restart
+    // gave new ones): no two sign-in answers carried the same field 62.
+    let sign_ins: Vec<Vec<u8>> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("out "))
+        .filter_map(|h| Message::decode(&hex::decode(h).unwrap()).ok())
+        .filter(|m| m.mti == "0810" && m.text(41) == Some("T1      "))
+        .filter_map(|m| m.get(62).map(<[u8]>::to_vec))
+        .collect();
+    assert!(
+        sign_ins.len() >= 2,
+        "T1 signed in on each connection: {}",
+        sign_ins.len()
+    );
+    let distinct: std::collections::HashSet<&Vec<u8>> = sign_ins.iter().collect();
+    assert_eq!(distinct.len(), sign_ins.len(), "new keys at every sign-in");
 
     // Each settlement went with a trace number of its own, not its batch's.
     let settlements: Vec<Message> = log
@@ -324,6 +342,101 @@ fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_
     let field_41: String = b"10000042".iter().map(|b| format!("{b:02X}")).collect();
     let sent = std::fs::read_to_string(acquirer.messages_path()).unwrap();
     assert!(sent.contains(&field_41), "field 41 carries the acquirer's id");
+}
+
+#[test]
+fn the_owner_enters_a_master_key_from_its_two_components_and_never_sees_it_again() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    use tallybox::acquirer::iso8583::keys::MasterKey;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acquirer-keys");
+    let tallybox = |args: &[&str], input: &str| {
+        let mut child = Command::new(tallybox_e2e::bin("tallybox"))
+            .args(args)
+            .arg("--file")
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    // The classic test key and its published check value, and a second
+    // component with its own.
+    let (c1, k1) = ("0123456789ABCDEFFEDCBA9876543210", "08D7B4");
+    let c2 = "F0E1D2C3B4A5968778695A4B3C2D1E0F";
+    let k2 = MasterKey::from_bytes(hex::decode(c2).unwrap().try_into().unwrap()).check_value();
+    let add = ["acquirer-keys", "add", "--terminal", "10000042"];
+
+    // A mistyped check value: refused, nothing written.
+    let (ok, said) = tallybox(&add, &format!("{c1}\n{k1}\n{c2}\n000000\n"));
+    assert!(
+        !ok && said.contains("component 2") && said.contains("mistyped"),
+        "{said}"
+    );
+    assert!(!file.exists());
+
+    let (ok, said) = tallybox(&add, &format!("{c1}\n{k1}\n{c2}\n{k2}\n"));
+    assert!(ok, "{said}");
+    let key: Vec<u8> = hex::decode(c1)
+        .unwrap()
+        .iter()
+        .zip(hex::decode(c2).unwrap())
+        .map(|(a, b)| a ^ b)
+        .collect();
+    let check = MasterKey::from_bytes(key.clone().try_into().unwrap()).check_value();
+    assert!(said.contains(&format!("check value {check}")), "{said}");
+    for secret in [c1.to_string(), c2.to_string(), hex::encode_upper(&key)] {
+        assert!(!said.contains(&secret), "a key shown: {said}");
+    }
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let kept = MasterKeys::load(&file).unwrap();
+    assert_eq!(kept.get("10000042").unwrap().check_value(), check);
+
+    let (ok, listed) = tallybox(&["acquirer-keys", "list"], "");
+    assert!(
+        ok && listed.contains(&format!("10000042  check value {check}")),
+        "{listed}"
+    );
+    assert!(!listed.contains(&hex::encode_upper(&key)), "{listed}");
+}
+
+/// The working PIN key `sale` went under: from the last sign-in answer of
+/// its terminal before it in the acquirer's log, opened with the terminal's
+/// master key (what only the acquirer and the hub hold).
+fn pin_key_of(acquirer: &AcquirerSim, sale: &Message) -> [u8; 16] {
+    let master_keys = MasterKeys::load(&acquirer.master_keys_path()).unwrap();
+    let terminal = sale.text(41).unwrap().trim_end();
+    let tmk = master_keys.get(terminal).expect("the terminal's master key");
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    let mut key = None;
+    for line in log.lines() {
+        let (_, hex_bytes) = line.split_once(' ').unwrap();
+        let Ok(m) = Message::decode(&hex::decode(hex_bytes).unwrap()) else {
+            continue;
+        };
+        if m.text(41).map(str::trim_end) != Some(terminal) {
+            continue;
+        }
+        if m.mti == "0810" {
+            if let Some(field) = m.get(62) {
+                key = Some(WorkingKeys::from_field62(field, tmk).unwrap().pin);
+            }
+        }
+        if &m == sale {
+            return key.expect("a sign-in before the sale");
+        }
+    }
+    panic!("the sale is not in the log")
 }
 
 /// The types of the messages on the link so far, read by the independent codec.
@@ -440,11 +553,12 @@ fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
     std::fs::write(&path, &log).unwrap();
     let report = iso8583_check(&path);
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
-    assert_eq!(report["checked"], 5, "{report}");
+    assert_eq!(report["checked"], 6, "{report}");
     assert_eq!(
         report["types"],
-        serde_json::json!(["0800", "0200", "0210", "0400", "0500"])
+        serde_json::json!(["0800", "0810", "0200", "0210", "0400", "0500"])
     );
+    carries(&report, "0810", &[11, 39, 41, 42, 62]);
 }
 
 /// A CA and a certificate it signed for 127.0.0.1, made with OpenSSL in

@@ -127,12 +127,17 @@ fn a_bad_config_file_gets_one_clear_line_and_a_failing_exit() {
         ("acquirer_timeout_ms = 5\n", "acquirer_timeout_ms"),
         ("currency = \"yuan\"\n", "currency"),
         ("this is = = not toml\n", "config file"),
-        // No MAC key is built in: the acquirer's own is needed.
-        ("acquirer = \"iso8583://127.0.0.1:5800\"\n", "acquirer_mac_key"),
+        // No key is built in: the acquirer's own master keys are needed.
         (
-            "acquirer = \"iso8583://127.0.0.1:5800\"\nacquirer_mac_key = \"0F1E\"\n",
-            "32 hex digits",
+            "acquirer = \"iso8583://127.0.0.1:5800\"\n",
+            "acquirer_master_keys",
         ),
+        (
+            "acquirer = \"iso8583://127.0.0.1:5800\"\nacquirer_master_keys = \"/nonexistent/keys\"\n",
+            "cannot read /nonexistent/keys",
+        ),
+        // Keys set by hand before working keys: said what replaced them.
+        ("acquirer_mac_key = \"0F1E\"\n", "acquirer_master_keys"),
     ];
     for (text, needle) in cases {
         let path = dir.path().join("tallybox.toml");

@@ -1,13 +1,16 @@
 //! The hub's ISO 8583 client: one TCP connection to the acquirer, kept open
 //! and re-opened with back-off when it drops. It signs in on each new
 //! connection before anything else, and each checkout's acquirer terminal id
-//! signs in before its first request there; it sends each request with its
-//! MAC, and takes an answer only if it verifies and gives back what the
-//! request sent (matched by terminal, trace number and message type). While the link is
-//! down a request fails at once (the coordinator then reverses and keeps
-//! trying), rather than waiting out the time-out.
+//! signs in before its first request there. Each sign-in's answer brings
+//! that terminal's working keys (PIN and MAC key, under its master key: see
+//! [`super::keys`]), which live only as long as the connection. It sends
+//! each request with its MAC, and takes an answer only if it verifies and
+//! gives back what the request sent (matched by terminal, trace number and
+//! message type). While the link is down a request fails at once (the
+//! coordinator then reverses and keeps trying), rather than waiting out the
+//! time-out.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tallybox_core::card::pin_block::PinKey;
@@ -18,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{frame, FrameReader, Message};
-use super::mac::MacKey;
+use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::{Io, TlsClient};
 use crate::acquirer::{
@@ -35,10 +38,11 @@ pub struct IsoConfig {
     pub merchant_id: String,
     /// The store's currency, ISO 4217 numeric (field 49).
     pub currency: String,
-    pub mac_key: MacKey,
-    /// The key PIN blocks go out under (field 52), if the acquirer gave one.
-    pub pin_key: Option<PinKey>,
-    /// The terminal id the hub signs in with.
+    /// The master key of each acquirer terminal id: its sign-in's working
+    /// keys come under it.
+    pub master_keys: MasterKeys,
+    /// The terminal id the hub signs in with first on each connection (when
+    /// it has no master key, the first terminal that has one).
     pub hub_terminal: String,
     /// The acquirer's terminal id (field 41) for each checkout that has one;
     /// a checkout not listed goes out under its own id.
@@ -48,23 +52,71 @@ pub struct IsoConfig {
 /// How often the hub signs in again on a connection that stays up.
 const SIGN_IN_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+impl IsoConfig {
+    /// The terminal each connection signs in first.
+    fn connection_terminal(&self) -> &str {
+        if self.master_keys.get(&self.hub_terminal).is_some() {
+            return &self.hub_terminal;
+        }
+        self.master_keys.terminals().next().unwrap_or(&self.hub_terminal)
+    }
+}
+
 /// (terminal, trace number, answer type): what ties an answer to its request.
 type Key = (String, String, String);
 
+/// Each signed-in terminal's working keys, on the current connection.
+type Keyring = Arc<Mutex<HashMap<String, WorkingKeys>>>;
+
 struct Outgoing {
     message: Message,
+    /// The check value of the PIN key field 52 was made under: if the
+    /// terminal signed in again since (new keys), the request is not sent.
+    pin_key_check: Option<String>,
     /// The answer, or why there is none: the answer that came was refused,
     /// or the request never went out.
     reply: oneshot::Sender<Result<Message, AcquirerError>>,
 }
 
+/// What the link task is asked to do.
+enum Job {
+    Send(Outgoing),
+    /// Sign `terminal` in, if it is not, and say when it is.
+    SignIn {
+        terminal: String,
+        reply: oneshot::Sender<Result<(), AcquirerError>>,
+    },
+}
+
+impl Job {
+    /// The acquirer terminal id it is for.
+    fn terminal(&self) -> String {
+        match self {
+            Job::Send(o) => o.message.text(41).unwrap_or_default().trim_end().to_string(),
+            Job::SignIn { terminal, .. } => terminal.clone(),
+        }
+    }
+
+    /// Ends it without sending: the request was never on the wire.
+    fn not_sent(self, why: &str) {
+        let e = AcquirerError::NotSent {
+            field: Some(41),
+            why: why.to_string(),
+        };
+        match self {
+            Job::Send(o) => drop(o.reply.send(Err(e))),
+            Job::SignIn { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct IsoAcquirer {
-    requests: mpsc::Sender<Outgoing>,
+    requests: mpsc::Sender<Job>,
     merchant_id: String,
     currency: String,
     terminal_ids: Arc<BTreeMap<String, String>>,
-    pin_key: Option<PinKey>,
+    keys: Keyring,
     tls: bool,
     link: Arc<Mutex<LinkState>>,
 }
@@ -155,15 +207,16 @@ impl IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
         let terminal_ids = Arc::new(config.terminal_ids.clone());
-        let (pin_key, tls) = (config.pin_key, config.tls.is_some());
+        let tls = config.tls.is_some();
         let state = Arc::new(Mutex::new(LinkState::default()));
-        tokio::spawn(link(config, rx, Arc::clone(&state)));
+        let keys = Keyring::default();
+        tokio::spawn(link(config, rx, Arc::clone(&state), Arc::clone(&keys)));
         IsoAcquirer {
             requests: tx,
             merchant_id,
             currency,
             terminal_ids,
-            pin_key,
+            keys,
             tls,
             link: state,
         }
@@ -185,11 +238,27 @@ impl IsoAcquirer {
         }
     }
 
-    async fn exchange(&self, message: Message) -> Result<Message, AcquirerError> {
+    fn working_pin_key(&self, terminal: &str) -> Option<PinKey> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(terminal)
+            .map(|k| k.pin)
+    }
+
+    async fn exchange(
+        &self,
+        message: Message,
+        pin_key_check: Option<String>,
+    ) -> Result<Message, AcquirerError> {
         let (reply, answer) = oneshot::channel();
         let sent = Instant::now();
         self.requests
-            .send(Outgoing { message, reply })
+            .send(Job::Send(Outgoing {
+                message,
+                pin_key_check,
+                reply,
+            }))
             .await
             .map_err(|_| AcquirerError::Link("the acquirer link has stopped".into()))?;
         let answer = answer
@@ -207,8 +276,25 @@ impl IsoAcquirer {
 }
 
 impl Acquirer for IsoAcquirer {
-    fn pin_key(&self) -> Option<PinKey> {
-        self.pin_key
+    /// The working PIN key of `terminal_id`'s acquirer terminal, signing it
+    /// in first when it is not.
+    async fn pin_key(&self, terminal_id: &str) -> Result<PinKey, AcquirerError> {
+        let terminal = self.acquirer_terminal(terminal_id);
+        messages::terminal_field(&terminal).map_err(not_sent)?;
+        if let Some(key) = self.working_pin_key(&terminal) {
+            return Ok(key);
+        }
+        let (reply, signed_in) = oneshot::channel();
+        let down = || AcquirerError::Link("the acquirer link is down".into());
+        self.requests
+            .send(Job::SignIn {
+                terminal: terminal.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| down())?;
+        signed_in.await.map_err(|_| down())??;
+        self.working_pin_key(&terminal).ok_or_else(down)
     }
 
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
@@ -223,7 +309,7 @@ impl Acquirer for IsoAcquirer {
             tallybox_platform::clock::now(),
         )
         .map_err(not_sent)?;
-        let answer = self.exchange(message).await?;
+        let answer = self.exchange(message, request.pin_key_check.clone()).await?;
         messages::auth_response(&answer).map_err(AcquirerError::Link)
     }
 
@@ -233,7 +319,7 @@ impl Acquirer for IsoAcquirer {
             ..reversal
         };
         let message = messages::reversal(&reversal, &self.merchant_id, &self.currency).map_err(not_sent)?;
-        let answer = self.exchange(message).await?;
+        let answer = self.exchange(message, None).await?;
         match answer.text(39).and_then(ResponseCode::parse) {
             // 25: the host never saw the original: nothing was charged either.
             Some(ResponseCode::APPROVED | ResponseCode::NO_ORIGINAL) => Ok(()),
@@ -247,7 +333,7 @@ impl Acquirer for IsoAcquirer {
             ..totals
         };
         let message = messages::settlement(&totals, &self.merchant_id).map_err(not_sent)?;
-        let answer = self.exchange(message).await?;
+        let answer = self.exchange(message, None).await?;
         match answer.text(39).and_then(ResponseCode::parse) {
             Some(ResponseCode::APPROVED) => Ok(true),
             Some(ResponseCode::OUT_OF_BALANCE) => Ok(false),
@@ -286,7 +372,12 @@ enum Ended {
     Dropped { good: bool },
 }
 
-async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: Arc<Mutex<LinkState>>) {
+async fn link(
+    config: IsoConfig,
+    mut requests: mpsc::Receiver<Job>,
+    state: Arc<Mutex<LinkState>>,
+    keys: Keyring,
+) {
     let mut backoff = MIN_BACKOFF;
     let mut sign_ins = 0u32;
     loop {
@@ -296,7 +387,10 @@ async fn link(config: IsoConfig, mut requests: mpsc::Receiver<Outgoing>, state: 
                 tracing::info!(acquirer = %config.addr, "acquirer link open; signing in");
                 sign_ins = sign_ins.wrapping_add(1000);
                 let opened = Instant::now();
-                match connected(stream, &config, &mut requests, sign_ins, &state).await {
+                let ended = connected(stream, &config, &mut requests, sign_ins, &state, &keys).await;
+                // Working keys belong to the connection's sign-ins.
+                keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                match ended {
                     Ended::Gone => return,
                     // A failed sign-in has said why already.
                     Ended::Dropped { good: false } => {}
@@ -341,7 +435,7 @@ async fn open(config: &IsoConfig) -> std::io::Result<Box<dyn Io>> {
 
 /// While there is no link: answers every request with an error at once, for
 /// `wait`. False when the hub has gone.
-async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -> bool {
+async fn fail_waiting(requests: &mut mpsc::Receiver<Job>, wait: Duration) -> bool {
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
     loop {
@@ -349,7 +443,7 @@ async fn fail_waiting(requests: &mut mpsc::Receiver<Outgoing>, wait: Duration) -
             _ = &mut deadline => return true,
             r = requests.recv() => match r {
                 // Dropping the reply tells the caller the link is down.
-                Some(outgoing) => drop(outgoing),
+                Some(job) => drop(job),
                 None => return false,
             },
         }
@@ -390,7 +484,7 @@ impl Incoming {
 /// Why a connection's sign-in failed.
 struct SignInFailed {
     why: String,
-    /// The host answered and refused (or its answer's MAC was wrong), as
+    /// The host answered and refused (or its keys did not check), as
     /// against not answering at all.
     refused: bool,
 }
@@ -401,19 +495,39 @@ impl SignInFailed {
     }
 }
 
-/// Sends a sign-in (0800) and waits for its answer.
+/// The working keys a sign-in answer brings, or why it is not an accepted
+/// sign-in of `terminal`.
+fn accepted_keys(answer: &Message, terminal: &str, config: &IsoConfig) -> Result<WorkingKeys, String> {
+    let code = answer.text(39).and_then(ResponseCode::parse);
+    if code != Some(ResponseCode::APPROVED) {
+        return Err(format!(
+            "the acquirer refused the sign-in of terminal {terminal} (response code {})",
+            code.map_or("missing".to_string(), |c| c.to_string())
+        ));
+    }
+    let tmk = config
+        .master_keys
+        .get(terminal)
+        .ok_or_else(|| format!("terminal {terminal} has no master key here"))?;
+    let field = answer.get(62).ok_or_else(|| {
+        format!("the sign-in answer of terminal {terminal} brings no working keys (field 62)")
+    })?;
+    WorkingKeys::from_field62(field, tmk).map_err(|e| format!("sign-in of terminal {terminal}: {e}"))
+}
+
+/// Sends the connection's first sign-in (0800) and waits for its answer:
+/// the keys of the terminal it signed in.
 async fn sign_in(
     incoming: &mut Incoming,
     write: &mut WriteHalf<Box<dyn Io>>,
     config: &IsoConfig,
     trace_no: u32,
-) -> Result<(), SignInFailed> {
-    let cannot =
-        |e: super::codec::CodecError| SignInFailed::unanswered(format!("cannot build the sign-in: {e}"));
-    let mut m = messages::sign_in(trace_no, &config.hub_terminal, &config.merchant_id).map_err(cannot)?;
-    let bytes = config.mac_key.seal(&mut m).map_err(cannot)?;
+) -> Result<WorkingKeys, SignInFailed> {
+    let terminal = config.connection_terminal();
+    let m = messages::sign_in(trace_no, terminal, &config.merchant_id)
+        .map_err(|e| SignInFailed::unanswered(format!("cannot build the sign-in: {e}")))?;
     write
-        .write_all(&frame(&bytes))
+        .write_all(&frame(&m.encode()))
         .await
         .map_err(|e| SignInFailed::unanswered(format!("sending the sign-in: {e}")))?;
     let answer = tokio::time::timeout(SIGN_IN_WAIT, async {
@@ -424,13 +538,6 @@ async fn sign_in(
                 continue;
             };
             if answer.mti == "0810" && answer.text(11) == m.text(11) {
-                if !config.mac_key.verify(&bytes, &answer) {
-                    return Err(SignInFailed {
-                        why: "the sign-in answer's MAC is wrong: the hub's MAC key is not the acquirer's"
-                            .into(),
-                        refused: true,
-                    });
-                }
                 return Ok(answer);
             }
             tracing::warn!(mti = %answer.mti, "message from the acquirer before sign-in ignored");
@@ -443,19 +550,9 @@ async fn sign_in(
             SIGN_IN_WAIT.as_secs()
         ))
     })??;
-    match answer.text(39).and_then(ResponseCode::parse) {
-        Some(ResponseCode::APPROVED) => {
-            tracing::info!("signed in with the acquirer");
-            Ok(())
-        }
-        code => Err(SignInFailed {
-            why: format!(
-                "the acquirer refused the sign-in (response code {})",
-                code.map_or("missing".to_string(), |c| c.to_string())
-            ),
-            refused: true,
-        }),
-    }
+    let keys = accepted_keys(&answer, terminal, config).map_err(|why| SignInFailed { why, refused: true })?;
+    tracing::info!(terminal, mac_key_check_value = %keys.mac.check_value(), "signed in with the acquirer; working keys received");
+    Ok(keys)
 }
 
 /// Runs one connection: signs in first (nothing else goes out before the
@@ -463,9 +560,10 @@ async fn sign_in(
 async fn connected(
     stream: Box<dyn Io>,
     config: &IsoConfig,
-    requests: &mut mpsc::Receiver<Outgoing>,
+    requests: &mut mpsc::Receiver<Job>,
     sign_in_no: u32,
     state: &Mutex<LinkState>,
+    keys: &Keyring,
 ) -> Ended {
     let (read, mut write) = tokio::io::split(stream);
     let mut incoming = Incoming {
@@ -473,20 +571,26 @@ async fn connected(
         frames: FrameReader::default(),
         buf: vec![0u8; 4096],
     };
-    if let Err(SignInFailed { why, refused }) = sign_in(&mut incoming, &mut write, config, sign_in_no).await {
-        tracing::warn!(acquirer = %config.addr, error = %why, "acquirer sign-in failed; no transaction goes out");
-        let mut state = lock(state);
-        state.set(false, Some(why));
-        state.sign_in_refused = refused;
-        return Ended::Dropped { good: false };
-    }
+    let first = match sign_in(&mut incoming, &mut write, config, sign_in_no).await {
+        Ok(first) => first,
+        Err(SignInFailed { why, refused }) => {
+            tracing::warn!(acquirer = %config.addr, error = %why, "acquirer sign-in failed; no transaction goes out");
+            let mut state = lock(state);
+            state.set(false, Some(why));
+            state.sign_in_refused = refused;
+            return Ended::Dropped { good: false };
+        }
+    };
+    keys.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(config.connection_terminal().to_string(), first);
     lock(state).set(true, None);
     let mut link = SignedIn {
         config,
         state,
         write,
         waiting: HashMap::new(),
-        signed_in: HashSet::from([config.hub_terminal.clone()]),
+        keys,
         held: HashMap::new(),
         sign_in_no,
     };
@@ -496,12 +600,9 @@ async fn connected(
     loop {
         let step = tokio::select! {
             _ = daily.tick() => link.sign_in_again().await,
-            _ = tick.tick() => {
-                link.give_up_on_sign_ins();
-                Ok(())
-            }
+            _ = tick.tick() => link.give_up_on_sign_ins(),
             r = requests.recv() => match r {
-                Some(outgoing) => link.send(outgoing).await,
+                Some(job) => link.take(job).await,
                 None => return Ended::Gone,
             },
             bytes = incoming.next() => match bytes {
@@ -518,23 +619,24 @@ async fn connected(
     }
 }
 
-/// Requests held until their terminal's sign-in is answered.
+/// Jobs held until their terminal's sign-in is answered.
 struct Held {
     /// The sign-in's trace number (field 11).
     trace: String,
     since: Instant,
-    requests: Vec<Outgoing>,
+    jobs: Vec<Job>,
 }
 
 /// A connection once the hub has signed in on it. Each acquirer terminal
 /// id signs in before its first request on the connection (acquirers track
-/// sign-in per terminal); its requests wait for that answer.
+/// sign-in and keys per terminal); its requests wait for that answer. A
+/// terminal is signed in while the keyring holds its keys.
 struct SignedIn<'a> {
     config: &'a IsoConfig,
     state: &'a Mutex<LinkState>,
     write: WriteHalf<Box<dyn Io>>,
     waiting: HashMap<Key, Waiting>,
-    signed_in: HashSet<String>,
+    keys: &'a Keyring,
     held: HashMap<String, Held>,
     sign_in_no: u32,
 }
@@ -550,63 +652,108 @@ impl SignedIn<'_> {
             .map_err(|_| Ended::Dropped { good: true })
     }
 
-    /// Sends a sign-in for `terminal`; its trace number.
-    async fn send_sign_in(&mut self, terminal: &str) -> Result<String, Ended> {
-        self.sign_in_no = self.sign_in_no.wrapping_add(1);
-        let built = messages::sign_in(self.sign_in_no, terminal, &self.config.merchant_id)
-            .and_then(|mut m| self.config.mac_key.seal(&mut m).map(|bytes| (m, bytes)));
-        match built {
-            Ok((m, bytes)) => {
-                self.write(&bytes).await?;
-                Ok(m.text(11).unwrap_or_default().to_string())
-            }
-            // Checked when the request was built: cannot happen.
-            Err(e) => {
-                tracing::error!(terminal, error = %e, "sign-in not encodable");
-                Ok(String::new())
-            }
-        }
+    fn keyring(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkingKeys>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The daily sign-in: the hub's terminal now, the others before their next request.
-    async fn sign_in_again(&mut self) -> Step {
-        let hub = self.config.hub_terminal.clone();
-        self.signed_in.retain(|t| *t == hub);
-        self.send_sign_in(&hub).await.map(|_| ())
-    }
-
-    /// Sends a request, or holds it until its terminal has signed in.
-    async fn send(&mut self, outgoing: Outgoing) -> Step {
-        let terminal = outgoing
-            .message
-            .text(41)
-            .unwrap_or_default()
-            .trim_end()
-            .to_string();
-        if self.signed_in.contains(&terminal) {
-            return self.send_now(outgoing).await;
-        }
-        if let Some(held) = self.held.get_mut(&terminal) {
-            held.requests.push(outgoing);
+    /// Sends a sign-in for `terminal` and holds `jobs` until its answer.
+    async fn sign_in(&mut self, terminal: &str, jobs: Vec<Job>) -> Step {
+        if self.config.master_keys.get(terminal).is_none() {
+            let why = format!(
+                "acquirer terminal {terminal} has no master key in acquirer_master_keys: it cannot sign in"
+            );
+            tracing::error!(terminal, "{why}");
+            jobs.into_iter().for_each(|j| j.not_sent(&why));
             return Ok(());
         }
-        let trace = self.send_sign_in(&terminal).await?;
+        self.sign_in_no = self.sign_in_no.wrapping_add(1);
+        let m = match messages::sign_in(self.sign_in_no, terminal, &self.config.merchant_id) {
+            Ok(m) => m,
+            Err(e) => {
+                jobs.into_iter().for_each(|j| j.not_sent(&e.to_string()));
+                return Ok(());
+            }
+        };
         self.held.insert(
-            terminal,
+            terminal.to_string(),
             Held {
-                trace,
+                trace: m.text(11).unwrap_or_default().to_string(),
                 since: Instant::now(),
-                requests: vec![outgoing],
+                jobs,
             },
         );
-        Ok(())
+        self.write(&m.encode()).await
     }
 
-    async fn send_now(&mut self, Outgoing { mut message, reply }: Outgoing) -> Step {
+    /// The daily sign-in: new keys for the connection's terminal now (its
+    /// requests wait for them), the others' before their next request.
+    async fn sign_in_again(&mut self) -> Step {
+        self.keyring().clear();
+        let terminal = self.config.connection_terminal().to_string();
+        self.sign_in(&terminal, Vec::new()).await
+    }
+
+    /// Sends a request (or says a terminal is signed in), or holds it until
+    /// its terminal has signed in.
+    async fn take(&mut self, job: Job) -> Step {
+        let terminal = job.terminal();
+        let signed_in = self.keyring().contains_key(&terminal);
+        if signed_in {
+            return match job {
+                Job::Send(outgoing) => self.send_now(outgoing).await,
+                Job::SignIn { reply, .. } => {
+                    let _ = reply.send(Ok(()));
+                    Ok(())
+                }
+            };
+        }
+        if let Some(held) = self.held.get_mut(&terminal) {
+            held.jobs.push(job);
+            return Ok(());
+        }
+        self.sign_in(&terminal, vec![job]).await
+    }
+
+    async fn send_now(&mut self, outgoing: Outgoing) -> Step {
+        let Outgoing {
+            mut message,
+            pin_key_check,
+            reply,
+        } = outgoing;
         let Some(answer_mti) = messages::answer_type(&message.mti) else {
             return Ok(());
         };
-        let bytes = match self.config.mac_key.seal(&mut message) {
+        let terminal = message.text(41).unwrap_or_default().trim_end().to_string();
+        // None: signed out since it was taken; Some(Err): a stale PIN key.
+        let sealed = self.keyring().get(&terminal).map(|keys| {
+            let pin_check = tallybox_core::card::pin_block::check_value(&keys.pin);
+            match pin_key_check.as_deref() {
+                Some(check) if check != pin_check => Err(()),
+                _ => Ok(keys.mac.seal(&mut message)),
+            }
+        });
+        let sealed = match sealed {
+            None => {
+                // It signs in again first.
+                let job = Job::Send(Outgoing {
+                    message,
+                    pin_key_check,
+                    reply,
+                });
+                return Box::pin(self.take(job)).await;
+            }
+            Some(Err(())) => {
+                let _ = reply.send(Err(AcquirerError::NotSent {
+                    field: Some(52),
+                    why: format!(
+                        "terminal {terminal} signed in again (new PIN key) while the PIN was on its way; nothing was sent"
+                    ),
+                }));
+                return Ok(());
+            }
+            Some(Ok(sealed)) => sealed,
+        };
+        let bytes = match sealed {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "request not encodable");
@@ -624,8 +771,9 @@ impl SignedIn<'_> {
         self.write(&bytes).await
     }
 
-    /// Ends the requests of terminals whose sign-in went unanswered.
-    fn give_up_on_sign_ins(&mut self) {
+    /// Ends the jobs of terminals whose sign-in went unanswered; the
+    /// connection too, when it was its own terminal's.
+    fn give_up_on_sign_ins(&mut self) -> Step {
         let late: Vec<String> = self
             .held
             .iter()
@@ -637,24 +785,24 @@ impl SignedIn<'_> {
                 "no answer to the sign-in of terminal {terminal} in {} s",
                 SIGN_IN_WAIT.as_secs()
             );
-            self.refuse_held(&terminal, why);
+            self.refuse_held(&terminal, why.clone());
+            if terminal == self.config.connection_terminal() {
+                lock(self.state).set(false, Some(why));
+                return Err(Ended::Dropped { good: false });
+            }
         }
+        Ok(())
     }
 
-    /// Ends `terminal`'s held requests with `why`: never sent (a sale ends
+    /// Ends `terminal`'s held jobs with `why`: never sent (a sale ends
     /// failed with nothing to reverse); its next request signs in again.
     fn refuse_held(&mut self, terminal: &str, why: String) {
         let Some(held) = self.held.remove(terminal) else {
             return;
         };
-        tracing::warn!(terminal, error = %why, requests = held.requests.len(), "requests not sent");
+        tracing::warn!(terminal, error = %why, requests = held.jobs.len(), "requests not sent");
         lock(self.state).last_error = Some(why.clone());
-        for outgoing in held.requests {
-            let _ = outgoing.reply.send(Err(AcquirerError::NotSent {
-                field: Some(41),
-                why: why.clone(),
-            }));
-        }
+        held.jobs.into_iter().for_each(|j| j.not_sent(&why));
     }
 
     async fn on_frame(&mut self, bytes: &[u8]) -> Step {
@@ -665,9 +813,18 @@ impl SignedIn<'_> {
                 return Ok(());
             }
         };
-        let mac_ok = self.config.mac_key.verify(bytes, &answer);
         if answer.mti == "0810" {
-            return self.on_sign_in(&answer, mac_ok).await;
+            return self.on_sign_in(&answer).await;
+        }
+        let terminal = answer.text(41).unwrap_or_default().trim_end().to_string();
+        let mac_ok = self
+            .keyring()
+            .get(&terminal)
+            .is_some_and(|k| k.mac.verify(bytes, &answer));
+        if answer.text(39).and_then(ResponseCode::parse) == Some(ResponseCode::MAC_ERROR) {
+            // The host's keys for it differ from ours: new ones first.
+            tracing::warn!(terminal = %terminal, "the acquirer answered A0 (MAC error); the terminal signs in again before its next request");
+            self.keyring().remove(&terminal);
         }
         let Some(Waiting { request, reply }) = self.waiting.remove(&key_of(&answer, &answer.mti)) else {
             tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), mac_ok, "answer nobody waits for (too late?) ignored");
@@ -696,48 +853,33 @@ impl SignedIn<'_> {
         Ok(())
     }
 
-    async fn on_sign_in(&mut self, answer: &Message, mac_ok: bool) -> Step {
+    async fn on_sign_in(&mut self, answer: &Message) -> Step {
         let terminal = answer.text(41).unwrap_or_default().trim_end().to_string();
-        let code = answer.text(39).and_then(ResponseCode::parse);
-        let accepted = mac_ok && code == Some(ResponseCode::APPROVED);
-        let why = || {
-            format!(
-                "the acquirer refused the sign-in of terminal {terminal} (response code {}, MAC {})",
-                code.map_or("missing".to_string(), |c| c.to_string()),
-                if mac_ok { "good" } else { "wrong" }
-            )
-        };
         let held_trace = self.held.get(&terminal).map(|h| h.trace.clone());
-        if held_trace.is_some() && held_trace.as_deref() == answer.text(11) {
-            if !accepted {
-                self.refuse_held(&terminal, why());
-                return Ok(());
-            }
-            tracing::info!(terminal = %terminal, "terminal signed in with the acquirer");
-            self.signed_in.insert(terminal.clone());
-            let held = self
-                .held
-                .remove(&terminal)
-                .map(|h| h.requests)
-                .unwrap_or_default();
-            for outgoing in held {
-                self.send_now(outgoing).await?;
-            }
+        if held_trace.is_none() || held_trace.as_deref() != answer.text(11) {
+            tracing::warn!(terminal = %terminal, "sign-in answer nobody waits for ignored");
             return Ok(());
         }
-        if terminal == self.config.hub_terminal {
-            if accepted {
-                tracing::info!("signed in with the acquirer again");
+        let keys = match accepted_keys(answer, &terminal, self.config) {
+            Ok(keys) => keys,
+            Err(why) => {
+                self.refuse_held(&terminal, why.clone());
+                if terminal == self.config.connection_terminal() {
+                    tracing::warn!(error = %why, "reconnecting");
+                    let mut state = lock(self.state);
+                    state.set(false, Some(why));
+                    state.sign_in_refused = true;
+                    return Err(Ended::Dropped { good: false });
+                }
                 return Ok(());
             }
-            let why = why();
-            tracing::warn!(error = %why, "reconnecting");
-            let mut state = lock(self.state);
-            state.set(false, Some(why));
-            state.sign_in_refused = true;
-            return Err(Ended::Dropped { good: false });
+        };
+        tracing::info!(terminal = %terminal, mac_key_check_value = %keys.mac.check_value(), "terminal signed in with the acquirer; working keys received");
+        self.keyring().insert(terminal.clone(), keys);
+        let jobs = self.held.remove(&terminal).map(|h| h.jobs).unwrap_or_default();
+        for job in jobs {
+            self.take(job).await?;
         }
-        tracing::warn!(terminal = %terminal, "sign-in answer nobody waits for ignored");
         Ok(())
     }
 }
@@ -745,7 +887,8 @@ impl SignedIn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acquirer::iso8583::mac::TEST_MAC_KEY;
+    use crate::acquirer::iso8583::keys::MasterKey;
+    use crate::acquirer::iso8583::mac::{MacKey, TEST_MAC_KEY};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tallybox_core::card::{test_cards, EntryMode};
     use tallybox_core::money::Amount;
@@ -810,7 +953,21 @@ mod tests {
         FakeHost { addr, seen }
     }
 
-    /// The answer an honest host gives, changed by `change`, sealed with `key`.
+    /// Every test terminal's master key.
+    fn test_master_key() -> MasterKey {
+        MasterKey::from_bytes([0x24; 16])
+    }
+
+    /// The working keys the fake hosts give at every sign-in.
+    fn test_keys() -> WorkingKeys {
+        WorkingKeys {
+            pin: [0x42; 16],
+            mac: TEST_MAC_KEY,
+        }
+    }
+
+    /// The answer an honest host gives, changed by `change`, sealed with
+    /// `key`; a sign-in's brings the test working keys and is not sealed.
     fn answered(request: &Message, key: &MacKey, change: impl FnOnce(&mut Message)) -> Option<Vec<u8>> {
         let mut a = messages::answer(request, ResponseCode::APPROVED).unwrap();
         if request.mti == "0200" {
@@ -818,6 +975,11 @@ mod tests {
                 .unwrap()
                 .set_str(38, "123456")
                 .unwrap();
+        }
+        if request.mti == "0800" {
+            a.set(62, test_keys().field62(&test_master_key())).unwrap();
+            change(&mut a);
+            return Some(a.encode());
         }
         change(&mut a);
         Some(key.seal(&mut a).unwrap())
@@ -833,8 +995,13 @@ mod tests {
             tls: None,
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
-            mac_key: TEST_MAC_KEY,
-            pin_key: None,
+            master_keys: {
+                let mut keys = MasterKeys::default();
+                for terminal in ["HUB", "T1", "T2"] {
+                    keys.insert(terminal, test_master_key());
+                }
+                keys
+            },
             hub_terminal: "HUB".into(),
             terminal_ids: BTreeMap::new(),
         }
@@ -848,6 +1015,7 @@ mod tests {
             amount: Amount::from_minor(1250).unwrap(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,
+            pin_key_check: None,
             original: None,
             at: chrono::Utc::now(),
         }
@@ -1025,6 +1193,112 @@ mod tests {
             "one sign-in per terminal, before its first request; nothing for T2 after its refusal"
         );
         assert!(link.health(&host.addr).up, "the others go on");
+    }
+
+    #[tokio::test]
+    async fn each_sign_in_brings_new_keys_and_an_a0_answer_makes_the_terminal_sign_in_again() {
+        // The host makes new working keys at every sign-in, and answers the
+        // first sale A0 (it could not check its MAC).
+        let current: Arc<Mutex<HashMap<String, WorkingKeys>>> = Arc::default();
+        let sales = Arc::new(AtomicUsize::new(0));
+        let (keys, count) = (Arc::clone(&current), Arc::clone(&sales));
+        let host = fake_host(move |m| {
+            let terminal = m.text(41).unwrap().trim_end().to_string();
+            if m.mti == "0800" {
+                let fresh = WorkingKeys::random();
+                let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
+                a.set(62, fresh.field62(&test_master_key())).unwrap();
+                keys.lock().unwrap().insert(terminal, fresh);
+                return Some(a.encode());
+            }
+            let mac = keys.lock().unwrap()[&terminal].mac.clone();
+            let first = count.fetch_add(1, Ordering::Relaxed) == 0;
+            answered(m, &mac, |a| {
+                if first {
+                    a.set_str(39, "A0").unwrap();
+                }
+            })
+        })
+        .await;
+        let link = link_to(&host);
+        let refused = authorize_when_up(&link, &host, sale(40)).await.unwrap();
+        assert_eq!(refused.response_code, ResponseCode::MAC_ERROR);
+        let before = current.lock().unwrap()["T1"].mac.check_value();
+        let approved = authorize_when_up(&link, &host, sale(41)).await.unwrap();
+        assert!(approved.approved(), "{approved:?}");
+        let after = current.lock().unwrap()["T1"].mac.check_value();
+        assert_ne!(before, after, "the second sign-in brought a new MAC key");
+        assert_eq!(
+            link.pin_key("T1").await.unwrap(),
+            current.lock().unwrap()["T1"].pin,
+            "and a new PIN key, which the hub now uses"
+        );
+        let seen = host.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0800 T1", "0200 T1"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn working_keys_that_do_not_check_under_the_master_key_are_refused_and_nothing_is_sent() {
+        // Someone without T1's master key answers its sign-in with keys of
+        // their own.
+        let host = fake_host(|m| {
+            if m.mti == "0800" && m.text(41) == Some("T1      ") {
+                let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
+                a.set(62, test_keys().field62(&MasterKey::random())).unwrap();
+                return Some(a.encode());
+            }
+            answered(m, &TEST_MAC_KEY, |_| {})
+        })
+        .await;
+        let link = link_to(&host);
+        let e = authorize_when_up(&link, &host, sale(42)).await.unwrap_err();
+        assert!(
+            matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("check value does not match"), "{e}");
+        let seen = host.seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1"]], "no sale went out");
+        // A terminal with no master key here cannot sign in at all.
+        let t3 = AuthRequest {
+            terminal_id: "T3".into(),
+            ..sale(43)
+        };
+        let e = link.authorize(t3).await.unwrap_err();
+        assert!(e.to_string().contains("no master key"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_pin_block_made_under_a_replaced_pin_key_is_not_sent() {
+        let host = fake_host(|m| answered(m, &TEST_MAC_KEY, |_| {})).await;
+        let link = link_to(&host);
+        let key = tokio::time::timeout(Duration::from_secs(5), link.pin_key("T1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(key, test_keys().pin);
+        let with_pin = |trace: u32, check: String| AuthRequest {
+            pin_block: Some("0123456789ABCDEF".into()),
+            pin_key_check: Some(check),
+            ..sale(trace)
+        };
+        let e = authorize_when_up(&link, &host, with_pin(44, "FFFFFF".into()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AcquirerError::NotSent { field: Some(52), .. }),
+            "{e:?}"
+        );
+        let check = tallybox_core::card::pin_block::check_value(&key);
+        assert!(authorize_when_up(&link, &host, with_pin(45, check))
+            .await
+            .unwrap()
+            .approved());
+        let seen = host.seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1", "0200 T1"]]);
     }
 
     /// A CA, and a certificate it signed for 127.0.0.1, written as PEM files

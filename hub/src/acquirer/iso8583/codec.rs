@@ -55,7 +55,9 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         52 => (Fixed(8), Binary),
         54 => (LllVar(240), Text),
         55 => (LllVar(255), Binary),
-        60..=63 => (LllVar(999), Text),
+        60 | 61 | 63 => (LllVar(999), Text),
+        // The working keys a sign-in answer brings (see `super::keys`).
+        62 => (LllVar(999), Binary),
         64 => (Fixed(8), Binary),
         // Original data elements: the original's type, trace, transmission
         // time (field 7), acquiring and forwarding institution ids.
@@ -99,7 +101,7 @@ impl fmt::Debug for Message {
                     let s = String::from_utf8_lossy(v);
                     format!("{}…({} chars)", s.chars().take(6).collect::<String>(), s.len())
                 }
-                52 | 55 | 64 => format!("<{} bytes>", v.len()),
+                52 | 55 | 62 | 64 | 128 => format!("<{} bytes>", v.len()),
                 _ => String::from_utf8_lossy(v).into_owned(),
             };
             d.field(&n.to_string(), &shown);

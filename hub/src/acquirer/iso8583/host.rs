@@ -1,8 +1,11 @@
 //! The simulated acquirer host behind `tallybox acquirer-sim`: an ISO 8583
-//! server on TCP that signs terminals in, answers sales and balance
-//! inquiries as the simulated issuer decides (with its delays and its
-//! silences), and acknowledges reversals. Every frame in and out can be
-//! appended to a log file as hex, for checking with another codec.
+//! server on TCP that signs terminals in (new working keys for each, under
+//! its master key, at every sign-in), answers sales and balance inquiries
+//! as the simulated issuer decides (with its delays and its silences), and
+//! acknowledges reversals. A PIN block is translated from the terminal's
+//! working PIN key into the issuer's, as an acquirer does. Every frame in
+//! and out can be appended to a log file as hex, for checking with another
+//! codec.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,33 +18,42 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::codec::{frame, FrameReader, Message};
-use super::mac::MacKey;
+use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::Io;
 use crate::acquirer::sim::{Decision, SimIssuer};
-use tallybox_core::card::pin_block::PinKey;
+use std::collections::HashMap;
+use tallybox_core::card::pin_block::{self, PinKey};
+
+/// CUP's "terminal not registered": a sign-in from a terminal id the host
+/// has no master key for.
+const UNKNOWN_TERMINAL: &str = "97";
 
 #[derive(Clone)]
 pub struct Host {
-    key: MacKey,
+    master_keys: Arc<MasterKeys>,
+    /// Each terminal's working keys from its last sign-in.
+    keys: Arc<Mutex<HashMap<String, WorkingKeys>>>,
+    issuer_pin_key: PinKey,
     issuer: Arc<Mutex<SimIssuer>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 impl Host {
-    /// A host that checks MACs with `key` and whose issuer reads PIN blocks
-    /// under `pin_key`.
-    pub fn new(key: MacKey, pin_key: PinKey, log: Option<PathBuf>) -> std::io::Result<Host> {
+    /// A host that knows the terminals in `master_keys`.
+    pub fn new(master_keys: MasterKeys, log: Option<PathBuf>) -> std::io::Result<Host> {
         let log = match log {
             Some(path) => Some(Arc::new(Mutex::new(
                 std::fs::OpenOptions::new().create(true).append(true).open(path)?,
             ))),
             None => None,
         };
-        let issuer = SimIssuer::with_pin_key(pin_key);
+        let issuer_pin_key: PinKey = rand::random();
         Ok(Host {
-            key,
-            issuer: Arc::new(Mutex::new(issuer)),
+            master_keys: Arc::new(master_keys),
+            keys: Arc::default(),
+            issuer_pin_key,
+            issuer: Arc::new(Mutex::new(SimIssuer::with_pin_key(issuer_pin_key))),
             log,
         })
     }
@@ -121,6 +133,55 @@ impl Host {
         let _ = writer.await;
     }
 
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, WorkingKeys>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers a sign-in: new working keys under the terminal's master key
+    /// (field 62), or `97` for a terminal it does not know. Not sealed: the
+    /// keys' check values are what proves them.
+    fn sign_in(&self, request: &Message, terminal: &str, out: &mpsc::UnboundedSender<Vec<u8>>) {
+        let built = match self.master_keys.get(terminal) {
+            None => {
+                tracing::warn!(
+                    terminal,
+                    "sign-in from a terminal with no master key here; answered 97"
+                );
+                ResponseCode::parse(UNKNOWN_TERMINAL)
+                    .ok_or_else(|| super::codec::CodecError::BadType(UNKNOWN_TERMINAL.into()))
+                    .and_then(|code| messages::answer(request, code))
+            }
+            Some(tmk) => {
+                let keys = WorkingKeys::random();
+                let field = keys.field62(tmk);
+                tracing::info!(terminal, mac_key_check_value = %keys.mac.check_value(), "signed in; new working keys");
+                self.keys().insert(terminal.to_string(), keys);
+                messages::answer(request, ResponseCode::APPROVED).and_then(|mut a| {
+                    a.set(62, field)?;
+                    Ok(a)
+                })
+            }
+        };
+        match built {
+            Ok(answer) => {
+                let bytes = answer.encode();
+                self.log("out", &bytes);
+                let _ = out.send(bytes);
+            }
+            Err(e) => tracing::warn!(error = %e, "no answer possible to a sign-in"),
+        }
+    }
+
+    /// A PIN block from `terminal`, under the issuer's key: what the issuer
+    /// can read. One that does not open stays as it came (the issuer then
+    /// reads no PIN in it).
+    fn to_issuer(&self, terminal: &str, block: &str, pan: &str) -> String {
+        let Some(pin_key) = self.keys().get(terminal).map(|k| k.pin) else {
+            return block.to_string();
+        };
+        pin_block::translate(block, pan, &pin_key, &self.issuer_pin_key).unwrap_or_else(|_| block.to_string())
+    }
+
     /// Answers one message; false when the link should be closed.
     fn handle(&self, bytes: &[u8], out: &mpsc::UnboundedSender<Vec<u8>>) -> bool {
         let request = match Message::decode(bytes) {
@@ -130,13 +191,24 @@ impl Host {
                 return false;
             }
         };
+        let terminal = request.text(41).unwrap_or_default().trim_end().to_string();
+        if request.mti == "0800" {
+            self.sign_in(&request, &terminal, out);
+            return true;
+        }
+        let mac_key = self.keys().get(&terminal).map(|k| k.mac.clone());
         let reply = |mut answer: Message, delay: std::time::Duration| {
-            let (host, out) = (self.clone(), out.clone());
+            let (host, out, mac_key) = (self.clone(), out.clone(), mac_key.clone());
             tokio::spawn(async move {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                match host.key.seal(&mut answer) {
+                // Without the terminal's keys the answer goes unsealed.
+                let sealed = match &mac_key {
+                    Some(key) => key.seal(&mut answer),
+                    None => Ok(answer.encode()),
+                };
+                match sealed {
                     Ok(bytes) => {
                         host.log("out", &bytes);
                         let _ = out.send(bytes);
@@ -146,15 +218,14 @@ impl Host {
             });
         };
         let answer = |code: ResponseCode| messages::answer(&request, code);
-        if !self.key.verify(bytes, &request) {
-            tracing::warn!(mti = %request.mti, "wrong MAC; answered A0");
+        if !mac_key.as_ref().is_some_and(|k| k.verify(bytes, &request)) {
+            tracing::warn!(mti = %request.mti, terminal = %terminal, signed_in = mac_key.is_some(), "wrong MAC (or not signed in); answered A0");
             if let Ok(a) = answer(ResponseCode::MAC_ERROR) {
                 reply(a, std::time::Duration::ZERO);
             }
             return true;
         }
         let built = match request.mti.as_str() {
-            "0800" => answer(ResponseCode::APPROVED).map(|a| Some((a, std::time::Duration::ZERO))),
             "0400" | "0401" => {
                 // Field 90 names the original; one naming another trace
                 // reverses something else.
@@ -193,7 +264,11 @@ impl Host {
                 }
             },
             "0200" | "0220" => match messages::read_auth_request(&request) {
-                Ok(auth) => {
+                Ok(mut auth) => {
+                    auth.pin_block = auth
+                        .pin_block
+                        .as_deref()
+                        .map(|block| self.to_issuer(&terminal, block, auth.card.pan.digits()));
                     let decision = self.issuer().decide(&auth);
                     match decision {
                         Decision::Answer { response, delay } => {

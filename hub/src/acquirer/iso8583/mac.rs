@@ -41,6 +41,10 @@ impl MacKey {
         MacKey(key)
     }
 
+    pub fn bytes(&self) -> [u8; 16] {
+        self.0
+    }
+
     /// A random key.
     #[cfg(test)]
     pub fn random() -> MacKey {
@@ -107,7 +111,7 @@ fn mac_field(message: &Message) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -143,7 +147,7 @@ mod tests {
     const KNOWN: &str = "E9086230CA3BE796";
 
     /// `data` encrypted by `openssl enc` with `cipher`, hex `key` and `iv`.
-    fn openssl(cipher: &str, key: &[u8], iv: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn openssl(cipher: &str, key: &[u8], iv: &[u8], data: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut child = std::process::Command::new("openssl")
             .args(["enc", cipher, "-nopad", "-K", &hex::encode(key)])

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod codec;
 pub mod host;
+pub mod keys;
 pub mod mac;
 pub mod messages;
 pub mod tls;

@@ -1,0 +1,107 @@
+//! `tallybox acquirer-keys`: the terminal master keys the acquirer issued,
+//! kept in the file the settings' `acquirer_master_keys` names. A key is
+//! entered once, as the two components the acquirer sends to two people,
+//! each checked against the check value printed beside it; it is never
+//! shown again (only its check value).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use tallybox::acquirer::iso8583::keys::{self, MasterKeys};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AcquirerKeysAction {
+    /// Enter the master key of one acquirer terminal id from its two
+    /// components (read from standard input: component 1, its check value,
+    /// component 2, its check value, one per line).
+    Add {
+        /// The key file (`acquirer_master_keys`).
+        #[arg(long, default_value = "/etc/tallybox/acquirer-keys")]
+        file: PathBuf,
+        /// The acquirer's terminal id (field 41).
+        #[arg(long)]
+        terminal: String,
+    },
+    /// List the terminals in the key file with their keys' check values.
+    List {
+        #[arg(long, default_value = "/etc/tallybox/acquirer-keys")]
+        file: PathBuf,
+    },
+}
+
+pub fn run(action: AcquirerKeysAction) -> anyhow::Result<()> {
+    match action {
+        AcquirerKeysAction::List { file } => {
+            let keys = MasterKeys::load(&file).map_err(anyhow::Error::msg)?;
+            for terminal in keys.terminals() {
+                let check = keys.get(terminal).map(|k| k.check_value()).unwrap_or_default();
+                println!("{terminal}  check value {check}");
+            }
+            Ok(())
+        }
+        AcquirerKeysAction::Add { file, terminal } => {
+            let mut keys = if file.exists() {
+                MasterKeys::load(&file).map_err(anyhow::Error::msg)?
+            } else {
+                MasterKeys::default()
+            };
+            let lines: Vec<zeroize::Zeroizing<String>> = std::io::stdin()
+                .lock()
+                .lines()
+                .take(4)
+                .map(|l| l.map(zeroize::Zeroizing::new))
+                .collect::<Result<_, _>>()?;
+            let [c1, k1, c2, k2] = &lines[..] else {
+                anyhow::bail!("give four lines: component 1, its check value, component 2, its check value");
+            };
+            let key = keys::combine([(c1, k1), (c2, k2)]).map_err(anyhow::Error::msg)?;
+            let check = key.check_value();
+            keys.insert(&terminal, key);
+            // Checked as the hub will read it (the terminal id too).
+            let keys = MasterKeys::parse(&keys.to_text()).map_err(anyhow::Error::msg)?;
+            keys.save(&file).map_err(anyhow::Error::msg)?;
+            if let Some(group) = hub_group_for(&file)? {
+                println!(
+                    "{} is readable by its owner and the group {group} (the hub's)",
+                    file.display()
+                );
+            }
+            println!(
+                "terminal {terminal}: master key kept in {}, check value {check} (compare it with the acquirer's letter)",
+                file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Run as root (as on the hub's image, where the hub runs as its own user
+/// `tallybox`): hands the file's group to that user's group, read only, so
+/// the hub can read it and nobody else. The group's name, if it did.
+fn hub_group_for(file: &std::path::Path) -> anyhow::Result<Option<&'static str>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    const GROUP: &std::ffi::CStr = c"tallybox";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    // SAFETY: GROUP is a NUL-terminated string; the result is read at once.
+    let group = unsafe { libc::getgrnam(GROUP.as_ptr()) };
+    if group.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null, from getgrnam, read before any other call to it.
+    let gid = unsafe { (*group).gr_gid };
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes())?;
+    // SAFETY: path is NUL-terminated; -1 (as uid_t) keeps the owner.
+    if unsafe { libc::chown(path.as_ptr(), u32::MAX, gid) } != 0 {
+        anyhow::bail!(
+            "cannot give {} to the group tallybox: {}",
+            file.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640))?;
+    Ok(Some("tallybox"))
+}

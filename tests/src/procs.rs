@@ -356,6 +356,14 @@ impl Drop for Hub {
     }
 }
 
+/// The acquirer terminal ids the simulated acquirer has master keys for:
+/// the checkouts the tests start (`T0`–`T9`), the load's (`B0`–`B19`) and
+/// an id an acquirer assigns (`10000042`).
+pub const SIM_TERMINALS: [&str; 31] = [
+    "T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "B0", "B1", "B2", "B3", "B4", "B5", "B6",
+    "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14", "B15", "B16", "B17", "B18", "B19", "10000042",
+];
+
 /// `tallybox acquirer-sim`: the simulated acquirer as an ISO 8583 host, with
 /// its message log.
 pub struct AcquirerSim {
@@ -396,7 +404,7 @@ impl AcquirerSim {
             .arg("--master-keys")
             .arg(self.master_keys_path())
             .arg("--terminals")
-            .arg("T0,T1,T2,T3,T4,T5,T6,T7,T8,T9,10000042")
+            .arg(SIM_TERMINALS.join(","))
             .args(&self.extra)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -417,7 +425,7 @@ impl AcquirerSim {
         format!("iso8583://127.0.0.1:{}", self.port)
     }
 
-    /// The terminal master keys it made (T0 to T9 and 10000042), which the
+    /// The terminal master keys it made (for [`SIM_TERMINALS`]), which the
     /// hub is given too.
     pub fn master_keys_path(&self) -> PathBuf {
         self.dir.path().join("master.keys")

@@ -45,6 +45,10 @@ pub struct Config {
     /// with an ISO 8583 acquirer: each sign-in's working keys (PIN and MAC)
     /// come under them. No key is built in.
     pub acquirer_master_keys: Option<PathBuf>,
+    /// The ISO 8583 layout the acquirer speaks: `iso8583-1987` (ASCII
+    /// fields) or `cup-pos` (China UnionPay's POS layout: BCD fields, TPDU
+    /// and header, its field 60 to 63 and MAC). See ACQUIRER.md.
+    pub acquirer_dialect: String,
     /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
     /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
     /// On the ISO 8583 link a checkout not listed goes out under its own id,
@@ -100,6 +104,7 @@ impl Default for Config {
             acquirer_tls_cert: None,
             acquirer_tls_key: None,
             acquirer_master_keys: None,
+            acquirer_dialect: "iso8583-1987".into(),
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
@@ -213,6 +218,9 @@ impl Config {
                 "acquirer_master_keys",
                 "the ISO 8583 link needs the terminal master keys your acquirer issued: a file of lines `TERMINAL-ID KEY CHECK-VALUE` (`tallybox acquirer-keys add` makes one); none is built in",
             );
+        }
+        if let Err(e) = crate::acquirer::iso8583::codec::Dialect::parse(&self.acquirer_dialect) {
+            return invalid("acquirer_dialect", &e);
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
+use crate::acquirer::iso8583::codec::Dialect;
 use crate::acquirer::iso8583::keys::MasterKeys;
 use crate::acquirer::sim::SimAcquirer;
 use crate::acquirer::AnyAcquirer;
@@ -138,7 +139,7 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         message,
     })?;
     tracing::info!(
-        acquirer = %addr, tls = config.acquirer_tls(), master_keys = ?master_keys,
+        acquirer = %addr, dialect = %config.acquirer_dialect, tls = config.acquirer_tls(), master_keys = ?master_keys,
         "acquirer link: ISO 8583 (terminal master keys by check value)"
     );
     for (checkout, terminal) in &config.acquirer_terminal_ids {
@@ -182,6 +183,10 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         merchant_id: config.merchant_id.clone(),
         currency,
         master_keys,
+        dialect: Dialect::parse(&config.acquirer_dialect).map_err(|message| ConfigError::Invalid {
+            key: "acquirer_dialect",
+            message,
+        })?,
         hub_terminal: config
             .acquirer_terminal_ids
             .get(OWN_CHECKOUT)

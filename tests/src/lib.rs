@@ -142,8 +142,14 @@ pub fn tallybox(args: &[&str]) -> (bool, String) {
 /// an independent codec (pyiso8583, `py/iso8583_check.py`): its report
 /// (`checked`, `types`, `fields`, `currencies`, `errors`).
 pub fn iso8583_check(log: &std::path::Path) -> serde_json::Value {
+    iso8583_check_in("iso8583-1987", log)
+}
+
+/// The same for a log in `dialect` (`iso8583-1987` or `cup-pos`).
+pub fn iso8583_check_in(dialect: &str, log: &std::path::Path) -> serde_json::Value {
     let out = std::process::Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/iso8583_check.py"))
+        .args(["--dialect", dialect])
         .arg(log)
         .output()
         .expect("python3");

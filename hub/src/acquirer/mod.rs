@@ -21,6 +21,8 @@ pub struct AuthRequest {
     pub kind: TxnKind,
     pub terminal_id: String,
     pub trace_no: u32,
+    /// The batch it belongs to (China UnionPay's field 60 names it).
+    pub batch_no: u32,
     pub amount: Amount,
     pub card: CardRead,
     /// Field 52, under the acquirer's PIN key for this terminal.
@@ -39,8 +41,11 @@ pub struct AuthRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalRef {
     pub trace_no: u32,
+    pub batch_no: u32,
     pub reference_no: String,
     pub auth_code: String,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
 }
 
 /// The acquirer's answer (0210).
@@ -66,6 +71,8 @@ impl AuthResponse {
 pub struct Reversal {
     pub terminal_id: String,
     pub trace_no: u32,
+    /// The original's batch.
+    pub batch_no: u32,
     pub amount: Amount,
     /// What is reversed (the original's processing code).
     pub kind: TxnKind,

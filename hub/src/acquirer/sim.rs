@@ -271,6 +271,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "T1".into(),
             trace_no: 1,
+            batch_no: 1,
             amount: Amount::from_minor(minor).unwrap(),
             card,
             pin_block,
@@ -302,6 +303,7 @@ mod tests {
                 let r = AuthRequest {
                     kind,
                     trace_no: trace,
+                    batch_no: 1,
                     ..request("approved", minor, None)
                 };
                 assert_eq!(code(&mut issuer, &r), "00");

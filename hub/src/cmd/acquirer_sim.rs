@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use tallybox::acquirer::iso8583::codec::Dialect;
 use tallybox::acquirer::iso8583::host::Host;
 use tallybox::acquirer::iso8583::keys::{MasterKey, MasterKeys};
 
@@ -14,6 +15,9 @@ pub struct AcquirerSimArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:5800")]
     pub listen: SocketAddr,
+    /// The message layout: `iso8583-1987` or `cup-pos` (China UnionPay).
+    #[arg(long, default_value = "iso8583-1987", value_parser = ["iso8583-1987", "cup-pos"])]
+    pub dialect: String,
     /// The terminal master keys (the file the hub's `acquirer_master_keys`
     /// names). When it does not exist, random keys are made for
     /// `--terminals` and written there, readable by its owner alone.
@@ -36,7 +40,8 @@ pub struct AcquirerSimArgs {
 
 pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     let master_keys = master_keys(&args)?;
-    let host = Host::new(master_keys, args.log.clone())
+    let dialect = Dialect::parse(&args.dialect).map_err(anyhow::Error::msg)?;
+    let host = Host::new(dialect, master_keys, args.log.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
@@ -51,7 +56,7 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
             args.listen
         )
     })?;
-    tracing::info!(addr = %args.listen, tls = tls.is_some(), "simulated acquirer listening (ISO 8583, 2-byte length header)");
+    tracing::info!(addr = %args.listen, dialect = dialect.name(), tls = tls.is_some(), "simulated acquirer listening (ISO 8583, 2-byte length header)");
     let stop = super::stop_signal();
     tokio::select! {
         _ = host.serve(listener, tls) => {}

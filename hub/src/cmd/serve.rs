@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// `acquirer_master_keys` in the settings).
     #[arg(long)]
     pub acquirer_master_keys: Option<PathBuf>,
+    /// The acquirer's message layout: `iso8583-1987` or `cup-pos`.
+    #[arg(long)]
+    pub acquirer_dialect: Option<String>,
     /// The hub's own checkout: `hw` (the Pi's parts), `sim` (chip models) or `none`.
     #[arg(long, value_parser = ["hw", "sim", "none"])]
     pub devices: Option<String>,
@@ -86,6 +89,9 @@ impl ServeArgs {
         }
         if let Some(path) = &self.acquirer_master_keys {
             config.acquirer_master_keys = Some(path.clone());
+        }
+        if let Some(dialect) = &self.acquirer_dialect {
+            config.acquirer_dialect = dialect.clone();
         }
         if let Some(d) = &self.devices {
             config.devices = d.clone();

@@ -153,6 +153,7 @@ impl<A: Acquirer> Coordinator<A> {
             kind,
             terminal_id: terminal.to_string(),
             trace_no: txn.trace_no,
+            batch_no: txn.batch_no,
             amount: txn.amount,
             card,
             pin_block,
@@ -368,8 +369,10 @@ fn original(
         same_card: s.same_card(sale.id, card.pan.digits())?,
         reference: OriginalRef {
             trace_no: sale.trace_no,
+            batch_no: sale.batch_no,
             reference_no: sale.reference_no.clone(),
             auth_code: sale.auth_code.clone(),
+            at: sale.created(),
         },
     }))
 }

@@ -650,6 +650,7 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
         kind: TxnKind::Sale,
         terminal_id: "T1".into(),
         trace_no: stale.trace_no,
+        batch_no: 1,
         amount: stale.amount,
         card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
         pin_block: None,

@@ -205,6 +205,7 @@ impl Txn {
         crate::acquirer::Reversal {
             terminal_id: self.terminal_id.clone(),
             trace_no: self.trace_no,
+            batch_no: self.batch_no,
             amount: self.amount,
             kind: self.kind,
             original_at: self.created(),

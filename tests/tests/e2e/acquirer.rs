@@ -9,13 +9,13 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tallybox::acquirer::iso8583::codec::Message;
+use tallybox::acquirer::iso8583::codec::{Dialect, Message};
 use tallybox::acquirer::iso8583::keys::{MasterKeys, WorkingKeys};
 use tallybox_core::card::pin_block;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::wait_check;
-use tallybox_e2e::{iso8583_check, strs, wait_for};
+use tallybox_e2e::{iso8583_check, iso8583_check_in, strs, wait_for};
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
 /// after the screen).
@@ -231,7 +231,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
         pin_sale.text(2).unwrap(),
     );
     assert_eq!(
-        pin_block::decrypt(&block, pan, &pin_key_of(&acquirer, &pin_sale))
+        pin_block::decrypt(&block, pan, &pin_key_of(&acquirer, &pin_sale, Dialect::Iso1987))
             .unwrap()
             .as_deref(),
         Some("1234")
@@ -297,6 +297,132 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     );
     // A reversal names its original in field 90 (a secondary bitmap), its MAC in 128.
     carries(&report, "0400", &[1, 3, 4, 7, 11, 39, 41, 42, 49, 90, 128]);
+}
+
+#[test]
+fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
+    let acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos"]);
+    let mut flags = acquirer.hub_flags(acquirer.port);
+    flags.extend(["--acquirer-dialect".to_string(), "cup-pos".to_string()]);
+    let hub = Hub::start_with(None, &strs(&flags));
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--hub-silent-secs", "2"]);
+    t1.wait_ready();
+    t1.pair(&hub);
+
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    let trace = hub.transactions("limit=1")[0]["trace_no"].as_u64().unwrap();
+    t1.keys(&format!("B18888#{trace}#"));
+    t1.card("approved");
+    assert!(
+        t1.wait_screen("Any key", Duration::from_secs(10))
+            .contains("APPROVED"),
+        "void"
+    );
+    t1.keys("C");
+    assert!(t1.sale(5000, "visa").contains("APPROVED"));
+    t1.keys("C");
+    let trace = hub.transactions("limit=1")[0]["trace_no"].as_u64().unwrap();
+    t1.keys(&format!("B28888#{trace}#2000#"));
+    t1.card("visa");
+    assert!(
+        t1.wait_screen("Any key", Duration::from_secs(10))
+            .contains("APPROVED"),
+        "refund"
+    );
+    t1.keys("C");
+    assert!(t1.sale(20_000, "low-balance").contains("Insufficient funds"));
+    assert_eq!(last_status(&hub), ("declined".into(), "51".into()));
+    t1.keys("C");
+    t1.keys("A500#");
+    t1.card("pin");
+    t1.wait_screen("Enter PIN", Duration::from_secs(5));
+    t1.keys("1234#");
+    t1.wait_screen("APPROVED", Duration::from_secs(10));
+    t1.keys("C");
+    t1.keys("D1");
+    t1.card("low-balance");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("CNY 100.00"), "balance: {screen}");
+    t1.keys("C");
+    t1.keys("A700#");
+    t1.card("no-answer");
+    t1.wait_screen("NOT CHARGED", Duration::from_secs(15));
+    assert_eq!(last_status(&hub), ("reversed".into(), "NC".into()));
+    t1.keys("C");
+    // Settlement: field 48 in China UnionPay's layout, the result digit in the answer's.
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(
+        screen.contains("SETTLED") && screen.contains("Totals agree"),
+        "{screen}"
+    );
+    t1.keys("C");
+
+    let report = iso8583_check_in("cup-pos", &acquirer.messages_path());
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    let types: Vec<&str> = report["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for mti in [
+        "0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410", "0500", "0510",
+    ] {
+        assert!(types.contains(&mti), "no {mti} in the log: {types:?}");
+    }
+    assert!(!types.contains(&"0401"), "repeats are 0400 here");
+    assert!(report["checked"].as_u64().unwrap() >= 20, "{report}");
+    carries(&report, "0800", &[11, 41, 42, 60, 63]);
+    carries(&report, "0810", &[11, 39, 41, 42, 62]);
+    carries(
+        &report,
+        "0200",
+        &[2, 3, 4, 11, 14, 22, 25, 35, 41, 42, 49, 60, 64],
+    );
+    carries(&report, "0400", &[3, 4, 11, 25, 39, 41, 42, 49, 60, 64]);
+    carries(&report, "0500", &[11, 41, 42, 48, 49, 60, 63, 64]);
+    for (mti, fields) in report["fields"].as_object().unwrap() {
+        for absent in [7, 12, 13, 90] {
+            let request = !mti.ends_with("10") && !mti.ends_with("30");
+            assert!(
+                !request || !fields.as_array().unwrap().contains(&Value::from(absent)),
+                "{mti} carries field {absent}, which this layout has not"
+            );
+        }
+    }
+
+    // What the hub sent, read back: the void named its sale in 61, the PIN
+    // came with 26 and 53 and opens under the working key of its sign-in.
+    let d = Dialect::CupPos;
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    let sent: Vec<Message> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("in "))
+        .filter_map(|h| d.decode(d.unwrap(&hex::decode(h).unwrap()).ok()?).ok())
+        .collect();
+    let void = sent
+        .iter()
+        .find(|m| m.text(60).is_some_and(|f| f.starts_with("23")))
+        .expect("a void");
+    assert_eq!(
+        void.text(61).map(str::len),
+        Some(16),
+        "batch, trace and date: {void:?}"
+    );
+    let pin_sale = sent.iter().find(|m| m.get(52).is_some()).expect("a PIN sale");
+    assert_eq!(
+        (pin_sale.text(26), pin_sale.text(53)),
+        (Some("12"), Some("2600000000000000"))
+    );
+    let block = hex::encode_upper(pin_sale.get(52).unwrap());
+    let pan = pin_sale.text(2).unwrap();
+    let key = pin_key_of(&acquirer, pin_sale, d);
+    assert_eq!(
+        pin_block::decrypt(&block, pan, &key).unwrap().as_deref(),
+        Some("1234")
+    );
 }
 
 #[test]
@@ -413,7 +539,7 @@ fn the_owner_enters_a_master_key_from_its_two_components_and_never_sees_it_again
 /// The working PIN key `sale` went under: from the last sign-in answer of
 /// its terminal before it in the acquirer's log, opened with the terminal's
 /// master key (what only the acquirer and the hub hold).
-fn pin_key_of(acquirer: &AcquirerSim, sale: &Message) -> [u8; 16] {
+fn pin_key_of(acquirer: &AcquirerSim, sale: &Message, d: Dialect) -> [u8; 16] {
     let master_keys = MasterKeys::load(&acquirer.master_keys_path()).unwrap();
     let terminal = sale.text(41).unwrap().trim_end();
     let tmk = master_keys.get(terminal).expect("the terminal's master key");
@@ -421,7 +547,8 @@ fn pin_key_of(acquirer: &AcquirerSim, sale: &Message) -> [u8; 16] {
     let mut key = None;
     for line in log.lines() {
         let (_, hex_bytes) = line.split_once(' ').unwrap();
-        let Ok(m) = Message::decode(&hex::decode(hex_bytes).unwrap()) else {
+        let frame = hex::decode(hex_bytes).unwrap();
+        let Ok(m) = d.unwrap(&frame).and_then(|m| d.decode(m)) else {
             continue;
         };
         if m.text(41).map(str::trim_end) != Some(terminal) {

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::codec::{frame, FrameReader, Message};
+use super::codec::{frame, Dialect, FrameReader, Message};
 use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::{Io, TlsClient};
@@ -38,6 +38,8 @@ pub struct IsoConfig {
     pub merchant_id: String,
     /// The store's currency, ISO 4217 numeric (field 49).
     pub currency: String,
+    /// The message layout the acquirer speaks.
+    pub dialect: Dialect,
     /// The master key of each acquirer terminal id: its sign-in's working
     /// keys come under it.
     pub master_keys: MasterKeys,
@@ -115,6 +117,7 @@ pub struct IsoAcquirer {
     requests: mpsc::Sender<Job>,
     merchant_id: String,
     currency: String,
+    dialect: Dialect,
     terminal_ids: Arc<BTreeMap<String, String>>,
     keys: Keyring,
     tls: bool,
@@ -207,7 +210,7 @@ impl IsoAcquirer {
         let (tx, rx) = mpsc::channel(256);
         let (merchant_id, currency) = (config.merchant_id.clone(), config.currency.clone());
         let terminal_ids = Arc::new(config.terminal_ids.clone());
-        let tls = config.tls.is_some();
+        let (tls, dialect) = (config.tls.is_some(), config.dialect);
         let state = Arc::new(Mutex::new(LinkState::default()));
         let keys = Keyring::default();
         tokio::spawn(link(config, rx, Arc::clone(&state), Arc::clone(&keys)));
@@ -215,6 +218,7 @@ impl IsoAcquirer {
             requests: tx,
             merchant_id,
             currency,
+            dialect,
             terminal_ids,
             keys,
             tls,
@@ -303,6 +307,7 @@ impl Acquirer for IsoAcquirer {
             ..request
         };
         let message = messages::auth_request(
+            self.dialect,
             &request,
             &self.merchant_id,
             &self.currency,
@@ -318,7 +323,8 @@ impl Acquirer for IsoAcquirer {
             terminal_id: self.acquirer_terminal(&reversal.terminal_id),
             ..reversal
         };
-        let message = messages::reversal(&reversal, &self.merchant_id, &self.currency).map_err(not_sent)?;
+        let message = messages::reversal(self.dialect, &reversal, &self.merchant_id, &self.currency)
+            .map_err(not_sent)?;
         let answer = self.exchange(message, None).await?;
         match answer.text(39).and_then(ResponseCode::parse) {
             // 25: the host never saw the original: nothing was charged either.
@@ -332,13 +338,10 @@ impl Acquirer for IsoAcquirer {
             terminal_id: self.acquirer_terminal(&totals.terminal_id),
             ..totals
         };
-        let message = messages::settlement(&totals, &self.merchant_id).map_err(not_sent)?;
+        let message = messages::settlement(self.dialect, &totals, &self.merchant_id, &self.currency)
+            .map_err(not_sent)?;
         let answer = self.exchange(message, None).await?;
-        match answer.text(39).and_then(ResponseCode::parse) {
-            Some(ResponseCode::APPROVED) => Ok(true),
-            Some(ResponseCode::OUT_OF_BALANCE) => Ok(false),
-            other => Err(AcquirerError::Link(format!("settlement answered {other:?}"))),
-        }
+        messages::settled(self.dialect, &answer).map_err(AcquirerError::Link)
     }
 }
 
@@ -524,16 +527,19 @@ async fn sign_in(
     trace_no: u32,
 ) -> Result<WorkingKeys, SignInFailed> {
     let terminal = config.connection_terminal();
-    let m = messages::sign_in(trace_no, terminal, &config.merchant_id)
-        .map_err(|e| SignInFailed::unanswered(format!("cannot build the sign-in: {e}")))?;
+    let d = config.dialect;
+    let cannot =
+        |e: super::codec::CodecError| SignInFailed::unanswered(format!("cannot build the sign-in: {e}"));
+    let m = messages::sign_in(d, trace_no, terminal, &config.merchant_id).map_err(cannot)?;
+    let bytes = d.encode(&m).map_err(cannot)?;
     write
-        .write_all(&frame(&m.encode()))
+        .write_all(&frame(&d.wrap(&bytes, false)))
         .await
         .map_err(|e| SignInFailed::unanswered(format!("sending the sign-in: {e}")))?;
     let answer = tokio::time::timeout(SIGN_IN_WAIT, async {
         loop {
             let bytes = incoming.next().await.map_err(SignInFailed::unanswered)?;
-            let Ok(answer) = Message::decode(&bytes) else {
+            let Ok(answer) = d.unwrap(&bytes).and_then(|m| d.decode(m)) else {
                 tracing::warn!("undecodable message from the acquirer before sign-in ignored");
                 continue;
             };
@@ -647,7 +653,7 @@ type Step = Result<(), Ended>;
 impl SignedIn<'_> {
     async fn write(&mut self, bytes: &[u8]) -> Step {
         self.write
-            .write_all(&frame(bytes))
+            .write_all(&frame(&self.config.dialect.wrap(bytes, false)))
             .await
             .map_err(|_| Ended::Dropped { good: true })
     }
@@ -667,8 +673,11 @@ impl SignedIn<'_> {
             return Ok(());
         }
         self.sign_in_no = self.sign_in_no.wrapping_add(1);
-        let m = match messages::sign_in(self.sign_in_no, terminal, &self.config.merchant_id) {
-            Ok(m) => m,
+        let d = self.config.dialect;
+        let built = messages::sign_in(d, self.sign_in_no, terminal, &self.config.merchant_id)
+            .and_then(|m| d.encode(&m).map(|bytes| (m, bytes)));
+        let (m, bytes) = match built {
+            Ok(built) => built,
             Err(e) => {
                 jobs.into_iter().for_each(|j| j.not_sent(&e.to_string()));
                 return Ok(());
@@ -682,7 +691,7 @@ impl SignedIn<'_> {
                 jobs,
             },
         );
-        self.write(&m.encode()).await
+        self.write(&bytes).await
     }
 
     /// The daily sign-in: new keys for the connection's terminal now (its
@@ -729,7 +738,7 @@ impl SignedIn<'_> {
             let pin_check = tallybox_core::card::pin_block::check_value(&keys.pin);
             match pin_key_check.as_deref() {
                 Some(check) if check != pin_check => Err(()),
-                _ => Ok(keys.mac.seal(&mut message)),
+                _ => Ok(keys.mac.seal_in(self.config.dialect, &mut message)),
             }
         });
         let sealed = match sealed {
@@ -805,8 +814,13 @@ impl SignedIn<'_> {
         held.jobs.into_iter().for_each(|j| j.not_sent(&why));
     }
 
-    async fn on_frame(&mut self, bytes: &[u8]) -> Step {
-        let answer = match Message::decode(bytes) {
+    async fn on_frame(&mut self, frame: &[u8]) -> Step {
+        let d = self.config.dialect;
+        let Ok(bytes) = d.unwrap(frame) else {
+            tracing::warn!(dialect = d.name(), "a frame without the dialect's header ignored");
+            return Ok(());
+        };
+        let answer = match d.decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable answer from the acquirer ignored");
@@ -820,7 +834,7 @@ impl SignedIn<'_> {
         let mac_ok = self
             .keyring()
             .get(&terminal)
-            .is_some_and(|k| k.mac.verify(bytes, &answer));
+            .is_some_and(|k| k.mac.verify_in(d, bytes, &answer));
         if answer.text(39).and_then(ResponseCode::parse) == Some(ResponseCode::MAC_ERROR) {
             // The host's keys for it differ from ours: new ones first.
             tracing::warn!(terminal = %terminal, "the acquirer answered A0 (MAC error); the terminal signs in again before its next request");
@@ -995,6 +1009,7 @@ mod tests {
             tls: None,
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
+            dialect: Dialect::Iso1987,
             master_keys: {
                 let mut keys = MasterKeys::default();
                 for terminal in ["HUB", "T1", "T2"] {
@@ -1012,6 +1027,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "T1".into(),
             trace_no,
+            batch_no: 1,
             amount: Amount::from_minor(1250).unwrap(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,

@@ -1,11 +1,23 @@
-//! ISO 8583:1987 messages as bytes, sans-IO: a four-digit ASCII message type,
-//! a binary bitmap (8 bytes, or 16 when a field above 64 is present: bit 1
-//! then says a secondary bitmap follows), then each present field in ASCII (numbers and
-//! text) or binary (PIN block, chip data, MAC), with ASCII `LL` / `LLL` length
-//! prefixes for the variable ones. On the wire each message is preceded by a
-//! two-byte big-endian length ([`FrameReader`]). The layout of every field is
-//! the table [`format()`]; it matches the common "default" 1987 layout (e.g. the
-//! `pyiso8583` package's `default` spec), which the tests check against.
+//! ISO 8583 messages as bytes, sans-IO, in two dialects ([`Dialect`]): one
+//! engine, and per dialect a table of how each field is written.
+//!
+//! - `iso8583-1987`: a four-digit ASCII message type, a binary bitmap (8
+//!   bytes, or 16 when a field above 64 is present: bit 1 then says a
+//!   secondary bitmap follows), then each present field in ASCII (numbers
+//!   and text) or binary (PIN block, chip data, keys, MAC), with ASCII `LL` /
+//!   `LLL` length prefixes. It matches the common "default" 1987 layout (the
+//!   `pyiso8583` package's `default` spec), which the tests check against.
+//! - `cup-pos`: the China UnionPay POS terminal layout: the message type
+//!   and numeric fields packed as BCD (two digits a byte), `LL` / `LLL`
+//!   prefixes in BCD (counting digits for BCD fields, bytes for the others),
+//!   text in ASCII, track 2 as BCD with `D` for `=`; on the wire a TPDU and
+//!   a message header come before each message ([`Dialect::wrap`]).
+//!
+//! A [`Message`] holds values by meaning, whatever the dialect: numbers as
+//! ASCII digits, text as ASCII, binary as bytes. On the wire each message is
+//! preceded by a two-byte big-endian length ([`FrameReader`]). The logical
+//! layout of every field is [`format()`]; a dialect's writing of it is
+//! [`Dialect::encoding`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,6 +67,13 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         52 => (Fixed(8), Binary),
         54 => (LllVar(240), Text),
         55 => (LllVar(255), Binary),
+        // PIN capture code (China UnionPay: the most digits a PIN may have).
+        26 => (Fixed(2), Numeric),
+        // Security control information (China UnionPay: how field 52 is made).
+        53 => (Fixed(16), Numeric),
+        // Reserved fields; in China UnionPay's layout 60 (transaction type,
+        // batch, network management code) and 61 (the original's batch,
+        // trace and date) are digits, 63 text.
         60 | 61 | 63 => (LllVar(999), Text),
         // The working keys a sign-in answer brings (see `super::keys`).
         62 => (LllVar(999), Binary),
@@ -66,6 +85,281 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         128 => (Fixed(8), Binary),
         _ => return None,
     })
+}
+
+/// How a dialect writes a field's value on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enc {
+    /// As ASCII characters.
+    Ascii,
+    /// As the bytes themselves.
+    Binary,
+    /// Packed BCD, two digits a byte; an odd count starts with a 0 nibble.
+    BcdRight,
+    /// Packed BCD, an odd count ending with a 0 nibble; `=` (track 2's
+    /// separator) is the nibble `D`.
+    BcdLeft,
+}
+
+impl Enc {
+    fn is_bcd(self) -> bool {
+        matches!(self, Enc::BcdRight | Enc::BcdLeft)
+    }
+}
+
+/// A message layout acquirers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// ISO 8583:1987 with ASCII fields.
+    #[default]
+    Iso1987,
+    /// China UnionPay's POS terminal layout.
+    CupPos,
+}
+
+/// The TPDU China UnionPay's layout puts before a terminal's message: ID
+/// `60`, destination `0003`, source `0000` (the host's answer swaps them).
+pub const CUP_TPDU: [u8; 5] = [0x60, 0x00, 0x03, 0x00, 0x00];
+/// The message header after it: application type `60`, version `31`,
+/// terminal status and processing requirement `00`, then `31 00 00`.
+pub const CUP_HEADER: [u8; 6] = [0x60, 0x31, 0x00, 0x31, 0x00, 0x00];
+
+impl Dialect {
+    pub fn parse(name: &str) -> Result<Dialect, String> {
+        match name {
+            "iso8583-1987" => Ok(Dialect::Iso1987),
+            "cup-pos" => Ok(Dialect::CupPos),
+            other => Err(format!("{other:?} is not a dialect: use iso8583-1987 or cup-pos")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Iso1987 => "iso8583-1987",
+            Dialect::CupPos => "cup-pos",
+        }
+    }
+
+    /// How field `n` is written: the table a bank's engineer compares with
+    /// their specification (ACQUIRER.md shows it).
+    pub fn encoding(self, n: u8) -> Option<Enc> {
+        let (_, data) = format(n)?;
+        Some(match (self, data) {
+            (_, Data::Binary) => Enc::Binary,
+            (Dialect::Iso1987, _) => Enc::Ascii,
+            // Card number, entry mode, track 2 and the reserved digit
+            // fields are left-aligned; the currency is `an3`, 63 text.
+            (Dialect::CupPos, _) if matches!(n, 2 | 22 | 35 | 48 | 60 | 61) => Enc::BcdLeft,
+            (Dialect::CupPos, Data::Numeric) if n != 49 => Enc::BcdRight,
+            (Dialect::CupPos, _) => Enc::Ascii,
+        })
+    }
+
+    /// Message type and length prefixes in BCD.
+    fn packed(self) -> bool {
+        self == Dialect::CupPos
+    }
+
+    /// What goes on the wire for a message (before its two-byte length is
+    /// added): China UnionPay's TPDU and header, then the message; the
+    /// message alone in ISO 8583:1987. `answer`: the host's, whose TPDU
+    /// swaps destination and source.
+    pub fn wrap(self, message: &[u8], answer: bool) -> Vec<u8> {
+        match self {
+            Dialect::Iso1987 => message.to_vec(),
+            Dialect::CupPos => {
+                let t = CUP_TPDU;
+                let tpdu = if answer { [t[0], t[3], t[4], t[1], t[2]] } else { t };
+                [&tpdu[..], &CUP_HEADER, message].concat()
+            }
+        }
+    }
+
+    /// The message in a frame: after the TPDU and header, whose TPDU must
+    /// have China UnionPay's ID `60`.
+    pub fn unwrap(self, frame: &[u8]) -> Result<&[u8], CodecError> {
+        match self {
+            Dialect::Iso1987 => Ok(frame),
+            Dialect::CupPos => {
+                let head = frame
+                    .get(..11)
+                    .ok_or(CodecError::Truncated("the TPDU and header"))?;
+                if head[0] != 0x60 {
+                    return Err(CodecError::BadType(format!("TPDU ID {:02X}, not 60", head[0])));
+                }
+                Ok(&frame[11..])
+            }
+        }
+    }
+
+    /// `m` as bytes (without TPDU and header).
+    pub fn encode(self, m: &Message) -> Result<Vec<u8>, CodecError> {
+        let mut out = Vec::with_capacity(128);
+        if self.packed() {
+            out.extend(
+                pack(m.mti.as_bytes(), Enc::BcdRight).ok_or_else(|| CodecError::BadType(m.mti.clone()))?,
+            );
+        } else {
+            out.extend_from_slice(m.mti.as_bytes());
+        }
+        let mut bitmap = [0u8; 16];
+        for &n in m.fields.keys() {
+            bitmap[(n as usize - 1) / 8] |= 0x80 >> ((n - 1) % 8);
+        }
+        if m.has_secondary() {
+            bitmap[0] |= 0x80;
+            out.extend_from_slice(&bitmap);
+        } else {
+            out.extend_from_slice(&bitmap[..8]);
+        }
+        for (&n, value) in &m.fields {
+            let (len, _) = format(n).ok_or(CodecError::UnknownField(n))?;
+            let enc = self.encoding(n).ok_or(CodecError::UnknownField(n))?;
+            let digits = match len {
+                Len::Fixed(_) => 0,
+                Len::LlVar(_) => 2,
+                Len::LllVar(_) => 3,
+            };
+            if digits > 0 {
+                if self.packed() {
+                    // LL in one byte, LLL in two.
+                    let width = digits + digits % 2;
+                    let count = format!("{:0width$}", value.len());
+                    out.extend(pack(count.as_bytes(), Enc::BcdRight).unwrap_or_default());
+                } else {
+                    out.extend_from_slice(format!("{:0digits$}", value.len()).as_bytes());
+                }
+            }
+            if enc.is_bcd() {
+                out.extend(pack(value, enc).ok_or_else(|| CodecError::BadField {
+                    field: n,
+                    problem: "must be digits to be packed as BCD".into(),
+                })?);
+            } else {
+                out.extend_from_slice(value);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn decode(self, bytes: &[u8]) -> Result<Message, CodecError> {
+        let type_len = if self.packed() { 2 } else { 4 };
+        let raw_type = bytes
+            .get(..type_len)
+            .ok_or(CodecError::Truncated("the message type"))?;
+        let mti = if self.packed() {
+            unpack(raw_type, 4, Enc::BcdRight)
+        } else {
+            Some(String::from_utf8_lossy(raw_type).into_owned())
+        };
+        let mti = mti
+            .filter(|t| t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| CodecError::BadType(String::from_utf8_lossy(raw_type).into_owned()))?;
+        let mut at = type_len;
+        let mut bitmap = bytes
+            .get(at..at + 8)
+            .ok_or(CodecError::Truncated("the bitmap"))?
+            .to_vec();
+        at += 8;
+        let last = if bitmap[0] & 0x80 != 0 {
+            let secondary = bytes
+                .get(at..at + 8)
+                .ok_or(CodecError::Truncated("the secondary bitmap"))?;
+            bitmap.extend_from_slice(secondary);
+            at += 8;
+            128
+        } else {
+            64
+        };
+        let mut message = Message::new(&mti);
+        for n in 2..=last {
+            if bitmap[(n as usize - 1) / 8] & (0x80 >> ((n - 1) % 8)) == 0 {
+                continue;
+            }
+            let (len, _) = format(n).ok_or(CodecError::UnknownField(n))?;
+            let enc = self.encoding(n).ok_or(CodecError::UnknownField(n))?;
+            let count = match len {
+                Len::Fixed(size) => size,
+                Len::LlVar(_) | Len::LllVar(_) => {
+                    let digits: usize = if matches!(len, Len::LlVar(_)) { 2 } else { 3 };
+                    let size = if self.packed() { digits.div_ceil(2) } else { digits };
+                    let raw = bytes
+                        .get(at..at + size)
+                        .ok_or(CodecError::Truncated("a field length"))?;
+                    at += size;
+                    let prefix = if self.packed() {
+                        unpack(raw, size * 2, Enc::BcdRight)
+                    } else {
+                        Some(String::from_utf8_lossy(raw).into_owned())
+                    };
+                    prefix
+                        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|p| p.parse().ok())
+                        .ok_or_else(|| CodecError::BadField {
+                            field: n,
+                            problem: "length prefix is not digits".into(),
+                        })?
+                }
+            };
+            let size = if enc.is_bcd() { count.div_ceil(2) } else { count };
+            let raw = bytes.get(at..at + size).ok_or(CodecError::Truncated("a field"))?;
+            at += size;
+            let value = if enc.is_bcd() {
+                unpack(raw, count, enc)
+                    .ok_or_else(|| CodecError::BadField {
+                        field: n,
+                        problem: "is not BCD".into(),
+                    })?
+                    .into_bytes()
+            } else {
+                raw.to_vec()
+            };
+            message.set(n, value)?;
+        }
+        if at != bytes.len() {
+            return Err(CodecError::TrailingBytes(bytes.len() - at));
+        }
+        Ok(message)
+    }
+}
+
+/// ASCII `digits` (and `=`, left-aligned) packed two a byte.
+fn pack(digits: &[u8], enc: Enc) -> Option<Vec<u8>> {
+    let mut nibbles = Vec::with_capacity(digits.len() + 1);
+    if enc == Enc::BcdRight && digits.len() % 2 == 1 {
+        nibbles.push(0);
+    }
+    for &d in digits {
+        nibbles.push(match d {
+            b'0'..=b'9' => d - b'0',
+            b'=' if enc == Enc::BcdLeft => 0xD,
+            _ => return None,
+        });
+    }
+    if nibbles.len() % 2 == 1 {
+        nibbles.push(0);
+    }
+    Some(nibbles.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
+}
+
+/// `count` digits out of packed BCD, its padding nibble dropped; `None`
+/// when a nibble is not a digit (or `D` for `=`, left-aligned).
+fn unpack(packed: &[u8], count: usize, enc: Enc) -> Option<String> {
+    let nibbles: Vec<u8> = packed.iter().flat_map(|b| [b >> 4, b & 0xF]).collect();
+    let skip = if enc == Enc::BcdRight {
+        nibbles.len().checked_sub(count)?
+    } else {
+        0
+    };
+    nibbles
+        .get(skip..skip + count)?
+        .iter()
+        .map(|&d| match d {
+            0..=9 => Some(char::from(b'0' + d)),
+            0xD if enc == Enc::BcdLeft => Some('='),
+            _ => None,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,85 +448,15 @@ impl Message {
         self.fields.keys().any(|&n| n > 64)
     }
 
+    /// As ISO 8583:1987 bytes (see [`Dialect::encode`] for the others).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(self.mti.as_bytes());
-        let mut bitmap = [0u8; 16];
-        for &n in self.fields.keys() {
-            bitmap[(n as usize - 1) / 8] |= 0x80 >> ((n - 1) % 8);
-        }
-        if self.has_secondary() {
-            bitmap[0] |= 0x80;
-            out.extend_from_slice(&bitmap);
-        } else {
-            out.extend_from_slice(&bitmap[..8]);
-        }
-        for (&n, value) in &self.fields {
-            // Checked when set: every field here has a layout.
-            if let Some((len, _)) = format(n) {
-                match len {
-                    Len::Fixed(_) => {}
-                    Len::LlVar(_) => out.extend_from_slice(format!("{:02}", value.len()).as_bytes()),
-                    Len::LllVar(_) => out.extend_from_slice(format!("{:03}", value.len()).as_bytes()),
-                }
-            }
-            out.extend_from_slice(value);
-        }
-        out
+        // Every field was checked when set, and 1987's ASCII takes any.
+        Dialect::Iso1987.encode(self).unwrap_or_default()
     }
 
+    /// From ISO 8583:1987 bytes.
     pub fn decode(bytes: &[u8]) -> Result<Message, CodecError> {
-        let mti = bytes.get(..4).ok_or(CodecError::Truncated("the message type"))?;
-        if !mti.iter().all(u8::is_ascii_digit) {
-            return Err(CodecError::BadType(String::from_utf8_lossy(mti).into_owned()));
-        }
-        let mut bitmap = bytes
-            .get(4..12)
-            .ok_or(CodecError::Truncated("the bitmap"))?
-            .to_vec();
-        let mut at = 12;
-        let last = if bitmap[0] & 0x80 != 0 {
-            let secondary = bytes
-                .get(12..20)
-                .ok_or(CodecError::Truncated("the secondary bitmap"))?;
-            bitmap.extend_from_slice(secondary);
-            at = 20;
-            128
-        } else {
-            64
-        };
-        let mut message = Message::new(std::str::from_utf8(mti).unwrap_or_default());
-        for n in 2..=last {
-            if bitmap[(n as usize - 1) / 8] & (0x80 >> ((n - 1) % 8)) == 0 {
-                continue;
-            }
-            let (len, _) = format(n).ok_or(CodecError::UnknownField(n))?;
-            let size = match len {
-                Len::Fixed(size) => size,
-                Len::LlVar(_) | Len::LllVar(_) => {
-                    let digits = if matches!(len, Len::LlVar(_)) { 2 } else { 3 };
-                    let prefix = bytes
-                        .get(at..at + digits)
-                        .ok_or(CodecError::Truncated("a field length"))?;
-                    at += digits;
-                    std::str::from_utf8(prefix)
-                        .ok()
-                        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|p| p.parse().ok())
-                        .ok_or_else(|| CodecError::BadField {
-                            field: n,
-                            problem: "length prefix is not digits".into(),
-                        })?
-                }
-            };
-            let value = bytes.get(at..at + size).ok_or(CodecError::Truncated("a field"))?;
-            at += size;
-            message.set(n, value.to_vec())?;
-        }
-        if at != bytes.len() {
-            return Err(CodecError::TrailingBytes(bytes.len() - at));
-        }
-        Ok(message)
+        Dialect::Iso1987.decode(bytes)
     }
 }
 
@@ -395,6 +619,73 @@ mod tests {
         let mut r = FrameReader::default();
         r.push(&[0xFF, 0xFF]);
         assert_eq!(r.next_frame(), Err(CodecError::FrameTooLarge(0xFFFF)));
+    }
+
+    #[test]
+    fn china_unionpays_layout_packs_digits_as_bcd_as_worked_out_by_hand() {
+        let mut m = Message::new("0800");
+        m.set_str(11, "000001").unwrap();
+        m.set_str(41, "10000042").unwrap();
+        m.set_str(60, "00000000003").unwrap();
+        let bytes = Dialect::CupPos.encode(&m).unwrap();
+        let expected = [
+            &[0x08, 0x00][..],
+            // Fields 11, 41 and 60.
+            &[0x00, 0x20, 0x00, 0x00, 0x00, 0x80, 0x00, 0x10],
+            &[0x00, 0x00, 0x01],
+            b"10000042",
+            // LLL = 011 digits as BCD in two bytes, then 11 digits left-aligned.
+            &[0x00, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30],
+        ]
+        .concat();
+        assert_eq!(hex::encode_upper(&bytes), hex::encode_upper(&expected));
+        assert_eq!(Dialect::CupPos.decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn in_china_unionpays_layout_a_sale_round_trips_track_2_packs_its_separator_as_d() {
+        let m = sale();
+        let bytes = Dialect::CupPos.encode(&m).unwrap();
+        assert_eq!(&bytes[..2], &[0x02, 0x00]);
+        let track = [
+            0x24, 0x62, 0x22, 0x02, 0x10, 0x00, 0x00, 0x00, 0x05, 0xD3, 0x01, 0x22, 0x01,
+        ];
+        assert!(
+            bytes.windows(track.len()).any(|w| w == track),
+            "{}",
+            hex::encode_upper(&bytes)
+        );
+        // Amount n12: six bytes of BCD.
+        let amount = [0x00, 0x00, 0x00, 0x00, 0x12, 0x50];
+        assert!(bytes.windows(6).any(|w| w == amount));
+        assert_eq!(Dialect::CupPos.decode(&bytes).unwrap(), m);
+        assert!(bytes.len() < m.encode().len(), "BCD is shorter than ASCII");
+        for cut in 0..bytes.len() {
+            assert!(Dialect::CupPos.decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // Not a digit: a nibble above 9 in a numeric field is refused.
+        let mut bad = bytes.clone();
+        let at = bad.windows(6).position(|w| w == amount).unwrap();
+        bad[at + 5] = 0x5A;
+        assert!(Dialect::CupPos.decode(&bad).is_err());
+    }
+
+    #[test]
+    fn china_unionpays_frames_carry_the_tpdu_and_header_and_answers_swap_the_tpdu() {
+        let body = Dialect::CupPos.encode(&sale()).unwrap();
+        let sent = Dialect::CupPos.wrap(&body, false);
+        assert_eq!(
+            &sent[..11],
+            &[0x60, 0x00, 0x03, 0x00, 0x00, 0x60, 0x31, 0x00, 0x31, 0x00, 0x00]
+        );
+        assert_eq!(Dialect::CupPos.unwrap(&sent).unwrap(), &body[..]);
+        let answer = Dialect::CupPos.wrap(&body, true);
+        assert_eq!(&answer[..5], &[0x60, 0x00, 0x00, 0x00, 0x03]);
+        assert!(Dialect::CupPos.unwrap(&body[..5]).is_err());
+        let mut other = sent.clone();
+        other[0] = 0x61;
+        assert!(Dialect::CupPos.unwrap(&other).is_err());
+        assert_eq!(Dialect::Iso1987.wrap(&body, false), body);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! as the simulated issuer decides (with its delays and its silences), and
 //! acknowledges reversals. A PIN block is translated from the terminal's
 //! working PIN key into the issuer's, as an acquirer does. Every frame in
-//! and out can be appended to a log file as hex, for checking with another
-//! codec.
+//! and out (without its length; with China UnionPay's TPDU and header) can
+//! be appended to a log file as hex, for checking with another codec.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::codec::{frame, FrameReader, Message};
+use super::codec::{frame, Dialect, FrameReader, Message};
 use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::Io;
@@ -31,6 +31,7 @@ const UNKNOWN_TERMINAL: &str = "97";
 
 #[derive(Clone)]
 pub struct Host {
+    dialect: Dialect,
     master_keys: Arc<MasterKeys>,
     /// Each terminal's working keys from its last sign-in.
     keys: Arc<Mutex<HashMap<String, WorkingKeys>>>,
@@ -40,8 +41,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host that knows the terminals in `master_keys`.
-    pub fn new(master_keys: MasterKeys, log: Option<PathBuf>) -> std::io::Result<Host> {
+    /// A host speaking `dialect` that knows the terminals in `master_keys`.
+    pub fn new(dialect: Dialect, master_keys: MasterKeys, log: Option<PathBuf>) -> std::io::Result<Host> {
         let log = match log {
             Some(path) => Some(Arc::new(Mutex::new(
                 std::fs::OpenOptions::new().create(true).append(true).open(path)?,
@@ -50,6 +51,7 @@ impl Host {
         };
         let issuer_pin_key: PinKey = rand::random();
         Ok(Host {
+            dialect,
             master_keys: Arc::new(master_keys),
             keys: Arc::default(),
             issuer_pin_key,
@@ -117,7 +119,14 @@ impl Host {
                 match frames.next_frame() {
                     Ok(Some(bytes)) => {
                         self.log("in", &bytes);
-                        if !self.handle(&bytes, &tx) {
+                        let Ok(message) = self.dialect.unwrap(&bytes) else {
+                            tracing::warn!(
+                                dialect = self.dialect.name(),
+                                "a frame without the dialect's header; closing the link"
+                            );
+                            break 'read;
+                        };
+                        if !self.handle(message, &tx) {
                             break 'read;
                         }
                     }
@@ -163,11 +172,14 @@ impl Host {
             }
         };
         match built {
-            Ok(answer) => {
-                let bytes = answer.encode();
-                self.log("out", &bytes);
-                let _ = out.send(bytes);
-            }
+            Ok(answer) => match self.dialect.encode(&answer) {
+                Ok(bytes) => {
+                    let frame = self.dialect.wrap(&bytes, true);
+                    self.log("out", &frame);
+                    let _ = out.send(frame);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot encode a sign-in answer"),
+            },
             Err(e) => tracing::warn!(error = %e, "no answer possible to a sign-in"),
         }
     }
@@ -184,7 +196,8 @@ impl Host {
 
     /// Answers one message; false when the link should be closed.
     fn handle(&self, bytes: &[u8], out: &mpsc::UnboundedSender<Vec<u8>>) -> bool {
-        let request = match Message::decode(bytes) {
+        let d = self.dialect;
+        let request = match d.decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable message; closing the link");
@@ -205,20 +218,21 @@ impl Host {
                 }
                 // Without the terminal's keys the answer goes unsealed.
                 let sealed = match &mac_key {
-                    Some(key) => key.seal(&mut answer),
-                    None => Ok(answer.encode()),
+                    Some(key) => key.seal_in(d, &mut answer),
+                    None => d.encode(&answer),
                 };
                 match sealed {
                     Ok(bytes) => {
-                        host.log("out", &bytes);
-                        let _ = out.send(bytes);
+                        let frame = d.wrap(&bytes, true);
+                        host.log("out", &frame);
+                        let _ = out.send(frame);
                     }
                     Err(e) => tracing::error!(error = %e, "cannot encode an answer"),
                 }
             });
         };
         let answer = |code: ResponseCode| messages::answer(&request, code);
-        if !mac_key.as_ref().is_some_and(|k| k.verify(bytes, &request)) {
+        if !mac_key.as_ref().is_some_and(|k| k.verify_in(d, bytes, &request)) {
             tracing::warn!(mti = %request.mti, terminal = %terminal, signed_in = mac_key.is_some(), "wrong MAC (or not signed in); answered A0");
             if let Ok(a) = answer(ResponseCode::MAC_ERROR) {
                 reply(a, std::time::Duration::ZERO);
@@ -247,23 +261,19 @@ impl Host {
                 }
                 answer(ResponseCode::APPROVED).map(|a| Some((a, std::time::Duration::ZERO)))
             }
-            "0500" => match messages::read_settlement(&request) {
+            "0500" => match messages::read_settlement(d, &request) {
                 Ok(totals) => {
                     let balanced = self.issuer().settle(&totals);
                     tracing::info!(terminal = %totals.terminal_id, batch = totals.batch_no, balanced, "settled");
-                    answer(if balanced {
-                        ResponseCode::APPROVED
-                    } else {
-                        ResponseCode::OUT_OF_BALANCE
-                    })
-                    .map(|a| Some((a, std::time::Duration::ZERO)))
+                    messages::settlement_answer(d, &request, balanced)
+                        .map(|a| Some((a, std::time::Duration::ZERO)))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable settlement; answered 30 (format error)");
                     answer(ResponseCode::FORMAT_ERROR).map(|a| Some((a, std::time::Duration::ZERO)))
                 }
             },
-            "0200" | "0220" => match messages::read_auth_request(&request) {
+            "0200" | "0220" => match messages::read_auth_request(d, &request) {
                 Ok(mut auth) => {
                     auth.pin_block = auth
                         .pin_block

@@ -11,6 +11,14 @@
 //!
 //! Every message carries a MAC in field 64, or 128 when it has a secondary
 //! bitmap (a reversal, for its field 90; see [`super::mac`]).
+//!
+//! China UnionPay's layout ([`Dialect::CupPos`]) carries the same
+//! transactions with its own fields: no 7, 12, 13 or 90; field 60 is the
+//! transaction type code (22 sale, 01 balance, 23 void, 25 refund, 00
+//! management), the batch number and the network management code (003
+//! sign-in, 201 settlement); 61 names a void's or refund's original (batch,
+//! trace, date); 26 and 53 say how a PIN block is made; 63 is the operator;
+//! a reversal's repeat is another 0400; settlement's 48 is its own layout.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use tallybox_core::card::{CardRead, EntryMode, Track2};
@@ -18,7 +26,7 @@ use tallybox_core::code::ResponseCode;
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::TxnKind;
 
-use super::codec::{CodecError, Message};
+use super::codec::{CodecError, Dialect, Message};
 use crate::acquirer::{AuthRequest, AuthResponse, BatchTotals, Reversal};
 
 /// ISO 4217 numeric for CNY: the simulated host's balances when a request
@@ -71,17 +79,52 @@ fn entry_mode(mode: EntryMode) -> &'static str {
     }
 }
 
-pub fn sign_in(trace_no: u32, terminal_id: &str, merchant_id: &str) -> Result<Message, CodecError> {
+/// China UnionPay's field 60.1, the transaction type code.
+fn cup_type_code(kind: TxnKind) -> &'static str {
+    match kind {
+        TxnKind::Sale => "22",
+        TxnKind::Balance => "01",
+        TxnKind::Void => "23",
+        TxnKind::Refund => "25",
+    }
+}
+
+/// China UnionPay's field 60: type code, batch number, network management
+/// code (`000` in a transaction).
+fn cup_field60(type_code: &str, batch_no: u32, management: &str) -> String {
+    format!("{type_code}{:06}{management}", batch_no % 1_000_000)
+}
+
+/// China UnionPay's field 63: the operator (one per terminal here).
+const CUP_OPERATOR: &str = "001";
+
+/// China UnionPay's network management code for a sign-in with
+/// double-length working keys.
+const CUP_SIGN_IN: &str = "003";
+/// ... and for a settlement.
+const CUP_SETTLEMENT: &str = "201";
+
+pub fn sign_in(
+    d: Dialect,
+    trace_no: u32,
+    terminal_id: &str,
+    merchant_id: &str,
+) -> Result<Message, CodecError> {
     let mut m = Message::new("0800");
     m.set_str(11, &trace(trace_no))?
         .set_str(41, &terminal_field(terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?;
+    if d == Dialect::CupPos {
+        m.set_str(60, &cup_field60("00", 0, CUP_SIGN_IN))?
+            .set_str(63, CUP_OPERATOR)?;
+    }
     Ok(m)
 }
 
 /// `currency`: the store's ISO 4217 numeric code (field 49); the amount in
 /// field 4 is in its minor units.
 pub fn auth_request(
+    d: Dialect,
     r: &AuthRequest,
     merchant_id: &str,
     currency: &str,
@@ -98,10 +141,7 @@ pub fn auth_request(
     m.set_str(2, pan)?
         .set_str(3, code)?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
-        .set_str(7, &transmission_time(r.at))?
         .set_str(11, &trace(r.trace_no))?
-        .set_str(12, &now.format("%H%M%S").to_string())?
-        .set_str(13, &now.format("%m%d").to_string())?
         .set_str(14, &r.card.expiry.yymm())?
         .set_str(22, entry_mode(r.card.entry_mode))?
         .set_str(25, "00")?
@@ -118,8 +158,37 @@ pub fn auth_request(
         })?;
         m.set(52, bytes)?;
     }
+    match d {
+        Dialect::Iso1987 => {
+            m.set_str(7, &transmission_time(r.at))?
+                .set_str(12, &now.format("%H%M%S").to_string())?
+                .set_str(13, &now.format("%m%d").to_string())?;
+        }
+        Dialect::CupPos => {
+            m.set_str(60, &cup_field60(cup_type_code(r.kind), r.batch_no, "000"))?;
+            if r.pin_block.is_some() {
+                // Up to 12 digits; format 0 block under a double-length key.
+                m.set_str(26, "12")?.set_str(53, "2600000000000000")?;
+            }
+        }
+    }
     if let (Some(kind), Some(original)) = (undo, &r.original) {
-        m.set_str(60, &format!("{kind}{:06}", original.trace_no % 1_000_000))?;
+        match d {
+            Dialect::Iso1987 => {
+                m.set_str(60, &format!("{kind}{:06}", original.trace_no % 1_000_000))?;
+            }
+            Dialect::CupPos => {
+                let date = original.at.format("%m%d");
+                m.set_str(
+                    61,
+                    &format!(
+                        "{:06}{:06}{date}",
+                        original.batch_no % 1_000_000,
+                        original.trace_no % 1_000_000
+                    ),
+                )?;
+            }
+        }
         if !original.reference_no.is_empty() {
             m.set_str(37, &format!("{:0>12}", original.reference_no))?;
         }
@@ -139,27 +208,34 @@ pub fn auth_request(
 /// of its own, so zeros (eleven digits each).
 const NO_INSTITUTION: &str = "0000000000000000000000";
 
-/// A reversal names what it reverses: the original's processing code and
-/// amount, and in field 90 its type, trace and transmission time.
-pub fn reversal(r: &Reversal, merchant_id: &str, currency: &str) -> Result<Message, CodecError> {
-    let mut m = Message::new(if r.repeat { "0401" } else { "0400" });
+/// A reversal names what it reverses: the original's processing code,
+/// amount and trace; in ISO 8583:1987 also field 90 (its type, trace and
+/// transmission time), in China UnionPay's layout field 60 (its type code
+/// and batch), where a repeat is another 0400.
+pub fn reversal(d: Dialect, r: &Reversal, merchant_id: &str, currency: &str) -> Result<Message, CodecError> {
+    let repeat = r.repeat && d == Dialect::Iso1987;
+    let mut m = Message::new(if repeat { "0401" } else { "0400" });
     let (original_type, code) = type_and_code(r.kind);
     m.set_str(3, code)?
         .set_str(4, &format!("{:012}", r.amount.minor()))?
-        .set_str(7, &transmission_time(Utc::now()))?
         .set_str(11, &trace(r.trace_no))?
         .set_str(39, "98")?
         .set_str(41, &terminal_field(&r.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
-        .set_str(49, currency)?
-        .set_str(
-            90,
-            &format!(
-                "{original_type}{}{}{NO_INSTITUTION}",
-                trace(r.trace_no),
-                transmission_time(r.original_at)
-            ),
-        )?;
+        .set_str(49, currency)?;
+    if d == Dialect::CupPos {
+        m.set_str(25, "00")?
+            .set_str(60, &cup_field60(cup_type_code(r.kind), r.batch_no, "000"))?;
+        return Ok(m);
+    }
+    m.set_str(7, &transmission_time(Utc::now()))?.set_str(
+        90,
+        &format!(
+            "{original_type}{}{}{NO_INSTITUTION}",
+            trace(r.trace_no),
+            transmission_time(r.original_at)
+        ),
+    )?;
     Ok(m)
 }
 
@@ -171,20 +247,51 @@ pub fn read_original(m: &Message) -> Result<(String, u32, String), String> {
     Ok((f[..4].to_string(), trace, f[10..20].to_string()))
 }
 
-/// The most a count in field 48 carries (6 digits).
-const MAX_COUNT: u32 = 999_999;
 /// The most an amount in field 48 carries (12 digits).
 const MAX_MINOR: u64 = 999_999_999_999;
 
-/// Field 48 of a settlement: sales count (6 digits) and amount (12), refunds
-/// count and amount, all net of voids. A figure too large for its digits is
-/// refused, never cut (a cut count settled OUT OF BALANCE).
-pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecError> {
-    if t.sales_count.max(t.refunds_count) > MAX_COUNT || t.sales_minor.max(t.refunds_minor) > MAX_MINOR {
+/// The most a count in field 48 carries: 6 digits in ISO 8583:1987, 3 in
+/// China UnionPay's layout.
+fn max_count(d: Dialect) -> u32 {
+    match d {
+        Dialect::Iso1987 => 999_999,
+        Dialect::CupPos => 999,
+    }
+}
+
+/// The settlement's field 48, both layouts, net of voids. ISO 8583:1987:
+/// sales count (n6) and amount (n12), refunds count (n6) and amount (n12).
+/// China UnionPay: for domestic cards the debit (sales) amount (n12) and
+/// count (n3), the credit (refunds) amount and count, and a result digit
+/// (`0` from the terminal; the host answers `1` balanced, `2` not, `3`
+/// error), then the same 31 digits for foreign cards (zeros here).
+fn totals_field(d: Dialect, t: &BatchTotals) -> String {
+    match d {
+        Dialect::Iso1987 => format!(
+            "{:06}{:012}{:06}{:012}",
+            t.sales_count, t.sales_minor, t.refunds_count, t.refunds_minor
+        ),
+        Dialect::CupPos => format!(
+            "{:012}{:03}{:012}{:03}0{:031}",
+            t.sales_minor, t.sales_count, t.refunds_minor, t.refunds_count, 0
+        ),
+    }
+}
+
+/// A settlement. A figure too large for its digits in field 48 is refused,
+/// never cut (a cut count settled OUT OF BALANCE).
+pub fn settlement(
+    d: Dialect,
+    t: &BatchTotals,
+    merchant_id: &str,
+    currency: &str,
+) -> Result<Message, CodecError> {
+    let max = max_count(d);
+    if t.sales_count.max(t.refunds_count) > max || t.sales_minor.max(t.refunds_minor) > MAX_MINOR {
         return Err(CodecError::BadField {
             field: 48,
             problem: format!(
-                "batch {} of {} is larger than field 48 carries ({MAX_COUNT} transactions, {MAX_MINOR} minor units): settle more often",
+                "batch {} of {} is larger than field 48 carries ({max} transactions, {MAX_MINOR} minor units): settle more often",
                 t.batch_no, t.terminal_id
             ),
         });
@@ -193,26 +300,37 @@ pub fn settlement(t: &BatchTotals, merchant_id: &str) -> Result<Message, CodecEr
     m.set_str(11, &trace(t.trace_no))?
         .set_str(41, &terminal_field(&t.terminal_id)?)?
         .set_str(42, &merchant_field(merchant_id))?
-        .set_str(
-            48,
-            &format!(
-                "{:06}{:012}{:06}{:012}",
-                t.sales_count, t.sales_minor, t.refunds_count, t.refunds_minor
-            ),
-        )?
-        .set_str(60, &format!("00{:06}", t.batch_no % 1_000_000))?;
+        .set_str(48, &totals_field(d, t))?;
+    match d {
+        Dialect::Iso1987 => {
+            m.set_str(60, &format!("00{:06}", t.batch_no % 1_000_000))?;
+        }
+        Dialect::CupPos => {
+            m.set_str(49, currency)?
+                .set_str(60, &cup_field60("00", t.batch_no, CUP_SETTLEMENT))?
+                .set_str(63, CUP_OPERATOR)?;
+        }
+    }
     Ok(m)
 }
 
-pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
-    let f = m
-        .text(48)
-        .filter(|f| f.len() == 36)
-        .ok_or("field 48 is not 36 digits of totals")?;
+pub fn read_settlement(d: Dialect, m: &Message) -> Result<BatchTotals, String> {
+    let f = m.text(48).ok_or("a settlement without field 48")?;
     let n = |a: usize, b: usize| {
-        f[a..b]
-            .parse::<u64>()
-            .map_err(|_| "totals are not digits".to_string())
+        f.get(a..b)
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .ok_or_else(|| format!("field 48 ({} digits) is not the {} totals", f.len(), d.name()))
+    };
+    let (sales_minor, sales_count, refunds_minor, refunds_count) = match d {
+        Dialect::Iso1987 if f.len() == 36 => (n(6, 18)?, n(0, 6)?, n(24, 36)?, n(18, 24)?),
+        Dialect::CupPos if f.len() == 62 => (n(0, 12)?, n(12, 15)?, n(15, 27)?, n(27, 30)?),
+        _ => {
+            return Err(format!(
+                "field 48 has {} digits, not the {} totals",
+                f.len(),
+                d.name()
+            ))
+        }
     };
     Ok(BatchTotals {
         terminal_id: m.text(41).ok_or("field 41 missing")?.trim_end().to_string(),
@@ -222,11 +340,53 @@ pub fn read_settlement(m: &Message) -> Result<BatchTotals, String> {
             .and_then(|b| b.get(2..8))
             .and_then(|b| b.parse().ok())
             .unwrap_or(0),
-        sales_count: n(0, 6)? as u32,
-        sales_minor: n(6, 18)?,
-        refunds_count: n(18, 24)? as u32,
-        refunds_minor: n(24, 36)?,
+        sales_count: sales_count as u32,
+        sales_minor,
+        refunds_count: refunds_count as u32,
+        refunds_minor,
     })
+}
+
+/// The host's answer to a settlement: ISO 8583:1987 says it in field 39
+/// (`00` balanced, `95` not); China UnionPay's layout answers `00` and gives
+/// the result digit in field 48, whose totals it sends back.
+pub fn settlement_answer(d: Dialect, request: &Message, balanced: bool) -> Result<Message, CodecError> {
+    match d {
+        Dialect::Iso1987 => answer(
+            request,
+            if balanced {
+                ResponseCode::APPROVED
+            } else {
+                ResponseCode::OUT_OF_BALANCE
+            },
+        ),
+        Dialect::CupPos => {
+            let mut a = answer(request, ResponseCode::APPROVED)?;
+            let mut totals = request.text(48).unwrap_or_default().to_string();
+            if totals.len() == 62 {
+                totals.replace_range(30..31, if balanced { "1" } else { "2" });
+                a.set_str(48, &totals)?;
+            }
+            Ok(a)
+        }
+    }
+}
+
+/// Whether a settlement's answer says the totals agree; why not an answer.
+pub fn settled(d: Dialect, answer: &Message) -> Result<bool, String> {
+    let code = answer.text(39).and_then(ResponseCode::parse);
+    match (d, code) {
+        (Dialect::Iso1987, Some(ResponseCode::APPROVED)) => Ok(true),
+        (Dialect::Iso1987, Some(ResponseCode::OUT_OF_BALANCE)) => Ok(false),
+        (Dialect::CupPos, Some(ResponseCode::APPROVED)) => {
+            match answer.text(48).and_then(|f| f.get(30..31)) {
+                Some("1") => Ok(true),
+                Some("2") => Ok(false),
+                other => Err(format!("settlement answered with result {other:?} in field 48")),
+            }
+        }
+        (_, other) => Err(format!("settlement answered {other:?}")),
+    }
 }
 
 /// The answer's type for a request's: a request (`0200`) or an advice
@@ -316,7 +476,7 @@ pub fn auth_response(m: &Message) -> Result<AuthResponse, String> {
 }
 
 /// The host's reading of a 0200: what the issuer decides on.
-pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
+pub fn read_auth_request(d: Dialect, m: &Message) -> Result<AuthRequest, String> {
     let need = |n: u8| m.text(n).ok_or(format!("field {n} missing"));
     let undo = m.text(60).and_then(|f| f.get(..2));
     let kind = match (need(3)?, undo) {
@@ -326,15 +486,27 @@ pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
         ("200000", Some("25")) => TxnKind::Refund,
         (other, _) => return Err(format!("processing code {other} not supported")),
     };
-    let original = match (kind, m.text(60)) {
+    // The original's batch and trace: field 61 in China UnionPay's layout,
+    // the trace after the type code in field 60 in ISO 8583:1987.
+    let (original_field, batch_at, trace_at) = match d {
+        Dialect::Iso1987 => (60, None, 2..8),
+        Dialect::CupPos => (61, Some(0..6), 6..12),
+    };
+    let digits = |f: &str, at: std::ops::Range<usize>| f.get(at).and_then(|t| t.parse::<u32>().ok());
+    let original = match (kind, m.text(original_field)) {
         (TxnKind::Void | TxnKind::Refund, Some(f)) => Some(crate::acquirer::OriginalRef {
-            trace_no: f
-                .get(2..8)
-                .and_then(|t| t.parse().ok())
-                .ok_or("field 60 without the original trace")?,
+            trace_no: digits(f, trace_at)
+                .ok_or(format!("field {original_field} without the original trace"))?,
+            batch_no: batch_at.and_then(|at| digits(f, at)).unwrap_or(0),
             reference_no: m.text(37).unwrap_or_default().to_string(),
             auth_code: m.text(38).unwrap_or_default().trim().to_string(),
+            at: Utc::now(),
         }),
+        (TxnKind::Void | TxnKind::Refund, None) => {
+            return Err(format!(
+                "a void or refund without field {original_field} (its original)"
+            ))
+        }
         _ => None,
     };
     let minor: u64 = need(4)?.parse().map_err(|_| "bad amount")?;
@@ -355,6 +527,11 @@ pub fn read_auth_request(m: &Message) -> Result<AuthRequest, String> {
         kind,
         terminal_id: need(41)?.trim_end().to_string(),
         trace_no: need(11)?.parse().map_err(|_| "bad trace number")?,
+        batch_no: m
+            .text(60)
+            .filter(|_| d == Dialect::CupPos)
+            .and_then(|f| digits(f, 2..8))
+            .unwrap_or(0),
         amount,
         card,
         pin_block: m.get(52).map(hex::encode_upper),
@@ -387,6 +564,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "T1".into(),
             trace_no: 42,
+            batch_no: 1,
             amount: Amount::from_minor(1250).unwrap(),
             card,
             pin_block: Some("1F2E3D4C5B6A7988".into()),
@@ -395,6 +573,7 @@ mod tests {
             at: chrono::Utc::now(),
         };
         let m = auth_request(
+            Dialect::Iso1987,
             &request,
             "898000000000001",
             "344",
@@ -402,7 +581,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.text(49), Some("344"), "the store's currency, not always CNY");
-        let back = read_auth_request(&Message::decode(&m.encode()).unwrap()).unwrap();
+        let back = read_auth_request(Dialect::Iso1987, &Message::decode(&m.encode()).unwrap()).unwrap();
         assert_eq!(back.card, request.card);
         assert_eq!(back.pin_block, request.pin_block);
         assert_eq!(
@@ -441,6 +620,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "T1".into(),
             trace_no: 42,
+            batch_no: 1,
             amount: Amount::from_minor(1250).unwrap(),
             card,
             pin_block: None,
@@ -448,7 +628,14 @@ mod tests {
             original: None,
             at: chrono::Utc::now(),
         };
-        let sent = auth_request(&request, "898000000000001", CNY, tallybox_platform::clock::now()).unwrap();
+        let sent = auth_request(
+            Dialect::Iso1987,
+            &request,
+            "898000000000001",
+            CNY,
+            tallybox_platform::clock::now(),
+        )
+        .unwrap();
         let good = answer(&sent, ResponseCode::APPROVED).unwrap();
         assert_eq!(answer_mismatch(&sent, &good), None);
         for (n, other) in [
@@ -482,12 +669,13 @@ mod tests {
         let void = Reversal {
             terminal_id: "T1".into(),
             trace_no: 42,
+            batch_no: 1,
             amount: Amount::from_minor(1250).unwrap(),
             kind: TxnKind::Void,
             original_at: at,
             repeat: false,
         };
-        let mut first = reversal(&void, "898000000000001", CNY).unwrap();
+        let mut first = reversal(Dialect::Iso1987, &void, "898000000000001", CNY).unwrap();
         assert_eq!(first.mti, "0400");
         assert_eq!(first.text(3), Some("200000"), "a void's own processing code");
         assert_eq!(
@@ -508,7 +696,7 @@ mod tests {
             repeat: true,
             ..void
         };
-        let again = reversal(&refund, "898000000000001", CNY).unwrap();
+        let again = reversal(Dialect::Iso1987, &refund, "898000000000001", CNY).unwrap();
         assert_eq!(again.mti, "0401");
         assert!(
             again.text(90).unwrap().starts_with("0220000042"),
@@ -529,8 +717,8 @@ mod tests {
                 refunds_count: refunds,
                 refunds_minor: u64::from(refunds) * 99,
             };
-            let m = settlement(&t, "898000000000001").unwrap();
-            let back = read_settlement(&Message::decode(&m.encode()).unwrap()).unwrap();
+            let m = settlement(Dialect::Iso1987, &t, "898000000000001", CNY).unwrap();
+            let back = read_settlement(Dialect::Iso1987, &Message::decode(&m.encode()).unwrap()).unwrap();
             assert_eq!(back, t);
         }
         let too_many = BatchTotals {
@@ -538,8 +726,102 @@ mod tests {
             sales_count: 1_000_000,
             ..Default::default()
         };
-        let e = settlement(&too_many, "898000000000001").unwrap_err().to_string();
+        let e = settlement(Dialect::Iso1987, &too_many, "898000000000001", CNY)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("field 48") && e.contains("settle more often"), "{e}");
+    }
+
+    #[test]
+    fn in_china_unionpays_layout_a_void_names_its_original_in_61_and_a_settlement_answers_in_48() {
+        let d = Dialect::CupPos;
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T09:30:15+08:00").unwrap();
+        let card = test_cards::by_name("pin").unwrap().read(EntryMode::Swipe);
+        let void = AuthRequest {
+            kind: TxnKind::Void,
+            terminal_id: "10000042".into(),
+            trace_no: 43,
+            batch_no: 7,
+            amount: Amount::from_minor(1250).unwrap(),
+            card,
+            pin_block: Some("1F2E3D4C5B6A7988".into()),
+            pin_key_check: None,
+            original: Some(crate::acquirer::OriginalRef {
+                trace_no: 42,
+                batch_no: 7,
+                reference_no: "000000000042".into(),
+                auth_code: "123456".into(),
+                at: at.with_timezone(&Utc),
+            }),
+            at: at.with_timezone(&Utc),
+        };
+        let m = auth_request(d, &void, "898000000000001", CNY, at).unwrap();
+        assert_eq!(m.text(60), Some("23000007000"), "void, batch 7");
+        assert_eq!(
+            m.text(61),
+            Some("0000070000421204"),
+            "the sale's batch, trace and date"
+        );
+        assert_eq!((m.text(26), m.text(53)), (Some("12"), Some("2600000000000000")));
+        assert!(m.get(7).is_none() && m.get(12).is_none() && m.get(90).is_none());
+        let back = read_auth_request(d, &d.decode(&d.encode(&m).unwrap()).unwrap()).unwrap();
+        let original = back.original.unwrap();
+        assert_eq!((back.kind, back.batch_no), (TxnKind::Void, 7));
+        assert_eq!((original.trace_no, original.batch_no), (42, 7));
+
+        let reversal = reversal(
+            d,
+            &Reversal {
+                terminal_id: "10000042".into(),
+                trace_no: 42,
+                batch_no: 7,
+                amount: void.amount,
+                kind: TxnKind::Sale,
+                original_at: void.at,
+                repeat: true,
+            },
+            "898000000000001",
+            CNY,
+        )
+        .unwrap();
+        assert_eq!(reversal.mti, "0400", "China UnionPay repeats a reversal as 0400");
+        assert_eq!(reversal.text(60), Some("22000007000"));
+
+        let totals = BatchTotals {
+            terminal_id: "10000042".into(),
+            batch_no: 7,
+            trace_no: 57,
+            sales_count: 2,
+            sales_minor: 2050,
+            refunds_count: 1,
+            refunds_minor: 300,
+        };
+        let m = settlement(d, &totals, "898000000000001", CNY).unwrap();
+        assert_eq!(
+            m.text(48).unwrap(),
+            format!("{:012}{:03}{:012}{:03}0{:031}", 2050, 2, 300, 1, 0)
+        );
+        assert_eq!(m.text(60), Some("00000007201"));
+        assert_eq!(read_settlement(d, &m).unwrap(), totals);
+        for balanced in [true, false] {
+            let a = settlement_answer(d, &m, balanced).unwrap();
+            assert_eq!(a.text(39), Some("00"));
+            assert_eq!(settled(d, &a), Ok(balanced));
+            let a = settlement_answer(Dialect::Iso1987, &m, balanced).unwrap();
+            assert_eq!(settled(Dialect::Iso1987, &a), Ok(balanced));
+        }
+        // Three digits of count: a thousand sales cannot be settled in one batch.
+        let big = BatchTotals {
+            sales_count: 1000,
+            ..totals
+        };
+        let e = settlement(d, &big, "898000000000001", CNY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("999 transactions") && e.contains("settle more often"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -559,6 +841,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "10000042".into(),
             trace_no: 42,
+            batch_no: 1,
             amount: Amount::from_minor(1250).unwrap(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,
@@ -566,7 +849,7 @@ mod tests {
             original: None,
             at: utc,
         };
-        let request = auth_request(&sale, merchant, CNY, at).unwrap();
+        let request = auth_request(Dialect::Iso1987, &sale, merchant, CNY, at).unwrap();
         let mut approved = answer(&request, ResponseCode::APPROVED).unwrap();
         approved
             .set_str(37, "000000000042")
@@ -574,9 +857,11 @@ mod tests {
             .set_str(38, "123456")
             .unwrap();
         let mut reversal = reversal(
+            Dialect::Iso1987,
             &Reversal {
                 terminal_id: "10000042".into(),
                 trace_no: 42,
+                batch_no: 1,
                 amount: sale.amount,
                 kind: TxnKind::Sale,
                 original_at: utc,
@@ -589,6 +874,7 @@ mod tests {
         // Field 7 of a reversal is when it is sent: fixed here.
         reversal.set_str(7, "1204013100").unwrap();
         let settlement = settlement(
+            Dialect::Iso1987,
             &BatchTotals {
                 terminal_id: "10000042".into(),
                 batch_no: 3,
@@ -599,9 +885,10 @@ mod tests {
                 refunds_minor: 300,
             },
             merchant,
+            CNY,
         )
         .unwrap();
-        let sign_in = sign_in(1, "10000042", merchant).unwrap();
+        let sign_in = sign_in(Dialect::Iso1987, 1, "10000042", merchant).unwrap();
         let mut signed_in = answer(&sign_in, ResponseCode::APPROVED).unwrap();
         signed_in
             .set(62, sample_keys().field62(&sample_master_key()))

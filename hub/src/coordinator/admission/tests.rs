@@ -34,6 +34,8 @@ fn admitted(minor: u64) -> Verdict {
 
 fn reference() -> OriginalRef {
     OriginalRef {
+        batch_no: 7,
+        at: chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap(),
         trace_no: 42,
         reference_no: "000000000042".into(),
         auth_code: "A1B2C3".into(),

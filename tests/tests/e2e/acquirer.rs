@@ -663,29 +663,34 @@ fn a_long_day_of_1005_sales_on_one_checkout_settles_balanced() {
 #[test]
 fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../hub/ACQUIRER.md")).unwrap();
-    let mut log = String::new();
+    // ISO 8583:1987 samples, and China UnionPay's (named `cup-…`), each in its own log.
+    let (mut iso, mut cup) = (String::new(), String::new());
     let mut lines = doc.lines();
     while let Some(line) = lines.next() {
-        if line.starts_with("<!-- sample: ") {
+        if let Some(name) = line.strip_prefix("<!-- sample: ") {
             let hex: String = lines
                 .by_ref()
                 .skip_while(|l| l.starts_with("```"))
                 .take_while(|l| !l.starts_with("```"))
                 .collect();
+            let log = if name.starts_with("cup-") { &mut cup } else { &mut iso };
             log.push_str(&format!("out {hex}\n"));
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("samples.log");
-    std::fs::write(&path, &log).unwrap();
-    let report = iso8583_check(&path);
-    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
-    assert_eq!(report["checked"], 6, "{report}");
-    assert_eq!(
-        report["types"],
-        serde_json::json!(["0800", "0810", "0200", "0210", "0400", "0500"])
-    );
-    carries(&report, "0810", &[11, 39, 41, 42, 62]);
+    for (dialect, log) in [("iso8583-1987", iso), ("cup-pos", cup)] {
+        let path = dir.path().join(format!("{dialect}.log"));
+        std::fs::write(&path, &log).unwrap();
+        let report = iso8583_check_in(dialect, &path);
+        assert_eq!(report["errors"], Value::Array(vec![]), "{dialect}: {report}");
+        assert_eq!(report["checked"], 6, "{dialect}: {report}");
+        assert_eq!(
+            report["types"],
+            serde_json::json!(["0800", "0810", "0200", "0210", "0400", "0500"]),
+            "{dialect}"
+        );
+        carries(&report, "0810", &[11, 39, 41, 42, 62]);
+    }
 }
 
 /// A CA and a certificate it signed for 127.0.0.1, made with OpenSSL in

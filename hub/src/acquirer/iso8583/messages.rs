@@ -833,7 +833,7 @@ mod tests {
     /// The samples `hub/ACQUIRER.md` shows, built by the codec: its key, a
     /// sale of CNY 12.50 on a swiped card, its answer, its reversal and a
     /// settlement. The key is the document's, not a product key.
-    fn samples() -> Vec<(&'static str, Message)> {
+    fn samples(d: Dialect) -> Vec<(&'static str, Message)> {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-04T09:30:15+08:00").unwrap();
         let utc = at.with_timezone(&Utc);
         let merchant = "898000000000001";
@@ -841,7 +841,7 @@ mod tests {
             kind: TxnKind::Sale,
             terminal_id: "10000042".into(),
             trace_no: 42,
-            batch_no: 1,
+            batch_no: 3,
             amount: Amount::from_minor(1250).unwrap(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
             pin_block: None,
@@ -849,7 +849,7 @@ mod tests {
             original: None,
             at: utc,
         };
-        let request = auth_request(Dialect::Iso1987, &sale, merchant, CNY, at).unwrap();
+        let request = auth_request(d, &sale, merchant, CNY, at).unwrap();
         let mut approved = answer(&request, ResponseCode::APPROVED).unwrap();
         approved
             .set_str(37, "000000000042")
@@ -857,11 +857,11 @@ mod tests {
             .set_str(38, "123456")
             .unwrap();
         let mut reversal = reversal(
-            Dialect::Iso1987,
+            d,
             &Reversal {
                 terminal_id: "10000042".into(),
                 trace_no: 42,
-                batch_no: 1,
+                batch_no: 3,
                 amount: sale.amount,
                 kind: TxnKind::Sale,
                 original_at: utc,
@@ -872,9 +872,11 @@ mod tests {
         )
         .unwrap();
         // Field 7 of a reversal is when it is sent: fixed here.
-        reversal.set_str(7, "1204013100").unwrap();
+        if d == Dialect::Iso1987 {
+            reversal.set_str(7, "1204013100").unwrap();
+        }
         let settlement = settlement(
-            Dialect::Iso1987,
+            d,
             &BatchTotals {
                 terminal_id: "10000042".into(),
                 batch_no: 3,
@@ -888,7 +890,7 @@ mod tests {
             CNY,
         )
         .unwrap();
-        let sign_in = sign_in(Dialect::Iso1987, 1, "10000042", merchant).unwrap();
+        let sign_in = sign_in(d, 1, "10000042", merchant).unwrap();
         let mut signed_in = answer(&sign_in, ResponseCode::APPROVED).unwrap();
         signed_in
             .set(62, sample_keys().field62(&sample_master_key()))
@@ -953,17 +955,20 @@ mod tests {
         let doc = include_str!("../../../ACQUIRER.md");
         let documented = documented_samples(doc);
         // Sign-ins travel without a MAC: there are no working keys yet.
-        let built: Vec<(String, String)> = samples()
-            .into_iter()
-            .map(|(name, mut m)| {
+        // China UnionPay's samples (named `cup-…`) are whole frames: TPDU,
+        // header and message.
+        let mut built: Vec<(String, String)> = Vec::new();
+        for (d, prefix) in [(Dialect::Iso1987, ""), (Dialect::CupPos, "cup-")] {
+            for (name, mut m) in samples(d) {
                 let bytes = if name.starts_with("sign-in") {
-                    m.encode()
+                    d.encode(&m).unwrap()
                 } else {
-                    key.seal(&mut m).unwrap()
+                    key.seal_in(d, &mut m).unwrap()
                 };
-                (name.to_string(), hex::encode_upper(bytes))
-            })
-            .collect();
+                let frame = d.wrap(&bytes, name.ends_with("answer"));
+                built.push((format!("{prefix}{name}"), hex::encode_upper(frame)));
+            }
+        }
         for (name, hex) in &built {
             let shown = documented.iter().find(|(n, _)| n == name).map(|(_, h)| h);
             assert_eq!(

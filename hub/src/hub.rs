@@ -486,6 +486,7 @@ impl App {
             Duration::from_secs(config.reversal_retry_secs),
             stop.clone(),
         ));
+        tasks.spawn(jobs::full_batches(Arc::clone(&coordinator), stop.clone()));
         if let Some(at) = config.settle_at.clone() {
             tasks.spawn(jobs::daily_settlement(Arc::clone(&coordinator), at, stop.clone()));
         }

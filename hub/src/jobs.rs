@@ -68,6 +68,26 @@ pub async fn daily_settlement<A: Acquirer>(
     }
 }
 
+/// Settles the open batch whenever a checkout's batch reaches the most the
+/// acquirer's settlement can count (China UnionPay's layout: 999).
+pub async fn full_batches<A: Acquirer>(coordinator: Arc<Coordinator<A>>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = coordinator.batch_filled() => {}
+        }
+        match coordinator
+            .settle(&tallybox_core::protocol::RequestId::new())
+            .await
+        {
+            Ok(s) => tracing::info!(batch_no = s.batch_no, balanced = s.balanced, "full batch settled"),
+            Err(e) => {
+                tracing::error!(error = %e, "the full batch is not settled yet; the next sale asks again")
+            }
+        }
+    }
+}
+
 /// A proven backup after each settlement and once a night at `at` (local
 /// `HH:MM`), on a connection of its own so sales go on meanwhile.
 pub async fn backups(

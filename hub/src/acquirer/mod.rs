@@ -211,6 +211,13 @@ impl Acquirer for AnyAcquirer {
             AnyAcquirer::Iso(a) => a.settle(totals).await,
         }
     }
+
+    fn batch_limit(&self) -> Option<u32> {
+        match self {
+            AnyAcquirer::Sim(a) => a.batch_limit(),
+            AnyAcquirer::Iso(a) => a.batch_limit(),
+        }
+    }
 }
 
 pub trait Acquirer: Send + Sync + 'static {
@@ -231,4 +238,12 @@ pub trait Acquirer: Send + Sync + 'static {
     /// Settles one terminal's batch; `Ok(true)` when the acquirer's totals
     /// agree with these, `Ok(false)` when they do not.
     fn settle(&self, totals: BatchTotals) -> impl Future<Output = Result<bool, AcquirerError>> + Send;
+
+    /// The most transactions one terminal's batch may hold for the
+    /// acquirer's settlement message to carry its count (China UnionPay's:
+    /// 999); the hub settles a batch that reaches it. `None`: no limit a
+    /// shop reaches.
+    fn batch_limit(&self) -> Option<u32> {
+        None
+    }
 }

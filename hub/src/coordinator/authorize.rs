@@ -214,6 +214,9 @@ impl<A: Acquirer> Coordinator<A> {
                     code = %response.response_code, trace_no = txn.trace_no, ms = started.elapsed().as_millis() as u64,
                     "transaction finished"
                 );
+                if txn.status == TxnStatus::Approved && kind != TxnKind::Balance {
+                    self.note_batch_size(txn.batch_no, terminal.as_str()).await;
+                }
                 Some(self.outcome(&txn, response.balance))
             }
             Err(e) if e.is_storage() => {

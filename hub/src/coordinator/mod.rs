@@ -96,6 +96,9 @@ pub struct Coordinator<A> {
     /// of one gets the same refusal, even once the cause is gone (the cashier
     /// was told "not charged").
     refusals: Mutex<std::collections::VecDeque<(String, ReasonCode)>>,
+    /// Told when a terminal's batch reaches the acquirer's limit: the
+    /// settling job then settles it.
+    batch_full: tokio::sync::Notify,
 }
 
 /// How many refusals the hub remembers.
@@ -132,6 +135,7 @@ impl<A: Acquirer> Coordinator<A> {
             acquirer,
             settings,
             in_flight: Mutex::new(HashSet::new()),
+            batch_full: tokio::sync::Notify::new(),
             refusals: Mutex::default(),
         }
     }

@@ -123,6 +123,34 @@ enum Plan {
 }
 
 impl<A: Acquirer> Coordinator<A> {
+    /// After an approval: when its terminal's batch has reached the
+    /// acquirer's limit, the settling job is told ([`Self::batch_filled`]).
+    pub(super) async fn note_batch_size(&self, batch_no: u32, terminal: &str) {
+        let Some(limit) = self.acquirer.batch_limit() else {
+            return;
+        };
+        let terminal = terminal.to_string();
+        let counted = self.store(move |s| s.batch_count(batch_no, &terminal)).await;
+        match counted {
+            Ok(n) if n >= limit => {
+                tracing::info!(
+                    batch_no,
+                    count = n,
+                    limit,
+                    "a checkout's batch is as large as the acquirer takes; settling it"
+                );
+                self.batch_full.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot count the open batch"),
+        }
+    }
+
+    /// Waits until a terminal's batch reaches the acquirer's limit.
+    pub async fn batch_filled(&self) {
+        self.batch_full.notified().await
+    }
+
     /// Settles the open batch for `request_id` (a checkout's request; the
     /// daily settlement makes one up). A settlement left unrecorded by a
     /// crash or a silent acquirer is finished first; a request already

@@ -762,3 +762,67 @@ async fn a_pin_reaches_the_acquirer_under_its_key_and_only_from_a_paired_checkou
         (TxnStatus::Failed, reason::PIN_UNSECURED)
     );
 }
+
+/// The simulated acquirer with a settlement that counts at most a few
+/// transactions a terminal (China UnionPay's counts 999).
+struct SmallBatches(SimAcquirer);
+
+impl Acquirer for SmallBatches {
+    async fn pin_key(
+        &self,
+        terminal_id: &str,
+    ) -> Result<tallybox_core::card::pin_block::PinKey, AcquirerError> {
+        self.0.pin_key(terminal_id).await
+    }
+
+    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
+        self.0.authorize(request).await
+    }
+
+    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
+        self.0.reverse(reversal).await
+    }
+
+    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
+        self.0.settle(totals).await
+    }
+
+    fn batch_limit(&self) -> Option<u32> {
+        Some(3)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_as_large_as_the_acquirer_counts_is_settled_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = std::sync::Arc::new(coordinator_with(dir.path(), SmallBatches(SimAcquirer::default())));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(crate::jobs::full_batches(std::sync::Arc::clone(&c), stop.clone()));
+    for minor in [100, 200] {
+        let o = outcome(c.handle(&t1(), sale("approved", minor)).await);
+        assert_eq!(o.status, TxnStatus::Approved);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        c.store(|s| s.batch_no()).await.unwrap(),
+        1,
+        "two sales: the batch stays open"
+    );
+    let o = outcome(c.handle(&t1(), sale("approved", 300)).await);
+    assert_eq!(o.status, TxnStatus::Approved);
+    let mut batch = 1;
+    for _ in 0..50 {
+        batch = c.store(|s| s.batch_no()).await.unwrap();
+        if batch == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        batch, 2,
+        "the third sale filled the batch: settled, a new one open"
+    );
+    let settled = c.store(|s| s.batch_rows(1)).await.unwrap();
+    assert_eq!(settled.iter().map(|r| r.count).sum::<u32>(), 3);
+    stop.cancel();
+}

@@ -19,6 +19,18 @@ pub struct BatchRow {
 }
 
 impl Store {
+    /// How many approved transactions (balance inquiries aside) terminal
+    /// `terminal_id` has in batch `batch_no`.
+    pub fn batch_count(&self, batch_no: u32, terminal_id: &str) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM transactions \
+             WHERE batch_no = ?1 AND terminal_id = ?2 AND status = 'approved' AND kind != 'balance'",
+            )?
+            .query_row(params![batch_no, terminal_id], |r| r.get(0))?)
+    }
+
     /// The approved transactions of `batch_no`, grouped.
     pub fn batch_rows(&self, batch_no: u32) -> Result<Vec<BatchRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -673,7 +673,11 @@ fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
                 .skip_while(|l| l.starts_with("```"))
                 .take_while(|l| !l.starts_with("```"))
                 .collect();
-            let log = if name.starts_with("cup-") { &mut cup } else { &mut iso };
+            let log = if name.starts_with("cup-") {
+                &mut cup
+            } else {
+                &mut iso
+            };
             log.push_str(&format!("out {hex}\n"));
         }
     }

@@ -343,6 +343,10 @@ impl Acquirer for IsoAcquirer {
         let answer = self.exchange(message, None).await?;
         messages::settled(self.dialect, &answer).map_err(AcquirerError::Link)
     }
+
+    fn batch_limit(&self) -> Option<u32> {
+        messages::batch_limit(self.dialect)
+    }
 }
 
 fn not_sent(e: super::codec::CodecError) -> AcquirerError {

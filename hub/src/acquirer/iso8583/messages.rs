@@ -259,6 +259,13 @@ fn max_count(d: Dialect) -> u32 {
     }
 }
 
+/// The batch size at which the hub settles by itself, where field 48's
+/// count is short (China UnionPay's three digits): a few below the most,
+/// for the sales under way while the settlement starts.
+pub fn batch_limit(d: Dialect) -> Option<u32> {
+    (max_count(d) < 10_000).then_some(max_count(d) - 9)
+}
+
 /// The settlement's field 48, both layouts, net of voids. ISO 8583:1987:
 /// sales count (n6) and amount (n12), refunds count (n6) and amount (n12).
 /// China UnionPay: for domestic cards the debit (sales) amount (n12) and

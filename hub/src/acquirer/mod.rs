@@ -82,6 +82,17 @@ pub struct Reversal {
     pub repeat: bool,
 }
 
+/// One transaction of a batch, as a batch upload names it (no card data:
+/// the hub keeps none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    pub kind: TxnKind,
+    pub trace_no: u32,
+    pub amount: Amount,
+    pub reference_no: String,
+    pub auth_code: String,
+}
+
 /// One terminal's totals for the batch being settled (0500).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchTotals {
@@ -218,6 +229,13 @@ impl Acquirer for AnyAcquirer {
             AnyAcquirer::Iso(a) => a.batch_limit(),
         }
     }
+
+    async fn upload_batch(&self, totals: &BatchTotals, items: &[BatchItem]) -> Result<usize, AcquirerError> {
+        match self {
+            AnyAcquirer::Sim(a) => a.upload_batch(totals, items).await,
+            AnyAcquirer::Iso(a) => a.upload_batch(totals, items).await,
+        }
+    }
 }
 
 pub trait Acquirer: Send + Sync + 'static {
@@ -238,6 +256,19 @@ pub trait Acquirer: Send + Sync + 'static {
     /// Settles one terminal's batch; `Ok(true)` when the acquirer's totals
     /// agree with these, `Ok(false)` when they do not.
     fn settle(&self, totals: BatchTotals) -> impl Future<Output = Result<bool, AcquirerError>> + Send;
+
+    /// After a settlement out of balance: sends the acquirer the batch's
+    /// transactions one by one, then says the batch ends (China UnionPay's
+    /// batch upload); how many it took. Nothing to do where the acquirer
+    /// has no batch upload.
+    fn upload_batch(
+        &self,
+        totals: &BatchTotals,
+        items: &[BatchItem],
+    ) -> impl Future<Output = Result<usize, AcquirerError>> + Send {
+        let _ = (totals, items);
+        async { Ok(0) }
+    }
 
     /// The most transactions one terminal's batch may hold for the
     /// acquirer's settlement message to carry its count (China UnionPay's:

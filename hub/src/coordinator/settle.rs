@@ -146,6 +146,29 @@ impl<A: Acquirer> Coordinator<A> {
         }
     }
 
+    /// After a settlement out of balance: the terminal's transactions go to
+    /// the acquirer (where it takes a batch upload), so it can find the
+    /// difference. The batch is reported out of balance either way.
+    async fn upload_batch(&self, totals: &BatchTotals) {
+        let (batch_no, terminal) = (totals.batch_no, totals.terminal_id.clone());
+        let items = match self.store(move |s| s.batch_items(batch_no, &terminal)).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the batch to upload it");
+                return;
+            }
+        };
+        match self.acquirer.upload_batch(totals, &items).await {
+            Ok(0) => {}
+            Ok(sent) => {
+                tracing::info!(batch_no, terminal = %totals.terminal_id, sent, "batch uploaded to the acquirer")
+            }
+            Err(e) => {
+                tracing::error!(batch_no, terminal = %totals.terminal_id, error = %e, "batch upload failed; the acquirer has the totals only")
+            }
+        }
+    }
+
     /// Waits until a terminal's batch reaches the acquirer's limit.
     pub async fn batch_filled(&self) {
         self.batch_full.notified().await
@@ -219,6 +242,9 @@ impl<A: Acquirer> Coordinator<A> {
                 .map_err(|e| {
                     format!("settlement of batch {batch_no} not done: {e}; sales wait, and it is asked again shortly")
                 })?;
+            if !balanced {
+                self.upload_batch(&t).await;
+            }
             results.push((t, balanced));
         }
         let balanced = results.iter().all(|(_, b)| *b);

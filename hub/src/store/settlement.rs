@@ -31,6 +31,50 @@ impl Store {
             .query_row(params![batch_no, terminal_id], |r| r.get(0))?)
     }
 
+    /// Terminal `terminal_id`'s sales and refunds in batch `batch_no` that
+    /// stand (approved, not voided): what a batch upload sends.
+    pub fn batch_items(
+        &self,
+        batch_no: u32,
+        terminal_id: &str,
+    ) -> Result<Vec<crate::acquirer::BatchItem>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, trace_no, amount, reference_no, auth_code FROM transactions t \
+             WHERE batch_no = ?1 AND terminal_id = ?2 AND status = 'approved' AND kind IN ('sale', 'refund') \
+             AND NOT EXISTS (SELECT 1 FROM transactions v WHERE v.original_id = t.id \
+                             AND v.kind = 'void' AND v.status = 'approved') \
+             ORDER BY trace_no",
+        )?;
+        let rows = stmt.query_map(params![batch_no, terminal_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, trace_no, minor, reference_no, auth_code) = row?;
+            // The schema keeps amounts in range; one that is not is left out.
+            let Some(amount) = u64::try_from(minor)
+                .ok()
+                .and_then(|m| tallybox_core::money::Amount::from_minor(m).ok())
+            else {
+                continue;
+            };
+            out.push(crate::acquirer::BatchItem {
+                kind: parse_enum(&kind).unwrap_or(TxnKind::Sale),
+                trace_no,
+                amount,
+                reference_no,
+                auth_code,
+            });
+        }
+        Ok(out)
+    }
+
     /// The approved transactions of `batch_no`, grouped.
     pub fn batch_rows(&self, batch_no: u32) -> Result<Vec<BatchRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -301,7 +301,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
 
 #[test]
 fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
-    let acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos"]);
+    let mut acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos"]);
     let mut flags = acquirer.hub_flags(acquirer.port);
     flags.extend(["--acquirer-dialect".to_string(), "cup-pos".to_string()]);
     let hub = Hub::start_with(None, &strs(&flags));
@@ -359,6 +359,59 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
     );
     t1.keys("C");
 
+    // The acquirer restarts and forgets the next two sales' approvals: the
+    // settlement is out of balance, and the batch goes up to it one
+    // transaction at a time (0320), then its end, which names how many.
+    assert!(t1.sale(1500, "approved").contains("APPROVED"));
+    t1.keys("C");
+    assert!(t1.sale(2500, "visa").contains("APPROVED"));
+    t1.keys("C");
+    let signed_in = |hub: &Hub| {
+        hub.log()
+            .matches("signed in with the acquirer; working keys")
+            .count()
+    };
+    let before = signed_in(&hub);
+    acquirer.restart();
+    wait_for(Duration::from_secs(20), || {
+        (signed_in(&hub) > before).then_some(())
+    })
+    .expect("the hub signs in again");
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(15));
+    assert!(screen.contains("OUT OF BALANCE"), "{screen}");
+    t1.keys("C");
+    let d = Dialect::CupPos;
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    let both_ways: Vec<(String, Message)> = log
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(way, h)| {
+            Some((
+                way.to_string(),
+                d.decode(d.unwrap(&hex::decode(h).ok()?).ok()?).ok()?,
+            ))
+        })
+        .collect();
+    let uploads: Vec<&Message> = both_ways
+        .iter()
+        .filter(|(way, m)| way == "in" && m.mti == "0320")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(
+        uploads.len(),
+        3,
+        "two transactions and the batch end: {uploads:?}"
+    );
+    assert_eq!(uploads[2].text(48), Some("0002"));
+    assert!(uploads[2].text(60).unwrap().ends_with("202"));
+    let answers: Vec<&str> = both_ways
+        .iter()
+        .filter(|(way, m)| way == "out" && m.mti == "0330")
+        .filter_map(|(_, m)| m.text(39))
+        .collect();
+    assert_eq!(answers, vec!["00", "00", "00"], "the acquirer took each");
+
     let report = iso8583_check_in("cup-pos", &acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
     let types: Vec<&str> = report["types"]
@@ -368,7 +421,7 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
         .filter_map(Value::as_str)
         .collect();
     for mti in [
-        "0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410", "0500", "0510",
+        "0800", "0810", "0200", "0210", "0220", "0230", "0400", "0410", "0500", "0510", "0320", "0330",
     ] {
         assert!(types.contains(&mti), "no {mti} in the log: {types:?}");
     }
@@ -383,6 +436,7 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
     );
     carries(&report, "0400", &[3, 4, 11, 25, 39, 41, 42, 49, 60, 64]);
     carries(&report, "0500", &[11, 41, 42, 48, 49, 60, 63, 64]);
+    carries(&report, "0320", &[3, 4, 11, 25, 37, 38, 41, 42, 49, 60, 64]);
     for (mti, fields) in report["fields"].as_object().unwrap() {
         for absent in [7, 12, 13, 90] {
             let request = !mti.ends_with("10") && !mti.ends_with("30");
@@ -395,8 +449,6 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
 
     // What the hub sent, read back: the void named its sale in 61, the PIN
     // came with 26 and 53 and opens under the working key of its sign-in.
-    let d = Dialect::CupPos;
-    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
     let sent: Vec<Message> = log
         .lines()
         .filter_map(|l| l.strip_prefix("in "))

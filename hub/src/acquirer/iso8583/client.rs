@@ -25,7 +25,7 @@ use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::{Io, TlsClient};
 use crate::acquirer::{
-    Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchTotals, LinkHealth, Reversal,
+    Acquirer, AcquirerError, AuthRequest, AuthResponse, BatchItem, BatchTotals, LinkHealth, Reversal,
 };
 
 #[derive(Debug, Clone)]
@@ -346,6 +346,51 @@ impl Acquirer for IsoAcquirer {
 
     fn batch_limit(&self) -> Option<u32> {
         messages::batch_limit(self.dialect)
+    }
+
+    /// China UnionPay's batch upload: each transaction (0320), then the
+    /// batch end; each must be answered `00` within [`UPLOAD_WAIT`].
+    async fn upload_batch(&self, totals: &BatchTotals, items: &[BatchItem]) -> Result<usize, AcquirerError> {
+        if self.dialect != Dialect::CupPos {
+            return Ok(0);
+        }
+        let totals = BatchTotals {
+            terminal_id: self.acquirer_terminal(&totals.terminal_id),
+            ..totals.clone()
+        };
+        for item in items {
+            let m = messages::batch_upload(
+                item,
+                &totals.terminal_id,
+                totals.batch_no,
+                &self.merchant_id,
+                &self.currency,
+            )
+            .map_err(not_sent)?;
+            self.upload(m).await?;
+        }
+        self.upload(messages::batch_end(&totals, items.len(), &self.merchant_id).map_err(not_sent)?)
+            .await?;
+        Ok(items.len())
+    }
+}
+
+/// How long the host has to answer each message of a batch upload.
+const UPLOAD_WAIT: Duration = Duration::from_secs(10);
+
+impl IsoAcquirer {
+    /// Sends one message of a batch upload and checks it was taken.
+    async fn upload(&self, m: Message) -> Result<(), AcquirerError> {
+        let trace = m.text(11).unwrap_or_default().to_string();
+        let answer = tokio::time::timeout(UPLOAD_WAIT, self.exchange(m, None))
+            .await
+            .map_err(|_| AcquirerError::TimedOut(UPLOAD_WAIT))??;
+        match answer.text(39).and_then(ResponseCode::parse) {
+            Some(ResponseCode::APPROVED) => Ok(()),
+            other => Err(AcquirerError::Link(format!(
+                "batch upload of trace {trace} answered {other:?}"
+            ))),
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Host {
     master_keys: Arc<MasterKeys>,
     /// Each terminal's working keys from its last sign-in.
     keys: Arc<Mutex<HashMap<String, WorkingKeys>>>,
+    /// Each terminal's transactions uploaded since its last batch end.
+    uploads: Arc<Mutex<HashMap<String, usize>>>,
     issuer_pin_key: PinKey,
     issuer: Arc<Mutex<SimIssuer>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
@@ -54,6 +56,7 @@ impl Host {
             dialect,
             master_keys: Arc::new(master_keys),
             keys: Arc::default(),
+            uploads: Arc::default(),
             issuer_pin_key,
             issuer: Arc::new(Mutex::new(SimIssuer::with_pin_key(issuer_pin_key))),
             log,
@@ -184,6 +187,28 @@ impl Host {
         }
     }
 
+    /// A batch upload's message: one transaction (counted), or the batch
+    /// end, answered `00` when it names as many as came and `30` if not.
+    fn uploaded(&self, request: &Message, terminal: &str) -> Result<Message, super::codec::CodecError> {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let code = match messages::read_batch_end(request) {
+            None => {
+                *uploads.entry(terminal.to_string()).or_default() += 1;
+                ResponseCode::APPROVED
+            }
+            Some(named) => {
+                let came = uploads.remove(terminal).unwrap_or(0);
+                tracing::info!(terminal, named, came, "batch upload ended");
+                if named == came {
+                    ResponseCode::APPROVED
+                } else {
+                    ResponseCode::FORMAT_ERROR
+                }
+            }
+        };
+        messages::answer(request, code)
+    }
+
     /// A PIN block from `terminal`, under the issuer's key: what the issuer
     /// can read. One that does not open stays as it came (the issuer then
     /// reads no PIN in it).
@@ -273,6 +298,9 @@ impl Host {
                     answer(ResponseCode::FORMAT_ERROR).map(|a| Some((a, std::time::Duration::ZERO)))
                 }
             },
+            "0320" => self
+                .uploaded(&request, &terminal)
+                .map(|a| Some((a, std::time::Duration::ZERO))),
             "0200" | "0220" => match messages::read_auth_request(d, &request) {
                 Ok(mut auth) => {
                     auth.pin_block = auth

@@ -27,7 +27,7 @@ use tallybox_core::money::Amount;
 use tallybox_core::protocol::TxnKind;
 
 use super::codec::{CodecError, Dialect, Message};
-use crate::acquirer::{AuthRequest, AuthResponse, BatchTotals, Reversal};
+use crate::acquirer::{AuthRequest, AuthResponse, BatchItem, BatchTotals, Reversal};
 
 /// ISO 4217 numeric for CNY: the simulated host's balances when a request
 /// names no currency.
@@ -101,8 +101,10 @@ const CUP_OPERATOR: &str = "001";
 /// China UnionPay's network management code for a sign-in with
 /// double-length working keys.
 const CUP_SIGN_IN: &str = "003";
-/// ... and for a settlement.
+/// ... for a settlement, and for a batch upload's transactions.
 const CUP_SETTLEMENT: &str = "201";
+/// ... for the end of a batch upload.
+const CUP_BATCH_END: &str = "202";
 
 pub fn sign_in(
     d: Dialect,
@@ -377,6 +379,56 @@ pub fn settlement_answer(d: Dialect, request: &Message, balanced: bool) -> Resul
             Ok(a)
         }
     }
+}
+
+/// One transaction of a batch upload (China UnionPay's 0320 after a
+/// settlement out of balance): its processing code, amount, trace,
+/// reference and authorization code, under the batch's field 60. No card
+/// number: the hub keeps none, so the host matches by trace and reference.
+pub fn batch_upload(
+    item: &BatchItem,
+    terminal_id: &str,
+    batch_no: u32,
+    merchant_id: &str,
+    currency: &str,
+) -> Result<Message, CodecError> {
+    let mut m = Message::new("0320");
+    m.set_str(3, type_and_code(item.kind).1)?
+        .set_str(4, &format!("{:012}", item.amount.minor()))?
+        .set_str(11, &trace(item.trace_no))?
+        .set_str(25, "00")?
+        .set_str(41, &terminal_field(terminal_id)?)?
+        .set_str(42, &merchant_field(merchant_id))?
+        .set_str(49, currency)?
+        .set_str(60, &cup_field60("00", batch_no, CUP_SETTLEMENT))?;
+    if !item.reference_no.is_empty() {
+        m.set_str(37, &format!("{:0>12}", item.reference_no))?;
+    }
+    if !item.auth_code.is_empty() {
+        m.set_str(38, &format!("{:<6}", item.auth_code))?;
+    }
+    Ok(m)
+}
+
+/// The end of a batch upload (0320, management code 202): the
+/// settlement's trace, and in field 48 how many transactions went (n4).
+pub fn batch_end(t: &BatchTotals, sent: usize, merchant_id: &str) -> Result<Message, CodecError> {
+    let mut m = Message::new("0320");
+    m.set_str(11, &trace(t.trace_no))?
+        .set_str(41, &terminal_field(&t.terminal_id)?)?
+        .set_str(42, &merchant_field(merchant_id))?
+        .set_str(48, &format!("{:04}", sent % 10_000))?
+        .set_str(60, &cup_field60("00", t.batch_no, CUP_BATCH_END))?;
+    Ok(m)
+}
+
+/// For the host: `Some(count)` when a 0320 is a batch end, with the count
+/// it names.
+pub fn read_batch_end(m: &Message) -> Option<usize> {
+    m.text(60)
+        .filter(|f| f.get(8..11) == Some(CUP_BATCH_END))
+        .and(m.text(48))
+        .and_then(|n| n.parse().ok())
 }
 
 /// Whether a settlement's answer says the totals agree; why not an answer.

@@ -187,6 +187,7 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
             key: "acquirer_dialect",
             message,
         })?,
+        echo_every: std::time::Duration::from_secs(60),
         hub_terminal: config
             .acquirer_terminal_ids
             .get(OWN_CHECKOUT)

@@ -43,6 +43,10 @@ pub struct IsoConfig {
     /// The master key of each acquirer terminal id: its sign-in's working
     /// keys come under it.
     pub master_keys: MasterKeys,
+    /// How long the connection may stay silent before the hub sends an
+    /// echo test (0820): a connection dropped on the way (a router's idle
+    /// time-out) is found then, not by the next sale.
+    pub echo_every: Duration,
     /// The terminal id the hub signs in with first on each connection (when
     /// it has no master key, the first terminal that has one).
     pub hub_terminal: String,
@@ -648,14 +652,19 @@ async fn connected(
         keys,
         held: HashMap::new(),
         sign_in_no,
+        heard: Instant::now(),
+        echo: None,
     };
     // Signs in again every day on a connection that stays up.
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + SIGN_IN_EVERY, SIGN_IN_EVERY);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(config.echo_every.min(Duration::from_secs(1)));
     loop {
         let step = tokio::select! {
             _ = daily.tick() => link.sign_in_again().await,
-            _ = tick.tick() => link.give_up_on_sign_ins(),
+            _ = tick.tick() => match link.give_up_on_sign_ins() {
+                Ok(()) => link.echo_when_silent().await,
+                ended => ended,
+            },
             r = requests.recv() => match r {
                 Some(job) => link.take(job).await,
                 None => return Ended::Gone,
@@ -694,7 +703,15 @@ struct SignedIn<'a> {
     keys: &'a Keyring,
     held: HashMap<String, Held>,
     sign_in_no: u32,
+    /// When the host last sent anything.
+    heard: Instant,
+    /// The echo test waiting for its answer: its trace and when it went.
+    echo: Option<(String, Instant)>,
 }
+
+/// How long the host has to answer an echo test before the connection is
+/// taken for dead and made again.
+const ECHO_WAIT: Duration = Duration::from_secs(10);
 
 /// `Err` ends the connection, saying how.
 type Step = Result<(), Ended>;
@@ -829,6 +846,38 @@ impl SignedIn<'_> {
         self.write(&bytes).await
     }
 
+    /// Sends an echo test (0820) when the host has been silent for
+    /// `echo_every`; ends the connection when one goes unanswered.
+    async fn echo_when_silent(&mut self) -> Step {
+        if let Some((_, sent)) = &self.echo {
+            if sent.elapsed() < ECHO_WAIT {
+                return Ok(());
+            }
+            let why = format!("no answer to the echo test in {} s", ECHO_WAIT.as_secs());
+            tracing::warn!(acquirer = %self.config.addr, "{why}; reconnecting");
+            lock(self.state).set(false, Some(why));
+            // Said why already; and a failure, for the back-off.
+            return Err(Ended::Dropped { good: false });
+        }
+        if self.heard.elapsed() < self.config.echo_every {
+            return Ok(());
+        }
+        let d = self.config.dialect;
+        self.sign_in_no = self.sign_in_no.wrapping_add(1);
+        let built = messages::echo(
+            d,
+            self.sign_in_no,
+            self.config.connection_terminal(),
+            &self.config.merchant_id,
+        )
+        .and_then(|m| d.encode(&m).map(|bytes| (m, bytes)));
+        let Ok((m, bytes)) = built else {
+            return Ok(());
+        };
+        self.echo = Some((m.text(11).unwrap_or_default().to_string(), Instant::now()));
+        self.write(&bytes).await
+    }
+
     /// Ends the jobs of terminals whose sign-in went unanswered; the
     /// connection too, when it was its own terminal's.
     fn give_up_on_sign_ins(&mut self) -> Step {
@@ -869,6 +918,7 @@ impl SignedIn<'_> {
             tracing::warn!(dialect = d.name(), "a frame without the dialect's header ignored");
             return Ok(());
         };
+        self.heard = Instant::now();
         let answer = match d.decode(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -876,6 +926,16 @@ impl SignedIn<'_> {
                 return Ok(());
             }
         };
+        if answer.mti == "0830" {
+            if self
+                .echo
+                .as_ref()
+                .is_some_and(|(trace, _)| answer.text(11) == Some(trace.as_str()))
+            {
+                self.echo = None;
+            }
+            return Ok(());
+        }
         if answer.mti == "0810" {
             return self.on_sign_in(&answer).await;
         }
@@ -1059,6 +1119,7 @@ mod tests {
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
             dialect: Dialect::Iso1987,
+            echo_every: Duration::from_secs(3600),
             master_keys: {
                 let mut keys = MasterKeys::default();
                 for terminal in ["HUB", "T1", "T2"] {
@@ -1364,6 +1425,60 @@ mod tests {
             .approved());
         let seen = host.seen.lock().unwrap().clone();
         assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1", "0200 T1"]]);
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_tested_with_0820_and_made_again_when_the_echo_goes_unanswered() {
+        // The first connection answers everything but echo tests; later ones answer them too.
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        let host = fake_host(move |m| {
+            if m.mti == "0800" && m.text(41) == Some("HUB     ") {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+            if m.mti == "0820" && counted.load(Ordering::Relaxed) == 1 {
+                return None;
+            }
+            answered(m, &TEST_MAC_KEY, |_| {})
+        })
+        .await;
+        let link = IsoAcquirer::start(IsoConfig {
+            echo_every: Duration::from_millis(300),
+            ..config_for(&host)
+        });
+        let e = wait_until(Duration::from_secs(15), || {
+            let health = link.health(&host.addr);
+            health.last_error.filter(|e| e.contains("echo test"))
+        })
+        .await;
+        assert!(e.is_some(), "the unanswered echo ended the connection");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            link.health(&host.addr).up,
+            "a new connection, whose echoes are answered"
+        );
+        assert!(authorize_when_up(&link, &host, sale(50))
+            .await
+            .unwrap()
+            .approved());
+        let seen = host.seen.lock().unwrap().clone();
+        assert!(seen.len() >= 2, "{seen:?}");
+        assert_eq!(seen[0][..2], ["0800 HUB", "0820 HUB"], "{seen:?}");
+        assert!(
+            seen[1].iter().filter(|m| *m == "0820 HUB").count() >= 2,
+            "{seen:?}"
+        );
+    }
+
+    async fn wait_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(t) = check() {
+                return Some(t);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     /// A CA, and a certificate it signed for 127.0.0.1, written as PEM files

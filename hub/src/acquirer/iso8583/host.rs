@@ -234,6 +234,18 @@ impl Host {
             self.sign_in(&request, &terminal, out);
             return true;
         }
+        if request.mti == "0820" {
+            // An echo test: answered at once, without a MAC.
+            match messages::answer(&request, ResponseCode::APPROVED).and_then(|a| d.encode(&a)) {
+                Ok(bytes) => {
+                    let frame = d.wrap(&bytes, true);
+                    self.log("out", &frame);
+                    let _ = out.send(frame);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot answer an echo test"),
+            }
+            return true;
+        }
         let mac_key = self.keys().get(&terminal).map(|k| k.mac.clone());
         let reply = |mut answer: Message, delay: std::time::Duration| {
             let (host, out, mac_key) = (self.clone(), out.clone(), mac_key.clone());

@@ -51,7 +51,7 @@ def cup_pos():
 
     bcd("2", 19, prefix=1, left=True)
     for field, digits in [("3", 6), ("4", 12), ("11", 6), ("12", 6), ("13", 4), ("14", 4),
-                          ("25", 2), ("26", 2), ("53", 16)]:
+                          ("23", 3), ("25", 2), ("26", 2), ("53", 16)]:
         bcd(field, digits)
     bcd("22", 3, left=True)
     bcd("35", 37, prefix=1, left=True)

@@ -55,6 +55,8 @@ pub fn format(n: u8) -> Option<(Len, Data)> {
         13 => (Fixed(4), Numeric),
         14 => (Fixed(4), Numeric),
         22 => (Fixed(3), Numeric),
+        // Card sequence number (a chip card's 5F34).
+        23 => (Fixed(3), Numeric),
         25 => (Fixed(2), Numeric),
         35 => (LlVar(37), Text),
         37 => (Fixed(12), Text),

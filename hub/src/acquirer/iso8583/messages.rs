@@ -216,10 +216,26 @@ pub fn auth_request(
     }
     if let Some(icc) = &r.card.icc_data {
         if let Ok(bytes) = hex::decode(icc) {
+            if let Some(n) = card_sequence_number(&bytes) {
+                m.set_str(23, &n)?;
+            }
             m.set(55, bytes)?;
         }
     }
     Ok(m)
+}
+
+/// Field 23 of a chip sale: the card's sequence number (tag 5F34, two BCD
+/// digits) as n3, when the chip data carries it.
+fn card_sequence_number(icc: &[u8]) -> Option<String> {
+    use tallybox_terminal::devices::contactless::tlv;
+    let tlvs = tlv::parse(icc).ok()?;
+    let value = tlvs.iter().find(|t| t.tag.0 == 0x5F34)?.value;
+    let digits = hex::encode(value.get(..1)?);
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| format!("0{digits}"))
 }
 
 /// Field 90's institution ids (acquiring, forwarding): a terminal has none
@@ -897,6 +913,40 @@ mod tests {
             e.contains("999 transactions") && e.contains("settle more often"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_chip_sale_carries_the_cards_sequence_number_in_field_23() {
+        let mut card = test_cards::by_name("approved").unwrap().read(EntryMode::Tap);
+        // 9F26 (cryptogram) and 5F34 = 01.
+        card.icc_data = Some("9F2602ABCD5F340101".into());
+        let sale = AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no: 1,
+            batch_no: 1,
+            amount: Amount::from_minor(100).unwrap(),
+            card: card.clone(),
+            pin_block: None,
+            pin_key_check: None,
+            original: None,
+            at: Utc::now(),
+        };
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let m = auth_request(d, &sale, "898000000000001", CNY, tallybox_platform::clock::now()).unwrap();
+            assert_eq!(m.text(23), Some("001"), "{}", d.name());
+            assert_eq!(d.decode(&d.encode(&m).unwrap()).unwrap(), m);
+        }
+        card.icc_data = Some("9F2602ABCD".into());
+        let m = auth_request(
+            Dialect::Iso1987,
+            &AuthRequest { card, ..sale },
+            "898000000000001",
+            CNY,
+            tallybox_platform::clock::now(),
+        )
+        .unwrap();
+        assert_eq!(m.get(23), None, "no sequence number on the chip: none sent");
     }
 
     #[test]

@@ -1021,16 +1021,27 @@ mod tests {
     /// A host on loopback that answers each message as `answer` says (none:
     /// silence) and notes the message types each connection carried.
     struct FakeHost {
+        dialect: Dialect,
         addr: String,
         seen: Arc<Mutex<Vec<Vec<String>>>>,
     }
 
     async fn fake_host(answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static) -> FakeHost {
-        fake_host_over(None, answer).await
+        fake_host_over(Dialect::Iso1987, None, answer).await
+    }
+
+    /// A fake host speaking `d`: `answer` gives a message's bytes in `d`
+    /// (without TPDU and header).
+    async fn fake_host_in(
+        d: Dialect,
+        answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> FakeHost {
+        fake_host_over(d, None, answer).await
     }
 
     /// A fake host that speaks TLS with `tls`, when given.
     async fn fake_host_over(
+        d: Dialect,
         tls: Option<tokio_rustls::TlsAcceptor>,
         answer: impl Fn(&Message) -> Option<Vec<u8>> + Send + Sync + 'static,
     ) -> FakeHost {
@@ -1061,19 +1072,23 @@ mod tests {
                         seen.len() - 1
                     };
                     while let Ok(bytes) = incoming.next().await {
-                        let m = Message::decode(&bytes).unwrap();
+                        let m = d.decode(d.unwrap(&bytes).unwrap()).unwrap();
                         let terminal = m.text(41).unwrap_or_default().trim_end();
                         noted.lock().unwrap()[n].push(format!("{} {terminal}", m.mti));
                         match answer(&m) {
                             Some(out) if out.is_empty() => return,
-                            Some(out) => write.write_all(&frame(&out)).await.unwrap(),
+                            Some(out) => write.write_all(&frame(&d.wrap(&out, true))).await.unwrap(),
                             None => {}
                         }
                     }
                 });
             }
         });
-        FakeHost { addr, seen }
+        FakeHost {
+            dialect: d,
+            addr,
+            seen,
+        }
     }
 
     /// Every test terminal's master key.
@@ -1092,6 +1107,16 @@ mod tests {
     /// The answer an honest host gives, changed by `change`, sealed with
     /// `key`; a sign-in's brings the test working keys and is not sealed.
     fn answered(request: &Message, key: &MacKey, change: impl FnOnce(&mut Message)) -> Option<Vec<u8>> {
+        answered_in(Dialect::Iso1987, request, key, change)
+    }
+
+    /// The same in dialect `d`.
+    fn answered_in(
+        d: Dialect,
+        request: &Message,
+        key: &MacKey,
+        change: impl FnOnce(&mut Message),
+    ) -> Option<Vec<u8>> {
         let mut a = messages::answer(request, ResponseCode::APPROVED).unwrap();
         if request.mti == "0200" {
             a.set_str(37, "000000000001")
@@ -1102,10 +1127,10 @@ mod tests {
         if request.mti == "0800" {
             a.set(62, test_keys().field62(&test_master_key())).unwrap();
             change(&mut a);
-            return Some(a.encode());
+            return Some(d.encode(&a).unwrap());
         }
         change(&mut a);
-        Some(key.seal(&mut a).unwrap())
+        Some(key.seal_in(d, &mut a).unwrap())
     }
 
     fn link_to(host: &FakeHost) -> IsoAcquirer {
@@ -1118,7 +1143,7 @@ mod tests {
             tls: None,
             merchant_id: "898000000000001".into(),
             currency: "156".into(),
-            dialect: Dialect::Iso1987,
+            dialect: host.dialect,
             echo_every: Duration::from_secs(3600),
             master_keys: {
                 let mut keys = MasterKeys::default();
@@ -1166,72 +1191,78 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_for_another_amount_approves_nothing_and_the_link_says_why() {
-        let host = fake_host(|m| match m.mti.as_str() {
-            "0200" => answered(m, &TEST_MAC_KEY, |a| {
-                a.set_str(4, "000000000999").unwrap();
-            }),
-            _ => answered(m, &TEST_MAC_KEY, |_| {}),
-        })
-        .await;
-        let link = link_to(&host);
-        let e = authorize_when_up(&link, &host, sale(7)).await.unwrap_err();
-        assert!(matches!(e, AcquirerError::BadAnswer(_)), "{e:?}");
-        let why = e.to_string();
-        assert!(
-            why.contains("field 4") && why.contains("000000000999") && why.contains("000000001250"),
-            "{why}"
-        );
-        let health = link.health(&host.addr);
-        assert!(health.up, "the link itself is fine");
-        assert_eq!(health.refused_answers_last_hour, 1);
-        assert_eq!(health.last_refused.as_deref(), Some(why.as_str()));
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let host = fake_host_in(d, move |m| match m.mti.as_str() {
+                "0200" => answered_in(d, m, &TEST_MAC_KEY, |a| {
+                    a.set_str(4, "000000000999").unwrap();
+                }),
+                _ => answered_in(d, m, &TEST_MAC_KEY, |_| {}),
+            })
+            .await;
+            let link = link_to(&host);
+            let e = authorize_when_up(&link, &host, sale(7)).await.unwrap_err();
+            assert!(matches!(e, AcquirerError::BadAnswer(_)), "{e:?}");
+            let why = e.to_string();
+            assert!(
+                why.contains("field 4") && why.contains("000000000999") && why.contains("000000001250"),
+                "{why}"
+            );
+            let health = link.health(&host.addr);
+            assert!(health.up, "the link itself is fine");
+            assert_eq!(health.refused_answers_last_hour, 1);
+            assert_eq!(health.last_refused.as_deref(), Some(why.as_str()));
+        }
     }
 
     #[tokio::test]
     async fn an_answer_with_a_wrong_mac_is_refused_at_once_not_after_the_time_out() {
-        let other = MacKey::parse("00112233445566778899AABBCCDDEEFF").unwrap();
-        let host = fake_host(move |m| match m.mti.as_str() {
-            "0200" => answered(m, &other, |_| {}),
-            _ => answered(m, &TEST_MAC_KEY, |_| {}),
-        })
-        .await;
-        let link = link_to(&host);
-        let started = Instant::now();
-        let e = authorize_when_up(&link, &host, sale(8)).await.unwrap_err();
-        assert!(e.to_string().contains("MAC is wrong"), "{e}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let other = MacKey::parse("00112233445566778899AABBCCDDEEFF").unwrap();
+            let host = fake_host_in(d, move |m| match m.mti.as_str() {
+                "0200" => answered_in(d, m, &other, |_| {}),
+                _ => answered_in(d, m, &TEST_MAC_KEY, |_| {}),
+            })
+            .await;
+            let link = link_to(&host);
+            let started = Instant::now();
+            let e = authorize_when_up(&link, &host, sale(8)).await.unwrap_err();
+            assert!(e.to_string().contains("MAC is wrong"), "{e}");
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
+        }
     }
 
     #[tokio::test]
     async fn a_refused_sign_in_lets_nothing_else_out_and_is_not_retried_in_a_storm() {
-        let host = fake_host(|m| {
-            answered(m, &TEST_MAC_KEY, |a| {
-                a.set_str(39, "96").unwrap();
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let host = fake_host_in(d, move |m| {
+                answered_in(d, m, &TEST_MAC_KEY, |a| {
+                    a.set_str(39, "96").unwrap();
+                })
             })
-        })
-        .await;
-        let link = link_to(&host);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let e = tokio::time::timeout(Duration::from_secs(5), link.authorize(sale(9)))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert!(matches!(e, AcquirerError::Link(_)), "{e:?}");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let seen = host.seen.lock().unwrap().clone();
-        assert!(seen.iter().flatten().all(|m| m == "0800 HUB"), "{seen:?}");
-        assert!(
-            (2..=6).contains(&seen.len()),
-            "connections in 2 s: {}",
-            seen.len()
-        );
-        let health = link.health(&host.addr);
-        assert!(!health.up && health.sign_in_refused, "{health:?}");
-        assert!(health.last_error.unwrap().contains("response code 96"));
+            .await;
+            let link = link_to(&host);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let e = tokio::time::timeout(Duration::from_secs(5), link.authorize(sale(9)))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(matches!(e, AcquirerError::Link(_)), "{e:?}");
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let seen = host.seen.lock().unwrap().clone();
+            assert!(seen.iter().flatten().all(|m| m == "0800 HUB"), "{seen:?}");
+            assert!(
+                (2..=6).contains(&seen.len()),
+                "connections in 2 s: {}",
+                seen.len()
+            );
+            let health = link.health(&host.addr);
+            assert!(!health.up && health.sign_in_refused, "{health:?}");
+            assert!(health.last_error.unwrap().contains("response code 96"));
+        }
     }
 
     #[tokio::test]
@@ -1247,6 +1278,7 @@ mod tests {
             }
         });
         let host = FakeHost {
+            dialect: Dialect::Iso1987,
             addr,
             seen: Arc::default(),
         };
@@ -1260,171 +1292,181 @@ mod tests {
 
     #[tokio::test]
     async fn every_connection_signs_in_before_anything_else_goes_out() {
-        let answered_sales = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&answered_sales);
-        // The host hangs up after each sale's answer.
-        let host = fake_host(move |m| match m.mti.as_str() {
-            "0200" if count.fetch_add(1, Ordering::Relaxed) % 2 == 1 => Some(Vec::new()),
-            _ => answered(m, &TEST_MAC_KEY, |_| {}),
-        })
-        .await;
-        let link = link_to(&host);
-        authorize_when_up(&link, &host, sale(10)).await.unwrap();
-        // The second sale's connection is cut before its answer.
-        assert!(authorize_when_up(&link, &host, sale(11)).await.is_err());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        authorize_when_up(&link, &host, sale(12)).await.unwrap();
-        let seen = host.seen.lock().unwrap().clone();
-        assert!(seen.len() >= 2, "{seen:?}");
-        for connection in &seen {
-            assert_eq!(
-                connection.first().map(String::as_str),
-                Some("0800 HUB"),
-                "{seen:?}"
-            );
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let answered_sales = Arc::new(AtomicUsize::new(0));
+            let count = Arc::clone(&answered_sales);
+            // The host hangs up after each sale's answer.
+            let host = fake_host_in(d, move |m| match m.mti.as_str() {
+                "0200" if count.fetch_add(1, Ordering::Relaxed) % 2 == 1 => Some(Vec::new()),
+                _ => answered_in(d, m, &TEST_MAC_KEY, |_| {}),
+            })
+            .await;
+            let link = link_to(&host);
+            authorize_when_up(&link, &host, sale(10)).await.unwrap();
+            // The second sale's connection is cut before its answer.
+            assert!(authorize_when_up(&link, &host, sale(11)).await.is_err());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            authorize_when_up(&link, &host, sale(12)).await.unwrap();
+            let seen = host.seen.lock().unwrap().clone();
+            assert!(seen.len() >= 2, "{seen:?}");
+            for connection in &seen {
+                assert_eq!(
+                    connection.first().map(String::as_str),
+                    Some("0800 HUB"),
+                    "{seen:?}"
+                );
+            }
         }
     }
 
     #[tokio::test]
     async fn each_terminal_signs_in_before_its_first_request_and_a_refused_one_sends_nothing() {
-        // The host refuses terminal T2's sign-in.
-        let host = fake_host(|m| {
-            answered(m, &TEST_MAC_KEY, |a| {
-                if m.mti == "0800" && m.text(41) == Some("T2      ") {
-                    a.set_str(39, "03").unwrap();
-                }
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            // The host refuses terminal T2's sign-in.
+            let host = fake_host_in(d, move |m| {
+                answered_in(d, m, &TEST_MAC_KEY, |a| {
+                    if m.mti == "0800" && m.text(41) == Some("T2      ") {
+                        a.set_str(39, "03").unwrap();
+                    }
+                })
             })
-        })
-        .await;
-        let link = link_to(&host);
-        authorize_when_up(&link, &host, sale(20)).await.unwrap();
-        authorize_when_up(&link, &host, sale(21)).await.unwrap();
-        let t2 = AuthRequest {
-            terminal_id: "T2".into(),
-            ..sale(22)
-        };
-        let e = authorize_when_up(&link, &host, t2).await.unwrap_err();
-        assert!(
-            matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
-            "never sent: {e:?}"
-        );
-        assert!(
-            e.to_string().contains("sign-in of terminal T2") && e.to_string().contains("03"),
-            "{e}"
-        );
-        let seen = host.seen.lock().unwrap().clone();
-        assert_eq!(
-            seen,
-            vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0200 T1", "0800 T2"]],
-            "one sign-in per terminal, before its first request; nothing for T2 after its refusal"
-        );
-        assert!(link.health(&host.addr).up, "the others go on");
+            .await;
+            let link = link_to(&host);
+            authorize_when_up(&link, &host, sale(20)).await.unwrap();
+            authorize_when_up(&link, &host, sale(21)).await.unwrap();
+            let t2 = AuthRequest {
+                terminal_id: "T2".into(),
+                ..sale(22)
+            };
+            let e = authorize_when_up(&link, &host, t2).await.unwrap_err();
+            assert!(
+                matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
+                "never sent: {e:?}"
+            );
+            assert!(
+                e.to_string().contains("sign-in of terminal T2") && e.to_string().contains("03"),
+                "{e}"
+            );
+            let seen = host.seen.lock().unwrap().clone();
+            assert_eq!(
+                seen,
+                vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0200 T1", "0800 T2"]],
+                "one sign-in per terminal, before its first request; nothing for T2 after its refusal"
+            );
+            assert!(link.health(&host.addr).up, "the others go on");
+        }
     }
 
     #[tokio::test]
     async fn each_sign_in_brings_new_keys_and_an_a0_answer_makes_the_terminal_sign_in_again() {
-        // The host makes new working keys at every sign-in, and answers the
-        // first sale A0 (it could not check its MAC).
-        let current: Arc<Mutex<HashMap<String, WorkingKeys>>> = Arc::default();
-        let sales = Arc::new(AtomicUsize::new(0));
-        let (keys, count) = (Arc::clone(&current), Arc::clone(&sales));
-        let host = fake_host(move |m| {
-            let terminal = m.text(41).unwrap().trim_end().to_string();
-            if m.mti == "0800" {
-                let fresh = WorkingKeys::random();
-                let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
-                a.set(62, fresh.field62(&test_master_key())).unwrap();
-                keys.lock().unwrap().insert(terminal, fresh);
-                return Some(a.encode());
-            }
-            let mac = keys.lock().unwrap()[&terminal].mac.clone();
-            let first = count.fetch_add(1, Ordering::Relaxed) == 0;
-            answered(m, &mac, |a| {
-                if first {
-                    a.set_str(39, "A0").unwrap();
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            // The host makes new working keys at every sign-in, and answers the
+            // first sale A0 (it could not check its MAC).
+            let current: Arc<Mutex<HashMap<String, WorkingKeys>>> = Arc::default();
+            let sales = Arc::new(AtomicUsize::new(0));
+            let (keys, count) = (Arc::clone(&current), Arc::clone(&sales));
+            let host = fake_host_in(d, move |m| {
+                let terminal = m.text(41).unwrap().trim_end().to_string();
+                if m.mti == "0800" {
+                    let fresh = WorkingKeys::random();
+                    let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
+                    a.set(62, fresh.field62(&test_master_key())).unwrap();
+                    keys.lock().unwrap().insert(terminal, fresh);
+                    return Some(d.encode(&a).unwrap());
                 }
+                let mac = keys.lock().unwrap()[&terminal].mac.clone();
+                let first = count.fetch_add(1, Ordering::Relaxed) == 0;
+                answered_in(d, m, &mac, |a| {
+                    if first {
+                        a.set_str(39, "A0").unwrap();
+                    }
+                })
             })
-        })
-        .await;
-        let link = link_to(&host);
-        let refused = authorize_when_up(&link, &host, sale(40)).await.unwrap();
-        assert_eq!(refused.response_code, ResponseCode::MAC_ERROR);
-        let before = current.lock().unwrap()["T1"].mac.check_value();
-        let approved = authorize_when_up(&link, &host, sale(41)).await.unwrap();
-        assert!(approved.approved(), "{approved:?}");
-        let after = current.lock().unwrap()["T1"].mac.check_value();
-        assert_ne!(before, after, "the second sign-in brought a new MAC key");
-        assert_eq!(
-            link.pin_key("T1").await.unwrap(),
-            current.lock().unwrap()["T1"].pin,
-            "and a new PIN key, which the hub now uses"
-        );
-        let seen = host.seen.lock().unwrap().clone();
-        assert_eq!(
-            seen,
-            vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0800 T1", "0200 T1"]]
-        );
+            .await;
+            let link = link_to(&host);
+            let refused = authorize_when_up(&link, &host, sale(40)).await.unwrap();
+            assert_eq!(refused.response_code, ResponseCode::MAC_ERROR);
+            let before = current.lock().unwrap()["T1"].mac.check_value();
+            let approved = authorize_when_up(&link, &host, sale(41)).await.unwrap();
+            assert!(approved.approved(), "{approved:?}");
+            let after = current.lock().unwrap()["T1"].mac.check_value();
+            assert_ne!(before, after, "the second sign-in brought a new MAC key");
+            assert_eq!(
+                link.pin_key("T1").await.unwrap(),
+                current.lock().unwrap()["T1"].pin,
+                "and a new PIN key, which the hub now uses"
+            );
+            let seen = host.seen.lock().unwrap().clone();
+            assert_eq!(
+                seen,
+                vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0800 T1", "0200 T1"]]
+            );
+        }
     }
 
     #[tokio::test]
     async fn working_keys_that_do_not_check_under_the_master_key_are_refused_and_nothing_is_sent() {
-        // Someone without T1's master key answers its sign-in with keys of
-        // their own.
-        let host = fake_host(|m| {
-            if m.mti == "0800" && m.text(41) == Some("T1      ") {
-                let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
-                a.set(62, test_keys().field62(&MasterKey::random())).unwrap();
-                return Some(a.encode());
-            }
-            answered(m, &TEST_MAC_KEY, |_| {})
-        })
-        .await;
-        let link = link_to(&host);
-        let e = authorize_when_up(&link, &host, sale(42)).await.unwrap_err();
-        assert!(
-            matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
-            "{e:?}"
-        );
-        assert!(e.to_string().contains("check value does not match"), "{e}");
-        let seen = host.seen.lock().unwrap().clone();
-        assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1"]], "no sale went out");
-        // A terminal with no master key here cannot sign in at all.
-        let t3 = AuthRequest {
-            terminal_id: "T3".into(),
-            ..sale(43)
-        };
-        let e = link.authorize(t3).await.unwrap_err();
-        assert!(e.to_string().contains("no master key"), "{e}");
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            // Someone without T1's master key answers its sign-in with keys of
+            // their own.
+            let host = fake_host_in(d, move |m| {
+                if m.mti == "0800" && m.text(41) == Some("T1      ") {
+                    let mut a = messages::answer(m, ResponseCode::APPROVED).unwrap();
+                    a.set(62, test_keys().field62(&MasterKey::random())).unwrap();
+                    return Some(d.encode(&a).unwrap());
+                }
+                answered_in(d, m, &TEST_MAC_KEY, |_| {})
+            })
+            .await;
+            let link = link_to(&host);
+            let e = authorize_when_up(&link, &host, sale(42)).await.unwrap_err();
+            assert!(
+                matches!(e, AcquirerError::NotSent { field: Some(41), .. }),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("check value does not match"), "{e}");
+            let seen = host.seen.lock().unwrap().clone();
+            assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1"]], "no sale went out");
+            // A terminal with no master key here cannot sign in at all.
+            let t3 = AuthRequest {
+                terminal_id: "T3".into(),
+                ..sale(43)
+            };
+            let e = link.authorize(t3).await.unwrap_err();
+            assert!(e.to_string().contains("no master key"), "{e}");
+        }
     }
 
     #[tokio::test]
     async fn a_pin_block_made_under_a_replaced_pin_key_is_not_sent() {
-        let host = fake_host(|m| answered(m, &TEST_MAC_KEY, |_| {})).await;
-        let link = link_to(&host);
-        let key = tokio::time::timeout(Duration::from_secs(5), link.pin_key("T1"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(key, test_keys().pin);
-        let with_pin = |trace: u32, check: String| AuthRequest {
-            pin_block: Some("0123456789ABCDEF".into()),
-            pin_key_check: Some(check),
-            ..sale(trace)
-        };
-        let e = authorize_when_up(&link, &host, with_pin(44, "FFFFFF".into()))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, AcquirerError::NotSent { field: Some(52), .. }),
-            "{e:?}"
-        );
-        let check = tallybox_core::card::pin_block::check_value(&key);
-        assert!(authorize_when_up(&link, &host, with_pin(45, check))
-            .await
-            .unwrap()
-            .approved());
-        let seen = host.seen.lock().unwrap().clone();
-        assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1", "0200 T1"]]);
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let host = fake_host_in(d, move |m| answered_in(d, m, &TEST_MAC_KEY, |_| {})).await;
+            let link = link_to(&host);
+            let key = tokio::time::timeout(Duration::from_secs(5), link.pin_key("T1"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(key, test_keys().pin);
+            let with_pin = |trace: u32, check: String| AuthRequest {
+                pin_block: Some("0123456789ABCDEF".into()),
+                pin_key_check: Some(check),
+                ..sale(trace)
+            };
+            let e = authorize_when_up(&link, &host, with_pin(44, "FFFFFF".into()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, AcquirerError::NotSent { field: Some(52), .. }),
+                "{e:?}"
+            );
+            let check = tallybox_core::card::pin_block::check_value(&key);
+            assert!(authorize_when_up(&link, &host, with_pin(45, check))
+                .await
+                .unwrap()
+                .approved());
+            let seen = host.seen.lock().unwrap().clone();
+            assert_eq!(seen, vec![vec!["0800 HUB", "0800 T1", "0200 T1"]]);
+        }
     }
 
     #[tokio::test]
@@ -1516,7 +1558,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certificates(dir.path(), "acquirer");
         let acceptor = crate::acquirer::iso8583::tls::acceptor(&cert, &key).unwrap();
-        let host = fake_host_over(Some(acceptor), |m| answered(m, &TEST_MAC_KEY, |_| {})).await;
+        let host = fake_host_over(Dialect::Iso1987, Some(acceptor), |m| {
+            answered(m, &TEST_MAC_KEY, |_| {})
+        })
+        .await;
         let link = tls_link_to(&host, &ca);
         let approved = authorize_when_up(&link, &host, sale(30)).await.unwrap();
         assert!(approved.approved());
@@ -1527,7 +1572,10 @@ mod tests {
         // the handshake fails, nothing is sent, and the link says why.
         let (_, other_cert, other_key) = certificates(dir.path(), "stranger");
         let stranger = crate::acquirer::iso8583::tls::acceptor(&other_cert, &other_key).unwrap();
-        let impostor = fake_host_over(Some(stranger), |m| answered(m, &TEST_MAC_KEY, |_| {})).await;
+        let impostor = fake_host_over(Dialect::Iso1987, Some(stranger), |m| {
+            answered(m, &TEST_MAC_KEY, |_| {})
+        })
+        .await;
         let link = tls_link_to(&impostor, &ca);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(link.authorize(sale(31)).await.is_err());

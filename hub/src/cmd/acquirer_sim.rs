@@ -33,6 +33,9 @@ pub struct AcquirerSimArgs {
     /// The private key (PEM) of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Take only terminals whose client certificate this CA (PEM) signed.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Append every message in and out to this file, as hex.
     #[arg(long)]
     pub log: Option<PathBuf>,
@@ -45,7 +48,7 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
-            tallybox::acquirer::iso8583::tls::acceptor(cert, key)
+            tallybox::acquirer::iso8583::tls::acceptor_for_clients(cert, key, args.tls_client_ca.as_deref())
                 .map_err(|e| anyhow::anyhow!("--tls-cert: {e}"))?,
         ),
         _ => None,

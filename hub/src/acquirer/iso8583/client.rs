@@ -1546,6 +1546,41 @@ mod tests {
         (path("ca"), path("cert"), path("key"))
     }
 
+    #[tokio::test]
+    async fn a_host_that_asks_for_a_client_certificate_takes_the_one_its_ca_signed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificates(dir.path(), "acquirer");
+        // The terminals' certificates, from a CA of the acquirer's own.
+        let (client_ca, client_cert, client_key) = certificates(dir.path(), "terminals");
+        let acceptor =
+            crate::acquirer::iso8583::tls::acceptor_for_clients(&cert, &key, Some(client_ca.as_path()))
+                .unwrap();
+        let host = fake_host_over(Dialect::Iso1987, Some(acceptor), |m| {
+            answered(m, &TEST_MAC_KEY, |_| {})
+        })
+        .await;
+
+        // No certificate: the link never comes up, and nothing reaches the host.
+        let bare = tls_link_to(&host, &ca);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(bare.authorize(sale(60)).await.is_err());
+        assert!(!bare.health(&host.addr).up);
+        assert!(
+            host.seen.lock().unwrap().iter().all(Vec::is_empty),
+            "no message got through"
+        );
+        drop(bare);
+
+        let with_cert = IsoAcquirer::start(IsoConfig {
+            tls: Some(TlsClient::new(&ca, Some((&client_cert, &client_key)), "127.0.0.1").unwrap()),
+            ..config_for(&host)
+        });
+        assert!(authorize_when_up(&with_cert, &host, sale(61))
+            .await
+            .unwrap()
+            .approved());
+    }
+
     fn tls_link_to(host: &FakeHost, ca: &std::path::Path) -> IsoAcquirer {
         IsoAcquirer::start(IsoConfig {
             tls: Some(TlsClient::new(ca, None, "127.0.0.1").unwrap()),

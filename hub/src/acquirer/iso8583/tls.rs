@@ -84,10 +84,35 @@ impl TlsClient {
 
 /// The simulated host's side: its certificate chain and key (PEM).
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let config = ServerConfig::builder_with_provider(provider())
+    acceptor_for_clients(cert, key, None)
+}
+
+/// The same, taking only clients whose certificate the CA in `client_ca`
+/// (PEM) signed, when given: as an acquirer that issues terminals
+/// certificates does.
+pub fn acceptor_for_clients(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, String> {
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certificates(ca)? {
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                    .build()
+                    .map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(certificates(cert)?, private_key(key)?)
         .map_err(|e| format!("{}: {e}", cert.display()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))

@@ -353,7 +353,7 @@ impl Acquirer for IsoAcquirer {
     }
 
     /// China UnionPay's batch upload: each transaction (0320), then the
-    /// batch end; each must be answered `00` within [`UPLOAD_WAIT`].
+    /// batch end; each must be answered `00` within 10 s.
     async fn upload_batch(&self, totals: &BatchTotals, items: &[BatchItem]) -> Result<usize, AcquirerError> {
         if self.dialect != Dialect::CupPos {
             return Ok(0);

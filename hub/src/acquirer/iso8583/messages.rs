@@ -228,7 +228,7 @@ pub fn auth_request(
 /// Field 23 of a chip sale: the card's sequence number (tag 5F34, two BCD
 /// digits) as n3, when the chip data carries it.
 fn card_sequence_number(icc: &[u8]) -> Option<String> {
-    use tallybox_terminal::devices::contactless::tlv;
+    use tallybox_core::card::tlv;
     let tlvs = tlv::parse(icc).ok()?;
     let value = tlvs.iter().find(|t| t.tag.0 == 0x5F34)?.value;
     let digits = hex::encode(value.get(..1)?);

@@ -7,6 +7,7 @@
 
 pub mod pin_block;
 pub mod test_cards;
+pub mod tlv;
 pub mod track2;
 
 use std::fmt;

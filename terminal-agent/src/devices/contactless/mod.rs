@@ -3,7 +3,8 @@
 
 pub mod emv;
 pub mod pn532;
-pub mod tlv;
+/// BER-TLV, as chip cards speak it (in the core: the hub reads chip data too).
+pub use tallybox_core::card::tlv;
 
 use embedded_hal::i2c::I2c;
 

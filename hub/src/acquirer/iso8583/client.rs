@@ -1077,6 +1077,10 @@ mod tests {
                         noted.lock().unwrap()[n].push(format!("{} {terminal}", m.mti));
                         match answer(&m) {
                             Some(out) if out.is_empty() => return,
+                            // Bytes to write as they are (frames made by the test).
+                            Some(out) if out.starts_with(RAW) => {
+                                write.write_all(&out[RAW.len()..]).await.unwrap()
+                            }
                             Some(out) => write.write_all(&frame(&d.wrap(&out, true))).await.unwrap(),
                             None => {}
                         }
@@ -1088,6 +1092,47 @@ mod tests {
             dialect: d,
             addr,
             seen,
+        }
+    }
+
+    /// An answer starting with this goes on the wire as it is.
+    const RAW: &[u8] = b"RAW:";
+
+    #[tokio::test]
+    async fn garbage_from_the_host_approves_nothing_an_unreadable_frame_is_skipped_a_wild_length_reconnects()
+    {
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            // Before each answer to a sale, a frame of garbage.
+            let host = fake_host_in(d, move |m| {
+                let answer = answered_in(d, m, &TEST_MAC_KEY, |_| {})?;
+                if m.mti != "0200" {
+                    return Some(answer);
+                }
+                let mut raw = RAW.to_vec();
+                raw.extend(frame(&d.wrap(&[0xFF; 40], true)));
+                raw.extend(frame(&d.wrap(&answer, true)));
+                Some(raw)
+            })
+            .await;
+            let link = link_to(&host);
+            let approved = authorize_when_up(&link, &host, sale(70)).await.unwrap();
+            assert!(approved.approved(), "{}: the garbage was skipped", d.name());
+            assert_eq!(host.seen.lock().unwrap().len(), 1, "on the same connection");
+
+            // A length no message has: the connection ends, nothing is
+            // approved, and a new connection signs in.
+            let host = fake_host_in(d, move |m| match m.mti.as_str() {
+                "0200" => Some([RAW, &[0xFF, 0xFF, 0x00]].concat()),
+                _ => answered_in(d, m, &TEST_MAC_KEY, |_| {}),
+            })
+            .await;
+            let link = link_to(&host);
+            let e = authorize_when_up(&link, &host, sale(71)).await.unwrap_err();
+            assert!(matches!(e, AcquirerError::Link(_)), "{}: {e:?}", d.name());
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let seen = host.seen.lock().unwrap().clone();
+            assert!(seen.len() >= 2, "{}: {seen:?}", d.name());
+            assert_eq!(seen[1].first().map(String::as_str), Some("0800 HUB"));
         }
     }
 

@@ -169,6 +169,11 @@ pub struct LinkHealth {
     pub up: bool,
     /// Over TLS; plain TCP (a dedicated line) when not.
     pub tls: bool,
+    /// The message layout (`iso8583-1987`, `cup-pos`).
+    pub dialect: String,
+    /// The acquirer terminal ids signed in on this connection, each with
+    /// its working MAC key's check value (to compare with the acquirer's).
+    pub signed_in: Vec<String>,
     /// Down because the acquirer answered the sign-in but refused it (or
     /// its MAC was wrong), not because it cannot be reached.
     pub sign_in_refused: bool,

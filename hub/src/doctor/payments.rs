@@ -214,8 +214,8 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
                 link.last_error.as_deref().unwrap_or("refused")
             ),
             (
-                "Call the acquirer's help desk with this message: the merchant id, the terminal id or the MAC key in the settings may not be theirs, or the terminal may be blocked at their end. Customers whose sale failed were not charged.",
-                "请将此信息告知收单机构客服：设置中的商户号、终端号或MAC密钥可能与其不符，或终端在收单方被停用。交易失败的顾客未被扣款。",
+                "Call the acquirer's help desk with this message: the merchant id, the terminal id or the terminal master key (acquirer_master_keys; compare its check value with theirs: tallybox acquirer-keys list) may not be theirs, or the terminal may be blocked at their end. Customers whose sale failed were not charged.",
+                "请将此信息告知收单机构客服：设置中的商户号、终端号或终端主密钥（acquirer_master_keys；用 tallybox acquirer-keys list 核对校验值）可能与其不符，或终端在收单方被停用。交易失败的顾客未被扣款。",
             ),
         );
     }
@@ -241,17 +241,19 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
                 link.last_refused.as_deref().unwrap_or("?")
             ),
             (
-                "An answer is taken only if its MAC is right and it gives back the request's amount, trace number, terminal, merchant and currency. A wrong MAC: the MAC key in the settings is not the acquirer's. Other differences: call the acquirer's help desk with this message; someone may be changing messages on the line.",
-                "只有MAC正确、且金额、流水号、终端号、商户号和币种与请求一致的应答才会被接受。MAC错误：设置中的MAC密钥与收单机构的不一致。其他不一致：请将此信息告知收单机构客服；线路上的报文可能被篡改。",
+                "An answer is taken only if its MAC is right and it gives back the request's amount, trace number, terminal, merchant and currency. A wrong MAC: the working keys of the last sign-in are not the acquirer's (the hub signs in again after an A0 answer). Other differences: call the acquirer's help desk with this message; someone may be changing messages on the line.",
+                "只有MAC正确、且金额、流水号、终端号、商户号和币种与请求一致的应答才会被接受。MAC错误：上次签到下发的工作密钥与收单机构的不一致（收到A0应答后会重新签到）。其他不一致：请将此信息告知收单机构客服；线路上的报文可能被篡改。",
             ),
         );
     }
     // Answers taking half the time-out come close to reversed sales.
     let slowest = link.max_round_trip_ms.unwrap_or(0);
     let evidence = format!(
-        "the acquirer link at {} ({}) is up since {since}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
+        "the acquirer link at {} ({}, {} layout) is up since {since}; signed in: {}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
         link.addr,
         if link.tls { "TLS" } else { "plain TCP, for a dedicated line" },
+        link.dialect,
+        if link.signed_in.is_empty() { "none yet".to_string() } else { link.signed_in.join(", ") },
         link.drops_last_hour,
         link.timeout_ms
     );

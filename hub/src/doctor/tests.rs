@@ -312,6 +312,8 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
         addr: "127.0.0.1:5000".into(),
         up: false,
         tls: false,
+        dialect: "cup-pos".into(),
+        signed_in: vec!["10000042 (MAC key 08D7B4)".into()],
         sign_in_refused: false,
         since: Some("2026-11-26T05:00:00Z".into()),
         last_error: Some("cannot connect: Connection refused".into()),
@@ -325,7 +327,12 @@ fn the_bank_link_and_cards_that_fail_everywhere() {
     assert_eq!(link.status, Status::Fail);
     assert!(link.evidence.contains("Connection refused"), "{link:?}");
     f.acquirer.as_mut().unwrap().up = true;
-    assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
+    let up = find(&checks(&f), "network.acquirer").clone();
+    assert_eq!(up.status, Status::Ok);
+    assert!(
+        up.evidence.contains("cup-pos") && up.evidence.contains("10000042 (MAC key 08D7B4)"),
+        "{up:?}"
+    );
     f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(1500);
     assert_eq!(status_of(&checks(&f), "network.acquirer"), Status::Ok);
     f.acquirer.as_mut().unwrap().max_round_trip_ms = Some(2500);

@@ -182,6 +182,8 @@ impl LinkState {
             addr: addr.to_string(),
             up: self.up,
             tls: false,
+            dialect: String::new(),
+            signed_in: Vec::new(),
             sign_in_refused: self.sign_in_refused,
             since: self.since.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             last_error: self.last_error.clone(),
@@ -240,8 +242,18 @@ impl IsoAcquirer {
 
     /// The link as the troubleshooting page shows it.
     pub fn health(&self, addr: &str) -> LinkHealth {
+        let mut signed_in: Vec<String> = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(terminal, keys)| format!("{terminal} (MAC key {})", keys.mac.check_value()))
+            .collect();
+        signed_in.sort();
         LinkHealth {
             tls: self.tls,
+            dialect: self.dialect.name().to_string(),
+            signed_in,
             ..lock(&self.link).health(addr)
         }
     }

@@ -828,7 +828,13 @@ fn over_tls_a_sale_goes_through_and_the_page_says_the_link_is_tls() {
     let screen = t1.sale(1250, "approved");
     assert!(screen.contains("APPROVED"), "{screen}");
     let link = wait_check(&hub.web(), "network.acquirer", "ok");
-    assert!(link["evidence"].as_str().unwrap().contains("(TLS)"), "{link}");
+    assert!(
+        link["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("(TLS, iso8583-1987 layout)"),
+        "{link}"
+    );
     // The message log is the host's, after TLS: the sale went as ISO 8583 inside it.
     let report = iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");

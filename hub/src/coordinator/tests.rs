@@ -673,38 +673,58 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
     );
 }
 
-/// An acquirer whose answers to sales the link refuses (another amount, a
-/// wrong MAC): the simulated one decides and charges, the hub never sees it.
-struct RefusedAnswers(SimAcquirer);
+/// The simulated acquirer, changed as a test needs: answers to sales the
+/// link refuses (another amount, a wrong MAC: the simulated acquirer decides
+/// and charges, the hub never sees it), or a settlement that counts at most
+/// a few transactions a terminal (China UnionPay's counts 999).
+#[derive(Default)]
+struct Tweaked {
+    inner: SimAcquirer,
+    refuse_answers: bool,
+    batch_limit: Option<u32>,
+}
 
-impl Acquirer for RefusedAnswers {
+impl Acquirer for Tweaked {
     async fn pin_key(
         &self,
         terminal_id: &str,
     ) -> Result<tallybox_core::card::pin_block::PinKey, AcquirerError> {
-        self.0.pin_key(terminal_id).await
+        self.inner.pin_key(terminal_id).await
     }
 
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        self.0.authorize(request).await?;
+        let answer = self.inner.authorize(request).await?;
+        if !self.refuse_answers {
+            return Ok(answer);
+        }
         Err(AcquirerError::BadAnswer(
             "the answer to 0200 trace 000001 was refused: its amount (field 4) is 000000000001, the request's 000000001000".into(),
         ))
     }
 
     async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
-        self.0.reverse(reversal).await
+        self.inner.reverse(reversal).await
     }
 
     async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
-        self.0.settle(totals).await
+        self.inner.settle(totals).await
+    }
+
+    fn batch_limit(&self) -> Option<u32> {
+        self.batch_limit
     }
 }
 
 #[tokio::test]
 async fn a_refused_answer_is_reversed_and_the_cashier_told_not_charged() {
     let dir = tempfile::tempdir().unwrap();
-    let c = coordinator_with(dir.path(), RefusedAnswers(SimAcquirer::default()));
+    let c = coordinator_with(
+        dir.path(),
+        Tweaked {
+            refuse_answers: true,
+            ..Tweaked::default()
+        },
+    );
     let o = outcome(c.handle(&t1(), sale("approved", 1000)).await);
     assert_eq!(
         (o.status, o.response_code),
@@ -763,39 +783,16 @@ async fn a_pin_reaches_the_acquirer_under_its_key_and_only_from_a_paired_checkou
     );
 }
 
-/// The simulated acquirer with a settlement that counts at most a few
-/// transactions a terminal (China UnionPay's counts 999).
-struct SmallBatches(SimAcquirer);
-
-impl Acquirer for SmallBatches {
-    async fn pin_key(
-        &self,
-        terminal_id: &str,
-    ) -> Result<tallybox_core::card::pin_block::PinKey, AcquirerError> {
-        self.0.pin_key(terminal_id).await
-    }
-
-    async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {
-        self.0.authorize(request).await
-    }
-
-    async fn reverse(&self, reversal: Reversal) -> Result<(), AcquirerError> {
-        self.0.reverse(reversal).await
-    }
-
-    async fn settle(&self, totals: BatchTotals) -> Result<bool, AcquirerError> {
-        self.0.settle(totals).await
-    }
-
-    fn batch_limit(&self) -> Option<u32> {
-        Some(3)
-    }
-}
-
 #[tokio::test]
 async fn a_batch_as_large_as_the_acquirer_counts_is_settled_by_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let c = std::sync::Arc::new(coordinator_with(dir.path(), SmallBatches(SimAcquirer::default())));
+    let c = std::sync::Arc::new(coordinator_with(
+        dir.path(),
+        Tweaked {
+            batch_limit: Some(3),
+            ..Tweaked::default()
+        },
+    ));
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(crate::jobs::full_batches(std::sync::Arc::clone(&c), stop.clone()));
     for minor in [100, 200] {

@@ -53,6 +53,27 @@ fn last_status(hub: &Hub) -> (String, String) {
     )
 }
 
+/// A decline (51), a PIN sale (the hub translates the checkout's PIN block
+/// into the terminal's working PIN key; it travels in field 52 and the host
+/// checks it) and a balance inquiry (field 54), on `t1`.
+fn decline_pin_sale_and_balance(t1: &Terminal, hub: &Hub) {
+    let screen = t1.sale(20_000, "low-balance");
+    assert!(screen.contains("Insufficient funds"), "{screen}");
+    assert_eq!(last_status(hub), ("declined".into(), "51".into()));
+    t1.keys("C");
+    t1.keys("A500#");
+    t1.card("pin");
+    t1.wait_screen("Enter PIN", Duration::from_secs(5));
+    t1.keys("1234#");
+    t1.wait_screen("APPROVED", Duration::from_secs(10));
+    t1.keys("C");
+    t1.keys("D1");
+    t1.card("low-balance");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("CNY 100.00"), "balance from field 54: {screen}");
+    t1.keys("C");
+}
+
 #[test]
 fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     let mut acquirer = AcquirerSim::start();
@@ -124,25 +145,7 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
     assert!(screen.contains("Not the sale's card"), "{screen}");
     t1.keys("C");
 
-    let screen = t1.sale(20_000, "low-balance");
-    assert!(screen.contains("Insufficient funds"), "{screen}");
-    assert_eq!(last_status(&hub), ("declined".into(), "51".into()));
-    t1.keys("C");
-
-    // A PIN card: the hub translates the checkout's PIN block into the
-    // acquirer's key; it travels in field 52 and the host checks it.
-    t1.keys("A500#");
-    t1.card("pin");
-    t1.wait_screen("Enter PIN", Duration::from_secs(5));
-    t1.keys("1234#");
-    t1.wait_screen("APPROVED", Duration::from_secs(10));
-    t1.keys("C");
-
-    t1.keys("D1");
-    t1.card("low-balance");
-    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
-    assert!(screen.contains("CNY 100.00"), "balance from field 54: {screen}");
-    t1.keys("C");
+    decline_pin_sale_and_balance(&t1, &hub);
 
     // The acquirer never answers: time-out, 0400, not charged.
     t1.keys("A700#");
@@ -331,20 +334,7 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
         "refund"
     );
     t1.keys("C");
-    assert!(t1.sale(20_000, "low-balance").contains("Insufficient funds"));
-    assert_eq!(last_status(&hub), ("declined".into(), "51".into()));
-    t1.keys("C");
-    t1.keys("A500#");
-    t1.card("pin");
-    t1.wait_screen("Enter PIN", Duration::from_secs(5));
-    t1.keys("1234#");
-    t1.wait_screen("APPROVED", Duration::from_secs(10));
-    t1.keys("C");
-    t1.keys("D1");
-    t1.card("low-balance");
-    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
-    assert!(screen.contains("CNY 100.00"), "balance: {screen}");
-    t1.keys("C");
+    decline_pin_sale_and_balance(&t1, &hub);
     t1.keys("A700#");
     t1.card("no-answer");
     t1.wait_screen("NOT CHARGED", Duration::from_secs(15));

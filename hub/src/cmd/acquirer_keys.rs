@@ -45,12 +45,7 @@ pub fn run(action: AcquirerKeysAction) -> anyhow::Result<()> {
             } else {
                 MasterKeys::default()
             };
-            let lines: Vec<zeroize::Zeroizing<String>> = std::io::stdin()
-                .lock()
-                .lines()
-                .take(4)
-                .map(|l| l.map(zeroize::Zeroizing::new))
-                .collect::<Result<_, _>>()?;
+            let lines = read_parts()?;
             let [c1, k1, c2, k2] = &lines[..] else {
                 anyhow::bail!("give four lines: component 1, its check value, component 2, its check value");
             };
@@ -104,4 +99,69 @@ fn hub_group_for(file: &std::path::Path) -> anyhow::Result<Option<&'static str>>
     }
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640))?;
     Ok(Some("tallybox"))
+}
+
+/// The four lines: each component and its check value. On a terminal each
+/// is asked for, and a component is not shown as it is typed.
+fn read_parts() -> anyhow::Result<Vec<zeroize::Zeroizing<String>>> {
+    use std::io::Write;
+    let asks = [
+        ("component 1 (32 hex digits)", true),
+        ("its check value", false),
+        ("component 2 (32 hex digits)", true),
+        ("its check value", false),
+    ];
+    // SAFETY: isatty only looks at the descriptor.
+    let interactive = unsafe { libc::isatty(0) } == 1;
+    let mut lines = Vec::new();
+    let mut input = std::io::stdin().lock();
+    for (ask, secret) in asks {
+        let hidden = if interactive {
+            eprint!("{ask}: ");
+            let _ = std::io::stderr().flush();
+            secret.then(EchoOff::new).flatten()
+        } else {
+            None
+        };
+        let mut line = zeroize::Zeroizing::new(String::new());
+        let read = input.read_line(&mut line)?;
+        if hidden.is_some() {
+            eprintln!();
+        }
+        drop(hidden);
+        if read == 0 {
+            break;
+        }
+        let trimmed = zeroize::Zeroizing::new(line.trim().to_string());
+        lines.push(trimmed);
+    }
+    Ok(lines)
+}
+
+/// The terminal's echo turned off until dropped.
+struct EchoOff(libc::termios);
+
+impl EchoOff {
+    fn new() -> Option<EchoOff> {
+        // SAFETY: termios is plain data, filled by tcgetattr before use;
+        // both calls only read or set the terminal's settings.
+        unsafe {
+            let mut was: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut was) != 0 {
+                return None;
+            }
+            let mut quiet = was;
+            quiet.c_lflag &= !libc::ECHO;
+            (libc::tcsetattr(0, libc::TCSANOW, &quiet) == 0).then_some(EchoOff(was))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: puts back the settings tcgetattr read.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &self.0);
+        }
+    }
 }

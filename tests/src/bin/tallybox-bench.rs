@@ -244,7 +244,9 @@ fn main() -> anyhow::Result<()> {
     // (the kernel's count, checkpoints included), per approved sale.
     let per_sale = written as f64 / load.approved.max(1) as f64;
     figures.push(Figure {
-        name: "bytes the hub writes to the disk per sale, under the 20-terminal load (/proc/PID/io write_bytes)".into(),
+        name:
+            "bytes the hub writes to the disk per sale, under the 20-terminal load (/proc/PID/io write_bytes)"
+                .into(),
         value: per_sale / 1024.0,
         unit: "KiB",
         baseline: None,

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{frame, Dialect, FrameReader, Message};
 use super::keys::{MasterKeys, WorkingKeys};
+use super::mac::MacKey;
 use super::messages;
 use super::tls::{Io, TlsClient};
 use crate::acquirer::{
@@ -521,6 +522,9 @@ async fn fail_waiting(requests: &mut mpsc::Receiver<Job>, wait: Duration) -> boo
 /// A request on the wire, waiting for its answer.
 struct Waiting {
     request: Message,
+    /// The MAC key it went under: its answer comes under the same one,
+    /// even when the terminal signs in again (new keys) meanwhile.
+    mac: MacKey,
     reply: oneshot::Sender<Result<Message, AcquirerError>>,
 }
 
@@ -750,6 +754,11 @@ impl SignedIn<'_> {
             jobs.into_iter().for_each(|j| j.not_sent(&why));
             return Ok(());
         }
+        if let Some(held) = self.held.get_mut(terminal) {
+            // A sign-in of it is on its way already: the jobs wait for that one.
+            held.jobs.extend(jobs);
+            return Ok(());
+        }
         self.sign_in_no = self.sign_in_no.wrapping_add(1);
         let d = self.config.dialect;
         let built = messages::sign_in(d, self.sign_in_no, terminal, &self.config.merchant_id)
@@ -816,7 +825,10 @@ impl SignedIn<'_> {
             let pin_check = tallybox_core::card::pin_block::check_value(&keys.pin);
             match pin_key_check.as_deref() {
                 Some(check) if check != pin_check => Err(()),
-                _ => Ok(keys.mac.seal_in(self.config.dialect, &mut message)),
+                _ => Ok((
+                    keys.mac.seal_in(self.config.dialect, &mut message),
+                    keys.mac.clone(),
+                )),
             }
         });
         let sealed = match sealed {
@@ -840,9 +852,9 @@ impl SignedIn<'_> {
             }
             Some(Ok(sealed)) => sealed,
         };
-        let bytes = match sealed {
-            Ok(b) => b,
-            Err(e) => {
+        let (bytes, mac) = match sealed {
+            (Ok(b), mac) => (b, mac),
+            (Err(e), _) => {
                 tracing::error!(error = %e, "request not encodable");
                 return Ok(());
             }
@@ -852,6 +864,7 @@ impl SignedIn<'_> {
             key_of(&message, &answer_mti),
             Waiting {
                 request: message,
+                mac,
                 reply,
             },
         );
@@ -952,19 +965,16 @@ impl SignedIn<'_> {
             return self.on_sign_in(&answer).await;
         }
         let terminal = answer.text(41).unwrap_or_default().trim_end().to_string();
-        let mac_ok = self
-            .keyring()
-            .get(&terminal)
-            .is_some_and(|k| k.mac.verify_in(d, bytes, &answer));
         if answer.text(39).and_then(ResponseCode::parse) == Some(ResponseCode::MAC_ERROR) {
             // The host's keys for it differ from ours: new ones first.
             tracing::warn!(terminal = %terminal, "the acquirer answered A0 (MAC error); the terminal signs in again before its next request");
             self.keyring().remove(&terminal);
         }
-        let Some(Waiting { request, reply }) = self.waiting.remove(&key_of(&answer, &answer.mti)) else {
-            tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), mac_ok, "answer nobody waits for (too late?) ignored");
+        let Some(Waiting { request, mac, reply }) = self.waiting.remove(&key_of(&answer, &answer.mti)) else {
+            tracing::warn!(mti = %answer.mti, trace = ?answer.text(11), "answer nobody waits for (too late?) ignored");
             return Ok(());
         };
+        let mac_ok = mac.verify_in(d, bytes, &answer);
         let refused = if mac_ok {
             messages::answer_mismatch(&request, &answer)
         } else {

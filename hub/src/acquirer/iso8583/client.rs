@@ -1659,16 +1659,21 @@ mod tests {
     async fn over_tls_a_sale_goes_through_and_a_host_with_another_cas_certificate_gets_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certificates(dir.path(), "acquirer");
-        let acceptor = crate::acquirer::iso8583::tls::acceptor(&cert, &key).unwrap();
-        let host = fake_host_over(Dialect::Iso1987, Some(acceptor), |m| {
-            answered(m, &TEST_MAC_KEY, |_| {})
-        })
-        .await;
-        let link = tls_link_to(&host, &ca);
-        let approved = authorize_when_up(&link, &host, sale(30)).await.unwrap();
-        assert!(approved.approved());
-        let health = link.health(&host.addr);
-        assert!(health.up && health.tls, "{health:?}");
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            let acceptor = crate::acquirer::iso8583::tls::acceptor(&cert, &key).unwrap();
+            let host = fake_host_over(d, Some(acceptor), move |m| {
+                answered_in(d, m, &TEST_MAC_KEY, |_| {})
+            })
+            .await;
+            let link = tls_link_to(&host, &ca);
+            let approved = authorize_when_up(&link, &host, sale(30)).await.unwrap();
+            assert!(approved.approved(), "{}", d.name());
+            let health = link.health(&host.addr);
+            assert!(
+                health.up && health.tls && health.dialect == d.name(),
+                "{health:?}"
+            );
+        }
 
         // A host whose certificate another CA signed (someone in the middle):
         // the handshake fails, nothing is sent, and the link says why.

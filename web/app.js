@@ -570,12 +570,47 @@ async function loadSettings() {
     } }, t("remove")))));
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
+  await loadAcquirerKeys();
   const u = await api("GET", "/api/v1/update");
   const last = u.history.length ? u.history[u.history.length - 1] : null;
   $("#update-state").textContent = u.installed
     ? `${t("hub_version")} ${u.installed}` + (last ? ` · ${last.at} ${last.event} ${last.version}` : "")
     : t("update_none");
 }
+
+// The acquirer's master keys: shown by check value only; a key is entered
+// from its two components, and the hub says whether the acquirer then
+// accepted a sign-in under it.
+async function loadAcquirerKeys() {
+  const k = await api("GET", "/api/v1/acquirer-keys");
+  const form = $("#acquirer-keys-form");
+  form.hidden = !k.link;
+  if (!k.link) return;
+  table($("#acquirer-keys"), [t("acquirer_terminal"), t("nav_terminals"), t("check_value")],
+    k.terminals.map((x) => [x.terminal, x.checkouts.join(", "), x.check_value || t("no_key")]));
+  const chosen = form.terminal.value;
+  form.terminal.replaceChildren(...k.terminals.map((x) => el("option", { value: x.terminal }, x.terminal)));
+  if (chosen) form.terminal.value = chosen;
+}
+
+$("#acquirer-keys-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = { component_1: f.component_1.value, check_value_1: f.check_value_1.value,
+    component_2: f.component_2.value, check_value_2: f.check_value_2.value };
+  const result = $("#acquirer-key-result");
+  result.textContent = t("signing_in");
+  try {
+    const r = await api("PUT", `/api/v1/acquirer-keys/${encodeURIComponent(f.terminal.value)}`, body);
+    for (const name of ["component_1", "check_value_1", "component_2", "check_value_2"]) f[name].value = "";
+    result.textContent = `${r.terminal}: ${t("check_value")} ${r.check_value} · ` +
+      (r.signed_in ? t("key_signed_in") : `${t("key_not_signed_in")} ${r.sign_in_error}`);
+    await loadAcquirerKeys();
+  } catch (err) {
+    result.textContent = "";
+    showError(err.message);
+  }
+});
 
 // An update: the bundle goes up as it is; the hub checks it, installs it and
 // restarts into it (the page comes back by itself).

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
 use crate::acquirer::iso8583::codec::Dialect;
-use crate::acquirer::iso8583::keys::MasterKeys;
+use crate::acquirer::iso8583::keys::{KeyFile, MasterKeys};
 use crate::acquirer::sim::SimAcquirer;
 use crate::acquirer::AnyAcquirer;
 use crate::broker::{self, BrokerError};
@@ -122,6 +122,15 @@ fn own_checkout_ids(config: &Config, extra: u16) -> Vec<TerminalId> {
         .collect()
 }
 
+/// The acquirer's terminal id of the hub's own checkout.
+fn hub_terminal(config: &Config) -> String {
+    config
+        .acquirer_terminal_ids
+        .get(OWN_CHECKOUT)
+        .cloned()
+        .unwrap_or_else(|| OWN_CHECKOUT.to_string())
+}
+
 /// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
 fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
     let Some(addr) = config.iso8583_addr() else {
@@ -182,17 +191,13 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         tls,
         merchant_id: config.merchant_id.clone(),
         currency,
-        master_keys,
+        master_keys: Arc::new(KeyFile::new(master_keys, Some(keys_file.to_path_buf()))),
         dialect: Dialect::parse(&config.acquirer_dialect).map_err(|message| ConfigError::Invalid {
             key: "acquirer_dialect",
             message,
         })?,
         echo_every: std::time::Duration::from_secs(60),
-        hub_terminal: config
-            .acquirer_terminal_ids
-            .get(OWN_CHECKOUT)
-            .cloned()
-            .unwrap_or_else(|| OWN_CHECKOUT.to_string()),
+        hub_terminal: hub_terminal(config),
         terminal_ids: config.acquirer_terminal_ids.clone(),
     })))
 }
@@ -300,6 +305,10 @@ impl App {
             }
         }
         let acquirer = acquirer(&config)?;
+        let acquirer_keys = match &acquirer {
+            AnyAcquirer::Iso(link) => Some(web::acquirer_keys::Desk { link: link.clone() }),
+            AnyAcquirer::Sim(_) => None,
+        };
         let acquirer_link = match (&acquirer, config.iso8583_addr()) {
             (AnyAcquirer::Iso(link), Some(addr)) => {
                 let (link, addr) = (link.clone(), addr.to_string());
@@ -388,6 +397,7 @@ impl App {
             changes: web::watch_changes(config.data_dir.join("tallybox.db"), writer.subscribe()),
             machine: tallybox_platform::machine::Machine::at(&options.sys_root),
             acquirer: acquirer_link,
+            acquirer_keys,
             own_checkouts: own_checkout_ids(&config, options.extra_terminals),
             checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
         };

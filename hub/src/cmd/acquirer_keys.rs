@@ -2,7 +2,8 @@
 //! kept in the file the settings' `acquirer_master_keys` names. A key is
 //! entered once, as the two components the acquirer sends to two people,
 //! each checked against the check value printed beside it; it is never
-//! shown again (only its check value).
+//! shown again (only its check value). The owner's page enters keys the
+//! same way (Settings, Acquirer keys).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ pub enum AcquirerKeysAction {
     /// component 2, its check value, one per line).
     Add {
         /// The key file (`acquirer_master_keys`).
-        #[arg(long, default_value = "/etc/tallybox/acquirer-keys")]
+        #[arg(long, default_value = "/var/lib/tallybox/acquirer-keys")]
         file: PathBuf,
         /// The acquirer's terminal id (field 41).
         #[arg(long)]
@@ -24,7 +25,7 @@ pub enum AcquirerKeysAction {
     },
     /// List the terminals in the key file with their keys' check values.
     List {
-        #[arg(long, default_value = "/etc/tallybox/acquirer-keys")]
+        #[arg(long, default_value = "/var/lib/tallybox/acquirer-keys")]
         file: PathBuf,
     },
 }
@@ -55,9 +56,9 @@ pub fn run(action: AcquirerKeysAction) -> anyhow::Result<()> {
             // Checked as the hub will read it (the terminal id too).
             let keys = MasterKeys::parse(&keys.to_text()).map_err(anyhow::Error::msg)?;
             keys.save(&file).map_err(anyhow::Error::msg)?;
-            if let Some(group) = hub_group_for(&file)? {
+            if let Some(user) = hand_to_hub_user(&file)? {
                 println!(
-                    "{} is readable by its owner and the group {group} (the hub's)",
+                    "{} belongs to the user {user} (the hub's), mode 600",
                     file.display()
                 );
             }
@@ -71,33 +72,31 @@ pub fn run(action: AcquirerKeysAction) -> anyhow::Result<()> {
 }
 
 /// Run as root (as on the hub's image, where the hub runs as its own user
-/// `tallybox`): hands the file's group to that user's group, read only, so
-/// the hub can read it and nobody else. The group's name, if it did.
-fn hub_group_for(file: &std::path::Path) -> anyhow::Result<Option<&'static str>> {
+/// `tallybox`): hands the file to that user, readable and writable by it
+/// alone (the owner may enter keys on the page too). The user's name, if it did.
+fn hand_to_hub_user(file: &std::path::Path) -> anyhow::Result<Option<&'static str>> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
-    const GROUP: &std::ffi::CStr = c"tallybox";
+    const USER: &std::ffi::CStr = c"tallybox";
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
     }
-    // SAFETY: GROUP is a NUL-terminated string; the result is read at once.
-    let group = unsafe { libc::getgrnam(GROUP.as_ptr()) };
-    if group.is_null() {
+    // SAFETY: USER is a NUL-terminated string; the result is read at once.
+    let user = unsafe { libc::getpwnam(USER.as_ptr()) };
+    if user.is_null() {
         return Ok(None);
     }
-    // SAFETY: non-null, from getgrnam, read before any other call to it.
-    let gid = unsafe { (*group).gr_gid };
+    // SAFETY: non-null, from getpwnam, read before any other call to it.
+    let (uid, gid) = unsafe { ((*user).pw_uid, (*user).pw_gid) };
     let path = std::ffi::CString::new(file.as_os_str().as_bytes())?;
-    // SAFETY: path is NUL-terminated; -1 (as uid_t) keeps the owner.
-    if unsafe { libc::chown(path.as_ptr(), u32::MAX, gid) } != 0 {
+    // SAFETY: path is NUL-terminated; the file stays 0600.
+    if unsafe { libc::chown(path.as_ptr(), uid, gid) } != 0 {
         anyhow::bail!(
-            "cannot give {} to the group tallybox: {}",
+            "cannot give {} to the user tallybox: {}",
             file.display(),
             std::io::Error::last_os_error()
         );
     }
-    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640))?;
     Ok(Some("tallybox"))
 }
 

@@ -115,4 +115,21 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+
+    /// The owner entered the master key of an acquirer terminal: recorded by
+    /// its check value (the key itself is never in the database).
+    pub fn note_master_key(&mut self, terminal: &str, check_value: &str, by: &str) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let detail = serde_json::json!({"acquirer_terminal": terminal, "check_value": check_value, "by": by});
+        audit::append(
+            &tx,
+            &utc,
+            "acquirer_master_key_entered",
+            None,
+            &detail.to_string(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
 }

@@ -7,6 +7,7 @@
 //! Everything else under `/api/v1/` needs a session ([`auth`]); `web/openapi.yaml`
 //! lists every route. Errors are `{"error": {"code", "message"}}` (`error.rs`).
 
+pub mod acquirer_keys;
 mod api;
 mod assets;
 pub mod auth;
@@ -67,6 +68,8 @@ pub struct WebState {
     pub machine: tallybox_platform::machine::Machine,
     /// The ISO 8583 link's state, when the hub runs one.
     pub acquirer: Option<LinkProbe>,
+    /// The ISO 8583 link's master keys, which the owner enters.
+    pub acquirer_keys: Option<acquirer_keys::Desk>,
     /// The checkouts running inside the hub (they restart with it).
     pub own_checkouts: Vec<TerminalId>,
     /// The troubleshooting checks' own connection (gathering them never
@@ -183,6 +186,7 @@ pub async fn bind(
         .or(cashiers::routes(state.clone()).boxed())
         .or(pairing::routes(state.clone()).boxed())
         .or(update::routes(state.clone()).boxed())
+        .or(acquirer_keys::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

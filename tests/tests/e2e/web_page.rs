@@ -252,3 +252,117 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     assert_eq!(after, serde_json::json!(401));
     b.close().await;
 }
+
+/// The line of `terminal` in a key file: its key as bytes.
+fn key_in(file: &std::path::Path, terminal: &str) -> Option<[u8; 16]> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(terminal))?;
+    let hex_key = line.split_whitespace().nth(1)?;
+    hex::decode(hex_key).ok()?.try_into().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_enters_an_acquirer_master_key_on_the_page_and_the_checkout_sells_under_it() {
+    use std::os::unix::fs::PermissionsExt;
+    use tallybox::acquirer::iso8583::keys::MasterKey;
+    use tallybox_e2e::procs::AcquirerSim;
+
+    // The hub holds every terminal's master key but T2's.
+    let acquirer = AcquirerSim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("acquirer-keys");
+    let all = std::fs::read_to_string(acquirer.master_keys_path()).unwrap();
+    let others: String = all
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some("T2"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&keys, others).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let hub = Hub::start_configured(&format!(
+        "acquirer = \"{}\"\nacquirer_master_keys = \"{}\"\n",
+        acquirer.url(),
+        keys.display()
+    ));
+    let t2 = Terminal::start("T2", hub.mqtt);
+    t2.wait_ready();
+    let screen = tokio::task::block_in_place(|| t2.sale(500, "approved"));
+    assert!(!screen.contains("APPROVED"), "sold without a key: {screen}");
+    t2.keys("C");
+
+    // The acquirer's letters: two components, each with its check value.
+    let tmk = key_in(&acquirer.master_keys_path(), "T2").expect("the acquirer's key of T2");
+    let c1: [u8; 16] = rand::random();
+    let c2: Vec<u8> = tmk.iter().zip(c1).map(|(k, c)| k ^ c).collect();
+    let check = |key: &[u8]| MasterKey::from_bytes(key.try_into().unwrap()).check_value();
+    let (k1, k2, k) = (check(&c1), check(&c2), check(&tmk));
+    let (c1, c2) = (hex::encode_upper(c1), hex::encode_upper(&c2));
+
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/settings", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#acquirer-keys", "no key", WAIT).await;
+    let listed = b.text("#acquirer-keys").await;
+    assert!(listed.contains("T2"), "{listed}");
+    b.run("const s = document.querySelector('#acquirer-keys-form [name=terminal]'); s.value = 'T2';")
+        .await;
+
+    // A mistyped check value: refused, nothing written.
+    let form = "#acquirer-keys-form";
+    b.fill(&format!("{form} [name=component_1]"), &c1).await;
+    b.fill(&format!("{form} [name=check_value_1]"), &k1).await;
+    b.fill(&format!("{form} [name=component_2]"), &c2).await;
+    b.fill(&format!("{form} [name=check_value_2]"), "000000").await;
+    b.click(&format!("{form} button")).await;
+    b.wait_text("#error", "component 2", WAIT).await;
+    assert!(b.text("#error").await.contains("mistyped"));
+    assert!(key_in(&keys, "T2").is_none(), "a mistyped key was kept");
+
+    b.fill(&format!("{form} [name=check_value_2]"), &k2).await;
+    b.click(&format!("{form} button")).await;
+    let said = b
+        .wait_text(
+            "#acquirer-key-result",
+            "accepted a sign-in",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(said.contains(&format!("T2: Check value {k}")), "{said}");
+    b.wait_text("#acquirer-keys", &k, WAIT).await;
+    b.screenshot("acquirer-keys").await;
+
+    // Kept for the hub alone; shown nowhere but by its check value.
+    assert_eq!(key_in(&keys, "T2"), Some(tmk));
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let page = b.run("return document.documentElement.outerHTML;").await;
+    let page = page.as_str().unwrap_or_default().to_uppercase();
+    let log = hub.log().to_uppercase();
+    for secret in [&c1, &c2, &hex::encode_upper(tmk)] {
+        assert!(!page.contains(secret.as_str()), "a key on the page");
+        assert!(!log.contains(secret.as_str()), "a key in the hub's log");
+    }
+    // The audit log says who entered which key, by its check value.
+    let db = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
+    let detail: String = db
+        .query_row(
+            "SELECT detail FROM audit_log WHERE event = 'acquirer_master_key_entered'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        detail.contains("\"T2\"") && detail.contains(&k) && detail.contains("owner"),
+        "{detail}"
+    );
+
+    // The checkout sells under it.
+    let screen = tokio::task::block_in_place(|| t2.sale(500, "approved"));
+    assert!(screen.contains("APPROVED"), "{screen}");
+    b.close().await;
+}

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{frame, Dialect, FrameReader, Message};
-use super::keys::{MasterKeys, WorkingKeys};
+use super::keys::{KeyFile, WorkingKeys};
 use super::mac::MacKey;
 use super::messages;
 use super::tls::{Io, TlsClient};
@@ -42,8 +42,8 @@ pub struct IsoConfig {
     /// The message layout the acquirer speaks.
     pub dialect: Dialect,
     /// The master key of each acquirer terminal id: its sign-in's working
-    /// keys come under it.
-    pub master_keys: MasterKeys,
+    /// keys come under it. The owner may add one while the link runs.
+    pub master_keys: Arc<KeyFile>,
     /// How long the connection may stay silent before the hub sends an
     /// echo test (0820): a connection dropped on the way (a router's idle
     /// time-out) is found then, not by the next sale.
@@ -61,11 +61,13 @@ const SIGN_IN_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 impl IsoConfig {
     /// The terminal each connection signs in first.
-    fn connection_terminal(&self) -> &str {
+    fn connection_terminal(&self) -> String {
         if self.master_keys.get(&self.hub_terminal).is_some() {
-            return &self.hub_terminal;
+            return self.hub_terminal.clone();
         }
-        self.master_keys.terminals().next().unwrap_or(&self.hub_terminal)
+        self.master_keys
+            .first_terminal()
+            .unwrap_or_else(|| self.hub_terminal.clone())
     }
 }
 
@@ -125,8 +127,19 @@ pub struct IsoAcquirer {
     dialect: Dialect,
     terminal_ids: Arc<BTreeMap<String, String>>,
     keys: Keyring,
+    master_keys: Arc<KeyFile>,
     tls: bool,
     link: Arc<Mutex<LinkState>>,
+}
+
+/// An acquirer terminal id as the owner's page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MasterKeyCheck {
+    pub terminal: String,
+    /// The checkouts whose sales go out under it.
+    pub checkouts: Vec<String>,
+    /// Its master key's check value; `None` without a key.
+    pub check_value: Option<String>,
 }
 
 /// What the link task and the exchanges note for the troubleshooting page.
@@ -220,6 +233,7 @@ impl IsoAcquirer {
         let (tls, dialect) = (config.tls.is_some(), config.dialect);
         let state = Arc::new(Mutex::new(LinkState::default()));
         let keys = Keyring::default();
+        let master_keys = Arc::clone(&config.master_keys);
         tokio::spawn(link(config, rx, Arc::clone(&state), Arc::clone(&keys)));
         IsoAcquirer {
             requests: tx,
@@ -228,9 +242,65 @@ impl IsoAcquirer {
             dialect,
             terminal_ids,
             keys,
+            master_keys,
             tls,
             link: state,
         }
+    }
+
+    /// Each acquirer terminal id the shop uses (the settings' and those of
+    /// `checkouts`, and any with a key): the checkouts that sell under it
+    /// and its master key's check value, if it has one.
+    pub fn master_key_checks(&self, checkouts: &[String]) -> Vec<MasterKeyCheck> {
+        fn entry(all: &mut BTreeMap<String, MasterKeyCheck>, terminal: String) -> &mut MasterKeyCheck {
+            all.entry(terminal.clone()).or_insert_with(|| MasterKeyCheck {
+                terminal,
+                checkouts: Vec::new(),
+                check_value: None,
+            })
+        }
+        let mut all = BTreeMap::new();
+        let configured = self.terminal_ids.keys().cloned();
+        for checkout in configured.chain(checkouts.iter().cloned()) {
+            let row = entry(&mut all, self.acquirer_terminal(&checkout));
+            if !row.checkouts.contains(&checkout) {
+                row.checkouts.push(checkout);
+            }
+        }
+        for (terminal, check) in self.master_keys.check_values() {
+            entry(&mut all, terminal).check_value = Some(check);
+        }
+        all.into_values().collect()
+    }
+
+    /// Keeps `key` as `terminal`'s master key (in the key file, then for the
+    /// link) and signs the terminal in again under it at once: `Err` says
+    /// why the key was not kept; `Ok(Err)` why the sign-in did not work
+    /// (the key is kept; the next sale tries again).
+    pub async fn enter_master_key(
+        &self,
+        terminal: &str,
+        key: super::keys::MasterKey,
+    ) -> Result<Result<(), String>, String> {
+        self.master_keys.enter(terminal, key)?;
+        // Working keys came under the old key: the next request signs in.
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(terminal);
+        let (reply, signed_in) = oneshot::channel();
+        let job = Job::SignIn {
+            terminal: terminal.to_string(),
+            reply,
+        };
+        if self.requests.send(job).await.is_err() {
+            return Ok(Err("the acquirer link is down".into()));
+        }
+        Ok(match signed_in.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the acquirer link is down".into()),
+        })
     }
 
     /// The acquirer's id for checkout `terminal_id` (field 41).
@@ -584,7 +654,7 @@ fn accepted_keys(answer: &Message, terminal: &str, config: &IsoConfig) -> Result
     let field = answer.get(62).ok_or_else(|| {
         format!("the sign-in answer of terminal {terminal} brings no working keys (field 62)")
     })?;
-    WorkingKeys::from_field62(field, tmk).map_err(|e| format!("sign-in of terminal {terminal}: {e}"))
+    WorkingKeys::from_field62(field, &tmk).map_err(|e| format!("sign-in of terminal {terminal}: {e}"))
 }
 
 /// Sends the connection's first sign-in (0800) and waits for its answer:
@@ -595,7 +665,7 @@ async fn sign_in(
     config: &IsoConfig,
     trace_no: u32,
 ) -> Result<WorkingKeys, SignInFailed> {
-    let terminal = config.connection_terminal();
+    let terminal = &config.connection_terminal();
     let d = config.dialect;
     let cannot =
         |e: super::codec::CodecError| SignInFailed::unanswered(format!("cannot build the sign-in: {e}"));
@@ -658,7 +728,7 @@ async fn connected(
     };
     keys.lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(config.connection_terminal().to_string(), first);
+        .insert(config.connection_terminal(), first);
     lock(state).set(true, None);
     let mut link = SignedIn {
         config,
@@ -748,7 +818,7 @@ impl SignedIn<'_> {
     async fn sign_in(&mut self, terminal: &str, jobs: Vec<Job>) -> Step {
         if self.config.master_keys.get(terminal).is_none() {
             let why = format!(
-                "acquirer terminal {terminal} has no master key in acquirer_master_keys: it cannot sign in"
+                "acquirer terminal {terminal} has no master key: it cannot sign in (the owner enters it under Settings, Acquirer keys)"
             );
             tracing::error!(terminal, "{why}");
             jobs.into_iter().for_each(|j| j.not_sent(&why));
@@ -785,7 +855,7 @@ impl SignedIn<'_> {
     /// requests wait for them), the others' before their next request.
     async fn sign_in_again(&mut self) -> Step {
         self.keyring().clear();
-        let terminal = self.config.connection_terminal().to_string();
+        let terminal = self.config.connection_terminal();
         self.sign_in(&terminal, Vec::new()).await
     }
 
@@ -892,7 +962,7 @@ impl SignedIn<'_> {
         let built = messages::echo(
             d,
             self.sign_in_no,
-            self.config.connection_terminal(),
+            &self.config.connection_terminal(),
             &self.config.merchant_id,
         )
         .and_then(|m| d.encode(&m).map(|bytes| (m, bytes)));
@@ -1213,11 +1283,11 @@ mod tests {
             dialect: host.dialect,
             echo_every: Duration::from_secs(3600),
             master_keys: {
-                let mut keys = MasterKeys::default();
+                let mut keys = crate::acquirer::iso8583::keys::MasterKeys::default();
                 for terminal in ["HUB", "T1", "T2"] {
                     keys.insert(terminal, test_master_key());
                 }
-                keys
+                Arc::new(KeyFile::new(keys, None))
             },
             hub_terminal: "HUB".into(),
             terminal_ids: BTreeMap::new(),

@@ -189,14 +189,7 @@ impl MasterKeys {
                         .into(),
                 ));
             };
-            if terminal.is_empty()
-                || terminal.len() > 8
-                || !terminal.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(at(format!(
-                    "{terminal:?} is not an acquirer terminal id (1 to 8 letters or digits)"
-                )));
-            }
+            check_terminal(terminal).map_err(at)?;
             let key = parse_key(key).map_err(|e| at(format!("terminal {terminal}: {e}")))?;
             check_matches(&key, check).map_err(|e| at(format!("terminal {terminal}: {e}")))?;
             if keys.0.insert(terminal.to_string(), key).is_some() {
@@ -263,6 +256,73 @@ impl MasterKeys {
             Ok(())
         };
         write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// An acquirer terminal id as field 41 carries it: 1 to 8 letters or digits.
+pub fn check_terminal(terminal: &str) -> Result<(), String> {
+    if terminal.is_empty() || terminal.len() > 8 || !terminal.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{terminal:?} is not an acquirer terminal id (1 to 8 letters or digits)"
+        ));
+    }
+    Ok(())
+}
+
+/// The master keys the link signs in with, and the file that keeps them:
+/// the owner may enter a key on the page while the hub runs, and the next
+/// sign-in of its terminal uses it.
+pub struct KeyFile {
+    /// `None`: kept in memory only (the simulated acquirer's, tests').
+    path: Option<std::path::PathBuf>,
+    keys: std::sync::Mutex<MasterKeys>,
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", *self.lock())
+    }
+}
+
+impl KeyFile {
+    pub fn new(keys: MasterKeys, path: Option<std::path::PathBuf>) -> KeyFile {
+        KeyFile {
+            path,
+            keys: std::sync::Mutex::new(keys),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MasterKeys> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, terminal: &str) -> Option<MasterKey> {
+        self.lock().get(terminal).cloned()
+    }
+
+    /// Each terminal that has a key, with the key's check value.
+    pub fn check_values(&self) -> Vec<(String, String)> {
+        let keys = self.lock();
+        keys.0.iter().map(|(t, k)| (t.clone(), k.check_value())).collect()
+    }
+
+    /// The first terminal (by id) that has a key.
+    pub fn first_terminal(&self) -> Option<String> {
+        self.lock().terminals().next().map(str::to_string)
+    }
+
+    /// Keeps `key` as `terminal`'s master key: in the file first (replaced
+    /// whole, synced), then for the link's next sign-in.
+    pub fn enter(&self, terminal: &str, key: MasterKey) -> Result<(), String> {
+        check_terminal(terminal)?;
+        let mut keys = self.lock();
+        let mut next = keys.clone();
+        next.insert(terminal, key);
+        if let Some(path) = &self.path {
+            next.save(path)?;
+        }
+        *keys = next;
+        Ok(())
     }
 }
 

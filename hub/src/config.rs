@@ -49,6 +49,10 @@ pub struct Config {
     /// fields) or `cup-pos` (China UnionPay's POS layout: BCD fields, TPDU
     /// and header, its field 60 to 63 and MAC). See ACQUIRER.md.
     pub acquirer_dialect: String,
+    /// The acquirer's own writing of that dialect, when it differs from the
+    /// built-in table (its TPDU, a field's encoding): a copy of
+    /// `hub/dialects/DIALECT.toml`, adjusted. See ACQUIRER.md.
+    pub acquirer_layout: Option<PathBuf>,
     /// The acquirer's terminal id (field 41: 1 to 8 letters or digits, which
     /// the acquirer assigns) for each checkout id, `[acquirer_terminal_ids]`.
     /// On the ISO 8583 link a checkout not listed goes out under its own id,
@@ -105,6 +109,7 @@ impl Default for Config {
             acquirer_tls_key: None,
             acquirer_master_keys: None,
             acquirer_dialect: "iso8583-1987".into(),
+            acquirer_layout: None,
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             reversal_retry_secs: 30,
@@ -219,8 +224,26 @@ impl Config {
                 "the ISO 8583 link needs the terminal master keys your acquirer issued: a file of lines `TERMINAL-ID KEY CHECK-VALUE` (`tallybox acquirer-keys add` makes one); none is built in",
             );
         }
-        if let Err(e) = crate::acquirer::iso8583::codec::Dialect::parse(&self.acquirer_dialect) {
-            return invalid("acquirer_dialect", &e);
+        let dialect = match crate::acquirer::iso8583::codec::Dialect::parse(&self.acquirer_dialect) {
+            Ok(dialect) => dialect,
+            Err(e) => return invalid("acquirer_dialect", &e),
+        };
+        if let Some(path) = &self.acquirer_layout {
+            match crate::acquirer::iso8583::codec::Layout::load(path) {
+                Err(e) => return invalid("acquirer_layout", &e),
+                Ok(layout) if layout.dialect != dialect => {
+                    return invalid(
+                        "acquirer_layout",
+                        &format!(
+                            "{} writes {}, but acquirer_dialect is {}",
+                            path.display(),
+                            layout.dialect.name(),
+                            dialect.name()
+                        ),
+                    )
+                }
+                Ok(_) => {}
+            }
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");

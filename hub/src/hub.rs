@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
-use crate::acquirer::iso8583::codec::Dialect;
+use crate::acquirer::iso8583::codec::{Dialect, Layout};
 use crate::acquirer::iso8583::keys::{KeyFile, MasterKeys};
 use crate::acquirer::sim::SimAcquirer;
 use crate::acquirer::AnyAcquirer;
@@ -122,6 +122,25 @@ fn own_checkout_ids(config: &Config, extra: u16) -> Vec<TerminalId> {
         .collect()
 }
 
+/// The acquirer's dialect, written as its layout file says when the
+/// settings name one.
+fn dialect(config: &Config) -> Result<Dialect, ConfigError> {
+    let dialect = Dialect::parse(&config.acquirer_dialect).map_err(|message| ConfigError::Invalid {
+        key: "acquirer_dialect",
+        message,
+    })?;
+    if let Some(path) = &config.acquirer_layout {
+        let invalid = |message| ConfigError::Invalid {
+            key: "acquirer_layout",
+            message,
+        };
+        // Config::validate checked it is a layout of `dialect`.
+        Dialect::adjust(Layout::load(path).map_err(invalid)?).map_err(invalid)?;
+        tracing::info!(layout = %path.display(), "the acquirer's own layout of {}", dialect.name());
+    }
+    Ok(dialect)
+}
+
 /// The acquirer's terminal id of the hub's own checkout.
 fn hub_terminal(config: &Config) -> String {
     config
@@ -192,10 +211,7 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         merchant_id: config.merchant_id.clone(),
         currency,
         master_keys: Arc::new(KeyFile::new(master_keys, Some(keys_file.to_path_buf()))),
-        dialect: Dialect::parse(&config.acquirer_dialect).map_err(|message| ConfigError::Invalid {
-            key: "acquirer_dialect",
-            message,
-        })?,
+        dialect: dialect(config)?,
         echo_every: std::time::Duration::from_secs(60),
         hub_terminal: hub_terminal(config),
         terminal_ids: config.acquirer_terminal_ids.clone(),

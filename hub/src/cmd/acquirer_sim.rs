@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tallybox::acquirer::iso8583::codec::Dialect;
+use tallybox::acquirer::iso8583::codec::{Dialect, Layout};
 use tallybox::acquirer::iso8583::host::Host;
 use tallybox::acquirer::iso8583::keys::{MasterKey, MasterKeys};
 
@@ -18,6 +18,10 @@ pub struct AcquirerSimArgs {
     /// The message layout: `iso8583-1987` or `cup-pos` (China UnionPay).
     #[arg(long, default_value = "iso8583-1987", value_parser = ["iso8583-1987", "cup-pos"])]
     pub dialect: String,
+    /// The layout of that dialect to speak, when not the built-in one (a
+    /// copy of `hub/dialects/DIALECT.toml`, adjusted).
+    #[arg(long)]
+    pub layout: Option<PathBuf>,
     /// The terminal master keys (the file the hub's `acquirer_master_keys`
     /// names). When it does not exist, random keys are made for
     /// `--terminals` and written there, readable by its owner alone.
@@ -44,6 +48,18 @@ pub struct AcquirerSimArgs {
 pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     let master_keys = master_keys(&args)?;
     let dialect = Dialect::parse(&args.dialect).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.layout {
+        let layout = Layout::load(path).map_err(anyhow::Error::msg)?;
+        if layout.dialect != dialect {
+            anyhow::bail!(
+                "{} writes {}, not {}",
+                path.display(),
+                layout.dialect.name(),
+                dialect.name()
+            );
+        }
+        Dialect::adjust(layout).map_err(anyhow::Error::msg)?;
+    }
     let host = Host::new(dialect, master_keys, args.log.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
     let tls = match (&args.tls_cert, &args.tls_key) {

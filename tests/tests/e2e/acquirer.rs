@@ -833,3 +833,40 @@ fn over_tls_a_sale_goes_through_and_the_page_says_the_link_is_tls() {
         "{report}"
     );
 }
+
+#[test]
+fn an_acquirers_own_layout_read_from_a_file_is_what_goes_on_the_wire() {
+    // The acquirer's specification routes its terminals' messages to NII
+    // 0012: a copy of the shipped table with that TPDU, on both sides.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../hub/dialects/cup-pos.toml");
+    let layout = dir.path().join("acquirer-layout.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains("tpdu = \"6000030000\""));
+    std::fs::write(
+        &layout,
+        text.replace("tpdu = \"6000030000\"", "tpdu = \"6000120000\""),
+    )
+    .unwrap();
+    let path = layout.display().to_string();
+    let acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos", "--layout", &path]);
+    let hub = Hub::start_configured(&format!(
+        "{}acquirer_dialect = \"cup-pos\"\nacquirer_layout = \"{path}\"\n",
+        acquirer.settings()
+    ));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    let frames: Vec<(&str, &str)> = log.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert!(frames.len() >= 4, "{log}");
+    for (direction, hex) in frames {
+        let tpdu = if direction == "in" {
+            "6000120000"
+        } else {
+            "6000000012"
+        };
+        assert!(hex.to_ascii_lowercase().starts_with(tpdu), "{direction} {hex}");
+    }
+}

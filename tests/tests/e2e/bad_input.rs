@@ -136,6 +136,18 @@ fn a_bad_config_file_gets_one_clear_line_and_a_failing_exit() {
             "acquirer = \"iso8583://127.0.0.1:5800\"\nacquirer_master_keys = \"/nonexistent/keys\"\n",
             "cannot read /nonexistent/keys",
         ),
+        // The acquirer's own layout: read and checked before anything starts.
+        (
+            "acquirer_layout = \"/nonexistent/layout.toml\"\n",
+            "cannot read /nonexistent/layout.toml",
+        ),
+        (
+            &format!(
+                "acquirer_dialect = \"cup-pos\"\nacquirer_layout = \"{}/../hub/dialects/iso8583-1987.toml\"\n",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+            "writes iso8583-1987, but acquirer_dialect is cup-pos",
+        ),
         // Keys set by hand before working keys: said what replaced them.
         ("acquirer_mac_key = \"0F1E\"\n", "acquirer_master_keys"),
     ];

@@ -107,9 +107,112 @@ impl Enc {
     fn is_bcd(self) -> bool {
         matches!(self, Enc::BcdRight | Enc::BcdLeft)
     }
+
+    fn parse(name: &str) -> Option<Enc> {
+        Some(match name {
+            "ascii" => Enc::Ascii,
+            "binary" => Enc::Binary,
+            "bcd-right" => Enc::BcdRight,
+            "bcd-left" => Enc::BcdLeft,
+            _ => return None,
+        })
+    }
 }
 
-/// A message layout acquirers speak.
+/// How a dialect's messages are written: a table a bank's engineer reads
+/// and adjusts (`hub/dialects/*.toml`, described there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The dialect whose messages it writes.
+    pub dialect: Dialect,
+    /// The message type as two BCD bytes (or four ASCII characters).
+    type_bcd: bool,
+    /// `LL` / `LLL` prefixes in BCD (or ASCII digits).
+    prefix_bcd: bool,
+    /// Before each message: a TPDU (empty, or 5 bytes whose destination
+    /// and source the host's answer swaps) and a message header.
+    tpdu: Vec<u8>,
+    header: Vec<u8>,
+    /// How each field is written.
+    fields: BTreeMap<u8, Enc>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayoutFile {
+    dialect: String,
+    message_type: String,
+    length_prefix: String,
+    tpdu: String,
+    header: String,
+    fields: BTreeMap<String, String>,
+}
+
+impl Layout {
+    /// A layout from its table (TOML), checked: every field the link
+    /// carries has a writing its data allows.
+    pub fn parse(text: &str) -> Result<Layout, String> {
+        let file: LayoutFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |at| text[..at.start].lines().count().max(1));
+            format!("line {line}: {}", e.message())
+        })?;
+        let packed = |what: &str, value: &str| match value {
+            "ascii" => Ok(false),
+            "bcd" => Ok(true),
+            other => Err(format!("{what} is \"ascii\" or \"bcd\", not {other:?}")),
+        };
+        let bytes = |what: &str, value: &str| {
+            hex::decode(value).map_err(|_| format!("{what} is hex digits, not {value:?}"))
+        };
+        let tpdu = bytes("tpdu", &file.tpdu)?;
+        if !matches!(tpdu.len(), 0 | 5) {
+            return Err(format!(
+                "tpdu is 5 bytes (10 hex digits) or none, not {}",
+                tpdu.len()
+            ));
+        }
+        let mut fields = BTreeMap::new();
+        for (key, value) in &file.fields {
+            let n: u8 = key
+                .parse()
+                .ok()
+                .filter(|n| format(*n).is_some())
+                .ok_or_else(|| format!("fields: {key} is not a field the link carries"))?;
+            let enc = Enc::parse(value)
+                .ok_or_else(|| format!("field {n}: {value:?} is not ascii, binary, bcd-right or bcd-left"))?;
+            let binary = matches!(format(n), Some((_, Data::Binary)));
+            if binary != (enc == Enc::Binary) {
+                return Err(format!(
+                    "field {n}: binary data is written \"binary\", and only binary data is"
+                ));
+            }
+            fields.insert(n, enc);
+        }
+        if let Some(n) = (1..=128).find(|&n| format(n).is_some() && !fields.contains_key(&n)) {
+            return Err(format!("fields: field {n} has no writing"));
+        }
+        Ok(Layout {
+            dialect: Dialect::parse(&file.dialect).map_err(|e| format!("dialect: {e}"))?,
+            type_bcd: packed("message_type", &file.message_type)?,
+            prefix_bcd: packed("length_prefix", &file.length_prefix)?,
+            tpdu,
+            header: bytes("header", &file.header)?,
+            fields,
+        })
+    }
+
+    /// The layout in the file at `path`, with the file named in its errors.
+    pub fn load(path: &std::path::Path) -> Result<Layout, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Layout::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// A message layout acquirers speak: which messages carry what
+/// ([`super::messages`]), and how they are written on the wire: its
+/// [`Layout`], a table read from `hub/dialects/NAME.toml` or from the file
+/// the settings name ([`Dialect::adjust`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
     /// ISO 8583:1987 with ASCII fields.
@@ -119,12 +222,16 @@ pub enum Dialect {
     CupPos,
 }
 
-/// The TPDU China UnionPay's layout puts before a terminal's message: ID
-/// `60`, destination `0003`, source `0000` (the host's answer swaps them).
-pub const CUP_TPDU: [u8; 5] = [0x60, 0x00, 0x03, 0x00, 0x00];
-/// The message header after it: application type `60`, version `31`,
-/// terminal status and processing requirement `00`, then `31 00 00`.
-pub const CUP_HEADER: [u8; 6] = [0x60, 0x31, 0x00, 0x31, 0x00, 0x00];
+/// The built-in tables, as shipped (hub/dialects/).
+const BUILT_IN: [&str; 2] = [
+    include_str!("../../../dialects/iso8583-1987.toml"),
+    include_str!("../../../dialects/cup-pos.toml"),
+];
+
+/// The layout the acquirer's own specification asked for, when the
+/// settings name one: it replaces its dialect's built-in table for the
+/// whole process (one hub speaks to one acquirer).
+static ADJUSTED: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
 
 impl Dialect {
     pub fn parse(name: &str) -> Result<Dialect, String> {
@@ -142,62 +249,77 @@ impl Dialect {
         }
     }
 
-    /// How field `n` is written: the table a bank's engineer compares with
-    /// their specification (ACQUIRER.md shows it).
-    pub fn encoding(self, n: u8) -> Option<Enc> {
-        let (_, data) = format(n)?;
-        Some(match (self, data) {
-            (_, Data::Binary) => Enc::Binary,
-            (Dialect::Iso1987, _) => Enc::Ascii,
-            // Card number, entry mode, track 2 and the reserved digit
-            // fields are left-aligned; the currency is `an3`, 63 text.
-            (Dialect::CupPos, _) if matches!(n, 2 | 22 | 35 | 48 | 60 | 61) => Enc::BcdLeft,
-            (Dialect::CupPos, Data::Numeric) if n != 49 => Enc::BcdRight,
-            (Dialect::CupPos, _) => Enc::Ascii,
-        })
+    /// How this dialect is written on the wire.
+    pub fn layout(self) -> &'static Layout {
+        static TABLES: std::sync::OnceLock<[Layout; 2]> = std::sync::OnceLock::new();
+        if let Some(adjusted) = ADJUSTED.get().filter(|l| l.dialect == self) {
+            return adjusted;
+        }
+        let tables = TABLES.get_or_init(|| {
+            BUILT_IN.map(|text| Layout::parse(text).expect("the built-in layouts are checked by a test"))
+        });
+        &tables[self as usize]
     }
 
-    /// Message type and length prefixes in BCD.
-    fn packed(self) -> bool {
-        self == Dialect::CupPos
+    /// Speaks `layout` instead of its dialect's built-in table from now on:
+    /// once per process, before the link starts (setting the same layout
+    /// again is no change).
+    pub fn adjust(layout: Layout) -> Result<(), String> {
+        let set = ADJUSTED.get_or_init(|| layout.clone());
+        if *set != layout {
+            return Err(format!(
+                "this process speaks another {} layout already",
+                set.dialect.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// How field `n` is written: the table a bank's engineer compares with
+    /// their specification (hub/dialects/, ACQUIRER.md).
+    pub fn encoding(self, n: u8) -> Option<Enc> {
+        self.layout().fields.get(&n).copied()
     }
 
     /// What goes on the wire for a message (before its two-byte length is
-    /// added): China UnionPay's TPDU and header, then the message; the
-    /// message alone in ISO 8583:1987. `answer`: the host's, whose TPDU
-    /// swaps destination and source.
+    /// added): the layout's TPDU and header, then the message. `answer`:
+    /// the host's, whose TPDU swaps destination and source.
     pub fn wrap(self, message: &[u8], answer: bool) -> Vec<u8> {
-        match self {
-            Dialect::Iso1987 => message.to_vec(),
-            Dialect::CupPos => {
-                let t = CUP_TPDU;
-                let tpdu = if answer { [t[0], t[3], t[4], t[1], t[2]] } else { t };
-                [&tpdu[..], &CUP_HEADER, message].concat()
-            }
-        }
+        let l = self.layout();
+        let tpdu = match &l.tpdu[..] {
+            [id, d1, d2, s1, s2] if answer => vec![*id, *s1, *s2, *d1, *d2],
+            t => t.to_vec(),
+        };
+        [&tpdu[..], &l.header, message].concat()
     }
 
-    /// The message in a frame: after the TPDU and header, whose TPDU must
-    /// have China UnionPay's ID `60`.
+    /// The message in a frame: after the TPDU (whose ID must be the
+    /// layout's) and the header.
     pub fn unwrap(self, frame: &[u8]) -> Result<&[u8], CodecError> {
-        match self {
-            Dialect::Iso1987 => Ok(frame),
-            Dialect::CupPos => {
-                let head = frame
-                    .get(..11)
-                    .ok_or(CodecError::Truncated("the TPDU and header"))?;
-                if head[0] != 0x60 {
-                    return Err(CodecError::BadType(format!("TPDU ID {:02X}, not 60", head[0])));
-                }
-                Ok(&frame[11..])
+        let l = self.layout();
+        let skip = l.tpdu.len() + l.header.len();
+        let head = frame
+            .get(..skip)
+            .ok_or(CodecError::Truncated("the TPDU and header"))?;
+        if let (Some(want), Some(got)) = (l.tpdu.first(), head.first()) {
+            if want != got {
+                return Err(CodecError::BadType(format!("TPDU ID {got:02X}, not {want:02X}")));
             }
         }
+        Ok(&frame[skip..])
+    }
+
+    /// Message type and length prefixes in BCD.
+    fn packed(self) -> (bool, bool) {
+        let l = self.layout();
+        (l.type_bcd, l.prefix_bcd)
     }
 
     /// `m` as bytes (without TPDU and header).
     pub fn encode(self, m: &Message) -> Result<Vec<u8>, CodecError> {
+        let (type_bcd, prefix_bcd) = self.packed();
         let mut out = Vec::with_capacity(128);
-        if self.packed() {
+        if type_bcd {
             out.extend(
                 pack(m.mti.as_bytes(), Enc::BcdRight).ok_or_else(|| CodecError::BadType(m.mti.clone()))?,
             );
@@ -223,7 +345,7 @@ impl Dialect {
                 Len::LllVar(_) => 3,
             };
             if digits > 0 {
-                if self.packed() {
+                if prefix_bcd {
                     // LL in one byte, LLL in two.
                     let width = digits + digits % 2;
                     let count = format!("{:0width$}", value.len());
@@ -245,11 +367,12 @@ impl Dialect {
     }
 
     pub fn decode(self, bytes: &[u8]) -> Result<Message, CodecError> {
-        let type_len = if self.packed() { 2 } else { 4 };
+        let (type_bcd, prefix_bcd) = self.packed();
+        let type_len = if type_bcd { 2 } else { 4 };
         let raw_type = bytes
             .get(..type_len)
             .ok_or(CodecError::Truncated("the message type"))?;
-        let mti = if self.packed() {
+        let mti = if type_bcd {
             unpack(raw_type, 4, Enc::BcdRight)
         } else {
             Some(String::from_utf8_lossy(raw_type).into_owned())
@@ -284,12 +407,12 @@ impl Dialect {
                 Len::Fixed(size) => size,
                 Len::LlVar(_) | Len::LllVar(_) => {
                     let digits: usize = if matches!(len, Len::LlVar(_)) { 2 } else { 3 };
-                    let size = if self.packed() { digits.div_ceil(2) } else { digits };
+                    let size = if prefix_bcd { digits.div_ceil(2) } else { digits };
                     let raw = bytes
                         .get(at..at + size)
                         .ok_or(CodecError::Truncated("a field length"))?;
                     at += size;
-                    let prefix = if self.packed() {
+                    let prefix = if prefix_bcd {
                         unpack(raw, size * 2, Enc::BcdRight)
                     } else {
                         Some(String::from_utf8_lossy(raw).into_owned())
@@ -688,6 +811,69 @@ mod tests {
         other[0] = 0x61;
         assert!(Dialect::CupPos.unwrap(&other).is_err());
         assert_eq!(Dialect::Iso1987.wrap(&body, false), body);
+    }
+
+    #[test]
+    fn the_built_in_layouts_are_the_shipped_tables_and_write_as_specified() {
+        for d in [Dialect::Iso1987, Dialect::CupPos] {
+            assert_eq!(d.layout().dialect, d, "{} in hub/dialects/", d.name());
+        }
+        // The writing each table gives, against the rule ACQUIRER.md states:
+        // binary as bytes; ISO 8583:1987 in ASCII; China UnionPay's digits
+        // as BCD, left-aligned for 2, 22, 35, 48, 60 and 61, its currency
+        // and text in ASCII.
+        for n in (1..=128u8).filter(|&n| format(n).is_some()) {
+            let (_, data) = format(n).unwrap();
+            let (iso, cup) = match data {
+                Data::Binary => (Enc::Binary, Enc::Binary),
+                _ if matches!(n, 2 | 22 | 35 | 48 | 60 | 61) => (Enc::Ascii, Enc::BcdLeft),
+                Data::Numeric if n != 49 => (Enc::Ascii, Enc::BcdRight),
+                _ => (Enc::Ascii, Enc::Ascii),
+            };
+            assert_eq!(Dialect::Iso1987.encoding(n), Some(iso), "field {n}");
+            assert_eq!(Dialect::CupPos.encoding(n), Some(cup), "field {n}");
+        }
+    }
+
+    #[test]
+    fn an_adjusted_layout_is_checked_line_by_line() {
+        let shipped = include_str!("../../../dialects/cup-pos.toml");
+        let adjusted = shipped.replace("tpdu = \"6000030000\"", "tpdu = \"6000120000\"");
+        let layout = Layout::parse(&adjusted).unwrap();
+        assert_eq!(layout.tpdu, [0x60, 0x00, 0x12, 0x00, 0x00]);
+        assert_ne!(&layout, Dialect::CupPos.layout());
+        for (from, to, said) in [
+            ("tpdu = \"6000030000\"", "tpdu = \"600003\"", "tpdu is 5 bytes"),
+            (
+                "tpdu = \"6000030000\"",
+                "tpdu = \"60zz030000\"",
+                "tpdu is hex digits",
+            ),
+            ("52 = \"binary\"", "52 = \"ascii\"", "field 52: binary data"),
+            ("4 = \"bcd-right\"", "4 = \"binary\"", "field 4: binary data"),
+            (
+                "4 = \"bcd-right\"",
+                "4 = \"packed\"",
+                "field 4: \"packed\" is not",
+            ),
+            (
+                "4 = \"bcd-right\"",
+                "5 = \"bcd-right\"",
+                "5 is not a field the link carries",
+            ),
+            ("4 = \"bcd-right\"", "", "field 4 has no writing"),
+            (
+                "message_type = \"bcd\"",
+                "message_type = \"ebcdic\"",
+                "message_type is",
+            ),
+            ("dialect = \"cup-pos\"", "dialect = \"visa\"", "dialect: \"visa\""),
+            ("dialect = \"cup-pos\"", "dialekt = \"cup-pos\"", "line "),
+        ] {
+            assert!(shipped.contains(from), "{from}");
+            let e = Layout::parse(&shipped.replacen(from, to, 1)).unwrap_err();
+            assert!(e.contains(said), "{to}: {e}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::codec::{frame, Dialect, FrameReader, Message};
+use super::codec::{frame, CodecError, Dialect, FrameReader, Message};
 use super::keys::{MasterKeys, WorkingKeys};
 use super::messages;
 use super::tls::Io;
@@ -160,7 +160,7 @@ impl Host {
                     "sign-in from a terminal with no master key here; answered 97"
                 );
                 ResponseCode::parse(UNKNOWN_TERMINAL)
-                    .ok_or_else(|| super::codec::CodecError::BadType(UNKNOWN_TERMINAL.into()))
+                    .ok_or_else(|| CodecError::BadType(UNKNOWN_TERMINAL.into()))
                     .and_then(|code| messages::answer(request, code))
             }
             Some(tmk) => {
@@ -174,22 +174,25 @@ impl Host {
                 })
             }
         };
-        match built {
-            Ok(answer) => match self.dialect.encode(&answer) {
-                Ok(bytes) => {
-                    let frame = self.dialect.wrap(&bytes, true);
-                    self.log("out", &frame);
-                    let _ = out.send(frame);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot encode a sign-in answer"),
-            },
-            Err(e) => tracing::warn!(error = %e, "no answer possible to a sign-in"),
+        self.send(out, built.and_then(|a| self.dialect.encode(&a)), "a sign-in");
+    }
+
+    /// Sends an answer's bytes as the host's frame, logged; or says why
+    /// there is no answer to `what`.
+    fn send(&self, out: &mpsc::UnboundedSender<Vec<u8>>, encoded: Result<Vec<u8>, CodecError>, what: &str) {
+        match encoded {
+            Ok(bytes) => {
+                let frame = self.dialect.wrap(&bytes, true);
+                self.log("out", &frame);
+                let _ = out.send(frame);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot answer {what}"),
         }
     }
 
     /// A batch upload's message: one transaction (counted), or the batch
     /// end, answered `00` when it names as many as came and `30` if not.
-    fn uploaded(&self, request: &Message, terminal: &str) -> Result<Message, super::codec::CodecError> {
+    fn uploaded(&self, request: &Message, terminal: &str) -> Result<Message, CodecError> {
         let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
         let code = match messages::read_batch_end(request) {
             None => {
@@ -236,14 +239,8 @@ impl Host {
         }
         if request.mti == "0820" {
             // An echo test: answered at once, without a MAC.
-            match messages::answer(&request, ResponseCode::APPROVED).and_then(|a| d.encode(&a)) {
-                Ok(bytes) => {
-                    let frame = d.wrap(&bytes, true);
-                    self.log("out", &frame);
-                    let _ = out.send(frame);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot answer an echo test"),
-            }
+            let answer = messages::answer(&request, ResponseCode::APPROVED).and_then(|a| d.encode(&a));
+            self.send(out, answer, "an echo test");
             return true;
         }
         let mac_key = self.keys().get(&terminal).map(|k| k.mac.clone());
@@ -258,14 +255,7 @@ impl Host {
                     Some(key) => key.seal_in(d, &mut answer),
                     None => d.encode(&answer),
                 };
-                match sealed {
-                    Ok(bytes) => {
-                        let frame = d.wrap(&bytes, true);
-                        host.log("out", &frame);
-                        let _ = out.send(frame);
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot encode an answer"),
-                }
+                host.send(&out, sealed, "a request");
             });
         };
         let answer = |code: ResponseCode| messages::answer(&request, code);

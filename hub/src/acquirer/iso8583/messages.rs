@@ -647,21 +647,29 @@ mod tests {
     use super::*;
     use tallybox_core::card::test_cards;
 
+    /// A sale of `minor` with `card` on T1, trace 42 in batch 1, no PIN.
+    fn sale_with(card: CardRead, minor: u64) -> AuthRequest {
+        AuthRequest {
+            kind: TxnKind::Sale,
+            terminal_id: "T1".into(),
+            trace_no: 42,
+            batch_no: 1,
+            amount: Amount::from_minor(minor).unwrap(),
+            card,
+            pin_block: None,
+            pin_key_check: None,
+            original: None,
+            at: Utc::now(),
+        }
+    }
+
     #[test]
     fn a_sale_reads_back_as_the_same_request_on_the_host() {
         let mut card = test_cards::by_name("pin").unwrap().read(EntryMode::Tap);
         card.icc_data = Some("9F2602ABCD".into());
         let request = AuthRequest {
-            kind: TxnKind::Sale,
-            terminal_id: "T1".into(),
-            trace_no: 42,
-            batch_no: 1,
-            amount: Amount::from_minor(1250).unwrap(),
-            card,
             pin_block: Some("1F2E3D4C5B6A7988".into()),
-            pin_key_check: None,
-            original: None,
-            at: chrono::Utc::now(),
+            ..sale_with(card, 1250)
         };
         let m = auth_request(
             Dialect::Iso1987,
@@ -707,18 +715,7 @@ mod tests {
     #[test]
     fn an_answer_must_give_back_what_the_request_sent() {
         let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
-        let request = AuthRequest {
-            kind: TxnKind::Sale,
-            terminal_id: "T1".into(),
-            trace_no: 42,
-            batch_no: 1,
-            amount: Amount::from_minor(1250).unwrap(),
-            card,
-            pin_block: None,
-            pin_key_check: None,
-            original: None,
-            at: chrono::Utc::now(),
-        };
+        let request = sale_with(card, 1250);
         let sent = auth_request(
             Dialect::Iso1987,
             &request,
@@ -920,18 +917,7 @@ mod tests {
         let mut card = test_cards::by_name("approved").unwrap().read(EntryMode::Tap);
         // 9F26 (cryptogram) and 5F34 = 01.
         card.icc_data = Some("9F2602ABCD5F340101".into());
-        let sale = AuthRequest {
-            kind: TxnKind::Sale,
-            terminal_id: "T1".into(),
-            trace_no: 1,
-            batch_no: 1,
-            amount: Amount::from_minor(100).unwrap(),
-            card: card.clone(),
-            pin_block: None,
-            pin_key_check: None,
-            original: None,
-            at: Utc::now(),
-        };
+        let sale = sale_with(card.clone(), 100);
         for d in [Dialect::Iso1987, Dialect::CupPos] {
             let m = auth_request(d, &sale, "898000000000001", CNY, tallybox_platform::clock::now()).unwrap();
             assert_eq!(m.text(23), Some("001"), "{}", d.name());
@@ -963,16 +949,10 @@ mod tests {
         let utc = at.with_timezone(&Utc);
         let merchant = "898000000000001";
         let sale = AuthRequest {
-            kind: TxnKind::Sale,
             terminal_id: "10000042".into(),
-            trace_no: 42,
             batch_no: 3,
-            amount: Amount::from_minor(1250).unwrap(),
-            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
-            pin_block: None,
-            pin_key_check: None,
-            original: None,
             at: utc,
+            ..sale_with(test_cards::by_name("approved").unwrap().read(EntryMode::Swipe), 1250)
         };
         let request = auth_request(d, &sale, merchant, CNY, at).unwrap();
         let mut approved = answer(&request, ResponseCode::APPROVED).unwrap();

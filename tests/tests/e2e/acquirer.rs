@@ -608,6 +608,31 @@ fn pin_key_of(acquirer: &AcquirerSim, sale: &Message, d: Dialect) -> [u8; 16] {
     panic!("the sale is not in the log")
 }
 
+/// Field 35 of every sale request (0200) in the acquirer's log.
+fn tracks_sent(acquirer: &AcquirerSim, d: Dialect) -> Vec<String> {
+    let log = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+    log.lines()
+        .filter_map(|l| l.strip_prefix("in "))
+        .filter_map(|h| hex::decode(h.trim()).ok())
+        .filter_map(|frame| d.decode(d.unwrap(&frame).ok()?).ok())
+        .filter(|m| m.mti == "0200")
+        .filter_map(|m| m.text(35).map(str::to_string))
+        .collect()
+}
+
+/// The swiped test card's whole track 2 (as `tallybox_core`'s test cards
+/// carry it): PAN, expiry, service code and discretionary data.
+fn whole_track(card: &str) -> String {
+    let t = tallybox_core::card::test_cards::by_name(card).unwrap();
+    format!(
+        "{}={}{}{}",
+        t.pan,
+        t.expiry,
+        t.service_code,
+        tallybox_core::card::test_cards::DISCRETIONARY
+    )
+}
+
 /// The types of the messages on the link so far, read by the independent codec.
 fn message_types(acquirer: &AcquirerSim) -> Vec<String> {
     serde_json::from_value(iso8583_check(&acquirer.messages_path())["types"].clone()).unwrap()
@@ -825,6 +850,11 @@ fn over_tls_a_sale_goes_through_and_the_page_says_the_link_is_tls() {
             .contains("(TLS, iso8583-1987 layout)"),
         "{link}"
     );
+    // Track 2 went whole, its discretionary data too.
+    assert_eq!(
+        tracks_sent(&acquirer, Dialect::Iso1987),
+        [whole_track("approved")]
+    );
     // The message log is the host's, after TLS: the sale went as ISO 8583 inside it.
     let report = iso8583_check(&acquirer.messages_path());
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
@@ -869,4 +899,6 @@ fn an_acquirers_own_layout_read_from_a_file_is_what_goes_on_the_wire() {
         };
         assert!(hex.to_ascii_lowercase().starts_with(tpdu), "{direction} {hex}");
     }
+    // Track 2 went whole (BCD, `=` as the nibble D), discretionary data too.
+    assert_eq!(tracks_sent(&acquirer, Dialect::CupPos), [whole_track("approved")]);
 }

@@ -167,7 +167,8 @@ pub fn auth_request(
         .set_str(42, &merchant_field(merchant_id))?
         .set_str(49, currency)?;
     if let Some(sc) = &r.card.service_code {
-        m.set_str(35, &format!("{pan}={}{sc}", r.card.expiry.yymm()))?;
+        let rest = r.card.discretionary.digits();
+        m.set_str(35, &format!("{pan}={}{sc}{rest}", r.card.expiry.yymm()))?;
     }
     if let Some(block) = &r.pin_block {
         let bytes = hex::decode(block).map_err(|_| CodecError::BadField {
@@ -680,6 +681,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.text(49), Some("344"), "the store's currency, not always CNY");
+        let track = m.text(35).unwrap();
+        assert!(
+            track.ends_with(&format!("=3012220{}", test_cards::DISCRETIONARY)),
+            "track 2 goes whole, its discretionary data too"
+        );
         let back = read_auth_request(Dialect::Iso1987, &Message::decode(&m.encode()).unwrap()).unwrap();
         assert_eq!(back.card, request.card);
         assert_eq!(back.pin_block, request.pin_block);
@@ -952,7 +958,10 @@ mod tests {
             terminal_id: "10000042".into(),
             batch_no: 3,
             at: utc,
-            ..sale_with(test_cards::by_name("approved").unwrap().read(EntryMode::Swipe), 1250)
+            ..sale_with(
+                test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+                1250,
+            )
         };
         let request = auth_request(d, &sale, merchant, CNY, at).unwrap();
         let mut approved = answer(&request, ResponseCode::APPROVED).unwrap();

@@ -249,6 +249,53 @@ impl EntryMode {
     }
 }
 
+/// Track 2's discretionary data: the digits after the service code, where
+/// issuers put the card's verification value. It goes to the acquirer in
+/// field 35 and nowhere else: it shows as its length, is wiped when dropped
+/// and is never stored.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Discretionary(zeroize::Zeroizing<String>);
+
+impl Discretionary {
+    /// At most 28 digits (track 2 holds 37 characters; a PAN, its
+    /// separator, expiry and service code take at least 9).
+    pub fn new(digits: &str) -> Result<Discretionary, CardError> {
+        if digits.len() > 28 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CardError::BadTrack2("discretionary data is not up to 28 digits"));
+        }
+        Ok(Discretionary(zeroize::Zeroizing::new(digits.to_string())))
+    }
+
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Discretionary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} digits>", self.0.len())
+    }
+}
+
+impl TryFrom<String> for Discretionary {
+    type Error = CardError;
+    fn try_from(digits: String) -> Result<Discretionary, CardError> {
+        let digits = zeroize::Zeroizing::new(digits);
+        Discretionary::new(&digits)
+    }
+}
+
+impl From<Discretionary> for String {
+    fn from(d: Discretionary) -> String {
+        d.0.to_string()
+    }
+}
+
 /// What a reader hands to the checkout session: one checked card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardRead {
@@ -262,6 +309,9 @@ pub struct CardRead {
     /// field 55) as hex BER-TLV. Never holds the card number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icc_data: Option<String>,
+    /// Track 2's discretionary data, from a swiped card (for field 35).
+    #[serde(default, skip_serializing_if = "Discretionary::is_empty")]
+    pub discretionary: Discretionary,
 }
 
 impl CardRead {
@@ -272,6 +322,7 @@ impl CardRead {
             service_code: Some(track.service_code.clone()),
             entry_mode,
             icc_data: None,
+            discretionary: track.discretionary.clone(),
         }
     }
 
@@ -339,6 +390,24 @@ mod tests {
     }
 
     #[test]
+    fn discretionary_data_travels_but_never_shows() {
+        let track = track2::Track2::parse(";6222021000000005=30122019876543210?").unwrap();
+        let card = CardRead::from_track2(&track, EntryMode::Swipe);
+        assert_eq!(card.discretionary.digits(), "9876543210");
+        assert!(!format!("{card:?}").contains("9876543210"), "{card:?}");
+        let json = serde_json::to_string(&card).unwrap();
+        assert!(json.contains("\"discretionary\":\"9876543210\""), "{json}");
+        assert_eq!(serde_json::from_str::<CardRead>(&json).unwrap(), card);
+        let forged = json.replace("9876543210", "98765X");
+        assert!(serde_json::from_str::<CardRead>(&forged).is_err());
+        let none = CardRead::from_track2(
+            &track2::Track2::parse("6222021000000005=3012201").unwrap(),
+            EntryMode::Swipe,
+        );
+        assert!(!serde_json::to_string(&none).unwrap().contains("discretionary"));
+    }
+
+    #[test]
     fn service_code_decides_pin() {
         let mut card = CardRead {
             pan: Pan::parse("4111111111111111").unwrap(),
@@ -346,6 +415,7 @@ mod tests {
             service_code: Some("201".into()),
             entry_mode: EntryMode::Swipe,
             icc_data: None,
+            discretionary: Discretionary::default(),
         };
         assert!(!card.needs_pin());
         card.service_code = Some("220".into());

@@ -37,9 +37,16 @@ pub struct TestCard {
     pub description: &'static str,
 }
 
+/// The discretionary data every test card's track 2 carries (as issuers
+/// put a verification value there).
+pub const DISCRETIONARY: &str = "2468013579";
+
 impl TestCard {
     pub fn track2(&self) -> String {
-        format!(";{}={}{}0000000000?", self.pan, self.expiry, self.service_code)
+        format!(
+            ";{}={}{}{DISCRETIONARY}?",
+            self.pan, self.expiry, self.service_code
+        )
     }
 
     /// The card as a reader would hand it over.

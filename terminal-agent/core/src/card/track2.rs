@@ -1,10 +1,11 @@
 //! ABA track 2 as the reader delivers it: `;PAN=YYMMSSS<discretionary>?`.
 //!
 //! Readers differ in whether they pass the start/end sentinels and the LRC
-//! through; all of those forms are accepted. The discretionary data is checked
-//! for shape and then dropped: it is never stored or sent on.
+//! through; all of those forms are accepted. The discretionary data (where
+//! issuers put the card's verification value) is kept in memory only, to go
+//! to the acquirer in field 35: never stored, logged or shown.
 
-use super::{CardError, Expiry, Pan};
+use super::{CardError, Discretionary, Expiry, Pan};
 
 /// The parts of track 2 a checkout needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,8 @@ pub struct Track2 {
     pub pan: Pan,
     pub expiry: Expiry,
     pub service_code: String,
+    /// What follows the service code (may be empty).
+    pub discretionary: Discretionary,
 }
 
 impl Track2 {
@@ -47,6 +50,7 @@ impl Track2 {
             pan,
             expiry,
             service_code: after[4..7].to_string(),
+            discretionary: Discretionary::new(&after[7..])?,
         })
     }
 }
@@ -67,6 +71,7 @@ mod tests {
             assert_eq!(t.pan.digits(), "6222021000000005");
             assert_eq!(t.expiry.yymm(), "3012");
             assert_eq!(t.service_code, "201");
+            assert_eq!(t.discretionary.digits(), "1234567890");
         }
     }
 

@@ -66,6 +66,19 @@ async function act(method, url, body, reload, done) {
   }
 }
 
+// A step not taken back by a tap: the page asks first, in a sheet at the
+// bottom of the screen (kept when the list behind it redraws), saying what
+// will happen; only its "yes" button does it.
+function ask(question, yes, action) {
+  for (const open of document.querySelectorAll(".confirm")) open.remove();
+  const box = el("div", { class: "confirm", role: "alertdialog", "aria-label": question },
+    el("p", {}, question),
+    el("button", { type: "button", class: "danger", "data-confirm": "yes", onclick: () => { box.remove(); action(); } }, yes),
+    el("button", { type: "button", class: "secondary", "data-confirm": "no", onclick: () => box.remove() }, t("cancel")));
+  document.body.append(box);
+  box.querySelector("button").focus();
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -407,7 +420,8 @@ function terminalItem(x) {
     el("div", { class: "muted" }, health(x.devices)),
     el("div", { class: `pairing ${x.pairing}` }, t(`p_${x.pairing}`),
       session.role === "owner" && x.pairing === "paired"
-        ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals) }, t("revoke"))
+        ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${x.id}: ${t("ask_revoke")}`, t("yes_revoke"),
+          () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals, `${x.id}: ${t("done_revoked")}`)) }, t("revoke"))
         : ""),
     x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
@@ -418,7 +432,9 @@ function terminalItem(x) {
       ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/freezes/${x.id}`, undefined, loadTerminals) }, t("unfreeze"))
       : el("form", { class: "inline", onsubmit: (e) => {
         e.preventDefault();
-        act("POST", "/api/v1/freezes", { scope: x.id, reason: reason.value }, loadTerminals);
+        const why = reason.value;
+        ask(`${x.id}: ${t("ask_freeze")}`, t("yes_freeze"),
+          () => act("POST", "/api/v1/freezes", { scope: x.id, reason: why }, loadTerminals, `${x.id}: ${t("done_frozen")}`));
       } }, reason, el("button", { type: "submit", class: "danger" }, t("freeze"))));
 }
 
@@ -468,7 +484,8 @@ $("#pairing-start").addEventListener("click", () => {
 });
 $("#pairing-cancel").addEventListener("click", () => act("DELETE", "/api/v1/pairing", undefined, loadTerminals));
 
-$("#store-freeze").addEventListener("click", () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals));
+$("#store-freeze").addEventListener("click", () => ask(t("ask_freeze_store"), t("yes_freeze"),
+  () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals, t("done_store_frozen"))));
 $("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store", undefined, loadTerminals));
 $("#evidence-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -566,7 +583,8 @@ async function loadSettings() {
   const a = await api("GET", "/api/v1/accounts");
   $("#managers").replaceChildren(...a.accounts.filter((x) => x.role === "manager").map((x) =>
     el("li", {}, `${x.name} `, el("button", { type: "button", class: "secondary", onclick: async () => {
-      try { await api("DELETE", `/api/v1/accounts/${encodeURIComponent(x.name)}`); await loadSettings(); } catch (e) { showError(e.message); }
+      ask(`${x.name}: ${t("ask_remove_manager")}`, t("yes_remove"),
+        () => act("DELETE", `/api/v1/accounts/${encodeURIComponent(x.name)}`, undefined, loadSettings, `${x.name}: ${t("done_removed")}`));
     } }, t("remove")))));
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
@@ -653,7 +671,8 @@ function cashierItem(c, owner) {
       ? el("button", { type: "button", onclick: () => act("POST", `${url}/unlock`, undefined, loadSettings) }, t("unlock"))
       : "",
     owner
-      ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", url, undefined, loadSettings) }, t("remove"))
+      ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${c.no} ${c.name}: ${t("ask_remove_cashier")}`, t("yes_remove"),
+        () => act("DELETE", url, undefined, loadSettings, `${c.no} ${c.name}: ${t("done_removed")}`)) }, t("remove"))
       : "");
 }
 

@@ -159,7 +159,19 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.click("#nav a[href='#/terminals']").await;
     b.wait_text("#terminal-list", "online", WAIT).await;
     b.fill("li[data-id=T1] [name=reason]", "card testing seen").await;
+    // Freeze asks first, saying what it does; Cancel leaves T1 selling.
     b.click("li[data-id=T1] button.danger").await;
+    b.wait_text(".confirm", "T1: freeze it? It refuses every sale", WAIT)
+        .await;
+    b.screenshot("terminals-confirm-freeze").await;
+    b.click(".confirm [data-confirm=no]").await;
+    assert_eq!(b.text(".confirm").await, "", "the question stays up");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!b.text("#terminal-list").await.contains("FROZEN"));
+    assert!(hub.get("/api/v1/terminals").1["terminals"][0]["frozen"].is_null());
+    b.click("li[data-id=T1] button.danger").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#notice", "T1: frozen", WAIT).await;
     b.wait_text("#terminal-list", "FROZEN: card testing seen", WAIT)
         .await;
     b.screenshot("terminals").await;
@@ -364,5 +376,70 @@ async fn the_owner_enters_an_acquirer_master_key_on_the_page_and_the_checkout_se
     // The checkout sells under it.
     let screen = tokio::task::block_in_place(|| t2.sale(500, "approved"));
     assert!(screen.contains("APPROVED"), "{screen}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let web = hub.web();
+    assert_eq!(
+        web.send("PUT", "/api/v1/accounts/lin", serde_json::json!({"password": "manager-pass-1"}))
+            .0,
+        204
+    );
+    let (status, _) = web.send(
+        "PUT",
+        "/api/v1/cashiers/12",
+        serde_json::json!({"name": "Mei", "pin": "1357"}),
+    );
+    assert!(status < 300, "{status}");
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/terminals", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#terminal-list", "T1", WAIT).await;
+
+    // Freezing the whole shop: asked, cancelled, nothing frozen; asked, done.
+    b.click("#store-freeze").await;
+    b.wait_text(".confirm", "The whole shop stops taking payments", WAIT)
+        .await;
+    b.click(".confirm [data-confirm=no]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(hub.get("/api/v1/terminals").1["store_frozen"].is_null());
+    b.click("#store-freeze").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#notice", "Every checkout is frozen", WAIT).await;
+    b.wait_text("#store-frozen", "frozen", WAIT).await;
+    assert!(hub.get("/api/v1/terminals").1["store_frozen"].is_string());
+    b.click("#store-unfreeze").await;
+
+    // Removing a manager and a cashier: each asked first, by name.
+    b.click("#nav a[href='#/settings']").await;
+    b.wait_text("#managers", "lin", WAIT).await;
+    b.click("#managers button").await;
+    b.wait_text(".confirm", "lin: remove this manager? Their sessions end", WAIT)
+        .await;
+    b.click(".confirm [data-confirm=no]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(b.text("#managers").await.contains("lin"));
+    b.click("#managers button").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#notice", "lin: removed", WAIT).await;
+
+    // In Chinese, the question and the answer are Chinese.
+    b.click("#lang").await;
+    b.wait_text("#nav", "设置", WAIT).await;
+    b.wait_text("#cashiers", "12 Mei", WAIT).await;
+    b.click("#cashiers li[data-no='12'] button.secondary").await;
+    let asked = b.wait_text(".confirm", "确定删除这位收银员", WAIT).await;
+    assert!(asked.contains("12 Mei") && asked.contains("取消"), "{asked}");
+    b.screenshot("settings-confirm-remove-cashier-zh").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#notice", "已删除", WAIT).await;
+    let cashiers = web.get("/api/v1/cashiers").1;
+    assert_eq!(cashiers["cashiers"].as_array().unwrap().len(), 0, "{cashiers}");
     b.close().await;
 }

@@ -219,7 +219,35 @@ $("#lang").addEventListener("click", () => {
 
 // ---- today ----------------------------------------------------------------
 
+// Problems where the owner looks: the Troubleshooting tab's badge counts
+// the checks that are not green, and Today lists them. Fetched with Today
+// (at most every 30 s, as sales redraw it), with Troubleshooting, and each
+// minute while the page is open.
+let problemsAt = 0;
+async function loadProblems(force) {
+  if (!force && Date.now() - problemsAt < 30000) return;
+  problemsAt = Date.now();
+  showProblems(await api("GET", "/api/v1/checks"));
+}
+
+function showProblems(d) {
+  const bad = d.checks.filter((c) => c.status !== "ok")
+    .sort((a, b) => WORSE[b.status] - WORSE[a.status]);
+  const badge = $("#problem-badge");
+  badge.hidden = !bad.length;
+  badge.textContent = bad.length;
+  badge.className = `badge ${bad.some((c) => c.status === "fail") ? "fail" : "warn"}`;
+  $("#problems").hidden = !bad.length;
+  $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-id": c.id },
+    el("span", { class: `dot ${c.status}` }, ""), " ",
+    el("strong", {}, c.id.replace(/^terminal\./, "").replace(".", " · ")),
+    el("span", { class: "muted" }, ` ${c.evidence}`))));
+}
+
+setInterval(() => { if (session) loadProblems(true).catch(() => {}); }, 60000);
+
 async function loadToday() {
+  loadProblems(false).catch((e) => showError(e.message));
   const d = await api("GET", "/api/v1/today");
   $("#today-date").textContent = d.date;
   $("#alerts").hidden = !d.alerts.length;
@@ -402,9 +430,14 @@ function health(d) {
   const parts = [`${t("swipes")} ${d.swipes} (${d.swipe_errors} ${t("swipe_errors")})`,
     `${t("taps")} ${d.taps} (${d.tap_errors} ${t("tap_errors")})`];
   if (d.cards_stuck) parts.push(`${t("cards_stuck")} ${d.cards_stuck}`);
-  parts.push(`${t("printer")} ${d.printer ? d.printer : t("ok")}`);
+  parts.push(`${t("printer")} ${d.printer ? t(`pr_${d.printer}`) : t("ok")}`);
   if (d.slips_waiting) parts.push(`${t("slips_waiting")} ${d.slips_waiting}`);
   return parts.join(" · ");
+}
+
+/** Whether a checkout's devices need someone: its printer stopped, a card stuck. */
+function trouble(d) {
+  return !!d && (!!d.printer || d.cards_stuck > 0);
 }
 
 function terminalItem(x) {
@@ -413,7 +446,7 @@ function terminalItem(x) {
   const frozenHere = x.frozen && !x.store_frozen;
   return el("li", { class: `terminal${x.frozen ? " frozen" : ""}`, "data-id": x.id },
     el("div", { class: "head" },
-      el("span", { class: `dot ${x.online ? "on" : "off"}` }, ""),
+      el("span", { class: `dot ${!x.online ? "off" : trouble(x.devices) ? "warn" : "on"}` }, ""),
       el("strong", {}, x.name === x.id ? x.id : `${x.name} (${x.id})`),
       el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
     el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}${x.cashier ? ` · ${t("cashier")} ${x.cashier}` : ""}`),
@@ -527,6 +560,8 @@ function checkButtons(c) {
 
 async function loadChecks() {
   const d = await api("GET", "/api/v1/checks");
+  problemsAt = Date.now();
+  showProblems(d);
   const bad = d.checks.filter((c) => c.status !== "ok");
   $("#checks-summary").textContent = `${t(`checks_${d.status}`)} ${bad.length ? bad.length : ""}`;
   const areas = new Map();

@@ -276,12 +276,16 @@ impl<D: Display> Agent<D> {
                     }
                 },
                 Some(report) = reports.recv() => Event::Input(match report {
+                    // A printer that stops or starts again is on the owner's
+                    // page at once, not with the next heartbeat.
                     PrintReport::Failed { problem, waiting } => {
                         self.health.printer(Some(problem), waiting as u32);
+                        heartbeat.reset_immediately();
                         Input::Printer(Some(problem))
                     }
                     PrintReport::Recovered { .. } => {
                         self.health.printer(None, 0);
+                        heartbeat.reset_immediately();
                         Input::Printer(None)
                     }
                     PrintReport::PaperLow(low) => {

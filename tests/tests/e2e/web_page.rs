@@ -386,8 +386,12 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     t1.wait_ready();
     let web = hub.web();
     assert_eq!(
-        web.send("PUT", "/api/v1/accounts/lin", serde_json::json!({"password": "manager-pass-1"}))
-            .0,
+        web.send(
+            "PUT",
+            "/api/v1/accounts/lin",
+            serde_json::json!({"password": "manager-pass-1"})
+        )
+        .0,
         204
     );
     let (status, _) = web.send(
@@ -397,7 +401,8 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     );
     assert!(status < 300, "{status}");
     let b = Browser::start().await;
-    b.goto(&format!("http://127.0.0.1:{}/#/terminals", hub.http)).await;
+    b.goto(&format!("http://127.0.0.1:{}/#/terminals", hub.http))
+        .await;
     b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
     b.click("#login-form button").await;
     b.wait_text("#terminal-list", "T1", WAIT).await;
@@ -441,5 +446,88 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     b.wait_text("#notice", "已删除", WAIT).await;
     let cashiers = web.get("/api/v1/cashiers").1;
     assert_eq!(cashiers["cashiers"].as_array().unwrap().len(), 0, "{cashiers}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_out_of_paper_and_a_dead_one_show_where_the_owner_looks() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    let mut t2 = Terminal::start("T2", hub.mqtt);
+    t1.wait_ready();
+    t2.wait_ready();
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/today", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "Net", WAIT).await;
+    assert_eq!(b.text("#problem-badge").await, "", "all green: no badge");
+
+    // T1's printer runs out of paper during a sale; T2 dies.
+    t1.call(serde_json::json!({"cmd": "printer", "paper": false}));
+    tokio::task::block_in_place(|| {
+        // Sold; its slip waits for paper.
+        t1.sale(1250, "approved");
+        t1.keys("C");
+    });
+    assert_eq!(hub.transactions("status=approved").len(), 1);
+    t2.kill();
+    let slow = Duration::from_secs(30);
+    // Today lists both, worst first; the Troubleshooting tab carries a badge.
+    b.goto(&format!("http://127.0.0.1:{}/#/terminals", hub.http))
+        .await;
+    b.goto(&format!("http://127.0.0.1:{}/#/today", hub.http)).await;
+    let started = Instant::now();
+    loop {
+        let listed = b.text("#problem-list").await;
+        if listed.contains("T1 · printer") && listed.contains("T2 · online") {
+            break;
+        }
+        assert!(started.elapsed() < slow, "Today lists: {listed}");
+        // The page looks again each minute by itself; a visit asks now.
+        b.click("#nav a[href='#/troubleshooting']").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.click("#nav a[href='#/today']").await;
+    }
+    println!("both on Today {} ms after T2 died", started.elapsed().as_millis());
+    let badge: u32 = b.text("#problem-badge").await.parse().unwrap();
+    assert!(badge >= 2, "badge {badge}");
+    let colour = b
+        .run("return document.querySelector('#problem-badge').className")
+        .await;
+    assert_eq!(colour, serde_json::json!("badge fail"));
+    b.screenshot("today-problems").await;
+
+    // Terminals: T1 is amber with its printer's state in words, T2 grey.
+    b.click("#nav a[href='#/terminals']").await;
+    b.wait_text("li[data-id=T1]", "printer out of paper", WAIT).await;
+    let dots = b
+        .run("return ['T1','T2'].map((id) => document.querySelector(`li[data-id=${id}] .dot`).className)")
+        .await;
+    assert_eq!(dots, serde_json::json!(["dot warn", "dot off"]));
+
+    // In Chinese too.
+    b.click("#lang").await;
+    b.wait_text("li[data-id=T1]", "缺纸", WAIT).await;
+    b.click("#nav a[href='#/today']").await;
+    b.wait_text("#problems", "需要处理", WAIT).await;
+    b.screenshot("today-problems-zh").await;
+
+    // Paper back in: T1 goes green on Terminals.
+    t1.call(serde_json::json!({"cmd": "printer", "paper": true}));
+    b.click("#nav a[href='#/terminals']").await;
+    let started = Instant::now();
+    while b
+        .run("return document.querySelector('li[data-id=T1] .dot').className")
+        .await
+        != serde_json::json!("dot on")
+    {
+        assert!(started.elapsed() < slow, "T1 stayed amber");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "T1 green {} ms after its paper came back",
+        started.elapsed().as_millis()
+    );
     b.close().await;
 }

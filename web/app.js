@@ -277,12 +277,25 @@ function statusText(txn) {
   return s;
 }
 
+// Money back reads as money back: a void or refund with a minus sign and
+// "Voided" / "Refunded", a balance inquiry without an amount.
+function amountOf(txn) {
+  if (txn.kind === "balance") return "—";
+  const back = txn.kind === "void" || txn.kind === "refund" ? "−" : "";
+  return `${back}${txn.currency} ${txn.amount_text}`;
+}
+
+function kindStatus(txn) {
+  if (txn.status !== "approved") return statusText(txn);
+  return { void: t("st_voided"), refund: t("st_refunded"), balance: t("st_balance_done") }[txn.kind] || statusText(txn);
+}
+
 function row(txn) {
   return el("li", {}, el("a", { href: `#/receipt/${txn.id}`, "data-id": txn.id },
     el("span", { class: "meta" }, `${txn.local_time} · ${txn.terminal_id}`),
-    el("span", { class: "amount" }, `${txn.currency} ${txn.amount_text}`),
+    el("span", { class: `amount ${txn.kind}` }, amountOf(txn)),
     el("span", { class: "meta" }, `${txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
-    el("span", { class: `status ${txn.status}` }, statusText(txn))));
+    el("span", { class: `status ${txn.status} ${txn.kind}` }, kindStatus(txn))));
 }
 
 async function loadReceipts(reset) {
@@ -320,11 +333,16 @@ $("#more").addEventListener("click", () => loadReceipts(false).catch((e) => show
 async function loadReceipt(id) {
   $("#slip").textContent = "…";
   const txn = await api("GET", `/api/v1/transactions/${encodeURIComponent(id)}`);
-  const reason = txn.reason && txn.status !== "approved" ? ` — ${txn.reason.en} (${txn.reason["zh-CN"]})` : "";
   const undone = [];
   if (txn.voided) undone.push(t("voided"));
   if (txn.refunded && !/^0(\.0+)?$/.test(txn.refunded)) undone.push(`${t("refunded")} ${txn.currency} ${txn.refunded}`);
-  $("#detail-status").textContent = `${txn.status.toUpperCase()}${reason}${undone.length ? ` · ${undone.join(" · ")}` : ""}`;
+  const status = $("#detail-status");
+  status.className = `status ${txn.status} ${txn.kind}`;
+  status.replaceChildren(`${t(`k_${txn.kind}`)} · ${amountOf(txn)} · ${kindStatus(txn)}${undone.length ? ` · ${undone.join(" · ")}` : ""}`);
+  if (txn.original_id) {
+    status.append(" · ", el("a", { href: `#/receipt/${txn.original_id}`, "data-original": txn.original_id },
+      `${t(txn.kind === "void" ? "void_of" : "refund_of")} #${txn.original_id}`));
+  }
   $("#slip").textContent = txn.slip.join("\n");
   const form = $("#reprint-form");
   form.hidden = txn.status !== "approved";

@@ -126,24 +126,59 @@ async fn by_token(token: String, state: &WebState) -> Result<Txn, Rejection> {
     txn.ok_or_else(|| not_found("no such receipt"))
 }
 
-async fn e_receipt(token: String, state: WebState) -> Result<impl Reply, Rejection> {
-    let txn = by_token(token, &state).await?;
+async fn e_receipt(token: String, state: WebState) -> Result<warp::reply::Response, Rejection> {
     let shop = current(&state.shop);
+    let page = |title: &str, status: &str, body: &str| {
+        format!(
+            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+             <body><main><h1>{title}</h1>{status}{body}</main></body></html>",
+            title = html_escape(title),
+        )
+    };
+    let found = match by_token(token, &state).await {
+        Ok(txn) => txn,
+        Err(_) => {
+            // A mistyped or old link: a page that says so, not an API error.
+            let html = page(
+                &format!("电子签购单 e-receipt · {}", shop.name),
+                "",
+                "<p class=\"status declined\">找不到这张签购单。请核对链接，或请店家重新出示。<br>\
+                 No such receipt: check the link, or ask the shop to show it again.</p>",
+            );
+            let reply = warp::reply::with_status(warp::reply::html(html), StatusCode::NOT_FOUND);
+            return Ok(warp::reply::with_header(reply, "cache-control", "no-store").into_response());
+        }
+    };
+    let txn = found;
+    let id = txn.id;
+    let (voided, refunded) = read(&state, move |s| s.undone(id).map_err(internal)).await?;
+    // A sale undone since it was printed says so above its slip.
+    let mut undone = Vec::new();
+    if voided {
+        undone.push("已撤销，未扣款 · VOIDED, not charged".to_string());
+    }
+    if refunded > 0 {
+        let back = format!("{} {}", txn.currency, txn.currency.format_minor(refunded));
+        undone.push(format!("已退货 {back} · REFUNDED {back}"));
+    }
+    let status = if undone.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"status declined\" id=\"undone\">{}</p>",
+            html_escape(&undone.join(" · "))
+        )
+    };
     let receipt = txn.receipt(&shop);
     let slip = slip::render(&receipt, Copy::Cardholder, false).join("\n");
-    let page = format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
-         <body><main><h1>{title}</h1><pre class=\"slip\">{slip}</pre></main></body></html>",
-        title = html_escape(&format!("电子签购单 e-receipt · {}", shop.name)),
-        slip = html_escape(&slip),
+    let html = page(
+        &format!("电子签购单 e-receipt · {}", shop.name),
+        &status,
+        &format!("<pre class=\"slip\">{}</pre>", html_escape(&slip)),
     );
-    Ok(warp::reply::with_header(
-        warp::reply::html(page),
-        "cache-control",
-        "no-store",
-    ))
+    Ok(warp::reply::with_header(warp::reply::html(html), "cache-control", "no-store").into_response())
 }
 
 /// The e-receipt link as a QR code, for the owner to show a customer.

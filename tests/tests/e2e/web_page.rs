@@ -107,8 +107,12 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     let sale = hub.transactions("kind=sale&status=approved")[0]["id"].clone();
     b.goto(&format!("{base}/#/receipt/{sale}")).await;
     b.wait_text("#slip", "CARDHOLDER COPY", WAIT).await;
-    b.wait_text("#detail-status", "APPROVED · refunded CNY 5.00", WAIT)
-        .await;
+    b.wait_text(
+        "#detail-status",
+        "Sale · CNY 12.50 · Approved · refunded CNY 5.00",
+        WAIT,
+    )
+    .await;
     let slip = b.text("#slip").await;
     assert!(slip.contains("CNY 12.50") && slip.contains("AUTH CODE"), "{slip}");
     let qr_ok = b
@@ -528,6 +532,106 @@ async fn a_checkout_out_of_paper_and_a_dead_one_show_where_the_owner_looks() {
     println!(
         "T1 green {} ms after its paper came back",
         started.elapsed().as_millis()
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let trace_of_last = || hub.transactions("limit=1")[0]["trace_no"].as_u64().unwrap();
+    let wait = Duration::from_secs(10);
+    let (voided, refunded) = tokio::task::block_in_place(|| {
+        assert!(t1.sale(1250, "approved").contains("APPROVED"));
+        t1.keys("C");
+        let voided = hub.transactions("limit=1")[0].clone();
+        t1.keys(&format!("B18888#{}#", trace_of_last()));
+        t1.card("approved");
+        assert!(t1.wait_screen("Any key", wait).contains("APPROVED"), "void");
+        t1.keys("C");
+        assert!(t1.sale(5000, "visa").contains("APPROVED"));
+        t1.keys("C");
+        let refunded = hub.transactions("limit=1")[0].clone();
+        t1.keys(&format!("B28888#{}#2000#", trace_of_last()));
+        t1.card("visa");
+        assert!(t1.wait_screen("Any key", wait).contains("APPROVED"), "refund");
+        t1.keys("C");
+        t1.keys("D1");
+        t1.card("low-balance");
+        t1.wait_screen("Any key", wait);
+        t1.keys("C");
+        (voided, refunded)
+    });
+    let b = Browser::start().await;
+    let base = format!("http://127.0.0.1:{}", hub.http);
+    b.goto(&format!("{base}/")).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "Net", WAIT).await;
+    b.click("#nav a[href='#/']").await;
+    b.wait_text("#receipts", "Balance shown", WAIT).await;
+    let rows: Vec<String> = serde_json::from_value(
+        b.run("return [...document.querySelectorAll('#receipts li')].map((li) => li.innerText.replace(/\\s+/g, ' '))")
+            .await,
+    )
+    .unwrap();
+    // Newest first: the balance inquiry, the refund, its sale, the void, its sale.
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows[0].contains("—") && rows[0].contains("Balance shown"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains("−CNY 20.00") && rows[1].contains("Refunded"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2].contains("CNY 50.00") && !rows[2].contains('−'),
+        "{}",
+        rows[2]
+    );
+    assert!(
+        rows[3].contains("−CNY 12.50") && rows[3].contains("Voided"),
+        "{}",
+        rows[3]
+    );
+    b.screenshot("receipts-kinds").await;
+
+    // The void's page says it is a void, and leads to the sale it undid.
+    b.click("#receipts li:nth-child(4) a").await;
+    let said = b.wait_text("#detail-status", "Void", WAIT).await;
+    assert!(
+        said.contains("−CNY 12.50 · Voided") && !said.contains("APPROVED"),
+        "{said}"
+    );
+    b.click("#detail-status a[data-original]").await;
+    b.wait_text("#detail-status", "Sale · CNY 12.50", WAIT).await;
+    assert!(b.text("#detail-status").await.contains("VOIDED"));
+    // The refund names its sale too.
+    b.click("#detail-view a.back").await;
+    b.wait_text("#receipts", "Refunded", WAIT).await;
+    b.click("#receipts li:nth-child(2) a").await;
+    let said = b.wait_text("#detail-status", "refunds sale", WAIT).await;
+    assert!(said.contains(&format!("#{}", refunded["id"])), "{said}");
+
+    // The customer's e-receipt of the voided sale says it was not charged.
+    let token = voided["receipt_token"].as_str().unwrap();
+    b.goto(&format!("{base}/r/{token}")).await;
+    b.wait_text("#undone", "VOIDED, not charged", WAIT).await;
+    b.screenshot("e-receipt-voided").await;
+    let token = refunded["receipt_token"].as_str().unwrap();
+    b.goto(&format!("{base}/r/{token}")).await;
+    b.wait_text("#undone", "REFUNDED CNY 20.00", WAIT).await;
+    // A bad link: a page that says so, in Chinese and English, not JSON.
+    b.goto(&format!("{base}/r/{}", "A".repeat(26))).await;
+    let page = b.wait_text("main", "找不到这张签购单", WAIT).await;
+    assert!(
+        page.contains("No such receipt") && !page.contains("{\""),
+        "{page}"
     );
     b.close().await;
 }

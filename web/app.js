@@ -29,6 +29,29 @@ function notice(message) {
   setTimeout(() => { box.hidden = true; }, 3000);
 }
 
+// The hub out of reach (switched off, restarting, the phone off the shop's
+// Wi-Fi): the page says so in words, keeps what it shows, and looks every
+// 3 s; when the hub answers again the view is fetched again by itself.
+let away = null;
+function hubAway() {
+  if (away) return;
+  away = setInterval(() => {
+    fetch("/healthz", { cache: "no-store" }).then((r) => {
+      if (r.ok) {
+        hubBack();
+        route();
+      }
+    }).catch(() => {});
+  }, 3000);
+}
+
+function hubBack() {
+  if (!away) return;
+  clearInterval(away);
+  away = null;
+  showError("");
+}
+
 async function api(method, url, body) {
   const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
   if (body !== undefined) {
@@ -36,7 +59,16 @@ async function api(method, url, body) {
     opts.body = JSON.stringify(body);
   }
   if (method !== "GET" && session) opts.headers["X-CSRF-Token"] = session.csrf;
-  const res = await fetch(url, opts);
+  let res;
+  try {
+    res = await fetch(url, opts);
+  } catch {
+    hubAway();
+    const err = new Error(t("hub_away"));
+    err.code = "hub_away";
+    throw err;
+  }
+  hubBack();
   if (res.status === 204) return null;
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
@@ -313,9 +345,31 @@ async function loadReceipts(reset) {
   page.items.forEach((x) => list.append(row(x)));
   nextBefore = page.next_before || null;
   $("#more").hidden = !nextBefore;
-  $("#empty").hidden = list.children.length > 0;
-  $("#list-end").textContent = !nextBefore && list.children.length ? t("end_of_list") : "";
+  // What the search found, and a way back to everything.
+  const filtered = [...filterQuery().keys()].length > 0;
+  const shown = list.children.length;
+  $("#empty").hidden = shown > 0;
+  $("#empty").textContent = filtered ? t("no_match") : t("empty");
+  $("#result-count").textContent = !shown ? "" : nextBefore
+    ? `${shown} ${t("shown_more")}` : `${shown} ${t(filtered ? "found" : "in_all")}`;
+  $("#clear-filters").hidden = !filtered;
+  $("#list-end").textContent = !nextBefore && shown ? t("end_of_list") : "";
 }
+
+// The terminal filter lists the checkouts by name.
+async function loadTerminalChoices() {
+  const d = await api("GET", "/api/v1/terminals");
+  const select = $("#filters [name=terminal]");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, t("any_terminal")),
+    ...d.terminals.map((x) => el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name} (${x.id})`)));
+  select.value = chosen;
+}
+
+$("#clear-filters").addEventListener("click", () => {
+  $("#filters").reset();
+  loadReceipts(true).then(() => showError("")).catch((err) => showError(err.message));
+});
 
 // Infinite scroll: the next page loads as the end of the list comes into view.
 new IntersectionObserver((entries) => {
@@ -769,7 +823,7 @@ $("#manager-form").addEventListener("submit", async (e) => {
 
 const LOADERS = {
   today: loadToday,
-  list: () => loadReceipts(true),
+  list: () => Promise.all([loadReceipts(true), loadTerminalChoices()]),
   reports: loadReport,
   terminals: loadTerminals,
   settings: loadSettings,

@@ -144,7 +144,7 @@ async fn e_receipt(token: String, state: WebState) -> Result<warp::reply::Respon
             let html = page(
                 &format!("电子签购单 e-receipt · {}", shop.name),
                 "",
-                "<p class=\"status declined\">找不到这张签购单。请核对链接，或请店家重新出示。<br>\
+                "<p class=\"status declined banner\">找不到这张签购单。请核对链接，或请店家重新出示。<br>\
                  No such receipt: check the link, or ask the shop to show it again.</p>",
             );
             let reply = warp::reply::with_status(warp::reply::html(html), StatusCode::NOT_FOUND);
@@ -167,7 +167,7 @@ async fn e_receipt(token: String, state: WebState) -> Result<warp::reply::Respon
         String::new()
     } else {
         format!(
-            "<p class=\"status declined\" id=\"undone\">{}</p>",
+            "<p class=\"status declined banner\" id=\"undone\">{}</p>",
             html_escape(&undone.join(" · "))
         )
     };

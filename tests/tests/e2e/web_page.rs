@@ -126,7 +126,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     // Reprint the customer's copy on the checkout's printer.
     b.wait_text("#reprint-form", "Reprint", WAIT).await;
     b.click("#reprint-form button").await;
-    b.wait_text("#notice", "Sent to the printer", WAIT).await;
+    wait_notice(&b, "Sent to the printer", WAIT).await;
     tokio::task::block_in_place(|| {
         let reprinted = tallybox_e2e::wait_for(WAIT, || {
             t1.paper().into_iter().find(|slip| slip.contains("REPRINT"))
@@ -175,7 +175,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     assert!(hub.get("/api/v1/terminals").1["terminals"][0]["frozen"].is_null());
     b.click("li[data-id=T1] button.danger").await;
     b.click(".confirm [data-confirm=yes]").await;
-    b.wait_text("#notice", "T1: frozen", WAIT).await;
+    wait_notice(&b, "T1: frozen", WAIT).await;
     b.wait_text("#terminal-list", "FROZEN: card testing seen", WAIT)
         .await;
     b.screenshot("terminals").await;
@@ -267,6 +267,25 @@ async fn the_owner_runs_the_shop_from_a_phone() {
         .await;
     assert_eq!(after, serde_json::json!(401));
     b.close().await;
+}
+
+/// Waits until the page's last notice (shown for a few seconds, then
+/// hidden; a busy machine may look after it went) says `needle`.
+async fn wait_notice(b: &Browser, needle: &str, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let said = b
+            .run("return document.querySelector('#notice').textContent")
+            .await;
+        if said.as_str().is_some_and(|s| s.contains(needle)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the notice never said {needle:?}: {said}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The line of `terminal` in a key file: its key as bytes.
@@ -420,7 +439,7 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     assert!(hub.get("/api/v1/terminals").1["store_frozen"].is_null());
     b.click("#store-freeze").await;
     b.click(".confirm [data-confirm=yes]").await;
-    b.wait_text("#notice", "Every checkout is frozen", WAIT).await;
+    wait_notice(&b, "Every checkout is frozen", WAIT).await;
     b.wait_text("#store-frozen", "frozen", WAIT).await;
     assert!(hub.get("/api/v1/terminals").1["store_frozen"].is_string());
     b.click("#store-unfreeze").await;
@@ -436,7 +455,9 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     assert!(b.text("#managers").await.contains("lin"));
     b.click("#managers button").await;
     b.click(".confirm [data-confirm=yes]").await;
-    b.wait_text("#notice", "lin: removed", WAIT).await;
+    wait_notice(&b, "lin: removed", WAIT).await;
+    let accounts = web.get("/api/v1/accounts").1.to_string();
+    assert!(!accounts.contains("\"lin\""), "{accounts}");
 
     // In Chinese, the question and the answer are Chinese.
     b.click("#lang").await;
@@ -447,7 +468,7 @@ async fn steps_not_taken_back_by_a_tap_ask_first_in_both_languages() {
     assert!(asked.contains("12 Mei") && asked.contains("取消"), "{asked}");
     b.screenshot("settings-confirm-remove-cashier-zh").await;
     b.click(".confirm [data-confirm=yes]").await;
-    b.wait_text("#notice", "已删除", WAIT).await;
+    wait_notice(&b, "已删除", WAIT).await;
     let cashiers = web.get("/api/v1/cashiers").1;
     assert_eq!(cashiers["cashiers"].as_array().unwrap().len(), 0, "{cashiers}");
     b.close().await;
@@ -601,6 +622,47 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
     );
     b.screenshot("receipts-kinds").await;
 
+    // The search says what it found, says so when nothing matches, and
+    // clears in one tap; the checkout filter lists the checkouts.
+    assert_eq!(b.text("#result-count").await, "5 in all");
+    assert!(b.text("#clear-filters").await.is_empty(), "no filter, no clear");
+    b.run("document.querySelector('#filters select[name=kind]').value = 'refund'; return true")
+        .await;
+    b.click("#filters button[type=submit]").await;
+    b.wait_text("#result-count", "1 found", WAIT).await;
+    b.wait_text("#clear-filters", "Clear filters", WAIT).await;
+    b.fill("#filters [name=last4]", "9999").await;
+    b.click("#filters button[type=submit]").await;
+    b.wait_text("#empty", "No receipt matches these filters.", WAIT)
+        .await;
+    b.click("#filters summary").await;
+    let choices = b.text("#filters select[name=terminal]").await;
+    assert!(
+        choices.contains("Any checkout") && choices.contains("T1"),
+        "{choices}"
+    );
+    let widths = b
+        .run(
+            "const f = document.querySelector('#filters').getBoundingClientRect().width; \
+             return [...document.querySelectorAll('#filters .more > *')].map((e) => e.getBoundingClientRect().right / f)",
+        )
+        .await;
+    let rightmost = widths
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_f64())
+        .fold(0.0, f64::max);
+    assert!(rightmost > 0.95, "More filters use the whole width: {widths}");
+    b.screenshot("receipts-more-filters").await;
+    b.click("#clear-filters").await;
+    b.wait_text("#result-count", "5 in all", WAIT).await;
+    assert_eq!(
+        b.run("return document.querySelector('#filters [name=last4]').value")
+            .await,
+        ""
+    );
+
     // The void's page says it is a void, and leads to the sale it undid.
     b.click("#receipts li:nth-child(4) a").await;
     let said = b.wait_text("#detail-status", "Void", WAIT).await;
@@ -632,6 +694,40 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
     assert!(
         page.contains("No such receipt") && !page.contains("{\""),
         "{page}"
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_out_of_reach_is_said_in_words_and_the_page_comes_back_by_itself() {
+    let mut hub = Hub::start();
+    let base = format!("http://127.0.0.1:{}", hub.http);
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/")).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "Net", WAIT).await;
+
+    tokio::task::block_in_place(|| hub.kill());
+    b.click("#nav a[href='#/reports']").await;
+    let said = b.wait_text("#error", "The hub cannot be reached", WAIT).await;
+    assert!(!said.contains("Failed to fetch"), "{said}");
+    b.screenshot("hub-away").await;
+
+    // The hub starts again (its sessions are gone): the page notices by
+    // itself, without a tap, and asks to sign in.
+    tokio::task::block_in_place(|| hub.start_again());
+    let started = Instant::now();
+    b.wait_text("#login-view", "Sign in", Duration::from_secs(15))
+        .await;
+    println!(
+        "page back {} ms after the hub started",
+        started.elapsed().as_millis()
+    );
+    let error = b.text("#error").await;
+    assert!(
+        !error.contains("cannot be reached"),
+        "the away message stayed: {error}"
     );
     b.close().await;
 }

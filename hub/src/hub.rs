@@ -389,7 +389,17 @@ impl App {
 
         let (connected, connected_rx) = watch::channel(false);
         let setup_code = owner_account(&mut web_store, options.owner_password.as_deref())?;
-        let auth = Arc::new(web::auth::Auth::new(setup_code.clone()));
+        let accounts: Vec<_> = web_store
+            .accounts()?
+            .into_iter()
+            .filter_map(|a| web_store.account(&a.name).ok().flatten())
+            .map(|a| (a.name, a.role, a.password_hash))
+            .collect();
+        let auth = Arc::new(web::auth::Auth::kept(
+            setup_code.clone(),
+            config.data_dir.join("web-sessions.json"),
+            &accounts,
+        ));
         let web_store = Arc::new(Mutex::new(web_store));
         let alert_store = Arc::clone(&web_store);
         let (push, pushes) = tokio::sync::mpsc::channel(64);

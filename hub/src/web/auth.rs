@@ -78,11 +78,37 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     #[serde(skip)]
     expires: Instant,
+    /// A fingerprint of the account's password hash at sign-in.
+    #[serde(skip)]
+    password: String,
+}
+
+/// A session as kept on disk, so that sign-ins outlive a restart of the hub
+/// (an update, a power cut): under the SHA-256 of its token (the token
+/// itself is only in the browser's cookie), with the fingerprint of the
+/// account's password hash, so that an account removed or given a new
+/// password while the hub was off (a restore, `reset-owner`) is not let in.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    key: String,
+    account: String,
+    role: Role,
+    csrf: String,
+    expires_at: DateTime<Utc>,
+    password: String,
+}
+
+/// What identifies an account's password without being it: the first 16
+/// hex digits of the SHA-256 of its (argon2) hash.
+fn fingerprint(password_hash: &str) -> String {
+    hex::encode(&Sha256::digest(password_hash.as_bytes())[..8])
 }
 
 pub struct Auth {
     /// Keyed by the SHA-256 of the cookie's token.
     sessions: Mutex<HashMap<String, Session>>,
+    /// Where the sessions are kept (`None`: in memory only).
+    file: Option<std::path::PathBuf>,
     /// Shown at start while no owner exists (log, the hub's own checkout);
     /// used once, then `None`.
     setup_code: watch::Sender<Option<String>>,
@@ -94,8 +120,76 @@ impl Auth {
     pub fn new(setup_code: Option<String>) -> Auth {
         Auth {
             sessions: Mutex::new(HashMap::new()),
+            file: None,
             setup_code: watch::channel(setup_code).0,
             hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
+        }
+    }
+
+    /// Sessions kept in `file`: those still open there whose account is
+    /// among `accounts` (name, role, password hash) unchanged come back.
+    pub fn kept(
+        setup_code: Option<String>,
+        file: std::path::PathBuf,
+        accounts: &[(String, Role, String)],
+    ) -> Auth {
+        let kept: Vec<Kept> = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %file.display(), error = %e, "kept web sessions unreadable; everyone signs in again");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        let (now, wall) = (Instant::now(), Utc::now());
+        let sessions = kept
+            .into_iter()
+            .filter(|k| {
+                accounts.iter().any(|(name, role, hash)| {
+                    *name == k.account && *role == k.role && fingerprint(hash) == k.password
+                })
+            })
+            .filter_map(|k| {
+                let left = (k.expires_at - wall).to_std().ok()?;
+                let session = Session {
+                    account: k.account,
+                    role: k.role,
+                    csrf: k.csrf,
+                    expires_at: k.expires_at,
+                    expires: now + left.min(SESSION_LIFETIME),
+                    password: k.password,
+                };
+                Some((k.key, session))
+            })
+            .collect();
+        Auth {
+            sessions: Mutex::new(sessions),
+            file: Some(file),
+            ..Auth::new(setup_code)
+        }
+    }
+
+    /// Writes the open sessions to the file (a failure costs sign-ins at
+    /// the next restart, nothing else).
+    fn keep(&self, sessions: &HashMap<String, Session>) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let kept: Vec<Kept> = sessions
+            .iter()
+            .map(|(key, s)| Kept {
+                key: key.clone(),
+                account: s.account.clone(),
+                role: s.role,
+                csrf: s.csrf.clone(),
+                expires_at: s.expires_at,
+                password: s.password.clone(),
+            })
+            .collect();
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| tallybox_platform::fsync::write_synced(file, &bytes));
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "cannot keep the web sessions; a restart signs everyone out");
         }
     }
 
@@ -122,7 +216,8 @@ impl Auth {
         })
     }
 
-    fn open(&self, account: &str, role: Role) -> (String, Session) {
+    /// A new session of `account`, whose password hash is `password_hash`.
+    fn open(&self, account: &str, role: Role, password_hash: &str) -> (String, Session) {
         let token = random_token();
         let session = Session {
             account: account.to_string(),
@@ -130,11 +225,13 @@ impl Auth {
             csrf: random_token(),
             expires_at: Utc::now() + SESSION_LIFETIME,
             expires: Instant::now() + SESSION_LIFETIME,
+            password: fingerprint(password_hash),
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         sessions.retain(|_, s| s.expires > now);
         sessions.insert(token_key(&token), session.clone());
+        self.keep(&sessions);
         (token, session)
     }
 
@@ -149,12 +246,14 @@ impl Auth {
     fn close(&self, token: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.remove(&token_key(token));
+        self.keep(&sessions);
     }
 
     /// Signs `account` out everywhere (its password changed, or it was removed).
     pub fn close_all_of(&self, account: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, s| s.account != account);
+        self.keep(&sessions);
     }
 }
 
@@ -304,6 +403,10 @@ async fn login(
     let attempt = begin_attempt(&state, &name, &ip).await?;
     let lookup = name.clone();
     let account = super::read(&state, move |s| s.account(&lookup).map_err(internal)).await?;
+    let hash = account
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_default();
     let password = body.password;
     let ok = hashing(&state, move || match &account {
         Some(a) => verify_password(&password, &a.password_hash).then_some(a.role),
@@ -324,7 +427,7 @@ async fn login(
     };
     succeeded(&state, attempt).await?;
     tracing::info!(account = %name, %ip, "signed in to the web page");
-    let (token, session) = state.auth.open(&name, role);
+    let (token, session) = state.auth.open(&name, role, &hash);
     Ok(signed_in(&token, &session))
 }
 
@@ -352,13 +455,14 @@ async fn setup(
     }
     let password = body.password;
     let hash = hashing(&state, move || hash_password(&password)).await??;
+    let kept = hash.clone();
     super::write(&state, move |s| {
-        s.set_account(OWNER, Role::Owner, &hash).map_err(internal)
+        s.set_account(OWNER, Role::Owner, &kept).map_err(internal)
     })
     .await?;
     succeeded(&state, attempt).await?;
     tracing::info!(%ip, "owner password set with the setup code");
-    let (token, session) = state.auth.open(OWNER, Role::Owner);
+    let (token, session) = state.auth.open(OWNER, Role::Owner, &hash);
     Ok(signed_in(&token, &session))
 }
 
@@ -438,10 +542,43 @@ mod tests {
     }
 
     #[test]
+    fn kept_sessions_come_back_after_a_restart_unless_their_account_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web-sessions.json");
+        let accounts = |ann: &str| {
+            vec![
+                ("owner".to_string(), Role::Owner, "h1".to_string()),
+                ("ann".to_string(), Role::Manager, ann.to_string()),
+            ]
+        };
+        let before = Auth::kept(None, file.clone(), &accounts("h2"));
+        let (owner, s1) = before.open("owner", Role::Owner, "h1");
+        let (ann, _) = before.open("ann", Role::Manager, "h2");
+        let (gone, _) = before.open("owner", Role::Owner, "h1");
+        before.close(&gone);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains(&owner) && !text.contains(&ann),
+            "tokens on disk: {text}"
+        );
+        // Restarted, with ann's password changed meanwhile.
+        let after = Auth::kept(None, file.clone(), &accounts("h3"));
+        assert_eq!(after.find(&owner).unwrap().csrf, s1.csrf);
+        assert!(
+            after.find(&ann).is_none(),
+            "a changed password lets nobody back in"
+        );
+        assert!(after.find(&gone).is_none(), "a signed-out session stays out");
+        // A damaged file signs everyone out, and says so.
+        std::fs::write(&file, b"{half").unwrap();
+        assert!(Auth::kept(None, file, &accounts("h2")).find(&owner).is_none());
+    }
+
+    #[test]
     fn sessions_are_found_by_token_and_closed_per_account() {
         let auth = Auth::new(None);
-        let (t1, s1) = auth.open("owner", Role::Owner);
-        let (t2, _) = auth.open("ann", Role::Manager);
+        let (t1, s1) = auth.open("owner", Role::Owner, "h1");
+        let (t2, _) = auth.open("ann", Role::Manager, "h2");
         assert_eq!(auth.find(&t1).unwrap().csrf, s1.csrf);
         assert!(auth.find("nope").is_none());
         auth.close_all_of("owner");

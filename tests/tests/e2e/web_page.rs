@@ -699,7 +699,7 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hub_out_of_reach_is_said_in_words_and_the_page_comes_back_by_itself() {
+async fn a_hub_out_of_reach_is_said_in_words_and_the_page_comes_back_by_itself_still_signed_in() {
     let mut hub = Hub::start();
     let base = format!("http://127.0.0.1:{}", hub.http);
     let b = Browser::start().await;
@@ -714,20 +714,32 @@ async fn a_hub_out_of_reach_is_said_in_words_and_the_page_comes_back_by_itself()
     assert!(!said.contains("Failed to fetch"), "{said}");
     b.screenshot("hub-away").await;
 
-    // The hub starts again (its sessions are gone): the page notices by
-    // itself, without a tap, and asks to sign in.
+    // The hub starts again: the page notices by itself, without a tap, and
+    // the owner is still signed in (sessions outlive a restart).
     tokio::task::block_in_place(|| hub.start_again());
     let started = Instant::now();
-    b.wait_text("#login-view", "Sign in", Duration::from_secs(15))
+    b.wait_text("#reports-view", "By terminal", Duration::from_secs(15))
         .await;
+    while b.text("#error").await.contains("cannot be reached") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the away message stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!(
         "page back {} ms after the hub started",
         started.elapsed().as_millis()
     );
-    let error = b.text("#error").await;
-    assert!(
-        !error.contains("cannot be reached"),
-        "the away message stayed: {error}"
+    assert_eq!(b.text("#login-view").await, "", "signed out by the restart");
+    // Kept for the hub alone, by the token's hash: the cookie is not in it.
+    use std::os::unix::fs::PermissionsExt;
+    let kept = hub.data_dir().join("web-sessions.json");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o600
     );
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.contains("\"owner\""), "{text}");
     b.close().await;
 }

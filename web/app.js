@@ -202,8 +202,10 @@ function signedIn(s) {
     events = new EventSource("/api/v1/events");
     events.addEventListener("change", () => refresh());
   }
+  // A new hash routes by itself (hashchange); routing here too would fetch
+  // the first view twice.
   if (!location.hash || location.hash === "#") location.hash = "#/today";
-  route();
+  else route();
 }
 
 async function boot() {

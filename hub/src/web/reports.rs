@@ -125,7 +125,11 @@ async fn export(
 /// `change` whenever the store changed (at most four a second), and a
 /// comment every 15 s so proxies and phones keep the connection.
 async fn events(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let changes = WatchStream::new(state.changes.clone()).map(|version| {
+    // Changes from now on: the page fetches what it shows as it opens, so
+    // the version at connection time would only make it fetch it twice.
+    let mut now = state.changes.clone();
+    now.borrow_and_update();
+    let changes = WatchStream::from_changes(now).map(|version| {
         Ok::<_, std::convert::Infallible>(
             warp::sse::Event::default()
                 .event("change")

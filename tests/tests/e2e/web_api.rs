@@ -155,6 +155,38 @@ fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
     let plain_js = agent.get(&url(&hub, "/app.js")).call().unwrap();
     assert_eq!(plain_js.header("content-encoding"), None);
     assert_eq!(plain_js.into_string().unwrap(), plain);
+    // Opened again, a file the browser has is not sent again: 304, no body.
+    let first = agent.get(&url(&hub, "/app.js")).call().unwrap();
+    let tag = first.header("etag").expect("an ETag").to_string();
+    let again = agent
+        .get(&url(&hub, "/app.js"))
+        .set("if-none-match", &tag)
+        .call()
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.into_string().unwrap(), "");
+    let other = agent
+        .get(&url(&hub, "/style.css"))
+        .set("if-none-match", &tag)
+        .call()
+        .unwrap();
+    assert_eq!(other.status(), 200, "another file's tag is not this one's");
+    // Installable: a manifest naming an icon that is served.
+    let manifest: serde_json::Value = agent
+        .get(&url(&hub, "/manifest.webmanifest"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(manifest["display"], "standalone");
+    let icon = manifest["icons"][0]["src"].as_str().unwrap();
+    let icon = agent.get(&url(&hub, icon)).call().unwrap();
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
+    let page_html = agent.get(&url(&hub, "/")).call().unwrap().into_string().unwrap();
+    assert!(
+        page_html.contains("rel=\"manifest\"") && page_html.contains("rel=\"icon\""),
+        "{page_html}"
+    );
 
     // The cookie is HttpOnly and SameSite=Strict.
     let r = agent

@@ -108,7 +108,8 @@ function ask(question, yes, action) {
     el("button", { type: "button", class: "danger", "data-confirm": "yes", onclick: () => { box.remove(); action(); } }, yes),
     el("button", { type: "button", class: "secondary", "data-confirm": "no", onclick: () => box.remove() }, t("cancel")));
   document.body.append(box);
-  box.querySelector("button").focus();
+  // Focus on Cancel: a stray Enter does not do it.
+  box.querySelector("[data-confirm=no]").focus();
 }
 
 function el(tag, attrs, ...children) {

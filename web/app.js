@@ -137,9 +137,21 @@ function money(minor, currency) {
   return `${currency.code} ${sign}${Math.floor(abs / unit)}.${String(abs % unit).padStart(currency.digits, "0")}`;
 }
 
+// Times in the store's zone (the settings'), written as receipts write
+// them: 2026-12-05 14:25, whatever the phone's zone or language.
+let storeZone;
 function localTime(utc) {
   const d = new Date(utc);
-  return isNaN(d) ? utc : d.toLocaleString(LANG);
+  if (isNaN(d)) return utc;
+  const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat("en-CA", { ...options, timeZone: storeZone }).formatToParts(d);
+  } catch {
+    parts = new Intl.DateTimeFormat("en-CA", options).formatToParts(d);
+  }
+  const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
 function table(node, head, rows) {
@@ -174,6 +186,8 @@ function lineRows(lines, currency) {
 // ---- sign-in --------------------------------------------------------------
 
 function show(view) {
+  // Another tab starts at its top, not at the last one's scroll position.
+  if (view !== current) window.scrollTo(0, 0);
   current = view;
   for (const v of VIEWS) $(`#${v}-view`).hidden = v !== view;
   const signedIn = !!session;
@@ -181,6 +195,8 @@ function show(view) {
   $("#logout").hidden = !signedIn;
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.getAttribute("href") === navHref(view));
+    // The tabs scroll sideways on a narrow phone: the open one stays in sight.
+    if (a.classList.contains("active")) a.scrollIntoView({ block: "nearest", inline: "nearest" });
   }
 }
 
@@ -199,6 +215,7 @@ function signedIn(s) {
   session = s;
   showError("");
   $("#owner-only").hidden = s.role !== "owner";
+  api("GET", "/api/v1/settings").then((x) => { storeZone = x.time_zone; }).catch(() => {});
   if (!events) {
     events = new EventSource("/api/v1/events");
     events.addEventListener("change", () => refresh());
@@ -272,6 +289,12 @@ function showProblems(d) {
   badge.hidden = !bad.length;
   badge.textContent = bad.length;
   badge.className = `badge ${bad.some((c) => c.status === "fail") ? "fail" : "warn"}`;
+  // Beside the title too: on a narrow phone the tab itself may be scrolled away.
+  const flag = $("#problem-flag");
+  flag.hidden = !bad.length;
+  flag.className = badge.className;
+  flag.textContent = `⚠ ${bad.length}`;
+  flag.setAttribute("aria-label", `${t("problems_title")}: ${bad.length}`);
   $("#problems").hidden = !bad.length;
   $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-id": c.id },
     el("span", { class: `dot ${c.status}` }, ""), " ",
@@ -658,7 +681,7 @@ async function loadChecks() {
   }));
   const h = await api("GET", "/api/v1/checks/history");
   $("#check-history").replaceChildren(...h.history.slice(0, 30).map((e) => el("li", { class: `check ${e.status}` },
-    el("span", { class: `dot ${e.status}` }, ""), ` ${e.at.slice(0, 16).replace("T", " ")} `,
+    el("span", { class: `dot ${e.status}` }, ""), ` ${localTime(e.at)} `,
     el("strong", {}, e.check), ` ${e.evidence}`)));
 }
 
@@ -702,7 +725,7 @@ async function loadSettings() {
   const u = await api("GET", "/api/v1/update");
   const last = u.history.length ? u.history[u.history.length - 1] : null;
   $("#update-state").textContent = u.installed
-    ? `${t("hub_version")} ${u.installed}` + (last ? ` · ${last.at} ${last.event} ${last.version}` : "")
+    ? `${t("hub_version")} ${u.installed}` + (last ? ` · ${localTime(last.at)} ${last.event} ${last.version}` : "")
     : t("update_none");
 }
 

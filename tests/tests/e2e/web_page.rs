@@ -521,6 +521,9 @@ async fn a_checkout_out_of_paper_and_a_dead_one_show_where_the_owner_looks() {
         .run("return document.querySelector('#problem-badge').className")
         .await;
     assert_eq!(colour, serde_json::json!("badge fail"));
+    // Beside the title too, where it is seen whatever tab is scrolled away.
+    let flag = b.text("#problem-flag").await;
+    assert_eq!(flag, format!("⚠ {badge}"));
     b.screenshot("today-problems").await;
 
     // Terminals: T1 is amber with its printer's state in words, T2 grey.
@@ -759,5 +762,53 @@ async fn a_hub_out_of_reach_is_said_in_words_and_the_page_comes_back_by_itself_s
     );
     let text = std::fs::read_to_string(&kept).unwrap();
     assert!(text.contains("\"owner\""), "{text}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_is_one_row_that_stays_and_times_read_as_the_stores() {
+    let hub = Hub::start();
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "Net", WAIT).await;
+    for lang in ["en", "zh-CN"] {
+        // One row of tabs under the title; the header stays on top.
+        let header = b
+            .run("const h = document.querySelector('header').getBoundingClientRect(); \
+                  const tops = new Set([...document.querySelectorAll('#nav a')].map((a) => Math.round(a.getBoundingClientRect().top))); \
+                  return [h.height, tops.size, getComputedStyle(document.querySelector('header')).position]")
+            .await;
+        assert!(header[0].as_f64().unwrap() <= 110.0, "{lang}: header {header}");
+        assert_eq!(
+            header[1],
+            serde_json::json!(1),
+            "{lang}: tabs on one row: {header}"
+        );
+        assert_eq!(header[2], serde_json::json!("sticky"));
+        // Tap targets of 44 px at least.
+        let small = b
+            .run("return [...document.querySelectorAll('header button, #nav a')].filter((e) => !e.hidden && e.getBoundingClientRect().height < 44).map((e) => e.textContent)")
+            .await;
+        assert_eq!(small, serde_json::json!([]), "{lang}: small tap targets");
+        b.click("#lang").await;
+    }
+    // Another tab starts at its top.
+    b.click("#nav a[href='#/settings']").await;
+    b.wait_text("#settings-view", "Cashiers", WAIT).await;
+    b.run("window.scrollTo(0, 2000); return true").await;
+    b.click("#nav a[href='#/troubleshooting']").await;
+    b.wait_text("#check-history", "self_check", WAIT).await;
+    let y = b.run("return window.scrollY").await;
+    assert_eq!(y, serde_json::json!(0));
+    // The history's times as receipts write them, not ISO UTC.
+    let history = b.text("#check-history").await;
+    let first = history.lines().next().unwrap_or_default().to_string();
+    let stamp: String = first.trim().chars().take(16).collect();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M").is_ok(),
+        "{first}"
+    );
     b.close().await;
 }

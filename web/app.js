@@ -296,7 +296,7 @@ function showProblems(d) {
   flag.textContent = `⚠ ${bad.length}`;
   flag.setAttribute("aria-label", `${t("problems_title")}: ${bad.length}`);
   $("#problems").hidden = !bad.length;
-  $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-id": c.id },
+  $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-check": c.id },
     el("span", { class: `dot ${c.status}` }, ""), " ",
     el("strong", {}, c.id.replace(/^terminal\./, "").replace(".", " · ")),
     el("span", { class: "muted" }, ` ${c.evidence}`))));
@@ -481,11 +481,17 @@ function chart(buckets, currency, hourly) {
     }
   });
   const top = document.createElementNS(ns, "text");
-  top.setAttribute("x", 0);
+  top.setAttribute("x", 4);
   top.setAttribute("y", 10);
   top.textContent = money(max, currency);
   svg.append(top);
-  return svg;
+  // In words too, for a screen reader and for the owner: the busiest bar.
+  const busiest = buckets.reduce((a, b) => (b.net_minor > a.net_minor ? b : a), buckets[0] || { net_minor: 0 });
+  const said = busiest && busiest.net_minor > 0
+    ? `${t(hourly ? "busiest_hour" : "busiest_day")} ${busiest.key}: ${money(busiest.net_minor, currency)} (${busiest.sales})`
+    : t("no_sales_in_period");
+  svg.setAttribute("aria-label", `${t(hourly ? "chart_hour" : "chart_day")}. ${said}`);
+  return { svg, said };
 }
 
 function dayBefore(iso) {
@@ -502,7 +508,9 @@ async function loadReport() {
   totalsCards($("#report-totals"), r.totals, currencyOf(r));
   const hourly = r.period === "day";
   $("#chart-title").textContent = t(hourly ? "chart_hour" : "chart_day");
-  $("#chart").replaceChildren(chart(r.buckets, currencyOf(r), hourly));
+  const drawn = chart(r.buckets, currencyOf(r), hourly);
+  $("#chart").replaceChildren(drawn.svg);
+  $("#chart-said").textContent = drawn.said;
   table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, currencyOf(r)));
   table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, currencyOf(r)));
   const cashiers = r.by_cashier.map((l) => ({ ...l, key: l.key || t("no_cashier") }));
@@ -647,7 +655,10 @@ function checkButtons(c) {
   const button = (key, path, done) => el("button", { type: "button", class: "secondary", "data-action": path,
     onclick: () => act("POST", `${base}/${path}`, undefined, loadChecks, t(done)) }, t(key));
   return {
-    printer: [button("test_slip", "test-slip", "sent")],
+    // Out of paper: the new roll is the fix, beside the failing check.
+    printer: c.status !== "ok" && c.evidence.includes("Paper out")
+      ? [button("new_roll", "new-roll", "saved"), button("test_slip", "test-slip", "sent")]
+      : [button("test_slip", "test-slip", "sent")],
     paper: [button("new_roll", "new-roll", "saved"), button("test_slip", "test-slip", "sent")],
     reader: [button("reader_cleaned", "reader-cleaned", "saved")],
     reader_cleaning: [button("reader_cleaned", "reader-cleaned", "saved")],

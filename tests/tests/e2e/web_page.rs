@@ -157,6 +157,23 @@ async fn the_owner_runs_the_shop_from_a_phone() {
         .run("return document.querySelectorAll('#chart rect').length")
         .await;
     assert_eq!(bars, serde_json::json!(24));
+    // The chart in words (the busiest hour), for the owner and a screen reader.
+    let said = b.wait_text("#chart-said", "Busiest hour", WAIT).await;
+    let label = b
+        .run("return document.querySelector('#chart svg').getAttribute('aria-label')")
+        .await;
+    assert!(
+        label.as_str().unwrap_or_default().contains(said.trim()),
+        "{label} / {said}"
+    );
+    // Its box has its height before the chart is drawn: the page does not jump.
+    let heights = b
+        .run("const c = document.querySelector('#chart'); const drawn = c.getBoundingClientRect().height; \
+              const kids = [...c.childNodes]; c.replaceChildren(); const empty = c.getBoundingClientRect().height; \
+              c.replaceChildren(...kids); return [empty, drawn]")
+        .await;
+    assert_eq!(heights[0], heights[1], "{heights}");
+    assert!(heights[0].as_f64().unwrap() > 100.0, "{heights}");
     b.screenshot("reports").await;
 
     // Terminals: freeze T1 from the phone; its next sale is refused.
@@ -525,6 +542,15 @@ async fn a_checkout_out_of_paper_and_a_dead_one_show_where_the_owner_looks() {
     let flag = b.text("#problem-flag").await;
     assert_eq!(flag, format!("⚠ {badge}"));
     b.screenshot("today-problems").await;
+
+    // Troubleshooting: the new roll is offered on the failing printer check.
+    b.click("#nav a[href='#/troubleshooting']").await;
+    b.wait_text("li[data-id='terminal.T1.printer']", "Paper out", WAIT)
+        .await;
+    let offered = b
+        .run("return !!document.querySelector(\"li[data-id='terminal.T1.printer'] button[data-action='new-roll']\")")
+        .await;
+    assert_eq!(offered, serde_json::json!(true));
 
     // Terminals: T1 is amber with its printer's state in words, T2 grey.
     b.click("#nav a[href='#/terminals']").await;

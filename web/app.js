@@ -419,6 +419,10 @@ async function loadReceipt(id) {
   const status = $("#detail-status");
   status.className = `status ${txn.status} ${txn.kind}`;
   status.replaceChildren(`${t(`k_${txn.kind}`)} · ${amountOf(txn)} · ${kindStatus(txn)}${undone.length ? ` · ${undone.join(" · ")}` : ""}`);
+  for (const u of txn.undone_by || []) {
+    status.append(" · ", el("a", { href: `#/receipt/${u.id}`, "data-undoing": u.id },
+      `${t(`k_${u.kind}`)} #${u.id} ${txn.currency} ${u.amount_text} ${t(`st_${u.status}`)}`));
+  }
   if (txn.original_id) {
     status.append(" · ", el("a", { href: `#/receipt/${txn.original_id}`, "data-original": txn.original_id },
       `${t(txn.kind === "void" ? "void_of" : "refund_of")} #${txn.original_id}`));

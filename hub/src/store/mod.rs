@@ -687,6 +687,18 @@ impl Store {
         Ok((voided, refunded))
     }
 
+    /// The voids and refunds made of sale `original_id`, oldest first, with
+    /// their status: (id, kind, amount in minor units, status).
+    pub fn undoings(&self, original_id: i64) -> Result<Vec<(i64, String, i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, amount, status FROM transactions WHERE original_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([original_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Whether `pan` is the card of transaction `id` (by the keyed hash: the
     /// card number itself is not stored).
     pub fn same_card(&self, id: i64, pan: &str) -> Result<bool, StoreError> {

@@ -48,13 +48,21 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     let found = read(&state, move |s| {
         let txn = s.get(id).map_err(internal)?;
         let undone = s.undone(id).map_err(internal)?;
-        Ok(txn.map(|t| (t, undone)))
+        let undoings = s.undoings(id).map_err(internal)?;
+        Ok(txn.map(|t| (t, undone, undoings)))
     })
     .await?;
-    let Some((txn, (voided, refunded))) = found else {
+    let Some((txn, (voided, refunded), undoings)) = found else {
         return Err(not_found(format!("no transaction {id}")));
     };
     let mut v = view(&txn);
+    // The voids and refunds made of it, each a receipt of its own.
+    v["undone_by"] = undoings
+        .into_iter()
+        .map(|(id, kind, amount, status)| {
+            json!({"id": id, "kind": kind, "status": status, "amount_text": txn.currency.format_minor(amount.max(0) as u64)})
+        })
+        .collect();
     // What was undone of a sale (pending voids and refunds count too).
     v["voided"] = Value::from(voided);
     v["refunded"] = Value::from(txn.currency.format_minor(refunded));

@@ -701,7 +701,15 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
     );
     b.click("#detail-status a[data-original]").await;
     b.wait_text("#detail-status", "Sale · CNY 12.50", WAIT).await;
-    assert!(b.text("#detail-status").await.contains("VOIDED"));
+    let said = b.text("#detail-status").await;
+    assert!(said.contains("VOIDED"), "{said}");
+    // ... and the sale leads to its void.
+    assert!(
+        said.contains("Void #") && said.contains("CNY 12.50 Approved"),
+        "{said}"
+    );
+    b.click("#detail-status a[data-undoing]").await;
+    b.wait_text("#detail-status", "Void · −CNY 12.50", WAIT).await;
     // The refund names its sale too.
     b.click("#detail-view a.back").await;
     b.wait_text("#receipts", "Refunded", WAIT).await;

@@ -229,20 +229,8 @@ impl Config {
             Err(e) => return invalid("acquirer_dialect", &e),
         };
         if let Some(path) = &self.acquirer_layout {
-            match crate::acquirer::iso8583::codec::Layout::load(path) {
-                Err(e) => return invalid("acquirer_layout", &e),
-                Ok(layout) if layout.dialect != dialect => {
-                    return invalid(
-                        "acquirer_layout",
-                        &format!(
-                            "{} writes {}, but acquirer_dialect is {}",
-                            path.display(),
-                            layout.dialect.name(),
-                            dialect.name()
-                        ),
-                    )
-                }
-                Ok(_) => {}
+            if let Err(e) = crate::acquirer::iso8583::codec::Layout::load(path, dialect, "acquirer_dialect") {
+                return invalid("acquirer_layout", &e);
             }
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {

@@ -134,8 +134,8 @@ fn dialect(config: &Config) -> Result<Dialect, ConfigError> {
             key: "acquirer_layout",
             message,
         };
-        // Config::validate checked it is a layout of `dialect`.
-        Dialect::adjust(Layout::load(path).map_err(invalid)?).map_err(invalid)?;
+        Dialect::adjust(Layout::load(path, dialect, "acquirer_dialect").map_err(invalid)?)
+            .map_err(invalid)?;
         tracing::info!(layout = %path.display(), "the acquirer's own layout of {}", dialect.name());
     }
     Ok(dialect)
@@ -322,7 +322,7 @@ impl App {
         }
         let acquirer = acquirer(&config)?;
         let acquirer_keys = match &acquirer {
-            AnyAcquirer::Iso(link) => Some(web::acquirer_keys::Desk { link: link.clone() }),
+            AnyAcquirer::Iso(link) => Some(link.clone()),
             AnyAcquirer::Sim(_) => None,
         };
         let acquirer_link = match (&acquirer, config.iso8583_addr()) {

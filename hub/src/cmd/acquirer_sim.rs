@@ -49,16 +49,8 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
     let master_keys = master_keys(&args)?;
     let dialect = Dialect::parse(&args.dialect).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.layout {
-        let layout = Layout::load(path).map_err(anyhow::Error::msg)?;
-        if layout.dialect != dialect {
-            anyhow::bail!(
-                "{} writes {}, not {}",
-                path.display(),
-                layout.dialect.name(),
-                dialect.name()
-            );
-        }
-        Dialect::adjust(layout).map_err(anyhow::Error::msg)?;
+        Dialect::adjust(Layout::load(path, dialect, "--dialect").map_err(anyhow::Error::msg)?)
+            .map_err(anyhow::Error::msg)?;
     }
     let host = Host::new(dialect, master_keys, args.log.clone())
         .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;

@@ -377,6 +377,24 @@ fn cut_short(db: &Path) -> std::io::Result<Option<String>> {
         .then(|| format!("the database file is cut short: {len} bytes of the {expected} its header counts")))
 }
 
+/// What `undoings` (a sale's voids and refunds, [`Store::undoings`]) have
+/// undone of it: whether it was voided, and how much was refunded. Pending
+/// ones count: they may go through.
+pub fn undone_of(undoings: &[(i64, String, i64, String)]) -> (bool, u64) {
+    let (mut voided, mut refunded) = (false, 0u64);
+    for (_, kind, amount, status) in undoings {
+        if !matches!(status.as_str(), "approved" | "pending") {
+            continue;
+        }
+        match kind.as_str() {
+            "void" => voided = true,
+            "refund" => refunded += (*amount).max(0) as u64,
+            _ => {}
+        }
+    }
+    (voided, refunded)
+}
+
 /// The number of the open batch (批次号).
 fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
     one_row(
@@ -667,24 +685,9 @@ impl Store {
     }
 
     /// What has been undone of sale `original_id` so far: whether it was
-    /// voided, and how much was refunded. Pending ones count: they may go through.
+    /// voided, and how much was refunded ([`undone_of`]).
     pub fn undone(&self, original_id: i64) -> Result<(bool, u64), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, amount FROM transactions WHERE original_id = ?1 AND status IN ('approved', 'pending')",
-        )?;
-        let rows = stmt.query_map([original_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })?;
-        let (mut voided, mut refunded) = (false, 0u64);
-        for row in rows {
-            let (kind, amount) = row?;
-            match kind.as_str() {
-                "void" => voided = true,
-                "refund" => refunded += amount.max(0) as u64,
-                _ => {}
-            }
-        }
-        Ok((voided, refunded))
+        Ok(undone_of(&self.undoings(original_id)?))
     }
 
     /// The voids and refunds made of sale `original_id`, oldest first, with

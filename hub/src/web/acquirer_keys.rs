@@ -17,15 +17,8 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{json_body, session, Session};
 use super::error::{bad_request, internal, reject};
 use super::{read, write, WebState};
-use crate::acquirer::iso8583::client::IsoAcquirer;
 use crate::acquirer::iso8583::keys::{self, check_terminal};
 use crate::store::accounts::Role;
-
-/// The link whose keys the page enters.
-#[derive(Clone)]
-pub struct Desk {
-    pub link: IsoAcquirer,
-}
 
 /// How long the page waits for the sign-in under a new key.
 const SIGN_IN_WAIT: Duration = Duration::from_secs(15);
@@ -39,7 +32,7 @@ fn no_link() -> Rejection {
 }
 
 async fn list(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let Some(desk) = &state.acquirer_keys else {
+    let Some(link) = &state.acquirer_keys else {
         return Ok(warp::reply::json(&json!({ "link": false, "terminals": [] })));
     };
     let seen = read(&state, |s| s.terminals().map_err(internal)).await?;
@@ -49,7 +42,7 @@ async fn list(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
         .map(|t| t.as_str().to_string())
         .chain(seen.into_iter().map(|t| t.id))
         .collect();
-    let terminals = desk.link.master_key_checks(&checkouts);
+    let terminals = link.master_key_checks(&checkouts);
     Ok(warp::reply::json(
         &json!({ "link": true, "terminals": terminals }),
     ))
@@ -70,7 +63,7 @@ async fn enter(
     body: Components,
     state: WebState,
 ) -> Result<impl Reply, Rejection> {
-    let desk = state.acquirer_keys.clone().ok_or_else(no_link)?;
+    let link = state.acquirer_keys.clone().ok_or_else(no_link)?;
     check_terminal(&terminal).map_err(|e| bad_request(format!("terminal: {e}")))?;
     let key = keys::combine([
         (body.component_1.expose(), &body.check_value_1),
@@ -78,7 +71,7 @@ async fn enter(
     ])
     .map_err(|e| reject(StatusCode::BAD_REQUEST, "bad_key", e))?;
     let check = key.check_value();
-    let signed_in = tokio::time::timeout(SIGN_IN_WAIT, desk.link.enter_master_key(&terminal, key));
+    let signed_in = tokio::time::timeout(SIGN_IN_WAIT, link.enter_master_key(&terminal, key));
     // The key is written (or refused) at once; the sign-in may take longer.
     let signed_in = match signed_in.await {
         Ok(Err(not_kept)) => {

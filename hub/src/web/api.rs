@@ -47,14 +47,14 @@ async fn list(_: Session, mut filter: TxnFilter, state: WebState) -> Result<impl
 async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let found = read(&state, move |s| {
         let txn = s.get(id).map_err(internal)?;
-        let undone = s.undone(id).map_err(internal)?;
         let undoings = s.undoings(id).map_err(internal)?;
-        Ok(txn.map(|t| (t, undone, undoings)))
+        Ok(txn.map(|t| (t, undoings)))
     })
     .await?;
-    let Some((txn, (voided, refunded), undoings)) = found else {
+    let Some((txn, undoings)) = found else {
         return Err(not_found(format!("no transaction {id}")));
     };
+    let (voided, refunded) = crate::store::undone_of(&undoings);
     let mut v = view(&txn);
     // The voids and refunds made of it, each a receipt of its own.
     v["undone_by"] = undoings

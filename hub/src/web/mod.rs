@@ -7,7 +7,7 @@
 //! Everything else under `/api/v1/` needs a session ([`auth`]); `web/openapi.yaml`
 //! lists every route. Errors are `{"error": {"code", "message"}}` (`error.rs`).
 
-pub mod acquirer_keys;
+mod acquirer_keys;
 mod api;
 mod assets;
 pub mod auth;
@@ -69,7 +69,7 @@ pub struct WebState {
     /// The ISO 8583 link's state, when the hub runs one.
     pub acquirer: Option<LinkProbe>,
     /// The ISO 8583 link's master keys, which the owner enters.
-    pub acquirer_keys: Option<acquirer_keys::Desk>,
+    pub acquirer_keys: Option<crate::acquirer::iso8583::client::IsoAcquirer>,
     /// The checkouts running inside the hub (they restart with it).
     pub own_checkouts: Vec<TerminalId>,
     /// The troubleshooting checks' own connection (gathering them never

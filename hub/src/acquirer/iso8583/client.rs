@@ -288,19 +288,21 @@ impl IsoAcquirer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(terminal);
+        Ok(self.sign_in(terminal).await.map_err(|e| e.to_string()))
+    }
+
+    /// Signs `terminal` in, if it is not, and says when it is.
+    async fn sign_in(&self, terminal: &str) -> Result<(), AcquirerError> {
         let (reply, signed_in) = oneshot::channel();
-        let job = Job::SignIn {
-            terminal: terminal.to_string(),
-            reply,
-        };
-        if self.requests.send(job).await.is_err() {
-            return Ok(Err("the acquirer link is down".into()));
-        }
-        Ok(match signed_in.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the acquirer link is down".into()),
-        })
+        let down = || AcquirerError::Link("the acquirer link is down".into());
+        self.requests
+            .send(Job::SignIn {
+                terminal: terminal.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| down())?;
+        signed_in.await.map_err(|_| down())?
     }
 
     /// The acquirer's id for checkout `terminal_id` (field 41).
@@ -375,17 +377,9 @@ impl Acquirer for IsoAcquirer {
         if let Some(key) = self.working_pin_key(&terminal) {
             return Ok(key);
         }
-        let (reply, signed_in) = oneshot::channel();
-        let down = || AcquirerError::Link("the acquirer link is down".into());
-        self.requests
-            .send(Job::SignIn {
-                terminal: terminal.clone(),
-                reply,
-            })
-            .await
-            .map_err(|_| down())?;
-        signed_in.await.map_err(|_| down())??;
-        self.working_pin_key(&terminal).ok_or_else(down)
+        self.sign_in(&terminal).await?;
+        self.working_pin_key(&terminal)
+            .ok_or_else(|| AcquirerError::Link("the acquirer link is down".into()))
     }
 
     async fn authorize(&self, request: AuthRequest) -> Result<AuthResponse, AcquirerError> {

@@ -201,11 +201,21 @@ impl Layout {
         })
     }
 
-    /// The layout in the file at `path`, with the file named in its errors.
-    pub fn load(path: &std::path::Path) -> Result<Layout, String> {
+    /// The layout of `dialect` (which the setting `chosen_by` names) in the
+    /// file at `path`, with the file named in its errors.
+    pub fn load(path: &std::path::Path, dialect: Dialect, chosen_by: &str) -> Result<Layout, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Layout::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let layout = Layout::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if layout.dialect != dialect {
+            return Err(format!(
+                "{} writes {}, but {chosen_by} is {}",
+                path.display(),
+                layout.dialect.name(),
+                dialect.name()
+            ));
+        }
+        Ok(layout)
     }
 }
 

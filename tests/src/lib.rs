@@ -15,6 +15,7 @@ pub mod web;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A binary of this workspace, built by `cargo build --workspace --bins`, from
@@ -35,30 +36,61 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a process a test starts.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    free_port_run(1)
 }
 
 /// `n` consecutive loopback ports that were free a moment ago (for the demo,
 /// whose checkouts take the ports after the first).
+///
+/// Ports come from outside the kernel's ephemeral range, each handed out once
+/// per run: a port the kernel chose for `bind(":0")` is in that range, where
+/// every outgoing connection of a parallel test also takes its local port, so
+/// one released and then listened on a moment later could already be taken
+/// (a hub failing to start with "Address already in use").
 pub fn free_port_run(n: u16) -> u16 {
-    for _ in 0..100 {
-        let base = free_port();
-        if base.checked_add(n).is_none() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = test_port_range();
+    let span = u32::from(high - low);
+    // Test binaries run one after another; starting each at another place
+    // keeps them off ports a previous one may have left in TIME_WAIT.
+    let start = std::process::id() % span;
+    for _ in 0..span / u32::from(n) {
+        let k = NEXT.fetch_add(u32::from(n), Ordering::Relaxed);
+        let base = (start + k) % span;
+        if base + u32::from(n) > span {
             continue;
         }
+        let base = low + base as u16;
         let held: Vec<_> = (base..base + n)
             .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
-        if held.len() == n as usize {
+        if held.len() == usize::from(n) {
             return base;
         }
     }
-    panic!("no run of {n} free loopback ports");
+    panic!("no run of {n} free loopback ports in {low}..{high}");
+}
+
+/// Ports for the servers tests start: below the kernel's ephemeral ports
+/// (32768-60999 by default on Linux), or above them if there is no room below.
+fn test_port_range() -> (u16, u16) {
+    let ephemeral: Vec<u16> = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    let (low, high) = match ephemeral[..] {
+        [low, high] => (low, high),
+        _ => (32768, 60999),
+    };
+    if low >= 12000 {
+        (10000, low)
+    } else if high <= 63000 {
+        (high + 1, 65535)
+    } else {
+        panic!("the ephemeral port range {low}-{high} leaves no room for test servers")
+    }
 }
 
 /// `tallybox drive` against a checkout's control API on loopback: what it

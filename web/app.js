@@ -72,7 +72,7 @@ async function api(method, url, body) {
   if (res.status === 204) return null;
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
-    const err = new Error((data.error && data.error.message) || `HTTP ${res.status}`);
+    const err = new Error(errorText(data.error || { code: `HTTP ${res.status}` }));
     err.code = data.error && data.error.code;
     err.status = res.status;
     if (res.status === 401 && session && !url.endsWith("/password")) {
@@ -132,9 +132,24 @@ function currencyOf(d) {
 function money(minor, currency) {
   const sign = minor < 0 ? "-" : "";
   const abs = Math.abs(minor);
-  if (currency.digits === 0) return `${currency.code} ${sign}${abs}`;
+  if (currency.digits === 0) return moneyText(`${sign}${abs}`, currency.code);
   const unit = 10 ** currency.digits;
-  return `${currency.code} ${sign}${Math.floor(abs / unit)}.${String(abs % unit).padStart(currency.digits, "0")}`;
+  return moneyText(`${sign}${Math.floor(abs / unit)}.${String(abs % unit).padStart(currency.digits, "0")}`, currency.code);
+}
+
+// An exact decimal amount ("1858.40") as the phone's language writes money in
+// that currency: ¥1,858.40. The decimal goes in as text, so nothing is rounded.
+const moneyFormats = new Map();
+function moneyText(decimal, code) {
+  const key = `${LANG} ${code}`;
+  if (!moneyFormats.has(key)) {
+    try {
+      moneyFormats.set(key, new Intl.NumberFormat(LANG, { style: "currency", currency: code, currencyDisplay: code === "CNY" ? "narrowSymbol" : "symbol" }));
+    } catch {
+      moneyFormats.set(key, { format: (d) => `${code} ${d}` });
+    }
+  }
+  return moneyFormats.get(key).format(decimal);
 }
 
 // Times in the store's zone (the settings'), written as receipts write
@@ -298,8 +313,8 @@ function showProblems(d) {
   $("#problems").hidden = !bad.length;
   $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-check": c.id },
     el("span", { class: `dot ${c.status}` }, ""), " ",
-    el("strong", {}, c.id.replace(/^terminal\./, "").replace(".", " · ")),
-    el("span", { class: "muted" }, ` ${c.evidence}`))));
+    el("strong", {}, checkTitle(c.id)),
+    el("span", { class: "muted" }, ` ${said(c, "evidence")}`))));
 }
 
 setInterval(() => { if (session) loadProblems(true).catch(() => {}); }, 60000);
@@ -310,8 +325,8 @@ async function loadToday() {
   $("#today-date").textContent = d.date;
   $("#alerts").hidden = !d.alerts.length;
   $("#alert-list").replaceChildren(...d.alerts.slice().reverse().map((a) => el("li", {},
-    el("strong", {}, `${a.local_time.slice(11)} ${a.terminal_id} ${a.rule}`),
-    el("span", { class: "muted" }, ` · ${t(`a_${a.action}`)} · ${a.detail}`))));
+    el("strong", {}, `${a.local_time.slice(11)} ${a.terminal_id} ${t(`rule_${a.rule}`)}`),
+    el("span", { class: "muted" }, ` · ${t(`a_${a.action}`)} · ${said(a, "detail")}`))));
   totalsCards($("#today-totals"), d.totals, currencyOf(d));
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
@@ -340,7 +355,7 @@ function statusText(txn) {
 function amountOf(txn) {
   if (txn.kind === "balance") return "—";
   const back = txn.kind === "void" || txn.kind === "refund" ? "−" : "";
-  return `${back}${txn.currency} ${txn.amount_text}`;
+  return `${back}${moneyText(txn.amount_text, txn.currency)}`;
 }
 
 function kindStatus(txn) {
@@ -415,13 +430,13 @@ async function loadReceipt(id) {
   const txn = await api("GET", `/api/v1/transactions/${encodeURIComponent(id)}`);
   const undone = [];
   if (txn.voided) undone.push(t("voided"));
-  if (txn.refunded && !/^0(\.0+)?$/.test(txn.refunded)) undone.push(`${t("refunded")} ${txn.currency} ${txn.refunded}`);
+  if (txn.refunded && !/^0(\.0+)?$/.test(txn.refunded)) undone.push(`${t("refunded")} ${moneyText(txn.refunded, txn.currency)}`);
   const status = $("#detail-status");
   status.className = `status ${txn.status} ${txn.kind}`;
   status.replaceChildren(`${t(`k_${txn.kind}`)} · ${amountOf(txn)} · ${kindStatus(txn)}${undone.length ? ` · ${undone.join(" · ")}` : ""}`);
   for (const u of txn.undone_by || []) {
     status.append(" · ", el("a", { href: `#/receipt/${u.id}`, "data-undoing": u.id },
-      `${t(`k_${u.kind}`)} #${u.id} ${txn.currency} ${u.amount_text} ${t(`st_${u.status}`)}`));
+      `${t(`k_${u.kind}`)} #${u.id} ${moneyText(u.amount_text, txn.currency)} ${t(`st_${u.status}`)}`));
   }
   if (txn.original_id) {
     status.append(" · ", el("a", { href: `#/receipt/${txn.original_id}`, "data-original": txn.original_id },
@@ -566,7 +581,7 @@ function terminalItem(x) {
         ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${x.id}: ${t("ask_revoke")}`, t("yes_revoke"),
           () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals, `${x.id}: ${t("done_revoked")}`)) }, t("revoke"))
         : ""),
-    x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${x.frozen}`) : "",
+    x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${said(x, "frozen")}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       act("PUT", `/api/v1/terminals/${x.id}`, { name: name.value }, loadTerminals);
@@ -575,7 +590,8 @@ function terminalItem(x) {
       ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `/api/v1/freezes/${x.id}`, undefined, loadTerminals) }, t("unfreeze"))
       : el("form", { class: "inline", onsubmit: (e) => {
         e.preventDefault();
-        const why = reason.value;
+        // Left blank, the reason is said in the page's language (shown back on this page).
+        const why = reason.value.trim() || `${t("frozen_by")} ${session.account}`;
         ask(`${x.id}: ${t("ask_freeze")}`, t("yes_freeze"),
           () => act("POST", "/api/v1/freezes", { scope: x.id, reason: why }, loadTerminals, `${x.id}: ${t("done_frozen")}`));
       } }, reason, el("button", { type: "submit", class: "danger" }, t("freeze"))));
@@ -586,7 +602,7 @@ async function loadTerminals() {
   const list = $("#terminal-list");
   list.replaceChildren(...d.terminals.map((x) => terminalItem({ ...x, store_frozen: d.store_frozen })));
   if (!d.terminals.length) list.append(el("li", { class: "muted" }, t("no_terminals")));
-  $("#store-frozen").textContent = d.store_frozen ? `${t("store_is_frozen")} ${d.store_frozen}` : t("not_frozen");
+  $("#store-frozen").textContent = d.store_frozen ? `${t("store_is_frozen")} ${said(d, "store_frozen")}` : t("not_frozen");
   $("#store-freeze").hidden = !!d.store_frozen;
   $("#store-unfreeze").hidden = !d.store_frozen;
   $("#pairing").hidden = session.role !== "owner";
@@ -628,7 +644,7 @@ $("#pairing-start").addEventListener("click", () => {
 $("#pairing-cancel").addEventListener("click", () => act("DELETE", "/api/v1/pairing", undefined, loadTerminals));
 
 $("#store-freeze").addEventListener("click", () => ask(t("ask_freeze_store"), t("yes_freeze"),
-  () => act("POST", "/api/v1/freezes", { scope: "store" }, loadTerminals, t("done_store_frozen"))));
+  () => act("POST", "/api/v1/freezes", { scope: "store", reason: `${t("frozen_by")} ${session.account}` }, loadTerminals, t("done_store_frozen"))));
 $("#store-unfreeze").addEventListener("click", () => act("DELETE", "/api/v1/freezes/store", undefined, loadTerminals));
 $("#evidence-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -636,6 +652,23 @@ $("#evidence-form").addEventListener("submit", (e) => {
 });
 
 // ---- troubleshooting ------------------------------------------------------
+
+/** What the hub said, in the page's language: `evidence` or its `evidence_zh-CN`
+ * (kept since the hub says both; older history entries have English only). */
+function said(x, field) {
+  return (LANG === "zh-CN" && x[`${field}_zh-CN`]) || x[field];
+}
+
+/** A check's title in words: `terminal.T1.printer` reads "T1 · printer" (打印机). */
+function checkTitle(id) {
+  const m = /^terminal\.([^.]+)\.(\w+)$/.exec(id);
+  if (m) return `${m[1]} · ${t(`ck_${m[2]}`)}`;
+  return t(`ck_${id}`);
+}
+
+function areaTitle(area) {
+  return area.startsWith("terminal.") ? area.slice("terminal.".length) : t(`area_${area}`);
+}
 
 /** The area a check belongs to: `terminal.T1`, `hub`, `store`, `payments`, `network`. */
 function areaOf(id) {
@@ -683,13 +716,13 @@ async function loadChecks() {
     if (!areas.has(a) || WORSE[c.status] > WORSE[areas.get(a)]) areas.set(a, c.status);
   }
   $("#areas").replaceChildren(...[...areas].sort().map(([a, st]) => el("li", { class: `area ${st}`, "data-area": a },
-    el("span", { class: `dot ${st}` }, ""), ` ${a.replace("terminal.", "")}`)));
+    el("span", { class: `dot ${st}` }, ""), ` ${areaTitle(a)}`)));
   // A redraw (any change in the store brings one) keeps open what the owner opened.
   const opened = new Set([...$("#checks").querySelectorAll("details[open]")].map((x) => x.closest("li").dataset.id));
   $("#checks").replaceChildren(...d.checks.map((c) => {
     const body = el("details", c.status === "ok" && !opened.has(c.id) ? {} : { open: "" },
-      el("summary", {}, el("span", { class: `dot ${c.status}` }, ""), el("strong", {}, ` ${c.id} `),
-        el("span", { class: "muted" }, c.evidence)),
+      el("summary", {}, el("span", { class: `dot ${c.status}` }, ""), el("strong", {}, ` ${checkTitle(c.id)} `),
+        el("span", { class: "muted" }, said(c, "evidence"))),
       el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`),
       el("div", { class: "row" }, ...checkButtons(c)));
     return el("li", { class: `check ${c.status}`, "data-id": c.id }, body);
@@ -697,7 +730,7 @@ async function loadChecks() {
   const h = await api("GET", "/api/v1/checks/history");
   $("#check-history").replaceChildren(...h.history.slice(0, 30).map((e) => el("li", { class: `check ${e.status}` },
     el("span", { class: `dot ${e.status}` }, ""), ` ${localTime(e.at)} `,
-    el("strong", {}, e.check), ` ${e.evidence}`)));
+    el("strong", {}, checkTitle(e.check)), ` ${said(e, "evidence")}`)));
 }
 
 $("#run-checks").addEventListener("click", () => loadChecks().catch((e) => showError(e.message)));
@@ -787,7 +820,7 @@ $("#update-form").addEventListener("submit", async (e) => {
   const res = await fetch("/api/v1/update", { method: "POST", credentials: "same-origin", body: file,
     headers: { "Content-Type": "application/octet-stream", Accept: "application/json", "X-CSRF-Token": session.csrf } });
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) return showError((data.error && data.error.message) || `HTTP ${res.status}`);
+  if (!res.ok) return showError(errorText(data.error || { code: `HTTP ${res.status}` }));
   notice(`${data.version} ${t("update_installed")}`);
   setTimeout(() => location.reload(), 15000);
 });

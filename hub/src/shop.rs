@@ -91,41 +91,56 @@ impl Shop {
     }
 
     /// What fits a slip and a checkout: the first problem, naming its field.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ShopError> {
         let name = self.name.trim();
         if name.is_empty() || columns(name) > WIDTH {
-            return Err(format!(
-                "store_name: 1 to {WIDTH} columns (a Chinese character takes 2)"
-            ));
+            return Err(ShopError::Name);
         }
         if columns(&self.address) > WIDTH {
-            return Err(format!("address: at most {WIDTH} columns"));
+            return Err(ShopError::Address);
         }
         for (field, lines) in [
             ("slip_header", &self.slip_header),
             ("slip_footer", &self.slip_footer),
         ] {
             if lines.len() > MAX_SLIP_LINES {
-                return Err(format!("{field}: at most {MAX_SLIP_LINES} lines"));
+                return Err(ShopError::SlipLines(field));
             }
             if lines.iter().any(|l| columns(l) > WIDTH) {
-                return Err(format!("{field}: each line at most {WIDTH} columns"));
+                return Err(ShopError::SlipWidth(field));
             }
         }
         if self.supervisor_pin_hash.as_deref().is_some_and(|h| !is_hash(h)) {
-            return Err("supervisor_pin: kept only as a hash".into());
+            return Err(ShopError::PinNotHashed);
         }
         Ok(())
     }
 }
 
 /// A supervisor PIN as a person types it: 4 to 8 digits.
-pub fn check_supervisor_pin(pin: &str) -> Result<(), String> {
+pub fn check_supervisor_pin(pin: &str) -> Result<(), ShopError> {
     if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err("supervisor_pin: 4 to 8 digits".into())
+        Err(ShopError::Pin)
     }
+}
+
+/// A shop setting the hub refuses, by the rule it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShopError {
+    #[error("store_name: 1 to {WIDTH} columns (a Chinese character takes 2)")]
+    Name,
+    #[error("address: at most {WIDTH} columns")]
+    Address,
+    #[error("{0}: at most {MAX_SLIP_LINES} lines")]
+    SlipLines(&'static str),
+    #[error("{0}: each line at most {WIDTH} columns")]
+    SlipWidth(&'static str),
+    #[error("supervisor_pin: 4 to 8 digits")]
+    Pin,
+    #[error("supervisor_pin: kept only as a hash")]
+    PinNotHashed,
 }
 
 /// Whether a kept supervisor PIN is a hash (and not digits an older hub kept).
@@ -194,7 +209,7 @@ mod tests {
             ),
         ];
         for (s, field) in cases {
-            assert!(s.check().unwrap_err().starts_with(field), "{field}");
+            assert!(s.check().unwrap_err().to_string().starts_with(field), "{field}");
         }
         let ok = Shop {
             name: "老王便利店".into(),

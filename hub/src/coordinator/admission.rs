@@ -126,8 +126,8 @@ pub struct Admission {
     pub verdict: Verdict,
     /// Fraud rule hits to record for the owner.
     pub hits: Vec<Hit>,
-    /// Freeze the terminal, for this reason (card testing).
-    pub freeze: Option<String>,
+    /// Freeze the terminal, for this reason in English and Chinese (card testing).
+    pub freeze: Option<(String, String)>,
 }
 
 impl Admission {
@@ -199,12 +199,13 @@ fn judge_sale(ask: &Ask, facts: &FraudFacts) -> Admission {
         if hit.action == Action::AskSupervisor && ask.supervisor_approved {
             hit.action = Action::Allow;
             hit.detail.push_str("; approved by the supervisor");
+            hit.detail_zh.push_str("；主管已批准");
         }
     }
     let freeze = hits
         .iter()
         .find(|h| h.rule == fraud::CARD_TESTING && ask.rules.freeze_on_card_testing)
-        .map(|h| h.detail.clone());
+        .map(|h| (h.detail.clone(), h.detail_zh.clone()));
     let verdict = if hits.iter().any(|h| h.action == Action::Block) {
         Verdict::Refuse(reason::FRAUD_BLOCKED)
     } else if hits.iter().any(|h| h.action == Action::AskSupervisor) {
@@ -249,10 +250,11 @@ fn judge_undo(ask: &Ask, trace_no: u32, facts: &UndoFacts) -> Admission {
     if asked == 0 || sale.refunded + asked > sale.amount.minor() {
         return refuse(reason::REFUND_TOO_LARGE);
     }
-    let hit = |rule, action, detail| Hit {
+    let hit = |rule, action, (detail, detail_zh): (String, String)| Hit {
         rule,
         action,
         detail,
+        detail_zh,
         card: None,
     };
     let mut hits = Vec::new();
@@ -260,17 +262,27 @@ fn judge_undo(ask: &Ask, trace_no: u32, facts: &UndoFacts) -> Admission {
         hits.push(hit(
             fraud::REFUND_OTHER_CARD,
             ask.rules.refund_other_card_action,
-            format!("refund of trace {trace_no} to a card other than the sale's"),
+            (
+                format!("refund of trace {trace_no} to a card other than the sale's"),
+                format!("流水号 {trace_no} 的退货退到了原交易以外的卡上"),
+            ),
         ));
     }
     if facts.refunded_today + asked > facts.sold_today {
         hits.push(hit(
             fraud::REFUNDS_OVER_SALES,
             ask.rules.refunds_over_sales_action,
-            format!(
-                "refunds today would reach {} against sales of {}",
-                ask.currency.format_minor(facts.refunded_today + asked),
-                ask.currency.format_minor(facts.sold_today)
+            (
+                format!(
+                    "refunds today would reach {} against sales of {}",
+                    ask.currency.format_minor(facts.refunded_today + asked),
+                    ask.currency.format_minor(facts.sold_today)
+                ),
+                format!(
+                    "今日退货将达到 {}，而销售只有 {}",
+                    ask.currency.format_minor(facts.refunded_today + asked),
+                    ask.currency.format_minor(facts.sold_today)
+                ),
             ),
         ));
     }

@@ -87,8 +87,8 @@ impl<A: Acquirer> Coordinator<A> {
                         tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
                     }
                 }
-                if let Some(why) = &decided.freeze {
-                    s.freeze(tid.as_str(), why)?;
+                if let Some((why, why_zh)) = &decided.freeze {
+                    s.freeze_said(tid.as_str(), why, why_zh)?;
                 }
                 match decided.verdict {
                     admission::Verdict::Lost => Ok(Start::Lost),

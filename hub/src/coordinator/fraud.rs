@@ -103,11 +103,12 @@ impl FraudRules {
         Ok(())
     }
 
-    fn hit(rule: &'static str, action: Action, detail: String) -> Hit {
+    fn hit(rule: &'static str, action: Action, (detail, detail_zh): (String, String)) -> Hit {
         Hit {
             rule,
             action,
             detail,
+            detail_zh,
             card: None,
         }
     }
@@ -126,9 +127,15 @@ impl FraudRules {
             hits.push(Self::hit(
                 CARD_TESTING,
                 self.card_testing_action,
-                format!(
-                    "at least {} declines at this terminal in {} s: someone may be trying card numbers",
-                    facts.declines, self.card_testing_window_secs
+                (
+                    format!(
+                        "at least {} declines at this terminal in {} s: someone may be trying card numbers",
+                        facts.declines, self.card_testing_window_secs
+                    ),
+                    format!(
+                        "这台收银台 {} 秒内至少被拒 {} 次：可能有人在试卡号",
+                        self.card_testing_window_secs, facts.declines
+                    ),
                 ),
             ));
         }
@@ -138,9 +145,15 @@ impl FraudRules {
                 ..Self::hit(
                     "same_card",
                     self.same_card_action,
-                    format!(
-                        "the same card more than {} times in {} s",
-                        facts.same_card, self.same_card_window_secs
+                    (
+                        format!(
+                            "the same card more than {} times in {} s",
+                            facts.same_card, self.same_card_window_secs
+                        ),
+                        format!(
+                            "同一张卡 {} 秒内使用超过 {} 次",
+                            self.same_card_window_secs, facts.same_card
+                        ),
                     ),
                 )
             });
@@ -151,11 +164,19 @@ impl FraudRules {
             hits.push(Self::hit(
                 "large_amount",
                 self.amount_action,
-                format!(
-                    "{} is more than {}× the usual {}",
-                    currency.format(amount),
-                    self.amount_factor,
-                    currency.format_minor(facts.usual_minor)
+                (
+                    format!(
+                        "{} is more than {}× the usual {}",
+                        currency.format(amount),
+                        self.amount_factor,
+                        currency.format_minor(facts.usual_minor)
+                    ),
+                    format!(
+                        "{} 超过平常金额 {} 的 {} 倍",
+                        currency.format(amount),
+                        currency.format_minor(facts.usual_minor),
+                        self.amount_factor
+                    ),
                 ),
             ));
         }
@@ -163,9 +184,15 @@ impl FraudRules {
             hits.push(Self::hit(
                 "manual_entry_burst",
                 self.manual_action,
-                format!(
-                    "more than {} keyed-in cards in {} s",
-                    facts.manual, self.manual_window_secs
+                (
+                    format!(
+                        "more than {} keyed-in cards in {} s",
+                        facts.manual, self.manual_window_secs
+                    ),
+                    format!(
+                        "{} 秒内手工输入卡号超过 {} 次",
+                        self.manual_window_secs, facts.manual
+                    ),
                 ),
             ));
         }
@@ -179,10 +206,17 @@ impl FraudRules {
                 hits.push(Self::hit(
                     "outside_hours",
                     self.outside_hours_action,
-                    format!(
-                        "a sale at {} outside opening hours {}",
-                        now.format("%H:%M"),
-                        self.opening_hours.as_deref().unwrap_or_default()
+                    (
+                        format!(
+                            "a sale at {} outside opening hours {}",
+                            now.format("%H:%M"),
+                            self.opening_hours.as_deref().unwrap_or_default()
+                        ),
+                        format!(
+                            "{} 的交易在营业时间 {} 之外",
+                            now.format("%H:%M"),
+                            self.opening_hours.as_deref().unwrap_or_default()
+                        ),
                     ),
                 ));
             }

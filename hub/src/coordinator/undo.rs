@@ -39,7 +39,10 @@ impl<A: Acquirer> Coordinator<A> {
         }
         let reason = "frozen by supervisor".to_string();
         let (t, r) = (terminal.clone(), reason.clone());
-        match self.store(move |s| s.freeze(t.as_str(), &r)).await {
+        match self
+            .store(move |s| s.freeze_said(t.as_str(), &r, "主管冻结"))
+            .await
+        {
             Ok(()) => {
                 tracing::warn!(terminal = %terminal, "frozen by the supervisor");
                 Response::Frozen {

@@ -51,8 +51,10 @@ pub struct Check {
     /// `terminal.T1.online`, `store.disk`, …
     pub id: String,
     pub status: Status,
-    /// What was measured, with its numbers.
+    /// What was measured, with its numbers, in English and in Chinese.
     pub evidence: String,
+    #[serde(rename = "evidence_zh-CN")]
+    pub evidence_zh: String,
     pub fix_en: &'static str,
     #[serde(rename = "fix_zh-CN")]
     pub fix_zh: &'static str,
@@ -129,17 +131,31 @@ type Fix = (&'static str, &'static str);
 
 const NOTHING: Fix = ("Nothing to do.", "无需处理。");
 
-fn check(id: impl Into<String>, status: Status, evidence: String, fix: Fix) -> Check {
+/// What a check measured, said in English and in Chinese.
+struct Said {
+    en: String,
+    zh: String,
+}
+
+fn said(en: impl Into<String>, zh: impl Into<String>) -> Said {
+    Said {
+        en: en.into(),
+        zh: zh.into(),
+    }
+}
+
+fn check(id: impl Into<String>, status: Status, evidence: Said, fix: Fix) -> Check {
     Check {
         id: id.into(),
         status,
-        evidence,
+        evidence: evidence.en,
+        evidence_zh: evidence.zh,
         fix_en: fix.0,
         fix_zh: fix.1,
     }
 }
 
-fn ok(id: impl Into<String>, evidence: String) -> Check {
+fn ok(id: impl Into<String>, evidence: Said) -> Check {
     check(id, Status::Ok, evidence, NOTHING)
 }
 
@@ -162,17 +178,23 @@ pub fn checks(facts: &Facts) -> Vec<Check> {
         ));
     }
     if let Some(m) = &facts.hub_machine {
-        out.extend(machine::checks("hub", "The hub", m));
+        out.extend(machine::checks("hub", ("The hub", "主机"), m));
     }
     out.extend(store_checks(facts));
     out.extend(payments::checks(facts));
     out.extend(people::checks(facts));
     match facts.broker_connected {
-        Some(true) => out.push(ok("hub.broker", "the hub is connected to the MQTT broker".into())),
+        Some(true) => out.push(ok(
+            "hub.broker",
+            said("the hub is connected to the MQTT broker", "主机已连接消息服务器"),
+        )),
         Some(false) => out.push(check(
             "hub.broker",
             Status::Fail,
-            "the hub is not connected to the MQTT broker: no checkout can reach it".into(),
+            said(
+                "the hub is not connected to the MQTT broker: no checkout can reach it",
+                "主机没有连接消息服务器：所有收银台都连不上它",
+            ),
             (
                 "Restart the hub (unplug it for 10 s); with an external broker, check that it runs.",
                 "重启主机（断电 10 秒）；如使用外部消息服务器，请确认其正在运行。",
@@ -220,7 +242,10 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
         return Some(check(
             "hub.update",
             Status::Warn,
-            format!("{new} is on trial (start {starts}; {old} comes back if it does not prove healthy)"),
+            said(
+                format!("{new} is on trial (start {starts}; {old} comes back if it does not prove healthy)"),
+                format!("{new} 正在试运行（第 {starts} 次启动；如不正常，自动恢复 {old}）"),
+            ),
             (
                 "Wait a minute; if the hub keeps restarting, it goes back to the previous version by itself.",
                 "请等待一分钟；如果主机反复重启，它会自动恢复到上一个版本。",
@@ -236,9 +261,15 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
         Some(e) if e.event == "rolled_back" && recent(e) => Some(check(
             "hub.update",
             Status::Fail,
-            format!(
-                "the update to {} failed and was undone at {}: {}. The hub runs {installed}",
-                e.version, e.at, e.detail
+            said(
+                format!(
+                    "the update to {} failed and was undone at {}: {}. The hub runs {installed}",
+                    e.version, e.at, e.detail
+                ),
+                format!(
+                    "更新到 {} 失败，已于 {} 撤回。主机正在运行 {installed}",
+                    e.version, e.at
+                ),
             ),
             (
                 "Nothing is lost: the previous version runs, and the database was backed up before the update (backups folder). Do not install that version again; tell your supplier which version failed and download the support bundle for them.",
@@ -248,7 +279,10 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
         Some(e) if e.event == "interrupted" && recent(e) => Some(check(
             "hub.update",
             Status::Warn,
-            format!("the update to {} was cut off at {} (power?); the hub runs {installed}", e.version, e.at),
+            said(
+                format!("the update to {} was cut off at {} (power?); the hub runs {installed}", e.version, e.at),
+                format!("更新到 {} 于 {} 中断（断电？）；主机正在运行 {installed}", e.version, e.at),
+            ),
             (
                 "Install the update again, with the hub on steady power.",
                 "请在主机供电稳定时重新安装该更新。",
@@ -257,8 +291,11 @@ fn updates(u: &Updates, now: chrono::NaiveDateTime) -> Option<Check> {
         _ => Some(ok(
             "hub.update",
             match u.history.iter().rev().find(|e| e.event == "confirmed" && e.version == installed) {
-                Some(e) => format!("version {installed}, updated {}", e.at),
-                None => format!("version {installed}"),
+                Some(e) => said(
+                    format!("version {installed}, updated {}", e.at),
+                    format!("版本 {installed}，更新于 {}", e.at),
+                ),
+                None => said(format!("version {installed}"), format!("版本 {installed}")),
             },
         )),
     }
@@ -274,12 +311,21 @@ fn pairing_jammed(pairing: &crate::keys::PairingStatus) -> Option<Check> {
     Some(check(
         "hub.pairing",
         Status::Warn,
-        format!(
-            "the pairing code for {} was tried {} time(s) in the names of other checkouts (last: {}); those tries were refused and cost none of its {} left",
-            pairing.terminal.as_deref().unwrap_or("any checkout"),
-            pairing.others,
-            pairing.last_other.as_deref().unwrap_or("?"),
-            pairing.tries_left,
+        said(
+            format!(
+                "the pairing code for {} was tried {} time(s) in the names of other checkouts (last: {}); those tries were refused and cost none of its {} left",
+                pairing.terminal.as_deref().unwrap_or("any checkout"),
+                pairing.others,
+                pairing.last_other.as_deref().unwrap_or("?"),
+                pairing.tries_left,
+            ),
+            format!(
+                "{}的配对码被以其他收银台的名义试用了 {} 次（最近一次：{}）；这些尝试都被拒绝，不占用剩下的 {} 次机会",
+                pairing.terminal.as_deref().unwrap_or("任意收银台"),
+                pairing.others,
+                pairing.last_other.as_deref().unwrap_or("?"),
+                pairing.tries_left,
+            ),
         ),
         (
             "If a checkout of yours shows another id than the one you named, open the code for that id. If not, something on the shop network is trying to pair: pairing still works for the checkout you named; afterwards change the Wi-Fi password.",
@@ -294,7 +340,10 @@ fn broker_logins(refused: &[crate::broker::RefusedLogin]) -> Check {
     if refused.is_empty() {
         return ok(
             "hub.broker_logins",
-            "no login refused by the broker in the last hour".into(),
+            said(
+                "no login refused by the broker in the last hour",
+                "最近一小时消息服务器没有拒绝过登录",
+            ),
         );
     }
     let mut by_client: Vec<(&str, u32, &crate::broker::RefusedLogin)> = Vec::new();
@@ -308,13 +357,24 @@ fn broker_logins(refused: &[crate::broker::RefusedLogin]) -> Check {
         .iter()
         .map(|(client, n, last)| format!("{client} ×{n} (last {}: {})", last.at, last.why))
         .collect();
+    let who_zh: Vec<String> = by_client
+        .iter()
+        .map(|(client, n, last)| format!("{client} ×{n}（最近 {}）", last.at))
+        .collect();
     check(
         "hub.broker_logins",
         Status::Warn,
-        format!(
-            "the broker refused {} login(s) in the last hour: {}",
-            refused.len(),
-            who.join("; ")
+        said(
+            format!(
+                "the broker refused {} login(s) in the last hour: {}",
+                refused.len(),
+                who.join("; ")
+            ),
+            format!(
+                "最近一小时消息服务器拒绝了 {} 次登录：{}",
+                refused.len(),
+                who_zh.join("；")
+            ),
         ),
         (
             "A checkout that lost its key (new SD card, reset) is refused until paired again: on the Terminals page press Revoke key, then pair it. If no checkout was changed, a device on the shop network is posing as a checkout or the hub: change the Wi-Fi password.",
@@ -326,7 +386,12 @@ fn broker_logins(refused: &[crate::broker::RefusedLogin]) -> Check {
 fn store_checks(facts: &Facts) -> Vec<Check> {
     let free_pct = facts.disk_free * 100 / facts.disk_total.max(1);
     let free_mib = facts.disk_free >> 20;
-    let disk = format!("{free_mib} MiB free ({free_pct}%) where the database lives");
+    let disk = || {
+        said(
+            format!("{free_mib} MiB free ({free_pct}%) where the database lives"),
+            format!("数据库所在磁盘剩余 {free_mib} MiB（{free_pct}%）"),
+        )
+    };
     let disk_fix = (
         "Free space: download a backup and the evidence packs you need, remove old files; or move the data to a larger SD card.",
         "释放空间：先下载备份和所需证据包，再删除旧文件；或换用更大的 SD 卡。",
@@ -335,20 +400,32 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
         _ if facts.disk_total > 0 && facts.disk_free < crate::store::SALES_RESERVE_BYTES => check(
             "store.disk",
             Status::Fail,
-            format!("{disk}: the hub refuses new sales (code XD) until there is more room"),
+            said(
+                format!(
+                    "{}: the hub refuses new sales (code XD) until there is more room",
+                    disk().en
+                ),
+                format!("{}：空间不足，主机拒绝新交易（代码 XD）", disk().zh),
+            ),
             disk_fix,
         ),
-        (m, p) if m < 100 || p < 5 => check("store.disk", Status::Fail, disk, disk_fix),
-        (_, p) if p < 15 => check("store.disk", Status::Warn, disk, disk_fix),
-        _ => ok("store.disk", disk),
+        (m, p) if m < 100 || p < 5 => check("store.disk", Status::Fail, disk(), disk_fix),
+        (_, p) if p < 15 => check("store.disk", Status::Warn, disk(), disk_fix),
+        _ => ok("store.disk", disk()),
     };
     let integrity = if facts.integrity == "ok" {
-        ok("store.integrity", "database integrity check: ok".into())
+        ok(
+            "store.integrity",
+            said("database integrity check: ok", "数据库完整性检查：正常"),
+        )
     } else {
         check(
             "store.integrity",
             Status::Fail,
-            format!("database integrity check: {}", facts.integrity),
+            said(
+                format!("database integrity check: {}", facts.integrity),
+                format!("数据库完整性检查发现损坏：{}", facts.integrity),
+            ),
             (
                 "Stop selling, download a backup, and restore the last good backup; call support with the evidence pack.",
                 "停止交易，下载备份并恢复最近一次完好的备份；带上证据包联系技术支持。",
@@ -356,13 +433,25 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
         )
     };
     let clock = match facts.clock_behind {
-        None => ok("store.clock", "the clock is not behind the last transaction".into()),
+        None => ok(
+            "store.clock",
+            said(
+                "the clock is not behind the last transaction",
+                "时钟没有落后于最近一笔交易",
+            ),
+        ),
         Some(by) => check(
             "store.clock",
             Status::Fail,
-            format!(
-                "the clock is {} min behind the last transaction recorded: the hub refuses new sales (code XT) until the time is right",
-                by.num_minutes().max(1)
+            said(
+                format!(
+                    "the clock is {} min behind the last transaction recorded: the hub refuses new sales (code XT) until the time is right",
+                    by.num_minutes().max(1)
+                ),
+                format!(
+                    "时钟比最近记录的交易慢 {} 分钟：时间正确之前，主机拒绝新交易（代码 XT）",
+                    by.num_minutes().max(1)
+                ),
             ),
             (
                 "The hub has no clock battery and takes the time from the internet: check its network cable or Wi-Fi; sales resume by themselves once the time is right.",
@@ -373,12 +462,18 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
     let history = match &facts.history_lost {
         None => ok(
             "store.history",
-            "the database holds all the history its witness has seen".into(),
+            said(
+                "the database holds all the history its witness has seen",
+                "数据库保留了全部历史记录",
+            ),
         ),
         Some(lost) => check(
             "store.history",
             Status::Fail,
-            format!("history lost below the database: {lost}; the hub refuses new sales (code XW)"),
+            said(
+                format!("history lost below the database: {lost}; the hub refuses new sales (code XW)"),
+                format!("数据库下层丢失了记录：{lost}；主机拒绝新交易（代码 XW）"),
+            ),
             (
                 "The SD card or a power cut lost records the hub had saved. Keep the card as it is (download the evidence pack and a backup first). Find the missing transactions on the checkouts' slips and the bank's statement, then press \"Accept the loss\" here: it is recorded, trace numbers move past the lost ones, and sales resume. Replace the SD card soon.",
                 "SD 卡或断电丢失了主机已保存的记录。请保持卡的现状（先下载证据包和备份）。请根据收银台的小票和银行对账单找出缺失的交易，然后在此点击“接受丢失”：此操作会被记录，凭证号会跳过丢失的号码，交易随即恢复。请尽快更换 SD 卡。",
@@ -407,16 +502,19 @@ fn backup(facts: &Facts) -> Check {
     );
     match (facts.backups, facts.first_sale) {
         (Some((at, count, bytes)), _) => {
-            let evidence = format!(
-                "last automatic backup {} (checked whole), {count} kept, {} MiB in all",
-                at.format("%Y-%m-%d %H:%M"),
-                bytes.div_ceil(1 << 20)
+            let (when, mib) = (at.format("%Y-%m-%d %H:%M"), bytes.div_ceil(1 << 20));
+            let evidence = said(
+                format!("last automatic backup {when} (checked whole), {count} kept, {mib} MiB in all"),
+                format!("最近一次自动备份 {when}（已完整校验），共保留 {count} 份，{mib} MiB"),
             );
             if facts.now - at > stale {
                 check(
                     "store.backup",
                     Status::Warn,
-                    format!("{evidence}: over a day and a half old"),
+                    said(
+                        format!("{}: over a day and a half old", evidence.en),
+                        format!("{}：已超过一天半", evidence.zh),
+                    ),
                     fix,
                 )
             } else {
@@ -426,12 +524,18 @@ fn backup(facts: &Facts) -> Check {
         (None, Some(first)) if facts.now - first > stale => check(
             "store.backup",
             Status::Warn,
-            "no automatic backup yet, and the first sale was over a day and a half ago".into(),
+            said(
+                "no automatic backup yet, and the first sale was over a day and a half ago",
+                "还没有自动备份，而第一笔交易已是一天半以前",
+            ),
             fix,
         ),
         (None, _) => ok(
             "store.backup",
-            "no automatic backup yet: the first is taken after the first settlement or tonight".into(),
+            said(
+                "no automatic backup yet: the first is taken after the first settlement or tonight",
+                "还没有自动备份：第一份会在首次结算后或今晚生成",
+            ),
         ),
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tallybox_core::code::ResponseCode;
 use tallybox_core::reason;
 
-use super::{check, ok, Check, Facts, Status};
+use super::{check, ok, said, Check, Facts, Status};
 
 /// Answers that say the bank link failed, not the card.
 const NETWORK: &[ResponseCode] = &[
@@ -28,12 +28,18 @@ const NETWORK_FIX: (&str, &str) = (
 pub(super) fn checks(facts: &Facts) -> Vec<Check> {
     let mut out = vec![network(facts), cards(facts), declines(facts)];
     out.push(if facts.stale_pending == 0 {
-        ok("payments.reversals", "no sale waits for a reversal".into())
+        ok(
+            "payments.reversals",
+            said("no sale waits for a reversal", "没有等待冲正的交易"),
+        )
     } else {
         check(
             "payments.reversals",
             Status::Warn,
-            format!("{} sales wait for the acquirer to acknowledge a reversal", facts.stale_pending),
+            said(
+                format!("{} sales wait for the acquirer to acknowledge a reversal", facts.stale_pending),
+                format!("{} 笔交易在等待收单机构确认冲正", facts.stale_pending),
+            ),
             (
                 "The bank link is down or slow: those customers were told \"not charged\" only if it was true; check the network and the acquirer; the hub keeps retrying.",
                 "与银行的连接中断或缓慢：哪些顾客未扣款已如实告知；请检查网络和收单机构，主机会持续重试。",
@@ -55,22 +61,29 @@ fn network(facts: &Facts) -> Check {
     let window: Vec<_> = facts.recent.iter().filter(|r| r.local_time >= cutoff).collect();
     let failed = |r: &super::Recent| r.response_code.is_some_and(|c| NETWORK.contains(&c));
     let failures = window.iter().filter(|r| failed(r)).count();
-    let evidence = format!(
-        "{failures} of {} transactions in the last 15 minutes got no answer from the bank",
-        window.len()
+    let n = window.len();
+    let evidence = said(
+        format!("{failures} of {n} transactions in the last 15 minutes got no answer from the bank"),
+        format!("最近 15 分钟 {n} 笔交易中有 {failures} 笔没有收到银行的应答"),
     );
     if window.first().is_some_and(|r| failed(r)) {
         check(
             "payments.network",
             Status::Fail,
-            format!("{evidence}, the latest too"),
+            said(
+                format!("{}, the latest too", evidence.en),
+                format!("{}，最近一笔也是", evidence.zh),
+            ),
             NETWORK_FIX,
         )
     } else if failures > 0 {
         check(
             "payments.network",
             Status::Warn,
-            format!("{evidence}; the latest went through"),
+            said(
+                format!("{}; the latest went through", evidence.en),
+                format!("{}；最近一笔已成功", evidence.zh),
+            ),
             NETWORK_FIX,
         )
     } else {
@@ -93,26 +106,36 @@ fn cards(facts: &Facts) -> Check {
         e.1.insert(&r.terminal_id);
         e.2 += 1;
     }
-    let bad: Vec<String> = by_card
+    let bad: Vec<(String, String)> = by_card
         .values()
         .filter(|(_, terminals, tries)| terminals.len() >= 2 || *tries >= 3)
         .map(|(last4, terminals, tries)| {
             let at: Vec<&str> = terminals.iter().copied().collect();
-            format!("card ····{last4} refused {tries} times at {}", at.join(", "))
+            (
+                format!("card ····{last4} refused {tries} times at {}", at.join(", ")),
+                format!("尾号 {last4} 的卡在 {} 被拒 {tries} 次", at.join("、")),
+            )
         })
         .collect();
     if bad.is_empty() {
         return ok(
             "payments.cards",
-            "no card was refused as invalid or expired again and again in the last hour".into(),
+            said(
+                "no card was refused as invalid or expired again and again in the last hour",
+                "最近一小时没有卡片因无效或过期被反复拒绝",
+            ),
         );
     }
+    let (bad, bad_zh): (Vec<String>, Vec<String>) = bad.into_iter().unzip();
     check(
         "payments.cards",
         Status::Warn,
-        format!(
-            "{} in the last hour: the card is bad, not the readers",
-            bad.join("; ")
+        said(
+            format!(
+                "{} in the last hour: the card is bad, not the readers",
+                bad.join("; ")
+            ),
+            format!("最近一小时{}：是卡的问题，不是读卡器", bad_zh.join("；")),
         ),
         (
             "Ask for another card; the customer should call their bank about this one. The readers are fine.",
@@ -122,9 +145,12 @@ fn cards(facts: &Facts) -> Check {
 }
 
 /// Why transactions were declined in the last hour, by cause.
-const CAUSES: &[(&str, &[ResponseCode])] = &[
+const CAUSES: &[((&str, &str), &[ResponseCode])] = &[
     (
-        "card invalid, expired, lost or frozen",
+        (
+            "card invalid, expired, lost or frozen",
+            "卡无效、过期、挂失或冻结",
+        ),
         &[
             ResponseCode::INVALID_CARD,
             ResponseCode::EXPIRED_CARD,
@@ -134,12 +160,21 @@ const CAUSES: &[(&str, &[ResponseCode])] = &[
         ],
     ),
     (
-        "insufficient funds or over the limit",
+        ("insufficient funds or over the limit", "余额不足或超限"),
         &[ResponseCode::INSUFFICIENT_FUNDS, ResponseCode::OVER_LIMIT],
     ),
-    ("wrong PIN", &[ResponseCode::WRONG_PIN, reason::PIN_TRIES]),
-    ("wrong amount", &[reason::WRONG_AMOUNT, reason::REFUND_TOO_LARGE]),
-    ("refused by the fraud rules", &[reason::FRAUD_BLOCKED]),
+    (
+        ("wrong PIN", "密码错误"),
+        &[ResponseCode::WRONG_PIN, reason::PIN_TRIES],
+    ),
+    (
+        ("wrong amount", "金额不对"),
+        &[reason::WRONG_AMOUNT, reason::REFUND_TOO_LARGE],
+    ),
+    (
+        ("refused by the fraud rules", "被反欺诈规则拒绝"),
+        &[reason::FRAUD_BLOCKED],
+    ),
 ];
 /// Attempts before the decline share means anything.
 const MIN_ATTEMPTS: usize = 10;
@@ -158,14 +193,14 @@ fn declines(facts: &Facts) -> Check {
         .iter()
         .filter(|r| r.status == "declined" || r.status == "failed")
         .collect();
-    let mut causes: Vec<String> = CAUSES
+    let mut causes: Vec<((&str, &str), usize)> = CAUSES
         .iter()
         .filter_map(|(cause, codes)| {
             let n = declined
                 .iter()
                 .filter(|r| r.response_code.is_some_and(|c| codes.contains(&c)))
                 .count();
-            (n > 0).then(|| format!("{cause} {n}"))
+            (n > 0).then_some((*cause, n))
         })
         .collect();
     let other = declined
@@ -177,15 +212,30 @@ fn declines(facts: &Facts) -> Check {
         })
         .count();
     if other > 0 {
-        causes.push(format!("other {other}"));
+        causes.push((("other", "其他"), other));
     }
     let refused = declined.len();
+    let listed = |zh: bool| {
+        let each = causes
+            .iter()
+            .map(|((en, in_zh), n)| format!("{} {n}", if zh { in_zh } else { en }));
+        each.collect::<Vec<_>>().join(if zh { "，" } else { ", " })
+    };
     let evidence = if causes.is_empty() {
-        format!("{attempts} transactions in the last hour, none declined")
+        said(
+            format!("{attempts} transactions in the last hour, none declined"),
+            format!("最近一小时 {attempts} 笔交易，没有被拒的"),
+        )
     } else {
-        format!(
-            "{refused} of {attempts} transactions declined in the last hour: {}",
-            causes.join(", ")
+        said(
+            format!(
+                "{refused} of {attempts} transactions declined in the last hour: {}",
+                listed(false)
+            ),
+            format!(
+                "最近一小时 {attempts} 笔交易中 {refused} 笔被拒：{}",
+                listed(true)
+            ),
         )
     };
     if attempts >= MIN_ATTEMPTS && refused * 2 >= attempts {
@@ -204,14 +254,22 @@ fn declines(facts: &Facts) -> Check {
 
 fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
     let since = link.since.as_deref().unwrap_or("start");
+    let since_zh = link.since.as_deref().unwrap_or("启动");
     if link.sign_in_refused {
         return check(
             "network.acquirer",
             Status::Fail,
-            format!(
-                "the acquirer at {} answers but does not let the hub sign in since {since}: {}; no sale goes out until it does",
-                link.addr,
-                link.last_error.as_deref().unwrap_or("refused")
+            said(
+                format!(
+                    "the acquirer at {} answers but does not let the hub sign in since {since}: {}; no sale goes out until it does",
+                    link.addr,
+                    link.last_error.as_deref().unwrap_or("refused")
+                ),
+                format!(
+                    "收单机构（{}）自 {since_zh} 起有应答但不让主机签到：{}；签到成功前不会发出任何交易",
+                    link.addr,
+                    link.last_error.as_deref().unwrap_or("被拒绝")
+                ),
             ),
             (
                 "Call the acquirer's help desk with this message: the merchant id, the terminal id or the terminal master key (acquirer_master_keys; compare its check value with theirs: tallybox acquirer-keys list) may not be theirs, or the terminal may be blocked at their end. Customers whose sale failed were not charged.",
@@ -223,10 +281,17 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
         return check(
             "network.acquirer",
             Status::Fail,
-            format!(
-                "the hub cannot reach the acquirer at {} since {since}: {}",
-                link.addr,
-                link.last_error.as_deref().unwrap_or("no connection yet")
+            said(
+                format!(
+                    "the hub cannot reach the acquirer at {} since {since}: {}",
+                    link.addr,
+                    link.last_error.as_deref().unwrap_or("no connection yet")
+                ),
+                format!(
+                    "主机自 {since_zh} 起连不上收单机构（{}）：{}",
+                    link.addr,
+                    link.last_error.as_deref().unwrap_or("尚未连接")
+                ),
             ),
             NETWORK_FIX,
         );
@@ -235,10 +300,17 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
         return check(
             "network.acquirer",
             Status::Fail,
-            format!(
-                "{} answers from the acquirer refused in the last hour, each sale reversed and the cashier told not charged; the last: {}",
-                link.refused_answers_last_hour,
-                link.last_refused.as_deref().unwrap_or("?")
+            said(
+                format!(
+                    "{} answers from the acquirer refused in the last hour, each sale reversed and the cashier told not charged; the last: {}",
+                    link.refused_answers_last_hour,
+                    link.last_refused.as_deref().unwrap_or("?")
+                ),
+                format!(
+                    "最近一小时拒收了收单机构的 {} 个应答，每笔交易都已冲正并告知收银员未扣款；最近一个：{}",
+                    link.refused_answers_last_hour,
+                    link.last_refused.as_deref().unwrap_or("?")
+                ),
             ),
             (
                 "An answer is taken only if its MAC is right and it gives back the request's amount, trace number, terminal, merchant and currency. A wrong MAC: the working keys of the last sign-in are not the acquirer's (the hub signs in again after an A0 answer). Other differences: call the acquirer's help desk with this message; someone may be changing messages on the line.",
@@ -248,14 +320,25 @@ fn acquirer(link: &crate::acquirer::LinkHealth) -> Check {
     }
     // Answers taking half the time-out come close to reversed sales.
     let slowest = link.max_round_trip_ms.unwrap_or(0);
-    let evidence = format!(
-        "the acquirer link at {} ({}, {} layout) is up since {since}; signed in: {}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
-        link.addr,
-        if link.tls { "TLS" } else { "plain TCP, for a dedicated line" },
-        link.dialect,
-        if link.signed_in.is_empty() { "none yet".to_string() } else { link.signed_in.join(", ") },
-        link.drops_last_hour,
-        link.timeout_ms
+    let evidence = said(
+        format!(
+            "the acquirer link at {} ({}, {} layout) is up since {since}; signed in: {}; it dropped {} times in the last hour; slowest of the last 5 answers {slowest} ms (sales are reversed after {} ms)",
+            link.addr,
+            if link.tls { "TLS" } else { "plain TCP, for a dedicated line" },
+            link.dialect,
+            if link.signed_in.is_empty() { "none yet".to_string() } else { link.signed_in.join(", ") },
+            link.drops_last_hour,
+            link.timeout_ms
+        ),
+        format!(
+            "与收单机构（{}，{}，{} 报文格式）的连接自 {since_zh} 起正常；已签到：{}；最近一小时断开 {} 次；最近 5 个应答最慢 {slowest} 毫秒（超过 {} 毫秒的交易会被冲正）",
+            link.addr,
+            if link.tls { "TLS 加密" } else { "专线明文 TCP" },
+            link.dialect,
+            if link.signed_in.is_empty() { "还没有".to_string() } else { link.signed_in.join("、") },
+            link.drops_last_hour,
+            link.timeout_ms
+        ),
     );
     if link.drops_last_hour >= 3 || slowest * 2 > link.timeout_ms {
         check("network.acquirer", Status::Warn, evidence, NETWORK_FIX)

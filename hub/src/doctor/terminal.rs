@@ -6,7 +6,7 @@ use tallybox_core::protocol::DeviceHealth;
 use tallybox_core::protocol::PrinterProblem;
 use tallybox_platform::machine::Bluetooth;
 
-use super::{check, machine, ok, Check, Fix, Status};
+use super::{check, machine, ok, said, Check, Fix, Status};
 use crate::store::terminals::TerminalRow;
 use crate::store::wear::Wear;
 
@@ -51,6 +51,22 @@ fn printer_fix(problem: PrinterProblem) -> Fix {
     }
 }
 
+/// A UTC time the store keeps (`2026-12-05T08:29:08Z`), as the shop's clock reads it.
+pub(super) fn local(utc: &str) -> String {
+    let instant = chrono::DateTime::parse_from_rfc3339(utc)
+        .map(|t| t.to_utc())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(utc.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|t| t.and_utc())
+        });
+    match instant {
+        Ok(t) => tallybox_platform::clock::to_local(t)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => utc.to_string(),
+    }
+}
+
 /// A reader failing on many swipes since its checkout started.
 fn reader_failing(d: &DeviceHealth) -> bool {
     d.swipes >= MIN_SWIPES && d.swipe_errors * 100 / d.swipes.max(1) >= SWIPE_ERROR_PERCENT
@@ -65,12 +81,18 @@ pub(super) fn checks(
 ) -> Vec<Check> {
     let id = |what: &str| format!("terminal.{}.{what}", t.id);
     let mut out = vec![if t.online {
-        ok(id("online"), format!("{} is online", t.id))
+        ok(
+            id("online"),
+            said(format!("{} is online", t.id), format!("{} 在线", t.id)),
+        )
     } else {
         check(
             id("online"),
             Status::Fail,
-            format!("{} is offline, last heard from at {} UTC", t.id, t.last_seen),
+            said(
+                format!("{} is offline, last heard from at {}", t.id, local(&t.last_seen)),
+                format!("{} 已离线，最后一次收到它的消息是 {}", t.id, local(&t.last_seen)),
+            ),
             (
                 "Check the checkout's power adapter and cable and its network; hold its power button 10 s to restart it.",
                 "检查收银台的电源适配器、电源线和网络；长按电源键 10 秒重启。",
@@ -82,21 +104,33 @@ pub(super) fn checks(
             check(
                 id("restarts"),
                 Status::Fail,
-                format!("{} started {} times in the last hour", t.id, w.starts_last_hour),
+                said(
+                    format!("{} started {} times in the last hour", t.id, w.starts_last_hour),
+                    format!("{} 最近一小时启动了 {} 次", t.id, w.starts_last_hour),
+                ),
                 (
                     "A checkout that keeps restarting is short of power or crashing: use its own power adapter and a short cable; if it goes on, download the support bundle and send it to support.",
                     "收银台反复重启，多为供电不足或软件崩溃：请使用其原装电源适配器和短电源线；如仍反复重启，请下载支持包发给技术支持。",
                 ),
             )
         } else {
-            ok(id("restarts"), format!("{} running since {} UTC", t.id, w.started_at))
+            ok(
+                id("restarts"),
+                said(
+                    format!("{} running since {}", t.id, local(&w.started_at)),
+                    format!("{} 自 {} 起一直运行", t.id, local(&w.started_at)),
+                ),
+            )
         });
     }
     if !t.version.is_empty() && t.version != hub_version {
         out.push(check(
             id("version"),
             Status::Warn,
-            format!("{} runs version {}, the hub {hub_version}", t.id, t.version),
+            said(
+                format!("{} runs version {}, the hub {hub_version}", t.id, t.version),
+                format!("{} 运行的版本是 {}，主机是 {hub_version}", t.id, t.version),
+            ),
             (
                 "Update the checkout to the hub's version (Troubleshooting → updates), then restart it.",
                 "请将收银台更新到与主机相同的版本（故障排查 → 更新），然后重启。",
@@ -107,9 +141,15 @@ pub(super) fn checks(
         out.push(check(
             id("link"),
             Status::Warn,
-            format!(
-                "{lost} requests from {} in the last 15 minutes never reached the hub (those customers were told \"not charged\")",
-                t.id
+            said(
+                format!(
+                    "{lost} requests from {} in the last 15 minutes never reached the hub (those customers were told \"not charged\")",
+                    t.id
+                ),
+                format!(
+                    "最近 15 分钟 {} 有 {lost} 个请求没有到达主机（已告知这些顾客“未扣款”）",
+                    t.id
+                ),
             ),
             (
                 "The checkout's network drops: move it closer to the Wi-Fi router or use a cable; restart the router if several checkouts show this.",
@@ -121,12 +161,18 @@ pub(super) fn checks(
         return out;
     };
     out.push(if d.not_started.is_empty() {
-        ok(id("parts"), format!("all of {}'s parts started", t.id))
+        ok(
+            id("parts"),
+            said(format!("all of {}'s parts started", t.id), format!("{} 的部件全部启动", t.id)),
+        )
     } else {
         check(
             id("parts"),
             Status::Fail,
-            format!("{}'s parts that did not start: {}", t.id, d.not_started.join("; ")),
+            said(
+                format!("{}'s parts that did not start: {}", t.id, d.not_started.join("; ")),
+                format!("{} 没有启动的部件：{}", t.id, d.not_started.join("；")),
+            ),
             (
                 "Check the wiring of each part named (WIRING.md) and that I2C and the UART are switched on, then restart the checkout. On the checkout (or the hub, for its own) the hw-test command checks each part and says what to fix.",
                 "检查所列部件的接线（见 WIRING.md），确认已开启 I2C 和串口，然后重启收银台。在收银台（主机自带收银台则在主机）上运行 hw-test 命令，可逐一检查部件并给出处理方法。",
@@ -140,12 +186,21 @@ pub(super) fn checks(
             check(
                 id("printer"),
                 Status::Fail,
-                format!(
-                    "{}'s Bluetooth printer: {}{}; {} slips waiting",
-                    t.id,
-                    problem.short().0,
-                    if radio_off { ", and Bluetooth is switched off" } else { "" },
-                    d.slips_waiting
+                said(
+                    format!(
+                        "{}'s Bluetooth printer: {}{}; {} slips waiting",
+                        t.id,
+                        problem.short().0,
+                        if radio_off { ", and Bluetooth is switched off" } else { "" },
+                        d.slips_waiting
+                    ),
+                    format!(
+                        "{} 的蓝牙打印机：{}{}；{} 张签购单待打印",
+                        t.id,
+                        problem.short().1,
+                        if radio_off { "，且蓝牙已关闭" } else { "" },
+                        d.slips_waiting
+                    ),
                 ),
                 (
                     "Bluetooth printer: switch it on and keep it within 5 m of the checkout, away from metal and microwaves; if the checkout's Bluetooth is off, switch it on; if it still will not connect, pair it again with its PIN (often 0000 or 1234).",
@@ -156,32 +211,47 @@ pub(super) fn checks(
         Some(problem) => check(
             id("printer"),
             Status::Fail,
-            format!(
-                "{}'s printer: {}; {} slips waiting",
-                t.id,
-                problem.short().0,
-                d.slips_waiting
+            said(
+                format!(
+                    "{}'s printer: {}; {} slips waiting",
+                    t.id,
+                    problem.short().0,
+                    d.slips_waiting
+                ),
+                format!(
+                    "{} 的打印机：{}；{} 张签购单待打印",
+                    t.id,
+                    problem.short().1,
+                    d.slips_waiting
+                ),
             ),
             printer_fix(problem),
         ),
-        None => ok(id("printer"), format!("{}'s printer prints", t.id)),
+        None => ok(
+            id("printer"),
+            said(format!("{}'s printer prints", t.id), format!("{} 的打印机正常", t.id)),
+        ),
     });
     out.push(paper(t, d, wear));
     out.push(reader(t, d, all));
     if let Some(w) = wear {
-        let since = w
-            .cleaned_at
-            .as_deref()
-            .map_or("it was installed".to_string(), |at| format!("{at} UTC"));
-        let evidence = format!(
-            "{} swipes on {}'s reader since {since}",
-            w.swipes_since_clean, t.id
+        let (since, since_zh) = match w.cleaned_at.as_deref() {
+            Some(at) => (local(at), format!("{} 清洁以来", local(at))),
+            None => ("it was installed".to_string(), "安装以来".to_string()),
+        };
+        let n = w.swipes_since_clean;
+        let evidence = said(
+            format!("{n} swipes on {}'s reader since {since}", t.id),
+            format!("{} 的读卡器{since_zh}刷卡 {n} 次", t.id),
         );
         out.push(if w.swipes_since_clean >= CLEAN_AFTER_SWIPES {
             check(
                 id("reader_cleaning"),
                 Status::Warn,
-                format!("{evidence}: time to clean it (every {CLEAN_AFTER_SWIPES})"),
+                said(
+                    format!("{}: time to clean it (every {CLEAN_AFTER_SWIPES})", evidence.en),
+                    format!("{}：该清洁了（每 {CLEAN_AFTER_SWIPES} 次一次）", evidence.zh),
+                ),
                 (
                     "Run a reader cleaning card through the slot a few times, then press \"Reader cleaned\" here.",
                     "用读卡器清洁卡在卡槽中来回刷几次，然后在此点击“已清洁读卡器”。",
@@ -192,7 +262,7 @@ pub(super) fn checks(
         });
     }
     if let Some(m) = &d.machine {
-        out.extend(machine::checks(&format!("terminal.{}", t.id), &t.id, m));
+        out.extend(machine::checks(&format!("terminal.{}", t.id), (&t.id, &t.id), m));
     }
     out
 }
@@ -204,14 +274,17 @@ fn paper(t: &TerminalRow, d: &DeviceHealth, wear: Option<&Wear>) -> Check {
         "请备好新纸卷，出现彩色提示线时更换；换纸后在此点击“已换纸卷”。",
     );
     let used = wear.map_or(0, |w| w.paper_mm_since_roll);
-    let metres = format!("{}.{} m", used / 1000, used % 1000 / 100);
+    let metres = format!("{}.{}", used / 1000, used % 1000 / 100);
     if d.paper_low {
         return check(
             id,
             Status::Warn,
-            format!(
-                "{}'s printer says the roll is nearly out ({metres} printed since it was changed)",
-                t.id
+            said(
+                format!(
+                    "{}'s printer says the roll is nearly out ({metres} m printed since it was changed)",
+                    t.id
+                ),
+                format!("{} 的打印机报告纸卷快用完了（换纸后已打印 {metres} 米）", t.id),
             ),
             fix,
         );
@@ -220,20 +293,30 @@ fn paper(t: &TerminalRow, d: &DeviceHealth, wear: Option<&Wear>) -> Check {
         return check(
             id,
             Status::Warn,
-            format!(
-                "about {metres} printed on {}'s roll since it was changed; a roll holds about {} m",
-                t.id,
-                ROLL_MM / 1000
+            said(
+                format!(
+                    "about {metres} m printed on {}'s roll since it was changed; a roll holds about {} m",
+                    t.id,
+                    ROLL_MM / 1000
+                ),
+                format!(
+                    "{} 换纸后已打印约 {metres} 米；一卷纸约 {} 米",
+                    t.id,
+                    ROLL_MM / 1000
+                ),
             ),
             fix,
         );
     }
     ok(
         id,
-        format!(
-            "about {metres} of about {} m of {}'s roll used",
-            ROLL_MM / 1000,
-            t.id
+        said(
+            format!(
+                "about {metres} m of about {} m of {}'s roll used",
+                ROLL_MM / 1000,
+                t.id
+            ),
+            format!("{} 的纸卷约 {} 米，已用约 {metres} 米", t.id, ROLL_MM / 1000),
         ),
     )
 }
@@ -241,9 +324,15 @@ fn paper(t: &TerminalRow, d: &DeviceHealth, wear: Option<&Wear>) -> Check {
 fn reader(t: &TerminalRow, d: &DeviceHealth, all: &[TerminalRow]) -> Check {
     let id = format!("terminal.{}.reader", t.id);
     let rate = d.swipe_errors * 100 / d.swipes.max(1);
-    let evidence = format!(
-        "{}'s magnetic reader: {} of {} swipes unreadable ({rate}%)",
-        t.id, d.swipe_errors, d.swipes
+    let evidence = said(
+        format!(
+            "{}'s magnetic reader: {} of {} swipes unreadable ({rate}%)",
+            t.id, d.swipe_errors, d.swipes
+        ),
+        format!(
+            "{} 的磁条读卡器：{} 次刷卡中 {} 次读不出（{rate}%）",
+            t.id, d.swipes, d.swipe_errors
+        ),
     );
     if reader_failing(d) {
         let others = all
@@ -254,7 +343,10 @@ fn reader(t: &TerminalRow, d: &DeviceHealth, all: &[TerminalRow]) -> Check {
             return check(
                 id,
                 Status::Warn,
-                format!("{evidence}; {others} other checkouts' readers fail as often: not this reader alone"),
+                said(
+                    format!("{}; {others} other checkouts' readers fail as often: not this reader alone", evidence.en),
+                    format!("{}；另有 {others} 台收银台的读卡器同样频繁出错：不只是这台读卡器的问题", evidence.zh),
+                ),
                 (
                     "Readers fail all over the shop: look for a strong magnet, speaker, motor or induction cooker near the counters; ask customers whether their cards are worn.",
                     "全店读卡器同时出错：检查收银台附近是否有强磁铁、音箱、电机或电磁炉；询问顾客卡片是否磨损。",
@@ -265,7 +357,16 @@ fn reader(t: &TerminalRow, d: &DeviceHealth, all: &[TerminalRow]) -> Check {
             return check(
                 id,
                 Status::Warn,
-                format!("{evidence}, while taps work ({} of {} failed): magnetic interference or dirt", d.tap_errors, d.taps),
+                said(
+                    format!(
+                        "{}, while taps work ({} of {} failed): magnetic interference or dirt",
+                        evidence.en, d.tap_errors, d.taps
+                    ),
+                    format!(
+                        "{}，而挥卡正常（{} 次中失败 {} 次）：磁场干扰或脏污",
+                        evidence.zh, d.taps, d.tap_errors
+                    ),
+                ),
                 (
                     "Swipes fail while taps work: keep magnets, phones, speakers and motors away from the reader, then clean it with a cleaning card.",
                     "刷卡失败而挥卡正常：让磁铁、手机、音箱和电机远离读卡器，再用清洁卡清洁读卡器。",
@@ -286,7 +387,10 @@ fn reader(t: &TerminalRow, d: &DeviceHealth, all: &[TerminalRow]) -> Check {
         return check(
             id,
             Status::Warn,
-            format!("{}: a card stayed in the reader {} times", t.id, d.cards_stuck),
+            said(
+                format!("{}: a card stayed in the reader {} times", t.id, d.cards_stuck),
+                format!("{}：有 {} 次卡片留在了读卡器里", t.id, d.cards_stuck),
+            ),
             (
                 "Pull a stuck card out gently; check the slot for dirt or a bent card.",
                 "轻轻取出卡住的卡；检查卡槽是否有污物或弯曲的卡片。",

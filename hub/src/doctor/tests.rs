@@ -14,6 +14,7 @@ fn terminal(id: &str, online: bool, devices: Option<DeviceHealth>) -> TerminalRo
         last_seen: "2026-11-26T03:00:00".into(),
         devices,
         frozen: None,
+        frozen_zh: None,
         cashier: None,
     }
 }

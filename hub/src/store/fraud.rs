@@ -62,6 +62,8 @@ pub struct Hit {
     pub rule: &'static str,
     pub action: Action,
     pub detail: String,
+    #[serde(skip)]
+    pub detail_zh: String,
     /// What it is about when not the terminal: the card's keyed hash.
     #[serde(skip)]
     pub card: Option<String>,
@@ -86,6 +88,8 @@ fn bump_generation(tx: &rusqlite::Savepoint<'_>) -> Result<(), StoreError> {
 pub struct Frozen {
     pub scope: String,
     pub reason: String,
+    /// The reason in Chinese when the hub gave it (an owner's is as typed).
+    pub reason_zh: String,
     /// UTC time of the freeze.
     pub since: String,
 }
@@ -99,6 +103,8 @@ pub struct HitRow {
     /// `blocked` or `allowed`.
     pub action: String,
     pub detail: String,
+    #[serde(rename = "detail_zh-CN")]
+    pub detail_zh: String,
 }
 
 fn since(seconds: u64) -> String {
@@ -204,8 +210,8 @@ impl Store {
         let tx = self.conn.savepoint()?;
         exec(
             &tx,
-            "INSERT INTO fraud_hits (at, local_time, terminal_id, rule, action, detail, subject) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO fraud_hits (at, local_time, terminal_id, rule, action, detail, subject, detail_zh) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 utc,
                 local,
@@ -213,7 +219,8 @@ impl Store {
                 hit.rule,
                 action,
                 hit.detail,
-                subject
+                subject,
+                hit.detail_zh
             ],
         )?;
         let detail = serde_json::json!({"terminal": terminal.as_str(), "rule": hit.rule, "action": action, "detail": hit.detail});
@@ -226,14 +233,21 @@ impl Store {
         Ok(true)
     }
 
-    /// Stops `scope` (a terminal id, or `store`) from selling, with a reason.
+    /// Stops `scope` (a terminal id, or `store`) from selling, with a reason
+    /// as someone typed it.
     pub fn freeze(&mut self, scope: &str, reason: &str) -> Result<(), StoreError> {
+        self.freeze_said(scope, reason, reason)
+    }
+
+    /// [`Store::freeze`] with a reason the hub gives, in English and Chinese.
+    pub fn freeze_said(&mut self, scope: &str, reason: &str, reason_zh: &str) -> Result<(), StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
         exec(
             &tx,
-            "INSERT INTO freezes (scope, reason, at) VALUES (?1, ?2, ?3) ON CONFLICT (scope) DO UPDATE SET reason = ?2, at = ?3",
-            params![scope, reason, utc],
+            "INSERT INTO freezes (scope, reason, at, reason_zh) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (scope) DO UPDATE SET reason = ?2, at = ?3, reason_zh = ?4",
+            params![scope, reason, utc, reason_zh],
         )?;
         let detail = serde_json::json!({"scope": scope, "reason": reason});
         audit::append(&tx, &utc, "frozen", None, &detail.to_string())?;
@@ -276,11 +290,18 @@ impl Store {
     pub fn freezes(&self) -> Result<Vec<Frozen>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT scope, reason, at FROM freezes ORDER BY scope")?;
+            .prepare_cached("SELECT scope, reason, at, reason_zh FROM freezes ORDER BY scope")?;
         let rows = stmt.query_map([], |r| {
+            let reason: String = r.get(1)?;
+            let reason_zh: String = r.get(3)?;
             Ok(Frozen {
                 scope: r.get(0)?,
-                reason: r.get(1)?,
+                reason_zh: if reason_zh.is_empty() {
+                    reason.clone()
+                } else {
+                    reason_zh
+                },
+                reason,
                 since: r.get(2)?,
             })
         })?;
@@ -335,16 +356,23 @@ impl Store {
 
     pub fn fraud_hits(&self, from: &str, to: &str) -> Result<Vec<HitRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT local_time, terminal_id, rule, action, detail FROM fraud_hits \
+            "SELECT local_time, terminal_id, rule, action, detail, detail_zh FROM fraud_hits \
              WHERE local_time >= ?1 AND local_time <= ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map([from, to], |r| {
+            let detail: String = r.get(4)?;
+            let detail_zh: String = r.get(5)?;
             Ok(HitRow {
                 local_time: r.get(0)?,
                 terminal_id: r.get(1)?,
                 rule: r.get(2)?,
                 action: r.get(3)?,
-                detail: r.get(4)?,
+                detail_zh: if detail_zh.is_empty() {
+                    detail.clone()
+                } else {
+                    detail_zh
+                },
+                detail,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

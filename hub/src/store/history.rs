@@ -16,6 +16,18 @@ pub struct Entry {
     pub check: String,
     pub status: String,
     pub evidence: String,
+    /// The same in Chinese (empty in entries from before it was kept).
+    #[serde(rename = "evidence_zh-CN")]
+    pub evidence_zh: String,
+}
+
+/// A check's result as the history notes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noted {
+    pub id: String,
+    pub status: String,
+    pub evidence: String,
+    pub evidence_zh: String,
 }
 
 /// The daily summary's id in the history.
@@ -24,14 +36,14 @@ pub const SELF_CHECK: &str = "self_check";
 const KEPT: i64 = 5000;
 
 impl Store {
-    /// Notes each `(id, status, evidence)` whose status is not the one last
-    /// noted for it, and `summary` (status, evidence) when no self-check was
-    /// noted on the local day `today` yet. How many entries were written.
+    /// Notes each check whose status is not the one last noted for it, and
+    /// `summary` (status, evidence in English and Chinese) when no self-check
+    /// was noted on the local day `today` yet. How many entries were written.
     pub fn note_checks(
         &mut self,
-        checks: &[(String, String, String)],
+        checks: &[Noted],
         today: &str,
-        summary: (&str, &str),
+        summary: (&str, &str, &str),
     ) -> Result<usize, StoreError> {
         let at = now_utc();
         // IMMEDIATE: this runs on the page's own connection and reads before
@@ -42,7 +54,13 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut written = 0;
-        for (id, status, evidence) in checks {
+        for Noted {
+            id,
+            status,
+            evidence,
+            evidence_zh,
+        } in checks
+        {
             let last: Option<String> = tx
                 .prepare_cached(
                     "SELECT status FROM check_history WHERE check_id = ?1 ORDER BY id DESC LIMIT 1",
@@ -52,8 +70,8 @@ impl Store {
             if last.as_deref() != Some(status.as_str()) {
                 exec(
                     &tx,
-                    "INSERT INTO check_history (at, check_id, status, evidence) VALUES (?1, ?2, ?3, ?4)",
-                    params![at, id, status, evidence],
+                    "INSERT INTO check_history (at, check_id, status, evidence, evidence_zh) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![at, id, status, evidence, evidence_zh],
                 )?;
                 written += 1;
             }
@@ -68,8 +86,8 @@ impl Store {
         if noted_day.as_deref() != Some(today) {
             exec(
                 &tx,
-                "INSERT INTO check_history (at, check_id, status, evidence) VALUES (?1, ?2, ?3, ?4)",
-                params![at, SELF_CHECK, summary.0, summary.1],
+                "INSERT INTO check_history (at, check_id, status, evidence, evidence_zh) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![at, SELF_CHECK, summary.0, summary.1, summary.2],
             )?;
             exec(
                 &tx,
@@ -93,7 +111,7 @@ impl Store {
     /// The newest `limit` history entries, newest first.
     pub fn check_history(&self, limit: u32) -> Result<Vec<Entry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, check_id, status, evidence FROM check_history ORDER BY id DESC LIMIT ?1",
+            "SELECT at, check_id, status, evidence, evidence_zh FROM check_history ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit], |r| {
             Ok(Entry {
@@ -101,6 +119,7 @@ impl Store {
                 check: r.get(1)?,
                 status: r.get(2)?,
                 evidence: r.get(3)?,
+                evidence_zh: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -111,8 +130,13 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn c(id: &str, status: &str, evidence: &str) -> (String, String, String) {
-        (id.into(), status.into(), evidence.into())
+    fn c(id: &str, status: &str, evidence: &str) -> Noted {
+        Noted {
+            id: id.into(),
+            status: status.into(),
+            evidence: evidence.into(),
+            evidence_zh: format!("{evidence}（中文）"),
+        }
     }
 
     #[test]
@@ -124,23 +148,37 @@ mod tests {
             c("terminal.T1.online", "ok", "T1 is online"),
             c("store.disk", "ok", "9 GiB free"),
         ];
-        assert_eq!(store.note_checks(&first, day1, ("ok", "2 ok")).unwrap(), 3);
+        assert_eq!(
+            store
+                .note_checks(&first, day1, ("ok", "2 ok", "2 项正常"))
+                .unwrap(),
+            3
+        );
         // Same statuses (other numbers): nothing new.
         let same = [
             c("terminal.T1.online", "ok", "T1 is online"),
             c("store.disk", "ok", "8 GiB free"),
         ];
-        assert_eq!(store.note_checks(&same, day1, ("ok", "2 ok")).unwrap(), 0);
+        assert_eq!(
+            store
+                .note_checks(&same, day1, ("ok", "2 ok", "2 项正常"))
+                .unwrap(),
+            0
+        );
         let down = [
             c("terminal.T1.online", "fail", "T1 is offline"),
             c("store.disk", "ok", "8 GiB free"),
         ];
         assert_eq!(
-            store.note_checks(&down, day1, ("fail", "1 ok, 1 fail")).unwrap(),
+            store
+                .note_checks(&down, day1, ("fail", "1 ok, 1 fail", "1 项正常，1 项故障"))
+                .unwrap(),
             1
         );
         assert_eq!(
-            store.note_checks(&first, "2026-11-27", ("ok", "2 ok")).unwrap(),
+            store
+                .note_checks(&first, "2026-11-27", ("ok", "2 ok", "2 项正常"))
+                .unwrap(),
             2
         );
         let history = store.check_history(10).unwrap();

@@ -260,6 +260,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (batch_no, terminal_id)
     );
     "#,
+    // 19: what the hub itself says in the checks' history, fraud hits and
+    // freezes, in Chinese too (empty in rows written before).
+    r#"
+    ALTER TABLE check_history ADD COLUMN evidence_zh TEXT NOT NULL DEFAULT '';
+    ALTER TABLE fraud_hits ADD COLUMN detail_zh TEXT NOT NULL DEFAULT '';
+    ALTER TABLE freezes ADD COLUMN reason_zh TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

@@ -19,6 +19,9 @@ pub struct TerminalRow {
     pub devices: Option<DeviceHealth>,
     /// Why it may not sell, when frozen (itself, or the whole store).
     pub frozen: Option<String>,
+    /// The same in Chinese (as typed, when someone typed it).
+    #[serde(rename = "frozen_zh-CN")]
+    pub frozen_zh: Option<String>,
     /// The number of the cashier signed on there.
     pub cashier: Option<String>,
 }
@@ -27,7 +30,9 @@ impl Store {
     pub fn terminals(&self) -> Result<Vec<TerminalRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT t.id, t.name, t.online, t.version, t.last_seen, t.devices, \
-                    coalesce(f.reason, s.reason), t.cashier \
+                    coalesce(f.reason, s.reason), t.cashier, \
+                    CASE WHEN f.scope IS NOT NULL THEN coalesce(nullif(f.reason_zh, ''), f.reason) \
+                         ELSE coalesce(nullif(s.reason_zh, ''), s.reason) END \
              FROM terminals t \
              LEFT JOIN freezes f ON f.scope = t.id \
              LEFT JOIN freezes s ON s.scope = 'store' \
@@ -44,6 +49,7 @@ impl Store {
                 devices: devices.and_then(|j| serde_json::from_str(&j).ok()),
                 frozen: r.get(6)?,
                 cashier: r.get(7)?,
+                frozen_zh: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -15,7 +15,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
-use super::error::{bad_request, internal, reject};
+use super::error::{bad_request, internal, reject, ApiError, Code};
 use super::{read, write, WebState};
 use crate::acquirer::iso8583::keys::{self, check_terminal};
 use crate::store::accounts::Role;
@@ -26,7 +26,7 @@ const SIGN_IN_WAIT: Duration = Duration::from_secs(15);
 fn no_link() -> Rejection {
     reject(
         StatusCode::CONFLICT,
-        "no_acquirer_link",
+        Code::NoAcquirerLink,
         "the hub runs the built-in simulated acquirer: it has no master keys",
     )
 }
@@ -64,12 +64,19 @@ async fn enter(
     state: WebState,
 ) -> Result<impl Reply, Rejection> {
     let link = state.acquirer_keys.clone().ok_or_else(no_link)?;
-    check_terminal(&terminal).map_err(|e| bad_request(format!("terminal: {e}")))?;
+    check_terminal(&terminal)
+        .map_err(|e| bad_request(Code::BadAcquirerTerminal, format!("terminal: {e}")))?;
     let key = keys::combine([
         (body.component_1.expose(), &body.check_value_1),
         (body.component_2.expose(), &body.check_value_2),
     ])
-    .map_err(|e| reject(StatusCode::BAD_REQUEST, "bad_key", e))?;
+    .map_err(|e| {
+        let code = match e.mistyped_check {
+            true => Code::KeyCheckMistyped,
+            false => Code::BadKeyComponent,
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string()).with("component", e.component)
+    })?;
     let check = key.check_value();
     let signed_in = tokio::time::timeout(SIGN_IN_WAIT, link.enter_master_key(&terminal, key));
     // The key is written (or refused) at once; the sign-in may take longer.
@@ -78,7 +85,7 @@ async fn enter(
             tracing::error!(terminal, error = %not_kept, "master key entered on the page not kept");
             return Err(reject(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "key_not_kept",
+                Code::KeyNotKept,
                 not_kept,
             ));
         }

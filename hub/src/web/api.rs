@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{bad_request, internal, not_found, reject};
+use super::error::{
+    bad_filter, bad_request, bad_terminal, internal, no_transaction, not_found, terminal_offline, Code,
+};
 use super::{read, WebState};
 use crate::shop::current;
 use crate::store::accounts::Role;
@@ -33,7 +35,7 @@ async fn list(_: Session, mut filter: TxnFilter, state: WebState) -> Result<impl
     filter.currency = state.currency;
     let page = read(&state, move |s| {
         s.list(&filter).map_err(|e| match e {
-            ListError::Filter(f) => reject(StatusCode::BAD_REQUEST, "bad_filter", f.to_string()),
+            ListError::Filter(f) => bad_filter(&f),
             ListError::Store(e) => internal(e),
         })
     })
@@ -52,7 +54,7 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     })
     .await?;
     let Some((txn, undoings)) = found else {
-        return Err(not_found(format!("no transaction {id}")));
+        return Err(no_transaction(id));
     };
     let (voided, refunded) = crate::store::undone_of(&undoings);
     let mut v = view(&txn);
@@ -84,7 +86,7 @@ struct ReprintBody {
 /// owner picks; the terminal must be online (an offline one would never
 /// hear it).
 async fn reprint(id: i64, _: Session, body: ReprintBody, state: WebState) -> Result<impl Reply, Rejection> {
-    let terminal = TerminalId::parse(&body.terminal).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let terminal = TerminalId::parse(&body.terminal).map_err(bad_terminal)?;
     let t2 = terminal.clone();
     let (txn, online) = read(&state, move |s| {
         let txn = s.get(id).map_err(internal)?;
@@ -96,16 +98,15 @@ async fn reprint(id: i64, _: Session, body: ReprintBody, state: WebState) -> Res
         Ok((txn, online))
     })
     .await?;
-    let txn = txn.ok_or_else(|| not_found(format!("no transaction {id}")))?;
+    let txn = txn.ok_or_else(|| no_transaction(id))?;
     if txn.status != TxnStatus::Approved {
-        return Err(bad_request("only an approved transaction has a slip to print"));
+        return Err(bad_request(
+            Code::NoSlipToPrint,
+            "only an approved transaction has a slip to print",
+        ));
     }
     if !online {
-        return Err(reject(
-            StatusCode::CONFLICT,
-            "terminal_offline",
-            format!("{terminal} is offline; pick a checkout that is on"),
-        ));
+        return Err(terminal_offline(&terminal, "pick a checkout that is on"));
     }
     let receipt = txn.receipt(&current(&state.shop));
     state
@@ -131,7 +132,7 @@ async fn by_token(token: String, state: &WebState) -> Result<Txn, Rejection> {
     } else {
         None
     };
-    txn.ok_or_else(|| not_found("no such receipt"))
+    txn.ok_or_else(|| not_found(Code::NotFound, "no such receipt"))
 }
 
 async fn e_receipt(token: String, state: WebState) -> Result<warp::reply::Response, Rejection> {

@@ -19,7 +19,7 @@ use warp::http::header::SET_COOKIE;
 use warp::http::{Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
-use super::error::{bad_request, internal, reject, ApiError};
+use super::error::{bad_request, internal, reject, ApiError, Code};
 use super::WebState;
 use crate::store::accounts::{Role, OWNER};
 
@@ -43,7 +43,10 @@ pub fn lock_for(failures: u32) -> Option<Duration> {
 pub fn check_new_password(password: &str) -> Result<(), Rejection> {
     let n = password.chars().count();
     if !(8..=128).contains(&n) {
-        return Err(bad_request("a password has 8 to 128 characters"));
+        return Err(bad_request(
+            Code::BadPasswordLength,
+            "a password has 8 to 128 characters",
+        ));
     }
     Ok(())
 }
@@ -281,14 +284,14 @@ pub fn session(state: WebState, need: Role) -> impl Filter<Extract = (Session,),
                 if !reading && !csrf.is_some_and(|c| same(&c, &session.csrf)) {
                     return Err(reject(
                         StatusCode::FORBIDDEN,
-                        "csrf",
+                        Code::Csrf,
                         "the page's security token is missing or old; reload the page",
                     ));
                 }
                 if need == Role::Owner && session.role != Role::Owner {
                     return Err(reject(
                         StatusCode::FORBIDDEN,
-                        "forbidden",
+                        Code::Forbidden,
                         "only the owner can do this",
                     ));
                 }
@@ -302,10 +305,10 @@ async fn unauthorized(state: &WebState) -> Rejection {
     match has_owner {
         Ok(false) => reject(
             StatusCode::UNAUTHORIZED,
-            "setup_required",
+            Code::SetupRequired,
             "no owner password yet: enter the setup code shown on the hub's screen and in its log",
         ),
-        Ok(true) => reject(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"),
+        Ok(true) => reject(StatusCode::UNAUTHORIZED, Code::Unauthorized, "sign in first"),
         Err(e) => e,
     }
 }
@@ -342,14 +345,16 @@ async fn begin_attempt(state: &WebState, account: &str, ip: &str) -> Result<i64,
     })
     .await?;
     taken.map_err(|wait| {
-        warp::reject::custom(ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "locked",
-            message: format!(
+        let mut locked = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::Locked,
+            format!(
                 "too many wrong passwords from this address: signing in is locked for {wait} s more; the owner sees every attempt under Settings"
             ),
-            retry_after: Some(wait),
-        })
+        )
+        .with("seconds", wait);
+        locked.retry_after = Some(wait);
+        warp::reject::custom(locked)
     })
 }
 
@@ -397,7 +402,7 @@ async fn login(
 ) -> Result<warp::reply::Response, Rejection> {
     let name = body.name.unwrap_or_else(|| OWNER.to_string());
     if name.is_empty() || name.chars().count() > 32 {
-        return Err(bad_request("name: 1 to 32 characters"));
+        return Err(bad_request(Code::BadAccountName, "name: 1 to 32 characters"));
     }
     let ip = ip_text(addr);
     let attempt = begin_attempt(&state, &name, &ip).await?;
@@ -421,7 +426,7 @@ async fn login(
         tracing::warn!(account = %name, %ip, "wrong password on the web page");
         return Err(reject(
             StatusCode::UNAUTHORIZED,
-            "wrong_password",
+            Code::WrongPassword,
             "wrong name or password",
         ));
     };
@@ -439,7 +444,7 @@ async fn setup(
     if super::read(&state, |s| s.has_owner().map_err(internal)).await? {
         return Err(reject(
             StatusCode::CONFLICT,
-            "already_set_up",
+            Code::AlreadySetUp,
             "the owner password is already set; sign in",
         ));
     }
@@ -449,7 +454,7 @@ async fn setup(
     if !state.auth.take_setup_code(&body.code) {
         return Err(reject(
             StatusCode::FORBIDDEN,
-            "wrong_setup_code",
+            Code::SetupCodeWrong,
             "that is not the setup code; it is shown on the hub's screen and in its log",
         ));
     }

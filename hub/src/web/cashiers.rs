@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
-use super::error::{bad_request, internal, not_found};
+use super::error::{bad_request, internal, ApiError, Code};
 use super::{read, write, WebState};
 use crate::shop::current;
 use crate::store::accounts::Role;
@@ -18,8 +18,14 @@ fn number(text: &str) -> Result<String, Rejection> {
     if (1..=4).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
         Ok(text.to_string())
     } else {
-        Err(bad_request("cashier: 1 to 4 digits"))
+        Err(bad_request(Code::BadCashierNo, "cashier: 1 to 4 digits"))
     }
+}
+
+fn no_cashier(no: &str) -> Rejection {
+    ApiError::new(StatusCode::NOT_FOUND, Code::NoCashier, format!("no cashier {no}"))
+        .with("no", no)
+        .into()
 }
 
 async fn list(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
@@ -42,13 +48,13 @@ async fn set(no: String, who: Session, body: SetCashier, state: WebState) -> Res
     let no = number(&no)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 24 {
-        return Err(bad_request("name: 1 to 24 characters"));
+        return Err(bad_request(Code::BadCashierName, "name: 1 to 24 characters"));
     }
     let hash = match body.pin {
         None => None,
         Some(pin) => {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad_request("pin: 4 to 8 digits"));
+                return Err(bad_request(Code::BadCashierPin, "pin: 4 to 8 digits"));
             }
             let hash = tokio::task::spawn_blocking(move || crate::passwords::hash(&pin))
                 .await
@@ -63,7 +69,10 @@ async fn set(no: String, who: Session, body: SetCashier, state: WebState) -> Res
     })
     .await?;
     if !written {
-        return Err(bad_request("pin: a new cashier needs a PIN"));
+        return Err(bad_request(
+            Code::CashierNeedsPin,
+            "pin: a new cashier needs a PIN",
+        ));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -72,7 +81,7 @@ async fn remove(no: String, who: Session, state: WebState) -> Result<impl Reply,
     let no = number(&no)?;
     let (n, by) = (no.clone(), who.account.clone());
     if !write(&state, move |s| s.remove_cashier(&n, &by).map_err(internal)).await? {
-        return Err(not_found(format!("no cashier {no}")));
+        return Err(no_cashier(&no));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -81,7 +90,7 @@ async fn unlock(no: String, who: Session, state: WebState) -> Result<impl Reply,
     let no = number(&no)?;
     let (n, by) = (no.clone(), who.account.clone());
     if !write(&state, move |s| s.unlock_cashier(&n, &by).map_err(internal)).await? {
-        return Err(not_found(format!("no cashier {no}")));
+        return Err(no_cashier(&no));
     }
     tracing::info!(cashier = %no, account = %who.account, "cashier unlocked on the web page");
     Ok(StatusCode::NO_CONTENT)

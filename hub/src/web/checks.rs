@@ -14,11 +14,12 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{bad_request, internal, not_found, reject};
+use super::error::{bad_terminal, internal, no_checkout, terminal_offline, ApiError, Code};
 use super::{read, write, WebState};
 use crate::doctor::{self, Check};
 use crate::shop::current;
 use crate::store::accounts::Role;
+use crate::store::history::Noted;
 use crate::store::wear::Service;
 
 /// How often the hub looks by itself.
@@ -81,19 +82,26 @@ pub async fn run_checks(state: &WebState) -> Result<Vec<Check>, Rejection> {
             pairing,
             ..facts
         });
-        let noted: Vec<(String, String, String)> = checks
+        let noted: Vec<Noted> = checks
             .iter()
-            .map(|c| (c.id.clone(), c.status.as_str().to_string(), c.evidence.clone()))
+            .map(|c| Noted {
+                id: c.id.clone(),
+                status: c.status.as_str().to_string(),
+                evidence: c.evidence.clone(),
+                evidence_zh: c.evidence_zh.clone(),
+            })
             .collect();
         let count = |status| checks.iter().filter(|c| c.status == status).count();
-        let summary = format!(
-            "daily self-check: {} ok, {} warnings, {} failures",
+        let (ok, warn, fail) = (
             count(doctor::Status::Ok),
             count(doctor::Status::Warn),
-            count(doctor::Status::Fail)
+            count(doctor::Status::Fail),
         );
+        let summary = format!("daily self-check: {ok} ok, {warn} warnings, {fail} failures");
+        let summary_zh = format!("每日自检：{ok} 项正常，{warn} 项警告，{fail} 项故障");
         let today = tallybox_platform::clock::now().format("%Y-%m-%d").to_string();
-        s.note_checks(&noted, &today, (doctor::worst(&checks).as_str(), &summary))
+        let worst = doctor::worst(&checks);
+        s.note_checks(&noted, &today, (worst.as_str(), &summary, &summary_zh))
             .map_err(internal)?;
         Ok(checks)
     };
@@ -131,14 +139,14 @@ async fn history(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
 
 /// A checkout the hub has heard from, and whether it is online.
 async fn known(state: &WebState, id: &str) -> Result<(TerminalId, bool), Rejection> {
-    let terminal = TerminalId::parse(id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let terminal = TerminalId::parse(id).map_err(bad_terminal)?;
     let wanted = terminal.as_str().to_string();
     let online = read(state, move |s| {
         let rows = s.terminals().map_err(internal)?;
         Ok(rows.into_iter().find(|t| t.id == wanted).map(|t| t.online))
     })
     .await?
-    .ok_or_else(|| not_found(format!("no checkout {terminal}")))?;
+    .ok_or_else(|| no_checkout(&terminal))?;
     Ok((terminal, online))
 }
 
@@ -149,11 +157,7 @@ async fn send(
     message: Response,
 ) -> Result<(), Rejection> {
     if !online {
-        return Err(reject(
-            StatusCode::CONFLICT,
-            "offline",
-            format!("{terminal} is offline: check its power and network first"),
-        ));
+        return Err(terminal_offline(&terminal, "check its power and network first"));
     }
     state
         .push
@@ -172,11 +176,13 @@ async fn test_slip(id: String, who: Session, state: WebState) -> Result<impl Rep
 async fn restart(id: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let (terminal, online) = known(&state, &id).await?;
     if state.own_checkouts.contains(&terminal) {
-        return Err(reject(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "runs_in_hub",
+            Code::RunsInHub,
             format!("{terminal} runs inside the hub: restart the hub instead (unplug it for 10 s)"),
-        ));
+        )
+        .with("terminal", &terminal)
+        .into());
     }
     tracing::warn!(account = %who.account, terminal = %terminal, "checkout restart asked for");
     send(&state, terminal, online, Response::Restart).await?;
@@ -189,11 +195,11 @@ async fn serviced(
     who: Session,
     state: WebState,
 ) -> Result<impl Reply, Rejection> {
-    let terminal = TerminalId::parse(&id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let terminal = TerminalId::parse(&id).map_err(bad_terminal)?;
     let by = who.account.clone();
     let t = terminal.clone();
     if !write(&state, move |s| s.serviced(&t, service, &by).map_err(internal)).await? {
-        return Err(not_found(format!("no checkout {terminal}")));
+        return Err(no_checkout(&terminal));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -203,9 +209,9 @@ async fn serviced(
 async fn accept_history_loss(who: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let by = who.account.clone();
     if !write(&state, move |s| s.accept_history_loss(&by).map_err(internal)).await? {
-        return Err(reject(
+        return Err(super::error::reject(
             StatusCode::CONFLICT,
-            "nothing_lost",
+            Code::NothingLost,
             "the database holds all the history its witness has seen: nothing to accept",
         ));
     }

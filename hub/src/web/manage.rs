@@ -12,11 +12,14 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{check_new_password, hash_password, json_body, session, Session};
-use super::error::{bad_request, internal, not_found, reject};
+use super::error::{bad_filter, bad_request, bad_terminal, internal, no_checkout, reject, ApiError, Code};
 use super::{read, write, WebState};
 use crate::evidence;
 use crate::shop::{current, Shop};
+use crate::shop::{ShopError, MAX_SLIP_LINES};
 use crate::store::accounts::{Role, OWNER};
+use crate::store::query::ListError;
+use tallybox_core::slip::WIDTH;
 
 /// The scope a freeze names: a terminal id, or `store` for every checkout.
 fn scope(text: &str) -> Result<String, Rejection> {
@@ -25,7 +28,22 @@ fn scope(text: &str) -> Result<String, Rejection> {
     }
     TerminalId::parse(text)
         .map(|t| t.as_str().to_string())
-        .map_err(|m| bad_request(format!("terminal: {m}")))
+        .map_err(bad_terminal)
+}
+
+/// A shop setting refused, with the numbers its rule allows.
+fn shop_refused(e: ShopError) -> Rejection {
+    let (code, field, max) = match e {
+        ShopError::Name => (Code::BadStoreName, "", WIDTH),
+        ShopError::Address => (Code::BadAddress, "", WIDTH),
+        ShopError::SlipLines(f) => (Code::TooManySlipLines, f, MAX_SLIP_LINES),
+        ShopError::SlipWidth(f) => (Code::SlipLineTooWide, f, WIDTH),
+        ShopError::Pin | ShopError::PinNotHashed => (Code::BadSupervisorPin, "", 8),
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+        .with("field", field)
+        .with("max", max)
+        .into()
 }
 
 async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
@@ -33,7 +51,8 @@ async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection>
         Ok((s.terminals().map_err(internal)?, s.freezes().map_err(internal)?))
     })
     .await?;
-    let store_frozen = freezes.into_iter().find(|f| f.scope == "store").map(|f| f.reason);
+    let store = freezes.into_iter().find(|f| f.scope == "store");
+    let (store_frozen, store_frozen_zh) = store.map(|f| (f.reason, f.reason_zh)).unzip();
     let rows: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|row| {
@@ -46,6 +65,7 @@ async fn terminals(_: Session, state: WebState) -> Result<impl Reply, Rejection>
     Ok(warp::reply::json(&json!({
         "terminals": rows,
         "store_frozen": store_frozen,
+        "store_frozen_zh-CN": store_frozen_zh,
         "pairing_required": current(&state.shop).pairing_required,
     })))
 }
@@ -112,7 +132,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
             None => now.supervisor_pin_hash.clone(),
             Some(p) if p.expose().is_empty() => None,
             Some(p) => {
-                crate::shop::check_supervisor_pin(p.expose()).map_err(bad_request)?;
+                crate::shop::check_supervisor_pin(p.expose()).map_err(shop_refused)?;
                 let hash = tokio::task::spawn_blocking(move || crate::passwords::hash(p.expose()))
                     .await
                     .map_err(internal)?
@@ -131,13 +151,15 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         .clone()
         .filter(|z| Some(z) != now.time_zone.as_ref());
     if let Some(zone) = &new_zone {
-        tallybox_platform::clock::load(zone).map_err(|e| bad_request(format!("time_zone: {e}")))?;
+        tallybox_platform::clock::load(zone)
+            .map_err(|e| bad_request(Code::BadTimeZone, format!("time_zone: {e}")))?;
     }
-    edit.check().map_err(bad_request)?;
+    edit.check().map_err(shop_refused)?;
     if edit.cashier_sign_on && !now.cashier_sign_on {
         let none = read(&state, |s| s.cashiers().map_err(internal)).await?.is_empty();
         if none {
             return Err(bad_request(
+                Code::CashierSignOnNeedsCashier,
                 "cashier_sign_on: add a cashier first, or no checkout could sell",
             ));
         }
@@ -147,7 +169,7 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;
     tracing::info!(account = %who.account, "shop settings changed on the web page");
     if let Some(zone) = new_zone {
-        tallybox_platform::clock::set_zone(&zone).map_err(bad_request)?;
+        tallybox_platform::clock::set_zone(&zone).map_err(|e| bad_request(Code::BadTimeZone, e))?;
         tracing::info!(time_zone = %zone, "local time is now the owner's time zone");
         // Every checkout's clock follows; one offline learns it at its next sign-in.
         let terminals = read(&state, |s| s.terminals().map_err(internal)).await?;
@@ -172,17 +194,23 @@ struct Rename {
 }
 
 async fn rename(id: String, _: Session, body: Rename, state: WebState) -> Result<impl Reply, Rejection> {
-    let terminal = TerminalId::parse(&id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let terminal = TerminalId::parse(&id).map_err(bad_terminal)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 24 {
-        return Err(bad_request("name: 1 to 24 characters"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::BadTerminalName,
+            "name: 1 to 24 characters",
+        )
+        .with("max", 24)
+        .into());
     }
     let found = write(&state, move |s| {
         s.rename_terminal(&terminal, &name).map_err(internal)
     })
     .await?;
     if !found {
-        return Err(not_found(format!("the hub has never heard from terminal {id}")));
+        return Err(no_checkout(&id));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -202,7 +230,13 @@ async fn freeze(who: Session, body: FreezeBody, state: WebState) -> Result<impl 
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| format!("frozen by {} on the web page", who.account));
     if reason.chars().count() > 120 {
-        return Err(bad_request("reason: at most 120 characters"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::BadFreezeReason,
+            "reason: at most 120 characters",
+        )
+        .with("max", 120)
+        .into());
     }
     tracing::warn!(%scope, %reason, account = %who.account, "frozen from the web page");
     let s2 = scope.clone();
@@ -218,14 +252,20 @@ async fn unfreeze(target: String, who: Session, state: WebState) -> Result<impl 
     if who.role != Role::Owner && !current(&state.shop).managers_unfreeze {
         return Err(reject(
             StatusCode::FORBIDDEN,
-            "owner_only",
+            Code::OwnerOnly,
             "only the owner lifts a freeze; the owner can let managers do it under Settings",
         ));
     }
     let s2 = scope.clone();
     let was = write(&state, move |s| s.unfreeze(&s2).map_err(internal)).await?;
     if !was {
-        return Err(not_found(format!("{scope} is not frozen")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Code::NotFrozen,
+            format!("{scope} is not frozen"),
+        )
+        .with("scope", &scope)
+        .into());
     }
     tracing::warn!(%scope, account = %who.account, "unfrozen from the web page");
     Ok(warp::reply::json(&json!({ "scope": scope, "frozen": false })))
@@ -243,7 +283,8 @@ async fn evidence(_: Session, q: EvidenceQuery, state: WebState) -> Result<warp:
     let shop = current(&state.shop);
     let pack = read(&state, move |s| {
         evidence::pack(s, &shop, &q.from, &q.to).map_err(|e| match e {
-            evidence::EvidenceError::List(l) => bad_request(l.to_string()),
+            evidence::EvidenceError::List(ListError::Filter(f)) => bad_filter(&f),
+            evidence::EvidenceError::List(ListError::Store(e)) => internal(e),
             other => internal(other),
         })
     })
@@ -330,6 +371,7 @@ async fn set_manager(
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid || name == OWNER {
         return Err(bad_request(
+            Code::BadManagerName,
             "name: 1 to 32 letters, digits, - or _ (and not \"owner\")",
         ));
     }
@@ -351,7 +393,13 @@ async fn remove_manager(name: String, _: Session, state: WebState) -> Result<imp
     let n2 = name.clone();
     let removed = write(&state, move |s| s.delete_account(&n2).map_err(internal)).await?;
     if !removed {
-        return Err(not_found(format!("no manager named {name}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Code::NoManager,
+            format!("no manager named {name}"),
+        )
+        .with("name", &name)
+        .into());
     }
     state.auth.close_all_of(&name);
     Ok(StatusCode::NO_CONTENT)
@@ -375,13 +423,13 @@ async fn change_password(
     let name = who.account.clone();
     let account = read(&state, move |s| s.account(&name).map_err(internal))
         .await?
-        .ok_or_else(|| reject(StatusCode::UNAUTHORIZED, "unauthorized", "sign in again"))?;
+        .ok_or_else(|| reject(StatusCode::UNAUTHORIZED, Code::Unauthorized, "sign in again"))?;
     let (current, new) = (body.current, body.new);
     let hash = tokio::task::spawn_blocking(move || {
         if !super::auth::verify_password(&current, &account.password_hash) {
             return Err(reject(
                 StatusCode::FORBIDDEN,
-                "wrong_password",
+                Code::WrongCurrentPassword,
                 "the current password is not right",
             ));
         }

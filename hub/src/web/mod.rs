@@ -113,11 +113,12 @@ pub(crate) fn query<T: serde::de::DeserializeOwned + Send + 'static>(
         .unify()
         .and_then(|raw: String| async move {
             serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
-                error::reject(
+                let refused = error::ApiError::new(
                     warp::http::StatusCode::BAD_REQUEST,
-                    "bad_filter",
+                    error::Code::BadFilter,
                     format!("bad query: {e}"),
-                )
+                );
+                warp::reject::custom(refused.with("field", "query"))
             })
         })
 }

@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{bad_request, internal, not_found};
+use super::error::{bad_request, bad_terminal, internal, not_found, Code};
 use super::WebState;
 use crate::store::accounts::Role;
 
@@ -40,10 +40,12 @@ async fn open(
 ) -> Result<impl Reply, Rejection> {
     let body: OpenBody = match body.is_empty() {
         true => OpenBody::default(),
-        false => serde_json::from_slice(&body).map_err(|e| bad_request(format!("body: {e}")))?,
+        false => {
+            serde_json::from_slice(&body).map_err(|e| bad_request(Code::BadBody, format!("body: {e}")))?
+        }
     };
     let terminal = match body.terminal.filter(|t| !t.is_empty()) {
-        Some(t) => Some(TerminalId::parse(&t).map_err(|m| bad_request(format!("terminal: {m}")))?),
+        Some(t) => Some(TerminalId::parse(&t).map_err(bad_terminal)?),
         None => None,
     };
     state.keys.start_pairing(terminal.as_ref());
@@ -56,7 +58,7 @@ async fn open(
 
 async fn cancel(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     if !state.keys.cancel_pairing() {
-        return Err(not_found("no pairing is open"));
+        return Err(not_found(Code::NoPairing, "no pairing is open"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -66,14 +68,14 @@ async fn qr(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let pairing = state
         .keys
         .pairing()
-        .ok_or_else(|| not_found("no pairing is open"))?;
+        .ok_or_else(|| not_found(Code::NoPairing, "no pairing is open"))?;
     let svg = super::api::qr_svg(&format!("tallybox-pair:{}", pairing.code))
         .ok_or_else(|| internal("the code does not fit a QR code"))?;
     Ok(warp::reply::with_header(svg, "content-type", "image/svg+xml"))
 }
 
 async fn revoke(id: String, who: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let terminal = TerminalId::parse(&id).map_err(|m| bad_request(format!("terminal: {m}")))?;
+    let terminal = TerminalId::parse(&id).map_err(bad_terminal)?;
     let keys = state.keys.clone();
     let by = who.account.clone();
     tokio::task::spawn_blocking(move || keys.revoke(&terminal, &by))

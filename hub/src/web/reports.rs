@@ -14,7 +14,7 @@ use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{bad_request, internal};
+use super::error::{bad_filter, bad_request, internal, Code};
 use super::{read, WebState};
 use crate::evidence::transactions_csv;
 use crate::store::accounts::Role;
@@ -34,7 +34,8 @@ struct ReportQuery {
 fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
     match text {
         None => Ok(tallybox_platform::clock::now().date_naive()),
-        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_request("date: use YYYY-MM-DD")),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map_err(|_| bad_request(Code::BadDate, "date: use YYYY-MM-DD")),
     }
 }
 
@@ -49,7 +50,9 @@ fn utc_of(day: NaiveDate) -> String {
 async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Reply, Rejection> {
     let period = match q.period.as_deref() {
         None => Period::Day,
-        Some(p) => Period::parse(p).ok_or_else(|| bad_request("period: use day, week or month"))?,
+        Some(p) => {
+            Period::parse(p).ok_or_else(|| bad_request(Code::BadPeriod, "period: use day, week or month"))?
+        }
     };
     let (from, to) = period.range(date(q.date.as_deref())?);
     let (report, settlements) = read(&state, move |s| {
@@ -107,7 +110,7 @@ async fn export(
     ));
     let rows = read(&state, move |s| {
         s.all(filter, MAX_EXPORT).map_err(|e| match e {
-            ListError::Filter(f) => bad_request(f.to_string()),
+            ListError::Filter(f) => bad_filter(&f),
             ListError::Store(e) => internal(e),
         })
     })

@@ -15,7 +15,7 @@ use warp::http::StatusCode;
 use warp::{Buf, Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{internal, not_found, reject};
+use super::error::{internal, not_found, reject, ApiError, Code};
 use super::{read, WebState};
 use crate::store::accounts::Role;
 
@@ -40,7 +40,7 @@ async fn receive(
     let broke = |e: warp::Error| {
         reject(
             StatusCode::BAD_REQUEST,
-            "upload_failed",
+            Code::UploadFailed,
             format!("the upload broke off: {e}"),
         )
     };
@@ -50,7 +50,7 @@ async fn receive(
             out.write_all(bytes).await.map_err(|e| {
                 reject(
                     StatusCode::INSUFFICIENT_STORAGE,
-                    "no_space",
+                    Code::NoSpace,
                     format!("cannot keep the upload: {e}"),
                 )
             })?;
@@ -67,7 +67,26 @@ fn refused(who: &Session, e: UpdateError) -> Rejection {
         return internal(e);
     }
     tracing::warn!(account = %who.account, error = %e, "update refused");
-    reject(StatusCode::UNPROCESSABLE_ENTITY, "update_refused", e.to_string())
+    let why = match &e {
+        UpdateError::Malformed(_) => "malformed",
+        UpdateError::BadSignature { .. } => "bad_signature",
+        UpdateError::NoKeys(_) | UpdateError::BadKey { .. } => "no_keys",
+        UpdateError::FileMismatch { .. } => "file_mismatch",
+        UpdateError::Truncated(_) => "truncated",
+        UpdateError::WrongProduct { .. } => "wrong_product",
+        UpdateError::WrongArch { .. } => "wrong_arch",
+        UpdateError::AlreadyInstalled { .. } => "already_installed",
+        UpdateError::Downgrade { .. } => "downgrade",
+        UpdateError::NoSpace { .. } => "no_space",
+        UpdateError::Io { .. } => "io",
+    };
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Code::UpdateRefused,
+        e.to_string(),
+    )
+    .with("why", why)
+    .into()
 }
 
 async fn upload(
@@ -110,7 +129,7 @@ async fn upload(
             Some(root) if update::installed(&root).is_some() => root,
             _ => return Err(reject(
                 StatusCode::CONFLICT,
-                "not_installed",
+                Code::NotInstalled,
                 "this hub was not installed from a package: it cannot update itself (checkout updates work)",
             )),
         };
@@ -197,7 +216,7 @@ async fn terminal_bundle(state: WebState) -> Result<warp::reply::Response, Rejec
     let dir = read(&state, |s| Ok(s.data_dir())).await?;
     let file = tokio::fs::File::open(dir.join("updates").join(TERMINAL_BUNDLE))
         .await
-        .map_err(|_| not_found("no checkout update has been uploaded"))?;
+        .map_err(|_| not_found(Code::NoCheckoutUpdate, "no checkout update has been uploaded"))?;
     let stream = tokio_util::io::ReaderStream::new(file);
     let reply = warp::reply::with_header(
         warp::reply::stream(stream),

@@ -65,10 +65,14 @@ pub fn offset_at(rules: &tz::TimeZone, utc: DateTime<Utc>) -> i32 {
 
 /// The store's local time now.
 pub fn now() -> DateTime<FixedOffset> {
-    let utc = Utc::now();
+    to_local(Utc::now())
+}
+
+/// An instant as the store's clock reads it.
+pub fn to_local(utc: DateTime<Utc>) -> DateTime<FixedOffset> {
     let seconds = match &*ZONE.read().unwrap_or_else(|e| e.into_inner()) {
         Some(zone) => offset_at(&zone.rules, utc),
-        None => return chrono::Local::now().fixed_offset(),
+        None => return utc.with_timezone(&chrono::Local).fixed_offset(),
     };
     utc.with_timezone(
         &FixedOffset::east_opt(seconds).unwrap_or(FixedOffset::east_opt(0).expect("zero offset")),

@@ -124,11 +124,11 @@ async fn the_page_of_a_japanese_hub_shows_whole_yen() {
     b.wait_text("#login-view", "Sign in", WAIT).await;
     b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
     b.click("#login-form button").await;
-    b.wait_text("#today-totals", "JPY 1250", WAIT).await;
+    b.wait_text("#today-totals", "¥1,250", WAIT).await;
     let today = b.text("#today-totals").await;
     assert!(!today.contains("12.50"), "{today}");
     b.click("#nav a[href='#/']").await;
-    b.wait_text("#receipts", "JPY 1250", WAIT).await;
+    b.wait_text("#receipts", "¥1,250", WAIT).await;
     let receipts = b.text("#receipts").await;
     assert!(!receipts.contains("12.50"), "{receipts}");
     b.screenshot("today-jpy").await;

@@ -26,18 +26,18 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.screenshot("login").await;
     b.fill("#login-form [name=password]", "not-the-password").await;
     b.click("#login-form button").await;
-    b.wait_text("#error", "wrong name or password", WAIT).await;
+    b.wait_text("#error", "Wrong name or password", WAIT).await;
     b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
     b.click("#login-form button").await;
     b.wait_text("#today-view", "Net", WAIT).await;
-    b.wait_text("#today-totals", "CNY 0.00", WAIT).await;
+    b.wait_text("#today-totals", "¥0.00", WAIT).await;
 
     // A sale on the checkout shows on Today without a reload.
     let screen = tokio::task::block_in_place(|| t1.sale(1250, "approved"));
     assert!(screen.contains("APPROVED"), "{screen}");
     let approved_at = Instant::now();
     t1.keys("C");
-    b.wait_text("#today-totals", "CNY 12.50", WAIT).await;
+    b.wait_text("#today-totals", "¥12.50", WAIT).await;
     let live = approved_at.elapsed();
     println!(
         "sale on the page {} ms after the checkout showed APPROVED",
@@ -52,10 +52,10 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     assert!(screen.contains("DECLINED") || screen.contains("Lost"), "{screen}");
     t1.keys("C");
     b.click("#nav a[href='#/']").await;
-    b.wait_text("#receipts", "CNY 33.00", WAIT).await;
+    b.wait_text("#receipts", "¥33.00", WAIT).await;
     let list = b.text("#receipts").await;
     assert!(
-        list.contains("CNY 12.50") && list.contains("Declined · Lost card"),
+        list.contains("¥12.50") && list.contains("Declined · Lost card"),
         "{list}"
     );
     b.screenshot("receipts").await;
@@ -65,7 +65,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     let started = Instant::now();
     loop {
         let list = b.text("#receipts").await;
-        if list.contains("CNY 12.50") && !list.contains("CNY 33.00") {
+        if list.contains("¥12.50") && !list.contains("¥33.00") {
             break;
         }
         assert!(started.elapsed() < WAIT, "filter never applied: {list}");
@@ -109,7 +109,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.wait_text("#slip", "CARDHOLDER COPY", WAIT).await;
     b.wait_text(
         "#detail-status",
-        "Sale · CNY 12.50 · Approved · refunded CNY 5.00",
+        "Sale · ¥12.50 · Approved · refunded ¥5.00",
         WAIT,
     )
     .await;
@@ -152,7 +152,7 @@ async fn the_owner_runs_the_shop_from_a_phone() {
 
     // Reports: the hour chart has a bar for every hour.
     b.click("#nav a[href='#/reports']").await;
-    b.wait_text("#report-totals", "CNY 12.50", WAIT).await;
+    b.wait_text("#report-totals", "¥12.50", WAIT).await;
     let bars = b
         .run("return document.querySelectorAll('#chart rect').length")
         .await;
@@ -257,10 +257,10 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.click("#nav a[href='#/troubleshooting']").await;
     b.wait_text("li[data-id='terminal.T1.online']", "T1 is online", WAIT)
         .await;
-    b.wait_text("#checks", "store.integrity", WAIT).await;
-    b.wait_text("#checks", "hub.broker", WAIT).await;
+    b.wait_text("#checks", "Database", WAIT).await;
+    b.wait_text("#checks", "Hub · link to the checkouts", WAIT).await;
     b.wait_text("#areas", "T1", WAIT).await;
-    b.wait_text("#check-history", "self_check", WAIT).await;
+    b.wait_text("#check-history", "Daily self-check", WAIT).await;
     // A check opens to its fix and buttons: a test slip comes out of T1.
     b.click("li[data-id='terminal.T1.printer'] summary").await;
     b.click("li[data-id='terminal.T1.printer'] button[data-action='test-slip']")
@@ -369,7 +369,7 @@ async fn the_owner_enters_an_acquirer_master_key_on_the_page_and_the_checkout_se
     b.fill(&format!("{form} [name=component_2]"), &c2).await;
     b.fill(&format!("{form} [name=check_value_2]"), "000000").await;
     b.click(&format!("{form} button")).await;
-    b.wait_text("#error", "component 2", WAIT).await;
+    b.wait_text("#error", "Component 2", WAIT).await;
     assert!(b.text("#error").await.contains("mistyped"));
     assert!(key_in(&keys, "T2").is_none(), "a mistyped key was kept");
 
@@ -635,17 +635,17 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
         rows[0]
     );
     assert!(
-        rows[1].contains("−CNY 20.00") && rows[1].contains("Refunded"),
+        rows[1].contains("−¥20.00") && rows[1].contains("Refunded"),
         "{}",
         rows[1]
     );
     assert!(
-        rows[2].contains("CNY 50.00") && !rows[2].contains('−'),
+        rows[2].contains("¥50.00") && !rows[2].contains('−'),
         "{}",
         rows[2]
     );
     assert!(
-        rows[3].contains("−CNY 12.50") && rows[3].contains("Voided"),
+        rows[3].contains("−¥12.50") && rows[3].contains("Voided"),
         "{}",
         rows[3]
     );
@@ -696,20 +696,20 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
     b.click("#receipts li:nth-child(4) a").await;
     let said = b.wait_text("#detail-status", "Void", WAIT).await;
     assert!(
-        said.contains("−CNY 12.50 · Voided") && !said.contains("APPROVED"),
+        said.contains("−¥12.50 · Voided") && !said.contains("APPROVED"),
         "{said}"
     );
     b.click("#detail-status a[data-original]").await;
-    b.wait_text("#detail-status", "Sale · CNY 12.50", WAIT).await;
+    b.wait_text("#detail-status", "Sale · ¥12.50", WAIT).await;
     let said = b.text("#detail-status").await;
     assert!(said.contains("VOIDED"), "{said}");
     // ... and the sale leads to its void.
     assert!(
-        said.contains("Void #") && said.contains("CNY 12.50 Approved"),
+        said.contains("Void #") && said.contains("¥12.50 Approved"),
         "{said}"
     );
     b.click("#detail-status a[data-undoing]").await;
-    b.wait_text("#detail-status", "Void · −CNY 12.50", WAIT).await;
+    b.wait_text("#detail-status", "Void · −¥12.50", WAIT).await;
     // The refund names its sale too.
     b.click("#detail-view a.back").await;
     b.wait_text("#receipts", "Refunded", WAIT).await;
@@ -833,7 +833,7 @@ async fn the_header_is_one_row_that_stays_and_times_read_as_the_stores() {
     b.wait_text("#settings-view", "Cashiers", WAIT).await;
     b.run("window.scrollTo(0, 2000); return true").await;
     b.click("#nav a[href='#/troubleshooting']").await;
-    b.wait_text("#check-history", "self_check", WAIT).await;
+    b.wait_text("#check-history", "Daily self-check", WAIT).await;
     let y = b.run("return window.scrollY").await;
     assert_eq!(y, serde_json::json!(0));
     // The history's times as receipts write them, not ISO UTC.
@@ -845,4 +845,226 @@ async fn the_header_is_one_row_that_stays_and_times_read_as_the_stores() {
         "{first}"
     );
     b.close().await;
+}
+
+/// Latin-script words a Chinese page may show: the product's and card
+/// brands' names, and abbreviations a Chinese shop uses as they are.
+const LATIN_ALLOWED: &[&str] = &[
+    "Tallybox",
+    "Visa",
+    "Mastercard",
+    "UnionPay",
+    "PIN",
+    "CSV",
+    "Wi",
+    "Fi",
+    "SD",
+    "USB",
+    "QR",
+    "ID",
+    "MiB",
+    "TLS",
+    "TCP",
+    "MAC",
+    "IP",
+    "CNY",
+    "owner",
+];
+
+/// The Latin-script words of `text` that are not ids (a letter and digits,
+/// like T1) or in [`LATIN_ALLOWED`].
+fn latin_words(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 2 && !LATIN_ALLOWED.contains(w))
+        .map(str::to_string)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// What the signed-in page shows now, whole (hidden parts excluded), less
+/// what is not the page's own words: the language button (which names the
+/// other language in it), a slip (the copy of the paper as printed), the
+/// time zones' names (IANA ids) and links.
+async fn shown(b: &Browser) -> String {
+    let text = b
+        .run(
+            "const skip = [...document.querySelectorAll('#lang, #slip, select[name=time_zone]')]; \
+             for (const e of skip) e.style.display = 'none'; \
+             const text = document.body.innerText; \
+             for (const e of skip) e.style.display = ''; \
+             return text",
+        )
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    text.split_whitespace()
+        .filter(|w| !w.contains("://"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The page's red line says something in Chinese, and nothing in English.
+async fn refused_in_chinese(b: &Browser, what: &str, bad: &mut Vec<String>) {
+    let started = Instant::now();
+    let said = loop {
+        let said = b.text("#error").await;
+        if !said.is_empty() {
+            break said;
+        }
+        assert!(started.elapsed() < WAIT, "{what}: no error shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("{what}: {said}");
+    let latin = latin_words(&said);
+    if !latin.is_empty() || !said.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) {
+        bad.push(format!("{what}: {said}"));
+    }
+    b.run("document.querySelector('#error').hidden = true; document.querySelector('#error').textContent = ''; return true")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    let mut t2 = Terminal::start("T2", hub.mqtt);
+    t1.wait_ready();
+    t2.wait_ready();
+    let wait = Duration::from_secs(10);
+    tokio::task::block_in_place(|| {
+        let trace_of_last = || hub.transactions("limit=1")[0]["trace_no"].as_u64().unwrap();
+        // A sale, a decline, a void, a refund and a balance inquiry on T1.
+        assert!(t1.sale(1250, "approved").contains("APPROVED"));
+        t1.keys("C");
+        t1.sale(20_000, "low-balance");
+        t1.keys("C");
+        assert!(t1.sale(800, "approved").contains("APPROVED"));
+        t1.keys("C");
+        t1.keys(&format!("B18888#{}#", trace_of_last()));
+        t1.card("approved");
+        t1.wait_screen("Any key", wait);
+        t1.keys("C");
+        assert!(t1.sale(5000, "visa").contains("APPROVED"));
+        t1.keys("C");
+        t1.keys(&format!("B28888#{}#2000#", trace_of_last()));
+        t1.card("visa");
+        t1.wait_screen("Any key", wait);
+        t1.keys("C");
+        t1.keys("D1");
+        t1.card("low-balance");
+        t1.wait_screen("Any key", wait);
+        t1.keys("C");
+        // Card testing on T2 freezes it (a fraud alert); then it dies.
+        for _ in 0..11 {
+            t2.sale(100, "invalid");
+            t2.keys("C");
+        }
+        // T1's printer runs out of paper with a slip waiting.
+        t1.call(serde_json::json!({"cmd": "printer", "paper": false}));
+        t1.sale(300, "approved");
+        t1.keys("C");
+    });
+    t2.kill();
+    let ids: Vec<u64> = hub
+        .transactions("limit=20")
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+
+    let b = Browser::start().await;
+    let base = format!("http://127.0.0.1:{}", hub.http);
+    b.goto(&format!("{base}/#/today")).await;
+    b.wait_text("#lang", "中文", WAIT).await;
+    b.click("#lang").await;
+    b.wait_text("#login-view", "登录", WAIT).await;
+    let mut bad = Vec::new();
+    // A wrong password, then the right one.
+    b.fill("#login-form [name=password]", "not-the-password").await;
+    b.click("#login-form button").await;
+    refused_in_chinese(&b, "wrong password", &mut bad).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "净额", WAIT).await;
+
+    // Every view, with what each shows in this shop's state.
+    let mut views: Vec<(String, &str, &str)> = vec![
+        ("#/today".into(), "#today-view", "需要处理"),
+        ("#/".into(), "#receipts", "已撤销"),
+        ("#/reports".into(), "#report-totals", "净额"),
+        ("#/terminals".into(), "#terminal-list", "T2"),
+        ("#/troubleshooting".into(), "#checks", "打印机"),
+        ("#/settings".into(), "#settings-view", "收银员"),
+    ];
+    views.extend(
+        ids.iter()
+            .map(|id| (format!("#/receipt/{id}"), "#detail-status", "·")),
+    );
+    for (hash, css, needle) in &views {
+        b.run(&format!("location.hash = '{hash}'; return true")).await;
+        b.wait_text(css, needle, Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let text = shown(&b).await;
+        let latin = latin_words(&text);
+        if !latin.is_empty() {
+            bad.push(format!("{hash}: {latin:?}"));
+        }
+        let name = hash.trim_start_matches("#/").replace('/', "-");
+        if !name.starts_with("receipt-") || name == format!("receipt-{}", ids[0]) {
+            b.screenshot(&format!(
+                "zh-{}",
+                if name.is_empty() { "receipts" } else { &name }
+            ))
+            .await;
+        }
+    }
+    for period in ["week", "month"] {
+        b.run(&format!(
+            "location.hash = '#/reports'; document.querySelector('#report-form [name=period]').value = '{period}'; \
+             document.querySelector('#report-form button').click(); return true"
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let latin = latin_words(&shown(&b).await);
+        if !latin.is_empty() {
+            bad.push(format!("reports by {period}: {latin:?}"));
+        }
+    }
+    b.screenshot("zh-reports-month").await;
+
+    // Refusals, each as an owner meets it.
+    b.run("location.hash = '#/'; return true").await;
+    b.wait_text("#receipts", "已撤销", WAIT).await;
+    b.run("document.querySelector('#filters').open = true; return true")
+        .await;
+    b.fill("#filters [name=last4]", "12").await;
+    b.click("#filters button[type=submit]").await;
+    refused_in_chinese(&b, "a card's last 4 of two digits", &mut bad).await;
+    b.run("location.hash = '#/troubleshooting'; return true").await;
+    b.wait_text(
+        "li[data-id='terminal.T2.online']",
+        "离线",
+        Duration::from_secs(30),
+    )
+    .await;
+    b.run(
+        "const d = document.querySelector(\"li[data-id='terminal.T2.printer'] details\"); \
+         if (d) d.open = true; \
+         document.querySelector(\"li[data-id='terminal.T2.printer'] button[data-action='test-slip']\").click(); return true",
+    )
+    .await;
+    refused_in_chinese(&b, "a test slip on the dead checkout", &mut bad).await;
+    b.run("location.hash = '#/settings'; return true").await;
+    b.wait_text("#settings-view", "收银员", WAIT).await;
+    b.fill("#password-form [name=current]", "not-the-password").await;
+    b.fill("#password-form [name=new]", "a-new-password-1").await;
+    b.click("#password-form button").await;
+    refused_in_chinese(&b, "a wrong current password", &mut bad).await;
+    b.fill("#manager-form [name=name]", "owner").await;
+    b.fill("#manager-form [name=password]", "a-new-password-1").await;
+    b.click("#manager-form button").await;
+    refused_in_chinese(&b, "a manager called owner", &mut bad).await;
+    b.close().await;
+    assert!(bad.is_empty(), "English on the Chinese page:\n{}", bad.join("\n"));
 }

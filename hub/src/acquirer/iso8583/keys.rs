@@ -348,14 +348,31 @@ fn check_matches(key: &MasterKey, expected: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A key component refused: which one (1 or 2), and whether it was its check
+/// value that did not match (rather than the component not being a key).
+#[derive(Debug, thiserror::Error)]
+#[error("component {component}: {detail}")]
+pub struct ComponentError {
+    pub component: usize,
+    pub mistyped_check: bool,
+    pub detail: String,
+}
+
 /// A master key from the two components an acquirer sends separately (to
 /// two people), each checked against its own check value: the key is their
 /// XOR.
-pub fn combine(parts: [(&str, &str); 2]) -> Result<MasterKey, String> {
+pub fn combine(parts: [(&str, &str); 2]) -> Result<MasterKey, ComponentError> {
     let mut key = Zeroizing::new([0u8; 16]);
     for (n, (component, check)) in parts.iter().enumerate() {
-        let part = parse_key(component.trim()).map_err(|e| format!("component {}: {e}", n + 1))?;
-        check_matches(&part, check.trim()).map_err(|e| format!("component {}: {e}", n + 1))?;
+        let refused = |mistyped_check: bool| {
+            move |detail: String| ComponentError {
+                component: n + 1,
+                mistyped_check,
+                detail,
+            }
+        };
+        let part = parse_key(component.trim()).map_err(refused(false))?;
+        check_matches(&part, check.trim()).map_err(refused(true))?;
         for (k, p) in key.iter_mut().zip(part.0.iter()) {
             *k ^= p;
         }
@@ -457,6 +474,9 @@ mod tests {
         let key = combine([(&hex::encode(a), &kcv(a)), (&hex::encode(b), &kcv(b))]).unwrap();
         assert_eq!(key.check_value(), kcv([0x55; 16]));
         let e = combine([(&hex::encode(a), &kcv(b)), (&hex::encode(b), &kcv(b))]).unwrap_err();
-        assert!(e.starts_with("component 1"), "{e}");
+        assert!(e.to_string().starts_with("component 1"), "{e}");
+        assert_eq!((e.component, e.mistyped_check), (1, true));
+        let e = combine([(&hex::encode(a), &kcv(a)), ("0F0F", &kcv(b))]).unwrap_err();
+        assert_eq!((e.component, e.mistyped_check), (2, false));
     }
 }

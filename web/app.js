@@ -309,7 +309,7 @@ function showProblems(d) {
   flag.hidden = !bad.length;
   flag.className = badge.className;
   flag.textContent = `⚠ ${bad.length}`;
-  flag.setAttribute("aria-label", `${t("problems_title")}: ${bad.length}`);
+  flag.setAttribute("aria-label", `${t("problems_title")}${colon()}${bad.length}`);
   $("#problems").hidden = !bad.length;
   $("#problem-list").replaceChildren(...bad.map((c) => el("li", { "data-check": c.id },
     el("span", { class: `dot ${c.status}` }, ""), " ",
@@ -330,7 +330,7 @@ async function loadToday() {
   totalsCards($("#today-totals"), d.totals, currencyOf(d));
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
-    lineRows(d.by_terminal, currencyOf(d)).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]} (${r[0]})` : r[0], ...r.slice(1)]));
+    lineRows(d.by_terminal, currencyOf(d)).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]}${paren(r[0])}` : r[0], ...r.slice(1)]));
   table($("#today-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(d.by_brand, currencyOf(d)));
 }
 
@@ -403,7 +403,7 @@ async function loadTerminalChoices() {
   const select = $("#filters [name=terminal]");
   const chosen = select.value;
   select.replaceChildren(el("option", { value: "" }, t("any_terminal")),
-    ...d.terminals.map((x) => el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name} (${x.id})`)));
+    ...d.terminals.map((x) => el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name}${paren(x.id)}`)));
   select.value = chosen;
 }
 
@@ -450,7 +450,7 @@ async function loadReceipt(id) {
     const d = await api("GET", "/api/v1/terminals");
     const online = d.terminals.filter((x) => x.online);
     form.terminal.replaceChildren(...online.map((x) =>
-      el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name} (${x.id})`)));
+      el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name}${paren(x.id)}`)));
     if (online.some((x) => x.id === txn.terminal_id)) form.terminal.value = txn.terminal_id;
     form.hidden = !online.length;
   }
@@ -487,7 +487,7 @@ function chart(buckets, currency, hourly) {
     r.setAttribute("width", Math.max(1, step - 2).toFixed(1));
     r.setAttribute("height", bh.toFixed(1));
     const title = document.createElementNS(ns, "title");
-    title.textContent = `${b.key}: ${money(b.net_minor, currency)} (${b.sales})`;
+    title.textContent = `${b.key}${colon()}${money(b.net_minor, currency)}${paren(b.sales)}`;
     r.append(title);
     svg.append(r);
     const every = hourly ? 3 : Math.ceil(buckets.length / 8);
@@ -507,7 +507,7 @@ function chart(buckets, currency, hourly) {
   // In words too, for a screen reader and for the owner: the busiest bar.
   const busiest = buckets.reduce((a, b) => (b.net_minor > a.net_minor ? b : a), buckets[0] || { net_minor: 0 });
   const said = busiest && busiest.net_minor > 0
-    ? `${t(hourly ? "busiest_hour" : "busiest_day")} ${busiest.key}: ${money(busiest.net_minor, currency)} (${busiest.sales})`
+    ? `${t(hourly ? "busiest_hour" : "busiest_day")} ${busiest.key}${colon()}${money(busiest.net_minor, currency)}${paren(busiest.sales)}`
     : t("no_sales_in_period");
   svg.setAttribute("aria-label", `${t(hourly ? "chart_hour" : "chart_day")}. ${said}`);
   return { svg, said };
@@ -552,8 +552,8 @@ $("#report-form").addEventListener("submit", (e) => {
 
 function health(d) {
   if (!d) return "";
-  const parts = [`${t("swipes")} ${d.swipes} (${d.swipe_errors} ${t("swipe_errors")})`,
-    `${t("taps")} ${d.taps} (${d.tap_errors} ${t("tap_errors")})`];
+  const parts = [`${t("swipes")} ${d.swipes}${paren(`${d.swipe_errors} ${t("swipe_errors")}`)}`,
+    `${t("taps")} ${d.taps}${paren(`${d.tap_errors} ${t("tap_errors")}`)}`];
   if (d.cards_stuck) parts.push(`${t("cards_stuck")} ${d.cards_stuck}`);
   parts.push(`${t("printer")} ${d.printer ? t(`pr_${d.printer}`) : t("ok")}`);
   if (d.slips_waiting) parts.push(`${t("slips_waiting")} ${d.slips_waiting}`);
@@ -572,16 +572,16 @@ function terminalItem(x) {
   return el("li", { class: `terminal${x.frozen ? " frozen" : ""}`, "data-id": x.id },
     el("div", { class: "head" },
       el("span", { class: `dot ${!x.online ? "off" : trouble(x.devices) ? "warn" : "on"}` }, ""),
-      el("strong", {}, x.name === x.id ? x.id : `${x.name} (${x.id})`),
+      el("strong", {}, x.name === x.id ? x.id : `${x.name}${paren(x.id)}`),
       el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
     el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}${x.cashier ? ` · ${t("cashier")} ${x.cashier}` : ""}`),
     el("div", { class: "muted" }, health(x.devices)),
     el("div", { class: `pairing ${x.pairing}` }, t(`p_${x.pairing}`),
       session.role === "owner" && x.pairing === "paired"
-        ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${x.id}: ${t("ask_revoke")}`, t("yes_revoke"),
-          () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals, `${x.id}: ${t("done_revoked")}`)) }, t("revoke"))
+        ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${x.id}${colon()}${t("ask_revoke")}`, t("yes_revoke"),
+          () => act("DELETE", `/api/v1/terminals/${x.id}/key`, undefined, loadTerminals, `${x.id}${colon()}${t("done_revoked")}`)) }, t("revoke"))
         : ""),
-    x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}: ${said(x, "frozen")}`) : "",
+    x.frozen ? el("div", { class: "status declined" }, `${t("frozen")}${colon()}${said(x, "frozen")}`) : "",
     el("form", { class: "inline", onsubmit: (e) => {
       e.preventDefault();
       act("PUT", `/api/v1/terminals/${x.id}`, { name: name.value }, loadTerminals);
@@ -592,8 +592,8 @@ function terminalItem(x) {
         e.preventDefault();
         // Left blank, the reason is said in the page's language (shown back on this page).
         const why = reason.value.trim() || `${t("frozen_by")} ${session.account}`;
-        ask(`${x.id}: ${t("ask_freeze")}`, t("yes_freeze"),
-          () => act("POST", "/api/v1/freezes", { scope: x.id, reason: why }, loadTerminals, `${x.id}: ${t("done_frozen")}`));
+        ask(`${x.id}${colon()}${t("ask_freeze")}`, t("yes_freeze"),
+          () => act("POST", "/api/v1/freezes", { scope: x.id, reason: why }, loadTerminals, `${x.id}${colon()}${t("done_frozen")}`));
       } }, reason, el("button", { type: "submit", class: "danger" }, t("freeze"))));
 }
 
@@ -620,7 +620,7 @@ async function showPairing(p) {
   if (!p.open) return;
   $("#pairing-code").textContent = `${p.code.slice(0, 4)} ${p.code.slice(4)}`;
   $("#pairing-qr").src = `/api/v1/pairing/qr.svg?c=${p.code}`;
-  const others = p.others > 0 ? ` · ${t("pair_others")} ${p.others} (${p.last_other})` : "";
+  const others = p.others > 0 ? ` · ${t("pair_others")} ${p.others}${paren(p.last_other)}` : "";
   $("#pairing-state").textContent = p.paired
     ? `${t("pair_done")} ${p.paired}`
     : `${p.terminal ? `${p.terminal}: ` : ""}${t("pair_waiting")} ${p.tries_left} · ${Math.ceil(p.expires_in_s / 60)} ${t("pair_expires")}${others}`;
@@ -764,8 +764,8 @@ async function loadSettings() {
   const a = await api("GET", "/api/v1/accounts");
   $("#managers").replaceChildren(...a.accounts.filter((x) => x.role === "manager").map((x) =>
     el("li", {}, `${x.name} `, el("button", { type: "button", class: "secondary", onclick: async () => {
-      ask(`${x.name}: ${t("ask_remove_manager")}`, t("yes_remove"),
-        () => act("DELETE", `/api/v1/accounts/${encodeURIComponent(x.name)}`, undefined, loadSettings, `${x.name}: ${t("done_removed")}`));
+      ask(`${x.name}${colon()}${t("ask_remove_manager")}`, t("yes_remove"),
+        () => act("DELETE", `/api/v1/accounts/${encodeURIComponent(x.name)}`, undefined, loadSettings, `${x.name}${colon()}${t("done_removed")}`));
     } }, t("remove")))));
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
@@ -802,7 +802,7 @@ $("#acquirer-keys-form").addEventListener("submit", async (e) => {
   try {
     const r = await api("PUT", `/api/v1/acquirer-keys/${encodeURIComponent(f.terminal.value)}`, body);
     for (const name of ["component_1", "check_value_1", "component_2", "check_value_2"]) f[name].value = "";
-    result.textContent = `${r.terminal}: ${t("check_value")} ${r.check_value} · ` +
+    result.textContent = `${r.terminal}${colon()}${t("check_value")} ${r.check_value} · ` +
       (r.signed_in ? t("key_signed_in") : `${t("key_not_signed_in")} ${r.sign_in_error}`);
     await loadAcquirerKeys();
   } catch (err) {
@@ -852,8 +852,8 @@ function cashierItem(c, owner) {
       ? el("button", { type: "button", onclick: () => act("POST", `${url}/unlock`, undefined, loadSettings) }, t("unlock"))
       : "",
     owner
-      ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${c.no} ${c.name}: ${t("ask_remove_cashier")}`, t("yes_remove"),
-        () => act("DELETE", url, undefined, loadSettings, `${c.no} ${c.name}: ${t("done_removed")}`)) }, t("remove"))
+      ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${c.no} ${c.name}${colon()}${t("ask_remove_cashier")}`, t("yes_remove"),
+        () => act("DELETE", url, undefined, loadSettings, `${c.no} ${c.name}${colon()}${t("done_removed")}`)) }, t("remove"))
       : "");
 }
 

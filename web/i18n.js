@@ -376,6 +376,16 @@ function t(key) {
   return (WORDS[LANG] && WORDS[LANG][key]) || WORDS.en[key] || key;
 }
 
+// Punctuation as each language writes it: a Chinese sentence takes the
+// full-width colon and brackets.
+function colon() {
+  return LANG === "zh-CN" ? "：" : ": ";
+}
+
+function paren(text) {
+  return LANG === "zh-CN" ? `（${text}）` : ` (${text})`;
+}
+
 // A refusal from the hub in the page's words: its code looked up and the
 // values it names put in (a search field and an update's reason in words too).
 // English API clients read `message`; the page never shows it in Chinese.

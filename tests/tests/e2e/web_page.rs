@@ -884,6 +884,26 @@ fn latin_words(text: &str) -> Vec<String> {
     found
 }
 
+fn is_han(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
+}
+
+/// ASCII punctuation written against Chinese text (`已冻结: 这台`), where a
+/// Chinese sentence takes the full-width mark; each with what is around it.
+fn ascii_punctuation_in_chinese(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().filter(|c| *c != ' ').collect();
+    chars
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| (is_han(w[0]) && ",:;(".contains(w[1])) || (",:;)".contains(w[0]) && is_han(w[1])))
+        .map(|(i, _)| {
+            chars[i.saturating_sub(4)..(i + 6).min(chars.len())]
+                .iter()
+                .collect()
+        })
+        .collect()
+}
+
 /// What the signed-in page shows now, whole (hidden parts excluded), less
 /// what is not the page's own words: the language button (which names the
 /// other language in it), a slip (the copy of the paper as printed), the
@@ -1009,6 +1029,10 @@ async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
         let latin = latin_words(&text);
         if !latin.is_empty() {
             bad.push(format!("{hash}: {latin:?}"));
+        }
+        let marks = ascii_punctuation_in_chinese(&text);
+        if !marks.is_empty() {
+            bad.push(format!("{hash}: ASCII punctuation in Chinese: {marks:?}"));
         }
         let name = hash.trim_start_matches("#/").replace('/', "-");
         if !name.starts_with("receipt-") || name == format!("receipt-{}", ids[0]) {

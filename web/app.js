@@ -454,6 +454,7 @@ async function loadReceipt(id) {
     if (online.some((x) => x.id === txn.terminal_id)) form.terminal.value = txn.terminal_id;
     form.hidden = !online.length;
   }
+  await showUndo(txn);
   const share = $("#share");
   share.hidden = !txn.receipt_token;
   if (txn.receipt_token) {
@@ -461,6 +462,73 @@ async function loadReceipt(id) {
     $("#share-link").href = `/r/${txn.receipt_token}`;
     $("#share-link").textContent = txn.receipt_link || `/r/${txn.receipt_token}`;
   }
+}
+
+// A refund or void of this sale from the phone (owner only): the checkout
+// picked asks for the card; the page follows the order until the checkout
+// sends it, then shows the sale again with what became of it.
+async function showUndo(txn) {
+  const form = $("#undo-form");
+  const open = session.role === "owner" && txn.kind === "sale" && txn.status === "approved"
+    && !txn.voided && !/^0(\.0+)?$/.test(txn.refundable);
+  form.hidden = !open;
+  if (!open) return;
+  form.dataset.id = txn.id;
+  form.dataset.own = txn.terminal_id;
+  form.dataset.currency = txn.currency;
+  form.amount.value = txn.refundable;
+  const d = await api("GET", "/api/v1/terminals");
+  const online = d.terminals.filter((x) => x.online);
+  form.terminal.replaceChildren(...online.map((x) =>
+    el("option", { value: x.id }, x.name === x.id ? x.id : `${x.name}${paren(x.id)}`)));
+  if (online.some((x) => x.id === txn.terminal_id)) form.terminal.value = txn.terminal_id;
+  undoKind();
+}
+
+// A void gives back the whole sale at the sale's own checkout.
+function undoKind() {
+  const form = $("#undo-form");
+  const isVoid = form.kind.value === "void";
+  form.amount.closest("label").hidden = isVoid;
+  form.amount.required = !isVoid;
+  if (isVoid) form.terminal.value = form.dataset.own;
+}
+$("#undo-form").kind.addEventListener("change", undoKind);
+
+let undoTimer = null;
+$("#undo-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const kind = f.kind.value;
+  const body = { kind, terminal: f.terminal.value };
+  if (kind === "refund") body.amount = f.amount.value.trim();
+  const what = kind === "refund" ? `${t("k_refund")} ${moneyText(body.amount || "0", f.dataset.currency)}` : t("k_void");
+  ask(`${what} · #${f.dataset.id} · ${body.terminal}${colon()}${t("ask_undo")}`, t("yes_send"), async () => {
+    const said = $("#undo-state");
+    try {
+      const o = await api("POST", `/api/v1/transactions/${f.dataset.id}/undo`, body);
+      said.textContent = `${o.terminal}${colon()}${t("undo_sent")}`;
+      followOrder(o.order, f.dataset.id);
+    } catch (err) {
+      showError(err.message);
+    }
+  });
+});
+
+function followOrder(order, saleId) {
+  clearTimeout(undoTimer);
+  undoTimer = setTimeout(async () => {
+    if (location.hash !== `#/receipt/${saleId}`) return;
+    const o = await api("GET", `/api/v1/orders/${encodeURIComponent(order)}`).catch(() => ({ state: "waiting" }));
+    if (o.state === "waiting") return followOrder(order, saleId);
+    if (o.state === "lapsed") {
+      $("#undo-state").textContent = t("undo_lapsed");
+      return;
+    }
+    // Taken: the checkout read the card; the sale shows the outcome as it comes.
+    await loadReceipt(saleId);
+    $("#undo-state").textContent = t("undo_taken");
+  }, 2000);
 }
 
 $("#reprint-form").addEventListener("submit", async (e) => {

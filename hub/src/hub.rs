@@ -343,6 +343,7 @@ impl App {
             &config.data_dir.join("seal-counter"),
         )?);
         let writer = store.clone();
+        let orders = Arc::new(crate::orders::UndoOrders::default());
         let coordinator = Arc::new(Coordinator::new(
             store,
             acquirer,
@@ -358,6 +359,7 @@ impl App {
                         keys.checkout_pin_key(terminal)
                     }))
                 },
+                orders: Arc::clone(&orders),
             },
         ));
         // Sales a crash left pending are settled before any new one is taken.
@@ -426,6 +428,7 @@ impl App {
             acquirer_keys,
             own_checkouts: own_checkout_ids(&config, options.extra_terminals),
             checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
+            orders,
         };
         Ok(App {
             _lock: lock,

@@ -80,6 +80,7 @@ pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod notices;
+pub mod orders;
 pub mod passwords;
 pub mod recovery;
 pub mod shop;

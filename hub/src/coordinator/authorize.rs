@@ -32,7 +32,7 @@ impl<A: Acquirer> Coordinator<A> {
         currency: &str,
         card: CardRead,
         pin_block: Option<String>,
-        undo: Option<u32>,
+        undo: Option<(TerminalId, u32)>,
         supervisor_approved: bool,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
@@ -73,14 +73,15 @@ impl<A: Acquirer> Coordinator<A> {
                     kind,
                     amount,
                     currency,
-                    undo,
+                    undo: undo.as_ref().map(|(_, trace_no)| *trace_no),
                     entry_mode: c.entry_mode,
                     supervisor_approved,
                     cashier_required,
                     rules: &rules,
                     now: tallybox_platform::clock::now().time(),
                 };
-                let facts = gather(s, &ask, &rid, &tid, &c)?;
+                let sale_terminal = undo.as_ref().map_or(&tid, |(t, _)| t);
+                let facts = gather(s, &ask, &rid, &tid, sale_terminal, &c)?;
                 let decided = admission::decide(&ask, &facts);
                 for hit in &decided.hits {
                     if s.record_hit(&tid, hit)? {
@@ -318,6 +319,7 @@ fn gather(
     ask: &admission::Ask,
     request_id: &RequestId,
     terminal: &TerminalId,
+    sale_terminal: &TerminalId,
     card: &CardRead,
 ) -> Result<admission::Facts, StoreError> {
     let mut facts = admission::Facts {
@@ -340,7 +342,7 @@ fn gather(
         Some(trace_no) => {
             let (sold_today, refunded_today) = s.takings_today()?;
             facts.undo = admission::UndoFacts {
-                sale: original(s, terminal, trace_no, card)?,
+                sale: original(s, sale_terminal, trace_no, card)?,
                 open_batch: s.batch_no()?,
                 sold_today,
                 refunded_today,

@@ -63,6 +63,8 @@ pub struct Settings {
     /// Each checkout's PIN key (the hub translates PIN blocks from it into
     /// the acquirer's); none for a checkout that is not paired.
     pub pin_keys: PinKeys,
+    /// The voids and refunds the owner ordered on the web page.
+    pub orders: std::sync::Arc<crate::orders::UndoOrders>,
 }
 
 /// Each checkout's PIN key, by its id.
@@ -244,17 +246,15 @@ impl<A: Acquirer> Coordinator<A> {
                 trace_no,
                 card,
                 supervisor_pin,
+                order,
             }) => {
-                self.undo(
-                    terminal,
-                    request_id,
-                    TxnKind::Void,
+                let approval = undo::Approval::of(supervisor_pin, order);
+                let undo = undo::Undo {
+                    kind: TxnKind::Void,
                     trace_no,
-                    Amount::ZERO,
-                    card,
-                    &supervisor_pin,
-                )
-                .await
+                    amount: Amount::ZERO,
+                };
+                self.undo(terminal, request_id, undo, card, approval).await
             }
             Request::Refund(requests::Refund {
                 request_id,
@@ -262,17 +262,15 @@ impl<A: Acquirer> Coordinator<A> {
                 amount,
                 card,
                 supervisor_pin,
+                order,
             }) => {
-                self.undo(
-                    terminal,
-                    request_id,
-                    TxnKind::Refund,
+                let approval = undo::Approval::of(supervisor_pin, order);
+                let undo = undo::Undo {
+                    kind: TxnKind::Refund,
                     trace_no,
                     amount,
-                    card,
-                    &supervisor_pin,
-                )
-                .await
+                };
+                self.undo(terminal, request_id, undo, card, approval).await
             }
             Request::Settle(requests::Settle { request_id }) => self.settle_request(request_id).await,
             Request::Freeze(requests::Freeze {

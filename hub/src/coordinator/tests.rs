@@ -37,6 +37,7 @@ fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordina
             pin_keys: PinKeys(std::sync::Arc::new(|t: &TerminalId| {
                 (t.as_str() == "T1").then_some(T1_PIN_KEY)
             })),
+            orders: Default::default(),
         },
     )
 }
@@ -379,7 +380,8 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
             trace_no: trace,
             amount: Amount::from_minor(minor).unwrap(),
             card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
-            supervisor_pin: "8888".into(),
+            supervisor_pin: Some("8888".into()),
+            order: None,
         })
     };
     // Today's sales cover a partial refund.
@@ -406,6 +408,62 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
             .any(|h| h.rule == fraud::REFUNDS_OVER_SALES && h.action == "blocked"),
         "{hits:?}"
     );
+}
+
+#[tokio::test]
+async fn a_refund_the_owner_ordered_needs_no_pin_goes_through_once_at_the_checkout_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let sold = outcome(c.handle(&t1(), sale("approved", 5_000)).await);
+    let sale = sold.receipt.expect("approved");
+    let t2 = TerminalId::parse("T2").unwrap();
+    let amount = Amount::from_minor(2_000).unwrap();
+    let refund = |request_id: RequestId, order: &str| {
+        Request::Refund(requests::Refund {
+            request_id,
+            trace_no: sale.trace_no,
+            amount,
+            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+            supervisor_pin: None,
+            order: Some(order.into()),
+        })
+    };
+    // An order nobody placed is refused, with nothing written.
+    let forged = outcome(c.handle(&t2, refund(RequestId::new(), "k2v7q0xm")).await);
+    assert_eq!(
+        (forged.status, forged.response_code),
+        (TxnStatus::Failed, reason::ORDER_GONE)
+    );
+    // The owner orders it at T2 (another checkout than the sale's).
+    let sale_id = Store::open(dir.path())
+        .unwrap()
+        .list(&Default::default())
+        .unwrap()
+        .items[0]
+        .id;
+    let order = c.settings().orders.place(
+        t2.clone(),
+        TxnKind::Refund,
+        t1(),
+        sale.trace_no,
+        sale_id,
+        amount,
+        "owner",
+    );
+    // Not at T1, whose sale it is: the order was for T2.
+    let elsewhere = outcome(c.handle(&t1(), refund(RequestId::new(), &order)).await);
+    assert_eq!(elsewhere.response_code, reason::ORDER_GONE);
+    let id = RequestId::new();
+    let done = outcome(c.handle(&t2, refund(id.clone(), &order)).await);
+    assert_eq!((done.status, done.kind), (TxnStatus::Approved, TxnKind::Refund));
+    // The same request again gets the same answer; another one is refused.
+    let again = outcome(c.handle(&t2, refund(id, &order)).await);
+    assert_eq!(again.status, TxnStatus::Approved);
+    let second = outcome(c.handle(&t2, refund(RequestId::new(), &order)).await);
+    assert_eq!(second.response_code, reason::ORDER_GONE);
+    let store = Store::open(dir.path()).unwrap();
+    let (_, refunded) = store.undone(sale_id).unwrap();
+    assert_eq!(refunded, 2_000, "refunded once");
 }
 
 fn sign_on(no: &str, pin: &str) -> Request {

@@ -54,26 +54,44 @@ impl<A: Acquirer> Coordinator<A> {
         }
     }
 
-    /// A void or refund: the supervisor PIN first, then as a sale, with the
-    /// original sale checked in the same store job that writes it pending.
-    #[allow(clippy::too_many_arguments)]
+    /// A void or refund: the supervisor PIN or the owner's order first, then
+    /// as a sale, with the original sale checked in the same store job that
+    /// writes it pending.
     pub(super) async fn undo(
         &self,
         terminal: &TerminalId,
         request_id: RequestId,
-        kind: TxnKind,
-        trace_no: u32,
-        amount: Amount,
+        undo: Undo,
         card: CardRead,
-        supervisor_pin: &Secret<String>,
+        approval: Approval,
     ) -> Option<Response> {
-        if self.shop().supervisor_pin_hash.is_none() {
-            tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
-        }
-        if !self.supervisor_pin_ok(supervisor_pin).await {
-            tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
-            return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
-        }
+        let Undo {
+            kind,
+            trace_no,
+            amount,
+        } = undo;
+        // Whose sale it is: this checkout's, or the one the order names.
+        let sale_terminal = match approval {
+            Approval::Order(order) => {
+                let orders = &self.settings.orders;
+                let Some(taken) = orders.take(&order, terminal, kind, trace_no, amount, &request_id) else {
+                    tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "void or refund with an order that is not open for it");
+                    return Some(Self::refused(request_id, kind, reason::ORDER_GONE));
+                };
+                tracing::info!(terminal = %terminal, kind = kind.as_str(), trace_no, by = %taken.by, "void or refund ordered on the web page");
+                taken.sale_terminal
+            }
+            Approval::Pin(pin) => {
+                if self.shop().supervisor_pin_hash.is_none() {
+                    tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
+                }
+                if !self.supervisor_pin_ok(&pin).await {
+                    tracing::warn!(terminal = %terminal, kind = kind.as_str(), trace_no, "wrong supervisor PIN");
+                    return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
+                }
+                terminal.clone()
+            }
+        };
         let currency = self.settings.currency.code().to_string();
         self.authorize(
             terminal,
@@ -83,9 +101,34 @@ impl<A: Acquirer> Coordinator<A> {
             &currency,
             card,
             None,
-            Some(trace_no),
+            Some((sale_terminal, trace_no)),
             false,
         )
         .await
+    }
+}
+
+/// A void or refund as a checkout asks it.
+pub(super) struct Undo {
+    pub kind: TxnKind,
+    pub trace_no: u32,
+    /// Nothing for a void (the whole sale goes back).
+    pub amount: Amount,
+}
+
+/// Who lets a void or refund through.
+pub(super) enum Approval {
+    /// The supervisor's PIN, keyed at the checkout (none keyed: a wrong one).
+    Pin(Secret<String>),
+    /// The owner's order from the web page.
+    Order(String),
+}
+
+impl Approval {
+    pub fn of(pin: Option<Secret<String>>, order: Option<String>) -> Approval {
+        match (order, pin) {
+            (Some(order), _) => Approval::Order(order),
+            (None, pin) => Approval::Pin(pin.unwrap_or_else(|| Secret::new(String::new()))),
+        }
     }
 }

@@ -132,4 +132,25 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+
+    /// Notes in the audit log that `by` ordered a void or refund of `sale`
+    /// from the web page, to be made at `terminal`.
+    pub fn note_undo_order(
+        &mut self,
+        order: &str,
+        kind: &str,
+        sale: i64,
+        amount_minor: u64,
+        terminal: &str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let detail = serde_json::json!({
+            "order": order, "kind": kind, "sale": sale, "amount": amount_minor, "terminal": terminal, "by": by,
+        });
+        audit::append(&tx, &utc, "undo_ordered", Some(sale), &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
 }

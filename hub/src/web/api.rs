@@ -68,6 +68,13 @@ async fn one(id: i64, _: Session, state: WebState) -> Result<impl Reply, Rejecti
     // What was undone of a sale (pending voids and refunds count too).
     v["voided"] = Value::from(voided);
     v["refunded"] = Value::from(txn.currency.format_minor(refunded));
+    // What a refund may still give back.
+    let left = if voided {
+        0
+    } else {
+        txn.amount.minor().saturating_sub(refunded)
+    };
+    v["refundable"] = Value::from(txn.currency.format_minor(left));
     let receipt = txn.receipt(&current(&state.shop));
     // The customer's copy as printed; its QR code is the e-receipt link.
     let slip = Slip::of(&receipt, Copy::Cardholder, false, slip::WIDTH);

@@ -18,6 +18,7 @@ mod manage;
 mod pairing;
 mod reports;
 pub mod serve;
+mod undo;
 pub mod update;
 
 pub use checks::{keep_watch, Watch};
@@ -76,6 +77,8 @@ pub struct WebState {
     /// holds up the page, `/healthz` or receipts on [`WebState::store`]) and
     /// their last integrity answer.
     pub checks: Arc<Mutex<Watch>>,
+    /// The voids and refunds the owner ordered, shared with the coordinator.
+    pub orders: Arc<crate::orders::UndoOrders>,
 }
 
 /// Reads the acquirer link's state.
@@ -188,6 +191,7 @@ pub async fn bind(
         .or(pairing::routes(state.clone()).boxed())
         .or(update::routes(state.clone()).boxed())
         .or(acquirer_keys::routes(state.clone()).boxed())
+        .or(undo::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

@@ -167,6 +167,13 @@ const TABLE: &[Explanation] = &[
         "请核对凭证号",
     ),
     e(
+        ORDER_GONE,
+        "Phone order expired",
+        "手机指令已失效",
+        "Order again on phone",
+        "请在手机上重新下达",
+    ),
+    e(
         OTHER_CARD,
         "Not the sale's card",
         "非原交易卡",
@@ -297,6 +304,9 @@ pub const SUPERVISOR_PIN: ReasonCode = ReasonCode::local(*b"XS");
 /// Local code: no such sale to void or refund (wrong trace number, already
 /// voided, not approved, or a void outside the open batch).
 pub const NO_ORIGINAL: ReasonCode = ReasonCode::local(*b"XO");
+/// Local code: the void or refund the owner ordered from the phone page has
+/// expired, was cancelled, or is not the one this checkout was sent.
+pub const ORDER_GONE: ReasonCode = ReasonCode::local(*b"XG");
 /// Local code: a void must use the card of the sale.
 pub const OTHER_CARD: ReasonCode = ReasonCode::local(*b"XM");
 /// Local code: the refund is more than what is left of the sale.

@@ -1,7 +1,7 @@
 //! What the session does with the hub's answers: the sign-in, and the
 //! outcome of the request it waits on — slips and the screen that says it.
 
-use super::{Action, Session, State};
+use super::{Action, Op, Session, State};
 use crate::session::Screens;
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::requests;
@@ -77,6 +77,35 @@ impl Session {
         {
             self.frozen = reason.clone();
             return self.refresh_idle();
+        }
+        // A void or refund the owner ordered on the web page: taken when the
+        // checkout is at rest (a cashier mid-sale is not interrupted; the
+        // order then lapses on the hub and the owner sends it again).
+        if let Response::UndoOrder {
+            order,
+            kind,
+            trace_no,
+            amount,
+        } = &response
+        {
+            let at_rest = matches!(self.state, State::Idle | State::Done);
+            if !at_rest || self.frozen.is_some() || self.unpaired {
+                return vec![];
+            }
+            let op = match kind {
+                TxnKind::Void => Op::Void { trace: *trace_no },
+                TxnKind::Refund => Op::Refund {
+                    trace: *trace_no,
+                    amount: *amount,
+                },
+                TxnKind::Sale | TxnKind::Balance => return vec![],
+            };
+            self.supervisor_pin = None;
+            self.order = Some(order.clone());
+            let ui = self.ui();
+            let screen = ui.present_card(&op.title(ui, self.config.currency), None);
+            self.state = State::Card { op };
+            return vec![Action::Show(screen)];
         }
         // A reprint the owner sent from the web page: printed whatever the
         // cashier is doing; the screen is left alone.
@@ -188,6 +217,7 @@ impl Session {
             // Pairing answers go to the runtime, which holds the exchange.
             Response::SignedIn { .. }
             | Response::Print { .. }
+            | Response::UndoOrder { .. }
             | Response::TestSlip
             | Response::Restart
             | Response::AreYouThere

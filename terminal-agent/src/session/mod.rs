@@ -185,6 +185,9 @@ pub struct Session {
     printer: Option<PrinterProblem>,
     /// The supervisor PIN typed for the void or refund being keyed in.
     supervisor_pin: Option<Pin>,
+    /// The owner's order (from the web page) for the void or refund whose
+    /// card is asked for, instead of the supervisor PIN.
+    order: Option<String>,
     /// Why this terminal may not sell, while it is frozen.
     frozen: Option<String>,
     paper_low: bool,
@@ -223,6 +226,7 @@ impl Session {
             sign_in: None,
             printer: None,
             supervisor_pin: None,
+            order: None,
             frozen: None,
             paper_low: false,
             setup_code: None,
@@ -485,6 +489,7 @@ impl Session {
 
     fn go_idle(&mut self) -> Vec<Action> {
         self.state = State::Idle;
+        self.order = None;
         vec![Action::Show(self.idle_screen())]
     }
 
@@ -668,14 +673,16 @@ impl Session {
                 request_id,
                 trace_no: trace,
                 card,
-                supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
+                supervisor_pin: self.supervisor_pin.take().map(|p| p.to_secret()),
+                order: self.order.take(),
             }),
             Op::Refund { trace, amount } => Request::Refund(requests::Refund {
                 request_id,
                 trace_no: trace,
                 amount,
                 card,
-                supervisor_pin: self.supervisor_pin.take().unwrap_or_default().to_secret(),
+                supervisor_pin: self.supervisor_pin.take().map(|p| p.to_secret()),
+                order: self.order.take(),
             }),
         };
         let title = op.title(self.ui(), self.config.currency);

@@ -407,7 +407,10 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     else {
         panic!("no void sent: {actions:?}")
     };
-    assert_eq!((trace_no, supervisor_pin.expose().as_str()), (42, "8888"));
+    assert_eq!(
+        (trace_no, supervisor_pin.unwrap().expose().as_str()),
+        (42, "8888")
+    );
 
     let mut s = session();
     keys(&mut s, "B2");
@@ -426,6 +429,46 @@ fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     keys(&mut s, "B11234#");
     assert!(last_screen(&keys(&mut s, "C")).contains("A sale"));
     assert!(s.supervisor_pin.is_none());
+}
+
+#[test]
+fn a_refund_the_owner_orders_on_the_page_asks_for_the_card_and_carries_the_order() {
+    let order = |kind| {
+        answer(Response::UndoOrder {
+            order: "k2v7q0xm".into(),
+            kind,
+            trace_no: 12,
+            amount: Amount::from_minor(2000).unwrap(),
+        })
+    };
+    let mut s = session();
+    let shown = last_screen(&s.handle(order(TxnKind::Refund), TODAY));
+    assert!(shown.contains("REFUND CNY 20.00"), "{shown}");
+    let Some(Request::Refund(requests::Refund {
+        trace_no,
+        amount,
+        supervisor_pin,
+        order: carried,
+        ..
+    })) = sent(&card(&mut s, "approved"))
+    else {
+        panic!("no refund sent")
+    };
+    assert_eq!((trace_no, amount.minor()), (12, 2000));
+    assert_eq!(carried.as_deref(), Some("k2v7q0xm"));
+    assert!(supervisor_pin.is_none(), "the owner's order stands for the PIN");
+
+    // A cashier in the middle of a sale is not interrupted.
+    let mut s = session();
+    keys(&mut s, "A500#");
+    assert!(s.handle(order(TxnKind::Refund), TODAY).is_empty());
+    assert!(matches!(s.state, State::Card { op: Op::Sale(_) }));
+
+    // C at the card step drops the order: the next void keyed in needs the PIN.
+    let mut s = session();
+    s.handle(order(TxnKind::Void), TODAY);
+    assert!(last_screen(&keys(&mut s, "C")).contains("A sale"));
+    assert!(s.order.is_none());
 }
 
 #[test]

@@ -1092,3 +1092,139 @@ async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
     b.close().await;
     assert!(bad.is_empty(), "English on the Chinese page:\n{}", bad.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_refunds_and_voids_from_the_phone_and_the_checkout_takes_the_card() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    let t2 = Terminal::start("T2", hub.mqtt);
+    t1.wait_ready();
+    t2.wait_ready();
+    let wait = Duration::from_secs(15);
+    tokio::task::block_in_place(|| {
+        assert!(t1.sale(5000, "visa").contains("APPROVED"));
+        t1.keys("C");
+        assert!(t1.sale(1250, "approved").contains("APPROVED"));
+        t1.keys("C");
+    });
+    let sales = hub.transactions("limit=2");
+    let (small, big) = (sales[0]["id"].as_u64().unwrap(), sales[1]["id"].as_u64().unwrap());
+    let b = Browser::start().await;
+    let base = format!("http://127.0.0.1:{}", hub.http);
+    b.goto(&format!("{base}/#/receipt/{big}")).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+
+    // A refund of 20.00 of the 50.00 sale, at T2 (not the sale's checkout).
+    b.wait_text("#undo-form", "Send to the checkout", WAIT).await;
+    assert_eq!(
+        b.run("return document.querySelector('#undo-form [name=amount]').value")
+            .await,
+        serde_json::json!("50.00"),
+        "the whole sale is offered"
+    );
+    b.fill("#undo-form [name=amount]", "20.00").await;
+    b.run("document.querySelector('#undo-form [name=terminal]').value = 'T2'; return true")
+        .await;
+    b.click("#undo-form button[type=submit]").await;
+    b.wait_text(".confirm", "Refund ¥20.00", WAIT).await;
+    b.screenshot("undo-ask").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#undo-state", "T2: asks for the customer's card", WAIT)
+        .await;
+    tokio::task::block_in_place(|| {
+        let shown = t2.wait_screen("REFUND", wait);
+        assert!(shown.contains("CNY 20.00"), "{shown}");
+        t2.card("visa");
+        assert!(t2.wait_screen("Any key", wait).contains("APPROVED"));
+        t2.keys("C");
+    });
+    b.wait_text(
+        "#undo-state",
+        "The checkout read the card",
+        Duration::from_secs(20),
+    )
+    .await;
+    b.wait_text("#detail-status", "refunded ¥20.00", WAIT).await;
+    b.screenshot("undo-refunded").await;
+    let refund = &hub.transactions("kind=refund")[0];
+    assert_eq!(
+        (
+            &refund["status"],
+            &refund["terminal_id"],
+            &refund["amount"],
+            &refund["original_id"]
+        ),
+        (
+            &serde_json::json!("approved"),
+            &serde_json::json!("T2"),
+            &serde_json::json!(2000),
+            &serde_json::json!(big)
+        ),
+        "{refund}"
+    );
+    assert!(
+        hub.log().contains("void or refund ordered on the web page"),
+        "the hub's log names the order"
+    );
+    // What is left is offered next; more than that is refused in words.
+    assert_eq!(
+        b.run("return document.querySelector('#undo-form [name=amount]').value")
+            .await,
+        serde_json::json!("30.00")
+    );
+    b.fill("#undo-form [name=amount]", "30.01").await;
+    b.click("#undo-form button[type=submit]").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#error", "at most 30.00", WAIT).await;
+
+    // A void of the other sale: only at its own checkout, T1.
+    b.run(&format!("location.hash = '#/receipt/{small}'; return true"))
+        .await;
+    b.wait_text("#undo-form", "Send to the checkout", WAIT).await;
+    b.run(
+        "const f = document.querySelector('#undo-form'); f.kind.value = 'void'; \
+         f.kind.dispatchEvent(new Event('change')); return f.terminal.value",
+    )
+    .await;
+    let web = tallybox_e2e::web::WebClient::owner(hub.http);
+    let (status, body) = web.send(
+        "POST",
+        &format!("/api/v1/transactions/{small}/undo"),
+        serde_json::json!({"kind": "void", "terminal": "T2"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("void_elsewhere")),
+        "{body}"
+    );
+    b.click("#undo-form button[type=submit]").await;
+    b.click(".confirm [data-confirm=yes]").await;
+    b.wait_text("#undo-state", "T1: asks for the customer's card", WAIT)
+        .await;
+    tokio::task::block_in_place(|| {
+        t1.wait_screen("VOID", wait);
+        t1.card("approved");
+        assert!(t1.wait_screen("Any key", wait).contains("APPROVED"));
+        t1.keys("C");
+    });
+    b.wait_text("#detail-status", "VOIDED", Duration::from_secs(20))
+        .await;
+    assert!(b.text("#undo-form").await.is_empty(), "nothing left to undo");
+
+    // A manager may not order one.
+    let (status, _) = web.send(
+        "PUT",
+        "/api/v1/accounts/ann",
+        serde_json::json!({"password": "ann-password-1"}),
+    );
+    assert_eq!(status, 204, "manager added");
+    let ann = tallybox_e2e::web::WebClient::login(hub.http, Some("ann"), "ann-password-1").unwrap();
+    let (status, _) = ann.send(
+        "POST",
+        &format!("/api/v1/transactions/{big}/undo"),
+        serde_json::json!({"kind": "refund", "terminal": "T1", "amount": "1.00"}),
+    );
+    assert_eq!(status, 403);
+    b.close().await;
+}

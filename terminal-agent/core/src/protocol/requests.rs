@@ -17,10 +17,11 @@ pub enum Request {
     Sale(Sale),
     Balance(Balance),
     /// Voids this terminal's sale `trace_no` (open batch), with the same
-    /// card; needs the supervisor PIN.
+    /// card; needs the supervisor PIN, or the owner's order from the page.
     Void(Void),
     /// Refunds `amount` of this terminal's sale `trace_no`, to the card
-    /// presented; needs the supervisor PIN.
+    /// presented; needs the supervisor PIN, or the owner's order from the
+    /// page (which may name another checkout's sale).
     Refund(Refund),
     /// Settle (结算) the store's open batch with the acquirer and open a new one.
     Settle(Settle),
@@ -75,18 +76,22 @@ pub struct Balance {
 }
 
 /// Voids this terminal's sale `trace_no` (open batch), with the same
-/// card; needs the supervisor PIN.
+/// card; needs the supervisor PIN, or the owner's order from the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Void {
     pub request_id: RequestId,
     pub trace_no: u32,
     pub card: CardRead,
-    pub supervisor_pin: Secret<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pin: Option<Secret<String>>,
+    /// The [`Response::UndoOrder`](super::Response::UndoOrder) this carries out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 /// Refunds `amount` of this terminal's sale `trace_no`, to the card
-/// presented; needs the supervisor PIN.
+/// presented; needs the supervisor PIN, or the owner's order from the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refund {
@@ -94,7 +99,11 @@ pub struct Refund {
     pub trace_no: u32,
     pub amount: Amount,
     pub card: CardRead,
-    pub supervisor_pin: Secret<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pin: Option<Secret<String>>,
+    /// The [`Response::UndoOrder`](super::Response::UndoOrder) this carries out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 /// Settle (结算) the store's open batch with the acquirer and open a new one.

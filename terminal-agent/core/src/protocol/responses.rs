@@ -124,6 +124,16 @@ pub enum Response {
     Print {
         receipt: Receipt,
     },
+    /// The owner ordered, on the web page, a void or refund of a sale here:
+    /// the checkout asks for the card and sends the void or refund with this
+    /// `order` instead of the supervisor PIN. News; `trace_no` is the sale's
+    /// (of another checkout's sale, for a refund).
+    UndoOrder {
+        order: String,
+        kind: TxnKind,
+        trace_no: u32,
+        amount: Amount,
+    },
     /// The owner asked, on the troubleshooting page, for a test slip from
     /// this checkout's printer: news.
     TestSlip,
@@ -168,6 +178,7 @@ impl Response {
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
             Response::Print { .. }
+            | Response::UndoOrder { .. }
             | Response::TestSlip
             | Response::Restart
             | Response::AreYouThere
@@ -219,6 +230,7 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "outcome",
     "reprint",
     "print",
+    "undo_order",
     "test_slip",
     "restart",
     "are_you_there",

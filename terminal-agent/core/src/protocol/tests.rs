@@ -25,14 +25,16 @@ fn one_of_each() -> Vec<Request> {
             request_id: id(),
             trace_no: 1,
             card: card(),
-            supervisor_pin: "1234".into(),
+            supervisor_pin: Some("1234".into()),
+            order: None,
         }),
         Request::Refund(requests::Refund {
             request_id: id(),
             trace_no: 1,
             amount: Amount::from_minor(1).unwrap(),
             card: card(),
-            supervisor_pin: "1234".into(),
+            supervisor_pin: None,
+            order: Some("4q9s0p2b".into()),
         }),
         Request::Settle(requests::Settle { request_id: id() }),
         Request::Freeze(requests::Freeze {
@@ -104,6 +106,12 @@ fn every_response_kind_is_known_to_the_decoder() {
         Response::Frozen {
             request_id: None,
             reason: None,
+        },
+        Response::UndoOrder {
+            order: "0f6c1d2e".into(),
+            kind: TxnKind::Refund,
+            trace_no: 42,
+            amount: Amount::from_minor(2000).unwrap(),
         },
         Response::TestSlip,
         Response::Restart,

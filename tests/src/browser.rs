@@ -137,6 +137,26 @@ impl Browser {
         self.client.execute(script, vec![]).await.expect("script")
     }
 
+    /// axe-core's findings of serious or critical impact on the page as it
+    /// shows now (hidden parts are not judged), one line each: the rule, its
+    /// impact and the elements it found.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let engine = concat!(env!("CARGO_MANIFEST_DIR"), "/js/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(engine)
+            .unwrap_or_else(|e| panic!("{engine}: {e}; scripts/test installs axe-core (npm ci in tests/js)"));
+        if self.run("return typeof window.axe").await != json!("object") {
+            self.run(&format!("{source}\nreturn true")).await;
+        }
+        let found = self
+            .run(
+                "return axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                   .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`))",
+            )
+            .await;
+        serde_json::from_value(found).unwrap_or_default()
+    }
+
     /// Saves the window as `target/screenshots/{name}.png`.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");

@@ -946,7 +946,7 @@ async fn refused_in_chinese(b: &Browser, what: &str, bad: &mut Vec<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
+async fn every_view_and_refusal_reads_in_chinese_and_passes_axe_in_both_languages() {
     let hub = Hub::start();
     let t1 = Terminal::start("T1", hub.mqtt);
     let mut t2 = Terminal::start("T2", hub.mqtt);
@@ -1000,6 +1000,14 @@ async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
     b.click("#lang").await;
     b.wait_text("#login-view", "登录", WAIT).await;
     let mut bad = Vec::new();
+    // What axe-core finds, serious or critical, by view and language.
+    let mut a11y: Vec<String> = Vec::new();
+    let mut judge = async |b: &Browser, view: &str| {
+        for found in b.accessibility_violations().await {
+            a11y.push(format!("{view}: {found}"));
+        }
+    };
+    judge(&b, "zh sign-in").await;
     // A wrong password, then the right one.
     b.fill("#login-form [name=password]", "not-the-password").await;
     b.click("#login-form button").await;
@@ -1036,6 +1044,7 @@ async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
         }
         let name = hash.trim_start_matches("#/").replace('/', "-");
         if !name.starts_with("receipt-") || name == format!("receipt-{}", ids[0]) {
+            judge(&b, &format!("zh {hash}")).await;
             b.screenshot(&format!(
                 "zh-{}",
                 if name.is_empty() { "receipts" } else { &name }
@@ -1089,8 +1098,26 @@ async fn the_chinese_page_says_every_view_and_every_refusal_in_chinese() {
     b.fill("#manager-form [name=password]", "a-new-password-1").await;
     b.click("#manager-form button").await;
     refused_in_chinese(&b, "a manager called owner", &mut bad).await;
+
+    // The same views in English, for axe.
+    b.click("#lang").await;
+    b.wait_text("#nav", "Receipts", WAIT).await;
+    for (hash, css, _) in views.iter().take(7) {
+        b.run(&format!("location.hash = '{hash}'; return true")).await;
+        b.wait_text(css, "", Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        judge(&b, &format!("en {hash}")).await;
+    }
+    b.click("#logout").await;
+    b.wait_text("#login-view", "Sign in", WAIT).await;
+    judge(&b, "en sign-in").await;
     b.close().await;
     assert!(bad.is_empty(), "English on the Chinese page:\n{}", bad.join("\n"));
+    assert!(
+        a11y.is_empty(),
+        "axe-core, serious or critical:\n{}",
+        a11y.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

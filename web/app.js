@@ -787,14 +787,21 @@ async function loadChecks() {
     el("span", { class: `dot ${st}` }, ""), ` ${areaTitle(a)}`)));
   // A redraw (any change in the store brings one) keeps open what the owner opened.
   const opened = new Set([...$("#checks").querySelectorAll("details[open]")].map((x) => x.closest("li").dataset.id));
-  $("#checks").replaceChildren(...d.checks.map((c) => {
+  const item = (c) => {
     const body = el("details", c.status === "ok" && !opened.has(c.id) ? {} : { open: "" },
       el("summary", {}, el("span", { class: `dot ${c.status}` }, ""), el("strong", {}, ` ${checkTitle(c.id)} `),
         el("span", { class: "muted" }, said(c, "evidence"))),
       el("div", {}, `${t("fix")} ${LANG === "zh-CN" ? c["fix_zh-CN"] : c.fix_en}`),
       el("div", { class: "row" }, ...checkButtons(c)));
     return el("li", { class: `check ${c.status}`, "data-id": c.id }, body);
-  }));
+  };
+  // What needs a look, each open; the green ones folded into one line below.
+  const good = d.checks.filter((c) => c.status === "ok");
+  const fine = el("li", { id: "checks-ok", class: "check ok", "data-id": "checks-ok" },
+    el("details", opened.has("checks-ok") ? { open: "" } : {},
+      el("summary", {}, el("span", { class: "dot ok" }, ""), el("strong", {}, ` ${good.length} ${t("checks_fine")}`)),
+      el("ul", { class: "plain" }, ...good.map(item))));
+  $("#checks").replaceChildren(...bad.map(item), ...(good.length ? [fine] : []));
   const h = await api("GET", "/api/v1/checks/history");
   $("#check-history").replaceChildren(...h.history.slice(0, 30).map((e) => el("li", { class: `check ${e.status}` },
     el("span", { class: `dot ${e.status}` }, ""), ` ${localTime(e.at)} `,

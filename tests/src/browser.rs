@@ -33,6 +33,15 @@ fn find(names: &[&str]) -> PathBuf {
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a phone-sized window.
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// A phone set to dark mode (`prefers-color-scheme: dark`).
+    pub async fn start_dark() -> Browser {
+        Browser::start_with(&["--force-dark-mode"]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Browser {
         let driver_bin = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
         let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
         let port = free_port();
@@ -43,16 +52,29 @@ impl Browser {
             .spawn()
             .expect("start chromedriver");
         let profile = tempfile::tempdir().expect("profile dir");
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--hide-scrollbars",
+            "--lang=en-US",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.push(format!("--window-size={},{}", PHONE.0, PHONE.1));
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": chromium,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic", "--hide-scrollbars", "--lang=en-US",
-                    format!("--user-data-dir={}", profile.path().display()),
-                    format!("--window-size={},{}", PHONE.0, PHONE.1),
-                ],
+                "args": args,
                 "prefs": {"intl.accept_languages": "en-US"},
                 // The page's viewport exactly, whatever the window's frame takes.
                 "mobileEmulation": {"deviceMetrics": {"width": PHONE.0, "height": PHONE.1, "pixelRatio": 1.0}}

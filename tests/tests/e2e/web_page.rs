@@ -255,6 +255,14 @@ async fn the_owner_runs_the_shop_from_a_phone() {
     b.screenshot("settings-cashiers").await;
     // Troubleshooting: the checks, T1 online among them, each with its evidence.
     b.click("#nav a[href='#/troubleshooting']").await;
+    // All green: one folded line, which opens to every check.
+    let folded = b.wait_text("#checks-ok", "checks are fine", WAIT).await;
+    assert_eq!(
+        b.text("li[data-id='terminal.T1.online']").await,
+        "",
+        "green checks are folded: {folded}"
+    );
+    b.click("#checks-ok > details > summary").await;
     b.wait_text("li[data-id='terminal.T1.online']", "T1 is online", WAIT)
         .await;
     b.wait_text("#checks", "Database", WAIT).await;
@@ -1254,4 +1262,50 @@ async fn the_owner_refunds_and_voids_from_the_phone_and_the_checkout_takes_the_c
     );
     assert_eq!(status, 403);
     b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_in_dark_mode_gets_a_dark_page_that_axe_passes() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    tokio::task::block_in_place(|| {
+        assert!(t1.sale(1250, "approved").contains("APPROVED"));
+        t1.keys("C");
+        t1.sale(20_000, "low-balance");
+        t1.keys("C");
+    });
+    let b = Browser::start_dark().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/today", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#today-view", "Net", WAIT).await;
+    let background = b
+        .run("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_eq!(background, serde_json::json!("rgb(17, 21, 28)"), "a dark page");
+    let mut found = Vec::new();
+    for (hash, css) in [
+        ("#/today", "#today-totals"),
+        ("#/", "#receipts"),
+        ("#/reports", "#report-totals"),
+        ("#/terminals", "#terminal-list"),
+        ("#/troubleshooting", "#checks"),
+        ("#/settings", "#settings-view"),
+    ] {
+        b.run(&format!("location.hash = '{hash}'; return true")).await;
+        b.wait_text(css, "", WAIT).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        for v in b.accessibility_violations().await {
+            found.push(format!("{hash}: {v}"));
+        }
+        let name = hash.trim_start_matches("#/");
+        b.screenshot(&format!(
+            "dark-{}",
+            if name.is_empty() { "receipts" } else { name }
+        ))
+        .await;
+    }
+    b.close().await;
+    assert!(found.is_empty(), "axe-core in dark mode:\n{}", found.join("\n"));
 }

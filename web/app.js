@@ -189,6 +189,28 @@ function totalsCards(node, totals, currency) {
   );
 }
 
+// What a shop owner reads next: the average sale, the busiest hour so far,
+// and the day against the same weekday last week up to this hour.
+function insightCards(node, d, currency) {
+  const sales = d.totals.sales;
+  const average = sales ? money(Math.round(d.totals.sales_minor / sales), currency) : "—";
+  const busiest = d.buckets.filter((b) => b.sales).sort((a, b) => b.net_minor - a.net_minor)[0];
+  const then = d.week_ago;
+  const weekday = new Intl.DateTimeFormat(LANG, { weekday: "long" }).format(new Date(`${then.date}T12:00:00`));
+  const change = then.net_minor
+    ? `${d.totals.net_minor >= then.net_minor ? "+" : "−"}${Math.round(Math.abs(d.totals.net_minor - then.net_minor) * 100 / then.net_minor)}%`
+    : "";
+  const note = (id, label, value, line) => el("div", { class: "card", id }, el("span", { class: "label" }, label),
+    el("strong", {}, value), el("span", { class: "count" }, line));
+  const compared = note("week-ago", `${t("week_ago")} ${weekday}${paren(`${t("until")} ${then.until_hour}:59`)}`,
+    money(then.net_minor, currency), change ? `${t("today_vs")}${change}` : t("no_sales_then"));
+  compared.classList.add("wide");
+  node.replaceChildren(
+    note("average-sale", t("average_sale"), average, ""),
+    note("busiest-hour", t("busiest_hour"), busiest ? `${busiest.key}:00` : "—", busiest ? money(busiest.net_minor, currency) : ""),
+    compared);
+}
+
 function card(label, value, count) {
   return el("div", { class: "card" }, el("span", { class: "label" }, label), el("strong", {}, value),
     el("span", { class: "count" }, count ? `× ${count}` : ""));
@@ -281,6 +303,8 @@ $("#logout").addEventListener("click", async () => {
 
 $("#lang").addEventListener("click", () => {
   switchLang();
+  // What was drawn from the last checks is said again in the new language.
+  if (lastChecks) showProblems(lastChecks);
   if (session) route();
 });
 
@@ -291,6 +315,7 @@ $("#lang").addEventListener("click", () => {
 // (at most every 30 s, as sales redraw it), with Troubleshooting, and each
 // minute while the page is open.
 let problemsAt = 0;
+let lastChecks = null;
 async function loadProblems(force) {
   if (!force && Date.now() - problemsAt < 30000) return;
   problemsAt = Date.now();
@@ -298,6 +323,7 @@ async function loadProblems(force) {
 }
 
 function showProblems(d) {
+  lastChecks = d;
   const bad = d.checks.filter((c) => c.status !== "ok")
     .sort((a, b) => WORSE[b.status] - WORSE[a.status]);
   const badge = $("#problem-badge");
@@ -328,6 +354,7 @@ async function loadToday() {
     el("strong", {}, `${a.local_time.slice(11)} ${a.terminal_id} ${t(`rule_${a.rule}`)}`),
     el("span", { class: "muted" }, ` · ${t(`a_${a.action}`)} · ${said(a, "detail")}`))));
   totalsCards($("#today-totals"), d.totals, currencyOf(d));
+  insightCards($("#today-insights"), d, currencyOf(d));
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
     lineRows(d.by_terminal, currencyOf(d)).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]}${paren(r[0])}` : r[0], ...r.slice(1)]));

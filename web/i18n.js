@@ -192,7 +192,8 @@ const WORDS = {
     e_refund_too_large: "A refund of this sale is at most {max}.",
     e_void_elsewhere: "A void is made at the sale's own checkout, {terminal}.",
     e_void_settled: "This sale's batch is settled: a void is no longer possible; refund it instead.",
-    scope_store: "The whole shop", checks_fine: "checks are fine (tap to see them)", switch_lang: "中文: switch the page to Chinese",
+    scope_store: "The whole shop", average_sale: "Average sale", week_ago: "Last", until: "until",
+    today_vs: "today: ", no_sales_then: "no sales then", checks_fine: "checks are fine (tap to see them)", switch_lang: "中文: switch the page to Chinese",
     slip_label: "Receipt slip", f_period: "Period", f_date: "Date", update_file: "Update bundle (.update file)", frozen_by: "Frozen on the phone page by",
   },
   "zh-CN": {
@@ -383,7 +384,8 @@ const WORDS = {
     e_refund_too_large: "这笔交易最多可退 {max}。",
     e_void_elsewhere: "撤销须在原交易的收银台 {terminal} 上进行。",
     e_void_settled: "这笔交易所在批次已结算，不能再撤销，请改为退货。",
-    scope_store: "整店", checks_fine: "项检查正常（点开查看）", switch_lang: "English：切换为英文页面",
+    scope_store: "整店", average_sale: "平均每笔", week_ago: "上周", until: "截至",
+    today_vs: "今天：", no_sales_then: "当时没有销售", checks_fine: "项检查正常（点开查看）", switch_lang: "English：切换为英文页面",
     slip_label: "签购单", f_period: "周期", f_date: "日期", update_file: "更新包文件", frozen_by: "在手机页面上冻结，操作人：",
   },
 };

@@ -72,26 +72,38 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
 }
 
 async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
-    let day = tallybox_platform::clock::now().date_naive();
+    let now = tallybox_platform::clock::now();
+    let day = now.date_naive();
     let (from, to) = Period::Day.range(day);
-    let (report, terminals, alerts) = read(&state, move |s| {
+    // The same weekday a week ago, to this hour of the day.
+    let (week_ago, week_ago_end) = Period::Day.range(day - chrono::Duration::days(7));
+    let (report, then, terminals, alerts) = read(&state, move |s| {
         Ok((
             s.report(from, to, true).map_err(internal)?,
+            s.report(week_ago, week_ago_end, true).map_err(internal)?,
             s.terminals().map_err(internal)?,
             s.fraud_hits(&format!("{from} 00:00:00"), &format!("{from} 23:59:59"))
                 .map_err(internal)?,
         ))
     })
     .await?;
+    let hour = now.format("%H").to_string();
+    let (mut then_net, mut then_sales) = (0i64, 0u32);
+    for b in then.buckets.iter().filter(|b| b.key <= hour) {
+        then_net += b.totals.net_minor;
+        then_sales += b.totals.sales;
+    }
     Ok(warp::reply::json(&json!({
         "date": report.from,
         "currency": state.currency,
         "minor_digits": state.currency.exponent(),
         "totals": report.totals,
+        "buckets": report.buckets,
         "by_terminal": report.by_terminal,
         "by_brand": report.by_brand,
         "terminals": terminals,
         "alerts": alerts,
+        "week_ago": {"date": then.from, "until_hour": hour, "net_minor": then_net, "sales": then_sales},
     })))
 }
 

@@ -1022,7 +1022,10 @@ function route() {
   }
   show(view);
   applyWords();
-  load().then(() => showError("")).catch((e) => showError(e.message));
+  const section = $(`#${view}-view`);
+  section.classList.add("loading");
+  load().then(() => showError("")).catch((e) => showError(e.message))
+    .finally(() => section.classList.remove("loading"));
 }
 
 // Something changed in the store: fetch again what this view shows (a

@@ -390,12 +390,22 @@ function kindStatus(txn) {
   return { void: t("st_voided"), refund: t("st_refunded"), balance: t("st_balance_done") }[txn.kind] || statusText(txn);
 }
 
+// In the list, a sale undone later says so too (its page lists the undoings).
+function listStatus(txn) {
+  if (txn.kind !== "sale" || txn.status !== "approved") return kindStatus(txn);
+  if (txn.voided) return t("voided");
+  if (txn.refunded && !/^0(\.0+)?$/.test(txn.refunded)) {
+    return `${kindStatus(txn)} · ${t("refunded")} ${moneyText(txn.refunded, txn.currency)}`;
+  }
+  return kindStatus(txn);
+}
+
 function row(txn) {
   return el("li", {}, el("a", { href: `#/receipt/${txn.id}`, "data-id": txn.id },
     el("span", { class: "meta" }, `${txn.local_time} · ${txn.terminal_id}`),
     el("span", { class: `amount ${txn.kind}` }, amountOf(txn)),
     el("span", { class: "meta" }, `${txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
-    el("span", { class: `status ${txn.status} ${txn.kind}` }, kindStatus(txn))));
+    el("span", { class: `status ${txn.status} ${txn.kind}${txn.voided ? " undone" : ""}` }, listStatus(txn))));
 }
 
 async function loadReceipts(reset) {

@@ -33,14 +33,35 @@ fn view(txn: &Txn) -> Value {
 
 async fn list(_: Session, mut filter: TxnFilter, state: WebState) -> Result<impl Reply, Rejection> {
     filter.currency = state.currency;
-    let page = read(&state, move |s| {
-        s.list(&filter).map_err(|e| match e {
+    let (page, undone) = read(&state, move |s| {
+        let page = s.list(&filter).map_err(|e| match e {
             ListError::Filter(f) => bad_filter(&f),
             ListError::Store(e) => internal(e),
-        })
+        })?;
+        // What became of each approved sale listed: one lookup in the
+        // index of undoings per row of the page.
+        let mut undone = Vec::with_capacity(page.items.len());
+        for t in &page.items {
+            let sold = t.kind == tallybox_core::protocol::TxnKind::Sale && t.status == TxnStatus::Approved;
+            undone.push(match sold {
+                true => crate::store::undone_of(&s.undoings(t.id).map_err(internal)?),
+                false => (false, 0),
+            });
+        }
+        Ok((page, undone))
     })
     .await?;
-    let items: Vec<Value> = page.items.iter().map(view).collect();
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .zip(undone)
+        .map(|(t, (voided, refunded))| {
+            let mut v = view(t);
+            v["voided"] = Value::from(voided);
+            v["refunded"] = Value::from(t.currency.format_minor(refunded));
+            v
+        })
+        .collect();
     Ok(warp::reply::json(
         &json!({"items": items, "next_before": page.next_before}),
     ))

@@ -647,8 +647,11 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
         "{}",
         rows[1]
     );
+    // A sale refunded or voided later says so in the list too.
     assert!(
-        rows[2].contains("¥50.00") && !rows[2].contains('−'),
+        rows[2].contains("¥50.00")
+            && !rows[2].contains('−')
+            && rows[2].contains("Approved · refunded ¥20.00"),
         "{}",
         rows[2]
     );
@@ -656,6 +659,11 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
         rows[3].contains("−¥12.50") && rows[3].contains("Voided"),
         "{}",
         rows[3]
+    );
+    assert!(
+        rows[4].contains("¥12.50") && rows[4].contains("VOIDED") && !rows[4].contains("Approved"),
+        "{}",
+        rows[4]
     );
     b.screenshot("receipts-kinds").await;
 

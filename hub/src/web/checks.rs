@@ -138,7 +138,7 @@ async fn history(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
 }
 
 /// A checkout the hub has heard from, and whether it is online.
-async fn known(state: &WebState, id: &str) -> Result<(TerminalId, bool), Rejection> {
+pub(super) async fn known(state: &WebState, id: &str) -> Result<(TerminalId, bool), Rejection> {
     let terminal = TerminalId::parse(id).map_err(bad_terminal)?;
     let wanted = terminal.as_str().to_string();
     let online = read(state, move |s| {

@@ -163,6 +163,13 @@ pub fn no_transaction(id: i64) -> Rejection {
     .into()
 }
 
+/// A text over the length its field allows (`message` says the rule).
+pub fn too_long(code: Code, message: &str, max: usize) -> Rejection {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+        .with("max", max)
+        .into()
+}
+
 /// A checkout the hub has never heard from.
 pub fn no_checkout(terminal: impl std::fmt::Display) -> Rejection {
     ApiError::new(

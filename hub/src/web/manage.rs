@@ -12,7 +12,9 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{check_new_password, hash_password, json_body, session, Session};
-use super::error::{bad_filter, bad_request, bad_terminal, internal, no_checkout, reject, ApiError, Code};
+use super::error::{
+    bad_filter, bad_request, bad_terminal, internal, no_checkout, reject, too_long, ApiError, Code,
+};
 use super::{read, write, WebState};
 use crate::evidence;
 use crate::shop::{current, Shop};
@@ -197,13 +199,7 @@ async fn rename(id: String, _: Session, body: Rename, state: WebState) -> Result
     let terminal = TerminalId::parse(&id).map_err(bad_terminal)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 24 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Code::BadTerminalName,
-            "name: 1 to 24 characters",
-        )
-        .with("max", 24)
-        .into());
+        return Err(too_long(Code::BadTerminalName, "name: 1 to 24 characters", 24));
     }
     let found = write(&state, move |s| {
         s.rename_terminal(&terminal, &name).map_err(internal)
@@ -230,13 +226,11 @@ async fn freeze(who: Session, body: FreezeBody, state: WebState) -> Result<impl 
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| format!("frozen by {} on the web page", who.account));
     if reason.chars().count() > 120 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+        return Err(too_long(
             Code::BadFreezeReason,
             "reason: at most 120 characters",
-        )
-        .with("max", 120)
-        .into());
+            120,
+        ));
     }
     tracing::warn!(%scope, %reason, account = %who.account, "frozen from the web page");
     let s2 = scope.clone();

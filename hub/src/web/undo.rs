@@ -12,7 +12,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
-use super::error::{bad_terminal, internal, no_checkout, no_transaction, terminal_offline, ApiError, Code};
+use super::error::{bad_terminal, internal, no_transaction, terminal_offline, ApiError, Code};
 use super::{read, write, WebState};
 use crate::orders::ORDER_LIFE;
 use crate::store::accounts::Role;
@@ -45,18 +45,11 @@ async fn order(id: i64, who: Session, body: UndoBody, state: WebState) -> Result
         }
     };
     let terminal = TerminalId::parse(&body.terminal).map_err(bad_terminal)?;
-    let t2 = terminal.clone();
-    let (sale, undoings, open_batch, online) = read(&state, move |s| {
+    let (sale, undoings, open_batch) = read(&state, move |s| {
         let sale = s.get(id).map_err(internal)?;
         let undoings = s.undoings(id).map_err(internal)?;
         let open_batch = s.batch_no().map_err(internal)?;
-        let online = s
-            .terminals()
-            .map_err(internal)?
-            .into_iter()
-            .find(|t| t.id == t2.as_str())
-            .map(|t| t.online);
-        Ok((sale, undoings, open_batch, online))
+        Ok((sale, undoings, open_batch))
     })
     .await?;
     let sale = sale.ok_or_else(|| no_transaction(id))?;
@@ -115,10 +108,9 @@ async fn order(id: i64, who: Session, body: UndoBody, state: WebState) -> Result
             amount
         }
     };
-    match online {
-        None => return Err(no_checkout(&terminal)),
-        Some(false) => return Err(terminal_offline(&terminal, "pick a checkout that is on")),
-        Some(true) => {}
+    let (_, online) = super::checks::known(&state, terminal.as_str()).await?;
+    if !online {
+        return Err(terminal_offline(&terminal, "pick a checkout that is on"));
     }
     let sale_terminal = TerminalId::parse(&sale.terminal_id).map_err(internal)?;
     let order = state.orders.place(

@@ -5,7 +5,7 @@
 //! take. `tallybox evidence` writes it to a file; the owner's page downloads it.
 
 use chrono::{Duration, NaiveDateTime};
-use tallybox_core::protocol::TxnStatus;
+use tallybox_core::protocol::{Paid, TxnStatus};
 use tallybox_core::slip::{self, Copy};
 
 use crate::shop::Shop;
@@ -52,10 +52,11 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
     let mut out = String::with_capacity(256 + txns.len() * 160);
     out.push('\u{feff}');
     out.push_str(
-        "id,时间 time,终端 terminal,收银员 cashier,类型 kind,状态 status,金额 amount,币种 currency,卡号 card,卡组织 brand,\
+        "id,时间 time,终端 terminal,收银员 cashier,类型 kind,状态 status,金额 amount,币种 currency,付款方式 tender,收款 tendered,卡号 card,卡组织 brand,\
          方式 entry,批次 batch,凭证号 trace,参考号 reference_no,授权码 auth_code,应答码 response_code,原因,reason\r\n",
     );
     for t in txns.iter().rev() {
+        let card = t.paid.card();
         let (zh, en) = match t.response_code {
             None => ("", ""),
             Some(code) => {
@@ -72,9 +73,14 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
             t.status.as_str().into(),
             t.currency.format(t.amount),
             t.currency.code().to_string(),
-            t.masked_pan.as_str().into(),
-            t.brand.label().into(),
-            t.entry_mode.label().into(),
+            t.paid.tender().as_str().into(),
+            match t.paid {
+                Paid::Cash { tendered } => t.currency.format(tendered),
+                Paid::Card(_) => String::new(),
+            },
+            card.map(|c| c.masked_pan.as_str().into()).unwrap_or_default(),
+            card.map(|c| c.brand.label().into()).unwrap_or_default(),
+            card.map(|c| c.entry_mode.label().into()).unwrap_or_default(),
             t.batch_no.to_string(),
             t.trace_no.to_string(),
             t.reference_no.clone(),

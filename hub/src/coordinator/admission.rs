@@ -47,7 +47,8 @@ pub struct Ask<'a> {
     pub currency: Currency,
     /// The trace number of the sale a void or refund undoes.
     pub undo: Option<u32>,
-    pub entry_mode: EntryMode,
+    /// How the card was read; none for cash.
+    pub entry_mode: Option<EntryMode>,
     /// The supervisor's PIN came with this sale and was right.
     pub supervisor_approved: bool,
     /// The owner requires a cashier signed on for a sale.

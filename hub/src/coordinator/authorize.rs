@@ -74,7 +74,7 @@ impl<A: Acquirer> Coordinator<A> {
                     amount,
                     currency,
                     undo: undo.as_ref().map(|(_, trace_no)| *trace_no),
-                    entry_mode: c.entry_mode,
+                    entry_mode: Some(c.entry_mode),
                     supervisor_approved,
                     cashier_required,
                     rules: &rules,
@@ -121,18 +121,12 @@ impl<A: Acquirer> Coordinator<A> {
                 return Some(self.refuse(request_id, kind, reason::HUB_STORAGE));
             }
             Err(e) => return Some(internal(&request_id, &e)),
-            Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount),
+            Ok(Start::Known(txn)) => return self.repeat(&txn, terminal, kind, amount, Tender::Card),
             Ok(Start::Lost) => return Some(Self::not_received(request_id, kind)),
             Ok(Start::Refused(code)) => return Some(self.refuse(request_id, kind, code)),
             Ok(Start::Unfit(why)) => {
                 tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
-                let code = match why {
-                    Unfit::DiskFull { .. } => reason::HUB_STORAGE,
-                    Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
-                    Unfit::HistoryLost(_) => reason::HUB_HISTORY,
-                    Unfit::Settling { .. } => reason::SETTLING,
-                };
-                return Some(self.refuse(request_id, kind, code));
+                return Some(self.refuse(request_id, kind, unfit_code(&why)));
             }
             Ok(Start::Pending(txn, original)) => (txn, original),
         };
@@ -309,6 +303,16 @@ impl<A: Acquirer> Coordinator<A> {
         tokio::time::timeout(limit, call)
             .await
             .unwrap_or(Err(AcquirerError::TimedOut(limit)))
+    }
+}
+
+/// What the cashier is told when the hub cannot take transactions now.
+pub(super) fn unfit_code(why: &Unfit) -> ReasonCode {
+    match why {
+        Unfit::DiskFull { .. } => reason::HUB_STORAGE,
+        Unfit::ClockBehind { .. } => reason::HUB_CLOCK,
+        Unfit::HistoryLost(_) => reason::HUB_HISTORY,
+        Unfit::Settling { .. } => reason::SETTLING,
     }
 }
 

@@ -113,13 +113,14 @@ impl FraudRules {
         }
     }
 
-    /// The rules a sale of `amount` breaks, given `facts` and the local time.
+    /// The rules a sale of `amount` breaks, given `facts` and the local time;
+    /// `entry` is how the card was read (none for cash).
     pub fn check(
         &self,
         facts: &Facts,
         amount: Amount,
         currency: Currency,
-        entry: EntryMode,
+        entry: Option<EntryMode>,
         now: NaiveTime,
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
@@ -180,7 +181,7 @@ impl FraudRules {
                 ),
             ));
         }
-        if entry == EntryMode::Manual && facts.manual >= self.manual_max {
+        if entry == Some(EntryMode::Manual) && facts.manual >= self.manual_max {
             hits.push(Self::hit(
                 "manual_entry_burst",
                 self.manual_action,
@@ -245,7 +246,7 @@ mod tests {
                 &Facts::default(),
                 amount(1250),
                 Currency::CNY,
-                EntryMode::Swipe,
+                Some(EntryMode::Swipe),
                 at(12, 0)
             )
             .is_empty());
@@ -259,7 +260,13 @@ mod tests {
             same_card: 5,
             ..Default::default()
         };
-        let hits = rules.check(&facts, amount(100), Currency::CNY, EntryMode::Swipe, at(12, 0));
+        let hits = rules.check(
+            &facts,
+            amount(100),
+            Currency::CNY,
+            Some(EntryMode::Swipe),
+            at(12, 0),
+        );
         let rule = |name: &str| hits.iter().find(|h| h.rule == name).cloned().unwrap();
         assert_eq!(rule(CARD_TESTING).action, Action::Block);
         assert_eq!(rule("same_card").action, Action::Allow);
@@ -274,13 +281,31 @@ mod tests {
             ..Default::default()
         };
         assert!(rules
-            .check(&facts, amount(50_000), Currency::CNY, EntryMode::Swipe, at(12, 0))
+            .check(
+                &facts,
+                amount(50_000),
+                Currency::CNY,
+                Some(EntryMode::Swipe),
+                at(12, 0)
+            )
             .is_empty());
         facts.usual_of = 50;
-        let hits = rules.check(&facts, amount(50_000), Currency::CNY, EntryMode::Swipe, at(12, 0));
+        let hits = rules.check(
+            &facts,
+            amount(50_000),
+            Currency::CNY,
+            Some(EntryMode::Swipe),
+            at(12, 0),
+        );
         assert_eq!(hits[0].rule, "large_amount");
         assert!(rules
-            .check(&facts, amount(19_000), Currency::CNY, EntryMode::Swipe, at(12, 0))
+            .check(
+                &facts,
+                amount(19_000),
+                Currency::CNY,
+                Some(EntryMode::Swipe),
+                at(12, 0)
+            )
             .is_empty());
     }
 
@@ -294,13 +319,13 @@ mod tests {
         rules.validate().unwrap();
         let f = Facts::default();
         assert!(rules
-            .check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(23, 0))
+            .check(&f, amount(1), Currency::CNY, Some(EntryMode::Swipe), at(23, 0))
             .is_empty());
         assert!(rules
-            .check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(5, 59))
+            .check(&f, amount(1), Currency::CNY, Some(EntryMode::Swipe), at(5, 59))
             .is_empty());
         assert_eq!(
-            rules.check(&f, amount(1), Currency::CNY, EntryMode::Swipe, at(12, 0))[0].action,
+            rules.check(&f, amount(1), Currency::CNY, Some(EntryMode::Swipe), at(12, 0))[0].action,
             Action::Block
         );
         assert!(FraudRules {
@@ -319,11 +344,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rules.check(&facts, amount(1), Currency::CNY, EntryMode::Manual, at(12, 0))[0].action,
+            rules.check(
+                &facts,
+                amount(1),
+                Currency::CNY,
+                Some(EntryMode::Manual),
+                at(12, 0)
+            )[0]
+            .action,
             Action::Block
         );
         assert!(rules
-            .check(&facts, amount(1), Currency::CNY, EntryMode::Swipe, at(12, 0))
+            .check(
+                &facts,
+                amount(1),
+                Currency::CNY,
+                Some(EntryMode::Swipe),
+                at(12, 0)
+            )
             .is_empty());
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! `mod.rs` dispatches a request by its kind; `authorize.rs` is the path of
 //! every money request (sale, balance, void, refund), deciding with the pure
-//! rules of `admission.rs` and `fraud.rs`; `undo.rs` adds the supervisor PIN
+//! rules of `admission.rs` and `fraud.rs`; `cash.rs` records a cash sale
+//! under the same rules, without an acquirer; `undo.rs` adds the supervisor PIN
 //! for voids and refunds; `reversal.rs` reverses what the acquirer left
 //! unanswered; `settle.rs` settles the batch; `cashier.rs` signs cashiers on;
 //! `recall.rs` answers a restarted terminal; `terminal.rs` keeps freezes,
@@ -22,6 +23,7 @@
 
 pub mod admission;
 mod authorize;
+mod cash;
 mod cashier;
 pub mod fraud;
 mod recall;
@@ -40,7 +42,7 @@ use tallybox_core::protocol::requests;
 use tallybox_core::card::CardRead;
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{
-    ErrorCode, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
+    ErrorCode, Outcome, Request, RequestId, Response, Tender, TerminalId, TxnKind, TxnStatus,
 };
 use tallybox_core::reason;
 use tallybox_core::secret::Secret;
@@ -241,6 +243,7 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
+            Request::CashSale(sale) => self.cash_sale(terminal, sale).await,
             Request::Void(requests::Void {
                 request_id,
                 trace_no,
@@ -383,10 +386,18 @@ impl<A: Acquirer> Coordinator<A> {
     }
 
     /// A stored transaction answering a repeated request id.
-    fn repeat(&self, txn: &Txn, terminal: &TerminalId, kind: TxnKind, amount: Amount) -> Option<Response> {
+    fn repeat(
+        &self,
+        txn: &Txn,
+        terminal: &TerminalId,
+        kind: TxnKind,
+        amount: Amount,
+        tender: Tender,
+    ) -> Option<Response> {
         // A void's amount is the sale's, learned from the store: not compared.
         let amount_differs = kind != TxnKind::Void && txn.amount != amount;
-        if txn.terminal_id != terminal.as_str() || txn.kind != kind || amount_differs {
+        let other = txn.terminal_id != terminal.as_str() || txn.kind != kind || txn.paid.tender() != tender;
+        if other || amount_differs {
             tracing::warn!(terminal = %terminal, request_id = %txn.request_id, "request id reused for a different request");
             return Some(Response::Error {
                 request_id: Some(txn.request_id.to_string()),

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use tallybox_core::money::Currency;
-use tallybox_core::protocol::{RequestId, Response, TxnKind};
+use tallybox_core::protocol::{RequestId, Response, Tender, TxnKind};
 use tallybox_core::slip::{Layout, WIDTH};
 
 use super::Coordinator;
@@ -29,10 +29,11 @@ pub struct Settlement {
     pub report: Vec<String>,
 }
 
-/// Per terminal: sales net of voids, and refunds.
+/// Per terminal: card sales net of voids, and refunds (what the acquirer
+/// settles; cash stays in the drawer).
 pub(super) fn totals(batch_no: u32, rows: &[BatchRow]) -> Vec<BatchTotals> {
     let mut by_terminal: BTreeMap<&str, Vec<(TxnKind, u32, u64)>> = BTreeMap::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| r.tender == Tender::Card) {
         by_terminal
             .entry(&r.terminal_id)
             .or_default()
@@ -82,7 +83,8 @@ fn report(
         all_balanced &= balanced;
     }
     let mut brands: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
-    for row in rows.iter().filter(|r| r.kind == TxnKind::Sale) {
+    let sales = rows.iter().filter(|r| r.kind == TxnKind::Sale);
+    for row in sales.clone().filter(|r| r.tender == Tender::Card) {
         let b = brands.entry(row.brand.label()).or_default();
         b.0 += row.count;
         b.1 += row.minor;
@@ -93,6 +95,14 @@ fn report(
         for (brand, (count, minor)) in brands {
             r.pair(&format!("{brand} {count}"), &money(currency, minor));
         }
+    }
+    // Cash is not the acquirer's: shown apart, out of the net it pays.
+    let (cash_count, cash_minor) = sales
+        .filter(|r| r.tender == Tender::Cash)
+        .fold((0, 0), |(n, m), r| (n + r.count, m + r.minor));
+    if cash_count > 0 {
+        r.rule('-');
+        r.pair(&format!("现金 CASH {cash_count}"), &money(currency, cash_minor));
     }
     r.rule('-');
     let sign = if net < 0 { "-" } else { "" };
@@ -329,6 +339,7 @@ mod tests {
         BatchRow {
             terminal_id: t.into(),
             kind,
+            tender: Tender::Card,
             brand,
             count,
             minor,
@@ -343,6 +354,10 @@ mod tests {
             row("T1", TxnKind::Void, Brand::UnionPay, 1, 1_250),
             row("T1", TxnKind::Refund, Brand::Visa, 2, 500),
             row("T2", TxnKind::Sale, Brand::UnionPay, 1, 99),
+            BatchRow {
+                tender: Tender::Cash,
+                ..row("T2", TxnKind::Sale, Brand::Other, 2, 4_000)
+            },
         ];
         let t = totals(7, &rows);
         assert_eq!(t.len(), 2);
@@ -355,7 +370,13 @@ mod tests {
             text.contains("000007") && text.contains("CNY 60.00") && text.contains("BALANCED"),
             "{text}"
         );
+        // Cash is on the report apart, and neither in the acquirer's
+        // totals nor in the net the acquirer pays.
         assert!(text.contains("净额 NET") && text.contains("CNY 55.99"), "{text}");
+        assert!(
+            text.contains("现金 CASH 2") && text.contains("CNY 40.00"),
+            "{text}"
+        );
         let mixed = vec![(results[0].0.clone(), false)];
         assert!(report("Shop", Currency::CNY, 7, &rows, &mixed)
             .join("\n")

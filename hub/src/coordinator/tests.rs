@@ -881,3 +881,86 @@ async fn a_batch_as_large_as_the_acquirer_counts_is_settled_by_itself() {
     assert_eq!(settled.iter().map(|r| r.count).sum::<u32>(), 3);
     stop.cancel();
 }
+
+fn cash_sale(minor: u64, tendered: u64) -> requests::CashSale {
+    requests::CashSale {
+        request_id: RequestId::new(),
+        amount: Amount::from_minor(minor).unwrap(),
+        currency: "CNY".into(),
+        tendered: Amount::from_minor(tendered).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_cash_sale_is_approved_without_the_acquirer_and_a_repeat_gets_the_same_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    // An acquirer whose every answer the link refuses: a card sale could
+    // not be approved, so an approval here never went through it.
+    let refusing = Tweaked {
+        refuse_answers: true,
+        ..Tweaked::default()
+    };
+    let c = coordinator_with(dir.path(), refusing);
+    let sale = cash_sale(4_250, 5_000);
+    let first = outcome(c.handle(&t1(), Request::CashSale(sale.clone())).await);
+    assert_eq!(first.status, TxnStatus::Approved);
+    let receipt = first.receipt.clone().expect("an approved cash sale has a slip");
+    assert_eq!(
+        receipt.paid.change(receipt.amount),
+        Some(Amount::from_minor(750).unwrap())
+    );
+    let again = outcome(c.handle(&t1(), Request::CashSale(sale.clone())).await);
+    assert_eq!(again, first, "a repeat is answered from the store");
+    assert_eq!(rows(dir.path()).len(), 1, "recorded once");
+    // The same id as a card sale, or for another amount, is another request.
+    let reused = Request::CashSale(requests::CashSale {
+        amount: Amount::from_minor(4_000).unwrap(),
+        ..sale.clone()
+    });
+    assert!(matches!(
+        c.handle(&t1(), reused).await,
+        Some(Response::Error {
+            code: ErrorCode::DuplicateRequestId,
+            ..
+        })
+    ));
+    let Request::Sale(card_sale) = self::sale("approved", 4_250) else {
+        unreachable!()
+    };
+    let as_card = Request::Sale(requests::Sale {
+        request_id: sale.request_id.clone(),
+        ..card_sale
+    });
+    assert!(matches!(
+        c.handle(&t1(), as_card).await,
+        Some(Response::Error {
+            code: ErrorCode::DuplicateRequestId,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn cash_short_of_the_amount_or_at_a_frozen_checkout_is_refused_and_nothing_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    match c.handle(&t1(), Request::CashSale(cash_sale(4_250, 4_000))).await {
+        Some(Response::Error {
+            code: ErrorCode::InvalidAmount,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("less than the amount"), "{message}")
+        }
+        other => panic!("expected invalid_amount, got {other:?}"),
+    }
+    c.store(|s| s.freeze(t1().as_str(), "counted wrong"))
+        .await
+        .unwrap();
+    let frozen = outcome(c.handle(&t1(), Request::CashSale(cash_sale(100, 100))).await);
+    assert_eq!(
+        (frozen.status, frozen.response_code),
+        (TxnStatus::Failed, reason::FROZEN)
+    );
+    assert!(rows(dir.path()).is_empty());
+}

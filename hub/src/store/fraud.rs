@@ -165,6 +165,17 @@ impl Store {
         })
     }
 
+    /// What the rules look at for a sale without a card (cash): the usual
+    /// sale only; the card rules have no card to count.
+    pub fn cash_fraud_facts(&self) -> Result<Facts, StoreError> {
+        let (usual_minor, usual_of) = self.usual_sale()?;
+        Ok(Facts {
+            usual_minor,
+            usual_of,
+            ..Facts::default()
+        })
+    }
+
     /// The average of the last 200 approved sales and how many there were.
     /// "Usual" moves slowly: read at most once a minute, not on every sale.
     fn usual_sale(&self) -> Result<(u64, u32), StoreError> {

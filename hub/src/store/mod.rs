@@ -32,9 +32,11 @@ use tallybox_core::code::ResponseCode;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
-use tallybox_core::card::{Brand, CardRead, EntryMode, MaskedPan};
+use tallybox_core::card::{CardRead, MaskedPan};
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::{DeviceHealth, Receipt, RequestId, TerminalId, TxnKind, TxnStatus};
+use tallybox_core::protocol::{
+    CardPaid, DeviceHealth, Paid, Receipt, RequestId, Tender, TerminalId, TxnKind, TxnStatus,
+};
 
 pub use changes::Change;
 pub use secret::PanHasher;
@@ -169,9 +171,9 @@ pub struct Txn {
     pub status: TxnStatus,
     pub amount: Amount,
     pub currency: Currency,
-    pub masked_pan: MaskedPan,
-    pub brand: Brand,
-    pub entry_mode: EntryMode,
+    /// The tender: the card (masked) or the cash handed over.
+    #[serde(flatten)]
+    pub paid: Paid,
     pub batch_no: u32,
     pub trace_no: u32,
     pub reference_no: String,
@@ -228,9 +230,7 @@ impl Txn {
             status: self.status,
             amount: self.amount,
             currency: self.currency,
-            masked_pan: self.masked_pan.clone(),
-            brand: self.brand,
-            entry_mode: self.entry_mode,
+            paid: self.paid.clone(),
             batch_no: self.batch_no,
             trace_no: self.trace_no,
             reference_no: self.reference_no.clone(),
@@ -255,6 +255,43 @@ pub struct NewTxn<'a> {
     pub card: &'a CardRead,
     /// For a void or refund: the sale it undoes.
     pub original_id: Option<i64>,
+}
+
+/// A cash sale, as the coordinator hands it to the store.
+pub struct NewCash<'a> {
+    pub request_id: &'a RequestId,
+    pub terminal_id: &'a TerminalId,
+    pub amount: Amount,
+    pub currency: &'a str,
+    /// What the customer handed over (at least `amount`).
+    pub tendered: Amount,
+}
+
+/// One new row of `transactions`, whatever its tender.
+struct Insert<'a> {
+    request_id: &'a RequestId,
+    terminal_id: &'a TerminalId,
+    kind: TxnKind,
+    amount: Amount,
+    currency: &'a str,
+    original_id: Option<i64>,
+    status: TxnStatus,
+    /// "" while pending.
+    response_code: &'a str,
+    tender: Tender,
+    /// Empty for a tender without a card.
+    card: CardColumns,
+    tendered: Option<Amount>,
+}
+
+/// What a row keeps of a card: masked, and a keyed hash for the fraud rules.
+#[derive(Default)]
+struct CardColumns {
+    masked_pan: String,
+    last4: String,
+    brand: String,
+    entry_mode: String,
+    pan_hash: String,
 }
 
 /// A pending transaction's code in the JSON the page reads: "" (as before
@@ -287,7 +324,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
      entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at, \
-     receipt_token, original_id, cashier";
+     receipt_token, original_id, cashier, tender, tendered";
 
 /// Runs `sql` from the connection's statement cache: the sale path repeats the
 /// same few statements, and preparing each anew cost more than running it.
@@ -471,9 +508,20 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
             .and_then(|m| Amount::from_minor(m).ok())
             .ok_or_else(|| bad(5, "amount"))?,
         currency: Currency::from_code(&text(6)?).ok_or_else(|| bad(6, "currency"))?,
-        masked_pan: MaskedPan::from_stored(&text(7)?).ok_or_else(|| bad(7, "masked PAN"))?,
-        brand: parse_enum(&text(8)?).ok_or_else(|| bad(8, "brand"))?,
-        entry_mode: parse_enum(&text(9)?).ok_or_else(|| bad(9, "entry mode"))?,
+        paid: match Tender::parse(&text(21)?).ok_or_else(|| bad(21, "tender"))? {
+            Tender::Card => Paid::Card(CardPaid {
+                masked_pan: MaskedPan::from_stored(&text(7)?).ok_or_else(|| bad(7, "masked PAN"))?,
+                brand: parse_enum(&text(8)?).ok_or_else(|| bad(8, "brand"))?,
+                entry_mode: parse_enum(&text(9)?).ok_or_else(|| bad(9, "entry mode"))?,
+            }),
+            Tender::Cash => Paid::Cash {
+                tendered: row
+                    .get::<_, Option<i64>>(22)?
+                    .and_then(|m| u64::try_from(m).ok())
+                    .and_then(|m| Amount::from_minor(m).ok())
+                    .ok_or_else(|| bad(22, "cash tendered"))?,
+            },
+        },
         batch_no: row.get(10)?,
         trace_no: row.get(11)?,
         reference_no: text(12)?,
@@ -758,14 +806,57 @@ impl Store {
     /// Records the transaction as `pending`, with its trace and batch numbers,
     /// durably, before the acquirer is asked.
     pub fn begin(&mut self, new: &NewTxn<'_>) -> Result<Txn, StoreError> {
+        let card = CardColumns {
+            masked_pan: new.card.pan.masked().as_str().to_string(),
+            last4: new.card.pan.last4().to_string(),
+            brand: enum_text(&new.card.pan.brand()),
+            entry_mode: enum_text(&new.card.entry_mode),
+            pan_hash: self.hasher.hash(new.card.pan.digits()),
+        };
+        let row = Insert {
+            request_id: new.request_id,
+            terminal_id: new.terminal_id,
+            kind: new.kind,
+            amount: new.amount,
+            currency: new.currency,
+            original_id: new.original_id,
+            status: TxnStatus::Pending,
+            response_code: "",
+            tender: Tender::Card,
+            card,
+            tendered: None,
+        };
+        self.insert(&row)
+    }
+
+    /// Records a cash sale, approved at once (no acquirer is asked; the
+    /// drawer holds the money), with its trace and batch numbers.
+    pub fn record_cash(&mut self, new: &NewCash<'_>) -> Result<Txn, StoreError> {
+        let row = Insert {
+            request_id: new.request_id,
+            terminal_id: new.terminal_id,
+            kind: TxnKind::Sale,
+            amount: new.amount,
+            currency: new.currency,
+            original_id: None,
+            status: TxnStatus::Approved,
+            response_code: ResponseCode::APPROVED.as_str(),
+            tender: Tender::Cash,
+            card: CardColumns::default(),
+            tendered: Some(new.tendered),
+        };
+        self.insert(&row)
+    }
+
+    /// Writes one new transaction and its audit record in one SQLite
+    /// transaction, taking the terminal's next trace number.
+    fn insert(&mut self, new: &Insert<'_>) -> Result<Txn, StoreError> {
         let (utc, local) = (
             now_utc(),
             tallybox_platform::clock::now()
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
         );
-        let pan = new.card.pan.digits();
-        let pan_hash = self.hasher.hash(pan);
         let tx = self.conn.savepoint()?;
         exec(
             &tx,
@@ -774,43 +865,52 @@ impl Store {
         )?;
         let trace_no = take_trace(&tx, new.terminal_id.as_str())?;
         let batch_no = open_batch(&tx)?;
+        let card = &new.card;
         exec(
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
              brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id, \
-             cashier) \
-             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16, \
-             (SELECT cashier FROM terminals WHERE id = ?2))",
+             cashier, response_code, tender, tendered) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, \
+             (SELECT cashier FROM terminals WHERE id = ?2), ?18, ?19, ?20)",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),
                 new.kind.as_str(),
+                new.status.as_str(),
                 new.amount.minor() as i64,
                 new.currency,
-                new.card.pan.masked().as_str(),
-                new.card.pan.last4(),
-                enum_text(&new.card.pan.brand()),
-                enum_text(&new.card.entry_mode),
-                pan_hash,
+                card.masked_pan,
+                card.last4,
+                card.brand,
+                card.entry_mode,
+                card.pan_hash,
                 batch_no,
                 trace_no,
                 local,
                 utc,
                 receipt_token(),
                 new.original_id,
+                new.response_code,
+                new.tender.as_str(),
+                new.tendered.map(|a| a.minor() as i64),
             ],
         )?;
         let id = tx.last_insert_rowid();
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "request_id": new.request_id.as_str(), "terminal": new.terminal_id.as_str(),
             "kind": new.kind.as_str(), "amount": new.amount.minor(), "trace_no": trace_no,
         });
-        audit::append(&tx, &utc, "pending", Some(id), &detail.to_string())?;
+        if let Some(tendered) = new.tendered {
+            detail["tender"] = new.tender.as_str().into();
+            detail["tendered"] = tendered.minor().into();
+        }
+        audit::append(&tx, &utc, new.status.as_str(), Some(id), &detail.to_string())?;
         tx.commit()?;
         self.changes.note(Change::Txn {
             id,
             terminal: new.terminal_id.clone(),
-            status: TxnStatus::Pending,
+            status: new.status,
         });
         self.get(id)?.ok_or(StoreError::Vanished(id))
     }

@@ -267,6 +267,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE fraud_hits ADD COLUMN detail_zh TEXT NOT NULL DEFAULT '';
     ALTER TABLE freezes ADD COLUMN reason_zh TEXT NOT NULL DEFAULT '';
     "#,
+    // 20: the tender a transaction was paid by (`card` for every row
+    // before), and for cash what the customer handed over; a cash row's
+    // card columns are empty.
+    r#"
+    ALTER TABLE transactions ADD COLUMN tender TEXT NOT NULL DEFAULT 'card';
+    ALTER TABLE transactions ADD COLUMN tendered INTEGER;
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

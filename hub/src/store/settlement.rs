@@ -4,35 +4,40 @@
 
 use rusqlite::{params, OptionalExtension};
 use tallybox_core::card::Brand;
-use tallybox_core::protocol::TxnKind;
+use tallybox_core::protocol::{Tender, TxnKind};
 
 use super::{audit, exec, now_utc, one_row, open_batch, parse_enum, take_trace, Store, StoreError};
 
-/// Approved transactions of one kind and brand at one terminal.
+/// Approved transactions of one kind, tender and brand at one terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRow {
     pub terminal_id: String,
     pub kind: TxnKind,
+    /// Only card rows go to the acquirer; cash is counted in the drawer.
+    pub tender: Tender,
+    /// The card's brand ([`Brand::Other`] for cash).
     pub brand: Brand,
     pub count: u32,
     pub minor: u64,
 }
 
 impl Store {
-    /// How many approved transactions (balance inquiries aside) terminal
-    /// `terminal_id` has in batch `batch_no`.
+    /// How many approved card transactions (balance inquiries aside)
+    /// terminal `terminal_id` has in batch `batch_no`: what the acquirer
+    /// counts.
     pub fn batch_count(&self, batch_no: u32, terminal_id: &str) -> Result<u32, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT count(*) FROM transactions \
-             WHERE batch_no = ?1 AND terminal_id = ?2 AND status = 'approved' AND kind != 'balance'",
+             WHERE batch_no = ?1 AND terminal_id = ?2 AND status = 'approved' AND kind != 'balance' \
+             AND tender = 'card'",
             )?
             .query_row(params![batch_no, terminal_id], |r| r.get(0))?)
     }
 
-    /// Terminal `terminal_id`'s sales and refunds in batch `batch_no` that
-    /// stand (approved, not voided): what a batch upload sends.
+    /// Terminal `terminal_id`'s card sales and refunds in batch `batch_no`
+    /// that stand (approved, not voided): what a batch upload sends.
     pub fn batch_items(
         &self,
         batch_no: u32,
@@ -41,7 +46,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, trace_no, amount, reference_no, auth_code FROM transactions t \
              WHERE batch_no = ?1 AND terminal_id = ?2 AND status = 'approved' AND kind IN ('sale', 'refund') \
-             AND NOT EXISTS (SELECT 1 FROM transactions v WHERE v.original_id = t.id \
+             AND tender = 'card' AND NOT EXISTS (SELECT 1 FROM transactions v WHERE v.original_id = t.id \
                              AND v.kind = 'void' AND v.status = 'approved') \
              ORDER BY trace_no",
         )?;
@@ -78,25 +83,27 @@ impl Store {
     /// The approved transactions of `batch_no`, grouped.
     pub fn batch_rows(&self, batch_no: u32) -> Result<Vec<BatchRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT terminal_id, kind, brand, count(*), sum(amount) FROM transactions \
+            "SELECT terminal_id, kind, tender, brand, count(*), sum(amount) FROM transactions \
              WHERE batch_no = ?1 AND status = 'approved' AND kind != 'balance' \
-             GROUP BY terminal_id, kind, brand ORDER BY terminal_id, kind, brand",
+             GROUP BY terminal_id, kind, tender, brand ORDER BY terminal_id, kind, tender, brand",
         )?;
         let rows = stmt.query_map([batch_no], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, i64>(4)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, u32>(4)?,
+                r.get::<_, i64>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (terminal_id, kind, brand, count, minor) = row?;
+            let (terminal_id, kind, tender, brand, count, minor) = row?;
             out.push(BatchRow {
                 terminal_id,
                 kind: parse_enum(&kind).unwrap_or(TxnKind::Sale),
+                tender: Tender::parse(&tender).unwrap_or(Tender::Card),
                 brand: parse_enum(&brand).unwrap_or(Brand::Other),
                 count,
                 minor: minor.max(0) as u64,

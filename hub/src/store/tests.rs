@@ -2,7 +2,7 @@
 
 use super::query::Filter;
 use super::*;
-use tallybox_core::card::test_cards;
+use tallybox_core::card::{test_cards, EntryMode};
 
 fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
     NewTxn {
@@ -27,6 +27,55 @@ fn approve(store: &mut Store, id: i64) -> Txn {
 }
 
 #[test]
+fn a_cash_sale_is_recorded_approved_at_once_and_stays_out_of_the_acquirers_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let tid = TerminalId::parse("T1").unwrap();
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let (r1, r2) = (RequestId::new(), RequestId::new());
+    let paid_by_card = store.begin(&new_txn(&r1, &tid, &card, 1250)).unwrap();
+    approve(&mut store, paid_by_card.id);
+    let cash = store
+        .record_cash(&NewCash {
+            request_id: &r2,
+            terminal_id: &tid,
+            amount: Amount::from_minor(4250).unwrap(),
+            currency: "CNY",
+            tendered: Amount::from_minor(5000).unwrap(),
+        })
+        .unwrap();
+    assert_eq!((cash.status, cash.trace_no), (TxnStatus::Approved, 2));
+    assert_eq!(
+        cash.paid.change(cash.amount),
+        Some(Amount::from_minor(750).unwrap())
+    );
+    assert!(
+        store.pending().unwrap().is_empty(),
+        "nothing of cash is left pending"
+    );
+    // Read back as written, after a reopen.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let again = store.by_request(r2.as_str()).unwrap().unwrap();
+    assert_eq!(again.paid, cash.paid);
+    assert_eq!(
+        again.response_code,
+        Some(tallybox_core::code::ResponseCode::APPROVED)
+    );
+    // The acquirer hears of the card sale only; the batch still lists both.
+    assert_eq!(store.batch_count(1, "T1").unwrap(), 1);
+    let items = store.batch_items(1, "T1").unwrap();
+    assert_eq!(items.iter().map(|i| i.trace_no).collect::<Vec<_>>(), vec![1]);
+    let rows = store.batch_rows(1).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        store.verify_audit().unwrap(),
+        3,
+        "pending, approved, and the cash sale"
+    );
+}
+
+#[test]
 fn pending_then_approved_with_trace_numbers_and_audit() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
@@ -40,7 +89,7 @@ fn pending_then_approved_with_trace_numbers_and_audit() {
     assert_eq!((a.trace_no, b.trace_no), (1, 2));
     let a = approve(&mut store, a.id);
     assert_eq!(a.status, TxnStatus::Approved);
-    assert_eq!(a.masked_pan.as_str(), "622202******0005");
+    assert_eq!(a.paid.card().unwrap().masked_pan.as_str(), "622202******0005");
     // The first final state wins.
     let again = store
         .finish(
@@ -176,7 +225,7 @@ fn pages_by_keyset_and_filters() {
     assert!(by_last4
         .items
         .iter()
-        .all(|t| t.masked_pan.as_str().ends_with("1111")));
+        .all(|t| t.paid.card().unwrap().masked_pan.as_str().ends_with("1111")));
     assert_eq!(by_last4.items.len(), 3);
     let by_amount = store
         .list(&Filter {

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Receipt, TxnKind, TxnStatus};
+use crate::money::Amount;
+use crate::protocol::{Paid, Receipt, TxnKind, TxnStatus};
 
 /// One slip as the printer gets it: its lines, and the customer's e-receipt
 /// link, printed as a QR code under them.
@@ -160,9 +161,11 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     for line in &receipt.header {
         slip.centred(line);
     }
-    slip.centred(match copy {
-        Copy::Merchant => "商户存根 MERCHANT COPY",
-        Copy::Cardholder => "持卡人存根 CARDHOLDER COPY",
+    let card = receipt.paid.card();
+    slip.centred(match (copy, card) {
+        (Copy::Merchant, _) => "商户存根 MERCHANT COPY",
+        (Copy::Cardholder, Some(_)) => "持卡人存根 CARDHOLDER COPY",
+        (Copy::Cardholder, None) => "顾客联 CUSTOMER COPY",
     });
     if reprint {
         slip.centred("*** 重打印 REPRINT ***");
@@ -173,11 +176,16 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     if let Some(cashier) = &receipt.cashier {
         slip.pair("操作员号 CASHIER NO", cashier);
     }
-    slip.pair("卡号 CARD", receipt.masked_pan.as_str());
-    slip.pair(
-        "卡组织 BRAND",
-        &format!("{} {}", receipt.brand.label(), receipt.entry_mode.label()),
-    );
+    match card {
+        Some(card) => {
+            slip.pair("卡号 CARD", card.masked_pan.as_str());
+            slip.pair(
+                "卡组织 BRAND",
+                &format!("{} {}", card.brand.label(), card.entry_mode.label()),
+            );
+        }
+        None => slip.pair("付款方式 PAID BY", "现金 CASH"),
+    }
     let kind = match receipt.kind {
         TxnKind::Sale => "消费 SALE",
         TxnKind::Balance => "余额查询 BALANCE",
@@ -187,16 +195,23 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     slip.pair("交易类型 TYPE", kind);
     slip.pair("批次号 BATCH NO", &format!("{:06}", receipt.batch_no));
     slip.pair("凭证号 TRACE NO", &format!("{:06}", receipt.trace_no));
-    slip.pair("参考号 REF NO", &receipt.reference_no);
-    slip.pair("授权码 AUTH CODE", &receipt.auth_code);
+    if card.is_some() {
+        slip.pair("参考号 REF NO", &receipt.reference_no);
+        slip.pair("授权码 AUTH CODE", &receipt.auth_code);
+    }
     slip.pair("日期时间 DATE/TIME", &receipt.at);
     slip.rule('-');
     slip.pair("金额 AMOUNT", &receipt.currency.show(receipt.amount));
+    if let Paid::Cash { tendered } = receipt.paid {
+        let change = receipt.paid.change(receipt.amount).unwrap_or(Amount::ZERO);
+        slip.pair("收款 TENDERED", &receipt.currency.show(tendered));
+        slip.pair("找零 CHANGE", &receipt.currency.show(change));
+    }
     if receipt.status != TxnStatus::Approved {
         slip.pair("状态 STATUS", &receipt.status.as_str().to_uppercase());
     }
     slip.rule('-');
-    if copy == Copy::Merchant {
+    if copy == Copy::Merchant && card.is_some() {
         slip.lines.push("持卡人签名 CARDHOLDER SIGNATURE".to_string());
         slip.lines.push(String::new());
         slip.rule('_');
@@ -227,9 +242,11 @@ mod tests {
             status: TxnStatus::Approved,
             amount: Amount::from_minor(1250).unwrap(),
             currency: crate::money::Currency::CNY,
-            masked_pan: Pan::parse("6222021000000005").unwrap().masked(),
-            brand: Brand::UnionPay,
-            entry_mode: EntryMode::Swipe,
+            paid: Paid::Card(crate::protocol::CardPaid {
+                masked_pan: Pan::parse("6222021000000005").unwrap().masked(),
+                brand: Brand::UnionPay,
+                entry_mode: EntryMode::Swipe,
+            }),
             batch_no: 1,
             trace_no: 42,
             reference_no: "112519000042".into(),
@@ -282,6 +299,34 @@ mod tests {
         let narrow = render(&receipt(), Copy::Merchant, false);
         let at = narrow.iter().position(|l| l == "商户编号 MERCHANT NO").unwrap();
         assert_eq!(columns(&narrow[at + 1]), WIDTH);
+    }
+
+    #[test]
+    fn a_cash_slip_shows_what_was_handed_over_and_the_change_and_no_card() {
+        let cash = Receipt {
+            paid: Paid::Cash {
+                tendered: Amount::from_minor(5000).unwrap(),
+            },
+            reference_no: String::new(),
+            auth_code: String::new(),
+            ..receipt()
+        };
+        let text = render(&cash, Copy::Cardholder, false).join("\n");
+        for needle in [
+            "顾客联 CUSTOMER COPY",
+            "付款方式 PAID BY       现金 CASH",
+            "金额 AMOUNT            CNY 12.50",
+            "收款 TENDERED          CNY 50.00",
+            "找零 CHANGE            CNY 37.50",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        for absent in ["卡号", "REF NO", "AUTH CODE", "SIGNATURE"] {
+            assert!(!text.contains(absent), "{absent:?} on a cash slip:\n{text}");
+        }
+        assert!(!render(&cash, Copy::Merchant, false)
+            .join("\n")
+            .contains("SIGNATURE"));
     }
 
     #[test]

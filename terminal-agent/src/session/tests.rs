@@ -91,11 +91,13 @@ pub(crate) fn receipt(amount: Amount) -> Receipt {
         status: TxnStatus::Approved,
         amount,
         currency: Currency::CNY,
-        masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
-            .unwrap()
-            .masked(),
-        brand: tallybox_core::card::Brand::UnionPay,
-        entry_mode: EntryMode::Swipe,
+        paid: tallybox_core::protocol::Paid::Card(tallybox_core::protocol::CardPaid {
+            masked_pan: tallybox_core::card::Pan::parse("6222021000000005")
+                .unwrap()
+                .masked(),
+            brand: tallybox_core::card::Brand::UnionPay,
+            entry_mode: EntryMode::Swipe,
+        }),
         batch_no: 1,
         trace_no: 7,
         reference_no: "000000000007".into(),

@@ -17,7 +17,7 @@ fn ask(rules: &FraudRules) -> Ask<'_> {
         amount: amount(1250),
         currency: Currency::CNY,
         undo: None,
-        entry_mode: EntryMode::Swipe,
+        entry_mode: Some(EntryMode::Swipe),
         supervisor_approved: false,
         cashier_required: false,
         rules,

@@ -11,6 +11,7 @@ mod health;
 mod ids;
 pub mod requests;
 mod responses;
+mod tender;
 mod topics;
 mod txn;
 
@@ -19,6 +20,7 @@ pub use health::{Bluetooth, DeviceHealth, MachineHealth, Power, PrinterProblem, 
 pub use ids::{RequestId, TerminalId};
 pub use requests::{Request, RequestKind, REQUEST_TYPES};
 pub use responses::{Cashier, ErrorCode, Outcome, Receipt, Response, RESPONSE_TYPES};
+pub use tender::{CardPaid, Paid, Tender};
 pub use topics::Topics;
 pub use txn::{TxnKind, TxnStatus};
 

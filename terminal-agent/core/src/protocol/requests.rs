@@ -15,6 +15,9 @@ pub enum Request {
     /// Sent at start: the hub answers with the store's name and the open batch.
     SignIn(SignIn),
     Sale(Sale),
+    /// A sale paid in cash: recorded at once (no acquirer), and the
+    /// checkout opens its drawer.
+    CashSale(CashSale),
     Balance(Balance),
     /// Voids this terminal's sale `trace_no` (open batch), with the same
     /// card; needs the supervisor PIN, or the owner's order from the page.
@@ -64,6 +67,19 @@ pub struct Sale {
     /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pin: Option<Secret<String>>,
+}
+
+/// A sale paid in cash: recorded at once (no acquirer), and the
+/// checkout opens its drawer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashSale {
+    pub request_id: RequestId,
+    pub amount: Amount,
+    pub currency: String,
+    /// What the customer handed over: at least `amount`; the change is the
+    /// difference.
+    pub tendered: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +195,7 @@ pub struct Heartbeat {
 pub enum RequestKind {
     SignIn,
     Sale,
+    CashSale,
     Balance,
     Void,
     Refund,
@@ -194,9 +211,10 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every kind, in the order of [`Request`].
-    pub const ALL: [RequestKind; 13] = [
+    pub const ALL: [RequestKind; 14] = [
         RequestKind::SignIn,
         RequestKind::Sale,
+        RequestKind::CashSale,
         RequestKind::Balance,
         RequestKind::Void,
         RequestKind::Refund,
@@ -215,6 +233,7 @@ impl RequestKind {
         match self {
             RequestKind::SignIn => "sign_in",
             RequestKind::Sale => "sale",
+            RequestKind::CashSale => "cash_sale",
             RequestKind::Balance => "balance",
             RequestKind::Void => "void",
             RequestKind::Refund => "refund",
@@ -235,6 +254,7 @@ impl Request {
         match self {
             Request::SignIn(_) => RequestKind::SignIn,
             Request::Sale(_) => RequestKind::Sale,
+            Request::CashSale(_) => RequestKind::CashSale,
             Request::Balance(_) => RequestKind::Balance,
             Request::Void(_) => RequestKind::Void,
             Request::Refund(_) => RequestKind::Refund,
@@ -253,6 +273,7 @@ impl Request {
         match self {
             Request::SignIn(SignIn { request_id, .. })
             | Request::Sale(Sale { request_id, .. })
+            | Request::CashSale(CashSale { request_id, .. })
             | Request::Balance(Balance { request_id, .. })
             | Request::Void(Void { request_id, .. })
             | Request::Refund(Refund { request_id, .. })
@@ -269,8 +290,8 @@ impl Request {
 }
 
 /// The `"type"` of every request a terminal sends.
-pub const REQUEST_TYPES: [&str; 13] = {
-    let mut types = [""; 13];
+pub const REQUEST_TYPES: [&str; 14] = {
+    let mut types = [""; 14];
     let mut i = 0;
     while i < RequestKind::ALL.len() {
         types[i] = RequestKind::ALL[i].as_str();

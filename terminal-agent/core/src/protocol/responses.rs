@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RequestId, TxnKind, TxnStatus};
-use crate::card::{Brand, EntryMode, MaskedPan};
+use super::{Paid, RequestId, TxnKind, TxnStatus};
 use crate::code::{ReasonCode, ResponseCode};
 use crate::money::{Amount, Currency};
 
@@ -25,9 +24,9 @@ pub struct Receipt {
     pub status: TxnStatus,
     pub amount: Amount,
     pub currency: Currency,
-    pub masked_pan: MaskedPan,
-    pub brand: Brand,
-    pub entry_mode: EntryMode,
+    /// The tender: the card (masked) or the cash handed over.
+    #[serde(flatten)]
+    pub paid: Paid,
     pub batch_no: u32,
     pub trace_no: u32,
     pub reference_no: String,

@@ -16,6 +16,12 @@ fn one_of_each() -> Vec<Request> {
             version: "1".into(),
         }),
         sale(),
+        Request::CashSale(requests::CashSale {
+            request_id: id(),
+            amount: Amount::from_minor(4250).unwrap(),
+            currency: "CNY".into(),
+            tendered: Amount::from_minor(5000).unwrap(),
+        }),
         Request::Balance(requests::Balance {
             request_id: id(),
             card: card(),
@@ -65,6 +71,7 @@ fn one_of_each() -> Vec<Request> {
         match r {
             Request::SignIn(requests::SignIn { .. })
             | Request::Sale(requests::Sale { .. })
+            | Request::CashSale(requests::CashSale { .. })
             | Request::Balance(requests::Balance { .. })
             | Request::Void(requests::Void { .. })
             | Request::Refund(requests::Refund { .. })

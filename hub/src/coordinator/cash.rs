@@ -1,0 +1,138 @@
+//! A cash sale: the customer hands over notes, the checkout opens its
+//! drawer. No acquirer is asked, so there is nothing to leave pending: the
+//! store job that looks the request id up also admits the sale under the
+//! same rules as a card sale (frozen checkout, cashier signed on, the
+//! amount rules of `fraud.rs`; the card rules have no card to count) and
+//! records it approved, with its trace number and audit record, in one
+//! SQLite transaction. A repeat gets the recorded sale (and its slip) back;
+//! the drawer is the checkout's to open once, when it hears "approved".
+
+use super::authorize::unfit_code;
+use super::*;
+use crate::store::NewCash;
+
+/// What the store found for a cash sale's request id.
+enum Cash {
+    Known(Txn),
+    Lost,
+    Recorded(Txn),
+    Refused(ReasonCode),
+    Unfit(Unfit),
+}
+
+impl<A: Acquirer> Coordinator<A> {
+    pub(super) async fn cash_sale(
+        &self,
+        terminal: &TerminalId,
+        sale: requests::CashSale,
+    ) -> Option<Response> {
+        let requests::CashSale {
+            request_id,
+            amount,
+            currency,
+            tendered,
+        } = sale;
+        let _claim = self.claim(&request_id)?;
+        let refused_before = self
+            .refusals()
+            .iter()
+            .find(|(id, _)| id == request_id.as_str())
+            .map(|(_, c)| *c);
+        if let Some(code) = refused_before {
+            return Some(Self::refused(request_id, TxnKind::Sale, code));
+        }
+        let settings = &self.settings;
+        let checked = admission::check_amount(
+            TxnKind::Sale,
+            amount,
+            &currency,
+            settings.currency,
+            settings.max_sale,
+        )
+        .and_then(|()| match tendered >= amount {
+            true => Ok(()),
+            false => Err(format!(
+                "the cash handed over ({}) is less than the amount ({})",
+                settings.currency.format(tendered),
+                settings.currency.format(amount)
+            )),
+        });
+        if let Err(message) = checked {
+            return Some(Response::Error {
+                request_id: Some(request_id.to_string()),
+                code: ErrorCode::InvalidAmount,
+                message,
+            });
+        }
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), settings.fraud.clone());
+        let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
+        let found = self
+            .store(move |s| {
+                if let Some(txn) = s.by_request(rid.as_str())? {
+                    return Ok(Cash::Known(txn));
+                }
+                let ask = admission::Ask {
+                    kind: TxnKind::Sale,
+                    amount,
+                    currency,
+                    undo: None,
+                    entry_mode: None,
+                    supervisor_approved: false,
+                    cashier_required,
+                    rules: &rules,
+                    now: tallybox_platform::clock::now().time(),
+                };
+                let facts = admission::Facts {
+                    lost: s.is_lost(&rid)?,
+                    unfit: s.unfit_for_sales()?,
+                    frozen: s.frozen(&tid)?,
+                    cashier_signed_on: cashier_required && s.terminal_cashier(&tid)?.is_some(),
+                    fraud: s.cash_fraud_facts()?,
+                    ..Default::default()
+                };
+                let decided = admission::decide(&ask, &facts);
+                for hit in &decided.hits {
+                    if s.record_hit(&tid, hit)? {
+                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+                    }
+                }
+                match decided.verdict {
+                    admission::Verdict::Lost => Ok(Cash::Lost),
+                    admission::Verdict::Unfit(why) => Ok(Cash::Unfit(why)),
+                    admission::Verdict::Refuse(code) => Ok(Cash::Refused(code)),
+                    admission::Verdict::Admit { amount, .. } => {
+                        let new = NewCash {
+                            request_id: &rid,
+                            terminal_id: &tid,
+                            amount,
+                            currency: currency.code(),
+                            tendered,
+                        };
+                        Ok(Cash::Recorded(s.record_cash(&new)?))
+                    }
+                }
+            })
+            .await;
+        match found {
+            Err(e) if e.is_storage() => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, error = %e, "refused: the hub cannot record transactions");
+                Some(self.refuse(request_id, TxnKind::Sale, reason::HUB_STORAGE))
+            }
+            Err(e) => Some(internal(&request_id, &e)),
+            Ok(Cash::Known(txn)) => self.repeat(&txn, terminal, TxnKind::Sale, amount, Tender::Cash),
+            Ok(Cash::Lost) => Some(Self::not_received(request_id, TxnKind::Sale)),
+            Ok(Cash::Refused(code)) => Some(self.refuse(request_id, TxnKind::Sale, code)),
+            Ok(Cash::Unfit(why)) => {
+                tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
+                Some(self.refuse(request_id, TxnKind::Sale, unfit_code(&why)))
+            }
+            Ok(Cash::Recorded(txn)) => {
+                tracing::info!(
+                    terminal = %terminal, request_id = %request_id, kind = "sale", tender = "cash",
+                    status = txn.status.as_str(), trace_no = txn.trace_no, "transaction finished"
+                );
+                Some(self.outcome(&txn, None))
+            }
+        }
+    }
+}

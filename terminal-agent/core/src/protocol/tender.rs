@@ -1,0 +1,176 @@
+//! How a customer paid (the tender): by card or in cash. A receipt and a
+//! stored transaction carry it as [`Paid`], whose JSON is flat beside the
+//! receipt's other fields (`"tender": "card"` with the masked PAN, brand and
+//! entry mode, or `"tender": "cash"` with what was handed over), so a card
+//! receipt reads as it always did, with one field more.
+
+use serde::{Deserialize, Serialize};
+
+use crate::card::{Brand, EntryMode, MaskedPan};
+use crate::money::Amount;
+
+/// The kinds of tender, as the wire, the store and the page name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tender {
+    Card,
+    Cash,
+}
+
+impl Tender {
+    pub const ALL: [Tender; 2] = [Tender::Card, Tender::Cash];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Tender::Card => "card",
+            Tender::Cash => "cash",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tender> {
+        Tender::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// What a receipt shows of the card: never more than the masked PAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardPaid {
+    pub masked_pan: MaskedPan,
+    pub brand: Brand,
+    pub entry_mode: EntryMode,
+}
+
+/// How one transaction was paid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PaidFields", into = "PaidFields")]
+pub enum Paid {
+    Card(CardPaid),
+    /// Cash; `tendered` is what the customer handed over (the change is
+    /// `tendered` less the amount).
+    Cash {
+        tendered: Amount,
+    },
+}
+
+impl Paid {
+    pub fn tender(&self) -> Tender {
+        match self {
+            Paid::Card(_) => Tender::Card,
+            Paid::Cash { .. } => Tender::Cash,
+        }
+    }
+
+    pub fn card(&self) -> Option<&CardPaid> {
+        match self {
+            Paid::Card(card) => Some(card),
+            Paid::Cash { .. } => None,
+        }
+    }
+
+    /// The change given back from `amount`, for cash.
+    pub fn change(&self, amount: Amount) -> Option<Amount> {
+        match self {
+            Paid::Cash { tendered } => tendered.checked_sub(amount),
+            Paid::Card(_) => None,
+        }
+    }
+}
+
+/// [`Paid`] as JSON fields. A receipt without `tender` is a card's (what
+/// hubs sent before there were other tenders).
+#[derive(Serialize, Deserialize)]
+struct PaidFields {
+    #[serde(default = "card")]
+    tender: Tender,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    masked_pan: Option<MaskedPan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    brand: Option<Brand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entry_mode: Option<EntryMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tendered: Option<Amount>,
+}
+
+fn card() -> Tender {
+    Tender::Card
+}
+
+impl TryFrom<PaidFields> for Paid {
+    type Error = String;
+
+    fn try_from(f: PaidFields) -> Result<Paid, String> {
+        match f.tender {
+            Tender::Card => match (f.masked_pan, f.brand, f.entry_mode) {
+                (Some(masked_pan), Some(brand), Some(entry_mode)) => Ok(Paid::Card(CardPaid {
+                    masked_pan,
+                    brand,
+                    entry_mode,
+                })),
+                _ => Err("a card payment needs masked_pan, brand and entry_mode".into()),
+            },
+            Tender::Cash => f
+                .tendered
+                .map(|tendered| Paid::Cash { tendered })
+                .ok_or_else(|| "a cash payment needs tendered".to_string()),
+        }
+    }
+}
+
+impl From<Paid> for PaidFields {
+    fn from(paid: Paid) -> PaidFields {
+        let mut f = PaidFields {
+            tender: paid.tender(),
+            masked_pan: None,
+            brand: None,
+            entry_mode: None,
+            tendered: None,
+        };
+        match paid {
+            Paid::Card(card) => {
+                f.masked_pan = Some(card.masked_pan);
+                f.brand = Some(card.brand);
+                f.entry_mode = Some(card.entry_mode);
+            }
+            Paid::Cash { tendered } => f.tendered = Some(tendered),
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::Pan;
+
+    #[test]
+    fn a_receipt_of_a_hub_from_before_tenders_reads_as_a_card_payment() {
+        let old = r#"{"masked_pan":"622202******0005","brand":"union_pay","entry_mode":"swipe"}"#;
+        let paid: Paid = serde_json::from_str(old).unwrap();
+        assert_eq!(paid.tender(), Tender::Card);
+        let json = serde_json::to_value(&paid).unwrap();
+        assert_eq!(json["tender"], "card");
+        assert_eq!(json["masked_pan"], "622202******0005");
+    }
+
+    #[test]
+    fn cash_carries_what_was_handed_over_and_gives_the_change() {
+        let paid = Paid::Cash {
+            tendered: Amount::from_minor(5000).unwrap(),
+        };
+        let json = serde_json::to_string(&paid).unwrap();
+        assert_eq!(json, r#"{"tender":"cash","tendered":5000}"#);
+        assert_eq!(serde_json::from_str::<Paid>(&json).unwrap(), paid);
+        let change = paid.change(Amount::from_minor(4250).unwrap());
+        assert_eq!(change, Some(Amount::from_minor(750).unwrap()));
+    }
+
+    #[test]
+    fn a_payment_missing_its_tenders_fields_is_refused() {
+        assert!(serde_json::from_str::<Paid>(r#"{"tender":"cash"}"#).is_err());
+        assert!(serde_json::from_str::<Paid>(r#"{"tender":"card","brand":"visa"}"#).is_err());
+        assert!(serde_json::from_str::<Paid>(r#"{"tender":"cheque","tendered":1}"#).is_err());
+        let card = Pan::parse("6222021000000005").unwrap();
+        assert_eq!(card.masked().as_str(), "622202******0005");
+    }
+}

@@ -292,6 +292,7 @@ impl<D: Display> Agent<D> {
                         self.health.paper_low(low);
                         Input::PaperLow(low)
                     }
+                    PrintReport::DrawerShut(problem) => Input::DrawerShut(problem),
                 }),
                 Some((input, note)) = self.inputs.recv() => {
                     done = note;
@@ -497,6 +498,7 @@ impl Running {
                 Output::Online => self.on_connect(),
                 Output::Show(screen) => devices.show(&screen),
                 Output::Print(slip) => self.spooler.submit(slip),
+                Output::OpenDrawer => self.spooler.open_drawer(),
                 Output::QueueSale { request_id, slips } => {
                     let queued = tokio::task::block_in_place(|| {
                         self.spooler.queue_sale(request_id.as_str(), slips.clone())

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::devices::printer::escpos::DrawerPin;
 use crate::devices::printer::port::PrinterAddr;
+use crate::devices::printer::EscPosPrinter;
 use crate::session::Lang;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,6 +82,9 @@ pub struct PrinterConfig {
     pub connection: String,
     /// 32 for 58 mm paper, 48 for 80 mm.
     pub columns: usize,
+    /// The cash drawer's pin on the printer's drawer port: "2" (most
+    /// drawers) or "5".
+    pub drawer_pin: DrawerPin,
 }
 
 impl Default for DeviceConfig {
@@ -143,6 +148,7 @@ impl Default for PrinterConfig {
         PrinterConfig {
             connection: "uart:/dev/serial0@9600".into(),
             columns: 32,
+            drawer_pin: DrawerPin::default(),
         }
     }
 }
@@ -229,6 +235,11 @@ impl DeviceConfig {
         Ok(self)
     }
 
+    /// The receipt printer as configured (it drives the cash drawer too).
+    pub fn printer(&self) -> Result<EscPosPrinter, String> {
+        Ok(EscPosPrinter::at(self.printer_addr()?).with_drawer(self.printer.drawer_pin))
+    }
+
     pub fn printer_addr(&self) -> Result<PrinterAddr, String> {
         self.printer
             .connection
@@ -252,12 +263,13 @@ mod tests {
         let path = dir.path().join("devices.toml");
         std::fs::write(
             &path,
-            "lang = \"en\"\n[printer]\nconnection = \"tcp:127.0.0.1:9100\"\ncolumns = 48\n[magstripe]\nkind = \"hid\"\n",
+            "lang = \"en\"\n[printer]\nconnection = \"tcp:127.0.0.1:9100\"\ncolumns = 48\ndrawer_pin = \"5\"\n[magstripe]\nkind = \"hid\"\n",
         )
         .unwrap();
         let c = DeviceConfig::load(&path).unwrap();
         assert_eq!(c.lang, Lang::En);
         assert_eq!(c.printer.columns, 48);
+        assert_eq!(c.printer.drawer_pin, DrawerPin::Five);
         assert_eq!(c.magstripe.kind, MagstripeKind::Hid);
         assert_eq!(c.keypad, KeypadPins::default());
     }
@@ -272,6 +284,7 @@ mod tests {
             ("[keypad]\ncols = [12, 16, 20, 40]\n", "BCM 0-27"),
             ("[printer]\ncolumns = 40\n", "printer.columns"),
             ("[printer]\nconnection = \"lpt1\"\n", "printer.connection"),
+            ("[printer]\ndrawer_pin = \"3\"\n", "drawer_pin"),
             ("[oled]\nadress = 60\n", "adress"),
         ] {
             std::fs::write(&path, text).unwrap();

@@ -11,7 +11,7 @@
 //! → {"cmd":"card","name":"visa","stuck":true}    ← {"ok":true,"read":"stuck"}
 //! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"qr":null,"status":{"clock":"09:41",…},"state":"idle"}
 //! → {"cmd":"health"}                      ← {"ok":true,"devices":{"swipes":3,"swipe_errors":1,…}}
-//! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…]}
+//! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…],"drawer_kicks":[2]}
 //! ```
 
 use serde::Deserialize;
@@ -186,7 +186,7 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
         ControlRequest::Health => json!({"ok": true, "devices": devices.health.snapshot()}),
         ControlRequest::Paper => {
             let printer = devices.printer.lock();
-            json!({"ok": true, "slips": printer.paper.slips, "torn": printer.paper.torn, "qr_codes": printer.paper.qr_codes})
+            json!({"ok": true, "slips": printer.paper.slips, "torn": printer.paper.torn, "qr_codes": printer.paper.qr_codes, "drawer_kicks": printer.paper.drawer_kicks})
         }
         ControlRequest::Printer {
             paper,

@@ -22,7 +22,6 @@ use crate::devices::magstripe::hid::HidDecoder;
 use crate::devices::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
 use crate::devices::magstripe::{self};
 use crate::devices::oled::Oled;
-use crate::devices::printer::EscPosPrinter;
 use crate::devices::Screen;
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::session::Input;
@@ -104,7 +103,7 @@ impl Hardware {
         };
         let addr = config.printer_addr()?;
         health.printer_link(addr.link());
-        let printer: Box<dyn Printer> = Box::new(EscPosPrinter::at(addr));
+        let printer: Box<dyn Printer> = Box::new(config.printer()?);
         Ok(Hardware {
             display,
             printer,

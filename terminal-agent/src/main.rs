@@ -13,7 +13,6 @@ use tallybox_platform::machine::Machine;
 use tallybox_platform::mqtt::BrokerAddr;
 use tallybox_terminal::agent::{Agent, AgentConfig, Ended};
 use tallybox_terminal::config::DeviceConfig;
-use tallybox_terminal::devices::printer::EscPosPrinter;
 use tallybox_terminal::devices::{sim::SimDevices, Backend, Display, Printer, SharedHealth};
 use tallybox_terminal::hw::Hardware;
 use tallybox_terminal::session::{Lang, Screens};
@@ -157,7 +156,7 @@ fn run(args: Args) -> anyhow::Result<Ended> {
                     Some(_) => {
                         let addr = config.printer_addr().map_err(anyhow::Error::msg)?;
                         sim.health.printer_link(addr.link());
-                        Box::new(EscPosPrinter::at(addr)) as Box<dyn Printer>
+                        Box::new(config.printer().map_err(anyhow::Error::msg)?) as Box<dyn Printer>
                     }
                     None => {
                         let log = args.state_dir.join("sim-paper.jsonl");

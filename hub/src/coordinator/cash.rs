@@ -21,16 +21,19 @@ enum Cash {
 }
 
 impl<A: Acquirer> Coordinator<A> {
+    /// `supervisor_approved`: the sale came with the supervisor's right PIN.
     pub(super) async fn cash_sale(
         &self,
         terminal: &TerminalId,
         sale: requests::CashSale,
+        supervisor_approved: bool,
     ) -> Option<Response> {
         let requests::CashSale {
             request_id,
             amount,
             currency,
             tendered,
+            ..
         } = sale;
         let _claim = self.claim(&request_id)?;
         let refused_before = self
@@ -77,7 +80,7 @@ impl<A: Acquirer> Coordinator<A> {
                     currency,
                     undo: None,
                     entry_mode: None,
-                    supervisor_approved: false,
+                    supervisor_approved,
                     cashier_required,
                     rules: &rules,
                     now: tallybox_platform::clock::now().time(),

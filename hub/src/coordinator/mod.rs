@@ -243,7 +243,20 @@ impl<A: Acquirer> Coordinator<A> {
                 )
                 .await
             }
-            Request::CashSale(sale) => self.cash_sale(terminal, sale).await,
+            Request::CashSale(sale) => {
+                let approved = match &sale.supervisor_pin {
+                    None => false,
+                    Some(pin) if self.supervisor_pin_ok(pin).await => true,
+                    Some(_) => {
+                        return Some(Self::refused(
+                            sale.request_id,
+                            TxnKind::Sale,
+                            reason::SUPERVISOR_PIN,
+                        ))
+                    }
+                };
+                self.cash_sale(terminal, sale, approved).await
+            }
             Request::Void(requests::Void {
                 request_id,
                 trace_no,

@@ -888,6 +888,7 @@ fn cash_sale(minor: u64, tendered: u64) -> requests::CashSale {
         amount: Amount::from_minor(minor).unwrap(),
         currency: "CNY".into(),
         tendered: Amount::from_minor(tendered).unwrap(),
+        supervisor_pin: None,
     }
 }
 

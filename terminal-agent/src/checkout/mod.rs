@@ -83,6 +83,9 @@ pub enum Output {
     Show(Screen),
     /// Print one slip (the spool keeps it until the printer confirms).
     Print(Slip),
+    /// Open the cash drawer through the printer; a failure comes back as
+    /// [`Input::DrawerShut`](crate::session::Input::DrawerShut).
+    OpenDrawer,
     /// A sale ended: put its slips in the print queue on disk first.
     QueueSale {
         request_id: RequestId,
@@ -430,6 +433,7 @@ impl Checkout {
             match action {
                 Action::Show(screen) => self.out.push_back(Output::Show(screen)),
                 Action::Print(slip) => self.out.push_back(Output::Print(slip)),
+                Action::OpenDrawer => self.out.push_back(Output::OpenDrawer),
                 Action::Send(request) => self.publish(&request, now),
                 Action::Pair(code) => self.start_pairing(&code, now),
                 Action::SelfTest => self.out.push_back(Output::SelfTest),

@@ -27,6 +27,9 @@ pub enum PrintReport {
     Recovered { printed: usize },
     /// The roll started running low (`true`), or a new one went in (`false`).
     PaperLow(bool),
+    /// The cash drawer was to open and did not: the printer, which drives
+    /// it, has this problem.
+    DrawerShut(PrinterProblem),
 }
 
 /// The spool's rules, without the thread.
@@ -164,6 +167,7 @@ enum Job {
     Print(Slip),
     /// Slips were queued: print them.
     Wake,
+    OpenDrawer,
 }
 
 impl Spooler {
@@ -179,6 +183,13 @@ impl Spooler {
             let report = match rx.recv_timeout(retry_every) {
                 Ok(Job::Print(slip)) => spool.submit(printer.as_mut(), slip),
                 Ok(Job::Wake) => spool.print_queued(printer.as_mut()),
+                Ok(Job::OpenDrawer) => match printer.open_drawer() {
+                    Ok(()) => None,
+                    Err(problem) => {
+                        tracing::warn!(%problem, "the cash drawer did not open");
+                        Some(PrintReport::DrawerShut(problem))
+                    }
+                },
                 Err(std_mpsc::RecvTimeoutError::Timeout) => spool.retry(printer.as_mut()),
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
@@ -197,6 +208,13 @@ impl Spooler {
     pub fn submit(&self, slip: Slip) {
         if self.jobs.send(Job::Print(slip)).is_err() {
             tracing::error!("the printer thread has stopped; slip not printed");
+        }
+    }
+
+    /// Opens the cash drawer, between slips (the printer drives it).
+    pub fn open_drawer(&self) {
+        if self.jobs.send(Job::OpenDrawer).is_err() {
+            tracing::error!("the printer thread has stopped; the cash drawer was not opened");
         }
     }
 

@@ -104,15 +104,22 @@ impl Session {
                     Edit::Changed => vec![Action::Show(ui.supervisor_pin(title, pin.len()))],
                     Edit::Done => {
                         let mut request = request.clone();
-                        if let Request::Sale(requests::Sale {
-                            request_id,
-                            supervisor_pin,
-                            ..
-                        }) = &mut request
-                        {
-                            // A new request: the refused one was never a transaction.
-                            *request_id = RequestId::new();
-                            *supervisor_pin = Some(pin.to_secret());
+                        // A new request: the refused one was never a transaction.
+                        match &mut request {
+                            Request::Sale(requests::Sale {
+                                request_id,
+                                supervisor_pin,
+                                ..
+                            })
+                            | Request::CashSale(requests::CashSale {
+                                request_id,
+                                supervisor_pin,
+                                ..
+                            }) => {
+                                *request_id = RequestId::new();
+                                *supervisor_pin = Some(pin.to_secret());
+                            }
+                            _ => {}
                         }
                         let title = ui.pick("SUPERVISOR APPROVED", "主管已确认").to_string();
                         let screen = ui.processing(&title);

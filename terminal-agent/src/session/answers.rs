@@ -4,7 +4,6 @@
 use super::{Action, Op, Session, State};
 use crate::session::Screens;
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::requests;
 use tallybox_core::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
 use tallybox_core::reason;
 use tallybox_core::slip::{Copy, Slip};
@@ -129,7 +128,7 @@ impl Session {
         // A store rule asks for the supervisor: the same sale goes again with their PIN.
         if let (Response::Outcome(o), State::Waiting { request, .. }) = (&response, &self.state) {
             if o.response_code == reason::NEEDS_SUPERVISOR
-                && matches!(request, Request::Sale(requests::Sale { .. }))
+                && matches!(request, Request::Sale(_) | Request::CashSale(_))
             {
                 let request = request.clone();
                 let screen = self
@@ -236,11 +235,20 @@ fn outcome_actions(ui: Screens, currency: Currency, slip_columns: usize, outcome
                     ui.message(("APPROVED", "交易成功"), ("Receipt missing", "缺少签购单数据")),
                 )];
             };
-            vec![
-                Action::Print(Slip::of(&receipt, Copy::Merchant, false, slip_columns)),
-                Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
-                Action::Show(ui.approved(currency, receipt.amount, &receipt.auth_code)),
-            ]
+            match receipt.paid.change(receipt.amount) {
+                // Cash: the customer's receipt and the drawer; the shop keeps
+                // no signed copy.
+                Some(change) if outcome.kind == TxnKind::Sale => vec![
+                    Action::OpenDrawer,
+                    Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
+                    Action::Show(ui.cash_paid(currency, change)),
+                ],
+                _ => vec![
+                    Action::Print(Slip::of(&receipt, Copy::Merchant, false, slip_columns)),
+                    Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
+                    Action::Show(ui.approved(currency, receipt.amount, &receipt.auth_code)),
+                ],
+            }
         }
         (TxnStatus::Approved, TxnKind::Balance) => {
             vec![Action::Show(

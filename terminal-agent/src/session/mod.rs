@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! Idle ─A/digit→ Amount ─#→ Card ─(PIN card)→ Pin ─#→ Waiting ─answer→ Done ─key→ Idle
+//!                             └─B→ Cash ─#→ Waiting (cash sale: drawer opens when approved)
 //!   └─D→ Menu ─1→ Card (balance)        ─2→ Waiting (reprint)
 //!             ─3→ Waiting (settle)       ─4→ cashier sign-on / off (`cashier.rs`)
 //! ```
@@ -43,6 +44,8 @@ pub enum Input {
     Printer(Option<PrinterProblem>),
     /// The printer's roll is running low (`true`) or was changed (`false`).
     PaperLow(bool),
+    /// The cash drawer did not open: the printer that drives it has this problem.
+    DrawerShut(PrinterProblem),
     /// The local time, `HH:MM`, for the idle screen's clock.
     Clock(String),
     /// A card stays in the swipe slot.
@@ -69,6 +72,8 @@ pub enum Action {
     Show(Screen),
     /// One slip.
     Print(Slip),
+    /// Open the cash drawer (through the printer's drawer port).
+    OpenDrawer,
     /// Publish this request (again, if it was already sent).
     Send(Request),
     /// Pair with the hub using this code (the runtime runs the exchange and
@@ -153,6 +158,11 @@ enum State {
     CashierPin {
         no: String,
         pin: Pin,
+    },
+    /// A cash sale of `amount`: what the customer hands over, keyed.
+    Cash {
+        amount: Amount,
+        digits: String,
     },
     /// A store rule wants the supervisor to approve this sale: their PIN.
     Approve {
@@ -319,6 +329,7 @@ impl Session {
             State::Waiting {
                 request:
                     Request::Sale(requests::Sale { request_id, .. })
+                    | Request::CashSale(requests::CashSale { request_id, .. })
                     | Request::Recall(requests::Recall { request_id }),
                 title,
                 ..
@@ -366,6 +377,7 @@ impl Session {
             State::CashierNo { .. } => "cashier_no",
             State::CashierPin { .. } => "cashier_pin",
             State::Card { .. } => "card",
+            State::Cash { .. } => "cash",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
             State::Done => "done",
@@ -393,6 +405,7 @@ impl Session {
                 self.paper_low = low;
                 self.refresh_idle()
             }
+            Input::DrawerShut(problem) => vec![Action::Show(self.ui().drawer_shut(problem))],
             Input::Clock(clock) => {
                 self.clock = clock;
                 self.refresh_idle()
@@ -547,7 +560,7 @@ impl Session {
                 match Amount::from_minor(minor) {
                     Ok(amount) if !amount.is_zero() => {
                         let op = Op::Sale(amount);
-                        self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
+                        self.go(State::Card { op }, ui.pay(&op.title(ui, currency), None))
                     }
                     _ => vec![Action::Show(ui.declined(reason::WRONG_AMOUNT, true))],
                 }
@@ -591,10 +604,50 @@ impl Session {
                 };
                 self.send(op, card, Some(pin.expose()))
             }
-            (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, ui.result_unknown()),
-            (State::Amount { .. } | State::Menu | State::Card { .. } | State::Pin { .. }, Key::C) => {
-                self.go_idle()
+            (State::Card { op: Op::Sale(amount) }, Key::B) => {
+                let amount = *amount;
+                let screen = ui.cash_entry(currency, amount, "", false);
+                self.go(
+                    State::Cash {
+                        amount,
+                        digits: String::new(),
+                    },
+                    screen,
+                )
             }
+            (State::Cash { amount, digits }, Key::Digit(d)) => {
+                if digits.len() < MAX_AMOUNT_DIGITS && !(digits.is_empty() && d == 0) {
+                    digits.push(char::from(b'0' + d));
+                }
+                vec![Action::Show(ui.cash_entry(currency, *amount, digits, false))]
+            }
+            (State::Cash { amount, digits }, Key::Star) => {
+                digits.pop();
+                vec![Action::Show(ui.cash_entry(currency, *amount, digits, false))]
+            }
+            (State::Cash { amount, digits }, Key::Hash) => {
+                // Nothing keyed: the customer gave the exact amount.
+                let tendered = match digits.is_empty() {
+                    true => Ok(*amount),
+                    false => Amount::from_minor(digits.parse().unwrap_or(0)),
+                };
+                match tendered {
+                    Ok(tendered) if tendered >= *amount => {
+                        let amount = *amount;
+                        self.send_cash(amount, tendered)
+                    }
+                    _ => vec![Action::Show(ui.cash_entry(currency, *amount, digits, true))],
+                }
+            }
+            (State::Waiting { silent: true, .. }, Key::C) => self.go(State::Done, ui.result_unknown()),
+            (
+                State::Amount { .. }
+                | State::Menu
+                | State::Card { .. }
+                | State::Cash { .. }
+                | State::Pin { .. },
+                Key::C,
+            ) => self.go_idle(),
             _ => vec![],
         }
     }
@@ -606,13 +659,17 @@ impl Session {
         let title = op.title(self.ui(), self.config.currency);
         let card = match card.and_then(|c| c.check_at(today.0, today.1).map(|()| c)) {
             Ok(card) => card,
-            Err(CardError::Expired(_)) => {
-                let notice = reason::explain(reason::EXPIRED_AT_TERMINAL);
-                return vec![Action::Show(self.ui().present_card(&title, Some(notice)))];
-            }
-            Err(_) => {
-                let notice = reason::explain(reason::READ_ERROR);
-                return vec![Action::Show(self.ui().present_card(&title, Some(notice)))];
+            Err(e) => {
+                let code = match e {
+                    CardError::Expired(_) => reason::EXPIRED_AT_TERMINAL,
+                    _ => reason::READ_ERROR,
+                };
+                let notice = Some(reason::explain(code));
+                let screen = match op {
+                    Op::Sale(_) => self.ui().pay(&title, notice),
+                    _ => self.ui().present_card(&title, notice),
+                };
+                return vec![Action::Show(screen)];
             }
         };
         // Voids and refunds are authorised by the supervisor, not the cardholder.
@@ -636,6 +693,19 @@ impl Session {
             );
         }
         self.send(op, card, None)
+    }
+
+    fn send_cash(&mut self, amount: Amount, tendered: Amount) -> Vec<Action> {
+        let request = Request::CashSale(requests::CashSale {
+            request_id: RequestId::new(),
+            amount,
+            currency: self.config.currency.code().to_string(),
+            tendered,
+            supervisor_pin: None,
+        });
+        let title = Op::Sale(amount).title(self.ui(), self.config.currency);
+        let screen = self.ui().processing(&title);
+        self.wait(request, title, screen)
     }
 
     fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {

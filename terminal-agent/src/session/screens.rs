@@ -432,6 +432,50 @@ impl Screens {
         }
     }
 
+    /// A sale waiting for its tender: a card, or `B` for cash.
+    pub fn pay(self, title: &str, notice: Option<Explanation>) -> Screen {
+        let mut screen = self.present_card(title, notice);
+        let (row, text) = match notice {
+            None => (2, self.pick("B cash", "B 现金")),
+            Some(_) => (3, self.pick("Card again or B cash", "再刷卡或 B 现金")),
+        };
+        screen.lines[row] = text.to_string();
+        screen
+    }
+
+    /// What the customer hands over for a cash sale of `amount`; `short`
+    /// when the keyed sum was less than the amount.
+    pub fn cash_entry(self, currency: Currency, amount: Amount, digits: &str, short: bool) -> Screen {
+        let title = format!("{} {}", self.pick("CASH", "现金"), currency.show(amount));
+        let prompt = match short {
+            false => self.pick("Received (#=exact):", "实收(#=金额):"),
+            true => self.pick("Less than the amount!", "少于应收金额!"),
+        };
+        self.entry(&title, prompt, &keyed_money(currency, digits))
+    }
+
+    /// A cash sale recorded: the change to give, the drawer open.
+    pub fn cash_paid(self, currency: Currency, change: Amount) -> Screen {
+        Screen::of(&[
+            self.pick("PAID IN CASH", "现金收款成功"),
+            self.pick("Change:", "找零:"),
+            &currency.show(change),
+            self.pick("Drawer open", "钱箱已打开"),
+            self.any_key(),
+        ])
+    }
+
+    /// The drawer was to open for a cash sale and did not.
+    pub fn drawer_shut(self, problem: PrinterProblem) -> Screen {
+        Screen::of(&[
+            self.pick("DRAWER NOT OPENED", "钱箱未打开"),
+            self.pick(problem.short().0, problem.short().1),
+            self.pick("Sale is recorded", "交易已记录"),
+            self.pick("Open it with its key", "请用钥匙打开"),
+            self.any_key(),
+        ])
+    }
+
     pub fn pin_entry(self, title: &str, typed: usize) -> Screen {
         self.entry(title, self.pick("Enter PIN:", "请输入密码:"), &"*".repeat(typed))
     }
@@ -660,6 +704,18 @@ pub(crate) mod tests {
                     Some(explain(tallybox_core::reason::READ_ERROR)),
                 ),
             ),
+            ("pay", s.pay(&s.sale_title(Currency::CNY, big), None)),
+            (
+                "pay-notice",
+                s.pay(
+                    &s.sale_title(Currency::CNY, big),
+                    Some(explain(tallybox_core::reason::READ_ERROR)),
+                ),
+            ),
+            ("cash", s.cash_entry(Currency::CNY, big, "1000000", false)),
+            ("cash-short", s.cash_entry(Currency::CNY, big, "100", true)),
+            ("cash-paid", s.cash_paid(Currency::CNY, big)),
+            ("drawer-shut", s.drawer_shut(PrinterProblem::NotResponding)),
             ("pin", s.pin_entry(&s.sale_title(Currency::CNY, big), 6)),
             ("processing", s.processing(&s.sale_title(Currency::CNY, big))),
             ("approved", s.approved(Currency::CNY, big, "A1B2C3")),

@@ -143,6 +143,84 @@ fn outcome(request: &Request, status: TxnStatus, code: &str, receipt: Option<Rec
     })
 }
 
+/// The hub's receipt of a cash sale of `minor`, `tendered` handed over.
+fn cash_receipt(minor: u64, tendered: u64) -> Receipt {
+    Receipt {
+        paid: tallybox_core::protocol::Paid::Cash {
+            tendered: Amount::from_minor(tendered).unwrap(),
+        },
+        reference_no: String::new(),
+        auth_code: String::new(),
+        ..receipt(Amount::from_minor(minor).unwrap())
+    }
+}
+
+#[test]
+fn a_cash_sale_keys_what_was_handed_over_then_opens_the_drawer_shows_the_change_and_prints_one_slip() {
+    let mut s = session();
+    keys(&mut s, "A4250#");
+    let shown = keys(&mut s, "B");
+    assert!(
+        last_screen(&shown).contains("CASH CNY 42.50"),
+        "{}",
+        last_screen(&shown)
+    );
+    // Less than the amount is not taken.
+    let short = keys(&mut s, "4000#");
+    assert!(sent(&short).is_none());
+    assert!(last_screen(&short).contains("Less than the amount"));
+    let actions = keys(&mut s, "****5000#");
+    let request = sent(&actions).expect("a cash sale request");
+    let Request::CashSale(requests::CashSale { amount, tendered, .. }) = &request else {
+        panic!("sent {request:?}")
+    };
+    assert_eq!((amount.minor(), tendered.minor()), (4250, 5000));
+    assert!(s.in_flight().is_some(), "journalled like a card sale");
+    let actions = s.handle(
+        answer(outcome(
+            &request,
+            TxnStatus::Approved,
+            "00",
+            Some(cash_receipt(4250, 5000)),
+        )),
+        TODAY,
+    );
+    assert_eq!(actions.first(), Some(&Action::OpenDrawer));
+    let slips: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Print(slip) => Some(slip.lines.join("\n")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slips.len(), 1, "{slips:?}");
+    assert!(slips[0].contains("CUSTOMER COPY") && slips[0].contains("CNY 7.50"));
+    let screen = last_screen(&actions);
+    assert!(
+        screen.contains("PAID IN CASH") && screen.contains("CNY 7.50"),
+        "{screen}"
+    );
+    // A drawer that does not open is told, with what to do.
+    let shut = s.handle(Input::DrawerShut(PrinterProblem::PaperOut), TODAY);
+    assert!(last_screen(&shut).contains("DRAWER NOT OPENED"));
+}
+
+#[test]
+fn cash_with_nothing_keyed_is_the_exact_amount_and_c_cancels_it() {
+    let mut s = session();
+    keys(&mut s, "A990#B");
+    let request = sent(&keys(&mut s, "#")).expect("sent");
+    let Request::CashSale(requests::CashSale { tendered, .. }) = request else {
+        panic!("sent {request:?}")
+    };
+    assert_eq!(tendered.minor(), 990);
+    let mut s = session();
+    keys(&mut s, "A990#B12");
+    let actions = keys(&mut s, "C");
+    assert!(sent(&actions).is_none());
+    assert_eq!(s.state_name(), "idle");
+}
+
 #[test]
 fn a_sale_from_keys_to_two_slips() {
     let mut s = session();

@@ -223,14 +223,15 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
         .expect("answer");
     assert_eq!(sold["status"], "approved");
     hub.stop();
-    // The database as a Tallybox four schema steps older left it
-    // (migrations 16 to 19 undone).
-    const LATEST: u32 = 19;
+    // The database as a Tallybox five schema steps older left it
+    // (migrations 16 to 20 undone).
+    const LATEST: u32 = 20;
     let conn = rusqlite::Connection::open(data.join("tallybox.db")).unwrap();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, LATEST, "a new migration: undo it here too");
     conn.execute_batch(
-        "ALTER TABLE check_history DROP COLUMN evidence_zh; ALTER TABLE fraud_hits DROP COLUMN detail_zh; \
+        "ALTER TABLE transactions DROP COLUMN tender; ALTER TABLE transactions DROP COLUMN tendered; \
+         ALTER TABLE check_history DROP COLUMN evidence_zh; ALTER TABLE fraud_hits DROP COLUMN detail_zh; \
          ALTER TABLE freezes DROP COLUMN reason_zh; \
          DROP TABLE settlement_traces; ALTER TABLE transactions DROP COLUMN reversals_sent; \
          DROP INDEX settlements_request; ALTER TABLE settlements DROP COLUMN request_id; \

@@ -80,6 +80,9 @@ pub struct CashSale {
     /// What the customer handed over: at least `amount`; the change is the
     /// difference.
     pub tendered: Amount,
+    /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pin: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

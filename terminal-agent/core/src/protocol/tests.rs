@@ -21,6 +21,7 @@ fn one_of_each() -> Vec<Request> {
             amount: Amount::from_minor(4250).unwrap(),
             currency: "CNY".into(),
             tendered: Amount::from_minor(5000).unwrap(),
+            supervisor_pin: None,
         }),
         Request::Balance(requests::Balance {
             request_id: id(),

@@ -27,6 +27,8 @@ enum Op {
     Qr,
     /// `GS r 1`: answer once everything before it is printed.
     Mark,
+    /// `ESC p m t1 t2`: a pulse on the drawer port (m 0: pin 2, 1: pin 5).
+    Drawer(u8),
 }
 
 /// What came off the printer.
@@ -39,6 +41,8 @@ pub struct Paper {
     /// QR codes printed, by their content (each also stands in its slip as
     /// a line `[QR content]`).
     pub qr_codes: Vec<String>,
+    /// Pulses sent to the cash drawer, by the connector pin (2 or 5).
+    pub drawer_kicks: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +211,7 @@ impl PrinterModel {
                         self.paper.qr_codes.push(data);
                     }
                 }
+                Op::Drawer(m) => self.paper.drawer_kicks.push(if m & 1 == 0 { 2 } else { 5 }),
                 Op::Mark => {
                     let near_end = self.near_end();
                     self.replies.push_back(if near_end { 0x03 } else { 0x00 });
@@ -251,6 +256,14 @@ fn parse(b: &[u8]) -> Option<(usize, Token)> {
             b'd' => {
                 need(3)?;
                 (3, Token::Op(Op::Feed(b[2])))
+            }
+            // m is 0 / 1 or, as some drivers send it, '0' / '1' (0x30 / 0x31).
+            b'p' => {
+                need(5)?;
+                match b[2] {
+                    0 | 1 | 0x30 | 0x31 => (5, Token::Op(Op::Drawer(b[2]))),
+                    _ => (5, Token::Unknown),
+                }
             }
             _ => (2, Token::Unknown),
         },

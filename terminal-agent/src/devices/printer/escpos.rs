@@ -27,6 +27,28 @@ pub const RECOVER_AND_CLEAR: [u8; 3] = [DLE, ENQ, 2];
 /// has been printed. Its answer is how the driver knows a slip is on paper.
 pub const PRINTED_MARK: [u8; 3] = [GS, b'r', 1];
 
+/// The cash drawer's connector pin on the printer's drawer port (RJ11/12):
+/// most drawers are wired to pin 2, a second drawer to pin 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum DrawerPin {
+    #[default]
+    #[serde(rename = "2")]
+    Two,
+    #[serde(rename = "5")]
+    Five,
+}
+
+/// `ESC p m t1 t2`: a pulse on the drawer port's pin (m = 0 for pin 2,
+/// 1 for pin 5), on for t1 × 2 ms and off for t2 × 2 ms: 50 ms on opens
+/// a drawer's solenoid, 500 ms off lets it rest before another pulse.
+pub fn drawer_kick(pin: DrawerPin) -> [u8; 5] {
+    let m = match pin {
+        DrawerPin::Two => 0,
+        DrawerPin::Five => 1,
+    };
+    [ESC, b'p', m, 25, 250]
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
     Left = 0,

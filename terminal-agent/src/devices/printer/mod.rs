@@ -25,6 +25,10 @@ pub trait Printer: Send {
     /// Leaves an error state, dropping whatever of a failed slip the printer
     /// still holds (the whole slip is printed again).
     fn recover(&mut self);
+    /// Opens the cash drawer wired to the printer's drawer port. The kick
+    /// waits in the printer's buffer like a slip: a printer stopped (out of
+    /// paper, cover open) or not answering cannot open it now, and says so.
+    fn open_drawer(&mut self) -> Result<(), PrinterProblem>;
 }
 
 pub struct EscPosPrinter {
@@ -33,6 +37,8 @@ pub struct EscPosPrinter {
     addr: Option<PrinterAddr>,
     /// How long a status answer may take.
     answer_within: Duration,
+    /// Where the cash drawer is wired on the drawer port.
+    drawer: escpos::DrawerPin,
 }
 
 impl EscPosPrinter {
@@ -41,6 +47,7 @@ impl EscPosPrinter {
             port: Some(port),
             addr: None,
             answer_within: Duration::from_millis(500),
+            drawer: escpos::DrawerPin::default(),
         }
     }
 
@@ -50,7 +57,14 @@ impl EscPosPrinter {
             port: None,
             addr: Some(addr),
             answer_within: Duration::from_millis(500),
+            drawer: escpos::DrawerPin::default(),
         }
+    }
+
+    /// The drawer is on `pin` of the drawer port (pin 2 unless set).
+    pub fn with_drawer(mut self, pin: escpos::DrawerPin) -> EscPosPrinter {
+        self.drawer = pin;
+        self
     }
 
     fn port(&mut self) -> Result<&mut Box<dyn Port>, PrinterProblem> {
@@ -134,6 +148,17 @@ impl Printer for EscPosPrinter {
                 .ok_or(PrinterProblem::NotResponding)?;
         }
         PrinterStatus::from_bytes(answers).ok_or(PrinterProblem::NotResponding)
+    }
+
+    fn open_drawer(&mut self) -> Result<(), PrinterProblem> {
+        // The status read first: a kick into a stopped printer would wait
+        // there (and be cleared with the half-printed slip) while the
+        // cashier is told the drawer is open.
+        if let Some(problem) = self.status()?.problem() {
+            return Err(problem);
+        }
+        let kick = escpos::drawer_kick(self.drawer);
+        self.with_port(|port| port.write_all(&kick))
     }
 
     fn recover(&mut self) {

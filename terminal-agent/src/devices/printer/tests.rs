@@ -49,6 +49,30 @@ fn the_e_receipt_qr_code_prints_under_the_slip() {
 }
 
 #[test]
+fn the_drawer_opens_on_its_pin_and_a_stopped_printer_says_why_it_did_not() {
+    let model = SharedPrinter::default();
+    let mut p = printer(&model);
+    p.open_drawer().unwrap();
+    let mut p5 = printer(&model).with_drawer(escpos::DrawerPin::Five);
+    p5.open_drawer().unwrap();
+    assert_eq!(model.lock().paper.drawer_kicks, vec![2, 5]);
+    model.with(|m| m.set_paper(false));
+    assert_eq!(p.open_drawer(), Err(PrinterProblem::PaperOut));
+    assert_eq!(
+        model.lock().paper.drawer_kicks,
+        vec![2, 5],
+        "no kick left waiting"
+    );
+    model.with(|m| m.set_paper(true));
+    p.recover();
+    p.print(&slip(2, "A")).unwrap();
+    let m = model.lock();
+    assert_eq!(m.paper.drawer_kicks, vec![2, 5]);
+    assert_eq!(m.paper.slips, vec![lines(2, "A")], "the kick prints nothing");
+    assert_eq!(m.unknown_commands, 0);
+}
+
+#[test]
 fn each_problem_is_named_before_printing() {
     let model = SharedPrinter::default();
     let mut p = printer(&model);

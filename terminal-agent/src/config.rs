@@ -284,7 +284,7 @@ mod tests {
             ("[keypad]\ncols = [12, 16, 20, 40]\n", "BCM 0-27"),
             ("[printer]\ncolumns = 40\n", "printer.columns"),
             ("[printer]\nconnection = \"lpt1\"\n", "printer.connection"),
-            ("[printer]\ndrawer_pin = \"3\"\n", "drawer_pin"),
+            ("[printer]\ndrawer_pin = \"3\"\n", "expected `2` or `5`"),
             ("[oled]\nadress = 60\n", "adress"),
         ] {
             std::fs::write(&path, text).unwrap();

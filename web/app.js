@@ -345,6 +345,12 @@ function showProblems(d) {
 
 setInterval(() => { if (session) loadProblems(true).catch(() => {}); }, 60000);
 
+/** Takings by tender (card, cash), named in the page's language. */
+function tenderTable(node, lines, currency) {
+  const named = lines.map((l) => ({ ...l, key: t(`tender_${l.key}`) }));
+  table(node, [t("tender"), t("sales"), t("net"), t("declined")], lineRows(named, currency));
+}
+
 async function loadToday() {
   loadProblems(false).catch((e) => showError(e.message));
   const d = await api("GET", "/api/v1/today");
@@ -358,6 +364,7 @@ async function loadToday() {
   const names = Object.fromEntries(d.terminals.map((x) => [x.id, x.name]));
   table($("#today-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")],
     lineRows(d.by_terminal, currencyOf(d)).map((r) => [names[r[0]] && names[r[0]] !== r[0] ? `${names[r[0]]}${paren(r[0])}` : r[0], ...r.slice(1)]));
+  tenderTable($("#today-tenders"), d.by_tender, currencyOf(d));
   table($("#today-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(d.by_brand, currencyOf(d)));
 }
 
@@ -404,7 +411,7 @@ function row(txn) {
   return el("li", {}, el("a", { href: `#/receipt/${txn.id}`, "data-id": txn.id },
     el("span", { class: "meta" }, `${txn.local_time} · ${txn.terminal_id}`),
     el("span", { class: `amount ${txn.kind}` }, amountOf(txn)),
-    el("span", { class: "meta" }, `${txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
+    el("span", { class: "meta" }, `${txn.tender === "cash" ? t("tender_cash") : txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
     el("span", { class: `status ${txn.status} ${txn.kind}${txn.voided ? " undone" : ""}` }, listStatus(txn))));
 }
 
@@ -506,8 +513,9 @@ async function loadReceipt(id) {
 // sends it, then shows the sale again with what became of it.
 async function showUndo(txn) {
   const form = $("#undo-form");
+  // A cash sale is given back from the drawer at the checkout, not ordered here.
   const open = session.role === "owner" && txn.kind === "sale" && txn.status === "approved"
-    && !txn.voided && !/^0(\.0+)?$/.test(txn.refundable);
+    && txn.tender === "card" && !txn.voided && !/^0(\.0+)?$/.test(txn.refundable);
   form.hidden = !open;
   if (!open) return;
   form.dataset.id = txn.id;
@@ -636,6 +644,7 @@ async function loadReport() {
   $("#chart").replaceChildren(drawn.svg);
   $("#chart-said").textContent = drawn.said;
   table($("#report-terminals"), [t("terminal"), t("sales"), t("net"), t("declined")], lineRows(r.by_terminal, currencyOf(r)));
+  tenderTable($("#report-tenders"), r.by_tender, currencyOf(r));
   table($("#report-brands"), [t("brand"), t("sales"), t("net"), t("declined")], lineRows(r.by_brand, currencyOf(r)));
   const cashiers = r.by_cashier.map((l) => ({ ...l, key: l.key || t("no_cashier") }));
   table($("#report-cashiers"), [t("cashier"), t("sales"), t("net"), t("declined")], lineRows(cashiers, currencyOf(r)));

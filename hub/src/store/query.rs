@@ -7,7 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 use tallybox_core::money::Currency;
-use tallybox_core::protocol::{TerminalId, TxnKind, TxnStatus};
+use tallybox_core::protocol::{Tender, TerminalId, TxnKind, TxnStatus};
 
 use super::{Store, StoreError, Txn};
 
@@ -36,6 +36,8 @@ pub struct Filter {
     pub reference_no: Option<String>,
     /// sale, void, refund or balance.
     pub kind: Option<String>,
+    /// card or cash.
+    pub tender: Option<String>,
     /// The number of the cashier signed on.
     pub cashier: Option<String>,
     /// Keyset cursor: only transactions with a smaller id.
@@ -157,6 +159,11 @@ impl Filter {
                 .ok_or_else(|| bad("kind", "use sale, void, refund or balance"))?;
             clauses.push("kind = ?");
             params.push(Value::Text(super::enum_text(&k)));
+        }
+        if let Some(tender) = &self.tender {
+            let t = Tender::parse(tender).ok_or_else(|| bad("tender", "use card or cash"))?;
+            clauses.push("tender = ?");
+            params.push(Value::Text(t.as_str().to_string()));
         }
         if let Some(cashier) = &self.cashier {
             if !(1..=4).contains(&cashier.len()) || !cashier.bytes().all(|b| b.is_ascii_digit()) {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 use tallybox_core::card::Brand;
-use tallybox_core::protocol::{TxnKind, TxnStatus};
+use tallybox_core::protocol::{Tender, TxnKind, TxnStatus};
 
 use super::{parse_enum, Store, StoreError};
 
@@ -111,7 +111,10 @@ pub struct Report {
     /// empty ones included, so a chart needs no gap-filling.
     pub buckets: Vec<Line>,
     pub by_terminal: Vec<Line>,
+    /// Card sales by the card's brand.
     pub by_brand: Vec<Line>,
+    /// By how the customer paid: `card`, `cash`.
+    pub by_tender: Vec<Line>,
     /// By the cashier signed on: `07 Ann`; empty for sales with no cashier.
     pub by_cashier: Vec<Line>,
 }
@@ -133,10 +136,10 @@ impl Store {
             "substr(local_time, 1, 10)"
         };
         let sql = format!(
-            "SELECT {bucket}, terminal_id, brand, kind, status, count(*), sum(amount), coalesce(cashier, '') \
+            "SELECT {bucket}, terminal_id, brand, kind, status, count(*), sum(amount), coalesce(cashier, ''), tender \
              FROM transactions \
              WHERE local_time >= ?1 AND local_time < ?2 AND status IN ('approved', 'declined') \
-             GROUP BY 1, 2, 3, 4, 5, 8"
+             GROUP BY 1, 2, 3, 4, 5, 8, 9"
         );
         let mut totals = Totals::default();
         let mut buckets: BTreeMap<String, Totals> = if hourly {
@@ -149,6 +152,7 @@ impl Store {
         };
         let mut by_terminal: BTreeMap<String, Totals> = BTreeMap::new();
         let mut by_brand: BTreeMap<String, Totals> = BTreeMap::new();
+        let mut by_tender: BTreeMap<String, Totals> = BTreeMap::new();
         let mut by_cashier: BTreeMap<String, Totals> = BTreeMap::new();
         let names = self.cashier_names()?;
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -176,7 +180,14 @@ impl Store {
                 .entry(terminal)
                 .or_default()
                 .add(kind, status, count, minor);
-            by_brand.entry(brand).or_default().add(kind, status, count, minor);
+            let tender: String = row.get(8)?;
+            if tender == Tender::Card.as_str() {
+                by_brand.entry(brand).or_default().add(kind, status, count, minor);
+            }
+            by_tender
+                .entry(tender)
+                .or_default()
+                .add(kind, status, count, minor);
             let cashier: String = row.get(7)?;
             let cashier = match names.get(&cashier) {
                 Some(name) => format!("{cashier} {name}"),
@@ -194,6 +205,7 @@ impl Store {
             buckets: lines(buckets),
             by_terminal: lines(by_terminal),
             by_brand: lines(by_brand),
+            by_tender: lines(by_tender),
             by_cashier: lines(by_cashier),
         })
     }

@@ -101,6 +101,7 @@ async fn today(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
         "buckets": report.buckets,
         "by_terminal": report.by_terminal,
         "by_brand": report.by_brand,
+        "by_tender": report.by_tender,
         "terminals": terminals,
         "alerts": alerts,
         "week_ago": {"date": then.from, "until_hour": hour, "net_minor": then_net, "sales": then_sales},

@@ -13,6 +13,7 @@ mod audit;
 mod bad_input;
 mod broker_access;
 mod card_settings;
+mod cash;
 mod cashiers;
 mod checkouts;
 mod commands;

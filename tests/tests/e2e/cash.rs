@@ -1,0 +1,155 @@
+//! Cash sales as a cashier makes them: keys on the keypad model, the
+//! checkout's real ESC/POS driver over a tty into the printer model (which
+//! records the drawer pulses it receives), the hub's records read back over
+//! its web API, and settlement against `tallybox acquirer-sim` over a real
+//! ISO 8583 socket, whose totals would disagree if cash reached it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::{strs, wait_for};
+use tallybox_terminal::devices::model::pty::PtyPrinter;
+
+fn slips(pty: &PtyPrinter) -> Vec<String> {
+    pty.model
+        .lock()
+        .paper
+        .slips
+        .iter()
+        .map(|s| s.join("\n"))
+        .collect()
+}
+
+fn wait_slips(pty: &PtyPrinter, count: usize) -> Vec<String> {
+    wait_for(Duration::from_secs(10), || {
+        let printed = slips(pty);
+        (printed.len() >= count).then_some(printed)
+    })
+    .unwrap_or_else(|| panic!("expected {count} slips, printer has {:#?}", slips(pty)))
+}
+
+fn drawer_kicks(pty: &PtyPrinter) -> Vec<u8> {
+    pty.model.lock().paper.drawer_kicks.clone()
+}
+
+/// The line of `lines` (a report's) whose key is `key`.
+fn line<'a>(lines: &'a Value, key: &str) -> &'a Value {
+    lines
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["key"] == key))
+        .unwrap_or_else(|| panic!("no {key} in {lines}"))
+}
+
+#[test]
+fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_cards() {
+    let acquirer = AcquirerSim::start();
+    let hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
+    let pty = PtyPrinter::start().unwrap();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--printer", &pty.connection()]);
+    t1.wait_ready();
+
+    // A card sale first, then ¥42.50 paid with a ¥50 note.
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    wait_slips(&pty, 2);
+    t1.keys("C");
+    assert!(
+        drawer_kicks(&pty).is_empty(),
+        "a card sale leaves the drawer shut"
+    );
+    t1.keys("A4250#");
+    t1.wait_screen("B cash", Duration::from_secs(5));
+    t1.keys("B4000#");
+    t1.wait_screen("Less than the amount", Duration::from_secs(5));
+    t1.keys("****5000#");
+    let screen = t1.wait_screen("PAID IN CASH", Duration::from_secs(10));
+    assert!(
+        screen.contains("CNY 7.50") && screen.contains("Drawer open"),
+        "{screen}"
+    );
+    let printed = wait_slips(&pty, 3);
+    let receipt = &printed[2];
+    for needle in [
+        "顾客联 CUSTOMER COPY",
+        "现金 CASH",
+        "CNY 42.50",
+        "收款 TENDERED",
+        "CNY 50.00",
+        "找零 CHANGE",
+        "CNY 7.50",
+    ] {
+        assert!(receipt.contains(needle), "{needle:?} missing:\n{receipt}");
+    }
+    assert!(
+        !receipt.contains("卡号") && !receipt.contains("SIGNATURE"),
+        "{receipt}"
+    );
+    assert_eq!(drawer_kicks(&pty), vec![2], "one pulse on pin 2");
+    t1.keys("C");
+
+    // The hub's records: the cash sale with what was handed over, found by
+    // the tender filter; Today splits the takings by tender.
+    let cash = hub.transactions("tender=cash");
+    assert_eq!(cash.len(), 1, "{cash:?}");
+    assert_eq!(
+        (&cash[0]["status"], &cash[0]["amount"], &cash[0]["tendered"]),
+        (&Value::from("approved"), &Value::from(4250), &Value::from(5000))
+    );
+    assert!(cash[0].get("masked_pan").is_none(), "{}", cash[0]);
+    assert_eq!(hub.transactions("tender=card").len(), 1);
+    let (code, today) = hub.web().get("/api/v1/today");
+    assert_eq!(code, 200, "{today}");
+    assert_eq!(line(&today["by_tender"], "cash")["net_minor"], 4250, "{today}");
+    assert_eq!(line(&today["by_tender"], "card")["net_minor"], 1250, "{today}");
+    assert_eq!(today["totals"]["net_minor"], 5500);
+    let brands = today["by_brand"].as_array().unwrap();
+    assert!(
+        brands.iter().all(|b| b["key"] != ""),
+        "cash is no card brand: {brands:?}"
+    );
+
+    // Settlement: the acquirer is sent the card sale alone and agrees; the
+    // report shows the cash apart.
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("Totals agree"), "{screen}\n{}", hub.log());
+    let report = wait_for(Duration::from_secs(10), || {
+        slips(&pty).into_iter().find(|s| s.contains("结算单 SETTLEMENT"))
+    })
+    .expect("settlement report printed");
+    assert!(
+        report.contains("现金 CASH 1") && report.contains("CNY 42.50"),
+        "{report}"
+    );
+    assert!(report.contains("消费 SALES 1"), "{report}");
+    assert_eq!(pty.model.lock().unknown_commands, 0);
+}
+
+#[test]
+fn a_cash_sale_the_hub_never_heard_is_not_charged_after_both_restart_and_the_drawer_stays_shut() {
+    let mut hub = Hub::start();
+    let pty = PtyPrinter::start().unwrap();
+    let mut t1 = Terminal::start_with("T1", hub.mqtt, &["--printer", &pty.connection()]);
+    t1.wait_ready();
+    // The hub is down: the cash sale goes out and waits, journalled.
+    hub.kill();
+    t1.keys("A990#B#");
+    t1.wait_screen("Processing", Duration::from_secs(5));
+    // The checkout loses power too; both come back.
+    t1.kill();
+    hub.start_again();
+    t1.restart();
+    // Asked what became of it, the hub, which never had it, says so and
+    // makes sure a late copy can never be recorded.
+    let screen = t1.wait_screen("NOT CHARGED", Duration::from_secs(20));
+    assert!(screen.contains("Sale not received"), "{screen}");
+    assert!(hub.transactions("tender=cash").is_empty());
+    assert!(drawer_kicks(&pty).is_empty(), "the drawer stays shut");
+    assert!(slips(&pty).is_empty());
+    t1.keys("C");
+    // The cashier takes the money again: a new sale, recorded once.
+    t1.keys("A990#B#");
+    t1.wait_screen("PAID IN CASH", Duration::from_secs(10));
+    assert_eq!(hub.transactions("tender=cash").len(), 1);
+    assert_eq!(drawer_kicks(&pty), vec![2]);
+}

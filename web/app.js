@@ -655,6 +655,19 @@ async function loadReport() {
     el("span", { class: "muted" }, ` ${localTime(s.at)}`),
     el("pre", { class: "slip" }, s.report.join("\n")))));
   if (!r.settlements.length) list.append(el("li", { class: "muted" }, t("none_yet")));
+  drawerCounts($("#report-drawers"), r.drawer_counts, currencyOf(r));
+}
+
+/** Each shift's drawer count: expected against counted, over or short. */
+function drawerCounts(node, counts, currency) {
+  node.replaceChildren(...counts.map((c) => {
+    const d = c.counted - c.expected;
+    const verdict = d === 0 ? t("drawer_ok") : `${t(d > 0 ? "drawer_over" : "drawer_short")} ${money(Math.abs(d), currency)}`;
+    return el("li", { "data-count": c.id },
+      el("strong", {}, `${c.local_time.slice(5, 16)} · ${c.terminal_id}${c.cashier ? ` · ${c.cashier}` : ""} · ${verdict}`),
+      el("span", { class: "muted" }, ` ${t("drawer_expected")} ${money(c.expected, currency)} · ${t("drawer_counted")} ${money(c.counted, currency)} · ${c.cash_sales} ${t("tender_cash")} · ${t("no_sale")} ${c.no_sales}`));
+  }));
+  if (!counts.length) node.append(el("li", { class: "muted" }, t("none_yet")));
 }
 
 $("#report-form").addEventListener("submit", (e) => {

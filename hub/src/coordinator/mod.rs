@@ -18,6 +18,7 @@
 //! under the same rules, without an acquirer; `undo.rs` adds the supervisor PIN
 //! for voids and refunds; `reversal.rs` reverses what the acquirer left
 //! unanswered; `settle.rs` settles the batch; `cashier.rs` signs cashiers on;
+//! `drawer.rs` opens the cash drawer without a sale and counts it;
 //! `recall.rs` answers a restarted terminal; `terminal.rs` keeps freezes,
 //! status and heartbeats.
 
@@ -25,6 +26,7 @@ pub mod admission;
 mod authorize;
 mod cash;
 mod cashier;
+pub mod drawer;
 pub mod fraud;
 mod recall;
 mod reversal;
@@ -327,6 +329,8 @@ impl<A: Acquirer> Coordinator<A> {
                 })
             }
             Request::Recall(requests::Recall { request_id }) => self.recall(terminal, request_id).await,
+            Request::NoSale(ask) => self.no_sale(terminal, ask).await,
+            Request::CountDrawer(ask) => self.count_drawer(terminal, ask).await,
             Request::SignOn(requests::SignOn {
                 request_id,
                 cashier,

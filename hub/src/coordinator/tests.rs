@@ -965,3 +965,93 @@ async fn cash_short_of_the_amount_or_at_a_frozen_checkout_is_refused_and_nothing
     );
     assert!(rows(dir.path()).is_empty());
 }
+
+fn drawer(
+    r: Option<Response>,
+) -> (
+    Option<ReasonCode>,
+    Option<tallybox_core::protocol::DrawerCount>,
+    Vec<String>,
+) {
+    match r {
+        Some(Response::Drawer {
+            refused,
+            count,
+            report,
+            ..
+        }) => (refused, count, report),
+        other => panic!("expected a drawer answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_drawer_counts_the_cash_sales_since_its_last_count_once_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let count = |pin: &str, minor: u64| {
+        Request::CountDrawer(requests::CountDrawer {
+            request_id: RequestId::new(),
+            supervisor_pin: pin.into(),
+            counted: Amount::from_minor(minor).unwrap(),
+        })
+    };
+    // A card sale and another checkout's cash are not this drawer's.
+    outcome(c.handle(&t1(), sale("approved", 9_999)).await);
+    outcome(
+        c.handle(
+            &TerminalId::parse("T2").unwrap(),
+            Request::CashSale(cash_sale(700, 700)),
+        )
+        .await,
+    );
+    for minor in [4_250, 1_000] {
+        outcome(c.handle(&t1(), Request::CashSale(cash_sale(minor, minor))).await);
+    }
+    let (refused, _, _) = drawer(c.handle(&t1(), count("1111", 5_250)).await);
+    assert_eq!(refused, Some(reason::SUPERVISOR_PIN));
+    let no_sale = Request::NoSale(requests::NoSale {
+        request_id: RequestId::new(),
+        supervisor_pin: "8888".into(),
+    });
+    assert_eq!(drawer(c.handle(&t1(), no_sale.clone()).await).0, None);
+    assert_eq!(
+        drawer(c.handle(&t1(), no_sale).await).0,
+        None,
+        "a repeat is answered"
+    );
+    let first = count("8888", 5_200);
+    let (refused, counted, report) = drawer(c.handle(&t1(), first.clone()).await);
+    assert_eq!(refused, None);
+    let counted = counted.unwrap();
+    assert_eq!((counted.expected.minor(), counted.difference()), (5_250, -50));
+    let report = report.join("\n");
+    for needle in [
+        "现金销售 CASH SALES 2",
+        "开钱箱 NO SALE",
+        "短款 SHORT 0.50",
+        "CNY 52.00",
+    ] {
+        assert!(report.contains(needle), "{needle:?} missing:\n{report}");
+    }
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("开钱箱 NO SALE") && l.ends_with(" 1")),
+        "one no sale:\n{report}"
+    );
+    // A repeat of the count is the same count, not a second one.
+    let again = drawer(c.handle(&t1(), first).await).1.unwrap();
+    assert_eq!(again, counted);
+    // The next count starts where this one ended.
+    outcome(c.handle(&t1(), Request::CashSale(cash_sale(300, 500))).await);
+    let (_, next, _) = drawer(c.handle(&t1(), count("8888", 300)).await);
+    assert_eq!(next.unwrap().expected.minor(), 300);
+    let counts = Store::open(dir.path())
+        .unwrap()
+        .drawer_counts_between("2000-01-01 00:00:00", "2999-01-01 00:00:00")
+        .unwrap();
+    assert_eq!(counts.len(), 2);
+    assert_eq!((counts[0].cash_sales, counts[0].no_sales), (2, 1));
+    assert_eq!((counts[1].cash_sales, counts[1].no_sales), (1, 0));
+    assert!(counts[1].since.is_some());
+}

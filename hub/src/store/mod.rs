@@ -10,6 +10,7 @@ pub mod audit;
 pub mod backups;
 pub mod cashiers;
 pub mod changes;
+pub mod drawer;
 pub mod fraud;
 pub mod history;
 pub mod keys;

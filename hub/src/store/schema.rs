@@ -268,11 +268,28 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE freezes ADD COLUMN reason_zh TEXT NOT NULL DEFAULT '';
     "#,
     // 20: the tender a transaction was paid by (`card` for every row
-    // before), and for cash what the customer handed over; a cash row's
-    // card columns are empty.
+    // before), and for cash what the customer handed over (a cash row's
+    // card columns are empty); the cash drawer opened without a sale and
+    // counted at a shift's end, each once per request.
     r#"
     ALTER TABLE transactions ADD COLUMN tender TEXT NOT NULL DEFAULT 'card';
     ALTER TABLE transactions ADD COLUMN tendered INTEGER;
+    CREATE TABLE drawer_events (
+        id          INTEGER PRIMARY KEY,
+        request_id  TEXT    NOT NULL UNIQUE,
+        terminal_id TEXT    NOT NULL,
+        kind        TEXT    NOT NULL CHECK (kind IN ('no_sale', 'count')),
+        cashier     TEXT,
+        local_time  TEXT    NOT NULL,
+        created_at  TEXT    NOT NULL,
+        -- A count: the cash the drawer should hold (cash sales since the
+        -- last count), what was counted, and the last transaction included.
+        expected    INTEGER,
+        counted     INTEGER,
+        upto_txn    INTEGER
+    );
+    CREATE INDEX drawer_events_terminal ON drawer_events (terminal_id, kind, id);
+    CREATE INDEX drawer_events_time ON drawer_events (local_time);
     "#,
 ];
 

@@ -55,12 +55,16 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
         }
     };
     let (from, to) = period.range(date(q.date.as_deref())?);
-    let (report, settlements) = read(&state, move |s| {
+    let (report, settlements, counts) = read(&state, move |s| {
         let report = s.report(from, to, period == Period::Day).map_err(internal)?;
         let settlements = s
             .settlements_between(&utc_of(from), &utc_of(to))
             .map_err(internal)?;
-        Ok((report, settlements))
+        let local = |d: chrono::NaiveDate| d.format("%Y-%m-%d 00:00:00").to_string();
+        let counts = s
+            .drawer_counts_between(&local(from), &local(to))
+            .map_err(internal)?;
+        Ok((report, settlements, counts))
     })
     .await?;
     let mut body = serde_json::to_value(&report).map_err(internal)?;
@@ -68,6 +72,7 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
     body["currency"] = json!(state.currency);
     body["minor_digits"] = json!(state.currency.exponent());
     body["settlements"] = json!(settlements);
+    body["drawer_counts"] = json!(counts);
     Ok(warp::reply::json(&body))
 }
 

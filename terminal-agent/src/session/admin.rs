@@ -6,6 +6,8 @@
 //! ```text
 //! Idle ─B→ AdminMenu ─1/2→ Supervisor ─#→ Trace ─#→ (refund: RefundAmount ─#→) Card → Waiting
 //!                    └─3→ Supervisor ─#→ Waiting (freeze this checkout)
+//!                    └─4→ Supervisor ─#→ Waiting (no sale: the drawer opens once the hub recorded it)
+//!                    └─5→ Supervisor ─#→ Count ─#→ Waiting (the drawer counted at a shift's end)
 //! Waiting ─XV (a store rule asks the supervisor)→ Approve ─#→ Waiting (same sale, new id, their PIN)
 //! ```
 
@@ -21,6 +23,10 @@ pub enum AdminOp {
     Refund,
     /// Stop this checkout from selling until the owner unfreezes it.
     Freeze,
+    /// Open the cash drawer without a sale.
+    NoSale,
+    /// Count the cash drawer at a shift's end.
+    Count,
 }
 
 impl AdminOp {
@@ -29,6 +35,8 @@ impl AdminOp {
             AdminOp::Void => ui.pick("VOID", "撤销"),
             AdminOp::Refund => ui.pick("REFUND", "退货"),
             AdminOp::Freeze => ui.pick("FREEZE", "冻结"),
+            AdminOp::NoSale => ui.pick("NO SALE", "开钱箱"),
+            AdminOp::Count => ui.pick("COUNT DRAWER", "交班点钞"),
         }
     }
 }
@@ -93,8 +101,14 @@ impl Session {
         let currency = self.config.currency;
         let actions = match (&mut self.state, key) {
             (State::Idle | State::Done, Key::B) => self.go(State::AdminMenu, ui.admin_menu()),
-            (State::AdminMenu, Key::Digit(n @ 1..=3)) => {
-                let op = [AdminOp::Void, AdminOp::Refund, AdminOp::Freeze][n as usize - 1];
+            (State::AdminMenu, Key::Digit(n @ 1..=5)) => {
+                let op = [
+                    AdminOp::Void,
+                    AdminOp::Refund,
+                    AdminOp::Freeze,
+                    AdminOp::NoSale,
+                    AdminOp::Count,
+                ][n as usize - 1];
                 let pin = Pin::new();
                 self.go(State::Supervisor { op, pin }, ui.supervisor_pin(op.title(ui), 0))
             }
@@ -133,6 +147,7 @@ impl Session {
                 | State::Supervisor { .. }
                 | State::Trace { .. }
                 | State::RefundAmount { .. }
+                | State::Count { .. }
                 | State::Approve { .. },
                 Key::C,
             ) => {
@@ -143,14 +158,30 @@ impl Session {
                 let op = *op;
                 match edit(pin, key, MAX_SUPERVISOR_DIGITS) {
                     Edit::Changed => vec![Action::Show(ui.supervisor_pin(op.title(ui), pin.len()))],
-                    Edit::Done if op == AdminOp::Freeze => {
-                        let request = Request::Freeze(requests::Freeze {
-                            request_id: RequestId::new(),
-                            supervisor_pin: pin.to_secret(),
-                        });
+                    Edit::Done if matches!(op, AdminOp::Freeze | AdminOp::NoSale) => {
+                        let (request_id, supervisor_pin) = (RequestId::new(), pin.to_secret());
+                        let request = match op {
+                            AdminOp::Freeze => Request::Freeze(requests::Freeze {
+                                request_id,
+                                supervisor_pin,
+                            }),
+                            _ => Request::NoSale(requests::NoSale {
+                                request_id,
+                                supervisor_pin,
+                            }),
+                        };
                         let title = op.title(ui).to_string();
                         let screen = ui.processing(&title);
                         self.wait(request, title, screen)
+                    }
+                    Edit::Done if op == AdminOp::Count => {
+                        self.supervisor_pin = Some(std::mem::take(pin));
+                        self.go(
+                            State::Count {
+                                digits: String::new(),
+                            },
+                            ui.count_entry(currency, ""),
+                        )
                     }
                     Edit::Done => {
                         self.supervisor_pin = Some(std::mem::take(pin));
@@ -172,8 +203,8 @@ impl Session {
                     Edit::Done => {
                         let trace: u32 = digits.parse().unwrap_or(0);
                         match op {
-                            // A freeze asks no trace number: it never gets here.
-                            AdminOp::Freeze => self.go_idle(),
+                            // These ask no trace number: they never get here.
+                            AdminOp::Freeze | AdminOp::NoSale | AdminOp::Count => self.go_idle(),
                             AdminOp::Void => {
                                 let op = Op::Void { trace };
                                 self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
@@ -190,6 +221,26 @@ impl Session {
                     Edit::Unchanged => vec![],
                 }
             }
+            (State::Count { digits }, key) => match edit(digits, key, MAX_AMOUNT_DIGITS) {
+                Edit::Changed => vec![Action::Show(ui.count_entry(currency, digits))],
+                Edit::Done => match (
+                    Amount::from_minor(digits.parse().unwrap_or(0)),
+                    self.supervisor_pin.take(),
+                ) {
+                    (Ok(counted), Some(pin)) => {
+                        let request = Request::CountDrawer(requests::CountDrawer {
+                            request_id: RequestId::new(),
+                            supervisor_pin: pin.to_secret(),
+                            counted,
+                        });
+                        let title = AdminOp::Count.title(ui).to_string();
+                        let screen = ui.processing(&title);
+                        self.wait(request, title, screen)
+                    }
+                    _ => self.go_idle(),
+                },
+                Edit::Unchanged => vec![],
+            },
             (State::RefundAmount { trace, digits }, key) => {
                 let trace = *trace;
                 if matches!(key, Key::Digit(0)) && digits.is_empty() {

@@ -184,6 +184,21 @@ impl Session {
                     self.ui().message(("HUB ERROR", "主机错误"), (&message, &message)),
                 )]
             }
+            Response::Drawer {
+                refused: Some(code), ..
+            } => vec![Action::Show(self.ui().drawer_refused(code))],
+            Response::Drawer {
+                count: Some(count),
+                report,
+                ..
+            } => vec![
+                Action::Print(Slip {
+                    lines: report,
+                    qr: None,
+                }),
+                Action::Show(self.ui().drawer_counted(currency, &count)),
+            ],
+            Response::Drawer { .. } => vec![Action::OpenDrawer, Action::Show(self.ui().no_sale_done())],
             Response::Settled {
                 batch_no,
                 balanced,

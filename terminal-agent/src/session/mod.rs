@@ -144,6 +144,11 @@ enum State {
         trace: u32,
         digits: String,
     },
+    /// The cash counted in the drawer at a shift's end, keyed after the
+    /// supervisor's PIN.
+    Count {
+        digits: String,
+    },
     /// Menu 4 while a cashier is signed on: sign on another, or sign off.
     CashierMenu,
     /// The owner's pairing code being keyed, then the exchange with the hub.
@@ -370,6 +375,7 @@ impl Session {
             State::Supervisor { .. } => "supervisor_pin",
             State::Trace { .. } => "trace",
             State::RefundAmount { .. } => "refund_amount",
+            State::Count { .. } => "count_drawer",
             State::Approve { .. } => "supervisor_approval",
             State::CashierMenu => "cashier_menu",
             State::PairCode { .. } => "pair_code",

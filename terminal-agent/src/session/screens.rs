@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::devices::PrinterProblem;
 use tallybox_core::code::{ReasonCode, ResponseCode};
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::Cashier;
+use tallybox_core::protocol::{Cashier, DrawerCount};
 use tallybox_core::reason::{explain, Explanation};
 use tallybox_core::slip::columns;
 
@@ -180,13 +180,24 @@ impl Screens {
 
     /// The supervisor's menu (key `B`).
     pub fn admin_menu(self) -> Screen {
-        Screen::of(&[
-            self.pick("SUPERVISOR", "主管操作"),
-            self.pick("1 Void a sale", "1 消费撤销"),
-            self.pick("2 Refund", "2 退货"),
-            self.pick("3 Freeze checkout", "3 冻结本终端"),
-            self.pick("C back", "C 返回"),
-        ])
+        match self.lang {
+            Lang::En => Screen::of(&[
+                "SUPERVISOR",
+                "1 Void  2 Refund",
+                "3 Freeze checkout",
+                "4 No sale (drawer)",
+                "5 Count drawer",
+                "C back",
+            ]),
+            // Five rows of Chinese: two choices share a row.
+            Lang::Zh => Screen::of(&[
+                "主管操作",
+                "1 撤销  2 退货",
+                "3 冻结本终端",
+                "4 开钱箱 5 交班点钞",
+                "C 返回",
+            ]),
+        }
     }
 
     /// A number being keyed in: title, what to key, what is keyed so far.
@@ -418,6 +429,73 @@ impl Screens {
             hint,
             self.any_key(),
         ])
+    }
+
+    /// The hub refused to open or count the drawer (a wrong supervisor PIN).
+    pub fn drawer_refused(self, code: ReasonCode) -> Screen {
+        let x = explain(code);
+        let (reason, hint) = self.reason(&x);
+        Screen::of(&[
+            self.pick("DRAWER: NOT DONE", "钱箱操作未完成"),
+            reason,
+            hint,
+            self.any_key(),
+        ])
+    }
+
+    /// The drawer opened without a sale (recorded at the hub).
+    pub fn no_sale_done(self) -> Screen {
+        Screen::of(&[
+            self.pick("NO SALE", "开钱箱"),
+            self.pick("Drawer open", "钱箱已打开"),
+            self.pick("Recorded at the hub", "已记录"),
+            "",
+            self.any_key(),
+        ])
+    }
+
+    /// A shift's drawer count: what it should hold, and over or short.
+    pub fn drawer_counted(self, currency: Currency, count: &DrawerCount) -> Screen {
+        let difference = count.difference();
+        let verdict = match difference {
+            0 => self.pick("Drawer balances", "钱箱相符").to_string(),
+            d if d > 0 => format!(
+                "{} {}",
+                self.pick("Over", "长款"),
+                currency.format_minor(d as u64)
+            ),
+            d => format!(
+                "{} {}",
+                self.pick("Short", "短款"),
+                currency.format_minor(d.unsigned_abs())
+            ),
+        };
+        Screen::of(&[
+            self.pick("DRAWER COUNTED", "交班点钞完成"),
+            &format!(
+                "{} {}",
+                self.pick("Expect", "应有"),
+                currency.format(count.expected)
+            ),
+            &format!(
+                "{} {}",
+                self.pick("Count", "实点"),
+                currency.format(count.counted)
+            ),
+            &verdict,
+            self.any_key(),
+        ])
+    }
+
+    /// The supervisor keys the cash counted in the drawer, less the float
+    /// the shop keeps in it.
+    pub fn count_entry(self, currency: Currency, digits: &str) -> Screen {
+        let prompt = self.pick("Takings, no float:", "收入(不含备用金):");
+        self.entry(
+            self.pick("COUNT DRAWER", "交班点钞"),
+            prompt,
+            &keyed_money(currency, digits),
+        )
     }
 
     pub fn present_card(self, title: &str, notice: Option<Explanation>) -> Screen {
@@ -716,6 +794,22 @@ pub(crate) mod tests {
             ("cash-short", s.cash_entry(Currency::CNY, big, "100", true)),
             ("cash-paid", s.cash_paid(Currency::CNY, big)),
             ("drawer-shut", s.drawer_shut(PrinterProblem::NotResponding)),
+            (
+                "drawer-refused",
+                s.drawer_refused(tallybox_core::reason::SUPERVISOR_PIN),
+            ),
+            ("no-sale", s.no_sale_done()),
+            ("count", s.count_entry(Currency::CNY, "1042500")),
+            (
+                "counted",
+                s.drawer_counted(
+                    Currency::CNY,
+                    &DrawerCount {
+                        expected: big,
+                        counted: Amount::from_minor(999_999_000).unwrap(),
+                    },
+                ),
+            ),
             ("pin", s.pin_entry(&s.sale_title(Currency::CNY, big), 6)),
             ("processing", s.processing(&s.sale_title(Currency::CNY, big))),
             ("approved", s.approved(Currency::CNY, big, "A1B2C3")),

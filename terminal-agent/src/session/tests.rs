@@ -471,7 +471,7 @@ fn reprint_from_the_menu() {
 #[test]
 fn void_and_refund_need_the_supervisor_pin_the_trace_and_the_card() {
     let mut s = session();
-    assert!(last_screen(&keys(&mut s, "B")).contains("1 Void a sale"));
+    assert!(last_screen(&keys(&mut s, "B")).contains("1 Void  2 Refund"));
     assert!(last_screen(&keys(&mut s, "1")).contains("Supervisor PIN"));
     let typed = last_screen(&keys(&mut s, "8888"));
     assert!(typed.contains("****") && !typed.contains("8888"), "{typed}");

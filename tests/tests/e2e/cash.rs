@@ -87,6 +87,20 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     assert_eq!(drawer_kicks(&pty), vec![2], "one pulse on pin 2");
     t1.keys("C");
 
+    // No sale: the supervisor opens the drawer for change; a wrong PIN does not.
+    t1.keys("B41111#");
+    let screen = t1.wait_screen("NOT DONE", Duration::from_secs(10));
+    assert!(screen.contains("PIN"), "{screen}");
+    assert_eq!(drawer_kicks(&pty).len(), 1);
+    t1.keys("C");
+    t1.keys("B48888#");
+    t1.wait_screen("NO SALE", Duration::from_secs(10));
+    wait_for(Duration::from_secs(5), || {
+        (drawer_kicks(&pty).len() == 2).then_some(())
+    })
+    .expect("the drawer opened for the no sale");
+    t1.keys("C");
+
     // The hub's records: the cash sale with what was handed over, found by
     // the tender filter; Today splits the takings by tender.
     let cash = hub.transactions("tender=cash");
@@ -107,6 +121,45 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
         brands.iter().all(|b| b["key"] != ""),
         "cash is no card brand: {brands:?}"
     );
+
+    // Shift end: ¥42.00 in the drawer (the float aside) for ¥42.50 of cash
+    // sales: 50 fen short, recorded and reported.
+    t1.keys("B58888#4200#");
+    let screen = t1.wait_screen("DRAWER COUNTED", Duration::from_secs(10));
+    assert!(screen.contains("Short 0.50"), "{screen}");
+    let counted = wait_for(Duration::from_secs(10), || {
+        slips(&pty)
+            .into_iter()
+            .find(|s| s.contains("交班点钞 DRAWER COUNT"))
+    })
+    .expect("the count's report printed");
+    for needle in [
+        "现金销售 CASH SALES 1",
+        "应有 EXPECTED",
+        "CNY 42.50",
+        "实点 COUNTED",
+        "CNY 42.00",
+        "短款 SHORT 0.50",
+    ] {
+        assert!(counted.contains(needle), "{needle:?} missing:\n{counted}");
+    }
+    assert!(
+        counted
+            .lines()
+            .any(|l| l.starts_with("开钱箱 NO SALE") && l.ends_with(" 1")),
+        "{counted}"
+    );
+    t1.keys("C");
+    let (code, report) = hub.web().get("/api/v1/reports");
+    assert_eq!(code, 200, "{report}");
+    let counts = report["drawer_counts"].as_array().unwrap();
+    assert_eq!(counts.len(), 1, "{report}");
+    assert_eq!(
+        (&counts[0]["expected"], &counts[0]["counted"]),
+        (&Value::from(4250), &Value::from(4200))
+    );
+    assert_eq!(counts[0]["no_sales"], 1);
+    assert_eq!(line(&report["by_tender"], "cash")["sales"], 1, "{report}");
 
     // Settlement: the acquirer is sent the card sale alone and agrees; the
     // report shows the cash apart.

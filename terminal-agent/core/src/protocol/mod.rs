@@ -19,7 +19,7 @@ pub use codec::{decode_request, decode_response, decode_status, encode, EncodeEr
 pub use health::{Bluetooth, DeviceHealth, MachineHealth, Power, PrinterProblem, Status};
 pub use ids::{RequestId, TerminalId};
 pub use requests::{Request, RequestKind, REQUEST_TYPES};
-pub use responses::{Cashier, ErrorCode, Outcome, Receipt, Response, RESPONSE_TYPES};
+pub use responses::{Cashier, DrawerCount, ErrorCode, Outcome, Receipt, Response, RESPONSE_TYPES};
 pub use tender::{CardPaid, Paid, Tender};
 pub use topics::Topics;
 pub use txn::{TxnKind, TxnStatus};

@@ -36,6 +36,12 @@ pub enum Request {
     /// waiting. The hub answers with the stored outcome; an id it never saw is
     /// marked lost, so a late copy of that request can never charge.
     Recall(Recall),
+    /// The supervisor opens the cash drawer without a sale (change for a
+    /// note, a float): counted and audited.
+    NoSale(NoSale),
+    /// The drawer counted at a shift's end: the hub compares it with the
+    /// cash sales since the last count and records the difference.
+    CountDrawer(CountDrawer),
     /// A cashier signs on at this checkout with their number and PIN; the
     /// sales that follow are theirs until another signs on or they sign off.
     SignOn(SignOn),
@@ -158,6 +164,26 @@ pub struct Recall {
     pub request_id: RequestId,
 }
 
+/// The supervisor opens the cash drawer without a sale (change for a
+/// note, a float): counted and audited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSale {
+    pub request_id: RequestId,
+    pub supervisor_pin: Secret<String>,
+}
+
+/// The drawer counted at a shift's end: the hub compares it with the cash
+/// sales since the last count and records the difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountDrawer {
+    pub request_id: RequestId,
+    pub supervisor_pin: Secret<String>,
+    /// The cash found in the drawer.
+    pub counted: Amount,
+}
+
 /// A cashier signs on at this checkout with their number and PIN; the
 /// sales that follow are theirs until another signs on or they sign off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +232,8 @@ pub enum RequestKind {
     Freeze,
     Reprint,
     Recall,
+    NoSale,
+    CountDrawer,
     SignOn,
     SignOff,
     Pair,
@@ -214,7 +242,7 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every kind, in the order of [`Request`].
-    pub const ALL: [RequestKind; 14] = [
+    pub const ALL: [RequestKind; 16] = [
         RequestKind::SignIn,
         RequestKind::Sale,
         RequestKind::CashSale,
@@ -225,6 +253,8 @@ impl RequestKind {
         RequestKind::Freeze,
         RequestKind::Reprint,
         RequestKind::Recall,
+        RequestKind::NoSale,
+        RequestKind::CountDrawer,
         RequestKind::SignOn,
         RequestKind::SignOff,
         RequestKind::Pair,
@@ -244,6 +274,8 @@ impl RequestKind {
             RequestKind::Freeze => "freeze",
             RequestKind::Reprint => "reprint",
             RequestKind::Recall => "recall",
+            RequestKind::NoSale => "no_sale",
+            RequestKind::CountDrawer => "count_drawer",
             RequestKind::SignOn => "sign_on",
             RequestKind::SignOff => "sign_off",
             RequestKind::Pair => "pair",
@@ -265,6 +297,8 @@ impl Request {
             Request::Freeze(_) => RequestKind::Freeze,
             Request::Reprint(_) => RequestKind::Reprint,
             Request::Recall(_) => RequestKind::Recall,
+            Request::NoSale(_) => RequestKind::NoSale,
+            Request::CountDrawer(_) => RequestKind::CountDrawer,
             Request::SignOn(_) => RequestKind::SignOn,
             Request::SignOff(_) => RequestKind::SignOff,
             Request::Pair(_) => RequestKind::Pair,
@@ -284,6 +318,8 @@ impl Request {
             | Request::Freeze(Freeze { request_id, .. })
             | Request::Reprint(Reprint { request_id, .. })
             | Request::Recall(Recall { request_id, .. })
+            | Request::NoSale(NoSale { request_id, .. })
+            | Request::CountDrawer(CountDrawer { request_id, .. })
             | Request::SignOn(SignOn { request_id, .. })
             | Request::SignOff(SignOff { request_id, .. })
             | Request::Pair(Pair { request_id, .. }) => Some(request_id),
@@ -293,8 +329,8 @@ impl Request {
 }
 
 /// The `"type"` of every request a terminal sends.
-pub const REQUEST_TYPES: [&str; 14] = {
-    let mut types = [""; 14];
+pub const REQUEST_TYPES: [&str; 16] = {
+    let mut types = [""; 16];
     let mut i = 0;
     while i < RequestKind::ALL.len() {
         types[i] = RequestKind::ALL[i].as_str();

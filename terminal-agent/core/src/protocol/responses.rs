@@ -150,6 +150,18 @@ pub enum Response {
         port: u16,
         path: String,
     },
+    /// The answer to `no_sale` and `count_drawer`: refused (a reason code:
+    /// wrong supervisor PIN, frozen), or done; a count carries the cash
+    /// expected and counted, and its report to print.
+    Drawer {
+        request_id: RequestId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<ReasonCode>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<DrawerCount>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        report: Vec<String>,
+    },
     /// The batch was settled: whether the acquirer's totals agreed, and the
     /// settlement report to print, line by line.
     Settled {
@@ -173,6 +185,7 @@ impl Response {
             | Response::Cashier { request_id, .. }
             | Response::Paired { request_id, .. }
             | Response::Reprint { request_id, .. }
+            | Response::Drawer { request_id, .. }
             | Response::Settled { request_id, .. } => Some(request_id.as_str()),
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
@@ -185,6 +198,20 @@ impl Response {
             | Response::TimeZone { .. } => None,
             Response::Error { request_id, .. } => request_id.as_deref(),
         }
+    }
+}
+
+/// A drawer count: what the drawer should hold and what was in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawerCount {
+    pub expected: Amount,
+    pub counted: Amount,
+}
+
+impl DrawerCount {
+    /// Counted less expected, in minor units: above zero over, below short.
+    pub fn difference(&self) -> i64 {
+        self.counted.minor() as i64 - self.expected.minor() as i64
     }
 }
 
@@ -235,6 +262,7 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "are_you_there",
     "update",
     "settled",
+    "drawer",
     "frozen",
     "error",
 ];

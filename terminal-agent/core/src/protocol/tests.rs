@@ -53,6 +53,15 @@ fn one_of_each() -> Vec<Request> {
             trace_no: None,
         }),
         Request::Recall(requests::Recall { request_id: id() }),
+        Request::NoSale(requests::NoSale {
+            request_id: id(),
+            supervisor_pin: "1234".into(),
+        }),
+        Request::CountDrawer(requests::CountDrawer {
+            request_id: id(),
+            supervisor_pin: "1234".into(),
+            counted: Amount::from_minor(104_250).unwrap(),
+        }),
         Request::SignOn(requests::SignOn {
             request_id: id(),
             cashier: "7".into(),
@@ -80,6 +89,8 @@ fn one_of_each() -> Vec<Request> {
             | Request::Freeze(requests::Freeze { .. })
             | Request::Reprint(requests::Reprint { .. })
             | Request::Recall(requests::Recall { .. })
+            | Request::NoSale(requests::NoSale { .. })
+            | Request::CountDrawer(requests::CountDrawer { .. })
             | Request::SignOn(requests::SignOn { .. })
             | Request::SignOff(requests::SignOff { .. })
             | Request::Pair(requests::Pair { .. })
@@ -134,6 +145,15 @@ fn every_response_kind_is_known_to_the_decoder() {
             batch_no: 1,
             balanced: true,
             report: vec![],
+        },
+        Response::Drawer {
+            request_id: RequestId::new(),
+            refused: None,
+            count: Some(DrawerCount {
+                expected: Amount::from_minor(10_000).unwrap(),
+                counted: Amount::from_minor(9_950).unwrap(),
+            }),
+            report: vec!["交班点钞 DRAWER COUNT".into()],
         },
     ]
     .iter()

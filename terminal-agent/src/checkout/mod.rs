@@ -84,7 +84,7 @@ pub enum Output {
     /// Print one slip (the spool keeps it until the printer confirms).
     Print(Slip),
     /// Open the cash drawer through the printer; a failure comes back as
-    /// [`Input::DrawerShut`](crate::session::Input::DrawerShut).
+    /// [`Input::DrawerShut`].
     OpenDrawer,
     /// A sale ended: put its slips in the print queue on disk first.
     QueueSale {

@@ -17,6 +17,7 @@
 //! | three wrong PINs today with this card (sales, balance) | `XP` |
 //! | a sale breaks a fraud rule set to block, or to ask the supervisor | `XB` / `XV` |
 //! | a void or refund has no approved sale of this terminal to undo | `XO` |
+//! | a void or refund paid back another way than the sale was paid (cash, card) | `XM` |
 //! | a void: outside the open batch, partly refunded, or another card | `XO` / `XM` |
 //! | a refund: more than what is left of the sale | `XF` |
 //! | a refund breaks a fraud rule set to block | `XB` |
@@ -28,7 +29,7 @@ use chrono::NaiveTime;
 use tallybox_core::card::EntryMode;
 use tallybox_core::code::ReasonCode;
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::{TxnKind, TxnStatus};
+use tallybox_core::protocol::{Tender, TxnKind, TxnStatus};
 use tallybox_core::reason;
 
 use super::fraud::{self, Action, FraudRules};
@@ -47,6 +48,8 @@ pub struct Ask<'a> {
     pub currency: Currency,
     /// The trace number of the sale a void or refund undoes.
     pub undo: Option<u32>,
+    /// How it is paid (a void or refund: how the money goes back).
+    pub tender: Tender,
     /// How the card was read; none for cash.
     pub entry_mode: Option<EntryMode>,
     /// The supervisor's PIN came with this sale and was right.
@@ -99,7 +102,9 @@ pub struct Original {
     pub voided: bool,
     /// Minor units already refunded of it (pending refunds count).
     pub refunded: u64,
-    /// The card presented now is the card of the sale.
+    /// How the sale was paid.
+    pub tender: Tender,
+    /// The card presented now is the card of the sale (true for cash).
     pub same_card: bool,
     /// What the acquirer needs to find it.
     pub reference: OriginalRef,
@@ -233,6 +238,11 @@ fn judge_undo(ask: &Ask, trace_no: u32, facts: &UndoFacts) -> Admission {
     };
     if sale.kind != TxnKind::Sale || sale.status != TxnStatus::Approved || sale.voided {
         return refuse(reason::NO_ORIGINAL);
+    }
+    // Money goes back the way it came: a card sale to its card, cash from
+    // the drawer.
+    if sale.tender != ask.tender {
+        return refuse(reason::OTHER_CARD);
     }
     let original = Some((sale.id, sale.reference.clone()));
     if ask.kind == TxnKind::Void {

@@ -36,12 +36,7 @@ impl<A: Acquirer> Coordinator<A> {
         supervisor_approved: bool,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
-        let refused_before = self
-            .refusals()
-            .iter()
-            .find(|(id, _)| id == request_id.as_str())
-            .map(|(_, c)| *c);
-        if let Some(code) = refused_before {
+        if let Some(code) = self.refused_before(&request_id) {
             return Some(Self::refused(request_id, kind, code));
         }
         let settings = &self.settings;
@@ -74,6 +69,7 @@ impl<A: Acquirer> Coordinator<A> {
                     amount,
                     currency,
                     undo: undo.as_ref().map(|(_, trace_no)| *trace_no),
+                    tender: Tender::Card,
                     entry_mode: Some(c.entry_mode),
                     supervisor_approved,
                     cashier_required,
@@ -346,7 +342,7 @@ fn gather(
         Some(trace_no) => {
             let (sold_today, refunded_today) = s.takings_today()?;
             facts.undo = admission::UndoFacts {
-                sale: original(s, sale_terminal, trace_no, card)?,
+                sale: original(s, sale_terminal, trace_no, Some(card))?,
                 open_batch: s.batch_no()?,
                 sold_today,
                 refunded_today,
@@ -356,12 +352,13 @@ fn gather(
     Ok(facts)
 }
 
-/// The transaction with `trace_no` at `terminal`, as a void or refund sees it.
-fn original(
+/// The transaction with `trace_no` at `terminal`, as a void or refund sees
+/// it; `card` is the card presented (none for cash back).
+pub(super) fn original(
     s: &mut Store,
     terminal: &TerminalId,
     trace_no: u32,
-    card: &CardRead,
+    card: Option<&CardRead>,
 ) -> Result<Option<admission::Original>, StoreError> {
     let Some(sale) = s.by_trace(terminal, trace_no)? else {
         return Ok(None);
@@ -375,7 +372,11 @@ fn original(
         amount: sale.amount,
         voided,
         refunded,
-        same_card: s.same_card(sale.id, card.pan.digits())?,
+        tender: sale.paid.tender(),
+        same_card: match card {
+            Some(card) => s.same_card(sale.id, card.pan.digits())?,
+            None => true,
+        },
         reference: OriginalRef {
             trace_no: sale.trace_no,
             batch_no: sale.batch_no,

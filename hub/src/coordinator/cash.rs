@@ -36,12 +36,7 @@ impl<A: Acquirer> Coordinator<A> {
             ..
         } = sale;
         let _claim = self.claim(&request_id)?;
-        let refused_before = self
-            .refusals()
-            .iter()
-            .find(|(id, _)| id == request_id.as_str())
-            .map(|(_, c)| *c);
-        if let Some(code) = refused_before {
+        if let Some(code) = self.refused_before(&request_id) {
             return Some(Self::refused(request_id, TxnKind::Sale, code));
         }
         let settings = &self.settings;
@@ -79,6 +74,7 @@ impl<A: Acquirer> Coordinator<A> {
                     amount,
                     currency,
                     undo: None,
+                    tender: Tender::Cash,
                     entry_mode: None,
                     supervisor_approved,
                     cashier_required,
@@ -107,31 +103,122 @@ impl<A: Acquirer> Coordinator<A> {
                         let new = NewCash {
                             request_id: &rid,
                             terminal_id: &tid,
+                            kind: TxnKind::Sale,
                             amount,
                             currency: currency.code(),
                             tendered,
+                            original_id: None,
                         };
                         Ok(Cash::Recorded(s.record_cash(&new)?))
                     }
                 }
             })
             .await;
+        self.cash_answer(terminal, request_id, TxnKind::Sale, amount, found)
+    }
+
+    /// A void or refund of a cash sale, approved by the supervisor or the
+    /// owner's order (checked by the caller): the sale's facts read and the
+    /// money back recorded in one store job, under the rules of `admission.rs`;
+    /// no acquirer. The drawer opens at the checkout when it is approved.
+    pub(super) async fn cash_back(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        kind: TxnKind,
+        amount: Amount,
+        sale: (TerminalId, u32),
+    ) -> Option<Response> {
+        let _claim = self.claim(&request_id)?;
+        if let Some(code) = self.refused_before(&request_id) {
+            return Some(Self::refused(request_id, kind, code));
+        }
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), self.settings.fraud.clone());
+        let currency = self.settings.currency;
+        let found = self
+            .store(move |s| {
+                if let Some(txn) = s.by_request(rid.as_str())? {
+                    return Ok(Cash::Known(txn));
+                }
+                let (sale_terminal, trace_no) = sale;
+                let (sold_today, refunded_today) = s.takings_today()?;
+                let facts = admission::Facts {
+                    lost: s.is_lost(&rid)?,
+                    unfit: s.unfit_for_sales()?,
+                    frozen: s.frozen(&tid)?,
+                    undo: admission::UndoFacts {
+                        sale: super::authorize::original(s, &sale_terminal, trace_no, None)?,
+                        open_batch: s.batch_no()?,
+                        sold_today,
+                        refunded_today,
+                    },
+                    ..Default::default()
+                };
+                let ask = admission::Ask {
+                    kind,
+                    amount,
+                    currency,
+                    undo: Some(trace_no),
+                    tender: Tender::Cash,
+                    entry_mode: None,
+                    supervisor_approved: true,
+                    cashier_required: false,
+                    rules: &rules,
+                    now: tallybox_platform::clock::now().time(),
+                };
+                let decided = admission::decide(&ask, &facts);
+                for hit in &decided.hits {
+                    if s.record_hit(&tid, hit)? {
+                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+                    }
+                }
+                match decided.verdict {
+                    admission::Verdict::Lost => Ok(Cash::Lost),
+                    admission::Verdict::Unfit(why) => Ok(Cash::Unfit(why)),
+                    admission::Verdict::Refuse(code) => Ok(Cash::Refused(code)),
+                    admission::Verdict::Admit { amount, original } => {
+                        let new = NewCash {
+                            request_id: &rid,
+                            terminal_id: &tid,
+                            kind,
+                            amount,
+                            currency: currency.code(),
+                            tendered: amount,
+                            original_id: original.map(|(id, _)| id),
+                        };
+                        Ok(Cash::Recorded(s.record_cash(&new)?))
+                    }
+                }
+            })
+            .await;
+        self.cash_answer(terminal, request_id, kind, amount, found)
+    }
+
+    /// The answer to a cash request, from what its store job found.
+    fn cash_answer(
+        &self,
+        terminal: &TerminalId,
+        request_id: RequestId,
+        kind: TxnKind,
+        amount: Amount,
+        found: Result<Cash, StoreError>,
+    ) -> Option<Response> {
         match found {
             Err(e) if e.is_storage() => {
                 tracing::error!(terminal = %terminal, request_id = %request_id, error = %e, "refused: the hub cannot record transactions");
-                Some(self.refuse(request_id, TxnKind::Sale, reason::HUB_STORAGE))
+                Some(self.refuse(request_id, kind, reason::HUB_STORAGE))
             }
             Err(e) => Some(internal(&request_id, &e)),
-            Ok(Cash::Known(txn)) => self.repeat(&txn, terminal, TxnKind::Sale, amount, Tender::Cash),
-            Ok(Cash::Lost) => Some(Self::not_received(request_id, TxnKind::Sale)),
-            Ok(Cash::Refused(code)) => Some(self.refuse(request_id, TxnKind::Sale, code)),
+            Ok(Cash::Known(txn)) => self.repeat(&txn, terminal, kind, amount, Tender::Cash),
+            Ok(Cash::Lost) => Some(Self::not_received(request_id, kind)),
+            Ok(Cash::Refused(code)) => Some(self.refuse(request_id, kind, code)),
             Ok(Cash::Unfit(why)) => {
                 tracing::error!(terminal = %terminal, request_id = %request_id, reason = %why, "refused: the hub cannot take transactions now");
-                Some(self.refuse(request_id, TxnKind::Sale, unfit_code(&why)))
+                Some(self.refuse(request_id, kind, unfit_code(&why)))
             }
             Ok(Cash::Recorded(txn)) => {
                 tracing::info!(
-                    terminal = %terminal, request_id = %request_id, kind = "sale", tender = "cash",
+                    terminal = %terminal, request_id = %request_id, kind = kind.as_str(), tender = "cash",
                     status = txn.status.as_str(), trace_no = txn.trace_no, "transaction finished"
                 );
                 Some(self.outcome(&txn, None))

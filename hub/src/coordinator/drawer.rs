@@ -119,7 +119,11 @@ fn report(store_name: &str, currency: Currency, count: &Count) -> Vec<String> {
     r.rule('-');
     r.pair(
         &format!("现金销售 CASH SALES {}", count.cash_sales),
-        &currency.show(count.count.expected),
+        &currency.show(Amount::from_minor(count.cash_taken).unwrap_or(Amount::ZERO)),
+    );
+    r.pair(
+        "退还现金 CASH BACK",
+        &currency.show(Amount::from_minor(count.cash_given_back).unwrap_or(Amount::ZERO)),
     );
     r.pair("开钱箱 NO SALE", &count.no_sales.to_string());
     r.pair("应有 EXPECTED", &currency.show(count.count.expected));

@@ -183,6 +183,15 @@ impl<A: Acquirer> Coordinator<A> {
         Self::refused(request_id, kind, code)
     }
 
+    /// The refusal a request with this id got before, if it did: a late
+    /// copy gets it again (the cashier was told "not charged").
+    fn refused_before(&self, id: &RequestId) -> Option<ReasonCode> {
+        self.refusals()
+            .iter()
+            .find(|(kept, _)| kept == id.as_str())
+            .map(|(_, code)| *code)
+    }
+
     fn claim(&self, id: &RequestId) -> Option<Claim<'_>> {
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         set.insert(id.to_string()).then(|| Claim {

@@ -379,7 +379,7 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
             request_id: RequestId::new(),
             trace_no: trace,
             amount: Amount::from_minor(minor).unwrap(),
-            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+            card: Some(test_cards::by_name("approved").unwrap().read(EntryMode::Swipe)),
             supervisor_pin: Some("8888".into()),
             order: None,
         })
@@ -423,7 +423,7 @@ async fn a_refund_the_owner_ordered_needs_no_pin_goes_through_once_at_the_checko
             request_id,
             trace_no: sale.trace_no,
             amount,
-            card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
+            card: Some(test_cards::by_name("approved").unwrap().read(EntryMode::Swipe)),
             supervisor_pin: None,
             order: Some(order.into()),
         })
@@ -1054,4 +1054,83 @@ async fn the_drawer_counts_the_cash_sales_since_its_last_count_once_per_request(
     assert_eq!((counts[0].cash_sales, counts[0].no_sales), (2, 1));
     assert_eq!((counts[1].cash_sales, counts[1].no_sales), (1, 0));
     assert!(counts[1].since.is_some());
+}
+
+#[tokio::test]
+async fn a_cash_sale_is_voided_or_refunded_in_cash_never_to_a_card_and_the_drawer_count_nets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let cash_trace = |o: Outcome| o.receipt.expect("approved").trace_no;
+    let paid = cash_trace(outcome(
+        c.handle(&t1(), Request::CashSale(cash_sale(5_000, 5_000))).await,
+    ));
+    let other = cash_trace(outcome(
+        c.handle(&t1(), Request::CashSale(cash_sale(1_200, 2_000))).await,
+    ));
+    let by_card = outcome(c.handle(&t1(), sale("approved", 3_000)).await)
+        .receipt
+        .unwrap()
+        .trace_no;
+    let refund = |trace_no, minor, card: Option<&str>| {
+        Request::Refund(requests::Refund {
+            request_id: RequestId::new(),
+            trace_no,
+            amount: Amount::from_minor(minor).unwrap(),
+            card: card.map(|c| test_cards::by_name(c).unwrap().read(EntryMode::Swipe)),
+            supervisor_pin: Some("8888".into()),
+            order: None,
+        })
+    };
+    // Cash back for part of the cash sale: recorded at once, cash.
+    let back = outcome(c.handle(&t1(), refund(paid, 2_000, None)).await);
+    assert_eq!(back.status, TxnStatus::Approved);
+    let receipt = back.receipt.unwrap();
+    assert_eq!(
+        (receipt.kind, receipt.paid.tender()),
+        (TxnKind::Refund, Tender::Cash)
+    );
+    // Not more than is left; not to a card; a card sale not in cash.
+    let too_much = outcome(c.handle(&t1(), refund(paid, 3_001, None)).await);
+    assert_eq!(too_much.response_code, reason::REFUND_TOO_LARGE);
+    let to_card = outcome(c.handle(&t1(), refund(paid, 100, Some("approved"))).await);
+    assert_eq!(to_card.response_code, reason::OTHER_CARD);
+    let card_in_cash = outcome(c.handle(&t1(), refund(by_card, 100, None)).await);
+    assert_eq!(card_in_cash.response_code, reason::OTHER_CARD);
+    // A void of the other cash sale, without a card, and a wrong PIN.
+    let void = |pin: &str| {
+        Request::Void(requests::Void {
+            request_id: RequestId::new(),
+            trace_no: other,
+            card: None,
+            supervisor_pin: Some(pin.into()),
+            order: None,
+        })
+    };
+    let wrong = outcome(c.handle(&t1(), void("1111")).await);
+    assert_eq!(wrong.response_code, reason::SUPERVISOR_PIN);
+    let voided = outcome(c.handle(&t1(), void("8888")).await);
+    assert_eq!(
+        (voided.status, voided.receipt.unwrap().amount.minor()),
+        (TxnStatus::Approved, 1_200)
+    );
+    // The drawer took 50.00 + 12.00, gave back 20.00 and 12.00.
+    let (_, count, _) = drawer(
+        c.handle(
+            &t1(),
+            Request::CountDrawer(requests::CountDrawer {
+                request_id: RequestId::new(),
+                supervisor_pin: "8888".into(),
+                counted: Amount::from_minor(3_000).unwrap(),
+            }),
+        )
+        .await,
+    );
+    assert_eq!(count.unwrap().expected.minor(), 3_000);
+    // The acquirer's batch holds the card sale alone.
+    let rows = c.store(|s| s.batch_rows(1)).await.unwrap();
+    let totals = settle::totals(1, &rows);
+    assert_eq!(
+        (totals.len(), totals[0].sales_minor, totals[0].refunds_minor),
+        (1, 3_000, 0)
+    );
 }

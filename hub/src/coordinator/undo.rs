@@ -56,13 +56,14 @@ impl<A: Acquirer> Coordinator<A> {
 
     /// A void or refund: the supervisor PIN or the owner's order first, then
     /// as a sale, with the original sale checked in the same store job that
-    /// writes it pending.
+    /// writes it pending; without a card, cash back from the drawer
+    /// (`cash.rs`).
     pub(super) async fn undo(
         &self,
         terminal: &TerminalId,
         request_id: RequestId,
         undo: Undo,
-        card: CardRead,
+        card: Option<CardRead>,
         approval: Approval,
     ) -> Option<Response> {
         let Undo {
@@ -91,6 +92,11 @@ impl<A: Acquirer> Coordinator<A> {
                 }
                 terminal.clone()
             }
+        };
+        let Some(card) = card else {
+            return self
+                .cash_back(terminal, request_id, kind, amount, (sale_terminal, trace_no))
+                .await;
         };
         let currency = self.settings.currency.code().to_string();
         self.authorize(

@@ -1,6 +1,7 @@
 //! The cash drawer's records: each time the supervisor opened it without a
 //! sale, and each count at a shift's end with the cash it should have held
-//! (the checkout's cash sales since its last count) — each once per
+//! (the checkout's cash sales since its last count, less the cash it gave
+//! back) — each once per
 //! request, with its audit record, in one SQLite transaction.
 
 use rusqlite::{params, OptionalExtension};
@@ -19,9 +20,12 @@ pub struct Count {
     pub local_time: String,
     /// When the count before it was made; none for the checkout's first.
     pub since: Option<String>,
-    /// Cash sales since that count (their number) and the drawer openings
+    /// Cash sales since that count: how many and their sum (minor units),
+    /// the cash given back for voids and refunds, and the drawer openings
     /// without a sale.
     pub cash_sales: u32,
+    pub cash_taken: u64,
+    pub cash_given_back: u64,
     pub no_sales: u32,
     #[serde(flatten)]
     pub count: DrawerCount,
@@ -70,7 +74,8 @@ impl Store {
                     r.get(0)
                 })?;
                 let previous = previous_count(&tx, terminal.as_str(), i64::MAX)?;
-                let (_, expected) = cash_between(&tx, terminal.as_str(), previous.map_or(0, |p| p.1), upto)?;
+                let expected =
+                    cash_between(&tx, terminal.as_str(), previous.map_or(0, |p| p.1), upto)?.expected();
                 exec(
                     &tx,
                     "INSERT INTO drawer_events (request_id, terminal_id, kind, cashier, local_time, created_at, \
@@ -136,20 +141,42 @@ fn previous_count(
     .optional()
 }
 
-/// `terminal`'s approved cash sales with ids in `(after, upto]`: how many,
-/// and their sum in minor units.
+/// What `terminal`'s drawer took and gave back with transaction ids in
+/// `(after, upto]`.
+struct Takings {
+    sales: u32,
+    /// Cash sales, in minor units.
+    taken: u64,
+    /// Cash given back for voids and refunds, in minor units.
+    given_back: u64,
+}
+
+impl Takings {
+    /// What the drawer should hold of it (never below nothing).
+    fn expected(&self) -> u64 {
+        self.taken.saturating_sub(self.given_back)
+    }
+}
+
 fn cash_between(
     conn: &rusqlite::Connection,
     terminal: &str,
     after: i64,
     upto: i64,
-) -> rusqlite::Result<(u32, u64)> {
+) -> rusqlite::Result<Takings> {
     conn.prepare_cached(
-        "SELECT count(*), coalesce(sum(amount), 0) FROM transactions \
-         WHERE terminal_id = ?1 AND tender = 'cash' AND kind = 'sale' AND status = 'approved' AND id > ?2 AND id <= ?3",
+        "SELECT count(CASE WHEN kind = 'sale' THEN 1 END), \
+                coalesce(sum(CASE WHEN kind = 'sale' THEN amount END), 0), \
+                coalesce(sum(CASE WHEN kind <> 'sale' THEN amount END), 0) FROM transactions \
+         WHERE terminal_id = ?1 AND tender = 'cash' AND kind IN ('sale', 'void', 'refund') AND status = 'approved' \
+         AND id > ?2 AND id <= ?3",
     )?
     .query_row(params![terminal, after, upto], |r| {
-        Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        Ok(Takings {
+            sales: r.get(0)?,
+            taken: r.get::<_, i64>(1)?.max(0) as u64,
+            given_back: r.get::<_, i64>(2)?.max(0) as u64,
+        })
     })
 }
 
@@ -163,7 +190,7 @@ fn count_of(conn: &rusqlite::Connection, id: i64) -> Result<Count, StoreError> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
     let previous = previous_count(conn, &terminal_id, id)?;
-    let (cash_sales, _) = cash_between(conn, &terminal_id, previous.as_ref().map_or(0, |p| p.1), upto)?;
+    let takings = cash_between(conn, &terminal_id, previous.as_ref().map_or(0, |p| p.1), upto)?;
     let no_sales: u32 = one_row(
         conn,
         "SELECT count(*) FROM drawer_events WHERE terminal_id = ?1 AND kind = 'no_sale' AND id > ?2 AND id < ?3",
@@ -182,7 +209,9 @@ fn count_of(conn: &rusqlite::Connection, id: i64) -> Result<Count, StoreError> {
         cashier,
         local_time,
         since: previous.map(|p| p.2),
-        cash_sales,
+        cash_sales: takings.sales,
+        cash_taken: takings.taken,
+        cash_given_back: takings.given_back,
         no_sales,
         count: DrawerCount {
             expected: amount(3, expected)?,

@@ -258,14 +258,19 @@ pub struct NewTxn<'a> {
     pub original_id: Option<i64>,
 }
 
-/// A cash sale, as the coordinator hands it to the store.
+/// A cash sale, or a cash sale's void or refund, as the coordinator hands
+/// it to the store.
 pub struct NewCash<'a> {
     pub request_id: &'a RequestId,
     pub terminal_id: &'a TerminalId,
+    pub kind: TxnKind,
     pub amount: Amount,
     pub currency: &'a str,
-    /// What the customer handed over (at least `amount`).
+    /// What the customer handed over (at least `amount`); for a void or
+    /// refund, what the drawer gives back.
     pub tendered: Amount,
+    /// For a void or refund: the sale it undoes.
+    pub original_id: Option<i64>,
 }
 
 /// One new row of `transactions`, whatever its tender.
@@ -830,16 +835,17 @@ impl Store {
         self.insert(&row)
     }
 
-    /// Records a cash sale, approved at once (no acquirer is asked; the
-    /// drawer holds the money), with its trace and batch numbers.
+    /// Records a cash sale (or its void or refund), approved at once (no
+    /// acquirer is asked; the drawer holds the money), with its trace and
+    /// batch numbers.
     pub fn record_cash(&mut self, new: &NewCash<'_>) -> Result<Txn, StoreError> {
         let row = Insert {
             request_id: new.request_id,
             terminal_id: new.terminal_id,
-            kind: TxnKind::Sale,
+            kind: new.kind,
             amount: new.amount,
             currency: new.currency,
-            original_id: None,
+            original_id: new.original_id,
             status: TxnStatus::Approved,
             response_code: ResponseCode::APPROVED.as_str(),
             tender: Tender::Cash,

@@ -39,9 +39,11 @@ fn a_cash_sale_is_recorded_approved_at_once_and_stays_out_of_the_acquirers_batch
         .record_cash(&NewCash {
             request_id: &r2,
             terminal_id: &tid,
+            kind: TxnKind::Sale,
             amount: Amount::from_minor(4250).unwrap(),
             currency: "CNY",
             tendered: Amount::from_minor(5000).unwrap(),
+            original_id: None,
         })
         .unwrap();
     assert_eq!((cash.status, cash.trace_no), (TxnStatus::Approved, 2));

@@ -202,7 +202,8 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     slip.pair("日期时间 DATE/TIME", &receipt.at);
     slip.rule('-');
     slip.pair("金额 AMOUNT", &receipt.currency.show(receipt.amount));
-    if let Paid::Cash { tendered } = receipt.paid {
+    if let (Paid::Cash { tendered }, TxnKind::Sale) = (&receipt.paid, receipt.kind) {
+        let tendered = *tendered;
         let change = receipt.paid.change(receipt.amount).unwrap_or(Amount::ZERO);
         slip.pair("收款 TENDERED", &receipt.currency.show(tendered));
         slip.pair("找零 CHANGE", &receipt.currency.show(change));

@@ -207,7 +207,7 @@ impl Session {
                             AdminOp::Freeze | AdminOp::NoSale | AdminOp::Count => self.go_idle(),
                             AdminOp::Void => {
                                 let op = Op::Void { trace };
-                                self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
+                                self.go(State::Card { op }, ui.pay(&op.title(ui, currency), None))
                             }
                             AdminOp::Refund => self.go(
                                 State::RefundAmount {
@@ -251,7 +251,7 @@ impl Session {
                     Edit::Done => match Amount::from_minor(digits.parse().unwrap_or(0)) {
                         Ok(amount) if !amount.is_zero() => {
                             let op = Op::Refund { trace, amount };
-                            self.go(State::Card { op }, ui.present_card(&op.title(ui, currency), None))
+                            self.go(State::Card { op }, ui.pay(&op.title(ui, currency), None))
                         }
                         _ => vec![],
                     },

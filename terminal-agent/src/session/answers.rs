@@ -258,6 +258,12 @@ fn outcome_actions(ui: Screens, currency: Currency, slip_columns: usize, outcome
                     Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
                     Action::Show(ui.cash_paid(currency, change)),
                 ],
+                // A cash sale voided or refunded: the money goes back from the drawer.
+                Some(_) => vec![
+                    Action::OpenDrawer,
+                    Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
+                    Action::Show(ui.cash_back(currency, receipt.amount)),
+                ],
                 _ => vec![
                     Action::Print(Slip::of(&receipt, Copy::Merchant, false, slip_columns)),
                     Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),

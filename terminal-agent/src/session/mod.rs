@@ -621,6 +621,16 @@ impl Session {
                     screen,
                 )
             }
+            // A void or refund of a cash sale: the money goes back from the drawer.
+            (
+                State::Card {
+                    op: op @ (Op::Void { .. } | Op::Refund { .. }),
+                },
+                Key::B,
+            ) => {
+                let op = *op;
+                self.send_cash_back(op)
+            }
             (State::Cash { amount, digits }, Key::Digit(d)) => {
                 if digits.len() < MAX_AMOUNT_DIGITS && !(digits.is_empty() && d == 0) {
                     digits.push(char::from(b'0' + d));
@@ -672,8 +682,8 @@ impl Session {
                 };
                 let notice = Some(reason::explain(code));
                 let screen = match op {
-                    Op::Sale(_) => self.ui().pay(&title, notice),
-                    _ => self.ui().present_card(&title, notice),
+                    Op::Balance => self.ui().present_card(&title, notice),
+                    _ => self.ui().pay(&title, notice),
                 };
                 return vec![Action::Show(screen)];
             }
@@ -714,6 +724,37 @@ impl Session {
         self.wait(request, title, screen)
     }
 
+    /// A void or refund of a cash sale: no card; the hub checks the sale
+    /// was paid in cash.
+    fn send_cash_back(&mut self, op: Op) -> Vec<Action> {
+        let (request_id, supervisor_pin, order) = (
+            RequestId::new(),
+            self.supervisor_pin.take().map(|p| p.to_secret()),
+            self.order.take(),
+        );
+        let request = match op {
+            Op::Void { trace } => Request::Void(requests::Void {
+                request_id,
+                trace_no: trace,
+                card: None,
+                supervisor_pin,
+                order,
+            }),
+            Op::Refund { trace, amount } => Request::Refund(requests::Refund {
+                request_id,
+                trace_no: trace,
+                amount,
+                card: None,
+                supervisor_pin,
+                order,
+            }),
+            Op::Sale(_) | Op::Balance => return vec![],
+        };
+        let title = op.title(self.ui(), self.config.currency);
+        let screen = self.ui().processing(&title);
+        self.wait(request, title, screen)
+    }
+
     fn send(&mut self, op: Op, card: CardRead, pin: Option<&str>) -> Vec<Action> {
         let encrypted = match (pin, &self.pin_key) {
             (Some(p), Some(key)) => Some(pin_block::encrypt(p, card.pan.digits(), key.expose())),
@@ -748,7 +789,7 @@ impl Session {
             Op::Void { trace } => Request::Void(requests::Void {
                 request_id,
                 trace_no: trace,
-                card,
+                card: Some(card),
                 supervisor_pin: self.supervisor_pin.take().map(|p| p.to_secret()),
                 order: self.order.take(),
             }),
@@ -756,7 +797,7 @@ impl Session {
                 request_id,
                 trace_no: trace,
                 amount,
-                card,
+                card: Some(card),
                 supervisor_pin: self.supervisor_pin.take().map(|p| p.to_secret()),
                 order: self.order.take(),
             }),

@@ -543,6 +543,17 @@ impl Screens {
         ])
     }
 
+    /// A cash sale voided or refunded: the cash to hand back, the drawer open.
+    pub fn cash_back(self, currency: Currency, amount: Amount) -> Screen {
+        Screen::of(&[
+            self.pick("CASH BACK", "退还现金"),
+            self.pick("Give back:", "应退:"),
+            &currency.show(amount),
+            self.pick("Drawer open", "钱箱已打开"),
+            self.any_key(),
+        ])
+    }
+
     /// The drawer was to open for a cash sale and did not.
     pub fn drawer_shut(self, problem: PrinterProblem) -> Screen {
         Screen::of(&[
@@ -794,6 +805,7 @@ pub(crate) mod tests {
             ("cash-short", s.cash_entry(Currency::CNY, big, "100", true)),
             ("cash-paid", s.cash_paid(Currency::CNY, big)),
             ("drawer-shut", s.drawer_shut(PrinterProblem::NotResponding)),
+            ("cash-back", s.cash_back(Currency::CNY, big)),
             (
                 "drawer-refused",
                 s.drawer_refused(tallybox_core::reason::SUPERVISOR_PIN),

@@ -206,6 +206,45 @@ fn a_cash_sale_keys_what_was_handed_over_then_opens_the_drawer_shows_the_change_
 }
 
 #[test]
+fn a_cash_sale_is_voided_with_b_instead_of_a_card_and_the_drawer_gives_the_money_back() {
+    let mut s = session();
+    keys(&mut s, "B18888#");
+    let shown = keys(&mut s, "42#");
+    assert!(last_screen(&shown).contains("B cash"), "{}", last_screen(&shown));
+    let actions = keys(&mut s, "B");
+    let Some(Request::Void(requests::Void {
+        trace_no,
+        card,
+        supervisor_pin,
+        ..
+    })) = sent(&actions)
+    else {
+        panic!("no void sent: {actions:?}")
+    };
+    assert_eq!((trace_no, card, supervisor_pin.is_some()), (42, None, true));
+    let request = sent(&actions).unwrap();
+    let receipt = Receipt {
+        kind: TxnKind::Void,
+        ..cash_receipt(4250, 4250)
+    };
+    let Response::Outcome(mut answer) = outcome(&request, TxnStatus::Approved, "00", Some(receipt)) else {
+        unreachable!()
+    };
+    answer.kind = TxnKind::Void;
+    let actions = s.handle(answer_of(answer), TODAY);
+    assert_eq!(actions.first(), Some(&Action::OpenDrawer));
+    let screen = last_screen(&actions);
+    assert!(
+        screen.contains("CASH BACK") && screen.contains("CNY 42.50"),
+        "{screen}"
+    );
+}
+
+fn answer_of(outcome: Outcome) -> Input {
+    answer(Response::Outcome(outcome))
+}
+
+#[test]
 fn cash_with_nothing_keyed_is_the_exact_amount_and_c_cancels_it() {
     let mut s = session();
     keys(&mut s, "A990#B");

@@ -122,9 +122,25 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
         "cash is no card brand: {brands:?}"
     );
 
-    // Shift end: ¥42.00 in the drawer (the float aside) for ¥42.50 of cash
-    // sales: 50 fen short, recorded and reported.
-    t1.keys("B58888#4200#");
+    // ¥10.00 of it given back: the supervisor's refund, in cash (B where a
+    // card would be presented), from the drawer.
+    let trace = cash[0]["trace_no"].as_u64().unwrap();
+    t1.keys(&format!("B28888#{trace}#1000#"));
+    t1.wait_screen("B cash", Duration::from_secs(5));
+    t1.keys("B");
+    let screen = t1.wait_screen("CASH BACK", Duration::from_secs(10));
+    assert!(screen.contains("CNY 10.00"), "{screen}");
+    wait_for(Duration::from_secs(5), || {
+        (drawer_kicks(&pty).len() == 3).then_some(())
+    })
+    .expect("the drawer opened for the cash back");
+    let refunds = hub.transactions("tender=cash&kind=refund");
+    assert_eq!((refunds.len(), &refunds[0]["amount"]), (1, &Value::from(1000)));
+    t1.keys("C");
+
+    // Shift end: ¥32.00 in the drawer (the float aside) for ¥42.50 of cash
+    // sales less ¥10.00 given back: 50 fen short, recorded and reported.
+    t1.keys("B58888#3200#");
     let screen = t1.wait_screen("DRAWER COUNTED", Duration::from_secs(10));
     assert!(screen.contains("Short 0.50"), "{screen}");
     let counted = wait_for(Duration::from_secs(10), || {
@@ -135,10 +151,13 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     .expect("the count's report printed");
     for needle in [
         "现金销售 CASH SALES 1",
-        "应有 EXPECTED",
         "CNY 42.50",
+        "退还现金 CASH BACK",
+        "CNY 10.00",
+        "应有 EXPECTED",
+        "CNY 32.50",
         "实点 COUNTED",
-        "CNY 42.00",
+        "CNY 32.00",
         "短款 SHORT 0.50",
     ] {
         assert!(counted.contains(needle), "{needle:?} missing:\n{counted}");
@@ -156,7 +175,7 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     assert_eq!(counts.len(), 1, "{report}");
     assert_eq!(
         (&counts[0]["expected"], &counts[0]["counted"]),
-        (&Value::from(4250), &Value::from(4200))
+        (&Value::from(3250), &Value::from(3200))
     );
     assert_eq!(counts[0]["no_sales"], 1);
     assert_eq!(line(&report["by_tender"], "cash")["sales"], 1, "{report}");

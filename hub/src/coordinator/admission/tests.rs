@@ -17,6 +17,7 @@ fn ask(rules: &FraudRules) -> Ask<'_> {
         amount: amount(1250),
         currency: Currency::CNY,
         undo: None,
+        tender: Tender::Card,
         entry_mode: Some(EntryMode::Swipe),
         supervisor_approved: false,
         cashier_required: false,
@@ -52,6 +53,7 @@ fn sale() -> Original {
         amount: amount(1250),
         voided: false,
         refunded: 0,
+        tender: Tender::Card,
         same_card: true,
         reference: reference(),
     }
@@ -282,6 +284,14 @@ fn a_void_takes_back_a_whole_sale_of_the_open_batch_with_its_card() {
                 ..sale()
             }),
             Verdict::Refuse(reason::NO_ORIGINAL),
+        ),
+        (
+            "a cash sale, asked back to a card",
+            Some(Original {
+                tender: Tender::Cash,
+                ..sale()
+            }),
+            Verdict::Refuse(reason::OTHER_CARD),
         ),
         (
             "voided already",

@@ -107,7 +107,10 @@ pub struct Balance {
 pub struct Void {
     pub request_id: RequestId,
     pub trace_no: u32,
-    pub card: CardRead,
+    /// The sale's card; none for a cash sale (the money goes back from
+    /// the drawer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardRead>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pin: Option<Secret<String>>,
     /// The [`Response::UndoOrder`](super::Response::UndoOrder) this carries out.
@@ -123,7 +126,10 @@ pub struct Refund {
     pub request_id: RequestId,
     pub trace_no: u32,
     pub amount: Amount,
-    pub card: CardRead,
+    /// The card to refund to; none for a cash sale (cash back from the
+    /// drawer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardRead>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pin: Option<Secret<String>>,
     /// The [`Response::UndoOrder`](super::Response::UndoOrder) this carries out.

@@ -31,7 +31,7 @@ fn one_of_each() -> Vec<Request> {
         Request::Void(requests::Void {
             request_id: id(),
             trace_no: 1,
-            card: card(),
+            card: Some(card()),
             supervisor_pin: Some("1234".into()),
             order: None,
         }),
@@ -39,7 +39,7 @@ fn one_of_each() -> Vec<Request> {
             request_id: id(),
             trace_no: 1,
             amount: Amount::from_minor(1).unwrap(),
-            card: card(),
+            card: None,
             supervisor_pin: None,
             order: Some("4q9s0p2b".into()),
         }),

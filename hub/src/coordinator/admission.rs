@@ -14,6 +14,7 @@
 //! | the hub's disk is nearly full, its clock behind its records | `XD` / `XT` |
 //! | the terminal is frozen | `XZ` |
 //! | the store wants a cashier signed on, none is | `XN` |
+//! | a part of a split sale is more than is still owed | `XA` |
 //! | three wrong PINs today with this card (sales, balance) | `XP` |
 //! | a sale breaks a fraud rule set to block, or to ask the supervisor | `XB` / `XV` |
 //! | a void or refund has no approved sale of this terminal to undo | `XO` |
@@ -76,6 +77,8 @@ pub struct Facts {
     pub fraud: FraudFacts,
     /// For a void or refund: the sale it undoes and the day's takings.
     pub undo: UndoFacts,
+    /// For a part of a split sale: what is still owed, in minor units.
+    pub split_owed: Option<u64>,
 }
 
 /// What a void or refund is checked against.
@@ -181,6 +184,10 @@ pub fn decide(ask: &Ask, facts: &Facts) -> Admission {
     }
     if ask.kind == TxnKind::Sale && ask.cashier_required && !facts.cashier_signed_on {
         return Admission::only(Verdict::Refuse(reason::SIGN_ON_FIRST));
+    }
+    // A part of a split sale pays at most what is still owed.
+    if facts.split_owed.is_some_and(|owed| ask.amount.minor() > owed) {
+        return Admission::only(Verdict::Refuse(reason::WRONG_AMOUNT));
     }
     // Three wrong PINs today and the card is refused here until tomorrow.
     if ask.undo.is_none() && facts.pin_failures_today >= MAX_PIN_TRIES {

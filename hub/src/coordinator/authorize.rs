@@ -34,6 +34,7 @@ impl<A: Acquirer> Coordinator<A> {
         pin_block: Option<String>,
         undo: Option<(TerminalId, u32)>,
         supervisor_approved: bool,
+        split: Option<requests::SplitPart>,
     ) -> Option<Response> {
         let claim = self.claim(&request_id)?;
         if let Some(code) = self.refused_before(&request_id) {
@@ -77,7 +78,8 @@ impl<A: Acquirer> Coordinator<A> {
                     now: tallybox_platform::clock::now().time(),
                 };
                 let sale_terminal = undo.as_ref().map_or(&tid, |(t, _)| t);
-                let facts = gather(s, &ask, &rid, &tid, sale_terminal, &c)?;
+                let mut facts = gather(s, &ask, &rid, &tid, sale_terminal, &c)?;
+                facts.split_owed = owed(s, split.as_ref())?;
                 let decided = admission::decide(&ask, &facts);
                 for hit in &decided.hits {
                     if s.record_hit(&tid, hit)? {
@@ -105,6 +107,7 @@ impl<A: Acquirer> Coordinator<A> {
                             currency: currency.code(),
                             card: &c,
                             original_id: original.as_ref().map(|(id, _)| *id),
+                            split: split.as_ref(),
                         };
                         Ok(Start::Pending(s.begin(&new)?, original.map(|(_, r)| r)))
                     }
@@ -300,6 +303,12 @@ impl<A: Acquirer> Coordinator<A> {
             .await
             .unwrap_or(Err(AcquirerError::TimedOut(limit)))
     }
+}
+
+/// What is still owed of the split sale `part` belongs to, in minor units.
+pub(super) fn owed(s: &Store, part: Option<&requests::SplitPart>) -> Result<Option<u64>, StoreError> {
+    part.map(|p| Ok(p.total.minor().saturating_sub(s.split_paid(&p.group)?)))
+        .transpose()
 }
 
 /// What the cashier is told when the hub cannot take transactions now.

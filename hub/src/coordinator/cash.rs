@@ -33,6 +33,7 @@ impl<A: Acquirer> Coordinator<A> {
             amount,
             currency,
             tendered,
+            split,
             ..
         } = sale;
         let _claim = self.claim(&request_id)?;
@@ -87,6 +88,7 @@ impl<A: Acquirer> Coordinator<A> {
                     frozen: s.frozen(&tid)?,
                     cashier_signed_on: cashier_required && s.terminal_cashier(&tid)?.is_some(),
                     fraud: s.cash_fraud_facts()?,
+                    split_owed: super::authorize::owed(s, split.as_ref())?,
                     ..Default::default()
                 };
                 let decided = admission::decide(&ask, &facts);
@@ -108,6 +110,7 @@ impl<A: Acquirer> Coordinator<A> {
                             currency: currency.code(),
                             tendered,
                             original_id: None,
+                            split: split.as_ref(),
                         };
                         Ok(Cash::Recorded(s.record_cash(&new)?))
                     }
@@ -185,6 +188,7 @@ impl<A: Acquirer> Coordinator<A> {
                             currency: currency.code(),
                             tendered: amount,
                             original_id: original.map(|(id, _)| id),
+                            split: None,
                         };
                         Ok(Cash::Recorded(s.record_cash(&new)?))
                     }

@@ -234,6 +234,7 @@ impl<A: Acquirer> Coordinator<A> {
                 card,
                 pin_block,
                 supervisor_pin,
+                split,
             }) => {
                 // A supervisor PIN comes only when a rule asked for one; a wrong one stops here.
                 let approved = match supervisor_pin {
@@ -251,6 +252,7 @@ impl<A: Acquirer> Coordinator<A> {
                     pin_block,
                     None,
                     approved,
+                    split,
                 )
                 .await
             }
@@ -274,8 +276,12 @@ impl<A: Acquirer> Coordinator<A> {
                 card,
                 supervisor_pin,
                 order,
+                split,
             }) => {
-                let approval = undo::Approval::of(supervisor_pin, order);
+                let approval = match split {
+                    Some(group) => undo::Approval::Split(group),
+                    None => undo::Approval::of(supervisor_pin, order),
+                };
                 let undo = undo::Undo {
                     kind: TxnKind::Void,
                     trace_no,
@@ -323,6 +329,7 @@ impl<A: Acquirer> Coordinator<A> {
                     pin_block,
                     None,
                     false,
+                    None,
                 )
                 .await
             }

@@ -53,6 +53,7 @@ fn sale(card: &str, minor: u64) -> Request {
         card: test_cards::by_name(card).unwrap().read(EntryMode::Swipe),
         pin_block: None,
         supervisor_pin: None,
+        split: None,
     })
 }
 
@@ -110,6 +111,7 @@ async fn a_reused_id_for_another_amount_is_refused() {
         card,
         pin_block: None,
         supervisor_pin: None,
+        split: None,
     });
     match c.handle(&t1(), other).await {
         Some(Response::Error {
@@ -237,6 +239,7 @@ async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
                 currency: "CNY",
                 card: &card,
                 original_id: None,
+                split: None,
             })
             .unwrap();
     }
@@ -262,6 +265,7 @@ async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
                 tallybox_core::card::pin_block::encrypt(pin, card.pan.digits(), &T1_PIN_KEY).unwrap(),
             ),
             supervisor_pin: None,
+            split: None,
         })
     };
     for _ in 0..3 {
@@ -352,6 +356,7 @@ async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_
             card,
             pin_block,
             supervisor_pin: Some(pin.into()),
+            split: None,
         }),
         _ => unreachable!(),
     };
@@ -698,6 +703,7 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
                 currency: "CNY",
                 card: &card,
                 original_id: None,
+                split: None,
             })
         })
         .await
@@ -820,6 +826,7 @@ async fn a_pin_reaches_the_acquirer_under_its_key_and_only_from_a_paired_checkou
             card: card.clone(),
             pin_block: Some(tallybox_core::card::pin_block::encrypt("1234", card.pan.digits(), key).unwrap()),
             supervisor_pin: None,
+            split: None,
         })
     };
     // The simulated acquirer reads PINs under its own random key: the right
@@ -889,6 +896,7 @@ fn cash_sale(minor: u64, tendered: u64) -> requests::CashSale {
         currency: "CNY".into(),
         tendered: Amount::from_minor(tendered).unwrap(),
         supervisor_pin: None,
+        split: None,
     }
 }
 
@@ -1104,6 +1112,7 @@ async fn a_cash_sale_is_voided_or_refunded_in_cash_never_to_a_card_and_the_drawe
             card: None,
             supervisor_pin: Some(pin.into()),
             order: None,
+            split: None,
         })
     };
     let wrong = outcome(c.handle(&t1(), void("1111")).await);
@@ -1133,4 +1142,64 @@ async fn a_cash_sale_is_voided_or_refunded_in_cash_never_to_a_card_and_the_drawe
         (totals.len(), totals[0].sales_minor, totals[0].refunds_minor),
         (1, 3_000, 0)
     );
+}
+
+#[tokio::test]
+async fn a_split_sale_takes_no_part_beyond_what_is_owed_and_its_cash_part_is_undone_without_the_supervisor_only_while_unfinished(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let group = RequestId::new();
+    let part = |minor: u64| requests::CashSale {
+        split: Some(requests::SplitPart {
+            group: group.clone(),
+            total: Amount::from_minor(4_250).unwrap(),
+        }),
+        ..cash_sale(minor, minor)
+    };
+    let first = outcome(c.handle(&t1(), Request::CashSale(part(3_000))).await);
+    assert_eq!(first.status, TxnStatus::Approved);
+    let trace = first.receipt.unwrap().trace_no;
+    // 12.50 is owed: 20.00 more is refused, nothing recorded.
+    let over = outcome(c.handle(&t1(), Request::CashSale(part(2_000))).await);
+    assert_eq!(over.response_code, reason::WRONG_AMOUNT);
+    let void = |group: &RequestId| {
+        Request::Void(requests::Void {
+            request_id: RequestId::new(),
+            trace_no: trace,
+            card: None,
+            supervisor_pin: None,
+            order: None,
+            split: Some(group.clone()),
+        })
+    };
+    // Another group's name does not open it.
+    let stranger = outcome(c.handle(&t1(), void(&RequestId::new())).await);
+    assert_eq!(stranger.response_code, reason::SUPERVISOR_PIN);
+    // Unfinished: the cashier undoes it without a PIN.
+    let undone = outcome(c.handle(&t1(), void(&group)).await);
+    assert_eq!(undone.status, TxnStatus::Approved, "{undone:?}");
+    // Paid in full afterwards (30.00 + 12.50): no more undoing without the supervisor.
+    let again = outcome(c.handle(&t1(), Request::CashSale(part(3_000))).await);
+    let last = outcome(c.handle(&t1(), Request::CashSale(part(1_250))).await);
+    assert_eq!(
+        (again.status, last.status),
+        (TxnStatus::Approved, TxnStatus::Approved)
+    );
+    let trace = again.receipt.unwrap().trace_no;
+    let late = outcome(
+        c.handle(
+            &t1(),
+            Request::Void(requests::Void {
+                request_id: RequestId::new(),
+                trace_no: trace,
+                card: None,
+                supervisor_pin: None,
+                order: None,
+                split: Some(group.clone()),
+            }),
+        )
+        .await,
+    );
+    assert_eq!(late.response_code, reason::SUPERVISOR_PIN);
 }

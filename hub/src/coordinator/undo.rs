@@ -82,6 +82,16 @@ impl<A: Acquirer> Coordinator<A> {
                 tracing::info!(terminal = %terminal, kind = kind.as_str(), trace_no, by = %taken.by, "void or refund ordered on the web page");
                 taken.sale_terminal
             }
+            Approval::Split(group) => {
+                let (g, t) = (group.clone(), terminal.clone());
+                let open = self.store(move |s| s.split_part_open(&g, &t, trace_no)).await;
+                if kind != TxnKind::Void || !matches!(open, Ok(true)) {
+                    tracing::warn!(terminal = %terminal, trace_no, "a split sale's part may not be undone without the supervisor now");
+                    return Some(Self::refused(request_id, kind, reason::SUPERVISOR_PIN));
+                }
+                tracing::info!(terminal = %terminal, trace_no, "a part of an unfinished split sale undone by the cashier");
+                terminal.clone()
+            }
             Approval::Pin(pin) => {
                 if self.shop().supervisor_pin_hash.is_none() {
                     tracing::warn!(terminal = %terminal, "void or refund refused: no supervisor PIN is set (setting supervisor_pin)");
@@ -109,6 +119,7 @@ impl<A: Acquirer> Coordinator<A> {
             None,
             Some((sale_terminal, trace_no)),
             false,
+            None,
         )
         .await
     }
@@ -128,6 +139,9 @@ pub(super) enum Approval {
     Pin(Secret<String>),
     /// The owner's order from the web page.
     Order(String),
+    /// The cashier, undoing a part of this split sale (its group) that is
+    /// not paid in full: no PIN for the ten minutes it may take.
+    Split(RequestId),
 }
 
 impl Approval {

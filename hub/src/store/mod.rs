@@ -36,7 +36,8 @@ use serde::Serialize;
 use tallybox_core::card::{CardRead, MaskedPan};
 use tallybox_core::money::{Amount, Currency};
 use tallybox_core::protocol::{
-    CardPaid, DeviceHealth, Paid, Receipt, RequestId, Tender, TerminalId, TxnKind, TxnStatus,
+    requests::SplitPart, CardPaid, DeviceHealth, Paid, Receipt, RequestId, Tender, TerminalId, TxnKind,
+    TxnStatus,
 };
 
 pub use changes::Change;
@@ -256,6 +257,8 @@ pub struct NewTxn<'a> {
     pub card: &'a CardRead,
     /// For a void or refund: the sale it undoes.
     pub original_id: Option<i64>,
+    /// A sale paid with several tenders: this part's group and the total.
+    pub split: Option<&'a SplitPart>,
 }
 
 /// A cash sale, or a cash sale's void or refund, as the coordinator hands
@@ -271,6 +274,8 @@ pub struct NewCash<'a> {
     pub tendered: Amount,
     /// For a void or refund: the sale it undoes.
     pub original_id: Option<i64>,
+    /// A sale paid with several tenders: this part's group and the total.
+    pub split: Option<&'a SplitPart>,
 }
 
 /// One new row of `transactions`, whatever its tender.
@@ -288,6 +293,7 @@ struct Insert<'a> {
     /// Empty for a tender without a card.
     card: CardColumns,
     tendered: Option<Amount>,
+    split: Option<&'a SplitPart>,
 }
 
 /// What a row keeps of a card: masked, and a keyed hash for the fraud rules.
@@ -809,6 +815,45 @@ impl Store {
         self.many("WHERE status = 'pending' ORDER BY id", [])
     }
 
+    /// What the parts of split sale `group` paid so far (approved, less
+    /// voids), in minor units; pending parts count, as they may be charged.
+    pub fn split_paid(&self, group: &RequestId) -> Result<u64, StoreError> {
+        Ok(one_row(
+            &self.conn,
+            "SELECT coalesce(sum(amount), 0) FROM transactions t WHERE split_of = ?1 AND kind = 'sale' \
+             AND status IN ('approved', 'pending') AND NOT EXISTS (SELECT 1 FROM transactions v \
+             WHERE v.original_id = t.id AND v.kind = 'void' AND v.status = 'approved')",
+            [group.as_str()],
+            |r| r.get::<_, i64>(0),
+        )?
+        .max(0) as u64)
+    }
+
+    /// Whether `terminal`'s sale `trace_no` is a part of split sale `group`
+    /// that the cashier may undo without the supervisor: the sale is not
+    /// paid in full yet, and the part is less than ten minutes old.
+    pub fn split_part_open(
+        &self,
+        group: &RequestId,
+        terminal: &TerminalId,
+        trace_no: u32,
+    ) -> Result<bool, StoreError> {
+        let Some(part) = self.by_trace(terminal, trace_no)? else {
+            return Ok(false);
+        };
+        let total: Option<i64> = one_row(
+            &self.conn,
+            "SELECT split_total FROM transactions WHERE id = ?1 AND split_of = ?2",
+            params![part.id, group.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+        let Some(total) = total else { return Ok(false) };
+        let recent = Utc::now() - part.created() < chrono::Duration::minutes(10);
+        Ok(recent && (self.split_paid(group)? as i64) < total)
+    }
+
     /// Records the transaction as `pending`, with its trace and batch numbers,
     /// durably, before the acquirer is asked.
     pub fn begin(&mut self, new: &NewTxn<'_>) -> Result<Txn, StoreError> {
@@ -831,6 +876,7 @@ impl Store {
             tender: Tender::Card,
             card,
             tendered: None,
+            split: new.split,
         };
         self.insert(&row)
     }
@@ -851,6 +897,7 @@ impl Store {
             tender: Tender::Cash,
             card: CardColumns::default(),
             tendered: Some(new.tendered),
+            split: new.split,
         };
         self.insert(&row)
     }
@@ -877,9 +924,9 @@ impl Store {
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
              brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id, \
-             cashier, response_code, tender, tendered) \
+             cashier, response_code, tender, tendered, split_of, split_total) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, \
-             (SELECT cashier FROM terminals WHERE id = ?2), ?18, ?19, ?20)",
+             (SELECT cashier FROM terminals WHERE id = ?2), ?18, ?19, ?20, ?21, ?22)",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),
@@ -901,6 +948,8 @@ impl Store {
                 new.response_code,
                 new.tender.as_str(),
                 new.tendered.map(|a| a.minor() as i64),
+                new.split.map(|p| p.group.as_str()),
+                new.split.map(|p| p.total.minor() as i64),
             ],
         )?;
         let id = tx.last_insert_rowid();

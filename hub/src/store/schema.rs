@@ -270,10 +270,15 @@ const MIGRATIONS: &[&str] = &[
     // 20: the tender a transaction was paid by (`card` for every row
     // before), and for cash what the customer handed over (a cash row's
     // card columns are empty); the cash drawer opened without a sale and
-    // counted at a shift's end, each once per request.
+    // counted at a shift's end, each once per request; the parts of a sale
+    // paid with several tenders share a group (the first part's request id)
+    // and the sale's total.
     r#"
     ALTER TABLE transactions ADD COLUMN tender TEXT NOT NULL DEFAULT 'card';
     ALTER TABLE transactions ADD COLUMN tendered INTEGER;
+    ALTER TABLE transactions ADD COLUMN split_of TEXT;
+    ALTER TABLE transactions ADD COLUMN split_total INTEGER;
+    CREATE INDEX transactions_split ON transactions (split_of) WHERE split_of IS NOT NULL;
     CREATE TABLE drawer_events (
         id          INTEGER PRIMARY KEY,
         request_id  TEXT    NOT NULL UNIQUE,

@@ -13,6 +13,7 @@ fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, mino
         currency: "CNY",
         card,
         original_id: None,
+        split: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn a_cash_sale_is_recorded_approved_at_once_and_stays_out_of_the_acquirers_batch
             currency: "CNY",
             tendered: Amount::from_minor(5000).unwrap(),
             original_id: None,
+            split: None,
         })
         .unwrap();
     assert_eq!((cash.status, cash.trace_no), (TxnStatus::Approved, 2));

@@ -273,6 +273,7 @@ mod tests {
                 currency: "CNY",
                 card: &card,
                 original_id: None,
+                split: None,
             };
             Ok(s.begin(&new)?.id)
         }

@@ -225,6 +225,55 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     slip.lines
 }
 
+/// The customer's one receipt of a sale paid in parts (cash, then a card
+/// for the rest): each part with its tender and trace number, and the
+/// total. A card part's signed merchant copy is printed on its own.
+pub fn render_split(parts: &[Receipt], width: usize) -> Vec<String> {
+    let mut slip = Layout::new(width);
+    let Some(first) = parts.first() else {
+        return slip.into_lines();
+    };
+    slip.centred(&first.merchant_name);
+    if !first.merchant_address.is_empty() {
+        slip.centred(&first.merchant_address);
+    }
+    for line in &first.header {
+        slip.centred(line);
+    }
+    slip.centred("顾客联 CUSTOMER COPY");
+    slip.rule('-');
+    slip.pair("商户编号 MERCHANT NO", &first.merchant_id);
+    slip.pair("终端号 TERMINAL NO", &first.terminal_id);
+    if let Some(cashier) = &first.cashier {
+        slip.pair("操作员号 CASHIER NO", cashier);
+    }
+    slip.pair("交易类型 TYPE", "消费 SALE");
+    slip.pair("日期时间 DATE/TIME", &parts[parts.len() - 1].at);
+    slip.line("分次付款 PAID IN PARTS");
+    let mut total = 0u64;
+    for part in parts {
+        total += part.amount.minor();
+        let what = match &part.paid {
+            Paid::Cash { .. } => "现金 CASH".to_string(),
+            Paid::Card(card) => format!("卡 {}", card.masked_pan),
+        };
+        slip.pair(&what, &part.currency.show(part.amount));
+        let mut detail = format!("  凭证号 {:06}", part.trace_no);
+        if !part.auth_code.is_empty() {
+            detail.push_str(&format!(" 授权码 {}", part.auth_code));
+        }
+        slip.line(&detail);
+    }
+    slip.rule('-');
+    let total = Amount::from_minor(total).unwrap_or(Amount::ZERO);
+    slip.pair("合计 TOTAL", &first.currency.show(total));
+    slip.rule('-');
+    for line in &first.footer {
+        slip.centred(line);
+    }
+    slip.into_lines()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +377,35 @@ mod tests {
         assert!(!render(&cash, Copy::Merchant, false)
             .join("\n")
             .contains("SIGNATURE"));
+    }
+
+    #[test]
+    fn a_sale_paid_in_parts_lists_each_part_and_the_total_on_one_receipt() {
+        let cash = Receipt {
+            paid: Paid::Cash {
+                tendered: Amount::from_minor(3000).unwrap(),
+            },
+            amount: Amount::from_minor(3000).unwrap(),
+            trace_no: 41,
+            auth_code: String::new(),
+            ..receipt()
+        };
+        let lines = render_split(&[cash, receipt()], WIDTH);
+        let text = lines.join("\n");
+        for needle in [
+            "顾客联 CUSTOMER COPY",
+            "分次付款 PAID IN PARTS",
+            "现金 CASH",
+            "CNY 30.00",
+            "凭证号 000041",
+            "卡 622202******0005",
+            "CNY 12.50",
+            "授权码 A1B2C3",
+            "合计 TOTAL             CNY 42.50",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(lines.iter().all(|l| columns(l) <= WIDTH), "{text}");
     }
 
     #[test]

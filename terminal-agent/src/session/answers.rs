@@ -143,6 +143,11 @@ impl Session {
                 );
             }
         }
+        if let Response::Outcome(outcome) = &response {
+            if let Some(actions) = self.on_split_outcome(outcome) {
+                return actions;
+            }
+        }
         let currency = self.config.currency;
         self.state = State::Done;
         match response {

@@ -17,6 +17,7 @@ mod admin;
 mod answers;
 mod cashier;
 pub mod screens;
+mod split;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -169,6 +170,9 @@ enum State {
         amount: Amount,
         digits: String,
     },
+    /// A later part of a split sale was not paid, or the cashier stopped:
+    /// 1 pay the rest another way, 2 undo the paid parts (`split.rs`).
+    SplitChoice,
     /// A store rule wants the supervisor to approve this sale: their PIN.
     Approve {
         request: Request,
@@ -226,6 +230,8 @@ pub struct Session {
     pin_key: Option<Secret<pin_block::PinKey>>,
     /// This program's version, told at sign-in.
     version: String,
+    /// The sale being paid in parts, if one is.
+    split: Option<split::Split>,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
@@ -253,6 +259,7 @@ impl Session {
             version: String::new(),
             clock: String::new(),
             last_link: None,
+            split: None,
         }
     }
 
@@ -384,6 +391,7 @@ impl Session {
             State::CashierPin { .. } => "cashier_pin",
             State::Card { .. } => "card",
             State::Cash { .. } => "cash",
+            State::SplitChoice => "split_choice",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
             State::Done => "done",
@@ -641,6 +649,18 @@ impl Session {
                 digits.pop();
                 vec![Action::Show(ui.cash_entry(currency, *amount, digits, false))]
             }
+            (State::Cash { amount, digits }, Key::A) => match Amount::from_minor(digits.parse().unwrap_or(0))
+            {
+                Ok(part) if !part.is_zero() => {
+                    let amount = *amount;
+                    self.pay_part_in_cash(amount, part)
+                }
+                _ => vec![],
+            },
+            (State::SplitChoice, Key::Digit(choice)) => self.on_split_choice(choice),
+            (State::Card { op: Op::Sale(_) } | State::Cash { .. }, Key::C) if self.split.is_some() => {
+                self.split_interrupted().unwrap_or_else(|| self.go_idle())
+            }
             (State::Cash { amount, digits }, Key::Hash) => {
                 // Nothing keyed: the customer gave the exact amount.
                 let tendered = match digits.is_empty() {
@@ -718,6 +738,7 @@ impl Session {
             currency: self.config.currency.code().to_string(),
             tendered,
             supervisor_pin: None,
+            split: self.split_part(),
         });
         let title = Op::Sale(amount).title(self.ui(), self.config.currency);
         let screen = self.ui().processing(&title);
@@ -739,6 +760,7 @@ impl Session {
                 card: None,
                 supervisor_pin,
                 order,
+                split: None,
             }),
             Op::Refund { trace, amount } => Request::Refund(requests::Refund {
                 request_id,
@@ -780,6 +802,7 @@ impl Session {
                 card,
                 pin_block,
                 supervisor_pin: None,
+                split: self.split_part(),
             }),
             Op::Balance => Request::Balance(requests::Balance {
                 request_id,
@@ -792,6 +815,7 @@ impl Session {
                 card: Some(card),
                 supervisor_pin: self.supervisor_pin.take().map(|p| p.to_secret()),
                 order: self.order.take(),
+                split: None,
             }),
             Op::Refund { trace, amount } => Request::Refund(requests::Refund {
                 request_id,

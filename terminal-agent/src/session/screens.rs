@@ -522,14 +522,20 @@ impl Screens {
     }
 
     /// What the customer hands over for a cash sale of `amount`; `short`
-    /// when the keyed sum was less than the amount.
+    /// when the keyed sum was less than the amount (`A` takes it as a part).
     pub fn cash_entry(self, currency: Currency, amount: Amount, digits: &str, short: bool) -> Screen {
         let title = format!("{} {}", self.pick("CASH", "现金"), currency.show(amount));
         let prompt = match short {
             false => self.pick("Received (#=exact):", "实收(#=金额):"),
             true => self.pick("Less than the amount!", "少于应收金额!"),
         };
-        self.entry(&title, prompt, &keyed_money(currency, digits))
+        Screen::of(&[
+            &title,
+            prompt,
+            &keyed_money(currency, digits),
+            self.pick("A: pay part in cash", "A 部分付现金"),
+            self.edit_keys(),
+        ])
     }
 
     /// A cash sale recorded: the change to give, the drawer open.
@@ -550,6 +556,55 @@ impl Screens {
             self.pick("Give back:", "应退:"),
             &currency.show(amount),
             self.pick("Drawer open", "钱箱已打开"),
+            self.any_key(),
+        ])
+    }
+
+    /// A part of a split sale paid: what is paid and what is still owed.
+    pub fn split_owed(self, currency: Currency, paid: Amount, owed: Amount) -> Screen {
+        Screen::of(&[
+            &format!("{} {}", self.pick("PAID", "已付"), currency.show(paid)),
+            self.pick("Still owed:", "还需支付:"),
+            &currency.show(owed),
+            self.pick("Card or B cash", "刷卡或 B 现金"),
+            self.pick("C stop", "C 停止"),
+        ])
+    }
+
+    /// A split sale paid in full: its total and the change of the last cash.
+    pub fn split_paid(self, currency: Currency, total: Amount, change: Amount) -> Screen {
+        Screen::of(&[
+            self.pick("PAID IN FULL", "已全额支付"),
+            &currency.show(total),
+            &format!("{} {}", self.pick("Change", "找零"), currency.format(change)),
+            self.pick("Printing receipt", "正在打印小票"),
+            self.any_key(),
+        ])
+    }
+
+    /// A later part of a split sale was not paid (`code`), or the cashier
+    /// stopped: pay the rest another way, or undo what was paid.
+    pub fn split_not_paid(self, currency: Currency, code: Option<ResponseCode>, owed: Amount) -> Screen {
+        let why = match code {
+            Some(code) => self.reason(&explain(code)).0,
+            None => self.pick("Stopped", "已停止"),
+        };
+        Screen::of(&[
+            self.pick("NOT PAID", "未支付"),
+            why,
+            &format!("{} {}", self.pick("Owed", "还需"), currency.format(owed)),
+            self.pick("1 pay another way", "1 换方式支付"),
+            self.pick("2 undo paid part", "2 撤销已付部分"),
+        ])
+    }
+
+    /// The hub would not undo a part of a split sale: the supervisor can.
+    pub fn split_undo_refused(self, code: ResponseCode) -> Screen {
+        let (reason, _) = self.reason(&explain(code));
+        Screen::of(&[
+            self.pick("UNDO NOT DONE", "撤销未完成"),
+            reason,
+            self.pick("Supervisor: B 1", "请主管 B 1 撤销"),
             self.any_key(),
         ])
     }
@@ -806,6 +861,17 @@ pub(crate) mod tests {
             ("cash-paid", s.cash_paid(Currency::CNY, big)),
             ("drawer-shut", s.drawer_shut(PrinterProblem::NotResponding)),
             ("cash-back", s.cash_back(Currency::CNY, big)),
+            ("split-owed", s.split_owed(Currency::CNY, big, big)),
+            ("split-paid", s.split_paid(Currency::CNY, big, big)),
+            (
+                "split-not-paid",
+                s.split_not_paid(Currency::CNY, Some(ResponseCode::INSUFFICIENT_FUNDS), big),
+            ),
+            ("split-stopped", s.split_not_paid(Currency::CNY, None, big)),
+            (
+                "split-undo-refused",
+                s.split_undo_refused(tallybox_core::reason::SUPERVISOR_PIN),
+            ),
             (
                 "drawer-refused",
                 s.drawer_refused(tallybox_core::reason::SUPERVISOR_PIN),

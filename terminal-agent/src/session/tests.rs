@@ -882,3 +882,136 @@ fn a_checkout_without_a_key_starts_no_sale_until_the_hub_has_answered_its_sign_i
     keys(&mut s, "A500#");
     assert!(matches!(sent(&card(&mut s, "approved")), Some(Request::Sale(_))));
 }
+
+/// The slips among `actions`, as text.
+fn printed(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Print(slip) => Some(slip.lines.join("\n")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A split sale of 42.50 started: 30.00 in cash taken as a part and approved.
+fn cash_part_paid(s: &mut Session) -> (requests::SplitPart, Vec<Action>) {
+    keys(s, "A4250#B");
+    let request = sent(&keys(s, "3000A")).expect("the cash part");
+    let Request::CashSale(requests::CashSale {
+        amount,
+        tendered,
+        split: Some(part),
+        ..
+    }) = &request
+    else {
+        panic!("sent {request:?}")
+    };
+    assert_eq!(
+        (amount.minor(), tendered.minor(), part.total.minor()),
+        (3000, 3000, 4250)
+    );
+    let part = part.clone();
+    let mut cash = cash_receipt(3000, 3000);
+    cash.trace_no = 6;
+    let actions = s.handle(
+        answer(outcome(&request, TxnStatus::Approved, "00", Some(cash))),
+        TODAY,
+    );
+    (part, actions)
+}
+
+#[test]
+fn cash_then_a_card_for_the_rest_prints_one_receipt_with_both_parts() {
+    let mut s = session();
+    let (part, actions) = cash_part_paid(&mut s);
+    assert_eq!(actions.first(), Some(&Action::OpenDrawer));
+    let screen = last_screen(&actions);
+    assert!(
+        screen.contains("Still owed") && screen.contains("CNY 12.50"),
+        "{screen}"
+    );
+    assert!(
+        printed(&actions).is_empty(),
+        "nothing printed before the sale is paid"
+    );
+    let actions = card(&mut s, "approved");
+    let request = sent(&actions).expect("the card part");
+    let Request::Sale(requests::Sale { amount, split, .. }) = &request else {
+        panic!("sent {request:?}")
+    };
+    assert_eq!((amount.minor(), split.as_ref()), (1250, Some(&part)));
+    let actions = s.handle(
+        answer(outcome(
+            &request,
+            TxnStatus::Approved,
+            "00",
+            Some(receipt(Amount::from_minor(1250).unwrap())),
+        )),
+        TODAY,
+    );
+    let slips = printed(&actions);
+    assert_eq!(slips.len(), 2, "{slips:?}");
+    assert!(slips[0].contains("MERCHANT COPY") && slips[0].contains("SIGNATURE"));
+    assert!(
+        slips[1].contains("PAID IN PARTS")
+            && slips[1].contains("合计 TOTAL")
+            && slips[1].contains("CNY 42.50")
+    );
+    assert!(last_screen(&actions).contains("PAID IN FULL"));
+    assert!(
+        !actions.contains(&Action::OpenDrawer),
+        "the card part opens no drawer"
+    );
+}
+
+#[test]
+fn a_declined_card_after_cash_lets_the_cashier_undo_the_cash_without_the_supervisor() {
+    let mut s = session();
+    let (part, _) = cash_part_paid(&mut s);
+    let request = sent(&card(&mut s, "low-balance")).expect("the card part");
+    let actions = s.handle(answer(outcome(&request, TxnStatus::Declined, "51", None)), TODAY);
+    let screen = last_screen(&actions);
+    assert!(
+        screen.contains("NOT PAID") && screen.contains("Owed 12.50") && screen.contains("2 undo"),
+        "{screen}"
+    );
+    assert_eq!(s.state_name(), "split_choice");
+    // Any other key leaves the choice on the screen: the money is not walked away from.
+    assert!(keys(&mut s, "C").is_empty());
+    let request = sent(&keys(&mut s, "2")).expect("the void");
+    let Request::Void(requests::Void {
+        trace_no,
+        card,
+        supervisor_pin,
+        split,
+        ..
+    }) = &request
+    else {
+        panic!("sent {request:?}")
+    };
+    assert_eq!((*trace_no, card, supervisor_pin.is_none()), (6, &None, true));
+    assert_eq!(split.as_ref(), Some(&part.group));
+    let back = Receipt {
+        kind: TxnKind::Void,
+        ..cash_receipt(3000, 3000)
+    };
+    let Response::Outcome(mut answered) = outcome(&request, TxnStatus::Approved, "00", Some(back)) else {
+        unreachable!()
+    };
+    answered.kind = TxnKind::Void;
+    let actions = s.handle(answer_of(answered), TODAY);
+    assert_eq!(actions.first(), Some(&Action::OpenDrawer));
+    let screen = last_screen(&actions);
+    assert!(
+        screen.contains("CASH BACK") && screen.contains("CNY 30.00"),
+        "{screen}"
+    );
+    // The next sale is an ordinary one again.
+    keys(&mut s, "C");
+    let request = sent(&keys(&mut s, "A100#B#")).unwrap();
+    assert!(matches!(
+        request,
+        Request::CashSale(requests::CashSale { split: None, .. })
+    ));
+}

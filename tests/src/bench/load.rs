@@ -121,6 +121,7 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
         card,
         pin_block: None,
         supervisor_pin: None,
+        split: None,
     }))
     .expect("a sale encodes")
 }

@@ -231,6 +231,8 @@ fn an_upgrade_on_a_full_disk_says_how_much_room_it_needs_and_loses_nothing() {
     assert_eq!(version, LATEST, "a new migration: undo it here too");
     conn.execute_batch(
         "ALTER TABLE transactions DROP COLUMN tender; ALTER TABLE transactions DROP COLUMN tendered; \
+         DROP INDEX transactions_split; ALTER TABLE transactions DROP COLUMN split_of; \
+         ALTER TABLE transactions DROP COLUMN split_total; \
          DROP TABLE drawer_events; \
          ALTER TABLE check_history DROP COLUMN evidence_zh; ALTER TABLE fraud_hits DROP COLUMN detail_zh; \
          ALTER TABLE freezes DROP COLUMN reason_zh; \

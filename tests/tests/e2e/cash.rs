@@ -225,3 +225,63 @@ fn a_cash_sale_the_hub_never_heard_is_not_charged_after_both_restart_and_the_dra
     assert_eq!(hub.transactions("tender=cash").len(), 1);
     assert_eq!(drawer_kicks(&pty), vec![2]);
 }
+
+#[test]
+fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_the_cashier_give_the_cash_back(
+) {
+    let hub = Hub::start();
+    let pty = PtyPrinter::start().unwrap();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--printer", &pty.connection()]);
+    t1.wait_ready();
+
+    // ¥42.50: ¥30.00 in cash, the rest by card.
+    t1.keys("A4250#B3000A");
+    let screen = t1.wait_screen("Still owed", Duration::from_secs(10));
+    assert!(screen.contains("CNY 12.50"), "{screen}");
+    assert_eq!(drawer_kicks(&pty), vec![2], "the drawer takes the cash part");
+    t1.card("approved");
+    t1.wait_screen("PAID IN FULL", Duration::from_secs(10));
+    let printed = wait_slips(&pty, 2);
+    assert!(
+        printed[0].contains("MERCHANT COPY") && printed[0].contains("CNY 12.50"),
+        "{}",
+        printed[0]
+    );
+    let receipt = &printed[1];
+    for needle in [
+        "分次付款 PAID IN PARTS",
+        "现金 CASH",
+        "CNY 30.00",
+        "卡 622202******0005",
+        "合计 TOTAL",
+        "CNY 42.50",
+    ] {
+        assert!(receipt.contains(needle), "{needle:?} missing:\n{receipt}");
+    }
+    let rows = hub.transactions("");
+    assert_eq!(rows.len(), 2, "two parts recorded");
+    t1.keys("C");
+
+    // ¥42.50 again: ¥30.00 in cash, then a card without the money. The
+    // cashier chooses to give the cash back: no supervisor needed.
+    t1.keys("A4250#B3000A");
+    t1.wait_screen("Still owed", Duration::from_secs(10));
+    t1.card("lost");
+    let screen = t1.wait_screen("NOT PAID", Duration::from_secs(10));
+    assert!(screen.contains("Owed 12.50"), "{screen}");
+    t1.keys("2");
+    let screen = t1.wait_screen("CASH BACK", Duration::from_secs(10));
+    assert!(screen.contains("CNY 30.00"), "{screen}");
+    assert_eq!(
+        drawer_kicks(&pty).len(),
+        3,
+        "in for the part, out to give it back"
+    );
+    let voids = hub.transactions("tender=cash&kind=void");
+    assert_eq!(voids.len(), 1, "{voids:?}");
+    assert_eq!(voids[0]["amount"], 3000);
+    // Nothing of the second sale stands: only the first sale's ¥42.50.
+    let (_, today) = hub.web().get("/api/v1/today");
+    assert_eq!(today["totals"]["net_minor"], 4250, "{today}");
+    assert_eq!(slips(&pty).len(), 2, "no receipt for a sale not made");
+}

@@ -73,6 +73,19 @@ pub struct Sale {
     /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pin: Option<Secret<String>>,
+    /// This card pays the rest of a sale paid with several tenders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitPart>,
+}
+
+/// One part of a sale paid with several tenders (cash, then a card for
+/// the rest): the parts share `group` (the first part's request id) and
+/// the sale's `total`; the hub takes no part beyond what is still owed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitPart {
+    pub group: RequestId,
+    pub total: Amount,
 }
 
 /// A sale paid in cash: recorded at once (no acquirer), and the
@@ -89,6 +102,9 @@ pub struct CashSale {
     /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pin: Option<Secret<String>>,
+    /// This cash is one part of a sale paid with several tenders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitPart>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +132,10 @@ pub struct Void {
     /// The [`Response::UndoOrder`](super::Response::UndoOrder) this carries out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<String>,
+    /// A part of this unfinished split sale (its group), undone by the
+    /// cashier's choice when a later part failed: needs no supervisor PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<RequestId>,
 }
 
 /// Refunds `amount` of this terminal's sale `trace_no`, to the card

@@ -22,6 +22,10 @@ fn one_of_each() -> Vec<Request> {
             currency: "CNY".into(),
             tendered: Amount::from_minor(5000).unwrap(),
             supervisor_pin: None,
+            split: Some(requests::SplitPart {
+                group: id(),
+                total: Amount::from_minor(9000).unwrap(),
+            }),
         }),
         Request::Balance(requests::Balance {
             request_id: id(),
@@ -34,6 +38,7 @@ fn one_of_each() -> Vec<Request> {
             card: Some(card()),
             supervisor_pin: Some("1234".into()),
             order: None,
+            split: None,
         }),
         Request::Refund(requests::Refund {
             request_id: id(),
@@ -187,6 +192,7 @@ fn sale() -> Request {
         card: test_cards::by_name("approved").unwrap().read(EntryMode::Swipe),
         pin_block: None,
         supervisor_pin: None,
+        split: None,
     })
 }
 

@@ -513,13 +513,15 @@ async function loadReceipt(id) {
 // sends it, then shows the sale again with what became of it.
 async function showUndo(txn) {
   const form = $("#undo-form");
-  // A cash sale is given back from the drawer at the checkout, not ordered here.
   const open = session.role === "owner" && txn.kind === "sale" && txn.status === "approved"
-    && txn.tender === "card" && !txn.voided && !/^0(\.0+)?$/.test(txn.refundable);
+    && !txn.voided && !/^0(\.0+)?$/.test(txn.refundable);
   form.hidden = !open;
   if (!open) return;
   form.dataset.id = txn.id;
   form.dataset.own = txn.terminal_id;
+  // A cash sale's money goes back from the checkout's drawer, not to a card.
+  form.dataset.tender = txn.tender;
+  $("#undo-help").textContent = byTender("undo_help");
   form.dataset.currency = txn.currency;
   form.amount.value = txn.refundable;
   const d = await api("GET", "/api/v1/terminals");
@@ -548,17 +550,22 @@ $("#undo-form").addEventListener("submit", (e) => {
   const body = { kind, terminal: f.terminal.value };
   if (kind === "refund") body.amount = f.amount.value.trim();
   const what = kind === "refund" ? `${t("k_refund")} ${moneyText(body.amount || "0", f.dataset.currency)}` : t("k_void");
-  ask(`${what} · #${f.dataset.id} · ${body.terminal}${colon()}${t("ask_undo")}`, t("yes_send"), async () => {
+  ask(`${what} · #${f.dataset.id} · ${body.terminal}${colon()}${byTender("ask_undo")}`, t("yes_send"), async () => {
     const said = $("#undo-state");
     try {
       const o = await api("POST", `/api/v1/transactions/${f.dataset.id}/undo`, body);
-      said.textContent = `${o.terminal}${colon()}${t("undo_sent")}`;
+      said.textContent = `${o.terminal}${colon()}${byTender("undo_sent")}`;
       followOrder(o.order, f.dataset.id);
     } catch (err) {
       showError(err.message);
     }
   });
 });
+
+/** The undo texts, said for a card or for cash back from the drawer. */
+function byTender(key) {
+  return t($("#undo-form").dataset.tender === "cash" ? `${key}_cash` : key);
+}
 
 function followOrder(order, saleId) {
   clearTimeout(undoTimer);
@@ -567,12 +574,12 @@ function followOrder(order, saleId) {
     const o = await api("GET", `/api/v1/orders/${encodeURIComponent(order)}`).catch(() => ({ state: "waiting" }));
     if (o.state === "waiting") return followOrder(order, saleId);
     if (o.state === "lapsed") {
-      $("#undo-state").textContent = t("undo_lapsed");
+      $("#undo-state").textContent = byTender("undo_lapsed");
       return;
     }
     // Taken: the checkout read the card; the sale shows the outcome as it comes.
     await loadReceipt(saleId);
-    $("#undo-state").textContent = t("undo_taken");
+    $("#undo-state").textContent = byTender("undo_taken");
   }, 2000);
 }
 

@@ -102,7 +102,8 @@ impl Session {
             self.supervisor_pin = None;
             self.order = Some(order.clone());
             let ui = self.ui();
-            let screen = ui.present_card(&op.title(ui, self.config.currency), None);
+            // A card sale's card, or B for a cash sale's money from the drawer.
+            let screen = ui.pay(&op.title(ui, self.config.currency), None);
             self.state = State::Card { op };
             return vec![Action::Show(screen)];
         }

@@ -33,6 +33,16 @@ fn drawer_kicks(pty: &PtyPrinter) -> Vec<u8> {
     pty.model.lock().paper.drawer_kicks.clone()
 }
 
+/// The drawer pulses once there are `count` (the printer's thread sends
+/// them a moment after the screen changes); fails after 5 s.
+fn wait_kicks(pty: &PtyPrinter, count: usize) -> Vec<u8> {
+    wait_for(Duration::from_secs(5), || {
+        let kicks = drawer_kicks(pty);
+        (kicks.len() >= count).then_some(kicks)
+    })
+    .unwrap_or_else(|| panic!("expected {count} drawer pulses, got {:?}", drawer_kicks(pty)))
+}
+
 /// The line of `lines` (a report's) whose key is `key`.
 fn line<'a>(lines: &'a Value, key: &str) -> &'a Value {
     lines
@@ -84,7 +94,7 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
         !receipt.contains("卡号") && !receipt.contains("SIGNATURE"),
         "{receipt}"
     );
-    assert_eq!(drawer_kicks(&pty), vec![2], "one pulse on pin 2");
+    assert_eq!(wait_kicks(&pty, 1), vec![2], "one pulse on pin 2");
     t1.keys("C");
 
     // No sale: the supervisor opens the drawer for change; a wrong PIN does not.
@@ -95,10 +105,7 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     t1.keys("C");
     t1.keys("B48888#");
     t1.wait_screen("NO SALE", Duration::from_secs(10));
-    wait_for(Duration::from_secs(5), || {
-        (drawer_kicks(&pty).len() == 2).then_some(())
-    })
-    .expect("the drawer opened for the no sale");
+    wait_kicks(&pty, 2);
     t1.keys("C");
 
     // The hub's records: the cash sale with what was handed over, found by
@@ -130,10 +137,7 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     t1.keys("B");
     let screen = t1.wait_screen("CASH BACK", Duration::from_secs(10));
     assert!(screen.contains("CNY 10.00"), "{screen}");
-    wait_for(Duration::from_secs(5), || {
-        (drawer_kicks(&pty).len() == 3).then_some(())
-    })
-    .expect("the drawer opened for the cash back");
+    wait_kicks(&pty, 3);
     let refunds = hub.transactions("tender=cash&kind=refund");
     assert_eq!((refunds.len(), &refunds[0]["amount"]), (1, &Value::from(1000)));
     t1.keys("C");
@@ -223,7 +227,7 @@ fn a_cash_sale_the_hub_never_heard_is_not_charged_after_both_restart_and_the_dra
     t1.keys("A990#B#");
     t1.wait_screen("PAID IN CASH", Duration::from_secs(10));
     assert_eq!(hub.transactions("tender=cash").len(), 1);
-    assert_eq!(drawer_kicks(&pty), vec![2]);
+    assert_eq!(wait_kicks(&pty, 1), vec![2]);
 }
 
 #[test]
@@ -238,7 +242,7 @@ fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_t
     t1.keys("A4250#B3000A");
     let screen = t1.wait_screen("Still owed", Duration::from_secs(10));
     assert!(screen.contains("CNY 12.50"), "{screen}");
-    assert_eq!(drawer_kicks(&pty), vec![2], "the drawer takes the cash part");
+    assert_eq!(wait_kicks(&pty, 1), vec![2], "the drawer takes the cash part");
     t1.card("approved");
     t1.wait_screen("PAID IN FULL", Duration::from_secs(10));
     let printed = wait_slips(&pty, 2);
@@ -273,7 +277,7 @@ fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_t
     let screen = t1.wait_screen("CASH BACK", Duration::from_secs(10));
     assert!(screen.contains("CNY 30.00"), "{screen}");
     assert_eq!(
-        drawer_kicks(&pty).len(),
+        wait_kicks(&pty, 3).len(),
         3,
         "in for the part, out to give it back"
     );
@@ -284,4 +288,41 @@ fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_t
     let (_, today) = hub.web().get("/api/v1/today");
     assert_eq!(today["totals"]["net_minor"], 4250, "{today}");
     assert_eq!(slips(&pty).len(), 2, "no receipt for a sale not made");
+}
+
+#[test]
+fn the_owner_orders_a_cash_refund_from_the_phone_and_the_cashier_gives_it_back_from_the_drawer() {
+    let hub = Hub::start();
+    let pty = PtyPrinter::start().unwrap();
+    let t1 = Terminal::start_with("T1", hub.mqtt, &["--printer", &pty.connection()]);
+    t1.wait_ready();
+    t1.keys("A4250#B5000#");
+    t1.wait_screen("PAID IN CASH", Duration::from_secs(10));
+    t1.keys("C");
+    let sale = hub.transactions("tender=cash")[0]["id"].as_i64().unwrap();
+    let web = hub.web();
+    let (status, order) = web.send(
+        "POST",
+        &format!("/api/v1/transactions/{sale}/undo"),
+        serde_json::json!({"kind": "refund", "terminal": "T1", "amount": "20.00"}),
+    );
+    assert_eq!(status, 202, "{order}");
+    let screen = t1.wait_screen("B cash", Duration::from_secs(10));
+    assert!(screen.contains("REFUND CNY 20.00"), "{screen}");
+    t1.keys("B");
+    let screen = t1.wait_screen("CASH BACK", Duration::from_secs(10));
+    assert!(screen.contains("CNY 20.00"), "{screen}");
+    assert_eq!(
+        wait_kicks(&pty, 2),
+        vec![2, 2],
+        "in for the sale, out for the refund"
+    );
+    let refunds = hub.transactions("tender=cash&kind=refund");
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (&refunds[0]["amount"], &refunds[0]["original_id"]),
+        (&Value::from(2000), &Value::from(sale))
+    );
+    let (_, sale) = web.get(&format!("/api/v1/transactions/{sale}"));
+    assert_eq!(sale["refunded"], "20.00", "{sale}");
 }

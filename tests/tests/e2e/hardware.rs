@@ -202,6 +202,15 @@ fn hw_test_reports_each_part_and_prints_a_test_slip() {
     };
     assert!(line("printer").contains("PASS"), "{report}");
     assert!(
+        line("cash drawer").contains("PASS") && line("cash drawer").contains("pin 2"),
+        "{report}"
+    );
+    assert_eq!(
+        pty.model.lock().paper.drawer_kicks,
+        vec![2],
+        "one pulse on the drawer's pin"
+    );
+    assert!(
         line("OLED").contains("FAIL") && line("OLED").contains("enable I2C"),
         "{report}"
     );

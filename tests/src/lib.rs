@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod browser;
 pub mod mqtt;
+pub mod paper;
 pub mod procs;
 pub mod proxy;
 pub mod web;

@@ -81,11 +81,7 @@ impl<A: Acquirer> Coordinator<A> {
                 let mut facts = gather(s, &ask, &rid, &tid, sale_terminal, &c)?;
                 facts.split_owed = owed(s, split.as_ref())?;
                 let decided = admission::decide(&ask, &facts);
-                for hit in &decided.hits {
-                    if s.record_hit(&tid, hit)? {
-                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-                    }
-                }
+                record_hits(s, &tid, &decided.hits)?;
                 if let Some((why, why_zh)) = &decided.freeze {
                     s.freeze_said(tid.as_str(), why, why_zh)?;
                 }
@@ -303,6 +299,20 @@ impl<A: Acquirer> Coordinator<A> {
             .await
             .unwrap_or(Err(AcquirerError::TimedOut(limit)))
     }
+}
+
+/// Keeps the fraud rule hits a decision made, for the owner (each once).
+pub(super) fn record_hits(
+    s: &mut Store,
+    terminal: &TerminalId,
+    hits: &[crate::store::fraud::Hit],
+) -> Result<(), StoreError> {
+    for hit in hits {
+        if s.record_hit(terminal, hit)? {
+            tracing::warn!(terminal = %terminal, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
+        }
+    }
+    Ok(())
 }
 
 /// What is still owed of the split sale `part` belongs to, in minor units.

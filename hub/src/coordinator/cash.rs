@@ -7,7 +7,7 @@
 //! SQLite transaction. A repeat gets the recorded sale (and its slip) back;
 //! the drawer is the checkout's to open once, when it hears "approved".
 
-use super::authorize::unfit_code;
+use super::authorize::{record_hits, unfit_code};
 use super::*;
 use crate::store::NewCash;
 
@@ -91,30 +91,17 @@ impl<A: Acquirer> Coordinator<A> {
                     split_owed: super::authorize::owed(s, split.as_ref())?,
                     ..Default::default()
                 };
-                let decided = admission::decide(&ask, &facts);
-                for hit in &decided.hits {
-                    if s.record_hit(&tid, hit)? {
-                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-                    }
-                }
-                match decided.verdict {
-                    admission::Verdict::Lost => Ok(Cash::Lost),
-                    admission::Verdict::Unfit(why) => Ok(Cash::Unfit(why)),
-                    admission::Verdict::Refuse(code) => Ok(Cash::Refused(code)),
-                    admission::Verdict::Admit { amount, .. } => {
-                        let new = NewCash {
-                            request_id: &rid,
-                            terminal_id: &tid,
-                            kind: TxnKind::Sale,
-                            amount,
-                            currency: currency.code(),
-                            tendered,
-                            original_id: None,
-                            split: split.as_ref(),
-                        };
-                        Ok(Cash::Recorded(s.record_cash(&new)?))
-                    }
-                }
+                let new = NewCash {
+                    request_id: &rid,
+                    terminal_id: &tid,
+                    kind: TxnKind::Sale,
+                    amount,
+                    currency: currency.code(),
+                    tendered,
+                    original_id: None,
+                    split: split.as_ref(),
+                };
+                decide_and_record(s, &ask, &facts, new)
             })
             .await;
         self.cash_answer(terminal, request_id, TxnKind::Sale, amount, found)
@@ -169,30 +156,17 @@ impl<A: Acquirer> Coordinator<A> {
                     rules: &rules,
                     now: tallybox_platform::clock::now().time(),
                 };
-                let decided = admission::decide(&ask, &facts);
-                for hit in &decided.hits {
-                    if s.record_hit(&tid, hit)? {
-                        tracing::warn!(terminal = %tid, rule = hit.rule, action = ?hit.action, detail = %hit.detail, "fraud rule hit");
-                    }
-                }
-                match decided.verdict {
-                    admission::Verdict::Lost => Ok(Cash::Lost),
-                    admission::Verdict::Unfit(why) => Ok(Cash::Unfit(why)),
-                    admission::Verdict::Refuse(code) => Ok(Cash::Refused(code)),
-                    admission::Verdict::Admit { amount, original } => {
-                        let new = NewCash {
-                            request_id: &rid,
-                            terminal_id: &tid,
-                            kind,
-                            amount,
-                            currency: currency.code(),
-                            tendered: amount,
-                            original_id: original.map(|(id, _)| id),
-                            split: None,
-                        };
-                        Ok(Cash::Recorded(s.record_cash(&new)?))
-                    }
-                }
+                let new = NewCash {
+                    request_id: &rid,
+                    terminal_id: &tid,
+                    kind,
+                    amount,
+                    currency: currency.code(),
+                    tendered: amount,
+                    original_id: None,
+                    split: None,
+                };
+                decide_and_record(s, &ask, &facts, new)
             })
             .await;
         self.cash_answer(terminal, request_id, kind, amount, found)
@@ -229,4 +203,35 @@ impl<A: Acquirer> Coordinator<A> {
             }
         }
     }
+}
+
+/// Decides `ask` on `facts`, keeps the fraud hits and, when admitted,
+/// records `new` for the amount admitted (a void's is the sale's; money
+/// given back is what the drawer hands over) against the sale it undoes.
+fn decide_and_record(
+    s: &mut Store,
+    ask: &admission::Ask,
+    facts: &admission::Facts,
+    new: NewCash<'_>,
+) -> Result<Cash, StoreError> {
+    let decided = admission::decide(ask, facts);
+    record_hits(s, new.terminal_id, &decided.hits)?;
+    Ok(match decided.verdict {
+        admission::Verdict::Lost => Cash::Lost,
+        admission::Verdict::Unfit(why) => Cash::Unfit(why),
+        admission::Verdict::Refuse(code) => Cash::Refused(code),
+        admission::Verdict::Admit { amount, original } => {
+            let tendered = match new.kind {
+                TxnKind::Sale => new.tendered,
+                _ => amount,
+            };
+            let new = NewCash {
+                amount,
+                tendered,
+                original_id: original.map(|(id, _)| id),
+                ..new
+            };
+            Cash::Recorded(s.record_cash(&new)?)
+        }
+    })
 }

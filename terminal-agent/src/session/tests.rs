@@ -186,13 +186,7 @@ fn a_cash_sale_keys_what_was_handed_over_then_opens_the_drawer_shows_the_change_
         TODAY,
     );
     assert_eq!(actions.first(), Some(&Action::OpenDrawer));
-    let slips: Vec<_> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Print(slip) => Some(slip.lines.join("\n")),
-            _ => None,
-        })
-        .collect();
+    let slips = printed(&actions);
     assert_eq!(slips.len(), 1, "{slips:?}");
     assert!(slips[0].contains("CUSTOMER COPY") && slips[0].contains("CNY 7.50"));
     let screen = last_screen(&actions);
@@ -292,13 +286,7 @@ fn a_sale_from_keys_to_two_slips() {
         )),
         TODAY,
     );
-    let slips: Vec<_> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Print(slip) => Some(slip.lines.join("\n")),
-            _ => None,
-        })
-        .collect();
+    let slips = printed(&actions);
     assert_eq!(slips.len(), 2);
     assert!(slips[0].contains("MERCHANT COPY") && slips[1].contains("CARDHOLDER COPY"));
     assert!(last_screen(&actions).contains("APPROVED"));

@@ -7,41 +7,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tallybox_e2e::paper::{drawer_kicks, printed, wait_kicks, wait_slips};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::{strs, wait_for};
 use tallybox_terminal::devices::model::pty::PtyPrinter;
-
-fn slips(pty: &PtyPrinter) -> Vec<String> {
-    pty.model
-        .lock()
-        .paper
-        .slips
-        .iter()
-        .map(|s| s.join("\n"))
-        .collect()
-}
-
-fn wait_slips(pty: &PtyPrinter, count: usize) -> Vec<String> {
-    wait_for(Duration::from_secs(10), || {
-        let printed = slips(pty);
-        (printed.len() >= count).then_some(printed)
-    })
-    .unwrap_or_else(|| panic!("expected {count} slips, printer has {:#?}", slips(pty)))
-}
-
-fn drawer_kicks(pty: &PtyPrinter) -> Vec<u8> {
-    pty.model.lock().paper.drawer_kicks.clone()
-}
-
-/// The drawer pulses once there are `count` (the printer's thread sends
-/// them a moment after the screen changes); fails after 5 s.
-fn wait_kicks(pty: &PtyPrinter, count: usize) -> Vec<u8> {
-    wait_for(Duration::from_secs(5), || {
-        let kicks = drawer_kicks(pty);
-        (kicks.len() >= count).then_some(kicks)
-    })
-    .unwrap_or_else(|| panic!("expected {count} drawer pulses, got {:?}", drawer_kicks(pty)))
-}
 
 /// The line of `lines` (a report's) whose key is `key`.
 fn line<'a>(lines: &'a Value, key: &str) -> &'a Value {
@@ -77,8 +46,8 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
         screen.contains("CNY 7.50") && screen.contains("Drawer open"),
         "{screen}"
     );
-    let printed = wait_slips(&pty, 3);
-    let receipt = &printed[2];
+    let paper = wait_slips(&pty, 3);
+    let receipt = &paper[2];
     for needle in [
         "顾客联 CUSTOMER COPY",
         "现金 CASH",
@@ -148,7 +117,7 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     let screen = t1.wait_screen("DRAWER COUNTED", Duration::from_secs(10));
     assert!(screen.contains("Short 0.50"), "{screen}");
     let counted = wait_for(Duration::from_secs(10), || {
-        slips(&pty)
+        printed(&pty)
             .into_iter()
             .find(|s| s.contains("交班点钞 DRAWER COUNT"))
     })
@@ -190,7 +159,9 @@ fn a_cash_sale_opens_the_drawer_prints_the_change_and_settles_apart_from_the_car
     let screen = t1.wait_screen("Any key", Duration::from_secs(10));
     assert!(screen.contains("Totals agree"), "{screen}\n{}", hub.log());
     let report = wait_for(Duration::from_secs(10), || {
-        slips(&pty).into_iter().find(|s| s.contains("结算单 SETTLEMENT"))
+        printed(&pty)
+            .into_iter()
+            .find(|s| s.contains("结算单 SETTLEMENT"))
     })
     .expect("settlement report printed");
     assert!(
@@ -221,7 +192,7 @@ fn a_cash_sale_the_hub_never_heard_is_not_charged_after_both_restart_and_the_dra
     assert!(screen.contains("Sale not received"), "{screen}");
     assert!(hub.transactions("tender=cash").is_empty());
     assert!(drawer_kicks(&pty).is_empty(), "the drawer stays shut");
-    assert!(slips(&pty).is_empty());
+    assert!(printed(&pty).is_empty());
     t1.keys("C");
     // The cashier takes the money again: a new sale, recorded once.
     t1.keys("A990#B#");
@@ -245,13 +216,13 @@ fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_t
     assert_eq!(wait_kicks(&pty, 1), vec![2], "the drawer takes the cash part");
     t1.card("approved");
     t1.wait_screen("PAID IN FULL", Duration::from_secs(10));
-    let printed = wait_slips(&pty, 2);
+    let paper = wait_slips(&pty, 2);
     assert!(
-        printed[0].contains("MERCHANT COPY") && printed[0].contains("CNY 12.50"),
+        paper[0].contains("MERCHANT COPY") && paper[0].contains("CNY 12.50"),
         "{}",
-        printed[0]
+        paper[0]
     );
-    let receipt = &printed[1];
+    let receipt = &paper[1];
     for needle in [
         "分次付款 PAID IN PARTS",
         "现金 CASH",
@@ -287,7 +258,7 @@ fn a_sale_paid_in_cash_and_by_card_prints_one_receipt_and_a_declined_card_lets_t
     // Nothing of the second sale stands: only the first sale's ¥42.50.
     let (_, today) = hub.web().get("/api/v1/today");
     assert_eq!(today["totals"]["net_minor"], 4250, "{today}");
-    assert_eq!(slips(&pty).len(), 2, "no receipt for a sale not made");
+    assert_eq!(printed(&pty).len(), 2, "no receipt for a sale not made");
 }
 
 #[test]

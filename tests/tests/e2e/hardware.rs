@@ -8,27 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use tallybox_e2e::paper::{printed, wait_slips};
 use tallybox_e2e::procs::{Hub, Terminal};
 use tallybox_e2e::{bin, wait_for};
 use tallybox_terminal::devices::model::pty::PtyPrinter;
-
-fn printed(pty: &PtyPrinter) -> Vec<String> {
-    pty.model
-        .lock()
-        .paper
-        .slips
-        .iter()
-        .map(|s| s.join("\n"))
-        .collect()
-}
-
-fn wait_slips(pty: &PtyPrinter, count: usize) -> Vec<String> {
-    wait_for(Duration::from_secs(10), || {
-        let slips = printed(pty);
-        (slips.len() >= count).then_some(slips)
-    })
-    .unwrap_or_else(|| panic!("expected {count} slips, printer has {:#?}", printed(pty)))
-}
 
 fn auth_code(screen: &str) -> String {
     screen

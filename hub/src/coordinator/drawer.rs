@@ -90,18 +90,13 @@ fn drawer_refused(request_id: RequestId, code: ReasonCode) -> Response {
     }
 }
 
-/// "Over ¥1.00", "Short ¥0.50" or "balances", in both languages.
-pub fn difference_text(currency: Currency, count: &DrawerCount) -> (String, String) {
+/// The count's difference as the report prints it: "长款 OVER 1.00",
+/// "短款 SHORT 0.50" or "平 OK".
+fn difference_text(currency: Currency, count: &DrawerCount) -> String {
     match count.difference() {
-        0 => ("平 OK".into(), "balances".into()),
-        d if d > 0 => (
-            format!("长款 OVER {}", currency.format_minor(d as u64)),
-            format!("over {}", currency.format_minor(d as u64)),
-        ),
-        d => (
-            format!("短款 SHORT {}", currency.format_minor(d.unsigned_abs())),
-            format!("short {}", currency.format_minor(d.unsigned_abs())),
-        ),
+        0 => "平 OK".into(),
+        d if d > 0 => format!("长款 OVER {}", currency.format_minor(d as u64)),
+        d => format!("短款 SHORT {}", currency.format_minor(d.unsigned_abs())),
     }
 }
 
@@ -129,6 +124,6 @@ fn report(store_name: &str, currency: Currency, count: &Count) -> Vec<String> {
     r.pair("应有 EXPECTED", &currency.show(count.count.expected));
     r.pair("实点 COUNTED", &currency.show(count.count.counted));
     r.rule('-');
-    r.pair("差额 DIFFERENCE", &difference_text(currency, &count.count).0);
+    r.pair("差额 DIFFERENCE", &difference_text(currency, &count.count));
     r.into_lines()
 }

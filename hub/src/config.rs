@@ -90,6 +90,40 @@ pub struct Config {
     pub pairing_required: bool,
     /// The fraud rules (`[fraud]` table).
     pub fraud: crate::coordinator::fraud::FraudRules,
+    /// Alipay payment codes (`[alipay]` table): none, no Alipay codes.
+    pub alipay: Option<AlipayConfig>,
+    /// How long a buyer may take to confirm a code payment in the app
+    /// before the hub cancels the order, in seconds.
+    pub code_wait_secs: u64,
+    /// How often the hub asks the provider meanwhile, in milliseconds
+    /// (Alipay asks for 3 to 5 s).
+    pub code_poll_ms: u64,
+}
+
+/// The merchant's access to Alipay's open platform (开放平台): the app id,
+/// the application's private key (a file readable by the hub alone) and
+/// Alipay's public key, as Alipay's key tool writes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlipayConfig {
+    pub app_id: String,
+    pub private_key: PathBuf,
+    pub alipay_public_key: PathBuf,
+    /// The gateway (Alipay's production one unless given).
+    #[serde(default = "alipay_gateway")]
+    pub gateway: String,
+    /// The CA certificates (PEM) the gateway is checked against: the
+    /// system's bundle unless given.
+    #[serde(default = "system_ca")]
+    pub ca: PathBuf,
+}
+
+fn alipay_gateway() -> String {
+    crate::payments::alipay::GATEWAY.to_string()
+}
+
+fn system_ca() -> PathBuf {
+    PathBuf::from("/etc/ssl/certs/ca-certificates.crt")
 }
 
 impl Default for Config {
@@ -112,6 +146,9 @@ impl Default for Config {
             acquirer_layout: None,
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
+            alipay: None,
+            code_wait_secs: 60,
+            code_poll_ms: 3_000,
             reversal_retry_secs: 30,
             max_sale_minor: 5_000_000,
             devices: "hw".into(),
@@ -235,6 +272,12 @@ impl Config {
         }
         if !(1..=3600).contains(&self.reversal_retry_secs) {
             return invalid("reversal_retry_secs", "use 1 to 3600");
+        }
+        if !(5..=600).contains(&self.code_wait_secs) {
+            return invalid("code_wait_secs", "use 5 to 600");
+        }
+        if !(100..=10_000).contains(&self.code_poll_ms) {
+            return invalid("code_poll_ms", "use 100 to 10000");
         }
         if !(100..=120_000).contains(&self.acquirer_timeout_ms) {
             return invalid("acquirer_timeout_ms", "use 100 to 120000");

@@ -76,10 +76,18 @@ pub fn transactions_csv(txns: &[Txn]) -> String {
             t.paid.tender().as_str().into(),
             match t.paid {
                 Paid::Cash { tendered } => t.currency.format(tendered),
-                Paid::Card(_) => String::new(),
+                Paid::Card(_) | Paid::Code { .. } => String::new(),
             },
-            card.map(|c| c.masked_pan.as_str().into()).unwrap_or_default(),
-            card.map(|c| c.brand.label().into()).unwrap_or_default(),
+            // A code payment: the buyer's account (masked by the provider)
+            // and the provider where a card's number and brand go.
+            match &t.paid {
+                Paid::Code { buyer, .. } => buyer.clone().unwrap_or_default(),
+                _ => card.map(|c| c.masked_pan.as_str().into()).unwrap_or_default(),
+            },
+            match &t.paid {
+                Paid::Code { provider, .. } => provider.slip_name().into(),
+                _ => card.map(|c| c.brand.label().into()).unwrap_or_default(),
+            },
             card.map(|c| c.entry_mode.label().into()).unwrap_or_default(),
             t.batch_no.to_string(),
             t.trace_no.to_string(),

@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tallybox_core::money::Amount;
-use tallybox_core::protocol::{TerminalId, Topics};
+use tallybox_core::money::{Amount, Currency};
+use tallybox_core::protocol::{Provider, TerminalId, Topics};
 use tallybox_platform::mqtt::BrokerAddr;
 use tallybox_platform::sealed_files;
 use tallybox_terminal::agent::{Agent, AgentConfig, AgentError};
@@ -151,6 +151,41 @@ fn hub_terminal(config: &Config) -> String {
 }
 
 /// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
+/// The payment-code providers the settings name.
+fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError> {
+    let codes = crate::payments::Codes::new(
+        Duration::from_secs(config.code_wait_secs),
+        Duration::from_millis(config.code_poll_ms),
+    );
+    let Some(alipay) = &config.alipay else {
+        return Ok(codes);
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "alipay",
+        message,
+    };
+    let key = crate::store::read_private(&alipay.private_key).map_err(invalid)?;
+    let public = std::fs::read_to_string(&alipay.alipay_public_key)
+        .map_err(|e| invalid(format!("{}: {e}", alipay.alipay_public_key.display())))?;
+    let client = crate::payments::alipay::Alipay::new(
+        &alipay.gateway,
+        &alipay.app_id,
+        &key,
+        &public,
+        &alipay.ca,
+        config.acquirer_timeout(),
+    )
+    .map_err(invalid)?;
+    if config.currency != Currency::CNY {
+        return Err(invalid(format!(
+            "Alipay's face-to-face payment takes CNY; this shop's currency is {}",
+            config.currency.code()
+        )));
+    }
+    tracing::info!(app_id = %alipay.app_id, gateway = %alipay.gateway, "Alipay payment codes taken");
+    Ok(codes.with(Provider::Alipay, Arc::new(client)))
+}
+
 fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
     let Some(addr) = config.iso8583_addr() else {
         return Ok(AnyAcquirer::Sim(SimAcquirer::default()));
@@ -344,6 +379,7 @@ impl App {
         )?);
         let writer = store.clone();
         let orders = Arc::new(crate::orders::UndoOrders::default());
+        let (push, pushes) = tokio::sync::mpsc::channel(64);
         let coordinator = Arc::new(Coordinator::new(
             store,
             acquirer,
@@ -360,6 +396,8 @@ impl App {
                     }))
                 },
                 orders: Arc::clone(&orders),
+                codes: code_providers(&config)?,
+                news: Some(push.clone()),
             },
         ));
         // Sales a crash left pending are settled before any new one is taken.
@@ -404,7 +442,6 @@ impl App {
         ));
         let web_store = Arc::new(Mutex::new(web_store));
         let alert_store = Arc::clone(&web_store);
-        let (push, pushes) = tokio::sync::mpsc::channel(64);
         let web = WebState {
             keys: Arc::clone(&keys),
             store: web_store,

@@ -82,6 +82,7 @@ pub mod link;
 pub mod notices;
 pub mod orders;
 pub mod passwords;
+pub mod payments;
 pub mod recovery;
 pub mod shop;
 pub mod store;

@@ -9,6 +9,7 @@
 //! → {"cmd":"card","track2":";6222…?","entry":"tap"}
 //! → {"cmd":"card","name":"visa","damaged":true}  ← {"ok":true,"read":"error"}
 //! → {"cmd":"card","name":"visa","stuck":true}    ← {"ok":true,"read":"stuck"}
+//! → {"cmd":"scan","code":"281234567890120000"}  ← {"ok":true} (a payment code as a scanner reads it)
 //! → {"cmd":"screen"}                      ← {"ok":true,"lines":[…],"qr":null,"status":{"clock":"09:41",…},"state":"idle"}
 //! → {"cmd":"health"}                      ← {"ok":true,"devices":{"swipes":3,"swipe_errors":1,…}}
 //! → {"cmd":"paper"}                       ← {"ok":true,"slips":[[…],…],"drawer_kicks":[2]}
@@ -46,6 +47,10 @@ enum ControlRequest {
         damaged: bool,
         #[serde(default)]
         stuck: bool,
+    },
+    /// What a barcode scanner read (a customer's payment code).
+    Scan {
+        code: String,
     },
     Screen,
     Paper,
@@ -174,6 +179,13 @@ async fn handle(request: ControlRequest, agent: &AgentHandle, devices: &SimDevic
                 json!({"ok": true, "read": read})
             } else {
                 gone
+            }
+        }
+        ControlRequest::Scan { code } => {
+            let code = tallybox_core::secret::Secret::new(code);
+            match agent.send(Input::Scanned(code)).await {
+                true => json!({"ok": true}),
+                false => gone,
             }
         }
         ControlRequest::Screen => {

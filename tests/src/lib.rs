@@ -194,6 +194,26 @@ pub fn iso8583_check_in(dialect: &str, log: &std::path::Path) -> serde_json::Val
     serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
 }
 
+/// The calls to the simulated Alipay gateway checked by an independent
+/// reading of Alipay's signature rules (`py/alipay_check.py`, the
+/// `cryptography` package): its report (`checked`, `methods`, `errors`).
+pub fn alipay_check(sim: &procs::ProviderSim) -> serde_json::Value {
+    let key = |name: &str| sim.dir.path().join(name);
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/alipay_check.py"))
+        .arg(sim.calls_path())
+        .arg(key("app_public_key.txt"))
+        .arg(key("alipay_public_key.txt"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the independent signature check did not run (scripts/test installs python3-cryptography): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
+}
+
 /// What `systemd-analyze verify` finds wrong with the unit at `unit` (a path
 /// inside `root`). A bare folder has no sysinit.target to order against: that
 /// is not counted.

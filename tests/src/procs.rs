@@ -467,6 +467,118 @@ impl Drop for AcquirerSim {
     }
 }
 
+/// `tallybox-provider-sim`: Alipay's gateway simulated over TLS with a test
+/// CA, its keys and the merchant's in its folder, and its call log.
+pub struct ProviderSim {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub gateway: String,
+    pub app_id: String,
+}
+
+impl ProviderSim {
+    /// A buyer confirming a `…0001` code takes `confirm_after` seconds.
+    pub fn start(confirm_after: u64) -> ProviderSim {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = log_file(&dir.path().join("provider-sim.log"));
+        let child = Command::new(bin("tallybox-provider-sim"))
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--log")
+            .arg(dir.path().join("calls.jsonl"))
+            .args(["--confirm-after", &confirm_after.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tallybox-provider-sim");
+        let info = dir.path().join("gateway.json");
+        let up = wait_for(Duration::from_secs(30), || {
+            let text = std::fs::read_to_string(&info).ok()?;
+            serde_json::from_str::<Value>(&text).ok()
+        });
+        let info = up.expect("the provider sim did not start");
+        ProviderSim {
+            child: Some(child),
+            gateway: info["gateway"].as_str().unwrap_or_default().to_string(),
+            app_id: info["app_id"].as_str().unwrap_or_default().to_string(),
+            dir,
+        }
+    }
+
+    /// The hub's settings (TOML) for taking Alipay codes through it.
+    pub fn settings(&self) -> String {
+        let file = |name: &str| self.dir.path().join(name).display().to_string();
+        format!(
+            "code_poll_ms = 500
+[alipay]
+app_id = \"{}\"
+gateway = \"{}\"
+private_key = \"{}\"
+alipay_public_key = \"{}\"
+ca = \"{}\"
+",
+            self.app_id,
+            self.gateway,
+            file("app_private_key.txt"),
+            file("alipay_public_key.txt"),
+            file("ca.pem"),
+        )
+    }
+
+    /// Every call and answer, one JSON line each.
+    pub fn calls_path(&self) -> PathBuf {
+        self.dir.path().join("calls.jsonl")
+    }
+
+    /// The calls made so far, as `(method, biz_content)`.
+    pub fn calls(&self) -> Vec<(String, Value)> {
+        let text = std::fs::read_to_string(self.calls_path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|call| {
+                let form = call["form"].as_str()?.to_string();
+                let pairs: Vec<(String, String)> = form
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), percent_decode(v)))
+                    .collect();
+                let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                Some((get("method")?, serde_json::from_str(&get("biz_content")?).ok()?))
+            })
+            .collect()
+    }
+
+    pub fn kill(&mut self) {
+        terminate(&mut self.child, "KILL");
+    }
+}
+
+impl Drop for ProviderSim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A form value, URL-decoded (`+` a space, `%XX` a byte).
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
 /// One `tallybox-terminal` process with simulated devices.
 pub struct Terminal {
     child: Option<Child>,
@@ -632,6 +744,11 @@ impl Terminal {
 
     pub fn card(&self, name: &str) {
         self.call(json!({"cmd": "card", "name": name}));
+    }
+
+    /// A payment code, as the checkout's scanner reads it.
+    pub fn scan(&self, code: &str) {
+        self.call(json!({"cmd": "scan", "code": code}));
     }
 
     pub fn screen(&self) -> (String, String) {

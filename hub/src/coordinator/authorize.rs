@@ -260,7 +260,7 @@ impl<A: Acquirer> Coordinator<A> {
 
     /// Ends a transaction the acquirer was never asked about as failed with
     /// `code`: not charged.
-    async fn not_sent(&self, txn: &Txn, code: ResponseCode) -> Option<Response> {
+    pub(super) async fn not_sent(&self, txn: &Txn, code: ResponseCode) -> Option<Response> {
         match self.end_here(txn.id, TxnStatus::Failed, code).await {
             Ok(t) => Some(self.outcome(&t, None)),
             Err(e) => Some(internal(&txn.request_id, &e)),

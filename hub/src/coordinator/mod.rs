@@ -15,7 +15,8 @@
 //! `mod.rs` dispatches a request by its kind; `authorize.rs` is the path of
 //! every money request (sale, balance, void, refund), deciding with the pure
 //! rules of `admission.rs` and `fraud.rs`; `cash.rs` records a cash sale
-//! under the same rules, without an acquirer; `undo.rs` adds the supervisor PIN
+//! under the same rules, without an acquirer; `code.rs` takes a payment
+//! code through its provider; `undo.rs` adds the supervisor PIN
 //! for voids and refunds; `reversal.rs` reverses what the acquirer left
 //! unanswered; `settle.rs` settles the batch; `cashier.rs` signs cashiers on;
 //! `drawer.rs` opens the cash drawer without a sale and counts it;
@@ -26,6 +27,7 @@ pub mod admission;
 mod authorize;
 mod cash;
 mod cashier;
+mod code;
 pub mod drawer;
 pub mod fraud;
 mod recall;
@@ -69,6 +71,12 @@ pub struct Settings {
     pub pin_keys: PinKeys,
     /// The voids and refunds the owner ordered on the web page.
     pub orders: std::sync::Arc<crate::orders::UndoOrders>,
+    /// The payment-code providers the shop takes, and how long a buyer may
+    /// take to confirm.
+    pub codes: crate::payments::Codes,
+    /// News for a checkout while its request is worked on (a buyer
+    /// confirming a code sale); none where nobody listens (tests).
+    pub news: Option<tokio::sync::mpsc::Sender<(TerminalId, Response)>>,
 }
 
 /// Each checkout's PIN key, by its id.
@@ -105,6 +113,8 @@ pub struct Coordinator<A> {
     /// Told when a terminal's batch reaches the acquirer's limit: the
     /// settling job then settles it.
     batch_full: tokio::sync::Notify,
+    /// The code sales whose buyer is confirming in the app.
+    confirming: code::Confirming,
 }
 
 /// How many refusals the hub remembers.
@@ -143,6 +153,7 @@ impl<A: Acquirer> Coordinator<A> {
             in_flight: Mutex::new(HashSet::new()),
             batch_full: tokio::sync::Notify::new(),
             refusals: Mutex::default(),
+            confirming: code::Confirming::default(),
         }
     }
 
@@ -269,6 +280,24 @@ impl<A: Acquirer> Coordinator<A> {
                     }
                 };
                 self.cash_sale(terminal, sale, approved).await
+            }
+            Request::CodeSale(sale) => {
+                let approved = match &sale.supervisor_pin {
+                    None => false,
+                    Some(pin) if self.supervisor_pin_ok(pin).await => true,
+                    Some(_) => {
+                        return Some(Self::refused(
+                            sale.request_id,
+                            TxnKind::Sale,
+                            reason::SUPERVISOR_PIN,
+                        ))
+                    }
+                };
+                self.code_sale(terminal, sale, approved).await
+            }
+            Request::CancelCode(requests::CancelCode { sale, .. }) => {
+                self.cancel_code(terminal, &sale);
+                None
             }
             Request::Void(requests::Void {
                 request_id,

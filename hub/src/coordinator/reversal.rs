@@ -66,7 +66,12 @@ impl<A: Acquirer> Coordinator<A> {
             if now.is_none_or(|t| t.status != TxnStatus::Pending) {
                 continue;
             }
-            if self.reverse(&txn).await.is_some() {
+            // A code payment is settled with its provider, not the acquirer.
+            let settled = match txn.paid.tender() {
+                Tender::Code => self.settle_code(&txn).await,
+                _ => self.reverse(&txn).await,
+            };
+            if settled.is_some() {
                 reversed += 1;
             }
         }

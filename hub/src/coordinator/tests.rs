@@ -38,6 +38,8 @@ fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordina
                 (t.as_str() == "T1").then_some(T1_PIN_KEY)
             })),
             orders: Default::default(),
+            codes: crate::payments::Codes::new(Duration::from_secs(60), Duration::from_millis(3_000)),
+            news: None,
         },
     )
 }

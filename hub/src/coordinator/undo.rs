@@ -57,7 +57,7 @@ impl<A: Acquirer> Coordinator<A> {
     /// A void or refund: the supervisor PIN or the owner's order first, then
     /// as a sale, with the original sale checked in the same store job that
     /// writes it pending; without a card, cash back from the drawer
-    /// (`cash.rs`).
+    /// (`cash.rs`), or a code sale's money back to the wallet (`code.rs`).
     pub(super) async fn undo(
         &self,
         terminal: &TerminalId,
@@ -104,9 +104,16 @@ impl<A: Acquirer> Coordinator<A> {
             }
         };
         let Some(card) = card else {
-            return self
-                .cash_back(terminal, request_id, kind, amount, (sale_terminal, trace_no))
-                .await;
+            // No card: the money goes back the way the sale was paid.
+            let t = sale_terminal.clone();
+            let paid_by = self.store(move |s| s.by_trace(&t, trace_no)).await;
+            let sale = (sale_terminal, trace_no);
+            return match paid_by {
+                Ok(Some(txn)) if txn.paid.tender() == tallybox_core::protocol::Tender::Code => {
+                    self.code_back(terminal, request_id, kind, amount, sale).await
+                }
+                _ => self.cash_back(terminal, request_id, kind, amount, sale).await,
+            };
         };
         let currency = self.settings.currency.code().to_string();
         self.authorize(

@@ -41,7 +41,7 @@ use tallybox_core::protocol::{
 };
 
 pub use changes::Change;
-pub use secret::PanHasher;
+pub use secret::{read_private, PanHasher};
 pub use writer::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +278,21 @@ pub struct NewCash<'a> {
     pub split: Option<&'a SplitPart>,
 }
 
+/// A code sale, or a code sale's void or refund, as the coordinator hands
+/// it to the store: written pending before the provider is asked.
+pub struct NewCode<'a> {
+    pub request_id: &'a RequestId,
+    pub terminal_id: &'a TerminalId,
+    pub kind: TxnKind,
+    pub amount: Amount,
+    pub currency: &'a str,
+    pub provider: tallybox_core::protocol::Provider,
+    /// For a void or refund: the sale it undoes.
+    pub original_id: Option<i64>,
+    /// A sale paid with several tenders: this part's group and the total.
+    pub split: Option<&'a SplitPart>,
+}
+
 /// One new row of `transactions`, whatever its tender.
 struct Insert<'a> {
     request_id: &'a RequestId,
@@ -293,6 +308,7 @@ struct Insert<'a> {
     /// Empty for a tender without a card.
     card: CardColumns,
     tendered: Option<Amount>,
+    provider: Option<tallybox_core::protocol::Provider>,
     split: Option<&'a SplitPart>,
 }
 
@@ -336,7 +352,7 @@ pub struct Store {
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
      entry_mode, batch_no, trace_no, reference_no, auth_code, response_code, local_time, created_at, updated_at, \
-     receipt_token, original_id, cashier, tender, tendered";
+     receipt_token, original_id, cashier, tender, tendered, provider, buyer";
 
 /// Runs `sql` from the connection's statement cache: the sale path repeats the
 /// same few statements, and preparing each anew cost more than running it.
@@ -532,6 +548,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Txn> {
                     .and_then(|m| u64::try_from(m).ok())
                     .and_then(|m| Amount::from_minor(m).ok())
                     .ok_or_else(|| bad(22, "cash tendered"))?,
+            },
+            Tender::Code => Paid::Code {
+                provider: row
+                    .get::<_, Option<String>>(23)?
+                    .and_then(|p| tallybox_core::protocol::Provider::parse(&p))
+                    .ok_or_else(|| bad(23, "code provider"))?,
+                buyer: row.get(24)?,
             },
         },
         batch_no: row.get(10)?,
@@ -876,9 +899,42 @@ impl Store {
             tender: Tender::Card,
             card,
             tendered: None,
+            provider: None,
             split: new.split,
         };
         self.insert(&row)
+    }
+
+    /// Records a code sale (or its void or refund) as `pending`, durably,
+    /// before the provider is asked.
+    pub fn begin_code(&mut self, new: &NewCode<'_>) -> Result<Txn, StoreError> {
+        let row = Insert {
+            request_id: new.request_id,
+            terminal_id: new.terminal_id,
+            kind: new.kind,
+            amount: new.amount,
+            currency: new.currency,
+            original_id: new.original_id,
+            status: TxnStatus::Pending,
+            response_code: "",
+            tender: Tender::Code,
+            card: CardColumns::default(),
+            tendered: None,
+            provider: Some(new.provider),
+            split: new.split,
+        };
+        self.insert(&row)
+    }
+
+    /// The buyer's account (masked by the provider) of a code payment, kept
+    /// with its verdict.
+    pub fn note_buyer(&mut self, id: i64, buyer: &str) -> Result<(), StoreError> {
+        exec(
+            &self.conn,
+            "UPDATE transactions SET buyer = ?2 WHERE id = ?1",
+            params![id, buyer],
+        )?;
+        Ok(())
     }
 
     /// Records a cash sale (or its void or refund), approved at once (no
@@ -897,6 +953,7 @@ impl Store {
             tender: Tender::Cash,
             card: CardColumns::default(),
             tendered: Some(new.tendered),
+            provider: None,
             split: new.split,
         };
         self.insert(&row)
@@ -924,9 +981,9 @@ impl Store {
             &tx,
             "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
              brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, receipt_token, original_id, \
-             cashier, response_code, tender, tendered, split_of, split_total) \
+             cashier, response_code, tender, tendered, split_of, split_total, provider) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17, \
-             (SELECT cashier FROM terminals WHERE id = ?2), ?18, ?19, ?20, ?21, ?22)",
+             (SELECT cashier FROM terminals WHERE id = ?2), ?18, ?19, ?20, ?21, ?22, ?23)",
             params![
                 new.request_id.as_str(),
                 new.terminal_id.as_str(),
@@ -950,6 +1007,7 @@ impl Store {
                 new.tendered.map(|a| a.minor() as i64),
                 new.split.map(|p| p.group.as_str()),
                 new.split.map(|p| p.total.minor() as i64),
+                new.provider.map(|p| p.as_str()),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -960,6 +1018,10 @@ impl Store {
         if let Some(tendered) = new.tendered {
             detail["tender"] = new.tender.as_str().into();
             detail["tendered"] = tendered.minor().into();
+        }
+        if let Some(provider) = new.provider {
+            detail["tender"] = new.tender.as_str().into();
+            detail["provider"] = provider.as_str().into();
         }
         audit::append(&tx, &utc, new.status.as_str(), Some(id), &detail.to_string())?;
         tx.commit()?;

@@ -161,7 +161,7 @@ impl Filter {
             params.push(Value::Text(super::enum_text(&k)));
         }
         if let Some(tender) = &self.tender {
-            let t = Tender::parse(tender).ok_or_else(|| bad("tender", "use card or cash"))?;
+            let t = Tender::parse(tender).ok_or_else(|| bad("tender", "use card, cash or code"))?;
             clauses.push("tender = ?");
             params.push(Value::Text(t.as_str().to_string()));
         }

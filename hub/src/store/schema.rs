@@ -296,6 +296,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX drawer_events_terminal ON drawer_events (terminal_id, kind, id);
     CREATE INDEX drawer_events_time ON drawer_events (local_time);
     "#,
+    // 21: a payment code's provider, and the buyer's account as the
+    // provider masks it (once paid); the provider's trade number is the
+    // row's reference_no.
+    r#"
+    ALTER TABLE transactions ADD COLUMN provider TEXT;
+    ALTER TABLE transactions ADD COLUMN buyer TEXT;
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

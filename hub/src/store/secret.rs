@@ -49,3 +49,20 @@ impl PanHasher {
         hex::encode(mac.finalize().into_bytes())
     }
 }
+
+/// Reads a file that holds keys, refusing one that anyone but its owner
+/// (and its group, read only: the hub's, when root owns the file) may read.
+pub fn read_private(path: &Path) -> Result<zeroize::Zeroizing<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o027 != 0 {
+        return Err(format!(
+            "{shown} holds keys but others may read or change it (mode {mode:o}): chmod 600 {shown} (or 640, owned by root with the hub's group)"
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| format!("cannot read {shown}: {e}"))
+}

@@ -272,6 +272,55 @@ const TABLE: &[Explanation] = &[
         "请店主查看手机",
     ),
     e(
+        CODE_BALANCE,
+        "Not enough in wallet",
+        "付款账户余额不足",
+        "Pay another way",
+        "请换其他方式付款",
+    ),
+    e(
+        CODE_EXPIRED,
+        "Payment code expired",
+        "付款码已过期",
+        "Refresh code, rescan",
+        "请刷新付款码重扫",
+    ),
+    e(
+        CODE_USED,
+        "Code already used",
+        "付款码已使用",
+        "Refresh code, rescan",
+        "请刷新付款码重扫",
+    ),
+    e(
+        CODE_INVALID,
+        "Not a payment code",
+        "无效付款码",
+        "Scan it again",
+        "请重新扫码",
+    ),
+    e(
+        CODE_REFUSED,
+        "Payment refused",
+        "付款被拒绝",
+        "Pay another way",
+        "请换其他方式付款",
+    ),
+    e(
+        CODE_CANCELLED,
+        "Not confirmed",
+        "顾客未确认付款",
+        "Not charged",
+        "未扣款",
+    ),
+    e(
+        CODE_NOT_SET_UP,
+        "Code pay not set up",
+        "未开通扫码收款",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
         HUB_HISTORY,
         "Hub records missing",
         "主机交易记录缺失",
@@ -341,6 +390,22 @@ pub const SETTLING: ReasonCode = ReasonCode::local(*b"XJ");
 /// or the block does not open under the checkout's key); nothing was sent
 /// or charged.
 pub const PIN_UNSECURED: ReasonCode = ReasonCode::local(*b"XE");
+/// Local code: the payment code's wallet has too little money in it.
+pub const CODE_BALANCE: ReasonCode = ReasonCode::local(*b"QB");
+/// Local code: the payment code is too old (it lives about a minute).
+pub const CODE_EXPIRED: ReasonCode = ReasonCode::local(*b"QE");
+/// Local code: the payment code already paid for something.
+pub const CODE_USED: ReasonCode = ReasonCode::local(*b"QU");
+/// Local code: no provider's payment code (wrong digits, a misread).
+pub const CODE_INVALID: ReasonCode = ReasonCode::local(*b"QI");
+/// Local code: the provider refused the payment (its risk control, the
+/// buyer's limits, a closed account).
+pub const CODE_REFUSED: ReasonCode = ReasonCode::local(*b"QR");
+/// Local code: the buyer did not confirm in the app in time, or the cashier
+/// stopped it; the provider closed the order: nothing was charged.
+pub const CODE_CANCELLED: ReasonCode = ReasonCode::local(*b"QC");
+/// Local code: the shop takes no codes of this provider (no credentials).
+pub const CODE_NOT_SET_UP: ReasonCode = ReasonCode::local(*b"QX");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.
 pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");

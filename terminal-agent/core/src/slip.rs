@@ -184,7 +184,15 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
                 &format!("{} {}", card.brand.label(), card.entry_mode.label()),
             );
         }
-        None => slip.pair("付款方式 PAID BY", "现金 CASH"),
+        None => match &receipt.paid {
+            Paid::Code { provider, buyer } => {
+                slip.pair("付款方式 PAID BY", provider.slip_name());
+                if let Some(buyer) = buyer {
+                    slip.pair("付款账户 BUYER", buyer);
+                }
+            }
+            _ => slip.pair("付款方式 PAID BY", "现金 CASH"),
+        },
     }
     let kind = match receipt.kind {
         TxnKind::Sale => "消费 SALE",
@@ -198,6 +206,11 @@ pub fn render_for(receipt: &Receipt, copy: Copy, reprint: bool, width: usize) ->
     if card.is_some() {
         slip.pair("参考号 REF NO", &receipt.reference_no);
         slip.pair("授权码 AUTH CODE", &receipt.auth_code);
+    }
+    if let (Paid::Code { .. }, false) = (&receipt.paid, receipt.reference_no.is_empty()) {
+        // The provider's trade number: what its bill and the buyer's app show.
+        slip.line("交易号 TRADE NO");
+        slip.line(&receipt.reference_no);
     }
     slip.pair("日期时间 DATE/TIME", &receipt.at);
     slip.rule('-');
@@ -256,6 +269,7 @@ pub fn render_split(parts: &[Receipt], width: usize) -> Vec<String> {
         let what = match &part.paid {
             Paid::Cash { .. } => "现金 CASH".to_string(),
             Paid::Card(card) => format!("卡 {}", card.masked_pan),
+            Paid::Code { provider, .. } => provider.slip_name().to_string(),
         };
         slip.pair(&what, &part.currency.show(part.amount));
         let mut detail = format!("  凭证号 {:06}", part.trace_no);

@@ -129,6 +129,11 @@ impl Session {
                                 request_id,
                                 supervisor_pin,
                                 ..
+                            })
+                            | Request::CodeSale(requests::CodeSale {
+                                request_id,
+                                supervisor_pin,
+                                ..
                             }) => {
                                 *request_id = RequestId::new();
                                 *supervisor_pin = Some(pin.to_secret());

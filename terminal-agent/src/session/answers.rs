@@ -4,7 +4,7 @@
 use super::{Action, Op, Session, State};
 use crate::session::Screens;
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::{ErrorCode, Outcome, Request, RequestId, Response, TxnKind, TxnStatus};
+use tallybox_core::protocol::{ErrorCode, Outcome, Paid, Request, RequestId, Response, TxnKind, TxnStatus};
 use tallybox_core::reason;
 use tallybox_core::slip::{Copy, Slip};
 
@@ -117,6 +117,21 @@ impl Session {
                 self.config.slip_columns,
             ))];
         }
+        // The buyer is confirming the code sale waited on in their app.
+        if let Response::CodeWaiting {
+            request_id,
+            seconds_left,
+        } = &response
+        {
+            let State::Waiting { request, title, .. } = &self.state else {
+                return vec![];
+            };
+            if request.request_id() != Some(request_id) || self.cancelling.is_some() {
+                return vec![];
+            }
+            self.confirming = true;
+            return vec![Action::Show(self.ui().code_confirming(title, *seconds_left))];
+        }
         let State::Waiting { request, .. } = &self.state else {
             return vec![]; // a late duplicate answer: already handled
         };
@@ -129,7 +144,10 @@ impl Session {
         // A store rule asks for the supervisor: the same sale goes again with their PIN.
         if let (Response::Outcome(o), State::Waiting { request, .. }) = (&response, &self.state) {
             if o.response_code == reason::NEEDS_SUPERVISOR
-                && matches!(request, Request::Sale(_) | Request::CashSale(_))
+                && matches!(
+                    request,
+                    Request::Sale(_) | Request::CashSale(_) | Request::CodeSale(_)
+                )
             {
                 let request = request.clone();
                 let screen = self
@@ -151,6 +169,7 @@ impl Session {
         }
         let currency = self.config.currency;
         self.state = State::Done;
+        self.cancelling = None;
         match response {
             Response::Outcome(outcome) => {
                 if let Some(receipt) = &outcome.receipt {
@@ -237,6 +256,7 @@ impl Session {
             // Pairing answers go to the runtime, which holds the exchange.
             Response::SignedIn { .. }
             | Response::Print { .. }
+            | Response::CodeWaiting { .. }
             | Response::UndoOrder { .. }
             | Response::TestSlip
             | Response::Restart
@@ -256,6 +276,17 @@ fn outcome_actions(ui: Screens, currency: Currency, slip_columns: usize, outcome
                     ui.message(("APPROVED", "交易成功"), ("Receipt missing", "缺少签购单数据")),
                 )];
             };
+            if let Paid::Code { provider, .. } = receipt.paid {
+                // The provider moved the money: the customer's receipt only.
+                let screen = match outcome.kind {
+                    TxnKind::Sale => ui.code_paid(currency, receipt.amount, provider),
+                    _ => ui.code_back(currency, receipt.amount),
+                };
+                return vec![
+                    Action::Print(Slip::of(&receipt, Copy::Cardholder, false, slip_columns)),
+                    Action::Show(screen),
+                ];
+            }
             match receipt.paid.change(receipt.amount) {
                 // Cash: the customer's receipt and the drawer; the shop keeps
                 // no signed copy.

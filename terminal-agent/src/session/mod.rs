@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! Idle ─A/digit→ Amount ─#→ Card ─(PIN card)→ Pin ─#→ Waiting ─answer→ Done ─key→ Idle
-//!                             └─B→ Cash ─#→ Waiting (cash sale: drawer opens when approved)
+//!                             ├─B→ Cash ─#→ Waiting (cash sale: drawer opens when approved)
+//!                             ├─scan→ Waiting (code sale: the buyer may confirm in the app; C cancels)
+//!                             └─D→ CodeEntry ─#→ Waiting (a payment code keyed by hand)
 //!   └─D→ Menu ─1→ Card (balance)        ─2→ Waiting (reprint)
 //!             ─3→ Waiting (settle)       ─4→ cashier sign-on / off (`cashier.rs`)
 //! ```
@@ -38,6 +40,8 @@ pub use crate::devices::keypad::Key;
 pub enum Input {
     Key(Key),
     Card(Result<CardRead, CardError>),
+    /// A barcode or QR code the scanner read (a customer's payment code).
+    Scanned(Secret<String>),
     Answer(Box<Response>),
     /// The outstanding request went unanswered for too long (runtime's timer).
     HubSilent,
@@ -165,6 +169,11 @@ enum State {
         no: String,
         pin: Pin,
     },
+    /// A payment code keyed by hand for a sale of `amount`.
+    CodeEntry {
+        amount: Amount,
+        digits: Secret<String>,
+    },
     /// A cash sale of `amount`: what the customer hands over, keyed.
     Cash {
         amount: Amount,
@@ -232,11 +241,19 @@ pub struct Session {
     version: String,
     /// The sale being paid in parts, if one is.
     split: Option<split::Split>,
+    /// The cashier stopped the code sale waited on: this cancel goes out
+    /// with it until the sale's answer comes.
+    cancelling: Option<Request>,
+    /// The hub said the buyer is confirming the code sale waited on: it
+    /// may take longer than the hub's usual silence.
+    confirming: bool,
 }
 
 /// The amount entry takes at most 9 digits: 9,999,999.99.
 const MAX_AMOUNT_DIGITS: usize = 9;
 const MAX_PIN_DIGITS: usize = 12;
+/// Payment codes have 16 to 24 digits.
+const MAX_CODE_DIGITS: usize = 24;
 
 impl Session {
     pub fn new(config: SessionConfig) -> Self {
@@ -260,6 +277,8 @@ impl Session {
             clock: String::new(),
             last_link: None,
             split: None,
+            cancelling: None,
+            confirming: false,
         }
     }
 
@@ -313,6 +332,8 @@ impl Session {
             title,
             silent: false,
         };
+        self.cancelling = None;
+        self.confirming = false;
         vec![Action::Send(request), Action::Show(screen)]
     }
 
@@ -321,6 +342,7 @@ impl Session {
         let mut out: Vec<&Request> = self.sign_in.iter().collect();
         if let State::Waiting { request, .. } = &self.state {
             out.push(request);
+            out.extend(&self.cancelling);
         }
         out
     }
@@ -342,6 +364,7 @@ impl Session {
                 request:
                     Request::Sale(requests::Sale { request_id, .. })
                     | Request::CashSale(requests::CashSale { request_id, .. })
+                    | Request::CodeSale(requests::CodeSale { request_id, .. })
                     | Request::Recall(requests::Recall { request_id }),
                 title,
                 ..
@@ -391,6 +414,7 @@ impl Session {
             State::CashierPin { .. } => "cashier_pin",
             State::Card { .. } => "card",
             State::Cash { .. } => "cash",
+            State::CodeEntry { .. } => "code_entry",
             State::SplitChoice => "split_choice",
             State::Pin { .. } => "pin",
             State::Waiting { .. } => "waiting",
@@ -403,8 +427,15 @@ impl Session {
         match input {
             Input::Key(key) => self.on_key(key),
             Input::Card(card) => self.on_card(card, today),
+            Input::Scanned(code) => match self.state {
+                State::Card { op: Op::Sale(amount) } => self.send_code(amount, code),
+                _ => vec![], // a scan when no sale asks for one is ignored
+            },
             Input::Answer(response) => self.on_answer(*response),
             Input::HubSilent => match &mut self.state {
+                // The buyer confirming in the app takes longer; the hub says
+                // how long it waits, and C stops it.
+                State::Waiting { .. } if self.confirming => vec![],
                 State::Waiting { silent, .. } => {
                     *silent = true;
                     vec![Action::Show(self.ui().hub_silent())]
@@ -657,6 +688,60 @@ impl Session {
                 }
                 _ => vec![],
             },
+            (State::Card { op: Op::Sale(amount) }, Key::D) => {
+                let amount = *amount;
+                self.go(
+                    State::CodeEntry {
+                        amount,
+                        digits: Secret::default(),
+                    },
+                    ui.code_entry(currency, amount, ""),
+                )
+            }
+            (State::CodeEntry { amount, digits }, Key::Digit(d)) => {
+                let mut keyed = digits.expose().clone();
+                if keyed.len() < MAX_CODE_DIGITS {
+                    keyed.push(char::from(b'0' + d));
+                }
+                *digits = Secret::new(keyed);
+                vec![Action::Show(ui.code_entry(currency, *amount, digits.expose()))]
+            }
+            (State::CodeEntry { amount, digits }, Key::Star) => {
+                let mut keyed = digits.expose().clone();
+                keyed.pop();
+                *digits = Secret::new(keyed);
+                vec![Action::Show(ui.code_entry(currency, *amount, digits.expose()))]
+            }
+            (State::CodeEntry { amount, digits }, Key::Hash) if !digits.expose().is_empty() => {
+                let (amount, code) = (*amount, digits.clone());
+                self.send_code(amount, code)
+            }
+            (State::CodeEntry { amount, .. }, Key::C) => {
+                let op = Op::Sale(*amount);
+                self.go(State::Card { op }, ui.pay(&op.title(ui, currency), None))
+            }
+            // The cashier stops a code sale: the hub closes the order at the
+            // provider and answers the sale; pressed again, the checkout
+            // stops waiting without knowing.
+            (
+                State::Waiting {
+                    request: Request::CodeSale(sale),
+                    title,
+                    ..
+                },
+                Key::C,
+            ) => match self.cancelling {
+                Some(_) => self.go(State::Done, ui.result_unknown()),
+                None => {
+                    let cancel = Request::CancelCode(requests::CancelCode {
+                        request_id: RequestId::new(),
+                        sale: sale.request_id.clone(),
+                    });
+                    let screen = ui.code_cancelling(title);
+                    self.cancelling = Some(cancel.clone());
+                    vec![Action::Send(cancel), Action::Show(screen)]
+                }
+            },
             (State::SplitChoice, Key::Digit(choice)) => self.on_split_choice(choice),
             (State::Card { op: Op::Sale(_) } | State::Cash { .. }, Key::C) if self.split.is_some() => {
                 self.split_interrupted().unwrap_or_else(|| self.go_idle())
@@ -729,6 +814,22 @@ impl Session {
             );
         }
         self.send(op, card, None)
+    }
+
+    /// A sale paid by the payment code scanned or keyed: the hub asks the
+    /// code's provider.
+    fn send_code(&mut self, amount: Amount, code: Secret<String>) -> Vec<Action> {
+        let request = Request::CodeSale(requests::CodeSale {
+            request_id: RequestId::new(),
+            amount,
+            currency: self.config.currency.code().to_string(),
+            code,
+            supervisor_pin: None,
+            split: self.split_part(),
+        });
+        let title = Op::Sale(amount).title(self.ui(), self.config.currency);
+        let screen = self.ui().processing(&title);
+        self.wait(request, title, screen)
     }
 
     fn send_cash(&mut self, amount: Amount, tendered: Amount) -> Vec<Action> {

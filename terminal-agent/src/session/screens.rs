@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::devices::PrinterProblem;
 use tallybox_core::code::{ReasonCode, ResponseCode};
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::{Cashier, DrawerCount};
+use tallybox_core::protocol::{Cashier, DrawerCount, Provider};
 use tallybox_core::reason::{explain, Explanation};
 use tallybox_core::slip::columns;
 
@@ -510,15 +510,86 @@ impl Screens {
         }
     }
 
-    /// A sale waiting for its tender: a card, or `B` for cash.
+    /// A sale waiting for its tender: a card, a scanned payment code (`D`
+    /// to key one), or `B` for cash.
     pub fn pay(self, title: &str, notice: Option<Explanation>) -> Screen {
         let mut screen = self.present_card(title, notice);
         let (row, text) = match notice {
-            None => (2, self.pick("B cash", "B 现金")),
-            Some(_) => (3, self.pick("Card again or B cash", "再刷卡或 B 现金")),
+            None => (2, self.pick("Scan, D code, B cash", "扫码 D输码 B现金")),
+            Some(_) => (3, self.pick("Card/code or B cash", "刷卡扫码或 B 现金")),
         };
         screen.lines[row] = text.to_string();
         screen
+    }
+
+    /// A payment code keyed by hand (the scanner cannot read it).
+    pub fn code_entry(self, currency: Currency, amount: Amount, digits: &str) -> Screen {
+        let title = format!("{} {}", self.pick("CODE", "付款码"), currency.show(amount));
+        // The code is longer than a line: its end is what is being keyed.
+        let shown = &digits[digits.len().saturating_sub(COLUMNS)..];
+        Screen::of(&[
+            &title,
+            self.pick("Key the payment code", "输入顾客付款码"),
+            shown,
+            "",
+            self.edit_keys(),
+        ])
+    }
+
+    /// A code sale the buyer is confirming in their app, with the seconds
+    /// the hub still waits.
+    pub fn code_confirming(self, title: &str, seconds_left: u32) -> Screen {
+        Screen::of(&[
+            title,
+            self.pick("Customer confirming", "顾客正在确认付款"),
+            &match self.lang {
+                Lang::Zh => format!("剩余 {seconds_left} 秒"),
+                _ => format!("in the app: {seconds_left} s"),
+            },
+            "",
+            self.pick("C cancel", "C 取消"),
+        ])
+    }
+
+    /// The cashier stopped a code sale: the hub is closing the order.
+    pub fn code_cancelling(self, title: &str) -> Screen {
+        Screen::of(&[
+            title,
+            self.pick("Cancelling...", "正在撤销..."),
+            self.pick("Wait for the answer", "请等待结果"),
+            "",
+            self.pick("C again: stop waiting", "再按 C 停止等待"),
+        ])
+    }
+
+    /// A code sale paid: the provider took the money.
+    pub fn code_paid(self, currency: Currency, amount: Amount, provider: Provider) -> Screen {
+        let name = match (self.lang, provider) {
+            (Lang::Zh, Provider::Alipay) => "支付宝",
+            (Lang::Zh, Provider::WechatPay) => "微信支付",
+            (Lang::Zh, Provider::UnionPay) => "银联二维码",
+            (_, Provider::Alipay) => "Alipay",
+            (_, Provider::WechatPay) => "WeChat Pay",
+            (_, Provider::UnionPay) => "UnionPay QR",
+        };
+        Screen::of(&[
+            self.pick("PAID", "付款成功"),
+            &currency.show(amount),
+            name,
+            self.pick("Printing receipt", "正在打印小票"),
+            self.any_key(),
+        ])
+    }
+
+    /// A code sale refunded or voided: the money goes back to the wallet.
+    pub fn code_back(self, currency: Currency, amount: Amount) -> Screen {
+        Screen::of(&[
+            self.pick("REFUNDED", "退款成功"),
+            &currency.show(amount),
+            self.pick("Back to the wallet", "原路退回付款账户"),
+            self.pick("Printing receipt", "正在打印小票"),
+            self.any_key(),
+        ])
     }
 
     /// What the customer hands over for a cash sale of `amount`; `short`
@@ -898,6 +969,20 @@ pub(crate) mod tests {
                 s.declined(tallybox_core::reason::NOT_CHARGED, true),
             ),
             ("hub-silent", s.hub_silent()),
+            (
+                "code-entry",
+                s.code_entry(Currency::CNY, big, "287654321098765432123"),
+            ),
+            (
+                "code-confirming",
+                s.code_confirming(&s.sale_title(Currency::CNY, big), 55),
+            ),
+            (
+                "code-cancelling",
+                s.code_cancelling(&s.sale_title(Currency::CNY, big)),
+            ),
+            ("code-paid", s.code_paid(Currency::CNY, big, Provider::WechatPay)),
+            ("code-back", s.code_back(Currency::CNY, big)),
             ("result-unknown", s.result_unknown()),
             (
                 "printer-qr",

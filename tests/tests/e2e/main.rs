@@ -16,6 +16,7 @@ mod card_settings;
 mod cash;
 mod cashiers;
 mod checkouts;
+mod codes;
 mod commands;
 mod currency;
 mod discovery;

@@ -202,17 +202,8 @@ impl MasterKeys {
     /// Reads a key file, refusing one that anyone but its owner (and its
     /// group, read only: the hub's, when root owns the file) may read.
     pub fn load(path: &Path) -> Result<MasterKeys, String> {
-        use std::os::unix::fs::PermissionsExt;
         let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o027 != 0 {
-            return Err(format!(
-                "{shown} holds keys but others may read or change it (mode {mode:o}): chmod 600 {shown} (or 640, owned by root with the hub's group)"
-            ));
-        }
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?);
+        let text = crate::store::read_private(path)?;
         let keys = MasterKeys::parse(&text).map_err(|e| format!("{shown}, {e}"))?;
         if keys.is_empty() {
             return Err(format!("{shown} holds no terminal master key"));

@@ -20,7 +20,7 @@ pub use health::{Bluetooth, DeviceHealth, MachineHealth, Power, PrinterProblem, 
 pub use ids::{RequestId, TerminalId};
 pub use requests::{Request, RequestKind, REQUEST_TYPES};
 pub use responses::{Cashier, DrawerCount, ErrorCode, Outcome, Receipt, Response, RESPONSE_TYPES};
-pub use tender::{CardPaid, Paid, Tender};
+pub use tender::{CardPaid, Paid, Provider, Tender};
 pub use topics::Topics;
 pub use txn::{TxnKind, TxnStatus};
 

@@ -18,6 +18,14 @@ pub enum Request {
     /// A sale paid in cash: recorded at once (no acquirer), and the
     /// checkout opens its drawer.
     CashSale(CashSale),
+    /// A sale paid by the payment code the customer shows in a wallet app:
+    /// the hub asks the code's provider and, while the buyer confirms in
+    /// the app, tells the checkout ([`Response::CodeWaiting`](super::Response::CodeWaiting)).
+    CodeSale(CodeSale),
+    /// The cashier stops a code sale the buyer has not confirmed: the hub
+    /// cancels the order at the provider, and the sale's answer says
+    /// whether it was charged.
+    CancelCode(CancelCode),
     Balance(Balance),
     /// Voids this terminal's sale `trace_no` (open batch), with the same
     /// card; needs the supervisor PIN, or the owner's order from the page.
@@ -105,6 +113,34 @@ pub struct CashSale {
     /// This cash is one part of a sale paid with several tenders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitPart>,
+}
+
+/// A sale paid by a payment code (付款码). The hub names the provider's
+/// order after `request_id`, so a repeat after a crash asks about the same
+/// order instead of paying twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSale {
+    pub request_id: RequestId,
+    pub amount: Amount,
+    pub currency: String,
+    /// The code as scanned (or keyed): it pays once, within a minute, so it
+    /// is neither stored nor logged.
+    pub code: Secret<String>,
+    /// The supervisor's PIN, when a store rule asked for their approval (`XV`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pin: Option<Secret<String>>,
+    /// This code pays one part of a sale paid with several tenders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitPart>,
+}
+
+/// Stops the code sale `sale` while the buyer has not confirmed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelCode {
+    pub request_id: RequestId,
+    pub sale: RequestId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,6 +287,8 @@ pub enum RequestKind {
     SignIn,
     Sale,
     CashSale,
+    CodeSale,
+    CancelCode,
     Balance,
     Void,
     Refund,
@@ -268,10 +306,12 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every kind, in the order of [`Request`].
-    pub const ALL: [RequestKind; 16] = [
+    pub const ALL: [RequestKind; 18] = [
         RequestKind::SignIn,
         RequestKind::Sale,
         RequestKind::CashSale,
+        RequestKind::CodeSale,
+        RequestKind::CancelCode,
         RequestKind::Balance,
         RequestKind::Void,
         RequestKind::Refund,
@@ -293,6 +333,8 @@ impl RequestKind {
             RequestKind::SignIn => "sign_in",
             RequestKind::Sale => "sale",
             RequestKind::CashSale => "cash_sale",
+            RequestKind::CodeSale => "code_sale",
+            RequestKind::CancelCode => "cancel_code",
             RequestKind::Balance => "balance",
             RequestKind::Void => "void",
             RequestKind::Refund => "refund",
@@ -316,6 +358,8 @@ impl Request {
             Request::SignIn(_) => RequestKind::SignIn,
             Request::Sale(_) => RequestKind::Sale,
             Request::CashSale(_) => RequestKind::CashSale,
+            Request::CodeSale(_) => RequestKind::CodeSale,
+            Request::CancelCode(_) => RequestKind::CancelCode,
             Request::Balance(_) => RequestKind::Balance,
             Request::Void(_) => RequestKind::Void,
             Request::Refund(_) => RequestKind::Refund,
@@ -337,6 +381,8 @@ impl Request {
             Request::SignIn(SignIn { request_id, .. })
             | Request::Sale(Sale { request_id, .. })
             | Request::CashSale(CashSale { request_id, .. })
+            | Request::CodeSale(CodeSale { request_id, .. })
+            | Request::CancelCode(CancelCode { request_id, .. })
             | Request::Balance(Balance { request_id, .. })
             | Request::Void(Void { request_id, .. })
             | Request::Refund(Refund { request_id, .. })
@@ -355,8 +401,8 @@ impl Request {
 }
 
 /// The `"type"` of every request a terminal sends.
-pub const REQUEST_TYPES: [&str; 16] = {
-    let mut types = [""; 16];
+pub const REQUEST_TYPES: [&str; 18] = {
+    let mut types = [""; 18];
     let mut i = 0;
     while i < RequestKind::ALL.len() {
         types[i] = RequestKind::ALL[i].as_str();

@@ -113,6 +113,14 @@ pub enum Response {
         reason: Option<String>,
     },
     Outcome(Outcome),
+    /// The buyer is confirming the code sale `request_id` in their app: the
+    /// hub asks the provider again until it is decided, for at most
+    /// `seconds_left` more, then cancels it. News, sent at each asking; the
+    /// sale's answer is still to come.
+    CodeWaiting {
+        request_id: RequestId,
+        seconds_left: u32,
+    },
     Reprint {
         request_id: RequestId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +198,7 @@ impl Response {
             Response::Outcome(o) => Some(o.request_id.as_str()),
             Response::Frozen { request_id, .. } => request_id.as_ref().map(RequestId::as_str),
             Response::Print { .. }
+            | Response::CodeWaiting { .. }
             | Response::UndoOrder { .. }
             | Response::TestSlip
             | Response::Restart
@@ -254,6 +263,7 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "time_zone",
     "cashier",
     "outcome",
+    "code_waiting",
     "reprint",
     "print",
     "undo_order",

@@ -27,6 +27,18 @@ fn one_of_each() -> Vec<Request> {
                 total: Amount::from_minor(9000).unwrap(),
             }),
         }),
+        Request::CodeSale(requests::CodeSale {
+            request_id: id(),
+            amount: Amount::from_minor(4250).unwrap(),
+            currency: "CNY".into(),
+            code: "287654321098765432".into(),
+            supervisor_pin: None,
+            split: None,
+        }),
+        Request::CancelCode(requests::CancelCode {
+            request_id: id(),
+            sale: id(),
+        }),
         Request::Balance(requests::Balance {
             request_id: id(),
             card: card(),
@@ -87,6 +99,8 @@ fn one_of_each() -> Vec<Request> {
             Request::SignIn(requests::SignIn { .. })
             | Request::Sale(requests::Sale { .. })
             | Request::CashSale(requests::CashSale { .. })
+            | Request::CodeSale(requests::CodeSale { .. })
+            | Request::CancelCode(requests::CancelCode { .. })
             | Request::Balance(requests::Balance { .. })
             | Request::Void(requests::Void { .. })
             | Request::Refund(requests::Refund { .. })
@@ -121,6 +135,10 @@ fn every_response_kind_is_known_to_the_decoder() {
         },
         Response::TimeZone {
             time_zone: "UTC".into(),
+        },
+        Response::CodeWaiting {
+            request_id: RequestId::new(),
+            seconds_left: 55,
         },
         Response::Cashier {
             request_id: RequestId::new(),

@@ -1,0 +1,101 @@
+//! One HTTPS POST of a form, as the providers' gateways take them: a new
+//! TLS connection a call (a shop makes a few code payments a minute), the
+//! host checked against the CA bundle the hub trusts.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::acquirer::iso8583::tls::TlsClient;
+
+/// Where a gateway is: `https://host[:port]/path`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let rest = url
+            .strip_prefix("https://")
+            .ok_or_else(|| format!("{url}: a gateway is reached over https://"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse().map_err(|_| format!("{url}: {port} is not a port"))?,
+            ),
+            None => (authority, 443),
+        };
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        Ok(Endpoint {
+            host: host.to_string(),
+            port,
+            path: format!("/{path}"),
+        })
+    }
+}
+
+/// Posts `form` (`application/x-www-form-urlencoded`, UTF-8) to `at`: the
+/// answer's status and body, or why there is none (then the request may or
+/// may not have been taken).
+pub async fn post_form(tls: &TlsClient, at: &Endpoint, form: String) -> Result<(u16, String), String> {
+    let tcp = tokio::net::TcpStream::connect((at.host.as_str(), at.port))
+        .await
+        .map_err(|e| format!("cannot reach {}:{}: {e}", at.host, at.port))?;
+    tcp.set_nodelay(true).ok();
+    let stream = tls
+        .connect(tcp)
+        .await
+        .map_err(|e| format!("TLS with {} failed: {e}", at.host))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP with {} failed: {e}", at.host))?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::post(&at.path)
+        .header(hyper::header::HOST, &at.host)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded;charset=utf-8",
+        )
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| e.to_string())?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("no answer from {}: {e}", at.host))?;
+    let status = answer.status().as_u16();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("the answer from {} broke off: {e}", at.host))?
+        .to_bytes();
+    driver.abort();
+    let body = String::from_utf8(body.to_vec())
+        .map_err(|_| format!("{} answered in a text that is not UTF-8", at.host))?;
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_address_is_https_with_a_host() {
+        let at = Endpoint::parse("https://openapi.alipay.com/gateway.do").unwrap();
+        assert_eq!(
+            (at.host.as_str(), at.port, at.path.as_str()),
+            ("openapi.alipay.com", 443, "/gateway.do")
+        );
+        let at = Endpoint::parse("https://127.0.0.1:8443/gateway.do").unwrap();
+        assert_eq!((at.host.as_str(), at.port), ("127.0.0.1", 8443));
+        assert!(Endpoint::parse("http://openapi.alipay.com/gateway.do").is_err());
+        assert!(Endpoint::parse("https://:443/x").is_err());
+        assert!(Endpoint::parse("https://host:port/x").is_err());
+    }
+}

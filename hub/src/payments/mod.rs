@@ -1,0 +1,156 @@
+//! Payment codes (付款码): the customer shows a code in a wallet app, the
+//! checkout scans it, and the hub asks the code's provider to take the
+//! money. Each provider is behind [`CodeProvider`], as the acquirer is
+//! behind its trait; `alipay.rs` speaks Alipay's open platform. The
+//! coordinator's `code.rs` holds the rules that keep the money right.
+//!
+//! Every call can end without an answer the hub may trust (the network,
+//! a time-out, an answer whose signature is not the provider's): that is
+//! `Err`, and means "not known", never "not paid".
+
+pub mod alipay;
+pub mod https;
+pub mod rsa2;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tallybox_core::code::ReasonCode;
+use tallybox_core::money::Amount;
+use tallybox_core::protocol::{Provider, RequestId};
+use tallybox_core::secret::Secret;
+
+/// What the provider says of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Paid: the provider's trade number, and the buyer's account as the
+    /// provider masks it.
+    Paid { trade_no: String, buyer: Option<String> },
+    /// The buyer is confirming in the app: ask again.
+    Waiting,
+    /// Not paid, and it will not be: why, as the cashier hears it, and the
+    /// provider's own words for the log.
+    Declined(ReasonCode, String),
+    /// The provider has no such order, or closed it: nothing was charged.
+    Closed,
+}
+
+/// A code payment as the hub asks it.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// The hub's order number at the provider ([`order_no`]).
+    pub out_trade_no: String,
+    pub code: Secret<String>,
+    pub amount: Amount,
+    /// What the buyer's app shows as bought: the shop's name.
+    pub subject: String,
+    /// The checkout, for the provider's store reports.
+    pub terminal: String,
+}
+
+/// Money back to the wallet that paid `out_trade_no`.
+#[derive(Debug, Clone)]
+pub struct RefundOrder {
+    pub out_trade_no: String,
+    /// This refund's own number: a repeat of it refunds once.
+    pub out_request_no: String,
+    pub amount: Amount,
+}
+
+/// A payment-code provider's API.
+pub trait CodeProvider: Send + Sync {
+    /// Takes `order`'s amount from the wallet of its code.
+    fn pay<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Answer, String>>;
+    /// What became of the order `out_trade_no`.
+    fn query<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, Result<Answer, String>>;
+    /// Closes the order (the provider gives the money back when it was paid
+    /// meanwhile): `Ok` once the provider says nothing stays charged.
+    fn cancel<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// Gives `refund.amount` back: [`Answer::Paid`] when the provider did,
+    /// [`Answer::Declined`] when it will not.
+    fn refund<'a>(&'a self, refund: &'a RefundOrder) -> BoxFuture<'a, Result<Answer, String>>;
+}
+
+/// The providers this shop takes codes of, and how long a buyer may take.
+#[derive(Clone, Default)]
+pub struct Codes {
+    providers: HashMap<Provider, Arc<dyn CodeProvider>>,
+    /// How long the hub waits for a buyer confirming in the app before it
+    /// cancels the order.
+    pub wait: Duration,
+    /// How often it asks the provider meanwhile.
+    pub poll: Duration,
+}
+
+impl std::fmt::Debug for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.providers.keys().map(|p| p.as_str()).collect();
+        write!(f, "Codes({names:?}, wait {:?})", self.wait)
+    }
+}
+
+impl Codes {
+    pub fn new(wait: Duration, poll: Duration) -> Codes {
+        Codes {
+            providers: HashMap::new(),
+            wait,
+            poll,
+        }
+    }
+
+    pub fn with(mut self, provider: Provider, client: Arc<dyn CodeProvider>) -> Codes {
+        self.providers.insert(provider, client);
+        self
+    }
+
+    pub fn get(&self, provider: Provider) -> Option<&Arc<dyn CodeProvider>> {
+        self.providers.get(&provider)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// The hub's order number for the request `id` at a provider: the request
+/// id's letters and digits (32 for the checkouts' UUIDs: WeChat Pay takes
+/// at most 32, Alipay 64), so a repeat of the request after a crash or a
+/// restart names the same order, and the provider takes the money once.
+pub fn order_no(id: &RequestId) -> String {
+    let mut no: String = id
+        .as_str()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    no.truncate(32);
+    no
+}
+
+/// `amount` in yuan with two decimals, as the providers' APIs write money
+/// (`"42.50"`); the caller checked the store's currency has two.
+pub fn yuan(amount: Amount) -> String {
+    format!("{}.{:02}", amount.minor() / 100, amount.minor() % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_number_is_the_request_id_so_a_repeat_names_the_same_order() {
+        let id = RequestId::parse("6f1c2e9a-0b7d-4c3e-9f21-7a5b8c9d0e1f").unwrap();
+        assert_eq!(order_no(&id), "6f1c2e9a0b7d4c3e9f217a5b8c9d0e1f");
+        assert_eq!(order_no(&id), order_no(&id.clone()));
+        let long = RequestId::parse(&"a".repeat(64)).unwrap();
+        assert_eq!(order_no(&long).len(), 32);
+    }
+
+    #[test]
+    fn money_goes_to_the_provider_in_yuan_with_two_decimals() {
+        assert_eq!(yuan(Amount::from_minor(4250).unwrap()), "42.50");
+        assert_eq!(yuan(Amount::from_minor(7).unwrap()), "0.07");
+        assert_eq!(yuan(Amount::from_minor(100_000_000).unwrap()), "1000000.00");
+    }
+}

@@ -1,0 +1,252 @@
+//! Payment codes (付款码) as a cashier takes them: the checkout's scanner
+//! (through its control API) reads the code the customer shows, the hub
+//! asks `tallybox-provider-sim` (Alipay's gateway as documented, over TLS
+//! with a test CA, signing with its own key), and the slip, the screen, the
+//! hub's records and the gateway's own log say what happened. Every call
+//! and answer is then checked by `py/alipay_check.py`, written from
+//! Alipay's documentation.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tallybox_e2e::procs::{Hub, ProviderSim, Terminal};
+use tallybox_e2e::{alipay_check, wait_for};
+
+/// The hub's order number at the provider for a request id.
+fn order_no(request_id: &Value) -> String {
+    request_id
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// The calls of `method` about the order `order`.
+fn calls_about(sim: &ProviderSim, method: &str, order: &str) -> usize {
+    sim.calls()
+        .iter()
+        .filter(|(m, biz)| m == method && biz["out_trade_no"] == order)
+        .count()
+}
+
+fn assert_signatures_check_out(sim: &ProviderSim) {
+    let report = alipay_check(sim);
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert!(report["checked"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn a_code_sale_is_paid_at_once_or_after_the_buyer_confirms_and_prints_the_receipt() {
+    let sim = ProviderSim::start(5);
+    let hub = Hub::start_configured(&sim.settings());
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+
+    // Paid at once.
+    t1.keys("A4250#");
+    t1.wait_screen("Scan, D code", Duration::from_secs(5));
+    t1.scan("281234567890120000");
+    let screen = t1.wait_screen("PAID", Duration::from_secs(10));
+    assert!(
+        screen.contains("CNY 42.50") && screen.contains("Alipay"),
+        "{screen}"
+    );
+    let paper = t1.wait_paper(1);
+    for needle in [
+        "顾客联 CUSTOMER COPY",
+        "支付宝 ALIPAY",
+        "159****5620",
+        "交易号 TRADE NO",
+        "CNY 42.50",
+    ] {
+        assert!(paper[0].contains(needle), "{needle:?} missing:\n{}", paper[0]);
+    }
+    assert!(
+        !paper[0].contains("281234567890120000"),
+        "the payment code is not printed"
+    );
+    let sold = hub.transactions("tender=code");
+    assert_eq!(sold.len(), 1, "{sold:?}");
+    let sale = &sold[0];
+    assert_eq!(
+        (&sale["status"], &sale["provider"], &sale["amount"]),
+        (
+            &Value::from("approved"),
+            &Value::from("alipay"),
+            &Value::from(4250)
+        )
+    );
+    assert!(
+        paper[0].contains(sale["reference_no"].as_str().unwrap()),
+        "the trade number is on the slip"
+    );
+    let order = order_no(&sale["request_id"]);
+    assert_eq!(calls_about(&sim, "alipay.trade.pay", &order), 1);
+    let pay = sim
+        .calls()
+        .into_iter()
+        .find(|(m, _)| m == "alipay.trade.pay")
+        .unwrap()
+        .1;
+    assert_eq!(
+        (&pay["total_amount"], &pay["scene"]),
+        (&Value::from("42.50"), &Value::from("bar_code"))
+    );
+    assert!(
+        !hub.log().contains("281234567890120000"),
+        "the payment code is not logged"
+    );
+
+    // The buyer confirms in the app after 5 s: the checkout counts down, then pays.
+    t1.keys("C");
+    t1.keys("A1000#");
+    t1.wait_screen("Scan, D code", Duration::from_secs(5));
+    let asked = Instant::now();
+    t1.scan("281234567890120001");
+    let screen = t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    assert!(screen.contains(" s"), "the seconds left are shown: {screen}");
+    let screen = t1.wait_screen("PAID", Duration::from_secs(20));
+    assert!(screen.contains("CNY 10.00"), "{screen}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(4500),
+        "paid when the buyer confirmed, after 5 s: {:?}",
+        asked.elapsed()
+    );
+    t1.wait_paper(2);
+    let second = hub.transactions("tender=code&status=approved");
+    assert_eq!(second.len(), 2, "{second:?}");
+    let order = order_no(&second[0]["request_id"]);
+    assert_eq!(calls_about(&sim, "alipay.trade.pay", &order), 1, "paid once");
+    assert!(
+        calls_about(&sim, "alipay.trade.query", &order) >= 2,
+        "asked while the buyer confirmed"
+    );
+
+    // Refunded in part by the supervisor: back to the wallet, no card, no drawer.
+    let trace = sale["trace_no"].as_u64().unwrap();
+    t1.keys("C");
+    t1.keys(&format!("B28888#{trace}#2000#"));
+    t1.wait_screen("B cash", Duration::from_secs(5));
+    t1.keys("B");
+    let screen = t1.wait_screen("REFUNDED", Duration::from_secs(10));
+    assert!(
+        screen.contains("CNY 20.00") && screen.contains("wallet"),
+        "{screen}"
+    );
+    let refunds = hub.transactions("tender=code&kind=refund");
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (&refunds[0]["status"], &refunds[0]["amount"]),
+        (&Value::from("approved"), &Value::from(2000))
+    );
+    let refund = sim
+        .calls()
+        .into_iter()
+        .find(|(m, _)| m == "alipay.trade.refund")
+        .unwrap()
+        .1;
+    assert_eq!(refund["out_trade_no"], order_no(&sale["request_id"]));
+    assert_eq!(refund["refund_amount"], "20.00");
+    assert_eq!(refund["out_request_no"], order_no(&refunds[0]["request_id"]));
+
+    assert_signatures_check_out(&sim);
+}
+
+#[test]
+fn a_code_never_confirmed_is_cancelled_and_the_cashier_hears_not_charged() {
+    let sim = ProviderSim::start(5);
+    let hub = Hub::start_configured(&format!("code_wait_secs = 5\n{}", sim.settings()));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+
+    // The buyer never confirms: after 5 s the hub cancels the order.
+    t1.keys("A3000#");
+    t1.scan("281234567890120002");
+    t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    let screen = t1.wait_screen("Not confirmed", Duration::from_secs(15));
+    assert!(screen.contains("Not charged"), "{screen}");
+    let txns = hub.transactions("tender=code");
+    assert_eq!(
+        (&txns[0]["status"], &txns[0]["response_code"]),
+        (&Value::from("reversed"), &Value::from("QC"))
+    );
+    let order = order_no(&txns[0]["request_id"]);
+    assert_eq!(calls_about(&sim, "alipay.trade.cancel", &order), 1);
+
+    // The cashier stops one: C while the buyer confirms.
+    t1.keys("C");
+    t1.keys("A3000#");
+    let asked = Instant::now();
+    t1.scan("281234567890130002");
+    t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    t1.keys("C");
+    let screen = t1.wait_screen("Not confirmed", Duration::from_secs(5));
+    assert!(screen.contains("Not charged"), "{screen}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "stopped at once: {:?}",
+        asked.elapsed()
+    );
+
+    // The wallet has too little money; a code from no provider is refused by the hub.
+    t1.keys("C");
+    t1.keys("A3000#");
+    t1.scan("281234567890140003");
+    t1.wait_screen("Not enough in wallet", Duration::from_secs(10));
+    t1.keys("C");
+    t1.keys("A3000#");
+    t1.scan("991234567890140000");
+    t1.wait_screen("Not a payment code", Duration::from_secs(10));
+    let declined = hub.transactions("tender=code&status=declined");
+    assert_eq!(
+        declined.len(),
+        1,
+        "only the provider's refusal is a transaction: {declined:?}"
+    );
+    assert_eq!(declined[0]["response_code"], "QB");
+    assert_eq!(
+        hub.transactions("tender=code&status=approved").len(),
+        0,
+        "nothing charged"
+    );
+
+    assert_signatures_check_out(&sim);
+}
+
+#[test]
+fn a_hub_killed_while_the_buyer_confirms_cancels_the_order_at_start_and_charges_nothing_twice() {
+    let sim = ProviderSim::start(5);
+    let hub_settings = format!("code_wait_secs = 60\n{}", sim.settings());
+    let mut hub = Hub::start_configured(&hub_settings);
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    t1.keys("A5000#");
+    t1.scan("281234567890150002");
+    t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    let pending = hub.transactions("tender=code");
+    assert_eq!(pending[0]["status"], "pending");
+    let order = order_no(&pending[0]["request_id"]);
+    hub.kill();
+    hub.start_again();
+    // At start the hub settles it with the provider: never confirmed, so cancelled.
+    let settled = wait_for(Duration::from_secs(20), || {
+        let t = hub.transactions("tender=code");
+        (t.first()?["status"] != "pending").then(|| t[0].clone())
+    })
+    .expect("settled at start");
+    assert_eq!(
+        (&settled["status"], &settled["response_code"]),
+        (&Value::from("reversed"), &Value::from("QC"))
+    );
+    assert_eq!(
+        calls_about(&sim, "alipay.trade.pay", &order),
+        1,
+        "paid at most once"
+    );
+    assert_eq!(calls_about(&sim, "alipay.trade.cancel", &order), 1);
+    // The checkout, which waited through the restart, hears "not charged".
+    let screen = t1.wait_screen("Not confirmed", Duration::from_secs(30));
+    assert!(screen.contains("Not charged"), "{screen}");
+    assert_signatures_check_out(&sim);
+}

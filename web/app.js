@@ -345,7 +345,13 @@ function showProblems(d) {
 
 setInterval(() => { if (session) loadProblems(true).catch(() => {}); }, 60000);
 
-/** Takings by tender (card, cash), named in the page's language. */
+/** How a transaction was paid, as a list shows it: the masked card, or the tender's name. */
+function paidBy(txn) {
+  if (txn.tender === "code") return `${t(`provider_${txn.provider}`)}${txn.buyer ? ` ${txn.buyer}` : ""}`;
+  return txn.tender === "cash" ? t("tender_cash") : txn.masked_pan;
+}
+
+/** Takings by tender (card, cash, code), named in the page's language. */
 function tenderTable(node, lines, currency) {
   const named = lines.map((l) => ({ ...l, key: t(`tender_${l.key}`) }));
   table(node, [t("tender"), t("sales"), t("net"), t("declined")], lineRows(named, currency));
@@ -411,7 +417,7 @@ function row(txn) {
   return el("li", {}, el("a", { href: `#/receipt/${txn.id}`, "data-id": txn.id },
     el("span", { class: "meta" }, `${txn.local_time} · ${txn.terminal_id}`),
     el("span", { class: `amount ${txn.kind}` }, amountOf(txn)),
-    el("span", { class: "meta" }, `${txn.tender === "cash" ? t("tender_cash") : txn.masked_pan} · ${t(`k_${txn.kind}`)}`),
+    el("span", { class: "meta" }, `${paidBy(txn)} · ${t(`k_${txn.kind}`)}`),
     el("span", { class: `status ${txn.status} ${txn.kind}${txn.voided ? " undone" : ""}` }, listStatus(txn))));
 }
 

@@ -92,6 +92,8 @@ pub struct Config {
     pub fraud: crate::coordinator::fraud::FraudRules,
     /// Alipay payment codes (`[alipay]` table): none, no Alipay codes.
     pub alipay: Option<AlipayConfig>,
+    /// WeChat Pay payment codes (`[wechat_pay]` table): none, no WeChat codes.
+    pub wechat_pay: Option<WechatPayConfig>,
     /// How long a buyer may take to confirm a code payment in the app
     /// before the hub cancels the order, in seconds.
     pub code_wait_secs: u64,
@@ -116,6 +118,30 @@ pub struct AlipayConfig {
     /// system's bundle unless given.
     #[serde(default = "system_ca")]
     pub ca: PathBuf,
+}
+
+/// The merchant's access to WeChat Pay (微信支付商户平台): the app id and
+/// merchant id, the API key (a file readable by the hub alone) and the API
+/// client certificate and its key (PEM), which reversals and refunds need.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatPayConfig {
+    pub appid: String,
+    pub mch_id: String,
+    pub api_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// WeChat Pay's API host unless given.
+    #[serde(default = "wechat_gateway")]
+    pub gateway: String,
+    /// The CA certificates (PEM) the host is checked against: the system's
+    /// bundle unless given.
+    #[serde(default = "system_ca")]
+    pub ca: PathBuf,
+}
+
+fn wechat_gateway() -> String {
+    crate::payments::wechat::GATEWAY.to_string()
 }
 
 fn alipay_gateway() -> String {
@@ -147,6 +173,7 @@ impl Default for Config {
             acquirer_terminal_ids: Default::default(),
             acquirer_timeout_ms: 10_000,
             alipay: None,
+            wechat_pay: None,
             code_wait_secs: 60,
             code_poll_ms: 3_000,
             reversal_retry_secs: 30,

@@ -153,10 +153,43 @@ fn hub_terminal(config: &Config) -> String {
 /// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
 /// The payment-code providers the settings name.
 fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError> {
-    let codes = crate::payments::Codes::new(
+    let mut codes = crate::payments::Codes::new(
         Duration::from_secs(config.code_wait_secs),
         Duration::from_millis(config.code_poll_ms),
     );
+    let any = config.alipay.is_some() || config.wechat_pay.is_some();
+    if any && config.currency != Currency::CNY {
+        return Err(ConfigError::Invalid {
+            key: "currency",
+            message: format!(
+                "payment codes are taken in CNY; this shop's currency is {}",
+                config.currency.code()
+            ),
+        });
+    }
+    if let Some(wechat) = &config.wechat_pay {
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "wechat_pay",
+            message,
+        };
+        let key = crate::store::read_private(&wechat.api_key).map_err(invalid)?;
+        let credentials = crate::payments::wechat::Credentials {
+            appid: &wechat.appid,
+            mch_id: &wechat.mch_id,
+            key: &key,
+            client_cert: &wechat.client_cert,
+            client_key: &wechat.client_key,
+        };
+        let client = crate::payments::wechat::WechatPay::new(
+            &wechat.gateway,
+            &credentials,
+            &wechat.ca,
+            config.acquirer_timeout(),
+        )
+        .map_err(invalid)?;
+        tracing::info!(mch_id = %wechat.mch_id, gateway = %wechat.gateway, "WeChat Pay payment codes taken");
+        codes = codes.with(Provider::WechatPay, Arc::new(client));
+    }
     let Some(alipay) = &config.alipay else {
         return Ok(codes);
     };
@@ -176,12 +209,6 @@ fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError
         config.acquirer_timeout(),
     )
     .map_err(invalid)?;
-    if config.currency != Currency::CNY {
-        return Err(invalid(format!(
-            "Alipay's face-to-face payment takes CNY; this shop's currency is {}",
-            config.currency.code()
-        )));
-    }
     tracing::info!(app_id = %alipay.app_id, gateway = %alipay.gateway, "Alipay payment codes taken");
     Ok(codes.with(Provider::Alipay, Arc::new(client)))
 }

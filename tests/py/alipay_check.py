@@ -46,6 +46,8 @@ def main():
     report = {"checked": 0, "methods": {}, "errors": []}
     for n, line in enumerate(open(log), 1):
         call = json.loads(line)
+        if call.get("path", "/gateway.do") != "/gateway.do":
+            continue  # another provider's call
         params = dict(parse_qsl(call["form"], keep_blank_values=True))
         method = params.get("method", "")
         report["checked"] += 1

@@ -214,6 +214,24 @@ pub fn alipay_check(sim: &procs::ProviderSim) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
 }
 
+/// WeChat Pay's calls to the simulated provider checked by an independent
+/// reading of its signature and reversal rules (`py/wechat_check.py`): its
+/// report (`checked`, `paths`, `errors`).
+pub fn wechat_check(sim: &procs::ProviderSim) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechat_check.py"))
+        .arg(sim.calls_path())
+        .arg(sim.dir.path().join("wechat_api_key.txt"))
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the independent check did not run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the checker prints JSON")
+}
+
 /// What `systemd-analyze verify` finds wrong with the unit at `unit` (a path
 /// inside `root`). A bare folder has no sysinit.target to order against: that
 /// is not counted.

@@ -467,13 +467,14 @@ impl Drop for AcquirerSim {
     }
 }
 
-/// `tallybox-provider-sim`: Alipay's gateway simulated over TLS with a test
-/// CA, its keys and the merchant's in its folder, and its call log.
+/// `tallybox-provider-sim`: Alipay's gateway and WeChat Pay's API simulated
+/// over TLS with a test CA, its keys and the merchant's in its folder, and
+/// its call log.
 pub struct ProviderSim {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
-    pub gateway: String,
-    pub app_id: String,
+    /// Its `gateway.json`: the addresses and the merchant's ids.
+    info: Value,
 }
 
 impl ProviderSim {
@@ -499,30 +500,48 @@ impl ProviderSim {
         let info = up.expect("the provider sim did not start");
         ProviderSim {
             child: Some(child),
-            gateway: info["gateway"].as_str().unwrap_or_default().to_string(),
-            app_id: info["app_id"].as_str().unwrap_or_default().to_string(),
+            info,
             dir,
         }
     }
 
-    /// The hub's settings (TOML) for taking Alipay codes through it.
+    /// The hub's settings (TOML) for taking Alipay and WeChat Pay codes
+    /// through it.
     pub fn settings(&self) -> String {
         let file = |name: &str| self.dir.path().join(name).display().to_string();
-        format!(
-            "code_poll_ms = 500
-[alipay]
-app_id = \"{}\"
-gateway = \"{}\"
-private_key = \"{}\"
-alipay_public_key = \"{}\"
-ca = \"{}\"
-",
-            self.app_id,
-            self.gateway,
+        let info = |key: &str| self.info[key].as_str().unwrap_or_default().to_string();
+        let alipay = format!(
+            "[alipay]\napp_id = \"{}\"\ngateway = \"{}\"\nprivate_key = \"{}\"\nalipay_public_key = \"{}\"\nca = \"{}\"\n",
+            info("app_id"),
+            info("gateway"),
             file("app_private_key.txt"),
             file("alipay_public_key.txt"),
             file("ca.pem"),
-        )
+        );
+        let wechat = format!(
+            "[wechat_pay]\nappid = \"{}\"\nmch_id = \"{}\"\ngateway = \"{}\"\napi_key = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\nca = \"{}\"\n",
+            info("wechat_appid"),
+            info("wechat_mch_id"),
+            info("wechat"),
+            file("wechat_api_key.txt"),
+            file("apiclient_cert.pem"),
+            file("apiclient_key.pem"),
+            file("ca.pem"),
+        );
+        format!("code_poll_ms = 500\n{alipay}{wechat}")
+    }
+
+    /// WeChat Pay's calls so far, as `(path, request fields)`.
+    pub fn wechat_calls(&self) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+        let text = std::fs::read_to_string(self.calls_path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|call| call["path"] != "/gateway.do")
+            .filter_map(|call| {
+                let fields = tallybox::payments::wechat::from_xml(call["form"].as_str()?)?;
+                Some((call["path"].as_str()?.to_string(), fields))
+            })
+            .collect()
     }
 
     /// Every call and answer, one JSON line each.
@@ -535,6 +554,7 @@ ca = \"{}\"
         let text = std::fs::read_to_string(self.calls_path()).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|call| call["path"] == "/gateway.do")
             .filter_map(|call| {
                 let form = call["form"].as_str()?.to_string();
                 let pairs: Vec<(String, String)> = form

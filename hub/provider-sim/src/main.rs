@@ -1,6 +1,7 @@
-//! `tallybox-provider-sim`: Alipay's open platform gateway as its
-//! documentation describes it, simulated on loopback over TLS, for the
-//! tests and the demo. It checks each call as Alipay does (the app id, the
+//! `tallybox-provider-sim`: Alipay's open platform gateway (`/gateway.do`)
+//! and WeChat Pay's API v2 (`/pay/…`, `/secapi/pay/…`, `wechat.rs`) as
+//! their documentation describes them, simulated on loopback over TLS, for
+//! the tests and the demo. For Alipay: It checks each call as Alipay does (the app id, the
 //! common parameters, the RSA2 signature with the merchant's public key,
 //! the timestamp, the call's own parameters) and answers signed with its
 //! own platform key.
@@ -9,8 +10,10 @@
 //! is from), `alipay_public_key.txt` (its platform key, for the hub to
 //! check answers), the merchant's key pair as Alipay's key tool would make
 //! it (`app_private_key.txt`, mode 0600, and `app_public_key.txt`) unless
-//! `--app-public-key` names the merchant's, and `gateway.json` (the
-//! gateway's address and the app id) once it listens.
+//! `--app-public-key` names the merchant's; for WeChat Pay, the API key
+//! (`wechat_api_key.txt`, 0600) and the API client certificate the CA
+//! signed (`apiclient_cert.pem`, `apiclient_key.pem`); and `gateway.json`
+//! (the addresses and ids) once it listens.
 //!
 //! Test payment codes (18 digits, `28` then any digits, the last four say
 //! what the buyer does): `0000` pays at once; `0001` confirms in the app
@@ -18,6 +21,9 @@
 //! little money; `0004` is expired; `0005` is refused by risk control;
 //! `0006` pays, but the gateway answers the payment with a system error
 //! (the outcome must be asked for). A code that paid once is used up.
+//! WeChat Pay's test codes are the same with `13` in front of `28`.
+
+mod wechat;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -57,6 +63,11 @@ struct Args {
     /// Each call and its answer, one JSON line each, for an independent check.
     #[arg(long)]
     log: Option<PathBuf>,
+    /// The WeChat Pay merchant's app id and merchant id.
+    #[arg(long, default_value = "wx2421b1c4370ec43b")]
+    wechat_appid: String,
+    #[arg(long, default_value = "1900000109")]
+    wechat_mch_id: String,
 }
 
 /// One order as the gateway keeps it.
@@ -81,6 +92,8 @@ struct Gateway {
     used_codes: Mutex<HashMap<String, String>>,
     log: Option<Mutex<std::fs::File>>,
     next_trade: Mutex<u64>,
+    wechat: wechat::WechatPay,
+    started: Instant,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,8 +122,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             public
         }
     };
-    let (ca, cert, key) = certificates(&args.dir)?;
-    let acceptor = tallybox::acquirer::iso8583::tls::acceptor(&cert, &key).map_err(anyhow::Error::msg)?;
+    let wechat_key: String = {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        (0..32)
+            .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+            .collect()
+    };
+    let key_file = args.dir.join("wechat_api_key.txt");
+    std::fs::write(&key_file, &wechat_key)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let ca = certificates(&args.dir)?;
+    let acceptor = acceptor(&args.dir)?;
     let gateway = Arc::new(Gateway {
         app_id: args.app_id.clone(),
         key: SigningKey::from_text(&platform.to_pkcs8_pem(LineEnding::LF)?).map_err(anyhow::Error::msg)?,
@@ -125,6 +151,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None => None,
         },
         next_trade: Mutex::new(0),
+        wechat: wechat::WechatPay::new(
+            &args.wechat_appid,
+            &args.wechat_mch_id,
+            &wechat_key,
+            Duration::from_secs(args.confirm_after),
+        ),
+        started: Instant::now(),
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
@@ -132,6 +165,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "gateway": format!("https://{addr}/gateway.do"),
         "app_id": args.app_id,
         "ca": ca,
+        "wechat": format!("https://{addr}"),
+        "wechat_appid": args.wechat_appid,
+        "wechat_mch_id": args.wechat_mch_id,
     });
     write("gateway.json", &info.to_string())?;
     println!("alipay gateway on https://{addr}/gateway.do");
@@ -142,13 +178,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            // WeChat Pay's reversals and refunds need the merchant's certificate.
+            let certified = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let gateway = Arc::clone(&gateway);
                 async move {
+                    let path = request.uri().path().to_string();
                     let body = request.into_body().collect().await?.to_bytes();
                     let form = String::from_utf8_lossy(&body).to_string();
-                    let answer = gateway.answer(&form).await;
-                    gateway.note(&form, &answer);
+                    let answer = match path.as_str() {
+                        "/gateway.do" => gateway.answer(&form).await,
+                        _ => gateway.wechat.answer(&path, &form, certified),
+                    };
+                    gateway.note(&path, &form, &answer);
                     Ok::<_, hyper::Error>(
                         hyper::Response::builder()
                             .header("content-type", "text/html;charset=utf-8")
@@ -174,21 +216,56 @@ fn public_text(key: &rsa::RsaPrivateKey) -> anyhow::Result<String> {
     Ok(data_encoding::BASE64.encode(der.as_bytes()))
 }
 
-/// The test CA and a certificate it signed for 127.0.0.1 (PEM files).
-fn certificates(dir: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+/// The gateway's TLS: its certificate, and a client certificate the CA
+/// signed taken when shown (WeChat Pay's API certificate).
+fn acceptor(dir: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem"))? {
+        roots.add(cert?)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .allow_unauthenticated()
+        .build()?;
+    let chain =
+        CertificateDer::pem_file_iter(dir.join("gateway-cert.pem"))?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(dir.join("gateway-key.pem"))?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The test CA, a certificate it signed for 127.0.0.1, and WeChat Pay's
+/// API client certificate for the merchant (PEM files); the CA's path.
+fn certificates(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key)?;
     let host_key = KeyPair::generate()?;
+    let issuer = Issuer::new(ca_params, ca_key);
     let host = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?
-        .signed_by(&host_key, &Issuer::new(ca_params, ca_key))?;
+        .signed_by(&host_key, &issuer)?;
+    let client_key = KeyPair::generate()?;
+    let client = CertificateParams::new(Vec::<String>::new())?.signed_by(&client_key, &issuer)?;
     let path = |what: &str| dir.join(format!("{what}.pem"));
     std::fs::write(path("ca"), ca.pem())?;
     std::fs::write(path("gateway-cert"), host.pem())?;
     std::fs::write(path("gateway-key"), host_key.serialize_pem())?;
-    Ok((path("ca"), path("gateway-cert"), path("gateway-key")))
+    std::fs::write(path("apiclient_cert"), client.pem())?;
+    let client_key_path = path("apiclient_key");
+    std::fs::write(&client_key_path, client_key.serialize_pem())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&client_key_path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(path("ca"))
 }
 
 /// A refusal before the call is taken, as Alipay writes it.
@@ -215,10 +292,11 @@ fn fen(text: &str) -> Option<u64> {
 }
 
 impl Gateway {
-    fn note(&self, form: &str, answer: &str) {
+    fn note(&self, path: &str, form: &str, answer: &str) {
         if let Some(log) = &self.log {
             use std::io::Write;
-            let line = json!({ "form": form, "answer": answer }).to_string();
+            let at_ms = self.started.elapsed().as_millis() as u64;
+            let line = json!({ "path": path, "form": form, "answer": answer, "at_ms": at_ms }).to_string();
             let _ = writeln!(log.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
         }
     }

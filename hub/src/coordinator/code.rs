@@ -106,7 +106,9 @@ impl<A: Acquirer> Coordinator<A> {
             });
         }
         let Some(provider) = Provider::of_code(code.expose()) else {
-            tracing::warn!(terminal = %terminal, digits = code.expose().len(), "not a payment code any provider issues");
+            // How long it was says what went wrong (a misread, a card number); never its digits.
+            let digits = code.expose().len();
+            tracing::warn!(terminal = %terminal, digits, "not a payment code any provider issues");
             return Some(self.refuse(request_id, TxnKind::Sale, reason::CODE_INVALID));
         };
         let Some(client) = settings.codes.get(provider).cloned() else {
@@ -401,6 +403,7 @@ impl<A: Acquirer> Coordinator<A> {
             out_trade_no: order_no(&sale.request_id),
             out_request_no: order_no(&txn.request_id),
             amount: txn.amount,
+            sale_amount: sale.amount,
         };
         let decided = match client.refund(&refund).await {
             Ok(answer @ (Answer::Paid { .. } | Answer::Declined(..))) => Decided::Answer(answer),

@@ -44,6 +44,16 @@ impl Endpoint {
 /// answer's status and body, or why there is none (then the request may or
 /// may not have been taken).
 pub async fn post_form(tls: &TlsClient, at: &Endpoint, form: String) -> Result<(u16, String), String> {
+    post_body(tls, at, "application/x-www-form-urlencoded;charset=utf-8", form).await
+}
+
+/// Posts `body` as `content_type` to `at`, as [`post_form`] does.
+pub async fn post_body(
+    tls: &TlsClient,
+    at: &Endpoint,
+    content_type: &str,
+    body: String,
+) -> Result<(u16, String), String> {
     let tcp = tokio::net::TcpStream::connect((at.host.as_str(), at.port))
         .await
         .map_err(|e| format!("cannot reach {}:{}: {e}", at.host, at.port))?;
@@ -58,11 +68,8 @@ pub async fn post_form(tls: &TlsClient, at: &Endpoint, form: String) -> Result<(
     let driver = tokio::spawn(connection);
     let request = hyper::Request::post(&at.path)
         .header(hyper::header::HOST, &at.host)
-        .header(
-            hyper::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded;charset=utf-8",
-        )
-        .body(Full::new(Bytes::from(form)))
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let answer = sender
         .send_request(request)

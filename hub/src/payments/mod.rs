@@ -1,8 +1,8 @@
 //! Payment codes (付款码): the customer shows a code in a wallet app, the
 //! checkout scans it, and the hub asks the code's provider to take the
 //! money. Each provider is behind [`CodeProvider`], as the acquirer is
-//! behind its trait; `alipay.rs` speaks Alipay's open platform. The
-//! coordinator's `code.rs` holds the rules that keep the money right.
+//! behind its trait; `alipay.rs` speaks Alipay's open platform, `wechat.rs`
+//! WeChat Pay's API v2. The coordinator's `code.rs` holds the rules that keep the money right.
 //!
 //! Every call can end without an answer the hub may trust (the network,
 //! a time-out, an answer whose signature is not the provider's): that is
@@ -11,6 +11,7 @@
 pub mod alipay;
 pub mod https;
 pub mod rsa2;
+pub mod wechat;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct RefundOrder {
     /// This refund's own number: a repeat of it refunds once.
     pub out_request_no: String,
     pub amount: Amount,
+    /// What the sale was (WeChat Pay asks for it with each refund).
+    pub sale_amount: Amount,
 }
 
 /// A payment-code provider's API.

@@ -250,3 +250,85 @@ fn a_hub_killed_while_the_buyer_confirms_cancels_the_order_at_start_and_charges_
     assert!(screen.contains("Not charged"), "{screen}");
     assert_signatures_check_out(&sim);
 }
+
+#[test]
+fn wechat_pay_codes_pay_wait_for_the_buyer_reverse_after_15_s_and_refund() {
+    let sim = ProviderSim::start(3);
+    let hub = Hub::start_configured(&format!("code_wait_secs = 5\n{}", sim.settings()));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let wechat = |path: &str, order: &str| {
+        sim.wechat_calls()
+            .iter()
+            .filter(|(p, f)| p == path && f.get("out_trade_no").map(String::as_str) == Some(order))
+            .count()
+    };
+
+    // Paid at once.
+    t1.keys("A2500#");
+    t1.scan("131234567890120000");
+    let screen = t1.wait_screen("PAID", Duration::from_secs(10));
+    assert!(
+        screen.contains("WeChat Pay") && screen.contains("CNY 25.00"),
+        "{screen}"
+    );
+    let paper = t1.wait_paper(1);
+    assert!(paper[0].contains("微信支付 WECHAT PAY"), "{}", paper[0]);
+    let sale = hub.transactions("tender=code")[0].clone();
+    assert_eq!(
+        (&sale["provider"], &sale["status"]),
+        (&Value::from("wechat_pay"), &Value::from("approved"))
+    );
+    let micropay = &sim.wechat_calls()[0].1;
+    assert_eq!(
+        (micropay["total_fee"].as_str(), micropay["auth_code"].as_str()),
+        ("2500", "131234567890120000")
+    );
+
+    // USERPAYING: the buyer enters the password in WeChat after 3 s.
+    t1.keys("C");
+    t1.keys("A800#");
+    t1.scan("131234567890120001");
+    t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    t1.wait_screen("PAID", Duration::from_secs(15));
+    let confirmed = hub.transactions("tender=code&status=approved")[0].clone();
+    assert!(wechat("/pay/orderquery", &order_no(&confirmed["request_id"])) >= 1);
+
+    // Never confirmed: the hub waits 5 s, then reverses, but no sooner than
+    // 15 s after the order (as WeChat Pay asks): not charged.
+    t1.keys("C");
+    t1.keys("A900#");
+    let asked = Instant::now();
+    t1.scan("131234567890120002");
+    let screen = t1.wait_screen("Not confirmed", Duration::from_secs(30));
+    assert!(screen.contains("Not charged"), "{screen}");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(14),
+        "reversed after 15 s: {:?}",
+        asked.elapsed()
+    );
+    let never = hub.transactions("tender=code&status=reversed")[0].clone();
+    assert_eq!(wechat("/secapi/pay/reverse", &order_no(&never["request_id"])), 1);
+
+    // A refund of part of the first sale goes back to the wallet.
+    let trace = sale["trace_no"].as_u64().unwrap();
+    t1.keys("C");
+    t1.keys(&format!("B28888#{trace}#1000#"));
+    t1.wait_screen("B cash", Duration::from_secs(5));
+    t1.keys("B");
+    t1.wait_screen("REFUNDED", Duration::from_secs(10));
+    let refund = sim
+        .wechat_calls()
+        .into_iter()
+        .find(|(p, _)| p == "/secapi/pay/refund")
+        .expect("a refund call")
+        .1;
+    assert_eq!(
+        (refund["total_fee"].as_str(), refund["refund_fee"].as_str()),
+        ("2500", "1000")
+    );
+
+    let report = tallybox_e2e::wechat_check(&sim);
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert!(report["checked"].as_u64().unwrap() >= 6, "{report}");
+}

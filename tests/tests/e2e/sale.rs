@@ -165,8 +165,8 @@ fn an_expired_card_is_refused_at_the_terminal_and_never_sent() {
     t1.card("past-expiry");
     let screen = t1.wait_screen("Card expired", Duration::from_secs(5));
     assert!(
-        screen.contains("Card again or B cash"),
-        "still waiting for another card (or cash): {screen}"
+        screen.contains("Card/code or B cash"),
+        "still waiting for another card (or a code, or cash): {screen}"
     );
     std::thread::sleep(Duration::from_millis(500));
     assert!(hub.transactions("").is_empty(), "nothing reached the hub");

@@ -22,6 +22,40 @@ pub struct DeviceConfig {
     pub magstripe: Magstripe,
     pub contactless: Contactless,
     pub printer: PrinterConfig,
+    /// The barcode scanner for customers' payment codes.
+    pub scanner: ScannerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScannerKind {
+    /// A USB scanner that types like a keyboard.
+    Usb,
+    /// A scanner on a serial port (UART or USB-CDC), codes ended by CR / LF.
+    Serial,
+    None,
+}
+
+/// The payment-code scanner (`[scanner]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScannerConfig {
+    pub kind: ScannerKind,
+    /// USB: its input device (found by its name when left out); serial: its
+    /// tty (`/dev/ttyACM0`).
+    pub device: Option<PathBuf>,
+    /// Serial: the baud rate.
+    pub baud: u32,
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig {
+            kind: ScannerKind::None,
+            device: None,
+            baud: 9600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -96,6 +130,7 @@ impl Default for DeviceConfig {
             magstripe: Magstripe::default(),
             contactless: Contactless::default(),
             printer: PrinterConfig::default(),
+            scanner: ScannerConfig::default(),
         }
     }
 }

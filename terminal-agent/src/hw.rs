@@ -22,9 +22,11 @@ use crate::devices::magstripe::hid::HidDecoder;
 use crate::devices::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
 use crate::devices::magstripe::{self};
 use crate::devices::oled::Oled;
+use crate::devices::printer::port::{FdPort, Port};
 use crate::devices::Screen;
 use crate::devices::{Display, Printer, SharedHealth};
 use crate::session::Input;
+use tallybox_core::secret::Secret;
 
 /// The opened parts; the input devices start once the checkout runs.
 pub struct Hardware {
@@ -128,6 +130,7 @@ impl Inputs {
             started.push(("keypad", keypad(c, sink(agent))));
         }
         started.extend(swipe_reader(c, self.health.clone(), sink(agent)).map(|r| ("swipe reader", r)));
+        started.extend(scanner(c, sink(agent)).map(|r| ("scanner", r)));
         if c.contactless.enabled {
             let wanted = agent.card_wanted.clone();
             let card_wanted = move || *wanted.borrow();
@@ -325,6 +328,104 @@ fn hid_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Res
             }
         }
     })
+}
+
+/// The payment-code scanner on its thread, when one is set up.
+pub fn scanner(c: &DeviceConfig, mut sink: impl Sink) -> Option<Result<(), String>> {
+    use crate::config::ScannerKind;
+    use crate::devices::scanner::{KeyDecoder, LineDecoder};
+    let device = c.scanner.device.clone();
+    Some(match c.scanner.kind {
+        ScannerKind::None => return None,
+        ScannerKind::Usb => find_usb_scanner(device.as_deref()).and_then(|mut scanner| {
+            // Its typing goes to this checkout alone, not to a console.
+            if let Err(e) = scanner.grab() {
+                tracing::warn!(error = %e, "cannot take the USB scanner for this checkout alone");
+            }
+            spawn("usb-scanner", move || {
+                let mut decoder = KeyDecoder::default();
+                loop {
+                    let events = match scanner.fetch_events() {
+                        Ok(events) => events.collect::<Vec<_>>(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "USB scanner gone; plug it back in and restart the checkout");
+                            return;
+                        }
+                    };
+                    for ev in events.iter().filter(|e| e.event_type() == evdev::EventType::KEY) {
+                        let read = decoder.key(ev.code(), ev.value() != 0);
+                        if read.is_some_and(|scan| !scanned(&mut sink, scan)) {
+                            return;
+                        }
+                    }
+                }
+            })
+        }),
+        ScannerKind::Serial => {
+            let Some(path) = device else {
+                return Some(Err("a serial scanner needs its tty: scanner.device".into()));
+            };
+            FdPort::open_tty(&path, c.scanner.baud)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|mut port| {
+                    spawn("serial-scanner", move || {
+                        let mut decoder = LineDecoder::default();
+                        loop {
+                            let byte = match port.read_byte(Duration::from_secs(1)) {
+                                Ok(Some(b)) => b,
+                                Ok(None) => continue,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "serial scanner gone; check its cable and restart the checkout");
+                                    return;
+                                }
+                            };
+                            for scan in decoder.feed(&[byte]) {
+                                if !scanned(&mut sink, scan) {
+                                    return;
+                                }
+                            }
+                        }
+                    })
+                })
+        }
+    })
+}
+
+/// Hands a scan to the session: a code as read; anything else only logged
+/// by its length (a QR code may carry anything).
+fn scanned(sink: &mut impl Sink, scan: crate::devices::scanner::Scan) -> bool {
+    match scan {
+        crate::devices::scanner::Scan::Code(code) => sink(Input::Scanned(Secret::new(code))),
+        crate::devices::scanner::Scan::NotDigits(length) => {
+            tracing::info!(length, "the scanner read something that is not a payment code");
+            true
+        }
+    }
+}
+
+/// The input device of a USB scanner: the one named, or the first whose
+/// name says it scans.
+pub fn find_usb_scanner(named: Option<&std::path::Path>) -> Result<evdev::Device, String> {
+    if let Some(path) = named {
+        return evdev::Device::open(path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    evdev::enumerate()
+        .find(|(_, d)| {
+            let name = d.name().unwrap_or_default().to_ascii_lowercase();
+            [
+                "scanner",
+                "barcode",
+                "qr",
+                "symbol",
+                "honeywell",
+                "zebra",
+                "newland",
+            ]
+            .iter()
+            .any(|w| name.contains(w))
+        })
+        .map(|(_, d)| d)
+        .ok_or_else(|| "no USB scanner found: plug it in, or name it with scanner.device".into())
 }
 
 /// The PN532 on its thread, looking for a card while `card_wanted` says one

@@ -86,6 +86,13 @@ pub fn run(config: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> 
     } else {
         check("swipe reader", swipe(config, opts, say))
     });
+    checks.push(if config.scanner.kind == crate::config::ScannerKind::None {
+        skip("scanner", "none in the settings")
+    } else if opts.unattended {
+        skip("scanner", person)
+    } else {
+        check("scanner", scan(config, opts, say))
+    });
     checks.push(if !config.keypad.enabled {
         skip("keypad", "turned off in the settings")
     } else if opts.unattended {
@@ -275,6 +282,26 @@ fn swipe(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<
         ))
     } else {
         Err(format!("no swipe seen in {} s: {hint}", opts.wait.as_secs()))
+    }
+}
+
+/// A payment code (any barcode of digits) through the scanner: the digits
+/// read, or why none came.
+fn scan(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<String, String> {
+    let (tx, rx) = mpsc::channel();
+    let sink = move |input| tx.send(input).is_ok();
+    hw::scanner(c, sink).unwrap_or(Ok(()))?;
+    say("Scan a barcode of digits (a payment code, a product's barcode)...");
+    match rx.recv_timeout(opts.wait) {
+        Ok(Input::Scanned(code)) => Ok(format!("read {} digits", code.expose().len())),
+        _ => Err(format!(
+            "nothing read in {} s: aim at a barcode of digits; check its cable{}",
+            opts.wait.as_secs(),
+            match c.scanner.kind {
+                crate::config::ScannerKind::Serial => format!(" and its baud rate (scanner.baud = {})", c.scanner.baud),
+                _ => "; a scanner that types letters for digits is decoded by key position, so any keyboard layout reads".into(),
+            }
+        )),
     }
 }
 

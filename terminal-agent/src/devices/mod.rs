@@ -17,6 +17,7 @@ pub mod magstripe;
 pub mod model;
 pub mod oled;
 pub mod printer;
+pub mod scanner;
 pub mod sim;
 
 /// Which devices a checkout drives.

@@ -98,8 +98,10 @@ pub struct Facts {
     pub backups: Option<(chrono::NaiveDateTime, usize, u64)>,
     /// The oldest transaction's local time, if any.
     pub first_sale: Option<chrono::NaiveDateTime>,
-    /// Sales written `pending` more than a minute ago: reversals waiting on the acquirer.
+    /// Card sales written `pending` more than a minute ago: reversals waiting on the acquirer.
     pub stale_pending: u32,
+    /// Payment codes of the last day.
+    pub codes: CodeFacts,
     /// The last hour's transactions, newest first.
     pub recent: Vec<Recent>,
     /// Requests each checkout asked about that never reached the hub, last 15 minutes.
@@ -125,6 +127,18 @@ pub struct Facts {
     pub pairing: Option<crate::keys::PairingStatus>,
     /// When the facts were gathered (local time).
     pub now: chrono::NaiveDateTime,
+}
+
+/// Payment codes (付款码) of the last day.
+#[derive(Debug, Clone, Default)]
+pub struct CodeFacts {
+    /// Code sales of the last day, whatever became of them.
+    pub sales: u32,
+    /// Written `pending` more than a minute ago: the provider has not said.
+    pub undecided: u32,
+    /// The last hour: paid, and cancelled because the buyer did not confirm.
+    pub paid_hour: u32,
+    pub not_confirmed_hour: u32,
 }
 
 type Fix = (&'static str, &'static str);
@@ -564,9 +578,28 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
     let now = tallybox_platform::clock::now().naive_local();
     let ago = |d: chrono::Duration| (chrono::Utc::now() - d).format("%Y-%m-%dT%H:%M:%S").to_string();
     let stale_pending: u32 = conn.query_row(
-        "SELECT count(*) FROM transactions WHERE status = 'pending' AND created_at < ?1",
+        "SELECT count(*) FROM transactions WHERE status = 'pending' AND created_at < ?1 AND tender != 'code'",
         [ago(chrono::Duration::minutes(1))],
         |r| r.get(0),
+    )?;
+    let codes = conn.query_row(
+        "SELECT count(*), coalesce(sum(status = 'pending' AND created_at < ?1), 0), \
+         coalesce(sum(status = 'approved' AND created_at >= ?3), 0), \
+         coalesce(sum(response_code = 'QC' AND created_at >= ?3), 0) \
+         FROM transactions WHERE tender = 'code' AND kind = 'sale' AND created_at >= ?2",
+        [
+            ago(chrono::Duration::minutes(1)),
+            ago(chrono::Duration::hours(24)),
+            ago(chrono::Duration::hours(1)),
+        ],
+        |r| {
+            Ok(CodeFacts {
+                sales: r.get(0)?,
+                undecided: r.get(1)?,
+                paid_hour: r.get(2)?,
+                not_confirmed_hour: r.get(3)?,
+            })
+        },
     )?;
     // By local time: the transactions' time index.
     let hour_ago = (now - chrono::Duration::hours(1))
@@ -632,6 +665,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
             })?
             .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S").ok()),
         stale_pending,
+        codes,
         recent,
         lost,
         broker_connected: None,

@@ -49,7 +49,59 @@ pub(super) fn checks(facts: &Facts) -> Vec<Check> {
     if let Some(link) = &facts.acquirer {
         out.push(acquirer(link));
     }
+    if facts.codes.sales > 0 {
+        out.push(codes(&facts.codes));
+    }
     out
+}
+
+/// Payment codes, once the shop has taken one today: orders the provider
+/// has not decided, and buyers who do not confirm in time.
+fn codes(c: &super::CodeFacts) -> Check {
+    if c.undecided > 0 {
+        return check(
+            "payments.codes",
+            Status::Fail,
+            said(
+                format!("{} code payments are undecided: the provider has not answered", c.undecided),
+                format!("{} 笔扫码支付尚无结果：支付机构未应答", c.undecided),
+            ),
+            (
+                "Check the shop's internet (the providers are on it); the hub keeps asking and cancels what was not paid. The buyer's app shows whether they paid.",
+                "检查店内网络（支付机构经由互联网连接）；主机会持续查询，并撤销未支付的订单。顾客手机上可查看是否已付款。",
+            ),
+        );
+    }
+    if c.not_confirmed_hour >= 3 && c.not_confirmed_hour > c.paid_hour {
+        return check(
+            "payments.codes",
+            Status::Warn,
+            said(
+                format!(
+                    "{} buyers did not confirm in their app in time in the last hour ({} paid)",
+                    c.not_confirmed_hour, c.paid_hour
+                ),
+                format!("最近一小时 {} 位顾客未及时在手机上确认付款（{} 笔已付）", c.not_confirmed_hour, c.paid_hour),
+            ),
+            (
+                "Nobody was charged for them. Ask buyers to confirm the payment in the app; if their phones have no signal in the shop, give them more time (code_wait_secs).",
+                "这些顾客未被扣款。请提醒顾客在手机上确认付款；如店内手机信号差，可延长等待时间（code_wait_secs）。",
+            ),
+        );
+    }
+    ok(
+        "payments.codes",
+        said(
+            format!(
+                "{} code payments today; in the last hour {} paid, {} not confirmed",
+                c.sales, c.paid_hour, c.not_confirmed_hour
+            ),
+            format!(
+                "今日 {} 笔扫码支付；最近一小时 {} 笔已付，{} 笔未确认",
+                c.sales, c.paid_hour, c.not_confirmed_hour
+            ),
+        ),
+    )
 }
 
 /// The last 15 minutes: the newest transaction failing on the link is a failure;

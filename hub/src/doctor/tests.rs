@@ -42,6 +42,32 @@ fn healthy() -> Facts {
     }
 }
 
+#[test]
+fn code_payments_are_checked_once_the_shop_takes_them() {
+    let mut f = healthy();
+    assert!(
+        super::checks(&f).iter().all(|c| c.id != "payments.codes"),
+        "no codes, no check"
+    );
+    f.codes = super::CodeFacts {
+        sales: 12,
+        undecided: 0,
+        paid_hour: 5,
+        not_confirmed_hour: 1,
+    };
+    assert_eq!(status_of(&super::checks(&f), "payments.codes"), Status::Ok);
+    f.codes.not_confirmed_hour = 6;
+    let all = super::checks(&f);
+    assert_eq!(status_of(&all, "payments.codes"), Status::Warn);
+    assert!(find(&all, "payments.codes").evidence.contains("6 buyers"));
+    f.codes.undecided = 2;
+    let all = super::checks(&f);
+    assert_eq!(status_of(&all, "payments.codes"), Status::Fail);
+    assert!(find(&all, "payments.codes")
+        .evidence_zh
+        .contains("2 笔扫码支付尚无结果"));
+}
+
 fn find<'a>(checks: &'a [Check], id: &str) -> &'a Check {
     checks
         .iter()

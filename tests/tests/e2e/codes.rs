@@ -211,6 +211,14 @@ fn a_code_never_confirmed_is_cancelled_and_the_cashier_hears_not_charged() {
         "nothing charged"
     );
 
+    // Troubleshooting counts the buyers who did not confirm.
+    let (_, checks) = hub.get("/api/v1/checks");
+    let codes = tallybox_e2e::web::find_check(&checks, "payments.codes");
+    assert!(
+        codes["evidence"].as_str().unwrap().contains("0 paid, 2 not confirmed"),
+        "{codes}"
+    );
+
     assert_signatures_check_out(&sim);
 }
 

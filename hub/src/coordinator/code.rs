@@ -479,6 +479,9 @@ impl<A: Acquirer> Coordinator<A> {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// Decides `ask` on `facts`, keeps the fraud hits and, when admitted,
 /// writes `new` pending for the amount admitted against the sale it undoes.
 fn decide_and_begin(

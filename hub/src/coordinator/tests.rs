@@ -12,9 +12,12 @@ fn coordinator(dir: &std::path::Path) -> Coordinator<SimAcquirer> {
 
 fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordinator<A> {
     let store = StoreHandle::spawn(Store::open(dir).unwrap()).unwrap();
-    Coordinator::new(
-        store,
-        acquirer,
+    Coordinator::new(store, acquirer, settings())
+}
+
+/// The store's settings in these tests: supervisor PIN 8888, CNY.
+pub(super) fn settings() -> Settings {
+    {
         Settings {
             shop: std::sync::Arc::new(std::sync::RwLock::new(crate::shop::Shop {
                 name: "Corner Shop".into(),
@@ -40,8 +43,8 @@ fn coordinator_with<A: Acquirer>(dir: &std::path::Path, acquirer: A) -> Coordina
             orders: Default::default(),
             codes: crate::payments::Codes::new(Duration::from_secs(60), Duration::from_millis(3_000)),
             news: None,
-        },
-    )
+        }
+    }
 }
 
 /// The PIN key T1 derives from its pairing key.

@@ -215,7 +215,10 @@ fn a_code_never_confirmed_is_cancelled_and_the_cashier_hears_not_charged() {
     let (_, checks) = hub.get("/api/v1/checks");
     let codes = tallybox_e2e::web::find_check(&checks, "payments.codes");
     assert!(
-        codes["evidence"].as_str().unwrap().contains("0 paid, 2 not confirmed"),
+        codes["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("0 paid, 2 not confirmed"),
         "{codes}"
     );
 

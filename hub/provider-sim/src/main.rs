@@ -41,6 +41,7 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{json, Map, Value};
 use tallybox::payments::alipay::signing_content;
 use tallybox::payments::rsa2::{SigningKey, VerifyingKey};
+use tallybox::payments::{test_buyer, TestBuyer};
 
 #[derive(Parser)]
 #[command(about = "A simulated Alipay gateway on loopback, over TLS")]
@@ -484,19 +485,19 @@ impl Gateway {
                 "支付失败，获取顾客账户信息失败，请顾客刷新付款码后重新收款",
             );
         }
-        let pays_at = match &code[14..] {
-            "0000" | "0006" => Some(Instant::now()),
-            "0001" => Some(Instant::now() + self.confirm_after),
-            "0002" => None,
-            "0003" => return business("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足"),
-            "0004" => {
+        let buyer = test_buyer(code);
+        let pays_at = match buyer {
+            TestBuyer::Pays | TestBuyer::PaysUnanswered => Some(Instant::now()),
+            TestBuyer::ConfirmsLater => Some(Instant::now() + self.confirm_after),
+            TestBuyer::NeverConfirms => None,
+            TestBuyer::TooLittle => return business("ACQ.BUYER_BALANCE_NOT_ENOUGH", "买家余额不足"),
+            TestBuyer::Expired => {
                 return business(
                     "ACQ.PAYMENT_AUTH_CODE_INVALID",
                     "支付失败，获取顾客账户信息失败，请顾客刷新付款码后重新收款",
                 )
             }
-            "0005" => return business("ACQ.PAYMENT_REQUEST_HAS_RISK", "支付有风险"),
-            _ => Some(Instant::now()),
+            TestBuyer::Refused => return business("ACQ.PAYMENT_REQUEST_HAS_RISK", "支付有风险"),
         };
         let trade_no = {
             let mut next = self.next_trade.lock().unwrap_or_else(|e| e.into_inner());
@@ -521,8 +522,8 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(code.to_string(), out_trade_no.to_string());
-        let node = match (paid_now, &code[14..]) {
-            (true, "0006") => {
+        let node = match (paid_now, buyer) {
+            (true, TestBuyer::PaysUnanswered) => {
                 json!({ "code": "20000", "msg": "Service Currently Unavailable", "sub_code": "ACQ.SYSTEM_ERROR", "sub_msg": "系统异常" })
             }
             (true, _) => self.paid_node(out_trade_no, &trade),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tallybox::payments::wechat::{from_xml, sign, to_xml};
+use tallybox::payments::{test_buyer, TestBuyer};
 
 /// One order as WeChat Pay keeps it.
 struct Trade {
@@ -160,13 +161,14 @@ impl WechatPay {
         if !ok || used.is_some_and(|o| o != out_trade_no) {
             return fail("AUTH_CODE_INVALID", "付款码无效，请重新扫码");
         }
-        let pays_at = match &code[14..] {
-            "0001" => Some(Instant::now() + self.confirm_after),
-            "0002" => None,
-            "0003" => return fail("NOTENOUGH", "余额不足"),
-            "0004" => return fail("AUTHCODEEXPIRE", "二维码已过期，请用户在微信上刷新后再试"),
-            "0005" => return fail("TRADE_ERROR", "交易错误"),
-            _ => Some(Instant::now()),
+        let buyer = test_buyer(code);
+        let pays_at = match buyer {
+            TestBuyer::ConfirmsLater => Some(Instant::now() + self.confirm_after),
+            TestBuyer::NeverConfirms => None,
+            TestBuyer::TooLittle => return fail("NOTENOUGH", "余额不足"),
+            TestBuyer::Expired => return fail("AUTHCODEEXPIRE", "二维码已过期，请用户在微信上刷新后再试"),
+            TestBuyer::Refused => return fail("TRADE_ERROR", "交易错误"),
+            TestBuyer::Pays | TestBuyer::PaysUnanswered => Some(Instant::now()),
         };
         let transaction_id = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -188,8 +190,8 @@ impl WechatPay {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(code.into(), out_trade_no.into());
-        let fields = match (paid_now, &code[14..]) {
-            (true, "0006") => fail("SYSTEMERROR", "接口返回错误"),
+        let fields = match (paid_now, buyer) {
+            (true, TestBuyer::PaysUnanswered) => fail("SYSTEMERROR", "接口返回错误"),
             (true, _) => self.paid(out_trade_no, &trade),
             (false, _) => fail("USERPAYING", "需要用户输入支付密码"),
         };

@@ -1,4 +1,5 @@
-//! `tallybox test-cards`: the simulated issuer's cards, to try every answer.
+//! `tallybox test-cards`: the simulated issuer's cards, and the simulated
+//! providers' payment codes, to try every answer.
 
 use serde_json::json;
 use tallybox_core::card::test_cards::TEST_CARDS;
@@ -33,4 +34,12 @@ pub fn run(as_json: bool) {
         );
     }
     println!("\nPresent one on a simulated checkout: tallybox drive --control ADDR card NAME");
+    println!(
+        "\nPayment codes (tallybox-provider-sim): 18 digits, 28… Alipay, 13… WeChat Pay; the last four say:"
+    );
+    for (ending, _, behaviour) in tallybox::payments::TEST_CODES {
+        println!(
+            "  …{ending}  {behaviour}   (Alipay 28123456789012{ending}, WeChat Pay 13123456789012{ending})"
+        );
+    }
 }

@@ -117,6 +117,68 @@ impl Codes {
     }
 }
 
+/// What a test payment code makes the simulated provider
+/// (`tallybox-provider-sim`) do: its last four digits say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBuyer {
+    /// Pays at once.
+    Pays,
+    /// Confirms in the app after the simulator's `--confirm-after` seconds.
+    ConfirmsLater,
+    /// Never confirms: the order is cancelled, nothing charged.
+    NeverConfirms,
+    /// Too little money in the wallet.
+    TooLittle,
+    /// The code expired.
+    Expired,
+    /// The provider's risk control refuses it.
+    Refused,
+    /// Pays, but the provider answers the payment with a system error: the
+    /// outcome must be asked for.
+    PaysUnanswered,
+}
+
+/// The test payment codes: Alipay's (`28…`) and WeChat Pay's (`13…`), 18
+/// digits, the last four picking the buyer's behaviour.
+pub const TEST_CODES: [(&str, TestBuyer, &str); 7] = [
+    ("0000", TestBuyer::Pays, "pays at once"),
+    (
+        "0001",
+        TestBuyer::ConfirmsLater,
+        "the buyer confirms in the app after --confirm-after seconds",
+    ),
+    (
+        "0002",
+        TestBuyer::NeverConfirms,
+        "the buyer never confirms: cancelled, not charged",
+    ),
+    ("0003", TestBuyer::TooLittle, "too little in the wallet"),
+    (
+        "0004",
+        TestBuyer::Expired,
+        "the code expired: the buyer refreshes it",
+    ),
+    (
+        "0005",
+        TestBuyer::Refused,
+        "refused by the provider's risk control",
+    ),
+    (
+        "0006",
+        TestBuyer::PaysUnanswered,
+        "pays, but the answer is a system error: the hub asks",
+    ),
+];
+
+/// The test buyer a code's last four digits name (any other ending pays).
+pub fn test_buyer(code: &str) -> TestBuyer {
+    let ending = code.get(code.len().saturating_sub(4)..).unwrap_or("");
+    TEST_CODES
+        .iter()
+        .find(|(e, _, _)| *e == ending)
+        .map_or(TestBuyer::Pays, |(_, buyer, _)| *buyer)
+}
+
 /// The hub's order number for the request `id` at a provider: the request
 /// id's letters and digits (32 for the checkouts' UUIDs: WeChat Pay takes
 /// at most 32, Alipay 64), so a repeat of the request after a crash or a

@@ -150,6 +150,18 @@ fn a_code_sale_is_paid_at_once_or_after_the_buyer_confirms_and_prints_the_receip
     assert_eq!(refund["refund_amount"], "20.00");
     assert_eq!(refund["out_request_no"], order_no(&refunds[0]["request_id"]));
 
+    // Paid, but Alipay answers the payment with a system error: the hub asks, and it is paid once.
+    t1.keys("C");
+    t1.keys("A700#");
+    t1.scan("281234567890120006");
+    let screen = t1.wait_screen("PAID", Duration::from_secs(10));
+    assert!(screen.contains("CNY 7.00"), "{screen}");
+    let unanswered = hub.transactions("tender=code&kind=sale&status=approved");
+    let order = order_no(&unanswered[0]["request_id"]);
+    assert_eq!(unanswered[0]["amount"], 700);
+    assert_eq!(calls_about(&sim, "alipay.trade.pay", &order), 1);
+    assert!(calls_about(&sim, "alipay.trade.query", &order) >= 1);
+
     assert_signatures_check_out(&sim);
 }
 

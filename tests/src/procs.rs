@@ -531,6 +531,11 @@ impl ProviderSim {
         format!("code_poll_ms = 500\n{alipay}{wechat}")
     }
 
+    /// A value of its `gateway.json` (`gateway`, `app_id`, `wechat`, …).
+    pub fn info(&self, key: &str) -> String {
+        self.info[key].as_str().unwrap_or_default().to_string()
+    }
+
     /// WeChat Pay's calls so far, as `(path, request fields)`.
     pub fn wechat_calls(&self) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
         let text = std::fs::read_to_string(self.calls_path()).unwrap_or_default();

@@ -147,6 +147,26 @@ impl Terminal {
     async fn sale(&mut self) -> (TxnStatus, Duration) {
         let request_id = RequestId::new();
         let payload = sale_request(&request_id);
+        self.round_trip(&request_id, payload).await
+    }
+
+    /// A sale paid by the payment code `code`.
+    async fn code_sale(&mut self, code: &str) -> (TxnStatus, Duration) {
+        let request_id = RequestId::new();
+        let payload = encode(&Request::CodeSale(requests::CodeSale {
+            request_id: request_id.clone(),
+            amount: Amount::from_minor(1250).expect("amount"),
+            currency: "CNY".into(),
+            code: code.into(),
+            supervisor_pin: None,
+            split: None,
+        }))
+        .expect("a code sale encodes");
+        self.round_trip(&request_id, payload).await
+    }
+
+    /// Publishes `payload` until the outcome of `request_id` comes back.
+    async fn round_trip(&mut self, request_id: &RequestId, payload: Vec<u8>) -> (TxnStatus, Duration) {
         let started = Instant::now();
         loop {
             self.client.publish(&self.req, payload.clone()).await;
@@ -157,7 +177,7 @@ impl Terminal {
                 .await
             {
                 if let Ok(Response::Outcome(o)) = decode_response(&bytes) {
-                    if o.request_id == request_id {
+                    if o.request_id == *request_id {
                         return (o.status, started.elapsed());
                     }
                 }
@@ -174,6 +194,26 @@ pub async fn sale_latency(port: u16, store: &str, rounds: usize) -> Histogram<u6
         let (status, took) = t.sale().await;
         assert_eq!(status, TxnStatus::Approved);
         if i >= 50 {
+            record(&mut h, took);
+        }
+    }
+    h
+}
+
+/// Code-sale round trips from one terminal, each with a new code that
+/// `code(i)` makes (a code pays once).
+pub async fn code_sale_latency(
+    port: u16,
+    store: &str,
+    rounds: usize,
+    code: impl Fn(usize) -> String,
+) -> Histogram<u64> {
+    let mut t = Terminal::connect(port, store, "B0").await;
+    let mut h = histogram();
+    for i in 0..rounds + 20 {
+        let (status, took) = t.code_sale(&code(i)).await;
+        assert_eq!(status, TxnStatus::Approved);
+        if i >= 20 {
             record(&mut h, took);
         }
     }

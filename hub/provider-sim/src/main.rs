@@ -174,6 +174,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("alipay gateway on https://{addr}/gateway.do");
     loop {
         let (tcp, _) = listener.accept().await?;
+        // Answers go out as written (no Nagle wait behind the handshake's last segments).
+        tcp.set_nodelay(true).ok();
         let (acceptor, gateway) = (acceptor.clone(), Arc::clone(&gateway));
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {

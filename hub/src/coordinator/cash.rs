@@ -131,30 +131,11 @@ impl<A: Acquirer> Coordinator<A> {
                     return Ok(Cash::Known(txn));
                 }
                 let (sale_terminal, trace_no) = sale;
-                let (sold_today, refunded_today) = s.takings_today()?;
-                let facts = admission::Facts {
-                    lost: s.is_lost(&rid)?,
-                    unfit: s.unfit_for_sales()?,
-                    frozen: s.frozen(&tid)?,
-                    undo: admission::UndoFacts {
-                        sale: super::authorize::original(s, &sale_terminal, trace_no, None)?,
-                        open_batch: s.batch_no()?,
-                        sold_today,
-                        refunded_today,
-                    },
-                    ..Default::default()
-                };
+                let original = super::authorize::original(s, &sale_terminal, trace_no, None)?;
+                let facts = no_card_facts(s, &rid, &tid, original)?;
                 let ask = admission::Ask {
-                    kind,
-                    amount,
-                    currency,
-                    undo: Some(trace_no),
                     tender: Tender::Cash,
-                    entry_mode: None,
-                    supervisor_approved: true,
-                    cashier_required: false,
-                    rules: &rules,
-                    now: tallybox_platform::clock::now().time(),
+                    ..no_card_ask(kind, amount, currency, trace_no, &rules)
                 };
                 let new = NewCash {
                     request_id: &rid,
@@ -202,6 +183,52 @@ impl<A: Acquirer> Coordinator<A> {
                 Some(self.outcome(&txn, None))
             }
         }
+    }
+}
+
+/// What admission looks at for money given back without a card (from the
+/// drawer, or to a wallet): the sale it undoes, and the day's takings.
+pub(super) fn no_card_facts(
+    s: &mut Store,
+    request_id: &RequestId,
+    terminal: &TerminalId,
+    sale: Option<admission::Original>,
+) -> Result<admission::Facts, StoreError> {
+    let (sold_today, refunded_today) = s.takings_today()?;
+    Ok(admission::Facts {
+        lost: s.is_lost(request_id)?,
+        unfit: s.unfit_for_sales()?,
+        frozen: s.frozen(terminal)?,
+        undo: admission::UndoFacts {
+            sale,
+            open_batch: s.batch_no()?,
+            sold_today,
+            refunded_today,
+        },
+        ..Default::default()
+    })
+}
+
+/// A void or refund of the sale `trace_no` without a card, approved by the
+/// caller (the supervisor or the owner's order); the caller sets its tender.
+pub(super) fn no_card_ask(
+    kind: TxnKind,
+    amount: Amount,
+    currency: Currency,
+    trace_no: u32,
+    rules: &fraud::FraudRules,
+) -> admission::Ask<'_> {
+    admission::Ask {
+        kind,
+        amount,
+        currency,
+        undo: Some(trace_no),
+        tender: Tender::Cash,
+        entry_mode: None,
+        supervisor_approved: true,
+        cashier_required: false,
+        rules,
+        now: tallybox_platform::clock::now().time(),
     }
 }
 

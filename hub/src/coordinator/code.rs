@@ -333,7 +333,6 @@ impl<A: Acquirer> Coordinator<A> {
                     return Ok(Start::Known(txn));
                 }
                 let (sale_terminal, trace_no) = sale;
-                let (sold_today, refunded_today) = s.takings_today()?;
                 let original = super::authorize::original(s, &sale_terminal, trace_no, None)?;
                 let paid_by = original
                     .as_ref()
@@ -343,29 +342,10 @@ impl<A: Acquirer> Coordinator<A> {
                     Some(Paid::Code { provider, .. }) => *provider,
                     _ => return Ok(Start::Refused(reason::NO_ORIGINAL)),
                 };
-                let facts = admission::Facts {
-                    lost: s.is_lost(&rid)?,
-                    unfit: s.unfit_for_sales()?,
-                    frozen: s.frozen(&tid)?,
-                    undo: admission::UndoFacts {
-                        sale: original,
-                        open_batch: s.batch_no()?,
-                        sold_today,
-                        refunded_today,
-                    },
-                    ..Default::default()
-                };
+                let facts = super::cash::no_card_facts(s, &rid, &tid, original)?;
                 let ask = admission::Ask {
-                    kind,
-                    amount,
-                    currency,
-                    undo: Some(trace_no),
                     tender: Tender::Code,
-                    entry_mode: None,
-                    supervisor_approved: true,
-                    cashier_required: false,
-                    rules: &rules,
-                    now: tallybox_platform::clock::now().time(),
+                    ..super::cash::no_card_ask(kind, amount, currency, trace_no, &rules)
                 };
                 let new = NewCode {
                     request_id: &rid,

@@ -247,11 +247,8 @@ impl<A: Acquirer> Coordinator<A> {
                 supervisor_pin,
                 split,
             }) => {
-                // A supervisor PIN comes only when a rule asked for one; a wrong one stops here.
-                let approved = match supervisor_pin {
-                    None => false,
-                    Some(pin) if self.supervisor_pin_ok(&pin).await => true,
-                    Some(_) => return Some(Self::refused(request_id, TxnKind::Sale, reason::SUPERVISOR_PIN)),
+                let Some(approved) = self.sale_approval(supervisor_pin.as_ref()).await else {
+                    return Some(Self::refused(request_id, TxnKind::Sale, reason::SUPERVISOR_PIN));
                 };
                 self.authorize(
                     terminal,
@@ -268,30 +265,22 @@ impl<A: Acquirer> Coordinator<A> {
                 .await
             }
             Request::CashSale(sale) => {
-                let approved = match &sale.supervisor_pin {
-                    None => false,
-                    Some(pin) if self.supervisor_pin_ok(pin).await => true,
-                    Some(_) => {
-                        return Some(Self::refused(
-                            sale.request_id,
-                            TxnKind::Sale,
-                            reason::SUPERVISOR_PIN,
-                        ))
-                    }
+                let Some(approved) = self.sale_approval(sale.supervisor_pin.as_ref()).await else {
+                    return Some(Self::refused(
+                        sale.request_id,
+                        TxnKind::Sale,
+                        reason::SUPERVISOR_PIN,
+                    ));
                 };
                 self.cash_sale(terminal, sale, approved).await
             }
             Request::CodeSale(sale) => {
-                let approved = match &sale.supervisor_pin {
-                    None => false,
-                    Some(pin) if self.supervisor_pin_ok(pin).await => true,
-                    Some(_) => {
-                        return Some(Self::refused(
-                            sale.request_id,
-                            TxnKind::Sale,
-                            reason::SUPERVISOR_PIN,
-                        ))
-                    }
+                let Some(approved) = self.sale_approval(sale.supervisor_pin.as_ref()).await else {
+                    return Some(Self::refused(
+                        sale.request_id,
+                        TxnKind::Sale,
+                        reason::SUPERVISOR_PIN,
+                    ));
                 };
                 self.code_sale(terminal, sale, approved).await
             }
@@ -404,6 +393,15 @@ impl<A: Acquirer> Coordinator<A> {
                 self.heartbeat(terminal, heartbeat).await;
                 None
             }
+        }
+    }
+
+    /// Whether a sale comes with the supervisor's approval: a PIN comes only
+    /// when a store rule asked for one (`XV`); `None` when it is wrong.
+    async fn sale_approval(&self, pin: Option<&Secret<String>>) -> Option<bool> {
+        match pin {
+            None => Some(false),
+            Some(pin) => self.supervisor_pin_ok(pin).await.then_some(true),
         }
     }
 

@@ -220,7 +220,7 @@ impl<A: Acquirer> Coordinator<A> {
             id: txn.request_id.to_string(),
         };
         let deadline = started + codes.wait;
-        let mut last = first;
+        let mut last = for_this(first, txn);
         loop {
             match &last {
                 Ok(Answer::Waiting) => {
@@ -247,13 +247,13 @@ impl<A: Acquirer> Coordinator<A> {
                 () = tokio::time::sleep(codes.poll.min(left)) => {}
                 () = stop.notified() => break,
             }
-            last = client.query(&out_trade_no).await;
+            last = for_this(client.query(&out_trade_no).await, txn);
         }
         match client.cancel(&out_trade_no).await {
             Ok(()) => Decided::Answer(Answer::Closed),
             Err(why) => {
                 // Paid just now, perhaps: the provider's word decides.
-                match client.query(&out_trade_no).await {
+                match for_this(client.query(&out_trade_no).await, txn) {
                     Ok(answer @ (Answer::Paid { .. } | Answer::Closed)) => Decided::Answer(answer),
                     _ => Decided::Unknown(why),
                 }
@@ -276,7 +276,7 @@ impl<A: Acquirer> Coordinator<A> {
                 tracing::error!(terminal = %txn.terminal_id, trace_no = txn.trace_no, error = %why, "the code payment is undecided; the sweep will ask the provider again");
                 return None;
             }
-            Decided::Answer(Answer::Paid { trade_no, buyer }) => {
+            Decided::Answer(Answer::Paid { trade_no, buyer, .. }) => {
                 (TxnStatus::Approved, ResponseCode::APPROVED, trade_no, buyer)
             }
             Decided::Answer(Answer::Declined(code, detail)) => {
@@ -385,7 +385,7 @@ impl<A: Acquirer> Coordinator<A> {
             amount: txn.amount,
             sale_amount: sale.amount,
         };
-        let decided = match client.refund(&refund).await {
+        let decided = match for_this(client.refund(&refund).await, txn) {
             Ok(answer @ (Answer::Paid { .. } | Answer::Declined(..))) => Decided::Answer(answer),
             Ok(other) => Decided::Answer(Answer::Declined(
                 reason::CODE_REFUSED,
@@ -408,7 +408,7 @@ impl<A: Acquirer> Coordinator<A> {
         let answer = match txn.kind {
             TxnKind::Sale => {
                 let order = order_no(&txn.request_id);
-                let decided = match client.query(&order).await {
+                let decided = match for_this(client.query(&order).await, txn) {
                     Ok(answer @ (Answer::Paid { .. } | Answer::Closed | Answer::Declined(..))) => {
                         Decided::Answer(answer)
                     }
@@ -461,6 +461,25 @@ impl<A: Acquirer> Coordinator<A> {
 
 #[cfg(test)]
 mod tests;
+
+/// `answer`, unless it says `txn` was paid (or refunded) for another
+/// amount than its own: then no answer to trust (the order is cancelled
+/// when its time is up, which gives a paid one back).
+fn for_this(answer: Result<Answer, String>, txn: &Txn) -> Result<Answer, String> {
+    match answer {
+        Ok(Answer::Paid {
+            amount: Some(amount), ..
+        }) if amount != txn.amount => {
+            tracing::error!(terminal = %txn.terminal_id, trace_no = txn.trace_no, paid = amount.minor(), asked = txn.amount.minor(), "the provider names another amount than the order's; not taken");
+            Err(format!(
+                "the provider says {} was paid for an order of {}",
+                amount.minor(),
+                txn.amount.minor()
+            ))
+        }
+        other => other,
+    }
+}
 
 /// Decides `ask` on `facts`, keeps the fraud hits and, when admitted,
 /// writes `new` pending for the amount admitted against the sale it undoes.

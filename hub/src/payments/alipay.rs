@@ -166,6 +166,7 @@ fn paid(node: &Node) -> Answer {
     Answer::Paid {
         trade_no: text(node, "trade_no").to_string(),
         buyer: (!buyer.is_empty()).then(|| buyer.to_string()),
+        amount: super::from_yuan(text(node, "total_amount")),
     }
 }
 

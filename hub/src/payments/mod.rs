@@ -28,7 +28,13 @@ use tallybox_core::secret::Secret;
 pub enum Answer {
     /// Paid: the provider's trade number, and the buyer's account as the
     /// provider masks it.
-    Paid { trade_no: String, buyer: Option<String> },
+    Paid {
+        trade_no: String,
+        buyer: Option<String>,
+        /// What the provider says was paid, when its answer says it (the
+        /// hub takes a payment only for the order's own amount).
+        amount: Option<Amount>,
+    },
     /// The buyer is confirming in the app: ask again.
     Waiting,
     /// Not paid, and it will not be: why, as the cashier hears it, and the
@@ -193,6 +199,17 @@ pub fn order_no(id: &RequestId) -> String {
     no
 }
 
+/// `"42.50"` (yuan, two decimals) as an amount; `None` when it is not that.
+pub fn from_yuan(text: &str) -> Option<Amount> {
+    let (whole, cents) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || cents.len() != 2 || !digits(cents) {
+        return None;
+    }
+    let minor = whole.parse::<u64>().ok()?.checked_mul(100)? + cents.parse::<u64>().ok()?;
+    Amount::from_minor(minor).ok()
+}
+
 /// `amount` in yuan with two decimals, as the providers' APIs write money
 /// (`"42.50"`); the caller checked the store's currency has two.
 pub fn yuan(amount: Amount) -> String {
@@ -217,5 +234,13 @@ mod tests {
         assert_eq!(yuan(Amount::from_minor(4250).unwrap()), "42.50");
         assert_eq!(yuan(Amount::from_minor(7).unwrap()), "0.07");
         assert_eq!(yuan(Amount::from_minor(100_000_000).unwrap()), "1000000.00");
+        assert_eq!(from_yuan("42.50"), Amount::from_minor(4250).ok());
+        assert_eq!(
+            from_yuan(&yuan(Amount::from_minor(7).unwrap())),
+            Amount::from_minor(7).ok()
+        );
+        for bad in ["42.5", "42", ".50", "4x.50", "-1.00", ""] {
+            assert_eq!(from_yuan(bad), None, "{bad:?}");
+        }
     }
 }

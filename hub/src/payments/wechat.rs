@@ -223,6 +223,10 @@ fn paid(fields: &BTreeMap<String, String>) -> Answer {
     Answer::Paid {
         trade_no: get(fields, "transaction_id").to_string(),
         buyer: None,
+        amount: get(fields, "total_fee")
+            .parse()
+            .ok()
+            .and_then(|fen| tallybox_core::money::Amount::from_minor(fen).ok()),
     }
 }
 
@@ -334,6 +338,10 @@ impl CodeProvider for WechatPay {
                 return Ok(Answer::Paid {
                     trade_no: get(&answer, "refund_id").to_string(),
                     buyer: None,
+                    amount: get(&answer, "refund_fee")
+                        .parse()
+                        .ok()
+                        .and_then(|fen| tallybox_core::money::Amount::from_minor(fen).ok()),
                 });
             }
             match get(&answer, "err_code") {

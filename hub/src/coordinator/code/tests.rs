@@ -88,7 +88,31 @@ fn paid() -> Result<Answer, String> {
     Ok(Answer::Paid {
         trade_no: "2026120522001".into(),
         buyer: Some("159****5620".into()),
+        amount: None,
     })
+}
+
+#[tokio::test]
+async fn a_payment_for_another_amount_is_not_taken_and_the_order_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_amount = Ok(Answer::Paid {
+        trade_no: "2026120522002".into(),
+        buyer: None,
+        amount: Some(tallybox_core::money::Amount::from_minor(1).unwrap()),
+    });
+    let provider = Arc::new(Scripted::with(
+        vec![other_amount.clone()],
+        vec![other_amount],
+        vec![Ok(())],
+    ));
+    let c = coordinator(dir.path(), Arc::clone(&provider), Duration::from_millis(100));
+    let (_, request) = code_sale(1000);
+    let answer = c.handle(&t("T1"), request).await;
+    assert_eq!(
+        status(&answer),
+        (TxnStatus::Reversed, reason::CODE_CANCELLED.to_string())
+    );
+    assert_eq!(provider.count("cancel"), 1);
 }
 
 fn coordinator(dir: &std::path::Path, provider: Arc<Scripted>, wait: Duration) -> Coordinator<SimAcquirer> {

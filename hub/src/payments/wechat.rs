@@ -253,11 +253,6 @@ fn result(fields: &BTreeMap<String, String>) -> Result<Answer, String> {
 impl CodeProvider for WechatPay {
     fn pay<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Answer, String>> {
         Box::pin(async move {
-            self.placed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(order.out_trade_no.clone())
-                .or_insert_with(Instant::now);
             let fields = BTreeMap::from([
                 ("body", order.subject.clone()),
                 ("out_trade_no", order.out_trade_no.clone()),
@@ -267,8 +262,15 @@ impl CodeProvider for WechatPay {
                 ("device_info", order.terminal.clone()),
                 ("auth_code", order.code.expose().clone()),
             ]);
-            let answer = self.call("/pay/micropay", fields, false).await?;
-            result(&answer)
+            let answer = self.call("/pay/micropay", fields, false).await;
+            // The order is WeChat Pay's from when it answered (or might have):
+            // its 15 s before a reversal count from then, not from the asking.
+            self.placed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(order.out_trade_no.clone())
+                .or_insert_with(Instant::now);
+            result(&answer?)
         })
     }
 

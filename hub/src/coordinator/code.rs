@@ -19,6 +19,7 @@
 //! through the provider (`out_request_no`: the refund's own request id, so
 //! a repeat refunds once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,8 +69,6 @@ impl Drop for Waiting<'_> {
             .remove(&self.id);
     }
 }
-
-use std::collections::HashMap;
 
 impl<A: Acquirer> Coordinator<A> {
     /// `supervisor_approved`: the sale came with the supervisor's right PIN.
@@ -398,13 +397,15 @@ impl<A: Acquirer> Coordinator<A> {
 
     /// Settles a code payment left `pending` (by a crash, or an answer that
     /// never came): a sale is asked about, and cancelled unless paid; a void
-    /// or refund is asked for again (once, whatever the repeats). The row
-    /// once the provider's word settled it.
-    pub(super) async fn settle_code(&self, txn: &Txn) -> Option<Txn> {
+    /// or refund is asked for again (once, whatever the repeats). Whether
+    /// the provider's word settled it and it is recorded.
+    pub(super) async fn settle_code(&self, txn: &Txn) -> bool {
         let Paid::Code { provider, .. } = txn.paid else {
-            return None;
+            return false;
         };
-        let client = self.settings.codes.get(provider).cloned()?;
+        let Some(client) = self.settings.codes.get(provider).cloned() else {
+            return false;
+        };
         let answer = match txn.kind {
             TxnKind::Sale => {
                 let order = order_no(&txn.request_id);
@@ -420,14 +421,16 @@ impl<A: Acquirer> Coordinator<A> {
                 self.code_verdict(txn, decided).await
             }
             _ => {
-                let id = txn.original_id?;
-                let sale = self.store(move |s| s.get(id)).await.ok().flatten()?;
-                self.refund_code(txn, &sale).await
+                let Some(id) = txn.original_id else {
+                    return false;
+                };
+                match self.store(move |s| s.get(id)).await {
+                    Ok(Some(sale)) => self.refund_code(txn, &sale).await,
+                    _ => return false,
+                }
             }
         };
-        answer?;
-        let id = txn.id;
-        self.store(move |s| s.get(id)).await.ok().flatten()
+        matches!(answer, Some(Response::Outcome(_)))
     }
 
     /// The transaction a code request's store job wrote, or the answer

@@ -69,9 +69,9 @@ impl<A: Acquirer> Coordinator<A> {
             // A code payment is settled with its provider, not the acquirer.
             let settled = match txn.paid.tender() {
                 Tender::Code => self.settle_code(&txn).await,
-                _ => self.reverse(&txn).await,
+                _ => self.reverse(&txn).await.is_some(),
             };
-            if settled.is_some() {
+            if settled {
                 reversed += 1;
             }
         }

@@ -241,27 +241,7 @@ mod tests {
     #[test]
     fn a_serial_scanner_on_a_tty_hands_the_session_the_code() {
         use std::io::Write;
-        use std::os::fd::FromRawFd;
-        let (mut master_fd, mut slave_fd) = (0, 0);
-        // SAFETY: openpty writes two descriptors; the other arguments may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master_fd,
-                &mut slave_fd,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0);
-        // SAFETY: both descriptors are fresh and owned here from now on.
-        let (mut master, _slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master_fd),
-                std::fs::File::from_raw_fd(slave_fd),
-            )
-        };
-        let tty = std::fs::read_link(format!("/proc/self/fd/{slave_fd}")).unwrap();
+        let (mut master, _slave, tty) = crate::devices::model::pty::open_pty().unwrap();
         let mut config = crate::config::DeviceConfig::default();
         config.scanner = crate::config::ScannerConfig {
             kind: crate::config::ScannerKind::Serial,

@@ -21,25 +21,32 @@ pub struct PtyPrinter {
     _slave: File,
 }
 
+/// A new pseudo-terminal: its controlling side (the model's), its device
+/// side, and the device's path, which a driver opens as a serial port.
+pub fn open_pty() -> std::io::Result<(File, File, PathBuf)> {
+    let (mut master_fd, mut slave_fd) = (0, 0);
+    // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master_fd,
+            &mut slave_fd,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned here from now on.
+    let (master, slave) = unsafe { (File::from_raw_fd(master_fd), File::from_raw_fd(slave_fd)) };
+    let path = std::fs::read_link(format!("/proc/self/fd/{slave_fd}"))?;
+    Ok((master, slave, path))
+}
+
 impl PtyPrinter {
     pub fn start() -> std::io::Result<PtyPrinter> {
-        let (mut master_fd, mut slave_fd) = (0, 0);
-        // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master_fd,
-                &mut slave_fd,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors are fresh and owned here from now on.
-        let (master, slave) = unsafe { (File::from_raw_fd(master_fd), File::from_raw_fd(slave_fd)) };
-        let path = std::fs::read_link(format!("/proc/self/fd/{slave_fd}"))?;
+        let (master, slave, path) = open_pty()?;
         // The printer side is raw: no echo, no newline translation.
         // SAFETY: termios is filled by tcgetattr before use.
         unsafe {

@@ -423,8 +423,10 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
             disk_fix,
         ),
-        (m, p) if m < 100 || p < 5 => check("store.disk", Status::Fail, disk(), disk_fix),
-        (_, p) if p < 15 => check("store.disk", Status::Warn, disk(), disk_fix),
+        // A share alone speaks for a small SD card; on a large one, 15 % is
+        // tens of GiB (years of sales): little must be left either way.
+        (m, p) if m < 100 || (p < 5 && m < 1024) => check("store.disk", Status::Fail, disk(), disk_fix),
+        (m, p) if p < 15 && m < 4096 => check("store.disk", Status::Warn, disk(), disk_fix),
         _ => ok("store.disk", disk()),
     };
     let integrity = if facts.integrity == "ok" {

@@ -122,6 +122,23 @@ fn a_healthy_store_is_all_green() {
 }
 
 #[test]
+fn a_disk_is_amber_when_little_is_left_by_share_and_by_size() {
+    let gib = 1u64 << 30;
+    let status = |free: u64, total: u64| {
+        let mut f = healthy();
+        (f.disk_free, f.disk_total) = (free, total);
+        status_of(&checks(&f), "store.disk")
+    };
+    // A 16 GiB card: 10 % left is amber, 3 % red.
+    assert_eq!(status(16 * gib / 10, 16 * gib), Status::Warn);
+    assert_eq!(status(16 * gib * 3 / 100, 16 * gib), Status::Fail);
+    // A 256 GiB disk with 30 GiB free (12 %) has years of sales left.
+    assert_eq!(status(30 * gib, 256 * gib), Status::Ok);
+    // Under 100 MiB is red whatever the disk.
+    assert_eq!(status(90 << 20, 256 * gib), Status::Fail);
+}
+
+#[test]
 fn backups_are_amber_only_once_a_day_and_a_half_passes_without_one() {
     let mut f = healthy();
     let hours = |h| f.now - chrono::Duration::hours(h);

@@ -511,7 +511,12 @@ async fn a_checkout_out_of_paper_and_a_dead_one_show_where_the_owner_looks() {
     b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
     b.click("#login-form button").await;
     b.wait_text("#today-view", "Net", WAIT).await;
-    assert_eq!(b.text("#problem-badge").await, "", "all green: no badge");
+    let (_, checks) = hub.web().get("/api/v1/checks");
+    assert_eq!(
+        b.text("#problem-badge").await,
+        "",
+        "all green: no badge; checks: {checks}"
+    );
 
     // T1's printer runs out of paper during a sale; T2 dies.
     t1.call(serde_json::json!({"cmd": "printer", "paper": false}));

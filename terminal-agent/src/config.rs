@@ -74,6 +74,9 @@ pub struct KeypadPins {
     pub rows: [u8; 4],
     /// Columns C0..C3 (inputs with pull-ups), left to right.
     pub cols: [u8; 4],
+    /// How long a column must read the same before the kernel passes it on
+    /// (contact bounce); each row is held twice this long in a scan.
+    pub debounce_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -151,6 +154,7 @@ impl Default for KeypadPins {
             enabled: true,
             rows: [5, 6, 13, 19],
             cols: [12, 16, 20, 21],
+            debounce_ms: 5,
         }
     }
 }
@@ -238,6 +242,9 @@ impl DeviceConfig {
             if self.magstripe.kind == MagstripeKind::Gpio {
                 pins.push(self.magstripe.strobe);
             }
+        }
+        if !(1..=50).contains(&self.keypad.debounce_ms) {
+            return Err("keypad.debounce_ms: 1 to 50 (5 suits most membrane keypads)".into());
         }
         if let Some(p) = pins.iter().find(|&&p| p > 27) {
             return Err(format!("GPIO {p} does not exist on the Pi's header (BCM 0-27)"));

@@ -9,9 +9,8 @@
 //! printer from working (`hw-test` walks through every part).
 
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rppal::gpio::{Gpio, Level, Trigger};
 use rppal::i2c::I2c;
 
 use crate::agent::AgentHandle;
@@ -19,12 +18,13 @@ use crate::config::{DeviceConfig, MagstripeKind};
 use crate::devices::contactless::{pn532::Pn532, read_tap};
 use crate::devices::keypad::{Keypad, SCAN_EVERY};
 use crate::devices::magstripe::hid::HidDecoder;
-use crate::devices::magstripe::swipe::{LineEvent, SwipeDecoder, SwipeOutcome};
+use crate::devices::magstripe::swipe::{SwipeDecoder, SwipeOutcome};
 use crate::devices::magstripe::{self};
 use crate::devices::oled::Oled;
 use crate::devices::printer::port::{FdPort, Port};
 use crate::devices::Screen;
 use crate::devices::{Display, Printer, SharedHealth};
+use crate::gpio;
 use crate::session::Input;
 use tallybox_core::secret::Secret;
 
@@ -159,25 +159,13 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn gpio() -> Result<Gpio, String> {
-    Gpio::new()
-        .map_err(|e| format!("GPIO: {e}; is this a Raspberry Pi, and is the service user in the gpio group?"))
-}
-
+/// The keypad on its thread. Its columns are debounced by the kernel, so
+/// each row is held for twice the debounce period before the columns are
+/// read, and one scan's reading counts.
 pub fn keypad(c: &DeviceConfig, mut sink: impl Sink) -> Result<(), String> {
-    let gpio = gpio()?;
-    let pin = |n: u8| gpio.get(n).map_err(|e| format!("GPIO {n}: {e}"));
-    let mut rows = Vec::new();
-    for n in c.keypad.rows {
-        rows.push(pin(n)?.into_output_high());
-    }
-    let mut cols = Vec::new();
-    for n in c.keypad.cols {
-        cols.push(pin(n)?.into_input_pullup());
-    }
-    let rows: [_; 4] = rows.try_into().map_err(|_| "keypad needs 4 rows")?;
-    let cols: [_; 4] = cols.try_into().map_err(|_| "keypad needs 4 columns")?;
-    let mut pad = Keypad::new(rows, cols, Duration::from_micros(10)).map_err(|e| e.to_string())?;
+    let debounce = Duration::from_millis(c.keypad.debounce_ms);
+    let (rows, cols) = gpio::keypad_lines(c.keypad.rows, c.keypad.cols, debounce)?;
+    let mut pad = Keypad::new(rows, cols, debounce * 2, 1).map_err(|e| e.to_string())?;
     spawn("keypad", move || loop {
         match pad.scan() {
             Ok(keys) => {
@@ -222,55 +210,19 @@ fn swiped(sink: &mut impl Sink, health: &SharedHealth, outcome: SwipeOutcome) ->
 }
 
 fn gpio_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Result<(), String> {
-    let gpio = gpio()?;
-    let pin = |n: u8| {
-        gpio.get(n)
-            .map(|p| p.into_input_pullup())
-            .map_err(|e| format!("GPIO {n}: {e}"))
-    };
-    let (tx, rx) = std_mpsc::channel::<LineEvent>();
-    let epoch = Instant::now();
-    // Card present is active low on these readers.
-    let mut present = pin(c.magstripe.present)?;
-    let t = tx.clone();
-    present
-        .set_async_interrupt(Trigger::Both, Some(Duration::from_millis(2)), move |e| {
-            let _ = t.send(LineEvent::Present(
-                e.trigger == Trigger::FallingEdge,
-                epoch.elapsed(),
-            ));
-        })
-        .map_err(|e| e.to_string())?;
-    let mut data = pin(c.magstripe.data)?;
-    // Interrupts stay armed while their pins are open: the thread keeps them.
-    let mut pins = vec![present];
-    if c.magstripe.kind == MagstripeKind::Gpio {
-        // The reader clocks each bit out on the strobe's falling edge; data low = 1.
-        let mut strobe = pin(c.magstripe.strobe)?;
-        let t = tx.clone();
-        strobe
-            .set_async_interrupt(Trigger::FallingEdge, None, move |_| {
-                let _ = t.send(LineEvent::Bit(data.read() == Level::Low));
-            })
-            .map_err(|e| e.to_string())?;
-        pins.push(strobe);
-    } else {
-        let t = tx.clone();
-        data.set_async_interrupt(Trigger::Both, None, move |e| {
-            let _ = t.send(LineEvent::Edge(e.timestamp));
-        })
-        .map_err(|e| e.to_string())?;
-        pins.push(data);
-    }
-    let stuck_after = Duration::from_secs(c.magstripe.stuck_after_secs);
+    let m = &c.magstripe;
+    let strobe = (m.kind == MagstripeKind::Gpio).then_some(m.strobe);
+    let mut lines = gpio::SwipeLines::open(m.present, m.data, strobe)?;
+    let stuck_after = Duration::from_secs(m.stuck_after_secs);
     spawn("swipe", move || {
-        let _pins = pins;
         let mut decoder = SwipeDecoder::new(stuck_after);
         loop {
-            let event = match rx.recv_timeout(Duration::from_millis(200)) {
+            let event = match lines.next(Duration::from_millis(200)) {
                 Ok(event) => event,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => LineEvent::Tick(epoch.elapsed()),
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "swipe reader lines failed");
+                    return;
+                }
             };
             if let Some(outcome) = decoder.feed(event) {
                 if !swiped(&mut sink, &health, outcome) {

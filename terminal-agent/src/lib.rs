@@ -15,7 +15,8 @@
 //!   byte-level chip models ([`devices::model`]) and the simulated checkout
 //!   built on them. No driver imports the session or the runtime.
 //! - [`hw`]: the Pi backend — the drivers on the Pi's buses, joined to the
-//!   runtime — wired as [`config`] (the checkout's settings file) says.
+//!   runtime — wired as [`config`] (the checkout's settings file) says;
+//!   [`gpio`]: GPIO lines through the kernel's character device.
 //! - [`hwtest`]: `hw-test`, the walk-through for the person wiring a checkout.
 //! - [`checkout`]: the checkout core, sans-IO: the session joined to the
 //!   sealed link to the hub ([`checkout::link`]: sealing, opening and the
@@ -44,6 +45,7 @@ pub mod checkout;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod gpio;
 pub mod hw;
 pub mod hwtest;
 pub mod journal;

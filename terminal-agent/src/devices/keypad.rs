@@ -90,8 +90,11 @@ pub struct KeypadError(String);
 pub struct Keypad<R, C> {
     rows: [R; 4],
     cols: [C; 4],
-    /// Wait after driving a row before reading (lines need a moment to settle).
+    /// Wait after driving a row before reading (lines need a moment to settle,
+    /// and a column the kernel debounces its debounce period).
     settle: Duration,
+    /// Scans a reading must hold before it counts.
+    hold: u8,
     /// Bit `row * 4 + col` per key.
     stable: u16,
     last: u16,
@@ -106,7 +109,14 @@ fn ambiguous(bits: u16) -> bool {
 }
 
 impl<R: OutputPin, C: InputPin> Keypad<R, C> {
-    pub fn new(mut rows: [R; 4], cols: [C; 4], settle: Duration) -> Result<Keypad<R, C>, KeypadError> {
+    /// `hold`: scans a reading must hold ([`DEBOUNCE_SCANS`] where nothing
+    /// else debounces the columns).
+    pub fn new(
+        mut rows: [R; 4],
+        cols: [C; 4],
+        settle: Duration,
+        hold: u8,
+    ) -> Result<Keypad<R, C>, KeypadError> {
         for row in &mut rows {
             row.set_high().map_err(|e| KeypadError(format!("{e:?}")))?;
         }
@@ -114,6 +124,7 @@ impl<R: OutputPin, C: InputPin> Keypad<R, C> {
             rows,
             cols,
             settle,
+            hold,
             stable: 0,
             last: 0,
             same_for: 0,
@@ -147,7 +158,7 @@ impl<R: OutputPin, C: InputPin> Keypad<R, C> {
             self.last = bits;
             self.same_for = 1;
         }
-        if self.same_for < DEBOUNCE_SCANS || bits == self.stable || ambiguous(bits) {
+        if self.same_for < self.hold || bits == self.stable || ambiguous(bits) {
             return Ok(Vec::new());
         }
         let pressed = bits & !self.stable;
@@ -167,7 +178,10 @@ mod tests {
     fn keypad(bounce: u8) -> (Keypad<RowPin, ColumnPin>, KeypadMatrix) {
         let m = KeypadMatrix::with_bounce(bounce);
         let (rows, cols) = m.pins();
-        (Keypad::new(rows, cols, Duration::ZERO).unwrap(), m)
+        (
+            Keypad::new(rows, cols, Duration::ZERO, DEBOUNCE_SCANS).unwrap(),
+            m,
+        )
     }
 
     fn press(m: &KeypadMatrix, c: char, down: bool) {

@@ -90,7 +90,8 @@ impl Default for SimDevices {
         nfc.begin().unwrap_or_else(|e| unreachable!("{e}"));
         let matrix = KeypadMatrix::with_bounce(3);
         let (rows, cols) = matrix.pins();
-        let driver = Keypad::new(rows, cols, Duration::ZERO).unwrap_or_else(|e| unreachable!("{e}"));
+        let driver = Keypad::new(rows, cols, Duration::ZERO, keypad::DEBOUNCE_SCANS)
+            .unwrap_or_else(|e| unreachable!("{e}"));
         SimDevices {
             panel: Arc::default(),
             oled: Arc::new(Mutex::new(oled)),

@@ -169,6 +169,21 @@ fn no_log_line_carries_an_exposed_secret_or_a_whole_card_number() {
 }
 
 #[test]
+fn gpio_goes_through_the_kernels_character_device_not_rppal() {
+    // rppal's GPIO maps /dev/gpiomem, which Debian's kernel does not have.
+    for (path, text) in sources(&root().join("terminal-agent"))
+        .into_iter()
+        .chain(sources(&root().join("hub")))
+    {
+        assert!(
+            !text.contains("rppal::gpio"),
+            "{} drives GPIO through rppal",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn no_driver_knows_the_session_or_the_runtime() {
     let devices = root().join("terminal-agent/src/devices");
     for (path, text) in sources(&devices) {

@@ -1,0 +1,218 @@
+//! GPIO through the kernel's character device (`/dev/gpiochipN`, uAPI v2),
+//! which Debian's kernel and the Raspberry Pi's own both have. Each device
+//! (the keypad, the swipe reader) holds one request for all its lines.
+//!
+//! Lines are found by the names the device tree gives them (`GPIO17` on the
+//! Pi 3, 4 and 5 alike, whatever the chip's number or the line's offset); on
+//! a device tree that names none, by their BCM number on the Pi's own GPIO
+//! chip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_hal::digital::{ErrorType, InputPin, OutputPin};
+use gpiocdev::line::{Bias, EdgeDetection, EdgeKind, Offset, Value};
+use gpiocdev::Request;
+
+use crate::devices::magstripe::swipe::LineEvent;
+
+/// The chip and offsets of BCM lines `bcm`, all on one chip.
+pub fn find(bcm: &[u8]) -> Result<(std::path::PathBuf, Vec<Offset>), String> {
+    let lines: Vec<gpiocdev::FoundLine> = gpiocdev::LineIterator::new()
+        .map_err(|e| format!("GPIO: {e}; is the service user in the gpio group?"))?
+        .collect();
+    if lines.is_empty() {
+        return Err(
+            "GPIO: no GPIO chip (/dev/gpiochip*) can be opened; is the service user in the gpio group?"
+                .into(),
+        );
+    }
+    let mut found = Vec::new();
+    for &n in bcm {
+        let name = format!("GPIO{n}");
+        let line = lines
+            .iter()
+            .find(|l| l.info.name == name)
+            .or_else(|| {
+                // The BCM283x / BCM2711 chip unnamed: offsets are BCM numbers.
+                lines
+                    .iter()
+                    .find(|l| l.info.offset == n as Offset && l.info.name.is_empty() && on_bcm_chip(l))
+            })
+            .ok_or_else(|| format!("GPIO: no line named {name} (gpioinfo lists the lines this board has)"))?;
+        found.push(line);
+    }
+    let chip = found[0].chip.clone();
+    if let Some(other) = found.iter().find(|l| l.chip != chip) {
+        return Err(format!(
+            "GPIO: {} is on {}, the others on {}: one device's lines must be on one chip",
+            other.info.name,
+            other.chip.display(),
+            chip.display()
+        ));
+    }
+    Ok((chip, found.iter().map(|l| l.info.offset).collect()))
+}
+
+fn on_bcm_chip(line: &gpiocdev::FoundLine) -> bool {
+    gpiocdev::chip::Chip::from_path(&line.chip)
+        .and_then(|c| c.info())
+        .is_ok_and(|i| i.label.starts_with("pinctrl-bcm2"))
+}
+
+/// Says which device asked for the lines, as `gpioinfo` shows it.
+const CONSUMER: &str = "tallybox";
+
+fn failed(what: &str, e: gpiocdev::Error) -> String {
+    format!("GPIO {what}: {e} (another program may hold the lines: gpioinfo names it)")
+}
+
+/// One line of a request as an embedded-hal pin.
+pub struct Pin {
+    request: Arc<Request>,
+    offset: Offset,
+}
+
+#[derive(Debug)]
+pub struct PinError(#[allow(dead_code)] gpiocdev::Error);
+
+impl embedded_hal::digital::Error for PinError {
+    fn kind(&self) -> embedded_hal::digital::ErrorKind {
+        embedded_hal::digital::ErrorKind::Other
+    }
+}
+
+impl ErrorType for Pin {
+    type Error = PinError;
+}
+
+impl OutputPin for Pin {
+    fn set_low(&mut self) -> Result<(), PinError> {
+        self.request
+            .set_value(self.offset, Value::Inactive)
+            .map_err(PinError)
+    }
+    fn set_high(&mut self) -> Result<(), PinError> {
+        self.request
+            .set_value(self.offset, Value::Active)
+            .map_err(PinError)
+    }
+}
+
+impl InputPin for Pin {
+    fn is_high(&mut self) -> Result<bool, PinError> {
+        Ok(self.request.value(self.offset).map_err(PinError)? == Value::Active)
+    }
+    fn is_low(&mut self) -> Result<bool, PinError> {
+        Ok(!self.is_high()?)
+    }
+}
+
+/// The keypad's rows (driven, idle high) and columns (pulled up, debounced
+/// by the kernel for `debounce`), in one request.
+pub fn keypad_lines(
+    rows: [u8; 4],
+    cols: [u8; 4],
+    debounce: Duration,
+) -> Result<([Pin; 4], [Pin; 4]), String> {
+    let all: Vec<u8> = rows.iter().chain(&cols).copied().collect();
+    let (chip, offsets) = find(&all)?;
+    let mut b = Request::builder();
+    b.on_chip(&chip).with_consumer(format!("{CONSUMER}-keypad"));
+    b.with_lines(&offsets[..4]).as_output(Value::Active);
+    b.with_lines(&offsets[4..])
+        .as_input()
+        .with_bias(Bias::PullUp)
+        .with_debounce_period(debounce);
+    let request = Arc::new(b.request().map_err(|e| failed("keypad", e))?);
+    let pin = |offset: Offset| Pin {
+        request: request.clone(),
+        offset,
+    };
+    Ok((
+        std::array::from_fn(|i| pin(offsets[i])),
+        std::array::from_fn(|i| pin(offsets[4 + i])),
+    ))
+}
+
+/// A swipe reader's lines in one request, read as [`LineEvent`]s stamped
+/// with the kernel's time of each edge (CLOCK_MONOTONIC, as [`now`]).
+pub struct SwipeLines {
+    request: Request,
+    present: Offset,
+    /// The reader module's clock; None for a raw read head (F2F on data).
+    strobe: Option<Offset>,
+    /// The data line's level as its edges left it (strobe mode).
+    data_low: bool,
+}
+
+impl SwipeLines {
+    /// `strobe`: the reader module's clock line, or None for a raw head.
+    pub fn open(present: u8, data: u8, strobe: Option<u8>) -> Result<SwipeLines, String> {
+        let mut bcm = vec![present, data];
+        bcm.extend(strobe);
+        let (chip, offsets) = find(&bcm)?;
+        let mut b = Request::builder();
+        b.on_chip(&chip).with_consumer(format!("{CONSUMER}-swipe"));
+        // Card present is active low on these readers; its contact bounces.
+        b.with_line(offsets[0])
+            .as_input()
+            .with_bias(Bias::PullUp)
+            .with_edge_detection(EdgeDetection::BothEdges)
+            .with_debounce_period(Duration::from_millis(2));
+        b.with_line(offsets[1])
+            .as_input()
+            .with_bias(Bias::PullUp)
+            .with_edge_detection(EdgeDetection::BothEdges);
+        if let Some(&strobe) = offsets.get(2) {
+            b.with_line(strobe)
+                .as_input()
+                .with_bias(Bias::PullUp)
+                .with_edge_detection(EdgeDetection::FallingEdge);
+        }
+        // A swipe is ~600 edges in a quarter of a second.
+        b.with_kernel_event_buffer_size(1024);
+        let request = b.request().map_err(|e| failed("swipe reader", e))?;
+        let data_low = request.value(offsets[1]).map_err(|e| failed("swipe reader", e))? == Value::Inactive;
+        Ok(SwipeLines {
+            request,
+            present: offsets[0],
+            strobe: offsets.get(2).copied(),
+            data_low,
+        })
+    }
+
+    /// The next event, or a tick when nothing happened for `wait`.
+    pub fn next(&mut self, wait: Duration) -> Result<LineEvent, String> {
+        let read = |e| failed("swipe reader", e);
+        if !self.request.wait_edge_event(wait).map_err(read)? {
+            return Ok(LineEvent::Tick(now()));
+        }
+        let e = self.request.read_edge_event().map_err(read)?;
+        let at = Duration::from_nanos(e.timestamp_ns);
+        let falling = e.kind == EdgeKind::Falling;
+        Ok(if e.offset == self.present {
+            LineEvent::Present(falling, at)
+        } else if Some(e.offset) == self.strobe {
+            // The module clocks each bit out on the strobe's fall; data low = 1.
+            LineEvent::Bit(self.data_low)
+        } else if self.strobe.is_some() {
+            // The data line itself: its level, for the strobe's next fall.
+            self.data_low = falling;
+            LineEvent::Tick(at)
+        } else {
+            LineEvent::Edge(at)
+        })
+    }
+}
+
+/// CLOCK_MONOTONIC, the clock the kernel stamps line edges with.
+pub fn now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, which lives here.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

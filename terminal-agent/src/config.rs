@@ -324,6 +324,8 @@ mod tests {
             ("[keypad]\nrows = [5, 6, 13, 2]\n", "GPIO 2"),
             ("[keypad]\nrows = [5, 6, 13, 12]\n", "two lines"),
             ("[keypad]\ncols = [12, 16, 20, 40]\n", "BCM 0-27"),
+            ("[keypad]\ndebounce_ms = 0\n", "keypad.debounce_ms"),
+            ("[keypad]\ndebounce_ms = 500\n", "keypad.debounce_ms"),
             ("[printer]\ncolumns = 40\n", "printer.columns"),
             ("[printer]\nconnection = \"lpt1\"\n", "printer.connection"),
             ("[printer]\ndrawer_pin = \"3\"\n", "expected `2` or `5`"),

@@ -140,10 +140,9 @@ pub fn keypad_lines(
 pub struct SwipeLines {
     request: Request,
     present: Offset,
+    data: Offset,
     /// The reader module's clock; None for a raw read head (F2F on data).
     strobe: Option<Offset>,
-    /// The data line's level as its edges left it (strobe mode).
-    data_low: bool,
 }
 
 impl SwipeLines {
@@ -160,30 +159,37 @@ impl SwipeLines {
             .with_bias(Bias::PullUp)
             .with_edge_detection(EdgeDetection::BothEdges)
             .with_debounce_period(Duration::from_millis(2));
-        b.with_line(offsets[1])
-            .as_input()
-            .with_bias(Bias::PullUp)
-            .with_edge_detection(EdgeDetection::BothEdges);
         if let Some(&strobe) = offsets.get(2) {
+            // A reader module holds each bit on data while its strobe is
+            // low: data is read when the strobe falls. (The kernel cannot
+            // sample one line on another's edge, and data's own edges may
+            // reach it after the strobe's when both change in one
+            // interrupt.)
+            b.with_line(offsets[1]).as_input().with_bias(Bias::PullUp);
             b.with_line(strobe)
                 .as_input()
                 .with_bias(Bias::PullUp)
                 .with_edge_detection(EdgeDetection::FallingEdge);
+        } else {
+            // A raw head: every reversal, timed by the kernel.
+            b.with_line(offsets[1])
+                .as_input()
+                .with_bias(Bias::PullUp)
+                .with_edge_detection(EdgeDetection::BothEdges);
         }
         // A swipe is ~600 edges in a quarter of a second.
         b.with_kernel_event_buffer_size(1024);
         let request = b.request().map_err(|e| failed("swipe reader", e))?;
-        let data_low = request.value(offsets[1]).map_err(|e| failed("swipe reader", e))? == Value::Inactive;
         Ok(SwipeLines {
             request,
             present: offsets[0],
+            data: offsets[1],
             strobe: offsets.get(2).copied(),
-            data_low,
         })
     }
 
     /// The next event, or a tick when nothing happened for `wait`.
-    pub fn next(&mut self, wait: Duration) -> Result<LineEvent, String> {
+    pub fn next(&self, wait: Duration) -> Result<LineEvent, String> {
         let read = |e| failed("swipe reader", e);
         if !self.request.wait_edge_event(wait).map_err(read)? {
             return Ok(LineEvent::Tick(now()));
@@ -194,12 +200,8 @@ impl SwipeLines {
         Ok(if e.offset == self.present {
             LineEvent::Present(falling, at)
         } else if Some(e.offset) == self.strobe {
-            // The module clocks each bit out on the strobe's fall; data low = 1.
-            LineEvent::Bit(self.data_low)
-        } else if self.strobe.is_some() {
-            // The data line itself: its level, for the strobe's next fall.
-            self.data_low = falling;
-            LineEvent::Tick(at)
+            // Data low = 1.
+            LineEvent::Bit(self.request.value(self.data).map_err(read)? == Value::Inactive)
         } else {
             LineEvent::Edge(at)
         })

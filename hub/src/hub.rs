@@ -83,6 +83,9 @@ pub struct Options {
     pub install_root: Option<std::path::PathBuf>,
     /// The public keys update bundles must be signed with.
     pub update_keys: std::path::PathBuf,
+    /// Takes the test payment codes through simulated providers (the demo
+    /// only; no setting can ask for it).
+    pub simulated_codes: bool,
 }
 
 /// Where things ended up listening, for the banner and for tests.
@@ -150,13 +153,15 @@ fn hub_terminal(config: &Config) -> String {
         .unwrap_or_else(|| OWN_CHECKOUT.to_string())
 }
 
-/// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
-/// The payment-code providers the settings name.
-fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError> {
+/// The payment-code providers the settings name; with `simulated` (the
+/// demo), the simulated provider for each the settings do not name.
+fn code_providers(config: &Config, simulated: bool) -> Result<crate::payments::Codes, ConfigError> {
     let mut codes = crate::payments::Codes::new(
         Duration::from_secs(config.code_wait_secs),
         Duration::from_millis(config.code_poll_ms),
     );
+    // The demo in another currency takes no codes (they are CNY only).
+    let simulated = simulated && config.currency == Currency::CNY;
     let any = config.alipay.is_some() || config.wechat_pay.is_some();
     if any && config.currency != Currency::CNY {
         return Err(ConfigError::Invalid {
@@ -189,8 +194,19 @@ fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError
         .map_err(invalid)?;
         tracing::info!(mch_id = %wechat.mch_id, gateway = %wechat.gateway, "WeChat Pay payment codes taken");
         codes = codes.with(Provider::WechatPay, Arc::new(client));
+    } else if simulated {
+        codes = codes.with(
+            Provider::WechatPay,
+            Arc::new(crate::payments::sim::SimCodes::new("4200")),
+        );
     }
     let Some(alipay) = &config.alipay else {
+        if simulated {
+            codes = codes.with(
+                Provider::Alipay,
+                Arc::new(crate::payments::sim::SimCodes::new("2026")),
+            );
+        }
         return Ok(codes);
     };
     let invalid = |message: String| ConfigError::Invalid {
@@ -213,6 +229,7 @@ fn code_providers(config: &Config) -> Result<crate::payments::Codes, ConfigError
     Ok(codes.with(Provider::Alipay, Arc::new(client)))
 }
 
+/// The acquirer the settings name: the built-in simulator, or an ISO 8583 host.
 fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
     let Some(addr) = config.iso8583_addr() else {
         return Ok(AnyAcquirer::Sim(SimAcquirer::default()));
@@ -423,7 +440,7 @@ impl App {
                     }))
                 },
                 orders: Arc::clone(&orders),
-                codes: code_providers(&config)?,
+                codes: code_providers(&config, options.simulated_codes)?,
                 news: Some(push.clone()),
             },
         ));

@@ -72,6 +72,10 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
         out.push_str(&format!("    tallybox drive --control {first} paper\n"));
         out.push_str("  Then open the web page. Every test card: tallybox test-cards\n");
         out.push_str(&format!(
+            "  Pay by Alipay code instead: keys A1250#, then: tallybox drive --control {first} scan 281234567890120000\n"
+        ));
+        out.push_str("  (…0001: the buyer confirms in the app 8 s later; …0002: never, not charged; WeChat Pay: 13…)\n");
+        out.push_str(&format!(
             "  Void it (supervisor PIN {DEMO_SUPERVISOR_PIN}, trace no. from the slip): keys B1{DEMO_SUPERVISOR_PIN}#1#, card approved\n"
         ));
     }
@@ -108,6 +112,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         owner_password: args.owner.read()?,
         sys_root: args.sys_root.clone(),
         install_root: None,
+        simulated_codes: true,
         update_keys: tallybox::install::UPDATE_KEYS.into(),
     };
     let shutdown = super::stop_signal();

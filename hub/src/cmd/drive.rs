@@ -27,6 +27,9 @@ pub enum Action {
         #[arg(long)]
         stuck: bool,
     },
+    /// Scan a customer's payment code, e.g. `280000000000000000` (see
+    /// `tallybox test-cards`).
+    Scan { code: String },
     /// Print the screen (and the QR code's link, when it shows one).
     Screen,
     /// Print every slip the printer printed.
@@ -76,6 +79,7 @@ pub fn run(control: SocketAddr, action: Action) -> anyhow::Result<()> {
         } => {
             json!({"cmd": "card", "name": name, "entry": entry, "damaged": damaged, "reversed": reversed, "stuck": stuck})
         }
+        Action::Scan { code } => json!({"cmd": "scan", "code": code}),
         Action::Screen => json!({"cmd": "screen"}),
         Action::Paper => json!({"cmd": "paper"}),
         Action::Printer { settings } => printer_request(settings)?,

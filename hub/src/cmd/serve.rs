@@ -113,6 +113,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         owner_password: args.owner.read()?,
         sys_root: args.sys_root.clone(),
         install_root: Some(args.root.clone()),
+        simulated_codes: false,
         update_keys: args.update_keys.clone(),
     };
     let shutdown = super::stop_signal();

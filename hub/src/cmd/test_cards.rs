@@ -35,11 +35,13 @@ pub fn run(as_json: bool) {
     }
     println!("\nPresent one on a simulated checkout: tallybox drive --control ADDR card NAME");
     println!(
-        "\nPayment codes (tallybox-provider-sim): 18 digits, 28… Alipay, 13… WeChat Pay; the last four say:"
+        "\nPayment codes (tallybox demo, tallybox-provider-sim): 18 digits, 28… Alipay, 13… WeChat Pay; the last four say:"
     );
     for (ending, _, behaviour) in tallybox::payments::TEST_CODES {
         println!(
             "  …{ending}  {behaviour}   (Alipay 28123456789012{ending}, WeChat Pay 13123456789012{ending})"
         );
     }
+    println!("Scan one on a simulated checkout after A<amount>#: tallybox drive --control ADDR scan CODE");
+    println!("(In the demo a …0001 buyer confirms after 8 s.)");
 }

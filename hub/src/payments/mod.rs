@@ -11,6 +11,7 @@
 pub mod alipay;
 pub mod https;
 pub mod rsa2;
+pub mod sim;
 pub mod wechat;
 
 use std::collections::HashMap;

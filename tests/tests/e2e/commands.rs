@@ -122,13 +122,39 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
         drive(t1, &["screen"]).contains("APPROVED").then_some(())
     })
     .unwrap_or_else(|| panic!("PIN sale not approved: {}", drive(t1, &["screen"])));
+    // The demo takes the test payment codes without any credentials: an
+    // Alipay code pays at once, a WeChat Pay buyer confirms in the app.
+    let t2 = control + 2;
+    drive(t2, &["keys", "C"]);
+    drive(t2, &["keys", "A880#"]);
+    drive(t2, &["scan", "281234567890120000"]);
+    wait_for(Duration::from_secs(10), || {
+        drive(t2, &["screen"]).contains("PAID").then_some(())
+    })
+    .unwrap_or_else(|| panic!("code sale not paid: {}", drive(t2, &["screen"])));
+    wait_for(Duration::from_secs(10), || {
+        drive(t2, &["paper"]).contains("ALIPAY").then_some(())
+    })
+    .unwrap_or_else(|| panic!("no Alipay receipt: {}", drive(t2, &["paper"])));
+    drive(t2, &["keys", "C"]);
+    drive(t2, &["keys", "A990#"]);
+    drive(t2, &["scan", "131234567890120001"]);
+    wait_for(Duration::from_secs(10), || {
+        drive(t2, &["screen"])
+            .contains("Customer confirming")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no confirming screen: {}", drive(t2, &["screen"])));
+    wait_for(Duration::from_secs(20), || {
+        drive(t2, &["screen"]).contains("PAID").then_some(())
+    })
+    .unwrap_or_else(|| panic!("the buyer's confirmation never came: {}", drive(t2, &["screen"])));
     let (status, list) = tallybox_e2e::web::WebClient::owner(http).get("/api/v1/transactions");
     assert_eq!(status, 200, "{list}");
-    assert_eq!(
-        list["items"].as_array().unwrap().len(),
-        4,
-        "three sales and the PIN sale"
-    );
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 6, "three sales, the PIN sale and two code sales");
+    let providers: Vec<&str> = items.iter().filter_map(|t| t["provider"].as_str()).collect();
+    assert_eq!(providers, ["wechat_pay", "alipay"], "newest first");
 
     // Ctrl-C stops it cleanly.
     Command::new("kill")
@@ -140,4 +166,5 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
     let mut banner = String::new();
     std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
     assert!(banner.contains(&format!("http://127.0.0.1:{http}")), "{banner}");
+    assert!(banner.contains("scan 281234567890120000"), "{banner}");
 }

@@ -74,7 +74,10 @@ fn banner(s: &Started, data_dir: &std::path::Path) {
         out.push_str(&format!(
             "  Pay by Alipay code instead: keys A1250#, then: tallybox drive --control {first} scan 281234567890120000\n"
         ));
-        out.push_str("  (…0001: the buyer confirms in the app 8 s later; …0002: never, not charged; WeChat Pay: 13…)\n");
+        out.push_str(&format!(
+            "  (…0001: the buyer confirms in the app {} s later; …0002: never, not charged; WeChat Pay: 13…)\n",
+            tallybox::payments::sim::CONFIRMS_AFTER.as_secs()
+        ));
         out.push_str(&format!(
             "  Void it (supervisor PIN {DEMO_SUPERVISOR_PIN}, trace no. from the slip): keys B1{DEMO_SUPERVISOR_PIN}#1#, card approved\n"
         ));

@@ -43,5 +43,8 @@ pub fn run(as_json: bool) {
         );
     }
     println!("Scan one on a simulated checkout after A<amount>#: tallybox drive --control ADDR scan CODE");
-    println!("(In the demo a …0001 buyer confirms after 8 s.)");
+    println!(
+        "(In the demo a …0001 buyer confirms after {} s.)",
+        tallybox::payments::sim::CONFIRMS_AFTER.as_secs()
+    );
 }

@@ -32,6 +32,15 @@ fn test_cards_cover_every_answer_a_shop_meets() {
     assert!(String::from_utf8_lossy(&table.stdout).contains("6222021000000005"));
 }
 
+/// Waits up to `secs` for checkout `port`'s screen to show `text`; `what`
+/// names the step when it never does.
+fn wait_screen(port: u16, text: &str, secs: u64, what: &str) {
+    wait_for(Duration::from_secs(secs), || {
+        drive(port, &["screen"]).contains(text).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{what}: {}", drive(port, &["screen"])));
+}
+
 #[test]
 fn the_demo_runs_the_whole_system_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,25 +122,16 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
     drive(t1, &["keys", "C"]);
     drive(t1, &["keys", "A500#"]);
     drive(t1, &["card", "pin"]);
-    wait_for(Duration::from_secs(10), || {
-        drive(t1, &["screen"]).contains("Enter PIN").then_some(())
-    })
-    .unwrap_or_else(|| panic!("no PIN asked: {}", drive(t1, &["screen"])));
+    wait_screen(t1, "Enter PIN", 10, "no PIN asked");
     drive(t1, &["keys", "1234#"]);
-    wait_for(Duration::from_secs(10), || {
-        drive(t1, &["screen"]).contains("APPROVED").then_some(())
-    })
-    .unwrap_or_else(|| panic!("PIN sale not approved: {}", drive(t1, &["screen"])));
+    wait_screen(t1, "APPROVED", 10, "PIN sale not approved");
     // The demo takes the test payment codes without any credentials: an
     // Alipay code pays at once, a WeChat Pay buyer confirms in the app.
     let t2 = control + 2;
     drive(t2, &["keys", "C"]);
     drive(t2, &["keys", "A880#"]);
     drive(t2, &["scan", "281234567890120000"]);
-    wait_for(Duration::from_secs(10), || {
-        drive(t2, &["screen"]).contains("PAID").then_some(())
-    })
-    .unwrap_or_else(|| panic!("code sale not paid: {}", drive(t2, &["screen"])));
+    wait_screen(t2, "PAID", 10, "code sale not paid");
     wait_for(Duration::from_secs(10), || {
         drive(t2, &["paper"]).contains("ALIPAY").then_some(())
     })
@@ -139,16 +139,8 @@ fn the_demo_runs_the_whole_system_and_stops_cleanly() {
     drive(t2, &["keys", "C"]);
     drive(t2, &["keys", "A990#"]);
     drive(t2, &["scan", "131234567890120001"]);
-    wait_for(Duration::from_secs(10), || {
-        drive(t2, &["screen"])
-            .contains("Customer confirming")
-            .then_some(())
-    })
-    .unwrap_or_else(|| panic!("no confirming screen: {}", drive(t2, &["screen"])));
-    wait_for(Duration::from_secs(20), || {
-        drive(t2, &["screen"]).contains("PAID").then_some(())
-    })
-    .unwrap_or_else(|| panic!("the buyer's confirmation never came: {}", drive(t2, &["screen"])));
+    wait_screen(t2, "Customer confirming", 10, "no confirming screen");
+    wait_screen(t2, "PAID", 20, "the buyer's confirmation never came");
     let (status, list) = tallybox_e2e::web::WebClient::owner(http).get("/api/v1/transactions");
     assert_eq!(status, 200, "{list}");
     let items = list["items"].as_array().unwrap();

@@ -367,6 +367,8 @@ pub struct App {
     connected: watch::Sender<bool>,
     pushes: crate::link::Pushes,
     setup_code: Option<String>,
+    /// The chain this shop feeds, if it joined one.
+    chain: Option<crate::chain::ChainConfig>,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -375,11 +377,14 @@ impl App {
     pub async fn open(config: Config, options: Options) -> Result<App, HubError> {
         config.validate()?;
         let lock = crate::store::lock::DataLock::take(&config.data_dir)?;
-        let store =
-            StoreHandle::spawn(Store::open(&config.data_dir)?).map_err(|error| StoreError::DataDir {
-                dir: config.data_dir.display().to_string(),
-                error,
-            })?;
+        let chain = crate::chain::ChainConfig::load(&config.data_dir)
+            .map_err(|message| ConfigError::Invalid { key: "chain", message })?;
+        let mut writer_store = Store::open(&config.data_dir)?;
+        writer_store.keep_outbox(chain.is_some());
+        let store = StoreHandle::spawn(writer_store).map_err(|error| StoreError::DataDir {
+            dir: config.data_dir.display().to_string(),
+            error,
+        })?;
         // The settings file's shop, with the owner's edit from the page on top.
         let mut web_store = Store::open(&config.data_dir)?;
         let from_file = Shop::from_config(&config).map_err(|message| ConfigError::Invalid {
@@ -528,6 +533,7 @@ impl App {
             connected,
             pushes,
             setup_code,
+            chain,
         })
     }
 
@@ -555,6 +561,7 @@ impl App {
             connected,
             pushes,
             setup_code,
+            chain,
             // Held until the hub has stopped.
             _lock: _held,
         } = self;
@@ -610,6 +617,10 @@ impl App {
         tasks.spawn(jobs::full_batches(Arc::clone(&coordinator), stop.clone()));
         if let Some(at) = config.settle_at.clone() {
             tasks.spawn(jobs::daily_settlement(Arc::clone(&coordinator), at, stop.clone()));
+        }
+        if let Some(chain) = chain {
+            let reader = Arc::new(Mutex::new(Store::open(&config.data_dir)?));
+            tasks.spawn(crate::chain::uplink::run(chain, writer.clone(), reader, stop.clone()));
         }
         tasks.spawn(jobs::backups(
             config.data_dir.clone(),

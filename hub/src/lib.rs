@@ -68,6 +68,7 @@
 
 pub mod acquirer;
 pub mod broker;
+pub mod chain;
 pub mod config;
 pub mod coordinator;
 pub mod discovery;

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         action: cmd::audit::AuditAction,
     },
+    /// Join a chain of shops (head office's one-time code), or see what the uplink has sent.
+    Chain {
+        #[command(subcommand)]
+        action: cmd::chain::ChainAction,
+    },
     /// Write the evidence pack of a period (transactions, slips, audit log, CCTV times, steps).
     Evidence(cmd::evidence::EvidenceArgs),
     /// Stop a terminal (--terminal T1) or the whole store (--store) from selling.
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Chain { action } => cmd::chain::run(action),
         Command::Evidence(args) => cmd::evidence::run(args),
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),

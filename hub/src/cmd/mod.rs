@@ -3,6 +3,7 @@
 pub mod acquirer_keys;
 pub mod acquirer_sim;
 pub mod audit;
+pub mod chain;
 pub mod demo;
 pub mod doctor;
 pub mod drive;

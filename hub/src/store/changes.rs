@@ -53,6 +53,11 @@ impl Collected {
         }
     }
 
+    /// What is held so far.
+    pub(super) fn peek(&self) -> &[Change] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
     pub(super) fn take(&mut self) -> Vec<Change> {
         self.0.as_mut().map(std::mem::take).unwrap_or_default()
     }

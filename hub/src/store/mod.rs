@@ -15,6 +15,7 @@ pub mod fraud;
 pub mod history;
 pub mod keys;
 pub mod lock;
+pub mod outbox;
 pub mod query;
 pub mod report;
 pub mod restore;
@@ -348,6 +349,8 @@ pub struct Store {
     changes: changes::Collected,
     /// The history was found whole against its witness file.
     history_intact: std::cell::Cell<bool>,
+    /// The shop is in a chain: commits append to the outbox.
+    outbox: bool,
 }
 
 const COLUMNS: &str = "id, request_id, terminal_id, kind, status, amount, currency, masked_pan, brand, \
@@ -618,6 +621,7 @@ impl Store {
             usual_sale: std::cell::Cell::new(None),
             changes: changes::Collected::default(),
             history_intact: std::cell::Cell::new(false),
+            outbox: false,
         })
     }
 

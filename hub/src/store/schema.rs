@@ -303,6 +303,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE transactions ADD COLUMN provider TEXT;
     ALTER TABLE transactions ADD COLUMN buyer TEXT;
     "#,
+    // 22: the outbox a head office reads while the shop is in a chain
+    // (store/outbox.rs): numbered, chained by hash; `chain_acked` in settings.
+    r#"
+    CREATE TABLE outbox (
+        seq   INTEGER PRIMARY KEY,
+        kind  TEXT    NOT NULL,
+        at    TEXT    NOT NULL,
+        body  TEXT    NOT NULL,
+        hash  BLOB    NOT NULL
+    );
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

@@ -4,7 +4,7 @@ use super::query::Filter;
 use super::*;
 use tallybox_core::card::{test_cards, EntryMode};
 
-fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
+pub(super) fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
     NewTxn {
         request_id: rid,
         terminal_id: tid,
@@ -17,7 +17,7 @@ fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, mino
     }
 }
 
-fn approve(store: &mut Store, id: i64) -> Txn {
+pub(super) fn approve(store: &mut Store, id: i64) -> Txn {
     let verdict = Verdict {
         status: TxnStatus::Approved,
         response_code: tallybox_core::code::ResponseCode::APPROVED,
@@ -25,6 +25,14 @@ fn approve(store: &mut Store, id: i64) -> Txn {
         reference_no: "000000000001",
     };
     store.finish(id, &verdict).unwrap()
+}
+
+/// An approved card sale of `minor` on T1.
+pub(super) fn sale(store: &mut Store, minor: u64) -> Txn {
+    let (rid, tid) = (RequestId::new(), TerminalId::parse("T1").unwrap());
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let id = store.begin(&new_txn(&rid, &tid, &card, minor)).unwrap().id;
+    approve(store, id)
 }
 
 #[test]

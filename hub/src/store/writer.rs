@@ -80,6 +80,15 @@ impl From<rusqlite::Error> for Failed {
     }
 }
 
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Failed {
+        Failed {
+            storage: e.is_storage(),
+            why: e.to_string(),
+        }
+    }
+}
+
 /// A cloneable handle to the store thread.
 #[derive(Clone)]
 pub struct StoreHandle {
@@ -226,11 +235,15 @@ fn run(
                     let _ = store.connection().execute_batch("ROLLBACK");
                     Some(failed)
                 }
-                Ok(()) => match super::exec(store.connection(), "COMMIT", []) {
+                Ok(()) => match store
+                    .append_outbox()
+                    .map_err(Failed::from)
+                    .and_then(|()| super::exec(store.connection(), "COMMIT", []).map_err(Failed::from))
+                {
                     Ok(_) => None,
-                    Err(e) => {
+                    Err(failed) => {
                         let _ = store.connection().execute_batch("ROLLBACK");
-                        Some(Failed::from(e))
+                        Some(failed)
                     }
                 },
             },

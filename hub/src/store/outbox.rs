@@ -1,0 +1,229 @@
+//! The outbox a head office reads ([`crate::chain`]): while the shop is in a
+//! chain, every commit of the store writer appends what it changed — a
+//! transaction as it now stands, a settlement, a fraud hit, a freeze — in
+//! the same SQLite transaction, so an entry exists exactly when its change
+//! does. Entries are numbered from 1 and chained by hash
+//! ([`crate::chain::wire::entry_hash`]). Entries head office has
+//! acknowledged are pruned once [`KEEP_ACKED`] newer ones exist; an entry
+//! not yet acknowledged is never pruned, however long the uplink is down.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{exec, now_utc, Change, Store, StoreError};
+use crate::chain::wire::{entry_hash, Entry, GENESIS};
+
+/// Acknowledged entries kept, for a head office that restored a backup and
+/// asks again.
+pub const KEEP_ACKED: u64 = 1_000;
+
+impl Store {
+    /// Whether this store keeps an outbox (the shop is in a chain).
+    pub fn keep_outbox(&mut self, on: bool) {
+        self.outbox = on;
+    }
+
+    /// Appends what the open transaction changed; the writer calls it before
+    /// each commit. Prunes what head office holds beyond [`KEEP_ACKED`].
+    pub(super) fn append_outbox(&mut self) -> Result<(), StoreError> {
+        if !self.outbox {
+            return Ok(());
+        }
+        let mut changes = self.changes.peek().to_vec();
+        // A transaction changed twice in one commit is one entry: as it now stands.
+        let mut seen = std::collections::HashSet::new();
+        changes.retain(|c| !matches!(c, Change::Txn { id, .. } if !seen.insert(*id)));
+        let mut kept = Vec::with_capacity(changes.len());
+        for change in &changes {
+            if let Some(entry) = self.outbox_body(change)? {
+                kept.push(entry);
+            }
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let (mut seq, mut prev) = self.outbox_head()?;
+        let at = now_utc();
+        for (kind, body) in kept {
+            seq += 1;
+            let hash = entry_hash(&prev, seq, kind, &at, &body);
+            exec(
+                &self.conn,
+                "INSERT INTO outbox (seq, kind, at, body, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![seq as i64, kind, at, body, hash.as_slice()],
+            )?;
+            prev = hash;
+        }
+        let prune_to = self.chain_acked()?.min(seq.saturating_sub(KEEP_ACKED));
+        if prune_to > 0 {
+            exec(&self.conn, "DELETE FROM outbox WHERE seq <= ?1", [prune_to as i64])?;
+        }
+        Ok(())
+    }
+
+    /// The entry a change makes, if head office keeps that kind.
+    fn outbox_body(&self, change: &Change) -> Result<Option<(&'static str, String)>, StoreError> {
+        let json = |v: serde_json::Value| v.to_string();
+        Ok(match change {
+            Change::Txn { id, .. } => {
+                let txn = self.get(*id)?.ok_or(StoreError::Vanished(*id))?;
+                Some(("txn", serde_json::to_string(&txn).expect("plain data serializes")))
+            }
+            Change::Settled { batch_no } => {
+                let row = self
+                    .conn
+                    .query_row(
+                        "SELECT at, balanced FROM settlements WHERE batch_no = ?1",
+                        [batch_no],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                    )
+                    .optional()?;
+                row.map(|(at, balanced)| {
+                    (
+                        "settled",
+                        json(serde_json::json!({"batch_no": batch_no, "at": at, "balanced": balanced})),
+                    )
+                })
+            }
+            Change::FraudHit { terminal, rule } => Some((
+                "fraud_hit",
+                json(serde_json::json!({"terminal": terminal.as_str(), "rule": rule})),
+            )),
+            Change::Freeze { scope, frozen } => Some((
+                "freeze",
+                json(serde_json::json!({"scope": scope, "frozen": frozen})),
+            )),
+            // Heard from: every heartbeat; head office learns a checkout's
+            // life from its sales.
+            Change::TerminalSeen { .. } => None,
+        })
+    }
+
+    /// The last entry's number and hash (0 and the genesis hash when empty).
+    fn outbox_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let head = self
+            .conn
+            .prepare_cached("SELECT seq, hash FROM outbox ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .optional()?;
+        Ok(match head {
+            Some((seq, hash)) => (seq as u64, hash.try_into().unwrap_or(GENESIS)),
+            None => (0, GENESIS),
+        })
+    }
+
+    /// The newest entry's number (0 when none was ever appended).
+    pub fn outbox_last(&self) -> Result<u64, StoreError> {
+        Ok(self.outbox_head()?.0)
+    }
+
+    /// Up to `max` entries after `after`, oldest first.
+    pub fn outbox_after(&self, after: u64, max: usize) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, kind, at, body, hash FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![after as i64, max as i64], |r| {
+            Ok(Entry {
+                seq: r.get::<_, i64>(0)? as u64,
+                kind: r.get(1)?,
+                at: r.get(2)?,
+                body: r.get(3)?,
+                hash: hex::encode(r.get::<_, Vec<u8>>(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The last entry head office acknowledged (0 before the first).
+    pub fn chain_acked(&self) -> Result<u64, StoreError> {
+        let acked = self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE key = 'chain_acked'")?
+            .query_row([], |r| r.get::<_, String>(0))
+            .optional()?;
+        Ok(acked.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Records that head office holds every entry up to `seq`; never moves back.
+    pub fn set_chain_acked(&mut self, seq: u64) -> Result<(), StoreError> {
+        if seq > self.chain_acked()? {
+            exec(
+                &self.conn,
+                "INSERT INTO settings (key, value) VALUES ('chain_acked', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [seq.to_string()],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::sale;
+
+    #[test]
+    fn a_store_in_a_chain_appends_each_change_chained_and_prunes_only_what_was_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        // Not in a chain: nothing is kept.
+        store.changes.start();
+        sale(&mut store, 100);
+        store.append_outbox().unwrap();
+        store.changes.take();
+        assert_eq!(store.outbox_last().unwrap(), 0);
+
+        store.keep_outbox(true);
+        // A sale's pending and final states, each in its own commit.
+        let tid = tallybox_core::protocol::TerminalId::parse("T1").unwrap();
+        let card = tallybox_core::card::test_cards::by_name("approved")
+            .unwrap()
+            .read(tallybox_core::card::EntryMode::Swipe);
+        let rid = tallybox_core::protocol::RequestId::new();
+        let pending = store.begin(&crate::store::tests::new_txn(&rid, &tid, &card, 4250)).unwrap();
+        store.append_outbox().unwrap();
+        crate::store::tests::approve(&mut store, pending.id);
+        store.append_outbox().unwrap();
+        store.changes.take();
+        let states: Vec<serde_json::Value> = store
+            .outbox_after(0, 9)
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(&e.body).unwrap())
+            .collect();
+        assert_eq!(states.len(), 2);
+        assert_eq!((&states[0]["status"], &states[1]["status"]), (&"pending".into(), &"approved".into()));
+        assert_eq!(states[1]["amount"], 4250);
+        assert_eq!(states[1]["masked_pan"].as_str().map(|p| p.contains('*')), Some(true), "{}", states[1]);
+
+        // Many commits: a sale (one entry: as it stands at the commit) and a freeze.
+        for minor in 1..=(KEEP_ACKED + 5) {
+            sale(&mut store, minor);
+            store.freeze("T9", "a test").unwrap();
+            store.append_outbox().unwrap();
+            store.changes.take();
+        }
+        let last = store.outbox_last().unwrap();
+        assert_eq!(last, 2 + 2 * (KEEP_ACKED + 5));
+        let all = store.outbox_after(0, usize::MAX).unwrap();
+        assert_eq!(all.len() as u64, last, "nothing acknowledged, nothing pruned");
+        let mut prev = GENESIS;
+        for entry in &all {
+            assert!(entry.follows(&prev), "entry {} is chained", entry.seq);
+            prev = entry.hash_bytes().unwrap();
+        }
+        let kinds: Vec<&str> = all[2..4].iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["txn", "freeze"]);
+        assert!(!all[2].body.contains("pan_hash"), "{}", all[2].body);
+
+        store.set_chain_acked(last - 3).unwrap();
+        store.set_chain_acked(5).unwrap();
+        assert_eq!(store.chain_acked().unwrap(), last - 3, "acks never move back");
+        sale(&mut store, 7);
+        store.append_outbox().unwrap();
+        let kept = store.outbox_after(0, usize::MAX).unwrap();
+        assert_eq!(kept.len() as u64, KEEP_ACKED, "the newest {KEEP_ACKED} are kept");
+        assert_eq!(kept.first().unwrap().seq, last + 2 - KEEP_ACKED);
+        assert_eq!(kept.last().unwrap().seq, last + 1);
+    }
+}

@@ -377,8 +377,11 @@ impl App {
     pub async fn open(config: Config, options: Options) -> Result<App, HubError> {
         config.validate()?;
         let lock = crate::store::lock::DataLock::take(&config.data_dir)?;
-        let chain = crate::chain::ChainConfig::load(&config.data_dir)
-            .map_err(|message| ConfigError::Invalid { key: "chain", message })?;
+        let chain =
+            crate::chain::ChainConfig::load(&config.data_dir).map_err(|message| ConfigError::Invalid {
+                key: "chain",
+                message,
+            })?;
         let mut writer_store = Store::open(&config.data_dir)?;
         writer_store.keep_outbox(chain.is_some());
         let store = StoreHandle::spawn(writer_store).map_err(|error| StoreError::DataDir {
@@ -620,7 +623,12 @@ impl App {
         }
         if let Some(chain) = chain {
             let reader = Arc::new(Mutex::new(Store::open(&config.data_dir)?));
-            tasks.spawn(crate::chain::uplink::run(chain, writer.clone(), reader, stop.clone()));
+            tasks.spawn(crate::chain::uplink::run(
+                chain,
+                writer.clone(),
+                reader,
+                stop.clone(),
+            ));
         }
         tasks.spawn(jobs::backups(
             config.data_dir.clone(),

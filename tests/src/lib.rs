@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod browser;
+pub mod chain;
 pub mod mqtt;
 pub mod paper;
 pub mod procs;

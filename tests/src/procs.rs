@@ -142,6 +142,26 @@ impl Hub {
         hub
     }
 
+    /// A hub that joined a chain with head office's one-time `code`
+    /// (`tallybox chain join`) before its first start.
+    pub fn start_in_chain(code: &str) -> Hub {
+        let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
+        let data = hub.data_dir();
+        std::fs::create_dir_all(&data).expect("data dir");
+        let out = Command::new(bin("tallybox"))
+            .args(["chain", "join", code, "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("tallybox chain join");
+        assert!(
+            out.status.success(),
+            "tallybox chain join: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        hub.spawn();
+        hub
+    }
+
     fn start_full(external: Option<u16>, extra: &[&str], pairing_required: bool) -> Hub {
         let mut hub = Hub::prepare(external, extra, pairing_required);
         hub.spawn();

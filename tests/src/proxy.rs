@@ -17,6 +17,8 @@ pub struct Proxy {
     stall: Stall,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    /// While set, every connection is closed as it arrives.
+    refusing: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -28,6 +30,8 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let stall = Stall::default();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let refuse = Arc::clone(&refusing);
         let (delay, stopped, links) = (Arc::clone(&delay_ms), Arc::clone(&stop), Arc::clone(&open));
         let held = stall.clone();
         std::thread::spawn(move || {
@@ -36,6 +40,9 @@ impl Proxy {
                     return;
                 }
                 let Ok(client) = client else { continue };
+                if refuse.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees its connection close
+                }
                 let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue; // the client sees its connection close
                 };
@@ -53,6 +60,16 @@ impl Proxy {
             stall,
             stop,
             open,
+            refusing,
+        }
+    }
+
+    /// Takes the link down (every open connection cut, new ones closed at
+    /// once: a line that is down) or puts it back up.
+    pub fn down(&self, down: bool) {
+        self.refusing.store(down, Ordering::SeqCst);
+        if down {
+            self.cut();
         }
     }
 

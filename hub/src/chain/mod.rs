@@ -71,7 +71,12 @@ impl ChainConfig {
             return Ok(None);
         }
         let text = crate::store::read_private(&path)?;
-        let bad = |what: &str| format!("{} is damaged ({what}): join the chain again with a new code from head office", path.display());
+        let bad = |what: &str| {
+            format!(
+                "{} is damaged ({what}): join the chain again with a new code from head office",
+                path.display()
+            )
+        };
         let file: ChainFile = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
         let key: [u8; 32] = hex::decode(&file.key)
             .ok()
@@ -107,7 +112,8 @@ impl ChainConfig {
             key: hex::encode(key.to_bytes()),
         };
         let json = Zeroizing::new(serde_json::to_vec_pretty(&file).expect("plain data serializes"));
-        tallybox_platform::fsync::write_synced(&path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        tallybox_platform::fsync::write_synced(&path, &json)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(ChainConfig::load(data_dir)?.expect("just written"))
     }
 
@@ -139,7 +145,10 @@ mod tests {
         let loaded = ChainConfig::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded.public_key(), joined.public_key());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let again = ChainConfig::join(dir.path(), &code).unwrap_err();
         assert!(again.contains("already in a chain"), "{again}");

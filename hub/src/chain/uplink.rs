@@ -168,7 +168,12 @@ fn send_due(
             entries,
         };
         if client
-            .try_publish(&topics.outbox, QoS::AtLeastOnce, false, wire::seal(&batch, &chain.key))
+            .try_publish(
+                &topics.outbox,
+                QoS::AtLeastOnce,
+                false,
+                wire::seal(&batch, &chain.key),
+            )
             .is_err()
         {
             // The client's queue is full: the next wake sends it.

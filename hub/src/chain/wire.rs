@@ -89,7 +89,11 @@ pub struct Enrol {
 
 fn enrol_mac(secret: &[u8], store: &str, key: &str) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-    for part in [b"tallybox-chain-enrol".as_slice(), store.as_bytes(), key.as_bytes()] {
+    for part in [
+        b"tallybox-chain-enrol".as_slice(),
+        store.as_bytes(),
+        key.as_bytes(),
+    ] {
         mac.update(part);
         mac.update(b"\n");
     }
@@ -138,7 +142,10 @@ impl ChainTopics {
 
 /// A store id: 1 to 32 letters, digits, `-` or `_` (it is a topic level).
 pub fn valid_store_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -205,14 +212,20 @@ impl EnrolCode {
     }
 
     pub fn decode(code: &str) -> Result<EnrolCode, String> {
-        let bad = || "not a chain enrolment code: paste the whole line head office gave (it starts tbx-chain-1.)".to_string();
+        let bad = || {
+            "not a chain enrolment code: paste the whole line head office gave (it starts tbx-chain-1.)"
+                .to_string()
+        };
         let rest = code.trim().strip_prefix(CODE_PREFIX).ok_or_else(bad)?;
         let json = data_encoding::BASE64URL_NOPAD
             .decode(rest.as_bytes())
             .map_err(|_| bad())?;
         let code: EnrolCode = serde_json::from_slice(&json).map_err(|_| bad())?;
         if !valid_store_id(&code.store) {
-            return Err(format!("the code names store '{}', which is not a store id", code.store));
+            return Err(format!(
+                "the code names store '{}', which is not a store id",
+                code.store
+            ));
         }
         verifying_key(&code.hq).map_err(|e| format!("the code's head-office key: {e}"))?;
         Ok(code)
@@ -246,7 +259,10 @@ mod tests {
         let chain = entries(3);
         assert!(chain[0].follows(&GENESIS));
         assert!(chain[1].follows(&chain[0].hash_bytes().unwrap()));
-        assert!(!chain[2].follows(&chain[0].hash_bytes().unwrap()), "an entry skipped");
+        assert!(
+            !chain[2].follows(&chain[0].hash_bytes().unwrap()),
+            "an entry skipped"
+        );
         let mut changed = chain[1].clone();
         changed.body = "{\"n\":20}".into();
         assert!(!changed.follows(&chain[0].hash_bytes().unwrap()));
@@ -279,7 +295,10 @@ mod tests {
         let mut altered = sealed.clone();
         altered[10] ^= 1;
         assert!(open::<Batch>(&altered, &store.verifying_key()).is_err());
-        assert_eq!(open::<Batch>(&sealed[..40], &store.verifying_key()), Err(WireError::Short));
+        assert_eq!(
+            open::<Batch>(&sealed[..40], &store.verifying_key()),
+            Err(WireError::Short)
+        );
         assert_eq!(peek::<Batch>(&forged).unwrap().store, "S1");
     }
 

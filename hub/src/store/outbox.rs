@@ -55,7 +55,11 @@ impl Store {
         }
         let prune_to = self.chain_acked()?.min(seq.saturating_sub(KEEP_ACKED));
         if prune_to > 0 {
-            exec(&self.conn, "DELETE FROM outbox WHERE seq <= ?1", [prune_to as i64])?;
+            exec(
+                &self.conn,
+                "DELETE FROM outbox WHERE seq <= ?1",
+                [prune_to as i64],
+            )?;
         }
         Ok(())
     }
@@ -118,9 +122,9 @@ impl Store {
 
     /// Up to `max` entries after `after`, oldest first.
     pub fn outbox_after(&self, after: u64, max: usize) -> Result<Vec<Entry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, kind, at, body, hash FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, kind, at, body, hash FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = stmt.query_map(params![after as i64, max as i64], |r| {
             Ok(Entry {
                 seq: r.get::<_, i64>(0)? as u64,
@@ -180,7 +184,9 @@ mod tests {
             .unwrap()
             .read(tallybox_core::card::EntryMode::Swipe);
         let rid = tallybox_core::protocol::RequestId::new();
-        let pending = store.begin(&crate::store::tests::new_txn(&rid, &tid, &card, 4250)).unwrap();
+        let pending = store
+            .begin(&crate::store::tests::new_txn(&rid, &tid, &card, 4250))
+            .unwrap();
         store.append_outbox().unwrap();
         crate::store::tests::approve(&mut store, pending.id);
         store.append_outbox().unwrap();
@@ -192,9 +198,17 @@ mod tests {
             .map(|e| serde_json::from_str(&e.body).unwrap())
             .collect();
         assert_eq!(states.len(), 2);
-        assert_eq!((&states[0]["status"], &states[1]["status"]), (&"pending".into(), &"approved".into()));
+        assert_eq!(
+            (&states[0]["status"], &states[1]["status"]),
+            (&"pending".into(), &"approved".into())
+        );
         assert_eq!(states[1]["amount"], 4250);
-        assert_eq!(states[1]["masked_pan"].as_str().map(|p| p.contains('*')), Some(true), "{}", states[1]);
+        assert_eq!(
+            states[1]["masked_pan"].as_str().map(|p| p.contains('*')),
+            Some(true),
+            "{}",
+            states[1]
+        );
 
         // Many commits: a sale (one entry: as it stands at the commit) and a freeze.
         for minor in 1..=(KEEP_ACKED + 5) {

@@ -4,7 +4,12 @@ use super::query::Filter;
 use super::*;
 use tallybox_core::card::{test_cards, EntryMode};
 
-pub(super) fn new_txn<'a>(rid: &'a RequestId, tid: &'a TerminalId, card: &'a CardRead, minor: u64) -> NewTxn<'a> {
+pub(super) fn new_txn<'a>(
+    rid: &'a RequestId,
+    tid: &'a TerminalId,
+    card: &'a CardRead,
+    minor: u64,
+) -> NewTxn<'a> {
     NewTxn {
         request_id: rid,
         terminal_id: tid,

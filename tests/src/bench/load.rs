@@ -220,6 +220,25 @@ pub async fn code_sale_latency(
     h
 }
 
+/// `count` approved sales from `terminals` terminals selling back to back.
+pub async fn sales(port: u16, store: &str, terminals: usize, count: u64) {
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(count as i64));
+    let mut tasks = Vec::new();
+    for i in 1..=terminals {
+        let mut t = Terminal::connect(port, store, &format!("L{i}")).await;
+        let left = std::sync::Arc::clone(&left);
+        tasks.push(tokio::spawn(async move {
+            while left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                let (status, _) = t.sale().await;
+                assert_eq!(status, TxnStatus::Approved);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("terminal task");
+    }
+}
+
 pub struct Throughput {
     pub approved: u64,
     pub elapsed: Duration,

@@ -15,6 +15,7 @@ mod broker_access;
 mod card_settings;
 mod cash;
 mod cashiers;
+mod chain;
 mod checkouts;
 mod codes;
 mod commands;

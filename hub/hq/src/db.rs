@@ -1,0 +1,328 @@
+//! Head office's PostgreSQL: the schema, and every statement `tallybox-hq`
+//! runs. Each store's entries are kept once, keyed by store and number;
+//! `stores.next_seq` and `last_hash` say how far each store's chain is held,
+//! and are moved only under the store row's lock, so several `tallybox-hq`
+//! instances on one database take each entry exactly once.
+
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use tallybox::chain::wire::{Entry, GENESIS};
+
+/// Numbered steps; a step is added, never edited.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE stores (
+        store_id    text PRIMARY KEY,
+        name        text NOT NULL DEFAULT '',
+        public_key  text,
+        revoked_at  timestamptz,
+        next_seq    bigint NOT NULL DEFAULT 1,
+        last_hash   bytea NOT NULL,
+        last_heard  timestamptz,
+        broken      text
+    );
+    CREATE TABLE enrolments (
+        store_id    text PRIMARY KEY REFERENCES stores,
+        secret      bytea NOT NULL,
+        expires_at  timestamptz NOT NULL
+    );
+    CREATE TABLE entries (
+        store_id    text   NOT NULL REFERENCES stores,
+        seq         bigint NOT NULL,
+        kind        text   NOT NULL,
+        at          text   NOT NULL,
+        body        text   NOT NULL,
+        hash        bytea  NOT NULL,
+        received_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (store_id, seq)
+    );
+    CREATE TABLE txns (
+        store_id      text   NOT NULL REFERENCES stores,
+        id            bigint NOT NULL,
+        seq           bigint NOT NULL,
+        terminal_id   text   NOT NULL,
+        kind          text   NOT NULL,
+        status        text   NOT NULL,
+        amount        bigint NOT NULL,
+        currency      text   NOT NULL,
+        tender        text   NOT NULL,
+        brand         text   NOT NULL DEFAULT '',
+        masked_pan    text   NOT NULL DEFAULT '',
+        provider      text   NOT NULL DEFAULT '',
+        response_code text   NOT NULL DEFAULT '',
+        local_time    text   NOT NULL,
+        created_at    timestamptz NOT NULL,
+        PRIMARY KEY (store_id, id)
+    );
+    CREATE INDEX txns_time ON txns (created_at);
+    CREATE INDEX txns_store_time ON txns (store_id, local_time);
+    CREATE TABLE alerts (
+        id       bigserial PRIMARY KEY,
+        store_id text,
+        at       timestamptz NOT NULL DEFAULT now(),
+        what     text NOT NULL
+    );
+    CREATE TABLE accounts (
+        name          text PRIMARY KEY,
+        password_hash text NOT NULL,
+        -- NULL: every store (head office); else the stores this account sees.
+        stores        text[]
+    );
+    CREATE TABLE sessions (
+        token_hash  bytea PRIMARY KEY,
+        account     text NOT NULL REFERENCES accounts ON DELETE CASCADE,
+        expires_at  timestamptz NOT NULL
+    );
+"#];
+
+pub async fn connect(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach PostgreSQL at the --db address: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "the PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Brings the schema up to date; several instances starting at once take
+/// turns on an advisory lock.
+pub async fn migrate(client: &mut Client) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7263001)", &[]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS hq_schema (version int NOT NULL)")
+        .await?;
+    let version: i64 = tx
+        .query_one("SELECT coalesce(max(version), 0)::bigint FROM hq_schema", &[])
+        .await?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO hq_schema (version) VALUES ($1)", &[&(i as i32 + 1)])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A store as head office knows it, locked for this transaction.
+pub struct StoreRow {
+    pub public_key: Option<String>,
+    pub next_seq: u64,
+    pub last_hash: [u8; 32],
+}
+
+pub async fn lock_store(tx: &Transaction<'_>, store: &str) -> anyhow::Result<Option<StoreRow>> {
+    let row = tx
+        .query_opt(
+            "SELECT public_key, next_seq, last_hash FROM stores WHERE store_id = $1 FOR UPDATE",
+            &[&store],
+        )
+        .await?;
+    Ok(row.map(|r| StoreRow {
+        public_key: r.get(0),
+        next_seq: r.get::<_, i64>(1) as u64,
+        last_hash: r.get::<_, Vec<u8>>(2).try_into().unwrap_or(GENESIS),
+    }))
+}
+
+/// The public key a store's messages must carry, if it is enrolled.
+pub async fn store_key(client: &Client, store: &str) -> anyhow::Result<Option<String>> {
+    Ok(client
+        .query_opt("SELECT public_key FROM stores WHERE store_id = $1", &[&store])
+        .await?
+        .and_then(|r| r.get(0)))
+}
+
+/// What a transaction entry's body says (the hub's `Txn` as JSON).
+#[derive(serde::Deserialize)]
+struct TxnBody {
+    id: i64,
+    terminal_id: String,
+    kind: String,
+    status: String,
+    amount: i64,
+    currency: String,
+    #[serde(default = "card")]
+    tender: String,
+    #[serde(default)]
+    brand: Option<String>,
+    #[serde(default)]
+    masked_pan: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    response_code: String,
+    local_time: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn card() -> String {
+    "card".into()
+}
+
+/// Keeps `entries` (consecutive, already checked against the chain) and
+/// moves the store's head past them.
+pub async fn keep(tx: &Transaction<'_>, store: &str, entries: &[Entry]) -> anyhow::Result<()> {
+    let Some(last) = entries.last() else {
+        return Ok(());
+    };
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq as i64).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let ats: Vec<&str> = entries.iter().map(|e| e.at.as_str()).collect();
+    let bodies: Vec<&str> = entries.iter().map(|e| e.body.as_str()).collect();
+    let hashes: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| e.hash_bytes().unwrap_or_default().to_vec())
+        .collect();
+    tx.execute(
+        "INSERT INTO entries (store_id, seq, kind, at, body, hash)
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+         ON CONFLICT DO NOTHING",
+        &[&store, &seqs, &kinds, &ats, &bodies, &hashes],
+    )
+    .await?;
+    // Each transaction as it stands at its newest entry of the batch.
+    let mut txns: std::collections::BTreeMap<i64, (i64, TxnBody)> = Default::default();
+    for entry in entries.iter().filter(|e| e.kind == "txn") {
+        let body: TxnBody = serde_json::from_str(&entry.body)
+            .map_err(|e| anyhow::anyhow!("store {store} entry {}: not a transaction: {e}", entry.seq))?;
+        txns.insert(body.id, (entry.seq as i64, body));
+    }
+    let rows: Vec<&(i64, TxnBody)> = txns.values().collect();
+    let col = |f: fn(&(i64, TxnBody)) -> String| rows.iter().map(|r| f(r)).collect::<Vec<String>>();
+    let ids: Vec<i64> = rows.iter().map(|(_, t)| t.id).collect();
+    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+    let amounts: Vec<i64> = rows.iter().map(|(_, t)| t.amount).collect();
+    let created: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|(_, t)| t.created_at).collect();
+    tx.execute(
+        "INSERT INTO txns (store_id, id, seq, terminal_id, kind, status, amount, currency, tender,
+                           brand, masked_pan, provider, response_code, local_time, created_at)
+         SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                                  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                                  $14::text[], $15::timestamptz[])
+         ON CONFLICT (store_id, id) DO UPDATE SET
+            seq = excluded.seq, status = excluded.status, response_code = excluded.response_code
+         WHERE txns.seq < excluded.seq",
+        &[
+            &store,
+            &ids,
+            &seqs,
+            &col(|(_, t)| t.terminal_id.clone()),
+            &col(|(_, t)| t.kind.clone()),
+            &col(|(_, t)| t.status.clone()),
+            &amounts,
+            &col(|(_, t)| t.currency.clone()),
+            &col(|(_, t)| t.tender.clone()),
+            &col(|(_, t)| t.brand.clone().unwrap_or_default()),
+            &col(|(_, t)| t.masked_pan.clone().unwrap_or_default()),
+            &col(|(_, t)| t.provider.clone().unwrap_or_default()),
+            &col(|(_, t)| t.response_code.clone()),
+            &col(|(_, t)| t.local_time.clone()),
+            &created,
+        ],
+    )
+    .await?;
+    let hash = last.hash_bytes().unwrap_or_default().to_vec();
+    tx.execute(
+        "UPDATE stores SET next_seq = $2, last_hash = $3, last_heard = now() WHERE store_id = $1",
+        &[&store, &(last.seq as i64 + 1), &hash],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks a store's chain broken (entries from it stop until someone looks).
+pub async fn break_chain(tx: &Transaction<'_>, store: &str, why: &str) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE stores SET broken = $2 WHERE store_id = $1",
+        &[&store, &why],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn alert(
+    client: &impl tokio_postgres::GenericClient,
+    store: Option<&str>,
+    what: &str,
+) -> anyhow::Result<()> {
+    tracing::warn!(store = store.unwrap_or("-"), "{what}");
+    client
+        .execute(
+            "INSERT INTO alerts (store_id, what) VALUES ($1, $2)",
+            &[&store, &what],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A new store, or a store that may join again: a one-time secret valid
+/// for `valid_hours`.
+pub async fn open_enrolment(
+    client: &mut Client,
+    store: &str,
+    name: &str,
+    secret: &[u8],
+    valid_hours: i64,
+) -> anyhow::Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO stores (store_id, name, last_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (store_id) DO UPDATE SET name = CASE WHEN $2 = '' THEN stores.name ELSE $2 END",
+        &[&store, &name, &GENESIS.to_vec()],
+    )
+    .await?;
+    let key: Option<String> = tx
+        .query_one("SELECT public_key FROM stores WHERE store_id = $1", &[&store])
+        .await?
+        .get(0);
+    if key.is_some() {
+        anyhow::bail!("store {store} is enrolled; revoke its key first (tallybox-hq revoke {store}) to let another hub join as it");
+    }
+    tx.execute(
+        "INSERT INTO enrolments (store_id, secret, expires_at) VALUES ($1, $2, now() + make_interval(hours => $3::int))
+         ON CONFLICT (store_id) DO UPDATE SET secret = excluded.secret, expires_at = excluded.expires_at",
+        &[&store, &secret, &(valid_hours as i32)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The open enrolment's secret of `store`, if it has one not expired.
+pub async fn enrolment_secret(tx: &Transaction<'_>, store: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(tx
+        .query_opt(
+            "SELECT secret FROM enrolments WHERE store_id = $1 AND expires_at > now()",
+            &[&store],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+pub async fn bind_key(tx: &Transaction<'_>, store: &str, key: &str) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE stores SET public_key = $2, revoked_at = NULL WHERE store_id = $1",
+        &[&store, &key],
+    )
+    .await?;
+    tx.execute("DELETE FROM enrolments WHERE store_id = $1", &[&store])
+        .await?;
+    Ok(())
+}
+
+/// Revokes a store's key: its messages are refused until it joins again.
+pub async fn revoke(client: &Client, store: &str) -> anyhow::Result<bool> {
+    let n = client
+        .execute(
+            "UPDATE stores SET public_key = NULL, revoked_at = now() WHERE store_id = $1",
+            &[&store],
+        )
+        .await?;
+    client
+        .execute("DELETE FROM enrolments WHERE store_id = $1", &[&store])
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,352 @@
+//! Every store's outbox from the chain's broker into PostgreSQL.
+//!
+//! One MQTT client (persistent session, QoS 1) hears every store's outbox
+//! and enrolment topics; one worker takes the messages in order. A batch is
+//! opened with the key its store enrolled with (a message in a store's name
+//! that the store did not sign is refused and alerted); under the store
+//! row's lock, entries below the store's next number are skipped (kept
+//! already: a repeat, or another instance was first), the next ones must
+//! follow the chain (a break is an alert and stops that store's intake),
+//! and a number beyond the next is a gap: head office asks the store to
+//! send again from where it stands. Each answer is an [`Ack`] signed with
+//! head office's key.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tallybox::chain::wire::{self, Ack, Batch, ChainTopics, Enrol};
+use tallybox_platform::mqtt::BrokerAddr;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::db;
+
+/// A gap asked about once within this time.
+const RESEND_AGAIN: Duration = Duration::from_secs(5);
+
+/// What the worker answers a store.
+enum Outcome {
+    /// An answer, and how many entries this message added.
+    Ack(Ack, u64),
+    Nothing,
+}
+
+pub struct Ingest {
+    pub db: Client,
+    pub key: SigningKey,
+    client: AsyncClient,
+    /// When each store was last asked to send again from a number.
+    asked: HashMap<String, (u64, Instant)>,
+    /// Since the last report in the log: messages, entries kept, time in the database.
+    tally: Tally,
+}
+
+/// What the log says every [`REPORT_EVERY`] while entries come in.
+struct Tally {
+    since: Instant,
+    messages: u64,
+    kept: u64,
+    busy: Duration,
+}
+
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            since: Instant::now(),
+            messages: 0,
+            kept: 0,
+            busy: Duration::ZERO,
+        }
+    }
+
+    fn note(&mut self, kept: u64, busy: Duration) {
+        self.messages += 1;
+        self.kept += kept;
+        self.busy += busy;
+        if self.since.elapsed() >= REPORT_EVERY {
+            if self.kept > 0 {
+                tracing::info!(
+                    messages = self.messages,
+                    entries = self.kept,
+                    seconds = self.since.elapsed().as_secs_f64(),
+                    database_ms = self.busy.as_millis() as u64,
+                    "entries kept"
+                );
+            }
+            *self = Tally::new();
+        }
+    }
+}
+
+/// Runs the consumer until `stop`.
+pub async fn run(
+    db: Client,
+    key: SigningKey,
+    broker: BrokerAddr,
+    client_id: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_session(false);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some((user, password)) = &broker.credentials {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(options, 256);
+    let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
+    let subscriber = client.clone();
+    let poller = tokio::spawn(async move {
+        let mut backoff = tallybox_platform::mqtt::Backoff::default();
+        let mut up = false;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff.reset();
+                    up = true;
+                    tracing::info!(broker = %broker, "head office connected to the chain's broker");
+                    for topic in [ChainTopics::ALL_OUTBOXES, ChainTopics::ALL_ENROLMENTS] {
+                        let _ = subscriber.subscribe(topic, QoS::AtLeastOnce).await;
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send(p).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if up {
+                        tracing::warn!(error = %e, "the chain's broker is gone; stores keep their outboxes until it is back");
+                    }
+                    up = false;
+                    backoff.wait().await;
+                }
+            }
+        }
+    });
+    let mut ingest = Ingest {
+        db,
+        key,
+        client,
+        asked: HashMap::new(),
+        tally: Tally::new(),
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            message = rx.recv() => {
+                let Some(message) = message else { break };
+                ingest.take(&message).await;
+            }
+        }
+    }
+    poller.abort();
+    Ok(())
+}
+
+impl Ingest {
+    async fn take(&mut self, message: &rumqttc::Publish) {
+        let Some(store) = ChainTopics::store_of(&message.topic).map(str::to_string) else {
+            return;
+        };
+        let started = Instant::now();
+        let outcome = if message.topic.ends_with("/enrol") {
+            self.enrol(&store, &message.payload).await
+        } else {
+            self.batch(&store, &message.payload).await
+        };
+        let kept = match &outcome {
+            Ok(Outcome::Ack(_, kept)) => *kept,
+            _ => 0,
+        };
+        self.tally.note(kept, started.elapsed());
+        match outcome {
+            Ok(Outcome::Ack(ack, _)) => {
+                let topic = ChainTopics::new(&store).ack;
+                let sealed = wire::seal(&ack, &self.key);
+                if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, true, sealed).await {
+                    tracing::warn!(error = %e, "cannot answer store {store}");
+                }
+            }
+            Ok(Outcome::Nothing) => {}
+            Err(e) => {
+                tracing::error!(error = %e, store = %store, "a message was not taken; the store sends it again")
+            }
+        }
+    }
+
+    async fn batch(&mut self, store: &str, payload: &[u8]) -> anyhow::Result<Outcome> {
+        let Some(key) = db::store_key(&self.db, store).await? else {
+            db::alert(&self.db, Some(store), &format!("a message in the name of store {store}, which is not enrolled (or was revoked), was refused")).await?;
+            return Ok(Outcome::Nothing);
+        };
+        let batch: Batch = match wire::verifying_key(&key).and_then(|k| wire::open(payload, &k)) {
+            Ok(batch) => batch,
+            Err(e) => {
+                db::alert(
+                    &self.db,
+                    Some(store),
+                    &format!("a message in the name of store {store} was refused: {e}"),
+                )
+                .await?;
+                return Ok(Outcome::Nothing);
+            }
+        };
+        if batch.store != store {
+            db::alert(
+                &self.db,
+                Some(store),
+                &format!("store {store} sent entries of store {}; refused", batch.store),
+            )
+            .await?;
+            return Ok(Outcome::Nothing);
+        }
+        let tx = self.db.transaction().await?;
+        let Some(row) = db::lock_store(&tx, store).await? else {
+            return Ok(Outcome::Nothing);
+        };
+        if row.public_key.as_deref() != Some(key.as_str()) {
+            // Revoked while the message waited.
+            return Ok(Outcome::Nothing);
+        }
+        let broken: Option<String> = tx
+            .query_one("SELECT broken FROM stores WHERE store_id = $1", &[&store])
+            .await?
+            .get(0);
+        if broken.is_some() {
+            return Ok(Outcome::Nothing);
+        }
+        let (mut next, mut prev) = (row.next_seq, row.last_hash);
+        let mut take = Vec::new();
+        let mut gap = false;
+        for entry in batch.entries {
+            if entry.seq < next {
+                continue;
+            }
+            if entry.seq > next {
+                gap = true;
+                break;
+            }
+            if !entry.follows(&prev) {
+                let why = format!(
+                    "entry {} of store {store} does not follow the one before (hash chain broken): intake from this store stopped; its hub's outbox and head office's copy must be compared",
+                    entry.seq
+                );
+                db::keep(&tx, store, &take).await?;
+                db::break_chain(&tx, store, &why).await?;
+                db::alert(&tx, Some(store), &why).await?;
+                tx.commit().await?;
+                return Ok(Outcome::Nothing);
+            }
+            prev = entry.hash_bytes().unwrap_or_default();
+            next += 1;
+            take.push(entry);
+        }
+        let take_count = take.len() as u64;
+        if take.is_empty() {
+            tx.execute(
+                "UPDATE stores SET last_heard = now() WHERE store_id = $1",
+                &[&store],
+            )
+            .await?;
+        } else {
+            db::keep(&tx, store, &take).await?;
+        }
+        tx.commit().await?;
+        let resend = gap && self.ask_again(store, next);
+        let ack = Ack {
+            store: store.to_string(),
+            next,
+            resend,
+        };
+        Ok(Outcome::Ack(ack, take_count))
+    }
+
+    /// Whether to ask `store` for entries from `next` again (not if just asked).
+    fn ask_again(&mut self, store: &str, next: u64) -> bool {
+        let now = Instant::now();
+        match self.asked.get(store) {
+            Some((asked, at)) if *asked == next && now.duration_since(*at) < RESEND_AGAIN => false,
+            _ => {
+                self.asked.insert(store.to_string(), (next, now));
+                true
+            }
+        }
+    }
+
+    async fn enrol(&mut self, store: &str, payload: &[u8]) -> anyhow::Result<Outcome> {
+        let enrol: Enrol = match wire::peek(payload) {
+            Ok(enrol) => enrol,
+            Err(e) => {
+                db::alert(
+                    &self.db,
+                    Some(store),
+                    &format!("an enrolment for store {store} was refused: {e}"),
+                )
+                .await?;
+                return Ok(Outcome::Nothing);
+            }
+        };
+        let opened = wire::verifying_key(&enrol.key).and_then(|k| wire::open::<Enrol>(payload, &k));
+        if enrol.store != store || opened.is_err() {
+            db::alert(
+                &self.db,
+                Some(store),
+                &format!("an enrolment for store {store} was refused: not signed by the key it names"),
+            )
+            .await?;
+            return Ok(Outcome::Nothing);
+        }
+        let tx = self.db.transaction().await?;
+        let Some(row) = db::lock_store(&tx, store).await? else {
+            db::alert(
+                &tx,
+                Some(store),
+                &format!("store {store} asked to join, but head office made no code for it"),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Outcome::Nothing);
+        };
+        match row.public_key {
+            Some(key) if key == enrol.key => {}
+            Some(_) => {
+                db::alert(
+                    &tx,
+                    Some(store),
+                    &format!(
+                        "a hub asked to join as store {store}, which is enrolled with another key; refused"
+                    ),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Outcome::Nothing);
+            }
+            None => {
+                let holds = db::enrolment_secret(&tx, store)
+                    .await?
+                    .is_some_and(|secret| wire::enrol_proof_holds(&secret, store, &enrol.key, &enrol.proof));
+                if !holds {
+                    db::alert(&tx, Some(store), &format!("a hub asked to join as store {store} with a wrong, used or expired code; refused")).await?;
+                    tx.commit().await?;
+                    return Ok(Outcome::Nothing);
+                }
+                db::bind_key(&tx, store, &enrol.key).await?;
+                tracing::info!(store = %store, "store joined the chain");
+            }
+        }
+        tx.commit().await?;
+        let ack = Ack {
+            store: store.to_string(),
+            next: row.next_seq,
+            resend: true,
+        };
+        Ok(Outcome::Ack(ack, 0))
+    }
+}

@@ -1,0 +1,184 @@
+//! `tallybox-hq`: head office of a chain of Tallybox shops.
+//!
+//! Every shop's hub sends its outbox (transactions as they change,
+//! settlements, fraud hits, freezes) through the chain's MQTT broker;
+//! `tallybox-hq serve` keeps each entry once in PostgreSQL (`ingest.rs`,
+//! `db.rs`) and serves head office's page (`web.rs`). Several instances may
+//! share one database. `tallybox-hq enrol STORE` makes the one-time code a
+//! shop joins with (`tallybox chain join CODE` on its hub).
+
+mod db;
+mod ingest;
+mod web;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ed25519_dalek::SigningKey;
+use tallybox::chain::wire::{self, EnrolCode};
+use tallybox_platform::mqtt::BrokerAddr;
+
+#[derive(Parser)]
+#[command(
+    name = "tallybox-hq",
+    version,
+    about = "Head office of a chain of Tallybox shops"
+)]
+struct Cli {
+    /// PostgreSQL, as a connection string (`host=/run/postgresql dbname=tallybox_hq`, or a postgres:// URL).
+    #[arg(
+        long,
+        env = "TALLYBOX_HQ_DB",
+        global = true,
+        default_value = "host=/run/postgresql dbname=tallybox_hq"
+    )]
+    db: String,
+    /// Head office's signing key (made at first use, mode 0600).
+    #[arg(long, global = true, default_value = "/var/lib/tallybox-hq/hq.key")]
+    key: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Take every store's outbox from the chain's broker into PostgreSQL, and serve the page.
+    Serve {
+        /// The chain's MQTT broker (mqtt://USER:PASSWORD@HOST:PORT).
+        #[arg(long)]
+        broker: BrokerAddr,
+        /// This instance's MQTT client id: unique per instance, the same across restarts.
+        #[arg(long, default_value = "tallybox-hq")]
+        client_id: String,
+        /// Where the head-office page listens.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
+    /// Make the one-time code a shop joins the chain with.
+    Enrol {
+        /// The store's id (letters, digits, - and _; at most 32).
+        store: String,
+        /// The store's name on head office's page.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The chain's broker as the shops reach it.
+        #[arg(long)]
+        broker: BrokerAddr,
+        /// Hours the code stays good.
+        #[arg(long, default_value_t = 72)]
+        valid_hours: i64,
+    },
+    /// Refuse a store's messages from now on (a lost or stolen hub); it joins again with a new code.
+    Revoke { store: String },
+    /// Add or change a login for head office's page; the password is read from standard input.
+    Account {
+        name: String,
+        /// Only these stores (comma-separated); every store when left out.
+        #[arg(long, value_delimiter = ',')]
+        stores: Option<Vec<String>>,
+    },
+}
+
+/// Head office's key, made on first use.
+fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        tallybox_platform::fsync::write_synced(path, hex::encode(key.to_bytes()).as_bytes())?;
+        tracing::info!(path = %path.display(), "made head office's signing key");
+        return Ok(key);
+    }
+    let text = tallybox::store::read_private(path).map_err(anyhow::Error::msg)?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("{} is not a head-office key (64 hex digits)", path.display()))?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let key = load_or_create_key(&cli.key)?;
+    let mut client = db::connect(&cli.db).await?;
+    db::migrate(&mut client).await?;
+    match cli.command {
+        Command::Serve {
+            broker,
+            client_id,
+            listen,
+        } => {
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                on_signal.cancel();
+            });
+            let page = web::serve(listen, db::connect(&cli.db).await?, stop.clone()).await?;
+            println!("head office page on http://{page}");
+            ingest::run(client, key, broker, &client_id, stop).await
+        }
+        Command::Enrol {
+            store,
+            name,
+            broker,
+            valid_hours,
+        } => {
+            if !wire::valid_store_id(&store) {
+                anyhow::bail!("'{store}' is not a store id: 1 to 32 letters, digits, - or _");
+            }
+            let secret: [u8; 16] = rand::random();
+            db::open_enrolment(&mut client, &store, &name, &secret, valid_hours).await?;
+            let code = EnrolCode {
+                broker: broker.url(),
+                store: store.clone(),
+                hq: hex::encode(key.verifying_key().to_bytes()),
+                secret: hex::encode(secret),
+            };
+            println!("{}", code.encode());
+            eprintln!("on store {store}'s hub: tallybox chain join <the line above>; good for {valid_hours} hours, once");
+            Ok(())
+        }
+        Command::Revoke { store } => {
+            if db::revoke(&client, &store).await? {
+                println!("store {store}'s key is revoked: its messages are refused until it joins again with a new code");
+                Ok(())
+            } else {
+                anyhow::bail!("no store {store}")
+            }
+        }
+        Command::Account { name, stores } => {
+            let password = std::io::read_to_string(std::io::stdin())?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            web::set_account(&client, &name, password, stores.as_deref()).await?;
+            println!("account {name} can sign in to head office's page");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tallybox_platform::cli::init_logging("info,rumqttc=warn");
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tallybox-hq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tallybox-hq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

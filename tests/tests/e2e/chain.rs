@@ -1,0 +1,308 @@
+//! A chain of shops: real hubs (`tallybox serve`, joined with head office's
+//! one-time code) feeding `tallybox-hq` through mosquitto into a
+//! PostgreSQL server the test starts from Debian's packages. Sales are made
+//! by checkouts speaking the protocol (the bench's load clients); what head
+//! office holds is read from PostgreSQL and its page's API and compared
+//! with each hub's own SQLite file.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use rumqttc::{Client, MqttOptions, QoS};
+use tallybox::chain::wire::{self, Batch, ChainTopics, Entry};
+use tallybox_e2e::chain::{Hq, Postgres};
+use tallybox_e2e::procs::{Hub, Mosquitto, STORE};
+use tallybox_e2e::proxy::Proxy;
+use tallybox_e2e::wait_for;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `count` approved sales on `hub` from four checkouts.
+fn sell(rt: &tokio::runtime::Runtime, hub: &Hub, count: u64) {
+    rt.block_on(tallybox_e2e::bench::load::sales(hub.mqtt, STORE, 4, count));
+}
+
+/// What the hub's own database holds: outbox entries and transactions.
+fn at_hub(hub: &Hub) -> (i64, i64) {
+    let db = rusqlite::Connection::open_with_flags(
+        hub.data_dir().join("tallybox.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the hub's database");
+    let one = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql);
+    (
+        one("SELECT coalesce(max(seq), 0) FROM outbox"),
+        one("SELECT count(*) FROM transactions"),
+    )
+}
+
+/// Waits until head office holds every entry and transaction `hub` has, and
+/// checks each entry is held once, numbered without a gap.
+fn caught_up(pg: &Postgres, hub: &Hub, store: &str, within: Duration) {
+    let done = wait_for(within, || {
+        let (entries, txns) = at_hub(hub);
+        let held = pg.number(&format!(
+            "SELECT count(*) FROM entries WHERE store_id = '{store}'"
+        ));
+        let rows = pg.number(&format!("SELECT count(*) FROM txns WHERE store_id = '{store}'"));
+        (entries > 0 && held == entries && rows == txns).then_some(())
+    });
+    let (entries, txns) = at_hub(hub);
+    assert!(
+        done.is_some(),
+        "store {store}: the hub has {entries} entries and {txns} transactions, head office {}",
+        pg.query(&format!(
+            "SELECT count(*), max(seq), (SELECT count(*) FROM txns WHERE store_id = '{store}') FROM entries WHERE store_id = '{store}'"
+        ))
+    );
+    assert_eq!(
+        pg.number(&format!(
+            "SELECT max(seq) FROM entries WHERE store_id = '{store}'"
+        )),
+        entries,
+        "numbered 1..n, each once"
+    );
+    assert_eq!(
+        pg.number(&format!(
+            "SELECT count(*) FROM txns WHERE store_id = '{store}' AND status <> 'approved'"
+        )),
+        0,
+        "every sale reached head office in its final state"
+    );
+}
+
+#[test]
+fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up_once() {
+    let rt = runtime();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    // Two head-office instances on one database: each entry is kept once.
+    let hq = Hq::start(&pg, broker.port, &["hq-a", "hq-b"]);
+    // S1 reaches the broker through a line the test can take down.
+    let line = Proxy::start(broker.port);
+    let hubs: Vec<(&str, Hub)> = [("S1", line.port), ("S2", broker.port), ("S3", broker.port)]
+        .into_iter()
+        .map(|(store, port)| (store, Hub::start_in_chain(&hq.enrol(store, port))))
+        .collect();
+    for (_, hub) in &hubs {
+        sell(&rt, hub, 20);
+    }
+    for (store, hub) in &hubs {
+        caught_up(&pg, hub, store, Duration::from_secs(30));
+    }
+    // The page shows each store's day.
+    let cookie = hq.sign_in(1);
+    let (status, today) = hq.get(1, "/api/stores", &cookie);
+    assert_eq!(status, 200, "{today}");
+    let stores = today["stores"].as_array().expect("stores");
+    assert_eq!(stores.len(), 3, "{today}");
+    for s in stores {
+        assert_eq!(
+            (s["sales"].as_i64(), s["takings"].as_i64()),
+            (Some(20), Some(20 * 1250)),
+            "{s}"
+        );
+        assert_eq!(
+            (s["enrolled"].as_bool(), s["silent"].as_bool()),
+            (Some(true), Some(false)),
+            "{s}"
+        );
+        assert!(s["broken"].is_null(), "{s}");
+    }
+    let (status, _) = hq.get(0, "/api/stores", "tallybox_hq_session=0000");
+    assert_eq!(status, 401, "the page wants a session");
+
+    // S1's line is down for 10 000 sales; the others go on.
+    line.down(true);
+    sell(&rt, &hubs[0].1, 10_000);
+    sell(&rt, &hubs[1].1, 100);
+    caught_up(&pg, &hubs[1].1, "S2", Duration::from_secs(30));
+    assert_eq!(
+        pg.number("SELECT count(*) FROM txns WHERE store_id = 'S1'"),
+        20,
+        "nothing of S1 arrives while its line is down"
+    );
+    let (waiting, _) = at_hub(&hubs[0].1);
+    assert!(
+        waiting >= 20_040,
+        "two entries a sale wait in the outbox: {waiting}"
+    );
+    line.down(false);
+    let started = std::time::Instant::now();
+    caught_up(&pg, &hubs[0].1, "S1", Duration::from_secs(120));
+    println!(
+        "S1 caught up {} entries in {:.1} s",
+        waiting - 40,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", hq.log(0));
+    let (_, report) = hq.get(0, "/api/report?by=store", &cookie);
+    let s1 = report["rows"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["key"] == "S1"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (s1["sales"].as_i64(), s1["net"].as_i64()),
+        (Some(10_020), Some(10_020 * 1250)),
+        "{report}"
+    );
+    let csv = hq.get_text(0, "/api/receipts.csv?store=S3&limit=1000", &cookie);
+    assert_eq!(csv.lines().count(), 1 + 20, "a header and S3's 20 sales");
+    assert_eq!(
+        pg.number("SELECT count(*) FROM alerts"),
+        0,
+        "{}",
+        pg.query("SELECT what FROM alerts")
+    );
+}
+
+#[test]
+fn head_office_its_broker_and_a_hub_killed_mid_stream_lose_nothing_and_repeat_nothing() {
+    let rt = runtime();
+    let pg = Postgres::start();
+    let mut broker = Mosquitto::start();
+    let mut hq = Hq::start(&pg, broker.port, &["hq-a"]);
+    let mut hub = Hub::start_in_chain(&hq.enrol("S1", broker.port));
+    sell(&rt, &hub, 10);
+    caught_up(&pg, &hub, "S1", Duration::from_secs(30));
+
+    // Head office killed while the shop sells.
+    let selling = rt.spawn(tallybox_e2e::bench::load::sales(hub.mqtt, STORE, 4, 2_000));
+    std::thread::sleep(Duration::from_millis(400));
+    hq.kill(0);
+    std::thread::sleep(Duration::from_secs(1));
+    hq.restart(0);
+    rt.block_on(selling).expect("sales");
+    caught_up(&pg, &hub, "S1", Duration::from_secs(60));
+
+    // The broker killed while the shop sells.
+    let selling = rt.spawn(tallybox_e2e::bench::load::sales(hub.mqtt, STORE, 4, 2_000));
+    std::thread::sleep(Duration::from_millis(400));
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    broker.restart();
+    rt.block_on(selling).expect("sales");
+    caught_up(&pg, &hub, "S1", Duration::from_secs(60));
+
+    // The hub killed while it sends what it kept during an outage.
+    broker.kill();
+    sell(&rt, &hub, 2_000);
+    broker.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    hub.kill();
+    hub.start_again();
+    caught_up(&pg, &hub, "S1", Duration::from_secs(60));
+    assert_eq!(
+        pg.number("SELECT count(*) FROM txns WHERE store_id = 'S1'"),
+        6_010
+    );
+    assert_eq!(
+        pg.number("SELECT count(*) FROM alerts"),
+        0,
+        "{}",
+        pg.query("SELECT what FROM alerts")
+    );
+}
+
+/// Publishes `payload` on `topic` of the broker on `port`, as anyone on it may.
+fn publish(port: u16, topic: &str, payload: Vec<u8>) {
+    let (client, mut connection) = Client::new(MqttOptions::new("intruder", "127.0.0.1", port), 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .expect("publish");
+    for event in connection.iter().take(20) {
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = event {
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
+    let rt = runtime();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let hq = Hq::start(&pg, broker.port, &["hq-a"]);
+    let code = hq.enrol("S1", broker.port);
+    let hub = Hub::start_in_chain(&code);
+    sell(&rt, &hub, 5);
+    caught_up(&pg, &hub, "S1", Duration::from_secs(30));
+    let held = pg.number("SELECT count(*) FROM entries");
+
+    // The next entry, well chained, but signed by another key than S1's.
+    let last: Vec<u8> = hex::decode(
+        pg.query("SELECT encode(hash, 'hex') FROM entries WHERE store_id = 'S1' ORDER BY seq DESC LIMIT 1"),
+    )
+    .unwrap();
+    let prev: [u8; 32] = last.try_into().unwrap();
+    let seq = held as u64 + 1;
+    let body = r#"{"id":999,"terminal_id":"T1","kind":"refund","status":"approved","amount":500000,"currency":"CNY","local_time":"2026-12-05 10:00:00","created_at":"2026-12-05T02:00:00Z"}"#;
+    let at = "2026-12-05T02:00:00Z";
+    let forged = Batch {
+        store: "S1".into(),
+        entries: vec![Entry {
+            seq,
+            kind: "txn".into(),
+            at: at.into(),
+            body: body.into(),
+            hash: hex::encode(wire::entry_hash(&prev, seq, "txn", at, body)),
+        }],
+    };
+    let thief = SigningKey::from_bytes(&[42; 32]);
+    publish(
+        broker.port,
+        &ChainTopics::new("S1").outbox,
+        wire::seal(&forged, &thief),
+    );
+    // The code again, with another key (someone who read it over a shoulder).
+    let enrol = wire::Enrol {
+        store: "S1".into(),
+        key: hex::encode(thief.verifying_key().to_bytes()),
+        proof: "00".repeat(32),
+    };
+    publish(
+        broker.port,
+        &ChainTopics::new("S1").enrol,
+        wire::seal(&enrol, &thief),
+    );
+    let alerts = wait_for(Duration::from_secs(10), || {
+        (pg.number("SELECT count(*) FROM alerts WHERE store_id = 'S1'") >= 2).then_some(())
+    });
+    assert!(
+        alerts.is_some(),
+        "alerts: {}",
+        pg.query("SELECT what FROM alerts")
+    );
+    let said = pg.query("SELECT what FROM alerts ORDER BY id");
+    assert!(said.contains("signature does not verify"), "{said}");
+    assert!(said.contains("enrolled with another key"), "{said}");
+    assert_eq!(
+        pg.number("SELECT count(*) FROM txns WHERE id = 999"),
+        0,
+        "the forged refund is not kept"
+    );
+
+    // The real store goes on, its chain whole.
+    sell(&rt, &hub, 5);
+    caught_up(&pg, &hub, "S1", Duration::from_secs(30));
+    assert_eq!(pg.query("SELECT coalesce(broken, '') FROM stores"), "");
+
+    // A store revoked (a stolen hub) is refused from then on.
+    hq.revoke("S1");
+    let before = pg.number("SELECT count(*) FROM entries");
+    sell(&rt, &hub, 5);
+    let refused = wait_for(Duration::from_secs(15), || {
+        pg.query("SELECT what FROM alerts")
+            .contains("not enrolled (or was revoked)")
+            .then_some(())
+    });
+    assert!(refused.is_some(), "{}", pg.query("SELECT what FROM alerts"));
+    assert_eq!(pg.number("SELECT count(*) FROM entries"), before);
+}

@@ -90,6 +90,10 @@ pub struct Config {
     pub pairing_required: bool,
     /// The fraud rules (`[fraud]` table).
     pub fraud: crate::coordinator::fraud::FraudRules,
+    /// The rules the `[fraud]` table names: the owner's own, which head
+    /// office's rules do not replace.
+    #[serde(skip)]
+    pub fraud_local: std::collections::BTreeSet<String>,
     /// Alipay payment codes (`[alipay]` table): none, no Alipay codes.
     pub alipay: Option<AlipayConfig>,
     /// WeChat Pay payment codes (`[wechat_pay]` table): none, no WeChat codes.
@@ -188,6 +192,7 @@ impl Default for Config {
             backup_at: "03:00".into(),
             backup_budget_mib: 2048,
             fraud: Default::default(),
+            fraud_local: Default::default(),
         }
     }
 }
@@ -224,13 +229,19 @@ impl Config {
     /// The settings in `text` (TOML); the error is one line.
     pub fn parse(text: &str) -> Result<Config, String> {
         // toml's message spans several lines with a source excerpt; keep its first.
-        toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let message = e.message().lines().next().unwrap_or("invalid TOML");
             if message.contains("`acquirer_mac_key`") || message.contains("`acquirer_pin_key`") {
                 return "acquirer_mac_key and acquirer_pin_key are no longer set by hand: the acquirer's working keys come at each sign-in, under the terminal master keys in acquirer_master_keys".to_string();
             }
             message.to_string()
-        })
+        })?;
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if let Some(toml::Value::Table(fraud)) = table.get("fraud") {
+                config.fraud_local = fraud.keys().cloned().collect();
+            }
+        }
+        Ok(config)
     }
 
     /// Checks what the types alone cannot.

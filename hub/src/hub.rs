@@ -369,6 +369,8 @@ pub struct App {
     setup_code: Option<String>,
     /// The chain this shop feeds, if it joined one.
     chain: Option<crate::chain::ChainConfig>,
+    /// The fraud rules in force (head office's may replace them).
+    rules: crate::coordinator::fraud::SharedRules,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -432,6 +434,10 @@ impl App {
         let writer = store.clone();
         let orders = Arc::new(crate::orders::UndoOrders::default());
         let (push, pushes) = tokio::sync::mpsc::channel(64);
+        let rules = crate::coordinator::fraud::SharedRules::new(config.fraud.clone());
+        if chain.is_some() {
+            crate::chain::uplink::rules_in_force(&web_store, &config, &rules)?;
+        }
         let coordinator = Arc::new(Coordinator::new(
             store,
             acquirer,
@@ -440,7 +446,7 @@ impl App {
                 currency: config.currency,
                 max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
                 acquirer_timeout: config.acquirer_timeout(),
-                fraud: config.fraud.clone(),
+                fraud: rules.clone(),
                 pin_keys: {
                     let keys = Arc::clone(&keys);
                     crate::coordinator::PinKeys(Arc::new(move |terminal: &TerminalId| {
@@ -537,6 +543,7 @@ impl App {
             pushes,
             setup_code,
             chain,
+            rules,
         })
     }
 
@@ -565,6 +572,7 @@ impl App {
             pushes,
             setup_code,
             chain,
+            rules,
             // Held until the hub has stopped.
             _lock: _held,
         } = self;
@@ -623,10 +631,16 @@ impl App {
         }
         if let Some(chain) = chain {
             let reader = Arc::new(Mutex::new(Store::open(&config.data_dir)?));
+            let rules = crate::chain::uplink::Rules {
+                in_force: rules,
+                file: config.fraud.clone(),
+                local: config.fraud_local.clone(),
+            };
             tasks.spawn(crate::chain::uplink::run(
                 chain,
                 writer.clone(),
                 reader,
+                rules,
                 stop.clone(),
             ));
         }

@@ -273,6 +273,23 @@ impl Hq {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Publishes document `kind` with `toml` to every store (`tallybox-hq publish`).
+    pub fn publish(&self, kind: &str, toml: &str) {
+        let file = self.dir.path().join(format!("{kind}.toml"));
+        std::fs::write(&file, toml).expect("write the document");
+        let out = self
+            .command(&[
+                "publish",
+                kind,
+                &file.display().to_string(),
+                "--broker",
+                &format!("mqtt://127.0.0.1:{}", self.broker),
+            ])
+            .output()
+            .expect("tallybox-hq publish");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Revokes `store`'s key (`tallybox-hq revoke`).
     pub fn revoke(&self, store: &str) {
         let out = self

@@ -143,9 +143,13 @@ impl Hub {
     }
 
     /// A hub that joined a chain with head office's one-time `code`
-    /// (`tallybox chain join`) before its first start.
-    pub fn start_in_chain(code: &str) -> Hub {
+    /// (`tallybox chain join`) before its first start; its settings file
+    /// has `settings` (TOML lines) too.
+    pub fn start_in_chain(code: &str, settings: &str) -> Hub {
         let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
+        let config = hub.dir.path().join("tallybox.toml");
+        let text = std::fs::read_to_string(&config).expect("read config") + settings;
+        std::fs::write(&config, text).expect("write config");
         let data = hub.data_dir();
         std::fs::create_dir_all(&data).expect("data dir");
         let out = Command::new(bin("tallybox"))

@@ -9,7 +9,8 @@ use tokio_postgres::{Client, NoTls, Transaction};
 use tallybox::chain::wire::{Entry, GENESIS};
 
 /// Numbered steps; a step is added, never edited.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE stores (
         store_id    text PRIMARY KEY,
         name        text NOT NULL DEFAULT '',
@@ -72,7 +73,27 @@ const MIGRATIONS: &[&str] = &[r#"
         account     text NOT NULL REFERENCES accounts ON DELETE CASCADE,
         expires_at  timestamptz NOT NULL
     );
-"#];
+"#,
+    // 2: documents head office publishes to every store, and each store's answer.
+    r#"
+    CREATE TABLE documents (
+        kind         text   NOT NULL,
+        version      bigint NOT NULL,
+        body         jsonb  NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (kind, version)
+    );
+    CREATE TABLE document_acks (
+        store_id   text   NOT NULL REFERENCES stores,
+        kind       text   NOT NULL,
+        version    bigint NOT NULL,
+        kept_local text[] NOT NULL,
+        refused    text,
+        at         timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (store_id, kind, version)
+    );
+"#,
+];
 
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
@@ -158,6 +179,46 @@ struct TxnBody {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A store's answer to a document.
+#[derive(serde::Deserialize)]
+struct Applied {
+    kind: String,
+    version: u64,
+    kept_local: Vec<String>,
+    refused: Option<String>,
+}
+
+/// Records a new version of document `kind`; its number.
+pub async fn new_document(client: &mut Client, kind: &str, body: &serde_json::Value) -> anyhow::Result<u64> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7263002)", &[]).await?;
+    let version: i64 = tx
+        .query_one(
+            "INSERT INTO documents (kind, version, body)
+             SELECT $1, coalesce(max(version), 0) + 1, $2 FROM documents WHERE kind = $1
+             RETURNING version",
+            &[&kind, body],
+        )
+        .await?
+        .get(0);
+    tx.commit().await?;
+    Ok(version as u64)
+}
+
+/// The newest version of every document.
+pub async fn newest_documents(client: &Client) -> anyhow::Result<Vec<(String, u64, serde_json::Value)>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (kind) kind, version, body FROM documents ORDER BY kind, version DESC",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64, r.get(2)))
+        .collect())
+}
+
 fn card() -> String {
     "card".into()
 }
@@ -224,6 +285,20 @@ pub async fn keep(tx: &Transaction<'_>, store: &str, entries: &[Entry]) -> anyho
         ],
     )
     .await?;
+    for entry in entries.iter().filter(|e| e.kind == "applied") {
+        let applied: Applied = serde_json::from_str(&entry.body).map_err(|e| {
+            anyhow::anyhow!(
+                "store {store} entry {}: not an answer to a document: {e}",
+                entry.seq
+            )
+        })?;
+        tx.execute(
+            "INSERT INTO document_acks (store_id, kind, version, kept_local, refused) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+            &[&store, &applied.kind, &(applied.version as i64), &applied.kept_local, &applied.refused],
+        )
+        .await?;
+    }
     let hash = last.hash_bytes().unwrap_or_default().to_vec();
     tx.execute(
         "UPDATE stores SET next_seq = $2, last_hash = $3, last_heard = now() WHERE store_id = $1",

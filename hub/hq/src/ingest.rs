@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tallybox::chain::wire::{self, Ack, Batch, ChainTopics, Enrol};
+use tallybox::chain::wire::{self, Ack, Batch, ChainTopics, Document, Enrol};
 use tallybox_platform::mqtt::BrokerAddr;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
@@ -26,6 +26,27 @@ use crate::db;
 
 /// A gap asked about once within this time.
 const RESEND_AGAIN: Duration = Duration::from_secs(5);
+
+/// What the poller hands the worker.
+enum Incoming {
+    Connected,
+    Message(rumqttc::Publish),
+}
+
+/// Head office's document, sealed, as the stores' broker retains it.
+pub fn sealed_document(
+    kind: &str,
+    version: u64,
+    body: serde_json::Value,
+    key: &SigningKey,
+) -> (String, Vec<u8>) {
+    let document = Document {
+        kind: kind.to_string(),
+        version,
+        body,
+    };
+    (ChainTopics::document(kind), wire::seal(&document, key))
+}
 
 /// What the worker answers a store.
 enum Outcome {
@@ -99,7 +120,7 @@ pub async fn run(
         options.set_credentials(user, password);
     }
     let (client, mut events) = AsyncClient::new(options, 256);
-    let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
+    let (tx, mut rx) = mpsc::channel::<Incoming>(1024);
     let subscriber = client.clone();
     let poller = tokio::spawn(async move {
         let mut backoff = tallybox_platform::mqtt::Backoff::default();
@@ -113,9 +134,12 @@ pub async fn run(
                     for topic in [ChainTopics::ALL_OUTBOXES, ChainTopics::ALL_ENROLMENTS] {
                         let _ = subscriber.subscribe(topic, QoS::AtLeastOnce).await;
                     }
+                    if tx.send(Incoming::Connected).await.is_err() {
+                        return;
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).await.is_err() {
+                    if tx.send(Incoming::Message(p)).await.is_err() {
                         return;
                     }
                 }
@@ -140,10 +164,16 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            message = rx.recv() => {
-                let Some(message) = message else { break };
-                ingest.take(&message).await;
-            }
+            incoming = rx.recv() => match incoming {
+                None => break,
+                Some(Incoming::Message(message)) => ingest.take(&message).await,
+                // A broker that restarted may have lost what it retained.
+                Some(Incoming::Connected) => {
+                    if let Err(e) = ingest.republish().await {
+                        tracing::warn!(error = %e, "cannot publish head office's documents again");
+                    }
+                }
+            },
         }
     }
     poller.abort();
@@ -179,6 +209,15 @@ impl Ingest {
                 tracing::error!(error = %e, store = %store, "a message was not taken; the store sends it again")
             }
         }
+    }
+
+    /// Publishes the newest version of every document again (retained).
+    async fn republish(&mut self) -> anyhow::Result<()> {
+        for (kind, version, body) in db::newest_documents(&self.db).await? {
+            let (topic, sealed) = sealed_document(&kind, version, body, &self.key);
+            self.client.publish(topic, QoS::AtLeastOnce, true, sealed).await?;
+        }
+        Ok(())
     }
 
     async fn batch(&mut self, store: &str, payload: &[u8]) -> anyhow::Result<Outcome> {

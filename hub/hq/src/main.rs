@@ -70,6 +70,16 @@ enum Command {
         #[arg(long, default_value_t = 72)]
         valid_hours: i64,
     },
+    /// Publish a document to every store: `fraud_rules` from a TOML file of `[fraud]` settings.
+    Publish {
+        /// What it is: fraud_rules.
+        kind: String,
+        /// The settings, as TOML (the names of a hub's `[fraud]` settings).
+        file: PathBuf,
+        /// The chain's MQTT broker.
+        #[arg(long)]
+        broker: BrokerAddr,
+    },
     /// Refuse a store's messages from now on (a lost or stolen hub); it joins again with a new code.
     Revoke { store: String },
     /// Add or change a login for head office's page; the password is read from standard input.
@@ -98,6 +108,54 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| anyhow::anyhow!("{} is not a head-office key (64 hex digits)", path.display()))?;
     Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// A document's body from `file`, checked as a store would take it.
+fn read_document(kind: &str, file: &Path) -> anyhow::Result<serde_json::Value> {
+    if kind != wire::FRAUD_RULES {
+        anyhow::bail!("head office publishes {} only", wire::FRAUD_RULES);
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", file.display(), e.message()))?;
+    let body = serde_json::to_value(&table)?;
+    let object = body.as_object().expect("a table is an object");
+    tallybox::coordinator::fraud::FraudRules::default()
+        .with_chain(&Default::default(), object)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(body)
+}
+
+/// Publishes one retained message with QoS 1 and waits for the broker to take it.
+async fn publish_retained(broker: &BrokerAddr, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    let mut options = rumqttc::MqttOptions::new(
+        format!("tallybox-hq-publish-{}", std::process::id()),
+        broker.host.clone(),
+        broker.port,
+    );
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    if let Some((user, password)) = &broker.credentials {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 8);
+    client
+        .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+        .await?;
+    let taken = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(anyhow::anyhow!("the chain's broker at {broker}: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the chain's broker at {broker} did not take the document within 10 s"))?;
+    let _ = client.disconnect().await;
+    taken
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -144,6 +202,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             println!("{}", code.encode());
             eprintln!("on store {store}'s hub: tallybox chain join <the line above>; good for {valid_hours} hours, once");
+            Ok(())
+        }
+        Command::Publish { kind, file, broker } => {
+            let body = read_document(&kind, &file)?;
+            let version = db::new_document(&mut client, &kind, &body).await?;
+            let (topic, sealed) = ingest::sealed_document(&kind, version, body, &key);
+            publish_retained(&broker, &topic, sealed).await?;
+            println!("{kind} version {version} published; each store's answer shows on the page (Documents)");
             Ok(())
         }
         Command::Revoke { store } => {

@@ -4,7 +4,8 @@
 //! SameSite=Strict, 12 hours), then per account only its stores:
 //! `/api/stores` (each store today, whether its uplink is silent or its
 //! chain broken), `/api/receipts` (search across stores), `/api/report`
-//! (by store, day or tender), `/api/receipts.csv`, `/api/alerts`.
+//! (by store, day or tender), `/api/receipts.csv`, `/api/alerts`,
+//! `/api/documents` (what head office published, and each store's answer).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -360,6 +361,45 @@ async fn alerts(viewer: Viewer, db: Db) -> Result<impl Reply, Rejection> {
     Ok(warp::reply::json(&serde_json::json!({"alerts": list})))
 }
 
+/// Each document's newest version and what each store answered.
+async fn documents(viewer: Viewer, db: Db) -> Result<impl Reply, Rejection> {
+    let rows = db
+        .query(
+            "SELECT d.kind, d.version, d.body::text,
+                    to_char(d.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    s.store_id, a.version, a.kept_local, a.refused
+             FROM (SELECT DISTINCT ON (kind) * FROM documents ORDER BY kind, version DESC) d
+             CROSS JOIN stores s
+             LEFT JOIN LATERAL (SELECT * FROM document_acks a WHERE a.store_id = s.store_id AND a.kind = d.kind
+                                ORDER BY version DESC LIMIT 1) a ON true
+             WHERE s.public_key IS NOT NULL AND ($1::text[] IS NULL OR s.store_id = ANY($1))
+             ORDER BY d.kind, s.store_id",
+            &[&viewer.stores],
+        )
+        .await
+        .map_err(internal)?;
+    let mut documents: Vec<serde_json::Value> = Vec::new();
+    for r in &rows {
+        let kind: String = r.get(0);
+        if documents.last().is_none_or(|d| d["kind"] != kind.as_str()) {
+            documents.push(serde_json::json!({
+                "kind": kind, "version": r.get::<_, i64>(1),
+                "body": serde_json::from_str::<serde_json::Value>(r.get(2)).unwrap_or_default(),
+                "published_at": r.get::<_, String>(3), "stores": [],
+            }));
+        }
+        let store = serde_json::json!({
+            "store": r.get::<_, String>(4), "applied": r.get::<_, Option<i64>>(5),
+            "kept_local": r.get::<_, Option<Vec<String>>>(6).unwrap_or_default(),
+            "refused": r.get::<_, Option<String>>(7),
+        });
+        if let Some(stores) = documents.last_mut().and_then(|d| d["stores"].as_array_mut()) {
+            stores.push(store);
+        }
+    }
+    Ok(warp::reply::json(&serde_json::json!({"documents": documents})))
+}
+
 #[derive(Deserialize)]
 struct Day {
     day: Option<String>,
@@ -400,14 +440,20 @@ fn routes(db: Db) -> impl Filter<Extract = (impl Reply,), Error = std::convert::
     let alerts = warp::path!("api" / "alerts")
         .and(warp::get())
         .and(viewer(db.clone()))
-        .and(with_db(db))
+        .and(with_db(db.clone()))
         .and_then(alerts);
+    let documents = warp::path!("api" / "documents")
+        .and(warp::get())
+        .and(viewer(db.clone()))
+        .and(with_db(db))
+        .and_then(documents);
     page.or(login)
         .or(stores)
         .or(receipts_json)
         .or(csv)
         .or(report)
         .or(alerts)
+        .or(documents)
         .recover(answer_refusal)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))
         .with(warp::reply::with::header("cache-control", "no-store"))

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{self, Ack, Batch, ChainTopics, Enrol};
+use super::wire::{self, Ack, Batch, ChainTopics, Document, Enrol};
 use super::ChainConfig;
+use crate::coordinator::fraud::{FraudRules, SharedRules};
 use crate::store::{Store, StoreHandle};
 
 /// Entries sent beyond the last acknowledged one before waiting.
@@ -50,8 +51,88 @@ struct State {
     heard: Instant,
 }
 
-/// Runs until `stop`: reads the outbox on `reader`, records acks through `store`.
-pub async fn run(chain: ChainConfig, store: StoreHandle, reader: Arc<Mutex<Store>>, stop: CancellationToken) {
+/// The fraud rules head office's documents change.
+pub struct Rules {
+    pub in_force: SharedRules,
+    /// The settings file's rules, and which of them the owner wrote.
+    pub file: FraudRules,
+    pub local: std::collections::BTreeSet<String>,
+}
+
+impl Rules {
+    /// The rules with head office's `body` on top, and which stayed local.
+    fn with(&self, body: &serde_json::Value) -> Result<(FraudRules, Vec<String>), String> {
+        let body = body
+            .as_object()
+            .ok_or("head office's fraud rules are not a table of settings")?;
+        self.file.with_chain(&self.local, body)
+    }
+}
+
+/// At start: the rules of head office's last document this store took.
+pub fn rules_in_force(
+    store: &Store,
+    config: &crate::config::Config,
+    rules: &SharedRules,
+) -> Result<(), crate::store::StoreError> {
+    let Some((version, body)) = store.chain_doc(wire::FRAUD_RULES)? else {
+        return Ok(());
+    };
+    let kept = Rules {
+        in_force: rules.clone(),
+        file: config.fraud.clone(),
+        local: config.fraud_local.clone(),
+    };
+    match kept.with(&body) {
+        Ok((merged, _)) => {
+            tracing::info!(version, "head office's fraud rules are in force");
+            rules.set(merged);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, version, "head office's fraud rules cannot be used; the settings file's are in force")
+        }
+    }
+    Ok(())
+}
+
+/// Takes a document from head office: applied, recorded and told back
+/// (through the outbox), or refused with the reason told back.
+async fn take_document(document: Document, rules: &Rules, store: &StoreHandle) {
+    if document.kind != wire::FRAUD_RULES {
+        tracing::info!(kind = %document.kind, "head office sent a document this version does not take");
+        return;
+    }
+    let outcome = rules.with(&document.body);
+    let (kept_local, refused) = match &outcome {
+        Ok((_, kept)) => (kept.clone(), None),
+        Err(e) => (Vec::new(), Some(e.clone())),
+    };
+    let (kind, version, body) = (document.kind.clone(), document.version, document.body.clone());
+    let recorded = store
+        .call(move |s: &mut Store| s.apply_chain_doc(&kind, version, &body, kept_local, refused))
+        .await;
+    match (recorded, outcome) {
+        (Ok(true), Ok((merged, kept))) => {
+            tracing::info!(version, kept_local = ?kept, "head office's fraud rules are in force");
+            rules.in_force.set(merged);
+        }
+        (Ok(true), Err(e)) => tracing::warn!(error = %e, version, "head office's fraud rules were refused"),
+        (Ok(false), _) => {}
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "cannot record head office's document; taken when it comes again")
+        }
+    }
+}
+
+/// Runs until `stop`: reads the outbox on `reader`, records acks through
+/// `store`, applies head office's documents to `rules`.
+pub async fn run(
+    chain: ChainConfig,
+    store: StoreHandle,
+    reader: Arc<Mutex<Store>>,
+    rules: Rules,
+    stop: CancellationToken,
+) {
     let topics = ChainTopics::new(&chain.store);
     let acked = match reader.lock().expect("store lock").chain_acked() {
         Ok(acked) => acked,
@@ -82,6 +163,7 @@ pub async fn run(chain: ChainConfig, store: StoreHandle, reader: Arc<Mutex<Store
                     state.heard = Instant::now();
                     tracing::info!(broker = %chain.broker, "uplink to head office connected");
                     let _ = client.try_subscribe(&topics.ack, QoS::AtLeastOnce);
+                    let _ = client.try_subscribe(ChainTopics::DOCUMENTS, QoS::AtLeastOnce);
                     let key = chain.public_key();
                     let enrol = Enrol {
                         proof: wire::enrol_proof(&chain.secret, &chain.store, &key),
@@ -95,6 +177,12 @@ pub async fn run(chain: ChainConfig, store: StoreHandle, reader: Arc<Mutex<Store
                         Ok(ack) if ack.store == chain.store => heard(&mut state, &ack, &store).await,
                         Ok(ack) => tracing::warn!(store = %ack.store, "head office's ack names another store; ignored"),
                         Err(e) => tracing::warn!(error = %e, "an ack head office did not sign was ignored"),
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("tallybox-chain-docs/") => {
+                    match wire::open::<Document>(&p.payload, &chain.hq) {
+                        Ok(document) => take_document(document, &rules, &store).await,
+                        Err(e) => tracing::warn!(error = %e, topic = %p.topic, "a document head office did not sign was ignored"),
                     }
                 }
                 Ok(_) => {}

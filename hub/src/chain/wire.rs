@@ -78,6 +78,21 @@ pub struct Ack {
     pub resend: bool,
 }
 
+/// A document head office publishes to every store (retained on the
+/// broker, so a store that connects later gets the newest): its kind, a
+/// version that only grows, and the body. Kinds a store takes today:
+/// [`FRAUD_RULES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub kind: String,
+    pub version: u64,
+    pub body: serde_json::Value,
+}
+
+/// The fraud rules a chain sets (the names of the `[fraud]` settings); the
+/// rules a shop's owner wrote in its own settings file win.
+pub const FRAUD_RULES: &str = "fraud_rules";
+
 /// A hub asking to join as `store` with `key` (its public key, hex); `proof`
 /// is [`enrol_proof`] with the code's secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +139,13 @@ impl ChainTopics {
             ack: format!("tallybox-chain/{store}/ack"),
             enrol: format!("tallybox-chain/{store}/enrol"),
         }
+    }
+
+    /// Head office's documents, one retained message per kind.
+    pub const DOCUMENTS: &'static str = "tallybox-chain-docs/+";
+
+    pub fn document(kind: &str) -> String {
+        format!("tallybox-chain-docs/{kind}")
     }
 
     /// What head office subscribes to: every store's outbox and enrolment.

@@ -57,7 +57,7 @@ impl<A: Acquirer> Coordinator<A> {
             request_id.clone(),
             terminal.clone(),
             card.clone(),
-            settings.fraud.clone(),
+            settings.fraud.get(),
         );
         let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
         let found = self

@@ -63,7 +63,7 @@ impl<A: Acquirer> Coordinator<A> {
                 message,
             });
         }
-        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), settings.fraud.clone());
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), settings.fraud.get());
         let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
         let found = self
             .store(move |s| {
@@ -123,7 +123,7 @@ impl<A: Acquirer> Coordinator<A> {
         if let Some(code) = self.refused_before(&request_id) {
             return Some(Self::refused(request_id, kind, code));
         }
-        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), self.settings.fraud.clone());
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), self.settings.fraud.get());
         let currency = self.settings.currency;
         let found = self
             .store(move |s| {

@@ -114,7 +114,7 @@ impl<A: Acquirer> Coordinator<A> {
             tracing::warn!(terminal = %terminal, provider = provider.as_str(), "a payment code of a provider the shop has not set up");
             return Some(self.refuse(request_id, TxnKind::Sale, reason::CODE_NOT_SET_UP));
         };
-        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), settings.fraud.clone());
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), settings.fraud.get());
         let (currency, cashier_required) = (settings.currency, self.shop().cashier_sign_on);
         let found = self
             .store(move |s| {
@@ -324,7 +324,7 @@ impl<A: Acquirer> Coordinator<A> {
         if let Some(code) = self.refused_before(&request_id) {
             return Some(Self::refused(request_id, kind, code));
         }
-        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), self.settings.fraud.clone());
+        let (rid, tid, rules) = (request_id.clone(), terminal.clone(), self.settings.fraud.get());
         let currency = self.settings.currency;
         let found = self
             .store(move |s| {

@@ -6,7 +6,7 @@
 //! numbers — also freezes that terminal until the owner unfreezes it.
 
 use chrono::NaiveTime;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tallybox_core::card::EntryMode;
 use tallybox_core::money::{Amount, Currency};
 
@@ -14,7 +14,7 @@ pub use crate::store::fraud::Action;
 use crate::store::fraud::{FactLimits, Facts, Hit};
 
 /// The `[fraud]` settings; every rule has a working default.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FraudRules {
     /// The same card more than this many times in the window.
@@ -71,6 +71,25 @@ impl Default for FraudRules {
     }
 }
 
+/// The rules in force, shared by every request and replaced whole when
+/// head office publishes new ones ([`FraudRules::with_chain`]).
+#[derive(Debug, Clone)]
+pub struct SharedRules(std::sync::Arc<std::sync::RwLock<FraudRules>>);
+
+impl SharedRules {
+    pub fn new(rules: FraudRules) -> SharedRules {
+        SharedRules(std::sync::Arc::new(std::sync::RwLock::new(rules)))
+    }
+
+    pub fn get(&self) -> FraudRules {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, rules: FraudRules) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = rules;
+    }
+}
+
 pub const CARD_TESTING: &str = "card_testing";
 pub const REFUND_OTHER_CARD: &str = "refund_other_card";
 pub const REFUNDS_OVER_SALES: &str = "refunds_over_sales";
@@ -91,6 +110,37 @@ impl FraudRules {
             declines: (self.card_testing_window_secs, self.card_testing_declines),
             manual: (self.manual_window_secs, self.manual_max),
         }
+    }
+
+    /// These rules (the settings file's) with head office's `chain` on top,
+    /// except the rules the owner wrote in the file (`local`): the shop's
+    /// own choice wins. Also which of `chain`'s rules stayed local.
+    pub fn with_chain(
+        &self,
+        local: &std::collections::BTreeSet<String>,
+        chain: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(FraudRules, Vec<String>), String> {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => return Err("the fraud rules do not serialize".into()),
+        };
+        let mut kept_local = Vec::new();
+        for (key, value) in chain {
+            if !fields.contains_key(key) {
+                return Err(format!(
+                    "head office's fraud rules name '{key}', which this version does not know"
+                ));
+            }
+            if local.contains(key) {
+                kept_local.push(key.clone());
+            } else {
+                fields.insert(key.clone(), value.clone());
+            }
+        }
+        let rules: FraudRules = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("head office's fraud rules: {e}"))?;
+        rules.validate()?;
+        Ok((rules, kept_local))
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -236,6 +286,32 @@ mod tests {
 
     fn amount(minor: u64) -> Amount {
         Amount::from_minor(minor).unwrap()
+    }
+
+    #[test]
+    fn head_office_rules_apply_where_the_owner_wrote_none_and_bad_ones_change_nothing() {
+        let file = FraudRules {
+            same_card_max: 3,
+            ..FraudRules::default()
+        };
+        let local = ["same_card_max".to_string()].into_iter().collect();
+        let chain = serde_json::json!({"same_card_max": 9, "manual_max": 1, "opening_hours": "08:00-22:00"});
+        let (rules, kept) = file.with_chain(&local, chain.as_object().unwrap()).unwrap();
+        assert_eq!(rules.same_card_max, 3, "the owner's own limit wins");
+        assert_eq!(kept, ["same_card_max"]);
+        assert_eq!(rules.manual_max, 1);
+        assert_eq!(rules.opening_hours.as_deref(), Some("08:00-22:00"));
+        for bad in [
+            serde_json::json!({"same_card_limit": 2}),
+            serde_json::json!({"manual_max": "many"}),
+            serde_json::json!({"opening_hours": "all day"}),
+            serde_json::json!({"amount_factor": 0}),
+        ] {
+            assert!(
+                file.with_chain(&local, bad.as_object().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

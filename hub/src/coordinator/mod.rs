@@ -65,7 +65,8 @@ pub struct Settings {
     pub currency: Currency,
     pub max_sale: Amount,
     pub acquirer_timeout: Duration,
-    pub fraud: fraud::FraudRules,
+    /// The fraud rules in force (head office may replace them while the hub runs).
+    pub fraud: fraud::SharedRules,
     /// Each checkout's PIN key (the hub translates PIN blocks from it into
     /// the acquirer's); none for a checkout that is not paired.
     pub pin_keys: PinKeys,

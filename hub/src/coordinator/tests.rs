@@ -35,7 +35,7 @@ pub(super) fn settings() -> Settings {
             currency: tallybox_core::money::Currency::CNY,
             max_sale: Amount::from_minor(5_000_000).unwrap(),
             acquirer_timeout: Duration::from_millis(4_000),
-            fraud: Default::default(),
+            fraud: fraud::SharedRules::new(Default::default()),
             // T1 is paired; the others are not.
             pin_keys: PinKeys(std::sync::Arc::new(|t: &TerminalId| {
                 (t.as_str() == "T1").then_some(T1_PIN_KEY)
@@ -334,8 +334,11 @@ async fn a_rule_set_to_ask_the_supervisor_lets_the_sale_through_only_with_their_
     let dir = tempfile::tempdir().unwrap();
     let store = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
     let mut settings = coordinator(dir.path()).settings().clone();
-    settings.fraud.same_card_max = 1;
-    settings.fraud.same_card_action = fraud::Action::AskSupervisor;
+    settings.fraud = fraud::SharedRules::new(fraud::FraudRules {
+        same_card_max: 1,
+        same_card_action: fraud::Action::AskSupervisor,
+        ..Default::default()
+    });
     let c = Coordinator::new(store, SimAcquirer::default(), settings);
     assert_eq!(
         outcome(c.handle(&t1(), sale("approved", 100)).await).status,
@@ -380,7 +383,10 @@ async fn refunds_above_the_days_sales_are_a_fraud_hit_and_can_be_blocked() {
     let dir = tempfile::tempdir().unwrap();
     let store = StoreHandle::spawn(Store::open(dir.path()).unwrap()).unwrap();
     let mut settings = coordinator(dir.path()).settings().clone();
-    settings.fraud.refunds_over_sales_action = fraud::Action::Block;
+    settings.fraud = fraud::SharedRules::new(fraud::FraudRules {
+        refunds_over_sales_action: fraud::Action::Block,
+        ..Default::default()
+    });
     let c = Coordinator::new(store, SimAcquirer::default(), settings);
     let sold = outcome(c.handle(&t1(), sale("approved", 10_000)).await);
     let trace = sold.receipt.expect("approved").trace_no;

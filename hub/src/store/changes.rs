@@ -25,6 +25,14 @@ pub enum Change {
     Freeze { scope: String, frozen: bool },
     /// Batch `batch_no` was settled.
     Settled { batch_no: u32 },
+    /// Head office's document `kind` at `version` was taken (`refused`
+    /// says why not); `kept_local` names what the owner's own settings kept.
+    Applied {
+        kind: String,
+        version: u64,
+        kept_local: Vec<String>,
+        refused: Option<String>,
+    },
 }
 
 /// The changes of the open transaction, when this connection collects them.

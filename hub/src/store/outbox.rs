@@ -96,6 +96,17 @@ impl Store {
                 "freeze",
                 json(serde_json::json!({"scope": scope, "frozen": frozen})),
             )),
+            Change::Applied {
+                kind,
+                version,
+                kept_local,
+                refused,
+            } => Some((
+                "applied",
+                json(
+                    serde_json::json!({"kind": kind, "version": version, "kept_local": kept_local, "refused": refused}),
+                ),
+            )),
             // Heard from: every heartbeat; head office learns a checkout's
             // life from its sales.
             Change::TerminalSeen { .. } => None,
@@ -135,6 +146,67 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Head office's document of `kind` this store took: version and body.
+    pub fn chain_doc(&self, kind: &str) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
+        let text = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'chain_doc.' || ?1",
+                [kind],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
+        Ok(text
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| Some((v["version"].as_u64()?, v["body"].clone()))))
+    }
+
+    /// Takes version `version` of head office's document `kind` (or records
+    /// that it was `refused`), audited and told to head office; false when
+    /// this version or a newer one was seen already.
+    pub fn apply_chain_doc(
+        &mut self,
+        kind: &str,
+        version: u64,
+        body: &serde_json::Value,
+        kept_local: Vec<String>,
+        refused: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let seen_key = format!("chain_doc_seen.{kind}");
+        let seen: u64 = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [&seen_key], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if version <= seen {
+            return Ok(false);
+        }
+        let upsert = "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+        exec(&self.conn, upsert, params![seen_key, version.to_string()])?;
+        if refused.is_none() {
+            let kept = serde_json::json!({"version": version, "body": body});
+            exec(
+                &self.conn,
+                upsert,
+                params![format!("chain_doc.{kind}"), kept.to_string()],
+            )?;
+        }
+        let utc = now_utc();
+        let detail = serde_json::json!({"kind": kind, "version": version, "kept_local": kept_local, "refused": refused});
+        super::audit::append(&self.conn, &utc, "chain_document", None, &detail.to_string())?;
+        self.changes.note(Change::Applied {
+            kind: kind.to_string(),
+            version,
+            kept_local,
+            refused,
+        });
+        Ok(true)
     }
 
     /// The last entry head office acknowledged (0 before the first).

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use rumqttc::{Client, MqttOptions, QoS};
+use serde_json::{json, Value};
 use tallybox::chain::wire::{self, Batch, ChainTopics, Entry};
 use tallybox_e2e::chain::{Hq, Postgres};
+use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Mosquitto, STORE};
 use tallybox_e2e::proxy::Proxy;
-use tallybox_e2e::wait_for;
+use tallybox_e2e::{test_card, wait_for};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -88,7 +90,15 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
     let line = Proxy::start(broker.port);
     let hubs: Vec<(&str, Hub)> = [("S1", line.port), ("S2", broker.port), ("S3", broker.port)]
         .into_iter()
-        .map(|(store, port)| (store, Hub::start_in_chain(&hq.enrol(store, port))))
+        .map(|(store, port)| {
+            // S3's owner set its own same-card limit.
+            let own = if store == "S3" {
+                "[fraud]\nsame_card_max = 100000\n"
+            } else {
+                ""
+            };
+            (store, Hub::start_in_chain(&hq.enrol(store, port), own))
+        })
         .collect();
     for (_, hub) in &hubs {
         sell(&rt, hub, 20);
@@ -161,6 +171,52 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
         "{}",
         pg.query("SELECT what FROM alerts")
     );
+
+    // Head office sets a chain-wide rule: the same card at most 3 times in
+    // ten minutes, then refused. Every store takes it and says so; S3
+    // keeps its owner's own limit.
+    hq.publish("fraud_rules", "same_card_max = 3\nsame_card_action = \"block\"\n");
+    let answered = wait_for(Duration::from_secs(30), || {
+        let (_, docs) = hq.get(0, "/api/documents", &cookie);
+        let stores = docs["documents"][0]["stores"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (stores.len() == 3 && stores.iter().all(|s| s["applied"] == 1)).then_some(docs)
+    });
+    let docs = answered.unwrap_or_else(|| panic!("{}", hq.get(0, "/api/documents", &cookie).1));
+    let kept: Vec<&Value> = docs["documents"][0]["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["kept_local"])
+        .collect();
+    assert_eq!(
+        kept,
+        [&json!([]), &json!([]), &json!(["same_card_max"])],
+        "{docs}"
+    );
+    let again = |hub: &Hub, id: &str| {
+        let raw = RawClient::connect(hub.mqtt, STORE, "T8");
+        let request = sale(id, &test_card("approved"), 999);
+        raw.request("T8", &request, Duration::from_secs(10))
+            .expect("an answer")
+    };
+    let refused = again(&hubs[1].1, "rule-s2-000001");
+    assert_ne!(
+        refused["status"], "approved",
+        "S2 refuses the card's 101st sale: {refused}"
+    );
+    let allowed = again(&hubs[2].1, "rule-s3-000001");
+    assert_eq!(
+        allowed["status"], "approved",
+        "S3's own limit is 100 000: {allowed}"
+    );
+    // A restarted hub keeps the rule it took.
+    let mut s2 = hubs.into_iter().nth(1).unwrap().1;
+    s2.restart();
+    let refused = again(&s2, "rule-s2-000002");
+    assert_ne!(refused["status"], "approved", "after a restart: {refused}");
 }
 
 #[test]
@@ -169,7 +225,7 @@ fn head_office_its_broker_and_a_hub_killed_mid_stream_lose_nothing_and_repeat_no
     let pg = Postgres::start();
     let mut broker = Mosquitto::start();
     let mut hq = Hq::start(&pg, broker.port, &["hq-a"]);
-    let mut hub = Hub::start_in_chain(&hq.enrol("S1", broker.port));
+    let mut hub = Hub::start_in_chain(&hq.enrol("S1", broker.port), "");
     sell(&rt, &hub, 10);
     caught_up(&pg, &hub, "S1", Duration::from_secs(30));
 
@@ -231,7 +287,7 @@ fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
     let broker = Mosquitto::start();
     let hq = Hq::start(&pg, broker.port, &["hq-a"]);
     let code = hq.enrol("S1", broker.port);
-    let hub = Hub::start_in_chain(&code);
+    let hub = Hub::start_in_chain(&code, "");
     sell(&rt, &hub, 5);
     caught_up(&pg, &hub, "S1", Duration::from_secs(30));
     let held = pg.number("SELECT count(*) FROM entries");

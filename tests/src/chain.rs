@@ -342,3 +342,113 @@ impl Drop for Hq {
         }
     }
 }
+
+/// A store simulator for head office's benches and scale runs: joins as
+/// `code`'s store with a key of its own and sends `entries` (a real hub's
+/// outbox, replayed: the hash chain does not name the store) as a hub's
+/// uplink does, in batches within a window, following head office's acks.
+/// Returns when head office holds every entry: how long that took from
+/// the first batch.
+pub async fn replay_store(
+    broker: u16,
+    code: &str,
+    entries: &[tallybox::chain::wire::Entry],
+) -> anyhow::Result<Duration> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use tallybox::chain::uplink::IN_FLIGHT;
+    use tallybox::chain::wire::{self, Ack, Batch, ChainTopics, EnrolCode, BATCH_MAX};
+
+    let code = EnrolCode::decode(code).map_err(anyhow::Error::msg)?;
+    let hq = wire::verifying_key(&code.hq)?;
+    let secret = hex::decode(&code.secret)?;
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let topics = ChainTopics::new(&code.store);
+    let mut options = MqttOptions::new(format!("sim-store-{}", code.store), "127.0.0.1", broker);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(options, 64);
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<Ack>();
+    let (ack_topic, subscriber) = (topics.ack.clone(), client.clone());
+    let poller = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = subscriber.subscribe(&ack_topic, QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(ack) = wire::open::<Ack>(&p.payload, &hq) {
+                        let _ = acks_tx.send(ack);
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    let public = hex::encode(key.verifying_key().to_bytes());
+    let enrol = wire::Enrol {
+        store: code.store.clone(),
+        proof: wire::enrol_proof(&secret, &code.store, &public),
+        key: public,
+    };
+    // Enrolled once head office answers (it answers every enrolment).
+    let mut enrolled = None;
+    for _ in 0..50 {
+        client
+            .publish(&topics.enrol, QoS::AtLeastOnce, false, wire::seal(&enrol, &key))
+            .await?;
+        if let Ok(Some(ack)) = tokio::time::timeout(Duration::from_millis(500), acks.recv()).await {
+            enrolled = Some(ack);
+            break;
+        }
+    }
+    anyhow::ensure!(
+        enrolled.is_some(),
+        "head office did not answer store {}'s enrolment",
+        code.store
+    );
+    let total = entries.len() as u64;
+    let started = std::time::Instant::now();
+    let (mut next, mut acked) = (1u64, 0u64);
+    let mut sent = std::collections::VecDeque::new();
+    while acked < total {
+        while next <= total && sent.len() < IN_FLIGHT {
+            let from = (next - 1) as usize;
+            let batch = Batch {
+                store: code.store.clone(),
+                entries: entries[from..(from + BATCH_MAX).min(entries.len())].to_vec(),
+            };
+            next += batch.entries.len() as u64;
+            sent.push_back(next - 1);
+            client
+                .publish(&topics.outbox, QoS::AtLeastOnce, false, wire::seal(&batch, &key))
+                .await?;
+        }
+        match tokio::time::timeout(Duration::from_secs(10), acks.recv()).await {
+            Ok(Some(ack)) => {
+                acked = acked.max(ack.next - 1);
+                while sent.front().is_some_and(|last| *last < ack.next) {
+                    sent.pop_front();
+                }
+                if ack.resend {
+                    sent.clear();
+                    next = ack.next.max(acked + 1);
+                }
+            }
+            Ok(None) => anyhow::bail!("the simulator's MQTT client stopped"),
+            Err(_) => {
+                sent.clear();
+                next = acked + 1;
+            }
+        }
+    }
+    poller.abort();
+    Ok(started.elapsed())
+}
+
+/// The entries of a hub's outbox (the hub may be running).
+pub fn recorded_outbox(data_dir: &std::path::Path) -> Vec<tallybox::chain::wire::Entry> {
+    tallybox::store::Store::open(data_dir)
+        .and_then(|s| s.outbox_after(0, usize::MAX))
+        .expect("read the hub's outbox")
+}

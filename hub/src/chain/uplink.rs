@@ -1,7 +1,9 @@
 //! The hub's link to head office: its own MQTT client to the chain's
 //! broker, with a persistent session and QoS 1. It sends the outbox in
-//! order, [`wire::BATCH_MAX`] entries a message and at most [`WINDOW`]
-//! entries beyond what head office acknowledged; on every (re)connection,
+//! order, up to [`wire::BATCH_MAX`] entries a message and at most
+//! [`IN_FLIGHT`] messages head office has not answered yet (while they are
+//! out, new entries gather into the next, larger message: a busy shop sends
+//! few big messages, not one per commit); on every (re)connection,
 //! and whenever head office has said nothing for [`SILENT`] while entries
 //! wait, it starts again after the last acknowledged entry (head office
 //! keeps each entry once, so a repeat costs bandwidth only). An ack is taken
@@ -18,8 +20,8 @@ use super::ChainConfig;
 use crate::coordinator::fraud::{FraudRules, SharedRules};
 use crate::store::{Store, StoreHandle};
 
-/// Entries sent beyond the last acknowledged one before waiting.
-pub const WINDOW: u64 = 4_000;
+/// Messages sent and not yet answered before the uplink waits.
+pub const IN_FLIGHT: usize = 4;
 
 /// Head office silent this long while entries wait: send again.
 pub const SILENT: Duration = Duration::from_secs(10);
@@ -46,6 +48,8 @@ struct State {
     acked: u64,
     /// The next entry to send.
     next: u64,
+    /// The last entry of each message sent and not yet answered.
+    sent: std::collections::VecDeque<u64>,
     connected: bool,
     /// When head office last answered (or the uplink last started over).
     heard: Instant,
@@ -124,6 +128,15 @@ async fn take_document(document: Document, rules: &Rules, store: &StoreHandle) {
     }
 }
 
+impl State {
+    /// Sends again after the last acknowledged entry.
+    fn start_over(&mut self) {
+        self.next = self.acked + 1;
+        self.sent.clear();
+        self.heard = Instant::now();
+    }
+}
+
 /// Runs until `stop`: reads the outbox on `reader`, records acks through
 /// `store`, applies head office's documents to `rules`.
 pub async fn run(
@@ -144,6 +157,7 @@ pub async fn run(
     let mut state = State {
         acked,
         next: acked + 1,
+        sent: Default::default(),
         connected: false,
         heard: Instant::now(),
     };
@@ -159,8 +173,7 @@ pub async fn run(
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
                     state.connected = true;
-                    state.next = state.acked + 1;
-                    state.heard = Instant::now();
+                    state.start_over();
                     tracing::info!(broker = %chain.broker, "uplink to head office connected");
                     let _ = client.try_subscribe(&topics.ack, QoS::AtLeastOnce);
                     let _ = client.try_subscribe(ChainTopics::DOCUMENTS, QoS::AtLeastOnce);
@@ -198,8 +211,7 @@ pub async fn run(
             _ = tick.tick() => {
                 if state.next > state.acked + 1 && state.heard.elapsed() >= SILENT {
                     tracing::info!(from = state.acked + 1, "head office has not answered; sending again");
-                    state.next = state.acked + 1;
-                    state.heard = Instant::now();
+                    state.start_over();
                 }
             }
         }
@@ -220,8 +232,12 @@ async fn heard(state: &mut State, ack: &Ack, store: &StoreHandle) {
             tracing::warn!(error = %e, "cannot record head office's ack; entries are sent again later");
         }
     }
+    while state.sent.front().is_some_and(|last| *last < ack.next) {
+        state.sent.pop_front();
+    }
     if ack.resend {
         tracing::info!(from = ack.next, "head office asks for entries again");
+        state.start_over();
         state.next = ack.next.max(state.acked + 1);
     } else {
         state.next = state.next.max(state.acked + 1);
@@ -236,7 +252,7 @@ fn send_due(
     reader: &Arc<Mutex<Store>>,
     state: &mut State,
 ) {
-    while state.next <= state.acked + WINDOW {
+    while state.sent.len() < IN_FLIGHT {
         let entries = match reader
             .lock()
             .expect("store lock")
@@ -268,5 +284,6 @@ fn send_due(
             return;
         }
         state.next = last + 1;
+        state.sent.push_back(last);
     }
 }

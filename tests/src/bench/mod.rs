@@ -4,6 +4,7 @@
 //! store with a million transactions, and [`Report`] prints the table and
 //! writes `target/bench/latest.json`.
 
+pub mod chain;
 pub mod data;
 pub mod load;
 

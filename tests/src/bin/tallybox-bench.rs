@@ -159,6 +159,55 @@ fn disk_writes(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Simulated stores replaying a real hub's outbox at once into head office.
+const CHAIN_STORES: usize = 20;
+const CHAIN_DAY_SALES: u64 = 1_000;
+
+/// Head office's ingest against PostgreSQL's bare insert rate, and the lag
+/// from a shop's commit to head office's row against the sale's own baseline.
+fn chain_figures(
+    runtime: &tokio::runtime::Runtime,
+    base_p50: f64,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
+    use tallybox_e2e::bench::chain;
+    use tallybox_e2e::chain::{Hq, Postgres};
+    use tallybox_e2e::procs::Mosquitto;
+    let day = chain::record_outbox(runtime, CHAIN_DAY_SALES);
+    let pg = Postgres::start();
+    let bare = runtime.block_on(chain::bare_insert_rate(&pg, &day, CHAIN_STORES))?;
+    let broker = Mosquitto::start();
+    let hq = Hq::start(&pg, broker.port, &["hq-a"]);
+    let ingest = chain::ingest_rate(runtime, &pg, broker.port, &hq, &day, CHAIN_STORES, "SIM")?;
+    notes.push((
+        format!(
+            "PostgreSQL bare insert of the same entries, batches of 200 (baseline), {CHAIN_STORES} stores"
+        ),
+        bare,
+        "entries/s",
+    ));
+    figures.push(Figure {
+        name: format!("head office ingest, {CHAIN_STORES} stores at once through mosquitto (signed, chained, one instance)"),
+        value: ingest,
+        unit: "entries/s",
+        baseline: Some(bare),
+        target: ">= 0.5x PostgreSQL's bare insert".into(),
+        met: ingest >= 0.5 * bare,
+    });
+    let (p50, p99) = chain::lag(runtime, &pg, broker.port, &hq, "LAG", CHAIN_DAY_SALES)?;
+    figures.push(Figure {
+        name: "a shop's commit to head office's row p50, two checkouts selling".into(),
+        value: p50,
+        unit: "ms",
+        baseline: Some(base_p50),
+        target: "<= 20x (MQTT RTT + 2 fsync)".into(),
+        met: p50 <= 20.0 * base_p50,
+    });
+    notes.push(("a shop's commit to head office's row p99".to_string(), p99, "ms"));
+    Ok(())
+}
+
 fn say(what: &str) {
     eprintln!("bench: {what}");
 }
@@ -595,6 +644,11 @@ fn main() -> anyhow::Result<()> {
                 met: size < limit,
             });
         }
+    }
+
+    say("a chain's head office: ingest into PostgreSQL and the lag from a shop's commit");
+    if let Err(e) = chain_figures(&runtime, base_p50, &mut figures, &mut notes) {
+        notes.push((format!("head office not measured: {e:#}"), f64::NAN, "-"));
     }
 
     let report = Report {

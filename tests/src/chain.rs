@@ -312,6 +312,16 @@ impl Hq {
         cookie.split(';').next().expect("cookie").to_string()
     }
 
+    /// The status of signing in to instance `n` as `name` with `password`.
+    pub fn sign_in_status(&self, n: usize, name: &str, password: &str) -> u16 {
+        let url = format!("http://127.0.0.1:{}/api/login", self.instances[n].1);
+        match ureq::post(&url).send_json(serde_json::json!({"name": name, "password": password})) {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("POST {url}: {e}"),
+        }
+    }
+
     /// GET `path` on instance `n`'s page with `cookie`: status and JSON.
     pub fn get(&self, n: usize, path: &str, cookie: &str) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.instances[n].1);
@@ -367,6 +377,9 @@ pub async fn replay_store(
     options.set_max_packet_size(1 << 20, 1 << 20);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(options, 64);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
     let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<Ack>();
     let (ack_topic, subscriber) = (topics.ack.clone(), client.clone());
     let poller = tokio::spawn(async move {

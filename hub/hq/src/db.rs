@@ -93,6 +93,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (store_id, kind, version)
     );
 "#,
+    // 3: wrong passwords lock an account for a while.
+    r#"
+    ALTER TABLE accounts ADD COLUMN failures int NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN locked_until timestamptz;
+"#,
 ];
 
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
@@ -130,6 +135,8 @@ pub async fn migrate(client: &mut Client) -> anyhow::Result<()> {
 /// A store as head office knows it, locked for this transaction.
 pub struct StoreRow {
     pub public_key: Option<String>,
+    /// Why its intake stopped, if it did.
+    pub broken: Option<String>,
     pub next_seq: u64,
     pub last_hash: [u8; 32],
 }
@@ -137,7 +144,7 @@ pub struct StoreRow {
 pub async fn lock_store(tx: &Transaction<'_>, store: &str) -> anyhow::Result<Option<StoreRow>> {
     let row = tx
         .query_opt(
-            "SELECT public_key, next_seq, last_hash FROM stores WHERE store_id = $1 FOR UPDATE",
+            "SELECT public_key, next_seq, last_hash, broken FROM stores WHERE store_id = $1 FOR UPDATE",
             &[&store],
         )
         .await?;
@@ -145,15 +152,36 @@ pub async fn lock_store(tx: &Transaction<'_>, store: &str) -> anyhow::Result<Opt
         public_key: r.get(0),
         next_seq: r.get::<_, i64>(1) as u64,
         last_hash: r.get::<_, Vec<u8>>(2).try_into().unwrap_or(GENESIS),
+        broken: r.get(3),
     }))
 }
 
-/// The public key a store's messages must carry, if it is enrolled.
-pub async fn store_key(client: &Client, store: &str) -> anyhow::Result<Option<String>> {
-    Ok(client
-        .query_opt("SELECT public_key FROM stores WHERE store_id = $1", &[&store])
+/// The first of `entries` (all below the store's next number) whose hash
+/// is not the hash head office holds for that number.
+pub async fn first_differing(
+    tx: &Transaction<'_>,
+    store: &str,
+    entries: &[&Entry],
+) -> anyhow::Result<Option<u64>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq as i64).collect();
+    let held: std::collections::HashMap<i64, Vec<u8>> = tx
+        .query(
+            "SELECT seq, hash FROM entries WHERE store_id = $1 AND seq = ANY($2)",
+            &[&store, &seqs],
+        )
         .await?
-        .and_then(|r| r.get(0)))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(entries
+        .iter()
+        .find(|e| {
+            held.get(&(e.seq as i64)).map(Vec::as_slice) != e.hash_bytes().as_ref().map(|h| h.as_slice())
+        })
+        .map(|e| e.seq))
 }
 
 /// What a transaction entry's body says (the hub's `Txn` as JSON).
@@ -318,18 +346,24 @@ pub async fn break_chain(tx: &Transaction<'_>, store: &str, why: &str) -> anyhow
     Ok(())
 }
 
+/// Raises an alert, once in ten minutes for the same store and words (a
+/// revoked hub that keeps sending is one alert, not thousands).
 pub async fn alert(
     client: &impl tokio_postgres::GenericClient,
     store: Option<&str>,
     what: &str,
 ) -> anyhow::Result<()> {
-    tracing::warn!(store = store.unwrap_or("-"), "{what}");
-    client
+    let raised = client
         .execute(
-            "INSERT INTO alerts (store_id, what) VALUES ($1, $2)",
+            "INSERT INTO alerts (store_id, what) SELECT $1, $2
+             WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE store_id IS NOT DISTINCT FROM $1 AND what = $2
+                               AND at > now() - interval '10 minutes')",
             &[&store, &what],
         )
         .await?;
+    if raised == 1 {
+        tracing::warn!(store = store.unwrap_or("-"), "{what}");
+    }
     Ok(())
 }
 

@@ -120,6 +120,9 @@ pub async fn run(
         options.set_credentials(user, password);
     }
     let (client, mut events) = AsyncClient::new(options, 256);
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
     let (tx, mut rx) = mpsc::channel::<Incoming>(1024);
     let subscriber = client.clone();
     let poller = tokio::spawn(async move {
@@ -221,44 +224,46 @@ impl Ingest {
     }
 
     async fn batch(&mut self, store: &str, payload: &[u8]) -> anyhow::Result<Outcome> {
-        let Some(key) = db::store_key(&self.db, store).await? else {
-            db::alert(&self.db, Some(store), &format!("a message in the name of store {store}, which is not enrolled (or was revoked), was refused")).await?;
+        let tx = self.db.transaction().await?;
+        let row = db::lock_store(&tx, store).await?;
+        let Some(key) = row.as_ref().and_then(|r| r.public_key.clone()) else {
+            let why = format!(
+                "a message in the name of store {store}, which is not enrolled (or was revoked), was refused"
+            );
+            db::alert(&tx, Some(store), &why).await?;
+            tx.commit().await?;
             return Ok(Outcome::Nothing);
         };
-        let batch: Batch = match wire::verifying_key(&key).and_then(|k| wire::open(payload, &k)) {
-            Ok(batch) => batch,
+        let row = row.expect("a store with a key");
+        let batch = match wire::verifying_key(&key).and_then(|k| wire::open::<Batch>(payload, &k)) {
+            Ok(batch) if batch.store == store => batch,
+            Ok(batch) => {
+                let why = format!("store {store} sent entries of store {}; refused", batch.store);
+                db::alert(&tx, Some(store), &why).await?;
+                tx.commit().await?;
+                return Ok(Outcome::Nothing);
+            }
             Err(e) => {
-                db::alert(
-                    &self.db,
-                    Some(store),
-                    &format!("a message in the name of store {store} was refused: {e}"),
-                )
-                .await?;
+                let why = format!("a message in the name of store {store} was refused: {e}");
+                db::alert(&tx, Some(store), &why).await?;
+                tx.commit().await?;
                 return Ok(Outcome::Nothing);
             }
         };
-        if batch.store != store {
-            db::alert(
-                &self.db,
-                Some(store),
-                &format!("store {store} sent entries of store {}; refused", batch.store),
-            )
-            .await?;
+        if row.broken.is_some() {
             return Ok(Outcome::Nothing);
         }
-        let tx = self.db.transaction().await?;
-        let Some(row) = db::lock_store(&tx, store).await? else {
-            return Ok(Outcome::Nothing);
-        };
-        if row.public_key.as_deref() != Some(key.as_str()) {
-            // Revoked while the message waited.
-            return Ok(Outcome::Nothing);
-        }
-        let broken: Option<String> = tx
-            .query_one("SELECT broken FROM stores WHERE store_id = $1", &[&store])
-            .await?
-            .get(0);
-        if broken.is_some() {
+        // Entries head office holds already must be the same entries: a hub
+        // put back from an old backup, or a new hub under the store's name,
+        // writes other entries under the same numbers.
+        let repeats: Vec<&wire::Entry> = batch.entries.iter().filter(|e| e.seq < row.next_seq).collect();
+        if let Some(seq) = db::first_differing(&tx, store, &repeats).await? {
+            let why = format!(
+                "store {store} sent an entry {seq} other than the one head office holds: its history forked (a hub restored from an old backup, or another hub under its name); intake from this store stopped until its hub and head office's copy are compared"
+            );
+            db::break_chain(&tx, store, &why).await?;
+            db::alert(&tx, Some(store), &why).await?;
+            tx.commit().await?;
             return Ok(Outcome::Nothing);
         }
         let (mut next, mut prev) = (row.next_seq, row.last_hash);

@@ -1,5 +1,6 @@
 //! Head office's page and its API, read from PostgreSQL (so every
-//! `tallybox-hq` instance serves the same): sign-in (argon2 hashes, a
+//! `tallybox-hq` instance serves the same): sign-in (argon2 hashes, five
+//! wrong passwords lock the account for a growing while, a
 //! session cookie whose hash is kept in the database, HttpOnly and
 //! SameSite=Strict, 12 hours), then per account only its stores:
 //! `/api/stores` (each store today, whether its uplink is silent or its
@@ -125,20 +126,50 @@ struct Login {
     password: String,
 }
 
+/// Signs in: five wrong passwords in a row lock the account for 30 s,
+/// doubling with each further one (at most an hour), as on a shop's page.
 async fn login(login: Login, db: Db) -> Result<warp::reply::Response, Rejection> {
-    let hash: Option<String> = db
+    let row = db
         .query_opt(
-            "SELECT password_hash FROM accounts WHERE name = $1",
+            "SELECT password_hash, failures, greatest(0, ceil(extract(epoch FROM locked_until - now())))::bigint
+             FROM accounts WHERE name = $1",
             &[&login.name],
         )
         .await
-        .map_err(internal)?
-        .map(|r| r.get(0));
+        .map_err(internal)?;
+    if let Some(wait) = row
+        .as_ref()
+        .and_then(|r| r.get::<_, Option<i64>>(2))
+        .filter(|w| *w > 0)
+    {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many wrong passwords: try again in {wait} s"),
+        ));
+    }
     // A missing account costs the same hash as a wrong password.
-    let known = hash.unwrap_or_else(|| tallybox::passwords::hash("not an account").unwrap_or_default());
+    let known = row
+        .as_ref()
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_else(|| tallybox::passwords::hash("not an account").unwrap_or_default());
     if !tallybox::passwords::verify(&login.password, &known) {
+        if let Some(failures) = row.as_ref().map(|r| r.get::<_, i32>(1) as u32 + 1) {
+            let lock = tallybox::web::auth::lock_for(failures).map_or(0.0, |d| d.as_secs_f64());
+            db.execute(
+                "UPDATE accounts SET failures = $2, locked_until = now() + make_interval(secs => $3) WHERE name = $1",
+                &[&login.name, &(failures as i32), &lock],
+            )
+            .await
+            .map_err(internal)?;
+        }
         return Err(refuse(StatusCode::UNAUTHORIZED, "wrong name or password"));
     }
+    db.execute(
+        "UPDATE accounts SET failures = 0, locked_until = NULL WHERE name = $1",
+        &[&login.name],
+    )
+    .await
+    .map_err(internal)?;
     let token = hex::encode(rand::random::<[u8; 32]>());
     db.execute(
         "INSERT INTO sessions (token_hash, account, expires_at) VALUES ($1, $2, now() + interval '12 hours')",

@@ -38,7 +38,12 @@ fn client(chain: &ChainConfig) -> (AsyncClient, EventLoop) {
     if let Some((user, password)) = &chain.broker.credentials {
         options.set_credentials(user, password);
     }
-    let (client, eventloop) = AsyncClient::new(options, 64);
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    // Nagle would hold each small batch ~40 ms for the broker's ACK.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network.set_connection_timeout(5);
+    eventloop.set_network_options(network);
     (client, eventloop)
 }
 

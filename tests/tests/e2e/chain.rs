@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{json, Value};
 use tallybox::chain::wire::{self, Batch, ChainTopics, Entry};
-use tallybox_e2e::chain::{Hq, Postgres};
+use tallybox_e2e::chain::{Hq, Postgres, HQ_ACCOUNT};
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Mosquitto, STORE};
 use tallybox_e2e::proxy::Proxy;
@@ -349,6 +349,54 @@ fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
     sell(&rt, &hub, 5);
     caught_up(&pg, &hub, "S1", Duration::from_secs(30));
     assert_eq!(pg.query("SELECT coalesce(broken, '') FROM stores"), "");
+
+    // A hub put back from an old backup writes other entries under numbers
+    // head office holds: its history forked, which stops its intake.
+    let chain: Value =
+        serde_json::from_slice(&std::fs::read(hub.data_dir().join("chain.json")).unwrap()).unwrap();
+    let key: [u8; 32] = hex::decode(chain["key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let other = r#"{"id":1,"terminal_id":"T1","kind":"sale","status":"pending","amount":1,"currency":"CNY","local_time":"2026-12-05 10:00:00","created_at":"2026-12-05T02:00:00Z"}"#;
+    let forked = Batch {
+        store: "S1".into(),
+        entries: vec![Entry {
+            seq: 1,
+            kind: "txn".into(),
+            at: at.into(),
+            body: other.into(),
+            hash: hex::encode(wire::entry_hash(&wire::GENESIS, 1, "txn", at, other)),
+        }],
+    };
+    publish(
+        broker.port,
+        &ChainTopics::new("S1").outbox,
+        wire::seal(&forked, &SigningKey::from_bytes(&key)),
+    );
+    let stopped = wait_for(Duration::from_secs(10), || {
+        let broken = pg.query("SELECT coalesce(broken, '') FROM stores WHERE store_id = 'S1'");
+        broken.contains("forked").then_some(broken)
+    });
+    assert!(stopped.is_some(), "{}", pg.query("SELECT what FROM alerts"));
+    let held = pg.number("SELECT count(*) FROM entries");
+    sell(&rt, &hub, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        pg.number("SELECT count(*) FROM entries"),
+        held,
+        "a forked store's intake stays stopped"
+    );
+
+    // Guessing head office's password locks the account.
+    for _ in 0..5 {
+        assert_eq!(hq.sign_in_status(0, HQ_ACCOUNT.0, "not-the-password"), 401);
+    }
+    assert_eq!(
+        hq.sign_in_status(0, HQ_ACCOUNT.0, HQ_ACCOUNT.1),
+        429,
+        "locked for 30 s"
+    );
 
     // A store revoked (a stolen hub) is refused from then on.
     hq.revoke("S1");

@@ -1,11 +1,13 @@
 //! Every store's outbox from the chain's broker into PostgreSQL.
 //!
 //! One MQTT client (persistent session, QoS 1) hears every store's outbox
-//! and enrolment topics; one worker takes the messages in order. A batch is
-//! opened with the key its store enrolled with (a message in a store's name
-//! that the store did not sign is refused and alerted); under the store
-//! row's lock, entries below the store's next number are skipped (kept
-//! already: a repeat, or another instance was first), the next ones must
+//! and enrolment topics; a few workers, each with its own database
+//! connection, take them (a store's messages always by the same worker, in
+//! order). Under the store row's lock, a batch is opened with the key its
+//! store enrolled with (a message in a store's name that the store did not
+//! sign is refused and alerted); entries below the store's next number must
+//! be the ones held (else the store's history forked: an alert, and its
+//! intake stops) and are skipped (a repeat, or another instance was first); the next ones must
 //! follow the chain (a break is an alert and stops that store's intake),
 //! and a number beyond the next is a gap: head office asks the store to
 //! send again from where it stands. Each answer is an [`Ack`] signed with
@@ -106,7 +108,7 @@ impl Tally {
 
 /// Runs the consumer until `stop`.
 pub async fn run(
-    db: Client,
+    dbs: Vec<Client>,
     key: SigningKey,
     broker: BrokerAddr,
     client_id: &str,
@@ -123,63 +125,83 @@ pub async fn run(
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
     events.set_network_options(network);
-    let (tx, mut rx) = mpsc::channel::<Incoming>(1024);
-    let subscriber = client.clone();
-    let poller = tokio::spawn(async move {
-        let mut backoff = tallybox_platform::mqtt::Backoff::default();
-        let mut up = false;
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
-                    up = true;
-                    tracing::info!(broker = %broker, "head office connected to the chain's broker");
-                    for topic in [ChainTopics::ALL_OUTBOXES, ChainTopics::ALL_ENROLMENTS] {
-                        let _ = subscriber.subscribe(topic, QoS::AtLeastOnce).await;
-                    }
-                    if tx.send(Incoming::Connected).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(Incoming::Message(p)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if up {
-                        tracing::warn!(error = %e, "the chain's broker is gone; stores keep their outboxes until it is back");
-                    }
-                    up = false;
-                    backoff.wait().await;
+    // One worker per database connection; a store's messages always go to
+    // the same worker, so they are taken in the order they came.
+    let mut lanes = Vec::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for db in dbs {
+        let (tx, mut rx) = mpsc::channel::<Incoming>(256);
+        lanes.push(tx);
+        let mut ingest = Ingest {
+            db,
+            key: key.clone(),
+            client: client.clone(),
+            asked: HashMap::new(),
+            tally: Tally::new(),
+        };
+        let stop = stop.clone();
+        workers.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    incoming = rx.recv() => match incoming {
+                        None => break,
+                        Some(Incoming::Message(message)) => ingest.take(&message).await,
+                        // A broker that restarted may have lost what it retained.
+                        Some(Incoming::Connected) => {
+                            if let Err(e) = ingest.republish().await {
+                                tracing::warn!(error = %e, "cannot publish head office's documents again");
+                            }
+                        }
+                    },
                 }
             }
-        }
-    });
-    let mut ingest = Ingest {
-        db,
-        key,
-        client,
-        asked: HashMap::new(),
-        tally: Tally::new(),
-    };
+        });
+    }
+    anyhow::ensure!(
+        !lanes.is_empty(),
+        "head office needs at least one database connection"
+    );
+    let subscriber = client.clone();
+    let mut backoff = tallybox_platform::mqtt::Backoff::default();
+    let mut up = false;
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             _ = stop.cancelled() => break,
-            incoming = rx.recv() => match incoming {
-                None => break,
-                Some(Incoming::Message(message)) => ingest.take(&message).await,
-                // A broker that restarted may have lost what it retained.
-                Some(Incoming::Connected) => {
-                    if let Err(e) = ingest.republish().await {
-                        tracing::warn!(error = %e, "cannot publish head office's documents again");
-                    }
+            event = events.poll() => event,
+        };
+        let (lane, incoming) = match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                up = true;
+                tracing::info!(broker = %broker, "head office connected to the chain's broker");
+                for topic in [ChainTopics::ALL_OUTBOXES, ChainTopics::ALL_ENROLMENTS] {
+                    let _ = subscriber.subscribe(topic, QoS::AtLeastOnce).await;
                 }
-            },
+                (0, Incoming::Connected)
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let store = ChainTopics::store_of(&p.topic).unwrap_or_default();
+                let lane = store
+                    .bytes()
+                    .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+                (lane % lanes.len(), Incoming::Message(p))
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                if up {
+                    tracing::warn!(error = %e, "the chain's broker is gone; stores keep their outboxes until it is back");
+                }
+                up = false;
+                backoff.wait().await;
+                continue;
+            }
+        };
+        if lanes[lane].send(incoming).await.is_err() {
+            break;
         }
     }
-    poller.abort();
+    workers.shutdown().await;
     Ok(())
 }
 

@@ -52,6 +52,9 @@ enum Command {
         /// This instance's MQTT client id: unique per instance, the same across restarts.
         #[arg(long, default_value = "tallybox-hq")]
         client_id: String,
+        /// Database connections taking stores' entries at once (each store's by one).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
         /// Where the head-office page listens.
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
@@ -166,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             broker,
             client_id,
+            workers,
             listen,
         } => {
             let stop = tokio_util::sync::CancellationToken::new();
@@ -181,7 +185,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let page = web::serve(listen, db::connect(&cli.db).await?, stop.clone()).await?;
             println!("head office page on http://{page}");
-            ingest::run(client, key, broker, &client_id, stop).await
+            let mut dbs = vec![client];
+            for _ in 1..workers {
+                dbs.push(db::connect(&cli.db).await?);
+            }
+            ingest::run(dbs, key, broker, &client_id, stop).await
         }
         Command::Enrol {
             store,

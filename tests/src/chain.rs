@@ -312,6 +312,11 @@ impl Hq {
         cookie.split(';').next().expect("cookie").to_string()
     }
 
+    /// Instance `n`'s page.
+    pub fn url(&self, n: usize) -> String {
+        format!("http://127.0.0.1:{}", self.instances[n].1)
+    }
+
     /// The status of signing in to instance `n` as `name` with `password`.
     pub fn sign_in_status(&self, n: usize, name: &str, password: &str) -> u16 {
         let url = format!("http://127.0.0.1:{}/api/login", self.instances[n].1);

@@ -249,7 +249,7 @@ async fn heard(state: &mut State, ack: &Ack, store: &StoreHandle) {
     }
 }
 
-/// Publishes the entries due, within the window.
+/// Publishes the entries due, while fewer than [`IN_FLIGHT`] messages are unanswered.
 fn send_due(
     chain: &ChainConfig,
     topics: &ChainTopics,

@@ -11,6 +11,7 @@ use ed25519_dalek::SigningKey;
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::{json, Value};
 use tallybox::chain::wire::{self, Batch, ChainTopics, Entry};
+use tallybox_e2e::browser::Browser;
 use tallybox_e2e::chain::{Hq, Postgres, HQ_ACCOUNT};
 use tallybox_e2e::mqtt::{sale, RawClient};
 use tallybox_e2e::procs::{Hub, Mosquitto, STORE};
@@ -127,6 +128,35 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
     }
     let (status, _) = hq.get(0, "/api/stores", "tallybox_hq_session=0000");
     assert_eq!(status, 401, "the page wants a session");
+
+    // The page as head office reads it on a phone, in English and Chinese.
+    rt.block_on(async {
+        let wait = Duration::from_secs(10);
+        let b = Browser::start().await;
+        b.goto(&format!("{}/", hq.url(1))).await;
+        b.wait_text("#signin", "Sign in", wait).await;
+        b.fill("#login [name=name]", HQ_ACCOUNT.0).await;
+        b.fill("#login [name=password]", "not-the-password").await;
+        b.click("#login button").await;
+        b.wait_text("#error", "Wrong name or password", wait).await;
+        b.fill("#login [name=password]", HQ_ACCOUNT.1).await;
+        b.click("#login button").await;
+        let stores = b.wait_text("#stores", "S3", wait).await;
+        assert!(stores.contains("¥250.00") && stores.contains("OK"), "{stores}");
+        b.wait_text("#count", "60 receipts", wait).await;
+        b.click("#report button").await;
+        b.wait_text("#rows", "S2", wait).await;
+        let violations = b.accessibility_violations().await;
+        assert!(violations.is_empty(), "{violations:?}");
+        b.screenshot("hq-en").await;
+        b.click("#lang").await;
+        b.wait_text("h1", "总部", wait).await;
+        b.wait_text("#stores", "正常", wait).await;
+        b.wait_text("#documents", "还没有下发规则", wait).await;
+        b.wait_text("#count", "60 笔", wait).await;
+        b.screenshot("hq-zh").await;
+        b.close().await;
+    });
 
     // S1's line is down for 10 000 sales; the others go on.
     line.down(true);

@@ -370,7 +370,7 @@ pub struct App {
     /// The chain this shop feeds, if it joined one.
     chain: Option<crate::chain::ChainConfig>,
     /// The fraud rules in force (head office's may replace them).
-    rules: crate::coordinator::fraud::SharedRules,
+    rules: crate::chain::uplink::Rules,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -434,9 +434,9 @@ impl App {
         let writer = store.clone();
         let orders = Arc::new(crate::orders::UndoOrders::default());
         let (push, pushes) = tokio::sync::mpsc::channel(64);
-        let rules = crate::coordinator::fraud::SharedRules::new(config.fraud.clone());
+        let rules = crate::chain::uplink::Rules::new(&config);
         if chain.is_some() {
-            crate::chain::uplink::rules_in_force(&web_store, &config, &rules)?;
+            rules.take_kept(&web_store)?;
         }
         let coordinator = Arc::new(Coordinator::new(
             store,
@@ -446,7 +446,7 @@ impl App {
                 currency: config.currency,
                 max_sale: Amount::from_minor(config.max_sale_minor).unwrap_or(Amount::ZERO),
                 acquirer_timeout: config.acquirer_timeout(),
-                fraud: rules.clone(),
+                fraud: rules.in_force.clone(),
                 pin_keys: {
                     let keys = Arc::clone(&keys);
                     crate::coordinator::PinKeys(Arc::new(move |terminal: &TerminalId| {
@@ -631,11 +631,6 @@ impl App {
         }
         if let Some(chain) = chain {
             let reader = Arc::new(Mutex::new(Store::open(&config.data_dir)?));
-            let rules = crate::chain::uplink::Rules {
-                in_force: rules,
-                file: config.fraud.clone(),
-                local: config.fraud_local.clone(),
-            };
             tasks.spawn(crate::chain::uplink::run(
                 chain,
                 writer.clone(),

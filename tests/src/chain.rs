@@ -47,7 +47,8 @@ fn as_server_user(program: PathBuf) -> Command {
     }
 }
 
-fn run_ok(mut c: Command, what: &str) -> Output {
+/// Runs `c` to its end; its output, or a panic that says what it printed.
+pub(crate) fn run_ok(mut c: Command, what: &str) -> Output {
     let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.status.success(),
@@ -265,11 +266,8 @@ impl Hq {
 
     /// A one-time code for `store`, its hubs reaching the broker on `broker`.
     pub fn enrol(&self, store: &str, broker: u16) -> String {
-        let out = self
-            .command(&["enrol", store, "--broker", &format!("mqtt://127.0.0.1:{broker}")])
-            .output()
-            .expect("tallybox-hq enrol");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let enrol = self.command(&["enrol", store, "--broker", &format!("mqtt://127.0.0.1:{broker}")]);
+        let out = run_ok(enrol, "tallybox-hq enrol");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -277,26 +275,19 @@ impl Hq {
     pub fn publish(&self, kind: &str, toml: &str) {
         let file = self.dir.path().join(format!("{kind}.toml"));
         std::fs::write(&file, toml).expect("write the document");
-        let out = self
-            .command(&[
-                "publish",
-                kind,
-                &file.display().to_string(),
-                "--broker",
-                &format!("mqtt://127.0.0.1:{}", self.broker),
-            ])
-            .output()
-            .expect("tallybox-hq publish");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let publish = self.command(&[
+            "publish",
+            kind,
+            &file.display().to_string(),
+            "--broker",
+            &format!("mqtt://127.0.0.1:{}", self.broker),
+        ]);
+        run_ok(publish, "tallybox-hq publish");
     }
 
     /// Revokes `store`'s key (`tallybox-hq revoke`).
     pub fn revoke(&self, store: &str) {
-        let out = self
-            .command(&["revoke", store])
-            .output()
-            .expect("tallybox-hq revoke");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run_ok(self.command(&["revoke", store]), "tallybox-hq revoke");
     }
 
     /// Signs in to instance `n`'s page; the session cookie.

@@ -99,12 +99,18 @@ impl Hub {
 
     /// A hub whose configuration file has `settings` (TOML lines) too.
     pub fn start_configured(settings: &str) -> Hub {
-        let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
+        let mut hub = Hub::prepare_configured(settings);
+        hub.spawn();
+        hub
+    }
+
+    /// A hub not yet started whose configuration file has `settings` too.
+    fn prepare_configured(settings: &str) -> Hub {
+        let hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
         let config = hub.dir.path().join("tallybox.toml");
         let mut text = std::fs::read_to_string(&config).expect("read config");
         text.push_str(settings);
         std::fs::write(&config, text).expect("write config");
-        hub.spawn();
         hub
     }
 
@@ -146,22 +152,12 @@ impl Hub {
     /// (`tallybox chain join`) before its first start; its settings file
     /// has `settings` (TOML lines) too.
     pub fn start_in_chain(code: &str, settings: &str) -> Hub {
-        let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
-        let config = hub.dir.path().join("tallybox.toml");
-        let text = std::fs::read_to_string(&config).expect("read config") + settings;
-        std::fs::write(&config, text).expect("write config");
+        let mut hub = Hub::prepare_configured(settings);
         let data = hub.data_dir();
         std::fs::create_dir_all(&data).expect("data dir");
-        let out = Command::new(bin("tallybox"))
-            .args(["chain", "join", code, "--data-dir"])
-            .arg(&data)
-            .output()
-            .expect("tallybox chain join");
-        assert!(
-            out.status.success(),
-            "tallybox chain join: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut join = Command::new(bin("tallybox"));
+        join.args(["chain", "join", code, "--data-dir"]).arg(&data);
+        crate::chain::run_ok(join, "tallybox chain join");
         hub.spawn();
         hub
     }

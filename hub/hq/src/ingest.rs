@@ -21,7 +21,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tallybox::chain::wire::{self, Ack, Batch, ChainTopics, Document, Enrol};
 use tallybox_platform::mqtt::BrokerAddr;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::db;
@@ -252,24 +252,18 @@ impl Ingest {
             let why = format!(
                 "a message in the name of store {store}, which is not enrolled (or was revoked), was refused"
             );
-            db::alert(&tx, Some(store), &why).await?;
-            tx.commit().await?;
-            return Ok(Outcome::Nothing);
+            return refuse(tx, store, &why, false).await;
         };
         let row = row.expect("a store with a key");
         let batch = match wire::verifying_key(&key).and_then(|k| wire::open::<Batch>(payload, &k)) {
             Ok(batch) if batch.store == store => batch,
             Ok(batch) => {
                 let why = format!("store {store} sent entries of store {}; refused", batch.store);
-                db::alert(&tx, Some(store), &why).await?;
-                tx.commit().await?;
-                return Ok(Outcome::Nothing);
+                return refuse(tx, store, &why, false).await;
             }
             Err(e) => {
                 let why = format!("a message in the name of store {store} was refused: {e}");
-                db::alert(&tx, Some(store), &why).await?;
-                tx.commit().await?;
-                return Ok(Outcome::Nothing);
+                return refuse(tx, store, &why, false).await;
             }
         };
         if row.broken.is_some() {
@@ -283,10 +277,7 @@ impl Ingest {
             let why = format!(
                 "store {store} sent an entry {seq} other than the one head office holds: its history forked (a hub restored from an old backup, or another hub under its name); intake from this store stopped until its hub and head office's copy are compared"
             );
-            db::break_chain(&tx, store, &why).await?;
-            db::alert(&tx, Some(store), &why).await?;
-            tx.commit().await?;
-            return Ok(Outcome::Nothing);
+            return refuse(tx, store, &why, true).await;
         }
         let (mut next, mut prev) = (row.next_seq, row.last_hash);
         let mut take = Vec::new();
@@ -305,10 +296,7 @@ impl Ingest {
                     entry.seq
                 );
                 db::keep(&tx, store, &take).await?;
-                db::break_chain(&tx, store, &why).await?;
-                db::alert(&tx, Some(store), &why).await?;
-                tx.commit().await?;
-                return Ok(Outcome::Nothing);
+                return refuse(tx, store, &why, true).await;
             }
             prev = entry.hash_bytes().unwrap_or_default();
             next += 1;
@@ -347,61 +335,40 @@ impl Ingest {
     }
 
     async fn enrol(&mut self, store: &str, payload: &[u8]) -> anyhow::Result<Outcome> {
+        let tx = self.db.transaction().await?;
         let enrol: Enrol = match wire::peek(payload) {
             Ok(enrol) => enrol,
             Err(e) => {
-                db::alert(
-                    &self.db,
-                    Some(store),
-                    &format!("an enrolment for store {store} was refused: {e}"),
-                )
-                .await?;
-                return Ok(Outcome::Nothing);
+                let why = format!("an enrolment for store {store} was refused: {e}");
+                return refuse(tx, store, &why, false).await;
             }
         };
         let opened = wire::verifying_key(&enrol.key).and_then(|k| wire::open::<Enrol>(payload, &k));
         if enrol.store != store || opened.is_err() {
-            db::alert(
-                &self.db,
-                Some(store),
-                &format!("an enrolment for store {store} was refused: not signed by the key it names"),
-            )
-            .await?;
-            return Ok(Outcome::Nothing);
+            let why = format!("an enrolment for store {store} was refused: not signed by the key it names");
+            return refuse(tx, store, &why, false).await;
         }
-        let tx = self.db.transaction().await?;
         let Some(row) = db::lock_store(&tx, store).await? else {
-            db::alert(
-                &tx,
-                Some(store),
-                &format!("store {store} asked to join, but head office made no code for it"),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Outcome::Nothing);
+            let why = format!("store {store} asked to join, but head office made no code for it");
+            return refuse(tx, store, &why, false).await;
         };
         match row.public_key {
             Some(key) if key == enrol.key => {}
             Some(_) => {
-                db::alert(
-                    &tx,
-                    Some(store),
-                    &format!(
-                        "a hub asked to join as store {store}, which is enrolled with another key; refused"
-                    ),
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(Outcome::Nothing);
+                let why = format!(
+                    "a hub asked to join as store {store}, which is enrolled with another key; refused"
+                );
+                return refuse(tx, store, &why, false).await;
             }
             None => {
                 let holds = db::enrolment_secret(&tx, store)
                     .await?
                     .is_some_and(|secret| wire::enrol_proof_holds(&secret, store, &enrol.key, &enrol.proof));
                 if !holds {
-                    db::alert(&tx, Some(store), &format!("a hub asked to join as store {store} with a wrong, used or expired code; refused")).await?;
-                    tx.commit().await?;
-                    return Ok(Outcome::Nothing);
+                    let why = format!(
+                        "a hub asked to join as store {store} with a wrong, used or expired code; refused"
+                    );
+                    return refuse(tx, store, &why, false).await;
                 }
                 db::bind_key(&tx, store, &enrol.key).await?;
                 tracing::info!(store = %store, "store joined the chain");
@@ -415,4 +382,15 @@ impl Ingest {
         };
         Ok(Outcome::Ack(ack, 0))
     }
+}
+
+/// Refuses a message in `store`'s name: raises the alert and, when `stop`,
+/// stops the store's intake, both in `tx`; nothing is answered.
+async fn refuse(tx: Transaction<'_>, store: &str, why: &str, stop: bool) -> anyhow::Result<Outcome> {
+    if stop {
+        db::break_chain(&tx, store, why).await?;
+    }
+    db::alert(&tx, Some(store), why).await?;
+    tx.commit().await?;
+    Ok(Outcome::Nothing)
 }

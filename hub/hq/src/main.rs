@@ -106,11 +106,8 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
         return Ok(key);
     }
     let text = tallybox::store::read_private(path).map_err(anyhow::Error::msg)?;
-    let bytes: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow::anyhow!("{} is not a head-office key (64 hex digits)", path.display()))?;
-    Ok(SigningKey::from_bytes(&bytes))
+    wire::signing_key(&text)
+        .ok_or_else(|| anyhow::anyhow!("{} is not a head-office key (64 hex digits)", path.display()))
 }
 
 /// A document's body from `file`, checked as a store would take it.

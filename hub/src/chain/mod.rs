@@ -78,16 +78,13 @@ impl ChainConfig {
             )
         };
         let file: ChainFile = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-        let key: [u8; 32] = hex::decode(&file.key)
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| bad("the store key"))?;
+        let key = wire::signing_key(&file.key).ok_or_else(|| bad("the store key"))?;
         Ok(Some(ChainConfig {
             broker: file.broker.parse().map_err(|e: String| bad(&e))?,
             store: file.store,
             hq: wire::verifying_key(&file.hq).map_err(|e| bad(&e.to_string()))?,
             secret: Zeroizing::new(hex::decode(&file.secret).map_err(|_| bad("the secret"))?),
-            key: SigningKey::from_bytes(&key),
+            key,
         }))
     }
 

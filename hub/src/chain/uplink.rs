@@ -69,6 +69,15 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The settings file's rules, in force until head office's replace them.
+    pub fn new(config: &crate::config::Config) -> Rules {
+        Rules {
+            in_force: SharedRules::new(config.fraud.clone()),
+            file: config.fraud.clone(),
+            local: config.fraud_local.clone(),
+        }
+    }
+
     /// The rules with head office's `body` on top, and which stayed local.
     fn with(&self, body: &serde_json::Value) -> Result<(FraudRules, Vec<String>), String> {
         let body = body
@@ -76,32 +85,24 @@ impl Rules {
             .ok_or("head office's fraud rules are not a table of settings")?;
         self.file.with_chain(&self.local, body)
     }
-}
 
-/// At start: the rules of head office's last document this store took.
-pub fn rules_in_force(
-    store: &Store,
-    config: &crate::config::Config,
-    rules: &SharedRules,
-) -> Result<(), crate::store::StoreError> {
-    let Some((version, body)) = store.chain_doc(wire::FRAUD_RULES)? else {
-        return Ok(());
-    };
-    let kept = Rules {
-        in_force: rules.clone(),
-        file: config.fraud.clone(),
-        local: config.fraud_local.clone(),
-    };
-    match kept.with(&body) {
-        Ok((merged, _)) => {
-            tracing::info!(version, "head office's fraud rules are in force");
-            rules.set(merged);
+    /// At start: puts in force the rules of head office's last document
+    /// this store took.
+    pub fn take_kept(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let Some((version, body)) = store.chain_doc(wire::FRAUD_RULES)? else {
+            return Ok(());
+        };
+        match self.with(&body) {
+            Ok((merged, _)) => {
+                tracing::info!(version, "head office's fraud rules are in force");
+                self.in_force.set(merged);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, version, "head office's fraud rules cannot be used; the settings file's are in force")
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, version, "head office's fraud rules cannot be used; the settings file's are in force")
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Takes a document from head office: applied, recorded and told back

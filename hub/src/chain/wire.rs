@@ -204,12 +204,20 @@ pub fn peek<T: DeserializeOwned>(payload: &[u8]) -> Result<T, WireError> {
     serde_json::from_slice(&payload[..split]).map_err(|e| WireError::Malformed(e.to_string()))
 }
 
+/// 32 bytes written as 64 hex digits (an ed25519 key, either half).
+fn key_bytes(hex_key: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_key.trim()).ok()?.try_into().ok()
+}
+
 pub fn verifying_key(hex_key: &str) -> Result<VerifyingKey, WireError> {
-    let bytes: [u8; 32] = hex::decode(hex_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| WireError::Malformed("a public key is 32 bytes of hex".into()))?;
+    let bytes =
+        key_bytes(hex_key).ok_or_else(|| WireError::Malformed("a public key is 32 bytes of hex".into()))?;
     VerifyingKey::from_bytes(&bytes).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+/// A secret signing key written as 64 hex digits.
+pub fn signing_key(hex_key: &str) -> Option<SigningKey> {
+    key_bytes(hex_key).map(|bytes| SigningKey::from_bytes(&bytes))
 }
 
 /// What head office gives a store to join: where the chain's broker is, the

@@ -96,17 +96,7 @@ impl Store {
                 "freeze",
                 json(serde_json::json!({"scope": scope, "frozen": frozen})),
             )),
-            Change::Applied {
-                kind,
-                version,
-                kept_local,
-                refused,
-            } => Some((
-                "applied",
-                json(
-                    serde_json::json!({"kind": kind, "version": version, "kept_local": kept_local, "refused": refused}),
-                ),
-            )),
+            Change::Applied { .. } => applied_detail(change).map(|detail| ("applied", detail)),
             // Heard from: every heartbeat; head office learns a checkout's
             // life from its sales.
             Change::TerminalSeen { .. } => None,
@@ -148,17 +138,29 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A value of the `settings` table.
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        exec(
+            &self.conn,
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     /// Head office's document of `kind` this store took: version and body.
     pub fn chain_doc(&self, kind: &str) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
-        let text = self
-            .conn
-            .query_row(
-                "SELECT value FROM settings WHERE key = 'chain_doc.' || ?1",
-                [kind],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?;
-        Ok(text
+        Ok(self
+            .setting(&format!("chain_doc.{kind}"))?
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| Some((v["version"].as_u64()?, v["body"].clone()))))
     }
@@ -175,62 +177,59 @@ impl Store {
         refused: Option<String>,
     ) -> Result<bool, StoreError> {
         let seen_key = format!("chain_doc_seen.{kind}");
-        let seen: u64 = self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [&seen_key], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let seen: u64 = self.setting(&seen_key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
         if version <= seen {
             return Ok(false);
         }
-        let upsert = "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-        exec(&self.conn, upsert, params![seen_key, version.to_string()])?;
+        self.put_setting(&seen_key, &version.to_string())?;
         if refused.is_none() {
             let kept = serde_json::json!({"version": version, "body": body});
-            exec(
-                &self.conn,
-                upsert,
-                params![format!("chain_doc.{kind}"), kept.to_string()],
-            )?;
+            self.put_setting(&format!("chain_doc.{kind}"), &kept.to_string())?;
         }
-        let utc = now_utc();
-        let detail = serde_json::json!({"kind": kind, "version": version, "kept_local": kept_local, "refused": refused});
-        super::audit::append(&self.conn, &utc, "chain_document", None, &detail.to_string())?;
-        self.changes.note(Change::Applied {
+        let applied = Change::Applied {
             kind: kind.to_string(),
             version,
             kept_local,
             refused,
-        });
+        };
+        let detail = applied_detail(&applied).unwrap_or_default();
+        super::audit::append(&self.conn, &now_utc(), "chain_document", None, &detail)?;
+        self.changes.note(applied);
         Ok(true)
     }
 
     /// The last entry head office acknowledged (0 before the first).
     pub fn chain_acked(&self) -> Result<u64, StoreError> {
-        let acked = self
-            .conn
-            .prepare_cached("SELECT value FROM settings WHERE key = 'chain_acked'")?
-            .query_row([], |r| r.get::<_, String>(0))
-            .optional()?;
-        Ok(acked.and_then(|v| v.parse().ok()).unwrap_or(0))
+        Ok(self
+            .setting("chain_acked")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Records that head office holds every entry up to `seq`; never moves back.
     pub fn set_chain_acked(&mut self, seq: u64) -> Result<(), StoreError> {
         if seq > self.chain_acked()? {
-            exec(
-                &self.conn,
-                "INSERT INTO settings (key, value) VALUES ('chain_acked', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [seq.to_string()],
-            )?;
+            self.put_setting("chain_acked", &seq.to_string())?;
         }
         Ok(())
     }
+}
+
+/// What head office is told (and the audit log keeps) of a document taken.
+fn applied_detail(change: &Change) -> Option<String> {
+    let Change::Applied {
+        kind,
+        version,
+        kept_local,
+        refused,
+    } = change
+    else {
+        return None;
+    };
+    Some(
+        serde_json::json!({"kind": kind, "version": version, "kept_local": kept_local, "refused": refused})
+            .to_string(),
+    )
 }
 
 #[cfg(test)]

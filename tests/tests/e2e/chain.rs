@@ -384,10 +384,7 @@ fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
     // head office holds: its history forked, which stops its intake.
     let chain: Value =
         serde_json::from_slice(&std::fs::read(hub.data_dir().join("chain.json")).unwrap()).unwrap();
-    let key: [u8; 32] = hex::decode(chain["key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let key = wire::signing_key(chain["key"].as_str().unwrap()).unwrap();
     let other = r#"{"id":1,"terminal_id":"T1","kind":"sale","status":"pending","amount":1,"currency":"CNY","local_time":"2026-12-05 10:00:00","created_at":"2026-12-05T02:00:00Z"}"#;
     let forked = Batch {
         store: "S1".into(),
@@ -402,7 +399,7 @@ fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
     publish(
         broker.port,
         &ChainTopics::new("S1").outbox,
-        wire::seal(&forked, &SigningKey::from_bytes(&key)),
+        wire::seal(&forked, &key),
     );
     let stopped = wait_for(Duration::from_secs(10), || {
         let broken = pg.query("SELECT coalesce(broken, '') FROM stores WHERE store_id = 'S1'");

@@ -17,14 +17,25 @@ pub enum Change {
         terminal: TerminalId,
         status: TxnStatus,
     },
-    /// A terminal was heard from: status, heartbeat, sign-in.
-    TerminalSeen { terminal: TerminalId },
+    /// A terminal was heard from: status, heartbeat, sign-in; `changed`
+    /// when it went online or offline or runs another version (noted so
+    /// only while the shop is in a chain).
+    TerminalSeen { terminal: TerminalId, changed: bool },
     /// A fraud rule hit `terminal`.
     FraudHit { terminal: TerminalId, rule: String },
     /// A freeze was put on (`frozen`) or taken off `scope` (a terminal id, or `store`).
     Freeze { scope: String, frozen: bool },
     /// Batch `batch_no` was settled.
     Settled { batch_no: u32 },
+    /// A troubleshooting check's status changed.
+    Check {
+        id: String,
+        status: String,
+        evidence: String,
+        evidence_zh: String,
+    },
+    /// Local day `day` (`2026-12-05`) is over: the hub looked after it ended.
+    DayClosed { day: String },
     /// Head office's document `kind` at `version` was taken (`refused`
     /// says why not); `kept_local` names what the owner's own settings kept.
     Applied {
@@ -42,6 +53,15 @@ pub(super) struct Collected(Option<Vec<Change>>);
 impl Collected {
     pub(super) fn start(&mut self) {
         self.0.get_or_insert_with(Vec::new);
+    }
+
+    /// Whether this connection collects (the writer's, or inside [`super::Store::on_own`]).
+    pub(super) fn collecting(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.0 = None;
     }
 
     pub(super) fn note(&mut self, change: Change) {

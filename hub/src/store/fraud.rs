@@ -252,6 +252,10 @@ impl Store {
 
     /// [`Store::freeze`] with a reason the hub gives, in English and Chinese.
     pub fn freeze_said(&mut self, scope: &str, reason: &str, reason_zh: &str) -> Result<(), StoreError> {
+        self.on_own(|s| s.put_freeze(scope, reason, reason_zh))
+    }
+
+    fn put_freeze(&mut self, scope: &str, reason: &str, reason_zh: &str) -> Result<(), StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
         exec(
@@ -273,6 +277,10 @@ impl Store {
 
     /// Lets `scope` sell again; false when it was not frozen.
     pub fn unfreeze(&mut self, scope: &str) -> Result<bool, StoreError> {
+        self.on_own(|s| s.lift_freeze(scope))
+    }
+
+    fn lift_freeze(&mut self, scope: &str) -> Result<bool, StoreError> {
         let utc = now_utc();
         let tx = self.conn.savepoint()?;
         let removed = exec(&tx, "DELETE FROM freezes WHERE scope = ?1", [scope])?;

@@ -6,7 +6,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{exec, now_utc, Store, StoreError};
+use super::{exec, now_utc, Change, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
@@ -45,14 +45,22 @@ impl Store {
         today: &str,
         summary: (&str, &str, &str),
     ) -> Result<usize, StoreError> {
+        // One IMMEDIATE transaction ([`Store::on_own`]): this runs on the
+        // page's own connection and reads before it writes. A deferred
+        // transaction would fail at once with "database is locked" (no busy
+        // wait) when the store writer committed between the read and the
+        // write; taking the write lock first waits instead.
+        self.on_own(|s| s.note_checks_now(checks, today, summary))
+    }
+
+    fn note_checks_now(
+        &mut self,
+        checks: &[Noted],
+        today: &str,
+        summary: (&str, &str, &str),
+    ) -> Result<usize, StoreError> {
         let at = now_utc();
-        // IMMEDIATE: this runs on the page's own connection and reads before
-        // it writes. A deferred transaction would fail at once with "database
-        // is locked" (no busy wait) when the store writer committed between
-        // the read and the write; taking the write lock first waits instead.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = &self.conn;
         let mut written = 0;
         for Noted {
             id,
@@ -69,11 +77,17 @@ impl Store {
                 .optional()?;
             if last.as_deref() != Some(status.as_str()) {
                 exec(
-                    &tx,
+                    tx,
                     "INSERT INTO check_history (at, check_id, status, evidence, evidence_zh) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![at, id, status, evidence, evidence_zh],
                 )?;
                 written += 1;
+                self.changes.note(Change::Check {
+                    id: id.clone(),
+                    status: status.clone(),
+                    evidence: evidence.clone(),
+                    evidence_zh: evidence_zh.clone(),
+                });
             }
         }
         let noted_day: Option<String> = tx
@@ -85,26 +99,29 @@ impl Store {
             .optional()?;
         if noted_day.as_deref() != Some(today) {
             exec(
-                &tx,
+                tx,
                 "INSERT INTO check_history (at, check_id, status, evidence, evidence_zh) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![at, SELF_CHECK, summary.0, summary.1, summary.2],
             )?;
             exec(
-                &tx,
+                tx,
                 "INSERT INTO settings (key, value) VALUES ('self_check_day', ?1) \
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [today],
             )?;
             written += 1;
+            // The last day the hub looked at is over: its totals are final.
+            if let Some(day) = noted_day {
+                self.changes.note(Change::DayClosed { day });
+            }
         }
         if written > 0 {
             exec(
-                &tx,
+                &self.conn,
                 "DELETE FROM check_history WHERE id <= (SELECT max(id) FROM check_history) - ?1",
                 [KEPT],
             )?;
         }
-        tx.commit()?;
         Ok(written)
     }
 

@@ -349,7 +349,8 @@ pub struct Store {
     changes: changes::Collected,
     /// The history was found whole against its witness file.
     history_intact: std::cell::Cell<bool>,
-    /// The shop is in a chain: commits append to the outbox.
+    /// The shop is in a chain (`chain.json` in the data directory): commits
+    /// append to the outbox, on this connection too.
     outbox: bool,
 }
 
@@ -621,7 +622,7 @@ impl Store {
             usual_sale: std::cell::Cell::new(None),
             changes: changes::Collected::default(),
             history_intact: std::cell::Cell::new(false),
-            outbox: false,
+            outbox: dir.join(crate::chain::FILE).exists(),
         })
     }
 
@@ -1134,16 +1135,32 @@ impl Store {
         online: Option<bool>,
         version: Option<&str>,
     ) -> Result<(), StoreError> {
+        let before = self.terminal_state(terminal)?;
         exec(
             &self.conn,
             "INSERT INTO terminals (id, name, online, version, last_seen) VALUES (?1, ?1, COALESCE(?2, 1), COALESCE(?3, ''), ?4) \
              ON CONFLICT(id) DO UPDATE SET online = COALESCE(?2, online), version = COALESCE(?3, version), last_seen = ?4",
             params![terminal.as_str(), online, version, now_utc()],
         )?;
+        let changed = self.outbox && before != self.terminal_state(terminal)?;
         self.changes.note(Change::TerminalSeen {
             terminal: terminal.clone(),
+            changed,
         });
         Ok(())
+    }
+
+    /// Whether `terminal` is online and the version it runs, read only
+    /// while the shop is in a chain (head office hears of changes).
+    fn terminal_state(&self, terminal: &TerminalId) -> Result<Option<(bool, String)>, StoreError> {
+        if !self.outbox {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT online, version FROM terminals WHERE id = ?1")?
+            .query_row([terminal.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// A retained status from `terminal`: noted when the hub knows it (it
@@ -1155,14 +1172,17 @@ impl Store {
         online: bool,
         version: &str,
     ) -> Result<bool, StoreError> {
+        let before = self.terminal_state(terminal)?;
         let known = exec(
             &self.conn,
             "UPDATE terminals SET online = ?2, version = ?3, last_seen = ?4 WHERE id = ?1",
             params![terminal.as_str(), online, version, now_utc()],
         )? > 0;
         if known {
+            let changed = self.outbox && before != self.terminal_state(terminal)?;
             self.changes.note(Change::TerminalSeen {
                 terminal: terminal.clone(),
+                changed,
             });
         }
         Ok(known)

@@ -22,6 +22,31 @@ impl Store {
         self.outbox = on;
     }
 
+    /// Runs `f` as one transaction of this connection's own (the page's, the
+    /// checks', a `tallybox` command's), appending the outbox entries of what
+    /// it changed before it commits; inside the store writer's transaction
+    /// `f` just runs (the writer appends at its commit).
+    pub(super) fn on_own<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        if self.changes.collecting() {
+            return f(self);
+        }
+        exec(&self.conn, "BEGIN IMMEDIATE", [])?;
+        self.changes.start();
+        let done = f(self).and_then(|r| {
+            self.append_outbox()?;
+            exec(&self.conn, "COMMIT", [])?;
+            Ok(r)
+        });
+        self.changes.stop();
+        if done.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
     /// Appends what the open transaction changed; the writer calls it before
     /// each commit. Prunes what head office holds beyond [`KEEP_ACKED`].
     pub(super) fn append_outbox(&mut self) -> Result<(), StoreError> {
@@ -29,9 +54,17 @@ impl Store {
             return Ok(());
         }
         let mut changes = self.changes.peek().to_vec();
-        // A transaction changed twice in one commit is one entry: as it now stands.
-        let mut seen = std::collections::HashSet::new();
-        changes.retain(|c| !matches!(c, Change::Txn { id, .. } if !seen.insert(*id)));
+        // A transaction or a checkout changed twice in one commit is one
+        // entry: as it now stands.
+        let (mut txns, mut terminals) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+        changes.retain(|c| match c {
+            Change::Txn { id, .. } => txns.insert(*id),
+            Change::TerminalSeen {
+                terminal,
+                changed: true,
+            } => terminals.insert(terminal.clone()),
+            _ => true,
+        });
         let mut kept = Vec::with_capacity(changes.len());
         for change in &changes {
             if let Some(entry) = self.outbox_body(change)? {
@@ -97,9 +130,47 @@ impl Store {
                 json(serde_json::json!({"scope": scope, "frozen": frozen})),
             )),
             Change::Applied { .. } => applied_detail(change).map(|detail| ("applied", detail)),
-            // Heard from: every heartbeat; head office learns a checkout's
-            // life from its sales.
-            Change::TerminalSeen { .. } => None,
+            // Every heartbeat is heard; head office hears when a checkout
+            // goes online or offline or runs another version.
+            Change::TerminalSeen { changed: false, .. } => None,
+            Change::TerminalSeen { terminal, .. } => {
+                let row = self
+                    .conn
+                    .query_row(
+                        "SELECT name, online, version, last_seen FROM terminals WHERE id = ?1",
+                        [terminal.as_str()],
+                        |r| {
+                            Ok(serde_json::json!({"terminal": terminal.as_str(), "name": r.get::<_, String>(0)?,
+                                "online": r.get::<_, bool>(1)?, "version": r.get::<_, String>(2)?,
+                                "last_seen": r.get::<_, String>(3)?}))
+                        },
+                    )
+                    .optional()?;
+                row.map(|row| ("terminal", json(row)))
+            }
+            Change::Check {
+                id,
+                status,
+                evidence,
+                evidence_zh,
+            } => Some((
+                "check",
+                json(
+                    serde_json::json!({"check": id, "status": status, "evidence": evidence, "evidence_zh": evidence_zh}),
+                ),
+            )),
+            Change::DayClosed { day } => {
+                let Ok(date) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") else {
+                    return Ok(None);
+                };
+                let report = self.report(date, date + chrono::Duration::days(1), false)?;
+                Some((
+                    "day",
+                    json(
+                        serde_json::json!({"day": day, "totals": report.totals, "by_tender": report.by_tender}),
+                    ),
+                ))
+            }
         })
     }
 
@@ -310,5 +381,78 @@ mod tests {
         assert_eq!(kept.len() as u64, KEEP_ACKED, "the newest {KEEP_ACKED} are kept");
         assert_eq!(kept.first().unwrap().seq, last + 2 - KEEP_ACKED);
         assert_eq!(kept.last().unwrap().seq, last + 1);
+    }
+
+    fn bodies(store: &Store, after: u64) -> Vec<(String, serde_json::Value)> {
+        store
+            .outbox_after(after, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, serde_json::from_str(&e.body).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn freezes_checks_closed_days_and_checkouts_coming_and_going_reach_the_outbox() {
+        use crate::store::history::Noted;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::chain::FILE), "{}").unwrap();
+        // The page's or a command's own connection, in a chain.
+        let mut store = Store::open(dir.path()).unwrap();
+        store.freeze("T1", "card skimmer found").unwrap();
+        assert!(store.unfreeze("T1").unwrap());
+        assert!(!store.unfreeze("T1").unwrap(), "nothing to lift: nothing told");
+        let told = bodies(&store, 0);
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert_eq!(told[0].0, "freeze");
+        assert_eq!(told[0].1["frozen"], true);
+        assert_eq!(told[1].1["frozen"], false);
+
+        // A check's status, when it changes; the day's totals once it is over.
+        sale(&mut store, 4250);
+        let today = tallybox_platform::clock::now().date_naive();
+        let paper = |status: &str| Noted {
+            id: "terminal.T1.printer".into(),
+            status: status.into(),
+            evidence: format!("printer {status}"),
+            evidence_zh: "打印机".into(),
+        };
+        let summary = ("ok", "daily self-check", "每日自检");
+        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        store.note_checks(&[paper("fail")], &day(today), summary).unwrap();
+        store.note_checks(&[paper("fail")], &day(today), summary).unwrap();
+        let told = bodies(&store, 2);
+        assert_eq!(told.len(), 1, "a status told once: {told:?}");
+        assert_eq!(told[0].0, "check");
+        assert_eq!(told[0].1["check"], "terminal.T1.printer");
+        assert_eq!(told[0].1["status"], "fail");
+        let tomorrow = today + chrono::Duration::days(1);
+        store
+            .note_checks(&[paper("ok")], &day(tomorrow), summary)
+            .unwrap();
+        let told = bodies(&store, 3);
+        let kinds: Vec<&str> = told.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["check", "day"]);
+        assert_eq!(told[1].1["day"], day(today));
+        assert_eq!(told[1].1["totals"]["sales"], 1);
+        assert_eq!(told[1].1["totals"]["sales_minor"], 4250);
+        assert_eq!(told[1].1["by_tender"][0]["key"], "card");
+
+        // A checkout: its first word, going offline; a heartbeat alone tells nothing.
+        let tid = tallybox_core::protocol::TerminalId::parse("T1").unwrap();
+        let last = store.outbox_last().unwrap();
+        store.changes.start();
+        store.touch_terminal(&tid, Some(true), Some("1.4.0")).unwrap();
+        store.append_outbox().unwrap();
+        store.changes.take();
+        store.touch_terminal(&tid, None, None).unwrap();
+        assert!(store.note_status(&tid, false, "1.4.0").unwrap());
+        store.append_outbox().unwrap();
+        store.changes.take();
+        let told = bodies(&store, last);
+        let online: Vec<(&str, &serde_json::Value)> =
+            told.iter().map(|(k, b)| (k.as_str(), &b["online"])).collect();
+        assert_eq!(online, [("terminal", &true.into()), ("terminal", &false.into())]);
+        assert_eq!(told[0].1["version"], "1.4.0");
     }
 }

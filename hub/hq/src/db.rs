@@ -98,6 +98,43 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN failures int NOT NULL DEFAULT 0;
     ALTER TABLE accounts ADD COLUMN locked_until timestamptz;
 "#,
+    // 4: each store's troubleshooting checks, checkouts, freezes and closed days.
+    r#"
+    CREATE TABLE store_checks (
+        store_id    text   NOT NULL REFERENCES stores,
+        check_id    text   NOT NULL,
+        status      text   NOT NULL,
+        evidence    text   NOT NULL,
+        evidence_zh text   NOT NULL,
+        seq         bigint NOT NULL,
+        PRIMARY KEY (store_id, check_id)
+    );
+    CREATE TABLE store_terminals (
+        store_id    text    NOT NULL REFERENCES stores,
+        terminal_id text    NOT NULL,
+        name        text    NOT NULL,
+        online      boolean NOT NULL,
+        version     text    NOT NULL,
+        last_seen   text    NOT NULL,
+        seq         bigint  NOT NULL,
+        PRIMARY KEY (store_id, terminal_id)
+    );
+    CREATE TABLE store_freezes (
+        store_id text   NOT NULL REFERENCES stores,
+        scope    text   NOT NULL,
+        reason   text,
+        seq      bigint NOT NULL,
+        PRIMARY KEY (store_id, scope)
+    );
+    CREATE TABLE store_days (
+        store_id text    NOT NULL REFERENCES stores,
+        day      text    NOT NULL,
+        totals   jsonb   NOT NULL,
+        -- NULL: not compared (head office holds nothing of the store from before that day).
+        agrees   boolean,
+        PRIMARY KEY (store_id, day)
+    );
+"#,
 ];
 
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
@@ -207,6 +244,52 @@ struct TxnBody {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A check's status as the store noted it.
+#[derive(serde::Deserialize)]
+struct CheckBody {
+    check: String,
+    status: String,
+    evidence: String,
+    #[serde(default)]
+    evidence_zh: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TerminalBody {
+    terminal: String,
+    name: String,
+    online: bool,
+    version: String,
+    last_seen: String,
+}
+
+#[derive(serde::Deserialize)]
+struct FreezeBody {
+    scope: String,
+    frozen: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DayBody {
+    day: String,
+    totals: DayTotals,
+}
+
+/// The hub's totals of a day (its report's `Totals`).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct DayTotals {
+    sales: i64,
+    sales_minor: i64,
+    voids_minor: i64,
+    refunds_minor: i64,
+    #[serde(default)]
+    net_minor: i64,
+    #[serde(default)]
+    declined: i64,
+}
+
 /// A store's answer to a document.
 #[derive(serde::Deserialize)]
 struct Applied {
@@ -272,7 +355,27 @@ pub async fn keep(tx: &Transaction<'_>, store: &str, entries: &[Entry]) -> anyho
         &[&store, &seqs, &kinds, &ats, &bodies, &hashes],
     )
     .await?;
-    // Each transaction as it stands at its newest entry of the batch.
+    // Transactions up to each closed day first, so the store's totals of
+    // the day are compared with what head office held when it closed it.
+    for part in entries.split_inclusive(|e| e.kind == "day") {
+        keep_txns(tx, store, part).await?;
+        for entry in part {
+            keep_state(tx, store, entry)
+                .await
+                .map_err(|e| anyhow::anyhow!("store {store} entry {} ({}): {e}", entry.seq, entry.kind))?;
+        }
+    }
+    let hash = last.hash_bytes().unwrap_or_default().to_vec();
+    tx.execute(
+        "UPDATE stores SET next_seq = $2, last_hash = $3, last_heard = now() WHERE store_id = $1",
+        &[&store, &(last.seq as i64 + 1), &hash],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Each transaction of `entries` as it stands at its newest entry.
+async fn keep_txns(tx: &Transaction<'_>, store: &str, entries: &[Entry]) -> anyhow::Result<()> {
     let mut txns: std::collections::BTreeMap<i64, (i64, TxnBody)> = Default::default();
     for entry in entries.iter().filter(|e| e.kind == "txn") {
         let body: TxnBody = serde_json::from_str(&entry.body)
@@ -313,26 +416,104 @@ pub async fn keep(tx: &Transaction<'_>, store: &str, entries: &[Entry]) -> anyho
         ],
     )
     .await?;
-    for entry in entries.iter().filter(|e| e.kind == "applied") {
-        let applied: Applied = serde_json::from_str(&entry.body).map_err(|e| {
-            anyhow::anyhow!(
-                "store {store} entry {}: not an answer to a document: {e}",
-                entry.seq
+    Ok(())
+}
+
+/// A check, a checkout, a freeze, an answer to a document or a closed day:
+/// kept as the store's newest word on it.
+async fn keep_state(tx: &Transaction<'_>, store: &str, entry: &Entry) -> anyhow::Result<()> {
+    let seq = entry.seq as i64;
+    match entry.kind.as_str() {
+        "applied" => {
+            let applied: Applied = serde_json::from_str(&entry.body)?;
+            tx.execute(
+                "INSERT INTO document_acks (store_id, kind, version, kept_local, refused) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+                &[&store, &applied.kind, &(applied.version as i64), &applied.kept_local, &applied.refused],
             )
-        })?;
-        tx.execute(
-            "INSERT INTO document_acks (store_id, kind, version, kept_local, refused) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT DO NOTHING",
-            &[&store, &applied.kind, &(applied.version as i64), &applied.kept_local, &applied.refused],
+            .await?;
+        }
+        "check" => {
+            let c: CheckBody = serde_json::from_str(&entry.body)?;
+            tx.execute(
+                "INSERT INTO store_checks (store_id, check_id, status, evidence, evidence_zh, seq)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (store_id, check_id) DO UPDATE SET status = excluded.status,
+                    evidence = excluded.evidence, evidence_zh = excluded.evidence_zh, seq = excluded.seq
+                 WHERE store_checks.seq < excluded.seq",
+                &[&store, &c.check, &c.status, &c.evidence, &c.evidence_zh, &seq],
+            )
+            .await?;
+        }
+        "terminal" => {
+            let t: TerminalBody = serde_json::from_str(&entry.body)?;
+            tx.execute(
+                "INSERT INTO store_terminals (store_id, terminal_id, name, online, version, last_seen, seq)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (store_id, terminal_id) DO UPDATE SET name = excluded.name, online = excluded.online,
+                    version = excluded.version, last_seen = excluded.last_seen, seq = excluded.seq
+                 WHERE store_terminals.seq < excluded.seq",
+                &[&store, &t.terminal, &t.name, &t.online, &t.version, &t.last_seen, &seq],
+            )
+            .await?;
+        }
+        "freeze" => {
+            let f: FreezeBody = serde_json::from_str(&entry.body)?;
+            if f.frozen {
+                tx.execute(
+                    "INSERT INTO store_freezes (store_id, scope, reason, seq) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (store_id, scope) DO UPDATE SET reason = excluded.reason, seq = excluded.seq
+                     WHERE store_freezes.seq < excluded.seq",
+                    &[&store, &f.scope, &f.reason, &seq],
+                )
+                .await?;
+            } else {
+                tx.execute(
+                    "DELETE FROM store_freezes WHERE store_id = $1 AND scope = $2 AND seq < $3",
+                    &[&store, &f.scope, &seq],
+                )
+                .await?;
+            }
+        }
+        "day" => keep_day(tx, store, &serde_json::from_str(&entry.body)?).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A store's totals of a closed day, compared with the transactions head
+/// office holds for it; a difference is an alert.
+async fn keep_day(tx: &Transaction<'_>, store: &str, day: &DayBody) -> anyhow::Result<()> {
+    let held = tx
+        .query_one(
+            "SELECT count(*) FILTER (WHERE kind = 'sale' AND status = 'approved'),
+                    coalesce(sum(amount) FILTER (WHERE kind = 'sale' AND status = 'approved'), 0)::bigint,
+                    coalesce(sum(amount) FILTER (WHERE kind IN ('void', 'refund') AND status = 'approved'), 0)::bigint,
+                    EXISTS (SELECT 1 FROM txns WHERE store_id = $1 AND local_time < $2)
+             FROM txns WHERE store_id = $1 AND left(local_time, 10) = $2",
+            &[&store, &day.day],
         )
         .await?;
-    }
-    let hash = last.hash_bytes().unwrap_or_default().to_vec();
+    let (sales, sales_minor, back_minor, before): (i64, i64, i64, bool) =
+        (held.get(0), held.get(1), held.get(2), held.get(3));
+    let totals = &day.totals;
+    let store_back = totals.voids_minor + totals.refunds_minor;
+    // A store that joined the chain that day sent only what it sold since.
+    let agrees =
+        before.then(|| (sales, sales_minor, back_minor) == (totals.sales, totals.sales_minor, store_back));
+    let body = serde_json::to_value(totals)?;
     tx.execute(
-        "UPDATE stores SET next_seq = $2, last_hash = $3, last_heard = now() WHERE store_id = $1",
-        &[&store, &(last.seq as i64 + 1), &hash],
+        "INSERT INTO store_days (store_id, day, totals, agrees) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&store, &day.day, &body, &agrees],
     )
     .await?;
+    if agrees == Some(false) {
+        let why = format!(
+            "store {store}'s day {}: the hub counts {} sales of {} and {} given back; head office holds {sales} sales of {sales_minor} and {back_minor} given back (minor units)",
+            day.day, totals.sales, totals.sales_minor, store_back
+        );
+        alert(tx, Some(store), &why).await?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! session cookie whose hash is kept in the database, HttpOnly and
 //! SameSite=Strict, 12 hours), then per account only its stores:
 //! `/api/stores` (each store today, whether its uplink is silent or its
-//! chain broken), `/api/receipts` (search across stores), `/api/report`
+//! chain broken, its checks not passing, what is frozen, its checkouts
+//! online, closed days whose totals disagree with head office's), `/api/receipts` (search across stores), `/api/report`
 //! (by store, day or tender), `/api/receipts.csv`, `/api/alerts`,
 //! `/api/documents` (what head office published, and each store's answer).
 
@@ -224,22 +225,71 @@ async fn stores(viewer: Viewer, day: Option<String>, db: Db) -> Result<impl Repl
         )
         .await
         .map_err(internal)?;
+    let mut problems = problems(&viewer, &db).await?;
     let stores: Vec<_> = rows
         .iter()
         .map(|r| {
-            serde_json::json!({
-                "store": r.get::<_, String>(0), "name": r.get::<_, String>(1),
+            let store: String = r.get(0);
+            let mut row = serde_json::json!({
+                "store": store, "name": r.get::<_, String>(1),
                 "enrolled": r.get::<_, bool>(2), "broken": r.get::<_, Option<String>>(3),
                 "entries": r.get::<_, i64>(4), "last_heard": r.get::<_, Option<String>>(5),
                 "silent": r.get::<_, bool>(6), "sales": r.get::<_, i64>(7),
                 "takings": r.get::<_, i64>(8), "refunded": r.get::<_, i64>(9),
                 "pending": r.get::<_, i64>(10), "currency": r.get::<_, Option<String>>(11),
-            })
+                "checks": [], "frozen": [], "days_disagree": [], "checkouts": null,
+            });
+            if let Some(found) = problems.remove(&store) {
+                for (key, value) in found {
+                    row[key] = value;
+                }
+            }
+            row
         })
         .collect();
     Ok(warp::reply::json(
         &serde_json::json!({"day": day, "stores": stores}),
     ))
+}
+
+/// What each store said is wrong: its checks not passing, what is
+/// frozen, its checkouts online, the closed days whose totals disagree.
+async fn problems(
+    viewer: &Viewer,
+    db: &Client,
+) -> Result<std::collections::HashMap<String, Vec<(&'static str, serde_json::Value)>>, Rejection> {
+    let queries: [(&str, &str); 4] = [
+        (
+            "checks",
+            "SELECT store_id, json_agg(json_build_object('check', check_id, 'status', status,
+                    'evidence', evidence, 'evidence_zh', evidence_zh) ORDER BY status DESC, check_id)
+             FROM store_checks WHERE status <> 'ok' AND ($1::text[] IS NULL OR store_id = ANY($1)) GROUP BY store_id",
+        ),
+        (
+            "frozen",
+            "SELECT store_id, json_agg(json_build_object('scope', scope, 'reason', reason) ORDER BY scope)
+             FROM store_freezes WHERE $1::text[] IS NULL OR store_id = ANY($1) GROUP BY store_id",
+        ),
+        (
+            "checkouts",
+            "SELECT store_id, json_build_object('online', count(*) FILTER (WHERE online), 'total', count(*),
+                    'offline', coalesce(json_agg(name ORDER BY terminal_id) FILTER (WHERE NOT online), '[]'))
+             FROM store_terminals WHERE $1::text[] IS NULL OR store_id = ANY($1) GROUP BY store_id",
+        ),
+        (
+            "days_disagree",
+            "SELECT store_id, json_agg(day ORDER BY day DESC)
+             FROM store_days WHERE agrees = false AND ($1::text[] IS NULL OR store_id = ANY($1)) GROUP BY store_id",
+        ),
+    ];
+    let mut found: std::collections::HashMap<String, Vec<(&'static str, serde_json::Value)>> =
+        Default::default();
+    for (key, sql) in queries {
+        for row in db.query(sql, &[&viewer.stores]).await.map_err(internal)? {
+            found.entry(row.get(0)).or_default().push((key, row.get(1)));
+        }
+    }
+    Ok(found)
 }
 
 async fn receipt_rows(

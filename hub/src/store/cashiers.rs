@@ -171,6 +171,7 @@ impl Store {
     /// right PIN.
     pub fn sign_on(&mut self, terminal: &TerminalId, no: &str, pin_ok: bool) -> Result<SignOn, StoreError> {
         let utc = now_utc();
+        let new_checkout = self.outbox && self.terminal_state(terminal)?.is_none();
         let tx = self.conn.savepoint()?;
         let found: Option<(String, bool, u32)> = tx
             .query_row(
@@ -228,6 +229,12 @@ impl Store {
             }
         };
         tx.commit()?;
+        if new_checkout && matches!(result, SignOn::Done(_)) {
+            self.changes.note(super::Change::TerminalSeen {
+                terminal: terminal.clone(),
+                changed: true,
+            });
+        }
         Ok(result)
     }
 

@@ -974,11 +974,17 @@ impl Store {
                 .to_string(),
         );
         let tx = self.conn.savepoint()?;
-        exec(
+        let first_word = exec(
             &tx,
             "INSERT INTO terminals (id, name, last_seen) VALUES (?1, ?1, ?2) ON CONFLICT(id) DO NOTHING",
             params![new.terminal_id.as_str(), utc],
-        )?;
+        )? > 0;
+        if first_word && self.outbox {
+            self.changes.note(Change::TerminalSeen {
+                terminal: new.terminal_id.clone(),
+                changed: true,
+            });
+        }
         let trace_no = take_trace(&tx, new.terminal_id.as_str())?;
         let batch_no = open_batch(&tx)?;
         let card = &new.card;

@@ -125,10 +125,18 @@ impl Store {
                 "fraud_hit",
                 json(serde_json::json!({"terminal": terminal.as_str(), "rule": rule})),
             )),
-            Change::Freeze { scope, frozen } => Some((
-                "freeze",
-                json(serde_json::json!({"scope": scope, "frozen": frozen})),
-            )),
+            Change::Freeze { scope, frozen } => {
+                let reason: Option<String> = self
+                    .conn
+                    .query_row("SELECT reason FROM freezes WHERE scope = ?1", [scope], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                Some((
+                    "freeze",
+                    json(serde_json::json!({"scope": scope, "frozen": frozen, "reason": reason})),
+                ))
+            }
             Change::Applied { .. } => applied_detail(change).map(|detail| ("applied", detail)),
             // Every heartbeat is heard; head office hears when a checkout
             // goes online or offline or runs another version.
@@ -406,6 +414,7 @@ mod tests {
         assert_eq!(told.len(), 2, "{told:?}");
         assert_eq!(told[0].0, "freeze");
         assert_eq!(told[0].1["frozen"], true);
+        assert_eq!(told[0].1["reason"], "card skimmer found");
         assert_eq!(told[1].1["frozen"], false);
 
         // A check's status, when it changes; the day's totals once it is over.

@@ -142,7 +142,13 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
         b.fill("#login [name=password]", HQ_ACCOUNT.1).await;
         b.click("#login button").await;
         let stores = b.wait_text("#stores", "S3", wait).await;
-        assert!(stores.contains("¥250.00") && stores.contains("OK"), "{stores}");
+        // The load's checkouts send no status: offline, as the shop's own page says.
+        assert!(
+            stores.contains("¥250.00")
+                && stores.contains("Attention")
+                && stores.contains("0 of 4 checkouts online"),
+            "{stores}"
+        );
         b.wait_text("#count", "60 receipts", wait).await;
         b.click("#report button").await;
         b.wait_text("#rows", "S2", wait).await;
@@ -151,7 +157,7 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
         b.screenshot("hq-en").await;
         b.click("#lang").await;
         b.wait_text("h1", "总部", wait).await;
-        b.wait_text("#stores", "正常", wait).await;
+        b.wait_text("#stores", "收银台在线 0/4", wait).await;
         b.wait_text("#documents", "还没有下发规则", wait).await;
         b.wait_text("#count", "60 笔", wait).await;
         b.screenshot("hq-zh").await;
@@ -436,4 +442,216 @@ fn a_message_forged_in_a_stores_name_and_a_stolen_or_wrong_code_are_refused() {
     });
     assert!(refused.is_some(), "{}", pg.query("SELECT what FROM alerts"));
     assert_eq!(pg.number("SELECT count(*) FROM entries"), before);
+}
+
+/// Entries chained as a hub's outbox chains them, numbered from 1.
+fn chained(entries: &[(&str, Value)]) -> Vec<Entry> {
+    let at = "2026-12-03T01:00:00Z";
+    let mut prev = wire::GENESIS;
+    entries
+        .iter()
+        .zip(1u64..)
+        .map(|((kind, body), seq)| {
+            let body = body.to_string();
+            let hash = wire::entry_hash(&prev, seq, kind, at, &body);
+            prev = hash;
+            Entry {
+                seq,
+                kind: kind.to_string(),
+                at: at.into(),
+                body,
+                hash: hex::encode(hash),
+            }
+        })
+        .collect()
+}
+
+fn txn(id: i64, kind: &str, amount: i64, local_time: &str) -> (&'static str, Value) {
+    (
+        "txn",
+        json!({"id": id, "terminal_id": "T1", "kind": kind, "status": "approved", "amount": amount,
+               "currency": "CNY", "local_time": local_time, "created_at": "2026-12-01T01:00:00Z"}),
+    )
+}
+
+fn day(day: &str, sales: i64, sales_minor: i64, refunds_minor: i64) -> (&'static str, Value) {
+    (
+        "day",
+        json!({"day": day, "totals": {"sales": sales, "sales_minor": sales_minor, "voids": 0, "voids_minor": 0,
+               "refunds": 1, "refunds_minor": refunds_minor, "net_minor": sales_minor - refunds_minor, "declined": 0},
+               "by_tender": []}),
+    )
+}
+
+#[test]
+fn what_is_wrong_at_each_shop_and_a_day_that_does_not_add_up_show_at_head_office() {
+    let rt = runtime();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let hq = Hq::start(&pg, broker.port, &["hq-a"]);
+    let hub = Hub::start_in_chain(&hq.enrol("S1", broker.port), "");
+    sell(&rt, &hub, 4);
+
+    // At the shop: the owner freezes a checkout on the shop's page and
+    // opens the troubleshooting page (which runs the checks).
+    let web = hub.web();
+    let (status, body) = web.send(
+        "POST",
+        "/api/v1/freezes",
+        json!({"scope": "T1", "reason": "a skimmer was found"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, checks) = web.get("/api/v1/checks");
+    assert_eq!(status, 200, "{checks}");
+    let not_ok: std::collections::BTreeSet<String> = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "ok")
+        .map(|c| format!("{}={}", c["id"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    let ran = checks["checks"].as_array().unwrap().len();
+    let (_, terminals) = web.get("/api/v1/terminals");
+    let at_shop: std::collections::BTreeSet<String> = terminals["terminals"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{terminals}"))
+        .iter()
+        .map(|t| format!("{}={}", t["id"].as_str().unwrap(), t["online"]))
+        .collect();
+    assert!(!at_shop.is_empty(), "{terminals}");
+    let held = |sql: &str| -> std::collections::BTreeSet<String> {
+        pg.query(sql)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let same = wait_for(Duration::from_secs(20), || {
+        let checks = held(
+            "SELECT check_id || '=' || status FROM store_checks WHERE store_id = 'S1' AND status <> 'ok'",
+        );
+        let checkouts =
+            held("SELECT terminal_id || '=' || online FROM store_terminals WHERE store_id = 'S1'");
+        let frozen = held("SELECT scope || '=' || reason FROM store_freezes WHERE store_id = 'S1'");
+        let all = pg.number("SELECT count(*) FROM store_checks WHERE store_id = 'S1'");
+        (checks == not_ok
+            && checkouts == at_shop
+            && frozen.contains("T1=a skimmer was found")
+            // Every check the page ran was new, so each was told.
+            && all as usize == ran)
+            .then_some(())
+    });
+    assert!(
+        same.is_some(),
+        "the shop: {not_ok:?} {at_shop:?}; head office: {} / {} / {}",
+        pg.query("SELECT check_id, status FROM store_checks"),
+        pg.query("SELECT terminal_id, online FROM store_terminals"),
+        pg.query("SELECT scope, reason FROM store_freezes")
+    );
+    // Lifted at the shop, gone at head office.
+    let (status, body) = web.send("DELETE", "/api/v1/freezes/T1", Value::Null);
+    assert_eq!(status, 200, "{body}");
+    let lifted = wait_for(Duration::from_secs(20), || {
+        (pg.number("SELECT count(*) FROM store_freezes") == 0).then_some(())
+    });
+    assert!(lifted.is_some(), "{}", pg.query("SELECT * FROM store_freezes"));
+
+    // A store whose hub counts a day other than head office holds: an
+    // alert, and the day named on the page. (Entries made as a hub makes
+    // them, sent by a simulated store: a day cannot be made to end here.)
+    let entries = chained(&[
+        txn(1, "sale", 1_000, "2026-11-30 10:00:00"),
+        txn(2, "sale", 2_000, "2026-12-01 09:00:00"),
+        txn(3, "sale", 3_000, "2026-12-01 18:00:00"),
+        day("2026-12-01", 2, 5_000, 0),
+        txn(4, "refund", 500, "2026-12-02 10:00:00"),
+        // The hub counts a sale head office never got.
+        day("2026-12-02", 1, 700, 500),
+        (
+            "check",
+            json!({"check": "terminal.T2.printer", "status": "fail", "evidence": "T2: out of paper", "evidence_zh": "T2：打印纸用完"}),
+        ),
+        (
+            "check",
+            json!({"check": "terminal.T1.printer", "status": "fail", "evidence": "T1: out of paper", "evidence_zh": "T1：打印纸用完"}),
+        ),
+        (
+            "check",
+            json!({"check": "terminal.T1.printer", "status": "ok", "evidence": "T1: printing", "evidence_zh": "T1：正常"}),
+        ),
+        (
+            "terminal",
+            json!({"terminal": "T1", "name": "Front", "online": true, "version": "1.0", "last_seen": "2026-12-03T01:00:00Z"}),
+        ),
+        (
+            "terminal",
+            json!({"terminal": "T2", "name": "Back", "online": false, "version": "1.0", "last_seen": "2026-12-03T01:00:00Z"}),
+        ),
+        (
+            "freeze",
+            json!({"scope": "store", "frozen": true, "reason": "card testing"}),
+        ),
+    ]);
+    let code = hq.enrol("S9", broker.port);
+    rt.block_on(tallybox_e2e::chain::replay_store(broker.port, &code, &entries))
+        .expect("the simulated store's entries are taken");
+    assert_eq!(
+        pg.query("SELECT day || '=' || coalesce(agrees::text, '-') FROM store_days WHERE store_id = 'S9' ORDER BY day"),
+        "2026-12-01=true\n2026-12-02=false"
+    );
+    let alerts = pg.query("SELECT what FROM alerts WHERE store_id = 'S9'");
+    assert!(
+        alerts.contains("2026-12-02") && alerts.contains("the hub counts 1 sales of 700"),
+        "{alerts}"
+    );
+    let cookie = hq.sign_in(0);
+    let (_, stores) = hq.get(0, "/api/stores?day=2026-12-02", &cookie);
+    let s9 = stores["stores"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["store"] == "S9"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{stores}"));
+    assert_eq!(s9["days_disagree"], json!(["2026-12-02"]), "{s9}");
+    assert_eq!(
+        s9["checks"],
+        json!([{"check": "terminal.T2.printer", "status": "fail", "evidence": "T2: out of paper", "evidence_zh": "T2：打印纸用完"}]),
+        "the newest word on each check: {s9}"
+    );
+    assert_eq!(
+        s9["checkouts"],
+        json!({"online": 1, "total": 2, "offline": ["Back"]})
+    );
+    assert_eq!(
+        s9["frozen"],
+        json!([{"scope": "store", "reason": "card testing"}])
+    );
+
+    rt.block_on(async {
+        let wait = Duration::from_secs(10);
+        let b = Browser::start().await;
+        b.goto(&format!("{}/", hq.url(0))).await;
+        b.fill("#login [name=name]", HQ_ACCOUNT.0).await;
+        b.fill("#login [name=password]", HQ_ACCOUNT.1).await;
+        b.click("#login button").await;
+        let stores = b.wait_text("#stores", "S9", wait).await;
+        for said in [
+            "Problems",
+            "T2: out of paper",
+            "Frozen: the whole store: card testing",
+            "2026-12-02: the store's totals differ from head office's",
+            "1 of 2 checkouts online (offline: Back)",
+        ] {
+            assert!(stores.contains(said), "{said:?} in {stores}");
+        }
+        assert!(!stores.contains("T1: out of paper"), "{stores}");
+        let violations = b.accessibility_violations().await;
+        assert!(violations.is_empty(), "{violations:?}");
+        b.click("#lang").await;
+        let stores = b.wait_text("#stores", "有故障", wait).await;
+        for said in ["T2：打印纸用完", "已冻结 全店：card testing", "收银台在线 1/2"] {
+            assert!(stores.contains(said), "{said:?} in {stores}");
+        }
+        b.screenshot("hq-problems-zh").await;
+        b.close().await;
+    });
 }

@@ -371,6 +371,8 @@ pub struct App {
     chain: Option<crate::chain::ChainConfig>,
     /// The fraud rules in force (head office's may replace them).
     rules: crate::chain::uplink::Rules,
+    /// The shop settings in force (head office's may replace some).
+    shop_settings: crate::chain::uplink::ShopSettings,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -397,6 +399,7 @@ impl App {
             message,
         })?;
         web_store.hash_clear_supervisor_pin()?;
+        let from_file_shop = from_file.clone();
         let shop: SharedShop = Arc::new(RwLock::new(match web_store.shop_edit()? {
             Some(edit) => from_file.with_edit(edit),
             None => from_file,
@@ -435,8 +438,13 @@ impl App {
         let orders = Arc::new(crate::orders::UndoOrders::default());
         let (push, pushes) = tokio::sync::mpsc::channel(64);
         let rules = crate::chain::uplink::Rules::new(&config);
+        let shop_settings = crate::chain::uplink::ShopSettings {
+            shared: Arc::clone(&shop),
+            file: from_file_shop.clone(),
+        };
         if chain.is_some() {
             rules.take_kept(&web_store)?;
+            shop_settings.take_kept(&web_store)?;
         }
         let coordinator = Arc::new(Coordinator::new(
             store,
@@ -505,6 +513,7 @@ impl App {
             store: web_store,
             auth,
             shop,
+            shop_file: shop_settings.file.clone(),
             push,
             currency: config.currency,
             broker_connected: connected_rx,
@@ -544,6 +553,7 @@ impl App {
             setup_code,
             chain,
             rules,
+            shop_settings,
         })
     }
 
@@ -573,6 +583,7 @@ impl App {
             setup_code,
             chain,
             rules,
+            shop_settings,
             // Held until the hub has stopped.
             _lock: _held,
         } = self;
@@ -636,6 +647,7 @@ impl App {
                 writer.clone(),
                 reader,
                 rules,
+                shop_settings,
                 stop.clone(),
             ));
         }

@@ -15,6 +15,18 @@ use crate::config::Config;
 /// Lines the owner may add above or below the slip body.
 pub const MAX_SLIP_LINES: usize = 3;
 
+/// The shop settings a chain's head office may set for every shop: the
+/// slips' lines and the checkouts' rules. Each shop keeps its own name,
+/// address, clock and supervisor PIN (a secret never goes through the
+/// chain); a setting the owner changed on the shop's page stays the owner's.
+pub const CHAIN_WIDE: &[&str] = &[
+    "slip_header",
+    "slip_footer",
+    "cashier_sign_on",
+    "pairing_required",
+    "managers_unfreeze",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shop {
     pub name: String,
@@ -79,6 +91,52 @@ impl Shop {
             merchant_id: config.merchant_id.clone(),
             public_url: config.public_url.clone(),
         })
+    }
+
+    /// This shop with head office's `chain` settings on top, except those
+    /// the owner set on the shop's page (`local`): the shop's own choice
+    /// wins. Also which of `chain`'s settings stayed local.
+    pub fn with_chain(
+        &self,
+        local: &std::collections::BTreeSet<String>,
+        chain: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(Shop, Vec<String>), String> {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => return Err("the shop settings do not serialize".into()),
+        };
+        let mut kept_local = Vec::new();
+        for (key, value) in chain {
+            if !CHAIN_WIDE.contains(&key.as_str()) {
+                return Err(format!(
+                    "head office's shop settings name '{key}', which is not chain-wide (chain-wide: {})",
+                    CHAIN_WIDE.join(", ")
+                ));
+            }
+            if local.contains(key) {
+                kept_local.push(key.clone());
+            } else {
+                fields.insert(key.clone(), value.clone());
+            }
+        }
+        let merged: Shop = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|e| format!("head office's shop settings: {e}"))?;
+        let merged = self.with_edit(merged);
+        merged.check().map_err(|e| e.to_string())?;
+        Ok((merged, kept_local))
+    }
+
+    /// The chain-wide settings whose values differ between `self` and `other`.
+    pub fn chain_wide_changes(&self, other: &Shop) -> Vec<String> {
+        let (a, b) = (serde_json::to_value(self), serde_json::to_value(other));
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return Vec::new();
+        };
+        CHAIN_WIDE
+            .iter()
+            .filter(|key| a.get(**key) != b.get(**key))
+            .map(|key| key.to_string())
+            .collect()
     }
 
     /// The owner's edit on top of the settings file's facts.
@@ -159,6 +217,48 @@ mod tests {
 
     fn shop() -> Shop {
         Shop::from_config(&Config::default()).unwrap()
+    }
+
+    #[test]
+    fn head_office_sets_chain_wide_settings_but_not_the_owners_own_nor_the_shops_identity() {
+        let file = Shop {
+            merchant_id: "898110248990001".into(),
+            ..shop()
+        };
+        let chain = serde_json::json!({"slip_footer": ["Thanks from the chain"], "managers_unfreeze": true});
+        let chain = chain.as_object().unwrap();
+        let local = ["slip_footer".to_string()].into_iter().collect();
+        let (merged, kept) = file.with_chain(&local, chain).unwrap();
+        assert_eq!(kept, ["slip_footer"]);
+        assert!(merged.slip_footer.is_empty() && merged.managers_unfreeze);
+        assert_eq!(
+            merged.merchant_id, file.merchant_id,
+            "the settings file's facts stay"
+        );
+        let (merged, _) = file.with_chain(&Default::default(), chain).unwrap();
+        assert_eq!(merged.slip_footer, ["Thanks from the chain"]);
+        assert_eq!(
+            file.chain_wide_changes(&merged),
+            ["slip_footer", "managers_unfreeze"]
+        );
+
+        for (body, says) in [
+            (
+                serde_json::json!({"name": "Chain HQ"}),
+                "'name', which is not chain-wide",
+            ),
+            (serde_json::json!({"supervisor_pin": "1234"}), "not chain-wide"),
+            (
+                serde_json::json!({"slip_footer": ["a", "b", "c", "d"]}),
+                "slip_footer: at most 3 lines",
+            ),
+            (serde_json::json!({"managers_unfreeze": "yes"}), "invalid type"),
+        ] {
+            let refused = file
+                .with_chain(&Default::default(), body.as_object().unwrap())
+                .unwrap_err();
+            assert!(refused.contains(says), "{refused}");
+        }
     }
 
     #[test]

@@ -73,11 +73,13 @@ enum Command {
         #[arg(long, default_value_t = 72)]
         valid_hours: i64,
     },
-    /// Publish a document to every store: `fraud_rules` from a TOML file of `[fraud]` settings.
+    /// Publish a document to every store from a TOML file: `fraud_rules`
+    /// (a hub's `[fraud]` settings) or `shop_settings` (slip_header,
+    /// slip_footer, cashier_sign_on, pairing_required, managers_unfreeze).
     Publish {
-        /// What it is: fraud_rules.
+        /// What it is: fraud_rules or shop_settings.
         kind: String,
-        /// The settings, as TOML (the names of a hub's `[fraud]` settings).
+        /// The settings, as TOML.
         file: PathBuf,
         /// The chain's MQTT broker.
         #[arg(long)]
@@ -112,8 +114,8 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
 
 /// A document's body from `file`, checked as a store would take it.
 fn read_document(kind: &str, file: &Path) -> anyhow::Result<serde_json::Value> {
-    if kind != wire::FRAUD_RULES {
-        anyhow::bail!("head office publishes {} only", wire::FRAUD_RULES);
+    if !wire::DOCUMENT_KINDS.contains(&kind) {
+        anyhow::bail!("head office publishes {} only", wire::DOCUMENT_KINDS.join(" or "));
     }
     let text =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -122,9 +124,15 @@ fn read_document(kind: &str, file: &Path) -> anyhow::Result<serde_json::Value> {
         .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", file.display(), e.message()))?;
     let body = serde_json::to_value(&table)?;
     let object = body.as_object().expect("a table is an object");
-    tallybox::coordinator::fraud::FraudRules::default()
-        .with_chain(&Default::default(), object)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let checked = if kind == wire::FRAUD_RULES {
+        tallybox::coordinator::fraud::FraudRules::default()
+            .with_chain(&Default::default(), object)
+            .map(drop)
+    } else {
+        let shop: tallybox::shop::Shop = serde_json::from_value(serde_json::json!({"name": "shop"}))?;
+        shop.with_chain(&Default::default(), object).map(drop)
+    };
+    checked.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     Ok(body)
 }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::wire::{self, Ack, Batch, ChainTopics, Document, Enrol};
 use super::ChainConfig;
 use crate::coordinator::fraud::{FraudRules, SharedRules};
+use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreHandle};
 
 /// Messages sent and not yet answered before the uplink waits.
@@ -105,30 +106,105 @@ impl Rules {
     }
 }
 
+/// The shop settings head office's documents change.
+pub struct ShopSettings {
+    /// The shop in force, shared with the coordinator and the page.
+    pub shared: SharedShop,
+    /// The settings file's shop.
+    pub file: Shop,
+}
+
+impl ShopSettings {
+    /// At start: puts in force head office's last shop settings this store took.
+    pub fn take_kept(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let Some((version, body)) = store.chain_doc(wire::SHOP_SETTINGS)? else {
+            return Ok(());
+        };
+        match shop_with_chain(store, &self.file, &body)? {
+            Ok((merged, _)) => {
+                tracing::info!(version, "head office's shop settings are in force");
+                *self.shared.write().unwrap_or_else(|e| e.into_inner()) = merged;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, version, "head office's shop settings cannot be used; the shop's own are in force")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The shop as its owner and settings file have it, with head office's
+/// `body` on top (except what the owner set on the page), and which of
+/// `body`'s settings stayed local; or why this shop cannot take it.
+fn shop_with_chain(
+    store: &Store,
+    file: &Shop,
+    body: &serde_json::Value,
+) -> Result<Result<(Shop, Vec<String>), String>, crate::store::StoreError> {
+    let Some(body) = body.as_object() else {
+        return Ok(Err(
+            "head office's shop settings are not a table of settings".into()
+        ));
+    };
+    let base = match store.shop_edit()? {
+        Some(edit) => file.with_edit(edit),
+        None => file.clone(),
+    };
+    let merged = base.with_chain(&store.shop_local(file)?, body);
+    if let Ok((shop, _)) = &merged {
+        if shop.cashier_sign_on && !base.cashier_sign_on && store.cashiers()?.is_empty() {
+            return Ok(Err(
+                "cashier_sign_on: this shop has no cashier yet, so no checkout could sell; add one on the shop's page".into(),
+            ));
+        }
+    }
+    Ok(merged)
+}
+
+/// What a document changes once this store took it.
+enum Taken {
+    Fraud(FraudRules),
+    Shop(Shop),
+}
+
 /// Takes a document from head office: applied, recorded and told back
 /// (through the outbox), or refused with the reason told back.
-async fn take_document(document: Document, rules: &Rules, store: &StoreHandle) {
-    if document.kind != wire::FRAUD_RULES {
-        tracing::info!(kind = %document.kind, "head office sent a document this version does not take");
+async fn take_document(document: Document, rules: &Rules, shop: &ShopSettings, store: &StoreHandle) {
+    let Document { kind, version, body } = document;
+    let file = shop.file.clone();
+    let fraud = (kind == wire::FRAUD_RULES).then(|| rules.with(&body));
+    if fraud.is_none() && kind != wire::SHOP_SETTINGS {
+        tracing::info!(kind = %kind, "head office sent a document this version does not take");
         return;
     }
-    let outcome = rules.with(&document.body);
-    let (kept_local, refused) = match &outcome {
-        Ok((_, kept)) => (kept.clone(), None),
-        Err(e) => (Vec::new(), Some(e.clone())),
-    };
-    let (kind, version, body) = (document.kind.clone(), document.version, document.body.clone());
+    let what = kind.clone();
     let recorded = store
-        .call(move |s: &mut Store| s.apply_chain_doc(&kind, version, &body, kept_local, refused))
+        .call(move |s: &mut Store| {
+            let outcome = match fraud {
+                Some(fraud) => fraud.map(|(merged, kept)| (Taken::Fraud(merged), kept)),
+                None => shop_with_chain(s, &file, &body)?.map(|(merged, kept)| (Taken::Shop(merged), kept)),
+            };
+            let (kept_local, refused) = match &outcome {
+                Ok((_, kept)) => (kept.clone(), None),
+                Err(e) => (Vec::new(), Some(e.clone())),
+            };
+            let taken = s.apply_chain_doc(&kind, version, &body, kept_local, refused)?;
+            Ok::<_, crate::store::StoreError>((taken, outcome))
+        })
         .await;
-    match (recorded, outcome) {
-        (Ok(true), Ok((merged, kept))) => {
-            tracing::info!(version, kept_local = ?kept, "head office's fraud rules are in force");
-            rules.in_force.set(merged);
+    match recorded {
+        Ok((true, Ok((taken, kept)))) => {
+            tracing::info!(kind = %what, version, kept_local = ?kept, "head office's document is in force");
+            match taken {
+                Taken::Fraud(merged) => rules.in_force.set(merged),
+                Taken::Shop(merged) => *shop.shared.write().unwrap_or_else(|e| e.into_inner()) = merged,
+            }
         }
-        (Ok(true), Err(e)) => tracing::warn!(error = %e, version, "head office's fraud rules were refused"),
-        (Ok(false), _) => {}
-        (Err(e), _) => {
+        Ok((true, Err(e))) => {
+            tracing::warn!(error = %e, kind = %what, version, "head office's document was refused")
+        }
+        Ok((false, _)) => {}
+        Err(e) => {
             tracing::warn!(error = %e, "cannot record head office's document; taken when it comes again")
         }
     }
@@ -144,12 +220,13 @@ impl State {
 }
 
 /// Runs until `stop`: reads the outbox on `reader`, records acks through
-/// `store`, applies head office's documents to `rules`.
+/// `store`, applies head office's documents to `rules` and `shop`.
 pub async fn run(
     chain: ChainConfig,
     store: StoreHandle,
     reader: Arc<Mutex<Store>>,
     rules: Rules,
+    shop: ShopSettings,
     stop: CancellationToken,
 ) {
     let topics = ChainTopics::new(&chain.store);
@@ -200,7 +277,7 @@ pub async fn run(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("tallybox-chain-docs/") => {
                     match wire::open::<Document>(&p.payload, &chain.hq) {
-                        Ok(document) => take_document(document, &rules, &store).await,
+                        Ok(document) => take_document(document, &rules, &shop, &store).await,
                         Err(e) => tracing::warn!(error = %e, topic = %p.topic, "a document head office did not sign was ignored"),
                     }
                 }

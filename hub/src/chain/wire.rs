@@ -81,7 +81,7 @@ pub struct Ack {
 /// A document head office publishes to every store (retained on the
 /// broker, so a store that connects later gets the newest): its kind, a
 /// version that only grows, and the body. Kinds a store takes today:
-/// [`FRAUD_RULES`].
+/// [`DOCUMENT_KINDS`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub kind: String,
@@ -92,6 +92,13 @@ pub struct Document {
 /// The fraud rules a chain sets (the names of the `[fraud]` settings); the
 /// rules a shop's owner wrote in its own settings file win.
 pub const FRAUD_RULES: &str = "fraud_rules";
+
+/// The shop settings a chain sets ([`crate::shop::CHAIN_WIDE`]); those a
+/// shop's owner set on the shop's page win.
+pub const SHOP_SETTINGS: &str = "shop_settings";
+
+/// Every kind of document a store takes.
+pub const DOCUMENT_KINDS: &[&str] = &[FRAUD_RULES, SHOP_SETTINGS];
 
 /// A hub asking to join as `store` with `key` (its public key, hex); `proof`
 /// is [`enrol_proof`] with the code's secret.

@@ -7,6 +7,39 @@ use super::{audit, exec, now_utc, Store, StoreError};
 use crate::shop::Shop;
 
 impl Store {
+    /// The chain-wide shop settings ([`crate::shop::CHAIN_WIDE`]) the owner
+    /// set on this shop's page: head office's documents leave them be.
+    /// Before the first is noted, those in which the owner's edit differs
+    /// from `file` (set before the shop joined the chain).
+    pub fn shop_local(&self, file: &Shop) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let noted: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'shop_local'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(keys) = noted.and_then(|j| serde_json::from_str(&j).ok()) {
+            return Ok(keys);
+        }
+        Ok(match self.shop_edit()? {
+            Some(edit) => file.chain_wide_changes(&edit).into_iter().collect(),
+            None => Default::default(),
+        })
+    }
+
+    /// Notes that the owner set `keys` on this shop's page.
+    pub fn note_shop_local(&mut self, file: &Shop, keys: &[String]) -> Result<(), StoreError> {
+        let mut local = self.shop_local(file)?;
+        local.extend(keys.iter().cloned());
+        let json = serde_json::to_string(&local).unwrap_or_default();
+        exec(
+            &self.conn,
+            "INSERT INTO settings (key, value) VALUES ('shop_local', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            [&json],
+        )?;
+        Ok(())
+    }
+
     /// The owner's last edit, if any.
     pub fn shop_edit(&self) -> Result<Option<Shop>, StoreError> {
         let json: Option<String> = self

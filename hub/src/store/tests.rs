@@ -431,3 +431,24 @@ fn a_settlement_takes_a_trace_number_of_its_own_once_per_batch() {
     let next = store.begin(&new_txn(&r2, &tid, &card, 99)).unwrap();
     assert_eq!(next.trace_no, stan + 1);
 }
+
+#[test]
+fn the_owners_own_shop_settings_are_those_changed_on_the_page_or_before_joining_a_chain() {
+    use crate::shop::Shop;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let file = Shop::from_config(&crate::config::Config::default()).unwrap();
+    assert!(store.shop_local(&file).unwrap().is_empty());
+    let edit = Shop {
+        slip_footer: vec!["Our own footer".into()],
+        ..file.clone()
+    };
+    store.set_shop_edit(&edit, "owner").unwrap();
+    let local: Vec<String> = store.shop_local(&file).unwrap().into_iter().collect();
+    assert_eq!(local, ["slip_footer"], "edited before any was noted");
+    store
+        .note_shop_local(&file, &["managers_unfreeze".to_string()])
+        .unwrap();
+    let local: Vec<String> = store.shop_local(&file).unwrap().into_iter().collect();
+    assert_eq!(local, ["managers_unfreeze", "slip_footer"]);
+}

@@ -167,7 +167,16 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
         }
     }
     let (saved, by) = (edit.clone(), who.account.clone());
-    write(&state, move |s| s.set_shop_edit(&saved, &by).map_err(internal)).await?;
+    // What the owner changed here stays the owner's if head office sets it.
+    let (own, file) = (now.chain_wide_changes(&edit), state.shop_file.clone());
+    write(&state, move |s| {
+        s.set_shop_edit(&saved, &by).map_err(internal)?;
+        if own.is_empty() {
+            return Ok(());
+        }
+        s.note_shop_local(&file, &own).map_err(internal)
+    })
+    .await?;
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;
     tracing::info!(account = %who.account, "shop settings changed on the web page");
     if let Some(zone) = new_zone {

@@ -46,6 +46,8 @@ pub struct WebState {
     pub auth: Arc<Auth>,
     /// The shop's name, slip lines and PIN, shared with the coordinator.
     pub shop: SharedShop,
+    /// The settings file's shop (what the owner's edits are compared with).
+    pub shop_file: crate::shop::Shop,
     /// To a terminal over MQTT (reprints).
     pub push: tokio::sync::mpsc::Sender<(TerminalId, Response)>,
     pub currency: tallybox_core::money::Currency,

@@ -248,11 +248,63 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
         allowed["status"], "approved",
         "S3's own limit is 100 000: {allowed}"
     );
-    // A restarted hub keeps the rule it took.
+
+    // Head office sets every shop's slip footer and lets managers lift a
+    // freeze; S3's owner had written a footer of its own on S3's page.
+    let (status, body) = hubs[2].1.web().send(
+        "PUT",
+        "/api/v1/settings",
+        json!({"store_name": "Shop Three", "slip_footer": ["No returns at S3"]}),
+    );
+    assert!(status < 300, "{status} {body}");
+    let footer = "Thank you for shopping with us";
+    hq.publish(
+        "shop_settings",
+        &format!("slip_footer = [\"{footer}\"]\nmanagers_unfreeze = true\n"),
+    );
+    let answers = |version: i64| {
+        let answered = wait_for(Duration::from_secs(30), || {
+            let (_, docs) = hq.get(0, "/api/documents", &cookie);
+            let shop = docs["documents"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["kind"] == "shop_settings"))
+                .cloned()
+                .unwrap_or_default();
+            let stores = shop["stores"].as_array().cloned().unwrap_or_default();
+            (stores.len() == 3 && stores.iter().all(|s| s["applied"] == version)).then_some(stores)
+        });
+        answered.unwrap_or_else(|| panic!("{}", hq.get(0, "/api/documents", &cookie).1))
+    };
+    let stores = answers(1);
+    let kept: Vec<&Value> = stores.iter().map(|s| &s["kept_local"]).collect();
+    assert_eq!(kept, [&json!([]), &json!([]), &json!(["slip_footer"])]);
+    let settings = |hub: &Hub| {
+        let (_, s) = hub.get("/api/v1/settings");
+        (s["slip_footer"].clone(), s["managers_unfreeze"].clone())
+    };
+    assert_eq!(settings(&hubs[0].1), (json!([footer]), json!(true)));
+    assert_eq!(
+        settings(&hubs[2].1),
+        (json!(["No returns at S3"]), json!(true)),
+        "S3's owner keeps the footer they wrote"
+    );
+    // A setting that would stop a shop selling is refused by it, and said
+    // why: no shop here has a cashier to sign on.
+    hq.publish("shop_settings", "cashier_sign_on = true\n");
+    for s in answers(2) {
+        let why = s["refused"].as_str().unwrap_or_default();
+        assert!(why.contains("no cashier"), "{s}");
+    }
+    assert_eq!(settings(&hubs[0].1), (json!([footer]), json!(true)));
+
+    // A restarted hub keeps the rule and the settings it took.
     let mut s2 = hubs.into_iter().nth(1).unwrap().1;
     s2.restart();
     let refused = again(&s2, "rule-s2-000002");
     assert_ne!(refused["status"], "approved", "after a restart: {refused}");
+    assert_eq!(settings(&s2), (json!([footer]), json!(true)));
+    let (_, shop) = s2.get("/api/v1/settings");
+    assert_eq!(shop["cashier_sign_on"], false, "{shop}");
 }
 
 #[test]

@@ -593,6 +593,7 @@ impl App {
         let tasks = TaskTracker::new();
         let beat = link::LinkBeat::default();
         let offers = web.clone();
+        let for_chain = web.clone();
         let connected_rx = web.broker_connected.clone();
         let setup_codes = web.auth.setup_code();
         tasks.spawn(web::keep_watch(web.clone(), stop.clone()));
@@ -646,8 +647,7 @@ impl App {
                 chain,
                 writer.clone(),
                 reader,
-                rules,
-                shop_settings,
+                crate::chain::uplink::Appliers::new(rules, shop_settings, for_chain),
                 stop.clone(),
             ));
         }

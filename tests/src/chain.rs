@@ -285,6 +285,23 @@ impl Hq {
         run_ok(publish, "tallybox-hq publish");
     }
 
+    /// Offers update `bundle` to every store (`tallybox-hq publish-update`),
+    /// served by instance 0's page; checked against the keys in `keys`.
+    pub fn publish_update(&self, bundle: &std::path::Path, keys: &std::path::Path) -> std::process::Output {
+        let url = self.url(0);
+        let mut publish = self.command(&[
+            "publish-update",
+            &bundle.display().to_string(),
+            "--url",
+            &url,
+            "--broker",
+            &format!("mqtt://127.0.0.1:{}", self.broker),
+            "--keys",
+        ]);
+        publish.arg(keys);
+        publish.output().expect("tallybox-hq publish-update")
+    }
+
     /// Revokes `store`'s key (`tallybox-hq revoke`).
     pub fn revoke(&self, store: &str) {
         run_ok(self.command(&["revoke", store]), "tallybox-hq revoke");

@@ -153,13 +153,34 @@ impl Hub {
     /// has `settings` (TOML lines) too.
     pub fn start_in_chain(code: &str, settings: &str) -> Hub {
         let mut hub = Hub::prepare_configured(settings);
-        let data = hub.data_dir();
+        hub.join_chain(code);
+        hub.spawn();
+        hub
+    }
+
+    /// [`Hub::start_through`] for a hub that joined a chain with `code` first.
+    pub fn start_through_in_chain(
+        code: &str,
+        program: Vec<String>,
+        env: Vec<(String, String)>,
+        extra: &[&str],
+    ) -> Hub {
+        let mut flags = vec!["--owner-password", OWNER_PASSWORD];
+        flags.extend_from_slice(extra);
+        let mut hub = Hub::prepare(None, &flags, false);
+        hub.program = Some(program);
+        hub.env = env;
+        hub.join_chain(code);
+        hub.spawn();
+        hub
+    }
+
+    fn join_chain(&self, code: &str) {
+        let data = self.data_dir();
         std::fs::create_dir_all(&data).expect("data dir");
         let mut join = Command::new(bin("tallybox"));
         join.args(["chain", "join", code, "--data-dir"]).arg(&data);
         crate::chain::run_ok(join, "tallybox chain join");
-        hub.spawn();
-        hub
     }
 
     fn start_full(external: Option<u16>, extra: &[&str], pairing_required: bool) -> Hub {

@@ -135,6 +135,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (store_id, day)
     );
 "#,
+    // 5: update bundles head office serves to the shops' hubs.
+    r#"
+    CREATE TABLE bundles (
+        sha256       text   PRIMARY KEY,
+        product      text   NOT NULL,
+        version      text   NOT NULL,
+        bytes        bytea  NOT NULL,
+        published_at timestamptz NOT NULL DEFAULT now()
+    );
+"#,
 ];
 
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
@@ -314,6 +324,23 @@ pub async fn new_document(client: &mut Client, kind: &str, body: &serde_json::Va
         .get(0);
     tx.commit().await?;
     Ok(version as u64)
+}
+
+/// Keeps an update bundle to serve (once: it is named by its SHA-256).
+pub async fn keep_bundle(
+    client: &Client,
+    sha256: &str,
+    product: &str,
+    version: &str,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "INSERT INTO bundles (sha256, product, version, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&sha256, &product, &version, &bytes],
+        )
+        .await?;
+    Ok(())
 }
 
 /// The newest version of every document.

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ed25519_dalek::SigningKey;
+use sha2::Digest;
 use tallybox::chain::wire::{self, EnrolCode};
 use tallybox_platform::mqtt::BrokerAddr;
 
@@ -72,6 +73,22 @@ enum Command {
         /// Hours the code stays good.
         #[arg(long, default_value_t = 72)]
         valid_hours: i64,
+    },
+    /// Offer an update bundle (a hub's or a checkout's, as `tallybox
+    /// release sign` makes them) to every shop: head office keeps it and
+    /// serves it on its page server at URL/bundles/SHA-256; each hub fetches,
+    /// checks and installs it (a checkout's: offers it to its checkouts).
+    PublishUpdate {
+        bundle: PathBuf,
+        /// Head office's page as the shops' hubs reach it (http://host:port).
+        #[arg(long)]
+        url: String,
+        /// The update keys the hubs trust (the bundle is checked against them first).
+        #[arg(long, default_value = tallybox::install::UPDATE_KEYS)]
+        keys: PathBuf,
+        /// The chain's MQTT broker.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        broker: BrokerAddr,
     },
     /// Publish a document to every store from a TOML file: `fraud_rules`
     /// (a hub's `[fraud]` settings) or `shop_settings` (slip_header,
@@ -223,6 +240,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (topic, sealed) = ingest::sealed_document(&kind, version, body, &key);
             publish_retained(&broker, &topic, sealed).await?;
             println!("{kind} version {version} published; each store's answer shows on the page (Documents)");
+            Ok(())
+        }
+        Command::PublishUpdate {
+            bundle,
+            url,
+            keys,
+            broker,
+        } => {
+            let keys = tallybox_platform::update::trusted_keys(&keys)?;
+            let manifest = tallybox_platform::update::Bundle::open(&bundle, &keys)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", bundle.display()))?
+                .manifest;
+            let kind = match manifest.product.as_str() {
+                "hub" => wire::HUB_UPDATE,
+                "terminal" => wire::TERMINAL_UPDATE,
+                other => anyhow::bail!("{}: a bundle for {other}", bundle.display()),
+            };
+            let bytes = std::fs::read(&bundle)?;
+            let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+            db::keep_bundle(&client, &sha256, &manifest.product, &manifest.version, &bytes).await?;
+            let offer = tallybox::chain::bundle::Offer {
+                version: manifest.version.clone(),
+                size: bytes.len() as u64,
+                url: format!("{}/bundles/{sha256}", url.trim_end_matches('/')),
+                sha256,
+            };
+            let body = serde_json::to_value(&offer)?;
+            let version = db::new_document(&mut client, kind, &body).await?;
+            let (topic, sealed) = ingest::sealed_document(kind, version, body, &key);
+            publish_retained(&broker, &topic, sealed).await?;
+            println!(
+                "{} {} offered to every shop ({kind} version {version}); each store's answer shows on the page",
+                manifest.product, manifest.version
+            );
             Ok(())
         }
         Command::Revoke { store } => {

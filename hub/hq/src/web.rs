@@ -481,6 +481,31 @@ async fn documents(viewer: Viewer, db: Db) -> Result<impl Reply, Rejection> {
     Ok(warp::reply::json(&serde_json::json!({"documents": documents})))
 }
 
+async fn bundle(sha256: String, db: Db) -> Result<impl Reply, Rejection> {
+    let plain = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    let row = match plain {
+        true => db
+            .query_opt(
+                "SELECT bytes FROM bundles WHERE sha256 = $1",
+                &[&sha256.to_ascii_lowercase()],
+            )
+            .await
+            .map_err(internal)?,
+        false => None,
+    };
+    let Some(row) = row else {
+        return Err(warp::reject::custom(Refused(
+            StatusCode::NOT_FOUND,
+            "no such bundle".into(),
+        )));
+    };
+    let bytes: Vec<u8> = row.get(0);
+    warp::http::Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .map_err(internal)
+}
+
 #[derive(Deserialize)]
 struct Day {
     day: Option<String>,
@@ -526,8 +551,14 @@ fn routes(db: Db) -> impl Filter<Extract = (impl Reply,), Error = std::convert::
     let documents = warp::path!("api" / "documents")
         .and(warp::get())
         .and(viewer(db.clone()))
-        .and(with_db(db))
+        .and(with_db(db.clone()))
         .and_then(documents);
+    // Update bundles for the shops' hubs: no sign-in (a hub has none here);
+    // each is signed by the vendor and named by its SHA-256.
+    let bundles = warp::path!("bundles" / String)
+        .and(warp::get())
+        .and(with_db(db))
+        .and_then(bundle);
     page.or(login)
         .or(stores)
         .or(receipts_json)
@@ -535,6 +566,7 @@ fn routes(db: Db) -> impl Filter<Extract = (impl Reply,), Error = std::convert::
         .or(report)
         .or(alerts)
         .or(documents)
+        .or(bundles)
         .recover(answer_refusal)
         .with(warp::reply::with::header("x-content-type-options", "nosniff"))
         .with(warp::reply::with::header("cache-control", "no-store"))

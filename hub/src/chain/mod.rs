@@ -11,6 +11,7 @@
 //!   `tallybox chain join CODE` from head office's one-time code; the store's
 //!   signing key is made there and never leaves the hub.
 
+pub mod bundle;
 pub mod uplink;
 pub mod wire;
 

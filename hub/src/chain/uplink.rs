@@ -20,6 +20,7 @@ use super::ChainConfig;
 use crate::coordinator::fraud::{FraudRules, SharedRules};
 use crate::shop::{SharedShop, Shop};
 use crate::store::{Store, StoreHandle};
+use crate::web::WebState;
 
 /// Messages sent and not yet answered before the uplink waits.
 pub const IN_FLIGHT: usize = 4;
@@ -167,9 +168,121 @@ enum Taken {
     Shop(Shop),
 }
 
+/// What the uplink applies head office's documents to.
+pub struct Appliers {
+    pub rules: Rules,
+    pub shop: ShopSettings,
+    /// The page's state: updates are taken as the page takes them.
+    pub web: WebState,
+    /// The update documents being fetched or taken now (by kind).
+    busy: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Appliers {
+    pub fn new(rules: Rules, shop: ShopSettings, web: WebState) -> Appliers {
+        Appliers {
+            rules,
+            shop,
+            web,
+            busy: Default::default(),
+        }
+    }
+}
+
+/// Fetches and takes the bundle head office offers, off the uplink's loop
+/// (a download may take minutes); one at a time for each kind.
+fn offer_update(document: Document, to: &Appliers, store: &StoreHandle) {
+    if !to.busy.lock().expect("busy lock").insert(document.kind.clone()) {
+        return;
+    }
+    let (web, store, busy) = (to.web.clone(), store.clone(), Arc::clone(&to.busy));
+    tokio::spawn(async move {
+        take_update(&document, &web, &store).await;
+        busy.lock().expect("busy lock").remove(&document.kind);
+    });
+}
+
+async fn take_update(document: &Document, web: &WebState, store: &StoreHandle) {
+    let (kind, version) = (document.kind.clone(), document.version);
+    match store
+        .call({
+            let kind = kind.clone();
+            move |s: &mut Store| s.chain_doc_seen(&kind)
+        })
+        .await
+    {
+        Ok(seen) if version <= seen => return,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which updates head office's documents offered");
+            return;
+        }
+    }
+    let record = |refused: Option<String>| {
+        let (kind, body) = (kind.clone(), document.body.clone());
+        async move {
+            if let Some(why) = &refused {
+                tracing::warn!(kind = %kind, version, error = %why, "head office's update was refused");
+            }
+            let recorded = store
+                .call(move |s: &mut Store| s.apply_chain_doc(&kind, version, &body, Vec::new(), refused))
+                .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "cannot record head office's document; taken when it comes again");
+            }
+        }
+    };
+    let offer: super::bundle::Offer = match serde_json::from_value(document.body.clone()) {
+        Ok(offer) => offer,
+        Err(e) => return record(Some(format!("not an update offer: {e}"))).await,
+    };
+    let product = if kind == wire::HUB_UPDATE {
+        "hub"
+    } else {
+        "terminal"
+    };
+    // Already taken (the hub restarted into it before it could say so).
+    let have = match product {
+        "hub" => web
+            .install_root
+            .as_deref()
+            .and_then(tallybox_platform::update::installed),
+        _ => web.terminal_update.lock().expect("update lock").clone(),
+    };
+    if have.as_deref() == Some(offer.version.as_str()) {
+        return record(None).await;
+    }
+    let dir = web.store.lock().expect("store lock").data_dir().join("updates");
+    let file = match super::bundle::fetch(&offer, &dir).await {
+        Ok(file) => file,
+        Err(super::bundle::Fetch::Again(e)) => {
+            tracing::warn!(error = %e, version = %offer.version, "cannot fetch head office's update; tried again when the uplink connects again");
+            return;
+        }
+        Err(super::bundle::Fetch::Never(e)) => return record(Some(e)).await,
+    };
+    use crate::web::update::{stop_soon, take_bundle, Refusal};
+    match take_bundle(web, file, "head office", Some(product)).await {
+        Ok(taken) => {
+            record(None).await;
+            if taken.restarting {
+                stop_soon(web);
+            }
+        }
+        Err(Refusal::Internal(e)) => {
+            tracing::warn!(error = %e, "head office's update could not be taken; tried again when the uplink connects again")
+        }
+        Err(refusal) => record(Some(refusal.to_string())).await,
+    }
+}
+
 /// Takes a document from head office: applied, recorded and told back
 /// (through the outbox), or refused with the reason told back.
-async fn take_document(document: Document, rules: &Rules, shop: &ShopSettings, store: &StoreHandle) {
+async fn take_document(document: Document, to: &Appliers, store: &StoreHandle) {
+    if document.kind == wire::HUB_UPDATE || document.kind == wire::TERMINAL_UPDATE {
+        return offer_update(document, to, store);
+    }
+    let (rules, shop) = (&to.rules, &to.shop);
     let Document { kind, version, body } = document;
     let file = shop.file.clone();
     let fraud = (kind == wire::FRAUD_RULES).then(|| rules.with(&body));
@@ -220,13 +333,12 @@ impl State {
 }
 
 /// Runs until `stop`: reads the outbox on `reader`, records acks through
-/// `store`, applies head office's documents to `rules` and `shop`.
+/// `store`, applies head office's documents with `appliers`.
 pub async fn run(
     chain: ChainConfig,
     store: StoreHandle,
     reader: Arc<Mutex<Store>>,
-    rules: Rules,
-    shop: ShopSettings,
+    appliers: Appliers,
     stop: CancellationToken,
 ) {
     let topics = ChainTopics::new(&chain.store);
@@ -277,7 +389,7 @@ pub async fn run(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic.starts_with("tallybox-chain-docs/") => {
                     match wire::open::<Document>(&p.payload, &chain.hq) {
-                        Ok(document) => take_document(document, &rules, &shop, &store).await,
+                        Ok(document) => take_document(document, &appliers, &store).await,
                         Err(e) => tracing::warn!(error = %e, topic = %p.topic, "a document head office did not sign was ignored"),
                     }
                 }

@@ -97,8 +97,14 @@ pub const FRAUD_RULES: &str = "fraud_rules";
 /// shop's owner set on the shop's page win.
 pub const SHOP_SETTINGS: &str = "shop_settings";
 
+/// A hub update offered to every shop ([`crate::chain::bundle::Offer`]).
+pub const HUB_UPDATE: &str = "hub_update";
+
+/// A checkout update offered to every shop's checkouts.
+pub const TERMINAL_UPDATE: &str = "terminal_update";
+
 /// Every kind of document a store takes.
-pub const DOCUMENT_KINDS: &[&str] = &[FRAUD_RULES, SHOP_SETTINGS];
+pub const DOCUMENT_KINDS: &[&str] = &[FRAUD_RULES, SHOP_SETTINGS, HUB_UPDATE, TERMINAL_UPDATE];
 
 /// A hub asking to join as `store` with `key` (its public key, hex); `proof`
 /// is [`enrol_proof`] with the code's secret.

@@ -244,6 +244,15 @@ impl Store {
             .and_then(|v| Some((v["version"].as_u64()?, v["body"].clone()))))
     }
 
+    /// The newest version of head office's document `kind` this store took
+    /// or refused (0 before the first).
+    pub fn chain_doc_seen(&self, kind: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .setting(&format!("chain_doc_seen.{kind}"))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Takes version `version` of head office's document `kind` (or records
     /// that it was `refused`), audited and told to head office; false when
     /// this version or a newer one was seen already.
@@ -255,12 +264,10 @@ impl Store {
         kept_local: Vec<String>,
         refused: Option<String>,
     ) -> Result<bool, StoreError> {
-        let seen_key = format!("chain_doc_seen.{kind}");
-        let seen: u64 = self.setting(&seen_key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        if version <= seen {
+        if version <= self.chain_doc_seen(kind)? {
             return Ok(false);
         }
-        self.put_setting(&seen_key, &version.to_string())?;
+        self.put_setting(&format!("chain_doc_seen.{kind}"), &version.to_string())?;
         if refused.is_none() {
             let kept = serde_json::json!({"version": version, "body": body});
             self.put_setting(&format!("chain_doc.{kind}"), &kept.to_string())?;

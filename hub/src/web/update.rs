@@ -97,71 +97,151 @@ async fn upload(
     let data_dir = read(&state, |s| Ok(s.data_dir())).await?;
     let incoming = data_dir.join("updates");
     let file = receive(&incoming, body).await?;
+    let by = format!("the web page ({})", who.account);
+    let taken = take_bundle(&state, file, &by, None)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Update(e) => refused(&who, e),
+            Refusal::NotInstalled => reject(
+                StatusCode::CONFLICT,
+                Code::NotInstalled,
+                "this hub was not installed from a package: it cannot update itself (checkout updates work)",
+            ),
+            Refusal::Internal(e) => internal(e),
+        })?;
+    if taken.restarting {
+        stop_soon(&state);
+    }
+    Ok(warp::reply::with_status(
+        warp::reply::json(&taken),
+        StatusCode::ACCEPTED,
+    ))
+}
+
+/// What a bundle did once taken.
+#[derive(Debug, serde::Serialize)]
+pub struct Taken {
+    /// `hub` or `terminal`.
+    pub product: String,
+    pub version: String,
+    /// The hub's version before (a hub's bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The database backup taken first (a hub's bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// The checkouts it was offered to (a checkout's bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_to: Option<Vec<String>>,
+    /// The hub stops so that its service starts the new version.
+    pub restarting: bool,
+}
+
+/// Why a bundle was not taken.
+#[derive(Debug)]
+pub enum Refusal {
+    Update(UpdateError),
+    /// A hub not installed from a package cannot update itself.
+    NotInstalled,
+    Internal(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Update(e) => e.fmt(f),
+            Refusal::NotInstalled => {
+                f.write_str("this hub was not installed from a package: it cannot update itself")
+            }
+            Refusal::Internal(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Takes a bundle received in `file` (from the page, or from head office)
+/// exactly as `tallybox update` does: a checkout's is kept and offered to
+/// the checkouts; the hub's is installed (the caller then stops the hub,
+/// [`stop_soon`]). `by` is who gave it, for the log.
+pub async fn take_bundle(
+    state: &WebState,
+    file: tempfile::NamedTempFile,
+    by: &str,
+    product: Option<&str>,
+) -> Result<Taken, Refusal> {
     let (path, keys) = (file.path().to_path_buf(), state.update_keys.clone());
+    let internal = |e: tokio::task::JoinError| Refusal::Internal(e.to_string());
     let manifest = tokio::task::spawn_blocking(move || {
         update::trusted_keys(&keys).and_then(|k| update::Bundle::open(&path, &k))
     })
     .await
     .map_err(internal)?
-    .map_err(|e| refused(&who, e))?
+    .map_err(Refusal::Update)?
     .manifest;
+    if let Some(want) = product.filter(|want| *want != manifest.product) {
+        return Err(Refusal::Update(UpdateError::WrongProduct {
+            got: manifest.product,
+            want: want.to_string(),
+        }));
+    }
 
     // A checkout's update is kept and offered to the checkouts.
     if manifest.product == "terminal" {
-        file.persist(incoming.join(TERMINAL_BUNDLE)).map_err(internal)?;
-        tracing::warn!(account = %who.account, version = %manifest.version, "checkout update uploaded; offering it to the checkouts");
+        let incoming = file
+            .path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        file.persist(incoming.join(TERMINAL_BUNDLE))
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        tracing::warn!(version = %manifest.version, "checkout update from {by}; offering it to the checkouts");
         *state.terminal_update.lock().unwrap_or_else(|e| e.into_inner()) = Some(manifest.version.clone());
-        let offered_to = offer_terminal_update(&state).await;
-        return Ok(warp::reply::with_status(
-            warp::reply::json(&json!({
-                "product": "terminal",
-                "version": manifest.version,
-                "offered_to": offered_to,
-                "restarting": false,
-            })),
-            StatusCode::ACCEPTED,
-        ));
+        let offered_to = offer_terminal_update(state).await;
+        return Ok(Taken {
+            product: "terminal".into(),
+            version: manifest.version,
+            previous: None,
+            backup: None,
+            offered_to: Some(offered_to),
+            restarting: false,
+        });
     }
 
     // The hub's own: installed, then the hub restarts into it.
-    let root =
-        match state.install_root.clone() {
-            Some(root) if update::installed(&root).is_some() => root,
-            _ => return Err(reject(
-                StatusCode::CONFLICT,
-                Code::NotInstalled,
-                "this hub was not installed from a package: it cannot update itself (checkout updates work)",
-            )),
-        };
+    let root = match state.install_root.clone() {
+        Some(root) if update::installed(&root).is_some() => root,
+        _ => return Err(Refusal::NotInstalled),
+    };
+    let data_dir = state.store.lock().unwrap_or_else(|e| e.into_inner()).data_dir();
     let keys = state.update_keys.clone();
     let installed = tokio::task::spawn_blocking(move || {
-        // The upload is removed once read (`file` dropped).
+        // The bundle is removed once read (`file` dropped).
         crate::install::install(file.path(), &keys, &root, &data_dir, false)
     })
     .await
     .map_err(internal)?;
-    let (installed, backup) = installed.map_err(|e| refused(&who, e))?;
+    let (installed, backup) = installed.map_err(Refusal::Update)?;
     tracing::warn!(
-        account = %who.account,
         version = %installed.version,
         previous = installed.previous.as_deref().unwrap_or("-"),
-        "update installed from the web page; the hub restarts into it"
+        "update installed from {by}; the hub restarts into it"
     );
+    Ok(Taken {
+        product: "hub".into(),
+        version: installed.version,
+        previous: installed.previous,
+        backup: backup.and_then(|b| b.file_name().map(|n| n.to_string_lossy().to_string())),
+        offered_to: None,
+        restarting: true,
+    })
+}
+
+/// Stops the hub once the answer had time to reach the phone.
+pub fn stop_soon(state: &WebState) {
     let stop = state.stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(STOP_AFTER).await;
         stop.cancel();
     });
-    Ok(warp::reply::with_status(
-        warp::reply::json(&json!({
-            "product": "hub",
-            "version": installed.version,
-            "previous": installed.previous,
-            "backup": backup.and_then(|b| b.file_name().map(|n| n.to_string_lossy().to_string())),
-            "restarting": true,
-        })),
-        StatusCode::ACCEPTED,
-    ))
 }
 
 /// Where the checkouts' update is kept, in the data directory's `updates/`.

@@ -544,3 +544,85 @@ fn a_checkout_takes_the_update_the_owner_uploads_and_comes_back_on_it() {
     assert!(t5.sale(800, "approved").contains("APPROVED"));
     assert_eq!(hub.transactions("").len(), 2);
 }
+
+#[test]
+fn head_office_offers_an_update_and_a_shops_hub_fetches_installs_and_comes_back_on_it() {
+    use tallybox_e2e::chain::{Hq, Postgres};
+    use tallybox_e2e::procs::Mosquitto;
+    let inst = Install::new();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start();
+    let hq = Hq::start(&pg, broker.port, &["hq-a"]);
+    let (root, keys) = (inst.root.display().to_string(), inst.keys().display().to_string());
+    let mut hub = Hub::start_through_in_chain(
+        &hq.enrol("S1", broker.port),
+        vec![LAUNCHER.to_string(), "tallybox".to_string()],
+        vec![("TALLYBOX_ROOT".to_string(), root.clone())],
+        &["--root", &root, "--update-keys", &keys],
+    );
+    let joined = wait_for(Duration::from_secs(20), || {
+        (pg.number("SELECT count(*) FROM stores WHERE public_key IS NOT NULL") == 1).then_some(())
+    });
+    assert!(joined.is_some(), "{}", hub.log());
+
+    // Head office will not offer a bundle the shops' keys do not trust.
+    let other_key = inst.dir.path().join("other");
+    assert!(tallybox(&["release", "keygen", other_key.to_str().unwrap()])
+        .status
+        .success());
+    let other_key = other_key.with_extension("key");
+    let foreign = inst.bundle("0.1.1", &runs_tallybox(), other_key.to_str().unwrap(), "hub");
+    let refused = hq.publish_update(&foreign, &inst.keys());
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("not signed by a key"),
+        "{}",
+        text(&refused)
+    );
+
+    // The good one: fetched from head office, installed, the hub stops for
+    // its service to start the new version.
+    let good = inst.bundle("0.1.1", &runs_tallybox(), TEST_KEY, "hub");
+    let offered = hq.publish_update(&good, &inst.keys());
+    assert!(offered.status.success(), "{}", text(&offered));
+    let stopped = wait_for(Duration::from_secs(30), || {
+        (hub.get_public("/healthz").0 != 200).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the hub did not stop to restart into the update:\n{}",
+        hub.log()
+    );
+    assert!(
+        hub.log().contains("update installed from head office"),
+        "{}",
+        hub.log()
+    );
+    assert_eq!(inst.current(), "0.1.1");
+
+    // What systemd does: start it again, through the launcher.
+    hub.restart();
+    let confirmed = wait_for(Duration::from_secs(40), || (!inst.trying()).then_some(()));
+    assert!(confirmed.is_some(), "never confirmed; hub log:\n{}", hub.log());
+    assert_eq!(hub.web().get("/api/v1/update").1["installed"], "0.1.1");
+    // Head office hears the shop took it, once; the shop does not fetch it again.
+    let cookie = hq.sign_in(0);
+    let answered = wait_for(Duration::from_secs(20), || {
+        let (_, docs) = hq.get(0, "/api/documents", &cookie);
+        let update = docs["documents"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["kind"] == "hub_update"))
+            .cloned()
+            .unwrap_or_default();
+        (update["stores"][0]["applied"] == 1 && update["stores"][0]["refused"].is_null()).then_some(update)
+    });
+    assert!(answered.is_some(), "{}", hq.get(0, "/api/documents", &cookie).1);
+    assert_eq!(inst.versions(), ["0.1.0", "0.1.1"]);
+    let leftovers: Vec<_> = std::fs::read_dir(hub.data_dir().join("updates"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "the download was left on the disk: {leftovers:?}"
+    );
+}

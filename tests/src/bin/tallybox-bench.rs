@@ -239,6 +239,21 @@ fn main() -> anyhow::Result<()> {
         println!("{}", report.table());
         return Ok(());
     }
+    // `tallybox-bench wear`: only the 20-terminal load and what it writes.
+    if std::env::args().nth(1).as_deref() == Some("wear") {
+        let hub = Hub::start();
+        let pid = hub.pid().expect("hub running");
+        let before = disk_writes(pid);
+        let load = runtime.block_on(load::throughput(hub.mqtt, STORE, LOAD_TERMINALS, LOAD_RUN));
+        let per_sale = disk_writes(pid).saturating_sub(before) as f64 / load.approved.max(1) as f64;
+        println!(
+            "{:.0} sales/s, {:.1} KiB written per sale ({} sales)",
+            load.approved as f64 / load.elapsed.as_secs_f64(),
+            per_sale / 1024.0,
+            load.approved
+        );
+        return Ok(());
+    }
     let mut hub = Hub::start();
     let data_dir = hub.data_dir();
 

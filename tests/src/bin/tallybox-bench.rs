@@ -239,6 +239,37 @@ fn main() -> anyhow::Result<()> {
         println!("{}", report.table());
         return Ok(());
     }
+    // `tallybox-bench pages`: the daily report's raw query on a 1M-row store
+    // with the hub's page size, and on the same store with 4 KiB pages.
+    if std::env::args().nth(1).as_deref() == Some("pages") {
+        let small = tempfile::tempdir()?;
+        data::fill(small.path(), ROWS)?;
+        let large = tempfile::tempdir()?;
+        drop(tallybox::store::Store::open(large.path())?);
+        std::fs::copy(small.path().join("tallybox.db"), large.path().join("tallybox.db"))?;
+        let _ = std::fs::remove_file(large.path().join("tallybox.db-wal"));
+        let conn = rusqlite::Connection::open(large.path().join("tallybox.db"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=DELETE; PRAGMA page_size=4096; VACUUM; PRAGMA journal_mode=WAL;",
+        )?;
+        drop(conn);
+        for round in 0..3 {
+            for (name, dir) in [("hub's pages", &small), ("4 KiB pages", &large)] {
+                let page: u32 = rusqlite::Connection::open(dir.path().join("tallybox.db"))?.query_row(
+                    "PRAGMA page_size",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let h = data::raw_day_report(dir.path(), "2026-08-15", QUERY_ROUNDS)?;
+                println!(
+                    "round {round} {name} ({page} B): day report raw p50 {:.2} ms p99 {:.2} ms",
+                    ms(&h, 50.0),
+                    ms(&h, 99.0)
+                );
+            }
+        }
+        return Ok(());
+    }
     // `tallybox-bench wear`: only the 20-terminal load and what it writes.
     if std::env::args().nth(1).as_deref() == Some("wear") {
         let hub = Hub::start();
@@ -246,11 +277,16 @@ fn main() -> anyhow::Result<()> {
         let before = disk_writes(pid);
         let load = runtime.block_on(load::throughput(hub.mqtt, STORE, LOAD_TERMINALS, LOAD_RUN));
         let per_sale = disk_writes(pid).saturating_sub(before) as f64 / load.approved.max(1) as f64;
+        let size = |name: &str| std::fs::metadata(hub.data_dir().join(name)).map_or(0, |m| m.len());
+        let log = std::fs::metadata(hub.log_path()).map_or(0, |m| m.len());
         println!(
-            "{:.0} sales/s, {:.1} KiB written per sale ({} sales)",
+            "{:.0} sales/s, {:.1} KiB written per sale ({} sales); log {:.2} KiB a sale, database {} KiB, WAL {} KiB",
             load.approved as f64 / load.elapsed.as_secs_f64(),
             per_sale / 1024.0,
-            load.approved
+            load.approved,
+            log as f64 / 1024.0 / load.approved.max(1) as f64,
+            size("tallybox.db") >> 10,
+            size("tallybox.db-wal") >> 10,
         );
         return Ok(());
     }

@@ -101,26 +101,17 @@ impl Shop {
         local: &std::collections::BTreeSet<String>,
         chain: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(Shop, Vec<String>), String> {
-        let mut fields = match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            _ => return Err("the shop settings do not serialize".into()),
+        let chain_wide = |key: &str, _: &serde_json::Map<String, serde_json::Value>| {
+            if CHAIN_WIDE.contains(&key) {
+                return Ok(());
+            }
+            Err(format!(
+                "head office's shop settings name '{key}', which is not chain-wide (chain-wide: {})",
+                CHAIN_WIDE.join(", ")
+            ))
         };
-        let mut kept_local = Vec::new();
-        for (key, value) in chain {
-            if !CHAIN_WIDE.contains(&key.as_str()) {
-                return Err(format!(
-                    "head office's shop settings name '{key}', which is not chain-wide (chain-wide: {})",
-                    CHAIN_WIDE.join(", ")
-                ));
-            }
-            if local.contains(key) {
-                kept_local.push(key.clone());
-            } else {
-                fields.insert(key.clone(), value.clone());
-            }
-        }
-        let merged: Shop = serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|e| format!("head office's shop settings: {e}"))?;
+        let (merged, kept_local) =
+            crate::chain::wire::overlay(self, "shop settings", chain_wide, local, chain)?;
         let merged = self.with_edit(merged);
         merged.check().map_err(|e| e.to_string())?;
         Ok((merged, kept_local))

@@ -302,6 +302,23 @@ impl Hq {
         publish.output().expect("tallybox-hq publish-update")
     }
 
+    /// Waits until `stores` stores answered version `version` of head
+    /// office's document `kind` (taken or refused): their answers as the
+    /// page's API lists them.
+    pub fn answers(&self, cookie: &str, kind: &str, stores: usize, version: i64) -> Vec<Value> {
+        let answered = wait_for(Duration::from_secs(30), || {
+            let (_, docs) = self.get(0, "/api/documents", cookie);
+            let document = docs["documents"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["kind"] == kind))
+                .cloned()
+                .unwrap_or_default();
+            let all = document["stores"].as_array().cloned().unwrap_or_default();
+            (all.len() == stores && all.iter().all(|s| s["applied"] == version)).then_some(all)
+        });
+        answered.unwrap_or_else(|| panic!("{}", self.get(0, "/api/documents", cookie).1))
+    }
+
     /// Revokes `store`'s key (`tallybox-hq revoke`).
     pub fn revoke(&self, store: &str) {
         run_ok(self.command(&["revoke", store]), "tallybox-hq revoke");

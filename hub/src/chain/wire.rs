@@ -97,6 +97,35 @@ pub const FRAUD_RULES: &str = "fraud_rules";
 /// shop's owner set on the shop's page win.
 pub const SHOP_SETTINGS: &str = "shop_settings";
 
+/// `base` with head office's `chain` settings on top, except those the
+/// shop set itself (`local`): the shop's own choice wins. Also which of
+/// `chain`'s settings stayed local. `what` names the settings in refusals
+/// ("fraud rules"); `takes` says whether head office may set a setting.
+pub fn overlay<T: Serialize + DeserializeOwned>(
+    base: &T,
+    what: &str,
+    takes: impl Fn(&str, &serde_json::Map<String, serde_json::Value>) -> Result<(), String>,
+    local: &std::collections::BTreeSet<String>,
+    chain: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(T, Vec<String>), String> {
+    let mut fields = match serde_json::to_value(base) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => return Err(format!("the {what} do not serialize")),
+    };
+    let mut kept_local = Vec::new();
+    for (key, value) in chain {
+        takes(key, &fields)?;
+        if local.contains(key) {
+            kept_local.push(key.clone());
+        } else {
+            fields.insert(key.clone(), value.clone());
+        }
+    }
+    let merged = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| format!("head office's {what}: {e}"))?;
+    Ok((merged, kept_local))
+}
+
 /// A hub update offered to every shop ([`crate::chain::bundle::Offer`]).
 pub const HUB_UPDATE: &str = "hub_update";
 

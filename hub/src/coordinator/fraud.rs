@@ -120,25 +120,15 @@ impl FraudRules {
         local: &std::collections::BTreeSet<String>,
         chain: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(FraudRules, Vec<String>), String> {
-        let mut fields = match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            _ => return Err("the fraud rules do not serialize".into()),
+        let known = |key: &str, fields: &serde_json::Map<String, serde_json::Value>| {
+            if fields.contains_key(key) {
+                return Ok(());
+            }
+            Err(format!(
+                "head office's fraud rules name '{key}', which this version does not know"
+            ))
         };
-        let mut kept_local = Vec::new();
-        for (key, value) in chain {
-            if !fields.contains_key(key) {
-                return Err(format!(
-                    "head office's fraud rules name '{key}', which this version does not know"
-                ));
-            }
-            if local.contains(key) {
-                kept_local.push(key.clone());
-            } else {
-                fields.insert(key.clone(), value.clone());
-            }
-        }
-        let rules: FraudRules = serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|e| format!("head office's fraud rules: {e}"))?;
+        let (rules, kept_local) = crate::chain::wire::overlay(self, "fraud rules", known, local, chain)?;
         rules.validate()?;
         Ok((rules, kept_local))
     }

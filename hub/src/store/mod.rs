@@ -343,7 +343,7 @@ pub struct Verdict<'a> {
 /// A new database's page size. Each commit writes every page it changed to
 /// the WAL whole, and a sale's two commits change a page of the transactions
 /// table and of each of its indexes. Under the same 20-checkout load
-/// (`tallybox-bench wear`, with [`WAL_BYTES`]) a sale wrote 71 KiB with
+/// (`tallybox-bench wear`, with a 16 MiB WAL) a sale wrote 71 KiB with
 /// 4 KiB pages, 40 KiB with 2 KiB and 29 KiB with 1 KiB; reading a day's
 /// report from a million rows took 10 % longer with 2 KiB pages than with
 /// 4 KiB, and 25 % longer with 1 KiB (`tallybox-bench pages`).

@@ -212,26 +212,12 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
     // ten minutes, then refused. Every store takes it and says so; S3
     // keeps its owner's own limit.
     hq.publish("fraud_rules", "same_card_max = 3\nsame_card_action = \"block\"\n");
-    let answered = wait_for(Duration::from_secs(30), || {
-        let (_, docs) = hq.get(0, "/api/documents", &cookie);
-        let stores = docs["documents"][0]["stores"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        (stores.len() == 3 && stores.iter().all(|s| s["applied"] == 1)).then_some(docs)
-    });
-    let docs = answered.unwrap_or_else(|| panic!("{}", hq.get(0, "/api/documents", &cookie).1));
-    let kept: Vec<&Value> = docs["documents"][0]["stores"]
-        .as_array()
-        .unwrap()
+    let kept: Vec<Value> = hq
+        .answers(&cookie, "fraud_rules", 3, 1)
         .iter()
-        .map(|s| &s["kept_local"])
+        .map(|s| s["kept_local"].clone())
         .collect();
-    assert_eq!(
-        kept,
-        [&json!([]), &json!([]), &json!(["same_card_max"])],
-        "{docs}"
-    );
+    assert_eq!(kept, [json!([]), json!([]), json!(["same_card_max"])]);
     let again = |hub: &Hub, id: &str| {
         let raw = RawClient::connect(hub.mqtt, STORE, "T8");
         let request = sale(id, &test_card("approved"), 999);
@@ -262,20 +248,7 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
         "shop_settings",
         &format!("slip_footer = [\"{footer}\"]\nmanagers_unfreeze = true\n"),
     );
-    let answers = |version: i64| {
-        let answered = wait_for(Duration::from_secs(30), || {
-            let (_, docs) = hq.get(0, "/api/documents", &cookie);
-            let shop = docs["documents"]
-                .as_array()
-                .and_then(|d| d.iter().find(|d| d["kind"] == "shop_settings"))
-                .cloned()
-                .unwrap_or_default();
-            let stores = shop["stores"].as_array().cloned().unwrap_or_default();
-            (stores.len() == 3 && stores.iter().all(|s| s["applied"] == version)).then_some(stores)
-        });
-        answered.unwrap_or_else(|| panic!("{}", hq.get(0, "/api/documents", &cookie).1))
-    };
-    let stores = answers(1);
+    let stores = hq.answers(&cookie, "shop_settings", 3, 1);
     let kept: Vec<&Value> = stores.iter().map(|s| &s["kept_local"]).collect();
     assert_eq!(kept, [&json!([]), &json!([]), &json!(["slip_footer"])]);
     let settings = |hub: &Hub| {
@@ -291,7 +264,7 @@ fn three_shops_appear_at_head_office_and_one_cut_off_for_10_000_sales_catches_up
     // A setting that would stop a shop selling is refused by it, and said
     // why: no shop here has a cashier to sign on.
     hq.publish("shop_settings", "cashier_sign_on = true\n");
-    for s in answers(2) {
+    for s in hq.answers(&cookie, "shop_settings", 3, 2) {
         let why = s["refused"].as_str().unwrap_or_default();
         assert!(why.contains("no cashier"), "{s}");
     }

@@ -607,16 +607,8 @@ fn head_office_offers_an_update_and_a_shops_hub_fetches_installs_and_comes_back_
     assert_eq!(hub.web().get("/api/v1/update").1["installed"], "0.1.1");
     // Head office hears the shop took it, once; the shop does not fetch it again.
     let cookie = hq.sign_in(0);
-    let answered = wait_for(Duration::from_secs(20), || {
-        let (_, docs) = hq.get(0, "/api/documents", &cookie);
-        let update = docs["documents"]
-            .as_array()
-            .and_then(|d| d.iter().find(|d| d["kind"] == "hub_update"))
-            .cloned()
-            .unwrap_or_default();
-        (update["stores"][0]["applied"] == 1 && update["stores"][0]["refused"].is_null()).then_some(update)
-    });
-    assert!(answered.is_some(), "{}", hq.get(0, "/api/documents", &cookie).1);
+    let answers = hq.answers(&cookie, "hub_update", 1, 1);
+    assert!(answers[0]["refused"].is_null(), "{answers:?}");
     assert_eq!(inst.versions(), ["0.1.0", "0.1.1"]);
     let leftovers: Vec<_> = std::fs::read_dir(hub.data_dir().join("updates"))
         .map(|d| d.collect())

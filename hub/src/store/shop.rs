@@ -27,6 +27,24 @@ impl Store {
         })
     }
 
+    /// The owner's edit from the shop's page, and which chain-wide settings
+    /// it changed (`own`: they stay the owner's), in one transaction.
+    pub fn set_shop_edit_by_owner(
+        &mut self,
+        shop: &Shop,
+        by: &str,
+        file: &Shop,
+        own: &[String],
+    ) -> Result<(), StoreError> {
+        self.on_own(|s| {
+            s.set_shop_edit(shop, by)?;
+            if own.is_empty() {
+                return Ok(());
+            }
+            s.note_shop_local(file, own)
+        })
+    }
+
     /// Notes that the owner set `keys` on this shop's page.
     pub fn note_shop_local(&mut self, file: &Shop, keys: &[String]) -> Result<(), StoreError> {
         let mut local = self.shop_local(file)?;

@@ -451,4 +451,14 @@ fn the_owners_own_shop_settings_are_those_changed_on_the_page_or_before_joining_
         .unwrap();
     let local: Vec<String> = store.shop_local(&file).unwrap().into_iter().collect();
     assert_eq!(local, ["managers_unfreeze", "slip_footer"]);
+    let header = Shop {
+        slip_header: vec!["Open 8-22".into()],
+        ..edit
+    };
+    store
+        .set_shop_edit_by_owner(&header, "owner", &file, &["slip_header".to_string()])
+        .unwrap();
+    assert_eq!(store.shop_edit().unwrap().unwrap().slip_header, ["Open 8-22"]);
+    let local: Vec<String> = store.shop_local(&file).unwrap().into_iter().collect();
+    assert_eq!(local, ["managers_unfreeze", "slip_footer", "slip_header"]);
 }

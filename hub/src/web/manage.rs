@@ -170,11 +170,8 @@ async fn edit_settings(who: Session, body: ShopEdit, state: WebState) -> Result<
     // What the owner changed here stays the owner's if head office sets it.
     let (own, file) = (now.chain_wide_changes(&edit), state.shop_file.clone());
     write(&state, move |s| {
-        s.set_shop_edit(&saved, &by).map_err(internal)?;
-        if own.is_empty() {
-            return Ok(());
-        }
-        s.note_shop_local(&file, &own).map_err(internal)
+        s.set_shop_edit_by_owner(&saved, &by, &file, &own)
+            .map_err(internal)
     })
     .await?;
     *state.shop.write().unwrap_or_else(|e| e.into_inner()) = edit;

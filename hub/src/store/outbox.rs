@@ -218,7 +218,7 @@ impl Store {
     }
 
     /// A value of the `settings` table.
-    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
@@ -226,7 +226,7 @@ impl Store {
             .optional()?)
     }
 
-    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(super) fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         exec(
             &self.conn,
             "INSERT INTO settings (key, value) VALUES (?1, ?2)

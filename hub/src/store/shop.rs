@@ -12,13 +12,10 @@ impl Store {
     /// Before the first is noted, those in which the owner's edit differs
     /// from `file` (set before the shop joined the chain).
     pub fn shop_local(&self, file: &Shop) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        let noted: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = 'shop_local'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if let Some(keys) = noted.and_then(|j| serde_json::from_str(&j).ok()) {
+        if let Some(keys) = self
+            .setting("shop_local")?
+            .and_then(|j| serde_json::from_str(&j).ok())
+        {
             return Ok(keys);
         }
         Ok(match self.shop_edit()? {
@@ -49,13 +46,7 @@ impl Store {
     pub fn note_shop_local(&mut self, file: &Shop, keys: &[String]) -> Result<(), StoreError> {
         let mut local = self.shop_local(file)?;
         local.extend(keys.iter().cloned());
-        let json = serde_json::to_string(&local).unwrap_or_default();
-        exec(
-            &self.conn,
-            "INSERT INTO settings (key, value) VALUES ('shop_local', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
-            [&json],
-        )?;
-        Ok(())
+        self.put_setting("shop_local", &serde_json::to_string(&local).unwrap_or_default())
     }
 
     /// The owner's last edit, if any.

@@ -229,6 +229,16 @@ async fn serve_request<A: Acquirer>(
         if let Err(why) = keys.admit_plain(terminal, &request) {
             return refused(why).await;
         }
+        // A record of approvals brings rows into the books: only a paired
+        // checkout's, which no stranger on the LAN can speak for.
+        if matches!(request, Request::Printed(_)) {
+            refusals.one(
+                terminal,
+                "a record of printed approvals in clear ignored: only a paired checkout's is taken",
+                &format!("{bytes} bytes"),
+            );
+            return;
+        }
     }
     let kind = request.kind().as_str();
     let started = std::time::Instant::now();

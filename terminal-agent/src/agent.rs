@@ -19,6 +19,7 @@ use crate::devices::{Display, Printer, SharedHealth};
 use crate::journal::Journal;
 use crate::print::queue::PrintQueue;
 use crate::print::spool::{PrintReport, Spool, Spooler};
+use crate::printed::PrintedRecord;
 use crate::self_update::SelfUpdate;
 use crate::session::{Input, SessionConfig};
 use tallybox_core::protocol::{Status, TerminalId, Topics};
@@ -171,6 +172,7 @@ impl<D: Display> Agent<D> {
             source,
         };
         let journal = Journal::open(&cfg.state_dir).map_err(state_dir_error)?;
+        let printed = PrintedRecord::open(&cfg.state_dir).map_err(state_dir_error)?;
         let queue = PrintQueue::open(&cfg.state_dir).map_err(state_dir_error)?;
         let (reports_tx, mut reports) = mpsc::unbounded_channel();
         let spool = Spool::new(queue).counting(self.health.clone());
@@ -227,6 +229,7 @@ impl<D: Display> Agent<D> {
             topics: topics.clone(),
             tid: tid.clone(),
             journal,
+            printed,
             key_path: cfg.state_dir.join(KEY_FILE),
             seen_path: cfg.state_dir.join(SEEN_FILE),
             login: cfg.broker.credentials.is_none().then_some(login),
@@ -459,6 +462,7 @@ struct Running {
     topics: Topics,
     tid: TerminalId,
     journal: Journal,
+    printed: PrintedRecord,
     key_path: PathBuf,
     seen_path: PathBuf,
     /// The checkout's own broker login, for the next connection (`None` when
@@ -518,6 +522,21 @@ impl Running {
                         checkout.handle(Event::JournalFailed, Instant::now());
                     }
                 }
+                Output::KeepPrinted(entry) => {
+                    if let Err(e) = tokio::task::block_in_place(|| self.printed.append(&entry)) {
+                        tracing::error!(terminal = %self.tid, error = %e, "cannot add the approval to the record of printed approvals");
+                    }
+                }
+                Output::SendPrinted { from_batch } => match self.printed.since_batch(from_batch) {
+                    Ok(entries) if entries.is_empty() => {}
+                    Ok(entries) => {
+                        tracing::debug!(terminal = %self.tid, approvals = entries.len(), from_batch, "the record of printed approvals goes to the hub");
+                        checkout.send_printed(entries, Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::error!(terminal = %self.tid, error = %e, "cannot read the record of printed approvals")
+                    }
+                },
                 Output::KeepKey(key) => {
                     let kept = sealed_files::write_key(&self.key_path, &key).map_err(|e| e.to_string());
                     if let (Ok(()), Some(login)) = (&kept, &self.login) {

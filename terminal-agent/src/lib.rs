@@ -24,6 +24,8 @@
 //!   idle), fed events with the time and handing out what to do.
 //! - [`agent`]: the runtime around the core: broker, files, devices, timers.
 //! - [`journal`]: the one sale in flight, kept across a restart.
+//! - [`printed`]: the approvals this checkout printed, for the hub to bring
+//!   back any its records lose.
 //! - [`print`](mod@print): the print queue on disk and the spool thread that empties it.
 //! - [`control`]: the simulated checkout's JSON-lines control API.
 //! - [`self_update`]: taking an update the hub offers.
@@ -50,5 +52,6 @@ pub mod hw;
 pub mod hwtest;
 pub mod journal;
 pub mod print;
+pub mod printed;
 pub mod self_update;
 pub mod session;

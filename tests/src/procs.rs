@@ -667,6 +667,17 @@ impl Terminal {
         Terminal::start_with(id, broker, &[])
     }
 
+    /// Pairs this checkout with a code the owner opens on `hub`'s page (menu
+    /// D 5), and waits until it is back at rest.
+    pub fn pair_with(&self, hub: &Hub) {
+        let (_, opened) = hub.web().send("POST", "/api/v1/pairing", json!({}));
+        let code = opened["code"].as_str().expect("a pairing code").to_string();
+        self.keys(&format!("D5{code}#"));
+        self.wait_screen("Messages are sealed", Duration::from_secs(15));
+        self.keys("C");
+        self.wait_ready();
+    }
+
     pub fn start_with(id: &str, broker: u16, extra: &[&str]) -> Terminal {
         Terminal::start_full(id, broker, extra, None)
     }

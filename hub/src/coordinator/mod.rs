@@ -394,6 +394,10 @@ impl<A: Acquirer> Coordinator<A> {
                 self.heartbeat(terminal, heartbeat).await;
                 None
             }
+            Request::Printed(printed) => {
+                self.printed(terminal, printed).await;
+                None
+            }
         }
     }
 

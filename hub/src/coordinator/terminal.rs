@@ -31,6 +31,30 @@ impl<A: Acquirer> Coordinator<A> {
         }
     }
 
+    /// A paired checkout's record of the approvals it printed: any the
+    /// store lost is brought back (see [`crate::store::reconcile`]).
+    pub(super) async fn printed(&self, terminal: &TerminalId, printed: requests::Printed) {
+        let (t, merchant) = (terminal.clone(), self.shop().merchant_id);
+        let entries = printed.entries.len();
+        match self
+            .store(move |s| s.reconcile_printed(&t, &merchant, &printed.entries))
+            .await
+        {
+            Ok(done) => {
+                if !done.brought_back.is_empty() {
+                    tracing::warn!(terminal = %terminal, traces = ?done.brought_back, "approvals the hub's records had lost were brought back from the checkout's own record");
+                }
+                for why in &done.refused {
+                    tracing::warn!(terminal = %terminal, why, "an approval in the checkout's record was not taken");
+                }
+                tracing::debug!(terminal = %terminal, entries, known = done.known, "checkout's record compared");
+            }
+            Err(e) => {
+                tracing::error!(terminal = %terminal, error = %e, "the checkout's record could not be compared; it is sent again at its next sign-in")
+            }
+        }
+    }
+
     /// A heartbeat: the terminal is alive, and its devices' counters.
     pub(super) async fn heartbeat(&self, terminal: &TerminalId, heartbeat: requests::Heartbeat) {
         let t = terminal.clone();

@@ -94,6 +94,9 @@ pub struct Facts {
     pub clock_behind: Option<chrono::Duration>,
     /// What the database lost against its history's witness, if anything.
     pub history_lost: Option<String>,
+    /// Approvals brought back from the checkouts' own records in the last
+    /// day (since the owner last accepted a loss).
+    pub recovered: i64,
     /// The automatic backups: the newest's local time, how many, their bytes.
     pub backups: Option<(chrono::NaiveDateTime, usize, u64)>,
     /// The oldest transaction's local time, if any.
@@ -475,7 +478,26 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
         ),
     };
+    let brought_back = match facts.recovered {
+        0 => (String::new(), String::new()),
+        n => (
+            format!("; {n} approvals it lacked were brought back from the checkouts' own records"),
+            format!("；已从收银台自身的记录中找回 {n} 笔缺失的成功交易"),
+        ),
+    };
     let history = match &facts.history_lost {
+        None if facts.recovered > 0 => check(
+            "store.history",
+            Status::Warn,
+            said(
+                format!("the database lacked approvals the checkouts had printed{}", brought_back.0),
+                format!("数据库缺少收银台已打印的成功交易{}", brought_back.1),
+            ),
+            (
+                "Records the hub had saved were lost (an old backup put back, or the SD card). The checkouts' own records brought the approvals back; compare today's receipts with the slips, and replace the SD card if it was not a restore.",
+                "主机已保存的记录曾丢失（恢复了旧备份，或 SD 卡故障）。已根据收银台自身的记录找回成功交易；请将今天的交易记录与小票核对，如非恢复备份所致，请更换 SD 卡。",
+            ),
+        ),
         None => ok(
             "store.history",
             said(
@@ -487,8 +509,11 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             "store.history",
             Status::Fail,
             said(
-                format!("history lost below the database: {lost}; the hub refuses new sales (code XW)"),
-                format!("数据库下层丢失了记录：{lost}；主机拒绝新交易（代码 XW）"),
+                format!(
+                    "history lost below the database: {lost}{}; the hub refuses new sales (code XW)",
+                    brought_back.0
+                ),
+                format!("数据库下层丢失了记录：{lost}{}；主机拒绝新交易（代码 XW）", brought_back.1),
             ),
             (
                 "The SD card or a power cut lost records the hub had saved. Keep the card as it is (download the evidence pack and a backup first). Find the missing transactions on the checkouts' slips and the bank's statement, then press \"Accept the loss\" here: it is recorded, trace numbers move past the lost ones, and sales resume. Replace the SD card soon.",
@@ -660,6 +685,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         integrity,
         clock_behind: store.clock_behind()?,
         history_lost: store.history_lost()?.map(|lost| lost.to_string()),
+        recovered: store.recently_recovered()?,
         backups: backups(&store.data_dir()),
         first_sale: conn
             .query_row("SELECT min(local_time) FROM transactions", [], |r| {

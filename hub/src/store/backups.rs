@@ -5,6 +5,14 @@
 //! fails the proof is deleted and said. The automatic copies are rotated:
 //! the newest is always kept, older ones go once they pass [`KEEP`] or the
 //! size budget. `tallybox restore` puts one back.
+//!
+//! A backup kept on the hub also holds the key of the card-number hashes
+//! (`pan-hash.key`, in a table `backup_keys` that a restore takes out
+//! again), so a restore brings back a key that was lost or damaged and the
+//! same-card rules go on matching the cards before it. A backup that
+//! leaves the hub (the page's download) never holds it: with the key, the
+//! stored first six and last four digits leave only 100 000 numbers to try
+//! against each hash.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +54,7 @@ impl Store {
             .unwrap_or_default();
         let partial = dir.join(format!("{PARTIAL}{name}"));
         self.backup_to(&partial)?;
+        add_keys(&partial, &self.data_dir())?;
         let records = match prove(&partial) {
             Ok(records) => records,
             Err(why) => {
@@ -62,6 +71,30 @@ impl Store {
         rotate(&dir, budget).map_err(io)?;
         Ok(Backup { path, bytes, records })
     }
+}
+
+/// The table of keys in a backup kept on the hub.
+pub(super) const KEYS_TABLE: &str = "backup_keys";
+/// The key files a backup kept on the hub holds.
+pub(super) const KEY_FILES: [&str; 1] = ["pan-hash.key"];
+
+/// Adds the data directory's key files to the backup at `copy`.
+pub(super) fn add_keys(copy: &Path, data_dir: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(copy)?;
+    conn.execute_batch(&format!(
+        "CREATE TABLE {KEYS_TABLE} (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
+    ))?;
+    for name in KEY_FILES {
+        let value = std::fs::read(data_dir.join(name)).map_err(|error| StoreError::DataDir {
+            dir: data_dir.display().to_string(),
+            error,
+        })?;
+        conn.execute(
+            &format!("INSERT INTO {KEYS_TABLE} (name, value) VALUES (?1, ?2)"),
+            rusqlite::params![name, value],
+        )?;
+    }
+    Ok(())
 }
 
 /// What a backup is called while it is written and proven.
@@ -157,5 +190,52 @@ mod tests {
         // A damaged copy fails its proof.
         std::fs::write(&kept[1], b"SQLite format 3\0 but not really").unwrap();
         assert!(prove(&kept[1]).is_err());
+    }
+
+    fn holds_keys(path: &Path) -> bool {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE name = ?1",
+                [KEYS_TABLE],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_backup_kept_on_the_hub_brings_back_a_lost_card_hash_key_and_a_download_holds_none() {
+        use tallybox_core::card::{test_cards, EntryMode};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let sold = crate::store::tests::sale(&mut store, 1250);
+        let backup = store.automatic_backup(u64::MAX).unwrap();
+        let key_file = dir.path().join("pan-hash.key");
+        let key = std::fs::read(&key_file).unwrap();
+        let download = dir.path().join("download.db");
+        store.backup_to(&download).unwrap();
+        assert!(holds_keys(&backup.path));
+        assert!(!holds_keys(&download), "a copy that leaves the hub holds no key");
+        drop(store);
+
+        // The SD card spoils the key file: the store cannot open.
+        std::fs::write(&key_file, b"torn").unwrap();
+        assert!(Store::open(dir.path()).is_err());
+        super::super::restore::restore(dir.path(), &backup.path).unwrap();
+        assert_eq!(std::fs::read(&key_file).unwrap(), key);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!holds_keys(&dir.path().join("tallybox.db")));
+        // The same card hashes as it did: the same-card rules go on.
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        let kept: String = store
+            .connection()
+            .query_row(
+                "SELECT pan_hash FROM transactions WHERE id = ?1",
+                [sold.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(store.hasher.hash(card.pan.digits()), kept);
+        assert!(!kept.is_empty());
     }
 }

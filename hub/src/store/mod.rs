@@ -17,6 +17,7 @@ pub mod keys;
 pub mod lock;
 pub mod outbox;
 pub mod query;
+pub mod reconcile;
 pub mod report;
 pub mod restore;
 mod schema;
@@ -1229,6 +1230,7 @@ impl Store {
 
     /// A consistent copy of the whole database at `path` (SQLite's `VACUUM
     /// INTO`), readable by the hub's user only: it holds password hashes.
+    /// It holds no key file (see [`backups`] for the copies that do).
     pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::PermissionsExt;
         self.conn
@@ -1247,6 +1249,7 @@ impl Store {
     pub fn backup_before(&self, what: &str) -> Result<PathBuf, StoreError> {
         let path = self.new_backup_path(&format!("before-{what}-"))?;
         self.backup_to(&path)?;
+        backups::add_keys(&path, &self.data_dir())?;
         Ok(path)
     }
 

@@ -2,7 +2,9 @@
 //! file is checked first (a whole SQLite database, a schema this build
 //! knows, an audit chain that holds), what is there now is kept beside the
 //! backups, and the backup replaces it in one rename. The restore is the
-//! restored history's next audit record. What the backup lacks against the
+//! restored history's next audit record. The key files a backup kept on the
+//! hub holds are put back with it (the one there now is kept too). What the
+//! backup lacks against the
 //! history's witness is then said, and the hub keeps sales stopped until the
 //! owner accepts it, as after any loss.
 
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::lock::DataLock;
-use super::{audit, now_utc, schema, witness, Store, StoreError};
+use super::{audit, backups, now_utc, schema, witness, Store, StoreError};
 
 /// What a restore did.
 #[derive(Debug)]
@@ -41,6 +43,7 @@ pub fn restore_held(dir: &Path, from: &Path, _held: &DataLock) -> Result<Restore
     };
     let incoming = dir.join("tallybox.db.restoring");
     std::fs::copy(from, &incoming).map_err(io)?;
+    take_keys(&incoming, dir)?;
     std::fs::File::open(&incoming)
         .and_then(|f| f.sync_all())
         .map_err(io)?;
@@ -103,6 +106,37 @@ pub fn check(from: &Path) -> Result<u64, StoreError> {
     audit::verify(&conn).map_err(|e| refuse(format!("its audit log does not hold ({e})")))
 }
 
+/// Puts back the key files the backup copy at `incoming` holds, synced,
+/// and takes their table out of it.
+fn take_keys(incoming: &Path, dir: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(incoming)?;
+    let held: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [backups::KEYS_TABLE],
+        |r| r.get(0),
+    )?;
+    if !held {
+        return Ok(());
+    }
+    let keys: Vec<(String, Vec<u8>)> = conn
+        .prepare(&format!("SELECT name, value FROM {}", backups::KEYS_TABLE))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, value) in keys {
+        if !backups::KEY_FILES.contains(&name.as_str()) {
+            continue;
+        }
+        tallybox_platform::fsync::write_synced(&dir.join(&name), &value).map_err(|error| {
+            StoreError::DataDir {
+                dir: dir.display().to_string(),
+                error,
+            }
+        })?;
+    }
+    conn.execute_batch(&format!("DROP TABLE {}", backups::KEYS_TABLE))?;
+    Ok(())
+}
+
 /// Copies the database there now (whatever its state) into `backups/`.
 fn keep_current(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
     if !dir.join("tallybox.db").exists() {
@@ -115,7 +149,10 @@ fn keep_current(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
         error,
     };
     std::fs::create_dir_all(&kept).map_err(io)?;
-    for name in ["tallybox.db", "tallybox.db-wal"] {
+    for name in ["tallybox.db", "tallybox.db-wal"]
+        .into_iter()
+        .chain(backups::KEY_FILES)
+    {
         if dir.join(name).exists() {
             std::fs::copy(dir.join(name), kept.join(name)).map_err(io)?;
         }

@@ -289,7 +289,7 @@ pub fn render_split(parts: &[Receipt], width: usize) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::card::{Brand, EntryMode, Pan};
     use crate::money::Amount;

@@ -11,6 +11,10 @@
 //! The rules the core keeps:
 //! - Unanswered requests go out again every `retry_every` while connected,
 //!   with the same request id (the hub charges an id once).
+//! - A paired checkout signs in at each connection to the broker. After
+//!   the hub answers, it sends the hub its record of printed approvals from the
+//!   hub's open batch on ([`Output::SendPrinted`]); each approval is added
+//!   to that record before its slips are queued ([`Output::KeepPrinted`]).
 //! - When a sale ends, its slips are handed out for the print queue on disk
 //!   ([`Output::QueueSale`]) before the journal forgets the sale
 //!   ([`Output::Journal`]): a crash in between recalls the sale at restart,
@@ -38,7 +42,8 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use tallybox_core::protocol::{requests, DeviceHealth, Request, RequestId, Response};
+use tallybox_core::protocol::requests::{self, PrintedEntry};
+use tallybox_core::protocol::{DeviceHealth, Request, RequestId, Response};
 use tallybox_core::seal::Key;
 use tallybox_core::slip::Slip;
 
@@ -93,6 +98,14 @@ pub enum Output {
     },
     /// Keep the sale in flight on disk (`None`: forget it).
     Journal(Option<InFlight>),
+    /// An approval about to be told the cashier: add it to the record of
+    /// printed approvals on disk, before its slips are queued.
+    KeepPrinted(Box<PrintedEntry>),
+    /// The hub answered the sign-in, with its open batch: hand the record's
+    /// approvals of that batch and later to [`Checkout::send_printed`].
+    SendPrinted {
+        from_batch: u32,
+    },
     /// The pairing gave this key: keep it on disk, log in with it from the
     /// next connection, and answer with [`Event::KeyKept`].
     KeepKey(Key),
@@ -186,6 +199,15 @@ impl Checkout {
                 self.connected = true;
                 self.out.push_back(Output::Online);
                 self.resend(now);
+                // A paired checkout signs in at each connection (the first
+                // one's is already out): a hub that restarted with its
+                // broker gets its record of printed approvals. (An unpaired
+                // one takes no sale while its sign-in is unanswered, so it
+                // signs in at start only.)
+                if self.link.is_paired() {
+                    let actions = self.session.sign_in_again();
+                    self.apply(actions, now);
+                }
             }
             Event::Disconnected => self.connected = false,
             Event::Message(payload) => self.on_message(&payload, now),
@@ -392,7 +414,32 @@ impl Checkout {
             }
             _ => {}
         }
+        // The record of an approval goes to disk before its slips are queued.
+        if let Response::Outcome(outcome) = &response {
+            if let Some(entry) = self.session.printed_entry(outcome) {
+                self.out.push_back(Output::KeepPrinted(Box::new(entry)));
+            }
+        }
+        let sign_in_answer = match &response {
+            Response::SignedIn { batch_no, .. } if self.session.signing_in() => Some(*batch_no),
+            _ => None,
+        };
         self.feed(Input::Answer(Box::new(response)), now);
+        // Only sealed: the record names amounts and masked cards, and the
+        // hub takes no other.
+        if let Some(from_batch) =
+            sign_in_answer.filter(|_| !self.session.signing_in() && self.link.is_paired())
+        {
+            self.out.push_back(Output::SendPrinted { from_batch });
+        }
+    }
+
+    /// Sends the hub `entries` from the record of printed approvals (see
+    /// [`Output::SendPrinted`]), as many to a message as fit.
+    pub fn send_printed(&mut self, entries: Vec<PrintedEntry>, now: Instant) {
+        for message in requests::Printed::messages(entries) {
+            self.publish(&Request::Printed(message), now);
+        }
     }
 
     fn feed(&mut self, input: Input, now: Instant) {

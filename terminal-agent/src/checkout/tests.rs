@@ -184,7 +184,14 @@ fn a_sale_goes_out_sealed_and_again_with_its_id_until_the_hub_answers() {
     c.handle(Event::Connected, t0 + RETRY * 4);
     let out = drain(&mut c);
     assert_eq!(out[0], Output::Online);
-    assert_eq!(hub.requests(&out), vec![request.clone()]);
+    let again = hub.requests(&out);
+    assert_eq!(again[0], request, "the same request");
+    assert!(
+        matches!(again[1..], [Request::SignIn(_)]),
+        "and a sign-in, as at each connection: {again:?}"
+    );
+    c.handle(hub.says(&signed_in(&again[1])), t0 + RETRY * 4);
+    drain(&mut c);
 
     c.handle(hub.says(&approved(&request)), t0 + RETRY * 5);
     let out = drain(&mut c);
@@ -655,4 +662,81 @@ fn a_sealed_command_is_obeyed_once_even_across_a_restart() {
     );
     c.handle(hub.says(&Response::Restart), t0);
     assert!(std::iter::from_fn(|| c.poll_action()).any(|o| o == Output::Stop(Ending::Restart)));
+}
+
+#[test]
+fn an_approval_is_recorded_before_its_slips_and_the_record_goes_to_the_hub_sealed_after_each_sign_in() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = checkout(hub.key, None, t0);
+    c.handle(Event::Connected, t0);
+    let sign_in = hub.requests(&drain(&mut c)).pop().expect("a sign-in");
+    c.handle(hub.says(&signed_in(&sign_in)), t0);
+    let asks = |out: &[Output]| {
+        out.iter()
+            .filter(|o| matches!(o, Output::SendPrinted { .. }))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(asks(&drain(&mut c)), vec![Output::SendPrinted { from_batch: 1 }]);
+    // The same answer again is not a new sign-in.
+    c.handle(hub.says(&signed_in(&sign_in)), t0);
+    assert!(asks(&drain(&mut c)).is_empty());
+
+    let request = sale(&mut c, &hub, t0);
+    c.handle(hub.says(&approved(&request)), t0);
+    let out = drain(&mut c);
+    let kept = out.iter().position(|o| {
+        matches!(o, Output::KeepPrinted(e)
+            if Some(&e.request_id) == request.request_id() && e.receipt.amount.minor() == 1250)
+    });
+    let queued = out.iter().position(|o| matches!(o, Output::QueueSale { .. }));
+    assert!(kept.is_some() && kept < queued, "{out:?}");
+    press(&mut c, "C", t0);
+    // A decline is no approval.
+    let request = sale(&mut c, &hub, t0);
+    let Response::Outcome(mut declined) = approved(&request) else {
+        unreachable!()
+    };
+    (declined.status, declined.receipt) = (TxnStatus::Declined, None);
+    c.handle(hub.says(&Response::Outcome(declined)), t0);
+    assert!(!drain(&mut c).iter().any(|o| matches!(o, Output::KeepPrinted(_))));
+
+    // What the runtime reads back goes out sealed, as many to a message as
+    // fit the protocol's limit, the longest receipts too.
+    let mut long = PrintedEntry {
+        request_id: RequestId::new(),
+        original_trace: None,
+        receipt: crate::session::tests::receipt(Amount::from_minor(1250).unwrap()),
+    };
+    long.receipt.merchant_name = "便利店".repeat(20);
+    long.receipt.link = Some(format!("http://tallybox.local/r/{}", "A".repeat(26)));
+    long.receipt.cashier = Some("9999".into());
+    c.send_printed(vec![long; 60], t0);
+    let out = drain(&mut c);
+    let sizes: Vec<usize> = hub
+        .requests(&out)
+        .iter()
+        .map(|r| match r {
+            Request::Printed(p) => p.entries.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(sizes.len() > 1 && sizes.iter().sum::<usize>() == 60, "{sizes:?}");
+    for payload in &out {
+        let Output::Publish(bytes) = payload else { continue };
+        assert!(
+            bytes.len() <= tallybox_core::protocol::MAX_PAYLOAD,
+            "{}",
+            bytes.len()
+        );
+    }
+
+    // An unpaired checkout's record stays on it: it would go out in clear.
+    let mut clear = Hub::new(None);
+    let mut c = checkout(None, None, t0);
+    c.handle(Event::Connected, t0);
+    let sign_in = clear.requests(&drain(&mut c)).pop().expect("a sign-in");
+    c.handle(clear.says(&signed_in(&sign_in)), t0);
+    assert!(asks(&drain(&mut c)).is_empty());
 }

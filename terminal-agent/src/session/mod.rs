@@ -28,7 +28,7 @@ use crate::journal::InFlight;
 pub use screens::{Lang, Screen, Screens, SelfTest, StatusBar};
 use tallybox_core::card::{pin_block, CardError, CardRead};
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::requests;
+use tallybox_core::protocol::requests::{self, PrintedEntry};
 use tallybox_core::protocol::{Cashier, Request, RequestId, Response};
 use tallybox_core::reason;
 use tallybox_core::secret::{Pin, Secret};
@@ -374,6 +374,43 @@ impl Session {
             }),
             _ => None,
         }
+    }
+
+    /// The checkout's record of `outcome` when it approves the request
+    /// waited on (a balance inquiry aside): its receipt as printed, less
+    /// the shop's own lines, and for a void the trace number it undid.
+    pub fn printed_entry(&self, outcome: &tallybox_core::protocol::Outcome) -> Option<PrintedEntry> {
+        let State::Waiting { request, .. } = &self.state else {
+            return None;
+        };
+        let approval = outcome.status == tallybox_core::protocol::TxnStatus::Approved
+            && outcome.kind != tallybox_core::protocol::TxnKind::Balance;
+        if request.request_id() != Some(&outcome.request_id) || !approval {
+            return None;
+        }
+        let mut receipt = outcome.receipt.clone()?;
+        receipt.header.clear();
+        receipt.footer.clear();
+        receipt.merchant_address.clear();
+        let original_trace = match request {
+            Request::Void(requests::Void { trace_no, .. }) => Some(*trace_no),
+            Request::Refund(requests::Refund {
+                trace_no,
+                order: None,
+                ..
+            }) => Some(*trace_no),
+            _ => None,
+        };
+        Some(PrintedEntry {
+            request_id: outcome.request_id.clone(),
+            original_trace,
+            receipt,
+        })
+    }
+
+    /// A sign-in is waiting for the hub's answer.
+    pub fn signing_in(&self) -> bool {
+        self.sign_in.is_some()
     }
 
     /// The amount a card is wanted for right now (zero for a balance

@@ -85,23 +85,13 @@ fn stranger(port: u16) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
     answered
 }
 
-/// Pairs `checkout` with a code the owner opens on `hub`'s page.
-fn pair(hub: &Hub, checkout: &Terminal) {
-    let (_, opened) = hub.web().send("POST", "/api/v1/pairing", json!({}));
-    let code = opened["code"].as_str().expect("a pairing code").to_string();
-    checkout.keys(&format!("D5{code}#"));
-    checkout.wait_screen("Messages are sealed", WAIT);
-    checkout.keys("C");
-    checkout.wait_ready();
-}
-
 /// A hub on mosquitto and its checkout T1, paired with the owner's code.
 fn paired_over_mosquitto() -> (Mosquitto, Hub, Terminal) {
     let broker = Mosquitto::start();
     let hub = Hub::start_with(Some(broker.port), &[]);
     let t1 = Terminal::start("T1", broker.port);
     t1.wait_ready();
-    pair(&hub, &t1);
+    t1.pair_with(&hub);
     (broker, hub, t1)
 }
 
@@ -242,7 +232,7 @@ fn floods_of_statuses_and_requests_do_not_stop_the_hub_or_slow_its_sales() {
         .map(|id| {
             let t = Terminal::start(id, hub.mqtt);
             t.wait_screen("NOT PAIRED", WAIT);
-            pair(&hub, &t);
+            t.pair_with(&hub);
             t
         })
         .collect();
@@ -377,7 +367,7 @@ fn hostile_connects_leave_the_broker_open_to_a_restarting_checkout() {
     let hub = Hub::start_as_shipped();
     let mut t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_screen("NOT PAIRED", WAIT);
-    pair(&hub, &t1);
+    t1.pair_with(&hub);
     let port = hub.mqtt;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let attacker = [127, 0, 0, 2];

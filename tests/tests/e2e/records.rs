@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tallybox_e2e::procs::{Hub, Terminal};
+use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::web::{wait_check, WebClient};
-use tallybox_e2e::{tallybox, wait_for};
+use tallybox_e2e::{strs, tallybox, wait_for};
 
 fn audit_verify(hub: &Hub) -> (bool, String) {
     let data = hub.data_dir().display().to_string();
@@ -106,6 +106,99 @@ fn a_wal_cut_short_after_a_power_cut_stops_sales_until_the_owner_accepts_the_los
     assert!(t1.sale(700, "approved").contains("APPROVED"));
     assert_eq!(traces(&hub)[0], 14);
     assert!(hub.log().contains("the owner accepted the lost history"));
+}
+
+#[test]
+fn a_wal_cut_short_loses_no_approval_a_paired_checkout_printed_and_the_batch_settles_balanced() {
+    let acquirer = AcquirerSim::start();
+    let mut hub = Hub::start_with(None, &strs(&acquirer.hub_flags(acquirer.port)));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    t1.pair_with(&hub);
+    for i in 1..=12 {
+        assert!(t1.sale(100 * i, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+    let before = hub.transactions("");
+
+    // Power is cut; the SD card kept only the first half of the WAL.
+    hub.kill();
+    let wal = hub.data_dir().join("tallybox.db-wal");
+    let len = std::fs::metadata(&wal).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(len / 2).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    hub.start_again();
+    let kept = traces(&hub).len();
+    assert!(
+        kept < 12,
+        "the cut must have lost sales for this test to mean anything"
+    );
+
+    // The checkout signs in again and sends its record: every approval it
+    // printed is back, as printed.
+    let back = wait_for(Duration::from_secs(20), || {
+        let rows = hub.transactions("");
+        (rows.len() == 12).then_some(rows)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} of 12 after the checkout signed in\n{}\n{}",
+            traces(&hub).len(),
+            hub.log(),
+            t1.log()
+        )
+    });
+    let fields = |rows: &[Value]| -> Vec<(Value, Value, Value, Value, Value)> {
+        rows.iter()
+            .map(|t| {
+                (
+                    t["request_id"].clone(),
+                    t["trace_no"].clone(),
+                    t["amount"].clone(),
+                    t["status"].clone(),
+                    t["auth_code"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(fields(&back), fields(&before));
+    let web = hub.web();
+    let history = wait_check(&web, "store.history", "fail");
+    let evidence = history["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains(&format!(
+            "{} approvals it lacked were brought back from the checkouts' own records",
+            12 - kept
+        )),
+        "{history}"
+    );
+    assert!(hub
+        .log()
+        .contains("approvals the hub's records had lost were brought back from the checkout's own record"));
+
+    // Sales stay stopped until the owner accepts; then the batch the bank
+    // holds and the hub's agree.
+    let (code, body) = web.send("POST", "/api/v1/history/accept-loss", json!({}));
+    assert_eq!(code, 204, "{body}");
+    t1.wait_ready();
+    assert!(t1.sale(1300, "approved").contains("APPROVED"));
+    t1.keys("C");
+    assert_eq!(traces(&hub)[0], 13);
+    t1.keys("D3");
+    let screen = t1.wait_screen("Any key", Duration::from_secs(10));
+    assert!(screen.contains("SETTLED"), "{screen}");
+    let report = wait_for(Duration::from_secs(10), || {
+        t1.paper().into_iter().find(|s| s.contains("结算单 SETTLEMENT"))
+    })
+    .expect("the settlement report");
+    assert!(
+        report.contains("BALANCED") && !report.contains("OUT OF BALANCE"),
+        "{report}"
+    );
+    let (ok, out) = audit_verify(&hub);
+    assert!(ok, "{out}");
 }
 
 fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {

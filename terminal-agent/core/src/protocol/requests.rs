@@ -59,6 +59,11 @@ pub enum Request {
     Pair(Pair),
     /// Liveness; not answered.
     Heartbeat(Heartbeat),
+    /// The approvals this checkout told its cashier of, from its own
+    /// record: after each sign-in, those of the hub's open batch and later.
+    /// The hub brings back any its database lost. Taken only sealed; not
+    /// answered.
+    Printed(Printed),
 }
 
 /// Sent at start: the hub answers with the store's name and the open batch.
@@ -281,6 +286,50 @@ pub struct Heartbeat {
     pub devices: Option<DeviceHealth>,
 }
 
+/// The approvals a checkout told its cashier of, from its own record
+/// (see [`Request::Printed`]); as many a message as [`Printed::BUDGET`] takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Printed {
+    pub entries: Vec<PrintedEntry>,
+}
+
+impl Printed {
+    /// The entries' JSON a message carries at most: sealed (base64 in an
+    /// envelope, a third larger) it stays inside
+    /// [`MAX_PAYLOAD`](super::MAX_PAYLOAD).
+    pub const BUDGET: usize = super::MAX_PAYLOAD * 3 / 4 - 1024;
+
+    /// `entries` in messages within [`Printed::BUDGET`], in order.
+    pub fn messages(entries: Vec<PrintedEntry>) -> Vec<Printed> {
+        let mut out: Vec<Printed> = Vec::new();
+        let mut used = Printed::BUDGET;
+        for entry in entries {
+            let size = serde_json::to_vec(&entry).map_or(0, |j| j.len()) + 1;
+            if used + size > Printed::BUDGET {
+                out.push(Printed { entries: Vec::new() });
+                used = 0;
+            }
+            used += size;
+            if let Some(last) = out.last_mut() {
+                last.entries.push(entry);
+            }
+        }
+        out
+    }
+}
+
+/// One approval as the checkout printed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedEntry {
+    pub request_id: RequestId,
+    /// For a void or refund: the trace number of the sale it undid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_trace: Option<u32>,
+    pub receipt: super::Receipt,
+}
+
 /// The kinds of request, each once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestKind {
@@ -302,11 +351,12 @@ pub enum RequestKind {
     SignOff,
     Pair,
     Heartbeat,
+    Printed,
 }
 
 impl RequestKind {
     /// Every kind, in the order of [`Request`].
-    pub const ALL: [RequestKind; 18] = [
+    pub const ALL: [RequestKind; 19] = [
         RequestKind::SignIn,
         RequestKind::Sale,
         RequestKind::CashSale,
@@ -325,6 +375,7 @@ impl RequestKind {
         RequestKind::SignOff,
         RequestKind::Pair,
         RequestKind::Heartbeat,
+        RequestKind::Printed,
     ];
 
     /// The `"type"` tag on the wire.
@@ -348,6 +399,7 @@ impl RequestKind {
             RequestKind::SignOff => "sign_off",
             RequestKind::Pair => "pair",
             RequestKind::Heartbeat => "heartbeat",
+            RequestKind::Printed => "printed",
         }
     }
 }
@@ -373,6 +425,7 @@ impl Request {
             Request::SignOff(_) => RequestKind::SignOff,
             Request::Pair(_) => RequestKind::Pair,
             Request::Heartbeat(_) => RequestKind::Heartbeat,
+            Request::Printed(_) => RequestKind::Printed,
         }
     }
 
@@ -395,14 +448,14 @@ impl Request {
             | Request::SignOn(SignOn { request_id, .. })
             | Request::SignOff(SignOff { request_id, .. })
             | Request::Pair(Pair { request_id, .. }) => Some(request_id),
-            Request::Heartbeat(_) => None,
+            Request::Heartbeat(_) | Request::Printed(_) => None,
         }
     }
 }
 
 /// The `"type"` of every request a terminal sends.
-pub const REQUEST_TYPES: [&str; 18] = {
-    let mut types = [""; 18];
+pub const REQUEST_TYPES: [&str; 19] = {
+    let mut types = [""; 19];
     let mut i = 0;
     while i < RequestKind::ALL.len() {
         types[i] = RequestKind::ALL[i].as_str();

@@ -93,6 +93,13 @@ fn one_of_each() -> Vec<Request> {
             uptime_s: 1,
             devices: None,
         }),
+        Request::Printed(requests::Printed {
+            entries: vec![requests::PrintedEntry {
+                request_id: id(),
+                original_trace: None,
+                receipt: crate::slip::tests::receipt(),
+            }],
+        }),
     ];
     for r in &all {
         match r {
@@ -113,7 +120,8 @@ fn one_of_each() -> Vec<Request> {
             | Request::SignOn(requests::SignOn { .. })
             | Request::SignOff(requests::SignOff { .. })
             | Request::Pair(requests::Pair { .. })
-            | Request::Heartbeat(requests::Heartbeat { .. }) => {}
+            | Request::Heartbeat(requests::Heartbeat { .. })
+            | Request::Printed(requests::Printed { .. }) => {}
         }
     }
     all

@@ -1,8 +1,10 @@
 //! The hub with a damaged database: instead of failing at every start (and
 //! systemd starting it again, for ever), it keeps a copy of the damaged
 //! files, finds the newest backup that proves whole, and serves one page
-//! on its web address that says so, in Chinese and English, with one
-//! button: put that backup back. Nothing is overwritten before the copy is
+//! on its web address that says so, in Chinese and English, with what the
+//! damaged file still holds of its transactions (read page by page,
+//! [`crate::store::salvage`]) against that backup, and one button: put
+//! that backup back. Nothing is overwritten before the copy is
 //! kept. After the restore the process ends, and systemd starts the hub
 //! again on the restored database, where the history's witness names what
 //! the backup lacks until the owner accepts it.
@@ -22,6 +24,7 @@ use warp::Filter;
 use crate::store::backups;
 use crate::store::lock::DataLock;
 use crate::store::restore::{self, Restored};
+use crate::store::salvage;
 use crate::store::StoreError;
 
 /// What the page shows.
@@ -30,7 +33,66 @@ struct Damage {
     kept: Option<PathBuf>,
     /// The newest backup that proved whole, and its audit records.
     backup: Option<(PathBuf, u64)>,
+    /// What the damaged copy still holds; `None` while it is read.
+    salvage: Option<Result<Salvaged, String>>,
     restored: Option<Result<Restored, String>>,
+}
+
+/// The transactions read from the damaged copy, and those the backup lacks.
+struct Salvaged {
+    found: usize,
+    newest: Option<String>,
+    not_in_backup: Vec<salvage::Row>,
+    /// Where all of them are written out, for support.
+    csv: PathBuf,
+}
+
+/// Reads the damaged copy in `kept` and compares it with `backup`.
+fn salvage_against(kept: &Path, backup: Option<&Path>) -> Result<Salvaged, String> {
+    let rows = salvage::transactions(&kept.join("tallybox.db")).map_err(|e| e.to_string())?;
+    let in_backup: std::collections::HashSet<String> = match backup {
+        Some(path) => {
+            let conn =
+                rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| e.to_string())?;
+            let mut stmt = conn
+                .prepare("SELECT request_id FROM transactions")
+                .map_err(|e| e.to_string())?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))
+                .and_then(|ids| ids.collect::<rusqlite::Result<_>>())
+                .map_err(|e| e.to_string())?;
+            ids
+        }
+        None => Default::default(),
+    };
+    let mut csv =
+        String::from("request_id,checkout,kind,status,amount_minor,currency,batch_no,trace_no,local_time\n");
+    for r in &rows {
+        csv += &format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            r.request_id,
+            r.terminal_id,
+            r.kind,
+            r.status,
+            r.amount,
+            r.currency,
+            r.batch_no,
+            r.trace_no,
+            r.local_time
+        );
+    }
+    let path = kept.join("salvaged-transactions.csv");
+    std::fs::write(&path, csv).map_err(|e| e.to_string())?;
+    Ok(Salvaged {
+        found: rows.len(),
+        newest: rows.iter().map(|r| r.local_time.clone()).max(),
+        not_in_backup: rows
+            .into_iter()
+            .filter(|r| !in_backup.contains(&r.request_id))
+            .collect(),
+        csv: path,
+    })
 }
 
 /// Serves the recovery page on `http` until a restore is done or `stop`.
@@ -49,10 +111,25 @@ pub async fn serve(
     );
     let state = Arc::new(Mutex::new(Damage {
         why: why.to_string(),
-        kept,
-        backup,
+        kept: kept.clone(),
+        backup: backup.clone(),
+        salvage: None,
         restored: None,
     }));
+    if let Some(kept) = kept {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || {
+            let found = salvage_against(&kept, backup.as_ref().map(|(p, _)| p.as_path()));
+            match &found {
+                Ok(s) => tracing::warn!(
+                    found = s.found, not_in_backup = s.not_in_backup.len(), csv = %s.csv.display(),
+                    "transactions read from the damaged database file"
+                ),
+                Err(e) => tracing::error!(error = %e, "the damaged database file could not be read"),
+            }
+            state.lock().unwrap_or_else(|e| e.into_inner()).salvage = Some(found);
+        });
+    }
     let (dir, done) = (data_dir.to_path_buf(), stop.child_token());
     let lock = Arc::new(lock);
     let page = {
@@ -208,6 +285,7 @@ fn render(s: &Damage) -> String {
         (Some(Err(e)), _) => body += &format!("<p><strong>{}</strong></p>", escape(e)),
         _ => {}
     }
+    body += &salvage_section(s);
     match &s.backup {
         Some((path, records)) => {
             let name = path
@@ -231,13 +309,59 @@ fn render(s: &Damage) -> String {
     page(&body)
 }
 
+/// What the damaged file still holds, against the backup.
+fn salvage_section(s: &Damage) -> String {
+    let mut out = String::from("<h2>损坏的文件中还能读出的交易 · What the damaged file still holds</h2>");
+    let found = match &s.salvage {
+        None => return out + "<p>正在读取… · Reading it… (reload in a moment)</p>",
+        Some(Err(e)) => return out + &format!("<p>无法读取 · It cannot be read: {}</p>", escape(e)),
+        Some(Ok(found)) => found,
+    };
+    out += &format!(
+        "<p>{} 笔交易，最新的在 {} · {} transactions, the newest at {}.</p>",
+        found.found,
+        escape(found.newest.as_deref().unwrap_or("-")),
+        found.found,
+        escape(found.newest.as_deref().unwrap_or("-")),
+    );
+    if s.backup.is_none() {
+        return out;
+    }
+    if found.not_in_backup.is_empty() {
+        return out + "<p>备份中都有 · The backup holds every one of them.</p>";
+    }
+    out += &format!(
+        "<p>其中 {n} 笔不在备份中：恢复后请与小票核对（已配对的收银台会自动找回它们打印过的成功交易）·          {n} of them are not in the backup: check them against the slips after the restore (paired checkouts bring back the approvals they printed).</p>         <table><tr><th>时间 Time</th><th>收银台 Checkout</th><th>凭证号 Trace</th><th>类型 Kind</th><th>状态 Status</th><th>金额 Amount</th></tr>",
+        n = found.not_in_backup.len()
+    );
+    for r in found.not_in_backup.iter().rev().take(50) {
+        let amount = tallybox_core::money::Currency::from_code(&r.currency)
+            .and_then(|c| Some(c.format_minor(u64::try_from(r.amount).ok()?)))
+            .unwrap_or_else(|| format!("{} {}", r.currency, r.amount));
+        out += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.local_time),
+            escape(&r.terminal_id),
+            r.trace_no,
+            escape(&r.kind),
+            escape(&r.status),
+            escape(&amount)
+        );
+    }
+    out + &format!(
+        "</table><p>全部已写入 · All of them are written to <code>{}</code></p>",
+        escape(&found.csv.display().to_string())
+    )
+}
+
 fn page(body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Tallybox · 恢复 Recovery</title>\
          <style>body{{font-family:sans-serif;max-width:36rem;margin:1rem auto;padding:0 1rem}}\
-         code{{word-break:break-all}}button{{font-size:1.1rem;padding:.6rem 1rem}}</style>\
+         code{{word-break:break-all}}button{{font-size:1.1rem;padding:.6rem 1rem}}\
+         table{{border-collapse:collapse}}td,th{{padding:.2rem .4rem;text-align:left;border-bottom:1px solid #ccc}}</style>\
          </head><body>{body}</body></html>"
     )
 }

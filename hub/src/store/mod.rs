@@ -20,6 +20,7 @@ pub mod query;
 pub mod reconcile;
 pub mod report;
 pub mod restore;
+pub mod salvage;
 mod schema;
 mod secret;
 pub mod settlement;

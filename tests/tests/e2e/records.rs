@@ -353,6 +353,11 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
     t1.keys("C");
     assert!(t1.sale(800, "approved").contains("APPROVED"));
     t1.keys("C");
+    let sold: Vec<String> = hub
+        .transactions("")
+        .iter()
+        .map(|t| t["request_id"].as_str().unwrap().to_string())
+        .collect();
     hub.stop();
 
     // Everything checkpointed into the database file (as the hub does every
@@ -383,6 +388,36 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
     assert_eq!(
         std::fs::metadata(kept.join("tallybox.db")).unwrap().len(),
         len / 2
+    );
+
+    // What the damaged file still holds, read page by page: only sales the
+    // hub made, each listed in a file for support, those the backup lacks
+    // named on the page.
+    let page = wait_for(Duration::from_secs(10), || {
+        let page = ureq::get(&format!("http://127.0.0.1:{}/", hub.http))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        page.contains("transactions, the newest at").then_some(page)
+    })
+    .expect("the salvage on the page");
+    let csv = std::fs::read_to_string(kept.join("salvaged-transactions.csv")).unwrap();
+    let found: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert!(found.iter().all(|id| sold.iter().any(|s| s == id)), "{csv}");
+    assert!(
+        page.contains(&format!("{} transactions, the newest at", found.len())),
+        "{page}"
+    );
+    let after_backup = &sold[0]; // the newest first
+    assert_eq!(
+        found.contains(&after_backup.as_str()),
+        page.contains("of them are not in the backup"),
+        "{page}"
     );
 
     // The box unticked: nothing happens. Ticked: the backup comes back.

@@ -85,6 +85,9 @@ pub struct Config {
     /// How much room the automatic backups may take in all, in MiB; the
     /// newest is kept whatever its size.
     pub backup_budget_mib: u64,
+    /// Where a USB stick the owner plugs in is mounted: while one is, the
+    /// hub keeps a copy of its backups on it (see `store::stick`).
+    pub backup_usb_dir: PathBuf,
     /// Only paired terminals may sell (the default). The owner can change it
     /// on the page, and the page's choice wins once saved.
     pub pairing_required: bool,
@@ -191,6 +194,7 @@ impl Default for Config {
             settle_at: None,
             backup_at: "03:00".into(),
             backup_budget_mib: 2048,
+            backup_usb_dir: PathBuf::from("/media/tallybox-usb"),
             fraud: Default::default(),
             fraud_local: Default::default(),
         }
@@ -344,6 +348,12 @@ impl Config {
         }
         if chrono::NaiveTime::parse_from_str(&self.backup_at, "%H:%M").is_err() {
             return invalid("backup_at", "give a local time as HH:MM, e.g. 03:00");
+        }
+        if !self.backup_usb_dir.is_absolute() {
+            return invalid(
+                "backup_usb_dir",
+                "give the absolute folder where a USB stick is mounted, e.g. /media/tallybox-usb",
+            );
         }
         let url = &self.public_url;
         let valid_url = (url.starts_with("http://") || url.starts_with("https://"))

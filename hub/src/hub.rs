@@ -656,6 +656,7 @@ impl App {
             writer.subscribe(),
             config.backup_at.clone(),
             config.backup_budget_mib << 20,
+            config.backup_usb_dir.clone(),
             stop.clone(),
         ));
 

@@ -89,43 +89,65 @@ pub async fn full_batches<A: Acquirer>(coordinator: Arc<Coordinator<A>>, stop: C
 }
 
 /// A proven backup after each settlement and once a night at `at` (local
-/// `HH:MM`), on a connection of its own so sales go on meanwhile.
+/// `HH:MM`), on a connection of its own so sales go on meanwhile; and a
+/// copy on the USB stick mounted at `stick`, after each backup and as soon
+/// as a stick appears that lacks the newest (see [`crate::store::stick`]).
 pub async fn backups(
     data_dir: std::path::PathBuf,
     mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
     at: String,
     budget_bytes: u64,
+    stick: std::path::PathBuf,
     stop: CancellationToken,
 ) {
-    let mut every = tokio::time::interval(Duration::from_secs(20));
+    use crate::store::stick;
+    let mut every = tokio::time::interval(Duration::from_secs(10));
     let mut done_on = None;
     loop {
         let why = tokio::select! {
             _ = stop.cancelled() => return,
             change = changes.recv() => match change {
-                Ok(crate::store::Change::Settled { .. }) => "after the settlement",
+                Ok(crate::store::Change::Settled { .. }) => Some("after the settlement"),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 _ => continue,
             },
             _ = every.tick() => {
                 let now = tallybox_platform::clock::now();
-                if now.format("%H:%M").to_string() != at || done_on == Some(now.date_naive()) {
-                    continue;
+                if now.format("%H:%M").to_string() == at && done_on != Some(now.date_naive()) {
+                    done_on = Some(now.date_naive());
+                    Some("of the night")
+                } else {
+                    None
                 }
-                done_on = Some(now.date_naive());
-                "of the night"
             }
         };
-        let dir = data_dir.clone();
-        let taken = tokio::task::spawn_blocking(move || {
-            crate::store::Store::open(&dir)?.automatic_backup(budget_bytes)
+        let (dir, stick) = (data_dir.clone(), stick.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let open = || crate::store::Store::open(&dir);
+            let backup = why.map(|_| open().and_then(|s| s.automatic_backup(budget_bytes)));
+            let copied = (stick::plugged(&stick) && stick::wants_copy(&dir, &stick))
+                .then(|| open().and_then(|s| s.copy_to_stick(&stick, budget_bytes)));
+            (backup, copied)
         })
         .await;
-        match taken {
-            Ok(Ok(b)) => {
-                tracing::info!(path = %b.path.display(), bytes = b.bytes, records = b.records, "backup {why} taken and proven")
+        let why = why.unwrap_or("");
+        match done {
+            Ok((backup, copied)) => {
+                match backup {
+                    Some(Ok(b)) => {
+                        tracing::info!(path = %b.path.display(), bytes = b.bytes, records = b.records, "backup {why} taken and proven")
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, "the backup {why} failed"),
+                    None => {}
+                }
+                match copied {
+                    Some(Ok(path)) => {
+                        tracing::info!(path = %path.display(), "a proven copy of the backups is on the USB stick")
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, "the copy on the USB stick failed"),
+                    None => {}
+                }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "the backup {why} failed"),
             Err(e) => tracing::error!(error = %e, "the backup task failed"),
         }
     }

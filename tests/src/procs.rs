@@ -1037,13 +1037,7 @@ pub struct Tmpfs(pub tempfile::TempDir);
 impl Tmpfs {
     pub fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount")
-            .success();
-        assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+        mount_tmpfs(dir.path(), size);
         Tmpfs(dir)
     }
 
@@ -1063,5 +1057,32 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+fn mount_tmpfs(at: &Path, size: &str) {
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .status()
+        .expect("run mount")
+        .success();
+    assert!(ok, "cannot mount a tmpfs (the tests run as root)");
+}
+
+/// A small RAM disk mounted on a folder that exists (a USB stick plugged
+/// in where the hub looks for one), unmounted when dropped.
+pub struct Plugged(pub PathBuf);
+
+impl Plugged {
+    pub fn at(folder: &Path, size: &str) -> Plugged {
+        mount_tmpfs(folder, size);
+        Plugged(folder.to_path_buf())
+    }
+}
+
+impl Drop for Plugged {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }

@@ -99,6 +99,9 @@ pub struct Facts {
     pub recovered: i64,
     /// The automatic backups: the newest's local time, how many, their bytes.
     pub backups: Option<(chrono::NaiveDateTime, usize, u64)>,
+    /// The last copy to a USB stick (or why it failed), and whether that
+    /// stick is plugged in now; `None`: no stick was ever used.
+    pub stick: Option<(crate::store::stick::Copied, bool)>,
     /// The oldest transaction's local time, if any.
     pub first_sale: Option<chrono::NaiveDateTime>,
     /// Card sales written `pending` more than a minute ago: reversals waiting on the acquirer.
@@ -536,6 +539,60 @@ fn backups(data_dir: &std::path::Path) -> Option<(chrono::NaiveDateTime, usize, 
 
 /// A proven backup less than a day and a half old, once there is anything to keep.
 fn backup(facts: &Facts) -> Check {
+    let found = backup_on_hub(facts);
+    let (en, zh) = match &facts.stick {
+        None => (
+            "no USB stick: plug one into the hub and it keeps a copy of the backups off the SD card"
+                .to_string(),
+            "未插 U 盘：在主机上插入 U 盘，主机会在 SD 卡之外另存一份备份".to_string(),
+        ),
+        Some((copied, plugged)) => {
+            let when = chrono::DateTime::parse_from_rfc3339(&copied.at)
+                .map(|at| {
+                    tallybox_platform::clock::to_local(at.with_timezone(&chrono::Utc))
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_else(|_| copied.at.clone());
+            match (&copied.error, plugged) {
+                (Some(error), true) => {
+                    return check(
+                        "store.backup",
+                        Status::Warn,
+                        said(
+                            format!("{}; the copy on the USB stick failed at {when}: {error}", found.evidence),
+                            format!("{}；{when} 复制到 U 盘失败：{error}", found.evidence_zh),
+                        ),
+                        (
+                            "The USB stick may be full, read-only or failing: free some room on it or plug in another (FAT32 or exFAT). The hub tries again every ten minutes.",
+                            "U 盘可能已满、只读或损坏：请清理空间或换一个（FAT32 或 exFAT 格式）。主机每十分钟重试一次。",
+                        ),
+                    )
+                }
+                (Some(_), false) => (
+                    format!("the last copy on a USB stick failed ({when}); no stick is plugged in now"),
+                    format!("上次复制到 U 盘失败（{when}）；现在未插 U 盘"),
+                ),
+                (None, true) => (
+                    format!("a copy is on the USB stick, from {when}"),
+                    format!("U 盘上有一份 {when} 的副本"),
+                ),
+                (None, false) => (
+                    format!("the last copy went onto a USB stick at {when}; it is not plugged in now"),
+                    format!("最近一次于 {when} 复制到 U 盘；U 盘现在未插"),
+                ),
+            }
+        }
+    };
+    Check {
+        evidence: format!("{}; {en}", found.evidence),
+        evidence_zh: format!("{}；{zh}", found.evidence_zh),
+        ..found
+    }
+}
+
+/// The automatic backups on the hub's own disk.
+fn backup_on_hub(facts: &Facts) -> Check {
     let stale = chrono::Duration::hours(36);
     let fix = (
         "The hub backs up after each settlement and every night: keep it switched on at night, settle daily, and check that its disk has room (store.disk). Download a backup from Settings now.",
@@ -687,6 +744,10 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         history_lost: store.history_lost()?.map(|lost| lost.to_string()),
         recovered: store.recently_recovered()?,
         backups: backups(&store.data_dir()),
+        stick: crate::store::stick::last(&store.data_dir()).map(|copied| {
+            let plugged = crate::store::stick::plugged(&copied.stick);
+            (copied, plugged)
+        }),
         first_sale: conn
             .query_row("SELECT min(local_time) FROM transactions", [], |r| {
                 r.get::<_, Option<String>>(0)

@@ -98,10 +98,10 @@ pub(super) fn add_keys(copy: &Path, data_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// What a backup is called while it is written and proven.
-const PARTIAL: &str = ".partial-";
+pub(super) const PARTIAL: &str = ".partial-";
 
 /// Removes what a backup cut short left behind.
-fn remove_partials(dir: &Path) -> std::io::Result<()> {
+pub(super) fn remove_partials(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(PARTIAL) {
@@ -155,7 +155,7 @@ fn taken(path: &Path) -> (String, u32) {
 
 /// Deletes the oldest automatic backups past [`KEEP`] or past `budget`
 /// bytes in all; the newest always stays.
-fn rotate(dir: &Path, budget: u64) -> std::io::Result<()> {
+pub(super) fn rotate(dir: &Path, budget: u64) -> std::io::Result<()> {
     let mut total = 0u64;
     for (i, (path, bytes)) in automatic(dir)?.into_iter().enumerate() {
         total += bytes;

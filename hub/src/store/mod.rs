@@ -25,6 +25,7 @@ mod schema;
 mod secret;
 pub mod settlement;
 mod shop;
+pub mod stick;
 pub mod terminals;
 pub mod wear;
 pub mod witness;
@@ -1234,14 +1235,21 @@ impl Store {
     /// It holds no key file (see [`backups`] for the copies that do).
     pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::PermissionsExt;
-        self.conn
-            .execute("VACUUM INTO ?1", [path.display().to_string()])?;
+        self.vacuum_into(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|error| {
             StoreError::DataDir {
                 dir: path.display().to_string(),
                 error,
             }
         })?;
+        Ok(())
+    }
+
+    /// The copy of [`Store::backup_to`] on a file system that keeps no
+    /// permissions (a USB stick's FAT, mounted private to the hub).
+    pub(crate) fn vacuum_into(&self, path: &Path) -> Result<(), StoreError> {
+        self.conn
+            .execute("VACUUM INTO ?1", [path.display().to_string()])?;
         Ok(())
     }
 

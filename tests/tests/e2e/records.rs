@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
+use tallybox_e2e::procs::{AcquirerSim, Hub, Plugged, Terminal};
 use tallybox_e2e::web::{wait_check, WebClient};
 use tallybox_e2e::{strs, tallybox, wait_for};
 
@@ -224,6 +224,98 @@ fn in_backups(hub: &Hub, prefix: &str) -> Option<std::path::PathBuf> {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
+}
+
+#[test]
+fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_the_card_hash_key() {
+    let mut hub = Hub::start();
+    let stick = hub.dir.path().join("usb");
+    std::fs::create_dir(&stick).unwrap();
+    let config = hub.dir.path().join("tallybox.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("backup_usb_dir = \"{}\"\n", stick.display()));
+    std::fs::write(&config, text).unwrap();
+    hub.restart();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    settle_and_back_up(&hub, &t1);
+    t1.keys("C");
+    // No stick: the folder is on the hub's own disk, and nothing goes there.
+    let web = hub.web();
+    let backup = wait_check(&web, "store.backup", "ok");
+    assert!(
+        backup["evidence"].as_str().unwrap().contains("no USB stick"),
+        "{backup}"
+    );
+    assert_eq!(std::fs::read_dir(&stick).unwrap().count(), 0);
+
+    // Plugged in: a proven copy, holding the sale and no key, within seconds.
+    let plugged = Plugged::at(&stick, "64m");
+    let copy = wait_for(Duration::from_secs(20), || {
+        std::fs::read_dir(stick.join("tallybox-backups"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("auto-"))
+            })
+    })
+    .expect("a copy on the stick");
+    let conn =
+        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let sales: i64 = conn
+        .query_row("SELECT count(*) FROM transactions WHERE amount = 1250", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(sales, 1);
+    let keys: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'backup_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 0, "the stick leaves the hub: no key on it");
+    drop(conn);
+    let backup = wait_check(&web, "store.backup", "ok");
+    assert!(
+        backup["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("a copy is on the USB stick"),
+        "{backup}"
+    );
+
+    // A stick that turns read-only: the next copy fails, and the page says so.
+    std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&plugged.0)
+        .status()
+        .unwrap();
+    assert!(t1.sale(800, "approved").contains("APPROVED"));
+    t1.keys("C");
+    t1.keys("D3");
+    t1.wait_screen("SETTLED", Duration::from_secs(10));
+    let failed = wait_check(&web, "store.backup", "warn");
+    assert!(
+        failed["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the copy on the USB stick failed"),
+        "{failed}"
+    );
+    assert!(
+        failed["fix_en"].as_str().unwrap().contains("read-only"),
+        "{failed}"
+    );
 }
 
 #[test]

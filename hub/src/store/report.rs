@@ -1,7 +1,10 @@
 //! Totals for the owner's page: today's, and a day's, week's or month's by
-//! hour or day, by terminal and by card brand. One indexed range scan over
-//! `local_time` per report, grouped in SQL by (bucket, terminal, brand, kind,
-//! status) and folded here, so a busy month costs one pass over its rows.
+//! hour or day, by terminal and by card brand. A report by hour (a day's) is
+//! one indexed range scan over `local_time`, grouped in SQL by (hour,
+//! terminal, brand, kind, status, cashier, tender) and folded here. A report
+//! by day (a week's, a month's) reads the same groups per day from
+//! `daily_totals`, which triggers keep in the transaction that writes each
+//! sale and verdict (migration 23): a few rows a day, whatever the takings.
 //!
 //! Money rules: takings are approved sales; approved voids and refunds are
 //! subtracted for the net; declines are counted, never summed.
@@ -119,6 +122,25 @@ pub struct Report {
     pub by_cashier: Vec<Line>,
 }
 
+/// A day's groups by hour, from the transactions themselves.
+const BY_HOUR: &str =
+    "SELECT substr(local_time, 12, 2), terminal_id, brand, kind, status, count(*), sum(amount), \
+     coalesce(cashier, ''), tender FROM transactions \
+     WHERE local_time >= ?1 AND local_time < ?2 AND status IN ('approved', 'declined') \
+     GROUP BY 1, 2, 3, 4, 5, 8, 9";
+
+/// The groups by day, from the totals the triggers keep.
+const BY_DAY: &str = "SELECT day, terminal_id, brand, kind, status, count, minor, cashier, tender \
+     FROM daily_totals WHERE day >= ?1 AND day < ?2 AND count != 0";
+
+/// The same groups by day, from the transactions themselves: what
+/// `daily_totals` must always agree with.
+#[cfg(test)]
+const BY_DAY_FROM_ROWS: &str = "SELECT substr(local_time, 1, 10), terminal_id, brand, kind, status, count(*), \
+     sum(amount), coalesce(cashier, ''), tender FROM transactions \
+     WHERE local_time >= ?1 || ' 00:00:00' AND local_time < ?2 || ' 00:00:00' AND status IN ('approved', 'declined') \
+     GROUP BY 1, 2, 3, 4, 5, 8, 9";
+
 fn lines(map: BTreeMap<String, Totals>) -> Vec<Line> {
     map.into_iter()
         .map(|(key, totals)| Line { key, totals })
@@ -129,18 +151,29 @@ impl Store {
     /// The report of local days `from` up to (not including) `to`; `hourly`
     /// buckets by hour, otherwise by day.
     pub fn report(&self, from: NaiveDate, to: NaiveDate, hourly: bool) -> Result<Report, StoreError> {
-        // local_time is 'YYYY-MM-DD HH:MM:SS': the hour is characters 12-13.
-        let bucket = if hourly {
-            "substr(local_time, 12, 2)"
+        let (sql, from_key, to_key) = if hourly {
+            // local_time is 'YYYY-MM-DD HH:MM:SS': the hour is characters 12-13.
+            (
+                BY_HOUR,
+                from.format("%Y-%m-%d 00:00:00"),
+                to.format("%Y-%m-%d 00:00:00"),
+            )
         } else {
-            "substr(local_time, 1, 10)"
+            (BY_DAY, from.format("%Y-%m-%d"), to.format("%Y-%m-%d"))
         };
-        let sql = format!(
-            "SELECT {bucket}, terminal_id, brand, kind, status, count(*), sum(amount), coalesce(cashier, ''), tender \
-             FROM transactions \
-             WHERE local_time >= ?1 AND local_time < ?2 AND status IN ('approved', 'declined') \
-             GROUP BY 1, 2, 3, 4, 5, 8, 9"
-        );
+        self.fold(sql, &from_key.to_string(), &to_key.to_string(), from, to, hourly)
+    }
+
+    /// Folds the groups `sql` gives for `from_key..to_key` into a report.
+    fn fold(
+        &self,
+        sql: &str,
+        from_key: &str,
+        to_key: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        hourly: bool,
+    ) -> Result<Report, StoreError> {
         let mut totals = Totals::default();
         let mut buckets: BTreeMap<String, Totals> = if hourly {
             (0..24).map(|h| (format!("{h:02}"), Totals::default())).collect()
@@ -155,11 +188,8 @@ impl Store {
         let mut by_tender: BTreeMap<String, Totals> = BTreeMap::new();
         let mut by_cashier: BTreeMap<String, Totals> = BTreeMap::new();
         let names = self.cashier_names()?;
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query([
-            from.format("%Y-%m-%d 00:00:00").to_string(),
-            to.format("%Y-%m-%d 00:00:00").to_string(),
-        ])?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([from_key, to_key])?;
         while let Some(row) = rows.next()? {
             let key: String = row.get(0)?;
             let terminal: String = row.get(1)?;
@@ -227,6 +257,122 @@ mod tests {
             Period::Month.range(ymd(2028, 2, 10)),
             (ymd(2028, 2, 1), ymd(2028, 3, 1))
         );
+    }
+
+    /// A shop's week: card sales approved, declined and reversed (each
+    /// pending first), a void, a refund, cash, on two checkouts and three
+    /// days, some with a cashier.
+    fn a_week(store: &mut Store) {
+        use crate::store::tests::{approve, new_txn, sale};
+        use crate::store::{NewCash, Verdict};
+        use tallybox_core::card::{test_cards, EntryMode};
+        use tallybox_core::money::Amount;
+        use tallybox_core::protocol::{RequestId, TerminalId};
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Tap);
+        let (t1, t2) = (TerminalId::parse("T1").unwrap(), TerminalId::parse("T2").unwrap());
+        let sold = sale(store, 1250);
+        for (n, (tid, verdict)) in [
+            (&t2, TxnStatus::Approved),
+            (&t2, TxnStatus::Declined),
+            (&t1, TxnStatus::Reversed),
+            (&t1, TxnStatus::Approved),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rid = RequestId::new();
+            let id = store
+                .begin(&new_txn(&rid, tid, &card, 300 + n as u64))
+                .unwrap()
+                .id;
+            let code = match verdict {
+                TxnStatus::Declined => tallybox_core::code::ResponseCode::parse("51").unwrap(),
+                _ => tallybox_core::code::ResponseCode::APPROVED,
+            };
+            let verdict = Verdict {
+                status: verdict,
+                response_code: code,
+                auth_code: "",
+                reference_no: "",
+            };
+            store.finish(id, &verdict).unwrap();
+        }
+        let rid = RequestId::new();
+        let void = crate::store::NewTxn {
+            kind: TxnKind::Void,
+            amount: sold.amount,
+            original_id: Some(sold.id),
+            ..new_txn(&rid, &t1, &card, 0)
+        };
+        let void = store.begin(&void).unwrap();
+        approve(store, void.id);
+        let rid = RequestId::new();
+        store
+            .record_cash(&NewCash {
+                request_id: &rid,
+                terminal_id: &t2,
+                kind: TxnKind::Sale,
+                amount: Amount::from_minor(4250).unwrap(),
+                currency: "CNY",
+                tendered: Amount::from_minor(5000).unwrap(),
+                original_id: None,
+                split: None,
+            })
+            .unwrap();
+        // Two more days, as another hub wrote them (a row inserted whole).
+        for (day, minor, status) in [("2026-11-30", 990, "approved"), ("2026-12-02", 120, "declined")] {
+            store
+                .conn
+                .execute(
+                    "INSERT INTO transactions (request_id, terminal_id, kind, status, amount, currency, masked_pan, last4, \
+                     brand, entry_mode, pan_hash, batch_no, trace_no, local_time, created_at, updated_at, cashier) \
+                     VALUES (?1, 'T2', 'sale', ?2, ?3, 'CNY', '', '', 'visa', 'tap', '', 1, ?4, ?5, ?5, ?5, '07')",
+                    rusqlite::params![RequestId::new().as_str(), status, minor, minor, format!("{day} 10:00:00")],
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_months_report_from_the_daily_totals_is_the_one_its_transactions_make() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        a_week(&mut store);
+        let today = tallybox_platform::clock::now().date_naive();
+        let (from, to) = Period::Month.range(today);
+        let (from, to) = (
+            from.min(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
+            to.max(today + Duration::days(1)),
+        );
+        let from_rows = |store: &Store| {
+            store
+                .fold(
+                    BY_DAY_FROM_ROWS,
+                    &from.format("%Y-%m-%d").to_string(),
+                    &to.format("%Y-%m-%d").to_string(),
+                    from,
+                    to,
+                    false,
+                )
+                .unwrap()
+        };
+        let report = store.report(from, to, false).unwrap();
+        assert_eq!(report, from_rows(&store));
+        assert_eq!(report.totals.sales, 5, "{report:#?}");
+        assert_eq!(report.totals.declined, 2);
+        assert_eq!(report.totals.voids, 1);
+
+        // A store from before the totals: the upgrade fills them from its rows.
+        store
+            .conn
+            .execute_batch(
+                "DROP TRIGGER daily_totals_insert; DROP TRIGGER daily_totals_leave; DROP TRIGGER daily_totals_enter; \
+                 DROP TRIGGER daily_totals_delete; DROP TABLE daily_totals; PRAGMA user_version = 22;",
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.report(from, to, false).unwrap(), report);
     }
 
     #[test]

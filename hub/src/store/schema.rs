@@ -314,6 +314,57 @@ const MIGRATIONS: &[&str] = &[
         hash  BLOB    NOT NULL
     );
     "#,
+    // 23: each local day's totals by what the reports group on, kept by
+    // triggers in the transaction that writes the sale or its verdict: a
+    // week's or a month's report reads a few rows a day instead of every
+    // transaction (store/report.rs). Filled from the transactions once.
+    r#"
+    CREATE TABLE daily_totals (
+        day         TEXT    NOT NULL,
+        terminal_id TEXT    NOT NULL,
+        brand       TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        status      TEXT    NOT NULL,
+        cashier     TEXT    NOT NULL,
+        tender      TEXT    NOT NULL,
+        count       INTEGER NOT NULL,
+        minor       INTEGER NOT NULL,
+        PRIMARY KEY (day, terminal_id, brand, kind, status, cashier, tender)
+    ) WITHOUT ROWID;
+    INSERT INTO daily_totals
+        SELECT substr(local_time, 1, 10), terminal_id, brand, kind, status, coalesce(cashier, ''), tender,
+               count(*), sum(amount)
+        FROM transactions WHERE status IN ('approved', 'declined')
+        GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    CREATE TRIGGER daily_totals_insert AFTER INSERT ON transactions
+        WHEN NEW.status IN ('approved', 'declined')
+    BEGIN
+        INSERT INTO daily_totals VALUES (substr(NEW.local_time, 1, 10), NEW.terminal_id, NEW.brand, NEW.kind,
+            NEW.status, coalesce(NEW.cashier, ''), NEW.tender, 1, NEW.amount)
+        ON CONFLICT DO UPDATE SET count = count + 1, minor = minor + excluded.minor;
+    END;
+    CREATE TRIGGER daily_totals_leave AFTER UPDATE OF status ON transactions
+        WHEN OLD.status IN ('approved', 'declined') AND NEW.status IS NOT OLD.status
+    BEGIN
+        UPDATE daily_totals SET count = count - 1, minor = minor - OLD.amount
+        WHERE day = substr(OLD.local_time, 1, 10) AND terminal_id = OLD.terminal_id AND brand = OLD.brand
+          AND kind = OLD.kind AND status = OLD.status AND cashier = coalesce(OLD.cashier, '') AND tender = OLD.tender;
+    END;
+    CREATE TRIGGER daily_totals_enter AFTER UPDATE OF status ON transactions
+        WHEN NEW.status IN ('approved', 'declined') AND NEW.status IS NOT OLD.status
+    BEGIN
+        INSERT INTO daily_totals VALUES (substr(NEW.local_time, 1, 10), NEW.terminal_id, NEW.brand, NEW.kind,
+            NEW.status, coalesce(NEW.cashier, ''), NEW.tender, 1, NEW.amount)
+        ON CONFLICT DO UPDATE SET count = count + 1, minor = minor + excluded.minor;
+    END;
+    CREATE TRIGGER daily_totals_delete AFTER DELETE ON transactions
+        WHEN OLD.status IN ('approved', 'declined')
+    BEGIN
+        UPDATE daily_totals SET count = count - 1, minor = minor - OLD.amount
+        WHERE day = substr(OLD.local_time, 1, 10) AND terminal_id = OLD.terminal_id AND brand = OLD.brand
+          AND kind = OLD.kind AND status = OLD.status AND cashier = coalesce(OLD.cashier, '') AND tender = OLD.tender;
+    END;
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

@@ -112,3 +112,30 @@ pub fn raw_day_report(dir: &Path, day: &str, rounds: usize) -> anyhow::Result<Hi
     }
     Ok(h)
 }
+
+/// A month's report as the hub made it before it kept daily totals: one
+/// grouped pass over the month's rows by the time index, every group read.
+/// The baseline the report from `daily_totals` is measured against.
+pub fn raw_month_report(dir: &Path, month: &str, rounds: usize) -> anyhow::Result<Histogram<u64>> {
+    let conn = Connection::open(dir.join("tallybox.db"))?;
+    let mut stmt = conn.prepare(
+        "SELECT substr(local_time, 1, 10), terminal_id, brand, kind, status, count(*), sum(amount), \
+         coalesce(cashier, ''), tender FROM transactions \
+         WHERE local_time >= ?1 || '-01 00:00:00' AND local_time < ?1 || '-32' \
+         AND status IN ('approved', 'declined') GROUP BY 1, 2, 3, 4, 5, 8, 9",
+    )?;
+    let mut h = histogram();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let n = stmt
+            .query_map([month], |r| {
+                (0..9)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })?
+            .count();
+        record(&mut h, started.elapsed());
+        anyhow::ensure!(n > 0, "no rows in {month}");
+    }
+    Ok(h)
+}

@@ -40,58 +40,101 @@ struct Damage {
 
 /// The transactions read from the damaged copy, and those the backup lacks.
 struct Salvaged {
-    found: usize,
+    found: i64,
     newest: Option<String>,
-    not_in_backup: Vec<salvage::Row>,
+    /// How many the backup lacks, and the newest 50 of them: time,
+    /// checkout, trace, kind, status, amount.
+    not_in_backup: i64,
+    newest_lacking: Vec<(String, String, i64, String, String, String)>,
     /// Where all of them are written out, for support.
     csv: PathBuf,
 }
 
-/// Reads the damaged copy in `kept` and compares it with `backup`.
+/// Reads the damaged copy in `kept` into `kept/salvaged.db` and compares it
+/// with `backup`.
 fn salvage_against(kept: &Path, backup: Option<&Path>) -> Result<Salvaged, String> {
-    let rows = salvage::transactions(&kept.join("tallybox.db")).map_err(|e| e.to_string())?;
-    let in_backup: std::collections::HashSet<String> = match backup {
-        Some(path) => {
-            let conn =
-                rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| e.to_string())?;
-            let mut stmt = conn
-                .prepare("SELECT request_id FROM transactions")
-                .map_err(|e| e.to_string())?;
-            let ids = stmt
-                .query_map([], |r| r.get(0))
-                .and_then(|ids| ids.collect::<rusqlite::Result<_>>())
-                .map_err(|e| e.to_string())?;
-            ids
-        }
-        None => Default::default(),
-    };
-    let mut csv =
-        String::from("request_id,checkout,kind,status,amount_minor,currency,batch_no,trace_no,local_time\n");
-    for r in &rows {
-        csv += &format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.request_id,
-            r.terminal_id,
-            r.kind,
-            r.status,
-            r.amount,
-            r.currency,
-            r.batch_no,
-            r.trace_no,
-            r.local_time
-        );
+    let out = kept.join("salvaged.db");
+    let found = salvage::salvage(&kept.join("tallybox.db"), &out)?;
+    let conn = rusqlite::Connection::open(&out).map_err(|e| e.to_string())?;
+    let e = |e: rusqlite::Error| e.to_string();
+    let newest = conn
+        .query_row("SELECT max(local_time) FROM transactions", [], |r| r.get(0))
+        .map_err(e)?;
+    // Those the backup holds are marked; none when there is no backup.
+    conn.execute_batch("ALTER TABLE transactions ADD COLUMN in_backup INTEGER NOT NULL DEFAULT 0")
+        .map_err(e)?;
+    if let Some(backup) = backup {
+        conn.execute("ATTACH ?1 AS backup", [backup.display().to_string()])
+            .map_err(e)?;
+        conn.execute_batch(
+            "UPDATE transactions SET in_backup = 1 WHERE request_id IN (SELECT request_id FROM backup.transactions); \
+             DETACH backup;",
+        )
+        .map_err(e)?;
     }
-    let path = kept.join("salvaged-transactions.csv");
-    std::fs::write(&path, csv).map_err(|e| e.to_string())?;
+    let not_in_backup = conn
+        .query_row("SELECT count(*) FROM transactions WHERE in_backup = 0", [], |r| {
+            r.get(0)
+        })
+        .map_err(e)?;
+    let newest_lacking = conn
+        .prepare(
+            "SELECT local_time, terminal_id, trace_no, kind, status, amount, currency FROM transactions \
+             WHERE in_backup = 0 ORDER BY local_time DESC LIMIT 50",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| {
+                let (minor, currency): (i64, String) = (r.get(5)?, r.get(6)?);
+                let amount = tallybox_core::money::Currency::from_code(&currency)
+                    .and_then(|c| Some(c.format_minor(u64::try_from(minor).ok()?)))
+                    .unwrap_or_else(|| format!("{currency} {minor}"));
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, amount))
+            })?
+            .collect()
+        })
+        .map_err(e)?;
+    let csv = kept.join("salvaged-transactions.csv");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&csv).map_err(|e| e.to_string())?);
+    let mut stmt = conn
+        .prepare(
+            "SELECT request_id, terminal_id, kind, status, amount, currency, batch_no, trace_no, local_time, in_backup \
+             FROM transactions ORDER BY rowid",
+        )
+        .map_err(e)?;
+    let mut rows = stmt.query([]).map_err(e)?;
+    let write = |file: &mut std::io::BufWriter<std::fs::File>, line: String| {
+        std::io::Write::write_all(file, line.as_bytes()).map_err(|e| e.to_string())
+    };
+    write(
+        &mut file,
+        "request_id,checkout,kind,status,amount_minor,currency,batch_no,trace_no,local_time,in_backup\n"
+            .into(),
+    )?;
+    while let Some(r) = rows.next().map_err(e)? {
+        let text = |i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default);
+        let int = |i| r.get::<_, Option<i64>>(i).map(Option::unwrap_or_default);
+        let line = format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            text(0).map_err(e)?,
+            text(1).map_err(e)?,
+            text(2).map_err(e)?,
+            text(3).map_err(e)?,
+            int(4).map_err(e)?,
+            text(5).map_err(e)?,
+            int(6).map_err(e)?,
+            int(7).map_err(e)?,
+            text(8).map_err(e)?,
+            int(9).map_err(e)?,
+        );
+        write(&mut file, line)?;
+    }
+    std::io::Write::flush(&mut file).map_err(|e| e.to_string())?;
     Ok(Salvaged {
-        found: rows.len(),
-        newest: rows.iter().map(|r| r.local_time.clone()).max(),
-        not_in_backup: rows
-            .into_iter()
-            .filter(|r| !in_backup.contains(&r.request_id))
-            .collect(),
-        csv: path,
+        found,
+        newest,
+        not_in_backup,
+        newest_lacking,
+        csv,
     })
 }
 
@@ -122,7 +165,7 @@ pub async fn serve(
             let found = salvage_against(&kept, backup.as_ref().map(|(p, _)| p.as_path()));
             match &found {
                 Ok(s) => tracing::warn!(
-                    found = s.found, not_in_backup = s.not_in_backup.len(), csv = %s.csv.display(),
+                    found = s.found, not_in_backup = s.not_in_backup, csv = %s.csv.display(),
                     "transactions read from the damaged database file"
                 ),
                 Err(e) => tracing::error!(error = %e, "the damaged database file could not be read"),
@@ -327,25 +370,23 @@ fn salvage_section(s: &Damage) -> String {
     if s.backup.is_none() {
         return out;
     }
-    if found.not_in_backup.is_empty() {
+    if found.not_in_backup == 0 {
         return out + "<p>备份中都有 · The backup holds every one of them.</p>";
     }
     out += &format!(
-        "<p>其中 {n} 笔不在备份中：恢复后请与小票核对（已配对的收银台会自动找回它们打印过的成功交易）·          {n} of them are not in the backup: check them against the slips after the restore (paired checkouts bring back the approvals they printed).</p>         <table><tr><th>时间 Time</th><th>收银台 Checkout</th><th>凭证号 Trace</th><th>类型 Kind</th><th>状态 Status</th><th>金额 Amount</th></tr>",
-        n = found.not_in_backup.len()
+        "<p>其中 {n} 笔不在备份中：恢复后请与小票核对（已配对的收银台会自动找回它们打印过的成功交易）· \
+         {n} of them are not in the backup: check them against the slips after the restore (paired checkouts bring back the approvals they printed).</p>\
+         <table><tr><th>时间 Time</th><th>收银台 Checkout</th><th>凭证号 Trace</th><th>类型 Kind</th><th>状态 Status</th><th>金额 Amount</th></tr>",
+        n = found.not_in_backup
     );
-    for r in found.not_in_backup.iter().rev().take(50) {
-        let amount = tallybox_core::money::Currency::from_code(&r.currency)
-            .and_then(|c| Some(c.format_minor(u64::try_from(r.amount).ok()?)))
-            .unwrap_or_else(|| format!("{} {}", r.currency, r.amount));
+    for (time, checkout, trace, kind, status, amount) in &found.newest_lacking {
         out += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&r.local_time),
-            escape(&r.terminal_id),
-            r.trace_no,
-            escape(&r.kind),
-            escape(&r.status),
-            escape(&amount)
+            "<tr><td>{}</td><td>{}</td><td>{trace}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(time),
+            escape(checkout),
+            escape(kind),
+            escape(status),
+            escape(amount)
         );
     }
     out + &format!(

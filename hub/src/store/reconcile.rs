@@ -217,8 +217,7 @@ fn fit(entry: &PrintedEntry, merchant_id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{approve, new_txn, sale};
-    use tallybox_core::card::{test_cards, EntryMode};
+    use crate::store::tests::{sale, void};
     use tallybox_core::protocol::RequestId;
 
     fn shop() -> crate::shop::Shop {
@@ -248,16 +247,7 @@ mod tests {
         std::fs::copy(dir.path().join("pan-hash.key"), old.path().join("pan-hash.key")).unwrap();
         let second = sale(&mut store, 2000);
         let third = sale(&mut store, 3000);
-        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
-        let rid = RequestId::new();
-        let void = super::super::NewTxn {
-            kind: TxnKind::Void,
-            amount: second.amount,
-            original_id: Some(second.id),
-            ..new_txn(&rid, &tid, &card, 0)
-        };
-        let void = store.begin(&void).unwrap();
-        let void = approve(&mut store, void.id);
+        let void = void(&mut store, &second);
         let record = vec![
             printed(&first, None),
             printed(&second, None),

@@ -263,7 +263,7 @@ mod tests {
     /// pending first), a void, a refund, cash, on two checkouts and three
     /// days, some with a cashier.
     fn a_week(store: &mut Store) {
-        use crate::store::tests::{approve, new_txn, sale};
+        use crate::store::tests::{new_txn, sale, void};
         use crate::store::{NewCash, Verdict};
         use tallybox_core::card::{test_cards, EntryMode};
         use tallybox_core::money::Amount;
@@ -297,15 +297,7 @@ mod tests {
             };
             store.finish(id, &verdict).unwrap();
         }
-        let rid = RequestId::new();
-        let void = crate::store::NewTxn {
-            kind: TxnKind::Void,
-            amount: sold.amount,
-            original_id: Some(sold.id),
-            ..new_txn(&rid, &t1, &card, 0)
-        };
-        let void = store.begin(&void).unwrap();
-        approve(store, void.id);
+        void(store, &sold);
         let rid = RequestId::new();
         store
             .record_cash(&NewCash {

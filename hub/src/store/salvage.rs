@@ -13,12 +13,14 @@
 //! nothing of it enters the books, which only a restore and the checkouts'
 //! own records fill again.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// One transaction as the damaged file holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+struct Row {
     pub rowid: i64,
     pub request_id: String,
     pub terminal_id: String,
@@ -32,62 +34,107 @@ pub struct Row {
     pub updated_at: String,
 }
 
-/// The transactions found in `db` (and its `-wal` beside it), by rowid.
-pub fn transactions(db: &Path) -> std::io::Result<Vec<Row>> {
-    let file = std::fs::read(db)?;
-    let page_size = match file.get(16..18) {
-        Some(&[1, 0]) => 65_536,
-        Some(&[hi, lo]) if u16::from_be_bytes([hi, lo]).is_power_of_two() => {
-            u16::from_be_bytes([hi, lo]) as usize
+/// Reads the transactions in `db` (and its `-wal` beside it) into a new
+/// database at `into` (table `transactions`, by rowid, the newest copy of
+/// each row), a page at a time, so a store of any size fits in memory; the
+/// number of rows found.
+pub fn salvage(db: &Path, into: &Path) -> Result<i64, String> {
+    let io = |e: std::io::Error| format!("{}: {e}", db.display());
+    let file = File::open(db).map_err(io)?;
+    let mut header = [0u8; 100];
+    file.read_exact_at(&mut header, 0).map_err(io)?;
+    let page_size = match [header[16], header[17]] {
+        [1, 0] => 65_536,
+        [hi, lo] if u16::from_be_bytes([hi, lo]).is_power_of_two() && u16::from_be_bytes([hi, lo]) >= 512 => {
+            u16::from_be_bytes([hi, lo]) as u64
         }
         _ => 4096,
     };
-    let mut pages: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    for (n, page) in file.chunks(page_size).enumerate() {
-        pages.insert(n as u32 + 1, page.to_vec());
-    }
+    let in_file = file.metadata().map_err(io)?.len() / page_size;
     let mut wal_name = db.as_os_str().to_owned();
     wal_name.push("-wal");
-    if let Ok(wal) = std::fs::read(&wal_name) {
-        for (number, page) in wal_frames(&wal, page_size) {
-            pages.insert(number, page.to_vec());
-        }
-    }
-    let mut rows: BTreeMap<i64, Row> = BTreeMap::new();
-    for (number, page) in &pages {
-        let header = if *number == 1 { 100 } else { 0 };
-        for (rowid, record) in leaf_cells(page, header) {
-            let Some(row) = transaction(rowid, record) else {
-                continue;
+    let wal = File::open(&wal_name).ok();
+    let in_wal = wal.as_ref().map(|w| wal_frames(w, page_size)).unwrap_or_default();
+    let last = in_wal.keys().copied().max().unwrap_or(0).max(in_file as u32);
+
+    let _ = std::fs::remove_file(into);
+    let mut out = rusqlite::Connection::open(into).map_err(|e| e.to_string())?;
+    out.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; \
+         CREATE TABLE transactions (rowid INTEGER PRIMARY KEY, request_id TEXT, terminal_id TEXT, kind TEXT, \
+         status TEXT, amount INTEGER, currency TEXT, batch_no INTEGER, trace_no INTEGER, local_time TEXT, \
+         updated_at TEXT);",
+    )
+    .map_err(|e| e.to_string())?;
+    let tx = out.transaction().map_err(|e| e.to_string())?;
+    {
+        let mut keep = tx
+            .prepare(
+                "INSERT INTO transactions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (rowid) DO UPDATE SET request_id = excluded.request_id, terminal_id = excluded.terminal_id, \
+                 kind = excluded.kind, status = excluded.status, amount = excluded.amount, currency = excluded.currency, \
+                 batch_no = excluded.batch_no, trace_no = excluded.trace_no, local_time = excluded.local_time, \
+                 updated_at = excluded.updated_at WHERE excluded.updated_at > transactions.updated_at",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut page = vec![0u8; page_size as usize];
+        for number in 1..=last {
+            let read = match in_wal.get(&number) {
+                Some(at) => wal.as_ref().map(|w| w.read_exact_at(&mut page, *at)),
+                None => Some(file.read_exact_at(&mut page, (number as u64 - 1) * page_size)),
             };
-            match rows.get(&rowid) {
-                Some(have) if have.updated_at >= row.updated_at => {}
-                _ => {
-                    rows.insert(rowid, row);
-                }
+            if !matches!(read, Some(Ok(()))) {
+                continue;
+            }
+            let header = if number == 1 { 100 } else { 0 };
+            for (rowid, record) in leaf_cells(&page, header) {
+                let Some(r) = transaction(rowid, record) else {
+                    continue;
+                };
+                keep.execute(rusqlite::params![
+                    r.rowid,
+                    r.request_id,
+                    r.terminal_id,
+                    r.kind,
+                    r.status,
+                    r.amount,
+                    r.currency,
+                    r.batch_no,
+                    r.trace_no,
+                    r.local_time,
+                    r.updated_at
+                ])
+                .map_err(|e| e.to_string())?;
             }
         }
     }
-    Ok(rows.into_values().collect())
+    tx.commit().map_err(|e| e.to_string())?;
+    out.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))
+        .map_err(|e| e.to_string())
 }
 
-/// The frames of the log's current generation (salts as in its header), in
-/// order: page number and page.
-fn wal_frames(wal: &[u8], page_size: usize) -> Vec<(u32, &[u8])> {
-    let Some(salts) = wal.get(16..24) else {
-        return Vec::new();
-    };
-    wal.get(32..)
-        .unwrap_or_default()
-        .chunks(24 + page_size)
-        .filter(|frame| frame.len() == 24 + page_size && &frame[8..16] == salts)
-        .map(|frame| {
-            (
-                u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
-                &frame[24..],
-            )
-        })
-        .collect()
+/// The frames of the log's current generation (salts as in its header):
+/// each page's newest frame, by where its page starts in the log.
+fn wal_frames(wal: &File, page_size: u64) -> HashMap<u32, u64> {
+    let mut frames = HashMap::new();
+    let mut header = [0u8; 32];
+    if wal.read_exact_at(&mut header, 0).is_err() {
+        return frames;
+    }
+    let len = wal.metadata().map_or(0, |m| m.len());
+    let mut frame = [0u8; 24];
+    let mut at = 32u64;
+    while at + 24 + page_size <= len && wal.read_exact_at(&mut frame, at).is_ok() {
+        if frame[8..16] != header[16..24] {
+            break;
+        }
+        frames.insert(
+            u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
+            at + 24,
+        );
+        at += 24 + page_size;
+    }
+    frames
 }
 
 /// A SQLite varint at `at`: its value and length.
@@ -249,19 +296,26 @@ mod tests {
         std::fs::copy(dir.path().join("tallybox.db-wal"), &wal).unwrap();
         drop(store);
 
-        let whole = transactions(&copy).unwrap();
-        assert_eq!(whole.len(), 305);
-        let last = whole.last().unwrap();
+        let out = dir.path().join("salvaged.db");
+        let read = |out: &Path| -> Vec<(String, String, i64, i64)> {
+            let conn = rusqlite::Connection::open(out).unwrap();
+            let mut stmt = conn
+                .prepare("SELECT request_id, status, amount, trace_no FROM transactions ORDER BY rowid")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            rows
+        };
+        assert_eq!(salvage(&copy, &out).unwrap(), 305);
+        let whole = read(&out);
         assert_eq!(
-            (&last.request_id, &last.status, last.amount, last.trace_no),
-            (
-                &late[4].request_id.to_string(),
-                &"approved".to_string(),
-                9005,
-                305
-            )
+            whole.last().unwrap(),
+            &(late[4].request_id.to_string(), "approved".to_string(), 9005, 305)
         );
-        assert_eq!(whole[0].request_id, sold[0].request_id.to_string());
+        assert_eq!(whole[0].0, sold[0].request_id.to_string());
 
         // The page the table's b-tree starts from, and the schema's, spoilt.
         let root: u32 = rusqlite::Connection::open(&copy)
@@ -282,8 +336,7 @@ mod tests {
         let broken = rusqlite::Connection::open(&copy)
             .and_then(|c| c.query_row("SELECT count(*) FROM transactions", [], |r| r.get::<_, i64>(0)));
         assert!(broken.is_err(), "SQLite itself cannot read it: {broken:?}");
-        let found = transactions(&copy).unwrap();
-        assert_eq!(found.len(), 305, "every leaf page is whole");
-        assert!(found.iter().all(|r| r.kind == "sale" && r.status == "approved"));
+        assert_eq!(salvage(&copy, &out).unwrap(), 305, "every leaf page is whole");
+        assert!(read(&out).iter().all(|r| r.1 == "approved"));
     }
 }

@@ -32,6 +32,20 @@ pub(super) fn approve(store: &mut Store, id: i64) -> Txn {
     store.finish(id, &verdict).unwrap()
 }
 
+/// An approved void of `sale` on its checkout, with the card it was paid by.
+pub(super) fn void(store: &mut Store, sale: &Txn) -> Txn {
+    let (rid, tid) = (RequestId::new(), TerminalId::parse(&sale.terminal_id).unwrap());
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    let void = NewTxn {
+        kind: TxnKind::Void,
+        amount: sale.amount,
+        original_id: Some(sale.id),
+        ..new_txn(&rid, &tid, &card, 0)
+    };
+    let id = store.begin(&void).unwrap().id;
+    approve(store, id)
+}
+
 /// An approved card sale of `minor` on T1.
 pub(super) fn sale(store: &mut Store, minor: u64) -> Txn {
     let (rid, tid) = (RequestId::new(), TerminalId::parse("T1").unwrap());

@@ -24,6 +24,25 @@ fn traces(hub: &Hub) -> Vec<u64> {
         .collect()
 }
 
+/// Power is cut under `hub`, which had `sold` sales, and the SD card kept
+/// only the first half of the WAL; the hub starts again. The sales it kept.
+fn cut_wal_in_half(hub: &mut Hub, sold: usize) -> usize {
+    hub.kill();
+    let wal = hub.data_dir().join("tallybox.db-wal");
+    let len = std::fs::metadata(&wal).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(len / 2).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    hub.start_again();
+    let kept = traces(hub).len();
+    assert!(
+        kept < sold,
+        "the cut must have lost sales for this test to mean anything"
+    );
+    kept
+}
+
 #[test]
 fn a_wal_cut_short_after_a_power_cut_stops_sales_until_the_owner_accepts_the_loss() {
     let mut hub = Hub::start();
@@ -35,20 +54,7 @@ fn a_wal_cut_short_after_a_power_cut_stops_sales_until_the_owner_accepts_the_los
     }
     assert_eq!(traces(&hub).len(), 12);
 
-    // Power is cut; the SD card kept only the first half of the WAL.
-    hub.kill();
-    let wal = hub.data_dir().join("tallybox.db-wal");
-    let len = std::fs::metadata(&wal).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
-    file.set_len(len / 2).unwrap();
-    file.sync_all().unwrap();
-    drop(file);
-    hub.start_again();
-    let kept = traces(&hub).len();
-    assert!(
-        kept < 12,
-        "the cut must have lost sales for this test to mean anything"
-    );
+    let kept = cut_wal_in_half(&mut hub, 12);
 
     // Nothing says all is well: the check, the checkout and the command line.
     let web = hub.web();
@@ -121,20 +127,7 @@ fn a_wal_cut_short_loses_no_approval_a_paired_checkout_printed_and_the_batch_set
     }
     let before = hub.transactions("");
 
-    // Power is cut; the SD card kept only the first half of the WAL.
-    hub.kill();
-    let wal = hub.data_dir().join("tallybox.db-wal");
-    let len = std::fs::metadata(&wal).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
-    file.set_len(len / 2).unwrap();
-    file.sync_all().unwrap();
-    drop(file);
-    hub.start_again();
-    let kept = traces(&hub).len();
-    assert!(
-        kept < 12,
-        "the cut must have lost sales for this test to mean anything"
-    );
+    let kept = cut_wal_in_half(&mut hub, 12);
 
     // The checkout signs in again and sends its record: every approval it
     // printed is back, as printed.

@@ -247,7 +247,7 @@ impl<D: Display> Agent<D> {
         // (as a `select!` does when a timer fires) would abort a connection attempt.
         let (events_tx, mut events) = mpsc::channel(64);
         let pump = tokio::spawn(pump(eventloop, events_tx, logins));
-        let answers = topics.resp(tid);
+        let (answers, hub_status) = (topics.resp(tid), topics.hub_status());
         let (installed_tx, mut installed) = mpsc::channel(1);
         let ended = loop {
             if let Some(ended) = run.carry_out(&mut checkout, &mut self.devices, &installed_tx) {
@@ -270,6 +270,12 @@ impl<D: Display> Agent<D> {
                         Event::Connected
                     }
                     Link::Message(topic, payload) if topic == answers => Event::Message(payload.to_vec()),
+                    Link::Message(topic, payload) if topic == hub_status => {
+                        match tallybox_core::protocol::decode_status(&payload) {
+                            Ok(status) => Event::HubStatus { online: status.online },
+                            Err(_) => continue,
+                        }
+                    }
                     Link::Message(..) => continue,
                     Link::Down(e) => {
                         if checkout.is_connected() {
@@ -581,6 +587,11 @@ impl Running {
         if let Err(e) = self.client.try_subscribe(resp, QoS::AtMostOnce) {
             tracing::error!(terminal = %self.tid, error = %e, "cannot subscribe to answers");
         }
+        // The hub's own status: a hub back on the same broker after a restart
+        // gets a sign-in (and this checkout's record of printed approvals).
+        let _ = self
+            .client
+            .try_subscribe(self.topics.hub_status(), QoS::AtMostOnce);
         let online = Status {
             online: true,
             version: VERSION.into(),

@@ -76,6 +76,9 @@ pub enum Event {
     Installed(String),
     /// Time for the device counters to go to the hub.
     Heartbeat { uptime_s: u64, devices: DeviceHealth },
+    /// The hub's retained status on the broker (anyone may publish it: a
+    /// claim, acted on only by signing in again, sealed).
+    HubStatus { online: bool },
 }
 
 /// What the runtime is to do, in the order handed out.
@@ -132,6 +135,9 @@ pub enum Output {
     Stop(Ending),
 }
 
+/// The least time between two sign-ins the hub's status asks for.
+const STATUS_SIGN_IN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a sealed sign-in goes unanswered, after the hub said in clear
 /// that this checkout is not paired, before the cashier is told so.
 pub const NOT_PAIRED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -154,6 +160,10 @@ pub struct Checkout {
     /// Since when a clear "not paired" waits to be confirmed; any sealed
     /// message from the hub clears it.
     not_paired_claim: Option<Instant>,
+    /// The hub's status said offline since this checkout last heard it online.
+    hub_was_offline: bool,
+    /// When the hub's status last made this checkout sign in again.
+    signed_in_for_status: Option<Instant>,
     out: VecDeque<Output>,
 }
 
@@ -180,6 +190,8 @@ impl Checkout {
             unkept_key: None,
             stopping: false,
             not_paired_claim: None,
+            hub_was_offline: false,
+            signed_in_for_status: None,
             out: VecDeque::new(),
         };
         checkout.session.set_pairing(checkout.link.key());
@@ -236,6 +248,21 @@ impl Checkout {
                 }
                 // Paired: the session signs in again, sealed now.
                 self.feed(Input::Paired(outcome), now);
+            }
+            Event::HubStatus { online } => {
+                let was_offline = std::mem::replace(&mut self.hub_was_offline, !online);
+                let back = online && was_offline;
+                let lately = self
+                    .signed_in_for_status
+                    .is_some_and(|at| now.duration_since(at) < STATUS_SIGN_IN_EVERY);
+                // A paired checkout signs in to a hub back online (on an
+                // external broker it stays connected through the hub's
+                // restart); at most every few seconds, whoever flips it.
+                if back && self.link.is_paired() && !lately {
+                    self.signed_in_for_status = Some(now);
+                    let actions = self.session.sign_in_again();
+                    self.apply(actions, now);
+                }
             }
             Event::JournalFailed => self.journal_stale = true,
             Event::Installed(version) => self.link.stop_when_idle(Ending::Updated(version)),

@@ -740,3 +740,41 @@ fn an_approval_is_recorded_before_its_slips_and_the_record_goes_to_the_hub_seale
     c.handle(clear.says(&signed_in(&sign_in)), t0);
     assert!(asks(&drain(&mut c)).is_empty());
 }
+
+#[test]
+fn a_hub_back_online_on_the_same_broker_gets_a_sign_in_at_most_every_few_seconds() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let sign_ins = |hub: &Hub, c: &mut Checkout| {
+        hub.requests(&drain(c))
+            .into_iter()
+            .filter(|r| matches!(r, Request::SignIn(_)))
+            .count()
+    };
+    // Online as it was: nothing to do.
+    c.handle(Event::HubStatus { online: true }, t0);
+    assert_eq!(sign_ins(&hub, &mut c), 0);
+    // Offline, then back: a sign-in, answered, then the record goes out.
+    c.handle(Event::HubStatus { online: false }, t0);
+    c.handle(Event::HubStatus { online: true }, t0);
+    let out = drain(&mut c);
+    let sign_in = hub.requests(&out).pop().expect("a sign-in");
+    assert!(matches!(sign_in, Request::SignIn(_)), "{sign_in:?}");
+    c.handle(hub.says(&signed_in(&sign_in)), t0);
+    assert!(drain(&mut c).contains(&Output::SendPrinted { from_batch: 1 }));
+    // Flipped again at once (anyone may publish the status): not again yet.
+    c.handle(Event::HubStatus { online: false }, t0 + Duration::from_secs(1));
+    c.handle(Event::HubStatus { online: true }, t0 + Duration::from_secs(1));
+    assert_eq!(sign_ins(&hub, &mut c), 0);
+    c.handle(Event::HubStatus { online: false }, t0 + Duration::from_secs(11));
+    c.handle(Event::HubStatus { online: true }, t0 + Duration::from_secs(11));
+    assert_eq!(sign_ins(&hub, &mut c), 1);
+
+    // An unpaired checkout takes no sale while a sign-in is out: it stays put.
+    let mut clear = Hub::new(None);
+    let mut c = ready(&mut clear, t0);
+    c.handle(Event::HubStatus { online: false }, t0);
+    c.handle(Event::HubStatus { online: true }, t0);
+    assert_eq!(sign_ins(&clear, &mut c), 0);
+}

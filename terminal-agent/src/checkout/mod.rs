@@ -12,7 +12,8 @@
 //! - Unanswered requests go out again every `retry_every` while connected,
 //!   with the same request id (the hub charges an id once).
 //! - A paired checkout signs in at each connection to the broker. After
-//!   the hub answers, it sends the hub its record of printed approvals from the
+//!   the hub answers the first sign-in of a connection (or of the hub's
+//!   return), it sends the hub its record of printed approvals from the
 //!   hub's open batch on ([`Output::SendPrinted`]); each approval is added
 //!   to that record before its slips are queued ([`Output::KeepPrinted`]).
 //! - When a sale ends, its slips are handed out for the print queue on disk
@@ -164,6 +165,10 @@ pub struct Checkout {
     hub_was_offline: bool,
     /// When the hub's status last made this checkout sign in again.
     signed_in_for_status: Option<Instant>,
+    /// The record of printed approvals goes to the hub at the next answered
+    /// sign-in: set at start, at each connection and when the hub comes
+    /// back, not by sign-ins a stranger's claims prompt.
+    record_due: bool,
     out: VecDeque<Output>,
 }
 
@@ -192,6 +197,7 @@ impl Checkout {
             not_paired_claim: None,
             hub_was_offline: false,
             signed_in_for_status: None,
+            record_due: true,
             out: VecDeque::new(),
         };
         checkout.session.set_pairing(checkout.link.key());
@@ -209,6 +215,7 @@ impl Checkout {
         match event {
             Event::Connected => {
                 self.connected = true;
+                self.record_due = true;
                 self.out.push_back(Output::Online);
                 self.resend(now);
                 // A paired checkout signs in at each connection (the first
@@ -260,6 +267,7 @@ impl Checkout {
                 // restart); at most every few seconds, whoever flips it.
                 if back && self.link.is_paired() && !lately {
                     self.signed_in_for_status = Some(now);
+                    self.record_due = true;
                     let actions = self.session.sign_in_again();
                     self.apply(actions, now);
                 }
@@ -455,8 +463,9 @@ impl Checkout {
         // Only sealed: the record names amounts and masked cards, and the
         // hub takes no other.
         if let Some(from_batch) =
-            sign_in_answer.filter(|_| !self.session.signing_in() && self.link.is_paired())
+            sign_in_answer.filter(|_| !self.session.signing_in() && self.link.is_paired() && self.record_due)
         {
+            self.record_due = false;
             self.out.push_back(Output::SendPrinted { from_batch });
         }
     }

@@ -682,6 +682,17 @@ fn an_approval_is_recorded_before_its_slips_and_the_record_goes_to_the_hub_seale
     // The same answer again is not a new sign-in.
     c.handle(hub.says(&signed_in(&sign_in)), t0);
     assert!(asks(&drain(&mut c)).is_empty());
+    // A sign-in a stranger's "not paired" in clear prompts: the record went
+    // once on this connection already.
+    let claim = Response::Error {
+        request_id: None,
+        code: tallybox_core::protocol::ErrorCode::NotPaired,
+        message: "not paired".into(),
+    };
+    c.handle(Event::Message(encode(&claim).unwrap()), t0);
+    let again = hub.requests(&drain(&mut c)).pop().expect("a sealed sign-in");
+    c.handle(hub.says(&signed_in(&again)), t0);
+    assert!(asks(&drain(&mut c)).is_empty());
 
     let request = sale(&mut c, &hub, t0);
     c.handle(hub.says(&approved(&request)), t0);

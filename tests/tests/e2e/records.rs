@@ -303,14 +303,16 @@ fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_th
         .unwrap();
     assert_eq!(keys, 0, "the stick leaves the hub: no key on it");
     drop(conn);
-    let backup = wait_check(&web, "store.backup", "ok");
-    assert!(
+    // The check says so once the copy's record is written, just after the file.
+    let said = wait_for(Duration::from_secs(10), || {
+        let backup = wait_check(&web, "store.backup", "ok");
         backup["evidence"]
             .as_str()
             .unwrap()
-            .contains("a copy is on the USB stick"),
-        "{backup}"
-    );
+            .contains("a copy is on the USB stick")
+            .then_some(backup)
+    });
+    assert!(said.is_some(), "{}", wait_check(&web, "store.backup", "ok"));
 
     // A stick that turns read-only: the next copy fails, and the page says so.
     std::process::Command::new("mount")

@@ -7,12 +7,15 @@
 //! nothing running.
 
 pub mod bench;
+pub mod books;
 pub mod browser;
+pub mod card;
 pub mod chain;
 pub mod mqtt;
 pub mod paper;
 pub mod procs;
 pub mod proxy;
+pub mod vm;
 pub mod web;
 
 use std::net::TcpListener;

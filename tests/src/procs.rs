@@ -667,17 +667,6 @@ impl Terminal {
         Terminal::start_with(id, broker, &[])
     }
 
-    /// Pairs this checkout with a code the owner opens on `hub`'s page (menu
-    /// D 5), and waits until it is back at rest.
-    pub fn pair_with(&self, hub: &Hub) {
-        let (_, opened) = hub.web().send("POST", "/api/v1/pairing", json!({}));
-        let code = opened["code"].as_str().expect("a pairing code").to_string();
-        self.keys(&format!("D5{code}#"));
-        self.wait_screen("Messages are sealed", Duration::from_secs(15));
-        self.keys("C");
-        self.wait_ready();
-    }
-
     pub fn start_with(id: &str, broker: u16, extra: &[&str]) -> Terminal {
         Terminal::start_full(id, broker, extra, None)
     }
@@ -902,13 +891,18 @@ impl Terminal {
     }
 
     /// Pairs it with `hub` the way a cashier does, with a code from the
-    /// owner's page (PIN cards need a paired checkout).
+    /// owner's page (menu D 5), and waits until it is back at rest.
     pub fn pair(&self, hub: &Hub) {
-        let (status, opened) = hub.web().send("POST", "/api/v1/pairing", serde_json::json!({}));
+        self.pair_through(&hub.web());
+    }
+
+    /// [`Terminal::pair`] with the owner's session on any hub's page.
+    pub fn pair_through(&self, owner: &WebClient) {
+        let (status, opened) = owner.send("POST", "/api/v1/pairing", json!({}));
         assert_eq!(status, 201, "{opened}");
         let code = opened["code"].as_str().expect("a pairing code");
         self.keys(&format!("D5{code}#"));
-        self.wait_screen("PAIRED", Duration::from_secs(15));
+        self.wait_screen("Messages are sealed", Duration::from_secs(30));
         self.keys("C");
         self.wait_ready();
     }

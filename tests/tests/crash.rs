@@ -14,174 +14,15 @@
 //!
 //! `TALLYBOX_CRASH_ROUNDS` sets the number of kills (default 200).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use serde_json::json;
-use tallybox::acquirer::iso8583::codec::Message;
-use tallybox::acquirer::iso8583::messages::terminal_field;
+use tallybox_e2e::books::{self, Book, Pace};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::{strs, wait_for};
-
-/// What the cashier saw at the end of one sale.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Approved,
-    NotCharged,
-    /// The checkout was killed at the end of the sale and came back idle,
-    /// but its slips printed (before the kill, or from the queue after it).
-    SlipOnly,
-    /// The checkout was killed before the sale left it and came back idle.
-    NeverSent,
-    /// Anything else: a failure of the harness's expectations.
-    Other(String),
-}
-
-#[derive(Debug, Clone)]
-struct Sale {
-    terminal: String,
-    amount: u64,
-    seen: Seen,
-}
-
-#[derive(Default)]
-struct Book {
-    sales: Vec<Sale>,
-    terminal_kills: usize,
-}
-
-fn screen_text(t: &Terminal) -> Option<String> {
-    let answer = t.try_call(&json!({"cmd": "screen"})).ok()?;
-    let lines: Vec<&str> = answer["lines"]
-        .as_array()?
-        .iter()
-        .filter_map(|l| l.as_str())
-        .collect();
-    Some(lines.join("\n"))
-}
-
-/// Waits for the end of the sale of `amount` on `t`'s screen.
-fn outcome(t: &Terminal, amount: u64, was_killed: bool) -> Seen {
-    let shown = format!("CNY {}.{:02}", amount / 100, amount % 100);
-    let started = Instant::now();
-    let mut idle_since: Option<Instant> = None;
-    while started.elapsed() < Duration::from_secs(90) {
-        let screen = screen_text(t).unwrap_or_default();
-        if screen.contains("APPROVED") {
-            return if screen.contains(&shown) {
-                Seen::Approved
-            } else {
-                Seen::Other(format!("approved, but not {shown}: {screen}"))
-            };
-        }
-        if screen.contains("NOT CHARGED") {
-            return Seen::NotCharged;
-        }
-        if screen.contains("Any key") {
-            return Seen::Other(screen);
-        }
-        // A checkout killed before its sale left comes back with nothing to
-        // recall: idle, ready for the next sale.
-        if was_killed && screen.contains("Ready") {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > Duration::from_secs(3) {
-                let paper = std::fs::read_to_string(t.state_dir().join("sim-paper.jsonl"));
-                let slip = paper.unwrap_or_default().lines().any(|l| l.contains(&shown));
-                return if slip { Seen::SlipOnly } else { Seen::NeverSent };
-            }
-        } else {
-            idle_since = None;
-        }
-        std::thread::sleep(Duration::from_millis(15));
-    }
-    Seen::Other(format!("no outcome in 90 s; screen: {:?}", screen_text(t)))
-}
-
-/// One checkout's cashier: sells until `stop`, now and then pulling the
-/// checkout's plug mid-sale.
-fn cashier(mut t: Terminal, base: u64, stop: Arc<AtomicBool>, book: Arc<Mutex<Book>>) -> Terminal {
-    let mut rng = rand::thread_rng();
-    let cards = ["approved", "visa", "mastercard"];
-    let mut n = 0;
-    while !stop.load(Ordering::SeqCst) {
-        n += 1;
-        let amount = base + n;
-        // Back at the idle screen (a previous restart may still be signing in).
-        let ready = wait_for(Duration::from_secs(60), || {
-            screen_text(&t).filter(|s| s.contains("Ready")).map(|_| ())
-        });
-        assert!(ready.is_some(), "{} never got ready:\n{}", t.id, t.log());
-        let keyed = t.try_call(&json!({"cmd": "keys", "keys": format!("A{amount}#")}));
-        let card = cards[rng.gen_range(0..cards.len())];
-        let presented = keyed.and_then(|_| t.try_call(&json!({"cmd": "card", "name": card})));
-        if presented.map(|a| a["ok"] != true).unwrap_or(true) {
-            panic!("{} refused a sale's keys or card:\n{}", t.id, t.log());
-        }
-        let kill = rng.gen_ratio(1, 20);
-        if kill {
-            std::thread::sleep(Duration::from_millis(rng.gen_range(0..40)));
-            t.restart();
-        }
-        let seen = outcome(&t, amount, kill);
-        let _ = t.try_call(&json!({"cmd": "keys", "keys": "C"}));
-        let mut book = book.lock().unwrap();
-        book.terminal_kills += usize::from(kill);
-        book.sales.push(Sale {
-            terminal: t.id.clone(),
-            amount,
-            seen,
-        });
-    }
-    t
-}
-
-/// Per (terminal field, trace number): authorizations the acquirer approved,
-/// reversals it received, and the amount.
-#[derive(Debug, Default)]
-struct AtAcquirer {
-    approved: usize,
-    reversed: usize,
-    amount: u64,
-}
-
-fn acquirer_books(acquirer: &AcquirerSim) -> HashMap<(String, String), AtAcquirer> {
-    let log = std::fs::read_to_string(acquirer.messages_path()).expect("acquirer message log");
-    let mut requests: HashMap<(String, String), u64> = HashMap::new();
-    let mut books: HashMap<(String, String), AtAcquirer> = HashMap::new();
-    for line in log.lines() {
-        let (direction, hex) = line.split_once(' ').expect("`in|out HEX`");
-        let message = Message::decode(&hex_bytes(hex)).expect("a message the codec reads");
-        let key = (
-            message.text(41).unwrap_or_default().to_string(),
-            message.text(11).unwrap_or_default().to_string(),
-        );
-        let amount = message.text(4).and_then(|a| a.parse().ok()).unwrap_or(0);
-        match (direction, message.mti.as_str()) {
-            ("in", "0200") => {
-                requests.insert(key, amount);
-            }
-            ("out", "0210") if message.text(39) == Some("00") => {
-                let at = books.entry(key.clone()).or_default();
-                at.approved += 1;
-                at.amount = requests.get(&key).copied().unwrap_or(amount);
-            }
-            ("in", "0400") => books.entry(key).or_default().reversed += 1,
-            _ => {}
-        }
-    }
-    books
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 #[test]
 fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
@@ -204,7 +45,11 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
             let t = Terminal::start_with(&format!("T{i}"), lan.port, &["--heartbeat-secs", "5"]);
             t.wait_ready();
             let (stop, book) = (Arc::clone(&stop), Arc::clone(&book));
-            std::thread::spawn(move || cashier(t, i * 100_000, stop, book))
+            let pace = Pace {
+                kill_one_in: Some(20),
+                outcome_within: Duration::from_secs(90),
+            };
+            std::thread::spawn(move || books::cashier(t, i * 100_000, pace, stop, book))
         })
         .collect();
 
@@ -258,112 +103,23 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
 
     let book = book.lock().unwrap();
     let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
-    let mut rows: BTreeMap<(String, u64), Vec<(String, String)>> = BTreeMap::new();
-    let mut statement = conn
-        .prepare("SELECT terminal_id, amount, status, trace_no FROM transactions WHERE kind = 'sale'")
-        .unwrap();
-    let all = statement
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, String>(2)?,
-                r.get::<_, u32>(3)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap);
-    for (terminal, amount, status, trace) in all {
-        let trace = format!("{:06}", trace % 1_000_000);
-        rows.entry((terminal, amount)).or_default().push((status, trace));
-    }
-    let charged = acquirer_books(&acquirer);
-
-    let mut problems = Vec::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for sale in &book.sales {
-        *counts.entry(format!("{:?}", sale.seen)).or_default() += 1;
-        let key = (sale.terminal.clone(), sale.amount);
-        let here = rows.get(&key).cloned().unwrap_or_default();
-        if here.len() > 1 {
-            problems.push(format!("{sale:?}: {} rows {here:?}", here.len()));
-        }
-        let approved = here.iter().filter(|(s, _)| s == "approved").count();
-        match &sale.seen {
-            Seen::Approved | Seen::SlipOnly if approved != 1 => {
-                problems.push(format!("{sale:?} seen approved, database {here:?}"))
-            }
-            Seen::NotCharged | Seen::NeverSent if approved != 0 => {
-                problems.push(format!("{sale:?} told not charged, database {here:?}"))
-            }
-            Seen::Other(screen) => problems.push(format!("{sale:?}: unexpected screen {screen}")),
-            _ => {}
-        }
-    }
-    // Every row, against the acquirer: charged (approved and never reversed)
-    // exactly when the database says approved, and never approved twice.
-    let (mut db_total, mut bank_total, mut reversed_rows) = (0u64, 0u64, 0);
-    for ((terminal, amount), here) in &rows {
-        for (status, trace) in here {
-            let at = charged
-                .get(&(terminal_field(terminal).unwrap(), trace.clone()))
-                .map(|a| (a.approved, a.reversed, a.amount))
-                .unwrap_or((0, 0, 0));
-            let net = at.0 > 0 && at.1 == 0;
-            if at.0 > 1 {
-                problems.push(format!("{terminal} {amount}: authorized {} times", at.0));
-            }
-            if net != (status == "approved") {
-                problems.push(format!(
-                    "{terminal} {amount} is {status} in the database; acquirer approved {} reversed {}",
-                    at.0, at.1
-                ));
-            }
-            match status.as_str() {
-                "approved" => db_total += amount,
-                "reversed" => reversed_rows += 1,
-                "declined" => {}
-                other => problems.push(format!("{terminal} {amount} left {other}")),
-            }
-            if net {
-                bank_total += at.2;
-            }
-        }
-        if !book
-            .sales
-            .iter()
-            .any(|s| (&s.terminal, s.amount) == (terminal, *amount))
-        {
-            problems.push(format!("{terminal} {amount}: a row no cashier keyed"));
-        }
-    }
-    if db_total != bank_total {
-        problems.push(format!(
-            "database approved {db_total}, acquirer charged {bank_total}"
-        ));
-    }
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    if integrity != "ok" {
-        problems.push(format!("integrity_check: {integrity}"));
-    }
-    if let Err(e) = tallybox::store::audit::verify(&conn) {
-        problems.push(format!("audit chain: {e:?}"));
-    }
+    let books = books::compare(&book, &conn, &acquirer);
 
     eprintln!(
         "crash harness: {took:?}, {hub_kills} hub kills, {broker_kills} broker kills, {link_cuts} link cuts, \
-         {link_stalls} link stalls, {} checkout kills; {} sales seen {counts:?}; {} rows, {reversed_rows} reversed; {db_total} minor approved",
+         {link_stalls} link stalls, {} checkout kills; {} sales seen {:?}; {} rows, {} reversed; {} minor approved",
         book.terminal_kills,
         book.sales.len(),
-        rows.values().map(Vec::len).sum::<usize>(),
+        books.seen,
+        books.rows,
+        books.reversed_rows,
+        books.db_total,
     );
     assert!(
-        problems.is_empty(),
+        books.problems.is_empty(),
         "{} problems:\n{}\nterminal logs:\n{}",
-        problems.len(),
-        problems.join("\n"),
+        books.problems.len(),
+        books.problems.join("\n"),
         terminals
             .iter()
             .map(|t| t.log())
@@ -374,7 +130,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
     // "pending" and the acquirer's answer, and checkouts died mid-sale.
     assert!(hub_kills >= rounds / 2, "only {hub_kills} hub kills in {took:?}");
     assert!(
-        reversed_rows > 0,
+        books.reversed_rows > 0,
         "no kill landed while a sale waited on the acquirer"
     );
     assert!(book.sales.len() > rounds, "only {} sales", book.sales.len());

@@ -13,14 +13,14 @@
 //! Run by `scripts/test-image`, which builds the image first and passes it
 //! in `TALLYBOX_IMAGE` (a `.img` or `.img.xz`).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tallybox_e2e::free_port;
-use tallybox_e2e::procs::{Guard, Terminal};
+use tallybox_e2e::procs::Terminal;
+use tallybox_e2e::vm::{plain, user_net, Vm};
 use tallybox_e2e::web::{status_json, WebClient};
 
 /// The boot partition's first byte (image/build: 4 MiB in).
@@ -94,129 +94,41 @@ fn from_boot_partition(card: &Path, name: &str, dir: &Path) -> PathBuf {
     to
 }
 
-struct Vm {
-    qemu: std::sync::Mutex<Guard>,
-    console: PathBuf,
-    http: u16,
-    mqtt: u16,
-}
-
-impl Vm {
-    /// Starts the card; `start` names this start's console log; `ports`:
-    /// the web and MQTT ports of an earlier start, for clients to find it again.
-    fn boot(card: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>) -> Vm {
-        let kernel = from_boot_partition(card, "vmlinuz-*", dir);
-        let initrd = from_boot_partition(card, "initrd.img-*", dir);
-        let cmdline = std::fs::read_to_string(from_boot_partition(card, "cmdline.txt", dir)).unwrap();
-        assert!(cmdline.contains("root=LABEL=tallybox-root"), "{cmdline}");
-        // The Pi's console is its UART; the virt machine's is ttyAMA0. The
-        // hub's log goes to the console too: here there is no screen or
-        // printer to show the setup code on.
-        let append = format!(
-            "{} console=ttyAMA0 systemd.journald.forward_to_console=1",
-            cmdline.trim()
-        );
-        let (http, mqtt) = ports.unwrap_or_else(|| (free_port(), free_port()));
-        let console = dir.join(format!("console-{start}.log"));
-        // restrict=on: the machine reaches nothing but the forwarded ports.
-        let net = format!(
-            "user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:{http}-:80,hostfwd=tcp:127.0.0.1:{mqtt}-:1883"
-        );
-        let qemu = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024"])
-            .args([
-                "-accel",
-                "tcg,thread=multi",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-            ])
-            .args(["-serial", &format!("file:{}", console.display())])
-            .args([
-                "-kernel",
-                kernel.to_str().unwrap(),
-                "-initrd",
-                initrd.to_str().unwrap(),
-            ])
-            .args(["-append", &append, "-netdev", &net])
-            // No boot ROM: the kernel is given, and Debian's qemu-system-arm
-            // does not bring the network card's (ipxe-qemu).
-            .args(["-device", "virtio-net-pci,netdev=net,romfile="])
-            .args(["-drive", &format!("file={},format=raw,if=virtio", card.display())])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("qemu-system-aarch64 (apt install qemu-system-arm)");
-        Vm {
-            qemu: std::sync::Mutex::new(Guard(qemu)),
-            console,
-            http,
-            mqtt,
-        }
-    }
-
-    fn console(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.console) {
-            let mut bytes = Vec::new();
-            let _ = f.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).replace('\r', "");
-        }
-        text
-    }
-
-    /// Polls `check` until it gives a value; fails with the console's end
-    /// if `limit` passes or the machine stops first.
-    fn until<T>(&self, what: &str, limit: Duration, mut check: impl FnMut(&Vm) -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(value) = check(self) {
-                return value;
-            }
-            let stopped = self.qemu.lock().unwrap().0.try_wait().ok().flatten();
-            if stopped.is_some() || Instant::now() > deadline {
-                let why = stopped.map_or(format!("not within {limit:?}"), |s| format!("qemu stopped: {s}"));
-                panic!("{what}: {why}; the console's end:\n{}", tail(&self.console()));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    /// The console once `needle` is on it, without colour codes.
-    fn wait_console(&self, needle: &str, limit: Duration) -> String {
-        self.until(&format!("{needle:?} on the console"), limit, |vm| {
-            let text = plain(&vm.console());
-            text.contains(needle).then_some(text)
-        })
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        status_json(ureq::get(&format!("http://127.0.0.1:{}{path}", self.http)).call())
-    }
-}
-
-/// `text` without ANSI colour codes (systemd colours its status lines).
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+/// Starts the card; `start` names this start's console log; `ports`: the
+/// web and MQTT ports of an earlier start, for clients to find it again.
+fn boot(card: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>) -> Vm {
+    let kernel = from_boot_partition(card, "vmlinuz-*", dir);
+    let initrd = from_boot_partition(card, "initrd.img-*", dir);
+    let cmdline = std::fs::read_to_string(from_boot_partition(card, "cmdline.txt", dir)).unwrap();
+    assert!(cmdline.contains("root=LABEL=tallybox-root"), "{cmdline}");
+    // The Pi's console is its UART; the virt machine's is ttyAMA0. The
+    // hub's log goes to the console too: here there is no screen or
+    // printer to show the setup code on.
+    let append = format!(
+        "{} console=ttyAMA0 systemd.journald.forward_to_console=1",
+        cmdline.trim()
+    );
+    let (http, mqtt) = ports.unwrap_or_else(|| (free_port(), free_port()));
+    let mut qemu = Command::new("qemu-system-aarch64");
+    qemu.args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024"])
+        .args(["-accel", "tcg,thread=multi"])
+        .args([
+            "-kernel",
+            kernel.to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+        ])
+        .args([
+            "-append",
+            &append,
+            "-netdev",
+            &user_net((http, 80), (mqtt, 1883), ""),
+        ])
+        // No boot ROM: the kernel is given, and Debian's qemu-system-arm
+        // does not bring the network card's (ipxe-qemu).
+        .args(["-device", "virtio-net-pci,netdev=net,romfile="])
+        .args(["-drive", &format!("file={},format=raw,if=virtio", card.display())]);
+    Vm::start(qemu, dir.join(format!("console-{start}.log")), http, mqtt)
 }
 
 #[test]
@@ -226,7 +138,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
     let dir = tempfile::tempdir().unwrap();
     let card = card_from(Path::new(&image), dir.path());
     let started = Instant::now();
-    let vm = Vm::boot(&card, dir.path(), "first", None);
+    let vm = boot(&card, dir.path(), "first", None);
 
     // First start: the root file system grows from the image's size to the card's.
     let console = vm.wait_console("root file system on", Duration::from_secs(600));
@@ -323,7 +235,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
     till.keys("C");
     let ports = (vm.http, vm.mqtt);
     drop(vm);
-    let again = Vm::boot(&card, dir.path(), "second", Some(ports));
+    let again = boot(&card, dir.path(), "second", Some(ports));
     again.until("/healthz after the power cut", Duration::from_secs(600), |vm| {
         (vm.get("/healthz").0 == 200).then_some(())
     });

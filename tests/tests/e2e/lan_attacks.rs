@@ -91,7 +91,7 @@ fn paired_over_mosquitto() -> (Mosquitto, Hub, Terminal) {
     let hub = Hub::start_with(Some(broker.port), &[]);
     let t1 = Terminal::start("T1", broker.port);
     t1.wait_ready();
-    t1.pair_with(&hub);
+    t1.pair(&hub);
     (broker, hub, t1)
 }
 
@@ -232,7 +232,7 @@ fn floods_of_statuses_and_requests_do_not_stop_the_hub_or_slow_its_sales() {
         .map(|id| {
             let t = Terminal::start(id, hub.mqtt);
             t.wait_screen("NOT PAIRED", WAIT);
-            t.pair_with(&hub);
+            t.pair(&hub);
             t
         })
         .collect();
@@ -367,7 +367,7 @@ fn hostile_connects_leave_the_broker_open_to_a_restarting_checkout() {
     let hub = Hub::start_as_shipped();
     let mut t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_screen("NOT PAIRED", WAIT);
-    t1.pair_with(&hub);
+    t1.pair(&hub);
     let port = hub.mqtt;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let attacker = [127, 0, 0, 2];

@@ -145,7 +145,7 @@ fn approvals_come_back_after_a_wal_cut(broker: Option<Mosquitto>) {
     );
     let t1 = Terminal::start("T1", broker.as_ref().map_or(hub.mqtt, |b| b.port));
     t1.wait_ready();
-    t1.pair_with(&hub);
+    t1.pair(&hub);
     for i in 1..=12 {
         assert!(t1.sale(100 * i, "approved").contains("APPROVED"));
         t1.keys("C");

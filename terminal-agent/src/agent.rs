@@ -220,6 +220,7 @@ impl<D: Display> Agent<D> {
             Box::new(move || counter.next()),
             VERSION,
             in_flight,
+            printed.last_trace(),
             Instant::now(),
         );
         checkout.handle(local_clock(), Instant::now());

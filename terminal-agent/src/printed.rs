@@ -27,6 +27,8 @@ pub struct PrintedRecord {
     /// The newest entries' request ids: an answer taken twice (a recall
     /// after a restart) is recorded once.
     recent: VecDeque<String>,
+    /// The highest trace number in the record.
+    last_trace: Option<u32>,
 }
 
 const RECENT: usize = 64;
@@ -44,6 +46,7 @@ impl PrintedRecord {
             .map(|e| e.request_id.to_string())
             .collect();
         Ok(PrintedRecord {
+            last_trace: entries.iter().map(|e| e.receipt.trace_no).max(),
             lines: entries.len(),
             path,
             recent,
@@ -66,6 +69,7 @@ impl PrintedRecord {
         file.write_all(&line)?;
         file.sync_data()?;
         self.lines += 1;
+        self.last_trace = self.last_trace.max(Some(entry.receipt.trace_no));
         self.recent.push_back(id);
         if self.recent.len() > RECENT {
             self.recent.pop_front();
@@ -74,6 +78,11 @@ impl PrintedRecord {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// The highest trace number the hub gave an approval in the record.
+    pub fn last_trace(&self) -> Option<u32> {
+        self.last_trace
     }
 
     /// The approvals of batch `batch_no` and later, oldest first.

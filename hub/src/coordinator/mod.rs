@@ -215,12 +215,21 @@ impl<A: Acquirer> Coordinator<A> {
     /// The answer to one request, or `None` when no answer is due now.
     pub async fn handle(&self, terminal: &TerminalId, request: Request) -> Option<Response> {
         match request {
-            Request::SignIn(requests::SignIn { request_id, version }) => {
+            Request::SignIn(requests::SignIn {
+                request_id,
+                version,
+                trace_floor,
+            }) => {
                 tracing::info!(terminal = %terminal, ?version, "terminal signed in");
                 let t = terminal.clone();
                 let batch = self
                     .store(move |s| {
                         s.touch_terminal(&t, Some(true), Some(&version))?;
+                        if let Some(floor) = trace_floor {
+                            if let Some(had) = s.raise_trace_floor(&t, floor)? {
+                                tracing::warn!(terminal = %t, had, floor, "the checkout was given trace numbers the hub's records lost (history lost below the database): its trace numbers go on past them");
+                            }
+                        }
                         Ok((s.batch_no()?, s.frozen(&t)?, s.terminal_cashier(&t)?))
                     })
                     .await;

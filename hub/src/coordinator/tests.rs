@@ -526,6 +526,7 @@ async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_
             Request::SignIn(requests::SignIn {
                 request_id: RequestId::new(),
                 version: "t".into(),
+                trace_floor: None,
             }),
         )
         .await;
@@ -544,6 +545,35 @@ async fn a_signed_on_cashier_is_stamped_on_sales_and_a_required_sign_on_refuses_
     assert_eq!(refused.response_code, reason::SIGN_ON_FIRST);
     let stamped: Vec<_> = rows(dir.path()).into_iter().map(|t| t.cashier).collect();
     assert_eq!(stamped, vec![Some("7".to_string())], "refusals write nothing");
+}
+
+/// A checkout's sign-in says how far its trace numbers went: a store that
+/// lost some below it (its card did not keep them) goes on past them, and
+/// a floor behind, out of range or from before a wrap moves nothing.
+#[tokio::test]
+async fn the_checkouts_trace_floor_moves_its_trace_numbers_on_and_never_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path());
+    let trace = |o: Outcome| o.receipt.unwrap().trace_no;
+    assert_eq!(trace(outcome(c.handle(&t1(), sale("approved", 100)).await)), 1);
+    for (floor, next) in [(40, 40), (3, 41), (0, 42), (1_000_000, 43), (600_000, 44)] {
+        let signed_in = c
+            .handle(
+                &t1(),
+                Request::SignIn(requests::SignIn {
+                    request_id: RequestId::new(),
+                    version: "t".into(),
+                    trace_floor: Some(floor),
+                }),
+            )
+            .await;
+        assert!(
+            matches!(signed_in, Some(Response::SignedIn { .. })),
+            "{signed_in:?}"
+        );
+        let sold = outcome(c.handle(&t1(), sale("approved", 100)).await);
+        assert_eq!(trace(sold), next, "after a floor of {floor}");
+    }
 }
 
 #[tokio::test]

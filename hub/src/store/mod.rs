@@ -521,6 +521,42 @@ fn take_trace(conn: &rusqlite::Connection, terminal: &str) -> Result<u32, StoreE
     Ok(trace_no)
 }
 
+impl Store {
+    /// Moves `terminal`'s next trace number up to `floor`, the checkout's
+    /// own word at sign-in (see `SignIn::trace_floor`), when the store's is
+    /// behind it: the store lost trace numbers it had issued, and must not
+    /// issue them again. The number it had, when it moved. A floor out of
+    /// range, or more than half the range ahead (the store's wrapped past
+    /// 999999 since), moves nothing.
+    pub fn raise_trace_floor(
+        &mut self,
+        terminal: &TerminalId,
+        floor: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        if !(1..=999_999).contains(&floor) {
+            return Ok(None);
+        }
+        let next: Option<u32> = one_row(
+            &self.conn,
+            "SELECT next_trace FROM terminals WHERE id = ?1",
+            [terminal.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+        let next = next.unwrap_or(1);
+        if floor <= next || floor - next >= 500_000 {
+            return Ok(None);
+        }
+        exec(
+            &self.conn,
+            "INSERT INTO terminals (id, name, last_seen, next_trace) VALUES (?1, ?1, ?2, ?3) \
+             ON CONFLICT(id) DO UPDATE SET next_trace = excluded.next_trace",
+            params![terminal.as_str(), now_utc(), floor],
+        )?;
+        Ok(Some(next))
+    }
+}
+
 fn now_utc() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

@@ -173,14 +173,17 @@ pub struct Checkout {
 }
 
 impl Checkout {
-    /// A checkout starting up: it signs in, and recalls `in_flight`, the sale
-    /// its journal held at the last stop.
+    /// A checkout starting up: it signs in (asking the hub to go on past
+    /// `last_trace`, the highest trace number in its record of printed
+    /// approvals), and recalls `in_flight`, the sale its journal held at the
+    /// last stop.
     pub fn new(
         config: SessionConfig,
         link: HubLink,
         counter: Box<dyn FnMut() -> u64 + Send>,
         version: &str,
         in_flight: Option<InFlight>,
+        last_trace: Option<u32>,
         now: Instant,
     ) -> Checkout {
         let mut checkout = Checkout {
@@ -201,6 +204,9 @@ impl Checkout {
             out: VecDeque::new(),
         };
         checkout.session.set_pairing(checkout.link.key());
+        if let Some(trace_no) = last_trace {
+            checkout.session.saw_trace(trace_no);
+        }
         let mut actions = checkout.session.start(version);
         if let Some(entry) = in_flight {
             checkout.journaled = Some(entry.clone());
@@ -217,15 +223,17 @@ impl Checkout {
                 self.connected = true;
                 self.record_due = true;
                 self.out.push_back(Output::Online);
-                self.resend(now);
-                // A paired checkout signs in at each connection (the first
-                // one's is already out): a hub that restarted with its
-                // broker gets its record of printed approvals. (An unpaired
-                // one takes no sale while its sign-in is unanswered, so it
-                // signs in at start only.)
-                if self.link.is_paired() {
+                // A paired checkout signs in at each connection: a hub that
+                // restarted with its broker learns its trace floor and gets
+                // its record of printed approvals; what was left unanswered
+                // goes again once the sign-in is answered. (An unpaired one
+                // takes no sale while its sign-in is unanswered, so it signs
+                // in at start only.)
+                if self.link.is_paired() && !self.session.signing_in() {
                     let actions = self.session.sign_in_again();
                     self.apply(actions, now);
+                } else {
+                    self.resend(now);
                 }
             }
             Event::Disconnected => self.connected = false,
@@ -450,6 +458,10 @@ impl Checkout {
             _ => {}
         }
         // The record of an approval goes to disk before its slips are queued.
+        let trace_no = match &response {
+            Response::Outcome(outcome) => outcome.receipt.as_ref().map(|r| r.trace_no),
+            _ => None,
+        };
         if let Response::Outcome(outcome) = &response {
             if let Some(entry) = self.session.printed_entry(outcome) {
                 self.out.push_back(Output::KeepPrinted(Box::new(entry)));
@@ -460,6 +472,9 @@ impl Checkout {
             _ => None,
         };
         self.feed(Input::Answer(Box::new(response)), now);
+        if let Some(trace_no) = trace_no {
+            self.session.saw_trace(trace_no);
+        }
         // Only sealed: the record names amounts and masked cards, and the
         // hub takes no other.
         if let Some(from_batch) =
@@ -467,6 +482,10 @@ impl Checkout {
         {
             self.record_due = false;
             self.out.push_back(Output::SendPrinted { from_batch });
+        }
+        // What waited for the sign-in goes now.
+        if sign_in_answer.is_some() && !self.session.signing_in() {
+            self.resend(now);
         }
     }
 

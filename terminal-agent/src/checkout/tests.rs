@@ -75,7 +75,7 @@ fn checkout(key: Option<Key>, in_flight: Option<InFlight>, now: Instant) -> Chec
         counter += 1;
         counter
     });
-    let mut c = Checkout::new(config(), link, next, "0.1.0", in_flight, now);
+    let mut c = Checkout::new(config(), link, next, "0.1.0", in_flight, None, now);
     c.handle(
         Event::Clock {
             hhmm: "10:00".into(),
@@ -176,7 +176,8 @@ fn a_sale_goes_out_sealed_and_again_with_its_id_until_the_hub_answers() {
         vec![request.clone()],
         "the same request"
     );
-    // Disconnected, nothing is due; connected again, it goes out at once.
+    // Disconnected, nothing is due; connected again, it goes out as soon
+    // as the hub has answered the sign-in each connection starts with.
     c.handle(Event::Disconnected, t0 + RETRY * 2);
     assert_ne!(c.poll_timeout(), Some(t0 + RETRY * 2));
     c.handle(Event::Timeout, t0 + RETRY * 3);
@@ -184,14 +185,16 @@ fn a_sale_goes_out_sealed_and_again_with_its_id_until_the_hub_answers() {
     c.handle(Event::Connected, t0 + RETRY * 4);
     let out = drain(&mut c);
     assert_eq!(out[0], Output::Online);
-    let again = hub.requests(&out);
-    assert_eq!(again[0], request, "the same request");
-    assert!(
-        matches!(again[1..], [Request::SignIn(_)]),
-        "and a sign-in, as at each connection: {again:?}"
+    let sign_in = match &hub.requests(&out)[..] {
+        [sign_in @ Request::SignIn(_)] => sign_in.clone(),
+        other => panic!("a sign-in alone first: {other:?}"),
+    };
+    c.handle(hub.says(&signed_in(&sign_in)), t0 + RETRY * 4);
+    assert_eq!(
+        hub.requests(&drain(&mut c)),
+        vec![request.clone()],
+        "the same request"
     );
-    c.handle(hub.says(&signed_in(&again[1])), t0 + RETRY * 4);
-    drain(&mut c);
 
     c.handle(hub.says(&approved(&request)), t0 + RETRY * 5);
     let out = drain(&mut c);
@@ -653,7 +656,7 @@ fn a_sealed_command_is_obeyed_once_even_across_a_restart() {
     // Started again with the mark kept: the captured restart, published
     // again (retained, say), is dropped; the hub's next message is taken.
     let link = HubLink::new("T1", "shop", Some(KEY), RETRY, SILENT).remembering(hub.counter);
-    let mut c = Checkout::new(config(), link, Box::new(|| 500), "0.1.0", None, t0);
+    let mut c = Checkout::new(config(), link, Box::new(|| 500), "0.1.0", None, None, t0);
     c.handle(Event::Message(captured), t0);
     c.handle(Event::Input(Input::Key(Keypad::C)), t0);
     assert!(
@@ -662,6 +665,76 @@ fn a_sealed_command_is_obeyed_once_even_across_a_restart() {
     );
     c.handle(hub.says(&Response::Restart), t0);
     assert!(std::iter::from_fn(|| c.poll_action()).any(|o| o == Output::Stop(Ending::Restart)));
+}
+
+/// A hub whose store lost trace numbers (a card that did not keep what it
+/// was told to) learns from the sign-in how far this checkout's went, and
+/// only then gets the sale it left unanswered again.
+#[test]
+fn the_sign_in_after_a_reconnection_carries_the_trace_floor_and_goes_before_the_unanswered_sale() {
+    let t0 = Instant::now();
+    let mut hub = Hub::new(Some(KEY));
+    let mut c = ready(&mut hub, t0);
+    let first = sale(&mut c, &hub, t0);
+    c.handle(hub.says(&approved(&first)), t0);
+    press(&mut c, "C", t0);
+    drain(&mut c);
+    let second = sale(&mut c, &hub, t0);
+    c.handle(Event::Disconnected, t0);
+    c.handle(Event::Connected, t0 + RETRY);
+    let sent = hub.requests(&drain(&mut c));
+    let Some(Request::SignIn(sign_in)) = sent.first() else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(sent.len(), 1, "the sale waits for the sign-in: {sent:?}");
+    // Trace 7 was on the approval's receipt; the hub may have given the
+    // unanswered sale 8.
+    assert_eq!(sign_in.trace_floor, Some(9));
+    // Re-sent on time, the sign-in still goes alone.
+    c.handle(Event::Timeout, t0 + RETRY * 2);
+    assert!(matches!(&hub.requests(&drain(&mut c))[..], [Request::SignIn(_)]));
+    c.handle(hub.says(&signed_in(&sent[0])), t0 + RETRY * 2);
+    let out = drain(&mut c);
+    let record = out.iter().position(|o| matches!(o, Output::SendPrinted { .. }));
+    assert!(record.is_some(), "{out:?}");
+    assert_eq!(hub.requests(&out), vec![second.clone()]);
+
+    c.handle(hub.says(&approved(&second)), t0 + RETRY * 2);
+    press(&mut c, "C", t0 + RETRY * 2);
+    drain(&mut c);
+
+    // A sign-in left unanswered goes again with the floor as it is when it
+    // goes, not as it was when it was made.
+    c.handle(Event::Disconnected, t0 + RETRY * 3);
+    c.handle(Event::Connected, t0 + RETRY * 3);
+    let floor = |sent: &[Request]| match sent {
+        [Request::SignIn(s)] => s.trace_floor,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(floor(&hub.requests(&drain(&mut c))), Some(8));
+    let third = sale(&mut c, &hub, t0 + RETRY * 3);
+    c.handle(Event::Timeout, t0 + RETRY * 4);
+    assert_eq!(
+        floor(&hub.requests(&drain(&mut c))),
+        Some(9),
+        "the sale unanswered"
+    );
+    let mut with_trace = approved(&third);
+    if let Response::Outcome(Outcome { receipt: Some(r), .. }) = &mut with_trace {
+        r.trace_no = 30;
+    }
+    c.handle(hub.says(&with_trace), t0 + RETRY * 4);
+    c.handle(Event::Timeout, t0 + RETRY * 5);
+    assert_eq!(floor(&hub.requests(&drain(&mut c))), Some(31));
+
+    // Started again, the checkout takes its floor from its record.
+    let link = HubLink::new("T1", "shop", Some(KEY), RETRY, SILENT);
+    let mut c = Checkout::new(config(), link, Box::new(|| 900), "0.1.0", None, Some(41), t0);
+    let sent = hub.requests(&drain(&mut c));
+    assert!(
+        matches!(&sent[..], [Request::SignIn(s)] if s.trace_floor == Some(42)),
+        "{sent:?}"
+    );
 }
 
 #[test]

@@ -209,6 +209,10 @@ pub struct Session {
     store_name: String,
     /// The sign-in request until the hub answers it.
     sign_in: Option<Request>,
+    /// The highest trace number the hub told this checkout of (on the
+    /// receipts of its approvals): each sign-in asks the hub to go on past
+    /// it (`trace_floor`).
+    last_trace: Option<u32>,
     /// What stops the printer, if anything.
     printer: Option<PrinterProblem>,
     /// The supervisor PIN typed for the void or refund being keyed in.
@@ -262,6 +266,7 @@ impl Session {
             state: State::Idle,
             store_name: "Tallybox".to_string(),
             sign_in: None,
+            last_trace: None,
             printer: None,
             supervisor_pin: None,
             order: None,
@@ -305,11 +310,35 @@ impl Session {
         }
     }
 
+    /// A trace number the hub gave this checkout (on a receipt, or the
+    /// highest in its record of printed approvals at start).
+    pub fn saw_trace(&mut self, trace_no: u32) {
+        self.last_trace = self.last_trace.max(Some(trace_no));
+        self.refresh_trace_floor();
+    }
+
+    /// The trace floor to sign in with: one past the last trace number
+    /// seen, and one more while a request is unanswered (the hub may have
+    /// given it one the checkout never heard of).
+    fn trace_floor(&self) -> Option<u32> {
+        let unanswered = matches!(self.state, State::Waiting { .. }) as u32;
+        self.last_trace.map(|t| t + 1 + unanswered)
+    }
+
+    /// An outstanding sign-in goes again with the floor as it is now.
+    fn refresh_trace_floor(&mut self) {
+        let floor = self.trace_floor();
+        if let Some(Request::SignIn(sign_in)) = &mut self.sign_in {
+            sign_in.trace_floor = sign_in.trace_floor.max(floor);
+        }
+    }
+
     /// A new sign-in, kept outstanding until the hub answers it.
     fn sign_in(&mut self) -> Action {
         let request = Request::SignIn(requests::SignIn {
             request_id: RequestId::new(),
             version: self.version.clone(),
+            trace_floor: self.trace_floor(),
         });
         self.sign_in = Some(request.clone());
         Action::Send(request)
@@ -332,6 +361,7 @@ impl Session {
             title,
             silent: false,
         };
+        self.refresh_trace_floor();
         self.cancelling = None;
         self.confirming = false;
         vec![Action::Send(request), Action::Show(screen)]
@@ -339,7 +369,12 @@ impl Session {
 
     /// Requests the runtime must keep re-sending until answered.
     pub fn outstanding(&self) -> Vec<&Request> {
-        let mut out: Vec<&Request> = self.sign_in.iter().collect();
+        // A sign-in goes alone: the hub learns the checkout's trace floor
+        // before the request it left unanswered comes again.
+        if let Some(sign_in) = &self.sign_in {
+            return vec![sign_in];
+        }
+        let mut out = Vec::new();
         if let State::Waiting { request, .. } = &self.state {
             out.push(request);
             out.extend(&self.cancelling);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Plugged, Terminal};
+use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::{wait_check, WebClient};
 use tallybox_e2e::{strs, tallybox, wait_for};
 
@@ -217,6 +218,83 @@ fn approvals_come_back_after_a_wal_cut(broker: Option<Mosquitto>) {
     );
     let (ok, out) = audit_verify(&hub);
     assert!(ok, "{out}");
+}
+
+/// A card that acknowledges its flushes without keeping them can lose the
+/// database and its witness alike: both go back to the same earlier day,
+/// and the hub starts as if nothing was lost. The checkout's sign-in says
+/// how far its trace numbers went (one more for the sale it had in flight),
+/// so the sale it sends again takes a new one and its record's approvals
+/// all come back.
+#[test]
+fn an_old_database_and_witness_alike_never_reissue_a_trace_number_a_checkout_was_given() {
+    let acquirer = AcquirerSim::start();
+    let line = Proxy::start(acquirer.port);
+    let mut hub = Hub::start_with(None, &strs(&acquirer.hub_flags(line.port)));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    t1.pair(&hub);
+    for i in 1..=4 {
+        assert!(t1.sale(100 * i, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+    hub.kill();
+    let data = hub.data_dir();
+    let old = tempfile::tempdir().unwrap();
+    let kept = ["tallybox.db", "tallybox.db-wal", "history.witness"];
+    for name in kept {
+        std::fs::copy(data.join(name), old.path().join(name)).unwrap();
+    }
+    hub.start_again();
+    t1.wait_ready();
+    for i in 5..=8 {
+        assert!(t1.sale(100 * i, "approved").contains("APPROVED"));
+        t1.keys("C");
+    }
+    // Sale 9 reaches the bank, whose answer is held up; the power goes.
+    line.delay(Duration::from_secs(60));
+    let sent = std::fs::read_to_string(acquirer.messages_path())
+        .unwrap()
+        .lines()
+        .count();
+    t1.keys("A900#");
+    t1.card("approved");
+    wait_for(Duration::from_secs(10), || {
+        let now = std::fs::read_to_string(acquirer.messages_path()).unwrap();
+        (now.lines().count() > sent).then_some(())
+    })
+    .expect("sale 9 reached the acquirer");
+    hub.kill();
+    for name in kept {
+        std::fs::copy(old.path().join(name), data.join(name)).unwrap();
+    }
+    let _ = std::fs::remove_file(data.join("tallybox.db-shm"));
+    line.delay(Duration::ZERO);
+    hub.start_again();
+
+    // The sale in flight is answered under a trace number of its own.
+    let screen = t1.wait_screen("Any key", Duration::from_secs(30));
+    assert!(screen.contains("APPROVED"), "{screen}");
+    t1.keys("C");
+    let rows = wait_for(Duration::from_secs(20), || {
+        let rows = hub.transactions("");
+        (rows.len() == 9).then_some(rows)
+    })
+    .unwrap_or_else(|| panic!("{:?}\n{}\n{}", traces(&hub), hub.log(), t1.log()));
+    let of_900 = rows.iter().find(|t| t["amount"] == 900).expect("sale 9");
+    assert_eq!(
+        of_900["trace_no"], 10,
+        "trace 9 went to the bank before the cut; 1–8 are on slips"
+    );
+    let mut all = traces(&hub);
+    all.sort_unstable();
+    assert_eq!(all, vec![1, 2, 3, 4, 5, 6, 7, 8, 10]);
+    let log = hub.log();
+    assert!(!log.contains("another transaction's here"), "{log}");
+    assert!(log.contains("its trace numbers go on past them"), "{log}");
+    wait_check(&hub.web(), "store.history", "warn");
+    assert!(t1.sale(1000, "approved").contains("APPROVED"));
+    assert_eq!(traces(&hub)[0], 11);
 }
 
 fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {

@@ -72,6 +72,14 @@ pub enum Request {
 pub struct SignIn {
     pub request_id: RequestId,
     pub version: String,
+    /// The lowest trace number the hub may give this checkout next: one
+    /// past the highest it told the checkout of, and one more while a
+    /// request of the checkout's is unanswered (the hub may have issued one
+    /// for it). A hub whose store lost trace numbers below it (a card that
+    /// did not keep what it was told to) moves on past this, so it never
+    /// issues one twice. Absent from checkouts that have seen none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_floor: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ fn one_of_each() -> Vec<Request> {
         Request::SignIn(requests::SignIn {
             request_id: id(),
             version: "1".into(),
+            trace_floor: Some(128),
         }),
         sale(),
         Request::CashSale(requests::CashSale {

@@ -16,6 +16,7 @@ fn sign_in() -> Request {
     Request::SignIn(requests::SignIn {
         request_id: RequestId::parse("0123456789abcdef").unwrap(),
         version: "0.1.0".into(),
+        trace_floor: None,
     })
 }
 

@@ -96,6 +96,8 @@ pub struct Keys {
     links: RwLock<HashMap<String, Link>>,
     pairing: Mutex<Option<OpenPairing>>,
     counter: Counter,
+    /// Held from a message's seal to its place in the broker's queue.
+    sending: tokio::sync::Mutex<()>,
 }
 
 impl Keys {
@@ -135,6 +137,7 @@ impl Keys {
             links: RwLock::new(links),
             pairing: Mutex::new(None),
             counter,
+            sending: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -302,6 +305,15 @@ impl Keys {
             }
             _ => Ok(()),
         }
+    }
+
+    /// To be held from [`Keys::outgoing`] until the message is queued for
+    /// the broker: a checkout drops a message whose counter is not above the
+    /// last it took, so two answers sealed at once must leave in the order
+    /// of their counters (else the lower is dropped as a replay and its
+    /// request waits for the checkout's re-send).
+    pub async fn in_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.sending.lock().await
     }
 
     /// The bytes to publish to `terminal`: sealed once it has a key, except
@@ -491,10 +503,11 @@ impl Keys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn keys(dir: &std::path::Path) -> Keys {
+    /// Keys of a shop that requires pairing, kept in `dir`.
+    pub(crate) fn keys(dir: &std::path::Path) -> Keys {
         let shop = Arc::new(std::sync::RwLock::new(crate::shop::Shop {
             name: "Corner Shop".into(),
             address: String::new(),

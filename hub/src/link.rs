@@ -30,6 +30,7 @@ async fn answer(
     terminal: &TerminalId,
     response: &Response,
 ) {
+    let _in_order = keys.in_order().await;
     let payload = match keys.outgoing(terminal, response) {
         Ok(payload) => payload,
         Err(e) => {
@@ -643,4 +644,51 @@ pub async fn run<A: Acquirer>(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers to one checkout sealed on many tasks at once reach the
+    /// broker's queue in the order of their counters, so the checkout takes
+    /// every one (before, a lower counter queued after a higher one was
+    /// dropped there as a replay).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn answers_sealed_at_once_leave_in_the_order_of_their_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(crate::keys::tests::keys(dir.path()));
+        let terminal = TerminalId::parse("T1").unwrap();
+        let key = keys.own_key(&terminal, None).unwrap();
+        let topics = Topics::new("shop");
+        // The broker's queue, one place long, as a busy event loop's is.
+        let (queue, queued) = flume::bounded(1);
+        let client = AsyncClient::from_senders(queue);
+        const ANSWERS: usize = 300;
+        for _ in 0..ANSWERS {
+            let (client, topics, keys, terminal) = (
+                client.clone(),
+                topics.clone(),
+                Arc::clone(&keys),
+                terminal.clone(),
+            );
+            tokio::spawn(async move {
+                answer(&client, &topics, &keys, &terminal, &Response::AreYouThere).await;
+            });
+        }
+        let mut checkout = seal::ReplayGuard::default();
+        let mut dropped = 0;
+        for _ in 0..ANSWERS {
+            let rumqttc::Request::Publish(publish) = queued.recv_async().await.unwrap() else {
+                panic!("only answers are published");
+            };
+            assert_eq!(publish.topic, topics.resp(&terminal));
+            let (n, _) = seal::open(&key, seal::Direction::ToTerminal, "T1", &publish.payload).unwrap();
+            if checkout.accept(n).is_err() {
+                dropped += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(dropped, 0, "answers the checkout would drop as replays");
+    }
 }

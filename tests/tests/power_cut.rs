@@ -284,13 +284,16 @@ fn power_cuts_lose_no_answered_sale() {
         .arg(&card_file));
     std::fs::rename(dir.path().join("hub"), &copied).unwrap();
     let conn = rusqlite::Connection::open(copied.join("tallybox.db")).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap_or_else(|e| e.to_string());
     let book = book.lock().unwrap();
     let books = books::compare(&book, &conn, &acquirer);
     let (flushes, written_back) = card.counts();
     eprintln!(
         "power-cut harness ({cache:?} card): {took:?}, {rounds} cuts planned, came back {backs:?}; \
          at the cuts the cache kept {kept} blocks and lost {lost}; {flushes} flushes, {written_back} blocks written back; \
-         boot e2fsck codes {boot_checks:?}; e2fsck at the end {:?}; \
+         boot e2fsck codes {boot_checks:?}; e2fsck at the end {:?}; the database's integrity check: {integrity}; \
          {} sales seen {:?}; {} rows, {} reversed; {} minor approved; {} answered approvals lost; losses told: {told:?}",
         fsck.status.code(),
         book.sales.len(),
@@ -339,6 +342,7 @@ fn power_cuts_lose_no_answered_sale() {
                 "the boot's e2fsck found what it could not mend: {boot_checks:?}"
             );
             assert_eq!(backs.keys().collect::<Vec<_>>(), [&Back::Whole], "{backs:?}");
+            assert_eq!(integrity, "ok", "the database after the last cut");
             assert!(
                 books.problems.is_empty(),
                 "{} problems:\n{}\nterminal logs:\n{}",

@@ -45,8 +45,25 @@ impl<A: Acquirer> Coordinator<A> {
 
     /// Reverses every `pending` transaction nobody is working on: at start-up,
     /// those a crash left behind; later, those whose reversal failed before.
+    ///
+    /// Not while the history is lost below the database: a sale left pending
+    /// there may have been approved and printed, its approval lost with the
+    /// rest, and the checkout's record (taken when it signs in) completes it.
+    /// The sweep reverses what is still pending once the owner accepts the
+    /// loss or restores a backup.
     pub async fn reverse_leftovers(&self) -> Result<usize, StoreError> {
-        let pending = self.store(|s| s.pending()).await?;
+        let (pending, lost) = self
+            .store(|s| Ok((s.pending()?, s.history_lost()?.is_some())))
+            .await?;
+        if lost {
+            if !pending.is_empty() {
+                tracing::debug!(
+                    pending = pending.len(),
+                    "sales left pending wait for the checkouts' records: the history is lost"
+                );
+            }
+            return Ok(0);
+        }
         self.reverse_each(pending).await
     }
 

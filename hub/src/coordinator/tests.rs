@@ -255,6 +255,53 @@ async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
     assert_eq!(Store::open(dir.path()).unwrap().verify_audit().unwrap(), 2);
 }
 
+/// A card that lost the history below the database kept a sale's pending
+/// row: it waits for the checkouts' records (which may hold it approved and
+/// printed) and is reversed only once the owner accepts the loss.
+#[tokio::test]
+async fn a_pending_row_is_not_reversed_while_the_history_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        let c = coordinator(dir.path());
+        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+        let (rid, tid) = (RequestId::new(), t1());
+        c.store(move |s| {
+            s.begin(&NewTxn {
+                request_id: &rid,
+                terminal_id: &tid,
+                kind: TxnKind::Sale,
+                amount: Amount::from_minor(100).unwrap(),
+                currency: "CNY",
+                card: &card,
+                original_id: None,
+                split: None,
+            })
+        })
+        .await
+        .unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .connection()
+            .execute("VACUUM INTO ?1", [old.display().to_string()])
+            .unwrap();
+        // A later sale the card then loses, its witness kept.
+        let later = outcome(c.handle(&t1(), sale("approved", 200)).await);
+        assert_eq!(later.status, TxnStatus::Approved);
+    }
+    for gone in ["tallybox.db-wal", "tallybox.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(gone));
+    }
+    std::fs::rename(&old, dir.path().join("tallybox.db")).unwrap();
+
+    let c = coordinator(dir.path());
+    assert_eq!(c.reverse_leftovers().await.unwrap(), 0);
+    assert_eq!(rows(dir.path())[0].status, TxnStatus::Pending);
+    assert!(c.store(|s| s.accept_history_loss("owner")).await.unwrap());
+    assert_eq!(c.reverse_leftovers().await.unwrap(), 1);
+    assert_eq!(rows(dir.path())[0].status, TxnStatus::Reversed);
+}
+
 #[tokio::test]
 async fn three_wrong_pins_and_the_card_is_refused_for_the_day() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,22 +46,58 @@ impl Store {
         let tx = self.conn.savepoint()?;
         let (mut added, mut newest_batch) = (Vec::new(), 0);
         for entry in entries {
-            let known: Option<String> = one_row(
+            let r = &entry.receipt;
+            let known: Option<Held> = one_row(
                 &tx,
-                "SELECT terminal_id FROM transactions WHERE request_id = ?1",
+                "SELECT id, terminal_id, kind, status, amount, batch_no, trace_no FROM transactions WHERE request_id = ?1",
                 [entry.request_id.as_str()],
-                |r| r.get(0),
+                |row| {
+                    Ok(Held {
+                        id: row.get(0)?,
+                        terminal: row.get(1)?,
+                        kind: row.get(2)?,
+                        status: row.get(3)?,
+                        amount: row.get(4)?,
+                        batch_no: row.get(5)?,
+                        trace_no: row.get(6)?,
+                    })
+                },
             )
             .optional()?;
-            if known.is_some() {
-                done.known += 1;
+            if let Some(held) = known {
+                let printed_approved = r.status == TxnStatus::Approved && fit(entry, merchant_id).is_ok();
+                let same = held.terminal == terminal.as_str()
+                    && held.kind == r.kind.as_str()
+                    && held.amount == r.amount.minor() as i64
+                    && (held.batch_no, held.trace_no) == (r.batch_no, r.trace_no);
+                match held.status.as_str() {
+                    // The approval reached the checkout, and the database
+                    // lost it with the history: completed as printed.
+                    "pending" if printed_approved && same => {
+                        exec(
+                            &tx,
+                            "UPDATE transactions SET status = 'approved', reference_no = ?2, auth_code = ?3, \
+                             response_code = '00', local_time = ?4, updated_at = ?5 WHERE id = ?1 AND status = 'pending'",
+                            params![held.id, r.reference_no, r.auth_code, r.at, utc],
+                        )?;
+                        recovered(&tx, &utc, held.id, terminal, entry, "pending")?;
+                        added.push(held.id);
+                        done.brought_back.push(r.trace_no);
+                        newest_batch = newest_batch.max(r.batch_no);
+                    }
+                    "reversed" | "failed" if printed_approved && same => done.refused.push(format!(
+                        "{}: printed approved on the checkout (batch {} trace {}), but {} here: \
+                         the customer was not charged for it",
+                        entry.request_id, r.batch_no, r.trace_no, held.status
+                    )),
+                    _ => done.known += 1,
+                }
                 continue;
             }
             if let Err(why) = fit(entry, merchant_id) {
                 done.refused.push(format!("{}: {why}", entry.request_id));
                 continue;
             }
-            let r = &entry.receipt;
             let taken: bool = one_row(
                 &tx,
                 "SELECT count(*) > 0 FROM transactions WHERE terminal_id = ?1 AND batch_no = ?2 AND trace_no = ?3",
@@ -144,18 +180,7 @@ impl Store {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            // The checkout's trace numbers go on past the one brought back.
-            exec(
-                &tx,
-                "UPDATE terminals SET next_trace = max(next_trace, ?2) WHERE id = ?1",
-                params![terminal.as_str(), (r.trace_no % 999_999) + 1],
-            )?;
-            let detail = serde_json::json!({
-                "request_id": entry.request_id.as_str(), "terminal": terminal.as_str(),
-                "kind": r.kind.as_str(), "amount": r.amount.minor(), "trace_no": r.trace_no,
-                "batch_no": r.batch_no, "at": r.at, "from": "the checkout's record",
-            });
-            audit::append(&tx, &utc, RECOVERED, Some(id), &detail.to_string())?;
+            recovered(&tx, &utc, id, terminal, entry, "missing")?;
             added.push(id);
             done.brought_back.push(r.trace_no);
             newest_batch = newest_batch.max(r.batch_no);
@@ -193,6 +218,43 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+}
+
+/// A transaction the store holds under a checkout record's request id.
+struct Held {
+    id: i64,
+    terminal: String,
+    kind: String,
+    status: String,
+    amount: i64,
+    batch_no: u32,
+    trace_no: u32,
+}
+
+/// Notes transaction `id` brought back from `terminal`'s record (`was`: the
+/// store lacked it, or held it pending) in the audit chain, and moves the
+/// checkout's trace numbers on past it.
+fn recovered(
+    tx: &rusqlite::Savepoint,
+    utc: &str,
+    id: i64,
+    terminal: &TerminalId,
+    entry: &PrintedEntry,
+    was: &str,
+) -> Result<(), StoreError> {
+    let r = &entry.receipt;
+    exec(
+        tx,
+        "UPDATE terminals SET next_trace = max(next_trace, ?2) WHERE id = ?1",
+        params![terminal.as_str(), (r.trace_no % 999_999) + 1],
+    )?;
+    let detail = serde_json::json!({
+        "request_id": entry.request_id.as_str(), "terminal": terminal.as_str(),
+        "kind": r.kind.as_str(), "amount": r.amount.minor(), "trace_no": r.trace_no,
+        "batch_no": r.batch_no, "at": r.at, "from": "the checkout's record", "was": was,
+    });
+    audit::append(tx, utc, RECOVERED, Some(id), &detail.to_string())?;
+    Ok(())
 }
 
 /// Why an entry the store does not hold cannot be one of its approvals.
@@ -305,5 +367,65 @@ mod tests {
             "{:?}",
             refused.refused
         );
+    }
+
+    /// A power cut that kept a sale's pending row but not its approval: the
+    /// checkout printed it approved, so it is completed as printed, never
+    /// left to the reversal of what a crash left pending. One reversed
+    /// already (the checkout signed in only after that) is named.
+    #[test]
+    fn a_sale_held_pending_that_the_checkout_printed_approved_is_completed_as_printed() {
+        let (truth, behind) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut truth = Store::open(truth.path()).unwrap();
+        let mut behind = Store::open(behind.path()).unwrap();
+        let tid = TerminalId::parse("T1").unwrap();
+        let card = tallybox_core::card::test_cards::by_name("approved")
+            .unwrap()
+            .read(tallybox_core::card::EntryMode::Swipe);
+        let (kept, reversed) = (sale(&mut truth, 2000), sale(&mut truth, 3000));
+        let begin = |store: &mut Store, txn: &super::super::Txn| {
+            let new = crate::store::tests::new_txn(&txn.request_id, &tid, &card, txn.amount.minor());
+            store.begin(&new).unwrap()
+        };
+        let pending = begin(&mut behind, &kept);
+        let undone = begin(&mut behind, &reversed);
+        behind
+            .finish(
+                undone.id,
+                &super::super::Verdict {
+                    status: TxnStatus::Reversed,
+                    response_code: tallybox_core::reason::NOT_CHARGED,
+                    auth_code: "",
+                    reference_no: "",
+                },
+            )
+            .unwrap();
+        assert_eq!(pending.status, TxnStatus::Pending);
+
+        let merchant = shop().merchant_id;
+        let record = [printed(&kept, None), printed(&reversed, None)];
+        let done = behind.reconcile_printed(&tid, &merchant, &record).unwrap();
+        assert_eq!(done.brought_back, vec![1]);
+        assert_eq!(done.refused.len(), 1, "{:?}", done.refused);
+        assert!(
+            done.refused[0].contains("printed approved on the checkout")
+                && done.refused[0].contains("reversed here: the customer was not charged"),
+            "{}",
+            done.refused[0]
+        );
+        let now = behind.get(pending.id).unwrap().unwrap();
+        assert_eq!(
+            (now.status, now.auth_code.as_str(), now.trace_no),
+            (TxnStatus::Approved, kept.auth_code.as_str(), kept.trace_no)
+        );
+        // Nothing is left pending for the reversal sweep, and the batch the
+        // acquirer holds counts the sale.
+        assert!(behind.pending().unwrap().is_empty());
+        assert_eq!(behind.batch_items(1, "T1").unwrap().len(), 1);
+        assert_eq!(behind.recently_recovered().unwrap(), 1);
+        assert!(audit::verify(behind.connection()).is_ok());
+        // Told again: nothing more.
+        let again = behind.reconcile_printed(&tid, &merchant, &record[..1]).unwrap();
+        assert_eq!((again.known, again.brought_back.len()), (1, 0));
     }
 }

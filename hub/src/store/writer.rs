@@ -110,7 +110,7 @@ impl StoreHandle {
         };
         match store.history_lost() {
             Ok(Some(lost)) => {
-                tracing::error!(missing = %lost, "history lost: sales are refused until the owner restores a backup or accepts the loss on the troubleshooting page")
+                tracing::error!(missing = %lost, "history lost: sales are refused until the owner restores a backup or accepts the loss on the troubleshooting page; sales left pending are reversed only then, after the checkouts' records had their say")
             }
             Ok(None) => keeper.keep(&store),
             Err(e) => tracing::error!(error = %e, "cannot compare the history with its witness"),

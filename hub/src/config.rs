@@ -101,6 +101,9 @@ pub struct Config {
     pub alipay: Option<AlipayConfig>,
     /// WeChat Pay payment codes (`[wechat_pay]` table): none, no WeChat codes.
     pub wechat_pay: Option<WechatPayConfig>,
+    /// A copy of each backup in a bucket of an S3-compatible store, for a
+    /// shop with internet (`[offsite]` table): none, no off-site copy.
+    pub offsite: Option<OffsiteConfig>,
     /// How long a buyer may take to confirm a code payment in the app
     /// before the hub cancels the order, in seconds.
     pub code_wait_secs: u64,
@@ -147,6 +150,31 @@ pub struct WechatPayConfig {
     pub ca: PathBuf,
 }
 
+/// Where the off-site copies go: a bucket of any store that speaks the S3
+/// API with AWS Signature Version 4 (Amazon S3, MinIO, and the S3 modes of
+/// other clouds), reached over HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsiteConfig {
+    /// `https://HOST[:PORT]/BUCKET[/FOLDER]`: the bucket in the path (path
+    /// style, which every S3-compatible store takes).
+    pub url: String,
+    /// The bucket's region (MinIO's is `us-east-1` unless set otherwise).
+    #[serde(default = "offsite_region")]
+    pub region: String,
+    pub access_key_id: String,
+    /// A file readable by the hub alone holding the secret access key.
+    pub secret_key: PathBuf,
+    /// The CA certificates (PEM) the store is checked against: the system's
+    /// bundle unless given.
+    #[serde(default = "system_ca")]
+    pub ca: PathBuf,
+}
+
+fn offsite_region() -> String {
+    "us-east-1".into()
+}
+
 fn wechat_gateway() -> String {
     crate::payments::wechat::GATEWAY.to_string()
 }
@@ -181,6 +209,7 @@ impl Default for Config {
             acquirer_timeout_ms: 10_000,
             alipay: None,
             wechat_pay: None,
+            offsite: None,
             code_wait_secs: 60,
             code_poll_ms: 3_000,
             reversal_retry_secs: 30,

@@ -373,6 +373,8 @@ pub struct App {
     rules: crate::chain::uplink::Rules,
     /// The shop settings in force (head office's may replace some).
     shop_settings: crate::chain::uplink::ShopSettings,
+    /// The bucket the backups are also copied to, if the owner set one.
+    offsite: Option<crate::offsite::Bucket>,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -413,6 +415,19 @@ impl App {
             }
         }
         let acquirer = acquirer(&config)?;
+        let offsite = match &config.offsite {
+            Some(offsite) => {
+                let bucket = crate::offsite::Bucket::new(offsite, &config.store_id).map_err(|message| {
+                    ConfigError::Invalid {
+                        key: "offsite",
+                        message,
+                    }
+                })?;
+                tracing::info!(?bucket, "backups are also copied off-site");
+                Some(bucket)
+            }
+            None => None,
+        };
         let acquirer_keys = match &acquirer {
             AnyAcquirer::Iso(link) => Some(link.clone()),
             AnyAcquirer::Sim(_) => None,
@@ -554,6 +569,7 @@ impl App {
             chain,
             rules,
             shop_settings,
+            offsite,
         })
     }
 
@@ -584,6 +600,7 @@ impl App {
             chain,
             rules,
             shop_settings,
+            offsite,
             // Held until the hub has stopped.
             _lock: _held,
         } = self;
@@ -657,6 +674,7 @@ impl App {
             config.backup_at.clone(),
             config.backup_budget_mib << 20,
             config.backup_usb_dir.clone(),
+            offsite,
             stop.clone(),
         ));
 

@@ -91,18 +91,21 @@ pub async fn full_batches<A: Acquirer>(coordinator: Arc<Coordinator<A>>, stop: C
 /// A proven backup after each settlement and once a night at `at` (local
 /// `HH:MM`), on a connection of its own so sales go on meanwhile; and a
 /// copy on the USB stick mounted at `stick`, after each backup and as soon
-/// as a stick appears that lacks the newest (see [`crate::store::stick`]).
+/// as a stick appears that lacks the newest (see [`crate::store::stick`]);
+/// and a copy in the `offsite` bucket after each backup, or again after a
+/// failed one (see [`crate::offsite`]).
 pub async fn backups(
     data_dir: std::path::PathBuf,
     mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>,
     at: String,
     budget_bytes: u64,
     stick: std::path::PathBuf,
+    offsite: Option<crate::offsite::Bucket>,
     stop: CancellationToken,
 ) {
     use crate::store::stick;
     let mut every = tokio::time::interval(Duration::from_secs(10));
-    let mut done_on = None;
+    let (mut done_on, mut offsite_tried) = (None, false);
     loop {
         let why = tokio::select! {
             _ = stop.cancelled() => return,
@@ -149,6 +152,24 @@ pub async fn backups(
                 }
             }
             Err(e) => tracing::error!(error = %e, "the backup task failed"),
+        }
+        // A failed copy is tried again at once after a restart (the owner
+        // may have put the settings right), then every ten minutes.
+        let retry_after = match offsite_tried {
+            true => crate::offsite::RETRY_AFTER,
+            false => Duration::ZERO,
+        };
+        if let Some(bucket) = offsite
+            .as_ref()
+            .filter(|_| crate::offsite::due(&data_dir, retry_after))
+        {
+            offsite_tried = true;
+            match crate::offsite::copy(&data_dir, bucket).await {
+                Ok(object) => tracing::info!(%object, "a proven copy of the database is off-site"),
+                Err(e) => {
+                    tracing::error!(error = %e, bucket = ?bucket, "the off-site copy failed; tried again in ten minutes")
+                }
+            }
         }
     }
 }

@@ -81,6 +81,7 @@ pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod notices;
+pub mod offsite;
 pub mod orders;
 pub mod passwords;
 pub mod payments;

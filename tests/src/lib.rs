@@ -15,6 +15,7 @@ pub mod mqtt;
 pub mod paper;
 pub mod procs;
 pub mod proxy;
+pub mod s3;
 pub mod vm;
 pub mod web;
 
@@ -250,4 +251,71 @@ pub fn unit_faults(root: &std::path::Path, unit: &str) -> Vec<String> {
         .filter(|l| !l.contains("sysinit.target"))
         .map(str::to_string)
         .collect()
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, made with OpenSSL in
+/// `dir`: (ca, certificate, key) as PEM files.
+pub fn openssl_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path("ca.key"),
+        "-out",
+        &path("ca.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Acquirer CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path("host.key"),
+        "-out",
+        &path("host.csr"),
+        "-subj",
+        "/CN=acquirer host",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &path("host.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &path("host.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        &path("ext.cnf"),
+    ]);
+    (path("ca.pem"), path("host.pem"), path("host.key"))
 }

@@ -102,6 +102,8 @@ pub struct Facts {
     /// The last copy to a USB stick (or why it failed), and whether that
     /// stick is plugged in now; `None`: no stick was ever used.
     pub stick: Option<(crate::store::stick::Copied, bool)>,
+    /// The last off-site copy (or why it failed); `None`: none was tried.
+    pub offsite: Option<crate::offsite::Copied>,
     /// The oldest transaction's local time, if any.
     pub first_sale: Option<chrono::NaiveDateTime>,
     /// Card sales written `pending` more than a minute ago: reversals waiting on the acquirer.
@@ -524,7 +526,44 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
             ),
         ),
     };
-    vec![space, integrity, clock, history, backup(facts)]
+    let mut found = vec![space, integrity, clock, history, backup(facts)];
+    found.extend(facts.offsite.as_ref().map(offsite));
+    found
+}
+
+/// The copy in the owner's bucket, once the hub was set to make one.
+fn offsite(copied: &crate::offsite::Copied) -> Check {
+    let when = chrono::DateTime::parse_from_rfc3339(&copied.at)
+        .map(|at| {
+            tallybox_platform::clock::to_local(at.with_timezone(&chrono::Utc))
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| copied.at.clone());
+    match (&copied.error, &copied.object) {
+        (Some(error), _) => check(
+            "store.offsite",
+            Status::Warn,
+            said(
+                format!("the off-site copy failed at {when}: {error}"),
+                format!("{when} 异地备份失败：{error}"),
+            ),
+            (
+                "Check the hub's internet connection, then the bucket, the access key and its secret in the [offsite] part of the hub's settings file. The hub tries again every ten minutes; the backups on the hub are not affected.",
+                "请检查主机的网络连接，再检查主机设置文件中 [offsite] 部分的存储桶、访问密钥及其密码。主机每十分钟重试一次；主机上的备份不受影响。",
+            ),
+        ),
+        (None, object) => {
+            let object = object.as_deref().unwrap_or_default();
+            ok(
+                "store.offsite",
+                said(
+                    format!("a proven copy is off-site, from {when}: {object}"),
+                    format!("异地有一份 {when} 的完整副本：{object}"),
+                ),
+            )
+        }
+    }
 }
 
 /// The automatic backups in the data directory: the newest's time, how
@@ -748,6 +787,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
             let plugged = crate::store::stick::plugged(&copied.stick);
             (copied, plugged)
         }),
+        offsite: crate::offsite::last(&store.data_dir()),
         first_sale: conn
             .query_row("SELECT min(local_time) FROM transactions", [], |r| {
                 r.get::<_, Option<String>>(0)

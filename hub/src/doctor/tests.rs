@@ -43,6 +43,48 @@ fn healthy() -> Facts {
 }
 
 #[test]
+fn an_off_site_copy_is_checked_once_one_was_tried_and_a_failure_says_the_stores_words() {
+    let mut f = healthy();
+    assert!(
+        super::checks(&f).iter().all(|c| c.id != "store.offsite"),
+        "none set, no check"
+    );
+    f.offsite = Some(crate::offsite::Copied {
+        at: "2026-12-06T03:00:00Z".into(),
+        object: None,
+        bytes: None,
+        error: Some("the store answered 403 SignatureDoesNotMatch: wrong".into()),
+    });
+    let failed = super::checks(&f)
+        .into_iter()
+        .find(|c| c.id == "store.offsite")
+        .unwrap();
+    assert_eq!(failed.status, Status::Warn);
+    assert!(
+        failed.evidence.contains("SignatureDoesNotMatch"),
+        "{}",
+        failed.evidence
+    );
+    assert!(failed.fix_en.contains("[offsite]"), "{}", failed.fix_en);
+    f.offsite = Some(crate::offsite::Copied {
+        at: "2026-12-06T03:00:00Z".into(),
+        object: Some("backups/shop/auto-20261206-030000.db".into()),
+        bytes: Some(4096),
+        error: None,
+    });
+    let done = super::checks(&f)
+        .into_iter()
+        .find(|c| c.id == "store.offsite")
+        .unwrap();
+    assert_eq!(done.status, Status::Ok);
+    assert!(
+        done.evidence.contains("backups/shop/auto-20261206-030000.db"),
+        "{}",
+        done.evidence
+    );
+}
+
+#[test]
 fn code_payments_are_checked_once_the_shop_takes_them() {
     let mut f = healthy();
     assert!(

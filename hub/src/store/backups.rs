@@ -98,7 +98,7 @@ pub(super) fn add_keys(copy: &Path, data_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// What a backup is called while it is written and proven.
-pub(super) const PARTIAL: &str = ".partial-";
+pub(crate) const PARTIAL: &str = ".partial-";
 
 /// Removes what a backup cut short left behind.
 pub(super) fn remove_partials(dir: &Path) -> std::io::Result<()> {

@@ -15,7 +15,7 @@ use tallybox_core::card::pin_block;
 use tallybox_e2e::procs::{AcquirerSim, Hub, Terminal};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::web::wait_check;
-use tallybox_e2e::{iso8583_check, iso8583_check_in, strs, wait_for};
+use tallybox_e2e::{iso8583_check, iso8583_check_in, openssl_certificates, strs, wait_for};
 
 /// The `n`th settlement report the terminal printed (printing runs a moment
 /// after the screen).
@@ -762,73 +762,6 @@ fn the_acquirer_documents_samples_decode_with_an_independent_codec() {
         );
         carries(&report, "0810", &[11, 39, 41, 42, 62]);
     }
-}
-
-/// A CA and a certificate it signed for 127.0.0.1, made with OpenSSL in
-/// `dir`: (ca, certificate, key) as PEM files.
-fn openssl_certificates(dir: &std::path::Path) -> (String, String, String) {
-    let path = |name: &str| dir.join(name).display().to_string();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &path("ca.key"),
-        "-out",
-        &path("ca.pem"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Test Acquirer CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &path("host.key"),
-        "-out",
-        &path("host.csr"),
-        "-subj",
-        "/CN=acquirer host",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &path("host.csr"),
-        "-CA",
-        &path("ca.pem"),
-        "-CAkey",
-        &path("ca.key"),
-        "-CAcreateserial",
-        "-out",
-        &path("host.pem"),
-        "-days",
-        "2",
-        "-extfile",
-        &path("ext.cnf"),
-    ]);
-    (path("ca.pem"), path("host.pem"), path("host.key"))
 }
 
 #[test]

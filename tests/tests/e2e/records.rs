@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Plugged, Terminal};
 use tallybox_e2e::proxy::Proxy;
+use tallybox_e2e::s3::S3Store;
 use tallybox_e2e::web::{wait_check, WebClient};
 use tallybox_e2e::{strs, tallybox, wait_for};
 
@@ -414,6 +415,147 @@ fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_th
         failed["fix_en"].as_str().unwrap().contains("read-only"),
         "{failed}"
     );
+}
+
+/// The hub's `[offsite]` settings for `store`, the secret in `secret`.
+fn offsite_settings(store: &S3Store, secret: &std::path::Path) -> String {
+    format!(
+        "\n[offsite]\nurl = \"https://127.0.0.1:{}/{}/shop-a\"\naccess_key_id = \"{}\"\nsecret_key = \"{}\"\nca = \"{}\"\n",
+        store.port,
+        store.bucket,
+        store.access_key,
+        secret.display(),
+        store.ca.display()
+    )
+}
+
+#[test]
+fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_said_on_the_page() {
+    use std::os::unix::fs::PermissionsExt;
+    let s3_dir = tempfile::tempdir().unwrap();
+    let store = S3Store::start(s3_dir.path(), "tallybox-backups");
+    // Older copies already there: the newest 14 stay, the oldest go.
+    let old = s3_dir.path().join("old.db");
+    std::fs::write(&old, b"an older copy").unwrap();
+    for n in 1..=15 {
+        store.put(&format!("shop-a/shop/auto-20250101-0000{n:02}.db"), &old);
+    }
+    store.put("shop-a/another-shop/auto-20250101-000001.db", &old);
+
+    let mut hub = Hub::start();
+    let secret = hub.dir.path().join("offsite.secret");
+    std::fs::write(&secret, "not the secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = hub.dir.path().join("tallybox.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&offsite_settings(&store, &secret));
+    std::fs::write(&config, text).unwrap();
+    hub.restart();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    settle_and_back_up(&hub, &t1);
+    t1.keys("C");
+
+    // The wrong secret: the store refuses, the page says so in its words.
+    let web = hub.web();
+    let failed = wait_check(&web, "store.offsite", "warn");
+    assert!(
+        failed["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("403 SignatureDoesNotMatch"),
+        "{failed}"
+    );
+    assert!(
+        failed["fix_en"].as_str().unwrap().contains("[offsite]"),
+        "{failed}"
+    );
+    assert!(
+        store.requests().iter().any(|r| r["method"] == "PUT"
+            && r["verdict"].as_str().unwrap().contains("SignatureDoesNotMatch")),
+        "{:?}",
+        store.requests()
+    );
+    assert_eq!(
+        store
+            .names()
+            .iter()
+            .filter(|n| n.starts_with("shop-a/shop/"))
+            .count(),
+        15
+    );
+
+    // Put right, and the hub restarted: a copy at once.
+    std::fs::write(&secret, format!("{}\n", store.secret)).unwrap();
+    hub.restart();
+    let done = wait_check(&web, "store.offsite", "ok");
+    let mine: Vec<String> = store
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("shop-a/shop/"))
+        .collect();
+    assert_eq!(mine.len(), 14, "the newest 14 kept: {mine:?}");
+    assert!(
+        !mine.iter().any(|n| n.ends_with("20250101-000001.db")),
+        "{mine:?}"
+    );
+    let newest = mine.last().unwrap();
+    assert!(!newest.starts_with("shop-a/shop/auto-2025"), "{mine:?}");
+    assert!(
+        done["evidence"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("tallybox-backups/{newest}")),
+        "{done}"
+    );
+    assert!(
+        store
+            .names()
+            .contains(&"shop-a/another-shop/auto-20250101-000001.db".to_string()),
+        "another shop's copies are not touched"
+    );
+
+    // What arrived is a whole database with the sale, and no key.
+    let copy = s3_dir.path().join("copy.db");
+    store.get(newest, &copy);
+    let conn =
+        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let sales: i64 = conn
+        .query_row("SELECT count(*) FROM transactions WHERE amount = 1250", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(sales, 1);
+    let keys: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'backup_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 0, "the copy leaves the hub: no key in it");
+    drop(conn);
+    // Every request after the fix was signed as S3 checks it, the upload's
+    // body included.
+    let after: Vec<Value> = store
+        .requests()
+        .into_iter()
+        .skip_while(|r| !r["verdict"].as_str().unwrap().contains("SignatureDoesNotMatch"))
+        .skip_while(|r| r["verdict"] != "ok")
+        .collect();
+    let put = after.iter().find(|r| r["method"] == "PUT").expect("the upload");
+    assert_eq!(put["bytes"], std::fs::metadata(&copy).unwrap().len());
+    assert!(after
+        .iter()
+        .any(|r| r["method"] == "GET" && r["query"].as_str().unwrap().contains("list-type=2")));
+    assert!(after.iter().any(|r| r["method"] == "DELETE"));
+    assert!(after.iter().all(|r| r["verdict"] == "ok"), "{after:?}");
 }
 
 #[test]

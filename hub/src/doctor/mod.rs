@@ -531,15 +531,21 @@ fn store_checks(facts: &Facts) -> Vec<Check> {
     found
 }
 
-/// The copy in the owner's bucket, once the hub was set to make one.
-fn offsite(copied: &crate::offsite::Copied) -> Check {
-    let when = chrono::DateTime::parse_from_rfc3339(&copied.at)
+/// An RFC 3339 time as the store's local `YYYY-MM-DD HH:MM` (as written
+/// when it does not parse).
+fn store_time(at: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
         .map(|at| {
             tallybox_platform::clock::to_local(at.with_timezone(&chrono::Utc))
                 .format("%Y-%m-%d %H:%M")
                 .to_string()
         })
-        .unwrap_or_else(|_| copied.at.clone());
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// The copy in the owner's bucket, once the hub was set to make one.
+fn offsite(copied: &crate::offsite::Copied) -> Check {
+    let when = store_time(&copied.at);
     match (&copied.error, &copied.object) {
         (Some(error), _) => check(
             "store.offsite",
@@ -586,13 +592,7 @@ fn backup(facts: &Facts) -> Check {
             "未插 U 盘：在主机上插入 U 盘，主机会在 SD 卡之外另存一份备份".to_string(),
         ),
         Some((copied, plugged)) => {
-            let when = chrono::DateTime::parse_from_rfc3339(&copied.at)
-                .map(|at| {
-                    tallybox_platform::clock::to_local(at.with_timezone(&chrono::Utc))
-                        .format("%Y-%m-%d %H:%M")
-                        .to_string()
-                })
-                .unwrap_or_else(|_| copied.at.clone());
+            let when = store_time(&copied.at);
             match (&copied.error, plugged) {
                 (Some(error), true) => {
                     return check(

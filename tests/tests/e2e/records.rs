@@ -323,6 +323,33 @@ fn in_backups(hub: &Hub, prefix: &str) -> Option<std::path::PathBuf> {
         })
 }
 
+/// A copy that left the hub: a whole database holding one sale of
+/// `amount`, and no key (the card-hash key stays on the hub).
+fn assert_whole_without_key(copy: &std::path::Path, amount: i64) {
+    let conn =
+        rusqlite::Connection::open_with_flags(copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let sales: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM transactions WHERE amount = ?1",
+            [amount],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(sales, 1);
+    let keys: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'backup_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(keys, 0, "a copy that leaves the hub holds no key");
+}
+
 #[test]
 fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_the_card_hash_key() {
     let mut hub = Hub::start();
@@ -361,27 +388,7 @@ fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_th
             })
     })
     .expect("a copy on the stick");
-    let conn =
-        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let sales: i64 = conn
-        .query_row("SELECT count(*) FROM transactions WHERE amount = 1250", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(sales, 1);
-    let keys: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'backup_keys'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(keys, 0, "the stick leaves the hub: no key on it");
-    drop(conn);
+    assert_whole_without_key(&copy, 1250);
     // The check says so once the copy's record is written, just after the file.
     let said = wait_for(Duration::from_secs(10), || {
         let backup = wait_check(&web, "store.backup", "ok");
@@ -520,27 +527,7 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
     // What arrived is a whole database with the sale, and no key.
     let copy = s3_dir.path().join("copy.db");
     store.get(newest, &copy);
-    let conn =
-        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let sales: i64 = conn
-        .query_row("SELECT count(*) FROM transactions WHERE amount = 1250", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(sales, 1);
-    let keys: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'backup_keys'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(keys, 0, "the copy leaves the hub: no key in it");
-    drop(conn);
+    assert_whole_without_key(&copy, 1250);
     // Every request after the fix was signed as S3 checks it, the upload's
     // body included.
     let after: Vec<Value> = store

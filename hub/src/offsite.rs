@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Empty, StreamBody};
+use http_body_util::{Empty, StreamBody};
 use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
@@ -182,18 +181,6 @@ impl Bucket {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("cannot reach {}:{}: {e}", self.host, self.port))?;
-        let stream = self
-            .tls
-            .connect(tcp)
-            .await
-            .map_err(|e| format!("TLS with {} failed: {e}", self.host))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP with {} failed: {e}", self.host))?;
-        let driver = tokio::spawn(connection);
         let target = match query {
             "" => path.to_string(),
             q => format!("{path}?{q}"),
@@ -206,25 +193,11 @@ impl Bucket {
             .header(hyper::header::CONTENT_LENGTH, length)
             .body(body)
             .map_err(|e| e.to_string())?;
-        let answer = async {
-            let answer = sender
-                .send_request(request)
-                .await
-                .map_err(|e| format!("no answer from {}: {e}", self.host))?;
-            let status = answer.status().as_u16();
-            let body = answer
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("the answer from {} broke off: {e}", self.host))?
-                .to_bytes();
-            Ok::<_, String>((status, String::from_utf8_lossy(&body).into_owned()))
-        };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, answer)
+        let sent = crate::payments::https::send(&self.tls, &self.host, self.port, request);
+        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, sent)
             .await
-            .unwrap_or_else(|_| Err(format!("{} did not answer within {REQUEST_TIMEOUT:?}", self.host)));
-        driver.abort();
-        answer
+            .unwrap_or_else(|_| Err(format!("{} did not answer within {REQUEST_TIMEOUT:?}", self.host)))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Uploads `file` as `name` in this hub's folder.

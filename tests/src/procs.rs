@@ -107,11 +107,17 @@ impl Hub {
     /// A hub not yet started whose configuration file has `settings` too.
     fn prepare_configured(settings: &str) -> Hub {
         let hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], false);
-        let config = hub.dir.path().join("tallybox.toml");
+        hub.add_settings(settings);
+        hub
+    }
+
+    /// Adds `settings` to the end of the hub's configuration file (a table
+    /// last); the hub reads them at its next start.
+    pub fn add_settings(&self, settings: &str) {
+        let config = self.dir.path().join("tallybox.toml");
         let mut text = std::fs::read_to_string(&config).expect("read config");
         text.push_str(settings);
         std::fs::write(&config, text).expect("write config");
-        hub
     }
 
     /// A hub with the settings a shop gets (only paired terminals sell).

@@ -228,25 +228,27 @@ async fn a_recall_of_a_finished_sale_returns_its_receipt() {
     assert_eq!(recalled.receipt, first.receipt);
 }
 
+/// A card sale of `minor` on T1 written `pending`, as the coordinator
+/// writes one before it asks the acquirer.
+fn begin_pending(store: &mut Store, minor: u64) -> Result<Txn, StoreError> {
+    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
+    store.begin(&NewTxn {
+        request_id: &RequestId::new(),
+        terminal_id: &t1(),
+        kind: TxnKind::Sale,
+        amount: Amount::from_minor(minor).unwrap(),
+        currency: "CNY",
+        card: &card,
+        original_id: None,
+        split: None,
+    })
+}
+
 #[tokio::test]
 async fn pending_rows_left_by_a_crash_are_reversed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = Store::open(dir.path()).unwrap();
-        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
-        let (rid, tid) = (RequestId::new(), t1());
-        store
-            .begin(&NewTxn {
-                request_id: &rid,
-                terminal_id: &tid,
-                kind: TxnKind::Sale,
-                amount: Amount::from_minor(100).unwrap(),
-                currency: "CNY",
-                card: &card,
-                original_id: None,
-                split: None,
-            })
-            .unwrap();
+        begin_pending(&mut Store::open(dir.path()).unwrap(), 100).unwrap();
     }
     let c = coordinator(dir.path());
     assert_eq!(c.reverse_leftovers().await.unwrap(), 1);
@@ -264,22 +266,7 @@ async fn a_pending_row_is_not_reversed_while_the_history_is_lost() {
     let old = dir.path().join("old.db");
     {
         let c = coordinator(dir.path());
-        let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
-        let (rid, tid) = (RequestId::new(), t1());
-        c.store(move |s| {
-            s.begin(&NewTxn {
-                request_id: &rid,
-                terminal_id: &tid,
-                kind: TxnKind::Sale,
-                amount: Amount::from_minor(100).unwrap(),
-                currency: "CNY",
-                card: &card,
-                original_id: None,
-                split: None,
-            })
-        })
-        .await
-        .unwrap();
+        c.store(|s| begin_pending(s, 100)).await.unwrap();
         Store::open(dir.path())
             .unwrap()
             .connection()
@@ -779,23 +766,7 @@ async fn the_sweep_never_reverses_a_sale_that_finished_after_it_read_the_pending
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path());
     // The sweep reads the pending list while a sale is being authorized...
-    let card = test_cards::by_name("approved").unwrap().read(EntryMode::Swipe);
-    let (rid, tid) = (RequestId::new(), t1());
-    let stale = c
-        .store(move |s| {
-            s.begin(&NewTxn {
-                request_id: &rid,
-                terminal_id: &tid,
-                kind: TxnKind::Sale,
-                amount: Amount::from_minor(1000).unwrap(),
-                currency: "CNY",
-                card: &card,
-                original_id: None,
-                split: None,
-            })
-        })
-        .await
-        .unwrap();
+    let stale = c.store(|s| begin_pending(s, 1000)).await.unwrap();
     let pending_then = vec![stale.clone()];
     // ...the acquirer approves it and the hub records it (the customer is told)...
     let auth = AuthRequest {

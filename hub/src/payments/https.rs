@@ -54,37 +54,54 @@ pub async fn post_body(
     content_type: &str,
     body: String,
 ) -> Result<(u16, String), String> {
-    let tcp = tokio::net::TcpStream::connect((at.host.as_str(), at.port))
-        .await
-        .map_err(|e| format!("cannot reach {}:{}: {e}", at.host, at.port))?;
-    tcp.set_nodelay(true).ok();
-    let stream = tls
-        .connect(tcp)
-        .await
-        .map_err(|e| format!("TLS with {} failed: {e}", at.host))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP with {} failed: {e}", at.host))?;
-    let driver = tokio::spawn(connection);
     let request = hyper::Request::post(&at.path)
         .header(hyper::header::HOST, &at.host)
         .header(hyper::header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
+    let (status, body) = send(tls, &at.host, at.port, request).await?;
+    let body = String::from_utf8(body.to_vec())
+        .map_err(|_| format!("{} answered in a text that is not UTF-8", at.host))?;
+    Ok((status, body))
+}
+
+/// Sends `request` to `host:port` on a new TLS connection checked by `tls`:
+/// the answer's status and body, or why there is none (then the request may
+/// or may not have been taken).
+pub async fn send<B>(
+    tls: &TlsClient,
+    host: &str,
+    port: u16,
+    request: hyper::Request<B>,
+) -> Result<(u16, Bytes), String>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot reach {host}:{port}: {e}"))?;
+    tcp.set_nodelay(true).ok();
+    let stream = tls
+        .connect(tcp)
+        .await
+        .map_err(|e| format!("TLS with {host} failed: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP with {host} failed: {e}"))?;
+    // The connection goes when the answer is read, or when the caller gives up.
+    let _driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(connection));
     let answer = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("no answer from {}: {e}", at.host))?;
+        .map_err(|e| format!("no answer from {host}: {e}"))?;
     let status = answer.status().as_u16();
     let body = answer
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("the answer from {} broke off: {e}", at.host))?
+        .map_err(|e| format!("the answer from {host} broke off: {e}"))?
         .to_bytes();
-    driver.abort();
-    let body = String::from_utf8(body.to_vec())
-        .map_err(|_| format!("{} answered in a text that is not UTF-8", at.host))?;
     Ok((status, body))
 }
 

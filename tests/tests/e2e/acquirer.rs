@@ -491,10 +491,7 @@ fn a_checkout_id_too_long_for_field_41_is_refused_clearly_until_the_owner_gives_
     );
 
     // The owner sets the id the acquirer assigned: the checkout sells and settles under it.
-    let config = hub.dir.path().join("tallybox.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[acquirer_terminal_ids]\nFRONT-COUNTER-1 = \"10000042\"\n");
-    std::fs::write(&config, text).unwrap();
+    hub.add_settings("\n[acquirer_terminal_ids]\nFRONT-COUNTER-1 = \"10000042\"\n");
     hub.restart();
     t.wait_ready();
     assert!(t.sale(1500, "approved").contains("APPROVED"));

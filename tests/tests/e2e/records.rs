@@ -355,10 +355,7 @@ fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_th
     let mut hub = Hub::start();
     let stick = hub.dir.path().join("usb");
     std::fs::create_dir(&stick).unwrap();
-    let config = hub.dir.path().join("tallybox.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!("backup_usb_dir = \"{}\"\n", stick.display()));
-    std::fs::write(&config, text).unwrap();
+    hub.add_settings(&format!("backup_usb_dir = \"{}\"\n", stick.display()));
     hub.restart();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
@@ -453,10 +450,7 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
     let secret = hub.dir.path().join("offsite.secret");
     std::fs::write(&secret, "not the secret\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let config = hub.dir.path().join("tallybox.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&offsite_settings(&store, &secret));
-    std::fs::write(&config, text).unwrap();
+    hub.add_settings(&offsite_settings(&store, &secret));
     hub.restart();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();

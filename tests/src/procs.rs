@@ -125,6 +125,14 @@ impl Hub {
         Hub::start_full(None, &["--owner-password", OWNER_PASSWORD], true)
     }
 
+    /// [`Hub::start_as_shipped`] whose configuration file has `settings` too.
+    pub fn start_as_shipped_configured(settings: &str) -> Hub {
+        let mut hub = Hub::prepare(None, &["--owner-password", OWNER_PASSWORD], true);
+        hub.add_settings(settings);
+        hub.spawn();
+        hub
+    }
+
     /// A hub with no owner password yet (see [`Hub::setup_code`]).
     pub fn start_fresh() -> Hub {
         Hub::start_full(None, &[], false)

@@ -1,6 +1,8 @@
 //! Load from MQTT clients that speak the real protocol: the bare echo
 //! baseline, one terminal's sale latency, and many terminals at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tallybox_core::protocol::requests;
 
@@ -12,6 +14,7 @@ use tallybox_core::money::Amount;
 use tallybox_core::protocol::{
     decode_response, encode, Request, RequestId, Response, TerminalId, Topics, TxnStatus,
 };
+use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
 use tokio::sync::mpsc;
 
 use super::{histogram, record};
@@ -24,10 +27,15 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(port: u16, id: &str, subscribe: &[String]) -> Client {
-        let mut options = MqttOptions::new(id, "127.0.0.1", port);
         // The hub's broker wants a user name from anyone (any will do for ids
         // that are neither the hub's nor a paired checkout's).
-        options.set_credentials(id, "");
+        Client::connect_as(port, id, (id, ""), subscribe).await
+    }
+
+    /// [`Client::connect`] with a login (user name, password).
+    pub async fn connect_as(port: u16, id: &str, login: (&str, &str), subscribe: &[String]) -> Client {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_credentials(login.0, login.1);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
@@ -126,10 +134,49 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
     .expect("a sale encodes")
 }
 
+/// A paired checkout's side of its sealed link: the key its pairing gave,
+/// the counter of what it sends, and its guard against replayed answers.
+struct Link {
+    key: Key,
+    tid: String,
+    counter: u64,
+    replay: ReplayGuard,
+}
+
+impl Link {
+    fn new(key: Key, tid: &str) -> Link {
+        // The protocol's counter: the sender's clock in microseconds, bumped.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        Link {
+            key,
+            tid: tid.to_string(),
+            counter: now,
+            replay: ReplayGuard::default(),
+        }
+    }
+
+    fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
+        self.counter += 1;
+        seal::seal(&self.key, Direction::ToHub, &self.tid, self.counter, plain)
+    }
+
+    /// The message inside a sealed answer; `None` for anything forged,
+    /// replayed or unsealed (a paired checkout reads nothing else).
+    fn open(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let (n, plain) = seal::open(&self.key, Direction::ToTerminal, &self.tid, payload).ok()?;
+        self.replay.accept(n).ok()?;
+        Some(plain)
+    }
+}
+
 /// One terminal: keeps one sale at a time in flight, re-sending after `retry`.
 struct Terminal {
     client: Client,
     req: String,
+    /// A paired checkout's sealed link; `None` speaks in the clear.
+    link: Option<Link>,
 }
 
 impl Terminal {
@@ -140,6 +187,26 @@ impl Terminal {
         Terminal {
             client,
             req: topics.req(&tid),
+            link: None,
+        }
+    }
+
+    /// A paired checkout, logged in to the broker as the protocol says.
+    async fn connect_paired(port: u16, store: &str, tid: &str, key: Key) -> Terminal {
+        let topics = Topics::new(store);
+        let id = TerminalId::parse(tid).expect("terminal id");
+        let password = seal::broker_password(&key, tid);
+        let client = Client::connect_as(
+            port,
+            &format!("tallybox-term-{tid}"),
+            (tid, &password),
+            &[topics.resp(&id)],
+        )
+        .await;
+        Terminal {
+            client,
+            req: topics.req(&id),
+            link: Some(Link::new(key, tid)),
         }
     }
 
@@ -169,13 +236,25 @@ impl Terminal {
     async fn round_trip(&mut self, request_id: &RequestId, payload: Vec<u8>) -> (TxnStatus, Duration) {
         let started = Instant::now();
         loop {
-            self.client.publish(&self.req, payload.clone()).await;
+            // A paired checkout seals each send anew: a copy would be a replay.
+            let sent = match &mut self.link {
+                Some(link) => link.seal(&payload),
+                None => payload.clone(),
+            };
+            self.client.publish(&self.req, sent).await;
             let deadline = Instant::now() + Duration::from_secs(2);
             while let Some((_, bytes)) = self
                 .client
                 .next(deadline.saturating_duration_since(Instant::now()))
                 .await
             {
+                let bytes = match &mut self.link {
+                    Some(link) => match link.open(&bytes) {
+                        Some(plain) => Bytes::from(plain),
+                        None => continue,
+                    },
+                    None => bytes,
+                };
                 if let Ok(Response::Outcome(o)) = decode_response(&bytes) {
                     if o.request_id == *request_id {
                         return (o.status, started.elapsed());
@@ -245,23 +324,96 @@ pub struct Throughput {
     pub latency: Histogram<u64>,
 }
 
+/// Pairs checkout `tid` with the owner's `code` as the protocol says (a
+/// `pair` in the clear, SPAKE2): the key, once the hub proved it holds it.
+pub async fn pair(port: u16, store: &str, tid: &str, code: &str) -> anyhow::Result<Key> {
+    let topics = Topics::new(store);
+    let id = TerminalId::parse(tid).map_err(anyhow::Error::msg)?;
+    let mut client = Client::connect_as(
+        port,
+        &format!("tallybox-term-{tid}"),
+        (tid, ""),
+        &[topics.resp(&id)],
+    )
+    .await;
+    let (exchange, message) = seal::pair_start(code, tid, store)?;
+    let request_id = RequestId::new();
+    let request = encode(&Request::Pair(requests::Pair {
+        request_id: request_id.clone(),
+        message,
+    }))?;
+    client.publish(&topics.req(&id), request).await;
+    while let Some((_, bytes)) = client.next(Duration::from_secs(10)).await {
+        let Ok(answer) = decode_response(&bytes) else {
+            continue;
+        };
+        if answer.request_id() != Some(request_id.as_str()) {
+            continue;
+        }
+        match answer {
+            Response::Paired { message, confirm, .. } => return Ok(exchange.finish(&message, &confirm)?),
+            other => anyhow::bail!("{tid} not paired: {other:?}"),
+        }
+    }
+    anyhow::bail!("{tid}: no answer to its pairing")
+}
+
+/// When a load stops.
+#[derive(Clone, Copy)]
+pub enum Until {
+    /// After this long.
+    Time(Duration),
+    /// Once this many sales were sent.
+    Sales(u64),
+}
+
 /// `terminals` terminals selling back to back for `run`.
 pub async fn throughput(port: u16, store: &str, terminals: usize, run: Duration) -> Throughput {
-    let mut tasks = Vec::new();
     let mut connected = Vec::new();
     for i in 1..=terminals {
         connected.push(Terminal::connect(port, store, &format!("B{i}")).await);
     }
+    sell(connected, Until::Time(run), Arc::default()).await
+}
+
+/// Paired checkouts (id, key) selling back to back, every request and
+/// answer sealed, until `until`; `sold` counts the answered sales as they come.
+pub async fn sealed_throughput(
+    port: u16,
+    store: &str,
+    paired: &[(String, Key)],
+    until: Until,
+    sold: &Arc<AtomicU64>,
+) -> Throughput {
+    let mut connected = Vec::new();
+    for (tid, key) in paired {
+        connected.push(Terminal::connect_paired(port, store, tid, *key).await);
+    }
+    sell(connected, until, Arc::clone(sold)).await
+}
+
+async fn sell(connected: Vec<Terminal>, until: Until, sold: Arc<AtomicU64>) -> Throughput {
+    let mut tasks = Vec::new();
     let started = Instant::now();
+    let sent = Arc::new(AtomicU64::default());
     for mut t in connected {
+        let (sent, sold) = (Arc::clone(&sent), Arc::clone(&sold));
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut approved = 0u64;
-            while started.elapsed() < run {
+            loop {
+                let more = match until {
+                    Until::Time(run) => started.elapsed() < run,
+                    Until::Sales(n) => sent.fetch_add(1, Ordering::Relaxed) < n,
+                };
+                if !more {
+                    break;
+                }
                 let (status, took) = t.sale().await;
                 if status == TxnStatus::Approved {
                     approved += 1;
                 }
+                sold.fetch_add(1, Ordering::Relaxed);
                 record(&mut h, took);
             }
             (approved, h)

@@ -7,10 +7,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tallybox::acquirer::iso8583::codec::Dialect;
 
+use std::sync::Arc;
 use tallybox::store::query::Filter;
 use tallybox::store::Store;
+use tallybox_core::seal::Key;
+use tallybox_e2e::bench::load::Until;
 use tallybox_e2e::bench::{self, data, load, ms, rss_mib, Figure, Report};
-use tallybox_e2e::procs::{Hub, ProviderSim, Terminal, STORE};
+use tallybox_e2e::procs::{AcquirerSim, Hub, ProviderSim, Terminal, STORE};
 
 const SALES_ONE_TERMINAL: usize = 1_000;
 const LOAD_TERMINALS: usize = 20;
@@ -208,6 +211,173 @@ fn chain_figures(
     Ok(())
 }
 
+/// `LOAD_TERMINALS` checkouts (`B0`…) paired with `hub` as a cashier pairs
+/// one: a code the owner opens for it on the page, then SPAKE2 over the broker.
+fn pair_checkouts(runtime: &tokio::runtime::Runtime, hub: &Hub) -> anyhow::Result<Vec<(String, Key)>> {
+    let web = hub.web();
+    (0..LOAD_TERMINALS)
+        .map(|i| {
+            let tid = format!("B{i}");
+            let (status, opened) =
+                web.send("POST", "/api/v1/pairing", serde_json::json!({ "terminal": tid }));
+            anyhow::ensure!(status == 201, "no pairing code for {tid}: {opened}");
+            let code = opened["code"].as_str().unwrap_or_default();
+            let key = runtime.block_on(load::pair(hub.mqtt, STORE, &tid, code))?;
+            Ok((tid, key))
+        })
+        .collect()
+}
+
+/// Approved sales of the load's checkouts in `hub`'s database.
+fn stored_approved(hub: &Hub) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db"))?;
+    Ok(conn.query_row(
+        "SELECT count(*) FROM transactions WHERE terminal_id LIKE 'B%' AND terminal_id != 'B0' AND status = 'approved'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// The hub as a shop gets it: pairing required, 20 paired checkouts, every
+/// request and answer sealed. Against the same-run floor of one `fdatasync`
+/// per sale.
+fn sealed_figures(
+    runtime: &tokio::runtime::Runtime,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
+    let hub = Hub::start_as_shipped();
+    let (fsync_p50, _) = fsync_cost(&hub.data_dir())?;
+    let paired = pair_checkouts(runtime, &hub)?;
+    let pid = hub.pid().expect("hub running");
+    let written_before = disk_writes(pid);
+    let load = runtime.block_on(load::sealed_throughput(
+        hub.mqtt,
+        STORE,
+        &paired,
+        Until::Time(LOAD_RUN),
+        &Arc::default(),
+    ));
+    let written = disk_writes(pid).saturating_sub(written_before);
+    let stored = stored_approved(&hub)? + sold_by_b0(&hub)?;
+    let per_second = load.approved as f64 / load.elapsed.as_secs_f64();
+    let floor = 1000.0 / fsync_p50;
+    figures.push(Figure {
+        name: format!(
+            "sealed sales/s, {LOAD_TERMINALS} paired checkouts, pairing required ({stored} stored of {} answered)",
+            load.approved
+        ),
+        value: per_second,
+        unit: "/s",
+        baseline: Some(floor),
+        target: ">= 3000/s, >= 0.6x, nothing lost".into(),
+        met: per_second >= 3000.0 && per_second >= 0.6 * floor && stored == load.approved,
+    });
+    notes.push((
+        "sale round trip p50 under the sealed load".to_string(),
+        ms(&load.latency, 50.0),
+        "ms",
+    ));
+    notes.push((
+        "sale round trip p99 under the sealed load".to_string(),
+        ms(&load.latency, 99.0),
+        "ms",
+    ));
+    notes.push((
+        "bytes the hub writes to the disk per sale, sealed load".to_string(),
+        written as f64 / 1024.0 / load.approved.max(1) as f64,
+        "KiB",
+    ));
+    Ok(())
+}
+
+/// The approved sales of checkout `B0` (the sealed load's first checkout;
+/// [`stored_approved`] leaves it out for the one-terminal figures).
+fn sold_by_b0(hub: &Hub) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db"))?;
+    Ok(conn.query_row(
+        "SELECT count(*) FROM transactions WHERE terminal_id = 'B0' AND status = 'approved'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+const DAY_SALES: u64 = 100_000;
+
+/// A busy day's sealed sales on a hub as shipped, with the built-in
+/// simulated acquirer or with the ISO 8583 link to `tallybox acquirer-sim`:
+/// the hub's RSS each 10 000 sales. Nothing may grow without bound.
+fn day_memory(
+    runtime: &tokio::runtime::Runtime,
+    external: bool,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
+    let sim = external.then(AcquirerSim::start);
+    let hub = match &sim {
+        Some(sim) => Hub::start_as_shipped_configured(&sim.settings()),
+        None => Hub::start_as_shipped(),
+    };
+    let paired = pair_checkouts(runtime, &hub)?;
+    let pid = hub.pid().expect("hub running");
+    let sold = Arc::new(std::sync::atomic::AtomicU64::default());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (sold, done) = (Arc::clone(&sold), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut samples = vec![(0, rss_mib(pid, "VmRSS"))];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = sold.load(std::sync::atomic::Ordering::Relaxed);
+                if n >= samples.last().map_or(0, |s| s.0) + 10_000 {
+                    samples.push((n / 10_000 * 10_000, rss_mib(pid, "VmRSS")));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            samples
+        })
+    };
+    let load = runtime.block_on(load::sealed_throughput(
+        hub.mqtt,
+        STORE,
+        &paired,
+        Until::Sales(DAY_SALES),
+        &sold,
+    ));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut samples = sampler.join().expect("the sampler");
+    let last = rss_mib(pid, "VmRSS");
+    samples.push((load.approved, last));
+    let at = |n: u64| samples.iter().find(|s| s.0 >= n).map_or(f64::NAN, |s| s.1);
+    let acquirer = if external {
+        "ISO 8583 link to acquirer-sim"
+    } else {
+        "built-in simulated acquirer"
+    };
+    let curve: Vec<String> = samples
+        .iter()
+        .map(|(n, rss)| format!("{}k {rss:.1}", n / 1000))
+        .collect();
+    say(&format!("RSS by sales ({acquirer}): {}", curve.join(", ")));
+    let stored = stored_approved(&hub)? + sold_by_b0(&hub)?;
+    figures.push(Figure {
+        name: format!(
+            "hub RSS after {} sealed sales, {acquirer} ({stored} stored of {} answered)",
+            load.approved, load.approved
+        ),
+        value: last,
+        unit: "MiB",
+        baseline: Some(at(DAY_SALES / 2)),
+        target: "< 60 MiB, <= 1.1x at half, nothing lost".into(),
+        met: last < 60.0 && last <= 1.1 * at(DAY_SALES / 2) && stored == load.approved,
+    });
+    notes.push((
+        format!("hub RSS after 10 000 sealed sales, {acquirer}"),
+        at(10_000),
+        "MiB",
+    ));
+    Ok(())
+}
+
 fn say(what: &str) {
     eprintln!("bench: {what}");
 }
@@ -231,6 +401,20 @@ fn main() -> anyhow::Result<()> {
             &mut figures,
             &mut notes,
         )?;
+        let report = Report {
+            machine: bench::machine(),
+            figures,
+            notes,
+        };
+        println!("{}", report.table());
+        return Ok(());
+    }
+    // `tallybox-bench sealed`: the hub as shipped, sealed load and a day's memory.
+    if std::env::args().nth(1).as_deref() == Some("sealed") {
+        sealed_figures(&runtime, &mut figures, &mut notes)?;
+        for external in [false, true] {
+            day_memory(&runtime, external, &mut figures, &mut notes)?;
+        }
         let report = Report {
             machine: bench::machine(),
             figures,

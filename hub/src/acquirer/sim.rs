@@ -3,7 +3,7 @@
 //! demo and the tests meet every answer a shop meets. The decision itself is a
 //! plain function ([`SimIssuer::decide`]); [`SimAcquirer`] only adds the delays.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 use tallybox_core::code::ResponseCode;
@@ -50,8 +50,8 @@ pub struct SimIssuer {
     pin_key: IssuerPinKey,
     spent: HashMap<String, u64>,
     auth_counter: u32,
-    /// (terminal, trace) → (kind, amount) of every approval not reversed.
-    approved: HashMap<(String, u32), (TxnKind, u64)>,
+    /// Each terminal's open batch.
+    batches: HashMap<String, OpenBatch>,
     /// Each terminal's last settled batch and the answer it got: a repeat of
     /// that settlement (the terminal did not hear the answer) gets it again.
     settled: HashMap<String, (u32, bool)>,
@@ -96,9 +96,10 @@ impl SimIssuer {
         let decision = self.decide_only(request);
         if let Decision::Answer { response, .. } = &decision {
             if response.approved() && request.kind != TxnKind::Balance {
-                self.approved.insert(
-                    (request.terminal_id.clone(), request.trace_no),
-                    (request.kind, request.amount.minor()),
+                self.batches.entry(request.terminal_id.clone()).or_default().approve(
+                    request.trace_no,
+                    request.kind,
+                    request.amount.minor(),
                 );
             }
         }
@@ -107,14 +108,21 @@ impl SimIssuer {
 
     /// A reversal: that approval never happened.
     pub fn reversed(&mut self, terminal_id: &str, trace_no: u32) {
-        if let Some((kind, minor)) = self.approved.remove(&(terminal_id.to_string(), trace_no)) {
-            tracing::debug!(
+        let Some(batch) = self.batches.get_mut(terminal_id) else { return };
+        match batch.reverse(trace_no) {
+            Some((kind, minor)) => tracing::debug!(
                 terminal = terminal_id,
                 trace_no,
                 kind = kind.as_str(),
                 minor,
                 "approval reversed"
-            );
+            ),
+            None if trace_no <= batch.newest_let_go => tracing::warn!(
+                terminal = terminal_id,
+                trace_no,
+                "a reversal of an approval older than the {RECENT} the simulated acquirer keeps: not taken off its totals"
+            ),
+            None => {}
         }
     }
 
@@ -130,7 +138,7 @@ impl SimIssuer {
             }
         }
         let mine = self.totals(&totals.terminal_id);
-        self.approved.retain(|(t, _), _| *t != totals.terminal_id);
+        self.batches.remove(&totals.terminal_id);
         let balanced = (
             mine.sales_count,
             mine.sales_minor,
@@ -151,12 +159,12 @@ impl SimIssuer {
     }
 
     fn totals(&self, terminal_id: &str) -> BatchTotals {
-        let approved = self
-            .approved
-            .iter()
-            .filter(|((terminal, _), _)| terminal == terminal_id)
-            .map(|(_, (kind, minor))| (*kind, 1, *minor));
-        BatchTotals::of(terminal_id, 0, approved)
+        let sums = self.batches.get(terminal_id).map(|b| b.sums).unwrap_or_default();
+        BatchTotals::of(
+            terminal_id,
+            0,
+            SUMMED.iter().zip(sums).map(|(kind, (count, minor))| (*kind, count, minor)),
+        )
     }
 
     fn decide_only(&mut self, request: &AuthRequest) -> Decision {
@@ -213,6 +221,58 @@ impl SimIssuer {
             },
             Behaviour::NoAnswer => Decision::Silence,
         }
+    }
+}
+
+/// How many of a terminal's newest approvals the simulated acquirer keeps
+/// one by one, for a reversal to take back; older ones live on only in
+/// its totals, so a day of sales without a settlement costs no more memory
+/// than a minute's.
+const RECENT: usize = 4096;
+
+/// The kinds a batch sums, in the order of [`OpenBatch::sums`].
+const SUMMED: [TxnKind; 3] = [TxnKind::Sale, TxnKind::Void, TxnKind::Refund];
+
+/// What the acquirer holds of a terminal's batch until it settles.
+#[derive(Debug, Default)]
+struct OpenBatch {
+    /// Count and amount of the approvals not reversed, by kind ([`SUMMED`]).
+    sums: [(u32, u64); 3],
+    /// The newest approvals (trace, kind, amount), oldest first.
+    recent: VecDeque<(u32, TxnKind, u64)>,
+    /// The trace of the newest approval let go from `recent`.
+    newest_let_go: u32,
+}
+
+impl OpenBatch {
+    fn sum(&mut self, kind: TxnKind) -> Option<&mut (u32, u64)> {
+        SUMMED.iter().position(|k| *k == kind).map(|i| &mut self.sums[i])
+    }
+
+    /// An approval; the same trace approved again (a repeat) counts once.
+    fn approve(&mut self, trace_no: u32, kind: TxnKind, minor: u64) {
+        self.reverse(trace_no);
+        if let Some(sum) = self.sum(kind) {
+            sum.0 += 1;
+            sum.1 += minor;
+        }
+        self.recent.push_back((trace_no, kind, minor));
+        if self.recent.len() > RECENT {
+            if let Some((trace, ..)) = self.recent.pop_front() {
+                self.newest_let_go = self.newest_let_go.max(trace);
+            }
+        }
+    }
+
+    /// Takes an approval back: its kind and amount, if it is still kept.
+    fn reverse(&mut self, trace_no: u32) -> Option<(TxnKind, u64)> {
+        let at = self.recent.iter().rposition(|(trace, ..)| *trace == trace_no)?;
+        let (_, kind, minor) = self.recent.remove(at)?;
+        if let Some(sum) = self.sum(kind) {
+            sum.0 -= 1;
+            sum.1 -= minor;
+        }
+        Some((kind, minor))
     }
 }
 
@@ -319,6 +379,39 @@ mod tests {
             };
             assert!(issuer.settle(&hub), "the void takes its sale off");
         }
+    }
+
+    #[test]
+    fn a_day_of_sales_is_summed_and_the_newest_can_still_be_reversed() {
+        let mut issuer = SimIssuer::default();
+        let sales = RECENT as u32 * 3;
+        for trace in 1..=sales {
+            let r = AuthRequest {
+                trace_no: trace,
+                ..request("approved", 100, None)
+            };
+            assert_eq!(code(&mut issuer, &r), "00");
+        }
+        // A repeat of the last one counts once; then it is reversed.
+        let last = AuthRequest {
+            trace_no: sales,
+            ..request("approved", 100, None)
+        };
+        assert_eq!(code(&mut issuer, &last), "00");
+        issuer.reversed("T1", sales);
+        let batch = &issuer.batches["T1"];
+        assert_eq!(batch.recent.len(), RECENT - 1, "only the newest are kept one by one");
+        let hub = BatchTotals {
+            terminal_id: "T1".into(),
+            batch_no: 1,
+            trace_no: sales + 1,
+            sales_count: sales - 1,
+            sales_minor: u64::from(sales - 1) * 100,
+            refunds_count: 0,
+            refunds_minor: 0,
+        };
+        assert!(issuer.settle(&hub), "{:?}", issuer.totals("T1"));
+        assert!(issuer.batches.is_empty(), "a settled batch is let go");
     }
 
     #[test]

@@ -96,11 +96,10 @@ impl SimIssuer {
         let decision = self.decide_only(request);
         if let Decision::Answer { response, .. } = &decision {
             if response.approved() && request.kind != TxnKind::Balance {
-                self.batches.entry(request.terminal_id.clone()).or_default().approve(
-                    request.trace_no,
-                    request.kind,
-                    request.amount.minor(),
-                );
+                self.batches
+                    .entry(request.terminal_id.clone())
+                    .or_default()
+                    .approve(request.trace_no, request.kind, request.amount.minor());
             }
         }
         decision
@@ -108,7 +107,9 @@ impl SimIssuer {
 
     /// A reversal: that approval never happened.
     pub fn reversed(&mut self, terminal_id: &str, trace_no: u32) {
-        let Some(batch) = self.batches.get_mut(terminal_id) else { return };
+        let Some(batch) = self.batches.get_mut(terminal_id) else {
+            return;
+        };
         match batch.reverse(trace_no) {
             Some((kind, minor)) => tracing::debug!(
                 terminal = terminal_id,
@@ -163,7 +164,10 @@ impl SimIssuer {
         BatchTotals::of(
             terminal_id,
             0,
-            SUMMED.iter().zip(sums).map(|(kind, (count, minor))| (*kind, count, minor)),
+            SUMMED
+                .iter()
+                .zip(sums)
+                .map(|(kind, (count, minor))| (*kind, count, minor)),
         )
     }
 
@@ -400,7 +404,11 @@ mod tests {
         assert_eq!(code(&mut issuer, &last), "00");
         issuer.reversed("T1", sales);
         let batch = &issuer.batches["T1"];
-        assert_eq!(batch.recent.len(), RECENT - 1, "only the newest are kept one by one");
+        assert_eq!(
+            batch.recent.len(),
+            RECENT - 1,
+            "only the newest are kept one by one"
+        );
         let hub = BatchTotals {
             terminal_id: "T1".into(),
             batch_no: 1,

@@ -8,9 +8,12 @@
 //! ([`super::Change`]); a job rolled back tells nothing.
 //! The queue of jobs is bounded (2 048 jobs): a flood waits for room
 //! instead of growing the hub's memory.
-//! After each commit, and still before any job hears its result, the thread
-//! writes the history's witness ([`super::witness`]): one more synced write
-//! of 4 KiB per commit, never one per job.
+//! After each commit, and still before any job hears its result, the
+//! history's witness ([`super::witness`]) is written: one more synced write
+//! of 4 KiB per commit, never one per job. A second thread writes it, tells
+//! the changes and hands the jobs their results, while the store thread
+//! already runs the next batch: the two syncs overlap instead of adding up,
+//! and the witness still never falls behind what anyone was told.
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -112,13 +115,18 @@ impl StoreHandle {
             Ok(Some(lost)) => {
                 tracing::error!(missing = %lost, "history lost: sales are refused until the owner restores a backup or accepts the loss on the troubleshooting page; sales left pending are reversed only then, after the checkouts' records had their say")
             }
-            Ok(None) => keeper.keep(&store),
+            Ok(None) => keeper.keep(witness_of(&store)),
             Err(e) => tracing::error!(error = %e, "cannot compare the history with its witness"),
         }
         let told = changes.clone();
+        // One commit may wait for its witness while the next one runs.
+        let (committed, witnessed) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("witness".into())
+            .spawn(move || witness(keeper, witnessed, told))?;
         std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || run(store, keeper, queue, told))?;
+            .spawn(move || run(store, queue, committed))?;
         Ok(StoreHandle { jobs, changes })
     }
 
@@ -186,16 +194,25 @@ struct Keeper {
     failing: bool,
 }
 
+/// What the history now is, to be written; `Ok(None)` when history was
+/// lost: then the witness keeps what was lost until the owner deals with it.
+fn witness_of(store: &Store) -> Result<Option<Witness>, String> {
+    if !matches!(store.history_lost(), Ok(None)) {
+        return Ok(None);
+    }
+    Witness::of(store.connection())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 impl Keeper {
-    /// Writes what the history now is, unless history was lost: then the
-    /// witness keeps what was lost until the owner deals with it.
-    fn keep(&mut self, store: &Store) {
-        if !matches!(store.history_lost(), Ok(None)) {
-            return;
-        }
-        let written = Witness::of(store.connection())
-            .map_err(|e| e.to_string())
-            .and_then(|w| self.file.write(&w).map_err(|e| e.to_string()));
+    /// Writes `witness` and syncs it.
+    fn keep(&mut self, witness: Result<Option<Witness>, String>) {
+        let written = match witness {
+            Ok(None) => return,
+            Ok(Some(w)) => self.file.write(&w).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
         match written {
             Err(e) if !self.failing => {
                 self.failing = true;
@@ -211,11 +228,41 @@ impl Keeper {
     }
 }
 
+/// A batch the store thread is done with, for the witness thread.
+struct Committed {
+    batch: Vec<Box<dyn Job>>,
+    /// Why nothing in it was recorded; `None` when it committed.
+    failed: Option<Failed>,
+    /// The witness to write before anyone hears of it (after a commit).
+    witness: Result<Option<Witness>, String>,
+    changes: Vec<Change>,
+}
+
+/// The witness thread: writes each commit's witness, then tells its
+/// changes and hands its jobs their results, in the order of the commits.
+fn witness(
+    mut keeper: Keeper,
+    witnessed: std::sync::mpsc::Receiver<Committed>,
+    told: broadcast::Sender<Change>,
+) {
+    for done in witnessed {
+        if done.failed.is_none() {
+            keeper.keep(done.witness);
+            // Nobody listening is fine: the changes are in the store.
+            done.changes
+                .into_iter()
+                .for_each(|change| drop(told.send(change)));
+        }
+        for job in done.batch {
+            job.deliver(done.failed.as_ref());
+        }
+    }
+}
+
 fn run(
     mut store: Store,
-    mut keeper: Keeper,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
-    told: broadcast::Sender<Change>,
+    committed: std::sync::mpsc::SyncSender<Committed>,
 ) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
@@ -249,18 +296,29 @@ fn run(
             },
         };
         let changes = store.changes.take();
-        match &failed {
+        let witness = match &failed {
             Some(f) => {
-                tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded")
+                tracing::error!(error = %f.why, jobs = batch.len(), "store commit failed; nothing in it was recorded");
+                Ok(None)
             }
-            None => {
-                keeper.keep(&store);
-                // Nobody listening is fine: the changes are in the store.
-                changes.into_iter().for_each(|change| drop(told.send(change)));
+            None => witness_of(&store),
+        };
+        let done = Committed {
+            batch,
+            failed,
+            witness,
+            changes,
+        };
+        if let Err(std::sync::mpsc::SendError(done)) = committed.send(done) {
+            // The witness thread is gone (it panicked): nobody may hear of
+            // a commit it did not witness.
+            let stopped = Failed {
+                why: "the store's witness thread has stopped".into(),
+                storage: false,
+            };
+            for job in done.batch {
+                job.deliver(Some(&stopped));
             }
-        }
-        for job in batch {
-            job.deliver(failed.as_ref());
         }
     }
 }

@@ -34,7 +34,10 @@ fn time(rounds: u32, mut round: impl FnMut(u32)) -> f64 {
 }
 
 fn say(path: &str, us: f64, rounds: u32) {
-    println!("{}", serde_json::json!({ "path": path, "us": us, "rounds": rounds }));
+    println!(
+        "{}",
+        serde_json::json!({ "path": path, "us": us, "rounds": rounds })
+    );
 }
 
 /// The peak of this process's resident memory so far, in KiB.
@@ -122,17 +125,24 @@ fn main() {
     let rounds = 5;
     say(
         "argon2: a sign-in's password check",
-        time(rounds, |_| assert!(tallybox::passwords::verify("correct horse battery", &hash))),
+        time(rounds, |_| {
+            assert!(tallybox::passwords::verify("correct horse battery", &hash))
+        }),
         rounds,
     );
     let grew = peak_kib().saturating_sub(before);
-    println!("{}", serde_json::json!({ "path": "argon2: peak memory added, KiB", "kib": grew }));
+    println!(
+        "{}",
+        serde_json::json!({ "path": "argon2: peak memory added, KiB", "kib": grew })
+    );
 
     let mut store = Store::open(dir.path()).expect("a store");
     let mut issuer = SimIssuer::default();
     let shop = Shop::from_config(&tallybox::config::Config::default()).expect("a shop");
     let key: Key = [7; 32];
-    let card = test_cards::by_name("approved").expect("a test card").read(EntryMode::Swipe);
+    let card = test_cards::by_name("approved")
+        .expect("a test card")
+        .read(EntryMode::Swipe);
     let request = encode(&Request::Sale(requests::Sale {
         request_id: RequestId::new(),
         amount: Amount::from_minor(1250).expect("an amount"),
@@ -221,5 +231,4 @@ fn main() {
             rounds,
         );
     }
-
 }

@@ -16,6 +16,8 @@ pub const PHONE: (u32, u32) = (360, 780);
 
 pub struct Browser {
     driver: Child,
+    /// chromedriver's loopback port.
+    driver_port: u16,
     pub client: Client,
     _profile: tempfile::TempDir,
 }
@@ -97,6 +99,7 @@ impl Browser {
         };
         Browser {
             driver,
+            driver_port: port,
             client,
             _profile: profile,
         }
@@ -177,6 +180,30 @@ impl Browser {
             )
             .await;
         serde_json::from_value(found).unwrap_or_default()
+    }
+
+    /// Runs a DevTools protocol command in the browser (chromedriver's
+    /// `goog/cdp/execute`), for what WebDriver cannot do: slow the CPU or
+    /// the network, empty the cache.
+    pub async fn devtools(&self, command: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session");
+        let url = format!(
+            "http://127.0.0.1:{}/session/{session}/goog/cdp/execute",
+            self.driver_port
+        );
+        let body = json!({ "cmd": command, "params": params });
+        tokio::task::block_in_place(|| {
+            let answer = ureq::post(&url)
+                .send_json(body)
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
+            answer.into_json().unwrap_or_else(|e| panic!("{command}: {e}"))
+        })
     }
 
     /// Saves the window as `target/screenshots/{name}.png`.

@@ -1,6 +1,8 @@
 //! `tallybox-bench`, run by `scripts/bench`: starts the release hub and
 //! terminals on loopback, measures, and prints the table (also written to
-//! `target/bench/latest.json`). Bounded: a few minutes on a 2-core machine.
+//! `target/bench/latest.json`). Bounded: about ten minutes on a 2-core
+//! machine. One part alone: `tallybox-bench sealed | day | pi | wear |
+//! pages | chain`.
 
 use std::io::Write;
 use std::path::Path;
@@ -378,6 +380,223 @@ fn day_memory(
     Ok(())
 }
 
+/// Published single-core `sysbench cpu` (1.0.20, primes to 10 000) events/s
+/// of a Pi 4 (Cortex-A72, 1.5 GHz) and a Pi 3 B+ (Cortex-A53, 1.4 GHz):
+/// leoncode.co.uk, "Raspberry Pi CPU Benchmarks". One narrow integer test,
+/// so the estimates made from it are rough.
+const PI4_SYSBENCH: f64 = 1477.83;
+const PI3_SYSBENCH: f64 = 687.45;
+
+/// This machine's single-core `sysbench cpu` events/s, as the Pis' were run.
+fn sysbench_events() -> anyhow::Result<f64> {
+    let out = std::process::Command::new("sysbench")
+        .args(["cpu", "--threads=1", "--time=10", "run"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("events per second:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("sysbench said: {text}"))
+}
+
+/// `hub/examples/hotpaths` run through `launcher` (none, or qemu user
+/// mode): path → µs a round, and the memory argon2 added (KiB).
+fn hot_paths(launcher: &[&str], program: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+    let shm = Path::new("/dev/shm");
+    let dir = tempfile::tempdir_in(if shm.is_dir() { shm } else { Path::new("target") })?;
+    let mut cmd = std::process::Command::new(launcher.first().map_or(program.as_os_str(), |l| l.as_ref()));
+    if !launcher.is_empty() {
+        cmd.args(&launcher[1..]).arg(program);
+    }
+    let out = cmd.arg(dir.path()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            let value = v["us"].as_f64().or(v["kib"].as_f64()).unwrap_or(f64::NAN);
+            Ok((v["path"].as_str().unwrap_or_default().to_string(), value))
+        })
+        .collect()
+}
+
+/// The hot paths natively and for aarch64 under qemu user mode in one run,
+/// and a Pi's figures estimated from its published single-core speed
+/// against this machine's.
+fn pi_figures(figures: &mut Vec<Figure>, notes: &mut Vec<(String, f64, &'static str)>) -> anyhow::Result<()> {
+    let native = hot_paths(&[], &Path::new("target/release/examples").join("hotpaths"))?;
+    let pi_build = Path::new("target/aarch64-unknown-linux-gnu/release/examples/hotpaths");
+    let emulated = if pi_build.exists() {
+        hot_paths(&["qemu-aarch64-static"], pi_build)?
+    } else {
+        notes.push((
+            "hot paths for aarch64: not built (scripts/cross-build)".into(),
+            f64::NAN,
+            "-",
+        ));
+        Vec::new()
+    };
+    let here = sysbench_events()?;
+    notes.push((
+        "sysbench cpu, one thread, this machine (baseline of the estimates)".into(),
+        here,
+        "/s",
+    ));
+    for (path, us) in &native {
+        if path.starts_with("argon2: peak memory") {
+            let mib = us / 1024.0;
+            figures.push(Figure {
+                name: "argon2 sign-in: peak memory it adds".into(),
+                value: mib,
+                unit: "MiB",
+                baseline: None,
+                target: "< 64 MiB".into(),
+                met: mib < 64.0,
+            });
+            continue;
+        }
+        if let Some((_, under_qemu)) = emulated.iter().find(|(p, _)| p == path) {
+            notes.push((
+                format!("{path}: aarch64 under qemu user mode / x86_64 (emulation, not a Pi)"),
+                under_qemu / us,
+                "x",
+            ));
+        }
+        let pi4 = us * here / PI4_SYSBENCH / 1000.0;
+        notes.push((format!("{path}: Pi 4 ESTIMATE"), pi4, "ms"));
+        if path.starts_with("argon2") {
+            let pi3 = us * here / PI3_SYSBENCH / 1000.0;
+            figures.push(Figure {
+                name: "argon2 sign-in on a Pi 3 B+, ESTIMATE (x86_64 time x sysbench ratio)".into(),
+                value: pi3,
+                unit: "ms",
+                baseline: Some(us / 1000.0),
+                target: "< 500 ms".into(),
+                met: pi3 < 500.0,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The owner's page on a slow phone: Chromium's CPU slowed 4x and a
+/// 3G-like network (562.5 ms round trip, 1.44 Mbit/s down, 675 kbit/s up)
+/// through the DevTools protocol, the cache off. For each view, opened
+/// anew: the bytes it took to load and the time from the navigation to its
+/// data on the screen (looked for every 25 ms).
+fn phone_figures(
+    runtime: &tokio::runtime::Runtime,
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
+    use tallybox_e2e::browser::Browser;
+    let hub = Hub::start();
+    runtime.block_on(load::sales(hub.mqtt, STORE, 2, 40));
+    let base = format!("http://127.0.0.1:{}", hub.http);
+    // Each view and when its data is on the screen (a script's condition).
+    let views = [
+        (
+            "today",
+            "#/today",
+            "document.querySelector('#today-totals').textContent.includes('¥')",
+        ),
+        (
+            "receipts",
+            "#/",
+            "document.querySelector('#receipts').textContent.includes('¥')",
+        ),
+        (
+            "reports",
+            "#/reports",
+            "document.querySelector('#report-totals').textContent.includes('¥')",
+        ),
+        (
+            "terminals",
+            "#/terminals",
+            "document.querySelector('#terminal-list').textContent.includes('L1')",
+        ),
+        (
+            "troubleshooting",
+            "#/troubleshooting",
+            "document.querySelector('#checks').children.length > 0",
+        ),
+        (
+            "settings",
+            "#/settings",
+            "document.querySelector('#shop-form [name=store_name]').value !== ''",
+        ),
+    ];
+    runtime.block_on(async {
+        for (name, hash, shown) in views {
+            // A browser of its own for each view: no connection or cached
+            // file of another view helps it.
+            let b = Browser::start().await;
+            b.goto(&format!("{base}/")).await;
+            b.fill("#login-form [name=password]", tallybox_e2e::web::OWNER_PASSWORD).await;
+            b.click("#login-form button").await;
+            b.wait_text("#today-view", "Net", Duration::from_secs(20)).await;
+            b.goto("about:blank").await;
+            b.devtools("Network.enable", serde_json::json!({})).await;
+            b.devtools("Network.setCacheDisabled", serde_json::json!({"cacheDisabled": true})).await;
+            b.devtools(
+                "Network.emulateNetworkConditions",
+                serde_json::json!({"offline": false, "latency": 562.5,
+                                   "downloadThroughput": 1_440_000.0 / 8.0, "uploadThroughput": 675_000.0 / 8.0}),
+            )
+            .await;
+            b.devtools("Emulation.setCPUThrottlingRate", serde_json::json!({"rate": 4})).await;
+            b.run(&format!("location.href = '{base}/{hash}'; return true")).await;
+            let started = Instant::now();
+            let at = loop {
+                anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "{name} never showed its data");
+                let probe = format!(
+                    "try {{ return location.href.startsWith('{base}') && document.readyState !== 'loading' && ({shown}) ? performance.now() : null }} catch (e) {{ return null }}"
+                );
+                if let Ok(serde_json::Value::Number(ms)) = b.client.execute(&probe, vec![]).await {
+                    break ms.as_f64().unwrap_or(f64::NAN);
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            };
+            let bytes = b
+                .run(
+                    "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')) \
+                       .reduce((sum, e) => sum + e.transferSize, 0)",
+                )
+                .await
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let requests = b.run("return performance.getEntriesByType('resource').length + 1").await;
+            say(&format!("slow phone, {name}: data at {at:.0} ms, {requests} requests"));
+            figures.push(Figure {
+                name: format!("slow phone: {name} view, navigation to its data shown"),
+                value: at,
+                unit: "ms",
+                baseline: None,
+                target: "< 5000 ms".into(),
+                met: at < 5000.0,
+            });
+            notes.push((format!("slow phone: {name} view, bytes loaded (cache off)"), bytes / 1024.0, "KiB"));
+            b.close().await;
+        }
+        Ok(())
+    })
+}
+
+/// The table of a mode that measures only part of the bench.
+fn print_table(figures: Vec<Figure>, notes: Vec<(String, f64, &'static str)>) {
+    let report = Report {
+        machine: bench::machine(),
+        figures,
+        notes,
+    };
+    println!("{}", report.table());
+}
+
 fn say(what: &str) {
     eprintln!("bench: {what}");
 }
@@ -401,12 +620,7 @@ fn main() -> anyhow::Result<()> {
             &mut figures,
             &mut notes,
         )?;
-        let report = Report {
-            machine: bench::machine(),
-            figures,
-            notes,
-        };
-        println!("{}", report.table());
+        print_table(figures, notes);
         return Ok(());
     }
     // `tallybox-bench sealed`: the hub as shipped under the sealed load;
@@ -420,12 +634,20 @@ fn main() -> anyhow::Result<()> {
                 day_memory(&runtime, external, &mut figures, &mut notes)?;
             }
         }
-        let report = Report {
-            machine: bench::machine(),
-            figures,
-            notes,
-        };
-        println!("{}", report.table());
+        print_table(figures, notes);
+        return Ok(());
+    }
+    // `tallybox-bench pi`: the hot paths natively, for aarch64 under qemu,
+    // and a Pi's estimated.
+    if mode.as_deref() == Some("pi") {
+        pi_figures(&mut figures, &mut notes)?;
+        print_table(figures, notes);
+        return Ok(());
+    }
+    // `tallybox-bench phone`: the owner's page on a slow phone.
+    if mode.as_deref() == Some("phone") {
+        phone_figures(&runtime, &mut figures, &mut notes)?;
+        print_table(figures, notes);
         return Ok(());
     }
     // `tallybox-bench pages`: the daily report's raw query on a 1M-row store
@@ -662,6 +884,13 @@ fn main() -> anyhow::Result<()> {
         target: "< 60 MiB".into(),
         met: loaded_rss < 60.0,
     });
+
+    say("sealed sales, 20 paired checkouts, on a hub as shipped");
+    sealed_figures(&runtime, &mut figures, &mut notes)?;
+    say("a day's sealed sales: the hub's memory");
+    for external in [false, true] {
+        day_memory(&runtime, external, &mut figures, &mut notes)?;
+    }
 
     say("terminal memory");
     {
@@ -912,6 +1141,11 @@ fn main() -> anyhow::Result<()> {
                 met: size < limit,
             });
         }
+    }
+
+    say("hot paths on this machine and for aarch64 under qemu; a Pi's estimated");
+    if let Err(e) = pi_figures(&mut figures, &mut notes) {
+        notes.push((format!("hot paths not measured: {e:#}"), f64::NAN, "-"));
     }
 
     say("a chain's head office: ingest into PostgreSQL and the lag from a shop's commit");

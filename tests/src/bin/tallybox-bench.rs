@@ -1,8 +1,8 @@
 //! `tallybox-bench`, run by `scripts/bench`: starts the release hub and
 //! terminals on loopback, measures, and prints the table (also written to
 //! `target/bench/latest.json`). Bounded: about ten minutes on a 2-core
-//! machine. One part alone: `tallybox-bench sealed | day | pi | wear |
-//! pages | chain`.
+//! machine. One part alone: `tallybox-bench sealed | day | pi | phone |
+//! wear | pages | chain`.
 
 use std::io::Write;
 use std::path::Path;
@@ -1146,6 +1146,11 @@ fn main() -> anyhow::Result<()> {
     say("hot paths on this machine and for aarch64 under qemu; a Pi's estimated");
     if let Err(e) = pi_figures(&mut figures, &mut notes) {
         notes.push((format!("hot paths not measured: {e:#}"), f64::NAN, "-"));
+    }
+
+    say("the owner's page on a slow phone");
+    if let Err(e) = phone_figures(&runtime, &mut figures, &mut notes) {
+        notes.push((format!("slow phone not measured: {e:#}"), f64::NAN, "-"));
     }
 
     say("a chain's head office: ingest into PostgreSQL and the lag from a shop's commit");

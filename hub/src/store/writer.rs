@@ -309,16 +309,12 @@ fn run(
             witness,
             changes,
         };
-        if let Err(std::sync::mpsc::SendError(done)) = committed.send(done) {
-            // The witness thread is gone (it panicked): nobody may hear of
-            // a commit it did not witness.
-            let stopped = Failed {
-                why: "the store's witness thread has stopped".into(),
-                storage: false,
-            };
-            for job in done.batch {
-                job.deliver(Some(&stopped));
-            }
+        if committed.send(done).is_err() {
+            // The witness thread is gone (it panicked): no commit can be
+            // witnessed any more, so the store stops as if this thread had
+            // died; every caller waiting hears that the store has stopped.
+            tracing::error!("the store's witness thread has stopped: the store stops");
+            return;
         }
     }
 }

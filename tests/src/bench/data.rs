@@ -4,15 +4,44 @@
 use std::path::Path;
 use std::time::Instant;
 
+use chrono::NaiveDate;
 use hdrhistogram::Histogram;
 use rusqlite::{params, Connection};
 use tallybox::store::Store;
 
 use super::{histogram, record};
 
-/// Fills the store in `dir` with `rows` transactions over 100 days, 8 terminals.
+/// Fills the store in `dir` with `rows` transactions over 100 days from
+/// 2026-07-01, 8 terminals.
 pub fn fill(dir: &Path, rows: u64) -> anyhow::Result<()> {
     drop(Store::open(dir)?); // schema and key
+    let first = NaiveDate::from_ymd_opt(2026, 7, 1).expect("a date");
+    insert(dir, 0..rows, rows / 100 + 1, first)
+}
+
+/// Sales a day in a store of years of sales: a busy shop's.
+pub const DAY_ROWS: u64 = 10_000;
+
+/// The first day of a store of years of sales.
+fn years_start() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2017, 1, 1).expect("a date")
+}
+
+/// Adds transactions `from..to` to the store in `dir`, [`DAY_ROWS`] a day
+/// from 2017-01-01 on: a store grown to years of sales, a step at a time.
+pub fn grow(dir: &Path, from: u64, to: u64) -> anyhow::Result<()> {
+    drop(Store::open(dir)?);
+    insert(dir, from..to, DAY_ROWS, years_start())
+}
+
+/// The local date (`YYYY-MM-DD`) of row `i` of a store made by [`grow`].
+pub fn grown_day(i: u64) -> String {
+    (years_start() + chrono::Days::new(i / DAY_ROWS)).to_string()
+}
+
+/// Inserts transactions `rows`, `per_day` a day from `first` on, by SQL in
+/// one transaction (through the schema's triggers, as a sale would).
+fn insert(dir: &Path, rows: std::ops::Range<u64>, per_day: u64, first: NaiveDate) -> anyhow::Result<()> {
     let mut conn = Connection::open(dir.join("tallybox.db"))?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     let tx = conn.transaction()?;
@@ -23,14 +52,12 @@ pub fn fill(dir: &Path, rows: u64) -> anyhow::Result<()> {
              created_at, updated_at) VALUES (?1, ?2, 'sale', ?3, ?4, 'CNY', ?5, ?6, 'union_pay', 'swipe', ?7, ?8, ?9, \
              ?10, ?11, ?12, ?13, ?14, ?14)",
         )?;
-        let per_day = rows / 100 + 1;
-        for i in 0..rows {
+        for i in rows {
             let day = i / per_day;
             let second = (i % per_day) * 86_400 / per_day;
             let local = format!(
-                "2026-{:02}-{:02} {:02}:{:02}:{:02}",
-                7 + day / 30,
-                1 + day % 30,
+                "{} {:02}:{:02}:{:02}",
+                first + chrono::Days::new(day),
                 second / 3600,
                 (second / 60) % 60,
                 second % 60

@@ -12,7 +12,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use tallybox_core::card::{test_cards, EntryMode};
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::{
-    decode_response, encode, Request, RequestId, Response, TerminalId, Topics, TxnStatus,
+    decode_response, encode, Outcome, Request, RequestId, Response, TerminalId, Topics, TxnStatus,
 };
 use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
 use tokio::sync::mpsc;
@@ -211,14 +211,14 @@ impl Terminal {
     }
 
     /// One sale to its answer; the status and the time it took.
-    async fn sale(&mut self) -> (TxnStatus, Duration) {
+    async fn sale(&mut self) -> (Outcome, Duration) {
         let request_id = RequestId::new();
         let payload = sale_request(&request_id);
         self.round_trip(&request_id, payload).await
     }
 
     /// A sale paid by the payment code `code`.
-    async fn code_sale(&mut self, code: &str) -> (TxnStatus, Duration) {
+    async fn code_sale(&mut self, code: &str) -> (Outcome, Duration) {
         let request_id = RequestId::new();
         let payload = encode(&Request::CodeSale(requests::CodeSale {
             request_id: request_id.clone(),
@@ -233,7 +233,7 @@ impl Terminal {
     }
 
     /// Publishes `payload` until the outcome of `request_id` comes back.
-    async fn round_trip(&mut self, request_id: &RequestId, payload: Vec<u8>) -> (TxnStatus, Duration) {
+    async fn round_trip(&mut self, request_id: &RequestId, payload: Vec<u8>) -> (Outcome, Duration) {
         let started = Instant::now();
         loop {
             // A paired checkout seals each send anew: a copy would be a replay.
@@ -257,7 +257,7 @@ impl Terminal {
                 };
                 if let Ok(Response::Outcome(o)) = decode_response(&bytes) {
                     if o.request_id == *request_id {
-                        return (o.status, started.elapsed());
+                        return (o, started.elapsed());
                     }
                 }
             }
@@ -265,13 +265,24 @@ impl Terminal {
     }
 }
 
+/// A sale the bench needs approved: else it stops, saying the hub's answer.
+fn approved(outcome: &Outcome) {
+    assert_eq!(
+        outcome.status,
+        TxnStatus::Approved,
+        "the hub answered {} ({})",
+        outcome.response_code,
+        tallybox_core::reason::explain(outcome.response_code).reason_en
+    );
+}
+
 /// Sale round trips from one terminal.
 pub async fn sale_latency(port: u16, store: &str, rounds: usize) -> Histogram<u64> {
     let mut t = Terminal::connect(port, store, "B0").await;
     let mut h = histogram();
     for i in 0..rounds + 50 {
-        let (status, took) = t.sale().await;
-        assert_eq!(status, TxnStatus::Approved);
+        let (outcome, took) = t.sale().await;
+        approved(&outcome);
         if i >= 50 {
             record(&mut h, took);
         }
@@ -290,8 +301,8 @@ pub async fn code_sale_latency(
     let mut t = Terminal::connect(port, store, "B0").await;
     let mut h = histogram();
     for i in 0..rounds + 20 {
-        let (status, took) = t.code_sale(&code(i)).await;
-        assert_eq!(status, TxnStatus::Approved);
+        let (outcome, took) = t.code_sale(&code(i)).await;
+        approved(&outcome);
         if i >= 20 {
             record(&mut h, took);
         }
@@ -308,8 +319,7 @@ pub async fn sales(port: u16, store: &str, terminals: usize, count: u64) {
         let left = std::sync::Arc::clone(&left);
         tasks.push(tokio::spawn(async move {
             while left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
-                let (status, _) = t.sale().await;
-                assert_eq!(status, TxnStatus::Approved);
+                approved(&t.sale().await.0);
             }
         }));
     }
@@ -409,8 +419,8 @@ async fn sell(connected: Vec<Terminal>, until: Until, sold: Arc<AtomicU64>) -> T
                 if !more {
                     break;
                 }
-                let (status, took) = t.sale().await;
-                if status == TxnStatus::Approved {
+                let (outcome, took) = t.sale().await;
+                if outcome.status == TxnStatus::Approved {
                     approved += 1;
                 }
                 sold.fetch_add(1, Ordering::Relaxed);

@@ -146,3 +146,81 @@ pub fn rss_mib(pid: u32, field: &str) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
+
+/// `series` (name, one value per x) over `xs` as an SVG line chart with
+/// labelled axes and a legend, for BENCHMARKS.md to link.
+pub fn svg_chart(title: &str, x_label: &str, y_label: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 400.0;
+    const PAD: f64 = 60.0;
+    const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+    let finite = |v: &f64| v.is_finite();
+    let x_max = xs.iter().copied().filter(finite).fold(0.0, f64::max).max(1e-9);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, ys)| ys.iter().copied().filter(finite))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let at = |x: f64, y: f64| (PAD + x / x_max * (W - 2.0 * PAD), H - PAD - y / y_max * (H - 2.0 * PAD));
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{title}</text>\n\
+         <line x1=\"{PAD}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x_label}</text>\n\
+         <text x=\"15\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 15 {})\">{y_label}</text>\n",
+        W / 2.0,
+        H - PAD,
+        W - PAD,
+        H - PAD,
+        H - PAD,
+        W / 2.0,
+        H - 15.0,
+        H / 2.0,
+        H / 2.0
+    );
+    for i in 0..=4 {
+        let (x, y) = (x_max * f64::from(i) / 4.0, y_max * f64::from(i) / 4.0);
+        let (px, _) = at(x, 0.0);
+        let (_, py) = at(0.0, y);
+        svg.push_str(&format!(
+            "<text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x:.0}</text>\n\
+             <text x=\"{:.1}\" y=\"{py:.1}\" text-anchor=\"end\">{y:.1}</text>\n",
+            H - PAD + 16.0,
+            PAD - 6.0
+        ));
+    }
+    for (n, (name, ys)) in series.iter().enumerate() {
+        let colour = COLOURS[n % COLOURS.len()];
+        let points: Vec<String> = xs
+            .iter()
+            .zip(ys)
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(x, y)| {
+                let (px, py) = at(*x, *y);
+                format!("{px:.1},{py:.1}")
+            })
+            .collect();
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+        for p in &points {
+            let (px, py) = p.split_once(',').unwrap_or_default();
+            svg.push_str(&format!("<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>\n"));
+        }
+        let ly = PAD + 16.0 * n as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"2\"/>\n\
+             <text x=\"{}\" y=\"{}\">{name}</text>\n",
+            PAD + 10.0,
+            PAD + 30.0,
+            PAD + 36.0,
+            ly + 4.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

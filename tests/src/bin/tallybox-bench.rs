@@ -2,7 +2,8 @@
 //! terminals on loopback, measures, and prints the table (also written to
 //! `target/bench/latest.json`). Bounded: about ten minutes on a 2-core
 //! machine. One part alone: `tallybox-bench sealed | day | pi | phone |
-//! wear | pages | chain`.
+//! wear | pages | chain`; stores of years of sales (not in the whole run,
+//! which fills one of a million): `tallybox-bench years [MILLIONS...]`.
 
 use std::io::Write;
 use std::path::Path;
@@ -587,6 +588,128 @@ fn phone_figures(
     })
 }
 
+/// Deletes the store's database files in `dir` and the witness of their
+/// history (the hub stopped): a store made anew.
+fn empty_store(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| {
+            n.to_string_lossy().starts_with("tallybox.db") || n == tallybox::store::witness::FILE
+        }) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// p99 (ms) of `rounds` GETs of each of `paths` from the hub's API, signed
+/// in; each answer must hold a page of 50 or a report with sales.
+fn api_p99(hub: &Hub, paths: &[String], rounds: usize) -> anyhow::Result<(f64, f64)> {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    let web = hub.web();
+    let mut h = bench::histogram();
+    for path in paths {
+        let url = format!("http://127.0.0.1:{}{path}", hub.http);
+        for _ in 0..rounds {
+            let started = Instant::now();
+            let body: serde_json::Value = agent.get(&url).set("cookie", web.cookie()).call()?.into_json()?;
+            bench::record(&mut h, started.elapsed());
+            let full = body["items"].as_array().is_some_and(|i| i.len() == 50)
+                || body["totals"]["sales"].as_u64().is_some_and(|n| n > 0);
+            anyhow::ensure!(full, "{path} answered short: {body:.200}");
+        }
+    }
+    Ok((ms(&h, 50.0), ms(&h, 99.0)))
+}
+
+/// Stores of years of sales, grown in place to each size in millions (10 000
+/// sales a day from 2017 on): at each, what the owner and the cashier wait
+/// for, the file's size, and the curves as `target/bench/years.svg`.
+fn years_figures(
+    runtime: &tokio::runtime::Runtime,
+    sizes: &[u64],
+    figures: &mut Vec<Figure>,
+    notes: &mut Vec<(String, f64, &'static str)>,
+) -> anyhow::Result<()> {
+    let mut hub = Hub::start();
+    let data_dir = hub.data_dir();
+    hub.kill();
+    empty_store(&data_dir)?;
+    let mut grown = 0;
+    let mut first_sale = None;
+    let names = ["receipts page p99", "today's report p99", "a month's report p99", "cold start", "sale p50"];
+    let mut curves: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for &millions in sizes {
+        let rows = millions * 1_000_000;
+        let started = Instant::now();
+        data::grow(&data_dir, grown, rows)?;
+        grown = rows;
+        say(&format!("{millions}M rows, grown in {:.0} s", started.elapsed().as_secs_f64()));
+        let cold = hub.cold_start().as_secs_f64() * 1000.0;
+        let day = data::grown_day(rows - 1);
+        let receipts = [
+            "status=approved&terminal=T3".to_string(),
+            format!("from={day}&to={day}&status=declined"),
+            "last4=0042".into(),
+            "auth_code=000042".into(),
+        ]
+        .map(|q| format!("/api/v1/transactions?{q}&limit=50"));
+        let (_, receipts_p99) = api_p99(&hub, &receipts, QUERY_ROUNDS)?;
+        let (_, today_p99) = api_p99(&hub, &[format!("/api/v1/reports?period=day&date={day}")], QUERY_ROUNDS)?;
+        let (_, month_p99) = api_p99(&hub, &[format!("/api/v1/reports?period=month&date={day}")], QUERY_ROUNDS)?;
+        let sale = ms(
+            &runtime.block_on(load::sale_latency(hub.mqtt, STORE, SALES_ONE_TERMINAL)),
+            50.0,
+        );
+        let first = *first_sale.get_or_insert(sale);
+        let size: u64 = ["tallybox.db", "tallybox.db-wal"]
+            .iter()
+            .map(|n| std::fs::metadata(data_dir.join(n)).map_or(0, |m| m.len()))
+            .sum();
+        for (name, value, target, limit) in [
+            ("receipts page of 50 with filters over HTTP p99", receipts_p99, "< 20 ms", 20.0),
+            ("today's report over HTTP p99", today_p99, "< 20 ms", 20.0),
+            ("a month's report over HTTP p99", month_p99, "< 50 ms", 50.0),
+            ("hub cold start to /healthz", cold, "< 300 ms", 300.0),
+        ] {
+            figures.push(Figure {
+                name: format!("{name}, {millions}M rows"),
+                value,
+                unit: "ms",
+                baseline: None,
+                target: target.into(),
+                met: value < limit,
+            });
+        }
+        figures.push(Figure {
+            name: format!("sale round trip p50, one terminal, {millions}M rows"),
+            value: sale,
+            unit: "ms",
+            baseline: Some(first),
+            target: format!("<= 1.5x at {}M", sizes[0]),
+            met: sale <= 1.5 * first,
+        });
+        notes.push((
+            format!("database file per million sales, {millions}M rows"),
+            size as f64 / (1024.0 * 1024.0) / millions as f64,
+            "MiB",
+        ));
+        for (curve, value) in curves.iter_mut().zip([receipts_p99, today_p99, month_p99, cold, sale]) {
+            curve.push(value);
+        }
+    }
+    let xs: Vec<f64> = sizes.iter().map(|m| *m as f64).collect();
+    let series: Vec<(&str, Vec<f64>)> = names.into_iter().zip(curves).collect();
+    let out = Path::new("target/bench");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("years.svg"),
+        bench::svg_chart("A store of years of sales", "millions of transactions", "ms", &xs, &series),
+    )?;
+    say("curves written to target/bench/years.svg");
+    Ok(())
+}
+
 /// The table of a mode that measures only part of the bench.
 fn print_table(figures: Vec<Figure>, notes: Vec<(String, f64, &'static str)>) {
     let report = Report {
@@ -641,6 +764,16 @@ fn main() -> anyhow::Result<()> {
     // and a Pi's estimated.
     if mode.as_deref() == Some("pi") {
         pi_figures(&mut figures, &mut notes)?;
+        print_table(figures, notes);
+        return Ok(());
+    }
+    // `tallybox-bench years [MILLIONS...]`: stores of years of sales.
+    if mode.as_deref() == Some("years") {
+        let mut sizes: Vec<u64> = std::env::args().skip(2).map(|a| a.parse()).collect::<Result<_, _>>()?;
+        if sizes.is_empty() {
+            sizes = vec![1, 3, 10];
+        }
+        years_figures(&runtime, &sizes, &mut figures, &mut notes)?;
         print_table(figures, notes);
         return Ok(());
     }
@@ -909,15 +1042,7 @@ fn main() -> anyhow::Result<()> {
 
     say("a million transactions");
     hub.kill();
-    for entry in std::fs::read_dir(&data_dir)? {
-        let path = entry?.path();
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("tallybox.db"))
-        {
-            std::fs::remove_file(path)?;
-        }
-    }
+    empty_store(&data_dir)?;
     data::fill(&data_dir, ROWS)?;
     let cold = hub.cold_start();
     figures.push(Figure {

@@ -149,7 +149,13 @@ pub fn rss_mib(pid: u32, field: &str) -> f64 {
 
 /// `series` (name, one value per x) over `xs` as an SVG line chart with
 /// labelled axes and a legend, for BENCHMARKS.md to link.
-pub fn svg_chart(title: &str, x_label: &str, y_label: &str, xs: &[f64], series: &[(&str, Vec<f64>)]) -> String {
+pub fn svg_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    xs: &[f64],
+    series: &[(&str, Vec<f64>)],
+) -> String {
     const W: f64 = 640.0;
     const H: f64 = 400.0;
     const PAD: f64 = 60.0;
@@ -162,7 +168,12 @@ pub fn svg_chart(title: &str, x_label: &str, y_label: &str, xs: &[f64], series: 
         .fold(0.0, f64::max)
         .max(1e-9)
         * 1.1;
-    let at = |x: f64, y: f64| (PAD + x / x_max * (W - 2.0 * PAD), H - PAD - y / y_max * (H - 2.0 * PAD));
+    let at = |x: f64, y: f64| {
+        (
+            PAD + x / x_max * (W - 2.0 * PAD),
+            H - PAD - y / y_max * (H - 2.0 * PAD),
+        )
+    };
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -209,7 +220,9 @@ pub fn svg_chart(title: &str, x_label: &str, y_label: &str, xs: &[f64], series: 
         ));
         for p in &points {
             let (px, py) = p.split_once(',').unwrap_or_default();
-            svg.push_str(&format!("<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>\n"));
+            svg.push_str(&format!(
+                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>\n"
+            ));
         }
         let ly = PAD + 16.0 * n as f64;
         svg.push_str(&format!(

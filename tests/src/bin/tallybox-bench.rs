@@ -637,14 +637,23 @@ fn years_figures(
     empty_store(&data_dir)?;
     let mut grown = 0;
     let mut first_sale = None;
-    let names = ["receipts page p99", "today's report p99", "a month's report p99", "cold start", "sale p50"];
+    let names = [
+        "receipts page p99",
+        "today's report p99",
+        "a month's report p99",
+        "cold start",
+        "sale p50",
+    ];
     let mut curves: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for &millions in sizes {
         let rows = millions * 1_000_000;
         let started = Instant::now();
         data::grow(&data_dir, grown, rows)?;
         grown = rows;
-        say(&format!("{millions}M rows, grown in {:.0} s", started.elapsed().as_secs_f64()));
+        say(&format!(
+            "{millions}M rows, grown in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
         let cold = hub.cold_start().as_secs_f64() * 1000.0;
         let day = data::grown_day(rows - 1);
         let receipts = [
@@ -655,8 +664,16 @@ fn years_figures(
         ]
         .map(|q| format!("/api/v1/transactions?{q}&limit=50"));
         let (_, receipts_p99) = api_p99(&hub, &receipts, QUERY_ROUNDS)?;
-        let (_, today_p99) = api_p99(&hub, &[format!("/api/v1/reports?period=day&date={day}")], QUERY_ROUNDS)?;
-        let (_, month_p99) = api_p99(&hub, &[format!("/api/v1/reports?period=month&date={day}")], QUERY_ROUNDS)?;
+        let (_, today_p99) = api_p99(
+            &hub,
+            &[format!("/api/v1/reports?period=day&date={day}")],
+            QUERY_ROUNDS,
+        )?;
+        let (_, month_p99) = api_p99(
+            &hub,
+            &[format!("/api/v1/reports?period=month&date={day}")],
+            QUERY_ROUNDS,
+        )?;
         let sale = ms(
             &runtime.block_on(load::sale_latency(hub.mqtt, STORE, SALES_ONE_TERMINAL)),
             50.0,
@@ -667,7 +684,12 @@ fn years_figures(
             .map(|n| std::fs::metadata(data_dir.join(n)).map_or(0, |m| m.len()))
             .sum();
         for (name, value, target, limit) in [
-            ("receipts page of 50 with filters over HTTP p99", receipts_p99, "< 20 ms", 20.0),
+            (
+                "receipts page of 50 with filters over HTTP p99",
+                receipts_p99,
+                "< 20 ms",
+                20.0,
+            ),
             ("today's report over HTTP p99", today_p99, "< 20 ms", 20.0),
             ("a month's report over HTTP p99", month_p99, "< 50 ms", 50.0),
             ("hub cold start to /healthz", cold, "< 300 ms", 300.0),
@@ -694,7 +716,10 @@ fn years_figures(
             size as f64 / (1024.0 * 1024.0) / millions as f64,
             "MiB",
         ));
-        for (curve, value) in curves.iter_mut().zip([receipts_p99, today_p99, month_p99, cold, sale]) {
+        for (curve, value) in curves
+            .iter_mut()
+            .zip([receipts_p99, today_p99, month_p99, cold, sale])
+        {
             curve.push(value);
         }
     }
@@ -704,7 +729,13 @@ fn years_figures(
     std::fs::create_dir_all(out)?;
     std::fs::write(
         out.join("years.svg"),
-        bench::svg_chart("A store of years of sales", "millions of transactions", "ms", &xs, &series),
+        bench::svg_chart(
+            "A store of years of sales",
+            "millions of transactions",
+            "ms",
+            &xs,
+            &series,
+        ),
     )?;
     say("curves written to target/bench/years.svg");
     Ok(())
@@ -769,7 +800,10 @@ fn main() -> anyhow::Result<()> {
     }
     // `tallybox-bench years [MILLIONS...]`: stores of years of sales.
     if mode.as_deref() == Some("years") {
-        let mut sizes: Vec<u64> = std::env::args().skip(2).map(|a| a.parse()).collect::<Result<_, _>>()?;
+        let mut sizes: Vec<u64> = std::env::args()
+            .skip(2)
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()?;
         if sizes.is_empty() {
             sizes = vec![1, 3, 10];
         }

@@ -15,7 +15,7 @@ use tallybox::shop::Shop;
 use tallybox::store::query::Filter;
 use tallybox::store::{NewTxn, Store, Verdict};
 use tallybox_core::card::{test_cards, EntryMode};
-use tallybox_core::money::{Amount, Currency};
+use tallybox_core::money::Amount;
 use tallybox_core::protocol::{
     decode_request, encode, requests, Outcome, Request, RequestId, Response, TerminalId, TxnKind, TxnStatus,
 };
@@ -184,18 +184,7 @@ fn main() {
         use tallybox_terminal::devices::model::{i2c::I2cBus, ssd1306::SharedSsd1306};
         use tallybox_terminal::devices::oled::{Oled, ADDRESS};
         use tallybox_terminal::session::{Lang, Screens};
-        let ui = Screens { lang: Lang::Zh };
-        let frames = [
-            ui.approved(
-                Currency::CNY,
-                Amount::from_minor(123_456).expect("an amount"),
-                "123456",
-            ),
-            ui.printer_problem(
-                tallybox_core::protocol::PrinterProblem::PaperOut,
-                Some("http://tallybox.local/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-            ),
-        ];
+        let frames = Screens { lang: Lang::Zh }.busiest_pair();
         let bus = I2cBus::default();
         bus.attach(ADDRESS, Box::new(SharedSsd1306::default()));
         let mut oled = Oled::new(bus, ADDRESS).expect("the display");

@@ -704,6 +704,23 @@ impl Screens {
         ])
     }
 
+    /// Two screens that differ almost everywhere, so showing one after the
+    /// other sends nearly the whole 1 KiB frame: the display's worst case,
+    /// which the benchmarks time.
+    pub fn busiest_pair(self) -> [Screen; 2] {
+        [
+            self.approved(
+                Currency::CNY,
+                Amount::from_minor(123_456).unwrap_or(Amount::ZERO),
+                "123456",
+            ),
+            self.printer_problem(
+                PrinterProblem::PaperOut,
+                Some("http://tallybox.local/r/ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            ),
+        ]
+    }
+
     pub fn approved(self, currency: Currency, amount: Amount, auth_code: &str) -> Screen {
         Screen::of(&[
             self.pick("APPROVED", "交易成功"),

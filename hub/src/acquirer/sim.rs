@@ -255,7 +255,11 @@ impl OpenBatch {
 
     /// An approval; the same trace approved again (a repeat) counts once.
     fn approve(&mut self, trace_no: u32, kind: TxnKind, minor: u64) {
-        self.reverse(trace_no);
+        // Traces grow within a batch: only one not above the newest kept
+        // can be a repeat, worth looking for.
+        if self.recent.back().is_some_and(|(newest, ..)| *newest >= trace_no) {
+            self.reverse(trace_no);
+        }
         if let Some(sum) = self.sum(kind) {
             sum.0 += 1;
             sum.1 += minor;

@@ -231,12 +231,14 @@ fn pair_checkouts(runtime: &tokio::runtime::Runtime, hub: &Hub) -> anyhow::Resul
         .collect()
 }
 
-/// Approved sales of the load's checkouts in `hub`'s database.
-fn stored_approved(hub: &Hub) -> anyhow::Result<u64> {
+/// Approved sales in `hub`'s database of the checkouts `B0`… (`B0` is the
+/// one-terminal figures' own, left out unless `with_b0`).
+fn stored_approved(hub: &Hub, with_b0: bool) -> anyhow::Result<u64> {
     let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db"))?;
     Ok(conn.query_row(
-        "SELECT count(*) FROM transactions WHERE terminal_id LIKE 'B%' AND terminal_id != 'B0' AND status = 'approved'",
-        [],
+        "SELECT count(*) FROM transactions WHERE terminal_id LIKE 'B%' AND (?1 OR terminal_id != 'B0') \
+         AND status = 'approved'",
+        [with_b0],
         |r| r.get::<_, i64>(0),
     )? as u64)
 }
@@ -262,7 +264,7 @@ fn sealed_figures(
         &Arc::default(),
     ));
     let written = disk_writes(pid).saturating_sub(written_before);
-    let stored = stored_approved(&hub)? + sold_by_b0(&hub)?;
+    let stored = stored_approved(&hub, true)?;
     let per_second = load.approved as f64 / load.elapsed.as_secs_f64();
     let floor = 1000.0 / fsync_p50;
     figures.push(Figure {
@@ -292,17 +294,6 @@ fn sealed_figures(
         "KiB",
     ));
     Ok(())
-}
-
-/// The approved sales of checkout `B0` (the sealed load's first checkout;
-/// [`stored_approved`] leaves it out for the one-terminal figures).
-fn sold_by_b0(hub: &Hub) -> anyhow::Result<u64> {
-    let conn = rusqlite::Connection::open(hub.data_dir().join("tallybox.db"))?;
-    Ok(conn.query_row(
-        "SELECT count(*) FROM transactions WHERE terminal_id = 'B0' AND status = 'approved'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )? as u64)
 }
 
 const DAY_SALES: u64 = 100_000;
@@ -361,7 +352,7 @@ fn day_memory(
         .map(|(n, rss)| format!("{}k {rss:.1}", n / 1000))
         .collect();
     say(&format!("RSS by sales ({acquirer}): {}", curve.join(", ")));
-    let stored = stored_approved(&hub)? + sold_by_b0(&hub)?;
+    let stored = stored_approved(&hub, true)?;
     figures.push(Figure {
         name: format!(
             "hub RSS after {} sealed sales, {acquirer} ({stored} stored of {} answered)",
@@ -992,14 +983,7 @@ fn main() -> anyhow::Result<()> {
     let written = disk_writes(hub_pid).saturating_sub(written_before);
     let per_second = load.approved as f64 / load.elapsed.as_secs_f64();
     let loaded_rss = rss_mib(hub_pid, "VmHWM");
-    let stored: u64 = {
-        let conn = rusqlite::Connection::open(data_dir.join("tallybox.db"))?;
-        conn.query_row(
-            "SELECT count(*) FROM transactions WHERE terminal_id LIKE 'B%' AND terminal_id != 'B0' AND status = 'approved'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64
-    };
+    let stored = stored_approved(&hub, false)?;
     let naive = 1000.0 / fsync_p50;
     figures.push(Figure {
         name: format!(

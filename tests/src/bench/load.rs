@@ -15,6 +15,7 @@ use tallybox_core::protocol::{
     decode_response, encode, Outcome, Request, RequestId, Response, TerminalId, Topics, TxnStatus,
 };
 use tallybox_core::seal::{self, Direction, Key, ReplayGuard};
+use tallybox_platform::sealed_files::Counter;
 use tokio::sync::mpsc;
 
 use super::{histogram, record};
@@ -139,27 +140,23 @@ fn sale_request(request_id: &RequestId) -> Vec<u8> {
 struct Link {
     key: Key,
     tid: String,
-    counter: u64,
+    /// The protocol's counter, as a checkout keeps it (no floor on file).
+    counter: Counter,
     replay: ReplayGuard,
 }
 
 impl Link {
     fn new(key: Key, tid: &str) -> Link {
-        // The protocol's counter: the sender's clock in microseconds, bumped.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_micros() as u64);
         Link {
             key,
             tid: tid.to_string(),
-            counter: now,
+            counter: Counter::default(),
             replay: ReplayGuard::default(),
         }
     }
 
     fn seal(&mut self, plain: &[u8]) -> Vec<u8> {
-        self.counter += 1;
-        seal::seal(&self.key, Direction::ToHub, &self.tid, self.counter, plain)
+        seal::seal(&self.key, Direction::ToHub, &self.tid, self.counter.next(), plain)
     }
 
     /// The message inside a sealed answer; `None` for anything forged,

@@ -645,12 +645,54 @@ function dayBefore(iso) {
   return d.toISOString().slice(0, 10);
 }
 
+/** A custom range asks for its first and last day instead of one date. */
+function showRangeFields() {
+  const form = $("#report-form");
+  const range = form.period.value === "range";
+  form.classList.toggle("range", range);
+  form.date.hidden = range;
+  form.date.disabled = range;
+  form.querySelectorAll("label.range").forEach((l) => { l.hidden = !range; });
+  for (const field of [form.from, form.to]) {
+    field.disabled = !range;
+    field.required = range;
+  }
+  if (range && !form.to.value) {
+    const today = new Date().toLocaleDateString("sv");
+    form.to.value = today;
+    form.from.value = `${today.slice(0, 8)}01`;
+  }
+}
+
+/** "3 – 9 Nov" style: the days a period covers, `to` excluded. */
+function daysSpan(from, to) {
+  const last = dayBefore(to);
+  return from === last ? from : `${from} – ${last}`;
+}
+
+/** The period against the one before it: its net and the change in per cent. */
+function comparedCard(node, r, currency) {
+  const then = r.previous.totals;
+  const change = then.net_minor
+    ? `${r.totals.net_minor >= then.net_minor ? "+" : "−"}${Math.round(Math.abs(r.totals.net_minor - then.net_minor) * 100 / then.net_minor)}%`
+    : "";
+  const label = `${t(`before_${r.period}`)}${paren(daysSpan(r.previous.from, r.previous.to))}`;
+  node.replaceChildren(el("div", { class: "card wide", id: "compared" }, el("span", { class: "label" }, label),
+    el("strong", {}, money(then.net_minor, currency)),
+    el("span", { class: "count" }, change ? `${t("this_period_vs")}${change}` : t("no_sales_then"))));
+}
+
 async function loadReport() {
   const form = $("#report-form");
   if (!form.date.value) form.date.value = new Date().toLocaleDateString("sv");
   const params = new URLSearchParams(new FormData(form));
   const r = await api("GET", `/api/v1/reports?${params}`);
+  showError("");
   totalsCards($("#report-totals"), r.totals, currencyOf(r));
+  const average = r.totals.sales ? money(Math.round(r.totals.sales_minor / r.totals.sales), currencyOf(r)) : "—";
+  $("#report-totals").append(el("div", { class: "card", id: "report-average" },
+    el("span", { class: "label" }, t("average_sale")), el("strong", {}, average)));
+  comparedCard($("#report-compared"), r, currencyOf(r));
   const hourly = r.period === "day";
   $("#chart-title").textContent = t(hourly ? "chart_hour" : "chart_day");
   const drawn = chart(r.buckets, currencyOf(r), hourly);
@@ -683,6 +725,7 @@ function drawerCounts(node, counts, currency) {
   if (!counts.length) node.append(el("li", { class: "muted" }, t("none_yet")));
 }
 
+$("#report-form").period.addEventListener("change", showRangeFields);
 $("#report-form").addEventListener("submit", (e) => {
   e.preventDefault();
   loadReport().catch((err) => showError(err.message));

@@ -164,6 +164,12 @@ impl Store {
         self.fold(sql, &from_key.to_string(), &to_key.to_string(), from, to, hourly)
     }
 
+    /// The totals of local days `from` up to (not including) `to`, from the
+    /// daily totals.
+    pub fn totals(&self, from: NaiveDate, to: NaiveDate) -> Result<Totals, StoreError> {
+        Ok(self.report(from, to, false)?.totals)
+    }
+
     /// Folds the groups `sql` gives for `from_key..to_key` into a report.
     fn fold(
         &self,

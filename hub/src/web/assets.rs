@@ -43,11 +43,7 @@ fn serve(asset: &'static Asset, accept: Option<String>, seen: Option<String>) ->
             .insert(CACHE_CONTROL, warp::http::HeaderValue::from_static("no-cache"));
         return reply;
     }
-    let accepts = |coding: &str| {
-        accept
-            .as_deref()
-            .is_some_and(|a| a.split(',').any(|e| e.trim().split(';').next() == Some(coding)))
-    };
+    let accepts = |coding: &str| super::compress::accepts(accept.as_deref(), coding);
     let (body, encoding) = if accepts("br") {
         (asset.brotli, Some("br"))
     } else if accepts("gzip") {

@@ -3,8 +3,9 @@
 //! CSRF token every state-changing request must echo in `X-CSRF-Token`, and
 //! the lock-out that answers repeated wrong passwords with a growing wait.
 //!
-//! Sessions live in memory: a restart of the hub signs everyone out, which
-//! costs a login and keeps session tokens off the disk.
+//! Sessions outlive a restart of the hub: each is kept on disk under the
+//! SHA-256 of its token ([`Kept`]), so the file holds nothing a browser
+//! could present.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -48,6 +48,7 @@ codes! {
     BadManagerName => "bad_manager_name",
     BadPasswordLength => "bad_password_length",
     BadPeriod => "bad_period",
+    BadRange => "bad_range",
     BadRequest => "bad_request",
     BadStoreName => "bad_store_name",
     BadSupervisorPin => "bad_supervisor_pin",

@@ -13,6 +13,7 @@ mod assets;
 pub mod auth;
 mod cashiers;
 mod checks;
+mod compress;
 mod error;
 mod manage;
 mod pairing;

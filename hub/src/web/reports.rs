@@ -14,7 +14,7 @@ use warp::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{session, Session};
-use super::error::{bad_filter, bad_request, internal, Code};
+use super::error::{bad_filter, bad_request, internal, ApiError, Code};
 use super::{read, WebState};
 use crate::evidence::transactions_csv;
 use crate::store::accounts::Role;
@@ -24,11 +24,18 @@ use crate::store::report::Period;
 /// The most rows one CSV export carries (a busy shop's quarter).
 const MAX_EXPORT: usize = 200_000;
 
+/// The longest custom range a report covers, in days.
+const LONGEST_RANGE: i64 = 366;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     period: Option<String>,
+    /// Any day of a day, week or month.
     date: Option<String>,
+    /// A custom range's first and last day (`period=range`).
+    from: Option<String>,
+    to: Option<String>,
 }
 
 fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
@@ -37,6 +44,60 @@ fn date(text: Option<&str>) -> Result<NaiveDate, Rejection> {
         Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
             .map_err(|_| bad_request(Code::BadDate, "date: use YYYY-MM-DD")),
     }
+}
+
+/// The days a report covers (`to` excluded) and the period before it that
+/// it is compared with: the day, week or month before, or as many days
+/// just before a custom range.
+#[derive(Debug, PartialEq)]
+struct Span {
+    from: NaiveDate,
+    to: NaiveDate,
+    before: (NaiveDate, NaiveDate),
+    /// A day is shown by hour, anything longer by day.
+    hourly: bool,
+}
+
+fn span(q: &ReportQuery) -> Result<Span, Rejection> {
+    let period = q.period.as_deref().unwrap_or("day");
+    if period == "range" {
+        let (Some(from), Some(last)) = (q.from.as_deref(), q.to.as_deref()) else {
+            let refused = ApiError::new(
+                warp::http::StatusCode::BAD_REQUEST,
+                Code::BadRange,
+                "a range needs from and to (YYYY-MM-DD)",
+            );
+            return Err(warp::reject::custom(refused.with("max", LONGEST_RANGE)));
+        };
+        let (from, last) = (date(Some(from))?, date(Some(last))?);
+        let days = (last - from).num_days() + 1;
+        if !(1..=LONGEST_RANGE).contains(&days) {
+            let refused = ApiError::new(
+                warp::http::StatusCode::BAD_REQUEST,
+                Code::BadRange,
+                format!("a range runs from its first day to its last, at most {LONGEST_RANGE} days"),
+            );
+            return Err(warp::reject::custom(refused.with("max", LONGEST_RANGE)));
+        }
+        let to = last + chrono::Duration::days(1);
+        let before = (from - chrono::Duration::days(days), from);
+        return Ok(Span {
+            from,
+            to,
+            before,
+            hourly: false,
+        });
+    }
+    let period = Period::parse(period)
+        .ok_or_else(|| bad_request(Code::BadPeriod, "period: use day, week, month or range"))?;
+    let (from, to) = period.range(date(q.date.as_deref())?);
+    let before = period.range(from - chrono::Duration::days(1));
+    Ok(Span {
+        from,
+        to,
+        before,
+        hourly: period == Period::Day,
+    })
 }
 
 /// Local midnight of `day` in UTC, as settlements record their time.
@@ -48,15 +109,15 @@ fn utc_of(day: NaiveDate) -> String {
 }
 
 async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Reply, Rejection> {
-    let period = match q.period.as_deref() {
-        None => Period::Day,
-        Some(p) => {
-            Period::parse(p).ok_or_else(|| bad_request(Code::BadPeriod, "period: use day, week or month"))?
-        }
-    };
-    let (from, to) = period.range(date(q.date.as_deref())?);
-    let (report, settlements, counts) = read(&state, move |s| {
-        let report = s.report(from, to, period == Period::Day).map_err(internal)?;
+    let Span {
+        from,
+        to,
+        before,
+        hourly,
+    } = span(&q)?;
+    let (report, previous, settlements, counts) = read(&state, move |s| {
+        let report = s.report(from, to, hourly).map_err(internal)?;
+        let previous = s.totals(before.0, before.1).map_err(internal)?;
         let settlements = s
             .settlements_between(&utc_of(from), &utc_of(to))
             .map_err(internal)?;
@@ -64,13 +125,14 @@ async fn report(_: Session, q: ReportQuery, state: WebState) -> Result<impl Repl
         let counts = s
             .drawer_counts_between(&local(from), &local(to))
             .map_err(internal)?;
-        Ok((report, settlements, counts))
+        Ok((report, previous, settlements, counts))
     })
     .await?;
     let mut body = serde_json::to_value(&report).map_err(internal)?;
     body["period"] = json!(q.period.as_deref().unwrap_or("day"));
     body["currency"] = json!(state.currency);
     body["minor_digits"] = json!(state.currency.exponent());
+    body["previous"] = json!({"from": before.0, "to": before.1, "totals": previous});
     body["settlements"] = json!(settlements);
     body["drawer_counts"] = json!(counts);
     Ok(warp::reply::json(&body))
@@ -225,4 +287,71 @@ pub fn routes(state: WebState) -> impl Filter<Extract = (impl Reply,), Error = R
         .and(with_state)
         .and_then(events);
     today.or(report).or(export).or(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn asked(
+        period: &str,
+        date: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Span, Rejection> {
+        span(&ReportQuery {
+            period: Some(period.into()),
+            date: date.map(Into::into),
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn each_period_is_compared_with_the_one_before_it() {
+        let d = asked("day", Some("2026-03-01"), None, None).unwrap();
+        assert_eq!(
+            (d.from, d.to, d.before, d.hourly),
+            (
+                day("2026-03-01"),
+                day("2026-03-02"),
+                (day("2026-02-28"), day("2026-03-01")),
+                true
+            )
+        );
+        let w = asked("week", Some("2026-12-03"), None, None).unwrap();
+        assert_eq!(
+            (w.from, w.before),
+            (day("2026-11-30"), (day("2026-11-23"), day("2026-11-30")))
+        );
+        // March against the whole of February, January against December.
+        let m = asked("month", Some("2026-03-15"), None, None).unwrap();
+        assert_eq!(m.before, (day("2026-02-01"), day("2026-03-01")));
+        let j = asked("month", Some("2027-01-31"), None, None).unwrap();
+        assert_eq!(j.before, (day("2026-12-01"), day("2027-01-01")));
+        // Ten days against the ten days just before; the last day included.
+        let r = asked("range", None, Some("2026-11-11"), Some("2026-11-20")).unwrap();
+        assert_eq!(
+            (r.from, r.to, r.hourly),
+            (day("2026-11-11"), day("2026-11-21"), false)
+        );
+        assert_eq!(r.before, (day("2026-11-01"), day("2026-11-11")));
+        let one = asked("range", None, Some("2026-11-11"), Some("2026-11-11")).unwrap();
+        assert_eq!(one.before, (day("2026-11-10"), day("2026-11-11")));
+    }
+
+    #[test]
+    fn a_range_backwards_too_long_or_half_given_is_refused() {
+        assert!(asked("range", None, Some("2026-11-20"), Some("2026-11-11")).is_err());
+        // A leap year is the longest: 366 days, its last day included.
+        assert!(asked("range", None, Some("2024-01-01"), Some("2024-12-31")).is_ok());
+        assert!(asked("range", None, Some("2024-01-01"), Some("2025-01-01")).is_err());
+        assert!(asked("range", None, Some("2026-11-11"), None).is_err());
+        assert!(asked("range", None, Some("2026-11-11"), Some("11/20/2026")).is_err());
+        assert!(asked("year", Some("2026-11-11"), None, None).is_err());
+    }
 }

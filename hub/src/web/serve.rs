@@ -3,6 +3,7 @@
 //! [`TOTAL`] in all, and a connection that has not sent a request's whole
 //! header within [`HEADERS_WITHIN`] is closed (a kept-alive one that sends
 //! nothing more, too). Refusals are logged once every ten seconds, counted.
+//! The API's answers go gzipped to a browser that accepts it ([`super::compress`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -72,8 +73,16 @@ where
         let service = service.clone();
         let request = hyper::service::service_fn(move |mut request: Request| {
             request.extensions_mut().insert(ClientAddr(peer));
+            let gzip = super::compress::wants_gzip(request.headers());
             let mut service = service.clone();
-            tower_service::Service::call(&mut service, request)
+            let reply = tower_service::Service::call(&mut service, request);
+            async move {
+                let reply = reply.await?;
+                Ok::<_, std::convert::Infallible>(match gzip {
+                    true => super::compress::gzipped(reply).await,
+                    false => reply,
+                })
+            }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), request));
         tokio::spawn(async move {

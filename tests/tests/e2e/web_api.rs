@@ -720,3 +720,55 @@ fn only_the_owner_lifts_a_freeze_unless_the_owner_lets_managers() {
     let (status, body) = ann.send("DELETE", "/api/v1/freezes/store", json!({}));
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn answers_go_gzipped_to_a_browser_that_accepts_it_and_plain_to_one_that_does_not() {
+    let hub = Hub::start();
+    let owner = hub.web();
+    let agent = anon();
+    let ask = |path: &str, accept: Option<&str>| {
+        let mut request = agent.get(&url(&hub, path)).set("cookie", owner.cookie());
+        if let Some(accept) = accept {
+            request = request.set("accept-encoding", accept);
+        }
+        let reply = request.call().unwrap();
+        let encoding = reply.header("content-encoding").map(str::to_string);
+        let vary = reply.header("vary").map(str::to_string);
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut reply.into_reader(), &mut body).unwrap();
+        (encoding, vary, body)
+    };
+    // A month's report: a day's line for each of 28 to 31 days.
+    let (encoding, _, plain) = ask("/api/v1/reports?period=month", None);
+    assert_eq!(encoding, None);
+    let (encoding, vary, packed) = ask("/api/v1/reports?period=month", Some("gzip, deflate, br"));
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(vary.as_deref(), Some("accept-encoding"));
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(packed.as_slice()),
+        &mut unpacked,
+    )
+    .unwrap();
+    let as_json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+    assert_eq!(as_json(&unpacked), as_json(&plain));
+    assert!(
+        packed.len() * 4 < plain.len(),
+        "{} bytes for {}",
+        packed.len(),
+        plain.len()
+    );
+    // Refused by q=0: plain.
+    let (encoding, _, body) = ask("/api/v1/reports?period=month", Some("gzip;q=0, br"));
+    assert_eq!(encoding, None);
+    assert_eq!(as_json(&body), as_json(&plain));
+    // The live feed is never held back to be packed.
+    let feed = agent
+        .get(&url(&hub, "/api/v1/events"))
+        .set("cookie", owner.cookie())
+        .set("accept-encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(feed.content_type(), "text/event-stream");
+    assert_eq!(feed.header("content-encoding"), None);
+}

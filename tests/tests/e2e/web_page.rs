@@ -1387,3 +1387,116 @@ async fn today_shows_the_average_sale_the_busiest_hour_and_the_same_day_last_wee
     b.screenshot("today-insights-zh").await;
     b.close().await;
 }
+
+/// Moves transaction `id` to local day `day`, keeping its time of day, as a
+/// sale made then would be stored (the daily totals follow it).
+fn move_to_day(hub: &Hub, id: i64, day: chrono::NaiveDate) {
+    let db = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(&format!(
+        "BEGIN; UPDATE transactions SET status = 'failed' WHERE id = {id}; \
+         UPDATE transactions SET local_time = '{day}' || substr(local_time, 11), status = 'approved' WHERE id = {id}; \
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_compare_with_the_period_before_and_take_days_the_owner_picks() {
+    let hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    tokio::task::block_in_place(|| {
+        for minor in [1000, 2000, 3000] {
+            assert!(t1.sale(minor, "approved").contains("APPROVED"));
+            t1.keys("C");
+        }
+    });
+    // 30.00 today, 20.00 yesterday, 10.00 three days ago.
+    let sales = hub.transactions("status=approved");
+    let today: chrono::NaiveDate = sales[0]["local_time"].as_str().unwrap()[..10].parse().unwrap();
+    let days_ago = |n: i64| today - chrono::Duration::days(n);
+    for t in &sales {
+        match t["amount"].as_i64().unwrap() {
+            2000 => move_to_day(&hub, t["id"].as_i64().unwrap(), days_ago(1)),
+            1000 => move_to_day(&hub, t["id"].as_i64().unwrap(), days_ago(3)),
+            _ => {}
+        }
+    }
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/reports", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    // Today against yesterday: 30.00 against 20.00.
+    let compared = b.wait_text("#compared", "¥20.00", WAIT).await;
+    assert!(
+        compared.contains("The day before")
+            && compared.contains(&days_ago(1).to_string())
+            && compared.contains("+50%"),
+        "{compared}"
+    );
+    assert!(b.text("#report-totals").await.contains("¥30.00"));
+    // The report came gzipped: Chromium's own count of the bytes.
+    let sizes = b
+        .run(
+            "const e = performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/v1/reports')).pop(); \
+             return [e.encodedBodySize, e.decodedBodySize];",
+        )
+        .await;
+    let (packed, plain) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
+    assert!(
+        packed > 0 && packed * 3 < plain,
+        "the report came as {packed} bytes for {plain}"
+    );
+
+    // The three days up to yesterday: 10.00 and 20.00; the three before: nothing.
+    let pick = |from: chrono::NaiveDate, to: chrono::NaiveDate| {
+        format!(
+            "const f = document.querySelector('#report-form'); f.period.value = 'range'; \
+             f.period.dispatchEvent(new Event('change')); f.from.value = '{from}'; f.to.value = '{to}'; \
+             f.querySelector('button[type=submit]').click(); return true"
+        )
+    };
+    b.run(&pick(days_ago(3), days_ago(1))).await;
+    let compared = b.wait_text("#compared", "As many days before", WAIT).await;
+    assert!(
+        compared.contains(&format!("{} – {}", days_ago(6), days_ago(4)))
+            && compared.contains("no sales then"),
+        "{compared}"
+    );
+    let totals = b.wait_text("#report-totals", "¥30.00", WAIT).await;
+    assert!(totals.contains("× 2"), "{totals}");
+    assert!(b.text("#report-average").await.contains("¥15.00"));
+    assert_eq!(
+        b.run("return document.querySelectorAll('#chart rect').length")
+            .await,
+        3,
+        "a bar a day"
+    );
+    let csv = b
+        .run("return document.querySelector('#report-csv').getAttribute('href')")
+        .await;
+    assert!(
+        csv.as_str()
+            .unwrap()
+            .contains(&format!("from={}&to={}", days_ago(3), days_ago(1))),
+        "{csv}"
+    );
+    b.screenshot("reports-range").await;
+
+    // Backwards: said in words, in Chinese too.
+    b.click("#lang").await;
+    b.run(&pick(days_ago(1), days_ago(3))).await;
+    b.wait_text("#error", "开始日期不能晚于结束日期，最长 366 天", WAIT)
+        .await;
+    b.run(&pick(days_ago(1), today)).await;
+    let compared = b.wait_text("#compared", "之前同样天数", WAIT).await;
+    assert!(compared.contains("本期：+400%"), "{compared}");
+    assert_eq!(
+        b.text("#error").await,
+        "",
+        "the refusal goes once the days are right"
+    );
+    b.screenshot("reports-range-zh").await;
+    b.close().await;
+}

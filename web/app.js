@@ -444,6 +444,10 @@ async function loadReceipts(reset) {
   $("#result-count").textContent = !shown ? "" : nextBefore
     ? `${shown} ${t("shown_more")}` : `${shown} ${t(filtered ? "found" : "in_all")}`;
   $("#clear-filters").hidden = !filtered;
+  // The folded filters say how many of them are set.
+  const folded = [...filterQuery().keys()].filter((k) => k !== "last4" && k !== "amount").length;
+  $("#filters-set").textContent = `${folded}`;
+  $("#filters-set").hidden = !folded;
   $("#list-end").textContent = !nextBefore && shown ? t("end_of_list") : "";
 }
 

@@ -676,11 +676,25 @@ async fn voids_refunds_and_balance_inquiries_read_as_what_they_are() {
     // clears in one tap; the checkout filter lists the checkouts.
     assert_eq!(b.text("#result-count").await, "5 in all");
     assert!(b.text("#clear-filters").await.is_empty(), "no filter, no clear");
+    // The search takes one row, the other filters fold: the receipts start
+    // high on the screen (388 px down before).
+    let top = b
+        .run("return document.querySelector('#receipts li').getBoundingClientRect().top")
+        .await;
+    assert!(
+        top.as_f64().unwrap() < 280.0,
+        "the first receipt starts {top} px down a 780 px screen"
+    );
     b.run("document.querySelector('#filters select[name=kind]').value = 'refund'; return true")
         .await;
     b.click("#filters button[type=submit]").await;
     b.wait_text("#result-count", "1 found", WAIT).await;
     b.wait_text("#clear-filters", "Clear filters", WAIT).await;
+    assert_eq!(
+        b.text("#filters summary").await,
+        "Filters 1",
+        "a folded filter is set"
+    );
     b.fill("#filters [name=last4]", "9999").await;
     b.click("#filters button[type=submit]").await;
     b.wait_text("#empty", "No receipt matches these filters.", WAIT)

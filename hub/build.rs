@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "style.css",
     "manifest.webmanifest",
     "icon.svg",
+    "sw.js",
 ];
 
 fn main() {

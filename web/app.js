@@ -33,7 +33,12 @@ function notice(message) {
 // Wi-Fi): the page says so in words, keeps what it shows, and looks every
 // 3 s; when the hub answers again the view is fetched again by itself.
 let away = null;
-function hubAway() {
+function hubAway(savedAt) {
+  if (savedAt) {
+    // What the page shows came from the phone's copy (`sw.js`): say how old.
+    $("#away").textContent = `${t("hub_away_kept")} ${localTime(savedAt)}${paren(ago(savedAt))}`;
+    $("#away").hidden = false;
+  }
   if (away) return;
   away = setInterval(() => {
     fetch("/healthz", { cache: "no-store" }).then((r) => {
@@ -49,7 +54,18 @@ function hubBack() {
   if (!away) return;
   clearInterval(away);
   away = null;
+  $("#away").hidden = true;
   showError("");
+}
+
+/** "5 minutes ago", in the page's language. */
+function ago(iso) {
+  const seconds = Math.round((new Date(iso) - Date.now()) / 1000);
+  const words = new Intl.RelativeTimeFormat(LANG, { numeric: "auto" });
+  for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+    if (Math.abs(seconds) >= size) return words.format(Math.round(seconds / size), unit);
+  }
+  return words.format(seconds, "second");
 }
 
 async function api(method, url, body) {
@@ -68,7 +84,9 @@ async function api(method, url, body) {
     err.code = "hub_away";
     throw err;
   }
-  hubBack();
+  const savedAt = res.headers.get("x-tallybox-saved-at");
+  if (savedAt) hubAway(savedAt);
+  else hubBack();
   if (res.status === 204) return null;
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
@@ -242,6 +260,20 @@ function navHref(view) {
     troubleshooting: "#/troubleshooting", settings: "#/settings" }[view];
 }
 
+/** Reads the sign-in once more, through the service worker, so that it
+ * keeps it: signing in is a POST, which it never keeps, and the first read
+ * may have come before it took the page. */
+function keepSession() {
+  if (session && navigator.serviceWorker && navigator.serviceWorker.controller) {
+    fetch("/api/v1/session", { credentials: "same-origin" }).catch(() => {});
+  }
+}
+
+/** Nothing of the shop stays on the phone once signed out. */
+function forgetKept() {
+  if (window.caches) caches.delete("tallybox-kept-v1").catch(() => {});
+}
+
 function signedOut(code) {
   if (events) events.close();
   events = null;
@@ -280,6 +312,7 @@ $("#login-form").addEventListener("submit", async (e) => {
     const s = await api("POST", "/api/v1/session", { name: f.get("name") || "owner", password: f.get("password") });
     e.target.reset();
     signedIn(s);
+    keepSession();
   } catch (err) {
     showError(err.message);
   }
@@ -290,6 +323,7 @@ $("#setup-form").addEventListener("submit", async (e) => {
   const f = new FormData(e.target);
   try {
     signedIn(await api("POST", "/api/v1/setup", { code: f.get("code"), password: f.get("password") }));
+    keepSession();
   } catch (err) {
     showError(err.message);
   }
@@ -298,6 +332,7 @@ $("#setup-form").addEventListener("submit", async (e) => {
 $("#logout").addEventListener("click", async () => {
   try { await api("DELETE", "/api/v1/session"); } catch (e) { /* signed out either way */ }
   session = null;
+  forgetKept();
   signedOut("unauthorized");
 });
 
@@ -1139,4 +1174,12 @@ async function refreshReceipts() {
 }
 
 window.addEventListener("hashchange", route);
+// Where the browser allows one (HTTPS, or localhost), a service worker keeps
+// the last of each read for when the hub is out of reach.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch(() => {});
+  // The first time it takes the page, the sign-in was read before it: read
+  // it again so that it is kept too.
+  navigator.serviceWorker.addEventListener("controllerchange", keepSession);
+}
 boot();

@@ -32,6 +32,7 @@ const I18N_JS: Asset = asset!("i18n.js", "text/javascript; charset=utf-8");
 const STYLE: Asset = asset!("style.css", "text/css; charset=utf-8");
 const MANIFEST: Asset = asset!("manifest.webmanifest", "application/manifest+json");
 const ICON: Asset = asset!("icon.svg", "image/svg+xml");
+const SERVICE_WORKER: Asset = asset!("sw.js", "text/javascript; charset=utf-8");
 
 fn serve(asset: &'static Asset, accept: Option<String>, seen: Option<String>) -> warp::reply::Response {
     let fresh = warp::http::HeaderValue::from_static(asset.etag);
@@ -77,5 +78,8 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
         .and(accept)
         .map(|a, e| serve(&MANIFEST, a, e));
     let icon = warp::path!("icon.svg").and(accept).map(|a, e| serve(&ICON, a, e));
-    warp::get().and(index.or(app).or(i18n).or(style).or(manifest).or(icon))
+    let worker = warp::path!("sw.js")
+        .and(accept)
+        .map(|a, e| serve(&SERVICE_WORKER, a, e));
+    warp::get().and(index.or(app).or(i18n).or(style).or(manifest).or(icon).or(worker))
 }

@@ -741,7 +741,8 @@ fn answers_go_gzipped_to_a_browser_that_accepts_it_and_plain_to_one_that_does_no
     // A month's report: a day's line for each of 28 to 31 days.
     let (encoding, _, plain) = ask("/api/v1/reports?period=month", None);
     assert_eq!(encoding, None);
-    let (encoding, vary, packed) = ask("/api/v1/reports?period=month", Some("gzip, deflate, br"));
+    // What Chromium sends.
+    let (encoding, vary, packed) = ask("/api/v1/reports?period=month", Some("gzip, deflate, br, zstd"));
     assert_eq!(encoding.as_deref(), Some("gzip"));
     assert_eq!(vary.as_deref(), Some("accept-encoding"));
     let mut unpacked = Vec::new();

@@ -608,8 +608,10 @@ $("#undo-form").addEventListener("submit", (e) => {
 });
 
 /** The undo texts, said for a card or for cash back from the drawer. */
+/** The words for how the sale was paid: a card, cash, or a payment code. */
 function byTender(key) {
-  return t($("#undo-form").dataset.tender === "cash" ? `${key}_cash` : key);
+  const tender = $("#undo-form").dataset.tender;
+  return t(tender === "cash" || tender === "code" ? `${key}_${tender}` : key);
 }
 
 function followOrder(order, saleId) {
@@ -795,7 +797,7 @@ function terminalItem(x) {
     el("div", { class: "head" },
       el("span", { class: `dot ${!x.online ? "off" : trouble(x.devices) ? "warn" : "on"}` }, ""),
       el("strong", {}, x.name === x.id ? x.id : `${x.name}${paren(x.id)}`),
-      el("span", { class: "muted" }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${localTime(x.last_seen)}`)),
+      el("span", { class: "muted", title: localTime(x.last_seen) }, ` ${x.online ? t("online") : t("offline")} · ${t("last_seen")} ${ago(x.last_seen)}`)),
     el("div", { class: "muted" }, `${t("version")} ${x.version || "?"}${x.cashier ? ` · ${t("cashier")} ${x.cashier}` : ""}`),
     el("div", { class: "muted" }, health(x.devices)),
     el("div", { class: `pairing ${x.pairing}` }, t(`p_${x.pairing}`),

@@ -133,6 +133,7 @@ async fn order(id: i64, who: Session, body: UndoBody, state: WebState) -> Result
         kind,
         trace_no: sale.trace_no,
         amount,
+        tender: Some(sale.paid.tender()),
     };
     state
         .push

@@ -4,7 +4,9 @@
 use super::{Action, Op, Session, State};
 use crate::session::Screens;
 use tallybox_core::money::{Amount, Currency};
-use tallybox_core::protocol::{ErrorCode, Outcome, Paid, Request, RequestId, Response, TxnKind, TxnStatus};
+use tallybox_core::protocol::{
+    ErrorCode, Outcome, Paid, Request, RequestId, Response, Tender, TxnKind, TxnStatus,
+};
 use tallybox_core::reason;
 use tallybox_core::slip::{Copy, Slip};
 
@@ -85,6 +87,7 @@ impl Session {
             kind,
             trace_no,
             amount,
+            tender,
         } = &response
         {
             let at_rest = matches!(self.state, State::Idle | State::Done);
@@ -101,6 +104,10 @@ impl Session {
             };
             self.supervisor_pin = None;
             self.order = Some(order.clone());
+            if *tender == Some(Tender::Code) {
+                // Back to the customer's wallet through the provider.
+                return self.send_cash_back(op);
+            }
             let ui = self.ui();
             // A card sale's card, or B for a cash sale's money from the drawer.
             let screen = ui.pay(&op.title(ui, self.config.currency), None);

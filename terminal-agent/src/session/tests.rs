@@ -4,7 +4,7 @@ use super::*;
 use tallybox_core::card::test_cards;
 use tallybox_core::card::EntryMode;
 use tallybox_core::protocol::requests;
-use tallybox_core::protocol::{Outcome, Receipt, TxnKind, TxnStatus};
+use tallybox_core::protocol::{Outcome, Receipt, Tender, TxnKind, TxnStatus};
 
 const TODAY: (u16, u8) = (2026, 11);
 /// The key a pairing gave this checkout.
@@ -555,6 +555,7 @@ fn a_refund_the_owner_orders_on_the_page_asks_for_the_card_and_carries_the_order
             kind,
             trace_no: 12,
             amount: Amount::from_minor(2000).unwrap(),
+            tender: Some(Tender::Card),
         })
     };
     let mut s = session();
@@ -585,6 +586,36 @@ fn a_refund_the_owner_orders_on_the_page_asks_for_the_card_and_carries_the_order
     s.handle(order(TxnKind::Void), TODAY);
     assert!(last_screen(&keys(&mut s, "C")).contains("A sale"));
     assert!(s.order.is_none());
+}
+
+#[test]
+fn a_refund_the_owner_orders_of_a_code_sale_goes_back_to_the_wallet_at_once() {
+    let mut s = session();
+    let actions = s.handle(
+        answer(Response::UndoOrder {
+            order: "k2v7q0xm".into(),
+            kind: TxnKind::Refund,
+            trace_no: 12,
+            amount: Amount::from_minor(2000).unwrap(),
+            tender: Some(Tender::Code),
+        }),
+        TODAY,
+    );
+    let Some(Request::Refund(requests::Refund {
+        trace_no,
+        amount,
+        card,
+        supervisor_pin,
+        order,
+        ..
+    })) = sent(&actions)
+    else {
+        panic!("no refund sent at once: {actions:?}")
+    };
+    assert_eq!((trace_no, amount.minor()), (12, 2000));
+    assert!(card.is_none() && supervisor_pin.is_none());
+    assert_eq!(order.as_deref(), Some("k2v7q0xm"));
+    assert!(last_screen(&actions).contains("REFUND CNY 20.00"), "{actions:?}");
 }
 
 #[test]

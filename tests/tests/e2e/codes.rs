@@ -355,3 +355,49 @@ fn wechat_pay_codes_pay_wait_for_the_buyer_reverse_after_15_s_and_refund() {
     assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
     assert!(report["checked"].as_u64().unwrap() >= 6, "{report}");
 }
+
+#[test]
+fn the_owner_refunds_a_code_sale_from_the_phone_and_the_checkout_sends_it_back_at_once() {
+    let sim = ProviderSim::start(5);
+    let hub = Hub::start_configured(&sim.settings());
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    t1.keys("A4250#");
+    t1.scan("281234567890120000");
+    t1.wait_screen("PAID", Duration::from_secs(10));
+    t1.keys("C");
+    let sale = hub.transactions("tender=code")[0].clone();
+
+    // The owner orders a refund of 12.50 at T1: no card, no key at the
+    // checkout; the money goes back through Alipay.
+    let (status, body) = hub.web().send(
+        "POST",
+        &format!("/api/v1/transactions/{}/undo", sale["id"]),
+        serde_json::json!({"kind": "refund", "terminal": "T1", "amount": "12.50"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let screen = t1.wait_screen("REFUNDED", Duration::from_secs(10));
+    assert!(
+        screen.contains("CNY 12.50") && screen.contains("wallet"),
+        "{screen}"
+    );
+    let refunds = hub.transactions("tender=code&kind=refund");
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(
+        (&refunds[0]["status"], &refunds[0]["amount"]),
+        (&Value::from("approved"), &Value::from(1250))
+    );
+    let refund = sim
+        .calls()
+        .into_iter()
+        .find(|(m, _)| m == "alipay.trade.refund")
+        .expect("a refund call to Alipay")
+        .1;
+    assert_eq!(refund["out_trade_no"], order_no(&sale["request_id"]));
+    assert_eq!(refund["refund_amount"], "12.50");
+    let (_, order) = hub
+        .web()
+        .get(&format!("/api/v1/orders/{}", body["order"].as_str().unwrap()));
+    assert_eq!(order["state"], "taken", "{order}");
+    assert_signatures_check_out(&sim);
+}

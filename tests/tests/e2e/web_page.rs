@@ -1525,6 +1525,15 @@ async fn the_page_opens_from_the_phones_copy_when_the_hub_is_off_and_says_how_ol
         assert!(started.elapsed() < WAIT, "no service worker took the page");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Chromium would install it as an app: nothing in its way.
+    let errors = b
+        .devtools("Page.getInstallabilityErrors", serde_json::json!({}))
+        .await;
+    assert_eq!(
+        errors["value"]["installabilityErrors"],
+        serde_json::json!([]),
+        "{errors}"
+    );
     b.run("location.hash = '#/'; return true").await;
     b.wait_text("#receipts", "¥12.50", WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

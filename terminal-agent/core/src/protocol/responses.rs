@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Paid, RequestId, TxnKind, TxnStatus};
+use super::{Paid, RequestId, Tender, TxnKind, TxnStatus};
 use crate::code::{ReasonCode, ResponseCode};
 use crate::money::{Amount, Currency};
 
@@ -134,12 +134,16 @@ pub enum Response {
     /// The owner ordered, on the web page, a void or refund of a sale here:
     /// the checkout asks for the card and sends the void or refund with this
     /// `order` instead of the supervisor PIN. News; `trace_no` is the sale's
-    /// (of another checkout's sale, for a refund).
+    /// (of another checkout's sale, for a refund). `tender` is how the sale
+    /// was paid (absent from older hubs: ask as for a card); a payment
+    /// code's money goes back to the wallet at once, with nothing to ask.
     UndoOrder {
         order: String,
         kind: TxnKind,
         trace_no: u32,
         amount: Amount,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tender: Option<Tender>,
     },
     /// The owner asked, on the troubleshooting page, for a test slip from
     /// this checkout's printer: news.

@@ -147,6 +147,11 @@ pub struct CodeFacts {
     /// The last hour: paid, and cancelled because the buyer did not confirm.
     pub paid_hour: u32,
     pub not_confirmed_hour: u32,
+    /// The last hour: payments and refunds the provider refused as calls,
+    /// for the shop's app id, merchant id or key (`QK`), or for the hub's
+    /// clock (`QT`).
+    pub key_refused_hour: u32,
+    pub clock_refused_hour: u32,
 }
 
 type Fix = (&'static str, &'static str);
@@ -706,10 +711,13 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
         |r| r.get(0),
     )?;
     let codes = conn.query_row(
-        "SELECT count(*), coalesce(sum(status = 'pending' AND created_at < ?1), 0), \
-         coalesce(sum(status = 'approved' AND created_at >= ?3), 0), \
-         coalesce(sum(response_code = 'QC' AND created_at >= ?3), 0) \
-         FROM transactions WHERE tender = 'code' AND kind = 'sale' AND created_at >= ?2",
+        "SELECT coalesce(sum(kind = 'sale'), 0), \
+         coalesce(sum(kind = 'sale' AND status = 'pending' AND created_at < ?1), 0), \
+         coalesce(sum(kind = 'sale' AND status = 'approved' AND created_at >= ?3), 0), \
+         coalesce(sum(kind = 'sale' AND response_code = 'QC' AND created_at >= ?3), 0), \
+         coalesce(sum(response_code = 'QK' AND created_at >= ?3), 0), \
+         coalesce(sum(response_code = 'QT' AND created_at >= ?3), 0) \
+         FROM transactions WHERE tender = 'code' AND created_at >= ?2",
         [
             ago(chrono::Duration::minutes(1)),
             ago(chrono::Duration::hours(24)),
@@ -721,6 +729,8 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
                 undecided: r.get(1)?,
                 paid_hour: r.get(2)?,
                 not_confirmed_hour: r.get(3)?,
+                key_refused_hour: r.get(4)?,
+                clock_refused_hour: r.get(5)?,
             })
         },
     )?;

@@ -58,6 +58,40 @@ pub(super) fn checks(facts: &Facts) -> Vec<Check> {
 /// Payment codes, once the shop has taken one today: orders the provider
 /// has not decided, and buyers who do not confirm in time.
 fn codes(c: &super::CodeFacts) -> Check {
+    if c.key_refused_hour > 0 {
+        return check(
+            "payments.codes",
+            Status::Fail,
+            said(
+                format!(
+                    "{} code payments or refunds in the last hour were refused: the provider did not accept the shop's app id, merchant id or key",
+                    c.key_refused_hour
+                ),
+                format!("最近一小时 {} 笔扫码收款或退款被拒：支付机构不认可本店的应用 ID、商户号或密钥", c.key_refused_hour),
+            ),
+            (
+                "Nobody was charged. In the settings file: for Alipay, [alipay] app_id and the app private key whose public key is uploaded on Alipay's open platform; for WeChat Pay, [wechat_pay] appid, mch_id and the API key set in the merchant platform. Then restart the hub. The hub's log names the provider's refusal.",
+                "顾客未被扣款。请在设置文件中核对：支付宝为 [alipay] 的 app_id，以及与开放平台上所传公钥配对的应用私钥；微信支付为 [wechat_pay] 的 appid、mch_id 和商户平台设置的 API 密钥。然后重启主机。主机日志中有支付机构拒绝的原因。",
+            ),
+        );
+    }
+    if c.clock_refused_hour > 0 {
+        return check(
+            "payments.codes",
+            Status::Fail,
+            said(
+                format!(
+                    "{} code payments or refunds in the last hour were refused for the hub's clock",
+                    c.clock_refused_hour
+                ),
+                format!("最近一小时 {} 笔扫码收款或退款因主机时间不准被拒", c.clock_refused_hour),
+            ),
+            (
+                "Nobody was charged. The hub's clock is off by more than the provider allows (Alipay: 10 minutes): let it reach a time server on the internet (the SD image keeps time with systemd-timesyncd), then sell again.",
+                "顾客未被扣款。主机时间与支付机构相差超过允许范围（支付宝为 10 分钟）：请让主机能连上互联网上的时间服务器（SD 卡系统用 systemd-timesyncd 自动校时），然后再收款。",
+            ),
+        );
+    }
     if c.undecided > 0 {
         return check(
             "payments.codes",

@@ -96,6 +96,8 @@ fn code_payments_are_checked_once_the_shop_takes_them() {
         undecided: 0,
         paid_hour: 5,
         not_confirmed_hour: 1,
+        key_refused_hour: 0,
+        clock_refused_hour: 0,
     };
     assert_eq!(status_of(&super::checks(&f), "payments.codes"), Status::Ok);
     f.codes.not_confirmed_hour = 6;
@@ -108,6 +110,16 @@ fn code_payments_are_checked_once_the_shop_takes_them() {
     assert!(find(&all, "payments.codes")
         .evidence_zh
         .contains("2 笔扫码支付尚无结果"));
+    // Refused for the shop's key or the hub's clock: said before anything else.
+    f.codes.clock_refused_hour = 1;
+    let all = super::checks(&f);
+    assert!(find(&all, "payments.codes").evidence.contains("hub's clock"));
+    f.codes.key_refused_hour = 3;
+    let all = super::checks(&f);
+    let said = find(&all, "payments.codes");
+    assert_eq!(said.status, Status::Fail);
+    assert!(said.evidence.contains("3 code payments or refunds") && said.evidence.contains("key"));
+    assert!(said.fix_en.contains("app private key"), "{}", said.fix_en);
 }
 
 fn find<'a>(checks: &'a [Check], id: &str) -> &'a Check {

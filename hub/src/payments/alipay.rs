@@ -24,7 +24,7 @@ use tallybox_core::reason;
 
 use super::https::{post_form, Endpoint};
 use super::rsa2::{SigningKey, VerifyingKey};
-use super::{yuan, Answer, CodeProvider, Order, RefundOrder};
+use super::{declined_if_refused, yuan, Answer, CallError, CodeProvider, Order, RefundOrder};
 use crate::acquirer::iso8583::tls::TlsClient;
 
 /// Alipay's production gateway.
@@ -100,13 +100,13 @@ impl Alipay {
 
     /// Calls `method`: the response node, its signature Alipay's; or why
     /// there is no answer to trust.
-    async fn call(&self, method: &str, biz: Value) -> Result<Node, String> {
+    async fn call(&self, method: &str, biz: Value) -> Result<Node, CallError> {
         let form = self.form(method, &biz)?;
         let (status, body) = tokio::time::timeout(self.timeout, post_form(&self.tls, &self.gateway, form))
             .await
             .map_err(|_| format!("Alipay did not answer within {:?}", self.timeout))??;
         if status != 200 {
-            return Err(format!("Alipay's gateway answered HTTP {status}"));
+            return Err(format!("Alipay's gateway answered HTTP {status}").into());
         }
         let node = format!("{}_response", method.replace('.', "_"));
         self.open(&body, &node)
@@ -116,7 +116,7 @@ impl Alipay {
     /// before it was taken (a wrong app id or signature) comes back as
     /// `error_response`, which Alipay may leave unsigned: returned as an
     /// error naming its code.
-    fn open(&self, body: &str, name: &str) -> Result<Node, String> {
+    fn open(&self, body: &str, name: &str) -> Result<Node, CallError> {
         let nodes: HashMap<String, Box<serde_json::value::RawValue>> =
             serde_json::from_str(body).map_err(|e| format!("Alipay's answer is not JSON ({e})"))?;
         let Some(raw) = nodes.get(name) else {
@@ -124,13 +124,8 @@ impl Alipay {
                 .get("error_response")
                 .and_then(|r| serde_json::from_str::<Node>(r.get()).ok());
             return Err(match refused {
-                Some(r) => format!(
-                    "Alipay refused the call: {} {} {}",
-                    text(&r, "code"),
-                    text(&r, "sub_code"),
-                    text(&r, "sub_msg")
-                ),
-                None => format!("Alipay's answer has no {name}"),
+                Some(r) => refusal(&r),
+                None => format!("Alipay's answer has no {name}").into(),
             });
         };
         let signature = nodes
@@ -142,7 +137,7 @@ impl Alipay {
                 "the answer's signature is not Alipay's (its public key, or the answer, is wrong)".into(),
             );
         }
-        serde_json::from_str(raw.get()).map_err(|e| format!("Alipay's {name} is not an object ({e})"))
+        serde_json::from_str(raw.get()).map_err(|e| format!("Alipay's {name} is not an object ({e})").into())
     }
 }
 
@@ -168,6 +163,25 @@ fn paid(node: &Node) -> Answer {
         buyer: (!buyer.is_empty()).then(|| buyer.to_string()),
         amount: super::from_yuan(text(node, "total_amount")),
     }
+}
+
+/// A call Alipay's gateway refused (`error_response`). Missing or invalid
+/// arguments (`40001`, `40002`: among them the app id, the signature and
+/// the timestamp) and missing permissions (`20001`, `40006`) are refusals
+/// of the call, made before the order is looked at; anything else (`20000`,
+/// the service unavailable) leaves the order unknown.
+fn refusal(node: &Node) -> CallError {
+    let (code, sub) = (text(node, "code"), text(node, "sub_code"));
+    let words = format!("Alipay refused the call: {code} {sub} {}", text(node, "sub_msg"));
+    let reason = match (code, sub) {
+        (_, "isv.invalid-timestamp") => reason::CODE_CLOCK,
+        (_, "isv.invalid-app-id" | "isv.invalid-signature" | "isv.invalid-signature-type")
+        | (_, "isv.missing-signature" | "isv.missing-signature-key" | "isv.missing-app-id")
+        | ("20001", _) => reason::CODE_KEY_REFUSED,
+        ("40001" | "40002" | "40006", _) => reason::CODE_NOT_SET_UP,
+        _ => return CallError::Unknown(words),
+    };
+    CallError::Refused(reason, words)
 }
 
 /// A business refusal (`40004`) as the cashier hears it.
@@ -204,14 +218,15 @@ impl CodeProvider for Alipay {
                 "total_amount": yuan(order.amount),
                 "terminal_id": order.terminal,
             });
-            let node = self.call("alipay.trade.pay", biz).await?;
-            if let Some(why) = unknown(&node) {
-                return Err(why);
-            }
-            Ok(match text(&node, "code") {
-                "10000" => paid(&node),
-                "10003" => Answer::Waiting,
-                _ => declined(&node),
+            declined_if_refused(self.call("alipay.trade.pay", biz).await, |node| {
+                if let Some(why) = unknown(&node) {
+                    return Err(why);
+                }
+                Ok(match text(&node, "code") {
+                    "10000" => paid(&node),
+                    "10003" => Answer::Waiting,
+                    _ => declined(&node),
+                })
             })
         })
     }
@@ -262,13 +277,14 @@ impl CodeProvider for Alipay {
                 "refund_amount": yuan(refund.amount),
                 "out_request_no": refund.out_request_no,
             });
-            let node = self.call("alipay.trade.refund", biz).await?;
-            if let Some(why) = unknown(&node) {
-                return Err(why);
-            }
-            Ok(match text(&node, "code") {
-                "10000" => paid(&node),
-                _ => declined(&node),
+            declined_if_refused(self.call("alipay.trade.refund", biz).await, |node| {
+                if let Some(why) = unknown(&node) {
+                    return Err(why);
+                }
+                Ok(match text(&node, "code") {
+                    "10000" => paid(&node),
+                    _ => declined(&node),
+                })
             })
         })
     }
@@ -291,5 +307,43 @@ mod tests {
             signing_content(&params),
             r#"app_id=2014072300007148&biz_content={"a":"b & c"}&method=alipay.trade.pay"#
         );
+    }
+
+    fn error_response(code: &str, sub_code: &str) -> Node {
+        json!({"code": code, "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": "…"})
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn a_call_the_gateway_refused_says_why_and_an_unavailable_one_stays_unknown() {
+        let refused = |code, sub| match refusal(&error_response(code, sub)) {
+            CallError::Refused(reason, _) => Some(reason),
+            CallError::Unknown(_) => None,
+        };
+        assert_eq!(
+            refused("40002", "isv.invalid-signature"),
+            Some(reason::CODE_KEY_REFUSED)
+        );
+        assert_eq!(
+            refused("40002", "isv.invalid-app-id"),
+            Some(reason::CODE_KEY_REFUSED)
+        );
+        assert_eq!(
+            refused("40002", "isv.invalid-timestamp"),
+            Some(reason::CODE_CLOCK)
+        );
+        assert_eq!(
+            refused("20001", "aop.invalid-auth-token"),
+            Some(reason::CODE_KEY_REFUSED)
+        );
+        assert_eq!(
+            refused("40001", "isv.missing-method"),
+            Some(reason::CODE_NOT_SET_UP)
+        );
+        // The service unavailable: what became of the order is not known.
+        assert_eq!(refused("20000", "isp.unknow-error"), None);
+        assert_eq!(refused("", ""), None);
     }
 }

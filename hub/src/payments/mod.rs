@@ -6,7 +6,10 @@
 //!
 //! Every call can end without an answer the hub may trust (the network,
 //! a time-out, an answer whose signature is not the provider's): that is
-//! `Err`, and means "not known", never "not paid".
+//! `Err`, and means "not known", never "not paid". A payment or refund the
+//! provider refused as a call, before looking at the order (the shop's app
+//! id or key, the hub's clock: [`CallError::Refused`]), is declined: the
+//! provider did nothing.
 
 pub mod alipay;
 pub mod https;
@@ -23,6 +26,50 @@ use tallybox_core::code::ReasonCode;
 use tallybox_core::money::Amount;
 use tallybox_core::protocol::{Provider, RequestId};
 use tallybox_core::secret::Secret;
+
+/// Why a call to a provider brought no answer about the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The provider refused the call itself, before looking at the order:
+    /// nothing was done. Why, as the cashier hears it, and the provider's
+    /// own words.
+    Refused(ReasonCode, String),
+    /// No answer to trust: what became of the order is not known.
+    Unknown(String),
+}
+
+impl From<String> for CallError {
+    fn from(why: String) -> CallError {
+        CallError::Unknown(why)
+    }
+}
+
+impl From<&str> for CallError {
+    fn from(why: &str) -> CallError {
+        CallError::Unknown(why.to_string())
+    }
+}
+
+impl From<CallError> for String {
+    fn from(e: CallError) -> String {
+        match e {
+            CallError::Refused(_, why) | CallError::Unknown(why) => why,
+        }
+    }
+}
+
+/// The answer to a payment or refund call: a refused call is a decline
+/// (the provider did nothing); anything else goes on as `f` reads it.
+pub(crate) fn declined_if_refused<T>(
+    called: Result<T, CallError>,
+    f: impl FnOnce(T) -> Result<Answer, String>,
+) -> Result<Answer, String> {
+    match called {
+        Ok(answer) => f(answer),
+        Err(CallError::Refused(code, why)) => Ok(Answer::Declined(code, why)),
+        Err(CallError::Unknown(why)) => Err(why),
+    }
+}
 
 /// What the provider says of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use tallybox_core::reason;
 use tallybox_core::secret::Secret;
 
 use super::https::{post_body, Endpoint};
-use super::{Answer, CodeProvider, Order, RefundOrder};
+use super::{declined_if_refused, Answer, CallError, CodeProvider, Order, RefundOrder};
 use crate::acquirer::iso8583::tls::TlsClient;
 
 /// WeChat Pay's API host.
@@ -107,7 +107,7 @@ impl WechatPay {
         path: &str,
         mut fields: BTreeMap<&'static str, String>,
         with_cert: bool,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<BTreeMap<String, String>, CallError> {
         fields.insert("appid", self.appid.clone());
         fields.insert("mch_id", self.mch_id.clone());
         fields.insert("nonce_str", nonce());
@@ -124,14 +124,24 @@ impl WechatPay {
             .await
             .map_err(|_| format!("WeChat Pay did not answer within {:?}", self.timeout))??;
         if status != 200 {
-            return Err(format!("WeChat Pay answered HTTP {status}"));
+            return Err(format!("WeChat Pay answered HTTP {status}").into());
         }
         let answer = from_xml(&answer).ok_or("WeChat Pay's answer is not the XML it documents")?;
         let get = |k: &str| answer.get(k).map(String::as_str).unwrap_or("");
         if get("return_code") != "SUCCESS" {
             // Refused before it was looked at (a bad signature, a missing
-            // field): WeChat Pay leaves such an answer unsigned.
-            return Err(format!("WeChat Pay refused the call: {}", get("return_msg")));
+            // field): WeChat Pay leaves such an answer unsigned. Only a
+            // refused signature is taken as a refusal of the call (the
+            // shop's API key); anything else leaves the order unknown.
+            let words = format!("WeChat Pay refused the call: {}", get("return_msg"));
+            let msg = get("return_msg");
+            return Err(
+                if msg.starts_with("签名错误") || msg.eq_ignore_ascii_case("SIGNERROR") {
+                    CallError::Refused(reason::CODE_KEY_REFUSED, words)
+                } else {
+                    CallError::Unknown(words)
+                },
+            );
         }
         let signed: BTreeMap<&str, String> = answer.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         if sign(&signed, self.key.expose()) != get("sign") {
@@ -244,7 +254,10 @@ fn result(fields: &BTreeMap<String, String>) -> Result<Answer, String> {
         "NOTENOUGH" => reason::CODE_BALANCE,
         "AUTHCODEEXPIRE" | "AUTH_CODE_INVALID" | "AUTH_CODE_ERROR" => reason::CODE_EXPIRED,
         "ORDERCLOSED" | "ORDERREVERSED" => return Ok(Answer::Closed),
-        "NOAUTH" | "APPID_NOT_EXIST" | "MCHID_NOT_EXIST" | "APPID_MCHID_NOT_MATCH" => reason::CODE_NOT_SET_UP,
+        "APPID_NOT_EXIST" | "MCHID_NOT_EXIST" | "APPID_MCHID_NOT_MATCH" | "SIGNERROR" => {
+            reason::CODE_KEY_REFUSED
+        }
+        "NOAUTH" => reason::CODE_NOT_SET_UP,
         _ => reason::CODE_REFUSED,
     };
     Ok(Answer::Declined(reason, detail))
@@ -270,7 +283,7 @@ impl CodeProvider for WechatPay {
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(order.out_trade_no.clone())
                 .or_insert_with(Instant::now);
-            result(&answer?)
+            declined_if_refused(answer, |fields| result(&fields))
         })
     }
 
@@ -335,7 +348,10 @@ impl CodeProvider for WechatPay {
                 ("total_fee", refund.sale_amount.minor().to_string()),
                 ("refund_fee", refund.amount.minor().to_string()),
             ]);
-            let answer = self.call("/secapi/pay/refund", fields, true).await?;
+            let answer = match self.call("/secapi/pay/refund", fields, true).await {
+                Err(CallError::Refused(code, why)) => return Ok(Answer::Declined(code, why)),
+                other => other?,
+            };
             if get(&answer, "result_code") == "SUCCESS" {
                 return Ok(Answer::Paid {
                     trade_no: get(&answer, "refund_id").to_string(),

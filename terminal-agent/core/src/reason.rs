@@ -321,6 +321,20 @@ const TABLE: &[Explanation] = &[
         "请店主查看手机",
     ),
     e(
+        CODE_KEY_REFUSED,
+        "Code pay key refused",
+        "扫码收款密钥被拒",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
+        CODE_CLOCK,
+        "Hub clock is wrong",
+        "主机时间不准",
+        "Owner: see phone",
+        "请店主查看手机",
+    ),
+    e(
         HUB_HISTORY,
         "Hub records missing",
         "主机交易记录缺失",
@@ -406,6 +420,13 @@ pub const CODE_REFUSED: ReasonCode = ReasonCode::local(*b"QR");
 pub const CODE_CANCELLED: ReasonCode = ReasonCode::local(*b"QC");
 /// Local code: the shop takes no codes of this provider (no credentials).
 pub const CODE_NOT_SET_UP: ReasonCode = ReasonCode::local(*b"QX");
+/// Local code: the provider refused the shop's own call (its app id or
+/// merchant id, or the signature made with the shop's key): nothing was
+/// charged; the owner fixes the credentials.
+pub const CODE_KEY_REFUSED: ReasonCode = ReasonCode::local(*b"QK");
+/// Local code: the provider refused the call for its time (the hub's clock
+/// is off by more than the provider allows): nothing was charged.
+pub const CODE_CLOCK: ReasonCode = ReasonCode::local(*b"QT");
 /// Local code: the hub's database is behind its history's witness (records
 /// lost below it); nothing was charged, and sales wait for the owner.
 pub const HUB_HISTORY: ReasonCode = ReasonCode::local(*b"XW");

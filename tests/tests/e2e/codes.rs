@@ -401,3 +401,65 @@ fn the_owner_refunds_a_code_sale_from_the_phone_and_the_checkout_sends_it_back_a
     assert_eq!(order["state"], "taken", "{order}");
     assert_signatures_check_out(&sim);
 }
+
+#[test]
+fn a_provider_refusing_the_shops_credentials_is_not_charged_at_once_and_the_owner_reads_what_to_fix() {
+    let sim = ProviderSim::start(5);
+    // The shop typed another app id for Alipay, and an old API key for WeChat Pay.
+    let wrong_key = sim.dir.path().join("old_wechat_api_key.txt");
+    std::fs::write(&wrong_key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&wrong_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let settings = sim
+        .settings()
+        .replace(
+            &format!("app_id = \"{}\"", sim.info("app_id")),
+            "app_id = \"2021000000009999\"",
+        )
+        .replace(
+            &sim.dir.path().join("wechat_api_key.txt").display().to_string(),
+            &wrong_key.display().to_string(),
+        );
+    let hub = Hub::start_configured(&settings);
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    for (keys, code) in [("A4250#", "281234567890120000"), ("A800#", "131234567890120000")] {
+        t1.keys(keys);
+        let asked = Instant::now();
+        t1.scan(code);
+        let screen = t1.wait_screen("Code pay key refused", Duration::from_secs(10));
+        assert!(screen.contains("Owner: see phone"), "{screen}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "said at once, not after the buyer's wait: {:?}",
+            asked.elapsed()
+        );
+        t1.keys("C");
+    }
+    let sales = hub.transactions("tender=code");
+    assert_eq!(sales.len(), 2, "{sales:?}");
+    for sale in &sales {
+        assert_eq!(
+            (&sale["status"], &sale["response_code"]),
+            (&Value::from("declined"), &Value::from("QK")),
+            "{sale}"
+        );
+    }
+    // Nothing asked again: the provider took nothing.
+    let alipay = order_no(&sales.iter().find(|s| s["amount"] == 4250).unwrap()["request_id"]);
+    assert_eq!(calls_about(&sim, "alipay.trade.query", &alipay), 0);
+    assert_eq!(calls_about(&sim, "alipay.trade.cancel", &alipay), 0);
+    // The owner's troubleshooting page says what to fix.
+    let check = tallybox_e2e::web::wait_check(&hub.web(), "payments.codes", "fail");
+    let evidence = check["evidence"].as_str().unwrap_or_default();
+    assert!(
+        evidence.contains("2 code payments or refunds") && evidence.contains("key"),
+        "{check}"
+    );
+    assert!(
+        check["fix_en"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[alipay] app_id"),
+        "{check}"
+    );
+}

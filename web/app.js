@@ -61,6 +61,7 @@ function hubBack() {
 /** "5 minutes ago", in the page's language. */
 function ago(iso) {
   const seconds = Math.round((new Date(iso) - Date.now()) / 1000);
+  if (isNaN(seconds)) return iso || "—";
   const words = new Intl.RelativeTimeFormat(LANG, { numeric: "auto" });
   for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
     if (Math.abs(seconds) >= size) return words.format(Math.round(seconds / size), unit);
@@ -207,6 +208,12 @@ function totalsCards(node, totals, currency) {
   );
 }
 
+/** `now` against `then` in per cent ("+50%", "−20%"); "" when there was nothing then. */
+function changeText(now, then) {
+  if (!then) return "";
+  return `${now >= then ? "+" : "−"}${Math.round(Math.abs(now - then) * 100 / then)}%`;
+}
+
 // What a shop owner reads next: the average sale, the busiest hour so far,
 // and the day against the same weekday last week up to this hour.
 function insightCards(node, d, currency) {
@@ -215,9 +222,7 @@ function insightCards(node, d, currency) {
   const busiest = d.buckets.filter((b) => b.sales).sort((a, b) => b.net_minor - a.net_minor)[0];
   const then = d.week_ago;
   const weekday = new Intl.DateTimeFormat(LANG, { weekday: "long" }).format(new Date(`${then.date}T12:00:00`));
-  const change = then.net_minor
-    ? `${d.totals.net_minor >= then.net_minor ? "+" : "−"}${Math.round(Math.abs(d.totals.net_minor - then.net_minor) * 100 / then.net_minor)}%`
-    : "";
+  const change = changeText(d.totals.net_minor, then.net_minor);
   const note = (id, label, value, line) => el("div", { class: "card", id }, el("span", { class: "label" }, label),
     el("strong", {}, value), el("span", { class: "count" }, line));
   const compared = note("week-ago", `${t("week_ago")} ${weekday}${paren(`${t("until")} ${then.until_hour}:59`)}`,
@@ -607,7 +612,6 @@ $("#undo-form").addEventListener("submit", (e) => {
   });
 });
 
-/** The undo texts, said for a card or for cash back from the drawer. */
 /** The words for how the sale was paid: a card, cash, or a payment code. */
 function byTender(key) {
   const tender = $("#undo-form").dataset.tender;
@@ -705,7 +709,7 @@ function showRangeFields() {
   }
 }
 
-/** "3 – 9 Nov" style: the days a period covers, `to` excluded. */
+/** The days a period covers ("2026-11-03 – 2026-11-09"), `to` excluded. */
 function daysSpan(from, to) {
   const last = dayBefore(to);
   return from === last ? from : `${from} – ${last}`;
@@ -714,9 +718,7 @@ function daysSpan(from, to) {
 /** The period against the one before it: its net and the change in per cent. */
 function comparedCard(node, r, currency) {
   const then = r.previous.totals;
-  const change = then.net_minor
-    ? `${r.totals.net_minor >= then.net_minor ? "+" : "−"}${Math.round(Math.abs(r.totals.net_minor - then.net_minor) * 100 / then.net_minor)}%`
-    : "";
+  const change = changeText(r.totals.net_minor, then.net_minor);
   const label = `${t(`before_${r.period}`)}${paren(daysSpan(r.previous.from, r.previous.to))}`;
   node.replaceChildren(el("div", { class: "card wide", id: "compared" }, el("span", { class: "label" }, label),
     el("strong", {}, money(then.net_minor, currency)),

@@ -114,8 +114,8 @@ impl Alipay {
 
     /// The node `name` of `body`, when Alipay signed it. A call refused
     /// before it was taken (a wrong app id or signature) comes back as
-    /// `error_response`, which Alipay may leave unsigned: returned as an
-    /// error naming its code.
+    /// `error_response`, which Alipay may leave unsigned: returned as the
+    /// [`refusal`] it is.
     fn open(&self, body: &str, name: &str) -> Result<Node, CallError> {
         let nodes: HashMap<String, Box<serde_json::value::RawValue>> =
             serde_json::from_str(body).map_err(|e| format!("Alipay's answer is not JSON ({e})"))?;

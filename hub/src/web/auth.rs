@@ -4,7 +4,7 @@
 //! the lock-out that answers repeated wrong passwords with a growing wait.
 //!
 //! Sessions outlive a restart of the hub: each is kept on disk under the
-//! SHA-256 of its token ([`Kept`]), so the file holds nothing a browser
+//! SHA-256 of its token (`Kept`), so the file holds nothing a browser
 //! could present.
 
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! [`TOTAL`] in all, and a connection that has not sent a request's whole
 //! header within [`HEADERS_WITHIN`] is closed (a kept-alive one that sends
 //! nothing more, too). Refusals are logged once every ten seconds, counted.
-//! The API's answers go gzipped to a browser that accepts it ([`super::compress`]).
+//! The API's answers go gzipped to a browser that accepts it (`compress.rs`).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -88,7 +88,8 @@ async fn announce_freezes<A: Acquirer>(
                 };
                 let notice = Response::Frozen {
                     request_id: None,
-                    reason,
+                    reason: reason.as_ref().map(|r| r.en.clone()),
+                    reason_zh: reason.and_then(|r| r.zh),
                 };
                 answer(&client, &topics, &keys, &terminal, &notice).await;
             }
@@ -345,7 +346,8 @@ async fn record_statuses<A: Acquirer>(
             Ok(reason) => {
                 let notice = Response::Frozen {
                     request_id: None,
-                    reason,
+                    reason: reason.as_ref().map(|r| r.en.clone()),
+                    reason_zh: reason.and_then(|r| r.zh),
                 };
                 answer(&client, &topics, &keys, &terminal, &notice).await;
             }

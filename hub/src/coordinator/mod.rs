@@ -230,7 +230,7 @@ impl<A: Acquirer> Coordinator<A> {
                                 tracing::warn!(terminal = %t, had, floor, "the checkout was given trace numbers the hub's records lost (history lost below the database): its trace numbers go on past them");
                             }
                         }
-                        Ok((s.batch_no()?, s.frozen(&t)?, s.terminal_cashier(&t)?))
+                        Ok((s.batch_no()?, s.frozen_said(&t)?, s.terminal_cashier(&t)?))
                     })
                     .await;
                 Some(match batch {
@@ -239,7 +239,8 @@ impl<A: Acquirer> Coordinator<A> {
                         store_name: self.shop().name,
                         merchant_id: self.shop().merchant_id,
                         batch_no,
-                        frozen,
+                        frozen: frozen.as_ref().map(|f| f.en.clone()),
+                        frozen_zh: frozen.and_then(|f| f.zh),
                         cashier,
                         time_zone: Some(tallybox_platform::clock::zone_name()),
                         currency: Some(self.settings.currency.code().to_string()),

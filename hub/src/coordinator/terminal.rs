@@ -3,18 +3,19 @@
 //! the device counters each heartbeat brings.
 
 use super::*;
+use crate::store::fraud::FrozenWords;
 
 impl<A: Acquirer> Coordinator<A> {
     /// Why `terminal` may not sell, if it may not.
-    pub async fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
+    pub async fn frozen(&self, terminal: &TerminalId) -> Result<Option<FrozenWords>, StoreError> {
         let t = terminal.clone();
-        self.store(move |s| s.frozen(&t)).await
+        self.store(move |s| s.frozen_said(&t)).await
     }
 
     /// The freeze generation, and every known terminal with why it may not
     /// sell, if it may not.
     #[allow(clippy::type_complexity)]
-    pub async fn frozen_terminals(&self) -> Result<(i64, Vec<(String, Option<String>)>), StoreError> {
+    pub async fn frozen_terminals(&self) -> Result<(i64, Vec<(String, Option<FrozenWords>)>), StoreError> {
         self.store(|s| Ok((s.freeze_generation()?, s.frozen_terminals()?)))
             .await
     }

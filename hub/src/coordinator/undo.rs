@@ -38,9 +38,10 @@ impl<A: Acquirer> Coordinator<A> {
             return Self::refused(request_id, TxnKind::Void, reason::SUPERVISOR_PIN);
         }
         let reason = "frozen by supervisor".to_string();
+        let reason_zh = "主管冻结";
         let (t, r) = (terminal.clone(), reason.clone());
         match self
-            .store(move |s| s.freeze_said(t.as_str(), &r, "主管冻结"))
+            .store(move |s| s.freeze_said(t.as_str(), &r, reason_zh))
             .await
         {
             Ok(()) => {
@@ -48,6 +49,7 @@ impl<A: Acquirer> Coordinator<A> {
                 Response::Frozen {
                     request_id: Some(request_id),
                     reason: Some(reason),
+                    reason_zh: Some(reason_zh.to_string()),
                 }
             }
             Err(e) => super::internal(&request_id, &e),

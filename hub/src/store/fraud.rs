@@ -339,15 +339,49 @@ impl Store {
     }
 
     /// For every terminal the hub knows: why it may not sell, if it may not.
-    pub fn frozen_terminals(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    pub fn frozen_terminals(&self) -> Result<Vec<(String, Option<FrozenWords>)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT t.id, coalesce(s.reason, f.reason) FROM terminals t \
+            "SELECT t.id, coalesce(s.reason, f.reason), \
+                    CASE WHEN s.scope IS NOT NULL THEN nullif(s.reason_zh, '') ELSE nullif(f.reason_zh, '') END \
+             FROM terminals t \
              LEFT JOIN freezes s ON s.scope = 'store' LEFT JOIN freezes f ON f.scope = t.id ORDER BY t.id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([], |r| {
+            let reason: Option<String> = r.get(1)?;
+            let zh: Option<String> = r.get(2)?;
+            Ok((r.get(0)?, reason.map(|en| FrozenWords { en, zh })))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Why `terminal` may not sell, in English and, where the hub has it,
+    /// in Chinese: what its screen says.
+    pub fn frozen_said(&self, terminal: &TerminalId) -> Result<Option<FrozenWords>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT reason, nullif(reason_zh, '') FROM freezes WHERE scope IN ('store', ?1) \
+                 ORDER BY scope = 'store' DESC LIMIT 1",
+            )?
+            .query_row([terminal.as_str()], |r| {
+                Ok(FrozenWords {
+                    en: r.get(0)?,
+                    zh: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+}
+
+/// Why a terminal may not sell, as its screen says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrozenWords {
+    pub en: String,
+    /// The hub's own freezes only; a reason someone typed is in `en` alone.
+    pub zh: Option<String>,
+}
+
+impl Store {
     /// Why `terminal` may not sell: the store's freeze or its own.
     pub fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
         Ok(self

@@ -476,3 +476,24 @@ fn the_owners_own_shop_settings_are_those_changed_on_the_page_or_before_joining_
     let local: Vec<String> = store.shop_local(&file).unwrap().into_iter().collect();
     assert_eq!(local, ["managers_unfreeze", "slip_footer", "slip_header"]);
 }
+
+#[test]
+fn a_freeze_is_said_in_chinese_only_where_the_hub_wrote_it_and_the_stores_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let t1 = TerminalId::parse("T1").unwrap();
+    assert_eq!(store.frozen_said(&t1).unwrap(), None);
+    store.freeze_said("T1", "card testing", "疑似盗卡测试").unwrap();
+    let said = store.frozen_said(&t1).unwrap().unwrap();
+    assert_eq!(
+        (said.en.as_str(), said.zh.as_deref()),
+        ("card testing", Some("疑似盗卡测试"))
+    );
+    // The whole shop closed by the owner's own words: those, in both.
+    store.freeze("store", "stocktaking").unwrap();
+    let said = store.frozen_said(&t1).unwrap().unwrap();
+    assert_eq!(
+        (said.en.as_str(), said.zh.as_deref()),
+        ("stocktaking", Some("stocktaking"))
+    );
+}

@@ -488,10 +488,12 @@ fn every_answer_to(request: &Request) -> Vec<Response> {
         Response::Frozen {
             request_id: Some(id.clone()),
             reason: Some("forged".into()),
+            reason_zh: None,
         },
         Response::Frozen {
             request_id: None,
             reason: Some("forged".into()),
+            reason_zh: None,
         },
         Response::Reprint {
             request_id: id.clone(),

@@ -27,6 +27,7 @@ impl Session {
             request_id,
             store_name,
             frozen,
+            frozen_zh,
             cashier,
             currency,
             minor_digits,
@@ -48,7 +49,7 @@ impl Session {
                 }
             }
             self.store_name = store_name.clone();
-            self.frozen = frozen.clone();
+            self.frozen = self.in_own_words(frozen, frozen_zh);
             self.cashier = cashier.clone();
             return self.refresh_idle();
         }
@@ -74,9 +75,10 @@ impl Session {
         if let Response::Frozen {
             request_id: None,
             reason,
+            reason_zh,
         } = &response
         {
-            self.frozen = reason.clone();
+            self.frozen = self.in_own_words(reason, reason_zh);
             return self.refresh_idle();
         }
         // A void or refund the owner ordered on the web page: taken when the
@@ -243,8 +245,10 @@ impl Session {
                 }),
                 Action::Show(self.ui().settled(batch_no, balanced)),
             ],
-            Response::Frozen { reason, .. } => {
-                self.frozen = reason;
+            Response::Frozen {
+                reason, reason_zh, ..
+            } => {
+                self.frozen = self.in_own_words(&reason, &reason_zh);
                 self.go_idle()
             }
             Response::Cashier {

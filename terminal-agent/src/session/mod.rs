@@ -578,6 +578,16 @@ impl Session {
         self.config.slip_columns
     }
 
+    /// A freeze's reason in the screen's language: the hub's Chinese words
+    /// on a Chinese screen when it sent them, its English otherwise (a
+    /// reason someone typed comes as typed).
+    fn in_own_words(&self, en: &Option<String>, zh: &Option<String>) -> Option<String> {
+        match self.config.lang {
+            Lang::Zh => zh.clone().or_else(|| en.clone()),
+            Lang::En => en.clone(),
+        }
+    }
+
     fn ui(&self) -> Screens {
         Screens {
             lang: self.config.lang,

@@ -121,6 +121,7 @@ pub(crate) fn signed_in(
         merchant_id: "M1".into(),
         batch_no: 1,
         frozen,
+        frozen_zh: None,
         cashier,
         time_zone: None,
         currency: None,
@@ -646,6 +647,7 @@ fn a_frozen_checkout_says_why_and_starts_no_sale_until_unfrozen() {
         answer(Response::Frozen {
             request_id: None,
             reason: None,
+            reason_zh: None,
         }),
         TODAY,
     );
@@ -670,6 +672,7 @@ fn the_supervisor_freezes_the_checkout_from_the_keypad() {
         answer(Response::Frozen {
             request_id: Some(request_id),
             reason: Some("frozen by the supervisor".into()),
+            reason_zh: None,
         }),
         TODAY,
     );
@@ -1042,4 +1045,39 @@ fn a_declined_card_after_cash_lets_the_cashier_undo_the_cash_without_the_supervi
         request,
         Request::CashSale(requests::CashSale { split: None, .. })
     ));
+}
+
+#[test]
+fn a_chinese_checkout_says_the_hubs_freeze_in_chinese_and_an_english_one_in_english() {
+    let frozen = || {
+        answer(Response::Frozen {
+            request_id: None,
+            reason: Some("card testing".into()),
+            reason_zh: Some("疑似盗卡测试".into()),
+        })
+    };
+    let mut zh = Session::new(SessionConfig {
+        lang: crate::session::Lang::Zh,
+        ..config()
+    });
+    zh.set_pairing(Some(&PAIRING_KEY));
+    zh.start("test");
+    let shown = last_screen(&zh.handle(frozen(), TODAY));
+    assert!(
+        shown.contains("疑似盗卡测试") && !shown.contains("card testing"),
+        "{shown}"
+    );
+    let mut en = session();
+    let shown = last_screen(&en.handle(frozen(), TODAY));
+    assert!(shown.contains("card testing"), "{shown}");
+    // From an older hub, English alone: shown as it came.
+    let shown = last_screen(&zh.handle(
+        answer(Response::Frozen {
+            request_id: None,
+            reason: Some("card testing".into()),
+            reason_zh: None,
+        }),
+        TODAY,
+    ));
+    assert!(shown.contains("card testing"), "{shown}");
 }

@@ -38,6 +38,7 @@ fn forgeries() -> Vec<Vec<u8>> {
         Response::Frozen {
             request_id: None,
             reason: Some("forged".into()),
+            reason_zh: None,
         },
         Response::Restart,
         Response::TestSlip,

@@ -69,6 +69,10 @@ pub enum Response {
         /// Why this terminal may not sell, when it is frozen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frozen: Option<String>,
+        /// `frozen` in Chinese, when the hub has it (the freezes it makes
+        /// itself); a reason someone typed comes as typed, in `frozen` alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frozen_zh: Option<String>,
         /// The cashier still signed on here from before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cashier: Option<Cashier>,
@@ -111,6 +115,9 @@ pub enum Response {
         request_id: Option<RequestId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// `reason` in Chinese, when the hub has it (as `frozen_zh`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason_zh: Option<String>,
     },
     Outcome(Outcome),
     /// The buyer is confirming the code sale `request_id` in their app: the

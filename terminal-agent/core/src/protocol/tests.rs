@@ -137,6 +137,7 @@ fn every_response_kind_is_known_to_the_decoder() {
             merchant_id: "M".into(),
             batch_no: 1,
             frozen: None,
+            frozen_zh: None,
             cashier: None,
             time_zone: Some("Asia/Shanghai".into()),
             currency: Some("JPY".into()),
@@ -157,6 +158,7 @@ fn every_response_kind_is_known_to_the_decoder() {
         Response::Frozen {
             request_id: None,
             reason: None,
+            reason_zh: None,
         },
         Response::UndoOrder {
             order: "0f6c1d2e".into(),

@@ -1,6 +1,7 @@
 //! The API's answers gzipped for a browser that accepts it: a page of
-//! receipts or a month's report is JSON that shrinks to a fifth or less, and
-//! an owner's phone on a weak shop Wi-Fi feels every kilobyte. The page's
+//! receipts or a month's report is repetitive JSON that shrinks several
+//! times over, and an owner's phone on a weak shop Wi-Fi feels every
+//! kilobyte. The page's
 //! own files are compressed at build time (`assets.rs`) and pass through;
 //! so do live feeds (their length is not known) and answers too small to
 //! gain.

@@ -58,26 +58,24 @@ struct Span {
     hourly: bool,
 }
 
+/// A range the report cannot take, said with its longest.
+fn bad_range(message: impl Into<String>) -> Rejection {
+    let refused = ApiError::new(warp::http::StatusCode::BAD_REQUEST, Code::BadRange, message);
+    warp::reject::custom(refused.with("max", LONGEST_RANGE))
+}
+
 fn span(q: &ReportQuery) -> Result<Span, Rejection> {
     let period = q.period.as_deref().unwrap_or("day");
     if period == "range" {
         let (Some(from), Some(last)) = (q.from.as_deref(), q.to.as_deref()) else {
-            let refused = ApiError::new(
-                warp::http::StatusCode::BAD_REQUEST,
-                Code::BadRange,
-                "a range needs from and to (YYYY-MM-DD)",
-            );
-            return Err(warp::reject::custom(refused.with("max", LONGEST_RANGE)));
+            return Err(bad_range("a range needs from and to (YYYY-MM-DD)"));
         };
         let (from, last) = (date(Some(from))?, date(Some(last))?);
         let days = (last - from).num_days() + 1;
         if !(1..=LONGEST_RANGE).contains(&days) {
-            let refused = ApiError::new(
-                warp::http::StatusCode::BAD_REQUEST,
-                Code::BadRange,
-                format!("a range runs from its first day to its last, at most {LONGEST_RANGE} days"),
-            );
-            return Err(warp::reject::custom(refused.with("max", LONGEST_RANGE)));
+            return Err(bad_range(format!(
+                "a range runs from its first day to its last, at most {LONGEST_RANGE} days"
+            )));
         }
         let to = last + chrono::Duration::days(1);
         let before = (from - chrono::Duration::days(days), from);

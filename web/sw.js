@@ -5,9 +5,10 @@
 // answers is kept (the newest copy of each address); when the hub does not
 // answer, the kept copy is given instead, with the header
 // `x-tallybox-saved-at` saying when it was read, and the page says the hub
-// is out of reach and how old what it shows is. Nothing that changes
-// anything is ever answered from here, nor the live feed, downloads or
-// the hub's health. Signing out empties the copies.
+// is out of reach and how old what it shows is. Only the reads the page
+// shows are kept (`READS`); nothing that changes anything, nor the live
+// feed, downloads, pairing codes or the hub's health. Signing out empties
+// the copies.
 //
 // Browsers run a service worker only on a secure origin: HTTPS, or the
 // hub's own screen at localhost.
@@ -25,15 +26,13 @@ self.addEventListener("activate", (event) => {
     .then(() => self.clients.claim()));
 });
 
+// The reads the page shows, and only those: downloads (the CSV, backups,
+// evidence, the support bundle), pairing codes and keys stay off the phone.
+const READS = /^\/api\/v1\/(session|settings|today|reports|terminals|checks(\/history)?|fraud|freezes|cashiers|accounts|orders\/[\w-]+|time-zones|transactions(\/\d+)?)$/;
+
 /** Whether a read of `url` may be answered from a kept copy. */
 function keepable(url) {
-  if (url.origin !== self.location.origin) return false;
-  if (SHELL.includes(url.pathname)) return true;
-  return url.pathname.startsWith("/api/v1/")
-    && !url.pathname.startsWith("/api/v1/events")
-    && !/\.(csv|db|zip|tar|gz)$/.test(url.pathname)
-    && !url.pathname.includes("/evidence")
-    && !url.pathname.includes("/backup");
+  return url.origin === self.location.origin && (SHELL.includes(url.pathname) || READS.test(url.pathname));
 }
 
 async function kept(request) {

@@ -1536,7 +1536,20 @@ async fn the_page_opens_from_the_phones_copy_when_the_hub_is_off_and_says_how_ol
     );
     b.run("location.hash = '#/'; return true").await;
     b.wait_text("#receipts", "¥12.50", WAIT).await;
+    // A download is not kept on the phone; what the page shows is.
+    b.run("return fetch('/api/v1/transactions.csv').then((r) => r.text()).then(() => true)")
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = b
+        .run(
+            "return caches.open('tallybox-kept-v1').then((c) => c.keys()).then((ks) => ks.map((k) => k.url))",
+        )
+        .await
+        .to_string();
+    assert!(
+        kept.contains("/api/v1/transactions") && !kept.contains(".csv"),
+        "{kept}"
+    );
 
     // The hub goes off; the owner opens the page again: it opens, still
     // signed in, with the receipts as last read and how old they are.

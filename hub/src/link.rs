@@ -21,6 +21,7 @@ use crate::acquirer::Acquirer;
 use crate::coordinator::Coordinator;
 use crate::guard::{Counted, Rate};
 use crate::keys::{Keys, Refusal};
+use crate::store::fraud::FrozenWords;
 use crate::store::Change;
 
 async fn answer(
@@ -86,10 +87,11 @@ async fn announce_freezes<A: Acquirer>(
                 let Ok(terminal) = TerminalId::parse(&id) else {
                     continue;
                 };
+                let (reason, reason_zh) = FrozenWords::split(reason);
                 let notice = Response::Frozen {
                     request_id: None,
-                    reason: reason.as_ref().map(|r| r.en.clone()),
-                    reason_zh: reason.and_then(|r| r.zh),
+                    reason,
+                    reason_zh,
                 };
                 answer(&client, &topics, &keys, &terminal, &notice).await;
             }
@@ -344,10 +346,11 @@ async fn record_statuses<A: Acquirer>(
         }
         match coordinator.frozen(&terminal).await {
             Ok(reason) => {
+                let (reason, reason_zh) = FrozenWords::split(reason);
                 let notice = Response::Frozen {
                     request_id: None,
-                    reason: reason.as_ref().map(|r| r.en.clone()),
-                    reason_zh: reason.and_then(|r| r.zh),
+                    reason,
+                    reason_zh,
                 };
                 answer(&client, &topics, &keys, &terminal, &notice).await;
             }

@@ -54,6 +54,7 @@ use tallybox_core::secret::Secret;
 use crate::acquirer::{Acquirer, AcquirerError, AuthRequest, OriginalRef};
 use crate::shop::SharedShop;
 use crate::store::cashiers::SignOn;
+use crate::store::fraud::FrozenWords;
 use crate::store::{NewTxn, Store, StoreError, StoreHandle, Txn, Unfit, Verdict};
 
 /// The store-wide facts the coordinator answers with.
@@ -234,18 +235,21 @@ impl<A: Acquirer> Coordinator<A> {
                     })
                     .await;
                 Some(match batch {
-                    Ok((batch_no, frozen, cashier)) => Response::SignedIn {
-                        request_id,
-                        store_name: self.shop().name,
-                        merchant_id: self.shop().merchant_id,
-                        batch_no,
-                        frozen: frozen.as_ref().map(|f| f.en.clone()),
-                        frozen_zh: frozen.and_then(|f| f.zh),
-                        cashier,
-                        time_zone: Some(tallybox_platform::clock::zone_name()),
-                        currency: Some(self.settings.currency.code().to_string()),
-                        minor_digits: Some(self.settings.currency.exponent()),
-                    },
+                    Ok((batch_no, frozen, cashier)) => {
+                        let (frozen, frozen_zh) = FrozenWords::split(frozen);
+                        Response::SignedIn {
+                            request_id,
+                            store_name: self.shop().name,
+                            merchant_id: self.shop().merchant_id,
+                            batch_no,
+                            frozen,
+                            frozen_zh,
+                            cashier,
+                            time_zone: Some(tallybox_platform::clock::zone_name()),
+                            currency: Some(self.settings.currency.code().to_string()),
+                            minor_digits: Some(self.settings.currency.exponent()),
+                        }
+                    }
                     Err(e) => internal(&request_id, &e),
                 })
             }

@@ -3,7 +3,6 @@
 //! the device counters each heartbeat brings.
 
 use super::*;
-use crate::store::fraud::FrozenWords;
 
 impl<A: Acquirer> Coordinator<A> {
     /// Why `terminal` may not sell, if it may not.

@@ -348,34 +348,37 @@ impl CodeProvider for WechatPay {
                 ("total_fee", refund.sale_amount.minor().to_string()),
                 ("refund_fee", refund.amount.minor().to_string()),
             ]);
-            let answer = match self.call("/secapi/pay/refund", fields, true).await {
-                Err(CallError::Refused(code, why)) => return Ok(Answer::Declined(code, why)),
-                other => other?,
-            };
-            if get(&answer, "result_code") == "SUCCESS" {
-                return Ok(Answer::Paid {
-                    trade_no: get(&answer, "refund_id").to_string(),
-                    buyer: None,
-                    amount: get(&answer, "refund_fee")
-                        .parse()
-                        .ok()
-                        .and_then(|fen| tallybox_core::money::Amount::from_minor(fen).ok()),
-                });
-            }
-            match get(&answer, "err_code") {
-                "SYSTEMERROR" | "BIZERR_NEED_RETRY" | "FREQUENCY_LIMITED" => {
-                    Err(format!("WeChat Pay: {}", get(&answer, "err_code")))
-                }
-                "NOTENOUGH" => Ok(Answer::Declined(
-                    reason::CODE_REFUSED,
-                    "NOTENOUGH: the merchant's balance cannot cover the refund".into(),
-                )),
-                code => Ok(Answer::Declined(
-                    reason::CODE_REFUSED,
-                    format!("{code} {}", get(&answer, "err_code_des")),
-                )),
-            }
+            let answer = self.call("/secapi/pay/refund", fields, true).await;
+            declined_if_refused(answer, |fields| refunded(&fields))
         })
+    }
+}
+
+/// A refund's answer (`result_code`) as the hub records it; `Err` when its
+/// outcome is not known yet.
+fn refunded(answer: &BTreeMap<String, String>) -> Result<Answer, String> {
+    if get(answer, "result_code") == "SUCCESS" {
+        return Ok(Answer::Paid {
+            trade_no: get(answer, "refund_id").to_string(),
+            buyer: None,
+            amount: get(answer, "refund_fee")
+                .parse()
+                .ok()
+                .and_then(|fen| tallybox_core::money::Amount::from_minor(fen).ok()),
+        });
+    }
+    match get(answer, "err_code") {
+        "SYSTEMERROR" | "BIZERR_NEED_RETRY" | "FREQUENCY_LIMITED" => {
+            Err(format!("WeChat Pay: {}", get(answer, "err_code")))
+        }
+        "NOTENOUGH" => Ok(Answer::Declined(
+            reason::CODE_REFUSED,
+            "NOTENOUGH: the merchant's balance cannot cover the refund".into(),
+        )),
+        code => Ok(Answer::Declined(
+            reason::CODE_REFUSED,
+            format!("{code} {}", get(answer, "err_code_des")),
+        )),
     }
 }
 

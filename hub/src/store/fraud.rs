@@ -94,6 +94,25 @@ pub struct Frozen {
     pub since: String,
 }
 
+/// Why a terminal may not sell, as its screen says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrozenWords {
+    pub en: String,
+    /// In Chinese: the hub's words for its own freezes, a typed reason as
+    /// typed; none from a row older than the Chinese column.
+    pub zh: Option<String>,
+}
+
+impl FrozenWords {
+    /// A freeze (or none) as the protocol carries it: `reason`, `reason_zh`.
+    pub fn split(words: Option<FrozenWords>) -> (Option<String>, Option<String>) {
+        match words {
+            Some(FrozenWords { en, zh }) => (Some(en), zh),
+            None => (None, None),
+        }
+    }
+}
+
 /// A recorded rule hit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HitRow {
@@ -371,24 +390,10 @@ impl Store {
             })
             .optional()?)
     }
-}
 
-/// Why a terminal may not sell, as its screen says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrozenWords {
-    pub en: String,
-    /// The hub's own freezes only; a reason someone typed is in `en` alone.
-    pub zh: Option<String>,
-}
-
-impl Store {
     /// Why `terminal` may not sell: the store's freeze or its own.
     pub fn frozen(&self, terminal: &TerminalId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT reason FROM freezes WHERE scope IN ('store', ?1) ORDER BY scope = 'store' DESC LIMIT 1")?
-            .query_row([terminal.as_str()], |r| r.get(0))
-            .optional()?)
+        Ok(self.frozen_said(terminal)?.map(|words| words.en))
     }
 
     /// Rule hits between two local times, oldest first.

@@ -69,8 +69,8 @@ pub enum Response {
         /// Why this terminal may not sell, when it is frozen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frozen: Option<String>,
-        /// `frozen` in Chinese, when the hub has it (the freezes it makes
-        /// itself); a reason someone typed comes as typed, in `frozen` alone.
+        /// `frozen` in Chinese, when the hub has it: its words for the
+        /// freezes it makes itself, a reason someone typed as typed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         frozen_zh: Option<String>,
         /// The cashier still signed on here from before.

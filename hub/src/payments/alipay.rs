@@ -13,7 +13,9 @@
 //! `10000` paid, `10003` the buyer is confirming, `40004` refused with a
 //! `sub_code`; `alipay.trade.query` (`trade_status`); `alipay.trade.cancel`
 //! (closes the order, refunds it when it was paid meanwhile);
-//! `alipay.trade.refund` (`out_request_no` makes a repeat refund once).
+//! `alipay.trade.refund` (`out_request_no` makes a repeat refund once);
+//! `alipay.data.dataservice.bill.downloadurl.query` (the address of a day's
+//! bill, read in `bill.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -22,7 +24,8 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tallybox_core::reason;
 
-use super::https::{post_form, Endpoint};
+use super::bill::BillLine;
+use super::https::{post_form, send, Endpoint};
 use super::rsa2::{SigningKey, VerifyingKey};
 use super::{declined_if_refused, yuan, Answer, CallError, CodeProvider, Order, RefundOrder};
 use crate::acquirer::iso8583::tls::TlsClient;
@@ -36,6 +39,8 @@ pub struct Alipay {
     key: SigningKey,
     alipay_key: VerifyingKey,
     tls: TlsClient,
+    /// The CA bundle, for the bill's address (another host).
+    ca: std::path::PathBuf,
     gateway: Endpoint,
     timeout: Duration,
 }
@@ -71,6 +76,7 @@ impl Alipay {
             alipay_key: VerifyingKey::from_text(alipay_key)
                 .map_err(|e| format!("Alipay's public key: {e}"))?,
             tls: TlsClient::new(ca, None, &gateway.host)?,
+            ca: ca.to_path_buf(),
             gateway,
             timeout,
         })
@@ -78,9 +84,8 @@ impl Alipay {
 
     /// The signed form for `method` with `biz` as its `biz_content`.
     fn form(&self, method: &str, biz: &Value) -> Result<String, String> {
-        let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is an offset");
         let timestamp = chrono::Utc::now()
-            .with_timezone(&beijing)
+            .with_timezone(&super::beijing())
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         let mut params = BTreeMap::from([
@@ -287,6 +292,48 @@ impl CodeProvider for Alipay {
                 })
             })
         })
+    }
+
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+        Box::pin(async move {
+            let biz = json!({ "bill_type": "trade", "bill_date": day.format("%Y-%m-%d").to_string() });
+            let node = self
+                .call("alipay.data.dataservice.bill.downloadurl.query", biz)
+                .await?;
+            if text(&node, "code") != "10000" {
+                return Err(format!(
+                    "Alipay gives no bill of {day}: {} {}",
+                    text(&node, "sub_code"),
+                    text(&node, "sub_msg")
+                ));
+            }
+            let archive = tokio::time::timeout(self.timeout, self.download(text(&node, "bill_download_url")))
+                .await
+                .map_err(|_| format!("Alipay's bill did not come within {:?}", self.timeout))??;
+            super::bill::alipay(&archive)
+        })
+    }
+}
+
+impl Alipay {
+    /// The file at Alipay's bill address (valid for 30 seconds). The
+    /// address Alipay documents starts `http://`: it is fetched over
+    /// HTTPS from the same host, checked against the same CA bundle.
+    async fn download(&self, url: &str) -> Result<bytes::Bytes, String> {
+        let https = match url.strip_prefix("http://") {
+            Some(rest) => format!("https://{rest}"),
+            None => url.to_string(),
+        };
+        let at = Endpoint::parse(&https).map_err(|e| format!("Alipay's bill address: {e}"))?;
+        let tls = TlsClient::new(&self.ca, None, &at.host)?;
+        let request = hyper::Request::get(&at.path)
+            .header(hyper::header::HOST, &at.host)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        match send(&tls, &at.host, at.port, request).await? {
+            (200, body) => Ok(body),
+            (status, _) => Err(format!("Alipay's bill address answered HTTP {status}")),
+        }
     }
 }
 

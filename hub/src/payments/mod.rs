@@ -12,10 +12,12 @@
 //! provider did nothing.
 
 pub mod alipay;
+pub mod bill;
 pub mod https;
 pub mod rsa2;
 pub mod sim;
 pub mod wechat;
+pub mod zip;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -128,6 +130,9 @@ pub trait CodeProvider: Send + Sync {
     /// Gives `refund.amount` back: [`Answer::Paid`] when the provider did,
     /// [`Answer::Declined`] when it will not.
     fn refund<'a>(&'a self, refund: &'a RefundOrder) -> BoxFuture<'a, Result<Answer, String>>;
+    /// The provider's bill of `day` (its days are Beijing time's): each
+    /// payment and refund it made for the shop that day.
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<bill::BillLine>, String>>;
 }
 
 /// The providers this shop takes codes of, and how long a buyer may take.
@@ -164,6 +169,13 @@ impl Codes {
 
     pub fn get(&self, provider: Provider) -> Option<&Arc<dyn CodeProvider>> {
         self.providers.get(&provider)
+    }
+
+    /// Each provider the shop takes codes of.
+    pub fn each(&self) -> impl Iterator<Item = (Provider, &Arc<dyn CodeProvider>)> {
+        let mut all: Vec<_> = self.providers.iter().map(|(p, c)| (*p, c)).collect();
+        all.sort_by_key(|(p, _)| p.as_str());
+        all.into_iter()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -245,6 +257,12 @@ pub fn order_no(id: &RequestId) -> String {
         .collect();
     no.truncate(32);
     no
+}
+
+/// Beijing time (UTC+8), the providers' clock: their timestamps and the
+/// days of their bills.
+pub fn beijing() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is an offset")
 }
 
 /// `"42.50"` (yuan, two decimals) as an amount; `None` when it is not that.

@@ -13,6 +13,9 @@ use futures_util::FutureExt;
 use tallybox_core::money::Amount;
 use tallybox_core::reason;
 
+use chrono::{DateTime, Utc};
+
+use super::bill::BillLine;
 use super::{test_buyer, Answer, CodeProvider, Order, RefundOrder, TestBuyer};
 
 /// How long a `…0001` buyer takes to confirm in the app.
@@ -25,11 +28,15 @@ struct SimOrder {
     amount: Amount,
     buyer: TestBuyer,
     at: Instant,
+    /// When it was placed, by the wall clock (for the bill).
+    placed: DateTime<Utc>,
     closed: bool,
+    /// When a cancel gave back what the buyer had paid.
+    given_back: Option<DateTime<Utc>>,
     /// Minor units given back so far.
     refunded: u64,
-    /// Refunds by their own number: a repeat gives back once.
-    refunds: HashMap<String, Amount>,
+    /// Refunds by their own number, and when: a repeat gives back once.
+    refunds: HashMap<String, (Amount, DateTime<Utc>)>,
 }
 
 impl SimOrder {
@@ -89,7 +96,9 @@ impl CodeProvider for SimCodes {
                     amount: order.amount,
                     buyer: test_buyer(order.code.expose()),
                     at: Instant::now(),
+                    placed: Utc::now(),
                     closed: false,
+                    given_back: None,
                     refunded: 0,
                     refunds: HashMap::new(),
                 });
@@ -115,6 +124,9 @@ impl CodeProvider for SimCodes {
         async move {
             if let Some(o) = self.orders().get_mut(out_trade_no) {
                 // Closed; what was paid goes back to the wallet.
+                if o.paid() {
+                    o.given_back = Some(Utc::now());
+                }
                 o.closed = true;
             }
             Ok(())
@@ -136,13 +148,46 @@ impl CodeProvider for SimCodes {
                     ));
                 }
                 o.refunded += refund.amount.minor();
-                o.refunds.insert(refund.out_request_no.clone(), refund.amount);
+                o.refunds
+                    .insert(refund.out_request_no.clone(), (refund.amount, Utc::now()));
             }
             Ok(Answer::Paid {
                 trade_no: format!("{}{}", self.prefix, refund.out_trade_no),
                 buyer: Some(BUYER.into()),
-                amount: o.refunds.get(&refund.out_request_no).copied(),
+                amount: o.refunds.get(&refund.out_request_no).map(|(a, _)| *a),
             })
+        }
+        .boxed()
+    }
+
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+        async move {
+            let on_day = |at: DateTime<Utc>| at.with_timezone(&super::beijing()).date_naive() == day;
+            let mut lines = Vec::new();
+            for (no, o) in self.orders().iter() {
+                let line = |paid: u64, refunded: u64| BillLine {
+                    out_trade_no: no.clone(),
+                    trade_no: format!("{}{no}", self.prefix),
+                    paid,
+                    refunded,
+                };
+                let paid_at = match o.buyer {
+                    TestBuyer::Pays | TestBuyer::PaysUnanswered => Some(o.placed),
+                    TestBuyer::ConfirmsLater => Some(o.placed + CONFIRMS_AFTER),
+                    _ => None,
+                };
+                let was_paid = o.paid() || o.given_back.is_some();
+                if paid_at.is_some_and(|at| was_paid && on_day(at)) {
+                    lines.push(line(o.amount.minor(), 0));
+                }
+                if o.given_back.is_some_and(on_day) {
+                    lines.push(line(0, o.amount.minor()));
+                }
+                for (amount, _) in o.refunds.values().filter(|(_, at)| on_day(*at)) {
+                    lines.push(line(0, amount.minor()));
+                }
+            }
+            Ok(lines)
         }
         .boxed()
     }

@@ -11,7 +11,7 @@
 //! merchant's client certificate; no sooner than 15 s after the order, as
 //! the documentation asks; `recall=Y` means call it again) and
 //! `secapi/pay/refund` (client certificate; `out_refund_no` makes a repeat
-//! refund once).
+//! refund once); `pay/downloadbill` (a day's bill, read in `bill.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -23,6 +23,7 @@ use sha2::Sha256;
 use tallybox_core::reason;
 use tallybox_core::secret::Secret;
 
+use super::bill::BillLine;
 use super::https::{post_body, Endpoint};
 use super::{declined_if_refused, Answer, CallError, CodeProvider, Order, RefundOrder};
 use crate::acquirer::iso8583::tls::TlsClient;
@@ -105,27 +106,10 @@ impl WechatPay {
     async fn call(
         &self,
         path: &str,
-        mut fields: BTreeMap<&'static str, String>,
+        fields: BTreeMap<&'static str, String>,
         with_cert: bool,
     ) -> Result<BTreeMap<String, String>, CallError> {
-        fields.insert("appid", self.appid.clone());
-        fields.insert("mch_id", self.mch_id.clone());
-        fields.insert("nonce_str", nonce());
-        fields.insert("sign_type", "HMAC-SHA256".into());
-        let signature = sign(&fields, self.key.expose());
-        fields.insert("sign", signature);
-        let at = Endpoint {
-            path: format!("{}{path}", self.gateway.path.trim_end_matches('/')),
-            ..self.gateway.clone()
-        };
-        let tls = if with_cert { &self.cert_tls } else { &self.tls };
-        let body = to_xml(&fields);
-        let (status, answer) = tokio::time::timeout(self.timeout, post_body(tls, &at, "text/xml", body))
-            .await
-            .map_err(|_| format!("WeChat Pay did not answer within {:?}", self.timeout))??;
-        if status != 200 {
-            return Err(format!("WeChat Pay answered HTTP {status}").into());
-        }
+        let answer = self.post(path, fields, with_cert).await?;
         let answer = from_xml(&answer).ok_or("WeChat Pay's answer is not the XML it documents")?;
         let get = |k: &str| answer.get(k).map(String::as_str).unwrap_or("");
         if get("return_code") != "SUCCESS" {
@@ -148,6 +132,37 @@ impl WechatPay {
             return Err(
                 "the answer's signature is not WeChat Pay's (the API key, or the answer, is wrong)".into(),
             );
+        }
+        Ok(answer)
+    }
+}
+
+impl WechatPay {
+    /// Posts `fields` to `path`, the common ones added and signed: the
+    /// answer's text.
+    async fn post(
+        &self,
+        path: &str,
+        mut fields: BTreeMap<&'static str, String>,
+        with_cert: bool,
+    ) -> Result<String, CallError> {
+        fields.insert("appid", self.appid.clone());
+        fields.insert("mch_id", self.mch_id.clone());
+        fields.insert("nonce_str", nonce());
+        fields.insert("sign_type", "HMAC-SHA256".into());
+        let signature = sign(&fields, self.key.expose());
+        fields.insert("sign", signature);
+        let at = Endpoint {
+            path: format!("{}{path}", self.gateway.path.trim_end_matches('/')),
+            ..self.gateway.clone()
+        };
+        let tls = if with_cert { &self.cert_tls } else { &self.tls };
+        let body = to_xml(&fields);
+        let (status, answer) = tokio::time::timeout(self.timeout, post_body(tls, &at, "text/xml", body))
+            .await
+            .map_err(|_| format!("WeChat Pay did not answer within {:?}", self.timeout))??;
+        if status != 200 {
+            return Err(format!("WeChat Pay answered HTTP {status}").into());
         }
         Ok(answer)
     }
@@ -350,6 +365,26 @@ impl CodeProvider for WechatPay {
             ]);
             let answer = self.call("/secapi/pay/refund", fields, true).await;
             declined_if_refused(answer, |fields| refunded(&fields))
+        })
+    }
+
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+        Box::pin(async move {
+            let fields = BTreeMap::from([
+                ("bill_date", day.format("%Y%m%d").to_string()),
+                ("bill_type", "ALL".to_string()),
+            ]);
+            let answer = self.post("/pay/downloadbill", fields, false).await?;
+            // A bill is text; a refusal (no bill that day, a bad signature) is XML.
+            if answer.trim_start().starts_with("<xml>") {
+                let fields = from_xml(&answer).unwrap_or_default();
+                return Err(format!(
+                    "WeChat Pay gives no bill of {day}: {} {}",
+                    get(&fields, "return_msg"),
+                    get(&fields, "error_code")
+                ));
+            }
+            super::bill::wechat(&answer)
         })
     }
 }

@@ -82,6 +82,12 @@ impl CodeProvider for Scripted {
         ));
         Box::pin(async move { next(&self.refund) })
     }
+    fn bill<'a>(
+        &'a self,
+        _day: chrono::NaiveDate,
+    ) -> BoxFuture<'a, Result<Vec<crate::payments::bill::BillLine>, String>> {
+        Box::pin(async { Err("no bill in these tests".to_string()) })
+    }
 }
 
 fn paid() -> Result<Answer, String> {

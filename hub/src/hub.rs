@@ -461,6 +461,7 @@ impl App {
             rules.take_kept(&web_store)?;
             shop_settings.take_kept(&web_store)?;
         }
+        let codes = code_providers(&config, options.simulated_codes)?;
         let coordinator = Arc::new(Coordinator::new(
             store,
             acquirer,
@@ -477,7 +478,7 @@ impl App {
                     }))
                 },
                 orders: Arc::clone(&orders),
-                codes: code_providers(&config, options.simulated_codes)?,
+                codes: codes.clone(),
                 news: Some(push.clone()),
             },
         ));
@@ -548,6 +549,7 @@ impl App {
             own_checkouts: own_checkout_ids(&config, options.extra_terminals),
             checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
             orders,
+            codes,
         };
         Ok(App {
             _lock: lock,
@@ -655,6 +657,11 @@ impl App {
             stop.clone(),
         ));
         tasks.spawn(jobs::full_batches(Arc::clone(&coordinator), stop.clone()));
+        tasks.spawn(crate::bills::every_morning(
+            for_chain.codes.clone(),
+            Arc::clone(&for_chain.store),
+            stop.clone(),
+        ));
         if let Some(at) = config.settle_at.clone() {
             tasks.spawn(jobs::daily_settlement(Arc::clone(&coordinator), at, stop.clone()));
         }

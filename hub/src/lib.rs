@@ -67,6 +67,7 @@
 //! which shows the row at once.
 
 pub mod acquirer;
+pub mod bills;
 pub mod broker;
 pub mod chain;
 pub mod config;

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backups;
+pub mod bills;
 pub mod cashiers;
 pub mod changes;
 pub mod drawer;

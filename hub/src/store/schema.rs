@@ -365,6 +365,18 @@ const MIGRATIONS: &[&str] = &[
           AND kind = OLD.kind AND status = OLD.status AND cashier = coalesce(OLD.cashier, '') AND tender = OLD.tender;
     END;
     "#,
+    // 24: each provider's bill of a day checked against the code payments
+    // (store/bills.rs): the latest check of a day and provider.
+    r#"
+    CREATE TABLE bill_checks (
+        day        TEXT NOT NULL,
+        provider   TEXT NOT NULL,
+        checked_at TEXT NOT NULL,
+        error      TEXT,
+        result     TEXT,
+        PRIMARY KEY (day, provider)
+    );
+    "#,
 ];
 
 /// Brings the database to the latest schema, one transaction a step; on a

@@ -68,6 +68,7 @@ codes! {
     NoCashier => "no_cashier",
     NoCheckout => "no_checkout",
     NoCheckoutUpdate => "no_checkout_update",
+    NoCodeProviders => "no_code_providers",
     NoManager => "no_manager",
     NoPairing => "no_pairing",
     NoSlipToPrint => "no_slip_to_print",

@@ -10,6 +10,7 @@
 mod acquirer_keys;
 mod api;
 mod assets;
+pub mod bills;
 pub mod auth;
 mod cashiers;
 mod checks;
@@ -82,6 +83,8 @@ pub struct WebState {
     pub checks: Arc<Mutex<Watch>>,
     /// The voids and refunds the owner ordered, shared with the coordinator.
     pub orders: Arc<crate::orders::UndoOrders>,
+    /// The payment-code providers, for their bills.
+    pub codes: crate::payments::Codes,
 }
 
 /// Reads the acquirer link's state.
@@ -195,6 +198,7 @@ pub async fn bind(
         .or(update::routes(state.clone()).boxed())
         .or(acquirer_keys::routes(state.clone()).boxed())
         .or(undo::routes(state.clone()).boxed())
+        .or(bills::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

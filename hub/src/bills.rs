@@ -33,12 +33,19 @@ pub async fn check_day(codes: &Codes, store: &Arc<Mutex<Store>>, day: NaiveDate)
         let store = Arc::clone(store);
         let check = tokio::task::spawn_blocking(move || {
             let store = store.lock().unwrap_or_else(|e| e.into_inner());
-            let (error, result) = match bill {
-                Err(why) => (Some(why), None),
-                Ok(lines) => match store.code_orders(provider, from, to, margin) {
-                    Err(e) => (Some(format!("the hub's records: {e}")), None),
-                    Ok(orders) => (None, Some(compare(&orders, &lines))),
-                },
+            let (error, result) = match (bill, store.code_orders(provider, from, to, margin)) {
+                (Err(why), _) => (Some(why), None),
+                (_, Err(e)) => (Some(format!("the hub's records: {e}")), None),
+                (Ok(Some(lines)), Ok(orders)) => (None, Some(compare(&orders, &lines))),
+                // No bill, and nothing to find in one.
+                (Ok(None), Ok(orders)) if orders.iter().all(|o| !o.inside) => (None, Some(compare(&[], &[]))),
+                (Ok(None), Ok(_)) => (
+                    Some(format!(
+                        "{} has no bill of {day} yet: a day's bill is written the next morning",
+                        provider.as_str()
+                    )),
+                    None,
+                ),
             };
             if let Some(found) = &result {
                 if !found.differences.is_empty() {
@@ -95,7 +102,10 @@ pub async fn every_morning(
         let yesterday = now.date_naive() - Duration::days(1);
         let store2 = Arc::clone(&store);
         let done = tokio::task::spawn_blocking(move || {
-            let checks = store2.lock().unwrap_or_else(|e| e.into_inner()).bill_checks(Some(yesterday));
+            let checks = store2
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .bill_checks(Some(yesterday));
             checks.map(|c| !c.is_empty() && c.iter().all(|c| c.error.is_none()))
         })
         .await;

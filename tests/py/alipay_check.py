@@ -13,13 +13,22 @@ Tallybox's code:
   SDKs do (from after `"<node>":` to before `,"sign"`); checked with
   Alipay's public key.
 
+- a bill downloaded from the address `alipay.data.dataservice.bill.
+  downloadurl.query` gave is a zip archive whose business details
+  (`…_业务明细.csv`, GBK) list, after `#` notes and a header, rows of type
+  交易 (paid: 订单金额) and 退款 (given back: its negative 订单金额); each is
+  read here as documented and its totals reported.
+
 Usage: alipay_check.py CALLS.jsonl APP_PUBLIC_KEY ALIPAY_PUBLIC_KEY
-Prints a JSON report: checked, methods, errors.
+Prints a JSON report: checked, methods, errors, bills ({paid, refunded,
+rows} in fen).
 """
 
 import base64
+import io
 import json
 import sys
+import zipfile
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
@@ -41,11 +50,39 @@ def verified(key, content, signature):
         return False
 
 
+def fen(text):
+    whole, _, cents = text.strip().lstrip("-").partition(".")
+    return int(whole) * 100 + int((cents + "00")[:2])
+
+
+def bill(archive):
+    report = {"paid": 0, "refunded": 0, "rows": 0}
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        for info in z.infolist():
+            text = z.read(info).decode("gbk")
+            rows = [l for l in text.splitlines() if l.strip() and not l.startswith("#")]
+            if not rows or not rows[0].startswith("支付宝交易号,"):
+                continue  # the summary
+            col = {name: i for i, name in enumerate(rows[0].split(","))}
+            for row in rows[1:]:
+                cells = [c.strip() for c in row.split(",")]
+                kind, amount = cells[col["业务类型"]], fen(cells[col["订单金额（元）"]])
+                report["rows"] += 1
+                if kind == "交易":
+                    report["paid"] += amount
+                elif kind == "退款":
+                    report["refunded"] += amount
+    return report
+
+
 def main():
     log, app_key, alipay_key = sys.argv[1], public_key(sys.argv[2]), public_key(sys.argv[3])
-    report = {"checked": 0, "methods": {}, "errors": []}
+    report = {"checked": 0, "methods": {}, "errors": [], "bills": []}
     for n, line in enumerate(open(log), 1):
         call = json.loads(line)
+        if call.get("path") == "/downloadBillFile.resource":
+            report["bills"].append(bill(base64.b64decode(call["answer"])))
+            continue
         if call.get("path", "/gateway.do") != "/gateway.do":
             continue  # another provider's call
         params = dict(parse_qsl(call["form"], keep_blank_values=True))

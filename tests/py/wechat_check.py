@@ -10,10 +10,16 @@ from Tallybox's code:
   with the API key, upper-case hex;
 - micropay carries appid, mch_id, nonce_str, body, out_trade_no,
   total_fee (whole fen), spbill_create_ip and auth_code;
-- an order is reversed no sooner than 15 s after its micropay.
+- an order is reversed no sooner than 15 s after its micropay;
+- downloadbill asks for a day (`bill_date`, yyyyMMdd) and gets the bill as
+  text: a header line, a line per order or refund with each field led by a
+  backquote, then the totals' header and the totals. Each bill is read here
+  as documented (SUCCESS lines' 订单金额 paid; REFUND lines' 申请退款金额
+  given back; REVOKED orders paid and given back) and its totals reported.
 
 Usage: wechat_check.py CALLS.jsonl API_KEY_FILE
-Prints a JSON report: checked, paths, errors.
+Prints a JSON report: checked, paths, errors, bills ({day, paid, refunded,
+lines} in fen).
 """
 
 import hashlib
@@ -34,18 +40,51 @@ def signature(f, key):
     return hmac.new(key.encode(), content.encode("utf-8"), hashlib.sha256).hexdigest().upper()
 
 
+def yuan_to_fen(text):
+    whole, _, cents = text.strip().lstrip("-").partition(".")
+    return int(whole) * 100 + int((cents + "00")[:2])
+
+
+def bill(day, text):
+    lines = [l for l in text.splitlines() if l.strip()]
+    header = lines[0].split(",")
+    col = {name: i for i, name in enumerate(header)}
+    report = {"day": day, "paid": 0, "refunded": 0, "lines": 0}
+    for line in lines[1:]:
+        if line.startswith("总交易单数"):
+            break
+        cells = [c[1:] if c.startswith("`") else c for c in line.split(",`")]
+        state = cells[col["交易状态"]]
+        report["lines"] += 1
+        if state in ("SUCCESS", "REVOKED"):
+            report["paid"] += yuan_to_fen(cells[col["订单金额"]])
+        if state == "REFUND":
+            report["refunded"] += yuan_to_fen(cells[col["申请退款金额"]])
+        if state == "REVOKED":
+            report["refunded"] += yuan_to_fen(cells[col["订单金额"]])
+    return report
+
+
 def main():
     log, key = sys.argv[1], open(sys.argv[2]).read().strip()
-    report = {"checked": 0, "paths": {}, "errors": []}
+    report = {"checked": 0, "paths": {}, "errors": [], "bills": []}
     placed = {}
     for n, line in enumerate(open(log), 1):
         call = json.loads(line)
-        if call.get("path", "/gateway.do") == "/gateway.do":
+        if call.get("path", "/gateway.do") in ("/gateway.do", "/downloadBillFile.resource"):
             continue  # Alipay's
         path = call["path"]
         report["checked"] += 1
         report["paths"][path] = report["paths"].get(path, 0) + 1
-        request, answer = fields(call["form"]), fields(call["answer"])
+        request = fields(call["form"])
+        if path == "/pay/downloadbill" and not call["answer"].lstrip().startswith("<xml>"):
+            day = request.get("bill_date", "")
+            if not (len(day) == 8 and day.isdigit()):
+                report["errors"].append(f"call {n}: bill_date {day!r} is not yyyyMMdd")
+            report["bills"].append(bill(day, call["answer"]))
+            answer = {}
+        else:
+            answer = fields(call["answer"])
         if request.get("sign_type") != "HMAC-SHA256":
             report["errors"].append(f"call {n} ({path}): sign_type {request.get('sign_type')!r}")
         if request.get("sign") != signature(request, key):

@@ -76,6 +76,7 @@ struct Trade {
     trade_no: String,
     code: String,
     amount: u64,
+    subject: String,
     /// When the buyer confirms; `None`: never.
     pays_at: Option<Instant>,
     status: &'static str,
@@ -95,6 +96,38 @@ struct Gateway {
     next_trade: Mutex<u64>,
     wechat: wechat::WechatPay,
     started: Instant,
+    /// Every payment and refund, for the bills.
+    ledger: Mutex<Vec<Movement>>,
+    /// `https://ADDR`, for the bills' download addresses.
+    base: String,
+    /// The bills asked for and not downloaded yet, by token: the day, and
+    /// until when the address works (Alipay's last 30 seconds).
+    downloads: Mutex<HashMap<String, (chrono::NaiveDate, Instant)>>,
+}
+
+/// Money moved on one order, for a bill.
+pub struct Movement {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub out_trade_no: String,
+    pub trade_no: String,
+    pub subject: String,
+    pub amount: u64,
+    /// A refund's own number; `None`: a payment.
+    pub refund_no: Option<String>,
+}
+
+/// The wall-clock time of `at`.
+pub fn wall(at: Instant) -> chrono::DateTime<chrono::Utc> {
+    let now = Instant::now();
+    let ago = now.saturating_duration_since(at);
+    let ahead = at.saturating_duration_since(now);
+    chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default()
+        + chrono::Duration::from_std(ahead).unwrap_or_default()
+}
+
+/// The day of `at` in Beijing time, the providers' clock.
+pub fn beijing_day(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    at.with_timezone(&tallybox::payments::beijing()).date_naive()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +171,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let ca = certificates(&args.dir)?;
     let acceptor = acceptor(&args.dir)?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
     let gateway = Arc::new(Gateway {
         app_id: args.app_id.clone(),
         key: SigningKey::from_text(&platform.to_pkcs8_pem(LineEnding::LF)?).map_err(anyhow::Error::msg)?,
@@ -159,9 +194,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Duration::from_secs(args.confirm_after),
         ),
         started: Instant::now(),
+        ledger: Mutex::default(),
+        base: format!("https://{addr}"),
+        downloads: Mutex::default(),
     });
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let addr = listener.local_addr()?;
     let info = json!({
         "gateway": format!("https://{addr}/gateway.do"),
         "app_id": args.app_id,
@@ -187,6 +223,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let gateway = Arc::clone(&gateway);
                 async move {
                     let path = request.uri().path().to_string();
+                    if path == BILL_FILE {
+                        let query = request.uri().query().unwrap_or("").to_string();
+                        let (status, file) = gateway.bill_file(&query);
+                        gateway.note(&path, &query, &data_encoding::BASE64.encode(&file));
+                        return Ok(hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/octet-stream")
+                            .body(Full::new(Bytes::from(file)))
+                            .expect("a response"));
+                    }
                     let body = request.into_body().collect().await?.to_bytes();
                     let form = String::from_utf8_lossy(&body).to_string();
                     let answer = match path.as_str() {
@@ -412,6 +458,9 @@ impl Gateway {
 
     async fn call(&self, method: &str, biz: &Map<String, Value>) -> Value {
         let get = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        if method == "alipay.data.dataservice.bill.downloadurl.query" {
+            return self.bill_address(&get("bill_type"), &get("bill_date"));
+        }
         let out_trade_no = get("out_trade_no");
         if out_trade_no.is_empty() || out_trade_no.len() > 64 {
             return business("ACQ.INVALID_PARAMETER", "参数无效: out_trade_no");
@@ -511,6 +560,7 @@ impl Gateway {
             trade_no,
             code: code.to_string(),
             amount,
+            subject: subject.to_string(),
             pays_at,
             status: if paid_now {
                 "TRADE_SUCCESS"
@@ -535,6 +585,9 @@ impl Gateway {
                 "buyer_logon_id": "159****5620", "total_amount": yuan(amount),
             }),
         };
+        if paid_now {
+            self.moved(chrono::Utc::now(), out_trade_no, &trade, trade.amount, None);
+        }
         trades.insert(out_trade_no.to_string(), trade);
         node
     }
@@ -544,9 +597,7 @@ impl Gateway {
         let Some(trade) = trades.get_mut(out_trade_no) else {
             return business("ACQ.TRADE_NOT_EXIST", "交易不存在");
         };
-        if trade.status == "WAIT_BUYER_PAY" && trade.pays_at.is_some_and(|at| at <= Instant::now()) {
-            trade.status = "TRADE_SUCCESS";
-        }
+        self.confirm(out_trade_no, trade);
         let mut node = match trade.status {
             "TRADE_SUCCESS" => self.paid_node(out_trade_no, trade),
             _ => json!({
@@ -564,11 +615,11 @@ impl Gateway {
             // Nothing to close: Alipay answers that it does not exist.
             return json!({ "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在", "retry_flag": "N" });
         };
-        if trade.status == "WAIT_BUYER_PAY" && trade.pays_at.is_some_and(|at| at <= Instant::now()) {
-            trade.status = "TRADE_SUCCESS";
-        }
+        self.confirm(out_trade_no, trade);
         // A paid trade is refunded in full; an unpaid one closed.
         let action = if trade.status == "TRADE_SUCCESS" {
+            let left = trade.amount - trade.refunded;
+            self.moved(chrono::Utc::now(), out_trade_no, trade, left, Some(String::new()));
             "refund"
         } else {
             "close"
@@ -607,11 +658,164 @@ impl Gateway {
             }
             trade.refunded += amount;
             trade.refunds.insert(request.to_string(), amount);
+            self.moved(
+                chrono::Utc::now(),
+                out_trade_no,
+                trade,
+                amount,
+                Some(request.to_string()),
+            );
         }
         json!({
             "code": "10000", "msg": "Success", "trade_no": trade.trade_no,
             "out_trade_no": out_trade_no, "buyer_logon_id": "159****5620",
             "fund_change": "Y", "refund_fee": yuan(trade.refunded),
         })
+    }
+}
+
+/// Where the bills are downloaded.
+const BILL_FILE: &str = "/downloadBillFile.resource";
+
+/// The business details' header, as Alipay's bill writes it.
+const DETAILS_HEADER: &str = "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注";
+
+impl Gateway {
+    /// A buyer who confirmed in the app by now has paid.
+    fn confirm(&self, out_trade_no: &str, trade: &mut Trade) {
+        if trade.status == "WAIT_BUYER_PAY" && trade.pays_at.is_some_and(|at| at <= Instant::now()) {
+            trade.status = "TRADE_SUCCESS";
+            let at = trade.pays_at.map_or_else(chrono::Utc::now, wall);
+            self.moved(at, out_trade_no, trade, trade.amount, None);
+        }
+    }
+
+    fn moved(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        out_trade_no: &str,
+        trade: &Trade,
+        amount: u64,
+        refund_no: Option<String>,
+    ) {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Movement {
+                at,
+                out_trade_no: out_trade_no.to_string(),
+                trade_no: trade.trade_no.clone(),
+                subject: trade.subject.clone(),
+                amount,
+                refund_no,
+            });
+    }
+
+    /// `alipay.data.dataservice.bill.downloadurl.query`: the address of a
+    /// day's trade bill. Alipay writes a day's bill the next morning; the
+    /// sim gives the bill of any day begun, today's as far as it goes.
+    fn bill_address(&self, bill_type: &str, bill_date: &str) -> Value {
+        if bill_type != "trade" && bill_type != "signcustomer" {
+            return business("isv.invalid-parameter", "bill_type 无效");
+        }
+        let Ok(day) = chrono::NaiveDate::parse_from_str(bill_date, "%Y-%m-%d") else {
+            return business("isv.invalid-parameter", "bill_date 无效");
+        };
+        if day > beijing_day(chrono::Utc::now()) {
+            return business("isp.bill_not_exist", "账单不存在");
+        }
+        {
+            let mut trades = self.trades.lock().unwrap_or_else(|e| e.into_inner());
+            for (no, trade) in trades.iter_mut() {
+                self.confirm(no, trade);
+            }
+        }
+        let token = format!("{:032x}", rand::random::<u128>());
+        self.downloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), (day, Instant::now() + Duration::from_secs(30)));
+        json!({
+            "code": "10000", "msg": "Success",
+            "bill_download_url": format!(
+                "{}{BILL_FILE}?bizType=trade&bizDates={}&fileType=csv.zip&token={token}",
+                self.base,
+                day.format("%Y%m%d")
+            ),
+        })
+    }
+
+    /// The zip archive at a bill's address: the day's business details
+    /// and their summary, in GBK.
+    fn bill_file(&self, query: &str) -> (u16, Vec<u8>) {
+        let params: BTreeMap<String, String> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let token = params.get("token").cloned().unwrap_or_default();
+        let found = self
+            .downloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
+        let Some((day, _)) = found.filter(|(_, until)| *until > Instant::now()) else {
+            return (404, b"the address has expired".to_vec());
+        };
+        let money = |fen: u64, sign: &str| format!("{sign}{}", yuan(fen));
+        let mut details = format!(
+            "#支付宝业务明细查询\r\n#账号：[{}0156]\r\n#起始日期：[{} 00:00:00]   终止日期：[{} 00:00:00]\r\n\
+             #-----------------------------------------业务明细列表----------------------------------------\r\n{DETAILS_HEADER}\r\n",
+            self.app_id,
+            day.format("%Y年%m月%d日"),
+            (day + chrono::Duration::days(1)).format("%Y年%m月%d日"),
+        );
+        let (mut paid, mut refunded) = ((0, 0u64), (0, 0u64));
+        let beijing = tallybox::payments::beijing();
+        for m in self.ledger.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if beijing_day(m.at) != day {
+                continue;
+            }
+            let at = m.at.with_timezone(&beijing).format("%Y-%m-%d %H:%M:%S");
+            let (kind, sign, batch) = match &m.refund_no {
+                None => ("交易", "", String::new()),
+                Some(no) => ("退款", "-", no.clone()),
+            };
+            if m.refund_no.is_none() {
+                paid = (paid.0 + 1, paid.1 + m.amount);
+            } else {
+                refunded = (refunded.0 + 1, refunded.1 + m.amount);
+            }
+            let amount = money(m.amount, sign);
+            details.push_str(&format!(
+                "{}\t,{}\t,{kind}\t,{},{at},{at},\t,\t,\t,\t,159****5620\t,{amount},{amount},0.00,0.00,0.00,0.00,0.00,,0.00\t,0.00,{batch}\t,0.00,0.00,\r\n",
+                m.trade_no, m.out_trade_no, m.subject
+            ));
+        }
+        details.push_str(&format!(
+            "#-----------------------------------------业务明细列表结束------------------------------------\r\n\
+             #交易合计：{}笔，商家实收共{}元\r\n#退款合计：{}笔，商家实收共{}元\r\n#导出时间：[{}]\r\n",
+            paid.0,
+            yuan(paid.1),
+            refunded.0,
+            money(refunded.1, "-"),
+            chrono::Utc::now().with_timezone(&beijing).format("%Y年%m月%d日 %H:%M:%S"),
+        ));
+        let summary = format!(
+            "#支付宝业务汇总查询\r\n门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）\r\n,合计,{},{},{},{}\r\n",
+            paid.0,
+            refunded.0,
+            yuan(paid.1),
+            yuan(paid.1 - refunded.1.min(paid.1)),
+        );
+        let gbk = |text: &str| encoding_rs::GBK.encode(text).0.into_owned();
+        let name = |what: &str| {
+            gbk(&format!(
+                "{}0156_{}_{what}.csv",
+                self.app_id,
+                day.format("%Y%m%d")
+            ))
+        };
+        let archive = tallybox::payments::zip::write(&[
+            (name("业务明细"), gbk(&details)),
+            (name("业务明细(汇总)"), gbk(&summary)),
+        ]);
+        (200, archive)
     }
 }

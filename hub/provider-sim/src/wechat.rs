@@ -19,6 +19,7 @@ struct Trade {
     transaction_id: String,
     code: String,
     total_fee: u64,
+    body: String,
     pays_at: Option<Instant>,
     placed: Instant,
     state: &'static str,
@@ -34,6 +35,21 @@ pub struct WechatPay {
     trades: Mutex<HashMap<String, Trade>>,
     used_codes: Mutex<HashMap<String, String>>,
     next: Mutex<u64>,
+    /// Every payment, refund and reversal, for the bills.
+    ledger: Mutex<Vec<Line>>,
+}
+
+/// One line of a bill: an order paid (`SUCCESS`, or `REVOKED` once
+/// reversed) or a refund (`REFUND`).
+struct Line {
+    at: chrono::DateTime<chrono::Utc>,
+    out_trade_no: String,
+    transaction_id: String,
+    body: String,
+    state: &'static str,
+    total_fee: u64,
+    /// A refund's own number and amount.
+    refund: Option<(String, u64)>,
 }
 
 type Fields = BTreeMap<String, String>;
@@ -48,6 +64,7 @@ impl WechatPay {
             trades: Mutex::default(),
             used_codes: Mutex::default(),
             next: Mutex::new(0),
+            ledger: Mutex::default(),
         }
     }
 
@@ -81,6 +98,9 @@ impl WechatPay {
         }
         if path.starts_with("/secapi/") && !certified {
             return refused("证书错误: 请使用商户API证书");
+        }
+        if path == "/pay/downloadbill" {
+            return self.bill(&get("bill_date"), &get("bill_type"));
         }
         let out_trade_no = get("out_trade_no");
         if out_trade_no.is_empty() || out_trade_no.len() > 32 {
@@ -180,6 +200,7 @@ impl WechatPay {
             transaction_id,
             code: code.into(),
             total_fee,
+            body: body.into(),
             pays_at,
             placed: Instant::now(),
             state: if paid_now { "SUCCESS" } else { "USERPAYING" },
@@ -195,6 +216,9 @@ impl WechatPay {
             (true, _) => self.paid(out_trade_no, &trade),
             (false, _) => fail("USERPAYING", "需要用户输入支付密码"),
         };
+        if paid_now {
+            self.paid_line(chrono::Utc::now(), out_trade_no, &trade);
+        }
         trades.insert(out_trade_no.into(), trade);
         fields
     }
@@ -204,9 +228,7 @@ impl WechatPay {
         let Some(trade) = trades.get_mut(out_trade_no) else {
             return fail("ORDERNOTEXIST", "此交易订单号不存在");
         };
-        if trade.state == "USERPAYING" && trade.pays_at.is_some_and(|at| at <= Instant::now()) {
-            trade.state = "SUCCESS";
-        }
+        self.confirm(out_trade_no, trade);
         let mut fields = match trade.state {
             "SUCCESS" => self.paid(out_trade_no, trade),
             _ => BTreeMap::from([
@@ -230,6 +252,16 @@ impl WechatPay {
             return f;
         }
         // A paid trade's money goes back; an unpaid one is closed.
+        self.confirm(out_trade_no, trade);
+        if trade.state == "SUCCESS" {
+            let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(line) = ledger
+                .iter_mut()
+                .find(|l| l.out_trade_no == out_trade_no && l.refund.is_none())
+            {
+                line.state = "REVOKED";
+            }
+        }
         trade.state = "REVOKED";
         trade.pays_at = None;
         BTreeMap::from([
@@ -263,6 +295,15 @@ impl WechatPay {
             trade.refunded += refund_fee;
             trade.refunds.insert(out_refund_no.into(), refund_fee);
             trade.state = "REFUND";
+            self.ledger.lock().unwrap_or_else(|e| e.into_inner()).push(Line {
+                at: chrono::Utc::now(),
+                out_trade_no: out_trade_no.into(),
+                transaction_id: trade.transaction_id.clone(),
+                body: trade.body.clone(),
+                state: "REFUND",
+                total_fee: trade.total_fee,
+                refund: Some((out_refund_no.into(), refund_fee)),
+            });
         }
         BTreeMap::from([
             ("result_code".into(), "SUCCESS".into()),
@@ -280,6 +321,140 @@ impl WechatPay {
             ("refund_fee".into(), refund_fee.to_string()),
             ("total_fee".into(), trade.total_fee.to_string()),
         ])
+    }
+}
+
+/// The header of the `ALL` bill, as WeChat Pay writes it.
+const BILL_HEADER: &str = "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注";
+
+impl WechatPay {
+    /// A buyer who confirmed in the app by now has paid.
+    fn confirm(&self, out_trade_no: &str, trade: &mut Trade) {
+        if trade.state == "USERPAYING" && trade.pays_at.is_some_and(|at| at <= Instant::now()) {
+            trade.state = "SUCCESS";
+            let at = trade.pays_at.map_or_else(chrono::Utc::now, crate::wall);
+            self.paid_line(at, out_trade_no, trade);
+        }
+    }
+
+    fn paid_line(&self, at: chrono::DateTime<chrono::Utc>, out_trade_no: &str, trade: &Trade) {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner()).push(Line {
+            at,
+            out_trade_no: out_trade_no.into(),
+            transaction_id: trade.transaction_id.clone(),
+            body: trade.body.clone(),
+            state: "SUCCESS",
+            total_fee: trade.total_fee,
+            refund: None,
+        });
+    }
+
+    /// `pay/downloadbill`: the bill of a day begun (WeChat Pay writes a
+    /// day's bill the next morning; the sim gives today's as far as it
+    /// goes), as text; `No Bill Exist` when the day has no line.
+    fn bill(&self, bill_date: &str, bill_type: &str) -> String {
+        let no_bill = |msg: &str, code: &str| {
+            to_xml(&BTreeMap::from([
+                ("return_code".to_string(), "FAIL".to_string()),
+                ("return_msg".to_string(), msg.to_string()),
+                ("error_code".to_string(), code.to_string()),
+            ]))
+        };
+        let Ok(day) = chrono::NaiveDate::parse_from_str(bill_date, "%Y%m%d") else {
+            return no_bill("invalid bill_date", "20001");
+        };
+        if !matches!(bill_type, "" | "ALL") {
+            return no_bill("the sim writes the ALL bill only", "20001");
+        }
+        if day > crate::beijing_day(chrono::Utc::now()) {
+            return no_bill("No Bill Exist", "20002");
+        }
+        for (no, trade) in self.trades.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+            self.confirm(no, trade);
+        }
+        let yuan = |fen: u64| format!("{}.{:02}", fen / 100, fen % 100);
+        let beijing = tallybox::payments::beijing();
+        let mut text = format!("{BILL_HEADER}\r\n");
+        let (mut count, mut settled, mut refunded, mut total, mut asked) = (0, 0, 0, 0, 0);
+        for line in self.ledger.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if crate::beijing_day(line.at) != day {
+                continue;
+            }
+            let settle = if line.state == "SUCCESS" {
+                line.total_fee
+            } else {
+                0
+            };
+            let (refund_no, refund_fee) = line.refund.clone().unwrap_or_default();
+            count += 1;
+            settled += settle;
+            refunded += refund_fee;
+            total += line.total_fee;
+            asked += refund_fee;
+            let cells = [
+                line.at
+                    .with_timezone(&beijing)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                self.appid.clone(),
+                self.mch_id.clone(),
+                "0".into(),
+                String::new(),
+                line.transaction_id.clone(),
+                line.out_trade_no.clone(),
+                "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
+                "MICROPAY".into(),
+                line.state.into(),
+                "CMC".into(),
+                "CNY".into(),
+                yuan(settle),
+                "0.00".into(),
+                if line.refund.is_some() {
+                    format!("5000{refund_no}")
+                } else {
+                    "0".into()
+                },
+                if line.refund.is_some() {
+                    refund_no.clone()
+                } else {
+                    "0".into()
+                },
+                yuan(refund_fee),
+                "0.00".into(),
+                if line.refund.is_some() {
+                    "ORIGINAL".into()
+                } else {
+                    String::new()
+                },
+                if line.refund.is_some() {
+                    "SUCCESS".into()
+                } else {
+                    String::new()
+                },
+                line.body.clone(),
+                String::new(),
+                "0.00000".into(),
+                "0.60%".into(),
+                yuan(line.total_fee),
+                yuan(refund_fee),
+                String::new(),
+            ];
+            let row: Vec<String> = cells.iter().map(|c| format!("`{c}")).collect();
+            text.push_str(&row.join(","));
+            text.push_str("\r\n");
+        }
+        if count == 0 {
+            return no_bill("No Bill Exist", "20002");
+        }
+        text.push_str("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n");
+        text.push_str(&format!(
+            "`{count},`{},`{},`0.00,`0.00000,`{},`{}\r\n",
+            yuan(settled),
+            yuan(refunded),
+            yuan(total),
+            yuan(asked)
+        ));
+        text
     }
 }
 

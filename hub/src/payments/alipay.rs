@@ -294,12 +294,15 @@ impl CodeProvider for Alipay {
         })
     }
 
-    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Option<Vec<BillLine>>, String>> {
         Box::pin(async move {
             let biz = json!({ "bill_type": "trade", "bill_date": day.format("%Y-%m-%d").to_string() });
             let node = self
                 .call("alipay.data.dataservice.bill.downloadurl.query", biz)
                 .await?;
+            if text(&node, "sub_code").eq_ignore_ascii_case("isp.bill_not_exist") {
+                return Ok(None);
+            }
             if text(&node, "code") != "10000" {
                 return Err(format!(
                     "Alipay gives no bill of {day}: {} {}",
@@ -310,7 +313,7 @@ impl CodeProvider for Alipay {
             let archive = tokio::time::timeout(self.timeout, self.download(text(&node, "bill_download_url")))
                 .await
                 .map_err(|_| format!("Alipay's bill did not come within {:?}", self.timeout))??;
-            super::bill::alipay(&archive)
+            super::bill::alipay(&archive).map(Some)
         })
     }
 }

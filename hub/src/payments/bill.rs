@@ -421,48 +421,10 @@ mod tests {
         assert!(wechat(&lost).unwrap_err().contains("does not add up"));
     }
 
-    /// A zip archive holding `files` (name, GBK text), as Python's zipfile
-    /// would, deflated.
+    /// A zip archive of `files` (name, text), both in GBK, as Alipay sends.
     fn archive(files: &[(&str, &str)]) -> Vec<u8> {
-        use std::io::Write;
-        let (mut out, mut directory) = (Vec::new(), Vec::new());
-        for (name, text) in files {
-            let (name, _, _) = encoding_rs::GBK.encode(name);
-            let (data, _, _) = encoding_rs::GBK.encode(text);
-            let mut packed = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            packed.write_all(&data).unwrap();
-            let packed = packed.finish().unwrap();
-            let mut crc = flate2::Crc::new();
-            crc.update(&data);
-            let offset = out.len() as u32;
-            let sizes = [crc.sum(), packed.len() as u32, data.len() as u32];
-            out.extend(0x0403_4b50u32.to_le_bytes());
-            out.extend([20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
-            sizes.iter().for_each(|v| out.extend(v.to_le_bytes()));
-            out.extend((name.len() as u16).to_le_bytes());
-            out.extend([0, 0]);
-            out.extend(name.iter());
-            out.extend(&packed);
-            directory.extend(0x0201_4b50u32.to_le_bytes());
-            directory.extend([20, 0, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
-            sizes.iter().for_each(|v| directory.extend(v.to_le_bytes()));
-            directory.extend((name.len() as u16).to_le_bytes());
-            directory.extend([0; 12]);
-            directory.extend(offset.to_le_bytes());
-            directory.extend(name.iter());
-        }
-        let at = out.len() as u32;
-        let size = directory.len() as u32;
-        out.extend(directory);
-        out.extend(0x0605_4b50u32.to_le_bytes());
-        out.extend([0, 0, 0, 0]);
-        let count = files.len() as u16;
-        out.extend(count.to_le_bytes());
-        out.extend(count.to_le_bytes());
-        out.extend(size.to_le_bytes());
-        out.extend(at.to_le_bytes());
-        out.extend([0, 0]);
-        out
+        let gbk = |t: &str| encoding_rs::GBK.encode(t).0.into_owned();
+        zip::write(&files.iter().map(|(n, t)| (gbk(n), gbk(t))).collect::<Vec<_>>())
     }
 
     const ALIPAY_HEADER: &str = "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注";

@@ -131,8 +131,13 @@ pub trait CodeProvider: Send + Sync {
     /// [`Answer::Declined`] when it will not.
     fn refund<'a>(&'a self, refund: &'a RefundOrder) -> BoxFuture<'a, Result<Answer, String>>;
     /// The provider's bill of `day` (its days are Beijing time's): each
-    /// payment and refund it made for the shop that day.
-    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<bill::BillLine>, String>>;
+    /// payment and refund it made for the shop that day; `None` when the
+    /// provider says it has no bill of that day (no payments, or not
+    /// written yet).
+    fn bill<'a>(
+        &'a self,
+        day: chrono::NaiveDate,
+    ) -> BoxFuture<'a, Result<Option<Vec<bill::BillLine>>, String>>;
 }
 
 /// The providers this shop takes codes of, and how long a buyer may take.

@@ -160,7 +160,7 @@ impl CodeProvider for SimCodes {
         .boxed()
     }
 
-    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Option<Vec<BillLine>>, String>> {
         async move {
             let on_day = |at: DateTime<Utc>| at.with_timezone(&super::beijing()).date_naive() == day;
             let mut lines = Vec::new();
@@ -187,7 +187,7 @@ impl CodeProvider for SimCodes {
                     lines.push(line(0, amount.minor()));
                 }
             }
-            Ok(lines)
+            Ok(Some(lines))
         }
         .boxed()
     }

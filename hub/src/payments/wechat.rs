@@ -368,7 +368,7 @@ impl CodeProvider for WechatPay {
         })
     }
 
-    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Vec<BillLine>, String>> {
+    fn bill<'a>(&'a self, day: chrono::NaiveDate) -> BoxFuture<'a, Result<Option<Vec<BillLine>>, String>> {
         Box::pin(async move {
             let fields = BTreeMap::from([
                 ("bill_date", day.format("%Y%m%d").to_string()),
@@ -378,13 +378,17 @@ impl CodeProvider for WechatPay {
             // A bill is text; a refusal (no bill that day, a bad signature) is XML.
             if answer.trim_start().starts_with("<xml>") {
                 let fields = from_xml(&answer).unwrap_or_default();
+                // `20002`: "No Bill Exist".
+                if get(&fields, "error_code") == "20002" {
+                    return Ok(None);
+                }
                 return Err(format!(
                     "WeChat Pay gives no bill of {day}: {} {}",
                     get(&fields, "return_msg"),
                     get(&fields, "error_code")
                 ));
             }
-            super::bill::wechat(&answer)
+            super::bill::wechat(&answer).map(Some)
         })
     }
 }

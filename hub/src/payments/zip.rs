@@ -98,6 +98,50 @@ pub fn entries(zip: &[u8]) -> Result<Vec<Entry>, String> {
     Ok(files)
 }
 
+/// An archive of `files` (name, content), each deflated: what
+/// `tallybox-provider-sim` sends as Alipay's bill.
+pub fn write(files: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let (mut out, mut directory) = (Vec::new(), Vec::new());
+    for (name, data) in files {
+        let mut packed = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        packed.write_all(data).expect("writing to memory");
+        let packed = packed.finish().expect("writing to memory");
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let offset = out.len() as u32;
+        // CRC-32, packed and unpacked sizes, the name's length.
+        let mut sizes = Vec::new();
+        for v in [crc.sum(), packed.len() as u32, data.len() as u32] {
+            sizes.extend(v.to_le_bytes());
+        }
+        sizes.extend((name.len() as u16).to_le_bytes());
+        // Version 2.0, no flags, deflate, no time.
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        out.extend([20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
+        out.extend(&sizes);
+        out.extend([0, 0]);
+        out.extend(name);
+        out.extend(&packed);
+        directory.extend(0x0201_4b50u32.to_le_bytes());
+        directory.extend([20, 0, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
+        directory.extend(&sizes);
+        directory.extend([0; 12]);
+        directory.extend(offset.to_le_bytes());
+        directory.extend(name);
+    }
+    let (at, size, count) = (out.len() as u32, directory.len() as u32, files.len() as u16);
+    out.extend(directory);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0, 0, 0, 0]);
+    out.extend(count.to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend(size.to_le_bytes());
+    out.extend(at.to_le_bytes());
+    out.extend([0, 0]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +162,20 @@ mod tests {
                 (&b"b.txt"[..], &b"plain"[..])
             ]
         );
+    }
+
+    #[test]
+    fn what_it_writes_reads_back() {
+        let files = vec![
+            (b"x.csv".to_vec(), b"a,b\r\n".repeat(100)),
+            (b"y".to_vec(), vec![]),
+        ];
+        let read: Vec<_> = entries(&write(&files))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.data))
+            .collect();
+        assert_eq!(read, files);
     }
 
     #[test]

@@ -50,9 +50,14 @@ async fn check(who: Session, body: CheckBody, state: WebState) -> Result<impl Re
             "this shop takes no payment codes: there is no bill to check",
         ));
     }
-    let today = chrono::Utc::now().with_timezone(&crate::payments::beijing()).date_naive();
+    let today = chrono::Utc::now()
+        .with_timezone(&crate::payments::beijing())
+        .date_naive();
     if wanted > today {
-        return Err(bad_request(Code::BadDate, "day: a bill is of a day that has begun"));
+        return Err(bad_request(
+            Code::BadDate,
+            "day: a bill is of a day that has begun",
+        ));
     }
     tracing::info!(day = %wanted, account = %who.account, "bills checked from the web page");
     let checks = crate::bills::check_day(&state.codes, &state.store, wanted).await;

@@ -10,8 +10,8 @@
 mod acquirer_keys;
 mod api;
 mod assets;
-pub mod bills;
 pub mod auth;
+pub mod bills;
 mod cashiers;
 mod checks;
 mod compress;

@@ -463,3 +463,162 @@ fn a_provider_refusing_the_shops_credentials_is_not_charged_at_once_and_the_owne
         "{check}"
     );
 }
+
+/// A payment taken with the shop's Alipay account by something other than
+/// this hub (another till, an app given the shop's key): signed with the
+/// merchant's key, straight to the gateway.
+fn paid_elsewhere(sim: &ProviderSim, out_trade_no: &str, code: &str, minor: u64) {
+    use tallybox::payments::CodeProvider;
+    let read = |name: &str| std::fs::read_to_string(sim.dir.path().join(name)).unwrap();
+    let alipay = tallybox::payments::alipay::Alipay::new(
+        &sim.info("gateway"),
+        &sim.info("app_id"),
+        &read("app_private_key.txt"),
+        &read("alipay_public_key.txt"),
+        &sim.dir.path().join("ca.pem"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let order = tallybox::payments::Order {
+        out_trade_no: out_trade_no.into(),
+        code: tallybox_core::secret::Secret::new(code.into()),
+        amount: tallybox_core::money::Amount::from_minor(minor).unwrap(),
+        subject: "another till".into(),
+        terminal: "X9".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let paid = runtime.block_on(alipay.pay(&order)).unwrap();
+    assert!(
+        matches!(paid, tallybox::payments::Answer::Paid { .. }),
+        "{paid:?}"
+    );
+}
+
+#[test]
+fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_taken_elsewhere_is_shown() {
+    let sim = ProviderSim::start(2);
+    let hub = Hub::start_configured(&format!("code_wait_secs = 5\n{}", sim.settings()));
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    // Alipay: paid at once; paid after the buyer confirms; never confirmed
+    // (cancelled, nothing taken). WeChat Pay: paid at once.
+    for (keys, code, end) in [
+        ("A4250#", "281234567890120000", "PAID"),
+        ("A800#", "281234567890120001", "PAID"),
+        ("A300#", "281234567890120002", "Not charged"),
+        ("A2500#", "131234567890120000", "PAID"),
+    ] {
+        t1.keys(keys);
+        t1.scan(code);
+        t1.wait_screen(end, Duration::from_secs(90));
+        t1.keys("C");
+    }
+    // 12.50 of the first given back from the phone.
+    let first = hub.transactions("tender=code&amount=42.50")[0].clone();
+    let (status, body) = hub.web().send(
+        "POST",
+        &format!("/api/v1/transactions/{}/undo", first["id"]),
+        serde_json::json!({"kind": "refund", "terminal": "T1", "amount": "12.50"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    t1.wait_screen("REFUNDED", Duration::from_secs(10));
+    paid_elsewhere(&sim, "elsewhere0001", "281234567890129999", 600);
+
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&beijing)
+        .format("%Y-%m-%d")
+        .to_string();
+    let (status, body) = hub
+        .web()
+        .send("POST", "/api/v1/code-bills", serde_json::json!({ "day": today }));
+    assert_eq!(status, 200, "{body}");
+    let check = |provider: &str| -> Value {
+        let found = body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["provider"] == provider);
+        found
+            .unwrap_or_else(|| panic!("no {provider} check: {body}"))
+            .clone()
+    };
+    let alipay = check("alipay");
+    assert_eq!(alipay["error"], Value::Null, "{alipay}");
+    let found = &alipay["result"];
+    assert_eq!(found["matched"], 3, "paid, confirmed, cancelled: {found}");
+    assert_eq!(
+        (&found["hub"]["paid"], &found["hub"]["refunded"]),
+        (&Value::from(5050), &Value::from(1250)),
+        "{found}"
+    );
+    assert_eq!(
+        (&found["bill"]["paid"], &found["bill"]["refunded"]),
+        (&Value::from(5650), &Value::from(1250)),
+        "{found}"
+    );
+    let differences = found["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{found}");
+    assert_eq!(
+        (
+            &differences[0]["out_trade_no"],
+            &differences[0]["what"],
+            &differences[0]["bill"]["paid"]
+        ),
+        (
+            &Value::from("elsewhere0001"),
+            &Value::from("not_in_hub"),
+            &Value::from(600)
+        )
+    );
+    let wechat = check("wechat_pay");
+    assert_eq!(wechat["error"], Value::Null, "{wechat}");
+    assert_eq!(
+        (&wechat["result"]["matched"], &wechat["result"]["bill"]["paid"]),
+        (&Value::from(1), &Value::from(2500)),
+        "{wechat}"
+    );
+    assert_eq!(wechat["result"]["differences"], Value::Array(vec![]), "{wechat}");
+
+    // The bills, read by the checks written from the providers' documents,
+    // hold what the hub read in them.
+    let report = alipay_check(&sim);
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert_eq!(
+        report["methods"]["alipay.data.dataservice.bill.downloadurl.query"], 1,
+        "{report}"
+    );
+    let bill = &report["bills"][0];
+    assert_eq!(
+        (&bill["paid"], &bill["refunded"]),
+        (&found["bill"]["paid"], &found["bill"]["refunded"]),
+        "{report}"
+    );
+    let report = tallybox_e2e::wechat_check(&sim);
+    assert_eq!(report["errors"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["bills"][0]["paid"], 2500, "{report}");
+    assert_eq!(report["bills"][0]["day"], today.replace('-', ""), "{report}");
+
+    // Kept: the page reads the same check later.
+    let (status, kept) = hub.web().get(&format!("/api/v1/code-bills?day={today}"));
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["checks"], body["checks"], "{kept}");
+    assert_eq!(kept["providers"], serde_json::json!(["alipay", "wechat_pay"]));
+    // A day not begun has no bill.
+    let tomorrow = (chrono::Utc::now().with_timezone(&beijing) + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let (status, refused) = hub.web().send(
+        "POST",
+        "/api/v1/code-bills",
+        serde_json::json!({ "day": tomorrow }),
+    );
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &Value::from("bad_date")),
+        "{refused}"
+    );
+}

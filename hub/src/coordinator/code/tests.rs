@@ -85,7 +85,7 @@ impl CodeProvider for Scripted {
     fn bill<'a>(
         &'a self,
         _day: chrono::NaiveDate,
-    ) -> BoxFuture<'a, Result<Vec<crate::payments::bill::BillLine>, String>> {
+    ) -> BoxFuture<'a, Result<Option<Vec<crate::payments::bill::BillLine>>, String>> {
         Box::pin(async { Err("no bill in these tests".to_string()) })
     }
 }

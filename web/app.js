@@ -754,6 +754,7 @@ async function loadReport() {
     el("pre", { class: "slip" }, s.report.join("\n")))));
   if (!r.settlements.length) list.append(el("li", { class: "muted" }, t("none_yet")));
   drawerCounts($("#report-drawers"), r.drawer_counts, currencyOf(r));
+  await loadBills();
 }
 
 /** Each shift's drawer count: expected against counted, over or short. */
@@ -767,6 +768,57 @@ function drawerCounts(node, counts, currency) {
   }));
   if (!counts.length) node.append(el("li", { class: "muted" }, t("none_yet")));
 }
+
+/** `n` things in words: the key's `_1` or `_n` form, `{n}` filled in. */
+function counted(key, n) {
+  return t(n === 1 ? `${key}_1` : `${key}_n`).replace("{n}", n);
+}
+
+/** Money paid and given back, as "¥50.50 − ¥12.50". */
+function moneyMoved(m, currency) {
+  return m.refunded ? `${money(m.paid, currency)} − ${money(m.refunded, currency)}` : money(m.paid, currency);
+}
+
+/** Each provider's bill of a day against the hub's code payments. */
+function showBills(d) {
+  $("#bills-form").hidden = !d.providers.length;
+  if (d.day) $("#bills-form").day.value = d.day;
+  // The providers bill in yuan.
+  const currency = { code: "CNY", digits: 2 };
+  const items = d.checks.map((c) => {
+    const who = t(`provider_${c.provider}`);
+    if (c.error) {
+      return el("li", { class: "bill", "data-provider": c.provider },
+        el("strong", {}, `${who}${colon()}${t("bill_none")}`), el("div", { class: "muted" }, c.error));
+    }
+    const r = c.result;
+    const same = !r.differences.length;
+    return el("li", { class: "bill", "data-provider": c.provider },
+      el("strong", { class: same ? "" : "status declined" },
+        `${who}${colon()}${same ? t("bill_agrees") : counted("bill_differ", r.differences.length)}`),
+      el("div", { class: "muted" }, `${counted("bill_matched", r.matched)} · ${t("bill_hub")} ${moneyMoved(r.hub, currency)} · ${t("bill_theirs")} ${moneyMoved(r.bill, currency)} · ${t("checked_at")} ${localTime(c.checked_at)}`),
+      ...r.differences.map((x) => el("div", { class: "difference", "data-what": x.what },
+        el("span", {}, `${t(`bill_${x.what}`)}${x.near_midnight ? ` ${t("bill_midnight")}` : ""}`),
+        el("span", { class: "muted" }, ` · ${t("bill_order")} ${x.out_trade_no} · ${t("bill_hub")} ${moneyMoved(x.hub, currency)} · ${t("bill_theirs")} ${moneyMoved(x.bill, currency)}`))));
+  });
+  if (!items.length) items.push(el("li", { class: "muted" }, t("none_yet")));
+  $("#bills").replaceChildren(...items);
+}
+
+async function loadBills() {
+  const day = $("#bills-form").day.value;
+  showBills(await api("GET", `/api/v1/code-bills${day ? `?day=${day}` : ""}`));
+}
+
+$("#bills-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const button = e.target.querySelector("button");
+  button.disabled = true;
+  api("POST", "/api/v1/code-bills", { day: e.target.day.value })
+    .then(showBills)
+    .catch((err) => showError(err.message))
+    .finally(() => { button.disabled = false; });
+});
 
 $("#report-form").period.addEventListener("change", showRangeFields);
 $("#report-form").addEventListener("submit", (e) => {

@@ -586,6 +586,45 @@ impl ProviderSim {
         format!("code_poll_ms = 500\n{alipay}{wechat}")
     }
 
+    /// A payment taken with the shop's Alipay account by something other
+    /// than the hub (another till, an app given the shop's key): signed
+    /// with the merchant's key, straight to the gateway.
+    pub fn paid_elsewhere(&self, out_trade_no: &str, code: &str, minor: u64) {
+        use tallybox::payments::CodeProvider;
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).expect("the sim's keys");
+        let alipay = tallybox::payments::alipay::Alipay::new(
+            &self.info("gateway"),
+            &self.info("app_id"),
+            &read("app_private_key.txt"),
+            &read("alipay_public_key.txt"),
+            &self.dir.path().join("ca.pem"),
+            Duration::from_secs(10),
+        )
+        .expect("the merchant's Alipay client");
+        let order = tallybox::payments::Order {
+            out_trade_no: out_trade_no.into(),
+            code: tallybox_core::secret::Secret::new(code.into()),
+            amount: tallybox_core::money::Amount::from_minor(minor).expect("an amount"),
+            subject: "another till".into(),
+            terminal: "X9".into(),
+        };
+        let paid = std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(alipay.pay(&order))
+            })
+            .join()
+            .expect("the payment's thread")
+        });
+        assert!(
+            matches!(paid, Ok(tallybox::payments::Answer::Paid { .. })),
+            "{paid:?}"
+        );
+    }
+
     /// A value of its `gateway.json` (`gateway`, `app_id`, `wechat`, …).
     pub fn info(&self, key: &str) -> String {
         self.info[key].as_str().unwrap_or_default().to_string()

@@ -464,39 +464,6 @@ fn a_provider_refusing_the_shops_credentials_is_not_charged_at_once_and_the_owne
     );
 }
 
-/// A payment taken with the shop's Alipay account by something other than
-/// this hub (another till, an app given the shop's key): signed with the
-/// merchant's key, straight to the gateway.
-fn paid_elsewhere(sim: &ProviderSim, out_trade_no: &str, code: &str, minor: u64) {
-    use tallybox::payments::CodeProvider;
-    let read = |name: &str| std::fs::read_to_string(sim.dir.path().join(name)).unwrap();
-    let alipay = tallybox::payments::alipay::Alipay::new(
-        &sim.info("gateway"),
-        &sim.info("app_id"),
-        &read("app_private_key.txt"),
-        &read("alipay_public_key.txt"),
-        &sim.dir.path().join("ca.pem"),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let order = tallybox::payments::Order {
-        out_trade_no: out_trade_no.into(),
-        code: tallybox_core::secret::Secret::new(code.into()),
-        amount: tallybox_core::money::Amount::from_minor(minor).unwrap(),
-        subject: "another till".into(),
-        terminal: "X9".into(),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let paid = runtime.block_on(alipay.pay(&order)).unwrap();
-    assert!(
-        matches!(paid, tallybox::payments::Answer::Paid { .. }),
-        "{paid:?}"
-    );
-}
-
 #[test]
 fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_taken_elsewhere_is_shown() {
     let sim = ProviderSim::start(2);
@@ -525,7 +492,7 @@ fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_take
     );
     assert_eq!(status, 202, "{body}");
     t1.wait_screen("REFUNDED", Duration::from_secs(10));
-    paid_elsewhere(&sim, "elsewhere0001", "281234567890129999", 600);
+    sim.paid_elsewhere("elsewhere0001", "281234567890129999", 600);
 
     let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
     let today = chrono::Utc::now()

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use tallybox_e2e::browser::Browser;
-use tallybox_e2e::procs::{Hub, Terminal};
+use tallybox_e2e::procs::{Hub, ProviderSim, Terminal};
 use tallybox_e2e::web::OWNER_PASSWORD;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -1589,5 +1589,64 @@ async fn the_page_opens_from_the_phones_copy_when_the_hub_is_off_and_says_how_ol
         )
         .await;
     assert_eq!(kept, serde_json::json!([]), "API copies left after signing out");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_checks_the_days_code_payments_against_the_providers_bills() {
+    let sim = ProviderSim::start(2);
+    let hub = Hub::start_configured(&sim.settings());
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    tokio::task::block_in_place(|| {
+        t1.keys("A4250#");
+        t1.scan("281234567890120000");
+        t1.wait_screen("PAID", Duration::from_secs(10));
+        t1.keys("C");
+        sim.paid_elsewhere("elsewhere0001", "281234567890129999", 600);
+    });
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&beijing)
+        .format("%Y-%m-%d")
+        .to_string();
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/reports", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#bills-form", "Payment codes against the providers' bills", WAIT)
+        .await;
+    b.run(&format!(
+        "const f = document.querySelector('#bills-form'); f.day.value = '{today}'; \
+         f.querySelector('button').click(); return true"
+    ))
+    .await;
+    let alipay = b
+        .wait_text("#bills [data-provider=alipay]", "1 order differs", WAIT)
+        .await;
+    for needle in [
+        "1 order agrees",
+        "hub ¥42.50",
+        "bill ¥48.50",
+        "no record of",
+        "elsewhere0001",
+        "¥6.00",
+    ] {
+        assert!(alipay.contains(needle), "{needle:?} not in {alipay}");
+    }
+    // No WeChat Pay code was taken: its bill has nothing, and agrees.
+    let wechat = b.text("#bills [data-provider=wechat_pay]").await;
+    assert!(wechat.contains("the bill agrees with the hub"), "{wechat}");
+    b.run("document.querySelector('#bills-form').scrollIntoView(); return true")
+        .await;
+    b.screenshot("reports-bills").await;
+    b.click("#lang").await;
+    let alipay = b
+        .wait_text("#bills [data-provider=alipay]", "1 笔订单不一致", WAIT)
+        .await;
+    assert!(alipay.contains("本主机没有这笔订单"), "{alipay}");
+    b.run("document.querySelector('#bills-form').scrollIntoView(); return true")
+        .await;
+    b.screenshot("reports-bills-zh").await;
     b.close().await;
 }

@@ -110,6 +110,8 @@ pub struct Facts {
     pub stale_pending: u32,
     /// Payment codes of the last day.
     pub codes: CodeFacts,
+    /// The latest day's checks of the providers' bills.
+    pub bills: Vec<crate::store::bills::BillCheck>,
     /// The last hour's transactions, newest first.
     pub recent: Vec<Recent>,
     /// Requests each checkout asked about that never reached the hub, last 15 minutes.
@@ -805,6 +807,7 @@ pub fn gather(store: &Store, integrity: Option<String>) -> Result<Facts, StoreEr
             .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S").ok()),
         stale_pending,
         codes,
+        bills: store.bill_checks(None)?,
         recent,
         lost,
         broker_connected: None,

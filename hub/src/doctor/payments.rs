@@ -52,7 +52,105 @@ pub(super) fn checks(facts: &Facts) -> Vec<Check> {
     if facts.codes.sales > 0 {
         out.push(codes(&facts.codes));
     }
+    if !facts.bills.is_empty() {
+        out.push(bills(&facts.bills));
+    }
     out
+}
+
+/// The latest day's bills of the code providers against the hub's records.
+fn bills(checks: &[crate::store::bills::BillCheck]) -> Check {
+    let name = |provider: &str| match provider {
+        "alipay" => ("Alipay", "支付宝"),
+        "wechat_pay" => ("WeChat Pay", "微信支付"),
+        _ => ("UnionPay", "银联"),
+    };
+    let day = checks.first().map_or("", |c| c.day.as_str());
+    let mut serious = Vec::new();
+    let mut other = Vec::new();
+    for c in checks {
+        let differences = c
+            .result
+            .as_ref()
+            .and_then(|r| r["differences"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        for d in differences {
+            let what = d["what"].as_str().unwrap_or("");
+            let line = (
+                name(&c.provider),
+                d["out_trade_no"].as_str().unwrap_or("").to_string(),
+            );
+            match what {
+                "not_in_hub" | "charged_not_sold" => serious.push(line),
+                _ => other.push(line),
+            }
+        }
+    }
+    let listed = |lines: &[((&str, &str), String)], zh: bool| {
+        lines
+            .iter()
+            .map(|((en, cn), no)| format!("{} {no}", if zh { cn } else { en }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !serious.is_empty() {
+        return check(
+            "payments.bills",
+            Status::Fail,
+            said(
+                format!(
+                    "the providers' bills of {day} show money taken that the hub did not record as a sale: {}",
+                    listed(&serious, false)
+                ),
+                format!("{day} 的对账单中有主机未记为收款的扣款：{}", listed(&serious, true)),
+            ),
+            (
+                "Open Reports, then \"Payment codes against the providers' bills\": each difference says what to do. A customer charged while the hub said \"not charged\" is owed the money: refund it on the provider's merchant site. Money taken on orders this hub never made means the shop's account is used elsewhere: if nobody in the shop did it, change the app key (Alipay) or API key (WeChat Pay).",
+                "打开“报表”中的“付款码收款与平台对账单核对”：每条不一致都写明了处理办法。主机告知“未扣款”但顾客被扣了款，应在平台商户后台退款给顾客。本主机从未发起的订单被扣款，说明商户账号在别处被使用：如非本店所为，请更换应用密钥（支付宝）或 API 密钥（微信支付）。",
+            ),
+        );
+    }
+    if !other.is_empty() {
+        return check(
+            "payments.bills",
+            Status::Warn,
+            said(
+                format!(
+                    "the providers' bills of {day} differ from the hub's records: {}",
+                    listed(&other, false)
+                ),
+                format!("{day} 的对账单与主机记录不一致：{}", listed(&other, true)),
+            ),
+            (
+                "Open Reports, then \"Payment codes against the providers' bills\": a sale the hub is still asking about settles by itself (check again later); for the others, ask the provider with the order number shown.",
+                "打开“报表”中的“付款码收款与平台对账单核对”：主机仍在查询的交易会自行确定（稍后再核对）；其他不一致请凭所示订单号联系支付平台。",
+            ),
+        );
+    }
+    if let Some(c) = checks.iter().find(|c| c.error.is_some()) {
+        let why = c.error.clone().unwrap_or_default();
+        let (en, cn) = name(&c.provider);
+        return check(
+            "payments.bills",
+            Status::Warn,
+            said(
+                format!("{en}'s bill of {day} could not be compared: {why}"),
+                format!("{cn} {day} 的对账单无法核对：{why}"),
+            ),
+            (
+                "A day's bill is written the next morning: the hub tries again every half hour. If it keeps failing, check the shop's internet and the provider's settings.",
+                "对账单在次日上午生成：主机每半小时重试一次。如持续失败，请检查店内网络和支付平台的设置。",
+            ),
+        );
+    }
+    ok(
+        "payments.bills",
+        said(
+            format!("the providers' bills of {day} agree with the hub's records"),
+            format!("{day} 的对账单与主机记录一致"),
+        ),
+    )
 }
 
 /// Payment codes, once the shop has taken one today: orders the provider

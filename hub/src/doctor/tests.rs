@@ -122,6 +122,52 @@ fn code_payments_are_checked_once_the_shop_takes_them() {
     assert!(said.fix_en.contains("app private key"), "{}", said.fix_en);
 }
 
+#[test]
+fn the_providers_bills_are_checked_once_compared_and_money_taken_unrecorded_is_red() {
+    use crate::store::bills::BillCheck;
+    let mut f = healthy();
+    assert!(super::checks(&f).iter().all(|c| c.id != "payments.bills"));
+    let checked = |provider: &str, differences: serde_json::Value| BillCheck {
+        day: "2026-12-06".into(),
+        provider: provider.into(),
+        checked_at: "2026-12-07T02:30:00Z".into(),
+        error: None,
+        result: Some(serde_json::json!({ "matched": 3, "differences": differences })),
+    };
+    f.bills = vec![
+        checked("alipay", serde_json::json!([])),
+        checked("wechat_pay", serde_json::json!([])),
+    ];
+    assert_eq!(status_of(&super::checks(&f), "payments.bills"), Status::Ok);
+    f.bills[1].result = None;
+    f.bills[1].error = Some("No Bill Exist".into());
+    let all = super::checks(&f);
+    assert_eq!(status_of(&all, "payments.bills"), Status::Warn);
+    assert!(find(&all, "payments.bills")
+        .evidence
+        .contains("WeChat Pay's bill of 2026-12-06"));
+    f.bills[0] = checked(
+        "alipay",
+        serde_json::json!([{ "what": "deciding", "out_trade_no": "abc" }]),
+    );
+    assert!(find(&super::checks(&f), "payments.bills")
+        .evidence
+        .contains("Alipay abc"));
+    f.bills[0] = checked(
+        "alipay",
+        serde_json::json!([{ "what": "deciding", "out_trade_no": "abc" }, { "what": "charged_not_sold", "out_trade_no": "def" }]),
+    );
+    let all = super::checks(&f);
+    let said = find(&all, "payments.bills");
+    assert_eq!(said.status, Status::Fail);
+    assert!(
+        said.evidence.contains("Alipay def") && !said.evidence.contains("abc"),
+        "{}",
+        said.evidence
+    );
+    assert!(said.evidence_zh.contains("支付宝 def"), "{}", said.evidence_zh);
+}
+
 fn find<'a>(checks: &'a [Check], id: &str) -> &'a Check {
     checks
         .iter()

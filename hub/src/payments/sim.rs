@@ -266,4 +266,37 @@ mod tests {
             Answer::Paid { .. }
         ));
     }
+
+    #[tokio::test]
+    async fn the_demos_bill_holds_what_was_paid_and_given_back_today() {
+        let sim = SimCodes::new("2026");
+        sim.pay(&order("a", "281234567890120000", 1000)).await.unwrap();
+        sim.refund(&refund("a", "r1", 400)).await.unwrap();
+        sim.pay(&order("b", "281234567890120000", 700)).await.unwrap();
+        sim.cancel("b").await.unwrap();
+        // Not confirmed (yet), or never: nothing taken.
+        sim.pay(&order("c", "281234567890120001", 500)).await.unwrap();
+        sim.pay(&order("d", "281234567890120003", 500)).await.unwrap();
+        let today = Utc::now().with_timezone(&super::super::beijing()).date_naive();
+        let mut lines: Vec<_> = sim
+            .bill(today)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.out_trade_no, l.paid, l.refunded))
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            vec![
+                ("a".into(), 0, 400),
+                ("a".into(), 1000, 0),
+                ("b".into(), 0, 700),
+                ("b".into(), 700, 0)
+            ]
+        );
+        let yesterday = today - chrono::Duration::days(1);
+        assert_eq!(sim.bill(yesterday).await.unwrap(), Some(vec![]));
+    }
 }

@@ -148,3 +148,198 @@ impl Store {
         Ok(checks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewCode, Verdict};
+    use tallybox_core::code::ResponseCode;
+    use tallybox_core::money::Amount;
+    use tallybox_core::protocol::{TerminalId, TxnKind, TxnStatus};
+
+    /// A code payment of `minor` written and decided as `status`.
+    fn code(
+        store: &mut Store,
+        provider: Provider,
+        kind: TxnKind,
+        minor: u64,
+        original: Option<i64>,
+        status: TxnStatus,
+    ) -> (i64, String) {
+        let (rid, tid) = (RequestId::new(), TerminalId::parse("T1").unwrap());
+        let new = NewCode {
+            request_id: &rid,
+            terminal_id: &tid,
+            kind,
+            amount: Amount::from_minor(minor).unwrap(),
+            currency: "CNY",
+            provider,
+            original_id: original,
+            split: None,
+        };
+        let id = store.begin_code(&new).unwrap().id;
+        if status != TxnStatus::Pending {
+            let verdict = Verdict {
+                status,
+                response_code: if status == TxnStatus::Approved {
+                    ResponseCode::APPROVED
+                } else {
+                    tallybox_core::reason::CODE_CANCELLED
+                },
+                auth_code: "",
+                reference_no: "",
+            };
+            store.finish(id, &verdict).unwrap();
+        }
+        (id, order_no(&rid))
+    }
+
+    #[test]
+    fn a_days_code_orders_are_the_providers_own_with_refunds_counted_on_their_sale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (sale, paid) = code(
+            &mut store,
+            Provider::Alipay,
+            TxnKind::Sale,
+            4250,
+            None,
+            TxnStatus::Approved,
+        );
+        code(
+            &mut store,
+            Provider::Alipay,
+            TxnKind::Refund,
+            1250,
+            Some(sale),
+            TxnStatus::Approved,
+        );
+        code(
+            &mut store,
+            Provider::Alipay,
+            TxnKind::Refund,
+            500,
+            Some(sale),
+            TxnStatus::Declined,
+        );
+        let (_, cancelled) = code(
+            &mut store,
+            Provider::Alipay,
+            TxnKind::Sale,
+            300,
+            None,
+            TxnStatus::Declined,
+        );
+        let (_, asking) = code(
+            &mut store,
+            Provider::Alipay,
+            TxnKind::Sale,
+            200,
+            None,
+            TxnStatus::Pending,
+        );
+        code(
+            &mut store,
+            Provider::WechatPay,
+            TxnKind::Sale,
+            2500,
+            None,
+            TxnStatus::Approved,
+        );
+
+        let now = Utc::now();
+        let margin = Duration::minutes(2);
+        let orders = store
+            .code_orders(
+                Provider::Alipay,
+                now - Duration::hours(1),
+                now + Duration::hours(1),
+                margin,
+            )
+            .unwrap();
+        let found: BTreeMap<&str, &HubOrder> = orders.iter().map(|o| (o.out_trade_no.as_str(), o)).collect();
+        assert_eq!(
+            found.len(),
+            3,
+            "Alipay's three orders, WeChat Pay's not: {orders:?}"
+        );
+        let first = found[paid.as_str()];
+        assert_eq!(
+            (
+                first.paid,
+                first.refunded,
+                first.sale_status.as_deref(),
+                first.inside,
+                first.near_midnight
+            ),
+            (4250, 1250, Some("approved"), true, false)
+        );
+        assert_eq!(
+            (
+                found[cancelled.as_str()].paid,
+                found[cancelled.as_str()].sale_status.as_deref()
+            ),
+            (0, Some("declined"))
+        );
+        assert_eq!(found[asking.as_str()].sale_status.as_deref(), Some("pending"));
+
+        // A day that ends a minute from now: near its midnight.
+        let ending = store
+            .code_orders(
+                Provider::Alipay,
+                now - Duration::hours(1),
+                now + Duration::minutes(1),
+                margin,
+            )
+            .unwrap();
+        assert!(ending.iter().all(|o| o.inside && o.near_midnight), "{ending:?}");
+        // The next day, in its first minute: only around it, not of it.
+        let next = store
+            .code_orders(
+                Provider::Alipay,
+                now + Duration::minutes(1),
+                now + Duration::hours(24),
+                margin,
+            )
+            .unwrap();
+        assert!(
+            next.iter().all(|o| !o.inside && o.near_midnight) && next.len() == 3,
+            "{next:?}"
+        );
+        // A day long before: nothing.
+        let before = store
+            .code_orders(
+                Provider::Alipay,
+                now - Duration::days(3),
+                now - Duration::days(2),
+                margin,
+            )
+            .unwrap();
+        assert!(before.is_empty(), "{before:?}");
+    }
+
+    #[test]
+    fn a_later_check_of_a_day_replaces_the_earlier_and_the_latest_day_is_read_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let check = |day: &str, error: Option<&str>| BillCheck {
+            day: day.into(),
+            provider: "alipay".into(),
+            checked_at: "2026-12-07T02:30:00Z".into(),
+            error: error.map(str::to_string),
+            result: error.is_none().then(|| serde_json::json!({ "matched": 1 })),
+        };
+        assert_eq!(store.bill_checks(None).unwrap(), vec![]);
+        store.save_bill_check(&check("2026-12-05", None)).unwrap();
+        store
+            .save_bill_check(&check("2026-12-06", Some("no answer")))
+            .unwrap();
+        store.save_bill_check(&check("2026-12-06", None)).unwrap();
+        assert_eq!(store.bill_checks(None).unwrap(), vec![check("2026-12-06", None)]);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        assert_eq!(
+            store.bill_checks(Some(day)).unwrap(),
+            vec![check("2026-12-05", None)]
+        );
+    }
+}

@@ -574,6 +574,15 @@ fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_take
     assert_eq!(status, 200, "{kept}");
     assert_eq!(kept["checks"], body["checks"], "{kept}");
     assert_eq!(kept["providers"], serde_json::json!(["alipay", "wechat_pay"]));
+    // Troubleshooting says it too: money taken that the hub did not sell.
+    let check = tallybox_e2e::web::wait_check(&hub.web(), "payments.bills", "fail");
+    assert!(
+        check["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Alipay elsewhere0001"),
+        "{check}"
+    );
     // A day not begun has no bill.
     let tomorrow = (chrono::Utc::now().with_timezone(&beijing) + chrono::Duration::days(1))
         .format("%Y-%m-%d")

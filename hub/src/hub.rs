@@ -173,25 +173,13 @@ fn code_providers(config: &Config, simulated: bool) -> Result<crate::payments::C
         });
     }
     if let Some(wechat) = &config.wechat_pay {
-        let invalid = |message: String| ConfigError::Invalid {
-            key: "wechat_pay",
-            message,
-        };
-        let key = crate::store::read_private(&wechat.api_key).map_err(invalid)?;
-        let credentials = crate::payments::wechat::Credentials {
-            appid: &wechat.appid,
-            mch_id: &wechat.mch_id,
-            key: &key,
-            client_cert: &wechat.client_cert,
-            client_key: &wechat.client_key,
-        };
-        let client = crate::payments::wechat::WechatPay::new(
-            &wechat.gateway,
-            &credentials,
-            &wechat.ca,
-            config.acquirer_timeout(),
-        )
-        .map_err(invalid)?;
+        let client =
+            crate::payments::setup::wechat_client(wechat, config.acquirer_timeout()).map_err(|message| {
+                ConfigError::Invalid {
+                    key: "wechat_pay",
+                    message,
+                }
+            })?;
         tracing::info!(mch_id = %wechat.mch_id, gateway = %wechat.gateway, "WeChat Pay payment codes taken");
         codes = codes.with(Provider::WechatPay, Arc::new(client));
     } else if simulated {
@@ -209,22 +197,13 @@ fn code_providers(config: &Config, simulated: bool) -> Result<crate::payments::C
         }
         return Ok(codes);
     };
-    let invalid = |message: String| ConfigError::Invalid {
-        key: "alipay",
-        message,
-    };
-    let key = crate::store::read_private(&alipay.private_key).map_err(invalid)?;
-    let public = std::fs::read_to_string(&alipay.alipay_public_key)
-        .map_err(|e| invalid(format!("{}: {e}", alipay.alipay_public_key.display())))?;
-    let client = crate::payments::alipay::Alipay::new(
-        &alipay.gateway,
-        &alipay.app_id,
-        &key,
-        &public,
-        &alipay.ca,
-        config.acquirer_timeout(),
-    )
-    .map_err(invalid)?;
+    let client =
+        crate::payments::setup::alipay_client(alipay, config.acquirer_timeout()).map_err(|message| {
+            ConfigError::Invalid {
+                key: "alipay",
+                message,
+            }
+        })?;
     tracing::info!(app_id = %alipay.app_id, gateway = %alipay.gateway, "Alipay payment codes taken");
     Ok(codes.with(Provider::Alipay, Arc::new(client)))
 }
@@ -462,6 +441,13 @@ impl App {
             shop_settings.take_kept(&web_store)?;
         }
         let codes = code_providers(&config, options.simulated_codes)?;
+        // What the owner entered on the page wins over the settings file.
+        let code_setup = Arc::new(crate::payments::setup::Setup::start(
+            &config.data_dir,
+            config.acquirer_timeout(),
+            codes.clone(),
+            options.simulated_codes,
+        ));
         let coordinator = Arc::new(Coordinator::new(
             store,
             acquirer,
@@ -550,6 +536,7 @@ impl App {
             checks: Arc::new(Mutex::new(web::Watch::new(Store::open(&config.data_dir)?))),
             orders,
             codes,
+            code_setup,
         };
         Ok(App {
             _lock: lock,

@@ -110,7 +110,7 @@ impl<A: Acquirer> Coordinator<A> {
             tracing::warn!(terminal = %terminal, digits, "not a payment code any provider issues");
             return Some(self.refuse(request_id, TxnKind::Sale, reason::CODE_INVALID));
         };
-        let Some(client) = settings.codes.get(provider).cloned() else {
+        let Some(client) = settings.codes.get(provider) else {
             tracing::warn!(terminal = %terminal, provider = provider.as_str(), "a payment code of a provider the shop has not set up");
             return Some(self.refuse(request_id, TxnKind::Sale, reason::CODE_NOT_SET_UP));
         };
@@ -374,7 +374,7 @@ impl<A: Acquirer> Coordinator<A> {
         let Paid::Code { provider, .. } = sale.paid else {
             return self.not_sent(txn, reason::NO_ORIGINAL).await;
         };
-        let Some(client) = self.settings.codes.get(provider).cloned() else {
+        let Some(client) = self.settings.codes.get(provider) else {
             tracing::warn!(terminal = %txn.terminal_id, provider = provider.as_str(), "the provider of this code sale is no longer set up");
             return self.not_sent(txn, reason::CODE_NOT_SET_UP).await;
         };
@@ -403,7 +403,7 @@ impl<A: Acquirer> Coordinator<A> {
         let Paid::Code { provider, .. } = txn.paid else {
             return false;
         };
-        let Some(client) = self.settings.codes.get(provider).cloned() else {
+        let Some(client) = self.settings.codes.get(provider) else {
             return false;
         };
         let answer = match txn.kind {

@@ -15,6 +15,7 @@ pub mod alipay;
 pub mod bill;
 pub mod https;
 pub mod rsa2;
+pub mod setup;
 pub mod sim;
 pub mod wechat;
 pub mod zip;
@@ -138,12 +139,22 @@ pub trait CodeProvider: Send + Sync {
         &'a self,
         day: chrono::NaiveDate,
     ) -> BoxFuture<'a, Result<Option<Vec<bill::BillLine>>, String>>;
+    /// A call that touches no order (a query of an order never made):
+    /// `Ok` once the provider took the shop's credentials and answered
+    /// with its own signature; [`CallError::Refused`] when it refused them.
+    fn check(&self) -> BoxFuture<'_, Result<(), CallError>>;
 }
 
+/// The order number the credentials' check asks about: never a sale's
+/// (those are request ids).
+pub const CHECK_ORDER: &str = "tallyboxcredentialscheck";
+
 /// The providers this shop takes codes of, and how long a buyer may take.
+/// Clones share the providers: one the owner sets up on the page is taken
+/// by the next sale.
 #[derive(Clone, Default)]
 pub struct Codes {
-    providers: HashMap<Provider, Arc<dyn CodeProvider>>,
+    providers: Arc<std::sync::RwLock<HashMap<Provider, Arc<dyn CodeProvider>>>>,
     /// How long the hub waits for a buyer confirming in the app before it
     /// cancels the order.
     pub wait: Duration,
@@ -153,7 +164,7 @@ pub struct Codes {
 
 impl std::fmt::Debug for Codes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.providers.keys().map(|p| p.as_str()).collect();
+        let names: Vec<_> = self.each().iter().map(|(p, _)| p.as_str()).collect();
         write!(f, "Codes({names:?}, wait {:?})", self.wait)
     }
 }
@@ -161,30 +172,44 @@ impl std::fmt::Debug for Codes {
 impl Codes {
     pub fn new(wait: Duration, poll: Duration) -> Codes {
         Codes {
-            providers: HashMap::new(),
+            providers: Arc::default(),
             wait,
             poll,
         }
     }
 
-    pub fn with(mut self, provider: Provider, client: Arc<dyn CodeProvider>) -> Codes {
-        self.providers.insert(provider, client);
+    pub fn with(self, provider: Provider, client: Arc<dyn CodeProvider>) -> Codes {
+        self.set(provider, Some(client));
         self
     }
 
-    pub fn get(&self, provider: Provider) -> Option<&Arc<dyn CodeProvider>> {
-        self.providers.get(&provider)
+    /// Takes `provider`'s codes through `client` from now on (`None`: no more).
+    pub fn set(&self, provider: Provider, client: Option<Arc<dyn CodeProvider>>) {
+        let mut providers = self.providers.write().unwrap_or_else(|e| e.into_inner());
+        match client {
+            Some(client) => providers.insert(provider, client),
+            None => providers.remove(&provider),
+        };
     }
 
-    /// Each provider the shop takes codes of.
-    pub fn each(&self) -> impl Iterator<Item = (Provider, &Arc<dyn CodeProvider>)> {
-        let mut all: Vec<_> = self.providers.iter().map(|(p, c)| (*p, c)).collect();
+    pub fn get(&self, provider: Provider) -> Option<Arc<dyn CodeProvider>> {
+        let providers = self.providers.read().unwrap_or_else(|e| e.into_inner());
+        providers.get(&provider).cloned()
+    }
+
+    /// Each provider the shop takes codes of, by name.
+    pub fn each(&self) -> Vec<(Provider, Arc<dyn CodeProvider>)> {
+        let providers = self.providers.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = providers.iter().map(|(p, c)| (*p, Arc::clone(c))).collect();
         all.sort_by_key(|(p, _)| p.as_str());
-        all.into_iter()
+        all
     }
 
     pub fn is_empty(&self) -> bool {
-        self.providers.is_empty()
+        self.providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 }
 

@@ -30,7 +30,7 @@ fn day(text: &str) -> Result<NaiveDate, Rejection> {
 
 /// The checks of a day, with the providers the shop takes codes of.
 fn answer(state: &WebState, day: Option<String>, checks: Vec<crate::store::bills::BillCheck>) -> impl Reply {
-    let providers: Vec<&str> = state.codes.each().map(|(p, _)| p.as_str()).collect();
+    let providers: Vec<&str> = state.codes.each().iter().map(|(p, _)| p.as_str()).collect();
     let day = day.or_else(|| checks.first().map(|c| c.day.clone()));
     warp::reply::json(&json!({ "day": day, "providers": providers, "checks": checks }))
 }

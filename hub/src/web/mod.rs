@@ -18,6 +18,7 @@ mod compress;
 mod error;
 mod manage;
 mod pairing;
+mod providers;
 mod reports;
 pub mod serve;
 mod undo;
@@ -85,6 +86,8 @@ pub struct WebState {
     pub orders: Arc<crate::orders::UndoOrders>,
     /// The payment-code providers, for their bills.
     pub codes: crate::payments::Codes,
+    /// The merchant's credentials the owner enters for them.
+    pub code_setup: Arc<crate::payments::setup::Setup>,
 }
 
 /// Reads the acquirer link's state.
@@ -199,6 +202,7 @@ pub async fn bind(
         .or(acquirer_keys::routes(state.clone()).boxed())
         .or(undo::routes(state.clone()).boxed())
         .or(bills::routes(state.clone()).boxed())
+        .or(providers::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

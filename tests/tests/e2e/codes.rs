@@ -598,3 +598,171 @@ fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_take
         "{refused}"
     );
 }
+
+/// What the owner pastes for Alipay: the sim's app id and keys (as
+/// Alipay's key tool would show them), with the sim as the gateway.
+fn alipay_entry(sim: &ProviderSim, private_key_of: &ProviderSim) -> Value {
+    let read = |s: &ProviderSim, name: &str| std::fs::read_to_string(s.dir.path().join(name)).unwrap();
+    serde_json::json!({
+        "app_id": sim.info("app_id"),
+        "private_key": read(private_key_of, "app_private_key.txt"),
+        "alipay_public_key": read(sim, "alipay_public_key.txt"),
+        "gateway": sim.info("gateway"),
+        "ca": read(sim, "ca.pem"),
+    })
+}
+
+#[test]
+fn the_owner_enters_the_shops_credentials_on_the_page_and_the_next_code_sale_takes_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = ProviderSim::start(2);
+    let other = ProviderSim::start(2);
+    let mut hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    let web = hub.web();
+    let (_, before) = web.get("/api/v1/code-providers");
+    assert_eq!(before["providers"][0]["source"], "none", "{before}");
+    t1.keys("A4250#");
+    t1.scan("281234567890120000");
+    t1.wait_screen("Code pay not set up", Duration::from_secs(10));
+    t1.keys("C");
+
+    // Keys that are not keys, and another merchant's private key: refused, nothing kept.
+    let mut garbled = alipay_entry(&sim, &sim);
+    garbled["private_key"] = "not a key".into();
+    let (status, body) = web.send("PUT", "/api/v1/code-providers/alipay", garbled);
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &Value::from("bad_code_credentials")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["params"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("private key"),
+        "{body}"
+    );
+    let (status, body) = web.send("PUT", "/api/v1/code-providers/alipay", alipay_entry(&sim, &other));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &Value::from("code_credentials_refused")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["params"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid-signature"),
+        "{body}"
+    );
+    let kept = hub.data_dir().join("codes/alipay");
+    assert!(!kept.exists(), "refused credentials are not kept");
+
+    // The right ones: checked with Alipay, kept readable by the hub alone.
+    let (status, body) = web.send("PUT", "/api/v1/code-providers/alipay", alipay_entry(&sim, &sim));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["source"], &body["check"], &body["id"]),
+        (
+            &Value::from("page"),
+            &Value::from("taken"),
+            &Value::from(sim.info("app_id"))
+        )
+    );
+    let private = std::fs::read_to_string(sim.dir.path().join("app_private_key.txt")).unwrap();
+    let secret_line = private.lines().nth(1).unwrap().to_string();
+    for name in ["app_private_key.txt", "access.json", "ca.pem"] {
+        let mode = std::fs::metadata(kept.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let (_, listed) = web.get("/api/v1/code-providers");
+    assert!(
+        !listed.to_string().contains(&secret_line),
+        "no key goes back to the page"
+    );
+
+    // The next sale takes them.
+    t1.keys("A4250#");
+    t1.scan("281234567890120000");
+    t1.wait_screen("PAID", Duration::from_secs(10));
+    t1.keys("C");
+    assert!(
+        calls_about(
+            &sim,
+            "alipay.trade.pay",
+            &order_no(&hub.transactions("tender=code&status=approved")[0]["request_id"])
+        ) == 1
+    );
+    let (_, _, bundle) = web.get_text("/api/v1/support-bundle");
+    assert!(
+        !bundle.contains(&secret_line),
+        "the key is not in the support bundle"
+    );
+
+    // Kept across a restart.
+    hub.restart();
+    let web = hub.web();
+    let (_, listed) = web.get("/api/v1/code-providers");
+    assert_eq!(listed["providers"][0]["source"], "page", "{listed}");
+    t1.wait_ready();
+    t1.keys("A100#");
+    t1.scan("281234567890120010");
+    t1.wait_screen("PAID", Duration::from_secs(20));
+    t1.keys("C");
+
+    // WeChat Pay the same way: a wrong API key is refused by WeChat Pay.
+    let read = |name: &str| std::fs::read_to_string(sim.dir.path().join(name)).unwrap();
+    let mut wechat = serde_json::json!({
+        "appid": sim.info("wechat_appid"),
+        "mch_id": sim.info("wechat_mch_id"),
+        "api_key": "0123456789abcdef0123456789abcdef",
+        "client_cert": read("apiclient_cert.pem"),
+        "client_key": read("apiclient_key.pem"),
+        "gateway": sim.info("wechat"),
+        "ca": read("ca.pem"),
+    });
+    let (status, body) = web.send("PUT", "/api/v1/code-providers/wechat_pay", wechat.clone());
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &Value::from("code_credentials_refused")),
+        "{body}"
+    );
+    wechat["api_key"] = read("wechat_api_key.txt").into();
+    let (status, body) = web.send("PUT", "/api/v1/code-providers/wechat_pay", wechat);
+    assert_eq!(
+        (status, &body["check"], &body["id"]),
+        (
+            200,
+            &Value::from("taken"),
+            &Value::from(sim.info("wechat_mch_id"))
+        ),
+        "{body}"
+    );
+    t1.keys("A2500#");
+    t1.scan("131234567890120000");
+    t1.wait_screen("PAID", Duration::from_secs(10));
+    t1.keys("C");
+
+    // Forgotten: the shop takes no Alipay codes again.
+    let (status, _) = web.send("DELETE", "/api/v1/code-providers/alipay", Value::Null);
+    assert_eq!(status, 204);
+    assert!(!kept.exists());
+    t1.keys("A4250#");
+    t1.scan("281234567890120020");
+    t1.wait_screen("Code pay not set up", Duration::from_secs(10));
+    // Read from Alipay's documents: only the check made with the other
+    // merchant's key fails its signature; every other call verifies.
+    let report = alipay_check(&sim);
+    assert_eq!(
+        report["errors"],
+        serde_json::json!(["call 1 (alipay.trade.query): the request's signature does not verify"]),
+        "{report}"
+    );
+    assert_eq!(report["methods"]["alipay.trade.query"], 2, "{report}");
+}

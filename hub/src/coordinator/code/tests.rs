@@ -88,6 +88,9 @@ impl CodeProvider for Scripted {
     ) -> BoxFuture<'a, Result<Option<Vec<crate::payments::bill::BillLine>>, String>> {
         Box::pin(async { Err("no bill in these tests".to_string()) })
     }
+    fn check(&self) -> BoxFuture<'_, Result<(), crate::payments::CallError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn paid() -> Result<Answer, String> {

@@ -58,7 +58,7 @@ codes! {
     BadTimeZone => "bad_time_zone",
     CashierNeedsPin => "cashier_needs_pin",
     CashierSignOnNeedsCashier => "cashier_sign_on_needs_cashier",
-    CodeCredentialsRefused => "code_credentials_refused",
+    CredentialsRefused => "code_credentials_refused",
     Csrf => "csrf",
     Forbidden => "forbidden",
     Internal => "internal",

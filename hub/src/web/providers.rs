@@ -61,7 +61,7 @@ async fn enter(
         Err(SaveError::Bad(why)) => Err(said(StatusCode::BAD_REQUEST, Code::BadCodeCredentials, why)),
         Err(SaveError::Refused(words)) => Err(said(
             StatusCode::UNPROCESSABLE_ENTITY,
-            Code::CodeCredentialsRefused,
+            Code::CredentialsRefused,
             words,
         )),
         Err(SaveError::Failed(why)) => Err(internal(why)),

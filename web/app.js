@@ -1055,6 +1055,7 @@ async function loadSettings() {
   table($("#logins"), [t("when"), t("account"), t("from_where"), t("result")],
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
   await loadAcquirerKeys();
+  await loadCodeProviders();
   const u = await api("GET", "/api/v1/update");
   const last = u.history.length ? u.history[u.history.length - 1] : null;
   $("#update-state").textContent = u.installed
@@ -1095,6 +1096,47 @@ $("#acquirer-keys-form").addEventListener("submit", async (e) => {
     showError(err.message);
   }
 });
+
+// The payment-code providers: how each is set up; credentials entered are
+// checked with the provider before the hub keeps them, and never shown again.
+async function loadCodeProviders() {
+  const d = await api("GET", "/api/v1/code-providers");
+  $("#code-provider-list").replaceChildren(...d.providers.map((p) => {
+    const who = t(`provider_${p.provider}`);
+    const how = p.source !== "page" ? t(`source_${p.source}`)
+      : `${t("source_page")} (${p.id})${colon()}${p.check === "taken" ? t("creds_taken") : `${t("creds_not_checked")} ${p.why || ""}`}`;
+    return el("li", { "data-provider": p.provider },
+      el("strong", {}, `${who}${colon()}`), el("span", {}, how), p.checked_at ? el("span", { class: "muted" }, ` · ${localTime(p.checked_at)}`) : "",
+      p.source === "page"
+        ? el("button", { type: "button", class: "secondary", onclick: () => ask(`${who}${colon()}${t("ask_forget_creds")}`, t("yes_forget"),
+          () => act("DELETE", `/api/v1/code-providers/${p.provider}`, undefined, loadCodeProviders, `${who}${colon()}${t("done_forgotten")}`)) }, t("forget"))
+        : "");
+  }));
+}
+
+for (const form of document.querySelectorAll("form.credentials")) {
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    const body = {};
+    for (const field of f.querySelectorAll("input, textarea")) {
+      if (field.value.trim()) body[field.name] = field.value;
+    }
+    const button = f.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const r = await api("PUT", `/api/v1/code-providers/${f.dataset.provider}`, body);
+      f.reset();
+      f.closest("details").open = false;
+      notice(`${t(`provider_${r.provider}`)}${colon()}${r.check === "taken" ? t("creds_taken") : `${t("creds_not_checked")} ${r.why || ""}`}`);
+      await loadCodeProviders();
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
 
 // An update: the bundle goes up as it is; the hub checks it, installs it and
 // restarts into it (the page comes back by itself).

@@ -155,6 +155,7 @@ fn the_server_answers_as_documented() {
             "name" => "ann".into(),
             "no" => "7".into(),
             "terminal" => "T9".into(),
+            "provider" => "alipay".into(),
             "order" => "k2v7q0xm".into(),
             other => panic!("no example for {other}"),
         }

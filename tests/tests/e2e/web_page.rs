@@ -1650,3 +1650,64 @@ async fn the_owner_checks_the_days_code_payments_against_the_providers_bills() {
     b.screenshot("reports-bills-zh").await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_enters_the_shops_alipay_credentials_in_settings_and_the_hub_checks_them() {
+    let sim = ProviderSim::start(2);
+    let hub = Hub::start();
+    let read = |name: &str| std::fs::read_to_string(sim.dir.path().join(name)).unwrap();
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/settings", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    let listed = b
+        .wait_text("#code-provider-list [data-provider=alipay]", "not set up", WAIT)
+        .await;
+    assert!(listed.contains("Alipay"), "{listed}");
+    // Pasted as the owner would, the test host's address under its fold.
+    let fields = serde_json::json!({
+        "app_id": sim.info("app_id"),
+        "private_key": read("app_private_key.txt"),
+        "alipay_public_key": read("alipay_public_key.txt"),
+        "gateway": sim.info("gateway"),
+        "ca": read("ca.pem"),
+    });
+    b.run(&format!(
+        "const f = document.querySelector('#alipay-form'); const v = {fields}; \
+         f.closest('details').open = true; f.querySelector('details').open = true; \
+         for (const [k, x] of Object.entries(v)) f.elements[k].value = x; return true"
+    ))
+    .await;
+    b.run("document.querySelector('#alipay-form').scrollIntoView(); return true")
+        .await;
+    b.screenshot("settings-alipay-entry").await;
+    b.click("#alipay-form button[type=submit]").await;
+    let listed = b
+        .wait_text(
+            "#code-provider-list [data-provider=alipay]",
+            "the provider took them",
+            WAIT,
+        )
+        .await;
+    assert!(
+        listed.contains("entered here") && listed.contains(&sim.info("app_id")),
+        "{listed}"
+    );
+    assert_eq!(
+        b.run("return document.querySelector('#alipay-form').elements.private_key.value")
+            .await,
+        "",
+        "the key leaves the page once kept"
+    );
+    b.run("document.querySelector('#code-providers').scrollIntoView(); return true")
+        .await;
+    b.screenshot("settings-code-providers").await;
+    b.click("#lang").await;
+    b.wait_text(
+        "#code-provider-list [data-provider=alipay]",
+        "支付平台已接受",
+        WAIT,
+    )
+    .await;
+    b.close().await;
+}

@@ -133,6 +133,32 @@ impl Store {
         Ok(())
     }
 
+    /// The owner entered (`id`: the app or merchant id taken) or forgot
+    /// (`None`) a payment-code provider's credentials: where the shop's code
+    /// payments go is in the audit log (the keys never are).
+    pub fn note_code_credentials(
+        &mut self,
+        provider: &str,
+        id: Option<&str>,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
+        let (event, detail) = match id {
+            Some(id) => (
+                "code_credentials_entered",
+                serde_json::json!({"provider": provider, "id": id, "by": by}),
+            ),
+            None => (
+                "code_credentials_forgotten",
+                serde_json::json!({"provider": provider, "by": by}),
+            ),
+        };
+        audit::append(&tx, &utc, event, None, &detail.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Notes in the audit log that `by` ordered a void or refund of `sale`
     /// from the web page, to be made at `terminal`.
     pub fn note_undo_order(

@@ -9,7 +9,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
 use super::error::{bad_request, internal, reject, ApiError, Code};
-use super::WebState;
+use super::{write, WebState};
 use crate::payments::setup::{Entered, SaveError};
 use crate::store::accounts::Role;
 
@@ -57,7 +57,15 @@ async fn enter(
     }
     tracing::info!(provider = %name, account = %who.account, "payment-code credentials entered from the web page");
     match state.code_setup.save(&entered).await {
-        Ok(access) => Ok(warp::reply::json(&access)),
+        Ok(access) => {
+            let (id, by) = (access.id.clone(), who.account.clone());
+            write(&state, move |s| {
+                s.note_code_credentials(&name, id.as_deref(), &by)
+                    .map_err(internal)
+            })
+            .await?;
+            Ok(warp::reply::json(&access))
+        }
         Err(SaveError::Bad(why)) => Err(said(StatusCode::BAD_REQUEST, Code::BadCodeCredentials, why)),
         Err(SaveError::Refused(words)) => Err(said(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -72,6 +80,11 @@ async fn forget(name: String, who: Session, state: WebState) -> Result<impl Repl
     let provider = provider(&name)?;
     tracing::info!(provider = %name, account = %who.account, "payment-code credentials forgotten from the web page");
     state.code_setup.forget(provider).map_err(internal)?;
+    let by = who.account.clone();
+    write(&state, move |s| {
+        s.note_code_credentials(&name, None, &by).map_err(internal)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

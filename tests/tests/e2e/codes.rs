@@ -756,6 +756,27 @@ fn the_owner_enters_the_shops_credentials_on_the_page_and_the_next_code_sale_tak
     t1.keys("A4250#");
     t1.scan("281234567890120020");
     t1.wait_screen("Code pay not set up", Duration::from_secs(10));
+    // Who set where the shop's code payments go, and who took it back, is
+    // in the audit log; no key is in it, nor in the hub's log.
+    let db = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
+    let events: Vec<String> = db
+        .prepare(
+            "SELECT event || ' ' || detail FROM audit_log WHERE event LIKE 'code_credentials_%' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[0].starts_with("code_credentials_entered") && events[0].contains(&sim.info("app_id")));
+    assert!(events[2].starts_with("code_credentials_forgotten") && events[2].contains("alipay"));
+    let all_audit: String = db
+        .prepare("SELECT group_concat(detail) FROM audit_log")
+        .unwrap()
+        .query_row([], |r| r.get(0))
+        .unwrap();
+    assert!(!all_audit.contains(&secret_line) && !hub.log().contains(&secret_line));
     // Read from Alipay's documents: only the check made with the other
     // merchant's key fails its signature; every other call verifies.
     let report = alipay_check(&sim);

@@ -82,9 +82,6 @@ pub async fn every_morning(
     store: Arc<Mutex<Store>>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    if codes.is_empty() {
-        return;
-    }
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     let mut tried: Option<std::time::Instant> = None;
     loop {
@@ -96,7 +93,8 @@ pub async fn every_morning(
         let (hour, minute) = MORNING_CHECK;
         let due = now.time() >= chrono::NaiveTime::from_hms_opt(hour, minute, 0).expect("a time");
         let waited = tried.is_none_or(|at| at.elapsed() >= RETRY);
-        if !due || !waited {
+        // The owner may set a provider up on the page at any time.
+        if !due || !waited || codes.is_empty() {
             continue;
         }
         let yesterday = now.date_naive() - Duration::days(1);

@@ -21,7 +21,7 @@ Tallybox's code:
 
 Usage: alipay_check.py CALLS.jsonl APP_PUBLIC_KEY ALIPAY_PUBLIC_KEY
 Prints a JSON report: checked, methods, errors, bills ({paid, refunded,
-rows} in fen).
+rows} in fen, the day as yyyyMMdd).
 """
 
 import base64
@@ -55,8 +55,8 @@ def fen(text):
     return int(whole) * 100 + int((cents + "00")[:2])
 
 
-def bill(archive):
-    report = {"paid": 0, "refunded": 0, "rows": 0}
+def bill(day, archive):
+    report = {"day": day, "paid": 0, "refunded": 0, "rows": 0}
     with zipfile.ZipFile(io.BytesIO(archive)) as z:
         for info in z.infolist():
             text = z.read(info).decode("gbk")
@@ -81,7 +81,8 @@ def main():
     for n, line in enumerate(open(log), 1):
         call = json.loads(line)
         if call.get("path") == "/downloadBillFile.resource":
-            report["bills"].append(bill(base64.b64decode(call["answer"])))
+            day = dict(parse_qsl(call["form"])).get("bizDates", "")
+            report["bills"].append(bill(day, base64.b64decode(call["answer"])))
             continue
         if call.get("path", "/gateway.do") != "/gateway.do":
             continue  # another provider's call

@@ -304,7 +304,11 @@ fn wechat_pay_codes_pay_wait_for_the_buyer_reverse_after_15_s_and_refund() {
     );
     // (The hub may have asked for the day before's bill first.)
     let calls = sim.wechat_calls();
-    let micropay = &calls.iter().find(|(p, _)| p == "/pay/micropay").expect("a micropay").1;
+    let micropay = &calls
+        .iter()
+        .find(|(p, _)| p == "/pay/micropay")
+        .expect("a micropay")
+        .1;
     assert_eq!(
         (micropay["total_fee"].as_str(), micropay["auth_code"].as_str()),
         ("2500", "131234567890120000")
@@ -790,4 +794,35 @@ fn the_owner_enters_the_shops_credentials_on_the_page_and_the_next_code_sale_tak
         "{report}"
     );
     assert_eq!(report["methods"]["alipay.trade.query"], 2, "{report}");
+}
+
+#[test]
+fn a_checkout_killed_while_the_buyer_confirms_prints_the_payment_when_it_starts_again_and_charges_once() {
+    let sim = ProviderSim::start(4);
+    let hub = Hub::start_configured(&format!("code_wait_secs = 60\n{}", sim.settings()));
+    let mut t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    t1.keys("A3300#");
+    t1.scan("281234567890160001");
+    t1.wait_screen("Customer confirming", Duration::from_secs(5));
+    let order = order_no(&hub.transactions("tender=code")[0]["request_id"]);
+    t1.kill();
+    // The hub goes on asking while the checkout is off; the buyer confirms.
+    let paid = wait_for(Duration::from_secs(20), || {
+        hub.transactions("tender=code&status=approved").first().cloned()
+    })
+    .expect("paid while the checkout was off");
+    assert_eq!(paid["amount"], 3300);
+    t1.restart();
+    // Back, the checkout asks what became of its sale and prints it.
+    let paper = t1.wait_paper(1);
+    assert!(
+        paper[0].contains("CNY 33.00") && paper[0].contains("支付宝 ALIPAY"),
+        "{}",
+        paper[0]
+    );
+    assert_eq!(calls_about(&sim, "alipay.trade.pay", &order), 1, "paid once");
+    assert_eq!(calls_about(&sim, "alipay.trade.cancel", &order), 0);
+    assert_eq!(hub.transactions("tender=code").len(), 1);
+    assert_signatures_check_out(&sim);
 }

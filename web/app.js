@@ -16,7 +16,11 @@ let current = "list";
 
 // ---- plumbing -------------------------------------------------------------
 
+// Each error shown or cleared is counted: a load that began before a newer
+// error (a form sent meanwhile) does not clear it when it ends.
+let errorSeq = 0;
 function showError(message) {
+  errorSeq += 1;
   const box = $("#error");
   box.textContent = message || "";
   box.hidden = !message;
@@ -729,8 +733,9 @@ async function loadReport() {
   const form = $("#report-form");
   if (!form.date.value) form.date.value = new Date().toLocaleDateString("sv");
   const params = new URLSearchParams(new FormData(form));
+  const seq = errorSeq;
   const r = await api("GET", `/api/v1/reports?${params}`);
-  showError("");
+  if (errorSeq === seq) showError("");
   totalsCards($("#report-totals"), r.totals, currencyOf(r));
   const average = r.totals.sales ? money(Math.round(r.totals.sales_minor / r.totals.sales), currencyOf(r)) : "—";
   $("#report-totals").append(el("div", { class: "card", id: "report-average" },
@@ -1249,7 +1254,8 @@ function route() {
   applyWords();
   const section = $(`#${view}-view`);
   section.classList.add("loading");
-  load().then(() => showError("")).catch((e) => showError(e.message))
+  const seq = errorSeq;
+  load().then(() => { if (errorSeq === seq) showError(""); }).catch((e) => showError(e.message))
     .finally(() => section.classList.remove("loading"));
 }
 

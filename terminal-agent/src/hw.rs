@@ -130,7 +130,7 @@ impl Inputs {
             started.push(("keypad", keypad(c, sink(agent))));
         }
         started.extend(swipe_reader(c, self.health.clone(), sink(agent)).map(|r| ("swipe reader", r)));
-        started.extend(scanner(c, sink(agent)).map(|r| ("scanner", r)));
+        started.extend(scanner(c, self.health.clone(), sink(agent)).map(|r| ("scanner", r)));
         if c.contactless.enabled {
             let wanted = agent.card_wanted.clone();
             let card_wanted = move || *wanted.borrow();
@@ -283,7 +283,9 @@ fn hid_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Res
 }
 
 /// The payment-code scanner on its thread, when one is set up.
-pub fn scanner(c: &DeviceConfig, mut sink: impl Sink) -> Option<Result<(), String>> {
+/// A scanner that goes away (unplugged, its cable cut) is reported with
+/// the heartbeats, for the owner's troubleshooting page.
+pub fn scanner(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Option<Result<(), String>> {
     use crate::config::ScannerKind;
     use crate::devices::scanner::{KeyDecoder, LineDecoder};
     let device = c.scanner.device.clone();
@@ -300,7 +302,9 @@ pub fn scanner(c: &DeviceConfig, mut sink: impl Sink) -> Option<Result<(), Strin
                     let events = match scanner.fetch_events() {
                         Ok(events) => events.collect::<Vec<_>>(),
                         Err(e) => {
-                            tracing::error!(error = %e, "USB scanner gone; plug it back in and restart the checkout");
+                            health.not_started(&format!(
+                                "scanner: gone ({e}); plug it back in and restart the checkout"
+                            ));
                             return;
                         }
                     };
@@ -327,7 +331,9 @@ pub fn scanner(c: &DeviceConfig, mut sink: impl Sink) -> Option<Result<(), Strin
                                 Ok(Some(b)) => b,
                                 Ok(None) => continue,
                                 Err(e) => {
-                                    tracing::error!(error = %e, "serial scanner gone; check its cable and restart the checkout");
+                                    health.not_started(&format!(
+                                        "scanner: gone ({e}); check its cable and restart the checkout"
+                                    ));
                                     return;
                                 }
                             };
@@ -350,7 +356,7 @@ fn scanned(sink: &mut impl Sink, scan: crate::devices::scanner::Scan) -> bool {
         crate::devices::scanner::Scan::Code(code) => sink(Input::Scanned(Secret::new(code))),
         crate::devices::scanner::Scan::NotDigits(length) => {
             tracing::info!(length, "the scanner read something that is not a payment code");
-            true
+            sink(Input::NotACode)
         }
     }
 }

@@ -290,10 +290,13 @@ fn swipe(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<
 fn scan(c: &DeviceConfig, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<String, String> {
     let (tx, rx) = mpsc::channel();
     let sink = move |input| tx.send(input).is_ok();
-    hw::scanner(c, sink).unwrap_or(Ok(()))?;
+    hw::scanner(c, crate::devices::SharedHealth::default(), sink).unwrap_or(Ok(()))?;
     say("Scan a barcode of digits (a payment code, a product's barcode)...");
     match rx.recv_timeout(opts.wait) {
         Ok(Input::Scanned(code)) => Ok(format!("read {} digits", code.expose().len())),
+        Ok(Input::NotACode) => Err(
+            "it read something that is not digits (a QR code with letters?): scan a barcode of digits".into(),
+        ),
         _ => Err(format!(
             "nothing read in {} s: aim at a barcode of digits; check its cable{}",
             opts.wait.as_secs(),

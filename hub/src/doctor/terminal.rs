@@ -170,8 +170,8 @@ pub(super) fn checks(
             id("parts"),
             Status::Fail,
             said(
-                format!("{}'s parts that did not start: {}", t.id, d.not_started.join("; ")),
-                format!("{} 没有启动的部件：{}", t.id, d.not_started.join("；")),
+                format!("{}'s parts not working (not started, or gone since): {}", t.id, d.not_started.join("; ")),
+                format!("{} 不能工作的部件（未启动或已断开）：{}", t.id, d.not_started.join("；")),
             ),
             (
                 "Check the wiring of each part named (WIRING.md) and that I2C and the UART are switched on, then restart the checkout. On the checkout (or the hub, for its own) the hw-test command checks each part and says what to fix.",

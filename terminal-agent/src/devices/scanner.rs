@@ -249,21 +249,37 @@ mod tests {
             baud: 9600,
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        crate::hw::scanner(&config, move |input| tx.send(input).is_ok())
+        let health = crate::devices::SharedHealth::default();
+        crate::hw::scanner(&config, health.clone(), move |input| tx.send(input).is_ok())
             .unwrap()
             .unwrap();
         master
             .write_all(b"https://example\r281234567890120000\r\n")
             .unwrap();
+        // The web address first: the session is told it is not a code.
+        let read = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(matches!(read, crate::session::Input::NotACode), "{read:?}");
         let read = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
         match read {
             crate::session::Input::Scanned(code) => assert_eq!(code.expose(), "281234567890120000"),
             other => panic!("not a scan: {other:?}"),
         }
+        // Unplugged: the owner's page hears of it with the heartbeats.
+        drop(master);
+        let gone = (0..50).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            health.snapshot().not_started.first().cloned()
+        });
+        assert!(
+            gone.as_deref().is_some_and(|g| g.starts_with("scanner: gone")),
+            "{gone:?}"
+        );
         let mut missing = config.scanner.clone();
         missing.device = None;
         config.scanner = missing;
-        let refused = crate::hw::scanner(&config, |_| true).unwrap().unwrap_err();
+        let refused = crate::hw::scanner(&config, health.clone(), |_| true)
+            .unwrap()
+            .unwrap_err();
         assert!(refused.contains("scanner.device"), "{refused}");
     }
 

@@ -42,6 +42,9 @@ pub enum Input {
     Card(Result<CardRead, CardError>),
     /// A barcode or QR code the scanner read (a customer's payment code).
     Scanned(Secret<String>),
+    /// The scanner read something that is not a payment code (a QR code
+    /// with a web address, a shop's own collection code, a misread).
+    NotACode,
     Answer(Box<Response>),
     /// The outstanding request went unanswered for too long (runtime's timer).
     HubSilent,
@@ -502,6 +505,15 @@ impl Session {
             Input::Scanned(code) => match self.state {
                 State::Card { op: Op::Sale(amount) } => self.send_code(amount, code),
                 _ => vec![], // a scan when no sale asks for one is ignored
+            },
+            Input::NotACode => match self.state {
+                // The cashier hears why nothing happened, and scans again.
+                State::Card { op: op @ Op::Sale(_) } => {
+                    let title = op.title(self.ui(), self.config.currency);
+                    let notice = Some(reason::explain(reason::CODE_INVALID));
+                    vec![Action::Show(self.ui().pay(&title, notice))]
+                }
+                _ => vec![],
             },
             Input::Answer(response) => self.on_answer(*response),
             Input::HubSilent => match &mut self.state {

@@ -1081,3 +1081,25 @@ fn a_chinese_checkout_says_the_hubs_freeze_in_chinese_and_an_english_one_in_engl
     ));
     assert!(shown.contains("card testing"), "{shown}");
 }
+
+#[test]
+fn a_scan_that_is_not_a_payment_code_says_so_and_the_next_scan_pays() {
+    let mut s = session();
+    keys(&mut s, "A4250#");
+    let screen = last_screen(&s.handle(Input::NotACode, TODAY));
+    assert!(
+        screen.contains("Not a payment code") && screen.contains("Scan it again"),
+        "{screen}"
+    );
+    let paid = s.handle(
+        Input::Scanned(tallybox_core::secret::Secret::new("281234567890120000".into())),
+        TODAY,
+    );
+    assert!(
+        matches!(sent(&paid), Some(Request::CodeSale(_))),
+        "the next scan pays: {paid:?}"
+    );
+    // Idle, a stray scan of anything changes nothing.
+    let mut idle = session();
+    assert!(idle.handle(Input::NotACode, TODAY).is_empty());
+}

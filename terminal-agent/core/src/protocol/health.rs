@@ -31,7 +31,8 @@ pub struct DeviceHealth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineHealth>,
     /// Parts that could not be opened at start, each with why ("keypad:
-    /// GPIO: ..."): not wired, not switched on in config.txt, no rights.
+    /// GPIO: ..."): not wired, not switched on in config.txt, no rights;
+    /// and those gone since ("scanner: gone (...)": unplugged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_started: Vec<String>,
 }

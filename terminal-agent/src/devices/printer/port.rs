@@ -177,12 +177,21 @@ impl Port for FdPort {
         if ready < 0 {
             return Err(io::Error::last_os_error());
         }
-        if ready == 0 || pfd.revents & libc::POLLIN == 0 {
+        let hung_up = || io::Error::new(io::ErrorKind::BrokenPipe, "the device hung up (unplugged?)");
+        if ready == 0 {
             return Ok(None);
+        }
+        // Gone (a USB serial device unplugged, a Bluetooth link dropped):
+        // said, rather than polled again at once for ever.
+        if pfd.revents & libc::POLLIN == 0 {
+            return match pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) {
+                0 => Ok(None),
+                _ => Err(hung_up()),
+            };
         }
         let mut b = [0u8; 1];
         match self.file.read(&mut b)? {
-            0 => Ok(None),
+            0 => Err(hung_up()),
             _ => Ok(Some(b[0])),
         }
     }

@@ -625,6 +625,15 @@ impl ProviderSim {
         );
     }
 
+    /// The providers' day (Beijing time) `from_today` days from today, as
+    /// `YYYY-MM-DD`: the days of their bills.
+    pub fn day(from_today: i64) -> String {
+        (chrono::Utc::now().with_timezone(&tallybox::payments::beijing())
+            + chrono::Duration::days(from_today))
+        .format("%Y-%m-%d")
+        .to_string()
+    }
+
     /// A value of its `gateway.json` (`gateway`, `app_id`, `wechat`, …).
     pub fn info(&self, key: &str) -> String {
         self.info[key].as_str().unwrap_or_default().to_string()

@@ -101,7 +101,7 @@ impl Entered {
     fn install(&self, dir: &Path, timeout: Duration) -> Result<Arc<dyn CodeProvider>, String> {
         let file = |name: &str, text: &str| -> Result<PathBuf, String> {
             let path = dir.join(name);
-            write_private(&path, text)?;
+            crate::store::write_private(&path, text.as_bytes())?;
             Ok(path)
         };
         let ca = |given: &Option<String>| -> Result<PathBuf, String> {
@@ -143,25 +143,6 @@ impl Entered {
             )?),
         })
     }
-}
-
-/// Writes `text` to `path`, readable by its owner alone, replacing it whole.
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let partial = path.with_extension("partial");
-    let write = || -> std::io::Result<()> {
-        let _ = std::fs::remove_file(&partial);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&partial, path)
-    };
-    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// How a provider's codes are taken, as the page shows it.
@@ -302,11 +283,9 @@ impl Setup {
             why,
         };
         let kept = Kept::of(entered, &access);
-        write_private(
-            &trying.join("access.json"),
-            &serde_json::to_string(&kept).expect("credentials are JSON"),
-        )
-        .map_err(SaveError::Failed)?;
+        let kept_json = serde_json::to_string(&kept).expect("credentials are JSON");
+        crate::store::write_private(&trying.join("access.json"), kept_json.as_bytes())
+            .map_err(SaveError::Failed)?;
         // The new folder takes the old one's place whole.
         let folder = self.dir.join(provider.as_str());
         let _ = std::fs::remove_dir_all(&folder);

@@ -46,7 +46,7 @@ use tallybox_core::protocol::{
 };
 
 pub use changes::Change;
-pub use secret::{read_private, PanHasher};
+pub use secret::{read_private, write_private, PanHasher};
 pub use writer::StoreHandle;
 
 #[derive(Debug, thiserror::Error)]

@@ -50,6 +50,28 @@ impl PanHasher {
     }
 }
 
+/// Writes a file that holds keys, readable by its owner alone, replacing it
+/// whole (a crash leaves the old one or the new one, synced).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let partial = path.with_extension("partial");
+    let write = || -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&partial);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&partial, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Reads a file that holds keys, refusing one that anyone but its owner
 /// (and its group, read only: the hub's, when root owns the file) may read.
 pub fn read_private(path: &Path) -> Result<zeroize::Zeroizing<String>, String> {

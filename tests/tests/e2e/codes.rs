@@ -500,11 +500,7 @@ fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_take
     t1.wait_screen("REFUNDED", Duration::from_secs(10));
     sim.paid_elsewhere("elsewhere0001", "281234567890129999", 600);
 
-    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-    let today = chrono::Utc::now()
-        .with_timezone(&beijing)
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = ProviderSim::day(0);
     let (status, body) = hub
         .web()
         .send("POST", "/api/v1/code-bills", serde_json::json!({ "day": today }));
@@ -592,9 +588,7 @@ fn the_days_code_payments_are_checked_against_each_providers_bill_and_money_take
         "{check}"
     );
     // A day not begun has no bill.
-    let tomorrow = (chrono::Utc::now().with_timezone(&beijing) + chrono::Duration::days(1))
-        .format("%Y-%m-%d")
-        .to_string();
+    let tomorrow = ProviderSim::day(1);
     let (status, refused) = hub.web().send(
         "POST",
         "/api/v1/code-bills",

@@ -1606,11 +1606,7 @@ async fn the_owner_checks_the_days_code_payments_against_the_providers_bills() {
         t1.keys("C");
         sim.paid_elsewhere("elsewhere0001", "281234567890129999", 600);
     });
-    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
-    let today = chrono::Utc::now()
-        .with_timezone(&beijing)
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = ProviderSim::day(0);
     let b = Browser::start().await;
     b.goto(&format!("http://127.0.0.1:{}/#/reports", hub.http)).await;
     b.fill("#login-form [name=password]", OWNER_PASSWORD).await;

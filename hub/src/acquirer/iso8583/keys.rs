@@ -228,25 +228,7 @@ impl MasterKeys {
 
     /// Writes the file, readable by its owner alone, replacing it whole.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let partial = path.with_extension("partial");
-        let write = || -> std::io::Result<()> {
-            let _ = std::fs::remove_file(&partial);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&partial)?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&partial, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+        crate::store::write_private(path, self.to_text().as_bytes())
     }
 }
 

@@ -28,7 +28,7 @@ self.addEventListener("activate", (event) => {
 
 // The reads the page shows, and only those: downloads (the CSV, backups,
 // evidence, the support bundle), pairing codes and keys stay off the phone.
-const READS = /^\/api\/v1\/(session|settings|today|reports|terminals|checks(\/history)?|fraud|freezes|cashiers|accounts|orders\/[\w-]+|time-zones|transactions(\/\d+)?)$/;
+const READS = /^\/api\/v1\/(session|settings|today|reports|code-bills|terminals|checks(\/history)?|fraud|freezes|cashiers|accounts|orders\/[\w-]+|time-zones|transactions(\/\d+)?)$/;
 
 /** Whether a read of `url` may be answered from a kept copy. */
 function keepable(url) {

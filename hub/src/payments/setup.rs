@@ -183,6 +183,8 @@ pub struct Setup {
     /// The clients from the settings file or the demo, for when the owner
     /// forgets what was entered.
     base: HashMap<Provider, (Arc<dyn CodeProvider>, &'static str)>,
+    /// One entry at a time (two would share the folder being written).
+    saving: tokio::sync::Mutex<()>,
 }
 
 impl Setup {
@@ -200,6 +202,7 @@ impl Setup {
             codes,
             sources: Mutex::default(),
             base,
+            saving: tokio::sync::Mutex::new(()),
         };
         for provider in [Provider::Alipay, Provider::WechatPay] {
             let folder = setup.dir.join(provider.as_str());
@@ -254,6 +257,7 @@ impl Setup {
     /// Checks `entered` and, unless the provider refused it, keeps it and
     /// takes its codes through it from the next sale.
     pub async fn save(&self, entered: &Entered) -> Result<Access, SaveError> {
+        let _one_at_a_time = self.saving.lock().await;
         let provider = entered.provider();
         let trying = self.dir.join(format!("{}.new", provider.as_str()));
         let _ = std::fs::remove_dir_all(&trying);

@@ -183,7 +183,7 @@ fn alipay_gateway() -> String {
     crate::payments::alipay::GATEWAY.to_string()
 }
 
-fn system_ca() -> PathBuf {
+pub(crate) fn system_ca() -> PathBuf {
     PathBuf::from("/etc/ssl/certs/ca-certificates.crt")
 }
 

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tallybox::payments::wechat::{from_xml, sign, to_xml};
 use tallybox::payments::{test_buyer, TestBuyer};
 
+use crate::yuan;
+
 /// One order as WeChat Pay keeps it.
 struct Trade {
     transaction_id: String,
@@ -372,7 +374,6 @@ impl WechatPay {
         for (no, trade) in self.trades.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
             self.confirm(no, trade);
         }
-        let yuan = |fen: u64| format!("{}.{:02}", fen / 100, fen % 100);
         let beijing = tallybox::payments::beijing();
         let mut text = format!("{BILL_HEADER}\r\n");
         let (mut count, mut settled, mut refunded, mut total, mut asked) = (0, 0, 0, 0, 0);

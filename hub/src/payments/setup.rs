@@ -96,53 +96,38 @@ impl Entered {
         }
     }
 
-    /// Writes the credentials into `dir` (made anew, every file 0600) and
-    /// reads them back into a client.
-    fn install(&self, dir: &Path, timeout: Duration) -> Result<Arc<dyn CodeProvider>, String> {
-        let file = |name: &str, text: &str| -> Result<PathBuf, String> {
-            let path = dir.join(name);
-            crate::store::write_private(&path, text.as_bytes())?;
-            Ok(path)
-        };
-        let ca = |given: &Option<String>| -> Result<PathBuf, String> {
-            match given.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-                Some(pem) => file("ca.pem", pem),
-                None => Ok(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")),
+    /// Writes the key files into `dir` (made anew), each readable by the
+    /// hub alone; [`Kept::client`] reads them.
+    fn write_files(&self, dir: &Path) -> Result<(), String> {
+        let file =
+            |name: &str, text: &str| crate::store::write_private(&dir.join(name), text.trim().as_bytes());
+        let ca = match self {
+            Entered::Alipay(a) => {
+                file("app_private_key.txt", a.private_key.expose())?;
+                file("alipay_public_key.txt", &a.alipay_public_key)?;
+                &a.ca
+            }
+            Entered::Wechat(w) => {
+                file("api_key.txt", w.api_key.expose())?;
+                file("apiclient_cert.pem", &w.client_cert)?;
+                file("apiclient_key.pem", w.client_key.expose())?;
+                &w.ca
             }
         };
-        let gateway = |given: &Option<String>, default: &str| {
-            given
-                .as_deref()
-                .map(str::trim)
-                .filter(|g| !g.is_empty())
-                .unwrap_or(default)
-                .to_string()
-        };
-        Ok(match self {
-            Entered::Alipay(a) => Arc::new(alipay_client(
-                &AlipayConfig {
-                    app_id: a.app_id.trim().to_string(),
-                    private_key: file("app_private_key.txt", a.private_key.expose().trim())?,
-                    alipay_public_key: file("alipay_public_key.txt", a.alipay_public_key.trim())?,
-                    gateway: gateway(&a.gateway, super::alipay::GATEWAY),
-                    ca: ca(&a.ca)?,
-                },
-                timeout,
-            )?),
-            Entered::Wechat(w) => Arc::new(wechat_client(
-                &WechatPayConfig {
-                    appid: w.appid.trim().to_string(),
-                    mch_id: w.mch_id.trim().to_string(),
-                    api_key: file("api_key.txt", w.api_key.expose().trim())?,
-                    client_cert: file("apiclient_cert.pem", w.client_cert.trim())?,
-                    client_key: file("apiclient_key.pem", w.client_key.expose().trim())?,
-                    gateway: gateway(&w.gateway, super::wechat::GATEWAY),
-                    ca: ca(&w.ca)?,
-                },
-                timeout,
-            )?),
-        })
+        match given(ca) {
+            Some(pem) => file("ca.pem", &pem),
+            None => Ok(()),
+        }
     }
+}
+
+/// An optional field as entered: trimmed, absent when blank.
+fn given(field: &Option<String>) -> Option<String> {
+    field
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
 }
 
 /// How a provider's codes are taken, as the page shows it.
@@ -262,15 +247,18 @@ impl Setup {
         let trying = self.dir.join(format!("{}.new", provider.as_str()));
         let _ = std::fs::remove_dir_all(&trying);
         make_private_dir(&trying).map_err(SaveError::Failed)?;
-        let client = match entered.install(&trying, self.timeout) {
+        let mut kept = Kept::of(entered);
+        let client = match entered
+            .write_files(&trying)
+            .and_then(|()| kept.client(&trying, self.timeout))
+        {
             Ok(client) => client,
             Err(why) => {
                 let _ = std::fs::remove_dir_all(&trying);
                 return Err(SaveError::Bad(why));
             }
         };
-        let checked = client.check().await;
-        let (check, why) = match checked {
+        let (check, why) = match client.check().await {
             Ok(()) => ("taken", None),
             Err(CallError::Refused(_, words)) => {
                 let _ = std::fs::remove_dir_all(&trying);
@@ -278,15 +266,9 @@ impl Setup {
             }
             Err(CallError::Unknown(why)) => ("not_checked", Some(why)),
         };
-        let access = Access {
-            provider: provider.as_str(),
-            source: "page",
-            id: Some(entered.id().trim().to_string()),
-            checked_at: Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            check: Some(check.to_string()),
-            why,
-        };
-        let kept = Kept::of(entered, &access);
+        kept.checked_at = Some(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        kept.check = Some(check.to_string());
+        kept.why = why;
         let kept_json = serde_json::to_string(&kept).expect("credentials are JSON");
         crate::store::write_private(&trying.join("access.json"), kept_json.as_bytes())
             .map_err(SaveError::Failed)?;
@@ -296,6 +278,7 @@ impl Setup {
         std::fs::rename(&trying, &folder).map_err(|e| SaveError::Failed(e.to_string()))?;
         // The client reads its files again from where they now are.
         let client = kept.client(&folder, self.timeout).map_err(SaveError::Failed)?;
+        let access = kept.access();
         self.codes.set(provider, Some(client));
         self.note(provider, access.clone());
         tracing::info!(
@@ -355,16 +338,11 @@ struct Kept {
 }
 
 impl Kept {
-    fn of(entered: &Entered, access: &Access) -> Kept {
+    /// An entry, not checked yet.
+    fn of(entered: &Entered) -> Kept {
         let (app_id, gateway, ca) = match entered {
             Entered::Alipay(a) => (&a.app_id, &a.gateway, &a.ca),
             Entered::Wechat(w) => (&w.appid, &w.gateway, &w.ca),
-        };
-        let given = |o: &Option<String>| {
-            o.as_deref()
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
         };
         Kept {
             provider: entered.provider().as_str().to_string(),
@@ -372,9 +350,9 @@ impl Kept {
             app_id: app_id.trim().to_string(),
             gateway: given(gateway).unwrap_or_default(),
             own_ca: given(ca).is_some(),
-            checked_at: access.checked_at.clone(),
-            check: access.check.clone(),
-            why: access.why.clone(),
+            checked_at: None,
+            check: None,
+            why: None,
         }
     }
 
@@ -395,7 +373,7 @@ impl Kept {
         let ca = if self.own_ca {
             folder.join("ca.pem")
         } else {
-            PathBuf::from("/etc/ssl/certs/ca-certificates.crt")
+            crate::config::system_ca()
         };
         let gateway = |default: &str| {
             if self.gateway.is_empty() {

@@ -810,7 +810,12 @@ function showBills(d) {
   $("#bills").replaceChildren(...items);
 }
 
+// A check being made saves each provider's result as it comes; a refresh
+// meanwhile (the store changed) reads once the check is done, not half of it.
+let billsCheck = Promise.resolve();
+
 async function loadBills() {
+  await billsCheck.catch(() => {});
   const day = $("#bills-form").day.value;
   showBills(await api("GET", `/api/v1/code-bills${day ? `?day=${day}` : ""}`));
 }
@@ -819,7 +824,8 @@ $("#bills-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const button = e.target.querySelector("button");
   button.disabled = true;
-  api("POST", "/api/v1/code-bills", { day: e.target.day.value })
+  billsCheck = api("POST", "/api/v1/code-bills", { day: e.target.day.value });
+  billsCheck
     .then(showBills)
     .catch((err) => showError(err.message))
     .finally(() => { button.disabled = false; });

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::acquirer::iso8583::batches::HostBatches;
 use crate::acquirer::iso8583::client::{IsoAcquirer, IsoConfig};
 use crate::acquirer::iso8583::codec::{Dialect, Layout};
 use crate::acquirer::iso8583::keys::{KeyFile, MasterKeys};
@@ -273,6 +274,9 @@ fn acquirer(config: &Config) -> Result<AnyAcquirer, ConfigError> {
         echo_every: std::time::Duration::from_secs(60),
         hub_terminal: hub_terminal(config),
         terminal_ids: config.acquirer_terminal_ids.clone(),
+        host_batches: Arc::new(HostBatches::open(Some(
+            config.data_dir.join("acquirer-batches.json"),
+        ))),
     })))
 }
 

@@ -40,6 +40,10 @@ pub struct AcquirerSimArgs {
     /// Take only terminals whose client certificate this CA (PEM) signed.
     #[arg(long, requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// The batch number each terminal's sign-in names first (China
+    /// UnionPay's layout, where the host numbers batches).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=999_999))]
+    pub first_batch: u32,
     /// Append every message in and out to this file, as hex.
     #[arg(long)]
     pub log: Option<PathBuf>,
@@ -53,7 +57,8 @@ pub async fn run(args: AcquirerSimArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     }
     let host = Host::new(dialect, master_keys, args.log.clone())
-        .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open the message log: {e}"))?
+        .first_batch(args.first_batch);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             tallybox::acquirer::iso8583::tls::acceptor_for_clients(cert, key, args.tls_client_ca.as_deref())

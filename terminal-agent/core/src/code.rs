@@ -38,6 +38,9 @@ impl ResponseCode {
     pub const SYSTEM_MALFUNCTION: Self = Self(*b"96");
     /// The message's MAC did not verify (China UnionPay's `A0`).
     pub const MAC_ERROR: Self = Self(*b"A0");
+    /// China UnionPay's "sign in again": the host holds another batch (or
+    /// other keys) for the terminal than the request named.
+    pub const SIGN_IN_AGAIN: Self = Self(*b"77");
 
     /// A code of Tallybox's own; for the constants in [`crate::reason`].
     pub const fn local(code: [u8; 2]) -> Self {

@@ -103,6 +103,13 @@ const TABLE: &[Explanation] = &[
         "请稍后重试",
     ),
     e(
+        ResponseCode::SIGN_IN_AGAIN,
+        "Bank link reset",
+        "银行要求重新签到",
+        "Retry the sale",
+        "请重新交易",
+    ),
+    e(
         ResponseCode::SYSTEM_MALFUNCTION,
         "System error",
         "系统故障",

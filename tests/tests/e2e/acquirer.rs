@@ -304,7 +304,8 @@ fn a_day_of_sales_over_the_iso8583_link_decodes_with_an_independent_codec() {
 
 #[test]
 fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
-    let mut acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos"]);
+    // The host numbers T1's batches from 417 (the hub's own start at 1).
+    let mut acquirer = AcquirerSim::start_with(&["--dialect", "cup-pos", "--first-batch", "417"]);
     let mut flags = acquirer.hub_flags(acquirer.port);
     flags.extend(["--acquirer-dialect".to_string(), "cup-pos".to_string()]);
     let hub = Hub::start_with(None, &strs(&flags));
@@ -394,6 +395,25 @@ fn a_day_in_china_unionpays_layout_decodes_with_an_independent_codec() {
         "two transactions and the batch end: {uploads:?}"
     );
     assert_eq!(uploads[2].text(48), Some("0002"));
+    // Every message names the batch as the host numbers it: 417 until the
+    // first settlement, 418 after (the upload of the second batch too).
+    let batches = |mti: &str| -> Vec<String> {
+        both_ways
+            .iter()
+            .filter(|(way, m)| way == "in" && m.mti == mti)
+            .map(|(_, m)| m.text(60).unwrap()[2..8].to_string())
+            .collect()
+    };
+    let sales = batches("0200");
+    let first_settled = sales
+        .iter()
+        .position(|b| b == "000418")
+        .expect("sales after the settlement");
+    assert!(first_settled >= 3, "{sales:?}");
+    assert!(sales[..first_settled].iter().all(|b| b == "000417"), "{sales:?}");
+    assert!(sales[first_settled..].iter().all(|b| b == "000418"), "{sales:?}");
+    assert_eq!(batches("0500"), ["000417", "000418"]);
+    assert_eq!(batches("0320"), ["000418"; 3]);
     assert!(uploads[2].text(60).unwrap().ends_with("202"));
     let answers: Vec<&str> = both_ways
         .iter()

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::batches::HostBatches;
 use super::codec::{frame, Dialect, FrameReader, Message};
 use super::keys::{KeyFile, WorkingKeys};
 use super::mac::MacKey;
@@ -54,6 +55,8 @@ pub struct IsoConfig {
     /// The acquirer's terminal id (field 41) for each checkout that has one;
     /// a checkout not listed goes out under its own id.
     pub terminal_ids: BTreeMap<String, String>,
+    /// The host's own batch numbers (China UnionPay's layout).
+    pub host_batches: Arc<HostBatches>,
 }
 
 /// How often the hub signs in again on a connection that stays up.
@@ -658,7 +661,7 @@ async fn sign_in(
     write: &mut WriteHalf<Box<dyn Io>>,
     config: &IsoConfig,
     trace_no: u32,
-) -> Result<WorkingKeys, SignInFailed> {
+) -> Result<(WorkingKeys, Option<u32>), SignInFailed> {
     let terminal = &config.connection_terminal();
     let d = config.dialect;
     let cannot =
@@ -691,7 +694,7 @@ async fn sign_in(
     })??;
     let keys = accepted_keys(&answer, terminal, config).map_err(|why| SignInFailed { why, refused: true })?;
     tracing::info!(terminal, mac_key_check_value = %keys.mac.check_value(), "signed in with the acquirer; working keys received");
-    Ok(keys)
+    Ok((keys, messages::batch_in_60(d, &answer)))
 }
 
 /// Runs one connection: signs in first (nothing else goes out before the
@@ -710,7 +713,7 @@ async fn connected(
         frames: FrameReader::default(),
         buf: vec![0u8; 4096],
     };
-    let first = match sign_in(&mut incoming, &mut write, config, sign_in_no).await {
+    let (first, first_batch) = match sign_in(&mut incoming, &mut write, config, sign_in_no).await {
         Ok(first) => first,
         Err(SignInFailed { why, refused }) => {
             tracing::warn!(acquirer = %config.addr, error = %why, "acquirer sign-in failed; no transaction goes out");
@@ -730,6 +733,10 @@ async fn connected(
         write,
         waiting: HashMap::new(),
         keys,
+        host_batch: first_batch
+            .map(|b| (config.connection_terminal(), b))
+            .into_iter()
+            .collect(),
         held: HashMap::new(),
         sign_in_no,
         heard: Instant::now(),
@@ -781,6 +788,9 @@ struct SignedIn<'a> {
     write: WriteHalf<Box<dyn Io>>,
     waiting: HashMap<Key, Waiting>,
     keys: &'a Keyring,
+    /// The batch the host held open for each terminal at its latest sign-in
+    /// on this connection (China UnionPay's layout).
+    host_batch: HashMap<String, u32>,
     held: HashMap<String, Held>,
     sign_in_no: u32,
     /// When the host last sent anything.
@@ -884,6 +894,20 @@ impl SignedIn<'_> {
             return Ok(());
         };
         let terminal = message.text(41).unwrap_or_default().trim_end().to_string();
+        if self.keyring().contains_key(&terminal) {
+            let (book, signed_in) = (&self.config.host_batches, self.host_batch.get(&terminal).copied());
+            let numbered = messages::number_batches(self.config.dialect, &mut message, |batch, own| {
+                if own {
+                    book.number(&terminal, batch, signed_in)
+                } else {
+                    book.known(&terminal, batch)
+                }
+            });
+            if let Err(e) = numbered {
+                tracing::error!(error = %e, "request not encodable");
+                return Ok(());
+            }
+        }
         // None: signed out since it was taken; Some(Err): a stale PIN key.
         let sealed = self.keyring().get(&terminal).map(|keys| {
             let pin_check = tallybox_core::card::pin_block::check_value(&keys.pin);
@@ -1046,6 +1070,7 @@ impl SignedIn<'_> {
         };
         match refused {
             None => {
+                self.after_answer(&terminal, &request, &answer);
                 let _ = reply.send(Ok(answer));
             }
             Some(why) => {
@@ -1060,6 +1085,29 @@ impl SignedIn<'_> {
             }
         }
         Ok(())
+    }
+
+    /// What an answer tells the link of its terminal, in China UnionPay's
+    /// layout: `77` says the host holds another batch for it (its number is
+    /// asked again at a new sign-in); after a settlement the host opens the
+    /// terminal's next batch, which the next sign-in names. Either way the
+    /// terminal signs in again before its next request.
+    fn after_answer(&mut self, terminal: &str, request: &Message, answer: &Message) {
+        let d = self.config.dialect;
+        if d != Dialect::CupPos {
+            return;
+        }
+        let refused = answer.text(39).and_then(ResponseCode::parse) == Some(ResponseCode::SIGN_IN_AGAIN);
+        if refused {
+            tracing::warn!(terminal, batch = ?messages::batch_in_60(d, request), "the acquirer answered 77 (sign in again): the batch is numbered again at the next sign-in");
+            if let Some(batch) = messages::batch_in_60(d, request) {
+                self.config.host_batches.forget(terminal, batch);
+            }
+        }
+        if refused || request.mti == "0500" {
+            self.keyring().remove(terminal);
+            self.host_batch.remove(terminal);
+        }
     }
 
     async fn on_sign_in(&mut self, answer: &Message) -> Step {
@@ -1085,6 +1133,10 @@ impl SignedIn<'_> {
         };
         tracing::info!(terminal = %terminal, mac_key_check_value = %keys.mac.check_value(), "terminal signed in with the acquirer; working keys received");
         self.keyring().insert(terminal.clone(), keys);
+        match messages::batch_in_60(self.config.dialect, answer) {
+            Some(batch) => self.host_batch.insert(terminal.clone(), batch),
+            None => self.host_batch.remove(&terminal),
+        };
         let jobs = self.held.remove(&terminal).map(|h| h.jobs).unwrap_or_default();
         for job in jobs {
             self.take(job).await?;
@@ -1285,6 +1337,7 @@ mod tests {
             },
             hub_terminal: "HUB".into(),
             terminal_ids: BTreeMap::new(),
+            host_batches: Arc::new(HostBatches::open(None)),
         }
     }
 
@@ -1533,6 +1586,130 @@ mod tests {
                 vec![vec!["0800 HUB", "0800 T1", "0200 T1", "0800 T1", "0200 T1"]]
             );
         }
+    }
+
+    /// The simulated host speaking China UnionPay's layout, its batches
+    /// starting at `first_batch`, and the file it logs every frame to.
+    async fn cup_host(first_batch: u32, log: &std::path::Path) -> FakeHost {
+        let mut keys = crate::acquirer::iso8583::keys::MasterKeys::default();
+        for terminal in ["HUB", "T1"] {
+            keys.insert(terminal, test_master_key());
+        }
+        let host = super::super::host::Host::new(Dialect::CupPos, keys, Some(log.to_path_buf()))
+            .unwrap()
+            .first_batch(first_batch);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(host.serve(listener, None));
+        FakeHost {
+            dialect: Dialect::CupPos,
+            addr,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The batch (60.2) and original batch (61, if any) of each message
+    /// `mti` the hub sent, in the host's log.
+    fn batches_sent(log: &std::path::Path, mti: &str) -> Vec<(u32, Option<u32>)> {
+        let d = Dialect::CupPos;
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("in "))
+            .map(|h| d.decode(d.unwrap(&hex::decode(h).unwrap()).unwrap()).unwrap())
+            .filter(|m| m.mti == mti)
+            .map(|m| {
+                let batch = messages::batch_in_60(d, &m).unwrap();
+                (batch, m.text(61).map(|f| f[..6].parse().unwrap()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_china_unionpay_hosts_own_batch_numbers_go_on_the_wire_and_outlive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, book) = (
+            dir.path().join("host.log"),
+            dir.path().join("acquirer-batches.json"),
+        );
+        let host = cup_host(417, &log).await;
+        let start = |host: &FakeHost| {
+            IsoAcquirer::start(IsoConfig {
+                host_batches: Arc::new(HostBatches::open(Some(book.clone()))),
+                ..config_for(host)
+            })
+        };
+        let link = start(&host);
+        // The hub's batch 1 is the host's 417 for T1.
+        assert!(authorize_when_up(&link, &host, sale(40))
+            .await
+            .unwrap()
+            .approved());
+        let totals = BatchTotals::of("T1", 1, [(TxnKind::Sale, 1, 1250)]);
+        let settlement = |trace_no: u32| BatchTotals {
+            trace_no,
+            ..totals.clone()
+        };
+        assert!(link.settle(settlement(41)).await.unwrap(), "balanced");
+        // After settling, T1 signs in again and the host names its next batch.
+        let in_batch_2 = AuthRequest {
+            batch_no: 2,
+            ..sale(42)
+        };
+        assert!(authorize_when_up(&link, &host, in_batch_2.clone())
+            .await
+            .unwrap()
+            .approved());
+        let void = AuthRequest {
+            kind: TxnKind::Void,
+            original: Some(crate::acquirer::OriginalRef {
+                trace_no: 42,
+                batch_no: 2,
+                reference_no: "000000000001".into(),
+                auth_code: "123456".into(),
+                at: chrono::Utc::now(),
+            }),
+            ..AuthRequest {
+                batch_no: 2,
+                ..sale(43)
+            }
+        };
+        link.authorize(void).await.unwrap();
+        assert_eq!(
+            batches_sent(&log, "0200"),
+            [(417, None), (418, None), (418, Some(418))]
+        );
+        assert_eq!(batches_sent(&log, "0500"), [(417, None)]);
+
+        // The hub restarts and repeats batch 1's settlement (it never
+        // recorded the answer): it names 417 again, not the host's open 418,
+        // and gets the first answer.
+        drop(link);
+        let link = start(&host);
+        assert!(authorize_when_up(&link, &host, in_batch_2.clone())
+            .await
+            .unwrap()
+            .approved());
+        assert!(
+            link.settle(settlement(44)).await.unwrap(),
+            "the repeat gets the first answer"
+        );
+        assert_eq!(batches_sent(&log, "0500"), [(417, None), (417, None)]);
+
+        // A host that numbers the batch otherwise (it was reset) answers 77;
+        // the terminal signs in again and the batch takes the host's number.
+        let other_log = dir.path().join("other.log");
+        let reset = cup_host(900, &other_log).await;
+        let link = start(&reset);
+        let refused = authorize_when_up(&link, &reset, in_batch_2.clone())
+            .await
+            .unwrap();
+        assert_eq!(refused.response_code, ResponseCode::SIGN_IN_AGAIN);
+        assert!(authorize_when_up(&link, &reset, in_batch_2)
+            .await
+            .unwrap()
+            .approved());
+        assert_eq!(batches_sent(&other_log, "0200"), [(418, None), (900, None)]);
     }
 
     #[tokio::test]

@@ -37,6 +37,11 @@ pub struct Host {
     keys: Arc<Mutex<HashMap<String, WorkingKeys>>>,
     /// Each terminal's transactions uploaded since its last batch end.
     uploads: Arc<Mutex<HashMap<String, usize>>>,
+    /// The batch each terminal has open, in China UnionPay's layout, where
+    /// the host numbers them: named at sign-in, one up after a settlement.
+    batches: Arc<Mutex<HashMap<String, u32>>>,
+    /// Where a terminal's batches start.
+    first_batch: u32,
     issuer_pin_key: PinKey,
     issuer: Arc<Mutex<SimIssuer>>,
     log: Option<Arc<Mutex<std::fs::File>>>,
@@ -57,10 +62,42 @@ impl Host {
             master_keys: Arc::new(master_keys),
             keys: Arc::default(),
             uploads: Arc::default(),
+            batches: Arc::default(),
+            first_batch: 1,
             issuer_pin_key,
             issuer: Arc::new(Mutex::new(SimIssuer::with_pin_key(issuer_pin_key))),
             log,
         })
+    }
+
+    /// Terminals' batches start at `batch` (China UnionPay's layout).
+    pub fn first_batch(self, batch: u32) -> Host {
+        Host {
+            first_batch: batch,
+            ..self
+        }
+    }
+
+    /// The batch `terminal` has open.
+    fn open_batch(&self, terminal: &str) -> u32 {
+        let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        *batches.entry(terminal.to_string()).or_insert(self.first_batch)
+    }
+
+    /// After `terminal` settled `batch`, its next one is open.
+    fn settled(&self, terminal: &str, batch: u32) {
+        let open = self.open_batch(terminal);
+        if batch != open && batch % 999_999 + 1 != open {
+            tracing::warn!(
+                terminal,
+                batch,
+                open,
+                "settlement of another batch than the one open"
+            );
+        }
+        let next = batch % 999_999 + 1;
+        let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+        batches.insert(terminal.to_string(), next);
     }
 
     fn issuer(&self) -> std::sync::MutexGuard<'_, SimIssuer> {
@@ -170,6 +207,9 @@ impl Host {
                 self.keys().insert(terminal.to_string(), keys);
                 messages::answer(request, ResponseCode::APPROVED).and_then(|mut a| {
                     a.set(62, field)?;
+                    if self.dialect == Dialect::CupPos {
+                        messages::set_host_batch(&mut a, self.open_batch(terminal))?;
+                    }
                     Ok(a)
                 })
             }
@@ -290,6 +330,9 @@ impl Host {
             }
             "0500" => match messages::read_settlement(d, &request) {
                 Ok(totals) => {
+                    if d == Dialect::CupPos {
+                        self.settled(&terminal, totals.batch_no);
+                    }
                     let balanced = self.issuer().settle(&totals);
                     tracing::info!(terminal = %totals.terminal_id, batch = totals.batch_no, balanced, "settled");
                     messages::settlement_answer(d, &request, balanced)
@@ -304,6 +347,10 @@ impl Host {
                 .uploaded(&request, &terminal)
                 .map(|a| Some((a, std::time::Duration::ZERO))),
             "0200" | "0220" => match messages::read_auth_request(d, &request) {
+                Ok(auth) if d == Dialect::CupPos && auth.batch_no != self.open_batch(&terminal) => {
+                    tracing::warn!(terminal = %terminal, batch = auth.batch_no, open = self.open_batch(&terminal), "a sale in another batch than the one open; answered 77 (sign in again)");
+                    answer(ResponseCode::SIGN_IN_AGAIN).map(|a| Some((a, std::time::Duration::ZERO)))
+                }
                 Ok(mut auth) => {
                     auth.pin_block = auth
                         .pin_block

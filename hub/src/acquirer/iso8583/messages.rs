@@ -139,6 +139,45 @@ pub fn sign_in(
     Ok(m)
 }
 
+/// The batch a message names in China UnionPay's field 60.2; in a sign-in
+/// answer, the one the host holds open for the terminal.
+pub fn batch_in_60(d: Dialect, m: &Message) -> Option<u32> {
+    if d != Dialect::CupPos {
+        return None;
+    }
+    m.text(60)?.get(2..8)?.parse().ok()
+}
+
+/// The host's sign-in answer names the batch it holds open for the
+/// terminal (China UnionPay's field 60.2).
+pub fn set_host_batch(answer: &mut Message, batch_no: u32) -> Result<(), CodecError> {
+    answer.set_str(60, &cup_field60("00", batch_no, CUP_SIGN_IN))?;
+    Ok(())
+}
+
+/// In China UnionPay's layout, puts the host's numbers in place of the
+/// hub's batch numbers: field 60.2 (the message's own batch, `own`) and
+/// field 61 (a void's or refund's original).
+pub fn number_batches(
+    d: Dialect,
+    m: &mut Message,
+    mut host: impl FnMut(u32, bool) -> u32,
+) -> Result<(), CodecError> {
+    if d != Dialect::CupPos {
+        return Ok(());
+    }
+    for (field, at, own) in [(60u8, 2..8, true), (61, 0..6, false)] {
+        let Some(f) = m.text(field) else { continue };
+        let Some(batch) = f.get(at.clone()).and_then(|b| b.parse::<u32>().ok()) else {
+            continue;
+        };
+        let mut f = f.to_string();
+        f.replace_range(at, &format!("{:06}", host(batch, own) % 1_000_000));
+        m.set_str(field, &f)?;
+    }
+    Ok(())
+}
+
 /// `currency`: the store's ISO 4217 numeric code (field 49); the amount in
 /// field 4 is in its minor units.
 pub fn auth_request(

@@ -2,8 +2,9 @@
 //! field 64 ([`mac`]), what each transaction looks like on the wire
 //! ([`messages`]), the hub's client ([`client`]) and the simulated acquirer
 //! host that `tallybox acquirer-sim` runs ([`host`]), over TCP or TLS
-//! ([`tls`]).
+//! ([`tls`]); China UnionPay hosts' own batch numbers ([`batches`]).
 
+pub mod batches;
 pub mod client;
 pub mod codec;
 pub mod host;

@@ -11,6 +11,8 @@
 //! Field 62 of an 0810: PIN key (16) + its check value (4) + MAC key (16) +
 //! its check value (4), 40 bytes; a host that adds a track key (16 + 4, 60
 //! bytes) has it checked and set aside (track data goes in clear over TLS).
+//! Single-length keys (8 + 4 each, 24 bytes; or 8 in a 16-byte place) are
+//! taken as K‖K: single DES wherever the hub uses triple DES.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,20 +62,33 @@ impl MasterKey {
         out
     }
 
-    /// The key in `wrapped` (16 bytes under this key, then 4 of check value).
+    /// The key in `wrapped`: the key under this one (16 bytes, or 8 for a
+    /// single-length key), then 4 bytes of its check value. Some hosts send
+    /// a single-length key in a double-length place (its 8 bytes, then 8
+    /// more that are not key): the check value tells which. A single-length
+    /// key K comes back as K‖K, which is single DES wherever the hub uses
+    /// two-key triple DES.
     fn unwrap(&self, wrapped: &[u8], name: &str) -> Result<Zeroizing<[u8; 16]>, String> {
         let cipher = TdesEde2::new((&*self.0).into());
+        let (under, check) = wrapped.split_at(wrapped.len() - 4);
         let mut key = Zeroizing::new([0u8; 16]);
-        key.copy_from_slice(&wrapped[..16]);
-        for block in key.chunks_mut(8) {
+        key[..under.len()].copy_from_slice(under);
+        for block in key[..under.len()].chunks_mut(8) {
             cipher.decrypt_block(block.into());
         }
-        if check_value(&key) != wrapped[16..20] {
-            return Err(format!(
-                "the {name}'s check value does not match: the terminal master key here is not the one the acquirer holds"
-            ));
+        if under.len() == 16 && check_value(&key) == check {
+            return Ok(key);
         }
-        Ok(key)
+        let (single, _) = key.split_at_mut(8);
+        let mut doubled = Zeroizing::new([0u8; 16]);
+        doubled[..8].copy_from_slice(single);
+        doubled[8..].copy_from_slice(single);
+        if check_value(&doubled) == check {
+            return Ok(doubled);
+        }
+        Err(format!(
+            "the {name}'s check value does not match: the terminal master key here is not the one the acquirer holds"
+        ))
     }
 }
 
@@ -120,16 +135,21 @@ impl WorkingKeys {
         out
     }
 
-    /// The keys in an 0810's field 62, each checked against its check value.
+    /// The keys in an 0810's field 62, each checked against its check
+    /// value: 20 bytes a key (double length, or single length in a double
+    /// place), or 12 (single length, 24 bytes in all).
     pub fn from_field62(field: &[u8], tmk: &MasterKey) -> Result<WorkingKeys, String> {
-        if field.len() != 40 && field.len() != 60 {
-            return Err(format!(
-                "field 62 of the sign-in answer is {} bytes; the working keys take 40 (PIN and MAC key) or 60 (and a track key)",
-                field.len()
-            ));
-        }
-        let pin = tmk.unwrap(&field[..20], "PIN key")?;
-        let mac = tmk.unwrap(&field[20..40], "MAC key")?;
+        let place = match field.len() {
+            24 => 12,
+            40 | 60 => 20,
+            n => {
+                return Err(format!(
+                    "field 62 of the sign-in answer is {n} bytes; the working keys take 40 (PIN and MAC key), 60 (and a track key) or 24 (single-length PIN and MAC key)"
+                ))
+            }
+        };
+        let pin = tmk.unwrap(&field[..place], "PIN key")?;
+        let mac = tmk.unwrap(&field[place..2 * place], "MAC key")?;
         if field.len() == 60 {
             tmk.unwrap(&field[40..60], "track key")?;
         }
@@ -380,6 +400,81 @@ mod tests {
             );
         }
         assert!(WorkingKeys::from_field62(&field[..24], &tmk).is_err());
+        assert!(WorkingKeys::from_field62(&field[..30], &tmk).is_err());
+    }
+
+    #[test]
+    fn single_length_working_keys_as_openssl_builds_them_are_single_des() {
+        use crate::acquirer::iso8583::mac::tests::openssl;
+        // Single DES, ECB: in OpenSSL 3 it is in the legacy provider.
+        let des = |key: &[u8], data: &[u8]| -> Vec<u8> {
+            use std::io::Write;
+            let mut child = std::process::Command::new("openssl")
+                .args([
+                    "enc",
+                    "-des-ecb",
+                    "-nopad",
+                    "-provider",
+                    "legacy",
+                    "-provider",
+                    "default",
+                ])
+                .args(["-K", &hex::encode(key)])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("openssl (scripts/test installs it)");
+            child.stdin.take().unwrap().write_all(data).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "openssl -des-ecb failed");
+            out.stdout
+        };
+        for _ in 0..4 {
+            let (tmk, pin, mac): ([u8; 16], [u8; 8], [u8; 8]) =
+                (rand::random(), rand::random(), rand::random());
+            let tmk_key = MasterKey::from_bytes(tmk);
+            // Each key under the master key, then the first four bytes of
+            // zeros under the key itself with single DES.
+            let wrapped = |key: &[u8; 8]| {
+                let mut w = openssl("-des-ede", &tmk, &[], key);
+                w.extend(&des(key, &[0; 8])[..4]);
+                w
+            };
+            // 24 bytes: both keys single length.
+            let short = [wrapped(&pin), wrapped(&mac)].concat();
+            let keys = WorkingKeys::from_field62(&short, &tmk_key).unwrap();
+            assert_eq!(keys.pin, [pin, pin].concat()[..]);
+            let data = b"0200 a message to seal, 32 bytes";
+            // The CUP MAC with K‖K is the single-DES one OpenSSL computes.
+            let folded: Vec<u8> = data.chunks(8).fold(vec![0u8; 8], |acc, c| {
+                acc.iter().zip(c).map(|(a, b)| a ^ b).collect()
+            });
+            let expanded = hex::encode_upper(&folded).into_bytes();
+            let first = des(&mac, &expanded[..8]);
+            let xored: Vec<u8> = first.iter().zip(&expanded[8..]).map(|(a, b)| a ^ b).collect();
+            let last = des(&mac, &xored);
+            assert_eq!(
+                keys.mac.cup_mac(data).to_vec(),
+                hex::encode_upper(&last).as_bytes()[..8].to_vec()
+            );
+            // 40 bytes with a single-length MAC key in a double-length place:
+            // its 8 bytes under the master key, then 8 that are not key.
+            let mut padded = openssl("-des-ede", &tmk, &[], &[mac, [0; 8]].concat());
+            padded.extend(&des(&mac, &[0; 8])[..4]);
+            let double_pin: [u8; 16] = rand::random();
+            let mut field = openssl("-des-ede", &tmk, &[], &double_pin);
+            field.extend(&openssl("-des-ede", &double_pin, &[], &[0; 8])[..4]);
+            field.extend(padded);
+            let keys = WorkingKeys::from_field62(&field, &tmk_key).unwrap();
+            assert_eq!(
+                (keys.pin, keys.mac.bytes()),
+                (double_pin, [mac, mac].concat().try_into().unwrap())
+            );
+            // A check value that fits neither is refused.
+            let mut bad = short.clone();
+            bad[23] ^= 1;
+            assert!(WorkingKeys::from_field62(&bad, &tmk_key).is_err());
+        }
     }
 
     #[test]

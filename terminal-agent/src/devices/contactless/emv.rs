@@ -46,6 +46,8 @@ pub enum TapError {
     Refused(u16, &'static str),
     #[error("card data is damaged ({0}): tap again or swipe")]
     Damaged(&'static str),
+    #[error("card did not ask its bank (cryptogram type {0:02X}): swipe it or use another card")]
+    NotOnline(u8),
     #[error("card: {0}")]
     Card(#[from] CardError),
     #[error("reader: {0}")]
@@ -131,8 +133,11 @@ impl Terminal {
     /// The value the terminal gives for `tag`, `len` bytes long (zeros when unknown).
     fn value(&self, tag: Tag, len: usize) -> Vec<u8> {
         let v = match tag.0 {
-            // TTQ: contactless EMV, online capable, online PIN supported.
-            0x9F66 => vec![0x36, 0x00, 0x40, 0x00],
+            // TTQ: contactless EMV (no contact chip here), online PIN,
+            // signature; an online cryptogram required: the card never
+            // approves offline, so every sale goes to its bank, and there is
+            // no offline approval to upload later.
+            0x9F66 => vec![0x26, 0x80, 0x40, 0x00],
             0x9F02 => bcd(self.amount.minor(), 6),
             0x9F03 => bcd(0, 6),
             0x9F1A => bcd(self.country_code as u64, 2),
@@ -195,6 +200,17 @@ pub fn read(link: &mut dyn CardLink, terminal: &Terminal) -> Result<Tap, TapErro
         .map(|(_, v)| track2_text(v))
         .ok_or(TapError::Damaged("no track 2 data"))?;
     let track = Track2::parse(&track)?;
+    // An ARQC (cryptogram type 10xxxxxx) is what goes to the bank; a card
+    // that approved or declined by itself did not follow the terminal.
+    match found
+        .iter()
+        .find(|(t, _)| t.0 == 0x9F27)
+        .map(|(_, v)| v.as_slice())
+    {
+        Some([cid]) if cid & 0xC0 == 0x80 => {}
+        Some([cid]) => return Err(TapError::NotOnline(*cid)),
+        _ => return Err(TapError::Damaged("no cryptogram type")),
+    }
     let icc_data: Vec<u8> = ICC_TAGS
         .iter()
         .filter_map(|&t| found.iter().find(|(tag, _)| tag.0 == t))

@@ -28,7 +28,15 @@ pub struct EmvCard {
     selected: bool,
     /// READ RECORD answers a TLV that runs past its end.
     pub broken_record: bool,
+    /// Approves offline (a TC) whatever the terminal asks, as a faulty or
+    /// forged card might.
+    pub always_offline: bool,
 }
+
+/// Up to this amount (minor units) the card approves offline (a TC, no
+/// bank asked) unless the terminal says it needs an online cryptogram, as
+/// small-amount contactless payments allow.
+const OFFLINE_FLOOR: u64 = 30_000;
 
 const SW_OK: [u8; 2] = [0x90, 0x00];
 
@@ -59,6 +67,7 @@ impl EmvCard {
             pdol_len: 0,
             selected: false,
             broken_record: false,
+            always_offline: false,
         })
     }
 
@@ -101,9 +110,16 @@ impl EmvCard {
         if len as usize != pdol_data.len() || pdol_data.len() != self.pdol_len {
             return vec![0x67, 0x00];
         }
+        // The PDOL starts with the terminal's TTQ (4 bytes) and the amount
+        // (6 bytes of BCD). Byte 2's top bit: "online cryptogram required".
+        let amount: u64 = hex::encode(&pdol_data[4..10]).parse().unwrap_or(u64::MAX);
+        let online_required = pdol_data[1] & 0x80 != 0;
+        let offline = self.always_offline || (!online_required && amount <= OFFLINE_FLOOR);
+        // Cryptogram information data: 0x40 a TC (approved offline), 0x80 an ARQC.
+        let cid = if offline { 0x40 } else { 0x80 };
         let common = vec![
             encode(Tag(0x9F26), &self.cryptogram(pdol_data)),
-            encode(Tag(0x9F27), &[0x80]),
+            encode(Tag(0x9F27), &[cid]),
             encode(Tag(0x9F10), &[0x07, 0x01, 0x01, 0x03, 0xA0, 0x00, 0x00]),
             encode(Tag(0x9F36), &[0x00, 0x2A]),
         ];

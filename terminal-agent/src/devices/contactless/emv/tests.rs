@@ -47,10 +47,26 @@ fn unionpay_and_visa_cards_read_to_the_same_card_as_their_stripe() {
         );
         // Field 55 carries the cryptogram and the amount, never the card number.
         assert!(icc.contains("9F2608"), "{icc}");
+        // An ARQC: the card asked its bank, even for a small amount it
+        // could approve offline (the terminal requires an online cryptogram).
+        assert!(icc.contains("9F270180"), "{icc}");
         assert!(icc.contains("9F0206000000001250"), "{icc}");
         assert!(!icc.contains(&card.pan[..12]), "{icc}");
         chip.take_away();
     }
+}
+
+#[test]
+fn a_card_that_approves_by_itself_is_not_taken() {
+    let (mut pn, chip) = reader();
+    let card = test_cards::by_name("approved").unwrap();
+    let mut emv = EmvCard::from_track2(&card.track2()).unwrap();
+    emv.always_offline = true;
+    chip.hold(Box::new(emv));
+    pn.find_card().unwrap().unwrap();
+    let e = read(&mut pn, &terminal(1250)).unwrap_err();
+    assert_eq!(e, TapError::NotOnline(0x40));
+    assert!(e.to_string().contains("did not ask its bank"), "{e}");
 }
 
 #[test]

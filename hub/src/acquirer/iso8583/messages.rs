@@ -1048,6 +1048,9 @@ mod tests {
         signed_in
             .set(62, sample_keys().field62(&sample_master_key()))
             .unwrap();
+        if d == Dialect::CupPos {
+            set_host_batch(&mut signed_in, 3).unwrap();
+        }
         vec![
             ("sign-in", sign_in),
             ("sign-in-answer", signed_in),

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
         Command::Freeze(args) => cmd::evidence::freeze(args),
         Command::Unfreeze(args) => cmd::evidence::unfreeze(args),
         Command::ResetOwner(args) => cmd::reset_owner::run(args),
-        Command::Restore(args) => cmd::restore::run(args),
+        Command::Restore(args) => runtime().and_then(|rt| rt.block_on(cmd::restore::run(args))),
         Command::Update(args) => cmd::update::run(args),
         Command::Release { action } => cmd::update::release(action),
         Command::Doctor(args) => match cmd::doctor::run(args) {

@@ -256,6 +256,60 @@ impl Bucket {
         }
     }
 
+    /// Downloads `name` from this hub's folder into `to` (written whole and
+    /// synced, or not at all); its size.
+    pub async fn get(&self, name: &str, to: &Path) -> Result<u64, String> {
+        use tokio::io::AsyncWriteExt;
+        let path = self.object_path(name);
+        let mut request = hyper::Request::builder().method("GET").uri(&path);
+        for (header, value) in self.headers("GET", &path, "", EMPTY_SHA256) {
+            request = request.header(header, value);
+        }
+        let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+        let partial = to.with_extension("partial");
+        let download = async {
+            let mut answer = crate::payments::https::open(&self.tls, &self.host, self.port, request).await?;
+            if answer.status != 200 {
+                let text = answer.read_all().await.unwrap_or_default();
+                return Err(refusal(answer.status, &String::from_utf8_lossy(&text)));
+            }
+            let written = |e: std::io::Error| format!("cannot write {}: {e}", partial.display());
+            let mut file = tokio::fs::File::create(&partial).await.map_err(written)?;
+            let mut bytes = 0u64;
+            while let Some(piece) = answer.next().await? {
+                file.write_all(&piece).await.map_err(written)?;
+                bytes += piece.len() as u64;
+            }
+            file.sync_all().await.map_err(written)?;
+            Ok(bytes)
+        };
+        let got = tokio::time::timeout(REQUEST_TIMEOUT, download)
+            .await
+            .unwrap_or_else(|_| Err(format!("{} did not answer within {REQUEST_TIMEOUT:?}", self.host)));
+        match got {
+            Ok(bytes) => {
+                std::fs::rename(&partial, to).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+                Ok(bytes)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    /// This hub's copies in the bucket, newest first.
+    pub async fn copies(&self) -> Result<Vec<String>, String> {
+        let mut names: Vec<String> = self
+            .names()
+            .await?
+            .into_iter()
+            .filter(|n| n.starts_with("auto-") && n.ends_with(".db"))
+            .collect();
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(names)
+    }
+
     fn object_path(&self, name: &str) -> String {
         format!(
             "{}/{}",
@@ -297,20 +351,35 @@ async fn upload(data_dir: &Path, bucket: &Bucket) -> Result<(String, u64), Strin
     let _ = std::fs::remove_file(&copy);
     put?;
     // The oldest go; a copy that cannot be deleted now goes next time.
-    let mut names: Vec<String> = bucket
-        .names()
-        .await?
-        .into_iter()
-        .filter(|n| n.starts_with("auto-") && n.ends_with(".db"))
-        .collect();
-    names.sort();
-    let extra = names.len().saturating_sub(backups::KEEP);
-    for old in &names[..extra] {
+    for old in bucket.copies().await?.iter().skip(backups::KEEP) {
         if let Err(e) = bucket.delete(old).await {
             tracing::warn!(object = %bucket.object(old), error = %e, "an old off-site copy was not deleted");
         }
     }
     Ok((name, bytes))
+}
+
+/// Brings the copy `name` (`latest`: the newest) from the bucket into
+/// `data_dir`'s `backups/` as `offsite-NAME`, where a restore takes it; its
+/// path and size.
+pub async fn fetch(data_dir: &Path, bucket: &Bucket, name: &str) -> Result<(PathBuf, u64), String> {
+    let name = match name {
+        "latest" => bucket
+            .copies()
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("no copies in {}", bucket.object("")))?,
+        name => name.to_string(),
+    };
+    if name.contains('/') || !name.ends_with(".db") {
+        return Err(format!("{name} is not the name of a copy (auto-….db)"));
+    }
+    let dir = data_dir.join("backups");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    let to = dir.join(format!("offsite-{name}"));
+    let bytes = bucket.get(&name, &to).await?;
+    Ok((to, bytes))
 }
 
 /// A proven copy of the database in `backups/`, named as the newest

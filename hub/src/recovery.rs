@@ -9,9 +9,13 @@
 //! again on the restored database, where the history's witness names what
 //! the backup lacks until the owner accepts it.
 //!
+//! With no backup on the card that proves whole (the card lost them too) and
+//! an off-site bucket in the settings, the page brings the newest off-site
+//! copy into `backups/` and offers that one.
+//!
 //! The page needs no sign-in: the accounts are in the damaged database. It
 //! shows no sales, and its one action can only bring back the hub's own
-//! newest proven backup, the damaged copy kept.
+//! newest proven backup (on the card, or off site), the damaged copy kept.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +40,9 @@ struct Damage {
     /// What the damaged copy still holds; `None` while it is read.
     salvage: Option<Result<Salvaged, String>>,
     restored: Option<Result<Restored, String>>,
+    /// The newest off-site copy, when no backup on the card proved whole:
+    /// being brought (`None`), brought (its object's name), or why not.
+    offsite: Option<Option<Result<String, String>>>,
 }
 
 /// The transactions read from the damaged copy, and those the backup lacks.
@@ -139,15 +146,18 @@ fn salvage_against(kept: &Path, backup: Option<&Path>) -> Result<Salvaged, Strin
 }
 
 /// Serves the recovery page on `http` until a restore is done or `stop`.
+/// `offsite`: the settings' bucket, if any.
 pub async fn serve(
     data_dir: &Path,
     http: SocketAddr,
     why: &StoreError,
+    offsite: Option<crate::offsite::Bucket>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let lock = DataLock::take(data_dir)?;
     let kept = keep_damaged(data_dir)?;
     let backup = newest_proven(&data_dir.join("backups"));
+    let offsite = offsite.filter(|_| backup.is_none());
     tracing::error!(
         error = %why, kept = ?kept, backup = ?backup.as_ref().map(|(p, _)| p),
         "the database is damaged: the hub serves its recovery page instead of selling"
@@ -158,11 +168,33 @@ pub async fn serve(
         backup: backup.clone(),
         salvage: None,
         restored: None,
+        offsite: offsite.as_ref().map(|_| None),
     }));
-    if let Some(kept) = kept {
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || {
-            let found = salvage_against(&kept, backup.as_ref().map(|(p, _)| p.as_path()));
+    {
+        let (state, dir) = (Arc::clone(&state), data_dir.to_path_buf());
+        tokio::spawn(async move {
+            let mut backup = backup;
+            if let Some(bucket) = offsite {
+                let brought = bring_offsite(&dir, &bucket).await;
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                match brought {
+                    Ok((object, path, records)) => {
+                        backup = Some((path, records));
+                        s.backup = backup.clone();
+                        s.offsite = Some(Some(Ok(object)));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the newest off-site copy could not be brought");
+                        s.offsite = Some(Some(Err(e)));
+                    }
+                }
+            }
+            let Some(kept) = kept else { return };
+            let found = tokio::task::spawn_blocking(move || {
+                salvage_against(&kept, backup.as_ref().map(|(p, _)| p.as_path()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             match &found {
                 Ok(s) => tracing::warn!(
                     found = s.found, not_in_backup = s.not_in_backup, csv = %s.csv.display(),
@@ -259,6 +291,35 @@ pub async fn serve(
     Ok(())
 }
 
+/// Brings the newest off-site copy into `backups/` and proves it: the
+/// object's name, the file and its audit records.
+async fn bring_offsite(
+    dir: &Path,
+    bucket: &crate::offsite::Bucket,
+) -> Result<(String, PathBuf, u64), String> {
+    let (path, bytes) = crate::offsite::fetch(dir, bucket, "latest").await?;
+    let proving = path.clone();
+    let records = tokio::task::spawn_blocking(move || backups::prove(&proving))
+        .await
+        .map_err(|e| e.to_string())?;
+    let object = bucket.object(
+        &path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_start_matches("offsite-").to_string())
+            .unwrap_or_default(),
+    );
+    match records {
+        Ok(records) => {
+            tracing::warn!(object, bytes, "the newest off-site copy is here and proves whole");
+            Ok((object, path, records))
+        }
+        Err(why) => {
+            let _ = std::fs::remove_file(&path);
+            Err(format!("{object} does not prove whole: {why}"))
+        }
+    }
+}
+
 /// Copies the damaged files into `backups/damaged-TIME/` before anything
 /// else touches them.
 fn keep_damaged(dir: &Path) -> std::io::Result<Option<PathBuf>> {
@@ -329,6 +390,27 @@ fn render(s: &Damage) -> String {
         _ => {}
     }
     body += &salvage_section(s);
+    match &s.offsite {
+        Some(None) => {
+            body += "<h2>异地备份 · Off-site copy</h2>\
+                     <p>卡上没有完好的备份，正在取回最新的异地副本… · No backup on the card proves whole: \
+                     bringing the newest off-site copy… (reload in a moment)</p>"
+        }
+        Some(Some(Err(e))) => {
+            body += &format!(
+                "<h2>异地备份 · Off-site copy</h2><p>取回失败 · It could not be brought: {}</p>",
+                escape(e)
+            )
+        }
+        Some(Some(Ok(object))) => {
+            body += &format!(
+                "<h2>异地备份 · Off-site copy</h2><p>卡上没有完好的备份；已取回最新的异地副本 · \
+                 No backup on the card proves whole; the newest off-site copy is here: <code>{}</code></p>",
+                escape(object)
+            )
+        }
+        None => {}
+    }
     match &s.backup {
         Some((path, records)) => {
             let name = path
@@ -344,6 +426,7 @@ fn render(s: &Damage) -> String {
                 escape(&name)
             );
         }
+        None if s.offsite == Some(None) => {}
         None => {
             body += "<h2>没有完好的备份 · No whole backup</h2>\
                      <p>请联系技术支持，并保留此 SD 卡 · Call support and keep this SD card as it is.</p>"

@@ -2,28 +2,77 @@
 //! data directory's `backups/`) back, with the hub stopped. The database it
 //! replaces is kept; what the backup lacks against the history's witness is
 //! said, and the hub waits for the owner to accept it before it sells.
+//!
+//! `tallybox restore --offsite [NAME]`: the same from the off-site bucket
+//! the settings name (`[offsite]`), on a new SD card after the hub was lost:
+//! without NAME it lists the copies there, newest first; with one (or
+//! `latest`) it brings that copy into `backups/` and puts it back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use tallybox::config::Config;
 use tallybox::store::restore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RestoreArgs {
-    /// The backup to put back.
-    pub file: PathBuf,
-    /// The hub's data directory.
-    #[arg(long, default_value = "/var/lib/tallybox")]
-    pub data_dir: PathBuf,
+    /// The backup to put back; with `--offsite`, the name of a copy in the
+    /// bucket (`auto-….db`, or `latest`), or none to list them.
+    pub file: Option<PathBuf>,
+    /// Bring the copy from the off-site bucket the settings name.
+    #[arg(long)]
+    pub offsite: bool,
+    /// Settings file (its `[offsite]` table, its data directory). Default
+    /// /etc/tallybox/tallybox.toml when it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The hub's data directory (default: the settings', /var/lib/tallybox).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
-pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
-    let done = restore::restore(&args.data_dir, &args.file)?;
+pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path, true)?,
+        None => Config::load(Path::new(super::serve::DEFAULT_CONFIG), false)?,
+    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
+    let file = if args.offsite {
+        let offsite = config.offsite.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("the settings have no [offsite] table: name the bucket there (README, Backups)")
+        })?;
+        let bucket = tallybox::offsite::Bucket::new(offsite, &config.store_id)
+            .map_err(|e| anyhow::anyhow!("[offsite]: {e}"))?;
+        let Some(name) = &args.file else {
+            let copies = bucket.copies().await.map_err(anyhow::Error::msg)?;
+            if copies.is_empty() {
+                println!("no copies in {}", bucket.object(""));
+            }
+            for name in copies {
+                println!("{name}");
+            }
+            return Ok(());
+        };
+        let (path, bytes) = tallybox::offsite::fetch(&data_dir, &bucket, &name.to_string_lossy())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!(
+            "brought {} ({bytes} bytes) into {}",
+            bucket.object(&name.to_string_lossy()),
+            path.display()
+        );
+        path
+    } else {
+        args.file
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("name the backup to put back (or --offsite)"))?
+    };
+    let done = restore::restore(&data_dir, &file)?;
     if let Some(kept) = &done.kept {
         println!("the database it replaced is kept in {}", kept.display());
     }
     println!(
         "restored {}: {} transactions, {} audit records, the chain intact",
-        args.file.display(),
+        file.display(),
         done.transactions,
         done.records
     );

@@ -118,6 +118,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shutdown = super::stop_signal();
     let (data_dir, http) = (config.data_dir.clone(), config.http);
+    // The recovery page's way to the off-site copies (checked when the hub
+    // starts; here only used if it cannot).
+    let offsite = config
+        .offsite
+        .as_ref()
+        .and_then(|o| tallybox::offsite::Bucket::new(o, &config.store_id).ok());
     let ran = hub::run(config, options, shutdown.clone(), |started| {
         tracing::info!(
             http = %started.http, broker = %started.broker, embedded = started.embedded_broker,
@@ -128,7 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match ran {
         // A damaged database: the recovery page, not a restart loop.
         Err(hub::HubError::Store(e)) if e.is_damage() => {
-            tallybox::recovery::serve(&data_dir, http, &e, shutdown).await
+            tallybox::recovery::serve(&data_dir, http, &e, offsite, shutdown).await
         }
         other => Ok(other?),
     }

@@ -1,6 +1,6 @@
-//! One HTTPS POST of a form, as the providers' gateways take them: a new
-//! TLS connection a call (a shop makes a few code payments a minute), the
-//! host checked against the CA bundle the hub trusts.
+//! One HTTPS request, as the providers' gateways and the off-site store take
+//! them: a new TLS connection a call (a shop makes a few code payments a
+//! minute), the host checked against the CA bundle the hub trusts.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -78,6 +78,57 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut answer = open(tls, host, port, request).await?;
+    let body = answer.read_all().await?;
+    Ok((answer.status, body))
+}
+
+/// An answer whose body is read as it comes (a large download).
+pub struct Answer {
+    pub status: u16,
+    body: hyper::body::Incoming,
+    host: String,
+    /// The connection, until the answer is read (or dropped).
+    _driver: tokio_util::task::AbortOnDropHandle<Result<(), hyper::Error>>,
+}
+
+impl Answer {
+    /// The next piece of the body; `None` at its end.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(format!("the answer from {} broke off: {e}", self.host)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole body.
+    pub async fn read_all(&mut self) -> Result<Bytes, String> {
+        let mut all = Vec::new();
+        while let Some(piece) = self.next().await? {
+            all.extend_from_slice(&piece);
+        }
+        Ok(Bytes::from(all))
+    }
+}
+
+/// Sends `request` as [`send`] does; the body is read from the [`Answer`].
+pub async fn open<B>(
+    tls: &TlsClient,
+    host: &str,
+    port: u16,
+    request: hyper::Request<B>,
+) -> Result<Answer, String>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("cannot reach {host}:{port}: {e}"))?;
@@ -90,19 +141,17 @@ where
         .await
         .map_err(|e| format!("HTTP with {host} failed: {e}"))?;
     // The connection goes when the answer is read, or when the caller gives up.
-    let _driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(connection));
+    let driver = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(connection));
     let answer = sender
         .send_request(request)
         .await
         .map_err(|e| format!("no answer from {host}: {e}"))?;
-    let status = answer.status().as_u16();
-    let body = answer
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("the answer from {host} broke off: {e}"))?
-        .to_bytes();
-    Ok((status, body))
+    Ok(Answer {
+        status: answer.status().as_u16(),
+        body: answer.into_body(),
+        host: host.to_string(),
+        _driver: driver,
+    })
 }
 
 #[cfg(test)]

@@ -298,6 +298,25 @@ fn an_old_database_and_witness_alike_never_reissue_a_trace_number_a_checkout_was
     assert_eq!(traces(&hub)[0], 11);
 }
 
+/// Everything checkpointed into the stopped hub's database file (as the hub
+/// does every thousand pages); then the SD card gives back only its first
+/// half. The file's whole length.
+fn cut_in_half(hub: &Hub) -> u64 {
+    let db = hub.data_dir().join("tallybox.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    len
+}
+
 fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {
     let (file, data) = (file.display().to_string(), hub.data_dir().display().to_string());
     tallybox(&["restore", &file, "--data-dir", &data])
@@ -434,6 +453,60 @@ fn offsite_settings(store: &S3Store, secret: &std::path::Path) -> String {
 }
 
 #[test]
+fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_site_copy() {
+    use std::os::unix::fs::PermissionsExt;
+    let s3_dir = tempfile::tempdir().unwrap();
+    let store = S3Store::start(s3_dir.path(), "tallybox-backups");
+    let mut hub = Hub::start();
+    let secret = hub.dir.path().join("offsite.secret");
+    std::fs::write(&secret, format!("{}\n", store.secret)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    hub.add_settings(&offsite_settings(&store, &secret));
+    hub.restart();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    settle_and_back_up(&hub, &t1);
+    t1.keys("C");
+    wait_check(&hub.web(), "store.offsite", "ok");
+    hub.stop();
+
+    // The card lost its backups and half the database file: the recovery
+    // page brings the newest off-site copy and offers it.
+    std::fs::remove_dir_all(hub.data_dir().join("backups")).unwrap();
+    cut_in_half(&hub);
+    hub.start_in_recovery();
+    wait_for(Duration::from_secs(20), || {
+        let (_, health) = hub.get_public("/healthz");
+        health["backup"].as_str()?.contains("offsite-auto-").then_some(())
+    })
+    .expect("the off-site copy is brought");
+    let page = ureq::get(&format!("http://127.0.0.1:{}/", hub.http))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("the newest off-site copy is here")
+            && page.contains("tallybox-backups/shop-a/shop/auto-"),
+        "{page}"
+    );
+    let (code, answer) = post_form(&hub, "/recovery/restore", &[("understood", "yes")]);
+    assert!(code == 200 && answer.contains("Restored"), "{code} {answer}");
+    wait_for(Duration::from_secs(10), || hub.exited().then_some(()))
+        .expect("the recovery page ends after the restore");
+    hub.start_again();
+    let sales = hub.transactions("limit=10");
+    assert!(
+        sales
+            .iter()
+            .any(|s| s["amount"] == 1250 && s["status"] == "approved"),
+        "{sales:?}"
+    );
+}
+
+#[test]
 fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_said_on_the_page() {
     use std::os::unix::fs::PermissionsExt;
     let s3_dir = tempfile::tempdir().unwrap();
@@ -537,6 +610,43 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
         .any(|r| r["method"] == "GET" && r["query"].as_str().unwrap().contains("list-type=2")));
     assert!(after.iter().any(|r| r["method"] == "DELETE"));
     assert!(after.iter().all(|r| r["verdict"] == "ok"), "{after:?}");
+
+    // The hub is lost: a new SD card with the same settings brings the
+    // copy back from the bucket, the sale in it.
+    hub.kill();
+    std::fs::remove_dir_all(hub.data_dir()).unwrap();
+    let (config, data) = (
+        hub.dir.path().join("tallybox.toml").display().to_string(),
+        hub.data_dir().display().to_string(),
+    );
+    let from_bucket = |name: Option<&str>| {
+        let mut args = vec!["restore", "--offsite", "--config", &config, "--data-dir", &data];
+        args.extend(name);
+        tallybox(&args)
+    };
+    let (ok, listed) = from_bucket(None);
+    assert!(ok, "{listed}");
+    let listed: Vec<&str> = listed.lines().collect();
+    assert_eq!(listed.len(), 14, "{listed:?}");
+    assert_eq!(
+        Some(listed[0]),
+        newest.strip_prefix("shop-a/shop/"),
+        "newest first"
+    );
+    // A copy that is not a database is refused, and nothing is put back.
+    let (ok, out) = from_bucket(Some("auto-20250101-000015.db"));
+    assert!(!ok, "{out}");
+    assert!(!hub.data_dir().join("tallybox.db").exists(), "{out}");
+    let (ok, out) = from_bucket(Some("latest"));
+    assert!(ok && out.contains("restored"), "{out}");
+    hub.start_again();
+    let sales = hub.transactions("limit=10");
+    assert!(
+        sales
+            .iter()
+            .any(|s| s["amount"] == 1250 && s["status"] == "approved"),
+        "{sales:?}"
+    );
 }
 
 #[test]
@@ -673,20 +783,7 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
         .collect();
     hub.stop();
 
-    // Everything checkpointed into the database file (as the hub does every
-    // thousand pages); then the SD card gives back only its first half.
-    let db = hub.data_dir().join("tallybox.db");
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .unwrap();
-    let len = std::fs::metadata(&db).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&db)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    let len = cut_in_half(&hub);
     hub.start_in_recovery();
     let page = ureq::get(&format!("http://127.0.0.1:{}/", hub.http))
         .call()

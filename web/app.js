@@ -1067,6 +1067,7 @@ async function loadSettings() {
     a.logins.map((l) => [localTime(l.at), l.account, l.ip, l.ok ? t("success") : t("failure")]));
   await loadAcquirerKeys();
   await loadCodeProviders();
+  await loadOffsite();
   const u = await api("GET", "/api/v1/update");
   const last = u.history.length ? u.history[u.history.length - 1] : null;
   $("#update-state").textContent = u.installed
@@ -1148,6 +1149,45 @@ for (const form of document.querySelectorAll("form.credentials")) {
     }
   });
 }
+
+// The off-site bucket: where the copies go and how the last one went; a
+// bucket entered here is checked with the store before the hub keeps it.
+async function loadOffsite() {
+  const d = await api("GET", "/api/v1/offsite");
+  const o = d.offsite;
+  const where = o.source === "none" ? t("offsite_none")
+    : `${t(`source_${o.source}`)}${colon()}${o.url} (${o.access_key_id})`;
+  const last = !d.last ? ""
+    : d.last.error ? ` · ${t("offsite_failed")} ${localTime(d.last.at)}${colon()}${d.last.error}`
+    : ` · ${t("offsite_last")} ${localTime(d.last.at)}`;
+  $("#offsite-now").replaceChildren(el("span", {}, where + last),
+    o.source === "page"
+      ? el("button", { type: "button", class: "secondary", onclick: () => ask(t("ask_forget_offsite"), t("yes_forget"),
+        () => act("DELETE", "/api/v1/offsite", undefined, loadOffsite, `${t("offsite_copy")}${colon()}${t("done_forgotten")}`)) }, t("forget"))
+      : "");
+}
+
+$("#offsite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = {};
+  for (const field of f.querySelectorAll("input, textarea")) {
+    if (field.value.trim()) body[field.name] = field.value;
+  }
+  const button = f.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const r = await api("PUT", "/api/v1/offsite", body);
+    f.reset();
+    f.closest("details").open = false;
+    notice(`${t("offsite_copy")}${colon()}${r.check === "taken" ? t("offsite_taken") : `${t("creds_not_checked")} ${r.why || ""}`}`);
+    await loadOffsite();
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // An update: the bundle goes up as it is; the hub checks it, installs it and
 // restarts into it (the page comes back by itself).

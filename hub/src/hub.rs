@@ -357,7 +357,7 @@ pub struct App {
     /// The shop settings in force (head office's may replace some).
     shop_settings: crate::chain::uplink::ShopSettings,
     /// The bucket the backups are also copied to, if the owner set one.
-    offsite: Option<crate::offsite::Bucket>,
+    offsite: crate::offsite::setup::Current,
     /// The data directory is this hub's while it runs.
     _lock: crate::store::lock::DataLock,
 }
@@ -398,19 +398,26 @@ impl App {
             }
         }
         let acquirer = acquirer(&config)?;
-        let offsite = match &config.offsite {
-            Some(offsite) => {
-                let bucket = crate::offsite::Bucket::new(offsite, &config.store_id).map_err(|message| {
-                    ConfigError::Invalid {
-                        key: "offsite",
-                        message,
-                    }
-                })?;
-                tracing::info!(?bucket, "backups are also copied off-site");
-                Some(bucket)
-            }
-            None => None,
-        };
+        // What the owner entered on the page wins over the settings file.
+        let offsite = Arc::new(
+            crate::offsite::setup::Setup::start(&config.data_dir, &config.store_id, config.offsite.clone())
+                .map_err(|message| ConfigError::Invalid {
+                key: "offsite",
+                message,
+            })?,
+        );
+        if let Some(bucket) = offsite
+            .current()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            tracing::info!(
+                ?bucket,
+                source = offsite.access().source,
+                "backups are also copied off-site"
+            );
+        }
         let acquirer_keys = match &acquirer {
             AnyAcquirer::Iso(link) => Some(link.clone()),
             AnyAcquirer::Sim(_) => None,
@@ -541,6 +548,7 @@ impl App {
             orders,
             codes,
             code_setup,
+            offsite: Arc::clone(&offsite),
         };
         Ok(App {
             _lock: lock,
@@ -562,7 +570,7 @@ impl App {
             chain,
             rules,
             shop_settings,
-            offsite,
+            offsite: offsite.current(),
         })
     }
 

@@ -100,7 +100,7 @@ pub async fn backups(
     at: String,
     budget_bytes: u64,
     stick: std::path::PathBuf,
-    offsite: Option<crate::offsite::Bucket>,
+    offsite: crate::offsite::setup::Current,
     stop: CancellationToken,
 ) {
     use crate::store::stick;
@@ -159,12 +159,10 @@ pub async fn backups(
             true => crate::offsite::RETRY_AFTER,
             false => Duration::ZERO,
         };
-        if let Some(bucket) = offsite
-            .as_ref()
-            .filter(|_| crate::offsite::due(&data_dir, retry_after))
-        {
+        let bucket = offsite.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(bucket) = bucket.filter(|_| crate::offsite::due(&data_dir, retry_after)) {
             offsite_tried = true;
-            match crate::offsite::copy(&data_dir, bucket).await {
+            match crate::offsite::copy(&data_dir, &bucket).await {
                 Ok(object) => tracing::info!(%object, "a proven copy of the database is off-site"),
                 Err(e) => {
                     tracing::error!(error = %e, bucket = ?bucket, "the off-site copy failed; tried again in ten minutes")

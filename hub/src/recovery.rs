@@ -151,7 +151,7 @@ pub async fn serve(
     data_dir: &Path,
     http: SocketAddr,
     why: &StoreError,
-    offsite: Option<crate::offsite::Bucket>,
+    offsite: Option<Arc<crate::offsite::Bucket>>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let lock = DataLock::take(data_dir)?;

@@ -37,11 +37,15 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
     let file = if args.offsite {
-        let offsite = config.offsite.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("the settings have no [offsite] table: name the bucket there (README, Backups)")
+        // The bucket entered on the hub's page, else the settings file's.
+        let setup =
+            tallybox::offsite::setup::Setup::start(&data_dir, &config.store_id, config.offsite.clone())
+                .map_err(|e| anyhow::anyhow!("[offsite]: {e}"))?;
+        let bucket = setup.current().read().ok().and_then(|b| b.clone()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no off-site bucket: name it in the settings file's [offsite] table (README, Backups), or give that file with --config"
+            )
         })?;
-        let bucket = tallybox::offsite::Bucket::new(offsite, &config.store_id)
-            .map_err(|e| anyhow::anyhow!("[offsite]: {e}"))?;
         let Some(name) = &args.file else {
             let copies = bucket.copies().await.map_err(anyhow::Error::msg)?;
             if copies.is_empty() {

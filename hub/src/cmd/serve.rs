@@ -120,10 +120,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (data_dir, http) = (config.data_dir.clone(), config.http);
     // The recovery page's way to the off-site copies (checked when the hub
     // starts; here only used if it cannot).
-    let offsite = config
-        .offsite
-        .as_ref()
-        .and_then(|o| tallybox::offsite::Bucket::new(o, &config.store_id).ok());
+    let offsite =
+        tallybox::offsite::setup::Setup::start(&config.data_dir, &config.store_id, config.offsite.clone())
+            .ok()
+            .and_then(|setup| setup.current().read().ok()?.clone());
     let ran = hub::run(config, options, shutdown.clone(), |started| {
         tracing::info!(
             http = %started.http, broker = %started.broker, embedded = started.embedded_broker,

@@ -562,8 +562,8 @@ fn offsite(copied: &crate::offsite::Copied) -> Check {
                 format!("{when} 异地备份失败：{error}"),
             ),
             (
-                "Check the hub's internet connection, then the bucket, the access key and its secret in the [offsite] part of the hub's settings file. The hub tries again every ten minutes; the backups on the hub are not affected.",
-                "请检查主机的网络连接，再检查主机设置文件中 [offsite] 部分的存储桶、访问密钥及其密码。主机每十分钟重试一次；主机上的备份不受影响。",
+                "Check the hub's internet connection, then the bucket, the access key and its secret: under Settings, Backup, Off-site copy on this page (enter them again), or in the [offsite] part of the hub's settings file. The hub tries again every ten minutes; the backups on the hub are not affected.",
+                "请检查主机的网络连接，再检查存储桶、访问密钥及其密码：在本页“设置 → 备份 → 异地备份”中重新填写，或在主机设置文件的 [offsite] 部分修改。主机每十分钟重试一次；主机上的备份不受影响。",
             ),
         ),
         (None, object) => {

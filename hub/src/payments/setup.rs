@@ -122,7 +122,7 @@ impl Entered {
 }
 
 /// An optional field as entered: trimmed, absent when blank.
-fn given(field: &Option<String>) -> Option<String> {
+pub(crate) fn given(field: &Option<String>) -> Option<String> {
     field
         .as_deref()
         .map(str::trim)
@@ -312,7 +312,7 @@ impl Setup {
     }
 }
 
-fn make_private_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn make_private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -142,18 +142,34 @@ impl Store {
         id: Option<&str>,
         by: &str,
     ) -> Result<(), StoreError> {
-        let utc = now_utc();
-        let tx = self.conn.savepoint()?;
-        let (event, detail) = match id {
-            Some(id) => (
+        match id {
+            Some(id) => self.note_access(
                 "code_credentials_entered",
                 serde_json::json!({"provider": provider, "id": id, "by": by}),
             ),
-            None => (
+            None => self.note_access(
                 "code_credentials_forgotten",
                 serde_json::json!({"provider": provider, "by": by}),
             ),
-        };
+        }
+    }
+
+    /// Notes in the audit log that `by` entered the off-site bucket (its
+    /// address and access key id; never the secret) or forgot it (`None`).
+    pub fn note_offsite(&mut self, entered: Option<(&str, &str)>, by: &str) -> Result<(), StoreError> {
+        match entered {
+            Some((url, access_key_id)) => self.note_access(
+                "offsite_entered",
+                serde_json::json!({"url": url, "access_key_id": access_key_id, "by": by}),
+            ),
+            None => self.note_access("offsite_forgotten", serde_json::json!({"by": by})),
+        }
+    }
+
+    /// An audit record of a change to the shop's access to an outside party.
+    fn note_access(&mut self, event: &str, detail: serde_json::Value) -> Result<(), StoreError> {
+        let utc = now_utc();
+        let tx = self.conn.savepoint()?;
         audit::append(&tx, &utc, event, None, &detail.to_string())?;
         tx.commit()?;
         Ok(())

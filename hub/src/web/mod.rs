@@ -17,6 +17,7 @@ mod checks;
 mod compress;
 mod error;
 mod manage;
+mod offsite;
 mod pairing;
 mod providers;
 mod reports;
@@ -88,6 +89,8 @@ pub struct WebState {
     pub codes: crate::payments::Codes,
     /// The merchant's credentials the owner enters for them.
     pub code_setup: Arc<crate::payments::setup::Setup>,
+    /// The off-site bucket, as the owner enters it.
+    pub offsite: Arc<crate::offsite::setup::Setup>,
 }
 
 /// Reads the acquirer link's state.
@@ -203,6 +206,7 @@ pub async fn bind(
         .or(undo::routes(state.clone()).boxed())
         .or(bills::routes(state.clone()).boxed())
         .or(providers::routes(state.clone()).boxed())
+        .or(offsite::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

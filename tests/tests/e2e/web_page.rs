@@ -1708,3 +1708,103 @@ async fn the_owner_enters_the_shops_alipay_credentials_in_settings_and_the_hub_c
     .await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn the_owner_enters_the_off_site_bucket_in_settings_and_the_next_copy_goes_there() {
+    let s3_dir = tempfile::tempdir().unwrap();
+    let store = tallybox_e2e::s3::S3Store::start(s3_dir.path(), "tallybox-backups");
+    let hub = Hub::start();
+    // A settlement leaves a backup for the first copy to take.
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    t1.keys("D3");
+    assert!(t1.wait_screen("Any key", WAIT).contains("SETTLED"));
+    let b = Browser::start().await;
+    b.goto(&format!("http://127.0.0.1:{}/#/settings", hub.http)).await;
+    b.fill("#login-form [name=password]", OWNER_PASSWORD).await;
+    b.click("#login-form button").await;
+    b.wait_text("#offsite-now", "No off-site copy", WAIT).await;
+    let enter = |secret: &str| {
+        let fields = serde_json::json!({
+            "url": format!("https://127.0.0.1:{}/{}/shop-a", store.port, store.bucket),
+            "access_key_id": store.access_key,
+            "secret_key": secret,
+            "ca": std::fs::read_to_string(&store.ca).unwrap(),
+        });
+        format!(
+            "const f = document.querySelector('#offsite-form'); const v = {fields}; \
+             f.closest('details').open = true; f.querySelector('details').open = true; \
+             for (const [k, x] of Object.entries(v)) f.elements[k].value = x; return true"
+        )
+    };
+    // A wrong secret: the store's own words, and nothing kept.
+    b.run(&enter("not the secret")).await;
+    b.click("#offsite-form button[type=submit]").await;
+    b.wait_text("#error", "SignatureDoesNotMatch", WAIT).await;
+    assert!(b.text("#error").await.contains("nothing was kept"));
+    assert!(!hub.data_dir().join("offsite").exists());
+
+    b.run(&enter(&store.secret)).await;
+    b.run("document.querySelector('#offsite-form').scrollIntoView(); return true")
+        .await;
+    b.screenshot("settings-offsite-entry").await;
+    b.click("#offsite-form button[type=submit]").await;
+    let now = b.wait_text("#offsite-now", "entered here", WAIT).await;
+    assert!(now.contains(&store.access_key), "{now}");
+    assert_eq!(
+        b.run("return document.querySelector('#offsite-form').elements.secret_key.value")
+            .await,
+        "",
+        "the secret leaves the page once kept"
+    );
+    // The copy goes within the backup job's ten seconds, and the page says so.
+    let copied = tallybox_e2e::wait_for(Duration::from_secs(30), || {
+        store
+            .names()
+            .into_iter()
+            .find(|n| n.starts_with("shop-a/shop/auto-"))
+    });
+    assert!(copied.is_some(), "{:?}", store.names());
+    b.run("location.reload(); return true").await;
+    b.wait_text("#offsite-now", "last copy", WAIT).await;
+    let secret = std::fs::read_to_string(hub.data_dir().join("offsite/secret")).unwrap();
+    assert_eq!(secret, store.secret);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(hub.data_dir().join("offsite"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    b.run("document.querySelector('#offsite').scrollIntoView(); return true")
+        .await;
+    b.screenshot("settings-offsite").await;
+    b.click("#lang").await;
+    b.wait_text("#offsite-now", "在此页填写", WAIT).await;
+    b.close().await;
+    assert!(
+        !hub.log().contains(&store.secret),
+        "the secret is not in the hub's log"
+    );
+    // Who set where the copies go is in the audit log; the secret is not.
+    let db = rusqlite::Connection::open(hub.data_dir().join("tallybox.db")).unwrap();
+    let (events, all): (String, String) = db
+        .query_row(
+            "SELECT (SELECT group_concat(event || ' ' || detail) FROM audit_log WHERE event LIKE 'offsite_%'), \
+                    (SELECT group_concat(detail) FROM audit_log)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        events.starts_with("offsite_entered")
+            && events.contains(&store.access_key)
+            && events.contains("owner"),
+        "{events}"
+    );
+    assert!(!all.contains(&store.secret));
+}

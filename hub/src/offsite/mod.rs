@@ -13,6 +13,8 @@
 //! the troubleshooting page; a failed copy is tried again after
 //! [`RETRY_AFTER`].
 
+pub mod setup;
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -75,6 +77,15 @@ pub fn due(data_dir: &Path, retry_after: std::time::Duration) -> bool {
         (Some(taken), Some(at)) => taken > at,
         _ => true,
     }
+}
+
+/// Why a bucket's check did not pass.
+#[derive(Debug)]
+pub enum Unchecked {
+    /// The store answered, and refused: its words.
+    Refused(String),
+    /// The store could not be reached: why.
+    Unreachable(String),
 }
 
 /// A bucket, reached with the owner's access key.
@@ -242,6 +253,27 @@ impl Bucket {
             .filter_map(|key| key.strip_prefix(&self.folder).map(str::to_string))
             .filter(|name| !name.contains('/'))
             .collect())
+    }
+
+    /// Whether the store takes the access key for this bucket: a listing
+    /// of this hub's folder must be answered.
+    pub async fn check(&self) -> Result<(), Unchecked> {
+        let query = format!("list-type=2&max-keys=1&prefix={}", uri_encode(&self.folder, true));
+        match self
+            .send(
+                "GET",
+                &self.bucket,
+                &query,
+                EMPTY_SHA256,
+                Empty::<Bytes>::new(),
+                0,
+            )
+            .await
+        {
+            Ok((200, _)) => Ok(()),
+            Ok((status, text)) => Err(Unchecked::Refused(refusal(status, &text))),
+            Err(why) => Err(Unchecked::Unreachable(why)),
+        }
     }
 
     /// Deletes `name` from this hub's folder.

@@ -1126,26 +1126,34 @@ async function loadCodeProviders() {
   }));
 }
 
+// Puts a form of secrets (the fields filled in) to `url`; once the hub has
+// kept them the form is emptied and folded. The hub's answer.
+async function putSecrets(f, url) {
+  const body = {};
+  for (const field of f.querySelectorAll("input, textarea")) {
+    if (field.value.trim()) body[field.name] = field.value;
+  }
+  const button = f.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const r = await api("PUT", url, body);
+    f.reset();
+    f.closest("details").open = false;
+    return r;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 for (const form of document.querySelectorAll("form.credentials")) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const f = e.target;
-    const body = {};
-    for (const field of f.querySelectorAll("input, textarea")) {
-      if (field.value.trim()) body[field.name] = field.value;
-    }
-    const button = f.querySelector("button[type=submit]");
-    button.disabled = true;
     try {
-      const r = await api("PUT", `/api/v1/code-providers/${f.dataset.provider}`, body);
-      f.reset();
-      f.closest("details").open = false;
+      const r = await putSecrets(e.target, `/api/v1/code-providers/${e.target.dataset.provider}`);
       notice(`${t(`provider_${r.provider}`)}${colon()}${r.check === "taken" ? t("creds_taken") : `${t("creds_not_checked")} ${r.why || ""}`}`);
       await loadCodeProviders();
     } catch (err) {
       showError(err.message);
-    } finally {
-      button.disabled = false;
     }
   });
 }
@@ -1169,23 +1177,12 @@ async function loadOffsite() {
 
 $("#offsite-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const f = e.target;
-  const body = {};
-  for (const field of f.querySelectorAll("input, textarea")) {
-    if (field.value.trim()) body[field.name] = field.value;
-  }
-  const button = f.querySelector("button[type=submit]");
-  button.disabled = true;
   try {
-    const r = await api("PUT", "/api/v1/offsite", body);
-    f.reset();
-    f.closest("details").open = false;
+    const r = await putSecrets(e.target, "/api/v1/offsite");
     notice(`${t("offsite_copy")}${colon()}${r.check === "taken" ? t("offsite_taken") : `${t("creds_not_checked")} ${r.why || ""}`}`);
     await loadOffsite();
   } catch (err) {
     showError(err.message);
-  } finally {
-    button.disabled = false;
   }
 });
 

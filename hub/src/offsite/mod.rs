@@ -177,6 +177,30 @@ impl Bucket {
         headers
     }
 
+    /// A signed request with `body` of `length` bytes.
+    fn request<B>(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        payload_sha256: &str,
+        body: B,
+        length: u64,
+    ) -> Result<hyper::Request<B>, String> {
+        let target = match query {
+            "" => path.to_string(),
+            q => format!("{path}?{q}"),
+        };
+        let mut request = hyper::Request::builder().method(method).uri(target);
+        for (name, value) in self.headers(method, path, query, payload_sha256) {
+            request = request.header(name, value);
+        }
+        request
+            .header(hyper::header::CONTENT_LENGTH, length)
+            .body(body)
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends one request with `body` of `length` bytes; the status and the
     /// answer's text.
     async fn send<B>(
@@ -192,18 +216,7 @@ impl Bucket {
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let target = match query {
-            "" => path.to_string(),
-            q => format!("{path}?{q}"),
-        };
-        let mut request = hyper::Request::builder().method(method).uri(target);
-        for (name, value) in self.headers(method, path, query, payload_sha256) {
-            request = request.header(name, value);
-        }
-        let request = request
-            .header(hyper::header::CONTENT_LENGTH, length)
-            .body(body)
-            .map_err(|e| e.to_string())?;
+        let request = self.request(method, path, query, payload_sha256, body, length)?;
         let sent = crate::payments::https::send(&self.tls, &self.host, self.port, request);
         let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, sent)
             .await
@@ -293,11 +306,7 @@ impl Bucket {
     pub async fn get(&self, name: &str, to: &Path) -> Result<u64, String> {
         use tokio::io::AsyncWriteExt;
         let path = self.object_path(name);
-        let mut request = hyper::Request::builder().method("GET").uri(&path);
-        for (header, value) in self.headers("GET", &path, "", EMPTY_SHA256) {
-            request = request.header(header, value);
-        }
-        let request = request.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+        let request = self.request("GET", &path, "", EMPTY_SHA256, Empty::<Bytes>::new(), 0)?;
         let partial = to.with_extension("partial");
         let download = async {
             let mut answer = crate::payments::https::open(&self.tls, &self.host, self.port, request).await?;

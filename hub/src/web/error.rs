@@ -142,6 +142,12 @@ pub fn bad_request(code: Code, message: impl Into<String>) -> Rejection {
     reject(StatusCode::BAD_REQUEST, code, message)
 }
 
+/// A refusal that carries the hub's own words (which key, an outside
+/// party's answer) as `detail`, for the page to show inside its own.
+pub fn said(status: StatusCode, code: Code, words: String) -> Rejection {
+    warp::reject::custom(ApiError::new(status, code, words.clone()).with("detail", words))
+}
+
 /// A checkout id that breaks the id rule (the rule said in `message`).
 pub fn bad_terminal(message: impl std::fmt::Display) -> Rejection {
     bad_request(Code::BadTerminalId, format!("terminal: {message}"))

@@ -7,17 +7,11 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
-use super::error::{bad_request, internal, ApiError, Code};
+use super::error::{bad_request, internal, said, Code};
 use super::{read, write, WebState};
 use crate::offsite::setup::Entered;
 use crate::payments::setup::SaveError;
 use crate::store::accounts::Role;
-
-/// A refusal that carries the hub's own words (which setting, the store's
-/// answer) for the page to show inside its own.
-fn said(status: StatusCode, code: Code, words: String) -> Rejection {
-    warp::reject::custom(ApiError::new(status, code, words.clone()).with("detail", words))
-}
 
 async fn shown(_: Session, state: WebState) -> Result<impl Reply, Rejection> {
     let data_dir = read(&state, |s| Ok(s.data_dir())).await?;

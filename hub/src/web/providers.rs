@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::auth::{json_body, session, Session};
-use super::error::{bad_request, internal, reject, ApiError, Code};
+use super::error::{bad_request, internal, reject, said, Code};
 use super::{write, WebState};
 use crate::payments::setup::{Entered, SaveError};
 use crate::store::accounts::Role;
@@ -23,12 +23,6 @@ fn provider(name: &str) -> Result<Provider, Rejection> {
                 "no such provider: alipay or wechat_pay",
             )
         })
-}
-
-/// A refusal that carries the hub's own words (which key, the provider's
-/// answer) for the page to show inside its own.
-fn said(status: StatusCode, code: Code, words: String) -> Rejection {
-    warp::reject::custom(ApiError::new(status, code, words.clone()).with("detail", words))
 }
 
 async fn list(_: Session, state: WebState) -> Result<impl Reply, Rejection> {

@@ -452,16 +452,16 @@ fn offsite_settings(store: &S3Store, secret: &std::path::Path) -> String {
     )
 }
 
-#[test]
-fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_site_copy() {
+/// A hub whose settings send its copies to `store`, with `secret` in its
+/// secret file (0600), that has sold ¥12.50 at T1 and settled (a backup):
+/// the hub, T1 and the secret file.
+fn selling_with_offsite(store: &S3Store, secret: &str) -> (Hub, Terminal, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let s3_dir = tempfile::tempdir().unwrap();
-    let store = S3Store::start(s3_dir.path(), "tallybox-backups");
     let mut hub = Hub::start();
-    let secret = hub.dir.path().join("offsite.secret");
-    std::fs::write(&secret, format!("{}\n", store.secret)).unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    hub.add_settings(&offsite_settings(&store, &secret));
+    let file = hub.dir.path().join("offsite.secret");
+    std::fs::write(&file, secret).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    hub.add_settings(&offsite_settings(store, &file));
     hub.restart();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
@@ -469,6 +469,15 @@ fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_si
     t1.keys("C");
     settle_and_back_up(&hub, &t1);
     t1.keys("C");
+    (hub, t1, file)
+}
+
+#[test]
+fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_site_copy() {
+    let s3_dir = tempfile::tempdir().unwrap();
+    let store = S3Store::start(s3_dir.path(), "tallybox-backups");
+    let secret = format!("{}\n", store.secret);
+    let (mut hub, _t1, _) = selling_with_offsite(&store, &secret);
     wait_check(&hub.web(), "store.offsite", "ok");
     hub.stop();
 
@@ -508,7 +517,6 @@ fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_si
 
 #[test]
 fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_said_on_the_page() {
-    use std::os::unix::fs::PermissionsExt;
     let s3_dir = tempfile::tempdir().unwrap();
     let store = S3Store::start(s3_dir.path(), "tallybox-backups");
     // Older copies already there: the newest 14 stay, the oldest go.
@@ -519,18 +527,7 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
     }
     store.put("shop-a/another-shop/auto-20250101-000001.db", &old);
 
-    let mut hub = Hub::start();
-    let secret = hub.dir.path().join("offsite.secret");
-    std::fs::write(&secret, "not the secret\n").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    hub.add_settings(&offsite_settings(&store, &secret));
-    hub.restart();
-    let t1 = Terminal::start("T1", hub.mqtt);
-    t1.wait_ready();
-    assert!(t1.sale(1250, "approved").contains("APPROVED"));
-    t1.keys("C");
-    settle_and_back_up(&hub, &t1);
-    t1.keys("C");
+    let (mut hub, _t1, secret) = selling_with_offsite(&store, "not the secret\n");
 
     // The wrong secret: the store refuses, the page says so in its words.
     let web = hub.web();

@@ -407,27 +407,13 @@ mod tests {
     fn single_length_working_keys_as_openssl_builds_them_are_single_des() {
         use crate::acquirer::iso8583::mac::tests::openssl;
         // Single DES, ECB: in OpenSSL 3 it is in the legacy provider.
-        let des = |key: &[u8], data: &[u8]| -> Vec<u8> {
-            use std::io::Write;
-            let mut child = std::process::Command::new("openssl")
-                .args([
-                    "enc",
-                    "-des-ecb",
-                    "-nopad",
-                    "-provider",
-                    "legacy",
-                    "-provider",
-                    "default",
-                ])
-                .args(["-K", &hex::encode(key)])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .expect("openssl (scripts/test installs it)");
-            child.stdin.take().unwrap().write_all(data).unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "openssl -des-ecb failed");
-            out.stdout
+        let des = |key: &[u8], data: &[u8]| {
+            crate::acquirer::iso8583::mac::tests::openssl_with(
+                &["-des-ecb", "-provider", "legacy", "-provider", "default"],
+                key,
+                &[],
+                data,
+            )
         };
         for _ in 0..4 {
             let (tmk, pin, mac): ([u8; 16], [u8; 8], [u8; 8]) =

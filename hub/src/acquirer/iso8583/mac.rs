@@ -195,9 +195,16 @@ pub(crate) mod tests {
 
     /// `data` encrypted by `openssl enc` with `cipher`, hex `key` and `iv`.
     pub(crate) fn openssl(cipher: &str, key: &[u8], iv: &[u8], data: &[u8]) -> Vec<u8> {
+        openssl_with(&[cipher], key, iv, data)
+    }
+
+    /// [`openssl`] with more of `openssl enc`'s arguments (a provider).
+    pub(crate) fn openssl_with(args: &[&str], key: &[u8], iv: &[u8], data: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut child = std::process::Command::new("openssl")
-            .args(["enc", cipher, "-nopad", "-K", &hex::encode(key)])
+            .arg("enc")
+            .args(args)
+            .args(["-nopad", "-K", &hex::encode(key)])
             .args(if iv.is_empty() {
                 vec![]
             } else {
@@ -209,7 +216,7 @@ pub(crate) mod tests {
             .expect("openssl (scripts/test installs it)");
         child.stdin.take().unwrap().write_all(data).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "openssl {cipher} failed");
+        assert!(out.status.success(), "openssl {args:?} failed");
         out.stdout
     }
 

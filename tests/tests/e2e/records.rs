@@ -374,14 +374,7 @@ fn a_usb_stick_plugged_into_the_hub_gets_a_proven_copy_of_the_backups_without_th
     let mut hub = Hub::start();
     let stick = hub.dir.path().join("usb");
     std::fs::create_dir(&stick).unwrap();
-    hub.add_settings(&format!("backup_usb_dir = \"{}\"\n", stick.display()));
-    hub.restart();
-    let t1 = Terminal::start("T1", hub.mqtt);
-    t1.wait_ready();
-    assert!(t1.sale(1250, "approved").contains("APPROVED"));
-    t1.keys("C");
-    settle_and_back_up(&hub, &t1);
-    t1.keys("C");
+    let t1 = sold_and_settled_with(&mut hub, &format!("backup_usb_dir = \"{}\"\n", stick.display()));
     // No stick: the folder is on the hub's own disk, and nothing goes there.
     let web = hub.web();
     let backup = wait_check(&web, "store.backup", "ok");
@@ -461,15 +454,22 @@ fn selling_with_offsite(store: &S3Store, secret: &str) -> (Hub, Terminal, std::p
     let file = hub.dir.path().join("offsite.secret");
     std::fs::write(&file, secret).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    hub.add_settings(&offsite_settings(store, &file));
+    let t1 = sold_and_settled_with(&mut hub, &offsite_settings(store, &file));
+    (hub, t1, file)
+}
+
+/// Restarts `hub` with `settings` added; then T1 sells ¥12.50 and settles,
+/// which leaves a backup. T1.
+fn sold_and_settled_with(hub: &mut Hub, settings: &str) -> Terminal {
+    hub.add_settings(settings);
     hub.restart();
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
     assert!(t1.sale(1250, "approved").contains("APPROVED"));
     t1.keys("C");
-    settle_and_back_up(&hub, &t1);
+    settle_and_back_up(hub, &t1);
     t1.keys("C");
-    (hub, t1, file)
+    t1
 }
 
 #[test]

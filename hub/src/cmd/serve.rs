@@ -118,8 +118,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shutdown = super::stop_signal();
     let (data_dir, http) = (config.data_dir.clone(), config.http);
-    // The recovery page's way to the off-site copies (checked when the hub
-    // starts; here only used if it cannot).
+    // The off-site bucket, kept for the recovery page should the database
+    // not open.
     let offsite =
         tallybox::offsite::setup::Setup::start(&config.data_dir, &config.store_id, config.offsite.clone())
             .ok()

@@ -297,17 +297,11 @@ async fn bring_offsite(
     dir: &Path,
     bucket: &crate::offsite::Bucket,
 ) -> Result<(String, PathBuf, u64), String> {
-    let (path, bytes) = crate::offsite::fetch(dir, bucket, "latest").await?;
+    let (object, path, bytes) = crate::offsite::fetch(dir, bucket, "latest").await?;
     let proving = path.clone();
     let records = tokio::task::spawn_blocking(move || backups::prove(&proving))
         .await
         .map_err(|e| e.to_string())?;
-    let object = bucket.object(
-        &path
-            .file_name()
-            .map(|n| n.to_string_lossy().trim_start_matches("offsite-").to_string())
-            .unwrap_or_default(),
-    );
     match records {
         Ok(records) => {
             tracing::warn!(object, bytes, "the newest off-site copy is here and proves whole");

@@ -56,14 +56,10 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         };
-        let (path, bytes) = tallybox::offsite::fetch(&data_dir, &bucket, &name.to_string_lossy())
+        let (object, path, bytes) = tallybox::offsite::fetch(&data_dir, &bucket, &name.to_string_lossy())
             .await
             .map_err(anyhow::Error::msg)?;
-        println!(
-            "brought {} ({bytes} bytes) into {}",
-            bucket.object(&name.to_string_lossy()),
-            path.display()
-        );
+        println!("brought {object} ({bytes} bytes) into {}", path.display());
         path
     } else {
         args.file

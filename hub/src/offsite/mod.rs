@@ -401,9 +401,9 @@ async fn upload(data_dir: &Path, bucket: &Bucket) -> Result<(String, u64), Strin
 }
 
 /// Brings the copy `name` (`latest`: the newest) from the bucket into
-/// `data_dir`'s `backups/` as `offsite-NAME`, where a restore takes it; its
-/// path and size.
-pub async fn fetch(data_dir: &Path, bucket: &Bucket, name: &str) -> Result<(PathBuf, u64), String> {
+/// `data_dir`'s `backups/` as `offsite-NAME`, where a restore takes it: the
+/// object's name in the bucket, the file and its size.
+pub async fn fetch(data_dir: &Path, bucket: &Bucket, name: &str) -> Result<(String, PathBuf, u64), String> {
     let name = match name {
         "latest" => bucket
             .copies()
@@ -420,7 +420,7 @@ pub async fn fetch(data_dir: &Path, bucket: &Bucket, name: &str) -> Result<(Path
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     let to = dir.join(format!("offsite-{name}"));
     let bytes = bucket.get(&name, &to).await?;
-    Ok((to, bytes))
+    Ok((bucket.object(&name), to, bytes))
 }
 
 /// A proven copy of the database in `backups/`, named as the newest

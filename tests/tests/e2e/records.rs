@@ -636,6 +636,10 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
     assert!(!hub.data_dir().join("tallybox.db").exists(), "{out}");
     let (ok, out) = from_bucket(Some("latest"));
     assert!(ok && out.contains("restored"), "{out}");
+    assert!(
+        out.contains(&format!("brought tallybox-backups/{newest} (")),
+        "{out}"
+    );
     hub.start_again();
     let sales = hub.transactions("limit=10");
     assert!(

@@ -406,12 +406,7 @@ impl App {
                 message,
             })?,
         );
-        if let Some(bucket) = offsite
-            .current()
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
+        if let Some(bucket) = offsite.bucket() {
             tracing::info!(
                 ?bucket,
                 source = offsite.access().source,

@@ -41,7 +41,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         let setup =
             tallybox::offsite::setup::Setup::start(&data_dir, &config.store_id, config.offsite.clone())
                 .map_err(|e| anyhow::anyhow!("[offsite]: {e}"))?;
-        let bucket = setup.current().read().ok().and_then(|b| b.clone()).ok_or_else(|| {
+        let bucket = setup.bucket().ok_or_else(|| {
             anyhow::anyhow!(
                 "no off-site bucket: name it in the settings file's [offsite] table (README, Backups), or give that file with --config"
             )

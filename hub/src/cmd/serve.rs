@@ -118,12 +118,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shutdown = super::stop_signal();
     let (data_dir, http) = (config.data_dir.clone(), config.http);
-    // The off-site bucket, kept for the recovery page should the database
-    // not open.
-    let offsite =
-        tallybox::offsite::setup::Setup::start(&config.data_dir, &config.store_id, config.offsite.clone())
-            .ok()
-            .and_then(|setup| setup.current().read().ok()?.clone());
+    // For the recovery page, should the database not open.
+    let (store_id, offsite) = (config.store_id.clone(), config.offsite.clone());
     let ran = hub::run(config, options, shutdown.clone(), |started| {
         tracing::info!(
             http = %started.http, broker = %started.broker, embedded = started.embedded_broker,
@@ -134,6 +130,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match ran {
         // A damaged database: the recovery page, not a restart loop.
         Err(hub::HubError::Store(e)) if e.is_damage() => {
+            let offsite = tallybox::offsite::setup::Setup::start(&data_dir, &store_id, offsite)
+                .ok()
+                .and_then(|setup| setup.bucket());
             tallybox::recovery::serve(&data_dir, http, &e, offsite, shutdown).await
         }
         other => Ok(other?),

@@ -140,6 +140,11 @@ impl Setup {
         Arc::clone(&self.current)
     }
 
+    /// The bucket the copies go to now, if any.
+    pub fn bucket(&self) -> Option<Arc<Bucket>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn access(&self) -> Access {
         self.shown.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

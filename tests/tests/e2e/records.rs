@@ -458,6 +458,17 @@ fn selling_with_offsite(store: &S3Store, secret: &str) -> (Hub, Terminal, std::p
     (hub, t1, file)
 }
 
+/// The hub, started again on what came back, has the ¥12.50 sale approved.
+fn assert_sold_again(hub: &Hub) {
+    let sales = hub.transactions("limit=10");
+    assert!(
+        sales
+            .iter()
+            .any(|s| s["amount"] == 1250 && s["status"] == "approved"),
+        "{sales:?}"
+    );
+}
+
 /// Restarts `hub` with `settings` added; then T1 sells ¥12.50 and settles,
 /// which leaves a backup. T1.
 fn sold_and_settled_with(hub: &mut Hub, settings: &str) -> Terminal {
@@ -506,13 +517,7 @@ fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_si
     wait_for(Duration::from_secs(10), || hub.exited().then_some(()))
         .expect("the recovery page ends after the restore");
     hub.start_again();
-    let sales = hub.transactions("limit=10");
-    assert!(
-        sales
-            .iter()
-            .any(|s| s["amount"] == 1250 && s["status"] == "approved"),
-        "{sales:?}"
-    );
+    assert_sold_again(&hub);
 }
 
 #[test]
@@ -641,13 +646,7 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
         "{out}"
     );
     hub.start_again();
-    let sales = hub.transactions("limit=10");
-    assert!(
-        sales
-            .iter()
-            .any(|s| s["amount"] == 1250 && s["status"] == "approved"),
-        "{sales:?}"
-    );
+    assert_sold_again(&hub);
 }
 
 #[test]

@@ -86,8 +86,8 @@ impl Host {
 
     /// After `terminal` settled `batch`, its next one is open.
     fn settled(&self, terminal: &str, batch: u32) {
-        let open = self.open_batch(terminal);
-        if batch != open && batch % 999_999 + 1 != open {
+        let (open, next) = (self.open_batch(terminal), batch % 999_999 + 1);
+        if open != batch && open != next {
             tracing::warn!(
                 terminal,
                 batch,
@@ -95,7 +95,6 @@ impl Host {
                 "settlement of another batch than the one open"
             );
         }
-        let next = batch % 999_999 + 1;
         let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
         batches.insert(terminal.to_string(), next);
     }

@@ -658,11 +658,7 @@ pub fn read_auth_request(d: Dialect, m: &Message) -> Result<AuthRequest, String>
         kind,
         terminal_id: need(41)?.trim_end().to_string(),
         trace_no: need(11)?.parse().map_err(|_| "bad trace number")?,
-        batch_no: m
-            .text(60)
-            .filter(|_| d == Dialect::CupPos)
-            .and_then(|f| digits(f, 2..8))
-            .unwrap_or(0),
+        batch_no: batch_in_60(d, m).unwrap_or(0),
         amount,
         card,
         pin_block: m.get(52).map(hex::encode_upper),

@@ -1173,7 +1173,59 @@ async function loadOffsite() {
       ? el("button", { type: "button", class: "secondary", onclick: () => ask(t("ask_forget_offsite"), t("yes_forget"),
         () => act("DELETE", "/api/v1/offsite", undefined, loadOffsite, `${t("offsite_copy")}${colon()}${t("done_forgotten")}`)) }, t("forget"))
       : "");
+  await loadBackups();
 }
+
+/** Words of `key` with its `{names}` filled in. */
+function words(key, values) {
+  return t(key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+/** When a backup was taken, from its name (`auto-YYYYMMDD-HHMMSS.db`, the
+ * store's time): 2026-12-05 14:25:03. */
+function backupTime(name) {
+  const m = /auto-(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)/.exec(name);
+  return m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${m[6]}` : name;
+}
+
+/** A backup to put back: its time, size if known, and the button. */
+function backupItem(name, bytes, order) {
+  const size = bytes === undefined ? "" : ` · ${(bytes / 1048576).toFixed(1)} MiB`;
+  return el("li", {}, `${backupTime(name)}${size} `, el("button", { type: "button", class: "secondary",
+    "data-restore": name, onclick: () => ask(words("ask_restore", { when: backupTime(name) }), t("yes_restore"), async () => {
+      try {
+        await api("POST", "/api/v1/restore", order);
+        notice(t("restoring"));
+        setTimeout(() => location.reload(), 20000);
+      } catch (err) {
+        showError(err.message);
+      }
+    }) }, t("restore_this")));
+}
+
+async function loadBackups() {
+  const d = await api("GET", "/api/v1/backups");
+  const r = d.last_restore;
+  $("#restore-last").textContent = !r ? ""
+    : r.error ? words("restore_failed", { by: r.by, when: localTime(r.done_at), why: r.error })
+    : words("restored_last", { file: backupTime(r.file), when: localTime(r.done_at), by: r.by });
+  $("#backup-list").replaceChildren(...(d.on_hub.length
+    ? d.on_hub.map((b) => backupItem(b.name, b.bytes, { backup: b.name }))
+    : [el("li", { class: "muted" }, t("no_backups_here"))]));
+  $("#offsite-copies").replaceChildren();
+  $("#offsite-copies-show").hidden = !d.offsite;
+}
+
+$("#offsite-copies-show").addEventListener("click", async () => {
+  try {
+    const d = await api("GET", "/api/v1/offsite/copies");
+    $("#offsite-copies").replaceChildren(...(d.copies.length
+      ? d.copies.map((name) => backupItem(name, undefined, { offsite: name }))
+      : [el("li", { class: "muted" }, t("offsite_copies_none"))]));
+  } catch (err) {
+    showError(err.message);
+  }
+});
 
 $("#offsite-form").addEventListener("submit", async (e) => {
   e.preventDefault();

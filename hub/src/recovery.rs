@@ -247,12 +247,12 @@ pub async fn serve(
                                 .to_string())
                         }
                         (true, None) => Err("there is no backup that proves whole".to_string()),
-                        (true, Some(from)) => {
-                            tokio::task::spawn_blocking(move || restore::restore_held(&dir, &from, &lock))
-                                .await
-                                .map_err(|e| e.to_string())
-                                .and_then(|r| r.map_err(|e| e.to_string()))
-                        }
+                        (true, Some(from)) => tokio::task::spawn_blocking(move || {
+                            restore::restore_held(&dir, &from, "the recovery page", &lock)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string())),
                     };
                     let ok = result.is_ok();
                     match &result {

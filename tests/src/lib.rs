@@ -11,6 +11,7 @@ pub mod books;
 pub mod browser;
 pub mod card;
 pub mod chain;
+pub mod cuts;
 pub mod mqtt;
 pub mod paper;
 pub mod procs;

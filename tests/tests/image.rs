@@ -8,6 +8,15 @@
 //! hub in the image, which keeps it; the page names the Pi parts it could not
 //! find. Then the power is pulled (qemu killed) and the card started again:
 //! nothing is lost, the card is not grown twice, the checkout sells again.
+//! Last, two paired checkouts sell without pause while the power is cut
+//! five times at random moments, and the three books (the checkouts'
+//! screens, the card's database, the acquirer's log) must agree.
+//!
+//! The card is the power-cut harness's model (`tallybox_e2e::card`, a card
+//! that honours flushes and loses what its cache held at a cut), and the
+//! hub's acquirer is `tallybox acquirer-sim` on this machine, on a real ISO
+//! 8583 link into the guest, set in the card's `/etc/tallybox` before its
+//! first start as a shop's installer would.
 //!
 //! Slow (software emulation of an arm64 machine): not part of `cargo test`.
 //! Run by `scripts/test-image`, which builds the image first and passes it
@@ -15,11 +24,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tallybox_e2e::books::{self, Book, Pace, Sale, Seen};
+use tallybox_e2e::card::{Cache, Card};
+use tallybox_e2e::cuts::{self, Back};
 use tallybox_e2e::free_port;
-use tallybox_e2e::procs::Terminal;
+use tallybox_e2e::procs::{AcquirerSim, Terminal};
 use tallybox_e2e::vm::{plain, user_net, Vm};
 use tallybox_e2e::web::{status_json, WebClient};
 
@@ -27,6 +41,12 @@ use tallybox_e2e::web::{status_json, WebClient};
 const BOOT_OFFSET: u64 = 4 * 1024 * 1024;
 const CARD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 const OWNER: &str = "a-shop-owner-password";
+/// Where the hub in the machine finds the acquirer (forwarded to acquirer-sim).
+const ACQUIRER_IN_GUEST: &str = "10.0.2.100:8583";
+/// Power cuts while the checkouts sell.
+const CUTS: usize = 5;
+/// What the console says when the root file system does not mount.
+const MOUNT_FAILED: &str = "Failed to mount";
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
@@ -70,6 +90,63 @@ fn card_from(image: &Path, dir: &Path) -> PathBuf {
     card
 }
 
+/// The root file system's first byte: the second partition's, from the
+/// card's MBR.
+fn root_offset(card: &Path) -> u64 {
+    let mut mbr = [0u8; 512];
+    std::io::Read::read_exact(&mut std::fs::File::open(card).unwrap(), &mut mbr).unwrap();
+    assert_eq!(&mbr[510..], [0x55, 0xaa], "an MBR");
+    let entry = &mbr[0x1ce..0x1de];
+    u64::from(u32::from_le_bytes(entry[8..12].try_into().unwrap())) * 512
+}
+
+/// The card's root file system, as e2fsprogs names a file system inside a file.
+fn root_fs(card: &Path) -> String {
+    format!("{}?offset={}", card.display(), root_offset(card))
+}
+
+/// Sets the hub on `card` to sell through `acquirer` (reached in the
+/// machine at [`ACQUIRER_IN_GUEST`]), with its terminal master keys in
+/// `/etc/tallybox/acquirer-keys`, readable by the hub's group alone.
+fn link_to(card: &Path, acquirer: &AcquirerSim, dir: &Path) {
+    let root = root_fs(card);
+    let groups = run("debugfs", &["-R", "cat /etc/group", &root]);
+    let gid = groups
+        .lines()
+        .find_map(|l| l.strip_prefix("tallybox:x:"))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no tallybox group on the card:\n{groups}"))
+        .to_string();
+    let settings = dir.join("tallybox.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "acquirer = \"iso8583://{ACQUIRER_IN_GUEST}\"\n\
+             acquirer_master_keys = \"/etc/tallybox/acquirer-keys\"\n\
+             acquirer_timeout_ms = 4000\nreversal_retry_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let commands = dir.join("debugfs-commands");
+    std::fs::write(
+        &commands,
+        format!(
+            "rm /etc/tallybox/tallybox.toml\n\
+             write {} /etc/tallybox/tallybox.toml\n\
+             sif /etc/tallybox/tallybox.toml mode 0100644\n\
+             write {} /etc/tallybox/acquirer-keys\n\
+             sif /etc/tallybox/acquirer-keys mode 0100640\n\
+             sif /etc/tallybox/acquirer-keys gid {gid}\n",
+            settings.display(),
+            acquirer.master_keys_path().display()
+        ),
+    )
+    .unwrap();
+    run("debugfs", &["-w", "-f", commands.to_str().unwrap(), &root]);
+    let written = run("debugfs", &["-R", "cat /etc/tallybox/tallybox.toml", &root]);
+    assert!(written.contains(ACQUIRER_IN_GUEST), "{written}");
+}
+
 /// Copies `name` (a glob) off the card's boot partition into `dir`.
 fn from_boot_partition(card: &Path, name: &str, dir: &Path) -> PathBuf {
     let fat = format!("{}@@{BOOT_OFFSET}", card.display());
@@ -94,12 +171,13 @@ fn from_boot_partition(card: &Path, name: &str, dir: &Path) -> PathBuf {
     to
 }
 
-/// Starts the card; `start` names this start's console log; `ports`: the
-/// web and MQTT ports of an earlier start, for clients to find it again.
-fn boot(card: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>) -> Vm {
-    let kernel = from_boot_partition(card, "vmlinuz-*", dir);
-    let initrd = from_boot_partition(card, "initrd.img-*", dir);
-    let cmdline = std::fs::read_to_string(from_boot_partition(card, "cmdline.txt", dir)).unwrap();
+/// Starts the machine on `card` (served from the file `file`); `start`
+/// names this start's console log; `ports`: the web and MQTT ports of an
+/// earlier start, for clients to find it again; `acquirer`: acquirer-sim's.
+fn boot(card: &Card, file: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>, acquirer: u16) -> Vm {
+    let kernel = from_boot_partition(file, "vmlinuz-*", dir);
+    let initrd = from_boot_partition(file, "initrd.img-*", dir);
+    let cmdline = std::fs::read_to_string(from_boot_partition(file, "cmdline.txt", dir)).unwrap();
     assert!(cmdline.contains("root=LABEL=tallybox-root"), "{cmdline}");
     // The Pi's console is its UART; the virt machine's is ttyAMA0. The
     // hub's log goes to the console too: here there is no screen or
@@ -109,6 +187,9 @@ fn boot(card: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>) -> Vm {
         cmdline.trim()
     );
     let (http, mqtt) = ports.unwrap_or_else(|| (free_port(), free_port()));
+    let (guest_ip, guest_port) = ACQUIRER_IN_GUEST.split_once(':').unwrap();
+    // Each connection the hub opens to the acquirer runs a netcat to it.
+    let acquirer_link = format!(",guestfwd=tcp:{guest_ip}:{guest_port}-cmd:busybox nc 127.0.0.1 {acquirer}");
     let mut qemu = Command::new("qemu-system-aarch64");
     qemu.args(["-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024"])
         .args(["-accel", "tcg,thread=multi"])
@@ -122,12 +203,12 @@ fn boot(card: &Path, dir: &Path, start: &str, ports: Option<(u16, u16)>) -> Vm {
             "-append",
             &append,
             "-netdev",
-            &user_net((http, 80), (mqtt, 1883), ""),
+            &user_net((http, 80), (mqtt, 1883), &acquirer_link),
         ])
         // No boot ROM: the kernel is given, and Debian's qemu-system-arm
         // does not bring the network card's (ipxe-qemu).
         .args(["-device", "virtio-net-pci,netdev=net,romfile="])
-        .args(["-drive", &format!("file={},format=raw,if=virtio", card.display())]);
+        .args(["-drive", &card.qemu_drive()]);
     Vm::start(qemu, dir.join(format!("console-{start}.log")), http, mqtt)
 }
 
@@ -136,9 +217,12 @@ fn the_card_boots_grows_sets_up_and_sells() {
     let image = std::env::var("TALLYBOX_IMAGE")
         .expect("TALLYBOX_IMAGE: the image to boot (scripts/test-image builds it and sets this)");
     let dir = tempfile::tempdir().unwrap();
-    let card = card_from(Path::new(&image), dir.path());
+    let file = card_from(Path::new(&image), dir.path());
+    let acquirer = AcquirerSim::start();
+    link_to(&file, &acquirer, dir.path());
+    let card = Card::serve(&file, Cache::Honest);
     let started = Instant::now();
-    let vm = boot(&card, dir.path(), "first", None);
+    let vm = boot(&card, &file, dir.path(), "first", None, acquirer.port);
 
     // First start: the root file system grows from the image's size to the card's.
     let console = vm.wait_console("root file system on", Duration::from_secs(600));
@@ -186,7 +270,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
     assert_eq!(settings["pairing_required"], true, "{settings}");
 
     // A checkout pairs with the owner's code and sells.
-    let till = Terminal::start("T1", vm.mqtt);
+    let till = Terminal::start_with("T1", vm.mqtt, &["--heartbeat-secs", "5"]);
     till.keys("A500#");
     till.card("approved");
     till.wait_screen("NOT PAIRED", Duration::from_secs(60));
@@ -234,8 +318,10 @@ fn the_card_boots_grows_sets_up_and_sells() {
     // again; the same checkout sells again.
     till.keys("C");
     let ports = (vm.http, vm.mqtt);
-    drop(vm);
-    let again = boot(&card, dir.path(), "second", Some(ports));
+    card.cut();
+    vm.kill();
+    card.power_on();
+    let again = boot(&card, &file, dir.path(), "second", Some(ports), acquirer.port);
     again.until("/healthz after the power cut", Duration::from_secs(600), |vm| {
         (vm.get("/healthz").0 == 200).then_some(())
     });
@@ -264,4 +350,134 @@ fn the_card_boots_grows_sets_up_and_sells() {
         "the paired checkout sells after the power cut: {slip}"
     );
     eprintln!("{:>5.0} s  sold again", started.elapsed().as_secs_f64());
+    till.keys("C");
+
+    // Two paired checkouts sell without pause; the power is cut five times.
+    let t2 = Terminal::start_with("T2", ports.1, &["--heartbeat-secs", "5"]);
+    t2.wait_screen("NOT PAIRED", Duration::from_secs(60));
+    t2.keys("C");
+    t2.pair_through(&web);
+    let earlier = [
+        (500, Seen::NotCharged),
+        (1250, Seen::Approved),
+        (990, Seen::Approved),
+    ];
+    let before = earlier.len();
+    let book = Arc::new(Mutex::new(Book {
+        sales: earlier
+            .into_iter()
+            .map(|(amount, seen)| Sale {
+                terminal: "T1".into(),
+                amount,
+                seen,
+            })
+            .collect(),
+        terminal_kills: 0,
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pace = Pace {
+        kill_one_in: None,
+        outcome_within: Duration::from_secs(600),
+    };
+    let cashiers: Vec<_> = [till, t2]
+        .into_iter()
+        .zip(1u64..)
+        .map(|(t, i)| {
+            let (stop, book) = (Arc::clone(&stop), Arc::clone(&book));
+            std::thread::spawn(move || books::cashier(t, i * 100_000, pace, stop, book))
+        })
+        .collect();
+    let (vm, cuts) = cuts::cut_rounds(
+        &card,
+        again,
+        CUTS,
+        (OWNER, MOUNT_FAILED),
+        started,
+        |round| {
+            boot(
+                &card,
+                &file,
+                dir.path(),
+                &format!("cut-{round}"),
+                Some(ports),
+                acquirer.port,
+            )
+        },
+        |_| {},
+    );
+    stop.store(true, Ordering::SeqCst);
+    let terminals: Vec<Terminal> = cashiers
+        .into_iter()
+        .map(|c| c.join().expect("a cashier thread failed"))
+        .collect();
+    assert!(
+        cuts::nothing_pending(ports.0, OWNER),
+        "sales still pending two minutes after the last cut"
+    );
+    let failed: Vec<String> = plain(&vm.console())
+        .lines()
+        .filter(|l| l.contains("Failed to start"))
+        .map(str::to_string)
+        .collect();
+    card.power_off_cleanly();
+    vm.kill();
+
+    // The card read here: its file system checked (the journal replayed as
+    // the next boot would), the hub's data copied out and compared.
+    let root = root_fs(&file);
+    let fsck = Command::new("e2fsck").args(["-f", "-p", &root]).output().unwrap();
+    run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("rdump /var/lib/tallybox {}", dir.path().display()),
+            &root,
+        ],
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("tallybox/tallybox.db")).unwrap();
+    let book = book.lock().unwrap();
+    let books = books::compare(&book, &conn, &acquirer);
+    eprintln!(
+        "{:>5.0} s  {CUTS} power cuts: came back {:?}; the cache kept {} blocks and lost {}; \
+         e2fsck {:?}; {} sales seen {:?}; {} rows, {} reversed; {} answered approvals lost",
+        started.elapsed().as_secs_f64(),
+        cuts.backs,
+        cuts.kept,
+        cuts.lost,
+        fsck.status.code(),
+        book.sales.len(),
+        books.seen,
+        books.rows,
+        books.reversed_rows,
+        books.lost_approvals,
+    );
+    assert!(failed.is_empty(), "units failed after the cuts: {failed:#?}");
+    assert_eq!(
+        cuts.backs.keys().collect::<Vec<_>>(),
+        [&Back::Whole],
+        "{:?}",
+        cuts.backs
+    );
+    assert!(
+        fsck.status.code().is_some_and(|c| c <= 1),
+        "e2fsck: {:?} {}",
+        fsck.status,
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    assert!(
+        books.problems.is_empty(),
+        "{} problems:\n{}\ncheckout logs:\n{}",
+        books.problems.len(),
+        books.problems.join("\n"),
+        terminals
+            .iter()
+            .map(|t| t.log())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    assert!(
+        book.sales.len() > CUTS + before,
+        "only {} sales",
+        book.sales.len()
+    );
 }

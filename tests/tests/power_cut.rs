@@ -21,17 +21,15 @@
 //! `TALLYBOX_POWER_CUT_KERNEL`, `_INITRD`, `_ROUNDS` (cuts) and `_CACHE`
 //! (`honest` or `lying`).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use serde_json::{json, Value};
 use tallybox_e2e::books::{self, Book, Pace};
 use tallybox_e2e::card::{Cache, Card};
+use tallybox_e2e::cuts::{self, Back, Cuts};
 use tallybox_e2e::procs::{AcquirerSim, Terminal};
 use tallybox_e2e::vm::{tail, user_net, Vm};
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
@@ -110,44 +108,6 @@ fn boot(card: &Card, dir: &Path, round: usize, ports: (u16, u16), acquirer: u16)
     Vm::start(qemu, dir.join(format!("console-{round}.log")), ports.0, ports.1)
 }
 
-/// How the hub came back after a cut.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Back {
-    /// Serving, its history whole.
-    Whole,
-    /// Serving, refusing sales: `store.history` red until the owner accepts.
-    HistoryLost,
-    /// The database is damaged: the recovery page.
-    Recovery,
-    /// The file system did not mount.
-    NoFileSystem,
-}
-
-/// Waits for the hub to answer after a boot and says how it came back.
-fn came_back(vm: &Vm) -> Back {
-    vm.until("the hub after the boot", Duration::from_secs(300), |vm| {
-        let console = vm.console();
-        if console.contains("power-cut: mount failed") {
-            return Some(Back::NoFileSystem);
-        }
-        let (status, body) = vm.get("/healthz");
-        match (status, body["status"].as_str()) {
-            (503, Some("recovery")) => Some(Back::Recovery),
-            (200, _) => {
-                let owner = WebClient::login(vm.http, None, OWNER_PASSWORD).ok()?;
-                let (_, checks) = owner.get("/api/v1/checks");
-                let history = history_check(&checks)?;
-                Some(if history["status"] == "fail" {
-                    Back::HistoryLost
-                } else {
-                    Back::Whole
-                })
-            }
-            _ => None,
-        }
-    })
-}
-
 /// The exit code of the boot's `e2fsck -p` (0 clean, 1 mended, more: not).
 fn boot_check(vm: &Vm) -> i32 {
     let console = vm.console();
@@ -156,14 +116,6 @@ fn boot_check(vm: &Vm) -> i32 {
         .find_map(|l| l.strip_prefix("power-cut: e2fsck "))
         .expect("the boot's e2fsck line");
     line.trim().parse().expect("an exit code")
-}
-
-fn history_check(checks: &Value) -> Option<Value> {
-    checks["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"] == "store.history")
-        .cloned()
 }
 
 #[test]
@@ -182,8 +134,8 @@ fn power_cuts_lose_no_answered_sale() {
     let card = Card::serve(&card_file, cache);
     let ports = (free_port(), free_port());
     let started = Instant::now();
-    let mut vm = boot(&card, dir.path(), 0, ports, acquirer.port);
-    let back = came_back(&vm);
+    let vm = boot(&card, dir.path(), 0, ports, acquirer.port);
+    let back = cuts::came_back(&vm, OWNER_PASSWORD, "power-cut: mount failed");
     assert_eq!(back, Back::Whole, "the first boot:\n{}", tail(&vm.console()));
     eprintln!("{:>5.0} s  the hub is up", started.elapsed().as_secs_f64());
 
@@ -215,40 +167,22 @@ fn power_cuts_lose_no_answered_sale() {
         })
         .collect();
 
-    let mut rng = rand::thread_rng();
-    let mut backs: BTreeMap<Back, usize> = BTreeMap::new();
-    let (mut kept, mut lost) = (0, 0);
-    let mut told = Vec::new();
     let mut boot_checks = Vec::new();
-    for round in 1..=rounds {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(2_000..12_000)));
-        let cut = card.cut();
-        vm.kill();
-        (kept, lost) = (kept + cut.kept, lost + cut.lost);
-        card.power_on();
-        vm = boot(&card, dir.path(), round, ports, acquirer.port);
-        let back = came_back(&vm);
-        boot_checks.push(boot_check(&vm));
-        eprintln!(
-            "{:>5.0} s  cut {round}: the cache kept {} blocks and lost {}; {back:?}",
-            started.elapsed().as_secs_f64(),
-            cut.kept,
-            cut.lost
-        );
-        *backs.entry(back.clone()).or_default() += 1;
-        match back {
-            Back::Whole => {}
-            Back::HistoryLost => {
-                // The owner is told; she accepts the loss and the shop sells on.
-                let owner = WebClient::login(ports.0, None, OWNER_PASSWORD).expect("owner");
-                let (_, checks) = owner.get("/api/v1/checks");
-                told.push(history_check(&checks).unwrap()["evidence"].to_string());
-                let (status, body) = owner.send("POST", "/api/v1/history/accept-loss", json!({}));
-                assert_eq!(status, 204, "accept the loss: {body}");
-            }
-            Back::Recovery | Back::NoFileSystem => break,
-        }
-    }
+    let (vm, cuts) = cuts::cut_rounds(
+        &card,
+        vm,
+        rounds,
+        (OWNER_PASSWORD, "power-cut: mount failed"),
+        started,
+        |round| boot(&card, dir.path(), round, ports, acquirer.port),
+        |vm| boot_checks.push(boot_check(vm)),
+    );
+    let Cuts {
+        backs,
+        kept,
+        lost,
+        told,
+    } = cuts;
     stop.store(true, Ordering::SeqCst);
     let terminals: Vec<Terminal> = cashiers
         .into_iter()
@@ -258,16 +192,8 @@ fn power_cuts_lose_no_answered_sale() {
 
     // The last sales settle, then the machine is shut down cleanly and its
     // card read here: the file system checked, the database copied out.
-    let owner = WebClient::login(ports.0, None, OWNER_PASSWORD).expect("owner");
-    let settled = wait_for(Duration::from_secs(120), || {
-        let (_, list) = owner.get("/api/v1/transactions?status=pending&limit=1");
-        list["items"]
-            .as_array()
-            .is_some_and(|i| i.is_empty())
-            .then_some(())
-    });
     assert!(
-        settled.is_some(),
+        cuts::nothing_pending(ports.0, OWNER_PASSWORD),
         "sales still pending two minutes after the last cut"
     );
     card.power_off_cleanly();

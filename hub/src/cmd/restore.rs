@@ -66,7 +66,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("name the backup to put back (or --offsite)"))?
     };
-    let done = restore::restore(&data_dir, &file)?;
+    let done = restore::restore(&data_dir, &file, "the command line")?;
     if let Some(kept) = &done.kept {
         println!("the database it replaced is kept in {}", kept.display());
     }

@@ -118,6 +118,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shutdown = super::stop_signal();
     let (data_dir, http) = (config.data_dir.clone(), config.http);
+    // A backup the owner ordered put back from the page, before the store opens.
+    match tallybox::store::restore::ordered(&data_dir) {
+        Ok(None) => {}
+        Ok(Some(done)) => match &done.error {
+            None => tracing::warn!(
+                file = %done.order.file, by = %done.order.by, transactions = done.transactions,
+                missing = done.lost.as_deref().unwrap_or("nothing"),
+                "the backup ordered from the web page is put back"
+            ),
+            Some(why) => tracing::error!(
+                file = %done.order.file, error = %why,
+                "the backup ordered from the web page was not put back"
+            ),
+        },
+        Err(e) => tracing::error!(error = %e, "the restore ordered from the web page"),
+    }
     // For the recovery page, should the database not open.
     let (store_id, offsite) = (config.store_id.clone(), config.offsite.clone());
     let ran = hub::run(config, options, shutdown.clone(), |started| {

@@ -36,6 +36,10 @@ pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(600)
 /// How long one request may take (a backup of a large store on a slow line
 /// takes minutes).
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
+/// A copy larger than this goes up in parts of this size (S3 takes one PUT
+/// of at most 5 GiB, parts of 5 MiB to 5 GiB, and 10 000 parts: 640 GiB).
+/// A part that fails costs its own bytes again, not the whole copy's.
+pub const PART_BYTES: u64 = 64 << 20;
 
 /// The last copy, or why it failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +104,8 @@ pub struct Bucket {
     access_key_id: String,
     secret: zeroize::Zeroizing<String>,
     tls: TlsClient,
+    /// [`PART_BYTES`], unless set otherwise.
+    part_bytes: u64,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -142,7 +148,17 @@ impl Bucket {
             region: config.region.clone(),
             access_key_id: config.access_key_id.trim().to_string(),
             secret,
+            part_bytes: PART_BYTES,
         })
+    }
+
+    /// The same bucket, copies over `bytes` going up in parts of `bytes`
+    /// (at least S3's 5 MiB).
+    pub fn in_parts_of(self, bytes: u64) -> Bucket {
+        Bucket {
+            part_bytes: bytes.max(5 << 20),
+            ..self
+        }
     }
 
     fn host_header(&self) -> String {
@@ -224,26 +240,113 @@ impl Bucket {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
-    /// Uploads `file` as `name` in this hub's folder.
+    /// Uploads `file` as `name` in this hub's folder: in one request, or in
+    /// parts when it is larger than a part.
     pub async fn put(&self, name: &str, file: &Path) -> Result<(), String> {
-        let shown = file.display();
-        let (length, sha256) = {
-            let file = file.to_path_buf();
-            tokio::task::spawn_blocking(move || file_sha256(&file))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot read {shown}: {e}"))?
-        };
-        let opened = tokio::fs::File::open(file)
-            .await
-            .map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let body =
-            StreamBody::new(tokio_util::io::ReaderStream::new(opened).map(|chunk| chunk.map(Frame::data)));
+        let length = std::fs::metadata(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            .len();
         let path = self.object_path(name);
-        match self.send("PUT", &path, "", &sha256, body, length).await? {
+        if length > self.part_bytes {
+            return self.put_in_parts(&path, file, length).await;
+        }
+        let (answer, _) = self.put_range(&path, "", file, 0, length).await?;
+        match answer {
             (200, _) => Ok(()),
             (status, text) => Err(refusal(status, &text)),
         }
+    }
+
+    /// Sends `length` bytes of `file` from `offset` as the body of a PUT to
+    /// `path?query`, streamed (never held in memory): the answer, and its
+    /// ETag.
+    async fn put_range(
+        &self,
+        path: &str,
+        query: &str,
+        file: &Path,
+        offset: u64,
+        length: u64,
+    ) -> Result<((u16, String), Option<String>), String> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+        let sha256 = {
+            let file = file.to_path_buf();
+            tokio::task::spawn_blocking(move || range_sha256(&file, offset, length))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(unreadable)?
+        };
+        let mut opened = tokio::fs::File::open(file).await.map_err(unreadable)?;
+        opened
+            .seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(unreadable)?;
+        let body = StreamBody::new(
+            tokio_util::io::ReaderStream::new(opened.take(length)).map(|chunk| chunk.map(Frame::data)),
+        );
+        let request = self.request("PUT", path, query, &sha256, body, length)?;
+        let sent = async {
+            let mut answer = crate::payments::https::open(&self.tls, &self.host, self.port, request).await?;
+            let etag = answer
+                .headers
+                .get(hyper::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let text = answer.read_all().await?;
+            Ok(((answer.status, String::from_utf8_lossy(&text).into_owned()), etag))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, sent)
+            .await
+            .unwrap_or_else(|_| Err(format!("{} did not answer within {REQUEST_TIMEOUT:?}", self.host)))
+    }
+
+    /// S3's multipart upload: started, each part sent, then completed; an
+    /// upload that fails is aborted, so the store keeps no parts of it.
+    async fn put_in_parts(&self, path: &str, file: &Path, length: u64) -> Result<(), String> {
+        let (status, text) = self
+            .send("POST", path, "uploads=", EMPTY_SHA256, Empty::<Bytes>::new(), 0)
+            .await?;
+        let upload = match elements(&text, "UploadId").next() {
+            Some(id) if status == 200 => id.to_string(),
+            _ => return Err(refusal(status, &text)),
+        };
+        let id = uri_encode(&upload, true);
+        let sent = async {
+            let mut completion = String::from("<CompleteMultipartUpload>");
+            for (number, offset) in (1u64..).zip((0..length).step_by(self.part_bytes as usize)) {
+                let query = format!("partNumber={number}&uploadId={id}");
+                let size = self.part_bytes.min(length - offset);
+                match self.put_range(path, &query, file, offset, size).await? {
+                    ((200, _), Some(etag)) => completion.push_str(&format!(
+                        "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+                    )),
+                    ((200, _), None) => return Err(format!("the store gave part {number} no ETag")),
+                    ((status, text), _) => return Err(refusal(status, &text)),
+                }
+            }
+            completion.push_str("</CompleteMultipartUpload>");
+            let sha256 = hex(&Sha256::digest(completion.as_bytes()));
+            let length = completion.len() as u64;
+            let body = http_body_util::Full::new(Bytes::from(completion));
+            let query = format!("uploadId={id}");
+            match self.send("POST", path, &query, &sha256, body, length).await? {
+                // S3 may answer 200 and then an error, once it has joined the parts.
+                (200, text) if !text.contains("<Error>") => Ok(()),
+                (status, text) => Err(refusal(status, &text)),
+            }
+        };
+        let done = sent.await;
+        if done.is_err() {
+            let query = format!("uploadId={id}");
+            if let Err(e) = self
+                .send("DELETE", path, &query, EMPTY_SHA256, Empty::<Bytes>::new(), 0)
+                .await
+            {
+                tracing::warn!(error = %e, "a failed off-site upload's parts were not removed");
+            }
+        }
+        done
     }
 
     /// The names in this hub's folder (at most the first thousand).
@@ -449,19 +552,21 @@ fn proven_copy(data_dir: &Path) -> Result<(String, PathBuf), String> {
     Ok((name, path))
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<(u64, String)> {
-    use std::io::Read;
+/// The SHA-256 of `length` bytes of `path` from `offset`.
+fn range_sha256(path: &Path, offset: u64, length: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek};
     let mut file = std::fs::File::open(path)?;
-    let (mut hash, mut buf, mut length) = (Sha256::new(), vec![0u8; 1 << 16], 0u64);
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let (mut hash, mut buf) = (Sha256::new(), vec![0u8; 1 << 16]);
+    let mut range = file.take(length);
     loop {
-        let n = file.read(&mut buf)?;
+        let n = range.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hash.update(&buf[..n]);
-        length += n as u64;
     }
-    Ok((length, hex(&hash.finalize())))
+    Ok(hex(&hash.finalize()))
 }
 
 /// The SHA-256 of nothing: the payload hash of a request without a body.

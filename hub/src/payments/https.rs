@@ -86,6 +86,7 @@ where
 /// An answer whose body is read as it comes (a large download).
 pub struct Answer {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     body: hyper::body::Incoming,
     host: String,
     /// The connection, until the answer is read (or dropped).
@@ -146,9 +147,11 @@ where
         .send_request(request)
         .await
         .map_err(|e| format!("no answer from {host}: {e}"))?;
+    let (parts, body) = answer.into_parts();
     Ok(Answer {
-        status: answer.status().as_u16(),
-        body: answer.into_body(),
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
         host: host.to_string(),
         _driver: driver,
     })

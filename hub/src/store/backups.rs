@@ -221,7 +221,7 @@ mod tests {
         // The SD card spoils the key file: the store cannot open.
         std::fs::write(&key_file, b"torn").unwrap();
         assert!(Store::open(dir.path()).is_err());
-        super::super::restore::restore(dir.path(), &backup.path).unwrap();
+        super::super::restore::restore(dir.path(), &backup.path, "a test").unwrap();
         assert_eq!(std::fs::read(&key_file).unwrap(), key);
         let store = Store::open(dir.path()).unwrap();
         assert!(!holds_keys(&dir.path().join("tallybox.db")));

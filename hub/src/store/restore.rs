@@ -7,10 +7,18 @@
 //! backup lacks against the
 //! history's witness is then said, and the hub keeps sales stopped until the
 //! owner accepts it, as after any loss.
+//!
+//! From the owner's page, on a hub that runs: the backup is checked at
+//! once, and the order is written down ([`order`]); the hub then stops, and
+//! at its next start (systemd's), before the store opens, [`ordered`] puts
+//! the backup back the same way and writes how it ended for the page
+//! ([`last`]). A power cut in between leaves the order to be done at the
+//! start after.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
 
 use super::lock::DataLock;
 use super::{audit, backups, now_utc, schema, witness, Store, StoreError};
@@ -27,14 +35,15 @@ pub struct Restored {
     pub lost: Option<witness::Lost>,
 }
 
-/// Checks `from` and makes it the database of `dir`.
-pub fn restore(dir: &Path, from: &Path) -> Result<Restored, StoreError> {
+/// Checks `from` and makes it the database of `dir`; `by` says who asked,
+/// for the audit record.
+pub fn restore(dir: &Path, from: &Path, by: &str) -> Result<Restored, StoreError> {
     let lock = DataLock::take(dir)?;
-    restore_held(dir, from, &lock)
+    restore_held(dir, from, by, &lock)
 }
 
 /// [`restore`], by the holder of `dir`'s lock (the hub's recovery page).
-pub fn restore_held(dir: &Path, from: &Path, _held: &DataLock) -> Result<Restored, StoreError> {
+pub fn restore_held(dir: &Path, from: &Path, by: &str, _held: &DataLock) -> Result<Restored, StoreError> {
     let records = check(from)?;
     let kept = keep_current(dir)?;
     let io = |error| StoreError::DataDir {
@@ -59,6 +68,7 @@ pub fn restore_held(dir: &Path, from: &Path, _held: &DataLock) -> Result<Restore
     let detail = serde_json::json!({
         "from": from.file_name().map(|n| n.to_string_lossy().into_owned()),
         "records": records,
+        "by": by,
     });
     audit::append(
         store.connection(),
@@ -158,4 +168,100 @@ fn keep_current(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
         }
     }
     Ok(Some(kept))
+}
+
+/// A restore ordered from the page, done at the hub's next start.
+const ORDERED: &str = "restore-ordered.json";
+/// How the last restore ordered from the page ended.
+const LAST: &str = "restore-last.json";
+
+/// A restore the owner ordered: a file in `backups/`, who, when (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub file: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// How an ordered restore ended: the order, when it was done, and what the
+/// restored history holds (or why nothing was changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub order: Order,
+    pub done_at: String,
+    pub transactions: Option<i64>,
+    /// What the backup lacks against the witness, in words.
+    pub lost: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Checks the backup `file` (a name in `dir`'s `backups/`) and orders it put
+/// back at the hub's next start: its audit records.
+pub fn order(dir: &Path, file: &str, by: &str) -> Result<u64, StoreError> {
+    let records = check(&dir.join("backups").join(file))?;
+    let order = Order {
+        file: file.to_string(),
+        by: by.to_string(),
+        at: now_utc(),
+    };
+    write_json(dir, ORDERED, &order)?;
+    Ok(records)
+}
+
+/// At the hub's start, before its store opens: puts back the backup the
+/// page ordered, if any, and says how it ended (also in [`last`]).
+pub fn ordered(dir: &Path) -> Result<Option<Outcome>, StoreError> {
+    let order: Order = match std::fs::read(dir.join(ORDERED)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        read => {
+            let bytes = read.map_err(|error| data_dir(dir, error))?;
+            match serde_json::from_slice(&bytes) {
+                Ok(order) => order,
+                Err(e) => {
+                    // Not asked again at every start: the page can order anew.
+                    std::fs::remove_file(dir.join(ORDERED)).map_err(|error| data_dir(dir, error))?;
+                    return Err(StoreError::Restore(format!(
+                        "the restore ordered in {} does not read ({e}); nothing was changed",
+                        dir.join(ORDERED).display()
+                    )));
+                }
+            }
+        }
+    };
+    let from = dir.join("backups").join(&order.file);
+    let done = restore(dir, &from, &format!("the web page ({})", order.by));
+    let outcome = Outcome {
+        order,
+        done_at: now_utc(),
+        transactions: done.as_ref().ok().map(|d| d.transactions),
+        lost: done
+            .as_ref()
+            .ok()
+            .and_then(|d| d.lost.as_ref().map(|l| l.to_string())),
+        error: done.as_ref().err().map(|e| e.to_string()),
+    };
+    write_json(dir, LAST, &outcome)?;
+    std::fs::remove_file(dir.join(ORDERED)).map_err(|error| data_dir(dir, error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|error| data_dir(dir, error))?;
+    Ok(Some(outcome))
+}
+
+/// How the last restore ordered from the page ended, if one was.
+pub fn last(dir: &Path) -> Option<Outcome> {
+    serde_json::from_slice(&std::fs::read(dir.join(LAST)).ok()?).ok()
+}
+
+fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Restore(e.to_string()))?;
+    tallybox_platform::fsync::write_synced(&dir.join(name), &bytes).map_err(|error| data_dir(dir, error))
+}
+
+fn data_dir(dir: &Path, error: std::io::Error) -> StoreError {
+    StoreError::DataDir {
+        dir: dir.display().to_string(),
+        error,
+    }
 }

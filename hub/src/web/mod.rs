@@ -21,6 +21,7 @@ mod offsite;
 mod pairing;
 mod providers;
 mod reports;
+mod restore;
 pub mod serve;
 mod undo;
 pub mod update;
@@ -207,6 +208,7 @@ pub async fn bind(
         .or(bills::routes(state.clone()).boxed())
         .or(providers::routes(state.clone()).boxed())
         .or(offsite::routes(state.clone()).boxed())
+        .or(restore::routes(state.clone()).boxed())
         .or(checks::routes(state).boxed())
         .or(assets::routes().boxed())
         .recover(error::recover)

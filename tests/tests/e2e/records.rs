@@ -483,6 +483,75 @@ fn sold_and_settled_with(hub: &mut Hub, settings: &str) -> Terminal {
     t1
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_larger_than_a_part_goes_up_in_parts_and_comes_back_whole() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = S3Store::start(dir.path(), "tallybox-backups");
+    let secret = dir.path().join("offsite.secret");
+    std::fs::write(&secret, &store.secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = tallybox::config::OffsiteConfig {
+        url: format!("https://127.0.0.1:{}/{}/shop-a", store.port, store.bucket),
+        region: "us-east-1".into(),
+        access_key_id: store.access_key.clone(),
+        secret_key: secret,
+        ca: store.ca.clone(),
+    };
+    let bucket = tallybox::offsite::Bucket::new(&config, "shop")
+        .unwrap()
+        .in_parts_of(5 << 20);
+    // 12 MiB whose every part differs: three parts of 5, 5 and 2 MiB.
+    let big: Vec<u8> = (0..12u32 << 20).map(|i| ((i / 4099) ^ i) as u8).collect();
+    let file = dir.path().join("big.db");
+    std::fs::write(&file, &big).unwrap();
+    let name = "auto-20261207-120000.db";
+    bucket.put(name, &file).await.unwrap();
+
+    let requests = store.requests();
+    let sent: Vec<(String, String, u64)> = requests
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with(name))
+        .map(|r| {
+            assert_eq!(r["verdict"], "ok", "{r}");
+            let query = r["query"].as_str().unwrap();
+            let part = query
+                .split('&')
+                .find(|q| q.starts_with("partNumber="))
+                .unwrap_or(query);
+            (
+                r["method"].as_str().unwrap().to_string(),
+                part.to_string(),
+                r["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let parts: Vec<(&str, &str, u64)> = sent
+        .iter()
+        .map(|(m, q, b)| (m.as_str(), q.as_str(), *b))
+        .collect();
+    assert_eq!(
+        parts[..4],
+        [
+            ("POST", "uploads=", 0),
+            ("PUT", "partNumber=1", 5 << 20),
+            ("PUT", "partNumber=2", 5 << 20),
+            ("PUT", "partNumber=3", 2 << 20),
+        ],
+        "{sent:?}"
+    );
+    assert!(parts.len() == 5 && parts[4].0 == "POST", "completed: {sent:?}");
+
+    // What the store holds is the file, read by boto3 and by the hub alike.
+    let object = format!("shop-a/shop/{name}");
+    let back = dir.path().join("back.db");
+    tokio::task::block_in_place(|| store.get(&object, &back));
+    assert!(std::fs::read(&back).unwrap() == big, "boto3 reads it whole");
+    let again = dir.path().join("again.db");
+    assert_eq!(bucket.get(name, &again).await.unwrap(), 12 << 20);
+    assert!(std::fs::read(&again).unwrap() == big, "the hub reads it whole");
+}
+
 #[test]
 fn a_damaged_database_with_no_backup_left_on_the_card_comes_back_from_the_off_site_copy() {
     let s3_dir = tempfile::tempdir().unwrap();
@@ -722,6 +791,106 @@ fn a_backup_restored_brings_back_its_receipts_and_chain_and_names_what_came_afte
     t1.wait_ready();
     assert!(t1.sale(600, "approved").contains("APPROVED"));
     assert_eq!(traces(&hub)[0], 6, "trace numbers 4 and 5 are not issued again");
+}
+
+#[test]
+fn the_owner_puts_a_backup_back_from_the_page_and_the_hub_starts_again_on_it() {
+    let mut hub = Hub::start();
+    let t1 = Terminal::start("T1", hub.mqtt);
+    t1.wait_ready();
+    assert!(t1.sale(1250, "approved").contains("APPROVED"));
+    t1.keys("C");
+    let backup = settle_and_back_up(&hub, &t1);
+    let name = backup.file_name().unwrap().to_string_lossy().into_owned();
+    t1.keys("C");
+    assert!(t1.sale(990, "approved").contains("APPROVED"));
+    t1.keys("C");
+
+    let web = hub.web();
+    let (code, listed) = web.get("/api/v1/backups");
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["on_hub"][0]["name"], name.as_str(), "{listed}");
+    assert!(listed["on_hub"][0]["bytes"].as_u64().unwrap() > 0, "{listed}");
+    assert_eq!(listed["offsite"], false);
+    assert!(listed["last_restore"].is_null());
+
+    // Refusals change nothing, and the hub goes on.
+    let (code, body) = web.send("POST", "/api/v1/restore", json!({"backup": "../tallybox.db"}));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (404, Some("no_backup")),
+        "{body}"
+    );
+    let (code, body) = web.send("POST", "/api/v1/restore", json!({"offsite": "latest"}));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (409, Some("no_offsite")),
+        "{body}"
+    );
+    let junk = hub.data_dir().join("backups/auto-20250101-000000.db");
+    std::fs::write(&junk, b"not a database at all").unwrap();
+    let (code, body) = web.send(
+        "POST",
+        "/api/v1/restore",
+        json!({"backup": "auto-20250101-000000.db"}),
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (422, Some("backup_refused")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["params"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{body}"
+    );
+    std::fs::remove_file(&junk).unwrap();
+    assert!(!hub.exited(), "a refused restore leaves the hub selling");
+    assert_eq!(hub.transactions("").len(), 2);
+
+    // The backup put back: the hub stops, and started again (as its
+    // service does) it has the backup's sale, names the one after it as
+    // missing, and keeps the database it replaced.
+    let (code, body) = web.send("POST", "/api/v1/restore", json!({"backup": name}));
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(
+        (body["file"].as_str(), body["restarting"].as_bool()),
+        (Some(name.as_str()), Some(true))
+    );
+    wait_for(Duration::from_secs(10), || hub.exited().then_some(())).expect("the hub stops to restore");
+    hub.start_again();
+    let amounts: Vec<Value> = hub.transactions("").iter().map(|t| t["amount"].clone()).collect();
+    assert_eq!(amounts, vec![json!(1250)], "the backup's one sale");
+    let web = hub.web();
+    let history = wait_check(&web, "store.history", "fail");
+    assert!(
+        history["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("transaction 2 is missing"),
+        "{history}"
+    );
+    let (_, listed) = web.get("/api/v1/backups");
+    let last = &listed["last_restore"];
+    assert!(
+        last["file"] == name.as_str() && last["by"] == "owner" && last["error"].is_null(),
+        "{listed}"
+    );
+    let replaced = in_backups(&hub, "replaced-").expect("the database it replaced is kept");
+    let kept = rusqlite::Connection::open(replaced.join("tallybox.db")).unwrap();
+    let sold: i64 = kept
+        .query_row("SELECT count(*) FROM transactions WHERE amount = 990", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(sold, 1, "the sale after the backup is in the kept database");
+    assert!(hub
+        .log()
+        .contains("the backup ordered from the web page is put back"));
+    let (ok, out) = audit_verify(&hub);
+    assert!(out.contains("audit log intact"), "{ok} {out}");
 }
 
 #[test]

@@ -1713,7 +1713,7 @@ async fn the_owner_enters_the_shops_alipay_credentials_in_settings_and_the_hub_c
 async fn the_owner_enters_the_off_site_bucket_in_settings_and_the_next_copy_goes_there() {
     let s3_dir = tempfile::tempdir().unwrap();
     let store = tallybox_e2e::s3::S3Store::start(s3_dir.path(), "tallybox-backups");
-    let hub = Hub::start();
+    let mut hub = Hub::start();
     // A settlement leaves a backup for the first copy to take.
     let t1 = Terminal::start("T1", hub.mqtt);
     t1.wait_ready();
@@ -1785,7 +1785,6 @@ async fn the_owner_enters_the_off_site_bucket_in_settings_and_the_next_copy_goes
     b.screenshot("settings-offsite").await;
     b.click("#lang").await;
     b.wait_text("#offsite-now", "在此页填写", WAIT).await;
-    b.close().await;
     assert!(
         !hub.log().contains(&store.secret),
         "the secret is not in the hub's log"
@@ -1807,4 +1806,30 @@ async fn the_owner_enters_the_off_site_bucket_in_settings_and_the_next_copy_goes
         "{events}"
     );
     assert!(!all.contains(&store.secret));
+    drop(db);
+
+    // A sale after the copy; then the owner puts the off-site copy back
+    // from the page: the hub starts again on it, the sale after it gone
+    // (kept in the database it replaced).
+    t1.keys("C");
+    assert!(t1.sale(990, "approved").contains("APPROVED"));
+    b.click("#offsite-copies-show").await;
+    b.wait_text("#offsite-copies", "恢复", WAIT).await;
+    b.click("#offsite-copies [data-restore]").await;
+    b.click("[data-confirm=yes]").await;
+    b.wait_text("#notice", "重新启动", WAIT).await;
+    b.close().await;
+    tallybox_e2e::wait_for(WAIT, || hub.exited().then_some(())).expect("the hub stops to restore");
+    hub.start_again();
+    let amounts: Vec<serde_json::Value> = hub.transactions("").iter().map(|t| t["amount"].clone()).collect();
+    assert_eq!(amounts, vec![serde_json::json!(1250)], "the copy's one sale");
+    let (_, listed) = hub.web().get("/api/v1/backups");
+    let last = &listed["last_restore"];
+    assert!(
+        last["file"].as_str().unwrap().starts_with("offsite-auto-")
+            && last["by"] == "owner"
+            && last["error"].is_null()
+            && last["transactions"] == 1,
+        "{listed}"
+    );
 }

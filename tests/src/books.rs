@@ -143,6 +143,37 @@ pub fn cashier(
     t
 }
 
+/// Cashiers selling at `terminals` (the first from 100 001, the next from
+/// 200 001, …) on threads of their own, into `book`, until [`Cashiers::stop`].
+pub struct Cashiers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Terminal>>,
+}
+
+impl Cashiers {
+    pub fn start(terminals: Vec<Terminal>, pace: Pace, book: &Arc<Mutex<Book>>) -> Cashiers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = terminals
+            .into_iter()
+            .zip(1u64..)
+            .map(|(t, i)| {
+                let (stop, book) = (Arc::clone(&stop), Arc::clone(book));
+                std::thread::spawn(move || cashier(t, i * 100_000, pace, stop, book))
+            })
+            .collect();
+        Cashiers { stop, threads }
+    }
+
+    /// Each cashier ends the sale in hand; their checkouts.
+    pub fn stop(self) -> Vec<Terminal> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.threads
+            .into_iter()
+            .map(|c| c.join().expect("a cashier thread failed"))
+            .collect()
+    }
+}
+
 /// Per (terminal field, trace number): authorizations the acquirer approved,
 /// reversals it received, and the amount.
 #[derive(Debug, Default)]
@@ -199,6 +230,24 @@ pub struct Comparison {
     pub reversed_rows: usize,
     /// Minor units approved in the database.
     pub db_total: u64,
+}
+
+impl Comparison {
+    /// Fails, with every disagreement and the checkouts' logs, unless the
+    /// three books agree.
+    pub fn assert_agree(&self, terminals: &[Terminal]) {
+        assert!(
+            self.problems.is_empty(),
+            "{} problems:\n{}\ncheckout logs:\n{}",
+            self.problems.len(),
+            self.problems.join("\n"),
+            terminals
+                .iter()
+                .map(|t| t.log())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+    }
 }
 
 /// Compares the cashiers' `book` with the hub's database `conn` and the

@@ -14,12 +14,11 @@
 //!
 //! `TALLYBOX_CRASH_ROUNDS` sets the number of kills (default 200).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tallybox_e2e::books::{self, Book, Pace};
+use tallybox_e2e::books::{self, Book, Cashiers, Pace};
 use tallybox_e2e::procs::{AcquirerSim, Hub, Mosquitto, Terminal};
 use tallybox_e2e::proxy::Proxy;
 use tallybox_e2e::{strs, wait_for};
@@ -38,20 +37,19 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
     let mut hub = Hub::start_with(Some(broker.port), &strs(&acquirer.hub_flags(bank_link.port)));
     // The checkouts reach the broker through a link that gets cut.
     let lan = Proxy::start(broker.port);
-    let stop = Arc::new(AtomicBool::new(false));
     let book = Arc::new(Mutex::new(Book::default()));
-    let cashiers: Vec<_> = (1..=3u64)
+    let terminals = (1..=3)
         .map(|i| {
             let t = Terminal::start_with(&format!("T{i}"), lan.port, &["--heartbeat-secs", "5"]);
             t.wait_ready();
-            let (stop, book) = (Arc::clone(&stop), Arc::clone(&book));
-            let pace = Pace {
-                kill_one_in: Some(20),
-                outcome_within: Duration::from_secs(90),
-            };
-            std::thread::spawn(move || books::cashier(t, i * 100_000, pace, stop, book))
+            t
         })
         .collect();
+    let pace = Pace {
+        kill_one_in: Some(20),
+        outcome_within: Duration::from_secs(90),
+    };
+    let cashiers = Cashiers::start(terminals, pace, &book);
 
     let mut rng = rand::thread_rng();
     let (mut hub_kills, mut broker_kills, mut link_cuts, mut link_stalls) = (0, 0, 0, 0);
@@ -82,11 +80,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
             }
         }
     }
-    stop.store(true, Ordering::SeqCst);
-    let terminals: Vec<Terminal> = cashiers
-        .into_iter()
-        .map(|c| c.join().expect("a cashier thread failed"))
-        .collect();
+    let terminals = cashiers.stop();
     let took = started.elapsed();
 
     // Sales a kill left pending are reversed by the hub's sweep.
@@ -115,17 +109,7 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
         books.reversed_rows,
         books.db_total,
     );
-    assert!(
-        books.problems.is_empty(),
-        "{} problems:\n{}\nterminal logs:\n{}",
-        books.problems.len(),
-        books.problems.join("\n"),
-        terminals
-            .iter()
-            .map(|t| t.log())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    );
+    books.assert_agree(&terminals);
     // The harness reached the moments that matter: kills found sales between
     // "pending" and the acquirer's answer, and checkouts died mid-sale.
     assert!(hub_kills >= rounds / 2, "only {hub_kills} hub kills in {took:?}");

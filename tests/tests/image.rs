@@ -24,12 +24,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tallybox_e2e::books::{self, Book, Pace, Sale, Seen};
+use tallybox_e2e::books::{self, Book, Cashiers, Sale, Seen};
 use tallybox_e2e::card::{Cache, Card};
 use tallybox_e2e::cuts::{self, Back};
 use tallybox_e2e::free_port;
@@ -374,19 +373,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
             .collect(),
         terminal_kills: 0,
     }));
-    let stop = Arc::new(AtomicBool::new(false));
-    let pace = Pace {
-        kill_one_in: None,
-        outcome_within: Duration::from_secs(600),
-    };
-    let cashiers: Vec<_> = [till, t2]
-        .into_iter()
-        .zip(1u64..)
-        .map(|(t, i)| {
-            let (stop, book) = (Arc::clone(&stop), Arc::clone(&book));
-            std::thread::spawn(move || books::cashier(t, i * 100_000, pace, stop, book))
-        })
-        .collect();
+    let cashiers = Cashiers::start(vec![till, t2], cuts::PACE, &book);
     let (vm, cuts) = cuts::cut_rounds(
         &card,
         again,
@@ -405,11 +392,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
         },
         |_| {},
     );
-    stop.store(true, Ordering::SeqCst);
-    let terminals: Vec<Terminal> = cashiers
-        .into_iter()
-        .map(|c| c.join().expect("a cashier thread failed"))
-        .collect();
+    let terminals = cashiers.stop();
     assert!(
         cuts::nothing_pending(ports.0, OWNER),
         "sales still pending two minutes after the last cut"
@@ -464,17 +447,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
         fsck.status,
         String::from_utf8_lossy(&fsck.stdout)
     );
-    assert!(
-        books.problems.is_empty(),
-        "{} problems:\n{}\ncheckout logs:\n{}",
-        books.problems.len(),
-        books.problems.join("\n"),
-        terminals
-            .iter()
-            .map(|t| t.log())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    );
+    books.assert_agree(&terminals);
     assert!(
         book.sales.len() > CUTS + before,
         "only {} sales",

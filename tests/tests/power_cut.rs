@@ -23,11 +23,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tallybox_e2e::books::{self, Book, Pace};
+use tallybox_e2e::books::{self, Book, Cashiers};
 use tallybox_e2e::card::{Cache, Card};
 use tallybox_e2e::cuts::{self, Back, Cuts};
 use tallybox_e2e::procs::{AcquirerSim, Terminal};
@@ -152,20 +151,8 @@ fn power_cuts_lose_no_answered_sale() {
         .collect();
     let (_, settings) = owner.get("/api/v1/settings");
     assert_eq!(settings["pairing_required"], true, "{settings}");
-    let stop = Arc::new(AtomicBool::new(false));
     let book = Arc::new(Mutex::new(Book::default()));
-    let pace = Pace {
-        kill_one_in: None,
-        outcome_within: Duration::from_secs(600),
-    };
-    let cashiers: Vec<_> = terminals
-        .into_iter()
-        .zip(1u64..)
-        .map(|(t, i)| {
-            let (stop, book) = (Arc::clone(&stop), Arc::clone(&book));
-            std::thread::spawn(move || books::cashier(t, i * 100_000, pace, stop, book))
-        })
-        .collect();
+    let cashiers = Cashiers::start(terminals, cuts::PACE, &book);
 
     let mut boot_checks = Vec::new();
     let (vm, cuts) = cuts::cut_rounds(
@@ -183,11 +170,7 @@ fn power_cuts_lose_no_answered_sale() {
         lost,
         told,
     } = cuts;
-    stop.store(true, Ordering::SeqCst);
-    let terminals: Vec<Terminal> = cashiers
-        .into_iter()
-        .map(|c| c.join().expect("a cashier thread failed"))
-        .collect();
+    let terminals = cashiers.stop();
     let took = started.elapsed();
 
     // The last sales settle, then the machine is shut down cleanly and its
@@ -247,13 +230,6 @@ fn power_cuts_lose_no_answered_sale() {
             not_taken.join("\n")
         );
     }
-    let logs = || {
-        terminals
-            .iter()
-            .map(|t| t.log())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
     match cache {
         Cache::Honest => {
             // 0: clean; 1: corrected (orphaned files of killed processes).
@@ -269,13 +245,7 @@ fn power_cuts_lose_no_answered_sale() {
             );
             assert_eq!(backs.keys().collect::<Vec<_>>(), [&Back::Whole], "{backs:?}");
             assert_eq!(integrity, "ok", "the database after the last cut");
-            assert!(
-                books.problems.is_empty(),
-                "{} problems:\n{}\nterminal logs:\n{}",
-                books.problems.len(),
-                books.problems.join("\n"),
-                logs()
-            );
+            books.assert_agree(&terminals);
             assert!(book.sales.len() > rounds, "only {} sales", book.sales.len());
         }
         Cache::Lying => {

@@ -317,6 +317,15 @@ fn cut_in_half(hub: &Hub) -> u64 {
     len
 }
 
+/// `store.history` turns red and names `missing`.
+fn history_names(web: &WebClient, missing: &str) {
+    let history = wait_check(web, "store.history", "fail");
+    assert!(
+        history["evidence"].as_str().unwrap().contains(missing),
+        "{history}"
+    );
+}
+
 fn restore(hub: &Hub, file: &std::path::Path) -> (bool, String) {
     let (file, data) = (file.display().to_string(), hub.data_dir().display().to_string());
     tallybox(&["restore", &file, "--data-dir", &data])
@@ -778,14 +787,7 @@ fn a_backup_restored_brings_back_its_receipts_and_chain_and_names_what_came_afte
         "the restored chain holds, and what came after the backup is named: {out}"
     );
     let web = hub.web();
-    let history = wait_check(&web, "store.history", "fail");
-    assert!(
-        history["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("transactions 4–5 are missing"),
-        "{history}"
-    );
+    history_names(&web, "transactions 4–5 are missing");
     let (code, body) = web.send("POST", "/api/v1/history/accept-loss", json!({}));
     assert_eq!(code, 204, "{body}");
     t1.wait_ready();
@@ -864,14 +866,7 @@ fn the_owner_puts_a_backup_back_from_the_page_and_the_hub_starts_again_on_it() {
     let amounts: Vec<Value> = hub.transactions("").iter().map(|t| t["amount"].clone()).collect();
     assert_eq!(amounts, vec![json!(1250)], "the backup's one sale");
     let web = hub.web();
-    let history = wait_check(&web, "store.history", "fail");
-    assert!(
-        history["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("transaction 2 is missing"),
-        "{history}"
-    );
+    history_names(&web, "transaction 2 is missing");
     let (_, listed) = web.get("/api/v1/backups");
     let last = &listed["last_restore"];
     assert!(
@@ -1012,14 +1007,7 @@ fn a_database_cut_in_half_serves_the_recovery_page_and_its_newest_backup_comes_b
     hub.start_again();
     assert_eq!(traces(&hub), [1]);
     let web = hub.web();
-    let history = wait_check(&web, "store.history", "fail");
-    assert!(
-        history["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("transaction 2 is missing"),
-        "{history}"
-    );
+    history_names(&web, "transaction 2 is missing");
     let (code, _) = web.send("POST", "/api/v1/history/accept-loss", json!({}));
     assert_eq!(code, 204);
     t1.wait_ready();

@@ -10,10 +10,17 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use crate::books::Pace;
 use crate::card::Card;
 use crate::vm::Vm;
 use crate::wait_for;
 use crate::web::WebClient;
+
+/// How the cashiers sell through cuts: a sale may wait out a whole boot.
+pub const PACE: Pace = Pace {
+    kill_one_in: None,
+    outcome_within: Duration::from_secs(600),
+};
 
 /// How the hub came back after a cut.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -109,6 +109,14 @@ fn root_fs(card: &Path) -> String {
 /// `/etc/tallybox/acquirer-keys`, readable by the hub's group alone.
 fn link_to(card: &Path, acquirer: &AcquirerSim, dir: &Path) {
     let root = root_fs(card);
+    // debugfs writes past a journal: on a file system that still needs its
+    // journal replayed, the first mount would replay the old bitmaps over
+    // what it wrote (image/build leaves the root clean).
+    let stats = run("debugfs", &["-R", "stats", &root]);
+    assert!(
+        !stats.contains("needs_recovery"),
+        "the image's root file system needs its journal replayed"
+    );
     let groups = run("debugfs", &["-R", "cat /etc/group", &root]);
     let gid = groups
         .lines()
@@ -405,16 +413,31 @@ fn the_card_boots_grows_sets_up_and_sells() {
     card.power_off_cleanly();
     vm.kill();
 
-    // The card read here: its file system checked (the journal replayed as
-    // the next boot would), the hub's data copied out and compared.
-    let root = root_fs(&file);
-    let fsck = Command::new("e2fsck").args(["-f", "-p", &root]).output().unwrap();
+    // The card read here: its root file system copied out of the card and
+    // checked (the journal replayed as the next boot would: e2fsck cannot
+    // replay it inside the card's file, where it reopens the file system
+    // without the partition's offset), the hub's data copied out and compared.
+    let root = dir.path().join("root.img");
+    run(
+        "dd",
+        &[
+            &format!("if={}", file.display()),
+            &format!("of={}", root.display()),
+            &format!("skip={}", root_offset(&file)),
+            "iflag=skip_bytes",
+            "bs=4M",
+            "conv=sparse",
+            "status=none",
+        ],
+    );
+    let root = root.to_str().unwrap();
+    let fsck = Command::new("e2fsck").args(["-f", "-p", root]).output().unwrap();
     run(
         "debugfs",
         &[
             "-R",
             &format!("rdump /var/lib/tallybox {}", dir.path().display()),
-            &root,
+            root,
         ],
     );
     let conn = rusqlite::Connection::open(dir.path().join("tallybox/tallybox.db")).unwrap();

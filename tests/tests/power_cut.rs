@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 use tallybox_e2e::books::{self, Book, Cashiers};
 use tallybox_e2e::card::{Cache, Card};
 use tallybox_e2e::cuts::{self, Back, Cuts};
+use tallybox_e2e::free_port;
 use tallybox_e2e::procs::{AcquirerSim, Terminal};
 use tallybox_e2e::vm::{tail, user_net, Vm};
 use tallybox_e2e::web::{WebClient, OWNER_PASSWORD};
-use tallybox_e2e::{free_port, wait_for};
 
 const CARD_MIB: u64 = 256;
 /// Where the machine finds the acquirer (forwarded to acquirer-sim).

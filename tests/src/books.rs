@@ -232,6 +232,22 @@ pub struct Comparison {
     pub db_total: u64,
 }
 
+impl std::fmt::Display for Comparison {
+    /// What the books hold, in one line for a harness's summary.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} sales seen {:?}; {} rows, {} reversed; {} minor approved; {} answered approvals lost",
+            self.seen.values().sum::<usize>(),
+            self.seen,
+            self.rows,
+            self.reversed_rows,
+            self.db_total,
+            self.lost_approvals
+        )
+    }
+}
+
 impl Comparison {
     /// Fails, with every disagreement and the checkouts' logs, unless the
     /// three books agree.

@@ -101,13 +101,8 @@ fn hundreds_of_kills_lose_no_sale_and_charge_none_twice() {
 
     eprintln!(
         "crash harness: {took:?}, {hub_kills} hub kills, {broker_kills} broker kills, {link_cuts} link cuts, \
-         {link_stalls} link stalls, {} checkout kills; {} sales seen {:?}; {} rows, {} reversed; {} minor approved",
+         {link_stalls} link stalls, {} checkout kills; {books}",
         book.terminal_kills,
-        book.sales.len(),
-        books.seen,
-        books.rows,
-        books.reversed_rows,
-        books.db_total,
     );
     books.assert_agree(&terminals);
     // The harness reached the moments that matter: kills found sales between

@@ -445,17 +445,12 @@ fn the_card_boots_grows_sets_up_and_sells() {
     let books = books::compare(&book, &conn, &acquirer);
     eprintln!(
         "{:>5.0} s  {CUTS} power cuts: came back {:?}; the cache kept {} blocks and lost {}; \
-         e2fsck {:?}; {} sales seen {:?}; {} rows, {} reversed; {} answered approvals lost",
+         e2fsck {:?}; {books}",
         started.elapsed().as_secs_f64(),
         cuts.backs,
         cuts.kept,
         cuts.lost,
         fsck.status.code(),
-        book.sales.len(),
-        books.seen,
-        books.rows,
-        books.reversed_rows,
-        books.lost_approvals,
     );
     assert!(failed.is_empty(), "units failed after the cuts: {failed:#?}");
     assert_eq!(

@@ -203,14 +203,8 @@ fn power_cuts_lose_no_answered_sale() {
         "power-cut harness ({cache:?} card): {took:?}, {rounds} cuts planned, came back {backs:?}; \
          at the cuts the cache kept {kept} blocks and lost {lost}; {flushes} flushes, {written_back} blocks written back; \
          boot e2fsck codes {boot_checks:?}; e2fsck at the end {:?}; the database's integrity check: {integrity}; \
-         {} sales seen {:?}; {} rows, {} reversed; {} minor approved; {} answered approvals lost; losses told: {told:?}",
+         {books}; losses told: {told:?}",
         fsck.status.code(),
-        book.sales.len(),
-        books.seen,
-        books.rows,
-        books.reversed_rows,
-        books.db_total,
-        books.lost_approvals,
     );
     // What the hub said of the checkouts' records it could not take.
     let not_taken: Vec<String> = (0..=rounds)

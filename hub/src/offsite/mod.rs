@@ -503,6 +503,9 @@ async fn upload(data_dir: &Path, bucket: &Bucket) -> Result<(String, u64), Strin
     Ok((name, bytes))
 }
 
+/// What a copy brought from the bucket is called in `backups/`, before its name.
+pub const FETCHED: &str = "offsite-";
+
 /// Brings the copy `name` (`latest`: the newest) from the bucket into
 /// `data_dir`'s `backups/` as `offsite-NAME`, where a restore takes it: the
 /// object's name in the bucket, the file and its size.
@@ -521,7 +524,7 @@ pub async fn fetch(data_dir: &Path, bucket: &Bucket, name: &str) -> Result<(Stri
     }
     let dir = data_dir.join("backups");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
-    let to = dir.join(format!("offsite-{name}"));
+    let to = dir.join(format!("{FETCHED}{name}"));
     let bytes = bucket.get(&name, &to).await?;
     Ok((bucket.object(&name), to, bytes))
 }

@@ -229,8 +229,11 @@ pub fn ordered(dir: &Path) -> Result<Option<Outcome>, StoreError> {
             }
         }
     };
+    // Another process on this data directory: the order waits for a start
+    // that can do it.
+    let lock = DataLock::take(dir)?;
     let from = dir.join("backups").join(&order.file);
-    let done = restore(dir, &from, &format!("the web page ({})", order.by));
+    let done = restore_held(dir, &from, &format!("the web page ({})", order.by), &lock);
     let outcome = Outcome {
         order,
         done_at: now_utc(),

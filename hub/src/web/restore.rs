@@ -91,16 +91,23 @@ async fn put_back(who: Session, order: Order, state: WebState) -> Result<impl Re
     };
     let by = who.account.clone();
     let (dir, name) = (data_dir.clone(), file.clone());
-    let records = tokio::task::spawn_blocking(move || restore::order(&dir, &name, &by))
+    let ordered = tokio::task::spawn_blocking(move || restore::order(&dir, &name, &by))
         .await
-        .map_err(internal)?
-        .map_err(|e| {
-            said(
+        .map_err(internal)?;
+    let records = match ordered {
+        Ok(records) => records,
+        Err(e) => {
+            // An off-site copy brought for nothing does not stay on the card.
+            if file.starts_with(crate::offsite::FETCHED) {
+                let _ = std::fs::remove_file(data_dir.join("backups").join(&file));
+            }
+            return Err(said(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Code::BackupRefused,
                 e.to_string(),
-            )
-        })?;
+            ));
+        }
+    };
     tracing::warn!(
         account = %who.account, file = %file, records,
         "restore ordered from the web page; the hub restarts on the backup"

@@ -691,6 +691,24 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
     assert!(after.iter().any(|r| r["method"] == "DELETE"));
     assert!(after.iter().all(|r| r["verdict"] == "ok"), "{after:?}");
 
+    // From the page, a copy in the bucket that is not a database: refused,
+    // nothing ordered, and what was brought for it does not stay.
+    let (code, body) = web.send(
+        "POST",
+        "/api/v1/restore",
+        json!({"offsite": "auto-20250101-000015.db"}),
+    );
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (422, Some("backup_refused")),
+        "{body}"
+    );
+    assert!(
+        in_backups(&hub, "offsite-").is_none(),
+        "a copy brought for a refused restore is removed"
+    );
+    assert!(!hub.exited(), "the hub sells on");
+
     // The hub is lost: a new SD card with the same settings brings the
     // copy back from the bucket, the sale in it.
     hub.kill();

@@ -46,10 +46,7 @@ pub fn restore(dir: &Path, from: &Path, by: &str) -> Result<Restored, StoreError
 pub fn restore_held(dir: &Path, from: &Path, by: &str, _held: &DataLock) -> Result<Restored, StoreError> {
     let records = check(from)?;
     let kept = keep_current(dir)?;
-    let io = |error| StoreError::DataDir {
-        dir: dir.display().to_string(),
-        error,
-    };
+    let io = |error| data_dir(dir, error);
     let incoming = dir.join("tallybox.db.restoring");
     std::fs::copy(from, &incoming).map_err(io)?;
     take_keys(&incoming, dir)?;

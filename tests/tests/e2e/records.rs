@@ -317,6 +317,17 @@ fn cut_in_half(hub: &Hub) -> u64 {
     len
 }
 
+/// A restore ordered from the page refused with `status` and `code`: the answer.
+fn restore_refused(web: &WebClient, order: Value, status: u16, code: &str) -> Value {
+    let (got, body) = web.send("POST", "/api/v1/restore", order);
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    body
+}
+
 /// `store.history` turns red and names `missing`.
 fn history_names(web: &WebClient, missing: &str) {
     let history = wait_check(web, "store.history", "fail");
@@ -693,15 +704,11 @@ fn an_off_site_bucket_gets_a_proven_copy_without_the_key_and_a_wrong_secret_is_s
 
     // From the page, a copy in the bucket that is not a database: refused,
     // nothing ordered, and what was brought for it does not stay.
-    let (code, body) = web.send(
-        "POST",
-        "/api/v1/restore",
+    restore_refused(
+        &web,
         json!({"offsite": "auto-20250101-000015.db"}),
-    );
-    assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (422, Some("backup_refused")),
-        "{body}"
+        422,
+        "backup_refused",
     );
     assert!(
         in_backups(&hub, "offsite-").is_none(),
@@ -835,29 +842,15 @@ fn the_owner_puts_a_backup_back_from_the_page_and_the_hub_starts_again_on_it() {
     assert!(listed["last_restore"].is_null());
 
     // Refusals change nothing, and the hub goes on.
-    let (code, body) = web.send("POST", "/api/v1/restore", json!({"backup": "../tallybox.db"}));
-    assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (404, Some("no_backup")),
-        "{body}"
-    );
-    let (code, body) = web.send("POST", "/api/v1/restore", json!({"offsite": "latest"}));
-    assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (409, Some("no_offsite")),
-        "{body}"
-    );
+    restore_refused(&web, json!({"backup": "../tallybox.db"}), 404, "no_backup");
+    restore_refused(&web, json!({"offsite": "latest"}), 409, "no_offsite");
     let junk = hub.data_dir().join("backups/auto-20250101-000000.db");
     std::fs::write(&junk, b"not a database at all").unwrap();
-    let (code, body) = web.send(
-        "POST",
-        "/api/v1/restore",
+    let body = restore_refused(
+        &web,
         json!({"backup": "auto-20250101-000000.db"}),
-    );
-    assert_eq!(
-        (code, body["error"]["code"].as_str()),
-        (422, Some("backup_refused")),
-        "{body}"
+        422,
+        "backup_refused",
     );
     assert!(
         body["error"]["params"]["detail"]

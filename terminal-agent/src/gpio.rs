@@ -14,7 +14,7 @@ use embedded_hal::digital::{ErrorType, InputPin, OutputPin};
 use gpiocdev::line::{Bias, EdgeDetection, EdgeKind, Offset, Value};
 use gpiocdev::Request;
 
-use crate::devices::magstripe::swipe::LineEvent;
+use crate::devices::magstripe::swipe::{LineEvent, StrobeSampler};
 
 /// The chip and offsets of BCM lines `bcm`, all on one chip.
 pub fn find(bcm: &[u8]) -> Result<(std::path::PathBuf, Vec<Offset>), String> {
@@ -140,9 +140,9 @@ pub fn keypad_lines(
 pub struct SwipeLines {
     request: Request,
     present: Offset,
-    data: Offset,
-    /// The reader module's clock; None for a raw read head (F2F on data).
-    strobe: Option<Offset>,
+    /// The reader module's clock line and its bits; None for a raw read
+    /// head (F2F on data).
+    clocked: Option<(Offset, StrobeSampler)>,
 }
 
 impl SwipeLines {
@@ -161,15 +161,16 @@ impl SwipeLines {
             .with_debounce_period(Duration::from_millis(2));
         if let Some(&strobe) = offsets.get(2) {
             // A reader module holds each bit on data while its strobe is
-            // low: data is read when the strobe falls. (The kernel cannot
-            // sample one line on another's edge, and data's own edges may
-            // reach it after the strobe's when both change in one
-            // interrupt.)
-            b.with_line(offsets[1]).as_input().with_bias(Bias::PullUp);
-            b.with_line(strobe)
-                .as_input()
-                .with_bias(Bias::PullUp)
-                .with_edge_detection(EdgeDetection::FallingEdge);
+            // low. Both lines' edges are stamped by the kernel, and the bit
+            // is data's level at the strobe's fall (StrobeSampler): reading
+            // data when this thread wakes would read the next bit whenever
+            // it woke after the strobe rose.
+            for line in [offsets[1], strobe] {
+                b.with_line(line)
+                    .as_input()
+                    .with_bias(Bias::PullUp)
+                    .with_edge_detection(EdgeDetection::BothEdges);
+            }
         } else {
             // A raw head: every reversal, timed by the kernel.
             b.with_line(offsets[1])
@@ -180,31 +181,44 @@ impl SwipeLines {
         // A swipe is ~600 edges in a quarter of a second.
         b.with_kernel_event_buffer_size(1024);
         let request = b.request().map_err(|e| failed("swipe reader", e))?;
+        let clocked = match offsets.get(2) {
+            Some(&strobe) => {
+                let data = request.value(offsets[1]).map_err(|e| failed("swipe reader", e))?;
+                Some((strobe, StrobeSampler::new(data == Value::Inactive)))
+            }
+            None => None,
+        };
         Ok(SwipeLines {
             request,
             present: offsets[0],
-            data: offsets[1],
-            strobe: offsets.get(2).copied(),
+            clocked,
         })
     }
 
     /// The next event, or a tick when nothing happened for `wait`.
-    pub fn next(&self, wait: Duration) -> Result<LineEvent, String> {
+    pub fn next(&mut self, wait: Duration) -> Result<LineEvent, String> {
         let read = |e| failed("swipe reader", e);
-        if !self.request.wait_edge_event(wait).map_err(read)? {
-            return Ok(LineEvent::Tick(now()));
+        loop {
+            if !self.request.wait_edge_event(wait).map_err(read)? {
+                return Ok(LineEvent::Tick(now()));
+            }
+            let e = self.request.read_edge_event().map_err(read)?;
+            let at = Duration::from_nanos(e.timestamp_ns);
+            let falling = e.kind == EdgeKind::Falling;
+            if e.offset == self.present {
+                return Ok(LineEvent::Present(falling, at));
+            }
+            let Some((strobe, sampler)) = &mut self.clocked else {
+                return Ok(LineEvent::Edge(at));
+            };
+            if e.offset == *strobe {
+                if let Some(bit) = sampler.strobe(falling, at) {
+                    return Ok(LineEvent::Bit(bit));
+                }
+            } else {
+                sampler.data(falling, at);
+            }
         }
-        let e = self.request.read_edge_event().map_err(read)?;
-        let at = Duration::from_nanos(e.timestamp_ns);
-        let falling = e.kind == EdgeKind::Falling;
-        Ok(if e.offset == self.present {
-            LineEvent::Present(falling, at)
-        } else if Some(e.offset) == self.strobe {
-            // Data low = 1.
-            LineEvent::Bit(self.request.value(self.data).map_err(read)? == Value::Inactive)
-        } else {
-            LineEvent::Edge(at)
-        })
     }
 }
 

@@ -212,7 +212,7 @@ fn swiped(sink: &mut impl Sink, health: &SharedHealth, outcome: SwipeOutcome) ->
 fn gpio_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Result<(), String> {
     let m = &c.magstripe;
     let strobe = (m.kind == MagstripeKind::Gpio).then_some(m.strobe);
-    let lines = gpio::SwipeLines::open(m.present, m.data, strobe)?;
+    let mut lines = gpio::SwipeLines::open(m.present, m.data, strobe)?;
     let stuck_after = Duration::from_secs(m.stuck_after_secs);
     spawn("swipe", move || {
         let mut decoder = SwipeDecoder::new(stuck_after);

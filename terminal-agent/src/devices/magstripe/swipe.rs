@@ -32,6 +32,49 @@ pub enum SwipeOutcome {
     CardStuck,
 }
 
+/// A reader module's clocked bits from its two lines' edges, each stamped by
+/// the kernel: the module sets `data` while its strobe is high and holds it
+/// while the strobe is low, so a bit is data's level at the strobe's fall,
+/// known from data's own edges rather than read when a thread wakes (a late
+/// wake-up would read the next bit). The bit is handed over at the strobe's
+/// rise, by which time every data edge before the fall has been delivered,
+/// even one that reached the queue after the fall's.
+#[derive(Debug, Clone)]
+pub struct StrobeSampler {
+    data_low: bool,
+    /// The strobe's fall and data's level then (low = 1), until it rises.
+    fell: Option<(Duration, bool)>,
+}
+
+impl StrobeSampler {
+    /// `data_low`: the data line's level when its edges start to be seen.
+    pub fn new(data_low: bool) -> StrobeSampler {
+        StrobeSampler { data_low, fell: None }
+    }
+
+    /// Data went low (`true`) or high at `at`.
+    pub fn data(&mut self, low: bool, at: Duration) {
+        if let Some((fall, bit)) = &mut self.fell {
+            if at <= *fall {
+                *bit = low; // an edge from before the fall, queued after it
+            }
+        }
+        self.data_low = low;
+    }
+
+    /// The strobe fell (`true`) or rose at `at`: a rise ends a bit.
+    pub fn strobe(&mut self, falling: bool, at: Duration) -> Option<bool> {
+        if falling {
+            // A fall without a rise between (a lost event) still ends the last bit.
+            let unfinished = self.fell.take().map(|(_, bit)| bit);
+            self.fell = Some((at, self.data_low));
+            unfinished
+        } else {
+            self.fell.take().map(|(_, bit)| bit)
+        }
+    }
+}
+
 pub struct SwipeDecoder {
     stuck_after: Duration,
     present_since: Option<Duration>,

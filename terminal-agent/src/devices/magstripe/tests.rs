@@ -99,3 +99,88 @@ fn a_card_left_in_the_slot_is_reported_stuck_once() {
         "pulling it out is not a swipe"
     );
 }
+
+/// A reader module's lines as its datasheet draws them, one bit per
+/// `period`: data set while the strobe is high, the strobe low for half
+/// the bit. Each edge: (is it the strobe?, low?, at).
+fn module_edges(bits: &[bool], period: Duration) -> Vec<(bool, bool, Duration)> {
+    let mut edges = Vec::new();
+    let mut data_low = false;
+    for (i, &one) in bits.iter().enumerate() {
+        let start = period * i as u32;
+        if one != data_low {
+            data_low = one; // data low = 1
+            edges.push((false, data_low, start));
+        }
+        edges.push((true, true, start + period / 10));
+        edges.push((true, false, start + period * 6 / 10));
+    }
+    edges
+}
+
+fn sample(edges: &[(bool, bool, Duration)]) -> Vec<bool> {
+    let mut s = super::swipe::StrobeSampler::new(false);
+    let mut bits = Vec::new();
+    for &(strobe, low, at) in edges {
+        if strobe {
+            bits.extend(s.strobe(low, at));
+        } else {
+            s.data(low, at);
+        }
+    }
+    bits
+}
+
+#[test]
+fn clocked_bits_are_read_from_the_kernels_edges_not_when_the_thread_wakes() {
+    use super::swipe::LineEvent::*;
+    let clocked = strobe_swipe(TRACK, &SwipeStyle::default(), Duration::ZERO).unwrap();
+    let bits: Vec<bool> = clocked
+        .iter()
+        .filter_map(|e| match e {
+            Bit(b) => Some(*b),
+            _ => None,
+        })
+        .collect();
+    let edges = module_edges(&bits, Duration::from_micros(300));
+    assert_eq!(sample(&edges), bits);
+
+    // The decoder reads the card from them.
+    let mut d = SwipeDecoder::new(Duration::from_secs(3));
+    let mut out = None;
+    for e in [Present(true, Duration::ZERO)]
+        .into_iter()
+        .chain(sample(&edges).into_iter().map(Bit))
+        .chain([Present(false, Duration::from_millis(150))])
+    {
+        out = d.feed(e).or(out);
+    }
+    assert_eq!(out, Some(SwipeOutcome::Read(TRACK.into())));
+
+    // Data's edge queued after the strobe's fall it preceded (both lines
+    // changed within one interrupt), and data changing while the strobe is
+    // still low (noise, or the next bit set early): the bits are the same.
+    let mut late = edges.clone();
+    for i in 1..late.len() {
+        let (strobe, _, _) = late[i];
+        let (before_is_strobe, _, _) = late[i - 1];
+        if strobe && !before_is_strobe && i % 3 == 0 {
+            late.swap(i - 1, i);
+        }
+    }
+    assert_ne!(late, edges, "some edges were delivered out of order");
+    assert_eq!(sample(&late), bits);
+    let mut noisy = Vec::new();
+    let mut data_low = false;
+    for &(strobe, low, at) in &edges {
+        noisy.push((strobe, low, at));
+        if !strobe {
+            data_low = low;
+        } else if low {
+            let glitch = Duration::from_micros(20);
+            noisy.push((false, !data_low, at + glitch));
+            noisy.push((false, data_low, at + glitch * 2));
+        }
+    }
+    assert_eq!(sample(&noisy), bits);
+}

@@ -143,6 +143,8 @@ pub struct SwipeLines {
     /// The reader module's clock line and its bits; None for a raw read
     /// head (F2F on data).
     clocked: Option<(Offset, StrobeSampler)>,
+    /// An event that waits behind the last bit it completed.
+    held: Option<LineEvent>,
 }
 
 impl SwipeLines {
@@ -161,16 +163,17 @@ impl SwipeLines {
             .with_debounce_period(Duration::from_millis(2));
         if let Some(&strobe) = offsets.get(2) {
             // A reader module holds each bit on data while its strobe is
-            // low. Both lines' edges are stamped by the kernel, and the bit
-            // is data's level at the strobe's fall (StrobeSampler): reading
-            // data when this thread wakes would read the next bit whenever
-            // it woke after the strobe rose.
-            for line in [offsets[1], strobe] {
-                b.with_line(line)
-                    .as_input()
-                    .with_bias(Bias::PullUp)
-                    .with_edge_detection(EdgeDetection::BothEdges);
-            }
+            // low: the bit is data's level at the strobe's fall, from data's
+            // kernel-stamped edges (StrobeSampler), not data read when this
+            // thread wakes, which may be after the next bit was set.
+            b.with_line(offsets[1])
+                .as_input()
+                .with_bias(Bias::PullUp)
+                .with_edge_detection(EdgeDetection::BothEdges);
+            b.with_line(strobe)
+                .as_input()
+                .with_bias(Bias::PullUp)
+                .with_edge_detection(EdgeDetection::FallingEdge);
         } else {
             // A raw head: every reversal, timed by the kernel.
             b.with_line(offsets[1])
@@ -192,32 +195,42 @@ impl SwipeLines {
             request,
             present: offsets[0],
             clocked,
+            held: None,
         })
     }
 
     /// The next event, or a tick when nothing happened for `wait`.
     pub fn next(&mut self, wait: Duration) -> Result<LineEvent, String> {
+        if let Some(event) = self.held.take() {
+            return Ok(event);
+        }
         let read = |e| failed("swipe reader", e);
         loop {
-            if !self.request.wait_edge_event(wait).map_err(read)? {
-                return Ok(LineEvent::Tick(now()));
-            }
-            let e = self.request.read_edge_event().map_err(read)?;
-            let at = Duration::from_nanos(e.timestamp_ns);
-            let falling = e.kind == EdgeKind::Falling;
-            if e.offset == self.present {
-                return Ok(LineEvent::Present(falling, at));
-            }
-            let Some((strobe, sampler)) = &mut self.clocked else {
-                return Ok(LineEvent::Edge(at));
-            };
-            if e.offset == *strobe {
-                if let Some(bit) = sampler.strobe(falling, at) {
-                    return Ok(LineEvent::Bit(bit));
-                }
+            let event = if !self.request.wait_edge_event(wait).map_err(read)? {
+                LineEvent::Tick(now())
             } else {
-                sampler.data(falling, at);
+                let e = self.request.read_edge_event().map_err(read)?;
+                let at = Duration::from_nanos(e.timestamp_ns);
+                let falling = e.kind == EdgeKind::Falling;
+                match &mut self.clocked {
+                    _ if e.offset == self.present => LineEvent::Present(falling, at),
+                    None => LineEvent::Edge(at),
+                    Some((strobe, sampler)) if e.offset == *strobe => match sampler.strobe_fell(at) {
+                        Some(bit) => return Ok(LineEvent::Bit(bit)),
+                        None => continue,
+                    },
+                    Some((_, sampler)) => {
+                        sampler.data(falling, at);
+                        continue;
+                    }
+                }
+            };
+            // The last bit goes before the card's leaving or a quiet spell.
+            if let Some(bit) = self.clocked.as_mut().and_then(|(_, s)| s.finish()) {
+                self.held = Some(event);
+                return Ok(LineEvent::Bit(bit));
             }
+            return Ok(event);
         }
     }
 }

@@ -36,13 +36,18 @@ pub enum SwipeOutcome {
 /// the kernel: the module sets `data` while its strobe is high and holds it
 /// while the strobe is low, so a bit is data's level at the strobe's fall,
 /// known from data's own edges rather than read when a thread wakes (a late
-/// wake-up would read the next bit). The bit is handed over at the strobe's
-/// rise, by which time every data edge before the fall has been delivered,
-/// even one that reached the queue after the fall's.
+/// wake-up would read the next bit).
+///
+/// The strobe is watched for falls only: for a line watched both ways the
+/// kernel tells the edge's direction by reading the line when its interrupt
+/// thread runs, which after a short strobe pulse can be past the rise. A
+/// bit is handed over at the next fall (or [`StrobeSampler::finish`]), by
+/// which time every data edge before its fall has been delivered, even one
+/// that reached the queue after the fall's.
 #[derive(Debug, Clone)]
 pub struct StrobeSampler {
     data_low: bool,
-    /// The strobe's fall and data's level then (low = 1), until it rises.
+    /// The strobe's last fall and data's level then (low = 1).
     fell: Option<(Duration, bool)>,
 }
 
@@ -62,16 +67,14 @@ impl StrobeSampler {
         self.data_low = low;
     }
 
-    /// The strobe fell (`true`) or rose at `at`: a rise ends a bit.
-    pub fn strobe(&mut self, falling: bool, at: Duration) -> Option<bool> {
-        if falling {
-            // A fall without a rise between (a lost event) still ends the last bit.
-            let unfinished = self.fell.take().map(|(_, bit)| bit);
-            self.fell = Some((at, self.data_low));
-            unfinished
-        } else {
-            self.fell.take().map(|(_, bit)| bit)
-        }
+    /// The strobe fell at `at`: the bit of the fall before is complete.
+    pub fn strobe_fell(&mut self, at: Duration) -> Option<bool> {
+        self.fell.replace((at, self.data_low)).map(|(_, bit)| bit)
+    }
+
+    /// The last bit, once the lines are quiet or the card is out.
+    pub fn finish(&mut self) -> Option<bool> {
+        self.fell.take().map(|(_, bit)| bit)
     }
 }
 

@@ -101,8 +101,9 @@ fn a_card_left_in_the_slot_is_reported_stuck_once() {
 }
 
 /// A reader module's lines as its datasheet draws them, one bit per
-/// `period`: data set while the strobe is high, the strobe low for half
-/// the bit. Each edge: (is it the strobe?, low?, at).
+/// `period`: data set while the strobe is high, then the strobe's fall
+/// (the sampler watches it fall only). Each edge: (is it the strobe?,
+/// low?, at).
 fn module_edges(bits: &[bool], period: Duration) -> Vec<(bool, bool, Duration)> {
     let mut edges = Vec::new();
     let mut data_low = false;
@@ -113,7 +114,6 @@ fn module_edges(bits: &[bool], period: Duration) -> Vec<(bool, bool, Duration)> 
             edges.push((false, data_low, start));
         }
         edges.push((true, true, start + period / 10));
-        edges.push((true, false, start + period * 6 / 10));
     }
     edges
 }
@@ -123,11 +123,12 @@ fn sample(edges: &[(bool, bool, Duration)]) -> Vec<bool> {
     let mut bits = Vec::new();
     for &(strobe, low, at) in edges {
         if strobe {
-            bits.extend(s.strobe(low, at));
+            bits.extend(s.strobe_fell(at));
         } else {
             s.data(low, at);
         }
     }
+    bits.extend(s.finish());
     bits
 }
 
@@ -176,7 +177,7 @@ fn clocked_bits_are_read_from_the_kernels_edges_not_when_the_thread_wakes() {
         noisy.push((strobe, low, at));
         if !strobe {
             data_low = low;
-        } else if low {
+        } else {
             let glitch = Duration::from_micros(20);
             noisy.push((false, !data_low, at + glitch));
             noisy.push((false, data_low, at + glitch * 2));

@@ -5,7 +5,8 @@
 //! inside the booted test machine.
 //!
 //! ```text
-//! gpio_sim_agent DEVICES_TOML SIM_DIR swipe TRACK    a reader module (strobe + data)
+//! gpio_sim_agent DEVICES_TOML SIM_DIR swipe TRACK    a reader module (strobe + data;
+//!                                                     GPIO_SIM_BIT_MS a bit, default 2)
 //! gpio_sim_agent DEVICES_TOML SIM_DIR f2f TRACK      a raw read head (F2F on data)
 //! gpio_sim_agent DEVICES_TOML SIM_DIR keys KEYS      each key pressed once
 //! ```
@@ -59,8 +60,9 @@ impl Sim {
     }
 }
 
-/// Plays `events` on the reader's lines, keeping their spacing.
-fn play(sim: &Sim, c: &DeviceConfig, events: &[LineEvent]) {
+/// Plays `events` on the reader's lines, keeping their spacing; a reader
+/// module's bits `bit` apart.
+fn play(sim: &Sim, c: &DeviceConfig, events: &[LineEvent], bit: Duration) {
     let m = &c.magstripe;
     let mut start = Instant::now();
     let mut data_low = false;
@@ -75,14 +77,14 @@ fn play(sim: &Sim, c: &DeviceConfig, events: &[LineEvent]) {
                 start += Duration::from_millis(20);
             }
             LineEvent::Bit(one) => {
-                // Data low = 1, held while the strobe is low: 2 ms a bit,
-                // a slow swipe.
+                // Data low = 1, set a tenth of a bit before the strobe
+                // falls and held while the strobe is low (half a bit).
                 sim.pull(m.data, one);
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(bit / 10);
                 sim.pull(m.strobe, true);
-                std::thread::sleep(Duration::from_micros(1000));
+                std::thread::sleep(bit / 2);
                 sim.pull(m.strobe, false);
-                std::thread::sleep(Duration::from_micros(800));
+                std::thread::sleep(bit * 4 / 10);
             }
             LineEvent::Edge(at) => {
                 sleep_until(start, at);
@@ -129,6 +131,14 @@ fn main() {
     let chip = Path::new("/dev").join(dir.file_name().expect("SIM_DIR ends in the chip's name"));
     let sim = Sim { dir, chip };
     let style = SwipeStyle::default();
+    // A reader module's bit: 2 ms (a slow swipe) unless GPIO_SIM_BIT_MS
+    // says more, for a machine whose emulation wakes the reader late.
+    let bit = Duration::from_millis(
+        std::env::var("GPIO_SIM_BIT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(2),
+    );
     match command.as_str() {
         "swipe" | "f2f" => {
             sim.wait_taken(c.magstripe.present);
@@ -141,7 +151,7 @@ fn main() {
                 f2f_swipe(what, &style, Duration::from_millis(20), Duration::ZERO)
             }
             .expect("a track the stripe can hold");
-            play(&sim, &c, &events);
+            play(&sim, &c, &events, bit);
             println!("swiped {} line events", events.len());
         }
         "keys" => {

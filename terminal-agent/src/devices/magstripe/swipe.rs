@@ -38,43 +38,65 @@ pub enum SwipeOutcome {
 /// known from data's own edges rather than read when a thread wakes (a late
 /// wake-up would read the next bit).
 ///
-/// The strobe is watched for falls only: for a line watched both ways the
-/// kernel tells the edge's direction by reading the line when its interrupt
-/// thread runs, which after a short strobe pulse can be past the rise. A
-/// bit is handed over at the next fall (or [`StrobeSampler::finish`]), by
-/// which time every data edge before its fall has been delivered, even one
-/// that reached the queue after the fall's.
+/// Each line's edges reach the queue from its own interrupt thread, so a
+/// data edge may come before or after a strobe fall it did not precede or
+/// follow: the level at a fall is looked up by the edges' times in the last
+/// few data edges, and a bit is handed over only at the next fall (or
+/// [`StrobeSampler::finish`]), a whole bit later. The strobe is watched for
+/// falls only: for a line watched both ways the kernel tells an edge's
+/// direction by reading the line when its thread runs, which after a short
+/// strobe pulse can be past the rise.
 #[derive(Debug, Clone)]
 pub struct StrobeSampler {
-    data_low: bool,
-    /// The strobe's last fall and data's level then (low = 1).
-    fell: Option<(Duration, bool)>,
+    /// Data's last edges, oldest first: (when, low after it).
+    edges: std::collections::VecDeque<(Duration, bool)>,
+    /// Data's level before the oldest of `edges` (low = 1).
+    before: bool,
+    /// The strobe's last fall.
+    fell: Option<Duration>,
 }
+
+/// Data edges kept: a few bits' worth.
+const KEPT_EDGES: usize = 16;
 
 impl StrobeSampler {
     /// `data_low`: the data line's level when its edges start to be seen.
     pub fn new(data_low: bool) -> StrobeSampler {
-        StrobeSampler { data_low, fell: None }
+        StrobeSampler {
+            edges: std::collections::VecDeque::with_capacity(KEPT_EDGES),
+            before: data_low,
+            fell: None,
+        }
     }
 
     /// Data went low (`true`) or high at `at`.
     pub fn data(&mut self, low: bool, at: Duration) {
-        if let Some((fall, bit)) = &mut self.fell {
-            if at <= *fall {
-                *bit = low; // an edge from before the fall, queued after it
+        if self.edges.len() == KEPT_EDGES {
+            if let Some((_, oldest)) = self.edges.pop_front() {
+                self.before = oldest;
             }
         }
-        self.data_low = low;
+        self.edges.push_back((at, low));
     }
 
     /// The strobe fell at `at`: the bit of the fall before is complete.
     pub fn strobe_fell(&mut self, at: Duration) -> Option<bool> {
-        self.fell.replace((at, self.data_low)).map(|(_, bit)| bit)
+        let done = self.fell.replace(at)?;
+        Some(self.low_at(done))
     }
 
     /// The last bit, once the lines are quiet or the card is out.
     pub fn finish(&mut self) -> Option<bool> {
-        self.fell.take().map(|(_, bit)| bit)
+        let done = self.fell.take()?;
+        Some(self.low_at(done))
+    }
+
+    fn low_at(&self, at: Duration) -> bool {
+        self.edges
+            .iter()
+            .rev()
+            .find(|(when, _)| *when <= at)
+            .map_or(self.before, |&(_, low)| low)
     }
 }
 

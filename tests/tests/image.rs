@@ -517,6 +517,8 @@ const HUB_LAN_MAC: &str = "52:54:00:12:34:58";
 /// Where the checkout in its machine finds the hub's broker (forwarded to
 /// the hub on this machine).
 const HUB_IN_GUEST: &str = "10.0.2.100:1883";
+/// The checkout card's id (its image's `/etc/default/tallybox-terminal`).
+const CHECKOUT_ID: &str = "T1";
 /// The test card the guest's agent swipes, as slips and reports mask it.
 const SWIPED: &str = "622202******0005";
 /// The checkout's test files on the card (tests/guest/checkout-hands).
@@ -584,7 +586,7 @@ impl Hands {
         assert_eq!(status, 201, "{opened}");
         self.keys(&format!("D5{}#", opened["code"].as_str().unwrap()));
         vm.until("the checkout paired", Duration::from_secs(120), |_| {
-            first_checkout(web).filter(|t| t["pairing"] == "paired")
+            the_checkout(web).filter(|t| t["pairing"] == "paired")
         });
         self.keys("C");
     }
@@ -779,7 +781,7 @@ fn the_checkout_card_reads_its_keypad_and_swipe_reader_and_sells() {
     // opens a pairing and the code is keyed on the checkout's keypad.
     let web = hub.web();
     let id = vm.until("the checkout at the hub", Duration::from_secs(300), |_| {
-        first_checkout(&web)
+        the_checkout(&web)
     })["id"]
         .as_str()
         .unwrap()
@@ -834,10 +836,15 @@ fn approved(web: &WebClient, terminal: &str, amount: u64) -> Option<serde_json::
         .cloned()
 }
 
-/// The first checkout the hub's page lists.
-fn first_checkout(web: &WebClient) -> Option<serde_json::Value> {
+/// The checkout card's entry on the hub's page (a hub's image has its own
+/// checkout, T0, beside it).
+fn the_checkout(web: &WebClient) -> Option<serde_json::Value> {
     let (_, list) = web.get("/api/v1/terminals");
-    list["terminals"].as_array().and_then(|all| all.first().cloned())
+    list["terminals"]
+        .as_array()?
+        .iter()
+        .find(|t| t["id"] == CHECKOUT_ID)
+        .cloned()
 }
 
 /// Two cards, one shop: the hub's image and the checkout's boot as two
@@ -951,7 +958,7 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
         .to_string();
     assert!(found.contains("169.254."), "the hub's LAN address: {found}");
     let id = hub.until("the checkout at the hub", Duration::from_secs(300), |_| {
-        first_checkout(&web)
+        the_checkout(&web)
     })["id"]
         .as_str()
         .unwrap()

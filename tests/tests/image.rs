@@ -517,8 +517,6 @@ const HUB_LAN_MAC: &str = "52:54:00:12:34:58";
 /// Where the checkout in its machine finds the hub's broker (forwarded to
 /// the hub on this machine).
 const HUB_IN_GUEST: &str = "10.0.2.100:1883";
-/// The checkout card's id (its image's `/etc/default/tallybox-terminal`).
-const CHECKOUT_ID: &str = "T1";
 /// The test card the guest's agent swipes, as slips and reports mask it.
 const SWIPED: &str = "622202******0005";
 /// The checkout's test files on the card (tests/guest/checkout-hands).
@@ -579,14 +577,14 @@ impl Hands {
     }
 
     /// The owner opens a pairing on the hub's page (`web`) and its code is
-    /// pressed on the checkout's keypad, until the page shows the checkout
-    /// paired (waiting as `vm` waits, which shows its console if it fails).
-    fn pair(&mut self, web: &WebClient, vm: &Vm) {
+    /// pressed on the keypad of the checkout in `card`, until the page
+    /// shows that checkout paired.
+    fn pair(&mut self, web: &WebClient, card: &Vm) {
         let (status, opened) = web.send("POST", "/api/v1/pairing", json!({}));
         assert_eq!(status, 201, "{opened}");
         self.keys(&format!("D5{}#", opened["code"].as_str().unwrap()));
-        vm.until("the checkout paired", Duration::from_secs(120), |_| {
-            the_checkout(web).filter(|t| t["pairing"] == "paired")
+        card.until("the checkout paired", Duration::from_secs(120), |card| {
+            the_checkout(web, card).filter(|t| t["pairing"] == "paired")
         });
         self.keys("C");
     }
@@ -780,8 +778,8 @@ fn the_checkout_card_reads_its_keypad_and_swipe_reader_and_sells() {
     // The checkout's service, back on its parts, finds the hub; the owner
     // opens a pairing and the code is keyed on the checkout's keypad.
     let web = hub.web();
-    let id = vm.until("the checkout at the hub", Duration::from_secs(300), |_| {
-        the_checkout(&web)
+    let id = vm.until("the checkout at the hub", Duration::from_secs(300), |vm| {
+        the_checkout(&web, vm)
     })["id"]
         .as_str()
         .unwrap()
@@ -837,13 +835,16 @@ fn approved(web: &WebClient, terminal: &str, amount: u64) -> Option<serde_json::
 }
 
 /// The checkout card's entry on the hub's page (a hub's image has its own
-/// checkout, T0, beside it).
-fn the_checkout(web: &WebClient) -> Option<serde_json::Value> {
+/// checkout, T0, beside it), by the id the card said it connected with.
+fn the_checkout(web: &WebClient, card: &Vm) -> Option<serde_json::Value> {
+    let console = plain(&card.console());
+    let (_, after) = console.split_once("connected to broker terminal=")?;
+    let id = after.split_whitespace().next()?;
     let (_, list) = web.get("/api/v1/terminals");
     list["terminals"]
         .as_array()?
         .iter()
-        .find(|t| t["id"] == CHECKOUT_ID)
+        .find(|t| t["id"] == id)
         .cloned()
 }
 
@@ -957,8 +958,8 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
         .unwrap()
         .to_string();
     assert!(found.contains("169.254."), "the hub's LAN address: {found}");
-    let id = hub.until("the checkout at the hub", Duration::from_secs(300), |_| {
-        the_checkout(&web)
+    let id = till.until("the checkout at the hub", Duration::from_secs(300), |till| {
+        the_checkout(&web, till)
     })["id"]
         .as_str()
         .unwrap()
@@ -966,7 +967,7 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
     eprintln!("{:>5.0} s  {}", since(), found.trim());
 
     // The owner pairs it; the code is pressed on its keypad.
-    hands.pair(&web, &hub);
+    hands.pair(&web, &till);
     eprintln!("{:>5.0} s  {id} paired by its keypad", since());
 
     // A sale keyed and swiped: approved at the hub, both copies printed.

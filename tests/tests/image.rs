@@ -579,12 +579,12 @@ impl Hands {
     /// The owner opens a pairing on the hub's page (`web`) and its code is
     /// pressed on the keypad of the checkout in `card`, until the page
     /// shows that checkout paired.
-    fn pair(&mut self, web: &WebClient, card: &Vm) {
+    fn pair(&mut self, web: &WebClient, card: &Vm, id: &str) {
         let (status, opened) = web.send("POST", "/api/v1/pairing", json!({}));
         assert_eq!(status, 201, "{opened}");
         self.keys(&format!("D5{}#", opened["code"].as_str().unwrap()));
-        card.until("the checkout paired", Duration::from_secs(120), |card| {
-            the_checkout(web, card).filter(|t| t["pairing"] == "paired")
+        card.until("the checkout paired", Duration::from_secs(120), |_| {
+            listed(web, id).filter(|t| t["pairing"] == "paired")
         });
         self.keys("C");
     }
@@ -778,13 +778,8 @@ fn the_checkout_card_reads_its_keypad_and_swipe_reader_and_sells() {
     // The checkout's service, back on its parts, finds the hub; the owner
     // opens a pairing and the code is keyed on the checkout's keypad.
     let web = hub.web();
-    let id = vm.until("the checkout at the hub", Duration::from_secs(300), |vm| {
-        the_checkout(&web, vm)
-    })["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    hands.pair(&web, &vm);
+    let id = checkout_id(&vm);
+    hands.pair(&web, &vm, &id);
     eprintln!(
         "{:>5.0} s  {id} paired by its keypad",
         started.elapsed().as_secs_f64()
@@ -834,12 +829,17 @@ fn approved(web: &WebClient, terminal: &str, amount: u64) -> Option<serde_json::
         .cloned()
 }
 
-/// The checkout card's entry on the hub's page (a hub's image has its own
-/// checkout, T0, beside it), by the id the card said it connected with.
-fn the_checkout(web: &WebClient, card: &Vm) -> Option<serde_json::Value> {
-    let console = plain(&card.console());
-    let (_, after) = console.split_once("connected to broker terminal=")?;
-    let id = after.split_whitespace().next()?;
+/// The id the checkout in `card` said it connected to the hub with (the
+/// image gives each card its own); waits for it.
+fn checkout_id(card: &Vm) -> String {
+    const SAID: &str = "connected to broker terminal=";
+    let console = plain(&card.wait_console(SAID, Duration::from_secs(600)));
+    let (_, after) = console.split_once(SAID).unwrap();
+    after.split_whitespace().next().unwrap().to_string()
+}
+
+/// The checkout `id`'s entry on the hub's page, once it is there.
+fn listed(web: &WebClient, id: &str) -> Option<serde_json::Value> {
     let (_, list) = web.get("/api/v1/terminals");
     list["terminals"]
         .as_array()?
@@ -950,7 +950,7 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
     let web = set_up(&hub);
     eprintln!("{:>5.0} s  the hub is set up", since());
 
-    // The checkout found the hub by mDNS on the LAN, and is listed.
+    // The checkout found the hub by mDNS on the LAN and connected.
     let found = till.wait_console("found the hub by mDNS", Duration::from_secs(600));
     let found = found
         .lines()
@@ -958,16 +958,11 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
         .unwrap()
         .to_string();
     assert!(found.contains("169.254."), "the hub's LAN address: {found}");
-    let id = till.until("the checkout at the hub", Duration::from_secs(300), |till| {
-        the_checkout(&web, till)
-    })["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = checkout_id(&till);
     eprintln!("{:>5.0} s  {}", since(), found.trim());
 
     // The owner pairs it; the code is pressed on its keypad.
-    hands.pair(&web, &till);
+    hands.pair(&web, &till, &id);
     eprintln!("{:>5.0} s  {id} paired by its keypad", since());
 
     // A sale keyed and swiped: approved at the hub, both copies printed.

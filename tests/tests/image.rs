@@ -282,12 +282,7 @@ fn the_card_boots_grows_sets_up_and_sells() {
     let vm = boot(&card, &file, dir.path(), "first", None, acquirer.port);
 
     // First start: the root file system grows from the image's size to the card's.
-    let console = vm.wait_console("root file system on", Duration::from_secs(600));
-    let grown = console
-        .lines()
-        .find(|l| l.contains("root file system on"))
-        .unwrap()
-        .to_string();
+    let grown = console_line(&vm, "root file system on", Duration::from_secs(600));
     let mib: Vec<u64> = grown.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     assert!(mib.len() == 2 && mib[0] < 2048 && mib[1] > 3500, "{grown}");
     eprintln!("{:>5.0} s  {grown}", started.elapsed().as_secs_f64());
@@ -692,15 +687,21 @@ fn checkout_machine(
     (qemu, listener)
 }
 
-/// The line in `console` that says the hands' chip is ready.
-fn hands_ready(vm: &Vm) -> String {
-    let console = vm.wait_console("checkout-hands: gpiochip", Duration::from_secs(60));
+/// The first line of `vm`'s console that contains `needle`, once there is
+/// one (within `limit`).
+fn console_line(vm: &Vm, needle: &str, limit: Duration) -> String {
+    let console = vm.wait_console(needle, limit);
     console
         .lines()
-        .find(|l| l.contains("checkout-hands: gpiochip"))
+        .find(|l| l.contains(needle))
         .unwrap()
         .trim()
         .to_string()
+}
+
+/// The line that says the hands' chip is ready.
+fn hands_ready(vm: &Vm) -> String {
+    console_line(vm, "checkout-hands: gpiochip", Duration::from_secs(60))
 }
 
 /// The checkout's SD card, booted on its own kernel: its keypad and swipe
@@ -951,15 +952,10 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
     eprintln!("{:>5.0} s  the hub is set up", since());
 
     // The checkout found the hub by mDNS on the LAN and connected.
-    let found = till.wait_console("found the hub by mDNS", Duration::from_secs(600));
-    let found = found
-        .lines()
-        .find(|l| l.contains("found the hub by mDNS"))
-        .unwrap()
-        .to_string();
+    let found = console_line(&till, "found the hub by mDNS", Duration::from_secs(600));
     assert!(found.contains("169.254."), "the hub's LAN address: {found}");
     let id = checkout_id(&till);
-    eprintln!("{:>5.0} s  {}", since(), found.trim());
+    eprintln!("{:>5.0} s  {found}", since());
 
     // The owner pairs it; the code is pressed on its keypad.
     hands.pair(&web, &till, &id);

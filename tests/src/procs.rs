@@ -406,8 +406,19 @@ impl Hub {
 }
 
 impl Drop for Hub {
+    /// A failing test shows the end of the hub's log with its panic.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "the hub's log, its last {} lines:\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 

@@ -26,8 +26,15 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value, Option<ur
     }
 }
 
+/// A client that opens a connection for each request. The hub closes a
+/// kept-alive connection that has been idle for `HEADERS_WITHIN` (10 s); a
+/// pooled one can be closed just as the next request goes out, and ureq
+/// sends a request with a body only once (a browser would send it again).
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .max_idle_connections(0)
+        .build()
 }
 
 /// Status and JSON body (Null when the body is not JSON) of any call.

@@ -225,18 +225,18 @@ fn sessions_need_csrf_for_changes_and_managers_cannot_touch_accounts() {
         .any(|l| l["account"] == "ann" && l["ip"] == "127.0.0.1" && l["ok"] == true));
 
     // A password change signs that account out everywhere.
-    let (status, _) = ann.send(
+    let (status, body) = ann.send(
         "PUT",
         "/api/v1/password",
         json!({"current": "wrong-one-x", "new": "manager-pass-2"}),
     );
-    assert_eq!(status, 403);
-    let (status, _) = ann.send(
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = ann.send(
         "PUT",
         "/api/v1/password",
         json!({"current": "manager-pass-1", "new": "manager-pass-2"}),
     );
-    assert_eq!(status, 204);
+    assert_eq!(status, 204, "{body}");
     assert_eq!(ann.get("/api/v1/transactions").0, 401);
     assert!(WebClient::login(hub.http, Some("ann"), "manager-pass-2").is_ok());
 

@@ -365,7 +365,9 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "DROP TRIGGER daily_totals_insert; DROP TRIGGER daily_totals_leave; DROP TRIGGER daily_totals_enter; \
+                "DROP INDEX transactions_terminal_declines; \
+                 CREATE INDEX transactions_terminal_status ON transactions (terminal_id, status, local_time); \
+                 DROP TRIGGER daily_totals_insert; DROP TRIGGER daily_totals_leave; DROP TRIGGER daily_totals_enter; \
                  DROP TRIGGER daily_totals_delete; DROP TABLE daily_totals; DROP TABLE bill_checks; PRAGMA user_version = 22;",
             )
             .unwrap();

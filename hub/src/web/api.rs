@@ -150,8 +150,8 @@ async fn reprint(id: i64, _: Session, body: ReprintBody, state: WebState) -> Res
 }
 
 /// The customer's e-receipt: one receipt, nothing else, for whoever holds the
-/// link (printed as a QR code). Tokens are 128 random bits; an unknown one
-/// reads like any missing page.
+/// link (printed as a QR code). Tokens carry 80 random bits or more (see
+/// the store's `receipt_token`); an unknown one reads like any missing page.
 async fn by_token(token: String, state: &WebState) -> Result<Txn, Rejection> {
     let valid = token.len() == 26 && token.bytes().all(|b| b.is_ascii_alphanumeric());
     let txn = if valid {

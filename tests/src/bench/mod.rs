@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod data;
 pub mod load;
+pub mod wal;
 
 use std::time::Duration;
 

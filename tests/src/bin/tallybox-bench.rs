@@ -862,6 +862,25 @@ fn main() -> anyhow::Result<()> {
             size("tallybox.db") >> 10,
             size("tallybox.db-wal") >> 10,
         );
+        // Killed, the hub leaves its log as the load left it.
+        let mut hub = hub;
+        hub.kill();
+        let frames = bench::wal::frames(&hub.data_dir().join("tallybox.db"))?;
+        let total = frames.total().max(1);
+        println!(
+            "the log's last {} commits: {} pages of {} B, {:.1} a commit; by table or index:",
+            frames.commits,
+            total,
+            frames.page_size,
+            total as f64 / frames.commits.max(1) as f64
+        );
+        for (tree, n) in &frames.by_tree {
+            println!(
+                "  {tree:<40} {:>5.1} %  {:>5.2} a commit",
+                100.0 * *n as f64 / total as f64,
+                *n as f64 / frames.commits.max(1) as f64
+            );
+        }
         return Ok(());
     }
     let mut hub = Hub::start();

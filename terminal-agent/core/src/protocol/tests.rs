@@ -334,3 +334,12 @@ mod documented_examples {
         assert!(count >= 17, "only {count} examples found");
     }
 }
+
+#[test]
+fn request_ids_are_valid_and_sort_in_the_order_they_were_made() {
+    let first = RequestId::new();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let second = RequestId::new();
+    assert_eq!(RequestId::parse(first.as_str()), Ok(first.clone()));
+    assert!(first.as_str() < second.as_str(), "{first} {second}");
+}

@@ -1,16 +1,7 @@
-//! The hub's settings file and a checkout's device file, as a person edits them.
+//! libFuzzer's entry for `bodies/config.rs`, which says what it checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tallybox::config::Config;
-use tallybox_terminal::config::DeviceConfig;
+#[path = "../bodies/config.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(config) = Config::parse(text) {
-        let _ = config.validate();
-    }
-    let _ = DeviceConfig::parse(text);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

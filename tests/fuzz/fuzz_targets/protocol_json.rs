@@ -1,20 +1,7 @@
-//! MQTT payloads from terminals and from the hub: any bytes decode to a
-//! message or a typed error, and a decoded message encodes to bytes that
-//! decode to the same message.
+//! libFuzzer's entry for `bodies/protocol_json.rs`, which says what it checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tallybox_core::protocol::{decode_request, decode_response, encode};
+#[path = "../bodies/protocol_json.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(request) = decode_request(data) {
-        let again = decode_request(&encode(&request).expect("a decoded request encodes"))
-            .expect("an encoded request decodes");
-        assert_eq!(again, request);
-    }
-    if let Ok(response) = decode_response(data) {
-        let again = decode_response(&encode(&response).expect("a decoded response encodes"))
-            .expect("an encoded response decodes");
-        assert_eq!(again, response);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

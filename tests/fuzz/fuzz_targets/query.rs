@@ -1,14 +1,7 @@
-//! The receipts API's query string (`/api/v1/transactions?…`).
+//! libFuzzer's entry for `bodies/query.rs`, which says what it checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tallybox::store::query::Filter;
+#[path = "../bodies/query.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(filter) = serde_urlencoded::from_str::<Filter>(text) {
-        let _ = filter.check();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

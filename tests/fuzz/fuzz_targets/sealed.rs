@@ -1,22 +1,7 @@
-//! A sealed message in a paired terminal's name: whatever the bytes, it opens
-//! only if sealed with the key, and a sealed message opens to what was sealed.
+//! libFuzzer's entry for `bodies/sealed.rs`, which says what it checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tallybox_core::seal::{open, seal, Direction, Key};
+#[path = "../bodies/sealed.rs"]
+mod body;
 
-const KEY: Key = [7; 32];
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok((_, inner)) = open(&KEY, Direction::ToHub, "T1", data) {
-        // Only a message sealed with the key can open; no forgery by chance.
-        let again = seal(&KEY, Direction::ToHub, "T1", 1, &inner);
-        assert!(open(&KEY, Direction::ToHub, "T1", &again).is_ok());
-    }
-    let sealed = seal(&KEY, Direction::ToTerminal, "T1", 42, data);
-    assert_eq!(
-        open(&KEY, Direction::ToTerminal, "T1", &sealed).unwrap(),
-        (42, data.to_vec())
-    );
-    assert!(open(&KEY, Direction::ToHub, "T1", &sealed).is_err(), "reflected");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

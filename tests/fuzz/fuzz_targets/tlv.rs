@@ -1,14 +1,7 @@
-//! BER-TLV and DOLs from a contactless card's answers.
+//! libFuzzer's entry for `bodies/tlv.rs`, which says what it checks.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use tallybox_terminal::devices::contactless::tlv;
+#[path = "../bodies/tlv.rs"]
+mod body;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(items) = tlv::parse(data) {
-        for item in items {
-            let _ = tlv::parse(item.value);
-        }
-    }
-    let _ = tlv::parse_dol(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

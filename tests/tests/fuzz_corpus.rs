@@ -28,8 +28,11 @@ mod tlv;
 #[path = "../fuzz/bodies/track2.rs"]
 mod track2;
 
+/// A target's check of one input: it panics on what it finds.
+type Check = fn(&[u8]);
+
 /// Each target's name and its check.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Check)] = &[
     ("bundle", bundle::run),
     ("config", config::run),
     ("iso8583", iso8583::run),

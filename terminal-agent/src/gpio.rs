@@ -145,6 +145,26 @@ pub struct SwipeLines {
     clocked: Option<(Offset, StrobeSampler)>,
     /// An event that waits behind the last bit it completed.
     held: Option<LineEvent>,
+    /// The request's number of the last edge read, and the edges the kernel
+    /// merged since the card came in (see [`Merged`]).
+    seqno: Option<u32>,
+    merged: Merged,
+}
+
+/// Edges the kernel numbered but did not hand over one by one: a line's
+/// interrupt thread that had not run by its next edge reports both as one
+/// (the request's sequence numbers then skip). A swipe read that way may
+/// fail: the Pi was too busy, not the card or the head.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Merged(pub u32);
+
+impl Merged {
+    /// What `next` (the sequence number after `last`) says was merged.
+    fn count(&mut self, last: Option<u32>, next: u32) {
+        if let Some(last) = last {
+            self.0 += next.wrapping_sub(last).saturating_sub(1).min(1 << 16);
+        }
+    }
 }
 
 impl SwipeLines {
@@ -196,7 +216,15 @@ impl SwipeLines {
             present: offsets[0],
             clocked,
             held: None,
+            seqno: None,
+            merged: Merged::default(),
         })
+    }
+
+    /// Edges merged by the kernel since the card came in; a failed read
+    /// with some says why.
+    pub fn merged(&self) -> Merged {
+        self.merged
     }
 
     /// The next event, or a tick when nothing happened for `wait`.
@@ -212,6 +240,12 @@ impl SwipeLines {
                 let e = self.request.read_edge_event().map_err(read)?;
                 let at = Duration::from_nanos(e.timestamp_ns);
                 let falling = e.kind == EdgeKind::Falling;
+                if e.offset == self.present && falling {
+                    self.merged = Merged::default();
+                } else {
+                    self.merged.count(self.seqno, e.seqno);
+                }
+                self.seqno = Some(e.seqno);
                 match &mut self.clocked {
                     _ if e.offset == self.present => LineEvent::Present(falling, at),
                     None => LineEvent::Edge(at),
@@ -244,4 +278,23 @@ pub fn now() -> Duration {
     // SAFETY: clock_gettime writes the timespec it is given, which lives here.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Merged;
+
+    #[test]
+    fn skipped_sequence_numbers_count_as_merged_edges() {
+        let mut merged = Merged::default();
+        merged.count(None, 7);
+        merged.count(Some(7), 8);
+        assert_eq!(merged, Merged(0), "the first edge, then the next one");
+        merged.count(Some(8), 11);
+        assert_eq!(merged, Merged(2));
+        merged.count(Some(u32::MAX), 0);
+        assert_eq!(merged, Merged(2), "the numbers wrap");
+        merged.count(Some(11), 11);
+        assert_eq!(merged, Merged(2), "the same number again is not a gap");
+    }
 }

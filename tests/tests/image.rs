@@ -68,6 +68,37 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 /// A copy of the image as a card of `CARD_BYTES`.
+/// A test's own directory (the card's file, the consoles), kept when the
+/// test fails, but for files of more than 64 MiB (the card), so what the
+/// machines printed can be read after.
+struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("the directory").path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        if !std::thread::panicking() {
+            return;
+        }
+        let kept = dir.keep();
+        for entry in std::fs::read_dir(&kept).into_iter().flatten().flatten() {
+            if entry.metadata().is_ok_and(|m| m.is_file() && m.len() > 64 << 20) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        eprintln!("the failed test's consoles are kept in {}", kept.display());
+    }
+}
+
 fn card_from(image: &Path, dir: &Path) -> PathBuf {
     let card = dir.join("card.img");
     let name = image.to_str().unwrap();
@@ -273,7 +304,7 @@ fn set_up(vm: &Vm) -> WebClient {
 fn the_card_boots_grows_sets_up_and_sells() {
     let image = std::env::var("TALLYBOX_IMAGE")
         .expect("TALLYBOX_IMAGE: the image to boot (scripts/test-image builds it and sets this)");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let file = card_from(Path::new(&image), dir.path());
     let acquirer = AcquirerSim::start();
     link_to(&file, &acquirer, dir.path());
@@ -727,7 +758,7 @@ fn the_checkout_card_reads_its_keypad_and_swipe_reader_and_sells() {
         std::env::var("TALLYBOX_GPIO_SIM")
             .expect("TALLYBOX_GPIO_SIM: gpio-sim.ko and gpio_sim_agent (scripts/test-gpio --build-only)"),
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let file = card_from(Path::new(&image), dir.path());
     let started = Instant::now();
     let hub = Hub::start_as_shipped();
@@ -871,7 +902,7 @@ fn two_cards_one_shop_find_each_other_pair_and_sell() {
             .unwrap_or_else(|_| panic!("{name}: scripts/test-image sets it"))
     });
     let [hub_image, checkout_image, parts] = images;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new();
     let (hub_dir, till_dir) = (dir.path().join("hub"), dir.path().join("checkout"));
     for d in [&hub_dir, &till_dir] {
         std::fs::create_dir(d).unwrap();

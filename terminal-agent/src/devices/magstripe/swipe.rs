@@ -59,6 +59,14 @@ pub struct StrobeSampler {
 /// Data edges kept: a few bits' worth.
 const KEPT_EDGES: usize = 16;
 
+/// A data edge stamped this soon after a strobe fall came before it. When
+/// both lines change before their interrupt is taken, the kernel stamps
+/// them in one pass over the bank's pending lines, lowest number first
+/// (the Pi's `bcm2835_gpio_irq_handle_bank`): the strobe (GPIO17) a few
+/// microseconds before data (GPIO27) that changed first. A module holds
+/// data while its strobe is low, for far longer than this.
+pub const SAME_INTERRUPT: Duration = Duration::from_micros(10);
+
 impl StrobeSampler {
     /// `data_low`: the data line's level when its edges start to be seen.
     pub fn new(data_low: bool) -> StrobeSampler {
@@ -91,7 +99,8 @@ impl StrobeSampler {
         Some(self.low_at(done))
     }
 
-    fn low_at(&self, at: Duration) -> bool {
+    fn low_at(&self, fell: Duration) -> bool {
+        let at = fell + SAME_INTERRUPT;
         self.edges
             .iter()
             .rev()

@@ -185,4 +185,18 @@ fn clocked_bits_are_read_from_the_kernels_edges_not_when_the_thread_wakes() {
         }
     }
     assert_eq!(sample(&noisy), bits);
+
+    // Data set 5 µs before the strobe fell, both taken in one interrupt:
+    // the strobe (the lower line number) stamped first, data 3 µs later.
+    let mut late = Vec::new();
+    let mut data_low = false;
+    for (i, &one) in bits.iter().enumerate() {
+        let fall = Duration::from_micros(300) * i as u32 + Duration::from_micros(30);
+        late.push((true, true, fall));
+        if one != data_low {
+            data_low = one;
+            late.push((false, one, fall + Duration::from_micros(3)));
+        }
+    }
+    assert_eq!(sample(&late), bits, "data stamped after the fall it came before");
 }

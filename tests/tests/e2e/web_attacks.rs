@@ -73,12 +73,17 @@ fn planted_sessions_guessed_links_climbing_paths_and_huge_bodies_get_nothing() {
     assert_eq!(status, 401, "the planted id opens nothing");
 
     // E-receipt links: the right token shows one receipt; a guessed one,
-    // one a character off, or an id in its place shows nothing.
+    // one a character off (in its time, or in its random end), or an id in
+    // its place shows nothing.
     assert_eq!(get(hub.http, &format!("/r/{token}")).0, 200);
-    let mut off_by_one = token.clone().into_bytes();
-    off_by_one[0] = if off_by_one[0] == b'A' { b'B' } else { b'A' };
+    let off_by_one = |at: usize| {
+        let mut guess = token.clone().into_bytes();
+        guess[at] = if guess[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(guess).unwrap()
+    };
     for guess in [
-        String::from_utf8(off_by_one).unwrap(),
+        off_by_one(0),
+        off_by_one(token.len() - 1),
         txn["id"].to_string(),
         "A".repeat(token.len()),
     ] {

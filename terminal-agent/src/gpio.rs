@@ -162,7 +162,7 @@ impl Merged {
     /// What `next` (the sequence number after `last`) says was merged.
     fn count(&mut self, last: Option<u32>, next: u32) {
         if let Some(last) = last {
-            self.0 += next.wrapping_sub(last).saturating_sub(1).min(1 << 16);
+            self.0 = self.0.saturating_add(next.wrapping_sub(last).saturating_sub(1));
         }
     }
 }

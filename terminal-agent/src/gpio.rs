@@ -140,30 +140,50 @@ pub fn keypad_lines(
 pub struct SwipeLines {
     request: Request,
     present: Offset,
+    data: Offset,
     /// The reader module's clock line and its bits; None for a raw read
     /// head (F2F on data).
     clocked: Option<(Offset, StrobeSampler)>,
     /// An event that waits behind the last bit it completed.
     held: Option<LineEvent>,
-    /// The request's number of the last edge read, and the edges the kernel
-    /// merged since the card came in (see [`Merged`]).
+    /// The request's number of the last edge read, data's last direction
+    /// (low after it), and the edges missed since the card came in.
     seqno: Option<u32>,
-    merged: Merged,
+    data_low: Option<bool>,
+    missed: Missed,
 }
 
-/// Edges the kernel numbered but did not hand over one by one: a line's
-/// interrupt thread that had not run by its next edge reports both as one
-/// (the request's sequence numbers then skip). A swipe read that way may
-/// fail: the Pi was too busy, not the card or the head.
+/// Edges the kernel did not hand over one by one, since the card came in.
+/// `merged`: a line's interrupt thread that had not run by its next edge
+/// reports both as one (the request's sequence numbers then skip).
+/// `unseen`: an edge that came while its line's interrupt was masked for
+/// its thread (gpio-sim drops it; a Pi's GPIO block stamps it late): the
+/// data line then reports the same direction twice. A swipe read that way
+/// may fail: the checkout was too busy, not the card or the head.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Merged(pub u32);
+pub struct Missed {
+    pub merged: u32,
+    pub unseen: u32,
+}
 
-impl Merged {
-    /// What `next` (the sequence number after `last`) says was merged.
-    fn count(&mut self, last: Option<u32>, next: u32) {
+impl Missed {
+    /// What sequence number `next`, after `last`, says was merged.
+    fn numbered(&mut self, last: Option<u32>, next: u32) {
         if let Some(last) = last {
-            self.0 = self.0.saturating_add(next.wrapping_sub(last).saturating_sub(1));
+            let skipped = next.wrapping_sub(last).saturating_sub(1);
+            self.merged = self.merged.saturating_add(skipped);
         }
+    }
+
+    /// Data went `low` (or high) after it had gone `before`.
+    fn data(&mut self, before: Option<bool>, low: bool) {
+        if before == Some(low) {
+            self.unseen = self.unseen.saturating_add(1);
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.merged + self.unseen > 0
     }
 }
 
@@ -214,17 +234,18 @@ impl SwipeLines {
         Ok(SwipeLines {
             request,
             present: offsets[0],
+            data: offsets[1],
             clocked,
             held: None,
             seqno: None,
-            merged: Merged::default(),
+            data_low: None,
+            missed: Missed::default(),
         })
     }
 
-    /// Edges merged by the kernel since the card came in; a failed read
-    /// with some says why.
-    pub fn merged(&self) -> Merged {
-        self.merged
+    /// Edges missed since the card came in; a failed read with some says why.
+    pub fn missed(&self) -> Missed {
+        self.missed
     }
 
     /// The next event, or a tick when nothing happened for `wait`.
@@ -241,11 +262,15 @@ impl SwipeLines {
                 let at = Duration::from_nanos(e.timestamp_ns);
                 let falling = e.kind == EdgeKind::Falling;
                 if e.offset == self.present && falling {
-                    self.merged = Merged::default();
+                    self.missed = Missed::default();
                 } else {
-                    self.merged.count(self.seqno, e.seqno);
+                    self.missed.numbered(self.seqno, e.seqno);
                 }
                 self.seqno = Some(e.seqno);
+                if e.offset == self.data {
+                    self.missed.data(self.data_low, falling);
+                    self.data_low = Some(falling);
+                }
                 match &mut self.clocked {
                     _ if e.offset == self.present => LineEvent::Present(falling, at),
                     None => LineEvent::Edge(at),
@@ -282,19 +307,24 @@ pub fn now() -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::Merged;
+    use super::Missed;
 
     #[test]
-    fn skipped_sequence_numbers_count_as_merged_edges() {
-        let mut merged = Merged::default();
-        merged.count(None, 7);
-        merged.count(Some(7), 8);
-        assert_eq!(merged, Merged(0), "the first edge, then the next one");
-        merged.count(Some(8), 11);
-        assert_eq!(merged, Merged(2));
-        merged.count(Some(u32::MAX), 0);
-        assert_eq!(merged, Merged(2), "the numbers wrap");
-        merged.count(Some(11), 11);
-        assert_eq!(merged, Merged(2), "the same number again is not a gap");
+    fn skipped_sequence_numbers_and_a_direction_twice_count_as_missed_edges() {
+        let mut missed = Missed::default();
+        missed.numbered(None, 7);
+        missed.numbered(Some(7), 8);
+        assert!(!missed.any(), "the first edge, then the next one");
+        missed.numbered(Some(8), 11);
+        assert_eq!(missed.merged, 2);
+        missed.numbered(Some(u32::MAX), 0);
+        missed.numbered(Some(11), 11);
+        assert_eq!(missed.merged, 2, "the numbers wrap; the same one is no gap");
+
+        missed.data(None, true);
+        missed.data(Some(true), false);
+        assert_eq!(missed.unseen, 0, "low, then high");
+        missed.data(Some(false), false);
+        assert_eq!(missed.unseen, 1, "high twice: a fall between was not seen");
     }
 }

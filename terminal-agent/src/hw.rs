@@ -225,8 +225,9 @@ fn gpio_swipe(c: &DeviceConfig, health: SharedHealth, mut sink: impl Sink) -> Re
                 }
             };
             if let Some(outcome) = decoder.feed(event) {
-                if let (SwipeOutcome::Failed(e), gpio::Merged(merged @ 1..)) = (&outcome, lines.merged()) {
-                    tracing::warn!(error = %e, merged, "swipe not read, and the kernel merged some of its line edges: the checkout was too busy to take them one by one");
+                let missed = lines.missed();
+                if let (SwipeOutcome::Failed(e), true) = (&outcome, missed.any()) {
+                    tracing::warn!(error = %e, merged = missed.merged, unseen = missed.unseen, "swipe not read, and the kernel missed some of its line edges: the checkout was too busy to take them one by one");
                 }
                 if !swiped(&mut sink, &health, outcome) {
                     return;

@@ -100,6 +100,9 @@ fn return_large_blocks() {
 
 fn main() -> ExitCode {
     return_large_blocks();
+    // The hub's own checkout's request ids start with the time, as every
+    // checkout's do.
+    tallybox_core::protocol::RequestId::take_time_from(tallybox_platform::clock::unix_ms);
     let cli: Cli = match tallybox_platform::cli::parse("tallybox") {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -88,6 +88,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     cli::init_logging("info,rumqttc=warn");
+    tallybox_core::protocol::RequestId::take_time_from(tallybox_platform::clock::unix_ms);
     let result = match args.command {
         Some(Command::HwTest { device_config, args }) => hw_test(&device_config, &args),
         None => run(args).and_then(|ended| match ended {

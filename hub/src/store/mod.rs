@@ -501,7 +501,7 @@ fn open_batch(conn: &Connection) -> rusqlite::Result<u32> {
 /// instead of a random one (an SD card's wear). Older links (128 random bits
 /// in the other base-32 alphabet) stay as they are.
 fn receipt_token() -> String {
-    let ms = tallybox_platform::clock::now().timestamp_millis().max(0) as u64;
+    let ms = tallybox_platform::clock::unix_ms();
     let mut token = [0u8; 16];
     token[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     token[6..].copy_from_slice(&rand::random::<[u8; 10]>());

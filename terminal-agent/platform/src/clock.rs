@@ -63,6 +63,11 @@ pub fn offset_at(rules: &tz::TimeZone, utc: DateTime<Utc>) -> i32 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since 1970 (UTC) now: what request ids start with.
+pub fn unix_ms() -> u64 {
+    Utc::now().timestamp_millis().max(0) as u64
+}
+
 /// The store's local time now.
 pub fn now() -> DateTime<FixedOffset> {
     to_local(Utc::now())

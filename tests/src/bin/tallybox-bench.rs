@@ -752,6 +752,8 @@ fn say(what: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The load's request ids start with the time, as a checkout's do.
+    tallybox_core::protocol::RequestId::take_time_from(tallybox_platform::clock::unix_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

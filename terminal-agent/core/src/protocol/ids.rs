@@ -54,12 +54,32 @@ impl From<TerminalId> for String {
 #[serde(try_from = "String", into = "String")]
 pub struct RequestId(String);
 
+/// Where new request ids take the time from (Unix milliseconds): given once
+/// by a program that may read the clock (the core reads none).
+static CLOCK: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
 impl RequestId {
-    /// A UUID of version 7: the time in milliseconds, then 74 random bits.
-    /// Ids made one after another sort together, so the hub's index of them
-    /// takes each new one on its last page instead of a random one.
+    /// Makes every id after this start with the time `now` gives.
+    pub fn take_time_from(now: fn() -> u64) {
+        let _ = CLOCK.set(now);
+    }
+
+    /// A new id: [`RequestId::made_at`] the time once a program gave the
+    /// clock ([`RequestId::take_time_from`]), else a random UUID (v4).
     pub fn new() -> Self {
-        RequestId(uuid::Uuid::now_v7().to_string())
+        match CLOCK.get() {
+            Some(now) => RequestId::made_at(now()),
+            None => RequestId(uuid::Uuid::new_v4().to_string()),
+        }
+    }
+
+    /// A UUID of version 7: `unix_ms`, then 74 random bits. Ids made one
+    /// after another sort together, so the hub's index of them takes each
+    /// new one on its last page instead of a random one (an SD card's wear).
+    pub fn made_at(unix_ms: u64) -> Self {
+        let nanos = (unix_ms % 1000) as u32 * 1_000_000;
+        let at = uuid::Timestamp::from_unix(uuid::NoContext, unix_ms / 1000, nanos);
+        RequestId(uuid::Uuid::new_v7(at).to_string())
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {

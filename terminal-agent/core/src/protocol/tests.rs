@@ -336,10 +336,16 @@ mod documented_examples {
 }
 
 #[test]
-fn request_ids_are_valid_and_sort_in_the_order_they_were_made() {
-    let first = RequestId::new();
-    std::thread::sleep(std::time::Duration::from_millis(2));
-    let second = RequestId::new();
+fn request_ids_made_at_a_time_are_valid_and_sort_by_it() {
+    let first = RequestId::made_at(1_796_601_600_000);
+    let second = RequestId::made_at(1_796_601_600_001);
+    let later = RequestId::made_at(1_796_601_601_000);
     assert_eq!(RequestId::parse(first.as_str()), Ok(first.clone()));
     assert!(first.as_str() < second.as_str(), "{first} {second}");
+    assert!(second.as_str() < later.as_str(), "{second} {later}");
+    assert_ne!(
+        first,
+        RequestId::made_at(1_796_601_600_000),
+        "random after the time"
+    );
 }

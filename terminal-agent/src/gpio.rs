@@ -183,7 +183,7 @@ impl Missed {
     }
 
     pub fn any(&self) -> bool {
-        self.merged + self.unseen > 0
+        self.merged > 0 || self.unseen > 0
     }
 }
 

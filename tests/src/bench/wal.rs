@@ -21,6 +21,18 @@ impl Frames {
     }
 }
 
+/// A copy of `db` and its log, opened: what a hub starting on them would
+/// read, the originals left as they are. The copy lasts as long as the
+/// directory returned.
+pub fn open_copy(db: &Path) -> anyhow::Result<(tempfile::TempDir, rusqlite::Connection)> {
+    let copy = tempfile::tempdir()?;
+    let copied = copy.path().join("copy.db");
+    std::fs::copy(db, &copied)?;
+    std::fs::copy(db.with_extension("db-wal"), copied.with_extension("db-wal"))?;
+    let conn = rusqlite::Connection::open(&copied)?;
+    Ok((copy, conn))
+}
+
 /// The committed frames of `db`'s log (`db-wal`), by the b-tree each page
 /// is in (SQLite's `dbstat`, read on a copy of both files).
 pub fn frames(db: &Path) -> anyhow::Result<Frames> {
@@ -48,11 +60,7 @@ pub fn frames(db: &Path) -> anyhow::Result<Frames> {
     }
     pages.truncate(committed);
 
-    let copy = tempfile::tempdir()?;
-    let copied = copy.path().join("copy.db");
-    std::fs::copy(db, &copied)?;
-    std::fs::copy(&wal_path, copied.with_extension("db-wal"))?;
-    let conn = rusqlite::Connection::open(&copied)?;
+    let (_copy, conn) = open_copy(db)?;
     let mut tree_of: BTreeMap<u32, String> = BTreeMap::new();
     let mut rows = conn.prepare("SELECT name, pageno FROM dbstat")?;
     for row in rows.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {

@@ -848,7 +848,7 @@ fn main() -> anyhow::Result<()> {
     }
     // `tallybox-bench wear`: only the 20-terminal load and what it writes.
     if std::env::args().nth(1).as_deref() == Some("wear") {
-        let hub = Hub::start();
+        let mut hub = Hub::start();
         let pid = hub.pid().expect("hub running");
         let before = disk_writes(pid);
         let load = runtime.block_on(load::throughput(hub.mqtt, STORE, LOAD_TERMINALS, LOAD_RUN));
@@ -865,7 +865,6 @@ fn main() -> anyhow::Result<()> {
             size("tallybox.db-wal") >> 10,
         );
         // Killed, the hub leaves its log as the load left it.
-        let mut hub = hub;
         hub.kill();
         let frames = bench::wal::frames(&hub.data_dir().join("tallybox.db"))?;
         let total = frames.total().max(1);

@@ -40,11 +40,8 @@ fn cut_wal_in_half(hub: &mut Hub, sold: usize) -> (usize, usize) {
     // The approvals the cut database still holds, read on a copy as the
     // hub will read it: a cut between a sale's two commits keeps the sale,
     // pending.
-    let copy = tempfile::tempdir().unwrap();
-    std::fs::copy(hub.data_dir().join("tallybox.db"), copy.path().join("t.db")).unwrap();
-    std::fs::copy(&wal, copy.path().join("t.db-wal")).unwrap();
-    let approved: i64 = rusqlite::Connection::open(copy.path().join("t.db"))
-        .unwrap()
+    let (_copy, cut) = tallybox_e2e::bench::wal::open_copy(&hub.data_dir().join("tallybox.db")).unwrap();
+    let approved: i64 = cut
         .query_row(
             "SELECT count(*) FROM transactions WHERE status = 'approved'",
             [],
